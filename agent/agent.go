@@ -1,0 +1,158 @@
+// Package agent runs postfach's jobs for the accounts of a config: one-shot
+// syncs now, and later the daemon (schedules, push, local endpoints,
+// backups). It is the only package that turns a configs.Config into the
+// plain option structs of the packages below it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/postfach/postfach/configs"
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+// Agent holds an open store for a config.
+type Agent struct {
+	cfg   *configs.Config
+	store *index.Store
+	log   *slog.Logger
+}
+
+// Open opens the store (Maildir root and index) the config names.
+func Open(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
+	if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	st, err := index.Open(index.DefaultPath(cfg.Store.Path))
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, store: st, log: log}, nil
+}
+
+// Close closes the index.
+func (a *Agent) Close() error { return a.store.Close() }
+
+// Index returns the open index.
+func (a *Agent) Index() *index.Store { return a.store }
+
+// AccountReport is the outcome of one account's sync.
+type AccountReport struct {
+	Name   string
+	Result *imapsync.Result // nil when the account failed as a whole
+	Err    error
+}
+
+// Sync syncs the named accounts (all when names is empty), in parallel. The
+// error joins every account's error; each report says what happened.
+func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Progress) ([]AccountReport, error) {
+	accts, err := a.pick(names)
+	if err != nil {
+		return nil, err
+	}
+	reports := make([]AccountReport, len(accts))
+	var wg sync.WaitGroup
+	for i, acct := range accts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := a.syncAccount(ctx, acct, progress)
+			reports[i] = AccountReport{Name: acct.Name, Result: res, Err: err}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range reports {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, r.Err))
+		}
+	}
+	return reports, errors.Join(errs...)
+}
+
+func (a *Agent) pick(names []string) ([]*configs.Account, error) {
+	if len(names) == 0 {
+		out := make([]*configs.Account, len(a.cfg.Accounts))
+		for i := range a.cfg.Accounts {
+			out[i] = &a.cfg.Accounts[i]
+		}
+		return out, nil
+	}
+	var out []*configs.Account
+	for _, n := range names {
+		acct, ok := a.cfg.Account(n)
+		if !ok {
+			return nil, fmt.Errorf("no account %q in %s", n, a.cfg.File)
+		}
+		out = append(out, acct)
+	}
+	return out, nil
+}
+
+func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress imapsync.Progress) (*imapsync.Result, error) {
+	log := a.log.With("account", acct.Name)
+	var res *imapsync.Result
+	var err error
+	switch acct.Kind {
+	case "imap":
+		var opts imapsync.Options
+		if opts, err = a.imapOptions(ctx, acct); err == nil {
+			opts.Logger, opts.Progress = log, progress
+			res, err = imapsync.Sync(ctx, opts)
+		}
+	default:
+		err = fmt.Errorf("%s accounts cannot be synced yet", acct.Kind)
+	}
+	a.recordAccount(acct.Name, res, err)
+	return res, err
+}
+
+// recordAccount stores the account-level outcome for status.
+func (a *Agent) recordAccount(name string, res *imapsync.Result, runErr error) {
+	msg := ""
+	if runErr != nil && res == nil {
+		msg = runErr.Error()
+	}
+	err := a.store.Write(context.Background(), func(tx *index.Tx) error {
+		id, err := tx.EnsureAccount(name)
+		if err != nil {
+			return err
+		}
+		return tx.SetAccountResult(id, time.Now(), msg)
+	})
+	if err != nil {
+		a.log.Error("recording account status", "account", name, "err", err)
+	}
+}
+
+func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsync.Options, error) {
+	pass, err := acct.Secret(ctx)
+	if err != nil {
+		return imapsync.Options{}, err
+	}
+	tlsConf, err := acct.TLSConfig()
+	if err != nil {
+		return imapsync.Options{}, err
+	}
+	return imapsync.Options{
+		Account: acct.Name,
+		Root:    a.cfg.Store.Path,
+		Index:   a.store,
+		Endpoint: imapsync.Endpoint{
+			Addr:      acct.Addr(),
+			TLS:       acct.TLS,
+			TLSConfig: tlsConf,
+			Username:  acct.Username,
+			Password:  pass,
+		},
+		Folders:     acct.Folders,
+		Connections: acct.Connections,
+	}, nil
+}

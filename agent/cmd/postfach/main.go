@@ -1,0 +1,93 @@
+// Command postfach is the command-line interface of postfach, a personal
+// mail sync and archiving agent. It is thin: it parses flags, loads the
+// config and calls into package agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postfach/postfach/configs"
+)
+
+// exitError carries an exit status without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+type globals struct {
+	configPath string
+	verbose    bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "postfach:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "postfach",
+		Short: "Personal mail sync and archiving agent",
+		Long: `postfach mirrors IMAP accounts into a local Maildir with a SQLite index,
+so that your mail is on your own disk, searchable and safe.
+
+Configuration lives in one TOML file (see "postfach init").`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", configs.DefaultPath(), "config file")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what happens (to stderr)")
+	root.AddCommand(
+		newInitCmd(g),
+		newConfigCmd(g),
+		newSyncCmd(g),
+		newStatusCmd(g),
+		newSearchCmd(g),
+		newDemoCmd(g),
+	)
+	return root
+}
+
+func (g *globals) logger() *slog.Logger {
+	if !g.verbose {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (g *globals) load() (*configs.Config, error) {
+	cfg, err := configs.Load(g.configPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no config file at %s (create one with: postfach init)", g.configPath)
+		}
+		var list configs.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				fmt.Fprintln(os.Stderr, e)
+			}
+			return nil, exitError{2}
+		}
+		return nil, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postfach/postfach/agent"
+	"github.com/postfach/postfach/index"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each account and folder: messages, last sync, last error",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			a, err := agent.Open(cfg, g.logger())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			st, err := a.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if jsonOut {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			for _, acct := range st.Accounts {
+				last := acct.LastSync
+				if last == "" {
+					last = "never"
+				}
+				fmt.Fprintf(tw, "%s (%s)\t%d messages\tlast sync %s\t%s\n", acct.Name, acct.Kind, acct.Messages, last, acct.Error)
+				for _, f := range acct.Folders {
+					last := f.LastSync
+					if last == "" {
+						last = "never"
+					}
+					fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", f.Name, f.Messages, last, f.Error)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	return cmd
+}
+
+func newSearchCmd(g *globals) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "search WORDS...",
+		Short: "Full-text search over headers and text bodies of the local store",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			a, err := agent.Open(cfg, g.logger())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var hits []index.SearchResult
+			err = a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
+				hits, err = tx.Search(strings.Join(args, " "), limit)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			for _, h := range hits {
+				date := ""
+				if !h.Header.Date.IsZero() {
+					date = h.Header.Date.Format("2006-01-02")
+				}
+				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", h.Account, h.FolderName, date, h.Header.From, h.Header.Subject)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "maximum number of results")
+	return cmd
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/postfach/postfach/agent"
+)
+
+func newSyncCmd(g *globals) *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "sync [ACCOUNT...]",
+		Short: "Mirror the accounts (all, or the named ones) into the local store",
+		Long: `Mirror every selected folder of the accounts into the local Maildir:
+new messages, flag changes and expunges. A progress bar is shown on a
+terminal; --json prints progress and the result as JSON lines on stdout.
+The exit status is 0 only if every account and folder succeeded.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			a, err := agent.Open(cfg, g.logger())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var prog progressReporter = nopProgress{}
+			out := cmd.OutOrStdout()
+			switch {
+			case jsonOut:
+				prog = newJSONProgress(out)
+			case isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose:
+				prog = newBarProgress(os.Stderr)
+			}
+			start := time.Now()
+			reports, err := a.Sync(cmd.Context(), args, prog)
+			prog.Finish()
+			printReports(out, reports, time.Since(start), jsonOut)
+			if err != nil {
+				if jsonOut {
+					return exitError{1}
+				}
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print progress and results as JSON lines")
+	return cmd
+}
+
+func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration, asJSON bool) {
+	for _, r := range reports {
+		if asJSON {
+			ev := map[string]any{"event": "result", "account": r.Name, "seconds": took.Seconds()}
+			if r.Err != nil {
+				ev["error"] = r.Err.Error()
+			}
+			if r.Result != nil {
+				t := r.Result.Totals()
+				ev["new"], ev["bytes"], ev["flags"], ev["expunged"], ev["rebuilt"] = t.New, t.Bytes, t.FlagsChanged, t.Expunged, t.Rebuilt
+				ev["folders"] = len(r.Result.Folders)
+			}
+			json.NewEncoder(w).Encode(ev)
+			continue
+		}
+		if r.Result == nil {
+			continue // the error is printed by main
+		}
+		t := r.Result.Totals()
+		fmt.Fprintf(w, "%s: %d folders, %d new (%s), %d flag changes, %d expunged", r.Name,
+			len(r.Result.Folders), t.New, humanBytes(t.Bytes), t.FlagsChanged, t.Expunged)
+		if t.Rebuilt > 0 {
+			fmt.Fprintf(w, ", %d re-indexed from disk", t.Rebuilt)
+		}
+		fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+type progressReporter interface {
+	Expect(msgs int, bytes int64)
+	Done(msgs int, bytes int64)
+	Finish()
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Expect(int, int64) {}
+func (nopProgress) Done(int, int64)   {}
+func (nopProgress) Finish()           {}
+
+// barProgress draws a progress bar in messages on a terminal.
+type barProgress struct {
+	mu    sync.Mutex
+	bar   *progressbar.ProgressBar
+	total int64
+}
+
+func newBarProgress(w io.Writer) *barProgress {
+	return &barProgress{bar: progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("syncing"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("msg"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+	)}
+}
+
+func (p *barProgress) Expect(msgs int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total += int64(msgs)
+	p.bar.ChangeMax64(p.total)
+}
+
+func (p *barProgress) Done(msgs int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bar.Add(msgs)
+}
+
+func (p *barProgress) Finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bar.Finish()
+}
+
+// jsonProgress prints at most a few progress lines a second.
+type jsonProgress struct {
+	mu          sync.Mutex
+	enc         *json.Encoder
+	total, done int
+	bytes       int64
+	last        time.Time
+}
+
+func newJSONProgress(w io.Writer) *jsonProgress { return &jsonProgress{enc: json.NewEncoder(w)} }
+
+func (p *jsonProgress) Expect(msgs int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total += msgs
+}
+
+func (p *jsonProgress) Done(msgs int, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += msgs
+	p.bytes += bytes
+	if time.Since(p.last) >= 500*time.Millisecond {
+		p.emit()
+	}
+}
+
+func (p *jsonProgress) emit() {
+	p.last = time.Now()
+	p.enc.Encode(map[string]any{"event": "progress", "messages": p.done, "total": p.total, "bytes": p.bytes})
+}
+
+func (p *jsonProgress) Finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done > 0 {
+		p.emit()
+	}
+}

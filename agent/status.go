@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/postfach/postfach/index"
+)
+
+// Status is what `postfach status --json` prints.
+type Status struct {
+	Accounts []AccountStatus `json:"accounts"`
+}
+
+// AccountStatus is one account's state.
+type AccountStatus struct {
+	Name     string         `json:"name"`
+	Kind     string         `json:"kind"`
+	Messages int            `json:"messages"`
+	LastSync string         `json:"last_sync"` // RFC 3339, "" if never
+	Error    string         `json:"error"`     // the last run's account-level error
+	Folders  []FolderStatus `json:"folders"`
+}
+
+// FolderStatus is one folder's state.
+type FolderStatus struct {
+	Name     string `json:"name"`
+	Messages int    `json:"messages"`
+	LastSync string `json:"last_sync"` // RFC 3339, "" if never
+	Error    string `json:"error"`
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}
+
+// Status reports every configured account with its folders, from the index.
+func (a *Agent) Status(ctx context.Context) (*Status, error) {
+	st := &Status{Accounts: []AccountStatus{}}
+	err := a.store.Read(ctx, func(tx *index.ReadTx) error {
+		states, err := tx.Accounts()
+		if err != nil {
+			return err
+		}
+		byName := map[string]index.AccountState{}
+		for _, s := range states {
+			byName[s.Name] = s
+		}
+		for _, acct := range a.cfg.Accounts {
+			as := AccountStatus{Name: acct.Name, Kind: acct.Kind, Folders: []FolderStatus{}}
+			s, ok := byName[acct.Name]
+			if ok {
+				as.LastSync, as.Error = rfc3339(s.LastSync), s.LastError
+				folders, err := tx.FolderCounts(s.ID)
+				if err != nil && !errors.Is(err, index.ErrNotFound) {
+					return err
+				}
+				for _, f := range folders {
+					as.Messages += f.Messages
+					as.Folders = append(as.Folders, FolderStatus{
+						Name: f.Name, Messages: f.Messages, LastSync: rfc3339(f.LastSync), Error: f.LastError,
+					})
+				}
+			}
+			st.Accounts = append(st.Accounts, as)
+		}
+		return nil
+	})
+	return st, err
+}

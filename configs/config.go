@@ -1,0 +1,71 @@
+package configs
+
+import (
+	_ "embed"
+	"os"
+	"path/filepath"
+)
+
+// Example is the commented starter config written by `postfach init`. It
+// passes Load as it is.
+//
+//go:embed example.toml
+var Example []byte
+
+// Config is a loaded, complete and valid config file.
+type Config struct {
+	File     string // absolute path of the file it was loaded from
+	Store    Store
+	Accounts []Account // in the order of the file
+	Serve    Serve
+	Backup   Backup
+}
+
+// Store is the [store] table.
+type Store struct {
+	// Path is the Maildir root, absolute; default "~/Mail". Each account
+	// gets the folder <Path>/<account name>; the index lives in
+	// <Path>/.postfach.
+	Path string
+}
+
+// Serve is the [serve] table: the addresses ("host:port") of the local
+// endpoints. An empty string turns an endpoint off.
+type Serve struct {
+	IMAP       string // default "127.0.0.1:1143"
+	POP3       string // default "127.0.0.1:1110"
+	Submission string // default "127.0.0.1:1587"
+}
+
+// Backup is the [backup] table.
+type Backup struct {
+	Path string // absolute; default "~/MailBackups"
+	// Schedule is "" (no scheduled backups, the default), "hourly",
+	// "daily HH:MM" or "weekly DAY HH:MM" with DAY mon..sun, in local time.
+	// See Next.
+	Schedule string
+	Keep     int // backups to keep, default 14; 0 keeps all
+}
+
+// Account returns the account with the given name.
+func (c *Config) Account(name string) (*Account, bool) {
+	for i := range c.Accounts {
+		if c.Accounts[i].Name == name {
+			return &c.Accounts[i], true
+		}
+	}
+	return nil, false
+}
+
+// DefaultPath returns $XDG_CONFIG_HOME/postfach/config.toml, or
+// ~/.config/postfach/config.toml when XDG_CONFIG_HOME is unset or not
+// absolute (as the XDG spec asks). It returns a relative path only when the
+// home directory is unknown too.
+func DefaultPath() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if !filepath.IsAbs(dir) {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "postfach", "config.toml")
+}

@@ -1,0 +1,226 @@
+package configs
+
+import (
+	"slices"
+	"strings"
+)
+
+var (
+	imapKeys = []string{"folders", "direction", "expunge", "create_folders", "remove_folders",
+		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections"}
+	pop3Keys    = []string{"folder", "keep", "delete_after_days"}
+	secretKeys  = []string{"password", "password_env", "password_cmd"}
+	tlsModes    = []string{"implicit", "starttls", "none"}
+	defaultPort = map[string]map[string]int{
+		"imap": {"implicit": 993, "starttls": 143, "none": 143},
+		"pop3": {"implicit": 995, "starttls": 110, "none": 110},
+		"smtp": {"implicit": 465, "starttls": 587, "none": 25},
+	}
+)
+
+func (d *decoder) accounts(ts []*table) []Account {
+	accts := make([]Account, 0, len(ts))
+	seen := map[string]*table{} // lower-cased name -> first account with it
+	for _, t := range ts {
+		a := d.account(t)
+		if a.Name != "" {
+			// Case-insensitive: the name is a directory, and file systems
+			// may fold case.
+			k := strings.ToLower(a.Name)
+			if first, ok := seen[k]; ok {
+				t.errorf("name", "duplicate account name %q (also at line %d)", a.Name, first.line("name"))
+			} else {
+				seen[k] = t
+			}
+		}
+		accts = append(accts, a)
+	}
+	return accts
+}
+
+func (d *decoder) account(t *table) Account {
+	a := Account{Line: d.idx.line(t.path)}
+	a.Name = required(t, "name")
+	if msg := checkName(a.Name); a.Name != "" && msg != "" {
+		t.errorf("name", "%s", msg)
+	}
+	if t.has("kind") {
+		a.Kind = oneOf(t, "kind", "", "imap", "pop3")
+	} else {
+		t.get("kind")
+		t.errorf("kind", `required ("imap" or "pop3")`)
+	}
+	a.Host, a.TLS, a.Port, a.AllowInsecure = d.endpoint(t, a.Kind)
+	a.CAFile = d.path(t, "ca_file", "")
+	a.Username = required(t, "username")
+	a.Password, a.PasswordEnv, a.PasswordCmd, _ = secretSource(t, true)
+
+	switch a.Kind {
+	case "imap":
+		d.imap(t, &a)
+		wrongKind(t, pop3Keys, "pop3")
+	case "pop3":
+		d.pop3(t, &a)
+		wrongKind(t, imapKeys, "imap")
+	default: // already reported; still check the types of the rest
+		var x Account
+		d.imap(t, &x)
+		d.pop3(t, &x)
+	}
+	if st := t.sub("smtp"); st != nil {
+		a.SMTP = d.smtp(st, &a)
+	}
+	t.done()
+	return a
+}
+
+// endpoint decodes host, tls, port and allow_insecure; kind picks the
+// default port ("" when unknown: the port is then only range-checked).
+func (d *decoder) endpoint(t *table, kind string) (host, mode string, port int, insecure bool) {
+	host = required(t, "host")
+	if msg := checkHost(host); host != "" && msg != "" {
+		t.errorf("host", "%s", msg)
+		host = ""
+	}
+	mode = oneOf(t, "tls", "implicit", tlsModes...)
+	port = intRange(t, "port", defaultPort[kind][mode], 1, 65535)
+	insecure = t.boolean("allow_insecure", false)
+	if mode == "none" && !insecure && host != "" && !isLoopback(host) {
+		t.errorf("tls", `"none" sends the password in clear text to %s, which is not loopback; set allow_insecure = true to allow it`, host)
+	}
+	return host, mode, port, insecure
+}
+
+// secretSource decodes the one secret source of t. With need, having none
+// is an error; ok reports whether t has one.
+func secretSource(t *table, need bool) (password, env, cmd string, ok bool) {
+	var set []string
+	for _, k := range secretKeys {
+		if t.has(k) {
+			set = append(set, k)
+		}
+	}
+	slices.SortStableFunc(set, func(a, b string) int { return t.line(a) - t.line(b) })
+	for _, k := range set[min(1, len(set)):] {
+		t.errorf(k, "conflicts with %s (line %d): set only one of password, password_env or password_cmd", set[0], t.line(set[0]))
+	}
+	if len(set) == 0 && need {
+		t.d.errorf(t.path, "no password: set one of password, password_env or password_cmd")
+	}
+	return nonEmpty(t, "password", ""), nonEmpty(t, "password_env", ""), nonEmpty(t, "password_cmd", ""), len(set) > 0
+}
+
+func wrongKind(t *table, keys []string, kind string) {
+	for _, k := range keys {
+		if t.has(k) {
+			t.get(k)
+			t.errorf(k, "only valid for kind = %q", kind)
+		}
+	}
+}
+
+func (d *decoder) imap(t *table, a *Account) {
+	a.Folders = folders(t)
+	a.Direction = oneOf(t, "direction", "both", "both", "pull", "push")
+	a.Expunge = oneOf(t, "expunge", "both", "both", "local", "remote", "none")
+	a.CreateFolders = t.boolean("create_folders", true)
+	a.RemoveFolders = t.boolean("remove_folders", false)
+	a.MaxAgeDays = nonNegative(t, "max_age_days", 0)
+	a.MaxSize = maxSize(t)
+	a.FolderMap = folderMap(t)
+	a.MaxDeletePercent = intRange(t, "max_delete_percent", 25, 0, 100)
+	a.Connections = intRange(t, "connections", 4, 1, 16)
+}
+
+func (d *decoder) pop3(t *table, a *Account) {
+	a.Folder = nonEmpty(t, "folder", "INBOX")
+	a.Keep = t.boolean("keep", true)
+	a.DeleteAfterDays = nonNegative(t, "delete_after_days", 0)
+	if a.DeleteAfterDays > 0 && !a.Keep {
+		t.errorf("delete_after_days", "needs keep = true (with keep = false messages are deleted once downloaded)")
+	}
+}
+
+// folders decodes the folder patterns; with exclusions only, "*" is put
+// first.
+func folders(t *table) []string {
+	pats := t.strings("folders", []string{"*"})
+	if t.has("folders") && len(pats) == 0 {
+		t.errorf("folders", `must not be empty (["*"] is every folder)`)
+	}
+	include := false
+	for i, p := range pats {
+		switch {
+		case p == "" || p == "!":
+			t.d.errorf(joinIndex(t.key("folders"), i+1), "empty pattern")
+		case !strings.HasPrefix(p, "!"):
+			include = true
+		}
+	}
+	if !include && len(pats) > 0 {
+		pats = append([]string{"*"}, pats...)
+	}
+	return pats
+}
+
+func maxSize(t *table) int64 {
+	v, ok := t.get("max_size")
+	if !ok {
+		return 0
+	}
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			t.errorf("max_size", "must not be negative")
+			return 0
+		}
+		return v
+	case string:
+		n, err := parseSize(v)
+		if err != nil {
+			t.errorf("max_size", "%v, not %q", err, v)
+		}
+		return n
+	}
+	t.typeError(t.key("max_size"), `an integer or a string like "10MB"`, v)
+	return 0
+}
+
+func folderMap(t *table) map[string]string {
+	m := t.stringMap("folder_map")
+	remotes := make([]string, 0, len(m))
+	for r := range m {
+		remotes = append(remotes, r)
+	}
+	slices.Sort(remotes)
+	target := map[string]string{} // local -> remote
+	for _, r := range remotes {
+		path := joinKey(t.key("folder_map"), r)
+		l := m[r]
+		switch {
+		case r == "":
+			t.d.errorf(path, "remote folder name must not be empty")
+		case l == "":
+			t.d.errorf(path, "must not be empty")
+		case target[l] != "":
+			t.d.errorf(path, "maps to %q like %q", l, target[l])
+		default:
+			target[l] = r
+		}
+	}
+	return m
+}
+
+func (d *decoder) smtp(t *table, a *Account) *SMTP {
+	s := &SMTP{Line: d.idx.line(t.path), account: a.Name}
+	s.Host, s.TLS, s.Port, s.AllowInsecure = d.endpoint(t, "smtp")
+	s.CAFile = d.path(t, "ca_file", "")
+	s.Username = nonEmpty(t, "username", a.Username)
+	var own bool
+	s.Password, s.PasswordEnv, s.PasswordCmd, own = secretSource(t, false)
+	if !own {
+		s.Password, s.PasswordEnv, s.PasswordCmd = a.Password, a.PasswordEnv, a.PasswordCmd
+	}
+	t.done()
+	return s
+}

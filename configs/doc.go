@@ -1,0 +1,36 @@
+// Package configs reads, checks and completes postfach's configuration file.
+//
+// The file is TOML (see example.toml, embedded as [Example]): a [store]
+// table, one [[accounts]] table per upstream account (kind "imap" or "pop3",
+// each with an optional [accounts.smtp] table for outbound mail), the local
+// endpoints in [serve] and the backup policy in [backup]. [Load] parses the
+// file, fills in every default, expands "~" in paths and checks the result;
+// the other packages receive a complete, valid [Config] and never see the
+// file format.
+//
+// # Errors
+//
+// A bad file yields an [ErrorList] holding every problem at once, one per
+// line, sorted by line:
+//
+//	FILE:LINE: KEY: MESSAGE
+//
+// KEY is the dotted path of the offending key, with 1-based indexes in the
+// order of the file for arrays (accounts[2].port, accounts[1].folders[3]) and
+// keys that are not bare TOML keys quoted (accounts[1].folder_map."Sent
+// Items"). LINE is the line of that key or, when a required key is missing,
+// the line of the table header it belongs in. Unknown keys and values of the
+// wrong type are reported like every other error. A TOML syntax error stops
+// the parse and is reported alone, with a column: FILE:LINE:COL: MESSAGE.
+// Files over 256 KiB are refused, and at most 100 errors are listed.
+//
+// Only what the file says is checked: whether a ca_file can be read, an
+// environment variable is set or a password_cmd succeeds is found out when
+// the value is used ([Account.TLSConfig], [Account.Secret]).
+//
+// # Paths
+//
+// store.path, backup.path and ca_file accept "~" and "~/..." for the home
+// directory; relative paths are relative to the directory of the config
+// file. The results are absolute and cleaned.
+package configs

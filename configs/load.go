@@ -1,0 +1,113 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// Load reads the config file at path, fills in the defaults and checks it.
+// A file that cannot be read gives the error of os.ReadFile; a bad file gives
+// an ErrorList with every problem found.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, abs, data)
+}
+
+const (
+	// maxFileSize keeps go-toml, whose duplicate-key check is quadratic in
+	// the keys of a table, fast; a real config is a few KiB.
+	maxFileSize = 256 << 10
+	// maxErrors is how many errors a bad file reports; the rest are counted.
+	maxErrors = 100
+)
+
+// parse is Load for the contents of a file: name is how errors name the
+// file, abs its absolute path.
+func parse(name, abs string, data []byte) (*Config, error) {
+	// go-toml finds every TOML error (syntax, duplicate keys, redefined
+	// tables); the decoder below only deals with valid documents. It does
+	// not decode into the Config types because it stops at the first value
+	// of the wrong type, and Load reports them all.
+	if len(data) > maxFileSize {
+		return nil, ErrorList{{File: name, Msg: fmt.Sprintf("larger than %d KiB: not a postfach config file", maxFileSize>>10)}}
+	}
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		e := &Error{File: name, Msg: err.Error()}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			e.Line, e.Col = de.Position()
+			e.Msg = strings.TrimPrefix(de.Error(), "toml: ")
+		}
+		return nil, ErrorList{e}
+	}
+	d := &decoder{file: name, dir: filepath.Dir(abs), idx: indexLines(data)}
+	root := d.table("", doc)
+	c := &Config{
+		File:     abs,
+		Store:    d.store(root.sub("store")),
+		Accounts: d.accounts(root.tables("accounts")),
+		Serve:    d.serve(root.sub("serve")),
+		Backup:   d.backup(root.sub("backup")),
+	}
+	root.done()
+	if c.Store.Path != "" && c.Backup.Path != "" && within(c.Backup.Path, c.Store.Path) {
+		d.errorf("backup.path", "must not be inside store.path (%s)", c.Store.Path)
+	}
+	if len(d.errs) > 0 {
+		d.errs.sort()
+		if n := len(d.errs) - maxErrors; n > 0 {
+			d.errs = append(d.errs[:maxErrors], &Error{File: name, Msg: fmt.Sprintf("%d more errors", n)})
+		}
+		return nil, d.errs
+	}
+	return c, nil
+}
+
+func (d *decoder) store(t *table) Store {
+	s := Store{Path: d.path(t, "path", "~/Mail")}
+	t.done()
+	return s
+}
+
+func (d *decoder) serve(t *table) Serve {
+	s := Serve{
+		IMAP:       addr(t, "imap", "127.0.0.1:1143"),
+		POP3:       addr(t, "pop3", "127.0.0.1:1110"),
+		Submission: addr(t, "submission", "127.0.0.1:1587"),
+	}
+	t.done()
+	return s
+}
+
+func (d *decoder) backup(t *table) Backup {
+	b := Backup{
+		Path:     d.path(t, "path", "~/MailBackups"),
+		Schedule: t.str("schedule", ""),
+		Keep:     nonNegative(t, "keep", 14),
+	}
+	if _, err := parseSchedule(b.Schedule); err != nil {
+		t.errorf("schedule", "%v", err)
+	}
+	t.done()
+	return b
+}
+
+// within reports whether path is dir or inside it; both are clean and
+// absolute.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}

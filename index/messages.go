@@ -1,0 +1,218 @@
+package index
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/postfach/postfach/maildir"
+)
+
+// MessageID identifies a message row (not the Message-ID header).
+type MessageID int64
+
+// Header holds the parsed, decoded header fields the index keeps.
+type Header struct {
+	MessageID string // without angle brackets
+	Date      time.Time
+	From      string
+	To        string
+	Cc        string
+	Subject   string
+}
+
+// Message is one message row.
+type Message struct {
+	ID       MessageID
+	Folder   FolderID
+	Key      string // Maildir unique key
+	File     string // last known file name, "cur/<name>" or "new/<name>"
+	UID      uint32 // upstream UID; 0 when not upstream
+	LocalUID uint32
+	Flags    maildir.Flags
+	Keywords []string
+	// SyncedFlags/SyncedKeywords are the last state both sides agreed on:
+	// the base of the three-way flag merge.
+	SyncedFlags    maildir.Flags
+	SyncedKeywords []string
+	Size           int64 // bytes on disk
+	RFC822Size     int64 // upstream size (CRLF), 0 when unknown
+	InternalDate   time.Time
+	ModSeq         uint64
+	Header         Header
+	SHA256         [32]byte
+}
+
+// NewMessage is what AddMessage needs; Body is the decoded text for the
+// full-text index (may be empty).
+type NewMessage struct {
+	Message
+	Body string
+}
+
+// AddMessage inserts a message row (and its full-text entry), assigning its
+// local UID and MODSEQ. It returns the new row's id.
+func (tx *Tx) AddMessage(m *NewMessage) (MessageID, error) {
+	var localUID uint32
+	var modseq uint64
+	err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
+		WHERE id=? RETURNING local_uidnext-1, local_modseq`, m.Folder).Scan(&localUID, &modseq)
+	if err != nil {
+		return 0, fmt.Errorf("index: add message: folder %d: %w", m.Folder, err)
+	}
+	var id MessageID
+	err = tx.tx.QueryRow(`INSERT INTO messages(folder_id, key, file, uid, local_uid, flags, keywords,
+		synced_flags, synced_kw, size, rfc822_size, internal_date, modseq, message_id, date,
+		from_addr, to_addr, cc_addr, subject, sha256)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+		m.Folder, m.Key, m.File, m.UID, localUID, m.Flags, joinKeywords(m.Keywords),
+		m.SyncedFlags, joinKeywords(m.SyncedKeywords), m.Size, m.RFC822Size, unix(m.InternalDate), modseq,
+		m.Header.MessageID, unix(m.Header.Date), m.Header.From, m.Header.To, m.Header.Cc, m.Header.Subject,
+		m.SHA256[:]).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("index: add message %s: %w", m.Key, err)
+	}
+	_, err = tx.tx.Exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,
+		id, m.Header.Subject, m.Header.From, m.Header.To+" "+m.Header.Cc, m.Body)
+	if err != nil {
+		return 0, fmt.Errorf("index: add message %s to full-text index: %w", m.Key, err)
+	}
+	return id, nil
+}
+
+const messageCols = `id, folder_id, key, file, uid, local_uid, flags, keywords, synced_flags, synced_kw,
+	size, rfc822_size, internal_date, modseq, message_id, date, from_addr, to_addr, cc_addr, subject, sha256`
+
+func scanMessage(row interface{ Scan(...any) error }) (*Message, error) {
+	var m Message
+	var kw, skw string
+	var idate, date int64
+	var sum []byte
+	err := row.Scan(&m.ID, &m.Folder, &m.Key, &m.File, &m.UID, &m.LocalUID, &m.Flags, &kw, &m.SyncedFlags, &skw,
+		&m.Size, &m.RFC822Size, &idate, &m.ModSeq, &m.Header.MessageID, &date, &m.Header.From, &m.Header.To,
+		&m.Header.Cc, &m.Header.Subject, &sum)
+	if err != nil {
+		return nil, err
+	}
+	m.Keywords = splitKeywords(kw)
+	m.SyncedKeywords = splitKeywords(skw)
+	m.InternalDate = fromUnix(idate)
+	m.Header.Date = fromUnix(date)
+	copy(m.SHA256[:], sum)
+	return &m, nil
+}
+
+// Messages returns all message rows of a folder, ordered by upstream UID
+// (messages not upstream, UID 0, first).
+func (tx *ReadTx) Messages(folder FolderID) ([]*Message, error) {
+	rows, err := tx.tx.Query(`SELECT `+messageCols+` FROM messages WHERE folder_id=? ORDER BY uid, id`, folder)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MessageByID returns one message row or ErrNotFound.
+func (tx *ReadTx) MessageByID(id MessageID) (*Message, error) {
+	m, err := scanMessage(tx.tx.QueryRow(`SELECT `+messageCols+` FROM messages WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+// CountMessages returns the number of message rows in a folder.
+func (tx *ReadTx) CountMessages(folder FolderID) (int, error) {
+	var n int
+	err := tx.tx.QueryRow(`SELECT count(*) FROM messages WHERE folder_id=?`, folder).Scan(&n)
+	return n, err
+}
+
+// SetFlags records new flags and keywords for a message and bumps its MODSEQ.
+func (tx *Tx) SetFlags(id MessageID, folder FolderID, flags maildir.Flags, keywords []string) error {
+	modseq, err := tx.bumpModSeq(folder)
+	if err != nil {
+		return err
+	}
+	_, err = tx.tx.Exec(`UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?`,
+		flags, joinKeywords(keywords), modseq, id)
+	return err
+}
+
+// SetSyncedFlags records the flags both sides last agreed on (the merge
+// base).
+func (tx *Tx) SetSyncedFlags(id MessageID, flags maildir.Flags, keywords []string) error {
+	_, err := tx.tx.Exec(`UPDATE messages SET synced_flags=?, synced_kw=? WHERE id=?`, flags, joinKeywords(keywords), id)
+	return err
+}
+
+// SetFile records a message's current file name ("cur/<name>").
+func (tx *Tx) SetFile(id MessageID, file string) error {
+	_, err := tx.tx.Exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
+	return err
+}
+
+// SetUID records a message's upstream UID and size.
+func (tx *Tx) SetUID(id MessageID, uid uint32, rfc822Size int64) error {
+	_, err := tx.tx.Exec(`UPDATE messages SET uid=?, rfc822_size=? WHERE id=?`, uid, rfc822Size, id)
+	return err
+}
+
+// ClearUIDs forgets the upstream UIDs of a folder's messages (after a
+// UIDVALIDITY change); they are matched again by content.
+func (tx *Tx) ClearUIDs(folder FolderID) error {
+	_, err := tx.tx.Exec(`UPDATE messages SET uid=0 WHERE folder_id=?`, folder)
+	return err
+}
+
+// DeleteMessage removes a message row and its full-text entry. The caller
+// removes the file after the commit.
+func (tx *Tx) DeleteMessage(id MessageID) error {
+	if _, err := tx.tx.Exec(`DELETE FROM messages_fts WHERE rowid=?`, id); err != nil {
+		return err
+	}
+	_, err := tx.tx.Exec(`DELETE FROM messages WHERE id=?`, id)
+	return err
+}
+
+func joinKeywords(kw []string) string {
+	if len(kw) == 0 {
+		return ""
+	}
+	s := append([]string(nil), kw...)
+	sort.Strings(s)
+	return strings.Join(s, " ")
+}
+
+func splitKeywords(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func fromUnix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0)
+}

@@ -1,0 +1,178 @@
+// Package index is postfach's SQLite catalogue of the local store.
+//
+// The Maildir (package maildir) holds the content; the index holds the state:
+// folders with their upstream sync state (UIDVALIDITY, UIDNEXT,
+// HIGHESTMODSEQ), one row per message file (Maildir key, upstream UID, flags,
+// keywords, sizes, parsed headers, SHA-256 of the stored bytes), a contentless
+// FTS5 table over decoded headers and text bodies, the journal of local
+// changes waiting to go upstream, and POP3 UIDLs.
+//
+// On disk it is one SQLite database in WAL mode at
+// <store root>/.postfach/index.db, written with synchronous=FULL.
+//
+// Invariants:
+//   - One writer at a time: Write transactions use BEGIN IMMEDIATE on a
+//     single connection; Read transactions use a separate read-only pool and
+//     see a consistent snapshot.
+//   - Nothing that lives only in memory decides what has been synced: a
+//     message counts as stored when its row is committed, and its file was
+//     made durable before that commit (see sync/imapsync).
+//   - Everything except the journal and POP3 UIDLs can be rebuilt from the
+//     Maildir plus the server: a lost index costs a scan, not a download.
+//   - The schema is versioned (PRAGMA user_version); migrations are embedded
+//     numbered .sql files applied in one transaction each.
+package index
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed sql/*.sql
+var migrations embed.FS
+
+// Store is an open index. It is safe for concurrent use.
+type Store struct {
+	path string
+	w    *sql.DB // one connection, BEGIN IMMEDIATE
+	r    *sql.DB // read-only pool
+}
+
+// DefaultPath returns the index location for a store root.
+func DefaultPath(storeRoot string) string {
+	return filepath.Join(storeRoot, ".postfach", "index.db")
+}
+
+// Open opens (creating if needed) the index at path and brings its schema up
+// to date.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	dsn := func(extra string) string {
+		q := url.Values{}
+		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)"} {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode() + extra
+	}
+	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec("PRAGMA journal_mode=WAL"); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("index: open %s: %w", path, err)
+	}
+	if err := migrate(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("index: %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("index: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &Store{path: path, w: w, r: r}, nil
+}
+
+// Close closes the index.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+func migrate(db *sql.DB) error {
+	var version int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "sql/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("bad migration name %s", name)
+		}
+		if n <= version {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		version = n
+	}
+	return nil
+}
+
+// ReadTx is a read-only snapshot of the index.
+type ReadTx struct {
+	tx *sql.Tx
+}
+
+// Tx is a read-write transaction; all its changes commit together.
+type Tx struct {
+	ReadTx
+}
+
+// Read runs fn in a read-only transaction.
+func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(&ReadTx{tx: tx})
+}
+
+// Write runs fn in a read-write transaction and commits it when fn returns
+// nil. Only one Write runs at a time.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if err := fn(&Tx{ReadTx{tx: tx}}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}

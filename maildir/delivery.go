@@ -1,0 +1,332 @@
+package maildir
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// MaxHeader is the most Delivery.Header keeps.
+const MaxHeader = 64 << 10
+
+const bufSize = 32 << 10
+
+// Delivery is a message being written to tmp/. It converts CRLF to LF as the
+// bytes stream through, hashes and counts what reaches the disk, and keeps
+// the header for parsing; its memory use does not grow with the message.
+// A Delivery is not safe for concurrent use.
+type Delivery struct {
+	dir  *Dir
+	key  string
+	path string // tmp/<key>
+	f    *os.File
+	bw   *bufio.Writer
+	h    hash.Hash
+
+	size    int64
+	cr      bool   // the last byte given to Write was a '\r', not written yet
+	hdr     []byte // the header so far
+	hdrDone bool
+	bol     bool // the last byte written was '\n' (or none was written)
+	sum     [32]byte
+
+	closed bool // Close has run
+	done   bool // committed or aborted: the tmp file is no longer ours
+	err    error
+}
+
+// NewDelivery creates tmp/<key> with a fresh key and returns it open for
+// writing.
+func (d *Dir) NewDelivery() (*Delivery, error) {
+	key := newKey()
+	path := filepath.Join(d.Path, "tmp", key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: new delivery: %w", err)
+	}
+	return &Delivery{
+		dir: d, key: key, path: path, f: f,
+		bw:  bufio.NewWriterSize(f, bufSize),
+		h:   sha256.New(),
+		bol: true,
+	}, nil
+}
+
+var (
+	crByte = []byte{'\r'}
+	lfByte = []byte{'\n'}
+)
+
+// Write writes p, turning each CRLF into LF, also when the CR ends one Write
+// and the LF starts the next; a CR not followed by LF is kept. It returns
+// len(p) on success.
+func (w *Delivery) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, fmt.Errorf("maildir: write to closed delivery: %w", os.ErrClosed)
+	}
+	n := len(p)
+	if w.cr && len(p) > 0 {
+		w.cr = false
+		if p[0] == '\n' {
+			p = p[1:]
+			w.emit(lfByte)
+		} else {
+			w.emit(crByte)
+		}
+	}
+	for len(p) > 0 && w.err == nil {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			w.emit(p)
+			break
+		}
+		w.emit(p[:i])
+		switch {
+		case i+1 == len(p):
+			w.cr = true
+			p = nil
+		case p[i+1] == '\n':
+			w.emit(lfByte)
+			p = p[i+2:]
+		default:
+			w.emit(crByte)
+			p = p[i+1:]
+		}
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	return n, nil
+}
+
+// emit writes b, already converted, to the file, the hash and the header.
+func (w *Delivery) emit(b []byte) {
+	if len(b) == 0 || w.err != nil {
+		return
+	}
+	if !w.hdrDone {
+		w.captureHeader(b)
+	}
+	w.h.Write(b)
+	w.size += int64(len(b))
+	if _, err := w.bw.Write(b); err != nil {
+		w.err = fmt.Errorf("maildir: write %s: %w", w.path, err)
+	}
+}
+
+// captureHeader appends the part of b that belongs to the header: up to and
+// including the first empty line, at most MaxHeader bytes in all.
+func (w *Delivery) captureHeader(b []byte) {
+	end := len(b)
+	for i, c := range b {
+		if c == '\n' {
+			if w.bol {
+				end = i + 1
+				w.hdrDone = true
+				break
+			}
+			w.bol = true
+		} else {
+			w.bol = false
+		}
+	}
+	if room := MaxHeader - len(w.hdr); end >= room {
+		end = room
+		w.hdrDone = true
+	}
+	if need := len(w.hdr) + end; need > cap(w.hdr) {
+		// Grow by doubling, from 4 KiB, but never beyond MaxHeader.
+		n := min(max(need, 2*cap(w.hdr), 4<<10), MaxHeader)
+		w.hdr = append(make([]byte, 0, n), w.hdr...)
+	}
+	w.hdr = append(w.hdr, b[:end]...)
+}
+
+// Header returns the message header as written so far: the bytes up to and
+// including the first empty line, or the first MaxHeader bytes if there is
+// no empty line before that (or all bytes, for a short message without
+// one). The caller must not modify it.
+func (w *Delivery) Header() []byte { return w.hdr }
+
+// Key returns the key of the message; it stays its key after Commit.
+func (w *Delivery) Key() string { return w.key }
+
+// Path returns the tmp/ file's path, valid until Commit or Abort. Use it to
+// read the message back (e.g. for indexing) after Close.
+func (w *Delivery) Path() string { return w.path }
+
+// Size returns the number of bytes written to the file, after CRLF
+// conversion; final after Close.
+func (w *Delivery) Size() int64 { return w.size }
+
+// Sum returns the SHA-256 of the bytes written to the file, after CRLF
+// conversion; final after Close.
+func (w *Delivery) Sum() [32]byte {
+	if w.closed {
+		return w.sum
+	}
+	var s [32]byte
+	w.h.Sum(s[:0])
+	return s
+}
+
+// Close writes a pending CR, flushes and closes the file. It does not fsync:
+// use SyncBatch or DeliverSync before Commit. Closing twice is harmless.
+func (w *Delivery) Close() error {
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	if w.cr {
+		w.cr = false
+		w.emit(crByte)
+	}
+	if w.err == nil {
+		if err := w.bw.Flush(); err != nil {
+			w.err = fmt.Errorf("maildir: write %s: %w", w.path, err)
+		}
+	}
+	if err := w.f.Close(); err != nil && w.err == nil {
+		w.err = fmt.Errorf("maildir: close %s: %w", w.path, err)
+	}
+	w.h.Sum(w.sum[:0])
+	w.bw = nil
+	return w.err
+}
+
+// Abort closes the delivery and removes its tmp file. After Commit it does
+// nothing, so `defer w.Abort()` is the usual cleanup.
+func (w *Delivery) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	if !w.closed {
+		w.closed = true
+		_ = w.f.Close()
+	}
+	_ = os.Remove(w.path)
+}
+
+// syncFile fsyncs w's file, flushing first if it is still open.
+func (w *Delivery) syncFile() error {
+	if !w.closed {
+		if err := w.bw.Flush(); err != nil {
+			return err
+		}
+		return w.f.Sync()
+	}
+	f, err := os.OpenFile(w.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// DeliverSync makes the contents of w durable with one fsync of its file: for
+// a single delivery, where SyncBatch's syncfs would be too broad. Call it
+// after Close (or before: it flushes) and before Commit.
+func (d *Dir) DeliverSync(w *Delivery) error {
+	if w.done {
+		return errors.New("maildir: sync: delivery already committed or aborted")
+	}
+	if err := w.syncFile(); err != nil {
+		return fmt.Errorf("maildir: sync %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// SyncBatch makes the contents of the deliveries ds durable, before they are
+// committed into dirs. On Linux it calls syncfs(2) once per file system among
+// dirs and the deliveries' folders (normally once in all); elsewhere, or if
+// syncfs is unavailable, it fsyncs each delivery's file. The caller then
+// calls Commit for each delivery and SyncDir for each dir.
+func SyncBatch(dirs []*Dir, ds []*Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	paths := make([]string, 0, len(dirs)+len(ds))
+	for _, d := range dirs {
+		paths = append(paths, d.Path)
+	}
+	for _, w := range ds {
+		if w.done {
+			return errors.New("maildir: sync: delivery already committed or aborted")
+		}
+		if !w.closed {
+			if err := w.bw.Flush(); err != nil {
+				return fmt.Errorf("maildir: sync %s: %w", w.path, err)
+			}
+		}
+		paths = append(paths, w.dir.Path)
+	}
+	err := syncFS(paths)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errNoSyncfs) {
+		return fmt.Errorf("maildir: sync: %w", err)
+	}
+	for _, w := range ds {
+		if err := w.syncFile(); err != nil {
+			return fmt.Errorf("maildir: sync %s: %w", w.path, err)
+		}
+	}
+	return nil
+}
+
+var errNoSyncfs = errors.New("syncfs not available")
+
+// Commit moves the delivery from tmp/ to cur/<key>[,U=<uid>]:2,<flags> in d
+// and returns the new base name. It closes w if still open. It never replaces
+// a file: if the name exists, it fails with an error wrapping fs.ErrExist and
+// leaves the tmp file for Abort. Commit does not fsync: make the contents
+// durable first (SyncBatch, DeliverSync) and the name afterwards (SyncDir).
+func (d *Dir) Commit(w *Delivery, uid uint32, flags Flags) (name string, err error) {
+	if w.done {
+		return "", errors.New("maildir: commit: delivery already committed or aborted")
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	name = formatName(w.key, uid, flags)
+	if err := renameNoReplace(w.path, filepath.Join(d.Path, "cur", name)); err != nil {
+		return "", fmt.Errorf("maildir: commit: %w", err)
+	}
+	w.done = true
+	return name, nil
+}
+
+// linkRename moves src to dst unless dst exists, by link and unlink. On file
+// systems without hard links it checks and renames, which races only with a
+// file of the same key, and keys are unique.
+func linkRename(src, dst string) error {
+	if err := os.Link(src, dst); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if _, serr := os.Lstat(dst); serr == nil {
+			return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
+		} else if !errors.Is(serr, fs.ErrNotExist) {
+			return serr
+		}
+		return os.Rename(src, dst)
+	}
+	// The message is in place; a failed unlink only leaves a second name in
+	// tmp/, which CleanTmp removes.
+	_ = os.Remove(src)
+	return nil
+}

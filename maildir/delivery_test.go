@@ -1,0 +1,374 @@
+package maildir
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// deliver writes the chunks as separate Writes and closes the delivery.
+func deliver(t *testing.T, d *Dir, chunks ...string) *Delivery {
+	t.Helper()
+	w, err := d.NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chunks {
+		if n, err := w.Write([]byte(c)); n != len(c) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", c, n, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func commitMsg(t *testing.T, d *Dir, msg string, uid uint32, f Flags) Entry {
+	t.Helper()
+	w := deliver(t, d, msg)
+	if err := d.DeliverSync(w); err != nil {
+		t.Fatal(err)
+	}
+	name, err := d.Commit(w, uid, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SyncDir(); err != nil {
+		t.Fatal(err)
+	}
+	e, ok := ParseName(name)
+	if !ok {
+		t.Fatalf("ParseName(%q) failed", name)
+	}
+	e.Sub = "cur"
+	return e
+}
+
+// checkFile commits w and checks the file, Size and Sum against want.
+func checkFile(t *testing.T, d *Dir, w *Delivery, want string) {
+	t.Helper()
+	if w.Size() != int64(len(want)) || w.Sum() != sha256.Sum256([]byte(want)) {
+		t.Errorf("Size, Sum = %d, %x; want %d, %x", w.Size(), w.Sum(), len(want), sha256.Sum256([]byte(want)))
+	}
+	name, err := d.Commit(w, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(d.Path, "cur", name))
+	if err != nil || string(b) != want {
+		t.Errorf("file holds %q, %v; want %q", b, err, want)
+	}
+}
+
+func TestDeliveryCRLF(t *testing.T) {
+	d := openTemp(t)
+	tests := []struct {
+		chunks []string
+		want   string
+	}{
+		{[]string{"a\r\nb\r\n"}, "a\nb\n"},
+		{[]string{"a\r", "\nb"}, "a\nb"},
+		{[]string{"a\r", "", "\nb"}, "a\nb"},
+		{[]string{"a\r", "b"}, "a\rb"},
+		{[]string{"a\r"}, "a\r"},
+		{[]string{"\r"}, "\r"},
+		{[]string{"\r\r\n"}, "\r\n"},
+		{[]string{"\r", "\r", "\n"}, "\r\n"},
+		{[]string{"\r", "\r"}, "\r\r"},
+		{[]string{"\n\r\n\r"}, "\n\n\r"},
+		{[]string{"a\n", "\r", "\n"}, "a\n\n"},
+		{[]string{}, ""},
+	}
+	for _, tt := range tests {
+		w := deliver(t, d, tt.chunks...)
+		checkFile(t, d, w, tt.want)
+	}
+}
+
+func TestDeliveryEverySplit(t *testing.T) {
+	d := openTemp(t)
+	msg := "From: a\r\nSubject: b\r\n\r\nline\r\nlone\rcr\r\r\nend\r"
+	want := strings.ReplaceAll(msg, "\r\n", "\n")
+	for i := 0; i <= len(msg); i++ {
+		for j := i; j <= len(msg); j++ {
+			w := deliver(t, d, msg[:i], msg[i:j], msg[j:])
+			if w.Size() != int64(len(want)) || w.Sum() != sha256.Sum256([]byte(want)) {
+				t.Fatalf("split %d,%d: size %d, sum differs", i, j, w.Size())
+			}
+			if string(w.Header()) != "From: a\nSubject: b\n\n" {
+				t.Fatalf("split %d,%d: header %q", i, j, w.Header())
+			}
+			w.Abort()
+		}
+	}
+	// One byte at a time.
+	w, err := d.NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(msg); i++ {
+		w.Write([]byte{msg[i]})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, d, w, want)
+}
+
+func TestDeliveryHeader(t *testing.T) {
+	d := openTemp(t)
+	big := strings.Repeat("X-Long: "+strings.Repeat("y", 100)+"\r\n", 1000)
+	tests := []struct {
+		msg, want string
+	}{
+		{"A: b\r\nC: d\r\n\r\nbody\r\n\r\nmore", "A: b\nC: d\n\n"},
+		{"A: b\r\n", "A: b\n"},
+		{"A: b", "A: b"},
+		{"\r\nbody", "\n"},
+		{"", ""},
+		{big + "\r\nbody", strings.ReplaceAll(big, "\r\n", "\n")[:MaxHeader]},
+	}
+	for _, tt := range tests {
+		w := deliver(t, d, tt.msg)
+		if got := string(w.Header()); got != tt.want {
+			t.Errorf("Header of %.20q = %.40q (%d bytes), want %.40q (%d bytes)", tt.msg, got, len(got), tt.want, len(tt.want))
+		}
+		w.Abort()
+	}
+}
+
+func TestCommitNoOverwrite(t *testing.T) {
+	d := openTemp(t)
+	w := deliver(t, d, "new message")
+	dst := filepath.Join(d.Path, "cur", formatName(w.Key(), 3, FlagSeen))
+	writeFile(t, dst, "existing")
+	if _, err := d.Commit(w, 3, FlagSeen); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Commit over an existing file: %v, want ErrExist", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "existing" {
+		t.Errorf("existing file now holds %q", b)
+	}
+	tmp := filepath.Join(d.Path, "tmp", w.Key())
+	if _, err := os.Stat(tmp); err != nil {
+		t.Errorf("tmp file gone after failed commit: %v", err)
+	}
+	// Another name works.
+	name, err := d.Commit(w, 4, FlagSeen)
+	if err != nil || name != w.Key()+",U=4:2,S" {
+		t.Fatalf("Commit = %q, %v", name, err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("tmp file left after commit: %v", err)
+	}
+	if _, err := d.Commit(w, 5, 0); err == nil {
+		t.Error("second Commit: no error")
+	}
+	w.Abort() // no-op after Commit
+	if _, err := os.Stat(filepath.Join(d.Path, "cur", name)); err != nil {
+		t.Errorf("Abort after Commit removed the message: %v", err)
+	}
+
+	// The link fallback refuses to overwrite too.
+	src := filepath.Join(d.Path, "tmp", "src")
+	writeFile(t, src, "src")
+	if err := linkRename(src, dst); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("linkRename over an existing file: %v", err)
+	}
+	other := filepath.Join(d.Path, "cur", "other:2,")
+	if err := linkRename(src, other); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "src" {
+		t.Errorf("moved file holds %q", b)
+	}
+	if _, err := os.Stat(src); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("source left: %v", err)
+	}
+}
+
+func TestAbort(t *testing.T) {
+	d := openTemp(t)
+	w, err := d.NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("partial"))
+	w.Abort()
+	w.Abort()
+	if ents, _ := os.ReadDir(filepath.Join(d.Path, "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ holds %v", ents)
+	}
+	if _, err := d.Commit(w, 1, 0); err == nil {
+		t.Error("Commit after Abort: no error")
+	}
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Error("Write after Abort: no error")
+	}
+}
+
+func TestSyncBatch(t *testing.T) {
+	root := t.TempDir()
+	var dirs []*Dir
+	var ds []*Delivery
+	for i := range 3 {
+		d, err := Open(filepath.Join(root, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+		w := deliver(t, d, fmt.Sprintf("message %d\r\n", i))
+		ds = append(ds, w)
+	}
+	// An open delivery is flushed first.
+	w, err := dirs[0].NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("still open\r\n"))
+	ds = append(ds, w)
+	if err := SyncBatch(dirs, ds); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dirs[0].Path, "tmp", w.Key())); string(b) != "still open\n" {
+		t.Errorf("open delivery not flushed: %q", b)
+	}
+	for i, w := range ds {
+		d := dirs[i%3]
+		if _, err := d.Commit(w, uint32(i+1), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dirs {
+		if err := d.SyncDir(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SyncBatch(nil, nil); err != nil {
+		t.Error(err)
+	}
+	if err := SyncBatch(dirs, ds); err == nil {
+		t.Error("SyncBatch of committed deliveries: no error")
+	}
+	// The per-file fallback used where syncfs is missing.
+	w2 := deliver(t, dirs[0], "x")
+	if err := w2.syncFile(); err != nil {
+		t.Error(err)
+	}
+	w2.Abort()
+}
+
+// genReader produces n bytes of CRLF text in reads of odd sizes, so that
+// CRLF pairs fall across Write boundaries, and hashes the LF form it expects
+// on disk. It does not allocate while reading.
+type genReader struct {
+	left    int64
+	crlf    [][]byte // the lines it cycles through
+	lf      [][]byte // the same in LF form
+	next    int
+	line    []byte // rest of the current line
+	want    hash.Hash
+	wantLen int64
+}
+
+func newGenReader(size int64) *genReader {
+	g := &genReader{left: size, want: sha256.New()}
+	for i := range 64 {
+		l := fmt.Sprintf("line %02d lone\rcr %s\r\n", i, strings.Repeat("x", i))
+		g.crlf = append(g.crlf, []byte(l))
+		g.lf = append(g.lf, []byte(strings.ReplaceAll(l, "\r\n", "\n")))
+	}
+	return g
+}
+
+var zs = bytes.Repeat([]byte("z"), 4096)
+
+func (g *genReader) Read(p []byte) (int, error) {
+	if g.left <= 0 {
+		return 0, io.EOF
+	}
+	if len(p) > 4093 {
+		p = p[:4093]
+	}
+	n := 0
+	for n < len(p) && g.left > 0 {
+		if len(g.line) == 0 {
+			i := g.next % len(g.crlf)
+			g.next++
+			if int64(len(g.crlf[i])) <= g.left {
+				g.line = g.crlf[i]
+				g.want.Write(g.lf[i])
+				g.wantLen += int64(len(g.lf[i]))
+			} else { // the tail: no CRLF in it
+				g.line = zs[:g.left]
+				g.want.Write(g.line)
+				g.wantLen += g.left
+			}
+		}
+		c := copy(p[n:], g.line)
+		g.line = g.line[c:]
+		n += c
+		g.left -= int64(c)
+	}
+	return n, nil
+}
+
+func TestDeliveryLargeBoundedMemory(t *testing.T) {
+	size := int64(50 << 20)
+	if testing.Short() {
+		size = 5 << 20
+	}
+	d := openTemp(t)
+	w, err := d.NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	g := newGenReader(size)
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n, err := io.Copy(w, g)
+	if err != nil || n != size {
+		t.Fatalf("io.Copy = %d, %v", n, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+
+	// Allocations while streaming: io.Copy's buffer and the header; nothing
+	// that grows with the message.
+	t.Logf("streamed %d bytes: %d bytes allocated, heap %d -> %d", size, after.TotalAlloc-before.TotalAlloc, before.HeapAlloc, after.HeapAlloc)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("streaming %d bytes allocated %d bytes", size, alloc)
+	}
+	if after.HeapAlloc > before.HeapAlloc+2<<20 {
+		t.Errorf("heap grew from %d to %d", before.HeapAlloc, after.HeapAlloc)
+	}
+	if cap(w.hdr) > MaxHeader || len(w.Header()) != MaxHeader {
+		t.Errorf("header buffer: len %d cap %d", len(w.hdr), cap(w.hdr))
+	}
+	var want [32]byte
+	g.want.Sum(want[:0])
+	if w.Size() != g.wantLen || w.Sum() != want {
+		t.Errorf("Size %d, want %d; sums equal: %v", w.Size(), g.wantLen, w.Sum() == want)
+	}
+	st, err := os.Stat(filepath.Join(d.Path, "tmp", w.Key()))
+	if err != nil || st.Size() != g.wantLen {
+		t.Errorf("file size %v, %v; want %d", st.Size(), err, g.wantLen)
+	}
+	if !bytes.HasPrefix(w.Header(), []byte("line 00 lone\rcr \nline 01 lone\rcr x\n")) {
+		t.Errorf("header starts %.40q", w.Header())
+	}
+}

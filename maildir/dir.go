@@ -1,0 +1,371 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// UIDValidityFile is the name of the file in a folder directory that holds
+// the folder's UIDVALIDITY in decimal, followed by a newline.
+const UIDValidityFile = ".postfach-uidvalidity"
+
+// Dir is one Maildir folder: the directory holding cur/, new/ and tmp/.
+type Dir struct {
+	Path string
+}
+
+// Open returns the Maildir at path, creating path and its cur/, new/ and
+// tmp/ with mode 0700 if missing. Each directory it creates is made durable
+// by fsyncing its parent.
+func Open(path string) (*Dir, error) {
+	path = filepath.Clean(path)
+	if err := mkdirDurable(path); err != nil {
+		return nil, fmt.Errorf("maildir: open %s: %w", path, err)
+	}
+	for _, sub := range [...]string{"cur", "new", "tmp"} {
+		if err := mkdirDurable(filepath.Join(path, sub)); err != nil {
+			return nil, fmt.Errorf("maildir: open %s: %w", path, err)
+		}
+	}
+	return &Dir{Path: path}, nil
+}
+
+// mkdirDurable creates dir and any missing parents, fsyncing the parent of
+// each directory it creates.
+func mkdirDurable(dir string) error {
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s: not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return mkdirDurable(dir) // created meanwhile; check it is a directory
+		}
+		return err
+	}
+	return syncDir(parent)
+}
+
+// syncDir fsyncs a directory, making the entries in it durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SyncDir fsyncs cur/ and new/, making renames and removals in them durable.
+func (d *Dir) SyncDir() error {
+	for _, sub := range [...]string{"cur", "new"} {
+		if err := syncDir(filepath.Join(d.Path, sub)); err != nil {
+			return fmt.Errorf("maildir: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// UIDValidity returns the UIDVALIDITY stored in the folder, or 0 if none is
+// stored yet.
+func (d *Dir) UIDValidity() (uint32, error) {
+	b, err := os.ReadFile(filepath.Join(d.Path, UIDValidityFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("maildir: %w", err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("maildir: %s: bad UIDVALIDITY %q", filepath.Join(d.Path, UIDValidityFile), b)
+	}
+	return uint32(v), nil
+}
+
+// SetUIDValidity stores v, which must not be 0, atomically and durably: it
+// writes and fsyncs a file in tmp/, renames it over the old one and fsyncs
+// the folder directory.
+func (d *Dir) SetUIDValidity(v uint32) error {
+	if v == 0 {
+		return errors.New("maildir: UIDVALIDITY must not be 0")
+	}
+	f, err := os.CreateTemp(filepath.Join(d.Path, "tmp"), UIDValidityFile+".*")
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.WriteString(strconv.FormatUint(uint64(v), 10) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(d.Path, UIDValidityFile))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("maildir: set UIDVALIDITY: %w", err)
+	}
+	if err := syncDir(d.Path); err != nil {
+		return fmt.Errorf("maildir: set UIDVALIDITY: %w", err)
+	}
+	return nil
+}
+
+// FilePath returns the path of e's file.
+func (d *Dir) FilePath(e Entry) string {
+	sub := e.Sub
+	if sub == "" {
+		sub = "cur"
+	}
+	return filepath.Join(d.Path, sub, e.Name)
+}
+
+// Scan lists the messages in cur/ and new/, cur/ first, each sorted by name.
+// It skips names starting with '.', directories and names ParseName rejects.
+// A name without info (usual in new/) has Flags 0.
+func (d *Dir) Scan() ([]Entry, error) {
+	var out []Entry
+	for _, sub := range [...]string{"cur", "new"} {
+		ents, err := os.ReadDir(filepath.Join(d.Path, sub))
+		if err != nil {
+			return nil, fmt.Errorf("maildir: scan: %w", err)
+		}
+		for _, de := range ents {
+			if de.IsDir() {
+				continue
+			}
+			e, ok := ParseName(de.Name())
+			if !ok {
+				continue
+			}
+			e.Sub = sub
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// matchKey reports whether the base name name has the given key.
+func matchKey(name, key string) bool {
+	if !strings.HasPrefix(name, key) {
+		return false
+	}
+	return len(name) == len(key) || name[len(key)] == ',' || name[len(key)] == ':'
+}
+
+// Find returns the entry with the given key. It tries hint, the last known
+// base name, in cur/ and then new/, and otherwise reads cur/ and then new/ in
+// chunks for a name that is key or starts with key+"," or key+":". If more
+// than one file has the key (it never happens by our hand), the first found
+// wins. The error wraps fs.ErrNotExist if no file has the key.
+func (d *Dir) Find(key, hint string) (Entry, error) {
+	if !validKey(key) {
+		return Entry{}, fmt.Errorf("maildir: find: bad key %q", key)
+	}
+	if e, ok := ParseName(hint); ok && e.Key == key {
+		for _, sub := range [...]string{"cur", "new"} {
+			if _, err := os.Lstat(filepath.Join(d.Path, sub, hint)); err == nil {
+				e.Sub = sub
+				return e, nil
+			}
+		}
+	}
+	for _, sub := range [...]string{"cur", "new"} {
+		e, err := findIn(filepath.Join(d.Path, sub), key)
+		if err == nil {
+			e.Sub = sub
+			return e, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return Entry{}, fmt.Errorf("maildir: find %q: %w", key, err)
+		}
+	}
+	return Entry{}, fmt.Errorf("maildir: find %q in %s: %w", key, d.Path, fs.ErrNotExist)
+}
+
+func findIn(dir, key string) (Entry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return Entry{}, err
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, n := range names {
+			if matchKey(n, key) {
+				if e, ok := ParseName(n); ok {
+					return e, nil
+				}
+			}
+		}
+		if err == io.EOF {
+			return Entry{}, fs.ErrNotExist
+		} else if err != nil {
+			return Entry{}, err
+		}
+	}
+}
+
+// renameEntry renames e's file to the name newName computes from its current
+// name, in sub toSub. If e's file is gone (another program renamed it), it
+// looks the key up once more and retries with the name found.
+func (d *Dir) renameEntry(e Entry, toSub string, newName func(old string) string) (Entry, error) {
+	for try := 0; ; try++ {
+		if e.Sub == "" {
+			e.Sub = "cur"
+		}
+		sub := toSub
+		if sub == "" {
+			sub = e.Sub
+		}
+		name := newName(e.Name)
+		if name == e.Name && sub == e.Sub {
+			return e, nil
+		}
+		err := os.Rename(d.FilePath(e), filepath.Join(d.Path, sub, name))
+		if err == nil {
+			ne, _ := ParseName(name)
+			ne.Sub = sub
+			return ne, nil
+		}
+		if try > 0 || !errors.Is(err, fs.ErrNotExist) {
+			return e, fmt.Errorf("maildir: %w", err)
+		}
+		found, ferr := d.Find(e.Key, "")
+		if ferr != nil {
+			return e, ferr
+		}
+		e = found
+	}
+}
+
+// SetFlags sets e's flags to f, renaming the file into cur/ (a file in new/
+// moves to cur/). Foreign fields and info letters are kept. It does not fsync:
+// call SyncDir after a batch. It returns the entry under its new name.
+func (d *Dir) SetFlags(e Entry, f Flags) (Entry, error) {
+	return d.renameEntry(e, "cur", func(old string) string {
+		u, _ := ParseName(old)
+		return rename(old, u.UID, f, true)
+	})
+}
+
+// SetUID sets the ",U=" field of e's file name to uid (removing it for 0),
+// leaving the file in its sub directory. It does not fsync: call SyncDir after
+// a batch. It returns the entry under its new name.
+func (d *Dir) SetUID(e Entry, uid uint32) (Entry, error) {
+	return d.renameEntry(e, "", func(old string) string {
+		u, _ := ParseName(old)
+		return rename(old, uid, u.Flags, false)
+	})
+}
+
+// Remove unlinks e's file (looking it up by key if it was renamed) and fsyncs
+// its directory. A file that is already gone is no error.
+func (d *Dir) Remove(e Entry) error {
+	if e.Sub == "" {
+		e.Sub = "cur"
+	}
+	err := os.Remove(d.FilePath(e))
+	if errors.Is(err, fs.ErrNotExist) {
+		found, ferr := d.Find(e.Key, "")
+		if errors.Is(ferr, fs.ErrNotExist) {
+			return nil
+		} else if ferr != nil {
+			return ferr
+		}
+		e = found
+		err = os.Remove(d.FilePath(e))
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	if err := syncDir(filepath.Join(d.Path, e.Sub)); err != nil {
+		return fmt.Errorf("maildir: remove: %w", err)
+	}
+	return nil
+}
+
+// CleanTmp removes the files in tmp/ last modified more than olderThan ago
+// (the Maildir convention is 36 hours) and returns how many it removed.
+// Deliveries in progress are younger, unless olderThan is tiny.
+func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
+	tmp := filepath.Join(d.Path, "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("maildir: clean tmp: %w", err)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	n := 0
+	for _, de := range ents {
+		if de.IsDir() {
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		if !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(tmp, de.Name())); err == nil {
+			n++
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("maildir: clean tmp: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// ownTmpName matches the tmp/ files this package creates: delivery keys
+// (see newKey) and UIDVALIDITY temp files.
+var ownTmpName = regexp.MustCompile(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.)`)
+
+// CleanOwnTmp removes every file in tmp/ that this package created,
+// whatever its age: leftovers of a killed run. Call it only while holding
+// the store's sync lock, so that no delivery of ours is in flight. Files of
+// other programs are left to CleanTmp.
+func (d *Dir) CleanOwnTmp() (int, error) {
+	tmp := filepath.Join(d.Path, "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("maildir: clean tmp: %w", err)
+	}
+	n := 0
+	for _, de := range ents {
+		if de.IsDir() || !ownTmpName.MatchString(de.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(tmp, de.Name())); err == nil {
+			n++
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("maildir: clean tmp: %w", err)
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,187 @@
+package imapsync
+
+import (
+	"context"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// entryOf rebuilds the maildir entry for a row from its recorded file name.
+func entryOf(m *index.Message) (maildir.Entry, bool) {
+	sub, name := path.Split(m.File)
+	e, ok := maildir.ParseName(name)
+	if !ok {
+		return e, false
+	}
+	e.Sub = strings.TrimSuffix(sub, "/")
+	return e, true
+}
+
+// rematch gives rows without a trusted UID the UID of the server message
+// with the same content identity (Message-ID and size), renaming their files'
+// ,U= tags. Rows that match nothing stay local-only (UID 0): nothing is
+// fetched twice and nothing local is thrown away.
+func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*index.Message, server map[uint32]*serverMsg) error {
+	type ident struct {
+		id   string
+		size int64
+	}
+	taken := map[uint32]bool{}
+	for _, m := range rows {
+		if m.UID != 0 {
+			taken[m.UID] = true
+		}
+	}
+	candidates := map[ident][]uint32{}
+	for uid, sm := range server {
+		if !taken[uid] && sm.messageID != "" {
+			k := ident{sm.messageID, sm.size}
+			candidates[k] = append(candidates[k], uid)
+		}
+	}
+	for _, list := range candidates {
+		sort.Slice(list, func(i, j int) bool { return list[i] < list[j] })
+	}
+	type match struct {
+		m   *index.Message
+		uid uint32
+	}
+	var matches []match
+	for _, m := range rows {
+		if m.UID != 0 || m.Header.MessageID == "" {
+			continue
+		}
+		k := ident{m.Header.MessageID, m.RFC822Size}
+		list := candidates[k]
+		if len(list) == 0 {
+			continue
+		}
+		matches = append(matches, match{m, list[0]})
+		candidates[k] = list[1:]
+	}
+	if len(matches) == 0 {
+		return nil
+	}
+	// Rename first, then record: a crash in between leaves files whose tags
+	// are not trusted yet (the Maildir's UIDVALIDITY is written afterwards).
+	for _, mt := range matches {
+		if e, ok := entryOf(mt.m); ok {
+			ne, err := dir.SetUID(e, mt.uid)
+			if err != nil {
+				return err
+			}
+			mt.m.File = ne.Sub + "/" + ne.Name
+		}
+		mt.m.UID = mt.uid
+	}
+	return store.Write(ctx, func(tx *index.Tx) error {
+		for _, mt := range matches {
+			if err := tx.SetUID(mt.m.ID, mt.uid, server[mt.uid].size); err != nil {
+				return err
+			}
+			if err := tx.SetFile(mt.m.ID, mt.m.File); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// applyFlags merges the server's flags into the local messages and renames
+// the files whose flags change.
+func applyFlags(ctx context.Context, store *index.Store, dir *maildir.Dir, local map[uint32]*index.Message,
+	server map[uint32]*serverMsg, j *folderJob) error {
+	type update struct {
+		m        *index.Message
+		flags    maildir.Flags
+		keywords []string
+		remote   *serverMsg
+		changed  bool
+	}
+	var updates []update
+	for uid, sm := range server {
+		m := local[uid]
+		if m == nil {
+			continue
+		}
+		if sm.flags == m.SyncedFlags && sameKeywords(sm.keywords, m.SyncedKeywords) &&
+			sm.flags == m.Flags && sameKeywords(sm.keywords, m.Keywords) {
+			continue
+		}
+		f := mergeFlags(m.SyncedFlags, m.Flags, sm.flags)
+		kw := mergeKeywords(m.SyncedKeywords, m.Keywords, sm.keywords)
+		updates = append(updates, update{m: m, flags: f, keywords: kw, remote: sm,
+			changed: f != m.Flags || !sameKeywords(kw, m.Keywords)})
+	}
+	if len(updates) == 0 {
+		return nil
+	}
+	n := 0
+	for i := range updates {
+		u := &updates[i]
+		if u.flags != u.m.Flags {
+			if e, ok := entryOf(u.m); ok {
+				ne, err := dir.SetFlags(e, u.flags)
+				if err != nil {
+					return err
+				}
+				u.m.File = ne.Sub + "/" + ne.Name
+			}
+		}
+		if u.changed {
+			n++
+		}
+	}
+	err := store.Write(ctx, func(tx *index.Tx) error {
+		for _, u := range updates {
+			if u.changed {
+				if err := tx.SetFlags(u.m.ID, u.m.Folder, u.flags, u.keywords); err != nil {
+					return err
+				}
+				if err := tx.SetFile(u.m.ID, u.m.File); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetSyncedFlags(u.m.ID, u.remote.flags, u.remote.keywords); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	j.update(func(r *FolderResult) { r.FlagsChanged += n })
+	return nil
+}
+
+// expungeLocal removes messages that left the server: rows first, then
+// files, so a crash never leaves a row without its file.
+func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gone []*index.Message) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	err := store.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range gone {
+			if err := tx.DeleteMessage(m.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range gone {
+		if e, ok := entryOf(m); ok {
+			if err := dir.Remove(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

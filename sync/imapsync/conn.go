@@ -1,0 +1,151 @@
+package imapsync
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Endpoint says how to reach and log in to the upstream server.
+type Endpoint struct {
+	Addr      string      // host:port
+	TLS       string      // "implicit" (default), "starttls" or "none"
+	TLSConfig *tls.Config // nil: system roots, ServerName from Addr
+	Username  string
+	Password  string
+	// Debug, if set, receives the raw protocol traffic. It contains the
+	// password: never enable it in production logs.
+	Debug io.Writer
+}
+
+// Dial connects and logs in. Errors are one readable line (see ConnError).
+func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
+	opts := &imapclient.Options{
+		TLSConfig:   e.TLSConfig,
+		DebugWriter: e.Debug,
+		Dialer:      &net.Dialer{Timeout: 30 * time.Second},
+	}
+	if opts.TLSConfig == nil {
+		host, _, _ := net.SplitHostPort(e.Addr)
+		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	var c *imapclient.Client
+	var err error
+	switch e.TLS {
+	case "", "implicit":
+		c, err = imapclient.DialTLS(e.Addr, opts)
+	case "starttls":
+		c, err = imapclient.DialStartTLS(e.Addr, opts)
+	case "none":
+		c, err = imapclient.DialInsecure(e.Addr, opts)
+	default:
+		return nil, fmt.Errorf("unknown tls mode %q", e.TLS)
+	}
+	if err != nil {
+		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
+	}
+	if err := c.Login(e.Username, e.Password).Wait(); err != nil {
+		c.Close()
+		return nil, &ConnError{Addr: e.Addr, Op: "login as " + e.Username, Err: err}
+	}
+	return c, nil
+}
+
+// ConnError is a failure to connect to or log in to the server.
+type ConnError struct {
+	Addr string
+	Op   string
+	Err  error
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+func (e *ConnError) Error() string {
+	return fmt.Sprintf("%s: %s failed: %s", e.Addr, e.Op, describe(e.Err))
+}
+
+// Temporary reports whether retrying later may help (network trouble), as
+// opposed to a wrong password or an untrusted certificate.
+func (e *ConnError) Temporary() bool {
+	var imapErr *imap.Error
+	if errors.As(e.Err, &imapErr) {
+		return imapErr.Code == imap.ResponseCodeUnavailable || imapErr.Code == imap.ResponseCodeInUse
+	}
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	if errors.As(e.Err, &certErr) || errors.As(e.Err, &unknownAuth) || errors.As(e.Err, &hostErr) {
+		return false
+	}
+	return true
+}
+
+// describe turns library errors into the one clear line a user needs.
+func describe(err error) string {
+	var imapErr *imap.Error
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &imapErr):
+		if imapErr.Code == imap.ResponseCodeAuthenticationFailed {
+			return "authentication failed (wrong user name or password?): " + imapErr.Text
+		}
+		return strings.TrimSpace(fmt.Sprintf("server said %s %s", imapErr.Type, imapErr.Text))
+	case errors.As(err, &hostErr):
+		return "TLS certificate is not valid for this host: " + hostErr.Error()
+	case errors.As(err, &unknownAuth), errors.As(err, &certErr):
+		return "TLS certificate not trusted (signed by an unknown authority; set ca_file to trust it): " + err.Error()
+	case errors.As(err, &recErr):
+		return "server did not answer with TLS (wrong port or tls setting?)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the server running and the port right?)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "server closed the connection"
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// dialRetry dials, retrying temporary failures with exponential backoff
+// (1 s, 2 s, 4 s, ...) up to attempts times.
+func dialRetry(ctx context.Context, e *Endpoint, attempts int, log func(msg string, args ...any)) (*imapclient.Client, error) {
+	delay := time.Second
+	for i := 1; ; i++ {
+		c, err := e.Dial(ctx)
+		if err == nil {
+			return c, nil
+		}
+		var ce *ConnError
+		if i >= attempts || ctx.Err() != nil || (errors.As(err, &ce) && !ce.Temporary()) {
+			return nil, err
+		}
+		log("connect failed, retrying", "attempt", i, "in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		delay *= 2
+	}
+}

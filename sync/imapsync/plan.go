@@ -1,0 +1,291 @@
+package imapsync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// serverMsg is what the server told us about one message.
+type serverMsg struct {
+	uid       uint32
+	flags     maildir.Flags
+	keywords  []string
+	size      int64
+	messageID string
+}
+
+// plan brings one folder's existing messages in line with the server
+// (flags, expunges, UIDVALIDITY changes) and queues the new ones.
+func (w *worker) plan(ctx context.Context, j *folderJob) error {
+	o := &w.s.opts
+	dir, err := maildir.Open(j.dirPath)
+	if err != nil {
+		return err
+	}
+	j.dir = dir
+	// Leftovers of a killed run: the caller holds the store's sync lock.
+	if _, err := dir.CleanOwnTmp(); err != nil {
+		return err
+	}
+	dirUV, err := dir.UIDValidity()
+	if err != nil {
+		return err
+	}
+
+	// Without a SELECT, the LIST-STATUS answer may already show that nothing
+	// changed upstream; reconcile tells whether anything changed locally.
+	st := j.rf.Status
+	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && dirUV == st.UIDValidity &&
+		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
+		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
+		rec, err := reconcile(ctx, o.Index, j.f, dir, true)
+		if err != nil {
+			return err
+		}
+		if rec.clean() && countUpstream(rec.rows) == int(*st.NumMessages) {
+			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
+			j.update(func(r *FolderResult) { r.Skipped = true })
+			return nil
+		}
+	}
+
+	caps := w.c.Caps()
+	condstore := caps.Has(imap.CapCondStore)
+	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
+	if err != nil {
+		w.selected = ""
+		return fmt.Errorf("SELECT: %w", err)
+	}
+	w.selected = j.rf.Remote
+	j.uidValidity, j.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
+	if condstore {
+		j.highestModSeq = sel.HighestModSeq
+	}
+
+	// Which UIDs can be trusted: rows' UIDs only under the UIDVALIDITY they
+	// were recorded in; files' ,U= tags only under the Maildir's recorded one.
+	uvChanged := j.f.UIDValidity != 0 && j.f.UIDValidity != sel.UIDValidity
+	if uvChanged {
+		w.s.log.Warn("UIDVALIDITY changed: matching messages again by content",
+			"folder", j.rf.Local, "old", j.f.UIDValidity, "new", sel.UIDValidity)
+		if err := o.Index.Write(ctx, func(tx *index.Tx) error { return tx.ClearUIDs(j.f.ID) }); err != nil {
+			return err
+		}
+	}
+	trustTags := dirUV == sel.UIDValidity && !uvChanged
+	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags)
+	if err != nil {
+		return err
+	}
+	j.update(func(r *FolderResult) { r.Rebuilt += rec.added })
+
+	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0 || rec.added > 0 || rec.missing > 0
+	var server map[uint32]*serverMsg
+	var newUIDs []uint32
+	if full {
+		needIDs := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
+		server = map[uint32]*serverMsg{}
+		if sel.NumMessages > 0 {
+			if server, err = fetchAllMeta(w.c, needIDs); err != nil {
+				return err
+			}
+		}
+		if needIDs {
+			if err := rematch(ctx, o.Index, dir, rec.rows, server); err != nil {
+				return err
+			}
+		}
+	} else {
+		server = map[uint32]*serverMsg{}
+		if err := fetchChangedFlags(w.c, j.f, condstore, sel.HighestModSeq, server); err != nil {
+			return err
+		}
+	}
+	if dirUV != sel.UIDValidity {
+		if err := dir.SetUIDValidity(sel.UIDValidity); err != nil {
+			return err
+		}
+	}
+
+	// Existing messages: flags and expunges.
+	local := make(map[uint32]*index.Message, len(rec.rows))
+	for _, m := range rec.rows {
+		if m.UID != 0 {
+			local[m.UID] = m
+		}
+	}
+	var gone []*index.Message
+	if full {
+		for uid, m := range local {
+			if _, ok := server[uid]; !ok {
+				gone = append(gone, m)
+			}
+		}
+		for uid := range server {
+			if _, ok := local[uid]; !ok {
+				newUIDs = append(newUIDs, uid)
+			}
+		}
+	} else if uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != len(local) {
+		all, err := searchAll(w.c)
+		if err != nil {
+			return err
+		}
+		for _, uid := range all {
+			if _, ok := local[uid]; !ok {
+				newUIDs = append(newUIDs, uid)
+			}
+		}
+		present := make(map[uint32]bool, len(all))
+		for _, uid := range all {
+			present[uid] = true
+		}
+		for uid, m := range local {
+			if !present[uid] {
+				gone = append(gone, m)
+			}
+		}
+	}
+	if err := applyFlags(ctx, o.Index, dir, local, server, j); err != nil {
+		return err
+	}
+	if err := expungeLocal(ctx, o.Index, dir, gone); err != nil {
+		return err
+	}
+	j.update(func(r *FolderResult) { r.Expunged += len(gone) })
+
+	// New messages: queue chunks any worker can take.
+	slices.Sort(newUIDs)
+	if len(newUIDs) > 0 {
+		o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
+	}
+	for len(newUIDs) > 0 {
+		n := min(len(newUIDs), o.ChunkSize)
+		j.acquire(1)
+		w.s.q.push(task{job: j, uids: newUIDs[:n]})
+		newUIDs = newUIDs[n:]
+	}
+	return nil
+}
+
+func countUpstream(rows []*index.Message) int {
+	n := 0
+	for _, m := range rows {
+		if m.UID != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
+	var n int64
+	for _, u := range uids {
+		if m := server[u]; m != nil {
+			n += m.size
+		}
+	}
+	return n
+}
+
+// fetchAllMeta fetches UID, FLAGS and RFC822.SIZE (and the Message-ID when
+// rows must be matched by content) of every message in the folder.
+func fetchAllMeta(c *imapclient.Client, withIDs bool) (map[uint32]*serverMsg, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}
+	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	if withIDs {
+		opts.BodySection = []*imap.FetchItemBodySection{idSection}
+	}
+	out := map[uint32]*serverMsg{}
+	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	cmd := c.Fetch(all, opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, err
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		sm := &serverMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
+		if withIDs {
+			sm.messageID = index.ParseHeader(buf.FindBodySection(idSection)).MessageID
+		}
+		out[sm.uid] = sm
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("FETCH: %w", err)
+	}
+	return out, nil
+}
+
+// fetchChangedFlags fills server with the flags of known messages that may
+// have changed: those with a MODSEQ above the recorded one when the server
+// has CONDSTORE, else all of them.
+func fetchChangedFlags(c *imapclient.Client, f *index.Folder, condstore bool, highest uint64, server map[uint32]*serverMsg) error {
+	if f.UIDNext <= 1 {
+		return nil
+	}
+	opts := &imap.FetchOptions{UID: true, Flags: true}
+	if condstore && f.HighestModSeq != 0 {
+		if highest == f.HighestModSeq {
+			return nil
+		}
+		opts.ChangedSince = f.HighestModSeq
+	}
+	set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: imap.UID(f.UIDNext - 1)}}
+	cmd := c.Fetch(set, opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return err
+		}
+		if buf.UID == 0 || uint32(buf.UID) >= f.UIDNext {
+			continue
+		}
+		sm := &serverMsg{uid: uint32(buf.UID)}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
+		server[sm.uid] = sm
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("FETCH FLAGS: %w", err)
+	}
+	return nil
+}
+
+// searchAll returns every UID in the selected folder (ESEARCH keeps the
+// answer compact when the server has it).
+func searchAll(c *imapclient.Client) ([]uint32, error) {
+	var opts *imap.SearchOptions
+	if c.Caps().Has(imap.CapESearch) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("UID SEARCH: %w", err)
+	}
+	uids := data.AllUIDs()
+	out := make([]uint32, len(uids))
+	for i, u := range uids {
+		out[i] = uint32(u)
+	}
+	return out, nil
+}

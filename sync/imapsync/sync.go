@@ -1,0 +1,347 @@
+package imapsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// Options configure one account's sync. Zero values mean the documented
+// defaults.
+type Options struct {
+	Account  string   // account name; its folders live under Root/<Account>
+	Root     string   // store root (Maildir tree)
+	Endpoint Endpoint // how to reach the server
+	Index    *index.Store
+
+	Folders     []string // include/exclude patterns (see Match); default all
+	Connections int      // parallel connections; default 4
+	// DialAttempts is how often a temporary connection failure is tried
+	// before giving up; default 3 (waits 1 s, 2 s).
+	DialAttempts int
+	// ChunkSize is how many new messages one FETCH asks for; default 250.
+	ChunkSize int
+	// BatchSize is how many messages one durable commit covers; default 256.
+	BatchSize int
+
+	Logger   *slog.Logger // default: discard
+	Progress Progress     // default: none
+}
+
+// Progress receives progress reports; calls come from several goroutines.
+type Progress interface {
+	// Expect adds messages (and bytes, when known) to the expected total.
+	Expect(msgs int, bytes int64)
+	// Done reports messages stored.
+	Done(msgs int, bytes int64)
+}
+
+type noProgress struct{}
+
+func (noProgress) Expect(int, int64) {}
+func (noProgress) Done(int, int64)   {}
+
+// Result summarizes a run.
+type Result struct {
+	Folders []FolderResult
+}
+
+// FolderResult is what one folder's sync did.
+type FolderResult struct {
+	Name         string
+	New          int   // messages downloaded
+	Bytes        int64 // bytes downloaded
+	FlagsChanged int   // messages whose flags changed locally
+	Expunged     int   // messages removed locally because they left the server
+	Rebuilt      int   // index rows rebuilt from files already on disk
+	Skipped      bool  // unchanged since the last run: not even selected
+	Err          error
+}
+
+// Totals adds up the folder results.
+func (r *Result) Totals() (fr FolderResult) {
+	for _, f := range r.Folders {
+		fr.New += f.New
+		fr.Bytes += f.Bytes
+		fr.FlagsChanged += f.FlagsChanged
+		fr.Expunged += f.Expunged
+		fr.Rebuilt += f.Rebuilt
+	}
+	return fr
+}
+
+// Sync runs one pull of the account: every selected folder is brought up to
+// the server's state. It returns an error if any folder failed; the Result
+// says which.
+func Sync(ctx context.Context, opts Options) (*Result, error) {
+	o := opts
+	if o.Connections <= 0 {
+		o.Connections = 4
+	}
+	if o.DialAttempts <= 0 {
+		o.DialAttempts = 3
+	}
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 250
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Progress == nil {
+		o.Progress = noProgress{}
+	}
+	log := o.Logger.With("account", o.Account)
+
+	first, err := dialRetry(ctx, &o.Endpoint, o.DialAttempts, log.Warn)
+	if err != nil {
+		return nil, err
+	}
+	folders, err := listFolders(first, o.Folders)
+	if err != nil {
+		first.Close()
+		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
+	}
+
+	var acct index.AccountID
+	jobs := make([]*folderJob, 0, len(folders))
+	err = o.Index.Write(ctx, func(tx *index.Tx) error {
+		var err error
+		if acct, err = tx.EnsureAccount(o.Account); err != nil {
+			return err
+		}
+		for _, rf := range folders {
+			path, err := maildir.FolderDir(o.Root, o.Account, rf.Local)
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(o.Root, path)
+			if err != nil {
+				return err
+			}
+			f, err := tx.EnsureFolder(acct, rf.Local, rel)
+			if err != nil {
+				return err
+			}
+			if f.SpecialUse != rf.SpecialUse {
+				if err := tx.SetSpecialUse(f.ID, rf.SpecialUse); err != nil {
+					return err
+				}
+			}
+			jobs = append(jobs, &folderJob{rf: rf, f: f, dirPath: path, res: FolderResult{Name: rf.Local}})
+		}
+		return nil
+	})
+	if err != nil {
+		first.Close()
+		return nil, err
+	}
+	// Largest folders first, so that their chunks spread over all workers.
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].size() > jobs[j].size() })
+
+	s := &syncer{opts: o, log: log, q: newQueue()}
+	s.commit = newCommitter(s)
+	for _, j := range jobs {
+		j.s = s
+		j.acquire(1) // the plan's unit
+		s.q.push(task{job: j})
+	}
+
+	var wg sync.WaitGroup
+	commitDone := make(chan struct{})
+	go func() {
+		s.commit.run(ctx)
+		close(commitDone)
+	}()
+	n := min(o.Connections, max(1, len(jobs)))
+	for i := 0; i < n; i++ {
+		w := &worker{s: s}
+		if i == 0 {
+			w.c = first
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	if len(jobs) == 0 {
+		first.Close()
+	}
+	wg.Wait()
+	close(s.commit.in)
+	<-commitDone
+
+	res := &Result{}
+	var errs []error
+	for _, j := range jobs {
+		if j.res.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", j.rf.Local, j.res.Err))
+		}
+		res.Folders = append(res.Folders, j.res)
+	}
+	sort.Slice(res.Folders, func(i, k int) bool { return res.Folders[i].Name < res.Folders[k].Name })
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// syncer is the state shared by the workers of one run.
+type syncer struct {
+	opts    Options
+	log     *slog.Logger
+	q       *queue
+	commit  *committer
+	dialErr atomic.Pointer[error] // set once dialing has failed for good
+}
+
+// task is a unit of work: plan a folder (uids == nil) or fetch a chunk.
+type task struct {
+	job  *folderJob
+	uids []uint32
+}
+
+// queue is an unbounded FIFO of tasks that closes itself when it is empty
+// and no task is running (running tasks may push more).
+type queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	items   []task
+	running int
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) push(t task) {
+	q.mu.Lock()
+	q.items = append(q.items, t)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// pop returns the next task, or false when all work is done. The caller
+// must call finish after the task.
+func (q *queue) pop() (task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 {
+		if q.running == 0 {
+			q.cond.Broadcast()
+			return task{}, false
+		}
+		q.cond.Wait()
+	}
+	t := q.items[0]
+	q.items = q.items[1:]
+	q.running++
+	return t, true
+}
+
+func (q *queue) finish() {
+	q.mu.Lock()
+	q.running--
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// worker owns one connection.
+type worker struct {
+	s        *syncer
+	c        *imapclient.Client
+	selected string
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer func() {
+		if w.c != nil {
+			w.c.Logout().Wait()
+			w.c.Close()
+		}
+	}()
+	for {
+		t, ok := w.s.q.pop()
+		if !ok {
+			return
+		}
+		err := w.do(ctx, t)
+		if err != nil {
+			t.job.fail(err)
+			if isConnErr(err) && w.c != nil {
+				w.c.Close()
+				w.c = nil
+			}
+		}
+		t.job.release()
+		w.s.q.finish()
+	}
+}
+
+func (w *worker) do(ctx context.Context, t task) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if t.job.failed() {
+		return nil
+	}
+	if w.c == nil {
+		if p := w.s.dialErr.Load(); p != nil {
+			return *p
+		}
+		c, err := dialRetry(ctx, &w.s.opts.Endpoint, w.s.opts.DialAttempts, w.s.log.Warn)
+		if err != nil {
+			w.s.dialErr.CompareAndSwap(nil, &err)
+			return err
+		}
+		w.c, w.selected = c, ""
+	}
+	stop := context.AfterFunc(ctx, func() { w.c.Close() })
+	defer stop()
+	if t.uids == nil {
+		return w.plan(ctx, t.job)
+	}
+	return w.fetch(ctx, t.job, t.uids)
+}
+
+func isConnErr(err error) bool {
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConn)
+}
+
+var errConn = errors.New("connection lost")
+
+func (w *worker) selectFolder(job *folderJob) error {
+	if w.selected == job.rf.Remote {
+		return nil
+	}
+	_, err := w.c.Select(job.rf.Remote, &imapSelectReadOnly).Wait()
+	if err != nil {
+		w.selected = ""
+		return err
+	}
+	w.selected = job.rf.Remote
+	return nil
+}
+
+var _ = time.Now
