@@ -57,6 +57,11 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockStore(a.cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	reports := make([]AccountReport, len(accts))
 	var wg sync.WaitGroup
 	for i, acct := range accts {
