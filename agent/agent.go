@@ -20,6 +20,9 @@ import (
 
 // Agent holds an open store for a config.
 type Agent struct {
+	// Force lets a sync delete more of a folder than max_delete_percent.
+	Force bool
+
 	cfg   *configs.Config
 	store *index.Store
 	log   *slog.Logger
@@ -157,7 +160,11 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 			Username:  acct.Username,
 			Password:  pass,
 		},
-		Folders:     acct.Folders,
-		Connections: acct.Connections,
+		Folders:          acct.Folders,
+		Connections:      acct.Connections,
+		Direction:        acct.Direction,
+		Expunge:          acct.Expunge,
+		MaxDeletePercent: acct.MaxDeletePercent,
+		Force:            a.Force,
 	}, nil
 }

@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -22,7 +23,8 @@ func entryOf(m *index.Message) (maildir.Entry, bool) {
 }
 
 // rematch gives rows without a trusted UID the UID of the server message
-// with the same content identity (Message-ID and size), renaming their files'
+// with the same content identity (Message-ID and size; for a message without
+// Message-ID, internal date and size), renaming their files'
 // ,U= tags. Rows that match nothing stay local-only (UID 0): nothing is
 // fetched twice and nothing local is thrown away.
 func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*index.Message, server map[uint32]*serverMsg) error {
@@ -36,10 +38,16 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 			taken[m.UID] = true
 		}
 	}
+	identOf := func(msgID string, date, size int64) ident {
+		if msgID == "" {
+			return ident{fmt.Sprintf("date:%d", date), size}
+		}
+		return ident{msgID, size}
+	}
 	candidates := map[ident][]uint32{}
 	for uid, sm := range server {
-		if !taken[uid] && sm.messageID != "" {
-			k := ident{sm.messageID, sm.size}
+		if !taken[uid] {
+			k := identOf(sm.messageID, sm.date, sm.size)
 			candidates[k] = append(candidates[k], uid)
 		}
 	}
@@ -52,10 +60,14 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 	}
 	var matches []match
 	for _, m := range rows {
-		if m.UID != 0 || m.Header.MessageID == "" {
+		if m.UID != 0 {
 			continue
 		}
-		k := ident{m.Header.MessageID, m.RFC822Size}
+		var date int64
+		if !m.InternalDate.IsZero() {
+			date = m.InternalDate.Unix()
+		}
+		k := identOf(m.Header.MessageID, date, m.RFC822Size)
 		list := candidates[k]
 		if len(list) == 0 {
 			continue
@@ -89,74 +101,6 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 		}
 		return nil
 	})
-}
-
-// applyFlags merges the server's flags into the local messages and renames
-// the files whose flags change.
-func applyFlags(ctx context.Context, store *index.Store, dir *maildir.Dir, local map[uint32]*index.Message,
-	server map[uint32]*serverMsg, j *folderJob) error {
-	type update struct {
-		m        *index.Message
-		flags    maildir.Flags
-		keywords []string
-		remote   *serverMsg
-		changed  bool
-	}
-	var updates []update
-	for uid, sm := range server {
-		m := local[uid]
-		if m == nil {
-			continue
-		}
-		if sm.flags == m.SyncedFlags && sameKeywords(sm.keywords, m.SyncedKeywords) &&
-			sm.flags == m.Flags && sameKeywords(sm.keywords, m.Keywords) {
-			continue
-		}
-		f := mergeFlags(m.SyncedFlags, m.Flags, sm.flags)
-		kw := mergeKeywords(m.SyncedKeywords, m.Keywords, sm.keywords)
-		updates = append(updates, update{m: m, flags: f, keywords: kw, remote: sm,
-			changed: f != m.Flags || !sameKeywords(kw, m.Keywords)})
-	}
-	if len(updates) == 0 {
-		return nil
-	}
-	n := 0
-	for i := range updates {
-		u := &updates[i]
-		if u.flags != u.m.Flags {
-			if e, ok := entryOf(u.m); ok {
-				ne, err := dir.SetFlags(e, u.flags)
-				if err != nil {
-					return err
-				}
-				u.m.File = ne.Sub + "/" + ne.Name
-			}
-		}
-		if u.changed {
-			n++
-		}
-	}
-	err := store.Write(ctx, func(tx *index.Tx) error {
-		for _, u := range updates {
-			if u.changed {
-				if err := tx.SetFlags(u.m.ID, u.m.Folder, u.flags, u.keywords); err != nil {
-					return err
-				}
-				if err := tx.SetFile(u.m.ID, u.m.File); err != nil {
-					return err
-				}
-			}
-			if err := tx.SetSyncedFlags(u.m.ID, u.remote.flags, u.remote.keywords); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	j.update(func(r *FolderResult) { r.FlagsChanged += n })
-	return nil
 }
 
 // expungeLocal removes messages that left the server: rows first, then

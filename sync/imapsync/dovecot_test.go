@@ -2,7 +2,6 @@ package imapsync_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -51,9 +50,18 @@ func (e *env) openIndex() {
 
 func (e *env) sync() (*imapsync.Result, int64) {
 	e.t.Helper()
+	res, traffic, err := e.trySync(false)
+	if err != nil {
+		e.t.Fatalf("sync: %v", err)
+	}
+	return res, traffic
+}
+
+func (e *env) trySync(force bool) (*imapsync.Result, int64, error) {
 	var traffic counter
 	pass, _ := e.d.Password(testenv.DefaultUser.Name)
 	res, err := imapsync.Sync(context.Background(), imapsync.Options{
+		Force:   force,
 		Account: "acct",
 		Root:    e.root,
 		Index:   e.store,
@@ -63,10 +71,7 @@ func (e *env) sync() (*imapsync.Result, int64) {
 			Debug: &traffic,
 		},
 	})
-	if err != nil {
-		e.t.Fatalf("sync: %v", err)
-	}
-	return res, traffic.n.Load()
+	return res, traffic.n.Load(), err
 }
 
 func (e *env) compare() map[string][]mirrortest.ServerMessage {
@@ -220,5 +225,3 @@ func (e *env) inboxUIDValidity(t *testing.T) uint32 {
 	}
 	return uv
 }
-
-var _ = fmt.Sprint

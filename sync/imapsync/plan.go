@@ -15,14 +15,17 @@ import (
 // serverMsg is what the server told us about one message.
 type serverMsg struct {
 	uid       uint32
+	date      int64 // INTERNALDATE, unix seconds (with withIDs only)
 	flags     maildir.Flags
 	keywords  []string
 	size      int64
 	messageID string
 }
 
-// plan brings one folder's existing messages in line with the server
-// (flags, expunges, UIDVALIDITY changes) and queues the new ones.
+// plan brings one folder in line on both sides: it reconciles the Maildir
+// with the index, reads what changed upstream, merges flags, carries out
+// deletions in the directions the options allow, uploads new local
+// messages, and queues the new server messages for download.
 func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	o := &w.s.opts
 	dir, err := maildir.Open(j.dirPath)
@@ -49,7 +52,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		if err != nil {
 			return err
 		}
-		if rec.clean() && countUpstream(rec.rows) == int(*st.NumMessages) {
+		if rec.clean() && countUpstream(rec.rows) == int(*st.NumMessages) && !o.pendingPush(rec.rows) {
 			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
 			j.update(func(r *FolderResult) { r.Skipped = true })
 			return nil
@@ -58,7 +61,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 
 	caps := w.c.Caps()
 	condstore := caps.Has(imap.CapCondStore)
-	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
+	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: !o.push(), CondStore: condstore}).Wait()
 	if err != nil {
 		w.selected = ""
 		return fmt.Errorf("SELECT: %w", err)
@@ -84,18 +87,30 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	if err != nil {
 		return err
 	}
-	j.update(func(r *FolderResult) { r.Rebuilt += rec.added })
+	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
+	if err := w.recoverAppends(ctx, j, rec.rows, uvChanged); err != nil {
+		return err
+	}
 
-	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0 || rec.added > 0 || rec.missing > 0
-	var server map[uint32]*serverMsg
-	var newUIDs []uint32
+	// What the server has: everything (first run, lost state, files found on
+	// disk) or what changed since the recorded state.
+	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0 || len(rec.added) > 0 || len(rec.gone) > 0
+	var server map[uint32]*serverMsg // full: every message; else: those whose flags changed
+	var present map[uint32]bool      // every UID on the server, when known
 	if full {
-		needIDs := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
+		needIDs := len(rec.added) > 0 || slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
 		server = map[uint32]*serverMsg{}
 		if sel.NumMessages > 0 {
-			if server, err = fetchAllMeta(w.c, needIDs); err != nil {
+			if server, err = fetchMeta(w.c, 1, needIDs); err != nil {
 				return err
 			}
+		}
+		present = make(map[uint32]bool, len(server))
+		for uid := range server {
+			present[uid] = true
+		}
+		if err := verifyTags(ctx, o.Index, rec.added, server); err != nil {
+			return err
 		}
 		if needIDs {
 			if err := rematch(ctx, o.Index, dir, rec.rows, server); err != nil {
@@ -107,6 +122,16 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		if err := fetchChangedFlags(w.c, j.f, condstore, sel.HighestModSeq, server); err != nil {
 			return err
 		}
+		if uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows) {
+			all, err := searchAll(w.c)
+			if err != nil {
+				return err
+			}
+			present = make(map[uint32]bool, len(all))
+			for _, uid := range all {
+				present[uid] = true
+			}
+		}
 	}
 	if dirUV != sel.UIDValidity {
 		if err := dir.SetUIDValidity(sel.UIDValidity); err != nil {
@@ -114,54 +139,90 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 
-	// Existing messages: flags and expunges.
 	local := make(map[uint32]*index.Message, len(rec.rows))
 	for _, m := range rec.rows {
 		if m.UID != 0 {
 			local[m.UID] = m
 		}
 	}
-	var gone []*index.Message
-	if full {
-		for uid, m := range local {
-			if _, ok := server[uid]; !ok {
-				gone = append(gone, m)
-			}
-		}
-		for uid := range server {
-			if _, ok := local[uid]; !ok {
-				newUIDs = append(newUIDs, uid)
-			}
-		}
-	} else if uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != len(local) {
-		all, err := searchAll(w.c)
-		if err != nil {
-			return err
-		}
-		for _, uid := range all {
-			if _, ok := local[uid]; !ok {
-				newUIDs = append(newUIDs, uid)
-			}
-		}
-		present := make(map[uint32]bool, len(all))
-		for _, uid := range all {
-			present[uid] = true
-		}
+	// Expunged upstream: local messages whose UID the server no longer has.
+	var serverGone []*index.Message
+	if present != nil {
 		for uid, m := range local {
 			if !present[uid] {
-				gone = append(gone, m)
+				serverGone = append(serverGone, m)
+				delete(local, uid)
 			}
 		}
 	}
-	if err := applyFlags(ctx, o.Index, dir, local, server, j); err != nil {
+	// Deleted locally: rows whose file is gone. A message deleted here but
+	// changed upstream since the last sync is kept (fetched again).
+	var localGone, refetch []*index.Message
+	for _, m := range rec.gone {
+		sm := server[m.UID]
+		// (\Deleted alone does not count: it may be our own interrupted expunge.)
+		changedUpstream := sm != nil && (sm.flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted ||
+			!sameKeywords(sm.keywords, m.SyncedKeywords))
+		switch {
+		case m.UID == 0 || (present != nil && !present[m.UID]):
+			refetch = append(refetch, m) // nothing upstream to delete: just forget the row
+		case o.pushDeletes() && !changedUpstream:
+			localGone = append(localGone, m)
+		default:
+			refetch = append(refetch, m)
+		}
+	}
+	if err := o.checkDeletes(j.rf.Local, len(localGone), int(sel.NumMessages), "on the server"); err != nil {
 		return err
 	}
-	if err := expungeLocal(ctx, o.Index, dir, gone); err != nil {
-		return err
+	if o.pullDeletes() {
+		if err := o.checkDeletes(j.rf.Local, len(serverGone), len(rec.rows), "locally"); err != nil {
+			return err
+		}
 	}
-	j.update(func(r *FolderResult) { r.Expunged += len(gone) })
 
-	// New messages: queue chunks any worker can take.
+	if err := w.syncFlags(ctx, j, local, server); err != nil {
+		return err
+	}
+	if err := w.expungeRemote(ctx, j, localGone); err != nil {
+		return err
+	}
+	if err := dropRows(ctx, o.Index, refetch); err != nil {
+		return err
+	}
+	if o.pullDeletes() {
+		if err := expungeLocal(ctx, o.Index, dir, serverGone); err != nil {
+			return err
+		}
+		j.update(func(r *FolderResult) { r.Expunged += len(serverGone) })
+	}
+	if o.push() {
+		var fresh []*index.Message
+		for _, m := range rec.rows {
+			if m.UID == 0 {
+				fresh = append(fresh, m)
+			}
+		}
+		if err := w.appendNew(ctx, j, fresh); err != nil {
+			return err
+		}
+	}
+	if !o.pull() {
+		return nil
+	}
+
+	// New messages: every server UID without a local row, in chunks any
+	// worker can take.
+	deleted := make(map[uint32]bool, len(localGone))
+	for _, m := range localGone {
+		deleted[m.UID] = true
+	}
+	var newUIDs []uint32
+	for uid := range present {
+		if local[uid] == nil && !deleted[uid] {
+			newUIDs = append(newUIDs, uid)
+		}
+	}
 	slices.Sort(newUIDs)
 	if len(newUIDs) > 0 {
 		o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
@@ -195,16 +256,17 @@ func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
 	return n
 }
 
-// fetchAllMeta fetches UID, FLAGS and RFC822.SIZE (and the Message-ID when
-// rows must be matched by content) of every message in the folder.
-func fetchAllMeta(c *imapclient.Client, withIDs bool) (map[uint32]*serverMsg, error) {
+// fetchMeta fetches UID, FLAGS and RFC822.SIZE (and the Message-ID when
+// rows must be matched by content) of every message from UID from on.
+func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*serverMsg, error) {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}
 	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 	if withIDs {
 		opts.BodySection = []*imap.FetchItemBodySection{idSection}
+		opts.InternalDate = true
 	}
 	out := map[uint32]*serverMsg{}
-	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	all := imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}}
 	cmd := c.Fetch(all, opts)
 	for {
 		msg := cmd.Next()
@@ -216,13 +278,16 @@ func fetchAllMeta(c *imapclient.Client, withIDs bool) (map[uint32]*serverMsg, er
 			cmd.Close()
 			return nil, err
 		}
-		if buf.UID == 0 {
-			continue
+		if buf.UID == 0 || uint32(buf.UID) < from {
+			continue // "from:*" includes the last message even below from
 		}
 		sm := &serverMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
 		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
 		if withIDs {
 			sm.messageID = index.ParseHeader(buf.FindBodySection(idSection)).MessageID
+			if !buf.InternalDate.IsZero() {
+				sm.date = buf.InternalDate.Unix()
+			}
 		}
 		out[sm.uid] = sm
 	}

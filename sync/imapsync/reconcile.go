@@ -19,18 +19,20 @@ import (
 // reconciled is the index's view of a folder after comparing it with the
 // Maildir on disk.
 type reconciled struct {
-	rows        []*index.Message // rows after reconciling
+	rows        []*index.Message // rows whose file exists
+	gone        []*index.Message // rows whose file is gone (deleted by the user or another program)
+	added       []*index.Message // rows created from files on disk (crash leftovers, lost index, other programs)
 	entries     map[string]maildir.Entry
-	added       int // files indexed from disk (crash leftovers, lost index, other programs)
-	missing     int // rows whose file is gone (removed by another program)
 	flagChanged int // files renamed by another program
 }
 
-func (r *reconciled) clean() bool { return r.added == 0 && r.missing == 0 && r.flagChanged == 0 }
+func (r *reconciled) clean() bool { return len(r.added) == 0 && len(r.gone) == 0 && r.flagChanged == 0 }
 
 // reconcile compares the folder's Maildir with its index rows and fixes the
 // index: unknown files get rows (their ,U= tag is used only if trustTags),
-// renamed files update flags, and rows without a file are dropped.
+// and renamed files update flags. Rows without a file are returned in gone:
+// what that means (a deletion to push, or a message to fetch again) is the
+// plan's decision.
 func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool) (*reconciled, error) {
 	entries, err := dir.Scan()
 	if err != nil {
@@ -70,18 +72,18 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 			changes = append(changes, fileChange{m: m, e: e, flags: e.Flags != m.Flags})
 		}
 	}
-	var gone []*index.Message
 	for _, m := range rows {
-		if _, ok := rec.entries[m.Key]; !ok {
-			gone = append(gone, m)
+		if _, ok := rec.entries[m.Key]; ok {
+			rec.rows = append(rec.rows, m)
+		} else {
+			rec.gone = append(rec.gone, m)
 		}
 	}
 	added, err := indexFiles(dir, orphans, trustTags)
 	if err != nil {
 		return nil, err
 	}
-	if len(changes)+len(gone)+len(added) == 0 {
-		rec.rows = rows
+	if len(changes)+len(added) == 0 {
 		return rec, nil
 	}
 	err = store.Write(ctx, func(tx *index.Tx) error {
@@ -98,11 +100,6 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 				rec.flagChanged++
 			}
 		}
-		for _, m := range gone {
-			if err := tx.DeleteMessage(m.ID); err != nil {
-				return err
-			}
-		}
 		for _, nm := range added {
 			nm.Folder = f.ID
 			id, err := tx.AddMessage(nm)
@@ -116,19 +113,10 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 	if err != nil {
 		return nil, err
 	}
-	rec.missing, rec.added = len(gone), len(added)
-	goneSet := make(map[index.MessageID]bool, len(gone))
-	for _, m := range gone {
-		goneSet[m.ID] = true
-	}
-	for _, m := range rows {
-		if !goneSet[m.ID] {
-			rec.rows = append(rec.rows, m)
-		}
-	}
 	for _, nm := range added {
 		m := nm.Message
 		rec.rows = append(rec.rows, &m)
+		rec.added = append(rec.added, &m)
 	}
 	return rec, nil
 }
@@ -180,7 +168,8 @@ func indexFile(dir *maildir.Dir, e maildir.Entry, trustTags bool) (*index.NewMes
 	}
 	h := sha256.New()
 	var hdr bytes.Buffer
-	lines := int64(0)
+	bareLF := int64(0) // LFs without a CR before them: each becomes CRLF upstream
+	prevCR := false
 	inHeader := true
 	br := bufio.NewReaderSize(f, 64<<10)
 	for {
@@ -188,8 +177,11 @@ func indexFile(dir *maildir.Dir, e maildir.Entry, trustTags bool) (*index.NewMes
 		if len(line) > 0 {
 			h.Write(line)
 			if line[len(line)-1] == '\n' {
-				lines++
+				if !(len(line) >= 2 && line[len(line)-2] == '\r') && !(len(line) == 1 && prevCR) {
+					bareLF++
+				}
 			}
+			prevCR = line[len(line)-1] == '\r'
 			if inHeader && hdr.Len() < 64<<10 {
 				hdr.Write(line)
 				if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
@@ -212,7 +204,7 @@ func indexFile(dir *maildir.Dir, e maildir.Entry, trustTags bool) (*index.NewMes
 	}
 	m.Flags, m.SyncedFlags = e.Flags, e.Flags
 	m.Size = st.Size()
-	m.RFC822Size = st.Size() + lines // as served with CRLF line ends
+	m.RFC822Size = st.Size() + bareLF // as sent with CRLF line ends
 	m.InternalDate = st.ModTime()
 	m.Header = index.ParseHeader(hdr.Bytes())
 	copy(m.SHA256[:], h.Sum(nil))

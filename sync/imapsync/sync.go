@@ -10,7 +10,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -26,8 +25,21 @@ type Options struct {
 	Endpoint Endpoint // how to reach the server
 	Index    *index.Store
 
-	Folders     []string // include/exclude patterns (see Match); default all
-	Connections int      // parallel connections; default 4
+	Folders []string // include/exclude patterns (see Match); default all
+	// Direction is "both" (default), "pull" (server to local only) or
+	// "push" (local to server only).
+	Direction string
+	// Expunge says where deletions are carried out: "both" (default),
+	// "local" (server expunges are applied locally; local deletions are not
+	// pushed), "remote" (local deletions are pushed; server expunges leave
+	// the local copy) or "none".
+	Expunge string
+	// MaxDeletePercent stops a folder whose run would delete more than this
+	// share of it on either side (and at least 5 messages); default 25.
+	// Force overrides it.
+	MaxDeletePercent int
+	Force            bool
+	Connections      int // parallel connections; default 4
 	// DialAttempts is how often a temporary connection failure is tried
 	// before giving up; default 3 (waits 1 s, 2 s).
 	DialAttempts int
@@ -60,14 +72,17 @@ type Result struct {
 
 // FolderResult is what one folder's sync did.
 type FolderResult struct {
-	Name         string
-	New          int   // messages downloaded
-	Bytes        int64 // bytes downloaded
-	FlagsChanged int   // messages whose flags changed locally
-	Expunged     int   // messages removed locally because they left the server
-	Rebuilt      int   // index rows rebuilt from files already on disk
-	Skipped      bool  // unchanged since the last run: not even selected
-	Err          error
+	Name           string
+	New            int   // messages downloaded
+	Bytes          int64 // bytes downloaded
+	FlagsChanged   int   // messages whose flags changed locally
+	FlagsPushed    int   // messages whose flags were changed upstream
+	Uploaded       int   // local messages APPENDed upstream
+	ExpungedRemote int   // messages deleted upstream because they were deleted locally
+	Expunged       int   // messages removed locally because they left the server
+	Rebuilt        int   // index rows rebuilt from files already on disk
+	Skipped        bool  // unchanged since the last run: not even selected
+	Err            error
 }
 
 // Totals adds up the folder results.
@@ -76,6 +91,9 @@ func (r *Result) Totals() (fr FolderResult) {
 		fr.New += f.New
 		fr.Bytes += f.Bytes
 		fr.FlagsChanged += f.FlagsChanged
+		fr.FlagsPushed += f.FlagsPushed
+		fr.Uploaded += f.Uploaded
+		fr.ExpungedRemote += f.ExpungedRemote
 		fr.Expunged += f.Expunged
 		fr.Rebuilt += f.Rebuilt
 	}
@@ -98,6 +116,15 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
+	}
+	if o.Direction == "" {
+		o.Direction = "both"
+	}
+	if o.Expunge == "" {
+		o.Expunge = "both"
+	}
+	if o.MaxDeletePercent <= 0 {
+		o.MaxDeletePercent = 25
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -344,4 +371,40 @@ func (w *worker) selectFolder(job *folderJob) error {
 	return nil
 }
 
-var _ = time.Now
+func (o *Options) push() bool { return o.Direction != "pull" }
+func (o *Options) pull() bool { return o.Direction != "push" }
+
+// pushDeletes: local deletions are carried out upstream.
+func (o *Options) pushDeletes() bool {
+	return o.push() && (o.Expunge == "both" || o.Expunge == "remote")
+}
+
+// pullDeletes: server expunges are carried out locally.
+func (o *Options) pullDeletes() bool {
+	return o.pull() && (o.Expunge == "both" || o.Expunge == "local")
+}
+
+// pendingPush reports whether rows hold local changes not yet upstream.
+func (o *Options) pendingPush(rows []*index.Message) bool {
+	if !o.push() {
+		return false
+	}
+	for _, m := range rows {
+		if m.UID == 0 || m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrTooManyDeletes is returned (wrapped) when a run would delete more of a
+// folder than Options.MaxDeletePercent allows.
+var ErrTooManyDeletes = errors.New("too many deletions")
+
+func (o *Options) checkDeletes(folder string, n, total int, where string) error {
+	if o.Force || n < 5 || n*100 <= o.MaxDeletePercent*total {
+		return nil
+	}
+	return fmt.Errorf("%w: this run would delete %d of %d messages %s (more than %d%%); "+
+		"check what happened, then run with --force", ErrTooManyDeletes, n, total, where, o.MaxDeletePercent)
+}

@@ -16,7 +16,7 @@ import (
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
-	var jsonOut bool
+	var jsonOut, force bool
 	cmd := &cobra.Command{
 		Use:   "sync [ACCOUNT...]",
 		Short: "Mirror the accounts (all, or the named ones) into the local store",
@@ -34,6 +34,7 @@ The exit status is 0 only if every account and folder succeeded.`,
 				return err
 			}
 			defer a.Close()
+			a.Force = force
 			var prog progressReporter = nopProgress{}
 			out := cmd.OutOrStdout()
 			switch {
@@ -56,6 +57,7 @@ The exit status is 0 only if every account and folder succeeded.`,
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print progress and results as JSON lines")
+	cmd.Flags().BoolVar(&force, "force", false, "allow a run to delete more of a folder than max_delete_percent")
 	return cmd
 }
 
@@ -69,6 +71,7 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			if r.Result != nil {
 				t := r.Result.Totals()
 				ev["new"], ev["bytes"], ev["flags"], ev["expunged"], ev["rebuilt"] = t.New, t.Bytes, t.FlagsChanged, t.Expunged, t.Rebuilt
+				ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
 				ev["folders"] = len(r.Result.Folders)
 			}
 			json.NewEncoder(w).Encode(ev)
@@ -78,8 +81,9 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			continue // the error is printed by main
 		}
 		t := r.Result.Totals()
-		fmt.Fprintf(w, "%s: %d folders, %d new (%s), %d flag changes, %d expunged", r.Name,
-			len(r.Result.Folders), t.New, humanBytes(t.Bytes), t.FlagsChanged, t.Expunged)
+		fmt.Fprintf(w, "%s: %d folders; down: %d new (%s), %d flag changes, %d expunged; up: %d new, %d flag changes, %d deleted",
+			r.Name, len(r.Result.Folders), t.New, humanBytes(t.Bytes), t.FlagsChanged, t.Expunged,
+			t.Uploaded, t.FlagsPushed, t.ExpungedRemote)
 		if t.Rebuilt > 0 {
 			fmt.Fprintf(w, ", %d re-indexed from disk", t.Rebuilt)
 		}

@@ -1,0 +1,571 @@
+package main
+
+// End-to-end tests of the postfach command: the binary built by TestMain,
+// run as a subprocess against a private Dovecot (internal/testenv).
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/configs"
+	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/testenv"
+)
+
+// TestConfigErrors: a bad file is refused by `config check` and by `sync`
+// with every error on its own line, FILE:LINE: KEY: MESSAGE, and nothing
+// else is touched.
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	doc := strings.Join([]string{
+		`[store]`,                       // 1
+		fmt.Sprintf("path = %q", store), // 2
+		`colour = "blue"`,               // 3: unknown key
+		``,                              // 4
+		`[[accounts]]`,                  // 5: host missing
+		`name = "work"`,                 // 6
+		`kind = "imap"`,                 // 7
+		`port = "abc"`,                  // 8: wrong type
+		`tls = "none"`,                  // 9
+		`username = "me"`,               // 10
+		`password = "secret"`,           // 11
+		``,                              // 12
+		`[[accounts]]`,                  // 13
+		`name = "home"`,                 // 14
+		`kind = "imap"`,                 // 15
+		`host = "127.0.0.1"`,            // 16
+		`tls = "none"`,                  // 17
+		`username = "me"`,               // 18
+		`password = "secret"`,           // 19
+		`fodlers = ["*"]`,               // 20: unknown key, a typo
+		``,
+	}, "\n")
+	cfg := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		cfg + ":3: store.colour: unknown key",
+		cfg + ":5: accounts[1].host: required",
+		cfg + ":8: accounts[1].port: must be an integer, not a string",
+		cfg + `:20: accounts[2].fodlers: unknown key (did you mean "folders"?)`,
+	}
+	for _, args := range [][]string{{"config", "check"}, {"sync"}, {"sync", "--json"}, {"status"}} {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			r := run(t, nil, append([]string{"--config", cfg}, args...)...)
+			if r.code == 0 {
+				t.Errorf("exit status 0 for a bad config")
+			}
+			got := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if !slices.Equal(got, want) {
+				t.Errorf("stderr:\n%s\nwant:\n%s", r.stderr, strings.Join(want, "\n"))
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout: %q, want nothing", r.stdout)
+			}
+			if _, err := os.Stat(store); !os.IsNotExist(err) {
+				t.Errorf("a refused config created the store %s (stat: %v)", store, err)
+			}
+		})
+	}
+
+	// The same file, repaired, passes.
+	fixed := strings.NewReplacer(`colour = "blue"`, ``, `port = "abc"`, `host = "127.0.0.1"`, `fodlers`, `folders`).Replace(doc)
+	if err := os.WriteFile(cfg, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, nil, "--config", cfg, "config", "check")
+	if !strings.Contains(r.stdout, "ok (2 accounts") {
+		t.Errorf("config check of the repaired file: %s", r)
+	}
+
+	// A missing file says how to make one.
+	r = run(t, nil, "--config", filepath.Join(dir, "missing.toml"), "config", "check")
+	checkOneLineError(t, r, "no config file", "postfach init")
+}
+
+// TestConnectErrors: a sync that cannot log in exits non-zero with one
+// line on stderr that names the cause, and no stack trace; with the right
+// CA the same TLS port works.
+func TestConnectErrors(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDovecot(t, testenv.WithTLS(testenv.TLSOn), noAuthPenalty)
+	d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(3, 20, corpus.Options{}))
+	closedPort := func() int {
+		// A port nobody listens on: bind one, then let it go.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		return port
+	}()
+
+	good := imapAccount(d, "work")
+	tests := []struct {
+		name string
+		acct func(a account) account
+		want []string
+	}{
+		{"wrong password", func(a account) account { a.password = "wrong"; return a }, []string{"authentication failed", "work"}},
+		{"refused", func(a account) account { a.port = closedPort; return a }, []string{"connection refused", strconv.Itoa(closedPort)}},
+		{"untrusted certificate", func(a account) account { a.port, a.tls = d.IMAPSPort, "implicit"; return a }, []string{"certificate", "ca_file"}},
+		{"starttls untrusted certificate", func(a account) account { a.tls = "starttls"; return a }, []string{"certificate"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cfg := writeConfig(t, dir, "config.toml", filepath.Join(dir, "store"), tc.acct(good))
+			r := run(t, nil, "--config", cfg, "sync", "work")
+			checkOneLineError(t, r, tc.want...)
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			n, _ := fileCounts(t, filepath.Join(dir, "store"))
+			if n != 0 {
+				t.Errorf("%d message files after a failed login", n)
+			}
+		})
+	}
+
+	t.Run("trusted certificate", func(t *testing.T) {
+		t.Parallel()
+		for _, mode := range []string{"implicit", "starttls"} {
+			dir := t.TempDir()
+			a := good
+			a.tls, a.caFile = mode, d.CertFile
+			if mode == "implicit" {
+				a.port = d.IMAPSPort
+			}
+			store := filepath.Join(dir, "store")
+			cfg := writeConfig(t, dir, "config.toml", store, a)
+			mustRun(t, nil, "--config", cfg, "sync")
+			compare(t, d, store, "work")
+		}
+	})
+}
+
+// TestSyncStatus: `status --json` after a sync has the server's count per
+// folder and RFC 3339 times; after a failed login it shows the account's
+// error and keeps the last good state.
+func TestSyncStatus(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDovecot(t, noAuthPenalty)
+	d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(4, 200, corpus.Options{}))
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	acct := imapAccount(d, "work")
+	cfg := writeConfig(t, dir, "config.toml", store, acct)
+
+	// Before any sync: the account, no folders, never synced.
+	st := getStatus(t, cfg)
+	if len(st.Accounts) != 1 || st.Accounts[0].Name != "work" || st.Accounts[0].LastSync != "" || len(st.Accounts[0].Folders) != 0 {
+		t.Errorf("status before the first sync: %+v", st)
+	}
+
+	before := time.Now().Add(-time.Second).Truncate(time.Second)
+	r := mustRun(t, nil, "--config", cfg, "sync")
+	if !strings.Contains(r.stdout, "work: ") || !strings.Contains(r.stdout, "200 new") {
+		t.Errorf("sync output: %s", r.stdout)
+	}
+	after := time.Now().Add(time.Second)
+	server := compare(t, d, store, "work")
+
+	st = getStatus(t, cfg)
+	if len(st.Accounts) != 1 {
+		t.Fatalf("status: %d accounts, want 1", len(st.Accounts))
+	}
+	a := st.Accounts[0]
+	if a.Name != "work" || a.Kind != "imap" || a.Error != "" || a.Messages != countMessages(server) {
+		t.Errorf("account status %+v, want work, imap, no error, %d messages", a, countMessages(server))
+	}
+	checkTime := func(what, s string) time.Time {
+		t.Helper()
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Errorf("%s last_sync %q: %v", what, s, err)
+		} else if ts.Before(before) || ts.After(after) {
+			t.Errorf("%s last_sync %v, not during the sync (%v..%v)", what, ts, before, after)
+		}
+		return ts
+	}
+	lastSync := a.LastSync
+	checkTime("account", a.LastSync)
+	got := map[string]int{}
+	for _, f := range a.Folders {
+		got[f.Name] = f.Messages
+		checkTime("folder "+f.Name, f.LastSync)
+		if f.Error != "" {
+			t.Errorf("folder %s: error %q", f.Name, f.Error)
+		}
+	}
+	want := map[string]int{}
+	for name, msgs := range server {
+		want[name] = len(msgs)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("status folder counts %v, server %v", got, want)
+	}
+	if len(want) < 4 {
+		t.Errorf("server has %d folders, want at least 4 (nested and non-ASCII among them)", len(want))
+	}
+
+	// The human-readable status names every folder.
+	r = mustRun(t, nil, "--config", cfg, "status")
+	for name := range want {
+		if !strings.Contains(r.stdout, name) {
+			t.Errorf("status does not list folder %q:\n%s", name, r.stdout)
+		}
+	}
+
+	// A failed login: the account shows the error; the counts and the
+	// last good sync stay.
+	bad := acct
+	bad.password = "wrong"
+	badCfg := writeConfig(t, dir, "bad.toml", store, bad)
+	r = run(t, nil, "--config", badCfg, "sync")
+	checkOneLineError(t, r, "authentication failed")
+	st = getStatus(t, badCfg)
+	a = st.Accounts[0]
+	if !strings.Contains(a.Error, "authentication failed") {
+		t.Errorf("account error after a failed login: %q", a.Error)
+	}
+	if a.LastSync != lastSync {
+		t.Errorf("account last_sync %q after a failed login, want the last good one %q", a.LastSync, lastSync)
+	}
+	if a.Messages != countMessages(server) || len(a.Folders) != len(want) {
+		t.Errorf("after a failed login: %d messages in %d folders, want %d in %d", a.Messages, len(a.Folders), countMessages(server), len(want))
+	}
+
+	// The next good run clears the error.
+	time.Sleep(time.Second) // last_sync has whole seconds
+	mustRun(t, nil, "--config", cfg, "sync")
+	a = getStatus(t, cfg).Accounts[0]
+	if a.Error != "" || a.LastSync == lastSync {
+		t.Errorf("after a good run: error %q, last_sync %q (before %q)", a.Error, a.LastSync, lastSync)
+	}
+}
+
+// killLoops is how many times TestKill kills a running sync (4 with
+// -short); POSTFACH_KILL_LOOPS overrides it for soak runs.
+const killLoops = 12
+
+// TestKill: kill -9 at random moments of initial and incremental syncs,
+// with server changes in between, never loses, duplicates or orphans a
+// message: one clean run afterwards leaves an exact mirror.
+func TestKill(t *testing.T) {
+	t.Parallel()
+	loops := killLoops
+	if testing.Short() {
+		loops = 4
+	}
+	if s := os.Getenv("POSTFACH_KILL_LOOPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("POSTFACH_KILL_LOOPS=%q: want a positive number", s)
+		}
+		loops = n
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("random seed %d (POSTFACH_KILL_SEED to repeat)", seed)
+	if s := os.Getenv("POSTFACH_KILL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rnd := rand.New(rand.NewPCG(uint64(seed), 0))
+
+	d := testenv.StartDovecot(t)
+	user := testenv.DefaultUser.Name
+	opts := corpus.Options{BigAttachmentEvery: 300, BigAttachmentSize: 1 << 20}
+	const initial = 1500
+	d.Seed(t, user, corpus.Generate(5, initial, opts))
+	extra := 0 // messages added later come from another seed
+
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	cfg := writeConfig(t, dir, "config.toml", store, imapAccount(d, "work"))
+	acctDir := filepath.Join(store, "work")
+
+	// kill runs one sync and kills it after a random 20-400 ms, unless it
+	// ends before.
+	var stats struct{ killed, midDownload, idle, finished, changes int }
+	kill := func(i int) {
+		filesBefore, tmpBefore := scanFiles(t, acctDir)
+		cmd := exec.Command(postfachBin, "--config", cfg, "sync")
+		cmd.Env = environ(t, nil)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		delay := time.Duration(20+rnd.IntN(381)) * time.Millisecond
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(delay):
+			cmd.Process.Kill() // SIGKILL
+			err = <-done
+		}
+		filesAfter, tmpAfter := scanFiles(t, acctDir)
+		newTmp := 0
+		for f := range tmpAfter {
+			if !tmpBefore[f] {
+				newTmp++
+			}
+		}
+		what := "finished"
+		switch {
+		case killed(cmd) && (filesAfter != filesBefore || newTmp > 0):
+			// It had written message files: killed while downloading
+			// or committing.
+			stats.killed++
+			stats.midDownload++
+			what = "killed mid-download"
+		case killed(cmd):
+			stats.killed++
+			stats.idle++
+			what = "killed before downloading (or with nothing to download)"
+		case err != nil:
+			t.Fatalf("loop %d: sync failed on its own: %v\n%s", i, err, stderr.String())
+		default:
+			stats.finished++
+		}
+		t.Logf("loop %2d: %3d ms: %s; message files %d -> %d; tmp/ %d -> %d files (%d new)",
+			i, delay.Milliseconds(), what, filesBefore, filesAfter, len(tmpBefore), len(tmpAfter), newTmp)
+	}
+	for i := range loops {
+		switch {
+		case i == loops/2 && i > 0:
+			// Let one run finish, so that the kills after it hit
+			// incremental runs.
+			res := syncJSON(t, cfg, "work")
+			t.Logf("loop %2d: an unkilled run: %+v", i, res)
+			changeServer(t, d, rnd, &extra)
+			stats.changes++
+		case i%3 == 2:
+			changeServer(t, d, rnd, &extra)
+			stats.changes++
+		}
+		kill(i)
+	}
+	t.Logf("%d loops: %d killed (%d mid-download, %d before any download), %d finished before the kill; %d server changes",
+		loops, stats.killed, stats.midDownload, stats.idle, stats.finished, stats.changes)
+	if stats.killed == 0 {
+		t.Errorf("no run was killed: the test proved nothing")
+	}
+
+	changeServer(t, d, rnd, &extra) // the clean run has changes to apply too
+	res := syncJSON(t, cfg, "work")
+	t.Logf("clean run: %+v", res)
+	server := compare(t, d, store, "work")
+	if n := countMessages(server); n < initial {
+		t.Fatalf("server has %d messages, want at least %d", n, initial)
+	}
+	// And a run after that has nothing to do.
+	if res := syncJSON(t, cfg, "work"); res.New != 0 || res.Flags != 0 || res.Expunged != 0 || res.Rebuilt != 0 {
+		t.Errorf("run after the clean run did something: %+v", res)
+	}
+	compare(t, d, store, "work")
+}
+
+// changeServer adds 5 messages and flags, unflags and expunges a few in
+// INBOX, over IMAP.
+func changeServer(t *testing.T, d *testenv.Dovecot, rnd *rand.Rand, extra *int) {
+	t.Helper()
+	var msgs []corpus.Message
+	for range 5 {
+		m := corpus.At(6, *extra, corpus.Options{})
+		*extra++
+		msgs = append(msgs, m)
+	}
+	d.Seed(t, testenv.DefaultUser.Name, msgs)
+
+	c, err := d.Dial(testenv.DefaultUser.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := sel.NumMessages
+	if n < 10 {
+		t.Fatalf("INBOX has %d messages", n)
+	}
+	pick := func(k int) imap.SeqSet {
+		var s imap.SeqSet
+		for range k {
+			s.AddNum(1 + uint32(rnd.IntN(int(n))))
+		}
+		return s
+	}
+	store := func(set imap.SeqSet, op imap.StoreFlagsOp, flags ...imap.Flag) {
+		if err := c.Store(set, &imap.StoreFlags{Op: op, Flags: flags, Silent: true}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store(pick(3), imap.StoreFlagsAdd, imap.FlagFlagged, "$Label2")
+	store(pick(3), imap.StoreFlagsDel, imap.FlagSeen)
+	store(pick(2), imap.StoreFlagsAdd, imap.FlagDeleted)
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLostIndex: with the index deleted, a sync re-indexes every message
+// from the files on disk and downloads none.
+func TestLostIndex(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDovecot(t)
+	d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 300, corpus.Options{BigAttachmentEvery: 150, BigAttachmentSize: 256 << 10}))
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	cfg := writeConfig(t, dir, "config.toml", store, imapAccount(d, "work"))
+
+	res := syncJSON(t, cfg, "work")
+	server := compare(t, d, store, "work")
+	n := countMessages(server)
+	if res.New != n || res.Rebuilt != 0 || res.Error != "" || res.Folders != len(server) {
+		t.Errorf("first sync: %+v, want %d new in %d folders", res, n, len(server))
+	}
+
+	matches, err := filepath.Glob(filepath.Join(store, ".postfach", "index.db*"))
+	if err != nil || len(matches) == 0 {
+		t.Fatalf("no index files to delete: %v %v", matches, err)
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res = syncJSON(t, cfg, "work")
+	if res.New != 0 || res.Rebuilt != n || res.Error != "" {
+		t.Errorf("sync after losing the index: %+v, want 0 new and %d rebuilt", res, n)
+	}
+	if res.Bytes > 0 {
+		t.Errorf("sync after losing the index downloaded %d bytes", res.Bytes)
+	}
+	compare(t, d, store, "work")
+	st := getStatus(t, cfg)
+	if a := st.Accounts[0]; a.Messages != n || a.Error != "" {
+		t.Errorf("status after rebuilding: %d messages, error %q; want %d", a.Messages, a.Error, n)
+	}
+}
+
+// TestInit: `init` writes the example config, which `config check`
+// accepts, and does not overwrite a file without --force.
+func TestInit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sub", "dir", "config.toml")
+	// The example reads the password from this variable.
+	if !bytes.Contains(configs.Example, []byte(`password_env = "POSTFACH_WORK_PASSWORD"`)) {
+		t.Fatal(`configs/example.toml no longer sets password_env = "POSTFACH_WORK_PASSWORD"; update this test`)
+	}
+	env := []string{"POSTFACH_WORK_PASSWORD=secret"}
+
+	r := mustRun(t, env, "--config", cfg, "init")
+	if !strings.Contains(r.stdout, cfg) {
+		t.Errorf("init output does not name the file: %q", r.stdout)
+	}
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, configs.Example) {
+		t.Errorf("init wrote something else than configs.Example")
+	}
+	if fi, err := os.Stat(cfg); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("config file mode %v (%v), want private", fi.Mode(), err)
+	}
+	r = mustRun(t, env, "--config", cfg, "config", "check")
+	if !strings.Contains(r.stdout, "ok (1 accounts") {
+		t.Errorf("config check of the example: %s", r)
+	}
+
+	// No overwrite without --force.
+	mine := append(slices.Clone(data), "# my edits\n"...)
+	if err := os.WriteFile(cfg, mine, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, env, "--config", cfg, "init")
+	checkOneLineError(t, r, "already exists", "--force")
+	if got, _ := os.ReadFile(cfg); !bytes.Equal(got, mine) {
+		t.Errorf("init without --force changed the existing file")
+	}
+	mustRun(t, env, "--config", cfg, "init", "--force")
+	if got, _ := os.ReadFile(cfg); !bytes.Equal(got, configs.Example) {
+		t.Errorf("init --force did not overwrite the file")
+	}
+}
+
+// TestDemo: `demo` mirrors its built-in server into a directory, and the
+// config it leaves there works with `status`.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := run(t, nil, "demo", "--dir", dir, "--messages", "50")
+	if r.code != 0 {
+		t.Fatalf("postfach demo: %s", r)
+	}
+	if !strings.Contains(r.stdout, "50 messages") {
+		t.Errorf("demo output:\n%s", r.stdout)
+	}
+	// Like sync, demo must not draw a progress bar when stderr is not a
+	// terminal (here it is a pipe).
+	if r.stderr != "" {
+		t.Errorf("demo wrote to stderr, which is not a terminal: %q", r.stderr)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	if _, err := os.Stat(cfg); err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := os.ReadDir(filepath.Join(dir, "Mail", "demo", "INBOX", "cur"))
+	if err != nil || len(inbox) == 0 {
+		t.Fatalf("demo INBOX/cur: %d files, %v", len(inbox), err)
+	}
+	files, tmp := fileCounts(t, filepath.Join(dir, "Mail", "demo"))
+	if files != 50 || tmp != 0 {
+		t.Errorf("demo left %d message files and %d in tmp/, want 50 and 0", files, tmp)
+	}
+
+	st := getStatus(t, cfg)
+	if len(st.Accounts) != 1 || st.Accounts[0].Name != "demo" {
+		t.Fatalf("status of the demo: %+v", st)
+	}
+	a := st.Accounts[0]
+	total := 0
+	for _, f := range a.Folders {
+		total += f.Messages
+		if f.Name == "INBOX" && f.Messages != len(inbox) {
+			t.Errorf("status: INBOX has %d messages, cur/ %d files", f.Messages, len(inbox))
+		}
+	}
+	if total != 50 || a.Messages != 50 || len(a.Folders) < 2 {
+		t.Errorf("status of the demo: %d messages (account says %d) in %d folders, want 50", total, a.Messages, len(a.Folders))
+	}
+}

@@ -1,0 +1,480 @@
+package imapsync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// syncFlags merges each message's flags three ways (base: the last state
+// both sides agreed on) and writes the result where the direction allows:
+// locally by renaming the file, upstream by STORE. Upstream goes first, the
+// new base is recorded last, so a crash in between only repeats idempotent
+// work.
+func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*index.Message, server map[uint32]*serverMsg) error {
+	o := &w.s.opts
+	type change struct {
+		m            *index.Message
+		newLocal     maildir.Flags
+		newLocalKw   []string
+		newBase      maildir.Flags
+		newBaseKw    []string
+		localChanged bool
+		file         string
+	}
+	var changes []*change
+	stores := map[string][]imap.UID{} // "+flags|-flags" -> UIDs
+	for uid, m := range local {
+		sm := server[uid]
+		localDirty := m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords)
+		if sm == nil && !localDirty {
+			continue
+		}
+		remote, remoteKw := m.SyncedFlags, m.SyncedKeywords
+		if sm != nil {
+			remote, remoteKw = sm.flags, sm.keywords
+		}
+		var merged maildir.Flags
+		var mergedKw []string
+		switch {
+		case !o.pull(): // push only: local wins
+			merged, mergedKw = m.Flags, m.Keywords
+		default:
+			merged = mergeFlags(m.SyncedFlags, m.Flags, remote)
+			mergedKw = mergeKeywords(m.SyncedKeywords, m.Keywords, remoteKw)
+		}
+		c := &change{m: m, newLocal: m.Flags, newLocalKw: m.Keywords, newBase: remote, newBaseKw: remoteKw, file: m.File}
+		if o.pull() {
+			c.newLocal, c.newLocalKw = merged, mergedKw
+		}
+		if o.push() && (merged != remote || !sameKeywords(mergedKw, remoteKw)) {
+			key := flagDiff(remote, remoteKw, merged, mergedKw)
+			stores[key] = append(stores[key], imap.UID(uid))
+			c.newBase, c.newBaseKw = merged, mergedKw
+		}
+		c.localChanged = c.newLocal != m.Flags || !sameKeywords(c.newLocalKw, m.Keywords)
+		if !c.localChanged && c.newBase == m.SyncedFlags && sameKeywords(c.newBaseKw, m.SyncedKeywords) {
+			continue
+		}
+		changes = append(changes, c)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	// Upstream first.
+	pushed := 0
+	keys := make([]string, 0, len(stores))
+	for k := range stores {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		uids := stores[k]
+		add, del := parseDiff(k)
+		set := imap.UIDSetNum(uids...)
+		if len(add) > 0 {
+			if err := w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: add}, nil).Close(); err != nil {
+				return fmt.Errorf("STORE: %w", err)
+			}
+		}
+		if len(del) > 0 {
+			if err := w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: del}, nil).Close(); err != nil {
+				return fmt.Errorf("STORE: %w", err)
+			}
+		}
+		pushed += len(uids)
+	}
+	// Then the files.
+	localN := 0
+	for _, c := range changes {
+		if c.newLocal != c.m.Flags {
+			if e, ok := entryOf(c.m); ok {
+				ne, err := j.dir.SetFlags(e, c.newLocal)
+				if err != nil {
+					return err
+				}
+				c.file = ne.Sub + "/" + ne.Name
+			}
+		}
+		if c.localChanged {
+			localN++
+		}
+	}
+	if localN > 0 {
+		if err := j.dir.SyncDir(); err != nil {
+			return err
+		}
+	}
+	// Then the index.
+	err := o.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, c := range changes {
+			if c.localChanged {
+				if err := tx.SetFlags(c.m.ID, c.m.Folder, c.newLocal, c.newLocalKw); err != nil {
+					return err
+				}
+				if err := tx.SetFile(c.m.ID, c.file); err != nil {
+					return err
+				}
+				c.m.Flags, c.m.Keywords, c.m.File = c.newLocal, c.newLocalKw, c.file
+			}
+			if err := tx.SetSyncedFlags(c.m.ID, c.newBase, c.newBaseKw); err != nil {
+				return err
+			}
+			c.m.SyncedFlags, c.m.SyncedKeywords = c.newBase, c.newBaseKw
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	j.update(func(r *FolderResult) {
+		r.FlagsChanged += localN
+		r.FlagsPushed += pushed
+	})
+	return nil
+}
+
+// flagDiff encodes what turns (from, fromKw) into (to, toKw) as a group key.
+func flagDiff(from maildir.Flags, fromKw []string, to maildir.Flags, toKw []string) string {
+	var add, del []string
+	for _, f := range (to &^ from).IMAP() {
+		add = append(add, string(f))
+	}
+	for _, f := range (from &^ to).IMAP() {
+		del = append(del, string(f))
+	}
+	for _, k := range toKw {
+		if !contains(fromKw, k) {
+			add = append(add, k)
+		}
+	}
+	for _, k := range fromKw {
+		if !contains(toKw, k) {
+			del = append(del, k)
+		}
+	}
+	sort.Strings(add)
+	sort.Strings(del)
+	return strings.Join(add, " ") + "|" + strings.Join(del, " ")
+}
+
+func parseDiff(key string) (add, del []imap.Flag) {
+	a, d, _ := strings.Cut(key, "|")
+	for _, f := range strings.Fields(a) {
+		add = append(add, imap.Flag(f))
+	}
+	for _, f := range strings.Fields(d) {
+		del = append(del, imap.Flag(f))
+	}
+	return add, del
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// expungeRemote deletes upstream the messages deleted locally: flag them
+// \Deleted, UID EXPUNGE exactly those (UIDPLUS), then drop their rows.
+func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.Message) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	uids := make([]imap.UID, len(rows))
+	for i, m := range rows {
+		uids[i] = imap.UID(m.UID)
+	}
+	set := imap.UIDSetNum(uids...)
+	if err := w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		return fmt.Errorf("STORE \\Deleted: %w", err)
+	}
+	if w.c.Caps().Has(imap.CapUIDPlus) || w.c.Caps().Has(imap.CapIMAP4rev2) {
+		if err := w.c.UIDExpunge(set).Close(); err != nil {
+			return fmt.Errorf("UID EXPUNGE: %w", err)
+		}
+	} else {
+		w.s.log.Warn("server lacks UIDPLUS: locally deleted messages are only flagged \\Deleted upstream",
+			"folder", j.rf.Local, "count", len(rows))
+	}
+	if err := dropRows(ctx, w.s.opts.Index, rows); err != nil {
+		return err
+	}
+	j.update(func(r *FolderResult) { r.ExpungedRemote += len(rows) })
+	return nil
+}
+
+// dropRows removes rows whose files are already gone.
+func dropRows(ctx context.Context, store *index.Store, rows []*index.Message) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return store.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range rows {
+			if err := tx.DeleteMessage(m.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// appendNew uploads local messages the server does not have. Each APPEND is
+// written ahead into the journal (with the folder's UIDNEXT before it), so
+// that after a crash recoverAppends can find the copy on the server instead
+// of uploading it twice.
+func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Message) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	o := &w.s.opts
+	intents := make([]int64, len(rows))
+	err := o.Index.Write(ctx, func(tx *index.Tx) error {
+		for i, m := range rows {
+			id, err := tx.AddIntent(index.Intent{Account: j.f.Account, Folder: j.f.ID, Message: m.ID,
+				Op: "append", Arg: strconv.FormatUint(uint64(j.uidNext), 10)})
+			if err != nil {
+				return err
+			}
+			intents[i] = id
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for i, m := range rows {
+		e, ok := entryOf(m)
+		if !ok {
+			continue
+		}
+		path := j.dir.FilePath(e)
+		size, err := crlfSize(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // deleted meanwhile; the next run sees it gone
+			}
+			return err
+		}
+		flags := m.Flags.IMAP()
+		for _, k := range m.Keywords {
+			flags = append(flags, imap.Flag(k))
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		cmd := w.c.Append(j.rf.Remote, size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+		_, werr := io.Copy(&crlfWriter{w: cmd}, bufio.NewReaderSize(f, 64<<10))
+		f.Close()
+		cerr := cmd.Close()
+		data, err := cmd.Wait()
+		if err = errors.Join(werr, cerr, err); err != nil {
+			return fmt.Errorf("APPEND: %w", err)
+		}
+		if data.UID == 0 {
+			continue // no UIDPLUS: the intent stays; the next run matches the copy
+		}
+		ne, err := j.dir.SetUID(e, uint32(data.UID))
+		if err != nil {
+			return err
+		}
+		m.UID, m.File, m.RFC822Size = uint32(data.UID), ne.Sub+"/"+ne.Name, size
+		err = o.Index.Write(ctx, func(tx *index.Tx) error {
+			if err := tx.SetUID(m.ID, m.UID, size); err != nil {
+				return err
+			}
+			if err := tx.SetFile(m.ID, m.File); err != nil {
+				return err
+			}
+			if err := tx.SetSyncedFlags(m.ID, m.Flags, m.Keywords); err != nil {
+				return err
+			}
+			return tx.DoneIntent(intents[i])
+		})
+		if err != nil {
+			return err
+		}
+		n++
+	}
+	j.update(func(r *FolderResult) { r.Uploaded += n })
+	return nil
+}
+
+// recoverAppends resolves APPENDs that a previous run recorded but did not
+// confirm: if the server has the message (same Message-ID and size, at or
+// above the UIDNEXT recorded before the APPEND) its UID is adopted;
+// otherwise the row stays without UID and is uploaded again.
+func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index.Message, uvChanged bool) error {
+	o := &w.s.opts
+	var intents []index.Intent
+	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		intents, err = tx.Intents(j.f.ID)
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(intents) == 0 {
+		return nil
+	}
+	byID := map[index.MessageID]*index.Message{}
+	for _, m := range rows {
+		byID[m.ID] = m
+	}
+	from := uint32(1)
+	if !uvChanged {
+		from = ^uint32(0)
+		for _, in := range intents {
+			if v, err := strconv.ParseUint(in.Arg, 10, 32); err == nil && uint32(v) < from {
+				from = uint32(v)
+			}
+		}
+	}
+	server, err := fetchMeta(w.c, from, true)
+	if err != nil {
+		return err
+	}
+	type ident struct {
+		id   string
+		size int64
+	}
+	cands := map[ident][]uint32{}
+	for uid, sm := range server {
+		k := ident{sm.messageID, sm.size}
+		cands[k] = append(cands[k], uid)
+	}
+	for _, in := range intents {
+		m := byID[in.Message]
+		err := o.Index.Write(ctx, func(tx *index.Tx) error {
+			if m != nil && m.UID == 0 && m.Header.MessageID != "" {
+				size := m.RFC822Size
+				if e, ok := entryOf(m); ok {
+					if s, err := crlfSize(j.dir.FilePath(e)); err == nil {
+						size = s
+					}
+				}
+				k := ident{m.Header.MessageID, size}
+				if list := cands[k]; len(list) > 0 {
+					uid := list[0]
+					cands[k] = list[1:]
+					if e, ok := entryOf(m); ok {
+						ne, err := j.dir.SetUID(e, uid)
+						if err != nil {
+							return err
+						}
+						m.File = ne.Sub + "/" + ne.Name
+					}
+					m.UID = uid
+					if err := tx.SetUID(m.ID, uid, size); err != nil {
+						return err
+					}
+					if err := tx.SetFile(m.ID, m.File); err != nil {
+						return err
+					}
+				}
+			}
+			return tx.DoneIntent(in.ID)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyTags checks the ,U= tags of files indexed from disk against the
+// server (a file moved here from another folder by a mail client carries
+// that folder's UID): a tag whose server message has another size is
+// dropped, and the message is matched by content or uploaded instead.
+func verifyTags(ctx context.Context, store *index.Store, added []*index.Message, server map[uint32]*serverMsg) error {
+	var bad []*index.Message
+	for _, m := range added {
+		if m.UID == 0 {
+			continue
+		}
+		if sm := server[m.UID]; sm == nil || sm.size != m.RFC822Size {
+			bad = append(bad, m)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return store.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range bad {
+			m.UID = 0
+			if err := tx.SetUID(m.ID, 0, m.RFC822Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// crlfSize is the size of a stored message as sent upstream: every LF not
+// preceded by CR becomes CRLF.
+func crlfSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	cw := &crlfWriter{w: io.Discard}
+	if _, err := io.Copy(cw, f); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// crlfWriter turns bare LF into CRLF and counts what it writes.
+type crlfWriter struct {
+	w      io.Writer
+	prevCR bool
+	n      int64
+}
+
+func (c *crlfWriter) Write(p []byte) (int, error) {
+	start := 0
+	for i, b := range p {
+		if b == '\n' && !(i > 0 && p[i-1] == '\r') && !(i == 0 && c.prevCR) {
+			if err := c.emit(p[start:i]); err != nil {
+				return 0, err
+			}
+			if err := c.emit([]byte{'\r'}); err != nil {
+				return 0, err
+			}
+			start = i
+		}
+	}
+	if err := c.emit(p[start:]); err != nil {
+		return 0, err
+	}
+	if len(p) > 0 {
+		c.prevCR = p[len(p)-1] == '\r'
+	}
+	return len(p), nil
+}
+
+func (c *crlfWriter) emit(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return err
+}

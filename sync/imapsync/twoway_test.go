@@ -1,0 +1,193 @@
+package imapsync_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+func (e *env) dir(folder string) *maildir.Dir {
+	e.t.Helper()
+	p, err := maildir.FolderDir(e.root, "acct", folder)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d, err := maildir.Open(p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+func (e *env) entries(folder string) []maildir.Entry {
+	e.t.Helper()
+	es, err := e.dir(folder).Scan()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return es
+}
+
+// writeForeign drops a message into new/ the way an MDA or another mail
+// program would: no ,U= tag, no info.
+func (e *env) writeForeign(folder, name string, raw []byte) {
+	e.t.Helper()
+	d := e.dir(folder)
+	if err := os.WriteFile(filepath.Join(d.Path, "new", name), raw, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestTwoWay(t *testing.T) {
+	e := newEnv(t)
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(3, 120, corpus.Options{Folders: []string{"INBOX", "Archive"}}))
+	e.sync()
+	e.compare()
+
+	// Local changes, as mutt or notmuch would make them.
+	inbox := e.entries("INBOX")
+	d := e.dir("INBOX")
+	flagged := inbox[0]
+	if _, err := d.SetFlags(flagged, flagged.Flags|maildir.FlagFlagged|maildir.FlagAnswered); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range inbox[1:3] {
+		if err := os.Remove(d.FilePath(gone)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newRaw := []byte("From: me@example.org\nTo: you@example.org\nSubject: written offline\nMessage-ID: <offline-1@example.org>\nDate: Mon, 2 Mar 2026 10:00:00 +0000\n\nHello from the train.\n")
+	e.writeForeign("INBOX", "1772445600.M1P1.laptop", newRaw)
+	noID := []byte("From: me@example.org\nSubject: no message-id\n\nbody\n")
+	e.writeForeign("Archive", "1772445601.M2P1.laptop", noID)
+
+	// A server change at the same time.
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	if _, err := c.Select("Archive", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{"$Important"}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	res, _ := e.sync()
+	tot := res.Totals()
+	if tot.Uploaded != 2 || tot.ExpungedRemote != 2 || tot.FlagsPushed != 1 || tot.FlagsChanged != 1 {
+		t.Errorf("got %+v, want 2 uploaded, 2 deleted upstream, 1 flag pushed, 1 flag pulled", tot)
+	}
+	server := e.compare()
+	found := 0
+	for _, m := range server["INBOX"] {
+		if bytes.Equal(bytes.ReplaceAll(m.Raw, []byte("\r\n"), []byte("\n")), newRaw) {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Errorf("the offline message is on the server %d times", found)
+	}
+
+	// Nothing left to do.
+	res, _ = e.sync()
+	if tot := res.Totals(); tot.Uploaded+tot.ExpungedRemote+tot.FlagsPushed+tot.New+tot.Expunged+tot.FlagsChanged != 0 {
+		t.Errorf("second run did something: %+v", tot)
+	}
+	e.compare()
+
+	t.Run("lost index with local-only state", func(t *testing.T) {
+		// A lost index and a lost UIDVALIDITY file: every message must be
+		// matched by content, none uploaded or downloaded again.
+		e.store.Close()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(index.DefaultPath(e.root) + suffix)
+		}
+		for _, f := range []string{"INBOX", "Archive"} {
+			os.Remove(filepath.Join(e.dir(f).Path, maildir.UIDValidityFile))
+		}
+		e.openIndex()
+		res, _ := e.sync()
+		if tot := res.Totals(); tot.Uploaded != 0 || tot.New != 0 {
+			t.Errorf("after losing index and UIDVALIDITY files: %+v; want nothing moved", tot)
+		}
+		e.compare()
+	})
+
+	t.Run("interrupted append is adopted, not repeated", func(t *testing.T) {
+		c := e.d.Client(t, testenv.DefaultUser.Name)
+		appendRaw := func(raw []byte) {
+			crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+			ac := c.Append("INBOX", int64(len(crlf)), nil)
+			ac.Write(crlf)
+			ac.Close()
+			if _, err := ac.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// 1. A crash after APPEND and before the intent was even read back:
+		// the server has the copy, the file has no tag. Content identity
+		// adopts it.
+		raw1 := []byte("From: me@example.org\nSubject: crash test\nMessage-ID: <crash-1@example.org>\n\nx\n")
+		e.writeForeign("INBOX", "1772445700.M3P1.laptop", raw1)
+		appendRaw(raw1)
+		res, _ := e.sync()
+		if tot := res.Totals(); tot.Uploaded != 0 {
+			t.Errorf("a message the server already had was uploaded again: %+v", tot)
+		}
+		e.compare()
+
+		// 2. The journal path: the intent is recorded, the APPEND went
+		// through, the row has no UID yet.
+		raw2 := bytes.Replace(raw1, []byte("crash-1"), []byte("crash-2"), 1)
+		e.writeForeign("INBOX", "1772445800.M4P1.laptop", raw2)
+		appendRaw(raw2)
+		err := e.store.Write(context.Background(), func(tx *index.Tx) error {
+			a, _ := tx.Account("acct")
+			f, _ := tx.FolderByName(a, "INBOX")
+			nm := &index.NewMessage{}
+			nm.Folder, nm.Key, nm.File = f.ID, "1772445800.M4P1.laptop", "new/1772445800.M4P1.laptop"
+			nm.Header.MessageID = "crash-2@example.org"
+			id, err := tx.AddMessage(nm)
+			if err != nil {
+				return err
+			}
+			_, err = tx.AddIntent(index.Intent{Account: a, Folder: f.ID, Message: id, Op: "append", Arg: strconv.Itoa(int(f.UIDNext))})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _ = e.sync()
+		if tot := res.Totals(); tot.Uploaded != 0 {
+			t.Errorf("an interrupted append was uploaded again: %+v", tot)
+		}
+		e.compare()
+	})
+
+	t.Run("deletion safety valve", func(t *testing.T) {
+		es := e.entries("Archive")
+		d := e.dir("Archive")
+		for _, x := range es[:len(es)/2] {
+			os.Remove(d.FilePath(x))
+		}
+		_, _, err := e.trySync(false)
+		if !errors.Is(err, imapsync.ErrTooManyDeletes) {
+			t.Fatalf("deleting half a folder: err = %v, want ErrTooManyDeletes", err)
+		}
+		t.Log(err)
+		if _, _, err := e.trySync(true); err != nil {
+			t.Fatalf("with force: %v", err)
+		}
+		e.compare()
+	})
+}
