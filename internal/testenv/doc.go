@@ -31,7 +31,8 @@
 //     penalize); mail_fsync = never: the instance is fast and disposable, not
 //     durable.
 //   - Many connections per user and IP are allowed (100, not 10).
-//   - pop3_uidl_format = %08Xu%08Xv (UID and UIDVALIDITY in hex).
+//   - pop3_uidl_format = %08Xu%08Xv: UID and UIDVALIDITY in hex, which
+//     Dovecot writes in lower case ("00000001" + "6b082624").
 //
 // # Filling a mailbox
 //

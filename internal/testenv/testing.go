@@ -118,8 +118,9 @@ func (d *Dovecot) Client(t testing.TB, user string) *imapclient.Client {
 	return c
 }
 
-// Seed APPENDs msgs to user's mailbox over IMAP in order, with their flags
-// and internal dates, creating missing folders. See Appender.
+// Seed APPENDs msgs to user's mailbox over IMAP with their flags and
+// internal dates, creating missing folders, keeping their order within each
+// folder (so UIDs follow it). See Appender.
 func (d *Dovecot) Seed(t testing.TB, user string, msgs []corpus.Message) {
 	t.Helper()
 	if err := d.AppendMessages(user, msgs); err != nil {
