@@ -166,5 +166,8 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		Expunge:          acct.Expunge,
 		MaxDeletePercent: acct.MaxDeletePercent,
 		Force:            a.Force,
+		CreateFolders:    acct.CreateFolders,
+		RemoveFolders:    acct.RemoveFolders,
+		FolderMap:        acct.FolderMap,
 	}, nil
 }

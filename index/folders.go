@@ -255,3 +255,19 @@ func (tx *Tx) bumpModSeq(id FolderID) (uint64, error) {
 	err := tx.tx.QueryRow(`UPDATE folders SET local_modseq=local_modseq+1 WHERE id=? RETURNING local_modseq`, id).Scan(&m)
 	return m, err
 }
+
+// RenameFolder gives a folder a new name and Maildir path (relative to the
+// store root).
+func (tx *Tx) RenameFolder(id FolderID, name, path string) error {
+	_, err := tx.tx.Exec(`UPDATE folders SET name=?, path=? WHERE id=?`, name, path, id)
+	return err
+}
+
+// ResetRemoteState forgets a folder's upstream state (it was recreated
+// upstream): its UIDs are matched again on the next sync.
+func (tx *Tx) ResetRemoteState(id FolderID) error {
+	if _, err := tx.tx.Exec(`UPDATE folders SET uidvalidity=0, uidnext=0, highestmodseq=0 WHERE id=?`, id); err != nil {
+		return err
+	}
+	return tx.ClearUIDs(id)
+}

@@ -216,3 +216,14 @@ func fromUnix(s int64) time.Time {
 	}
 	return time.Unix(s, 0)
 }
+
+// MessageIDByKey returns the id of the row with the given Maildir key in a
+// folder, or ErrNotFound.
+func (tx *ReadTx) MessageIDByKey(folder FolderID, key string) (MessageID, error) {
+	var id MessageID
+	err := tx.tx.QueryRow(`SELECT id FROM messages WHERE folder_id=? AND key=?`, folder, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return id, err
+}

@@ -24,6 +24,7 @@ type counter struct{ n atomic.Int64 }
 func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
 type env struct {
+	opts  func(*imapsync.Options) // adjusts every run's options
 	t     *testing.T
 	d     *testenv.Dovecot
 	root  string
@@ -60,7 +61,7 @@ func (e *env) sync() (*imapsync.Result, int64) {
 func (e *env) trySync(force bool) (*imapsync.Result, int64, error) {
 	var traffic counter
 	pass, _ := e.d.Password(testenv.DefaultUser.Name)
-	res, err := imapsync.Sync(context.Background(), imapsync.Options{
+	o := imapsync.Options{
 		Force:   force,
 		Account: "acct",
 		Root:    e.root,
@@ -70,7 +71,11 @@ func (e *env) trySync(force bool) (*imapsync.Result, int64, error) {
 			Username: testenv.DefaultUser.Name, Password: pass,
 			Debug: &traffic,
 		},
-	})
+	}
+	if e.opts != nil {
+		e.opts(&o)
+	}
+	res, err := imapsync.Sync(context.Background(), o)
 	return res, traffic.n.Load(), err
 }
 

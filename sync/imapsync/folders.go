@@ -10,14 +10,15 @@ import (
 // remoteFolder is one selectable folder as LISTed upstream.
 type remoteFolder struct {
 	Remote     string // name on the server (UTF-8, server delimiter)
-	Local      string // local name: '/'-separated, INBOX normalized
+	Local      string // local name: '/'-separated, INBOX normalized, folder_map applied
+	Delim      rune   // the server's hierarchy delimiter (0: flat)
 	SpecialUse string
 	Status     *imap.StatusData // nil when the server has no LIST-STATUS
 }
 
 // listFolders LISTs the account and returns the selectable folders that the
 // patterns select, with their status when the server can return it.
-func listFolders(c *imapclient.Client, patterns []string) ([]remoteFolder, error) {
+func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string) ([]remoteFolder, error) {
 	opts := &imap.ListOptions{}
 	caps := c.Caps()
 	if caps.Has(imap.CapSpecialUse) {
@@ -40,10 +41,13 @@ func listFolders(c *imapclient.Client, patterns []string) ([]remoteFolder, error
 			continue
 		}
 		local := localName(l.Mailbox, l.Delim)
+		if mapped, ok := fmap[local]; ok {
+			local = mapped
+		}
 		if !Match(patterns, local) {
 			continue
 		}
-		f := remoteFolder{Remote: l.Mailbox, Local: local, Status: l.Status}
+		f := remoteFolder{Remote: l.Mailbox, Local: local, Delim: l.Delim, Status: l.Status}
 		for _, a := range l.Attrs {
 			switch a {
 			case imap.MailboxAttrSent, imap.MailboxAttrDrafts, imap.MailboxAttrTrash,
@@ -82,6 +86,22 @@ func localName(remote string, delim rune) string {
 		return "INBOX" + name[5:]
 	}
 	return name
+}
+
+// remoteName is the inverse of localName (and of the folder map): the
+// server name for a local folder name.
+func remoteName(local string, delim rune, fmap map[string]string) string {
+	for r, l := range fmap {
+		if l == local {
+			local = r
+			break
+		}
+	}
+	if delim == 0 || delim == '/' {
+		return local
+	}
+	name := strings.ReplaceAll(local, "/", string(delim))
+	return strings.ReplaceAll(name, "\u2215", "/")
 }
 
 // Match reports whether a folder (local, '/'-separated name) is selected by

@@ -39,7 +39,13 @@ type Options struct {
 	// Force overrides it.
 	MaxDeletePercent int
 	Force            bool
-	Connections      int // parallel connections; default 4
+	// CreateFolders creates upstream the folders made locally (and again
+	// those deleted upstream that still exist locally); RemoveFolders
+	// carries folder deletions over to the other side. See folderops.go.
+	CreateFolders, RemoveFolders bool
+	// FolderMap maps server folder names ('/'-separated) to local names.
+	FolderMap   map[string]string
+	Connections int // parallel connections; default 4
 	// DialAttempts is how often a temporary connection failure is tried
 	// before giving up; default 3 (waits 1 s, 2 s).
 	DialAttempts int
@@ -138,19 +144,29 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	folders, err := listFolders(first, o.Folders)
+	folders, err := listFolders(first, o.Folders, o.FolderMap)
 	if err != nil {
 		first.Close()
 		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
 	}
+	s := &syncer{opts: o, log: log, q: newQueue()}
 
 	var acct index.AccountID
-	jobs := make([]*folderJob, 0, len(folders))
 	err = o.Index.Write(ctx, func(tx *index.Tx) error {
 		var err error
-		if acct, err = tx.EnsureAccount(o.Account); err != nil {
-			return err
-		}
+		acct, err = tx.EnsureAccount(o.Account)
+		return err
+	})
+	if err == nil {
+		folders, err = s.syncFolders(ctx, first, acct, folders)
+	}
+	if err != nil {
+		first.Close()
+		return nil, err
+	}
+
+	jobs := make([]*folderJob, 0, len(folders))
+	err = o.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, rf := range folders {
 			path, err := maildir.FolderDir(o.Root, o.Account, rf.Local)
 			if err != nil {
@@ -180,7 +196,6 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	// Largest folders first, so that their chunks spread over all workers.
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].size() > jobs[j].size() })
 
-	s := &syncer{opts: o, log: log, q: newQueue()}
 	s.commit = newCommitter(s)
 	for _, j := range jobs {
 		j.s = s
