@@ -227,3 +227,19 @@ func (tx *ReadTx) MessageIDByKey(folder FolderID, key string) (MessageID, error)
 	}
 	return id, err
 }
+
+// MoveMessage moves a message row to another folder (its file was moved
+// there), with its new upstream UID and file name. It gets a new local UID
+// in the destination, as IMAP requires.
+func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string) error {
+	var localUID uint32
+	var modseq uint64
+	err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
+		WHERE id=? RETURNING local_uidnext-1, local_modseq`, to).Scan(&localUID, &modseq)
+	if err != nil {
+		return fmt.Errorf("index: move message: folder %d: %w", to, err)
+	}
+	_, err = tx.tx.Exec(`UPDATE messages SET folder_id=?, uid=?, file=?, local_uid=?, modseq=? WHERE id=?`,
+		to, uid, file, localUID, modseq, id)
+	return err
+}

@@ -102,3 +102,23 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestMove: a message moved between local folders (its file renamed into
+// the other Maildir, as mutt does) is moved upstream, not copied.
+func TestMove(t *testing.T) {
+	e := newEnv(t)
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(5, 30, corpus.Options{Folders: []string{"INBOX", "Archive"}}))
+	e.sync()
+	src, dst := e.dir("INBOX"), e.dir("Archive")
+	for _, x := range e.entries("INBOX")[:3] {
+		if err := os.Rename(src.FilePath(x), filepath.Join(dst.Path, "cur", x.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ := e.sync()
+	tot := res.Totals()
+	if res.Moved != 3 || tot.Uploaded != 0 || tot.ExpungedRemote != 0 || tot.New != 0 {
+		t.Errorf("moved %d, totals %+v; want 3 moved and nothing copied", res.Moved, tot)
+	}
+	e.compare()
+}

@@ -74,6 +74,7 @@ func (noProgress) Done(int, int64)   {}
 // Result summarizes a run.
 type Result struct {
 	Folders []FolderResult
+	Moved   int // messages moved between folders upstream, as they were locally
 }
 
 // FolderResult is what one folder's sync did.
@@ -160,6 +161,10 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	if err == nil {
 		folders, err = s.syncFolders(ctx, first, acct, folders)
 	}
+	moved := 0
+	if err == nil {
+		moved, err = s.detectMoves(ctx, first, acct, folders)
+	}
 	if err != nil {
 		first.Close()
 		return nil, err
@@ -228,7 +233,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	close(s.commit.in)
 	<-commitDone
 
-	res := &Result{}
+	res := &Result{Moved: moved}
 	var errs []error
 	for _, j := range jobs {
 		if j.res.Err != nil {

@@ -1,0 +1,136 @@
+package imapsync
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// Moves between local folders. A mail client moves a message by renaming
+// its file into the other folder's Maildir, keeping the Maildir key. Before
+// the folders are planned, this pass pairs each row whose file vanished
+// from one folder with an unknown file of the same key in another, and
+// moves the server copy with UID MOVE (go-imap falls back to COPY, STORE
+// \Deleted and UID EXPUNGE where the server lacks MOVE). Nothing is
+// uploaded or downloaded again.
+//
+// No journal is needed: after a crash between the MOVE and the index
+// update, the source folder finds the row's UID gone upstream and forgets
+// the row, and the destination indexes the file, finds its ,U= tag does not
+// fit (verifyTags) and adopts the moved copy by content (rematch).
+
+type moveCand struct {
+	row  *index.Message
+	from *index.Folder
+}
+
+// detectMoves performs the moves it finds and returns how many.
+func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct index.AccountID, folders []remoteFolder) (int, error) {
+	o := &s.opts
+	if !o.push() || !o.pull() {
+		return 0, nil
+	}
+	remoteOf := map[string]string{}
+	for _, rf := range folders {
+		remoteOf[rf.Local] = rf.Remote
+	}
+	var known []*index.Folder
+	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		known, err = tx.Folders(acct)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	gone := map[string]moveCand{} // key -> vanished row
+	type arrival struct {
+		e  maildir.Entry
+		to *index.Folder
+	}
+	var arrivals []arrival
+	for _, f := range known {
+		if remoteOf[f.Name] == "" || f.UIDValidity == 0 {
+			continue
+		}
+		d := &maildir.Dir{Path: filepath.Join(o.Root, f.Path)}
+		entries, err := d.Scan()
+		if err != nil {
+			continue // the folder's own plan reports it
+		}
+		var rows []*index.Message
+		if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+			rows, err = tx.Messages(f.ID)
+			return err
+		}); err != nil {
+			return 0, err
+		}
+		byKey := make(map[string]bool, len(rows))
+		for _, m := range rows {
+			byKey[m.Key] = true
+		}
+		onDisk := make(map[string]bool, len(entries))
+		for _, e := range entries {
+			onDisk[e.Key] = true
+			if !byKey[e.Key] {
+				arrivals = append(arrivals, arrival{e, f})
+			}
+		}
+		for _, m := range rows {
+			if !onDisk[m.Key] && m.UID != 0 {
+				gone[m.Key] = moveCand{m, f}
+			}
+		}
+	}
+	n := 0
+	for _, a := range arrivals {
+		cand, ok := gone[a.e.Key]
+		if !ok || cand.from.ID == a.to.ID {
+			continue
+		}
+		delete(gone, a.e.Key)
+		if err := s.moveOne(ctx, c, cand, a.e, a.to, remoteOf); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCand, e maildir.Entry, to *index.Folder, remoteOf map[string]string) error {
+	o := &s.opts
+	src, dst := remoteOf[cand.from.Name], remoteOf[to.Name]
+	sel, err := c.Select(src, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("SELECT %s: %w", src, err)
+	}
+	if sel.UIDValidity != cand.from.UIDValidity {
+		return nil // the folder's own plan sorts this out
+	}
+	data, err := c.Move(imap.UIDSetNum(imap.UID(cand.row.UID)), dst).Wait()
+	if err != nil {
+		return fmt.Errorf("MOVE %s -> %s: %w", src, dst, err)
+	}
+	var newUID uint32
+	if data != nil && data.UIDValidity == to.UIDValidity {
+		if uids, ok := data.DestUIDs.(imap.UIDSet); ok {
+			if list, ok := uids.Nums(); ok && len(list) == 1 {
+				newUID = uint32(list[0])
+			}
+		}
+	}
+	d := &maildir.Dir{Path: filepath.Join(o.Root, to.Path)}
+	ne, err := d.SetUID(e, newUID)
+	if err != nil {
+		return err
+	}
+	s.log.Debug("moved upstream", "from", cand.from.Name, "to", to.Name, "uid", cand.row.UID, "new_uid", newUID)
+	return o.Index.Write(ctx, func(tx *index.Tx) error {
+		return tx.MoveMessage(cand.row.ID, to.ID, newUID, ne.Sub+"/"+ne.Name)
+	})
+}
