@@ -45,6 +45,7 @@ var migrations embed.FS
 
 // Store is an open index. It is safe for concurrent use.
 type Store struct {
+	dry  bool // Write rolls back (see DryRun)
 	path string
 	w    *sql.DB // one connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
@@ -93,6 +94,15 @@ func Open(path string) (*Store, error) {
 // Close closes the index.
 func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// DryRun returns a view of the store whose Write transactions run and then
+// roll back: code can go through its motions without changing the index.
+// Reads see the real index (not the rolled-back writes).
+func (s *Store) DryRun() *Store {
+	c := *s
+	c.dry = true
+	return &c
 }
 
 // Path returns the database file's path.
@@ -167,7 +177,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := fn(&Tx{ReadTx{tx: tx}}); err != nil {
+	if err := fn(&Tx{ReadTx{tx: tx}}); err != nil || s.dry {
 		tx.Rollback()
 		return err
 	}

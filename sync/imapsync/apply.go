@@ -27,7 +27,7 @@ func entryOf(m *index.Message) (maildir.Entry, bool) {
 // Message-ID, internal date and size), renaming their files'
 // ,U= tags. Rows that match nothing stay local-only (UID 0): nothing is
 // fetched twice and nothing local is thrown away.
-func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*index.Message, server map[uint32]*serverMsg) error {
+func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*index.Message, server map[uint32]*serverMsg, dry bool) error {
 	type ident struct {
 		id   string
 		size int64
@@ -81,7 +81,7 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 	// Rename first, then record: a crash in between leaves files whose tags
 	// are not trusted yet (the Maildir's UIDVALIDITY is written afterwards).
 	for _, mt := range matches {
-		if e, ok := entryOf(mt.m); ok {
+		if e, ok := entryOf(mt.m); ok && !dry {
 			ne, err := dir.SetUID(e, mt.uid)
 			if err != nil {
 				return err
@@ -105,8 +105,8 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 
 // expungeLocal removes messages that left the server: rows first, then
 // files, so a crash never leaves a row without its file.
-func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gone []*index.Message) error {
-	if len(gone) == 0 {
+func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gone []*index.Message, dry bool) error {
+	if len(gone) == 0 || dry {
 		return nil
 	}
 	err := store.Write(ctx, func(tx *index.Tx) error {

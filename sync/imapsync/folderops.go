@@ -156,6 +156,21 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 	}
 
 	skip := map[string]bool{} // remote folders not to sync this run
+	// act records a folder-level action; in a dry run it only records it,
+	// the folders involved are left out of the plan, and act returns false.
+	act := func(skipRemote string, format string, args ...any) bool {
+		line := fmt.Sprintf(format, args...)
+		if o.DryRun {
+			s.actions = append(s.actions, "would "+line)
+			if skipRemote != "" {
+				skip[skipRemote] = true
+			}
+			return false
+		}
+		s.actions = append(s.actions, line)
+		s.log.Info(line)
+		return true
+	}
 	for _, f := range known {
 		if !Match(o.Folders, f.Name) {
 			continue
@@ -166,7 +181,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 			// unchanged
 		case r != nil && l != nil && r.Local != f.Name:
 			// Renamed upstream (and perhaps locally too: the server's name wins).
-			s.log.Info("folder renamed upstream", "from", f.Name, "to", r.Local)
+			if !act(r.Remote, "rename local folder %q to %q (renamed upstream)", f.Name, r.Local) {
+				continue
+			}
 			if err := s.renameLocal(ctx, acct, f.Name, l.path, r.Local); err != nil {
 				return nil, err
 			}
@@ -176,7 +193,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 		case r != nil && l != nil: // renamed locally
 			if o.push() {
 				to := remoteName(l.name, delim, o.FolderMap)
-				s.log.Info("folder renamed locally", "from", f.Name, "to", l.name)
+				if !act(r.Remote, "rename server folder %q to %q (renamed locally)", r.Remote, to) {
+					continue
+				}
 				if err := c.Rename(r.Remote, to, nil).Wait(); err != nil {
 					return nil, fmt.Errorf("RENAME %s: %w", r.Remote, err)
 				}
@@ -196,6 +215,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 					}
 				}
 			} else {
+				if !act(r.Remote, "rename local folder %q back to %q (direction is pull)", l.name, f.Name) {
+					continue
+				}
 				if err := s.renameLocal(ctx, acct, f.Name, l.path, f.Name); err != nil {
 					return nil, err
 				}
@@ -206,7 +228,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 		case r == nil && l != nil: // gone upstream
 			switch {
 			case o.RemoveFolders && o.pull():
-				s.log.Info("folder deleted upstream: removing it locally", "folder", f.Name)
+				if !act("", "remove local folder %q (deleted upstream)", f.Name) {
+					continue
+				}
 				if err := removeMaildir(l.path); err != nil {
 					return nil, err
 				}
@@ -214,7 +238,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 					return nil, err
 				}
 			case o.push() && o.CreateFolders:
-				s.log.Info("folder deleted upstream: creating it again, local messages are uploaded", "folder", f.Name)
+				if !act("", "create server folder %q again and upload its messages (deleted upstream, still here)", f.Name) {
+					continue
+				}
 				rf, err := createRemote(c, f.Name, delim, o.FolderMap)
 				if err != nil {
 					return nil, err
@@ -224,17 +250,19 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 				}
 				remote = append(remote, rf)
 			default:
-				s.log.Warn("folder deleted upstream: keeping the local copy, not syncing it", "folder", f.Name)
+				act("", "keep local folder %q, deleted upstream, without syncing it", f.Name)
 			}
 		case r != nil && l == nil: // gone locally
 			if o.push() && o.RemoveFolders {
-				s.log.Info("folder deleted locally: deleting it upstream", "folder", f.Name)
+				if !act(r.Remote, "delete server folder %q (deleted locally)", r.Remote) {
+					continue
+				}
 				if err := c.Delete(r.Remote).Wait(); err != nil {
 					return nil, fmt.Errorf("DELETE %s: %w", r.Remote, err)
 				}
 				skip[r.Remote] = true
 			} else {
-				s.log.Info("folder deleted locally: fetching it again", "folder", f.Name)
+				act(r.Remote, "fetch folder %q again (deleted locally; remove_folders is off)", f.Name)
 			}
 			if err := o.Index.Write(ctx, func(tx *index.Tx) error { return tx.DeleteFolder(f.ID) }); err != nil {
 				return nil, err
@@ -254,7 +282,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 			if _, isKnown := knownByName(known, l.name); isKnown {
 				continue
 			}
-			s.log.Info("new local folder: creating it upstream", "folder", l.name)
+			if !act("", "create server folder %q (new locally)", l.name) {
+				continue
+			}
 			rf, err := createRemote(c, l.name, delim, o.FolderMap)
 			if err != nil {
 				return nil, err

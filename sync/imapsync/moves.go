@@ -94,6 +94,14 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 			continue
 		}
 		delete(gone, a.e.Key)
+		if o.DryRun {
+			if s.planned == nil {
+				s.planned = map[string]bool{}
+			}
+			s.planned[a.e.Key] = true
+			n++
+			continue
+		}
 		if err := s.moveOne(ctx, c, cand, a.e, a.to, remoteOf); err != nil {
 			return n, err
 		}

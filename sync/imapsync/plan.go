@@ -28,14 +28,19 @@ type serverMsg struct {
 // messages, and queues the new server messages for download.
 func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	o := &w.s.opts
-	dir, err := maildir.Open(j.dirPath)
-	if err != nil {
+	var dir *maildir.Dir
+	var err error
+	if o.DryRun {
+		dir = &maildir.Dir{Path: j.dirPath} // not created: Scan of a missing folder is empty
+	} else if dir, err = maildir.Open(j.dirPath); err != nil {
 		return err
 	}
 	j.dir = dir
 	// Leftovers of a killed run: the caller holds the store's sync lock.
-	if _, err := dir.CleanOwnTmp(); err != nil {
-		return err
+	if !o.DryRun {
+		if _, err := dir.CleanOwnTmp(); err != nil {
+			return err
+		}
 	}
 	dirUV, err := dir.UIDValidity()
 	if err != nil {
@@ -45,6 +50,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	// Without a SELECT, the LIST-STATUS answer may already show that nothing
 	// changed upstream; reconcile tells whether anything changed locally.
 	st := j.rf.Status
+	var early *reconciled // reconciled with trusted tags before SELECT
 	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && dirUV == st.UIDValidity &&
 		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
 		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
@@ -52,6 +58,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		if err != nil {
 			return err
 		}
+		early = rec
 		if rec.clean() && countUpstream(rec.rows) == int(*st.NumMessages) && !o.pendingPush(rec.rows) {
 			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
 			j.update(func(r *FolderResult) { r.Skipped = true })
@@ -83,13 +90,27 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 	trustTags := dirUV == sel.UIDValidity && !uvChanged
-	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags)
-	if err != nil {
-		return err
+	rec := early
+	if rec == nil || !trustTags {
+		if rec, err = reconcile(ctx, o.Index, j.f, dir, trustTags); err != nil {
+			return err
+		}
+	}
+	if uvChanged && o.DryRun { // ClearUIDs was rolled back
+		for _, m := range rec.rows {
+			m.UID = 0
+		}
+	}
+	if o.DryRun && len(w.s.planned) > 0 { // planned moves are reported as moves
+		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool { return w.s.planned[m.Key] })
+		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 && w.s.planned[m.Key] })
+		rec.added = slices.DeleteFunc(rec.added, func(m *index.Message) bool { return w.s.planned[m.Key] })
 	}
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
-	if err := w.recoverAppends(ctx, j, rec.rows, uvChanged); err != nil {
-		return err
+	if !o.DryRun {
+		if err := w.recoverAppends(ctx, j, rec.rows, uvChanged); err != nil {
+			return err
+		}
 	}
 
 	// What the server has: everything (first run, lost state, files found on
@@ -113,7 +134,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			return err
 		}
 		if needIDs {
-			if err := rematch(ctx, o.Index, dir, rec.rows, server); err != nil {
+			if err := rematch(ctx, o.Index, dir, rec.rows, server, o.DryRun); err != nil {
 				return err
 			}
 		}
@@ -133,7 +154,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			}
 		}
 	}
-	if dirUV != sel.UIDValidity {
+	if dirUV != sel.UIDValidity && !o.DryRun {
 		if err := dir.SetUIDValidity(sel.UIDValidity); err != nil {
 			return err
 		}
@@ -191,7 +212,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		return err
 	}
 	if o.pullDeletes() {
-		if err := expungeLocal(ctx, o.Index, dir, serverGone); err != nil {
+		if err := expungeLocal(ctx, o.Index, dir, serverGone, o.DryRun); err != nil {
 			return err
 		}
 		j.update(func(r *FolderResult) { r.Expunged += len(serverGone) })
@@ -224,6 +245,13 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 	slices.Sort(newUIDs)
+	if o.DryRun {
+		j.update(func(r *FolderResult) {
+			r.New += len(newUIDs)
+			r.Bytes += sizeOf(server, newUIDs)
+		})
+		return nil
+	}
 	if len(newUIDs) > 0 {
 		o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
 	}

@@ -74,6 +74,22 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 	}
 	// Upstream first.
 	pushed := 0
+	if o.DryRun {
+		for _, uids := range stores {
+			pushed += len(uids)
+		}
+		localN := 0
+		for _, c := range changes {
+			if c.localChanged {
+				localN++
+			}
+		}
+		j.update(func(r *FolderResult) {
+			r.FlagsChanged += localN
+			r.FlagsPushed += pushed
+		})
+		return nil
+	}
 	keys := make([]string, 0, len(stores))
 	for k := range stores {
 		keys = append(keys, k)
@@ -195,6 +211,10 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 	if len(rows) == 0 {
 		return nil
 	}
+	if w.s.opts.DryRun {
+		j.update(func(r *FolderResult) { r.ExpungedRemote += len(rows) })
+		return nil
+	}
 	uids := make([]imap.UID, len(rows))
 	for i, m := range rows {
 		uids[i] = imap.UID(m.UID)
@@ -242,6 +262,10 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		return nil
 	}
 	o := &w.s.opts
+	if o.DryRun {
+		j.update(func(r *FolderResult) { r.Uploaded += len(rows) })
+		return nil
+	}
 	intents := make([]int64, len(rows))
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		for i, m := range rows {

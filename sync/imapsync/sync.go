@@ -44,7 +44,12 @@ type Options struct {
 	// carries folder deletions over to the other side. See folderops.go.
 	CreateFolders, RemoveFolders bool
 	// FolderMap maps server folder names ('/'-separated) to local names.
-	FolderMap   map[string]string
+	FolderMap map[string]string
+	// DryRun plans the run and reports it in the Result (what would be
+	// downloaded, uploaded, changed and deleted) without changing anything:
+	// no server command that modifies, no file touched, the index rolled
+	// back.
+	DryRun      bool
 	Connections int // parallel connections; default 4
 	// DialAttempts is how often a temporary connection failure is tried
 	// before giving up; default 3 (waits 1 s, 2 s).
@@ -73,8 +78,12 @@ func (noProgress) Done(int, int64)   {}
 
 // Result summarizes a run.
 type Result struct {
+	DryRun  bool // the counts are what a real run would do
 	Folders []FolderResult
-	Moved   int // messages moved between folders upstream, as they were locally
+	// FolderActions lists folder-level changes (renames, creations,
+	// deletions), one line each, carried out or (DryRun) planned.
+	FolderActions []string
+	Moved         int // messages moved between folders upstream, as they were locally
 }
 
 // FolderResult is what one folder's sync did.
@@ -140,6 +149,9 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		o.Progress = noProgress{}
 	}
 	log := o.Logger.With("account", o.Account)
+	if o.DryRun {
+		o.Index = o.Index.DryRun()
+	}
 
 	first, err := dialRetry(ctx, &o.Endpoint, o.DialAttempts, log.Warn)
 	if err != nil {
@@ -233,7 +245,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	close(s.commit.in)
 	<-commitDone
 
-	res := &Result{Moved: moved}
+	res := &Result{Moved: moved, DryRun: o.DryRun, FolderActions: s.actions}
 	var errs []error
 	for _, j := range jobs {
 		if j.res.Err != nil {
@@ -255,6 +267,8 @@ type syncer struct {
 	q       *queue
 	commit  *committer
 	dialErr atomic.Pointer[error] // set once dialing has failed for good
+	actions []string              // folder-level actions, for the Result
+	planned map[string]bool       // DryRun: Maildir keys of planned moves
 }
 
 // task is a unit of work: plan a folder (uids == nil) or fetch a chunk.
