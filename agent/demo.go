@@ -30,7 +30,7 @@ func StartDemoServer(n int) (*DemoServer, error) {
 	user := imapmemserver.NewUser("demo", "demo")
 	mem.AddUser(user)
 	folders := []string{"INBOX", "Archive", "Lists/Go", "Entwürfe", "Sent"}
-	for _, f := range folders[1:] {
+	for _, f := range folders {
 		if err := user.Create(f, nil); err != nil {
 			return nil, err
 		}

@@ -53,34 +53,97 @@ type NewMessage struct {
 	Body string
 }
 
-// AddMessage inserts a message row (and its full-text entry), assigning its
-// local UID and MODSEQ. It returns the new row's id.
+// AddMessage inserts one message row; see AddMessages.
 func (tx *Tx) AddMessage(m *NewMessage) (MessageID, error) {
-	var localUID uint32
-	var modseq uint64
-	err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
-		WHERE id=? RETURNING local_uidnext-1, local_modseq`, m.Folder).Scan(&localUID, &modseq)
+	ids, err := tx.AddMessages([]*NewMessage{m})
 	if err != nil {
-		return 0, fmt.Errorf("index: add message: folder %d: %w", m.Folder, err)
+		return 0, err
 	}
-	var id MessageID
-	err = tx.tx.QueryRow(`INSERT INTO messages(folder_id, key, file, uid, local_uid, flags, keywords,
+	return ids[0], nil
+}
+
+// AddMessages inserts message rows (and their full-text entries), assigning
+// local UIDs and MODSEQs, and returns the new rows' ids in order. All the
+// messages of one call must be in the same folder or the call is split by
+// folder. Statements are prepared once per call and the full-text rows go
+// in last: FTS5 flushes its pending data whenever another table is written
+// in between, which made one segment per message.
+func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
+	ids := make([]MessageID, len(ms))
+	if len(ms) == 0 {
+		return ids, nil
+	}
+	// Local UIDs and MODSEQs: one range per folder.
+	type span struct {
+		uid    uint32
+		modseq uint64
+	}
+	next := map[FolderID]*span{}
+	count := map[FolderID]int{}
+	for _, m := range ms {
+		count[m.Folder]++
+	}
+	for f, n := range count {
+		var last uint32
+		var modseq uint64
+		err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+?, local_modseq=local_modseq+1
+			WHERE id=? RETURNING local_uidnext, local_modseq`, n, f).Scan(&last, &modseq)
+		if err != nil {
+			return nil, fmt.Errorf("index: add messages: folder %d: %w", f, err)
+		}
+		next[f] = &span{uid: last - uint32(n), modseq: modseq}
+	}
+	ins, err := tx.tx.Prepare(`INSERT INTO messages(folder_id, key, file, uid, local_uid, flags, keywords,
 		synced_flags, synced_kw, size, rfc822_size, internal_date, modseq, message_id, date,
 		from_addr, to_addr, cc_addr, subject, sha256)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-		m.Folder, m.Key, m.File, m.UID, localUID, m.Flags, joinKeywords(m.Keywords),
-		m.SyncedFlags, joinKeywords(m.SyncedKeywords), m.Size, m.RFC822Size, unix(m.InternalDate), modseq,
-		m.Header.MessageID, unix(m.Header.Date), m.Header.From, m.Header.To, m.Header.Cc, m.Header.Subject,
-		m.SHA256[:]).Scan(&id)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`)
 	if err != nil {
-		return 0, fmt.Errorf("index: add message %s: %w", m.Key, err)
+		return nil, err
 	}
-	_, err = tx.tx.Exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,
-		id, m.Header.Subject, m.Header.From, m.Header.To+" "+m.Header.Cc, m.Body)
+	defer ins.Close()
+	for i, m := range ms {
+		sp := next[m.Folder]
+		localUID := sp.uid
+		sp.uid++
+		err := ins.QueryRow(m.Folder, m.Key, m.File, m.UID, localUID, m.Flags, joinKeywords(m.Keywords),
+			m.SyncedFlags, joinKeywords(m.SyncedKeywords), m.Size, m.RFC822Size, unix(m.InternalDate), sp.modseq,
+			m.Header.MessageID, unix(m.Header.Date), m.Header.From, m.Header.To, m.Header.Cc, m.Header.Subject,
+			m.SHA256[:]).Scan(&ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("index: add message %s: %w", m.Key, err)
+		}
+		m.ID, m.LocalUID, m.ModSeq = ids[i], localUID, sp.modseq
+	}
+	fts, err := tx.tx.Prepare(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`)
 	if err != nil {
-		return 0, fmt.Errorf("index: add message %s to full-text index: %w", m.Key, err)
+		return nil, err
 	}
-	return id, nil
+	defer fts.Close()
+	for i, m := range ms {
+		if _, err := fts.Exec(ids[i], m.Header.Subject, m.Header.From, m.Header.To+" "+m.Header.Cc, m.Body); err != nil {
+			return nil, fmt.Errorf("index: add message %s to full-text index: %w", m.Key, err)
+		}
+	}
+	return ids, nil
+}
+
+// MessageFiles returns the Maildir key and recorded file name of every
+// message of a folder: the cheap projection a scan is compared with.
+func (tx *ReadTx) MessageFiles(folder FolderID) (map[string]string, error) {
+	rows, err := tx.tx.Query(`SELECT key, file FROM messages WHERE folder_id=?`, folder)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, f string
+		if err := rows.Scan(&k, &f); err != nil {
+			return nil, err
+		}
+		out[k] = f
+	}
+	return out, rows.Err()
 }
 
 const messageCols = `id, folder_id, key, file, uid, local_uid, flags, keywords, synced_flags, synced_kw,
@@ -229,9 +292,10 @@ func (tx *ReadTx) MessageIDByKey(folder FolderID, key string) (MessageID, error)
 }
 
 // MoveMessage moves a message row to another folder (its file was moved
-// there), with its new upstream UID and file name. It gets a new local UID
-// in the destination, as IMAP requires.
-func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string) error {
+// there), with its new upstream UID, file name and the flags the file
+// carries (the merge base is kept: the server copy moved with it). It gets
+// a new local UID in the destination, as IMAP requires.
+func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string, flags maildir.Flags) error {
 	var localUID uint32
 	var modseq uint64
 	err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
@@ -239,7 +303,17 @@ func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string) er
 	if err != nil {
 		return fmt.Errorf("index: move message: folder %d: %w", to, err)
 	}
-	_, err = tx.tx.Exec(`UPDATE messages SET folder_id=?, uid=?, file=?, local_uid=?, modseq=? WHERE id=?`,
-		to, uid, file, localUID, modseq, id)
+	_, err = tx.tx.Exec(`UPDATE messages SET folder_id=?, uid=?, file=?, flags=?, local_uid=?, modseq=? WHERE id=?`,
+		to, uid, file, flags, localUID, modseq, id)
 	return err
+}
+
+// SyncCounts returns how many of a folder's messages are upstream (UID set)
+// and how many carry local changes not yet pushed (no UID, or flags that
+// differ from the merge base).
+func (tx *ReadTx) SyncCounts(folder FolderID) (upstream, pending int, err error) {
+	err = tx.tx.QueryRow(`SELECT count(*) FILTER (WHERE uid != 0),
+		count(*) FILTER (WHERE uid = 0 OR flags != synced_flags OR keywords != synced_kw)
+		FROM messages WHERE folder_id=?`, folder).Scan(&upstream, &pending)
+	return upstream, pending, err
 }

@@ -17,8 +17,9 @@
 //   - Nothing that lives only in memory decides what has been synced: a
 //     message counts as stored when its row is committed, and its file was
 //     made durable before that commit (see sync/imapsync).
-//   - Everything except the journal and POP3 UIDLs can be rebuilt from the
-//     Maildir plus the server: a lost index costs a scan, not a download.
+//   - Everything except the journal and POP3 UIDLs (with the pending POP3
+//     downloads, see sync/pop3) can be rebuilt from the Maildir plus the
+//     server: a lost index costs a scan, not a download.
 //   - The schema is versioned (PRAGMA user_version); migrations are embedded
 //     numbered .sql files applied in one transaction each.
 package index

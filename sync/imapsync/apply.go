@@ -103,6 +103,35 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 	})
 }
 
+// detach makes rows local-only again (UID 0, no ,U= tag): their server
+// copy is gone, and they are to be uploaded as new messages.
+func detach(ctx context.Context, o *Options, dir *maildir.Dir, rows []*index.Message) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	for _, m := range rows {
+		if e, ok := entryOf(m); ok && !o.DryRun {
+			ne, err := dir.SetUID(e, 0)
+			if err != nil {
+				return err
+			}
+			m.File = ne.Sub + "/" + ne.Name
+		}
+		m.UID = 0
+	}
+	return o.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range rows {
+			if err := tx.SetUID(m.ID, 0, m.RFC822Size); err != nil {
+				return err
+			}
+			if err := tx.SetFile(m.ID, m.File); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // expungeLocal removes messages that left the server: rows first, then
 // files, so a crash never leaves a row without its file.
 func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gone []*index.Message, dry bool) error {

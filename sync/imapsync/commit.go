@@ -17,7 +17,8 @@ type committer struct {
 }
 
 func newCommitter(s *syncer) *committer {
-	return &committer{s: s, in: make(chan *delivered, s.opts.BatchSize)}
+	// Room for two batches: the fetchers keep streaming while one commits.
+	return &committer{s: s, in: make(chan *delivered, 2*s.opts.BatchSize)}
 }
 
 // batchDelay bounds how long a delivered message waits for its batch.
@@ -113,8 +114,10 @@ func (c *committer) commit(batch []*delivered) error {
 		}
 	}
 	return c.s.opts.Index.Write(context.Background(), func(tx *index.Tx) error {
+		ms := make([]*index.NewMessage, len(batch))
 		for i, d := range batch {
 			m := &index.NewMessage{Body: d.text}
+			ms[i] = m
 			m.Folder = d.job.f.ID
 			m.Key = d.dlv.Key()
 			m.File = "cur/" + names[i]
@@ -126,10 +129,8 @@ func (c *committer) commit(batch []*delivered) error {
 			m.InternalDate = d.idate
 			m.Header = d.header
 			m.SHA256 = d.dlv.Sum()
-			if _, err := tx.AddMessage(m); err != nil {
-				return err
-			}
 		}
-		return nil
+		_, err := tx.AddMessages(ms)
+		return err
 	})
 }

@@ -90,7 +90,8 @@ func (e *ConnError) Temporary() bool {
 	var certErr *tls.CertificateVerificationError
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
-	if errors.As(e.Err, &certErr) || errors.As(e.Err, &unknownAuth) || errors.As(e.Err, &hostErr) {
+	var invalid x509.CertificateInvalidError
+	if errors.As(e.Err, &certErr) || errors.As(e.Err, &unknownAuth) || errors.As(e.Err, &hostErr) || errors.As(e.Err, &invalid) {
 		return false
 	}
 	return true
@@ -103,6 +104,7 @@ func describe(err error) string {
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var recErr tls.RecordHeaderError
+	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &imapErr):
 		if imapErr.Code == imap.ResponseCodeAuthenticationFailed {
@@ -111,6 +113,13 @@ func describe(err error) string {
 		return strings.TrimSpace(fmt.Sprintf("server said %s %s", imapErr.Type, imapErr.Text))
 	case errors.As(err, &hostErr):
 		return "TLS certificate is not valid for this host: " + hostErr.Error()
+	case errors.As(err, &invalid):
+		switch invalid.Reason {
+		case x509.Expired:
+			return "TLS certificate has expired or is not yet valid: " + invalid.Error()
+		default:
+			return "TLS certificate is invalid: " + invalid.Error()
+		}
 	case errors.As(err, &unknownAuth), errors.As(err, &certErr):
 		return "TLS certificate not trusted (signed by an unknown authority; set ca_file to trust it): " + err.Error()
 	case errors.As(err, &recErr):

@@ -1,51 +1,89 @@
-// Package imapsync mirrors the folders of one IMAP account into the local
-// store (package maildir for content, package index for state).
+// Package imapsync keeps the folders of one IMAP account and the local
+// store (package maildir for content, package index for state) in step, in
+// both directions.
 //
 // # One run
 //
 //  1. LIST the account's folders (with SPECIAL-USE and, where the server has
 //     LIST-STATUS, each folder's MESSAGES/UIDNEXT/UIDVALIDITY/HIGHESTMODSEQ
 //     in the same round trip) and keep those the include/exclude patterns
-//     select. A folder whose status equals the state recorded after the last
-//     run, and whose Maildir still matches the index, is done: a no-change
-//     resync costs one LIST for the whole account.
-//  2. For each other folder (in parallel, one connection per worker, at most
-//     Options.Connections): SELECT it, reconcile the Maildir with the index
-//     (files the index does not know are indexed from disk; flags changed by
-//     other programs are picked up), then plan:
-//     - UIDVALIDITY unchanged and CONDSTORE available: flags changed since the
-//     recorded HIGHESTMODSEQ (FETCH CHANGEDSINCE); expunges only when the
-//     message counts disagree (UID SEARCH); new mail is UIDs from the
-//     recorded UIDNEXT on.
-//     - otherwise (first run, lost index, UIDVALIDITY changed): one FETCH of
-//     UID/FLAGS/RFC822.SIZE for the whole folder, and the local rows are
-//     matched to it by UID (when the Maildir's recorded UIDVALIDITY is the
-//     server's) or by Message-ID and size (when it is not).
-//  3. New messages are fetched in chunks that any worker may take, so one
-//     large folder still uses every connection. Bodies stream from the socket
-//     into tmp/ (CRLF turned into LF, hashed on the way); nothing holds a
-//     whole message in memory.
-//  4. One committer makes each batch durable with a single filesystem sync,
-//     renames the files into cur/ (name `<key>,U=<uid>:2,<flags>`), syncs the
-//     directories and only then commits the batch's rows in one transaction.
-//  5. When every chunk of a folder is committed, its UIDNEXT and
+//     select (Match; folder_map renames them locally).
+//  2. Folder level (folderops.go): folders created, renamed or deleted on
+//     either side are carried over. Renames are recognized by UIDVALIDITY,
+//     which the server keeps across RENAME and the Maildir records in
+//     .postfach-uidvalidity, so no message moves.
+//  3. Moves (moves.go): a file that left one local folder for another (same
+//     Maildir key) becomes a UID MOVE upstream.
+//  4. Per folder (plan.go), in parallel over Options.Connections
+//     connections. A folder whose LIST-STATUS equals the recorded state, whose
+//     Maildir still matches the index and that has nothing to push is done
+//     without a SELECT: a no-change resync is one LIST plus a directory read
+//     per folder. Otherwise: SELECT; reconcile the Maildir with the index
+//     (files the index does not know are indexed from disk, renames by other
+//     programs are flag changes, missing files are local deletions); learn
+//     what changed upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH
+//     for expunges, or one FETCH of UID/FLAGS/RFC822.SIZE of the whole
+//     folder on a first run, after a lost index or a UIDVALIDITY change);
+//     then merge and apply, below.
+//  5. New server messages are fetched in chunks that any worker may take.
+//     Bodies stream from the socket into tmp/ (CRLF turned into LF, hashed on
+//     the way); nothing holds a whole message in memory. One committer makes
+//     each batch durable with a single filesystem sync, renames the files
+//     into cur/ (`<key>,U=<uid>:2,<flags>`), syncs the directories, and only
+//     then commits the batch's rows in one transaction.
+//  6. When every chunk of a folder is committed, its UIDNEXT and
 //     HIGHESTMODSEQ are recorded.
+//
+// # Merge rules
+//
+// The base of every decision is the last state both sides agreed on (index
+// columns uid and synced_flags/synced_kw).
+//
+//	flags, per flag and keyword   changed on one side only: that side's value
+//	                              changed on both: they agree (a bit can only flip one way)
+//	new on either side            copied to the other (APPEND upstream; download locally)
+//	deleted here, untouched there deleted there (STORE \Deleted + UID EXPUNGE of exactly it)
+//	deleted there, untouched here deleted here (row first, then file)
+//	deleted here, changed there   kept: fetched again with the server's flags
+//	deleted there, changed here   kept: uploaded again with the local flags
+//	moved here between folders    UID MOVE upstream
+//
+// Options.Direction limits which side is written ("pull": never upstream;
+// "push": never locally); Options.Expunge limits where deletions are
+// carried out. A run that would delete more than MaxDeletePercent of a
+// folder on either side stops that folder unless Force is set. A Maildir T
+// flag is \Deleted like any flag: postfach never expunges a message because
+// of it; deleting the file is what deletes.
+//
+// # Identity
+//
+// A message's upstream UID is trusted only under the UIDVALIDITY it was
+// issued in: rows under the folder's recorded one, file ,U= tags under the
+// Maildir's .postfach-uidvalidity (written before any file carrying one of
+// its UIDs), and tags of files that appeared on disk only after checking the
+// server's size for that UID (verifyTags: a mail client may have moved the
+// file from another folder). Everything else is matched by content identity
+// (Message-ID and size; internal date and size without Message-ID), so a
+// lost index, a lost state file or a new UIDVALIDITY re-matches messages
+// instead of copying them again in either direction.
 //
 // # Crash safety
 //
 // A kill at any instant leaves either a file in tmp/ (removed on the next
-// run), or a file in cur/ whose row is not committed: the next run's
-// reconcile indexes it from disk, reading its UID from the `,U=` tag, so it is
-// neither lost nor fetched again. The folder's UIDVALIDITY is written to the
-// Maildir (`.postfach-uidvalidity`) before any file carrying a UID of it, so a
-// `,U=` tag is trusted only under the UIDVALIDITY it was issued in. Local
-// expunges remove the row first, then the file.
+// run, under the store's sync lock), or a file in cur/ whose row is not
+// committed (the next run indexes it from disk, reading its UID from the
+// ,U= tag, so it is neither lost nor fetched again). Flag changes are
+// idempotent and are written upstream first, locally second, and the new
+// base last. Every APPEND is written ahead into the journal with the
+// folder's UIDNEXT before it; an APPEND whose result was not recorded is
+// found on the server by content on the next run (recoverAppends), not
+// repeated. Deletions remove the row first, then the file; upstream
+// expunges drop the row after the server confirmed.
 //
-// # Flags
+// # Dry run
 //
-// Flags are merged three ways against the last state both sides agreed on
-// (index column synced_flags): a flag changed on one side only takes that
-// side's value; changed on both, the server wins. This package's pull
-// direction applies the result locally; pushing local changes up is the job
-// of the push half (see Options.Direction).
+// Options.DryRun goes through the same code with the index opened through
+// a view that rolls back every transaction, and every server command that
+// modifies and every file operation gated; the Result then says what a real
+// run would do.
 package imapsync

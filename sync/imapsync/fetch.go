@@ -45,7 +45,6 @@ func (w *worker) fetch(ctx context.Context, j *folderJob, uids []uint32) error {
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	}
 	cmd := w.c.Fetch(imap.UIDSetNum(set...), opts)
-	defer cmd.Close()
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -53,7 +52,9 @@ func (w *worker) fetch(ctx context.Context, j *folderJob, uids []uint32) error {
 		}
 		d, err := readMessage(j, msg)
 		if err != nil {
-			return err
+			// The response is half read: the connection cannot be used
+			// again (draining the command would race with go-imap's reader).
+			return abort(w.c, err)
 		}
 		if d == nil {
 			continue
@@ -64,13 +65,20 @@ func (w *worker) fetch(ctx context.Context, j *folderJob, uids []uint32) error {
 		case <-ctx.Done():
 			d.dlv.Abort()
 			j.release()
-			return ctx.Err()
+			return abort(w.c, ctx.Err())
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("FETCH: %w", err)
 	}
 	return nil
+}
+
+// abort closes a connection whose command was left half read and returns
+// err marked as a connection failure, so the worker dials again.
+func abort(c *imapclient.Client, err error) error {
+	c.Close()
+	return fmt.Errorf("%w: %w", errConn, err)
 }
 
 // readMessage consumes one FETCH response. It returns nil (and no error)

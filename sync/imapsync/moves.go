@@ -139,6 +139,6 @@ func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCan
 	}
 	s.log.Debug("moved upstream", "from", cand.from.Name, "to", to.Name, "uid", cand.row.UID, "new_uid", newUID)
 	return o.Index.Write(ctx, func(tx *index.Tx) error {
-		return tx.MoveMessage(cand.row.ID, to.ID, newUID, ne.Sub+"/"+ne.Name)
+		return tx.MoveMessage(cand.row.ID, to.ID, newUID, ne.Sub+"/"+ne.Name, e.Flags)
 	})
 }

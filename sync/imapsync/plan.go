@@ -50,16 +50,14 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	// Without a SELECT, the LIST-STATUS answer may already show that nothing
 	// changed upstream; reconcile tells whether anything changed locally.
 	st := j.rf.Status
-	var early *reconciled // reconciled with trusted tags before SELECT
 	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && dirUV == st.UIDValidity &&
 		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
 		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
-		rec, err := reconcile(ctx, o.Index, j.f, dir, true)
+		unchanged, err := unchangedLocally(ctx, o, j.f, dir, int(*st.NumMessages))
 		if err != nil {
 			return err
 		}
-		early = rec
-		if rec.clean() && countUpstream(rec.rows) == int(*st.NumMessages) && !o.pendingPush(rec.rows) {
+		if unchanged {
 			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
 			j.update(func(r *FolderResult) { r.Skipped = true })
 			return nil
@@ -90,11 +88,9 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 	trustTags := dirUV == sel.UIDValidity && !uvChanged
-	rec := early
-	if rec == nil || !trustTags {
-		if rec, err = reconcile(ctx, o.Index, j.f, dir, trustTags); err != nil {
-			return err
-		}
+	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags)
+	if err != nil {
+		return err
 	}
 	if uvChanged && o.DryRun { // ClearUIDs was rolled back
 		for _, m := range rec.rows {
@@ -175,6 +171,19 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 				delete(local, uid)
 			}
 		}
+	}
+	// Expunged upstream but changed here since the last sync: kept, and
+	// uploaded again as a new message (with its local flags).
+	var kept []*index.Message
+	serverGone = slices.DeleteFunc(serverGone, func(m *index.Message) bool {
+		if m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords) {
+			kept = append(kept, m)
+			return true
+		}
+		return false
+	})
+	if err := detach(ctx, o, dir, kept); err != nil {
+		return err
 	}
 	// Deleted locally: rows whose file is gone. A message deleted here but
 	// changed upstream since the last sync is kept (fetched again).
@@ -264,6 +273,37 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	return nil
 }
 
+// unchangedLocally reports, without loading the rows, whether the folder's
+// Maildir still matches the index (same keys, same file names), its
+// upstream message count is the server's, and nothing waits to be pushed.
+func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, dir *maildir.Dir, serverCount int) (bool, error) {
+	entries, err := dir.Scan()
+	if err != nil {
+		return false, err
+	}
+	var files map[string]string
+	var upstream, pending int
+	err = o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		if files, err = tx.MessageFiles(f.ID); err != nil {
+			return err
+		}
+		upstream, pending, err = tx.SyncCounts(f.ID)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	if len(entries) != len(files) || upstream != serverCount || (o.push() && pending > 0) {
+		return false, nil
+	}
+	for _, e := range entries {
+		if files[e.Key] != e.Sub+"/"+e.Name {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func countUpstream(rows []*index.Message) int {
 	n := 0
 	for _, m := range rows {
@@ -303,8 +343,7 @@ func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*ser
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			cmd.Close()
-			return nil, err
+			return nil, abort(c, err)
 		}
 		if buf.UID == 0 || uint32(buf.UID) < from {
 			continue // "from:*" includes the last message even below from
@@ -348,8 +387,7 @@ func fetchChangedFlags(c *imapclient.Client, f *index.Folder, condstore bool, hi
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			cmd.Close()
-			return err
+			return abort(c, err)
 		}
 		if buf.UID == 0 || uint32(buf.UID) >= f.UIDNext {
 			continue

@@ -26,8 +26,6 @@ type reconciled struct {
 	flagChanged int // files renamed by another program
 }
 
-func (r *reconciled) clean() bool { return len(r.added) == 0 && len(r.gone) == 0 && r.flagChanged == 0 }
-
 // reconcile compares the folder's Maildir with its index rows and fixes the
 // index: unknown files get rows (their ,U= tag is used only if trustTags),
 // and renamed files update flags. Rows without a file are returned in gone:
@@ -102,13 +100,9 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		}
 		for _, nm := range added {
 			nm.Folder = f.ID
-			id, err := tx.AddMessage(nm)
-			if err != nil {
-				return err
-			}
-			nm.ID = id
 		}
-		return nil
+		_, err := tx.AddMessages(added)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -418,19 +418,6 @@ func (o *Options) pullDeletes() bool {
 	return o.pull() && (o.Expunge == "both" || o.Expunge == "local")
 }
 
-// pendingPush reports whether rows hold local changes not yet upstream.
-func (o *Options) pendingPush(rows []*index.Message) bool {
-	if !o.push() {
-		return false
-	}
-	for _, m := range rows {
-		if m.UID == 0 || m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords) {
-			return true
-		}
-	}
-	return false
-}
-
 // ErrTooManyDeletes is returned (wrapped) when a run would delete more of a
 // folder than Options.MaxDeletePercent allows.
 var ErrTooManyDeletes = errors.New("too many deletions")

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/postfach/postfach/agent"
@@ -66,7 +67,12 @@ password = %q
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "demo IMAP server on %s with %d messages; mirroring into %s\n", srv.Addr, srv.Messages, cfg.Store.Path)
 			start := time.Now()
-			reports, err := a.Sync(cmd.Context(), nil, newBarProgress(os.Stderr))
+			var prog progressReporter = nopProgress{}
+			if isatty.IsTerminal(os.Stderr.Fd()) {
+				prog = newBarProgress(os.Stderr)
+			}
+			reports, err := a.Sync(cmd.Context(), nil, prog)
+			prog.Finish()
 			printReports(out, reports, time.Since(start), false)
 			if err != nil {
 				return err

@@ -1,0 +1,252 @@
+package imapsync_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+// killChild is what TestKillTwoWay passes to the sync process it kills.
+type killChild struct {
+	Root, Addr, User, Password string
+}
+
+const killChildEnv = "POSTFACH_KILL_CHILD"
+
+// killSyncOptions are the options of every run in TestKillTwoWay: small
+// chunks and batches, so that a kill finds many commit points to land
+// between.
+func killSyncOptions(o *imapsync.Options) {
+	o.Force = true
+	o.ChunkSize = 16
+	o.BatchSize = 8
+}
+
+// TestKillTwoWayChild is the sync process TestKillTwoWay starts and kills
+// with SIGKILL. Run on its own it does nothing.
+func TestKillTwoWayChild(t *testing.T) {
+	v := os.Getenv(killChildEnv)
+	if v == "" {
+		return
+	}
+	var c killChild
+	if err := json.Unmarshal([]byte(v), &c); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	st, err := index.Open(index.DefaultPath(c.Root))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	o := imapsync.Options{
+		Account: "acct", Root: c.Root, Index: st,
+		Endpoint: imapsync.Endpoint{Addr: c.Addr, TLS: "none", Username: c.User, Password: c.Password},
+	}
+	killSyncOptions(&o)
+	if _, err := imapsync.Sync(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "sync:", err)
+		os.Exit(3)
+	}
+	st.Close()
+	os.Exit(0)
+}
+
+// TestKillTwoWay makes several hundred changes on both sides, then runs
+// the sync in a separate process and kills it with SIGKILL at random
+// moments (POSTFACH_KILL_LOOPS times; 10, or 3 with -short), and finishes
+// with a clean run. Both sides must then hold exactly the merged state of
+// the model in model_test.go: every message once, none lost, none
+// duplicated, flags merged, and the mirror invariant holds.
+//
+// The changes: locally 300 flag renames, 50 new files, 20 deletions and 20
+// moves between folders; upstream 300 flag or keyword changes, 50 APPENDs
+// and 20 expunges. The rules' known exceptions are avoided, since this test
+// is about crashes: no upstream expunge of a message changed locally, and
+// local moves only of messages unchanged on both sides and without
+// keywords (see the model test's file comment).
+func TestKillTwoWay(t *testing.T) {
+	loops := 10
+	if testing.Short() {
+		loops = 3
+	}
+	loops = modelEnvInt("POSTFACH_KILL_LOOPS", loops)
+	seed := int64(modelEnvInt("POSTFACH_KILL_SEED", 1))
+	t.Logf("seed %d (replay with POSTFACH_KILL_SEED=%d)", seed, seed)
+
+	e := newEnv(t)
+	e.opts = killSyncOptions
+	r := newModelRun(t, e, seed)
+	r.beginRound()
+
+	// 700 messages on the server, one in four of the same size.
+	folders := []string{"INBOX", "Archive"}
+	for _, f := range folders {
+		r.m.base[f], r.m.local[f], r.m.server[f] = map[string]mstate{}, map[string]mstate{}, map[string]mstate{}
+	}
+	var msgs []corpus.Message
+	for i, cm := range corpus.Generate(seed, 700, corpus.Options{Folders: folders}) {
+		if i%4 == 3 {
+			cm.Raw = tinyMessage(seed, 100000+i, &cm.MessageID)
+		}
+		msgs = append(msgs, cm)
+		var st mstate
+		st.flags, st.kw = stateOf(cm.Flags)
+		r.m.server[cm.Folder][cm.MessageID] = st
+		r.raw[cm.MessageID] = lf(cm.Raw)
+	}
+	e.d.Seed(t, testenv.DefaultUser.Name, msgs)
+	r.syncAndCheck()
+
+	// The changes.
+	r.round = 1
+	r.beginRound()
+	start := time.Now()
+	r.killWave(folders, 1)
+	t.Logf("%d changes made in %v", len(r.ops), time.Since(start).Round(time.Millisecond))
+
+	// The killed runs.
+	pass, _ := e.d.Password(testenv.DefaultUser.Name)
+	cfg, err := json.Marshal(killChild{Root: e.root, Addr: e.d.IMAPAddr(), User: testenv.DefaultUser.Name, Password: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed, finished := 0, 0
+	lastFinished, lastTook := false, time.Duration(0)
+	// A run with all the changes takes about a second on 2 cores, a third of
+	// it before the first commit. When a run finishes before its kill, a
+	// smaller wave of changes gives the next one work.
+	maxDelay := time.Duration(modelEnvInt("POSTFACH_KILL_MAX_DELAY_MS", 1000)) * time.Millisecond
+	for i := range loops {
+		if lastFinished {
+			// The last run finished the work: more work for the next kill,
+			// on messages no earlier change touched, and kills within the
+			// length of that last run.
+			r.killWave(folders, 4)
+			maxDelay = max(100*time.Millisecond, lastTook)
+		}
+		delay := time.Duration(r.rng.Int64N(int64(maxDelay)))
+		code, took, out := runKilled(t, string(cfg), delay)
+		lastFinished, lastTook = code == 0, took
+		switch {
+		case code == -1:
+			killed++
+		case code == 0:
+			finished++
+		default:
+			t.Errorf("run %d: exit %d: %s", i, code, out)
+		}
+		r.logf("run %d: kill after %v: exit %d after %v", i, delay, code, took.Round(time.Millisecond))
+		if testing.Verbose() {
+			t.Logf("run %d: kill after %v: exit %d after %v", i, delay, code, took.Round(time.Millisecond))
+		}
+	}
+	t.Logf("%d runs killed, %d finished before the kill", killed, finished)
+
+	// The clean run, and the state it must reach.
+	r.syncAndCheck()
+	t.Logf("the clean run: %s", r.ops[len(r.ops)-1])
+}
+
+// killWave makes the changes of TestKillTwoWay, divided by div. Changes
+// after the first wave (div > 1) touch only messages no earlier change
+// touched on either side, so that the model stays exact whatever the
+// killed runs already carried over.
+func (r *modelRun) killWave(folders []string, div int) {
+	n := func(x int) int { return max(1, x/div) }
+	fresh := func(id string) bool { return div == 1 || !r.touchedL[id] && !r.touchedS[id] }
+	type fm struct{ folder, id string }
+	take := func(side mside, count int, ok func(id string) bool) []fm {
+		var all []fm
+		for _, f := range folders {
+			for _, id := range sortedKeys(side[f]) {
+				if _, inBase := r.m.base[f][id]; inBase && fresh(id) && ok(id) {
+					all = append(all, fm{f, id})
+				}
+			}
+		}
+		r.rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		return all[:min(count, len(all))]
+	}
+	for _, c := range take(r.m.local, n(300), func(string) bool { return true }) {
+		r.localFlag(c.folder, c.id, pick(r.rng, modelFlags))
+	}
+	for range n(50) {
+		r.localAdd(pick(r.rng, folders))
+	}
+	for _, c := range take(r.m.local, n(20), func(id string) bool { return !r.touchedL[id] && !r.anyKeywords(id) }) {
+		r.localMove(c.folder, otherFolder(folders, c.folder), c.id)
+		r.touchedS[c.id] = true // reserved: the server leaves it alone
+	}
+	for _, c := range take(r.m.local, n(20), func(id string) bool { return !r.touchedL[id] }) {
+		r.localDelete(c.folder, c.id)
+	}
+	for _, c := range take(r.m.server, n(300), func(id string) bool { return !r.moved[id] && !r.touchedS[id] }) {
+		if r.rng.IntN(3) == 0 {
+			r.serverToggle(c.folder, c.id, 0, pick(r.rng, modelKeywords))
+		} else {
+			r.serverToggle(c.folder, c.id, pick(r.rng, modelFlags), "")
+		}
+	}
+	for range n(50) {
+		r.serverAppend(pick(r.rng, folders))
+	}
+	for _, c := range take(r.m.server, n(20), func(id string) bool { return !r.touchedL[id] && !r.touchedS[id] }) {
+		r.serverDelete(c.folder, c.id)
+	}
+}
+
+func otherFolder(folders []string, f string) string {
+	i := slices.Index(folders, f)
+	return folders[(i+1)%len(folders)]
+}
+
+// runKilled runs one sync process and sends it SIGKILL after delay unless
+// it exits first. It returns the exit code (-1: killed), how long it ran
+// and its output.
+func runKilled(t *testing.T, cfg string, delay time.Duration) (int, time.Duration, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillTwoWayChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+cfg)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(delay):
+		cmd.Process.Signal(syscall.SIGKILL)
+		err = <-done
+	}
+	took := time.Since(start)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, took, out.String()
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -1, took, out.String()
+		}
+		return ee.ExitCode(), took, out.String()
+	}
+	t.Fatal(err)
+	return 0, 0, ""
+}
