@@ -16,6 +16,7 @@ import (
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/sync/imapsync"
+	"github.com/postfach/postfach/sync/pop3"
 )
 
 // Agent holds an open store for a config.
@@ -49,7 +50,8 @@ func (a *Agent) Index() *index.Store { return a.store }
 // AccountReport is the outcome of one account's sync.
 type AccountReport struct {
 	Name   string
-	Result *imapsync.Result // nil when the account failed as a whole
+	Result *imapsync.Result  // IMAP accounts; nil when the account failed as a whole
+	POP3   *pop3.FetchResult // POP3 accounts; nil when the account failed as a whole
 	Err    error
 }
 
@@ -71,8 +73,7 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := a.syncAccount(ctx, acct, progress)
-			reports[i] = AccountReport{Name: acct.Name, Result: res, Err: err}
+			reports[i] = a.syncAccount(ctx, acct, progress)
 		}()
 	}
 	wg.Wait()
@@ -104,28 +105,39 @@ func (a *Agent) pick(names []string) ([]*configs.Account, error) {
 	return out, nil
 }
 
-func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress imapsync.Progress) (*imapsync.Result, error) {
+func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress imapsync.Progress) AccountReport {
 	log := a.log.With("account", acct.Name)
-	var res *imapsync.Result
+	rep := AccountReport{Name: acct.Name}
 	var err error
 	switch acct.Kind {
 	case "imap":
 		var opts imapsync.Options
 		if opts, err = a.imapOptions(ctx, acct); err == nil {
 			opts.Logger, opts.Progress = log, progress
-			res, err = imapsync.Sync(ctx, opts)
+			rep.Result, err = imapsync.Sync(ctx, opts)
+		}
+	case "pop3":
+		var opts pop3.FetchOptions
+		if opts, err = a.pop3Options(ctx, acct); err == nil {
+			opts.Logger = log
+			if progress != nil {
+				opts.Progress = progress
+			}
+			rep.POP3, err = pop3.Fetch(ctx, opts)
 		}
 	default:
 		err = fmt.Errorf("%s accounts cannot be synced yet", acct.Kind)
 	}
-	a.recordAccount(acct.Name, res, err)
-	return res, err
+	rep.Err = err
+	a.recordAccount(acct.Name, err != nil && rep.Result == nil && rep.POP3 == nil, err)
+	return rep
 }
 
-// recordAccount stores the account-level outcome for status.
-func (a *Agent) recordAccount(name string, res *imapsync.Result, runErr error) {
+// recordAccount stores the account-level outcome for status: runErr is
+// recorded as the account's error when the run failed as a whole.
+func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 	msg := ""
-	if runErr != nil && res == nil {
+	if failedWhole {
 		msg = runErr.Error()
 	}
 	err := a.store.Write(context.Background(), func(tx *index.Tx) error {
@@ -169,5 +181,29 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		CreateFolders:    acct.CreateFolders,
 		RemoveFolders:    acct.RemoveFolders,
 		FolderMap:        acct.FolderMap,
+	}, nil
+}
+
+func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.FetchOptions, error) {
+	pass, err := acct.Secret(ctx)
+	if err != nil {
+		return pop3.FetchOptions{}, err
+	}
+	tlsConf, err := acct.TLSConfig()
+	if err != nil {
+		return pop3.FetchOptions{}, err
+	}
+	return pop3.FetchOptions{
+		Account:         acct.Name,
+		Root:            a.cfg.Store.Path,
+		Index:           a.store,
+		Addr:            acct.Addr(),
+		TLS:             pop3.TLSMode(acct.TLS),
+		TLSConfig:       tlsConf,
+		Username:        acct.Username,
+		Password:        pass,
+		Folder:          acct.Folder,
+		Keep:            acct.Keep,
+		DeleteAfterDays: acct.DeleteAfterDays,
 	}, nil
 }

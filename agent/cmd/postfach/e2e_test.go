@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,6 +127,7 @@ func TestConnectErrors(t *testing.T) {
 		{"refused", func(a account) account { a.port = closedPort; return a }, []string{"connection refused", strconv.Itoa(closedPort)}},
 		{"untrusted certificate", func(a account) account { a.port, a.tls = d.IMAPSPort, "implicit"; return a }, []string{"certificate", "ca_file"}},
 		{"starttls untrusted certificate", func(a account) account { a.tls = "starttls"; return a }, []string{"certificate"}},
+		{"password_env unset", func(a account) account { a.pwEnv = "POSTFACH_TEST_UNSET_VARIABLE"; return a }, []string{"POSTFACH_TEST_UNSET_VARIABLE", "not set"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +146,31 @@ func TestConnectErrors(t *testing.T) {
 		})
 	}
 
+	// Two failing accounts: one line each, each a "postfach: " line that
+	// names its account.
+	t.Run("two accounts", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		a, b := good, good
+		a.name, a.password = "first", "wrong"
+		b.name, b.port = "second", closedPort
+		cfg := writeConfig(t, dir, "config.toml", filepath.Join(dir, "store"), a, b)
+		r := run(t, nil, "--config", cfg, "sync")
+		if r.code == 0 {
+			t.Errorf("exit status 0")
+		}
+		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("stderr has %d lines, want 2 (one per account):\n%s", len(lines), r.stderr)
+		}
+		slices.Sort(lines)
+		for i, want := range []string{"postfach: first: ", "postfach: second: "} {
+			if !strings.HasPrefix(lines[i], want) {
+				t.Errorf("stderr line %q, want it to start with %q", lines[i], want)
+			}
+		}
+	})
+
 	t.Run("trusted certificate", func(t *testing.T) {
 		t.Parallel()
 		for _, mode := range []string{"implicit", "starttls"} {
@@ -159,6 +186,37 @@ func TestConnectErrors(t *testing.T) {
 			compare(t, d, store, "work")
 		}
 	})
+}
+
+// TestCertificateErrors: certificates that the configured CA signed but
+// that are wrong anyway are refused, with a message that says why.
+func TestCertificateErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		mode    testenv.TLSMode
+		want    []string
+		notWant string
+	}{
+		{testenv.TLSWrongHost, []string{"not valid for this host"}, ""},
+		// The CA is trusted (ca_file is set): the message must not blame
+		// an unknown authority nor ask for ca_file.
+		{testenv.TLSExpired, []string{"expired"}, "unknown authority"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			t.Parallel()
+			d := testenv.StartDovecot(t, testenv.WithTLS(tc.mode))
+			a := imapAccount(d, "work")
+			a.port, a.tls, a.caFile = d.IMAPSPort, "implicit", d.CertFile
+			dir := t.TempDir()
+			cfg := writeConfig(t, dir, "config.toml", filepath.Join(dir, "store"), a)
+			r := run(t, nil, "--config", cfg, "sync")
+			checkOneLineError(t, r, append(tc.want, "certificate")...)
+			if tc.notWant != "" && strings.Contains(r.stderr, tc.notWant) {
+				t.Errorf("stderr %q says %q", strings.TrimSpace(r.stderr), tc.notWant)
+			}
+		})
+	}
 }
 
 // TestSyncStatus: `status --json` after a sync has the server's count per
@@ -263,7 +321,9 @@ func TestSyncStatus(t *testing.T) {
 }
 
 // killLoops is how many times TestKill kills a running sync (4 with
-// -short); POSTFACH_KILL_LOOPS overrides it for soak runs.
+// -short); POSTFACH_KILL_LOOPS overrides it for soak runs, e.g.
+//
+//	POSTFACH_KILL_LOOPS=200 go test -run TestKill -timeout 30m ./agent/cmd/postfach/
 const killLoops = 12
 
 // TestKill: kill -9 at random moments of initial and incremental syncs,
@@ -295,7 +355,10 @@ func TestKill(t *testing.T) {
 	d := testenv.StartDovecot(t)
 	user := testenv.DefaultUser.Name
 	opts := corpus.Options{BigAttachmentEvery: 300, BigAttachmentSize: 1 << 20}
-	const initial = 1500
+	initial := 1500
+	if testing.Short() {
+		initial = 600 // a binary built with -race is 20 times slower
+	}
 	d.Seed(t, user, corpus.Generate(5, initial, opts))
 	extra := 0 // messages added later come from another seed
 
@@ -303,6 +366,47 @@ func TestKill(t *testing.T) {
 	store := filepath.Join(dir, "store")
 	cfg := writeConfig(t, dir, "config.toml", store, imapAccount(d, "work"))
 	acctDir := filepath.Join(store, "work")
+
+	// A second sync while one runs is refused; SIGTERM stops a sync
+	// mid-download promptly.
+	{
+		cmd := exec.Command(postfachBin, "--config", cfg, "sync")
+		cmd.Env = environ(t, nil)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, tmp := scanFiles(t, acctDir); len(tmp) > 0 {
+				break // downloading: it holds the lock
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("the first sync wrote nothing to tmp/ in 20 s:\n%s", stderr.String())
+			}
+		}
+		r := run(t, nil, "--config", cfg, "sync")
+		checkOneLineError(t, r, "another postfach is syncing")
+
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGTERM)
+		err := cmd.Wait()
+		took := time.Since(start)
+		t.Logf("SIGTERM mid-download: exit after %v: %v; stderr:\n%s", took, err, stderr.String())
+		if err == nil || killed(cmd) {
+			t.Errorf("SIGTERM mid-download: %v, want a non-zero exit status", err)
+		}
+		if took > 10*time.Second {
+			t.Errorf("SIGTERM: the sync took %v to stop", took)
+		}
+		for _, bad := range []string{"goroutine ", "panic", "DATA RACE"} {
+			if strings.Contains(stderr.String(), bad) {
+				t.Errorf("SIGTERM: stderr holds %q", bad)
+			}
+		}
+	}
 
 	// kill runs one sync and kills it after a random 20-400 ms, unless it
 	// ends before.

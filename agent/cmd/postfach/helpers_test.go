@@ -127,6 +127,7 @@ type account struct {
 	tls      string // "none", "implicit", "starttls"
 	user     string
 	password string
+	pwEnv    string // password_env instead of password
 	caFile   string
 }
 
@@ -143,8 +144,13 @@ func writeConfig(t testing.TB, dir, file, store string, accts ...account) string
 	var b strings.Builder
 	fmt.Fprintf(&b, "[store]\npath = %q\n", store)
 	for _, a := range accts {
-		fmt.Fprintf(&b, "\n[[accounts]]\nname = %q\nkind = \"imap\"\nhost = %q\nport = %d\ntls = %q\nusername = %q\npassword = %q\n",
-			a.name, a.host, a.port, a.tls, a.user, a.password)
+		fmt.Fprintf(&b, "\n[[accounts]]\nname = %q\nkind = \"imap\"\nhost = %q\nport = %d\ntls = %q\nusername = %q\n",
+			a.name, a.host, a.port, a.tls, a.user)
+		if a.pwEnv != "" {
+			fmt.Fprintf(&b, "password_env = %q\n", a.pwEnv)
+		} else {
+			fmt.Fprintf(&b, "password = %q\n", a.password)
+		}
 		if a.caFile != "" {
 			fmt.Fprintf(&b, "ca_file = %q\n", a.caFile)
 		}

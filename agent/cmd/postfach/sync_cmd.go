@@ -74,7 +74,21 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 				ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
 				ev["folders"] = len(r.Result.Folders)
 			}
+			if p := r.POP3; p != nil {
+				ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
+			}
 			json.NewEncoder(w).Encode(ev)
+			continue
+		}
+		if p := r.POP3; p != nil {
+			fmt.Fprintf(w, "%s: %d new (%s), %d deleted on the server", r.Name, p.New, humanBytes(p.Bytes), p.Deleted)
+			if p.Recovered > 0 {
+				fmt.Fprintf(w, ", %d recovered from an interrupted run", p.Recovered)
+			}
+			if p.Failed > 0 {
+				fmt.Fprintf(w, ", %d refused by the server", p.Failed)
+			}
+			fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 			continue
 		}
 		if r.Result == nil {

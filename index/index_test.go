@@ -1,0 +1,165 @@
+package index_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+func open(t *testing.T) *index.Store {
+	t.Helper()
+	st, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func newMsg(f index.FolderID, key, subject, body string) *index.NewMessage {
+	m := &index.NewMessage{Body: body}
+	m.Folder, m.Key, m.File = f, key, "cur/"+key+":2,"
+	m.Header = index.Header{Subject: subject, From: "Jürgen Müller <jm@example.de>", MessageID: key + "@x"}
+	m.Flags = maildir.FlagSeen
+	return m
+}
+
+func TestMessagesAndSearch(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	var inbox, other *index.Folder
+	err := st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		if inbox, err = tx.EnsureFolder(a, "INBOX", "acct/INBOX"); err != nil {
+			return err
+		}
+		if other, err = tx.EnsureFolder(a, "Archive", "acct/Archive"); err != nil {
+			return err
+		}
+		ids, err := tx.AddMessages([]*index.NewMessage{
+			newMsg(inbox.ID, "k1", "Grüße aus München", "the quarterly report is attached"),
+			newMsg(inbox.ID, "k2", "Lunch?", "see you at noon"),
+			newMsg(other.ID, "k3", "Invoice 2024", "please pay"),
+		})
+		if err != nil {
+			return err
+		}
+		if len(ids) != 3 || ids[0] == ids[1] {
+			t.Errorf("ids %v", ids)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inbox.LocalUIDValidity == other.LocalUIDValidity {
+		t.Errorf("two folders share local UIDVALIDITY %d", inbox.LocalUIDValidity)
+	}
+	err = st.Read(ctx, func(tx *index.ReadTx) error {
+		rows, err := tx.Messages(inbox.ID)
+		if err != nil {
+			return err
+		}
+		if len(rows) != 2 || rows[0].LocalUID == rows[1].LocalUID || rows[0].LocalUID == 0 {
+			t.Errorf("rows %+v", rows)
+		}
+		// Accents fold: "grusse" finds "Grüße"? unicode61 folds ü->u but not ß; "munchen" must match.
+		for q, want := range map[string]int{"munchen": 1, "quarterly": 1, "noon": 1, "juergen": 0, "jurgen": 3, "pay invoice": 1, `"unbalanced`: 0} {
+			hits, err := tx.Search(q, 10)
+			if err != nil {
+				t.Errorf("search %q: %v", q, err)
+				continue
+			}
+			if len(hits) != want {
+				t.Errorf("search %q: %d hits, want %d", q, len(hits), want)
+			}
+		}
+		up, pending, err := tx.SyncCounts(inbox.ID)
+		if err != nil || up != 0 || pending != 2 {
+			t.Errorf("SyncCounts = %d, %d, %v; want 0 upstream, 2 pending", up, pending, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleting removes the full-text entry too.
+	err = st.Write(ctx, func(tx *index.Tx) error {
+		rows, _ := tx.Messages(other.ID)
+		return tx.DeleteMessage(rows[0].ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Read(ctx, func(tx *index.ReadTx) error {
+		if hits, _ := tx.Search("invoice", 10); len(hits) != 0 {
+			t.Errorf("deleted message still found")
+		}
+		return nil
+	})
+}
+
+func TestDryRunRollsBack(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	err := st.DryRun().Write(ctx, func(tx *index.Tx) error {
+		_, err := tx.EnsureAccount("ghost")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Read(ctx, func(tx *index.ReadTx) error {
+		if _, err := tx.Account("ghost"); !errors.Is(err, index.ErrNotFound) {
+			t.Errorf("dry-run write persisted: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestReopenKeepsState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	st, err := index.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st.Write(ctx, func(tx *index.Tx) error {
+		a, _ := tx.EnsureAccount("a")
+		f, _ := tx.EnsureFolder(a, "INBOX", "a/INBOX")
+		return tx.SetRemoteState(f.ID, 7, 100, 55)
+	})
+	st.Close()
+	st, err = index.Open(path) // migrations must be idempotent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Read(ctx, func(tx *index.ReadTx) error {
+		a, _ := tx.Account("a")
+		f, err := tx.FolderByName(a, "INBOX")
+		if err != nil || f.UIDValidity != 7 || f.UIDNext != 100 || f.HighestModSeq != 55 {
+			t.Errorf("folder after reopen: %+v, %v", f, err)
+		}
+		return nil
+	})
+}
+
+func TestParseHeaderMalformed(t *testing.T) {
+	h := index.ParseHeader([]byte("Subject: =?UTF-8?B?R3LDvMOfZQ==?=\nFrom: broken <<<\nDate: not a date\nMessage-ID: <a@b>\n\n"))
+	if h.Subject != "Grüße" || h.MessageID != "a@b" || !h.Date.IsZero() {
+		t.Errorf("got %+v", h)
+	}
+	if h := index.ParseHeader([]byte("\x00\xff garbage")); h.Subject != "" {
+		t.Errorf("garbage parsed to %+v", h)
+	}
+	_ = time.Now
+}

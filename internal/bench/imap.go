@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// imapOptions are the flags of the imap scenario.
+type imapOptions struct {
+	messages int
+	seed     int64
+	runs     int
+	changes  int
+	postfach string
+	dir      string
+	keep     bool
+	json     bool
+}
+
+func runIMAP(args []string) error {
+	var o imapOptions
+	fs := flag.NewFlagSet("imap", flag.ExitOnError)
+	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus")
+	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
+	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
+	fs.IntVar(&o.changes, "changes", 100, "incremental phase: flag changes and new messages on the server (0: skip the phase)")
+	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
+	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.messages <= 0 || o.runs <= 0 || o.changes < 0 {
+		return fmt.Errorf("-messages and -runs must be positive, -changes not negative")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	work, err := os.MkdirTemp(o.dir, "postfach-bench-")
+	if err != nil {
+		return err
+	}
+	if work, err = filepath.Abs(work); err != nil {
+		return err
+	}
+	if err := os.Chmod(work, 0o755); err != nil { // Dovecot's users must pass through
+		return err
+	}
+	if o.keep {
+		defer fmt.Fprintln(os.Stderr, "bench: kept", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	log := os.Stderr
+
+	rep := &report{
+		Scenario:   "imap",
+		Invocation: "go run ./internal/bench " + shellQuote(append([]string{"imap"}, args...)),
+		Seed:       o.seed,
+		Runs:       o.runs,
+		Changes:    o.changes,
+		Machine:    describeMachine(work),
+		RSSMethod:  rssMethod(),
+	}
+	if o.keep {
+		rep.WorkDir = work
+	}
+
+	var pf *postfachPeer
+	if o.postfach != "" {
+		bin, err := filepath.Abs(o.postfach)
+		if err != nil {
+			return err
+		}
+		pf = &postfachPeer{bin: bin, version: "binary " + bin}
+		rep.Build = "prebuilt " + bin
+	} else {
+		fmt.Fprintln(log, "bench: building postfach")
+		if err := os.Mkdir(filepath.Join(work, "bin"), 0o755); err != nil {
+			return err
+		}
+		if pf, rep.Build, err = buildPostfach(ctx, filepath.Join(work, "bin")); err != nil {
+			return err
+		}
+	}
+	mb, err := newMbsync(ctx)
+	if err != nil {
+		return err
+	}
+	peers := []peer{pf, mb}
+
+	srv, err := startDovecot(filepath.Join(work, "dovecot"))
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	rep.Server = fmt.Sprintf("Dovecot %s on %s:%d (plaintext, mail_fsync=never)", srv.d.Version, srv.d.Host, srv.d.IMAPPort)
+
+	t0 := time.Now()
+	rep.Corpus, err = srv.seed(o.seed, o.messages)
+	if err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	fmt.Fprintf(log, "bench: seeded %d messages (%s) in %s\n", rep.Corpus.Messages, mib(rep.Corpus.Bytes), time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	if err := srv.warm(); err != nil {
+		return fmt.Errorf("warming Dovecot: %w", err)
+	}
+	want, err := srv.inventory()
+	if err != nil {
+		return err
+	}
+	for name, n := range rep.Corpus.Folders {
+		if want[name].Messages != n {
+			return fmt.Errorf("seeding: Dovecot counts %d messages in %s, want %d", want[name].Messages, name, n)
+		}
+	}
+	if got := want.total().Messages; got != o.messages {
+		return fmt.Errorf("seeding: Dovecot holds %d messages, want %d", got, o.messages)
+	}
+	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s: %s\n", time.Since(t0).Round(time.Millisecond), want)
+
+	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want}
+	for _, p := range peers {
+		rep.Peers = append(rep.Peers, peerInfo{Name: p.Name(), Version: p.Version(), Notes: p.Notes()})
+	}
+	if rep.FsyncBefore, err = probeFsync(work, 200); err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	fmt.Fprintf(log, "bench: file create+fsync latency: %s\n", rep.FsyncBefore)
+	for r := range o.runs {
+		if err := b.run(ctx, r, work, o); err != nil {
+			if o.keep {
+				return err
+			}
+			return fmt.Errorf("%w\n(rerun with -keep to inspect the stores)", err)
+		}
+	}
+	if rep.FsyncAfter, err = probeFsync(work, 200); err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	rep.finish()
+	if o.json {
+		return rep.writeJSON(os.Stdout)
+	}
+	rep.writeText(os.Stdout)
+	return nil
+}
+
+// bench runs the phases of a comparison.
+type bench struct {
+	srv   *dovecotServer
+	peers []peer
+	rep   *report
+	log   io.Writer
+	want  inventory // the server's content between runs
+}
+
+// run is one repetition: fresh replicas, every phase for every peer. The
+// peer that goes first rotates with r.
+func (b *bench) run(ctx context.Context, r int, work string, o imapOptions) error {
+	order := append(append([]peer(nil), b.peers[r%len(b.peers):]...), b.peers[:r%len(b.peers)]...)
+	runDir := filepath.Join(work, fmt.Sprintf("run%d", r+1))
+	reps := map[string]replica{}
+	for _, p := range order {
+		dir := filepath.Join(runDir, p.Name())
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		rp, err := p.NewReplica(dir, b.srv.upstream())
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.Name(), err)
+		}
+		reps[p.Name()] = rp
+		for i := range b.rep.Peers {
+			if b.rep.Peers[i].Name == p.Name() && b.rep.Peers[i].Command == "" {
+				b.rep.Peers[i].Command = rp.Command()
+			}
+		}
+	}
+	names := make([]string, len(order))
+	for i, p := range order {
+		names[i] = p.Name()
+	}
+	fmt.Fprintf(b.log, "bench: run %d/%d, order %s\n", r+1, o.runs, strings.Join(names, ", "))
+
+	if err := b.phase(ctx, r, "initial", o.messages, order, reps, replica.Initial, b.want); err != nil {
+		return err
+	}
+	if err := b.phase(ctx, r, "resync", o.messages, order, reps, replica.Resync, b.want); err != nil {
+		return err
+	}
+	if o.changes > 0 {
+		undo, err := b.srv.change(o.seed, o.messages, o.changes)
+		if err != nil {
+			return fmt.Errorf("changing the server: %w", err)
+		}
+		changed, err := b.srv.inventory()
+		if err != nil {
+			return err
+		}
+		if got, want := changed.total().Messages, o.messages+o.changes; got != want {
+			return fmt.Errorf("after the changes the server holds %d messages, want %d", got, want)
+		}
+		if err := b.phase(ctx, r, "incremental", 2*o.changes, order, reps, replica.Resync, changed); err != nil {
+			return err
+		}
+		if err := undo(); err != nil {
+			return fmt.Errorf("undoing the changes: %w", err)
+		}
+		back, err := b.srv.inventory()
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(back, b.want) {
+			return fmt.Errorf("undoing the changes: the server holds %s, want %s", back, b.want)
+		}
+	}
+	// The run's stores stay until the end: deleting thousands of files
+	// makes the next runs' file creation slower (ext4 without a journal
+	// skips recently freed inodes, scanning the inode table for each new
+	// file), which would bill the deletion to whichever peer runs next.
+	return nil
+}
+
+// phase runs one phase for every peer in order, measures it, and checks
+// each peer's replica against want, the server's content.
+func (b *bench) phase(ctx context.Context, r int, name string, work int, order []peer, reps map[string]replica,
+	do func(replica, context.Context) (sample, error), want inventory) error {
+	for _, p := range order {
+		rp := reps[p.Name()]
+		before, err := b.srv.cpu()
+		if err != nil {
+			return err
+		}
+		s, err := do(rp, ctx)
+		if err != nil {
+			return fmt.Errorf("run %d, %s, %s: %w", r+1, name, p.Name(), err)
+		}
+		after, err := b.srv.settledCPU()
+		if err != nil {
+			return err
+		}
+		s.ServerCPU = after - before
+		local, err := countMaildir(rp.Maildir())
+		if err != nil {
+			return err
+		}
+		if err := compareCounts(local, want); err != nil {
+			return fmt.Errorf("run %d, after %s, %s's Maildir %s: %w", r+1, name, p.Name(), rp.Maildir(), err)
+		}
+		if c, ok := rp.(checker); ok {
+			if err := c.Check(ctx, want); err != nil {
+				return fmt.Errorf("run %d, after %s, %s: %w", r+1, name, p.Name(), err)
+			}
+		}
+		b.rep.add(name, work, p.Name(), s)
+		fmt.Fprintf(b.log, "bench:   %-11s %-9s %8.3f s  (user %.2f s, sys %.2f s, max RSS %s, Dovecot CPU %.2f s) verified %d messages\n",
+			name, p.Name(), s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), kib(s.MaxRSSKiB), s.ServerCPU.Seconds(), local.total().Messages)
+	}
+	return nil
+}
+
+// settledCPU waits until Dovecot has finished the work a client left it
+// (its imap processes log out and exit) and returns its CPU time.
+func (s *dovecotServer) settledCPU() (time.Duration, error) {
+	prev, err := s.cpu()
+	if err != nil {
+		return 0, err
+	}
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		cur, err := s.cpu()
+		if err != nil {
+			return 0, err
+		}
+		if cur == prev {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, nil
+}

@@ -1,0 +1,111 @@
+// Command bench compares postfach with an established mail sync program on
+// the same machine, the same server and the same corpus, and reports how
+// long each takes and how much memory it needs.
+//
+// Usage:
+//
+//	go run ./internal/bench [SCENARIO] [flags]
+//
+// Scenarios:
+//
+//	imap   postfach vs mbsync (isync), pulling a whole IMAP account from a
+//	       private Dovecot into an empty Maildir, then resyncing it (default)
+//
+// Flags of the imap scenario:
+//
+//	-messages N   corpus size (default 10000)
+//	-seed S       corpus seed (default 1)
+//	-runs R       repetitions; the report shows the median (default 3)
+//	-changes K    incremental phase: K flag changes and K new messages on
+//	              the server, then one resync of each peer; 0 skips it
+//	              (default 100)
+//	-postfach B   use the postfach binary B instead of building
+//	              ./agent/cmd/postfach
+//	-dir D        create the work directory below D (default $TMPDIR)
+//	-keep         keep the work directory (server, stores, configs)
+//	-json         print the report as JSON instead of tables
+//
+// # What is measured, and how
+//
+// One private Dovecot (package internal/testenv) holds the corpus (package
+// internal/corpus), written straight into its Maildir; every folder is then
+// selected and fully fetched once over IMAP, so that Dovecot's own indexing
+// and the page cache are warm before any peer runs. Each run gives every
+// peer a fresh, empty local store and times, per peer, the wall clock of the
+// whole process (start to exit) for:
+//
+//   - initial: the first sync into the empty store;
+//   - resync: a second sync with nothing changed;
+//   - incremental: a sync after K flag changes (\Seen toggled on messages
+//     spread over the folders) and K new messages (IMAP APPEND), made
+//     after both peers' resyncs. The server is put back afterwards.
+//
+// Within a run every peer does a phase before the next phase starts, and the
+// peer that goes first rotates from run to run. Before each timed process
+// the bench calls sync(2), so no peer pays for another's dirty pages. The
+// CPU time (user, system) and the maximum resident set size come from the
+// process's rusage; the server's CPU time is the growth of the Dovecot
+// process tree's CPU time across the phase, from /proc.
+//
+// After every phase each peer's Maildir is counted (files in cur/ and new/,
+// and of those the ones with the S flag) and compared with the server's
+// STATUS of every folder: the bench fails when a peer did not mirror the
+// account. postfach is also asked for its own count (status --json).
+//
+// # Adding a peer
+//
+// A comparison is a list of peers (the first one, postfach, is the subject;
+// ratios are subject/other). A peer makes a replica, one local copy of the
+// account in a directory, and a replica can run its initial sync and its
+// resync as a child process; see peer and replica in peer.go. A POP3
+// scenario (postfach vs fetchmail) would add a server setup and peers that
+// speak POP3, and reuse the runner and the report.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// scenario is one subcommand: a server setup and a set of peers.
+type scenario struct {
+	name, summary string
+	run           func(args []string) error
+}
+
+var scenarios = []scenario{
+	{"imap", "postfach vs mbsync: initial IMAP pull, no-change resync, incremental resync", runIMAP},
+}
+
+func main() {
+	args := os.Args[1:]
+	name := "imap"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage()
+		return
+	}
+	for _, s := range scenarios {
+		if s.name == name {
+			if err := s.run(args); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: unknown scenario %q\n", name)
+	usage()
+	os.Exit(2)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: go run ./internal/bench [SCENARIO] [flags]   (SCENARIO -h for its flags)")
+	fmt.Fprintln(os.Stderr, "scenarios:")
+	for _, s := range scenarios {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", s.name, s.summary)
+	}
+}

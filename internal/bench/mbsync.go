@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// mbsyncPeer runs Debian's mbsync (isync).
+type mbsyncPeer struct {
+	bin     string
+	version string // "isync 1.4.4"
+	// tlsKeyword is the name of the TLS setting: isync 1.4 has SSLType,
+	// 1.5 renamed it TLSType (and still takes SSLType).
+	tlsKeyword string
+}
+
+func newMbsync(ctx context.Context) (*mbsyncPeer, error) {
+	bin, err := exec.LookPath("mbsync")
+	if err != nil {
+		return nil, fmt.Errorf("mbsync not found (apt-get install isync): %w", err)
+	}
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("mbsync --version: %w", err)
+	}
+	p := &mbsyncPeer{bin: bin, version: strings.TrimSpace(string(out)), tlsKeyword: "SSLType"}
+	var major, minor int
+	if _, err := fmt.Sscanf(p.version, "isync %d.%d", &major, &minor); err == nil && (major > 1 || major == 1 && minor >= 5) {
+		p.tlsKeyword = "TLSType"
+	}
+	return p, nil
+}
+
+func (p *mbsyncPeer) Name() string    { return "mbsync" }
+func (p *mbsyncPeer) Version() string { return p.version }
+func (p *mbsyncPeer) Notes() string {
+	return "Sync Pull, FSync yes (its default), one connection, state in .mbsyncstate per folder"
+}
+
+func (p *mbsyncPeer) NewReplica(dir string, up upstream) (replica, error) {
+	root := filepath.Join(dir, "maildir")
+	if err := os.Mkdir(root, 0o700); err != nil { // mbsync does not create Path
+		return nil, err
+	}
+	rc := filepath.Join(dir, "mbsyncrc")
+	text := fmt.Sprintf(`FSync yes
+
+IMAPAccount bench
+Host %s
+Port %d
+User %s
+Pass %s
+%s None
+AuthMechs LOGIN PLAIN
+
+IMAPStore remote
+Account bench
+
+MaildirStore local
+Path %s/
+Inbox %s
+SubFolders Verbatim
+
+Channel bench
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+Sync Pull
+SyncState *
+`, up.Host, up.Port, rcString(up.User), rcString(up.Password), p.tlsKeyword, rcString(root), rcString(filepath.Join(root, "INBOX")))
+	if err := os.WriteFile(rc, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	return &mbsyncReplica{argv: []string{p.bin, "-c", rc, "-a", "-q"}, dir: dir, root: root}, nil
+}
+
+// rcString quotes s for mbsyncrc when it needs quoting.
+func rcString(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"\\#") {
+		return s
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+type mbsyncReplica struct {
+	argv      []string
+	dir, root string
+}
+
+func (r *mbsyncReplica) Initial(ctx context.Context) (sample, error) { return r.sync(ctx) }
+func (r *mbsyncReplica) Resync(ctx context.Context) (sample, error)  { return r.sync(ctx) }
+
+func (r *mbsyncReplica) sync(ctx context.Context) (sample, error) {
+	s, _, err := runProcess(ctx, r.dir, r.argv...)
+	return s, err
+}
+
+func (r *mbsyncReplica) Maildir() string { return r.root }
+func (r *mbsyncReplica) Command() string { return shellQuote(r.argv) }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// postfachPeer runs the postfach binary under test.
+type postfachPeer struct {
+	bin     string
+	version string
+}
+
+// buildPostfach builds ./agent/cmd/postfach of the module the bench runs in
+// into dir, and describes the build (git commit, dirty or not).
+func buildPostfach(ctx context.Context, dir string) (*postfachPeer, string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return nil, "", fmt.Errorf("not inside the postfach module (run from the repository)")
+	}
+	root := filepath.Dir(gomod)
+	bin := filepath.Join(dir, "postfach")
+	argv := []string{"go", "build", "-o", bin, "./agent/cmd/postfach"}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("%s (in %s): %w\n%s", shellQuote(argv), root, err, out)
+	}
+	version := "build of " + root
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+		version = "git " + strings.TrimSpace(string(out))
+	}
+	return &postfachPeer{bin: bin, version: version}, "cd " + root + " && " + shellQuote(argv), nil
+}
+
+func (p *postfachPeer) Name() string    { return "postfach" }
+func (p *postfachPeer) Version() string { return p.version }
+func (p *postfachPeer) Notes() string {
+	return "default options: 4 connections, fsync of every batch and directory, SQLite index"
+}
+
+func (p *postfachPeer) NewReplica(dir string, up upstream) (replica, error) {
+	store := filepath.Join(dir, "store")
+	conf := filepath.Join(dir, "postfach.toml")
+	text := fmt.Sprintf(`[store]
+path = %s
+
+[[accounts]]
+name = "bench"
+kind = "imap"
+host = %s
+port = %d
+tls = "none"
+username = %s
+password = %s
+`, tomlString(store), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	return &postfachReplica{bin: p.bin, dir: dir, conf: conf, store: store}, nil
+}
+
+type postfachReplica struct {
+	bin, dir, conf, store string
+}
+
+func (r *postfachReplica) argv(args ...string) []string {
+	return append([]string{r.bin, "--config", r.conf}, args...)
+}
+
+func (r *postfachReplica) Initial(ctx context.Context) (sample, error) { return r.sync(ctx) }
+func (r *postfachReplica) Resync(ctx context.Context) (sample, error)  { return r.sync(ctx) }
+
+func (r *postfachReplica) sync(ctx context.Context) (sample, error) {
+	s, _, err := runProcess(ctx, r.dir, r.argv("sync")...)
+	return s, err
+}
+
+func (r *postfachReplica) Maildir() string { return r.store }
+func (r *postfachReplica) Command() string { return shellQuote(r.argv("sync")) }
+
+// Check compares postfach's own count (status --json) with the server's,
+// folder by folder.
+func (r *postfachReplica) Check(ctx context.Context, want inventory) error {
+	argv := r.argv("status", "--json")
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = r.dir
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w", shellQuote(argv), err)
+	}
+	var st struct {
+		Accounts []struct {
+			Name     string `json:"name"`
+			Messages int    `json:"messages"`
+			Error    string `json:"error"`
+			Folders  []struct {
+				Name     string `json:"name"`
+				Messages int    `json:"messages"`
+				Error    string `json:"error"`
+			} `json:"folders"`
+		} `json:"accounts"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("status --json: %w", err)
+	}
+	if len(st.Accounts) != 1 {
+		return fmt.Errorf("status --json: %d accounts, want 1", len(st.Accounts))
+	}
+	acct := st.Accounts[0]
+	if acct.Error != "" {
+		return fmt.Errorf("status: account error %q", acct.Error)
+	}
+	got := map[string]int{}
+	for _, f := range acct.Folders {
+		if f.Error != "" {
+			return fmt.Errorf("status: folder %s: error %q", f.Name, f.Error)
+		}
+		got[f.Name] = f.Messages
+	}
+	var diffs []string
+	for name, fc := range want {
+		if got[name] != fc.Messages {
+			diffs = append(diffs, fmt.Sprintf("%s: %d, server has %d", name, got[name], fc.Messages))
+		}
+	}
+	for name, n := range got {
+		if _, ok := want[name]; !ok && n != 0 {
+			diffs = append(diffs, fmt.Sprintf("%s: %d, not on the server", name, n))
+		}
+	}
+	if acct.Messages != want.total().Messages {
+		diffs = append(diffs, fmt.Sprintf("account: %d messages, server has %d", acct.Messages, want.total().Messages))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("status --json disagrees with the server: %s", strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, c)
+		default:
+			b.WriteRune(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/testenv"
+)
+
+// dovecotServer is the private Dovecot every peer syncs from.
+type dovecotServer struct {
+	d          *testenv.Dovecot
+	user, pass string
+	master     int // pid of the Dovecot master process
+}
+
+func startDovecot(dir string) (*dovecotServer, error) {
+	u := testenv.User{Name: "test", Password: "test-pass"}
+	d, err := testenv.NewDovecot(testenv.Config{Dir: dir, Users: []testenv.User{u}})
+	if err != nil {
+		return nil, err
+	}
+	s := &dovecotServer{d: d, user: u.Name, pass: u.Password}
+	data, err := os.ReadFile(filepath.Join(dir, "run", "master.pid"))
+	if err == nil {
+		s.master, err = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	if err != nil {
+		d.Stop()
+		return nil, fmt.Errorf("dovecot master pid: %w", err)
+	}
+	return s, nil
+}
+
+func (s *dovecotServer) Stop() error { return s.d.Stop() }
+
+func (s *dovecotServer) upstream() upstream {
+	return upstream{Host: s.d.Host, Port: s.d.IMAPPort, User: s.user, Password: s.pass}
+}
+
+// corpusInfo describes what was seeded.
+type corpusInfo struct {
+	Messages int            `json:"messages"`
+	Bytes    int64          `json:"bytes"` // as generated, CRLF line ends
+	Folders  map[string]int `json:"folders"`
+}
+
+// seed writes messages 0..n-1 of the corpus straight into the user's Maildir.
+func (s *dovecotServer) seed(seed int64, n int) (corpusInfo, error) {
+	info := corpusInfo{Folders: map[string]int{}}
+	w := s.d.MaildirWriter(s.user)
+	err := corpus.Each(seed, n, corpus.Options{}, func(m corpus.Message) error {
+		info.Messages++
+		info.Bytes += int64(len(m.Raw))
+		info.Folders[folderName(m.Folder)]++
+		return w.Write(m)
+	})
+	return info, err
+}
+
+func folderName(f string) string {
+	if f == "" || strings.EqualFold(f, "INBOX") {
+		return "INBOX"
+	}
+	return f
+}
+
+func (s *dovecotServer) dial() (*imapclient.Client, error) { return s.d.Dial(s.user) }
+
+func logout(c *imapclient.Client) {
+	c.Logout().Wait()
+	c.Close()
+}
+
+// folders lists the selectable folders.
+func folders(c *imapclient.Client) ([]string, error) {
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("LIST: %w", err)
+	}
+	var names []string
+	for _, l := range list {
+		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		names = append(names, l.Mailbox)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// warm selects every folder and fetches everything a sync asks for once,
+// bodies included, so that Dovecot has indexed the new files and the page
+// cache holds them before the first peer runs.
+func (s *dovecotServer) warm() error {
+	c, err := s.dial()
+	if err != nil {
+		return err
+	}
+	defer logout(c)
+	names, err := folders(c)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			return fmt.Errorf("EXAMINE %s: %w", name, err)
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		cmd := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
+			UID: true, Flags: true, RFC822Size: true, InternalDate: true, Envelope: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil {
+					if _, err := io.Copy(io.Discard, body.Literal); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return fmt.Errorf("FETCH %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// folderCount is what a folder holds: messages, and of those how many are
+// \Seen.
+type folderCount struct {
+	Messages int `json:"messages"`
+	Seen     int `json:"seen"`
+}
+
+// inventory maps a folder (server name, or local directory) to its count.
+type inventory map[string]folderCount
+
+func (inv inventory) total() folderCount {
+	var t folderCount
+	for _, fc := range inv {
+		t.Messages += fc.Messages
+		t.Seen += fc.Seen
+	}
+	return t
+}
+
+// inventory asks the server for STATUS (MESSAGES UNSEEN) of every folder.
+func (s *dovecotServer) inventory() (inventory, error) {
+	c, err := s.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer logout(c)
+	names, err := folders(c)
+	if err != nil {
+		return nil, err
+	}
+	inv := inventory{}
+	for _, name := range names {
+		st, err := c.Status(name, &imap.StatusOptions{NumMessages: true, NumUnseen: true}).Wait()
+		if err != nil {
+			return nil, fmt.Errorf("STATUS %s: %w", name, err)
+		}
+		if st.NumMessages == nil || st.NumUnseen == nil {
+			return nil, fmt.Errorf("STATUS %s: incomplete answer", name)
+		}
+		inv[name] = folderCount{Messages: int(*st.NumMessages), Seen: int(*st.NumMessages - *st.NumUnseen)}
+	}
+	return inv, nil
+}
+
+// folderChange is what change did to one folder, for the undo.
+type folderChange struct {
+	seen, unseen imap.UIDSet // UIDs that got, lost \Seen
+	uidNext      imap.UID    // before the APPENDs
+	appended     int
+}
+
+// change toggles \Seen on k messages spread over the folders in proportion
+// to their size, then APPENDs messages next..next+k-1 of the corpus. It
+// returns the function that puts the server back (flags toggled back, new
+// messages expunged).
+func (s *dovecotServer) change(seed int64, next, k int) (undo func() error, err error) {
+	c, err := s.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer logout(c)
+	names, err := folders(c)
+	if err != nil {
+		return nil, err
+	}
+	changes := map[string]*folderChange{}
+	sizes := make([]int, len(names))
+	for i, name := range names {
+		st, err := c.Status(name, &imap.StatusOptions{NumMessages: true, UIDNext: true}).Wait()
+		if err != nil || st.NumMessages == nil {
+			return nil, fmt.Errorf("STATUS %s: %v", name, err)
+		}
+		sizes[i] = int(*st.NumMessages)
+		changes[name] = &folderChange{uidNext: st.UIDNext}
+	}
+	for i, n := range spread(k, sizes) {
+		if n == 0 {
+			continue
+		}
+		name, fc := names[i], changes[names[i]]
+		if _, err := c.Select(name, nil).Wait(); err != nil {
+			return nil, fmt.Errorf("SELECT %s: %w", name, err)
+		}
+		var seqs []uint32
+		for j := range n {
+			seqs = append(seqs, uint32(1+j*sizes[i]/n))
+		}
+		msgs, err := c.Fetch(imap.SeqSetNum(seqs...), &imap.FetchOptions{UID: true, Flags: true}).Collect()
+		if err != nil {
+			return nil, fmt.Errorf("FETCH %s: %w", name, err)
+		}
+		for _, m := range msgs {
+			if slices.Contains(m.Flags, imap.FlagSeen) {
+				fc.unseen.AddNum(m.UID)
+			} else {
+				fc.seen.AddNum(m.UID)
+			}
+		}
+		if err := storeSeen(c, fc.seen, fc.unseen); err != nil {
+			return nil, fmt.Errorf("STORE %s: %w", name, err)
+		}
+	}
+	a, err := s.d.Appender(s.user)
+	if err != nil {
+		return nil, err
+	}
+	for i := range k {
+		m := corpus.At(seed, next+i, corpus.Options{})
+		fc, ok := changes[folderName(m.Folder)]
+		if !ok {
+			a.Close()
+			return nil, fmt.Errorf("corpus message %d is for folder %q, not on the server", next+i, m.Folder)
+		}
+		fc.appended++
+		if err := a.Append(m); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("APPEND: %w", err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		return nil, fmt.Errorf("APPEND: %w", err)
+	}
+	return func() error { return s.undo(changes) }, nil
+}
+
+func (s *dovecotServer) undo(changes map[string]*folderChange) error {
+	c, err := s.dial()
+	if err != nil {
+		return err
+	}
+	defer logout(c)
+	for name, fc := range changes {
+		if len(fc.seen) == 0 && len(fc.unseen) == 0 && fc.appended == 0 {
+			continue
+		}
+		if _, err := c.Select(name, nil).Wait(); err != nil {
+			return fmt.Errorf("SELECT %s: %w", name, err)
+		}
+		if err := storeSeen(c, fc.unseen, fc.seen); err != nil {
+			return fmt.Errorf("STORE %s: %w", name, err)
+		}
+		if fc.appended == 0 {
+			continue
+		}
+		// An explicit upper bound: "uidNext:*" would match the last old
+		// message if none had been added. The APPENDs got consecutive UIDs
+		// (one writer); the inventory check after the undo would see
+		// otherwise.
+		added := imap.UIDSet{{Start: fc.uidNext, Stop: fc.uidNext + imap.UID(fc.appended) - 1}}
+		del := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+		if err := c.Store(added, del, nil).Close(); err != nil {
+			return fmt.Errorf("STORE %s: %w", name, err)
+		}
+		if err := c.UIDExpunge(added).Close(); err != nil {
+			return fmt.Errorf("UID EXPUNGE %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// storeSeen adds \Seen to the messages of add and removes it from del.
+func storeSeen(c *imapclient.Client, add, del imap.UIDSet) error {
+	for _, op := range []struct {
+		set imap.UIDSet
+		op  imap.StoreFlagsOp
+	}{{add, imap.StoreFlagsAdd}, {del, imap.StoreFlagsDel}} {
+		if len(op.set) == 0 {
+			continue
+		}
+		f := &imap.StoreFlags{Op: op.op, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}
+		if err := c.Store(op.set, f, nil).Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spread divides k among buckets in proportion to sizes (largest
+// remainders first), never giving a bucket more than its size.
+func spread(k int, sizes []int) []int {
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	out := make([]int, len(sizes))
+	if total == 0 {
+		return out
+	}
+	k = min(k, total)
+	given := 0
+	for i, n := range sizes {
+		out[i] = k * n / total
+		given += out[i]
+	}
+	// Hand out the rest one each, largest remainder first.
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return k*sizes[b]%total - k*sizes[a]%total })
+	for i := 0; given < k; i = (i + 1) % len(order) {
+		if j := order[i]; out[j] < sizes[j] {
+			out[j]++
+			given++
+		}
+	}
+	return out
+}
+
+// cpu is the CPU time (user + system) Dovecot's process tree has used so
+// far: the live processes' own time plus what they collected from children
+// they reaped. Sampled before and after a phase, the difference is what
+// the server spent on it (child processes that exit and are reaped in
+// between are counted through their parent).
+func (s *dovecotServer) cpu() (time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	type proc struct{ ppid, ticks int }
+	procs := map[int]proc{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// The command name may hold spaces and parentheses: split after
+		// the last ')'. Fields from there: state(3) ppid(4) ... utime(14)
+		// stime(15) cutime(16) cstime(17).
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ticks := 0
+		for _, j := range []int{11, 12, 13, 14} {
+			n, _ := strconv.Atoi(f[j])
+			ticks += n
+		}
+		procs[pid] = proc{ppid, ticks}
+	}
+	if _, ok := procs[s.master]; !ok {
+		return 0, errors.New("dovecot master is gone")
+	}
+	inTree := func(pid int) bool {
+		for range 64 {
+			if pid == s.master {
+				return true
+			}
+			p, ok := procs[pid]
+			if !ok || p.ppid <= 1 {
+				return false
+			}
+			pid = p.ppid
+		}
+		return false
+	}
+	ticks := 0
+	for pid, p := range procs {
+		if inTree(pid) {
+			ticks += p.ticks
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
