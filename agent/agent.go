@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -157,7 +158,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 	if err != nil {
 		return imapsync.Options{}, err
 	}
-	tlsConf, err := acct.TLSConfig()
+	tlsConf, err := tlsConfig(acct)
 	if err != nil {
 		return imapsync.Options{}, err
 	}
@@ -189,7 +190,7 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
-	tlsConf, err := acct.TLSConfig()
+	tlsConf, err := tlsConfig(acct)
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
@@ -206,4 +207,13 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 		Keep:            acct.Keep,
 		DeleteAfterDays: acct.DeleteAfterDays,
 	}, nil
+}
+
+// tlsConfig builds the account's TLS settings, only when it uses TLS:
+// loading the system roots costs tens of milliseconds.
+func tlsConfig(acct *configs.Account) (*tls.Config, error) {
+	if acct.TLS == "none" {
+		return nil, nil
+	}
+	return acct.TLSConfig()
 }

@@ -187,6 +187,32 @@ func (tx *ReadTx) Messages(folder FolderID) ([]*Message, error) {
 	return out, rows.Err()
 }
 
+// SyncRows returns a folder's messages with only the fields sync needs
+// (no parsed header fields except the Message-ID, no hash): much cheaper
+// than Messages on a large folder.
+func (tx *ReadTx) SyncRows(folder FolderID) ([]*Message, error) {
+	rows, err := tx.tx.Query(`SELECT id, key, file, uid, flags, keywords, synced_flags, synced_kw,
+		size, rfc822_size, internal_date, message_id FROM messages WHERE folder_id=? ORDER BY uid, id`, folder)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m := &Message{Folder: folder}
+		var kw, skw string
+		var idate int64
+		if err := rows.Scan(&m.ID, &m.Key, &m.File, &m.UID, &m.Flags, &kw, &m.SyncedFlags, &skw,
+			&m.Size, &m.RFC822Size, &idate, &m.Header.MessageID); err != nil {
+			return nil, err
+		}
+		m.Keywords, m.SyncedKeywords = splitKeywords(kw), splitKeywords(skw)
+		m.InternalDate = fromUnix(idate)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // MessageByID returns one message row or ErrNotFound.
 func (tx *ReadTx) MessageByID(id MessageID) (*Message, error) {
 	m, err := scanMessage(tx.tx.QueryRow(`SELECT `+messageCols+` FROM messages WHERE id=?`, id))
@@ -289,6 +315,26 @@ func (tx *ReadTx) MessageIDByKey(folder FolderID, key string) (MessageID, error)
 		return 0, ErrNotFound
 	}
 	return id, err
+}
+
+// KeyElsewhere reports whether another folder of the same account has a
+// message with this Maildir key (the file was copied from there).
+func (tx *ReadTx) KeyElsewhere(folder FolderID, key string) (bool, error) {
+	var n int
+	err := tx.tx.QueryRow(`SELECT count(*) FROM messages WHERE key=? AND folder_id!=?
+		AND folder_id IN (SELECT id FROM folders WHERE account_id=(SELECT account_id FROM folders WHERE id=?))`,
+		key, folder, folder).Scan(&n)
+	return n > 0, err
+}
+
+// MessageByKey returns the row with the given Maildir key in a folder, or
+// ErrNotFound.
+func (tx *ReadTx) MessageByKey(folder FolderID, key string) (*Message, error) {
+	m, err := scanMessage(tx.tx.QueryRow(`SELECT `+messageCols+` FROM messages WHERE folder_id=? AND key=?`, folder, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
 }
 
 // MoveMessage moves a message row to another folder (its file was moved

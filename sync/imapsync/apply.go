@@ -132,22 +132,14 @@ func detach(ctx context.Context, o *Options, dir *maildir.Dir, rows []*index.Mes
 	})
 }
 
-// expungeLocal removes messages that left the server: rows first, then
-// files, so a crash never leaves a row without its file.
+// expungeLocal removes messages that left the server: files first, then
+// rows. A crash in between leaves rows without files, which the next run
+// reads as local deletions of messages the server no longer has, and drops.
+// (Rows first would leave files with a ,U= tag and no row: indexed again
+// from disk, they would look new and be uploaded again.)
 func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gone []*index.Message, dry bool) error {
 	if len(gone) == 0 || dry {
 		return nil
-	}
-	err := store.Write(ctx, func(tx *index.Tx) error {
-		for _, m := range gone {
-			if err := tx.DeleteMessage(m.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for _, m := range gone {
 		if e, ok := entryOf(m); ok {
@@ -156,5 +148,12 @@ func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gon
 			}
 		}
 	}
-	return nil
+	return store.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range gone {
+			if err := tx.DeleteMessage(m.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -23,6 +23,7 @@ type folderJob struct {
 	f       *index.Folder // state before this run
 	dirPath string
 	dir     *maildir.Dir
+	dirUV   uint32 // the Maildir's recorded UIDVALIDITY at the start
 
 	// Server state seen at SELECT (or LIST-STATUS); recorded when done.
 	uidValidity   uint32

@@ -63,29 +63,44 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		if err != nil {
 			continue // the folder's own plan reports it
 		}
-		var rows []*index.Message
+		var files map[string]string
 		if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-			rows, err = tx.Messages(f.ID)
+			files, err = tx.MessageFiles(f.ID)
 			return err
 		}); err != nil {
 			return 0, err
 		}
-		byKey := make(map[string]bool, len(rows))
-		for _, m := range rows {
-			byKey[m.Key] = true
-		}
 		onDisk := make(map[string]bool, len(entries))
 		for _, e := range entries {
 			onDisk[e.Key] = true
-			if !byKey[e.Key] {
+			if _, ok := files[e.Key]; !ok {
 				arrivals = append(arrivals, arrival{e, f})
 			}
 		}
-		for _, m := range rows {
-			if !onDisk[m.Key] && m.UID != 0 {
-				gone[m.Key] = moveCand{m, f}
+		for key := range files {
+			if !onDisk[key] {
+				gone[key] = moveCand{from: f}
 			}
 		}
+	}
+	if len(arrivals) == 0 || len(gone) == 0 {
+		return 0, nil
+	}
+	// Only now load the vanished rows themselves.
+	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		for key, c := range gone {
+			m, err := tx.MessageByKey(c.from.ID, key)
+			if err != nil || m.UID == 0 {
+				delete(gone, key) // never upstream: nothing to move there
+				continue
+			}
+			c.row = m
+			gone[key] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, a := range arrivals {

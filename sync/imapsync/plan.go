@@ -26,44 +26,48 @@ type serverMsg struct {
 // with the index, reads what changed upstream, merges flags, carries out
 // deletions in the directions the options allow, uploads new local
 // messages, and queues the new server messages for download.
-func (w *worker) plan(ctx context.Context, j *folderJob) error {
-	o := &w.s.opts
+// prepare opens the folder's Maildir and decides, without a connection,
+// whether the folder can be skipped: its LIST-STATUS equals the recorded
+// state and nothing changed locally.
+func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err error) {
+	o := &s.opts
 	var dir *maildir.Dir
-	var err error
 	if o.DryRun {
 		dir = &maildir.Dir{Path: j.dirPath} // not created: Scan of a missing folder is empty
 	} else if dir, err = maildir.Open(j.dirPath); err != nil {
-		return err
+		return false, err
 	}
 	j.dir = dir
 	// Leftovers of a killed run: the caller holds the store's sync lock.
 	if !o.DryRun {
 		if _, err := dir.CleanOwnTmp(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	dirUV, err := dir.UIDValidity()
-	if err != nil {
-		return err
+	if j.dirUV, err = dir.UIDValidity(); err != nil {
+		return false, err
 	}
-
-	// Without a SELECT, the LIST-STATUS answer may already show that nothing
-	// changed upstream; reconcile tells whether anything changed locally.
 	st := j.rf.Status
-	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && dirUV == st.UIDValidity &&
+	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && j.dirUV == st.UIDValidity &&
 		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
 		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
 		unchanged, err := unchangedLocally(ctx, o, j.f, dir, int(*st.NumMessages))
 		if err != nil {
-			return err
+			return false, err
 		}
 		if unchanged {
 			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
 			j.update(func(r *FolderResult) { r.Skipped = true })
-			return nil
+			return true, nil
 		}
 	}
+	return false, nil
+}
 
+func (w *worker) plan(ctx context.Context, j *folderJob) error {
+	o := &w.s.opts
+	dir, dirUV := j.dir, j.dirUV
+	var err error
 	caps := w.c.Caps()
 	condstore := caps.Has(imap.CapCondStore)
 	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: !o.push(), CondStore: condstore}).Wait()
@@ -126,8 +130,17 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		for uid := range server {
 			present[uid] = true
 		}
-		if err := verifyTags(ctx, o.Index, rec.added, server); err != nil {
+		expunged, err := verifyTags(ctx, o, dir, rec.added, server, uint32(sel.UIDNext))
+		if err != nil {
 			return err
+		}
+		if len(expunged) > 0 {
+			gone := map[index.MessageID]bool{}
+			for _, m := range expunged {
+				gone[m.ID] = true
+			}
+			rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
+			j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
 		}
 		if needIDs {
 			if err := rematch(ctx, o.Index, dir, rec.rows, server, o.DryRun); err != nil {
@@ -364,9 +377,12 @@ func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*ser
 	return out, nil
 }
 
-// fetchChangedFlags fills server with the flags of known messages that may
-// have changed: those with a MODSEQ above the recorded one when the server
-// has CONDSTORE, else all of them.
+// fetchChangedFlags fills server with the flags of messages that may have
+// changed: those with a MODSEQ above the recorded one when the server has
+// CONDSTORE, else all of them. The range is 1:*, not just below the
+// recorded UIDNEXT: a row for a newer message may exist already (indexed
+// from disk after an interrupted run) and must get the server's keywords,
+// which file names do not carry.
 func fetchChangedFlags(c *imapclient.Client, f *index.Folder, condstore bool, highest uint64, server map[uint32]*serverMsg) error {
 	if f.UIDNext <= 1 {
 		return nil
@@ -378,7 +394,7 @@ func fetchChangedFlags(c *imapclient.Client, f *index.Folder, condstore bool, hi
 		}
 		opts.ChangedSince = f.HighestModSeq
 	}
-	set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: imap.UID(f.UIDNext - 1)}}
+	set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
 	cmd := c.Fetch(set, opts)
 	for {
 		msg := cmd.Next()
@@ -389,7 +405,7 @@ func fetchChangedFlags(c *imapclient.Client, f *index.Folder, condstore bool, hi
 		if err != nil {
 			return abort(c, err)
 		}
-		if buf.UID == 0 || uint32(buf.UID) >= f.UIDNext {
+		if buf.UID == 0 {
 			continue
 		}
 		sm := &serverMsg{uid: uint32(buf.UID)}

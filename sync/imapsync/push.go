@@ -423,31 +423,57 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 }
 
 // verifyTags checks the ,U= tags of files indexed from disk against the
-// server (a file moved here from another folder by a mail client carries
-// that folder's UID): a tag whose server message has another size is
-// dropped, and the message is matched by content or uploaded instead.
-func verifyTags(ctx context.Context, store *index.Store, added []*index.Message, server map[uint32]*serverMsg) error {
-	var bad []*index.Message
+// server. A tag whose server message has another size, or a UID the server
+// never issued, is dropped: the message is matched by content or uploaded
+// instead (a mail client may have moved the file from another folder). A
+// tag whose UID the server issued but no longer has is a message expunged
+// upstream whose local removal did not happen (a crash, or a lost index):
+// the file is removed, unless another folder has a file of the same key (a
+// copy made by the user), which is then uploaded. It returns the rows it
+// removed.
+func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, added []*index.Message, server map[uint32]*serverMsg, uidNext uint32) ([]*index.Message, error) {
+	var bad, expunged []*index.Message
 	for _, m := range added {
 		if m.UID == 0 {
 			continue
 		}
-		if sm := server[m.UID]; sm == nil || sm.size != m.RFC822Size {
+		sm := server[m.UID]
+		switch {
+		case sm != nil && sm.size == m.RFC822Size:
+			// the tag fits
+		case sm == nil && m.UID < uidNext:
+			copied := false
+			if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+				var err error
+				copied, err = tx.KeyElsewhere(m.Folder, m.Key)
+				return err
+			}); err != nil {
+				return nil, err
+			}
+			if copied {
+				bad = append(bad, m)
+			} else {
+				expunged = append(expunged, m)
+			}
+		default:
 			bad = append(bad, m)
 		}
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	return store.Write(ctx, func(tx *index.Tx) error {
-		for _, m := range bad {
-			m.UID = 0
-			if err := tx.SetUID(m.ID, 0, m.RFC822Size); err != nil {
-				return err
+	if len(bad) > 0 {
+		err := o.Index.Write(ctx, func(tx *index.Tx) error {
+			for _, m := range bad {
+				m.UID = 0
+				if err := tx.SetUID(m.ID, 0, m.RFC822Size); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
+	}
+	return expunged, expungeLocal(ctx, o.Index, dir, expunged, o.DryRun)
 }
 
 // crlfSize is the size of a stored message as sent upstream: every LF not

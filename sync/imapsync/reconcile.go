@@ -38,7 +38,7 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 	}
 	var rows []*index.Message
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {
-		rows, err = tx.Messages(f.ID)
+		rows, err = tx.SyncRows(f.ID)
 		return err
 	}); err != nil {
 		return nil, err

@@ -148,7 +148,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	log := o.Logger.With("account", o.Account)
+	log := o.Logger
 	if o.DryRun {
 		o.Index = o.Index.DryRun()
 	}
@@ -362,6 +362,11 @@ func (w *worker) do(ctx context.Context, t task) error {
 	}
 	if t.job.failed() {
 		return nil
+	}
+	if t.uids == nil {
+		if skip, err := w.s.prepare(ctx, t.job); skip || err != nil {
+			return err
+		}
 	}
 	if w.c == nil {
 		if p := w.s.dialErr.Load(); p != nil {
