@@ -24,6 +24,8 @@ import (
 type Agent struct {
 	// Force lets a sync delete more of a folder than max_delete_percent.
 	Force bool
+	// DryRun makes Sync report what it would do and change nothing.
+	DryRun bool
 
 	cfg   *configs.Config
 	store *index.Store
@@ -118,6 +120,10 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 			rep.Result, err = imapsync.Sync(ctx, opts)
 		}
 	case "pop3":
+		if a.DryRun {
+			err = fmt.Errorf("--dry-run is not supported for POP3 accounts yet; nothing was done")
+			break
+		}
 		var opts pop3.FetchOptions
 		if opts, err = a.pop3Options(ctx, acct); err == nil {
 			opts.Logger = log
@@ -130,6 +136,9 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 		err = fmt.Errorf("%s accounts cannot be synced yet", acct.Kind)
 	}
 	rep.Err = err
+	if a.DryRun {
+		return rep
+	}
 	a.recordAccount(acct.Name, err != nil && rep.Result == nil && rep.POP3 == nil, err)
 	return rep
 }
@@ -182,6 +191,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		CreateFolders:    acct.CreateFolders,
 		RemoveFolders:    acct.RemoveFolders,
 		FolderMap:        acct.FolderMap,
+		DryRun:           a.DryRun,
 	}, nil
 }
 

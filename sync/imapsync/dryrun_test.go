@@ -80,6 +80,10 @@ func TestDryRun(t *testing.T) {
 		}
 	}
 	os.Remove(d.FilePath(es[2]))
+	// a move from INBOX to Archive, as mutt does it
+	if err := os.Rename(d.FilePath(es[3]), filepath.Join(e.dir("Archive").Path, "cur", es[3].Name)); err != nil {
+		t.Fatal(err)
+	}
 	e.writeForeign("INBOX", "99.M9.host", []byte("Subject: new here\nMessage-ID: <dry@x>\n\nx\n"))
 	c := e.d.Client(t, testenv.DefaultUser.Name)
 	if _, err := c.Select("Archive", nil).Wait(); err != nil {
@@ -111,8 +115,8 @@ func TestDryRun(t *testing.T) {
 	dt, rt := dry.Totals(), real.Totals()
 	dt.Bytes, rt.Bytes = 0, 0 // sizes of new messages are not known before fetching them incrementally
 	dt.Name, rt.Name = "", ""
-	if fmt.Sprint(dt) != fmt.Sprint(rt) {
-		t.Errorf("dry run planned %+v, the real run did %+v", dt, rt)
+	if fmt.Sprint(dt) != fmt.Sprint(rt) || dry.Moved != real.Moved || real.Moved != 1 {
+		t.Errorf("dry run planned %+v (%d moved), the real run did %+v (%d moved)", dt, dry.Moved, rt, real.Moved)
 	}
 	if rt.New != 2 || rt.Uploaded != 1 || rt.ExpungedRemote != 1 || rt.FlagsPushed != 2 || rt.Expunged != 1 || rt.FlagsChanged != wantPulled {
 		t.Errorf("real run: %+v", rt)

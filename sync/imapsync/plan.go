@@ -101,9 +101,16 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			m.UID = 0
 		}
 	}
+	movedAway := map[uint32]bool{} // DryRun: UIDs a planned move takes out of this folder
 	if o.DryRun && len(w.s.planned) > 0 { // planned moves are reported as moves
-		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool { return w.s.planned[m.Key] })
-		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 && w.s.planned[m.Key] })
+		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool {
+			if w.s.planned[m.Key] {
+				movedAway[m.UID] = true
+				return true
+			}
+			return false
+		})
+		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return w.s.planned[m.Key] })
 		rec.added = slices.DeleteFunc(rec.added, func(m *index.Message) bool { return w.s.planned[m.Key] })
 	}
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
@@ -262,7 +269,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	}
 	var newUIDs []uint32
 	for uid := range present {
-		if local[uid] == nil && !deleted[uid] {
+		if local[uid] == nil && !deleted[uid] && !movedAway[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -16,7 +17,7 @@ import (
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
-	var jsonOut, force bool
+	var jsonOut, force, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "sync [ACCOUNT...]",
 		Short: "Mirror the accounts (all, or the named ones) into the local store",
@@ -34,7 +35,7 @@ The exit status is 0 only if every account and folder succeeded.`,
 				return err
 			}
 			defer a.Close()
-			a.Force = force
+			a.Force, a.DryRun = force, dryRun
 			var prog progressReporter = nopProgress{}
 			out := cmd.OutOrStdout()
 			switch {
@@ -58,6 +59,7 @@ The exit status is 0 only if every account and folder succeeded.`,
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print progress and results as JSON lines")
 	cmd.Flags().BoolVar(&force, "force", false, "allow a run to delete more of a folder than max_delete_percent")
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "print what would be done per folder and change nothing")
 	return cmd
 }
 
@@ -73,6 +75,17 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 				ev["new"], ev["bytes"], ev["flags"], ev["expunged"], ev["rebuilt"] = t.New, t.Bytes, t.FlagsChanged, t.Expunged, t.Rebuilt
 				ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
 				ev["folders"] = len(r.Result.Folders)
+				ev["moved"], ev["dry_run"] = r.Result.Moved, r.Result.DryRun
+				if r.Result.DryRun || len(r.Result.FolderActions) > 0 {
+					ev["folder_actions"] = r.Result.FolderActions
+					var plan []map[string]any
+					for _, f := range r.Result.Folders {
+						plan = append(plan, map[string]any{"folder": f.Name, "new": f.New, "bytes": f.Bytes,
+							"flags": f.FlagsChanged, "expunged": f.Expunged, "uploaded": f.Uploaded,
+							"flags_pushed": f.FlagsPushed, "expunged_remote": f.ExpungedRemote})
+					}
+					ev["plan"] = plan
+				}
 			}
 			if p := r.POP3; p != nil {
 				ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
@@ -94,10 +107,20 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 		if r.Result == nil {
 			continue // the error is printed by main
 		}
+		if r.Result.DryRun {
+			printPlan(w, r)
+			continue
+		}
+		for _, a := range r.Result.FolderActions {
+			fmt.Fprintf(w, "%s: %s\n", r.Name, a)
+		}
 		t := r.Result.Totals()
 		fmt.Fprintf(w, "%s: %d folders; down: %d new (%s), %d flag changes, %d expunged; up: %d new, %d flag changes, %d deleted",
 			r.Name, len(r.Result.Folders), t.New, humanBytes(t.Bytes), t.FlagsChanged, t.Expunged,
 			t.Uploaded, t.FlagsPushed, t.ExpungedRemote)
+		if r.Result.Moved > 0 {
+			fmt.Fprintf(w, ", %d moved between folders", r.Result.Moved)
+		}
 		if t.Rebuilt > 0 {
 			fmt.Fprintf(w, ", %d re-indexed from disk", t.Rebuilt)
 		}
@@ -207,4 +230,25 @@ func (p *jsonProgress) Finish() {
 	if p.done > 0 {
 		p.emit()
 	}
+}
+
+// printPlan prints a dry run: per folder what would go down and up.
+func printPlan(w io.Writer, r agent.AccountReport) {
+	fmt.Fprintf(w, "%s: dry run, nothing changed. A real run would:\n", r.Name)
+	for _, a := range r.Result.FolderActions {
+		fmt.Fprintf(w, "  %s\n", a)
+	}
+	if r.Result.Moved > 0 {
+		fmt.Fprintf(w, "  move %d messages between folders upstream\n", r.Result.Moved)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  folder\tdown new\tdown flags\tdown deleted\tup new\tup flags\tup deleted\t")
+	for _, f := range r.Result.Folders {
+		if f.New+f.FlagsChanged+f.Expunged+f.Uploaded+f.FlagsPushed+f.ExpungedRemote == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%d (%s)\t%d\t%d\t%d\t%d\t%d\t\n", f.Name, f.New, humanBytes(f.Bytes), f.FlagsChanged,
+			f.Expunged, f.Uploaded, f.FlagsPushed, f.ExpungedRemote)
+	}
+	tw.Flush()
 }
