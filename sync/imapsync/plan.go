@@ -101,7 +101,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			m.UID = 0
 		}
 	}
-	movedAway := map[uint32]bool{} // DryRun: UIDs a planned move takes out of this folder
+	movedAway := map[uint32]bool{}        // DryRun: UIDs a planned move takes out of this folder
 	if o.DryRun && len(w.s.planned) > 0 { // planned moves are reported as moves
 		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool {
 			if w.s.planned[m.Key] {
