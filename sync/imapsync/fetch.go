@@ -1,6 +1,7 @@
 package imapsync
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +16,11 @@ import (
 )
 
 // textLimit caps the decoded text kept for the full-text index per message.
-const textLimit = 256 << 10
+const textLimit = 128 << 10
+
+// keepLimit: messages up to this size are parsed for the index from memory
+// instead of being read back from the file.
+const keepLimit = 256 << 10
 
 // delivered is a message written to tmp/, waiting for the committer.
 type delivered struct {
@@ -108,6 +113,7 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 			if err != nil {
 				return nil, err
 			}
+			dlv.Keep(keepLimit)
 			if _, err := io.Copy(dlv, it.Literal); err != nil {
 				dlv.Abort()
 				return nil, fmt.Errorf("storing message: %w", err)
@@ -126,7 +132,10 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 		return nil, nil
 	}
 	d.header = index.ParseHeader(d.dlv.Header())
-	if f, err := os.Open(d.dlv.Path()); err == nil {
+	if kept := d.dlv.Kept(); kept != nil {
+		d.text = index.ExtractText(bytes.NewReader(kept), textLimit)
+		d.dlv.Keep(0) // release the copy: the message may wait for its batch
+	} else if f, err := os.Open(d.dlv.Path()); err == nil {
 		d.text = index.ExtractText(f, textLimit)
 		f.Close()
 	}

@@ -1,0 +1,291 @@
+package migrate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+// dial connects to the destination, retrying temporary failures with
+// backoff (1 s, 2 s, ...) up to attempts times.
+func dial(ctx context.Context, e *imapsync.Endpoint, attempts int, log func(string, ...any)) (*imapclient.Client, error) {
+	delay := time.Second
+	for i := 1; ; i++ {
+		c, err := e.Dial(ctx)
+		if err == nil {
+			return c, nil
+		}
+		var ce *imapsync.ConnError
+		if i >= attempts || ctx.Err() != nil || (errors.As(err, &ce) && !ce.Temporary()) {
+			return nil, err
+		}
+		log("connect failed, retrying", "attempt", i, "in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		delay *= 2
+	}
+}
+
+// destFolders LISTs the destination: its hierarchy delimiter and its
+// selectable folders (server names).
+func destFolders(c *imapclient.Client) (rune, map[string]bool, error) {
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return 0, nil, fmt.Errorf("LIST: %w", err)
+	}
+	var delim rune
+	names := map[string]bool{}
+	for _, l := range list {
+		if delim == 0 && l.Delim != 0 {
+			delim = l.Delim
+		}
+		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		name := l.Mailbox
+		if strings.EqualFold(name, "INBOX") {
+			name = "INBOX"
+		}
+		names[name] = true
+	}
+	if delim == 0 {
+		// LIST "" "" asks for the delimiter alone (RFC 3501 6.3.8).
+		if l, err := c.List("", "", nil).Collect(); err == nil && len(l) > 0 {
+			delim = l[0].Delim
+		}
+	}
+	return delim, names, nil
+}
+
+func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
+	for _, x := range attrs {
+		if strings.EqualFold(string(x), string(a)) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverName is the destination server's name for a folder named the
+// postfach way ('/'-separated, the account's folder_map applied): the
+// inverse of the folder map, then the server's delimiter. (The same rule as
+// sync/imapsync's remoteName.)
+func serverName(local string, delim rune, fmap map[string]string) string {
+	for r, l := range fmap {
+		if l == local {
+			local = r
+			break
+		}
+	}
+	if delim == 0 || delim == '/' {
+		return local
+	}
+	name := strings.ReplaceAll(local, "/", string(delim))
+	return strings.ReplaceAll(name, "\u2215", "/")
+}
+
+// create CREATEs a destination folder; one that exists already is fine.
+func create(c *imapclient.Client, name string) error {
+	err := c.Create(name, nil).Wait()
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("CREATE %s: %w", name, err)
+	}
+	return nil
+}
+
+// fetchDest EXAMINEs a destination folder and fetches the identity of
+// every message in it: UID, FLAGS, RFC822.SIZE, INTERNALDATE and the
+// Message-ID header.
+func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
+	sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("EXAMINE %s: %w", name, err)
+	}
+	if sel.NumMessages == 0 {
+		return nil, nil
+	}
+	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true,
+		BodySection: []*imap.FetchItemBodySection{idSection}}
+	cmd := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, opts)
+	out := make([]*destMsg, 0, sel.NumMessages)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			// Half-read response: the connection cannot be used again.
+			c.Close()
+			return nil, fmt.Errorf("FETCH %s: %w", name, err)
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		m := &destMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
+		m.flags, m.kw = maildir.FlagsFromIMAP(buf.Flags)
+		var date time.Time
+		if !buf.InternalDate.IsZero() {
+			date = buf.InternalDate
+			m.date = date.Unix()
+		}
+		m.id = idKey(index.ParseHeader(buf.FindBodySection(idSection)).MessageID, date)
+		out = append(out, m)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("FETCH %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// appended is the outcome of one APPEND.
+type appended struct {
+	s    *srcMsg
+	size int64
+	err  error
+}
+
+// appendAll APPENDs msgs to a destination folder with their flags and
+// internal dates, in order, keeping up to window commands in flight: the
+// next APPEND goes out before the previous one is answered, which hides
+// the round trip that every literal above 4 KiB costs without LITERAL-.
+// done is called for each answered APPEND, in order. A NO to one APPEND
+// (say, a message too large for the server) is reported through done and
+// the others go on; any other failure ends the run of the folder and is
+// returned.
+func appendAll(ctx context.Context, c *imapclient.Client, mailbox string, msgs []*srcMsg, window int, done func(appended)) error {
+	type inflight struct {
+		cmd  *imapclient.AppendCommand
+		s    *srcMsg
+		size int64
+		err  error // failed before the command went out
+	}
+	queue := make(chan inflight, window)
+	var (
+		mu     sync.Mutex
+		broken error // a failure that is not one APPEND's NO
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if broken == nil {
+			broken = err
+		}
+		mu.Unlock()
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return broken != nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for f := range queue {
+			err := f.err
+			switch {
+			case f.cmd != nil && err != nil: // out of step: the connection is closed
+				f.cmd.Wait()
+				fail(err)
+			case f.cmd != nil:
+				_, err = f.cmd.Wait()
+				var ie *imap.Error
+				if err != nil && !errors.As(err, &ie) {
+					err = fmt.Errorf("APPEND to %s: %w", mailbox, err)
+					fail(err)
+				}
+			}
+			done(appended{s: f.s, size: f.size, err: err})
+		}
+	}()
+	for _, s := range msgs {
+		if ctx.Err() != nil || failed() {
+			break
+		}
+		f := inflight{s: s}
+		f.cmd, f.size, f.err = appendOne(c, mailbox, s)
+		queue <- f
+	}
+	close(queue)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return broken
+}
+
+// appendOne sends one APPEND: the stored file turned back into CRLF, with
+// the message's flags and internal date. It does not wait for the answer.
+// An error with a nil command means nothing was sent (the file could not
+// be read); an error with a command means the connection is out of step
+// (closed here) and unusable.
+func appendOne(c *imapclient.Client, mailbox string, s *srcMsg) (*imapclient.AppendCommand, int64, error) {
+	size, err := s.crlfSize()
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := s.open()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	opts := &imap.AppendOptions{Flags: s.imapFlags()}
+	if !s.date.IsZero() {
+		opts.Time = s.date
+	}
+	cmd := c.Append(mailbox, size, opts)
+	r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
+	cw := &crlfWriter{w: cmd}
+	_, werr := io.Copy(cw, r)
+	switch {
+	case r.err != nil:
+		err = fmt.Errorf("reading message file %s: %w", s.key, r.err)
+	case werr == nil && cw.n != size:
+		err = fmt.Errorf("message file %s changed while being sent", s.key)
+	}
+	if err != nil {
+		// The literal is cut short: the server would take what follows for
+		// its rest.
+		c.Close()
+		cmd.Close()
+		return cmd, size, err
+	}
+	// An error writing the literal (a NO before the continuation, or the
+	// connection's failure) comes back from Wait.
+	cmd.Close()
+	return cmd, size, nil
+}
+
+// errReader remembers its reader's error, to tell it from the writer's.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,90 @@
+// Package migrate copies one account into another IMAP account through the
+// local store: source account -> local store -> destination server,
+// idempotent, resumable and verified.
+//
+// The caller (agent.Migrate) first syncs the source account into the store
+// without changing the source: IMAP with Direction "pull" (SELECT
+// read-only, no STORE, APPEND, EXPUNGE or folder change upstream), POP3
+// with Keep (no DELE). Run then works from the store's index and files
+// alone on the source side, and talks IMAP to the destination.
+//
+// # One run
+//
+//  1. Source: the index rows of the selected folders of the source account
+//     (Options.Folders, default all), each with its file, flags and
+//     keywords, internal date and RFC822.SIZE. Folders are grouped by
+//     destination folder: the same name, or Options.Map's; several source
+//     folders may share one destination folder (their union is its source).
+//  2. LIST the destination once: its delimiter (destination names are
+//     postfach names, '/'-separated, turned into the server's with the
+//     account's folder_map inverted) and its folders.
+//  3. Plan, per destination folder, in parallel over Options.Connections
+//     connections: CREATE it if missing; else EXAMINE it and FETCH 1:*
+//     (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS
+//     (MESSAGE-ID)]) once; match the source messages against that set (see
+//     Identity) to find the ones it lacks.
+//  4. Copy: APPEND each missing message, in source order, with its flags
+//     and keywords and its internal date, the stored LF file turned back
+//     into CRLF on the fly (nothing is held in memory). APPENDs are
+//     pipelined: up to Options.Window commands are out before the first
+//     answer is awaited, which hides the round trip each literal above 4
+//     KiB costs (go-imap sends LITERAL- literals only up to that size). A
+//     NO to one APPEND is counted and the others go on.
+//  5. Verify: FETCH the destination's identities again and match once more:
+//     per folder the Report gives source and destination counts and bytes,
+//     Missing (source messages without a destination copy), Extra
+//     (destination messages matching no source message) and Differ
+//     (matched, but flags or internal date differ). The caller exits
+//     non-zero when anything is Missing.
+//
+// DryRun stops after step 3 without CREATE: the Report then says what a
+// run would copy (Copied, CopiedBytes) and would create.
+//
+// # Identity
+//
+// A message is its Message-ID plus its RFC822.SIZE (the size with CRLF
+// line ends); a message without Message-ID is its internal date (to the
+// second) plus its size, the same rule sync/imapsync uses to re-match
+// messages. Identities are counted as a multiset: two identical source
+// messages need two destination copies, and a destination copy matches at
+// most one source message. The size of a source message is the one the
+// index recorded (the source server's RFC822.SIZE); should the destination
+// have the Message-ID with another size, the size of the file as it would
+// be sent is tried too (the two differ for an original with bare CR or LF,
+// which the store normalizes).
+//
+// Internal dates: an IMAP source's rows carry the source's INTERNALDATE; a
+// POP3 source's rows carry the date of the topmost Received field, else of
+// the Date field, else the time of the download (sync/pop3 sets it so).
+// A row without a date falls back to its Date header, then to its file's
+// modification time, so that the date APPENDed, and hence the identity of
+// a message without Message-ID, is the same on every run.
+//
+// # Resuming needs no journal
+//
+// Run keeps no state between runs: every run recomputes what the
+// destination lacks from what the destination holds. An APPEND either
+// completes on the server (the message is there, whether or not its
+// answer reached us) or leaves nothing (a literal cut short by a crash or
+// a broken connection is discarded by the server). So after a kill -9 at
+// any instant, the next run finds each message that made it by its
+// identity and copies only the others: nothing is copied twice, nothing
+// lost. The same holds for a plain rerun, which copies nothing. (Unlike
+// sync/imapsync's upload of local messages, no write-ahead intent is
+// needed: no local state records "this message is on the destination",
+// so there is nothing to get out of step.)
+//
+// What identity cannot tell apart, accepted: messages with the same key,
+// that is the same Message-ID and size, or without Message-ID the same
+// internal date (to the second) and size. Byte-identical copies are no
+// problem: multiplicities are counted, and because messages are APPENDed
+// and matched in the same (source) order, an interrupted run's copies are
+// matched to the messages that were actually copied. Only a destination
+// that already held a look-alike before the first run (a different message
+// with the same key) is taken to hold the source's message. A destination
+// server that does not keep the APPENDed internal date would make every
+// message without Message-ID look missing to the next run (Dovecot keeps
+// it, as IMAP asks; the tests check). Messages whose flags changed on
+// either side after being copied are not copied again nor updated: they
+// count as Differ.
+package migrate

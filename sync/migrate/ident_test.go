@@ -1,0 +1,101 @@
+package migrate
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/maildir"
+)
+
+func TestMatch(t *testing.T) {
+	d1 := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	d2 := d1.Add(time.Second)
+	src := func(msgID string, date time.Time, size int64, flags maildir.Flags, kw ...string) *srcMsg {
+		return &srcMsg{msgID: msgID, id: idKey(msgID, date), date: date, size: size, flags: flags, kw: kw}
+	}
+	dst := func(msgID string, date time.Time, size int64, flags maildir.Flags, kw ...string) *destMsg {
+		return &destMsg{id: idKey(msgID, date), date: date.Unix(), size: size, flags: flags, kw: kw}
+	}
+	noCRLF := func(*srcMsg) (int64, error) { return 0, errors.New("not needed") }
+
+	// Multiplicity: two identical source messages need two copies.
+	a1, a2 := src("a@x", d1, 100, maildir.FlagSeen), src("a@x", d1, 100, maildir.FlagSeen)
+	r := match([]*srcMsg{a1, a2}, []*destMsg{dst("a@x", d1, 100, maildir.FlagSeen)}, noCRLF)
+	if len(r.missing) != 1 || r.extra != 0 || r.differ != 0 {
+		t.Errorf("two copies, one there: %+v", r)
+	}
+	r = match([]*srcMsg{a1, a2}, []*destMsg{dst("a@x", d1, 100, maildir.FlagSeen), dst("a@x", d2, 100, 0)}, noCRLF)
+	if len(r.missing) != 0 || r.extra != 0 || r.differ != 1 {
+		t.Errorf("two copies, both there (one with other flags and date): %+v", r)
+	}
+	// The Message-ID with another size is another message; the same size
+	// under another Message-ID too.
+	r = match([]*srcMsg{a1}, []*destMsg{dst("a@x", d1, 101, 0), dst("b@x", d1, 100, 0)},
+		func(*srcMsg) (int64, error) { return 100, nil })
+	if len(r.missing) != 1 || r.extra != 2 || r.dest != 2 || r.bytes != 201 {
+		t.Errorf("other size, other id: %+v", r)
+	}
+	// Without Message-ID: internal date and size.
+	n1, n2 := src("", d1, 50, 0), src("", d2, 50, 0)
+	r = match([]*srcMsg{n1, n2}, []*destMsg{dst("", d2, 50, 0)}, noCRLF)
+	if len(r.missing) != 1 || r.missing[0] != n1 || r.extra != 0 {
+		t.Errorf("no Message-ID: %+v", r)
+	}
+	// A recorded size that is not the size as sent (bare CR or LF in the
+	// original): the size of the file as sent matches.
+	odd := src("odd@x", d1, 200, 0, "$Label1")
+	r = match([]*srcMsg{odd}, []*destMsg{dst("odd@x", d1, 203, 0, "$label1")},
+		func(*srcMsg) (int64, error) { return 203, nil })
+	if len(r.missing) != 0 || r.extra != 0 || r.differ != 0 {
+		t.Errorf("CRLF size: %+v", r)
+	}
+	// A keyword's case does not matter; its absence does.
+	r = match([]*srcMsg{odd}, []*destMsg{dst("odd@x", d1, 200, 0)}, noCRLF)
+	if r.differ != 1 {
+		t.Errorf("missing keyword: %+v", r)
+	}
+}
+
+func TestServerName(t *testing.T) {
+	fmap := map[string]string{"INBOX.Sent Items": "Sent"}
+	for _, tc := range []struct {
+		local string
+		delim rune
+		want  string
+	}{
+		{"INBOX", '/', "INBOX"},
+		{"Lists/Go", '/', "Lists/Go"},
+		{"Lists/Go", '.', "Lists.Go"},
+		{"a\u2215b/c", '.', "a/b.c"},
+		{"Sent", '.', "INBOX.Sent Items"},
+		{"Entwürfe", 0, "Entwürfe"},
+	} {
+		if got := serverName(tc.local, tc.delim, fmap); got != tc.want {
+			t.Errorf("serverName(%q, %q) = %q, want %q", tc.local, tc.delim, got, tc.want)
+		}
+	}
+}
+
+func TestCRLFSize(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\nb\n":     "a\r\nb\r\n",
+		"a\r\nb":     "a\r\nb",
+		"\n\n":       "\r\n\r\n",
+		"x\ry\n":     "x\ry\r\n",
+		"no newline": "no newline",
+	} {
+		var out bytes.Buffer
+		w := &crlfWriter{w: &out}
+		// Byte by byte: a CR at the end of one write and the LF at the
+		// start of the next are one line end.
+		for i := range len(in) {
+			w.Write([]byte{in[i]})
+		}
+		n, err := crlfSize(bytes.NewReader([]byte(in)))
+		if out.String() != want || w.n != int64(len(want)) || n != int64(len(want)) || err != nil {
+			t.Errorf("%q: wrote %q (%d), size %d, want %q", in, out.String(), w.n, n, want)
+		}
+	}
+}

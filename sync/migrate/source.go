@@ -1,0 +1,188 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// srcMsg is one source message: an index row of the source account with
+// what the migration needs of it.
+type srcMsg struct {
+	dir   *maildir.Dir
+	key   string
+	file  string // "cur/<name>" as recorded
+	msgID string // Message-ID header, without angle brackets
+	id    string // idKey
+	size  int64  // RFC822.SIZE as recorded, or the CRLF size of the file when unknown
+	crlf  int64  // CRLF size of the file; 0 until computed
+	date  time.Time
+	flags maildir.Flags
+	kw    []string
+}
+
+// open opens the message file: by its recorded name, else by its key (a
+// mail client may have renamed it for a flag change).
+func (s *srcMsg) open() (*os.File, error) {
+	sub, name := path.Split(s.file)
+	f, err := os.Open(filepath.Join(s.dir.Path, strings.TrimSuffix(sub, "/"), name))
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	e, ferr := s.dir.Find(s.key, name)
+	if ferr != nil {
+		return nil, ferr
+	}
+	return os.Open(s.dir.FilePath(e))
+}
+
+// crlfSize returns (and remembers) the size of the file with CRLF line
+// ends: the size of the APPEND literal.
+func (s *srcMsg) crlfSize() (int64, error) {
+	if s.crlf > 0 {
+		return s.crlf, nil
+	}
+	f, err := s.open()
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := crlfSize(f)
+	if err != nil {
+		return 0, err
+	}
+	s.crlf = n
+	return n, nil
+}
+
+// imapFlags returns the flags and keywords to APPEND with.
+func (s *srcMsg) imapFlags() []imap.Flag {
+	flags := s.flags.IMAP()
+	for _, k := range s.kw {
+		flags = append(flags, imap.Flag(k))
+	}
+	return flags
+}
+
+// loadSource reads the source account's folders from the index and groups
+// them by destination folder, in the order of the destination names.
+func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
+	var jobs []*folderJob
+	byDest := map[string]*folderJob{}
+	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		acct, err := tx.Account(o.Source)
+		if errors.Is(err, index.ErrNotFound) {
+			return fmt.Errorf("account %q has nothing in the store", o.Source)
+		}
+		if err != nil {
+			return err
+		}
+		folders, err := tx.Folders(acct)
+		if err != nil {
+			return err
+		}
+		byName := map[string]*index.Folder{}
+		for _, f := range folders {
+			byName[f.Name] = f
+		}
+		names := o.Folders
+		if names == nil {
+			for _, f := range folders {
+				names = append(names, f.Name)
+			}
+		}
+		for src := range o.Map {
+			if !slices.Contains(names, src) {
+				return fmt.Errorf("--map %s=%s: the migration has no source folder %q", src, o.Map[src], src)
+			}
+		}
+		for _, name := range names {
+			f := byName[name]
+			if f == nil {
+				return fmt.Errorf("account %q has no folder %q in the store", o.Source, name)
+			}
+			dest := name
+			if d, ok := o.Map[name]; ok {
+				dest = d
+			}
+			if dest == "" {
+				return fmt.Errorf("source folder %q: empty destination folder name", name)
+			}
+			if strings.EqualFold(dest, "INBOX") {
+				dest = "INBOX"
+			}
+			j := byDest[dest]
+			if j == nil {
+				j = &folderJob{dest: dest}
+				byDest[dest] = j
+				jobs = append(jobs, j)
+			}
+			j.sources = append(j.sources, name)
+			rows, err := tx.Messages(f.ID)
+			if err != nil {
+				return err
+			}
+			dir := &maildir.Dir{Path: filepath.Join(o.Root, filepath.FromSlash(f.Path))}
+			for _, m := range rows {
+				j.msgs = append(j.msgs, newSrcMsg(dir, m))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Sizes and dates the index does not know come from the files.
+	for _, j := range jobs {
+		for _, s := range j.msgs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if s.date.IsZero() {
+				if f, err := s.open(); err == nil {
+					if st, err := f.Stat(); err == nil {
+						s.date = st.ModTime()
+					}
+					f.Close()
+				}
+			}
+			s.id = idKey(s.msgID, s.date)
+			if s.size == 0 {
+				n, err := s.crlfSize()
+				if err != nil {
+					return nil, fmt.Errorf("source folder %s: %w", j.sources[0], err)
+				}
+				s.size = n
+			}
+		}
+	}
+	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].dest < jobs[b].dest })
+	return jobs, nil
+}
+
+// newSrcMsg makes a source message of an index row. The internal date is
+// the row's (the source's INTERNALDATE; for POP3 the Received or Date
+// header, see sync/pop3), else the Date header; when both are unknown
+// loadSource takes the file's modification time (and sets the identity).
+func newSrcMsg(dir *maildir.Dir, m *index.Message) *srcMsg {
+	s := &srcMsg{dir: dir, key: m.Key, file: m.File, msgID: m.Header.MessageID, size: m.RFC822Size,
+		flags: m.Flags, kw: m.Keywords}
+	s.date = m.InternalDate
+	if s.date.IsZero() {
+		s.date = m.Header.Date
+	}
+	return s
+}
