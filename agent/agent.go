@@ -192,6 +192,8 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		RemoveFolders:    acct.RemoveFolders,
 		FolderMap:        acct.FolderMap,
 		DryRun:           a.DryRun,
+		MaxAgeDays:       acct.MaxAgeDays,
+		MaxSize:          acct.MaxSize,
 	}, nil
 }
 

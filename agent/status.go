@@ -25,10 +25,11 @@ type AccountStatus struct {
 
 // FolderStatus is one folder's state.
 type FolderStatus struct {
-	Name     string `json:"name"`
-	Messages int    `json:"messages"`
-	LastSync string `json:"last_sync"` // RFC 3339, "" if never
-	Error    string `json:"error"`
+	Name       string `json:"name"`
+	SpecialUse string `json:"special_use,omitempty"` // \Sent, \Drafts, \Trash, \Junk, \Archive... as the server marks it
+	Messages   int    `json:"messages"`
+	LastSync   string `json:"last_sync"` // RFC 3339, "" if never
+	Error      string `json:"error"`
 }
 
 func rfc3339(t time.Time) string {
@@ -62,7 +63,7 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 				for _, f := range folders {
 					as.Messages += f.Messages
 					as.Folders = append(as.Folders, FolderStatus{
-						Name: f.Name, Messages: f.Messages, LastSync: rfc3339(f.LastSync), Error: f.LastError,
+						Name: f.Name, SpecialUse: f.SpecialUse, Messages: f.Messages, LastSync: rfc3339(f.LastSync), Error: f.LastError,
 					})
 				}
 			}

@@ -2,6 +2,9 @@ package imapsync_test
 
 import (
 	"os"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
 	"path/filepath"
 	"testing"
 
@@ -121,4 +124,30 @@ func TestMove(t *testing.T) {
 		t.Errorf("moved %d, totals %+v; want 3 moved and nothing copied", res.Moved, tot)
 	}
 	e.compare()
+}
+
+// TestLimits: max_age_days and max_size leave messages where they are.
+func TestLimits(t *testing.T) {
+	e := newEnv(t)
+	old := corpus.Generate(8, 20, corpus.Options{Folders: []string{"INBOX"}, BigAttachmentEvery: 10, BigAttachmentSize: 2 << 20})
+	recent := corpus.Generate(9, 6, corpus.Options{Folders: []string{"INBOX"}, BigAttachmentEvery: 3, BigAttachmentSize: 2 << 20})
+	for i := range recent {
+		recent[i].Date = time.Now().Add(-time.Duration(i) * time.Hour)
+	}
+	e.d.Seed(t, testenv.DefaultUser.Name, append(old, recent...))
+	e.opts = func(o *imapsync.Options) { o.MaxAgeDays, o.MaxSize = 30, 1<<20 }
+	res, _ := e.sync()
+	if got := res.Totals().New; got != 4 { // 6 recent, 2 of them too large
+		t.Errorf("downloaded %d, want the 4 recent small ones", got)
+	}
+	// A second run changes nothing, and deletes nothing upstream.
+	res, _ = e.sync()
+	if tot := res.Totals(); tot.New != 0 || tot.ExpungedRemote != 0 || tot.Uploaded != 0 {
+		t.Errorf("second run: %+v", tot)
+	}
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || *st.NumMessages != 26 {
+		t.Errorf("server INBOX: %v messages, err %v; want all 26 kept", st.NumMessages, err)
+	}
 }

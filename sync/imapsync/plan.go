@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -249,7 +250,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	if o.push() {
 		var fresh []*index.Message
 		for _, m := range rec.rows {
-			if m.UID == 0 {
+			if m.UID == 0 && (o.MaxSize <= 0 || m.Size <= o.MaxSize) {
 				fresh = append(fresh, m)
 			}
 		}
@@ -274,6 +275,9 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 	slices.Sort(newUIDs)
+	if newUIDs, err = w.withinLimits(server, newUIDs); err != nil {
+		return err
+	}
 	if o.DryRun {
 		j.update(func(r *FolderResult) {
 			r.New += len(newUIDs)
@@ -291,6 +295,38 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		newUIDs = newUIDs[n:]
 	}
 	return nil
+}
+
+// withinLimits drops the UIDs of messages outside MaxAgeDays and MaxSize,
+// fetching their size and date first where the plan does not know them.
+func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]uint32, error) {
+	o := &w.s.opts
+	if (o.MaxAgeDays <= 0 && o.MaxSize <= 0) || len(uids) == 0 {
+		return uids, nil
+	}
+	set := make([]imap.UID, len(uids))
+	for i, u := range uids {
+		set[i] = imap.UID(u)
+	}
+	bufs, err := w.c.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+	if err != nil {
+		return nil, abort(w.c, err)
+	}
+	cutoff := time.Now().AddDate(0, 0, -o.MaxAgeDays)
+	ok := map[uint32]bool{}
+	for _, b := range bufs {
+		if o.MaxSize > 0 && b.RFC822Size > o.MaxSize {
+			continue
+		}
+		if o.MaxAgeDays > 0 && !b.InternalDate.IsZero() && b.InternalDate.Before(cutoff) {
+			continue
+		}
+		ok[uint32(b.UID)] = true
+		if sm := server[uint32(b.UID)]; sm != nil {
+			sm.size = b.RFC822Size
+		}
+	}
+	return slices.DeleteFunc(uids, func(u uint32) bool { return !ok[u] }), nil
 }
 
 // unchangedLocally reports, without loading the rows, whether the folder's

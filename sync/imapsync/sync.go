@@ -45,6 +45,12 @@ type Options struct {
 	CreateFolders, RemoveFolders bool
 	// FolderMap maps server folder names ('/'-separated) to local names.
 	FolderMap map[string]string
+	// MaxAgeDays > 0 leaves server messages older than this (by
+	// INTERNALDATE) on the server; MaxSize > 0 leaves messages larger than
+	// this many bytes where they are, in both directions. Neither deletes
+	// anything: a message outside the limits is simply not copied.
+	MaxAgeDays int
+	MaxSize    int64
 	// DryRun plans the run and reports it in the Result (what would be
 	// downloaded, uploaded, changed and deleted) without changing anything:
 	// no server command that modifies, no file touched, the index rolled
