@@ -66,18 +66,20 @@ func TestKillTwoWayChild(t *testing.T) {
 }
 
 // TestKillTwoWay makes several hundred changes on both sides, then runs
-// the sync in a separate process and kills it with SIGKILL at random
-// moments (POSTFACH_KILL_LOOPS times; 10, or 3 with -short), and finishes
-// with a clean run. Both sides must then hold exactly the merged state of
-// the model in model_test.go: every message once, none lost, none
-// duplicated, flags merged, and the mirror invariant holds.
+// the sync in a separate process (this test binary, see
+// TestKillTwoWayChild) and kills it with SIGKILL at random moments until
+// POSTFACH_KILL_LOOPS runs were killed (10, or 3 with -short; at most three
+// times as many runs), and finishes with a clean run. A run that finishes
+// before its kill is followed by a new, smaller wave of changes. Both sides
+// must then hold exactly the merged state of the model in model_test.go:
+// every message once, none lost, none duplicated, flags merged, and the
+// mirror invariant holds.
 //
-// The changes: locally 300 flag renames, 50 new files, 20 deletions and 20
-// moves between folders; upstream 300 flag or keyword changes, 50 APPENDs
-// and 20 expunges. The rules' known exceptions are avoided, since this test
-// is about crashes: no upstream expunge of a message changed locally, and
-// local moves only of messages unchanged on both sides and without
-// keywords (see the model test's file comment).
+// The changes (the first wave): locally 300 flag renames, 50 new files, 20
+// moves between folders and 20 deletions; upstream 300 flag or keyword
+// changes, 50 APPENDs and 20 expunges, overlapping the local changes as the
+// model test allows (a message moved locally is left alone upstream and
+// has no keywords).
 func TestKillTwoWay(t *testing.T) {
 	loops := 10
 	if testing.Short() {
@@ -90,6 +92,8 @@ func TestKillTwoWay(t *testing.T) {
 	e := newEnv(t)
 	e.opts = killSyncOptions
 	r := newModelRun(t, e, seed)
+	r.replay = fmt.Sprintf("POSTFACH_KILL_SEED=%d go test -run 'TestKillTwoWay$' ./sync/imapsync "+
+		"(the same changes; the kill moments depend on timing: run it a few times)", seed)
 	r.beginRound()
 
 	// 700 messages on the server, one in four of the same size.
@@ -111,6 +115,22 @@ func TestKillTwoWay(t *testing.T) {
 	e.d.Seed(t, testenv.DefaultUser.Name, msgs)
 	r.syncAndCheck()
 
+	// A run with nothing to do measures how fast the sync process starts
+	// here (about 0.1 s on 2 cores; more with -race).
+	pass, _ := e.d.Password(testenv.DefaultUser.Name)
+	cfg, err := json.Marshal(killChild{Root: e.root, Addr: e.d.IMAPAddr(), User: testenv.DefaultUser.Name, Password: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := time.Minute
+	for range 3 {
+		code, took, out := runKilled(t, string(cfg), time.Minute)
+		if code != 0 {
+			t.Fatalf("a sync process with nothing to do: exit %d: %s", code, out)
+		}
+		idle = min(idle, took)
+	}
+
 	// The changes.
 	r.round = 1
 	r.beginRound()
@@ -119,28 +139,30 @@ func TestKillTwoWay(t *testing.T) {
 	t.Logf("%d changes made in %v", len(r.ops), time.Since(start).Round(time.Millisecond))
 
 	// The killed runs.
-	pass, _ := e.d.Password(testenv.DefaultUser.Name)
-	cfg, err := json.Marshal(killChild{Root: e.root, Addr: e.d.IMAPAddr(), User: testenv.DefaultUser.Name, Password: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
 	killed, finished := 0, 0
-	lastFinished, lastTook := false, time.Duration(0)
-	// A run with all the changes takes about a second on 2 cores, a third of
-	// it before the first commit. When a run finishes before its kill, a
-	// smaller wave of changes gives the next one work.
-	maxDelay := time.Duration(modelEnvInt("POSTFACH_KILL_MAX_DELAY_MS", 1000)) * time.Millisecond
-	for i := range loops {
+	lastFinished := false
+	// A run with all the changes takes about ten times as long as one with
+	// nothing to do (0.5 to 1 s on 2 cores), a third of it before the first
+	// commit. When a run finishes before its kill, a smaller wave of changes
+	// gives the next one work.
+	maxDelay := min(max(10*idle, 600*time.Millisecond), 20*time.Second)
+	if ms := modelEnvInt("POSTFACH_KILL_MAX_DELAY_MS", 0); ms > 0 {
+		maxDelay = time.Duration(ms) * time.Millisecond
+	}
+	t.Logf("an idle run takes %v: kills within %v", idle.Round(time.Millisecond), maxDelay.Round(time.Millisecond))
+	for i := 0; killed < loops && i < 3*loops; i++ {
 		if lastFinished {
 			// The last run finished the work: more work for the next kill,
-			// on messages no earlier change touched, and kills within the
-			// length of that last run.
-			r.killWave(folders, 4)
-			maxDelay = max(100*time.Millisecond, lastTook)
+			// on messages no earlier change touched.
+			r.killWave(folders, 2)
 		}
 		delay := time.Duration(r.rng.Int64N(int64(maxDelay)))
 		code, took, out := runKilled(t, string(cfg), delay)
-		lastFinished, lastTook = code == 0, took
+		lastFinished = code == 0
+		if lastFinished {
+			// Aim the next kills at runs of about this length.
+			maxDelay = max((maxDelay+took)/2, 100*time.Millisecond)
+		}
 		switch {
 		case code == -1:
 			killed++
@@ -187,11 +209,11 @@ func (r *modelRun) killWave(folders []string, div int) {
 	for range n(50) {
 		r.localAdd(pick(r.rng, folders))
 	}
-	for _, c := range take(r.m.local, n(20), func(id string) bool { return !r.touchedL[id] && !r.anyKeywords(id) }) {
+	for _, c := range take(r.m.local, n(20), func(id string) bool { return !r.anyKeywords(id) }) {
 		r.localMove(c.folder, otherFolder(folders, c.folder), c.id)
 		r.touchedS[c.id] = true // reserved: the server leaves it alone
 	}
-	for _, c := range take(r.m.local, n(20), func(id string) bool { return !r.touchedL[id] }) {
+	for _, c := range take(r.m.local, n(20), func(id string) bool { return !r.moved[id] }) {
 		r.localDelete(c.folder, c.id)
 	}
 	for _, c := range take(r.m.server, n(300), func(id string) bool { return !r.moved[id] && !r.touchedS[id] }) {
@@ -204,7 +226,7 @@ func (r *modelRun) killWave(folders []string, div int) {
 	for range n(50) {
 		r.serverAppend(pick(r.rng, folders))
 	}
-	for _, c := range take(r.m.server, n(20), func(id string) bool { return !r.touchedL[id] && !r.touchedS[id] }) {
+	for _, c := range take(r.m.server, n(20), func(id string) bool { return !r.touchedS[id] }) {
 		r.serverDelete(c.folder, c.id)
 	}
 }
