@@ -100,3 +100,34 @@ func TestShellQuote(t *testing.T) {
 		t.Errorf("tomlString = %s", tomlString(`a"b\c`))
 	}
 }
+
+func TestFetchmailRC(t *testing.T) {
+	up := upstream{Host: "127.0.0.1", Port: 1110, User: `te"st`, Password: `p\w`}
+	rc := fetchmailRC(up, "/bin/maildeliver", "/tmp/a b/maildir")
+	for _, want := range []string{
+		"poll 127.0.0.1 service 1110 protocol POP3 auth password uidl\n",
+		`user "te\"st" password "p\\w"`,
+		"\n  keep\n",
+		"sslproto '' no sslcertck",
+		`mda "/bin/maildeliver '/tmp/a b/maildir'"`,
+	} {
+		if !strings.Contains(rc, want) {
+			t.Errorf("fetchmailrc lacks %q:\n%s", want, rc)
+		}
+	}
+}
+
+func TestPostfachFetched(t *testing.T) {
+	r := &postfachReplica{}
+	if _, ok := r.Fetched(); ok {
+		t.Errorf("Fetched of no output: ok")
+	}
+	r.out = []byte("bench: 10000 new (21.3 MB), 0 deleted on the server in 5.2s\n")
+	if n, ok := r.Fetched(); !ok || n != 10000 {
+		t.Errorf("Fetched = %d, %v; want 10000, true", n, ok)
+	}
+	r.out = []byte("bench: 0 new (0 B), 0 deleted on the server in 40ms\n")
+	if n, ok := r.Fetched(); !ok || n != 0 {
+		t.Errorf("Fetched = %d, %v; want 0, true", n, ok)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/postfach/postfach/internal/corpus"
 )
 
 // imapOptions are the flags of the imap scenario.
@@ -83,7 +85,7 @@ func runIMAP(args []string) error {
 		if err != nil {
 			return err
 		}
-		pf = &postfachPeer{bin: bin, version: "binary " + bin}
+		pf = &postfachPeer{bin: bin, version: "binary " + bin, kind: "imap"}
 		rep.Build = "prebuilt " + bin
 	} else {
 		fmt.Fprintln(log, "bench: building postfach")
@@ -100,7 +102,7 @@ func runIMAP(args []string) error {
 	}
 	peers := []peer{pf, mb}
 
-	srv, err := startDovecot(filepath.Join(work, "dovecot"))
+	srv, err := startDovecot(filepath.Join(work, "dovecot"), "")
 	if err != nil {
 		return err
 	}
@@ -108,7 +110,7 @@ func runIMAP(args []string) error {
 	rep.Server = fmt.Sprintf("Dovecot %s on %s:%d (plaintext, mail_fsync=never)", srv.d.Version, srv.d.Host, srv.d.IMAPPort)
 
 	t0 := time.Now()
-	rep.Corpus, err = srv.seed(o.seed, o.messages)
+	rep.Corpus, err = srv.seed(o.seed, o.messages, corpus.Options{})
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
@@ -131,7 +133,7 @@ func runIMAP(args []string) error {
 	}
 	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s: %s\n", time.Since(t0).Round(time.Millisecond), want)
 
-	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want}
+	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want, up: srv.upstream()}
 	for _, p := range peers {
 		rep.Peers = append(rep.Peers, peerInfo{Name: p.Name(), Version: p.Version(), Notes: p.Notes()})
 	}
@@ -165,36 +167,16 @@ type bench struct {
 	rep   *report
 	log   io.Writer
 	want  inventory // the server's content between runs
+	up    upstream  // the account the peers mirror
 }
 
 // run is one repetition: fresh replicas, every phase for every peer. The
 // peer that goes first rotates with r.
 func (b *bench) run(ctx context.Context, r int, work string, o imapOptions) error {
-	order := append(append([]peer(nil), b.peers[r%len(b.peers):]...), b.peers[:r%len(b.peers)]...)
-	runDir := filepath.Join(work, fmt.Sprintf("run%d", r+1))
-	reps := map[string]replica{}
-	for _, p := range order {
-		dir := filepath.Join(runDir, p.Name())
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		rp, err := p.NewReplica(dir, b.srv.upstream())
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.Name(), err)
-		}
-		reps[p.Name()] = rp
-		for i := range b.rep.Peers {
-			if b.rep.Peers[i].Name == p.Name() && b.rep.Peers[i].Command == "" {
-				b.rep.Peers[i].Command = rp.Command()
-			}
-		}
+	order, reps, err := b.replicas(r, o.runs, work)
+	if err != nil {
+		return err
 	}
-	names := make([]string, len(order))
-	for i, p := range order {
-		names[i] = p.Name()
-	}
-	fmt.Fprintf(b.log, "bench: run %d/%d, order %s\n", r+1, o.runs, strings.Join(names, ", "))
-
 	if err := b.phase(ctx, r, "initial", o.messages, order, reps, replica.Initial, b.want); err != nil {
 		return err
 	}
@@ -232,6 +214,36 @@ func (b *bench) run(ctx context.Context, r int, work string, o imapOptions) erro
 	// skips recently freed inodes, scanning the inode table for each new
 	// file), which would bill the deletion to whichever peer runs next.
 	return nil
+}
+
+// replicas makes run r's fresh replicas, one per peer, in the run's order:
+// the peer that goes first rotates with r.
+func (b *bench) replicas(r, runs int, work string) ([]peer, map[string]replica, error) {
+	order := append(append([]peer(nil), b.peers[r%len(b.peers):]...), b.peers[:r%len(b.peers)]...)
+	runDir := filepath.Join(work, fmt.Sprintf("run%d", r+1))
+	reps := map[string]replica{}
+	for _, p := range order {
+		dir := filepath.Join(runDir, p.Name())
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, err
+		}
+		rp, err := p.NewReplica(dir, b.up)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", p.Name(), err)
+		}
+		reps[p.Name()] = rp
+		for i := range b.rep.Peers {
+			if b.rep.Peers[i].Name == p.Name() && b.rep.Peers[i].Command == "" {
+				b.rep.Peers[i].Command = rp.Command()
+			}
+		}
+	}
+	names := make([]string, len(order))
+	for i, p := range order {
+		names[i] = p.Name()
+	}
+	fmt.Fprintf(b.log, "bench: run %d/%d, order %s\n", r+1, runs, strings.Join(names, ", "))
+	return order, reps, nil
 }
 
 // phase runs one phase for every peer in order, measures it, and checks

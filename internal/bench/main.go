@@ -10,6 +10,9 @@
 //
 //	imap   postfach vs mbsync (isync), pulling a whole IMAP account from a
 //	       private Dovecot into an empty Maildir, then resyncing it (default)
+//	pop3   postfach vs fetchmail, fetching a POP3 mailbox (messages kept on
+//	       the server) into an empty Maildir, then fetching again with
+//	       nothing new
 //
 // Flags of the imap scenario:
 //
@@ -24,6 +27,8 @@
 //	-dir D        create the work directory below D (default $TMPDIR)
 //	-keep         keep the work directory (server, stores, configs)
 //	-json         print the report as JSON instead of tables
+//
+// The pop3 scenario takes the same flags except -changes.
 //
 // # What is measured, and how
 //
@@ -52,14 +57,41 @@
 // STATUS of every folder: the bench fails when a peer did not mirror the
 // account. postfach is also asked for its own count (status --json).
 //
+// # The pop3 scenario
+//
+// The corpus goes into INBOX only, and Dovecot runs with
+// pop3_no_flag_updates = yes so that no POP3 session changes the mailbox
+// (by default Dovecot marks retrieved messages \Seen at QUIT): every peer
+// and run sees the same server. One POP3 session retrieves everything once
+// to warm Dovecot and the page cache. The phases are:
+//
+//   - initial: the first fetch of every message into an empty Maildir;
+//   - rerun: a second fetch with nothing new on the server.
+//
+// postfach gets a pop3 account (keep = true, folder INBOX). fetchmail gets a
+// generated rcfile (keep, uidl, plaintext on loopback), FETCHMAILHOME and
+// its pid file in the replica's directory, and delivers through an MDA,
+// maildeliver (package ./maildeliver, built once per bench run), without
+// an MTA: fetchmail runs it once per message through /bin/sh; it writes the
+// message into tmp/, fsyncs the file and renames it into new/ (it does not
+// fsync the directory; postfach fsyncs its files and the directory once per
+// batch of 128). The MDA processes are fetchmail's children, so their CPU
+// time counts as fetchmail's.
+//
+// After the initial phase each peer's Maildir must hold exactly the
+// server's messages, and after the rerun still exactly those (a message
+// fetched again would be a second file). postfach must also say "N new"
+// and then "0 new" in its output, and count them in status --json;
+// fetchmail must exit 0 (mail retrieved) and then 1 (no mail).
+//
 // # Adding a peer
 //
 // A comparison is a list of peers (the first one, postfach, is the subject;
 // ratios are subject/other). A peer makes a replica, one local copy of the
 // account in a directory, and a replica can run its initial sync and its
-// resync as a child process; see peer and replica in peer.go. A POP3
-// scenario (postfach vs fetchmail) would add a server setup and peers that
-// speak POP3, and reuse the runner and the report.
+// resync as a child process; see peer and replica in peer.go. The pop3
+// scenario (pop3.go) shows how a scenario adds its own server setup and
+// peers and reuses the runner and the report.
 package main
 
 import (
@@ -76,6 +108,7 @@ type scenario struct {
 
 var scenarios = []scenario{
 	{"imap", "postfach vs mbsync: initial IMAP pull, no-change resync, incremental resync", runIMAP},
+	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 }
 
 func main() {

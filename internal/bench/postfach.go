@@ -14,37 +14,63 @@ import (
 type postfachPeer struct {
 	bin     string
 	version string
+	kind    string // account kind: "imap" or "pop3"
+}
+
+// moduleRoot is the root directory of the module the bench runs in.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the postfach module (run from the repository)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// goBuild builds package pkg of the module into the binary bin and returns
+// the command line it ran.
+func goBuild(ctx context.Context, bin, pkg string) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	argv := []string{"go", "build", "-o", bin, pkg}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s (in %s): %w\n%s", shellQuote(argv), root, err, out)
+	}
+	return "cd " + root + " && " + shellQuote(argv), nil
 }
 
 // buildPostfach builds ./agent/cmd/postfach of the module the bench runs in
 // into dir, and describes the build (git commit, dirty or not).
 func buildPostfach(ctx context.Context, dir string) (*postfachPeer, string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := moduleRoot(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("go env GOMOD: %w", err)
+		return nil, "", err
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return nil, "", fmt.Errorf("not inside the postfach module (run from the repository)")
-	}
-	root := filepath.Dir(gomod)
 	bin := filepath.Join(dir, "postfach")
-	argv := []string{"go", "build", "-o", bin, "./agent/cmd/postfach"}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("%s (in %s): %w\n%s", shellQuote(argv), root, err, out)
+	build, err := goBuild(ctx, bin, "./agent/cmd/postfach")
+	if err != nil {
+		return nil, "", err
 	}
 	version := "build of " + root
 	if out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
 		version = "git " + strings.TrimSpace(string(out))
 	}
-	return &postfachPeer{bin: bin, version: version}, "cd " + root + " && " + shellQuote(argv), nil
+	return &postfachPeer{bin: bin, version: version, kind: "imap"}, build, nil
 }
 
 func (p *postfachPeer) Name() string    { return "postfach" }
 func (p *postfachPeer) Version() string { return p.version }
 func (p *postfachPeer) Notes() string {
+	if p.kind == "pop3" {
+		return "default options: one connection, pipelined RETR, fsync of every batch of 128 and of the directory, SQLite index with full text"
+	}
 	return "default options: 4 connections, fsync of every batch and directory, SQLite index"
 }
 
@@ -56,13 +82,16 @@ path = %s
 
 [[accounts]]
 name = "bench"
-kind = "imap"
+kind = %s
 host = %s
 port = %d
 tls = "none"
 username = %s
 password = %s
-`, tomlString(store), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
+`, tomlString(store), tomlString(p.kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
+	if p.kind == "pop3" {
+		text += "folder = \"INBOX\"\nkeep = true\n"
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
@@ -71,6 +100,7 @@ password = %s
 
 type postfachReplica struct {
 	bin, dir, conf, store string
+	out                   []byte // stdout of the last sync
 }
 
 func (r *postfachReplica) argv(args ...string) []string {
@@ -81,8 +111,21 @@ func (r *postfachReplica) Initial(ctx context.Context) (sample, error) { return 
 func (r *postfachReplica) Resync(ctx context.Context) (sample, error)  { return r.sync(ctx) }
 
 func (r *postfachReplica) sync(ctx context.Context) (sample, error) {
-	s, _, err := runProcess(ctx, r.dir, r.argv("sync")...)
+	s, out, err := runProcess(ctx, r.dir, r.argv("sync")...)
+	r.out = out
 	return s, err
+}
+
+// Fetched is the number of messages the last sync of a POP3 account says it
+// downloaded ("bench: 10000 new (...), 0 deleted on the server in ...").
+func (r *postfachReplica) Fetched() (int, bool) {
+	for _, line := range strings.Split(string(r.out), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line, "bench: %d new", &n); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 func (r *postfachReplica) Maildir() string { return r.store }

@@ -160,7 +160,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "ratio < 1: %s is faster. msg/s: messages mirrored (initial) or checked (resync) per second", subject)
+	fmt.Fprintf(w, "ratio < 1: %s is faster. msg/s: messages mirrored (initial) or checked (resync, rerun) per second", subject)
 	if r.Changes > 0 {
 		fmt.Fprintf(w, "; incremental: %d flag changes + %d new messages, counted as %d", r.Changes, r.Changes, 2*r.Changes)
 	}

@@ -25,9 +25,11 @@ type dovecotServer struct {
 	master     int // pid of the Dovecot master process
 }
 
-func startDovecot(dir string) (*dovecotServer, error) {
+// startDovecot starts the private Dovecot in dir; extra is appended to its
+// configuration.
+func startDovecot(dir, extra string) (*dovecotServer, error) {
 	u := testenv.User{Name: "test", Password: "test-pass"}
-	d, err := testenv.NewDovecot(testenv.Config{Dir: dir, Users: []testenv.User{u}})
+	d, err := testenv.NewDovecot(testenv.Config{Dir: dir, Users: []testenv.User{u}, Extra: extra})
 	if err != nil {
 		return nil, err
 	}
@@ -57,10 +59,10 @@ type corpusInfo struct {
 }
 
 // seed writes messages 0..n-1 of the corpus straight into the user's Maildir.
-func (s *dovecotServer) seed(seed int64, n int) (corpusInfo, error) {
+func (s *dovecotServer) seed(seed int64, n int, opts corpus.Options) (corpusInfo, error) {
 	info := corpusInfo{Folders: map[string]int{}}
 	w := s.d.MaildirWriter(s.user)
-	err := corpus.Each(seed, n, corpus.Options{}, func(m corpus.Message) error {
+	err := corpus.Each(seed, n, opts, func(m corpus.Message) error {
 		info.Messages++
 		info.Bytes += int64(len(m.Raw))
 		info.Folders[folderName(m.Folder)]++

@@ -325,7 +325,13 @@ func TestCopiedFileSameUIDAndSize(t *testing.T) {
 		t.Error(d)
 	}
 
-	// The user deletes the copy again.
+	// The user deletes the copy again (its name changed: it was uploaded
+	// and got Archive's UID for it).
+	for _, en := range e.entries("Archive") {
+		if en.Key == src.Key {
+			copyPath = e.dir("Archive").FilePath(en)
+		}
+	}
 	if err := os.Remove(copyPath); err != nil {
 		t.Fatal(err)
 	}

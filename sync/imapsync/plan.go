@@ -138,7 +138,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		for uid := range server {
 			present[uid] = true
 		}
-		expunged, err := verifyTags(ctx, o, dir, rec.added, server, uint32(sel.UIDNext))
+		expunged, err := verifyTags(ctx, o, dir, rec.rows, rec.added, server, uint32(sel.UIDNext))
 		if err != nil {
 			return err
 		}

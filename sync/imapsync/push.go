@@ -429,20 +429,27 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 // tag whose UID the server issued but no longer has is a message expunged
 // upstream whose local removal did not happen (a crash, or a lost index):
 // the file is removed, unless another folder has a file of the same key (a
-// copy made by the user), which is then uploaded. It returns the rows it
-// removed.
-func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, added []*index.Message, server map[uint32]*serverMsg, uidNext uint32) ([]*index.Message, error) {
+// copy made by the user), which is then uploaded. A file whose key another
+// folder also has is a copy in any case, and so is a file whose UID a known
+// row of this folder already holds. It returns the rows it removed.
+func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added []*index.Message, server map[uint32]*serverMsg, uidNext uint32) ([]*index.Message, error) {
+	isAdded := make(map[index.MessageID]bool, len(added))
+	for _, m := range added {
+		isAdded[m.ID] = true
+	}
+	held := map[uint32]bool{} // UIDs of rows known before this run
+	for _, m := range rows {
+		if m.UID != 0 && !isAdded[m.ID] {
+			held[m.UID] = true
+		}
+	}
 	var bad, expunged []*index.Message
 	for _, m := range added {
 		if m.UID == 0 {
 			continue
 		}
-		sm := server[m.UID]
-		switch {
-		case sm != nil && sm.size == m.RFC822Size:
-			// the tag fits
-		case sm == nil && m.UID < uidNext:
-			copied := false
+		copied := held[m.UID]
+		if !copied {
 			if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
 				var err error
 				copied, err = tx.KeyElsewhere(m.Folder, m.Key)
@@ -450,11 +457,16 @@ func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, added []*inde
 			}); err != nil {
 				return nil, err
 			}
-			if copied {
-				bad = append(bad, m)
-			} else {
-				expunged = append(expunged, m)
-			}
+		}
+		sm := server[m.UID]
+		switch {
+		case copied:
+			bad = append(bad, m)
+		case sm != nil && sm.size == m.RFC822Size:
+			// the tag fits
+			held[m.UID] = true
+		case sm == nil && m.UID < uidNext:
+			expunged = append(expunged, m)
 		default:
 			bad = append(bad, m)
 		}

@@ -55,8 +55,9 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "postfach",
 		Short: "Personal mail sync and archiving agent",
-		Long: `postfach mirrors IMAP accounts into a local Maildir with a SQLite index,
-so that your mail is on your own disk, searchable and safe.
+		Long: `postfach keeps your IMAP accounts and a local Maildir in step, both ways,
+pulls POP3 inboxes, and migrates mailboxes to IMAP; a SQLite index makes
+the store searchable. Your mail is on your own disk, searchable and safe.
 
 Configuration lives in one TOML file (see "postfach init").`,
 		SilenceUsage:  true,

@@ -20,11 +20,15 @@ func newSyncCmd(g *globals) *cobra.Command {
 	var jsonOut, force, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "sync [ACCOUNT...]",
-		Short: "Mirror the accounts (all, or the named ones) into the local store",
-		Long: `Mirror every selected folder of the accounts into the local Maildir:
-new messages, flag changes and expunges. A progress bar is shown on a
-terminal; --json prints progress and the result as JSON lines on stdout.
-The exit status is 0 only if every account and folder succeeded.`,
+		Short: "Sync the accounts (all, or the named ones) with the local store, both ways",
+		Long: `Bring every selected folder of the accounts and the local Maildir in step:
+IMAP accounts both ways (new messages, flags, deletions, moves, folders;
+see direction and expunge in the config), POP3 accounts by downloading new
+messages. --dry-run prints what would be done per folder and changes
+nothing. A run that would delete more than max_delete_percent of a folder
+stops unless --force. A progress bar is shown on a terminal; --json prints
+progress and the result as JSON lines on stdout. The exit status is 0 only
+if every account and folder succeeded.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.load()
 			if err != nil {

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/postfach/postfach/internal/corpus"
+)
+
+// pop3Options are the flags of the pop3 scenario.
+type pop3Options struct {
+	messages int
+	seed     int64
+	runs     int
+	postfach string
+	dir      string
+	keep     bool
+	json     bool
+}
+
+// pop3DovecotConf keeps the server's mailbox the same for every peer and
+// run: by default Dovecot sets \Seen on the messages a POP3 session
+// retrieved (at QUIT, renaming 10000 files), so the first peer of a run
+// would leave the next a different mailbox, and pay for it.
+const pop3DovecotConf = "pop3_no_flag_updates = yes\n"
+
+func runPOP3(args []string) error {
+	var o pop3Options
+	fs := flag.NewFlagSet("pop3", flag.ExitOnError)
+	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus (all in INBOX)")
+	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
+	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
+	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
+	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.messages <= 0 || o.runs <= 0 {
+		return fmt.Errorf("-messages and -runs must be positive")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	work, err := os.MkdirTemp(o.dir, "postfach-bench-")
+	if err != nil {
+		return err
+	}
+	if work, err = filepath.Abs(work); err != nil {
+		return err
+	}
+	if err := os.Chmod(work, 0o755); err != nil { // Dovecot's users must pass through
+		return err
+	}
+	if o.keep {
+		defer fmt.Fprintln(os.Stderr, "bench: kept", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	log := os.Stderr
+
+	rep := &report{
+		Scenario:   "pop3",
+		Invocation: "go run ./internal/bench " + shellQuote(append([]string{"pop3"}, args...)),
+		Seed:       o.seed,
+		Runs:       o.runs,
+		Machine:    describeMachine(work),
+		RSSMethod:  rssMethod(),
+	}
+	if o.keep {
+		rep.WorkDir = work
+	}
+
+	binDir := filepath.Join(work, "bin")
+	if err := os.Mkdir(binDir, 0o755); err != nil {
+		return err
+	}
+	var pf *postfachPeer
+	if o.postfach != "" {
+		bin, err := filepath.Abs(o.postfach)
+		if err != nil {
+			return err
+		}
+		pf = &postfachPeer{bin: bin, version: "binary " + bin}
+		rep.Build = "prebuilt " + bin
+	} else {
+		fmt.Fprintln(log, "bench: building postfach")
+		if pf, rep.Build, err = buildPostfach(ctx, binDir); err != nil {
+			return err
+		}
+	}
+	pf.kind = "pop3"
+	fmt.Fprintln(log, "bench: building maildeliver (fetchmail's MDA)")
+	fm, err := newFetchmail(ctx, binDir)
+	if err != nil {
+		return err
+	}
+	peers := []peer{pf, fm}
+
+	srv, err := startDovecot(filepath.Join(work, "dovecot"), pop3DovecotConf)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	rep.Server = fmt.Sprintf("Dovecot %s, POP3 on %s:%d (plaintext, mail_fsync=never, pop3_no_flag_updates=yes)",
+		srv.d.Version, srv.d.Host, srv.d.POP3Port)
+
+	t0 := time.Now()
+	rep.Corpus, err = srv.seed(o.seed, o.messages, corpus.Options{Folders: []string{"INBOX"}})
+	if err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	fmt.Fprintf(log, "bench: seeded %d messages (%s) in %s\n", rep.Corpus.Messages, mib(rep.Corpus.Bytes), time.Since(t0).Round(time.Millisecond))
+	if err := srv.checkINBOX(o.messages); err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	t0 = time.Now()
+	n, size, err := srv.warmPOP3(ctx)
+	if err != nil {
+		return fmt.Errorf("warming Dovecot: %w", err)
+	}
+	if n != o.messages {
+		return fmt.Errorf("seeding: Dovecot's POP3 lists %d messages, want %d", n, o.messages)
+	}
+	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s: %d messages, %s over POP3\n", time.Since(t0).Round(time.Millisecond), n, mib(size))
+
+	// POP3 carries no flags: every peer's copy is N messages, none seen.
+	want := inventory{"INBOX": {Messages: o.messages}}
+	up := srv.upstream()
+	up.Port = srv.d.POP3Port
+	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want, up: up}
+	for _, p := range peers {
+		rep.Peers = append(rep.Peers, peerInfo{Name: p.Name(), Version: p.Version(), Notes: p.Notes()})
+	}
+	if rep.FsyncBefore, err = probeFsync(work, 200); err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	fmt.Fprintf(log, "bench: file create+fsync latency: %s\n", rep.FsyncBefore)
+	for r := range o.runs {
+		if err := b.runPOP3(ctx, r, work, o); err != nil {
+			if o.keep {
+				return err
+			}
+			return fmt.Errorf("%w\n(rerun with -keep to inspect the stores)", err)
+		}
+	}
+	if rep.FsyncAfter, err = probeFsync(work, 200); err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	rep.finish()
+	if o.json {
+		return rep.writeJSON(os.Stdout)
+	}
+	rep.writeText(os.Stdout)
+	return nil
+}
+
+// runPOP3 is one repetition of the pop3 scenario: fresh replicas, the
+// initial fetch of every peer, then every peer's rerun with nothing new.
+func (b *bench) runPOP3(ctx context.Context, r int, work string, o pop3Options) error {
+	order, reps, err := b.replicas(r, o.runs, work)
+	if err != nil {
+		return err
+	}
+	if err := b.phase(ctx, r, "initial", o.messages, order, reps, fetching(replica.Initial, o.messages), b.want); err != nil {
+		return err
+	}
+	if err := b.phase(ctx, r, "rerun", o.messages, order, reps, fetching(replica.Resync, 0), b.want); err != nil {
+		return err
+	}
+	// keep: nobody may have deleted anything on the server.
+	return b.srv.checkINBOX(o.messages)
+}
+
+// A fetchReporter is a replica that says how many messages its last run
+// downloaded.
+type fetchReporter interface {
+	Fetched() (n int, ok bool)
+}
+
+// fetching wraps a phase's action: when the replica reports how many
+// messages it downloaded, that must be want. (Downloads count anyway: a
+// message fetched twice is a second file, which the Maildir count after
+// the phase sees.)
+func fetching(do func(replica, context.Context) (sample, error), want int) func(replica, context.Context) (sample, error) {
+	return func(rp replica, ctx context.Context) (sample, error) {
+		s, err := do(rp, ctx)
+		if err != nil {
+			return s, err
+		}
+		if fr, ok := rp.(fetchReporter); ok {
+			n, ok := fr.Fetched()
+			if !ok {
+				return s, fmt.Errorf("%s: cannot tell from its output how many messages it fetched", rp.Command())
+			}
+			if n != want {
+				return s, fmt.Errorf("%s: fetched %d messages, want %d", rp.Command(), n, want)
+			}
+		}
+		return s, nil
+	}
+}
+
+// checkINBOX checks over IMAP that the server holds n messages, all in
+// INBOX.
+func (s *dovecotServer) checkINBOX(n int) error {
+	inv, err := s.inventory()
+	if err != nil {
+		return err
+	}
+	if inv["INBOX"].Messages != n || inv.total().Messages != n {
+		return fmt.Errorf("the server holds %s, want %d messages in INBOX only", inv, n)
+	}
+	return nil
+}
+
+// warmPOP3 runs one POP3 session that lists and retrieves every message,
+// so that Dovecot's POP3 side (UIDLs, sizes) and the page cache are warm
+// before any peer runs. It returns the number of messages and their total
+// size as RETR sent them.
+func (s *dovecotServer) warmPOP3(ctx context.Context) (n int, size int64, err error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", s.d.POP3Addr())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c := &pop3Conn{r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriter(conn)}
+	if _, err := c.status(); err != nil {
+		return 0, 0, fmt.Errorf("greeting: %w", err)
+	}
+	for _, cmd := range []string{"USER " + s.user, "PASS " + s.pass} {
+		if _, err := c.cmd(cmd); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", strings.Fields(cmd)[0], err)
+		}
+	}
+	st, err := c.cmd("STAT")
+	if err != nil {
+		return 0, 0, fmt.Errorf("STAT: %w", err)
+	}
+	if f := strings.Fields(st); len(f) < 1 {
+		return 0, 0, fmt.Errorf("STAT: %q", st)
+	} else if n, err = strconv.Atoi(f[0]); err != nil {
+		return 0, 0, fmt.Errorf("STAT: %q", st)
+	}
+	for _, cmd := range []string{"UIDL", "LIST"} {
+		if _, err := c.cmd(cmd); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", cmd, err)
+		}
+		if _, err := c.multiLine(); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
+	// RETR in pipelined groups (Dovecot announces PIPELINING).
+	const group = 64
+	for first := 1; first <= n; first += group {
+		last := min(first+group-1, n)
+		for i := first; i <= last; i++ {
+			fmt.Fprintf(c.w, "RETR %d\r\n", i)
+		}
+		if err := c.w.Flush(); err != nil {
+			return 0, 0, err
+		}
+		for i := first; i <= last; i++ {
+			if _, err := c.status(); err != nil {
+				return 0, 0, fmt.Errorf("RETR %d: %w", i, err)
+			}
+			m, err := c.multiLine()
+			if err != nil {
+				return 0, 0, fmt.Errorf("RETR %d: %w", i, err)
+			}
+			size += m
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+	}
+	if _, err := c.cmd("QUIT"); err != nil {
+		return 0, 0, fmt.Errorf("QUIT: %w", err)
+	}
+	return n, size, nil
+}
+
+// pop3Conn is the little POP3 the warm-up needs.
+type pop3Conn struct {
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+func (c *pop3Conn) cmd(line string) (string, error) {
+	if _, err := c.w.WriteString(line + "\r\n"); err != nil {
+		return "", err
+	}
+	if err := c.w.Flush(); err != nil {
+		return "", err
+	}
+	return c.status()
+}
+
+// status reads a status line and returns the text after "+OK".
+func (c *pop3Conn) status() (string, error) {
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if rest, ok := strings.CutPrefix(line, "+OK"); ok {
+		return strings.TrimSpace(rest), nil
+	}
+	return "", fmt.Errorf("server: %q", line)
+}
+
+// multiLine reads a multi-line body up to its "." line and returns its
+// size in bytes as sent (CRLF line ends, before dot-unstuffing).
+func (c *pop3Conn) multiLine() (int64, error) {
+	var n int64
+	start := true // at the start of a line
+	for {
+		line, err := c.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			n += int64(len(line))
+			start = false // a long line: the rest follows
+			continue
+		}
+		if err == io.EOF {
+			return n, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return n, err
+		}
+		if start && string(line) == ".\r\n" {
+			return n, nil
+		}
+		n += int64(len(line))
+		start = true
+	}
+}
