@@ -136,9 +136,10 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// dialRetry dials, retrying temporary failures with exponential backoff
-// (1 s, 2 s, 4 s, ...) up to attempts times.
-func dialRetry(ctx context.Context, e *Endpoint, attempts int, log func(msg string, args ...any)) (*imapclient.Client, error) {
+// DialRetry dials, retrying temporary failures (see ConnError.Temporary)
+// with exponential backoff (1 s, 2 s, 4 s, ...) up to attempts times; log
+// is told of each retry.
+func (e *Endpoint) DialRetry(ctx context.Context, attempts int, log func(msg string, args ...any)) (*imapclient.Client, error) {
 	delay := time.Second
 	for i := 1; ; i++ {
 		c, err := e.Dial(ctx)

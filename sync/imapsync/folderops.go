@@ -192,7 +192,7 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 			}
 		case r != nil && l != nil: // renamed locally
 			if o.push() {
-				to := remoteName(l.name, delim, o.FolderMap)
+				to := RemoteName(l.name, delim, o.FolderMap)
 				if !act(r.Remote, "rename server folder %q to %q (renamed locally)", r.Remote, to) {
 					continue
 				}
@@ -311,7 +311,7 @@ func knownByName(known []*index.Folder, name string) (*index.Folder, bool) {
 }
 
 func createRemote(c *imapclient.Client, local string, delim rune, fmap map[string]string) (remoteFolder, error) {
-	name := remoteName(local, delim, fmap)
+	name := RemoteName(local, delim, fmap)
 	if err := c.Create(name, nil).Wait(); err != nil {
 		var imapErr *imap.Error
 		if !errors.As(err, &imapErr) || imapErr.Code != imap.ResponseCodeAlreadyExists {

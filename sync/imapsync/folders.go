@@ -88,9 +88,10 @@ func localName(remote string, delim rune) string {
 	return name
 }
 
-// remoteName is the inverse of localName (and of the folder map): the
-// server name for a local folder name.
-func remoteName(local string, delim rune, fmap map[string]string) string {
+// RemoteName is the inverse of the local naming (and of the folder map):
+// the server name, with the server's delimiter, of a local folder name
+// ('/'-separated).
+func RemoteName(local string, delim rune, fmap map[string]string) string {
 	for r, l := range fmap {
 		if l == local {
 			local = r

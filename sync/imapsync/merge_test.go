@@ -57,27 +57,22 @@ func TestMergeKeywords(t *testing.T) {
 	}
 }
 
-func TestCRLFWriter(t *testing.T) {
-	for _, in := range []string{"a\nb\n", "a\r\nb\n", "\n", "x\r", "a\rb\n"} {
-		var out []byte
-		w := &crlfWriter{w: writerFunc(func(p []byte) (int, error) { out = append(out, p...); return len(p), nil })}
-		// one byte at a time: CR and LF in different writes
-		for i := range in {
-			w.Write([]byte{in[i]})
-		}
-		want := ""
-		for i := 0; i < len(in); i++ {
-			if in[i] == '\n' && (i == 0 || in[i-1] != '\r') {
-				want += "\r"
-			}
-			want += string(in[i])
-		}
-		if string(out) != want || w.n != int64(len(want)) {
-			t.Errorf("%q -> %q (n=%d), want %q", in, out, w.n, want)
+func TestRemoteName(t *testing.T) {
+	fmap := map[string]string{"INBOX.Sent Items": "Sent"}
+	for _, tc := range []struct {
+		local string
+		delim rune
+		want  string
+	}{
+		{"INBOX", '/', "INBOX"},
+		{"Lists/Go", '/', "Lists/Go"},
+		{"Lists/Go", '.', "Lists.Go"},
+		{"a\u2215b/c", '.', "a/b.c"},
+		{"Sent", '.', "INBOX.Sent Items"},
+		{"Entwürfe", 0, "Entwürfe"},
+	} {
+		if got := RemoteName(tc.local, tc.delim, fmap); got != tc.want {
+			t.Errorf("RemoteName(%q, %q) = %q, want %q", tc.local, tc.delim, got, tc.want)
 		}
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -288,7 +288,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 			continue
 		}
 		path := j.dir.FilePath(e)
-		size, err := crlfSize(path)
+		size, err := maildir.FileCRLFSize(path)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // deleted meanwhile; the next run sees it gone
@@ -304,7 +304,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 			return err
 		}
 		cmd := w.c.Append(j.rf.Remote, size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
-		_, werr := io.Copy(&crlfWriter{w: cmd}, bufio.NewReaderSize(f, 64<<10))
+		_, werr := io.Copy(maildir.NewCRLFWriter(cmd), bufio.NewReaderSize(f, 64<<10))
 		f.Close()
 		cerr := cmd.Close()
 		data, err := cmd.Wait()
@@ -389,7 +389,7 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 			if m != nil && m.UID == 0 && m.Header.MessageID != "" {
 				size := m.RFC822Size
 				if e, ok := entryOf(m); ok {
-					if s, err := crlfSize(j.dir.FilePath(e)); err == nil {
+					if s, err := maildir.FileCRLFSize(j.dir.FilePath(e)); err == nil {
 						size = s
 					}
 				}
@@ -486,57 +486,4 @@ func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added [
 		}
 	}
 	return expunged, expungeLocal(ctx, o.Index, dir, expunged, o.DryRun)
-}
-
-// crlfSize is the size of a stored message as sent upstream: every LF not
-// preceded by CR becomes CRLF.
-func crlfSize(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	cw := &crlfWriter{w: io.Discard}
-	if _, err := io.Copy(cw, f); err != nil {
-		return 0, err
-	}
-	return cw.n, nil
-}
-
-// crlfWriter turns bare LF into CRLF and counts what it writes.
-type crlfWriter struct {
-	w      io.Writer
-	prevCR bool
-	n      int64
-}
-
-func (c *crlfWriter) Write(p []byte) (int, error) {
-	start := 0
-	for i, b := range p {
-		if b == '\n' && !(i > 0 && p[i-1] == '\r') && !(i == 0 && c.prevCR) {
-			if err := c.emit(p[start:i]); err != nil {
-				return 0, err
-			}
-			if err := c.emit([]byte{'\r'}); err != nil {
-				return 0, err
-			}
-			start = i
-		}
-	}
-	if err := c.emit(p[start:]); err != nil {
-		return 0, err
-	}
-	if len(p) > 0 {
-		c.prevCR = p[len(p)-1] == '\r'
-	}
-	return len(p), nil
-}
-
-func (c *crlfWriter) emit(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return err
 }

@@ -159,7 +159,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		o.Index = o.Index.DryRun()
 	}
 
-	first, err := dialRetry(ctx, &o.Endpoint, o.DialAttempts, log.Warn)
+	first, err := o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +378,7 @@ func (w *worker) do(ctx context.Context, t task) error {
 		if p := w.s.dialErr.Load(); p != nil {
 			return *p
 		}
-		c, err := dialRetry(ctx, &w.s.opts.Endpoint, w.s.opts.DialAttempts, w.s.log.Warn)
+		c, err := w.s.opts.Endpoint.DialRetry(ctx, w.s.opts.DialAttempts, w.s.log.Warn)
 		if err != nil {
 			w.s.dialErr.CompareAndSwap(nil, &err)
 			return err

@@ -15,31 +15,7 @@ import (
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
-	"github.com/postfach/postfach/sync/imapsync"
 )
-
-// dial connects to the destination, retrying temporary failures with
-// backoff (1 s, 2 s, ...) up to attempts times.
-func dial(ctx context.Context, e *imapsync.Endpoint, attempts int, log func(string, ...any)) (*imapclient.Client, error) {
-	delay := time.Second
-	for i := 1; ; i++ {
-		c, err := e.Dial(ctx)
-		if err == nil {
-			return c, nil
-		}
-		var ce *imapsync.ConnError
-		if i >= attempts || ctx.Err() != nil || (errors.As(err, &ce) && !ce.Temporary()) {
-			return nil, err
-		}
-		log("connect failed, retrying", "attempt", i, "in", delay, "err", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		delay *= 2
-	}
-}
 
 // destFolders LISTs the destination: its hierarchy delimiter and its
 // selectable folders (server names).
@@ -79,24 +55,6 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 		}
 	}
 	return false
-}
-
-// serverName is the destination server's name for a folder named the
-// postfach way ('/'-separated, the account's folder_map applied): the
-// inverse of the folder map, then the server's delimiter. (The same rule as
-// sync/imapsync's remoteName.)
-func serverName(local string, delim rune, fmap map[string]string) string {
-	for r, l := range fmap {
-		if l == local {
-			local = r
-			break
-		}
-	}
-	if delim == 0 || delim == '/' {
-		return local
-	}
-	name := strings.ReplaceAll(local, "/", string(delim))
-	return strings.ReplaceAll(name, "\u2215", "/")
 }
 
 // create CREATEs a destination folder; one that exists already is fine.
@@ -255,12 +213,12 @@ func appendOne(c *imapclient.Client, mailbox string, s *srcMsg) (*imapclient.App
 	}
 	cmd := c.Append(mailbox, size, opts)
 	r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
-	cw := &crlfWriter{w: cmd}
+	cw := maildir.NewCRLFWriter(cmd)
 	_, werr := io.Copy(cw, r)
 	switch {
 	case r.err != nil:
 		err = fmt.Errorf("reading message file %s: %w", s.key, r.err)
-	case werr == nil && cw.n != size:
+	case werr == nil && cw.N() != size:
 		err = fmt.Errorf("message file %s changed while being sent", s.key)
 	}
 	if err != nil {

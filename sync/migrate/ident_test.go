@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -55,47 +54,5 @@ func TestMatch(t *testing.T) {
 	r = match([]*srcMsg{odd}, []*destMsg{dst("odd@x", d1, 200, 0)}, noCRLF)
 	if r.differ != 1 {
 		t.Errorf("missing keyword: %+v", r)
-	}
-}
-
-func TestServerName(t *testing.T) {
-	fmap := map[string]string{"INBOX.Sent Items": "Sent"}
-	for _, tc := range []struct {
-		local string
-		delim rune
-		want  string
-	}{
-		{"INBOX", '/', "INBOX"},
-		{"Lists/Go", '/', "Lists/Go"},
-		{"Lists/Go", '.', "Lists.Go"},
-		{"a\u2215b/c", '.', "a/b.c"},
-		{"Sent", '.', "INBOX.Sent Items"},
-		{"Entwürfe", 0, "Entwürfe"},
-	} {
-		if got := serverName(tc.local, tc.delim, fmap); got != tc.want {
-			t.Errorf("serverName(%q, %q) = %q, want %q", tc.local, tc.delim, got, tc.want)
-		}
-	}
-}
-
-func TestCRLFSize(t *testing.T) {
-	for in, want := range map[string]string{
-		"a\nb\n":     "a\r\nb\r\n",
-		"a\r\nb":     "a\r\nb",
-		"\n\n":       "\r\n\r\n",
-		"x\ry\n":     "x\ry\r\n",
-		"no newline": "no newline",
-	} {
-		var out bytes.Buffer
-		w := &crlfWriter{w: &out}
-		// Byte by byte: a CR at the end of one write and the LF at the
-		// start of the next are one line end.
-		for i := range len(in) {
-			w.Write([]byte{in[i]})
-		}
-		n, err := crlfSize(bytes.NewReader([]byte(in)))
-		if out.String() != want || w.n != int64(len(want)) || n != int64(len(want)) || err != nil {
-			t.Errorf("%q: wrote %q (%d), size %d, want %q", in, out.String(), w.n, n, want)
-		}
 	}
 }

@@ -171,7 +171,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	first, err := dial(ctx, &o.Dest, o.DialAttempts, log.Warn)
+	first, err := o.Dest.DialRetry(ctx, o.DialAttempts, log.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("%s: %w", o.Dest.Addr, err)
 	}
 	for _, j := range jobs {
-		j.remote = serverName(j.dest, delim, o.DestFolderMap)
+		j.remote = imapsync.RemoteName(j.dest, delim, o.DestFolderMap)
 		j.exists = existing[j.remote]
 		j.rep = FolderReport{Dest: j.dest, Sources: j.sources, SourceCount: len(j.msgs)}
 		for _, s := range j.msgs {
@@ -364,7 +364,7 @@ func (p *pool) do(ctx context.Context, i int, j *folderJob, fn func(*imapclient.
 		if err != nil {
 			return err
 		}
-		c, err := dial(ctx, &p.o.Dest, p.o.DialAttempts, p.log.Warn)
+		c, err := p.o.Dest.DialRetry(ctx, p.o.DialAttempts, p.log.Warn)
 		if err != nil {
 			p.dialMu.Lock()
 			p.dialErr = err

@@ -60,7 +60,7 @@ func (s *srcMsg) crlfSize() (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	n, err := crlfSize(f)
+	n, err := maildir.CRLFSize(f)
 	if err != nil {
 		return 0, err
 	}

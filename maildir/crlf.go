@@ -1,0 +1,71 @@
+package maildir
+
+import (
+	"io"
+	"os"
+)
+
+// CRLFWriter turns a stored message (LF line ends) back into its wire form:
+// every LF not preceded by CR becomes CRLF. It counts what it writes.
+type CRLFWriter struct {
+	w      io.Writer
+	prevCR bool
+	n      int64
+}
+
+// NewCRLFWriter returns a CRLFWriter writing to w.
+func NewCRLFWriter(w io.Writer) *CRLFWriter { return &CRLFWriter{w: w} }
+
+// N returns the number of bytes written to the underlying writer.
+func (c *CRLFWriter) N() int64 { return c.n }
+
+func (c *CRLFWriter) Write(p []byte) (int, error) {
+	start := 0
+	for i, b := range p {
+		if b == '\n' && !(i > 0 && p[i-1] == '\r') && !(i == 0 && c.prevCR) {
+			if err := c.emit(p[start:i]); err != nil {
+				return 0, err
+			}
+			if err := c.emit([]byte{'\r'}); err != nil {
+				return 0, err
+			}
+			start = i
+		}
+	}
+	if err := c.emit(p[start:]); err != nil {
+		return 0, err
+	}
+	if len(p) > 0 {
+		c.prevCR = p[len(p)-1] == '\r'
+	}
+	return len(p), nil
+}
+
+func (c *CRLFWriter) emit(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return err
+}
+
+// CRLFSize returns the size of r's content in wire form (see CRLFWriter):
+// what IMAP calls RFC822.SIZE.
+func CRLFSize(r io.Reader) (int64, error) {
+	cw := NewCRLFWriter(io.Discard)
+	if _, err := io.Copy(cw, r); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// FileCRLFSize is CRLFSize of a file.
+func FileCRLFSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return CRLFSize(f)
+}
