@@ -81,8 +81,15 @@ func (w *worker) fetch(ctx context.Context, j *folderJob, uids []uint32) error {
 
 // abort closes a connection whose command was left half read and returns
 // err marked as a connection failure, so the worker dials again.
+//
+// It does not wait for the close: go-imap's Client.Close waits for its
+// reader goroutine, which may itself wait for this goroutine to read a
+// literal it handed over (a deadlock seen on SIGTERM mid-download), and
+// draining the response instead races with that reader. The socket is
+// closed at once; the reader goroutine of an aborted connection is left
+// behind, which a one-shot run does not notice.
 func abort(c *imapclient.Client, err error) error {
-	c.Close()
+	go c.Close()
 	return fmt.Errorf("%w: %w", errConn, err)
 }
 

@@ -340,8 +340,10 @@ type worker struct {
 func (w *worker) run(ctx context.Context) {
 	defer func() {
 		if w.c != nil {
-			w.c.Logout().Wait()
-			w.c.Close()
+			if ctx.Err() == nil {
+				w.c.Logout().Wait()
+			}
+			go w.c.Close() // see abort
 		}
 	}()
 	for {
@@ -353,7 +355,7 @@ func (w *worker) run(ctx context.Context) {
 		if err != nil {
 			t.job.fail(err)
 			if isConnErr(err) && w.c != nil {
-				w.c.Close()
+				go w.c.Close() // see abort
 				w.c = nil
 			}
 		}
@@ -385,7 +387,8 @@ func (w *worker) do(ctx context.Context, t task) error {
 		}
 		w.c, w.selected = c, ""
 	}
-	stop := context.AfterFunc(ctx, func() { w.c.Close() })
+	c := w.c
+	stop := context.AfterFunc(ctx, func() { go c.Close() }) // see abort
 	defer stop()
 	if t.uids == nil {
 		return w.plan(ctx, t.job)
