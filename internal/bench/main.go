@@ -13,6 +13,9 @@
 //	pop3   postfach vs fetchmail, fetching a POP3 mailbox (messages kept on
 //	       the server) into an empty Maildir, then fetching again with
 //	       nothing new
+//	twoway postfach (direction both) vs mbsync (Sync All): after one initial
+//	       sync, changes on the server and in the Maildir, then one
+//	       incremental sync and one no-change resync per run
 //
 // Flags of the imap scenario:
 //
@@ -28,7 +31,9 @@
 //	-keep         keep the work directory (server, stores, configs)
 //	-json         print the report as JSON instead of tables
 //
-// The pop3 scenario takes the same flags except -changes.
+// The pop3 scenario takes the same flags except -changes; the twoway
+// scenario takes the same flags, -changes meaning K changes of each of the
+// four kinds below (at least 1).
 //
 // # What is measured, and how
 //
@@ -84,6 +89,42 @@
 // and then "0 new" in its output, and count them in status --json;
 // fetchmail must exit 0 (mail retrieved) and then 1 (no mail).
 //
+// # The twoway scenario
+//
+// One Dovecot holds two users, "postfach" and "mbsync", each seeded with the
+// same corpus (same UIDs, flags and folders), so that the changes made for
+// one tool never reach the other. postfach syncs its user with its default
+// direction (both); mbsync gets a Channel with Sync All, Create Both,
+// Expunge None, SyncState * and FSync yes. Each tool first syncs once into
+// its empty Maildir (phase "initial (once)", not repeated). Then each run
+// makes the same changes for each tool before either runs:
+//
+//   - on its server account: \Seen toggled (UID STORE) on K messages spread
+//     over the folders by size, and K corpus messages APPENDed with their
+//     flags;
+//   - in its Maildir, as a mail client and a delivery agent would: on K
+//     other messages the S letter toggled by renaming the file into cur/
+//     (the rest of the name as the tool made it: "<key>,U=<uid>:2,<flags>"
+//     for both), and K further corpus messages written as new files into
+//     the folders' new/ (through tmp/, unique names, no U= field, no info).
+//
+// The messages are chosen by Message-ID from the seeded ones (evenly spaced
+// by UID, alternating server and local, shifted from run to run), so both
+// tools get the same ones. After the changes the bench checks that they
+// took (both sides read back), then times one incremental sync of each
+// tool ("incremental", counted as 4K changes) and then one sync of each
+// with nothing changed ("resync"), the tool going first alternating from
+// run to run.
+//
+// After every timed sync the bench reads the tool's server account (FETCH
+// UID FLAGS ENVELOPE of every folder) and its Maildir (every file's
+// Message-ID header and flag letters) and requires both to hold exactly the
+// expected messages, by Message-ID, in the expected folders, with the
+// expected D F R S T flags (keywords are left out: mbsync does not sync
+// them); it also compares the server's STATUS (MESSAGES UNSEEN) of every
+// folder, the Maildir's file and S counts, and postfach's status --json
+// with the expected counts. Any difference stops the bench.
+//
 // # Adding a peer
 //
 // A comparison is a list of peers (the first one, postfach, is the subject;
@@ -109,6 +150,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{"imap", "postfach vs mbsync: initial IMAP pull, no-change resync, incremental resync", runIMAP},
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
+	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
 }
 
 func main() {

@@ -16,6 +16,9 @@ type mbsyncPeer struct {
 	// tlsKeyword is the name of the TLS setting: isync 1.4 has SSLType,
 	// 1.5 renamed it TLSType (and still takes SSLType).
 	tlsKeyword string
+	// twoway syncs both ways (Sync All, Create Both, Expunge None) instead
+	// of pulling (Sync Pull, Create Near).
+	twoway bool
 }
 
 func newMbsync(ctx context.Context) (*mbsyncPeer, error) {
@@ -38,7 +41,18 @@ func newMbsync(ctx context.Context) (*mbsyncPeer, error) {
 func (p *mbsyncPeer) Name() string    { return "mbsync" }
 func (p *mbsyncPeer) Version() string { return p.version }
 func (p *mbsyncPeer) Notes() string {
+	if p.twoway {
+		return "Sync All, Create Both, Expunge None, FSync yes (its default), one connection, state in .mbsyncstate per folder"
+	}
 	return "Sync Pull, FSync yes (its default), one connection, state in .mbsyncstate per folder"
+}
+
+// channelMode is the Channel's direction settings.
+func (p *mbsyncPeer) channelMode() string {
+	if p.twoway {
+		return "Create Both\nSync All\nExpunge None\n"
+	}
+	return "Create Near\nSync Pull\n"
 }
 
 func (p *mbsyncPeer) NewReplica(dir string, up upstream) (replica, error) {
@@ -69,10 +83,9 @@ Channel bench
 Far :remote:
 Near :local:
 Patterns *
-Create Near
-Sync Pull
-SyncState *
-`, up.Host, up.Port, rcString(up.User), rcString(up.Password), p.tlsKeyword, rcString(root), rcString(filepath.Join(root, "INBOX")))
+%sSyncState *
+`, up.Host, up.Port, rcString(up.User), rcString(up.Password), p.tlsKeyword, rcString(root), rcString(filepath.Join(root, "INBOX")),
+		p.channelMode())
 	if err := os.WriteFile(rc, []byte(text), 0o600); err != nil {
 		return nil, err
 	}

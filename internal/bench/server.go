@@ -25,24 +25,42 @@ type dovecotServer struct {
 	master     int // pid of the Dovecot master process
 }
 
-// startDovecot starts the private Dovecot in dir; extra is appended to its
-// configuration.
+// startDovecot starts the private Dovecot in dir with one user, "test";
+// extra is appended to its configuration.
 func startDovecot(dir, extra string) (*dovecotServer, error) {
-	u := testenv.User{Name: "test", Password: "test-pass"}
-	d, err := testenv.NewDovecot(testenv.Config{Dir: dir, Users: []testenv.User{u}, Extra: extra})
+	srvs, err := startDovecotUsers(dir, extra, "test")
 	if err != nil {
 		return nil, err
 	}
-	s := &dovecotServer{d: d, user: u.Name, pass: u.Password}
+	return srvs[0], nil
+}
+
+// startDovecotUsers starts one private Dovecot in dir with a user per name
+// (password name + "-pass") and returns one dovecotServer per user, in the
+// order of names. They share the instance: Stop any one of them to stop it.
+func startDovecotUsers(dir, extra string, names ...string) ([]*dovecotServer, error) {
+	users := make([]testenv.User, len(names))
+	for i, n := range names {
+		users[i] = testenv.User{Name: n, Password: n + "-pass"}
+	}
+	d, err := testenv.NewDovecot(testenv.Config{Dir: dir, Users: users, Extra: extra})
+	if err != nil {
+		return nil, err
+	}
+	var master int
 	data, err := os.ReadFile(filepath.Join(dir, "run", "master.pid"))
 	if err == nil {
-		s.master, err = strconv.Atoi(strings.TrimSpace(string(data)))
+		master, err = strconv.Atoi(strings.TrimSpace(string(data)))
 	}
 	if err != nil {
 		d.Stop()
 		return nil, fmt.Errorf("dovecot master pid: %w", err)
 	}
-	return s, nil
+	srvs := make([]*dovecotServer, len(users))
+	for i, u := range users {
+		srvs[i] = &dovecotServer{d: d, user: u.Name, pass: u.Password, master: master}
+	}
+	return srvs, nil
 }
 
 func (s *dovecotServer) Stop() error { return s.d.Stop() }

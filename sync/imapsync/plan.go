@@ -121,9 +121,13 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 
-	// What the server has: everything (first run, lost state, files found on
-	// disk) or what changed since the recorded state.
-	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0 || len(rec.added) > 0 || len(rec.gone) > 0
+	// What the server has: everything (first run, lost index, UIDVALIDITY
+	// changed: every message must be matched again) or what changed since
+	// the recorded state. New local files do not make a run full: those
+	// with a ,U= tag (crash leftovers) are checked by a FETCH of just their
+	// UIDs; those without are new local messages (recoverAppends already
+	// adopted interrupted uploads).
+	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
 	var server map[uint32]*serverMsg // full: every message; else: those whose flags changed
 	var present map[uint32]bool      // every UID on the server, when known
 	if full {
@@ -157,10 +161,14 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	} else {
 		server = map[uint32]*serverMsg{}
-		if err := fetchChangedFlags(w.c, j.f, condstore, sel.HighestModSeq, server); err != nil {
+		if err := fetchChangedFlags(w.c, j.f.HighestModSeq, condstore, sel.HighestModSeq, server); err != nil {
 			return err
 		}
-		if uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows) {
+		if err := w.checkTagged(ctx, j, rec, server, uint32(sel.UIDNext)); err != nil {
+			return err
+		}
+		fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
+		if fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows) || len(rec.gone) > 0 {
 			all, err := searchAll(w.c)
 			if err != nil {
 				return err
@@ -168,6 +176,15 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			present = make(map[uint32]bool, len(all))
 			for _, uid := range all {
 				present[uid] = true
+			}
+		}
+		if fresh {
+			// New local files may be messages the server got meanwhile by
+			// another way (or a copy made while the index was lost): match
+			// them against the server messages we do not have yet, the
+			// only ones they can be, before uploading anything.
+			if err := w.matchFresh(ctx, j, rec, present, server); err != nil {
+				return err
 			}
 		}
 	}
@@ -257,6 +274,14 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		if err := w.appendNew(ctx, j, fresh); err != nil {
 			return err
 		}
+		for _, m := range fresh {
+			if m.UID != 0 {
+				local[m.UID] = m
+			}
+		}
+	}
+	if present, err = w.refreshAfterPush(ctx, j, sel, condstore, local, present); err != nil {
+		return err
 	}
 	if !o.pull() {
 		return nil
@@ -293,6 +318,118 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		j.acquire(1)
 		w.s.q.push(task{job: j, uids: newUIDs[:n]})
 		newUIDs = newUIDs[n:]
+	}
+	return nil
+}
+
+// refreshAfterPush: when this run changed the folder upstream, the state
+// read at SELECT is stale (our own APPENDs and STOREs moved UIDNEXT and
+// HIGHESTMODSEQ), and recording it would make the next run look at the
+// folder again. So SELECT again, take the new state, and apply what changed
+// since the first SELECT (our own changes are no-ops by the merge rules;
+// anyone else's are merged as usual). Recording the state read before those
+// reads is safe: whatever changes after it is seen next time.
+func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
+	local map[uint32]*index.Message, present map[uint32]bool) (map[uint32]bool, error) {
+	o := &w.s.opts
+	pushed := false
+	j.update(func(r *FolderResult) { pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0 })
+	if !pushed || o.DryRun || !condstore || sel.HighestModSeq == 0 {
+		return present, nil
+	}
+	sel2, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{CondStore: true}).Wait()
+	if err != nil {
+		w.selected = ""
+		return nil, fmt.Errorf("SELECT: %w", err)
+	}
+	if sel2.UIDValidity != sel.UIDValidity {
+		return present, nil // the next run sorts it out
+	}
+	server := map[uint32]*serverMsg{}
+	if err := fetchChangedFlags(w.c, sel.HighestModSeq, true, sel2.HighestModSeq, server); err != nil {
+		return nil, err
+	}
+	if err := w.syncFlags(ctx, j, local, server); err != nil {
+		return nil, err
+	}
+	all, err := searchAll(w.c)
+	if err != nil {
+		return nil, err
+	}
+	present = make(map[uint32]bool, len(all))
+	for _, uid := range all {
+		present[uid] = true
+	}
+	j.uidNext, j.highestModSeq = uint32(sel2.UIDNext), sel2.HighestModSeq
+	return present, nil
+}
+
+// matchFresh matches local rows without UID against the server messages
+// that have no local row yet (by content identity, see rematch).
+func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present map[uint32]bool, server map[uint32]*serverMsg) error {
+	known := map[uint32]bool{}
+	for _, m := range rec.rows {
+		if m.UID != 0 {
+			known[m.UID] = true
+		}
+	}
+	var cand []imap.UID
+	for uid := range present {
+		if !known[uid] {
+			cand = append(cand, imap.UID(uid))
+		}
+	}
+	if len(cand) == 0 {
+		return nil
+	}
+	meta, err := fetchMetaSet(w.c, imap.UIDSetNum(cand...), 1, true)
+	if err != nil {
+		return err
+	}
+	for uid, sm := range meta {
+		if server[uid] == nil {
+			server[uid] = sm
+		}
+	}
+	return rematch(ctx, w.s.opts.Index, j.dir, rec.rows, meta, w.s.opts.DryRun)
+}
+
+// checkTagged verifies, in an incremental run, the ,U= tags of files found
+// on disk (see verifyTags) with a FETCH of just those UIDs.
+func (w *worker) checkTagged(ctx context.Context, j *folderJob, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) error {
+	var uids []imap.UID
+	for _, m := range rec.added {
+		if m.UID != 0 {
+			uids = append(uids, imap.UID(m.UID))
+		}
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	bufs, err := w.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return abort(w.c, err)
+	}
+	meta := map[uint32]*serverMsg{}
+	for _, b := range bufs {
+		sm := &serverMsg{uid: uint32(b.UID), size: b.RFC822Size}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(b.Flags)
+		meta[sm.uid] = sm
+		if server[sm.uid] == nil {
+			server[sm.uid] = sm
+		}
+	}
+	expunged, err := verifyTags(ctx, &w.s.opts, j.dir, rec.rows, rec.added, meta, uidNext)
+	if err != nil {
+		return err
+	}
+	if len(expunged) > 0 {
+		gone := map[index.MessageID]bool{}
+		for _, m := range expunged {
+			gone[m.ID] = true
+		}
+		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
+		j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
 	}
 	return nil
 }
@@ -383,6 +520,11 @@ func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
 // fetchMeta fetches UID, FLAGS and RFC822.SIZE (and the Message-ID when
 // rows must be matched by content) of every message from UID from on.
 func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*serverMsg, error) {
+	return fetchMetaSet(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}}, from, withIDs)
+}
+
+// fetchMetaSet is fetchMeta for a UID set; UIDs below from are ignored.
+func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bool) (map[uint32]*serverMsg, error) {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}
 	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 	if withIDs {
@@ -390,8 +532,7 @@ func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*ser
 		opts.InternalDate = true
 	}
 	out := map[uint32]*serverMsg{}
-	all := imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}}
-	cmd := c.Fetch(all, opts)
+	cmd := c.Fetch(set, opts)
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -426,16 +567,13 @@ func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*ser
 // recorded UIDNEXT: a row for a newer message may exist already (indexed
 // from disk after an interrupted run) and must get the server's keywords,
 // which file names do not carry.
-func fetchChangedFlags(c *imapclient.Client, f *index.Folder, condstore bool, highest uint64, server map[uint32]*serverMsg) error {
-	if f.UIDNext <= 1 {
-		return nil
-	}
+func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highest uint64, server map[uint32]*serverMsg) error {
 	opts := &imap.FetchOptions{UID: true, Flags: true}
-	if condstore && f.HighestModSeq != 0 {
-		if highest == f.HighestModSeq {
+	if condstore && since != 0 {
+		if highest == since {
 			return nil
 		}
-		opts.ChangedSince = f.HighestModSeq
+		opts.ChangedSince = since
 	}
 	set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
 	cmd := c.Fetch(set, opts)

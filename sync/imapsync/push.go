@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -281,7 +282,31 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	if err != nil {
 		return err
 	}
-	n := 0
+	// Pipelined: up to appendWindow APPENDs in flight (each larger than
+	// 4 KiB still waits for the server's continuation, but no longer for
+	// the previous message's tagged answer). Results are recorded in one
+	// transaction at the end; a crash before it leaves intents that the
+	// next run resolves by content (recoverAppends).
+	type sent struct {
+		m      *index.Message
+		e      maildir.Entry
+		size   int64
+		intent int64
+		cmd    *imapclient.AppendCommand
+		uid    uint32
+	}
+	var inflight, done []*sent
+	wait := func(p *sent) error {
+		data, err := p.cmd.Wait()
+		if err != nil {
+			return fmt.Errorf("APPEND: %w", err)
+		}
+		if data.UID != 0 { // else no UIDPLUS: the intent stays; the next run matches the copy
+			p.uid = uint32(data.UID)
+			done = append(done, p)
+		}
+		return nil
+	}
 	for i, m := range rows {
 		e, ok := entryOf(m)
 		if !ok {
@@ -304,23 +329,36 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 			return err
 		}
 		cmd := w.c.Append(j.rf.Remote, size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
-		_, werr := io.Copy(maildir.NewCRLFWriter(cmd), bufio.NewReaderSize(f, 64<<10))
+		cw := maildir.NewCRLFWriter(cmd)
+		_, werr := io.Copy(cw, bufio.NewReaderSize(f, 64<<10))
 		f.Close()
-		cerr := cmd.Close()
-		data, err := cmd.Wait()
-		if err = errors.Join(werr, cerr, err); err != nil {
-			return fmt.Errorf("APPEND: %w", err)
+		if err := errors.Join(werr, cmd.Close()); err != nil || cw.N() != size {
+			return abort(w.c, fmt.Errorf("APPEND %s: %d of %d bytes sent: %v", m.Key, cw.N(), size, err))
 		}
-		if data.UID == 0 {
-			continue // no UIDPLUS: the intent stays; the next run matches the copy
+		inflight = append(inflight, &sent{m: m, e: e, size: size, intent: intents[i], cmd: cmd})
+		if len(inflight) >= appendWindow {
+			if err := wait(inflight[0]); err != nil {
+				return err
+			}
+			inflight = inflight[1:]
 		}
-		ne, err := j.dir.SetUID(e, uint32(data.UID))
+	}
+	for _, p := range inflight {
+		if err := wait(p); err != nil {
+			return err
+		}
+	}
+	for _, p := range done {
+		ne, err := j.dir.SetUID(p.e, p.uid)
 		if err != nil {
 			return err
 		}
-		m.UID, m.File, m.RFC822Size = uint32(data.UID), ne.Sub+"/"+ne.Name, size
-		err = o.Index.Write(ctx, func(tx *index.Tx) error {
-			if err := tx.SetUID(m.ID, m.UID, size); err != nil {
+		p.m.UID, p.m.File, p.m.RFC822Size = p.uid, ne.Sub+"/"+ne.Name, p.size
+	}
+	err = o.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, p := range done {
+			m := p.m
+			if err := tx.SetUID(m.ID, m.UID, p.size); err != nil {
 				return err
 			}
 			if err := tx.SetFile(m.ID, m.File); err != nil {
@@ -329,16 +367,21 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 			if err := tx.SetSyncedFlags(m.ID, m.Flags, m.Keywords); err != nil {
 				return err
 			}
-			return tx.DoneIntent(intents[i])
-		})
-		if err != nil {
-			return err
+			if err := tx.DoneIntent(p.intent); err != nil {
+				return err
+			}
 		}
-		n++
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	j.update(func(r *FolderResult) { r.Uploaded += n })
+	j.update(func(r *FolderResult) { r.Uploaded += len(done) })
 	return nil
 }
+
+// appendWindow bounds the APPENDs in flight on one connection.
+const appendWindow = 16
 
 // recoverAppends resolves APPENDs that a previous run recorded but did not
 // confirm: if the server has the message (same Message-ID and size, at or
