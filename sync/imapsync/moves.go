@@ -70,6 +70,7 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		}); err != nil {
 			return 0, err
 		}
+		s.scans.put(f.ID, &folderScan{entries: entries, files: files})
 		onDisk := make(map[string]bool, len(entries))
 		for _, e := range entries {
 			onDisk[e.Key] = true
@@ -117,6 +118,7 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 			n++
 			continue
 		}
+		s.scans.clear() // the listings no longer hold
 		if err := s.moveOne(ctx, c, cand, a.e, a.to, remoteOf); err != nil {
 			return n, err
 		}

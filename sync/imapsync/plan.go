@@ -52,7 +52,7 @@ func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err erro
 	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && j.dirUV == st.UIDValidity &&
 		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
 		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
-		unchanged, err := unchangedLocally(ctx, o, j.f, dir, int(*st.NumMessages))
+		unchanged, err := unchangedLocally(ctx, o, j.f, dir, int(*st.NumMessages), s.scans.peek(j.f.ID))
 		if err != nil {
 			return false, err
 		}
@@ -93,7 +93,11 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 	trustTags := dirUV == sel.UIDValidity && !uvChanged
-	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags)
+	var listing []maildir.Entry
+	if sc := w.s.scans.take(j.f.ID); sc != nil {
+		listing = sc.entries
+	}
+	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags, listing)
 	if err != nil {
 		return err
 	}
@@ -469,16 +473,21 @@ func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]ui
 // unchangedLocally reports, without loading the rows, whether the folder's
 // Maildir still matches the index (same keys, same file names), its
 // upstream message count is the server's, and nothing waits to be pushed.
-func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, dir *maildir.Dir, serverCount int) (bool, error) {
-	entries, err := dir.Scan()
-	if err != nil {
+func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, dir *maildir.Dir, serverCount int, cached *folderScan) (bool, error) {
+	var entries []maildir.Entry
+	var files map[string]string
+	var err error
+	if cached != nil {
+		entries, files = cached.entries, cached.files
+	} else if entries, err = dir.Scan(); err != nil {
 		return false, err
 	}
-	var files map[string]string
 	var upstream, pending int
 	err = o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if files, err = tx.MessageFiles(f.ID); err != nil {
-			return err
+		if files == nil {
+			if files, err = tx.MessageFiles(f.ID); err != nil {
+				return err
+			}
 		}
 		upstream, pending, err = tx.SyncCounts(f.ID)
 		return err

@@ -31,10 +31,15 @@ type reconciled struct {
 // and renamed files update flags. Rows without a file are returned in gone:
 // what that means (a deletion to push, or a message to fetch again) is the
 // plan's decision.
-func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool) (*reconciled, error) {
-	entries, err := dir.Scan()
-	if err != nil {
-		return nil, err
+//
+// entries is the folder's listing when the caller has one from this run
+// (nil: read it now).
+func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, entries []maildir.Entry) (*reconciled, error) {
+	var err error
+	if entries == nil {
+		if entries, err = dir.Scan(); err != nil {
+			return nil, err
+		}
 	}
 	var rows []*index.Message
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {

@@ -274,7 +274,53 @@ type syncer struct {
 	commit  *committer
 	dialErr atomic.Pointer[error] // set once dialing has failed for good
 	actions []string              // folder-level actions, for the Result
+	scans   scanCache             // directory listings read by detectMoves, reused once
 	planned map[string]bool       // DryRun: Maildir keys of planned moves
+}
+
+// folderScan is a folder's directory listing and its index rows' file
+// names, as read at the start of the run.
+type folderScan struct {
+	entries []maildir.Entry
+	files   map[string]string
+}
+
+// scanCache hands each folder's listing from detectMoves to the folder's
+// plan, so a large Maildir is read once per run, not three times. An entry
+// is valid until the plan changes the folder; take removes it.
+type scanCache struct {
+	mu sync.Mutex
+	m  map[index.FolderID]*folderScan
+}
+
+func (c *scanCache) put(id index.FolderID, s *folderScan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[index.FolderID]*folderScan{}
+	}
+	c.m[id] = s
+}
+
+// peek returns the listing without removing it; take removes it.
+func (c *scanCache) peek(id index.FolderID) *folderScan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *scanCache) take(id index.FolderID) *folderScan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.m[id]
+	delete(c.m, id)
+	return s
+}
+
+func (c *scanCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
 }
 
 // task is a unit of work: plan a folder (uids == nil) or fetch a chunk.
