@@ -41,7 +41,7 @@ var ErrNotFound = errors.New("index: not found")
 // EnsureAccount returns the id of the named account, creating its row.
 func (tx *Tx) EnsureAccount(name string) (AccountID, error) {
 	var id AccountID
-	err := tx.tx.QueryRow(`INSERT INTO accounts(name) VALUES(?)
+	err := tx.queryRow(`INSERT INTO accounts(name) VALUES(?)
 		ON CONFLICT(name) DO UPDATE SET name=excluded.name RETURNING id`, name).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("index: account %q: %w", name, err)
@@ -52,7 +52,7 @@ func (tx *Tx) EnsureAccount(name string) (AccountID, error) {
 // Account returns the id of the named account, or ErrNotFound.
 func (tx *ReadTx) Account(name string) (AccountID, error) {
 	var id AccountID
-	err := tx.tx.QueryRow(`SELECT id FROM accounts WHERE name=?`, name).Scan(&id)
+	err := tx.queryRow(`SELECT id FROM accounts WHERE name=?`, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -92,9 +92,9 @@ func (tx *ReadTx) Accounts() ([]AccountState, error) {
 func (tx *Tx) SetAccountResult(id AccountID, at time.Time, errMsg string) error {
 	var err error
 	if errMsg == "" {
-		_, err = tx.tx.Exec(`UPDATE accounts SET last_sync=?, last_error='' WHERE id=?`, at.Unix(), id)
+		_, err = tx.exec(`UPDATE accounts SET last_sync=?, last_error='' WHERE id=?`, at.Unix(), id)
 	} else {
-		_, err = tx.tx.Exec(`UPDATE accounts SET last_error=? WHERE id=?`, errMsg, id)
+		_, err = tx.exec(`UPDATE accounts SET last_error=? WHERE id=?`, errMsg, id)
 	}
 	return err
 }
@@ -130,13 +130,13 @@ func (tx *Tx) EnsureFolder(acct AccountID, name, path string) (*Folder, error) {
 	// existing value, so a recreated folder never reuses a (UIDVALIDITY, UID).
 	uv := uint32(time.Now().Unix())
 	var maxUV sql.NullInt64
-	if err := tx.tx.QueryRow(`SELECT max(local_uidvalidity) FROM folders`).Scan(&maxUV); err != nil {
+	if err := tx.queryRow(`SELECT max(local_uidvalidity) FROM folders`).Scan(&maxUV); err != nil {
 		return nil, err
 	}
 	if maxUV.Valid && int64(uv) <= maxUV.Int64 {
 		uv = uint32(maxUV.Int64 + 1)
 	}
-	row := tx.tx.QueryRow(`INSERT INTO folders(account_id, name, path, local_uidvalidity)
+	row := tx.queryRow(`INSERT INTO folders(account_id, name, path, local_uidvalidity)
 		VALUES(?, ?, ?, ?) RETURNING `+folderCols, acct, name, path, uv)
 	f, err = scanFolder(row)
 	if err != nil {
@@ -147,7 +147,7 @@ func (tx *Tx) EnsureFolder(acct AccountID, name, path string) (*Folder, error) {
 
 // FolderByName returns the folder (account, name) or ErrNotFound.
 func (tx *ReadTx) FolderByName(acct AccountID, name string) (*Folder, error) {
-	f, err := scanFolder(tx.tx.QueryRow(`SELECT `+folderCols+` FROM folders WHERE account_id=? AND name=?`, acct, name))
+	f, err := scanFolder(tx.queryRow(`SELECT `+folderCols+` FROM folders WHERE account_id=? AND name=?`, acct, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -156,7 +156,7 @@ func (tx *ReadTx) FolderByName(acct AccountID, name string) (*Folder, error) {
 
 // Folder returns the folder with the given id or ErrNotFound.
 func (tx *ReadTx) Folder(id FolderID) (*Folder, error) {
-	f, err := scanFolder(tx.tx.QueryRow(`SELECT `+folderCols+` FROM folders WHERE id=?`, id))
+	f, err := scanFolder(tx.queryRow(`SELECT `+folderCols+` FROM folders WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -183,14 +183,14 @@ func (tx *ReadTx) Folders(acct AccountID) ([]*Folder, error) {
 
 // SetRemoteState records the upstream state a completed sync step reached.
 func (tx *Tx) SetRemoteState(id FolderID, uidValidity, uidNext uint32, highestModSeq uint64) error {
-	_, err := tx.tx.Exec(`UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=? WHERE id=?`,
+	_, err := tx.exec(`UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=? WHERE id=?`,
 		uidValidity, uidNext, highestModSeq, id)
 	return err
 }
 
 // SetSpecialUse records the folder's special-use attribute.
 func (tx *Tx) SetSpecialUse(id FolderID, use string) error {
-	_, err := tx.tx.Exec(`UPDATE folders SET special_use=? WHERE id=?`, use, id)
+	_, err := tx.exec(`UPDATE folders SET special_use=? WHERE id=?`, use, id)
 	return err
 }
 
@@ -199,19 +199,19 @@ func (tx *Tx) SetSpecialUse(id FolderID, use string) error {
 func (tx *Tx) SetSyncResult(id FolderID, at time.Time, errMsg string) error {
 	var err error
 	if errMsg == "" {
-		_, err = tx.tx.Exec(`UPDATE folders SET last_sync=?, last_error='' WHERE id=?`, at.Unix(), id)
+		_, err = tx.exec(`UPDATE folders SET last_sync=?, last_error='' WHERE id=?`, at.Unix(), id)
 	} else {
-		_, err = tx.tx.Exec(`UPDATE folders SET last_error=? WHERE id=?`, errMsg, id)
+		_, err = tx.exec(`UPDATE folders SET last_error=? WHERE id=?`, errMsg, id)
 	}
 	return err
 }
 
 // DeleteFolder removes the folder row and all its message rows.
 func (tx *Tx) DeleteFolder(id FolderID) error {
-	if _, err := tx.tx.Exec(`DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE folder_id=?)`, id); err != nil {
+	if _, err := tx.exec(`DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE folder_id=?)`, id); err != nil {
 		return err
 	}
-	_, err := tx.tx.Exec(`DELETE FROM folders WHERE id=?`, id)
+	_, err := tx.exec(`DELETE FROM folders WHERE id=?`, id)
 	return err
 }
 
@@ -252,21 +252,21 @@ func (tx *ReadTx) FolderCounts(acct AccountID) ([]FolderCount, error) {
 // bumpModSeq increments the folder's local MODSEQ and returns the new value.
 func (tx *Tx) bumpModSeq(id FolderID) (uint64, error) {
 	var m uint64
-	err := tx.tx.QueryRow(`UPDATE folders SET local_modseq=local_modseq+1 WHERE id=? RETURNING local_modseq`, id).Scan(&m)
+	err := tx.queryRow(`UPDATE folders SET local_modseq=local_modseq+1 WHERE id=? RETURNING local_modseq`, id).Scan(&m)
 	return m, err
 }
 
 // RenameFolder gives a folder a new name and Maildir path (relative to the
 // store root).
 func (tx *Tx) RenameFolder(id FolderID, name, path string) error {
-	_, err := tx.tx.Exec(`UPDATE folders SET name=?, path=? WHERE id=?`, name, path, id)
+	_, err := tx.exec(`UPDATE folders SET name=?, path=? WHERE id=?`, name, path, id)
 	return err
 }
 
 // ResetRemoteState forgets a folder's upstream state (it was recreated
 // upstream): its UIDs are matched again on the next sync.
 func (tx *Tx) ResetRemoteState(id FolderID) error {
-	if _, err := tx.tx.Exec(`UPDATE folders SET uidvalidity=0, uidnext=0, highestmodseq=0 WHERE id=?`, id); err != nil {
+	if _, err := tx.exec(`UPDATE folders SET uidvalidity=0, uidnext=0, highestmodseq=0 WHERE id=?`, id); err != nil {
 		return err
 	}
 	return tx.ClearUIDs(id)

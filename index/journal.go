@@ -18,14 +18,14 @@ type Intent struct {
 // the command it describes.
 func (tx *Tx) AddIntent(in Intent) (int64, error) {
 	var id int64
-	err := tx.tx.QueryRow(`INSERT INTO journal(account_id, folder_id, message_id, op, arg, state, created)
+	err := tx.queryRow(`INSERT INTO journal(account_id, folder_id, message_id, op, arg, state, created)
 		VALUES(?,?,?,?,?,'sent',?) RETURNING id`, in.Account, in.Folder, in.Message, in.Op, in.Arg, time.Now().Unix()).Scan(&id)
 	return id, err
 }
 
 // DoneIntent removes an intent whose outcome has been recorded.
 func (tx *Tx) DoneIntent(id int64) error {
-	_, err := tx.tx.Exec(`DELETE FROM journal WHERE id=?`, id)
+	_, err := tx.exec(`DELETE FROM journal WHERE id=?`, id)
 	return err
 }
 

@@ -86,7 +86,7 @@ func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
 	for f, n := range count {
 		var last uint32
 		var modseq uint64
-		err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+?, local_modseq=local_modseq+1
+		err := tx.queryRow(`UPDATE folders SET local_uidnext=local_uidnext+?, local_modseq=local_modseq+1
 			WHERE id=? RETURNING local_uidnext, local_modseq`, n, f).Scan(&last, &modseq)
 		if err != nil {
 			return nil, fmt.Errorf("index: add messages: folder %d: %w", f, err)
@@ -215,7 +215,7 @@ func (tx *ReadTx) SyncRows(folder FolderID) ([]*Message, error) {
 
 // MessageByID returns one message row or ErrNotFound.
 func (tx *ReadTx) MessageByID(id MessageID) (*Message, error) {
-	m, err := scanMessage(tx.tx.QueryRow(`SELECT `+messageCols+` FROM messages WHERE id=?`, id))
+	m, err := scanMessage(tx.queryRow(`SELECT `+messageCols+` FROM messages WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -225,7 +225,7 @@ func (tx *ReadTx) MessageByID(id MessageID) (*Message, error) {
 // CountMessages returns the number of message rows in a folder.
 func (tx *ReadTx) CountMessages(folder FolderID) (int, error) {
 	var n int
-	err := tx.tx.QueryRow(`SELECT count(*) FROM messages WHERE folder_id=?`, folder).Scan(&n)
+	err := tx.queryRow(`SELECT count(*) FROM messages WHERE folder_id=?`, folder).Scan(&n)
 	return n, err
 }
 
@@ -235,7 +235,7 @@ func (tx *Tx) SetFlags(id MessageID, folder FolderID, flags maildir.Flags, keywo
 	if err != nil {
 		return err
 	}
-	_, err = tx.tx.Exec(`UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?`,
+	_, err = tx.exec(`UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?`,
 		flags, joinKeywords(keywords), modseq, id)
 	return err
 }
@@ -243,36 +243,36 @@ func (tx *Tx) SetFlags(id MessageID, folder FolderID, flags maildir.Flags, keywo
 // SetSyncedFlags records the flags both sides last agreed on (the merge
 // base).
 func (tx *Tx) SetSyncedFlags(id MessageID, flags maildir.Flags, keywords []string) error {
-	_, err := tx.tx.Exec(`UPDATE messages SET synced_flags=?, synced_kw=? WHERE id=?`, flags, joinKeywords(keywords), id)
+	_, err := tx.exec(`UPDATE messages SET synced_flags=?, synced_kw=? WHERE id=?`, flags, joinKeywords(keywords), id)
 	return err
 }
 
 // SetFile records a message's current file name ("cur/<name>").
 func (tx *Tx) SetFile(id MessageID, file string) error {
-	_, err := tx.tx.Exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
+	_, err := tx.exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
 	return err
 }
 
 // SetUID records a message's upstream UID and size.
 func (tx *Tx) SetUID(id MessageID, uid uint32, rfc822Size int64) error {
-	_, err := tx.tx.Exec(`UPDATE messages SET uid=?, rfc822_size=? WHERE id=?`, uid, rfc822Size, id)
+	_, err := tx.exec(`UPDATE messages SET uid=?, rfc822_size=? WHERE id=?`, uid, rfc822Size, id)
 	return err
 }
 
 // ClearUIDs forgets the upstream UIDs of a folder's messages (after a
 // UIDVALIDITY change); they are matched again by content.
 func (tx *Tx) ClearUIDs(folder FolderID) error {
-	_, err := tx.tx.Exec(`UPDATE messages SET uid=0 WHERE folder_id=?`, folder)
+	_, err := tx.exec(`UPDATE messages SET uid=0 WHERE folder_id=?`, folder)
 	return err
 }
 
 // DeleteMessage removes a message row and its full-text entry. The caller
 // removes the file after the commit.
 func (tx *Tx) DeleteMessage(id MessageID) error {
-	if _, err := tx.tx.Exec(`DELETE FROM messages_fts WHERE rowid=?`, id); err != nil {
+	if _, err := tx.exec(`DELETE FROM messages_fts WHERE rowid=?`, id); err != nil {
 		return err
 	}
-	_, err := tx.tx.Exec(`DELETE FROM messages WHERE id=?`, id)
+	_, err := tx.exec(`DELETE FROM messages WHERE id=?`, id)
 	return err
 }
 
@@ -310,7 +310,7 @@ func fromUnix(s int64) time.Time {
 // folder, or ErrNotFound.
 func (tx *ReadTx) MessageIDByKey(folder FolderID, key string) (MessageID, error) {
 	var id MessageID
-	err := tx.tx.QueryRow(`SELECT id FROM messages WHERE folder_id=? AND key=?`, folder, key).Scan(&id)
+	err := tx.queryRow(`SELECT id FROM messages WHERE folder_id=? AND key=?`, folder, key).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -321,7 +321,7 @@ func (tx *ReadTx) MessageIDByKey(folder FolderID, key string) (MessageID, error)
 // message with this Maildir key (the file was copied from there).
 func (tx *ReadTx) KeyElsewhere(folder FolderID, key string) (bool, error) {
 	var n int
-	err := tx.tx.QueryRow(`SELECT count(*) FROM messages WHERE key=? AND folder_id!=?
+	err := tx.queryRow(`SELECT count(*) FROM messages WHERE key=? AND folder_id!=?
 		AND folder_id IN (SELECT id FROM folders WHERE account_id=(SELECT account_id FROM folders WHERE id=?))`,
 		key, folder, folder).Scan(&n)
 	return n > 0, err
@@ -330,7 +330,7 @@ func (tx *ReadTx) KeyElsewhere(folder FolderID, key string) (bool, error) {
 // MessageByKey returns the row with the given Maildir key in a folder, or
 // ErrNotFound.
 func (tx *ReadTx) MessageByKey(folder FolderID, key string) (*Message, error) {
-	m, err := scanMessage(tx.tx.QueryRow(`SELECT `+messageCols+` FROM messages WHERE folder_id=? AND key=?`, folder, key))
+	m, err := scanMessage(tx.queryRow(`SELECT `+messageCols+` FROM messages WHERE folder_id=? AND key=?`, folder, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -344,12 +344,12 @@ func (tx *ReadTx) MessageByKey(folder FolderID, key string) (*Message, error) {
 func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string, flags maildir.Flags) error {
 	var localUID uint32
 	var modseq uint64
-	err := tx.tx.QueryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
+	err := tx.queryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
 		WHERE id=? RETURNING local_uidnext-1, local_modseq`, to).Scan(&localUID, &modseq)
 	if err != nil {
 		return fmt.Errorf("index: move message: folder %d: %w", to, err)
 	}
-	_, err = tx.tx.Exec(`UPDATE messages SET folder_id=?, uid=?, file=?, flags=?, local_uid=?, modseq=? WHERE id=?`,
+	_, err = tx.exec(`UPDATE messages SET folder_id=?, uid=?, file=?, flags=?, local_uid=?, modseq=? WHERE id=?`,
 		to, uid, file, flags, localUID, modseq, id)
 	return err
 }
@@ -358,7 +358,7 @@ func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string, fl
 // and how many carry local changes not yet pushed (no UID, or flags that
 // differ from the merge base).
 func (tx *ReadTx) SyncCounts(folder FolderID) (upstream, pending int, err error) {
-	err = tx.tx.QueryRow(`SELECT count(*) FILTER (WHERE uid != 0),
+	err = tx.queryRow(`SELECT count(*) FILTER (WHERE uid != 0),
 		count(*) FILTER (WHERE uid = 0 OR flags != synced_flags OR keywords != synced_kw)
 		FROM messages WHERE folder_id=?`, folder).Scan(&upstream, &pending)
 	return upstream, pending, err

@@ -45,7 +45,7 @@ func (tx *Tx) AddPOP3UIDL(acct AccountID, uidl string, msg MessageID, storedAt t
 	if msg != 0 {
 		m = msg
 	}
-	_, err := tx.tx.Exec(`INSERT INTO pop3_uidls(account_id, uidl, message_id, stored_at) VALUES(?,?,?,?)
+	_, err := tx.exec(`INSERT INTO pop3_uidls(account_id, uidl, message_id, stored_at) VALUES(?,?,?,?)
 		ON CONFLICT(account_id, uidl) DO UPDATE SET message_id=excluded.message_id,
 			stored_at=excluded.stored_at, deleted_at=0`, acct, uidl, m, storedAt.Unix())
 	if err != nil {
@@ -125,7 +125,7 @@ func (tx *ReadTx) POP3PendingList(acct AccountID) ([]POP3Pending, error) {
 // DonePOP3Pending removes a pending download: its row and UIDL are recorded,
 // or its file never reached the folder.
 func (tx *Tx) DonePOP3Pending(acct AccountID, uidl string) error {
-	_, err := tx.tx.Exec(`DELETE FROM pop3_pending WHERE account_id=? AND uidl=?`, acct, uidl)
+	_, err := tx.exec(`DELETE FROM pop3_pending WHERE account_id=? AND uidl=?`, acct, uidl)
 	if err != nil {
 		return fmt.Errorf("index: done pop3 pending: %w", err)
 	}

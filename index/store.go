@@ -65,7 +65,7 @@ func Open(path string) (*Store, error) {
 	}
 	dsn := func(extra string) string {
 		q := url.Values{}
-		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)"} {
+		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", "cache_size(-16000)"} {
 			q.Add("_pragma", p)
 		}
 		return "file:" + path + "?" + q.Encode() + extra
@@ -153,7 +153,55 @@ func migrate(db *sql.DB) error {
 
 // ReadTx is a read-only snapshot of the index.
 type ReadTx struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt // prepared once per transaction (see prep)
+}
+
+// prep returns q prepared on this transaction, preparing it on first use:
+// loops that run a statement per message pay for the parse once. The
+// statements close with the transaction.
+func (tx *ReadTx) prep(q string) (*sql.Stmt, error) {
+	if st, ok := tx.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := tx.tx.Prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	if tx.stmts == nil {
+		tx.stmts = map[string]*sql.Stmt{}
+	}
+	tx.stmts[q] = st
+	return st, nil
+}
+
+func (tx *ReadTx) exec(q string, args ...any) (sql.Result, error) {
+	st, err := tx.prep(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec(args...)
+}
+
+// row is what queryRow returns: an *sql.Row, or the preparation error.
+type row struct {
+	r   *sql.Row
+	err error
+}
+
+func (r row) Scan(dst ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.r.Scan(dst...)
+}
+
+func (tx *ReadTx) queryRow(q string, args ...any) row {
+	st, err := tx.prep(q)
+	if err != nil {
+		return row{err: err}
+	}
+	return row{r: st.QueryRow(args...)}
 }
 
 // Tx is a read-write transaction; all its changes commit together.

@@ -2,8 +2,10 @@ package imapsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -54,31 +56,52 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		to *index.Folder
 	}
 	var arrivals []arrival
+	// Read the folders' listings and index file names in parallel: on a
+	// large account this is most of a no-change run.
+	var scanned []*index.Folder
 	for _, f := range known {
-		if remoteOf[f.Name] == "" || f.UIDValidity == 0 {
+		if remoteOf[f.Name] != "" && f.UIDValidity != 0 {
+			scanned = append(scanned, f)
+		}
+	}
+	scans := make([]*folderScan, len(scanned))
+	errs := make([]error, len(scanned))
+	var wg sync.WaitGroup
+	for i, f := range scanned {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &maildir.Dir{Path: filepath.Join(o.Root, f.Path)}
+			entries, err := d.Scan()
+			if err != nil {
+				return // the folder's own plan reports it
+			}
+			var files map[string]string
+			errs[i] = o.Index.Read(ctx, func(tx *index.ReadTx) error {
+				files, err = tx.MessageFiles(f.ID)
+				return err
+			})
+			scans[i] = &folderScan{entries: entries, files: files}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	for i, f := range scanned {
+		sc := scans[i]
+		if sc == nil {
 			continue
 		}
-		d := &maildir.Dir{Path: filepath.Join(o.Root, f.Path)}
-		entries, err := d.Scan()
-		if err != nil {
-			continue // the folder's own plan reports it
-		}
-		var files map[string]string
-		if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-			files, err = tx.MessageFiles(f.ID)
-			return err
-		}); err != nil {
-			return 0, err
-		}
-		s.scans.put(f.ID, &folderScan{entries: entries, files: files})
-		onDisk := make(map[string]bool, len(entries))
-		for _, e := range entries {
+		s.scans.put(f.ID, sc)
+		onDisk := make(map[string]bool, len(sc.entries))
+		for _, e := range sc.entries {
 			onDisk[e.Key] = true
-			if _, ok := files[e.Key]; !ok {
+			if _, ok := sc.files[e.Key]; !ok {
 				arrivals = append(arrivals, arrival{e, f})
 			}
 		}
-		for key := range files {
+		for key := range sc.files {
 			if !onDisk[key] {
 				gone[key] = moveCand{from: f}
 			}
