@@ -284,46 +284,59 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			}
 		}
 	}
-	if present, err = w.refreshAfterPush(ctx, j, sel, condstore, local, present); err != nil {
-		return err
-	}
-	if !o.pull() {
-		return nil
-	}
-
 	// New messages: every server UID without a local row, in chunks any
-	// worker can take.
+	// worker can take. They are queued before the refresh below, so the
+	// downloads start while this worker re-reads the folder.
 	deleted := make(map[uint32]bool, len(localGone))
 	for _, m := range localGone {
 		deleted[m.UID] = true
 	}
-	var newUIDs []uint32
-	for uid := range present {
-		if local[uid] == nil && !deleted[uid] && !movedAway[uid] {
-			newUIDs = append(newUIDs, uid)
+	queued := map[uint32]bool{}
+	queueNew := func(present map[uint32]bool) error {
+		if !o.pull() {
+			return nil
 		}
-	}
-	slices.Sort(newUIDs)
-	if newUIDs, err = w.withinLimits(server, newUIDs); err != nil {
-		return err
-	}
-	if o.DryRun {
-		j.update(func(r *FolderResult) {
-			r.New += len(newUIDs)
-			r.Bytes += sizeOf(server, newUIDs)
-		})
+		var newUIDs []uint32
+		for uid := range present {
+			if local[uid] == nil && !deleted[uid] && !movedAway[uid] && !queued[uid] {
+				newUIDs = append(newUIDs, uid)
+			}
+		}
+		slices.Sort(newUIDs)
+		var err error
+		if newUIDs, err = w.withinLimits(server, newUIDs); err != nil {
+			return err
+		}
+		for _, u := range newUIDs {
+			queued[u] = true
+		}
+		if o.DryRun {
+			j.update(func(r *FolderResult) {
+				r.New += len(newUIDs)
+				r.Bytes += sizeOf(server, newUIDs)
+			})
+			return nil
+		}
+		if len(newUIDs) > 0 {
+			o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
+		}
+		for len(newUIDs) > 0 {
+			n := min(len(newUIDs), o.ChunkSize)
+			j.acquire(1)
+			w.s.q.push(task{job: j, uids: newUIDs[:n]})
+			newUIDs = newUIDs[n:]
+		}
 		return nil
 	}
-	if len(newUIDs) > 0 {
-		o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
+	if err := queueNew(present); err != nil {
+		return err
 	}
-	for len(newUIDs) > 0 {
-		n := min(len(newUIDs), o.ChunkSize)
-		j.acquire(1)
-		w.s.q.push(task{job: j, uids: newUIDs[:n]})
-		newUIDs = newUIDs[n:]
+	refreshed, err := w.refreshAfterPush(ctx, j, sel, condstore, local, present)
+	if err != nil {
+		return err
 	}
-	return nil
+	// What arrived meanwhile (our own APPENDs have rows already).
+	return queueNew(refreshed)
 }
 
 // refreshAfterPush: when this run changed the folder upstream, the state
