@@ -3,6 +3,7 @@ package index_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -162,4 +163,63 @@ func TestParseHeaderMalformed(t *testing.T) {
 		t.Errorf("garbage parsed to %+v", h)
 	}
 	_ = time.Now
+}
+
+// TestIndexPending: text deferred at store time is found once IndexPending
+// has run, also when the file was renamed (flags changed) meanwhile.
+func TestIndexPending(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	dir, err := maildir.Open(filepath.Join(root, "a", "INBOX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir.Path, "cur", name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("k1:2,", "Subject: one\n\nzeppelin over the lake\n")
+	write("k2:2,S", "Subject: two\n\nsubmarine below\n") // renamed after storing (was k2:2,)
+	err = st.Write(ctx, func(tx *index.Tx) error {
+		a, _ := tx.EnsureAccount("a")
+		f, _ := tx.EnsureFolder(a, "INBOX", "a/INBOX")
+		m1, m2 := newMsg(f.ID, "k1", "one", ""), newMsg(f.ID, "k2", "two", "")
+		m1.DeferText, m2.DeferText = true, true
+		m2.File = "cur/k2:2,"
+		_, err := tx.AddMessages([]*index.NewMessage{m1, m2})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int {
+		var n int
+		st.Read(ctx, func(tx *index.ReadTx) error {
+			hits, err := tx.Search(q, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = len(hits)
+			return nil
+		})
+		return n
+	}
+	if count("zeppelin") != 0 {
+		t.Fatal("text indexed before IndexPending")
+	}
+	n, err := st.IndexPending(ctx, root, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("IndexPending = %d, %v", n, err)
+	}
+	if count("zeppelin") != 1 || count("submarine") != 1 || count("one") != 1 {
+		t.Errorf("after IndexPending: zeppelin %d, submarine %d, one %d", count("zeppelin"), count("submarine"), count("one"))
+	}
+	st.Read(ctx, func(tx *index.ReadTx) error {
+		if p, _ := tx.PendingText(); p != 0 {
+			t.Errorf("%d still pending", p)
+		}
+		return nil
+	})
 }

@@ -51,6 +51,10 @@ type Message struct {
 type NewMessage struct {
 	Message
 	Body string
+	// DeferText leaves the full-text entry to IndexPending, which reads
+	// the message file later: the sync does not pay for MIME decoding and
+	// tokenizing. Body is ignored then.
+	DeferText bool
 }
 
 // AddMessage inserts one message row; see AddMessages.
@@ -114,13 +118,15 @@ func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
 		}
 		m.ID, m.LocalUID, m.ModSeq = ids[i], localUID, sp.modseq
 	}
-	fts, err := tx.tx.Prepare(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`)
-	if err != nil {
-		return nil, err
-	}
-	defer fts.Close()
 	for i, m := range ms {
-		if _, err := fts.Exec(ids[i], m.Header.Subject, m.Header.From, m.Header.To+" "+m.Header.Cc, m.Body); err != nil {
+		var err error
+		if m.DeferText {
+			_, err = tx.exec(`INSERT INTO fts_pending(message_id) VALUES(?)`, ids[i])
+		} else {
+			_, err = tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,
+				ids[i], m.Header.Subject, m.Header.From, m.Header.To+" "+m.Header.Cc, m.Body)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("index: add message %s to full-text index: %w", m.Key, err)
 		}
 	}

@@ -36,10 +36,6 @@ type Delivery struct {
 	bol     bool // the last byte written was '\n' (or none was written)
 	sum     [32]byte
 
-	keep      []byte // a copy of the content, while it is at most keepLimit bytes (see Keep)
-	keepLimit int
-	keepOver  bool
-
 	closed bool // Close has run
 	done   bool // committed or aborted: the tmp file is no longer ours
 	err    error
@@ -122,13 +118,6 @@ func (w *Delivery) emit(b []byte) {
 	}
 	w.h.Write(b)
 	w.size += int64(len(b))
-	if w.keepLimit > 0 && !w.keepOver {
-		if len(w.keep)+len(b) > w.keepLimit {
-			w.keepOver, w.keep = true, nil
-		} else {
-			w.keep = append(w.keep, b...)
-		}
-	}
 	if _, err := w.bw.Write(b); err != nil {
 		w.err = fmt.Errorf("maildir: write %s: %w", w.path, err)
 	}
@@ -170,25 +159,6 @@ func (w *Delivery) Header() []byte { return w.hdr }
 
 // Key returns the key of the message; it stays its key after Commit.
 func (w *Delivery) Key() string { return w.key }
-
-// Keep asks the delivery to keep a copy of what it writes (LF form) as long
-// as the message is at most limit bytes, so that a small message can be
-// parsed without reading the file back. Call it before the first Write;
-// Keep(0) drops the copy.
-func (w *Delivery) Keep(limit int) {
-	w.keepLimit, w.keep = limit, nil
-	if limit > 0 {
-		w.keep = make([]byte, 0, min(limit, 16<<10))
-	}
-}
-
-// Kept returns the copy Keep asked for, or nil if the message was larger.
-func (w *Delivery) Kept() []byte {
-	if w.keepOver {
-		return nil
-	}
-	return w.keep
-}
 
 // Path returns the tmp/ file's path, valid until Commit or Abort. Use it to
 // read the message back (e.g. for indexing) after Close.

@@ -116,7 +116,7 @@ func (c *committer) commit(batch []*delivered) error {
 	return c.s.opts.Index.Write(context.Background(), func(tx *index.Tx) error {
 		ms := make([]*index.NewMessage, len(batch))
 		for i, d := range batch {
-			m := &index.NewMessage{Body: d.text}
+			m := &index.NewMessage{DeferText: true} // full text: index.IndexPending
 			ms[i] = m
 			m.Folder = d.job.f.ID
 			m.Key = d.dlv.Key()

@@ -1,7 +1,6 @@
 package imapsync
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,13 +14,6 @@ import (
 	"github.com/postfach/postfach/maildir"
 )
 
-// textLimit caps the decoded text kept for the full-text index per message.
-const textLimit = 128 << 10
-
-// keepLimit: messages up to this size are parsed for the index from memory
-// instead of being read back from the file.
-const keepLimit = 256 << 10
-
 // delivered is a message written to tmp/, waiting for the committer.
 type delivered struct {
 	job      *folderJob
@@ -32,7 +24,6 @@ type delivered struct {
 	idate    time.Time
 	rfcSize  int64
 	header   index.Header
-	text     string
 }
 
 // fetch downloads one chunk of new messages, streaming each body into a
@@ -120,7 +111,6 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 			if err != nil {
 				return nil, err
 			}
-			dlv.Keep(keepLimit)
 			if _, err := io.Copy(dlv, it.Literal); err != nil {
 				dlv.Abort()
 				return nil, fmt.Errorf("storing message: %w", err)
@@ -139,13 +129,6 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 		return nil, nil
 	}
 	d.header = index.ParseHeader(d.dlv.Header())
-	if kept := d.dlv.Kept(); kept != nil {
-		d.text = index.ExtractText(bytes.NewReader(kept), textLimit)
-		d.dlv.Keep(0) // release the copy: the message may wait for its batch
-	} else if f, err := os.Open(d.dlv.Path()); err == nil {
-		d.text = index.ExtractText(f, textLimit)
-		f.Close()
-	}
 	if !d.idate.IsZero() {
 		os.Chtimes(d.dlv.Path(), d.idate, d.idate)
 	}

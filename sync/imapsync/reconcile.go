@@ -207,8 +207,6 @@ func indexFile(dir *maildir.Dir, e maildir.Entry, trustTags bool) (*index.NewMes
 	m.InternalDate = st.ModTime()
 	m.Header = index.ParseHeader(hdr.Bytes())
 	copy(m.SHA256[:], h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err == nil {
-		m.Body = index.ExtractText(f, textLimit)
-	}
+	m.DeferText = true // full text: index.IndexPending
 	return m, nil
 }

@@ -76,6 +76,21 @@ func newSearchCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			// Messages stored by sync wait for their full-text entry; index
+			// them first (sync leaves it out of its critical path).
+			var pending int
+			a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
+				pending, _ = tx.PendingText()
+				return nil
+			})
+			if pending > 0 {
+				if pending > 500 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "indexing the text of %d new messages for search...\n", pending)
+				}
+				if _, err := a.Index().IndexPending(cmd.Context(), cfg.Store.Path, nil); err != nil {
+					return err
+				}
+			}
 			var hits []index.SearchResult
 			err = a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
 				hits, err = tx.Search(strings.Join(args, " "), limit)

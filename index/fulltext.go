@@ -1,0 +1,110 @@
+package index
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/postfach/postfach/maildir"
+)
+
+// ftsTextLimit caps the decoded text indexed per message.
+const ftsTextLimit = 128 << 10
+
+// PendingText returns how many messages wait for their full-text entry.
+func (tx *ReadTx) PendingText() (int, error) {
+	var n int
+	err := tx.queryRow(`SELECT count(*) FROM fts_pending`).Scan(&n)
+	return n, err
+}
+
+type pendingText struct {
+	id                         MessageID
+	dir, key, file             string
+	subject, from, to, cc, txt string
+}
+
+// IndexPending fills in the full-text entries of messages stored with
+// NewMessage.DeferText, reading their files below the store root, in
+// batches; done (may be nil) is told after each batch how many are done.
+// A file that cannot be read is indexed by its headers only. It returns the
+// number of messages indexed.
+func (s *Store) IndexPending(ctx context.Context, root string, done func(n int)) (int, error) {
+	total := 0
+	for {
+		var batch []*pendingText
+		err := s.Read(ctx, func(tx *ReadTx) error {
+			rows, err := tx.tx.Query(`SELECT m.id, f.path, m.key, m.file, m.subject, m.from_addr, m.to_addr, m.cc_addr
+				FROM fts_pending p JOIN messages m ON m.id = p.message_id JOIN folders f ON f.id = m.folder_id
+				LIMIT 512`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				p := &pendingText{}
+				var dir string
+				if err := rows.Scan(&p.id, &dir, &p.key, &p.file, &p.subject, &p.from, &p.to, &p.cc); err != nil {
+					return err
+				}
+				p.dir = filepath.Join(root, dir)
+				batch = append(batch, p)
+			}
+			return rows.Err()
+		})
+		if err != nil || len(batch) == 0 {
+			return total, err
+		}
+		// Decode in parallel; write in one transaction.
+		var wg sync.WaitGroup
+		next := make(chan *pendingText)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p := range next {
+					f, err := os.Open(filepath.Join(p.dir, p.file))
+					if err != nil { // renamed since (flags changed): look it up by key
+						d := &maildir.Dir{Path: p.dir}
+						if e, ferr := d.Find(p.key, filepath.Base(p.file)); ferr == nil {
+							f, err = os.Open(d.FilePath(e))
+						}
+					}
+					if err == nil {
+						p.txt = ExtractText(f, ftsTextLimit)
+						f.Close()
+					}
+				}
+			}()
+		}
+		for _, p := range batch {
+			next <- p
+		}
+		close(next)
+		wg.Wait()
+		err = s.Write(ctx, func(tx *Tx) error {
+			for _, p := range batch {
+				if _, err := tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,
+					p.id, p.subject, p.from, p.to+" "+p.cc, p.txt); err != nil {
+					return err
+				}
+				if _, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(batch)
+		if done != nil {
+			done(total)
+		}
+		if s.dry {
+			return total, nil // nothing is ever removed from the queue
+		}
+	}
+}
