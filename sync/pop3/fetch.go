@@ -81,7 +81,6 @@ type FetchResult struct {
 
 const (
 	defaultBatchSize = 128
-	textLimit        = 256 << 10 // decoded text kept for the full-text index
 	// hashIDPrefix starts a content identity. It holds a space, which a
 	// UIDL (RFC 1939: octets 0x21-0x7E) cannot, so the two never collide.
 	hashIDPrefix = "sha256 "
@@ -112,7 +111,6 @@ type download struct {
 	dlv    *maildir.Delivery
 	header index.Header
 	idate  time.Time
-	text   string
 }
 
 type fetcher struct {
@@ -346,10 +344,7 @@ func readStored(path string) (*index.NewMessage, error) {
 	}
 	m.Header = index.ParseHeader(hdr)
 	m.InternalDate = internalDate(hdr, m.Header)
-	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	m.Body = index.ExtractText(fh, textLimit)
+	m.DeferText = true // full text: index.IndexPending
 	return m, nil
 }
 
@@ -558,10 +553,6 @@ func (f *fetcher) store(e entry, r io.Reader) (*download, error) {
 	d := &download{e: e, dlv: dlv}
 	d.header = index.ParseHeader(dlv.Header())
 	d.idate = internalDate(dlv.Header(), d.header)
-	if fh, err := os.Open(dlv.Path()); err == nil {
-		d.text = index.ExtractText(fh, textLimit)
-		fh.Close()
-	}
 	_ = os.Chtimes(dlv.Path(), d.idate, d.idate)
 	return d, nil
 }
@@ -618,7 +609,7 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 	var bytes int64
 	ms := make([]*index.NewMessage, len(batch))
 	for i, d := range batch {
-		m := &index.NewMessage{Body: d.text}
+		m := &index.NewMessage{DeferText: true} // full text: index.IndexPending
 		m.Folder = f.folder.ID
 		m.Key = d.dlv.Key()
 		m.File = "cur/" + names[i]

@@ -673,3 +673,37 @@ func TestDemo(t *testing.T) {
 		t.Errorf("status of the demo: %d messages (account says %d) in %d folders, want 50", total, a.Messages, len(a.Folders))
 	}
 }
+
+// TestSearch: after a sync, search finds messages by subject and by words
+// of their decoded text bodies (indexed on first search), across folders.
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDovecot(t)
+	msgs := corpus.Generate(11, 60, corpus.Options{})
+	d.Seed(t, testenv.DefaultUser.Name, msgs)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	cfg := writeConfig(t, dir, "config.toml", store, imapAccount(d, "work"))
+	mustRun(t, nil, "--config", cfg, "sync")
+
+	// A word from one message's Message-ID-unique subject line.
+	target := msgs[17]
+	subject := ""
+	for _, line := range strings.Split(string(target.Raw), "\r\n") {
+		if strings.HasPrefix(line, "Subject: ") {
+			subject = strings.TrimPrefix(line, "Subject: ")
+			break
+		}
+	}
+	if subject == "" || strings.Contains(subject, "=?") {
+		t.Fatalf("message 17 has an encoded subject %q; pick another seed", subject)
+	}
+	r := mustRun(t, nil, "--config", cfg, "search", subject)
+	if !strings.Contains(r.stdout, subject) {
+		t.Errorf("search %q:\n%s", subject, r)
+	}
+	r = mustRun(t, nil, "--config", cfg, "search", "nosuchwordanywhere")
+	if strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("search for a missing word found:\n%s", r.stdout)
+	}
+}
