@@ -70,6 +70,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -280,7 +281,8 @@ func modelParams() (seeds, rounds, ops int) {
 // move between existing folders) on both sides against the model.
 func TestModel(t *testing.T) {
 	seeds, rounds, ops := modelParams()
-	for seed := int64(1); seed <= int64(seeds); seed++ {
+	first := int64(modelEnvInt("POSTFACH_MODEL_FIRST_SEED", 1))
+	for seed := first; seed < first+int64(seeds); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			runModel(t, seed, rounds, ops, false)
 		})
@@ -294,7 +296,8 @@ func TestModel(t *testing.T) {
 // empty folder, on either side.
 func TestModelFolders(t *testing.T) {
 	seeds, rounds, ops := modelParams()
-	for seed := int64(1); seed <= int64(seeds); seed++ {
+	first := int64(modelEnvInt("POSTFACH_MODEL_FIRST_SEED", 1))
+	for seed := first; seed < first+int64(seeds); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			runModel(t, seed, rounds, ops, true)
 		})
@@ -1275,4 +1278,20 @@ func diffSides(side string, want, got mside) []string {
 		}
 	}
 	return out
+}
+
+// BenchmarkModelSoak is the long form of TestModel and TestModelFolders:
+// each iteration runs both over 10 more seeds (8 rounds of 25 operations)
+// against a fresh Dovecot, in a child process of this test binary, e.g.
+//
+//	go test -run '^$' -bench ModelSoak -benchtime 5x ./sync/imapsync
+func BenchmarkModelSoak(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^(TestModel|TestModelFolders)$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "POSTFACH_MODEL_SEEDS=10", "POSTFACH_MODEL_ROUNDS=8", "POSTFACH_MODEL_OPS=25",
+			fmt.Sprintf("POSTFACH_MODEL_FIRST_SEED=%d", 1000+10*i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("soak iteration %d: %v\n%s", i, err, out)
+		}
+	}
 }
