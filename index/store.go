@@ -7,6 +7,11 @@
 // FTS5 table over decoded headers and text bodies, the journal of local
 // changes waiting to go upstream, and POP3 UIDLs.
 //
+// Full-text entries can be deferred (NewMessage.DeferText): the sync engines
+// store messages with their headers parsed and queue the body text in
+// fts_pending; IndexPending decodes the files and fills the FTS table later,
+// off the sync's critical path (postfach search runs it first).
+//
 // On disk it is one SQLite database in WAL mode at
 // <store root>/.postfach/index.db, written with synchronous=FULL.
 //
