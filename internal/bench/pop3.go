@@ -55,56 +55,16 @@ func runPOP3(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	work, err := os.MkdirTemp(o.dir, "postfach-bench-")
+	ws, err := newWorkspace(ctx, "pop3", "pop3", o.dir, o.keep, o.postfach, args)
 	if err != nil {
 		return err
 	}
-	if work, err = filepath.Abs(work); err != nil {
-		return err
-	}
-	if err := os.Chmod(work, 0o755); err != nil { // Dovecot's users must pass through
-		return err
-	}
-	if o.keep {
-		defer fmt.Fprintln(os.Stderr, "bench: kept", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer ws.close()
+	work, rep, pf := ws.dir, ws.rep, ws.pf
 	log := os.Stderr
-
-	rep := &report{
-		Scenario:   "pop3",
-		Invocation: "go run ./internal/bench " + shellQuote(append([]string{"pop3"}, args...)),
-		Seed:       o.seed,
-		Runs:       o.runs,
-		Machine:    describeMachine(work),
-		RSSMethod:  rssMethod(),
-	}
-	if o.keep {
-		rep.WorkDir = work
-	}
-
-	binDir := filepath.Join(work, "bin")
-	if err := os.Mkdir(binDir, 0o755); err != nil {
-		return err
-	}
-	var pf *postfachPeer
-	if o.postfach != "" {
-		bin, err := filepath.Abs(o.postfach)
-		if err != nil {
-			return err
-		}
-		pf = &postfachPeer{bin: bin, version: "binary " + bin}
-		rep.Build = "prebuilt " + bin
-	} else {
-		fmt.Fprintln(log, "bench: building postfach")
-		if pf, rep.Build, err = buildPostfach(ctx, binDir); err != nil {
-			return err
-		}
-	}
-	pf.kind = "pop3"
+	rep.Seed, rep.Runs = o.seed, o.runs
 	fmt.Fprintln(log, "bench: building maildeliver (fetchmail's MDA)")
-	fm, err := newFetchmail(ctx, binDir)
+	fm, err := newFetchmail(ctx, ws.binDir)
 	if err != nil {
 		return err
 	}

@@ -67,53 +67,14 @@ func runTwoway(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	work, err := os.MkdirTemp(o.dir, "postfach-bench-")
+	ws, err := newWorkspace(ctx, "twoway", "imap", o.dir, o.keep, o.postfach, args)
 	if err != nil {
 		return err
 	}
-	if work, err = filepath.Abs(work); err != nil {
-		return err
-	}
-	if err := os.Chmod(work, 0o755); err != nil { // Dovecot's users must pass through
-		return err
-	}
-	if o.keep {
-		defer fmt.Fprintln(os.Stderr, "bench: kept", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer ws.close()
+	work, rep, pf := ws.dir, ws.rep, ws.pf
 	log := os.Stderr
-
-	rep := &report{
-		Scenario:   "twoway",
-		Invocation: "go run ./internal/bench " + shellQuote(append([]string{"twoway"}, args...)),
-		Seed:       o.seed,
-		Runs:       o.runs,
-		Changes:    o.changes,
-		Machine:    describeMachine(work),
-		RSSMethod:  rssMethod(),
-	}
-	if o.keep {
-		rep.WorkDir = work
-	}
-
-	var pf *postfachPeer
-	if o.postfach != "" {
-		bin, err := filepath.Abs(o.postfach)
-		if err != nil {
-			return err
-		}
-		pf = &postfachPeer{bin: bin, version: "binary " + bin, kind: "imap"}
-		rep.Build = "prebuilt " + bin
-	} else {
-		fmt.Fprintln(log, "bench: building postfach")
-		if err := os.Mkdir(filepath.Join(work, "bin"), 0o755); err != nil {
-			return err
-		}
-		if pf, rep.Build, err = buildPostfach(ctx, filepath.Join(work, "bin")); err != nil {
-			return err
-		}
-	}
+	rep.Seed, rep.Runs, rep.Changes = o.seed, o.runs, o.changes
 	mb, err := newMbsync(ctx)
 	if err != nil {
 		return err

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// workspace is what every scenario starts with: a work directory (removed
+// at the end unless kept), a bin/ directory in it, the report's header and
+// the postfach binary under test (prebuilt, or built from this checkout).
+type workspace struct {
+	dir    string
+	binDir string
+	rep    *report
+	pf     *postfachPeer
+	keep   bool
+}
+
+// newWorkspace prepares a scenario's workspace; the caller must call close.
+// kind is the account kind the postfach peer syncs ("imap" or "pop3").
+func newWorkspace(ctx context.Context, scenario, kind, parent string, keep bool, prebuilt string, args []string) (*workspace, error) {
+	dir, err := os.MkdirTemp(parent, "postfach-bench-")
+	if err != nil {
+		return nil, err
+	}
+	w := &workspace{dir: dir, keep: keep}
+	fail := func(err error) (*workspace, error) {
+		w.close()
+		return nil, err
+	}
+	if w.dir, err = filepath.Abs(dir); err != nil {
+		return fail(err)
+	}
+	if err := os.Chmod(w.dir, 0o755); err != nil { // Dovecot's users must pass through
+		return fail(err)
+	}
+	w.binDir = filepath.Join(w.dir, "bin")
+	if err := os.Mkdir(w.binDir, 0o755); err != nil {
+		return fail(err)
+	}
+	w.rep = &report{
+		Scenario:   scenario,
+		Invocation: "go run ./internal/bench " + shellQuote(append([]string{scenario}, args...)),
+		Machine:    describeMachine(w.dir),
+		RSSMethod:  rssMethod(),
+	}
+	if keep {
+		w.rep.WorkDir = w.dir
+	}
+	if prebuilt != "" {
+		bin, err := filepath.Abs(prebuilt)
+		if err != nil {
+			return fail(err)
+		}
+		w.pf = &postfachPeer{bin: bin, version: "binary " + bin}
+		w.rep.Build = "prebuilt " + bin
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: building postfach")
+		if w.pf, w.rep.Build, err = buildPostfach(ctx, w.binDir); err != nil {
+			return fail(err)
+		}
+	}
+	w.pf.kind = kind
+	return w, nil
+}
+
+// close removes the work directory, or says where it was kept.
+func (w *workspace) close() {
+	if w.keep {
+		fmt.Fprintln(os.Stderr, "bench: kept", w.dir)
+		return
+	}
+	os.RemoveAll(w.dir)
+}
