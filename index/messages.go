@@ -219,22 +219,6 @@ func (tx *ReadTx) SyncRows(folder FolderID) ([]*Message, error) {
 	return out, rows.Err()
 }
 
-// MessageByID returns one message row or ErrNotFound.
-func (tx *ReadTx) MessageByID(id MessageID) (*Message, error) {
-	m, err := scanMessage(tx.queryRow(`SELECT `+messageCols+` FROM messages WHERE id=?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return m, err
-}
-
-// CountMessages returns the number of message rows in a folder.
-func (tx *ReadTx) CountMessages(folder FolderID) (int, error) {
-	var n int
-	err := tx.queryRow(`SELECT count(*) FROM messages WHERE folder_id=?`, folder).Scan(&n)
-	return n, err
-}
-
 // SetFlags records new flags and keywords for a message and bumps its MODSEQ.
 func (tx *Tx) SetFlags(id MessageID, folder FolderID, flags maildir.Flags, keywords []string) error {
 	modseq, err := tx.bumpModSeq(folder)

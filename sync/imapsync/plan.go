@@ -44,6 +44,11 @@ func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err erro
 		if _, err := dir.CleanOwnTmp(); err != nil {
 			return false, err
 		}
+		// Other programs' leftovers, after the 36 hours the Maildir
+		// convention gives them.
+		if _, err := dir.CleanTmp(36 * time.Hour); err != nil {
+			return false, err
+		}
 	}
 	if j.dirUV, err = dir.UIDValidity(); err != nil {
 		return false, err
