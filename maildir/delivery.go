@@ -7,15 +7,57 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // MaxHeader is the most Delivery.Header keeps.
 const MaxHeader = 64 << 10
 
 const bufSize = 32 << 10
+
+// writers recycles the deliveries' buffers: a sync writes many small
+// messages, and a fresh 32 KiB buffer for each is most of its garbage.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+
+func getWriter(f *os.File) *bufio.Writer {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(f)
+	return bw
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writers.Put(bw)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// ReadFrom writes all that r yields, as Write does; io.Copy uses it, and
+// so reads into a recycled buffer instead of a new one per message.
+func (w *Delivery) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	var n int64
+	for {
+		k, err := r.Read(*bp)
+		if k > 0 {
+			if _, werr := w.Write((*bp)[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
 
 // Delivery is a message being written to tmp/. It converts CRLF to LF as the
 // bytes stream through, hashes and counts what reaches the disk, and keeps
@@ -52,7 +94,7 @@ func (d *Dir) NewDelivery() (*Delivery, error) {
 	}
 	return &Delivery{
 		dir: d, key: key, path: path, f: f,
-		bw:  bufio.NewWriterSize(f, bufSize),
+		bw:  getWriter(f),
 		h:   sha256.New(),
 		bol: true,
 	}, nil
@@ -199,6 +241,7 @@ func (w *Delivery) Close() error {
 		w.err = fmt.Errorf("maildir: close %s: %w", w.path, err)
 	}
 	w.h.Sum(w.sum[:0])
+	putWriter(w.bw)
 	w.bw = nil
 	return w.err
 }
@@ -213,6 +256,8 @@ func (w *Delivery) Abort() {
 	if !w.closed {
 		w.closed = true
 		_ = w.f.Close()
+		putWriter(w.bw)
+		w.bw = nil
 	}
 	_ = os.Remove(w.path)
 }
