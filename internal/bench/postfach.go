@@ -15,6 +15,7 @@ type postfachPeer struct {
 	bin     string
 	version string
 	kind    string // account kind: "imap" or "pop3"
+	conns   int    // the account's connections setting; 0: postfach's default
 }
 
 // moduleRoot is the root directory of the module the bench runs in.
@@ -71,6 +72,9 @@ func (p *postfachPeer) Notes() string {
 	if p.kind == "pop3" {
 		return "default options: one connection, pipelined RETR, fsync of every batch of 128 and of the directory, SQLite index with full text"
 	}
+	if p.conns > 0 {
+		return fmt.Sprintf("connections = %d, other options default: fsync of every batch and directory, SQLite index", p.conns)
+	}
 	return "default options: 4 connections, fsync of every batch and directory, SQLite index"
 }
 
@@ -91,6 +95,9 @@ password = %s
 `, tomlString(store), tomlString(p.kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
 	if p.kind == "pop3" {
 		text += "folder = \"INBOX\"\nkeep = true\n"
+	}
+	if p.conns > 0 {
+		text += fmt.Sprintf("connections = %d\n", p.conns)
 	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err

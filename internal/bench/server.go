@@ -1,13 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +18,6 @@ import (
 type dovecotServer struct {
 	d          *testenv.Dovecot
 	user, pass string
-	master     int // pid of the Dovecot master process
 }
 
 // startDovecot starts the private Dovecot in dir with one user, "test";
@@ -47,18 +42,9 @@ func startDovecotUsers(dir, extra string, names ...string) ([]*dovecotServer, er
 	if err != nil {
 		return nil, err
 	}
-	var master int
-	data, err := os.ReadFile(filepath.Join(dir, "run", "master.pid"))
-	if err == nil {
-		master, err = strconv.Atoi(strings.TrimSpace(string(data)))
-	}
-	if err != nil {
-		d.Stop()
-		return nil, fmt.Errorf("dovecot master pid: %w", err)
-	}
 	srvs := make([]*dovecotServer, len(users))
 	for i, u := range users {
-		srvs[i] = &dovecotServer{d: d, user: u.Name, pass: u.Password, master: master}
+		srvs[i] = &dovecotServer{d: d, user: u.Name, pass: u.Password}
 	}
 	return srvs, nil
 }
@@ -370,67 +356,5 @@ func spread(k int, sizes []int) []int {
 	return out
 }
 
-// cpu is the CPU time (user + system) Dovecot's process tree has used so
-// far: the live processes' own time plus what they collected from children
-// they reaped. Sampled before and after a phase, the difference is what
-// the server spent on it (child processes that exit and are reaped in
-// between are counted through their parent).
-func (s *dovecotServer) cpu() (time.Duration, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	type proc struct{ ppid, ticks int }
-	procs := map[int]proc{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// The command name may hold spaces and parentheses: split after
-		// the last ')'. Fields from there: state(3) ppid(4) ... utime(14)
-		// stime(15) cutime(16) cstime(17).
-		i := strings.LastIndexByte(string(data), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(data[i+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		ticks := 0
-		for _, j := range []int{11, 12, 13, 14} {
-			n, _ := strconv.Atoi(f[j])
-			ticks += n
-		}
-		procs[pid] = proc{ppid, ticks}
-	}
-	if _, ok := procs[s.master]; !ok {
-		return 0, errors.New("dovecot master is gone")
-	}
-	inTree := func(pid int) bool {
-		for range 64 {
-			if pid == s.master {
-				return true
-			}
-			p, ok := procs[pid]
-			if !ok || p.ppid <= 1 {
-				return false
-			}
-			pid = p.ppid
-		}
-		return false
-	}
-	ticks := 0
-	for pid, p := range procs {
-		if inTree(pid) {
-			ticks += p.ticks
-		}
-	}
-	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ is 100 on Linux
-}
+// cpu is the CPU time Dovecot has used so far (see testenv.Dovecot.CPUTime).
+func (s *dovecotServer) cpu() (time.Duration, error) { return s.d.CPUTime() }

@@ -44,6 +44,7 @@ type twowayOptions struct {
 	dir      string
 	keep     bool
 	json     bool
+	conns    int
 }
 
 func runTwoway(args []string) error {
@@ -55,6 +56,7 @@ func runTwoway(args []string) error {
 	fs.IntVar(&o.changes, "changes", 100, "per run and side: K flag changes and K new messages on the server, and the same locally")
 	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
 	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
+	fs.IntVar(&o.conns, "connections", 0, "postfach's connections setting (default: postfach's default)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.Parse(args)
@@ -73,6 +75,7 @@ func runTwoway(args []string) error {
 	}
 	defer ws.close()
 	work, rep, pf := ws.dir, ws.rep, ws.pf
+	pf.conns = o.conns
 	log := os.Stderr
 	rep.Seed, rep.Runs, rep.Changes = o.seed, o.runs, o.changes
 	mb, err := newMbsync(ctx)
