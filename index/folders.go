@@ -249,11 +249,22 @@ func (tx *ReadTx) FolderCounts(acct AccountID) ([]FolderCount, error) {
 	return out, rows.Err()
 }
 
-// bumpModSeq increments the folder's local MODSEQ and returns the new value.
+// bumpModSeq increments the folder's local MODSEQ, once per transaction,
+// and returns the new value.
 func (tx *Tx) bumpModSeq(id FolderID) (uint64, error) {
+	if m, ok := tx.modseqs[id]; ok {
+		return m, nil
+	}
 	var m uint64
 	err := tx.queryRow(`UPDATE folders SET local_modseq=local_modseq+1 WHERE id=? RETURNING local_modseq`, id).Scan(&m)
-	return m, err
+	if err != nil {
+		return 0, err
+	}
+	if tx.modseqs == nil {
+		tx.modseqs = map[FolderID]uint64{}
+	}
+	tx.modseqs[id] = m
+	return m, nil
 }
 
 // RenameFolder gives a folder a new name and Maildir path (relative to the

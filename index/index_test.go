@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -222,4 +223,103 @@ func TestIndexPending(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestFileRows(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	var f *index.Folder
+	keys := []string{"1772445600.M1P1.host", "odd key\twith\ntab and newline", "ünïcödé 12 34", "", "x"}
+	err := st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		if f, err = tx.EnsureFolder(a, "INBOX", "acct/INBOX"); err != nil {
+			return err
+		}
+		var ms []*index.NewMessage
+		for i, k := range keys {
+			m := newMsg(f.ID, k, "s", "")
+			m.UID = uint32(i * 1000)
+			ms = append(ms, m)
+		}
+		_, err = tx.AddMessages(ms)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []*index.Message
+	err = st.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		rows, err = tx.FileRows(f.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(keys) {
+		t.Fatalf("%d rows, want %d", len(rows), len(keys))
+	}
+	for _, m := range rows {
+		i := slices.Index(keys, m.Key)
+		if i < 0 || m.File != "cur/"+m.Key+":2," || m.UID != uint32(i*1000) || !m.Partial || m.ID == 0 || m.Folder != f.ID {
+			t.Errorf("row %+v", m)
+		}
+	}
+	// Fill loads the rest in place.
+	if err := st.Read(ctx, func(tx *index.ReadTx) error { return tx.Fill(rows) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rows {
+		if m.Partial || m.Flags != maildir.FlagSeen || m.Header.MessageID != m.Key+"@x" {
+			t.Errorf("filled row %+v", m)
+		}
+	}
+	// Pending: not upstream (UID 0) or flags not synced.
+	err = st.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range rows {
+			if err := tx.SetSyncedFlags(m.ID, m.Flags, m.Keywords); err != nil {
+				return err
+			}
+		}
+		m := rows[slices.IndexFunc(rows, func(m *index.Message) bool { return m.Key == keys[3] })]
+		return tx.SetFileFlags(m.ID, f.ID, m.File, 0, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Read(ctx, func(tx *index.ReadTx) error {
+		pending, err := tx.PendingRows(f.ID)
+		var got []string
+		for _, m := range pending {
+			got = append(got, m.Key)
+		}
+		slices.Sort(got)
+		want := []string{keys[0], keys[3]} // UID 0; flags changed
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("pending %q, want %q", got, want)
+		}
+		up, n, err2 := tx.SyncCounts(f.ID)
+		if up != 4 || n != 2 {
+			t.Errorf("SyncCounts = %d upstream, %d pending; want 4, 2", up, n)
+		}
+		return errors.Join(err, err2)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty folder.
+	err = st.Read(ctx, func(tx *index.ReadTx) error {
+		rows, err := tx.FileRows(f.ID + 1)
+		if len(rows) != 0 {
+			t.Errorf("empty folder: %v", rows)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

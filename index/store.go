@@ -212,6 +212,10 @@ func (tx *ReadTx) queryRow(q string, args ...any) row {
 // Tx is a read-write transaction; all its changes commit together.
 type Tx struct {
 	ReadTx
+	// modseqs holds the local MODSEQ each folder got in this transaction:
+	// the messages one transaction changes share one (as RFC 7162 allows
+	// for the messages one command changes).
+	modseqs map[FolderID]uint64
 }
 
 // Read runs fn in a read-only transaction.
@@ -231,7 +235,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := fn(&Tx{ReadTx{tx: tx}}); err != nil || s.dry {
+	if err := fn(&Tx{ReadTx: ReadTx{tx: tx}}); err != nil || s.dry {
 		tx.Rollback()
 		return err
 	}

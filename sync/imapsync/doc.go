@@ -7,7 +7,10 @@
 //  1. LIST the account's folders (with SPECIAL-USE and, where the server has
 //     LIST-STATUS, each folder's MESSAGES/UIDNEXT/UIDVALIDITY/HIGHESTMODSEQ
 //     in the same round trip) and keep those the include/exclude patterns
-//     select (Match; folder_map renames them locally).
+//     select (Match; folder_map renames them locally). Meanwhile every known
+//     folder's directory listing and index rows are read (prescan): only
+//     key, file name and UID of each row, from a covering index; whole rows
+//     are loaded later only for the messages a run touches.
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
 //     either side are carried over. Renames are recognized by UIDVALIDITY,
 //     which the server keeps across RENAME and the Maildir records in
@@ -25,7 +28,8 @@
 //     for expunges, or one FETCH of UID/FLAGS/RFC822.SIZE of the whole
 //     folder on a first run, after a lost index or a UIDVALIDITY change);
 //     then merge and apply, below.
-//  5. New server messages are fetched in chunks that any worker may take.
+//  5. New server messages are fetched: a few by the folder's own worker, in
+//     the folder it has selected; more in chunks that any worker may take.
 //     Bodies stream from the socket into tmp/ (CRLF turned into LF, hashed on
 //     the way); nothing holds a whole message in memory. One committer makes
 //     each batch durable with a single filesystem sync, renames the files

@@ -25,13 +25,13 @@ func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return 
 
 type env struct {
 	opts  func(*imapsync.Options) // adjusts every run's options
-	t     *testing.T
+	t     testing.TB
 	d     *testenv.Dovecot
 	root  string
 	store *index.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	d := testenv.StartDovecot(t)
 	root := t.TempDir()

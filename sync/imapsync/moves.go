@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -56,44 +57,20 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		to *index.Folder
 	}
 	var arrivals []arrival
-	// Read the folders' listings and index file names in parallel: on a
-	// large account this is most of a no-change run.
 	var scanned []*index.Folder
 	for _, f := range known {
 		if remoteOf[f.Name] != "" && f.UIDValidity != 0 {
 			scanned = append(scanned, f)
 		}
 	}
-	scans := make([]*folderScan, len(scanned))
-	errs := make([]error, len(scanned))
-	var wg sync.WaitGroup
-	for i, f := range scanned {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := &maildir.Dir{Path: filepath.Join(o.Root, f.Path)}
-			entries, err := d.Scan()
-			if err != nil {
-				return // the folder's own plan reports it
-			}
-			var files map[string]string
-			errs[i] = o.Index.Read(ctx, func(tx *index.ReadTx) error {
-				files, err = tx.MessageFiles(f.ID)
-				return err
-			})
-			scans[i] = &folderScan{entries: entries, files: files}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := s.scanFolders(ctx, scanned); err != nil {
 		return 0, err
 	}
-	for i, f := range scanned {
-		sc := scans[i]
+	for _, f := range scanned {
+		sc := s.scans.peek(f.ID)
 		if sc == nil {
 			continue
 		}
-		s.scans.put(f.ID, sc)
 		onDisk := make(map[string]bool, len(sc.entries))
 		for _, e := range sc.entries {
 			onDisk[e.Key] = true
@@ -148,6 +125,55 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		n++
 	}
 	return n, nil
+}
+
+// scanFolders reads the listings and index rows of the folders that have
+// none in the scan cache yet, in parallel (on a large account this is most
+// of a no-change run), and caches them. A folder that cannot be read is
+// left out: its own plan reports the error.
+func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error {
+	o := &s.opts
+	errs := make([]error, len(folders))
+	var wg sync.WaitGroup
+	for i, f := range folders {
+		if s.scans.peek(f.ID) != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &maildir.Dir{Path: filepath.Join(o.Root, f.Path)}
+			entries, err := d.Scan()
+			if err != nil {
+				return
+			}
+			var rows []*index.Message
+			errs[i] = o.Index.Read(ctx, func(tx *index.ReadTx) error {
+				rows, err = tx.FileRows(f.ID)
+				return err
+			})
+			if errs[i] == nil {
+				s.scans.put(f.ID, newFolderScan(entries, rows))
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// prescan reads, while the connection is being set up, the folders the
+// index knows (see scanFolders).
+func (s *syncer) prescan(ctx context.Context, acct index.AccountID) error {
+	var known []*index.Folder
+	if err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		known, err = tx.Folders(acct)
+		return err
+	}); err != nil {
+		return err
+	}
+	known = slices.DeleteFunc(known, func(f *index.Folder) bool { return f.UIDValidity == 0 })
+	return s.scanFolders(ctx, known)
 }
 
 func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCand, e maildir.Entry, to *index.Folder, remoteOf map[string]string) error {

@@ -98,11 +98,14 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 	trustTags := dirUV == sel.UIDValidity && !uvChanged
-	var listing []maildir.Entry
-	if sc := w.s.scans.take(j.f.ID); sc != nil {
-		listing = sc.entries
-	}
-	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags, listing)
+	// What the server has: everything (first run, lost index, UIDVALIDITY
+	// changed: every message must be matched again) or what changed since
+	// the recorded state. New local files do not make a run full: those
+	// with a ,U= tag (crash leftovers) are checked by a FETCH of just their
+	// UIDs; those without are new local messages (recoverAppends already
+	// adopted interrupted uploads).
+	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
+	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags, w.s.scans.take(j.f.ID), full)
 	if err != nil {
 		return err
 	}
@@ -130,13 +133,6 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		}
 	}
 
-	// What the server has: everything (first run, lost index, UIDVALIDITY
-	// changed: every message must be matched again) or what changed since
-	// the recorded state. New local files do not make a run full: those
-	// with a ,U= tag (crash leftovers) are checked by a FETCH of just their
-	// UIDs; those without are new local messages (recoverAppends already
-	// adopted interrupted uploads).
-	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
 	var server map[uint32]*serverMsg // full: every message; else: those whose flags changed
 	var present map[uint32]bool      // every UID on the server, when known
 	if full {
@@ -218,6 +214,9 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 				delete(local, uid)
 			}
 		}
+	}
+	if err := fill(ctx, o.Index, serverGone); err != nil {
+		return err
 	}
 	// Expunged upstream but changed here since the last sync: kept, and
 	// uploaded again as a new message (with its local flags).
@@ -325,6 +324,11 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		if len(newUIDs) > 0 {
 			o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
 		}
+		if len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
+			// A few: fetched here, in the folder this connection has
+			// selected already (another one would have to open it too).
+			return w.fetch(ctx, j, newUIDs)
+		}
 		for len(newUIDs) > 0 {
 			n := min(len(newUIDs), o.ChunkSize)
 			j.acquire(1)
@@ -347,10 +351,15 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 // refreshAfterPush: when this run changed the folder upstream, the state
 // read at SELECT is stale (our own APPENDs and STOREs moved UIDNEXT and
 // HIGHESTMODSEQ), and recording it would make the next run look at the
-// folder again. So SELECT again, take the new state, and apply what changed
-// since the first SELECT (our own changes are no-ops by the merge rules;
-// anyone else's are merged as usual). Recording the state read before those
-// reads is safe: whatever changes after it is seen next time.
+// folder again. So read, in the folder still selected, what changed since
+// the SELECT (our own changes are no-ops by the merge rules; anyone else's
+// are merged as usual) and every UID, and record the state these reads
+// prove: the highest MODSEQ the FETCH returned, and the UID after the
+// highest one. Neither is above the server's own, so anything that changes
+// after the reads is seen next time; where they fall short of it (an
+// expunge bumps HIGHESTMODSEQ without a message to show it), the next run
+// just looks at the folder again. A second SELECT would give the exact
+// state, but at the price of the server opening the folder again.
 func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
 	local map[uint32]*index.Message, present map[uint32]bool) (map[uint32]bool, error) {
 	o := &w.s.opts
@@ -359,16 +368,9 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 	if !pushed || o.DryRun || !condstore || sel.HighestModSeq == 0 {
 		return present, nil
 	}
-	sel2, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{CondStore: true}).Wait()
-	if err != nil {
-		w.selected = ""
-		return nil, fmt.Errorf("SELECT: %w", err)
-	}
-	if sel2.UIDValidity != sel.UIDValidity {
-		return present, nil // the next run sorts it out
-	}
 	server := map[uint32]*serverMsg{}
-	if err := fetchChangedFlags(w.c, sel.HighestModSeq, true, sel2.HighestModSeq, server); err != nil {
+	highest, err := fetchChangedSince(w.c, sel.HighestModSeq, server)
+	if err != nil {
 		return nil, err
 	}
 	if err := w.syncFlags(ctx, j, local, server); err != nil {
@@ -379,11 +381,43 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 		return nil, err
 	}
 	present = make(map[uint32]bool, len(all))
+	uidNext := uint32(sel.UIDNext)
 	for _, uid := range all {
 		present[uid] = true
+		uidNext = max(uidNext, uid+1)
 	}
-	j.uidNext, j.highestModSeq = uint32(sel2.UIDNext), sel2.HighestModSeq
+	j.uidNext, j.highestModSeq = uidNext, max(highest, sel.HighestModSeq)
 	return present, nil
+}
+
+// fetchChangedSince reads the flags of the messages of the selected folder
+// whose MODSEQ is above since into server, and returns the highest MODSEQ
+// among them.
+func fetchChangedSince(c *imapclient.Client, since uint64, server map[uint32]*serverMsg) (uint64, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: since}
+	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
+	var highest uint64
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			return 0, abort(c, err)
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		highest = max(highest, buf.ModSeq)
+		sm := &serverMsg{uid: uint32(buf.UID)}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
+		server[sm.uid] = sm
+	}
+	if err := cmd.Close(); err != nil {
+		return 0, fmt.Errorf("FETCH FLAGS: %w", err)
+	}
+	return highest, nil
 }
 
 // matchFresh matches local rows without UID against the server messages
@@ -492,32 +526,32 @@ func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]ui
 // Maildir still matches the index (same keys, same file names), its
 // upstream message count is the server's, and nothing waits to be pushed.
 func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, dir *maildir.Dir, serverCount int, cached *folderScan) (bool, error) {
-	var entries []maildir.Entry
-	var files map[string]string
-	var err error
-	if cached != nil {
-		entries, files = cached.entries, cached.files
-	} else if entries, err = dir.Scan(); err != nil {
-		return false, err
-	}
+	sc := cached
 	var upstream, pending int
-	err = o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if files == nil {
-			if files, err = tx.MessageFiles(f.ID); err != nil {
+	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		if sc == nil {
+			entries, err := dir.Scan()
+			if err != nil {
 				return err
 			}
+			rows, err := tx.FileRows(f.ID)
+			if err != nil {
+				return err
+			}
+			sc = newFolderScan(entries, rows)
 		}
+		var err error
 		upstream, pending, err = tx.SyncCounts(f.ID)
 		return err
 	})
 	if err != nil {
 		return false, err
 	}
-	if len(entries) != len(files) || upstream != serverCount || (o.push() && pending > 0) {
+	if len(sc.entries) != len(sc.files) || upstream != serverCount || (o.push() && pending > 0) {
 		return false, nil
 	}
-	for _, e := range entries {
-		if files[e.Key] != e.Sub+"/"+e.Name {
+	for _, e := range sc.entries {
+		if sc.files[e.Key] != e.Sub+"/"+e.Name {
 			return false, nil
 		}
 	}

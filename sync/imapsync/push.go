@@ -1,7 +1,6 @@
 package imapsync
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -34,9 +33,21 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 		localChanged bool
 		file         string
 	}
+	var changed []*index.Message
+	for uid := range server {
+		if m := local[uid]; m != nil {
+			changed = append(changed, m)
+		}
+	}
+	if err := fill(ctx, o.Index, changed); err != nil {
+		return err
+	}
 	var changes []*change
 	stores := map[string][]imap.UID{} // "+flags|-flags" -> UIDs
 	for uid, m := range local {
+		if m.Partial {
+			continue // unchanged on both sides: the pending rows are whole
+		}
 		sm := server[uid]
 		localDirty := m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords)
 		if sm == nil && !localDirty {
@@ -136,17 +147,11 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 	// Then the index.
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, c := range changes {
-			if c.localChanged {
-				if err := tx.SetFlags(c.m.ID, c.m.Folder, c.newLocal, c.newLocalKw); err != nil {
-					return err
-				}
-				if err := tx.SetFile(c.m.ID, c.file); err != nil {
-					return err
-				}
-				c.m.Flags, c.m.Keywords, c.m.File = c.newLocal, c.newLocalKw, c.file
-			}
-			if err := tx.SetSyncedFlags(c.m.ID, c.newBase, c.newBaseKw); err != nil {
+			if err := tx.SetMerged(c.m.ID, c.m.Folder, c.localChanged, c.file, c.newLocal, c.newLocalKw, c.newBase, c.newBaseKw); err != nil {
 				return err
+			}
+			if c.localChanged {
+				c.m.Flags, c.m.Keywords, c.m.File = c.newLocal, c.newLocalKw, c.file
 			}
 			c.m.SyncedFlags, c.m.SyncedKeywords = c.newBase, c.newBaseKw
 		}
@@ -330,7 +335,9 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		}
 		cmd := w.c.Append(j.rf.Remote, size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
 		cw := maildir.NewCRLFWriter(cmd)
-		_, werr := io.Copy(cw, bufio.NewReaderSize(f, 64<<10))
+		br := getReader(f)
+		_, werr := io.Copy(cw, br)
+		putReader(br)
 		f.Close()
 		if err := errors.Join(werr, cmd.Close()); err != nil || cw.N() != size {
 			return abort(w.c, fmt.Errorf("APPEND %s: %d of %d bytes sent: %v", m.Key, cw.N(), size, err))
@@ -358,13 +365,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	err = o.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, p := range done {
 			m := p.m
-			if err := tx.SetUID(m.ID, m.UID, p.size); err != nil {
-				return err
-			}
-			if err := tx.SetFile(m.ID, m.File); err != nil {
-				return err
-			}
-			if err := tx.SetSyncedFlags(m.ID, m.Flags, m.Keywords); err != nil {
+			if err := tx.SetUploaded(m.ID, m.UID, p.size, m.File, m.Flags, m.Keywords); err != nil {
 				return err
 			}
 			if err := tx.DoneIntent(p.intent); err != nil {
@@ -403,6 +404,13 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 	byID := map[index.MessageID]*index.Message{}
 	for _, m := range rows {
 		byID[m.ID] = m
+	}
+	var mine []*index.Message
+	for _, in := range intents {
+		mine = append(mine, byID[in.Message])
+	}
+	if err := fill(ctx, o.Index, mine); err != nil {
+		return err
 	}
 	from := uint32(1)
 	if !uvChanged {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/postfach/postfach/index"
@@ -17,7 +18,11 @@ import (
 )
 
 // reconciled is the index's view of a folder after comparing it with the
-// Maildir on disk.
+// Maildir on disk. In an incremental run its rows are Partial (see
+// index.ReadTx.FileRows) except those the run is known to touch: rows not
+// upstream yet, rows with unsynced flags, renamed files and gone rows. The
+// plan fills in others (with fill) before it reads more than their key,
+// file and UID.
 type reconciled struct {
 	rows        []*index.Message // rows whose file exists
 	gone        []*index.Message // rows whose file is gone (deleted by the user or another program)
@@ -32,19 +37,49 @@ type reconciled struct {
 // what that means (a deletion to push, or a message to fetch again) is the
 // plan's decision.
 //
-// entries is the folder's listing when the caller has one from this run
-// (nil: read it now).
-func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, entries []maildir.Entry) (*reconciled, error) {
-	var err error
-	if entries == nil {
+// sc is the folder's listing and rows when the caller has them from this
+// run (nil: read them now). With full, every row is loaded whole (a first
+// run, a lost state: everything is compared with the server); otherwise
+// only the rows the run is known to touch are.
+func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, sc *folderScan, full bool) (*reconciled, error) {
+	var entries []maildir.Entry
+	var rows []*index.Message
+	if sc != nil {
+		entries = sc.entries
+		if !full {
+			rows = sc.rows
+		}
+	} else {
+		var err error
 		if entries, err = dir.Scan(); err != nil {
 			return nil, err
 		}
 	}
-	var rows []*index.Message
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {
-		rows, err = tx.SyncRows(f.ID)
-		return err
+		var err error
+		if full {
+			rows, err = tx.SyncRows(f.ID)
+			return err
+		}
+		if rows == nil {
+			if rows, err = tx.FileRows(f.ID); err != nil {
+				return err
+			}
+		}
+		pending, err := tx.PendingRows(f.ID)
+		if err != nil {
+			return err
+		}
+		byID := make(map[index.MessageID]*index.Message, len(pending))
+		for _, m := range pending {
+			byID[m.ID] = m
+		}
+		for _, m := range rows {
+			if p := byID[m.ID]; p != nil {
+				*m = *p
+			}
+		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -72,7 +107,7 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		}
 		file := e.Sub + "/" + e.Name
 		if file != m.File {
-			changes = append(changes, fileChange{m: m, e: e, flags: e.Flags != m.Flags})
+			changes = append(changes, fileChange{m: m, e: e})
 		}
 	}
 	for _, m := range rows {
@@ -81,6 +116,16 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		} else {
 			rec.gone = append(rec.gone, m)
 		}
+	}
+	touched := slices.Clone(rec.gone)
+	for _, c := range changes {
+		touched = append(touched, c.m)
+	}
+	if err := fill(ctx, store, touched); err != nil {
+		return nil, err
+	}
+	for i := range changes {
+		changes[i].flags = changes[i].e.Flags != changes[i].m.Flags
 	}
 	added, err := indexFiles(dir, orphans, trustTags)
 	if err != nil {
@@ -91,17 +136,19 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 	}
 	err = store.Write(ctx, func(tx *index.Tx) error {
 		for _, c := range changes {
-			if err := tx.SetFile(c.m.ID, c.e.Sub+"/"+c.e.Name); err != nil {
-				return err
-			}
-			c.m.File = c.e.Sub + "/" + c.e.Name
+			file := c.e.Sub + "/" + c.e.Name
+			var err error
 			if c.flags {
-				if err := tx.SetFlags(c.m.ID, f.ID, c.e.Flags, c.m.Keywords); err != nil {
-					return err
-				}
+				err = tx.SetFileFlags(c.m.ID, f.ID, file, c.e.Flags, c.m.Keywords)
 				c.m.Flags = c.e.Flags
 				rec.flagChanged++
+			} else {
+				err = tx.SetFile(c.m.ID, file)
 			}
+			if err != nil {
+				return err
+			}
+			c.m.File = file
 		}
 		for _, nm := range added {
 			nm.Folder = f.ID
@@ -118,6 +165,28 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		rec.added = append(rec.added, &m)
 	}
 	return rec, nil
+}
+
+// fill loads the Partial rows among msgs whole (see reconciled).
+func fill(ctx context.Context, store *index.Store, msgs []*index.Message) error {
+	if !slices.ContainsFunc(msgs, func(m *index.Message) bool { return m.Partial }) {
+		return nil
+	}
+	return store.Read(ctx, func(tx *index.ReadTx) error { return tx.Fill(msgs) })
+}
+
+// fileReaders recycles the buffers for reading message files.
+var fileReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
+func getReader(r io.Reader) *bufio.Reader {
+	br := fileReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	fileReaders.Put(br)
 }
 
 // indexFiles reads message files the index does not know, in parallel.
@@ -170,7 +239,8 @@ func indexFile(dir *maildir.Dir, e maildir.Entry, trustTags bool) (*index.NewMes
 	bareLF := int64(0) // LFs without a CR before them: each becomes CRLF upstream
 	prevCR := false
 	inHeader := true
-	br := bufio.NewReaderSize(f, 64<<10)
+	br := getReader(f)
+	defer putReader(br)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {

@@ -159,25 +159,37 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		o.Index = o.Index.DryRun()
 	}
 
-	first, err := o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
-	if err != nil {
-		return nil, err
-	}
-	folders, err := listFolders(first, o.Folders, o.FolderMap)
-	if err != nil {
-		first.Close()
-		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
-	}
 	s := &syncer{opts: o, log: log, q: newQueue()}
-
 	var acct index.AccountID
-	err = o.Index.Write(ctx, func(tx *index.Tx) error {
+	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		var err error
 		acct, err = tx.EnsureAccount(o.Account)
 		return err
 	})
-	if err == nil {
+	if err != nil {
+		return nil, err
+	}
+	// The Maildir and the index are read while the server is dialed and
+	// LISTed; the listings hold until a folder is changed (see scanCache).
+	prescanned := make(chan error, 1)
+	go func() { prescanned <- s.prescan(ctx, acct) }()
+
+	first, err := o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
+	if err != nil {
+		<-prescanned
+		return nil, err
+	}
+	folders, err := listFolders(first, o.Folders, o.FolderMap)
+	if err != nil {
+		<-prescanned
+		first.Close()
+		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
+	}
+	if err = <-prescanned; err == nil {
 		folders, err = s.syncFolders(ctx, first, acct, folders)
+		if len(s.actions) > 0 {
+			s.scans.clear() // folders were created, renamed or deleted
+		}
 	}
 	moved := 0
 	if err == nil {
@@ -274,20 +286,31 @@ type syncer struct {
 	commit  *committer
 	dialErr atomic.Pointer[error] // set once dialing has failed for good
 	actions []string              // folder-level actions, for the Result
-	scans   scanCache             // directory listings read by detectMoves, reused once
+	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once
 	planned map[string]bool       // DryRun: Maildir keys of planned moves
 }
 
-// folderScan is a folder's directory listing and its index rows' file
-// names, as read at the start of the run.
+// folderScan is a folder's directory listing and its index rows (Partial,
+// see index.ReadTx.FileRows), as read at the start of the run.
 type folderScan struct {
 	entries []maildir.Entry
-	files   map[string]string
+	rows    []*index.Message
+	files   map[string]string // key -> file of rows
 }
 
-// scanCache hands each folder's listing from detectMoves to the folder's
-// plan, so a large Maildir is read once per run, not three times. An entry
-// is valid until the plan changes the folder; take removes it.
+func newFolderScan(entries []maildir.Entry, rows []*index.Message) *folderScan {
+	files := make(map[string]string, len(rows))
+	for _, m := range rows {
+		files[m.Key] = m.File
+	}
+	return &folderScan{entries: entries, rows: rows, files: files}
+}
+
+// scanCache hands each folder's listing, read at the start of the run, to
+// detectMoves and then to the folder's plan, so a large Maildir and its
+// rows are read once per run. An entry is valid until something changes
+// the folder: a move or a folder action clears the cache, and the plan
+// takes (removes) its entry.
 type scanCache struct {
 	mu sync.Mutex
 	m  map[index.FolderID]*folderScan
