@@ -81,9 +81,9 @@ func TestKillTwoWayChild(t *testing.T) {
 // model test allows (a message moved locally is left alone upstream and
 // has no keywords).
 func TestKillTwoWay(t *testing.T) {
-	loops := 10
+	loops := 50
 	if testing.Short() {
-		loops = 3
+		loops = 5
 	}
 	loops = modelEnvInt("POSTFACH_KILL_LOOPS", loops)
 	seed := int64(modelEnvInt("POSTFACH_KILL_SEED", 1))
