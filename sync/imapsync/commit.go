@@ -53,7 +53,9 @@ func (c *committer) flush(batch []*delivered) {
 	if len(batch) == 0 {
 		return
 	}
+	begin := time.Now()
 	err := c.commit(batch)
+	c.s.log.Debug("committed", "messages", len(batch), "took", time.Since(begin).Round(time.Millisecond), "err", err)
 	var bytes int64
 	for _, d := range batch {
 		if err != nil {

@@ -71,17 +71,11 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		if sc == nil {
 			continue
 		}
-		onDisk := make(map[string]bool, len(sc.entries))
-		for _, e := range sc.entries {
-			onDisk[e.Key] = true
-			if _, ok := sc.files[e.Key]; !ok {
-				arrivals = append(arrivals, arrival{e, f})
-			}
+		for _, e := range sc.diff.unknown {
+			arrivals = append(arrivals, arrival{e, f})
 		}
-		for key := range sc.files {
-			if !onDisk[key] {
-				gone[key] = moveCand{from: f}
-			}
+		for _, m := range sc.diff.gone {
+			gone[m.Key] = moveCand{from: f}
 		}
 	}
 	if len(arrivals) == 0 || len(gone) == 0 {

@@ -547,15 +547,7 @@ func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, dir *mai
 	if err != nil {
 		return false, err
 	}
-	if len(sc.entries) != len(sc.files) || upstream != serverCount || (o.push() && pending > 0) {
-		return false, nil
-	}
-	for _, e := range sc.entries {
-		if sc.files[e.Key] != e.Sub+"/"+e.Name {
-			return false, nil
-		}
-	}
-	return true, nil
+	return sc.diff.clean() && upstream == serverCount && !(o.push() && pending > 0), nil
 }
 
 func countUpstream(rows []*index.Message) int {

@@ -287,31 +287,8 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	if err != nil {
 		return err
 	}
-	// Pipelined: up to appendWindow APPENDs in flight (each larger than
-	// 4 KiB still waits for the server's continuation, but no longer for
-	// the previous message's tagged answer). Results are recorded in one
-	// transaction at the end; a crash before it leaves intents that the
-	// next run resolves by content (recoverAppends).
-	type sent struct {
-		m      *index.Message
-		e      maildir.Entry
-		size   int64
-		intent int64
-		cmd    *imapclient.AppendCommand
-		uid    uint32
-	}
-	var inflight, done []*sent
-	wait := func(p *sent) error {
-		data, err := p.cmd.Wait()
-		if err != nil {
-			return fmt.Errorf("APPEND: %w", err)
-		}
-		if data.UID != 0 { // else no UIDPLUS: the intent stays; the next run matches the copy
-			p.uid = uint32(data.UID)
-			done = append(done, p)
-		}
-		return nil
-	}
+	// The uploads: the messages still on disk, with their size as sent.
+	var ups []*upload
 	for i, m := range rows {
 		e, ok := entryOf(m)
 		if !ok {
@@ -329,31 +306,22 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		for _, k := range m.Keywords {
 			flags = append(flags, imap.Flag(k))
 		}
-		f, err := os.Open(path)
-		if err != nil {
+		ups = append(ups, &upload{m: m, e: e, path: path, size: size, flags: flags, intent: intents[i]})
+	}
+	// Results are recorded in one transaction at the end; a crash before it
+	// leaves intents that the next run resolves by content (recoverAppends).
+	var done []*upload
+	rest := ups
+	if up := w.s.uploaderFor(ctx, w.c, len(ups)); up != nil {
+		var err error
+		if done, rest, err = w.multiAppend(ctx, j, up, ups); err != nil {
 			return err
-		}
-		cmd := w.c.Append(j.rf.Remote, size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
-		cw := maildir.NewCRLFWriter(cmd)
-		br := getReader(f)
-		_, werr := io.Copy(cw, br)
-		putReader(br)
-		f.Close()
-		if err := errors.Join(werr, cmd.Close()); err != nil || cw.N() != size {
-			return abort(w.c, fmt.Errorf("APPEND %s: %d of %d bytes sent: %v", m.Key, cw.N(), size, err))
-		}
-		inflight = append(inflight, &sent{m: m, e: e, size: size, intent: intents[i], cmd: cmd})
-		if len(inflight) >= appendWindow {
-			if err := wait(inflight[0]); err != nil {
-				return err
-			}
-			inflight = inflight[1:]
 		}
 	}
-	for _, p := range inflight {
-		if err := wait(p); err != nil {
-			return err
-		}
+	more, err := w.appendEach(j, rest)
+	done = append(done, more...)
+	if err != nil {
+		return err
 	}
 	for _, p := range done {
 		ne, err := j.dir.SetUID(p.e, p.uid)
@@ -383,6 +351,121 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 
 // appendWindow bounds the APPENDs in flight on one connection.
 const appendWindow = 16
+
+// upload is one local message on its way up.
+type upload struct {
+	m      *index.Message
+	e      maildir.Entry
+	path   string
+	size   int64 // bytes as sent: CRLF line ends
+	flags  []imap.Flag
+	intent int64
+	uid    uint32 // given by the server (UIDPLUS); 0: unknown
+}
+
+// send writes the message file with CRLF line ends: exactly u.size bytes,
+// or an error.
+func (u *upload) send(w io.Writer) error {
+	f, err := os.Open(u.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cw := maildir.NewCRLFWriter(w)
+	br := getReader(f)
+	_, err = io.Copy(cw, br)
+	putReader(br)
+	if err == nil && cw.N() != u.size {
+		err = fmt.Errorf("%s changed while it was sent (%d bytes, not %d)", u.path, cw.N(), u.size)
+	}
+	return err
+}
+
+// appendEach uploads with one APPEND each, pipelined on the worker's
+// connection: up to appendWindow in flight (one larger than 4 KiB still
+// waits for the server's continuation, but no longer for the previous
+// message's answer). It returns the uploads whose UID the server told.
+func (w *worker) appendEach(j *folderJob, ups []*upload) ([]*upload, error) {
+	type sent struct {
+		u   *upload
+		cmd *imapclient.AppendCommand
+	}
+	var inflight []sent
+	var done []*upload
+	wait := func(p sent) error {
+		data, err := p.cmd.Wait()
+		if err != nil {
+			return fmt.Errorf("APPEND: %w", err)
+		}
+		if data.UID != 0 { // else no UIDPLUS: the intent stays; the next run matches the copy
+			p.u.uid = uint32(data.UID)
+			done = append(done, p.u)
+		}
+		return nil
+	}
+	for _, u := range ups {
+		cmd := w.c.Append(j.rf.Remote, u.size, &imap.AppendOptions{Flags: u.flags, Time: u.m.InternalDate})
+		if err := errors.Join(u.send(cmd), cmd.Close()); err != nil {
+			return done, abort(w.c, fmt.Errorf("APPEND %s: %w", u.m.Key, err))
+		}
+		inflight = append(inflight, sent{u, cmd})
+		if len(inflight) >= appendWindow {
+			if err := wait(inflight[0]); err != nil {
+				return done, err
+			}
+			inflight = inflight[1:]
+		}
+	}
+	for _, p := range inflight {
+		if err := wait(p); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// multiAppend limits: messages and bytes per MULTIAPPEND command.
+const (
+	multiAppendCount = 100
+	multiAppendBytes = 16 << 20
+)
+
+// multiAppend uploads with MULTIAPPEND on the shared uploader, in chunks.
+// It returns the uploads whose UID the server told, and those left for
+// appendEach: the chunks the server refused (a refused MULTIAPPEND stores
+// nothing; one APPEND each then tells which message it was). A broken
+// connection is an error: whether its last chunk arrived is unknown until
+// the next run looks (recoverAppends), so nothing is sent again now.
+func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *uploader, ups []*upload) (done, rest []*upload, err error) {
+	for len(ups) > 0 {
+		n, bytes := 0, int64(0)
+		for n < len(ups) && n < multiAppendCount && (n == 0 || bytes+ups[n].size <= multiAppendBytes) {
+			bytes += ups[n].size
+			n++
+		}
+		chunk := ups[:n]
+		ups = ups[n:]
+		msgs := make([]uploadMsg, len(chunk))
+		for i, u := range chunk {
+			msgs[i] = uploadMsg{flags: u.flags, date: u.m.InternalDate, size: u.size, write: u.send}
+		}
+		uids, err := up.appendMany(ctx, j.rf.Remote, msgs)
+		var refused *imap.Error
+		switch {
+		case errors.As(err, &refused):
+			w.s.log.Debug("MULTIAPPEND refused; one APPEND each", "folder", j.rf.Local, "err", err)
+			rest = append(rest, chunk...)
+		case err != nil:
+			return done, nil, fmt.Errorf("APPEND: %w", err)
+		case uids != nil:
+			for i, u := range chunk {
+				u.uid = uids[i]
+				done = append(done, u)
+			}
+		}
+	}
+	return done, rest, nil
+}
 
 // recoverAppends resolves APPENDs that a previous run recorded but did not
 // confirm: if the server has the message (same Message-ID and size, at or

@@ -27,8 +27,7 @@ type reconciled struct {
 	rows        []*index.Message // rows whose file exists
 	gone        []*index.Message // rows whose file is gone (deleted by the user or another program)
 	added       []*index.Message // rows created from files on disk (crash leftovers, lost index, other programs)
-	entries     map[string]maildir.Entry
-	flagChanged int // files renamed by another program
+	flagChanged int              // files renamed by another program
 }
 
 // reconcile compares the folder's Maildir with its index rows and fixes the
@@ -44,11 +43,11 @@ type reconciled struct {
 func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, sc *folderScan, full bool) (*reconciled, error) {
 	var entries []maildir.Entry
 	var rows []*index.Message
-	if sc != nil {
+	var diff *listingDiff
+	if sc != nil && !full {
+		rows, diff = sc.rows, sc.diff
+	} else if sc != nil {
 		entries = sc.entries
-		if !full {
-			rows = sc.rows
-		}
 	} else {
 		var err error
 		if entries, err = dir.Scan(); err != nil {
@@ -83,50 +82,18 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 	}); err != nil {
 		return nil, err
 	}
-	rec := &reconciled{entries: make(map[string]maildir.Entry, len(entries))}
-	byKey := make(map[string]*index.Message, len(rows))
-	for _, m := range rows {
-		byKey[m.Key] = m
+	if diff == nil {
+		diff = diffListing(entries, rows)
 	}
-	type fileChange struct {
-		m     *index.Message
-		e     maildir.Entry
-		flags bool
-	}
-	var changes []fileChange
-	var orphans []maildir.Entry
-	for _, e := range entries {
-		if _, dup := rec.entries[e.Key]; dup {
-			continue // two files with one key: keep the first, leave the other alone
-		}
-		rec.entries[e.Key] = e
-		m, ok := byKey[e.Key]
-		if !ok {
-			orphans = append(orphans, e)
-			continue
-		}
-		file := e.Sub + "/" + e.Name
-		if file != m.File {
-			changes = append(changes, fileChange{m: m, e: e})
-		}
-	}
-	for _, m := range rows {
-		if _, ok := rec.entries[m.Key]; ok {
-			rec.rows = append(rec.rows, m)
-		} else {
-			rec.gone = append(rec.gone, m)
-		}
-	}
-	touched := slices.Clone(rec.gone)
-	for _, c := range changes {
+	rec := &reconciled{rows: diff.present, gone: diff.gone}
+	touched := slices.Clone(diff.gone)
+	for _, c := range diff.renamed {
 		touched = append(touched, c.m)
 	}
 	if err := fill(ctx, store, touched); err != nil {
 		return nil, err
 	}
-	for i := range changes {
-		changes[i].flags = changes[i].e.Flags != changes[i].m.Flags
-	}
+	changes, orphans := diff.renamed, diff.unknown
 	added, err := indexFiles(dir, orphans, trustTags)
 	if err != nil {
 		return nil, err
@@ -138,7 +105,7 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		for _, c := range changes {
 			file := c.e.Sub + "/" + c.e.Name
 			var err error
-			if c.flags {
+			if c.e.Flags != c.m.Flags {
 				err = tx.SetFileFlags(c.m.ID, f.ID, file, c.e.Flags, c.m.Keywords)
 				c.m.Flags = c.e.Flags
 				rec.flagChanged++

@@ -10,7 +10,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
@@ -171,20 +173,27 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	}
 	// The Maildir and the index are read while the server is dialed and
 	// LISTed; the listings hold until a folder is changed (see scanCache).
+	start := time.Now()
 	prescanned := make(chan error, 1)
-	go func() { prescanned <- s.prescan(ctx, acct) }()
+	go func() {
+		err := s.prescan(ctx, acct)
+		log.Debug("read the Maildir and the index", "took", time.Since(start).Round(time.Millisecond))
+		prescanned <- err
+	}()
 
 	first, err := o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
 	if err != nil {
 		<-prescanned
 		return nil, err
 	}
+	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
 	folders, err := listFolders(first, o.Folders, o.FolderMap)
 	if err != nil {
 		<-prescanned
 		first.Close()
 		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
 	}
+	log.Debug("listed", "folders", len(folders), "took", time.Since(start).Round(time.Millisecond))
 	if err = <-prescanned; err == nil {
 		folders, err = s.syncFolders(ctx, first, acct, folders)
 		if len(s.actions) > 0 {
@@ -260,6 +269,9 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		first.Close()
 	}
 	wg.Wait()
+	if s.up != nil {
+		s.up.Close()
+	}
 	close(s.commit.in)
 	<-commitDone
 
@@ -288,22 +300,52 @@ type syncer struct {
 	actions []string              // folder-level actions, for the Result
 	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once
 	planned map[string]bool       // DryRun: Maildir keys of planned moves
+
+	upMu    sync.Mutex
+	up      *uploader // the run's MULTIAPPEND connection, once dialed
+	upTried bool      // dialed (or ruled out) already: not again this run
+}
+
+// multiAppendMin is how many messages one folder must have to upload
+// before a run opens its MULTIAPPEND connection (a login costs the server
+// about as much as a dozen single APPENDs); once open, every folder uses it.
+const multiAppendMin = 8
+
+// uploaderFor returns the run's MULTIAPPEND connection for n uploads,
+// dialing it on first need, or nil: too few uploads and no connection yet,
+// a server without MULTIAPPEND and LITERAL+ (c is a worker's connection,
+// for its capabilities), or a dial that failed (not tried again this run;
+// the uploads go one APPEND each).
+func (s *syncer) uploaderFor(ctx context.Context, c *imapclient.Client, n int) *uploader {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	if s.up != nil || s.upTried || n < multiAppendMin {
+		return s.up
+	}
+	s.upTried = true
+	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
+		return nil
+	}
+	up, err := s.opts.Endpoint.dialUploader(ctx)
+	if err != nil {
+		s.log.Debug("no MULTIAPPEND connection; one APPEND each", "err", err)
+		return nil
+	}
+	s.up = up
+	return up
 }
 
 // folderScan is a folder's directory listing and its index rows (Partial,
-// see index.ReadTx.FileRows), as read at the start of the run.
+// see index.ReadTx.FileRows) as read at the start of the run, and how they
+// differ.
 type folderScan struct {
 	entries []maildir.Entry
 	rows    []*index.Message
-	files   map[string]string // key -> file of rows
+	diff    *listingDiff
 }
 
 func newFolderScan(entries []maildir.Entry, rows []*index.Message) *folderScan {
-	files := make(map[string]string, len(rows))
-	for _, m := range rows {
-		files[m.Key] = m.File
-	}
-	return &folderScan{entries: entries, rows: rows, files: files}
+	return &folderScan{entries: entries, rows: rows, diff: diffListing(entries, rows)}
 }
 
 // scanCache hands each folder's listing, read at the start of the run, to
@@ -449,18 +491,23 @@ func (w *worker) do(ctx context.Context, t task) error {
 		if p := w.s.dialErr.Load(); p != nil {
 			return *p
 		}
+		begin := time.Now()
 		c, err := w.s.opts.Endpoint.DialRetry(ctx, w.s.opts.DialAttempts, w.s.log.Warn)
 		if err != nil {
 			w.s.dialErr.CompareAndSwap(nil, &err)
 			return err
 		}
+		w.s.log.Debug("connected another", "took", time.Since(begin).Round(time.Millisecond))
 		w.c, w.selected = c, ""
 	}
 	c := w.c
 	stop := context.AfterFunc(ctx, func() { go c.Close() }) // see abort
 	defer stop()
 	if t.uids == nil {
-		return w.plan(ctx, t.job)
+		begin := time.Now()
+		err := w.plan(ctx, t.job)
+		w.s.log.Debug("planned", "folder", t.job.rf.Local, "took", time.Since(begin).Round(time.Millisecond))
+		return err
 	}
 	return w.fetch(ctx, t.job, t.uids)
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -190,4 +193,62 @@ func TestTwoWay(t *testing.T) {
 		}
 		e.compare()
 	})
+}
+
+// TestMultiAppend: many new local messages in one folder go up in one
+// MULTIAPPEND on the uploader's connection, under a non-ASCII name, with
+// their flags, and get their UIDs.
+func TestMultiAppend(t *testing.T) {
+	e := newEnv(t)
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(5, 10, corpus.Options{Folders: []string{"INBOX", "Entwürfe"}}))
+	e.sync()
+	d := e.dir("Entwürfe")
+	for i := range 12 {
+		raw := fmt.Sprintf("From: me@example.org\nSubject: draft %d\nMessage-ID: <draft-%d@example.org>\n\nText %d.\n", i, i, i)
+		name := fmt.Sprintf("1772445600.M%dP7.laptop:2,", i)
+		if i%3 == 0 {
+			name += "S"
+		}
+		if err := os.WriteFile(filepath.Join(d.Path, "cur", name), []byte(raw), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var trace lockedBuffer
+	e.opts = func(o *imapsync.Options) { o.Endpoint.Debug = &trace }
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.Uploaded != 12 {
+		t.Errorf("uploaded %d, want 12", tot.Uploaded)
+	}
+	if n := strings.Count(trace.String(), ` APPEND "Entw&APw-rfe" (`); n != 1 {
+		t.Errorf("%d MULTIAPPEND commands, want 1", n)
+	}
+	for _, x := range e.entries("Entwürfe") {
+		if x.UID == 0 {
+			t.Errorf("%s has no UID", x.Name)
+		}
+	}
+	e.opts = nil
+	e.compare()
+	if res, _ := e.sync(); res.Totals().Uploaded+res.Totals().New != 0 {
+		t.Errorf("the next run moved messages: %+v", res.Totals())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for the protocol trace of several
+// connections at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,0 +1,147 @@
+package imapsync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+func TestParseAppendUID(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want []uint32
+	}{
+		{"[APPENDUID 38505 3955] APPEND completed", []uint32{3955}},
+		{"[APPENDUID 1 2026:2029] Append completed.", []uint32{2026, 2027, 2028, 2029}},
+		{"[APPENDUID 1 7,9:10,3] x", []uint32{7, 9, 10, 3}},
+		{"Append completed.", nil},
+		{"[APPENDUID 1 0] x", nil},
+		{"[APPENDUID 1 5:3] x", nil},
+		{"[APPENDUID 1] x", nil},
+	} {
+		got, ok := parseAppendUID(tc.text)
+		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
+			t.Errorf("parseAppendUID(%q) = %v, %v; want %v", tc.text, got, ok, tc.want)
+		}
+	}
+}
+
+func TestQuoteMailbox(t *testing.T) {
+	for name, want := range map[string]string{
+		"INBOX":              `"INBOX"`,
+		"Entwürfe":           `"Entw&APw-rfe"`,
+		"Lists/Go":           `"Lists/Go"`,
+		"Tom & Jerry":        `"Tom &- Jerry"`,
+		`say "hi"\`:          `"say \"hi\"\\"`,
+		"日本語":                `"&ZeVnLIqe-"`,
+		"~peter/mail/台北/日本語": `"~peter/mail/&U,BTFw-/&ZeVnLIqe-"`, // RFC 3501's example
+	} {
+		if got := quoteMailbox(name); got != want {
+			t.Errorf("quoteMailbox(%q) = %s, want %s", name, got, want)
+		}
+	}
+}
+
+// scriptedServer answers an uploader over a pipe: each line the client
+// sends (with literals read along) is matched by prefix against the
+// script, which gives the lines to answer.
+func scriptedServer(t *testing.T, greeting string, script func(cmd string) []string) net.Conn {
+	t.Helper()
+	client, server := net.Pipe()
+	go func() {
+		defer server.Close()
+		br := bufio.NewReader(server)
+		fmt.Fprintf(server, "%s\r\n", greeting)
+		for {
+			var cmd strings.Builder
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				line = strings.TrimRight(line, "\r\n")
+				cmd.WriteString(line)
+				n, ok := literalSize(line)
+				if !ok {
+					break
+				}
+				io.CopyN(io.Discard, br, n)
+			}
+			tag, rest, _ := strings.Cut(cmd.String(), " ")
+			for _, l := range script(rest) {
+				fmt.Fprintf(server, "%s\r\n", strings.ReplaceAll(l, "TAG", tag))
+			}
+		}
+	}()
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+func TestUploaderScripted(t *testing.T) {
+	caps := "* CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS"
+	up := &uploader{}
+	up.setConn(scriptedServer(t, "* OK ready", func(cmd string) []string {
+		switch {
+		case strings.HasPrefix(cmd, "APPEND \"Missing\""):
+			return []string{"TAG NO [TRYCREATE] Mailbox doesn't exist"}
+		case strings.HasPrefix(cmd, "APPEND"):
+			// an untagged answer with a literal in it, then the result
+			return []string{"* 3 FETCH (BODY[] {5}", "hello)", "TAG OK [APPENDUID 7 10:11] done"}
+		case cmd == "CAPABILITY":
+			return []string{caps, "TAG OK done"}
+		case cmd == "LOGOUT":
+			return []string{"* BYE", "TAG OK bye"}
+		}
+		return []string{"TAG BAD what?"}
+	}))
+	if _, err := up.readLine(); err != nil {
+		t.Fatal(err)
+	}
+	up.uidPlus = true
+	msg := func(body string) uploadMsg {
+		return uploadMsg{flags: []imap.Flag{imap.FlagSeen}, date: time.Unix(1772445600, 0).UTC(), size: int64(len(body)),
+			write: func(w io.Writer) error { _, err := io.WriteString(w, body); return err }}
+	}
+	ctx := context.Background()
+	uids, err := up.appendMany(ctx, "Entwürfe", []uploadMsg{msg("a\r\n"), msg("bb\r\n")})
+	if err != nil || !slices.Equal(uids, []uint32{10, 11}) {
+		t.Fatalf("appendMany = %v, %v; want [10 11]", uids, err)
+	}
+	_, err = up.appendMany(ctx, "Missing", []uploadMsg{msg("a\r\n")})
+	var refused *imap.Error
+	if !errors.As(err, &refused) || refused.Type != imap.StatusResponseTypeNo {
+		t.Fatalf("a refused APPEND: err = %v, want an *imap.Error NO", err)
+	}
+	// The connection is still good after a refusal.
+	if uids, err := up.appendMany(ctx, "INBOX", []uploadMsg{msg("c\r\n"), msg("d\r\n")}); err != nil || len(uids) != 2 {
+		t.Fatalf("after a refusal: %v, %v", uids, err)
+	}
+	up.Close()
+	if _, err := up.appendMany(ctx, "INBOX", []uploadMsg{msg("e\r\n")}); err == nil {
+		t.Error("appendMany after Close succeeded")
+	}
+}
+
+func TestUploaderBye(t *testing.T) {
+	up := &uploader{}
+	up.setConn(scriptedServer(t, "* OK ready", func(cmd string) []string {
+		return []string{"* BYE shutting down"}
+	}))
+	up.readLine()
+	_, err := up.appendMany(context.Background(), "INBOX", []uploadMsg{{size: 1, write: func(w io.Writer) error {
+		_, err := w.Write([]byte("x"))
+		return err
+	}}})
+	if err == nil || !errors.Is(err, errConn) {
+		t.Fatalf("after BYE: err = %v, want a connection error", err)
+	}
+}
