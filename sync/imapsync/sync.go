@@ -194,6 +194,11 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
 	}
 	log.Debug("listed", "folders", len(folders), "took", time.Since(start).Round(time.Millisecond))
+	// Folders the LIST shows changed upstream will each need a connection:
+	// dial the others now, while the Maildir is read, not when the first
+	// plans start.
+	s.predial(ctx, s.changedUpstream(ctx, acct, folders))
+	defer s.closeSpares()
 	if err = <-prescanned; err == nil {
 		folders, err = s.syncFolders(ctx, first, acct, folders)
 		if len(s.actions) > 0 {
@@ -301,9 +306,77 @@ type syncer struct {
 	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once
 	planned map[string]bool       // DryRun: Maildir keys of planned moves
 
+	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
+	claims atomic.Int32            // spares not yet taken by a worker
+
 	upMu    sync.Mutex
 	up      *uploader // the run's MULTIAPPEND connection, once dialed
 	upTried bool      // dialed (or ruled out) already: not again this run
+}
+
+// changedUpstream counts the folders whose LIST-STATUS differs from the
+// state the index recorded (or that the index does not know): each will
+// be planned with a connection of its own. Without LIST-STATUS it counts
+// nothing (the plans dial as they go).
+func (s *syncer) changedUpstream(ctx context.Context, acct index.AccountID, folders []remoteFolder) int {
+	var known []*index.Folder
+	if err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		known, err = tx.Folders(acct)
+		return err
+	}); err != nil {
+		return 0
+	}
+	byName := make(map[string]*index.Folder, len(known))
+	for _, f := range known {
+		byName[f.Name] = f
+	}
+	n := 0
+	for _, rf := range folders {
+		st, f := rf.Status, byName[rf.Local]
+		if st == nil {
+			return 0
+		}
+		if f == nil || st.UIDValidity != f.UIDValidity || uint32(st.UIDNext) != f.UIDNext || st.HighestModSeq != f.HighestModSeq {
+			n++
+		}
+	}
+	return n
+}
+
+// predial dials, in the background, the connections beyond the first that
+// n folders to plan will use; a worker that needs a connection takes one
+// of them first (waiting for it if its dial is under way).
+func (s *syncer) predial(ctx context.Context, n int) {
+	k := min(s.opts.Connections, n) - 1
+	if k <= 0 {
+		return
+	}
+	s.spares = make(chan *imapclient.Client, k)
+	s.claims.Store(int32(k))
+	for range k {
+		go func() {
+			begin := time.Now()
+			c, err := s.opts.Endpoint.DialRetry(ctx, s.opts.DialAttempts, s.log.Warn)
+			if err != nil {
+				s.log.Debug("dialing ahead failed", "err", err)
+				s.spares <- nil // the worker dials itself, and reports
+				return
+			}
+			s.log.Debug("connected another", "took", time.Since(begin).Round(time.Millisecond))
+			s.spares <- c
+		}()
+	}
+}
+
+// closeSpares logs out of the connections dialed ahead that no worker took.
+func (s *syncer) closeSpares() {
+	for s.claims.Add(-1) >= 0 {
+		if c := <-s.spares; c != nil {
+			c.Logout().Wait()
+			go c.Close() // see abort
+		}
+	}
 }
 
 // multiAppendMin is how many messages one folder must have to upload
@@ -485,6 +558,11 @@ func (w *worker) do(ctx context.Context, t task) error {
 	if t.uids == nil {
 		if skip, err := w.s.prepare(ctx, t.job); skip || err != nil {
 			return err
+		}
+	}
+	if w.c == nil && w.s.claims.Add(-1) >= 0 {
+		if c := <-w.s.spares; c != nil {
+			w.c, w.selected = c, ""
 		}
 	}
 	if w.c == nil {
