@@ -198,7 +198,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	// dial the others now, while the Maildir is read, not when the first
 	// plans start.
 	s.predial(ctx, s.changedUpstream(ctx, acct, folders))
-	defer s.closeSpares()
+	defer s.closeSpares(ctx)
 	if err = <-prescanned; err == nil {
 		folders, err = s.syncFolders(ctx, first, acct, folders)
 		if len(s.actions) > 0 {
@@ -370,10 +370,12 @@ func (s *syncer) predial(ctx context.Context, n int) {
 }
 
 // closeSpares logs out of the connections dialed ahead that no worker took.
-func (s *syncer) closeSpares() {
+func (s *syncer) closeSpares(ctx context.Context) {
 	for s.claims.Add(-1) >= 0 {
 		if c := <-s.spares; c != nil {
-			c.Logout().Wait()
+			if ctx.Err() == nil {
+				c.Logout().Wait()
+			}
 			go c.Close() // see abort
 		}
 	}
