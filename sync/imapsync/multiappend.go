@@ -62,10 +62,13 @@ const uploadTimeout = 2 * time.Minute
 // LITERAL+.
 func (e *Endpoint) dialUploader(ctx context.Context) (*uploader, error) {
 	d := &net.Dialer{Timeout: 30 * time.Second}
-	cfg := e.TLSConfig
-	if cfg == nil {
-		host, _, _ := net.SplitHostPort(e.Addr)
-		cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	host, _, _ := net.SplitHostPort(e.Addr)
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if e.TLSConfig != nil {
+		cfg = e.TLSConfig.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = host // as go-imap does: tls.Client needs it
+		}
 	}
 	var conn net.Conn
 	var err error
@@ -271,11 +274,25 @@ func (u *uploader) commandUntagged(build func(w *bufio.Writer), untagged func(li
 		case "OK":
 			return text, nil
 		case "NO":
-			return "", &imap.Error{Type: imap.StatusResponseTypeNo, Text: text}
+			return "", statusError(imap.StatusResponseTypeNo, text)
 		default:
-			return "", &imap.Error{Type: imap.StatusResponseTypeBad, Text: text}
+			return "", statusError(imap.StatusResponseTypeBad, text)
 		}
 	}
+}
+
+// statusError is a NO or BAD answer as go-imap reports it: the response
+// code ("[AUTHENTICATIONFAILED] ...") apart from the text.
+func statusError(typ imap.StatusResponseType, text string) *imap.Error {
+	e := &imap.Error{Type: typ, Text: text}
+	if rest, ok := strings.CutPrefix(text, "["); ok {
+		if end := strings.IndexByte(rest, ']'); end >= 0 {
+			code, _, _ := strings.Cut(rest[:end], " ")
+			e.Code = imap.ResponseCode(strings.ToUpper(code))
+			e.Text = strings.TrimSpace(rest[end+1:])
+		}
+	}
+	return e
 }
 
 // readLine reads one response line without its CRLF. A literal inside it
