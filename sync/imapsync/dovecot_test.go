@@ -31,9 +31,9 @@ type env struct {
 	store *index.Store
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...testenv.Option) *env {
 	t.Helper()
-	d := testenv.StartDovecot(t)
+	d := testenv.StartDovecot(t, opts...)
 	root := t.TempDir()
 	e := &env{t: t, d: d, root: root}
 	e.openIndex()

@@ -310,16 +310,12 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	}
 	// Results are recorded in one transaction at the end; a crash before it
 	// leaves intents that the next run resolves by content (recoverAppends).
-	var done []*upload
-	rest := ups
-	if up := w.s.uploaderFor(ctx, w.c, len(ups)); up != nil {
-		var err error
-		if done, rest, err = w.multiAppend(ctx, j, up, ups); err != nil {
-			return err
-		}
+	var done, refused []*upload
+	if up := w.s.uploaderFor(ctx, w.c); up != nil {
+		done, refused, err = w.multiAppend(ctx, j, up, ups)
+	} else {
+		done, refused, err = w.appendEach(j, ups)
 	}
-	more, err := w.appendEach(j, rest)
-	done = append(done, more...)
 	if err != nil {
 		return err
 	}
@@ -340,12 +336,20 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 				return err
 			}
 		}
+		for _, p := range refused { // not stored: nothing to find next time
+			if err := tx.DoneIntent(p.intent); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	j.update(func(r *FolderResult) { r.Uploaded += len(done) })
+	j.update(func(r *FolderResult) {
+		r.Uploaded += len(done)
+		r.Refused += len(refused)
+	})
 	return nil
 }
 
@@ -384,16 +388,27 @@ func (u *upload) send(w io.Writer) error {
 // appendEach uploads with one APPEND each, pipelined on the worker's
 // connection: up to appendWindow in flight (one larger than 4 KiB still
 // waits for the server's continuation, but no longer for the previous
-// message's answer). It returns the uploads whose UID the server told.
-func (w *worker) appendEach(j *folderJob, ups []*upload) ([]*upload, error) {
+// message's answer). It returns the uploads whose UID the server told,
+// and those it refused (a NO or BAD: not stored; say, a message too large
+// for it): a refusal is the message's own, the others go on, and the next
+// run tries it again. (go-imap closes the connection when the server
+// refuses a literal it had to announce first, above 4 KiB: that fails the
+// folder's run instead. The MULTIAPPEND path, with LITERAL+, has no such
+// case; appendEach is only for servers without it.)
+func (w *worker) appendEach(j *folderJob, ups []*upload) (done, refused []*upload, err error) {
 	type sent struct {
 		u   *upload
 		cmd *imapclient.AppendCommand
 	}
 	var inflight []sent
-	var done []*upload
 	wait := func(p sent) error {
 		data, err := p.cmd.Wait()
+		var no *imap.Error
+		if errors.As(err, &no) {
+			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", p.u.path, "err", err)
+			refused = append(refused, p.u)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("APPEND: %w", err)
 		}
@@ -406,22 +421,22 @@ func (w *worker) appendEach(j *folderJob, ups []*upload) ([]*upload, error) {
 	for _, u := range ups {
 		cmd := w.c.Append(j.rf.Remote, u.size, &imap.AppendOptions{Flags: u.flags, Time: u.m.InternalDate})
 		if err := errors.Join(u.send(cmd), cmd.Close()); err != nil {
-			return done, abort(w.c, fmt.Errorf("APPEND %s: %w", u.m.Key, err))
+			return done, refused, abort(w.c, fmt.Errorf("APPEND %s: %w", u.m.Key, err))
 		}
 		inflight = append(inflight, sent{u, cmd})
 		if len(inflight) >= appendWindow {
 			if err := wait(inflight[0]); err != nil {
-				return done, err
+				return done, refused, err
 			}
 			inflight = inflight[1:]
 		}
 	}
 	for _, p := range inflight {
 		if err := wait(p); err != nil {
-			return done, err
+			return done, refused, err
 		}
 	}
-	return done, nil
+	return done, refused, nil
 }
 
 // multiAppend limits: messages and bytes per MULTIAPPEND command.
@@ -431,12 +446,36 @@ const (
 )
 
 // multiAppend uploads with MULTIAPPEND on the shared uploader, in chunks.
-// It returns the uploads whose UID the server told, and those left for
-// appendEach: the chunks the server refused (a refused MULTIAPPEND stores
-// nothing; one APPEND each then tells which message it was). A broken
-// connection is an error: whether its last chunk arrived is unknown until
-// the next run looks (recoverAppends), so nothing is sent again now.
-func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *uploader, ups []*upload) (done, rest []*upload, err error) {
+// It returns the uploads whose UID the server told, and those it refused.
+// A refused MULTIAPPEND stores nothing; its messages are then sent one per
+// command, to tell which one it was, and the others go up. A broken
+// connection is an error: whether its last command arrived is unknown
+// until the next run looks (recoverAppends), so nothing is sent again now.
+func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *uploader, ups []*upload) (done, refused []*upload, err error) {
+	send := func(chunk []*upload) (bool, error) {
+		msgs := make([]uploadMsg, len(chunk))
+		for i, u := range chunk {
+			msgs[i] = uploadMsg{flags: u.flags, date: u.m.InternalDate, size: u.size, write: u.send}
+		}
+		uids, err := up.appendMany(ctx, j.rf.Remote, msgs)
+		var no *imap.Error
+		if errors.As(err, &no) {
+			if len(chunk) == 1 {
+				w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", chunk[0].path, "err", err)
+			}
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("APPEND: %w", err)
+		}
+		if uids != nil { // else no UIDPLUS: the intents stay; the next run matches the copies
+			for i, u := range chunk {
+				u.uid = uids[i]
+				done = append(done, u)
+			}
+		}
+		return true, nil
+	}
 	for len(ups) > 0 {
 		n, bytes := 0, int64(0)
 		for n < len(ups) && n < multiAppendCount && (n == 0 || bytes+ups[n].size <= multiAppendBytes) {
@@ -445,26 +484,28 @@ func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *uploader, up
 		}
 		chunk := ups[:n]
 		ups = ups[n:]
-		msgs := make([]uploadMsg, len(chunk))
-		for i, u := range chunk {
-			msgs[i] = uploadMsg{flags: u.flags, date: u.m.InternalDate, size: u.size, write: u.send}
+		ok, err := send(chunk)
+		if err != nil {
+			return done, refused, err
 		}
-		uids, err := up.appendMany(ctx, j.rf.Remote, msgs)
-		var refused *imap.Error
-		switch {
-		case errors.As(err, &refused):
-			w.s.log.Debug("MULTIAPPEND refused; one APPEND each", "folder", j.rf.Local, "err", err)
-			rest = append(rest, chunk...)
-		case err != nil:
-			return done, nil, fmt.Errorf("APPEND: %w", err)
-		case uids != nil:
-			for i, u := range chunk {
-				u.uid = uids[i]
-				done = append(done, u)
+		if ok {
+			continue
+		}
+		if len(chunk) == 1 {
+			refused = append(refused, chunk...)
+			continue
+		}
+		for _, u := range chunk {
+			ok, err := send([]*upload{u})
+			if err != nil {
+				return done, refused, err
+			}
+			if !ok {
+				refused = append(refused, u)
 			}
 		}
 	}
-	return done, rest, nil
+	return done, refused, nil
 }
 
 // recoverAppends resolves APPENDs that a previous run recorded but did not

@@ -105,6 +105,7 @@ type FolderResult struct {
 	ExpungedRemote int   // messages deleted upstream because they were deleted locally
 	Expunged       int   // messages removed locally because they left the server
 	Rebuilt        int   // index rows rebuilt from files already on disk
+	Refused        int   // local messages the server would not store (tried again next run)
 	Skipped        bool  // unchanged since the last run: not even selected
 	Err            error
 }
@@ -120,6 +121,7 @@ func (r *Result) Totals() (fr FolderResult) {
 		fr.ExpungedRemote += f.ExpungedRemote
 		fr.Expunged += f.Expunged
 		fr.Rebuilt += f.Rebuilt
+		fr.Refused += f.Refused
 	}
 	return fr
 }
@@ -381,20 +383,18 @@ func (s *syncer) closeSpares(ctx context.Context) {
 	}
 }
 
-// multiAppendMin is how many messages one folder must have to upload
-// before a run opens its MULTIAPPEND connection (a login costs the server
-// about as much as a dozen single APPENDs); once open, every folder uses it.
-const multiAppendMin = 8
-
-// uploaderFor returns the run's MULTIAPPEND connection for n uploads,
-// dialing it on first need, or nil: too few uploads and no connection yet,
-// a server without MULTIAPPEND and LITERAL+ (c is a worker's connection,
-// for its capabilities), or a dial that failed (not tried again this run;
-// the uploads go one APPEND each).
-func (s *syncer) uploaderFor(ctx context.Context, c *imapclient.Client, n int) *uploader {
+// uploaderFor returns the run's MULTIAPPEND connection, dialing it on first
+// need, or nil: a server without MULTIAPPEND and LITERAL+ (c is a worker's
+// connection, for its capabilities), or a dial that failed (not tried
+// again this run; the uploads go one APPEND each on the workers'
+// connections). It is used for every upload when the server allows: it
+// stores a folder's messages in one transaction, sends them without a
+// round trip each (LITERAL+; go-imap announces every literal above 4 KiB
+// and waits), and a refused message does not cost the connection.
+func (s *syncer) uploaderFor(ctx context.Context, c *imapclient.Client) *uploader {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
-	if s.up != nil || s.upTried || n < multiAppendMin {
+	if s.up != nil || s.upTried {
 		return s.up
 	}
 	s.upTried = true

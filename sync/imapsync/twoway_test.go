@@ -252,3 +252,52 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestRefusedUpload: a message the server will not store (here: too large
+// for its limit) is reported, stays local, and does not hold up the rest
+// of the folder: the other uploads (a MULTIAPPEND the server refused as a
+// whole goes again one message per command) and new mail coming down.
+func TestRefusedUpload(t *testing.T) {
+	e := newEnv(t, testenv.WithConfig(`
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_rule = *:storage=1G
+  quota_vsizes = yes
+  quota_max_mail_size = 20k
+}
+`))
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(6, 5, corpus.Options{Folders: []string{"INBOX"}}))
+	e.sync()
+	for _, n := range []int{12, 2} {
+		for i := range n {
+			body := "Small.\n"
+			if i == 1 {
+				body = strings.Repeat("A line of a large message.\n", 1500) // 40 KB
+			}
+			raw := fmt.Sprintf("From: me@example.org\nSubject: %d/%d\nMessage-ID: <refused-%d-%d@example.org>\n\n%s", n, i, n, i, body)
+			e.writeForeign("INBOX", fmt.Sprintf("1772445600.M%dP%d.laptop", i, n), []byte(raw))
+		}
+		e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, n, corpus.Options{Folders: []string{"INBOX"}})[n-1:])
+		res, _ := e.sync()
+		tot := res.Totals()
+		if tot.Uploaded != n-1 || tot.Refused != 1 || tot.New != 1 {
+			t.Errorf("%d new local messages: %+v; want %d uploaded, 1 refused, 1 new downloaded", n, tot, n-1)
+		}
+		// The refused message is tried again, and refused again, each run.
+		res, _ = e.sync()
+		if tot := res.Totals(); tot.Refused != 1 || tot.Uploaded+tot.New != 0 {
+			t.Errorf("the next run: %+v; want the refusal again and nothing else", tot)
+		}
+		// Take the large message out, as a user would; the rest agrees.
+		for _, x := range e.entries("INBOX") {
+			if x.UID == 0 {
+				os.Remove(e.dir("INBOX").FilePath(x))
+			}
+		}
+	}
+	if res, _ := e.sync(); res.Totals().Refused != 0 {
+		t.Errorf("refused after the large message left: %+v", res.Totals())
+	}
+	e.compare()
+}

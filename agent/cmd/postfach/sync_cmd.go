@@ -128,6 +128,9 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 		if t.Rebuilt > 0 {
 			fmt.Fprintf(w, ", %d re-indexed from disk", t.Rebuilt)
 		}
+		if t.Refused > 0 {
+			fmt.Fprintf(w, ", %d refused by the server (kept here; -v says why)", t.Refused)
+		}
 		fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 	}
 }
