@@ -29,9 +29,11 @@ import (
 // the uploader is a small client of its own on a second connection, used
 // only where the server has MULTIAPPEND and LITERAL+ (then every command
 // goes out in one piece and the only answers to read are lines, untagged
-// and tagged). It logs in as Endpoint.Dial does. Where anything does not
-// fit (another server, a command refused), appendNew falls back to one
-// APPEND per message on the worker's own connection.
+// and tagged). It logs in as Endpoint.Dial does. A refused command is sent
+// again one message per command, to find the message the server refuses
+// (see multiAppend); a server without MULTIAPPEND and LITERAL+, or an
+// uploader that cannot connect, gets one APPEND per message on the
+// workers' own connections (appendEach).
 
 // uploader is one MULTIAPPEND connection; its methods are safe for
 // concurrent use (commands are sent one at a time).
