@@ -307,8 +307,10 @@ func TestModelFolders(t *testing.T) {
 func runModel(t *testing.T, seed int64, rounds, ops int, folderOps bool) {
 	start := time.Now()
 	e := newEnv(t)
-	if folderOps {
-		e.opts = func(o *imapsync.Options) { o.CreateFolders, o.RemoveFolders = true, true }
+	// Odd seeds upload with one APPEND each, even ones with MULTIAPPEND.
+	e.opts = func(o *imapsync.Options) {
+		o.CreateFolders, o.RemoveFolders = folderOps, folderOps
+		o.NoMultiAppend = seed%2 == 1
 	}
 	r := newModelRun(t, e, seed)
 	r.folderOps = folderOps

@@ -35,9 +35,10 @@ import (
 // uploader that cannot connect, gets one APPEND per message on the
 // workers' own connections (appendEach).
 
-// uploader is one MULTIAPPEND connection; its methods are safe for
-// concurrent use (commands are sent one at a time).
-type uploader struct {
+// Uploader is one MULTIAPPEND connection; its methods are safe for
+// concurrent use (commands are sent one at a time). sync/migrate uses it
+// too.
+type Uploader struct {
 	mu      sync.Mutex
 	conn    net.Conn
 	br      *bufio.Reader
@@ -48,21 +49,21 @@ type uploader struct {
 	broken  error // set when the connection can no longer be used
 }
 
-// uploadMsg is one message of a MULTIAPPEND.
-type uploadMsg struct {
-	flags []imap.Flag
-	date  time.Time
-	size  int64                 // bytes on the wire (CRLF line ends)
-	write func(io.Writer) error // writes exactly size bytes
+// UploadMsg is one message of a MULTIAPPEND.
+type UploadMsg struct {
+	Flags []imap.Flag
+	Date  time.Time             // the internal date; zero: the server's time
+	Size  int64                 // bytes on the wire (CRLF line ends)
+	Write func(io.Writer) error // writes exactly Size bytes
 }
 
 // uploadTimeout bounds each read and write of the uploader.
 const uploadTimeout = 2 * time.Minute
 
-// dialUploader connects and logs in for MULTIAPPEND. It fails (and the
+// DialUploader connects and logs in for MULTIAPPEND. It fails (and the
 // caller keeps to plain APPEND) unless the server has MULTIAPPEND and
 // LITERAL+.
-func (e *Endpoint) dialUploader(ctx context.Context) (*uploader, error) {
+func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	host, _, _ := net.SplitHostPort(e.Addr)
 	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
@@ -85,11 +86,11 @@ func (e *Endpoint) dialUploader(ctx context.Context) (*uploader, error) {
 	if err != nil {
 		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
 	}
-	u := &uploader{conn: conn, debug: e.Debug}
+	u := &Uploader{conn: conn, debug: e.Debug}
 	u.setConn(conn)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	fail := func(op string, err error) (*uploader, error) {
+	fail := func(op string, err error) (*Uploader, error) {
 		u.conn.Close()
 		return nil, &ConnError{Addr: e.Addr, Op: op, Err: err}
 	}
@@ -117,7 +118,7 @@ func (e *Endpoint) dialUploader(ctx context.Context) (*uploader, error) {
 	literalPlus := caps[string(imap.CapLiteralPlus)]
 	if !literalPlus && (!quotable(e.Username) || !quotable(e.Password)) {
 		u.conn.Close()
-		return nil, errNoMultiAppend
+		return nil, ErrNoMultiAppend
 	}
 	if _, err := u.command(func(w *bufio.Writer) {
 		w.WriteString("LOGIN ")
@@ -133,15 +134,16 @@ func (e *Endpoint) dialUploader(ctx context.Context) (*uploader, error) {
 	}
 	if !caps[string(imap.CapLiteralPlus)] || !caps[string(imap.CapMultiAppend)] {
 		u.Close()
-		return nil, errNoMultiAppend
+		return nil, ErrNoMultiAppend
 	}
 	u.uidPlus = caps[string(imap.CapUIDPlus)]
 	return u, nil
 }
 
-var errNoMultiAppend = errors.New("server has no MULTIAPPEND with LITERAL+")
+// ErrNoMultiAppend: the server lacks MULTIAPPEND or LITERAL+.
+var ErrNoMultiAppend = errors.New("server has no MULTIAPPEND with LITERAL+")
 
-func (u *uploader) setConn(c net.Conn) {
+func (u *Uploader) setConn(c net.Conn) {
 	u.conn = c
 	var r io.Reader = c
 	var w io.Writer = c
@@ -153,7 +155,7 @@ func (u *uploader) setConn(c net.Conn) {
 	u.bw = bufio.NewWriterSize(w, 64<<10)
 }
 
-func (u *uploader) capabilities() (map[string]bool, error) {
+func (u *Uploader) capabilities() (map[string]bool, error) {
 	var caps map[string]bool
 	_, err := u.commandUntagged(func(w *bufio.Writer) { w.WriteString("CAPABILITY") }, func(line string) {
 		if rest, ok := strings.CutPrefix(line, "* CAPABILITY "); ok {
@@ -169,12 +171,12 @@ func (u *uploader) capabilities() (map[string]bool, error) {
 	return caps, err
 }
 
-// appendMany appends msgs to mailbox (its UTF-8 name) in one command and
+// AppendMany appends msgs to mailbox (its UTF-8 name) in one command and
 // returns the UIDs the server gave them, in order, or nil without UIDPLUS.
 // An *imap.Error is the server's refusal (nothing was appended); any other
 // error leaves the connection unusable and whether the messages arrived
 // unknown.
-func (u *uploader) appendMany(ctx context.Context, mailbox string, msgs []uploadMsg) ([]uint32, error) {
+func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []UploadMsg) ([]uint32, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.broken != nil {
@@ -188,16 +190,20 @@ func (u *uploader) appendMany(ctx context.Context, mailbox string, msgs []upload
 		w.WriteString(quoteMailbox(mailbox))
 		for _, m := range msgs {
 			w.WriteString(" (")
-			for i, f := range m.flags {
+			for i, f := range m.Flags {
 				if i > 0 {
 					w.WriteByte(' ')
 				}
 				w.WriteString(string(f))
 			}
-			w.WriteString(") \"")
-			w.WriteString(m.date.Format("02-Jan-2006 15:04:05 -0700"))
-			fmt.Fprintf(w, "\" {%d+}\r\n", m.size)
-			if err := m.write(w); err != nil && werr == nil {
+			w.WriteString(")")
+			if !m.Date.IsZero() {
+				w.WriteString(" \"")
+				w.WriteString(m.Date.Format("02-Jan-2006 15:04:05 -0700"))
+				w.WriteString("\"")
+			}
+			fmt.Fprintf(w, " {%d+}\r\n", m.Size)
+			if err := m.Write(w); err != nil && werr == nil {
 				werr = err
 			}
 		}
@@ -221,7 +227,7 @@ func (u *uploader) appendMany(ctx context.Context, mailbox string, msgs []upload
 }
 
 // Close logs out (briefly) and closes the connection.
-func (u *uploader) Close() {
+func (u *Uploader) Close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.broken == nil {
@@ -234,11 +240,11 @@ func (u *uploader) Close() {
 
 // command sends one command (build writes it without tag and CRLF) and
 // reads up to its tagged answer, which it returns (the text after "OK").
-func (u *uploader) command(build func(w *bufio.Writer)) (string, error) {
+func (u *Uploader) command(build func(w *bufio.Writer)) (string, error) {
 	return u.commandUntagged(build, nil)
 }
 
-func (u *uploader) commandUntagged(build func(w *bufio.Writer), untagged func(line string)) (string, error) {
+func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(line string)) (string, error) {
 	if u.broken != nil {
 		return "", u.broken
 	}
@@ -299,7 +305,7 @@ func statusError(typ imap.StatusResponseType, text string) *imap.Error {
 
 // readLine reads one response line without its CRLF. A literal inside it
 // ("{n}" at the end of a piece) is read and left out of the line.
-func (u *uploader) readLine() (string, error) {
+func (u *Uploader) readLine() (string, error) {
 	var sb strings.Builder
 	for {
 		piece, err := u.br.ReadString('\n')

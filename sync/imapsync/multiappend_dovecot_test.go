@@ -21,26 +21,26 @@ func TestUploaderDovecot(t *testing.T) {
 	user := testenv.DefaultUser.Name
 	pass, _ := d.Password(user)
 	ctx := context.Background()
-	msg := func(s string) uploadMsg {
-		return uploadMsg{flags: []imap.Flag{imap.FlagFlagged}, date: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), size: int64(len(s)),
-			write: func(w io.Writer) error { _, err := io.WriteString(w, s); return err }}
+	msg := func(s string) UploadMsg {
+		return UploadMsg{Flags: []imap.Flag{imap.FlagFlagged}, Date: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), Size: int64(len(s)),
+			Write: func(w io.Writer) error { _, err := io.WriteString(w, s); return err }}
 	}
 	total := 0
 	for _, tc := range []struct{ mode, addr string }{
 		{"implicit", d.IMAPSAddr()}, {"starttls", d.IMAPAddr()}, {"none", d.IMAPAddr()},
 	} {
 		e := Endpoint{Addr: tc.addr, TLS: tc.mode, TLSConfig: d.TLSConfig(), Username: user, Password: pass}
-		up, err := e.dialUploader(ctx)
+		up, err := e.DialUploader(ctx)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.mode, err)
 		}
-		var msgs []uploadMsg
+		var msgs []UploadMsg
 		for i := range 3 {
 			msgs = append(msgs, msg(fmt.Sprintf("Subject: %s %d\r\nMessage-ID: <%s-%d@x>\r\n\r\nbody\r\n", tc.mode, i, tc.mode, i)))
 		}
-		uids, err := up.appendMany(ctx, "INBOX", msgs)
+		uids, err := up.AppendMany(ctx, "INBOX", msgs)
 		if err != nil || len(uids) != 3 || uids[0] >= uids[1] || uids[1] >= uids[2] {
-			t.Errorf("%s: appendMany = %v, %v", tc.mode, uids, err)
+			t.Errorf("%s: AppendMany = %v, %v", tc.mode, uids, err)
 		}
 		total += 3
 		up.Close()
@@ -59,7 +59,7 @@ func TestUploaderDovecot(t *testing.T) {
 	}
 
 	e := Endpoint{Addr: d.IMAPSAddr(), TLS: "implicit", TLSConfig: d.TLSConfig(), Username: user, Password: "wrong"}
-	_, err = e.dialUploader(ctx)
+	_, err = e.DialUploader(ctx)
 	var ce *ConnError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "wrong user name or password") {
 		t.Fatalf("wrong password: err = %v, want a ConnError that says so", err)

@@ -88,7 +88,7 @@ func scriptedServer(t *testing.T, greeting string, script func(cmd string) []str
 
 func TestUploaderScripted(t *testing.T) {
 	caps := "* CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS"
-	up := &uploader{}
+	up := &Uploader{}
 	up.setConn(scriptedServer(t, "* OK ready", func(cmd string) []string {
 		switch {
 		case strings.HasPrefix(cmd, "APPEND \"Missing\""):
@@ -107,37 +107,37 @@ func TestUploaderScripted(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.uidPlus = true
-	msg := func(body string) uploadMsg {
-		return uploadMsg{flags: []imap.Flag{imap.FlagSeen}, date: time.Unix(1772445600, 0).UTC(), size: int64(len(body)),
-			write: func(w io.Writer) error { _, err := io.WriteString(w, body); return err }}
+	msg := func(body string) UploadMsg {
+		return UploadMsg{Flags: []imap.Flag{imap.FlagSeen}, Date: time.Unix(1772445600, 0).UTC(), Size: int64(len(body)),
+			Write: func(w io.Writer) error { _, err := io.WriteString(w, body); return err }}
 	}
 	ctx := context.Background()
-	uids, err := up.appendMany(ctx, "Entwürfe", []uploadMsg{msg("a\r\n"), msg("bb\r\n")})
+	uids, err := up.AppendMany(ctx, "Entwürfe", []UploadMsg{msg("a\r\n"), msg("bb\r\n")})
 	if err != nil || !slices.Equal(uids, []uint32{10, 11}) {
-		t.Fatalf("appendMany = %v, %v; want [10 11]", uids, err)
+		t.Fatalf("AppendMany = %v, %v; want [10 11]", uids, err)
 	}
-	_, err = up.appendMany(ctx, "Missing", []uploadMsg{msg("a\r\n")})
+	_, err = up.AppendMany(ctx, "Missing", []UploadMsg{msg("a\r\n")})
 	var refused *imap.Error
 	if !errors.As(err, &refused) || refused.Type != imap.StatusResponseTypeNo {
 		t.Fatalf("a refused APPEND: err = %v, want an *imap.Error NO", err)
 	}
 	// The connection is still good after a refusal.
-	if uids, err := up.appendMany(ctx, "INBOX", []uploadMsg{msg("c\r\n"), msg("d\r\n")}); err != nil || len(uids) != 2 {
+	if uids, err := up.AppendMany(ctx, "INBOX", []UploadMsg{msg("c\r\n"), msg("d\r\n")}); err != nil || len(uids) != 2 {
 		t.Fatalf("after a refusal: %v, %v", uids, err)
 	}
 	up.Close()
-	if _, err := up.appendMany(ctx, "INBOX", []uploadMsg{msg("e\r\n")}); err == nil {
-		t.Error("appendMany after Close succeeded")
+	if _, err := up.AppendMany(ctx, "INBOX", []UploadMsg{msg("e\r\n")}); err == nil {
+		t.Error("AppendMany after Close succeeded")
 	}
 }
 
 func TestUploaderBye(t *testing.T) {
-	up := &uploader{}
+	up := &Uploader{}
 	up.setConn(scriptedServer(t, "* OK ready", func(cmd string) []string {
 		return []string{"* BYE shutting down"}
 	}))
 	up.readLine()
-	_, err := up.appendMany(context.Background(), "INBOX", []uploadMsg{{size: 1, write: func(w io.Writer) error {
+	_, err := up.AppendMany(context.Background(), "INBOX", []UploadMsg{{Size: 1, Write: func(w io.Writer) error {
 		_, err := w.Write([]byte("x"))
 		return err
 	}}})

@@ -451,13 +451,13 @@ const (
 // command, to tell which one it was, and the others go up. A broken
 // connection is an error: whether its last command arrived is unknown
 // until the next run looks (recoverAppends), so nothing is sent again now.
-func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *uploader, ups []*upload) (done, refused []*upload, err error) {
+func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *Uploader, ups []*upload) (done, refused []*upload, err error) {
 	send := func(chunk []*upload) (bool, error) {
-		msgs := make([]uploadMsg, len(chunk))
+		msgs := make([]UploadMsg, len(chunk))
 		for i, u := range chunk {
-			msgs[i] = uploadMsg{flags: u.flags, date: u.m.InternalDate, size: u.size, write: u.send}
+			msgs[i] = UploadMsg{Flags: u.flags, Date: u.m.InternalDate, Size: u.size, Write: u.send}
 		}
-		uids, err := up.appendMany(ctx, j.rf.Remote, msgs)
+		uids, err := up.AppendMany(ctx, j.rf.Remote, msgs)
 		var no *imap.Error
 		if errors.As(err, &no) {
 			if len(chunk) == 1 {

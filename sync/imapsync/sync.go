@@ -62,6 +62,9 @@ type Options struct {
 	// DialAttempts is how often a temporary connection failure is tried
 	// before giving up; default 3 (waits 1 s, 2 s).
 	DialAttempts int
+	// NoMultiAppend uploads with one APPEND per message even where the
+	// server has MULTIAPPEND (tests use it to keep that path proven).
+	NoMultiAppend bool
 	// ChunkSize is how many new messages one FETCH asks for; default 250.
 	ChunkSize int
 	// BatchSize is how many messages one durable commit covers; default 256.
@@ -312,7 +315,7 @@ type syncer struct {
 	claims atomic.Int32            // spares not yet taken by a worker
 
 	upMu    sync.Mutex
-	up      *uploader // the run's MULTIAPPEND connection, once dialed
+	up      *Uploader // the run's MULTIAPPEND connection, once dialed
 	upTried bool      // dialed (or ruled out) already: not again this run
 }
 
@@ -391,17 +394,20 @@ func (s *syncer) closeSpares(ctx context.Context) {
 // stores a folder's messages in one transaction, sends them without a
 // round trip each (LITERAL+; go-imap announces every literal above 4 KiB
 // and waits), and a refused message does not cost the connection.
-func (s *syncer) uploaderFor(ctx context.Context, c *imapclient.Client) *uploader {
+func (s *syncer) uploaderFor(ctx context.Context, c *imapclient.Client) *Uploader {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
 	if s.up != nil || s.upTried {
 		return s.up
 	}
 	s.upTried = true
+	if s.opts.NoMultiAppend {
+		return nil
+	}
 	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
 		return nil
 	}
-	up, err := s.opts.Endpoint.dialUploader(ctx)
+	up, err := s.opts.Endpoint.DialUploader(ctx)
 	if err != nil {
 		s.log.Debug("no MULTIAPPEND connection; one APPEND each", "err", err)
 		return nil

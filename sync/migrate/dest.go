@@ -15,6 +15,7 @@ import (
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapsync"
 )
 
 // destFolders LISTs the destination: its hierarchy delimiter and its
@@ -246,4 +247,105 @@ func (e *errReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// Commands of appendMulti: at most this many messages and bytes each.
+const (
+	multiCount = 100
+	multiBytes = 16 << 20
+)
+
+// appendMulti does what appendAll does, over MULTIAPPEND (RFC 3502, see
+// imapsync.Uploader): the messages go up in commands of up to multiCount
+// messages or multiBytes, each of which the server stores in one
+// transaction (Dovecot spends about a quarter of the CPU time of one
+// APPEND each). A refused command stores nothing; it is sent again one
+// message per command, so that a NO is reported for its own message, as
+// appendAll does, and the others go on.
+func appendMulti(ctx context.Context, up *imapsync.Uploader, mailbox string, msgs []*srcMsg, done func(appended)) error {
+	type item struct {
+		s    *srcMsg
+		size int64
+	}
+	send := func(items []item) (refused error, err error) {
+		um := make([]imapsync.UploadMsg, len(items))
+		for i, it := range items {
+			s, size := it.s, it.size
+			um[i] = imapsync.UploadMsg{Flags: s.imapFlags(), Date: s.date, Size: size, Write: func(w io.Writer) error {
+				f, err := s.open()
+				if err != nil {
+					return fmt.Errorf("reading message file %s: %w", s.key, err)
+				}
+				defer f.Close()
+				r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
+				cw := maildir.NewCRLFWriter(w)
+				_, err = io.Copy(cw, r)
+				switch {
+				case r.err != nil:
+					return fmt.Errorf("reading message file %s: %w", s.key, r.err)
+				case err == nil && cw.N() != size:
+					return fmt.Errorf("message file %s changed while being sent", s.key)
+				}
+				return err
+			}}
+		}
+		_, aerr := up.AppendMany(ctx, mailbox, um)
+		var no *imap.Error
+		if errors.As(aerr, &no) {
+			return aerr, nil
+		}
+		if aerr != nil {
+			return nil, fmt.Errorf("APPEND to %s: %w", mailbox, aerr)
+		}
+		for _, it := range items {
+			done(appended{s: it.s, size: it.size})
+		}
+		return nil, nil
+	}
+	for len(msgs) > 0 {
+		var chunk []item
+		var bytes int64
+		for len(msgs) > 0 && len(chunk) < multiCount {
+			s := msgs[0]
+			size, err := s.crlfSize()
+			if err != nil { // nothing sent for it: its own failure
+				done(appended{s: s, err: err})
+				msgs = msgs[1:]
+				continue
+			}
+			if len(chunk) > 0 && bytes+size > multiBytes {
+				break
+			}
+			chunk = append(chunk, item{s, size})
+			bytes += size
+			msgs = msgs[1:]
+		}
+		if len(chunk) == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		refused, err := send(chunk)
+		if err != nil {
+			return err
+		}
+		if refused == nil {
+			continue
+		}
+		if len(chunk) == 1 {
+			done(appended{s: chunk[0].s, size: chunk[0].size, err: refused})
+			continue
+		}
+		for _, it := range chunk {
+			refused, err := send([]item{it})
+			if err != nil {
+				return err
+			}
+			if refused != nil {
+				done(appended{s: it.s, size: it.size, err: refused})
+			}
+		}
+	}
+	return ctx.Err()
 }

@@ -45,6 +45,9 @@ type Options struct {
 	Connections  int // parallel connections to the destination, one folder each; default 4
 	Window       int // APPENDs in flight per connection; default 16
 	DialAttempts int // tries for a temporary connection failure; default 3
+	// NoMultiAppend copies with one APPEND per message even where the
+	// server has MULTIAPPEND (tests use it to keep that path proven).
+	NoMultiAppend bool
 
 	Logger   *slog.Logger // default: discard
 	Progress Progress     // default: none
@@ -210,7 +213,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.DryRun {
 		// 2. Copy, 3. verify.
 		o.Progress.Expect(msgs, bytes)
-		p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return copyFolder(ctx, c, j, &o, log) })
+		up := &sharedUploader{o: &o, log: log}
+		p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error {
+			return copyFolder(ctx, c, up.get(ctx, c), j, &o, log)
+		})
+		up.close()
 		// A folder whose copy broke off is verified too, on a new
 		// connection: its counts are then exact.
 		for _, j := range jobs {
@@ -274,14 +281,56 @@ func plan(c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) erro
 	return nil
 }
 
-// copyFolder APPENDs the messages the destination lacks.
-func copyFolder(ctx context.Context, c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) error {
+// sharedUploader is the run's MULTIAPPEND connection, dialed when the
+// first folder copies, where the server has MULTIAPPEND and LITERAL+ (else
+// the folders are copied with one APPEND each on their own connections).
+type sharedUploader struct {
+	o     *Options
+	log   *slog.Logger
+	mu    sync.Mutex
+	up    *imapsync.Uploader
+	tried bool
+}
+
+func (s *sharedUploader) get(ctx context.Context, c *imapclient.Client) *imapsync.Uploader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tried {
+		return s.up
+	}
+	s.tried = true
+	if s.o.NoMultiAppend {
+		return nil
+	}
+	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
+		return nil
+	}
+	up, err := s.o.Dest.DialUploader(ctx)
+	if err != nil {
+		s.log.Info("no MULTIAPPEND connection; one APPEND each", "err", err)
+		return nil
+	}
+	s.up = up
+	return up
+}
+
+func (s *sharedUploader) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.up != nil {
+		s.up.Close()
+	}
+}
+
+// copyFolder APPENDs the messages the destination lacks: with MULTIAPPEND
+// on up when there is one, else one APPEND each on c.
+func copyFolder(ctx context.Context, c *imapclient.Client, up *imapsync.Uploader, j *folderJob, o *Options, log *slog.Logger) error {
 	if len(j.todo) == 0 {
 		return nil
 	}
 	var mu sync.Mutex
 	var firstNO error
-	err := appendAll(ctx, c, j.remote, j.todo, o.Window, func(a appended) {
+	record := func(a appended) {
 		mu.Lock()
 		defer mu.Unlock()
 		if a.err != nil {
@@ -295,7 +344,13 @@ func copyFolder(ctx context.Context, c *imapclient.Client, j *folderJob, o *Opti
 		j.rep.Copied++
 		j.rep.CopiedBytes += a.size
 		o.Progress.Done(1, a.size)
-	})
+	}
+	var err error
+	if up != nil {
+		err = appendMulti(ctx, up, j.remote, j.todo, record)
+	} else {
+		err = appendAll(ctx, c, j.remote, j.todo, o.Window, record)
+	}
 	log.Info("copied", "folder", j.dest, "messages", j.rep.Copied, "bytes", j.rep.CopiedBytes, "failed", j.rep.Failed)
 	if err != nil {
 		return err

@@ -145,6 +145,7 @@ func TestIMAPToIMAP(t *testing.T) {
 	}
 
 	o := e.options()
+	o.NoMultiAppend = true // the one-APPEND-each path; the other tests use MULTIAPPEND
 	o.Map = map[string]string{"Archiv/2023": "Archive/2023"}
 	start := time.Now()
 	rep := e.run(o)
