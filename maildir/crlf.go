@@ -1,6 +1,8 @@
 package maildir
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 )
@@ -68,4 +70,23 @@ func FileCRLFSize(path string) (int64, error) {
 	}
 	defer f.Close()
 	return CRLFSize(f)
+}
+
+// ErrSizeChanged is CopyCRLF's error for a message whose size is not the
+// one announced: the file changed after its size was taken.
+var ErrSizeChanged = errors.New("message changed while being sent")
+
+// CopyCRLF copies a stored message from r to w in wire form (see
+// CRLFWriter) and checks that exactly size bytes, its CRLFSize announced
+// beforehand (an IMAP literal's size), went out; otherwise it returns
+// ErrSizeChanged. Other errors are io.Copy's, of r or of w.
+func CopyCRLF(w io.Writer, r io.Reader, size int64) error {
+	cw := NewCRLFWriter(w)
+	if _, err := io.Copy(cw, r); err != nil {
+		return err
+	}
+	if cw.n != size {
+		return fmt.Errorf("%w (%d bytes, not %d)", ErrSizeChanged, cw.n, size)
+	}
+	return nil
 }

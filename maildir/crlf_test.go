@@ -2,6 +2,9 @@ package maildir
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -25,5 +28,17 @@ func TestCRLFWriter(t *testing.T) {
 		if n, _ := CRLFSize(bytes.NewReader([]byte(in))); n != int64(len(want)) {
 			t.Errorf("CRLFSize(%q) = %d, want %d", in, n, len(want))
 		}
+	}
+}
+
+func TestCopyCRLF(t *testing.T) {
+	msg := "Subject: x\n\nline\r\nlast\n"
+	var out bytes.Buffer
+	if err := CopyCRLF(&out, strings.NewReader(msg), 26); err != nil || out.String() != "Subject: x\r\n\r\nline\r\nlast\r\n" {
+		t.Errorf("CopyCRLF = %q, %v", out.String(), err)
+	}
+	// The file grew after its size was taken.
+	if err := CopyCRLF(io.Discard, strings.NewReader(msg+"more\n"), 26); !errors.Is(err, ErrSizeChanged) {
+		t.Errorf("a changed file: err = %v, want ErrSizeChanged", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // Uploads with MULTIAPPEND (RFC 3502): many messages in one APPEND
@@ -448,4 +450,116 @@ func quoteMailbox(name string) string {
 	flush()
 	sb.WriteByte('"')
 	return sb.String()
+}
+
+// MULTIAPPEND commands of AppendAll: at most this many messages and bytes
+// each.
+const (
+	multiAppendCount = 100
+	multiAppendBytes = 16 << 20
+)
+
+// AppendAll appends msgs to mailbox in commands of at most
+// multiAppendCount messages or multiAppendBytes. A refused command stores
+// nothing; its messages are then sent one per command, so that a refusal
+// is its own message's and the others go up. done is called once for each
+// message, in order, with the UID the server gave it (0: unknown, no
+// UIDPLUS) or the server's refusal (an *imap.Error). Any other error is
+// returned and ends the upload: the connection broke, and whether its last
+// command arrived is unknown, so nothing is sent again.
+func (u *Uploader) AppendAll(ctx context.Context, mailbox string, msgs []UploadMsg, done func(i int, uid uint32, refused error)) error {
+	send := func(first int, chunk []UploadMsg) (refused error, err error) {
+		uids, err := u.AppendMany(ctx, mailbox, chunk)
+		var no *imap.Error
+		if errors.As(err, &no) {
+			return err, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := range chunk {
+			var uid uint32
+			if uids != nil {
+				uid = uids[i]
+			}
+			done(first+i, uid, nil)
+		}
+		return nil, nil
+	}
+	for start := 0; start < len(msgs); {
+		n, bytes := 0, int64(0)
+		for start+n < len(msgs) && n < multiAppendCount && (n == 0 || bytes+msgs[start+n].Size <= multiAppendBytes) {
+			bytes += msgs[start+n].Size
+			n++
+		}
+		refused, err := send(start, msgs[start:start+n])
+		if err != nil {
+			return err
+		}
+		if refused != nil && n == 1 {
+			done(start, 0, refused)
+		} else if refused != nil {
+			for i := start; i < start+n; i++ {
+				refused, err := send(i, msgs[i:i+1])
+				if err != nil {
+					return err
+				}
+				if refused != nil {
+					done(i, 0, refused)
+				}
+			}
+		}
+		start += n
+	}
+	return nil
+}
+
+// LazyUploader is a run's MULTIAPPEND connection: dialed on first need,
+// shared by the run's folders, closed at the end. Get returns nil where
+// it cannot be had (Off, a server without MULTIAPPEND and LITERAL+, or a
+// failed dial, not tried again); the caller then uploads with one APPEND
+// per message on its own connection.
+type LazyUploader struct {
+	Endpoint *Endpoint
+	Off      bool         // never dial: one APPEND each (Options.NoMultiAppend)
+	Log      *slog.Logger // told why there is none; may be nil
+
+	mu    sync.Mutex
+	up    *Uploader
+	tried bool
+}
+
+// Get returns the connection, dialing it the first time; c is a logged-in
+// connection to the same server, for its capabilities.
+func (l *LazyUploader) Get(ctx context.Context, c *imapclient.Client) *Uploader {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tried {
+		return l.up
+	}
+	l.tried = true
+	if l.Off {
+		return nil
+	}
+	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
+		return nil
+	}
+	up, err := l.Endpoint.DialUploader(ctx)
+	if err != nil {
+		if l.Log != nil {
+			l.Log.Info("no MULTIAPPEND connection; one APPEND each", "err", err)
+		}
+		return nil
+	}
+	l.up = up
+	return up
+}
+
+// Close logs out of the connection, if it was dialed.
+func (l *LazyUploader) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.up != nil {
+		l.up.Close()
+	}
 }

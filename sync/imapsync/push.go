@@ -311,7 +311,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	// Results are recorded in one transaction at the end; a crash before it
 	// leaves intents that the next run resolves by content (recoverAppends).
 	var done, refused []*upload
-	if up := w.s.uploaderFor(ctx, w.c); up != nil {
+	if up := w.s.up.Get(ctx, w.c); up != nil {
 		done, refused, err = w.multiAppend(ctx, j, up, ups)
 	} else {
 		done, refused, err = w.appendEach(j, ups)
@@ -375,14 +375,12 @@ func (u *upload) send(w io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	cw := maildir.NewCRLFWriter(w)
 	br := getReader(f)
-	_, err = io.Copy(cw, br)
-	putReader(br)
-	if err == nil && cw.N() != u.size {
-		err = fmt.Errorf("%s changed while it was sent (%d bytes, not %d)", u.path, cw.N(), u.size)
+	defer putReader(br)
+	if err := maildir.CopyCRLF(w, br, u.size); err != nil {
+		return fmt.Errorf("%s: %w", u.path, err)
 	}
-	return err
+	return nil
 }
 
 // appendEach uploads with one APPEND each, pipelined on the worker's
@@ -439,73 +437,29 @@ func (w *worker) appendEach(j *folderJob, ups []*upload) (done, refused []*uploa
 	return done, refused, nil
 }
 
-// multiAppend limits: messages and bytes per MULTIAPPEND command.
-const (
-	multiAppendCount = 100
-	multiAppendBytes = 16 << 20
-)
-
-// multiAppend uploads with MULTIAPPEND on the shared uploader, in chunks.
-// It returns the uploads whose UID the server told, and those it refused.
-// A refused MULTIAPPEND stores nothing; its messages are then sent one per
-// command, to tell which one it was, and the others go up. A broken
-// connection is an error: whether its last command arrived is unknown
-// until the next run looks (recoverAppends), so nothing is sent again now.
+// multiAppend uploads with MULTIAPPEND on the run's uploader (see
+// Uploader.AppendAll). It returns the uploads whose UID the server told,
+// and those it refused.
 func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *Uploader, ups []*upload) (done, refused []*upload, err error) {
-	send := func(chunk []*upload) (bool, error) {
-		msgs := make([]UploadMsg, len(chunk))
-		for i, u := range chunk {
-			msgs[i] = UploadMsg{Flags: u.flags, Date: u.m.InternalDate, Size: u.size, Write: u.send}
-		}
-		uids, err := up.AppendMany(ctx, j.rf.Remote, msgs)
-		var no *imap.Error
-		if errors.As(err, &no) {
-			if len(chunk) == 1 {
-				w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", chunk[0].path, "err", err)
-			}
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("APPEND: %w", err)
-		}
-		if uids != nil { // else no UIDPLUS: the intents stay; the next run matches the copies
-			for i, u := range chunk {
-				u.uid = uids[i]
-				done = append(done, u)
-			}
-		}
-		return true, nil
+	msgs := make([]UploadMsg, len(ups))
+	for i, u := range ups {
+		msgs[i] = UploadMsg{Flags: u.flags, Date: u.m.InternalDate, Size: u.size, Write: u.send}
 	}
-	for len(ups) > 0 {
-		n, bytes := 0, int64(0)
-		for n < len(ups) && n < multiAppendCount && (n == 0 || bytes+ups[n].size <= multiAppendBytes) {
-			bytes += ups[n].size
-			n++
+	err = up.AppendAll(ctx, j.rf.Remote, msgs, func(i int, uid uint32, no error) {
+		u := ups[i]
+		switch {
+		case no != nil:
+			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", u.path, "err", no)
+			refused = append(refused, u)
+		case uid != 0: // else no UIDPLUS: the intent stays; the next run matches the copy
+			u.uid = uid
+			done = append(done, u)
 		}
-		chunk := ups[:n]
-		ups = ups[n:]
-		ok, err := send(chunk)
-		if err != nil {
-			return done, refused, err
-		}
-		if ok {
-			continue
-		}
-		if len(chunk) == 1 {
-			refused = append(refused, chunk...)
-			continue
-		}
-		for _, u := range chunk {
-			ok, err := send([]*upload{u})
-			if err != nil {
-				return done, refused, err
-			}
-			if !ok {
-				refused = append(refused, u)
-			}
-		}
+	})
+	if err != nil {
+		err = fmt.Errorf("APPEND: %w", err)
 	}
-	return done, refused, nil
+	return done, refused, err
 }
 
 // recoverAppends resolves APPENDs that a previous run recorded but did not

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
@@ -167,6 +166,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	s := &syncer{opts: o, log: log, q: newQueue()}
+	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: log}
 	var acct index.AccountID
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		var err error
@@ -279,9 +279,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		first.Close()
 	}
 	wg.Wait()
-	if s.up != nil {
-		s.up.Close()
-	}
+	s.up.Close()
 	close(s.commit.in)
 	<-commitDone
 
@@ -314,9 +312,12 @@ type syncer struct {
 	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
 	claims atomic.Int32            // spares not yet taken by a worker
 
-	upMu    sync.Mutex
-	up      *Uploader // the run's MULTIAPPEND connection, once dialed
-	upTried bool      // dialed (or ruled out) already: not again this run
+	// up is the run's MULTIAPPEND connection, used for every upload where
+	// the server allows: it stores a folder's messages in one transaction,
+	// sends them without a round trip each (LITERAL+; go-imap announces
+	// every literal above 4 KiB and waits), and a refused message does not
+	// cost the connection.
+	up LazyUploader
 }
 
 // changedUpstream counts the folders whose LIST-STATUS differs from the
@@ -384,36 +385,6 @@ func (s *syncer) closeSpares(ctx context.Context) {
 			go c.Close() // see abort
 		}
 	}
-}
-
-// uploaderFor returns the run's MULTIAPPEND connection, dialing it on first
-// need, or nil: a server without MULTIAPPEND and LITERAL+ (c is a worker's
-// connection, for its capabilities), or a dial that failed (not tried
-// again this run; the uploads go one APPEND each on the workers'
-// connections). It is used for every upload when the server allows: it
-// stores a folder's messages in one transaction, sends them without a
-// round trip each (LITERAL+; go-imap announces every literal above 4 KiB
-// and waits), and a refused message does not cost the connection.
-func (s *syncer) uploaderFor(ctx context.Context, c *imapclient.Client) *Uploader {
-	s.upMu.Lock()
-	defer s.upMu.Unlock()
-	if s.up != nil || s.upTried {
-		return s.up
-	}
-	s.upTried = true
-	if s.opts.NoMultiAppend {
-		return nil
-	}
-	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
-		return nil
-	}
-	up, err := s.opts.Endpoint.DialUploader(ctx)
-	if err != nil {
-		s.log.Debug("no MULTIAPPEND connection; one APPEND each", "err", err)
-		return nil
-	}
-	s.up = up
-	return up
 }
 
 // folderScan is a folder's directory listing and its index rows (Partial,

@@ -213,26 +213,32 @@ func appendOne(c *imapclient.Client, mailbox string, s *srcMsg) (*imapclient.App
 		opts.Time = s.date
 	}
 	cmd := c.Append(mailbox, size, opts)
-	r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
-	cw := maildir.NewCRLFWriter(cmd)
-	_, werr := io.Copy(cw, r)
-	switch {
-	case r.err != nil:
-		err = fmt.Errorf("reading message file %s: %w", s.key, r.err)
-	case werr == nil && cw.N() != size:
-		err = fmt.Errorf("message file %s changed while being sent", s.key)
-	}
-	if err != nil {
+	// An error writing the literal (a NO before the continuation, or the
+	// connection's failure) comes back from Wait.
+	if local, _ := s.send(cmd, f, size); local != nil {
 		// The literal is cut short: the server would take what follows for
 		// its rest.
 		c.Close()
 		cmd.Close()
-		return cmd, size, err
+		return cmd, size, local
 	}
-	// An error writing the literal (a NO before the continuation, or the
-	// connection's failure) comes back from Wait.
 	cmd.Close()
 	return cmd, size, nil
+}
+
+// send writes the message file f to w in wire form: exactly size bytes
+// (its CRLF size, taken before). A file that cannot be read or whose size
+// changed is the message's own trouble, local; a failure of w is werr.
+func (s *srcMsg) send(w io.Writer, f io.Reader, size int64) (local, werr error) {
+	r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
+	err := maildir.CopyCRLF(w, r, size)
+	switch {
+	case r.err != nil:
+		return fmt.Errorf("reading message file %s: %w", s.key, r.err), nil
+	case errors.Is(err, maildir.ErrSizeChanged):
+		return fmt.Errorf("message file %s changed while being sent", s.key), nil
+	}
+	return nil, err
 }
 
 // errReader remembers its reader's error, to tell it from the writer's.
@@ -249,103 +255,41 @@ func (e *errReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Commands of appendMulti: at most this many messages and bytes each.
-const (
-	multiCount = 100
-	multiBytes = 16 << 20
-)
-
 // appendMulti does what appendAll does, over MULTIAPPEND (RFC 3502, see
-// imapsync.Uploader): the messages go up in commands of up to multiCount
-// messages or multiBytes, each of which the server stores in one
-// transaction (Dovecot spends about a quarter of the CPU time of one
-// APPEND each). A refused command stores nothing; it is sent again one
-// message per command, so that a NO is reported for its own message, as
-// appendAll does, and the others go on.
+// imapsync.Uploader.AppendAll): commands of many messages, each of which
+// the server stores in one transaction (Dovecot spends about a quarter of
+// the CPU time of one APPEND each). A NO is reported for its own message,
+// as appendAll does, and the others go on.
 func appendMulti(ctx context.Context, up *imapsync.Uploader, mailbox string, msgs []*srcMsg, done func(appended)) error {
-	type item struct {
-		s    *srcMsg
-		size int64
-	}
-	send := func(items []item) (refused error, err error) {
-		um := make([]imapsync.UploadMsg, len(items))
-		for i, it := range items {
-			s, size := it.s, it.size
-			um[i] = imapsync.UploadMsg{Flags: s.imapFlags(), Date: s.date, Size: size, Write: func(w io.Writer) error {
-				f, err := s.open()
-				if err != nil {
-					return fmt.Errorf("reading message file %s: %w", s.key, err)
-				}
-				defer f.Close()
-				r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
-				cw := maildir.NewCRLFWriter(w)
-				_, err = io.Copy(cw, r)
-				switch {
-				case r.err != nil:
-					return fmt.Errorf("reading message file %s: %w", s.key, r.err)
-				case err == nil && cw.N() != size:
-					return fmt.Errorf("message file %s changed while being sent", s.key)
-				}
-				return err
-			}}
-		}
-		_, aerr := up.AppendMany(ctx, mailbox, um)
-		var no *imap.Error
-		if errors.As(aerr, &no) {
-			return aerr, nil
-		}
-		if aerr != nil {
-			return nil, fmt.Errorf("APPEND to %s: %w", mailbox, aerr)
-		}
-		for _, it := range items {
-			done(appended{s: it.s, size: it.size})
-		}
-		return nil, nil
-	}
-	for len(msgs) > 0 {
-		var chunk []item
-		var bytes int64
-		for len(msgs) > 0 && len(chunk) < multiCount {
-			s := msgs[0]
-			size, err := s.crlfSize()
-			if err != nil { // nothing sent for it: its own failure
-				done(appended{s: s, err: err})
-				msgs = msgs[1:]
-				continue
-			}
-			if len(chunk) > 0 && bytes+size > multiBytes {
-				break
-			}
-			chunk = append(chunk, item{s, size})
-			bytes += size
-			msgs = msgs[1:]
-		}
-		if len(chunk) == 0 {
+	var sent []appended
+	var um []imapsync.UploadMsg
+	for _, s := range msgs {
+		size, err := s.crlfSize()
+		if err != nil { // nothing to send for it: its own failure
+			done(appended{s: s, err: err})
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		refused, err := send(chunk)
-		if err != nil {
-			return err
-		}
-		if refused == nil {
-			continue
-		}
-		if len(chunk) == 1 {
-			done(appended{s: chunk[0].s, size: chunk[0].size, err: refused})
-			continue
-		}
-		for _, it := range chunk {
-			refused, err := send([]item{it})
+		sent = append(sent, appended{s: s, size: size})
+		um = append(um, imapsync.UploadMsg{Flags: s.imapFlags(), Date: s.date, Size: size, Write: func(w io.Writer) error {
+			f, err := s.open()
 			if err != nil {
-				return err
+				return fmt.Errorf("reading message file %s: %w", s.key, err)
 			}
-			if refused != nil {
-				done(appended{s: it.s, size: it.size, err: refused})
-			}
+			defer f.Close()
+			local, werr := s.send(w, f, size)
+			return errors.Join(local, werr)
+		}})
+	}
+	err := up.AppendAll(ctx, mailbox, um, func(i int, _ uint32, refused error) {
+		a := sent[i]
+		a.err = refused
+		done(a)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
+		return fmt.Errorf("APPEND to %s: %w", mailbox, err)
 	}
 	return ctx.Err()
 }

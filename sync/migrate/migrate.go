@@ -213,11 +213,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.DryRun {
 		// 2. Copy, 3. verify.
 		o.Progress.Expect(msgs, bytes)
-		up := &sharedUploader{o: &o, log: log}
+		// Where the server has MULTIAPPEND, one connection shared by the
+		// folders copies with it.
+		up := &imapsync.LazyUploader{Endpoint: &o.Dest, Off: o.NoMultiAppend, Log: log}
 		p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error {
-			return copyFolder(ctx, c, up.get(ctx, c), j, &o, log)
+			return copyFolder(ctx, c, up.Get(ctx, c), j, &o, log)
 		})
-		up.close()
+		up.Close()
 		// A folder whose copy broke off is verified too, on a new
 		// connection: its counts are then exact.
 		for _, j := range jobs {
@@ -279,47 +281,6 @@ func plan(c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) erro
 	}
 	log.Info("planned folder", "folder", j.dest, "source", len(j.msgs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
 	return nil
-}
-
-// sharedUploader is the run's MULTIAPPEND connection, dialed when the
-// first folder copies, where the server has MULTIAPPEND and LITERAL+ (else
-// the folders are copied with one APPEND each on their own connections).
-type sharedUploader struct {
-	o     *Options
-	log   *slog.Logger
-	mu    sync.Mutex
-	up    *imapsync.Uploader
-	tried bool
-}
-
-func (s *sharedUploader) get(ctx context.Context, c *imapclient.Client) *imapsync.Uploader {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tried {
-		return s.up
-	}
-	s.tried = true
-	if s.o.NoMultiAppend {
-		return nil
-	}
-	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
-		return nil
-	}
-	up, err := s.o.Dest.DialUploader(ctx)
-	if err != nil {
-		s.log.Info("no MULTIAPPEND connection; one APPEND each", "err", err)
-		return nil
-	}
-	s.up = up
-	return up
-}
-
-func (s *sharedUploader) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.up != nil {
-		s.up.Close()
-	}
 }
 
 // copyFolder APPENDs the messages the destination lacks: with MULTIAPPEND
