@@ -95,30 +95,15 @@ func runIMAP(args []string) error {
 	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s: %s\n", time.Since(t0).Round(time.Millisecond), want)
 
 	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want, up: srv.upstream()}
-	for _, p := range peers {
-		rep.Peers = append(rep.Peers, peerInfo{Name: p.Name(), Version: p.Version(), Notes: p.Notes()})
-	}
-	if rep.FsyncBefore, err = probeFsync(work, 200); err != nil {
-		return fmt.Errorf("fsync probe: %w", err)
-	}
-	fmt.Fprintf(log, "bench: file create+fsync latency: %s\n", rep.FsyncBefore)
-	for r := range o.runs {
-		if err := b.run(ctx, r, work, o); err != nil {
-			if o.keep {
+	ws.addPeers(peers)
+	return ws.measure(o.json, func() error {
+		for r := range o.runs {
+			if err := b.run(ctx, r, work, o); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w\n(rerun with -keep to inspect the stores)", err)
 		}
-	}
-	if rep.FsyncAfter, err = probeFsync(work, 200); err != nil {
-		return fmt.Errorf("fsync probe: %w", err)
-	}
-	rep.finish()
-	if o.json {
-		return rep.writeJSON(os.Stdout)
-	}
-	rep.writeText(os.Stdout)
-	return nil
+		return nil
+	})
 }
 
 // bench runs the phases of a comparison.

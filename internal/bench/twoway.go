@@ -138,9 +138,7 @@ func runTwoway(args []string) error {
 	}
 	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s: %s per user\n", time.Since(t0).Round(time.Millisecond), inv)
 
-	for _, p := range peers {
-		rep.Peers = append(rep.Peers, peerInfo{Name: p.Name(), Version: p.Version(), Notes: p.Notes()})
-	}
+	ws.addPeers(peers)
 	tw := &twowayBench{rep: rep, log: log, srv: srvs[0], want: base, seeded: rep.Corpus.Folders}
 	for i, p := range peers {
 		dir := filepath.Join(work, "twoway", p.Name())
@@ -154,32 +152,19 @@ func runTwoway(args []string) error {
 		rep.Peers[i].Command = rp.Command()
 		tw.sides = append(tw.sides, &side{peer: p, srv: srvs[i], rep: rp})
 	}
-	if rep.FsyncBefore, err = probeFsync(work, 200); err != nil {
-		return fmt.Errorf("fsync probe: %w", err)
-	}
-	fmt.Fprintf(log, "bench: file create+fsync latency: %s\n", rep.FsyncBefore)
-
-	err = tw.initial(ctx, o.messages)
-	next := o.messages // the next corpus message to add
-	for r := 0; r < o.runs && err == nil; r++ {
-		err = tw.run(ctx, r, o, next)
-		next += 2 * o.changes
-	}
-	if err != nil {
-		if o.keep {
+	return ws.measure(o.json, func() error {
+		if err := tw.initial(ctx, o.messages); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w\n(rerun with -keep to inspect the stores)", err)
-	}
-	if rep.FsyncAfter, err = probeFsync(work, 200); err != nil {
-		return fmt.Errorf("fsync probe: %w", err)
-	}
-	rep.finish()
-	if o.json {
-		return rep.writeJSON(os.Stdout)
-	}
-	rep.writeText(os.Stdout)
-	return nil
+		next := o.messages // the next corpus message to add
+		for r := range o.runs {
+			if err := tw.run(ctx, r, o, next); err != nil {
+				return err
+			}
+			next += 2 * o.changes
+		}
+		return nil
+	})
 }
 
 // twowayBench runs the twoway scenario.

@@ -74,3 +74,36 @@ func (w *workspace) close() {
 	}
 	os.RemoveAll(w.dir)
 }
+
+// addPeers records the peers in the report, in order.
+func (w *workspace) addPeers(peers []peer) {
+	for _, p := range peers {
+		w.rep.Peers = append(w.rep.Peers, peerInfo{Name: p.Name(), Version: p.Version(), Notes: p.Notes()})
+	}
+}
+
+// measure runs a scenario's timed runs between two probes of the disk's
+// fsync latency (the report shows both: a slow disk explains a slow run),
+// then prints the report, as JSON with asJSON.
+func (w *workspace) measure(asJSON bool, runs func() error) error {
+	var err error
+	if w.rep.FsyncBefore, err = probeFsync(w.dir, 200); err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: file create+fsync latency: %s\n", w.rep.FsyncBefore)
+	if err := runs(); err != nil {
+		if w.keep {
+			return err
+		}
+		return fmt.Errorf("%w\n(rerun with -keep to inspect the stores)", err)
+	}
+	if w.rep.FsyncAfter, err = probeFsync(w.dir, 200); err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	w.rep.finish()
+	if asJSON {
+		return w.rep.writeJSON(os.Stdout)
+	}
+	w.rep.writeText(os.Stdout)
+	return nil
+}
