@@ -57,7 +57,14 @@ func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err erro
 	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && j.dirUV == st.UIDValidity &&
 		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
 		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
-		unchanged, err := unchangedLocally(ctx, o, j.f, dir, int(*st.NumMessages), s.scans.peek(j.f.ID))
+		// Normally read at the start of the run; else now, and kept for
+		// the plan.
+		if s.scans.peek(j.f.ID) == nil {
+			if err := s.scanFolders(ctx, []*index.Folder{j.f}); err != nil {
+				return false, err
+			}
+		}
+		unchanged, err := unchangedLocally(ctx, o, j.f, int(*st.NumMessages), s.scans.peek(j.f.ID))
 		if err != nil {
 			return false, err
 		}
@@ -525,21 +532,12 @@ func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]ui
 // unchangedLocally reports, without loading the rows, whether the folder's
 // Maildir still matches the index (same keys, same file names), its
 // upstream message count is the server's, and nothing waits to be pushed.
-func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, dir *maildir.Dir, serverCount int, cached *folderScan) (bool, error) {
-	sc := cached
+func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, serverCount int, sc *folderScan) (bool, error) {
+	if sc == nil {
+		return false, nil // the folder could not be read: its plan says why
+	}
 	var upstream, pending int
 	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if sc == nil {
-			entries, err := dir.Scan()
-			if err != nil {
-				return err
-			}
-			rows, err := tx.FileRows(f.ID)
-			if err != nil {
-				return err
-			}
-			sc = newFolderScan(entries, rows)
-		}
 		var err error
 		upstream, pending, err = tx.SyncCounts(f.ID)
 		return err
