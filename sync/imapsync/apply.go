@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,20 +23,32 @@ func entryOf(m *index.Message) (maildir.Entry, bool) {
 	return e, true
 }
 
-// rematch gives rows without a trusted UID the UID of the server message
-// with the same content identity (Message-ID and size; for a message without
-// Message-ID, internal date and size), renaming their files'
+// rematch gives rows without a trusted UID (of rec.rows) the UID of the
+// server message with the same content identity (Message-ID and size; for a
+// message without Message-ID, internal date and size), renaming their files'
 // ,U= tags. Rows that match nothing stay local-only (UID 0): nothing is
 // fetched twice and nothing local is thrown away.
-func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*index.Message, server map[uint32]*serverMsg, dry bool) error {
+//
+// A UID held by a row whose file is gone (rec.gone) can be matched too: the
+// file is that message under a new key (a mail client moved it out and
+// back, a tool rewrote it), so it takes the gone row's place, merge base
+// and keywords, and the gone row is dropped instead of being carried out as
+// a deletion upstream. One UID never ends up on two rows.
+func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *reconciled, server map[uint32]*serverMsg, dry bool) error {
 	type ident struct {
 		id   string
 		size int64
 	}
 	taken := map[uint32]bool{}
-	for _, m := range rows {
+	for _, m := range rec.rows {
 		if m.UID != 0 {
 			taken[m.UID] = true
+		}
+	}
+	goneBy := map[uint32]*index.Message{}
+	for _, m := range rec.gone {
+		if m.UID != 0 {
+			goneBy[m.UID] = m
 		}
 	}
 	identOf := func(msgID string, date, size int64) ident {
@@ -55,11 +68,12 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 		sort.Slice(list, func(i, j int) bool { return list[i] < list[j] })
 	}
 	type match struct {
-		m   *index.Message
-		uid uint32
+		m    *index.Message
+		uid  uint32
+		gone *index.Message // the row whose place m takes, if any
 	}
 	var matches []match
-	for _, m := range rows {
+	for _, m := range rec.rows {
 		if m.UID != 0 {
 			continue
 		}
@@ -72,7 +86,7 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 		if len(list) == 0 {
 			continue
 		}
-		matches = append(matches, match{m, list[0]})
+		matches = append(matches, match{m, list[0], goneBy[list[0]]})
 		candidates[k] = list[1:]
 	}
 	if len(matches) == 0 {
@@ -80,6 +94,7 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 	}
 	// Rename first, then record: a crash in between leaves files whose tags
 	// are not trusted yet (the Maildir's UIDVALIDITY is written afterwards).
+	dropped := map[index.MessageID]bool{}
 	for _, mt := range matches {
 		if e, ok := entryOf(mt.m); ok && !dry {
 			ne, err := dir.SetUID(e, mt.uid)
@@ -89,9 +104,24 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 			mt.m.File = ne.Sub + "/" + ne.Name
 		}
 		mt.m.UID = mt.uid
+		if g := mt.gone; g != nil {
+			dropped[g.ID] = true
+			mt.m.SyncedFlags, mt.m.SyncedKeywords, mt.m.Keywords = g.SyncedFlags, g.SyncedKeywords, g.Keywords
+		}
 	}
-	return store.Write(ctx, func(tx *index.Tx) error {
+	err := store.Write(ctx, func(tx *index.Tx) error {
 		for _, mt := range matches {
+			if g := mt.gone; g != nil {
+				if err := tx.DeleteMessage(g.ID); err != nil {
+					return err
+				}
+				if err := tx.SetFlags(mt.m.ID, mt.m.Folder, mt.m.Flags, mt.m.Keywords); err != nil {
+					return err
+				}
+				if err := tx.SetSyncedFlags(mt.m.ID, mt.m.SyncedFlags, mt.m.SyncedKeywords); err != nil {
+					return err
+				}
+			}
 			if err := tx.SetUID(mt.m.ID, mt.uid, server[mt.uid].size); err != nil {
 				return err
 			}
@@ -101,6 +131,13 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rows []*
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool { return dropped[m.ID] })
+	}
+	return nil
 }
 
 // detach makes rows local-only again (UID 0, no ,U= tag): their server

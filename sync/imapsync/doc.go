@@ -71,6 +71,14 @@
 // lost index, a lost state file or a new UIDVALIDITY re-matches messages
 // instead of copying them again in either direction.
 //
+// One UID belongs to one row of a folder (the index enforces it). A second
+// file carrying a UID another file holds is a copy: a new local message,
+// uploaded, so deleting either copy later deletes only that copy. A file
+// whose row is gone but whose bytes are that row's (a program rewrote it
+// under a new key, with or without the tag) takes the row's place: the
+// message is neither deleted upstream nor uploaded again (claimTags,
+// rematch).
+//
 // # Crash safety
 //
 // A kill at any instant leaves either a file in tmp/ (removed on the next

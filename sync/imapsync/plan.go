@@ -167,7 +167,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
 		}
 		if needIDs {
-			if err := rematch(ctx, o.Index, dir, rec.rows, server, o.DryRun); err != nil {
+			if err := rematch(ctx, o.Index, dir, rec, server, o.DryRun); err != nil {
 				return err
 			}
 		}
@@ -454,7 +454,7 @@ func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, 
 			server[uid] = sm
 		}
 	}
-	return rematch(ctx, w.s.opts.Index, j.dir, rec.rows, meta, w.s.opts.DryRun)
+	return rematch(ctx, w.s.opts.Index, j.dir, rec, meta, w.s.opts.DryRun)
 }
 
 // checkTagged verifies, in an incremental run, the ,U= tags of files found

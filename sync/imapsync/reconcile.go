@@ -98,10 +98,16 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 	if err != nil {
 		return nil, err
 	}
+	takeovers := claimTags(rec, added)
 	if len(changes)+len(added) == 0 {
 		return rec, nil
 	}
 	err = store.Write(ctx, func(tx *index.Tx) error {
+		for _, m := range takeovers {
+			if err := tx.DeleteMessage(m.ID); err != nil {
+				return err
+			}
+		}
 		for _, c := range changes {
 			file := c.e.Sub + "/" + c.e.Name
 			var err error
@@ -132,6 +138,65 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		rec.added = append(rec.added, &m)
 	}
 	return rec, nil
+}
+
+// claimTags decides which files found on disk may keep the UID of their
+// ,U= tag: one UID belongs to one row of a folder (the index enforces it).
+// A file whose UID a present row holds is a copy (a user or a tool copied
+// the file): it becomes a new local message, UID 0, to be uploaded; deleting
+// either copy later deletes only that one. A file whose UID a gone row holds
+// is that row's message under a new key when its bytes are the row's (a
+// program rewrote the file under another name): the file takes the row's
+// place (its merge base and keywords, which file names do not carry) and the
+// row is returned for deletion, so the message is neither deleted upstream
+// nor uploaded again. Otherwise the gone row stays a deletion and the file
+// is a new message. Of two new files with one tag the first (in key order)
+// keeps it; verifyTags later checks the kept tags against the server.
+func claimTags(rec *reconciled, added []*index.NewMessage) (takeovers []*index.Message) {
+	held := make(map[uint32]bool, len(rec.rows))
+	for _, m := range rec.rows {
+		if m.UID != 0 {
+			held[m.UID] = true
+		}
+	}
+	goneBy := map[uint32]*index.Message{}
+	for _, m := range rec.gone {
+		if m.UID != 0 {
+			goneBy[m.UID] = m
+		}
+	}
+	for _, nm := range added {
+		uid := nm.UID
+		if uid == 0 {
+			continue
+		}
+		if held[uid] {
+			nm.UID = 0
+			continue
+		}
+		held[uid] = true
+		g := goneBy[uid]
+		if g == nil {
+			continue
+		}
+		if g.SHA256 != nm.SHA256 {
+			nm.UID = 0 // a different message: g's deletion stands
+			continue
+		}
+		nm.SyncedFlags, nm.SyncedKeywords = g.SyncedFlags, g.SyncedKeywords
+		nm.Keywords = g.Keywords
+		nm.RFC822Size = g.RFC822Size
+		takeovers = append(takeovers, g)
+		delete(goneBy, uid)
+	}
+	if len(takeovers) > 0 {
+		taken := make(map[index.MessageID]bool, len(takeovers))
+		for _, m := range takeovers {
+			taken[m.ID] = true
+		}
+		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool { return taken[m.ID] })
+	}
+	return takeovers
 }
 
 // fill loads the Partial rows among msgs whole (see reconciled).
