@@ -222,7 +222,7 @@ func (w *Delivery) Sum() [32]byte {
 }
 
 // Close writes a pending CR, flushes and closes the file. It does not fsync:
-// use SyncBatch or DeliverSync before Commit. Closing twice is harmless.
+// use Syncer.Sync or DeliverSync before Commit. Closing twice is harmless.
 func (w *Delivery) Close() error {
 	if w.closed {
 		return w.err
@@ -282,7 +282,7 @@ func (w *Delivery) syncFile() error {
 }
 
 // DeliverSync makes the contents of w durable with one fsync of its file: for
-// a single delivery, where SyncBatch's syncfs would be too broad. Call it
+// a single delivery, where a Syncer's syncfs would be too broad. Call it
 // after Close (or before: it flushes) and before Commit.
 func (d *Dir) DeliverSync(w *Delivery) error {
 	if w.done {
@@ -294,19 +294,66 @@ func (d *Dir) DeliverSync(w *Delivery) error {
 	return nil
 }
 
-// SyncBatch makes the contents of the deliveries ds durable, before they are
-// committed into dirs. On Linux it calls syncfs(2) once per file system among
-// dirs and the deliveries' folders (normally once in all); elsewhere, or if
-// syncfs is unavailable, it fsyncs each delivery's file. The caller then
-// calls Commit for each delivery and SyncDir for each dir.
-func SyncBatch(dirs []*Dir, ds []*Delivery) error {
+// Syncer makes batches of deliveries durable for one run over one store:
+// one syncfs(2) per batch on Linux, through a descriptor of the store's
+// root opened when the run starts and kept until it ends.
+//
+// Why one descriptor for the whole run: Linux reports a file system's
+// writeback error to each open descriptor once, and a descriptor opened
+// after the error may not see it, when another caller (another account's
+// run on the same file system) has seen it already. A descriptor opened
+// before the run's first write sees every error that happens after it, so
+// an I/O error always fails the batch it belongs to (and, on a shared file
+// system, perhaps another run's batch as well: failing too often is safe).
+//
+// Deliveries on another file system than the root's (a folder that is a
+// mount point or a symbolic link elsewhere) are fsynced one by one; so are
+// all of them where syncfs is unavailable (not Linux, old kernels). A
+// Syncer is safe for concurrent use.
+type Syncer struct {
+	root string
+
+	mu   sync.Mutex
+	fs   syncHandle      // the root's file system, opened by OpenSyncer; nil without syncfs
+	devs map[string]bool // folder path -> on the root's file system
+}
+
+// OpenSyncer opens the store root (creating it if needed) for syncing;
+// call it before the run writes anything, and Close when the run is over.
+func OpenSyncer(root string) (*Syncer, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("maildir: %w", err)
+	}
+	h, err := openSyncHandle(root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: open %s for syncing: %w", root, err)
+	}
+	return &Syncer{root: root, fs: h, devs: map[string]bool{}}, nil
+}
+
+// Close releases the root's descriptor. A nil Syncer is closed already.
+func (s *Syncer) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs == nil {
+		return nil
+	}
+	err := s.fs.close()
+	s.fs = nil
+	return err
+}
+
+// Sync makes the contents of the deliveries ds durable, before they are
+// committed (Commit for each, then SyncDir for each folder).
+func (s *Syncer) Sync(ds []*Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	paths := make([]string, 0, len(dirs)+len(ds))
-	for _, d := range dirs {
-		paths = append(paths, d.Path)
-	}
+	var own bool // some delivery is on the root's file system
+	var others []*Delivery
 	for _, w := range ds {
 		if w.done {
 			return errors.New("maildir: sync: delivery already committed or aborted")
@@ -316,16 +363,24 @@ func SyncBatch(dirs []*Dir, ds []*Delivery) error {
 				return fmt.Errorf("maildir: sync %s: %w", w.path, err)
 			}
 		}
-		paths = append(paths, w.dir.Path)
+		same, err := s.sameFS(w.dir.Path)
+		if err != nil {
+			return err
+		}
+		if same {
+			own = true
+		} else {
+			others = append(others, w)
+		}
 	}
-	err := syncFS(paths)
-	if err == nil {
-		return nil
+	if own {
+		if err := s.syncfs(); errors.Is(err, errNoSyncfs) {
+			others = ds
+		} else if err != nil {
+			return fmt.Errorf("maildir: sync %s: %w", s.root, err)
+		}
 	}
-	if !errors.Is(err, errNoSyncfs) {
-		return fmt.Errorf("maildir: sync: %w", err)
-	}
-	for _, w := range ds {
+	for _, w := range others {
 		if err := w.syncFile(); err != nil {
 			return fmt.Errorf("maildir: sync %s: %w", w.path, err)
 		}
@@ -333,13 +388,49 @@ func SyncBatch(dirs []*Dir, ds []*Delivery) error {
 	return nil
 }
 
+// errNoSyncfs: the kernel lacks syncfs(2).
 var errNoSyncfs = errors.New("syncfs not available")
+
+// syncfs syncs the root's file system; where the kernel lacks syncfs, it
+// returns errNoSyncfs and makes every later Sync fsync each file.
+func (s *Syncer) syncfs() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs == nil {
+		return errNoSyncfs
+	}
+	err := s.fs.syncfs()
+	if errors.Is(err, errNoSyncfs) {
+		s.fs.close()
+		s.fs = nil
+	}
+	return err
+}
+
+// sameFS reports whether folder path is on the root's file system (and
+// syncfs is there to sync it).
+func (s *Syncer) sameFS(path string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs == nil {
+		return false, nil
+	}
+	if same, ok := s.devs[path]; ok {
+		return same, nil
+	}
+	same, err := s.fs.contains(path)
+	if err != nil {
+		return false, fmt.Errorf("maildir: sync: %w", err)
+	}
+	s.devs[path] = same
+	return same, nil
+}
 
 // Commit moves the delivery from tmp/ to cur/<key>[,U=<uid>]:2,<flags> in d
 // and returns the new base name. It closes w if still open. It never replaces
 // a file: if the name exists, it fails with an error wrapping fs.ErrExist and
 // leaves the tmp file for Abort. Commit does not fsync: make the contents
-// durable first (SyncBatch, DeliverSync) and the name afterwards (SyncDir).
+// durable first (Syncer.Sync, DeliverSync) and the name afterwards (SyncDir).
 func (d *Dir) Commit(w *Delivery, uid uint32, flags Flags) (name string, err error) {
 	if w.done {
 		return "", errors.New("maildir: commit: delivery already committed or aborted")

@@ -216,8 +216,13 @@ func TestAbort(t *testing.T) {
 	}
 }
 
-func TestSyncBatch(t *testing.T) {
+func TestSyncer(t *testing.T) {
 	root := t.TempDir()
+	s, err := OpenSyncer(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	var dirs []*Dir
 	var ds []*Delivery
 	for i := range 3 {
@@ -236,7 +241,7 @@ func TestSyncBatch(t *testing.T) {
 	}
 	w.Write([]byte("still open\r\n"))
 	ds = append(ds, w)
-	if err := SyncBatch(dirs, ds); err != nil {
+	if err := s.Sync(ds); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dirs[0].Path, "tmp", w.Key())); string(b) != "still open\n" {
@@ -253,11 +258,11 @@ func TestSyncBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := SyncBatch(nil, nil); err != nil {
+	if err := s.Sync(nil); err != nil {
 		t.Error(err)
 	}
-	if err := SyncBatch(dirs, ds); err == nil {
-		t.Error("SyncBatch of committed deliveries: no error")
+	if err := s.Sync(ds); err == nil {
+		t.Error("Sync of committed deliveries: no error")
 	}
 	// The per-file fallback used where syncfs is missing.
 	w2 := deliver(t, dirs[0], "x")
@@ -265,6 +270,48 @@ func TestSyncBatch(t *testing.T) {
 		t.Error(err)
 	}
 	w2.Abort()
+}
+
+// TestSyncerOtherFileSystem: a folder on another file system than the
+// store root (here tmpfs) is fsynced file by file; the root's by syncfs.
+func TestSyncerOtherFileSystem(t *testing.T) {
+	other, err := os.MkdirTemp("/dev/shm", "syncer")
+	if err != nil {
+		t.Fatalf("needs a tmpfs at /dev/shm: %v", err)
+	}
+	defer os.RemoveAll(other)
+	root := t.TempDir()
+	s, err := OpenSyncer(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	here, err := Open(filepath.Join(root, "INBOX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	there, err := Open(filepath.Join(other, "INBOX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		d    *Dir
+		same bool
+	}{{here, true}, {there, false}} {
+		same, err := s.sameFS(c.d.Path)
+		if err != nil || same != c.same {
+			t.Errorf("%s on the root's file system: %v, %v; want %v", c.d.Path, same, err, c.same)
+		}
+	}
+	ds := []*Delivery{deliver(t, here, "a\r\n"), deliver(t, there, "b\r\n")}
+	if err := s.Sync(ds); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range []*Dir{here, there} {
+		if _, err := d.Commit(ds[i], 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // genReader produces n bytes of CRLF text in reads of odd sizes, so that

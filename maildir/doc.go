@@ -46,9 +46,11 @@
 //     through a bufio.Writer, converting CRLF to LF, hashing and counting, and
 //     keeping at most 64 KiB of header in memory, whatever the message size.
 //  2. Close flushes and closes the file; it does not fsync.
-//  3. SyncBatch (many deliveries: one syncfs per file system on Linux, one
-//     fsync per file elsewhere) or DeliverSync (one delivery, one fsync) makes
-//     the contents durable.
+//  3. Syncer.Sync (many deliveries: one syncfs(2) on Linux through a
+//     descriptor of the store root kept open for the whole run, so that a
+//     writeback error is never reported to another run instead; one fsync
+//     per file elsewhere) or DeliverSync (one delivery, one fsync) makes the
+//     contents durable.
 //  4. Commit moves tmp/<key> to cur/<name> and never replaces an existing file
 //     (renameat2 RENAME_NOREPLACE on Linux, else link and unlink).
 //  5. SyncDir fsyncs cur/ and new/, which makes the new names durable.

@@ -7,33 +7,53 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// syncFS calls syncfs(2) once for each distinct file system among paths.
-// It returns errNoSyncfs if the kernel lacks syncfs.
-func syncFS(paths []string) error {
-	seen := make(map[uint64]bool, 1)
-	for _, p := range paths {
-		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err != nil {
-			return &os.PathError{Op: "stat", Path: p, Err: err}
-		}
-		if seen[st.Dev] {
-			continue
-		}
-		seen[st.Dev] = true
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: p, Err: err}
-		}
-		err = unix.Syncfs(fd)
+// syncHandle is a descriptor of a directory kept open for syncfs(2).
+type syncHandle interface {
+	syncfs() error
+	contains(path string) (bool, error) // path is on the same file system
+	close() error
+}
+
+type linuxSync struct {
+	fd   int
+	path string
+	dev  uint64
+}
+
+// openSyncHandle opens dir for syncfs.
+func openSyncHandle(dir string) (syncHandle, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		if errors.Is(err, unix.ENOSYS) {
-			return errNoSyncfs
-		} else if err != nil {
-			return &os.PathError{Op: "syncfs", Path: p, Err: err}
-		}
+		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return &linuxSync{fd: fd, path: dir, dev: st.Dev}, nil
+}
+
+func (h *linuxSync) syncfs() error {
+	err := unix.Syncfs(h.fd)
+	if errors.Is(err, unix.ENOSYS) {
+		return errNoSyncfs
+	}
+	if err != nil {
+		return &os.PathError{Op: "syncfs", Path: h.path, Err: err}
 	}
 	return nil
 }
+
+func (h *linuxSync) contains(path string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Dev == h.dev, nil
+}
+
+func (h *linuxSync) close() error { return unix.Close(h.fd) }
 
 // renameNoReplace renames src to dst, failing if dst exists, with renameat2
 // RENAME_NOREPLACE, or with link and unlink where the file system or kernel

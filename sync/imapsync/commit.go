@@ -94,7 +94,7 @@ func (c *committer) commit(batch []*delivered) error {
 			}
 		}
 	}
-	if err := maildir.SyncBatch(dirs, dlvs); err != nil {
+	if err := c.s.files.Sync(dlvs); err != nil {
 		abortAll()
 		return err
 	}

@@ -166,6 +166,15 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	s := &syncer{opts: o, log: log, q: newQueue()}
+	// Opened before anything is written, kept until the end: see
+	// maildir.Syncer for why a fresh descriptor per batch is not enough.
+	if !o.DryRun {
+		var err error
+		if s.files, err = maildir.OpenSyncer(o.Root); err != nil {
+			return nil, err
+		}
+		defer s.files.Close()
+	}
 	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: log}
 	var acct index.AccountID
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
@@ -304,6 +313,7 @@ type syncer struct {
 	log     *slog.Logger
 	q       *queue
 	commit  *committer
+	files   *maildir.Syncer       // makes the committer's batches durable
 	dialErr atomic.Pointer[error] // set once dialing has failed for good
 	actions []string              // folder-level actions, for the Result
 	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once

@@ -84,7 +84,7 @@
 //     (FetchResult.Failed, and an error at the end) and goes on.
 //  4. Every BatchSize messages (and at the end, also after a cancelled or
 //     broken download, for the messages that arrived whole) the batch is
-//     committed: (a) SyncBatch makes the files durable; (b) transaction 1
+//     committed: (a) the run's maildir.Syncer makes the files durable; (b) transaction 1
 //     records the intent, one pop3_pending row (identity -> Maildir key) per
 //     message; (c) the files are renamed into cur/ (no U= tag, no flags);
 //     (d) SyncDir makes the names durable; (e) transaction 2 adds the

@@ -120,6 +120,7 @@ type fetcher struct {
 	acct   index.AccountID
 	folder *index.Folder
 	dir    *maildir.Dir
+	files  *maildir.Syncer // makes batches durable; open for the whole run
 	known  map[string]index.POP3UIDL
 }
 
@@ -157,6 +158,13 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 		o.Progress = noProgress{}
 	}
 	f := &fetcher{o: o, log: o.Logger, res: &FetchResult{}}
+	// Opened before anything is written, kept until the end: see
+	// maildir.Syncer for why a fresh descriptor per batch is not enough.
+	var err error
+	if f.files, err = maildir.OpenSyncer(o.Root); err != nil {
+		return nil, err
+	}
+	defer f.files.Close()
 	if err := f.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -577,7 +585,7 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 		dlvs[i] = d.dlv
 		pend[i] = index.POP3Pending{UIDL: d.e.id, Folder: f.folder.ID, Key: d.dlv.Key(), RFC822Size: d.e.size}
 	}
-	if err := maildir.SyncBatch([]*maildir.Dir{f.dir}, dlvs); err != nil {
+	if err := f.files.Sync(dlvs); err != nil {
 		return err
 	}
 	if err := f.o.Index.Write(ctx, func(tx *index.Tx) error { return tx.AddPOP3Pending(f.acct, pend) }); err != nil {
