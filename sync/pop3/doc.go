@@ -8,8 +8,8 @@
 //   - RFC 1939, POP3: USER/PASS, APOP, STAT, LIST, UIDL, RETR, TOP, DELE,
 //     RSET, NOOP, QUIT.
 //   - RFC 2449, extensions: CAPA, response codes ([IN-USE], [LOGIN-DELAY]),
-//     PIPELINING (used by [Client.RetrMany] and [Client.DeleMany]), and the
-//     255-octet command line limit.
+//     PIPELINING (used by [Client.RetrMany], [Client.TopMany] and
+//     [Client.DeleMany]), and the 255-octet command line limit.
 //   - RFC 2595, STLS (Options.TLS = "starttls"); RFC 8314 implicit TLS is the
 //     default for [Dial].
 //   - RFC 3206, the [SYS/TEMP], [SYS/PERM] and [AUTH] response codes.
@@ -19,8 +19,8 @@
 //
 // A [Client] is one POP3 session and is not safe for concurrent use, except
 // that [Client.Close] may be called from any goroutine to abort whatever is in
-// progress. Commands are sent and answered strictly in order; only RetrMany
-// and DeleMany write several commands ahead, and only when the server
+// progress. Commands are sent and answered strictly in order; only RetrMany,
+// TopMany and DeleMany write several commands ahead, and only when the server
 // advertises PIPELINING.
 //
 // Message bodies are never held in memory by this package: [Client.Retr] and
@@ -60,8 +60,8 @@
 // Options.Timeout bounds every wait for the network: each write and each read
 // must make progress within it, so a large message that keeps arriving is not
 // cut off while a stalled server is. The methods that may take long (Dial,
-// Login, Auth, RetrMany, DeleMany) also take a context; cancelling it aborts
-// the operation and the session.
+// Login, Auth, RetrMany, TopMany, DeleMany) also take a context; cancelling
+// it aborts the operation and the session.
 //
 // # Fetching
 //
