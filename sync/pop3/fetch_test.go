@@ -32,6 +32,7 @@ type fetchEnv struct {
 	user, pass string
 	root       string
 	st         *index.Store
+	removed    map[string]bool // keys of stored files the test deleted
 }
 
 func newFetchEnv(t *testing.T, d *testenv.Dovecot, u testenv.User) *fetchEnv {
@@ -283,10 +284,11 @@ func TestFetch(t *testing.T) {
 		if got := serverCount(t, d.POP3Addr(), del.Name, del.Password); got != 0 {
 			t.Errorf("keep=false: server still has %d messages", got)
 		}
-		for uidl, u := range e.check(want) {
-			if u.DeletedAt.IsZero() {
-				t.Errorf("UIDL %s: deleted_at not recorded", uidl)
-			}
+		if got := e.stored(); !sameMessages(got, values(want)) {
+			t.Errorf("stored %d messages, not the %d of the server", len(got), len(want))
+		}
+		if u := e.uidls(); len(u) != 0 {
+			t.Errorf("%d identities of deleted messages kept", len(u))
 		}
 		res = e.fetch(t.Context(), o)
 		if res.New != 0 || res.Deleted != 0 || res.OnServer != 0 {
