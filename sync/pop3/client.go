@@ -41,8 +41,9 @@ type Options struct {
 	// means no limit.
 	Timeout time.Duration
 
-	// PipelineDepth is how many commands RetrMany and DeleMany keep in flight
-	// when the server advertises PIPELINING. Default 16; 1 turns pipelining off.
+	// PipelineDepth is how many commands RetrMany, TopMany and DeleMany
+	// keep in flight when the server advertises PIPELINING. Default 16; 1
+	// turns pipelining off.
 	PipelineDepth int
 
 	// Logger receives connection events and warnings (such as UIDs that
@@ -98,7 +99,7 @@ type Client struct {
 
 	caps  Caps        // cached CAPA reply; nil until asked or after a state change
 	body  *bodyReader // the body of a RETR or TOP not yet consumed
-	batch bool        // inside RetrMany or DeleMany
+	batch bool        // inside RetrMany, TopMany or DeleMany
 	err   error       // the first fatal error; the connection is closed
 
 	closed atomic.Bool
@@ -263,7 +264,7 @@ func (c *Client) check(cmd string) error {
 		return ErrBodyOpen
 	}
 	if c.batch {
-		return fmt.Errorf("pop3: %s: not sent, RetrMany or DeleMany is in progress", cmd)
+		return fmt.Errorf("pop3: %s: not sent, RetrMany, TopMany or DeleMany is in progress", cmd)
 	}
 	return nil
 }

@@ -8,8 +8,8 @@
 //   - RFC 1939, POP3: USER/PASS, APOP, STAT, LIST, UIDL, RETR, TOP, DELE,
 //     RSET, NOOP, QUIT.
 //   - RFC 2449, extensions: CAPA, response codes ([IN-USE], [LOGIN-DELAY]),
-//     PIPELINING (used by [Client.RetrMany] and [Client.DeleMany]), and the
-//     255-octet command line limit.
+//     PIPELINING (used by [Client.RetrMany], [Client.TopMany] and
+//     [Client.DeleMany]), and the 255-octet command line limit.
 //   - RFC 2595, STLS (Options.TLS = "starttls"); RFC 8314 implicit TLS is the
 //     default for [Dial].
 //   - RFC 3206, the [SYS/TEMP], [SYS/PERM] and [AUTH] response codes.
@@ -19,8 +19,8 @@
 //
 // A [Client] is one POP3 session and is not safe for concurrent use, except
 // that [Client.Close] may be called from any goroutine to abort whatever is in
-// progress. Commands are sent and answered strictly in order; only RetrMany
-// and DeleMany write several commands ahead, and only when the server
+// progress. Commands are sent and answered strictly in order; only RetrMany,
+// TopMany and DeleMany write several commands ahead, and only when the server
 // advertises PIPELINING.
 //
 // Message bodies are never held in memory by this package: [Client.Retr] and
@@ -60,8 +60,8 @@
 // Options.Timeout bounds every wait for the network: each write and each read
 // must make progress within it, so a large message that keeps arriving is not
 // cut off while a stalled server is. The methods that may take long (Dial,
-// Login, Auth, RetrMany, DeleMany) also take a context; cancelling it aborts
-// the operation and the session.
+// Login, Auth, RetrMany, TopMany, DeleMany) also take a context; cancelling
+// it aborts the operation and the session.
 //
 // # Fetching
 //
@@ -78,26 +78,59 @@
 //     counted in FetchResult.Skipped: it cannot be told apart, so it is
 //     neither fetched nor deleted. UIDLs that break RFC 1939 (over 70
 //     octets, odd bytes) are used as they are.
-//  3. The messages whose identity is not in the index (pop3_uidls) are
-//     retrieved with pipelined RETR and streamed, CRLF turned into LF, into
-//     maildir Deliveries in tmp/. A -ERR to one RETR skips that message
-//     (FetchResult.Failed, and an error at the end) and goes on.
-//  4. Every BatchSize messages (and at the end, also after a cancelled or
+//  3. Forget: a stored identity (pop3_uidls) that the listing lacks names a
+//     message that left the server; its row is deleted, as fetchmail does
+//     (the local copy stays). A server may give the identity to a new
+//     message later (sequential or header-hash UIDLs, a move to another
+//     backend), and that message must then count as new.
+//  4. Plan: a message whose identity is unknown is to be downloaded. One
+//     whose identity is known is the message stored under it only if its
+//     LIST size equals the size recorded with the identity, and, when its
+//     header is read, if the header (TOP n 0, CRLF read as LF) equals the
+//     one recorded (a hash of the stored copy's header, see headerHasher);
+//     otherwise it is a new message that reuses the identity: it is
+//     downloaded too (FetchResult.Reused), and the identity is re-pointed
+//     at the new copy when it is committed. The header is read for the
+//     known messages due for deletion (step 6), and for all known messages
+//     when one of them has changed its size (the server is reusing
+//     identities then). A known message due for deletion must also be
+//     proven stored: its row and file exist, the row's size is the listed
+//     size, and the file's header is the TOP header. A message due for
+//     deletion whose identity is a content hash (its header and size
+//     already) is proven by its body: it is downloaded again, and if the
+//     download equals the stored file it is proven and not stored twice,
+//     else it is new. A
+//     message that cannot be proven (local copy deleted or changed, TOP
+//     refused) stays on the server and is not downloaded again
+//     (FetchResult.Unproven, a warning).
+//  5. The messages to download are retrieved with pipelined RETR and
+//     streamed, CRLF turned into LF, into maildir Deliveries in tmp/. A
+//     -ERR to one RETR skips that message (FetchResult.Failed, and an error
+//     at the end) and goes on. A connection that ends before a message's
+//     terminating "." is an error for that message (the body reader never
+//     reports a cut as the end): it is not committed.
+//  6. Every BatchSize messages (and at the end, also after a cancelled or
 //     broken download, for the messages that arrived whole) the batch is
 //     committed: (a) the run's maildir.Syncer makes the files durable; (b) transaction 1
 //     records the intent, one pop3_pending row (identity -> Maildir key) per
 //     message; (c) the files are renamed into cur/ (no U= tag, no flags);
 //     (d) SyncDir makes the names durable; (e) transaction 2 adds the
 //     messages rows (parsed header, full-text, SHA-256, internal date from
-//     the topmost Received field, else Date, else now), the pop3_uidls rows,
-//     and deletes the pending rows.
-//  5. Deletion: DELE the messages whose pop3_uidls row is committed and
-//     whose time has come (Keep false: all of them; Keep with
-//     DeleteAfterDays: those stored at least that many days ago), then QUIT,
-//     and only after QUIT succeeded record deleted_at. Nothing that is not
-//     committed locally is ever marked for deletion. A DELE refused with
-//     -ERR makes the run RSET and delete nothing this time. Stored
-//     identities no longer on the server are marked deleted as well.
+//     the topmost Received field, else Date, else now), the pop3_uidls rows
+//     (with the LIST size and the header hash), and deletes the pending
+//     rows.
+//  7. Deletion: DELE goes only to a message whose own content is stored:
+//     one downloaded and committed in this session, or one proven in step
+//     4; and only when its time has come (Keep false: at once; Keep with
+//     DeleteAfterDays: that many days after it was stored). Then QUIT, and
+//     only after QUIT succeeded are the deleted messages' identities
+//     forgotten. A DELE refused with -ERR makes the run RSET and delete
+//     nothing this time.
+//
+// With Keep and no DeleteAfterDays, a new message that reuses an identity
+// with the same size as the message it named, in a run where no other
+// known message changed its size, is not noticed: it stays on the server,
+// where it is not lost, but it is not downloaded either.
 //
 // # Crash safety
 //
@@ -108,20 +141,26 @@
 // each resolved by the next run without loss or duplicate:
 //
 //   - Before (b): files only in tmp/, no rows. CleanOwnTmp removes them; the
-//     UIDLs are unknown, so the messages are fetched again (they are still on
-//     the server: nothing is deleted before step 5).
+//     identities are unknown (or still name the earlier message whose size
+//     or header differs), so the messages are fetched again (they are still
+//     on the server: nothing is deleted before step 7).
 //   - Between (b) and (e): pending rows name the keys. At the start of the
 //     next run, a pending key whose file is in cur/ or new/ is completed
-//     from the file (SyncDir, read back, message row + UIDL row + pending row
+//     from the file (SyncDir, read back, message row + identity row with
+//     the pending LIST size and the file's header hash + pending row
 //     deleted, in one transaction): the message is not downloaded again. A
 //     pending key without such a file (the rename did not happen or was not
 //     durable) is dropped and its message fetched again; its file, if any,
 //     is still in tmp/ and CleanOwnTmp removes it.
 //   - After (e): the message is stored and will not be fetched again.
-//   - Deletion: DELE takes effect only at QUIT, and only for committed
-//     messages. A crash before QUIT deletes nothing; a lost QUIT reply
-//     leaves deleted_at unset, and the next run, not seeing the messages
-//     in the listing any more, records them as deleted.
+//   - Deletion: DELE takes effect only at QUIT, and only for messages whose
+//     content is stored. A crash before QUIT deletes nothing. If QUIT's
+//     reply is lost, or the run ends before it forgets the deleted
+//     identities, they stay known: the next listing either lacks them
+//     (forgotten then) or still shows them, and then they are proven again
+//     (step 4) before another DELE; a message that took such an identity
+//     meanwhile fails the proof (its size, header or, for a content
+//     identity, body differs) and is downloaded.
 //
 // Without the pending rows, a crash between the rename and transaction 2
 // would leave a file the index does not know, and the next run would

@@ -1,25 +1,15 @@
 package pop3
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net/mail"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -27,8 +17,9 @@ import (
 
 // Progress receives progress reports from Fetch: Expect once with the
 // number and total size of the messages to download, then Done after each
-// committed batch with the batch's count and size. Calls come from the
-// goroutine running Fetch.
+// committed batch with the batch's count and size (and with 1 after a
+// message downloaded only to be found equal to its stored copy). Calls come
+// from the goroutine running Fetch.
 type Progress interface {
 	Expect(msgs int, bytes int64)
 	Done(msgs int, bytes int64)
@@ -77,6 +68,15 @@ type FetchResult struct {
 	Skipped   int   // server messages left alone: their identity repeats
 	Failed    int   // messages the server refused to send (-ERR to RETR)
 	NoUIDL    bool  // the server lacks UIDL: identities are content hashes
+
+	// Reused counts the messages downloaded although their identity was
+	// known: it had named another message, which the server no longer has
+	// (its size or header differs). They are counted in New as well.
+	Reused int
+	// Unproven counts the messages due for deletion that were left on the
+	// server because their stored copy could not be shown to be theirs:
+	// the local copy was deleted or changed, or the server refused TOP.
+	Unproven int
 }
 
 const (
@@ -86,10 +86,17 @@ const (
 	hashIDPrefix = "sha256 "
 )
 
-// testHook, when set by a test, is called at the named points of a batch
-// commit ("pending", "renamed", "synced"); a non-nil error aborts the run
-// there, as a crash would, without undoing what is on disk.
+// testHook, when set by a test, is called at the named points of a run:
+// "listed" once the listing is read and planned, the points of a batch
+// commit ("pending", "renamed", "synced", "committed") and of the deletion
+// ("dele": marked, before QUIT; "quit": QUIT succeeded, before the index
+// forgets the deleted messages); a non-nil error aborts the run there, as a
+// crash would, without undoing what is on disk or on the server.
 var testHook func(point string) error
+
+// timeNow is the clock of the deletion policy (when a message was stored,
+// whether its time has come); tests move it forward.
+var timeNow = time.Now
 
 func hook(point string) error {
 	if testHook == nil {
@@ -102,15 +109,17 @@ func hook(point string) error {
 type entry struct {
 	num  int
 	size int64
-	id   string // identity (UIDL or content hash); "" when skipped
+	id   string    // identity (UIDL or content hash); "" when skipped
+	hdr  *[32]byte // header hash (headerHasher) if TOP was read for the identity
 }
 
 // download is a message written to tmp/, waiting for its batch.
 type download struct {
-	e      entry
-	dlv    *maildir.Delivery
-	header index.Header
-	idate  time.Time
+	e       entry
+	dlv     *maildir.Delivery
+	header  index.Header
+	hdrHash [32]byte // headerHasher's
+	idate   time.Time
 }
 
 type fetcher struct {
@@ -120,8 +129,13 @@ type fetcher struct {
 	acct   index.AccountID
 	folder *index.Folder
 	dir    *maildir.Dir
-	files  *maildir.Syncer // makes batches durable; open for the whole run
-	known  map[string]index.POP3UIDL
+	files  *maildir.Syncer           // makes batches durable; open for the whole run
+	known  map[string]index.POP3UIDL // identities of stored messages
+
+	// What this session knows of the listed messages, by number:
+	ours   map[int]bool     // downloaded and committed in this session
+	proven map[int]bool     // stored by an earlier run, proven by check
+	verify map[int][32]byte // a download with this content is the stored copy (check, byContent)
 }
 
 // storeError marks an error of the local store inside RetrMany's callback.
@@ -157,7 +171,8 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	f := &fetcher{o: o, log: o.Logger, res: &FetchResult{}}
+	f := &fetcher{o: o, log: o.Logger, res: &FetchResult{},
+		ours: map[int]bool{}, proven: map[int]bool{}, verify: map[int][32]byte{}}
 	// Opened before anything is written, kept until the end: see
 	// maildir.Syncer for why a fresh descriptor per batch is not enough.
 	var err error
@@ -180,7 +195,13 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = f.fetchNew(ctx, c, entries)
+	todo, err := f.plan(ctx, c, entries)
+	if err == nil {
+		err = hook("listed")
+	}
+	if err == nil {
+		err = f.fetchNew(ctx, c, todo)
+	}
 	if err == nil || errors.Is(err, errSomeFailed) {
 		err = errors.Join(err, f.deleteOld(ctx, c, entries))
 	}
@@ -249,230 +270,14 @@ func (f *fetcher) prepare(ctx context.Context) error {
 	})
 }
 
-// recover resolves the pending downloads: a file that reached cur/ or new/
-// is indexed (with its UIDL, as if the batch had finished); a file that did
-// not is forgotten (it is in tmp/, if anywhere, and CleanOwnTmp removes it).
-func (f *fetcher) recover(ctx context.Context) error {
-	var pend []index.POP3Pending
-	err := f.o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		pend, err = tx.POP3PendingList(f.acct)
-		return err
-	})
-	if err != nil || len(pend) == 0 {
-		return err
-	}
-	synced := map[index.FolderID]bool{}
-	for _, p := range pend {
-		var folder *index.Folder
-		err := f.o.Index.Read(ctx, func(tx *index.ReadTx) error {
-			var err error
-			folder, err = tx.Folder(p.Folder)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		dir := &maildir.Dir{Path: filepath.Join(f.o.Root, filepath.FromSlash(folder.Path))}
-		ent, err := dir.Find(p.Key, "")
-		if errors.Is(err, fs.ErrNotExist) {
-			f.log.Debug("dropping a pending download that never reached the folder", "uidl", p.UIDL)
-			err = f.o.Index.Write(ctx, func(tx *index.Tx) error { return tx.DonePOP3Pending(f.acct, p.UIDL) })
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		// The file's contents were made durable before its rename; its name
-		// may not be yet. Sync the directory before a row points at it.
-		if !synced[p.Folder] {
-			if err := dir.SyncDir(); err != nil {
-				return err
-			}
-			synced[p.Folder] = true
-		}
-		m, err := readStored(dir.FilePath(ent))
-		if err != nil {
-			return err
-		}
-		m.Folder, m.Key, m.File = p.Folder, ent.Key, ent.Sub+"/"+ent.Name
-		m.Flags, m.SyncedFlags = ent.Flags, ent.Flags
-		m.RFC822Size = p.RFC822Size
-		err = f.o.Index.Write(ctx, func(tx *index.Tx) error {
-			id, err := tx.MessageIDByKey(p.Folder, ent.Key)
-			if errors.Is(err, index.ErrNotFound) {
-				id, err = tx.AddMessage(m)
-			}
-			if err != nil {
-				return err
-			}
-			if err := tx.AddPOP3UIDL(f.acct, p.UIDL, id, time.Now()); err != nil {
-				return err
-			}
-			return tx.DonePOP3Pending(f.acct, p.UIDL)
-		})
-		if err != nil {
-			return err
-		}
-		f.res.Recovered++
-		f.log.Info("indexed a message an interrupted run had stored", "uidl", p.UIDL, "key", ent.Key)
-	}
-	return nil
-}
-
-// readStored reads a message file back for its index row.
-func readStored(path string) (*index.NewMessage, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	size, err := io.Copy(h, fh)
-	if err != nil {
-		return nil, err
-	}
-	m := &index.NewMessage{}
-	m.Size = size
-	h.Sum(m.SHA256[:0])
-	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	hdr := make([]byte, maildir.MaxHeader)
-	n, err := io.ReadFull(fh, hdr)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, err
-	}
-	hdr = hdr[:n]
-	if i := bytes.Index(hdr, []byte("\n\n")); i >= 0 {
-		hdr = hdr[:i+2]
-	}
-	m.Header = index.ParseHeader(hdr)
-	m.InternalDate = internalDate(hdr, m.Header)
-	m.DeferText = true // full text: index.IndexPending
-	return m, nil
-}
-
-// list reads the server's listing and gives each message its identity: its
-// UIDL, or a content hash when the server has no UIDL or repeats one. A
-// message whose identity repeats an earlier one is skipped.
-func (f *fetcher) list(ctx context.Context, c *Client) ([]entry, error) {
-	uidls, err := c.UIDL()
-	var perr *Error
-	if errors.As(err, &perr) {
-		f.res.NoUIDL = true
-		f.log.Warn("pop3 server has no UIDL: recognizing messages by a hash of their header and their size; "+
-			"messages with the same header and size are fetched once", "reply", perr.Reply)
-	} else if err != nil {
-		return nil, err
-	}
-	list, err := c.List()
-	if err != nil {
-		return nil, err
-	}
-	sizes := make(map[int]int64, len(list))
-	for _, m := range list {
-		sizes[m.Num] = m.Size
-	}
-	if f.res.NoUIDL {
-		uidls = list
-		for i := range uidls {
-			uidls[i].UID = ""
-		}
-	}
-	entries := make([]entry, 0, len(uidls))
-	seen := make(map[string]bool, len(uidls))
-	dupUIDs, dupContent := 0, 0
-	for _, m := range uidls {
-		e := entry{num: m.Num, size: sizes[m.Num], id: m.UID}
-		if e.id == "" || seen[e.id] {
-			if e.id != "" {
-				dupUIDs++
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if e.id, err = contentID(c, e.num, e.size); err != nil {
-				return nil, err
-			}
-			if seen[e.id] {
-				dupContent++
-				e.id = ""
-			}
-		}
-		if e.id != "" {
-			seen[e.id] = true
-		} else {
-			f.res.Skipped++
-		}
-		entries = append(entries, e)
-	}
-	if dupUIDs > 0 {
-		f.log.Warn("pop3 server repeats UIDLs: the first message keeps the UIDL, the others are recognized by a hash of their header and size",
-			"count", dupUIDs)
-	}
-	if dupContent > 0 {
-		f.log.Warn("pop3 server has messages that cannot be told apart (same UIDL or none, same header and size): fetching only the first",
-			"skipped", dupContent)
-	}
-	f.res.OnServer = len(entries)
-
-	// Stored messages that are gone from the server were deleted there,
-	// by us in a run whose QUIT reply was lost, or by someone else.
-	var gone []string
-	for id, u := range f.known {
-		if u.DeletedAt.IsZero() && !seen[id] {
-			gone = append(gone, id)
-		}
-	}
-	if len(gone) > 0 {
-		now := time.Now()
-		err := f.o.Index.Write(ctx, func(tx *index.Tx) error { return tx.MarkPOP3Deleted(f.acct, gone, now) })
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range gone {
-			u := f.known[id]
-			u.DeletedAt = now
-			f.known[id] = u
-		}
-	}
-	return entries, nil
-}
-
-// contentID is the substitute identity of message num: a hash of its header
-// (TOP num 0) and its size.
-func contentID(c *Client, num int, size int64) (string, error) {
-	r, err := c.Top(num, 0)
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", err
-	}
-	return hashIDPrefix + hex.EncodeToString(h.Sum(nil)) + " " + strconv.FormatInt(size, 10), nil
-}
-
-var errSomeFailed = errors.New("pop3: the server refused to send some messages")
-
-// fetchNew downloads the messages whose identity the index does not know,
-// committing them in batches.
+// fetchNew downloads the messages plan chose, committing them in batches.
+// A message in f.verify whose download equals its stored copy is not
+// stored again: it is proven instead.
 func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) error {
 	var todo []int
 	byNum := make(map[int]entry)
 	var total int64
 	for _, e := range entries {
-		if _, ok := f.known[e.id]; ok || e.id == "" {
-			continue
-		}
 		todo = append(todo, e.num)
 		byNum[e.num] = e
 		total += e.size
@@ -492,9 +297,16 @@ func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) erro
 		got := 0 // messages of todo handed to the callback
 		err := c.RetrMany(ctx, todo, func(num int, r io.Reader) error {
 			got++
-			d, err := f.store(byNum[num], r)
+			e := byNum[num]
+			d, err := f.store(e, r)
 			if err != nil {
 				return err
+			}
+			if sum, ok := f.verify[num]; ok && d.dlv.Sum() == sum {
+				d.dlv.Abort()
+				f.proven[num] = true
+				f.o.Progress.Done(1, e.size)
+				return nil
 			}
 			batch = append(batch, d)
 			if len(batch) >= f.o.BatchSize {
@@ -550,7 +362,11 @@ func (f *fetcher) store(e entry, r io.Reader) (*download, error) {
 	if err != nil {
 		return nil, &storeError{err}
 	}
-	if _, err := io.Copy(dlv, r); err != nil {
+	hh := newHeaderHasher(true)
+	if _, err := io.Copy(dlv, io.TeeReader(r, hh)); err != nil {
+		// A cut connection: the body reader fails with an error wrapping
+		// io.ErrUnexpectedEOF, never io.EOF, so a partial message is never
+		// taken for a whole one.
 		dlv.Abort()
 		return nil, err
 	}
@@ -558,7 +374,7 @@ func (f *fetcher) store(e entry, r io.Reader) (*download, error) {
 		dlv.Abort()
 		return nil, &storeError{err}
 	}
-	d := &download{e: e, dlv: dlv}
+	d := &download{e: e, dlv: dlv, hdrHash: hh.Sum()}
 	d.header = index.ParseHeader(dlv.Header())
 	d.idate = internalDate(dlv.Header(), d.header)
 	_ = os.Chtimes(dlv.Path(), d.idate, d.idate)
@@ -613,7 +429,7 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 	if err := hook("synced"); err != nil {
 		return err
 	}
-	now := time.Now()
+	now := timeNow()
 	var bytes int64
 	ms := make([]*index.NewMessage, len(batch))
 	for i, d := range batch {
@@ -628,13 +444,17 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 		m.SHA256 = d.dlv.Sum()
 		ms[i] = m
 	}
+	us := make([]index.POP3UIDL, len(batch))
 	err = f.o.Index.Write(ctx, func(tx *index.Tx) error {
 		ids, err := tx.AddMessages(ms)
 		if err != nil {
 			return err
 		}
 		for i, d := range batch {
-			if err := tx.AddPOP3UIDL(f.acct, d.e.id, ids[i], now); err != nil {
+			// A known identity (the server reused it) now names this
+			// message; the copy it named before stays.
+			us[i] = index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size, HeaderSHA256: d.hdrHash[:]}
+			if err := tx.AddPOP3UIDL(f.acct, d.e.id, us[i]); err != nil {
 				return err
 			}
 			if err := tx.DonePOP3Pending(f.acct, d.e.id); err != nil {
@@ -646,86 +466,13 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, d := range batch {
-		f.known[d.e.id] = index.POP3UIDL{StoredAt: now}
+	for i, d := range batch {
+		f.known[d.e.id] = us[i]
+		f.ours[d.e.num] = true
 		bytes += d.e.size
 	}
 	f.res.New += len(batch)
 	f.res.Bytes += bytes
 	f.o.Progress.Done(len(batch), bytes)
-	return nil
-}
-
-// deleteOld marks for deletion the messages whose copy is committed and
-// whose time has come, ends the session with QUIT, and records the
-// deletions once QUIT has succeeded.
-func (f *fetcher) deleteOld(ctx context.Context, c *Client, entries []entry) error {
-	now := time.Now()
-	var nums []int
-	var ids []string
-	for _, e := range entries {
-		if e.id == "" {
-			continue
-		}
-		u, ok := f.known[e.id]
-		if !ok {
-			continue // never delete what is not stored
-		}
-		due := !f.o.Keep ||
-			(f.o.DeleteAfterDays > 0 && !now.Before(u.StoredAt.AddDate(0, 0, f.o.DeleteAfterDays)))
-		if due {
-			nums = append(nums, e.num)
-			ids = append(ids, e.id)
-		}
-	}
-	if len(nums) > 0 {
-		if err := c.DeleMany(ctx, nums); err != nil {
-			var perr *Error
-			if !errors.As(err, &perr) {
-				return err
-			}
-			// Some are marked, some not: unmark all and delete nothing.
-			f.log.Warn("pop3 server refused to delete a message; deleting none this time", "err", err)
-			if err := c.Rset(); err != nil {
-				return err
-			}
-			nums, ids = nil, nil
-		}
-	}
-	if err := c.Quit(); err != nil {
-		if len(ids) > 0 {
-			return fmt.Errorf("pop3: deleting %d messages on the server: %w", len(ids), err)
-		}
-		return err
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	err := f.o.Index.Write(context.WithoutCancel(ctx), func(tx *index.Tx) error {
-		return tx.MarkPOP3Deleted(f.acct, ids, now)
-	})
-	if err != nil {
-		return err
-	}
-	f.res.Deleted = len(ids)
-	f.log.Info("deleted messages on the server", "count", len(ids))
-	return nil
-}
-
-// internalDate is the date a message arrived: the date of its topmost
-// Received field, else its Date field, else now.
-func internalDate(hdr []byte, h index.Header) time.Time {
-	th, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
-	if rcv := th.Get("Received"); rcv != "" {
-		if i := strings.LastIndexByte(rcv, ';'); i >= 0 {
-			s := strings.Join(strings.Fields(rcv[i+1:]), " ")
-			if t, err := mail.ParseDate(s); err == nil {
-				return t
-			}
-		}
-	}
-	if !h.Date.IsZero() {
-		return h.Date
-	}
-	return time.Now()
+	return hook("committed")
 }

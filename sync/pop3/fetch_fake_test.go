@@ -2,33 +2,58 @@ package pop3
 
 import (
 	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
 )
 
-// fakeFetch runs Fetch (keep=false) against a scripted server and returns
-// the result and the stored identities.
-func fakeFetch(t *testing.T, script string) (*FetchResult, map[string]index.POP3UIDL) {
+// fakeStore is a local store that scripted servers fill, one Fetch per
+// script.
+type fakeStore struct {
+	t    *testing.T
+	root string
+	st   *index.Store
+}
+
+func newFakeStore(t *testing.T) *fakeStore {
 	t.Helper()
-	addr := startFake(t, script, false)
 	root := t.TempDir()
 	st, err := index.Open(index.DefaultPath(root))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	res, err := Fetch(t.Context(), FetchOptions{
-		Account: "a", Root: root, Index: st, Addr: addr, TLS: TLSNone,
+	t.Cleanup(func() { st.Close() })
+	return &fakeStore{t: t, root: root, st: st}
+}
+
+// run runs Fetch against a server playing script, with the deletion
+// policy given.
+func (s *fakeStore) run(script string, keep bool, deleteAfterDays int) (*FetchResult, error) {
+	s.t.Helper()
+	addr := startFake(s.t, script, false)
+	res, err := Fetch(s.t.Context(), FetchOptions{
+		Account: "a", Root: s.root, Index: s.st, Addr: addr, TLS: TLSNone,
 		Username: "bob", Password: "secret", Timeout: 5 * time.Second,
+		Keep: keep, DeleteAfterDays: deleteAfterDays,
 	})
-	if err != nil {
-		t.Fatalf("Fetch: %v", err)
+	if res != nil {
+		s.t.Logf("Fetch: %+v, %v", *res, err)
 	}
+	return res, err
+}
+
+// uidls returns the stored identities.
+func (s *fakeStore) uidls() map[string]index.POP3UIDL {
+	s.t.Helper()
 	var uidls map[string]index.POP3UIDL
-	err = st.Read(context.Background(), func(tx *index.ReadTx) error {
+	err := s.st.Read(context.Background(), func(tx *index.ReadTx) error {
 		acct, err := tx.Account("a")
 		if err != nil {
 			return err
@@ -37,9 +62,82 @@ func fakeFetch(t *testing.T, script string) (*FetchResult, map[string]index.POP3
 		return err
 	})
 	if err != nil {
+		s.t.Fatal(err)
+	}
+	return uidls
+}
+
+// messages returns the stored messages, sorted, after checking that each
+// file has its row (and each row its file), that nothing is pending and
+// that tmp/ is empty.
+func (s *fakeStore) messages() []string {
+	t := s.t
+	t.Helper()
+	var rows []*index.Message
+	var pending []index.POP3Pending
+	err := s.st.Read(context.Background(), func(tx *index.ReadTx) error {
+		acct, err := tx.Account("a")
+		if err != nil {
+			return err
+		}
+		f, err := tx.FolderByName(acct, "INBOX")
+		if err != nil {
+			return err
+		}
+		if rows, err = tx.Messages(f.ID); err != nil {
+			return err
+		}
+		pending, err = tx.POP3PendingList(acct)
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return res, uidls
+	if len(pending) > 0 {
+		t.Errorf("%d downloads pending", len(pending))
+	}
+	p, _ := maildir.FolderDir(s.root, "a", "INBOX")
+	dir := &maildir.Dir{Path: p}
+	files, err := dir.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmp, err := os.ReadDir(filepath.Join(p, "tmp")); err != nil || len(tmp) > 0 {
+		t.Errorf("tmp/ holds %d files (%v)", len(tmp), err)
+	}
+	byKey := map[string]*index.Message{}
+	for _, m := range rows {
+		byKey[m.Key] = m
+	}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(dir.FilePath(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := byKey[f.Key]; m == nil || m.SHA256 != sha256.Sum256(b) || m.Size != int64(len(b)) {
+			t.Errorf("file %s: no row, or one that does not match it", f.Name)
+		}
+		delete(byKey, f.Key)
+		out = append(out, string(b))
+	}
+	for k := range byKey {
+		t.Errorf("row with key %s has no file", k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fakeFetch runs Fetch (keep=false) against a scripted server in a new
+// store and returns the result and the stored identities.
+func fakeFetch(t *testing.T, script string) (*FetchResult, map[string]index.POP3UIDL) {
+	t.Helper()
+	s := newFakeStore(t)
+	res, err := s.run(script, false, 0)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	return res, s.uidls()
 }
 
 const fakeLogin = `
@@ -107,13 +205,8 @@ func TestFetchNoUIDL(t *testing.T) {
 	if !res.NoUIDL || res.New != 2 || res.Skipped != 1 || res.Deleted != 2 || res.OnServer != 3 {
 		t.Errorf("result %+v", *res)
 	}
-	if len(uidls) != 2 {
-		t.Errorf("%d identities stored, want 2", len(uidls))
-	}
-	for id, u := range uidls {
-		if !strings.HasPrefix(id, hashIDPrefix) || !strings.HasSuffix(id, " 22") || u.DeletedAt.IsZero() || u.MessageID == 0 {
-			t.Errorf("identity %q: %+v", id, u)
-		}
+	if len(uidls) != 0 {
+		t.Errorf("identities of deleted messages kept: %v", uidls)
 	}
 }
 
@@ -121,7 +214,8 @@ func TestFetchNoUIDL(t *testing.T) {
 // its content hash; an over-long UIDL is used as it is.
 func TestFetchDuplicateUIDL(t *testing.T) {
 	long := strings.Repeat("x", 100)
-	res, uidls := fakeFetch(t, fakeLogin+`
+	s := newFakeStore(t)
+	res, err := s.run(fakeLogin+`
 		C: UIDL
 		S: +OK
 		S: 1 same
@@ -161,21 +255,21 @@ func TestFetchDuplicateUIDL(t *testing.T) {
 		S:
 		S: body
 		S: .
-		C: DELE 1
-		S: +OK
-		C: DELE 2
-		S: +OK
-		C: DELE 3
-		S: +OK
 		C: QUIT
 		S: +OK
-	`)
-	if res.NoUIDL || res.New != 3 || res.Skipped != 0 || res.Deleted != 3 {
-		t.Errorf("result %+v", *res)
+	`, true, 0)
+	if err != nil || res.NoUIDL || res.New != 3 || res.Skipped != 0 || res.Deleted != 0 {
+		t.Errorf("result %+v, %v", *res, err)
 	}
+	uidls := s.uidls()
 	_, okSame := uidls["same"]
 	_, okLong := uidls[long]
 	if len(uidls) != 3 || !okSame || !okLong {
 		t.Errorf("identities %v", uidls)
+	}
+	for id, u := range uidls {
+		if u.MessageID == 0 || u.RFC822Size == 0 || len(u.HeaderSHA256) != 32 {
+			t.Errorf("identity %q: %+v", id, u)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package pop3_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,7 @@ type fetchEnv struct {
 	user, pass string
 	root       string
 	st         *index.Store
+	removed    map[string]bool // keys of stored files the test deleted
 }
 
 func newFetchEnv(t *testing.T, d *testenv.Dovecot, u testenv.User) *fetchEnv {
@@ -283,10 +286,11 @@ func TestFetch(t *testing.T) {
 		if got := serverCount(t, d.POP3Addr(), del.Name, del.Password); got != 0 {
 			t.Errorf("keep=false: server still has %d messages", got)
 		}
-		for uidl, u := range e.check(want) {
-			if u.DeletedAt.IsZero() {
-				t.Errorf("UIDL %s: deleted_at not recorded", uidl)
-			}
+		if got := e.stored(); !sameMessages(got, values(want)) {
+			t.Errorf("stored %d messages, not the %d of the server", len(got), len(want))
+		}
+		if u := e.uidls(); len(u) != 0 {
+			t.Errorf("%d identities of deleted messages kept", len(u))
 		}
 		res = e.fetch(t.Context(), o)
 		if res.New != 0 || res.Deleted != 0 || res.OnServer != 0 {
@@ -365,13 +369,17 @@ func (p *countProgress) Done(n int, b int64) {
 	}
 }
 
-// TestFetchKilled kills a fetching process (a child running
-// TestFetchKilledChild) with SIGKILL at random moments, then checks that a
-// clean run stores every message exactly once.
+// TestFetchKilled kills fetching processes (children running
+// TestFetchKilledChild) with SIGKILL: at random moments after they listed
+// the server and at each point of a batch commit (keep=true), then after
+// DELE before QUIT, and after QUIT before the index forgets the deleted
+// messages (keep=false). It counts the kills that landed where they were aimed and
+// fails if one kind never did; then a clean run must leave every message
+// stored exactly once, byte for byte, and the server empty.
 func TestFetchKilled(t *testing.T) {
 	kills, n := 30, 5000 // more messages than the children get through
 	if testing.Short() {
-		kills, n = 4, 1000
+		kills, n = 5, 1000
 	}
 	user := testenv.User{Name: "kill", Password: "kill-pass"}
 	d := testenv.StartDovecot(t, user)
@@ -379,55 +387,145 @@ func TestFetchKilled(t *testing.T) {
 	e := newFetchEnv(t, d, user)
 	e.st.Close()
 	want := serverMessages(t, d.POP3Addr(), user.Name, user.Password)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	landed := 0
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+
+	// The kills: random ones and ones at each commit point in turn, then,
+	// once a child has fetched everything, one at "dele" and one at "quit".
+	var plan []string
 	for i := range kills {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestFetchKilledChild$")
-		cmd.Env = append(os.Environ(), "POP3_FETCH_CHILD="+e.root+"\n"+d.POP3Addr()+"\n"+user.Name+"\n"+user.Password)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		plan = append(plan, []string{"random", "pending", "renamed", "synced", "committed"}[i%5])
+	}
+	plan = append(plan, "dele", "quit")
+	landed := map[string]int{}
+	for i, at := range plan {
+		nth := 1
+		if at != "random" && at != "dele" && at != "quit" {
+			nth = 1 + rng.IntN(3)
 		}
-		delay := time.Duration(30+rng.IntN(270)) * time.Millisecond
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			t.Logf("child %d finished before the kill: %v\n%s", i, err, out.String())
-		case <-time.After(delay):
-			cmd.Process.Kill()
-			<-done
-			landed++
+		if killChild(t, e, d, at, nth, time.Duration(rng.IntN(300))*time.Millisecond) {
+			landed[at]++
+		} else {
+			t.Logf("child %d (kill at %s %d) was not killed there", i, at, nth)
 		}
 	}
-	t.Logf("%d of %d children killed with SIGKILL mid-run", landed, kills)
+	t.Logf("kills that landed: %v of %v", landed, plan)
+	for _, at := range plan {
+		if landed[at] == 0 {
+			t.Errorf("no kill landed at %q", at)
+		}
+	}
+
 	st, err := index.Open(index.DefaultPath(e.root))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	e.st = st
-	if res := e.fetch(t.Context(), e.opts()); res.New == 0 {
-		t.Log("the children fetched everything: no kill landed mid-run")
+	o := e.opts()
+	o.Keep = false
+	res := e.fetch(t.Context(), o)
+	if res.New != 0 || res.OnServer != 0 {
+		t.Errorf("the clean run after the kill at QUIT: %+v", *res)
 	}
-	e.check(want)
+	if got := e.stored(); !sameMessages(got, values(want)) {
+		t.Errorf("stored %d messages, not the %d of the server exactly once each", len(got), len(want))
+	}
+	if u := e.uidls(); len(u) != 0 {
+		t.Errorf("%d identities of deleted messages kept", len(u))
+	}
 }
 
-// TestFetchKilledChild is the process TestFetchKilled kills.
+// killChild runs a fetching child and kills it at the nth time it reaches
+// the hook point at (a commit or deletion point), or, for at "random",
+// delay after it has listed the server. It reports whether the kill landed
+// so: the child was stopped at the point, or still running after the delay.
+func killChild(t *testing.T, e *fetchEnv, d *testenv.Dovecot, at string, nth int, delay time.Duration) bool {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFetchKilledChild$")
+	stop := at
+	if at == "random" {
+		stop = "-"
+	}
+	keep := strconv.FormatBool(at != "dele" && at != "quit")
+	cmd.Env = append(os.Environ(), "POP3_FETCH_CHILD="+strings.Join([]string{
+		e.root, d.POP3Addr(), e.user, e.pass, stop, strconv.Itoa(nth), keep}, "\n"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	var out strings.Builder
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	landed := false
+	var timer <-chan time.Time
+wait:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				break wait // the child ended
+			}
+			out.WriteString(line + "\n")
+			if line == "POINT listed" && at == "random" {
+				timer = time.After(delay)
+			}
+			if line == "STOPPED" {
+				landed = true
+				break wait
+			}
+		case <-timer:
+			landed = true
+			break wait
+		}
+	}
+	cmd.Process.Kill()
+	for range lines {
+	}
+	err = cmd.Wait()
+	if !landed {
+		t.Logf("child: %v\n%s%s", err, out.String(), stderr.String())
+	}
+	return landed
+}
+
+// TestFetchKilledChild is the process TestFetchKilled kills: a fetch that
+// reports each hook point on stdout ("POINT name") and stops for good at
+// the nth time it reaches the point named in its environment ("STOPPED").
 func TestFetchKilledChild(t *testing.T) {
 	env := os.Getenv("POP3_FETCH_CHILD")
 	if env == "" {
 		return // only as TestFetchKilled's child process
 	}
-	var args [4]string
-	for i := range args {
-		var ok bool
-		args[i], env, ok = cutLine(env)
-		if !ok && i < 3 {
-			t.Fatal("bad POP3_FETCH_CHILD")
-		}
+	args := strings.Split(env, "\n")
+	if len(args) != 7 {
+		t.Fatal("bad POP3_FETCH_CHILD")
 	}
+	stopAt := args[4]
+	nth, _ := strconv.Atoi(args[5])
+	keep, _ := strconv.ParseBool(args[6])
+	defer pop3.SetTestHook(func(point string) error {
+		fmt.Println("POINT " + point)
+		if point == stopAt {
+			if nth--; nth == 0 {
+				fmt.Println("STOPPED")
+				time.Sleep(time.Hour) // until killed
+			}
+		}
+		return nil
+	})()
 	st, err := index.Open(index.DefaultPath(args[0]))
 	if err != nil {
 		t.Fatal(err)
@@ -435,11 +533,7 @@ func TestFetchKilledChild(t *testing.T) {
 	defer st.Close()
 	res, err := pop3.Fetch(t.Context(), pop3.FetchOptions{
 		Account: fetchAccount, Root: args[0], Index: st, Addr: args[1], TLS: pop3.TLSNone,
-		Username: args[2], Password: args[3], Keep: true, BatchSize: 16,
+		Username: args[2], Password: args[3], Keep: keep, BatchSize: 16,
 	})
 	fmt.Println(res, err)
-}
-
-func cutLine(s string) (line, rest string, ok bool) {
-	return strings.Cut(s, "\n")
 }

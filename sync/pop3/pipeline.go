@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 )
@@ -22,7 +23,17 @@ import (
 // to delete the messages that were stored). A network or protocol error
 // ends the session at once.
 func (c *Client) RetrMany(ctx context.Context, nums []int, fn func(num int, r io.Reader) error) error {
-	return c.many(ctx, "RETR", nums, func(num int, b *bodyReader) error { return fn(num, b) })
+	return c.many(ctx, "RETR", "", nums, func(num int, b *bodyReader) error { return fn(num, b) })
+}
+
+// TopMany retrieves the header and the first lines lines of the body of
+// each of the messages nums (TOP), pipelined and streamed like RetrMany,
+// with the same rules for fn and the same stop at the first -ERR.
+func (c *Client) TopMany(ctx context.Context, nums []int, lines int, fn func(num int, r io.Reader) error) error {
+	if lines < 0 {
+		return fmt.Errorf("pop3: TOP: negative line count")
+	}
+	return c.many(ctx, "TOP", " "+strconv.Itoa(lines), nums, func(num int, b *bodyReader) error { return fn(num, b) })
 }
 
 // DeleMany marks the messages nums for deletion, pipelined like RetrMany.
@@ -30,12 +41,12 @@ func (c *Client) RetrMany(ctx context.Context, nums []int, fn func(num int, r io
 // flight are read; the messages marked before it stay marked (Rset unmarks
 // them). Nothing is deleted until Quit.
 func (c *Client) DeleMany(ctx context.Context, nums []int) error {
-	return c.many(ctx, "DELE", nums, nil)
+	return c.many(ctx, "DELE", "", nums, nil)
 }
 
-// many sends verb for each of nums with up to depth commands in flight. For
-// RETR, body is called with each message's body.
-func (c *Client) many(ctx context.Context, verb string, nums []int, body func(int, *bodyReader) error) error {
+// many sends "verb num args" for each of nums with up to depth commands in
+// flight. For RETR and TOP, body is called with each reply's body.
+func (c *Client) many(ctx context.Context, verb, args string, nums []int, body func(int, *bodyReader) error) error {
 	if err := c.check(verb); err != nil {
 		return err
 	}
@@ -67,7 +78,7 @@ func (c *Client) many(ctx context.Context, verb string, nums []int, body func(in
 			if firstErr == nil && sent < len(nums) && sent-i < depth {
 				for sent < len(nums) && sent-i < depth {
 					n := nums[sent]
-					if err := c.send(verb, verb+" "+strconv.Itoa(n)); err != nil {
+					if err := c.send(verb, verb+" "+strconv.Itoa(n)+args); err != nil {
 						return err
 					}
 					sent++
@@ -79,7 +90,7 @@ func (c *Client) many(ctx context.Context, verb string, nums []int, body func(in
 			if i >= sent {
 				break
 			}
-			cmd := verb + " " + strconv.Itoa(nums[i])
+			cmd := verb + " " + strconv.Itoa(nums[i]) + args
 			if _, err := c.status(cmd); err != nil {
 				if c.err != nil {
 					return err // fatal

@@ -179,3 +179,43 @@ func TestDeleMany(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTopManyPipelined(t *testing.T) {
+	// TOP 2 0 is refused: its reply has no body, TOP 3 0 is read and
+	// dropped, and the session goes on.
+	c := dialFake(t, pipelineCaps+`
+		C: TOP 1 0
+		C: TOP 2 0
+		C: TOP 3 0
+		S: +OK
+		S: Subject: one
+		S:
+		S: .
+		S: -ERR no such message
+		S: +OK
+		S: Subject: three
+		S:
+		S: .
+		C: NOOP
+		S: +OK
+	`, &Options{PipelineDepth: 3})
+	var got []string
+	err := c.TopMany(t.Context(), []int{1, 2, 3}, 0, func(num int, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		got = append(got, strconv.Itoa(num)+"="+string(b))
+		return err
+	})
+	var e *Error
+	if !errors.As(err, &e) || e.Command != "TOP 2 0" {
+		t.Errorf("TopMany = %v, want -ERR for TOP 2 0", err)
+	}
+	if want := []string{"1=Subject: one\r\n\r\n"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if err := c.Noop(); err != nil {
+		t.Error(err)
+	}
+	if err := c.TopMany(t.Context(), []int{1}, -1, nil); err == nil {
+		t.Error("TopMany with a negative line count succeeded")
+	}
+}
