@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,8 +59,10 @@ type AccountReport struct {
 	Err    error
 }
 
-// Sync syncs the named accounts (all when names is empty), in parallel. The
-// error joins every account's error; each report says what happened.
+// Sync syncs the named accounts (all when names is empty; an account named
+// twice is synced once), in parallel, under the store's sync lock (see
+// lockStore). The error joins every account's error; each report says what
+// happened.
 func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Progress) ([]AccountReport, error) {
 	accts, err := a.pick(names)
 	if err != nil {
@@ -97,13 +100,17 @@ func (a *Agent) pick(names []string) ([]*configs.Account, error) {
 		}
 		return out, nil
 	}
+	// Each account once, however often it is named: two syncs of one
+	// account at once would each download what the other is downloading.
 	var out []*configs.Account
 	for _, n := range names {
 		acct, ok := a.cfg.Account(n)
 		if !ok {
 			return nil, fmt.Errorf("no account %q in %s", n, a.cfg.File)
 		}
-		out = append(out, acct)
+		if !slices.Contains(out, acct) {
+			out = append(out, acct)
+		}
 	}
 	return out, nil
 }
