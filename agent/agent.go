@@ -2,6 +2,14 @@
 // syncs now, and later the daemon (schedules, push, local endpoints,
 // backups). It is the only package that turns a configs.Config into the
 // plain option structs of the packages below it.
+//
+// Open (and CheckStore, for `config check`) refuses a store whose place
+// would mix its mail with another's: inside another postfach store,
+// holding one below an account's folder, or with an account folder full of
+// another program's Maildir (storecheck.go). Sync and Migrate run under
+// the store's sync lock, an flock on <store>/.postfach/sync.lock: one run
+// per store at a time, whatever path the config spells the store with, and
+// Sync runs each account once however often it is named.
 package agent
 
 import (
@@ -10,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -33,12 +40,11 @@ type Agent struct {
 	log   *slog.Logger
 }
 
-// Open opens the store (Maildir root and index) the config names.
+// Open opens the store (Maildir root and index) the config names, creating
+// it if needed. It refuses a store that CheckStore refuses, before creating
+// anything.
 func Open(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
-	if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	st, err := index.Open(index.DefaultPath(cfg.Store.Path))
+	st, err := openChecked(cfg, true)
 	if err != nil {
 		return nil, err
 	}
