@@ -327,8 +327,10 @@ func TestSyncStatus(t *testing.T) {
 const killLoops = 12
 
 // TestKill: kill -9 at random moments of initial and incremental syncs,
-// with server changes in between, never loses, duplicates or orphans a
-// message: one clean run afterwards leaves an exact mirror.
+// and the moment a commit begins (every third kill), with server changes
+// in between, never loses, duplicates or orphans a message: one clean run
+// afterwards leaves an exact mirror. The test counts the kills that landed
+// (at least half the runs) and those inside a commit (at least one).
 func TestKill(t *testing.T) {
 	t.Parallel()
 	loops := killLoops
@@ -408,28 +410,37 @@ func TestKill(t *testing.T) {
 		}
 	}
 
-	// kill runs one sync and kills it after a random 20-400 ms, unless it
-	// ends before.
-	var stats struct{ killed, midDownload, idle, finished, changes int }
-	kill := func(i int) {
+	// kill runs one sync (with -v, so that its stderr shows where its
+	// commits begin and end) and kills it after a random 20-400 ms or,
+	// with atCommit > 0, the moment its atCommit-th commit begins, unless
+	// it ends before.
+	var stats struct{ killed, midCommit, midDownload, idle, finished, changes int }
+	kill := func(i, atCommit int) {
 		filesBefore, tmpBefore := scanFiles(t, acctDir)
-		cmd := exec.Command(postfachBin, "--config", cfg, "sync")
+		cmd := exec.Command(postfachBin, "--config", cfg, "-v", "sync")
 		cmd.Env = environ(t, nil)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		stderr := newCommitWatch(atCommit)
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		delay := time.Duration(20+rnd.IntN(381)) * time.Millisecond
+		if atCommit > 0 {
+			delay = runTimeout
+		}
 		var err error
 		select {
 		case err = <-done:
 		case <-time.After(delay):
 			cmd.Process.Kill() // SIGKILL
 			err = <-done
+		case <-stderr.hit:
+			cmd.Process.Kill()
+			err = <-done
 		}
+		begun, ended := stderr.counts()
 		filesAfter, tmpAfter := scanFiles(t, acctDir)
 		newTmp := 0
 		for f := range tmpAfter {
@@ -439,6 +450,10 @@ func TestKill(t *testing.T) {
 		}
 		what := "finished"
 		switch {
+		case killed(cmd) && begun > ended:
+			stats.killed++
+			stats.midCommit++
+			what = "killed inside a commit"
 		case killed(cmd) && (filesAfter != filesBefore || newTmp > 0):
 			// It had written message files: killed while downloading
 			// or committing.
@@ -454,10 +469,16 @@ func TestKill(t *testing.T) {
 		default:
 			stats.finished++
 		}
-		t.Logf("loop %2d: %3d ms: %s; message files %d -> %d; tmp/ %d -> %d files (%d new)",
-			i, delay.Milliseconds(), what, filesBefore, filesAfter, len(tmpBefore), len(tmpAfter), newTmp)
+		when := fmt.Sprintf("%3d ms", delay.Milliseconds())
+		if atCommit > 0 {
+			when = fmt.Sprintf("commit %d", atCommit)
+		}
+		t.Logf("loop %2d: %s: %s; commits begun %d, ended %d; message files %d -> %d; tmp/ %d -> %d files (%d new)",
+			i, when, what, begun, ended, filesBefore, filesAfter, len(tmpBefore), len(tmpAfter), newTmp)
 	}
-	for i := range loops {
+	// Every third kill comes as a commit begins; more of them if none of
+	// those landed inside the commit.
+	for i := 0; i < loops || stats.midCommit == 0 && i < 2*loops; i++ {
 		switch {
 		case i == loops/2 && i > 0:
 			// Let one run finish, so that the kills after it hit
@@ -470,12 +491,22 @@ func TestKill(t *testing.T) {
 			changeServer(t, d, rnd, &extra)
 			stats.changes++
 		}
-		kill(i)
+		atCommit := 0
+		if i%3 == 2 || i >= loops { // right after a server change
+			atCommit = 1
+			if i < loops/2 { // an initial sync: several commits
+				atCommit += rnd.IntN(2)
+			}
+		}
+		kill(i, atCommit)
 	}
-	t.Logf("%d loops: %d killed (%d mid-download, %d before any download), %d finished before the kill; %d server changes",
-		loops, stats.killed, stats.midDownload, stats.idle, stats.finished, stats.changes)
-	if stats.killed == 0 {
-		t.Errorf("no run was killed: the test proved nothing")
+	t.Logf("%d loops: %d killed (%d inside a commit, %d else mid-download, %d before any download), %d finished before the kill; %d server changes",
+		loops, stats.killed, stats.midCommit, stats.midDownload, stats.idle, stats.finished, stats.changes)
+	if stats.killed < loops/2 {
+		t.Errorf("%d of %d runs were killed, want at least %d: the runs ended before their kills", stats.killed, loops, loops/2)
+	}
+	if stats.midCommit == 0 {
+		t.Errorf("no kill landed inside a commit: the test did not try the hardest moment")
 	}
 
 	changeServer(t, d, rnd, &extra) // the clean run has changes to apply too
