@@ -68,6 +68,7 @@ func (c *committer) flush(batch []*delivered) {
 				r.New++
 				r.Bytes += d.rfcSize
 			})
+			d.job.recordUIDs(OpDownload, []uint32{d.uid})
 			bytes += d.rfcSize
 		}
 	}
