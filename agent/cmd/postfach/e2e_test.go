@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -705,13 +706,71 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// searchMessages are messages whose words are found only once their bodies
+// are decoded: quoted-printable (a soft line break inside a word, UTF-8 in
+// =XX escapes) and base64 (in the text and HTML parts of a
+// multipart/alternative); and one whose word is only in a base64
+// attachment, which is not text and must not be found. Each maps a search
+// word to the message's subject.
+func searchMessages(t *testing.T) ([]corpus.Message, map[string]string) {
+	t.Helper()
+	b64 := func(s string) string {
+		enc := base64.StdEncoding.EncodeToString([]byte(s))
+		var b strings.Builder
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		return b.String() + enc + "\r\n"
+	}
+	head := func(subject, id, extra string) string {
+		return "From: Search Test <search@example.org>\r\nTo: you@example.net\r\nSubject: " + subject +
+			"\r\nDate: Mon, 02 Mar 2026 10:00:00 +0100\r\nMessage-ID: <" + id + "@example.org>\r\nMIME-Version: 1.0\r\n" + extra
+	}
+	raws := map[string]string{
+		"Fahrplan an der Donau": head("Fahrplan an der Donau", "qp", "Content-Type: text/plain; charset=utf-8\r\n"+
+			"Content-Transfer-Encoding: quoted-printable\r\n\r\n"+
+			"Die Fahrt mit dem Donau=\r\ndampfschiff war sch=C3=B6n, der Zw=C3=B6lfkampf am Ufer auch.\r\n"),
+		"Heute im Park": head("Heute im Park", "b64", "Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n"+
+			"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+			b64("Heute: die grosse Quokkaparade im Park, mit Musik.\r\n")+
+			"--b1\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+			b64("<p>Danach: <b>Wombatrennen</b> am See.</p>\r\n")+"--b1--\r\n"),
+		"Anhang anbei": head("Anhang anbei", "att", "Content-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n"+
+			"--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsiehe Anhang\r\n"+
+			"--b2\r\nContent-Type: application/octet-stream; name=\"x.bin\"\r\nContent-Disposition: attachment; filename=\"x.bin\"\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n"+b64("Geheimwortimanhang\r\n")+"--b2--\r\n"),
+	}
+	words := map[string]string{
+		"Donaudampfschiff":   "Fahrplan an der Donau",
+		"Zwölfkampf":         "Fahrplan an der Donau",
+		"Quokkaparade":       "Heute im Park",
+		"Wombatrennen":       "Heute im Park",
+		"Geheimwortimanhang": "", // in an attachment: not found
+	}
+	var msgs []corpus.Message
+	for subject, raw := range raws {
+		for w := range words {
+			if strings.Contains(strings.ToLower(raw), strings.ToLower(w)) {
+				t.Fatalf("message %q holds %q undecoded: it proves nothing", subject, w)
+			}
+		}
+		msgs = append(msgs, corpus.Message{Folder: "INBOX", Raw: []byte(raw), Date: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)})
+	}
+	return msgs, words
+}
+
 // TestSearch: after a sync, search finds messages by subject and by words
-// of their decoded text bodies (indexed on first search), across folders.
+// of their decoded text bodies (indexed on first search), across folders:
+// also words that only decoding quoted-printable or base64 reveals, and
+// not words of attachments.
 func TestSearch(t *testing.T) {
 	t.Parallel()
 	d := testenv.StartDovecot(t)
 	msgs := corpus.Generate(11, 60, corpus.Options{})
 	d.Seed(t, testenv.DefaultUser.Name, msgs)
+	encoded, words := searchMessages(t)
+	d.Seed(t, testenv.DefaultUser.Name, encoded)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	cfg := writeConfig(t, dir, "config.toml", store, imapAccount(d, "work"))
@@ -736,5 +795,15 @@ func TestSearch(t *testing.T) {
 	r = mustRun(t, nil, "--config", cfg, "search", "nosuchwordanywhere")
 	if strings.TrimSpace(r.stdout) != "" {
 		t.Errorf("search for a missing word found:\n%s", r.stdout)
+	}
+	for word, subject := range words {
+		r := mustRun(t, nil, "--config", cfg, "search", word)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		switch {
+		case subject == "" && strings.TrimSpace(r.stdout) != "":
+			t.Errorf("search %q (only in an attachment) found:\n%s", word, r.stdout)
+		case subject != "" && (len(lines) != 1 || !strings.HasSuffix(lines[0], subject)):
+			t.Errorf("search %q: got\n%s\nwant one line, the message %q", word, r.stdout, subject)
+		}
 	}
 }
