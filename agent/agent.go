@@ -2,6 +2,14 @@
 // syncs now, and later the daemon (schedules, push, local endpoints,
 // backups). It is the only package that turns a configs.Config into the
 // plain option structs of the packages below it.
+//
+// Open (and CheckStore, for `config check`) refuses a store whose place
+// would mix its mail with another's: inside another postfach store,
+// holding one below an account's folder, or with an account folder full of
+// another program's Maildir (storecheck.go). Sync and Migrate run under
+// the store's sync lock, an flock on <store>/.postfach/sync.lock: one run
+// per store at a time, whatever path the config spells the store with, and
+// Sync runs each account once however often it is named.
 package agent
 
 import (
@@ -10,7 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,12 +40,11 @@ type Agent struct {
 	log   *slog.Logger
 }
 
-// Open opens the store (Maildir root and index) the config names.
+// Open opens the store (Maildir root and index) the config names, creating
+// it if needed. It refuses a store that CheckStore refuses, before creating
+// anything.
 func Open(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
-	if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	st, err := index.Open(index.DefaultPath(cfg.Store.Path))
+	st, err := openChecked(cfg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +65,10 @@ type AccountReport struct {
 	Err    error
 }
 
-// Sync syncs the named accounts (all when names is empty), in parallel. The
-// error joins every account's error; each report says what happened.
+// Sync syncs the named accounts (all when names is empty; an account named
+// twice is synced once), in parallel, under the store's sync lock (see
+// lockStore). The error joins every account's error; each report says what
+// happened.
 func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Progress) ([]AccountReport, error) {
 	accts, err := a.pick(names)
 	if err != nil {
@@ -97,13 +106,17 @@ func (a *Agent) pick(names []string) ([]*configs.Account, error) {
 		}
 		return out, nil
 	}
+	// Each account once, however often it is named: two syncs of one
+	// account at once would each download what the other is downloading.
 	var out []*configs.Account
 	for _, n := range names {
 		acct, ok := a.cfg.Account(n)
 		if !ok {
 			return nil, fmt.Errorf("no account %q in %s", n, a.cfg.File)
 		}
-		out = append(out, acct)
+		if !slices.Contains(out, acct) {
+			out = append(out, acct)
+		}
 	}
 	return out, nil
 }

@@ -19,6 +19,10 @@ type Config struct {
 	Accounts []Account // in the order of the file
 	Serve    Serve
 	Backup   Backup
+	// Warnings are problems that do not stop postfach but may not do
+	// what the file's author expects (folder_map targets that can
+	// collide), sorted by line; `postfach config check` prints them.
+	Warnings ErrorList
 }
 
 // Store is the [store] table.

@@ -127,7 +127,7 @@ func (d *decoder) imap(t *table, a *Account) {
 	a.RemoveFolders = t.boolean("remove_folders", false)
 	a.MaxAgeDays = nonNegative(t, "max_age_days", 0)
 	a.MaxSize = maxSize(t)
-	a.FolderMap = folderMap(t)
+	a.FolderMap = folderMap(t, a.Folders)
 	a.MaxDeletePercent = intRange(t, "max_delete_percent", 25, 0, 100)
 	a.Connections = intRange(t, "connections", 4, 1, 16)
 }
@@ -184,31 +184,6 @@ func maxSize(t *table) int64 {
 	}
 	t.typeError(t.key("max_size"), `an integer or a string like "10MB"`, v)
 	return 0
-}
-
-func folderMap(t *table) map[string]string {
-	m := t.stringMap("folder_map")
-	remotes := make([]string, 0, len(m))
-	for r := range m {
-		remotes = append(remotes, r)
-	}
-	slices.Sort(remotes)
-	target := map[string]string{} // local -> remote
-	for _, r := range remotes {
-		path := joinKey(t.key("folder_map"), r)
-		l := m[r]
-		switch {
-		case r == "":
-			t.d.errorf(path, "remote folder name must not be empty")
-		case l == "":
-			t.d.errorf(path, "must not be empty")
-		case target[l] != "":
-			t.d.errorf(path, "maps to %q like %q", l, target[l])
-		default:
-			target[l] = r
-		}
-	}
-	return m
 }
 
 func (d *decoder) smtp(t *table, a *Account) *SMTP {

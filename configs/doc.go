@@ -24,6 +24,12 @@
 // the parse and is reported alone, with a column: FILE:LINE:COL: MESSAGE.
 // Files over 256 KiB are refused, and at most 100 errors are listed.
 //
+// A file that loads may still carry warnings (Config.Warnings, same format
+// with "warning: " before MESSAGE): settings that work but may not do what
+// their author expects, such as folder_map targets that can put two server
+// folders into one local folder (see folderMap). `postfach config check`
+// prints them; they never stop a run.
+//
 // Only what the file says is checked: whether a ca_file can be read, an
 // environment variable is set or a password_cmd succeeds is found out when
 // the value is used ([Account.TLSConfig], [Account.Secret]).

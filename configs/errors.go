@@ -14,10 +14,13 @@ type Error struct {
 	Col  int    // 1-based column, set only for TOML syntax errors
 	Key  string // dotted key path such as accounts[2].port; empty for syntax errors
 	Msg  string
+	// Warning marks a problem that does not stop postfach (see
+	// Config.Warnings).
+	Warning bool
 }
 
 // Error formats e as "FILE:LINE: KEY: MSG", or "FILE:LINE:COL: MSG" for a
-// syntax error.
+// syntax error; a warning as "FILE:LINE: KEY: warning: MSG".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -32,6 +35,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.Key)
 	}
 	b.WriteString(": ")
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	b.WriteString(e.Msg)
 	return b.String()
 }

@@ -73,6 +73,8 @@ func parse(name, abs string, data []byte) (*Config, error) {
 		}
 		return nil, d.errs
 	}
+	d.warns.sort()
+	c.Warnings = d.warns
 	return c, nil
 }
 

@@ -121,7 +121,7 @@ func TestLoadErrors(t *testing.T) {
 			"FILE:7: accounts[1].folders[3]: empty pattern",
 			`FILE:14: accounts[2].folders: must not be empty (["*"] is every folder)`}},
 		{"folder map", account + "[accounts.folder_map]\n\"Sent Items\" = \"Sent\"\n\"Sent Mail\" = \"Sent\"\nTrash = \"\"\n", []string{
-			`FILE:9: accounts[1].folder_map."Sent Mail": maps to "Sent" like "Sent Items"`,
+			`FILE:9: accounts[1].folder_map."Sent Mail": maps to "Sent" like "Sent Items" (line 8): two server folders in one local folder`,
 			"FILE:10: accounts[1].folder_map.Trash: must not be empty"}},
 		{"pop3 keys on imap", account + "keep = false\nfolder = \"INBOX\"\n", []string{
 			`FILE:7: accounts[1].keep: only valid for kind = "pop3"`,

@@ -12,14 +12,21 @@ import (
 // decoder turns the generic document (as decoded by go-toml into
 // map[string]any) into typed values, collecting every error with its line.
 type decoder struct {
-	file string // as errors name it
-	dir  string // absolute directory of the file, for relative paths
-	idx  *lineIndex
-	errs ErrorList
+	file  string // as errors name it
+	dir   string // absolute directory of the file, for relative paths
+	idx   *lineIndex
+	errs  ErrorList
+	warns ErrorList
 }
 
 func (d *decoder) errorf(path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: d.idx.line(path), Key: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a warning: something that does not stop postfach but may
+// not do what the file's author expects.
+func (d *decoder) warnf(path, format string, args ...any) {
+	d.warns = append(d.warns, &Error{File: d.file, Line: d.idx.line(path), Key: path, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // table is one TOML table being decoded. Every getter marks its key as known,

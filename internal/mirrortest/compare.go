@@ -1,12 +1,15 @@
 // Package mirrortest checks a local store against an IMAP server: the
 // invariant every sync test asserts. It is test harness code.
+//
+// Compare looks in both directions: every server message is in its local
+// folder once, and every local folder, file and index row is accounted
+// for by the server; flags are compared whole, $Forwarded (the Maildir P
+// flag) included.
 package mirrortest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -35,7 +38,7 @@ func ServerFolders(c *imapclient.Client) (map[string][]ServerMessage, error) {
 	}
 	out := map[string][]ServerMessage{}
 	for _, l := range list {
-		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) {
+		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
 			continue
 		}
 		name := l.Mailbox
@@ -74,15 +77,24 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 	return false
 }
 
-// Compare checks that the local store mirrors the server for one account:
-// the same folders; per folder, one file per server message whose bytes are
-// the server's with CRLF turned into LF and whose name carries the server
-// UID and flags; one index row per file with matching UID, flags and
-// keywords; nothing left in tmp/. It returns every difference found.
+// Compare checks that the local store mirrors the server for one account,
+// both ways:
+//
+//   - the same folders: none on the server only, none local only, and no
+//     index folder (with or without rows) that is on neither side;
+//   - per folder, one file per server message, named with the server's
+//     UID and flags (all of them: $Forwarded is the P flag), whose bytes
+//     are the server's with CRLF turned into LF; no file without a server
+//     message (no UID, or a UID the server does not have);
+//   - one index row per file and one file per row, the row agreeing with
+//     the file (UID, flags, file name, size, SHA-256) and with the server
+//     (keywords, RFC822.SIZE, and the merge base: the synced flags and
+//     keywords are the server's);
+//   - nothing left in tmp/.
+//
+// It returns every difference found, sorted.
 func Compare(ctx context.Context, server map[string][]ServerMessage, root, account string, st *index.Store) []string {
-	var diffs []string
-	add := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
-
+	c := &comparison{root: root, account: account}
 	local := map[string]bool{}
 	err := maildir.WalkFolders(filepath.Join(root, maildir.EncodeName(account)), func(folder string, d *maildir.Dir) error {
 		local[folder] = true
@@ -91,109 +103,72 @@ func Compare(ctx context.Context, server map[string][]ServerMessage, root, accou
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var rowsByFolder map[string][]*index.Message
-	err = st.Read(ctx, func(tx *index.ReadTx) error {
+	rows, err := indexRows(ctx, st, account)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	names := map[string]bool{}
+	for n := range server {
+		names[n] = true
+	}
+	for n := range local {
+		names[n] = true
+	}
+	for n := range rows {
+		names[n] = true
+	}
+	for name := range names {
+		msgs, onServer := server[name]
+		folderRows, inIndex := rows[name]
+		switch {
+		case onServer && local[name]:
+			c.folder(name, msgs, folderRows)
+		case onServer:
+			c.add("folder %q: on the server (%d messages), not local", name, len(msgs))
+		case local[name]:
+			n := c.countFiles(name)
+			c.add("folder %q: local only (%d message files), not on the server", name, n)
+		}
+		if inIndex && !onServer {
+			c.add("folder %q: in the index (%d rows), not on the server", name, len(folderRows))
+		}
+	}
+	sort.Strings(c.diffs)
+	return c.diffs
+}
+
+// indexRows reads every folder of the account in the index with its rows,
+// by folder name. An account the index does not know has none.
+func indexRows(ctx context.Context, st *index.Store, account string) (map[string][]*index.Message, error) {
+	out := map[string][]*index.Message{}
+	err := st.Read(ctx, func(tx *index.ReadTx) error {
 		acct, err := tx.Account(account)
-		if err != nil {
+		if err == index.ErrNotFound {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		folders, err := tx.Folders(acct)
 		if err != nil {
 			return err
 		}
-		rowsByFolder = map[string][]*index.Message{}
 		for _, f := range folders {
 			rows, err := tx.Messages(f.ID)
 			if err != nil {
 				return err
 			}
-			rowsByFolder[f.Name] = rows
+			out[f.Name] = rows
 		}
 		return nil
 	})
-	if err != nil {
-		return []string{err.Error()}
-	}
-	for name := range server {
-		if !local[name] {
-			add("folder %q: on the server, not local", name)
-		}
-	}
-	for name, msgs := range server {
-		if !local[name] {
-			continue
-		}
-		path, err := maildir.FolderDir(root, account, name)
-		if err != nil {
-			add("folder %q: %v", name, err)
-			continue
-		}
-		d, err := maildir.Open(path)
-		if err != nil {
-			add("folder %q: %v", name, err)
-			continue
-		}
-		if tmp, _ := os.ReadDir(filepath.Join(path, "tmp")); len(tmp) > 0 {
-			add("folder %q: %d files left in tmp/", name, len(tmp))
-		}
-		entries, err := d.Scan()
-		if err != nil {
-			add("folder %q: scan: %v", name, err)
-			continue
-		}
-		byUID := map[uint32][]maildir.Entry{}
-		for _, e := range entries {
-			byUID[e.UID] = append(byUID[e.UID], e)
-		}
-		if len(entries) != len(msgs) {
-			add("folder %q: %d files, server has %d messages", name, len(entries), len(msgs))
-		}
-		for _, m := range msgs {
-			es := byUID[m.UID]
-			if len(es) != 1 {
-				add("folder %q uid %d: %d local files", name, m.UID, len(es))
-				continue
-			}
-			e := es[0]
-			if e.Flags&^maildir.FlagPassed != m.Flags&^maildir.FlagPassed {
-				add("folder %q uid %d: local flags %q, server %q", name, m.UID, e.Flags.Info(), m.Flags.Info())
-			}
-			got, err := os.ReadFile(d.FilePath(e))
-			if err != nil {
-				add("folder %q uid %d: %v", name, m.UID, err)
-				continue
-			}
-			want := bytes.ReplaceAll(m.Raw, []byte("\r\n"), []byte("\n"))
-			if !bytes.Equal(got, want) {
-				add("folder %q uid %d: content differs (local %d bytes, server %d)", name, m.UID, len(got), len(want))
-			}
-		}
-		rows := rowsByFolder[name]
-		if len(rows) != len(entries) {
-			add("folder %q: %d index rows, %d files", name, len(rows), len(entries))
-		}
-		files := map[string]maildir.Entry{}
-		for _, e := range entries {
-			files[e.Key] = e
-		}
-		srv := map[uint32]ServerMessage{}
-		for _, m := range msgs {
-			srv[m.UID] = m
-		}
-		for _, r := range rows {
-			e, ok := files[r.Key]
-			if !ok {
-				add("folder %q: row %s has no file", name, r.Key)
-				continue
-			}
-			if r.UID != e.UID || r.Flags != e.Flags || r.File != e.Sub+"/"+e.Name {
-				add("folder %q: row %s (uid %d flags %q file %s) disagrees with file %s", name, r.Key, r.UID, r.Flags.Info(), r.File, e.Name)
-			}
-			if m, ok := srv[r.UID]; ok && strings.Join(m.Keywords, " ") != strings.Join(r.Keywords, " ") {
-				add("folder %q uid %d: keywords %v, server %v", name, r.UID, r.Keywords, m.Keywords)
-			}
-		}
-	}
-	sort.Strings(diffs)
-	return diffs
+	return out, err
+}
+
+type comparison struct {
+	root, account string
+	diffs         []string
+}
+
+func (c *comparison) add(format string, args ...any) {
+	c.diffs = append(c.diffs, fmt.Sprintf(format, args...))
 }

@@ -97,5 +97,8 @@
 // Options.DryRun goes through the same code with the index opened through
 // a view that rolls back every transaction, and every server command that
 // modifies and every file operation gated; the Result then says what a real
-// run would do.
+// run would do: counts per folder, and per message the Actions (download,
+// upload, flags on either side, deletions on either side, re-indexing),
+// recorded at the same points as in a real run, so that a dry run's
+// Actions equal those of the real run that follows it.
 package imapsync

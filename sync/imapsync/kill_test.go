@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,6 +58,8 @@ func TestKillTwoWayChild(t *testing.T) {
 	o := imapsync.Options{
 		Account: "acct", Root: c.Root, Index: st,
 		Endpoint: imapsync.Endpoint{Addr: c.Addr, TLS: "none", Username: c.User, Password: c.Password},
+		// The committer's debug lines tell the parent where a kill landed.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	killSyncOptions(&o)
 	if _, err := imapsync.Sync(context.Background(), o); err != nil {
@@ -67,13 +72,20 @@ func TestKillTwoWayChild(t *testing.T) {
 
 // TestKillTwoWay makes several hundred changes on both sides, then runs
 // the sync in a separate process (this test binary, see
-// TestKillTwoWayChild) and kills it with SIGKILL at random moments until
-// POSTFACH_KILL_LOOPS runs were killed (10, or 3 with -short; at most three
-// times as many runs), and finishes with a clean run. A run that finishes
-// before its kill is followed by a new, smaller wave of changes. Both sides
-// must then hold exactly the merged state of the model in model_test.go:
-// every message once, none lost, none duplicated, flags merged, and the
-// mirror invariant holds.
+// TestKillTwoWayChild) and kills it with SIGKILL until POSTFACH_KILL_LOOPS
+// runs were killed (50, or 5 with -short; at most three times as many
+// runs), and finishes with a clean run. Two kills in three come at a
+// random moment; every third (and every one once enough runs were killed
+// but none inside a commit) comes the moment the committer starts its
+// first or second batch (its "committing" debug line), so that
+// kills land inside commits (between "committing" and "committed": the
+// files synced, renamed into cur/ or indexed in part). The test fails
+// unless every run it meant to kill was killed (up to the attempts) and
+// at least one kill landed inside a commit. A run that finishes before
+// its kill is followed by a new, smaller wave of changes. Both sides must
+// then hold exactly the merged state of the model in model_test.go: every
+// message once, none lost, none duplicated, flags merged, and the mirror
+// invariant holds.
 //
 // The changes (the first wave): locally 300 flag renames, 50 new files, 20
 // moves between folders and 20 deletions; upstream 300 flag or keyword
@@ -124,11 +136,11 @@ func TestKillTwoWay(t *testing.T) {
 	}
 	idle := time.Minute
 	for range 3 {
-		code, took, out := runKilled(t, string(cfg), time.Minute)
-		if code != 0 {
-			t.Fatalf("a sync process with nothing to do: exit %d: %s", code, out)
+		k := runKilled(t, string(cfg), time.Minute, 0)
+		if k.code != 0 {
+			t.Fatalf("a sync process with nothing to do: exit %d: %s", k.code, k.out)
 		}
-		idle = min(idle, took)
+		idle = min(idle, k.took)
 	}
 
 	// The changes.
@@ -139,7 +151,7 @@ func TestKillTwoWay(t *testing.T) {
 	t.Logf("%d changes made in %v", len(r.ops), time.Since(start).Round(time.Millisecond))
 
 	// The killed runs.
-	killed, finished := 0, 0
+	killed, finished, midCommit := 0, 0, 0
 	lastFinished := false
 	// A run with all the changes takes about ten times as long as one with
 	// nothing to do (0.5 to 1 s on 2 cores), a third of it before the first
@@ -150,33 +162,52 @@ func TestKillTwoWay(t *testing.T) {
 		maxDelay = time.Duration(ms) * time.Millisecond
 	}
 	t.Logf("an idle run takes %v: kills within %v", idle.Round(time.Millisecond), maxDelay.Round(time.Millisecond))
-	for i := 0; killed < loops && i < 3*loops; i++ {
+	for i := 0; (killed < loops || midCommit == 0) && i < 3*loops; i++ {
 		if lastFinished {
 			// The last run finished the work: more work for the next kill,
 			// on messages no earlier change touched.
 			r.killWave(folders, 2)
 		}
 		delay := time.Duration(r.rng.Int64N(int64(maxDelay)))
-		code, took, out := runKilled(t, string(cfg), delay)
-		lastFinished = code == 0
-		if lastFinished {
+		atCommit := 0
+		if i%3 == 2 || killed >= loops {
+			atCommit, delay = 1+r.rng.IntN(2), time.Minute
+		}
+		k := runKilled(t, string(cfg), delay, atCommit)
+		lastFinished = k.code == 0
+		if lastFinished && atCommit == 0 {
 			// Aim the next kills at runs of about this length.
-			maxDelay = max((maxDelay+took)/2, 100*time.Millisecond)
+			maxDelay = max((maxDelay+k.took)/2, 100*time.Millisecond)
 		}
 		switch {
-		case code == -1:
+		case k.code == -1:
 			killed++
-		case code == 0:
+			if k.midCommit {
+				midCommit++
+			}
+		case k.code == 0:
 			finished++
 		default:
-			t.Errorf("run %d: exit %d: %s", i, code, out)
+			t.Errorf("run %d: exit %d: %s", i, k.code, k.out)
 		}
-		r.logf("run %d: kill after %v: exit %d after %v", i, delay, code, took.Round(time.Millisecond))
+		what := fmt.Sprintf("kill after %v", delay)
+		if atCommit > 0 {
+			what = fmt.Sprintf("kill at commit %d", atCommit)
+		}
+		line := fmt.Sprintf("run %d: %s: exit %d after %v, %d commits begun, %d ended",
+			i, what, k.code, k.took.Round(time.Millisecond), k.begun, k.ended)
+		r.logf("%s", line)
 		if testing.Verbose() {
-			t.Logf("run %d: kill after %v: exit %d after %v", i, delay, code, took.Round(time.Millisecond))
+			t.Log(line)
 		}
 	}
-	t.Logf("%d runs killed, %d finished before the kill", killed, finished)
+	t.Logf("%d runs killed (%d inside a commit), %d finished before the kill", killed, midCommit, finished)
+	if killed < loops {
+		t.Errorf("%d runs killed, want %d: the runs finished before their kills", killed, loops)
+	}
+	if midCommit == 0 {
+		t.Errorf("no kill landed inside a commit: the test did not try the hardest moment")
+	}
 
 	// The clean run, and the state it must reach.
 	r.syncAndCheck()
@@ -236,15 +267,25 @@ func otherFolder(folders []string, f string) string {
 	return folders[(i+1)%len(folders)]
 }
 
-// runKilled runs one sync process and sends it SIGKILL after delay unless
-// it exits first. It returns the exit code (-1: killed), how long it ran
-// and its output.
-func runKilled(t *testing.T, cfg string, delay time.Duration) (int, time.Duration, string) {
+// killed is the outcome of one run of runKilled.
+type killed struct {
+	code      int // exit code; -1: killed
+	took      time.Duration
+	out       string
+	begun     int  // "committing" lines the run logged
+	ended     int  // "committed" lines
+	midCommit bool // killed between a "committing" and its "committed"
+}
+
+// runKilled runs one sync process and sends it SIGKILL after delay, or the
+// moment it logs its atCommit-th "committing" line (with atCommit > 0),
+// unless it exits first.
+func runKilled(t *testing.T, cfg string, delay time.Duration, atCommit int) killed {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillTwoWayChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), killChildEnv+"="+cfg)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	w := newCommitWatch(atCommit)
+	cmd.Stdout, cmd.Stderr = w, w
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -257,18 +298,67 @@ func runKilled(t *testing.T, cfg string, delay time.Duration) (int, time.Duratio
 	case <-time.After(delay):
 		cmd.Process.Signal(syscall.SIGKILL)
 		err = <-done
+	case <-w.hit:
+		cmd.Process.Signal(syscall.SIGKILL)
+		err = <-done
 	}
-	took := time.Since(start)
+	k := killed{took: time.Since(start)}
+	k.out, k.begun, k.ended = w.result()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return 0, took, out.String()
 	case errors.As(err, &ee):
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return -1, took, out.String()
+			k.code, k.midCommit = -1, k.begun > k.ended
+		} else {
+			k.code = ee.ExitCode()
 		}
-		return ee.ExitCode(), took, out.String()
+	default:
+		t.Fatal(err)
 	}
-	t.Fatal(err)
-	return 0, 0, ""
+	return k
+}
+
+// commitWatch collects a sync process's output and counts the committer's
+// debug lines as they arrive; hit is closed at the atCommit-th
+// "committing" line.
+type commitWatch struct {
+	mu           sync.Mutex
+	out, line    bytes.Buffer
+	begun, ended int
+	atCommit     int
+	hit          chan struct{}
+}
+
+func newCommitWatch(atCommit int) *commitWatch {
+	return &commitWatch{atCommit: atCommit, hit: make(chan struct{})}
+}
+
+func (w *commitWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.out.Write(p)
+	for _, c := range p {
+		if c != '\n' {
+			w.line.WriteByte(c)
+			continue
+		}
+		switch l := w.line.String(); {
+		case strings.Contains(l, " msg=committing "):
+			w.begun++
+			if w.begun == w.atCommit {
+				close(w.hit)
+			}
+		case strings.Contains(l, " msg=committed "):
+			w.ended++
+		}
+		w.line.Reset()
+	}
+	return len(p), nil
+}
+
+func (w *commitWatch) result() (out string, begun, ended int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out.String(), w.begun, w.ended
 }

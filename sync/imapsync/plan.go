@@ -134,6 +134,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		rec.added = slices.DeleteFunc(rec.added, func(m *index.Message) bool { return w.s.planned[m.Key] })
 	}
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
+	j.recordRows(OpReindex, rec.added)
 	if !o.DryRun {
 		if err := w.recoverAppends(ctx, j, rec.rows, uvChanged); err != nil {
 			return err
@@ -165,6 +166,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			}
 			rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
 			j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
+			j.recordRows(OpDeleteLocal, expunged)
 		}
 		if needIDs {
 			if err := rematch(ctx, o.Index, dir, rec, server, o.DryRun); err != nil {
@@ -278,6 +280,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 			return err
 		}
 		j.update(func(r *FolderResult) { r.Expunged += len(serverGone) })
+		j.recordRows(OpDeleteLocal, serverGone)
 	}
 	if o.push() {
 		var fresh []*index.Message
@@ -326,6 +329,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 				r.New += len(newUIDs)
 				r.Bytes += sizeOf(server, newUIDs)
 			})
+			j.recordUIDs(OpDownload, newUIDs)
 			return nil
 		}
 		if len(newUIDs) > 0 {
@@ -493,6 +497,7 @@ func (w *worker) checkTagged(ctx context.Context, j *folderJob, rec *reconciled,
 		}
 		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
 		j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
+		j.recordRows(OpDeleteLocal, expunged)
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 		return err
 	}
 	var changes []*change
+	var acts []Action                 // what the changes are, for the Result
 	stores := map[string][]imap.UID{} // "+flags|-flags" -> UIDs
 	for uid, m := range local {
 		if m.Partial {
@@ -74,12 +75,17 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 			key := flagDiff(remote, remoteKw, merged, mergedKw)
 			stores[key] = append(stores[key], imap.UID(uid))
 			c.newBase, c.newBaseKw = merged, mergedKw
+			acts = append(acts, Action{Op: OpFlagsServer, UID: uid, Key: m.Key, Flags: key})
 		}
 		c.localChanged = c.newLocal != m.Flags || !sameKeywords(c.newLocalKw, m.Keywords)
 		if !c.localChanged && c.newBase == m.SyncedFlags && sameKeywords(c.newBaseKw, m.SyncedKeywords) {
 			continue
 		}
 		changes = append(changes, c)
+		if c.localChanged {
+			acts = append(acts, Action{Op: OpFlagsLocal, UID: uid, Key: m.Key,
+				Flags: strings.Join(append([]string{c.newLocal.Info()}, c.newLocalKw...), " ")})
+		}
 	}
 	if len(changes) == 0 {
 		return nil
@@ -100,6 +106,7 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 			r.FlagsChanged += localN
 			r.FlagsPushed += pushed
 		})
+		j.record(acts...)
 		return nil
 	}
 	keys := make([]string, 0, len(stores))
@@ -164,6 +171,7 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 		r.FlagsChanged += localN
 		r.FlagsPushed += pushed
 	})
+	j.record(acts...)
 	return nil
 }
 
@@ -219,6 +227,7 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 	}
 	if w.s.opts.DryRun {
 		j.update(func(r *FolderResult) { r.ExpungedRemote += len(rows) })
+		j.recordRows(OpDeleteServer, rows)
 		return nil
 	}
 	uids := make([]imap.UID, len(rows))
@@ -241,6 +250,7 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 		return err
 	}
 	j.update(func(r *FolderResult) { r.ExpungedRemote += len(rows) })
+	j.recordRows(OpDeleteServer, rows)
 	return nil
 }
 
@@ -270,6 +280,9 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	o := &w.s.opts
 	if o.DryRun {
 		j.update(func(r *FolderResult) { r.Uploaded += len(rows) })
+		for _, m := range rows {
+			j.record(Action{Op: OpUpload, Key: m.Key})
+		}
 		return nil
 	}
 	intents := make([]int64, len(rows))
@@ -350,6 +363,9 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		r.Uploaded += len(done)
 		r.Refused += len(refused)
 	})
+	for _, p := range done {
+		j.record(Action{Op: OpUpload, Key: p.m.Key})
+	}
 	return nil
 }
 

@@ -110,6 +110,7 @@ type FolderResult struct {
 	Refused        int   // local messages the server would not store (tried again next run)
 	Skipped        bool  // unchanged since the last run: not even selected
 	Err            error
+	Actions        []Action // the messages behind the counts, one each (actions.go)
 }
 
 // Totals adds up the folder results.

@@ -3,6 +3,7 @@ package imapsync_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -160,6 +161,8 @@ func TestTwoWay(t *testing.T) {
 			nm := &index.NewMessage{}
 			nm.Folder, nm.Key, nm.File = f.ID, "1772445800.M4P1.laptop", "new/1772445800.M4P1.laptop"
 			nm.Header.MessageID = "crash-2@example.org"
+			// As reconcile indexes a new file: with its size and hash.
+			nm.Size, nm.SHA256 = int64(len(raw2)), sha256.Sum256(raw2)
 			id, err := tx.AddMessage(nm)
 			if err != nil {
 				return err

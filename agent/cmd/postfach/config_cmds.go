@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/postfach/postfach/agent"
 	"github.com/postfach/postfach/configs"
 )
 
@@ -44,13 +45,31 @@ func newConfigCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
 		Short: "Validate the config file and print every error with file:line and key",
-		Args:  cobra.NoArgs,
+		Long: `Validate the config file: every error with file:line and key, and
+warnings (file:line: key: warning: ...) about what may not do what you
+expect, such as folder_map targets that can put two server folders into
+one local folder; warnings do not fail the check. Then check
+the store on disk without changing it: a store inside another postfach
+store, another store inside an account's folder, or an account folder
+holding mail postfach did not store (another program's Maildir) is
+refused here as by every run.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d accounts, store %s)\n", cfg.File, len(cfg.Accounts), cfg.Store.Path)
+			if err := agent.CheckStore(cfg); err != nil {
+				return err
+			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
+			}
+			warnings := ""
+			if n := len(cfg.Warnings); n > 0 {
+				warnings = fmt.Sprintf(", %d warnings", n)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d accounts, store %s%s)\n", cfg.File, len(cfg.Accounts), cfg.Store.Path, warnings)
 			return nil
 		},
 	})

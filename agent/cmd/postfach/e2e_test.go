@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -327,8 +328,10 @@ func TestSyncStatus(t *testing.T) {
 const killLoops = 12
 
 // TestKill: kill -9 at random moments of initial and incremental syncs,
-// with server changes in between, never loses, duplicates or orphans a
-// message: one clean run afterwards leaves an exact mirror.
+// and the moment a commit begins (every third kill), with server changes
+// in between, never loses, duplicates or orphans a message: one clean run
+// afterwards leaves an exact mirror. The test counts the kills that landed
+// (at least half the runs) and those inside a commit (at least one).
 func TestKill(t *testing.T) {
 	t.Parallel()
 	loops := killLoops
@@ -408,28 +411,37 @@ func TestKill(t *testing.T) {
 		}
 	}
 
-	// kill runs one sync and kills it after a random 20-400 ms, unless it
-	// ends before.
-	var stats struct{ killed, midDownload, idle, finished, changes int }
-	kill := func(i int) {
+	// kill runs one sync (with -v, so that its stderr shows where its
+	// commits begin and end) and kills it after a random 20-400 ms or,
+	// with atCommit > 0, the moment its atCommit-th commit begins, unless
+	// it ends before.
+	var stats struct{ killed, midCommit, midDownload, idle, finished, changes int }
+	kill := func(i, atCommit int) {
 		filesBefore, tmpBefore := scanFiles(t, acctDir)
-		cmd := exec.Command(postfachBin, "--config", cfg, "sync")
+		cmd := exec.Command(postfachBin, "--config", cfg, "-v", "sync")
 		cmd.Env = environ(t, nil)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		stderr := newCommitWatch(atCommit)
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		delay := time.Duration(20+rnd.IntN(381)) * time.Millisecond
+		if atCommit > 0 {
+			delay = runTimeout
+		}
 		var err error
 		select {
 		case err = <-done:
 		case <-time.After(delay):
 			cmd.Process.Kill() // SIGKILL
 			err = <-done
+		case <-stderr.hit:
+			cmd.Process.Kill()
+			err = <-done
 		}
+		begun, ended := stderr.counts()
 		filesAfter, tmpAfter := scanFiles(t, acctDir)
 		newTmp := 0
 		for f := range tmpAfter {
@@ -439,6 +451,10 @@ func TestKill(t *testing.T) {
 		}
 		what := "finished"
 		switch {
+		case killed(cmd) && begun > ended:
+			stats.killed++
+			stats.midCommit++
+			what = "killed inside a commit"
 		case killed(cmd) && (filesAfter != filesBefore || newTmp > 0):
 			// It had written message files: killed while downloading
 			// or committing.
@@ -454,10 +470,16 @@ func TestKill(t *testing.T) {
 		default:
 			stats.finished++
 		}
-		t.Logf("loop %2d: %3d ms: %s; message files %d -> %d; tmp/ %d -> %d files (%d new)",
-			i, delay.Milliseconds(), what, filesBefore, filesAfter, len(tmpBefore), len(tmpAfter), newTmp)
+		when := fmt.Sprintf("%3d ms", delay.Milliseconds())
+		if atCommit > 0 {
+			when = fmt.Sprintf("commit %d", atCommit)
+		}
+		t.Logf("loop %2d: %s: %s; commits begun %d, ended %d; message files %d -> %d; tmp/ %d -> %d files (%d new)",
+			i, when, what, begun, ended, filesBefore, filesAfter, len(tmpBefore), len(tmpAfter), newTmp)
 	}
-	for i := range loops {
+	// Every third kill comes as a commit begins; more of them if none of
+	// those landed inside the commit.
+	for i := 0; i < loops || stats.midCommit == 0 && i < 2*loops; i++ {
 		switch {
 		case i == loops/2 && i > 0:
 			// Let one run finish, so that the kills after it hit
@@ -470,12 +492,22 @@ func TestKill(t *testing.T) {
 			changeServer(t, d, rnd, &extra)
 			stats.changes++
 		}
-		kill(i)
+		atCommit := 0
+		if i%3 == 2 || i >= loops { // right after a server change
+			atCommit = 1
+			if i < loops/2 { // an initial sync: several commits
+				atCommit += rnd.IntN(2)
+			}
+		}
+		kill(i, atCommit)
 	}
-	t.Logf("%d loops: %d killed (%d mid-download, %d before any download), %d finished before the kill; %d server changes",
-		loops, stats.killed, stats.midDownload, stats.idle, stats.finished, stats.changes)
-	if stats.killed == 0 {
-		t.Errorf("no run was killed: the test proved nothing")
+	t.Logf("%d loops: %d killed (%d inside a commit, %d else mid-download, %d before any download), %d finished before the kill; %d server changes",
+		loops, stats.killed, stats.midCommit, stats.midDownload, stats.idle, stats.finished, stats.changes)
+	if stats.killed < loops/2 {
+		t.Errorf("%d of %d runs were killed, want at least %d: the runs ended before their kills", stats.killed, loops, loops/2)
+	}
+	if stats.midCommit == 0 {
+		t.Errorf("no kill landed inside a commit: the test did not try the hardest moment")
 	}
 
 	changeServer(t, d, rnd, &extra) // the clean run has changes to apply too
@@ -674,13 +706,71 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// searchMessages are messages whose words are found only once their bodies
+// are decoded: quoted-printable (a soft line break inside a word, UTF-8 in
+// =XX escapes) and base64 (in the text and HTML parts of a
+// multipart/alternative); and one whose word is only in a base64
+// attachment, which is not text and must not be found. Each maps a search
+// word to the message's subject.
+func searchMessages(t *testing.T) ([]corpus.Message, map[string]string) {
+	t.Helper()
+	b64 := func(s string) string {
+		enc := base64.StdEncoding.EncodeToString([]byte(s))
+		var b strings.Builder
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		return b.String() + enc + "\r\n"
+	}
+	head := func(subject, id, extra string) string {
+		return "From: Search Test <search@example.org>\r\nTo: you@example.net\r\nSubject: " + subject +
+			"\r\nDate: Mon, 02 Mar 2026 10:00:00 +0100\r\nMessage-ID: <" + id + "@example.org>\r\nMIME-Version: 1.0\r\n" + extra
+	}
+	raws := map[string]string{
+		"Fahrplan an der Donau": head("Fahrplan an der Donau", "qp", "Content-Type: text/plain; charset=utf-8\r\n"+
+			"Content-Transfer-Encoding: quoted-printable\r\n\r\n"+
+			"Die Fahrt mit dem Donau=\r\ndampfschiff war sch=C3=B6n, der Zw=C3=B6lfkampf am Ufer auch.\r\n"),
+		"Heute im Park": head("Heute im Park", "b64", "Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n"+
+			"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+			b64("Heute: die grosse Quokkaparade im Park, mit Musik.\r\n")+
+			"--b1\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+			b64("<p>Danach: <b>Wombatrennen</b> am See.</p>\r\n")+"--b1--\r\n"),
+		"Anhang anbei": head("Anhang anbei", "att", "Content-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n"+
+			"--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsiehe Anhang\r\n"+
+			"--b2\r\nContent-Type: application/octet-stream; name=\"x.bin\"\r\nContent-Disposition: attachment; filename=\"x.bin\"\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n"+b64("Geheimwortimanhang\r\n")+"--b2--\r\n"),
+	}
+	words := map[string]string{
+		"Donaudampfschiff":   "Fahrplan an der Donau",
+		"Zwölfkampf":         "Fahrplan an der Donau",
+		"Quokkaparade":       "Heute im Park",
+		"Wombatrennen":       "Heute im Park",
+		"Geheimwortimanhang": "", // in an attachment: not found
+	}
+	var msgs []corpus.Message
+	for subject, raw := range raws {
+		for w := range words {
+			if strings.Contains(strings.ToLower(raw), strings.ToLower(w)) {
+				t.Fatalf("message %q holds %q undecoded: it proves nothing", subject, w)
+			}
+		}
+		msgs = append(msgs, corpus.Message{Folder: "INBOX", Raw: []byte(raw), Date: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)})
+	}
+	return msgs, words
+}
+
 // TestSearch: after a sync, search finds messages by subject and by words
-// of their decoded text bodies (indexed on first search), across folders.
+// of their decoded text bodies (indexed on first search), across folders:
+// also words that only decoding quoted-printable or base64 reveals, and
+// not words of attachments.
 func TestSearch(t *testing.T) {
 	t.Parallel()
 	d := testenv.StartDovecot(t)
 	msgs := corpus.Generate(11, 60, corpus.Options{})
 	d.Seed(t, testenv.DefaultUser.Name, msgs)
+	encoded, words := searchMessages(t)
+	d.Seed(t, testenv.DefaultUser.Name, encoded)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	cfg := writeConfig(t, dir, "config.toml", store, imapAccount(d, "work"))
@@ -705,5 +795,15 @@ func TestSearch(t *testing.T) {
 	r = mustRun(t, nil, "--config", cfg, "search", "nosuchwordanywhere")
 	if strings.TrimSpace(r.stdout) != "" {
 		t.Errorf("search for a missing word found:\n%s", r.stdout)
+	}
+	for word, subject := range words {
+		r := mustRun(t, nil, "--config", cfg, "search", word)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		switch {
+		case subject == "" && strings.TrimSpace(r.stdout) != "":
+			t.Errorf("search %q (only in an attachment) found:\n%s", word, r.stdout)
+		case subject != "" && (len(lines) != 1 || !strings.HasSuffix(lines[0], subject)):
+			t.Errorf("search %q: got\n%s\nwant one line, the message %q", word, r.stdout, subject)
+		}
 	}
 }

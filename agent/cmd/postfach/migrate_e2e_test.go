@@ -301,10 +301,14 @@ func headerDate(t *testing.T, raw []byte) time.Time {
 // -short); POSTFACH_KILL_LOOPS overrides it.
 const migrateKillLoops = 6
 
-// TestMigrateKill: `migrate` killed with SIGKILL at random moments, mostly
-// while it APPENDs (after a random number of messages reached the
-// destination), then run to its end: the destination has every message
-// exactly once, the report is clean, and one more run copies nothing.
+// TestMigrateKill: `migrate` killed with SIGKILL while it fetches the
+// source into the store (once the moment a commit into the store begins,
+// once at a random moment), then several times while it APPENDs (after a
+// random number of messages reached the destination), then run to its
+// end: the destination has every message exactly once, the report is
+// clean, and one more run copies nothing. The test fails unless the kills
+// landed: inside a commit, while copying, and at least as many as the
+// copy-phase kills it meant.
 func TestMigrateKill(t *testing.T) {
 	t.Parallel()
 	loops := migrateKillLoops
@@ -345,14 +349,17 @@ func TestMigrateKill(t *testing.T) {
 		return total
 	}
 
-	midCopy := 0
-	// kill starts a migration and kills it when the destination has grown
-	// by `after` messages (or, with after 0, after a random 20-300 ms).
-	kill := func(i, after int) {
-		cmd := exec.Command(postfachBin, args...)
+	midCopy, midCommit, landed := 0, 0, 0
+	// kill starts a migration (with -v, so that its stderr shows where the
+	// source sync's commits into the store begin and end) and kills it
+	// when the destination has grown by `after` messages, or with
+	// atCommit > 0 the moment the atCommit-th commit into the store
+	// begins (or, with neither, after a random 20-300 ms).
+	kill := func(i, after, atCommit int) {
+		cmd := exec.Command(postfachBin, append([]string{"-v"}, args...)...)
 		cmd.Env = environ(t, nil)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		stderr := newCommitWatch(atCommit)
+		cmd.Stderr = stderr
 		start := count()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -360,7 +367,7 @@ func TestMigrateKill(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		deadline := time.After(time.Duration(20+rnd.IntN(281)) * time.Millisecond)
-		if after > 0 {
+		if after > 0 || atCommit > 0 {
 			deadline = time.After(runTimeout)
 		}
 		var err error
@@ -373,6 +380,10 @@ func TestMigrateKill(t *testing.T) {
 				cmd.Process.Kill()
 				err = <-done
 				break wait
+			case <-stderr.hit:
+				cmd.Process.Kill()
+				err = <-done
+				break wait
 			case <-time.After(2 * time.Millisecond):
 				if after > 0 && count()-start >= after {
 					cmd.Process.Kill()
@@ -382,7 +393,15 @@ func TestMigrateKill(t *testing.T) {
 			}
 		}
 		what := "killed"
-		if killed(cmd) && after > 0 && count() > start && count() < n {
+		begun, ended := stderr.counts()
+		if killed(cmd) {
+			landed++
+		}
+		switch {
+		case killed(cmd) && begun > ended:
+			midCommit++
+			what = "killed inside a commit into the store"
+		case killed(cmd) && after > 0 && count() > start && count() < n:
 			midCopy++
 			what = "killed while copying"
 		}
@@ -392,9 +411,13 @@ func TestMigrateKill(t *testing.T) {
 				t.Fatalf("loop %d: migrate failed on its own: %v\n%s", i, err, stderr.String())
 			}
 		}
-		t.Logf("loop %d (kill after %d new messages): %s; destination %d -> %d messages", i, after, what, start, count())
+		t.Logf("loop %d (kill after %d new messages, at commit %d): %s; commits into the store begun %d, ended %d; destination %d -> %d messages",
+			i, after, atCommit, what, begun, ended, start, count())
 	}
-	kill(0, 0) // most likely while the source is fetched into the store
+	// While the source is fetched into the store: as a commit begins, and
+	// at a random moment.
+	kill(0, 0, 1)
+	kill(0, 0, 0)
 
 	// SIGTERM while copying: a prompt stop, exit status 130, one line.
 	{
@@ -426,10 +449,17 @@ func TestMigrateKill(t *testing.T) {
 		}
 	}
 	for i := 1; i <= loops; i++ {
-		kill(i, 1+rnd.IntN(n/loops/2))
+		kill(i, 1+rnd.IntN(n/loops/2), 0)
+	}
+	t.Logf("%d of %d runs killed: %d inside a commit into the store, %d while copying", landed, loops+2, midCommit, midCopy)
+	if landed < loops {
+		t.Errorf("%d runs killed, want at least %d: the migrations ended before their kills", landed, loops)
 	}
 	if midCopy == 0 {
 		t.Errorf("no migration was killed while copying: the test proved nothing")
+	}
+	if midCommit == 0 {
+		t.Errorf("no migration was killed inside a commit into the store: the test did not try the hardest moment")
 	}
 
 	res, folderEvs := migrateJSON(t, config, "--from", "old", "--to", "new")
