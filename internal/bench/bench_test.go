@@ -113,6 +113,9 @@ func TestFetchmailRC(t *testing.T) {
 		"poll 127.0.0.1 service 1110 protocol POP3 auth password uidl\n",
 		`user "te\"st" password "p\\w"`,
 		"\n  keep\n",
+		"\nset invisible\n",
+		"\n  no rewrite\n",
+		"\n  stripcr\n",
 		"sslproto '' no sslcertck",
 		`mda "/bin/maildeliver '/tmp/a b/maildir'"`,
 	} {

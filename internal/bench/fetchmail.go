@@ -45,7 +45,7 @@ func newFetchmail(ctx context.Context, dir string) (*fetchmailPeer, error) {
 func (p *fetchmailPeer) Name() string    { return "fetchmail" }
 func (p *fetchmailPeer) Version() string { return p.version }
 func (p *fetchmailPeer) Notes() string {
-	return "keep, uidl (state in .fetchids), one connection; delivery by an MDA run once per message " +
+	return "keep, uidl (state in .fetchids), one connection, invisible, no rewrite; delivery by an MDA run once per message " +
 		"(bench maildeliver via /bin/sh: write to tmp/, fsync, rename into new/)"
 }
 
@@ -70,13 +70,20 @@ func (p *fetchmailPeer) NewReplica(dir string, up upstream) (replica, error) {
 }
 
 // fetchmailRC is the run control file: one POP3 server, plaintext on
-// loopback, messages kept on the server and recognized by their UIDL.
+// loopback, messages kept on the server and recognized by their UIDL, and
+// delivered as the server sent them with LF line ends, as postfach stores
+// them: "stripcr" (fetchmail's default with an MDA), "invisible" (no
+// Received header of its own) and "no rewrite" (no change to addresses in
+// the header), so that the bench can compare the bytes.
 func fetchmailRC(up upstream, mda, maildir string) string {
 	return fmt.Sprintf(`set no syslog
+set invisible
 
 poll %s service %d protocol POP3 auth password uidl
   user %s password %s
   keep
+  no rewrite
+  stripcr
   sslproto '' no sslcertck
   mda %s
 `, up.Host, up.Port, fetchmailString(up.User), fetchmailString(up.Password),
