@@ -126,3 +126,12 @@ func (r *fetchmailReplica) Resync(ctx context.Context) (sample, error) {
 
 func (r *fetchmailReplica) Maildir() string { return r.root }
 func (r *fetchmailReplica) Command() string { return shellQuote(r.argv) }
+
+// Folder: maildeliver delivers into the Maildir it is given, the root,
+// which holds INBOX (the only POP3 folder); there is no other.
+func (r *fetchmailReplica) Folder(rel string) (string, error) {
+	if rel == "." {
+		return "INBOX", nil
+	}
+	return "", errors.New("fetchmail's MDA delivers into the Maildir root (INBOX) only")
+}
