@@ -180,7 +180,7 @@ func (r *postfachReplica) Keywords(ctx context.Context) (map[string]string, erro
 			return err
 		}
 		for _, f := range folders {
-			rows, err := tx.Messages(f.ID)
+			rows, err := tx.SyncRows(f.ID) // no header fields
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -94,6 +95,9 @@ type readOpts struct {
 // first maxHeader bytes.
 const maxHeader = 1 << 20
 
+// readers are readMessage's buffers, reused from message to message.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
 // readMessage reads one message from r to its end, hashing it (see
 // readOpts) and reading the Message-ID from its header. id is "" when the
 // header has none or cannot be read (why in bad); err is an error of r.
@@ -107,7 +111,12 @@ func readMessage(r io.Reader, o readOpts) (id string, sum digest, size int64, ba
 		plain = &countingHash{Hash: h}
 		sink = plain
 	}
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	var hdr bytes.Buffer
 	dropped := false
 	for hdr.Len() <= maxHeader {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
@@ -153,6 +155,56 @@ func TestFolderLayouts(t *testing.T) {
 		case tc.want != "" && (err != nil || got != tc.want):
 			t.Errorf("%T.Folder(%q) = %q, %v; want %q", tc.r, tc.rel, got, err, tc.want)
 		}
+	}
+}
+
+// postfach's keywords come from its index, by file path.
+func TestPostfachKeywords(t *testing.T) {
+	store := t.TempDir()
+	st, err := index.Open(index.DefaultPath(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []struct {
+		folder, path, file string
+		kw                 []string
+	}{
+		{"INBOX", "bench/INBOX", "cur/a,U=1:2,S", []string{"$Label1", "$Important"}},
+		{"INBOX", "bench/INBOX", "new/b", nil},
+		{"Entwürfe", "bench/Entwürfe", "cur/c,U=3:2,", []string{"x"}},
+	}
+	err = st.Write(context.Background(), func(tx *index.Tx) error {
+		acct, err := tx.EnsureAccount(postfachAccount)
+		if err != nil {
+			return err
+		}
+		for i, r := range rows {
+			f, err := tx.EnsureFolder(acct, r.folder, r.path)
+			if err != nil {
+				return err
+			}
+			m := &index.NewMessage{Message: index.Message{Folder: f.ID, Key: fmt.Sprint(i), File: r.file, Keywords: r.kw}, DeferText: true}
+			if _, err := tx.AddMessage(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	got, err := (&postfachReplica{store: store}).Keywords(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		filepath.Join(store, "bench/INBOX/cur/a,U=1:2,S"):   "$Important $Label1",
+		filepath.Join(store, "bench/INBOX/new/b"):           "",
+		filepath.Join(store, "bench/Entwürfe/cur/c,U=3:2,"): "x",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Keywords = %v, want %v", got, want)
 	}
 }
 
