@@ -14,57 +14,6 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 )
 
-func TestCountMaildir(t *testing.T) {
-	root := t.TempDir()
-	files := []string{
-		"INBOX/cur/1.a,U=1:2,S",
-		"INBOX/cur/2.b,U=2:2,FS",
-		"INBOX/new/3.c",
-		"INBOX/tmp/4.d",           // not delivered
-		"Lists/Go/cur/5.e:2,RS",   // nested folder
-		"Lists/Go/cur/6.f:2,",     // not seen
-		".postfach/index.db",      // not a message
-		"Archive/.mbsyncstate",    // not a message
-		"Archive/cur/7.g:2,T",     // not seen
-		"Archive/cur/8.h,S=12:2,", // S= is not a flag
-	}
-	for _, f := range files {
-		p := filepath.Join(root, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := countMaildir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := inventory{"INBOX": {3, 2}, "Lists/Go": {2, 1}, "Archive": {2, 0}}
-	if got.String() != want.String() {
-		t.Errorf("countMaildir = %s, want %s", got, want)
-	}
-}
-
-func TestCompareCounts(t *testing.T) {
-	server := inventory{"INBOX": {4, 1}, "Entwürfe": {2, 0}, "Lists": {0, 0}}
-	ok := inventory{"INBOX": {4, 1}, "Entw&APw-rfe": {2, 0}}
-	if err := compareCounts(ok, server); err != nil {
-		t.Errorf("same counts under other names: %v", err)
-	}
-	for _, bad := range []inventory{
-		{"INBOX": {4, 1}, "Entwürfe": {1, 0}},              // a message missing
-		{"INBOX": {4, 0}, "Entwürfe": {2, 1}},              // seen in the wrong folder
-		{"INBOX": {3, 1}, "Entwürfe": {3, 0}},              // message in the wrong folder
-		{"INBOX": {4, 1}, "Entwürfe": {2, 0}, "X": {1, 0}}, // one too many
-	} {
-		if err := compareCounts(bad, server); err == nil {
-			t.Errorf("compareCounts(%s, %s) = nil, want an error", bad, server)
-		}
-	}
-}
-
 func TestSpread(t *testing.T) {
 	for _, tc := range []struct {
 		k     int
@@ -113,6 +62,9 @@ func TestFetchmailRC(t *testing.T) {
 		"poll 127.0.0.1 service 1110 protocol POP3 auth password uidl\n",
 		`user "te\"st" password "p\\w"`,
 		"\n  keep\n",
+		"\nset invisible\n",
+		"\n  no rewrite\n",
+		"\n  stripcr\n",
 		"sslproto '' no sslcertck",
 		`mda "/bin/maildeliver '/tmp/a b/maildir'"`,
 	} {
@@ -153,48 +105,58 @@ func TestToggleLetter(t *testing.T) {
 			t.Errorf("toggleLetter(%q, %c) = %q, want %q", tc.name, tc.l, got, tc.want)
 		}
 	}
-	if got := nameLetters("1.a,S=12:2,TSRFDab"); got != "DFRST" {
+	if got := nameLetters("1.a,S=12:2,TSRPFDab"); got != "DFPRST" {
 		t.Errorf("nameLetters = %q", got)
 	}
-	if got := imapLetters([]imap.Flag{imap.FlagSeen, "$Label1", imap.FlagAnswered, `\flagged`}); got != "FRS" {
-		t.Errorf("imapLetters = %q", got)
+	if got := nameLetters("1.a,S=12"); got != "" {
+		t.Errorf("nameLetters without info = %q", got)
+	}
+	letters, kw := splitFlags([]imap.Flag{imap.FlagSeen, "$Label1", imap.FlagAnswered, `\flagged`, "$forwarded", `\Recent`, "$label1", "Zz"})
+	if letters != "FPRS" || kw != "$Label1 Zz" {
+		t.Errorf("splitFlags = %q, %q", letters, kw)
+	}
+	if got := toggleFlag("FS", 'S'); got != "F" {
+		t.Errorf("toggleFlag(FS, S) = %q", got)
+	}
+	if got := toggleFlag("DF", 'S'); got != "DFS" {
+		t.Errorf("toggleFlag(DF, S) = %q", got)
 	}
 }
 
 func TestDiffMirror(t *testing.T) {
-	want := mirror{"INBOX": {"a": {Flags: "S"}, "b": {}}, "Archive": {}}
-	if err := diffMirror(want, mirror{"INBOX": {"a": {Flags: "S", Path: "x"}, "b": {UID: 3}}}); err != nil {
+	a, b := digest{1}, digest{2}
+	want := mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}, "b": {Sum: b, Size: 20}}, "Archive": {}}
+	var d diffs
+	diffMirror(&d, want, mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1", Path: "x"}, "b": {Sum: b, Size: 20, UID: 3}}, "Archive": {}}, true)
+	if err := d.err(); err != nil {
 		t.Errorf("same content: %v", err)
 	}
-	for _, bad := range []mirror{
-		{"INBOX": {"a": {Flags: "S"}}},                             // b missing
-		{"INBOX": {"a": {Flags: ""}, "b": {}}},                     // a lost \Seen
-		{"INBOX": {"a": {Flags: "S"}, "b": {}, "c": {}}},           // c extra
-		{"INBOX": {"a": {Flags: "S"}}, "Archive": {"b": {}}},       // b in the wrong folder
-		{"INBOX": {"a": {Flags: "S"}, "b": {}}, "X": {"c": {}}},    // a folder too many
-		{"INBOX": {"a": {Flags: "S"}, "b": {Flags: "F"}}, "Y": {}}, // b flagged
+	for _, tc := range []struct {
+		got  mirror
+		want string
+	}{
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}}, "Archive": {}}, "INBOX: <b> missing"},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Keywords: "$Label1"}, "b": {Sum: b, Size: 20}}, "Archive": {}}, `INBOX: <a> flags "", want "S"`},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}, "b": {Sum: a, Size: 20, Path: "p"}}, "Archive": {}},
+			"INBOX: <b> content differs: 20 bytes (sha256 010000000000), want 20 bytes (sha256 020000000000) (p)"},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}, "b": {Sum: b, Size: 19}}, "Archive": {}}, "INBOX: <b> content differs: 19 bytes"},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S"}, "b": {Sum: b, Size: 20}}, "Archive": {}}, `INBOX: <a> keywords "", want "$Label1"`},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}, "b": {Sum: b, Size: 20}, "c": {UID: 9}}, "Archive": {}}, "INBOX: <c> should not be there (UID 9)"},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}}, "Archive": {"b": {Sum: b, Size: 20}}}, "Archive: <b> should not be there"},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}, "b": {Sum: b, Size: 20}}}, "folder Archive missing"},
+		{mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S", Keywords: "$Label1"}, "b": {Sum: b, Size: 20}}, "Archive": {}, "X": {}}, "folder X should not be there"},
 	} {
-		if err := diffMirror(want, bad); err == nil {
-			t.Errorf("diffMirror(%v) = nil, want an error", bad)
+		var d diffs
+		diffMirror(&d, want, tc.got, true)
+		if err := d.err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("diffMirror(%v) = %v, want an error with %q", tc.got, err, tc.want)
 		}
 	}
-}
-
-func TestFolderDirs(t *testing.T) {
-	server := mirror{"INBOX": {"a": {}, "b": {}}, "Entwürfe": {"c": {}}, "Empty": {}}
-	local := mirror{"INBOX": {"a": {}, "b": {}, "new": {}}, "Entw&APw-rfe": {"c": {}}}
-	dirs, err := folderDirs(local, server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dirs["INBOX"] != "INBOX" || dirs["Entw&APw-rfe"] != "Entwürfe" || len(dirs) != 2 {
-		t.Errorf("folderDirs = %v", dirs)
-	}
-	if _, err := folderDirs(mirror{"INBOX": {"a": {}, "b": {}}}, server); err == nil {
-		t.Errorf("a server folder without directory: no error")
-	}
-	if _, err := folderDirs(mirror{"x": {"a": {}}, "y": {"b": {}}, "z": {"c": {}}}, server); err == nil {
-		t.Errorf("two directories for INBOX: no error")
+	// Keywords are not compared for a tool that does not keep them.
+	d = diffs{}
+	diffMirror(&d, want, mirror{"INBOX": {"a": {Sum: a, Size: 10, Flags: "S"}, "b": {Sum: b, Size: 20}}, "Archive": {}}, false)
+	if err := d.err(); err != nil {
+		t.Errorf("keywords not compared: %v", err)
 	}
 }
 
@@ -297,25 +259,26 @@ func TestApplyLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	scan, err := scanMirror(root)
-	if err != nil {
-		t.Fatal(err)
+	rp := &mbsyncReplica{root: root}
+	var d diffs
+	scan, err := scanMaildir(root, scanOpts{folderOf: rp.Folder}, &d)
+	if err != nil || d.err() != nil {
+		t.Fatal(err, d.err())
 	}
-	dirs := map[string]string{"INBOX": "INBOX", filepath.Join("Lists", "Go"): "Lists/Go"}
-	base := scan.translate(dirs)
-	if err := diffMirror(mirror{"INBOX": {"a": {Flags: "S"}, "b": {}}, "Lists/Go": {"c": {Flags: "RS"}}}, base); err != nil {
-		t.Fatal(err)
+	if got := scan.m.inventory().String(); got != "{INBOX=2/1 Lists/Go=1/1}" {
+		t.Fatalf("scan: %s", got)
 	}
 	newMsg := corpus.At(1, 0, corpus.Options{Folders: []string{"Lists/Go"}})
 	p := changePlan{localSeen: map[string][]string{"INBOX": {"a", "b"}, "Lists/Go": {"c"}}, localNew: []corpus.Message{newMsg}}
-	if err := applyLocal(base, root, dirs, p); err != nil {
+	if err := applyLocal(scan.m, scan.dirs, p); err != nil {
 		t.Fatal(err)
 	}
-	after, err := scanMirror(root)
-	if err != nil {
-		t.Fatal(err)
+	after, err := scanMaildir(root, scanOpts{folderOf: rp.Folder}, &d)
+	if err != nil || d.err() != nil {
+		t.Fatal(err, d.err())
 	}
-	if err := diffMirror(p.expect(base, false, true), after.translate(dirs)); err != nil {
+	diffMirror(&d, p.expect(scan.m, false, true), after.m, false)
+	if err := d.err(); err != nil {
 		t.Error(err)
 	}
 	for _, f := range []string{"INBOX/cur/1.a,U=1:2,", "INBOX/cur/2.b,U=2:2,S", "Lists/Go/cur/3.c,U=1:2,R"} {

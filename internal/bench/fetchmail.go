@@ -45,7 +45,7 @@ func newFetchmail(ctx context.Context, dir string) (*fetchmailPeer, error) {
 func (p *fetchmailPeer) Name() string    { return "fetchmail" }
 func (p *fetchmailPeer) Version() string { return p.version }
 func (p *fetchmailPeer) Notes() string {
-	return "keep, uidl (state in .fetchids), one connection; delivery by an MDA run once per message " +
+	return "keep, uidl (state in .fetchids), one connection, invisible, no rewrite; delivery by an MDA run once per message " +
 		"(bench maildeliver via /bin/sh: write to tmp/, fsync, rename into new/)"
 }
 
@@ -70,13 +70,20 @@ func (p *fetchmailPeer) NewReplica(dir string, up upstream) (replica, error) {
 }
 
 // fetchmailRC is the run control file: one POP3 server, plaintext on
-// loopback, messages kept on the server and recognized by their UIDL.
+// loopback, messages kept on the server and recognized by their UIDL, and
+// delivered as the server sent them with LF line ends, as postfach stores
+// them: "stripcr" (fetchmail's default with an MDA), "invisible" (no
+// Received header of its own) and "no rewrite" (no change to addresses in
+// the header), so that the bench can compare the bytes.
 func fetchmailRC(up upstream, mda, maildir string) string {
 	return fmt.Sprintf(`set no syslog
+set invisible
 
 poll %s service %d protocol POP3 auth password uidl
   user %s password %s
   keep
+  no rewrite
+  stripcr
   sslproto '' no sslcertck
   mda %s
 `, up.Host, up.Port, fetchmailString(up.User), fetchmailString(up.Password),
@@ -119,3 +126,12 @@ func (r *fetchmailReplica) Resync(ctx context.Context) (sample, error) {
 
 func (r *fetchmailReplica) Maildir() string { return r.root }
 func (r *fetchmailReplica) Command() string { return shellQuote(r.argv) }
+
+// Folder: maildeliver delivers into the Maildir it is given, the root,
+// which holds INBOX (the only POP3 folder); there is no other.
+func (r *fetchmailReplica) Folder(rel string) (string, error) {
+	if rel == "." {
+		return "INBOX", nil
+	}
+	return "", errors.New("fetchmail's MDA delivers into the Maildir root (INBOX) only")
+}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -80,19 +79,12 @@ func runIMAP(args []string) error {
 	if err := srv.warm(); err != nil {
 		return fmt.Errorf("warming Dovecot: %w", err)
 	}
-	want, err := srv.inventory()
+	// The server must hold the corpus, message by message.
+	want, err := verifyServer(srv, corpusMirror(o.seed, o.messages, corpus.Options{}), false)
 	if err != nil {
-		return err
+		return fmt.Errorf("seeding: %w", err)
 	}
-	for name, n := range rep.Corpus.Folders {
-		if want[name].Messages != n {
-			return fmt.Errorf("seeding: Dovecot counts %d messages in %s, want %d", want[name].Messages, name, n)
-		}
-	}
-	if got := want.total().Messages; got != o.messages {
-		return fmt.Errorf("seeding: Dovecot holds %d messages, want %d", got, o.messages)
-	}
-	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s: %s\n", time.Since(t0).Round(time.Millisecond), want)
+	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s, holds the corpus: %s\n", time.Since(t0).Round(time.Millisecond), want.inventory())
 
 	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want, up: srv.upstream()}
 	ws.addPeers(peers)
@@ -112,8 +104,8 @@ type bench struct {
 	peers []peer
 	rep   *report
 	log   io.Writer
-	want  inventory // the server's content between runs
-	up    upstream  // the account the peers mirror
+	want  mirror   // the server's content between runs, as read (with UIDs)
+	up    upstream // the account the peers mirror
 }
 
 // run is one repetition: fresh replicas, every phase for every peer. The
@@ -123,36 +115,32 @@ func (b *bench) run(ctx context.Context, r int, work string, o imapOptions) erro
 	if err != nil {
 		return err
 	}
-	if err := b.phase(ctx, r, "initial", o.messages, order, reps, replica.Initial, b.want); err != nil {
+	if err := b.phase(ctx, r, "initial", o.messages, order, reps, replica.Initial, b.want, b.want); err != nil {
 		return err
 	}
-	if err := b.phase(ctx, r, "resync", o.messages, order, reps, replica.Resync, b.want); err != nil {
+	if err := b.phase(ctx, r, "resync", o.messages, order, reps, replica.Resync, b.want, b.want); err != nil {
 		return err
 	}
 	if o.changes > 0 {
-		undo, err := b.srv.change(o.seed, o.messages, o.changes)
+		ch, err := b.srv.change(o.seed, o.messages, o.changes)
 		if err != nil {
 			return fmt.Errorf("changing the server: %w", err)
 		}
-		changed, err := b.srv.inventory()
+		changed, err := ch.expect(b.want)
 		if err != nil {
+			return fmt.Errorf("changing the server: %w", err)
+		}
+		if changed, err = verifyServer(b.srv, changed, false); err != nil {
+			return fmt.Errorf("after changing the server: %w", err)
+		}
+		if err := b.phase(ctx, r, "incremental", 2*o.changes, order, reps, replica.Resync, changed, changed); err != nil {
 			return err
 		}
-		if got, want := changed.total().Messages, o.messages+o.changes; got != want {
-			return fmt.Errorf("after the changes the server holds %d messages, want %d", got, want)
-		}
-		if err := b.phase(ctx, r, "incremental", 2*o.changes, order, reps, replica.Resync, changed); err != nil {
-			return err
-		}
-		if err := undo(); err != nil {
+		if err := b.srv.undo(ch); err != nil {
 			return fmt.Errorf("undoing the changes: %w", err)
 		}
-		back, err := b.srv.inventory()
-		if err != nil {
-			return err
-		}
-		if !maps.Equal(back, b.want) {
-			return fmt.Errorf("undoing the changes: the server holds %s, want %s", back, b.want)
+		if _, err := verifyServer(b.srv, b.want, false); err != nil {
+			return fmt.Errorf("after undoing the changes: %w", err)
 		}
 	}
 	// The run's stores stay until the end: deleting thousands of files
@@ -192,13 +180,16 @@ func (b *bench) replicas(r, runs int, work string) ([]peer, map[string]replica, 
 	return order, reps, nil
 }
 
-// phase runs one phase for every peer in order, measures it, and checks
-// each peer's replica against want, the server's content.
+// phase runs one phase for every peer in order and measures it. After each
+// peer's sync, outside the measurement, it verifies the server account
+// against server and the peer's Maildir against local (see verify.go): a
+// difference fails the bench.
 func (b *bench) phase(ctx context.Context, r int, name string, work int, order []peer, reps map[string]replica,
-	do func(replica, context.Context) (sample, error), want inventory) error {
+	do func(replica, context.Context) (sample, error), server, local mirror) error {
 	for _, p := range order {
 		rp := reps[p.Name()]
-		before, err := b.srv.cpu()
+		// Settled: the previous verification's session has ended.
+		before, err := b.srv.settledCPU()
 		if err != nil {
 			return err
 		}
@@ -211,21 +202,30 @@ func (b *bench) phase(ctx context.Context, r int, name string, work int, order [
 			return err
 		}
 		s.ServerCPU = after - before
-		local, err := countMaildir(rp.Maildir())
-		if err != nil {
-			return err
-		}
-		if err := compareCounts(local, want); err != nil {
-			return fmt.Errorf("run %d, after %s, %s's Maildir %s: %w", r+1, name, p.Name(), rp.Maildir(), err)
-		}
-		if c, ok := rp.(checker); ok {
-			if err := c.Check(ctx, want); err != nil {
-				return fmt.Errorf("run %d, after %s, %s: %w", r+1, name, p.Name(), err)
-			}
+		t0 := time.Now()
+		if err := verifyPeer(ctx, b.srv, rp, server, local); err != nil {
+			return fmt.Errorf("run %d, after %s, %s: %w", r+1, name, p.Name(), err)
 		}
 		b.rep.add(name, work, p.Name(), s)
-		fmt.Fprintf(b.log, "bench:   %-11s %-9s %8.3f s  (user %.2f s, sys %.2f s, max RSS %s, Dovecot CPU %.2f s) verified %d messages\n",
-			name, p.Name(), s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), kib(s.MaxRSSKiB), s.ServerCPU.Seconds(), local.total().Messages)
+		fmt.Fprintf(b.log, "bench:   %-11s %-9s %8.3f s  (user %.2f s, sys %.2f s, max RSS %s, Dovecot CPU %.2f s) verified %d messages in %s\n",
+			name, p.Name(), s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), kib(s.MaxRSSKiB), s.ServerCPU.Seconds(),
+			local.inventory().total().Messages, time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// verifyPeer checks, after a sync of rp, that the server account holds
+// server and rp's Maildir holds local, message by message, and that the
+// replica's own report (checker) agrees.
+func verifyPeer(ctx context.Context, srv *dovecotServer, rp replica, server, local mirror) error {
+	if _, err := verifyServer(srv, server, false); err != nil {
+		return err
+	}
+	if _, err := verifyReplica(ctx, rp, local, true); err != nil {
+		return err
+	}
+	if c, ok := rp.(checker); ok {
+		return c.Check(ctx, local.inventory())
 	}
 	return nil
 }

@@ -57,10 +57,22 @@
 // process's rusage; the server's CPU time is the growth of the Dovecot
 // process tree's CPU time across the phase, from /proc.
 //
-// After every phase each peer's Maildir is counted (files in cur/ and new/,
-// and of those the ones with the S flag) and compared with the server's
-// STATUS of every folder: the bench fails when a peer did not mirror the
-// account. postfach is also asked for its own count (status --json).
+// # What is verified
+//
+// No time is reported for a sync whose result was not verified. After every
+// timed sync, outside the timed phase (its time is logged apart), the bench
+// reads the server account and the peer's Maildir, streaming and hashing
+// one message at a time, and compares them with what they must hold: per
+// folder (each tool's directory layout mapped to IMAP names explicitly),
+// every message by Message-ID exactly once, its content (SHA-256 of the
+// bytes with LF line ends, as Dovecot, postfach and the peers store them)
+// and its flags D F P R S T; keywords on the server and in postfach's
+// index (mbsync does not sync keywords; POP3 carries no flags or
+// keywords). The expected state is the corpus itself (the server is
+// checked against it after seeding), with the scenario's changes applied.
+// The first differences, each naming folder, Message-ID, file or UID and
+// what differs, stop the bench. postfach is also asked for its own count
+// (status --json). verify.go has the details, and what each tool promises.
 //
 // # The pop3 scenario
 //
@@ -84,8 +96,12 @@
 // time counts as fetchmail's.
 //
 // After the initial phase each peer's Maildir must hold exactly the
-// server's messages, and after the rerun still exactly those (a message
-// fetched again would be a second file). postfach must also say "N new"
+// server's messages, byte for byte, without flags (POP3 has none), and
+// after the rerun still exactly those (a message fetched again would be a
+// second file); the server must still hold the corpus. fetchmail's rcfile
+// says "invisible" and "no rewrite", so that it delivers each message as
+// the server sent it (no Received header of its own, no change to
+// addresses). postfach must also say "N new"
 // and then "0 new" in its output, and count them in status --json;
 // fetchmail must exit 0 (mail retrieved) and then 1 (no mail).
 //
@@ -116,14 +132,16 @@
 // with nothing changed ("resync"), the tool going first alternating from
 // run to run.
 //
-// After every timed sync the bench reads the tool's server account (FETCH
-// UID FLAGS ENVELOPE of every folder) and its Maildir (every file's
-// Message-ID header and flag letters) and requires both to hold exactly the
-// expected messages, by Message-ID, in the expected folders, with the
-// expected D F R S T flags (keywords are left out: mbsync does not sync
-// them); it also compares the server's STATUS (MESSAGES UNSEEN) of every
-// folder, the Maildir's file and S counts, and postfach's status --json
-// with the expected counts. Any difference stops the bench.
+// After every timed sync the bench verifies (see above) the tool's server
+// account and its Maildir against the expected state after the run's
+// changes: both sides must hold exactly the expected messages, by
+// Message-ID, in the expected folders, byte for byte, with the expected
+// flags, and the expected keywords on the server and in postfach's index
+// (mbsync does not sync keywords: its Maildir's are not compared; a
+// message it copies carries its X-TUID header line, which is left out);
+// it also compares the server's STATUS (MESSAGES UNSEEN) of every folder
+// and postfach's status --json with the expected counts. Any difference
+// stops the bench.
 //
 // # Adding a peer
 //

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"unicode/utf16"
 )
 
 // mbsyncPeer runs Debian's mbsync (isync).
@@ -42,9 +45,9 @@ func (p *mbsyncPeer) Name() string    { return "mbsync" }
 func (p *mbsyncPeer) Version() string { return p.version }
 func (p *mbsyncPeer) Notes() string {
 	if p.twoway {
-		return "Sync All, Create Both, Expunge None, FSync yes (its default), one connection, state in .mbsyncstate per folder"
+		return "Sync All, Create Both, Expunge None, FSync yes (its default), one connection, state in .mbsyncstate per folder; does not sync keywords"
 	}
-	return "Sync Pull, FSync yes (its default), one connection, state in .mbsyncstate per folder"
+	return "Sync Pull, FSync yes (its default), one connection, state in .mbsyncstate per folder; does not sync keywords"
 }
 
 // channelMode is the Channel's direction settings.
@@ -115,3 +118,65 @@ func (r *mbsyncReplica) sync(ctx context.Context) (sample, error) {
 
 func (r *mbsyncReplica) Maildir() string { return r.root }
 func (r *mbsyncReplica) Command() string { return shellQuote(r.argv) }
+
+// AddsTUID: mbsync (isync 1.4) writes "X-TUID: <12 characters>" as the last
+// header line of every message it copies, to find the copy again.
+func (r *mbsyncReplica) AddsTUID() bool { return true }
+
+// Folder maps mbsync's layout (Inbox <root>/INBOX, Path <root>/,
+// SubFolders Verbatim) to the IMAP name: INBOX is the directory INBOX, any
+// other folder the directory of its name as the server sends it, the
+// hierarchy delimiter '/' a directory level. isync 1.4 does not decode the
+// server's modified UTF-7: "Entwürfe" is the directory "Entw&APw-rfe".
+// The root itself holds no folder.
+func (r *mbsyncReplica) Folder(rel string) (string, error) {
+	switch rel {
+	case ".":
+		return "", errors.New("mbsync's Path, not a folder")
+	case "INBOX":
+		return "INBOX", nil
+	}
+	name, err := decodeMUTF7(rel)
+	if err != nil {
+		return "", fmt.Errorf("not a folder name mbsync makes: %v", err)
+	}
+	return name, nil
+}
+
+// decodeMUTF7 decodes an IMAP mailbox name in modified UTF-7 (RFC 3501,
+// section 5.1.3): printable ASCII, "&-" for '&', and "&<modified base64 of
+// UTF-16BE>-" for the rest.
+func decodeMUTF7(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return "", fmt.Errorf("byte %#x in %q", c, s)
+		}
+		if c != '&' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		j := strings.IndexByte(s[i+1:], '-')
+		if j < 0 {
+			return "", fmt.Errorf("unterminated & in %q", s)
+		}
+		enc := s[i+1 : i+1+j]
+		i += j + 2
+		if enc == "" {
+			b.WriteByte('&')
+			continue
+		}
+		raw, err := base64.RawStdEncoding.DecodeString(strings.ReplaceAll(enc, ",", "/"))
+		if err != nil || len(raw)%2 != 0 {
+			return "", fmt.Errorf("bad &%s- in %q", enc, s)
+		}
+		units := make([]uint16, len(raw)/2)
+		for k := range units {
+			units[k] = uint16(raw[2*k])<<8 | uint16(raw[2*k+1])
+		}
+		b.WriteString(string(utf16.Decode(units)))
+	}
+	return b.String(), nil
+}

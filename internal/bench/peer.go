@@ -46,11 +46,38 @@ type replica interface {
 	Maildir() string
 	// Command is the command line of one sync, as a shell would take it.
 	Command() string
+	// Folder names the IMAP folder that the Maildir directory rel holds,
+	// by the tool's own layout: rel is relative to Maildir(), '/'
+	// separated, "." for Maildir() itself. It fails for a directory the
+	// tool makes for no folder.
+	Folder(rel string) (string, error)
+}
+
+// A keywordKeeper is a replica that keeps the messages' IMAP keywords
+// (postfach, in its index); its keywords are compared with the server's.
+// The others carry none: mbsync does not sync keywords, POP3 has none.
+type keywordKeeper interface {
+	// Keywords returns the keywords of every message file the replica
+	// knows, by the file's path: sorted, space-separated, "" for none.
+	Keywords(ctx context.Context) (map[string]string, error)
+}
+
+// A tuidAdder is a replica whose tool adds a header line "X-TUID: <12
+// characters>" to every message it copies, in either direction, and keeps
+// it (mbsync: it finds the copy by it); the verification leaves that one
+// line out of the tool's files and of the messages on its server account.
+type tuidAdder interface {
+	AddsTUID() bool
+}
+
+func addsTUID(rp replica) bool {
+	t, ok := rp.(tuidAdder)
+	return ok && t.AddsTUID()
 }
 
 // A checker is a replica that can also report its content itself (besides
-// the Maildir count every replica gets); the bench compares that report with
-// the server.
+// the Maildir every replica gets verified); the bench compares that report
+// with the server.
 type checker interface {
 	Check(ctx context.Context, want inventory) error
 }

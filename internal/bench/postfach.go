@@ -7,8 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
 )
+
+// postfachAccount is the account's name in the bench's configs, and so the
+// name of its directory in the store.
+const postfachAccount = "bench"
 
 // postfachPeer runs the postfach binary under test.
 type postfachPeer struct {
@@ -85,14 +93,14 @@ func (p *postfachPeer) NewReplica(dir string, up upstream) (replica, error) {
 path = %s
 
 [[accounts]]
-name = "bench"
+name = %s
 kind = %s
 host = %s
 port = %d
 tls = "none"
 username = %s
 password = %s
-`, tomlString(store), tomlString(p.kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
+`, tomlString(store), tomlString(postfachAccount), tomlString(p.kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
 	if p.kind == "pop3" {
 		text += "folder = \"INBOX\"\nkeep = true\n"
 	}
@@ -137,6 +145,56 @@ func (r *postfachReplica) Fetched() (int, bool) {
 
 func (r *postfachReplica) Maildir() string { return r.store }
 func (r *postfachReplica) Command() string { return shellQuote(r.argv("sync")) }
+
+// Folder maps postfach's layout, <store>/<account>/<Folder>/<Sub> with each
+// component encoded (package maildir), to the IMAP name.
+func (r *postfachReplica) Folder(rel string) (string, error) {
+	acct := maildir.EncodeName(postfachAccount)
+	rest, ok := strings.CutPrefix(rel, acct+"/")
+	if !ok {
+		return "", fmt.Errorf("not in the account's directory %s", acct)
+	}
+	name, err := maildir.DecodeFolder(rest)
+	if err != nil {
+		return "", fmt.Errorf("not a folder name postfach makes: %v", err)
+	}
+	return name, nil
+}
+
+// Keywords reads the keywords of every message file from postfach's index:
+// postfach keeps them there, not in file names.
+func (r *postfachReplica) Keywords(ctx context.Context) (map[string]string, error) {
+	st, err := index.Open(index.DefaultPath(r.store))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	out := map[string]string{}
+	err = st.Read(ctx, func(tx *index.ReadTx) error {
+		acct, err := tx.Account(postfachAccount)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", postfachAccount, err)
+		}
+		folders, err := tx.Folders(acct)
+		if err != nil {
+			return err
+		}
+		for _, f := range folders {
+			rows, err := tx.SyncRows(f.ID) // no header fields
+			if err != nil {
+				return err
+			}
+			for _, m := range rows {
+				out[filepath.Join(r.store, f.Path, m.File)] = strings.Join(slices.Sorted(slices.Values(m.Keywords)), " ")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postfach's index: %w", err)
+	}
+	return out, nil
+}
 
 // Check compares postfach's own count (status --json) with the server's,
 // folder by folder.

@@ -191,7 +191,14 @@ func (s *dovecotServer) inventory() (inventory, error) {
 	return inv, nil
 }
 
-// folderChange is what change did to one folder, for the undo.
+// serverChange is what change did, to undo it and to tell what the
+// server must hold meanwhile.
+type serverChange struct {
+	folders  map[string]*folderChange
+	appended []corpus.Message
+}
+
+// folderChange is what change did to one folder.
 type folderChange struct {
 	seen, unseen imap.UIDSet // UIDs that got, lost \Seen
 	uidNext      imap.UID    // before the APPENDs
@@ -199,10 +206,9 @@ type folderChange struct {
 }
 
 // change toggles \Seen on k messages spread over the folders in proportion
-// to their size, then APPENDs messages next..next+k-1 of the corpus. It
-// returns the function that puts the server back (flags toggled back, new
-// messages expunged).
-func (s *dovecotServer) change(seed int64, next, k int) (undo func() error, err error) {
+// to their size, then APPENDs messages next..next+k-1 of the corpus. undo
+// puts the server back (flags toggled back, new messages expunged).
+func (s *dovecotServer) change(seed int64, next, k int) (*serverChange, error) {
 	c, err := s.dial()
 	if err != nil {
 		return nil, err
@@ -212,7 +218,7 @@ func (s *dovecotServer) change(seed int64, next, k int) (undo func() error, err 
 	if err != nil {
 		return nil, err
 	}
-	changes := map[string]*folderChange{}
+	ch := &serverChange{folders: map[string]*folderChange{}}
 	sizes := make([]int, len(names))
 	for i, name := range names {
 		st, err := c.Status(name, &imap.StatusOptions{NumMessages: true, UIDNext: true}).Wait()
@@ -220,13 +226,13 @@ func (s *dovecotServer) change(seed int64, next, k int) (undo func() error, err 
 			return nil, fmt.Errorf("STATUS %s: %v", name, err)
 		}
 		sizes[i] = int(*st.NumMessages)
-		changes[name] = &folderChange{uidNext: st.UIDNext}
+		ch.folders[name] = &folderChange{uidNext: st.UIDNext}
 	}
 	for i, n := range spread(k, sizes) {
 		if n == 0 {
 			continue
 		}
-		name, fc := names[i], changes[names[i]]
+		name, fc := names[i], ch.folders[names[i]]
 		if _, err := c.Select(name, nil).Wait(); err != nil {
 			return nil, fmt.Errorf("SELECT %s: %w", name, err)
 		}
@@ -255,12 +261,13 @@ func (s *dovecotServer) change(seed int64, next, k int) (undo func() error, err 
 	}
 	for i := range k {
 		m := corpus.At(seed, next+i, corpus.Options{})
-		fc, ok := changes[folderName(m.Folder)]
+		fc, ok := ch.folders[folderName(m.Folder)]
 		if !ok {
 			a.Close()
 			return nil, fmt.Errorf("corpus message %d is for folder %q, not on the server", next+i, m.Folder)
 		}
 		fc.appended++
+		ch.appended = append(ch.appended, m)
 		if err := a.Append(m); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("APPEND: %w", err)
@@ -269,16 +276,44 @@ func (s *dovecotServer) change(seed int64, next, k int) (undo func() error, err 
 	if err := a.Close(); err != nil {
 		return nil, fmt.Errorf("APPEND: %w", err)
 	}
-	return func() error { return s.undo(changes) }, nil
+	return ch, nil
 }
 
-func (s *dovecotServer) undo(changes map[string]*folderChange) error {
+// expect is what the server holds after the change when it held base (as
+// read from it: with UIDs).
+func (ch *serverChange) expect(base mirror) (mirror, error) {
+	m := base.clone()
+	for name, fc := range ch.folders {
+		byUID := map[imap.UID]string{}
+		for id, msg := range m[name] {
+			byUID[msg.UID] = id
+		}
+		for _, set := range []imap.UIDSet{fc.seen, fc.unseen} {
+			uids, _ := set.Nums()
+			for _, uid := range uids {
+				id, ok := byUID[uid]
+				if !ok {
+					return nil, fmt.Errorf("%s: UID %d changed, not on the server before", name, uid)
+				}
+				msg := m[name][id]
+				msg.Flags = toggleFlag(msg.Flags, 'S')
+				m[name][id] = msg
+			}
+		}
+	}
+	for _, c := range ch.appended {
+		m[folderName(c.Folder)][c.MessageID] = expectMessage(c, true)
+	}
+	return m, nil
+}
+
+func (s *dovecotServer) undo(ch *serverChange) error {
 	c, err := s.dial()
 	if err != nil {
 		return err
 	}
 	defer logout(c)
-	for name, fc := range changes {
+	for name, fc := range ch.folders {
 		if len(fc.seen) == 0 && len(fc.unseen) == 0 && fc.appended == 0 {
 			continue
 		}
@@ -293,7 +328,7 @@ func (s *dovecotServer) undo(changes map[string]*folderChange) error {
 		}
 		// An explicit upper bound: "uidNext:*" would match the last old
 		// message if none had been added. The APPENDs got consecutive UIDs
-		// (one writer); the inventory check after the undo would see
+		// (one writer); the verification after the undo would see
 		// otherwise.
 		added := imap.UIDSet{{Start: fc.uidNext, Stop: fc.uidNext + imap.UID(fc.appended) - 1}}
 		del := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
