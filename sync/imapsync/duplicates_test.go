@@ -51,7 +51,7 @@ func TestDuplicateUIDRowsFromOlderVersion(t *testing.T) {
 	orig := e.entryByUID("INBOX", 3)
 	id := e.fileMessageID("INBOX", orig)
 
-	// The state the race left, in an index of schema 5 (before the UID
+	// The state the race left, in an index of schema 6 (before the UID
 	// became unique per folder).
 	raw, err := os.ReadFile(e.dir("INBOX").FilePath(orig))
 	if err != nil {
@@ -74,7 +74,7 @@ func TestDuplicateUIDRowsFromOlderVersion(t *testing.T) {
 		 SELECT folder_id, '` + dupKey + `', 'cur/` + dupName + `', uid, local_uid + 1000, flags, keywords, synced_flags, synced_kw,
 			size, rfc822_size, internal_date, modseq, message_id, date, from_addr, to_addr, cc_addr, subject, sha256
 		 FROM messages WHERE key = '` + orig.Key + `'`,
-		`PRAGMA user_version = 5`,
+		`PRAGMA user_version = 6`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
