@@ -26,9 +26,10 @@ import (
 //     another program's Maildir (mbsync's ~/Mail/work, say), whose files
 //     the first sync would upload as new messages. The folder is postfach's
 //     when the index knows the account (a row in accounts, which every
-//     version of the index has) or, after the index was lost, when one of
-//     its folders holds the .postfach-uidvalidity file postfach writes
-//     before the first message it stores there.
+//     version of the index has) or, after the index was lost, when it holds
+//     the maildir.AccountMarker the sync engines write before they store
+//     anything (or, in stores older than the marker, one of its folders
+//     holds the .postfach-uidvalidity file IMAP sync writes).
 //
 // Symbolic links are resolved for the first check, so that a store reached
 // through a link is judged where it really is.
@@ -133,7 +134,7 @@ func checkAccounts(cfg *configs.Config, st *index.Store) error {
 				acct.Name, dir, tree.store, stateDir, dir))
 			continue
 		}
-		if tree.mail == "" || tree.marked {
+		if tree.mail == "" || tree.marked || exists(filepath.Join(dir, maildir.AccountMarker)) {
 			continue
 		}
 		known := false
@@ -197,6 +198,12 @@ func (t *accountTree) walk(dir string) error {
 		}
 	}
 	return nil
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // nonEmpty reports whether the directory holds an entry.

@@ -9,6 +9,7 @@
 //
 //	<root>/<account>/<Folder>/<Sub>/{cur,new,tmp}/
 //	<root>/<account>/<Folder>/.postfach-uidvalidity    decimal UIDVALIDITY + "\n"
+//	<root>/<account>/.postfach-account                 the account name + "\n": postfach's own (AccountMarker)
 //
 // The account name is one path component (EncodeName). A folder name is the
 // IMAP name with '/' separators; each component is encoded by EncodeFolder:

@@ -156,6 +156,28 @@ func FolderDir(root, account, folder string) (string, error) {
 	return p, nil
 }
 
+// AccountMarker is the name of the file postfach writes into an account's
+// directory (<root>/<account>/) before it stores mail there: the directory
+// is postfach's, not another program's Maildir, even when the index is lost.
+const AccountMarker = ".postfach-account"
+
+// MarkAccount creates the account's directory below root, if needed, and
+// its AccountMarker, durably.
+func MarkAccount(root, account string) error {
+	dir := filepath.Join(root, EncodeName(account))
+	path := filepath.Join(dir, AccountMarker)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(account+"\n"), 0o600); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return syncDir(dir)
+}
+
 // WalkFolders calls fn for every Maildir (a directory with a cur/
 // subdirectory) below accountDir, in lexical order of the encoded names,
 // parents before their subfolders, with the decoded folder name

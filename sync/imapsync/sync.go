@@ -175,6 +175,9 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		defer s.files.Close()
+		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
+			return nil, err
+		}
 	}
 	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: log}
 	var acct index.AccountID

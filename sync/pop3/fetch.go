@@ -180,6 +180,9 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 		return nil, err
 	}
 	defer f.files.Close()
+	if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
+		return nil, err
+	}
 	if err := f.prepare(ctx); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/maildir"
 )
 
 // syncResults runs `sync --json ARGS...`, which must succeed, and returns
@@ -221,4 +223,32 @@ func writeMaildirFile(t *testing.T, dir, name string) {
 	if err := os.WriteFile(filepath.Join(dir, "cur", name), []byte(msg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStorePlacePOP3LostIndex: a POP3 account's folder has no
+// .postfach-uidvalidity file; after its index is lost, the account marker
+// postfach wrote (maildir.AccountMarker) still says the folder is its own.
+func TestStorePlacePOP3LostIndex(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDovecot(t)
+	d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(35, 10, corpus.Options{Folders: []string{"INBOX"}}))
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	pass, _ := d.Password(testenv.DefaultUser.Name)
+	config := filepath.Join(dir, "config.toml")
+	doc := fmt.Sprintf("[store]\npath = %q\n\n[[accounts]]\nname = \"pop\"\nkind = \"pop3\"\nhost = %q\nport = %d\n"+
+		"tls = \"none\"\nusername = %q\npassword = %q\n", store, d.Host, d.POP3Port, testenv.DefaultUser.Name, pass)
+	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, nil, "--config", config, "sync")
+	if _, err := os.Stat(filepath.Join(store, "pop", maildir.AccountMarker)); err != nil {
+		t.Fatalf("no account marker after the first sync: %v", err)
+	}
+	idx, _ := filepath.Glob(filepath.Join(store, ".postfach", "index.db*"))
+	for _, f := range idx {
+		os.Remove(f)
+	}
+	mustRun(t, nil, "--config", config, "config", "check")
+	mustRun(t, nil, "--config", config, "sync")
 }
