@@ -93,6 +93,7 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			}
 			if p := r.POP3; p != nil {
 				ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
+				ev["reused"], ev["kept_unproven"] = p.Reused, p.Unproven
 			}
 			json.NewEncoder(w).Encode(ev)
 			continue
@@ -104,6 +105,12 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			}
 			if p.Failed > 0 {
 				fmt.Fprintf(w, ", %d refused by the server", p.Failed)
+			}
+			if p.Reused > 0 {
+				fmt.Fprintf(w, ", %d new under a reused UIDL", p.Reused)
+			}
+			if p.Unproven > 0 {
+				fmt.Fprintf(w, ", %d left on the server (their local copy is gone or changed)", p.Unproven)
 			}
 			fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 			continue
