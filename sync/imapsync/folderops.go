@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -151,6 +152,9 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 		return nil, err
 	}
 	s.folderErrs = append(s.folderErrs, p.plan.errs...)
+	if err := p.recordErrors(ctx); err != nil {
+		return nil, err
+	}
 	if p.selected { // examined only: CLOSE expunges nothing
 		unselect := c.UnselectAndExpunge
 		if c.Caps().Has(imap.CapUnselect) || c.Caps().Has(imap.CapIMAP4rev2) {
@@ -170,6 +174,27 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 		}
 	}
 	return out, nil
+}
+
+// recordErrors records the errors of the folders left out that the index
+// knows as their last error, for status.
+func (p *folderPlanner) recordErrors(ctx context.Context) error {
+	if len(p.plan.errs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	return p.s.opts.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, fr := range p.plan.errs {
+			for _, f := range p.known {
+				if collisionKey(f.Name, p.foldCase) == collisionKey(fr.Name, p.foldCase) {
+					if err := tx.SetSyncResult(f.ID, now, fr.Err.Error()); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func (s *syncer) newFolderPlanner(ctx context.Context, c *imapclient.Client, acct index.AccountID, remote, all []remoteFolder) (*folderPlanner, error) {

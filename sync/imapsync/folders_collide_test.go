@@ -4,9 +4,11 @@ package imapsync_test
 // (issue 8, defect 4).
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/sync/imapsync"
@@ -105,6 +107,24 @@ func TestFolderCollisionMap(t *testing.T) {
 			if err := sameMsgs("local Sent Items", items, e.localMsgs("Sent Items")); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// status shows why Sent is not synced.
+		err := e.store.Read(context.Background(), func(tx *index.ReadTx) error {
+			acct, err := tx.Account("acct")
+			if err != nil {
+				return err
+			}
+			f, err := tx.FolderByName(acct, "Sent")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(f.LastError, `"Sent Items"`) {
+				t.Errorf("index folder Sent: last error %q", f.LastError)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		// The rest of the account still syncs.
 		e.seedSpread(43, 1, "INBOX")
