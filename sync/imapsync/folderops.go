@@ -444,7 +444,7 @@ func (p *folderPlanner) removeLocal(ctx context.Context, f *index.Folder, l *loc
 	if err != nil {
 		return err
 	}
-	if err := o.checkFolderRemoval(len(deletable), fmt.Sprintf("the local folder (deleted upstream) with its %d messages", len(deletable))); err != nil {
+	if err := o.checkFolderRemoval(len(deletable), fmt.Sprintf("local folder %q (deleted upstream) with its %d messages", f.Name, len(deletable))); err != nil {
 		p.fail(f.Name, err)
 		return nil
 	}
@@ -452,7 +452,7 @@ func (p *folderPlanner) removeLocal(ctx context.Context, f *index.Folder, l *loc
 	a.line = fmt.Sprintf("remove local folder %q (deleted upstream) with its %d messages", f.Name, len(deletable))
 	if keep > 0 {
 		a.recoverTo = recoveryName(f.Name)
-		a.line += fmt.Sprintf(", after moving %d that have no copy upstream to local folder %q", keep, a.recoverTo)
+		a.line += fmt.Sprintf(", after moving the %d without a copy upstream to local folder %q", keep, a.recoverTo)
 	}
 	p.add(a, f.Name, a.recoverTo)
 	return nil

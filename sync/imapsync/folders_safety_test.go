@@ -204,7 +204,7 @@ func TestFolderRemoveValve(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := e.runWith(false, false)
-		if !errors.Is(err, imapsync.ErrTooManyDeletes) || !strings.Contains(err.Error(), "local folder (deleted upstream) with its 9 messages") {
+		if !errors.Is(err, imapsync.ErrTooManyDeletes) || !strings.Contains(err.Error(), `local folder "Gone" (deleted upstream) with its 9 messages`) {
 			t.Fatalf("err = %v, want the deletion valve for Gone's 9 messages", err)
 		}
 		if err := sameMsgs("local Gone", before, e.localMsgs("Gone")); err != nil {
