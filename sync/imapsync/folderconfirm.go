@@ -206,8 +206,9 @@ type goneCheck struct {
 // (folder_map changed, the patterns exclude what it maps to, it collides),
 // if it was renamed to such a folder (sameRemote), or if STATUS of its name
 // answers: then the LIST left it out (listed). It is gone when STATUS
-// answers NO, without a response code or with NONEXISTENT; any other
-// answer is not sure (why).
+// answers NO, without a response code or with NONEXISTENT, and a LIST of
+// just its name has no selectable folder; any other answer is not sure
+// (why).
 func (p *folderPlanner) confirmGone(ctx context.Context, f *index.Folder) (goneCheck, error) {
 	name := RemoteName(f.Name, p.delim, p.s.opts.FolderMap)
 	if a := p.remoteNamed(name); a != nil {
@@ -236,10 +237,24 @@ func (p *folderPlanner) confirmGone(ctx context.Context, f *index.Folder) (goneC
 	if !errors.As(err, &imapErr) {
 		return goneCheck{}, fmt.Errorf("STATUS %s: %w", name, err)
 	}
-	if imapErr.Type == imap.StatusResponseTypeNo && (imapErr.Code == "" || imapErr.Code == imap.ResponseCodeNonExistent) {
-		return goneCheck{gone: true}, nil
+	if imapErr.Type != imap.StatusResponseTypeNo || imapErr.Code != "" && imapErr.Code != imap.ResponseCodeNonExistent {
+		return goneCheck{why: fmt.Sprintf("the server did not list it, and STATUS %q answered %q", name, imapErr.Text)}, nil
 	}
-	return goneCheck{why: fmt.Sprintf("the server did not list it, and STATUS %q answered %q", name, imapErr.Text)}, nil
+	// A NO without a code may be a passing failure too (some servers
+	// say "NO Server Unavailable"): a LIST of just this name must agree.
+	list, err := p.c.List("", name, nil).Collect()
+	if err != nil {
+		if errors.As(err, &imapErr) {
+			return goneCheck{why: fmt.Sprintf("the server did not list it, and LIST %q answered %q", name, imapErr.Text)}, nil
+		}
+		return goneCheck{}, fmt.Errorf("LIST %s: %w", name, err)
+	}
+	for _, l := range list {
+		if l.Mailbox == name && !hasAttr(l.Attrs, imap.MailboxAttrNoSelect) && !hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
+			return goneCheck{why: fmt.Sprintf("STATUS %q answered %q, but LIST has it", name, imapErr.Text)}, nil
+		}
+	}
+	return goneCheck{gone: true}, nil
 }
 
 // whyNotSynced says why the server folder a does not sync into the local

@@ -39,9 +39,10 @@ import (
 // taken as the renamed folder only if its content agrees too (a sample of
 // the folder's messages, by UID, Message-ID and size upstream; the Maildir
 // keys of its files locally). A folder missing from the server's LIST is
-// gone only when the server confirms it: STATUS of its name answers NO and
-// no server folder holds it under another name (folder_map changed, or the
-// patterns exclude what it became). Then:
+// gone only when the server confirms it: STATUS of its name answers NO, a
+// LIST of just that name agrees, and no server folder holds it under
+// another name (folder_map changed, or the patterns exclude what it
+// became). Then:
 //
 //	server  local    what happens
 //	same    same     nothing
