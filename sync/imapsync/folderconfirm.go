@@ -270,9 +270,11 @@ func (p *folderPlanner) whyNotSynced(a *remoteFolder) string {
 }
 
 // unchangedUpstream reports whether the server folder r is as the last
-// sync of f left it: same UIDVALIDITY, no message added (UIDNEXT), and
-// none changed (HIGHESTMODSEQ, or where it moved, no message with a higher
-// MODSEQ: expunges raise it too). It also returns how many messages r has.
+// sync of f left it, and each of its messages came here: same UIDVALIDITY,
+// no message added (UIDNEXT), as many messages as f has rows with a UID
+// (max_age_days and max_size leave some upstream only), and none changed
+// (HIGHESTMODSEQ, or where it moved, no message with a higher MODSEQ:
+// expunges raise it too). It also returns how many messages r has.
 func (p *folderPlanner) unchangedUpstream(ctx context.Context, f *index.Folder, r *remoteFolder) (bool, int, error) {
 	st := r.Status
 	if st == nil || st.NumMessages == nil || st.UIDNext == 0 {
@@ -286,6 +288,19 @@ func (p *folderPlanner) unchangedUpstream(ctx context.Context, f *index.Folder, 
 		n = int(*st.NumMessages)
 	}
 	if f.UIDValidity == 0 || st.UIDValidity != f.UIDValidity || uint32(st.UIDNext) != f.UIDNext {
+		return false, n, nil
+	}
+	// Every server message must have come here: max_age_days and max_size
+	// leave some upstream only.
+	var upstream int
+	if err := p.s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		upstream, _, err = tx.SyncCounts(f.ID)
+		return err
+	}); err != nil {
+		return false, n, err
+	}
+	if upstream != n {
 		return false, n, nil
 	}
 	if st.HighestModSeq == f.HighestModSeq {

@@ -309,6 +309,28 @@ func TestFolderRemoveKeepsNewServerMail(t *testing.T) {
 	e.compare()
 }
 
+// TestFolderRemoveKeepsLimited: a folder deleted locally is not DELETEd
+// upstream when it holds messages max_size kept from coming here.
+func TestFolderRemoveKeepsLimited(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(o *imapsync.Options) { o.CreateFolders, o.RemoveFolders, o.MaxSize = true, true, 1<<20 }
+	msgs := corpus.Generate(47, 3, corpus.Options{Folders: []string{"Box"}, BigAttachmentEvery: 3, BigAttachmentSize: 2 << 20})
+	e.d.Seed(t, testenv.DefaultUser.Name, msgs)
+	e.sync()
+	big := e.serverMsgs("Box")
+	for id := range e.localMsgs("Box") {
+		delete(big, id)
+	}
+	if len(big) != 1 {
+		t.Fatalf("%d messages left upstream by max_size, want 1", len(big))
+	}
+	e.removeLocalFolder("Box")
+	e.sync()
+	if err := sameMsgs("server Box", big, e.serverMsgs("Box")); err != nil {
+		t.Error(err)
+	}
+}
+
 const aclConfig = "mail_plugins = $mail_plugins acl\nprotocol imap {\n  mail_plugins = $mail_plugins imap_acl\n}\nplugin {\n  acl = vfile\n}"
 
 // TestFolderListGlitch: a folder the server leaves out of one LIST but
