@@ -321,12 +321,13 @@ type syncer struct {
 	commit  *committer
 	dialErr atomic.Pointer[error] // set once dialing has failed for good
 	actions []string              // folder-level actions, for the Result
+	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once
+	planned map[string]bool       // DryRun: Maildir keys of planned moves
+
 	// folderErrs are the folders the folder-level pass left out, with why
 	// (collisions, the deletion valve); recovered, the messages it kept.
 	folderErrs []FolderResult
 	recovered  []Recovery
-	scans      scanCache       // listings read at the start (prescan, detectMoves), reused once
-	planned    map[string]bool // DryRun: Maildir keys of planned moves
 
 	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
 	claims atomic.Int32            // spares not yet taken by a worker
