@@ -93,12 +93,13 @@ type Result struct {
 	// FolderActions lists folder-level changes (renames, creations,
 	// deletions), one line each, carried out or (DryRun) planned.
 	FolderActions []string
+	Moved         int // messages moved between folders upstream, as they were locally
+
 	// Recovered lists the local folders removed because they were deleted
 	// upstream that held messages with no copy upstream (never uploaded,
 	// or changed here since the last sync): those were moved to another
 	// local folder, which the next run syncs like any new local folder.
 	Recovered []Recovery
-	Moved     int // messages moved between folders upstream, as they were locally
 }
 
 // Recovery is one removed folder's messages kept in another local folder.
