@@ -12,9 +12,18 @@
 //     key, file name and UID of each row, from a covering index; whole rows
 //     are loaded later only for the messages a run touches.
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
-//     either side are carried over. Renames are recognized by UIDVALIDITY,
+//     either side are carried over; the actions are planned first and then
+//     carried out, so a dry run lists exactly what a real run does. Server
+//     folders that would share one local folder (folder_map, the look-alike
+//     of '/' under another delimiter, INBOX in another case) are not synced
+//     at all, with one error line. A rename is recognized by UIDVALIDITY,
 //     which the server keeps across RENAME and the Maildir records in
-//     .postfach-uidvalidity, so no message moves.
+//     .postfach-uidvalidity, confirmed by the folder's content (two folders
+//     may share a UIDVALIDITY), so no message moves. A folder missing from
+//     the LIST is gone only once STATUS confirms it. Removing a folder is
+//     deleting its messages: past MaxDeletePercent unless Force, and a
+//     local file without a copy upstream is moved to Recovered/<folder>
+//     instead of being deleted.
 //  3. Moves (moves.go): a file that left one local folder for another (same
 //     Maildir key) becomes a UID MOVE upstream.
 //  4. Per folder (plan.go), in parallel over Options.Connections
@@ -55,7 +64,8 @@
 // Options.Direction limits which side is written ("pull": never upstream;
 // "push": never locally); Options.Expunge limits where deletions are
 // carried out. A run that would delete more than MaxDeletePercent of a
-// folder on either side stops that folder unless Force is set. A Maildir T
+// folder on either side stops that folder unless Force is set; so does
+// removing a folder of 5 messages or more (folderops.go). A Maildir T
 // flag is \Deleted like any flag: postfach never expunges a message because
 // of it; deleting the file is what deletes.
 //

@@ -1,7 +1,12 @@
 package imapsync
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -16,38 +21,28 @@ type remoteFolder struct {
 	Status     *imap.StatusData // nil when the server has no LIST-STATUS
 }
 
-// listFolders LISTs the account and returns the selectable folders that the
-// patterns select, with their status when the server can return it.
-func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string) ([]remoteFolder, error) {
+// listFolders LISTs the account. It returns every selectable server folder
+// (all, whatever the patterns say: a folder missing from the selection is
+// not necessarily gone, see folderops.go) and those the patterns select,
+// with their status when the server can return it in the same command.
+func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string) (selected, all []remoteFolder, err error) {
 	opts := &imap.ListOptions{}
 	caps := c.Caps()
 	if caps.Has(imap.CapSpecialUse) {
 		opts.ReturnSpecialUse = true
 	}
 	if caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2) {
-		st := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}
-		if caps.Has(imap.CapCondStore) {
-			st.HighestModSeq = true
-		}
-		opts.ReturnStatus = st
+		opts.ReturnStatus = statusOptions(c)
 	}
 	list, err := c.List("", "*", opts).Collect()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []remoteFolder
 	for _, l := range list {
 		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
 			continue
 		}
-		local := localName(l.Mailbox, l.Delim)
-		if mapped, ok := fmap[local]; ok {
-			local = mapped
-		}
-		if !Match(patterns, local) {
-			continue
-		}
-		f := remoteFolder{Remote: l.Mailbox, Local: local, Delim: l.Delim, Status: l.Status}
+		f := remoteFolder{Remote: l.Mailbox, Local: mappedName(l.Mailbox, l.Delim, fmap), Delim: l.Delim, Status: l.Status}
 		for _, a := range l.Attrs {
 			switch a {
 			case imap.MailboxAttrSent, imap.MailboxAttrDrafts, imap.MailboxAttrTrash,
@@ -55,9 +50,124 @@ func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string
 				f.SpecialUse = string(a)
 			}
 		}
-		out = append(out, f)
+		all = append(all, f)
+		if Match(patterns, f.Local) {
+			selected = append(selected, f)
+		}
 	}
-	return out, nil
+	return selected, all, nil
+}
+
+// statusOptions is what a sync asks of each folder's status.
+func statusOptions(c *imapclient.Client) *imap.StatusOptions {
+	st := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}
+	if c.Caps().Has(imap.CapCondStore) {
+		st.HighestModSeq = true
+	}
+	return st
+}
+
+// mappedName is the local name of a server folder: localName, then the
+// folder map (whose keys are server names, '/'-separated; the name as the
+// server spells it is accepted too).
+func mappedName(remote string, delim rune, fmap map[string]string) string {
+	local := localName(remote, delim)
+	if mapped, ok := fmap[local]; ok {
+		return mapped
+	}
+	if mapped, ok := fmap[remote]; ok {
+		return mapped
+	}
+	return local
+}
+
+// collisionKey is the name two local folders must not share: INBOX in any
+// case is one folder to IMAP (and to the local name rules), and on a
+// case-insensitive filesystem (foldCase) "Sent" and "sent" are one Maildir.
+func collisionKey(local string, foldCase bool) string {
+	switch {
+	case strings.EqualFold(local, "INBOX"):
+		local = "INBOX"
+	case len(local) > 6 && strings.EqualFold(local[:6], "INBOX/"):
+		local = "INBOX" + local[5:]
+	}
+	if foldCase {
+		local = strings.ToLower(local)
+	}
+	return local
+}
+
+// splitCollisions takes out of remote the server folders that would land
+// in one local folder (a folder_map target that exists on the server too;
+// "a/b" under a '.' delimiter, whose '/' becomes the look-alike U+2215,
+// beside a real "a\u2215b"; INBOX against "inbox"). It returns the others,
+// and the colliding ones grouped, in server order.
+func splitCollisions(remote []remoteFolder, foldCase bool) (ok []remoteFolder, groups [][]remoteFolder) {
+	byKey := map[string][]remoteFolder{}
+	var order []string
+	for _, rf := range remote {
+		k := collisionKey(rf.Local, foldCase)
+		if _, seen := byKey[k]; !seen {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], rf)
+	}
+	for _, k := range order {
+		if g := byKey[k]; len(g) > 1 {
+			groups = append(groups, g)
+		}
+	}
+	for _, rf := range remote {
+		if len(byKey[collisionKey(rf.Local, foldCase)]) == 1 {
+			ok = append(ok, rf)
+		}
+	}
+	return ok, groups
+}
+
+// collisionError is the one line that says which server folders collide.
+func collisionError(g []remoteFolder) error {
+	names := make([]string, len(g))
+	for i, rf := range g {
+		names[i] = strconv.Quote(rf.Remote)
+	}
+	list := strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	return fmt.Errorf("server folders %s would all be synced into local folder %q: none of them is synced; "+
+		"give them distinct local names with folder_map", list, groupLocal(g))
+}
+
+// groupLocal is the local folder colliding server folders contend for:
+// the local name of the one that folder_map does not rename, if any.
+func groupLocal(g []remoteFolder) string {
+	for _, rf := range g {
+		if rf.Local == localName(rf.Remote, rf.Delim) {
+			return rf.Local
+		}
+	}
+	return g[0].Local
+}
+
+// caseInsensitiveFS reports whether names that differ only in case are one
+// file on the filesystem of path (macOS and Windows by default): it looks
+// up path, or the nearest parent that exists and whose name has a letter,
+// under its name with the case of every letter swapped.
+func caseInsensitiveFS(path string) bool {
+	for dir := filepath.Clean(path); ; dir = filepath.Dir(dir) {
+		base := filepath.Base(dir)
+		swapped := strings.Map(func(r rune) rune {
+			if unicode.IsUpper(r) {
+				return unicode.ToLower(r)
+			}
+			return unicode.ToUpper(r)
+		}, base)
+		if a, err := os.Stat(dir); err == nil && swapped != base {
+			b, err := os.Stat(filepath.Join(filepath.Dir(dir), swapped))
+			return err == nil && os.SameFile(a, b)
+		}
+		if filepath.Dir(dir) == dir {
+			return false
+		}
+	}
 }
 
 func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
@@ -103,6 +213,15 @@ func RemoteName(local string, delim rune, fmap map[string]string) string {
 	}
 	name := strings.ReplaceAll(local, "/", string(delim))
 	return strings.ReplaceAll(name, "\u2215", "/")
+}
+
+// roundTrips reports whether a local folder name survives the way up and
+// back: created upstream as RemoteName, it must LIST as the same local
+// name. It does not for a name holding the server's delimiter ("a.b" under
+// '.'), for "inbox" (INBOX upstream), or for a name the folder map sends
+// elsewhere: such a folder would share a server folder with another.
+func roundTrips(local string, delim rune, fmap map[string]string) bool {
+	return mappedName(RemoteName(local, delim, fmap), delim, fmap) == local
 }
 
 // Match reports whether a folder (local, '/'-separated name) is selected by

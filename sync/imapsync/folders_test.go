@@ -78,7 +78,10 @@ func TestFolders(t *testing.T) {
 		if err := c.Delete("A renamed").Wait(); err != nil {
 			t.Fatal(err)
 		}
-		e.sync()
+		// 6 messages: the deletion valve wants --force (TestFolderRemoveValve).
+		if _, _, err := e.trySync(true); err != nil {
+			t.Fatal(err)
+		}
 		e.compare()
 		if _, err := os.Stat(filepath.Join(e.root, "acct", "A renamed", "cur")); !os.IsNotExist(err) {
 			t.Errorf("local folder still there: %v", err)

@@ -94,6 +94,18 @@ type Result struct {
 	// deletions), one line each, carried out or (DryRun) planned.
 	FolderActions []string
 	Moved         int // messages moved between folders upstream, as they were locally
+
+	// Recovered lists the local folders removed because they were deleted
+	// upstream that held messages with no copy upstream (never uploaded,
+	// or changed here since the last sync): those were moved to another
+	// local folder, which the next run syncs like any new local folder.
+	Recovered []Recovery
+}
+
+// Recovery is one removed folder's messages kept in another local folder.
+type Recovery struct {
+	From, To string // local folder names
+	Messages int
 }
 
 // FolderResult is what one folder's sync did.
@@ -205,7 +217,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
-	folders, err := listFolders(first, o.Folders, o.FolderMap)
+	folders, allFolders, err := listFolders(first, o.Folders, o.FolderMap)
 	if err != nil {
 		<-prescanned
 		first.Close()
@@ -218,7 +230,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	s.predial(ctx, s.changedUpstream(ctx, acct, folders))
 	defer s.closeSpares(ctx)
 	if err = <-prescanned; err == nil {
-		folders, err = s.syncFolders(ctx, first, acct, folders)
+		folders, err = s.syncFolders(ctx, first, acct, folders, allFolders)
 		if len(s.actions) > 0 {
 			s.scans.clear() // folders were created, renamed or deleted
 		}
@@ -296,8 +308,12 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	close(s.commit.in)
 	<-commitDone
 
-	res := &Result{Moved: moved, DryRun: o.DryRun, FolderActions: s.actions}
+	res := &Result{Moved: moved, DryRun: o.DryRun, FolderActions: s.actions, Recovered: s.recovered}
 	var errs []error
+	for _, fr := range s.folderErrs {
+		errs = append(errs, fmt.Errorf("%s: %w", fr.Name, fr.Err))
+		res.Folders = append(res.Folders, fr)
+	}
 	for _, j := range jobs {
 		if j.res.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", j.rf.Local, j.res.Err))
@@ -322,6 +338,11 @@ type syncer struct {
 	actions []string              // folder-level actions, for the Result
 	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once
 	planned map[string]bool       // DryRun: Maildir keys of planned moves
+
+	// folderErrs are the folders the folder-level pass left out, with why
+	// (collisions, the deletion valve); recovered, the messages it kept.
+	folderErrs []FolderResult
+	recovered  []Recovery
 
 	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
 	claims atomic.Int32            // spares not yet taken by a worker
