@@ -80,6 +80,13 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 				ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
 				ev["folders"] = len(r.Result.Folders)
 				ev["moved"], ev["dry_run"] = r.Result.Moved, r.Result.DryRun
+				if len(r.Result.Recovered) > 0 {
+					var rec []map[string]any
+					for _, x := range r.Result.Recovered {
+						rec = append(rec, map[string]any{"from": x.From, "to": x.To, "messages": x.Messages})
+					}
+					ev["recovered"] = rec
+				}
 				if r.Result.DryRun || len(r.Result.FolderActions) > 0 {
 					ev["folder_actions"] = r.Result.FolderActions
 					var plan []map[string]any
