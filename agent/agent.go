@@ -46,7 +46,7 @@ type Agent struct {
 func Open(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
 	st, err := openChecked(cfg, true)
 	if err != nil {
-		return nil, err
+		return nil, storeFull(cfg.Store.Path, err)
 	}
 	return &Agent{cfg: cfg, store: st, log: log}, nil
 }
@@ -148,7 +148,8 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 	default:
 		err = fmt.Errorf("%s accounts cannot be synced yet", acct.Kind)
 	}
-	rep.Err = err
+	rep.Err = storeFull(a.cfg.Store.Path, err)
+	err = rep.Err
 	if a.DryRun {
 		return rep
 	}

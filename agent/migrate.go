@@ -52,6 +52,11 @@ type MigrateResult struct {
 // connection); messages still missing after a run without failure are
 // not an error: the report's Missing counts them.
 func (a *Agent) Migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, error) {
+	res, err := a.migrate(ctx, o)
+	return res, storeFull(a.cfg.Store.Path, err)
+}
+
+func (a *Agent) migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, error) {
 	src, srcFolder, err := a.accountArg("--from", o.From)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -82,11 +83,11 @@ func Open(path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	if _, err := w.Exec("PRAGMA journal_mode=WAL"); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("index: open %s: %w", path, err)
+		return nil, diskFull(fmt.Errorf("index: open %s: %w", path, err))
 	}
 	if err := migrate(w); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("index: %s: %w", path, err)
+		return nil, diskFull(fmt.Errorf("index: %s: %w", path, err))
 	}
 	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
 	if err != nil {
@@ -237,10 +238,30 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	}
 	if err := fn(&Tx{ReadTx: ReadTx{tx: tx}}); err != nil || s.dry {
 		tx.Rollback()
-		return err
+		return diskFull(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("index: commit: %w", err)
+		return diskFull(fmt.Errorf("index: commit: %w", err))
 	}
 	return nil
+}
+
+// fullError is SQLite's "database or disk is full": it also matches
+// syscall.ENOSPC, so callers tell a full disk apart the same way whether
+// the index or a message file ran out of space.
+type fullError struct{ err error }
+
+func (e *fullError) Error() string   { return e.err.Error() }
+func (e *fullError) Unwrap() []error { return []error{e.err, syscall.ENOSPC} }
+
+// sqliteFull is SQLITE_FULL, the primary result code of a full disk.
+const sqliteFull = 13
+
+// diskFull marks err as a full disk when SQLite says so (see fullError).
+func diskFull(err error) error {
+	var se interface{ Code() int }
+	if err != nil && errors.As(err, &se) && se.Code()&0xff == sqliteFull {
+		return &fullError{err}
+	}
+	return err
 }
