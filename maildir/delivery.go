@@ -161,7 +161,7 @@ func (w *Delivery) emit(b []byte) {
 	w.h.Write(b)
 	w.size += int64(len(b))
 	if _, err := w.bw.Write(b); err != nil {
-		w.err = fmt.Errorf("maildir: write %s: %w", w.path, err)
+		w.err = fileError("write", w.path, err)
 	}
 }
 
@@ -234,11 +234,11 @@ func (w *Delivery) Close() error {
 	}
 	if w.err == nil {
 		if err := w.bw.Flush(); err != nil {
-			w.err = fmt.Errorf("maildir: write %s: %w", w.path, err)
+			w.err = fileError("write", w.path, err)
 		}
 	}
 	if err := w.f.Close(); err != nil && w.err == nil {
-		w.err = fmt.Errorf("maildir: close %s: %w", w.path, err)
+		w.err = fileError("close", w.path, err)
 	}
 	w.h.Sum(w.sum[:0])
 	putWriter(w.bw)
@@ -292,6 +292,16 @@ func (d *Dir) DeliverSync(w *Delivery) error {
 		return fmt.Errorf("maildir: sync %s: %w", w.path, err)
 	}
 	return nil
+}
+
+// fileError is err of op on path, with the path said once (an
+// *os.PathError names it already).
+func fileError(op, path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return fmt.Errorf("maildir: %s %s: %w", op, path, err)
 }
 
 // Syncer makes batches of deliveries durable for one run over one store:
