@@ -101,6 +101,9 @@ type Fault struct {
 	Name string // for the records; default a description of the fault
 	Conn int    // connection number (1 = the first accepted); 0: every connection
 	Dir  Dir
+	// Max > 0 is how often the fault may fire in all: with Conn 0 and Max
+	// 1 it hits whichever connection reaches its position first.
+	Max int
 
 	// At is a byte offset in the stream.
 	At int64
@@ -169,6 +172,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	faults []*Fault
 	fired  []Event
+	times  map[*Fault]int // firings per fault
 	truncs []Truncation
 	nconn  int
 	live   map[*conn]bool
@@ -184,7 +188,7 @@ func Start(upstream string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, upstream: upstream, live: map[*conn]bool{}}
+	p := &Proxy{ln: ln, upstream: upstream, live: map[*conn]bool{}, times: map[*Fault]int{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -223,6 +227,10 @@ func (p *Proxy) Fired() []Event {
 func (p *Proxy) Count(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.countName(name)
+}
+
+func (p *Proxy) countName(name string) int {
 	n := 0
 	for _, e := range p.fired {
 		if e.Fault == name {
@@ -470,6 +478,9 @@ func (s *stream) faults() []*armed {
 		if f.Dir != s.dir || (f.Conn != 0 && f.Conn != s.c.num) {
 			continue
 		}
+		if f.Max > 0 && p.times[f] >= f.Max {
+			continue
+		}
 		a := s.armed[f]
 		if a == nil {
 			a = &armed{f: f, pos: -1}
@@ -555,6 +566,11 @@ func (s *stream) write(dst *net.TCPConn, b []byte, to int64, lits []literal) boo
 func (s *stream) fire(f *Fault, pos int64) bool {
 	p := s.c.p
 	p.mu.Lock()
+	if f.Max > 0 && p.times[f] >= f.Max {
+		p.mu.Unlock()
+		return true // another connection took its last firing
+	}
+	p.times[f]++
 	p.fired = append(p.fired, Event{Fault: f.String(), Conn: s.c.num, Dir: s.dir, Pos: pos, Action: f.Action, Time: time.Now()})
 	p.mu.Unlock()
 	switch f.Action {

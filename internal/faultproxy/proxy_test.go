@@ -326,7 +326,15 @@ func TestConnSelection(t *testing.T) {
 			t.Errorf("every connection, %d: %q", i, got)
 		}
 	}
-	if p.Count("second") != 1 || p.Count("every") != 2 || p.Conns() != 5 {
+	p.Clear()
+	p.Add(Fault{Name: "once", Dir: Down, At: 4, Action: Drop, Max: 1})
+	if got := read(); got != "* OK" {
+		t.Errorf("Max 1, first: %q", got)
+	}
+	if got := read(); got != string(greeting) {
+		t.Errorf("Max 1, second: %q", got)
+	}
+	if p.Count("second") != 1 || p.Count("every") != 2 || p.Count("once") != 1 || p.Conns() != 7 {
 		t.Errorf("fired %+v, %d conns", p.Fired(), p.Conns())
 	}
 }
