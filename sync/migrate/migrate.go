@@ -97,6 +97,12 @@ type FolderReport struct {
 	// internal date differ (changed on one side after they were copied).
 	Missing, Extra, Differ int
 
+	// Damaged names, one line each, the source messages whose stored copy
+	// is shorter than the source server said (see the package
+	// documentation, Identity): they are not copied and count as Missing,
+	// and the folder fails with an error naming the first.
+	Damaged []string
+
 	Err error // the folder failed; the counts are what is known
 }
 
@@ -136,7 +142,8 @@ type folderJob struct {
 	exists  bool
 	sources []string
 	msgs    []*srcMsg
-	todo    []*srcMsg // missing at the start
+	todo    []*srcMsg // missing at the start, to copy
+	damaged []error   // missing, but their stored copy is damaged: not copied
 	rep     FolderReport
 	err     error
 
@@ -234,6 +241,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 	}
+	for _, j := range jobs {
+		if len(j.damaged) > 0 {
+			j.err = errors.Join(j.err, damagedErr(j.damaged))
+		}
+	}
 
 	rep := &Report{DryRun: o.DryRun, Source: o.Source, Dest: o.DestAccount}
 	var errs []error
@@ -270,17 +282,35 @@ func plan(c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) erro
 		log.Info("created destination folder", "folder", j.remote)
 	}
 	m := match(j.msgs, dest, (*srcMsg).crlfSize)
-	j.todo = m.missing
+	j.todo = j.todo[:0]
+	for _, s := range m.missing {
+		if err := s.damage(); err != nil {
+			j.damaged = append(j.damaged, err)
+			j.rep.Damaged = append(j.rep.Damaged, err.Error())
+			log.Warn("message not copied", "folder", j.dest, "err", err)
+			continue
+		}
+		j.todo = append(j.todo, s)
+	}
 	j.rep.DestCount, j.rep.DestBytes = m.dest, m.bytes
 	j.rep.Missing, j.rep.Extra, j.rep.Differ = len(m.missing), m.extra, m.differ
 	if o.DryRun {
-		j.rep.Copied = len(m.missing)
-		for _, s := range m.missing {
+		j.rep.Copied = len(j.todo)
+		for _, s := range j.todo {
 			j.rep.CopiedBytes += s.size
 		}
 	}
 	log.Info("planned folder", "folder", j.dest, "source", len(j.msgs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
 	return nil
+}
+
+// damagedErr is the folder's error for its damaged messages: one line,
+// naming the first.
+func damagedErr(damaged []error) error {
+	if len(damaged) == 1 {
+		return damaged[0]
+	}
+	return fmt.Errorf("%d stored messages are damaged and were not copied; the first: %w", len(damaged), damaged[0])
 }
 
 // copyFolder APPENDs the messages the destination lacks: with MULTIAPPEND
