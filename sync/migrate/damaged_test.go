@@ -82,7 +82,7 @@ func TestDamagedStoredCopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the repair: %v", err)
 	}
-	if tot := rep.Totals(); tot.Copied != 1 || tot.Missing != 0 || tot.Extra != 1 || !rep.Complete() {
+	if tot := rep.Totals(); tot.Copied != 1 || tot.Missing != 0 || tot.Extra != 1 || !rep.Complete() || len(rep.Folders[0].Damaged) != 0 {
 		t.Errorf("after the repair: %+v, want 1 copied, complete, 1 extra", tot)
 	}
 	dest := mailbox(t, e.d, bob.Name)
@@ -104,7 +104,7 @@ func checkDamaged(t *testing.T, when string, rep *migrate.Report, err error, msg
 	if err == nil || !strings.Contains(err.Error(), "<"+msgID+">") || !strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("%s: error %q, want one line naming <%s> as damaged", when, err, msgID)
 	}
-	if len(rep.Folders) != 1 || false {
+	if len(rep.Folders) != 1 || len(rep.Folders[0].Damaged) != 1 {
 		t.Errorf("%s: report %+v, want INBOX with one damaged message", when, rep.Folders)
 	}
 }
