@@ -123,6 +123,7 @@ func imapFaults() []imapFault {
 		{name: "expunge/stall", kind: "push", fault: f(down, "* 1 EXPUNGE", 0, stall)},
 		// LOGOUT
 		{name: "logout/cut", kind: "pull", fault: f(down, "* BYE", 0, drop)},
+		{name: "logout/hang", kind: "push", fault: f(down, "* BYE", 0, hang)},
 	}
 }
 

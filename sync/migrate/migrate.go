@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -185,7 +186,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-imap waits 30 s for an answer whatever the context says: close
+	// the connection when the context ends (pool.do does the same).
+	stop := context.AfterFunc(ctx, func() { first.Close() })
 	delim, existing, err := destFolders(first)
+	stop()
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		first.Close()
 		return nil, fmt.Errorf("%s: %w", o.Dest.Addr, err)
@@ -200,7 +208,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	p := &pool{o: &o, log: log, conns: make([]*imapclient.Client, o.Connections)}
 	p.conns[0] = first
-	defer p.close()
+	defer p.close(ctx)
 
 	// 1. Plan: what each destination folder lacks.
 	p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return plan(c, j, &o, log) })
@@ -434,15 +442,28 @@ func (p *pool) do(ctx context.Context, i int, j *folderJob, fn func(*imapclient.
 	return err
 }
 
-func (p *pool) close() {
+// close logs out of the pool's connections. A server that does not
+// answer the LOGOUT is not waited for beyond logoutWait or the end of ctx
+// (go-imap would wait 30 s).
+func (p *pool) close(ctx context.Context) {
 	for i, c := range p.conns {
-		if c != nil {
-			c.Logout().Wait()
-			c.Close()
-			p.conns[i] = nil
+		if c == nil {
+			continue
 		}
+		if ctx.Err() == nil {
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			t := time.AfterFunc(logoutWait, func() { c.Close() })
+			c.Logout().Wait()
+			t.Stop()
+			stop()
+		}
+		c.Close()
+		p.conns[i] = nil
 	}
 }
+
+// logoutWait bounds the wait for the answer to a LOGOUT.
+const logoutWait = 2 * time.Second
 
 // String is the report as one line per folder, for logs.
 func (f FolderReport) String() string {
