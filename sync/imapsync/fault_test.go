@@ -74,7 +74,7 @@ func imapFaults() []imapFault {
 	lit := func(dir faultproxy.Dir, min, after int64, a faultproxy.Action) faultproxy.Fault {
 		return faultproxy.Fault{Dir: dir, Literal: min, After: after, Action: a, Max: 1, For: stallFor}
 	}
-	return []imapFault{
+	cases := []imapFault{
 		// greeting
 		{name: "greeting/none", kind: "pull", short: true, fault: at(1, down, 0, drop)},
 		{name: "greeting/half", kind: "pull", fault: at(1, down, 10, drop)},
@@ -125,6 +125,21 @@ func imapFaults() []imapFault {
 		{name: "logout/cut", kind: "pull", fault: f(down, "* BYE", 0, drop)},
 		{name: "logout/hang", kind: "push", fault: f(down, "* BYE", 0, hang)},
 	}
+	// Sweeps: a cut at byte N of the first connection whose stream
+	// reaches it, wherever that falls in the protocol.
+	for i, n := range []int64{60, 400, 1500, 4000, 9000, 20000, 60000, 120000, 200000} {
+		cases = append(cases, imapFault{name: fmt.Sprintf("sweep/pull-down-%d", n), kind: "pull", short: i%4 == 0,
+			fault: faultproxy.Fault{Dir: down, At: n, Action: drop, Max: 1}})
+	}
+	for i, n := range []int64{30, 120, 400, 1000, 3000, 30000, 90000, 150000} {
+		cases = append(cases, imapFault{name: fmt.Sprintf("sweep/push-up-%d", n), kind: "push", short: i%4 == 1,
+			fault: faultproxy.Fault{Dir: up, At: n, Action: drop, Max: 1}})
+	}
+	for i, n := range []int64{2000, 8000, 40000, 150000} {
+		cases = append(cases, imapFault{name: fmt.Sprintf("sweep/incr-down-%d", n), kind: "incr", short: i%4 == 2,
+			fault: faultproxy.Fault{Dir: down, At: n, Action: reset, Max: 1}})
+	}
+	return cases
 }
 
 // TestFaultMatrix runs imapFaults (the short ones with -short); see the

@@ -64,7 +64,7 @@ func migrateFaults() []migrateFault {
 	lit := func(dir faultproxy.Dir, min, after int64, a faultproxy.Action) faultproxy.Fault {
 		return faultproxy.Fault{Dir: dir, Literal: min, After: after, Action: a, Max: 1, For: migrateStallFor}
 	}
-	return []migrateFault{
+	cases := []migrateFault{
 		{name: "greeting/none", kind: "fresh", short: true, fault: faultproxy.Fault{Conn: 1, Dir: down, At: 0, Action: drop}},
 		{name: "greeting/stall", kind: "partial", fault: faultproxy.Fault{Conn: 1, Dir: down, At: 0, Action: stall, For: migrateStallFor}},
 		{name: "login/command-cut", kind: "fresh", fault: f(up, "LOGIN", 1, 3, drop)},
@@ -91,6 +91,17 @@ func migrateFaults() []migrateFault {
 		{name: "logout/hang", kind: "partial", fault: faultproxy.Fault{Conn: 1, Dir: down, Pattern: "* BYE", Action: hang}},
 		{name: "logout/uploader-hang", kind: "fresh", fault: f(down, "* BYE", 1, 0, hang)},
 	}
+	// Sweeps: a cut at byte N of the first connection whose stream
+	// reaches it, wherever that falls in the protocol.
+	for i, n := range []int64{50, 300, 1500, 20000, 100000, 250000, 400000} {
+		cases = append(cases, migrateFault{name: fmt.Sprintf("sweep/up-%d", n), kind: []string{"fresh", "partial"}[i%2],
+			short: i%4 == 2, fault: faultproxy.Fault{Dir: up, At: n, Action: drop, Max: 1}})
+	}
+	for i, n := range []int64{200, 1500, 3000} {
+		cases = append(cases, migrateFault{name: fmt.Sprintf("sweep/down-%d", n), kind: "partial",
+			short: i == 1, fault: faultproxy.Fault{Dir: down, At: n, Action: drop, Max: 1}})
+	}
+	return cases
 }
 
 // TestFaultMatrix runs migrateFaults (the short ones with -short); see the

@@ -60,7 +60,7 @@ func pop3Faults() []pop3Fault {
 	}
 	// The messages of the mailbox, in RETR order, are 1..16; 8 and 16 are
 	// the large ones (about 200 KB).
-	return []pop3Fault{
+	cases := []pop3Fault{
 		{name: "greeting/none", keep: true, short: true, fault: faultproxy.Fault{Conn: 1, Dir: down, At: 0, Action: drop}},
 		{name: "greeting/half", keep: false, fault: f(down, "+OK", 1, 6, drop)},
 		{name: "greeting/stall", keep: true, fault: f(down, "+OK", 1, 0, stall)},
@@ -85,6 +85,16 @@ func pop3Faults() []pop3Fault {
 		{name: "quit/answer-cut", keep: false, fault: f(down, "Logging out", 1, 0, drop)},
 		{name: "quit/keep-answer-lost", keep: true, fault: f(up, "QUIT\r\n", 1, 0, drop)},
 	}
+	// Sweeps: a cut at byte N, wherever that falls in the protocol.
+	for i, n := range []int64{150, 700, 3000, 12000, 40000, 120000, 250000, 400000} {
+		cases = append(cases, pop3Fault{name: fmt.Sprintf("sweep/down-%d", n), keep: i%2 == 0, short: i%4 == 1,
+			fault: faultproxy.Fault{Dir: down, At: n, Action: drop}})
+	}
+	for i, n := range []int64{10, 40, 70, 100, 140} {
+		cases = append(cases, pop3Fault{name: fmt.Sprintf("sweep/up-%d", n), keep: i%2 == 1, short: i == 2,
+			fault: faultproxy.Fault{Dir: up, At: n, Action: drop}})
+	}
+	return cases
 }
 
 // TestFaultMatrix runs pop3Faults (the short ones with -short); see the
