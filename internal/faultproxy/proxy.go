@@ -40,6 +40,12 @@
 // POP3 (a message body may hold text that looks like a literal), where
 // only patterns and byte offsets should be used.
 //
+// # Running cases
+//
+// RunCases runs a matrix of fault cases as subtests, several at a time,
+// and Within runs one faulted operation under a short context, failing
+// the test with the goroutines' stacks if the operation outlives it.
+//
 // The proxy is test harness code: it trusts its faults, keeps everything
 // in memory, and listens on 127.0.0.1 only.
 package faultproxy

@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -403,5 +404,34 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRunCasesAndWithin(t *testing.T) {
+	var mu sync.Mutex
+	running, most, ran := 0, 0, 0
+	names := []string{"a", "b", "c", "d", "e"}
+	RunCases(t, 2, names, func(t *testing.T, i int) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		v, err := Within(t, time.Second, func(ctx context.Context) (string, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				return "", errors.New("no deadline")
+			}
+			time.Sleep(20 * time.Millisecond)
+			return names[i], nil
+		})
+		if v != names[i] || err != nil {
+			t.Errorf("Within: %q, %v", v, err)
+		}
+		mu.Lock()
+		running--
+		ran++
+		mu.Unlock()
+	})
+	if ran != len(names) || most > 2 {
+		t.Errorf("ran %d cases, at most %d at a time; want %d, at most 2", ran, most, len(names))
 	}
 }

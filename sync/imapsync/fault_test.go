@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -60,6 +59,7 @@ const (
 	stallFor   = 400 * time.Millisecond
 	runFor     = 10 * time.Second // context of a faulted run
 	hangRunFor = 2 * time.Second  // context of a run whose stream hangs
+	caseWidth  = 4                // cases run at a time
 )
 
 func imapFaults() []imapFault {
@@ -159,13 +159,12 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	d := testenv.StartDovecot(t, opts...)
 	start := time.Now()
-	t.Run("cases", func(t *testing.T) {
-		for i, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				runIMAPFault(t, d, users[i], c, int64(100+i))
-			})
-		}
+	names := make([]string, len(cases))
+	for i, c := range cases {
+		names[i] = c.name
+	}
+	faultproxy.RunCases(t, caseWidth, names, func(t *testing.T, i int) {
+		runIMAPFault(t, d, users[i], cases[i], int64(100+i))
 	})
 	t.Logf("%d fault cases in %v", len(cases), time.Since(start).Round(time.Millisecond))
 }
@@ -236,7 +235,9 @@ func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFau
 		timeout = hangRunFor
 	}
 	fmt.Fprintf(m.log, "--- faulted run (%s)\n", fault.String())
-	err = runWithin(t, timeout, func(ctx context.Context) error { return m.sync(ctx, p.Addr(), c) })
+	_, err = faultproxy.Within(t, timeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, m.sync(ctx, p.Addr(), c)
+	})
 	if n := p.Count(c.name); n == 0 {
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
@@ -267,43 +268,15 @@ func (m *faultEnv) sync(ctx context.Context, addr string, c imapFault) error {
 	return err
 }
 
-// runWithin runs fn with a context of the given timeout and returns its
-// error. A run that outlives its context by far (it does not notice that
-// it was cancelled) fails the test with the goroutines of the package.
-func runWithin(t *testing.T, timeout time.Duration, fn func(context.Context) error) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(timeout + 15*time.Second):
-		t.Fatalf("the run hangs %v after its context ended:\n%s", 15*time.Second, goroutines("postfach/sync/"))
-		return nil
-	}
-}
-
-// goroutines returns the stacks of the goroutines that mention substr.
-func goroutines(substr string) string {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, substr) {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
-}
-
 // serverState is every folder's messages as the server has them: per
 // message the SHA-256 of its content (LF line ends), its flags and its
 // keywords, sorted.
 func (m *faultEnv) serverState() map[string][]string {
 	m.t.Helper()
-	server := m.serverFolders()
+	return faultState(m.serverFolders())
+}
+
+func faultState(server map[string][]mirrortest.ServerMessage) map[string][]string {
 	out := map[string][]string{}
 	for folder, msgs := range server {
 		out[folder] = []string{}
@@ -356,7 +329,7 @@ func (m *faultEnv) check(want map[string][]string) {
 		}
 		m.t.Errorf("mirror: %s", d)
 	}
-	got := m.serverState()
+	got := faultState(server)
 	for _, f := range stateFolders(want, got) {
 		if !slices.Equal(got[f], want[f]) {
 			m.t.Errorf("server folder %q holds %d messages, want %d:\n got  %s\n want %s",

@@ -6,9 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,13 +115,12 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	d := testenv.StartDovecot(t, opts...)
 	start := time.Now()
-	t.Run("cases", func(t *testing.T) {
-		for i, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				runMigrateFault(t, d, faultUser("s", i), faultUser("d", i), c, int64(300+i))
-			})
-		}
+	names := make([]string, len(cases))
+	for i, c := range cases {
+		names[i] = c.name
+	}
+	faultproxy.RunCases(t, 4, names, func(t *testing.T, i int) {
+		runMigrateFault(t, d, faultUser("s", i), faultUser("d", i), cases[i], int64(300+i))
 	})
 	t.Logf("%d fault cases in %v", len(cases), time.Since(start).Round(time.Millisecond))
 }
@@ -189,7 +186,9 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 		timeout = migrateHangRunFor
 	}
 	fmt.Fprintf(&log, "--- faulted run (%s)\n", fault.String())
-	rep, err := migrateWithin(t, timeout, func(ctx context.Context) (*migrate.Report, error) { return migrate.Run(ctx, options(p.Addr())) })
+	rep, err := faultproxy.Within(t, timeout, func(ctx context.Context) (*migrate.Report, error) {
+		return migrate.Run(ctx, options(p.Addr()))
+	})
 	if p.Count(c.name) == 0 {
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
@@ -213,39 +212,6 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 func checkDest(t *testing.T, d *testenv.Dovecot, dst testenv.User, want map[string][]mirrortest.MessageState) {
 	t.Helper()
 	sameMailboxes(t, want, mailbox(t, d, dst.Name), nil)
-}
-
-// migrateWithin runs fn with a context of the given timeout. A run that
-// outlives its context by far fails the test with the goroutines of the
-// sync packages.
-func migrateWithin(t *testing.T, timeout time.Duration, fn func(context.Context) (*migrate.Report, error)) (*migrate.Report, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	type result struct {
-		rep *migrate.Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rep, err := fn(ctx)
-		done <- result{rep, err}
-	}()
-	select {
-	case r := <-done:
-		return r.rep, r.err
-	case <-time.After(timeout + 15*time.Second):
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var gs []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "postfach/sync/") {
-				gs = append(gs, g)
-			}
-		}
-		t.Fatalf("the run hangs 15s after its context ended:\n%s", strings.Join(gs, "\n\n"))
-		return nil, nil
-	}
 }
 
 // migrateIntegrity runs PRAGMA integrity_check on the store's index.

@@ -10,10 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,13 +110,12 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	d := testenv.StartDovecot(t, opts...)
 	start := time.Now()
-	t.Run("cases", func(t *testing.T) {
-		for i, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				runPOP3Fault(t, d, users[i], c, int64(200+i))
-			})
-		}
+	names := make([]string, len(cases))
+	for i, c := range cases {
+		names[i] = c.name
+	}
+	faultproxy.RunCases(t, 4, names, func(t *testing.T, i int) {
+		runPOP3Fault(t, d, users[i], cases[i], int64(200+i))
 	})
 	t.Logf("%d fault cases in %v", len(cases), time.Since(start).Round(time.Millisecond))
 }
@@ -164,7 +161,9 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 		timeout = pop3HangRunFor
 	}
 	fmt.Fprintf(&log, "--- faulted run (%s)\n", fault.String())
-	res, err := fetchWithin(t, timeout, func(ctx context.Context) (*pop3.FetchResult, error) { return pop3.Fetch(ctx, opts(p.Addr())) })
+	res, err := faultproxy.Within(t, timeout, func(ctx context.Context) (*pop3.FetchResult, error) {
+		return pop3.Fetch(ctx, opts(p.Addr()))
+	})
 	if p.Count(c.name) == 0 {
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
@@ -182,39 +181,6 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 	}
 	checkPOP3(t, d, user, root, st, want, c.keep)
 	pop3Integrity(t, root)
-}
-
-// fetchWithin runs fn with a context of the given timeout. A run that
-// outlives its context by far fails the test with the package's
-// goroutines.
-func fetchWithin(t *testing.T, timeout time.Duration, fn func(context.Context) (*pop3.FetchResult, error)) (*pop3.FetchResult, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	type result struct {
-		res *pop3.FetchResult
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := fn(ctx)
-		done <- result{res, err}
-	}()
-	select {
-	case r := <-done:
-		return r.res, r.err
-	case <-time.After(timeout + 15*time.Second):
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var gs []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "postfach/sync/pop3") {
-				gs = append(gs, g)
-			}
-		}
-		t.Fatalf("the run hangs 15s after its context ended:\n%s", strings.Join(gs, "\n\n"))
-		return nil, nil
-	}
 }
 
 // checkPOP3 asserts the outcome of a complete run: every message of want
