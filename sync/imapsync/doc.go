@@ -40,7 +40,10 @@
 //  5. New server messages are fetched: a few by the folder's own worker, in
 //     the folder it has selected; more in chunks that any worker may take.
 //     Bodies stream from the socket into tmp/ (CRLF turned into LF, hashed on
-//     the way); nothing holds a whole message in memory. One committer makes
+//     the way); nothing holds a whole message in memory. A body that ends
+//     before the size its literal announced (the connection died in the
+//     middle of it) is an error and is never committed: the next run fetches
+//     the message again (fetch.go, readMessage). One committer makes
 //     each batch durable with a single filesystem sync, renames the files
 //     into cur/ (`<key>,U=<uid>:2,<flags>`), syncs the directories, and only
 //     then commits the batch's rows in one transaction.

@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,8 +87,22 @@ func abort(c *imapclient.Client, err error) error {
 
 // readMessage consumes one FETCH response. It returns nil (and no error)
 // for a response without body or UID, e.g. a flag update.
+//
+// The body is complete only if it has all the bytes its literal announced
+// ({n}): go-imap's literal reader simply ends early, without an error,
+// when the connection dies in the middle of it (see readLiteral). A short
+// body is an error and nothing is stored for it, so the next run fetches
+// the message again.
+//
+// RFC822.SIZE is not the measure of completeness: servers such as
+// Exchange report it inexactly, so a complete literal of another size is
+// logged and kept. The row records the server's RFC822.SIZE all the same,
+// because the identity rules (rematch, verifyTags, recoverAppends) compare
+// rows with what the server reports, and an inexact server reports the
+// same inexact size every time.
 func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, error) {
 	d := &delivered{job: j}
+	var litSize int64 = -1 // the body literal's size, once read whole
 	for {
 		item := msg.Next()
 		if item == nil {
@@ -103,6 +118,9 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 		case imapclient.FetchItemDataRFC822Size:
 			d.rfcSize = it.Size
 		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				continue // NIL: no body
+			}
 			if d.dlv != nil {
 				io.Copy(io.Discard, it.Literal)
 				continue
@@ -111,15 +129,19 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 			if err != nil {
 				return nil, err
 			}
-			if _, err := io.Copy(dlv, it.Literal); err != nil {
+			if err := readLiteral(dlv, it.Literal); err != nil {
 				dlv.Abort()
-				return nil, fmt.Errorf("storing message: %w", err)
+				if d.uid != 0 {
+					err = fmt.Errorf("UID %d: %w", d.uid, err)
+				}
+				return nil, err
 			}
 			if err := dlv.Close(); err != nil {
 				dlv.Abort()
 				return nil, fmt.Errorf("storing message: %w", err)
 			}
 			d.dlv = dlv
+			litSize = it.Literal.Size()
 		}
 	}
 	if d.dlv == nil || d.uid == 0 {
@@ -128,9 +150,43 @@ func readMessage(j *folderJob, msg *imapclient.FetchMessageData) (*delivered, er
 		}
 		return nil, nil
 	}
+	if d.rfcSize != 0 && d.rfcSize != litSize {
+		j.s.log.Warn("the server's RFC822.SIZE differs from the size of the message it sent; stored as sent",
+			"folder", j.rf.Local, "uid", d.uid, "rfc822_size", d.rfcSize, "sent", litSize)
+	}
 	d.header = index.ParseHeader(d.dlv.Header())
 	if !d.idate.IsZero() {
 		os.Chtimes(d.dlv.Path(), d.idate, d.idate)
 	}
 	return d, nil
 }
+
+// errShortBody marks a body that ended before the size its literal
+// announced: the connection died in the middle of it.
+var errShortBody = errors.New("message body cut short")
+
+// readLiteral copies a FETCH body literal to w and checks that all of it
+// came: exactly the size the literal announced. A literal that ends early
+// is errShortBody (the caller's abort marks it a connection failure); a
+// failure of w is a local one.
+func readLiteral(w io.Writer, lit imap.LiteralReader) error {
+	var werr error
+	n, err := io.Copy(writerFunc(func(p []byte) (int, error) {
+		k, err := w.Write(p)
+		werr = err
+		return k, err
+	}), lit)
+	switch {
+	case werr != nil:
+		return fmt.Errorf("storing message: %w", werr)
+	case err != nil:
+		return fmt.Errorf("%w after %d of %d bytes: %w", errShortBody, n, lit.Size(), err)
+	case n != lit.Size():
+		return fmt.Errorf("%w after %d of %d bytes (the connection ended)", errShortBody, n, lit.Size())
+	}
+	return nil
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -85,6 +85,9 @@ func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
 	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{idSection}}
+	// A header literal cut short by a lost connection comes out of Collect
+	// without an error, but then the command fails: nothing read here is
+	// used unless cmd.Close succeeds.
 	cmd := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, opts)
 	out := make([]*destMsg, 0, sel.NumMessages)
 	for {
@@ -203,6 +206,9 @@ func appendOne(c *imapclient.Client, mailbox string, s *srcMsg) (*imapclient.App
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := s.damage(); err != nil { // plan leaves these out; never send one
+		return nil, 0, err
+	}
 	f, err := s.open()
 	if err != nil {
 		return nil, 0, err
@@ -265,6 +271,9 @@ func appendMulti(ctx context.Context, up *imapsync.Uploader, mailbox string, msg
 	var um []imapsync.UploadMsg
 	for _, s := range msgs {
 		size, err := s.crlfSize()
+		if err == nil {
+			err = s.damage() // plan leaves these out; never send one
+		}
 		if err != nil { // nothing to send for it: its own failure
 			done(appended{s: s, err: err})
 			continue

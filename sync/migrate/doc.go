@@ -22,7 +22,8 @@
 //     connections: CREATE it if missing; else EXAMINE it and FETCH 1:*
 //     (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS
 //     (MESSAGE-ID)]) once; match the source messages against that set (see
-//     Identity) to find the ones it lacks.
+//     Identity) to find the ones it lacks. A missing message whose stored
+//     copy is damaged (see Identity) is left out of the copy.
 //  4. Copy: APPEND each missing message, in source order, with its flags
 //     and keywords and its internal date, the stored LF file turned back
 //     into CRLF on the fly (nothing is held in memory). APPENDs are
@@ -34,8 +35,10 @@
 //     per folder the Report gives source and destination counts and bytes,
 //     Missing (source messages without a destination copy), Extra
 //     (destination messages matching no source message) and Differ
-//     (matched, but flags or internal date differ). The caller exits
-//     non-zero when anything is Missing.
+//     (matched, but flags or internal date differ), and Damaged (the
+//     damaged messages left out, which count as Missing; the folder then
+//     fails with an error naming the first). The caller exits non-zero
+//     when anything is Missing.
 //
 // DryRun stops after step 3 without CREATE: the Report then says what a
 // run would copy (Copied, CopiedBytes) and would create.
@@ -47,11 +50,22 @@
 // second) plus its size, the same rule sync/imapsync uses to re-match
 // messages. Identities are counted as a multiset: two identical source
 // messages need two destination copies, and a destination copy matches at
-// most one source message. The size of a source message is the one the
-// index recorded (the source server's RFC822.SIZE); should the destination
-// have the Message-ID with another size, the size of the file as it would
-// be sent is tried too (the two differ for an original with bare CR or LF,
-// which the store normalizes).
+// most one source message. Verification is by these identities, never by
+// counts: a destination copy of another size is another message.
+//
+// The size of a source message is the one the index recorded (the source
+// server's RFC822.SIZE). Should the destination have the Message-ID with
+// another size, the size of the stored file as it would be sent is tried
+// too, but only when it is larger: the store turns an original's bare LF
+// into CRLF, which only adds bytes. A stored file that is smaller in wire
+// form than the recorded size is damaged: a download cut short (postfach
+// before issue 8 committed such files) or a file changed on disk. It is
+// never copied and never taken as the message, so a truncated copy that an
+// earlier run uploaded is not mistaken for it either (it counts as Extra);
+// the report lists it under Damaged and counts it Missing. A source server
+// whose RFC822.SIZE overstates a message (some report it inexactly) makes
+// its stored copy look damaged too: it is refused the same way, with the
+// sizes in the error, rather than risk verifying a truncated copy.
 //
 // Internal dates: an IMAP source's rows carry the source's INTERNALDATE; a
 // POP3 source's rows carry the date of the topmost Received field, else of

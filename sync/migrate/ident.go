@@ -113,17 +113,21 @@ type matchResult struct {
 }
 
 // match pairs each source message with a destination message of the same
-// identity. The size of a source message is its recorded RFC822.SIZE; when
-// that finds nothing but the destination has the Message-ID with another
-// size, the size of the file as we would send it (crlf) is tried too: the
-// two differ for a message whose original had bare CR or LF.
+// identity, its size included: a destination copy of another size is
+// another message (a truncated upload is not the message). The size of a
+// source message is its recorded RFC822.SIZE; when that finds nothing but
+// the destination has the Message-ID with another size, the size of the
+// file as we would send it (crlf) is tried too, but only when it is larger:
+// the store turns an original's bare LF into CRLF, which only adds bytes.
+// A file smaller than the recorded size is damaged (srcMsg.damage) and
+// never stands for the message.
 func match(src []*srcMsg, dest []*destMsg, crlf func(*srcMsg) (int64, error)) matchResult {
 	d := newDestSet(dest)
 	var r matchResult
 	for _, s := range src {
 		m := d.take(ident{s.id, s.size}, s)
 		if m == nil && d.ids[s.id] {
-			if n, err := crlf(s); err == nil && n != s.size {
+			if n, err := crlf(s); err == nil && n > s.size {
 				m = d.take(ident{s.id, n}, s)
 			}
 		}

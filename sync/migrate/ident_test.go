@@ -50,6 +50,15 @@ func TestMatch(t *testing.T) {
 	if len(r.missing) != 0 || r.extra != 0 || r.differ != 0 {
 		t.Errorf("CRLF size: %+v", r)
 	}
+	// A stored file smaller than the recorded size (a download cut short)
+	// is not the message, even where the destination has a copy of its
+	// size (what an upload of it left): missing, and that copy is extra.
+	cut := src("cut@x", d1, 11020092, 0)
+	r = match([]*srcMsg{cut}, []*destMsg{dst("cut@x", d1, 1014557, 0)},
+		func(*srcMsg) (int64, error) { return 1014557, nil })
+	if len(r.missing) != 1 || r.extra != 1 {
+		t.Errorf("truncated file: %+v", r)
+	}
 	// A keyword's case does not matter; its absence does.
 	r = match([]*srcMsg{odd}, []*destMsg{dst("odd@x", d1, 200, 0)}, noCRLF)
 	if r.differ != 1 {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -97,6 +98,12 @@ type FolderReport struct {
 	// internal date differ (changed on one side after they were copied).
 	Missing, Extra, Differ int
 
+	// Damaged names, one line each, the source messages whose stored copy
+	// is shorter than the source server said (see the package
+	// documentation, Identity): they are not copied and count as Missing,
+	// and the folder fails with an error naming the first.
+	Damaged []string
+
 	Err error // the folder failed; the counts are what is known
 }
 
@@ -136,7 +143,8 @@ type folderJob struct {
 	exists  bool
 	sources []string
 	msgs    []*srcMsg
-	todo    []*srcMsg // missing at the start
+	todo    []*srcMsg // missing at the start, to copy
+	damaged []error   // missing, but their stored copy is damaged: not copied
 	rep     FolderReport
 	err     error
 
@@ -178,7 +186,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-imap waits 30 s for an answer whatever the context says: close
+	// the connection when the context ends (pool.do does the same).
+	stop := context.AfterFunc(ctx, func() { first.Close() })
 	delim, existing, err := destFolders(first)
+	stop()
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		first.Close()
 		return nil, fmt.Errorf("%s: %w", o.Dest.Addr, err)
@@ -193,7 +208,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	p := &pool{o: &o, log: log, conns: make([]*imapclient.Client, o.Connections)}
 	p.conns[0] = first
-	defer p.close()
+	defer p.close(ctx)
 
 	// 1. Plan: what each destination folder lacks.
 	p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return plan(c, j, &o, log) })
@@ -234,6 +249,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 	}
+	for _, j := range jobs {
+		if len(j.damaged) > 0 {
+			j.err = errors.Join(j.err, damagedErr(j.damaged))
+		}
+	}
 
 	rep := &Report{DryRun: o.DryRun, Source: o.Source, Dest: o.DestAccount}
 	var errs []error
@@ -270,17 +290,35 @@ func plan(c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) erro
 		log.Info("created destination folder", "folder", j.remote)
 	}
 	m := match(j.msgs, dest, (*srcMsg).crlfSize)
-	j.todo = m.missing
+	j.todo = j.todo[:0]
+	for _, s := range m.missing {
+		if err := s.damage(); err != nil {
+			j.damaged = append(j.damaged, err)
+			j.rep.Damaged = append(j.rep.Damaged, err.Error())
+			log.Warn("message not copied", "folder", j.dest, "err", err)
+			continue
+		}
+		j.todo = append(j.todo, s)
+	}
 	j.rep.DestCount, j.rep.DestBytes = m.dest, m.bytes
 	j.rep.Missing, j.rep.Extra, j.rep.Differ = len(m.missing), m.extra, m.differ
 	if o.DryRun {
-		j.rep.Copied = len(m.missing)
-		for _, s := range m.missing {
+		j.rep.Copied = len(j.todo)
+		for _, s := range j.todo {
 			j.rep.CopiedBytes += s.size
 		}
 	}
 	log.Info("planned folder", "folder", j.dest, "source", len(j.msgs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
 	return nil
+}
+
+// damagedErr is the folder's error for its damaged messages: one line,
+// naming the first.
+func damagedErr(damaged []error) error {
+	if len(damaged) == 1 {
+		return damaged[0]
+	}
+	return fmt.Errorf("%d stored messages are damaged and were not copied; the first: %w", len(damaged), damaged[0])
 }
 
 // copyFolder APPENDs the messages the destination lacks: with MULTIAPPEND
@@ -404,15 +442,28 @@ func (p *pool) do(ctx context.Context, i int, j *folderJob, fn func(*imapclient.
 	return err
 }
 
-func (p *pool) close() {
+// close logs out of the pool's connections. A server that does not
+// answer the LOGOUT is not waited for beyond logoutWait or the end of ctx
+// (go-imap would wait 30 s).
+func (p *pool) close(ctx context.Context) {
 	for i, c := range p.conns {
-		if c != nil {
-			c.Logout().Wait()
-			c.Close()
-			p.conns[i] = nil
+		if c == nil {
+			continue
 		}
+		if ctx.Err() == nil {
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			t := time.AfterFunc(logoutWait, func() { c.Close() })
+			c.Logout().Wait()
+			t.Stop()
+			stop()
+		}
+		c.Close()
+		p.conns[i] = nil
 	}
 }
+
+// logoutWait bounds the wait for the answer to a LOGOUT.
+const logoutWait = 2 * time.Second
 
 // String is the report as one line per folder, for logs.
 func (f FolderReport) String() string {

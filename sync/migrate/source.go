@@ -22,16 +22,18 @@ import (
 // srcMsg is one source message: an index row of the source account with
 // what the migration needs of it.
 type srcMsg struct {
-	dir   *maildir.Dir
-	key   string
-	file  string // "cur/<name>" as recorded
-	msgID string // Message-ID header, without angle brackets
-	id    string // idKey
-	size  int64  // RFC822.SIZE as recorded, or the CRLF size of the file when unknown
-	crlf  int64  // CRLF size of the file; 0 until computed
-	date  time.Time
-	flags maildir.Flags
-	kw    []string
+	dir    *maildir.Dir
+	folder string // source folder (postfach name)
+	key    string
+	file   string // "cur/<name>" as recorded
+	msgID  string // Message-ID header, without angle brackets
+	id     string // idKey
+	size   int64  // RFC822.SIZE as recorded, or the CRLF size of the file when unknown
+	known  bool   // size is the recorded RFC822.SIZE (not taken from the file)
+	crlf   int64  // CRLF size of the file; 0 until computed
+	date   time.Time
+	flags  maildir.Flags
+	kw     []string
 }
 
 // open opens the message file: by its recorded name, else by its key (a
@@ -66,6 +68,42 @@ func (s *srcMsg) crlfSize() (int64, error) {
 	}
 	s.crlf = n
 	return n, nil
+}
+
+// damage returns an error when the stored file is shorter, in wire form,
+// than the size the source server gave for the message: a download cut
+// short (postfach before issue 8 committed such files) or a file changed
+// on disk. Such a file is never copied nor taken as the message (see the
+// package documentation, Identity). A file that cannot be read is not
+// judged here: reading it fails where it is used.
+func (s *srcMsg) damage() error {
+	if !s.known {
+		return nil
+	}
+	n, err := s.crlfSize()
+	if err != nil || n >= s.size {
+		return nil
+	}
+	id := s.msgID
+	if id == "" {
+		id = "without Message-ID, dated " + s.date.UTC().Format(time.RFC3339)
+	} else {
+		id = "<" + id + ">"
+	}
+	return &damagedError{Folder: s.folder, File: s.file, MessageID: id, Stored: n, Source: s.size}
+}
+
+// damagedError is a source message whose stored copy is shorter than the
+// source server said: it is not copied.
+type damagedError struct {
+	Folder, File   string // source folder, and the file as the index records it
+	MessageID      string // "<id>", or a description of a message without one
+	Stored, Source int64  // CRLF size of the stored file; the source's RFC822.SIZE
+}
+
+func (e *damagedError) Error() string {
+	return fmt.Sprintf("message %s (%s/%s): the stored copy has %d bytes, the source server said %d: "+
+		"damaged (a download cut short?), not copied", e.MessageID, e.Folder, e.File, e.Stored, e.Source)
 }
 
 // imapFlags returns the flags and keywords to APPEND with.
@@ -137,7 +175,7 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 			}
 			dir := &maildir.Dir{Path: filepath.Join(o.Root, filepath.FromSlash(f.Path))}
 			for _, m := range rows {
-				j.msgs = append(j.msgs, newSrcMsg(dir, m))
+				j.msgs = append(j.msgs, newSrcMsg(dir, name, m))
 			}
 		}
 		return nil
@@ -177,9 +215,9 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 // the row's (the source's INTERNALDATE; for POP3 the Received or Date
 // header, see sync/pop3), else the Date header; when both are unknown
 // loadSource takes the file's modification time (and sets the identity).
-func newSrcMsg(dir *maildir.Dir, m *index.Message) *srcMsg {
-	s := &srcMsg{dir: dir, key: m.Key, file: m.File, msgID: m.Header.MessageID, size: m.RFC822Size,
-		flags: m.Flags, kw: m.Keywords}
+func newSrcMsg(dir *maildir.Dir, folder string, m *index.Message) *srcMsg {
+	s := &srcMsg{dir: dir, folder: folder, key: m.Key, file: m.File, msgID: m.Header.MessageID,
+		size: m.RFC822Size, known: m.RFC822Size > 0, flags: m.Flags, kw: m.Keywords}
 	s.date = m.InternalDate
 	if s.date.IsZero() {
 		s.date = m.Header.Date
