@@ -159,3 +159,21 @@ func (e *Endpoint) DialRetry(ctx context.Context, attempts int, log func(msg str
 		delay *= 2
 	}
 }
+
+// logoutWait bounds the wait for the answer to a LOGOUT.
+const logoutWait = 2 * time.Second
+
+// Logout ends a session and closes the connection. It says LOGOUT only
+// while ctx is live and waits for the answer at most logoutWait (or until
+// ctx ends): a server that never answers holds no run up. The connection
+// is closed without waiting for go-imap's reader (see abort).
+func Logout(ctx context.Context, c *imapclient.Client) {
+	if ctx.Err() == nil {
+		stop := context.AfterFunc(ctx, func() { go c.Close() })
+		t := time.AfterFunc(logoutWait, func() { go c.Close() })
+		c.Logout().Wait()
+		t.Stop()
+		stop()
+	}
+	go c.Close()
+}

@@ -48,7 +48,8 @@ type Uploader struct {
 	debug   io.Writer
 	tag     int
 	uidPlus bool
-	broken  error // set when the connection can no longer be used
+	broken  error         // set when the connection can no longer be used
+	timeout time.Duration // bounds each read and write; 0: uploadTimeout
 }
 
 // UploadMsg is one message of a MULTIAPPEND.
@@ -233,7 +234,8 @@ func (u *Uploader) Close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.broken == nil {
-		u.conn.SetDeadline(time.Now().Add(2 * time.Second))
+		// A server that does not answer LOGOUT holds nobody up for long.
+		u.timeout = 2 * time.Second
 		u.command(func(w *bufio.Writer) { w.WriteString("LOGOUT") })
 	}
 	u.broken = net.ErrClosed
@@ -252,7 +254,11 @@ func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(li
 	}
 	u.tag++
 	tag := "U" + strconv.Itoa(u.tag)
-	u.conn.SetDeadline(time.Now().Add(uploadTimeout))
+	timeout := u.timeout
+	if timeout == 0 {
+		timeout = uploadTimeout
+	}
+	u.conn.SetDeadline(time.Now().Add(timeout))
 	u.bw.WriteString(tag)
 	u.bw.WriteByte(' ')
 	build(u.bw)
@@ -262,7 +268,7 @@ func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(li
 		return "", u.broken
 	}
 	for {
-		u.conn.SetDeadline(time.Now().Add(uploadTimeout))
+		u.conn.SetDeadline(time.Now().Add(timeout))
 		line, err := u.readLine()
 		if err != nil {
 			u.broken = fmt.Errorf("%w: %w", errConn, err)

@@ -216,6 +216,10 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		<-prescanned
 		return nil, err
 	}
+	// Until a worker takes it (and watches ctx per task), a cancelled run
+	// closes the first connection: a server that stops answering the LIST
+	// or a folder command holds nobody up past the run's end.
+	stopFirst := context.AfterFunc(ctx, func() { go first.Close() }) // see abort
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
 	folders, allFolders, err := listFolders(first, o.Folders, o.FolderMap)
 	if err != nil {
@@ -292,6 +296,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	for i := 0; i < n; i++ {
 		w := &worker{s: s}
 		if i == 0 {
+			stopFirst()
 			w.c = first
 		}
 		wg.Add(1)
@@ -414,10 +419,7 @@ func (s *syncer) predial(ctx context.Context, n int) {
 func (s *syncer) closeSpares(ctx context.Context) {
 	for s.claims.Add(-1) >= 0 {
 		if c := <-s.spares; c != nil {
-			if ctx.Err() == nil {
-				c.Logout().Wait()
-			}
-			go c.Close() // see abort
+			Logout(ctx, c)
 		}
 	}
 }
@@ -538,10 +540,7 @@ type worker struct {
 func (w *worker) run(ctx context.Context) {
 	defer func() {
 		if w.c != nil {
-			if ctx.Err() == nil {
-				w.c.Logout().Wait()
-			}
-			go w.c.Close() // see abort
+			Logout(ctx, w.c)
 		}
 	}()
 	for {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -450,20 +449,10 @@ func (p *pool) close(ctx context.Context) {
 		if c == nil {
 			continue
 		}
-		if ctx.Err() == nil {
-			stop := context.AfterFunc(ctx, func() { c.Close() })
-			t := time.AfterFunc(logoutWait, func() { c.Close() })
-			c.Logout().Wait()
-			t.Stop()
-			stop()
-		}
-		c.Close()
+		imapsync.Logout(ctx, c)
 		p.conns[i] = nil
 	}
 }
-
-// logoutWait bounds the wait for the answer to a LOGOUT.
-const logoutWait = 2 * time.Second
 
 // String is the report as one line per folder, for logs.
 func (f FolderReport) String() string {
