@@ -82,8 +82,16 @@ func (w *worker) fetch(ctx context.Context, j *folderJob, uids []uint32) error {
 // behind, which a one-shot run does not notice.
 func abort(c *imapclient.Client, err error) error {
 	go c.Close()
-	return fmt.Errorf("%w: %w", errConn, err)
+	return &abortedError{err}
 }
+
+// abortedError is err, which left its connection half read: it counts as
+// a connection failure (errConn) whatever its cause (the server, or the
+// local store while a body streamed in), and reads as err alone.
+type abortedError struct{ err error }
+
+func (e *abortedError) Error() string   { return e.err.Error() }
+func (e *abortedError) Unwrap() []error { return []error{e.err, errConn} }
 
 // readMessage consumes one FETCH response. It returns nil (and no error)
 // for a response without body or UID, e.g. a flag update.
@@ -170,23 +178,32 @@ var errShortBody = errors.New("message body cut short")
 // is errShortBody (the caller's abort marks it a connection failure); a
 // failure of w is a local one.
 func readLiteral(w io.Writer, lit imap.LiteralReader) error {
-	var werr error
-	n, err := io.Copy(writerFunc(func(p []byte) (int, error) {
-		k, err := w.Write(p)
-		werr = err
-		return k, err
-	}), lit)
+	r := &literalCounter{r: lit}
+	_, err := io.Copy(w, r) // w's ReadFrom, where it has one (Delivery)
 	switch {
-	case werr != nil:
-		return fmt.Errorf("storing message: %w", werr)
+	case r.err != nil:
+		return fmt.Errorf("%w after %d of %d bytes: %w", errShortBody, r.n, lit.Size(), r.err)
 	case err != nil:
-		return fmt.Errorf("%w after %d of %d bytes: %w", errShortBody, n, lit.Size(), err)
-	case n != lit.Size():
-		return fmt.Errorf("%w after %d of %d bytes (the connection ended)", errShortBody, n, lit.Size())
+		return fmt.Errorf("storing message: %w", err)
+	case r.n != lit.Size():
+		return fmt.Errorf("%w after %d of %d bytes (the connection ended)", errShortBody, r.n, lit.Size())
 	}
 	return nil
 }
 
-type writerFunc func(p []byte) (int, error)
+// literalCounter counts what a literal yields and keeps its read error, so
+// that readLiteral tells the connection's failures from the writer's.
+type literalCounter struct {
+	r   io.Reader
+	n   int64
+	err error
+}
 
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func (c *literalCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}

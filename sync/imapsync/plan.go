@@ -594,7 +594,7 @@ func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bo
 		if msg == nil {
 			break
 		}
-		buf, err := msg.Collect()
+		buf, err := CollectMessage(msg)
 		if err != nil {
 			return nil, abort(c, err)
 		}

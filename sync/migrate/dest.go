@@ -85,8 +85,8 @@ func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
 	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{idSection}}
-	// A header literal cut short by a lost connection comes out of Collect
-	// without an error, but then the command fails: nothing read here is
+	// A header literal cut short by a lost connection is an error of
+	// CollectMessage (and the command fails too): nothing read here is
 	// used unless cmd.Close succeeds.
 	cmd := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, opts)
 	out := make([]*destMsg, 0, sel.NumMessages)
@@ -95,10 +95,11 @@ func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
 		if msg == nil {
 			break
 		}
-		buf, err := msg.Collect()
+		buf, err := imapsync.CollectMessage(msg)
 		if err != nil {
-			// Half-read response: the connection cannot be used again.
-			c.Close()
+			// Half-read response: the connection cannot be used again, and
+			// Close would wait for go-imap's reader (see imapsync.abort).
+			go c.Close()
 			return nil, fmt.Errorf("FETCH %s: %w", name, err)
 		}
 		if buf.UID == 0 {

@@ -1,0 +1,55 @@
+package imapsync
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// CollectMessage reads one FETCH response into a buffer, as go-imap's
+// FetchMessageData.Collect does, with two differences that matter when the
+// connection fails in the middle of a literal:
+//
+//   - A literal that ends before its announced size is an error (go-imap's
+//     literal reader just ends early when the connection dies).
+//   - After a literal failed, it stops at once. go-imap's Collect goes on
+//     to discard the failed literal, reading the connection's buffer again
+//     while go-imap's reader goroutine, released by the failure, reads the
+//     same buffer (a data race in v2.0.0-beta.8).
+//
+// After an error the response is half read: the caller must give up the
+// connection without reading the command any further (see abort).
+func CollectMessage(msg *imapclient.FetchMessageData) (*imapclient.FetchMessageBuffer, error) {
+	buf := &imapclient.FetchMessageBuffer{SeqNum: msg.SeqNum}
+	for {
+		item := msg.Next()
+		if item == nil {
+			return buf, nil
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			buf.UID = it.UID
+		case imapclient.FetchItemDataFlags:
+			buf.Flags = it.Flags
+		case imapclient.FetchItemDataRFC822Size:
+			buf.RFC822Size = it.Size
+		case imapclient.FetchItemDataInternalDate:
+			buf.InternalDate = it.Time
+		case imapclient.FetchItemDataModSeq:
+			buf.ModSeq = it.ModSeq
+		case imapclient.FetchItemDataBodySection:
+			var b []byte
+			if it.Literal != nil {
+				var w bytes.Buffer
+				if err := readLiteral(&w, it.Literal); err != nil {
+					return buf, err
+				}
+				b = w.Bytes()
+			}
+			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: it.Section, Bytes: b})
+		case imapclient.FetchItemDataBinarySection, imapclient.FetchItemDataBodyStructure, imapclient.FetchItemDataEnvelope:
+			return buf, fmt.Errorf("imapsync: CollectMessage does not read %T", item)
+		}
+	}
+}
