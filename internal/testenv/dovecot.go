@@ -111,7 +111,7 @@ type Dovecot struct {
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when cmd has been waited for
 	waitErr  error
-	output   *syncBuffer // dovecot's stdout and stderr
+	output   *Buffer // dovecot's stdout and stderr
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -292,7 +292,7 @@ func (d *Dovecot) prepare(cfg Config, data *confData) error {
 
 // start runs dovecot and waits until the IMAP port greets with greeting.
 func (d *Dovecot) start(bin, greeting string) error {
-	d.output = &syncBuffer{}
+	d.output = &Buffer{}
 	cmd := exec.Command(bin, "-F", "-c", d.ConfigFile)
 	cmd.Dir = d.Dir
 	cmd.Stdout = d.output
@@ -547,22 +547,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -187,11 +187,11 @@ type faultEnv struct {
 	user  testenv.User
 	root  string
 	store *index.Store
-	log   *lockedBuffer
+	log   *testenv.Buffer
 }
 
 func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFault, seed int64) {
-	m := &faultEnv{t: t, d: d, user: user, root: t.TempDir(), log: &lockedBuffer{}}
+	m := &faultEnv{t: t, d: d, user: user, root: t.TempDir(), log: &testenv.Buffer{}}
 	st, err := index.Open(index.DefaultPath(m.root))
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFau
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
 	t.Logf("faulted run: %v; fired %d, cut %+v", err, p.Count(c.name), p.Truncations())
-	integrityCheck(t, m.root)
+	testenv.CheckIndex(t, m.root)
 	if err == nil {
 		// A run that reports success has done its whole job.
 		m.check(want)
@@ -254,7 +254,7 @@ func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFau
 		t.Fatalf("clean run: %v", err)
 	}
 	m.check(want)
-	integrityCheck(t, m.root)
+	testenv.CheckIndex(t, m.root)
 }
 
 func (m *faultEnv) sync(ctx context.Context, addr string, c imapFault) error {

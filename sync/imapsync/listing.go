@@ -3,6 +3,7 @@ package imapsync
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -60,4 +61,57 @@ func diffListing(entries []maildir.Entry, rows []*index.Message) *listingDiff {
 		}
 	}
 	return d
+}
+
+// folderScan is a folder's directory listing and its index rows (Partial,
+// see index.ReadTx.FileRows) as read at the start of the run, and how they
+// differ.
+type folderScan struct {
+	entries []maildir.Entry
+	rows    []*index.Message
+	diff    *listingDiff
+}
+
+func newFolderScan(entries []maildir.Entry, rows []*index.Message) *folderScan {
+	return &folderScan{entries: entries, rows: rows, diff: diffListing(entries, rows)}
+}
+
+// scanCache hands each folder's listing, read at the start of the run, to
+// detectMoves and then to the folder's plan, so a large Maildir and its
+// rows are read once per run. An entry is valid until something changes
+// the folder: a move or a folder action clears the cache, and the plan
+// takes (removes) its entry.
+type scanCache struct {
+	mu sync.Mutex
+	m  map[index.FolderID]*folderScan
+}
+
+func (c *scanCache) put(id index.FolderID, s *folderScan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[index.FolderID]*folderScan{}
+	}
+	c.m[id] = s
+}
+
+// peek returns the listing without removing it; take removes it.
+func (c *scanCache) peek(id index.FolderID) *folderScan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *scanCache) take(id index.FolderID) *folderScan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.m[id]
+	delete(c.m, id)
+	return s
+}
+
+func (c *scanCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
 }

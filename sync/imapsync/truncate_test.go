@@ -3,7 +3,6 @@ package imapsync_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/faultproxy"
 	"github.com/postfach/postfach/internal/mirrortest"
@@ -89,14 +87,14 @@ func TestTruncatedDownload(t *testing.T) {
 				t.Errorf("the faulted sync reported success")
 			}
 			r.nothingShort(t, server)
-			integrityCheck(t, r.root)
+			testenv.CheckIndex(t, r.root)
 
 			p.Clear()
 			if _, err := imapsync.Sync(context.Background(), r.options(p.Addr())); err != nil {
 				t.Fatalf("clean sync: %v", err)
 			}
 			r.compare()
-			integrityCheck(t, r.root)
+			testenv.CheckIndex(t, r.root)
 		})
 	}
 	if killed == 0 {
@@ -210,21 +208,4 @@ func killIMAP(t *testing.T, d *testenv.Dovecot) int {
 		}
 	}
 	return n
-}
-
-// integrityCheck runs PRAGMA integrity_check on the store's index.
-func integrityCheck(t *testing.T, root string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+index.DefaultPath(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	if res != "ok" {
-		t.Errorf("index integrity_check: %s", res)
-	}
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -216,7 +215,7 @@ func TestMultiAppend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var trace lockedBuffer
+	var trace testenv.Buffer
 	e.opts = func(o *imapsync.Options) { o.Endpoint.Debug = &trace }
 	res, _ := e.sync()
 	if tot := res.Totals(); tot.Uploaded != 12 {
@@ -235,25 +234,6 @@ func TestMultiAppend(t *testing.T) {
 	if res, _ := e.sync(); res.Totals().Uploaded+res.Totals().New != 0 {
 		t.Errorf("the next run moved messages: %+v", res.Totals())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for the protocol trace of several
-// connections at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestRefusedUpload: a message the server will not store (here: too large

@@ -1,13 +1,10 @@
 package migrate_test
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -145,7 +142,7 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var log lockedLog
+	var log testenv.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log of the runs:\n%s", log.String())
@@ -193,7 +190,7 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
 	t.Logf("faulted run: %v; fired %d", err, p.Count(c.name))
-	migrateIntegrity(t, root)
+	testenv.CheckIndex(t, root)
 	if err == nil && rep != nil && rep.Complete() {
 		// A run that reports a complete migration has one.
 		checkDest(t, d, dst, want)
@@ -206,45 +203,10 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 		t.Fatalf("clean run: %v (%+v)", err, rep)
 	}
 	checkDest(t, d, dst, want)
-	migrateIntegrity(t, root)
+	testenv.CheckIndex(t, root)
 }
 
 func checkDest(t *testing.T, d *testenv.Dovecot, dst testenv.User, want map[string][]mirrortest.MessageState) {
 	t.Helper()
 	sameMailboxes(t, want, mailbox(t, d, dst.Name), nil)
-}
-
-// migrateIntegrity runs PRAGMA integrity_check on the store's index.
-func migrateIntegrity(t *testing.T, root string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+index.DefaultPath(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	if res != "ok" {
-		t.Errorf("index integrity_check: %s", res)
-	}
-}
-
-// lockedLog is a log buffer for several goroutines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

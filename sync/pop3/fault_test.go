@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,7 +131,7 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var log lockedLog
+	var log testenv.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log of the runs:\n%s", log.String())
@@ -168,7 +166,7 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
 	t.Logf("faulted run: %v (%+v); fired %d", err, res, p.Count(c.name))
-	pop3Integrity(t, root)
+	testenv.CheckIndex(t, root)
 	if err == nil {
 		// A run that reports success has done its whole job.
 		checkPOP3(t, d, user, root, st, want, c.keep)
@@ -180,7 +178,7 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 		t.Fatalf("clean run: %v", err)
 	}
 	checkPOP3(t, d, user, root, st, want, c.keep)
-	pop3Integrity(t, root)
+	testenv.CheckIndex(t, root)
 }
 
 // checkPOP3 asserts the outcome of a complete run: every message of want
@@ -304,39 +302,4 @@ func pop3Server(t *testing.T, d *testenv.Dovecot, user testenv.User) []string {
 	}
 	sort.Strings(sums)
 	return sums
-}
-
-// pop3Integrity runs PRAGMA integrity_check on the store's index.
-func pop3Integrity(t *testing.T, root string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+index.DefaultPath(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	if res != "ok" {
-		t.Errorf("index integrity_check: %s", res)
-	}
-}
-
-// lockedLog is a log buffer for several goroutines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

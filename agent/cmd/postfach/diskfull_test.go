@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
-	"database/sql"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
 )
@@ -63,27 +61,6 @@ func checkFullRun(t *testing.T, r result, store string) {
 	}
 	if !strings.Contains(r.stderr, "the disk of the store "+store+" is full (no space left on device)") {
 		t.Errorf("disk full: stderr does not say so:\n%s", r)
-	}
-}
-
-// checkIndexIntact runs SQLite's integrity_check on the store's index.
-func checkIndexIntact(t *testing.T, store string) {
-	t.Helper()
-	path := index.DefaultPath(store)
-	if _, err := os.Stat(path); err != nil {
-		return // not created yet
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	if res != "ok" {
-		t.Fatalf("index integrity_check: %s", res)
 	}
 }
 
@@ -146,16 +123,16 @@ func TestDiskFullSync(t *testing.T) {
 			if r.code == 0 {
 				t.Fatalf("a %d KB disk held the whole corpus: make it smaller", size>>10)
 			}
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			checkStoredWhole(t, store, msgs)
 			// A second run on the full disk changes nothing for the worse.
 			checkFullRun(t, run(t, nil, "--config", config, "sync"), store)
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			checkStoredWhole(t, store, msgs)
 
 			disk.Resize(64 << 20)
 			mustRun(t, nil, "--config", config, "sync")
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			server := compare(t, d, store, "work")
 			if n := countMessages(server); n != len(msgs) {
 				t.Errorf("server holds %d messages, seeded %d", n, len(msgs))
@@ -191,13 +168,13 @@ func TestDiskFullPOP3(t *testing.T) {
 			if r.code == 0 {
 				t.Fatalf("a %d KB disk held the whole corpus: make it smaller", size>>10)
 			}
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			checkStoredWhole(t, store, msgs)
 			checkNothingLost(t, d, store, msgs)
 
 			disk.Resize(64 << 20)
 			mustRun(t, nil, "--config", config, "sync")
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			checkStoredWhole(t, store, msgs)
 			if n, tmp := fileCounts(t, store); n != len(msgs) || tmp != 0 {
 				t.Errorf("after space returned: %d messages and %d tmp files stored, want %d and 0", n, tmp, len(msgs))
@@ -261,7 +238,7 @@ func TestDiskFullMigrate(t *testing.T) {
 			if r.code == 0 {
 				t.Fatalf("a %d KB disk held the whole corpus: make it smaller", size>>10)
 			}
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			checkStoredWhole(t, store, msgs)
 			dest := mailboxes(t, d, bob.Name)
 			for f, ms := range dest {
@@ -274,7 +251,7 @@ func TestDiskFullMigrate(t *testing.T) {
 
 			disk.Resize(64 << 20)
 			mustRun(t, nil, "--config", config, "migrate", "--from", "old", "--to", "new")
-			checkIndexIntact(t, store)
+			testenv.CheckIndex(t, store)
 			sameMailboxes(t, mailboxes(t, d, alice.Name), mailboxes(t, d, bob.Name), nil)
 		})
 	}

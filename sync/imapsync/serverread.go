@@ -1,0 +1,145 @@
+package imapsync
+
+import (
+	"fmt"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// What the plan reads of the selected folder upstream: UIDs, flags, sizes
+// and identities, one FETCH or SEARCH each.
+
+// fetchChangedSince reads the flags of the messages of the selected folder
+// whose MODSEQ is above since into server, and returns the highest MODSEQ
+// among them.
+func fetchChangedSince(c *imapclient.Client, since uint64, server map[uint32]*serverMsg) (uint64, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: since}
+	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
+	var highest uint64
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			return 0, abort(c, err)
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		highest = max(highest, buf.ModSeq)
+		sm := &serverMsg{uid: uint32(buf.UID)}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
+		server[sm.uid] = sm
+	}
+	if err := cmd.Close(); err != nil {
+		return 0, fmt.Errorf("FETCH FLAGS: %w", err)
+	}
+	return highest, nil
+}
+
+// fetchMeta fetches UID, FLAGS and RFC822.SIZE (and the Message-ID when
+// rows must be matched by content) of every message from UID from on.
+func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*serverMsg, error) {
+	return fetchMetaSet(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}}, from, withIDs)
+}
+
+// fetchMetaSet is fetchMeta for a UID set; UIDs below from are ignored.
+func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bool) (map[uint32]*serverMsg, error) {
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}
+	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	if withIDs {
+		opts.BodySection = []*imap.FetchItemBodySection{idSection}
+		opts.InternalDate = true
+	}
+	out := map[uint32]*serverMsg{}
+	cmd := c.Fetch(set, opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := CollectMessage(msg)
+		if err != nil {
+			return nil, abort(c, err)
+		}
+		if buf.UID == 0 || uint32(buf.UID) < from {
+			continue // "from:*" includes the last message even below from
+		}
+		sm := &serverMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
+		if withIDs {
+			sm.messageID = index.ParseHeader(buf.FindBodySection(idSection)).MessageID
+			if !buf.InternalDate.IsZero() {
+				sm.date = buf.InternalDate.Unix()
+			}
+		}
+		out[sm.uid] = sm
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("FETCH: %w", err)
+	}
+	return out, nil
+}
+
+// fetchChangedFlags fills server with the flags of messages that may have
+// changed: those with a MODSEQ above the recorded one when the server has
+// CONDSTORE, else all of them. The range is 1:*, not just below the
+// recorded UIDNEXT: a row for a newer message may exist already (indexed
+// from disk after an interrupted run) and must get the server's keywords,
+// which file names do not carry.
+func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highest uint64, server map[uint32]*serverMsg) error {
+	opts := &imap.FetchOptions{UID: true, Flags: true}
+	if condstore && since != 0 {
+		if highest == since {
+			return nil
+		}
+		opts.ChangedSince = since
+	}
+	set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	cmd := c.Fetch(set, opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			return abort(c, err)
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		sm := &serverMsg{uid: uint32(buf.UID)}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
+		server[sm.uid] = sm
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("FETCH FLAGS: %w", err)
+	}
+	return nil
+}
+
+// searchAll returns every UID in the selected folder (ESEARCH keeps the
+// answer compact when the server has it).
+func searchAll(c *imapclient.Client) ([]uint32, error) {
+	var opts *imap.SearchOptions
+	if c.Caps().Has(imap.CapESearch) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("UID SEARCH: %w", err)
+	}
+	uids := data.AllUIDs()
+	out := make([]uint32, len(uids))
+	for i, u := range uids {
+		out[i] = uint32(u)
+	}
+	return out, nil
+}

@@ -1,0 +1,163 @@
+package imapsync
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// The run's workers: each owns one connection and takes tasks (plan a
+// folder, fetch a chunk of its new messages) from one queue.
+
+// task is a unit of work: plan a folder (uids == nil) or fetch a chunk.
+type task struct {
+	job  *folderJob
+	uids []uint32
+}
+
+// queue is an unbounded FIFO of tasks that closes itself when it is empty
+// and no task is running (running tasks may push more).
+type queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	items   []task
+	running int
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) push(t task) {
+	q.mu.Lock()
+	q.items = append(q.items, t)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// pop returns the next task, or false when all work is done. The caller
+// must call finish after the task.
+func (q *queue) pop() (task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 {
+		if q.running == 0 {
+			q.cond.Broadcast()
+			return task{}, false
+		}
+		q.cond.Wait()
+	}
+	t := q.items[0]
+	q.items = q.items[1:]
+	q.running++
+	return t, true
+}
+
+func (q *queue) finish() {
+	q.mu.Lock()
+	q.running--
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// worker owns one connection.
+type worker struct {
+	s        *syncer
+	c        *imapclient.Client
+	selected string
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer func() {
+		if w.c != nil {
+			Logout(ctx, w.c)
+		}
+	}()
+	for {
+		t, ok := w.s.q.pop()
+		if !ok {
+			return
+		}
+		err := w.do(ctx, t)
+		if err != nil {
+			t.job.fail(err)
+			if isConnErr(err) && w.c != nil {
+				go w.c.Close() // see abort
+				w.c = nil
+			}
+		}
+		t.job.release()
+		w.s.q.finish()
+	}
+}
+
+func (w *worker) do(ctx context.Context, t task) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if t.job.failed() {
+		return nil
+	}
+	if t.uids == nil {
+		if skip, err := w.s.prepare(ctx, t.job); skip || err != nil {
+			return err
+		}
+	}
+	if w.c == nil && w.s.claims.Add(-1) >= 0 {
+		if c := <-w.s.spares; c != nil {
+			w.c, w.selected = c, ""
+		}
+	}
+	if w.c == nil {
+		if p := w.s.dialErr.Load(); p != nil {
+			return *p
+		}
+		begin := time.Now()
+		c, err := w.s.opts.Endpoint.DialRetry(ctx, w.s.opts.DialAttempts, w.s.log.Warn)
+		if err != nil {
+			w.s.dialErr.CompareAndSwap(nil, &err)
+			return err
+		}
+		w.s.log.Debug("connected another", "took", time.Since(begin).Round(time.Millisecond))
+		w.c, w.selected = c, ""
+	}
+	c := w.c
+	stop := context.AfterFunc(ctx, func() { go c.Close() }) // see abort
+	defer stop()
+	if t.uids == nil {
+		begin := time.Now()
+		err := w.plan(ctx, t.job)
+		w.s.log.Debug("planned", "folder", t.job.rf.Local, "took", time.Since(begin).Round(time.Millisecond))
+		return err
+	}
+	return w.fetch(ctx, t.job, t.uids)
+}
+
+func isConnErr(err error) bool {
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConn)
+}
+
+var errConn = errors.New("connection lost")
+
+func (w *worker) selectFolder(job *folderJob) error {
+	if w.selected == job.rf.Remote {
+		return nil
+	}
+	_, err := w.c.Select(job.rf.Remote, &imapSelectReadOnly).Wait()
+	if err != nil {
+		w.selected = ""
+		return err
+	}
+	w.selected = job.rf.Remote
+	return nil
+}
