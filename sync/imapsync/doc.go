@@ -26,7 +26,7 @@
 //     instead of being deleted.
 //  3. Moves (moves.go): a file that left one local folder for another (same
 //     Maildir key) becomes a UID MOVE upstream.
-//  4. Per folder (plan.go), in parallel over Options.Connections
+//  4. Per folder (skip.go, plan.go), in parallel over Options.Connections
 //     connections. A folder whose LIST-STATUS equals the recorded state, whose
 //     Maildir still matches the index and that has nothing to push is done
 //     without a SELECT: a no-change resync is one LIST plus a directory read

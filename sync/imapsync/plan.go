@@ -22,74 +22,84 @@ type serverMsg struct {
 	messageID string
 }
 
+// msgPlan is one folder's message-level plan while a worker makes and carries it out
+// (plan): what was found on each side and what is to be done.
+type msgPlan struct {
+	j         *folderJob
+	sel       *imap.SelectData
+	condstore bool
+	full      bool // every server message is compared (first run, lost state)
+	rec       *reconciled
+
+	server    map[uint32]*serverMsg // full: every message; else: those whose flags changed
+	present   map[uint32]bool       // every UID on the server, when known
+	movedAway map[uint32]bool       // DryRun: UIDs a planned move takes out of this folder
+
+	local      map[uint32]*index.Message // rows by UID, of messages still on the server
+	serverGone []*index.Message          // expunged upstream, unchanged here: delete locally
+	localGone  []*index.Message          // deleted here, unchanged upstream: expunge upstream
+	refetch    []*index.Message          // gone here, nothing to delete upstream: forget the row
+	queued     map[uint32]bool           // UIDs queued for download
+}
+
 // plan brings one folder in line on both sides: it reconciles the Maildir
 // with the index, reads what changed upstream, merges flags, carries out
 // deletions in the directions the options allow, uploads new local
 // messages, and queues the new server messages for download.
-// prepare opens the folder's Maildir and decides, without a connection,
-// whether the folder can be skipped: its LIST-STATUS equals the recorded
-// state and nothing changed locally.
-func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err error) {
-	o := &s.opts
-	var dir *maildir.Dir
-	if o.DryRun {
-		dir = &maildir.Dir{Path: j.dirPath} // not created: Scan of a missing folder is empty
-	} else if dir, err = maildir.Open(j.dirPath); err != nil {
-		return false, err
+func (w *worker) plan(ctx context.Context, j *folderJob) error {
+	p, err := w.open(ctx, j)
+	if err != nil {
+		return err
 	}
-	j.dir = dir
-	// Leftovers of a killed run: the caller holds the store's sync lock.
-	if !o.DryRun {
-		if _, err := dir.CleanOwnTmp(); err != nil {
-			return false, err
-		}
-		// Other programs' leftovers, after the 36 hours the Maildir
-		// convention gives them.
-		if _, err := dir.CleanTmp(36 * time.Hour); err != nil {
-			return false, err
+	if p.full {
+		err = w.readAll(ctx, p)
+	} else {
+		err = w.readChanged(ctx, p)
+	}
+	if err != nil {
+		return err
+	}
+	o := &w.s.opts
+	if j.dirUV != p.sel.UIDValidity && !o.DryRun {
+		if err := j.dir.SetUIDValidity(p.sel.UIDValidity); err != nil {
+			return err
 		}
 	}
-	if j.dirUV, err = dir.UIDValidity(); err != nil {
-		return false, err
+	if err := p.deletions(ctx, o); err != nil {
+		return err
 	}
-	st := j.rf.Status
-	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && j.dirUV == st.UIDValidity &&
-		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
-		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
-		// Normally read at the start of the run; else now, and kept for
-		// the plan.
-		if s.scans.peek(j.f.ID) == nil {
-			if err := s.scanFolders(ctx, []*index.Folder{j.f}); err != nil {
-				return false, err
-			}
-		}
-		unchanged, err := unchangedLocally(ctx, o, j.f, int(*st.NumMessages), s.scans.peek(j.f.ID))
-		if err != nil {
-			return false, err
-		}
-		if unchanged {
-			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
-			j.update(func(r *FolderResult) { r.Skipped = true })
-			return true, nil
-		}
+	if err := w.apply(ctx, p); err != nil {
+		return err
 	}
-	return false, nil
+	// New messages: every server UID without a local row, in chunks any
+	// worker can take. They are queued before the refresh below, so the
+	// downloads start while this worker re-reads the folder.
+	if err := w.queueNew(ctx, p, p.present); err != nil {
+		return err
+	}
+	refreshed, err := w.refreshAfterPush(ctx, j, p.sel, p.condstore, p.local, p.present)
+	if err != nil {
+		return err
+	}
+	// What arrived meanwhile (our own APPENDs have rows already).
+	return w.queueNew(ctx, p, refreshed)
 }
 
-func (w *worker) plan(ctx context.Context, j *folderJob) error {
+// open SELECTs the folder, decides which UIDs can be trusted and how much
+// of the server must be compared, reconciles the Maildir with the index
+// and adopts the uploads an interrupted run left.
+func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	o := &w.s.opts
-	dir, dirUV := j.dir, j.dirUV
-	var err error
-	caps := w.c.Caps()
-	condstore := caps.Has(imap.CapCondStore)
-	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: !o.push(), CondStore: condstore}).Wait()
+	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}}
+	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: !o.push(), CondStore: p.condstore}).Wait()
 	if err != nil {
 		w.selected = ""
-		return fmt.Errorf("SELECT: %w", err)
+		return nil, fmt.Errorf("SELECT: %w", err)
 	}
 	w.selected = j.rf.Remote
+	p.sel = sel
 	j.uidValidity, j.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
-	if condstore {
+	if p.condstore {
 		j.highestModSeq = sel.HighestModSeq
 	}
 
@@ -100,31 +110,31 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 		w.s.log.Warn("UIDVALIDITY changed: matching messages again by content",
 			"folder", j.rf.Local, "old", j.f.UIDValidity, "new", sel.UIDValidity)
 		if err := o.Index.Write(ctx, func(tx *index.Tx) error { return tx.ClearUIDs(j.f.ID) }); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	trustTags := dirUV == sel.UIDValidity && !uvChanged
+	trustTags := j.dirUV == sel.UIDValidity && !uvChanged
 	// What the server has: everything (first run, lost index, UIDVALIDITY
 	// changed: every message must be matched again) or what changed since
 	// the recorded state. New local files do not make a run full: those
 	// with a ,U= tag (crash leftovers) are checked by a FETCH of just their
 	// UIDs; those without are new local messages (recoverAppends already
 	// adopted interrupted uploads).
-	full := j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
-	rec, err := reconcile(ctx, o.Index, j.f, dir, trustTags, w.s.scans.take(j.f.ID), full)
+	p.full = j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
+	rec, err := reconcile(ctx, o.Index, j.f, j.dir, trustTags, w.s.scans.take(j.f.ID), p.full)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	p.rec = rec
 	if uvChanged && o.DryRun { // ClearUIDs was rolled back
 		for _, m := range rec.rows {
 			m.UID = 0
 		}
 	}
-	movedAway := map[uint32]bool{}        // DryRun: UIDs a planned move takes out of this folder
 	if o.DryRun && len(w.s.planned) > 0 { // planned moves are reported as moves
 		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool {
 			if w.s.planned[m.Key] {
-				movedAway[m.UID] = true
+				p.movedAway[m.UID] = true
 				return true
 			}
 			return false
@@ -136,226 +146,230 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	j.recordRows(OpReindex, rec.added)
 	if !o.DryRun {
 		if err := w.recoverAppends(ctx, j, rec.rows, uvChanged); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// readAll reads every server message of a folder compared in full, checks
+// the ,U= tags of files found on disk against it and matches by content
+// the rows without a trusted UID.
+func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
+	o, j, rec := &w.s.opts, p.j, p.rec
+	needIDs := len(rec.added) > 0 || slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
+	p.server = map[uint32]*serverMsg{}
+	if p.sel.NumMessages > 0 {
+		var err error
+		if p.server, err = fetchMeta(w.c, 1, needIDs); err != nil {
 			return err
 		}
 	}
+	p.present = make(map[uint32]bool, len(p.server))
+	for uid := range p.server {
+		p.present[uid] = true
+	}
+	expunged, err := verifyTags(ctx, o, j.dir, rec.rows, rec.added, p.server, uint32(p.sel.UIDNext))
+	if err != nil {
+		return err
+	}
+	if len(expunged) > 0 {
+		gone := map[index.MessageID]bool{}
+		for _, m := range expunged {
+			gone[m.ID] = true
+		}
+		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
+		j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
+		j.recordRows(OpDeleteLocal, expunged)
+	}
+	if needIDs {
+		return rematch(ctx, o.Index, j.dir, rec, p.server, o.DryRun)
+	}
+	return nil
+}
 
-	var server map[uint32]*serverMsg // full: every message; else: those whose flags changed
-	var present map[uint32]bool      // every UID on the server, when known
-	if full {
-		needIDs := len(rec.added) > 0 || slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
-		server = map[uint32]*serverMsg{}
-		if sel.NumMessages > 0 {
-			if server, err = fetchMeta(w.c, 1, needIDs); err != nil {
-				return err
-			}
-		}
-		present = make(map[uint32]bool, len(server))
-		for uid := range server {
-			present[uid] = true
-		}
-		expunged, err := verifyTags(ctx, o, dir, rec.rows, rec.added, server, uint32(sel.UIDNext))
+// readChanged reads what changed upstream since the recorded state: flags
+// (CONDSTORE), the UIDs present when the counts say some went, the tags of
+// files found on disk, and the identities new local files may match.
+func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
+	j, rec, sel := p.j, p.rec, p.sel
+	p.server = map[uint32]*serverMsg{}
+	if err := fetchChangedFlags(w.c, j.f.HighestModSeq, p.condstore, sel.HighestModSeq, p.server); err != nil {
+		return err
+	}
+	if err := w.checkTagged(ctx, j, rec, p.server, uint32(sel.UIDNext)); err != nil {
+		return err
+	}
+	fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
+	if fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows) || len(rec.gone) > 0 {
+		all, err := searchAll(w.c)
 		if err != nil {
 			return err
 		}
-		if len(expunged) > 0 {
-			gone := map[index.MessageID]bool{}
-			for _, m := range expunged {
-				gone[m.ID] = true
-			}
-			rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
-			j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
-			j.recordRows(OpDeleteLocal, expunged)
-		}
-		if needIDs {
-			if err := rematch(ctx, o.Index, dir, rec, server, o.DryRun); err != nil {
-				return err
-			}
-		}
-	} else {
-		server = map[uint32]*serverMsg{}
-		if err := fetchChangedFlags(w.c, j.f.HighestModSeq, condstore, sel.HighestModSeq, server); err != nil {
-			return err
-		}
-		if err := w.checkTagged(ctx, j, rec, server, uint32(sel.UIDNext)); err != nil {
-			return err
-		}
-		fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
-		if fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows) || len(rec.gone) > 0 {
-			all, err := searchAll(w.c)
-			if err != nil {
-				return err
-			}
-			present = make(map[uint32]bool, len(all))
-			for _, uid := range all {
-				present[uid] = true
-			}
-		}
-		if fresh {
-			// New local files may be messages the server got meanwhile by
-			// another way (or a copy made while the index was lost): match
-			// them against the server messages we do not have yet, the
-			// only ones they can be, before uploading anything.
-			if err := w.matchFresh(ctx, j, rec, present, server); err != nil {
-				return err
-			}
+		p.present = make(map[uint32]bool, len(all))
+		for _, uid := range all {
+			p.present[uid] = true
 		}
 	}
-	if dirUV != sel.UIDValidity && !o.DryRun {
-		if err := dir.SetUIDValidity(sel.UIDValidity); err != nil {
-			return err
-		}
+	if fresh {
+		// New local files may be messages the server got meanwhile by
+		// another way (or a copy made while the index was lost): match
+		// them against the server messages we do not have yet, the only
+		// ones they can be, before uploading anything.
+		return w.matchFresh(ctx, j, rec, p.present, p.server)
 	}
+	return nil
+}
 
-	local := make(map[uint32]*index.Message, len(rec.rows))
+// deletions decides what was deleted on which side, by the merge rules:
+// a message deleted on one side and changed on the other is kept. It
+// stops the folder if either side would lose more than the valve allows.
+func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
+	rec := p.rec
+	p.local = make(map[uint32]*index.Message, len(rec.rows))
 	for _, m := range rec.rows {
 		if m.UID != 0 {
-			local[m.UID] = m
+			p.local[m.UID] = m
 		}
 	}
 	// Expunged upstream: local messages whose UID the server no longer has.
-	var serverGone []*index.Message
-	if present != nil {
-		for uid, m := range local {
-			if !present[uid] {
-				serverGone = append(serverGone, m)
-				delete(local, uid)
+	if p.present != nil {
+		for uid, m := range p.local {
+			if !p.present[uid] {
+				p.serverGone = append(p.serverGone, m)
+				delete(p.local, uid)
 			}
 		}
 	}
-	if err := fill(ctx, o.Index, serverGone); err != nil {
+	if err := fill(ctx, o.Index, p.serverGone); err != nil {
 		return err
 	}
 	// Expunged upstream but changed here since the last sync: kept, and
 	// uploaded again as a new message (with its local flags).
 	var kept []*index.Message
-	serverGone = slices.DeleteFunc(serverGone, func(m *index.Message) bool {
+	p.serverGone = slices.DeleteFunc(p.serverGone, func(m *index.Message) bool {
 		if m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords) {
 			kept = append(kept, m)
 			return true
 		}
 		return false
 	})
-	if err := detach(ctx, o, dir, kept); err != nil {
+	if err := detach(ctx, o, p.j.dir, kept); err != nil {
 		return err
 	}
 	// Deleted locally: rows whose file is gone. A message deleted here but
 	// changed upstream since the last sync is kept (fetched again).
-	var localGone, refetch []*index.Message
 	for _, m := range rec.gone {
-		sm := server[m.UID]
+		sm := p.server[m.UID]
 		// (\Deleted alone does not count: it may be our own interrupted expunge.)
 		changedUpstream := sm != nil && (sm.flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted ||
 			!sameKeywords(sm.keywords, m.SyncedKeywords))
 		switch {
-		case m.UID == 0 || (present != nil && !present[m.UID]):
-			refetch = append(refetch, m) // nothing upstream to delete: just forget the row
+		case m.UID == 0 || (p.present != nil && !p.present[m.UID]):
+			p.refetch = append(p.refetch, m) // nothing upstream to delete: just forget the row
 		case o.pushDeletes() && !changedUpstream:
-			localGone = append(localGone, m)
+			p.localGone = append(p.localGone, m)
 		default:
-			refetch = append(refetch, m)
+			p.refetch = append(p.refetch, m)
 		}
 	}
-	if err := o.checkDeletes(j.rf.Local, len(localGone), int(sel.NumMessages), "on the server"); err != nil {
+	if err := o.checkDeletes(p.j.rf.Local, len(p.localGone), int(p.sel.NumMessages), "on the server"); err != nil {
 		return err
 	}
 	if o.pullDeletes() {
-		if err := o.checkDeletes(j.rf.Local, len(serverGone), len(rec.rows), "locally"); err != nil {
-			return err
-		}
+		return o.checkDeletes(p.j.rf.Local, len(p.serverGone), len(rec.rows), "locally")
 	}
+	return nil
+}
 
-	if err := w.syncFlags(ctx, j, local, server); err != nil {
+// apply carries out the plan's flag changes, deletions and uploads.
+func (w *worker) apply(ctx context.Context, p *msgPlan) error {
+	o, j := &w.s.opts, p.j
+	if err := w.syncFlags(ctx, j, p.local, p.server); err != nil {
 		return err
 	}
-	if err := w.expungeRemote(ctx, j, localGone); err != nil {
+	if err := w.expungeRemote(ctx, j, p.localGone); err != nil {
 		return err
 	}
-	if err := dropRows(ctx, o.Index, refetch); err != nil {
+	if err := dropRows(ctx, o.Index, p.refetch); err != nil {
 		return err
 	}
 	if o.pullDeletes() {
-		if err := expungeLocal(ctx, o.Index, dir, serverGone, o.DryRun); err != nil {
+		if err := expungeLocal(ctx, o.Index, j.dir, p.serverGone, o.DryRun); err != nil {
 			return err
 		}
-		j.update(func(r *FolderResult) { r.Expunged += len(serverGone) })
-		j.recordRows(OpDeleteLocal, serverGone)
+		j.update(func(r *FolderResult) { r.Expunged += len(p.serverGone) })
+		j.recordRows(OpDeleteLocal, p.serverGone)
 	}
-	if o.push() {
-		var fresh []*index.Message
-		for _, m := range rec.rows {
-			if m.UID == 0 && (o.MaxSize <= 0 || m.Size <= o.MaxSize) {
-				fresh = append(fresh, m)
-			}
-		}
-		if err := w.appendNew(ctx, j, fresh); err != nil {
-			return err
-		}
-		for _, m := range fresh {
-			if m.UID != 0 {
-				local[m.UID] = m
-			}
-		}
-	}
-	// New messages: every server UID without a local row, in chunks any
-	// worker can take. They are queued before the refresh below, so the
-	// downloads start while this worker re-reads the folder.
-	deleted := make(map[uint32]bool, len(localGone))
-	for _, m := range localGone {
-		deleted[m.UID] = true
-	}
-	queued := map[uint32]bool{}
-	queueNew := func(present map[uint32]bool) error {
-		if !o.pull() {
-			return nil
-		}
-		var newUIDs []uint32
-		for uid := range present {
-			if local[uid] == nil && !deleted[uid] && !movedAway[uid] && !queued[uid] {
-				newUIDs = append(newUIDs, uid)
-			}
-		}
-		slices.Sort(newUIDs)
-		var err error
-		if newUIDs, err = w.withinLimits(server, newUIDs); err != nil {
-			return err
-		}
-		for _, u := range newUIDs {
-			queued[u] = true
-		}
-		if o.DryRun {
-			j.update(func(r *FolderResult) {
-				r.New += len(newUIDs)
-				r.Bytes += sizeOf(server, newUIDs)
-			})
-			j.recordUIDs(OpDownload, newUIDs)
-			return nil
-		}
-		if len(newUIDs) > 0 {
-			o.Progress.Expect(len(newUIDs), sizeOf(server, newUIDs))
-		}
-		if len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
-			// A few: fetched here, in the folder this connection has
-			// selected already (another one would have to open it too).
-			return w.fetch(ctx, j, newUIDs)
-		}
-		for len(newUIDs) > 0 {
-			n := min(len(newUIDs), o.ChunkSize)
-			j.acquire(1)
-			w.s.q.push(task{job: j, uids: newUIDs[:n]})
-			newUIDs = newUIDs[n:]
-		}
+	if !o.push() {
 		return nil
 	}
-	if err := queueNew(present); err != nil {
+	var fresh []*index.Message
+	for _, m := range p.rec.rows {
+		if m.UID == 0 && (o.MaxSize <= 0 || m.Size <= o.MaxSize) {
+			fresh = append(fresh, m)
+		}
+	}
+	if err := w.appendNew(ctx, j, fresh); err != nil {
 		return err
 	}
-	refreshed, err := w.refreshAfterPush(ctx, j, sel, condstore, local, present)
-	if err != nil {
+	for _, m := range fresh {
+		if m.UID != 0 {
+			p.local[m.UID] = m
+		}
+	}
+	return nil
+}
+
+// queueNew downloads (or in a dry run counts) the server messages among
+// present without a local row that the limits allow: a few at once on
+// this connection, more in chunks any worker can take.
+func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bool) error {
+	o, j := &w.s.opts, p.j
+	if !o.pull() {
+		return nil
+	}
+	deleted := make(map[uint32]bool, len(p.localGone))
+	for _, m := range p.localGone {
+		deleted[m.UID] = true
+	}
+	var newUIDs []uint32
+	for uid := range present {
+		if p.local[uid] == nil && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] {
+			newUIDs = append(newUIDs, uid)
+		}
+	}
+	slices.Sort(newUIDs)
+	var err error
+	if newUIDs, err = w.withinLimits(p.server, newUIDs); err != nil {
 		return err
 	}
-	// What arrived meanwhile (our own APPENDs have rows already).
-	return queueNew(refreshed)
+	for _, u := range newUIDs {
+		p.queued[u] = true
+	}
+	if o.DryRun {
+		j.update(func(r *FolderResult) {
+			r.New += len(newUIDs)
+			r.Bytes += sizeOf(p.server, newUIDs)
+		})
+		j.recordUIDs(OpDownload, newUIDs)
+		return nil
+	}
+	if len(newUIDs) > 0 {
+		o.Progress.Expect(len(newUIDs), sizeOf(p.server, newUIDs))
+	}
+	if len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
+		// A few: fetched here, in the folder this connection has
+		// selected already (another one would have to open it too).
+		return w.fetch(ctx, j, newUIDs)
+	}
+	for len(newUIDs) > 0 {
+		n := min(len(newUIDs), o.ChunkSize)
+		j.acquire(1)
+		w.s.q.push(task{job: j, uids: newUIDs[:n]})
+		newUIDs = newUIDs[n:]
+	}
+	return nil
 }
 
 // refreshAfterPush: when this run changed the folder upstream, the state
@@ -501,25 +515,6 @@ func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]ui
 		}
 	}
 	return slices.DeleteFunc(uids, func(u uint32) bool { return !ok[u] }), nil
-}
-
-// unchangedLocally reports, without loading the rows, whether the folder's
-// Maildir still matches the index (same keys, same file names), its
-// upstream message count is the server's, and nothing waits to be pushed.
-func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, serverCount int, sc *folderScan) (bool, error) {
-	if sc == nil {
-		return false, nil // the folder could not be read: its plan says why
-	}
-	var upstream, pending int
-	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		upstream, pending, err = tx.SyncCounts(f.ID)
-		return err
-	})
-	if err != nil {
-		return false, err
-	}
-	return sc.diff.clean() && upstream == serverCount && !(o.push() && pending > 0), nil
 }
 
 func countUpstream(rows []*index.Message) int {

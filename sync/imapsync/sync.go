@@ -145,7 +145,46 @@ func (r *Result) Totals() (fr FolderResult) {
 // the server's state. It returns an error if any folder failed; the Result
 // says which.
 func Sync(ctx context.Context, opts Options) (*Result, error) {
-	o := opts
+	o := opts.withDefaults()
+	s := &syncer{opts: o, log: o.Logger, q: newQueue()}
+	// Opened before anything is written, kept until the end: see
+	// maildir.Syncer for why a fresh descriptor per batch is not enough.
+	if !o.DryRun {
+		var err error
+		if s.files, err = maildir.OpenSyncer(o.Root); err != nil {
+			return nil, err
+		}
+		defer s.files.Close()
+		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
+			return nil, err
+		}
+	}
+	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: s.log}
+	var acct index.AccountID
+	err := o.Index.Write(ctx, func(tx *index.Tx) error {
+		var err error
+		acct, err = tx.EnsureAccount(o.Account)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	first, folders, moved, err := s.folderLevel(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	defer s.closeSpares(ctx)
+	jobs, err := s.jobs(ctx, acct, folders)
+	if err != nil {
+		first.Close()
+		return nil, err
+	}
+	s.runJobs(ctx, first, jobs)
+	return s.result(ctx, jobs, moved)
+}
+
+// withDefaults fills in the documented defaults.
+func (o Options) withDefaults() Options {
 	if o.Connections <= 0 {
 		o.Connections = 4
 	}
@@ -173,34 +212,20 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	log := o.Logger
 	if o.DryRun {
 		o.Index = o.Index.DryRun()
 	}
+	return o
+}
 
-	s := &syncer{opts: o, log: log, q: newQueue()}
-	// Opened before anything is written, kept until the end: see
-	// maildir.Syncer for why a fresh descriptor per batch is not enough.
-	if !o.DryRun {
-		var err error
-		if s.files, err = maildir.OpenSyncer(o.Root); err != nil {
-			return nil, err
-		}
-		defer s.files.Close()
-		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
-			return nil, err
-		}
-	}
-	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: log}
-	var acct index.AccountID
-	err := o.Index.Write(ctx, func(tx *index.Tx) error {
-		var err error
-		acct, err = tx.EnsureAccount(o.Account)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
+// folderLevel dials the first connection and, on it, LISTs the account,
+// carries out the folder-level changes (folderops.go) and the moves
+// between folders (moves.go), while the Maildir and the index are read
+// and the connections the changed folders need are dialed. It returns the
+// connection, still open, and the folders to sync. The caller closes the
+// spare connections (closeSpares) once err is nil.
+func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapclient.Client, []remoteFolder, int, error) {
+	o, log := &s.opts, s.log
 	// The Maildir and the index are read while the server is dialed and
 	// LISTed; the listings hold until a folder is changed (see scanCache).
 	start := time.Now()
@@ -214,25 +239,24 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	first, err := o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
 	if err != nil {
 		<-prescanned
-		return nil, err
+		return nil, nil, 0, err
 	}
 	// Until a worker takes it (and watches ctx per task), a cancelled run
 	// closes the first connection: a server that stops answering the LIST
 	// or a folder command holds nobody up past the run's end.
-	stopFirst := context.AfterFunc(ctx, func() { go first.Close() }) // see abort
+	s.stopFirst = context.AfterFunc(ctx, func() { go first.Close() }) // see abort
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
 	folders, allFolders, err := listFolders(first, o.Folders, o.FolderMap)
 	if err != nil {
 		<-prescanned
 		first.Close()
-		return nil, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
+		return nil, nil, 0, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
 	}
 	log.Debug("listed", "folders", len(folders), "took", time.Since(start).Round(time.Millisecond))
 	// Folders the LIST shows changed upstream will each need a connection:
 	// dial the others now, while the Maildir is read, not when the first
 	// plans start.
 	s.predial(ctx, s.changedUpstream(ctx, acct, folders))
-	defer s.closeSpares(ctx)
 	if err = <-prescanned; err == nil {
 		folders, err = s.syncFolders(ctx, first, acct, folders, allFolders)
 		if len(s.actions) > 0 {
@@ -244,12 +268,19 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		moved, err = s.detectMoves(ctx, first, acct, folders)
 	}
 	if err != nil {
+		s.closeSpares(ctx)
 		first.Close()
-		return nil, err
+		return nil, nil, 0, err
 	}
+	return first, folders, moved, nil
+}
 
+// jobs records the folders to sync in the index and returns a job for
+// each, the largest first (so that their chunks spread over all workers).
+func (s *syncer) jobs(ctx context.Context, acct index.AccountID, folders []remoteFolder) ([]*folderJob, error) {
+	o := &s.opts
 	jobs := make([]*folderJob, 0, len(folders))
-	err = o.Index.Write(ctx, func(tx *index.Tx) error {
+	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, rf := range folders {
 			path, err := maildir.FolderDir(o.Root, o.Account, rf.Local)
 			if err != nil {
@@ -273,30 +304,33 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		return nil
 	})
 	if err != nil {
-		first.Close()
 		return nil, err
 	}
-	// Largest folders first, so that their chunks spread over all workers.
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].size() > jobs[j].size() })
+	return jobs, nil
+}
 
+// runJobs plans every job and fetches its new messages over up to
+// Options.Connections workers, the first of which takes over first, with
+// one committer for all; it returns when all is done.
+func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*folderJob) {
 	s.commit = newCommitter(s)
 	for _, j := range jobs {
 		j.s = s
 		j.acquire(1) // the plan's unit
 		s.q.push(task{job: j})
 	}
-
 	var wg sync.WaitGroup
 	commitDone := make(chan struct{})
 	go func() {
 		s.commit.run(ctx)
 		close(commitDone)
 	}()
-	n := min(o.Connections, max(1, len(jobs)))
+	n := min(s.opts.Connections, max(1, len(jobs)))
 	for i := 0; i < n; i++ {
 		w := &worker{s: s}
 		if i == 0 {
-			stopFirst()
+			s.stopFirst()
 			w.c = first
 		}
 		wg.Add(1)
@@ -312,8 +346,11 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	s.up.Close()
 	close(s.commit.in)
 	<-commitDone
+}
 
-	res := &Result{Moved: moved, DryRun: o.DryRun, FolderActions: s.actions, Recovered: s.recovered}
+// result gathers the folders' outcomes.
+func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Result, error) {
+	res := &Result{Moved: moved, DryRun: s.opts.DryRun, FolderActions: s.actions, Recovered: s.recovered}
 	var errs []error
 	for _, fr := range s.folderErrs {
 		errs = append(errs, fmt.Errorf("%s: %w", fr.Name, fr.Err))
@@ -334,15 +371,18 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 
 // syncer is the state shared by the workers of one run.
 type syncer struct {
-	opts    Options
-	log     *slog.Logger
-	q       *queue
-	commit  *committer
-	files   *maildir.Syncer       // makes the committer's batches durable
-	dialErr atomic.Pointer[error] // set once dialing has failed for good
-	actions []string              // folder-level actions, for the Result
-	scans   scanCache             // listings read at the start (prescan, detectMoves), reused once
-	planned map[string]bool       // DryRun: Maildir keys of planned moves
+	opts   Options
+	log    *slog.Logger
+	q      *queue
+	commit *committer
+	// stopFirst stops the first connection's watch of the run's context
+	// when a worker takes it over (see folderLevel).
+	stopFirst func() bool
+	files     *maildir.Syncer       // makes the committer's batches durable
+	dialErr   atomic.Pointer[error] // set once dialing has failed for good
+	actions   []string              // folder-level actions, for the Result
+	scans     scanCache             // listings read at the start (prescan, detectMoves), reused once
+	planned   map[string]bool       // DryRun: Maildir keys of planned moves
 
 	// folderErrs are the folders the folder-level pass left out, with why
 	// (collisions, the deletion valve); recovered, the messages it kept.

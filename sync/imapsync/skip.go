@@ -1,0 +1,78 @@
+package imapsync
+
+import (
+	"context"
+	"time"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// prepare opens the folder's Maildir and decides, without a connection,
+// whether the folder can be skipped: its LIST-STATUS equals the recorded
+// state and nothing changed locally.
+func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err error) {
+	o := &s.opts
+	var dir *maildir.Dir
+	if o.DryRun {
+		dir = &maildir.Dir{Path: j.dirPath} // not created: Scan of a missing folder is empty
+	} else if dir, err = maildir.Open(j.dirPath); err != nil {
+		return false, err
+	}
+	j.dir = dir
+	// Leftovers of a killed run: the caller holds the store's sync lock.
+	if !o.DryRun {
+		if _, err := dir.CleanOwnTmp(); err != nil {
+			return false, err
+		}
+		// Other programs' leftovers, after the 36 hours the Maildir
+		// convention gives them.
+		if _, err := dir.CleanTmp(36 * time.Hour); err != nil {
+			return false, err
+		}
+	}
+	if j.dirUV, err = dir.UIDValidity(); err != nil {
+		return false, err
+	}
+	st := j.rf.Status
+	if st != nil && st.UIDValidity != 0 && st.UIDValidity == j.f.UIDValidity && j.dirUV == st.UIDValidity &&
+		st.UIDNext != 0 && uint32(st.UIDNext) == j.f.UIDNext && st.NumMessages != nil &&
+		(st.HighestModSeq == j.f.HighestModSeq && st.HighestModSeq != 0) {
+		// Normally read at the start of the run; else now, and kept for
+		// the plan.
+		if s.scans.peek(j.f.ID) == nil {
+			if err := s.scanFolders(ctx, []*index.Folder{j.f}); err != nil {
+				return false, err
+			}
+		}
+		unchanged, err := unchangedLocally(ctx, o, j.f, int(*st.NumMessages), s.scans.peek(j.f.ID))
+		if err != nil {
+			return false, err
+		}
+		if unchanged {
+			j.uidValidity, j.uidNext, j.highestModSeq = j.f.UIDValidity, j.f.UIDNext, j.f.HighestModSeq
+			j.update(func(r *FolderResult) { r.Skipped = true })
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// unchangedLocally reports, without loading the rows, whether the folder's
+// Maildir still matches the index (same keys, same file names), its
+// upstream message count is the server's, and nothing waits to be pushed.
+func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, serverCount int, sc *folderScan) (bool, error) {
+	if sc == nil {
+		return false, nil // the folder could not be read: its plan says why
+	}
+	var upstream, pending int
+	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		upstream, pending, err = tx.SyncCounts(f.ID)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return sc.diff.clean() && upstream == serverCount && !(o.push() && pending > 0), nil
+}
