@@ -196,7 +196,7 @@ func (w *Delivery) captureHeader(b []byte) {
 // Header returns the message header as written so far: the bytes up to and
 // including the first empty line, or the first MaxHeader bytes if there is
 // no empty line before that (or all bytes, for a short message without
-// one). The caller must not modify it.
+// one). The caller must not modify it. After Commit it is nil.
 func (w *Delivery) Header() []byte { return w.hdr }
 
 // Key returns the key of the message; it stays its key after Commit.
@@ -453,6 +453,7 @@ func (d *Dir) Commit(w *Delivery, uid uint32, flags Flags) (name string, err err
 		return "", fmt.Errorf("maildir: commit: %w", err)
 	}
 	w.done = true
+	w.hdr = nil // up to MaxHeader: not kept for as long as the caller keeps w
 	return name, nil
 }
 

@@ -456,7 +456,10 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 		for i, d := range batch {
 			// A known identity (the server reused it) now names this
 			// message; the copy it named before stays.
-			us[i] = index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size, HeaderSHA256: d.hdrHash[:]}
+			// A copy of the hash, not d.hdrHash[:]: f.known would keep d,
+			// and with it the delivery's header buffer, to the end of the run.
+			us[i] = index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size,
+				HeaderSHA256: append([]byte(nil), d.hdrHash[:]...)}
 			if err := tx.AddPOP3UIDL(f.acct, d.e.id, us[i]); err != nil {
 				return err
 			}
