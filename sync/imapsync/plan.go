@@ -169,18 +169,8 @@ func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
 	for uid := range p.server {
 		p.present[uid] = true
 	}
-	expunged, err := verifyTags(ctx, o, j.dir, rec.rows, rec.added, p.server, uint32(p.sel.UIDNext))
-	if err != nil {
+	if err := checkTags(ctx, o, j, rec, p.server, uint32(p.sel.UIDNext)); err != nil {
 		return err
-	}
-	if len(expunged) > 0 {
-		gone := map[index.MessageID]bool{}
-		for _, m := range expunged {
-			gone[m.ID] = true
-		}
-		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
-		j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
-		j.recordRows(OpDeleteLocal, expunged)
 	}
 	if needIDs {
 		return rematch(ctx, o.Index, j.dir, rec, p.server, o.DryRun)
@@ -469,20 +459,7 @@ func (w *worker) checkTagged(ctx context.Context, j *folderJob, rec *reconciled,
 			server[sm.uid] = sm
 		}
 	}
-	expunged, err := verifyTags(ctx, &w.s.opts, j.dir, rec.rows, rec.added, meta, uidNext)
-	if err != nil {
-		return err
-	}
-	if len(expunged) > 0 {
-		gone := map[index.MessageID]bool{}
-		for _, m := range expunged {
-			gone[m.ID] = true
-		}
-		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
-		j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
-		j.recordRows(OpDeleteLocal, expunged)
-	}
-	return nil
+	return checkTags(ctx, &w.s.opts, j, rec, meta, uidNext)
 }
 
 // withinLimits drops the UIDs of messages outside MaxAgeDays and MaxSize,
@@ -535,4 +512,22 @@ func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
 		}
 	}
 	return n
+}
+
+// checkTags checks the ,U= tags of the files found on disk against what
+// the server has (verifyTags) and takes the messages the server no longer
+// has out of the plan: they were deleted locally already.
+func checkTags(ctx context.Context, o *Options, j *folderJob, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) error {
+	expunged, err := verifyTags(ctx, o, j.dir, rec.rows, rec.added, server, uidNext)
+	if err != nil || len(expunged) == 0 {
+		return err
+	}
+	gone := map[index.MessageID]bool{}
+	for _, m := range expunged {
+		gone[m.ID] = true
+	}
+	rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
+	j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
+	j.recordRows(OpDeleteLocal, expunged)
+	return nil
 }
