@@ -1,7 +1,6 @@
 package imapsync_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -284,7 +281,7 @@ func runKilled(t *testing.T, cfg string, delay time.Duration, atCommit int) kill
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillTwoWayChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), killChildEnv+"="+cfg)
-	w := newCommitWatch(atCommit)
+	w := testenv.NewCommitWatch(atCommit)
 	cmd.Stdout, cmd.Stderr = w, w
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -298,12 +295,13 @@ func runKilled(t *testing.T, cfg string, delay time.Duration, atCommit int) kill
 	case <-time.After(delay):
 		cmd.Process.Signal(syscall.SIGKILL)
 		err = <-done
-	case <-w.hit:
+	case <-w.Hit:
 		cmd.Process.Signal(syscall.SIGKILL)
 		err = <-done
 	}
 	k := killed{took: time.Since(start)}
-	k.out, k.begun, k.ended = w.result()
+	k.out = w.String()
+	k.begun, k.ended = w.Counts()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -317,48 +315,4 @@ func runKilled(t *testing.T, cfg string, delay time.Duration, atCommit int) kill
 		t.Fatal(err)
 	}
 	return k
-}
-
-// commitWatch collects a sync process's output and counts the committer's
-// debug lines as they arrive; hit is closed at the atCommit-th
-// "committing" line.
-type commitWatch struct {
-	mu           sync.Mutex
-	out, line    bytes.Buffer
-	begun, ended int
-	atCommit     int
-	hit          chan struct{}
-}
-
-func newCommitWatch(atCommit int) *commitWatch {
-	return &commitWatch{atCommit: atCommit, hit: make(chan struct{})}
-}
-
-func (w *commitWatch) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.out.Write(p)
-	for _, c := range p {
-		if c != '\n' {
-			w.line.WriteByte(c)
-			continue
-		}
-		switch l := w.line.String(); {
-		case strings.Contains(l, " msg=committing "):
-			w.begun++
-			if w.begun == w.atCommit {
-				close(w.hit)
-			}
-		case strings.Contains(l, " msg=committed "):
-			w.ended++
-		}
-		w.line.Reset()
-	}
-	return len(p), nil
-}
-
-func (w *commitWatch) result() (out string, begun, ended int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.String(), w.begun, w.ended
 }

@@ -220,29 +220,7 @@ func checkPOP3(t *testing.T, d *testenv.Dovecot, user testenv.User, root string,
 	if tmp, err := os.ReadDir(filepath.Join(path, "tmp")); err != nil || len(tmp) != 0 {
 		t.Errorf("tmp/ holds %d files (%v)", len(tmp), err)
 	}
-	var rows []*index.Message
-	var pending []index.POP3Pending
-	err = st.Read(context.Background(), func(tx *index.ReadTx) error {
-		acct, err := tx.Account(fetchAccount)
-		if err != nil {
-			return err
-		}
-		f, err := tx.FolderByName(acct, "INBOX")
-		if err != nil {
-			return err
-		}
-		if rows, err = tx.Messages(f.ID); err != nil {
-			return err
-		}
-		pending, err = tx.POP3PendingList(acct)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 0 {
-		t.Errorf("%d downloads left pending", len(pending))
-	}
+	rows, _ := inboxState(t, st)
 	if len(rows) != len(files) {
 		t.Errorf("%d index rows for %d files", len(rows), len(files))
 	}

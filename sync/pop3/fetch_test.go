@@ -137,33 +137,7 @@ func serverCount(t *testing.T, addr, user, pass string) int {
 func (e *fetchEnv) check(want map[string][]byte) map[string]index.POP3UIDL {
 	t := e.t
 	t.Helper()
-	var uidls map[string]index.POP3UIDL
-	var rows []*index.Message
-	var pending []index.POP3Pending
-	err := e.st.Read(t.Context(), func(tx *index.ReadTx) error {
-		acct, err := tx.Account(fetchAccount)
-		if err != nil {
-			return err
-		}
-		f, err := tx.FolderByName(acct, "INBOX")
-		if err != nil {
-			return err
-		}
-		if rows, err = tx.Messages(f.ID); err != nil {
-			return err
-		}
-		if pending, err = tx.POP3PendingList(acct); err != nil {
-			return err
-		}
-		uidls, err = tx.POP3UIDLs(acct)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 0 {
-		t.Errorf("%d pending downloads left", len(pending))
-	}
+	rows, uidls := inboxState(t, e.st)
 	if len(uidls) != len(want) || len(rows) != len(want) {
 		t.Fatalf("index: %d UIDLs, %d message rows; want %d of each", len(uidls), len(rows), len(want))
 	}
@@ -536,4 +510,38 @@ func TestFetchKilledChild(t *testing.T) {
 		Username: args[2], Password: args[3], Keep: keep, BatchSize: 16,
 	})
 	fmt.Println(res, err)
+}
+
+// inboxState reads the fetch account's INBOX rows and identities, and
+// fails the test if a download is left pending.
+func inboxState(t testing.TB, st *index.Store) ([]*index.Message, map[string]index.POP3UIDL) {
+	t.Helper()
+	var rows []*index.Message
+	var uidls map[string]index.POP3UIDL
+	var pending []index.POP3Pending
+	err := st.Read(context.Background(), func(tx *index.ReadTx) error {
+		acct, err := tx.Account(fetchAccount)
+		if err != nil {
+			return err
+		}
+		f, err := tx.FolderByName(acct, "INBOX")
+		if err != nil {
+			return err
+		}
+		if rows, err = tx.Messages(f.ID); err != nil {
+			return err
+		}
+		if pending, err = tx.POP3PendingList(acct); err != nil {
+			return err
+		}
+		uidls, err = tx.POP3UIDLs(acct)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 0 {
+		t.Errorf("%d downloads left pending", len(pending))
+	}
+	return rows, uidls
 }

@@ -97,29 +97,7 @@ func emptyServer(t *testing.T, d *testenv.Dovecot, user, pass string) {
 func (e *fetchEnv) stored() [][]byte {
 	t := e.t
 	t.Helper()
-	var rows []*index.Message
-	var pending []index.POP3Pending
-	err := e.st.Read(t.Context(), func(tx *index.ReadTx) error {
-		acct, err := tx.Account(fetchAccount)
-		if err != nil {
-			return err
-		}
-		f, err := tx.FolderByName(acct, "INBOX")
-		if err != nil {
-			return err
-		}
-		if rows, err = tx.Messages(f.ID); err != nil {
-			return err
-		}
-		pending, err = tx.POP3PendingList(acct)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 0 {
-		t.Errorf("%d pending downloads left", len(pending))
-	}
+	rows, _ := inboxState(t, e.st)
 	p, _ := maildir.FolderDir(e.root, fetchAccount, "INBOX")
 	files, err := (&maildir.Dir{Path: p}).Scan()
 	if err != nil {

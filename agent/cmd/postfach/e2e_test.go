@@ -420,7 +420,7 @@ func TestKill(t *testing.T) {
 		filesBefore, tmpBefore := scanFiles(t, acctDir)
 		cmd := exec.Command(postfachBin, "--config", cfg, "-v", "sync")
 		cmd.Env = environ(t, nil)
-		stderr := newCommitWatch(atCommit)
+		stderr := testenv.NewCommitWatch(atCommit)
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -437,11 +437,11 @@ func TestKill(t *testing.T) {
 		case <-time.After(delay):
 			cmd.Process.Kill() // SIGKILL
 			err = <-done
-		case <-stderr.hit:
+		case <-stderr.Hit:
 			cmd.Process.Kill()
 			err = <-done
 		}
-		begun, ended := stderr.counts()
+		begun, ended := stderr.Counts()
 		filesAfter, tmpAfter := scanFiles(t, acctDir)
 		newTmp := 0
 		for f := range tmpAfter {

@@ -358,7 +358,7 @@ func TestMigrateKill(t *testing.T) {
 	kill := func(i, after, atCommit int) {
 		cmd := exec.Command(postfachBin, append([]string{"-v"}, args...)...)
 		cmd.Env = environ(t, nil)
-		stderr := newCommitWatch(atCommit)
+		stderr := testenv.NewCommitWatch(atCommit)
 		cmd.Stderr = stderr
 		start := count()
 		if err := cmd.Start(); err != nil {
@@ -380,7 +380,7 @@ func TestMigrateKill(t *testing.T) {
 				cmd.Process.Kill()
 				err = <-done
 				break wait
-			case <-stderr.hit:
+			case <-stderr.Hit:
 				cmd.Process.Kill()
 				err = <-done
 				break wait
@@ -393,7 +393,7 @@ func TestMigrateKill(t *testing.T) {
 			}
 		}
 		what := "killed"
-		begun, ended := stderr.counts()
+		begun, ended := stderr.Counts()
 		if killed(cmd) {
 			landed++
 		}
