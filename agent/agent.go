@@ -148,8 +148,8 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 	default:
 		err = fmt.Errorf("%s accounts cannot be synced yet", acct.Kind)
 	}
-	rep.Err = storeFull(a.cfg.Store.Path, err)
-	err = rep.Err
+	err = storeFull(a.cfg.Store.Path, err)
+	rep.Err = err
 	if a.DryRun {
 		return rep
 	}

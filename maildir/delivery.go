@@ -398,6 +398,14 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 	return nil
 }
 
+// syncHandle is a descriptor of a directory kept open for syncfs(2)
+// (openSyncHandle, per system).
+type syncHandle interface {
+	syncfs() error                      // errNoSyncfs where the kernel lacks it
+	contains(path string) (bool, error) // path is on the same file system
+	close() error
+}
+
 // errNoSyncfs: the kernel lacks syncfs(2).
 var errNoSyncfs = errors.New("syncfs not available")
 

@@ -7,13 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// syncHandle is a descriptor of a directory kept open for syncfs(2).
-type syncHandle interface {
-	syncfs() error
-	contains(path string) (bool, error) // path is on the same file system
-	close() error
-}
-
 type linuxSync struct {
 	fd   int
 	path string

@@ -2,14 +2,8 @@
 
 package maildir
 
-// syncHandle is what a Syncer keeps open for syncfs(2), which is Linux
-// only: elsewhere there is none, and a Syncer fsyncs each file.
-type syncHandle interface {
-	syncfs() error
-	contains(path string) (bool, error)
-	close() error
-}
-
+// openSyncHandle: syncfs(2) is Linux only; elsewhere there is no handle,
+// and a Syncer fsyncs each file.
 func openSyncHandle(string) (syncHandle, error) { return nil, nil }
 
 // renameNoReplace renames src to dst, failing if dst exists.

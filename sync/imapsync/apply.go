@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"slices"
 	"sort"
 	"strings"
 
@@ -94,7 +93,7 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *rec
 	}
 	// Rename first, then record: a crash in between leaves files whose tags
 	// are not trusted yet (the Maildir's UIDVALIDITY is written afterwards).
-	dropped := map[index.MessageID]bool{}
+	var replaced []*index.Message // gone rows whose place a file takes
 	for _, mt := range matches {
 		if e, ok := entryOf(mt.m); ok && !dry {
 			ne, err := dir.SetUID(e, mt.uid)
@@ -105,8 +104,8 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *rec
 		}
 		mt.m.UID = mt.uid
 		if g := mt.gone; g != nil {
-			dropped[g.ID] = true
-			mt.m.SyncedFlags, mt.m.SyncedKeywords, mt.m.Keywords = g.SyncedFlags, g.SyncedKeywords, g.Keywords
+			replaced = append(replaced, g)
+			takeOver(mt.m, g)
 		}
 	}
 	err := store.Write(ctx, func(tx *index.Tx) error {
@@ -134,9 +133,7 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *rec
 	if err != nil {
 		return err
 	}
-	if len(dropped) > 0 {
-		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool { return dropped[m.ID] })
-	}
+	rec.forgetGone(replaced)
 	return nil
 }
 

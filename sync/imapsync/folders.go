@@ -85,12 +85,7 @@ func mappedName(remote string, delim rune, fmap map[string]string) string {
 // case is one folder to IMAP (and to the local name rules), and on a
 // case-insensitive filesystem (foldCase) "Sent" and "sent" are one Maildir.
 func collisionKey(local string, foldCase bool) string {
-	switch {
-	case strings.EqualFold(local, "INBOX"):
-		local = "INBOX"
-	case len(local) > 6 && strings.EqualFold(local[:6], "INBOX/"):
-		local = "INBOX" + local[5:]
-	}
+	local = inboxCase(local)
 	if foldCase {
 		local = strings.ToLower(local)
 	}
@@ -189,10 +184,16 @@ func localName(remote string, delim rune) string {
 		name = strings.ReplaceAll(name, "/", "\u2215")
 		name = strings.ReplaceAll(name, string(delim), "/")
 	}
-	if strings.EqualFold(name, "INBOX") {
+	return inboxCase(name)
+}
+
+// inboxCase spells INBOX, which IMAP names in any case, and the folders
+// below it as "INBOX" and "INBOX/...".
+func inboxCase(name string) string {
+	switch {
+	case strings.EqualFold(name, "INBOX"):
 		return "INBOX"
-	}
-	if len(name) > 6 && strings.EqualFold(name[:6], "INBOX/") {
+	case len(name) > 6 && strings.EqualFold(name[:6], "INBOX/"):
 		return "INBOX" + name[5:]
 	}
 	return name

@@ -183,20 +183,33 @@ func claimTags(rec *reconciled, added []*index.NewMessage) (takeovers []*index.M
 			nm.UID = 0 // a different message: g's deletion stands
 			continue
 		}
-		nm.SyncedFlags, nm.SyncedKeywords = g.SyncedFlags, g.SyncedKeywords
-		nm.Keywords = g.Keywords
+		takeOver(&nm.Message, g)
 		nm.RFC822Size = g.RFC822Size
 		takeovers = append(takeovers, g)
 		delete(goneBy, uid)
 	}
-	if len(takeovers) > 0 {
-		taken := make(map[index.MessageID]bool, len(takeovers))
-		for _, m := range takeovers {
-			taken[m.ID] = true
-		}
-		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool { return taken[m.ID] })
-	}
+	rec.forgetGone(takeovers)
 	return takeovers
+}
+
+// takeOver gives m what it inherits from the gone row g whose place it
+// takes (claimTags, rematch): the merge base, and the keywords, which file
+// names do not carry.
+func takeOver(m, g *index.Message) {
+	m.SyncedFlags, m.SyncedKeywords, m.Keywords = g.SyncedFlags, g.SyncedKeywords, g.Keywords
+}
+
+// forgetGone takes rows out of r.gone: another file took their place, so
+// their messages are not deleted.
+func (r *reconciled) forgetGone(rows []*index.Message) {
+	if len(rows) == 0 {
+		return
+	}
+	ids := make(map[index.MessageID]bool, len(rows))
+	for _, m := range rows {
+		ids[m.ID] = true
+	}
+	r.gone = slices.DeleteFunc(r.gone, func(m *index.Message) bool { return ids[m.ID] })
 }
 
 // fill loads the Partial rows among msgs whole (see reconciled).
