@@ -13,7 +13,9 @@
 // off the sync's critical path (postfach search runs it first).
 //
 // On disk it is one SQLite database in WAL mode at
-// <store root>/.postfach/index.db, written with synchronous=FULL.
+// <store root>/.postfach/index.db, written with synchronous=FULL; it and its
+// -wal and -shm files are mode 0600 whatever the umask (they hold every
+// subject and address of the mail).
 //
 // Invariants:
 //   - One writer at a time: Write transactions use BEGIN IMMEDIATE on a
@@ -26,7 +28,10 @@
 //     downloads, see sync/pop3) can be rebuilt from the Maildir plus the
 //     server: a lost index costs a scan, not a download.
 //   - The schema is versioned (PRAGMA user_version); migrations are embedded
-//     numbered .sql files applied in one transaction each.
+//     numbered .sql files applied in one write transaction each, which
+//     also reads the version; opens take turns (an flock on the index's
+//     directory until the schema is current): two first runs at once
+//     both succeed.
 package index
 
 import (
@@ -69,12 +74,24 @@ func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
+	// Two first opens at once: SQLite answers a second switch to WAL
+	// with "database is locked" at once, without waiting. Opens of one
+	// index take turns (an flock on its directory, held until the schema
+	// is current), so the second finds WAL and the schema in place.
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer unlock()
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
 	dsn := func(extra string) string {
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", "cache_size(-16000)"} {
 			q.Add("_pragma", p)
 		}
-		return "file:" + path + "?" + q.Encode() + extra
+		return "file:" + uriPath(path) + "?" + q.Encode() + extra
 	}
 	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
 	if err != nil {
@@ -89,6 +106,15 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, diskFull(fmt.Errorf("index: %s: %w", path, err))
 	}
+	// SQLite gives the WAL and shared-memory files the database file's
+	// mode when it creates them; ones an older postfach left are made
+	// private here.
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.Close()
+			return nil, fmt.Errorf("index: %w", err)
+		}
+	}
 	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
 	if err != nil {
 		w.Close()
@@ -96,6 +122,59 @@ func Open(path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	return &Store{path: path, w: w, r: r}, nil
+}
+
+// lockDir waits for an exclusive flock on the directory dir and returns
+// its release.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// createPrivate creates the database file at path, mode 0600 whatever the
+// umask, before SQLite opens it (SQLite would create it 0644 less the
+// umask); an existing one is made 0600.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(0o600)
+	return errors.Join(err, f.Close())
+}
+
+// uriPath escapes a file path for a "file:" URI as SQLite and the driver
+// read it: every byte but unreserved ones and "/" as %XX, so that "?" and
+// "#" in a directory name do not start the query or the fragment and "%"
+// is not taken for an escape.
+func uriPath(path string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~/", c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // Close closes the index.
@@ -115,11 +194,12 @@ func (s *Store) DryRun() *Store {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
+// migrate applies the migrations the database lacks, each in its own write
+// transaction. The version is read inside that transaction (BEGIN
+// IMMEDIATE, the writer's lock): a second postfach opening the same new
+// index at once waits for the first one's migration (busy_timeout), then
+// finds it applied.
 func migrate(db *sql.DB) error {
-	var version int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
-		return err
-	}
 	names, err := fs.Glob(migrations, "sql/*.sql")
 	if err != nil {
 		return err
@@ -130,31 +210,51 @@ func migrate(db *sql.DB) error {
 		if err != nil {
 			return fmt.Errorf("bad migration name %s", name)
 		}
-		if n <= version {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
+		if err := migrateTo(db, name, n); err != nil {
 			return err
 		}
-		tx, err := db.Begin()
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %s: %w", name, err)
-		}
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-		version = n
 	}
 	return nil
+}
+
+// migrateTo applies migration n (file name) unless the database has it.
+func migrateTo(db *sql.DB, name string, n int) error {
+	tx, err := db.Begin() // BEGIN IMMEDIATE: _txlock=immediate
+	if err != nil {
+		return busy(err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return busy(err)
+	}
+	if n <= version {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(string(body)); err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", n)); err != nil {
+		return err
+	}
+	return busy(tx.Commit())
+}
+
+// sqliteBusy is SQLITE_BUSY: another connection held the lock longer than
+// busy_timeout.
+const sqliteBusy = 5
+
+// busy says so in plain words when err is SQLITE_BUSY.
+func busy(err error) error {
+	var se interface{ Code() int }
+	if err != nil && errors.As(err, &se) && se.Code()&0xff == sqliteBusy {
+		return fmt.Errorf("the index is busy: another postfach has held it for 30 s (%w)", err)
+	}
+	return err
 }
 
 // ReadTx is a read-only snapshot of the index.
