@@ -23,6 +23,9 @@ type Config struct {
 	// what the file's author expects (folder_map targets that can
 	// collide), sorted by line; `postfach config check` prints them.
 	Warnings ErrorList
+
+	name string     // the file as errors name it (the path given to Load)
+	env  []envCheck // see CheckEnvironment
 }
 
 // Store is the [store] table.

@@ -52,6 +52,9 @@ func (d *decoder) account(t *table) Account {
 	}
 	a.Host, a.TLS, a.Port, a.AllowInsecure = d.endpoint(t, a.Kind)
 	a.CAFile = d.path(t, "ca_file", "")
+	if a.CAFile != "" {
+		t.note("ca_file", envCheck{caFile: a.CAFile})
+	}
 	a.Username = required(t, "username")
 	a.Password, a.PasswordEnv, a.PasswordCmd, _ = secretSource(t, true)
 
@@ -107,7 +110,11 @@ func secretSource(t *table, need bool) (password, env, cmd string, ok bool) {
 	if len(set) == 0 && need {
 		t.d.errorf(t.path, "no password: set one of password, password_env or password_cmd")
 	}
-	return nonEmpty(t, "password", ""), nonEmpty(t, "password_env", ""), nonEmpty(t, "password_cmd", ""), len(set) > 0
+	env = nonEmpty(t, "password_env", "")
+	if env != "" && len(set) == 1 {
+		t.note("password_env", envCheck{env: env})
+	}
+	return nonEmpty(t, "password", ""), env, nonEmpty(t, "password_cmd", ""), len(set) > 0
 }
 
 func wrongKind(t *table, keys []string, kind string) {
@@ -134,6 +141,10 @@ func (d *decoder) imap(t *table, a *Account) {
 
 func (d *decoder) pop3(t *table, a *Account) {
 	a.Folder = nonEmpty(t, "folder", "INBOX")
+	if msg := checkFolderName(a.Folder); msg != "" {
+		t.errorf("folder", "%s", msg)
+		a.Folder = "INBOX"
+	}
 	a.Keep = t.boolean("keep", true)
 	a.DeleteAfterDays = nonNegative(t, "delete_after_days", 0)
 	if a.DeleteAfterDays > 0 && !a.Keep {
@@ -190,6 +201,9 @@ func (d *decoder) smtp(t *table, a *Account) *SMTP {
 	s := &SMTP{Line: d.idx.line(t.path), account: a.Name}
 	s.Host, s.TLS, s.Port, s.AllowInsecure = d.endpoint(t, "smtp")
 	s.CAFile = d.path(t, "ca_file", "")
+	if s.CAFile != "" {
+		t.note("ca_file", envCheck{caFile: s.CAFile})
+	}
 	s.Username = nonEmpty(t, "username", a.Username)
 	var own bool
 	s.Password, s.PasswordEnv, s.PasswordCmd, own = secretSource(t, false)

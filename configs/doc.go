@@ -30,9 +30,17 @@
 // folders into one local folder (see folderMap). `postfach config check`
 // prints them; they never stop a run.
 //
-// Only what the file says is checked: whether a ca_file can be read, an
-// environment variable is set or a password_cmd succeeds is found out when
-// the value is used ([Account.TLSConfig], [Account.Secret]).
+// Load checks what the file says. Whether a ca_file can be read or an
+// environment variable is set depends on the machine: [Config.CheckEnvironment]
+// tries them (`postfach config check` does), and a run finds out when it
+// uses the value ([Account.TLSConfig], [Account.Secret]), as it does whether
+// a password_cmd succeeds.
+//
+// A file that holds a password itself is checked as fetchmail checks its
+// rc file: owned by another user than the effective one it is refused;
+// open to group or others it loads with a warning marked Always, which
+// every command prints. POP3 folders stay below the account's folder (no
+// "." or ".." level), and [serve] endpoints listen on loopback only.
 //
 // # Paths
 //

@@ -17,6 +17,9 @@ type Error struct {
 	// Warning marks a problem that does not stop postfach (see
 	// Config.Warnings).
 	Warning bool
+	// Always marks a warning every command prints, not only config check
+	// (a password in a file others can read).
+	Always bool
 }
 
 // Error formats e as "FILE:LINE: KEY: MSG", or "FILE:LINE:COL: MSG" for a

@@ -3,26 +3,85 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	toml "github.com/pelletier/go-toml/v2"
 )
 
 // Load reads the config file at path, fills in the defaults and checks it.
-// A file that cannot be read gives the error of os.ReadFile; a bad file gives
-// an ErrorList with every problem found.
+// A file that cannot be read gives the error of os.Open or its read; a bad
+// file gives an ErrorList with every problem found. A file holding a
+// password must be owned by the user (else refused) and should be readable
+// by them only (else a warning marked Always): see checkSecretFile.
 func Load(path string) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return parse(path, abs, data)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	// One more byte than parse accepts, so that it sees a file too large.
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	c, err := parse(path, abs, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSecretFile(c, path, fi); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// geteuid is os.Geteuid; a variable for the tests.
+var geteuid = os.Geteuid
+
+// checkSecretFile checks the file of a config that holds a password
+// itself, as fetchmail checks its .fetchmailrc: owned by someone else (the
+// effective user, root too, must own it) it is refused, since its owner
+// can change what postfach does with the password; readable or writable by
+// group or others it is loaded with a warning that every command prints.
+func checkSecretFile(c *Config, name string, fi os.FileInfo) error {
+	if !holdsPassword(c) {
+		return nil
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != geteuid() {
+		return ErrorList{{File: name, Msg: fmt.Sprintf(
+			"holds a password but is owned by uid %d, not by you (uid %d): refused; own it and chmod 600 it", st.Uid, geteuid())}}
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		what := "read"
+		if m&0o044 == 0 {
+			what = "change"
+		}
+		w := &Error{File: name, Warning: true, Always: true, Msg: fmt.Sprintf(
+			"holds a password, and group or others can %s it (mode %04o): chmod 600 %s", what, m, name)}
+		c.Warnings = append(ErrorList{w}, c.Warnings...)
+	}
+	return nil
+}
+
+// holdsPassword reports whether an account or SMTP table sets password.
+func holdsPassword(c *Config) bool {
+	for _, a := range c.Accounts {
+		if a.Password != "" || a.SMTP != nil && a.SMTP.Password != "" {
+			return true
+		}
+	}
+	return false
 }
 
 const (
@@ -61,6 +120,7 @@ func parse(name, abs string, data []byte) (*Config, error) {
 		Accounts: d.accounts(root.tables("accounts")),
 		Serve:    d.serve(root.sub("serve")),
 		Backup:   d.backup(root.sub("backup")),
+		name:     name,
 	}
 	root.done()
 	if c.Store.Path != "" && c.Backup.Path != "" && within(c.Backup.Path, c.Store.Path) {
@@ -75,6 +135,7 @@ func parse(name, abs string, data []byte) (*Config, error) {
 	}
 	d.warns.sort()
 	c.Warnings = d.warns
+	c.env = d.env
 	return c, nil
 }
 

@@ -222,6 +222,8 @@ host = "smtp.example.org"
 		}},
 		Serve:  Serve{IMAP: "127.0.0.1:1143", POP3: "127.0.0.1:1110", Submission: "127.0.0.1:1587"},
 		Backup: Backup{Path: filepath.Join(home, "MailBackups"), Keep: 14},
+		name:   c.name,
+		env:    []envCheck{{key: "accounts[2].password_env", line: 14, env: "B"}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -3,7 +3,6 @@ package configs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,8 +17,9 @@ var secretTimeout = 30 * time.Second
 // environment variable PasswordEnv (an error if unset or empty), or the first
 // line of what `sh -c PasswordCmd` prints on stdout, without its line ending
 // (an error if the command fails, prints nothing or runs longer than 30 s).
-// Errors name the account and, for a failed command, hold the first line of
-// its stderr; they never hold the secret.
+// Errors name the account; they never hold the secret nor what the command
+// printed on stderr (a *CmdError keeps that apart, for the terminal of the
+// run: the error's text is stored in the index and shown by status).
 func (a *Account) Secret(ctx context.Context) (string, error) {
 	return secret(ctx, fmt.Sprintf("account %q", a.Name), a.Password, a.PasswordEnv, a.PasswordCmd)
 }
@@ -67,11 +67,7 @@ func runPasswordCmd(parent context.Context, who, command string) (string, error)
 	case ctx.Err() != nil:
 		return "", fmt.Errorf("%s: password_cmd timed out after %v", who, secretTimeout)
 	case err != nil:
-		msg := fmt.Sprintf("%s: password_cmd: %v", who, err)
-		if line := strings.TrimSpace(firstLine(stderr.Bytes())); line != "" {
-			msg += ": " + line
-		}
-		return "", errors.New(msg)
+		return "", &CmdError{Who: who, Err: err, Stderr: strings.TrimSpace(firstLine(stderr.Bytes()))}
 	}
 	pw := firstLine(stdout.Bytes())
 	if pw == "" {
@@ -88,13 +84,36 @@ func firstLine(b []byte) string {
 	return string(bytes.TrimSuffix(b, []byte("\r")))
 }
 
-// capped is a bytes.Buffer that keeps the first 64 KiB written to it and
-// silently drops the rest.
-type capped struct{ bytes.Buffer }
+// CmdError is a password_cmd that failed. Its text says which account's
+// command failed and how (exit status), nothing it printed: that may hold
+// anything, and the text is stored and shown later. Stderr is the first
+// line the command printed there, raw, for the terminal of this run only.
+type CmdError struct {
+	Who    string // account "name" (smtp)
+	Err    error  // from exec: "exit status 3", "signal: killed"
+	Stderr string
+}
+
+func (e *CmdError) Error() string {
+	return fmt.Sprintf("%s: password_cmd failed (%v)", e.Who, e.Err)
+}
+
+func (e *CmdError) Unwrap() error { return e.Err }
+
+// maxCmdOutput is how much of a password_cmd's stdout and stderr is kept.
+const maxCmdOutput = 64 << 10
+
+// capped keeps the first maxCmdOutput bytes written to it and silently
+// drops the rest. It is not a bytes.Buffer: exec copies a pipe into a
+// writer with io.Copy, which would use a Buffer's ReadFrom and keep
+// everything.
+type capped struct{ b []byte }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := 64<<10 - c.Len(); room > 0 {
-		c.Buffer.Write(p[:min(len(p), room)])
+	if room := maxCmdOutput - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(len(p), room)]...)
 	}
 	return len(p), nil
 }
+
+func (c *capped) Bytes() []byte { return c.b }

@@ -17,6 +17,7 @@ type decoder struct {
 	idx   *lineIndex
 	errs  ErrorList
 	warns ErrorList
+	env   []envCheck // see CheckEnvironment
 }
 
 func (d *decoder) errorf(path, format string, args ...any) {

@@ -133,6 +133,12 @@ func addr(t *table, k, def string) string {
 		t.errorf(k, "must be \"host:port\" (like %q) or \"\", not %q", def, a)
 		return def
 	}
+	// The endpoints serve the whole store to whoever connects: they
+	// listen on this machine only.
+	if !isLoopback(host) {
+		t.errorf(k, "%q is not a loopback address: the local endpoints serve the whole store and listen on 127.0.0.1, ::1 or localhost only (like %q)", a, def)
+		return def
+	}
 	return a
 }
 
@@ -163,6 +169,25 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// checkFolderName returns what is wrong with a local folder name (UTF-8,
+// "/" between levels, below the account's folder), or "".
+func checkFolderName(name string) string {
+	if name == "" {
+		return "" // reported as empty
+	}
+	for _, c := range strings.Split(name, "/") {
+		switch {
+		case c == "." || c == "..":
+			return fmt.Sprintf("%q has a %q level: a folder is below the account's folder, like \"INBOX\" or \"Lists/pop\"", name, c)
+		case c == "":
+			return fmt.Sprintf("%q has an empty level (a leading, trailing or double \"/\")", name)
+		case strings.ContainsFunc(c, unicode.IsControl):
+			return fmt.Sprintf("%q holds a control character", name)
+		}
+	}
+	return ""
 }
 
 // checkName returns what is wrong with an account name, which is also a
