@@ -48,22 +48,31 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Long: `Validate the config file: every error with file:line and key, and
 warnings (file:line: key: warning: ...) about what may not do what you
 expect, such as folder_map targets that can put two server folders into
-one local folder; warnings do not fail the check. Then check
+one local folder, or a password in a file others can read; warnings do
+not fail the check. Then try what the file refers to: each ca_file must
+hold a PEM certificate, each password_env must be set. Then check
 the store on disk without changing it: a store inside another postfach
 store, another store inside an account's folder, or an account folder
 holding mail postfach did not store (another program's Maildir) is
 refused here as by every run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			g.allWarnings = true
 			cfg, err := g.load()
 			if err != nil {
 				return err
+			}
+			if errs := cfg.CheckEnvironment(); len(errs) > 0 {
+				for _, e := range errs {
+					fmt.Fprintln(cmd.ErrOrStderr(), safe(e.Error()))
+				}
+				return exitError{2}
 			}
 			if err := agent.CheckStore(cfg); err != nil {
 				return err
 			}
 			for _, w := range cfg.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), w)
+				fmt.Fprintln(cmd.ErrOrStderr(), safe(w.Error()))
 			}
 			warnings := ""
 			if n := len(cfg.Warnings); n > 0 {

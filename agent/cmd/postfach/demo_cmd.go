@@ -83,7 +83,7 @@ password = %q
 			}
 			for _, acct := range st.Accounts {
 				for _, f := range acct.Folders {
-					fmt.Fprintf(out, "  %-10s %4d messages\n", f.Name, f.Messages)
+					fmt.Fprintf(out, "  %-10s %4d messages\n", safe(f.Name), f.Messages)
 				}
 			}
 			fmt.Fprintf(out, "\nTry:  postfach --config %s search archive\n      ls %s\n", cfgPath, filepath.Join(cfg.Store.Path, "demo"))

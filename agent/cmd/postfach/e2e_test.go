@@ -398,8 +398,8 @@ func TestKill(t *testing.T) {
 		err := cmd.Wait()
 		took := time.Since(start)
 		t.Logf("SIGTERM mid-download: exit after %v: %v; stderr:\n%s", took, err, stderr.String())
-		if err == nil || killed(cmd) {
-			t.Errorf("SIGTERM mid-download: %v, want a non-zero exit status", err)
+		if err == nil || killed(cmd) || cmd.ProcessState.ExitCode() != 143 {
+			t.Errorf("SIGTERM mid-download: %v, want exit status 143", err)
 		}
 		if took > 10*time.Second {
 			t.Errorf("SIGTERM: the sync took %v to stop", took)

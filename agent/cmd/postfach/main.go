@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -26,30 +28,96 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 type globals struct {
-	configPath string
-	verbose    bool
-	cpuProfile string
+	configPath  string
+	verbose     bool
+	cpuProfile  string
+	allWarnings bool // the command prints every warning itself (config check)
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
-	interrupted := ctx.Err() != nil
+	ctx, sig, stop := signalContext()
+	root := newRoot()
+	// Everything printed goes through safeWriter: see safe.go.
+	root.SetOut(safeWriter{os.Stdout})
+	root.SetErr(safeWriter{os.Stderr})
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
 		}
-		if interrupted {
+		if s := sig(); s != 0 {
 			fmt.Fprintln(os.Stderr, "postfach: interrupted; the next run resumes where this one stopped")
-			os.Exit(130)
+			os.Exit(128 + int(s)) // as a shell reports a death by the signal: 130 for SIGINT, 143 for SIGTERM
 		}
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(os.Stderr, "postfach:", line)
-		}
+		printError(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, a function telling which one came (0 if none), and the
+// function that stops listening.
+func signalContext() (context.Context, func() syscall.Signal, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			got.Store(int32(s.(syscall.Signal)))
+			cancel()
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() { close(done) })
+		// Later signals are still caught (not the default death) until
+		// the process exits: the run is winding down already.
+	}
+	return ctx, func() syscall.Signal { return syscall.Signal(got.Load()) }, stop
+}
+
+// printError prints a failed command's error, one "postfach: " line per
+// line of it, control characters escaped. A password_cmd that failed gets
+// one more line with the first line it printed on stderr (kept out of the
+// error itself, which is stored in the index).
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintln(w, "postfach:", safe(line))
+	}
+	for _, ce := range cmdErrors(err) {
+		if ce.Stderr != "" {
+			fmt.Fprintf(w, "postfach: %s: password_cmd printed: %s\n", safe(ce.Who), safe(ce.Stderr))
+		}
+	}
+}
+
+// cmdErrors finds the *configs.CmdError in err's tree (errors.Join'ed
+// accounts each may have one).
+func cmdErrors(err error) []*configs.CmdError {
+	var out []*configs.CmdError
+	var walk func(error)
+	walk = func(err error) {
+		if ce, ok := err.(*configs.CmdError); ok {
+			out = append(out, ce)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
 
 func newRoot() *cobra.Command {
@@ -104,7 +172,7 @@ func (g *globals) logger() *slog.Logger {
 	if !g.verbose {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(safeWriter{os.Stderr}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (g *globals) load() (*configs.Config, error) {
@@ -116,11 +184,20 @@ func (g *globals) load() (*configs.Config, error) {
 		var list configs.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
-				fmt.Fprintln(os.Stderr, e)
+				fmt.Fprintln(os.Stderr, safe(e.Error()))
 			}
 			return nil, exitError{2}
 		}
 		return nil, err
+	}
+	// A password others can read is said on every run, as fetchmail
+	// does; config check prints it with the other warnings.
+	if !g.allWarnings {
+		for _, w := range cfg.Warnings {
+			if w.Always {
+				fmt.Fprintln(os.Stderr, "postfach:", safe(w.Error()))
+			}
+		}
 	}
 	return cfg, nil
 }

@@ -75,8 +75,11 @@ lines on stdout.`,
 				enc = json.NewEncoder(out)
 			}
 			bar := !jsonOut && isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose
-			fetch := newMigrateProgress("fetching", enc, bar)
-			copying := newMigrateProgress("copying", enc, bar)
+			// The fetch phase is a sync of the source: its total grows
+			// folder by folder (an indeterminate bar); the copy phase
+			// knows its total before it starts.
+			fetch := newMigrateProgress("fetching", enc, bar, false)
+			copying := newMigrateProgress("copying", enc, bar, true)
 			start := time.Now()
 			res, err := a.Migrate(cmd.Context(), agent.MigrateOptions{
 				From: from, To: to, Map: mapping, DryRun: dryRun,
@@ -85,7 +88,7 @@ lines on stdout.`,
 			fetch.Finish()
 			copying.Finish()
 			if res != nil {
-				printMigration(out, enc, res, err, time.Since(start))
+				printMigration(out, enc, res, err, time.Since(start), cmd.Context().Err() != nil)
 			}
 			switch {
 			case err != nil && jsonOut:
@@ -121,13 +124,15 @@ func (p phaseStart) Expect(msgs int, bytes int64) {
 	p.migrateProgress.Expect(msgs, bytes)
 }
 
-// migrateProgress reports one phase: a progress bar in bytes (with MB/s
-// and ETA) whose description counts messages and messages per second, or
-// JSON progress lines a few times a second.
+// migrateProgress reports one phase: on a terminal a progress bar in bytes
+// (with MB/s and ETA) when the phase's total is known at its first Expect
+// (fixed), else a spinner; the description counts messages and, once
+// meaningful, their rate. With JSON, progress lines a few times a second.
 type migrateProgress struct {
 	phase string
 	enc   *json.Encoder // JSON lines, or nil
 	bar   bool          // draw a bar on stderr
+	fixed bool          // the first Expect gives the whole total
 
 	mu          sync.Mutex
 	b           *progressbar.ProgressBar
@@ -138,8 +143,8 @@ type migrateProgress struct {
 	finished    bool
 }
 
-func newMigrateProgress(phase string, enc *json.Encoder, bar bool) *migrateProgress {
-	return &migrateProgress{phase: phase, enc: enc, bar: bar}
+func newMigrateProgress(phase string, enc *json.Encoder, bar, fixed bool) *migrateProgress {
+	return &migrateProgress{phase: phase, enc: enc, bar: bar, fixed: fixed}
 }
 
 func (p *migrateProgress) Expect(msgs int, bytes int64) {
@@ -153,21 +158,27 @@ func (p *migrateProgress) Expect(msgs int, bytes int64) {
 	}
 	p.total += msgs
 	p.totalBytes += bytes
-	if p.bar && p.total > 0 {
-		if p.b == nil {
-			p.b = progressbar.NewOptions64(p.totalBytes,
-				progressbar.OptionSetWriter(os.Stderr),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionClearOnFinish(),
-				progressbar.OptionFullWidth(),
-			)
-		} else {
-			p.b.ChangeMax64(p.totalBytes)
-		}
-		p.describe()
+	if p.bar && p.total > 0 && p.b == nil {
+		p.newBar()
 	}
+}
+
+// newBar starts the bar: with a fixed total, the bytes of the phase; else
+// a spinner. Its end never moves during the phase.
+func (p *migrateProgress) newBar() {
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		widthOption(os.Stderr),
+	}
+	total := int64(-1)
+	if p.fixed {
+		total = p.totalBytes
+		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionSetPredictTime(true))
+	}
+	p.b = progressbar.NewOptions64(total, opts...)
+	p.describe()
 }
 
 func (p *migrateProgress) Done(msgs int, bytes int64) {
@@ -181,6 +192,9 @@ func (p *migrateProgress) Done(msgs int, bytes int64) {
 	}
 	p.done += msgs
 	p.bytes += bytes
+	if p.bar && p.b == nil && !p.fixed {
+		p.newBar()
+	}
 	if p.b != nil {
 		p.describe()
 		p.b.Add64(bytes)
@@ -206,8 +220,14 @@ func (p *migrateProgress) rates() (msgsPerSec, bytesPerSec, eta float64) {
 }
 
 func (p *migrateProgress) describe() {
-	mps, _, _ := p.rates()
-	p.b.Describe(fmt.Sprintf("%s %d/%d msg, %.0f msg/s", p.phase, p.done, p.total, mps))
+	d := fmt.Sprintf("%s %d msg (%s)", p.phase, p.done, humanBytes(p.bytes))
+	if p.fixed {
+		d = fmt.Sprintf("%s %d/%d msg", p.phase, p.done, p.total)
+	}
+	if r := rate(p.done, p.bytes, time.Since(p.start), false); r != "" {
+		d += ", " + r
+	}
+	p.b.Describe(d)
 }
 
 func (p *migrateProgress) emit() {
@@ -239,8 +259,9 @@ func (p *migrateProgress) Finish() {
 }
 
 // printMigration prints the source sync, the verification table and the
-// verdict (or their JSON events).
-func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, runErr error, took time.Duration) {
+// verdict (or their JSON events); after an interrupt, what was copied and
+// that nothing was verified.
+func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, runErr error, took time.Duration, interrupted bool) {
 	src := res.Source
 	var newMsgs int
 	var newBytes int64
@@ -276,7 +297,13 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 			t := rep.Totals()
 			ev["source"], ev["dest"], ev["dry_run"] = rep.Source, rep.Dest, rep.DryRun
 			ev["copied"], ev["copied_bytes"], ev["missing"], ev["extra"] = t.Copied, t.CopiedBytes, t.Missing, t.Extra
-			ev["complete"] = rep.Complete()
+			ev["complete"] = rep.Complete() && !interrupted
+			if interrupted {
+				// Not verified: missing and extra are not known.
+				ev["interrupted"] = true
+				delete(ev, "missing")
+				delete(ev, "extra")
+			}
 		}
 		if runErr != nil {
 			ev["error"] = runErr.Error()
@@ -286,12 +313,19 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 	}
 
 	if src.Result != nil || src.POP3 != nil {
-		fmt.Fprintf(w, "source %s: %d new messages (%s) fetched into the store\n", src.Name, newMsgs, humanBytes(newBytes))
+		fmt.Fprintf(w, "source %s: %d new messages (%s) fetched into the store\n", safe(src.Name), newMsgs, humanBytes(newBytes))
 	}
 	if rep == nil {
 		return
 	}
 	t := rep.Totals()
+	if interrupted {
+		// The destination was not read again: the table's missing
+		// column would count every message not yet verified.
+		fmt.Fprintf(w, "%s -> %s: interrupted after copying %d messages (%s) in %s; the destination was not verified: run the migration again to finish and verify it\n",
+			safe(rep.Source), safe(rep.Dest), t.Copied, humanBytes(t.CopiedBytes), took.Round(10*time.Millisecond))
+		return
+	}
 	if rep.DryRun {
 		fmt.Fprintf(w, "dry run: %s -> %s would copy %d messages (%s); nothing was changed on the destination\n\n",
 			rep.Source, rep.Dest, t.Copied, humanBytes(t.CopiedBytes))
@@ -306,7 +340,7 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 	}
 	fmt.Fprintf(tw, "folder\tsource\tdestination\t%s\tmissing\textra\t\n", copied)
 	row := func(f migrate.FolderReport, name string) {
-		fmt.Fprintf(tw, "%s\t%d (%s)\t%d (%s)\t%d (%s)\t%d\t%d\t", name, f.SourceCount, humanBytes(f.SourceBytes),
+		fmt.Fprintf(tw, "%s\t%d (%s)\t%d (%s)\t%d (%s)\t%d\t%d\t", safe(name), f.SourceCount, humanBytes(f.SourceBytes),
 			f.DestCount, humanBytes(f.DestBytes), f.Copied, humanBytes(f.CopiedBytes), f.Missing, f.Extra)
 		var notes []string
 		if f.Created {
@@ -319,7 +353,7 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 			notes = append(notes, fmt.Sprintf("%d with other flags or date", f.Differ))
 		}
 		if f.Err != nil {
-			notes = append(notes, "error: "+f.Err.Error())
+			notes = append(notes, "error: "+safe(f.Err.Error()))
 		}
 		fmt.Fprintf(tw, "%s\n", strings.Join(notes, "; "))
 	}

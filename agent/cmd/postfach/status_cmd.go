@@ -44,13 +44,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if last == "" {
 					last = "never"
 				}
-				fmt.Fprintf(tw, "%s (%s)\t%d messages\tlast sync %s\t%s\n", acct.Name, acct.Kind, acct.Messages, last, acct.Error)
+				fmt.Fprintf(tw, "%s (%s)\t%d messages\tlast sync %s\t%s\n", safe(acct.Name), acct.Kind, acct.Messages, last, safe(acct.Error))
 				for _, f := range acct.Folders {
 					last := f.LastSync
 					if last == "" {
 						last = "never"
 					}
-					fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", f.Name, f.Messages, last, f.Error)
+					fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", safe(f.Name), f.Messages, last, safe(f.Error))
 				}
 			}
 			return tw.Flush()
@@ -105,7 +105,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 				if !h.Header.Date.IsZero() {
 					date = h.Header.Date.Format("2006-01-02")
 				}
-				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", h.Account, h.FolderName, date, h.Header.From, h.Header.Subject)
+				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", safe(h.Account), safe(h.FolderName), date, safe(h.Header.From), safe(h.Header.Subject))
 			}
 			return tw.Flush()
 		},

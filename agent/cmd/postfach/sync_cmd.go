@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/postfach/postfach/agent"
@@ -130,7 +129,7 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			continue
 		}
 		for _, a := range r.Result.FolderActions {
-			fmt.Fprintf(w, "%s: %s\n", r.Name, a)
+			fmt.Fprintf(w, "%s: %s\n", r.Name, safe(a))
 		}
 		t := r.Result.Totals()
 		fmt.Fprintf(w, "%s: %d folders; down: %d new (%s), %d flag changes, %d expunged; up: %d new, %d flag changes, %d deleted",
@@ -147,70 +146,6 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 		}
 		fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-type progressReporter interface {
-	Expect(msgs int, bytes int64)
-	Done(msgs int, bytes int64)
-	Finish()
-}
-
-type nopProgress struct{}
-
-func (nopProgress) Expect(int, int64) {}
-func (nopProgress) Done(int, int64)   {}
-func (nopProgress) Finish()           {}
-
-// barProgress draws a progress bar in messages on a terminal.
-type barProgress struct {
-	mu    sync.Mutex
-	bar   *progressbar.ProgressBar
-	total int64
-}
-
-func newBarProgress(w io.Writer) *barProgress {
-	return &barProgress{bar: progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("syncing"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("msg"),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionFullWidth(),
-	)}
-}
-
-func (p *barProgress) Expect(msgs int, _ int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.total += int64(msgs)
-	p.bar.ChangeMax64(p.total)
-}
-
-func (p *barProgress) Done(msgs int, _ int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.bar.Add(msgs)
-}
-
-func (p *barProgress) Finish() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.bar.Finish()
 }
 
 // jsonProgress prints at most a few progress lines a second.
@@ -257,7 +192,7 @@ func (p *jsonProgress) Finish() {
 func printPlan(w io.Writer, r agent.AccountReport) {
 	fmt.Fprintf(w, "%s: dry run, nothing changed. A real run would:\n", r.Name)
 	for _, a := range r.Result.FolderActions {
-		fmt.Fprintf(w, "  %s\n", a)
+		fmt.Fprintf(w, "  %s\n", safe(a))
 	}
 	if r.Result.Moved > 0 {
 		fmt.Fprintf(w, "  move %d messages between folders upstream\n", r.Result.Moved)
@@ -268,7 +203,7 @@ func printPlan(w io.Writer, r agent.AccountReport) {
 		if f.New+f.FlagsChanged+f.Expunged+f.Uploaded+f.FlagsPushed+f.ExpungedRemote == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%d (%s)\t%d\t%d\t%d\t%d\t%d\t\n", f.Name, f.New, humanBytes(f.Bytes), f.FlagsChanged,
+		fmt.Fprintf(tw, "  %s\t%d (%s)\t%d\t%d\t%d\t%d\t%d\t\n", safe(f.Name), f.New, humanBytes(f.Bytes), f.FlagsChanged,
 			f.Expunged, f.Uploaded, f.FlagsPushed, f.ExpungedRemote)
 	}
 	tw.Flush()
