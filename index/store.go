@@ -125,7 +125,9 @@ func Open(path string) (*Store, error) {
 }
 
 // lockDir waits for an exclusive flock on the directory dir and returns
-// its release.
+// its release. On a file system without flock (some network and FUSE
+// ones) it goes on without: then only two first opens at the very same
+// moment can still collide, and the second one fails and can be rerun.
 func lockDir(dir string) (func(), error) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -137,7 +139,7 @@ func lockDir(dir string) (func(), error) {
 			break
 		}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.ENOLCK) && !errors.Is(err, syscall.EINVAL) {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}

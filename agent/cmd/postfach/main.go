@@ -1,6 +1,8 @@
 // Command postfach is the command-line interface of postfach, a personal
 // mail sync and archiving agent. It is thin: it parses flags, loads the
-// config and calls into package agent.
+// config and calls into package agent. Everything it prints for a human
+// goes through safe and safeWriter (safe.go): text from servers and
+// messages never reaches the terminal with its control characters.
 package main
 
 import (
