@@ -274,41 +274,7 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 	}
 	rep := res.Report
 	if enc != nil {
-		ev := map[string]any{"event": "source", "account": src.Name, "new": newMsgs, "bytes": newBytes}
-		if src.Err != nil {
-			ev["error"] = src.Err.Error()
-		}
-		enc.Encode(ev)
-		if rep != nil {
-			for _, f := range rep.Folders {
-				ev := map[string]any{"event": "folder", "folder": f.Dest, "sources": f.Sources, "created": f.Created,
-					"source_messages": f.SourceCount, "source_bytes": f.SourceBytes,
-					"dest_messages": f.DestCount, "dest_bytes": f.DestBytes,
-					"copied": f.Copied, "copied_bytes": f.CopiedBytes, "failed": f.Failed,
-					"missing": f.Missing, "extra": f.Extra, "differ": f.Differ}
-				if f.Err != nil {
-					ev["error"] = f.Err.Error()
-				}
-				enc.Encode(ev)
-			}
-		}
-		ev = map[string]any{"event": "result", "seconds": took.Seconds()}
-		if rep != nil {
-			t := rep.Totals()
-			ev["source"], ev["dest"], ev["dry_run"] = rep.Source, rep.Dest, rep.DryRun
-			ev["copied"], ev["copied_bytes"], ev["missing"], ev["extra"] = t.Copied, t.CopiedBytes, t.Missing, t.Extra
-			ev["complete"] = rep.Complete() && !interrupted
-			if interrupted {
-				// Not verified: missing and extra are not known.
-				ev["interrupted"] = true
-				delete(ev, "missing")
-				delete(ev, "extra")
-			}
-		}
-		if runErr != nil {
-			ev["error"] = runErr.Error()
-		}
-		enc.Encode(ev)
+		printMigrationJSON(enc, res, newMsgs, newBytes, runErr, took, interrupted)
 		return
 	}
 
@@ -375,4 +341,45 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 	default:
 		fmt.Fprintf(w, "\nNOT COMPLETE: %d of %d source messages are missing on the destination\n", t.Missing, t.SourceCount)
 	}
+}
+
+// printMigrationJSON is printMigration's JSON events: the source sync, one
+// per destination folder, the result.
+func printMigrationJSON(enc *json.Encoder, res *agent.MigrateResult, newMsgs int, newBytes int64, runErr error, took time.Duration, interrupted bool) {
+	src, rep := res.Source, res.Report
+	ev := map[string]any{"event": "source", "account": src.Name, "new": newMsgs, "bytes": newBytes}
+	if src.Err != nil {
+		ev["error"] = src.Err.Error()
+	}
+	enc.Encode(ev)
+	if rep != nil {
+		for _, f := range rep.Folders {
+			ev := map[string]any{"event": "folder", "folder": f.Dest, "sources": f.Sources, "created": f.Created,
+				"source_messages": f.SourceCount, "source_bytes": f.SourceBytes,
+				"dest_messages": f.DestCount, "dest_bytes": f.DestBytes,
+				"copied": f.Copied, "copied_bytes": f.CopiedBytes, "failed": f.Failed,
+				"missing": f.Missing, "extra": f.Extra, "differ": f.Differ}
+			if f.Err != nil {
+				ev["error"] = f.Err.Error()
+			}
+			enc.Encode(ev)
+		}
+	}
+	ev = map[string]any{"event": "result", "seconds": took.Seconds()}
+	if rep != nil {
+		t := rep.Totals()
+		ev["source"], ev["dest"], ev["dry_run"] = rep.Source, rep.Dest, rep.DryRun
+		ev["copied"], ev["copied_bytes"], ev["missing"], ev["extra"] = t.Copied, t.CopiedBytes, t.Missing, t.Extra
+		ev["complete"] = rep.Complete() && !interrupted
+		if interrupted {
+			// Not verified: missing and extra are not known.
+			ev["interrupted"] = true
+			delete(ev, "missing")
+			delete(ev, "extra")
+		}
+	}
+	if runErr != nil {
+		ev["error"] = runErr.Error()
+	}
+	enc.Encode(ev)
 }
