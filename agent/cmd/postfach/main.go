@@ -45,13 +45,14 @@ func main() {
 	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
+		if s := sig(); s != 0 {
+			// Also with --json: the exit status tells a stop from a failure.
+			fmt.Fprintln(os.Stderr, "postfach: interrupted; the next run resumes where this one stopped")
+			os.Exit(128 + int(s)) // as a shell reports a death by the signal: 130 for SIGINT, 143 for SIGTERM
+		}
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
-		}
-		if s := sig(); s != 0 {
-			fmt.Fprintln(os.Stderr, "postfach: interrupted; the next run resumes where this one stopped")
-			os.Exit(128 + int(s)) // as a shell reports a death by the signal: 130 for SIGINT, 143 for SIGTERM
 		}
 		printError(os.Stderr, err)
 		os.Exit(1)

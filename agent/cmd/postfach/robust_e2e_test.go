@@ -170,14 +170,16 @@ func TestConfigCheckReports(t *testing.T) {
 }
 
 // TestSignalExitStatus: a run stopped by SIGINT exits 130, by SIGTERM
-// 143, as a shell reports a death by those signals; one line on stderr.
+// 143 (also with --json), as a shell reports a death by those signals;
+// one line on stderr.
 // (The run waits in a password_cmd: no server needed.)
 func TestSignalExitStatus(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		code int
-	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		args []string
+	}{{syscall.SIGINT, 130, []string{"sync"}}, {syscall.SIGTERM, 143, []string{"sync"}}, {syscall.SIGTERM, 143, []string{"sync", "--json"}}} {
 		dir := t.TempDir()
 		marker := filepath.Join(dir, "started")
 		cfg := writeConfig(t, dir, "config.toml", filepath.Join(dir, "store"),
@@ -185,7 +187,7 @@ func TestSignalExitStatus(t *testing.T) {
 		body, _ := os.ReadFile(cfg)
 		body = bytes.Replace(body, []byte("password = "), []byte(`password_cmd = "touch `+marker+`; sleep 60"`+"\n#"), 1)
 		os.WriteFile(cfg, body, 0o600)
-		cmd := exec.Command(postfachBin, "--config", cfg, "sync")
+		cmd := exec.Command(postfachBin, append([]string{"--config", cfg}, tc.args...)...)
 		cmd.Env = environ(t, nil)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -206,7 +208,7 @@ func TestSignalExitStatus(t *testing.T) {
 		cmd.Wait()
 		want := "postfach: interrupted; the next run resumes where this one stopped\n"
 		if code := cmd.ProcessState.ExitCode(); code != tc.code || stderr.String() != want {
-			t.Errorf("%v: exit status %d, stderr %q; want %d and %q", tc.sig, code, stderr.String(), tc.code, want)
+			t.Errorf("%v to %v: exit status %d, stderr %q; want %d and %q", tc.sig, tc.args, code, stderr.String(), tc.code, want)
 		}
 	}
 }
