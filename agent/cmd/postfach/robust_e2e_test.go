@@ -43,7 +43,12 @@ func TestTerminalEscapes(t *testing.T) {
 		"Subject: =?utf-8?b?" + b64("invoice \x1b[2J\x1b[1;1H\u009b31m\u202etxt.exe") + "?=\r\n" +
 		"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n" +
 		"Message-ID: <esc@example.org>\r\n\r\nplease pay the invoice\r\n"
-	d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{{Folder: "INBOX", Date: time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC), MessageID: "esc@example.org", Raw: []byte(raw)}})
+	date := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{
+		{Folder: "INBOX", Date: date, MessageID: "esc@example.org", Raw: []byte(raw)},
+		// A folder name that would turn the rest of the line around.
+		{Folder: "Bills\u202egpj-exe", Date: date, MessageID: "esc2@example.org", Raw: []byte(strings.Replace(raw, "<esc@", "<esc2@", 1))},
+	})
 
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "config.toml", filepath.Join(dir, "store"), imapAccount(d, "work"))
@@ -54,6 +59,12 @@ func TestTerminalEscapes(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("search output %q does not show %q", r.stdout, want)
 		}
+	}
+
+	st := mustRun(t, nil, "--config", cfg, "status")
+	noRawControl(t, "status", st.stdout)
+	if !strings.Contains(st.stdout, `Bills\u202egpj-exe`) {
+		t.Errorf("status %q does not show the folder name escaped", st.stdout)
 	}
 
 	// A failing password_cmd, its stderr full of escapes.
@@ -68,7 +79,7 @@ func TestTerminalEscapes(t *testing.T) {
 		!strings.Contains(r.stderr, `password_cmd printed: gpg: \x1b[2Jsecret-ish`) {
 		t.Errorf("sync with a failing password_cmd: %s", r)
 	}
-	st := mustRun(t, nil, "--config", cfg, "status")
+	st = mustRun(t, nil, "--config", cfg, "status")
 	noRawControl(t, "status", st.stdout)
 	if strings.Contains(st.stdout, "secret-ish") || !strings.Contains(st.stdout, "password_cmd failed (exit status 3)") {
 		t.Errorf("status shows %q; want the generic failure without the command's stderr", st.stdout)
