@@ -110,7 +110,7 @@ func Open(path string) (*Store, error) {
 	// mode when it creates them; ones an older postfach left are made
 	// private here.
 	for _, p := range []string{path + "-wal", path + "-shm"} {
-		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
 			w.Close()
 			return nil, fmt.Errorf("index: %w", err)
 		}
@@ -149,13 +149,21 @@ func lockDir(dir string) (func(), error) {
 // createPrivate creates the database file at path, mode 0600 whatever the
 // umask, before SQLite opens it (SQLite would create it 0644 less the
 // umask); an existing one is made 0600.
+// One that is not ours to change (a read-only file system, another
+// user's store) is left to SQLite as it is.
 func createPrivate(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if _, serr := os.Stat(path); serr == nil && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+			return nil
+		}
 		return err
 	}
-	err = f.Chmod(0o600)
-	return errors.Join(err, f.Close())
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+		return err
+	}
+	return nil
 }
 
 // uriPath escapes a file path for a "file:" URI as SQLite and the driver
