@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"github.com/postfach/postfach/index"
@@ -15,6 +16,6 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("Content-Type: text/plain; charset=unknown-8bit\n\n\xff\xfe"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		index.ParseHeader(raw)
-		index.ExtractText(bytes.NewReader(raw), 4096)
+		index.ExtractText(context.Background(), bytes.NewReader(raw), 4096)
 	})
 }

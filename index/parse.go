@@ -3,9 +3,7 @@ package index
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"mime"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -64,46 +62,4 @@ func validUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-var tagRE = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>|<[^>]*>`)
-
-// ExtractText returns up to limit bytes of decoded text from the text/plain
-// and text/html parts of a message, for the full-text index. Other parts are
-// skipped without being decoded; memory stays bounded by limit.
-func ExtractText(r io.Reader, limit int) string {
-	ent, err := message.Read(r)
-	if ent == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-		return ""
-	}
-	var b strings.Builder
-	_ = ent.Walk(func(path []int, part *message.Entity, err error) error {
-		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-			return nil
-		}
-		if b.Len() >= limit {
-			return io.EOF
-		}
-		t, _, _ := part.Header.ContentType()
-		if t != "text/plain" && t != "text/html" && t != "" {
-			return nil
-		}
-		if part.MultipartReader() != nil {
-			return nil
-		}
-		if disp, _, _ := part.Header.ContentDisposition(); disp == "attachment" {
-			return nil
-		}
-		chunk, _ := io.ReadAll(io.LimitReader(part.Body, int64(limit-b.Len())))
-		s := string(chunk)
-		if t == "text/html" {
-			s = tagRE.ReplaceAllString(s, " ")
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(validUTF8(s))
-		return nil
-	})
-	return b.String()
 }
