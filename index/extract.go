@@ -193,23 +193,6 @@ func (e *extractor) headerLine(chunk []byte, start bool) {
 	}
 }
 
-func validHeaderLine(line []byte) bool {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return false
-	}
-	key := bytes.TrimRight(line[:i], " \t")
-	if len(key) == 0 {
-		return false
-	}
-	for _, c := range key {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
-}
-
 func (e *extractor) beginPart() {
 	e.state = inHeader
 	e.header.Reset()

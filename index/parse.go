@@ -16,8 +16,16 @@ import (
 // ParseHeader decodes the index's header fields from a raw header block
 // (the bytes up to and including the blank line). It never fails: a
 // malformed header yields whatever fields could be read.
+//
+// A line that is neither a field ("Key: value" with a valid key) nor the
+// continuation of one is left out, as IMAP servers do, rather than end the
+// header there: go-message's reader stops at the first such line, which
+// lost every field of a header whose first line starts with a blank (and
+// the fields after an 8-bit or garbage line), while the server's
+// BODY[HEADER.FIELDS (MESSAGE-ID)] still had the Message-ID: the two
+// identities of one message then differed (see sync/migrate).
 func ParseHeader(raw []byte) Header {
-	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cleanHeader(raw))))
 	if err != nil && th.Len() == 0 {
 		return Header{}
 	}
@@ -62,4 +70,58 @@ func validUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// cleanHeader returns the header block raw without its lines that are
+// neither a field with a valid key nor the continuation of a kept field
+// (raw itself when there is none). Lines end at LF, as for
+// textproto.ReadHeader; the block ends at the first empty line.
+func cleanHeader(raw []byte) []byte {
+	var out []byte // nil until a line is left out
+	keep := false
+	pos := 0
+	for pos < len(raw) {
+		line := raw[pos:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		content := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(content) == 0 {
+			break // the blank line
+		}
+		if content[0] != ' ' && content[0] != '\t' {
+			keep = validHeaderLine(content)
+		}
+		switch {
+		case !keep && out == nil:
+			out = append(make([]byte, 0, len(raw)), raw[:pos]...)
+		case keep && out != nil:
+			out = append(out, line...)
+		}
+		pos += len(line)
+	}
+	if out == nil {
+		return raw
+	}
+	return append(out, raw[pos:]...)
+}
+
+// validHeaderLine reports whether a header line (without its line end)
+// starts a field: a key of printable ASCII other than ':' (trailing blanks
+// allowed), then ':'.
+func validHeaderLine(line []byte) bool {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	key := bytes.TrimRight(line[:i], " \t")
+	if len(key) == 0 {
+		return false
+	}
+	for _, c := range key {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
 }
