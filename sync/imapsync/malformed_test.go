@@ -140,6 +140,12 @@ func TestMalformedIMAP(t *testing.T) {
 	}
 	ref := fetchAll(t, c, "Ref", false)
 	up := fetchAll(t, c, "Up", true)
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("Ref").Wait(); err != nil { // not for syncing
+		t.Fatal(err)
+	}
 	if len(ref) != len(kinds) || len(up) != len(kinds) {
 		t.Fatalf("the server holds %d messages in Up and %d in Ref, want %d each", len(up), len(ref), len(kinds))
 	}
@@ -155,6 +161,42 @@ func TestMalformedIMAP(t *testing.T) {
 	}
 	if n := strings.Count(serverIDs(up), corpus.DupMessageID+">"); n != 3 {
 		t.Errorf("%d server messages in Up with Message-ID %s, want the 3 different ones", n, corpus.DupMessageID)
+	}
+
+	// A lost index is rebuilt from the files: every message re-matched,
+	// nothing downloaded or uploaded again (the identities of the
+	// malformed messages are the same from the file and from the server)...
+	//
+	// ... except, a known limitation (reported, not fixed here), an
+	// uploaded message the server stored with another size: Dovecot drops
+	// the CR that ends the bare-CR message. Re-matching is by content
+	// identity (Message-ID or date, and size; the ,U= tag alone is not
+	// trusted), so that local file is uploaded again and the server's copy
+	// downloaded beside it. The check allows exactly those, by name.
+	resized := map[string]bool{} // keys of Up files whose server copy has another size
+	for i, k := range kinds {
+		key := fmt.Sprintf("malformed%02d", i)
+		if len(up[upUID[k.Name]]) != len(wire(t, written[key])) {
+			resized[key] = true
+			t.Logf("%s: sent %d bytes, the server holds %d", k.Name, len(wire(t, written[key])), len(up[upUID[k.Name]]))
+		}
+	}
+	e.store.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(index.DefaultPath(e.root) + suffix)
+	}
+	e.openIndex()
+	res, _ = e.sync()
+	tot := res.Totals()
+	if tot.New != len(resized) || tot.Uploaded != len(resized) || tot.Rebuilt != 2*len(kinds) || tot.Expunged+tot.ExpungedRemote != 0 {
+		t.Errorf("after losing the index: %+v, want %d rebuilt, and %d uploaded and downloaded again", tot, 2*len(kinds), len(resized))
+	}
+	for _, f := range res.Folders {
+		for _, a := range f.Actions {
+			if a.Op == imapsync.OpUpload && !resized[a.Key] {
+				t.Errorf("after losing the index: %s uploaded again", a.Key)
+			}
+		}
 	}
 
 	// The full-text index takes them all (both folders) quickly.
