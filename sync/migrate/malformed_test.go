@@ -81,7 +81,9 @@ func TestMalformedMigrate(t *testing.T) {
 	}
 }
 
-func runCtx(ctx context.Context, e *env) (*migrate.Report, error) { return migrate.Run(ctx, e.options()) }
+func runCtx(ctx context.Context, e *env) (*migrate.Report, error) {
+	return migrate.Run(ctx, e.options())
+}
 
 // bodies returns user's INBOX messages (BODY[]) sorted by their bytes.
 func bodies(t *testing.T, e *env, user string) [][]byte {
