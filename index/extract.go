@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
@@ -29,7 +30,7 @@ const (
 	extractCheckEvery = 1 << 20
 )
 
-// ExtractText returns up to limit bytes of decoded text from the text/plain
+// ExtractText returns up to limit bytes of decoded, valid UTF-8 text from the text/plain
 // and text/html parts of a message, for the full-text index. Other parts are
 // skipped without being decoded.
 //
@@ -266,8 +267,19 @@ func (e *extractor) endPart() {
 	}
 	if e.out.Len() > 0 {
 		e.out.WriteByte('\n')
+		room--
 	}
-	e.out.WriteString(validUTF8(s))
+	// Invalid UTF-8 becomes U+FFFD, up to 3 bytes for 1: cut again, at a
+	// character boundary, so that the text kept stays within the limit.
+	s = validUTF8(s)
+	if len(s) > room {
+		cut := max(room, 0)
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	e.out.WriteString(s)
 }
 
 // stripTags replaces the tags of HTML text, and script and style elements
