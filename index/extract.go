@@ -20,8 +20,11 @@ const (
 	extractMaxDepth = 64
 	// extractMaxParts is how many MIME parts of a message are looked at.
 	extractMaxParts = 1000
-	// extractMaxHeader caps the header bytes kept per part.
-	extractMaxHeader = 64 << 10
+	// extractMaxHeader caps the header bytes kept per part; the
+	// Content-* fields, which say how to decode the part, have
+	// extractMIMEHeader more.
+	extractMaxHeader  = 64 << 10
+	extractMIMEHeader = 16 << 10
 	// extractLine is the longest line a boundary is recognised in (the
 	// bufio buffer): RFC 2046 boundaries have at most 70 characters.
 	extractLine = 8 << 10
@@ -68,6 +71,7 @@ type extractor struct {
 	state   extractState
 	header  bytes.Buffer     // the current part's header lines (valid ones)
 	keep    bool             // the last header line was kept (for its continuations)
+	mime    bool             // the last header line is a Content-* field
 	body    bytes.Buffer     // the current text part's raw body
 	bodyCap int              // raw body bytes kept at most
 	eol     []byte           // the line end held back (it may precede a boundary)
@@ -182,16 +186,29 @@ func (e *extractor) boundary(content []byte) (level int, final, ok bool) {
 // after an 8-bit or garbage line.
 func (e *extractor) headerLine(chunk []byte, start bool) {
 	if start {
+		if n := e.header.Len(); n > 0 && e.header.Bytes()[n-1] != '\n' {
+			e.header.WriteString("\r\n") // end the line cut at the cap
+		}
 		content, _ := splitEOL(chunk)
 		if len(content) > 0 && (content[0] == ' ' || content[0] == '\t') {
 			// a continuation: kept with the line it continues
 		} else {
 			e.keep = validHeaderLine(content)
+			e.mime = len(content) > 8 && strings.EqualFold(string(content[:8]), "content-")
 		}
 	}
-	if e.keep && e.header.Len()+len(chunk) <= extractMaxHeader {
-		e.header.Write(chunk)
+	if !e.keep {
+		return
 	}
+	limit := extractMaxHeader
+	if e.mime {
+		limit += extractMIMEHeader
+	}
+	if e.header.Len()+len(chunk) > limit {
+		e.keep = false // the rest of this field is left out
+		return
+	}
+	e.header.Write(chunk)
 }
 
 func (e *extractor) beginPart() {

@@ -236,3 +236,20 @@ func TestExtractMalformed(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "") == s }
+
+// TestExtractLongHeader: a part's header beyond the cap loses only the
+// field that does not fit: the Content-Type after a 1 MB field is read (a
+// text/html part is stripped of its tags), and so is one before it.
+func TestExtractLongHeader(t *testing.T) {
+	long := "X-Long: " + strings.Repeat("h", 1<<20) + "\r\n"
+	for _, raw := range []string{
+		"Subject: x\r\n" + long + "Content-Type: text/html\r\n\r\n<b>bold</b> text\r\n",
+		"Subject: x\r\nContent-Type: text/html\r\n" + long + "\r\n<b>bold</b> text\r\n",
+		"Subject: x\r\n" + strings.Repeat("X-Folded: a\r\n"+strings.Repeat(" folded\r\n", 2000), 10) + "Content-Type: text/html\r\n\r\n<b>bold</b> text\r\n",
+	} {
+		got := index.ExtractText(context.Background(), strings.NewReader(raw), 1000)
+		if words(got) != "bold text" {
+			t.Errorf("%.40q...: extracted %.100q, want the text without tags", raw, got)
+		}
+	}
+}
