@@ -72,6 +72,7 @@ type extractor struct {
 	header  bytes.Buffer     // the current part's header lines (valid ones)
 	keep    bool             // the last header line was kept (for its continuations)
 	mime    bool             // the last header line is a Content-* field
+	hr      *bufio.Reader    // reads header (one for all parts)
 	body    bytes.Buffer     // the current text part's raw body
 	bodyCap int              // raw body bytes kept at most
 	eol     []byte           // the line end held back (it may precede a boundary)
@@ -169,12 +170,12 @@ func splitEOL(line []byte) (content, eol []byte) {
 // Trailing blanks are allowed (RFC 2046 5.1.1), as Go's mime/multipart
 // does.
 func (e *extractor) boundary(content []byte) (level int, final, ok bool) {
-	s := string(bytes.TrimRight(content[2:], " \t"))
-	if level, ok = e.bounds[s]; ok {
+	b := bytes.TrimRight(content[2:], " \t")
+	if level, ok = e.bounds[string(b)]; ok { // (no copy made for a look-up)
 		return level, false, true
 	}
-	if strings.HasSuffix(s, "--") {
-		level, ok = e.bounds[s[:len(s)-2]]
+	if bytes.HasSuffix(b, []byte("--")) {
+		level, ok = e.bounds[string(b[:len(b)-2])]
 		return level, true, ok
 	}
 	return 0, false, false
@@ -224,7 +225,11 @@ func (e *extractor) beginBody() {
 		e.header.WriteString("\r\n") // a line cut at extractMaxHeader
 	}
 	e.header.WriteString("\r\n")
-	th, _ := textproto.ReadHeader(bufio.NewReader(&e.header))
+	if e.hr == nil {
+		e.hr = bufio.NewReaderSize(&e.header, 4096)
+	}
+	e.hr.Reset(&e.header)
+	th, _ := textproto.ReadHeader(e.hr)
 	e.th = th
 	h := message.Header{Header: th}
 	e.state = inSkip
