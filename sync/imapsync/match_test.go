@@ -76,6 +76,7 @@ func TestWildMatchSameAsBefore(t *testing.T) {
 			matched++
 		}
 	}
+	t.Logf("%d of %d random cases match", matched, n)
 	if matched < n/20 {
 		t.Fatalf("only %d of %d random cases match: the comparison says little", matched, n)
 	}
