@@ -30,7 +30,9 @@ type pendingText struct {
 // NewMessage.DeferText, reading their files below the store root, in
 // batches; done (may be nil) is told after each batch how many are done.
 // A file that cannot be read is indexed by its headers only. It returns the
-// number of messages indexed.
+// number of messages indexed. A cancelled ctx stops it between messages
+// and inside one (ExtractText looks at it): the batch under way is not
+// written.
 func (s *Store) IndexPending(ctx context.Context, root string, done func(n int)) (int, error) {
 	total := 0
 	for {
@@ -73,17 +75,25 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 						}
 					}
 					if err == nil {
-						p.txt = ExtractText(f, ftsTextLimit)
+						p.txt = ExtractText(ctx, f, ftsTextLimit)
 						f.Close()
 					}
 				}
 			}()
 		}
+	feed:
 		for _, p := range batch {
-			next <- p
+			select {
+			case next <- p:
+			case <-ctx.Done():
+				break feed
+			}
 		}
 		close(next)
 		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return total, err // texts cut short by the cancel are not stored
+		}
 		err = s.Write(ctx, func(tx *Tx) error {
 			for _, p := range batch {
 				if _, err := tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,

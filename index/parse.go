@@ -3,9 +3,7 @@ package index
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"mime"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -18,8 +16,16 @@ import (
 // ParseHeader decodes the index's header fields from a raw header block
 // (the bytes up to and including the blank line). It never fails: a
 // malformed header yields whatever fields could be read.
+//
+// A line that is neither a field ("Key: value" with a valid key) nor the
+// continuation of one is left out, as IMAP servers do, rather than end the
+// header there: go-message's reader stops at the first such line, which
+// lost every field of a header whose first line starts with a blank (and
+// the fields after an 8-bit or garbage line), while the server's
+// BODY[HEADER.FIELDS (MESSAGE-ID)] still had the Message-ID: the two
+// identities of one message then differed (see sync/migrate).
 func ParseHeader(raw []byte) Header {
-	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cleanHeader(raw))))
 	if err != nil && th.Len() == 0 {
 		return Header{}
 	}
@@ -66,44 +72,56 @@ func validUTF8(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-var tagRE = regexp.MustCompile(`(?s)<(script|style)[^>]*>.*?</(script|style)>|<[^>]*>`)
-
-// ExtractText returns up to limit bytes of decoded text from the text/plain
-// and text/html parts of a message, for the full-text index. Other parts are
-// skipped without being decoded; memory stays bounded by limit.
-func ExtractText(r io.Reader, limit int) string {
-	ent, err := message.Read(r)
-	if ent == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-		return ""
+// cleanHeader returns the header block raw without its lines that are
+// neither a field with a valid key nor the continuation of a kept field
+// (raw itself when there is none). Lines end at LF, as for
+// textproto.ReadHeader; the block ends at the first empty line.
+func cleanHeader(raw []byte) []byte {
+	var out []byte // nil until a line is left out
+	keep := false
+	pos := 0
+	for pos < len(raw) {
+		line := raw[pos:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		content := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(content) == 0 {
+			break // the blank line
+		}
+		if content[0] != ' ' && content[0] != '\t' {
+			keep = validHeaderLine(content)
+		}
+		switch {
+		case !keep && out == nil:
+			out = append(make([]byte, 0, len(raw)), raw[:pos]...)
+		case keep && out != nil:
+			out = append(out, line...)
+		}
+		pos += len(line)
 	}
-	var b strings.Builder
-	_ = ent.Walk(func(path []int, part *message.Entity, err error) error {
-		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-			return nil
+	if out == nil {
+		return raw
+	}
+	return append(out, raw[pos:]...)
+}
+
+// validHeaderLine reports whether a header line (without its line end)
+// starts a field: a key of printable ASCII other than ':' (trailing blanks
+// allowed), then ':'.
+func validHeaderLine(line []byte) bool {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	key := bytes.TrimRight(line[:i], " \t")
+	if len(key) == 0 {
+		return false
+	}
+	for _, c := range key {
+		if c < 33 || c > 126 {
+			return false
 		}
-		if b.Len() >= limit {
-			return io.EOF
-		}
-		t, _, _ := part.Header.ContentType()
-		if t != "text/plain" && t != "text/html" && t != "" {
-			return nil
-		}
-		if part.MultipartReader() != nil {
-			return nil
-		}
-		if disp, _, _ := part.Header.ContentDisposition(); disp == "attachment" {
-			return nil
-		}
-		chunk, _ := io.ReadAll(io.LimitReader(part.Body, int64(limit-b.Len())))
-		s := string(chunk)
-		if t == "text/html" {
-			s = tagRE.ReplaceAllString(s, " ")
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(validUTF8(s))
-		return nil
-	})
-	return b.String()
+	}
+	return true
 }

@@ -10,7 +10,11 @@
 // Full-text entries can be deferred (NewMessage.DeferText): the sync engines
 // store messages with their headers parsed and queue the body text in
 // fts_pending; IndexPending decodes the files and fills the FTS table later,
-// off the sync's critical path (postfach search runs it first).
+// off the sync's critical path (postfach search runs it first). Decoding
+// (ExtractText) is linear in the message, keeps at most 128 KiB of text per
+// message, follows at most 64 levels of multipart and 1,000 parts (a
+// message beyond that is indexed as far as they reach; its file is never
+// touched) and stops when the context is cancelled.
 //
 // On disk it is one SQLite database in WAL mode at
 // <store root>/.postfach/index.db, written with synchronous=FULL; it and its

@@ -247,27 +247,49 @@ func Match(patterns []string, name string) bool {
 	return included || !haveInclude
 }
 
+// wildMatch reports whether name matches pattern ('*' any run, '%' any
+// run without '/', every other byte itself). It runs in O(len(pattern) *
+// len(name)) time and O(len(name)) memory, whatever the wildcards: ok[j]
+// holds whether the pattern read so far matches name[:j], and each pattern
+// byte turns it into the same for one more byte. (Trying each split of the
+// name at each wildcard, as it did before, is exponential in the number of
+// wildcards: seconds for one pattern against a long name.)
 func wildMatch(pattern, name string) bool {
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*', '%':
-			wild := pattern[0]
-			pattern = pattern[1:]
-			for i := 0; i <= len(name); i++ {
-				if wild == '%' && i > 0 && name[i-1] == '/' {
-					return false
-				}
-				if wildMatch(pattern, name[i:]) {
-					return true
-				}
+	if !strings.ContainsAny(pattern, "*%") {
+		return pattern == name
+	}
+	ok := make([]bool, len(name)+1)
+	ok[0] = true
+	for i := 0; i < len(pattern); i++ {
+		alive := false
+		switch c := pattern[i]; c {
+		case '*':
+			// A run of stars is one star; ok[j] = some ok[k], k <= j.
+			for i+1 < len(pattern) && pattern[i+1] == '*' {
+				i++
 			}
-			return false
+			for j := 1; j <= len(name); j++ {
+				ok[j] = ok[j] || ok[j-1]
+			}
+			alive = ok[len(name)]
+		case '%':
+			// ok[j] = ok[j] or (ok[j-1] and name[j-1] is not '/').
+			for j := 1; j <= len(name); j++ {
+				ok[j] = ok[j] || ok[j-1] && name[j-1] != '/'
+				alive = alive || ok[j]
+			}
+			alive = alive || ok[0]
 		default:
-			if len(name) == 0 || pattern[0] != name[0] {
-				return false
+			// ok[j] = ok[j-1] and name[j-1] is c; right to left in place.
+			for j := len(name); j >= 1; j-- {
+				ok[j] = ok[j-1] && name[j-1] == c
+				alive = alive || ok[j]
 			}
-			pattern, name = pattern[1:], name[1:]
+			ok[0] = false
+		}
+		if !alive {
+			return false
 		}
 	}
-	return len(name) == 0
+	return ok[len(name)]
 }
