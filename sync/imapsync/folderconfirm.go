@@ -210,7 +210,7 @@ type goneCheck struct {
 // just its name has no selectable folder; any other answer is not sure
 // (why).
 func (p *folderPlanner) confirmGone(ctx context.Context, f *index.Folder) (goneCheck, error) {
-	name := RemoteName(f.Name, p.delim, p.s.opts.FolderMap)
+	name := p.names.Remote(f.Name)
 	if a := p.remoteNamed(name); a != nil {
 		return goneCheck{why: p.whyNotSynced(a)}, nil
 	}
@@ -231,7 +231,7 @@ func (p *folderPlanner) confirmGone(ctx context.Context, f *index.Folder) (goneC
 	}
 	st, err := p.c.Status(name, statusOptions(p.c)).Wait()
 	if err == nil {
-		return goneCheck{listed: &remoteFolder{Remote: name, Local: f.Name, Delim: p.delim, Status: st}}, nil
+		return goneCheck{listed: &remoteFolder{Remote: name, Local: f.Name, Delim: p.names.Delim, Status: st}}, nil
 	}
 	var imapErr *imap.Error
 	if !errors.As(err, &imapErr) {

@@ -128,7 +128,7 @@ type folderPlan struct {
 type folderPlanner struct {
 	s        *syncer
 	c        *imapclient.Client
-	delim    rune
+	names    FolderNames
 	known    []*index.Folder
 	locals   []localFolder
 	remote   []remoteFolder // selected, without the colliding ones
@@ -200,7 +200,7 @@ func (p *folderPlanner) recordErrors(ctx context.Context) error {
 
 func (s *syncer) newFolderPlanner(ctx context.Context, c *imapclient.Client, acct index.AccountID, remote, all []remoteFolder) (*folderPlanner, error) {
 	o := &s.opts
-	p := &folderPlanner{s: s, c: c, delim: '/', all: all,
+	p := &folderPlanner{s: s, c: c, names: s.names, all: all,
 		blocked: map[string]bool{}, claimedR: map[string]bool{}, claimedL: map[string]bool{}}
 	p.plan.touched = map[string]bool{}
 	accountDir := filepath.Join(o.Root, maildir.EncodeName(o.Account))
@@ -227,17 +227,11 @@ func (s *syncer) newFolderPlanner(ctx context.Context, c *imapclient.Client, acc
 	}
 	// Parents before children: renaming a parent moves its children.
 	slices.SortFunc(p.known, func(a, b *index.Folder) int { return strings.Compare(a.Name, b.Name) })
-	for _, rf := range all {
-		if rf.Delim != 0 {
-			p.delim = rf.Delim
-			break
-		}
-	}
 	var groups [][]remoteFolder
 	p.remote, groups = splitCollisions(remote, p.foldCase)
 	for _, g := range groups {
 		p.blocked[collisionKey(g[0].Local, p.foldCase)] = true
-		p.plan.errs = append(p.plan.errs, FolderResult{Name: groupLocal(g), Err: collisionError(g)})
+		p.plan.errs = append(p.plan.errs, FolderResult{Name: groupLocal(g, p.names), Err: collisionError(g, p.names)})
 	}
 	for _, f := range p.known {
 		if p.remoteByName(f.Name) != nil {
@@ -377,9 +371,8 @@ func renamedBelow(name, from, to string) (string, bool) {
 // renameRemote plans a RENAME upstream of r (known as f) after the local
 // folder l, and updates the view.
 func (p *folderPlanner) renameRemote(f *index.Folder, r *remoteFolder, l *localFolder) {
-	o := &p.s.opts
-	to := RemoteName(l.name, p.delim, o.FolderMap)
-	if !roundTrips(l.name, p.delim, o.FolderMap) || p.remoteNamed(to) != nil {
+	to := p.names.Remote(l.name)
+	if !p.names.RoundTrips(l.name) || p.remoteNamed(to) != nil {
 		p.fail(l.name, fmt.Errorf("local folder %q (renamed from %q) cannot be renamed upstream: as %q it would be "+
 			"another folder's or come back under another name; neither is synced until one is renamed", l.name, f.Name, to))
 		p.drop(r.Local)
@@ -389,7 +382,7 @@ func (p *folderPlanner) renameRemote(f *index.Folder, r *remoteFolder, l *localF
 		remote: r.Remote, newRemote: to, from: f.Name, to: l.name}, r.Local, l.name, f.Name)
 	oldRemote, oldLocal := r.Remote, f.Name
 	for i := range p.remote {
-		if rf := &p.remote[i]; rf.Remote == oldRemote || strings.HasPrefix(rf.Remote, oldRemote+string(p.delim)) {
+		if rf := &p.remote[i]; rf.Remote == oldRemote || strings.HasPrefix(rf.Remote, oldRemote+string(p.names.Delim)) {
 			rf.Remote = to + strings.TrimPrefix(rf.Remote, oldRemote)
 			rf.Local = l.name + strings.TrimPrefix(rf.Local, oldLocal)
 			p.plan.touched[rf.Local] = true
@@ -427,10 +420,10 @@ func (p *folderPlanner) goneUpstream(ctx context.Context, f *index.Folder, l *lo
 	case o.RemoveFolders && o.pullDeletes():
 		return p.removeLocal(ctx, f, l)
 	case o.push() && o.CreateFolders:
-		name := RemoteName(f.Name, p.delim, o.FolderMap)
+		name := p.names.Remote(f.Name)
 		p.add(folderAction{kind: actRecreateRemote, folder: f, newRemote: name,
 			line: fmt.Sprintf("create server folder %q again and upload its messages (deleted upstream, still here)", f.Name)}, f.Name)
-		p.remote = append(p.remote, remoteFolder{Remote: name, Local: f.Name, Delim: p.delim})
+		p.remote = append(p.remote, remoteFolder{Remote: name, Local: f.Name, Delim: p.names.Delim})
 	default:
 		p.add(folderAction{kind: actNote, line: fmt.Sprintf("keep local folder %q, deleted upstream, without syncing it", f.Name)}, f.Name)
 	}
@@ -512,14 +505,14 @@ func (p *folderPlanner) planNewLocal() {
 		if slices.ContainsFunc(p.known, func(f *index.Folder) bool { return f.Name == l.name }) {
 			continue
 		}
-		name := RemoteName(l.name, p.delim, o.FolderMap)
-		if !roundTrips(l.name, p.delim, o.FolderMap) || p.remoteNamed(name) != nil {
+		name := p.names.Remote(l.name)
+		if !p.names.RoundTrips(l.name) || p.remoteNamed(name) != nil {
 			p.fail(l.name, fmt.Errorf("local folder %q is not created upstream: as %q it would be another folder's "+
 				"or come back under another name; rename it", l.name, name))
 			continue
 		}
 		p.add(folderAction{kind: actCreateRemote, newRemote: name, line: fmt.Sprintf("create server folder %q (new locally)", l.name)}, l.name)
-		p.remote = append(p.remote, remoteFolder{Remote: name, Local: l.name, Delim: p.delim})
+		p.remote = append(p.remote, remoteFolder{Remote: name, Local: l.name, Delim: p.names.Delim})
 	}
 }
 

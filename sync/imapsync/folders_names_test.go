@@ -11,7 +11,7 @@ import (
 // created upstream and come back as themselves.
 func TestFolderNames(t *testing.T) {
 	rf := func(remote string, delim rune, fmap map[string]string) remoteFolder {
-		return remoteFolder{Remote: remote, Local: mappedName(remote, delim, fmap), Delim: delim}
+		return remoteFolder{Remote: remote, Local: FolderNames{Delim: delim, Map: fmap}.Local(remote), Delim: delim}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -35,7 +35,7 @@ func TestFolderNames(t *testing.T) {
 			for _, r := range g {
 				left = append(left, r.Remote)
 			}
-			if err := collisionError(g); err == nil {
+			if err := collisionError(g, FolderNames{}); err == nil {
 				t.Errorf("%s: no error", tc.name)
 			}
 		}
@@ -59,7 +59,7 @@ func TestFolderNames(t *testing.T) {
 		{"Sent", '/', true},        // "Sent Items" upstream
 		{"Sent Items", '/', false}, // would come back as Sent
 	} {
-		if got := roundTrips(tc.local, tc.delim, fmap); got != tc.want {
+		if got := (FolderNames{Delim: tc.delim, Map: fmap}).RoundTrips(tc.local); got != tc.want {
 			t.Errorf("roundTrips(%q, %q) = %v, want %v", tc.local, tc.delim, got, tc.want)
 		}
 	}
@@ -84,5 +84,44 @@ func TestFolderRecoveredName(t *testing.T) {
 		if got := withoutUID(in); got != want {
 			t.Errorf("withoutUID(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestFolderNamesPrefix: under a personal namespace prefix, server names
+// below it are local names without it, and every local name goes back up
+// below it (INBOX excepted).
+func TestFolderNamesPrefix(t *testing.T) {
+	n := newFolderNames('.', "INBOX.", map[string]string{"Sent Items": "Sent"})
+	for _, tc := range []struct{ remote, local string }{
+		{"INBOX", "INBOX"},
+		{"INBOX.Archive", "Archive"},
+		{"INBOX.Lists.golang", "Lists/golang"},
+		{"INBOX.INBOX.x", "INBOX/x"},
+		{"INBOX.Sent Items", "Sent"},
+		{"INBOX.a/b", "a\u2215b"},
+	} {
+		if got := n.Local(tc.remote); got != tc.local {
+			t.Errorf("Local(%q) = %q, want %q", tc.remote, got, tc.local)
+		}
+		if got := n.Remote(tc.local); got != tc.remote {
+			t.Errorf("Remote(%q) = %q, want %q", tc.local, got, tc.remote)
+		}
+		if !n.RoundTrips(tc.local) {
+			t.Errorf("RoundTrips(%q) = false", tc.local)
+		}
+	}
+	if got := n.Local("inbox.Archive"); got != "Archive" {
+		t.Errorf("Local(inbox.Archive) = %q, want Archive", got)
+	}
+	if got := n.Local("Shared.x"); got != "Shared/x" {
+		t.Errorf("Local(Shared.x) = %q: a name outside the prefix keeps its path", got)
+	}
+	for _, local := range []string{"a.b", "inbox"} {
+		if n.RoundTrips(local) {
+			t.Errorf("RoundTrips(%q) = true", local)
+		}
+	}
+	if got := newFolderNames('.', "INBOX", nil).Prefix; got != "INBOX." {
+		t.Errorf("prefix without its delimiter: %q, want INBOX.", got)
 	}
 }
