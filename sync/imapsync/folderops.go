@@ -112,6 +112,7 @@ type folderAction struct {
 	deletable map[string]bool
 	recoverTo string
 	recover   int
+	touched   []string // the local folders it changes (see folderPlan.touched)
 }
 
 // folderPlan is the outcome of planning.
@@ -165,14 +166,17 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 			return nil, fmt.Errorf("UNSELECT: %w", err)
 		}
 	}
-	if err := s.applyFolders(ctx, c, acct, p.plan.actions); err != nil {
+	failed, err := s.applyFolders(ctx, c, acct, p.plan.actions)
+	if err != nil {
 		return nil, err
 	}
 	out := p.plan.remote[:0]
 	for _, rf := range p.plan.remote {
-		if !s.opts.DryRun || !p.plan.touched[rf.Local] {
-			out = append(out, rf)
+		if s.opts.DryRun && p.plan.touched[rf.Local] ||
+			slices.ContainsFunc(failed, func(f failedFolder) bool { return f.covers(rf.Local) }) {
+			continue
 		}
+		out = append(out, rf)
 	}
 	return out, nil
 }
@@ -269,6 +273,7 @@ func (p *folderPlanner) localByName(name string) *localFolder {
 // add appends an action to the plan; touched are the local names of the
 // folders it changes.
 func (p *folderPlanner) add(a folderAction, touched ...string) {
+	a.touched = touched
 	p.plan.actions = append(p.plan.actions, a)
 	for _, t := range touched {
 		p.plan.touched[t] = true
@@ -292,7 +297,15 @@ func (p *folderPlanner) planAll(ctx context.Context) error {
 			continue
 		}
 		if err := p.planKnown(ctx, f); err != nil {
-			return err
+			// A server's refusal (a STATUS or EXAMINE answered NO)
+			// is the folder's: left out of this run, tried again on
+			// the next. Anything else ends the account's run.
+			var imapErr *imap.Error
+			if !errors.As(err, &imapErr) {
+				return err
+			}
+			p.fail(f.Name, err)
+			p.drop(f.Name)
 		}
 	}
 	p.planNewLocal()
