@@ -374,13 +374,16 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Result, error) {
 	res := &Result{Moved: moved, DryRun: s.opts.DryRun, FolderActions: s.actions, Recovered: s.recovered}
 	var errs []error
+	addr := s.opts.Endpoint.Addr
 	for _, fr := range s.folderErrs {
-		errs = append(errs, fmt.Errorf("%s: %w", fr.Name, fr.Err))
+		fr.Err = readableErr(addr, fr.Err)
+		errs = append(errs, folderError(addr, fr.Name, fr.Err))
 		res.Folders = append(res.Folders, fr)
 	}
 	for _, j := range jobs {
 		if j.res.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", j.rf.Local, j.res.Err))
+			j.res.Err = readableErr(addr, j.res.Err)
+			errs = append(errs, folderError(addr, j.rf.Local, j.res.Err))
 		}
 		res.Folders = append(res.Folders, j.res)
 	}
