@@ -166,8 +166,15 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 			return nil, fmt.Errorf("UNSELECT: %w", err)
 		}
 	}
+	before := len(s.folderErrs)
 	failed, err := s.applyFolders(ctx, c, acct, p.plan.actions)
 	if err != nil {
+		return nil, err
+	}
+	// The folders an action failed for that the index knows keep the
+	// error as their last one, for status, until they sync again.
+	p.plan.errs = s.folderErrs[before:]
+	if err := p.recordErrors(ctx); err != nil {
 		return nil, err
 	}
 	out := p.plan.remote[:0]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
@@ -260,6 +261,26 @@ func TestRefusedFolder(t *testing.T) {
 		}
 		if got := e.serverFolderNames(); !slices.Equal(got, []string{"INBOX", "INBOX.Archive", "INBOX.Keep"}) {
 			t.Fatalf("run %d: server folders %q", run, got)
+		}
+		// For status: the known folder keeps the error; the refused new
+		// one is not recorded as a synced folder.
+		known := map[string]string{}
+		e.store.Read(context.Background(), func(tx *index.ReadTx) error {
+			acct, err := tx.Account("acct")
+			if err != nil {
+				return err
+			}
+			fs, err := tx.Folders(acct)
+			for _, f := range fs {
+				known[f.Name] = f.LastError
+			}
+			return err
+		})
+		if !strings.Contains(known["Keep"], "RENAME") {
+			t.Errorf("run %d: the index does not keep Keep's error: %q", run, known["Keep"])
+		}
+		if _, ok := known["~Drafts"]; ok {
+			t.Errorf("run %d: the refused new folder is in the index", run)
 		}
 	}
 	// Renamed back, the folder syncs again as it was.
