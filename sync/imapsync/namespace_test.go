@@ -186,6 +186,13 @@ func TestNamespacePrefixTwoWay(t *testing.T) {
 	res, _ := e.sync()
 	t.Logf("folder actions: %q", res.FolderActions)
 	server = e.compareUnder("INBOX.")
+	// The flags set on either side are on both (compare checks that they
+	// agree; these say whose change won).
+	for f, flag := range map[string]maildir.Flags{"INBOX": maildir.FlagFlagged, "Archive": maildir.FlagAnswered} {
+		if !slices.ContainsFunc(server[f], func(m mirrortest.ServerMessage) bool { return m.Flags&flag != 0 }) {
+			t.Errorf("%s: no message with flag %q", f, flag.Info())
+		}
+	}
 	wantServer := []string{"INBOX", "INBOX.Archive", "INBOX.Bills", "INBOX.Lists.go", "INBOX.Notes", "INBOX.Notes.2025", "INBOX.Projects.Q3"}
 	if got := e.serverFolderNames(); !slices.Equal(got, wantServer) {
 		t.Errorf("server folders %q, want %q", got, wantServer)
