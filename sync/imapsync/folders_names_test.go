@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/postfach/postfach/index"
 )
 
 // TestFolderNames: which local names collide, and which local names can be
@@ -123,5 +125,33 @@ func TestFolderNamesPrefix(t *testing.T) {
 	}
 	if got := newFolderNames('.', "INBOX", nil).Prefix; got != "INBOX." {
 		t.Errorf("prefix without its delimiter: %q, want INBOX.", got)
+	}
+}
+
+// TestGuessPrefix: without a record, the prefix the index's names were
+// made under is the one that names most of them; an account of INBOX
+// alone takes the server's.
+func TestGuessPrefix(t *testing.T) {
+	listed := []remoteFolder{{Remote: "INBOX"}, {Remote: "INBOX.Archive"}, {Remote: "INBOX.Lists.go"}}
+	known := func(names ...string) []*index.Folder {
+		var out []*index.Folder
+		for _, n := range names {
+			out = append(out, &index.Folder{Name: n})
+		}
+		return out
+	}
+	cands := []string{"", "INBOX."}
+	for _, tc := range []struct {
+		known []*index.Folder
+		want  string
+	}{
+		{known("INBOX", "INBOX/Archive", "INBOX/Lists/go"), ""},
+		{known("INBOX", "Archive", "Lists/go"), "INBOX."},
+		{known("INBOX"), "INBOX."},
+		{known("INBOX", "INBOX/Archive", "Lists/go", "Gone"), "INBOX."}, // a tie: the server's
+	} {
+		if got := guessPrefix(cands, '.', nil, tc.known, listed); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.known, got, tc.want)
+		}
 	}
 }

@@ -110,15 +110,8 @@ type nsChoice struct {
 
 // namespace decides the run's folder names (see above) for the server's
 // delimiter delim (from the LIST). It changes nothing: see applyNamespace.
-func (s *syncer) namespace(ctx context.Context, c *imapclient.Client, acct index.AccountID, delim rune) (*nsChoice, error) {
+func (s *syncer) namespace(ctx context.Context, c *imapclient.Client, acct index.AccountID, listed []remoteFolder, delim rune) (*nsChoice, error) {
 	o := &s.opts
-	srvPrefix, srvDelim, err := serverNamespace(c)
-	if err != nil {
-		return nil, err
-	}
-	if delim == 0 {
-		delim = srvDelim
-	}
 	accountDir := filepath.Join(o.Root, maildir.EncodeName(o.Account))
 	recorded, haveRecord, err := readNamespace(accountDir)
 	if err != nil {
@@ -131,14 +124,35 @@ func (s *syncer) namespace(ctx context.Context, c *imapclient.Client, acct index
 	}); err != nil {
 		return nil, err
 	}
+	// The server is asked only when its answer counts: a new account, the
+	// first run of one synced before prefixes were recorded, or a LIST
+	// that told no delimiter. A run otherwise costs no round trip more.
+	var srvPrefix string
+	if delim == 0 || !haveRecord && o.NamespacePrefix == nil {
+		var srvDelim rune
+		if srvPrefix, srvDelim, err = serverNamespace(c); err != nil {
+			return nil, err
+		}
+		if delim == 0 {
+			delim = srvDelim
+		}
+	}
 	if !haveRecord && len(ch.known) > 0 {
-		recorded = "" // synced before prefixes were honoured
+		// Synced before prefixes were recorded, or the record is lost:
+		// the prefix the index's names were made under.
+		cands := []string{"", srvPrefix}
+		if o.NamespacePrefix != nil {
+			cands = append(cands, *o.NamespacePrefix)
+		}
+		recorded = guessPrefix(cands, delim, o.FolderMap, ch.known, listed)
 	}
 	use := srvPrefix
 	switch {
 	case o.NamespacePrefix != nil:
 		use = *o.NamespacePrefix
-	case haveRecord || len(ch.known) > 0:
+	case haveRecord:
+		use = recorded
+	case len(ch.known) > 0:
 		use = recorded
 		if newFolderNames(delim, srvPrefix, nil).Prefix != newFolderNames(delim, recorded, nil).Prefix {
 			s.log.Info("the server's personal namespace prefix is not the one this account's local folder names "+
@@ -152,6 +166,31 @@ func (s *syncer) namespace(ctx context.Context, c *imapclient.Client, acct index
 	}
 	ch.record = !haveRecord || recorded != ch.names.Prefix
 	return ch, nil
+}
+
+// guessPrefix returns the candidate prefix under which most of the known
+// folders' names are the local names of listed server folders; of equals
+// (an account of INBOX alone is the same under any), the last: the
+// server's, or the configured one.
+func guessPrefix(cands []string, delim rune, fmap map[string]string, known []*index.Folder, listed []remoteFolder) string {
+	best, bestN := "", -1
+	for _, p := range cands {
+		names := newFolderNames(delim, p, fmap)
+		local := make(map[string]bool, len(listed))
+		for _, rf := range listed {
+			local[names.Local(rf.Remote)] = true
+		}
+		n := 0
+		for _, f := range known {
+			if local[f.Name] {
+				n++
+			}
+		}
+		if n >= bestN {
+			best, bestN = p, n
+		}
+	}
+	return best
 }
 
 // applyNamespace renames the local folders when the prefix changes, or

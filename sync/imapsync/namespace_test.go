@@ -330,6 +330,24 @@ func TestNamespaceMigrate(t *testing.T) {
 	if err != nil || len(linesWith(res.FolderActions, "would rename local folder")) != 2 {
 		t.Fatalf("dry run: %v, %q", err, res.FolderActions)
 	}
+	// A local folder holding a new name already stops the change, before
+	// anything is renamed.
+	e.writeLocal("Lists/golang", "in-the-way")
+	_, _, err = e.trySync(false)
+	if err == nil || !strings.Contains(err.Error(), `a local folder "Lists/golang" exists already`) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a local folder in the way: %v", err)
+	}
+	if got, want := e.localFolders(), []string{"INBOX", "INBOX/Archive", "INBOX/Lists/golang", "Lists/golang"}; !slices.Equal(got, want) {
+		t.Fatalf("local folders %q, want %q", got, want)
+	}
+	e.removeLocalFolder("Lists")
+	// A run that moved INBOX/Archive and died before the index was
+	// written: the next one goes on.
+	from, to := e.dir("INBOX/Archive").Path, filepath.Join(e.root, "acct", "Archive")
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+
 	res, _ = e.sync()
 	if tot := res.Totals(); tot.New+tot.Uploaded+tot.Expunged+tot.ExpungedRemote != 0 {
 		t.Errorf("the rename downloaded, uploaded or deleted: %+v", tot)
@@ -341,13 +359,24 @@ func TestNamespaceMigrate(t *testing.T) {
 	if b, _ := os.ReadFile(record); string(b) != "\"INBOX.\"\n" {
 		t.Errorf("recorded %q", b)
 	}
-	// Without the setting now, the recorded prefix holds.
+	// Without the setting now, the recorded prefix holds; with the record
+	// lost, the index's names tell it.
 	e.opts = func(o *imapsync.Options) { o.CreateFolders, o.RemoveFolders = true, true }
-	res, _ = e.sync()
-	if len(res.FolderActions) != 0 {
-		t.Errorf("folder actions %q", res.FolderActions)
+	for _, lose := range []bool{false, true} {
+		if lose {
+			if err := os.Remove(record); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, _ = e.sync()
+		if tot := res.Totals(); len(res.FolderActions) != 0 || tot.New+tot.Uploaded+tot.Expunged+tot.ExpungedRemote != 0 {
+			t.Errorf("record lost %v: folder actions %q, %+v", lose, res.FolderActions, tot)
+		}
+		e.compareUnder("INBOX.")
+		if b, _ := os.ReadFile(record); string(b) != "\"INBOX.\"\n" {
+			t.Errorf("record lost %v: recorded %q", lose, b)
+		}
 	}
-	e.compareUnder("INBOX.")
 }
 
 // TestNamespacePrefixNew: a new account on an INBOX.-namespace server

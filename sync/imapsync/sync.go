@@ -259,7 +259,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	if err != nil {
 		err = fmt.Errorf("LIST: %w", err)
 	} else {
-		ns, err = s.namespace(ctx, first, acct, delim)
+		ns, err = s.namespace(ctx, first, acct, allFolders, delim)
 	}
 	if err != nil {
 		<-prescanned
