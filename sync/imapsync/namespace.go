@@ -27,10 +27,12 @@ import (
 //  1. Options.NamespacePrefix (namespace_prefix in the config), if set;
 //  2. else the recorded one;
 //  3. else, for an account the index already knows folders of (synced
-//     before prefixes were honoured), "": the names it has;
+//     before prefixes were recorded, or the record is lost), the one its
+//     names were made under: of "" and the server's, the one under which
+//     most of them are the names of listed server folders (guessPrefix);
 //  4. else the server's (NAMESPACE), for a new account.
 //
-// When the prefix used differs from the recorded one (or the implied ""),
+// When the prefix used differs from the recorded (or guessed) one,
 // the local folders are renamed first, each to the name its server folder
 // has under the new prefix (Maildir directory and index row: INBOX/Archive
 // becomes Archive), so that nothing is deleted or created again on either
