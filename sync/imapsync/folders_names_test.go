@@ -123,6 +123,16 @@ func TestFolderNamesPrefix(t *testing.T) {
 			t.Errorf("RoundTrips(%q) = true", local)
 		}
 	}
+	// A folder map key in the server's own spelling works both ways too.
+	raw := newFolderNames('.', "INBOX.", map[string]string{"INBOX.Sent Items": "Sent", "Lists/go": "Go"})
+	for remote, local := range map[string]string{"INBOX.Sent Items": "Sent", "INBOX.Lists.go": "Go"} {
+		if got := raw.Local(remote); got != local {
+			t.Errorf("raw key: Local(%q) = %q, want %q", remote, got, local)
+		}
+		if got := raw.Remote(local); got != remote {
+			t.Errorf("raw key: Remote(%q) = %q, want %q", local, got, remote)
+		}
+	}
 	if got := newFolderNames('.', "INBOX", nil).Prefix; got != "INBOX." {
 		t.Errorf("prefix without its delimiter: %q, want INBOX.", got)
 	}

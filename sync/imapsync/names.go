@@ -77,14 +77,25 @@ func (n FolderNames) cutPrefix(remote string) (string, bool) {
 }
 
 // Remote is the server name of the local folder local ('/'-separated):
-// the inverse of Local.
+// the inverse of Local. A folder map key is a server name without the
+// prefix, '/'-separated, or the server's own spelling.
 func (n FolderNames) Remote(local string) string {
 	for r, l := range n.Map {
-		if l == local {
-			local = r
-			break
+		if l != local {
+			continue
+		}
+		if name := n.remote(r); n.Local(name) == local {
+			return name
+		}
+		if n.Local(r) == local {
+			return r
 		}
 	}
+	return n.remote(local)
+}
+
+// remote is Remote without the folder map.
+func (n FolderNames) remote(local string) string {
 	if local == "INBOX" {
 		return local
 	}
