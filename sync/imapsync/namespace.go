@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,69 +221,95 @@ func (s *syncer) applyNamespace(ctx context.Context, ch *nsChoice) (pending bool
 
 // prefixRename is one local folder renamed for a new namespace prefix.
 type prefixRename struct {
-	f        *index.Folder
-	to       string
+	f        *index.Folder // nil: a local folder the index does not know
+	name, to string
 	from, at string // Maildir paths, old and new
 }
 
-// renameForPrefix renames the known local folders from their names under
-// old to their names under names (see above). In a dry run it lists the
-// renames and reports pending.
+// renameForPrefix renames the local folders (those the index knows, and
+// new ones not synced yet) from their names under old to their names
+// under names (see above). In a dry run it lists the renames and reports
+// pending.
 func (s *syncer) renameForPrefix(ctx context.Context, known []*index.Folder, old, names FolderNames) (pending bool, err error) {
 	o := &s.opts
-	slices.SortFunc(known, func(a, b *index.Folder) int { return strings.Compare(a.Name, b.Name) })
-	taken := map[string]bool{}
+	byName := map[string]*index.Folder{}
 	for _, f := range known {
-		taken[f.Name] = true
+		byName[f.Name] = f
 	}
+	all := slices.Collect(maps.Keys(byName))
+	accountDir := filepath.Join(o.Root, maildir.EncodeName(o.Account))
+	if err := maildir.WalkFolders(accountDir, func(name string, _ *maildir.Dir) error {
+		if byName[name] == nil {
+			all = append(all, name)
+		}
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	slices.Sort(all) // parents first
 	var renames []prefixRename
-	for _, f := range known {
-		to := names.Local(old.Remote(f.Name))
-		if to == f.Name {
+	for _, name := range all {
+		to := names.Local(old.Remote(name))
+		if to == name {
 			continue
 		}
-		r := prefixRename{f: f, to: to}
-		if r.from, err = maildir.FolderDir(o.Root, o.Account, f.Name); err != nil {
+		r := prefixRename{f: byName[name], name: name, to: to}
+		if r.from, err = maildir.FolderDir(o.Root, o.Account, name); err != nil {
 			return false, err
 		}
 		if r.at, err = maildir.FolderDir(o.Root, o.Account, to); err != nil {
 			return false, err
 		}
 		_, errOld := os.Stat(filepath.Join(r.from, "cur"))
-		uv, _ := (&maildir.Dir{Path: r.at}).UIDValidity()
 		_, errNew := os.Stat(filepath.Join(r.at, "cur"))
 		// A folder at the new name is this one moved there already (an
 		// interrupted run), or another: then nothing is renamed.
-		if taken[to] || errNew == nil && (errOld == nil || uv != f.UIDValidity) {
+		movedBefore := false
+		if r.f != nil && errOld != nil && errNew == nil {
+			uv, _ := (&maildir.Dir{Path: r.at}).UIDValidity()
+			movedBefore = uv == r.f.UIDValidity
+		}
+		if byName[to] != nil || errNew == nil && !movedBefore {
 			return false, fmt.Errorf("the namespace prefix changes from %q to %q, which renames local folder %q to %q: "+
 				"a local folder %q exists already; rename or remove it, or set namespace_prefix = %q",
-				old.Prefix, names.Prefix, f.Name, to, to, old.Prefix)
+				old.Prefix, names.Prefix, name, to, to, old.Prefix)
 		}
 		renames = append(renames, r)
 	}
+	var done []prefixRename // directories moved, with what was below them
 	for _, r := range renames {
-		line := fmt.Sprintf("rename local folder %q to %q (namespace prefix %q, was %q)", r.f.Name, r.to, names.Prefix, old.Prefix)
+		line := fmt.Sprintf("rename local folder %q to %q (namespace prefix %q, was %q)", r.name, r.to, names.Prefix, old.Prefix)
 		if o.DryRun {
 			s.actions = append(s.actions, "would "+line)
 			continue
 		}
 		s.actions = append(s.actions, line)
 		s.log.Info(line)
-		if _, err := os.Stat(filepath.Join(r.from, "cur")); err != nil {
-			continue // moved with its parent, or earlier
+		from := r.from
+		for _, d := range done { // where a move above took it
+			if rest, ok := strings.CutPrefix(from, d.from+string(filepath.Separator)); ok {
+				from = filepath.Join(d.at, rest)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(from, "cur")); err != nil || from == r.at {
+			continue // moved already
 		}
 		if err := os.MkdirAll(filepath.Dir(r.at), 0o700); err != nil {
 			return false, err
 		}
-		if err := os.Rename(r.from, r.at); err != nil {
+		if err := os.Rename(from, r.at); err != nil {
 			return false, err
 		}
+		done = append(done, prefixRename{from: from, at: r.at})
 	}
 	if o.DryRun {
 		return len(renames) > 0, nil
 	}
 	return false, o.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, r := range renames {
+			if r.f == nil {
+				continue
+			}
 			rel, err := filepath.Rel(o.Root, r.at)
 			if err != nil {
 				return err

@@ -348,11 +348,18 @@ func TestNamespaceMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A local folder not synced yet moves too: it becomes server folder
+	// INBOX.Later, as it would have before.
+	e.writeLocal("INBOX/Later", "later")
+
 	res, _ = e.sync()
-	if tot := res.Totals(); tot.New+tot.Uploaded+tot.Expunged+tot.ExpungedRemote != 0 {
+	if tot := res.Totals(); tot.New+tot.Expunged+tot.ExpungedRemote != 0 || tot.Uploaded != 1 {
 		t.Errorf("the rename downloaded, uploaded or deleted: %+v", tot)
 	}
-	if got, want := e.localFolders(), []string{"Archive", "INBOX", "Lists/golang"}; !slices.Equal(got, want) {
+	if _, ok := e.serverMsgs("INBOX.Later")["later@example.org"]; !ok {
+		t.Errorf("the new local folder is not INBOX.Later upstream: server has %q", e.serverFolderNames())
+	}
+	if got, want := e.localFolders(), []string{"Archive", "INBOX", "Later", "Lists/golang"}; !slices.Equal(got, want) {
 		t.Errorf("local folders %q, want %q", got, want)
 	}
 	e.compareUnder("INBOX.")
