@@ -34,6 +34,8 @@ func readableErr(addr string, err error) error {
 	case errors.Is(err, io.EOF) && strings.HasSuffix(msg, io.EOF.Error()):
 		msg = strings.TrimSuffix(msg, io.EOF.Error()) + fmt.Sprintf("connection to %s closed by the server", addr)
 	}
+	// errConn's own words, when the rest says it better.
+	msg = strings.Replace(msg, errConn.Error()+": connection to ", "connection to ", 1)
 	if msg == err.Error() {
 		return err
 	}

@@ -27,6 +27,7 @@ func TestReadableErr(t *testing.T) {
 		{fmt.Errorf("FETCH: %w", op(os.ErrDeadlineExceeded)), "FETCH: connection to imap.example.org:993 timed out"},
 		{fmt.Errorf("FETCH: %w", io.ErrUnexpectedEOF), "FETCH: connection to imap.example.org:993 closed by the server"},
 		{fmt.Errorf("UID SEARCH: %w", io.EOF), "UID SEARCH: connection to imap.example.org:993 closed by the server"},
+		{fmt.Errorf("APPEND: %w: %w", errConn, op(os.ErrDeadlineExceeded)), "APPEND: connection to imap.example.org:993 timed out"},
 		{errors.New("CREATE x: imap: NO [CANNOT] no"), "CREATE x: imap: NO [CANNOT] no"},
 	} {
 		got := readableErr(addr, tc.err)
