@@ -32,7 +32,9 @@ import (
 // local folder is left alone and the Result has one error line naming them.
 //
 // Every folder the index knows is then looked up on both sides: by name,
-// else as renamed. A server folder keeps its UIDVALIDITY across RENAME, and
+// else as renamed. A server folder keeps its UIDVALIDITY across RENAME (seen
+// in the LIST with LIST-STATUS, else asked with STATUS of the folders no
+// known folder has the name of), and
 // the local Maildir records it in .postfach-uidvalidity, but two folders
 // may share one (Dovecot gives out UIDVALIDITY by the clock; another server
 // may use the same numbers): a candidate with the folder's UIDVALIDITY is
@@ -136,9 +138,10 @@ type folderPlanner struct {
 	all      []remoteFolder // every selectable server folder
 	blocked  map[string]bool
 	foldCase bool
-	claimedR map[string]bool // remote local names taken by a known folder
-	claimedL map[string]bool // local folder names taken by a known folder
-	selected bool            // a confirmation selected a folder on c
+	claimedR map[string]bool             // remote local names taken by a known folder
+	claimedL map[string]bool             // local folder names taken by a known folder
+	selected bool                        // a confirmation selected a folder on c
+	statuses map[string]*imap.StatusData // STATUS asked of server folders without LIST-STATUS (statusOf)
 	plan     folderPlan
 }
 

@@ -206,6 +206,11 @@ func TestNamespacePrefixTwoWay(t *testing.T) {
 			t.Errorf("%s: %s missing", f, id)
 		}
 	}
+	// Without LIST-STATUS, STATUS tells the renamed server folder: the
+	// local one is renamed, not removed and fetched again.
+	if len(linesWith(res.FolderActions, `rename local folder "Lists/golang" to "Lists/go" (renamed upstream)`)) != 1 {
+		t.Errorf("the server's rename is not a local rename: %q", res.FolderActions)
+	}
 	if res.Moved != 1 {
 		t.Errorf("%d moved upstream, want 1", res.Moved)
 	}
