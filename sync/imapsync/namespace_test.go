@@ -332,8 +332,8 @@ func TestNamespaceMigrate(t *testing.T) {
 	prefix := "INBOX."
 	e.opts = func(o *imapsync.Options) { o.CreateFolders, o.RemoveFolders, o.NamespacePrefix = true, true, &prefix }
 	res, err := e.runWith(true, false)
-	if err != nil || len(linesWith(res.FolderActions, "would rename local folder")) != 2 {
-		t.Fatalf("dry run: %v, %q", err, res.FolderActions)
+	if err != nil || len(linesWith(res.FolderActions, "would rename local folder")) != 2 || len(res.FolderActions) != 2 || len(res.Folders) != 0 {
+		t.Fatalf("dry run: %v, %q, %d folders planned", err, res.FolderActions, len(res.Folders))
 	}
 	// A local folder holding a new name already stops the change, before
 	// anything is renamed.

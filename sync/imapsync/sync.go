@@ -278,6 +278,9 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	if err = <-prescanned; err == nil {
 		pending, err = s.applyNamespace(ctx, ns)
 	}
+	if pending {
+		folders = nil // a dry run of a prefix change plans the renames only
+	}
 	if err == nil && !pending {
 		folders = selectFolders(allFolders, o.Folders, s.names)
 		folders, err = s.syncFolders(ctx, first, acct, folders, allFolders)
