@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -402,4 +403,41 @@ func TestNamespacePrefixNew(t *testing.T) {
 	if got := e.serverFolderNames(); !slices.Equal(got, []string{"INBOX", "INBOX.Sent", "INBOX.Travel"}) {
 		t.Errorf("server folders %q", got)
 	}
+}
+
+// TestRefusedSelect: a folder the server will not open (its Maildir
+// unreadable to Dovecot: SELECT answers NO) fails alone, run after run,
+// while new mail arrives in the others; its local copy stays as it is.
+func TestRefusedSelect(t *testing.T) {
+	e := newPrefixEnv(t)
+	e.seedSpread(5, 8, "INBOX", "INBOX.Archive")
+	e.sync()
+	e.compareUnder("INBOX.")
+	archive := e.localMsgs("Archive")
+	dir := filepath.Join(e.d.MailDir(testenv.DefaultUser.Name), ".Archive")
+	if err := os.Chmod(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	for run := 1; run <= 2; run++ {
+		id := fmt.Sprintf("select-%d", run)
+		e.appendServer("INBOX", id)
+		begin := time.Now()
+		_, _, err := e.trySync(false)
+		t.Logf("run %d: %v (%s)", run, err, time.Since(begin))
+		if err == nil || !strings.Contains(err.Error(), `folder "Archive"`) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("run %d: error %v, want one line for Archive", run, err)
+		}
+		if !e.hasLocal("INBOX", id) {
+			t.Errorf("run %d: new mail did not arrive", run)
+		}
+		if err := sameMsgs("Archive", archive, e.localMsgs("Archive")); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	e.compareUnder("INBOX.")
 }
