@@ -92,10 +92,23 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 	var errs []error
 	for _, r := range reports {
 		if r.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.Name, r.Err))
+			errs = append(errs, accountErrors(r.Name, r.Err)...)
 		}
 	}
 	return reports, errors.Join(errs...)
+}
+
+// accountErrors labels each of an account's errors (one per failed
+// folder) with the account, so that every line of the run's error names it.
+func accountErrors(account string, err error) []error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, accountErrors(account, e)...)
+		}
+		return out
+	}
+	return []error{fmt.Errorf("%s: %w", account, err)}
 }
 
 func (a *Agent) pick(names []string) ([]*configs.Account, error) {
@@ -205,6 +218,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		CreateFolders:    acct.CreateFolders,
 		RemoveFolders:    acct.RemoveFolders,
 		FolderMap:        acct.FolderMap,
+		NamespacePrefix:  acct.NamespacePrefix,
 		DryRun:           a.DryRun,
 		MaxAgeDays:       acct.MaxAgeDays,
 		MaxSize:          acct.MaxSize,

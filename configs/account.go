@@ -44,6 +44,11 @@ type Account struct {
 	FolderMap        map[string]string // remote name -> local name
 	MaxDeletePercent int               // a run deleting more of a folder stops; default 25, 0..100
 	Connections      int               // default 4, 1..16
+	// NamespacePrefix is the server's personal namespace prefix as local
+	// folder names are made under it ("INBOX.": server folder INBOX.Archive
+	// is local folder Archive); nil when not set: the server's NAMESPACE
+	// answer, or what the account recorded.
+	NamespacePrefix *string
 
 	// POP3 only.
 

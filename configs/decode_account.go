@@ -7,7 +7,7 @@ import (
 
 var (
 	imapKeys = []string{"folders", "direction", "expunge", "create_folders", "remove_folders",
-		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections"}
+		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections", "namespace_prefix"}
 	pop3Keys    = []string{"folder", "keep", "delete_after_days"}
 	secretKeys  = []string{"password", "password_env", "password_cmd"}
 	tlsModes    = []string{"implicit", "starttls", "none"}
@@ -137,6 +137,29 @@ func (d *decoder) imap(t *table, a *Account) {
 	a.FolderMap = folderMap(t, a.Folders)
 	a.MaxDeletePercent = intRange(t, "max_delete_percent", 25, 0, 100)
 	a.Connections = intRange(t, "connections", 4, 1, 16)
+	a.NamespacePrefix = namespacePrefix(t)
+}
+
+// namespacePrefix decodes namespace_prefix: nil when absent (the server's
+// NAMESPACE says), else the prefix as the server spells it ("INBOX.";
+// "" for none). A prefix is a server folder name: no control characters,
+// no LIST wildcards, no blanks around it.
+func namespacePrefix(t *table) *string {
+	if !t.has("namespace_prefix") {
+		return nil
+	}
+	p := t.str("namespace_prefix", "")
+	switch {
+	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		t.errorf("namespace_prefix", "must not hold control characters")
+	case strings.ContainsAny(p, "*%"):
+		t.errorf("namespace_prefix", `must not hold "*" or "%%": it is a folder name, not a pattern (for example "INBOX.")`)
+	case strings.TrimSpace(p) != p:
+		t.errorf("namespace_prefix", "must not start or end with blanks")
+	case len(p) > 255:
+		t.errorf("namespace_prefix", "longer than 255 bytes")
+	}
+	return &p
 }
 
 func (d *decoder) pop3(t *table, a *Account) {

@@ -123,6 +123,12 @@ func TestLoadErrors(t *testing.T) {
 		{"folder map", account + "[accounts.folder_map]\n\"Sent Items\" = \"Sent\"\n\"Sent Mail\" = \"Sent\"\nTrash = \"\"\n", []string{
 			`FILE:9: accounts[1].folder_map."Sent Mail": maps to "Sent" like "Sent Items" (line 8): two server folders in one local folder`,
 			"FILE:10: accounts[1].folder_map.Trash: must not be empty"}},
+		{"namespace prefix", account + "namespace_prefix = \"INBOX.*\"\n" + strings.Replace(account, `"a"`, `"b"`, 1) + "namespace_prefix = \" INBOX.\"\n" +
+			strings.Replace(account, `"a"`, `"c"`, 1) + "namespace_prefix = 1\n" + strings.Replace(account, `"a"`, `"d"`, 1) + "namespace_prefix = \"IN\\u0007BOX.\"\n", []string{
+			`FILE:7: accounts[1].namespace_prefix: must not hold "*" or "%": it is a folder name, not a pattern (for example "INBOX.")`,
+			"FILE:14: accounts[2].namespace_prefix: must not start or end with blanks",
+			"FILE:21: accounts[3].namespace_prefix: must be a string, not an integer",
+			"FILE:28: accounts[4].namespace_prefix: must not hold control characters"}},
 		{"pop3 keys on imap", account + "keep = false\nfolder = \"INBOX\"\n", []string{
 			`FILE:7: accounts[1].keep: only valid for kind = "pop3"`,
 			`FILE:8: accounts[1].folder: only valid for kind = "pop3"`}},
@@ -175,6 +181,8 @@ func TestLoadAccepts(t *testing.T) {
 		{"tls none allowed", account + "tls = \"none\"\nallow_insecure = true\n"},
 		{"ca_file not read at load", account + "ca_file = \"/nonexistent/ca.pem\"\n"},
 		{"password_cmd", strings.Replace(account, `password = "p"`, `password_cmd = "false"`, 1)},
+		{"namespace prefix", account + "namespace_prefix = \"INBOX.\"\n"},
+		{"no namespace prefix", account + "namespace_prefix = \"\"\n"},
 		{"serve off", "[serve]\nimap = \"\"\npop3 = \"[::1]:1110\"\n"},
 	}
 	for _, tt := range tests {

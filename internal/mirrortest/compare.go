@@ -32,6 +32,13 @@ type ServerMessage struct {
 // ServerFolders fetches every folder of the account with every message's
 // UID, flags and body. Folder names are '/'-separated UTF-8.
 func ServerFolders(c *imapclient.Client) (map[string][]ServerMessage, error) {
+	return ServerFoldersUnder(c, "")
+}
+
+// ServerFoldersUnder is ServerFolders for a server whose personal
+// namespace has a prefix ("INBOX."): a folder below it is named without
+// it (INBOX.Lists.golang is "Lists/golang"); INBOX stays "INBOX".
+func ServerFoldersUnder(c *imapclient.Client, prefix string) (map[string][]ServerMessage, error) {
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		return nil, err
@@ -42,6 +49,9 @@ func ServerFolders(c *imapclient.Client) (map[string][]ServerMessage, error) {
 			continue
 		}
 		name := l.Mailbox
+		if prefix != "" && len(name) > len(prefix) && strings.HasPrefix(name, prefix) {
+			name = name[len(prefix):]
+		}
 		if l.Delim != '/' && l.Delim != 0 {
 			name = strings.ReplaceAll(name, string(l.Delim), "/")
 		}

@@ -18,6 +18,12 @@ type confData struct {
 
 	Debug bool
 	Extra string
+
+	// The personal namespace: separator and prefix ("/" and "" by default).
+	NamespaceSep, NamespacePrefix string
+	// Capability, when set, is imap_capability: the capabilities IMAP
+	// announces after login.
+	Capability string
 }
 
 // conf23 is the configuration for Dovecot 2.3 (Debian 12: 2.3.19).
@@ -58,14 +64,17 @@ userdb {
 mail_location = maildir:{{.Dir}}/mail/%u
 mail_fsync = never
 namespace inbox {
-  separator = /
-  prefix =
+  separator = {{.NamespaceSep}}
+  prefix = {{.NamespacePrefix}}
   inbox = yes
 }
 pop3_uidl_format = %08Xu%08Xv
 
 protocol imap {
   mail_max_userip_connections = 100
+{{- if .Capability}}
+  imap_capability = {{.Capability}}
+{{- end}}
 }
 protocol pop3 {
   mail_max_userip_connections = 100
@@ -160,14 +169,17 @@ mail_path = {{.Dir}}/mail/%{user}
 mail_home = {{.Dir}}/home/%{user}
 mail_fsync = never
 namespace inbox {
-  separator = /
-  prefix =
+  separator = {{.NamespaceSep}}
+  prefix = {{.NamespacePrefix}}
   inbox = yes
 }
 pop3_uidl_format = %{uid | hex(8)}%{uidvalidity | hex(8)}
 
 protocol imap {
   mail_max_userip_connections = 100
+{{- if .Capability}}
+  imap_capability = {{.Capability}}
+{{- end}}
 }
 protocol pop3 {
   mail_max_userip_connections = 100

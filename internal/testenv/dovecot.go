@@ -86,6 +86,16 @@ type Config struct {
 
 	// Extra is appended verbatim to dovecot.conf, to override settings.
 	Extra string
+
+	// NamespacePrefix and NamespaceSep shape the personal namespace:
+	// default no prefix and '/'. "INBOX." with '.' is the shape of many
+	// hosting providers' servers: every folder lives below INBOX, and a
+	// top-level name is refused.
+	NamespacePrefix string
+	NamespaceSep    rune
+	// Capability, when set, replaces the capabilities IMAP announces after
+	// login (imap_capability); see WithoutExtensions.
+	Capability string
 }
 
 // Dovecot is a running private Dovecot instance.
@@ -161,6 +171,13 @@ func NewDovecot(cfg Config) (*Dovecot, error) {
 		Debug:    cfg.Debug,
 		Extra:    cfg.Extra,
 		Greeting: "testenv " + randomHex(8) + " ready.",
+
+		NamespaceSep:    "/",
+		NamespacePrefix: cfg.NamespacePrefix,
+		Capability:      cfg.Capability,
+	}
+	if cfg.NamespaceSep != 0 {
+		data.NamespaceSep = string(cfg.NamespaceSep)
 	}
 	if err := d.prepare(cfg, &data); err != nil {
 		return nil, err

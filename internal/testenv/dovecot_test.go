@@ -372,3 +372,38 @@ func TestSeedPlainIMAP(t *testing.T) {
 	}
 	checkMailbox(t, d.Client(t, "alice"), msgs)
 }
+
+// TestNamespaceShape: WithNamespace and WithoutExtensions give a server
+// whose folders live below "INBOX." (a top-level CREATE refused) and that
+// announces none of the hidden extensions.
+func TestNamespaceShape(t *testing.T) {
+	d := StartDovecot(t, WithNamespace("INBOX.", '.'), WithoutExtensions())
+	c := d.Client(t, DefaultUser.Name)
+	ns, err := c.Namespace().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns.Personal) != 1 || ns.Personal[0].Prefix != "INBOX." || ns.Personal[0].Delim != '.' {
+		t.Fatalf("personal namespace %+v, want INBOX. with '.'", ns.Personal)
+	}
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hidden := range append(HiddenExtensions, "ESORT", "CONTEXT=SEARCH") {
+		if caps.Has(imap.Cap(hidden)) {
+			t.Errorf("%s announced", hidden)
+		}
+	}
+	for _, want := range []imap.Cap{imap.CapIMAP4rev1, imap.CapNamespace, imap.CapUIDPlus, imap.CapMultiAppend, imap.CapLiteralPlus} {
+		if !caps.Has(want) {
+			t.Errorf("%s not announced", want)
+		}
+	}
+	if err := c.Create("Q1", nil).Wait(); err == nil {
+		t.Error("top-level CREATE accepted")
+	}
+	if err := c.Create("INBOX.Archive", nil).Wait(); err != nil {
+		t.Error(err)
+	}
+}

@@ -38,6 +38,34 @@ func WithConfig(extra string) Option {
 	return optionFunc(func(c *Config) { c.Extra += extra + "\n" })
 }
 
+// WithNamespace serves the personal namespace with the given prefix and
+// hierarchy separator: WithNamespace("INBOX.", '.') is the shape of many
+// hosting providers' servers (every folder below INBOX; CREATE of a
+// top-level name refused).
+func WithNamespace(prefix string, sep rune) Option {
+	return optionFunc(func(c *Config) { c.NamespacePrefix, c.NamespaceSep = prefix, sep })
+}
+
+// HiddenExtensions are the extensions WithoutExtensions hides.
+var HiddenExtensions = []string{"CONDSTORE", "QRESYNC", "MOVE", "LIST-STATUS", "ESEARCH"}
+
+// WithoutExtensions makes IMAP announce Dovecot's capabilities without
+// CONDSTORE, QRESYNC, MOVE, LIST-STATUS and ESEARCH (and the ESEARCH
+// forms CONTEXT=SEARCH and ESORT), as many servers lack them. Dovecot 2.3's
+// imap_capability replaces the list (only "+" adds), so the list is
+// written out: Dovecot 2.3.19's own, less those. (Dovecot still accepts
+// the commands; a client that goes by the capabilities never sends them.)
+func WithoutExtensions() Option {
+	return optionFunc(func(c *Config) { c.Capability = strings.Join(plainCapabilities, " ") })
+}
+
+// plainCapabilities is Dovecot 2.3.19's post-login capability list
+// without HiddenExtensions (nor ESORT and CONTEXT=SEARCH, which are ESEARCH).
+var plainCapabilities = []string{"IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "SORT",
+	"SORT=DISPLAY", "THREAD=REFERENCES", "THREAD=REFS", "THREAD=ORDEREDSUBJECT", "MULTIAPPEND", "URL-PARTIAL",
+	"CATENATE", "UNSELECT", "CHILDREN", "NAMESPACE", "UIDPLUS", "LIST-EXTENDED", "I18NLEVEL=1", "WITHIN",
+	"SEARCHRES", "BINARY", "LITERAL+", "NOTIFY", "SAVEDATE", "PREVIEW=FUZZY", "PREVIEW", "SNIPPET=FUZZY", "STATUS=SIZE"}
+
 // DefaultUser is created when StartDovecot is given no User.
 var DefaultUser = User{Name: "test", Password: "test-pass"}
 

@@ -7,7 +7,11 @@
 //  1. LIST the account's folders (with SPECIAL-USE and, where the server has
 //     LIST-STATUS, each folder's MESSAGES/UIDNEXT/UIDVALIDITY/HIGHESTMODSEQ
 //     in the same round trip) and keep those the include/exclude patterns
-//     select (Match; folder_map renames them locally). Meanwhile every known
+//     select (Match). Server names become local names by one mapping, both
+//     ways (FolderNames): the personal namespace prefix ("INBOX." on many
+//     hosting providers' servers) dropped, the delimiter made '/', then
+//     folder_map; the prefix in use is the account's, recorded in
+//     <account>/.postfach-namespace (namespace.go). Meanwhile every known
 //     folder's directory listing and index rows are read (prescan): only
 //     key, file name and UID of each row, from a covering index; whole rows
 //     are loaded later only for the messages a run touches.
@@ -23,7 +27,10 @@
 //     the LIST is gone only once STATUS confirms it. Removing a folder is
 //     deleting its messages: past MaxDeletePercent unless Force, and a
 //     local file without a copy upstream is moved to Recovered/<folder>
-//     instead of being deleted.
+//     instead of being deleted. A folder action the server refuses (CREATE,
+//     RENAME, DELETE answered NO) fails that folder alone: it is reported,
+//     left out of the run and tried again on the next; so is a folder whose
+//     SELECT is refused. Only a lost connection ends the account's run.
 //  3. Moves (moves.go): a file that left one local folder for another (same
 //     Maildir key) becomes a UID MOVE upstream.
 //  4. Per folder (skip.go, plan.go), in parallel over Options.Connections

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,9 +21,23 @@ import (
 
 // applyFolders carries out the planned folder actions in order and records
 // them in the Result; a dry run only records them ("would ...").
-func (s *syncer) applyFolders(ctx context.Context, c *imapclient.Client, acct index.AccountID, actions []folderAction) error {
+//
+// An action that fails (the server refuses a CREATE, RENAME or DELETE; a
+// local rename fails) fails its folders only: they are reported, left out
+// of this run, and tried again on the next, as a refused upload is. The
+// later actions on those folders (or below a folder a rename failed for)
+// are not carried out. It returns the local names left out, and an error
+// only for a failure that ends the account's run: the connection is lost,
+// or the run was cancelled.
+func (s *syncer) applyFolders(ctx context.Context, c *imapclient.Client, acct index.AccountID, actions []folderAction) (failed []failedFolder, err error) {
 	o := &s.opts
 	for _, a := range actions {
+		if f, ok := blockedBy(failed, a); ok {
+			err := fmt.Errorf("not done, as %q failed: %s", f.name, a.line)
+			s.folderErrs = append(s.folderErrs, FolderResult{Name: a.name(), Err: err})
+			failed = append(failed, a.failed()...)
+			continue
+		}
 		if a.line != "" {
 			if o.DryRun {
 				s.actions = append(s.actions, "would "+a.line)
@@ -38,10 +53,80 @@ func (s *syncer) applyFolders(ctx context.Context, c *imapclient.Client, acct in
 			continue
 		}
 		if err := s.applyFolder(ctx, c, acct, a); err != nil {
-			return err
+			if accountFatal(ctx, err) {
+				return failed, err
+			}
+			s.log.Warn("a folder action failed; the folder is left out of this run", "folder", a.name(), "err", err)
+			s.folderErrs = append(s.folderErrs, FolderResult{Name: a.name(), Err: err})
+			failed = append(failed, a.failed()...)
 		}
 	}
-	return nil
+	return failed, nil
+}
+
+// failedFolder is a local folder name an action failed for; below: the
+// folders below it too.
+type failedFolder struct {
+	name  string
+	below bool
+}
+
+// covers reports whether name is f's, or below it when that counts.
+func (f failedFolder) covers(name string) bool {
+	return name == f.name || f.below && strings.HasPrefix(name, f.name+"/")
+}
+
+// failed lists the folders a failure of a leaves out: those it touches,
+// and for a rename whatever is below them (the plan moved it along).
+func (a *folderAction) failed() []failedFolder {
+	below := a.kind == actRenameLocal || a.kind == actRenameRemote
+	out := make([]failedFolder, 0, len(a.touched))
+	for _, t := range a.touched {
+		if t != "" {
+			out = append(out, failedFolder{name: t, below: below})
+		}
+	}
+	return out
+}
+
+// blockedBy returns the failed folder that one of a's folders is.
+func blockedBy(failed []failedFolder, a folderAction) (failedFolder, bool) {
+	for _, f := range failed {
+		for _, t := range a.touched {
+			if f.covers(t) {
+				return f, true
+			}
+		}
+	}
+	return failedFolder{}, false
+}
+
+// name is the local folder an action is reported under.
+func (a *folderAction) name() string {
+	switch {
+	case a.to != "":
+		return a.to
+	case a.from != "":
+		return a.from
+	case a.folder != nil:
+		return a.folder.Name
+	case len(a.touched) > 0:
+		return a.touched[0]
+	}
+	return a.newRemote
+}
+
+// accountFatal reports whether err, from a folder-level command, ends the
+// account's run: the run was cancelled, or the connection is gone. A
+// server's refusal (NO, BAD) and a local failure are the folder's.
+func accountFatal(ctx context.Context, err error) bool {
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		return false
+	}
+	var netErr net.Error
+	return ctx.Err() != nil || isConnErr(err) || errors.Is(err, net.ErrClosed) || errors.As(err, &netErr) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (s *syncer) applyFolder(ctx context.Context, c *imapclient.Client, acct index.AccountID, a folderAction) error {

@@ -31,7 +31,12 @@ func (p *folderPlanner) findRemote(ctx context.Context, f *index.Folder) (*remot
 	}
 	for i := range p.remote {
 		r := &p.remote[i]
-		if p.claimedR[r.Local] || r.Status == nil || r.Status.UIDValidity != f.UIDValidity {
+		if p.claimedR[r.Local] {
+			continue
+		}
+		if st, err := p.statusOf(r); err != nil {
+			return nil, err
+		} else if st == nil || st.UIDValidity != f.UIDValidity {
 			continue
 		}
 		same, err := p.sameRemote(ctx, f, r)
@@ -83,7 +88,10 @@ func (p *folderPlanner) sameRemote(ctx context.Context, f *index.Folder, r *remo
 		return false, err
 	}
 	if len(sample) == 0 {
-		st := r.Status
+		st, err := p.statusOf(r)
+		if err != nil || st == nil {
+			return false, err
+		}
 		return st.NumMessages != nil && *st.NumMessages == 0 || f.UIDNext != 0 && uint32(st.UIDNext) == f.UIDNext, nil
 	}
 	p.selected = true
@@ -118,6 +126,31 @@ func (p *folderPlanner) sameRemote(ctx context.Context, f *index.Folder, r *remo
 		matched++
 	}
 	return matched > 0, nil
+}
+
+// statusOf returns the status of a server folder: from the LIST where the
+// server has LIST-STATUS, else from one STATUS, asked once a run (only for
+// the candidates of a known folder missing under its name: rare). nil: the
+// server would not tell.
+func (p *folderPlanner) statusOf(r *remoteFolder) (*imap.StatusData, error) {
+	if r.Status != nil {
+		return r.Status, nil
+	}
+	if st, ok := p.statuses[r.Remote]; ok {
+		return st, nil
+	}
+	st, err := p.c.Status(r.Remote, statusOptions(p.c)).Wait()
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		st, err = nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("STATUS %s: %w", r.Remote, err)
+	}
+	if p.statuses == nil {
+		p.statuses = map[string]*imap.StatusData{}
+	}
+	p.statuses[r.Remote] = st
+	return st, nil
 }
 
 // sampleRows returns up to sampleSize of f's upstream rows, spread over
@@ -210,15 +243,20 @@ type goneCheck struct {
 // just its name has no selectable folder; any other answer is not sure
 // (why).
 func (p *folderPlanner) confirmGone(ctx context.Context, f *index.Folder) (goneCheck, error) {
-	name := RemoteName(f.Name, p.delim, p.s.opts.FolderMap)
+	name := p.names.Remote(f.Name)
 	if a := p.remoteNamed(name); a != nil {
 		return goneCheck{why: p.whyNotSynced(a)}, nil
 	}
 	if f.UIDValidity != 0 {
 		for i := range p.all {
 			a := &p.all[i]
-			if a.Status == nil || a.Status.UIDValidity != f.UIDValidity || p.remoteByName(a.Local) != nil {
-				continue // no candidate, or synced (findRemote looked at those)
+			if p.remoteByName(a.Local) != nil {
+				continue // synced: findRemote looked at those
+			}
+			if st, err := p.statusOf(a); err != nil {
+				return goneCheck{}, err
+			} else if st == nil || st.UIDValidity != f.UIDValidity {
+				continue
 			}
 			same, err := p.sameRemote(ctx, f, a)
 			if err != nil {
@@ -231,7 +269,7 @@ func (p *folderPlanner) confirmGone(ctx context.Context, f *index.Folder) (goneC
 	}
 	st, err := p.c.Status(name, statusOptions(p.c)).Wait()
 	if err == nil {
-		return goneCheck{listed: &remoteFolder{Remote: name, Local: f.Name, Delim: p.delim, Status: st}}, nil
+		return goneCheck{listed: &remoteFolder{Remote: name, Local: f.Name, Delim: p.names.Delim, Status: st}}, nil
 	}
 	var imapErr *imap.Error
 	if !errors.As(err, &imapErr) {

@@ -32,7 +32,9 @@ import (
 // local folder is left alone and the Result has one error line naming them.
 //
 // Every folder the index knows is then looked up on both sides: by name,
-// else as renamed. A server folder keeps its UIDVALIDITY across RENAME, and
+// else as renamed. A server folder keeps its UIDVALIDITY across RENAME (seen
+// in the LIST with LIST-STATUS, else asked with STATUS of the folders no
+// known folder has the name of), and
 // the local Maildir records it in .postfach-uidvalidity, but two folders
 // may share one (Dovecot gives out UIDVALIDITY by the clock; another server
 // may use the same numbers): a candidate with the folder's UIDVALIDITY is
@@ -112,6 +114,7 @@ type folderAction struct {
 	deletable map[string]bool
 	recoverTo string
 	recover   int
+	touched   []string // the local folders it changes (see folderPlan.touched)
 }
 
 // folderPlan is the outcome of planning.
@@ -128,16 +131,17 @@ type folderPlan struct {
 type folderPlanner struct {
 	s        *syncer
 	c        *imapclient.Client
-	delim    rune
+	names    FolderNames
 	known    []*index.Folder
 	locals   []localFolder
 	remote   []remoteFolder // selected, without the colliding ones
 	all      []remoteFolder // every selectable server folder
 	blocked  map[string]bool
 	foldCase bool
-	claimedR map[string]bool // remote local names taken by a known folder
-	claimedL map[string]bool // local folder names taken by a known folder
-	selected bool            // a confirmation selected a folder on c
+	claimedR map[string]bool             // remote local names taken by a known folder
+	claimedL map[string]bool             // local folder names taken by a known folder
+	selected bool                        // a confirmation selected a folder on c
+	statuses map[string]*imap.StatusData // STATUS asked of server folders without LIST-STATUS (statusOf)
 	plan     folderPlan
 }
 
@@ -165,14 +169,24 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 			return nil, fmt.Errorf("UNSELECT: %w", err)
 		}
 	}
-	if err := s.applyFolders(ctx, c, acct, p.plan.actions); err != nil {
+	before := len(s.folderErrs)
+	failed, err := s.applyFolders(ctx, c, acct, p.plan.actions)
+	if err != nil {
+		return nil, err
+	}
+	// The folders an action failed for that the index knows keep the
+	// error as their last one, for status, until they sync again.
+	p.plan.errs = s.folderErrs[before:]
+	if err := p.recordErrors(ctx); err != nil {
 		return nil, err
 	}
 	out := p.plan.remote[:0]
 	for _, rf := range p.plan.remote {
-		if !s.opts.DryRun || !p.plan.touched[rf.Local] {
-			out = append(out, rf)
+		if s.opts.DryRun && p.plan.touched[rf.Local] ||
+			slices.ContainsFunc(failed, func(f failedFolder) bool { return f.covers(rf.Local) }) {
+			continue
 		}
+		out = append(out, rf)
 	}
 	return out, nil
 }
@@ -200,7 +214,7 @@ func (p *folderPlanner) recordErrors(ctx context.Context) error {
 
 func (s *syncer) newFolderPlanner(ctx context.Context, c *imapclient.Client, acct index.AccountID, remote, all []remoteFolder) (*folderPlanner, error) {
 	o := &s.opts
-	p := &folderPlanner{s: s, c: c, delim: '/', all: all,
+	p := &folderPlanner{s: s, c: c, names: s.names, all: all,
 		blocked: map[string]bool{}, claimedR: map[string]bool{}, claimedL: map[string]bool{}}
 	p.plan.touched = map[string]bool{}
 	accountDir := filepath.Join(o.Root, maildir.EncodeName(o.Account))
@@ -227,17 +241,11 @@ func (s *syncer) newFolderPlanner(ctx context.Context, c *imapclient.Client, acc
 	}
 	// Parents before children: renaming a parent moves its children.
 	slices.SortFunc(p.known, func(a, b *index.Folder) int { return strings.Compare(a.Name, b.Name) })
-	for _, rf := range all {
-		if rf.Delim != 0 {
-			p.delim = rf.Delim
-			break
-		}
-	}
 	var groups [][]remoteFolder
 	p.remote, groups = splitCollisions(remote, p.foldCase)
 	for _, g := range groups {
 		p.blocked[collisionKey(g[0].Local, p.foldCase)] = true
-		p.plan.errs = append(p.plan.errs, FolderResult{Name: groupLocal(g), Err: collisionError(g)})
+		p.plan.errs = append(p.plan.errs, FolderResult{Name: groupLocal(g, p.names), Err: collisionError(g, p.names)})
 	}
 	for _, f := range p.known {
 		if p.remoteByName(f.Name) != nil {
@@ -275,6 +283,7 @@ func (p *folderPlanner) localByName(name string) *localFolder {
 // add appends an action to the plan; touched are the local names of the
 // folders it changes.
 func (p *folderPlanner) add(a folderAction, touched ...string) {
+	a.touched = touched
 	p.plan.actions = append(p.plan.actions, a)
 	for _, t := range touched {
 		p.plan.touched[t] = true
@@ -298,7 +307,15 @@ func (p *folderPlanner) planAll(ctx context.Context) error {
 			continue
 		}
 		if err := p.planKnown(ctx, f); err != nil {
-			return err
+			// A server's refusal (a STATUS or EXAMINE answered NO)
+			// is the folder's: left out of this run, tried again on
+			// the next. Anything else ends the account's run.
+			var imapErr *imap.Error
+			if !errors.As(err, &imapErr) {
+				return err
+			}
+			p.fail(f.Name, err)
+			p.drop(f.Name)
 		}
 	}
 	p.planNewLocal()
@@ -377,9 +394,8 @@ func renamedBelow(name, from, to string) (string, bool) {
 // renameRemote plans a RENAME upstream of r (known as f) after the local
 // folder l, and updates the view.
 func (p *folderPlanner) renameRemote(f *index.Folder, r *remoteFolder, l *localFolder) {
-	o := &p.s.opts
-	to := RemoteName(l.name, p.delim, o.FolderMap)
-	if !roundTrips(l.name, p.delim, o.FolderMap) || p.remoteNamed(to) != nil {
+	to := p.names.Remote(l.name)
+	if !p.names.RoundTrips(l.name) || p.remoteNamed(to) != nil {
 		p.fail(l.name, fmt.Errorf("local folder %q (renamed from %q) cannot be renamed upstream: as %q it would be "+
 			"another folder's or come back under another name; neither is synced until one is renamed", l.name, f.Name, to))
 		p.drop(r.Local)
@@ -389,7 +405,7 @@ func (p *folderPlanner) renameRemote(f *index.Folder, r *remoteFolder, l *localF
 		remote: r.Remote, newRemote: to, from: f.Name, to: l.name}, r.Local, l.name, f.Name)
 	oldRemote, oldLocal := r.Remote, f.Name
 	for i := range p.remote {
-		if rf := &p.remote[i]; rf.Remote == oldRemote || strings.HasPrefix(rf.Remote, oldRemote+string(p.delim)) {
+		if rf := &p.remote[i]; rf.Remote == oldRemote || strings.HasPrefix(rf.Remote, oldRemote+string(p.names.Delim)) {
 			rf.Remote = to + strings.TrimPrefix(rf.Remote, oldRemote)
 			rf.Local = l.name + strings.TrimPrefix(rf.Local, oldLocal)
 			p.plan.touched[rf.Local] = true
@@ -427,10 +443,10 @@ func (p *folderPlanner) goneUpstream(ctx context.Context, f *index.Folder, l *lo
 	case o.RemoveFolders && o.pullDeletes():
 		return p.removeLocal(ctx, f, l)
 	case o.push() && o.CreateFolders:
-		name := RemoteName(f.Name, p.delim, o.FolderMap)
+		name := p.names.Remote(f.Name)
 		p.add(folderAction{kind: actRecreateRemote, folder: f, newRemote: name,
 			line: fmt.Sprintf("create server folder %q again and upload its messages (deleted upstream, still here)", f.Name)}, f.Name)
-		p.remote = append(p.remote, remoteFolder{Remote: name, Local: f.Name, Delim: p.delim})
+		p.remote = append(p.remote, remoteFolder{Remote: name, Local: f.Name, Delim: p.names.Delim})
 	default:
 		p.add(folderAction{kind: actNote, line: fmt.Sprintf("keep local folder %q, deleted upstream, without syncing it", f.Name)}, f.Name)
 	}
@@ -512,14 +528,14 @@ func (p *folderPlanner) planNewLocal() {
 		if slices.ContainsFunc(p.known, func(f *index.Folder) bool { return f.Name == l.name }) {
 			continue
 		}
-		name := RemoteName(l.name, p.delim, o.FolderMap)
-		if !roundTrips(l.name, p.delim, o.FolderMap) || p.remoteNamed(name) != nil {
+		name := p.names.Remote(l.name)
+		if !p.names.RoundTrips(l.name) || p.remoteNamed(name) != nil {
 			p.fail(l.name, fmt.Errorf("local folder %q is not created upstream: as %q it would be another folder's "+
 				"or come back under another name; rename it", l.name, name))
 			continue
 		}
 		p.add(folderAction{kind: actCreateRemote, newRemote: name, line: fmt.Sprintf("create server folder %q (new locally)", l.name)}, l.name)
-		p.remote = append(p.remote, remoteFolder{Remote: name, Local: l.name, Delim: p.delim})
+		p.remote = append(p.remote, remoteFolder{Remote: name, Local: l.name, Delim: p.names.Delim})
 	}
 }
 

@@ -21,11 +21,11 @@ type remoteFolder struct {
 	Status     *imap.StatusData // nil when the server has no LIST-STATUS
 }
 
-// listFolders LISTs the account. It returns every selectable server folder
-// (all, whatever the patterns say: a folder missing from the selection is
-// not necessarily gone, see folderops.go) and those the patterns select,
-// with their status when the server can return it in the same command.
-func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string) (selected, all []remoteFolder, err error) {
+// listFolders LISTs the account: every selectable server folder, with its
+// status when the server can return it in the same command, and the
+// server's hierarchy delimiter (0: flat, or no folder told it). Local names
+// are given by selectFolders.
+func listFolders(c *imapclient.Client) (all []remoteFolder, delim rune, err error) {
 	opts := &imap.ListOptions{}
 	caps := c.Caps()
 	if caps.Has(imap.CapSpecialUse) {
@@ -36,13 +36,16 @@ func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string
 	}
 	list, err := c.List("", "*", opts).Collect()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
 	for _, l := range list {
+		if delim == 0 {
+			delim = l.Delim
+		}
 		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
 			continue
 		}
-		f := remoteFolder{Remote: l.Mailbox, Local: mappedName(l.Mailbox, l.Delim, fmap), Delim: l.Delim, Status: l.Status}
+		f := remoteFolder{Remote: l.Mailbox, Delim: l.Delim, Status: l.Status}
 		for _, a := range l.Attrs {
 			switch a {
 			case imap.MailboxAttrSent, imap.MailboxAttrDrafts, imap.MailboxAttrTrash,
@@ -51,11 +54,22 @@ func listFolders(c *imapclient.Client, patterns []string, fmap map[string]string
 			}
 		}
 		all = append(all, f)
-		if Match(patterns, f.Local) {
-			selected = append(selected, f)
+	}
+	return all, delim, nil
+}
+
+// selectFolders gives every listed folder its local name and returns
+// those the patterns select. all keeps every one, whatever the patterns
+// say: a folder missing from the selection is not necessarily gone (see
+// folderops.go).
+func selectFolders(all []remoteFolder, patterns []string, names FolderNames) (selected []remoteFolder) {
+	for i := range all {
+		all[i].Local = names.Local(all[i].Remote)
+		if Match(patterns, all[i].Local) {
+			selected = append(selected, all[i])
 		}
 	}
-	return selected, all, nil
+	return selected
 }
 
 // statusOptions is what a sync asks of each folder's status.
@@ -65,20 +79,6 @@ func statusOptions(c *imapclient.Client) *imap.StatusOptions {
 		st.HighestModSeq = true
 	}
 	return st
-}
-
-// mappedName is the local name of a server folder: localName, then the
-// folder map (whose keys are server names, '/'-separated; the name as the
-// server spells it is accepted too).
-func mappedName(remote string, delim rune, fmap map[string]string) string {
-	local := localName(remote, delim)
-	if mapped, ok := fmap[local]; ok {
-		return mapped
-	}
-	if mapped, ok := fmap[remote]; ok {
-		return mapped
-	}
-	return local
 }
 
 // collisionKey is the name two local folders must not share: INBOX in any
@@ -121,21 +121,21 @@ func splitCollisions(remote []remoteFolder, foldCase bool) (ok []remoteFolder, g
 }
 
 // collisionError is the one line that says which server folders collide.
-func collisionError(g []remoteFolder) error {
+func collisionError(g []remoteFolder, fn FolderNames) error {
 	names := make([]string, len(g))
 	for i, rf := range g {
 		names[i] = strconv.Quote(rf.Remote)
 	}
 	list := strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 	return fmt.Errorf("server folders %s would all be synced into local folder %q: none of them is synced; "+
-		"give them distinct local names with folder_map", list, groupLocal(g))
+		"give them distinct local names with folder_map", list, groupLocal(g, fn))
 }
 
 // groupLocal is the local folder colliding server folders contend for:
 // the local name of the one that folder_map does not rename, if any.
-func groupLocal(g []remoteFolder) string {
+func groupLocal(g []remoteFolder, names FolderNames) string {
 	for _, rf := range g {
-		if rf.Local == localName(rf.Remote, rf.Delim) {
+		if rf.Local == names.unmapped(rf.Remote) {
 			return rf.Local
 		}
 	}
@@ -172,57 +172,6 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 		}
 	}
 	return false
-}
-
-// localName converts a server folder name into the local '/'-separated form.
-// INBOX is case-insensitive in IMAP and always becomes "INBOX".
-func localName(remote string, delim rune) string {
-	name := remote
-	if delim != 0 && delim != '/' {
-		// A '/' inside a component would read as a separator locally; it is
-		// rare enough to map to a look-alike rather than to escape.
-		name = strings.ReplaceAll(name, "/", "\u2215")
-		name = strings.ReplaceAll(name, string(delim), "/")
-	}
-	return inboxCase(name)
-}
-
-// inboxCase spells INBOX, which IMAP names in any case, and the folders
-// below it as "INBOX" and "INBOX/...".
-func inboxCase(name string) string {
-	switch {
-	case strings.EqualFold(name, "INBOX"):
-		return "INBOX"
-	case len(name) > 6 && strings.EqualFold(name[:6], "INBOX/"):
-		return "INBOX" + name[5:]
-	}
-	return name
-}
-
-// RemoteName is the inverse of the local naming (and of the folder map):
-// the server name, with the server's delimiter, of a local folder name
-// ('/'-separated).
-func RemoteName(local string, delim rune, fmap map[string]string) string {
-	for r, l := range fmap {
-		if l == local {
-			local = r
-			break
-		}
-	}
-	if delim == 0 || delim == '/' {
-		return local
-	}
-	name := strings.ReplaceAll(local, "/", string(delim))
-	return strings.ReplaceAll(name, "\u2215", "/")
-}
-
-// roundTrips reports whether a local folder name survives the way up and
-// back: created upstream as RemoteName, it must LIST as the same local
-// name. It does not for a name holding the server's delimiter ("a.b" under
-// '.'), for "inbox" (INBOX upstream), or for a name the folder map sends
-// elsewhere: such a folder would share a server folder with another.
-func roundTrips(local string, delim rune, fmap map[string]string) bool {
-	return mappedName(RemoteName(local, delim, fmap), delim, fmap) == local
 }
 
 // Match reports whether a folder (local, '/'-separated name) is selected by

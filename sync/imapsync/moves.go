@@ -114,7 +114,15 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		}
 		s.scans.clear() // the listings no longer hold
 		if err := s.moveOne(ctx, c, cand, a.e, a.to, remoteOf); err != nil {
-			return n, err
+			var imapErr *imap.Error
+			if !errors.As(err, &imapErr) {
+				return n, err
+			}
+			// Refused: the folders' own plans carry the move over as a
+			// deletion there and an upload here.
+			s.log.Warn("the server refused a move; the message is uploaded to its new folder instead",
+				"from", cand.from.Name, "to", a.to.Name, "err", err)
+			continue
 		}
 		n++
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -49,6 +50,7 @@ type Uploader struct {
 	tag     int
 	uidPlus bool
 	broken  error         // set when the connection can no longer be used
+	dead    atomic.Bool   // broken, readable without waiting for mu
 	timeout time.Duration // bounds each read and write; 0: uploadTimeout
 }
 
@@ -213,8 +215,12 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	})
 	if werr != nil {
 		u.broken = werr
+		u.dead.Store(true)
 		u.conn.Close()
 		return nil, werr
+	}
+	if u.broken != nil {
+		u.dead.Store(true)
 	}
 	if err != nil {
 		return nil, err
@@ -541,6 +547,11 @@ func (l *LazyUploader) Get(ctx context.Context, c *imapclient.Client) *Uploader 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.tried {
+		if l.up != nil && l.up.dead.Load() {
+			// It broke in another folder's upload: this folder uploads
+			// on its own connection rather than fail with that error.
+			return nil
+		}
 		return l.up
 	}
 	l.tried = true

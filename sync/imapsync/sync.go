@@ -44,8 +44,16 @@ type Options struct {
 	// those deleted upstream that still exist locally); RemoveFolders
 	// carries folder deletions over to the other side. See folderops.go.
 	CreateFolders, RemoveFolders bool
-	// FolderMap maps server folder names ('/'-separated) to local names.
+	// FolderMap maps server folder names ('/'-separated, without the
+	// namespace prefix) to local names.
 	FolderMap map[string]string
+	// NamespacePrefix, when set, is the personal namespace prefix local
+	// folder names are made under (see FolderNames), whatever the server's
+	// NAMESPACE says: "INBOX." makes server folder INBOX.Archive local
+	// folder Archive, and a new local top-level folder is created below
+	// INBOX. upstream. nil: the prefix recorded for the account, else the
+	// server's (namespace.go).
+	NamespacePrefix *string
 	// MaxAgeDays > 0 leaves server messages older than this (by
 	// INTERNALDATE) on the server; MaxSize > 0 leaves messages larger than
 	// this many bytes where they are, in both directions. Neither deletes
@@ -246,25 +254,42 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// or a folder command holds nobody up past the run's end.
 	s.stopFirst = context.AfterFunc(ctx, func() { go first.Close() }) // see abort
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
-	folders, allFolders, err := listFolders(first, o.Folders, o.FolderMap)
+	allFolders, delim, err := listFolders(first)
+	var ns *nsChoice
+	if err != nil {
+		err = fmt.Errorf("LIST: %w", err)
+	} else {
+		ns, err = s.namespace(ctx, first, acct, allFolders, delim)
+	}
 	if err != nil {
 		<-prescanned
 		first.Close()
-		return nil, nil, 0, fmt.Errorf("%s: LIST: %w", o.Endpoint.Addr, err)
+		return nil, nil, 0, fmt.Errorf("%s: %w", o.Endpoint.Addr, err)
 	}
+	s.names = ns.names
+	folders := selectFolders(allFolders, o.Folders, ns.old)
 	log.Debug("listed", "folders", len(folders), "took", time.Since(start).Round(time.Millisecond))
 	// Folders the LIST shows changed upstream will each need a connection:
 	// dial the others now, while the Maildir is read, not when the first
-	// plans start.
+	// plans start. (Under the names the local folders have: a change of
+	// the namespace prefix costs a dial too many at most.)
 	s.predial(ctx, s.changedUpstream(ctx, acct, folders))
+	pending := false
 	if err = <-prescanned; err == nil {
+		pending, err = s.applyNamespace(ctx, ns)
+	}
+	if pending {
+		folders = nil // a dry run of a prefix change plans the renames only
+	}
+	if err == nil && !pending {
+		folders = selectFolders(allFolders, o.Folders, s.names)
 		folders, err = s.syncFolders(ctx, first, acct, folders, allFolders)
-		if len(s.actions) > 0 {
-			s.scans.clear() // folders were created, renamed or deleted
-		}
+	}
+	if len(s.actions) > 0 {
+		s.scans.clear() // folders were created, renamed or deleted
 	}
 	moved := 0
-	if err == nil {
+	if err == nil && !pending {
 		moved, err = s.detectMoves(ctx, first, acct, folders)
 	}
 	if err != nil {
@@ -352,13 +377,16 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Result, error) {
 	res := &Result{Moved: moved, DryRun: s.opts.DryRun, FolderActions: s.actions, Recovered: s.recovered}
 	var errs []error
+	addr := s.opts.Endpoint.Addr
 	for _, fr := range s.folderErrs {
-		errs = append(errs, fmt.Errorf("%s: %w", fr.Name, fr.Err))
+		fr.Err = readableErr(addr, fr.Err)
+		errs = append(errs, folderError(addr, fr.Name, fr.Err))
 		res.Folders = append(res.Folders, fr)
 	}
 	for _, j := range jobs {
 		if j.res.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", j.rf.Local, j.res.Err))
+			j.res.Err = readableErr(addr, j.res.Err)
+			errs = append(errs, folderError(addr, j.rf.Local, j.res.Err))
 		}
 		res.Folders = append(res.Folders, j.res)
 	}
@@ -381,6 +409,7 @@ type syncer struct {
 	files     *maildir.Syncer       // makes the committer's batches durable
 	dialErr   atomic.Pointer[error] // set once dialing has failed for good
 	actions   []string              // folder-level actions, for the Result
+	names     FolderNames           // server folder names <-> local ones (namespace.go)
 	scans     scanCache             // listings read at the start (prescan, detectMoves), reused once
 	planned   map[string]bool       // DryRun: Maildir keys of planned moves
 
