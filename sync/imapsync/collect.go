@@ -16,7 +16,7 @@ import (
 //   - After a literal failed, it stops at once. go-imap's Collect goes on
 //     to discard the failed literal, reading the connection's buffer again
 //     while go-imap's reader goroutine, released by the failure, reads the
-//     same buffer (a data race in v2.0.0-beta.8).
+//     same buffer (a data race in v2.0.0-beta.8, unchanged in beta.9).
 //
 // After an error the response is half read: the caller must give up the
 // connection without reading the command any further (see abort).

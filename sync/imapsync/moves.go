@@ -184,6 +184,9 @@ func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCan
 	if err != nil {
 		return fmt.Errorf("MOVE %s -> %s: %w", src, dst, err)
 	}
+	// go-imap v2.0.0-beta.9 turns a COPYUID with "*" (against RFC 4315)
+	// into no data at all (UIDValidity 0), as if the server lacked UIDPLUS:
+	// newUID stays 0 and the destination adopts the copy by content.
 	var newUID uint32
 	if data != nil && data.UIDValidity == to.UIDValidity {
 		if uids, ok := data.DestUIDs.(imap.UIDSet); ok {
