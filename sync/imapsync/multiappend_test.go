@@ -27,8 +27,14 @@ func TestParseAppendUID(t *testing.T) {
 		{"[APPENDUID 1 0] x", nil},
 		{"[APPENDUID 1 5:3] x", nil},
 		{"[APPENDUID 1] x", nil},
+		// Hostile sets are refused before anything is expanded.
+		{"[APPENDUID 1 4294967295] x", []uint32{4294967295}},
+		{"[APPENDUID 1 4294967294:4294967295] x", []uint32{4294967294, 4294967295}},
+		{"[APPENDUID 1 1:4294967295] x", nil},
+		{"[APPENDUID 1 1:1000000,1:1000000,1:1000000] x", nil},
+		{"[APPENDUID 1 1:5] x", nil}, // more than the 4 messages appended
 	} {
-		got, ok := parseAppendUID(tc.text)
+		got, ok := parseAppendUID(tc.text, 4)
 		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
 			t.Errorf("parseAppendUID(%q) = %v, %v; want %v", tc.text, got, ok, tc.want)
 		}
@@ -78,7 +84,12 @@ func scriptedServer(t *testing.T, greeting string, script func(cmd string) []str
 			}
 			tag, rest, _ := strings.Cut(cmd.String(), " ")
 			for _, l := range script(rest) {
-				fmt.Fprintf(server, "%s\r\n", strings.ReplaceAll(l, "TAG", tag))
+				// The command's tag at the start, and quoted (an ESEARCH
+				// correlator: (TAG "TAG")).
+				if rest, ok := strings.CutPrefix(l, "TAG "); ok {
+					l = tag + " " + rest
+				}
+				fmt.Fprintf(server, "%s\r\n", strings.ReplaceAll(l, `"TAG"`, `"`+tag+`"`))
 			}
 		}
 	}()
