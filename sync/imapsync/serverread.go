@@ -27,7 +27,7 @@ func fetchChangedSince(c *imapclient.Client, since uint64, server map[uint32]*se
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			return 0, abort(c, err)
+			return 0, abortFetch(c, cmd, err)
 		}
 		if buf.UID == 0 {
 			continue
@@ -66,7 +66,7 @@ func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bo
 		}
 		buf, err := CollectMessage(msg)
 		if err != nil {
-			return nil, abort(c, err)
+			return nil, abortFetch(c, cmd, err)
 		}
 		if buf.UID == 0 || uint32(buf.UID) < from {
 			continue // "from:*" includes the last message even below from
@@ -110,7 +110,7 @@ func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			return abort(c, err)
+			return abortFetch(c, cmd, err)
 		}
 		if buf.UID == 0 {
 			continue
