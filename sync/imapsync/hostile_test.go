@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/faultproxy"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
 	"github.com/postfach/postfach/sync/imapsync"
@@ -225,6 +226,77 @@ func TestBodyLargerThanAnnounced(t *testing.T) {
 				t.Fatalf("second sync: %v; want the refusal again", err)
 			}
 			noIMAPGoroutinesLeft(t)
+		})
+	}
+}
+
+// TestSlowLiteral: a large message on a slow link. go-imap gives a whole
+// literal one deadline; here the link stalls four times in the middle of
+// the body, each stall shorter than the literal timeout but all of them
+// longer: the download must succeed, because the deadline moves with the
+// bytes that arrive. A stall longer than the timeout must still fail the
+// run, well before go-imap's 5 minutes.
+func TestSlowLiteral(t *testing.T) {
+	const (
+		bigSize = 400_000
+		idle    = 1500 * time.Millisecond
+		stall   = 500 * time.Millisecond
+	)
+	for _, tc := range []struct {
+		name   string
+		stalls []time.Duration
+		ok     bool
+	}{
+		{"steady", []time.Duration{stall, stall, stall, stall}, true},
+		{"dead", []time.Duration{3 * idle}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			big := corpus.At(9, 1, corpus.Options{BigAttachmentEvery: 1, BigAttachmentSize: bigSize})
+			big.Folder, big.Flags = "INBOX", nil
+			e.d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{big})
+			fp, err := faultproxy.Start(e.d.IMAPAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fp.Close()
+			for i, d := range tc.stalls {
+				fp.Add(faultproxy.Fault{Name: "stall" + strconv.Itoa(i), Dir: faultproxy.Down, Literal: bigSize,
+					After: int64(50_000 + i*80_000), Action: faultproxy.Stall, For: d, Max: 1})
+			}
+			e.opts = func(o *imapsync.Options) {
+				o.Endpoint.Addr = fp.Addr()
+				o.Endpoint.LiteralTimeout = idle
+				o.Connections = 1
+				o.DialAttempts = 1
+			}
+			begin := time.Now()
+			_, _, err = e.trySync(false)
+			took := time.Since(begin)
+			if tc.ok && err != nil {
+				t.Fatalf("sync over a slow link (took %v): %v", took, err)
+			}
+			if fired := len(fp.Fired()); fired != len(tc.stalls) {
+				t.Fatalf("%d stalls fired, want %d", fired, len(tc.stalls))
+			}
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), "timeout") && !strings.Contains(err.Error(), "timed out") {
+					t.Fatalf("sync after a %v stall = %v; want a timeout", tc.stalls[0], err)
+				}
+				if took > 3*idle+10*time.Second {
+					t.Errorf("the run took %v", took)
+				}
+				if local := e.localMsgs("INBOX"); len(local) != 0 {
+					t.Errorf("%d messages stored from a dead link", len(local))
+				}
+				return
+			}
+			if took < time.Duration(len(tc.stalls))*stall {
+				t.Errorf("the run took %v, less than its stalls", took)
+			}
+			if err := sameMsgs("INBOX", e.serverMsgs("INBOX"), e.localMsgs("INBOX")); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
