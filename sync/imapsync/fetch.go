@@ -331,3 +331,11 @@ func (c *literalCounter) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// AbortFetch gives up c, whose FETCH cmd was left half read (after an
+// error of CollectMessage, say), without leaving go-imap's goroutines
+// behind (see abortFetch), and returns err.
+func AbortFetch(c *imapclient.Client, cmd *imapclient.FetchCommand, err error) error {
+	abortFetch(c, cmd, err)
+	return err
+}

@@ -3,6 +3,7 @@ package imapsync_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"os"
@@ -298,5 +299,36 @@ func TestSlowLiteral(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestAbortMidLiteral: a run cancelled while a body is coming (the link
+// hangs in the middle of it) ends at once and leaves no goroutine of
+// go-imap behind; nothing of the body is stored.
+func TestAbortMidLiteral(t *testing.T) {
+	e := newEnv(t)
+	big := corpus.At(11, 1, corpus.Options{BigAttachmentEvery: 1, BigAttachmentSize: 300_000})
+	big.Folder, big.Flags = "INBOX", nil
+	e.d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{big})
+	fp, err := faultproxy.Start(e.d.IMAPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	fp.Add(faultproxy.Fault{Dir: faultproxy.Down, Literal: 300_000, Action: faultproxy.Hang, Max: 1})
+	pass, _ := e.d.Password(testenv.DefaultUser.Name)
+	_, err = faultproxy.Within(t, 2*time.Second, func(ctx context.Context) (*imapsync.Result, error) {
+		return imapsync.Sync(ctx, imapsync.Options{Account: "acct", Root: e.root, Index: e.store, Connections: 1,
+			Endpoint: imapsync.Endpoint{Addr: fp.Addr(), TLS: "none", Username: testenv.DefaultUser.Name, Password: pass}})
+	})
+	if err == nil {
+		t.Fatal("a run cancelled mid-body succeeded")
+	}
+	if len(fp.Fired()) == 0 {
+		t.Fatal("the hang did not fire")
+	}
+	noIMAPGoroutinesLeft(t) // with the stream still held by the proxy
+	if local := e.localMsgs("INBOX"); len(local) != 0 {
+		t.Errorf("%d messages stored", len(local))
 	}
 }
