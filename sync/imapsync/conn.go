@@ -59,9 +59,13 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 // progressConn (TLS runs over it, so its deadlines count TLS's bytes).
 func (e *Endpoint) connect(ctx context.Context) (*imapclient.Client, error) {
 	opts := &imapclient.Options{TLSConfig: e.TLSConfig, DebugWriter: e.Debug}
+	host, _, _ := net.SplitHostPort(e.Addr)
 	if opts.TLSConfig == nil {
-		host, _, _ := net.SplitHostPort(e.Addr)
 		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	} else if opts.TLSConfig.ServerName == "" {
+		// As go-imap's DialTLS and DialStartTLS do: the name to verify.
+		opts.TLSConfig = opts.TLSConfig.Clone()
+		opts.TLSConfig.ServerName = host
 	}
 	switch e.TLS {
 	case "", "implicit", "starttls", "none":

@@ -332,3 +332,43 @@ func TestAbortMidLiteral(t *testing.T) {
 		t.Errorf("%d messages stored", len(local))
 	}
 }
+
+// TestDialModes: the connection postfach dials itself (to give go-imap a
+// progressConn) logs in over implicit TLS, STARTTLS and plain, and keeps
+// the one-line hints for an untrusted certificate and a plain port dialled
+// with TLS.
+func TestDialModes(t *testing.T) {
+	d := testenv.StartDovecot(t, testenv.WithTLS(testenv.TLSOn))
+	pass, _ := d.Password(testenv.DefaultUser.Name)
+	user := testenv.DefaultUser.Name
+	for _, tc := range []struct {
+		mode, addr string
+		trust      bool
+		wantErr    string
+	}{
+		{"implicit", d.IMAPSAddr(), true, ""},
+		{"starttls", d.IMAPAddr(), true, ""},
+		{"none", d.IMAPAddr(), true, ""},
+		{"implicit", d.IMAPSAddr(), false, "TLS certificate not trusted"},
+		{"implicit", d.IMAPAddr(), true, "did not answer with TLS"},
+	} {
+		e := imapsync.Endpoint{Addr: tc.addr, TLS: tc.mode, Username: user, Password: pass}
+		if tc.trust {
+			e.TLSConfig = d.TLSConfig()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		c, err := e.Dial(ctx)
+		cancel()
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("%s %s: %v", tc.mode, tc.addr, err)
+				continue
+			}
+			imapsync.Logout(context.Background(), c)
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s %s (trusted %v): %v; want %q", tc.mode, tc.addr, tc.trust, err, tc.wantErr)
+		}
+	}
+}
