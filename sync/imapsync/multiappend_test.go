@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,8 @@ func TestQuoteMailbox(t *testing.T) {
 
 // scriptedServer answers an uploader over a pipe: each line the client
 // sends (with literals read along) is matched by prefix against the
-// script, which gives the lines to answer.
+// script, which gives the lines to answer ("LITERAL n" sends n bytes of
+// literal content).
 func scriptedServer(t *testing.T, greeting string, script func(cmd string) []string) net.Conn {
 	t.Helper()
 	client, server := net.Pipe()
@@ -84,6 +86,17 @@ func scriptedServer(t *testing.T, greeting string, script func(cmd string) []str
 			}
 			tag, rest, _ := strings.Cut(cmd.String(), " ")
 			for _, l := range script(rest) {
+				// "LITERAL n": n bytes of literal content, streamed.
+				if ns, ok := strings.CutPrefix(l, "LITERAL "); ok {
+					n, _ := strconv.Atoi(ns)
+					chunk := []byte(strings.Repeat("x", 32<<10))
+					for ; n > 0; n -= len(chunk) {
+						if _, err := server.Write(chunk[:min(n, len(chunk))]); err != nil {
+							return
+						}
+					}
+					continue
+				}
 				// The command's tag at the start, and quoted (an ESEARCH
 				// correlator: (TAG "TAG")).
 				if rest, ok := strings.CutPrefix(l, "TAG "); ok {

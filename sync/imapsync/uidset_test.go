@@ -137,3 +137,31 @@ func parseU(s string) uint32 {
 	n, _ := strconv.ParseUint(s, 10, 32)
 	return uint32(n)
 }
+
+// TestCollectBounded: a server that answers the Message-ID header section
+// of an identity FETCH with a literal of 64 MiB is refused before a byte
+// of it is read, with a clear error, in bounded memory.
+func TestCollectBounded(t *testing.T) {
+	const huge = 64 << 20
+	conn := scriptedServer(t, "* OK [CAPABILITY IMAP4rev1] ready", func(cmd string) []string {
+		switch {
+		case strings.HasPrefix(cmd, "SELECT") || strings.HasPrefix(cmd, "EXAMINE"):
+			return []string{"* 1 EXISTS", "* OK [UIDVALIDITY 1] x", "TAG OK [READ-ONLY] done"}
+		case strings.HasPrefix(cmd, "UID FETCH"):
+			return []string{
+				fmt.Sprintf(`* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 100 INTERNALDATE "01-Jan-2026 00:00:00 +0000" BODY[HEADER.FIELDS (MESSAGE-ID)] {%d}`, huge),
+				fmt.Sprintf("LITERAL %d", huge), ")", "TAG OK done"}
+		}
+		return []string{"TAG BAD what?"}
+	})
+	c := imapclient.New(conn, nil)
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	boundedRun(t, 10*time.Second, 4<<20, func() { _, err = fetchMeta(c, 1, true) })
+	if err == nil || !strings.Contains(err.Error(), "where a header was asked for") {
+		t.Fatalf("fetchMeta = %v; want the section refused", err)
+	}
+}
