@@ -26,31 +26,19 @@ type Endpoint struct {
 	// Debug, if set, receives the raw protocol traffic. It contains the
 	// password: never enable it in production logs.
 	Debug io.Writer
+	// LiteralTimeout is how long the reading of a message body (or the
+	// writing of an upload) may go without a byte moving; 0: 5 minutes.
+	// Every other wait on the server is bounded by 30 s without a byte
+	// (see progressConn).
+	LiteralTimeout time.Duration
 }
+
+// dialTimeout bounds the TCP connect and the TLS handshake.
+const dialTimeout = 30 * time.Second
 
 // Dial connects and logs in. Errors are one readable line (see ConnError).
 func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
-	opts := &imapclient.Options{
-		TLSConfig:   e.TLSConfig,
-		DebugWriter: e.Debug,
-		Dialer:      &net.Dialer{Timeout: 30 * time.Second},
-	}
-	if opts.TLSConfig == nil {
-		host, _, _ := net.SplitHostPort(e.Addr)
-		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	var c *imapclient.Client
-	var err error
-	switch e.TLS {
-	case "", "implicit":
-		c, err = imapclient.DialTLS(e.Addr, opts)
-	case "starttls":
-		c, err = imapclient.DialStartTLS(e.Addr, opts)
-	case "none":
-		c, err = imapclient.DialInsecure(e.Addr, opts)
-	default:
-		return nil, fmt.Errorf("unknown tls mode %q", e.TLS)
-	}
+	c, err := e.connect(ctx)
 	if err != nil {
 		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
 	}
@@ -65,6 +53,49 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 		return nil, &ConnError{Addr: e.Addr, Op: "login as " + e.Username, Err: err}
 	}
 	return c, nil
+}
+
+// connect dials the server and hands go-imap the connection, wrapped in a
+// progressConn (TLS runs over it, so its deadlines count TLS's bytes).
+func (e *Endpoint) connect(ctx context.Context) (*imapclient.Client, error) {
+	opts := &imapclient.Options{TLSConfig: e.TLSConfig, DebugWriter: e.Debug}
+	host, _, _ := net.SplitHostPort(e.Addr)
+	if opts.TLSConfig == nil {
+		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	} else if opts.TLSConfig.ServerName == "" {
+		// As go-imap's DialTLS and DialStartTLS do: the name to verify.
+		opts.TLSConfig = opts.TLSConfig.Clone()
+		opts.TLSConfig.ServerName = host
+	}
+	switch e.TLS {
+	case "", "implicit", "starttls", "none":
+	default:
+		return nil, fmt.Errorf("unknown tls mode %q", e.TLS)
+	}
+	d := &net.Dialer{Timeout: dialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", e.Addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := &progressConn{Conn: raw, literalIdle: e.LiteralTimeout}
+	switch e.TLS {
+	case "", "implicit":
+		cfg := opts.TLSConfig.Clone()
+		if cfg.NextProtos == nil {
+			cfg.NextProtos = []string{"imap"}
+		}
+		tc := tls.Client(conn, cfg)
+		hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return imapclient.New(tc, opts), nil
+	case "starttls":
+		return imapclient.NewStartTLS(conn, opts)
+	}
+	return imapclient.New(conn, opts), nil
 }
 
 // ConnError is a failure to connect to or log in to the server.

@@ -50,7 +50,8 @@
 //     the way); nothing holds a whole message in memory. A body that ends
 //     before the size its literal announced (the connection died in the
 //     middle of it) is an error and is never committed: the next run fetches
-//     the message again (fetch.go, readMessage). One committer makes
+//     the message again (fetch.go, readMessage). So is a body larger than
+//     the server's RFC822.SIZE allows (see Hostile servers). One committer makes
 //     each batch durable with a single filesystem sync, renames the files
 //     into cur/ (`<key>,U=<uid>:2,<flags>`), syncs the directories, and only
 //     then commits the batch's rows in one transaction.
@@ -111,6 +112,22 @@
 // found on the server by content on the next run (recoverAppends), not
 // repeated. Deletions remove the row first, then the file; upstream
 // expunges drop the row after the server confirmed.
+//
+// # Hostile servers
+//
+// Nothing a server sends is trusted to be small. UID sets in SEARCH,
+// ESEARCH, COPYUID and APPENDUID answers are counted range by range before
+// they are walked, never expanded by go-imap (uidset.go): a SEARCH answer
+// with more UIDs than the folder's EXISTS is refused with the folder's
+// error. A body literal larger than RFC822.SIZE plus 10% (at least 64 KiB;
+// Exchange's sizes are a little off) or than MaxSize is not stored (not
+// even in part) and is the folder's error, while the rest of the folder
+// syncs (fetch.go, bodyLimit); header sections collected in memory are
+// bounded by MaxCollected. go-imap's deadlines are turned into idle
+// timeouts (deadline.go): a large body on a slow link arrives, a dead link
+// fails after 30 s (a response) or Endpoint.LiteralTimeout (a body)
+// without a byte. A FETCH given up half read leaves none of go-imap's
+// goroutines behind (abortFetch).
 //
 // # Dry run
 //

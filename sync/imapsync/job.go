@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type folderJob struct {
 	outstanding atomic.Int64
 	mu          sync.Mutex
 	res         FolderResult
+	refused     []error // messages not stored (refuse)
 }
 
 func (j *folderJob) size() int {
@@ -48,6 +50,17 @@ func (j *folderJob) fail(err error) {
 		j.res.Err = err
 	}
 	j.mu.Unlock()
+}
+
+// refuse records a server message this run would not store (fetch.go:
+// its body is too large). Unlike fail it does not stop the folder: the
+// rest syncs, and when the folder is done the refusals are its error, so
+// its state is not advanced and the next run tries the message again.
+func (j *folderJob) refuse(err error) {
+	j.mu.Lock()
+	j.refused = append(j.refused, err)
+	j.mu.Unlock()
+	j.s.log.Warn("message not stored", "folder", j.rf.Local, "err", err)
 }
 
 func (j *folderJob) failed() bool {
@@ -73,6 +86,12 @@ func (j *folderJob) release() {
 
 func (j *folderJob) finish() {
 	j.mu.Lock()
+	if j.res.Err == nil && len(j.refused) > 0 {
+		j.res.Err = j.refused[0]
+		if n := len(j.refused); n > 1 {
+			j.res.Err = fmt.Errorf("%w (and %d more messages not stored)", j.refused[0], n-1)
+		}
+	}
 	err := j.res.Err
 	j.mu.Unlock()
 	now := time.Now()

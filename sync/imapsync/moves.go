@@ -192,12 +192,15 @@ func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCan
 	if err != nil {
 		return fmt.Errorf("MOVE %s -> %s: %w", src, dst, err)
 	}
+	// go-imap v2.0.0-beta.9 turns a COPYUID with "*" (against RFC 4315)
+	// into no data at all (UIDValidity 0), as if the server lacked UIDPLUS:
+	// newUID stays 0 and the destination adopts the copy by content.
 	var newUID uint32
 	if data != nil && data.UIDValidity == to.UIDValidity {
-		if uids, ok := data.DestUIDs.(imap.UIDSet); ok {
-			if list, ok := uids.Nums(); ok && len(list) == 1 {
-				newUID = uint32(list[0])
-			}
+		var ok bool
+		if newUID, ok = movedUID(data, cand.row.UID); !ok {
+			s.log.Warn("the server's COPYUID after MOVE does not name the one message moved; matched by content instead",
+				"from", cand.from.Name, "to", to.Name, "uid", cand.row.UID)
 		}
 	}
 	d := &maildir.Dir{Path: filepath.Join(o.Root, to.Path)}
@@ -209,4 +212,18 @@ func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCan
 	return o.Index.Write(ctx, func(tx *index.Tx) error {
 		return tx.MoveMessage(cand.row.ID, to.ID, newUID, ne.Sub+"/"+ne.Name, e.Flags)
 	})
+}
+
+// movedUID returns the new UID of the one message (UID uid) a MOVE moved,
+// from its COPYUID. The sets are checked without expanding them (see
+// uidset.go): anything but uid one way and one UID the other is not usable.
+func movedUID(data *imapclient.MoveData, uid uint32) (uint32, bool) {
+	src, _ := data.SourceUIDs.(imap.UIDSet)
+	dst, _ := data.DestUIDs.(imap.UIDSet)
+	from, okFrom := singleUID(src)
+	to, okTo := singleUID(dst)
+	if !okFrom || !okTo || from != uid {
+		return 0, false
+	}
+	return to, true
 }

@@ -228,7 +228,7 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	if !u.uidPlus {
 		return nil, nil
 	}
-	uids, ok := parseAppendUID(text)
+	uids, ok := parseAppendUID(text, len(msgs))
 	if !ok || len(uids) != len(msgs) {
 		return nil, nil // no usable APPENDUID: the intents stay, the next run matches by content
 	}
@@ -359,8 +359,10 @@ func literalSize(s string) (int64, bool) {
 }
 
 // parseAppendUID reads "[APPENDUID <uidvalidity> <uid-set>] ..." and
-// returns the UIDs in the order given.
-func parseAppendUID(text string) ([]uint32, bool) {
+// returns the UIDs in the order given. A set of more than limit UIDs (the
+// messages appended) is not usable: it is refused, counted range by range
+// before any range is walked (see uidset.go).
+func parseAppendUID(text string, limit int) ([]uint32, bool) {
 	rest, ok := strings.CutPrefix(text, "[APPENDUID ")
 	if !ok {
 		return nil, false
@@ -373,7 +375,9 @@ func parseAppendUID(text string) ([]uint32, bool) {
 	if len(f) != 2 {
 		return nil, false
 	}
-	var uids []uint32
+	type span struct{ a, b uint64 }
+	var spans []span
+	var n uint64
 	for _, part := range strings.Split(f[1], ",") {
 		lo, hi, isRange := strings.Cut(part, ":")
 		a, err := strconv.ParseUint(lo, 10, 32)
@@ -382,11 +386,18 @@ func parseAppendUID(text string) ([]uint32, bool) {
 		}
 		b := a
 		if isRange {
-			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a || b-a > 1<<20 {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a {
 				return nil, false
 			}
 		}
-		for x := a; x <= b; x++ {
+		if n += b - a + 1; n > uint64(limit) {
+			return nil, false
+		}
+		spans = append(spans, span{a, b})
+	}
+	uids := make([]uint32, 0, n)
+	for _, s := range spans {
+		for x := s.a; x <= s.b; x++ {
 			uids = append(uids, uint32(x))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,14 @@ func TestParseAppendUID(t *testing.T) {
 		{"[APPENDUID 1 0] x", nil},
 		{"[APPENDUID 1 5:3] x", nil},
 		{"[APPENDUID 1] x", nil},
+		// Hostile sets are refused before anything is expanded.
+		{"[APPENDUID 1 4294967295] x", []uint32{4294967295}},
+		{"[APPENDUID 1 4294967294:4294967295] x", []uint32{4294967294, 4294967295}},
+		{"[APPENDUID 1 1:4294967295] x", nil},
+		{"[APPENDUID 1 1:1000000,1:1000000,1:1000000] x", nil},
+		{"[APPENDUID 1 1:5] x", nil}, // more than the 4 messages appended
 	} {
-		got, ok := parseAppendUID(tc.text)
+		got, ok := parseAppendUID(tc.text, 4)
 		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
 			t.Errorf("parseAppendUID(%q) = %v, %v; want %v", tc.text, got, ok, tc.want)
 		}
@@ -53,7 +60,8 @@ func TestQuoteMailbox(t *testing.T) {
 
 // scriptedServer answers an uploader over a pipe: each line the client
 // sends (with literals read along) is matched by prefix against the
-// script, which gives the lines to answer.
+// script, which gives the lines to answer ("LITERAL n" sends n bytes of
+// literal content).
 func scriptedServer(t *testing.T, greeting string, script func(cmd string) []string) net.Conn {
 	t.Helper()
 	client, server := net.Pipe()
@@ -78,7 +86,23 @@ func scriptedServer(t *testing.T, greeting string, script func(cmd string) []str
 			}
 			tag, rest, _ := strings.Cut(cmd.String(), " ")
 			for _, l := range script(rest) {
-				fmt.Fprintf(server, "%s\r\n", strings.ReplaceAll(l, "TAG", tag))
+				// "LITERAL n": n bytes of literal content, streamed.
+				if ns, ok := strings.CutPrefix(l, "LITERAL "); ok {
+					n, _ := strconv.Atoi(ns)
+					chunk := []byte(strings.Repeat("x", 32<<10))
+					for ; n > 0; n -= len(chunk) {
+						if _, err := server.Write(chunk[:min(n, len(chunk))]); err != nil {
+							return
+						}
+					}
+					continue
+				}
+				// The command's tag at the start, and quoted (an ESEARCH
+				// correlator: (TAG "TAG")).
+				if rest, ok := strings.CutPrefix(l, "TAG "); ok {
+					l = tag + " " + rest
+				}
+				fmt.Fprintf(server, "%s\r\n", strings.ReplaceAll(l, `"TAG"`, `"`+tag+`"`))
 			}
 		}
 	}()

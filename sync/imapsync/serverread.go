@@ -27,7 +27,7 @@ func fetchChangedSince(c *imapclient.Client, since uint64, server map[uint32]*se
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			return 0, abort(c, err)
+			return 0, abortFetch(c, cmd, err)
 		}
 		if buf.UID == 0 {
 			continue
@@ -66,7 +66,7 @@ func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bo
 		}
 		buf, err := CollectMessage(msg)
 		if err != nil {
-			return nil, abort(c, err)
+			return nil, abortFetch(c, cmd, err)
 		}
 		if buf.UID == 0 || uint32(buf.UID) < from {
 			continue // "from:*" includes the last message even below from
@@ -110,7 +110,7 @@ func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 		}
 		buf, err := msg.Collect()
 		if err != nil {
-			return abort(c, err)
+			return abortFetch(c, cmd, err)
 		}
 		if buf.UID == 0 {
 			continue
@@ -126,7 +126,10 @@ func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 }
 
 // searchAll returns every UID in the selected folder (ESEARCH keeps the
-// answer compact when the server has it).
+// answer compact when the server has it). The answer is counted before it
+// is walked (see uidset.go): one with more UIDs than the folder has
+// messages (its EXISTS, as go-imap tracks it up to the answer) is refused
+// with a folder-level error.
 func searchAll(c *imapclient.Client) ([]uint32, error) {
 	var opts *imap.SearchOptions
 	if c.Caps().Has(imap.CapESearch) {
@@ -136,10 +139,16 @@ func searchAll(c *imapclient.Client) ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("UID SEARCH: %w", err)
 	}
-	uids := data.AllUIDs()
-	out := make([]uint32, len(uids))
-	for i, u := range uids {
-		out[i] = uint32(u)
+	var exists uint32
+	if mbox := c.Mailbox(); mbox != nil {
+		exists = mbox.NumMessages
 	}
+	set, _ := data.All.(imap.UIDSet) // nil (no ALL): no message
+	n, err := checkUIDSet(set, uint64(exists), "UID SEARCH")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint32, 0, n)
+	walkUIDs(set, func(u uint32) { out = append(out, u) })
 	return out, nil
 }

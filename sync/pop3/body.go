@@ -58,18 +58,74 @@ type bodyReader struct {
 	chunk []byte // the part of the current chunk not yet returned
 	bol   bool   // the next chunk starts a line
 	err   error  // io.EOF at the end, or the fatal error
+
+	limit  int64          // most bytes returned (LimitBody); 0: no limit
+	num    int            // message number and
+	listed int64          // LIST size, for LimitBody's error
+	n      int64          // bytes returned
+	over   *TooLargeError // the body passed limit
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.over != nil {
+		return 0, b.over
+	}
 	for len(b.chunk) == 0 {
 		if b.err != nil {
 			return 0, b.err
 		}
 		b.next()
 	}
+	if b.limit > 0 && b.n+int64(len(b.chunk)) > b.limit {
+		b.over = &TooLargeError{Num: b.num, Listed: b.listed, Limit: b.limit}
+		return 0, b.over
+	}
 	n := copy(p, b.chunk)
 	b.chunk = b.chunk[n:]
+	b.n += int64(n)
 	return n, nil
+}
+
+// bodySlack is how much longer than its listed size a message may be: 10%,
+// at least 64 KiB. Servers count sizes loosely (RFC 1939 lets the LIST
+// size differ from the octets RETR sends: line ends, added headers); a
+// body beyond the slack is not that, and is refused rather than written
+// until the disk is full.
+func bodySlack(listed int64) int64 { return max(64<<10, listed/10) }
+
+// drainBudget is how much of a refused body Close reads to find its end
+// and keep the session (listed size, slack and 16 MiB on top); a body that
+// goes on beyond it ends the session.
+func drainBudget(limit int64) int64 { return limit + 16<<20 }
+
+// LimitBody bounds r, a reader from Retr, Top, RetrMany or TopMany, to the
+// bytes message num may have when LIST says it has listed: listed plus
+// bodySlack. Past that, Read fails with a *TooLargeError (the bytes past
+// the limit are never returned). Closing it then (as RetrMany does) reads
+// the rest up to drainBudget and keeps the session; a body longer still
+// ends the session with the *TooLargeError. Other readers are returned as
+// they are.
+func LimitBody(r io.Reader, num int, listed int64) io.Reader {
+	if b, ok := r.(*bodyReader); ok && listed >= 0 {
+		b.limit, b.num, b.listed = listed+bodySlack(listed), num, listed
+	}
+	return r
+}
+
+// TooLargeError is a message longer than its LIST size allows (LimitBody).
+type TooLargeError struct {
+	Num    int
+	Listed int64 // LIST size
+	Limit  int64 // listed plus slack
+	Ended  bool  // the session ended: the body went on past drainBudget
+}
+
+func (e *TooLargeError) Error() string {
+	s := fmt.Sprintf("pop3: message %d is longer than its LIST size of %d bytes allows (%d with slack): not stored", e.Num, e.Listed, e.Limit)
+	if e.Ended {
+		s += "; it went on past " + strconv.FormatInt(drainBudget(e.Limit), 10) + " bytes, so the session was ended"
+	}
+	return s
 }
 
 // next takes the next chunk off the connection: a whole line or, for lines
@@ -114,7 +170,15 @@ func (b *bodyReader) finish(err error) {
 // Close reads and discards the rest of the body, so that the next command
 // can be sent. It returns an error if the connection failed on the way.
 func (b *bodyReader) Close() error {
+	drained := int64(0)
 	for b.err == nil {
+		if b.over != nil {
+			if drained += int64(len(b.chunk)); drained > drainBudget(b.limit) {
+				b.over.Ended = true
+				b.finish(b.c.fail(b.cmd, b.over))
+				break
+			}
+		}
 		b.chunk = nil
 		b.next()
 	}

@@ -63,6 +63,7 @@ const (
 	bufSize              = 32 << 10 // read buffer; bounds the memory of a transfer
 	maxCommand           = 255      // RFC 2449: longest command line, CRLF included
 	maxListing           = 1 << 21  // most lines in a LIST or UIDL listing
+	maxReplyBytes        = 64 << 20 // most bytes in any multi-line reply but a message
 	maxCapaLines         = 1000
 )
 
@@ -395,11 +396,19 @@ func (c *Client) status(cmd string) (string, error) {
 // multiLine reads the lines of a multi-line reply up to the terminating
 // ".", undoing the dot-stuffing, and hands each to fn. An error from fn is
 // a protocol error: the reply cannot be trusted, so the session ends.
+//
+// A reply longer than maxLines lines or maxReplyBytes bytes (say, a UIDL
+// listing that never ends) is a protocol error: what it holds is kept in
+// memory, and is bounded.
 func (c *Client) multiLine(cmd string, maxLines int, fn func(line string) error) error {
+	size := 0
 	for n := 0; ; n++ {
 		line, err := c.readLine(cmd)
 		if err != nil {
 			return err
+		}
+		if size += len(line) + 2; size > maxReplyBytes {
+			return c.fail(cmd, protoErr(cmd, fmt.Sprintf("reply longer than %d bytes", maxReplyBytes), ""))
 		}
 		if strings.HasPrefix(line, ".") {
 			if line == "." {

@@ -40,6 +40,12 @@
 //
 // Status lines and the lines of multi-line listings (CAPA, LIST, UIDL) longer
 // than 8 KiB are a protocol violation; message lines may be of any length.
+// A listing is also bounded in all (2^21 lines, 64 MiB), since it is kept in
+// memory. A message body is bounded by its LIST size ([LimitBody]): one
+// longer than that plus 10% (at least 64 KiB: servers count loosely) is a
+// *[TooLargeError]; Fetch stores nothing of it, reports it and goes on with
+// the next message, unless the body goes on for 16 MiB more (an endless
+// reply), which ends the session.
 //
 // # Deleting
 //

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,6 +36,9 @@ import (
 //	TLS          start TLS on the connection (server side)
 //	CLOSE        close the connection now
 //	BIG n        send a RETR body of n octets (dot-stuffed), with the "."
+//	FLOOD n text send text + CRLF over and over, n octets in all; if the
+//	             client hangs up meanwhile, the script ends there (a hostile
+//	             server's endless reply)
 //
 // Leading white space and empty lines are ignored. After the last step the
 // server expects the client to send nothing more: QUIT must be scripted.
@@ -156,6 +160,20 @@ func replay(conn net.Conn, script string) error {
 			conn, br = tc, bufio.NewReader(tc)
 		case "CLOSE":
 			return conn.Close()
+		case "FLOOD":
+			ns, text, _ := strings.Cut(arg, " ")
+			n, err := strconv.Atoi(ns)
+			if err != nil {
+				return err
+			}
+			chunk := []byte(strings.Repeat(text+"\r\n", max(1, (64<<10)/(len(text)+2))))
+			for sent := 0; sent < n; sent += len(chunk) {
+				if _, err := conn.Write(chunk); err != nil {
+					flooded.Add(int64(sent))
+					return nil // the client hung up
+				}
+			}
+			flooded.Add(int64(n))
 		case "BIG":
 			n, err := strconv.Atoi(arg)
 			if err != nil {
@@ -175,6 +193,9 @@ func replay(conn net.Conn, script string) error {
 	}
 	return nil
 }
+
+// flooded counts the octets FLOOD steps sent.
+var flooded atomic.Int64
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -331,6 +331,16 @@ func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) erro
 			todo = todo[got+1:]
 			continue
 		}
+		var tooLarge *TooLargeError
+		if errors.As(err, &tooLarge) && c.err == nil && got <= len(todo) {
+			// todo[got-1] was refused (LimitBody), its rest read and
+			// thrown away: the session is still usable.
+			f.res.Failed++
+			f.log.Warn("pop3 message longer than its listed size: not stored; it stays on the server", "num", todo[got-1], "err", err)
+			failed = append(failed, err)
+			todo = todo[got:]
+			continue
+		}
 		if err != nil {
 			// Commit what arrived whole before giving up (e.g. on cancel).
 			var se *storeError
@@ -366,6 +376,7 @@ func (f *fetcher) store(e entry, r io.Reader) (*download, error) {
 		return nil, &storeError{err}
 	}
 	hh := newHeaderHasher(true)
+	r = LimitBody(r, e.num, e.size) // a body far longer than listed: *TooLargeError
 	if _, err := io.Copy(dlv, io.TeeReader(r, hh)); err != nil {
 		// A cut connection: the body reader fails with an error wrapping
 		// io.ErrUnexpectedEOF, never io.EOF, so a partial message is never

@@ -119,6 +119,7 @@ func contentID(c *Client, num int, size int64) (string, *[32]byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	LimitBody(r, num, size) // a header is not longer than its message
 	h := sha256.New()
 	hh := newHeaderHasher(true)
 	_, err = io.Copy(io.MultiWriter(h, hh), r)
