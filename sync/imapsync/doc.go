@@ -108,10 +108,17 @@
 // # Dry run
 //
 // Options.DryRun goes through the same code with the index opened through
-// a view that rolls back every transaction, and every server command that
-// modifies and every file operation gated; the Result then says what a real
-// run would do: counts per folder, and per message the Actions (download,
-// upload, flags on either side, deletions on either side, re-indexing),
-// recorded at the same points as in a real run, so that a dry run's
-// Actions equal those of the real run that follows it.
+// a view (index.Store.DryRun) whose transactions all run inside one that is
+// rolled back at the end, so the run sees its own writes as a real run does
+// (a store that never synced works: the account and folder rows exist for
+// the rest of the run), and every server command that modifies and every
+// file operation gated. A folder the run would create upstream is planned
+// as an empty server folder (all its messages uploaded); a Maildir the run
+// would create is read as empty. The Result then says what a real run
+// would do: counts and bytes per folder (the RFC822.SIZE of what would be
+// downloaded, asked for where the plan does not know it), and per message
+// the Actions (download, upload, flags on either side, deletions on either
+// side, re-indexing), recorded at the same points as in a real run, so that
+// a dry run's Actions and counts equal those of the real run that follows
+// it (TestDryRunParity).
 package imapsync

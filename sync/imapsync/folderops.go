@@ -170,7 +170,7 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 	}
 	out := p.plan.remote[:0]
 	for _, rf := range p.plan.remote {
-		if !s.opts.DryRun || !p.plan.touched[rf.Local] {
+		if !s.opts.DryRun || !p.plan.touched[rf.Local] || s.dryCreated[rf.Remote] {
 			out = append(out, rf)
 		}
 	}

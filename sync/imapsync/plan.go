@@ -91,12 +91,10 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	o := &w.s.opts
 	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}}
-	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: !o.push(), CondStore: p.condstore}).Wait()
+	sel, err := w.selectForPlan(j, !o.push(), p.condstore)
 	if err != nil {
-		w.selected = ""
-		return nil, fmt.Errorf("SELECT: %w", err)
+		return nil, err
 	}
-	w.selected = j.rf.Remote
 	p.sel = sel
 	j.uidValidity, j.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
 	if p.condstore {
@@ -150,6 +148,27 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// selectForPlan SELECTs the folder. In a dry run, a folder the run would
+// create upstream (syncer.dryCreated) is not there to SELECT: it is
+// planned as the empty folder the real run would find, under a
+// UIDVALIDITY that neither its Maildir nor its index row carries.
+func (w *worker) selectForPlan(j *folderJob, readOnly, condstore bool) (*imap.SelectData, error) {
+	if w.s.opts.DryRun && w.s.dryCreated[j.rf.Remote] {
+		uv := uint32(1)
+		for uv == j.dirUV || uv == j.f.UIDValidity {
+			uv++
+		}
+		return &imap.SelectData{UIDValidity: uv, UIDNext: 1}, nil
+	}
+	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore}).Wait()
+	if err != nil {
+		w.selected = ""
+		return nil, fmt.Errorf("SELECT: %w", err)
+	}
+	w.selected = j.rf.Remote
+	return sel, nil
 }
 
 // readAll reads every server message of a folder compared in full, checks
@@ -338,6 +357,11 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bo
 		p.queued[u] = true
 	}
 	if o.DryRun {
+		// The real run counts the RFC822.SIZE of what it stores: so does
+		// the plan, asking for the sizes it does not know yet.
+		if err := w.knowSizes(p.server, newUIDs); err != nil {
+			return err
+		}
 		j.update(func(r *FolderResult) {
 			r.New += len(newUIDs)
 			r.Bytes += sizeOf(p.server, newUIDs)
@@ -492,6 +516,32 @@ func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]ui
 		}
 	}
 	return slices.DeleteFunc(uids, func(u uint32) bool { return !ok[u] }), nil
+}
+
+// knowSizes puts into server the RFC822.SIZE of the UIDs it has none for
+// (a flags-only FETCH, such as CHANGEDSINCE's, leaves it 0).
+func (w *worker) knowSizes(server map[uint32]*serverMsg, uids []uint32) error {
+	var set []imap.UID
+	for _, u := range uids {
+		if server[u] == nil || server[u].size == 0 {
+			set = append(set, imap.UID(u))
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	bufs, err := w.c.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return abort(w.c, err)
+	}
+	for _, b := range bufs {
+		if sm := server[uint32(b.UID)]; sm != nil {
+			sm.size = b.RFC822Size
+		} else {
+			server[uint32(b.UID)] = &serverMsg{uid: uint32(b.UID), size: b.RFC822Size}
+		}
+	}
+	return nil
 }
 
 func countUpstream(rows []*index.Message) int {

@@ -120,9 +120,13 @@ type FolderResult struct {
 	Expunged       int   // messages removed locally because they left the server
 	Rebuilt        int   // index rows rebuilt from files already on disk
 	Refused        int   // local messages the server would not store (tried again next run)
-	Skipped        bool  // unchanged since the last run: not even selected
-	Err            error
-	Actions        []Action // the messages behind the counts, one each (actions.go)
+	// TooLarge counts the messages left where they are because they are
+	// larger than MaxSize (either side), TooLargeBytes their sizes.
+	TooLarge      int
+	TooLargeBytes int64
+	Skipped       bool // unchanged since the last run: not even selected
+	Err           error
+	Actions       []Action // the messages behind the counts, one each (actions.go)
 }
 
 // Totals adds up the folder results.
@@ -137,6 +141,8 @@ func (r *Result) Totals() (fr FolderResult) {
 		fr.Expunged += f.Expunged
 		fr.Rebuilt += f.Rebuilt
 		fr.Refused += f.Refused
+		fr.TooLarge += f.TooLarge
+		fr.TooLargeBytes += f.TooLargeBytes
 	}
 	return fr
 }
@@ -146,7 +152,8 @@ func (r *Result) Totals() (fr FolderResult) {
 // says which.
 func Sync(ctx context.Context, opts Options) (*Result, error) {
 	o := opts.withDefaults()
-	s := &syncer{opts: o, log: o.Logger, q: newQueue()}
+	defer o.Index.Discard() // a dry run's view: everything it wrote is rolled back
+	s := &syncer{opts: o, log: o.Logger, q: newQueue(), dryCreated: map[string]bool{}}
 	// Opened before anything is written, kept until the end: see
 	// maildir.Syncer for why a fresh descriptor per batch is not enough.
 	if !o.DryRun {
@@ -383,6 +390,9 @@ type syncer struct {
 	actions   []string              // folder-level actions, for the Result
 	scans     scanCache             // listings read at the start (prescan, detectMoves), reused once
 	planned   map[string]bool       // DryRun: Maildir keys of planned moves
+	// dryCreated holds the server names of the folders a dry run would
+	// create upstream: their plan is made against an empty folder.
+	dryCreated map[string]bool
 
 	// folderErrs are the folders the folder-level pass left out, with why
 	// (collisions, the deletion valve); recovered, the messages it kept.
