@@ -73,7 +73,7 @@ func (j *folderJob) release() {
 
 func (j *folderJob) finish() {
 	j.mu.Lock()
-	err := j.res.Err
+	err, note := j.res.Err, j.res.Note()
 	j.mu.Unlock()
 	now := time.Now()
 	werr := j.s.opts.Index.Write(context.Background(), func(tx *index.Tx) error {
@@ -85,7 +85,7 @@ func (j *folderJob) finish() {
 				return err
 			}
 		}
-		return tx.SetSyncResult(j.f.ID, now, "")
+		return tx.SetSyncResult(j.f.ID, now, note) // "" unless something was left undone
 	})
 	if werr != nil && err == nil {
 		j.fail(werr)

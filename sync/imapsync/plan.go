@@ -40,6 +40,7 @@ type msgPlan struct {
 	localGone  []*index.Message          // deleted here, unchanged upstream: expunge upstream
 	refetch    []*index.Message          // gone here, nothing to delete upstream: forget the row
 	queued     map[uint32]bool           // UIDs queued for download
+	limited    map[uint32]bool           // UIDs left on the server by MaxAgeDays or MaxSize
 }
 
 // plan brings one folder in line on both sides: it reconciles the Maildir
@@ -90,7 +91,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 // and adopts the uploads an interrupted run left.
 func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	o := &w.s.opts
-	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}}
+	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}, limited: map[uint32]bool{}}
 	sel, err := w.selectForPlan(j, !o.push(), p.condstore)
 	if err != nil {
 		return nil, err
@@ -315,7 +316,11 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	}
 	var fresh []*index.Message
 	for _, m := range p.rec.rows {
-		if m.UID == 0 && (o.MaxSize <= 0 || m.Size <= o.MaxSize) {
+		switch {
+		case m.UID != 0:
+		case o.MaxSize > 0 && m.Size > o.MaxSize:
+			j.update(func(r *FolderResult) { r.TooLarge++; r.TooLargeBytes += m.Size })
+		default:
 			fresh = append(fresh, m)
 		}
 	}
@@ -344,13 +349,13 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bo
 	}
 	var newUIDs []uint32
 	for uid := range present {
-		if p.local[uid] == nil && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] {
+		if p.local[uid] == nil && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
 	}
 	slices.Sort(newUIDs)
 	var err error
-	if newUIDs, err = w.withinLimits(p.server, newUIDs); err != nil {
+	if newUIDs, err = w.withinLimits(p, newUIDs); err != nil {
 		return err
 	}
 	for _, u := range newUIDs {
@@ -488,8 +493,11 @@ func (w *worker) checkTagged(ctx context.Context, j *folderJob, rec *reconciled,
 
 // withinLimits drops the UIDs of messages outside MaxAgeDays and MaxSize,
 // fetching their size and date first where the plan does not know them.
-func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]uint32, error) {
-	o := &w.s.opts
+// The UIDs it drops go into p.limited (not looked at again this run); the
+// messages left on the server for their size are counted in the folder's
+// TooLarge and TooLargeBytes.
+func (w *worker) withinLimits(p *msgPlan, uids []uint32) ([]uint32, error) {
+	o, server := &w.s.opts, p.server
 	if (o.MaxAgeDays <= 0 && o.MaxSize <= 0) || len(uids) == 0 {
 		return uids, nil
 	}
@@ -503,17 +511,26 @@ func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]ui
 	}
 	cutoff := time.Now().AddDate(0, 0, -o.MaxAgeDays)
 	ok := map[uint32]bool{}
+	var large int
+	var largeBytes int64
 	for _, b := range bufs {
-		if o.MaxSize > 0 && b.RFC822Size > o.MaxSize {
+		if o.MaxAgeDays > 0 && !b.InternalDate.IsZero() && b.InternalDate.Before(cutoff) {
+			p.limited[uint32(b.UID)] = true
 			continue
 		}
-		if o.MaxAgeDays > 0 && !b.InternalDate.IsZero() && b.InternalDate.Before(cutoff) {
+		if o.MaxSize > 0 && b.RFC822Size > o.MaxSize {
+			p.limited[uint32(b.UID)] = true
+			large++
+			largeBytes += b.RFC822Size
 			continue
 		}
 		ok[uint32(b.UID)] = true
 		if sm := server[uint32(b.UID)]; sm != nil {
 			sm.size = b.RFC822Size
 		}
+	}
+	if large > 0 {
+		p.j.update(func(r *FolderResult) { r.TooLarge += large; r.TooLargeBytes += largeBytes })
 	}
 	return slices.DeleteFunc(uids, func(u uint32) bool { return !ok[u] }), nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,15 +112,16 @@ type Recovery struct {
 // FolderResult is what one folder's sync did.
 type FolderResult struct {
 	Name           string
-	New            int   // messages downloaded
-	Bytes          int64 // bytes downloaded
-	FlagsChanged   int   // messages whose flags changed locally
-	FlagsPushed    int   // messages whose flags were changed upstream
-	Uploaded       int   // local messages APPENDed upstream
-	ExpungedRemote int   // messages deleted upstream because they were deleted locally
-	Expunged       int   // messages removed locally because they left the server
-	Rebuilt        int   // index rows rebuilt from files already on disk
-	Refused        int   // local messages the server would not store (tried again next run)
+	New            int    // messages downloaded
+	Bytes          int64  // bytes downloaded
+	FlagsChanged   int    // messages whose flags changed locally
+	FlagsPushed    int    // messages whose flags were changed upstream
+	Uploaded       int    // local messages APPENDed upstream
+	ExpungedRemote int    // messages deleted upstream because they were deleted locally
+	Expunged       int    // messages removed locally because they left the server
+	Rebuilt        int    // index rows rebuilt from files already on disk
+	Refused        int    // local messages the server would not store (tried again next run)
+	RefusedWhy     string // the server's answer to the first of them
 	// TooLarge counts the messages left where they are because they are
 	// larger than MaxSize (either side), TooLargeBytes their sizes.
 	TooLarge      int
@@ -127,6 +129,33 @@ type FolderResult struct {
 	Skipped       bool // unchanged since the last run: not even selected
 	Err           error
 	Actions       []Action // the messages behind the counts, one each (actions.go)
+}
+
+// Note says, in one line, what the folder's run left undone without
+// failing (messages the server refused, messages larger than MaxSize), or
+// "" when nothing. It is recorded as the folder's last error until a run
+// leaves nothing undone, so that status shows it.
+func (f *FolderResult) Note() string {
+	var parts []string
+	if f.Refused > 0 {
+		s := fmt.Sprintf("%d %s refused by the server (kept here, tried again next run)", f.Refused, plural(f.Refused, "message", "messages"))
+		if f.RefusedWhy != "" {
+			s += ": " + f.RefusedWhy
+		}
+		parts = append(parts, s)
+	}
+	if f.TooLarge > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s larger than max_size not copied (%d bytes)",
+			f.TooLarge, plural(f.TooLarge, "message", "messages"), f.TooLargeBytes))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Totals adds up the folder results.
