@@ -132,6 +132,19 @@
 // known message changed its size, is not noticed: it stays on the server,
 // where it is not lost, but it is not downloaded either.
 //
+// # Dry run
+//
+// FetchOptions.DryRun goes through steps 1 to 4 as a real run does (USER/
+// PASS, UIDL, LIST, TOP; nothing else is sent) with the index opened through
+// its dry-run view (rolled back at the end) and without creating or
+// touching any file, and reports what steps 5 to 7 would do: the messages
+// to download (FetchResult.New, Bytes and Plan) and those to delete on the
+// server (Deleted and Plan), including the ones a real run would download
+// and then delete in the same session. It skips the completion of an
+// interrupted run's downloads, and a message that can only be proven by
+// its body is planned as a download; in both cases the real run may
+// download less.
+//
 // # Crash safety
 //
 // The invariant: a message counts as stored exactly when its pop3_uidls row

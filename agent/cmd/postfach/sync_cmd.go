@@ -137,9 +137,25 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			if p := r.POP3; p != nil {
 				ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
 				ev["reused"], ev["kept_unproven"] = p.Reused, p.Unproven
-				ev["refused"] = p.Failed
+				ev["refused"], ev["dry_run"] = p.Failed, p.DryRun
+				if p.DryRun {
+					plan := []map[string]any{}
+					for _, m := range p.Plan {
+						plan = append(plan, map[string]any{"op": m.Op, "uidl": m.UIDL, "size": m.Size})
+					}
+					ev["plan"] = plan
+				}
 			}
 			json.NewEncoder(w).Encode(ev)
+			continue
+		}
+		if p := r.POP3; p != nil && p.DryRun {
+			fmt.Fprintf(w, "%s: dry run, nothing changed. A real run would download %d %s (%s) and delete %d on the server",
+				r.Name, p.New, plural(p.New, "message", "messages"), humanBytes(p.Bytes), p.Deleted)
+			if p.Unproven > 0 {
+				fmt.Fprintf(w, ", and leave %d due for deletion there (their local copy is gone or changed)", p.Unproven)
+			}
+			fmt.Fprintln(w)
 			continue
 		}
 		if p := r.POP3; p != nil {
