@@ -15,6 +15,12 @@
 //   - RFC 3206, the [SYS/TEMP], [SYS/PERM] and [AUTH] response codes.
 //   - RFC 5034, SASL AUTH, with PLAIN (RFC 4616) from github.com/emersion/go-sasl.
 //
+// Fetch words its connection and login failures as [ConnError], one line
+// with a hint (package nethint, shared with imapsync); a plain-text dial
+// (starttls, none) that has no greeting after 2 s checks on a second
+// connection whether the port speaks TLS, and if so fails at once saying
+// so instead of waiting out the timeout.
+//
 // # One command at a time, bodies streamed
 //
 // A [Client] is one POP3 session and is not safe for concurrent use, except

@@ -215,13 +215,13 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	if err := f.prepare(ctx); err != nil {
 		return nil, err
 	}
-	c, err := Dial(ctx, o.Addr, &Options{TLS: o.TLS, TLSConfig: o.TLSConfig, Timeout: o.Timeout, Logger: o.Logger, Debug: o.Debug})
+	c, err := dialHinted(ctx, o.Addr, &Options{TLS: o.TLS, TLSConfig: o.TLSConfig, Timeout: o.Timeout, Logger: o.Logger, Debug: o.Debug})
 	if err != nil {
-		return nil, err
+		return nil, &ConnError{Addr: o.Addr, Op: "connect", Err: err}
 	}
 	defer c.Close()
 	if err := c.Login(ctx, o.Username, o.Password); err != nil {
-		return nil, err
+		return nil, &ConnError{Addr: o.Addr, Op: "login as " + o.Username, Err: err}
 	}
 	entries, err := f.list(ctx, c)
 	if err != nil {
