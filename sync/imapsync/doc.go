@@ -45,7 +45,9 @@
 //     middle of it) is an error and is never committed: the next run fetches
 //     the message again (fetch.go, readMessage). One committer makes
 //     each batch durable with a single filesystem sync, renames the files
-//     into cur/ (`<key>,U=<uid>:2,<flags>`), syncs the directories, and only
+//     into cur/ (`<key>,U=<uid>:2,<flags>`), or, unread (no \Seen), into
+//     new/ (`<key>,U=<uid>`, see maildir.Dir.Commit; a mail reader's move
+//     to cur/ is then a flag change like any rename), syncs the directories, and only
 //     then commits the batch's rows in one transaction.
 //  6. When every chunk of a folder is committed, its UIDNEXT and
 //     HIGHESTMODSEQ are recorded.

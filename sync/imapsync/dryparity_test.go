@@ -41,7 +41,7 @@ func planSummary(r *imapsync.Result) string {
 func TestDryRunParity(t *testing.T) {
 	n := 40
 	if testing.Short() {
-		n = 16
+		n = 24
 	}
 	msg := func(i int, tag string) []byte {
 		return []byte(fmt.Sprintf("From: me@example.org\nSubject: %s %d\nMessage-ID: <%s-%d@example.org>\n\n%s\n",
@@ -124,8 +124,8 @@ func TestDryRunParity(t *testing.T) {
 			// Server changes, partly on the same messages (by sequence
 			// number: the first ones in UID order).
 			serverStore(t, e, "INBOX", []uint32{1, 2, 3, 4, 5, 6, 7, 8}, imap.StoreFlagsAdd, imap.FlagAnswered)
-			serverStore(t, e, "Archive", []uint32{2, 4}, imap.StoreFlagsAdd, imap.FlagSeen, "$Label1")
-			serverStore(t, e, "Archive", []uint32{3}, imap.StoreFlagsDel, imap.FlagSeen)
+			serverStore(t, e, "Archive", []uint32{2, 3}, imap.StoreFlagsAdd, imap.FlagSeen, "$Label1")
+			serverStore(t, e, "Archive", []uint32{1}, imap.StoreFlagsDel, imap.FlagSeen)
 			return e
 		}},
 		{"deletions both sides", func(t *testing.T) *env {

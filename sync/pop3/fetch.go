@@ -504,7 +504,7 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 		m := &index.NewMessage{DeferText: true} // full text: index.IndexPending
 		m.Folder = f.folder.ID
 		m.Key = d.dlv.Key()
-		m.File = "cur/" + names[i]
+		m.File = names[i] // new/: unread
 		m.Size = d.dlv.Size()
 		m.RFC822Size = d.e.size
 		m.InternalDate = d.idate
