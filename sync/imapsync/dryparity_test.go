@@ -142,8 +142,12 @@ func TestDryRunParity(t *testing.T) {
 		{"moves both sides", func(t *testing.T) *env {
 			e := synced(t)
 			d := e.dir("INBOX")
-			for _, x := range e.entries("INBOX")[:2] {
-				if err := os.Rename(d.FilePath(x), filepath.Join(e.dir("Archive").Path, "cur", x.Name)); err != nil {
+			for i, x := range e.entries("INBOX")[:3] {
+				name := x.Name
+				if i == 2 { // read, then saved: moved with a new flag
+					name = x.Key + ",U=" + fmt.Sprint(x.UID) + ":" + (x.Flags ^ maildir.FlagFlagged).Info()
+				}
+				if err := os.Rename(d.FilePath(x), filepath.Join(e.dir("Archive").Path, "cur", name)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -177,6 +181,17 @@ func TestDryRunParity(t *testing.T) {
 			}
 			if !dry.DryRun || real.DryRun {
 				t.Errorf("DryRun marks: dry %v, real %v", dry.DryRun, real.DryRun)
+			}
+			// A flag change the plan makes to a message it moves has UID
+			// 0: the MOVE gives the UID.
+			for i, f := range real.Folders {
+				for k, a := range f.Actions {
+					for _, da := range dry.Actions() {
+						if da.Op == imapsync.OpFlagsServer && da.UID == 0 && da.Folder == a.Folder && da.Key == a.Key && a.Op == da.Op {
+							real.Folders[i].Actions[k].UID = 0
+						}
+					}
+				}
 			}
 			if d, r := planSummary(dry), planSummary(real); d != r {
 				t.Errorf("the dry run planned:\n%s\nthe real run did:\n%s", d, r)

@@ -131,15 +131,17 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		}
 	}
 	if o.DryRun && len(w.s.planned) > 0 { // planned moves are reported as moves
+		w.planMovedFlags(j, rec.added)
+		planned := func(m *index.Message) bool { return w.s.planned[m.Key] != nil }
 		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool {
-			if w.s.planned[m.Key] {
+			if planned(m) {
 				p.movedAway[m.UID] = true
 				return true
 			}
 			return false
 		})
-		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return w.s.planned[m.Key] })
-		rec.added = slices.DeleteFunc(rec.added, func(m *index.Message) bool { return w.s.planned[m.Key] })
+		rec.rows = slices.DeleteFunc(rec.rows, planned)
+		rec.added = slices.DeleteFunc(rec.added, planned)
 	}
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
 	j.recordRows(OpReindex, rec.added)
@@ -149,6 +151,28 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// planMovedFlags plans, in a dry run, the flag change upstream that a
+// planned move brings into this folder (added holds the files found here):
+// a real run MOVEs the message with the flags it had and then, in this
+// folder's plan, STOREs the ones its file has now (the file's flags, the
+// row's keywords). The UID the MOVE will give is not known: the Action
+// has UID 0.
+func (w *worker) planMovedFlags(j *folderJob, added []*index.Message) {
+	var acts []Action
+	for _, m := range added {
+		row := w.s.planned[m.Key]
+		if row == nil || (m.Flags == row.SyncedFlags && sameKeywords(row.Keywords, row.SyncedKeywords)) {
+			continue
+		}
+		acts = append(acts, Action{Op: OpFlagsServer, Key: m.Key,
+			Flags: flagDiff(row.SyncedFlags, row.SyncedKeywords, m.Flags, row.Keywords)})
+	}
+	if len(acts) > 0 {
+		j.update(func(r *FolderResult) { r.FlagsPushed += len(acts) })
+		j.record(acts...)
+	}
 }
 
 // selectForPlan SELECTs the folder. In a dry run, a folder the run would

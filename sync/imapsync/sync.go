@@ -414,11 +414,11 @@ type syncer struct {
 	// stopFirst stops the first connection's watch of the run's context
 	// when a worker takes it over (see folderLevel).
 	stopFirst func() bool
-	files     *maildir.Syncer       // makes the committer's batches durable
-	dialErr   atomic.Pointer[error] // set once dialing has failed for good
-	actions   []string              // folder-level actions, for the Result
-	scans     scanCache             // listings read at the start (prescan, detectMoves), reused once
-	planned   map[string]bool       // DryRun: Maildir keys of planned moves
+	files     *maildir.Syncer           // makes the committer's batches durable
+	dialErr   atomic.Pointer[error]     // set once dialing has failed for good
+	actions   []string                  // folder-level actions, for the Result
+	scans     scanCache                 // listings read at the start (prescan, detectMoves), reused once
+	planned   map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
 	// dryCreated holds the server names of the folders a dry run would
 	// create upstream: their plan is made against an empty folder.
 	dryCreated map[string]bool
