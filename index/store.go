@@ -18,7 +18,9 @@
 // Invariants:
 //   - One writer at a time: Write transactions use BEGIN IMMEDIATE on a
 //     single connection; Read transactions use a separate read-only pool and
-//     see a consistent snapshot.
+//     see a consistent snapshot. A dry-run view (Store.DryRun) runs all its
+//     Reads and Writes in one transaction on the write connection, never
+//     committed (Discard rolls it back).
 //   - Nothing that lives only in memory decides what has been synced: a
 //     message counts as stored when its row is committed, and its file was
 //     made durable before that commit (see sync/imapsync).
