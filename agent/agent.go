@@ -146,13 +146,9 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 			rep.Result, err = imapsync.Sync(ctx, opts)
 		}
 	case "pop3":
-		if a.DryRun {
-			err = fmt.Errorf("--dry-run is not supported for POP3 accounts yet; nothing was done")
-			break
-		}
 		var opts pop3.FetchOptions
 		if opts, err = a.pop3Options(ctx, acct); err == nil {
-			opts.Logger = log
+			opts.Logger, opts.DryRun = log, a.DryRun
 			if progress != nil {
 				opts.Progress = progress
 			}

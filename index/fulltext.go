@@ -113,7 +113,7 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 		if done != nil {
 			done(total)
 		}
-		if s.dry {
+		if s.dry != nil {
 			return total, nil // nothing is ever removed from the queue
 		}
 	}

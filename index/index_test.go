@@ -112,11 +112,32 @@ func TestMessagesAndSearch(t *testing.T) {
 func TestDryRunRollsBack(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
-	err := st.DryRun().Write(ctx, func(tx *index.Tx) error {
-		_, err := tx.EnsureAccount("ghost")
+	dry := st.DryRun()
+	var acct index.AccountID
+	err := dry.Write(ctx, func(tx *index.Tx) error {
+		var err error
+		acct, err = tx.EnsureAccount("ghost")
 		return err
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The view's later transactions see its earlier ones: a folder of
+	// the account it created can be created (a fresh store's dry run).
+	err = dry.Write(ctx, func(tx *index.Tx) error {
+		_, err := tx.EnsureFolder(acct, "INBOX", "acct/INBOX")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a folder of the dry run's account: %v", err)
+	}
+	if err := dry.Read(ctx, func(tx *index.ReadTx) error {
+		_, err := tx.Account("ghost")
+		return err
+	}); err != nil {
+		t.Errorf("the dry-run view does not see its own write: %v", err)
+	}
+	if err := dry.Discard(); err != nil {
 		t.Fatal(err)
 	}
 	st.Read(ctx, func(tx *index.ReadTx) error {

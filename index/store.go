@@ -24,7 +24,9 @@
 // Invariants:
 //   - One writer at a time: Write transactions use BEGIN IMMEDIATE on a
 //     single connection; Read transactions use a separate read-only pool and
-//     see a consistent snapshot.
+//     see a consistent snapshot. A dry-run view (Store.DryRun) runs all its
+//     Reads and Writes in one transaction on the write connection, never
+//     committed (Discard rolls it back).
 //   - Nothing that lives only in memory decides what has been synced: a
 //     message counts as stored when its row is committed, and its file was
 //     made durable before that commit (see sync/imapsync).
@@ -51,6 +53,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -61,7 +64,7 @@ var migrations embed.FS
 
 // Store is an open index. It is safe for concurrent use.
 type Store struct {
-	dry  bool // Write rolls back (see DryRun)
+	dry  *dryTx // non-nil: a dry-run view (see DryRun)
 	path string
 	w    *sql.DB // one connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
@@ -196,13 +199,117 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// DryRun returns a view of the store whose Write transactions run and then
-// roll back: code can go through its motions without changing the index.
-// Reads see the real index (not the rolled-back writes).
+// DryRun returns a view of the store for a run that must change nothing:
+// its Reads and Writes all go through one write transaction, on the write
+// connection, that is never committed. Each Write is a savepoint inside it
+// (undone alone when fn fails), so the view's later Reads see what its
+// earlier Writes did, as a real run's would: a dry run can create the
+// account and folder rows it then refers to. Discard rolls everything back
+// and must be called when the run is done; until then the view holds the
+// store's one write connection (other writers wait). Its calls are
+// serialized, and fn must not call the view again.
 func (s *Store) DryRun() *Store {
 	c := *s
-	c.dry = true
+	c.dry = &dryTx{}
 	return &c
+}
+
+// Discard ends a dry-run view (see DryRun), rolling back all it wrote. It
+// does nothing on a store that is not one.
+func (s *Store) Discard() error {
+	if s.dry == nil {
+		return nil
+	}
+	s.dry.mu.Lock()
+	defer s.dry.mu.Unlock()
+	if s.dry.tx == nil {
+		return nil
+	}
+	err := s.dry.tx.Rollback()
+	s.dry.tx, s.dry.done = nil, true
+	return err
+}
+
+// dryTx is the open transaction of a dry-run view.
+type dryTx struct {
+	mu   sync.Mutex
+	tx   *sql.Tx
+	done bool
+	n    int // savepoints taken, for their names
+}
+
+// begin returns the view's transaction, beginning it on first use. The
+// caller holds mu.
+func (s *Store) dryBegin() (*sql.Tx, error) {
+	d := s.dry
+	if d.done {
+		return nil, errors.New("index: dry-run view used after Discard")
+	}
+	if d.tx == nil {
+		// Not the caller's context: the transaction outlives the call.
+		tx, err := s.w.BeginTx(context.Background(), nil)
+		if err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		d.tx = tx
+	}
+	return d.tx, nil
+}
+
+// dryRead runs fn inside the dry-run view's transaction.
+func (s *Store) dryRead(ctx context.Context, fn func(*ReadTx) error) error {
+	s.dry.mu.Lock()
+	defer s.dry.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	tx, err := s.dryBegin()
+	if err != nil {
+		return err
+	}
+	rt := &ReadTx{tx: tx}
+	defer rt.closeStmts()
+	return fn(rt)
+}
+
+// dryWrite runs fn in a savepoint of the dry-run view's transaction,
+// rolled back to when fn fails.
+func (s *Store) dryWrite(ctx context.Context, fn func(*Tx) error) error {
+	s.dry.mu.Lock()
+	defer s.dry.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	tx, err := s.dryBegin()
+	if err != nil {
+		return err
+	}
+	s.dry.n++
+	sp := fmt.Sprintf("dry%d", s.dry.n)
+	if _, err := tx.Exec("SAVEPOINT " + sp); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	wt := &Tx{ReadTx: ReadTx{tx: tx}}
+	err = fn(wt)
+	wt.closeStmts()
+	if err != nil {
+		if _, rerr := tx.Exec("ROLLBACK TO " + sp); rerr != nil {
+			return errors.Join(err, fmt.Errorf("index: %w", rerr))
+		}
+	}
+	if _, rerr := tx.Exec("RELEASE " + sp); rerr != nil && err == nil {
+		err = fmt.Errorf("index: %w", rerr)
+	}
+	return diskFull(err)
+}
+
+// closeStmts closes the statements prepared in tx (a dry-run view's
+// transaction outlives the ReadTx that prepared them).
+func (tx *ReadTx) closeStmts() {
+	for _, st := range tx.stmts {
+		st.Close()
+	}
+	tx.stmts = nil
 }
 
 // Path returns the database file's path.
@@ -335,6 +442,9 @@ type Tx struct {
 
 // Read runs fn in a read-only transaction.
 func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
+	if s.dry != nil {
+		return s.dryRead(ctx, fn)
+	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
@@ -346,11 +456,14 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 // Write runs fn in a read-write transaction and commits it when fn returns
 // nil. Only one Write runs at a time.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	if s.dry != nil {
+		return s.dryWrite(ctx, fn)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := fn(&Tx{ReadTx: ReadTx{tx: tx}}); err != nil || s.dry {
+	if err := fn(&Tx{ReadTx: ReadTx{tx: tx}}); err != nil {
 		tx.Rollback()
 		return diskFull(err)
 	}

@@ -444,25 +444,38 @@ func (s *Syncer) sameFS(path string) (bool, error) {
 	return same, nil
 }
 
-// Commit moves the delivery from tmp/ to cur/<key>[,U=<uid>]:2,<flags> in d
-// and returns the new base name. It closes w if still open. It never replaces
-// a file: if the name exists, it fails with an error wrapping fs.ErrExist and
-// leaves the tmp file for Abort. Commit does not fsync: make the contents
-// durable first (Syncer.Sync, DeliverSync) and the name afterwards (SyncDir).
-func (d *Dir) Commit(w *Delivery, uid uint32, flags Flags) (name string, err error) {
+// Commit moves the delivery from tmp/ into d and returns the file's path
+// relative to d ("cur/<name>" or "new/<name>"). A message with the Seen
+// flag goes to cur/<key>[,U=<uid>]:2,<flags>; an unread one goes to new/,
+// as mbsync, offlineimap and Dovecot deliver it, where mail readers show
+// it as new and notifiers see it: new/<key>[,U=<uid>], without info as the
+// Maildir convention has it, or with ":2,<flags>" when it has other flags
+// (which a bare name would lose). A reader that shows it moves it to cur/
+// (Scan, Find and renames handle either place). Commit closes w if still
+// open. It never replaces a file: if the name exists, it fails with an
+// error wrapping fs.ErrExist and leaves the tmp file for Abort. Commit does
+// not fsync: make the contents durable first (Syncer.Sync, DeliverSync) and
+// the name afterwards (SyncDir).
+func (d *Dir) Commit(w *Delivery, uid uint32, flags Flags) (file string, err error) {
 	if w.done {
 		return "", errors.New("maildir: commit: delivery already committed or aborted")
 	}
 	if err := w.Close(); err != nil {
 		return "", err
 	}
-	name = formatName(w.key, uid, flags)
-	if err := renameNoReplace(w.path, filepath.Join(d.Path, "cur", name)); err != nil {
+	sub, name := "cur", formatName(w.key, uid, flags)
+	if flags&FlagSeen == 0 {
+		sub = "new"
+		if flags == 0 {
+			name = rename(w.key, uid, 0, false)
+		}
+	}
+	if err := renameNoReplace(w.path, filepath.Join(d.Path, sub, name)); err != nil {
 		return "", fmt.Errorf("maildir: commit: %w", err)
 	}
 	w.done = true
 	w.hdr = nil // up to MaxHeader: not kept for as long as the caller keeps w
-	return name, nil
+	return sub + "/" + name, nil
 }
 
 // linkRename moves src to dst unless dst exists, by link and unlink. On file

@@ -39,18 +39,19 @@ func commitMsg(t *testing.T, d *Dir, msg string, uid uint32, f Flags) Entry {
 	if err := d.DeliverSync(w); err != nil {
 		t.Fatal(err)
 	}
-	name, err := d.Commit(w, uid, f)
+	file, err := d.Commit(w, uid, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.SyncDir(); err != nil {
 		t.Fatal(err)
 	}
+	sub, name := filepath.Split(file)
 	e, ok := ParseName(name)
 	if !ok {
 		t.Fatalf("ParseName(%q) failed", name)
 	}
-	e.Sub = "cur"
+	e.Sub = filepath.Clean(sub)
 	return e
 }
 
@@ -60,11 +61,11 @@ func checkFile(t *testing.T, d *Dir, w *Delivery, want string) {
 	if w.Size() != int64(len(want)) || w.Sum() != sha256.Sum256([]byte(want)) {
 		t.Errorf("Size, Sum = %d, %x; want %d, %x", w.Size(), w.Sum(), len(want), sha256.Sum256([]byte(want)))
 	}
-	name, err := d.Commit(w, 1, 0)
+	file, err := d.Commit(w, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(d.Path, "cur", name))
+	b, err := os.ReadFile(filepath.Join(d.Path, file))
 	if err != nil || string(b) != want {
 		t.Errorf("file holds %q, %v; want %q", b, err, want)
 	}
@@ -164,7 +165,7 @@ func TestCommitNoOverwrite(t *testing.T) {
 	}
 	// Another name works.
 	name, err := d.Commit(w, 4, FlagSeen)
-	if err != nil || name != w.Key()+",U=4:2,S" {
+	if err != nil || name != "cur/"+w.Key()+",U=4:2,S" {
 		t.Fatalf("Commit = %q, %v", name, err)
 	}
 	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
@@ -174,7 +175,7 @@ func TestCommitNoOverwrite(t *testing.T) {
 		t.Error("second Commit: no error")
 	}
 	w.Abort() // no-op after Commit
-	if _, err := os.Stat(filepath.Join(d.Path, "cur", name)); err != nil {
+	if _, err := os.Stat(filepath.Join(d.Path, name)); err != nil {
 		t.Errorf("Abort after Commit removed the message: %v", err)
 	}
 
@@ -417,5 +418,46 @@ func TestDeliveryLargeBoundedMemory(t *testing.T) {
 	}
 	if !bytes.HasPrefix(w.Header(), []byte("line 00 lone\rcr \nline 01 lone\rcr x\n")) {
 		t.Errorf("header starts %.40q", w.Header())
+	}
+}
+
+// TestCommitUnread: an unread message is delivered into new/ (without info
+// when it has no flags at all, as the Maildir convention says; with its
+// other flags kept otherwise), a read one into cur/; Scan and Find see
+// both, and SetFlags with S moves it to cur/ (as a mail reader would).
+func TestCommitUnread(t *testing.T) {
+	d := openTemp(t)
+	for _, tc := range []struct {
+		uid   uint32
+		flags Flags
+		want  string // file relative to the folder, after the key
+	}{
+		{7, 0, "new/%s,U=7"},
+		{0, 0, "new/%s"},
+		{8, FlagFlagged, "new/%s,U=8:2,F"},
+		{9, FlagSeen | FlagAnswered, "cur/%s,U=9:2,RS"},
+	} {
+		w := deliver(t, d, "Subject: x\n\nbody\n")
+		file, err := d.Commit(w, tc.uid, tc.flags)
+		if want := strings.Replace(tc.want, "%s", w.Key(), 1); err != nil || file != want {
+			t.Errorf("Commit(%d, %v) = %q, %v; want %q", tc.uid, tc.flags, file, err, want)
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d.Path, file)); err != nil || string(b) != "Subject: x\n\nbody\n" {
+			t.Errorf("%s holds %q, %v", file, b, err)
+		}
+		e, err := d.Find(w.Key(), "")
+		if err != nil || e.Sub+"/"+e.Name != file || e.UID != tc.uid || e.Flags != tc.flags {
+			t.Errorf("Find: %+v, %v; want %s", e, err, file)
+			continue
+		}
+		ne, err := d.SetFlags(e, e.Flags|FlagSeen)
+		if err != nil || ne.Sub != "cur" || ne.UID != tc.uid || ne.Flags != tc.flags|FlagSeen {
+			t.Errorf("SetFlags(S): %+v, %v; want it in cur/ with S", ne, err)
+		}
+	}
+	es, err := d.Scan()
+	if err != nil || len(es) != 4 {
+		t.Errorf("Scan: %d entries, %v", len(es), err)
 	}
 }

@@ -149,10 +149,20 @@ func (d *Dir) FilePath(e Entry) string {
 // Scan lists the messages in cur/ and new/, cur/ first, each sorted by name.
 // It skips names starting with '.', directories and names ParseName rejects.
 // A name without info (usual in new/) has Flags 0.
-func (d *Dir) Scan() ([]Entry, error) {
+func (d *Dir) Scan() ([]Entry, error) { return d.scan(false) }
+
+// ScanAsOpened is Scan of the folder as Open would leave it: a missing
+// folder, cur/ or new/ lists nothing. It is for a dry run, which plans
+// with what a real run would find but creates nothing.
+func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
+
+func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 	var out []Entry
 	for _, sub := range [...]string{"cur", "new"} {
 		ents, err := os.ReadDir(filepath.Join(d.Path, sub))
+		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("maildir: scan: %w", err)
 		}

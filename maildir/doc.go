@@ -29,8 +29,9 @@
 //	field = "U=" uid | <foreign field such as "S=1234" or "W=1300">
 //	info  = "2," *letter                        ; any other info means no flags
 //
-// Our deliveries are named key ",U=" uid ":2," letters, with ",U=<uid>" left
-// out while the uid is 0; the keys we make look like
+// Our deliveries are named key ",U=" uid ":2," letters in cur/, with
+// ",U=<uid>" left out while the uid is 0; unread ones (no S flag) go to new/
+// as key ",U=" uid, without info unless they carry other flags (Commit); the keys we make look like
 // <unix>.<pid>_<counter>.<random hex>.<host>. Names made by other programs
 // (mutt, notmuch, Dovecot: "<x>:2,FS", "<x>,S=1234,W=1300:2,S", a bare name
 // in new/) parse by the same grammar. The rule for keys: the key is the name
@@ -52,11 +53,12 @@
 //     writeback error is never reported to another run instead; one fsync
 //     per file elsewhere) or DeliverSync (one delivery, one fsync) makes the
 //     contents durable.
-//  4. Commit moves tmp/<key> to cur/<name> and never replaces an existing file
+//  4. Commit moves tmp/<key> to cur/<name> (new/<name> for an unread
+//     message) and never replaces an existing file
 //     (renameat2 RENAME_NOREPLACE on Linux, else link and unlink).
 //  5. SyncDir fsyncs cur/ and new/, which makes the new names durable.
 //
-// Crash-safety invariants. A message appears in cur/ only at step 4, with its
+// Crash-safety invariants. A message appears in cur/ or new/ only at step 4, with its
 // contents already durable, so a crash at any point leaves at most a stray
 // file in tmp/ (CleanTmp removes it later) or a committed file the index does
 // not know yet (the index reconciles by scanning; the key and the ,U= tag say

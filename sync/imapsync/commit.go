@@ -126,7 +126,7 @@ func (c *committer) commit(batch []*delivered) error {
 			ms[i] = m
 			m.Folder = d.job.f.ID
 			m.Key = d.dlv.Key()
-			m.File = "cur/" + names[i]
+			m.File = names[i] // cur/ or, unread, new/
 			m.UID = d.uid
 			m.Flags, m.Keywords = d.flags, d.keywords
 			m.SyncedFlags, m.SyncedKeywords = d.flags, d.keywords

@@ -9,11 +9,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 // Endpoint says how to reach and log in to the upstream server.
@@ -128,41 +129,18 @@ func (e *ConnError) Temporary() bool {
 	return true
 }
 
-// describe turns library errors into the one clear line a user needs.
+// describe turns library errors into the one clear line a user needs
+// (network, DNS and TLS failures are worded by nethint, as for POP3).
 func describe(err error) string {
 	var imapErr *imap.Error
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recErr tls.RecordHeaderError
-	var invalid x509.CertificateInvalidError
-	switch {
-	case errors.As(err, &imapErr):
+	if errors.As(err, &imapErr) {
 		if imapErr.Code == imap.ResponseCodeAuthenticationFailed {
 			return "authentication failed (wrong user name or password?): " + imapErr.Text
 		}
 		return strings.TrimSpace(fmt.Sprintf("server said %s %s", imapErr.Type, imapErr.Text))
-	case errors.As(err, &hostErr):
-		return "TLS certificate is not valid for this host: " + hostErr.Error()
-	case errors.As(err, &invalid):
-		switch invalid.Reason {
-		case x509.Expired:
-			return "TLS certificate has expired or is not yet valid: " + invalid.Error()
-		default:
-			return "TLS certificate is invalid: " + invalid.Error()
-		}
-	case errors.As(err, &unknownAuth), errors.As(err, &certErr):
-		return "TLS certificate not trusted (signed by an unknown authority; set ca_file to trust it): " + err.Error()
-	case errors.As(err, &recErr):
-		return "server did not answer with TLS (wrong port or tls setting?)"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused (is the server running and the port right?)"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "server closed the connection"
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		return "timed out"
+	if line, ok := nethint.Describe(err); ok {
+		return line
 	}
 	return err.Error()
 }

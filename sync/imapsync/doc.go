@@ -53,7 +53,9 @@
 //     the message again (fetch.go, readMessage). So is a body larger than
 //     the server's RFC822.SIZE allows (see Hostile servers). One committer makes
 //     each batch durable with a single filesystem sync, renames the files
-//     into cur/ (`<key>,U=<uid>:2,<flags>`), syncs the directories, and only
+//     into cur/ (`<key>,U=<uid>:2,<flags>`), or, unread (no \Seen), into
+//     new/ (`<key>,U=<uid>`, see maildir.Dir.Commit; a mail reader's move
+//     to cur/ is then a flag change like any rename), syncs the directories, and only
 //     then commits the batch's rows in one transaction.
 //  6. When every chunk of a folder is committed, its UIDNEXT and
 //     HIGHESTMODSEQ are recorded.
@@ -132,10 +134,17 @@
 // # Dry run
 //
 // Options.DryRun goes through the same code with the index opened through
-// a view that rolls back every transaction, and every server command that
-// modifies and every file operation gated; the Result then says what a real
-// run would do: counts per folder, and per message the Actions (download,
-// upload, flags on either side, deletions on either side, re-indexing),
-// recorded at the same points as in a real run, so that a dry run's
-// Actions equal those of the real run that follows it.
+// a view (index.Store.DryRun) whose transactions all run inside one that is
+// rolled back at the end, so the run sees its own writes as a real run does
+// (a store that never synced works: the account and folder rows exist for
+// the rest of the run), and every server command that modifies and every
+// file operation gated. A folder the run would create upstream is planned
+// as an empty server folder (all its messages uploaded); a Maildir the run
+// would create is read as empty. The Result then says what a real run
+// would do: counts and bytes per folder (the RFC822.SIZE of what would be
+// downloaded, asked for where the plan does not know it), and per message
+// the Actions (download, upload, flags on either side, deletions on either
+// side, re-indexing), recorded at the same points as in a real run, so that
+// a dry run's Actions and counts equal those of the real run that follows
+// it (TestDryRunParity).
 package imapsync

@@ -47,6 +47,9 @@ func (s *syncer) applyFolders(ctx context.Context, c *imapclient.Client, acct in
 			}
 		}
 		if o.DryRun {
+			if a.kind == actCreateRemote || a.kind == actRecreateRemote {
+				s.dryCreated[a.newRemote] = true // planned as an empty server folder
+			}
 			if a.recover > 0 {
 				s.recovered = append(s.recovered, Recovery{From: a.from, To: a.recoverTo, Messages: a.recover})
 			}

@@ -182,7 +182,7 @@ func (s *syncer) syncFolders(ctx context.Context, c *imapclient.Client, acct ind
 	}
 	out := p.plan.remote[:0]
 	for _, rf := range p.plan.remote {
-		if s.opts.DryRun && p.plan.touched[rf.Local] ||
+		if s.opts.DryRun && p.plan.touched[rf.Local] && !s.dryCreated[rf.Remote] ||
 			slices.ContainsFunc(failed, func(f failedFolder) bool { return f.covers(rf.Local) }) {
 			continue
 		}

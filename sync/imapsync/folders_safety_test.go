@@ -246,7 +246,13 @@ func TestFolderRemoveRecovers(t *testing.T) {
 	}
 	// One synced message flagged here since: changed locally, kept.
 	d := e.dir("Work")
-	en := e.entries("Work")[0]
+	var en maildir.Entry
+	for _, x := range e.entries("Work") { // a synced one (in cur/ or, unread, new/)
+		if !strings.Contains(x.Name, ".M") {
+			en = x
+			break
+		}
+	}
 	en, err := d.SetFlags(en, en.Flags|maildir.FlagFlagged)
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func (j *folderJob) finish() {
 			j.res.Err = fmt.Errorf("%w (and %d more messages not stored)", j.refused[0], n-1)
 		}
 	}
-	err := j.res.Err
+	err, note := j.res.Err, j.res.Note()
 	j.mu.Unlock()
 	now := time.Now()
 	werr := j.s.opts.Index.Write(context.Background(), func(tx *index.Tx) error {
@@ -104,7 +104,7 @@ func (j *folderJob) finish() {
 				return err
 			}
 		}
-		return tx.SetSyncResult(j.f.ID, now, "")
+		return tx.SetSyncResult(j.f.ID, now, note) // "" unless something was left undone
 	})
 	if werr != nil && err == nil {
 		j.fail(werr)

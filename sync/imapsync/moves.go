@@ -106,9 +106,9 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		delete(gone, a.e.Key)
 		if o.DryRun {
 			if s.planned == nil {
-				s.planned = map[string]bool{}
+				s.planned = map[string]*index.Message{}
 			}
-			s.planned[a.e.Key] = true
+			s.planned[a.e.Key] = cand.row
 			n++
 			continue
 		}

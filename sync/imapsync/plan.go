@@ -2,9 +2,7 @@ package imapsync
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -40,6 +38,7 @@ type msgPlan struct {
 	localGone  []*index.Message          // deleted here, unchanged upstream: expunge upstream
 	refetch    []*index.Message          // gone here, nothing to delete upstream: forget the row
 	queued     map[uint32]bool           // UIDs queued for download
+	limited    map[uint32]bool           // UIDs left on the server by MaxAgeDays or MaxSize
 }
 
 // plan brings one folder in line on both sides: it reconciles the Maildir
@@ -90,13 +89,11 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 // and adopts the uploads an interrupted run left.
 func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	o := &w.s.opts
-	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}}
-	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: !o.push(), CondStore: p.condstore}).Wait()
+	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}, limited: map[uint32]bool{}}
+	sel, err := w.selectForPlan(j, !o.push(), p.condstore)
 	if err != nil {
-		w.selected = ""
-		return nil, fmt.Errorf("SELECT: %w", err)
+		return nil, err
 	}
-	w.selected = j.rf.Remote
 	p.sel = sel
 	j.uidValidity, j.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
 	if p.condstore {
@@ -132,15 +129,17 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		}
 	}
 	if o.DryRun && len(w.s.planned) > 0 { // planned moves are reported as moves
+		w.planMovedFlags(j, rec.added)
+		planned := func(m *index.Message) bool { return w.s.planned[m.Key] != nil }
 		rec.gone = slices.DeleteFunc(rec.gone, func(m *index.Message) bool {
-			if w.s.planned[m.Key] {
+			if planned(m) {
 				p.movedAway[m.UID] = true
 				return true
 			}
 			return false
 		})
-		rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return w.s.planned[m.Key] })
-		rec.added = slices.DeleteFunc(rec.added, func(m *index.Message) bool { return w.s.planned[m.Key] })
+		rec.rows = slices.DeleteFunc(rec.rows, planned)
+		rec.added = slices.DeleteFunc(rec.added, planned)
 	}
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
 	j.recordRows(OpReindex, rec.added)
@@ -296,7 +295,11 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	}
 	var fresh []*index.Message
 	for _, m := range p.rec.rows {
-		if m.UID == 0 && (o.MaxSize <= 0 || m.Size <= o.MaxSize) {
+		switch {
+		case m.UID != 0:
+		case o.MaxSize > 0 && m.Size > o.MaxSize:
+			j.update(func(r *FolderResult) { r.TooLarge++; r.TooLargeBytes += m.Size })
+		default:
 			fresh = append(fresh, m)
 		}
 	}
@@ -325,19 +328,24 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bo
 	}
 	var newUIDs []uint32
 	for uid := range present {
-		if p.local[uid] == nil && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] {
+		if p.local[uid] == nil && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
 	}
 	slices.Sort(newUIDs)
 	var err error
-	if newUIDs, err = w.withinLimits(p.server, newUIDs); err != nil {
+	if newUIDs, err = w.withinLimits(p, newUIDs); err != nil {
 		return err
 	}
 	for _, u := range newUIDs {
 		p.queued[u] = true
 	}
 	if o.DryRun {
+		// The real run counts the RFC822.SIZE of what it stores: so does
+		// the plan, asking for the sizes it does not know yet.
+		if err := w.knowSizes(p.server, newUIDs); err != nil {
+			return err
+		}
 		j.update(func(r *FolderResult) {
 			r.New += len(newUIDs)
 			r.Bytes += sizeOf(p.server, newUIDs)
@@ -460,38 +468,6 @@ func (w *worker) checkTagged(ctx context.Context, j *folderJob, rec *reconciled,
 		}
 	}
 	return checkTags(ctx, &w.s.opts, j, rec, meta, uidNext)
-}
-
-// withinLimits drops the UIDs of messages outside MaxAgeDays and MaxSize,
-// fetching their size and date first where the plan does not know them.
-func (w *worker) withinLimits(server map[uint32]*serverMsg, uids []uint32) ([]uint32, error) {
-	o := &w.s.opts
-	if (o.MaxAgeDays <= 0 && o.MaxSize <= 0) || len(uids) == 0 {
-		return uids, nil
-	}
-	set := make([]imap.UID, len(uids))
-	for i, u := range uids {
-		set[i] = imap.UID(u)
-	}
-	bufs, err := w.c.Fetch(imap.UIDSetNum(set...), &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
-	if err != nil {
-		return nil, abort(w.c, err)
-	}
-	cutoff := time.Now().AddDate(0, 0, -o.MaxAgeDays)
-	ok := map[uint32]bool{}
-	for _, b := range bufs {
-		if o.MaxSize > 0 && b.RFC822Size > o.MaxSize {
-			continue
-		}
-		if o.MaxAgeDays > 0 && !b.InternalDate.IsZero() && b.InternalDate.Before(cutoff) {
-			continue
-		}
-		ok[uint32(b.UID)] = true
-		if sm := server[uint32(b.UID)]; sm != nil {
-			sm.size = b.RFC822Size
-		}
-	}
-	return slices.DeleteFunc(uids, func(u uint32) bool { return !ok[u] }), nil
 }
 
 func countUpstream(rows []*index.Message) int {

@@ -362,6 +362,11 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	j.update(func(r *FolderResult) {
 		r.Uploaded += len(done)
 		r.Refused += len(refused)
+		for _, p := range refused {
+			if r.RefusedWhy == "" && p.refusal != nil {
+				r.RefusedWhy = p.refusal.Error()
+			}
+		}
 	})
 	for _, p := range done {
 		j.record(Action{Op: OpUpload, Key: p.m.Key})
@@ -374,13 +379,15 @@ const appendWindow = 16
 
 // upload is one local message on its way up.
 type upload struct {
-	m      *index.Message
-	e      maildir.Entry
-	path   string
-	size   int64 // bytes as sent: CRLF line ends
-	flags  []imap.Flag
-	intent int64
-	uid    uint32 // given by the server (UIDPLUS); 0: unknown
+	m    *index.Message
+	e    maildir.Entry
+	path string
+	size int64 // bytes as sent: CRLF line ends
+	// refusal is the server's answer when it refused the message.
+	refusal error
+	flags   []imap.Flag
+	intent  int64
+	uid     uint32 // given by the server (UIDPLUS); 0: unknown
 }
 
 // send writes the message file with CRLF line ends: exactly u.size bytes,
@@ -420,6 +427,7 @@ func (w *worker) appendEach(j *folderJob, ups []*upload) (done, refused []*uploa
 		var no *imap.Error
 		if errors.As(err, &no) {
 			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", p.u.path, "err", err)
+			p.u.refusal = err
 			refused = append(refused, p.u)
 			return nil
 		}
@@ -466,6 +474,7 @@ func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *Uploader, up
 		switch {
 		case no != nil:
 			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", u.path, "err", no)
+			u.refusal = no
 			refused = append(refused, u)
 		case uid != 0: // else no UIDPLUS: the intent stays; the next run matches the copy
 			u.uid = uid

@@ -15,7 +15,14 @@ func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err erro
 	o := &s.opts
 	var dir *maildir.Dir
 	if o.DryRun {
-		dir = &maildir.Dir{Path: j.dirPath} // not created: Scan of a missing folder is empty
+		// Not created; a real run would create it, then find it empty.
+		dir = &maildir.Dir{Path: j.dirPath}
+		j.dir = dir
+		if s.scans.peek(j.f.ID) == nil {
+			if err := s.scanAsOpened(ctx, j); err != nil {
+				return false, err
+			}
+		}
 	} else if dir, err = maildir.Open(j.dirPath); err != nil {
 		return false, err
 	}
@@ -75,4 +82,23 @@ func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, serverCo
 		return false, err
 	}
 	return sc.diff.clean() && upstream == serverCount && !(o.push() && pending > 0), nil
+}
+
+// scanAsOpened caches, for a dry run, the folder's listing as a real run
+// would find it after creating what is missing (maildir.Dir.ScanAsOpened),
+// with its rows.
+func (s *syncer) scanAsOpened(ctx context.Context, j *folderJob) error {
+	entries, err := j.dir.ScanAsOpened()
+	if err != nil {
+		return err
+	}
+	var rows []*index.Message
+	if err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
+		rows, err = tx.FileRows(j.f.ID)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.scans.put(j.f.ID, newFolderScan(entries, rows))
+	return nil
 }

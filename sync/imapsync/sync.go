@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,18 +120,50 @@ type Recovery struct {
 // FolderResult is what one folder's sync did.
 type FolderResult struct {
 	Name           string
-	New            int   // messages downloaded
-	Bytes          int64 // bytes downloaded
-	FlagsChanged   int   // messages whose flags changed locally
-	FlagsPushed    int   // messages whose flags were changed upstream
-	Uploaded       int   // local messages APPENDed upstream
-	ExpungedRemote int   // messages deleted upstream because they were deleted locally
-	Expunged       int   // messages removed locally because they left the server
-	Rebuilt        int   // index rows rebuilt from files already on disk
-	Refused        int   // local messages the server would not store (tried again next run)
-	Skipped        bool  // unchanged since the last run: not even selected
-	Err            error
-	Actions        []Action // the messages behind the counts, one each (actions.go)
+	New            int    // messages downloaded
+	Bytes          int64  // bytes downloaded
+	FlagsChanged   int    // messages whose flags changed locally
+	FlagsPushed    int    // messages whose flags were changed upstream
+	Uploaded       int    // local messages APPENDed upstream
+	ExpungedRemote int    // messages deleted upstream because they were deleted locally
+	Expunged       int    // messages removed locally because they left the server
+	Rebuilt        int    // index rows rebuilt from files already on disk
+	Refused        int    // local messages the server would not store (tried again next run)
+	RefusedWhy     string // the server's answer to the first of them
+	// TooLarge counts the messages left where they are because they are
+	// larger than MaxSize (either side), TooLargeBytes their sizes.
+	TooLarge      int
+	TooLargeBytes int64
+	Skipped       bool // unchanged since the last run: not even selected
+	Err           error
+	Actions       []Action // the messages behind the counts, one each (actions.go)
+}
+
+// Note says, in one line, what the folder's run left undone without
+// failing (messages the server refused, messages larger than MaxSize), or
+// "" when nothing. It is recorded as the folder's last error until a run
+// leaves nothing undone, so that status shows it.
+func (f *FolderResult) Note() string {
+	var parts []string
+	if f.Refused > 0 {
+		s := fmt.Sprintf("%d %s refused by the server (kept here, tried again next run)", f.Refused, plural(f.Refused, "message", "messages"))
+		if f.RefusedWhy != "" {
+			s += ": " + f.RefusedWhy
+		}
+		parts = append(parts, s)
+	}
+	if f.TooLarge > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s larger than max_size not copied (%d bytes)",
+			f.TooLarge, plural(f.TooLarge, "message", "messages"), f.TooLargeBytes))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Totals adds up the folder results.
@@ -145,6 +178,8 @@ func (r *Result) Totals() (fr FolderResult) {
 		fr.Expunged += f.Expunged
 		fr.Rebuilt += f.Rebuilt
 		fr.Refused += f.Refused
+		fr.TooLarge += f.TooLarge
+		fr.TooLargeBytes += f.TooLargeBytes
 	}
 	return fr
 }
@@ -154,7 +189,8 @@ func (r *Result) Totals() (fr FolderResult) {
 // says which.
 func Sync(ctx context.Context, opts Options) (*Result, error) {
 	o := opts.withDefaults()
-	s := &syncer{opts: o, log: o.Logger, q: newQueue()}
+	defer o.Index.Discard() // a dry run's view: everything it wrote is rolled back
+	s := &syncer{opts: o, log: o.Logger, q: newQueue(), dryCreated: map[string]bool{}}
 	// Opened before anything is written, kept until the end: see
 	// maildir.Syncer for why a fresh descriptor per batch is not enough.
 	if !o.DryRun {
@@ -406,12 +442,15 @@ type syncer struct {
 	// stopFirst stops the first connection's watch of the run's context
 	// when a worker takes it over (see folderLevel).
 	stopFirst func() bool
-	files     *maildir.Syncer       // makes the committer's batches durable
-	dialErr   atomic.Pointer[error] // set once dialing has failed for good
-	actions   []string              // folder-level actions, for the Result
-	names     FolderNames           // server folder names <-> local ones (namespace.go)
-	scans     scanCache             // listings read at the start (prescan, detectMoves), reused once
-	planned   map[string]bool       // DryRun: Maildir keys of planned moves
+	files     *maildir.Syncer           // makes the committer's batches durable
+	dialErr   atomic.Pointer[error]     // set once dialing has failed for good
+	actions   []string                  // folder-level actions, for the Result
+	names     FolderNames               // server folder names <-> local ones (namespace.go)
+	scans     scanCache                 // listings read at the start (prescan, detectMoves), reused once
+	planned   map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
+	// dryCreated holds the server names of the folders a dry run would
+	// create upstream: their plan is made against an empty folder.
+	dryCreated map[string]bool
 
 	// folderErrs are the folders the folder-level pass left out, with why
 	// (collisions, the deletion valve); recovered, the messages it kept.

@@ -267,10 +267,15 @@ plugin {
 		if tot.Uploaded != n-1 || tot.Refused != 1 || tot.New != 1 {
 			t.Errorf("%d new local messages: %+v; want %d uploaded, 1 refused, 1 new downloaded", n, tot, n-1)
 		}
-		// The refused message is tried again, and refused again, each run.
+		// The refused message is tried again, and refused again, each run;
+		// the folder's status says so, with the server's reason.
 		res, _ = e.sync()
 		if tot := res.Totals(); tot.Refused != 1 || tot.Uploaded+tot.New != 0 {
 			t.Errorf("the next run: %+v; want the refusal again and nothing else", tot)
+		}
+		if note := e.folderNote("INBOX"); !strings.HasPrefix(note, "1 message refused by the server (kept here, tried again next run): ") ||
+			!strings.Contains(note, "NO [LIMIT] Mail size is larger") {
+			t.Errorf("INBOX's status says %q; want the refusal and the server's reason", note)
 		}
 		// Take the large message out, as a user would; the rest agrees.
 		for _, x := range e.entries("INBOX") {
@@ -281,6 +286,9 @@ plugin {
 	}
 	if res, _ := e.sync(); res.Totals().Refused != 0 {
 		t.Errorf("refused after the large message left: %+v", res.Totals())
+	}
+	if note := e.folderNote("INBOX"); note != "" {
+		t.Errorf("INBOX's status still says %q", note)
 	}
 	e.compare()
 }

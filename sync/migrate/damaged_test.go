@@ -112,7 +112,7 @@ func checkDamaged(t *testing.T, when string, rep *migrate.Report, err error, msg
 // storedFile returns the path of alice's stored copy of a message.
 func storedFile(t *testing.T, root, msgID string) string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(root, "alice", "INBOX", "cur", "*"))
+	files, err := filepath.Glob(filepath.Join(root, "alice", "INBOX", "[cn][ue][rw]", "*")) // cur/ and new/ (unread)
 	if err != nil {
 		t.Fatal(err)
 	}

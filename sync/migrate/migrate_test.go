@@ -260,7 +260,7 @@ func TestMissingFile(t *testing.T) {
 	e := newEnv(t)
 	e.d.Seed(t, alice.Name, corpus.Generate(12, 30, corpus.Options{Folders: []string{"INBOX"}}))
 	e.pull()
-	files, err := filepath.Glob(filepath.Join(e.root, "alice", "INBOX", "cur", "*"))
+	files, err := filepath.Glob(filepath.Join(e.root, "alice", "INBOX", "[cn][ue][rw]", "*")) // cur/ and new/ (unread)
 	if err != nil || len(files) != 30 {
 		t.Fatalf("%d files in the store (%v)", len(files), err)
 	}

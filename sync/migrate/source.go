@@ -25,7 +25,7 @@ type srcMsg struct {
 	dir    *maildir.Dir
 	folder string // source folder (postfach name)
 	key    string
-	file   string // "cur/<name>" as recorded
+	file   string // "cur/<name>" or "new/<name>" as recorded
 	msgID  string // Message-ID header, without angle brackets
 	id     string // idKey
 	size   int64  // RFC822.SIZE as recorded, or the CRLF size of the file when unknown

@@ -2,10 +2,16 @@ package pop3
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 // abortState is shared by a Client and its connection wrappers (the plain
@@ -89,4 +95,83 @@ func (a *abortState) watch(ctx context.Context) (stop func()) {
 	}
 	cancel := context.AfterFunc(ctx, func() { a.abort(context.Cause(ctx)) })
 	return func() { cancel() }
+}
+
+// ConnError is a failure to connect to or log in to the server, worded as
+// the one line a user needs (as imapsync.ConnError words IMAP's).
+type ConnError struct {
+	Addr string
+	Op   string // "connect", "login as USER"
+	Err  error
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+func (e *ConnError) Error() string {
+	return fmt.Sprintf("%s: %s failed: %s", e.Addr, e.Op, describe(e.Err))
+}
+
+// describe words a connection or login failure: the server's refusals
+// here, network, DNS and TLS failures by nethint.
+func describe(err error) string {
+	var perr *Error
+	switch {
+	case errors.As(err, &perr) && IsAuthError(err):
+		return "authentication failed (wrong user name or password?): " + printable(perr.Reply)
+	case errors.Is(err, ErrNoSTLS):
+		return `server does not offer STLS (use tls = "implicit", or "none" on a trusted network)`
+	case errors.As(err, &perr):
+		return "server said -ERR " + printable(perr.Reply)
+	}
+	if line, ok := nethint.Describe(err); ok {
+		return line
+	}
+	return printable(strings.TrimPrefix(err.Error(), "pop3: "))
+}
+
+// probeAfter is how long a plain-text dial (tls "starttls" or "none")
+// waits for the greeting before it checks, on a second connection,
+// whether the port speaks TLS; probeWait bounds that check.
+var probeAfter, probeWait = 2 * time.Second, 3 * time.Second
+
+// dialHinted is Dial, except that a plain-text dial to a port that speaks
+// TLS (where the server waits for a handshake and we for its greeting,
+// until the timeout) fails within seconds with a nethint.SpeaksTLSError.
+// A server that is merely slow to greet is waited for as before.
+func dialHinted(ctx context.Context, addr string, o *Options) (*Client, error) {
+	if o.TLS == "" || o.TLS == TLSImplicit {
+		return Dial(ctx, addr, o)
+	}
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := time.AfterFunc(probeAfter, func() {
+		if speaksTLS(dctx, addr) {
+			cancel(&nethint.SpeaksTLSError{Addr: addr})
+		}
+	})
+	defer t.Stop()
+	c, err := Dial(dctx, addr, o)
+	var tlsPort *nethint.SpeaksTLSError
+	if err != nil && errors.As(context.Cause(dctx), &tlsPort) {
+		return nil, tlsPort
+	}
+	return c, err
+}
+
+// speaksTLS reports whether the server at addr answers a TLS handshake.
+// The certificate is not checked: the connection only tells whether the
+// port speaks TLS, and is closed without sending anything over it.
+func speaksTLS(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: probeWait}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(probeWait))
+	host, _, _ := net.SplitHostPort(addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: true})
+	err = tc.HandshakeContext(ctx)
+	var alert tls.AlertError
+	return err == nil || errors.As(err, &alert)
 }

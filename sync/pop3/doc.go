@@ -15,6 +15,12 @@
 //   - RFC 3206, the [SYS/TEMP], [SYS/PERM] and [AUTH] response codes.
 //   - RFC 5034, SASL AUTH, with PLAIN (RFC 4616) from github.com/emersion/go-sasl.
 //
+// Fetch words its connection and login failures as [ConnError], one line
+// with a hint (package nethint, shared with imapsync); a plain-text dial
+// (starttls, none) that has no greeting after 2 s checks on a second
+// connection whether the port speaks TLS, and if so fails at once saying
+// so instead of waiting out the timeout.
+//
 // # One command at a time, bodies streamed
 //
 // A [Client] is one POP3 session and is not safe for concurrent use, except
@@ -137,6 +143,19 @@
 // with the same size as the message it named, in a run where no other
 // known message changed its size, is not noticed: it stays on the server,
 // where it is not lost, but it is not downloaded either.
+//
+// # Dry run
+//
+// FetchOptions.DryRun goes through steps 1 to 4 as a real run does (USER/
+// PASS, UIDL, LIST, TOP; nothing else is sent) with the index opened through
+// its dry-run view (rolled back at the end) and without creating or
+// touching any file, and reports what steps 5 to 7 would do: the messages
+// to download (FetchResult.New, Bytes and Plan) and those to delete on the
+// server (Deleted and Plan), including the ones a real run would download
+// and then delete in the same session. It skips the completion of an
+// interrupted run's downloads, and a message that can only be proven by
+// its body is planned as a download; in both cases the real run may
+// download less.
 //
 // # Crash safety
 //

@@ -56,6 +56,22 @@ type FetchOptions struct {
 
 	// Timeout is the client's network timeout (Options.Timeout).
 	Timeout time.Duration
+	// Debug receives the raw traffic (Options.Debug): passwords included.
+	Debug io.Writer
+
+	// DryRun plans the run and reports it (FetchResult.Plan, and New,
+	// Bytes and Deleted as what a real run would do) without changing
+	// anything: no file, the index rolled back (index.Store.DryRun), no
+	// RETR and no DELE; only USER/PASS, UIDL, LIST and TOP are sent.
+	DryRun bool
+}
+
+// Planned is one message of a dry run's plan.
+type Planned struct {
+	Op   string // "download" or "delete" (on the server)
+	Num  int    // message number in the session
+	UIDL string // the identity ("sha256 ..." without UIDL)
+	Size int64  // as LIST says
 }
 
 // FetchResult is what a Fetch did.
@@ -77,6 +93,13 @@ type FetchResult struct {
 	// server because their stored copy could not be shown to be theirs:
 	// the local copy was deleted or changed, or the server refused TOP.
 	Unproven int
+
+	// DryRun: the counts are what a real run would do, and Plan lists the
+	// messages, downloads first. (A message whose stored copy can only be
+	// proven by downloading it again is planned as a download; the real
+	// run stores it only if it differs.)
+	DryRun bool
+	Plan   []Planned
 }
 
 const (
@@ -171,28 +194,34 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	f := &fetcher{o: o, log: o.Logger, res: &FetchResult{},
-		ours: map[int]bool{}, proven: map[int]bool{}, verify: map[int][32]byte{}}
-	// Opened before anything is written, kept until the end: see
-	// maildir.Syncer for why a fresh descriptor per batch is not enough.
-	var err error
-	if f.files, err = maildir.OpenSyncer(o.Root); err != nil {
-		return nil, err
+	if o.DryRun {
+		o.Index = o.Index.DryRun()
+		defer o.Index.Discard()
 	}
-	defer f.files.Close()
-	if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
-		return nil, err
+	f := &fetcher{o: o, log: o.Logger, res: &FetchResult{DryRun: o.DryRun},
+		ours: map[int]bool{}, proven: map[int]bool{}, verify: map[int][32]byte{}}
+	if !o.DryRun {
+		// Opened before anything is written, kept until the end: see
+		// maildir.Syncer for why a fresh descriptor per batch is not enough.
+		var err error
+		if f.files, err = maildir.OpenSyncer(o.Root); err != nil {
+			return nil, err
+		}
+		defer f.files.Close()
+		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
+			return nil, err
+		}
 	}
 	if err := f.prepare(ctx); err != nil {
 		return nil, err
 	}
-	c, err := Dial(ctx, o.Addr, &Options{TLS: o.TLS, TLSConfig: o.TLSConfig, Timeout: o.Timeout, Logger: o.Logger})
+	c, err := dialHinted(ctx, o.Addr, &Options{TLS: o.TLS, TLSConfig: o.TLSConfig, Timeout: o.Timeout, Logger: o.Logger, Debug: o.Debug})
 	if err != nil {
-		return nil, err
+		return nil, &ConnError{Addr: o.Addr, Op: "connect", Err: err}
 	}
 	defer c.Close()
 	if err := c.Login(ctx, o.Username, o.Password); err != nil {
-		return nil, err
+		return nil, &ConnError{Addr: o.Addr, Op: "login as " + o.Username, Err: err}
 	}
 	entries, err := f.list(ctx, c)
 	if err != nil {
@@ -202,6 +231,10 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	if err == nil {
 		err = hook("listed")
 	}
+	if err == nil && o.DryRun {
+		err = f.planOnly(c, entries, todo)
+		return f.res, err
+	}
 	if err == nil {
 		err = f.fetchNew(ctx, c, todo)
 	}
@@ -210,6 +243,34 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	}
 	f.recordResult(err)
 	return f.res, err
+}
+
+// planOnly finishes a dry run: it reports what fetchNew and deleteOld
+// would do with the messages plan chose (todo) and those it proved
+// stored, and ends the session without marking anything.
+func (f *fetcher) planOnly(c *Client, entries, todo []entry) error {
+	now := timeNow()
+	down := make(map[int]bool, len(todo))
+	for _, e := range todo {
+		down[e.num] = true
+		f.res.Plan = append(f.res.Plan, Planned{Op: "download", Num: e.num, UIDL: e.id, Size: e.size})
+		f.res.New++
+		f.res.Bytes += e.size
+	}
+	for _, e := range entries {
+		if e.id == "" || !(down[e.num] || f.proven[e.num]) {
+			continue // never delete what is not stored
+		}
+		storedAt := now // downloaded by this run
+		if u, ok := f.known[e.id]; ok && !down[e.num] {
+			storedAt = u.StoredAt
+		}
+		if f.due(storedAt, now) {
+			f.res.Plan = append(f.res.Plan, Planned{Op: "delete", Num: e.num, UIDL: e.id, Size: e.size})
+			f.res.Deleted++
+		}
+	}
+	return c.Quit()
 }
 
 // recordResult stores the folder's last sync time and error for status.
@@ -243,7 +304,9 @@ func (f *fetcher) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if f.dir, err = maildir.Open(path); err != nil {
+	if f.o.DryRun {
+		f.dir = &maildir.Dir{Path: path} // not created; read only
+	} else if f.dir, err = maildir.Open(path); err != nil {
 		return err
 	}
 	err = f.o.Index.Write(ctx, func(tx *index.Tx) error {
@@ -257,14 +320,16 @@ func (f *fetcher) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := f.recover(ctx); err != nil {
-		return fmt.Errorf("pop3: completing an interrupted run: %w", err)
-	}
-	// Leftovers of a killed run: the caller holds the store's sync lock.
-	if n, err := f.dir.CleanOwnTmp(); err != nil {
-		return err
-	} else if n > 0 {
-		f.log.Info("removed files of an interrupted download from tmp/", "count", n)
+	if !f.o.DryRun { // (a dry run plans as if the interrupted run's files were not there)
+		if err := f.recover(ctx); err != nil {
+			return fmt.Errorf("pop3: completing an interrupted run: %w", err)
+		}
+		// Leftovers of a killed run: the caller holds the store's sync lock.
+		if n, err := f.dir.CleanOwnTmp(); err != nil {
+			return err
+		} else if n > 0 {
+			f.log.Info("removed files of an interrupted download from tmp/", "count", n)
+		}
 	}
 	return f.o.Index.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
@@ -450,7 +515,7 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
 		m := &index.NewMessage{DeferText: true} // full text: index.IndexPending
 		m.Folder = f.folder.ID
 		m.Key = d.dlv.Key()
-		m.File = "cur/" + names[i]
+		m.File = names[i] // new/: unread
 		m.Size = d.dlv.Size()
 		m.RFC822Size = d.e.size
 		m.InternalDate = d.idate

@@ -175,6 +175,11 @@ func (e *fetchEnv) check(want map[string][]byte) map[string]index.POP3UIDL {
 			t.Errorf("UIDL %s: no message row %d", uidl, u.MessageID)
 			continue
 		}
+		// Unread, as POP3 mail is: in new/, without info (as mbsync,
+		// fetchmail's MDAs and Dovecot deliver it).
+		if !strings.HasPrefix(m.File, "new/") || strings.Contains(m.File, ":") {
+			t.Errorf("UIDL %s: stored as %s, want new/<key> without info", uidl, m.File)
+		}
 		got, err := os.ReadFile(filepath.Join(p, m.File))
 		if err != nil {
 			t.Errorf("UIDL %s: %v", uidl, err)

@@ -680,9 +680,16 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(cfg); err != nil {
 		t.Fatal(err)
 	}
-	inbox, err := os.ReadDir(filepath.Join(dir, "Mail", "demo", "INBOX", "cur"))
-	if err != nil || len(inbox) == 0 {
-		t.Fatalf("demo INBOX/cur: %d files, %v", len(inbox), err)
+	var inbox []os.DirEntry
+	for _, sub := range []string{"cur", "new"} { // new/: unread
+		es, err := os.ReadDir(filepath.Join(dir, "Mail", "demo", "INBOX", sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inbox = append(inbox, es...)
+	}
+	if len(inbox) == 0 {
+		t.Fatalf("demo INBOX: no files")
 	}
 	files, tmp := fileCounts(t, filepath.Join(dir, "Mail", "demo"))
 	if files != 50 || tmp != 0 {
@@ -698,7 +705,7 @@ func TestDemo(t *testing.T) {
 	for _, f := range a.Folders {
 		total += f.Messages
 		if f.Name == "INBOX" && f.Messages != len(inbox) {
-			t.Errorf("status: INBOX has %d messages, cur/ %d files", f.Messages, len(inbox))
+			t.Errorf("status: INBOX has %d messages, cur/ and new/ %d files", f.Messages, len(inbox))
 		}
 	}
 	if total != 50 || a.Messages != 50 || len(a.Folders) < 2 {

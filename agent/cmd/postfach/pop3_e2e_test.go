@@ -72,3 +72,70 @@ keep = false
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// TestSyncDryRunFreshStore: the quick start's `postfach sync --dry-run`,
+// on a store that never synced, with an IMAP and a POP3 account: it exits
+// 0, prints each account's plan, stores nothing and deletes nothing; the
+// real run that follows does what the plan said.
+func TestSyncDryRunFreshStore(t *testing.T) {
+	t.Parallel()
+	popUser := testenv.User{Name: "popper", Password: "popper-pass"}
+	d := testenv.StartDovecot(t, testenv.DefaultUser, popUser)
+	d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(6, 20, corpus.Options{Folders: []string{"INBOX", "Archive"}}))
+	d.Seed(t, popUser.Name, corpus.Generate(7, 9, corpus.Options{Folders: []string{"INBOX"}}))
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	config := writeConfig(t, dir, "c.toml", store, imapAccount(d, "work"))
+	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[[accounts]]\nname = \"pop\"\nkind = \"pop3\"\nhost = %q\nport = %d\ntls = \"none\"\nusername = %q\npassword = %q\nkeep = false\n",
+		d.Host, d.POP3Port, popUser.Name, popUser.Password)
+	f.Close()
+
+	r := mustRun(t, nil, "--config", config, "sync", "--dry-run")
+	for _, want := range []string{
+		"work: dry run, nothing changed. A real run would:",
+		"pop: dry run, nothing changed. A real run would download 9 messages (",
+		") and delete 9 on the server\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("sync --dry-run: no %q in\n%s", want, r)
+		}
+	}
+	plans := map[string]map[string]any{}
+	r = mustRun(t, nil, "--config", config, "sync", "--dry-run", "--json")
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if ev["event"] == "result" {
+			plans[ev["account"].(string)] = ev
+		}
+	}
+	if msgs, _ := fileCounts(t, store); msgs != 0 {
+		t.Errorf("the dry runs stored %d messages", msgs)
+	}
+	if p := plans["pop"]; p == nil || p["dry_run"] != true || p["new"] != float64(9) || p["deleted"] != float64(9) || len(p["plan"].([]any)) != 18 {
+		t.Errorf("pop's plan: %v", p)
+	}
+	if p := plans["work"]; p == nil || p["dry_run"] != true || p["new"] != float64(20) || p["bytes"].(float64) <= 0 {
+		t.Errorf("work's plan: %v", p)
+	}
+	r = mustRun(t, nil, "--config", config, "sync", "--json")
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var ev map[string]any
+		json.Unmarshal([]byte(line), &ev)
+		if ev["event"] != "result" {
+			continue
+		}
+		p := plans[ev["account"].(string)]
+		for _, k := range []string{"new", "bytes", "deleted", "uploaded", "flags", "expunged"} {
+			if ev[k] != p[k] {
+				t.Errorf("%s: %s: the dry run planned %v, the run did %v", ev["account"], k, p[k], ev[k])
+			}
+		}
+	}
+}

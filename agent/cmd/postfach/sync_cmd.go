@@ -26,8 +26,12 @@ see direction and expunge in the config), POP3 accounts by downloading new
 messages. --dry-run prints what would be done per folder and changes
 nothing. A run that would delete more than max_delete_percent of a folder
 stops unless --force. A progress bar is shown on a terminal; --json prints
-progress and the result as JSON lines on stdout. The exit status is 0 only
-if every account and folder succeeded.`,
+progress and the result as JSON lines on stdout.
+
+Exit status: 0 when every account and folder succeeded; 1 when an account
+or folder failed; 3 when everything else succeeded but the server refused
+to store some messages (over quota, too large for it: they stay here, are
+tried again by every run, and status shows them per folder).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.load()
 			if err != nil {
@@ -57,6 +61,13 @@ if every account and folder succeeded.`,
 				}
 				return err
 			}
+			if n := refusedCount(reports); n > 0 {
+				if !jsonOut {
+					fmt.Fprintf(cmd.ErrOrStderr(), "postfach: the server refused %d %s; they stay here and are tried again next run (postfach status says which folders, -v why)\n",
+						n, plural(n, "message", "messages"))
+				}
+				return exitError{exitRefused}
+			}
 			return nil
 		},
 	}
@@ -64,6 +75,29 @@ if every account and folder succeeded.`,
 	cmd.Flags().BoolVar(&force, "force", false, "allow a run to delete more of a folder than max_delete_percent")
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "print what would be done per folder and change nothing")
 	return cmd
+}
+
+// exitRefused is sync's exit status when all went well except that the
+// server refused to store some messages.
+const exitRefused = 3
+
+// refusedCount adds up the uploads the IMAP servers would not store. (A
+// POP3 server's refusal to send a message fails the account: exit 1.)
+func refusedCount(reports []agent.AccountReport) int {
+	n := 0
+	for _, r := range reports {
+		if r.Result != nil && !r.Result.DryRun {
+			n += r.Result.Totals().Refused
+		}
+	}
+	return n
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration, asJSON bool) {
@@ -77,6 +111,7 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 				t := r.Result.Totals()
 				ev["new"], ev["bytes"], ev["flags"], ev["expunged"], ev["rebuilt"] = t.New, t.Bytes, t.FlagsChanged, t.Expunged, t.Rebuilt
 				ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
+				ev["refused"], ev["too_large"], ev["too_large_bytes"] = t.Refused, t.TooLarge, t.TooLargeBytes
 				ev["folders"] = len(r.Result.Folders)
 				ev["moved"], ev["dry_run"] = r.Result.Moved, r.Result.DryRun
 				if len(r.Result.Recovered) > 0 {
@@ -92,7 +127,8 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 					for _, f := range r.Result.Folders {
 						plan = append(plan, map[string]any{"folder": f.Name, "new": f.New, "bytes": f.Bytes,
 							"flags": f.FlagsChanged, "expunged": f.Expunged, "uploaded": f.Uploaded,
-							"flags_pushed": f.FlagsPushed, "expunged_remote": f.ExpungedRemote})
+							"flags_pushed": f.FlagsPushed, "expunged_remote": f.ExpungedRemote,
+							"refused": f.Refused, "too_large": f.TooLarge, "too_large_bytes": f.TooLargeBytes})
 					}
 					ev["plan"] = plan
 				}
@@ -100,8 +136,25 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 			if p := r.POP3; p != nil {
 				ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
 				ev["reused"], ev["kept_unproven"] = p.Reused, p.Unproven
+				ev["refused"], ev["dry_run"] = p.Failed, p.DryRun
+				if p.DryRun {
+					plan := []map[string]any{}
+					for _, m := range p.Plan {
+						plan = append(plan, map[string]any{"op": m.Op, "uidl": m.UIDL, "size": m.Size})
+					}
+					ev["plan"] = plan
+				}
 			}
 			json.NewEncoder(w).Encode(ev)
+			continue
+		}
+		if p := r.POP3; p != nil && p.DryRun {
+			fmt.Fprintf(w, "%s: dry run, nothing changed. A real run would download %d %s (%s) and delete %d on the server",
+				r.Name, p.New, plural(p.New, "message", "messages"), humanBytes(p.Bytes), p.Deleted)
+			if p.Unproven > 0 {
+				fmt.Fprintf(w, ", and leave %d due for deletion there (their local copy is gone or changed)", p.Unproven)
+			}
+			fmt.Fprintln(w)
 			continue
 		}
 		if p := r.POP3; p != nil {
@@ -143,6 +196,9 @@ func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration
 		}
 		if t.Refused > 0 {
 			fmt.Fprintf(w, ", %d refused by the server (kept here; -v says why)", t.Refused)
+		}
+		if t.TooLarge > 0 {
+			fmt.Fprintf(w, ", %d larger than max_size not copied (%s)", t.TooLarge, humanBytes(t.TooLargeBytes))
 		}
 		fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 	}
@@ -198,13 +254,13 @@ func printPlan(w io.Writer, r agent.AccountReport) {
 		fmt.Fprintf(w, "  move %d messages between folders upstream\n", r.Result.Moved)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  folder\tdown new\tdown flags\tdown deleted\tup new\tup flags\tup deleted\t")
+	fmt.Fprintln(tw, "  folder\tdown new\tdown flags\tdown deleted\tup new\tup flags\tup deleted\tover max_size\t")
 	for _, f := range r.Result.Folders {
-		if f.New+f.FlagsChanged+f.Expunged+f.Uploaded+f.FlagsPushed+f.ExpungedRemote == 0 {
+		if f.New+f.FlagsChanged+f.Expunged+f.Uploaded+f.FlagsPushed+f.ExpungedRemote+f.TooLarge == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%d (%s)\t%d\t%d\t%d\t%d\t%d\t\n", safe(f.Name), f.New, humanBytes(f.Bytes), f.FlagsChanged,
-			f.Expunged, f.Uploaded, f.FlagsPushed, f.ExpungedRemote)
+		fmt.Fprintf(tw, "  %s\t%d (%s)\t%d\t%d\t%d\t%d\t%d\t%d (%s)\t\n", safe(f.Name), f.New, humanBytes(f.Bytes), f.FlagsChanged,
+			f.Expunged, f.Uploaded, f.FlagsPushed, f.ExpungedRemote, f.TooLarge, humanBytes(f.TooLargeBytes))
 	}
 	tw.Flush()
 }

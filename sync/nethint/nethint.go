@@ -1,0 +1,67 @@
+// Package nethint words the network, DNS and TLS errors of a connection to
+// a mail server as the one line a user needs, with a hint of what to check
+// (the port, the tls setting, ca_file). The sync engines (imapsync, pop3)
+// share it, so that the same failure reads the same for every protocol.
+//
+// It holds no state and imports nothing of postfach.
+package nethint
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+)
+
+// Describe returns the line for err when it is one of the failures this
+// package knows, and false otherwise (the caller then words it itself).
+func Describe(err error) (string, bool) {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recErr tls.RecordHeaderError
+	var invalid x509.CertificateInvalidError
+	var dnsErr *net.DNSError
+	var tlsPort *SpeaksTLSError
+	switch {
+	case errors.As(err, &tlsPort):
+		return tlsPort.Error(), true
+	case errors.As(err, &hostErr):
+		return "TLS certificate is not valid for this host: " + hostErr.Error(), true
+	case errors.As(err, &invalid):
+		if invalid.Reason == x509.Expired {
+			return "TLS certificate has expired or is not yet valid: " + invalid.Error(), true
+		}
+		return "TLS certificate is invalid: " + invalid.Error(), true
+	case errors.As(err, &unknownAuth), errors.As(err, &certErr):
+		return "TLS certificate not trusted (signed by an unknown authority; set ca_file to trust it): " + err.Error(), true
+	case errors.As(err, &recErr):
+		return "server did not answer with TLS (wrong port or tls setting?)", true
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fmt.Sprintf("host name %q not found (is host spelled right?)", dnsErr.Name), true
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the server running and the port right?)", true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "server closed the connection", true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return "timed out", true
+	}
+	return "", false
+}
+
+// SpeaksTLSError says that a port a client talked plain text to (tls =
+// "starttls" or "none") answers with TLS: the server waits for a TLS
+// handshake while the client waits for its greeting.
+type SpeaksTLSError struct {
+	Addr string
+}
+
+func (e *SpeaksTLSError) Error() string {
+	_, port, _ := net.SplitHostPort(e.Addr)
+	return fmt.Sprintf("no greeting: port %s speaks TLS directly (use tls = \"implicit\", or the server's plain port)", port)
+}
