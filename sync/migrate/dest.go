@@ -79,11 +79,11 @@ func roundTrip(names imapsync.FolderNames, dest string) error {
 		return nil
 	}
 	hint := ""
-	if l := names.Local(dest); l != dest && names.RoundTrips(l) {
-		hint = fmt.Sprintf(" (for server folder %s, say %q)", dest, l)
+	if l := names.Local(dest); l != dest && names.Remote(l) == dest {
+		hint = fmt.Sprintf("; for server folder %s, say %q", dest, l)
 	}
-	return fmt.Errorf("destination folder %q is not a folder name of the destination account: "+
-		"name folders with '/' between levels, without the namespace prefix %q, after folder_map%s", dest, names.Prefix, hint)
+	return fmt.Errorf("destination folder %q is not a folder name of the destination account "+
+		"(levels are separated by '/', the namespace prefix %q is left out, folder_map applies)%s", dest, names.Prefix, hint)
 }
 
 func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {

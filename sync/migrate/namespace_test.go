@@ -221,6 +221,7 @@ func TestMigrateServerSpelling(t *testing.T) {
 	o := migrate.Options{Index: e.st, Root: e.root, Source: alice.Name, Dest: endpointOf(e.hosted, carol), DestAccount: carol.Name,
 		Map: map[string]string{"Archive": "INBOX.Archive"}}
 	rep, err := migrate.Run(context.Background(), o)
+	t.Logf("error: %v", err)
 	if err == nil || !strings.Contains(err.Error(), `say "Archive"`) {
 		t.Errorf("error %v, want one suggesting \"Archive\"", err)
 	}
