@@ -142,18 +142,19 @@ func (a *Agent) migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, 
 		return res, err
 	}
 	res.Report, err = migrate.Run(ctx, migrate.Options{
-		Index:         a.store,
-		Root:          a.cfg.Store.Path,
-		Source:        src.Name,
-		Folders:       folders,
-		Map:           mapping,
-		Dest:          dopts.Endpoint,
-		DestAccount:   dst.Name,
-		DestFolderMap: dst.FolderMap,
-		DryRun:        o.DryRun,
-		Connections:   dst.Connections,
-		Logger:        a.log.With("migrate", src.Name+" -> "+dst.Name),
-		Progress:      o.Progress,
+		Index:               a.store,
+		Root:                a.cfg.Store.Path,
+		Source:              src.Name,
+		Folders:             folders,
+		Map:                 mapping,
+		Dest:                dopts.Endpoint,
+		DestAccount:         dst.Name,
+		DestFolderMap:       dst.FolderMap,
+		DestNamespacePrefix: dst.NamespacePrefix,
+		DryRun:              o.DryRun,
+		Connections:         dst.Connections,
+		Logger:              a.log.With("migrate", src.Name+" -> "+dst.Name),
+		Progress:            o.Progress,
 	})
 	if err != nil {
 		var ce *imapsync.ConnError

@@ -116,6 +116,14 @@ func (n FolderNames) RoundTrips(local string) bool {
 	return n.Local(n.Remote(local)) == local
 }
 
+// NewFolderNames returns the mapping for a server with delimiter delim,
+// personal namespace prefix prefix ("" for none; completed with the
+// delimiter as newFolderNames does) and folder map fmap. sync/migrate
+// uses it for the destination server.
+func NewFolderNames(delim rune, prefix string, fmap map[string]string) FolderNames {
+	return newFolderNames(delim, prefix, fmap)
+}
+
 // RemoteName is the server name of a local folder on a server with
 // delimiter delim and no namespace prefix (see FolderNames.Remote).
 func RemoteName(local string, delim rune, fmap map[string]string) string {

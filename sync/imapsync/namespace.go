@@ -64,6 +64,13 @@ func serverNamespace(c *imapclient.Client) (prefix string, delim rune, err error
 	return ns.Personal[0].Prefix, ns.Personal[0].Delim, nil
 }
 
+// ServerNamespace is serverNamespace for other packages: the prefix and
+// delimiter of the server's first personal namespace; "" and 0 when the
+// server has no NAMESPACE (or refuses it).
+func ServerNamespace(c *imapclient.Client) (prefix string, delim rune, err error) {
+	return serverNamespace(c)
+}
+
 // readNamespace returns the recorded prefix; ok is false when none is.
 func readNamespace(accountDir string) (prefix string, ok bool, err error) {
 	b, err := os.ReadFile(filepath.Join(accountDir, NamespaceFile))

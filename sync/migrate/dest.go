@@ -49,6 +49,43 @@ func destFolders(c *imapclient.Client) (rune, map[string]bool, error) {
 	return delim, names, nil
 }
 
+// destNames is the destination's folder names (see imapsync.FolderNames):
+// delimiter delim (from the LIST), the folder map, and the account's
+// namespace prefix, else the server's.
+func destNames(c *imapclient.Client, delim rune, o *Options) (imapsync.FolderNames, error) {
+	var prefix string
+	if o.DestNamespacePrefix == nil || delim == 0 {
+		srvPrefix, srvDelim, err := imapsync.ServerNamespace(c)
+		if err != nil {
+			return imapsync.FolderNames{}, err
+		}
+		prefix = srvPrefix
+		if delim == 0 {
+			delim = srvDelim
+		}
+	}
+	if o.DestNamespacePrefix != nil {
+		prefix = *o.DestNamespacePrefix
+	}
+	return imapsync.NewFolderNames(delim, prefix, o.DestFolderMap), nil
+}
+
+// roundTrip refuses a destination folder name that is not a postfach name
+// of the destination: one holding the server's delimiter ("INBOX.Archive"
+// under '.', which would be created as INBOX.INBOX.Archive), or one the
+// folder map sends elsewhere.
+func roundTrip(names imapsync.FolderNames, dest string) error {
+	if names.RoundTrips(dest) {
+		return nil
+	}
+	hint := ""
+	if l := names.Local(dest); l != dest && names.Remote(l) == dest {
+		hint = fmt.Sprintf("; for server folder %s, say %q", dest, l)
+	}
+	return fmt.Errorf("destination folder %q is not a folder name of the destination account "+
+		"(levels are separated by '/', the namespace prefix %q is left out, folder_map applies)%s", dest, names.Prefix, hint)
+}
+
 func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 	for _, x := range attrs {
 		if strings.EqualFold(string(x), string(a)) {

@@ -15,9 +15,18 @@
 //     keywords, internal date and RFC822.SIZE. Folders are grouped by
 //     destination folder: the same name, or Options.Map's; several source
 //     folders may share one destination folder (their union is its source).
-//  2. LIST the destination once: its delimiter (destination names are
-//     postfach names, '/'-separated, turned into the server's with the
-//     account's folder_map inverted) and its folders.
+//  2. LIST the destination once: its delimiter and its folders; ask
+//     NAMESPACE unless Options.DestNamespacePrefix is set. Destination
+//     names are postfach names ('/'-separated, without namespace prefix),
+//     turned into the server's by imapsync.FolderNames, the mapping sync
+//     uses: folder_map inverted, the delimiter, and the personal namespace
+//     prefix (Lists/golang is INBOX.Lists.golang on a server whose prefix
+//     is "INBOX." with '.' between levels; INBOX stays INBOX). A name that
+//     does not round-trip (one holding the server's delimiter, such as
+//     "INBOX.Archive" there) fails its folder with a hint. An IMAP
+//     source's folders are in the store under their local names, without
+//     the source server's prefix (see sync/imapsync), so between two
+//     differently-shaped servers folder maps to folder.
 //  3. Plan, per destination folder, in parallel over Options.Connections
 //     connections: CREATE it if missing; else EXAMINE it and FETCH 1:*
 //     (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS

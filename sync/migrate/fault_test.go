@@ -66,6 +66,8 @@ func migrateFaults() []migrateFault {
 		{name: "login/answer-lost", kind: "partial", short: true, fault: f(down, "] Logged in", 1, 0, drop)},
 		{name: "list/answer-cut", kind: "partial", fault: f(down, "* LIST", 1, 5, drop)},
 		{name: "list/hang", kind: "fresh", short: true, fault: f(down, "* LIST", 1, 0, hang)},
+		{name: "namespace/answer-cut", kind: "fresh", fault: f(down, "* NAMESPACE", 1, 5, drop)},
+		{name: "namespace/hang", kind: "partial", short: true, fault: f(down, "* NAMESPACE", 1, 0, hang)},
 		{name: "create/command-cut", kind: "fresh", fault: f(up, "CREATE", 1, 3, drop)},
 		{name: "create/answer-lost", kind: "fresh", short: true, fault: f(down, "Create completed", 1, 0, drop)},
 		{name: "examine/command-cut", kind: "partial", fault: f(up, "EXAMINE", 1, 3, drop)},

@@ -37,6 +37,12 @@ type Options struct {
 	// -> postfach name): destination folder names are postfach names, and
 	// its inverse gives the server's.
 	DestFolderMap map[string]string
+	// DestNamespacePrefix is the destination account's namespace_prefix:
+	// destination folders other than INBOX are created and looked for
+	// below it (Archive is INBOX.Archive on a server whose personal
+	// namespace is "INBOX."). nil: the prefix the server's NAMESPACE
+	// answer gives.
+	DestNamespacePrefix *string
 
 	// DryRun reads both sides and reports what a run would copy, without
 	// changing anything on the destination (no CREATE, no APPEND).
@@ -79,6 +85,7 @@ type Report struct {
 // RFC822.SIZE (CRLF line ends).
 type FolderReport struct {
 	Dest    string   // destination folder (postfach name)
+	Remote  string   // its name on the destination server (below the namespace prefix)
 	Sources []string // the source folders copied into it
 	Created bool     // CREATEd by this run (DryRun: would be)
 
@@ -181,29 +188,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	first, err := o.Dest.DialRetry(ctx, o.DialAttempts, log.Warn)
+	first, err := openDest(ctx, &o, log, jobs)
 	if err != nil {
 		return nil, err
-	}
-	// go-imap waits 30 s for an answer whatever the context says: close
-	// the connection when the context ends (pool.do does the same).
-	stop := context.AfterFunc(ctx, func() { first.Close() })
-	delim, existing, err := destFolders(first)
-	stop()
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		first.Close()
-		return nil, fmt.Errorf("%s: %w", o.Dest.Addr, err)
-	}
-	for _, j := range jobs {
-		j.remote = imapsync.RemoteName(j.dest, delim, o.DestFolderMap)
-		j.exists = existing[j.remote]
-		j.rep = FolderReport{Dest: j.dest, Sources: j.sources, SourceCount: len(j.msgs)}
-		for _, s := range j.msgs {
-			j.rep.SourceBytes += s.size
-		}
 	}
 	p := &pool{o: &o, log: log, conns: make([]*imapclient.Client, o.Connections)}
 	p.conns[0] = first
@@ -267,6 +254,43 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// openDest dials the destination, LISTs it and settles each job's server
+// folder (below the destination's namespace prefix, see destNames), whether
+// it exists, and the start of its report. It returns the connection, for
+// the pool.
+func openDest(ctx context.Context, o *Options, log *slog.Logger, jobs []*folderJob) (*imapclient.Client, error) {
+	first, err := o.Dest.DialRetry(ctx, o.DialAttempts, log.Warn)
+	if err != nil {
+		return nil, err
+	}
+	// go-imap waits 30 s for an answer whatever the context says: close
+	// the connection when the context ends (pool.do does the same).
+	stop := context.AfterFunc(ctx, func() { first.Close() })
+	delim, existing, err := destFolders(first)
+	var names imapsync.FolderNames
+	if err == nil {
+		names, err = destNames(first, delim, o)
+	}
+	stop()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		first.Close()
+		return nil, fmt.Errorf("%s: %w", o.Dest.Addr, err)
+	}
+	for _, j := range jobs {
+		j.remote = names.Remote(j.dest)
+		j.exists = existing[j.remote]
+		j.rep = FolderReport{Dest: j.dest, Remote: j.remote, Sources: j.sources, SourceCount: len(j.msgs)}
+		j.err = roundTrip(names, j.dest)
+		for _, s := range j.msgs {
+			j.rep.SourceBytes += s.size
+		}
+	}
+	return first, nil
 }
 
 // plan creates the destination folder if needed (not in a dry run),

@@ -309,6 +309,9 @@ func printMigration(w io.Writer, enc *json.Encoder, res *agent.MigrateResult, ru
 		fmt.Fprintf(tw, "%s\t%d (%s)\t%d (%s)\t%d (%s)\t%d\t%d\t", safe(name), f.SourceCount, humanBytes(f.SourceBytes),
 			f.DestCount, humanBytes(f.DestBytes), f.Copied, humanBytes(f.CopiedBytes), f.Missing, f.Extra)
 		var notes []string
+		if f.Remote != "" && f.Remote != f.Dest {
+			notes = append(notes, "server folder "+safe(f.Remote))
+		}
 		if f.Created {
 			notes = append(notes, map[bool]string{false: "created", true: "to create"}[rep.DryRun])
 		}
@@ -354,7 +357,7 @@ func printMigrationJSON(enc *json.Encoder, res *agent.MigrateResult, newMsgs int
 	enc.Encode(ev)
 	if rep != nil {
 		for _, f := range rep.Folders {
-			ev := map[string]any{"event": "folder", "folder": f.Dest, "sources": f.Sources, "created": f.Created,
+			ev := map[string]any{"event": "folder", "folder": f.Dest, "server_folder": f.Remote, "sources": f.Sources, "created": f.Created,
 				"source_messages": f.SourceCount, "source_bytes": f.SourceBytes,
 				"dest_messages": f.DestCount, "dest_bytes": f.DestBytes,
 				"copied": f.Copied, "copied_bytes": f.CopiedBytes, "failed": f.Failed,
