@@ -39,15 +39,38 @@ const dialTimeout = 30 * time.Second
 
 // Dial connects and logs in. Errors are one readable line (see ConnError).
 func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
-	c, err := e.connect(ctx)
-	if err != nil {
-		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
+	gctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopWatch := func() {}
+	if e.TLS == "starttls" || e.TLS == "none" {
+		// A plain-text greeting from a port that speaks TLS never comes
+		// (the server waits for our handshake): say so within seconds.
+		stopWatch = nethint.WatchTLSPort(gctx, e.Addr, cancel)
 	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stopWatch()
+	greetErr := func(err error) error {
+		var tlsPort *nethint.SpeaksTLSError
+		switch {
+		case errors.As(context.Cause(gctx), &tlsPort) && ctx.Err() == nil:
+			err = tlsPort
+		case (e.TLS == "starttls" || e.TLS == "none") && ctx.Err() == nil && isConnErr(err) && nethint.SpeaksTLS(ctx, e.Addr):
+			// go-imap's STARTTLS is sent before the greeting is read:
+			// a TLS port closes the connection at once.
+			err = &nethint.SpeaksTLSError{Addr: e.Addr}
+		}
+		return &ConnError{Addr: e.Addr, Op: "connect", Err: err}
+	}
+	c, err := e.connect(gctx)
+	if err != nil {
+		return nil, greetErr(err)
+	}
+	stop := context.AfterFunc(gctx, func() { c.Close() })
 	defer stop()
-	if err := c.WaitGreeting(); err != nil {
+	err = c.WaitGreeting()
+	stopWatch()
+	if err != nil {
 		c.Close()
-		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
+		return nil, greetErr(err)
 	}
 	if err := c.Login(e.Username, e.Password).Wait(); err != nil {
 		c.Close()
@@ -123,7 +146,8 @@ func (e *ConnError) Temporary() bool {
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	if errors.As(e.Err, &certErr) || errors.As(e.Err, &unknownAuth) || errors.As(e.Err, &hostErr) || errors.As(e.Err, &invalid) {
+	var tlsPort *nethint.SpeaksTLSError
+	if errors.As(e.Err, &tlsPort) || errors.As(e.Err, &certErr) || errors.As(e.Err, &unknownAuth) || errors.As(e.Err, &hostErr) || errors.As(e.Err, &invalid) {
 		return false
 	}
 	return true

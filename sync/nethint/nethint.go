@@ -7,6 +7,7 @@
 package nethint
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 )
 
 // Describe returns the line for err when it is one of the failures this
@@ -64,4 +66,41 @@ type SpeaksTLSError struct {
 func (e *SpeaksTLSError) Error() string {
 	_, port, _ := net.SplitHostPort(e.Addr)
 	return fmt.Sprintf("no greeting: port %s speaks TLS directly (use tls = \"implicit\", or the server's plain port)", port)
+}
+
+// ProbeAfter is how long a plain-text dial (tls "starttls" or "none")
+// waits for the greeting before it checks, on a second connection,
+// whether the port speaks TLS; ProbeWait bounds that check.
+var ProbeAfter, ProbeWait = 2 * time.Second, 3 * time.Second
+
+// WatchTLSPort guards a plain-text dial to addr: if the dial has not
+// called the returned stop within ProbeAfter and the port answers a TLS
+// handshake, cancel is called with a *SpeaksTLSError. A server that is
+// only slow to greet is waited for. The probe's connection is closed
+// without sending anything over it.
+func WatchTLSPort(ctx context.Context, addr string, cancel context.CancelCauseFunc) (stop func()) {
+	t := time.AfterFunc(ProbeAfter, func() {
+		if SpeaksTLS(ctx, addr) {
+			cancel(&SpeaksTLSError{Addr: addr})
+		}
+	})
+	return func() { t.Stop() }
+}
+
+// SpeaksTLS reports whether the server at addr answers a TLS handshake.
+// The certificate is not checked: the answer only tells whether the port
+// speaks TLS.
+func SpeaksTLS(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: ProbeWait}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(ProbeWait))
+	host, _, _ := net.SplitHostPort(addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: true})
+	err = tc.HandshakeContext(ctx)
+	var alert tls.AlertError
+	return err == nil || errors.As(err, &alert)
 }

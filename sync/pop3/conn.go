@@ -2,7 +2,6 @@ package pop3
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -129,11 +128,6 @@ func describe(err error) string {
 	return printable(strings.TrimPrefix(err.Error(), "pop3: "))
 }
 
-// probeAfter is how long a plain-text dial (tls "starttls" or "none")
-// waits for the greeting before it checks, on a second connection,
-// whether the port speaks TLS; probeWait bounds that check.
-var probeAfter, probeWait = 2 * time.Second, 3 * time.Second
-
 // dialHinted is Dial, except that a plain-text dial to a port that speaks
 // TLS (where the server waits for a handshake and we for its greeting,
 // until the timeout) fails within seconds with a nethint.SpeaksTLSError.
@@ -144,12 +138,7 @@ func dialHinted(ctx context.Context, addr string, o *Options) (*Client, error) {
 	}
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	t := time.AfterFunc(probeAfter, func() {
-		if speaksTLS(dctx, addr) {
-			cancel(&nethint.SpeaksTLSError{Addr: addr})
-		}
-	})
-	defer t.Stop()
+	defer nethint.WatchTLSPort(dctx, addr, cancel)()
 	c, err := Dial(dctx, addr, o)
 	var tlsPort *nethint.SpeaksTLSError
 	if err != nil && errors.As(context.Cause(dctx), &tlsPort) {
@@ -158,20 +147,3 @@ func dialHinted(ctx context.Context, addr string, o *Options) (*Client, error) {
 	return c, err
 }
 
-// speaksTLS reports whether the server at addr answers a TLS handshake.
-// The certificate is not checked: the connection only tells whether the
-// port speaks TLS, and is closed without sending anything over it.
-func speaksTLS(ctx context.Context, addr string) bool {
-	d := net.Dialer{Timeout: probeWait}
-	raw, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer raw.Close()
-	_ = raw.SetDeadline(time.Now().Add(probeWait))
-	host, _, _ := net.SplitHostPort(addr)
-	tc := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: true})
-	err = tc.HandshakeContext(ctx)
-	var alert tls.AlertError
-	return err == nil || errors.As(err, &alert)
-}
