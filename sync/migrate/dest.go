@@ -134,10 +134,9 @@ func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
 		}
 		buf, err := imapsync.CollectMessage(msg)
 		if err != nil {
-			// Half-read response: the connection cannot be used again, and
-			// Close would wait for go-imap's reader (see imapsync.abort).
-			go c.Close()
-			return nil, fmt.Errorf("FETCH %s: %w", name, err)
+			// Half-read response: the connection cannot be used again;
+			// AbortFetch closes it without leaving go-imap's goroutines.
+			return nil, imapsync.AbortFetch(c, cmd, fmt.Errorf("FETCH %s: %w", name, err))
 		}
 		if buf.UID == 0 {
 			continue

@@ -146,4 +146,3 @@ func dialHinted(ctx context.Context, addr string, o *Options) (*Client, error) {
 	}
 	return c, err
 }
-
