@@ -345,8 +345,12 @@ func literalSize(s string) (int64, bool) {
 	if i < 0 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(strings.TrimSuffix(s[i+1:len(s)-1], "+"), 10, 64)
-	if err != nil || n < 0 {
+	digits := strings.TrimSuffix(s[i+1:len(s)-1], "+")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false // number = 1*DIGIT: no sign
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
 		return 0, false
 	}
 	return n, true
