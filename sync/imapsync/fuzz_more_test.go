@@ -356,7 +356,7 @@ func FuzzUploaderReadLine(f *testing.F) {
 		if line, err := u.readLine(); err == nil && strings.ContainsAny(line, "\n") {
 			t.Fatalf("readLine(%q) = %q", raw, line)
 		}
-		if strings.ContainsAny(before+after, "\n") || strings.HasSuffix(after, "}") {
+		if strings.ContainsAny(before+after, "\n") || strings.HasSuffix(strings.TrimRight(after, "\r"), "}") {
 			return
 		}
 		marker := "{" + strconv.Itoa(len(lit)) + "}"
