@@ -429,3 +429,101 @@ func FuzzWithoutUID(f *testing.F) {
 		}
 	})
 }
+
+// decodeMailboxRef reads a quoted string of a mailbox name in modified
+// UTF-7 (RFC 3501 5.1.3), strictly: it fails on anything an encoder must
+// not write (printable ASCII in base64, two base64 runs in a row, padding
+// bits, an empty run).
+func decodeMailboxRef(q string) (string, bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return "", false
+	}
+	var raw []byte
+	for i := 1; i < len(q)-1; i++ {
+		c := q[i]
+		if c < 0x20 || c > 0x7e || c == '"' {
+			return "", false
+		}
+		if c == '\\' {
+			i++
+			if i == len(q)-1 || q[i] != '"' && q[i] != '\\' {
+				return "", false
+			}
+			c = q[i]
+		}
+		raw = append(raw, c)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
+	var out []rune
+	lastRun := false
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '&' {
+			out = append(out, rune(raw[i]))
+			lastRun = false
+			continue
+		}
+		end := bytes.IndexByte(raw[i:], '-')
+		if end < 0 {
+			return "", false
+		}
+		b64 := raw[i+1 : i+end]
+		i += end
+		if len(b64) == 0 {
+			out = append(out, '&')
+			lastRun = false
+			continue
+		}
+		if lastRun {
+			return "", false
+		}
+		lastRun = true
+		var bits, nbits uint32
+		var units []uint16
+		for _, c := range b64 {
+			v := strings.IndexByte(alphabet, c)
+			if v < 0 {
+				return "", false
+			}
+			bits = bits<<6 | uint32(v)
+			nbits += 6
+			if nbits >= 16 {
+				nbits -= 16
+				units = append(units, uint16(bits>>nbits))
+				bits &= 1<<nbits - 1
+			}
+		}
+		if bits != 0 || nbits >= 6 || len(units) == 0 {
+			return "", false
+		}
+		for j := 0; j < len(units); j++ {
+			u := rune(units[j])
+			switch {
+			case u >= 0xd800 && u < 0xdc00 && j+1 < len(units) && units[j+1] >= 0xdc00 && units[j+1] < 0xe000:
+				u = 0x10000 + (u-0xd800)<<10 + rune(units[j+1]) - 0xdc00
+				j++
+			case u >= 0xd800 && u < 0xe000:
+				return "", false
+			case u >= 0x20 && u <= 0x7e:
+				return "", false // printable ASCII goes as itself
+			}
+			out = append(out, u)
+		}
+	}
+	return string(out), true
+}
+
+// FuzzQuoteMailbox: a folder name goes upstream as a quoted string of
+// printable ASCII that a strict modified UTF-7 decoder reads back as the
+// name (an invalid UTF-8 byte is sent as U+FFFD).
+func FuzzQuoteMailbox(f *testing.F) {
+	for _, s := range []string{"INBOX", "Entwürfe", "a&b", `"q"\`, "日本語/テスト", "\U0001F600", "ü&ü", "\x00\x1f\x7f", "\xff", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		q := quoteMailbox(name)
+		got, ok := decodeMailboxRef(q)
+		if want := string([]rune(name)); !ok || got != want {
+			t.Fatalf("quoteMailbox(%q) = %s, which reads as %q, %v", name, q, got, ok)
+		}
+	})
+}
