@@ -527,3 +527,72 @@ func FuzzQuoteMailbox(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitCollisions: of the server folders of a LIST (their names from
+// fuzzed text, a map entry among them), those that would share a local
+// folder, INBOX in any case and, on a case-insensitive file system, names
+// differing in case, are all set apart in groups; the others, each alone in
+// its local folder, are synced; no folder is lost or doubled.
+func FuzzSplitCollisions(f *testing.F) {
+	f.Add("INBOX\ninbox\nSent\nsent\na.b\na\u2215b", byte('.'), "Sent", "Archive", false)
+	f.Add("x\nX\ny", byte('/'), "y", "x", true)
+	f.Fuzz(func(t *testing.T, list string, d byte, mapFrom, mapTo string, foldCase bool) {
+		delim := fuzzDelim(d)
+		fmap := map[string]string{}
+		if mapFrom != "" && mapTo != "" {
+			fmap[mapFrom] = mapTo
+		}
+		var remote []remoteFolder
+		seen := map[string]bool{}
+		for _, name := range strings.Split(list, "\n") {
+			if name == "" || seen[name] {
+				continue // a server lists each folder once
+			}
+			seen[name] = true
+			remote = append(remote, remoteFolder{Remote: name, Local: mappedName(name, delim, fmap), Delim: delim})
+		}
+		key := func(local string) string {
+			if strings.EqualFold(local, "INBOX") || len(local) > 6 && strings.EqualFold(local[:6], "INBOX/") {
+				local = "INBOX" + local[5:]
+			}
+			if foldCase {
+				local = strings.ToLower(local)
+			}
+			return local
+		}
+		ok, groups := splitCollisions(remote, foldCase)
+		count := map[string]int{}
+		for _, rf := range remote {
+			count[key(rf.Local)]++
+		}
+		var back []remoteFolder
+		for _, rf := range ok {
+			if count[key(rf.Local)] != 1 {
+				t.Fatalf("%q (local %q) is synced, but shares its local folder", rf.Remote, rf.Local)
+			}
+			back = append(back, rf)
+		}
+		for _, g := range groups {
+			if len(g) < 2 {
+				t.Fatalf("a group of %d: %+v", len(g), g)
+			}
+			for _, rf := range g {
+				if key(rf.Local) != key(g[0].Local) || count[key(rf.Local)] != len(g) {
+					t.Fatalf("group %+v is not one local folder's", g)
+				}
+			}
+			back = append(back, g...)
+			if err := collisionError(g); err == nil || !strings.Contains(err.Error(), strconv.Quote(groupLocal(g))) {
+				t.Fatalf("collisionError(%+v) = %v", g, err)
+			}
+		}
+		if len(back) != len(remote) {
+			t.Fatalf("%d server folders in, %d out", len(remote), len(back))
+		}
+		for _, rf := range remote {
+			if !slices.ContainsFunc(back, func(x remoteFolder) bool { return x.Remote == rf.Remote }) {
+				t.Fatalf("%q lost", rf.Remote)
+			}
+		}
+	})
+}
