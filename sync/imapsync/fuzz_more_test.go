@@ -308,24 +308,31 @@ func kwFlags(kw []string) []imap.Flag {
 
 // FuzzParseAppendUID: an APPENDUID code parses to the UIDs of its set in
 // order, checked against a regular expression of the grammar and the set
-// written out again; anything else is refused.
+// written out again, and never to more than asked for; anything else is
+// refused.
 func FuzzParseAppendUID(f *testing.F) {
 	for _, s := range []string{"[APPENDUID 38505 3955] APPEND completed", "[APPENDUID 1 1:3,7] ok", "[APPENDUID 1 3:1]", "[APPENDUID 1 0]",
 		"[APPENDUID 1 1:*]", "[APPENDUID 1 1,,2]", "[APPENDUID x 5]", "[APPENDUID 1 4294967295]", "[APPENDUID 1 1:4294967295]", "[APPENDUID  1  2 ]"} {
-		f.Add(s)
+		f.Add(s, uint16(100))
 	}
-	codeRE := regexp.MustCompile(`^\[APPENDUID +[^ \]]+ +([0-9:,]+) *\]`)
-	f.Fuzz(func(t *testing.T, text string) {
-		uids, ok := parseAppendUID(text)
+	codeRE := regexp.MustCompile(`^\[APPENDUID ([0-9]+) ([0-9:,]+)\]`)
+	f.Fuzz(func(t *testing.T, text string, max uint16) {
+		uids, ok := parseAppendUID(text, int(max))
 		if !ok {
 			return
+		}
+		if len(uids) > int(max) {
+			t.Fatalf("parseAppendUID(%q, %d) = %d UIDs", text, max, len(uids))
 		}
 		m := codeRE.FindStringSubmatch(text)
 		if m == nil || len(uids) == 0 {
 			t.Fatalf("parseAppendUID(%q) = %v, accepted", text, uids)
 		}
+		if v, err := strconv.ParseUint(m[1], 10, 32); err != nil || v == 0 {
+			t.Fatalf("parseAppendUID(%q) = %v, accepted", text, uids)
+		}
 		var want []uint32
-		for _, part := range strings.Split(m[1], ",") {
+		for _, part := range strings.Split(m[2], ",") {
 			lo, hi, isRange := strings.Cut(part, ":")
 			a, err1 := strconv.ParseUint(lo, 10, 32)
 			b, err2 := strconv.ParseUint(hi, 10, 32)

@@ -222,7 +222,7 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	if !u.uidPlus {
 		return nil, nil
 	}
-	uids, ok := parseAppendUID(text)
+	uids, ok := parseAppendUID(text, len(msgs))
 	if !ok || len(uids) != len(msgs) {
 		return nil, nil // no usable APPENDUID: the intents stay, the next run matches by content
 	}
@@ -357,8 +357,9 @@ func literalSize(s string) (int64, bool) {
 }
 
 // parseAppendUID reads "[APPENDUID <uidvalidity> <uid-set>] ..." and
-// returns the UIDs in the order given.
-func parseAppendUID(text string) ([]uint32, bool) {
+// returns the UIDs in the order given. A set of more than max UIDs is
+// refused without being written out (a server could name 2^32 in a line).
+func parseAppendUID(text string, max int) ([]uint32, bool) {
 	rest, ok := strings.CutPrefix(text, "[APPENDUID ")
 	if !ok {
 		return nil, false
@@ -367,8 +368,12 @@ func parseAppendUID(text string) ([]uint32, bool) {
 	if end < 0 {
 		return nil, false
 	}
-	f := strings.Fields(rest[:end])
+	// resp-code-apnd = "APPENDUID" SP nz-number SP append-uid (RFC 4315)
+	f := strings.Split(rest[:end], " ")
 	if len(f) != 2 {
+		return nil, false
+	}
+	if v, err := strconv.ParseUint(f[0], 10, 32); err != nil || v == 0 {
 		return nil, false
 	}
 	var uids []uint32
@@ -380,9 +385,12 @@ func parseAppendUID(text string) ([]uint32, bool) {
 		}
 		b := a
 		if isRange {
-			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a || b-a > 1<<20 {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a {
 				return nil, false
 			}
+		}
+		if b-a >= uint64(max-len(uids)) {
+			return nil, false
 		}
 		for x := a; x <= b; x++ {
 			uids = append(uids, uint32(x))

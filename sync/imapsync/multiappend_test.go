@@ -27,8 +27,11 @@ func TestParseAppendUID(t *testing.T) {
 		{"[APPENDUID 1 0] x", nil},
 		{"[APPENDUID 1 5:3] x", nil},
 		{"[APPENDUID 1] x", nil},
+		{"[APPENDUID 1 1:6,7] x", nil},                     // more than max
+		{"[APPENDUID 1 1:4294967295,1:4294967295] x", nil}, // far more
+		{"[APPENDUID 1 4294967290:4294967295] x", []uint32{4294967290, 4294967291, 4294967292, 4294967293, 4294967294, 4294967295}},
 	} {
-		got, ok := parseAppendUID(tc.text)
+		got, ok := parseAppendUID(tc.text, 6)
 		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
 			t.Errorf("parseAppendUID(%q) = %v, %v; want %v", tc.text, got, ok, tc.want)
 		}
