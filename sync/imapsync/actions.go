@@ -20,7 +20,8 @@ type Action struct {
 	// Key is the Maildir key; "" for a download (the file is made then).
 	Key string
 	// Flags is, for OpFlagsLocal, the new local flags and keywords
-	// ("2,FS $Label1"); for OpFlagsServer, the STORE ("+added|-removed").
+	// ("2,FS $Label1"); for OpFlagsServer, the STORE ("+\Seen -$Label1": each flag
+	// added or removed, see flagDiff).
 	Flags string
 }
 

@@ -351,8 +351,12 @@ func literalSize(s string) (int64, bool) {
 	if i < 0 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(strings.TrimSuffix(s[i+1:len(s)-1], "+"), 10, 64)
-	if err != nil || n < 0 {
+	digits := strings.TrimSuffix(s[i+1:len(s)-1], "+")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false // number = 1*DIGIT: no sign
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
 		return 0, false
 	}
 	return n, true
@@ -371,8 +375,12 @@ func parseAppendUID(text string, limit int) ([]uint32, bool) {
 	if end < 0 {
 		return nil, false
 	}
-	f := strings.Fields(rest[:end])
+	// resp-code-apnd = "APPENDUID" SP nz-number SP append-uid (RFC 4315)
+	f := strings.Split(rest[:end], " ")
 	if len(f) != 2 {
+		return nil, false
+	}
+	if v, err := strconv.ParseUint(f[0], 10, 32); err != nil || v == 0 {
 		return nil, false
 	}
 	type span struct{ a, b uint64 }

@@ -33,9 +33,12 @@ func TestParseAppendUID(t *testing.T) {
 		{"[APPENDUID 1 4294967294:4294967295] x", []uint32{4294967294, 4294967295}},
 		{"[APPENDUID 1 1:4294967295] x", nil},
 		{"[APPENDUID 1 1:1000000,1:1000000,1:1000000] x", nil},
-		{"[APPENDUID 1 1:5] x", nil}, // more than the 4 messages appended
+		{"[APPENDUID 1 1:7] x", nil},                       // more than the 6 messages appended
+		{"[APPENDUID 1 1:6,7] x", nil},                     // more than max
+		{"[APPENDUID 1 1:4294967295,1:4294967295] x", nil}, // far more
+		{"[APPENDUID 1 4294967290:4294967295] x", []uint32{4294967290, 4294967291, 4294967292, 4294967293, 4294967294, 4294967295}},
 	} {
-		got, ok := parseAppendUID(tc.text, 4)
+		got, ok := parseAppendUID(tc.text, 6)
 		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
 			t.Errorf("parseAppendUID(%q) = %v, %v; want %v", tc.text, got, ok, tc.want)
 		}

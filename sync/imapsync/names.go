@@ -49,6 +49,9 @@ func (n FolderNames) Local(remote string) string {
 
 // unmapped is Local without the folder map.
 func (n FolderNames) unmapped(remote string) string {
+	if strings.EqualFold(remote, "INBOX") {
+		return "INBOX" // whatever the delimiter: it may be a letter of INBOX
+	}
 	name := remote
 	if rest, ok := n.cutPrefix(remote); ok {
 		name = rest

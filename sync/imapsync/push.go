@@ -175,7 +175,10 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 	return nil
 }
 
-// flagDiff encodes what turns (from, fromKw) into (to, toKw) as a group key.
+// flagDiff encodes what turns (from, fromKw) into (to, toKw) as a group key:
+// the flags to add, each with a '+', then those to remove, each with a
+// '-', space-separated ("+\Seen +$Label1 -\Flagged"). A flag is an IMAP
+// atom, which holds no space but may hold any of "+-|".
 func flagDiff(from maildir.Flags, fromKw []string, to maildir.Flags, toKw []string) string {
 	var add, del []string
 	for _, f := range (to &^ from).IMAP() {
@@ -196,16 +199,25 @@ func flagDiff(from maildir.Flags, fromKw []string, to maildir.Flags, toKw []stri
 	}
 	sort.Strings(add)
 	sort.Strings(del)
-	return strings.Join(add, " ") + "|" + strings.Join(del, " ")
+	words := make([]string, 0, len(add)+len(del))
+	for _, f := range add {
+		words = append(words, "+"+f)
+	}
+	for _, f := range del {
+		words = append(words, "-"+f)
+	}
+	return strings.Join(words, " ")
 }
 
+// parseDiff splits a flagDiff key into the flags to add and to remove.
 func parseDiff(key string) (add, del []imap.Flag) {
-	a, d, _ := strings.Cut(key, "|")
-	for _, f := range strings.Fields(a) {
-		add = append(add, imap.Flag(f))
-	}
-	for _, f := range strings.Fields(d) {
-		del = append(del, imap.Flag(f))
+	for _, w := range strings.Fields(key) {
+		switch w[0] {
+		case '+':
+			add = append(add, imap.Flag(w[1:]))
+		case '-':
+			del = append(del, imap.Flag(w[1:]))
+		}
 	}
 	return add, del
 }
