@@ -161,6 +161,21 @@ func FolderDir(root, account, folder string) (string, error) {
 // is postfach's, not another program's Maildir, even when the index is lost.
 const AccountMarker = ".postfach-account"
 
+// OpenAccount starts a run that writes the account's mail below root: it
+// opens the root's Syncer (before anything is written; Close it when the
+// run is over) and marks the account's directory (MarkAccount).
+func OpenAccount(root, account string) (*Syncer, error) {
+	s, err := OpenSyncer(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := MarkAccount(root, account); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // MarkAccount creates the account's directory below root, if needed, and
 // its AccountMarker, durably.
 func MarkAccount(root, account string) error {

@@ -195,13 +195,10 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	// maildir.Syncer for why a fresh descriptor per batch is not enough.
 	if !o.DryRun {
 		var err error
-		if s.files, err = maildir.OpenSyncer(o.Root); err != nil {
+		if s.files, err = maildir.OpenAccount(o.Root, o.Account); err != nil {
 			return nil, err
 		}
 		defer s.files.Close()
-		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
-			return nil, err
-		}
 	}
 	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: s.log}
 	var acct index.AccountID

@@ -204,13 +204,10 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 		// Opened before anything is written, kept until the end: see
 		// maildir.Syncer for why a fresh descriptor per batch is not enough.
 		var err error
-		if f.files, err = maildir.OpenSyncer(o.Root); err != nil {
+		if f.files, err = maildir.OpenAccount(o.Root, o.Account); err != nil {
 			return nil, err
 		}
 		defer f.files.Close()
-		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
-			return nil, err
-		}
 	}
 	if err := f.prepare(ctx); err != nil {
 		return nil, err
