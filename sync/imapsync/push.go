@@ -21,18 +21,9 @@ import (
 // both sides agreed on) and writes the result where the direction allows:
 // locally by renaming the file, upstream by STORE. Upstream goes first, the
 // new base is recorded last, so a crash in between only repeats idempotent
-// work.
+// work. A dry run plans the same changes (planFlags) and applies none.
 func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*index.Message, server map[uint32]*serverMsg) error {
 	o := &w.s.opts
-	type change struct {
-		m            *index.Message
-		newLocal     maildir.Flags
-		newLocalKw   []string
-		newBase      maildir.Flags
-		newBaseKw    []string
-		localChanged bool
-		file         string
-	}
 	var changed []*index.Message
 	for uid := range server {
 		if m := local[uid]; m != nil {
@@ -42,9 +33,57 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 	if err := fill(ctx, o.Index, changed); err != nil {
 		return err
 	}
-	var changes []*change
-	var acts []Action                 // what the changes are, for the Result
-	stores := map[string][]imap.UID{} // "+flags|-flags" -> UIDs
+	p := planFlags(o, local, server)
+	if len(p.changes) == 0 {
+		return nil
+	}
+	pushed := 0
+	for _, uids := range p.stores {
+		pushed += len(uids)
+	}
+	localN := 0
+	for _, c := range p.changes {
+		if c.localChanged {
+			localN++
+		}
+	}
+	if !o.DryRun {
+		if err := w.applyFlags(ctx, j, p, localN > 0); err != nil {
+			return err
+		}
+	}
+	j.update(func(r *FolderResult) {
+		r.FlagsChanged += localN
+		r.FlagsPushed += pushed
+	})
+	j.record(p.acts...)
+	return nil
+}
+
+// flagChange is one message's merged flags: the new local state, the new
+// base, and whether the file is renamed.
+type flagChange struct {
+	m            *index.Message
+	newLocal     maildir.Flags
+	newLocalKw   []string
+	newBase      maildir.Flags
+	newBaseKw    []string
+	localChanged bool
+	file         string
+}
+
+// flagPlan is what syncFlags does: the changes, the STOREs grouped by
+// flagDiff key, and the actions for the Result.
+type flagPlan struct {
+	changes []*flagChange
+	stores  map[string][]imap.UID // flagDiff key -> UIDs
+	acts    []Action
+}
+
+// planFlags merges every message's flags and plans the writes, touching
+// nothing.
+func planFlags(o *Options, local map[uint32]*index.Message, server map[uint32]*serverMsg) *flagPlan {
+	p := &flagPlan{stores: map[string][]imap.UID{}}
 	for uid, m := range local {
 		if m.Partial {
 			continue // unchanged on both sides: the pending rows are whole
@@ -67,57 +106,41 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 			merged = mergeFlags(m.SyncedFlags, m.Flags, remote)
 			mergedKw = mergeKeywords(m.SyncedKeywords, m.Keywords, remoteKw)
 		}
-		c := &change{m: m, newLocal: m.Flags, newLocalKw: m.Keywords, newBase: remote, newBaseKw: remoteKw, file: m.File}
+		c := &flagChange{m: m, newLocal: m.Flags, newLocalKw: m.Keywords, newBase: remote, newBaseKw: remoteKw, file: m.File}
 		if o.pull() {
 			c.newLocal, c.newLocalKw = merged, mergedKw
 		}
 		if o.push() && (merged != remote || !sameKeywords(mergedKw, remoteKw)) {
 			key := flagDiff(remote, remoteKw, merged, mergedKw)
-			stores[key] = append(stores[key], imap.UID(uid))
+			p.stores[key] = append(p.stores[key], imap.UID(uid))
 			c.newBase, c.newBaseKw = merged, mergedKw
-			acts = append(acts, Action{Op: OpFlagsServer, UID: uid, Key: m.Key, Flags: key})
+			p.acts = append(p.acts, Action{Op: OpFlagsServer, UID: uid, Key: m.Key, Flags: key})
 		}
 		c.localChanged = c.newLocal != m.Flags || !sameKeywords(c.newLocalKw, m.Keywords)
 		if !c.localChanged && c.newBase == m.SyncedFlags && sameKeywords(c.newBaseKw, m.SyncedKeywords) {
 			continue
 		}
-		changes = append(changes, c)
+		p.changes = append(p.changes, c)
 		if c.localChanged {
-			acts = append(acts, Action{Op: OpFlagsLocal, UID: uid, Key: m.Key,
+			p.acts = append(p.acts, Action{Op: OpFlagsLocal, UID: uid, Key: m.Key,
 				Flags: strings.Join(append([]string{c.newLocal.Info()}, c.newLocalKw...), " ")})
 		}
 	}
-	if len(changes) == 0 {
-		return nil
-	}
-	// Upstream first.
-	pushed := 0
-	if o.DryRun {
-		for _, uids := range stores {
-			pushed += len(uids)
-		}
-		localN := 0
-		for _, c := range changes {
-			if c.localChanged {
-				localN++
-			}
-		}
-		j.update(func(r *FolderResult) {
-			r.FlagsChanged += localN
-			r.FlagsPushed += pushed
-		})
-		j.record(acts...)
-		return nil
-	}
-	keys := make([]string, 0, len(stores))
-	for k := range stores {
+	return p
+}
+
+// applyFlags carries out a flag plan: the STOREs upstream first, then the
+// file renames (and the directory sync when a file was renamed), then the
+// index.
+func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan, renames bool) error {
+	keys := make([]string, 0, len(p.stores))
+	for k := range p.stores {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		uids := stores[k]
 		add, del := parseDiff(k)
-		set := imap.UIDSetNum(uids...)
+		set := imap.UIDSetNum(p.stores[k]...)
 		if len(add) > 0 {
 			if err := w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: add}, nil).Close(); err != nil {
 				return fmt.Errorf("STORE: %w", err)
@@ -128,11 +151,8 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 				return fmt.Errorf("STORE: %w", err)
 			}
 		}
-		pushed += len(uids)
 	}
-	// Then the files.
-	localN := 0
-	for _, c := range changes {
+	for _, c := range p.changes {
 		if c.newLocal != c.m.Flags {
 			if e, ok := entryOf(c.m); ok {
 				ne, err := j.dir.SetFlags(e, c.newLocal)
@@ -142,18 +162,14 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 				c.file = ne.Sub + "/" + ne.Name
 			}
 		}
-		if c.localChanged {
-			localN++
-		}
 	}
-	if localN > 0 {
+	if renames {
 		if err := j.dir.SyncDir(); err != nil {
 			return err
 		}
 	}
-	// Then the index.
-	err := o.Index.Write(ctx, func(tx *index.Tx) error {
-		for _, c := range changes {
+	return w.s.opts.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, c := range p.changes {
 			if err := tx.SetMerged(c.m.ID, c.m.Folder, c.localChanged, c.file, c.newLocal, c.newLocalKw, c.newBase, c.newBaseKw); err != nil {
 				return err
 			}
@@ -164,15 +180,6 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	j.update(func(r *FolderResult) {
-		r.FlagsChanged += localN
-		r.FlagsPushed += pushed
-	})
-	j.record(acts...)
-	return nil
 }
 
 // flagDiff encodes what turns (from, fromKw) into (to, toKw) as a group key:
