@@ -102,106 +102,119 @@ func plural(n int, one, many string) string {
 
 func printReports(w io.Writer, reports []agent.AccountReport, took time.Duration, asJSON bool) {
 	for _, r := range reports {
-		if asJSON {
-			ev := map[string]any{"event": "result", "account": r.Name, "seconds": took.Seconds()}
-			if r.Err != nil {
-				ev["error"] = r.Err.Error()
-			}
-			if r.Result != nil {
-				t := r.Result.Totals()
-				ev["new"], ev["bytes"], ev["flags"], ev["expunged"], ev["rebuilt"] = t.New, t.Bytes, t.FlagsChanged, t.Expunged, t.Rebuilt
-				ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
-				ev["refused"], ev["too_large"], ev["too_large_bytes"] = t.Refused, t.TooLarge, t.TooLargeBytes
-				ev["folders"] = len(r.Result.Folders)
-				ev["moved"], ev["dry_run"] = r.Result.Moved, r.Result.DryRun
-				if len(r.Result.Recovered) > 0 {
-					var rec []map[string]any
-					for _, x := range r.Result.Recovered {
-						rec = append(rec, map[string]any{"from": x.From, "to": x.To, "messages": x.Messages})
-					}
-					ev["recovered"] = rec
-				}
-				if r.Result.DryRun || len(r.Result.FolderActions) > 0 {
-					ev["folder_actions"] = r.Result.FolderActions
-					var plan []map[string]any
-					for _, f := range r.Result.Folders {
-						plan = append(plan, map[string]any{"folder": f.Name, "new": f.New, "bytes": f.Bytes,
-							"flags": f.FlagsChanged, "expunged": f.Expunged, "uploaded": f.Uploaded,
-							"flags_pushed": f.FlagsPushed, "expunged_remote": f.ExpungedRemote,
-							"refused": f.Refused, "too_large": f.TooLarge, "too_large_bytes": f.TooLargeBytes})
-					}
-					ev["plan"] = plan
-				}
-			}
-			if p := r.POP3; p != nil {
-				ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
-				ev["reused"], ev["kept_unproven"] = p.Reused, p.Unproven
-				ev["refused"], ev["dry_run"] = p.Failed, p.DryRun
-				if p.DryRun {
-					plan := []map[string]any{}
-					for _, m := range p.Plan {
-						plan = append(plan, map[string]any{"op": m.Op, "uidl": m.UIDL, "size": m.Size})
-					}
-					ev["plan"] = plan
-				}
-			}
-			json.NewEncoder(w).Encode(ev)
-			continue
+		switch {
+		case asJSON:
+			json.NewEncoder(w).Encode(reportEvent(r, took))
+		case r.POP3 != nil:
+			printPOP3Report(w, r, took)
+		case r.Result != nil: // else the error is printed by main
+			printIMAPReport(w, r, took)
 		}
-		if p := r.POP3; p != nil && p.DryRun {
-			fmt.Fprintf(w, "%s: dry run, nothing changed. A real run would download %d %s (%s) and delete %d on the server",
-				r.Name, p.New, plural(p.New, "message", "messages"), humanBytes(p.Bytes), p.Deleted)
-			if p.Unproven > 0 {
-				fmt.Fprintf(w, ", and leave %d due for deletion there (their local copy is gone or changed)", p.Unproven)
-			}
-			fmt.Fprintln(w)
-			continue
-		}
-		if p := r.POP3; p != nil {
-			fmt.Fprintf(w, "%s: %d new (%s), %d deleted on the server", r.Name, p.New, humanBytes(p.Bytes), p.Deleted)
-			if p.Recovered > 0 {
-				fmt.Fprintf(w, ", %d recovered from an interrupted run", p.Recovered)
-			}
-			if p.Failed > 0 {
-				fmt.Fprintf(w, ", %d refused by the server", p.Failed)
-			}
-			if p.Reused > 0 {
-				fmt.Fprintf(w, ", %d new under a reused UIDL", p.Reused)
-			}
-			if p.Unproven > 0 {
-				fmt.Fprintf(w, ", %d left on the server (their local copy is gone or changed)", p.Unproven)
-			}
-			fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
-			continue
-		}
-		if r.Result == nil {
-			continue // the error is printed by main
-		}
-		if r.Result.DryRun {
-			printPlan(w, r)
-			continue
-		}
-		for _, a := range r.Result.FolderActions {
-			fmt.Fprintf(w, "%s: %s\n", r.Name, safe(a))
-		}
-		t := r.Result.Totals()
-		fmt.Fprintf(w, "%s: %d folders; down: %d new (%s), %d flag changes, %d expunged; up: %d new, %d flag changes, %d deleted",
-			r.Name, len(r.Result.Folders), t.New, humanBytes(t.Bytes), t.FlagsChanged, t.Expunged,
-			t.Uploaded, t.FlagsPushed, t.ExpungedRemote)
-		if r.Result.Moved > 0 {
-			fmt.Fprintf(w, ", %d moved between folders", r.Result.Moved)
-		}
-		if t.Rebuilt > 0 {
-			fmt.Fprintf(w, ", %d re-indexed from disk", t.Rebuilt)
-		}
-		if t.Refused > 0 {
-			fmt.Fprintf(w, ", %d refused by the server (kept here; -v says why)", t.Refused)
-		}
-		if t.TooLarge > 0 {
-			fmt.Fprintf(w, ", %d larger than max_size not copied (%s)", t.TooLarge, humanBytes(t.TooLargeBytes))
-		}
-		fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 	}
+}
+
+// reportEvent is an account's result as the --json "result" event.
+func reportEvent(r agent.AccountReport, took time.Duration) map[string]any {
+	ev := map[string]any{"event": "result", "account": r.Name, "seconds": took.Seconds()}
+	if r.Err != nil {
+		ev["error"] = r.Err.Error()
+	}
+	if r.Result != nil {
+		t := r.Result.Totals()
+		ev["new"], ev["bytes"], ev["flags"], ev["expunged"], ev["rebuilt"] = t.New, t.Bytes, t.FlagsChanged, t.Expunged, t.Rebuilt
+		ev["uploaded"], ev["flags_pushed"], ev["expunged_remote"] = t.Uploaded, t.FlagsPushed, t.ExpungedRemote
+		ev["refused"], ev["too_large"], ev["too_large_bytes"] = t.Refused, t.TooLarge, t.TooLargeBytes
+		ev["folders"] = len(r.Result.Folders)
+		ev["moved"], ev["dry_run"] = r.Result.Moved, r.Result.DryRun
+		if len(r.Result.Recovered) > 0 {
+			var rec []map[string]any
+			for _, x := range r.Result.Recovered {
+				rec = append(rec, map[string]any{"from": x.From, "to": x.To, "messages": x.Messages})
+			}
+			ev["recovered"] = rec
+		}
+		if r.Result.DryRun || len(r.Result.FolderActions) > 0 {
+			ev["folder_actions"] = r.Result.FolderActions
+			var plan []map[string]any
+			for _, f := range r.Result.Folders {
+				plan = append(plan, map[string]any{"folder": f.Name, "new": f.New, "bytes": f.Bytes,
+					"flags": f.FlagsChanged, "expunged": f.Expunged, "uploaded": f.Uploaded,
+					"flags_pushed": f.FlagsPushed, "expunged_remote": f.ExpungedRemote,
+					"refused": f.Refused, "too_large": f.TooLarge, "too_large_bytes": f.TooLargeBytes})
+			}
+			ev["plan"] = plan
+		}
+	}
+	if p := r.POP3; p != nil {
+		ev["new"], ev["bytes"], ev["deleted"] = p.New, p.Bytes, p.Deleted
+		ev["reused"], ev["kept_unproven"] = p.Reused, p.Unproven
+		ev["refused"], ev["dry_run"] = p.Failed, p.DryRun
+		if p.DryRun {
+			plan := []map[string]any{}
+			for _, m := range p.Plan {
+				plan = append(plan, map[string]any{"op": m.Op, "uidl": m.UIDL, "size": m.Size})
+			}
+			ev["plan"] = plan
+		}
+	}
+	return ev
+}
+
+// printPOP3Report prints a POP3 account's run (or dry run) on one line.
+func printPOP3Report(w io.Writer, r agent.AccountReport, took time.Duration) {
+	p := r.POP3
+	if p.DryRun {
+		fmt.Fprintf(w, "%s: dry run, nothing changed. A real run would download %d %s (%s) and delete %d on the server",
+			r.Name, p.New, plural(p.New, "message", "messages"), humanBytes(p.Bytes), p.Deleted)
+		if p.Unproven > 0 {
+			fmt.Fprintf(w, ", and leave %d due for deletion there (their local copy is gone or changed)", p.Unproven)
+		}
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintf(w, "%s: %d new (%s), %d deleted on the server", r.Name, p.New, humanBytes(p.Bytes), p.Deleted)
+	if p.Recovered > 0 {
+		fmt.Fprintf(w, ", %d recovered from an interrupted run", p.Recovered)
+	}
+	if p.Failed > 0 {
+		fmt.Fprintf(w, ", %d refused by the server", p.Failed)
+	}
+	if p.Reused > 0 {
+		fmt.Fprintf(w, ", %d new under a reused UIDL", p.Reused)
+	}
+	if p.Unproven > 0 {
+		fmt.Fprintf(w, ", %d left on the server (their local copy is gone or changed)", p.Unproven)
+	}
+	fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
+}
+
+// printIMAPReport prints an IMAP account's run: its folder actions and one
+// summary line (a dry run prints its plan instead).
+func printIMAPReport(w io.Writer, r agent.AccountReport, took time.Duration) {
+	if r.Result.DryRun {
+		printPlan(w, r)
+		return
+	}
+	for _, a := range r.Result.FolderActions {
+		fmt.Fprintf(w, "%s: %s\n", r.Name, safe(a))
+	}
+	t := r.Result.Totals()
+	fmt.Fprintf(w, "%s: %d folders; down: %d new (%s), %d flag changes, %d expunged; up: %d new, %d flag changes, %d deleted",
+		r.Name, len(r.Result.Folders), t.New, humanBytes(t.Bytes), t.FlagsChanged, t.Expunged,
+		t.Uploaded, t.FlagsPushed, t.ExpungedRemote)
+	if r.Result.Moved > 0 {
+		fmt.Fprintf(w, ", %d moved between folders", r.Result.Moved)
+	}
+	if t.Rebuilt > 0 {
+		fmt.Fprintf(w, ", %d re-indexed from disk", t.Rebuilt)
+	}
+	if t.Refused > 0 {
+		fmt.Fprintf(w, ", %d refused by the server (kept here; -v says why)", t.Refused)
+	}
+	if t.TooLarge > 0 {
+		fmt.Fprintf(w, ", %d larger than max_size not copied (%s)", t.TooLarge, humanBytes(t.TooLargeBytes))
+	}
+	fmt.Fprintf(w, " in %s\n", took.Round(10*time.Millisecond))
 }
 
 // jsonProgress prints at most a few progress lines a second.
