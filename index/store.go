@@ -238,9 +238,12 @@ type dryTx struct {
 	n    int // savepoints taken, for their names
 }
 
-// begin returns the view's transaction, beginning it on first use. The
-// caller holds mu.
-func (s *Store) dryBegin() (*sql.Tx, error) {
+// dryBegin returns the view's transaction, beginning it on first use,
+// unless ctx has ended. The caller holds mu.
+func (s *Store) dryBegin(ctx context.Context) (*sql.Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
 	d := s.dry
 	if d.done {
 		return nil, errors.New("index: dry-run view used after Discard")
@@ -260,10 +263,7 @@ func (s *Store) dryBegin() (*sql.Tx, error) {
 func (s *Store) dryRead(ctx context.Context, fn func(*ReadTx) error) error {
 	s.dry.mu.Lock()
 	defer s.dry.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	tx, err := s.dryBegin()
+	tx, err := s.dryBegin(ctx)
 	if err != nil {
 		return err
 	}
@@ -277,10 +277,7 @@ func (s *Store) dryRead(ctx context.Context, fn func(*ReadTx) error) error {
 func (s *Store) dryWrite(ctx context.Context, fn func(*Tx) error) error {
 	s.dry.mu.Lock()
 	defer s.dry.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	tx, err := s.dryBegin()
+	tx, err := s.dryBegin(ctx)
 	if err != nil {
 		return err
 	}
