@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 )
 
 // Account is one [[accounts]] table: an upstream IMAP or POP3 account.
@@ -49,6 +50,15 @@ type Account struct {
 	// is local folder Archive); nil when not set: the server's NAMESPACE
 	// answer, or what the account recorded.
 	NamespacePrefix *string
+	// IdleFolders are the local folder names `postfach run` keeps an IMAP
+	// IDLE connection open on (within Connections); default ["INBOX"].
+	// The other folders are polled every PollInterval.
+	IdleFolders []string
+
+	// PollInterval is how often `postfach run` checks the server when
+	// nothing pushed a change (IMAP folders without IDLE, POP3 accounts);
+	// default 5 minutes, at least 10 seconds.
+	PollInterval time.Duration
 
 	// POP3 only.
 

@@ -3,11 +3,13 @@ package configs
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 var (
 	imapKeys = []string{"folders", "direction", "expunge", "create_folders", "remove_folders",
-		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections", "namespace_prefix"}
+		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections", "namespace_prefix",
+		"idle_folders"}
 	pop3Keys    = []string{"folder", "keep", "delete_after_days"}
 	secretKeys  = []string{"password", "password_env", "password_cmd"}
 	tlsModes    = []string{"implicit", "starttls", "none"}
@@ -56,6 +58,7 @@ func (d *decoder) account(t *table) Account {
 		t.note("ca_file", envCheck{caFile: a.CAFile})
 	}
 	a.Username = required(t, "username")
+	a.PollInterval = duration(t, "poll_interval", 5*time.Minute, 10*time.Second)
 	a.Password, a.PasswordEnv, a.PasswordCmd, _ = secretSource(t, true)
 
 	switch a.Kind {
@@ -138,6 +141,44 @@ func (d *decoder) imap(t *table, a *Account) {
 	a.MaxDeletePercent = intRange(t, "max_delete_percent", 25, 0, 100)
 	a.Connections = intRange(t, "connections", 4, 1, 16)
 	a.NamespacePrefix = namespacePrefix(t)
+	a.IdleFolders = idleFolders(t, a.Connections)
+}
+
+// idleFolders decodes idle_folders: local folder names, default ["INBOX"],
+// at most connections of them (each holds a connection open).
+func idleFolders(t *table, connections int) []string {
+	fs := t.strings("idle_folders", []string{"INBOX"})
+	for _, f := range fs {
+		if msg := checkFolderName(f); msg != "" {
+			t.errorf("idle_folders", "%q: %s", f, msg)
+		}
+	}
+	if len(fs) > connections {
+		t.errorf("idle_folders", "%d folders, but connections = %d: each IDLE holds a connection open", len(fs), connections)
+	}
+	return fs
+}
+
+// duration decodes a duration such as "5m" or "90s" (Go's syntax), at
+// least lo.
+func duration(t *table, k string, def, lo time.Duration) time.Duration {
+	if !t.has(k) {
+		return def
+	}
+	s := t.str(k, "")
+	if !isA[string](t, k) {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		t.errorf(k, "%q is not a duration (write it as 90s, 5m or 1h30m)", s)
+		return def
+	case d < lo:
+		t.errorf(k, "must be at least %s, not %s", lo, d)
+		return def
+	}
+	return d
 }
 
 // namespacePrefix decodes namespace_prefix: nil when absent (the server's

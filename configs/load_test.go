@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // load writes doc to a config file in a temporary directory and loads it;
@@ -109,6 +110,11 @@ func TestLoadErrors(t *testing.T) {
 		{"direction expunge", account + "direction = \"up\"\nexpunge = \"never\"\n", []string{
 			`FILE:7: accounts[1].direction: must be "both", "pull" or "push", not "up"`,
 			`FILE:8: accounts[1].expunge: must be "both", "local", "remote" or "none", not "never"`}},
+		{"poll_interval", account + "poll_interval = \"5\"\n" + strings.Replace(account, `"a"`, `"b"`, 1) + "poll_interval = \"1s\"\n", []string{
+			`FILE:7: accounts[1].poll_interval: "5" is not a duration (write it as 90s, 5m or 1h30m)`,
+			"FILE:14: accounts[2].poll_interval: must be at least 10s, not 1s"}},
+		{"idle_folders", account + "connections = 1\nidle_folders = [\"INBOX\", \"Lists\"]\n", []string{
+			"FILE:8: accounts[1].idle_folders: 2 folders, but connections = 1: each IDLE holds a connection open"}},
 		{"connections range", account + "connections = 0\n" + strings.Replace(account, `"a"`, `"b"`, 1) + "connections = 17\n", []string{
 			"FILE:7: accounts[1].connections: must be between 1 and 16, not 0",
 			"FILE:14: accounts[2].connections: must be between 1 and 16, not 17"}},
@@ -221,10 +227,11 @@ host = "smtp.example.org"
 			Username: "u", Password: "p",
 			Folders: []string{"*"}, Direction: "both", Expunge: "both", CreateFolders: true,
 			MaxDeletePercent: 25, Connections: 4, Line: 1,
+			IdleFolders: []string{"INBOX"}, PollInterval: 5 * time.Minute,
 		}, {
 			Name: "b", Kind: "pop3", Host: "pop.example.org", Port: 110, TLS: "starttls",
 			Username: "u", PasswordEnv: "B",
-			Folder: "INBOX", Keep: true,
+			Folder: "INBOX", Keep: true, PollInterval: 5 * time.Minute,
 			SMTP: &SMTP{Host: "smtp.example.org", Port: 465, TLS: "implicit", Username: "u", PasswordEnv: "B", Line: 16, account: "b"},
 			Line: 8,
 		}},
