@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 )
 
 // Permanent reports whether retrying err later, with the same
@@ -34,6 +35,12 @@ func Permanent(err error) bool {
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) {
 		return p.Permanent()
+	}
+	// The net package's Temporary says false for a refused connection or
+	// an unreachable network: for the agent those pass.
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return false
 	}
 	var t interface{ Temporary() bool }
 	if errors.As(err, &t) {
