@@ -64,9 +64,9 @@ func openChecked(cfg *configs.Config, create bool) (*index.Store, error) {
 		if err := os.MkdirAll(root, 0o700); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return index.Open(path)
+		return index.OpenStore(root)
 	}
-	st, err := index.Open(path)
+	st, err := index.OpenStore(root)
 	if err != nil {
 		return nil, err
 	}
