@@ -1,4 +1,4 @@
-package imapsync
+package imapconn
 
 import (
 	"context"
@@ -26,7 +26,10 @@ func TestUploaderDovecot(t *testing.T) {
 			Write: func(w io.Writer) error { _, err := io.WriteString(w, s); return err }}
 	}
 	total := 0
-	for _, tc := range []struct{ mode, addr string }{
+	for _, tc := range []struct {
+		mode TLSMode
+		addr string
+	}{
 		{"implicit", d.IMAPSAddr()}, {"starttls", d.IMAPAddr()}, {"none", d.IMAPAddr()},
 	} {
 		e := Endpoint{Addr: tc.addr, TLS: tc.mode, TLSConfig: d.TLSConfig(), Username: user, Password: pass}
