@@ -18,7 +18,7 @@ import (
 type Endpoint struct {
 	Addr      string      // host:port
 	TLS       TLSMode     // zero: TLSImplicit
-	TLSConfig *tls.Config // base of TLSConfig(Addr, ...): nil for the system roots
+	TLSConfig *tls.Config // base of nethint.TLSConfig(Addr, ...); nil: the system roots
 	Username  string
 	Password  string
 	// Debug, if set, receives the raw protocol traffic. It contains the
@@ -85,7 +85,7 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 
 // connect dials the server and hands go-imap the connection (see open).
 func (e *Endpoint) connect(ctx context.Context, mode TLSMode) (*imapclient.Client, error) {
-	opts := &imapclient.Options{TLSConfig: TLSConfig(e.Addr, e.TLSConfig), DebugWriter: e.Debug}
+	opts := &imapclient.Options{TLSConfig: nethint.TLSConfig(e.Addr, e.TLSConfig), DebugWriter: e.Debug}
 	conn, err := e.open(ctx, mode, opts.TLSConfig)
 	if err != nil {
 		return nil, err

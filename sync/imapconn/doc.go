@@ -14,9 +14,10 @@
 //
 // An Endpoint is an address, a TLSMode and credentials. The tls setting
 // is parsed once (ParseTLSMode; the zero TLSMode is TLSImplicit) and every
-// later decision switches on the constant. TLSConfig is the one place a
-// TLS configuration is made: the caller's base (the account's CA file) or
-// the system roots, at least TLS 1.2, ServerName the host of the address.
+// later decision switches on the constant. The TLS configuration is
+// nethint.TLSConfig's, as for POP3: the caller's base (the account's CA
+// file) or the system roots, at least TLS 1.2, ServerName the host of the
+// address.
 // Endpoint.Dial dials, does implicit TLS or STARTTLS, waits for the
 // greeting and logs in; a plain-text dial to a port that speaks TLS fails
 // within seconds with a hint (nethint.WatchTLSPort). DialRetry retries

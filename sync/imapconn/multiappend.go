@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 // Uploads with MULTIAPPEND (RFC 3502): many messages in one APPEND
@@ -69,7 +71,7 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 	if err != nil {
 		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
 	}
-	cfg := TLSConfig(e.Addr, e.TLSConfig)
+	cfg := nethint.TLSConfig(e.Addr, e.TLSConfig)
 	conn, err := e.open(ctx, mode, cfg)
 	if err != nil {
 		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}

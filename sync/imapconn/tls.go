@@ -1,10 +1,6 @@
 package imapconn
 
-import (
-	"crypto/tls"
-	"fmt"
-	"net"
-)
+import "fmt"
 
 // TLSMode says how a connection is secured.
 type TLSMode string
@@ -46,25 +42,3 @@ func (e *ModeError) Error() string {
 
 // Permanent: the same setting fails the same way.
 func (e *ModeError) Permanent() bool { return true }
-
-// TLSConfig is the TLS configuration for a connection to addr (host:port),
-// the one place it is made: base (nil: the system roots) with at least
-// TLS 1.2 and, where base names no server, ServerName the host of addr
-// (the name the certificate must carry). base is not modified.
-func TLSConfig(addr string, base *tls.Config) *tls.Config {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if base == nil {
-		return &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	cfg := base.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	if cfg.MinVersion < tls.VersionTLS12 {
-		cfg.MinVersion = tls.VersionTLS12
-	}
-	return cfg
-}
