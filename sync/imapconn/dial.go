@@ -55,7 +55,8 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 		switch {
 		case errors.As(context.Cause(gctx), &tlsPort) && ctx.Err() == nil:
 			err = tlsPort
-		case mode == TLSStartTLS && errors.As(err, &refused):
+		case mode == TLSStartTLS && errors.As(err, &refused) && refused.Type != imap.StatusResponseTypeBye:
+			// A NO or BAD to STARTTLS (a BYE is the greeting's).
 			return &ConnError{Addr: e.Addr, Op: "STARTTLS", Err: err, refusal: true}
 		case mode.plain() && ctx.Err() == nil && lost(err) && nethint.SpeaksTLS(ctx, e.Addr):
 			// go-imap's STARTTLS is sent before the greeting is read:
