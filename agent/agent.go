@@ -24,6 +24,7 @@ import (
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 	"github.com/postfach/postfach/sync/pop3"
 )
@@ -190,7 +191,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 	if err != nil {
 		return imapsync.Options{}, err
 	}
-	tlsConf, err := tlsConfig(acct)
+	mode, tlsConf, err := tlsSettings(acct)
 	if err != nil {
 		return imapsync.Options{}, err
 	}
@@ -198,9 +199,9 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		Account: acct.Name,
 		Root:    a.cfg.Store.Path,
 		Index:   a.store,
-		Endpoint: imapsync.Endpoint{
+		Endpoint: imapconn.Endpoint{
 			Addr:      acct.Addr(),
-			TLS:       acct.TLS,
+			TLS:       mode,
 			TLSConfig: tlsConf,
 			Username:  acct.Username,
 			Password:  pass,
@@ -226,7 +227,7 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
-	tlsConf, err := tlsConfig(acct)
+	mode, tlsConf, err := tlsSettings(acct)
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
@@ -235,7 +236,7 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 		Root:            a.cfg.Store.Path,
 		Index:           a.store,
 		Addr:            acct.Addr(),
-		TLS:             pop3.TLSMode(acct.TLS),
+		TLS:             pop3.TLSMode(mode),
 		TLSConfig:       tlsConf,
 		Username:        acct.Username,
 		Password:        pass,
@@ -245,11 +246,18 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 	}, nil
 }
 
-// tlsConfig builds the account's TLS settings, only when it uses TLS:
-// loading the system roots costs tens of milliseconds.
-func tlsConfig(acct *configs.Account) (*tls.Config, error) {
-	if acct.TLS == "none" {
-		return nil, nil
+// tlsSettings parses the account's tls setting (the one place it is
+// parsed; POP3 takes the same three modes) and builds its TLS
+// configuration, only when it uses TLS: loading the system roots costs
+// tens of milliseconds.
+func tlsSettings(acct *configs.Account) (imapconn.TLSMode, *tls.Config, error) {
+	mode, err := imapconn.ParseTLSMode(acct.TLS)
+	if err != nil {
+		return "", nil, fmt.Errorf("account %q: %w", acct.Name, err)
 	}
-	return acct.TLSConfig()
+	if mode == imapconn.TLSNone {
+		return mode, nil, nil
+	}
+	cfg, err := acct.TLSConfig()
+	return mode, cfg, err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/postfach/postfach/configs"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 	"github.com/postfach/postfach/sync/migrate"
 	"github.com/postfach/postfach/sync/pop3"
@@ -157,7 +158,7 @@ func (a *Agent) migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, 
 		Progress:            o.Progress,
 	})
 	if err != nil {
-		var ce *imapsync.ConnError
+		var ce *imapconn.ConnError
 		if errors.As(err, &ce) {
 			return res, fmt.Errorf("%s: %w", dst.Name, err)
 		}

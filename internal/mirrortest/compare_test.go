@@ -15,6 +15,7 @@ import (
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -36,7 +37,7 @@ func TestCompareSeesEverything(t *testing.T) {
 	defer st.Close()
 	pass, _ := d.Password(user)
 	_, err = imapsync.Sync(context.Background(), imapsync.Options{Account: "acct", Root: root, Index: st,
-		Endpoint: imapsync.Endpoint{Addr: d.IMAPAddr(), TLS: "none", Username: user, Password: pass}})
+		Endpoint: imapconn.Endpoint{Addr: d.IMAPAddr(), TLS: "none", Username: user, Password: pass}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,8 @@
 //  3. Moves (moves.go): a file that left one local folder for another (same
 //     Maildir key) becomes a UID MOVE upstream.
 //  4. Per folder (skip.go, plan.go), in parallel over Options.Connections
-//     connections. A folder whose LIST-STATUS equals the recorded state, whose
+//     connections (dialed by sync/imapconn, with a MULTIAPPEND uploader
+//     beside them where the server has it). A folder whose LIST-STATUS equals the recorded state, whose
 //     Maildir still matches the index and that has nothing to push is done
 //     without a SELECT: a no-change resync is one LIST plus a directory read
 //     per folder. Otherwise: SELECT; reconcile the Maildir with the index
@@ -125,10 +126,10 @@
 // Exchange's sizes are a little off) or than MaxSize is not stored (not
 // even in part) and is the folder's error, while the rest of the folder
 // syncs (fetch.go, bodyLimit); header sections collected in memory are
-// bounded by MaxCollected. go-imap's deadlines are turned into idle
-// timeouts (deadline.go): a large body on a slow link arrives, a dead link
-// fails after 30 s (a response) or Endpoint.LiteralTimeout (a body)
-// without a byte. A FETCH given up half read leaves none of go-imap's
+// bounded by MaxCollected. go-imap's deadlines are idle timeouts (the
+// connections are sync/imapconn's): a large body on a slow link arrives,
+// a dead link fails after 30 s (a response) or Endpoint.LiteralTimeout (a
+// body) without a byte. A FETCH given up half read leaves none of go-imap's
 // goroutines behind (abortFetch).
 //
 // # Dry run

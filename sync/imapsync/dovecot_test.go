@@ -14,6 +14,7 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -66,7 +67,7 @@ func (e *env) trySync(force bool) (*imapsync.Result, int64, error) {
 		Account: "acct",
 		Root:    e.root,
 		Index:   e.store,
-		Endpoint: imapsync.Endpoint{
+		Endpoint: imapconn.Endpoint{
 			Addr: e.d.IMAPAddr(), TLS: "none",
 			Username: testenv.DefaultUser.Name, Password: pass,
 			Debug: &traffic,

@@ -22,6 +22,7 @@ import (
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -261,7 +262,7 @@ func (m *faultEnv) sync(ctx context.Context, addr string, c imapFault) error {
 	o := imapsync.Options{
 		Account: "acct", Root: m.root, Index: m.store, DialAttempts: 1,
 		ChunkSize: 5, BatchSize: 4, NoMultiAppend: c.noMulti,
-		Endpoint: imapsync.Endpoint{Addr: addr, TLS: "none", Username: m.user.Name, Password: m.user.Password},
+		Endpoint: imapconn.Endpoint{Addr: addr, TLS: "none", Username: m.user.Name, Password: m.user.Password},
 		Logger:   slog.New(slog.NewTextHandler(m.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	_, err := imapsync.Sync(ctx, o)

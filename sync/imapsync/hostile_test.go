@@ -19,6 +19,7 @@ import (
 	"github.com/postfach/postfach/internal/faultproxy"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -319,7 +320,7 @@ func TestAbortMidLiteral(t *testing.T) {
 	pass, _ := e.d.Password(testenv.DefaultUser.Name)
 	_, err = faultproxy.Within(t, 2*time.Second, func(ctx context.Context) (*imapsync.Result, error) {
 		return imapsync.Sync(ctx, imapsync.Options{Account: "acct", Root: e.root, Index: e.store, Connections: 1,
-			Endpoint: imapsync.Endpoint{Addr: fp.Addr(), TLS: "none", Username: testenv.DefaultUser.Name, Password: pass}})
+			Endpoint: imapconn.Endpoint{Addr: fp.Addr(), TLS: "none", Username: testenv.DefaultUser.Name, Password: pass}})
 	})
 	if err == nil {
 		t.Fatal("a run cancelled mid-body succeeded")
@@ -330,54 +331,5 @@ func TestAbortMidLiteral(t *testing.T) {
 	noIMAPGoroutinesLeft(t) // with the stream still held by the proxy
 	if local := e.localMsgs("INBOX"); len(local) != 0 {
 		t.Errorf("%d messages stored", len(local))
-	}
-}
-
-// TestDialModes: the connection postfach dials itself (to give go-imap a
-// progressConn) logs in over implicit TLS, STARTTLS and plain, and keeps
-// the one-line hints for an untrusted certificate, a plain port dialled
-// with TLS and a TLS port dialled in plain text.
-func TestDialModes(t *testing.T) {
-	d := testenv.StartDovecot(t, testenv.WithTLS(testenv.TLSOn))
-	pass, _ := d.Password(testenv.DefaultUser.Name)
-	user := testenv.DefaultUser.Name
-	for _, tc := range []struct {
-		mode, addr string
-		trust      bool
-		wantErr    string
-	}{
-		{"implicit", d.IMAPSAddr(), true, ""},
-		{"starttls", d.IMAPAddr(), true, ""},
-		{"none", d.IMAPAddr(), true, ""},
-		{"implicit", d.IMAPSAddr(), false, "TLS certificate not trusted"},
-		{"implicit", d.IMAPAddr(), true, "did not answer with TLS"},
-		// A plain-text dial to the TLS port: the greeting never comes;
-		// the error says so within seconds, not after the timeout.
-		{"starttls", d.IMAPSAddr(), true, "speaks TLS directly"},
-		{"none", d.IMAPSAddr(), true, "speaks TLS directly"},
-	} {
-		e := imapsync.Endpoint{Addr: tc.addr, TLS: tc.mode, Username: user, Password: pass}
-		if tc.trust {
-			e.TLSConfig = d.TLSConfig()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-		start := time.Now()
-		c, err := e.Dial(ctx)
-		took := time.Since(start)
-		cancel()
-		if took > 10*time.Second {
-			t.Errorf("%s %s: Dial took %v", tc.mode, tc.addr, took.Round(time.Second))
-		}
-		if tc.wantErr == "" {
-			if err != nil {
-				t.Errorf("%s %s: %v", tc.mode, tc.addr, err)
-				continue
-			}
-			imapsync.Logout(context.Background(), c)
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("%s %s (trusted %v): %v; want %q", tc.mode, tc.addr, tc.trust, err, tc.wantErr)
-		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -54,7 +55,7 @@ func TestKillTwoWayChild(t *testing.T) {
 	}
 	o := imapsync.Options{
 		Account: "acct", Root: c.Root, Index: st,
-		Endpoint: imapsync.Endpoint{Addr: c.Addr, TLS: "none", Username: c.User, Password: c.Password},
+		Endpoint: imapconn.Endpoint{Addr: c.Addr, TLS: "none", Username: c.User, Password: c.Password},
 		// The committer's debug lines tell the parent where a kill landed.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}

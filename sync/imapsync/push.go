@@ -15,6 +15,7 @@ import (
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 )
 
 // syncFlags merges each message's flags three ways (base: the last state
@@ -483,10 +484,10 @@ func (w *worker) appendEach(j *folderJob, ups []*upload) (done, refused []*uploa
 // multiAppend uploads with MULTIAPPEND on the run's uploader (see
 // Uploader.AppendAll). It returns the uploads whose UID the server told,
 // and those it refused.
-func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *Uploader, ups []*upload) (done, refused []*upload, err error) {
-	msgs := make([]UploadMsg, len(ups))
+func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *imapconn.Uploader, ups []*upload) (done, refused []*upload, err error) {
+	msgs := make([]imapconn.UploadMsg, len(ups))
 	for i, u := range ups {
-		msgs[i] = UploadMsg{Flags: u.flags, Date: u.m.InternalDate, Size: u.size, Write: u.send}
+		msgs[i] = imapconn.UploadMsg{Flags: u.flags, Date: u.m.InternalDate, Size: u.size, Write: u.send}
 	}
 	err = up.AppendAll(ctx, j.rf.Remote, msgs, func(i int, uid uint32, no error) {
 		u := ups[i]

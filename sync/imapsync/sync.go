@@ -17,14 +17,15 @@ import (
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 )
 
 // Options configure one account's sync. Zero values mean the documented
 // defaults.
 type Options struct {
-	Account  string   // account name; its folders live under Root/<Account>
-	Root     string   // store root (Maildir tree)
-	Endpoint Endpoint // how to reach the server
+	Account  string            // account name; its folders live under Root/<Account>
+	Root     string            // store root (Maildir tree)
+	Endpoint imapconn.Endpoint // how to reach the server
 	Index    *index.Store
 
 	Folders []string // include/exclude patterns (see Match); default all
@@ -200,7 +201,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		}
 		defer s.files.Close()
 	}
-	s.up = LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: s.log}
+	s.up = imapconn.LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: s.log}
 	var acct index.AccountID
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		var err error
@@ -462,7 +463,7 @@ type syncer struct {
 	// sends them without a round trip each (LITERAL+; go-imap announces
 	// every literal above 4 KiB and waits), and a refused message does not
 	// cost the connection.
-	up LazyUploader
+	up imapconn.LazyUploader
 }
 
 // changedUpstream counts the folders whose LIST-STATUS differs from the
@@ -524,7 +525,7 @@ func (s *syncer) predial(ctx context.Context, n int) {
 func (s *syncer) closeSpares(ctx context.Context) {
 	for s.claims.Add(-1) >= 0 {
 		if c := <-s.spares; c != nil {
-			Logout(ctx, c)
+			imapconn.Logout(ctx, c)
 		}
 	}
 }

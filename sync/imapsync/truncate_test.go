@@ -16,6 +16,7 @@ import (
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -114,7 +115,7 @@ func (e *env) options(addr string) imapsync.Options {
 	pass, _ := e.d.Password(testenv.DefaultUser.Name)
 	o := imapsync.Options{
 		Account: "acct", Root: e.root, Index: e.store, DialAttempts: 1,
-		Endpoint: imapsync.Endpoint{Addr: addr, TLS: "none", Username: testenv.DefaultUser.Name, Password: pass},
+		Endpoint: imapconn.Endpoint{Addr: addr, TLS: "none", Username: testenv.DefaultUser.Name, Password: pass},
 	}
 	if e.opts != nil {
 		e.opts(&o)

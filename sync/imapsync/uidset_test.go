@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/internal/imapscript"
 )
 
 // boundedRun runs fn and fails the test if it takes longer than limit or
@@ -61,7 +63,7 @@ func TestSearchAllHostile(t *testing.T) {
 			if tc.esearch {
 				caps += " ESEARCH"
 			}
-			conn := scriptedServer(t, "* OK [CAPABILITY "+caps+"] ready", func(cmd string) []string {
+			conn := imapscript.Server(t, "* OK [CAPABILITY "+caps+"] ready", func(cmd string) []string {
 				switch {
 				case strings.HasPrefix(cmd, "SELECT") || strings.HasPrefix(cmd, "EXAMINE"):
 					return []string{fmt.Sprintf("* %d EXISTS", tc.exists), "* OK [UIDVALIDITY 1] x", "TAG OK [READ-ONLY] done"}
@@ -143,7 +145,7 @@ func parseU(s string) uint32 {
 // of it is read, with a clear error, in bounded memory.
 func TestCollectBounded(t *testing.T) {
 	const huge = 64 << 20
-	conn := scriptedServer(t, "* OK [CAPABILITY IMAP4rev1] ready", func(cmd string) []string {
+	conn := imapscript.Server(t, "* OK [CAPABILITY IMAP4rev1] ready", func(cmd string) []string {
 		switch {
 		case strings.HasPrefix(cmd, "SELECT") || strings.HasPrefix(cmd, "EXAMINE"):
 			return []string{"* 1 EXISTS", "* OK [UIDVALIDITY 1] x", "TAG OK [READ-ONLY] done"}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/sync/imapconn"
 )
 
 // The run's workers: each owns one connection and takes tasks (plan a
@@ -76,7 +78,7 @@ type worker struct {
 func (w *worker) run(ctx context.Context) {
 	defer func() {
 		if w.c != nil {
-			Logout(ctx, w.c)
+			imapconn.Logout(ctx, w.c)
 		}
 	}()
 	for {
@@ -140,14 +142,14 @@ func (w *worker) do(ctx context.Context, t task) error {
 }
 
 func isConnErr(err error) bool {
-	var ce *ConnError
+	var ce *imapconn.ConnError
 	if errors.As(err, &ce) {
 		return true
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConn)
 }
 
-var errConn = errors.New("connection lost")
+var errConn = imapconn.ErrConnLost
 
 func (w *worker) selectFolder(job *folderJob) error {
 	if w.selected == job.rf.Remote {

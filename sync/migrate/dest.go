@@ -15,6 +15,7 @@ import (
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -299,13 +300,13 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 // appendMulti does what appendAll does, over MULTIAPPEND (RFC 3502, see
-// imapsync.Uploader.AppendAll): commands of many messages, each of which
+// imapconn.Uploader.AppendAll): commands of many messages, each of which
 // the server stores in one transaction (Dovecot spends about a quarter of
 // the CPU time of one APPEND each). A NO is reported for its own message,
 // as appendAll does, and the others go on.
-func appendMulti(ctx context.Context, up *imapsync.Uploader, mailbox string, msgs []*srcMsg, done func(appended)) error {
+func appendMulti(ctx context.Context, up *imapconn.Uploader, mailbox string, msgs []*srcMsg, done func(appended)) error {
 	var sent []appended
-	var um []imapsync.UploadMsg
+	var um []imapconn.UploadMsg
 	for _, s := range msgs {
 		size, err := s.crlfSize()
 		if err == nil {
@@ -316,7 +317,7 @@ func appendMulti(ctx context.Context, up *imapsync.Uploader, mailbox string, msg
 			continue
 		}
 		sent = append(sent, appended{s: s, size: size})
-		um = append(um, imapsync.UploadMsg{Flags: s.imapFlags(), Date: s.date, Size: size, Write: func(w io.Writer) error {
+		um = append(um, imapconn.UploadMsg{Flags: s.imapFlags(), Date: s.date, Size: size, Write: func(w io.Writer) error {
 			f, err := s.open()
 			if err != nil {
 				return fmt.Errorf("reading message file %s: %w", s.key, err)

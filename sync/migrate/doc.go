@@ -38,8 +38,12 @@
 //     into CRLF on the fly (nothing is held in memory). APPENDs are
 //     pipelined: up to Options.Window commands are out before the first
 //     answer is awaited, which hides the round trip each literal above 4
-//     KiB costs (go-imap sends LITERAL- literals only up to that size). A
-//     NO to one APPEND is counted and the others go on.
+//     KiB costs (go-imap sends LITERAL- literals only up to that size).
+//     Where the destination has MULTIAPPEND with LITERAL+, one connection
+//     shared by the folders sends many messages per command instead
+//     (imapconn.Uploader). A NO to one APPEND is counted and the others go
+//     on. The destination is dialed as the sync dials (sync/imapconn: the
+//     same TLS modes and defaults, retries and error classes).
 //  5. Verify: FETCH the destination's identities again and match once more:
 //     per folder the Report gives source and destination counts and bytes,
 //     Missing (source messages without a destination copy), Extra

@@ -15,6 +15,7 @@ import (
 	"github.com/postfach/postfach/internal/faultproxy"
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 	"github.com/postfach/postfach/sync/migrate"
 )
@@ -150,8 +151,8 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 			t.Logf("log of the runs:\n%s", log.String())
 		}
 	})
-	endpoint := func(u testenv.User, addr string) imapsync.Endpoint {
-		return imapsync.Endpoint{Addr: addr, TLS: "none", Username: u.Name, Password: u.Password}
+	endpoint := func(u testenv.User, addr string) imapconn.Endpoint {
+		return imapconn.Endpoint{Addr: addr, TLS: "none", Username: u.Name, Password: u.Password}
 	}
 	_, err = imapsync.Sync(context.Background(), imapsync.Options{
 		Account: src.Name, Root: root, Index: st, Direction: "pull", Endpoint: endpoint(src, d.IMAPAddr())})

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -31,7 +32,7 @@ type Options struct {
 	// one of the source folders.
 	Map map[string]string
 
-	Dest        imapsync.Endpoint
+	Dest        imapconn.Endpoint
 	DestAccount string // the destination account's name, for messages
 	// DestFolderMap is the destination account's folder_map (server name
 	// -> postfach name): destination folder names are postfach names, and
@@ -216,7 +217,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Progress.Expect(msgs, bytes)
 		// Where the server has MULTIAPPEND, one connection shared by the
 		// folders copies with it.
-		up := &imapsync.LazyUploader{Endpoint: &o.Dest, Off: o.NoMultiAppend, Log: log}
+		up := &imapconn.LazyUploader{Endpoint: &o.Dest, Off: o.NoMultiAppend, Log: log}
 		p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error {
 			return copyFolder(ctx, c, up.Get(ctx, c), j, &o, log)
 		})
@@ -346,7 +347,7 @@ func damagedErr(damaged []error) error {
 
 // copyFolder APPENDs the messages the destination lacks: with MULTIAPPEND
 // on up when there is one, else one APPEND each on c.
-func copyFolder(ctx context.Context, c *imapclient.Client, up *imapsync.Uploader, j *folderJob, o *Options, log *slog.Logger) error {
+func copyFolder(ctx context.Context, c *imapclient.Client, up *imapconn.Uploader, j *folderJob, o *Options, log *slog.Logger) error {
 	if len(j.todo) == 0 {
 		return nil
 	}
@@ -473,7 +474,7 @@ func (p *pool) close(ctx context.Context) {
 		if c == nil {
 			continue
 		}
-		imapsync.Logout(ctx, c)
+		imapconn.Logout(ctx, c)
 		p.conns[i] = nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 	"github.com/postfach/postfach/sync/migrate"
 )
@@ -45,8 +46,8 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, d: d, root: root, st: st}
 }
 
-func (e *env) endpoint(u testenv.User) imapsync.Endpoint {
-	return imapsync.Endpoint{Addr: e.d.IMAPAddr(), TLS: "none", Username: u.Name, Password: u.Password}
+func (e *env) endpoint(u testenv.User) imapconn.Endpoint {
+	return imapconn.Endpoint{Addr: e.d.IMAPAddr(), TLS: "none", Username: u.Name, Password: u.Password}
 }
 
 // pull syncs alice's account into the store, read-only upstream.

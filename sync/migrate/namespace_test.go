@@ -15,6 +15,7 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/imapsync"
 	"github.com/postfach/postfach/sync/migrate"
 	"github.com/postfach/postfach/sync/pop3"
@@ -49,8 +50,8 @@ func newNSEnv(t *testing.T) *nsEnv {
 	return e
 }
 
-func endpointOf(d *testenv.Dovecot, u testenv.User) imapsync.Endpoint {
-	return imapsync.Endpoint{Addr: d.IMAPAddr(), TLS: "none", Username: u.Name, Password: u.Password}
+func endpointOf(d *testenv.Dovecot, u testenv.User) imapconn.Endpoint {
+	return imapconn.Endpoint{Addr: d.IMAPAddr(), TLS: "none", Username: u.Name, Password: u.Password}
 }
 
 // pull syncs u's account on d into the store as account u.Name, read-only.

@@ -17,7 +17,7 @@ import (
 //
 // An error says what it is by a method anywhere in its chain:
 // Permanent() bool, or Temporary() bool (false meaning permanent), as
-// imapsync.ConnError and pop3's errors do. This is the one classification
+// imapconn.ConnError and pop3's errors do. This is the one classification
 // the agent's backoff uses.
 func Permanent(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {

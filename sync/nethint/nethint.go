@@ -1,7 +1,10 @@
 // Package nethint words the network, DNS and TLS errors of a connection to
 // a mail server as the one line a user needs, with a hint of what to check
-// (the port, the tls setting, ca_file). The sync engines (imapsync, pop3)
-// share it, so that the same failure reads the same for every protocol.
+// (the port, the tls setting, ca_file). The sync engines (imapconn for
+// IMAP, pop3) share it, so that the same failure reads the same for every
+// protocol; they share through it too the one temporary-or-permanent
+// classification of errors (Permanent) and the one default TLS
+// configuration (TLSConfig).
 //
 // It holds no state and imports nothing of postfach.
 package nethint

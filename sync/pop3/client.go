@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 // TLSMode says how a connection is secured.
@@ -122,7 +124,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 		return nil, fmt.Errorf("pop3: address %q: %w", addr, err)
 	}
 	if o.TLS != TLSNone {
-		o.TLSConfig = tlsConfig(o.TLSConfig, host)
+		o.TLSConfig = nethint.TLSConfig(host, o.TLSConfig)
 	}
 
 	d := net.Dialer{Timeout: o.Timeout}
@@ -171,20 +173,8 @@ func checkMode(m TLSMode) error {
 	case TLSImplicit, TLSStartTLS, TLSNone:
 		return nil
 	}
-	return fmt.Errorf("pop3: unknown TLS mode %q (want implicit, starttls or none)", string(m))
-}
-
-// tlsConfig returns a copy of cfg (or a new one) with ServerName filled in.
-func tlsConfig(cfg *tls.Config, host string) *tls.Config {
-	if cfg == nil {
-		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	} else {
-		cfg = cfg.Clone()
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	return cfg
+	// A setting to change: permanent (see nethint.Permanent).
+	return &nethint.PermanentError{Err: fmt.Errorf("pop3: unknown TLS mode %q (want implicit, starttls or none)", string(m))}
 }
 
 // handshake runs the TLS handshake on tc within timeout and ctx.

@@ -97,7 +97,7 @@ func (a *abortState) watch(ctx context.Context) (stop func()) {
 }
 
 // ConnError is a failure to connect to or log in to the server, worded as
-// the one line a user needs (as imapsync.ConnError words IMAP's).
+// the one line a user needs (as imapconn.ConnError words IMAP's).
 type ConnError struct {
 	Addr string
 	Op   string // "connect", "login as USER"

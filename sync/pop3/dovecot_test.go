@@ -11,6 +11,7 @@ import (
 
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/nethint"
 	"github.com/postfach/postfach/sync/pop3"
 )
 
@@ -230,7 +231,7 @@ func TestDovecot(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		c := dial(t, d.POP3Addr(), pop3.TLSNone)
 		err := c.Login(t.Context(), user.Name, "wrong")
-		if !pop3.IsAuthError(err) || pop3.IsTemporary(err) ||
+		if !pop3.IsAuthError(err) || pop3.IsTemporary(err) || !nethint.Permanent(err) ||
 			err.Error() != "pop3: AUTH PLAIN: -ERR [AUTH] Authentication failed." {
 			t.Errorf("Login with a wrong password = %v", err)
 		}
@@ -257,7 +258,7 @@ func secondSession(t *testing.T, d *testenv.Dovecot, user testenv.User) error {
 	defer c2.Close()
 	err = c2.Login(ctx, user.Name, user.Password)
 	var e *pop3.Error
-	if !errors.As(err, &e) || e.Code != "IN-USE" || !pop3.IsTemporary(err) || pop3.IsAuthError(err) {
+	if !errors.As(err, &e) || e.Code != "IN-USE" || !pop3.IsTemporary(err) || pop3.IsAuthError(err) || nethint.Permanent(err) {
 		return fmt.Errorf("second session: Login = %v, want -ERR [IN-USE]", err)
 	}
 	return c1.Quit()

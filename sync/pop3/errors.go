@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"unicode"
+
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 var (
@@ -16,7 +18,8 @@ var (
 
 	// ErrNoSTLS is returned by Dial and NewClient with TLS "starttls" when the
 	// server does not list STLS in its capabilities.
-	ErrNoSTLS = errors.New("pop3: server does not offer STLS; use tls = implicit, or none on a trusted network")
+	// It is permanent (see nethint.Permanent): a setting to change.
+	ErrNoSTLS error = &nethint.PermanentError{Err: errors.New("pop3: server does not offer STLS; use tls = implicit, or none on a trusted network")}
 
 	// ErrNoAPOP is returned by APOP when the server greeting has no timestamp.
 	ErrNoAPOP = errors.New("pop3: server greeting has no APOP timestamp")
@@ -77,6 +80,19 @@ func IsTemporary(err error) bool {
 		}
 	}
 	return false
+}
+
+// Permanent reports whether the server will refuse the same way as long
+// as the settings stay (see nethint.Permanent, the classification the
+// agent's backoff uses): a refused login (IsAuthError) and SYS/PERM (RFC
+// 3206) are permanent; SYS/TEMP, IN-USE and LOGIN-DELAY (IsTemporary) and
+// every other -ERR are temporary.
+func (e *Error) Permanent() bool {
+	if IsTemporary(e) {
+		return false
+	}
+	code := strings.ToUpper(e.Code)
+	return IsAuthError(e) || code == "SYS/PERM" || strings.HasPrefix(code, "SYS/PERM/")
 }
 
 // ProtocolError is a server reply that breaks the protocol: a malformed or

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postfach/postfach/agent"
+	"github.com/postfach/postfach/agent/demo"
 	"github.com/postfach/postfach/configs"
 )
 
@@ -25,7 +26,7 @@ config for it into DIR, mirror it into DIR/Mail and print the status. Run it
 twice to see an incremental sync that downloads nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := agent.StartDemoServer(n)
+			srv, err := demo.Start(n)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package imapsync
+package imapconn
 
 import (
 	"io"

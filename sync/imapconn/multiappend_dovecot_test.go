@@ -1,4 +1,4 @@
-package imapsync
+package imapconn
 
 import (
 	"context"
@@ -12,10 +12,12 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 // TestUploaderDovecot: the MULTIAPPEND client against Dovecot over each
-// TLS mode, and a wrong password as the one clear line of a ConnError.
+// TLS mode, and a wrong password as the one clear line of a ConnError,
+// permanent as for the go-imap connection.
 func TestUploaderDovecot(t *testing.T) {
 	d := testenv.StartDovecot(t, testenv.WithTLS(testenv.TLSOn))
 	user := testenv.DefaultUser.Name
@@ -26,7 +28,10 @@ func TestUploaderDovecot(t *testing.T) {
 			Write: func(w io.Writer) error { _, err := io.WriteString(w, s); return err }}
 	}
 	total := 0
-	for _, tc := range []struct{ mode, addr string }{
+	for _, tc := range []struct {
+		mode TLSMode
+		addr string
+	}{
 		{"implicit", d.IMAPSAddr()}, {"starttls", d.IMAPAddr()}, {"none", d.IMAPAddr()},
 	} {
 		e := Endpoint{Addr: tc.addr, TLS: tc.mode, TLSConfig: d.TLSConfig(), Username: user, Password: pass}
@@ -61,8 +66,8 @@ func TestUploaderDovecot(t *testing.T) {
 	e := Endpoint{Addr: d.IMAPSAddr(), TLS: "implicit", TLSConfig: d.TLSConfig(), Username: user, Password: "wrong"}
 	_, err = e.DialUploader(ctx)
 	var ce *ConnError
-	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "wrong user name or password") {
-		t.Fatalf("wrong password: err = %v, want a ConnError that says so", err)
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "wrong user name or password") || !nethint.Permanent(err) {
+		t.Fatalf("wrong password: err = %v, want a permanent ConnError that says so", err)
 	}
 	t.Log(err)
 }

@@ -1,4 +1,15 @@
-package agent
+// Package demo is the IMAP server of `postfach demo`: an in-process
+// server on 127.0.0.1 seeded with sample mail (folders nested and with a
+// non-ASCII name, encoded headers, some flags), which the demo mirrors
+// like any account. It lives only as long as the command, keeps its mail
+// in memory (go-imap's imapmemserver), accepts one user demo/demo over
+// plain text on loopback only, and is the same for every run with the same
+// message count (a fixed seed).
+//
+// It is part of the binary because `postfach demo` is a user command; it
+// is no test double: the tests run against Dovecot. The production
+// packages (agent, sync/*) never import it.
+package demo
 
 import (
 	"bytes"
@@ -13,10 +24,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 )
 
-// DemoServer is an in-process IMAP server on 127.0.0.1 seeded with sample
-// mail, for `postfach demo`. It is not a test double for anything real: the
-// tests run against Dovecot.
-type DemoServer struct {
+// Server is the running demo server.
+type Server struct {
 	Addr     string
 	User     string
 	Password string
@@ -24,8 +33,8 @@ type DemoServer struct {
 	srv      *imapserver.Server
 }
 
-// StartDemoServer starts the demo server with n sample messages.
-func StartDemoServer(n int) (*DemoServer, error) {
+// Start starts the demo server with n sample messages.
+func Start(n int) (*Server, error) {
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser("demo", "demo")
 	mem.AddUser(user)
@@ -38,7 +47,7 @@ func StartDemoServer(n int) (*DemoServer, error) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < n; i++ {
 		folder := folders[r.IntN(len(folders))]
-		raw, date, flags := demoMessage(r, i)
+		raw, date, flags := sampleMessage(r, i)
 		_, err := user.Append(folder, literal{bytes.NewReader(raw)}, &imap.AppendOptions{Flags: flags, Time: date})
 		if err != nil {
 			return nil, err
@@ -57,11 +66,11 @@ func StartDemoServer(n int) (*DemoServer, error) {
 		return nil, err
 	}
 	go srv.Serve(ln)
-	return &DemoServer{Addr: ln.Addr().String(), User: "demo", Password: "demo", Messages: n, srv: srv}, nil
+	return &Server{Addr: ln.Addr().String(), User: "demo", Password: "demo", Messages: n, srv: srv}, nil
 }
 
 // Close stops the server.
-func (d *DemoServer) Close() error { return d.srv.Close() }
+func (d *Server) Close() error { return d.srv.Close() }
 
 type discardLogger struct{}
 
@@ -72,16 +81,16 @@ type literal struct{ *bytes.Reader }
 func (l literal) Size() int64 { return l.Reader.Size() }
 
 var (
-	demoPeople   = []string{"Ada Lovelace <ada@example.org>", "=?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <jm@example.de>", "Grace Hopper <grace@example.com>", "=?UTF-8?B?5bGx55Sw5aSq6YOO?= <yamada@example.jp>"}
-	demoSubjects = []string{"Meeting notes", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_M=C3=BCnchen?=", "Quarterly report", "Re: offline mail", "Your archive is ready", "Lunch?"}
-	demoWords    = strings.Fields("mail sync archive offline maildir index search backup server folder message flag restore laptop train")
+	samplePeople   = []string{"Ada Lovelace <ada@example.org>", "=?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <jm@example.de>", "Grace Hopper <grace@example.com>", "=?UTF-8?B?5bGx55Sw5aSq6YOO?= <yamada@example.jp>"}
+	sampleSubjects = []string{"Meeting notes", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_M=C3=BCnchen?=", "Quarterly report", "Re: offline mail", "Your archive is ready", "Lunch?"}
+	sampleWords    = strings.Fields("mail sync archive offline maildir index search backup server folder message flag restore laptop train")
 )
 
-func demoMessage(r *rand.Rand, i int) ([]byte, time.Time, []imap.Flag) {
+func sampleMessage(r *rand.Rand, i int) ([]byte, time.Time, []imap.Flag) {
 	date := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * 97 * time.Minute)
 	var body strings.Builder
 	for w := 0; w < 40+r.IntN(200); w++ {
-		body.WriteString(demoWords[r.IntN(len(demoWords))])
+		body.WriteString(sampleWords[r.IntN(len(sampleWords))])
 		if w%12 == 11 {
 			body.WriteString("\r\n")
 		} else {
@@ -89,7 +98,7 @@ func demoMessage(r *rand.Rand, i int) ([]byte, time.Time, []imap.Flag) {
 		}
 	}
 	raw := fmt.Sprintf("From: %s\r\nTo: you@example.net\r\nSubject: %s #%d\r\nDate: %s\r\nMessage-ID: <demo-%d@postfach.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
-		demoPeople[r.IntN(len(demoPeople))], demoSubjects[r.IntN(len(demoSubjects))], i,
+		samplePeople[r.IntN(len(samplePeople))], sampleSubjects[r.IntN(len(sampleSubjects))], i,
 		date.Format(time.RFC1123Z), i, body.String())
 	var flags []imap.Flag
 	if r.IntN(3) > 0 {

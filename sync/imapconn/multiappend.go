@@ -1,24 +1,22 @@
-package imapsync
+package imapconn
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/sync/nethint"
 )
 
 // Uploads with MULTIAPPEND (RFC 3502): many messages in one APPEND
@@ -34,13 +32,12 @@ import (
 // goes out in one piece and the only answers to read are lines, untagged
 // and tagged). It logs in as Endpoint.Dial does. A refused command is sent
 // again one message per command, to find the message the server refuses
-// (see multiAppend); a server without MULTIAPPEND and LITERAL+, or an
-// uploader that cannot connect, gets one APPEND per message on the
-// workers' own connections (appendEach).
+// (AppendAll); a server without MULTIAPPEND and LITERAL+, or an uploader
+// that cannot connect, gets one APPEND per message on the caller's own
+// go-imap connection (LazyUploader.Get returns nil).
 
 // Uploader is one MULTIAPPEND connection; its methods are safe for
-// concurrent use (commands are sent one at a time). sync/migrate uses it
-// too.
+// concurrent use (commands are sent one at a time).
 type Uploader struct {
 	mu      sync.Mutex
 	conn    net.Conn
@@ -62,32 +59,20 @@ type UploadMsg struct {
 	Write func(io.Writer) error // writes exactly Size bytes
 }
 
-// uploadTimeout bounds each read and write of the uploader.
+// uploadTimeout bounds each wait of the uploader without a byte moving;
+// Endpoint.LiteralTimeout replaces it where set (see progressConn).
 const uploadTimeout = 2 * time.Minute
 
 // DialUploader connects and logs in for MULTIAPPEND. It fails (and the
 // caller keeps to plain APPEND) unless the server has MULTIAPPEND and
 // LITERAL+.
 func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
-	d := &net.Dialer{Timeout: 30 * time.Second}
-	host, _, _ := net.SplitHostPort(e.Addr)
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if e.TLSConfig != nil {
-		cfg = e.TLSConfig.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = host // as go-imap does: tls.Client needs it
-		}
+	mode, err := ParseTLSMode(string(e.TLS))
+	if err != nil {
+		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
 	}
-	var conn net.Conn
-	var err error
-	switch e.TLS {
-	case "", "implicit":
-		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", e.Addr)
-	case "starttls", "none":
-		conn, err = d.DialContext(ctx, "tcp", e.Addr)
-	default:
-		return nil, fmt.Errorf("unknown tls mode %q", e.TLS)
-	}
+	cfg := nethint.TLSConfig(e.Addr, e.TLSConfig)
+	conn, err := e.open(ctx, mode, cfg)
 	if err != nil {
 		return nil, &ConnError{Addr: e.Addr, Op: "connect", Err: err}
 	}
@@ -97,7 +82,7 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 	defer stop()
 	fail := func(op string, err error) (*Uploader, error) {
 		u.conn.Close()
-		return nil, &ConnError{Addr: e.Addr, Op: op, Err: err}
+		return nil, &ConnError{Addr: e.Addr, Op: op, Err: err, refusal: op != "connect"} // refusal: see ConnError.Permanent
 	}
 	greeting, err := u.readLine()
 	if err != nil {
@@ -106,7 +91,7 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 	if !strings.HasPrefix(greeting, "* OK") {
 		return fail("connect", fmt.Errorf("unexpected greeting %q", greeting))
 	}
-	if e.TLS == "starttls" {
+	if mode == TLSStartTLS {
 		if _, err := u.command(func(w *bufio.Writer) { w.WriteString("STARTTLS") }); err != nil {
 			return fail("STARTTLS", err)
 		}
@@ -270,20 +255,20 @@ func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(li
 	build(u.bw)
 	u.bw.WriteString("\r\n")
 	if err := u.bw.Flush(); err != nil {
-		u.broken = fmt.Errorf("%w: %w", errConn, err)
+		u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)
 		return "", u.broken
 	}
 	for {
 		u.conn.SetDeadline(time.Now().Add(timeout))
 		line, err := u.readLine()
 		if err != nil {
-			u.broken = fmt.Errorf("%w: %w", errConn, err)
+			u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)
 			return "", u.broken
 		}
 		rest, ok := strings.CutPrefix(line, tag+" ")
 		if !ok {
 			if strings.HasPrefix(line, "* BYE") {
-				u.broken = fmt.Errorf("%w: server said %s", errConn, line[2:])
+				u.broken = fmt.Errorf("%w: server said %s", ErrConnLost, line[2:])
 				return "", u.broken
 			}
 			if untagged != nil {
@@ -301,20 +286,6 @@ func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(li
 			return "", statusError(imap.StatusResponseTypeBad, text)
 		}
 	}
-}
-
-// statusError is a NO or BAD answer as go-imap reports it: the response
-// code ("[AUTHENTICATIONFAILED] ...") apart from the text.
-func statusError(typ imap.StatusResponseType, text string) *imap.Error {
-	e := &imap.Error{Type: typ, Text: text}
-	if rest, ok := strings.CutPrefix(text, "["); ok {
-		if end := strings.IndexByte(rest, ']'); end >= 0 {
-			code, _, _ := strings.Cut(rest[:end], " ")
-			e.Code = imap.ResponseCode(strings.ToUpper(code))
-			e.Text = strings.TrimSpace(rest[end+1:])
-		}
-	}
-	return e
 }
 
 // readLine reads one response line without its CRLF. A literal inside it
@@ -339,148 +310,6 @@ func (u *Uploader) readLine() (string, error) {
 			return "", err
 		}
 	}
-}
-
-// literalSize reports the size of the literal a line piece announces at
-// its end ("{123}" or "{123+}").
-func literalSize(s string) (int64, bool) {
-	if !strings.HasSuffix(s, "}") {
-		return 0, false
-	}
-	i := strings.LastIndexByte(s, '{')
-	if i < 0 {
-		return 0, false
-	}
-	digits := strings.TrimSuffix(s[i+1:len(s)-1], "+")
-	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return 0, false // number = 1*DIGIT: no sign
-	}
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return n, true
-}
-
-// parseAppendUID reads "[APPENDUID <uidvalidity> <uid-set>] ..." and
-// returns the UIDs in the order given. A set of more than limit UIDs (the
-// messages appended) is not usable: it is refused, counted range by range
-// before any range is walked (see uidset.go).
-func parseAppendUID(text string, limit int) ([]uint32, bool) {
-	rest, ok := strings.CutPrefix(text, "[APPENDUID ")
-	if !ok {
-		return nil, false
-	}
-	end := strings.IndexByte(rest, ']')
-	if end < 0 {
-		return nil, false
-	}
-	// resp-code-apnd = "APPENDUID" SP nz-number SP append-uid (RFC 4315)
-	f := strings.Split(rest[:end], " ")
-	if len(f) != 2 {
-		return nil, false
-	}
-	if v, err := strconv.ParseUint(f[0], 10, 32); err != nil || v == 0 {
-		return nil, false
-	}
-	type span struct{ a, b uint64 }
-	var spans []span
-	var n uint64
-	for _, part := range strings.Split(f[1], ",") {
-		lo, hi, isRange := strings.Cut(part, ":")
-		a, err := strconv.ParseUint(lo, 10, 32)
-		if err != nil || a == 0 {
-			return nil, false
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a {
-				return nil, false
-			}
-		}
-		if n += b - a + 1; n > uint64(limit) {
-			return nil, false
-		}
-		spans = append(spans, span{a, b})
-	}
-	uids := make([]uint32, 0, n)
-	for _, s := range spans {
-		for x := s.a; x <= s.b; x++ {
-			uids = append(uids, uint32(x))
-		}
-	}
-	return uids, true
-}
-
-// writeAString writes s as a non-synchronizing literal (LITERAL+), which
-// may hold any byte, or else as a quoted string (see quotable).
-func writeAString(w *bufio.Writer, s string, literalPlus bool) {
-	if literalPlus {
-		fmt.Fprintf(w, "{%d+}\r\n%s", len(s), s)
-		return
-	}
-	w.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' || s[i] == '\\' {
-			w.WriteByte('\\')
-		}
-		w.WriteByte(s[i])
-	}
-	w.WriteByte('"')
-}
-
-// quotable reports whether s can be a quoted string: 7-bit, no CR, LF or NUL.
-func quotable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == 0 || c == '\r' || c == '\n' || c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// utf7Encoding is modified BASE64 of modified UTF-7: ',' for '/', no padding.
-var utf7Encoding = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
-
-// quoteMailbox encodes a UTF-8 mailbox name in modified UTF-7 (RFC 3501
-// 5.1.3) as a quoted string.
-func quoteMailbox(name string) string {
-	var sb strings.Builder
-	sb.WriteByte('"')
-	var run []rune
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		u := utf16.Encode(run)
-		b := make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			b = append(b, byte(c>>8), byte(c))
-		}
-		sb.WriteByte('&')
-		sb.WriteString(utf7Encoding.EncodeToString(b))
-		sb.WriteByte('-')
-		run = run[:0]
-	}
-	for _, r := range name {
-		if r >= 0x20 && r <= 0x7e {
-			flush()
-			switch r {
-			case '&':
-				sb.WriteString("&-")
-			case '"', '\\':
-				sb.WriteByte('\\')
-				sb.WriteRune(r)
-			default:
-				sb.WriteRune(r)
-			}
-			continue
-		}
-		run = append(run, r)
-	}
-	flush()
-	sb.WriteByte('"')
-	return sb.String()
 }
 
 // MULTIAPPEND commands of AppendAll: at most this many messages and bytes
@@ -543,59 +372,4 @@ func (u *Uploader) AppendAll(ctx context.Context, mailbox string, msgs []UploadM
 		start += n
 	}
 	return nil
-}
-
-// LazyUploader is a run's MULTIAPPEND connection: dialed on first need,
-// shared by the run's folders, closed at the end. Get returns nil where
-// it cannot be had (Off, a server without MULTIAPPEND and LITERAL+, or a
-// failed dial, not tried again); the caller then uploads with one APPEND
-// per message on its own connection.
-type LazyUploader struct {
-	Endpoint *Endpoint
-	Off      bool         // never dial: one APPEND each (Options.NoMultiAppend)
-	Log      *slog.Logger // told why there is none; may be nil
-
-	mu    sync.Mutex
-	up    *Uploader
-	tried bool
-}
-
-// Get returns the connection, dialing it the first time; c is a logged-in
-// connection to the same server, for its capabilities.
-func (l *LazyUploader) Get(ctx context.Context, c *imapclient.Client) *Uploader {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.tried {
-		if l.up != nil && l.up.dead.Load() {
-			// It broke in another folder's upload: this folder uploads
-			// on its own connection rather than fail with that error.
-			return nil
-		}
-		return l.up
-	}
-	l.tried = true
-	if l.Off {
-		return nil
-	}
-	if caps := c.Caps(); !caps.Has(imap.CapMultiAppend) || !caps.Has(imap.CapLiteralPlus) {
-		return nil
-	}
-	up, err := l.Endpoint.DialUploader(ctx)
-	if err != nil {
-		if l.Log != nil {
-			l.Log.Info("no MULTIAPPEND connection; one APPEND each", "err", err)
-		}
-		return nil
-	}
-	l.up = up
-	return up
-}
-
-// Close logs out of the connection, if it was dialed.
-func (l *LazyUploader) Close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.up != nil {
-		l.up.Close()
-	}
 }

@@ -1,19 +1,17 @@
-package imapsync
+package imapconn
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/internal/imapscript"
 )
 
 func TestParseAppendUID(t *testing.T) {
@@ -61,62 +59,10 @@ func TestQuoteMailbox(t *testing.T) {
 	}
 }
 
-// scriptedServer answers an uploader over a pipe: each line the client
-// sends (with literals read along) is matched by prefix against the
-// script, which gives the lines to answer ("LITERAL n" sends n bytes of
-// literal content).
-func scriptedServer(t *testing.T, greeting string, script func(cmd string) []string) net.Conn {
-	t.Helper()
-	client, server := net.Pipe()
-	go func() {
-		defer server.Close()
-		br := bufio.NewReader(server)
-		fmt.Fprintf(server, "%s\r\n", greeting)
-		for {
-			var cmd strings.Builder
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				line = strings.TrimRight(line, "\r\n")
-				cmd.WriteString(line)
-				n, ok := literalSize(line)
-				if !ok {
-					break
-				}
-				io.CopyN(io.Discard, br, n)
-			}
-			tag, rest, _ := strings.Cut(cmd.String(), " ")
-			for _, l := range script(rest) {
-				// "LITERAL n": n bytes of literal content, streamed.
-				if ns, ok := strings.CutPrefix(l, "LITERAL "); ok {
-					n, _ := strconv.Atoi(ns)
-					chunk := []byte(strings.Repeat("x", 32<<10))
-					for ; n > 0; n -= len(chunk) {
-						if _, err := server.Write(chunk[:min(n, len(chunk))]); err != nil {
-							return
-						}
-					}
-					continue
-				}
-				// The command's tag at the start, and quoted (an ESEARCH
-				// correlator: (TAG "TAG")).
-				if rest, ok := strings.CutPrefix(l, "TAG "); ok {
-					l = tag + " " + rest
-				}
-				fmt.Fprintf(server, "%s\r\n", strings.ReplaceAll(l, `"TAG"`, `"`+tag+`"`))
-			}
-		}
-	}()
-	t.Cleanup(func() { client.Close() })
-	return client
-}
-
 func TestUploaderScripted(t *testing.T) {
 	caps := "* CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS"
 	up := &Uploader{}
-	up.setConn(scriptedServer(t, "* OK ready", func(cmd string) []string {
+	up.setConn(imapscript.Server(t, "* OK ready", func(cmd string) []string {
 		switch {
 		case strings.HasPrefix(cmd, "APPEND \"Missing\""):
 			return []string{"TAG NO [TRYCREATE] Mailbox doesn't exist"}
@@ -160,7 +106,7 @@ func TestUploaderScripted(t *testing.T) {
 
 func TestUploaderBye(t *testing.T) {
 	up := &Uploader{}
-	up.setConn(scriptedServer(t, "* OK ready", func(cmd string) []string {
+	up.setConn(imapscript.Server(t, "* OK ready", func(cmd string) []string {
 		return []string{"* BYE shutting down"}
 	}))
 	up.readLine()
@@ -168,7 +114,7 @@ func TestUploaderBye(t *testing.T) {
 		_, err := w.Write([]byte("x"))
 		return err
 	}}})
-	if err == nil || !errors.Is(err, errConn) {
+	if err == nil || !errors.Is(err, ErrConnLost) {
 		t.Fatalf("after BYE: err = %v, want a connection error", err)
 	}
 }

@@ -1,4 +1,4 @@
-package imapsync
+package imapconn
 
 import (
 	"net"
@@ -16,7 +16,9 @@ import (
 // go-imap is a progressConn: it turns each such deadline into an idle
 // timeout of the same length, moved forward whenever bytes arrive or
 // leave, as the POP3 client's deadlines are. A dead link still fails after
-// that long without a byte.
+// that long without a byte. The uploader's connection is one too: its
+// deadline (uploadTimeout, set once per command) is an idle timeout the
+// same way.
 
 // literalDeadline tells go-imap's literal deadlines (5 minutes) from its
 // response and command deadlines (30 seconds).
@@ -71,13 +73,28 @@ func (c *progressConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write moves the write deadline forward before each write (go-imap and
-// TLS write in pieces of a few KiB).
+// writePiece is the most Write hands the connection under one deadline.
+const writePiece = 64 << 10
+
+// Write moves the write deadline forward before each piece of at most
+// writePiece bytes: TLS writes records of 16 KiB, but the uploader's
+// bufio.Writer passes a large message body on in one call.
 func (c *progressConn) Write(p []byte) (int, error) {
-	if d := time.Duration(c.writeIdle.Load()); d > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(d))
+	d := time.Duration(c.writeIdle.Load())
+	if d == 0 {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.Write(p)
+	var n int
+	for len(p) > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(d))
+		k, err := c.Conn.Write(p[:min(len(p), writePiece)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
 }
 
 // after is the deadline d from now, or none for 0.
