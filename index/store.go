@@ -66,7 +66,7 @@ var migrations embed.FS
 type Store struct {
 	dry  *dryTx // non-nil: a dry-run view (see DryRun)
 	path string
-	root string // the Maildir root (OpenStore); "" when opened with Open
+	root string  // the Maildir root (OpenStore); "" when opened with Open
 	w    *sql.DB // one connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
 }

@@ -29,6 +29,11 @@ type Endpoint struct {
 	// Every other wait on the server is bounded by 30 s without a byte
 	// (see progressConn).
 	LiteralTimeout time.Duration
+	// Unilateral, when set, receives the server's unilateral data
+	// (EXISTS, EXPUNGE, FETCH outside a command: what an IDLE connection
+	// is told; see IdleWatcher). Its Mailbox and Expunge callbacks run on
+	// go-imap's reader goroutine and must not block.
+	Unilateral *imapclient.UnilateralDataHandler
 }
 
 // dialTimeout bounds the TCP connect and the TLS handshake.
@@ -86,7 +91,7 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 
 // connect dials the server and hands go-imap the connection (see open).
 func (e *Endpoint) connect(ctx context.Context, mode TLSMode) (*imapclient.Client, error) {
-	opts := &imapclient.Options{TLSConfig: nethint.TLSConfig(e.Addr, e.TLSConfig), DebugWriter: e.Debug}
+	opts := &imapclient.Options{TLSConfig: nethint.TLSConfig(e.Addr, e.TLSConfig), DebugWriter: e.Debug, UnilateralDataHandler: e.Unilateral}
 	conn, err := e.open(ctx, mode, opts.TLSConfig)
 	if err != nil {
 		return nil, err

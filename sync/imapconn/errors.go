@@ -30,7 +30,7 @@ type ConnError struct {
 func (e *ConnError) Unwrap() error { return e.Err }
 
 func (e *ConnError) Error() string {
-	return fmt.Sprintf("%s: %s failed: %s", e.Addr, e.Op, describe(e.Err))
+	return fmt.Sprintf("%s: %s failed: %s", e.Addr, e.Op, Describe(e.Err))
 }
 
 // Permanent reports whether retrying with the same settings cannot help:
@@ -61,9 +61,9 @@ func permanentRefusal(e *imap.Error) bool {
 	return true
 }
 
-// describe turns library errors into the one clear line a user needs
+// Describe turns library errors into the one clear line a user needs
 // (network, DNS and TLS failures are worded by nethint, as for POP3).
-func describe(err error) string {
+func Describe(err error) string {
 	var imapErr *imap.Error
 	if errors.As(err, &imapErr) {
 		if imapErr.Code == imap.ResponseCodeAuthenticationFailed {
