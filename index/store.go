@@ -57,6 +57,8 @@ import (
 	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/postfach/postfach/maildir"
 )
 
 //go:embed sql/*.sql
@@ -66,9 +68,14 @@ var migrations embed.FS
 type Store struct {
 	dry  *dryTx // non-nil: a dry-run view (see DryRun)
 	path string
-	root string // the Maildir root (OpenStore); "" when opened with Open
+	root string  // the Maildir root (OpenStore); "" when opened with Open
 	w    *sql.DB // one connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
+
+	// files makes delivered files durable (Deliver): opened by OpenStore,
+	// before the store writes anything, and kept until Close (see
+	// maildir.Syncer).
+	files *maildir.Syncer
 }
 
 // DefaultPath returns the index location for a store root.
@@ -197,7 +204,7 @@ func uriPath(path string) string {
 
 // Close closes the index.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.r.Close(), s.w.Close(), s.files.Close())
 }
 
 // DryRun returns a view of the store for a run that must change nothing:

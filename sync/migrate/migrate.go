@@ -167,6 +167,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Index == nil || o.Root == "" || o.Source == "" {
 		return nil, errors.New("migrate: Index, Root and Source are required")
 	}
+	if err := o.Index.CheckRoot(o.Root); err != nil {
+		return nil, err
+	}
 	if o.Connections <= 0 {
 		o.Connections = 4
 	}
