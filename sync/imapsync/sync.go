@@ -21,10 +21,10 @@ import (
 // Options configure one account's sync. Zero values mean the documented
 // defaults.
 type Options struct {
-	Account  string   // account name; its folders live under Root/<Account>
-	Root     string   // store root (Maildir tree)
-	Endpoint Endpoint // how to reach the server
-	Index    *index.Store
+	Account  string       // account name; its folders live under Root/<Account>
+	Root     string       // store root (Maildir tree)
+	Endpoint Endpoint     // how to reach the server
+	Index    *index.Store // opened with index.OpenStore(Root): the store's door
 
 	Folders []string // include/exclude patterns (see Match); default all
 	// Direction is "both" (default), "pull" (server to local only) or

@@ -18,7 +18,7 @@ import (
 
 // Options configure a migration. Zero values mean the documented defaults.
 type Options struct {
-	Index  *index.Store // the store's index
+	Index  *index.Store // the store's index, opened with index.OpenStore(Root)
 	Root   string       // the store's Maildir root
 	Source string       // the source account's name in the store
 

@@ -28,7 +28,7 @@ type Progress interface {
 type FetchOptions struct {
 	Account string       // account name; also its directory under Root
 	Root    string       // Maildir root of the store
-	Index   *index.Store // the store's index
+	Index   *index.Store // the store's index, opened with index.OpenStore(Root)
 
 	Addr      string      // "host:port"
 	TLS       TLSMode     // default TLSImplicit
