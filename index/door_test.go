@@ -377,3 +377,46 @@ func TestIndexFile(t *testing.T) {
 		t.Errorf("body %q", got)
 	}
 }
+
+// TestFolderPathAndRoot: the path a folder row records is '/'-separated
+// and encoded as maildir places the folder; Dir turns it back into the
+// directory; an engine's root must be the store's.
+func TestFolderPathAndRoot(t *testing.T) {
+	root := t.TempDir()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, name := range []string{"INBOX", "Lists/Go", ".hidden/cur", "Entwürfe"} {
+		rel, err := index.FolderPath("my acct", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := maildir.FolderDir(root, "my acct", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.Dir(index.Folder{Name: name, Path: rel})
+		if err != nil || d.Path != want || strings.Contains(rel, `\`) {
+			t.Errorf("%q: FolderPath %q, Dir %v (%v), want %s", name, rel, d, err, want)
+		}
+	}
+	if _, err := index.FolderPath("acct", ""); err == nil {
+		t.Error("FolderPath of an empty name succeeded")
+	}
+	if err := st.CheckRoot(root + "/"); err != nil {
+		t.Errorf("CheckRoot(root/): %v", err)
+	}
+	if err := st.CheckRoot(filepath.Join(root, "other")); err == nil {
+		t.Error("CheckRoot of another root succeeded")
+	}
+	plain, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.CheckRoot(root); err == nil {
+		t.Error("CheckRoot of a store opened without its root succeeded")
+	}
+}
