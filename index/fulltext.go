@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -51,7 +50,7 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 				if err := rows.Scan(&p.id, &dir, &p.key, &p.file, &p.subject, &p.from, &p.to, &p.cc); err != nil {
 					return err
 				}
-				p.dir = filepath.Join(root, dir)
+				p.dir = filepath.Join(root, filepath.FromSlash(dir))
 				batch = append(batch, p)
 			}
 			return rows.Err()
@@ -67,13 +66,7 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 			go func() {
 				defer wg.Done()
 				for p := range next {
-					f, err := os.Open(filepath.Join(p.dir, p.file))
-					if err != nil { // renamed since (flags changed): look it up by key
-						d := &maildir.Dir{Path: p.dir}
-						if e, ferr := d.Find(p.key, filepath.Base(p.file)); ferr == nil {
-							f, err = os.Open(d.FilePath(e))
-						}
-					}
+					f, err := openFile(&maildir.Dir{Path: p.dir}, p.key, p.file)
 					if err == nil {
 						p.txt = ExtractText(ctx, f, ftsTextLimit)
 						f.Close()

@@ -12,11 +12,18 @@ import (
 // folders are: Dir finds a folder's Maildir, and the door's methods write
 // files as well as rows.
 func OpenStore(root string) (*Store, error) {
-	s, err := Open(DefaultPath(root))
+	// The syncer first: it must see every write of the store's (see
+	// maildir.Syncer).
+	files, err := maildir.OpenSyncer(root)
 	if err != nil {
 		return nil, err
 	}
-	s.root = root
+	s, err := Open(DefaultPath(root))
+	if err != nil {
+		files.Close()
+		return nil, err
+	}
+	s.root, s.files = root, files
 	return s, nil
 }
 

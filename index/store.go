@@ -16,6 +16,25 @@
 // message beyond that is indexed as far as they reach; its file is never
 // touched) and stops when the context is cancelled.
 //
+// # The door
+//
+// A store opened with OpenStore knows its Maildir root, and is the one
+// door through which messages enter the store and are read back: engines
+// never run the file sequence themselves nor build a message's path.
+//   - Dir turns a folder row into its Maildir; FolderPath gives the path
+//     ('/'-separated, relative to the root) a new folder row records.
+//   - Deliver stores a batch of files an engine wrote into tmp/: one
+//     maildir.Syncer.Sync (the store's, opened by OpenStore before
+//     anything is written), an optional write of the caller's before the
+//     renames (POP3's pending downloads), the renames into cur/ or, unread,
+//     new/, one directory sync per folder, then one transaction with the
+//     rows and the caller's extra rows (POP3 UIDLs). Files not renamed
+//     when it fails are removed; files renamed stay for the next scan.
+//   - FileMessages and IndexFile build the row of a file found on disk
+//     (crash leftovers, a lost index, other programs' files): one reader.
+//   - OpenBody and OpenMessage open a message's file by its row: the last
+//     known name, else its key (a mail reader renamed it).
+//
 // On disk it is one SQLite database in WAL mode at
 // <store root>/.postfach/index.db, written with synchronous=FULL; it and its
 // -wal and -shm files are mode 0600 whatever the umask (they hold every
@@ -29,7 +48,7 @@
 //     committed (Discard rolls it back).
 //   - Nothing that lives only in memory decides what has been synced: a
 //     message counts as stored when its row is committed, and its file was
-//     made durable before that commit (see sync/imapsync).
+//     made durable before that commit (Deliver).
 //   - Everything except the journal and POP3 UIDLs (with the pending POP3
 //     downloads, see sync/pop3) can be rebuilt from the Maildir plus the
 //     server: a lost index costs a scan, not a download.
@@ -57,6 +76,8 @@ import (
 	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/postfach/postfach/maildir"
 )
 
 //go:embed sql/*.sql
@@ -69,6 +90,11 @@ type Store struct {
 	root string  // the Maildir root (OpenStore); "" when opened with Open
 	w    *sql.DB // one connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
+
+	// files makes delivered files durable (Deliver): opened by OpenStore,
+	// before the store writes anything, and kept until Close (see
+	// maildir.Syncer).
+	files *maildir.Syncer
 }
 
 // DefaultPath returns the index location for a store root.
@@ -197,7 +223,7 @@ func uriPath(path string) string {
 
 // Close closes the index.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.r.Close(), s.w.Close(), s.files.Close())
 }
 
 // DryRun returns a view of the store for a run that must change nothing:

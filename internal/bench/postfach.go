@@ -164,7 +164,7 @@ func (r *postfachReplica) Folder(rel string) (string, error) {
 // Keywords reads the keywords of every message file from postfach's index:
 // postfach keeps them there, not in file names.
 func (r *postfachReplica) Keywords(ctx context.Context) (map[string]string, error) {
-	st, err := index.Open(index.DefaultPath(r.store))
+	st, err := index.OpenStore(r.store)
 	if err != nil {
 		return nil, err
 	}

@@ -161,7 +161,7 @@ func TestFolderLayouts(t *testing.T) {
 // postfach's keywords come from its index, by file path.
 func TestPostfachKeywords(t *testing.T) {
 	store := t.TempDir()
-	st, err := index.Open(index.DefaultPath(store))
+	st, err := index.OpenStore(store)
 	if err != nil {
 		t.Fatal(err)
 	}

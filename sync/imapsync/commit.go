@@ -5,12 +5,10 @@ import (
 	"time"
 
 	"github.com/postfach/postfach/index"
-	"github.com/postfach/postfach/maildir"
 )
 
-// committer makes delivered messages durable and indexes them, in batches:
-// one filesystem sync for the batch's files, renames into cur/, one sync
-// per directory, then one transaction for the rows.
+// committer makes delivered messages durable and indexes them, in batches
+// (see commit).
 type committer struct {
 	s  *syncer
 	in chan *delivered
@@ -80,63 +78,22 @@ func (c *committer) flush(batch []*delivered) {
 	}
 }
 
+// commit stores a batch through the store's door (index.Store.Deliver):
+// one file sync, renames into cur/ or (unread) new/, one sync per folder,
+// one transaction for the rows.
 func (c *committer) commit(batch []*delivered) error {
-	dlvs := make([]*maildir.Delivery, len(batch))
-	var dirs []*maildir.Dir
-	seen := map[*maildir.Dir]bool{}
+	as := make([]*index.Arrival, len(batch))
 	for i, d := range batch {
-		dlvs[i] = d.dlv
-		if !seen[d.job.dir] {
-			seen[d.job.dir] = true
-			dirs = append(dirs, d.job.dir)
-		}
+		a := &index.Arrival{Folder: d.job.f, File: d.dlv}
+		m := &a.Row
+		m.DeferText = true // full text: index.IndexPending
+		m.UID = d.uid
+		m.Flags, m.Keywords = d.flags, d.keywords
+		m.SyncedFlags, m.SyncedKeywords = d.flags, d.keywords
+		m.RFC822Size = d.rfcSize
+		m.InternalDate = d.idate
+		m.Header = d.header
+		as[i] = a
 	}
-	abortAll := func() {
-		for _, d := range dlvs {
-			if d != nil {
-				d.Abort()
-			}
-		}
-	}
-	if err := c.s.files.Sync(dlvs); err != nil {
-		abortAll()
-		return err
-	}
-	names := make([]string, len(batch))
-	for i, d := range batch {
-		name, err := d.job.dir.Commit(d.dlv, d.uid, d.flags)
-		if err != nil {
-			// Files already committed stay: the next run indexes them.
-			for _, d := range dlvs[i:] {
-				d.Abort()
-			}
-			return err
-		}
-		names[i] = name
-	}
-	for _, dir := range dirs {
-		if err := dir.SyncDir(); err != nil {
-			return err
-		}
-	}
-	return c.s.opts.Index.Write(context.Background(), func(tx *index.Tx) error {
-		ms := make([]*index.NewMessage, len(batch))
-		for i, d := range batch {
-			m := &index.NewMessage{DeferText: true} // full text: index.IndexPending
-			ms[i] = m
-			m.Folder = d.job.f.ID
-			m.Key = d.dlv.Key()
-			m.File = names[i] // cur/ or, unread, new/
-			m.UID = d.uid
-			m.Flags, m.Keywords = d.flags, d.keywords
-			m.SyncedFlags, m.SyncedKeywords = d.flags, d.keywords
-			m.Size = d.dlv.Size()
-			m.RFC822Size = d.rfcSize
-			m.InternalDate = d.idate
-			m.Header = d.header
-			m.SHA256 = d.dlv.Sum()
-		}
-		_, err := tx.AddMessages(ms)
-		return err
-	})
+	return c.s.opts.Index.Deliver(context.Background(), &index.Batch{Arrivals: as})
 }

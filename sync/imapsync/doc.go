@@ -52,8 +52,9 @@
 //     before the size its literal announced (the connection died in the
 //     middle of it) is an error and is never committed: the next run fetches
 //     the message again (fetch.go, readMessage). So is a body larger than
-//     the server's RFC822.SIZE allows (see Hostile servers). One committer makes
-//     each batch durable with a single filesystem sync, renames the files
+//     the server's RFC822.SIZE allows (see Hostile servers). One committer
+//     hands each batch to the store's door (index.Store.Deliver), which
+//     makes it durable with a single filesystem sync, renames the files
 //     into cur/ (`<key>,U=<uid>:2,<flags>`), or, unread (no \Seen), into
 //     new/ (`<key>,U=<uid>`, see maildir.Dir.Commit; a mail reader's move
 //     to cur/ is then a flag change like any rename), syncs the directories, and only

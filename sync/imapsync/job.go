@@ -19,12 +19,11 @@ var imapSelectReadOnly = imap.SelectOptions{ReadOnly: true}
 // one unit for the plan, one per queued chunk and one per message handed to
 // the committer; when it drops to zero the folder's new state is recorded.
 type folderJob struct {
-	s       *syncer
-	rf      remoteFolder
-	f       *index.Folder // state before this run
-	dirPath string
-	dir     *maildir.Dir
-	dirUV   uint32 // the Maildir's recorded UIDVALIDITY at the start
+	s     *syncer
+	rf    remoteFolder
+	f     *index.Folder // state before this run
+	dir   *maildir.Dir  // index.Store.Dir of f; prepare creates it
+	dirUV uint32        // the Maildir's recorded UIDVALIDITY at the start
 
 	// Server state seen at SELECT (or LIST-STATUS); recorded when done.
 	uidValidity   uint32

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 
@@ -157,7 +156,11 @@ func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := &maildir.Dir{Path: filepath.Join(o.Root, f.Path)}
+			d, err := o.Index.Dir(*f)
+			if err != nil {
+				errs[i] = err
+				return
+			}
 			entries, err := d.Scan()
 			if err != nil {
 				return
@@ -216,7 +219,10 @@ func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCan
 				"from", cand.from.Name, "to", to.Name, "uid", cand.row.UID)
 		}
 	}
-	d := &maildir.Dir{Path: filepath.Join(o.Root, to.Path)}
+	d, err := o.Index.Dir(*to)
+	if err != nil {
+		return err
+	}
 	ne, err := d.SetUID(e, newUID)
 	if err != nil {
 		return err

@@ -327,8 +327,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		if !ok {
 			continue
 		}
-		path := j.dir.FilePath(e)
-		size, err := maildir.FileCRLFSize(path)
+		size, err := crlfSize(o.Index, j.f, m)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // deleted meanwhile; the next run sees it gone
@@ -339,7 +338,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		for _, k := range m.Keywords {
 			flags = append(flags, imap.Flag(k))
 		}
-		ups = append(ups, &upload{m: m, e: e, path: path, size: size, flags: flags, intent: intents[i]})
+		ups = append(ups, &upload{store: o.Index, f: j.f, m: m, e: e, size: size, flags: flags, intent: intents[i]})
 	}
 	// Results are recorded in one transaction at the end; a crash before it
 	// leaves intents that the next run resolves by content (recoverAppends).
@@ -399,10 +398,11 @@ const appendWindow = 16
 
 // upload is one local message on its way up.
 type upload struct {
-	m    *index.Message
-	e    maildir.Entry
-	path string
-	size int64 // bytes as sent: CRLF line ends
+	store *index.Store
+	f     *index.Folder
+	m     *index.Message
+	e     maildir.Entry
+	size  int64 // bytes as sent: CRLF line ends
 	// refusal is the server's answer when it refused the message.
 	refusal error
 	flags   []imap.Flag
@@ -413,17 +413,28 @@ type upload struct {
 // send writes the message file with CRLF line ends: exactly u.size bytes,
 // or an error.
 func (u *upload) send(w io.Writer) error {
-	f, err := os.Open(u.path)
+	b, err := u.store.OpenMessage(u.f, u.m)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	br := getReader(f)
+	defer b.Close()
+	br := getReader(b)
 	defer putReader(br)
 	if err := maildir.CopyCRLF(w, br, u.size); err != nil {
-		return fmt.Errorf("%s: %w", u.path, err)
+		return fmt.Errorf("%s/%s: %w", u.f.Name, u.m.File, err)
 	}
 	return nil
+}
+
+// crlfSize returns the size of message m of folder f with CRLF line ends:
+// the size of its APPEND literal.
+func crlfSize(st *index.Store, f *index.Folder, m *index.Message) (int64, error) {
+	b, err := st.OpenMessage(f, m)
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	return maildir.CRLFSize(b)
 }
 
 // appendEach uploads with one APPEND each, pipelined on the worker's
@@ -446,7 +457,7 @@ func (w *worker) appendEach(j *folderJob, ups []*upload) (done, refused []*uploa
 		data, err := p.cmd.Wait()
 		var no *imap.Error
 		if errors.As(err, &no) {
-			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", p.u.path, "err", err)
+			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", p.u.m.File, "err", err)
 			p.u.refusal = err
 			refused = append(refused, p.u)
 			return nil
@@ -493,7 +504,7 @@ func (w *worker) multiAppend(ctx context.Context, j *folderJob, up *imapconn.Upl
 		u := ups[i]
 		switch {
 		case no != nil:
-			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", u.path, "err", no)
+			w.s.log.Warn("the server refused a message", "folder", j.rf.Local, "file", u.m.File, "err", no)
 			u.refusal = no
 			refused = append(refused, u)
 		case uid != 0: // else no UIDPLUS: the intent stays; the next run matches the copy

@@ -2,14 +2,8 @@ package imapsync
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"fmt"
 	"io"
-	"os"
-	"path"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -94,7 +88,7 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		return nil, err
 	}
 	changes, orphans := diff.renamed, diff.unknown
-	added, err := indexFiles(dir, orphans, trustTags)
+	added, err := store.FileMessages(f, orphans, trustTags)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +116,6 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 				return err
 			}
 			c.m.File = file
-		}
-		for _, nm := range added {
-			nm.Folder = f.ID
 		}
 		_, err := tx.AddMessages(added)
 		return err
@@ -232,96 +223,4 @@ func getReader(r io.Reader) *bufio.Reader {
 func putReader(br *bufio.Reader) {
 	br.Reset(nil)
 	fileReaders.Put(br)
-}
-
-// indexFiles reads message files the index does not know, in parallel.
-func indexFiles(dir *maildir.Dir, entries []maildir.Entry, trustTags bool) ([]*index.NewMessage, error) {
-	out := make([]*index.NewMessage, len(entries))
-	errs := make([]error, len(entries))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i], errs[i] = indexFile(dir, entries[i], trustTags)
-			}
-		}()
-	}
-	for i := range entries {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	var res []*index.NewMessage
-	for i, m := range out {
-		if errs[i] != nil {
-			if os.IsNotExist(errs[i]) {
-				continue // removed meanwhile
-			}
-			return nil, errs[i]
-		}
-		res = append(res, m)
-	}
-	return res, nil
-}
-
-// indexFile builds the row for one message file already on disk.
-func indexFile(dir *maildir.Dir, e maildir.Entry, trustTags bool) (*index.NewMessage, error) {
-	p := dir.FilePath(e)
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	var hdr bytes.Buffer
-	bareLF := int64(0) // LFs without a CR before them: each becomes CRLF upstream
-	prevCR := false
-	inHeader := true
-	br := getReader(f)
-	defer putReader(br)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			h.Write(line)
-			if line[len(line)-1] == '\n' {
-				if !(len(line) >= 2 && line[len(line)-2] == '\r') && !(len(line) == 1 && prevCR) {
-					bareLF++
-				}
-			}
-			prevCR = line[len(line)-1] == '\r'
-			if inHeader && hdr.Len() < 64<<10 {
-				hdr.Write(line)
-				if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
-					inHeader = false
-				}
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil && err != bufio.ErrBufferFull {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-	}
-	m := &index.NewMessage{}
-	m.Key = e.Key
-	m.File = path.Join(e.Sub, e.Name)
-	if trustTags {
-		m.UID = e.UID
-	}
-	m.Flags, m.SyncedFlags = e.Flags, e.Flags
-	m.Size = st.Size()
-	m.RFC822Size = st.Size() + bareLF // as sent with CRLF line ends
-	m.InternalDate = st.ModTime()
-	m.Header = index.ParseHeader(hdr.Bytes())
-	copy(m.SHA256[:], h.Sum(nil))
-	m.DeferText = true // full text: index.IndexPending
-	return m, nil
 }

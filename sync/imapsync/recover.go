@@ -66,10 +66,8 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		err := o.Index.Write(ctx, func(tx *index.Tx) error {
 			if m != nil && m.UID == 0 && m.Header.MessageID != "" {
 				size := m.RFC822Size
-				if e, ok := entryOf(m); ok {
-					if s, err := maildir.FileCRLFSize(j.dir.FilePath(e)); err == nil {
-						size = s
-					}
+				if s, err := crlfSize(o.Index, j.f, m); err == nil {
+					size = s
 				}
 				k := ident{m.Header.MessageID, size}
 				if list := cands[k]; len(list) > 0 {

@@ -13,20 +13,17 @@ import (
 // state and nothing changed locally.
 func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err error) {
 	o := &s.opts
-	var dir *maildir.Dir
+	dir := j.dir
 	if o.DryRun {
 		// Not created; a real run would create it, then find it empty.
-		dir = &maildir.Dir{Path: j.dirPath}
-		j.dir = dir
 		if s.scans.peek(j.f.ID) == nil {
 			if err := s.scanAsOpened(ctx, j); err != nil {
 				return false, err
 			}
 		}
-	} else if dir, err = maildir.Open(j.dirPath); err != nil {
+	} else if _, err = maildir.Open(dir.Path); err != nil {
 		return false, err
 	}
-	j.dir = dir
 	// Leftovers of a killed run: the caller holds the store's sync lock.
 	if !o.DryRun {
 		if _, err := dir.CleanOwnTmp(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -26,7 +25,7 @@ type Options struct {
 	Account  string            // account name; its folders live under Root/<Account>
 	Root     string            // store root (Maildir tree)
 	Endpoint imapconn.Endpoint // how to reach the server
-	Index    *index.Store
+	Index    *index.Store      // opened with index.OpenStore(Root): the store's door
 
 	Folders []string // include/exclude patterns (see Match); default all
 	// Direction is "both" (default), "pull" (server to local only) or
@@ -199,14 +198,13 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	o := opts.withDefaults()
 	defer o.Index.Discard() // a dry run's view: everything it wrote is rolled back
 	s := &syncer{opts: o, log: o.Logger, q: newQueue(), dryCreated: map[string]bool{}}
-	// Opened before anything is written, kept until the end: see
-	// maildir.Syncer for why a fresh descriptor per batch is not enough.
+	if err := o.Index.CheckRoot(o.Root); err != nil {
+		return nil, err
+	}
 	if !o.DryRun {
-		var err error
-		if s.files, err = maildir.OpenAccount(o.Root, o.Account); err != nil {
+		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
 			return nil, err
 		}
-		defer s.files.Close()
 	}
 	s.up = imapconn.LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: s.log}
 	var acct index.AccountID
@@ -356,11 +354,7 @@ func (s *syncer) jobs(ctx context.Context, acct index.AccountID, folders []remot
 	jobs := make([]*folderJob, 0, len(folders))
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, rf := range folders {
-			path, err := maildir.FolderDir(o.Root, o.Account, rf.Local)
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(o.Root, path)
+			rel, err := index.FolderPath(o.Account, rf.Local)
 			if err != nil {
 				return err
 			}
@@ -373,7 +367,11 @@ func (s *syncer) jobs(ctx context.Context, acct index.AccountID, folders []remot
 					return err
 				}
 			}
-			jobs = append(jobs, &folderJob{rf: rf, f: f, dirPath: path, res: FolderResult{Name: rf.Local}})
+			dir, err := o.Index.Dir(*f) // created by prepare
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, &folderJob{rf: rf, f: f, dir: dir, res: FolderResult{Name: rf.Local}})
 		}
 		return nil
 	})
@@ -455,7 +453,6 @@ type syncer struct {
 	// stopFirst stops the first connection's watch of the run's context
 	// when a worker takes it over (see folderLevel).
 	stopFirst func() bool
-	files     *maildir.Syncer           // makes the committer's batches durable
 	dialErr   atomic.Pointer[error]     // set once dialing has failed for good
 	actions   []string                  // folder-level actions, for the Result
 	names     FolderNames               // server folder names <-> local ones (namespace.go)

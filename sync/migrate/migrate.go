@@ -19,7 +19,7 @@ import (
 
 // Options configure a migration. Zero values mean the documented defaults.
 type Options struct {
-	Index  *index.Store // the store's index
+	Index  *index.Store // the store's index, opened with index.OpenStore(Root)
 	Root   string       // the store's Maildir root
 	Source string       // the source account's name in the store
 
@@ -167,6 +167,9 @@ type folderJob struct {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Index == nil || o.Root == "" || o.Source == "" {
 		return nil, errors.New("migrate: Index, Root and Source are required")
+	}
+	if err := o.Index.CheckRoot(o.Root); err != nil {
+		return nil, err
 	}
 	if o.Connections <= 0 {
 		o.Connections = 4

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -22,7 +18,8 @@ import (
 // srcMsg is one source message: an index row of the source account with
 // what the migration needs of it.
 type srcMsg struct {
-	dir    *maildir.Dir
+	store  *index.Store
+	f      *index.Folder
 	folder string // source folder (postfach name)
 	key    string
 	file   string // "cur/<name>" or "new/<name>" as recorded
@@ -36,19 +33,11 @@ type srcMsg struct {
 	kw     []string
 }
 
-// open opens the message file: by its recorded name, else by its key (a
-// mail client may have renamed it for a flag change).
-func (s *srcMsg) open() (*os.File, error) {
-	sub, name := path.Split(s.file)
-	f, err := os.Open(filepath.Join(s.dir.Path, strings.TrimSuffix(sub, "/"), name))
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return f, err
-	}
-	e, ferr := s.dir.Find(s.key, name)
-	if ferr != nil {
-		return nil, ferr
-	}
-	return os.Open(s.dir.FilePath(e))
+// open opens the message file (index.Store.OpenMessage: by its recorded
+// name, else by its key, for a mail client may have renamed it for a flag
+// change).
+func (s *srcMsg) open() (*index.Body, error) {
+	return s.store.OpenMessage(s.f, &index.Message{Key: s.key, File: s.file})
 }
 
 // crlfSize returns (and remembers) the size of the file with CRLF line
@@ -173,9 +162,8 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 			if err != nil {
 				return err
 			}
-			dir := &maildir.Dir{Path: filepath.Join(o.Root, filepath.FromSlash(f.Path))}
 			for _, m := range rows {
-				j.msgs = append(j.msgs, newSrcMsg(dir, name, m))
+				j.msgs = append(j.msgs, newSrcMsg(o.Index, f, m))
 			}
 		}
 		return nil
@@ -190,11 +178,9 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 				return nil, err
 			}
 			if s.date.IsZero() {
-				if f, err := s.open(); err == nil {
-					if st, err := f.Stat(); err == nil {
-						s.date = st.ModTime()
-					}
-					f.Close()
+				if b, err := s.open(); err == nil {
+					s.date = b.ModTime
+					b.Close()
 				}
 			}
 			s.id = idKey(s.msgID, s.date)
@@ -215,8 +201,8 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 // the row's (the source's INTERNALDATE; for POP3 the Received or Date
 // header, see sync/pop3), else the Date header; when both are unknown
 // loadSource takes the file's modification time (and sets the identity).
-func newSrcMsg(dir *maildir.Dir, folder string, m *index.Message) *srcMsg {
-	s := &srcMsg{dir: dir, folder: folder, key: m.Key, file: m.File, msgID: m.Header.MessageID,
+func newSrcMsg(st *index.Store, f *index.Folder, m *index.Message) *srcMsg {
+	s := &srcMsg{store: st, f: f, folder: f.Name, key: m.Key, file: m.File, msgID: m.Header.MessageID,
 		size: m.RFC822Size, known: m.RFC822Size > 0, flags: m.Flags, kw: m.Keywords}
 	s.date = m.InternalDate
 	if s.date.IsZero() {

@@ -123,13 +123,16 @@
 //     reports a cut as the end): it is not committed.
 //  6. Every BatchSize messages (and at the end, also after a cancelled or
 //     broken download, for the messages that arrived whole) the batch is
-//     committed: (a) the run's maildir.Syncer makes the files durable; (b) transaction 1
-//     records the intent, one pop3_pending row (identity -> Maildir key) per
-//     message; (c) the files are renamed into cur/ (no U= tag, no flags);
-//     (d) SyncDir makes the names durable; (e) transaction 2 adds the
-//     messages rows (parsed header, full-text, SHA-256, internal date from
-//     the topmost Received field, else Date, else now), the pop3_uidls rows
-//     (with the LIST size and the header hash), and deletes the pending
+//     committed through the store's door (index.Store.Deliver): (a) the
+//     store's maildir.Syncer makes the files durable; (b) transaction 1
+//     (Deliver's BeforeRename) records the intent, one pop3_pending row
+//     (identity -> Maildir key) per message; (c) the files are renamed
+//     into new/ (unread: no U= tag, no flags); (d) SyncDir makes the names
+//     durable; (e) transaction 2 adds the messages rows (parsed header,
+//     SHA-256, internal date from the topmost Received field, else Date,
+//     else now, which is also given to the file as its modification time;
+//     full text deferred), and, in Deliver's WithRows, the pop3_uidls rows
+//     (with the LIST size and the header hash) and deletes the pending
 //     rows.
 //  7. Deletion: DELE goes only to a message whose own content is stored:
 //     one downloaded and committed in this session, or one proven in step
@@ -171,8 +174,9 @@
 //     on the server: nothing is deleted before step 7).
 //   - Between (b) and (e): pending rows name the keys. At the start of the
 //     next run, a pending key whose file is in cur/ or new/ is completed
-//     from the file (SyncDir, read back, message row + identity row with
-//     the pending LIST size and the file's header hash + pending row
+//     from the file (index.Store.IndexFile: SyncDir, read back, message
+//     row, internal date from the file's modification time + identity row
+//     with the pending LIST size and the file's header hash + pending row
 //     deleted, in one transaction): the message is not downloaded again. A
 //     pending key without such a file (the rename did not happen or was not
 //     durable) is dropped and its message fetched again; its file, if any,

@@ -126,7 +126,7 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 		want[i] = m.Raw
 	}
 	root := t.TempDir()
-	st, err := index.Open(index.DefaultPath(root))
+	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/postfach/postfach/index"
@@ -29,7 +28,7 @@ type Progress interface {
 type FetchOptions struct {
 	Account string       // account name; also its directory under Root
 	Root    string       // Maildir root of the store
-	Index   *index.Store // the store's index
+	Index   *index.Store // the store's index, opened with index.OpenStore(Root)
 
 	Addr      string      // "host:port"
 	TLS       TLSMode     // default TLSImplicit
@@ -152,7 +151,6 @@ type fetcher struct {
 	acct   index.AccountID
 	folder *index.Folder
 	dir    *maildir.Dir
-	files  *maildir.Syncer           // makes batches durable; open for the whole run
 	known  map[string]index.POP3UIDL // identities of stored messages
 
 	// What this session knows of the listed messages, by number:
@@ -200,14 +198,13 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	}
 	f := &fetcher{o: o, log: o.Logger, res: &FetchResult{DryRun: o.DryRun},
 		ours: map[int]bool{}, proven: map[int]bool{}, verify: map[int][32]byte{}}
+	if err := o.Index.CheckRoot(o.Root); err != nil {
+		return nil, err
+	}
 	if !o.DryRun {
-		// Opened before anything is written, kept until the end: see
-		// maildir.Syncer for why a fresh descriptor per batch is not enough.
-		var err error
-		if f.files, err = maildir.OpenAccount(o.Root, o.Account); err != nil {
+		if err := maildir.MarkAccount(o.Root, o.Account); err != nil {
 			return nil, err
 		}
-		defer f.files.Close()
 	}
 	if err := f.prepare(ctx); err != nil {
 		return nil, err
@@ -293,17 +290,8 @@ func (noProgress) Done(int, int64)   {}
 // the downloads an interrupted run left pending, cleans tmp/ and loads the
 // known identities.
 func (f *fetcher) prepare(ctx context.Context) error {
-	path, err := maildir.FolderDir(f.o.Root, f.o.Account, f.o.Folder)
+	rel, err := index.FolderPath(f.o.Account, f.o.Folder)
 	if err != nil {
-		return err
-	}
-	rel, err := filepath.Rel(f.o.Root, path)
-	if err != nil {
-		return err
-	}
-	if f.o.DryRun {
-		f.dir = &maildir.Dir{Path: path} // not created; read only
-	} else if f.dir, err = maildir.Open(path); err != nil {
 		return err
 	}
 	err = f.o.Index.Write(ctx, func(tx *index.Tx) error {
@@ -311,11 +299,19 @@ func (f *fetcher) prepare(ctx context.Context) error {
 		if f.acct, err = tx.EnsureAccount(f.o.Account); err != nil {
 			return err
 		}
-		f.folder, err = tx.EnsureFolder(f.acct, f.o.Folder, filepath.ToSlash(rel))
+		f.folder, err = tx.EnsureFolder(f.acct, f.o.Folder, rel)
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if f.dir, err = f.o.Index.Dir(*f.folder); err != nil {
+		return err
+	}
+	if !f.o.DryRun { // (a dry run's folder is not created; read only)
+		if _, err := maildir.Open(f.dir.Path); err != nil {
+			return err
+		}
 	}
 	if !f.o.DryRun { // (a dry run plans as if the interrupted run's files were not there)
 		if err := f.recover(ctx); err != nil {
@@ -457,94 +453,59 @@ func (f *fetcher) store(e entry, r io.Reader) (*download, error) {
 	return d, nil
 }
 
-// commit makes a batch durable and indexes it: sync the files, record the
-// intent (UIDL -> key), rename into cur/, sync the directory, then add the
-// message rows and UIDLs and drop the intent in one transaction. It runs to
-// the end even if ctx is cancelled meanwhile: the downloads are complete.
-func (f *fetcher) commit(ctx context.Context, batch []*download) (err error) {
-	ctx = context.WithoutCancel(ctx)
-	next := 0 // batch[next:] are not committed into cur/ yet
-	defer func() {
-		if err != nil {
-			for _, d := range batch[next:] {
-				d.dlv.Abort()
-			}
-		}
-	}()
-	dlvs := make([]*maildir.Delivery, len(batch))
+// commit makes a batch durable and indexes it through the store's door
+// (index.Store.Deliver): sync the files, record the intent (UIDL -> key),
+// rename into new/ (unread), sync the directory, then add the message rows
+// and UIDLs and drop the intent in one transaction. It runs to the end
+// even if ctx is cancelled meanwhile: the downloads are complete.
+func (f *fetcher) commit(ctx context.Context, batch []*download) error {
+	as := make([]*index.Arrival, len(batch))
 	pend := make([]index.POP3Pending, len(batch))
 	for i, d := range batch {
-		dlvs[i] = d.dlv
-		pend[i] = index.POP3Pending{UIDL: d.e.id, Folder: f.folder.ID, Key: d.dlv.Key(), RFC822Size: d.e.size}
-	}
-	if err := f.files.Sync(dlvs); err != nil {
-		return err
-	}
-	if err := f.o.Index.Write(ctx, func(tx *index.Tx) error { return tx.AddPOP3Pending(f.acct, pend) }); err != nil {
-		return err
-	}
-	if err := hook("pending"); err != nil {
-		return err
-	}
-	names := make([]string, len(batch))
-	for i, d := range batch {
-		name, err := f.dir.Commit(d.dlv, 0, 0)
-		if err != nil {
-			// Files already in cur/ stay pending: the next run indexes them.
-			return err
-		}
-		names[i] = name
-		next = i + 1
-	}
-	if err := hook("renamed"); err != nil {
-		return err
-	}
-	if err := f.dir.SyncDir(); err != nil {
-		return err
-	}
-	if err := hook("synced"); err != nil {
-		return err
-	}
-	now := timeNow()
-	var bytes int64
-	ms := make([]*index.NewMessage, len(batch))
-	for i, d := range batch {
-		m := &index.NewMessage{DeferText: true} // full text: index.IndexPending
-		m.Folder = f.folder.ID
-		m.Key = d.dlv.Key()
-		m.File = names[i] // new/: unread
-		m.Size = d.dlv.Size()
+		a := &index.Arrival{Folder: f.folder, File: d.dlv}
+		m := &a.Row
+		m.DeferText = true // full text: index.IndexPending
 		m.RFC822Size = d.e.size
 		m.InternalDate = d.idate
 		m.Header = d.header
-		m.SHA256 = d.dlv.Sum()
-		ms[i] = m
+		as[i] = a
+		pend[i] = index.POP3Pending{UIDL: d.e.id, Folder: f.folder.ID, Key: d.dlv.Key(), RFC822Size: d.e.size}
 	}
 	us := make([]index.POP3UIDL, len(batch))
-	err = f.o.Index.Write(ctx, func(tx *index.Tx) error {
-		ids, err := tx.AddMessages(ms)
-		if err != nil {
-			return err
-		}
-		for i, d := range batch {
-			// A known identity (the server reused it) now names this
-			// message; the copy it named before stays.
-			// A copy of the hash, not d.hdrHash[:]: f.known would keep d,
-			// and with it the delivery's header buffer, to the end of the run.
-			us[i] = index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size,
-				HeaderSHA256: append([]byte(nil), d.hdrHash[:]...)}
-			if err := tx.AddPOP3UIDL(f.acct, d.e.id, us[i]); err != nil {
+	err := f.o.Index.Deliver(ctx, &index.Batch{
+		Arrivals: as,
+		// Files that reach new/ stay pending if the batch stops: the next
+		// run indexes them (recover).
+		BeforeRename: func(ctx context.Context) error {
+			if err := f.o.Index.Write(ctx, func(tx *index.Tx) error { return tx.AddPOP3Pending(f.acct, pend) }); err != nil {
 				return err
 			}
-			if err := tx.DonePOP3Pending(f.acct, d.e.id); err != nil {
-				return err
+			return hook("pending")
+		},
+		WithRows: func(tx *index.Tx, ids []index.MessageID) error {
+			now := timeNow()
+			for i, d := range batch {
+				// A known identity (the server reused it) now names this
+				// message; the copy it named before stays.
+				// A copy of the hash, not d.hdrHash[:]: f.known would keep d,
+				// and with it the delivery's header buffer, to the end of the run.
+				us[i] = index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size,
+					HeaderSHA256: append([]byte(nil), d.hdrHash[:]...)}
+				if err := tx.AddPOP3UIDL(f.acct, d.e.id, us[i]); err != nil {
+					return err
+				}
+				if err := tx.DonePOP3Pending(f.acct, d.e.id); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		},
+		Hook: hook,
 	})
 	if err != nil {
 		return err
 	}
+	var bytes int64
 	for i, d := range batch {
 		f.known[d.e.id] = us[i]
 		f.ours[d.e.num] = true

@@ -25,7 +25,7 @@ type fakeStore struct {
 func newFakeStore(t *testing.T) *fakeStore {
 	t.Helper()
 	root := t.TempDir()
-	st, err := index.Open(index.DefaultPath(root))
+	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}

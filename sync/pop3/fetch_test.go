@@ -40,7 +40,7 @@ type fetchEnv struct {
 func newFetchEnv(t *testing.T, d *testenv.Dovecot, u testenv.User) *fetchEnv {
 	t.Helper()
 	root := t.TempDir()
-	st, err := index.Open(index.DefaultPath(root))
+	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestFetchKilled(t *testing.T) {
 		}
 	}
 
-	st, err := index.Open(index.DefaultPath(e.root))
+	st, err := index.OpenStore(e.root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func TestFetchKilledChild(t *testing.T) {
 		}
 		return nil
 	})()
-	st, err := index.Open(index.DefaultPath(args[0]))
+	st, err := index.OpenStore(args[0])
 	if err != nil {
 		t.Fatal(err)
 	}

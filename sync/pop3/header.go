@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"hash"
 	"io"
-	"os"
+
+	"github.com/postfach/postfach/index"
 )
 
 // headerHasher hashes a message's header as it is stored: the lines before
@@ -92,10 +93,11 @@ func (hh *headerHasher) Sum() [32]byte {
 	return out
 }
 
-// fileHeader returns the header hash (headerHasher) of a stored message,
-// reading no more of the file than its header.
-func fileHeader(path string) ([32]byte, error) {
-	f, err := os.Open(path)
+// fileHeader returns the header hash (headerHasher) of the stored message
+// m of folder, reading no more of the file than its header. An error wraps
+// fs.ErrNotExist when the file is gone.
+func fileHeader(st *index.Store, folder *index.Folder, m *index.Message) ([32]byte, error) {
+	f, err := st.OpenMessage(folder, m)
 	if err != nil {
 		return [32]byte{}, err
 	}
@@ -115,10 +117,10 @@ func fileHeader(path string) ([32]byte, error) {
 	return hh.Sum(), nil
 }
 
-// fileSHA256 returns the SHA-256 of a file's contents.
-func fileSHA256(path string) ([32]byte, error) {
+// fileSHA256 returns the SHA-256 of the stored message m of folder.
+func fileSHA256(st *index.Store, folder *index.Folder, m *index.Message) ([32]byte, error) {
 	var out [32]byte
-	f, err := os.Open(path)
+	f, err := st.OpenMessage(folder, m)
 	if err != nil {
 		return out, err
 	}

@@ -8,15 +8,12 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/postfach/postfach/index"
-	"github.com/postfach/postfach/maildir"
 )
 
 // list reads the server's listing and gives each message its identity: its
@@ -306,15 +303,15 @@ func (f *fetcher) check(ctx context.Context, e entry, u index.POP3UIDL, dele boo
 	if !dele && recorded {
 		return proven, "", nil
 	}
-	path, m, err := f.storedCopy(ctx, u)
+	m, folder, err := f.storedCopy(ctx, u)
 	if err != nil {
 		return 0, "", err
 	}
-	if path == "" {
+	if m == nil {
 		return unproven, "its local copy is gone", nil
 	}
 	if content {
-		sum, err := fileSHA256(path)
+		sum, err := fileSHA256(f.o.Index, folder, m)
 		if errors.Is(err, fs.ErrNotExist) {
 			return unproven, "its local copy is gone", nil
 		}
@@ -330,7 +327,7 @@ func (f *fetcher) check(ctx context.Context, e entry, u index.POP3UIDL, dele boo
 		}
 		return reused, "its size differs", nil
 	}
-	fh, err := fileHeader(path)
+	fh, err := fileHeader(f.o.Index, folder, m)
 	if errors.Is(err, fs.ErrNotExist) {
 		return unproven, "its local copy is gone", nil
 	}
@@ -346,11 +343,12 @@ func (f *fetcher) check(ctx context.Context, e entry, u index.POP3UIDL, dele boo
 	return proven, "", nil
 }
 
-// storedCopy returns the path of the file a known identity's row names and
-// the row, or "" when the row or the file is gone.
-func (f *fetcher) storedCopy(ctx context.Context, u index.POP3UIDL) (string, *index.Message, error) {
+// storedCopy returns the row a known identity names and its folder, or
+// nil when the row is gone. (Whether its file is there, the caller finds
+// out opening it.)
+func (f *fetcher) storedCopy(ctx context.Context, u index.POP3UIDL) (*index.Message, *index.Folder, error) {
 	if u.MessageID == 0 {
-		return "", nil, nil
+		return nil, nil, nil
 	}
 	var m *index.Message
 	var folder *index.Folder
@@ -360,20 +358,9 @@ func (f *fetcher) storedCopy(ctx context.Context, u index.POP3UIDL) (string, *in
 		return err
 	})
 	if errors.Is(err, index.ErrNotFound) {
-		return "", nil, nil
+		return nil, nil, nil
 	}
-	if err != nil {
-		return "", nil, err
-	}
-	dir := &maildir.Dir{Path: filepath.Join(f.o.Root, filepath.FromSlash(folder.Path))}
-	ent, err := dir.Find(m.Key, path.Base(m.File))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil, nil
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	return dir.FilePath(ent), m, nil
+	return m, folder, err
 }
 
 var errSomeFailed = errors.New("pop3: the server refused to send some messages")

@@ -4,20 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"io/fs"
 	"net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/postfach/postfach/index"
-	"github.com/postfach/postfach/maildir"
 )
 
 // recover resolves the pending downloads: a file that reached cur/ or new/
@@ -33,7 +28,6 @@ func (f *fetcher) recover(ctx context.Context) error {
 	if err != nil || len(pend) == 0 {
 		return err
 	}
-	synced := map[index.FolderID]bool{}
 	for _, p := range pend {
 		var folder *index.Folder
 		err := f.o.Index.Read(ctx, func(tx *index.ReadTx) error {
@@ -44,7 +38,10 @@ func (f *fetcher) recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		dir := &maildir.Dir{Path: filepath.Join(f.o.Root, filepath.FromSlash(folder.Path))}
+		dir, err := f.o.Index.Dir(*folder)
+		if err != nil {
+			return err
+		}
 		ent, err := dir.Find(p.Key, "")
 		if errors.Is(err, fs.ErrNotExist) {
 			f.log.Debug("dropping a pending download that never reached the folder", "uidl", p.UIDL)
@@ -57,35 +54,20 @@ func (f *fetcher) recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// The file's contents were made durable before its rename; its name
-		// may not be yet. Sync the directory before a row points at it.
-		if !synced[p.Folder] {
-			if err := dir.SyncDir(); err != nil {
-				return err
-			}
-			synced[p.Folder] = true
-		}
-		m, hdrHash, err := readStored(dir.FilePath(ent))
-		if err != nil {
-			return err
-		}
-		m.Folder, m.Key, m.File = p.Folder, ent.Key, ent.Sub+"/"+ent.Name
-		m.Flags, m.SyncedFlags = ent.Flags, ent.Flags
-		m.RFC822Size = p.RFC822Size
-		err = f.o.Index.Write(ctx, func(tx *index.Tx) error {
-			id, err := tx.MessageIDByKey(p.Folder, ent.Key)
-			if errors.Is(err, index.ErrNotFound) {
-				id, err = tx.AddMessage(m)
-			}
-			if err != nil {
-				return err
-			}
-			u := index.POP3UIDL{MessageID: id, StoredAt: timeNow(), RFC822Size: p.RFC822Size, HeaderSHA256: hdrHash[:]}
-			if err := tx.AddPOP3UIDL(f.acct, p.UIDL, u); err != nil {
-				return err
-			}
-			return tx.DonePOP3Pending(f.acct, p.UIDL)
-		})
+		// The file's contents were made durable before its rename; IndexFile
+		// syncs the directory (its name may not be yet) before a row
+		// points at it.
+		hh := newHeaderHasher(false)
+		var hdrHash [32]byte
+		_, err = f.o.Index.IndexFile(ctx, index.Found{Folder: folder, Entry: ent, RFC822Size: p.RFC822Size, Tee: hh,
+			With: func(tx *index.Tx, id index.MessageID) error {
+				hdrHash = hh.Sum()
+				u := index.POP3UIDL{MessageID: id, StoredAt: timeNow(), RFC822Size: p.RFC822Size, HeaderSHA256: hdrHash[:]}
+				if err := tx.AddPOP3UIDL(f.acct, p.UIDL, u); err != nil {
+					return err
+				}
+				return tx.DonePOP3Pending(f.acct, p.UIDL)
+			}})
 		if err != nil {
 			return err
 		}
@@ -93,43 +75,6 @@ func (f *fetcher) recover(ctx context.Context) error {
 		f.log.Info("indexed a message an interrupted run had stored", "uidl", p.UIDL, "key", ent.Key)
 	}
 	return nil
-}
-
-// readStored reads a message file back for its index row and its header
-// hash (headerHasher).
-func readStored(path string) (*index.NewMessage, [32]byte, error) {
-	var hdrHash [32]byte
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, hdrHash, err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	hh := newHeaderHasher(false)
-	size, err := io.Copy(io.MultiWriter(h, hh), fh)
-	if err != nil {
-		return nil, hdrHash, err
-	}
-	hdrHash = hh.Sum()
-	m := &index.NewMessage{}
-	m.Size = size
-	h.Sum(m.SHA256[:0])
-	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return nil, hdrHash, err
-	}
-	hdr := make([]byte, maildir.MaxHeader)
-	n, err := io.ReadFull(fh, hdr)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, hdrHash, err
-	}
-	hdr = hdr[:n]
-	if i := bytes.Index(hdr, []byte("\n\n")); i >= 0 {
-		hdr = hdr[:i+2]
-	}
-	m.Header = index.ParseHeader(hdr)
-	m.InternalDate = internalDate(hdr, m.Header)
-	m.DeferText = true // full text: index.IndexPending
-	return m, hdrHash, nil
 }
 
 // internalDate is the date a message arrived: the date of its topmost

@@ -313,7 +313,7 @@ func countMessages(server map[string][]mirrortest.ServerMessage) int {
 func compare(t testing.TB, d *testenv.Dovecot, store, acct string) map[string][]mirrortest.ServerMessage {
 	t.Helper()
 	server := serverFolders(t, d)
-	st, err := index.Open(index.DefaultPath(store))
+	st, err := index.OpenStore(store)
 	if err != nil {
 		t.Fatal(err)
 	}
