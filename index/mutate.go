@@ -89,7 +89,7 @@ type SyncedState struct {
 }
 
 // SetFlags gives messages new flags and keywords: each file whose flags
-// change is renamed (its info part; a file in new/ moves to cur/), the
+// change is renamed (its info part; such a file in new/ moves to cur/), the
 // directories are synced once, then the rows are updated (new MODSEQs, a
 // FlagsChanged change each) in one transaction with also. A crash between
 // the renames and the commit leaves files whose names carry the new flags
@@ -118,8 +118,8 @@ func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*T
 		if err != nil {
 			return err
 		}
-		if e.Flags == c.Flags && e.Sub == "cur" {
-			continue
+		if e.Flags == c.Flags {
+			continue // a file in new/ stays there
 		}
 		ne, err := dirs[m.Folder].SetFlags(e, c.Flags)
 		if err != nil {
@@ -242,13 +242,40 @@ func removeFile(d *maildir.Dir, e maildir.Entry) error {
 	return err
 }
 
+// findForMove finds the file of entry e: in src (moved false), or in dst
+// (moved true) where a mail program moved it. It tries e's name in both
+// before it reads the directories for the key.
+func findForMove(src, dst *maildir.Dir, e maildir.Entry) (maildir.Entry, bool, error) {
+	for i, d := range []*maildir.Dir{src, dst} {
+		for _, sub := range []string{e.Sub, "cur", "new"} {
+			if _, err := os.Lstat(filepath.Join(d.Path, sub, e.Name)); err == nil {
+				f := e
+				f.Sub = sub
+				return f, i == 1, nil
+			}
+		}
+	}
+	for i, d := range []*maildir.Dir{src, dst} {
+		f, err := d.Find(e.Key, "")
+		if err == nil {
+			return f, i == 1, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || i == 1 {
+			return f, false, err
+		}
+	}
+	panic("unreachable")
+}
+
 // Move moves a message to folder to: its file is renamed into to's
 // Maildir (same sub directory) with its ",U=" tag set to uid (the UID the
 // server gave the moved copy; 0 for none known), both directories are
 // synced, then its row moves in one transaction with also: a tombstone in
 // the old folder, a new local UID in to (a MessageRemoved and a
-// MessageAdded change). A file a mail program moved into to already (the
-// sync found it there) is taken where it is.
+// MessageAdded change). m's ID, Folder, Key and File are used; File names
+// the file in m's folder, or in to when a mail program moved it there
+// already (the sync found it so): it is then taken where it is. A file
+// renamed since is found by its key.
 //
 // File first, then row: a crash in between leaves the file in to and the
 // row in the old folder, which is what a mail program's move looks like;
@@ -264,15 +291,11 @@ func (s *Store) Move(ctx context.Context, m *Message, to FolderID, uid uint32, a
 	if err != nil {
 		return err
 	}
-	key := e.Key
-	if e, err = src.Find(key, e.Name); errors.Is(err, fs.ErrNotExist) {
-		// Moved into to already (or gone: then Find fails too).
-		if e, err = dst.Find(key, ""); err != nil {
-			return fmt.Errorf("index: moving message %s: %w", m.Key, err)
-		}
-	} else if err != nil {
+	e, moved, err := findForMove(src, dst, e)
+	if err != nil {
 		return fmt.Errorf("index: moving message %s: %w", m.Key, err)
-	} else {
+	}
+	if !moved {
 		target := filepath.Join(dst.Path, e.Sub, e.Name)
 		if _, err := os.Lstat(target); err == nil {
 			return fmt.Errorf("index: moving message %s: %s exists", m.Key, target)

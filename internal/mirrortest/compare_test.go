@@ -29,7 +29,7 @@ func TestCompareSeesEverything(t *testing.T) {
 	user := testenv.DefaultUser.Name
 	d.Seed(t, user, corpus.Generate(8, 40, corpus.Options{Folders: []string{"INBOX", "Archive"}}))
 	root := t.TempDir()
-	st, err := index.Open(index.DefaultPath(root))
+	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func newEnv(t testing.TB, opts ...testenv.Option) *env {
 }
 
 func (e *env) openIndex() {
-	st, err := index.Open(index.DefaultPath(e.root))
+	st, err := index.OpenStore(e.root)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -192,7 +192,7 @@ type faultEnv struct {
 
 func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFault, seed int64) {
 	m := &faultEnv{t: t, d: d, user: user, root: t.TempDir(), log: &testenv.Buffer{}}
-	st, err := index.Open(index.DefaultPath(m.root))
+	st, err := index.OpenStore(m.root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestKillTwoWayChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	st, err := index.Open(index.DefaultPath(c.Root))
+	st, err := index.OpenStore(c.Root)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -139,7 +139,7 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 	d.Seed(t, src.Name, msgs)
 
 	root := t.TempDir()
-	st, err := index.Open(index.DefaultPath(root))
+	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}

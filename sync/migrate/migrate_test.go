@@ -37,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	d := testenv.StartDovecot(t, alice, bob)
 	root := t.TempDir()
-	st, err := index.Open(index.DefaultPath(root))
+	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func newNSEnv(t *testing.T) *nsEnv {
 	e.plain = testenv.StartDovecot(t, alice, bob)
 	e.hosted = testenv.StartDovecot(t, carol, dave, testenv.WithNamespace("INBOX.", '.'), testenv.WithoutExtensions())
 	var err error
-	if e.st, err = index.Open(index.DefaultPath(e.root)); err != nil {
+	if e.st, err = index.OpenStore(e.root); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
