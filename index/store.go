@@ -24,6 +24,13 @@
 // buffer; one that falls behind is ended with a Resync item instead of
 // holding up writers.
 //
+// The door's local mutations (Store.SetFlags, Move, Remove, CreateFolder,
+// RenameFolder, RemoveFolder; mutate.go, folderdoor.go) change a message
+// file or a folder's Maildir and its row in one call, the file first and
+// the row in a transaction after it, in the order that leaves a crash in
+// between to the next scan (each documents why). They need the store's
+// Maildir root (OpenStore) and refuse a dry-run view.
+//
 // Full-text entries can be deferred (NewMessage.DeferText): the sync engines
 // store messages with their headers parsed and queue the body text in
 // fts_pending; IndexPending decodes the files and fills the FTS table later,
@@ -49,7 +56,12 @@
 //     made durable before that commit (see sync/imapsync).
 //   - Everything except the journal and POP3 UIDLs (with the pending POP3
 //     downloads, see sync/pop3) can be rebuilt from the Maildir plus the
-//     server: a lost index costs a scan, not a download.
+//     server: a lost index costs a scan, not a download. (Local UIDs,
+//     MODSEQs and tombstones start afresh then, under new local
+//     UIDVALIDITYs: the local endpoints' clients resynchronise.)
+//   - The feed publishes a commit's changes before the next commit's:
+//     Write holds the feed's commit lock from its commit until it has
+//     published, and every commit goes through the one write connection.
 //   - The schema is versioned (PRAGMA user_version); migrations are embedded
 //     numbered .sql files applied in one write transaction each, which
 //     also reads the version; opens take turns (an flock on the index's
