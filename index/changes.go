@@ -49,6 +49,7 @@ func (k ChangeKind) String() string {
 }
 
 // Change is one committed change to the store, as the feed delivers it.
+// Every subscriber gets the same value: treat Keywords as read-only.
 type Change struct {
 	Kind    ChangeKind
 	Commit  uint64 // the commit's number: increasing in commit order, shared by the changes of one commit

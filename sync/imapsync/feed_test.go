@@ -2,6 +2,7 @@ package imapsync_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,6 +112,52 @@ func TestSyncPublishesChanges(t *testing.T) {
 	slices.Sort(removed)
 	if len(fc.Changed) != 1 || fc.Changed[0].Key != flagged.Key || !slices.Equal(fc.Removed, removed) {
 		t.Errorf("ChangesSince: %+v; want %s changed, local UIDs %v removed", fc, flagged.Key, removed)
+	}
+	e.compare()
+}
+
+// TestRemoveCrashWindow: index.Store.Remove deletes files before rows. A
+// kill between the two, while applying a server expunge, leaves a row
+// whose file is gone and whose UID the server no longer has: the next run
+// drops the row, and deletes, uploads or fetches nothing else.
+func TestRemoveCrashWindow(t *testing.T) {
+	e := bugEnv(t)
+	before := e.serverMsgs("INBOX")
+	var rows []*index.Message
+	if err := e.store.Read(context.Background(), func(tx *index.ReadTx) error {
+		acct, err := tx.Account("acct")
+		if err != nil {
+			return err
+		}
+		f, err := tx.FolderByName(acct, "INBOX")
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Messages(f.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	x := rows[0]
+	e.serverExpunge("INBOX", x.UID)
+	// The state a kill between the two steps leaves: the door's Remove
+	// whose transaction fails removed the file and left the row.
+	errKilled := errors.New("killed")
+	if err := e.store.Remove(context.Background(), []*index.Message{x}, func(*index.Tx) error { return errKilled }); !errors.Is(err, errKilled) {
+		t.Fatalf("Remove: %v", err)
+	}
+	for _, en := range e.entries("INBOX") {
+		if en.Key == x.Key {
+			t.Fatalf("file still there after a Remove that failed to commit: %s", en.Name)
+		}
+	}
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.Uploaded != 0 || tot.New != 0 || tot.ExpungedRemote != 0 {
+		t.Errorf("after the crash window: %+v; want nothing uploaded, fetched or deleted upstream", tot)
+	}
+	after := e.serverMsgs("INBOX")
+	if len(after) != len(before)-1 {
+		t.Errorf("server INBOX has %d messages, want %d", len(after), len(before)-1)
 	}
 	e.compare()
 }
