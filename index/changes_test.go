@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,10 +249,7 @@ func TestFeedKinds(t *testing.T) {
 // them publish nothing.
 func TestFeedCommitOrder(t *testing.T) {
 	st := open(t)
-	writers, per := 4, 30
-	if testing.Short() {
-		per = 10
-	}
+	writers, per := 4, 20 // under a second; -short too, or it would not catch a reordering
 	names := []string{"shared"}
 	for w := range writers {
 		names = append(names, fmt.Sprintf("w%d", w))
@@ -260,9 +258,24 @@ func TestFeedCommitOrder(t *testing.T) {
 	shared := fs[0]
 	sub := st.Subscribe(writers * per * 4)
 	defer sub.Close()
-	// Widen the window between a commit and its publication, where the
-	// next writer's commit could overtake it.
-	index.SetTestHookCommitted(func() { time.Sleep(2 * time.Millisecond) })
+	// Hold the fifth commit between its commit and its publication until
+	// the next commit is done (or half a second has passed: the next
+	// writer cannot commit before the held one is published, as it must
+	// not). A feed that published in any other order than the commits'
+	// would publish the sixth commit before the fifth here.
+	var calls atomic.Int32
+	sixth := make(chan struct{})
+	index.SetTestHookCommitted(func() {
+		switch calls.Add(1) {
+		case 5:
+			select {
+			case <-sixth:
+			case <-time.After(500 * time.Millisecond):
+			}
+		case 6:
+			close(sixth)
+		}
+	})
 	defer index.SetTestHookCommitted(nil)
 	type commit struct {
 		id     index.MessageID // the message added to shared
@@ -439,5 +452,75 @@ func TestFeedSlowSubscriber(t *testing.T) {
 	// Closing the store ends the subscriptions.
 	st.Close()
 	for range fast.C() {
+	}
+}
+
+// TestFeedSubscribeCloseWhileWriting: subscriptions made and closed while
+// writers commit (and the store closed at the end) never block a writer,
+// never deliver after their end, and each delivers the commits it got whole
+// and in order (run with -race).
+func TestFeedSubscribeCloseWhileWriting(t *testing.T) {
+	st, err := index.Open(t.TempDir() + "/index.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fs := setup(t, st, "INBOX")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := st.Write(context.Background(), func(tx *index.Tx) error {
+					_, err := tx.AddMessages([]*index.NewMessage{newMsg(fs[0].ID, fmt.Sprintf("a%d-%d", w, i), "", ""),
+						newMsg(fs[0].ID, fmt.Sprintf("b%d-%d", w, i), "", "")})
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 10 {
+		sub := st.Subscribe(3)
+		var last index.Change
+		for range 4 {
+			c, ok := next(t, sub)
+			if !ok {
+				break
+			}
+			if c.Kind != index.Resync && (c.Commit < last.Commit || c.Commit == last.Commit && c.ModSeq != last.ModSeq) {
+				t.Fatalf("out of order: %+v after %+v", c, last)
+			}
+			last = c
+		}
+		sub.Close()
+		for range sub.C() { // what was buffered, then the end
+		}
+	}
+	late := st.Subscribe(0)
+	close(stop)
+	wg.Wait()
+	st.Close()
+	n := 0
+	for c := range late.C() {
+		if c.Kind != index.MessageAdded {
+			t.Errorf("late subscriber: %+v", c)
+		}
+		n++
+	}
+	if n%2 != 0 {
+		t.Errorf("late subscriber got %d changes: a commit split", n)
+	}
+	if after := st.Subscribe(0); func() bool { _, ok := <-after.C(); return ok }() {
+		t.Error("a subscription to a closed store delivers")
 	}
 }
