@@ -8,13 +8,16 @@
 -- QRESYNC's VANISHED). Local UIDs are never reused (local_uidnext only
 -- grows), so (folder_id, local_uid) names one message for good. A
 -- folder's tombstones go with its row.
-CREATE TABLE tombstones (
+--
+-- IF NOT EXISTS: an index set back to an older version (a test that builds
+-- an older schema's state does) migrates again.
+CREATE TABLE IF NOT EXISTS tombstones (
 	folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
 	local_uid INTEGER NOT NULL,
 	modseq    INTEGER NOT NULL, -- the folder's local MODSEQ of the removal
 	PRIMARY KEY (folder_id, local_uid)
 ) WITHOUT ROWID;
-CREATE INDEX tombstones_folder_modseq ON tombstones (folder_id, modseq);
+CREATE INDEX IF NOT EXISTS tombstones_folder_modseq ON tombstones (folder_id, modseq);
 
 -- ChangesSince reads the messages changed since a MODSEQ from this index.
-CREATE INDEX messages_folder_modseq ON messages (folder_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_folder_modseq ON messages (folder_id, modseq);
