@@ -142,6 +142,7 @@ func (tx *Tx) EnsureFolder(acct AccountID, name, path string) (*Folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: create folder %q: %w", name, err)
 	}
+	tx.record(Change{Kind: FolderCreated, Account: acct, Folder: f.ID, ModSeq: f.LocalModSeq, Name: name})
 	return f, nil
 }
 
@@ -206,13 +207,24 @@ func (tx *Tx) SetSyncResult(id FolderID, at time.Time, errMsg string) error {
 	return err
 }
 
-// DeleteFolder removes the folder row and all its message rows.
+// DeleteFolder removes the folder row and all its message rows (and
+// tombstones). A folder that does not exist is no error.
 func (tx *Tx) DeleteFolder(id FolderID) error {
 	if _, err := tx.exec(`DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE folder_id=?)`, id); err != nil {
 		return err
 	}
-	_, err := tx.exec(`DELETE FROM folders WHERE id=?`, id)
-	return err
+	var c Change
+	err := tx.queryRow(`DELETE FROM folders WHERE id=? RETURNING account_id, name, local_modseq`, id).Scan(&c.Account, &c.Name, &c.ModSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.Kind, c.Folder = FolderRemoved, id
+	delete(tx.modseqs, id)
+	tx.record(c)
+	return nil
 }
 
 // FolderCount is a folder with its message count, for status reports.
@@ -249,29 +261,24 @@ func (tx *ReadTx) FolderCounts(acct AccountID) ([]FolderCount, error) {
 	return out, rows.Err()
 }
 
-// bumpModSeq increments the folder's local MODSEQ, once per transaction,
-// and returns the new value.
-func (tx *Tx) bumpModSeq(id FolderID) (uint64, error) {
-	if m, ok := tx.modseqs[id]; ok {
-		return m, nil
-	}
-	var m uint64
-	err := tx.queryRow(`UPDATE folders SET local_modseq=local_modseq+1 WHERE id=? RETURNING local_modseq`, id).Scan(&m)
-	if err != nil {
-		return 0, err
-	}
-	if tx.modseqs == nil {
-		tx.modseqs = map[FolderID]uint64{}
-	}
-	tx.modseqs[id] = m
-	return m, nil
-}
-
 // RenameFolder gives a folder a new name and Maildir path (relative to the
 // store root).
 func (tx *Tx) RenameFolder(id FolderID, name, path string) error {
-	_, err := tx.exec(`UPDATE folders SET name=?, path=? WHERE id=?`, name, path, id)
-	return err
+	c := Change{Kind: FolderRenamed, Folder: id, Name: name}
+	err := tx.queryRow(`SELECT account_id, name, local_modseq FROM folders WHERE id=?`, id).Scan(&c.Account, &c.OldName, &c.ModSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("index: rename folder %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := tx.exec(`UPDATE folders SET name=?, path=? WHERE id=?`, name, path, id); err != nil {
+		return err
+	}
+	if c.OldName != name {
+		tx.record(c)
+	}
+	return nil
 }
 
 // ResetRemoteState forgets a folder's upstream state (it was recreated

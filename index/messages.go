@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,11 +95,13 @@ func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
 	}
 	for f, n := range count {
 		var last uint32
-		var modseq uint64
-		err := tx.queryRow(`UPDATE folders SET local_uidnext=local_uidnext+?, local_modseq=local_modseq+1
-			WHERE id=? RETURNING local_uidnext, local_modseq`, n, f).Scan(&last, &modseq)
+		err := tx.queryRow(`UPDATE folders SET local_uidnext=local_uidnext+? WHERE id=? RETURNING local_uidnext`, n, f).Scan(&last)
 		if err != nil {
 			return nil, fmt.Errorf("index: add messages: folder %d: %w", f, err)
+		}
+		modseq, err := tx.bumpModSeq(f)
+		if err != nil {
+			return nil, fmt.Errorf("index: add messages: %w", err)
 		}
 		next[f] = &span{uid: last - uint32(n), modseq: modseq}
 	}
@@ -122,6 +125,9 @@ func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
 			return nil, fmt.Errorf("index: add message %s: %w", m.Key, err)
 		}
 		m.ID, m.LocalUID, m.ModSeq = ids[i], localUID, sp.modseq
+		if _, err := tx.messageChanged(MessageAdded, m.Folder, m.ID, localUID, m.Key, m.Flags, m.Keywords); err != nil {
+			return nil, err
+		}
 	}
 	for i, m := range ms {
 		var err error
@@ -334,25 +340,37 @@ func (tx *ReadTx) Fill(msgs []*Message) error {
 
 // SetFlags records new flags and keywords for a message and bumps its MODSEQ.
 func (tx *Tx) SetFlags(id MessageID, folder FolderID, flags maildir.Flags, keywords []string) error {
-	modseq, err := tx.bumpModSeq(folder)
+	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?
+		RETURNING local_uid, key`, flags, joinKeywords(keywords))
+}
+
+// flagsChanged runs update (which ends in "modseq=? WHERE id=? RETURNING
+// local_uid, key", args before those) with the folder's next MODSEQ and
+// records the change.
+func (tx *Tx) flagsChanged(id MessageID, folder FolderID, flags maildir.Flags, keywords []string, update string, args ...any) error {
+	fm, err := tx.folderMod(folder)
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?`,
-		flags, joinKeywords(keywords), modseq, id)
-	return err
+	var uid uint32
+	var key string
+	err = tx.queryRow(update, append(args, fm.modseq, id)...).Scan(&uid, &key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no such row: nothing changed
+	}
+	if err != nil {
+		return err
+	}
+	tx.record(Change{Kind: FlagsChanged, Account: fm.account, Folder: folder, ModSeq: fm.modseq,
+		Message: id, LocalUID: uid, Key: key, Flags: flags, Keywords: slices.Clone(keywords)})
+	return nil
 }
 
 // SetFileFlags records a message's new file name and flags (a rename by a
 // mail program) and bumps its MODSEQ.
 func (tx *Tx) SetFileFlags(id MessageID, folder FolderID, file string, flags maildir.Flags, keywords []string) error {
-	modseq, err := tx.bumpModSeq(folder)
-	if err != nil {
-		return err
-	}
-	_, err = tx.exec(`UPDATE messages SET file=?, flags=?, keywords=?, modseq=? WHERE id=?`,
-		file, flags, joinKeywords(keywords), modseq, id)
-	return err
+	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET file=?, flags=?, keywords=?, modseq=? WHERE id=?
+		RETURNING local_uid, key`, file, flags, joinKeywords(keywords))
 }
 
 // SetMerged records the outcome of a flag merge in one statement: the
@@ -363,13 +381,8 @@ func (tx *Tx) SetMerged(id MessageID, folder FolderID, changed bool, file string
 	if !changed {
 		return tx.SetSyncedFlags(id, base, baseKeywords)
 	}
-	modseq, err := tx.bumpModSeq(folder)
-	if err != nil {
-		return err
-	}
-	_, err = tx.exec(`UPDATE messages SET file=?, flags=?, keywords=?, modseq=?, synced_flags=?, synced_kw=? WHERE id=?`,
-		file, flags, joinKeywords(keywords), modseq, base, joinKeywords(baseKeywords), id)
-	return err
+	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET file=?, flags=?, keywords=?, synced_flags=?, synced_kw=?,
+		modseq=? WHERE id=? RETURNING local_uid, key`, file, flags, joinKeywords(keywords), base, joinKeywords(baseKeywords))
 }
 
 // SetUploaded records a message's upload in one statement: its UID and
@@ -406,14 +419,25 @@ func (tx *Tx) ClearUIDs(folder FolderID) error {
 	return err
 }
 
-// DeleteMessage removes a message row and its full-text entry. The caller
-// removes the file after the commit.
+// DeleteMessage removes a message row and its full-text entry, leaving a
+// tombstone of its local UID (see ChangesSince). A row that does not exist
+// is no error. It changes no file: Store.Remove removes files and rows
+// together.
 func (tx *Tx) DeleteMessage(id MessageID) error {
 	if _, err := tx.exec(`DELETE FROM messages_fts WHERE rowid=?`, id); err != nil {
 		return err
 	}
-	_, err := tx.exec(`DELETE FROM messages WHERE id=?`, id)
-	return err
+	var folder FolderID
+	var uid uint32
+	var key string
+	err := tx.queryRow(`DELETE FROM messages WHERE id=? RETURNING folder_id, local_uid, key`, id).Scan(&folder, &uid, &key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return tx.tombstone(folder, id, uid, key)
 }
 
 func joinKeywords(kw []string) string {
@@ -481,13 +505,31 @@ func (tx *ReadTx) MessageByKey(folder FolderID, key string) (*Message, error) {
 // there), with its new upstream UID, file name and the flags the file
 // carries (the merge base is kept: the server copy moved with it). It gets
 // a new local UID in the destination, as IMAP requires.
+//
+// The source folder gets a tombstone for the old local UID (a
+// MessageRemoved change there), the destination a MessageAdded change.
 func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string, flags maildir.Flags) error {
+	var from FolderID
+	var oldUID uint32
+	var key, kw string
+	err := tx.queryRow(`SELECT folder_id, local_uid, key, keywords FROM messages WHERE id=?`, id).Scan(&from, &oldUID, &key, &kw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("index: move message %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
 	var localUID uint32
-	var modseq uint64
-	err := tx.queryRow(`UPDATE folders SET local_uidnext=local_uidnext+1, local_modseq=local_modseq+1
-		WHERE id=? RETURNING local_uidnext-1, local_modseq`, to).Scan(&localUID, &modseq)
+	err = tx.queryRow(`UPDATE folders SET local_uidnext=local_uidnext+1 WHERE id=? RETURNING local_uidnext-1`, to).Scan(&localUID)
 	if err != nil {
 		return fmt.Errorf("index: move message: folder %d: %w", to, err)
+	}
+	if err := tx.tombstone(from, id, oldUID, key); err != nil {
+		return err
+	}
+	modseq, err := tx.messageChanged(MessageAdded, to, id, localUID, key, flags, splitKeywords(kw))
+	if err != nil {
+		return err
 	}
 	_, err = tx.exec(`UPDATE messages SET folder_id=?, uid=?, file=?, flags=?, local_uid=?, modseq=? WHERE id=?`,
 		to, uid, file, flags, localUID, modseq, id)

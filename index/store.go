@@ -7,6 +7,30 @@
 // FTS5 table over decoded headers and text bodies, the journal of local
 // changes waiting to go upstream, and POP3 UIDLs.
 //
+// Every change to a message (added, flags or keywords changed, moved out
+// or in, removed) gives it the folder's next local MODSEQ
+// (folders.local_modseq; the messages one transaction changes share one,
+// as RFC 7162 allows); a message removed or moved away leaves a tombstone
+// (folder, local UID, MODSEQ). ReadTx.ChangesSince answers "what changed
+// in this folder since MODSEQ n" in one query, for the local endpoints'
+// IDLE and CONDSTORE. Local UIDs only grow (never reused); a recreated
+// folder gets a new local UIDVALIDITY.
+//
+// The change feed (Store.Subscribe) delivers committed changes in commit
+// order, from a closed set of kinds (message added, flags changed,
+// message removed, folder created, renamed, removed): the Tx mutators
+// record them and Write publishes them after its commit (nothing for a
+// rolled-back Write or a dry-run view). Each subscription has a bounded
+// buffer; one that falls behind is ended with a Resync item instead of
+// holding up writers.
+//
+// The door's local mutations (Store.SetFlags, Move, Remove, CreateFolder,
+// RenameFolder, RemoveFolder; mutate.go, folderdoor.go) change a message
+// file or a folder's Maildir and its row in one call, the file first and
+// the row in a transaction after it, in the order that leaves a crash in
+// between to the next scan (each documents why). They need the store's
+// Maildir root (OpenStore) and refuse a dry-run view.
+//
 // Full-text entries can be deferred (NewMessage.DeferText): the sync engines
 // store messages with their headers parsed and queue the body text in
 // fts_pending; IndexPending decodes the files and fills the FTS table later,
@@ -51,7 +75,12 @@
 //     made durable before that commit (Deliver).
 //   - Everything except the journal and POP3 UIDLs (with the pending POP3
 //     downloads, see sync/pop3) can be rebuilt from the Maildir plus the
-//     server: a lost index costs a scan, not a download.
+//     server: a lost index costs a scan, not a download. (Local UIDs,
+//     MODSEQs and tombstones start afresh then, under new local
+//     UIDVALIDITYs: the local endpoints' clients resynchronise.)
+//   - The feed publishes a commit's changes before the next commit's:
+//     Write holds the feed's commit lock from its commit until it has
+//     published, and every commit goes through the one write connection.
 //   - The schema is versioned (PRAGMA user_version); migrations are embedded
 //     numbered .sql files applied in one write transaction each, which
 //     also reads the version; opens take turns (an flock on the index's
@@ -95,6 +124,7 @@ type Store struct {
 	// before the store writes anything, and kept until Close (see
 	// maildir.Syncer).
 	files *maildir.Syncer
+	feed  *feed // committed changes to subscribers (see Subscribe)
 }
 
 // DefaultPath returns the index location for a store root.
@@ -155,7 +185,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{path: path, w: w, r: r}, nil
+	return &Store{path: path, w: w, r: r, feed: newFeed()}, nil
 }
 
 // lockDir waits for an exclusive flock on the directory dir and returns
@@ -221,8 +251,9 @@ func uriPath(path string) string {
 	return b.String()
 }
 
-// Close closes the index.
+// Close closes the index and ends its subscriptions (see Subscribe).
 func (s *Store) Close() error {
+	s.feed.close()
 	return errors.Join(s.r.Close(), s.w.Close(), s.files.Close())
 }
 
@@ -461,7 +492,10 @@ type Tx struct {
 	// modseqs holds the local MODSEQ each folder got in this transaction:
 	// the messages one transaction changes share one (as RFC 7162 allows
 	// for the messages one command changes).
-	modseqs map[FolderID]uint64
+	modseqs map[FolderID]folderMod
+	// changes are the changes made, in order, for the feed (see
+	// Subscribe): published when the transaction commits.
+	changes []Change
 }
 
 // Read runs fn in a read-only transaction.
@@ -478,7 +512,8 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 }
 
 // Write runs fn in a read-write transaction and commits it when fn returns
-// nil. Only one Write runs at a time.
+// nil. Only one Write runs at a time. The changes it made are published to
+// the subscribers (see Subscribe) once it has committed.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.dry != nil {
 		return s.dryWrite(ctx, fn)
@@ -487,15 +522,31 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := fn(&Tx{ReadTx: ReadTx{tx: tx}}); err != nil {
+	wt := &Tx{ReadTx: ReadTx{tx: tx}}
+	if err := fn(wt); err != nil {
 		tx.Rollback()
 		return diskFull(err)
+	}
+	if len(wt.changes) > 0 {
+		// Held until published: the next writer (it gets the write
+		// connection as soon as this commit returns) waits here before
+		// its commit, so its changes are published after these.
+		s.feed.commit.Lock()
+		defer s.feed.commit.Unlock()
 	}
 	if err := tx.Commit(); err != nil {
 		return diskFull(fmt.Errorf("index: commit: %w", err))
 	}
+	if testHookCommitted != nil {
+		testHookCommitted()
+	}
+	s.feed.publish(wt.changes)
 	return nil
 }
+
+// testHookCommitted, when set (by tests), runs between a commit and the
+// publication of its changes.
+var testHookCommitted func()
 
 // fullError is SQLite's "database or disk is full": it also matches
 // syscall.ENOSPC, so callers tell a full disk apart the same way whether

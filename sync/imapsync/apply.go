@@ -166,28 +166,15 @@ func detach(ctx context.Context, o *Options, dir *maildir.Dir, rows []*index.Mes
 	})
 }
 
-// expungeLocal removes messages that left the server: files first, then
-// rows. A crash in between leaves rows without files, which the next run
-// reads as local deletions of messages the server no longer has, and drops.
-// (Rows first would leave files with a ,U= tag and no row: indexed again
-// from disk, they would look new and be uploaded again.)
-func expungeLocal(ctx context.Context, store *index.Store, dir *maildir.Dir, gone []*index.Message, dry bool) error {
+// expungeLocal removes messages that left the server, through the store's
+// door: files first, then rows (see index.Store.Remove). A crash in
+// between leaves rows without files, which the next run reads as local
+// deletions of messages the server no longer has, and drops. (Rows first
+// would leave files with a ,U= tag and no row: indexed again from disk,
+// they would look new and be uploaded again.)
+func expungeLocal(ctx context.Context, store *index.Store, gone []*index.Message, dry bool) error {
 	if len(gone) == 0 || dry {
 		return nil
 	}
-	for _, m := range gone {
-		if e, ok := entryOf(m); ok {
-			if err := dir.Remove(e); err != nil {
-				return err
-			}
-		}
-	}
-	return store.Write(ctx, func(tx *index.Tx) error {
-		for _, m := range gone {
-			if err := tx.DeleteMessage(m.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return store.Remove(ctx, gone, nil)
 }

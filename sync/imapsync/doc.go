@@ -89,7 +89,7 @@
 //	                              changed on both: they agree (a bit can only flip one way)
 //	new on either side            copied to the other (APPEND upstream; download locally)
 //	deleted here, untouched there deleted there (STORE \Deleted + UID EXPUNGE of exactly it)
-//	deleted there, untouched here deleted here (row first, then file)
+//	deleted there, untouched here deleted here (file first, then row)
 //	deleted here, changed there   kept: fetched again with the server's flags
 //	deleted there, changed here   kept: uploaded again with the local flags
 //	moved here between folders    UID MOVE upstream
@@ -132,8 +132,12 @@
 // base last. Every APPEND is written ahead into the journal with the
 // folder's UIDNEXT before it; an APPEND whose result was not recorded is
 // found on the server by content on the next run (recoverAppends), not
-// repeated. Deletions remove the row first, then the file; upstream
-// expunges drop the row after the server confirmed.
+// repeated. Local changes go through the store's door (index.Store's
+// SetFlags, Move, Remove), which changes the file and then commits the
+// row: server expunges remove the file first, then the row (a kill in
+// between leaves a row without a file, which the next run drops, since the
+// server has no such message any more); upstream expunges drop the row
+// after the server confirmed.
 //
 // # Hostile servers
 //

@@ -219,18 +219,11 @@ func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCan
 				"from", cand.from.Name, "to", to.Name, "uid", cand.row.UID)
 		}
 	}
-	d, err := o.Index.Dir(*to)
-	if err != nil {
-		return err
-	}
-	ne, err := d.SetUID(e, newUID)
-	if err != nil {
-		return err
-	}
 	s.log.Debug("moved upstream", "from", cand.from.Name, "to", to.Name, "uid", cand.row.UID, "new_uid", newUID)
-	return o.Index.Write(ctx, func(tx *index.Tx) error {
-		return tx.MoveMessage(cand.row.ID, to.ID, newUID, ne.Sub+"/"+ne.Name, e.Flags)
-	})
+	// The file is in to already (a mail program moved it there, as e):
+	// the door tags it with the new UID and moves the row.
+	cand.row.File = e.Sub + "/" + e.Name
+	return o.Index.Move(ctx, cand.row, to.ID, newUID, nil)
 }
 
 // movedUID returns the new UID of the one message (UID uid) a MOVE moved,

@@ -284,7 +284,7 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 		return err
 	}
 	if o.pullDeletes() {
-		if err := expungeLocal(ctx, o.Index, j.dir, p.serverGone, o.DryRun); err != nil {
+		if err := expungeLocal(ctx, o.Index, p.serverGone, o.DryRun); err != nil {
 			return err
 		}
 		j.update(func(r *FolderResult) { r.Expunged += len(p.serverGone) })

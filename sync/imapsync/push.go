@@ -49,7 +49,7 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 		}
 	}
 	if !o.DryRun {
-		if err := w.applyFlags(ctx, j, p, localN > 0); err != nil {
+		if err := w.applyFlags(ctx, j, p); err != nil {
 			return err
 		}
 	}
@@ -70,7 +70,6 @@ type flagChange struct {
 	newBase      maildir.Flags
 	newBaseKw    []string
 	localChanged bool
-	file         string
 }
 
 // flagPlan is what syncFlags does: the changes, the STOREs grouped by
@@ -107,7 +106,7 @@ func planFlags(o *Options, local map[uint32]*index.Message, server map[uint32]*s
 			merged = mergeFlags(m.SyncedFlags, m.Flags, remote)
 			mergedKw = mergeKeywords(m.SyncedKeywords, m.Keywords, remoteKw)
 		}
-		c := &flagChange{m: m, newLocal: m.Flags, newLocalKw: m.Keywords, newBase: remote, newBaseKw: remoteKw, file: m.File}
+		c := &flagChange{m: m, newLocal: m.Flags, newLocalKw: m.Keywords, newBase: remote, newBaseKw: remoteKw}
 		if o.pull() {
 			c.newLocal, c.newLocalKw = merged, mergedKw
 		}
@@ -131,9 +130,9 @@ func planFlags(o *Options, local map[uint32]*index.Message, server map[uint32]*s
 }
 
 // applyFlags carries out a flag plan: the STOREs upstream first, then the
-// file renames (and the directory sync when a file was renamed), then the
-// index.
-func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan, renames bool) error {
+// local changes through the store's door (file renames, the directory
+// sync, the rows) with the new merge bases in the same transaction.
+func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) error {
 	keys := make([]string, 0, len(p.stores))
 	for k := range p.stores {
 		keys = append(keys, k)
@@ -153,29 +152,21 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan, rena
 			}
 		}
 	}
+	var local []index.FlagChange
+	var baseOnly []*flagChange
 	for _, c := range p.changes {
-		if c.newLocal != c.m.Flags {
-			if e, ok := entryOf(c.m); ok {
-				ne, err := j.dir.SetFlags(e, c.newLocal)
-				if err != nil {
-					return err
-				}
-				c.file = ne.Sub + "/" + ne.Name
-			}
+		if c.localChanged {
+			local = append(local, index.FlagChange{Message: c.m, Flags: c.newLocal, Keywords: c.newLocalKw,
+				Synced: &index.SyncedState{Flags: c.newBase, Keywords: c.newBaseKw}})
+		} else {
+			baseOnly = append(baseOnly, c)
 		}
 	}
-	if renames {
-		if err := j.dir.SyncDir(); err != nil {
-			return err
-		}
-	}
-	return w.s.opts.Index.Write(ctx, func(tx *index.Tx) error {
-		for _, c := range p.changes {
-			if err := tx.SetMerged(c.m.ID, c.m.Folder, c.localChanged, c.file, c.newLocal, c.newLocalKw, c.newBase, c.newBaseKw); err != nil {
+	// The door updates the local changes' rows in place.
+	return w.s.opts.Index.SetFlags(ctx, local, func(tx *index.Tx) error {
+		for _, c := range baseOnly {
+			if err := tx.SetSyncedFlags(c.m.ID, c.newBase, c.newBaseKw); err != nil {
 				return err
-			}
-			if c.localChanged {
-				c.m.Flags, c.m.Keywords, c.m.File = c.newLocal, c.newLocalKw, c.file
 			}
 			c.m.SyncedFlags, c.m.SyncedKeywords = c.newBase, c.newBaseKw
 		}

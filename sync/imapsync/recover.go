@@ -161,5 +161,5 @@ func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added [
 			return nil, err
 		}
 	}
-	return expunged, expungeLocal(ctx, o.Index, dir, expunged, o.DryRun)
+	return expunged, expungeLocal(ctx, o.Index, expunged, o.DryRun)
 }

@@ -1,0 +1,5 @@
+package index
+
+// SetTestHookCommitted sets a function run between each commit and the
+// publication of its changes (nil: none).
+func SetTestHookCommitted(fn func()) { testHookCommitted = fn }
