@@ -92,7 +92,7 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 		return fail("connect", fmt.Errorf("unexpected greeting %q", greeting))
 	}
 	if mode == TLSStartTLS {
-		if _, err := u.command(func(w *bufio.Writer) { w.WriteString("STARTTLS") }); err != nil {
+		if _, err := u.command(func(w *bufio.Writer) error { _, err := w.WriteString("STARTTLS"); return err }); err != nil {
 			return fail("STARTTLS", err)
 		}
 		tc := tls.Client(conn, cfg)
@@ -110,11 +110,12 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 		u.conn.Close()
 		return nil, ErrNoMultiAppend
 	}
-	if _, err := u.command(func(w *bufio.Writer) {
+	if _, err := u.command(func(w *bufio.Writer) error {
 		w.WriteString("LOGIN ")
 		writeAString(w, e.Username, literalPlus)
 		w.WriteByte(' ')
 		writeAString(w, e.Password, literalPlus)
+		return nil
 	}); err != nil {
 		return fail("login as "+e.Username, err)
 	}
@@ -147,7 +148,7 @@ func (u *Uploader) setConn(c net.Conn) {
 
 func (u *Uploader) capabilities() (map[string]bool, error) {
 	var caps map[string]bool
-	_, err := u.commandUntagged(func(w *bufio.Writer) { w.WriteString("CAPABILITY") }, func(line string) {
+	_, err := u.commandUntagged(func(w *bufio.Writer) error { _, err := w.WriteString("CAPABILITY"); return err }, func(line string) {
 		if rest, ok := strings.CutPrefix(line, "* CAPABILITY "); ok {
 			caps = map[string]bool{}
 			for _, c := range strings.Fields(rest) {
@@ -174,8 +175,7 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	}
 	stop := context.AfterFunc(ctx, func() { u.conn.Close() })
 	defer stop()
-	var werr error
-	text, err := u.command(func(w *bufio.Writer) {
+	text, err := u.command(func(w *bufio.Writer) error {
 		w.WriteString("APPEND ")
 		w.WriteString(quoteMailbox(mailbox))
 		for _, m := range msgs {
@@ -193,17 +193,12 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 				w.WriteString("\"")
 			}
 			fmt.Fprintf(w, " {%d+}\r\n", m.Size)
-			if err := m.Write(w); err != nil && werr == nil {
-				werr = err
+			if err := m.Write(w); err != nil {
+				return err
 			}
 		}
+		return nil
 	})
-	if werr != nil {
-		u.broken = werr
-		u.dead.Store(true)
-		u.conn.Close()
-		return nil, werr
-	}
 	if u.broken != nil {
 		u.dead.Store(true)
 	}
@@ -227,7 +222,7 @@ func (u *Uploader) Close() {
 	if u.broken == nil {
 		// A server that does not answer LOGOUT holds nobody up for long.
 		u.timeout = 2 * time.Second
-		u.command(func(w *bufio.Writer) { w.WriteString("LOGOUT") })
+		u.command(func(w *bufio.Writer) error { _, err := w.WriteString("LOGOUT"); return err })
 	}
 	u.broken = net.ErrClosed
 	u.conn.Close()
@@ -235,11 +230,11 @@ func (u *Uploader) Close() {
 
 // command sends one command (build writes it without tag and CRLF) and
 // reads up to its tagged answer, which it returns (the text after "OK").
-func (u *Uploader) command(build func(w *bufio.Writer)) (string, error) {
+func (u *Uploader) command(build func(w *bufio.Writer) error) (string, error) {
 	return u.commandUntagged(build, nil)
 }
 
-func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(line string)) (string, error) {
+func (u *Uploader) commandUntagged(build func(w *bufio.Writer) error, untagged func(line string)) (string, error) {
 	if u.broken != nil {
 		return "", u.broken
 	}
@@ -252,7 +247,15 @@ func (u *Uploader) commandUntagged(build func(w *bufio.Writer), untagged func(li
 	u.conn.SetDeadline(time.Now().Add(timeout))
 	u.bw.WriteString(tag)
 	u.bw.WriteByte(' ')
-	build(u.bw)
+	if err := build(u.bw); err != nil {
+		// A command cut short (a message file that could not be read
+		// to its end) would leave the server waiting for the rest of a
+		// literal: the connection is given up at once.
+		u.broken = err
+		u.dead.Store(true)
+		u.conn.Close()
+		return "", err
+	}
 	u.bw.WriteString("\r\n")
 	if err := u.bw.Flush(); err != nil {
 		u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)

@@ -118,3 +118,33 @@ func TestUploaderBye(t *testing.T) {
 		t.Fatalf("after BYE: err = %v, want a connection error", err)
 	}
 }
+
+// TestUploaderShortMessage: a message whose file fails mid-way (deleted
+// or cut while it is being sent) gives up the connection at once; it used
+// to leave the server waiting for the rest of the literal and the upload
+// waiting for an answer until the 2-minute timeout.
+func TestUploaderShortMessage(t *testing.T) {
+	up := &Uploader{}
+	up.setConn(imapscript.Server(t, "* OK ready", func(cmd string) []string {
+		return []string{"TAG OK done"}
+	}))
+	up.readLine()
+	gone := errors.New("message file vanished")
+	begin := time.Now()
+	_, err := up.AppendMany(context.Background(), "INBOX", []UploadMsg{{Size: 100, Write: func(w io.Writer) error {
+		w.Write([]byte("only part of it"))
+		return gone
+	}}})
+	if !errors.Is(err, gone) {
+		t.Fatalf("err = %v, want the file's error", err)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Fatalf("AppendMany took %s: it waited for an answer to a command it never finished", d)
+	}
+	if _, err := up.AppendMany(context.Background(), "INBOX", []UploadMsg{{Size: 1, Write: func(w io.Writer) error {
+		_, err := w.Write([]byte("x"))
+		return err
+	}}}); err == nil {
+		t.Fatal("the connection was used again after a command cut short")
+	}
+}

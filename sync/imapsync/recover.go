@@ -34,7 +34,12 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 	}
 	var mine []*index.Message
 	for _, in := range intents {
-		mine = append(mine, byID[in.Message])
+		// An intent whose row is gone (its file was moved or deleted
+		// after the crash) has nothing to fill: the loop below only
+		// closes it.
+		if m := byID[in.Message]; m != nil {
+			mine = append(mine, m)
+		}
 	}
 	if err := fill(ctx, o.Index, mine); err != nil {
 		return err

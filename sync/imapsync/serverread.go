@@ -127,9 +127,8 @@ func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 
 // searchAll returns every UID in the selected folder (ESEARCH keeps the
 // answer compact when the server has it). The answer is counted before it
-// is walked (see uidset.go): one with more UIDs than the folder has
-// messages (its EXISTS, as go-imap tracks it up to the answer) is refused
-// with a folder-level error.
+// is walked (see uidset.go): one with far more UIDs than the folder has
+// messages (see searchLimit) is refused with a folder-level error.
 func searchAll(c *imapclient.Client) ([]uint32, error) {
 	var opts *imap.SearchOptions
 	if c.Caps().Has(imap.CapESearch) {
@@ -144,11 +143,22 @@ func searchAll(c *imapclient.Client) ([]uint32, error) {
 		exists = mbox.NumMessages
 	}
 	set, _ := data.All.(imap.UIDSet) // nil (no ALL): no message
-	n, err := checkUIDSet(set, uint64(exists), "UID SEARCH")
+	n, err := checkUIDSet(set, exists, "UID SEARCH")
 	if err != nil {
 		return nil, err
 	}
 	out := make([]uint32, 0, n)
 	walkUIDs(set, func(u uint32) { out = append(out, u) })
 	return out, nil
+}
+
+// searchLimit is the most UIDs a UID SEARCH ALL may answer in a folder of
+// exists messages (its EXISTS, as go-imap tracks it up to the answer).
+// Mail delivered while the run works may be in the answer before its
+// EXISTS reaches us (Dovecot does so: with a mail client or the agent's
+// IDLE beside a sync, the count was one short), so the limit has room for
+// a burst of arrivals; what it stops is an answer such as 1:4294967295,
+// which would be walked for hours.
+func searchLimit(exists uint32) uint64 {
+	return uint64(exists) + 1000 + uint64(exists)/10
 }

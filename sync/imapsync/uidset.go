@@ -33,14 +33,15 @@ func uidCount(set imap.UIDSet) (n uint64, ok bool) {
 }
 
 // checkUIDSet returns set's size, or an error naming what when set is not
-// a list of UIDs or holds more than limit of them.
-func checkUIDSet(set imap.UIDSet, limit uint64, what string) (uint64, error) {
+// a list of UIDs or holds far more UIDs than a folder of exists messages
+// can (see searchLimit).
+func checkUIDSet(set imap.UIDSet, exists uint32, what string) (uint64, error) {
 	n, ok := uidCount(set)
 	if !ok {
 		return 0, fmt.Errorf("%s: the server's answer is not a list of UIDs (it holds * or 0)", what)
 	}
-	if n > limit {
-		return 0, fmt.Errorf("%s: the server answered with %d UIDs, more than the %d messages the folder has: refused", what, n, limit)
+	if n > searchLimit(exists) {
+		return 0, fmt.Errorf("%s: the server answered with %d UIDs for a folder of %d messages: refused", what, n, exists)
 	}
 	return n, nil
 }
