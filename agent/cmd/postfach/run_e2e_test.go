@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"io"
 	"net"
@@ -469,4 +470,61 @@ func openFiles(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestLaunchdPlistRunsWhatExists: the shipped launchd plist is well-formed
+// XML whose ProgramArguments run a postfach command that exists (the
+// systemd units are checked by TestSystemdUnitsRunWhatExists).
+func TestLaunchdPlistRunsWhatExists(t *testing.T) {
+	t.Parallel()
+	plists, _ := filepath.Glob("../../../configs/launchd/*.plist")
+	if len(plists) == 0 {
+		t.Fatal("no launchd plist in configs/launchd")
+	}
+	for _, path := range plists {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := xml.NewDecoder(f)
+		var args []string
+		var lastKey, inArray string
+		for {
+			tok, err := dec.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if ee, ok := tok.(xml.EndElement); ok && ee.Name.Local == "array" {
+				inArray = ""
+			}
+			se, ok := tok.(xml.StartElement)
+			if !ok {
+				continue
+			}
+			var text string
+			switch se.Name.Local {
+			case "key":
+				dec.DecodeElement(&text, &se)
+				lastKey = text
+			case "array":
+				inArray = lastKey
+			case "string":
+				dec.DecodeElement(&text, &se)
+				if inArray == "ProgramArguments" {
+					args = append(args, text)
+				}
+			}
+		}
+		f.Close()
+		if len(args) < 2 || filepath.Base(args[0]) != "postfach" {
+			t.Fatalf("%s: ProgramArguments %q, want postfach and a command", path, args)
+		}
+		r := run(t, nil, append(args[1:], "--help")...)
+		if r.code != 0 || strings.Contains(r.stdout, "Available Commands") {
+			t.Errorf("%s: runs %q, which is not a postfach command: %s", path, args, r)
+		}
+	}
 }
