@@ -184,8 +184,8 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set sync
 	}
 	err = storeFull(a.cfg.Store.Path, err)
 	rep.Err = err
-	if set.dryRun {
-		return rep
+	if set.dryRun || ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return rep // a stopped run is no outcome to show in status
 	}
 	a.recordAccount(acct.Name, failedWhole(rep), err)
 	return rep
