@@ -23,7 +23,8 @@ type RunOptions struct {
 	// file again on SIGHUP): added accounts start, removed ones stop,
 	// changed ones restart, the others go on undisturbed, and an account
 	// parked by a permanent error is tried again. A config that moves the
-	// store is refused (logged); the agent keeps its store.
+	// store, or whose accounts Open would refuse (checkAccounts), is
+	// refused (logged); the agent goes on with the config it has.
 	Reload <-chan *configs.Config
 
 	// Upstream, when set, runs beside each account's service from each
@@ -165,6 +166,14 @@ func (d *daemon) reload(cfg *configs.Config) {
 		d.log.Error("config not reloaded: store.path changed; the running agent keeps its store (restart postfach run for the new one)",
 			"store", d.cfg.Store.Path, "new", cfg.Store.Path)
 		return
+	}
+	if !first {
+		// As Open checks the accounts of the first: an added account
+		// whose folder holds another program's Maildir is refused.
+		if err := checkAccounts(cfg, d.a.store); err != nil {
+			d.log.Error("config not reloaded: the agent goes on with the one it has", "err", err)
+			return
+		}
 	}
 	old := d.snapshotMap()
 	next := map[string]*service{}
