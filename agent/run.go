@@ -39,7 +39,7 @@ type RunOptions struct {
 	Local Watcher
 
 	// StopTimeout bounds the wait for the services once ctx ends;
-	// default 4 s (SIGTERM must stop the agent within 5).
+	// default 3 s (SIGTERM must stop the agent within 5).
 	StopTimeout time.Duration
 }
 
@@ -122,7 +122,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	}()
 	timeout := opts.StopTimeout
 	if timeout <= 0 {
-		timeout = 4 * time.Second
+		timeout = 3 * time.Second
 	}
 	select {
 	case <-stopped:

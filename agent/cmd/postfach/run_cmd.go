@@ -56,11 +56,11 @@ errors.`,
 				return err
 			}
 			// The promise: stopped within 5 s of SIGTERM, whatever hangs
-			// (Run gives its work 4 s; closing the index, a service stuck
+			// (Run gives its work 3 s; closing the index, a service stuck
 			// in a reload, get the rest). Every engine survives a stop
 			// at any instant.
 			context.AfterFunc(cmd.Context(), func() {
-				time.AfterFunc(4500*time.Millisecond, func() {
+				time.AfterFunc(4*time.Second, func() {
 					log.Warn("stopped with work in flight abandoned; the next start goes on from there")
 					os.Exit(0)
 				})
