@@ -482,6 +482,7 @@ func TestRunOffline(t *testing.T) {
 		}
 		last = at
 	}
+	t.Logf("time between attempts while offline: %v", gaps)
 	for i := 1; i < len(gaps); i++ {
 		if gaps[i] <= gaps[i-1] {
 			t.Errorf("waits between attempts %v: not growing", gaps)
