@@ -1,15 +1,29 @@
 // Package agent runs postfach's jobs for the accounts of a config: one-shot
-// syncs now, and later the daemon (schedules, push, local endpoints,
-// backups). It is the only package that turns a configs.Config into the
-// plain option structs of the packages below it.
+// syncs and migrations, and the daemon, `postfach run` (later also the
+// local endpoints and backups). It is the only package that turns a
+// configs.Config into the plain option structs of the packages below it.
 //
 // Open (and CheckStore, for `config check`) refuses a store whose place
 // would mix its mail with another's: inside another postfach store,
 // holding one below an account's folder, or with an account folder full of
-// another program's Maildir (storecheck.go). Sync and Migrate run under
-// the store's sync lock, an flock on <store>/.postfach/sync.lock: one run
-// per store at a time, whatever path the config spells the store with, and
+// another program's Maildir (storecheck.go). Sync, Migrate and Run run
+// under the store's sync lock, an flock on <store>/.postfach/sync.lock
+// holding the holder's process id and command (lock.go): one writer per
+// store at a time, whatever path the config spells the store with, and
 // Sync runs each account once however often it is named.
+//
+// Run (run.go) holds the lock for its whole life and supervises one
+// service per account (supervise.go): a full sync at start, then a sync on
+// every Nudge (from the watchers, coalesced), request and poll_interval;
+// a temporary failure (nethint.Permanent false) is retried with capped
+// exponential backoff (state "offline"), a permanent one parks the
+// account (state "error") until the config is reloaded or a sync is asked
+// for. A service only ever syncs its own account, one sync at a time. The
+// full-text indexer runs while no sync does. The control socket
+// <store>/.postfach/agent.sock (control.go; 0600, line-delimited JSON)
+// serves `postfach status` (AgentStatus) and `postfach sync`
+// (SyncThroughAgent); a socket file without a listener is one a killed
+// agent left, removed by the next.
 package agent
 
 import (
@@ -75,7 +89,7 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockStore(a.cfg.Store.Path)
+	unlock, err := lockStore(a.cfg.Store.Path, "postfach sync")
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +100,7 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = a.syncAccount(ctx, acct, progress)
+			reports[i] = a.syncAccount(ctx, acct, syncSettings{force: a.Force, dryRun: a.DryRun, progress: progress})
 		}()
 	}
 	wg.Wait()
@@ -135,7 +149,17 @@ func (a *Agent) pick(names []string) ([]*configs.Account, error) {
 	return out, nil
 }
 
-func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress imapsync.Progress) AccountReport {
+// syncSettings are what one account sync is asked for.
+type syncSettings struct {
+	force, dryRun bool
+	progress      imapsync.Progress // nil: none
+	// dialAttempts is how often a temporary connection failure is tried
+	// (0: the engine's default); the daemon tries once and backs off
+	// itself.
+	dialAttempts int
+}
+
+func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set syncSettings) AccountReport {
 	log := a.log.With("account", acct.Name)
 	rep := AccountReport{Name: acct.Name}
 	var err error
@@ -143,15 +167,16 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 	case "imap":
 		var opts imapsync.Options
 		if opts, err = a.imapOptions(ctx, acct); err == nil {
-			opts.Logger, opts.Progress = log, progress
+			opts.Logger, opts.Progress = log, set.progress
+			opts.Force, opts.DryRun, opts.DialAttempts = set.force, set.dryRun, set.dialAttempts
 			rep.Result, err = imapsync.Sync(ctx, opts)
 		}
 	case "pop3":
 		var opts pop3.FetchOptions
 		if opts, err = a.pop3Options(ctx, acct); err == nil {
-			opts.Logger, opts.DryRun = log, a.DryRun
-			if progress != nil {
-				opts.Progress = progress
+			opts.Logger, opts.DryRun = log, set.dryRun
+			if set.progress != nil {
+				opts.Progress = set.progress
 			}
 			rep.POP3, err = pop3.Fetch(ctx, opts)
 		}
@@ -160,11 +185,17 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 	}
 	err = storeFull(a.cfg.Store.Path, err)
 	rep.Err = err
-	if a.DryRun {
-		return rep
+	if set.dryRun || ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return rep // a stopped run is no outcome to show in status
 	}
-	a.recordAccount(acct.Name, err != nil && rep.Result == nil && rep.POP3 == nil, err)
+	a.recordAccount(acct.Name, failedWhole(rep), err)
 	return rep
+}
+
+// failedWhole reports whether the account's run failed before syncing any
+// folder (no connection, no login): no result, only the error.
+func failedWhole(rep AccountReport) bool {
+	return rep.Err != nil && rep.Result == nil && rep.POP3 == nil
 }
 
 // recordAccount stores the account-level outcome for status: runErr is
@@ -211,12 +242,10 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		Direction:        acct.Direction,
 		Expunge:          acct.Expunge,
 		MaxDeletePercent: acct.MaxDeletePercent,
-		Force:            a.Force,
 		CreateFolders:    acct.CreateFolders,
 		RemoveFolders:    acct.RemoveFolders,
 		FolderMap:        acct.FolderMap,
 		NamespacePrefix:  acct.NamespacePrefix,
-		DryRun:           a.DryRun,
 		MaxAgeDays:       acct.MaxAgeDays,
 		MaxSize:          acct.MaxSize,
 	}, nil

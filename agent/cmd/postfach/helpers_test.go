@@ -177,6 +177,9 @@ type status struct {
 			Error    string `json:"error"`
 		} `json:"folders"`
 	} `json:"accounts"`
+	// Agent is there when a postfach run answers on the store (see
+	// runStatus for its keys).
+	Agent json.RawMessage `json:"agent"`
 }
 
 // getStatus runs `status --json`, checks the shape of the JSON (every
