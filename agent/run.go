@@ -14,7 +14,7 @@ import (
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
-	"github.com/postfach/postfach/sync/imapsync"
+	"github.com/postfach/postfach/sync/imapconn"
 )
 
 // RunOptions configure Run.
@@ -54,7 +54,7 @@ type WatchTarget struct {
 	Index   *index.Store
 	// Endpoint is how to reach an IMAP account's server (its password
 	// resolved); for Upstream only.
-	Endpoint imapsync.Endpoint
+	Endpoint imapconn.Endpoint
 	Nudge    Nudge
 	Log      *slog.Logger
 }
