@@ -157,6 +157,12 @@ type syncSettings struct {
 	// (0: the engine's default); the daemon tries once and backs off
 	// itself.
 	dialAttempts int
+	// only, when set, are the local folders an IMAP run syncs alone
+	// (imapsync.Options.Only: the folders a watcher named).
+	only []string
+	// connections, when set, bounds an IMAP run's connections (the
+	// agent keeps some for IDLE).
+	connections int
 }
 
 func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set syncSettings) AccountReport {
@@ -169,6 +175,10 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set sync
 		if opts, err = a.imapOptions(ctx, acct); err == nil {
 			opts.Logger, opts.Progress = log, set.progress
 			opts.Force, opts.DryRun, opts.DialAttempts = set.force, set.dryRun, set.dialAttempts
+			opts.Only = set.only
+			if set.connections > 0 {
+				opts.Connections = set.connections
+			}
 			rep.Result, err = imapsync.Sync(ctx, opts)
 		}
 	case "pop3":

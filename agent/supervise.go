@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"sort"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ const (
 // Backoff bounds for an account whose server cannot be reached.
 var (
 	backoffMin = time.Second
-	backoffMax = 5 * time.Minute
+	backoffMax = 2 * time.Minute
 )
 
 // backoff is a capped exponential delay with jitter.
@@ -348,9 +349,16 @@ func (s *service) round(ctx context.Context, full bool) error {
 		force = force || r.force
 	}
 	if full || len(folders) > 0 || len(real) > 0 || len(dry) == 0 {
-		// TODO(h-watch): sync only the nudged folders once imapsync can;
-		// until then every round syncs the whole account.
-		rep := s.sync(ctx, syncSettings{force: force, dialAttempts: 1})
+		set := syncSettings{force: force, dialAttempts: 1, connections: syncConnections(s.acct)}
+		if !full && len(real) == 0 && len(folders) > 0 {
+			// Only what a watcher named (imapsync makes the run full
+			// when it must); a request or a poll syncs everything.
+			for f := range folders {
+				set.only = append(set.only, f)
+			}
+			sort.Strings(set.only)
+		}
+		rep := s.sync(ctx, set)
 		if ctx.Err() != nil {
 			// Stopped (a reload, or the agent's end): the requests go
 			// to the next service, if any.

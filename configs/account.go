@@ -51,7 +51,8 @@ type Account struct {
 	// answer, or what the account recorded.
 	NamespacePrefix *string
 	// IdleFolders are the local folder names `postfach run` keeps an IMAP
-	// IDLE connection open on (within Connections); default ["INBOX"].
+	// IDLE connection open on (within Connections, keeping one for the
+	// sync); default ["INBOX"], none when Connections is 1.
 	// The other folders are polled every PollInterval.
 	IdleFolders []string
 

@@ -144,17 +144,21 @@ func (d *decoder) imap(t *table, a *Account) {
 	a.IdleFolders = idleFolders(t, a.Connections)
 }
 
-// idleFolders decodes idle_folders: local folder names, default ["INBOX"],
-// at most connections of them (each holds a connection open).
+// idleFolders decodes idle_folders: local folder names, default ["INBOX"]
+// (none with connections = 1), fewer than connections (each holds a connection open; the sync needs
+// one).
 func idleFolders(t *table, connections int) []string {
+	if !t.has("idle_folders") && connections < 2 {
+		return nil // one connection: the sync's; the agent polls
+	}
 	fs := t.strings("idle_folders", []string{"INBOX"})
 	for _, f := range fs {
 		if msg := checkFolderName(f); msg != "" {
 			t.errorf("idle_folders", "%q: %s", f, msg)
 		}
 	}
-	if len(fs) > connections {
-		t.errorf("idle_folders", "%d folders, but connections = %d: each IDLE holds a connection open", len(fs), connections)
+	if len(fs) >= connections {
+		t.errorf("idle_folders", "%d folders, but connections = %d: each IDLE holds a connection open, and the sync needs one", len(fs), connections)
 	}
 	return fs
 }

@@ -289,3 +289,13 @@ func (tx *Tx) ResetRemoteState(id FolderID) error {
 	}
 	return tx.ClearUIDs(id)
 }
+
+// FolderByPath returns the folder whose Maildir is at path (relative to
+// the store root, slash-separated, as rows record it) or ErrNotFound.
+func (tx *ReadTx) FolderByPath(path string) (*Folder, error) {
+	f, err := scanFolder(tx.queryRow(`SELECT `+folderCols+` FROM folders WHERE path=?`, path))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return f, err
+}

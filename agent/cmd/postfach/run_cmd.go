@@ -69,7 +69,7 @@ errors.`,
 			defer cancel()
 			reload := make(chan *configs.Config)
 			go reloadOnHangup(ctx, g.configPath, hup, reload, log)
-			err = a.Run(ctx, agent.RunOptions{Reload: reload})
+			err = a.Run(ctx, agent.RunOptions{Reload: reload, Upstream: agent.IdleUpstream, Local: agent.MaildirLocal})
 			if errors.Is(err, agent.ErrStopTimeout) {
 				// Work still running uses the index: exit without
 				// closing it (every engine survives a stop at any
