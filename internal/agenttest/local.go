@@ -52,7 +52,7 @@ func newKey() string {
 
 // fileName is the name of a message file with flags: "<key>:2,<flags>".
 func fileName(key string, flags maildir.Flags) string {
-	return key + ":2," + flags.Info()
+	return key + ":" + flags.Info()
 }
 
 // Add writes a new message into folder as a delivery agent would (into
@@ -98,7 +98,7 @@ func (l *Maildir) SetFlags(msg Msg, flags maildir.Flags) error {
 		if i := bytes.IndexByte([]byte(name), ':'); i >= 0 {
 			name = name[:i]
 		}
-		return rename(path, filepath.Join(l.Dir(msg.Folder), "cur", name+":2,"+flags.Info()))
+		return rename(path, filepath.Join(l.Dir(msg.Folder), "cur", name+":"+flags.Info()))
 	})
 	if err == nil {
 		l.model.update(msg.ID, func(m *Msg) { m.Flags = flags })
