@@ -1,6 +1,6 @@
 package main
 
-// Helpers of the end-to-end tests of `postfach run` (run_e2e_test.go):
+// Helpers of the end-to-end tests of `postfach run` (agent_e2e_test.go):
 // one account "work" on a private Dovecot, the model of what it must hold,
 // another IMAP client and another Maildir program (internal/agenttest).
 
