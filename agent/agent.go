@@ -74,7 +74,7 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockStore(a.cfg.Store.Path)
+	unlock, err := lockStore(a.cfg.Store.Path, "postfach sync")
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = a.syncAccount(ctx, acct, progress)
+			reports[i] = a.syncAccount(ctx, acct, syncSettings{force: a.Force, dryRun: a.DryRun, progress: progress})
 		}()
 	}
 	wg.Wait()
@@ -134,7 +134,17 @@ func (a *Agent) pick(names []string) ([]*configs.Account, error) {
 	return out, nil
 }
 
-func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress imapsync.Progress) AccountReport {
+// syncSettings are what one account sync is asked for.
+type syncSettings struct {
+	force, dryRun bool
+	progress      imapsync.Progress // nil: none
+	// dialAttempts is how often a temporary connection failure is tried
+	// (0: the engine's default); the daemon tries once and backs off
+	// itself.
+	dialAttempts int
+}
+
+func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set syncSettings) AccountReport {
 	log := a.log.With("account", acct.Name)
 	rep := AccountReport{Name: acct.Name}
 	var err error
@@ -142,15 +152,16 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 	case "imap":
 		var opts imapsync.Options
 		if opts, err = a.imapOptions(ctx, acct); err == nil {
-			opts.Logger, opts.Progress = log, progress
+			opts.Logger, opts.Progress = log, set.progress
+			opts.Force, opts.DryRun, opts.DialAttempts = set.force, set.dryRun, set.dialAttempts
 			rep.Result, err = imapsync.Sync(ctx, opts)
 		}
 	case "pop3":
 		var opts pop3.FetchOptions
 		if opts, err = a.pop3Options(ctx, acct); err == nil {
-			opts.Logger, opts.DryRun = log, a.DryRun
-			if progress != nil {
-				opts.Progress = progress
+			opts.Logger, opts.DryRun = log, set.dryRun
+			if set.progress != nil {
+				opts.Progress = set.progress
 			}
 			rep.POP3, err = pop3.Fetch(ctx, opts)
 		}
@@ -159,11 +170,17 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, progress
 	}
 	err = storeFull(a.cfg.Store.Path, err)
 	rep.Err = err
-	if a.DryRun {
+	if set.dryRun {
 		return rep
 	}
-	a.recordAccount(acct.Name, err != nil && rep.Result == nil && rep.POP3 == nil, err)
+	a.recordAccount(acct.Name, failedWhole(rep), err)
 	return rep
+}
+
+// failedWhole reports whether the account's run failed before syncing any
+// folder (no connection, no login): no result, only the error.
+func failedWhole(rep AccountReport) bool {
+	return rep.Err != nil && rep.Result == nil && rep.POP3 == nil
 }
 
 // recordAccount stores the account-level outcome for status: runErr is
@@ -210,12 +227,10 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		Direction:        acct.Direction,
 		Expunge:          acct.Expunge,
 		MaxDeletePercent: acct.MaxDeletePercent,
-		Force:            a.Force,
 		CreateFolders:    acct.CreateFolders,
 		RemoveFolders:    acct.RemoveFolders,
 		FolderMap:        acct.FolderMap,
 		NamespacePrefix:  acct.NamespacePrefix,
-		DryRun:           a.DryRun,
 		MaxAgeDays:       acct.MaxAgeDays,
 		MaxSize:          acct.MaxSize,
 	}, nil

@@ -68,7 +68,7 @@ func (a *Agent) migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, 
 	if dst.Kind != "imap" {
 		return nil, fmt.Errorf("--to %s: the destination must be an IMAP account, not %s", dst.Name, dst.Kind)
 	}
-	unlock, err := lockStore(a.cfg.Store.Path)
+	unlock, err := lockStore(a.cfg.Store.Path, "postfach migrate")
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,9 @@ import (
 // Status is what `postfach status --json` prints.
 type Status struct {
 	Accounts []AccountStatus `json:"accounts"`
+	// Agent is the live state of the agent (postfach run) on the store;
+	// nil (left out) when none runs.
+	Agent *AgentStatus `json:"agent,omitempty"`
 }
 
 // AccountStatus is one account's state.
@@ -39,8 +42,27 @@ func rfc3339(t time.Time) string {
 	return t.Format(time.RFC3339)
 }
 
-// Status reports every configured account with its folders, from the index.
+// Status reports every configured account with its folders, from the
+// index, and the live state of the agent when one runs on the store.
 func (a *Agent) Status(ctx context.Context) (*Status, error) {
+	st, err := a.indexStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ag, err := a.AgentStatus(actx)
+	switch {
+	case err == nil:
+		st.Agent = ag
+	case !errors.Is(err, ErrNoAgent):
+		// A busy or stuck agent does not keep status from the index.
+		a.log.Warn("asking the agent for its state", "err", err)
+	}
+	return st, nil
+}
+
+func (a *Agent) indexStatus(ctx context.Context) (*Status, error) {
 	st := &Status{Accounts: []AccountStatus{}}
 	err := a.store.Read(ctx, func(tx *index.ReadTx) error {
 		states, err := tx.Accounts()

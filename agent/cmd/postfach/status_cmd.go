@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,8 +18,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show each account and folder: messages, last sync, last error",
-		Args:  cobra.NoArgs,
+		Short: "Show each account and folder: messages, last sync, last error, and what a running agent does",
+		Long: `Show each account and folder from the index: messages, last successful
+sync, last error. When an agent (postfach run) runs on the store, also its
+process id and each account's live state: idle, syncing, offline (with the
+time of the next try) or stopped by an error (a wrong password, an
+untrusted certificate) until the config changes. --json adds
+"agent": {"pid": N, "accounts": [{"name", "state", "next_retry"}]} then.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
@@ -39,12 +47,23 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return enc.Encode(st)
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			live := map[string]string{}
+			if st.Agent != nil {
+				fmt.Fprintf(tw, "agent: postfach run, process %d\n", st.Agent.PID)
+				for _, s := range st.Agent.Accounts {
+					live[s.Name] = liveState(s)
+				}
+			}
 			for _, acct := range st.Accounts {
 				last := acct.LastSync
 				if last == "" {
 					last = "never"
 				}
-				fmt.Fprintf(tw, "%s (%s)\t%d messages\tlast sync %s\t%s\n", safe(acct.Name), acct.Kind, acct.Messages, last, safe(acct.Error))
+				state := ""
+				if st.Agent != nil {
+					state = cmp.Or(live[acct.Name], "not run by the agent") + "\t"
+				}
+				fmt.Fprintf(tw, "%s (%s)\t%s%d messages\tlast sync %s\t%s\n", safe(acct.Name), acct.Kind, state, acct.Messages, last, safe(acct.Error))
 				for _, f := range acct.Folders {
 					last := f.LastSync
 					if last == "" {
@@ -58,6 +77,20 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	return cmd
+}
+
+// liveState says in words what the agent's service of an account does.
+func liveState(s agent.ServiceStatus) string {
+	switch s.State {
+	case agent.StateOffline:
+		if t, err := time.Parse(time.RFC3339, s.NextRetry); err == nil {
+			return "offline, next try " + t.Local().Format("15:04:05")
+		}
+		return "offline"
+	case agent.StateError:
+		return "stopped by an error until the config changes"
+	}
+	return s.State
 }
 
 func newSearchCmd(g *globals) *cobra.Command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +32,10 @@ progress and the result as JSON lines on stdout.
 Exit status: 0 when every account and folder succeeded; 1 when an account
 or folder failed; 3 when everything else succeeded but the server refused
 to store some messages (over quota, too large for it: they stay here, are
-tried again by every run, and status shows them per folder).`,
+tried again by every run, and status shows them per folder).
+
+When an agent (postfach run) runs on the store, it does the sync, now,
+and this prints the result (no progress bar).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.load()
 			if err != nil {
@@ -52,7 +56,11 @@ tried again by every run, and status shows them per folder).`,
 				prog = newBarProgress(os.Stderr)
 			}
 			start := time.Now()
-			reports, err := a.Sync(cmd.Context(), args, prog)
+			// A running agent holds the store: it syncs, this prints.
+			reports, err := a.SyncThroughAgent(cmd.Context(), args)
+			if errors.Is(err, agent.ErrNoAgent) {
+				reports, err = a.Sync(cmd.Context(), args, prog)
+			}
 			prog.Finish()
 			printReports(out, reports, time.Since(start), jsonOut)
 			if err != nil {

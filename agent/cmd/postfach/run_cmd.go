@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postfach/postfach/agent"
+	"github.com/postfach/postfach/configs"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var logFormat string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent in the foreground: keep every account in sync until stopped",
+		Long: `Run the agent: it syncs every account at start, then whenever the server
+or the Maildir changes and every poll_interval, and waits out a lost
+network (retrying with backoff, 1 s doubling to 5 min; one log line when an
+account goes offline, one when it is back). An account that cannot work
+until its config changes (wrong password, untrusted certificate) is parked
+with state "error". It holds the store's lock: other postfach commands on
+the store go through the agent (sync, status) or wait until it stops.
+
+It stays in the foreground and logs to stderr (text, or JSON with
+--log-format json; -v logs every sync). SIGHUP reloads the config file:
+added accounts start, removed ones stop, changed ones restart, parked ones
+are tried again; a config with errors is not loaded (the errors are
+logged). SIGTERM or SIGINT stops it within 5 seconds; it then exits 0.
+Exit status 1: it could not start (the store is locked by another postfach,
+the config is wrong).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP is ours from here on (by default it would kill).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			log, err := g.runLogger(logFormat)
+			if err != nil {
+				return err
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			a, err := agent.Open(cfg, log)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			reload := make(chan *configs.Config)
+			go reloadOnHangup(ctx, g.configPath, hup, reload, log)
+			err = a.Run(ctx, agent.RunOptions{Reload: reload})
+			if errors.Is(err, agent.ErrStopTimeout) {
+				// Work still running uses the index: exit without
+				// closing it (every engine survives a stop at any
+				// instant).
+				os.Exit(0)
+			}
+			a.Close()
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// reloadOnHangup loads the config file again on each SIGHUP and hands it
+// to the agent; a file with errors is logged and not handed over.
+func reloadOnHangup(ctx context.Context, path string, hup <-chan os.Signal, reload chan<- *configs.Config, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := configs.Load(path)
+		if err != nil {
+			log.Error("config not reloaded: the agent goes on with the one it has", "file", path, "err", err)
+			continue
+		}
+		for _, w := range cfg.Warnings {
+			log.Warn("config", "warning", w.Error())
+		}
+		log.Info("config reloaded", "file", path)
+		select {
+		case <-ctx.Done():
+			return
+		case reload <- cfg:
+		}
+	}
+}
+
+// runLogger is the agent's log: on stderr, text or JSON, info and up (-v:
+// debug, every sync).
+func (g *globals) runLogger(format string) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(safeWriter{os.Stderr}, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
+}
