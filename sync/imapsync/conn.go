@@ -32,6 +32,11 @@ type Endpoint struct {
 	// Every other wait on the server is bounded by 30 s without a byte
 	// (see progressConn).
 	LiteralTimeout time.Duration
+	// Unilateral, when set, receives the server's unilateral data
+	// (EXISTS, EXPUNGE, FETCH outside a command: what an IDLE connection
+	// is told; see IdleWatcher). Its Mailbox and Expunge callbacks run on
+	// go-imap's reader goroutine and must not block.
+	Unilateral *imapclient.UnilateralDataHandler
 }
 
 // dialTimeout bounds the TCP connect and the TLS handshake.
@@ -82,7 +87,7 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 // connect dials the server and hands go-imap the connection, wrapped in a
 // progressConn (TLS runs over it, so its deadlines count TLS's bytes).
 func (e *Endpoint) connect(ctx context.Context) (*imapclient.Client, error) {
-	opts := &imapclient.Options{TLSConfig: e.TLSConfig, DebugWriter: e.Debug}
+	opts := &imapclient.Options{TLSConfig: e.TLSConfig, DebugWriter: e.Debug, UnilateralDataHandler: e.Unilateral}
 	host, _, _ := net.SplitHostPort(e.Addr)
 	if opts.TLSConfig == nil {
 		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}

@@ -60,6 +60,17 @@
 //  6. When every chunk of a folder is committed, its UIDNEXT and
 //     HIGHESTMODSEQ are recorded.
 //
+// # Partial runs
+//
+// Options.Only names the folders a push saw change (the agent's IDLE and
+// file watchers): such a run LISTs as usual but skips step 2, reads only
+// the named folders (and, if a named folder has new or vanished files,
+// the others' listings for step 3) and plans only them. Anything about a
+// named folder that step 2 would have to decide (not listed, never
+// synced, a new UIDVALIDITY, its Maildir gone) makes the run a full one,
+// so a partial run never takes an absent folder for a deleted one
+// (only.go). The agent's periodic full run remains the source of truth.
+//
 // # Merge rules
 //
 // The base of every decision is the last state both sides agreed on (index

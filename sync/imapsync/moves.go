@@ -63,6 +63,19 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 			scanned = append(scanned, f)
 		}
 	}
+	if s.partial {
+		// The other folders matter only if a named one changed.
+		named := s.onlyFolders(scanned)
+		if err := s.scanFolders(ctx, named); err != nil {
+			return 0, err
+		}
+		if !slices.ContainsFunc(named, func(f *index.Folder) bool {
+			sc := s.scans.peek(f.ID)
+			return sc != nil && len(sc.diff.unknown)+len(sc.diff.gone) > 0
+		}) {
+			return 0, nil
+		}
+	}
 	if err := s.scanFolders(ctx, scanned); err != nil {
 		return 0, err
 	}
@@ -175,7 +188,7 @@ func (s *syncer) prescan(ctx context.Context, acct index.AccountID) error {
 		return err
 	}
 	known = slices.DeleteFunc(known, func(f *index.Folder) bool { return f.UIDValidity == 0 })
-	return s.scanFolders(ctx, known)
+	return s.scanFolders(ctx, s.onlyFolders(known))
 }
 
 func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCand, e maildir.Entry, to *index.Folder, remoteOf map[string]string) error {

@@ -77,6 +77,12 @@ type Options struct {
 	ChunkSize int
 	// BatchSize is how many messages one durable commit covers; default 256.
 	BatchSize int
+	// Only, when not empty, makes the run a partial one: just these local
+	// folders are synced, without the folder-level pass (no folder is
+	// created, renamed or deleted). A named folder that pass would have to
+	// look at (not listed, never synced, its Maildir gone, ...) makes the
+	// run a full one instead; see only.go. Result.Partial says which it was.
+	Only []string
 
 	Logger   *slog.Logger // default: discard
 	Progress Progress     // default: none
@@ -98,6 +104,7 @@ func (noProgress) Done(int, int64)   {}
 // Result summarizes a run.
 type Result struct {
 	DryRun  bool // the counts are what a real run would do
+	Partial bool // only Options.Only was synced, without the folder-level pass
 	Folders []FolderResult
 	// FolderActions lists folder-level changes (renames, creations,
 	// deletions), one line each, carried out or (DryRun) planned.
@@ -306,7 +313,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// dial the others now, while the Maildir is read, not when the first
 	// plans start. (Under the names the local folders have: a change of
 	// the namespace prefix costs a dial too many at most.)
-	s.predial(ctx, s.changedUpstream(ctx, acct, folders))
+	s.predial(ctx, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
 	pending := false
 	if err = <-prescanned; err == nil {
 		pending, err = s.applyNamespace(ctx, ns)
@@ -314,16 +321,17 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	if pending {
 		folders = nil // a dry run of a prefix change plans the renames only
 	}
+	moveFolders := folders
 	if err == nil && !pending {
 		folders = selectFolders(allFolders, o.Folders, s.names)
-		folders, err = s.syncFolders(ctx, first, acct, folders, allFolders)
+		folders, moveFolders, err = s.partialOrFull(ctx, first, acct, folders, allFolders, ns.old.Prefix != ns.names.Prefix)
 	}
 	if len(s.actions) > 0 {
 		s.scans.clear() // folders were created, renamed or deleted
 	}
 	moved := 0
 	if err == nil && !pending {
-		moved, err = s.detectMoves(ctx, first, acct, folders)
+		moved, err = s.detectMoves(ctx, first, acct, moveFolders)
 	}
 	if err != nil {
 		s.closeSpares(ctx)
@@ -408,7 +416,7 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 
 // result gathers the folders' outcomes.
 func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Result, error) {
-	res := &Result{Moved: moved, DryRun: s.opts.DryRun, FolderActions: s.actions, Recovered: s.recovered}
+	res := &Result{Moved: moved, DryRun: s.opts.DryRun, Partial: s.partial, FolderActions: s.actions, Recovered: s.recovered}
 	var errs []error
 	addr := s.opts.Endpoint.Addr
 	for _, fr := range s.folderErrs {
@@ -445,6 +453,8 @@ type syncer struct {
 	names     FolderNames               // server folder names <-> local ones (namespace.go)
 	scans     scanCache                 // listings read at the start (prescan, detectMoves), reused once
 	planned   map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
+	// partial: the run syncs Options.Only alone (only.go).
+	partial bool
 	// dryCreated holds the server names of the folders a dry run would
 	// create upstream: their plan is made against an empty folder.
 	dryCreated map[string]bool
