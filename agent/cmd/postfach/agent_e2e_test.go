@@ -318,7 +318,6 @@ func TestRunSIGTERMBusy(t *testing.T) {
 	e.seedUpstream(t, n, agenttest.Upstream)
 
 	a := e.spawnAgent(t)
-	inbox := e.local.Dir("INBOX")
 	var before int
 	if _, err := agenttest.Poll(idleTimeout(), 2*time.Millisecond, func() (bool, error) {
 		select {
@@ -326,7 +325,7 @@ func TestRunSIGTERMBusy(t *testing.T) {
 			return false, fmt.Errorf("postfach run exited: %v\n%s", a.ExitErr(), a.Log().String())
 		default:
 		}
-		before = countFiles(inbox)
+		before = countFiles(e.store)
 		return before > 0, nil
 	}); err != nil {
 		t.Fatalf("no message reached the Maildir: %v", err)
