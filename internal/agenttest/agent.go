@@ -107,8 +107,11 @@ type Status struct {
 // AgentStatus is the "agent" block of status --json, present while an
 // agent runs.
 type AgentStatus struct {
-	PID      int `json:"pid"`
-	Accounts []struct {
+	PID int `json:"pid"`
+	// Goroutines is the agent's goroutine count, if it offers it (the
+	// soak bench samples it); nil otherwise.
+	Goroutines *int `json:"goroutines"`
+	Accounts   []struct {
 		Name      string `json:"name"`
 		State     string `json:"state"` // idle, syncing, offline or error
 		NextRetry string `json:"next_retry"`
