@@ -1,15 +1,29 @@
 // Package agent runs postfach's jobs for the accounts of a config: one-shot
-// syncs now, and later the daemon (schedules, push, local endpoints,
-// backups). It is the only package that turns a configs.Config into the
-// plain option structs of the packages below it.
+// syncs and migrations, and the daemon, `postfach run` (later also the
+// local endpoints and backups). It is the only package that turns a
+// configs.Config into the plain option structs of the packages below it.
 //
 // Open (and CheckStore, for `config check`) refuses a store whose place
 // would mix its mail with another's: inside another postfach store,
 // holding one below an account's folder, or with an account folder full of
-// another program's Maildir (storecheck.go). Sync and Migrate run under
-// the store's sync lock, an flock on <store>/.postfach/sync.lock: one run
-// per store at a time, whatever path the config spells the store with, and
+// another program's Maildir (storecheck.go). Sync, Migrate and Run run
+// under the store's sync lock, an flock on <store>/.postfach/sync.lock
+// holding the holder's process id and command (lock.go): one writer per
+// store at a time, whatever path the config spells the store with, and
 // Sync runs each account once however often it is named.
+//
+// Run (run.go) holds the lock for its whole life and supervises one
+// service per account (supervise.go): a full sync at start, then a sync on
+// every Nudge (from the watchers, coalesced), request and poll_interval;
+// a temporary failure (nethint.Permanent false) is retried with capped
+// exponential backoff (state "offline"), a permanent one parks the
+// account (state "error") until the config is reloaded or a sync is asked
+// for. A service only ever syncs its own account, one sync at a time. The
+// full-text indexer runs while no sync does. The control socket
+// <store>/.postfach/agent.sock (control.go; 0600, line-delimited JSON)
+// serves `postfach status` (AgentStatus) and `postfach sync`
+// (SyncThroughAgent); a socket file without a listener is one a killed
+// agent left, removed by the next.
 package agent
 
 import (
@@ -170,8 +184,8 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set sync
 	}
 	err = storeFull(a.cfg.Store.Path, err)
 	rep.Err = err
-	if set.dryRun {
-		return rep
+	if set.dryRun || ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return rep // a stopped run is no outcome to show in status
 	}
 	a.recordAccount(acct.Name, failedWhole(rep), err)
 	return rep

@@ -2,7 +2,9 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -110,13 +112,15 @@ func newSearchCmd(g *globals) *cobra.Command {
 			}
 			defer a.Close()
 			// Messages stored by sync wait for their full-text entry; index
-			// them first (sync leaves it out of its critical path).
+			// them first (sync leaves it out of its critical path), unless
+			// an agent runs: it indexes them whenever it is idle, and two
+			// indexers would race for the same messages.
 			var pending int
 			a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
 				pending, _ = tx.PendingText()
 				return nil
 			})
-			if pending > 0 {
+			if pending > 0 && !agentRuns(cmd.Context(), a) {
 				if pending > 500 {
 					fmt.Fprintf(cmd.ErrOrStderr(), "indexing the text of %d new messages for search...\n", pending)
 				}
@@ -145,4 +149,13 @@ func newSearchCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "maximum number of results")
 	return cmd
+}
+
+// agentRuns reports whether an agent (postfach run) listens on a's store
+// (answering or not).
+func agentRuns(ctx context.Context, a *agent.Agent) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := a.AgentStatus(ctx)
+	return !errors.Is(err, agent.ErrNoAgent)
 }
