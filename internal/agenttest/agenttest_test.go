@@ -86,7 +86,7 @@ func TestMaildirOps(t *testing.T) {
 	if err := testCopy(filepath.Join(l.Dir(a.Folder), sa.Where), filepath.Join(l.Dir(a.Folder), "cur", "copy:2,")); err != nil {
 		t.Fatal(err)
 	}
-	m.update(b.ID, func(x *Msg) { x.Gone = false; x.Folder = "Elsewhere" })
+	m.update(b.ID, "test: misplaced", func(x *Msg) { x.Gone = false; x.Folder = "Elsewhere" })
 	got, _ = l.Snapshot(false)
 	diffs := m.Diff("local", got)
 	if len(diffs) != 2 || !strings.Contains(strings.Join(diffs, "\n"), "2 copies") {

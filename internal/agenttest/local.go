@@ -66,8 +66,8 @@ func (l *Maildir) Add(folder string, flags maildir.Flags, owner Side) (Msg, erro
 		}
 	}
 	msg := l.model.newMsg(folder, owner)
-	l.model.update(msg.ID, func(m *Msg) { m.Flags = flags })
 	key := newKey()
+	l.model.update(msg.ID, "local: written as "+key+" with "+flags.Info(), func(m *Msg) { m.Flags = flags })
 	tmp := filepath.Join(dir, "tmp", key)
 	if err := os.WriteFile(tmp, msg.Body, 0o600); err != nil {
 		return Msg{}, err
@@ -93,15 +93,17 @@ const retries = 20
 // SetFlags renames the message's file to carry flags, into cur/ (as a
 // reader marks a message). ErrNotThere when it is not in its folder.
 func (l *Maildir) SetFlags(msg Msg, flags maildir.Flags) error {
+	var note string
 	err := l.withFile(msg, func(path string, e maildir.Entry) error {
 		name := e.Name
 		if i := bytes.IndexByte([]byte(name), ':'); i >= 0 {
 			name = name[:i]
 		}
+		note = "local: " + e.Sub + "/" + e.Name + " renamed to cur/" + name + ":" + flags.Info()
 		return rename(path, filepath.Join(l.Dir(msg.Folder), "cur", name+":"+flags.Info()))
 	})
 	if err == nil {
-		l.model.update(msg.ID, func(m *Msg) { m.Flags = flags })
+		l.model.update(msg.ID, note, func(m *Msg) { m.Flags = flags })
 	}
 	return err
 }
@@ -115,24 +117,30 @@ func (l *Maildir) Move(msg Msg, dst string) error {
 			return err
 		}
 	}
+	var note string
 	err := l.withFile(msg, func(path string, e maildir.Entry) error {
 		key := newKey()
 		l.mu.Lock()
 		l.keys[key] = msg.ID
 		l.mu.Unlock()
+		note = "local: " + msg.Folder + " " + e.Sub + "/" + e.Name + " moved to " + dst + " cur/" + fileName(key, e.Flags)
 		return rename(path, filepath.Join(ddir, "cur", fileName(key, e.Flags)))
 	})
 	if err == nil {
-		l.model.update(msg.ID, func(m *Msg) { m.Moved, m.Folder = m.Folder, dst })
+		l.model.update(msg.ID, note, func(m *Msg) { m.Moved, m.Folder = m.Folder, dst })
 	}
 	return err
 }
 
 // Delete removes the message's file.
 func (l *Maildir) Delete(msg Msg) error {
-	err := l.withFile(msg, func(path string, _ maildir.Entry) error { return os.Remove(path) })
+	var note string
+	err := l.withFile(msg, func(path string, e maildir.Entry) error {
+		note = "local: " + msg.Folder + " " + e.Sub + "/" + e.Name + " deleted"
+		return os.Remove(path)
+	})
 	if err == nil {
-		l.model.update(msg.ID, func(m *Msg) { m.Gone = true })
+		l.model.update(msg.ID, note, func(m *Msg) { m.Gone = true })
 	}
 	return err
 }

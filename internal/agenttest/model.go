@@ -39,6 +39,8 @@ type Msg struct {
 	Gone   bool // deleted
 	Owner  Side
 	Moved  string // the folder it was last moved from; "" if never
+	// History is what the harness did to it, with times, for reports.
+	History []string
 }
 
 // Model is the expected content of an account: every message ever made by
@@ -88,18 +90,21 @@ func (m *Model) newMsg(folder string, owner Side) *Msg {
 		fmt.Fprintf(&b, "line %d of %s: %x\n", i, id, m.rnd.Uint64())
 	}
 	m.rndMu.Unlock()
-	msg := &Msg{ID: id, Body: b.Bytes(), Folder: folder, Owner: owner}
+	msg := &Msg{ID: id, Body: b.Bytes(), Folder: folder, Owner: owner,
+		History: []string{time.Now().Format("15:04:05.000") + " made for " + folder + " by " + owner.String()}}
 	m.msgs[id] = msg
 	m.order = append(m.order, id)
 	return msg
 }
 
-// update changes a message under the lock; an unknown one is left alone.
-func (m *Model) update(id string, fn func(*Msg)) {
+// update changes a message under the lock and notes what was done in its
+// history; an unknown one is left alone.
+func (m *Model) update(id, note string, fn func(*Msg)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if msg, ok := m.msgs[id]; ok {
 		fn(msg)
+		msg.History = append(msg.History, time.Now().Format("15:04:05.000")+" "+note)
 	}
 }
 
@@ -220,10 +225,11 @@ func (m *Model) Diff(side string, got map[string][]Seen) []string {
 // DiffOf is Diff for the messages msgs only (copies from the model).
 func (m *Model) DiffOf(side string, got map[string][]Seen, msgs []Msg) []string {
 	var diffs []string
+	var want Msg
 	add := func(format string, args ...any) {
-		diffs = append(diffs, side+": "+fmt.Sprintf(format, args...))
+		diffs = append(diffs, side+": "+fmt.Sprintf(format, args...)+"; history: "+strings.Join(want.History, "; "))
 	}
-	for _, want := range msgs {
+	for _, want = range msgs {
 		copies := got[want.ID]
 		switch {
 		case want.Gone && len(copies) > 0:

@@ -53,9 +53,11 @@ func (s *Server) Deliver(folder string, owner Side) (Msg, error) {
 	if err := cmd.Close(); err != nil {
 		return Msg{}, fmt.Errorf("append to %s: %w", folder, err)
 	}
-	if _, err := cmd.Wait(); err != nil {
+	data, err := cmd.Wait()
+	if err != nil {
 		return Msg{}, fmt.Errorf("append to %s: %w", folder, err)
 	}
+	s.model.update(msg.ID, fmt.Sprintf("upstream: appended to %s as UID %d", folder, data.UID), func(*Msg) {})
 	got, _ := s.model.Get(msg.ID)
 	return got, nil
 }
@@ -95,7 +97,7 @@ func (s *Server) SetFlags(msg Msg, flags maildir.Flags) error {
 	if err := s.c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: flags.IMAP()}, nil).Close(); err != nil {
 		return fmt.Errorf("store flags of %s: %w", msg.ID, err)
 	}
-	s.model.update(msg.ID, func(m *Msg) { m.Flags = flags })
+	s.model.update(msg.ID, fmt.Sprintf("upstream: %s UID %d flags set to %s", msg.Folder, uid, flags.Info()), func(m *Msg) { m.Flags = flags })
 	return nil
 }
 
@@ -105,10 +107,15 @@ func (s *Server) Move(msg Msg, dst string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.c.Move(imap.UIDSetNum(uid), dst).Wait(); err != nil {
+	data, err := s.c.Move(imap.UIDSetNum(uid), dst).Wait()
+	if err != nil {
 		return fmt.Errorf("move %s to %s: %w", msg.ID, dst, err)
 	}
-	s.model.update(msg.ID, func(m *Msg) { m.Moved, m.Folder = m.Folder, dst })
+	note := fmt.Sprintf("upstream: %s UID %d moved to %s", msg.Folder, uid, dst)
+	if data != nil && data.DestUIDs != nil {
+		note += " as UID " + data.DestUIDs.String()
+	}
+	s.model.update(msg.ID, note, func(m *Msg) { m.Moved, m.Folder = m.Folder, dst })
 	return nil
 }
 
@@ -125,7 +132,7 @@ func (s *Server) Delete(msg Msg) error {
 	if err := s.c.UIDExpunge(set).Close(); err != nil {
 		return fmt.Errorf("expunge %s: %w", msg.ID, err)
 	}
-	s.model.update(msg.ID, func(m *Msg) { m.Gone = true })
+	s.model.update(msg.ID, fmt.Sprintf("upstream: %s UID %d expunged", msg.Folder, uid), func(m *Msg) { m.Gone = true })
 	return nil
 }
 

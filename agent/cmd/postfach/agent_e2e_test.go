@@ -398,6 +398,7 @@ func TestRunKill9(t *testing.T) {
 		select {
 		case <-time.After(delay):
 			a.Kill()
+			t.Logf("round %d: killed pid %d at %s, %v after its start", r, a.PID(), time.Now().Format("15:04:05.000"), delay)
 		case <-a.Exited():
 			early = append(early, fmt.Sprintf("round %d: postfach run exited by itself (%v):\n%s", r, a.ExitErr(), a.Log().String()))
 		}
