@@ -91,21 +91,26 @@ func (w wireReport) report() AccountReport {
 	return r
 }
 
+// maxSocketPath bounds a Unix socket's path: sun_path holds 108 bytes on
+// Linux, 104 on macOS, with the terminating NUL.
+const maxSocketPath = 104
+
 func socketPath(root string) string { return filepath.Join(root, ".postfach", "agent.sock") }
 
 // listenControl opens the control socket. The caller holds the store's
 // lock: a socket file there is one a killed agent left.
 func listenControl(root string) (net.Listener, error) {
 	path := socketPath(root)
+	if len(path) >= maxSocketPath {
+		return nil, fmt.Errorf("control socket %s: the path is too long for a Unix socket (%d bytes, at most %d): use a store with a shorter path",
+			path, len(path), maxSocketPath-1)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		if len(path) >= 104 { // sun_path: 108 bytes on Linux, 104 on macOS
-			return nil, fmt.Errorf("control socket %s: the path is too long for a Unix socket (%d bytes); use a store with a shorter path", path, len(path))
-		}
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
@@ -200,6 +205,9 @@ func (d *daemon) answer(conn net.Conn) {
 // callAgent sends req to the agent of the store at root and returns its
 // answer; ErrNoAgent when no agent listens there.
 func callAgent(ctx context.Context, root string, req controlRequest) (*controlResponse, error) {
+	if len(socketPath(root)) >= maxSocketPath {
+		return nil, ErrNoAgent // no agent can listen there (see listenControl)
+	}
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "unix", socketPath(root))
 	if err != nil {

@@ -61,7 +61,8 @@ type WatchTarget struct {
 // ErrStopTimeout is returned by Run when some work had not stopped within
 // RunOptions.StopTimeout of the end of its context: it was abandoned (the
 // engines keep the store consistent when a process stops at any instant),
-// and the index must not be closed under it: the caller should exit.
+// and the index must not be closed under it, nor is the store's lock
+// released: the caller should exit at once.
 var ErrStopTimeout = errors.New("postfach run: in-flight work abandoned at exit")
 
 // Run is `postfach run`: it holds the store's lock, serves the control
@@ -73,7 +74,12 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	abandoned := false
+	defer func() {
+		if !abandoned { // else the lock goes with the process
+			unlock()
+		}
+	}()
 	ln, err := listenControl(root)
 	if err != nil {
 		return err
@@ -123,6 +129,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		return nil
 	case <-time.After(timeout):
 		a.log.Warn("stopped with work in flight abandoned; the next start goes on from there")
+		abandoned = true
 		return ErrStopTimeout
 	}
 }
@@ -240,17 +247,6 @@ func (d *daemon) watchTarget(ctx context.Context, s *service) (WatchTarget, erro
 		t.Endpoint = opts.Endpoint
 	}
 	return t, nil
-}
-
-// Nudge asks for a sync of a folder of an account ("" the whole account);
-// an account the agent does not run is ignored. It never blocks.
-func (d *daemon) Nudge(account, folder string) {
-	d.mu.Lock()
-	s := d.services[account]
-	d.mu.Unlock()
-	if s != nil {
-		s.Nudge(folder)
-	}
 }
 
 // busy marks a sync starting (true) or ending: the full-text indexer

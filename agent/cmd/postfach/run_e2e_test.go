@@ -281,10 +281,20 @@ func TestRun(t *testing.T) {
 	waitFiles(t, filepath.Join(store, "work"), 46, time.Second)
 	r = run(t, nil, "--config", cfg, "sync", "bad")
 	checkOneLineError(t, r, "bad: ", "authentication failed")
+	// A dry run goes through the agent too (its own sync would wait).
+	d.Seed(t, user, corpus.Generate(104, 1, corpus.Options{Folders: []string{"INBOX"}}))
+	r = mustRun(t, nil, "--config", cfg, "sync", "--dry-run", "work")
+	if !strings.Contains(r.stdout, "work: dry run, nothing changed") {
+		t.Errorf("sync --dry-run through the agent:\n%s", r)
+	}
+	// What cannot go through the agent is refused, naming it.
+	r = run(t, nil, "--config", cfg, "migrate", "--from", "work", "--to", "work:Copy")
+	checkOneLineError(t, r, "another postfach is syncing", "postfach run, process "+strconv.Itoa(p.cmd.Process.Pid))
+	mustRun(t, nil, "--config", cfg, "sync", "work")
 
 	// The poll brings new mail without being asked.
 	d.Seed(t, user, corpus.Generate(103, 2, corpus.Options{Folders: []string{"INBOX"}}))
-	waitFiles(t, filepath.Join(store, "work"), 48, 20*time.Second)
+	waitFiles(t, filepath.Join(store, "work"), 49, 20*time.Second)
 
 	// SIGHUP: a new account, bad's password fixed, work unchanged.
 	bad.password = work.password
@@ -293,8 +303,8 @@ func TestRun(t *testing.T) {
 	withPoll(t, cfg, "10s")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitStates(t, 60*time.Second, map[string]string{"work": "idle", "bad": "idle", "home": "idle"})
-	waitFiles(t, filepath.Join(store, "home"), 48, 10*time.Second)
-	waitFiles(t, filepath.Join(store, "bad"), 48, 10*time.Second)
+	waitFiles(t, filepath.Join(store, "home"), 49, 10*time.Second)
+	waitFiles(t, filepath.Join(store, "bad"), 49, 10*time.Second)
 	log := p.log.String()
 	for _, want := range []string{"account added", "account=home", "config reloaded"} {
 		if !strings.Contains(log, want) {
