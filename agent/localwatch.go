@@ -287,21 +287,6 @@ func (r *localRun) event(ev fsnotify.Event) {
 	r.resync(true)
 }
 
-func isDir(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.IsDir()
-}
-
-// folderOf is the folder name of a folder directory below the account's.
-func (r *localRun) folderOf(dir string) (string, bool) {
-	rel, err := filepath.Rel(r.accountDir, dir)
-	if err != nil || rel == "." || !filepath.IsLocal(rel) {
-		return "", false
-	}
-	name, err := maildir.DecodeFolder(rel)
-	return name, err == nil
-}
-
 // unwatchBelow removes the watches of path and everything below it (a
 // directory moved or removed), naming the folders whose cur/ or new/ they
 // were: inotify keeps a moved directory's watches under their old names,

@@ -71,6 +71,13 @@
 // so a partial run never takes an absent folder for a deleted one
 // (only.go). The agent's periodic full run remains the source of truth.
 //
+// # Push
+//
+// IdleWatcher (watch.go) keeps the account's idle folders in IMAP IDLE,
+// one connection each, and names a folder whenever the server reports a
+// change there, for the agent to sync it alone (Options.Only). It holds
+// no state and writes nothing.
+//
 // # Merge rules
 //
 // The base of every decision is the last state both sides agreed on (index
