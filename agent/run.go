@@ -88,7 +88,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	defer cancel()
 	d := &daemon{
 		a: a, opts: opts, log: a.log, ctx: runCtx,
-		indexKick: make(chan struct{}, 1), conns: map[net.Conn]bool{},
+		indexKick: make(chan struct{}, 1), conns: map[net.Conn]bool{}, reloaded: make(chan struct{}),
 	}
 	var bg sync.WaitGroup
 	bg.Add(2)
@@ -144,6 +144,7 @@ type daemon struct {
 	mu       sync.Mutex
 	cfg      *configs.Config
 	services map[string]*service
+	reloaded chan struct{} // closed when a reload is done (then replaced)
 
 	// The full-text indexer runs when no sync does (indexer).
 	busyMu      sync.Mutex
@@ -192,7 +193,28 @@ func (d *daemon) reload(cfg *configs.Config) {
 	}
 	d.mu.Lock()
 	d.cfg, d.services = cfg, next
+	close(d.reloaded)
+	d.reloaded = make(chan struct{})
 	d.mu.Unlock()
+}
+
+// successor waits until the service for name is no longer s (a reload
+// replaced it) and returns the new one; nil when the account is gone or
+// ctx ended.
+func (d *daemon) successor(ctx context.Context, name string, s *service) *service {
+	for {
+		d.mu.Lock()
+		cur, reloaded := d.services[name], d.reloaded
+		d.mu.Unlock()
+		if cur != s {
+			return cur
+		}
+		select {
+		case <-reloaded:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // sameAccount reports whether two versions of an account are the same
@@ -334,7 +356,16 @@ func (d *daemon) syncNow(ctx context.Context, names []string, force, dryRun bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = s.request(ctx, force, dryRun)
+			for {
+				reports[i] = s.request(ctx, force, dryRun)
+				if !errors.Is(reports[i].Err, errServiceStopped) {
+					return
+				}
+				// A reload restarted the account: its new service syncs.
+				if s = d.successor(ctx, s.acct.Name, s); s == nil {
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()

@@ -342,6 +342,11 @@ func (s *service) round(ctx context.Context, full bool) error {
 		// TODO(h-watch): sync only the nudged folders once imapsync can;
 		// until then every round syncs the whole account.
 		rep := s.sync(ctx, syncSettings{force: force, dialAttempts: 1})
+		if ctx.Err() != nil {
+			// Stopped (a reload, or the agent's end): the requests go
+			// to the next service, if any.
+			rep = AccountReport{Name: s.acct.Name, Err: errServiceStopped}
+		}
 		for _, r := range real {
 			r.reply <- rep
 		}
@@ -354,7 +359,11 @@ func (s *service) round(ctx context.Context, full bool) error {
 		}
 	}
 	for _, r := range dry {
-		r.reply <- s.sync(ctx, syncSettings{dryRun: true, force: r.force, dialAttempts: 1})
+		rep := s.sync(ctx, syncSettings{dryRun: true, force: r.force, dialAttempts: 1})
+		if ctx.Err() != nil {
+			rep = AccountReport{Name: s.acct.Name, Err: errServiceStopped}
+		}
+		r.reply <- rep
 	}
 	s.setState(StateIdle, time.Time{})
 	return nil

@@ -33,8 +33,9 @@ It stays in the foreground and logs to stderr (text, or JSON with
 added accounts start, removed ones stop, changed ones restart, parked ones
 are tried again; a config with errors is not loaded (the errors are
 logged). SIGTERM or SIGINT stops it within 5 seconds; it then exits 0.
-Exit status 1: it could not start (the store is locked by another postfach,
-the config is wrong).`,
+It exits 1 when it cannot start (the store held by another postfach, whose
+process it names; the store's place refused), 2 when the config file has
+errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// SIGHUP is ours from here on (by default it would kill).
