@@ -149,12 +149,34 @@ func (lw *LocalWatcher) Run(ctx context.Context) error {
 				return err
 			}
 		case <-timer.C:
+			// Events that came meanwhile first: a watcher held up
+			// (a loaded machine) must not split a burst.
+			if !r.drain() {
+				return nil
+			}
 			r.flush(time.Now(), debounce, maxDelay)
 		}
 		if next, ok := r.next(debounce, maxDelay); ok {
 			timer.Reset(max(time.Until(next), 0))
 		}
 	}
+}
+
+// drain handles the events that are ready, without waiting; false when
+// the watcher was closed.
+func (r *localRun) drain() bool {
+	for range 10000 {
+		select {
+		case ev, ok := <-r.fw.Events:
+			if !ok {
+				return false
+			}
+			r.event(ev)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // sayOnce logs msg at warn level the first time key is seen by this

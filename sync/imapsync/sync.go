@@ -263,6 +263,13 @@ func (o Options) withDefaults() Options {
 	if o.DryRun {
 		o.Index = o.Index.DryRun()
 	}
+	if len(o.Only) > 0 {
+		only := make([]string, len(o.Only))
+		for i, f := range o.Only {
+			only[i] = inboxCase(f)
+		}
+		o.Only = only
+	}
 	return o
 }
 
