@@ -25,8 +25,14 @@ import (
 )
 
 // pushLimit is how long a change may take to cross: issue 10's "within 2
-// seconds".
-const pushLimit = 2 * time.Second
+// seconds". A binary built with -race (the CI's -short race run) is several
+// times slower than the product: there it is 6 s.
+func pushLimit() time.Duration {
+	if raceEnabled {
+		return 6 * time.Second
+	}
+	return 2 * time.Second
+}
 
 // waitLimit is how long a test waits for a change that is late, before it
 // gives up on it (a late change is an error already).
@@ -98,7 +104,7 @@ const latencyPace = 250 * time.Millisecond
 // measureLatency makes n changes, one every latencyPace (change(i) makes
 // the i-th and returns its message and its kind), and looks at the other
 // side (snapshot) between them until each change is there as the model
-// has it. Each change over pushLimit is an error; one missing after
+// has it. Each change over pushLimit() is an error; one missing after
 // waitLimit ends the test. It returns the latencies, also by kind.
 func measureLatency(t *testing.T, what string, n int, change func(i int) (id, kind string, err error),
 	snapshot func() (map[string][]agenttest.Seen, error), model *agenttest.Model) (latencies, map[string]latencies) {
@@ -140,8 +146,8 @@ func measureLatency(t *testing.T, what string, n int, change func(i int) (id, ki
 				continue
 			}
 			lat := now.Sub(p.at)
-			if lat > pushLimit {
-				t.Errorf("%s: change %d (%s of %s) took %v, over %v", what, p.i, p.kind, p.id, lat.Round(time.Millisecond), pushLimit)
+			if lat > pushLimit() {
+				t.Errorf("%s: change %d (%s of %s) took %v, over %v", what, p.i, p.kind, p.id, lat.Round(time.Millisecond), pushLimit())
 			}
 			all = append(all, lat)
 			perKind[p.kind] = append(perKind[p.kind], lat)
