@@ -23,7 +23,8 @@ type RunOptions struct {
 	// file again on SIGHUP): added accounts start, removed ones stop,
 	// changed ones restart, the others go on undisturbed, and an account
 	// parked by a permanent error is tried again. A config that moves the
-	// store is refused (logged); the agent keeps its store.
+	// store, or whose accounts Open would refuse (checkAccounts), is
+	// refused (logged); the agent goes on with the config it has.
 	Reload <-chan *configs.Config
 
 	// Upstream, when set, runs beside each account's service from each
@@ -38,7 +39,7 @@ type RunOptions struct {
 	Local Watcher
 
 	// StopTimeout bounds the wait for the services once ctx ends;
-	// default 4 s (SIGTERM must stop the agent within 5).
+	// default 3 s (SIGTERM must stop the agent within 5).
 	StopTimeout time.Duration
 }
 
@@ -121,7 +122,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	}()
 	timeout := opts.StopTimeout
 	if timeout <= 0 {
-		timeout = 4 * time.Second
+		timeout = 3 * time.Second
 	}
 	select {
 	case <-stopped:
@@ -165,6 +166,14 @@ func (d *daemon) reload(cfg *configs.Config) {
 		d.log.Error("config not reloaded: store.path changed; the running agent keeps its store (restart postfach run for the new one)",
 			"store", d.cfg.Store.Path, "new", cfg.Store.Path)
 		return
+	}
+	if !first {
+		// As Open checks the accounts of the first: an added account
+		// whose folder holds another program's Maildir is refused.
+		if err := checkAccounts(cfg, d.a.store); err != nil {
+			d.log.Error("config not reloaded: the agent goes on with the one it has", "err", err)
+			return
+		}
 	}
 	old := d.snapshotMap()
 	next := map[string]*service{}

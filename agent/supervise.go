@@ -282,7 +282,7 @@ func (s *service) Run(ctx context.Context, online func()) error {
 			watchErr <- w(ctx, target)
 		}()
 	}
-	poll := time.NewTimer(s.acct.PollInterval)
+	poll := time.NewTimer(s.pollInterval())
 	defer poll.Stop()
 	for {
 		full := false
@@ -310,8 +310,17 @@ func (s *service) Run(ctx context.Context, online func()) error {
 			default:
 			}
 		}
-		poll.Reset(s.acct.PollInterval)
+		poll.Reset(s.pollInterval())
 	}
+}
+
+// pollInterval is the account's poll_interval (5 minutes when unset, as
+// in a configs.Account not made by configs.Load).
+func (s *service) pollInterval() time.Duration {
+	if s.acct.PollInterval <= 0 {
+		return 5 * time.Minute
+	}
+	return s.acct.PollInterval
 }
 
 // round is one sync: a real one when full, nudged or asked for, then the

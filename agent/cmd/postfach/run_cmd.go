@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,16 @@ errors.`,
 			if err != nil {
 				return err
 			}
+			// The promise: stopped within 5 s of SIGTERM, whatever hangs
+			// (Run gives its work 3 s; closing the index, a service stuck
+			// in a reload, get the rest). Every engine survives a stop
+			// at any instant.
+			context.AfterFunc(cmd.Context(), func() {
+				time.AfterFunc(4*time.Second, func() {
+					log.Warn("stopped with work in flight abandoned; the next start goes on from there")
+					os.Exit(0)
+				})
+			})
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			reload := make(chan *configs.Config)

@@ -199,6 +199,11 @@ func (p *agentProc) stop(t *testing.T, sig syscall.Signal) (time.Duration, int) 
 	select {
 	case <-p.exited:
 	case <-time.After(5 * time.Second):
+		p.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, into the log
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+		}
 		t.Fatalf("postfach run still runs 5 s after %v", sig)
 	}
 	return time.Since(start), p.cmd.ProcessState.ExitCode()
@@ -295,6 +300,23 @@ func TestRun(t *testing.T) {
 	// The poll brings new mail without being asked.
 	d.Seed(t, user, corpus.Generate(103, 2, corpus.Options{Folders: []string{"INBOX"}}))
 	waitFiles(t, filepath.Join(store, "work"), 49, 20*time.Second)
+
+	// SIGHUP with an account whose folder holds another program's
+	// Maildir: refused as at start, the agent goes on as it was.
+	writeMaildirFile(t, filepath.Join(store, "other", "INBOX"), "1.foreign:2,S")
+	writeConfig(t, dir, "config.toml", store, work, bad, imapAccount(d, "other"))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(p.log.String(), "config not reloaded"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no \"config not reloaded\" 20 s after SIGHUP with a foreign Maildir")
+		}
+	}
+	if !strings.Contains(p.log.String(), "another program's Maildir") {
+		t.Errorf("the refused reload does not say why:\n%s", p.log)
+	}
+	if strings.Contains(p.log.String(), "account=other") {
+		t.Errorf("the refused reload started the account:\n%s", p.log)
+	}
 
 	// SIGHUP: a new account, bad's password fixed, work unchanged.
 	bad.password = work.password
