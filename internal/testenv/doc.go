@@ -5,7 +5,8 @@
 //
 // NewDovecot starts one instance from a generated configuration; StartDovecot
 // is the testing wrapper (temporary directory, cleanup, log dump on failure,
-// skip or fail when Dovecot is missing). cmd/dovecotd runs the same instance
+// skip or fail when Dovecot is missing); Stop and Start make an outage
+// (same ports, same mail). cmd/dovecotd runs the same instance
 // outside tests.
 //
 // Layout of Config.Dir:

@@ -118,6 +118,8 @@ type Dovecot struct {
 	users    map[string]string
 	uid, gid int // owner of the mail files
 
+	bin      string // the dovecot executable, for Start
+	greeting string // the greeting configured in dovecot.conf
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when cmd has been waited for
 	waitErr  error
@@ -307,8 +309,30 @@ func (d *Dovecot) prepare(cfg Config, data *confData) error {
 	return nil
 }
 
+// Start starts a stopped instance again with the same configuration: the
+// same ports, users and mail. It returns once the IMAP port greets, and
+// fails if the instance is still running or another process took one of
+// its ports meanwhile. Tests use Stop and Start for a server outage.
+func (d *Dovecot) Start() error {
+	if d.cmd != nil {
+		select {
+		case <-d.exited:
+		default:
+			return errors.New("testenv: Start: dovecot is still running")
+		}
+	}
+	if err := d.start(d.bin, d.greeting); err != nil {
+		if d.portClash() {
+			return fmt.Errorf("testenv: Start: a port of the stopped instance was taken meanwhile: %w", err)
+		}
+		return err
+	}
+	return nil
+}
+
 // start runs dovecot and waits until the IMAP port greets with greeting.
 func (d *Dovecot) start(bin, greeting string) error {
+	d.bin, d.greeting = bin, greeting
 	d.output = &Buffer{}
 	cmd := exec.Command(bin, "-F", "-c", d.ConfigFile)
 	cmd.Dir = d.Dir
@@ -365,7 +389,7 @@ func (d *Dovecot) portClash() bool {
 
 // Stop terminates Dovecot and its children (SIGTERM to the process group,
 // then SIGKILL after 10s) and waits for the master to exit. It can be
-// called more than once.
+// called more than once; Start runs the instance again.
 func (d *Dovecot) Stop() error {
 	d.stopOnce.Do(func() {
 		if d.cmd == nil || d.cmd.Process == nil {

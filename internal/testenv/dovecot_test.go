@@ -407,3 +407,33 @@ func TestNamespaceShape(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestStopStart: a stopped instance refuses connections, and Start brings
+// it back on the same port with the same mail.
+func TestStopStart(t *testing.T) {
+	d := StartDovecot(t)
+	msgs := corpus.Generate(3, 5, corpus.Options{})
+	d.Seed(t, DefaultUser.Name, msgs)
+	if err := d.Start(); err == nil {
+		t.Fatal("Start of a running instance: no error")
+	}
+	addr := d.IMAPAddr()
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s accepts connections after Stop", addr)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if d.IMAPAddr() != addr {
+		t.Errorf("address after Start %s, want %s", d.IMAPAddr(), addr)
+	}
+	checkMailbox(t, d.Client(t, DefaultUser.Name), msgs)
+	// Stop works again after Start (the cleanup stops it a second time).
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

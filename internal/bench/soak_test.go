@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/internal/testenv"
+)
+
+// TestSoakSmoke runs the soak scenario for a few seconds: the agent runs,
+// is sampled in busy and quiet halves, stops on SIGTERM, and both sides
+// verify against the changes made.
+func TestSoakSmoke(t *testing.T) {
+	if _, err := testenv.FindDovecot(""); err != nil {
+		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") != "true" {
+			t.Skipf("skipping: needs Dovecot: %v", err)
+		}
+		t.Fatal(err)
+	}
+	o := soakOptions{duration: 6 * time.Second, cycle: 6 * time.Second, interval: 500 * time.Millisecond, rate: 240, messages: 40}
+	if testing.Short() {
+		o.duration, o.cycle = 4*time.Second, 4*time.Second
+	}
+	rep, err := soak(context.Background(), o, []string{"-duration", o.duration.String()}, io.Discard)
+	var out strings.Builder
+	if rep != nil {
+		rep.writeText(&out)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	phases := map[string]int{}
+	for _, s := range rep.Samples {
+		phases[s.Phase]++
+		if s.RSSKiB <= 0 || s.Threads <= 0 || s.FDs <= 0 {
+			t.Errorf("sample %+v: a zero reading", s)
+		}
+	}
+	if phases["busy"] == 0 || phases["quiet"] == 0 {
+		t.Errorf("samples per phase %v, want both", phases)
+	}
+	if rep.Verified == "" || rep.Changes[0] == 0 || rep.Changes[1] == 0 {
+		t.Errorf("changes %v, verified %q", rep.Changes, rep.Verified)
+	}
+	if !rep.Flat {
+		t.Errorf("not flat:\n%s", out.String())
+	}
+	t.Logf("\n%s", out.String())
+}
