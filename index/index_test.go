@@ -344,3 +344,52 @@ func TestFileRows(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetFileKeepsFlagChange: a ,U= tag set on a file whose flags another
+// program changed meanwhile must not record the new name beside the old
+// flags (the scan compares names: the change would be hidden for good).
+func TestSetFileKeepsFlagChange(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	var id index.MessageID
+	var folder index.FolderID
+	err := st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		f, err := tx.EnsureFolder(a, "INBOX", "acct/INBOX")
+		if err != nil {
+			return err
+		}
+		folder = f.ID
+		m := newMsg(f.ID, "k1", "s", "b")
+		m.File = "cur/k1:2,RS"
+		m.Flags = maildir.FlagAnswered | maildir.FlagSeen
+		id, err = tx.AddMessage(m)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ set, want string }{
+		{"cur/k1,U=7:2,F", "cur/k1:2,RS"},      // other flags: the old name stays
+		{"cur/k1,U=7:2,RS", "cur/k1,U=7:2,RS"}, // the same flags: taken
+		{"new/k1,U=7", "new/k1,U=7"},           // new/: no flags in the name
+	} {
+		if err := st.Write(ctx, func(tx *index.Tx) error { return tx.SetFile(id, c.set) }); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		st.Read(ctx, func(tx *index.ReadTx) error {
+			m, err := tx.MessageByKey(folder, "k1")
+			if err == nil {
+				got = m.File
+			}
+			return err
+		})
+		if got != c.want {
+			t.Errorf("SetFile(%q): file = %q, want %q", c.set, got, c.want)
+		}
+	}
+}

@@ -386,11 +386,29 @@ func (tx *Tx) SetMerged(id MessageID, folder FolderID, changed bool, file string
 }
 
 // SetUploaded records a message's upload in one statement: its UID and
-// upstream size, its new file name, and its flags as the merge base.
+// upstream size, its new file name (see SetFile), and its flags as the
+// merge base.
 func (tx *Tx) SetUploaded(id MessageID, uid uint32, rfc822Size int64, file string, base maildir.Flags, baseKeywords []string) error {
-	_, err := tx.exec(`UPDATE messages SET uid=?, rfc822_size=?, file=?, synced_flags=?, synced_kw=? WHERE id=?`,
-		uid, rfc822Size, file, base, joinKeywords(baseKeywords), id)
+	noInfo, flags := nameFlags(file)
+	_, err := tx.exec(`UPDATE messages SET uid=?, rfc822_size=?, file=CASE WHEN ? OR flags=? THEN ? ELSE file END,
+		synced_flags=?, synced_kw=? WHERE id=?`,
+		uid, rfc822Size, noInfo, flags, file, base, joinKeywords(baseKeywords), id)
 	return err
+}
+
+// nameFlags returns the flags a file name ("cur/<name>") carries, and
+// whether any flags go with it (a name without info, as in new/, says
+// nothing about them).
+func nameFlags(file string) (noInfo bool, flags maildir.Flags) {
+	_, name, _ := strings.Cut(file, "/")
+	if !strings.Contains(name, ":2,") {
+		return true, 0
+	}
+	e, ok := maildir.ParseName(name)
+	if !ok {
+		return true, 0
+	}
+	return false, e.Flags
 }
 
 // SetSyncedFlags records the flags both sides last agreed on (the merge
@@ -400,9 +418,15 @@ func (tx *Tx) SetSyncedFlags(id MessageID, flags maildir.Flags, keywords []strin
 	return err
 }
 
-// SetFile records a message's current file name ("cur/<name>").
+// SetFile records a message's current file name ("cur/<name>") after a
+// rename that changes no flags (a ,U= tag added or removed). If the name
+// carries other flags than the row (another program changed them while
+// the tag was being set), the row keeps the name it had: the next scan
+// then finds the file renamed and takes the change in. Recording the new
+// name beside the old flags would hide that change for good.
 func (tx *Tx) SetFile(id MessageID, file string) error {
-	_, err := tx.exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
+	noInfo, flags := nameFlags(file)
+	_, err := tx.exec(`UPDATE messages SET file=CASE WHEN ? OR flags=? THEN ? ELSE file END WHERE id=?`, noInfo, flags, file, id)
 	return err
 }
 
