@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/postfach/postfach/configs"
+	"github.com/postfach/postfach/maildir"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -44,6 +45,12 @@ func IdleUpstream(ctx context.Context, t WatchTarget) error {
 func MaildirLocal(ctx context.Context, t WatchTarget) error {
 	if t.Index == nil {
 		return errors.New("local watcher: no store")
+	}
+	// A new account's directory is made by its first sync, which the
+	// watcher would miss: it is made (and marked ours) here, as the sync
+	// would.
+	if err := maildir.MarkAccount(t.Root, t.Account.Name); err != nil {
+		return err
 	}
 	lw := &LocalWatcher{
 		Root:    t.Root,
