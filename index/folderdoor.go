@@ -103,7 +103,7 @@ func (s *Store) RenameFolder(ctx context.Context, f *Folder, to string, also fun
 				return fmt.Errorf("index: rename folder %q: %w", f.Name, err)
 			}
 			for _, d := range []string{filepath.Dir(toDir), filepath.Dir(from.Path)} {
-				if err := syncDir(d); err != nil {
+				if err := maildir.SyncPath(d); err != nil {
 					return err
 				}
 			}
@@ -196,7 +196,7 @@ func (s *Store) RemoveFolder(ctx context.Context, f *Folder, also func(*Tx) erro
 			return err
 		}
 	}
-	if err := removeMaildir(d.Path); err != nil {
+	if err := maildir.RemoveFolder(d.Path); err != nil {
 		return err
 	}
 	return s.Write(ctx, func(tx *Tx) error {
@@ -208,40 +208,4 @@ func (s *Store) RemoveFolder(ctx context.Context, f *Folder, also func(*Tx) erro
 		}
 		return nil
 	})
-}
-
-// removeMaildir removes an emptied Maildir: tmp/ (with whatever is in it),
-// cur/, new/, the UIDVALIDITY file, and the directory itself unless it
-// holds subfolders; the parent directory is synced. A file that arrived in
-// cur/ or new/ meanwhile makes it fail.
-func removeMaildir(path string) error {
-	if err := os.RemoveAll(filepath.Join(path, "tmp")); err != nil {
-		return err
-	}
-	for _, sub := range []string{"cur", "new"} {
-		if err := os.Remove(filepath.Join(path, sub)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing folder %s: %w", path, err)
-		}
-	}
-	if err := os.Remove(filepath.Join(path, maildir.UIDValidityFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		// Subfolders remain (or another program's files): the directory stays.
-		return syncDir(path)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory, making the entries in it durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

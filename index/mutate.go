@@ -197,7 +197,7 @@ func (s *Store) Remove(ctx context.Context, msgs []*Message, also func(*Tx) erro
 		if err != nil {
 			return err
 		}
-		if err := removeFile(dirs[m.Folder], e); err != nil {
+		if _, err := dirs[m.Folder].Unlink(e); err != nil {
 			return fmt.Errorf("index: removing message %s: %w", m.Key, err)
 		}
 		removed[m.Folder] = true
@@ -218,28 +218,6 @@ func (s *Store) Remove(ctx context.Context, msgs []*Message, also func(*Tx) erro
 		}
 		return nil
 	})
-}
-
-// removeFile unlinks e's file, or the file with its key if it was renamed;
-// one that is gone is no error. The caller syncs the directory.
-func removeFile(d *maildir.Dir, e maildir.Entry) error {
-	if e.Sub == "" {
-		e.Sub = "cur"
-	}
-	err := os.Remove(d.FilePath(e))
-	if errors.Is(err, fs.ErrNotExist) {
-		found, ferr := d.Find(e.Key, "")
-		if errors.Is(ferr, fs.ErrNotExist) {
-			return nil
-		} else if ferr != nil {
-			return ferr
-		}
-		err = os.Remove(d.FilePath(found))
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }
 
 // findForMove finds the file of entry e: in src (moved false), or in dst

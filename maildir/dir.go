@@ -298,6 +298,20 @@ func (d *Dir) SetUID(e Entry, uid uint32) (Entry, error) {
 // Remove unlinks e's file (looking it up by key if it was renamed) and fsyncs
 // its directory. A file that is already gone is no error.
 func (d *Dir) Remove(e Entry) error {
+	e, err := d.Unlink(e)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Join(d.Path, e.Sub)); err != nil {
+		return fmt.Errorf("maildir: remove: %w", err)
+	}
+	return nil
+}
+
+// Unlink unlinks e's file (looking it up by key if it was renamed) without
+// syncing its directory (the caller does, after a batch), and returns the
+// entry it removed. A file that is already gone is no error.
+func (d *Dir) Unlink(e Entry) (Entry, error) {
 	if e.Sub == "" {
 		e.Sub = "cur"
 	}
@@ -305,21 +319,45 @@ func (d *Dir) Remove(e Entry) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		found, ferr := d.Find(e.Key, "")
 		if errors.Is(ferr, fs.ErrNotExist) {
-			return nil
+			return e, nil
 		} else if ferr != nil {
-			return ferr
+			return e, ferr
 		}
 		e = found
 		err = os.Remove(d.FilePath(e))
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("maildir: %w", err)
+		return e, fmt.Errorf("maildir: %w", err)
 	}
-	if err := syncDir(filepath.Join(d.Path, e.Sub)); err != nil {
-		return fmt.Errorf("maildir: remove: %w", err)
-	}
-	return nil
+	return e, nil
 }
+
+// RemoveFolder removes an emptied Maildir at path: tmp/ (with whatever
+// other programs left there), cur/, new/, the UIDVALIDITY file, and the
+// directory itself unless it holds subfolders; the directory that changed
+// is synced. A file that arrived in cur/ or new/ meanwhile makes it fail
+// (the caller looks again later).
+func RemoveFolder(path string) error {
+	if err := os.RemoveAll(filepath.Join(path, "tmp")); err != nil {
+		return err
+	}
+	for _, sub := range []string{"cur", "new"} {
+		if err := os.Remove(filepath.Join(path, sub)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing folder %s: %w", path, err)
+		}
+	}
+	if err := os.Remove(filepath.Join(path, UIDValidityFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Subfolders remain (or another program's files): the directory stays.
+		return syncDir(path)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// SyncPath fsyncs the directory at path, making the entries in it durable.
+func SyncPath(path string) error { return syncDir(path) }
 
 // CleanTmp removes the files in tmp/ last modified more than olderThan ago
 // (the Maildir convention is 36 hours) and returns how many it removed.

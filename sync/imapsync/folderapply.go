@@ -290,7 +290,7 @@ func (s *syncer) removeLocal(a folderAction) error {
 		s.log.Warn("kept the messages of a folder deleted upstream that have no copy there",
 			"folder", a.from, "messages", moved, "moved_to", a.recoverTo)
 	}
-	return removeMaildir(a.path)
+	return maildir.RemoveFolder(a.path)
 }
 
 // moveFile moves e from one Maildir to another (same sub directory),
@@ -336,27 +336,4 @@ func withoutUID(name string) string {
 		out += ":" + info
 	}
 	return out
-}
-
-// removeMaildir removes a folder's Maildir once its messages are gone: its
-// tmp/ (with whatever other programs left there), cur/, new/, state file,
-// and the directory itself unless it holds subfolders. A file that arrived
-// in cur/ or new/ meanwhile makes it fail: the next run looks again.
-func removeMaildir(path string) error {
-	if err := os.RemoveAll(filepath.Join(path, "tmp")); err != nil {
-		return err
-	}
-	for _, sub := range []string{"cur", "new"} {
-		if err := os.Remove(filepath.Join(path, sub)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing folder %s: %w", path, err)
-		}
-	}
-	if err := os.Remove(filepath.Join(path, maildir.UIDValidityFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		// Subfolders remain (or another program's files): leave the directory.
-		return nil
-	}
-	return nil
 }
