@@ -104,13 +104,19 @@ func (a *Agent) Sync(ctx context.Context, names []string, progress imapsync.Prog
 		}()
 	}
 	wg.Wait()
+	return reports, reportErrors(reports)
+}
+
+// reportErrors joins the errors of a run's reports, each labelled with
+// its account.
+func reportErrors(reports []AccountReport) error {
 	var errs []error
 	for _, r := range reports {
 		if r.Err != nil {
 			errs = append(errs, accountErrors(r.Name, r.Err)...)
 		}
 	}
-	return reports, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // accountErrors labels each of an account's errors (one per failed

@@ -378,13 +378,7 @@ func (d *daemon) syncNow(ctx context.Context, names []string, force, dryRun bool
 		}()
 	}
 	wg.Wait()
-	var errs []error
-	for _, r := range reports {
-		if r.Err != nil {
-			errs = append(errs, accountErrors(r.Name, r.Err)...)
-		}
-	}
-	return reports, errors.Join(errs...)
+	return reports, reportErrors(reports)
 }
 
 func containsService(list []*service, s *service) bool {
