@@ -28,7 +28,7 @@ const (
 // Backoff bounds for an account whose server cannot be reached.
 var (
 	backoffMin = time.Second
-	backoffMax = 2 * time.Minute
+	backoffMax = time.Minute
 )
 
 // backoff is a capped exponential delay with jitter.

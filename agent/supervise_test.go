@@ -11,7 +11,7 @@ import (
 	"github.com/postfach/postfach/configs"
 )
 
-// TestBackoff: waits of 1 s, 2 s, 4 s ... (±20 %) up to 5 minutes, and
+// TestBackoff: waits of 1 s, 2 s, 4 s ... (±20 %) up to a minute, and
 // from 1 s again after a reset.
 func TestBackoff(t *testing.T) {
 	var b backoff
