@@ -23,7 +23,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run the agent in the foreground: keep every account in sync until stopped",
 		Long: `Run the agent: it syncs every account at start, then whenever the server
 or the Maildir changes and every poll_interval, and waits out a lost
-network (retrying with backoff, 1 s doubling to 5 min; one log line when an
+network (retrying with backoff, 1 s doubling to 1 min; one log line when an
 account goes offline, one when it is back). An account that cannot work
 until its config changes (wrong password, untrusted certificate) is parked
 with state "error". It holds the store's lock: other postfach commands on
