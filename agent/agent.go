@@ -14,7 +14,13 @@
 //
 // Run (run.go) holds the lock for its whole life and supervises one
 // service per account (supervise.go): a full sync at start, then a sync on
-// every Nudge (from the watchers, coalesced), request and poll_interval;
+// every Nudge, request and poll_interval. Two watchers (watchers.go) nudge
+// it, naming a folder: IdleUpstream (IMAP IDLE on idle_folders, one
+// connection each; the syncs keep the rest of the account's connections)
+// and MaildirLocal (fsnotify on the account's Maildir, localwatch.go; a
+// file whose state the index already records, index.Store.Knows, is the
+// store's own write and nudges nothing). A nudge syncs the named folders
+// alone (imapsync.Options.Only); a request or a poll, the whole account;
 // a temporary failure (nethint.Permanent false) is retried with capped
 // exponential backoff (state "offline"), a permanent one parks the
 // account (state "error") until the config is reloaded or a sync is asked
