@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/postfach/postfach/index"
@@ -15,7 +16,14 @@ import (
 // confirm: if the server has the message (same Message-ID and size, at or
 // above the UIDNEXT recorded before the APPEND) its UID is adopted;
 // otherwise the row stays without UID and is uploaded again.
-func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index.Message, uvChanged bool) error {
+//
+// A row of gone (its file vanished after the crash: the user deleted it or
+// moved it to another folder under a new name, where it is a new message)
+// adopts the server copy as well, with the copy's flags as its merge base:
+// the plan then carries the removal upstream as any local deletion,
+// instead of taking the copy for new server mail and downloading it again
+// beside the moved file's own upload.
+func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []*index.Message, uvChanged bool) error {
 	o := &w.s.opts
 	var intents []index.Intent
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
@@ -29,14 +37,25 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		return nil
 	}
 	byID := map[index.MessageID]*index.Message{}
+	taken := map[uint32]bool{} // UIDs rows of this folder hold already
 	for _, m := range rows {
 		byID[m.ID] = m
+		if m.UID != 0 {
+			taken[m.UID] = true
+		}
+	}
+	isGone := map[index.MessageID]bool{}
+	for _, m := range gone {
+		byID[m.ID] = m
+		isGone[m.ID] = true
+		if m.UID != 0 {
+			taken[m.UID] = true
+		}
 	}
 	var mine []*index.Message
 	for _, in := range intents {
-		// An intent whose row is gone (its file was moved or deleted
-		// after the crash) has nothing to fill: the loop below only
-		// closes it.
+		// An intent whose row was dropped altogether has nothing to
+		// fill: the loop below only closes it.
 		if m := byID[in.Message]; m != nil {
 			mine = append(mine, m)
 		}
@@ -63,8 +82,14 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 	}
 	cands := map[ident][]uint32{}
 	for uid, sm := range server {
+		if taken[uid] {
+			continue
+		}
 		k := ident{sm.messageID, sm.size}
 		cands[k] = append(cands[k], uid)
+	}
+	for _, list := range cands { // oldest first, whatever the map's order
+		slices.Sort(list)
 	}
 	for _, in := range intents {
 		m := byID[in.Message]
@@ -78,6 +103,9 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 				if list := cands[k]; len(list) > 0 {
 					uid := list[0]
 					cands[k] = list[1:]
+					if isGone[m.ID] {
+						return adoptGone(tx, m, uid, size, server[uid], in.ID)
+					}
 					if e, ok := entryOf(m); ok {
 						ne, err := j.dir.SetUID(e, uid)
 						if err != nil {
@@ -101,6 +129,21 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		}
 	}
 	return nil
+}
+
+// adoptGone gives the gone row m the UID of its interrupted upload, with
+// the server copy's flags as the merge base (nobody changed them since
+// the APPEND as far as the plan can tell), and closes the intent: the
+// plan deletes the copy upstream, the file being gone.
+func adoptGone(tx *index.Tx, m *index.Message, uid uint32, size int64, sm *serverMsg, intent int64) error {
+	m.UID, m.SyncedFlags, m.SyncedKeywords = uid, sm.flags, sm.keywords
+	if err := tx.SetUID(m.ID, uid, size); err != nil {
+		return err
+	}
+	if err := tx.SetSyncedFlags(m.ID, sm.flags, sm.keywords); err != nil {
+		return err
+	}
+	return tx.DoneIntent(intent)
 }
 
 // verifyTags checks the ,U= tags of files indexed from disk against the
