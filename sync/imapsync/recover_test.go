@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
@@ -110,4 +112,77 @@ func TestInterruptedAppendMovedAway(t *testing.T) {
 		t.Errorf("a second run did something: %+v", tot)
 	}
 	e.compare()
+}
+
+// TestInterruptedFlagPushThenLocalDelete: a run pushes a local flag change
+// upstream and is killed before it records the new merge base; then the
+// user deletes the file. The server's flags are the row's own, not a change
+// made upstream since the last sync: the deletion must reach the server,
+// not be taken for a conflict that keeps the message and fetches it again
+// (found by the kill -9 test of postfach run as a deleted message back).
+func TestInterruptedFlagPushThenLocalDelete(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(6, 4, corpus.Options{Folders: []string{"INBOX"}}))
+	e.sync()
+	e.compare()
+
+	x := e.entries("INBOX")[0]
+	d := e.dir("INBOX")
+	raw, err := os.ReadFile(d.FilePath(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The user toggles \Flagged; the killed run indexed the rename and
+	// pushed it (STORE), but did not record the new base.
+	flags := x.Flags ^ maildir.FlagFlagged
+	nx, err := d.SetFlags(x, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.Account("acct")
+		if err != nil {
+			return err
+		}
+		f, err := tx.FolderByName(a, "INBOX")
+		if err != nil {
+			return err
+		}
+		m, err := tx.MessageByKey(f.ID, x.Key)
+		if err != nil {
+			return err
+		}
+		return tx.SetFileFlags(m.ID, f.ID, nx.Sub+"/"+nx.Name, flags, m.Keywords)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	op := imap.StoreFlagsAdd
+	if flags&maildir.FlagFlagged == 0 {
+		op = imap.StoreFlagsDel
+	}
+	if err := c.Store(imap.UIDSetNum(imap.UID(x.UID)), &imap.StoreFlags{Op: op, Silent: true,
+		Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Unselect().Wait()
+
+	// Then the user deletes the message.
+	if err := os.Remove(d.FilePath(nx)); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	server := e.compare()
+	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+	for folder, msgs := range server {
+		for _, m := range msgs {
+			if bytes.Equal(m.Raw, crlf) {
+				t.Fatalf("the message deleted locally is still in %s (UID %d)", folder, m.UID)
+			}
+		}
+	}
 }
