@@ -76,21 +76,7 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []
 	if err != nil {
 		return err
 	}
-	type ident struct {
-		id   string
-		size int64
-	}
-	cands := map[ident][]uint32{}
-	for uid, sm := range server {
-		if taken[uid] {
-			continue
-		}
-		k := ident{sm.messageID, sm.size}
-		cands[k] = append(cands[k], uid)
-	}
-	for _, list := range cands { // oldest first, whatever the map's order
-		slices.Sort(list)
-	}
+	cands := uploadCands(server, taken)
 	for _, in := range intents {
 		m := byID[in.Message]
 		err := o.Index.Write(ctx, func(tx *index.Tx) error {
@@ -99,25 +85,14 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []
 				if s, err := crlfSize(o.Index, j.f, m); err == nil {
 					size = s
 				}
-				k := ident{m.Header.MessageID, size}
+				k := uploadIdent{m.Header.MessageID, size}
 				if list := cands[k]; len(list) > 0 {
 					uid := list[0]
 					cands[k] = list[1:]
 					if isGone[m.ID] {
 						return adoptGone(tx, m, uid, size, server[uid], in.ID)
 					}
-					if e, ok := entryOf(m); ok {
-						ne, err := j.dir.SetUID(e, uid)
-						if err != nil {
-							return err
-						}
-						m.File = ne.Sub + "/" + ne.Name
-					}
-					m.UID = uid
-					if err := tx.SetUID(m.ID, uid, size); err != nil {
-						return err
-					}
-					if err := tx.SetFile(m.ID, m.File); err != nil {
+					if err := adoptFile(tx, j.dir, m, uid, size); err != nil {
 						return err
 					}
 				}
@@ -129,6 +104,46 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []
 		}
 	}
 	return nil
+}
+
+// uploadIdent is what an interrupted upload is found by on the server.
+type uploadIdent struct {
+	id   string // Message-ID
+	size int64  // RFC822.SIZE
+}
+
+// uploadCands lists the server's messages by identity, oldest first,
+// leaving out the UIDs rows of the folder hold already.
+func uploadCands(server map[uint32]*serverMsg, taken map[uint32]bool) map[uploadIdent][]uint32 {
+	cands := map[uploadIdent][]uint32{}
+	for uid, sm := range server {
+		if taken[uid] {
+			continue
+		}
+		k := uploadIdent{sm.messageID, sm.size}
+		cands[k] = append(cands[k], uid)
+	}
+	for _, list := range cands {
+		slices.Sort(list)
+	}
+	return cands
+}
+
+// adoptFile gives the row m, whose file is in place, the UID of its
+// interrupted upload and tags the file with it.
+func adoptFile(tx *index.Tx, dir *maildir.Dir, m *index.Message, uid uint32, size int64) error {
+	if e, ok := entryOf(m); ok {
+		ne, err := dir.SetUID(e, uid)
+		if err != nil {
+			return err
+		}
+		m.File = ne.Sub + "/" + ne.Name
+	}
+	m.UID = uid
+	if err := tx.SetUID(m.ID, uid, size); err != nil {
+		return err
+	}
+	return tx.SetFile(m.ID, m.File)
 }
 
 // adoptGone gives the gone row m the UID of its interrupted upload, with
