@@ -94,6 +94,10 @@
 //	deleted there, changed here   kept: uploaded again with the local flags
 //	moved here between folders    UID MOVE upstream
 //
+// "Changed there" means flags or keywords other than both the base and
+// what the local row last had: the server holding the row's own flags is
+// our own push whose new base a kill kept from being recorded.
+//
 // Options.Direction limits which side is written ("pull": never upstream;
 // "push": never locally); Options.Expunge limits where deletions are
 // carried out. A run that would delete more than MaxDeletePercent of a
@@ -132,12 +136,14 @@
 // base last. Every APPEND is written ahead into the journal with the
 // folder's UIDNEXT before it; an APPEND whose result was not recorded is
 // found on the server by content on the next run (recoverAppends), not
-// repeated. Local changes go through the store's door (index.Store's
-// SetFlags, Move, Remove), which changes the file and then commits the
-// row: server expunges remove the file first, then the row (a kill in
-// between leaves a row without a file, which the next run drops, since the
-// server has no such message any more); upstream expunges drop the row
-// after the server confirmed.
+// repeated; if its file left the folder meanwhile (deleted, or moved to
+// another folder under a new name), the copy found is deleted upstream
+// like any local deletion, never downloaded as new mail. Local changes go
+// through the store's door (index.Store's SetFlags, Move, Remove), which
+// changes the file and then commits the row: server expunges remove the
+// file first, then the row (a kill in between leaves a row without a file,
+// which the next run drops, since the server has no such message any
+// more); upstream expunges drop the row after the server confirmed.
 //
 // # Hostile servers
 //

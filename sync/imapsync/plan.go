@@ -144,7 +144,7 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
 	j.recordRows(OpReindex, rec.added)
 	if !o.DryRun {
-		if err := w.recoverAppends(ctx, j, rec.rows, uvChanged); err != nil {
+		if err := w.recoverAppends(ctx, j, rec.rows, rec.gone, uvChanged); err != nil {
 			return nil, err
 		}
 	}
@@ -250,9 +250,12 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 	// changed upstream since the last sync is kept (fetched again).
 	for _, m := range rec.gone {
 		sm := p.server[m.UID]
-		// (\Deleted alone does not count: it may be our own interrupted expunge.)
+		// (\Deleted alone does not count: it may be our own interrupted
+		// expunge. Nor do the row's own flags and keywords: they are our
+		// own push, whose new base a kill kept from being recorded.)
 		changedUpstream := sm != nil && (sm.flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted ||
-			!sameKeywords(sm.keywords, m.SyncedKeywords))
+			!sameKeywords(sm.keywords, m.SyncedKeywords)) &&
+			(sm.flags&^maildir.FlagDeleted != m.Flags&^maildir.FlagDeleted || !sameKeywords(sm.keywords, m.Keywords))
 		switch {
 		case m.UID == 0 || (p.present != nil && !p.present[m.UID]):
 			p.refetch = append(p.refetch, m) // nothing upstream to delete: just forget the row

@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/postfach/postfach/index"
@@ -15,7 +16,14 @@ import (
 // confirm: if the server has the message (same Message-ID and size, at or
 // above the UIDNEXT recorded before the APPEND) its UID is adopted;
 // otherwise the row stays without UID and is uploaded again.
-func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index.Message, uvChanged bool) error {
+//
+// A row of gone (its file vanished after the crash: the user deleted it or
+// moved it to another folder under a new name, where it is a new message)
+// adopts the server copy as well, with the copy's flags as its merge base:
+// the plan then carries the removal upstream as any local deletion,
+// instead of taking the copy for new server mail and downloading it again
+// beside the moved file's own upload.
+func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []*index.Message, uvChanged bool) error {
 	o := &w.s.opts
 	var intents []index.Intent
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
@@ -29,14 +37,25 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		return nil
 	}
 	byID := map[index.MessageID]*index.Message{}
+	taken := map[uint32]bool{} // UIDs rows of this folder hold already
 	for _, m := range rows {
 		byID[m.ID] = m
+		if m.UID != 0 {
+			taken[m.UID] = true
+		}
+	}
+	isGone := map[index.MessageID]bool{}
+	for _, m := range gone {
+		byID[m.ID] = m
+		isGone[m.ID] = true
+		if m.UID != 0 {
+			taken[m.UID] = true
+		}
 	}
 	var mine []*index.Message
 	for _, in := range intents {
-		// An intent whose row is gone (its file was moved or deleted
-		// after the crash) has nothing to fill: the loop below only
-		// closes it.
+		// An intent whose row was dropped altogether has nothing to
+		// fill: the loop below only closes it.
 		if m := byID[in.Message]; m != nil {
 			mine = append(mine, m)
 		}
@@ -57,15 +76,7 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 	if err != nil {
 		return err
 	}
-	type ident struct {
-		id   string
-		size int64
-	}
-	cands := map[ident][]uint32{}
-	for uid, sm := range server {
-		k := ident{sm.messageID, sm.size}
-		cands[k] = append(cands[k], uid)
-	}
+	cands := uploadCands(server, taken)
 	for _, in := range intents {
 		m := byID[in.Message]
 		err := o.Index.Write(ctx, func(tx *index.Tx) error {
@@ -74,22 +85,14 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 				if s, err := crlfSize(o.Index, j.f, m); err == nil {
 					size = s
 				}
-				k := ident{m.Header.MessageID, size}
+				k := uploadIdent{m.Header.MessageID, size}
 				if list := cands[k]; len(list) > 0 {
 					uid := list[0]
 					cands[k] = list[1:]
-					if e, ok := entryOf(m); ok {
-						ne, err := j.dir.SetUID(e, uid)
-						if err != nil {
-							return err
-						}
-						m.File = ne.Sub + "/" + ne.Name
+					if isGone[m.ID] {
+						return adoptGone(tx, m, uid, size, server[uid], in.ID)
 					}
-					m.UID = uid
-					if err := tx.SetUID(m.ID, uid, size); err != nil {
-						return err
-					}
-					if err := tx.SetFile(m.ID, m.File); err != nil {
+					if err := adoptFile(tx, j.dir, m, uid, size); err != nil {
 						return err
 					}
 				}
@@ -101,6 +104,61 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		}
 	}
 	return nil
+}
+
+// uploadIdent is what an interrupted upload is found by on the server.
+type uploadIdent struct {
+	id   string // Message-ID
+	size int64  // RFC822.SIZE
+}
+
+// uploadCands lists the server's messages by identity, oldest first,
+// leaving out the UIDs rows of the folder hold already.
+func uploadCands(server map[uint32]*serverMsg, taken map[uint32]bool) map[uploadIdent][]uint32 {
+	cands := map[uploadIdent][]uint32{}
+	for uid, sm := range server {
+		if taken[uid] {
+			continue
+		}
+		k := uploadIdent{sm.messageID, sm.size}
+		cands[k] = append(cands[k], uid)
+	}
+	for _, list := range cands {
+		slices.Sort(list)
+	}
+	return cands
+}
+
+// adoptFile gives the row m, whose file is in place, the UID of its
+// interrupted upload and tags the file with it.
+func adoptFile(tx *index.Tx, dir *maildir.Dir, m *index.Message, uid uint32, size int64) error {
+	if e, ok := entryOf(m); ok {
+		ne, err := dir.SetUID(e, uid)
+		if err != nil {
+			return err
+		}
+		m.File = ne.Sub + "/" + ne.Name
+	}
+	m.UID = uid
+	if err := tx.SetUID(m.ID, uid, size); err != nil {
+		return err
+	}
+	return tx.SetFile(m.ID, m.File)
+}
+
+// adoptGone gives the gone row m the UID of its interrupted upload, with
+// the server copy's flags as the merge base (nobody changed them since
+// the APPEND as far as the plan can tell), and closes the intent: the
+// plan deletes the copy upstream, the file being gone.
+func adoptGone(tx *index.Tx, m *index.Message, uid uint32, size int64, sm *serverMsg, intent int64) error {
+	m.UID, m.SyncedFlags, m.SyncedKeywords = uid, sm.flags, sm.keywords
+	if err := tx.SetUID(m.ID, uid, size); err != nil {
+		return err
+	}
+	if err := tx.SetSyncedFlags(m.ID, sm.flags, sm.keywords); err != nil {
+		return err
+	}
+	return tx.DoneIntent(intent)
 }
 
 // verifyTags checks the ,U= tags of files indexed from disk against the
