@@ -92,6 +92,7 @@
 //	deleted there, untouched here deleted here (file first, then row)
 //	deleted here, changed there   kept: fetched again with the server's flags
 //	deleted there, changed here   kept: uploaded again with the local flags
+//	                              (\Deleted alone is no change: deleted here too)
 //	moved here between folders    UID MOVE upstream
 //
 // Options.Direction limits which side is written ("pull": never upstream;

@@ -234,10 +234,15 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 		return err
 	}
 	// Expunged upstream but changed here since the last sync: kept, and
-	// uploaded again as a new message (with its local flags).
+	// uploaded again as a new message (with its local flags). \Deleted
+	// alone does not count: a message marked deleted here and expunged
+	// there is meant to be gone on both sides, and a T the file got from
+	// the server's own \Deleted (set just before its EXPUNGE) by a run
+	// killed inside the door's SetFlags (file renamed, base not committed)
+	// looks like a local change.
 	var kept []*index.Message
 	p.serverGone = slices.DeleteFunc(p.serverGone, func(m *index.Message) bool {
-		if m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords) {
+		if m.Flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted || !sameKeywords(m.Keywords, m.SyncedKeywords) {
 			kept = append(kept, m)
 			return true
 		}

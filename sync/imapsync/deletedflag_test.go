@@ -1,0 +1,117 @@
+package imapsync_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/maildir"
+)
+
+// TestDeletedFlagCrash: another IMAP client deletes a message
+// the usual way, STORE \Deleted then EXPUNGE. A run between the two sees
+// \Deleted and applies it locally through the door (index.Store.SetFlags:
+// the file renamed to :2,T, then the row and merge base committed); a
+// kill between the rename and the commit leaves a file carrying T under a
+// row and base without it, which the next run reads as a local flag
+// change. The message is then gone upstream: "deleted there, changed
+// here" must not count \Deleted alone as a change, or the message the
+// other client expunged is uploaded again (TestRunKill9 found it:
+// "deleted (upstream), but 1 copies remain ... U=380:2,T"). The same
+// holds without a crash for a mail client that marked the message
+// deleted here (T) while the server expunged it; a real change with it
+// (\Flagged) still keeps the message.
+func TestDeletedFlagCrash(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		crash bool          // the door's SetFlags killed before its commit; otherwise a mail client's rename
+		add   maildir.Flags // what the local file gets
+		kept  bool
+	}{
+		{"killed", true, maildir.FlagDeleted, false},
+		{"T", false, maildir.FlagDeleted, false},
+		{"TF", false, maildir.FlagDeleted | maildir.FlagFlagged, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := bugEnv(t)
+			ctx := context.Background()
+			var x *index.Message
+			if err := e.store.Read(ctx, func(tx *index.ReadTx) error {
+				acct, err := tx.Account("acct")
+				if err != nil {
+					return err
+				}
+				f, err := tx.FolderByName(acct, "INBOX")
+				if err != nil {
+					return err
+				}
+				rows, err := tx.Messages(f.ID)
+				if err != nil {
+					return err
+				}
+				x = rows[0]
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var en maildir.Entry
+			for _, fe := range e.entries("INBOX") {
+				if fe.Key == x.Key {
+					en = fe
+				}
+			}
+			id := e.fileMessageID("INBOX", en)
+
+			cl := e.d.Client(t, testenv.DefaultUser.Name)
+			if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			set := imap.UIDSetNum(imap.UID(x.UID))
+			if err := cl.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+				t.Fatal(err)
+			}
+			if c.crash {
+				// What the run that saw \Deleted leaves when killed in the
+				// door: the file renamed, the transaction never committed.
+				errKilled := errors.New("killed")
+				ch := index.FlagChange{Message: x, Flags: x.Flags | c.add, Keywords: x.Keywords,
+					Synced: &index.SyncedState{Flags: x.SyncedFlags | c.add, Keywords: x.SyncedKeywords}}
+				if err := e.store.SetFlags(ctx, []index.FlagChange{ch}, func(*index.Tx) error { return errKilled }); !errors.Is(err, errKilled) {
+					t.Fatalf("SetFlags: %v", err)
+				}
+			} else if _, err := e.dir("INBOX").SetFlags(en, en.Flags|c.add); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.UIDExpunge(set).Close(); err != nil {
+				t.Fatal(err)
+			}
+			cl.Logout()
+
+			res, _ := e.sync()
+			got := findServer(e.serverNow(), id)
+			local := 0
+			for _, fe := range e.entries("INBOX") {
+				if fe.Key == x.Key || e.fileMessageID("INBOX", fe) == id {
+					local++
+				}
+			}
+			if c.kept {
+				if len(got["INBOX"]) != 1 || local != 1 {
+					t.Errorf("changed here, expunged upstream: server has %s, %d local copies; want it kept once on both sides", uidsOf(got), local)
+				}
+			} else {
+				if tot := res.Totals(); tot.Uploaded != 0 {
+					t.Errorf("a message expunged upstream was uploaded again: %+v", tot)
+				}
+				if len(got) != 0 || local != 0 {
+					t.Errorf("expunged upstream with only \\Deleted set here: server has %s, %d local copies; want none", uidsOf(got), local)
+				}
+			}
+			e.compare()
+		})
+	}
+}
