@@ -133,7 +133,8 @@
 // base last. Every APPEND is written ahead into the journal with the
 // folder's UIDNEXT before it; an APPEND whose result was not recorded is
 // found on the server by content on the next run (recoverAppends), not
-// repeated. Local changes go through the store's door (index.Store's
+// repeated; if its file was deleted meanwhile, the copy found is deleted
+// upstream, not fetched again. Local changes go through the store's door (index.Store's
 // SetFlags, Move, Remove), which changes the file and then commits the
 // row: server expunges remove the file first, then the row (a kill in
 // between leaves a row without a file, which the next run drops, since the

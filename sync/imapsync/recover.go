@@ -14,8 +14,12 @@ import (
 // recoverAppends resolves APPENDs that a previous run recorded but did not
 // confirm: if the server has the message (same Message-ID and size, at or
 // above the UIDNEXT recorded before the APPEND) its UID is adopted;
-// otherwise the row stays without UID and is uploaded again.
-func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index.Message, uvChanged bool) error {
+// otherwise the row stays without UID and is uploaded again. rows are the
+// folder's rows whose file exists, gone those whose file is gone (deleted
+// here after the interrupted upload): a gone row adopts its UID too, so
+// that the plan carries the deletion upstream instead of fetching the
+// copy the APPEND left as a new message.
+func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []*index.Message, uvChanged bool) error {
 	o := &w.s.opts
 	var intents []index.Intent
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
@@ -29,7 +33,12 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		return nil
 	}
 	byID := map[index.MessageID]*index.Message{}
+	hasFile := map[index.MessageID]bool{}
 	for _, m := range rows {
+		byID[m.ID] = m
+		hasFile[m.ID] = true
+	}
+	for _, m := range gone {
 		byID[m.ID] = m
 	}
 	var mine []*index.Message
@@ -70,15 +79,17 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows []*index
 		m := byID[in.Message]
 		err := o.Index.Write(ctx, func(tx *index.Tx) error {
 			if m != nil && m.UID == 0 && m.Header.MessageID != "" {
-				size := m.RFC822Size
-				if s, err := crlfSize(o.Index, j.f, m); err == nil {
-					size = s
+				size := m.RFC822Size // a gone row's as indexed: its file's with CRLF line ends
+				if hasFile[m.ID] {
+					if s, err := crlfSize(o.Index, j.f, m); err == nil {
+						size = s
+					}
 				}
 				k := ident{m.Header.MessageID, size}
 				if list := cands[k]; len(list) > 0 {
 					uid := list[0]
 					cands[k] = list[1:]
-					if e, ok := entryOf(m); ok {
+					if e, ok := entryOf(m); ok && hasFile[m.ID] {
 						ne, err := j.dir.SetUID(e, uid)
 						if err != nil {
 							return err
