@@ -3,6 +3,7 @@ package imapsync_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -10,6 +11,7 @@ import (
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapsync"
 )
 
 // TestDeletedFlagCrash: another IMAP client deletes a message
@@ -114,4 +116,61 @@ func TestDeletedFlagCrash(t *testing.T) {
 			e.compare()
 		})
 	}
+}
+
+// TestFlagsCommitCrash: the general form of TestDeletedFlagCrash, through
+// the engine itself. Another client sets \Answered; the run that carries it
+// here is killed after the door renamed the file (:2,RS) and before its
+// commit (flagsCommitHook fails that transaction). The server then
+// expunges the message. The next run must take the file's flags for what
+// the killed run was committing (its journaled intent), not for a change
+// made here, and delete the message here instead of uploading it again
+// (TestRunKill9: "deleted (upstream), but 1 copies remain ... U=57:2,R",
+// flags set to 2,R upstream and expunged 135 ms later).
+func TestFlagsCommitCrash(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	cl := e.d.Client(t, testenv.DefaultUser.Name)
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	set := imap.UIDSetNum(imap.UID(x.UID))
+	if err := cl.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagAnswered}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	errKilled := errors.New("killed")
+	imapsync.SetFlagsCommitHook(func() error { return errKilled })
+	_, _, err := e.trySync(false)
+	imapsync.SetFlagsCommitHook(nil)
+	if !errors.Is(err, errKilled) && (err == nil || !strings.Contains(err.Error(), "killed")) {
+		t.Fatalf("the run killed in its flag commit: %v", err)
+	}
+	renamed := false
+	for _, fe := range e.entries("INBOX") {
+		if fe.Key == x.Key && fe.Flags&maildir.FlagAnswered != 0 {
+			renamed = true
+		}
+	}
+	if !renamed {
+		t.Fatalf("the killed run did not rename the file to carry \\Answered: %v", e.entries("INBOX"))
+	}
+	cl.Logout()
+	e.serverExpunge("INBOX", x.UID)
+
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.Uploaded != 0 {
+		t.Errorf("a message expunged upstream was uploaded again: %+v", tot)
+	}
+	got := findServer(e.serverNow(), id)
+	local := 0
+	for _, fe := range e.entries("INBOX") {
+		if fe.Key == x.Key || e.fileMessageID("INBOX", fe) == id {
+			local++
+		}
+	}
+	if len(got) != 0 || local != 0 {
+		t.Errorf("\\Answered upstream, a kill in the local commit, then expunged upstream: server has %s, %d local copies; want none", uidsOf(got), local)
+	}
+	e.compare()
 }

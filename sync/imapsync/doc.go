@@ -130,7 +130,9 @@
 // committed (the next run indexes it from disk, reading its UID from the
 // ,U= tag, so it is neither lost nor fetched again). Flag changes are
 // idempotent and are written upstream first, locally second, and the new
-// base last. Every APPEND is written ahead into the journal with the
+// base last; a local change that renames a file is journaled first (its
+// new flags and base), so that a kill between the rename and the commit is
+// not taken for a change made here (recoverFlags). Every APPEND is written ahead into the journal with the
 // folder's UIDNEXT before it; an APPEND whose result was not recorded is
 // found on the server by content on the next run (recoverAppends), not
 // repeated; if its file was deleted meanwhile, the copy found is deleted

@@ -144,6 +144,9 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
 	j.recordRows(OpReindex, rec.added)
 	if !o.DryRun {
+		if err := recoverFlags(ctx, o.Index, j.f, rec); err != nil {
+			return nil, err
+		}
 		if err := w.recoverAppends(ctx, j, rec.rows, rec.gone, uvChanged); err != nil {
 			return nil, err
 		}

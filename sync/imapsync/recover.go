@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/postfach/postfach/index"
@@ -21,16 +22,9 @@ import (
 // copy the APPEND left as a new message.
 func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []*index.Message, uvChanged bool) error {
 	o := &w.s.opts
-	var intents []index.Intent
-	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		intents, err = tx.Intents(j.f.ID)
+	intents, err := folderIntents(ctx, o.Index, j.f.ID, "append")
+	if err != nil || len(intents) == 0 {
 		return err
-	}); err != nil {
-		return err
-	}
-	if len(intents) == 0 {
-		return nil
 	}
 	byID := map[index.MessageID]*index.Message{}
 	hasFile := map[index.MessageID]bool{}
@@ -112,6 +106,77 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []
 		}
 	}
 	return nil
+}
+
+// folderIntents returns a folder's open intents of one op.
+func folderIntents(ctx context.Context, store *index.Store, folder index.FolderID, op string) ([]index.Intent, error) {
+	var out []index.Intent
+	err := store.Read(ctx, func(tx *index.ReadTx) error {
+		all, err := tx.Intents(folder)
+		for _, in := range all {
+			if in.Op == op {
+				out = append(out, in)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+// recoverFlags resolves the local flag changes a previous run journaled
+// (journalFlags) but did not commit: the server side was written already
+// (the STOREs come first), so the intent's base is the server's state. A
+// row whose file carries the intent's flags (reconcile has read the name)
+// was renamed by the door: it gets the intent's flags, keywords and base,
+// as the commit would have given it, instead of being taken for a local
+// change. A row whose file does not (the kill came before its rename, or
+// another program renamed it since) keeps its flags; a row whose file is
+// gone (deleted here) gets the base, the server's flags, so that the
+// deletion is carried upstream.
+func recoverFlags(ctx context.Context, store *index.Store, f *index.Folder, rec *reconciled) error {
+	intents, err := folderIntents(ctx, store, f.ID, "flags")
+	if err != nil || len(intents) == 0 {
+		return err
+	}
+	byID := map[index.MessageID]*index.Message{}
+	present := map[index.MessageID]bool{}
+	var mine []*index.Message
+	for _, m := range rec.rows {
+		byID[m.ID], present[m.ID] = m, true
+	}
+	for _, m := range rec.gone {
+		byID[m.ID] = m
+	}
+	for _, in := range intents {
+		if m := byID[in.Message]; m != nil {
+			mine = append(mine, m)
+		}
+	}
+	if err := fill(ctx, store, mine); err != nil {
+		return err
+	}
+	return store.Write(ctx, func(tx *index.Tx) error {
+		for _, in := range intents {
+			m := byID[in.Message]
+			fl, kw, base, baseKw, ok := parseFlagsArg(in.Arg)
+			if m != nil && ok && (!present[m.ID] || m.Flags == fl) {
+				if present[m.ID] {
+					if err := tx.SetFlags(m.ID, m.Folder, fl, kw); err != nil {
+						return err
+					}
+					m.Keywords = slices.Clone(kw)
+				}
+				if err := tx.SetSyncedFlags(m.ID, base, baseKw); err != nil {
+					return err
+				}
+				m.SyncedFlags, m.SyncedKeywords = base, slices.Clone(baseKw)
+			}
+			if err := tx.DoneIntent(in.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // verifyTags checks the ,U= tags of files indexed from disk against the
