@@ -3,6 +3,7 @@ package imapsync_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -171,6 +172,50 @@ func TestFlagsCommitCrash(t *testing.T) {
 	}
 	if len(got) != 0 || local != 0 {
 		t.Errorf("\\Answered upstream, a kill in the local commit, then expunged upstream: server has %s, %d local copies; want none", uidsOf(got), local)
+	}
+	e.compare()
+}
+
+// TestPushedFlagsThenLocalDelete: a mail client changes a message's flags
+// here; the run that pushes the change (STORE) is killed before it commits
+// the new base; the user then deletes the file. The server's flags differ
+// from the old base only by this side's own change, which is no change
+// made there: the deletion must be carried upstream, not undone by
+// fetching the message again (TestRunKill9: "deleted (local), but 1
+// copies remain", renamed to 2,FR, deleted 0.6 s later).
+func TestPushedFlagsThenLocalDelete(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	ne, err := e.dir("INBOX").SetFlags(x, x.Flags|maildir.FlagFlagged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errKilled := errors.New("killed")
+	imapsync.SetFlagsCommitHook(func() error { return errKilled })
+	_, _, err = e.trySync(false)
+	imapsync.SetFlagsCommitHook(nil)
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the run killed in its flag commit: %v", err)
+	}
+	if got := findServer(e.serverNow(), id); len(got["INBOX"]) != 1 || got["INBOX"][0].Flags&maildir.FlagFlagged == 0 {
+		t.Fatalf("the killed run did not push \\Flagged: server has %s", uidsOf(got))
+	}
+	if err := os.Remove(e.dir("INBOX").FilePath(ne)); err != nil {
+		t.Fatal(err)
+	}
+
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.New != 0 || tot.Uploaded != 0 {
+		t.Errorf("after the killed push and the local deletion: %+v; want nothing fetched or uploaded", tot)
+	}
+	if got := findServer(e.serverNow(), id); len(got) != 0 {
+		t.Errorf("flagged here, pushed, killed, then deleted here: the server still has %s", uidsOf(got))
+	}
+	for _, fe := range e.entries("INBOX") {
+		if e.fileMessageID("INBOX", fe) == id {
+			t.Errorf("flagged here, pushed, killed, then deleted here: back as %s", fe.Name)
+		}
 	}
 	e.compare()
 }

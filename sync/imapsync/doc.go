@@ -91,6 +91,7 @@
 //	deleted here, untouched there deleted there (STORE \Deleted + UID EXPUNGE of exactly it)
 //	deleted there, untouched here deleted here (file first, then row)
 //	deleted here, changed there   kept: fetched again with the server's flags
+//	                              (flags equal to this side's own are no change there)
 //	deleted there, changed here   kept: uploaded again with the local flags
 //	                              (\Deleted alone is no change: deleted here too)
 //	moved here between folders    UID MOVE upstream

@@ -258,9 +258,13 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 	// changed upstream since the last sync is kept (fetched again).
 	for _, m := range rec.gone {
 		sm := p.server[m.UID]
-		// (\Deleted alone does not count: it may be our own interrupted expunge.)
+		// (\Deleted alone does not count: it may be our own interrupted
+		// expunge. Nor do flags equal to the row's own: they are this
+		// side's change, pushed by a run killed before its new base was
+		// committed.)
 		changedUpstream := sm != nil && (sm.flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted ||
-			!sameKeywords(sm.keywords, m.SyncedKeywords))
+			!sameKeywords(sm.keywords, m.SyncedKeywords)) &&
+			(sm.flags&^maildir.FlagDeleted != m.Flags&^maildir.FlagDeleted || !sameKeywords(sm.keywords, m.Keywords))
 		switch {
 		case m.UID == 0 || (p.present != nil && !p.present[m.UID]):
 			p.refetch = append(p.refetch, m) // nothing upstream to delete: just forget the row
