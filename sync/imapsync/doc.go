@@ -91,12 +91,10 @@
 //	deleted here, untouched there deleted there (STORE \Deleted + UID EXPUNGE of exactly it)
 //	deleted there, untouched here deleted here (file first, then row)
 //	deleted here, changed there   kept: fetched again with the server's flags
+//	                              (flags equal to this side's own are no change there)
 //	deleted there, changed here   kept: uploaded again with the local flags
+//	                              (\Deleted alone is no change: deleted here too)
 //	moved here between folders    UID MOVE upstream
-//
-// "Changed there" means flags or keywords other than both the base and
-// what the local row last had: the server holding the row's own flags is
-// our own push whose new base a kill kept from being recorded.
 //
 // Options.Direction limits which side is written ("pull": never upstream;
 // "push": never locally); Options.Expunge limits where deletions are
@@ -133,17 +131,18 @@
 // committed (the next run indexes it from disk, reading its UID from the
 // ,U= tag, so it is neither lost nor fetched again). Flag changes are
 // idempotent and are written upstream first, locally second, and the new
-// base last. Every APPEND is written ahead into the journal with the
+// base last; a local change that renames a file is journaled first (its
+// new flags and base), so that a kill between the rename and the commit is
+// not taken for a change made here (recoverFlags). Every APPEND is written ahead into the journal with the
 // folder's UIDNEXT before it; an APPEND whose result was not recorded is
 // found on the server by content on the next run (recoverAppends), not
-// repeated; if its file left the folder meanwhile (deleted, or moved to
-// another folder under a new name), the copy found is deleted upstream
-// like any local deletion, never downloaded as new mail. Local changes go
-// through the store's door (index.Store's SetFlags, Move, Remove), which
-// changes the file and then commits the row: server expunges remove the
-// file first, then the row (a kill in between leaves a row without a file,
-// which the next run drops, since the server has no such message any
-// more); upstream expunges drop the row after the server confirmed.
+// repeated; if its file was deleted meanwhile, the copy found is deleted
+// upstream, not fetched again. Local changes go through the store's door (index.Store's
+// SetFlags, Move, Remove), which changes the file and then commits the
+// row: server expunges remove the file first, then the row (a kill in
+// between leaves a row without a file, which the next run drops, since the
+// server has no such message any more); upstream expunges drop the row
+// after the server confirmed.
 //
 // # Hostile servers
 //

@@ -144,6 +144,9 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
 	j.recordRows(OpReindex, rec.added)
 	if !o.DryRun {
+		if err := recoverFlags(ctx, o.Index, j.f, rec); err != nil {
+			return nil, err
+		}
 		if err := w.recoverAppends(ctx, j, rec.rows, rec.gone, uvChanged); err != nil {
 			return nil, err
 		}
@@ -234,10 +237,15 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 		return err
 	}
 	// Expunged upstream but changed here since the last sync: kept, and
-	// uploaded again as a new message (with its local flags).
+	// uploaded again as a new message (with its local flags). \Deleted
+	// alone does not count: a message marked deleted here and expunged
+	// there is meant to be gone on both sides, and a T the file got from
+	// the server's own \Deleted (set just before its EXPUNGE) by a run
+	// killed inside the door's SetFlags (file renamed, base not committed)
+	// looks like a local change.
 	var kept []*index.Message
 	p.serverGone = slices.DeleteFunc(p.serverGone, func(m *index.Message) bool {
-		if m.Flags != m.SyncedFlags || !sameKeywords(m.Keywords, m.SyncedKeywords) {
+		if m.Flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted || !sameKeywords(m.Keywords, m.SyncedKeywords) {
 			kept = append(kept, m)
 			return true
 		}
@@ -251,8 +259,9 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 	for _, m := range rec.gone {
 		sm := p.server[m.UID]
 		// (\Deleted alone does not count: it may be our own interrupted
-		// expunge. Nor do the row's own flags and keywords: they are our
-		// own push, whose new base a kill kept from being recorded.)
+		// expunge. Nor do flags equal to the row's own: they are this
+		// side's change, pushed by a run killed before its new base was
+		// committed.)
 		changedUpstream := sm != nil && (sm.flags&^maildir.FlagDeleted != m.SyncedFlags&^maildir.FlagDeleted ||
 			!sameKeywords(sm.keywords, m.SyncedKeywords)) &&
 			(sm.flags&^maildir.FlagDeleted != m.Flags&^maildir.FlagDeleted || !sameKeywords(sm.keywords, m.Keywords))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,6 +163,10 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 			baseOnly = append(baseOnly, c)
 		}
 	}
+	intents, err := w.journalFlags(ctx, j, local)
+	if err != nil {
+		return err
+	}
 	// The door updates the local changes' rows in place.
 	return w.s.opts.Index.SetFlags(ctx, local, func(tx *index.Tx) error {
 		for _, c := range baseOnly {
@@ -170,8 +175,73 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 			}
 			c.m.SyncedFlags, c.m.SyncedKeywords = c.newBase, c.newBaseKw
 		}
+		if flagsCommitHook != nil {
+			if err := flagsCommitHook(); err != nil {
+				return err
+			}
+		}
+		for _, id := range intents {
+			if err := tx.DoneIntent(id); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
+}
+
+// flagsCommitHook, if set (by tests), runs in the transaction that commits
+// the local flag changes; an error stops the commit there, as a kill after
+// the renames would.
+var flagsCommitHook func() error
+
+// journalFlags writes ahead, for each local change that renames a file,
+// the flags and merge base the door is about to commit ("flags" intents,
+// see recoverFlags): a kill between the door's renames and its commit
+// would otherwise leave files carrying the server's flags under rows
+// without them, read by the next run as a local change (and a message
+// expunged upstream meanwhile would be uploaded again).
+func (w *worker) journalFlags(ctx context.Context, j *folderJob, local []index.FlagChange) ([]int64, error) {
+	var ids []int64
+	if !slices.ContainsFunc(local, func(c index.FlagChange) bool { return c.Flags != c.Message.Flags }) {
+		return nil, nil
+	}
+	err := w.s.opts.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, c := range local {
+			if c.Flags == c.Message.Flags {
+				continue // no rename: nothing to resolve after a kill
+			}
+			id, err := tx.AddIntent(index.Intent{Account: j.f.Account, Folder: j.f.ID, Message: c.Message.ID,
+				Op: "flags", Arg: flagsArg(c.Flags, c.Keywords, c.Synced.Flags, c.Synced.Keywords)})
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// flagsArg encodes a "flags" intent: the new local flags and keywords and
+// the new base, as "<info> <info> <n> <keywords...> <base keywords...>"
+// (keywords are IMAP atoms: no spaces).
+func flagsArg(f maildir.Flags, kw []string, base maildir.Flags, baseKw []string) string {
+	words := []string{f.Info(), base.Info(), strconv.Itoa(len(kw))}
+	words = append(words, kw...)
+	return strings.Join(append(words, baseKw...), " ")
+}
+
+// parseFlagsArg decodes flagsArg.
+func parseFlagsArg(arg string) (f maildir.Flags, kw []string, base maildir.Flags, baseKw []string, ok bool) {
+	words := strings.Fields(arg)
+	if len(words) < 3 {
+		return 0, nil, 0, nil, false
+	}
+	n, err := strconv.Atoi(words[2])
+	if err != nil || n < 0 || 3+n > len(words) {
+		return 0, nil, 0, nil, false
+	}
+	return maildir.ParseInfo(words[0]), words[3 : 3+n], maildir.ParseInfo(words[1]), words[3+n:], true
 }
 
 // flagDiff encodes what turns (from, fromKw) into (to, toKw) as a group key:

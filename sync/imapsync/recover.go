@@ -15,47 +15,31 @@ import (
 // recoverAppends resolves APPENDs that a previous run recorded but did not
 // confirm: if the server has the message (same Message-ID and size, at or
 // above the UIDNEXT recorded before the APPEND) its UID is adopted;
-// otherwise the row stays without UID and is uploaded again.
-//
-// A row of gone (its file vanished after the crash: the user deleted it or
-// moved it to another folder under a new name, where it is a new message)
-// adopts the server copy as well, with the copy's flags as its merge base:
-// the plan then carries the removal upstream as any local deletion,
-// instead of taking the copy for new server mail and downloading it again
-// beside the moved file's own upload.
+// otherwise the row stays without UID and is uploaded again. rows are the
+// folder's rows whose file exists, gone those whose file is gone (deleted
+// here after the interrupted upload): a gone row adopts its UID too, so
+// that the plan carries the deletion upstream instead of fetching the
+// copy the APPEND left as a new message.
 func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []*index.Message, uvChanged bool) error {
 	o := &w.s.opts
-	var intents []index.Intent
-	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		intents, err = tx.Intents(j.f.ID)
+	intents, err := folderIntents(ctx, o.Index, j.f.ID, "append")
+	if err != nil || len(intents) == 0 {
 		return err
-	}); err != nil {
-		return err
-	}
-	if len(intents) == 0 {
-		return nil
 	}
 	byID := map[index.MessageID]*index.Message{}
-	taken := map[uint32]bool{} // UIDs rows of this folder hold already
+	hasFile := map[index.MessageID]bool{}
 	for _, m := range rows {
 		byID[m.ID] = m
-		if m.UID != 0 {
-			taken[m.UID] = true
-		}
+		hasFile[m.ID] = true
 	}
-	isGone := map[index.MessageID]bool{}
 	for _, m := range gone {
 		byID[m.ID] = m
-		isGone[m.ID] = true
-		if m.UID != 0 {
-			taken[m.UID] = true
-		}
 	}
 	var mine []*index.Message
 	for _, in := range intents {
-		// An intent whose row was dropped altogether has nothing to
-		// fill: the loop below only closes it.
+		// An intent whose row is gone (its file was moved or deleted
+		// after the crash) has nothing to fill: the loop below only
+		// closes it.
 		if m := byID[in.Message]; m != nil {
 			mine = append(mine, m)
 		}
@@ -76,23 +60,41 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []
 	if err != nil {
 		return err
 	}
-	cands := uploadCands(server, taken)
+	type ident struct {
+		id   string
+		size int64
+	}
+	cands := map[ident][]uint32{}
+	for uid, sm := range server {
+		k := ident{sm.messageID, sm.size}
+		cands[k] = append(cands[k], uid)
+	}
 	for _, in := range intents {
 		m := byID[in.Message]
 		err := o.Index.Write(ctx, func(tx *index.Tx) error {
 			if m != nil && m.UID == 0 && m.Header.MessageID != "" {
-				size := m.RFC822Size
-				if s, err := crlfSize(o.Index, j.f, m); err == nil {
-					size = s
+				size := m.RFC822Size // a gone row's as indexed: its file's with CRLF line ends
+				if hasFile[m.ID] {
+					if s, err := crlfSize(o.Index, j.f, m); err == nil {
+						size = s
+					}
 				}
-				k := uploadIdent{m.Header.MessageID, size}
+				k := ident{m.Header.MessageID, size}
 				if list := cands[k]; len(list) > 0 {
 					uid := list[0]
 					cands[k] = list[1:]
-					if isGone[m.ID] {
-						return adoptGone(tx, m, uid, size, server[uid], in.ID)
+					if e, ok := entryOf(m); ok && hasFile[m.ID] {
+						ne, err := j.dir.SetUID(e, uid)
+						if err != nil {
+							return err
+						}
+						m.File = ne.Sub + "/" + ne.Name
 					}
-					if err := adoptFile(tx, j.dir, m, uid, size); err != nil {
+					m.UID = uid
+					if err := tx.SetUID(m.ID, uid, size); err != nil {
+						return err
+					}
+					if err := tx.SetFile(m.ID, m.File); err != nil {
 						return err
 					}
 				}
@@ -106,59 +108,75 @@ func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []
 	return nil
 }
 
-// uploadIdent is what an interrupted upload is found by on the server.
-type uploadIdent struct {
-	id   string // Message-ID
-	size int64  // RFC822.SIZE
-}
-
-// uploadCands lists the server's messages by identity, oldest first,
-// leaving out the UIDs rows of the folder hold already.
-func uploadCands(server map[uint32]*serverMsg, taken map[uint32]bool) map[uploadIdent][]uint32 {
-	cands := map[uploadIdent][]uint32{}
-	for uid, sm := range server {
-		if taken[uid] {
-			continue
+// folderIntents returns a folder's open intents of one op.
+func folderIntents(ctx context.Context, store *index.Store, folder index.FolderID, op string) ([]index.Intent, error) {
+	var out []index.Intent
+	err := store.Read(ctx, func(tx *index.ReadTx) error {
+		all, err := tx.Intents(folder)
+		for _, in := range all {
+			if in.Op == op {
+				out = append(out, in)
+			}
 		}
-		k := uploadIdent{sm.messageID, sm.size}
-		cands[k] = append(cands[k], uid)
-	}
-	for _, list := range cands {
-		slices.Sort(list)
-	}
-	return cands
+		return err
+	})
+	return out, err
 }
 
-// adoptFile gives the row m, whose file is in place, the UID of its
-// interrupted upload and tags the file with it.
-func adoptFile(tx *index.Tx, dir *maildir.Dir, m *index.Message, uid uint32, size int64) error {
-	if e, ok := entryOf(m); ok {
-		ne, err := dir.SetUID(e, uid)
-		if err != nil {
-			return err
+// recoverFlags resolves the local flag changes a previous run journaled
+// (journalFlags) but did not commit: the server side was written already
+// (the STOREs come first), so the intent's base is the server's state. A
+// row whose file carries the intent's flags (reconcile has read the name)
+// was renamed by the door: it gets the intent's flags, keywords and base,
+// as the commit would have given it, instead of being taken for a local
+// change. A row whose file does not (the kill came before its rename, or
+// another program renamed it since) keeps its flags; a row whose file is
+// gone (deleted here) gets the base, the server's flags, so that the
+// deletion is carried upstream.
+func recoverFlags(ctx context.Context, store *index.Store, f *index.Folder, rec *reconciled) error {
+	intents, err := folderIntents(ctx, store, f.ID, "flags")
+	if err != nil || len(intents) == 0 {
+		return err
+	}
+	byID := map[index.MessageID]*index.Message{}
+	present := map[index.MessageID]bool{}
+	var mine []*index.Message
+	for _, m := range rec.rows {
+		byID[m.ID], present[m.ID] = m, true
+	}
+	for _, m := range rec.gone {
+		byID[m.ID] = m
+	}
+	for _, in := range intents {
+		if m := byID[in.Message]; m != nil {
+			mine = append(mine, m)
 		}
-		m.File = ne.Sub + "/" + ne.Name
 	}
-	m.UID = uid
-	if err := tx.SetUID(m.ID, uid, size); err != nil {
+	if err := fill(ctx, store, mine); err != nil {
 		return err
 	}
-	return tx.SetFile(m.ID, m.File)
-}
-
-// adoptGone gives the gone row m the UID of its interrupted upload, with
-// the server copy's flags as the merge base (nobody changed them since
-// the APPEND as far as the plan can tell), and closes the intent: the
-// plan deletes the copy upstream, the file being gone.
-func adoptGone(tx *index.Tx, m *index.Message, uid uint32, size int64, sm *serverMsg, intent int64) error {
-	m.UID, m.SyncedFlags, m.SyncedKeywords = uid, sm.flags, sm.keywords
-	if err := tx.SetUID(m.ID, uid, size); err != nil {
-		return err
-	}
-	if err := tx.SetSyncedFlags(m.ID, sm.flags, sm.keywords); err != nil {
-		return err
-	}
-	return tx.DoneIntent(intent)
+	return store.Write(ctx, func(tx *index.Tx) error {
+		for _, in := range intents {
+			m := byID[in.Message]
+			fl, kw, base, baseKw, ok := parseFlagsArg(in.Arg)
+			if m != nil && ok && (!present[m.ID] || m.Flags == fl) {
+				if present[m.ID] {
+					if err := tx.SetFlags(m.ID, m.Folder, fl, kw); err != nil {
+						return err
+					}
+					m.Keywords = slices.Clone(kw)
+				}
+				if err := tx.SetSyncedFlags(m.ID, base, baseKw); err != nil {
+					return err
+				}
+				m.SyncedFlags, m.SyncedKeywords = base, slices.Clone(baseKw)
+			}
+			if err := tx.DoneIntent(in.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // verifyTags checks the ,U= tags of files indexed from disk against the

@@ -1,0 +1,6 @@
+package imapsync
+
+// SetFlagsCommitHook sets the hook run in the transaction that commits a
+// run's local flag changes (nil: none), for the tests that aim at a kill
+// between the door's renames and that commit.
+func SetFlagsCommitHook(h func() error) { flagsCommitHook = h }
