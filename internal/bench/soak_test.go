@@ -48,8 +48,13 @@ func TestSoakSmoke(t *testing.T) {
 	if rep.Verified == "" || rep.Changes[0] == 0 || rep.Changes[1] == 0 {
 		t.Errorf("changes %v, verified %q", rep.Changes, rep.Verified)
 	}
-	if !rep.Flat {
-		t.Errorf("not flat:\n%s", out.String())
+	// Six seconds are too few to judge idle CPU (the quiet half may begin
+	// while the agent still syncs what the busy half did): the smoke run
+	// checks the resources; the hour-long run judges the CPU as well.
+	for _, c := range rep.Checks {
+		if !c.Passed && !strings.HasPrefix(c.What, "CPU") {
+			t.Errorf("%s not flat:\n%s", c.What, out.String())
+		}
 	}
 	t.Logf("\n%s", out.String())
 }
