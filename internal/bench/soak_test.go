@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,12 +14,7 @@ import (
 // is sampled in busy and quiet halves, stops on SIGTERM, and both sides
 // verify against the changes made.
 func TestSoakSmoke(t *testing.T) {
-	if _, err := testenv.FindDovecot(""); err != nil {
-		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") != "true" {
-			t.Skipf("skipping: needs Dovecot: %v", err)
-		}
-		t.Fatal(err)
-	}
+	testenv.NeedDovecot(t) // fails, not skips, with CI=true
 	o := soakOptions{duration: 6 * time.Second, cycle: 6 * time.Second, interval: 500 * time.Millisecond, rate: 240, messages: 40}
 	if testing.Short() {
 		o.duration, o.cycle = 4*time.Second, 4*time.Second

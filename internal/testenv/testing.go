@@ -69,6 +69,18 @@ var plainCapabilities = []string{"IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID"
 // DefaultUser is created when StartDovecot is given no User.
 var DefaultUser = User{Name: "test", Password: "test-pass"}
 
+// NeedDovecot skips the test when the dovecot binary is missing, or fails
+// it when the environment has CI=true (a missing peer is a failure there).
+func NeedDovecot(t testing.TB) {
+	t.Helper()
+	if _, err := FindDovecot(""); err != nil {
+		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") != "true" {
+			t.Skipf("skipping: needs Dovecot (apt-get install dovecot-imapd dovecot-pop3d): %v", err)
+		}
+		t.Fatal(err)
+	}
+}
+
 // StartDovecot starts a private Dovecot for the test (see NewDovecot) in a
 // directory below t.TempDir(), and stops it in t.Cleanup, logging the
 // Dovecot log if the test failed. Without a User option it creates
@@ -78,12 +90,7 @@ var DefaultUser = User{Name: "test", Password: "test-pass"}
 // environment has CI=true.
 func StartDovecot(t testing.TB, opts ...Option) *Dovecot {
 	t.Helper()
-	if _, err := FindDovecot(""); err != nil {
-		if errors.Is(err, exec.ErrNotFound) && os.Getenv("CI") != "true" {
-			t.Skipf("skipping: needs Dovecot (apt-get install dovecot-imapd dovecot-pop3d): %v", err)
-		}
-		t.Fatal(err)
-	}
+	NeedDovecot(t)
 	var cfg Config
 	for _, o := range opts {
 		o.apply(&cfg)
