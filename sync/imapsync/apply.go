@@ -106,6 +106,16 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *rec
 		if g := mt.gone; g != nil {
 			replaced = append(replaced, g)
 			takeOver(mt.m, g)
+			// The gone row was being deleted upstream: a run killed
+			// between its STORE \Deleted and its UID EXPUNGE leaves the
+			// server copy flagged. The file taking the row's place says
+			// the message stays, so that \Deleted is this side's own
+			// undone change (pushed as -\Deleted), not one made there to
+			// pull down as T (TestRunKill9: a message moved out and back
+			// came back as 2,ST on both sides).
+			if server[mt.uid].flags&maildir.FlagDeleted != 0 && mt.m.Flags&maildir.FlagDeleted == 0 {
+				mt.m.SyncedFlags |= maildir.FlagDeleted
+			}
 		}
 	}
 	err := store.Write(ctx, func(tx *index.Tx) error {

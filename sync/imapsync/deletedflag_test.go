@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -215,6 +216,57 @@ func TestPushedFlagsThenLocalDelete(t *testing.T) {
 	for _, fe := range e.entries("INBOX") {
 		if e.fileMessageID("INBOX", fe) == id {
 			t.Errorf("flagged here, pushed, killed, then deleted here: back as %s", fe.Name)
+		}
+	}
+	e.compare()
+}
+
+// TestOwnDeletedThenBack: a mail client moves a message out of INBOX (its
+// row's file is gone); the run carrying the deletion upstream is killed
+// between its STORE \Deleted and its UID EXPUNGE; the client then moves
+// the message back under a new file name. The next run adopts the file as
+// the server copy (rematch, by content). The server's \Deleted is this
+// side's own interrupted deletion, which the file's return undoes: it must
+// be cleared upstream, not pulled down as T (TestRunKill9: "flags 2,ST,
+// want 2,S" on both sides after a move out and back).
+func TestOwnDeletedThenBack(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	d := e.dir("INBOX")
+	raw, err := os.ReadFile(d.FilePath(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(d.FilePath(x)); err != nil {
+		t.Fatal(err)
+	}
+	// The killed run's half of the deletion.
+	cl := e.d.Client(t, testenv.DefaultUser.Name)
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Store(imap.UIDSetNum(imap.UID(x.UID)), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Logout()
+	// Back under a new name, with the flags it had.
+	name := "1796461708.back_1.test:" + x.Flags.Info()
+	if err := os.WriteFile(filepath.Join(d.Path, "cur", name), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.New != 0 || tot.Uploaded != 0 {
+		t.Errorf("a message moved out and back: %+v; want nothing fetched or uploaded", tot)
+	}
+	got := findServer(e.serverNow(), id)
+	if len(got["INBOX"]) != 1 || got["INBOX"][0].Flags&maildir.FlagDeleted != 0 {
+		t.Errorf("moved out and back after an interrupted deletion: server has %s; want it once, without \\Deleted", uidsOf(got))
+	}
+	for _, fe := range e.entries("INBOX") {
+		if e.fileMessageID("INBOX", fe) == id && fe.Flags&maildir.FlagDeleted != 0 {
+			t.Errorf("moved out and back after an interrupted deletion: the file is %s, marked deleted", fe.Name)
 		}
 	}
 	e.compare()
