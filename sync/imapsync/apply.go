@@ -22,18 +22,17 @@ func entryOf(m *index.Message) (maildir.Entry, bool) {
 	return e, true
 }
 
-// rematch gives rows without a trusted UID (of rec.rows) the UID of the
-// server message with the same content identity (Message-ID and size; for a
-// message without Message-ID, internal date and size), renaming their files'
-// ,U= tags. Rows that match nothing stay local-only (UID 0): nothing is
-// fetched twice and nothing local is thrown away.
-//
-// A UID held by a row whose file is gone (rec.gone) can be matched too: the
-// file is that message under a new key (a mail client moved it out and
-// back, a tool rewrote it), so it takes the gone row's place, merge base
-// and keywords, and the gone row is dropped instead of being carried out as
-// a deletion upstream. One UID never ends up on two rows.
-func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *reconciled, server map[uint32]*serverMsg, dry bool) error {
+// contentMatch is one row rematch gives a server UID: m takes uid, and
+// the place of gone, the row whose file is gone, if one held uid.
+type contentMatch struct {
+	m    *index.Message
+	uid  uint32
+	gone *index.Message
+}
+
+// matchByContent pairs rows without UID with server messages no present
+// row holds, by content identity, lowest UID first; it changes nothing.
+func matchByContent(rec *reconciled, server map[uint32]*serverMsg) []contentMatch {
 	type ident struct {
 		id   string
 		size int64
@@ -66,12 +65,7 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *rec
 	for _, list := range candidates {
 		sort.Slice(list, func(i, j int) bool { return list[i] < list[j] })
 	}
-	type match struct {
-		m    *index.Message
-		uid  uint32
-		gone *index.Message // the row whose place m takes, if any
-	}
-	var matches []match
+	var matches []contentMatch
 	for _, m := range rec.rows {
 		if m.UID != 0 {
 			continue
@@ -85,9 +79,25 @@ func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *rec
 		if len(list) == 0 {
 			continue
 		}
-		matches = append(matches, match{m, list[0], goneBy[list[0]]})
+		matches = append(matches, contentMatch{m, list[0], goneBy[list[0]]})
 		candidates[k] = list[1:]
 	}
+	return matches
+}
+
+// rematch gives rows without a trusted UID (of rec.rows) the UID of the
+// server message with the same content identity (Message-ID and size; for a
+// message without Message-ID, internal date and size), renaming their files'
+// ,U= tags. Rows that match nothing stay local-only (UID 0): nothing is
+// fetched twice and nothing local is thrown away.
+//
+// A UID held by a row whose file is gone (rec.gone) can be matched too: the
+// file is that message under a new key (a mail client moved it out and
+// back, a tool rewrote it), so it takes the gone row's place, merge base
+// and keywords, and the gone row is dropped instead of being carried out as
+// a deletion upstream. One UID never ends up on two rows.
+func rematch(ctx context.Context, store *index.Store, dir *maildir.Dir, rec *reconciled, server map[uint32]*serverMsg, dry bool) error {
+	matches := matchByContent(rec, server)
 	if len(matches) == 0 {
 		return nil
 	}
