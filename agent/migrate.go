@@ -76,57 +76,9 @@ func (a *Agent) migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, 
 	defer unlock()
 
 	res := &MigrateResult{Source: AccountReport{Name: src.Name}}
-	log := a.log.With("account", src.Name, "migrate", true)
-	var folders []string
-	switch src.Kind {
-	case "imap":
-		opts, err := a.imapOptions(ctx, src)
-		if err != nil {
-			return res, err
-		}
-		opts.Direction = "pull" // never change the source
-		opts.Logger, opts.Progress = log, o.SyncProgress
-		if srcFolder != "" {
-			opts.Folders = []string{srcFolder}
-		}
-		res.Source.Result, err = imapsync.Sync(ctx, opts)
-		res.Source.Err = err
-		a.recordAccount(src.Name, err != nil && res.Source.Result == nil, err)
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", src.Name, err)
-		}
-		for _, f := range res.Source.Result.Folders {
-			folders = append(folders, f.Name)
-		}
-		if srcFolder != "" && !slices.Contains(folders, srcFolder) {
-			return res, fmt.Errorf("--from %s: account %q has no folder %q", o.From, src.Name, srcFolder)
-		}
-	case "pop3":
-		opts, err := a.pop3Options(ctx, src)
-		if err != nil {
-			return res, err
-		}
-		opts.Keep, opts.DeleteAfterDays = true, 0 // never delete from the source
-		opts.Logger = log
-		if o.SyncProgress != nil {
-			opts.Progress = o.SyncProgress
-		}
-		folder := opts.Folder
-		if folder == "" {
-			folder = "INBOX"
-		}
-		if srcFolder != "" && srcFolder != folder {
-			return res, fmt.Errorf("--from %s: POP3 account %q fills only the folder %q", o.From, src.Name, folder)
-		}
-		res.Source.POP3, err = pop3.Fetch(ctx, opts)
-		res.Source.Err = err
-		a.recordAccount(src.Name, err != nil && res.Source.POP3 == nil, err)
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", src.Name, err)
-		}
-		folders = []string{folder}
-	default:
-		return res, fmt.Errorf("--from %s: %s accounts cannot be migrated", src.Name, src.Kind)
+	folders, err := a.pullSource(ctx, src, srcFolder, o, res)
+	if err != nil {
+		return res, err
 	}
 
 	mapping := map[string]string{}
@@ -165,6 +117,65 @@ func (a *Agent) migrate(ctx context.Context, o MigrateOptions) (*MigrateResult, 
 		return res, err
 	}
 	return res, nil
+}
+
+// pullSource brings the migration's source into the store (an IMAP pull
+// that never changes the source, or a POP3 fetch that never deletes) and
+// returns the local folders to migrate; res.Source gets the run's result.
+func (a *Agent) pullSource(ctx context.Context, src *configs.Account, srcFolder string, o MigrateOptions, res *MigrateResult) ([]string, error) {
+	log := a.log.With("account", src.Name, "migrate", true)
+	var folders []string
+	switch src.Kind {
+	case "imap":
+		opts, err := a.imapOptions(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		opts.Direction = "pull" // never change the source
+		opts.Logger, opts.Progress = log, o.SyncProgress
+		if srcFolder != "" {
+			opts.Folders = []string{srcFolder}
+		}
+		res.Source.Result, err = imapsync.Sync(ctx, opts)
+		res.Source.Err = err
+		a.recordAccount(src.Name, err != nil && res.Source.Result == nil, err)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src.Name, err)
+		}
+		for _, f := range res.Source.Result.Folders {
+			folders = append(folders, f.Name)
+		}
+		if srcFolder != "" && !slices.Contains(folders, srcFolder) {
+			return nil, fmt.Errorf("--from %s: account %q has no folder %q", o.From, src.Name, srcFolder)
+		}
+	case "pop3":
+		opts, err := a.pop3Options(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		opts.Keep, opts.DeleteAfterDays = true, 0 // never delete from the source
+		opts.Logger = log
+		if o.SyncProgress != nil {
+			opts.Progress = o.SyncProgress
+		}
+		folder := opts.Folder
+		if folder == "" {
+			folder = "INBOX"
+		}
+		if srcFolder != "" && srcFolder != folder {
+			return nil, fmt.Errorf("--from %s: POP3 account %q fills only the folder %q", o.From, src.Name, folder)
+		}
+		res.Source.POP3, err = pop3.Fetch(ctx, opts)
+		res.Source.Err = err
+		a.recordAccount(src.Name, err != nil && res.Source.POP3 == nil, err)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src.Name, err)
+		}
+		folders = []string{folder}
+	default:
+		return nil, fmt.Errorf("--from %s: %s accounts cannot be migrated", src.Name, src.Kind)
+	}
+	return folders, nil
 }
 
 // accountArg resolves "ACCOUNT" or "ACCOUNT:FOLDER". Account names may hold

@@ -32,6 +32,12 @@ type moveCand struct {
 	from *index.Folder
 }
 
+// moveArrival is a file in folder to that no row knows: maybe a moved one.
+type moveArrival struct {
+	e  maildir.Entry
+	to *index.Folder
+}
+
 // detectMoves performs the moves it finds and returns how many.
 func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct index.AccountID, folders []remoteFolder) (int, error) {
 	o := &s.opts
@@ -42,71 +48,8 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 	for _, rf := range folders {
 		remoteOf[rf.Local] = rf.Remote
 	}
-	var known []*index.Folder
-	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		known, err = tx.Folders(acct)
-		return err
-	}); err != nil {
-		return 0, err
-	}
-	gone := map[string]moveCand{} // key -> vanished row
-	type arrival struct {
-		e  maildir.Entry
-		to *index.Folder
-	}
-	var arrivals []arrival
-	var scanned []*index.Folder
-	for _, f := range known {
-		if remoteOf[f.Name] != "" && f.UIDValidity != 0 {
-			scanned = append(scanned, f)
-		}
-	}
-	if s.partial {
-		// The other folders matter only if a named one changed.
-		named := s.onlyFolders(scanned)
-		if err := s.scanFolders(ctx, named); err != nil {
-			return 0, err
-		}
-		if !slices.ContainsFunc(named, func(f *index.Folder) bool {
-			sc := s.scans.peek(f.ID)
-			return sc != nil && len(sc.diff.unknown)+len(sc.diff.gone) > 0
-		}) {
-			return 0, nil
-		}
-	}
-	if err := s.scanFolders(ctx, scanned); err != nil {
-		return 0, err
-	}
-	for _, f := range scanned {
-		sc := s.scans.peek(f.ID)
-		if sc == nil {
-			continue
-		}
-		for _, e := range sc.diff.unknown {
-			arrivals = append(arrivals, arrival{e, f})
-		}
-		for _, m := range sc.diff.gone {
-			gone[m.Key] = moveCand{from: f}
-		}
-	}
-	if len(arrivals) == 0 || len(gone) == 0 {
-		return 0, nil
-	}
-	// Only now load the vanished rows themselves.
-	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		for key, c := range gone {
-			m, err := tx.MessageByKey(c.from.ID, key)
-			if err != nil || m.UID == 0 {
-				delete(gone, key) // never upstream: nothing to move there
-				continue
-			}
-			c.row = m
-			gone[key] = c
-		}
-		return nil
-	})
-	if err != nil {
+	arrivals, gone, err := s.moveCandidates(ctx, acct, remoteOf)
+	if err != nil || len(arrivals) == 0 || len(gone) == 0 {
 		return 0, err
 	}
 	n := 0
@@ -139,6 +82,74 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 		n++
 	}
 	return n, nil
+}
+
+// moveCandidates lists, over the synced folders, the files no row knows
+// (arrivals) and the upstream rows whose file vanished, by key (gone). It
+// reads nothing else when a partial run's named folders changed nothing.
+func (s *syncer) moveCandidates(ctx context.Context, acct index.AccountID, remoteOf map[string]string) ([]moveArrival, map[string]moveCand, error) {
+	o := &s.opts
+	var known []*index.Folder
+	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		known, err = tx.Folders(acct)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	var scanned []*index.Folder
+	for _, f := range known {
+		if remoteOf[f.Name] != "" && f.UIDValidity != 0 {
+			scanned = append(scanned, f)
+		}
+	}
+	if s.partial {
+		// The other folders matter only if a named one changed.
+		named := s.onlyFolders(scanned)
+		if err := s.scanFolders(ctx, named); err != nil {
+			return nil, nil, err
+		}
+		if !slices.ContainsFunc(named, func(f *index.Folder) bool {
+			sc := s.scans.peek(f.ID)
+			return sc != nil && len(sc.diff.unknown)+len(sc.diff.gone) > 0
+		}) {
+			return nil, nil, nil
+		}
+	}
+	if err := s.scanFolders(ctx, scanned); err != nil {
+		return nil, nil, err
+	}
+	gone := map[string]moveCand{} // key -> vanished row
+	var arrivals []moveArrival
+	for _, f := range scanned {
+		sc := s.scans.peek(f.ID)
+		if sc == nil {
+			continue
+		}
+		for _, e := range sc.diff.unknown {
+			arrivals = append(arrivals, moveArrival{e, f})
+		}
+		for _, m := range sc.diff.gone {
+			gone[m.Key] = moveCand{from: f}
+		}
+	}
+	if len(arrivals) == 0 || len(gone) == 0 {
+		return nil, nil, nil
+	}
+	// Only now load the vanished rows themselves.
+	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		for key, c := range gone {
+			m, err := tx.MessageByKey(c.from.ID, key)
+			if err != nil || m.UID == 0 {
+				delete(gone, key) // never upstream: nothing to move there
+				continue
+			}
+			c.row = m
+			gone[key] = c
+		}
+		return nil
+	})
+	return arrivals, gone, err
 }
 
 // scanFolders reads the listings and index rows of the folders that have
