@@ -187,6 +187,27 @@ func soak(ctx context.Context, o soakOptions, args []string, log io.Writer) (*so
 	}
 	fmt.Fprintf(log, "bench: soak: first sync done; %v of traffic in %v cycles, a sample every %v\n", o.duration, o.cycle, o.interval)
 
+	if err := soakTraffic(ctx, o, a, server, local, rep, log); err != nil {
+		return rep, err
+	}
+	rep.check()
+
+	took, err := a.Stop(soakStopLimit)
+	rep.StopTook = took.Round(time.Millisecond).String()
+	if err != nil {
+		return rep, err
+	}
+	if err := soakVerify(ctx, ws.pf.bin, config, server, local, model); err != nil {
+		return rep, err
+	}
+	rep.Verified = fmt.Sprintf("both sides hold the %d messages the changes left, byte for byte, with their flags", model.Len())
+	return rep, nil
+}
+
+// soakTraffic runs the busy and quiet halves of each cycle (changes on
+// both sides at o.rate, then none) while sampling the agent's process into
+// rep.Samples every o.interval.
+func soakTraffic(ctx context.Context, o soakOptions, a *agenttest.Agent, server *agenttest.Server, local *agenttest.Maildir, rep *soakReport, log io.Writer) error {
 	start := time.Now()
 	var mu sync.Mutex
 	phase := "busy"
@@ -250,40 +271,38 @@ func soak(ctx context.Context, o soakOptions, args []string, log io.Writer) (*so
 	stopSampler()
 	<-samplerDone
 	if loadErr != nil {
-		return rep, loadErr
+		return loadErr
 	}
 	if ctx.Err() != nil {
-		return rep, ctx.Err()
+		return ctx.Err()
 	}
-	rep.check()
+	return nil
+}
 
-	took, err := a.Stop(soakStopLimit)
-	rep.StopTook = took.Round(time.Millisecond).String()
-	if err != nil {
-		return rep, err
-	}
-	sync := exec.CommandContext(ctx, ws.pf.bin, "--config", config, "sync")
+// soakVerify runs one "postfach sync" after the agent stopped and holds
+// both sides to the model, by content and flags.
+func soakVerify(ctx context.Context, bin, config string, server *agenttest.Server, local *agenttest.Maildir, model *agenttest.Model) error {
+	sync := exec.CommandContext(ctx, bin, "--config", config, "sync")
 	if out, err := sync.CombinedOutput(); err != nil {
-		return rep, fmt.Errorf("postfach sync after the soak: %v\n%s", err, out)
+		return fmt.Errorf("postfach sync after the soak: %v\n%s", err, out)
 	}
 	var diffs []string
 	got, err := server.Snapshot(true)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	diffs = append(diffs, model.Diff("server", got)...)
 	if got, err = local.Snapshot(true); err != nil {
-		return rep, err
+		return err
 	}
 	diffs = append(diffs, model.Diff("local", got)...)
 	if len(diffs) > 0 {
 		if len(diffs) > 30 {
 			diffs = append(diffs[:30], fmt.Sprintf("... and %d more", len(diffs)-30))
 		}
-		return rep, fmt.Errorf("soak: the sides differ from what the changes made:\n%s", strings.Join(diffs, "\n"))
+		return fmt.Errorf("soak: the sides differ from what the changes made:\n%s", strings.Join(diffs, "\n"))
 	}
-	rep.Verified = fmt.Sprintf("both sides hold the %d messages the changes left, byte for byte, with their flags", model.Len())
-	return rep, nil
+	return nil
 }
 
 // sampleAgent reads the agent's process from /proc, and its state (and
