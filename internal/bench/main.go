@@ -16,6 +16,9 @@
 //	twoway postfach (direction both) vs mbsync (Sync All): after one initial
 //	       sync, changes on the server and in the Maildir, then one
 //	       incremental sync and one no-change resync per run
+//	serve  postfach as a server: mbsync pulls the whole account from
+//	       postfach run's local IMAP endpoint and from Dovecot holding the
+//	       same mail (see serve.go); flags -messages, -seed, -runs
 //	soak   postfach run alone, an hour of mixed traffic on both sides in
 //	       busy and quiet halves: is it flat (memory, threads,
 //	       descriptors, goroutines) and idle when nothing changes? See
@@ -173,6 +176,7 @@ var scenarios = []scenario{
 	{"imap", "postfach vs mbsync: initial IMAP pull, no-change resync, incremental resync", runIMAP},
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
+	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
 	{"soak", "postfach run under mixed traffic for an hour: memory, threads, descriptors, goroutines flat; CPU near zero when idle", runSoak},
 }
 

@@ -337,17 +337,8 @@ func sampleAgent(a *agenttest.Agent, at time.Duration, phase string) (soakSample
 			s.Sockets++
 		}
 	}
-	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-	if err != nil {
+	if s.CPU, err = procCPU(a.PID()); err != nil {
 		return s, err
-	}
-	// Fields after the command name (which may hold blanks), from field 3.
-	rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
-	f := strings.Fields(rest)
-	if len(f) > 12 {
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		s.CPU = time.Duration(ut+st) * time.Second / 100 // USER_HZ
 	}
 	if st, err := a.Status(context.Background()); err == nil && st.Agent != nil {
 		s.State = st.Agent.States()

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/postfach/postfach/internal/agenttest"
+	"github.com/postfach/postfach/internal/corpus"
+)
+
+// The serve scenario: postfach as a server. One Dovecot holds the corpus;
+// postfach syncs it into its store (untimed), then `postfach run` serves
+// that store on its local IMAP endpoint (plaintext on loopback, local
+// credentials from the config). The same mbsync (Sync Pull, as in the imap
+// scenario) then pulls the whole account into an empty Maildir twice per
+// run, once from postfach's endpoint and once from Dovecot, and resyncs
+// each with nothing changed; the server that goes first rotates. Every
+// Maildir is verified against the corpus, byte for byte, with its flags
+// (mbsync's X-TUID line left out), as in the imap scenario. The "server
+// CPU" column is the CPU time of the server that peer pulled from: the
+// agent's process for postfach, Dovecot's process tree for Dovecot. The
+// report adds the agent's peak RSS (VmHWM) over the whole scenario.
+
+// servedPeer is mbsync pulling from one server.
+type servedPeer struct {
+	*mbsyncPeer
+	name, notes string
+	up          upstream
+	cpu         func() (time.Duration, error) // the server's CPU time
+}
+
+func (p *servedPeer) Name() string  { return p.name }
+func (p *servedPeer) Notes() string { return p.notes + "; " + p.mbsyncPeer.Notes() }
+func (p *servedPeer) NewReplica(dir string, _ upstream) (replica, error) {
+	return p.mbsyncPeer.NewReplica(dir, p.up)
+}
+
+// serveUser and servePassword are the local endpoint's credentials in the
+// bench's config.
+const (
+	serveUser     = "bench-local"
+	servePassword = "bench-local-password"
+)
+
+func runServe(args []string) error {
+	var o imapOptions
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus")
+	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
+	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
+	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
+	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.messages <= 0 || o.runs <= 0 {
+		return fmt.Errorf("-messages and -runs must be positive")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ws, err := newWorkspace(ctx, "serve", "imap", o.dir, o.keep, o.postfach, args)
+	if err != nil {
+		return err
+	}
+	defer ws.close()
+	work, rep := ws.dir, ws.rep
+	log := os.Stderr
+	rep.Seed, rep.Runs = o.seed, o.runs
+	srv, err := startDovecot(filepath.Join(work, "dovecot"), "")
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	t0 := time.Now()
+	if rep.Corpus, err = srv.seed(o.seed, o.messages, corpus.Options{}); err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	if err := srv.warm(); err != nil {
+		return fmt.Errorf("warming Dovecot: %w", err)
+	}
+	want, err := verifyServer(srv, corpusMirror(o.seed, o.messages, corpus.Options{}), false)
+	if err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	fmt.Fprintf(log, "bench: seeded %d messages into Dovecot in %s\n", rep.Corpus.Messages, time.Since(t0).Round(time.Millisecond))
+
+	agent, addr, err := startServing(ctx, ws, srv, want, filepath.Join(work, "postfach"))
+	if err != nil {
+		return err
+	}
+	defer agent.Kill()
+	rep.Server = fmt.Sprintf("postfach run's local IMAP endpoint on %s (plaintext, loopback), and Dovecot %s on %s:%d (plaintext, mail_fsync=never)",
+		addr, srv.d.Version, srv.d.Host, srv.d.IMAPPort)
+
+	mb, err := newMbsync(ctx)
+	if err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	pport, _ := strconv.Atoi(port)
+	viaPostfach := &servedPeer{mbsyncPeer: mb, name: "postfach", notes: "mbsync pulling from postfach's endpoint",
+		up:  upstream{Host: host, Port: pport, User: serveUser, Password: servePassword},
+		cpu: func() (time.Duration, error) { return procCPU(agent.PID()) }}
+	viaDovecot := &servedPeer{mbsyncPeer: mb, name: "dovecot", notes: "mbsync pulling from Dovecot",
+		up: srv.upstream(), cpu: srv.cpu}
+	peers := []peer{viaPostfach, viaDovecot}
+	ws.addPeers(peers)
+	b := &bench{srv: srv, peers: peers, rep: rep, log: log, want: want, up: srv.upstream()}
+	return ws.measure(o.json, func() error {
+		for r := range o.runs {
+			order, reps, err := b.replicas(r, o.runs, work)
+			if err != nil {
+				return err
+			}
+			for _, ph := range []struct {
+				name string
+				do   func(replica, context.Context) (sample, error)
+			}{{"initial", replica.Initial}, {"resync", replica.Resync}} {
+				if err := servePhase(ctx, b, r, ph.name, o.messages, order, reps, ph.do); err != nil {
+					return err
+				}
+			}
+		}
+		hwm, err := procHWM(agent.PID())
+		if err != nil {
+			return err
+		}
+		rep.Peers[0].Notes += fmt.Sprintf("; the agent's peak RSS over the scenario (sync, serving every run): %s", kib(hwm))
+		return nil
+	})
+}
+
+// startServing makes postfach's store from Dovecot (postfach sync,
+// verified against want), then starts postfach run on it with the local
+// IMAP endpoint on a free loopback port, and returns the agent and the
+// endpoint's address once it answers.
+func startServing(ctx context.Context, ws *workspace, srv *dovecotServer, want mirror, dir string) (*agenttest.Agent, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	rp, err := ws.pf.NewReplica(dir, srv.upstream())
+	if err != nil {
+		return nil, "", err
+	}
+	t0 := time.Now()
+	if _, err := rp.Initial(ctx); err != nil {
+		return nil, "", fmt.Errorf("postfach's store: %w", err)
+	}
+	if err := verifyPeer(ctx, srv, rp, want, want); err != nil {
+		return nil, "", fmt.Errorf("postfach's store: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: postfach's store synced and verified in %s\n", time.Since(t0).Round(time.Millisecond))
+	addr, err := freeLoopback()
+	if err != nil {
+		return nil, "", err
+	}
+	conf := rp.(*postfachReplica).conf
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	_, err = fmt.Fprintf(f, "\n[serve]\nimap = %s\ntls = \"none\"\nusername = %s\npassword = %s\n",
+		tomlString(addr), tomlString(serveUser), tomlString(servePassword))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	a, err := agenttest.StartAgent(ws.pf.bin, conf, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := a.WaitIdle(2 * time.Minute); err != nil {
+		a.Kill()
+		return nil, "", fmt.Errorf("postfach run: %w\n%s", err, tail(a.Log().String()))
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			a.Kill()
+			return nil, "", fmt.Errorf("postfach run does not listen on %s: %v\n%s", addr, err, tail(a.Log().String()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "bench: postfach run (pid %d) serves %s\n", a.PID(), addr)
+	return a, addr, nil
+}
+
+// servePhase is bench.phase with each peer's server CPU taken from the
+// server it pulled from.
+func servePhase(ctx context.Context, b *bench, r int, name string, work int, order []peer, reps map[string]replica,
+	do func(replica, context.Context) (sample, error)) error {
+	for _, p := range order {
+		sp := p.(*servedPeer)
+		rp := reps[p.Name()]
+		if _, err := b.srv.settledCPU(); err != nil {
+			return err
+		}
+		before, err := sp.cpu()
+		if err != nil {
+			return err
+		}
+		s, err := do(rp, ctx)
+		if err != nil {
+			return fmt.Errorf("run %d, %s, %s: %w", r+1, name, p.Name(), err)
+		}
+		if _, err := b.srv.settledCPU(); err != nil {
+			return err
+		}
+		after, err := sp.cpu()
+		if err != nil {
+			return err
+		}
+		s.ServerCPU = after - before
+		t0 := time.Now()
+		if err := verifyPeer(ctx, b.srv, rp, b.want, b.want); err != nil {
+			return fmt.Errorf("run %d, after %s, %s: %w", r+1, name, p.Name(), err)
+		}
+		b.rep.add(name, work, p.Name(), s)
+		fmt.Fprintf(b.log, "bench:   %-8s %-9s %8.3f s  (mbsync user %.2f s, sys %.2f s, max RSS %s; server CPU %.2f s) verified in %s\n",
+			name, p.Name(), s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), kib(s.MaxRSSKiB), s.ServerCPU.Seconds(),
+			time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// freeLoopback returns a loopback address with a port free right now.
+func freeLoopback() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// procCPU is a process's CPU time (user + system) from /proc.
+func procCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	if len(f) <= 12 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ
+}
+
+// procHWM is a process's peak RSS (VmHWM) in KiB.
+func procHWM(pid int) (int64, error) {
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
