@@ -42,6 +42,47 @@ func Within[T any](t testing.TB, timeout time.Duration, fn func(ctx context.Cont
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return within(ctx, t, timeout, fn)
+}
+
+// Faulted runs fn through p with the fault f added (Within, runFor). A
+// Hang fault's run gets hangFor more once the fault has fired, then its
+// context ends: it must then give up with an error, and a loaded machine
+// that is slow to reach the fault does not keep it from firing.
+func Faulted[T any](t testing.TB, p *Proxy, f Fault, runFor, hangFor time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	t.Helper()
+	p.Add(f)
+	if f.Action != Hang {
+		return Within(t, runFor, fn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runFor)
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for p.Count(f.Name) == 0 {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+		select {
+		case <-stop:
+		case <-time.After(hangFor):
+			cancel()
+		}
+	}()
+	return within(ctx, t, runFor, fn)
+}
+
+// within is Within on a context that ends by timeout at the latest.
+func within[T any](ctx context.Context, t testing.TB, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	t.Helper()
 	type result struct {
 		v   T
 		err error

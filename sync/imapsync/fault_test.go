@@ -59,7 +59,7 @@ const (
 	bigLiteral = 100_000 // a literal at least this large is one of the large messages
 	stallFor   = 400 * time.Millisecond
 	runFor     = 10 * time.Second // context of a faulted run
-	hangRunFor = 2 * time.Second  // context of a run whose stream hangs
+	hangRunFor = 2 * time.Second  // how long a run whose stream hangs goes on after the hang (faultproxy.Faulted)
 	caseWidth  = 4                // cases run at a time
 )
 
@@ -230,13 +230,8 @@ func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFau
 	defer p.Close()
 	fault := c.fault
 	fault.Name = c.name
-	p.Add(fault)
-	timeout := runFor
-	if fault.Action == faultproxy.Hang {
-		timeout = hangRunFor
-	}
 	fmt.Fprintf(m.log, "--- faulted run (%s)\n", fault.String())
-	_, err = faultproxy.Within(t, timeout, func(ctx context.Context) (struct{}, error) {
+	_, err = faultproxy.Faulted(t, p, fault, runFor, hangRunFor, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, m.sync(ctx, p.Addr(), c)
 	})
 	if n := p.Count(c.name); n == 0 {

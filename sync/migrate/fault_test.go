@@ -180,13 +180,8 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 	defer p.Close()
 	fault := c.fault
 	fault.Name = c.name
-	p.Add(fault)
-	timeout := migrateRunFor
-	if fault.Action == faultproxy.Hang {
-		timeout = migrateHangRunFor
-	}
 	fmt.Fprintf(&log, "--- faulted run (%s)\n", fault.String())
-	rep, err := faultproxy.Within(t, timeout, func(ctx context.Context) (*migrate.Report, error) {
+	rep, err := faultproxy.Faulted(t, p, fault, migrateRunFor, migrateHangRunFor, func(ctx context.Context) (*migrate.Report, error) {
 		return migrate.Run(ctx, options(p.Addr()))
 	})
 	if p.Count(c.name) == 0 {

@@ -153,13 +153,8 @@ func runPOP3Fault(t *testing.T, d *testenv.Dovecot, user testenv.User, c pop3Fau
 	defer p.Close()
 	fault := c.fault
 	fault.Name = c.name
-	p.Add(fault)
-	timeout := pop3RunFor
-	if fault.Action == faultproxy.Hang {
-		timeout = pop3HangRunFor
-	}
 	fmt.Fprintf(&log, "--- faulted run (%s)\n", fault.String())
-	res, err := faultproxy.Within(t, timeout, func(ctx context.Context) (*pop3.FetchResult, error) {
+	res, err := faultproxy.Faulted(t, p, fault, pop3RunFor, pop3HangRunFor, func(ctx context.Context) (*pop3.FetchResult, error) {
 		return pop3.Fetch(ctx, opts(p.Addr()))
 	})
 	if p.Count(c.name) == 0 {
