@@ -1,0 +1,254 @@
+package index_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// searchMessages are the messages of the search tests, by name. Internal
+// dates are at noon UTC: the same day in every zone within 11 hours of
+// UTC (SINCE and friends compare the server zone's days).
+var searchMessages = []struct {
+	name     string
+	raw      string
+	lf       bool // stored with LF line ends
+	flags    maildir.Flags
+	keywords []string
+	idate    string
+}{
+	{"alice", "From: Alice Example <alice@example.org>\nTo: Bob <bob@example.net>\nCc: carol@example.com\n" +
+		"Bcc: secret@example.org\nSubject: Quarterly report\nDate: Mon, 02 Jan 2023 23:30:00 -0500\n" +
+		"X-Mailer: Mutt/2.0\nMessage-ID: <alice-1@example.org>\n\nThe quarterly figures are attached. Hello world.\n",
+		false, maildir.FlagSeen | maildir.FlagFlagged, []string{"$Label1"}, "2023-01-03"},
+	{"jurgen", "From: =?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <jm@example.de>\nTo: alice@example.org\n" +
+		"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe_aus_M=C3=BCnchen?=\nDate: Tue, 03 Jan 2023 08:00:00 +0100\n" +
+		"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nWir sehen uns im Büro.\n",
+		false, maildir.FlagAnswered, nil, "2023-01-04"},
+	{"invoice", "From: bob@example.net\nTo: alice\nSubject: Invoice 2024\nDate: Wed, 04 Jan 2023 10:00:00 +0000\n" +
+		"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nplease pay the invoice\n" +
+		"--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" +
+		strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n", 120) + "--b--\n",
+		false, maildir.FlagDeleted | maildir.FlagDraft, []string{"Work"}, "2023-01-05"},
+	{"nodate", "From: \"Dana\" <dana@example.org>\nSubject: no date here\n\nstored with bare line feeds\n",
+		true, maildir.FlagPassed, nil, "2023-01-06"},
+	{"list", "From: Eve <eve@example.org>\nTo: undisclosed-recipients:;\nSubject: [go] hello\n" +
+		"Date: Thu, 05 Jan 2023 00:30:00 +0900\nList-Id: Go <go.lists.example.org>\n\nA list message.\n",
+		false, 0, nil, "2023-01-07"},
+}
+
+func searchStore(t *testing.T) *fileStore {
+	fs := newFileStore(t)
+	for _, m := range searchMessages {
+		raw := crlf(m.raw)
+		if m.lf {
+			raw = []byte(m.raw)
+		}
+		d, err := time.Parse("2006-01-02", m.idate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.add(m.name, raw, m.flags, m.keywords, d.Add(12*time.Hour))
+	}
+	return fs
+}
+
+func day(s string) time.Time {
+	d, err := time.Parse("2-Jan-2006", s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func hdr(k, v string) imap.SearchCriteria {
+	return imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: k, Value: v}}}
+}
+
+func flag(f imap.Flag) imap.SearchCriteria    { return imap.SearchCriteria{Flag: []imap.Flag{f}} }
+func notFlag(f imap.Flag) imap.SearchCriteria { return imap.SearchCriteria{NotFlag: []imap.Flag{f}} }
+func body(s string) imap.SearchCriteria       { return imap.SearchCriteria{Body: []string{s}} }
+func text(s string) imap.SearchCriteria       { return imap.SearchCriteria{Text: []string{s}} }
+func not(c imap.SearchCriteria) imap.SearchCriteria {
+	return imap.SearchCriteria{Not: []imap.SearchCriteria{c}}
+}
+func or(a, b imap.SearchCriteria) imap.SearchCriteria {
+	return imap.SearchCriteria{Or: [][2]imap.SearchCriteria{{a, b}}}
+}
+
+type searchCase struct {
+	name string
+	c    imap.SearchCriteria
+	want string // message names, space-separated, in store order
+}
+
+var searchCases = []searchCase{
+	{"ALL", imap.SearchCriteria{}, "alice jurgen invoice nodate list"},
+	{"UID 2:3", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 2, Stop: 3}}}}, "jurgen invoice"},
+	{"UID 4:*", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 4, Stop: 0}}}}, "nodate list"},
+	{"UID 9:* (* is the highest)", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 9, Stop: 0}}}}, "list"},
+	{"UID 3:1", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 3, Stop: 1}}}}, "alice jurgen invoice"},
+	{"UID 1,3,5,...,39 (a long set)", imap.SearchCriteria{UID: []imap.UIDSet{oddUIDs(20)}}, "alice invoice list"},
+	{"UID 2 UID 2:3 (both)", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 2, Stop: 2}}, {{Start: 2, Stop: 3}}}}, "jurgen"},
+	{"FROM alice", hdr("From", "alice"), "alice"},
+	{"FROM ALICE (case)", hdr("From", "ALICE"), "alice"},
+	{"FROM müller (decoded)", hdr("From", "müller"), "jurgen"},
+	{"FROM MÜLLER (Unicode case)", hdr("From", "MÜLLER"), "jurgen"},
+	{"FROM dana", hdr("From", "Dana"), "nodate"},
+	{"TO alice", hdr("To", "alice"), "jurgen invoice"},
+	{"CC carol", hdr("Cc", "carol@"), "alice"},
+	{"BCC secret", hdr("Bcc", "SECRET"), "alice"},
+	{"SUBJECT grüße", hdr("Subject", "grüße"), "jurgen"},
+	{"SUBJECT report", hdr("Subject", "REPORT"), "alice"},
+	{"SUBJECT 100% (no wildcard)", hdr("Subject", "%"), ""},
+	{"HEADER X-Mailer mutt", hdr("x-mailer", "mutt/2"), "alice"},
+	{"HEADER List-Id go.lists", hdr("List-Id", "go.lists"), "list"},
+	{"HEADER List-Id \"\"", hdr("List-ID", ""), "list"},
+	{"HEADER Message-ID alice-1", hdr("Message-ID", "alice-1@"), "alice"},
+	{"HEADER Subject \"\"", hdr("Subject", ""), "alice jurgen invoice nodate list"},
+	{"HEADER Cc \"\"", hdr("Cc", ""), "alice"},
+	{"SINCE 5-Jan-2023", imap.SearchCriteria{Since: day("5-Jan-2023")}, "invoice nodate list"},
+	{"BEFORE 4-Jan-2023", imap.SearchCriteria{Before: day("4-Jan-2023")}, "alice"},
+	{"ON 4-Jan-2023", imap.SearchCriteria{Since: day("4-Jan-2023"), Before: day("5-Jan-2023")}, "jurgen"},
+	{"SENTON 2-Jan-2023 (the Date's own zone)", imap.SearchCriteria{SentSince: day("2-Jan-2023"), SentBefore: day("3-Jan-2023")}, "alice"},
+	{"SENTON 5-Jan-2023", imap.SearchCriteria{SentSince: day("5-Jan-2023"), SentBefore: day("6-Jan-2023")}, "list"},
+	{"SENTSINCE 4-Jan-2023", imap.SearchCriteria{SentSince: day("4-Jan-2023")}, "invoice list"},
+	{"SENTBEFORE 3-Jan-2023", imap.SearchCriteria{SentBefore: day("3-Jan-2023")}, "alice"},
+	{"NOT SENTBEFORE 3-Jan-2023", not(imap.SearchCriteria{SentBefore: day("3-Jan-2023")}), "jurgen invoice nodate list"},
+	{"LARGER 3000", imap.SearchCriteria{Larger: 3000}, "invoice"},
+	{"SMALLER 3000", imap.SearchCriteria{Smaller: 3000}, "alice jurgen nodate list"},
+	{"SEEN", flag(imap.FlagSeen), "alice"},
+	{"UNSEEN", notFlag(imap.FlagSeen), "jurgen invoice nodate list"},
+	{"ANSWERED", flag(imap.FlagAnswered), "jurgen"},
+	{"DELETED", flag(imap.FlagDeleted), "invoice"},
+	{"UNDELETED", notFlag(imap.FlagDeleted), "alice jurgen nodate list"},
+	{"DRAFT", flag(imap.FlagDraft), "invoice"},
+	{"FLAGGED", flag(imap.FlagFlagged), "alice"},
+	{"KEYWORD $label1 (case)", flag("$label1"), "alice"},
+	{"KEYWORD $Forwarded", flag(imap.FlagForwarded), "nodate"},
+	{"UNKEYWORD Work", notFlag("work"), "alice jurgen nodate list"},
+	{"KEYWORD Wor (whole keywords)", flag("Wor"), ""},
+	{"RECENT", flag(`\Recent`), ""},
+	{"NEW", imap.SearchCriteria{Flag: []imap.Flag{`\Recent`}, NotFlag: []imap.Flag{imap.FlagSeen}}, ""},
+	{"OLD", notFlag(`\Recent`), "alice jurgen invoice nodate list"},
+	{"BODY quarterly", body("Quarterly"), "alice"},
+	{"BODY \"figures are\" (phrase)", body("figures are"), "alice"},
+	{"BODY \"are figures\"", body("are figures"), ""},
+	{"BODY invo (word start)", body("invo"), "invoice"},
+	{"BODY report (subject only)", body("report"), ""},
+	{"BODY büro", body("BÜRO"), "jurgen"},
+	{"BODY line feeds", body("line feeds"), "nodate"},
+	{"BODY \"\"", body(""), "alice jurgen invoice nodate list"},
+	{"TEXT report (subject)", text("report"), "alice"},
+	{"TEXT bob@example.net (header)", text("bob@example.net"), "alice invoice"},
+	{"TEXT go.lists (a header only the view has)", text("go.lists"), "list"},
+	{"TEXT hello", text("hello"), "alice list"},
+	{"NOT FROM alice", not(hdr("From", "alice")), "jurgen invoice nodate list"},
+	{"OR FROM alice FROM bob", or(hdr("From", "alice"), hdr("From", "bob")), "alice invoice"},
+	{"OR (SEEN FLAGGED) NOT (OR DRAFT ANSWERED)",
+		or(imap.SearchCriteria{Flag: []imap.Flag{imap.FlagSeen, imap.FlagFlagged}}, not(or(flag(imap.FlagDraft), flag(imap.FlagAnswered)))),
+		"alice nodate list"},
+	{"NOT NOT BCC secret", not(not(hdr("Bcc", "secret"))), "alice"},
+	{"UID 1:4 NOT SEEN SMALLER 3000", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 1, Stop: 4}}},
+		NotFlag: []imap.Flag{imap.FlagSeen}, Smaller: 3000}, "jurgen nodate"},
+}
+
+// oddUIDs is the set 1,3,5,... of n single UIDs.
+func oddUIDs(n int) imap.UIDSet {
+	var s imap.UIDSet
+	for i := range n {
+		u := imap.UID(2*i + 1)
+		s = append(s, imap.UIDRange{Start: u, Stop: u})
+	}
+	return s
+}
+
+func (fs *fileStore) search(c *imap.SearchCriteria) (string, error) {
+	var uids []uint32
+	err := fs.st.Read(context.Background(), func(tx *index.ReadTx) error {
+		var err error
+		uids, err = tx.SearchLocal(fs.f.ID, c)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if !slices.IsSorted(uids) {
+		return "", fmt.Errorf("UIDs not ascending: %v", uids)
+	}
+	var names []string
+	for _, u := range uids {
+		name := fmt.Sprint(u)
+		for n, v := range fs.byName {
+			if v == u {
+				name = n
+			}
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, " "), nil
+}
+
+// TestSearchLocal: every search key, against messages whose full-text
+// entries and IMAP views are in place.
+func TestSearchLocal(t *testing.T) {
+	fs := searchStore(t)
+	ctx := context.Background()
+	if _, err := fs.st.IndexPending(ctx, fs.st.Root(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.st.IndexIMAP(ctx, fs.f.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range searchCases {
+		got, err := fs.search(&c.c)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	// Sequence numbers are the caller's to turn into UIDs.
+	if _, err := fs.search(&imap.SearchCriteria{SeqNum: []imap.SeqSet{{{Start: 1, Stop: 1}}}}); err == nil {
+		t.Error("a search with sequence numbers did not fail")
+	}
+}
+
+// TestSearchLocalBeforeViews: before the full-text entries and the views
+// are made, the keys the row answers are exact, BODY finds nothing yet,
+// TEXT finds the header fields the row holds, and the keys that need the
+// view (BCC, other HEADER fields) match nothing; the Date's day is taken
+// in UTC.
+func TestSearchLocalBeforeViews(t *testing.T) {
+	fs := searchStore(t)
+	for _, c := range []searchCase{
+		{"FROM müller", hdr("From", "müller"), "jurgen"},
+		{"SUBJECT report", hdr("Subject", "report"), "alice"},
+		{"SEEN", flag(imap.FlagSeen), "alice"},
+		{"LARGER 3000", imap.SearchCriteria{Larger: 3000}, "invoice"},
+		{"SINCE 5-Jan-2023", imap.SearchCriteria{Since: day("5-Jan-2023")}, "invoice nodate list"},
+		{"BCC secret (needs the view)", hdr("Bcc", "secret"), ""},
+		{"HEADER List-Id (needs the view)", hdr("List-Id", ""), ""},
+		{"HEADER Cc \"\" (the row's field)", hdr("Cc", ""), "alice"},
+		{"SENTON 3-Jan-2023 (UTC day without the view)", imap.SearchCriteria{SentSince: day("3-Jan-2023"), SentBefore: day("4-Jan-2023")}, "alice jurgen"},
+		{"BODY quarterly (pending)", body("quarterly"), ""},
+		{"TEXT report (pending: the row's subject)", text("report"), "alice"},
+	} {
+		got, err := fs.search(&c.c)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		} else if got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
