@@ -341,12 +341,15 @@ func TestIMAPViewRFC(t *testing.T) {
 			if ends == "CRLF" {
 				raw = crlf(c.raw)
 			}
-			env, bs := fs.view(fs.add("", raw, 0, nil, time.Time{}))
-			if got := wireEnv(env, false); got != c.env {
-				t.Errorf("%s (%s): ENVELOPE\n got %s\nwant %s", c.name, ends, got, c.env)
-			}
-			if got := wireBody(bs, false); got != c.body {
-				t.Errorf("%s (%s): BODYSTRUCTURE\n got %s\nwant %s", c.name, ends, got, c.body)
+			uid := fs.add("", raw, 0, nil, time.Time{})
+			for _, when := range []string{"computed", "kept"} {
+				env, bs := fs.view(uid)
+				if got := wireEnv(env, false); got != c.env {
+					t.Errorf("%s (%s, %s): ENVELOPE\n got %s\nwant %s", c.name, ends, when, got, c.env)
+				}
+				if got := wireBody(bs, false); got != c.body {
+					t.Errorf("%s (%s, %s): BODYSTRUCTURE\n got %s\nwant %s", c.name, ends, when, got, c.body)
+				}
 			}
 		}
 	}

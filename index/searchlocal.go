@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -298,7 +299,7 @@ func (q *searchQuery) contains(col, needle string) string {
 	if needle == "" {
 		return "1"
 	}
-	if isASCII(needle) {
+	if isASCII(needle) && !strings.HasPrefix(col, "v.") {
 		return "instr(lower(" + col + "), " + q.arg(strings.ToLower(needle)) + ") > 0"
 	}
 	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
@@ -407,16 +408,78 @@ func fold(s string) string {
 
 // headerContains reports whether a header block has a field named name
 // whose value (unfolded, encoded words decoded) contains needle, case
-// folded; an empty needle: whether it has such a field.
+// folded; an empty needle: whether it has such a field. Only the lines
+// of the fields so named are looked at closely.
 func headerContains(header []byte, name, needle string) bool {
-	fields := headerFields(header)
-	needle = fold(needle)
-	for _, f := range fields {
-		if strings.EqualFold(f.name, name) && (needle == "" || strings.Contains(fold(decodeText(f.value)), needle)) {
+	folded := fold(needle)
+	for rest := header; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) <= len(name) || !strings.EqualFold(string(line[:len(name)]), name) {
+			continue
+		}
+		after := bytes.TrimLeft(line[len(name):], " \t")
+		if len(after) == 0 || after[0] != ':' {
+			continue
+		}
+		// The field, with its continuation lines, unfolded.
+		value := string(bytes.TrimRight(after[1:], "\r\n"))
+		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			cont := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				cont, rest = rest[:i+1], rest[i+1:]
+			} else {
+				rest = nil
+			}
+			value += string(bytes.TrimRight(cont, "\r\n"))
+		}
+		if needle == "" || containsFold(decodeText(strings.TrimSpace(value)), needle, folded) {
 			return true
 		}
 	}
 	return false
+}
+
+// containsFold reports whether needle is in hay, case folded (folded is
+// fold(needle)). An ASCII needle is looked for without copying hay.
+func containsFold(hay, needle, folded string) bool {
+	if !isASCII(needle) {
+		return strings.Contains(fold(hay), folded)
+	}
+	n := len(folded)
+	if n == 0 {
+		return true
+	}
+	c0 := folded[0]
+	c1 := c0
+	if 'a' <= c0 && c0 <= 'z' {
+		c1 = c0 - 'a' + 'A'
+	}
+	for i := 0; i+n <= len(hay); i++ {
+		if (hay[i] == c0 || hay[i] == c1) && asciiEqualFold(hay[i:i+n], folded) {
+			return true
+		}
+	}
+	return false
+}
+
+// asciiEqualFold compares s with lower, an ASCII lower-case string,
+// folding s's ASCII letters only.
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func textArg(v driver.Value) (string, bool) {
@@ -438,7 +501,7 @@ func init() {
 			if !ok1 || !ok2 {
 				return nil, nil
 			}
-			return strings.Contains(fold(hay), fold(needle)), nil
+			return containsFold(hay, needle, fold(needle)), nil
 		})
 	// postfach_header(header, name, needle): see headerContains.
 	sqlite.MustRegisterDeterministicScalarFunction("postfach_header", 3,

@@ -3,6 +3,7 @@ package index_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/maildir"
 )
 
@@ -251,4 +253,128 @@ func TestSearchLocalBeforeViews(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
 	}
+}
+
+// BenchmarkSearchLocal20k: searches of a 20,000-message folder of corpus
+// mail (files, full-text entries and IMAP views in place). Run:
+//
+//	go test -run '^$' -bench BenchmarkSearchLocal20k -benchtime 20x ./index/
+func BenchmarkSearchLocal20k(b *testing.B) {
+	const n = 20000
+	root := b.TempDir()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var f *index.Folder
+	err = st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		rel, err := index.FolderPath("acct", "INBOX")
+		if err != nil {
+			return err
+		}
+		f, err = tx.EnsureFolder(a, "INBOX", rel)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := st.Dir(*f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := maildir.Open(d.Path); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	var es []maildir.Entry
+	flush := func() {
+		ms, err := st.FileMessages(f, es, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Write(ctx, func(tx *index.Tx) error { _, err := tx.AddMessages(ms); return err }); err != nil {
+			b.Fatal(err)
+		}
+		es = es[:0]
+	}
+	i := 0
+	err = corpus.Each(11, n, corpus.Options{}, func(m corpus.Message) error {
+		i++
+		flags, _ := maildir.FlagsFromIMAP(m.Flags)
+		name := fmt.Sprintf("1700000000.M%dP1.bench:%s", i, flags.Info())
+		if err := writeFileTimes(d.Path+"/cur/"+name, m.Raw, m.Date); err != nil {
+			return err
+		}
+		e, ok := maildir.ParseName(name)
+		if !ok {
+			return fmt.Errorf("bad name %s", name)
+		}
+		e.Sub = "cur"
+		es = append(es, e)
+		if len(es) == 1000 {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(es) > 0 {
+		flush()
+	}
+	b.Logf("rows for %d files: %v", n, time.Since(start))
+	t0 := time.Now()
+	if _, err := st.IndexPending(ctx, root, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("full text: %v", time.Since(t0))
+	t0 = time.Now()
+	if k, err := st.IndexIMAP(ctx, f.ID); err != nil || k != n {
+		b.Fatalf("IndexIMAP: %d, %v", k, err)
+	}
+	b.Logf("IMAP views: %v", time.Since(t0))
+	for _, c := range []searchCase{
+		{"ALL", imap.SearchCriteria{}, ""},
+		{"UNSEEN", notFlag(imap.FlagSeen), ""},
+		{"FROM alice", hdr("From", "alice"), ""},
+		{"FROM müller", hdr("From", "müller"), ""},
+		{"SUBJECT re", hdr("Subject", "re:"), ""},
+		{"BCC x", hdr("Bcc", "x"), ""},
+		{"HEADER List-Id go", hdr("List-Id", "go"), ""},
+		{"SINCE+BEFORE", imap.SearchCriteria{Since: day("1-Mar-2022"), Before: day("1-Apr-2022")}, ""},
+		{"SENTSINCE", imap.SearchCriteria{SentSince: day("1-Mar-2022")}, ""},
+		{"LARGER 4000", imap.SearchCriteria{Larger: 4000}, ""},
+		{"BODY quarterly", body("meeting"), ""},
+		{"TEXT invoice", text("invoice"), ""},
+		{"OR FROM alice NOT SEEN", or(hdr("From", "alice"), notFlag(imap.FlagSeen)), ""},
+		{"UID 1000 ranges", imap.SearchCriteria{UID: []imap.UIDSet{oddUIDs(1000)}}, ""},
+	} {
+		b.Run(strings.ReplaceAll(c.name, " ", "_"), func(b *testing.B) {
+			var hits int
+			for b.Loop() {
+				err := st.Read(ctx, func(tx *index.ReadTx) error {
+					uids, err := tx.SearchLocal(f.ID, &c.c)
+					hits = len(uids)
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(hits), "hits")
+		})
+	}
+}
+
+func writeFileTimes(p string, raw []byte, t time.Time) error {
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Chtimes(p, t, t)
 }

@@ -17,8 +17,11 @@
 CREATE TABLE IF NOT EXISTS imap_views (
 	message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
 	sha256     BLOB NOT NULL,    -- the file content the view was computed from
-	view       BLOB NOT NULL,    -- ENVELOPE and BODYSTRUCTURE (JSON, see imapview.go)
 	size       INTEGER NOT NULL, -- RFC822.SIZE: the message with CRLF line ends
 	sent_day   INTEGER,          -- Date: header's day in its own zone (days since 1970-01-01); NULL: none
-	header     BLOB NOT NULL     -- the header block as stored (at most 64 KiB): HEADER, BCC and TEXT
+	header     BLOB NOT NULL,    -- the header block as stored (at most 64 KiB): HEADER, BCC and TEXT
+	view       BLOB NOT NULL     -- ENVELOPE and BODYSTRUCTURE (JSON, see imapview.go)
 );
+-- (The small columns first: a search that reads only them does not
+-- follow a row's overflow pages, and one that reads the header stops
+-- before the view.)
