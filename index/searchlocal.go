@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -43,8 +44,8 @@ import (
 //     row's decoded fields (encoded words decoded, addresses as
 //     "Name <addr>"); BCC and HEADER with any other name match the
 //     header's fields of that name, encoded words decoded, and so need
-//     the message's view: a message without one (see Store.IndexIMAP)
-//     does not match them. HEADER name "" matches a message with a
+//     the message's view: a message without one (Store.PrepareSearch
+//     computes them) does not match them. HEADER name "" matches a message with a
 //     field of that name.
 //   - BODY and TEXT go through the full-text index: the string's words
 //     must appear in that order, the last may be the start of a word
@@ -53,8 +54,7 @@ import (
 //     also matches a substring of the header (view) or of the row's
 //     decoded fields. A message whose full-text entry is still pending
 //     (fts_pending, see IndexPending) matches BODY never and TEXT only
-//     by its header: the endpoint runs Store.IndexPending before a
-//     SEARCH with BODY or TEXT.
+//     by its header: the endpoint calls Store.PrepareSearch first.
 //   - NOT, OR, nested, and their AND, as RFC 3501.
 //
 // Substring matching is case-insensitive: ASCII strings through SQLite's
@@ -91,6 +91,61 @@ func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32
 		out[i] = uint32(n)
 	}
 	return out, nil
+}
+
+// PrepareSearch makes what SearchLocal reads for c complete in folder:
+// when c has BODY or TEXT keys (at any depth) and full-text entries are
+// pending, it indexes them (IndexPending, all folders'); when c has keys
+// that read the IMAP view (BCC, HEADER other than From/To/Cc/Subject,
+// SENT*, LARGER, SMALLER, TEXT), it computes the views folder lacks
+// (IndexIMAP). The endpoint calls it before the Read that runs
+// SearchLocal; each is quick once done.
+func (s *Store) PrepareSearch(ctx context.Context, folder FolderID, c *imap.SearchCriteria) error {
+	text, view := searchNeeds(c)
+	if text {
+		var pending bool
+		err := s.Read(ctx, func(tx *ReadTx) error {
+			return tx.queryRow(`SELECT EXISTS (SELECT 1 FROM fts_pending)`).Scan(&pending)
+		})
+		if err != nil {
+			return err
+		}
+		if pending {
+			if _, err := s.IndexPending(ctx, s.root, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if view {
+		if _, err := s.IndexIMAP(ctx, folder); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// searchNeeds reports whether c has keys that read the full-text table
+// and keys that read the IMAP view.
+func searchNeeds(c *imap.SearchCriteria) (text, view bool) {
+	text = len(c.Body) > 0 || len(c.Text) > 0
+	view = len(c.Text) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() || c.Larger > 0 || c.Smaller > 0
+	for _, h := range c.Header {
+		if headerCols[strings.ToLower(h.Key)] == "" || h.Value == "" {
+			view = true
+		}
+	}
+	sub := func(c *imap.SearchCriteria) {
+		t, v := searchNeeds(c)
+		text, view = text || t, view || v
+	}
+	for i := range c.Not {
+		sub(&c.Not[i])
+	}
+	for i := range c.Or {
+		sub(&c.Or[i][0])
+		sub(&c.Or[i][1])
+	}
+	return text, view
 }
 
 // searchZone is the zone whose days SINCE, BEFORE and ON compare

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"slices"
@@ -377,4 +378,66 @@ func writeFileTimes(p string, raw []byte, t time.Time) error {
 		return err
 	}
 	return os.Chtimes(p, t, t)
+}
+
+// TestPrepareSearch: on a fresh store (full text pending, no views),
+// PrepareSearch makes each key that needs the full-text entries or the
+// views exact, nested ones included.
+func TestPrepareSearch(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []searchCase{
+		{"BODY quarterly", body("quarterly"), "alice"},
+		{"TEXT go.lists", text("go.lists"), "list"},
+		{"BCC secret", hdr("Bcc", "secret"), "alice"},
+		{"HEADER List-Id \"\"", hdr("List-Id", ""), "list"},
+		{"SENTON 2-Jan-2023", imap.SearchCriteria{SentSince: day("2-Jan-2023"), SentBefore: day("3-Jan-2023")}, "alice"},
+		{"NOT NOT BCC secret", not(not(hdr("Bcc", "secret"))), "alice"},
+		{"OR SEEN BODY invo", or(flag(imap.FlagSeen), body("invo")), "alice invoice"},
+	} {
+		fs := searchStore(t)
+		if err := fs.st.PrepareSearch(ctx, fs.f.ID, &c.c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := fs.search(&c.c)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		} else if got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestIMAPViewOlderIndex: an index made before schema version 9 gets the
+// views table when opened, and its messages get their views on first use.
+func TestIMAPViewOlderIndex(t *testing.T) {
+	fs := searchStore(t)
+	root := fs.st.Root()
+	fs.st.Close()
+	db, err := sql.Open("sqlite", index.DefaultPath(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TABLE imap_views`, `PRAGMA user_version = 8`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fs.st = st
+	env, _ := fs.view(fs.byName["alice"])
+	if env.Subject != "Quarterly report" || len(env.Bcc) != 1 || env.Bcc[0].Mailbox != "secret" {
+		t.Errorf("envelope %+v", env)
+	}
+	c := hdr("Bcc", "secret")
+	if err := st.PrepareSearch(context.Background(), fs.f.ID, &c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fs.search(&c); err != nil || got != "alice" {
+		t.Errorf("BCC secret: %q, %v", got, err)
+	}
 }
