@@ -45,21 +45,21 @@ func addressList(v string) []imap.Address {
 				i = j + 1
 				continue
 			}
-			out = append(out, imap.Address{Mailbox: phrase(toks[i:j])})
+			out = append(out, imap.Address{Mailbox: addrPhrase(toks[i:j])})
 			if out[len(out)-1].Mailbox == "" {
 				out[len(out)-1].Mailbox = "MISSING_MAILBOX"
 			}
 			inGroup = true
 			i = j + 1
 		case '<':
-			name := phrase(toks[i:j])
+			name := addrPhrase(toks[i:j])
 			k := j + 1
 			for k < len(toks) && !toks[k].special('>') {
 				k++
 			}
-			a := addrSpec(toks[j+1 : min(k, len(toks))])
+			a := addrSpecOf(toks[j+1 : min(k, len(toks))])
 			if name == "" {
-				name = lastComment(toks[i:min(k+1, len(toks))])
+				name = addrComment(toks[i:min(k+1, len(toks))])
 			}
 			a.Name = name
 			out = append(out, a)
@@ -72,8 +72,8 @@ func addressList(v string) []imap.Address {
 				k++
 			}
 			if k > i {
-				a := addrSpec(toks[i:k])
-				a.Name = lastComment(toks[i:k])
+				a := addrSpecOf(toks[i:k])
+				a.Name = addrComment(toks[i:k])
 				out = append(out, a)
 			}
 			i = k
@@ -85,8 +85,8 @@ func addressList(v string) []imap.Address {
 	return out
 }
 
-// addrSpec reads [route ":"] local-part "@" domain.
-func addrSpec(toks []addrToken) imap.Address {
+// addrSpecOf reads [route ":"] local-part "@" domain.
+func addrSpecOf(toks []addrToken) imap.Address {
 	if len(toks) > 0 && toks[0].special('@') { // obs-route: dropped
 		for i, t := range toks {
 			if t.special(':') {
@@ -102,9 +102,9 @@ func addrSpec(toks []addrToken) imap.Address {
 			break
 		}
 	}
-	a := imap.Address{Mailbox: joinTokens(toks[:at]), Host: ""}
+	a := imap.Address{Mailbox: addrJoin(toks[:at]), Host: ""}
 	if at < len(toks) {
-		a.Host = joinTokens(toks[at+1:])
+		a.Host = addrJoin(toks[at+1:])
 	}
 	if a.Mailbox == "" {
 		a.Mailbox = "MISSING_MAILBOX"
@@ -115,9 +115,9 @@ func addrSpec(toks []addrToken) imap.Address {
 	return a
 }
 
-// joinTokens joins a local part's or domain's words and dots without
+// addrJoin joins a local part's or domain's words and dots without
 // blanks (comments already left out).
-func joinTokens(toks []addrToken) string {
+func addrJoin(toks []addrToken) string {
 	var b strings.Builder
 	for _, t := range toks {
 		if t.kind == '(' {
@@ -128,9 +128,9 @@ func joinTokens(toks []addrToken) string {
 	return b.String()
 }
 
-// phrase joins a display name's words with single blanks; a '.' (obsolete
+// addrPhrase joins a display name's words with single blanks; a '.' (obsolete
 // phrase) sticks to the word before it.
-func phrase(toks []addrToken) string {
+func addrPhrase(toks []addrToken) string {
 	var b strings.Builder
 	for _, t := range toks {
 		switch t.kind {
@@ -148,7 +148,7 @@ func phrase(toks []addrToken) string {
 	return b.String()
 }
 
-func lastComment(toks []addrToken) string {
+func addrComment(toks []addrToken) string {
 	for i := len(toks) - 1; i >= 0; i-- {
 		if toks[i].kind == '(' {
 			return strings.TrimSpace(toks[i].text)

@@ -141,7 +141,7 @@ type messageView struct {
 	body    *viewPart
 	sum     [32]byte // SHA-256 of the file as stored
 	size    int64    // RFC822.SIZE
-	sentDay *int64   // see dayOf
+	sentDay *int64   // see calendarDay
 	header  []byte   // as stored, at most maxViewHeader bytes
 }
 
@@ -192,7 +192,7 @@ func (s *Store) computeView(ctx context.Context, id MessageID) (*messageView, er
 // viewOf computes the view of a message as stored (LF or CRLF line ends).
 func viewOf(r io.Reader) (*messageView, error) {
 	h := sha256.New()
-	wire := &counter{r: &crlfReader{r: io.TeeReader(r, h)}}
+	wire := &viewCounter{r: &crlfReader{r: io.TeeReader(r, h)}}
 	p := &viewParser{}
 	br := bufio.NewReaderSize(wire, 16<<10)
 	raw, fields := readHeaderBlock(br)
@@ -207,22 +207,22 @@ func viewOf(r io.Reader) (*messageView, error) {
 	v.env = envelopeOf(fields)
 	v.size = wire.n
 	if !v.env.Date.IsZero() {
-		d := dayOf(v.env.Date)
+		d := calendarDay(v.env.Date)
 		v.sentDay = &d
 	}
 	copy(v.sum[:], h.Sum(nil))
 	return v, nil
 }
 
-// counter counts the bytes and LFs read through it and keeps the first
+// viewCounter counts the bytes and LFs read through it and keeps the first
 // error other than EOF.
-type counter struct {
+type viewCounter struct {
 	r        io.Reader
 	n, lines int64
 	err      error
 }
 
-func (c *counter) Read(p []byte) (int, error) {
+func (c *viewCounter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	for _, b := range p[:n] {

@@ -76,7 +76,7 @@ func (p *viewPart) imap() imap.BodyStructure {
 			mp.Children = append(mp.Children, c.imap())
 		}
 		if len(mp.Children) == 0 {
-			mp.Children = append(mp.Children, emptyPart().imap())
+			mp.Children = append(mp.Children, emptyTextPart().imap())
 		}
 		return mp
 	}
@@ -98,7 +98,7 @@ func (p *viewPart) imap() imap.BodyStructure {
 	return sp
 }
 
-func emptyPart() *viewPart {
+func emptyTextPart() *viewPart {
 	return &viewPart{Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit"}
 }
 
@@ -107,7 +107,7 @@ type viewParser struct{ parts int }
 // hfield is one header field, its value unfolded and trimmed.
 type hfield struct{ name, value string }
 
-func first(fields []hfield, name string) string {
+func firstField(fields []hfield, name string) string {
 	for _, f := range fields {
 		if strings.EqualFold(f.name, name) {
 			return f.value
@@ -119,7 +119,7 @@ func first(fields []hfield, name string) string {
 // part describes a part with header fields and body (read to its end).
 func (p *viewParser) part(fields []hfield, body io.Reader, depth int, digest bool) *viewPart {
 	p.parts++
-	c := &counter{r: body}
+	c := &viewCounter{r: body}
 	vp := contentOf(fields, digest)
 	deep := depth >= viewMaxDepth || p.parts >= viewMaxParts
 	switch {
@@ -137,7 +137,7 @@ func (p *viewParser) part(fields []hfield, body io.Reader, depth int, digest boo
 			}
 		}
 		if len(vp.Children) == 0 {
-			vp.Children = []*viewPart{emptyPart()}
+			vp.Children = []*viewPart{emptyTextPart()}
 		}
 	case vp.Type == "message" && (vp.Subtype == "rfc822" || vp.Subtype == "global") && !deep:
 		br := bufio.NewReader(c)
@@ -157,7 +157,7 @@ func (p *viewParser) part(fields []hfield, body io.Reader, depth int, digest boo
 // contentOf reads a part's Content-* fields (RFC 2045 defaults).
 func contentOf(fields []hfield, digest bool) *viewPart {
 	vp := &viewPart{}
-	t, params, err := mime.ParseMediaType(first(fields, "Content-Type"))
+	t, params, err := mime.ParseMediaType(firstField(fields, "Content-Type"))
 	typ, sub, ok := strings.Cut(t, "/")
 	if (err != nil && err != mime.ErrInvalidMediaParameter) || !ok || typ == "" || sub == "" {
 		if digest {
@@ -173,19 +173,19 @@ func contentOf(fields []hfield, digest bool) *viewPart {
 		params["charset"] = "us-ascii"
 	}
 	vp.Type, vp.Subtype, vp.Params = typ, sub, params
-	vp.ID = first(fields, "Content-Id")
-	vp.Description = first(fields, "Content-Description")
-	vp.Encoding = first(fields, "Content-Transfer-Encoding")
+	vp.ID = firstField(fields, "Content-Id")
+	vp.Description = firstField(fields, "Content-Description")
+	vp.Encoding = firstField(fields, "Content-Transfer-Encoding")
 	if vp.Encoding == "" {
 		vp.Encoding = "7bit"
 	}
-	vp.Location = first(fields, "Content-Location")
-	if d := first(fields, "Content-Disposition"); d != "" {
+	vp.Location = firstField(fields, "Content-Location")
+	if d := firstField(fields, "Content-Disposition"); d != "" {
 		if v, dp, err := mime.ParseMediaType(d); v != "" && (err == nil || err == mime.ErrInvalidMediaParameter) {
 			vp.Disposition = &imap.BodyStructureDisposition{Value: v, Params: dp}
 		}
 	}
-	for _, l := range strings.Split(first(fields, "Content-Language"), ",") {
+	for _, l := range strings.Split(firstField(fields, "Content-Language"), ",") {
 		if l = strings.TrimSpace(l); l != "" {
 			vp.Language = append(vp.Language, l)
 		}
@@ -197,12 +197,12 @@ func contentOf(fields []hfield, digest bool) *viewPart {
 func fieldsOf(h textproto.Header) []hfield {
 	var out []hfield
 	for f := h.Fields(); f.Next(); {
-		out = append(out, hfield{f.Key(), unfold(f.Value())})
+		out = append(out, hfield{f.Key(), unfoldValue(f.Value())})
 	}
 	return out
 }
 
-func unfold(v string) string {
+func unfoldValue(v string) string {
 	if strings.ContainsAny(v, "\r\n") {
 		v = strings.NewReplacer("\r", "", "\n", "").Replace(v)
 	}
@@ -256,38 +256,38 @@ func headerFields(raw []byte) []hfield {
 
 // envelopeOf builds a message's ENVELOPE from its header fields.
 func envelopeOf(fields []hfield) *imap.Envelope {
-	env := &imap.Envelope{Subject: first(fields, "Subject")}
-	if d := first(fields, "Date"); d != "" {
+	env := &imap.Envelope{Subject: firstField(fields, "Subject")}
+	if d := firstField(fields, "Date"); d != "" {
 		if t, err := mail.ParseDate(d); err == nil {
 			env.Date = t
 		}
 	}
-	env.From = addressList(first(fields, "From"))
-	env.Sender = addressList(first(fields, "Sender"))
-	env.ReplyTo = addressList(first(fields, "Reply-To"))
-	env.To = addressList(first(fields, "To"))
-	env.Cc = addressList(first(fields, "Cc"))
-	env.Bcc = addressList(first(fields, "Bcc"))
+	env.From = addressList(firstField(fields, "From"))
+	env.Sender = addressList(firstField(fields, "Sender"))
+	env.ReplyTo = addressList(firstField(fields, "Reply-To"))
+	env.To = addressList(firstField(fields, "To"))
+	env.Cc = addressList(firstField(fields, "Cc"))
+	env.Bcc = addressList(firstField(fields, "Bcc"))
 	if len(env.Sender) == 0 {
 		env.Sender = env.From
 	}
 	if len(env.ReplyTo) == 0 {
 		env.ReplyTo = env.From
 	}
-	if v := first(fields, "In-Reply-To"); v != "" {
-		env.InReplyTo = []string{msgID(v)}
+	if v := firstField(fields, "In-Reply-To"); v != "" {
+		env.InReplyTo = []string{envelopeMsgID(v)}
 	}
-	if v := first(fields, "Message-Id"); v != "" {
-		env.MessageID = msgID(v)
+	if v := firstField(fields, "Message-Id"); v != "" {
+		env.MessageID = envelopeMsgID(v)
 	}
 	return env
 }
 
-// msgID returns what go-imap writes between angle brackets for a
+// envelopeMsgID returns what go-imap writes between angle brackets for a
 // Message-ID or In-Reply-To value: the value as sent without its outer
 // brackets when it has them, else the first bracketed id in it, else the
 // value.
-func msgID(v string) string {
+func envelopeMsgID(v string) string {
 	if strings.HasPrefix(v, "<") && strings.HasSuffix(v, ">") && len(v) >= 2 {
 		return v[1 : len(v)-1]
 	}
@@ -299,9 +299,9 @@ func msgID(v string) string {
 	return v
 }
 
-// dayOf returns t's calendar day in its own zone as days since
+// calendarDay returns t's calendar day in its own zone as days since
 // 1970-01-01.
-func dayOf(t time.Time) int64 {
+func calendarDay(t time.Time) int64 {
 	y, m, d := t.Date()
 	s := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()
 	if s < 0 {

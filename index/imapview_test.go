@@ -100,11 +100,11 @@ func (fs *fileStore) view(uid uint32) (*imap.Envelope, imap.BodyStructure) {
 // The wire forms below follow go-imap's imapserver writer (fetch.go), so
 // that a test states what a client receives.
 
-var wordDecoder = &mime.WordDecoder{}
+var testWordDecoder = &mime.WordDecoder{}
 
-func nstring(s string, decode bool) string {
+func wireNString(s string, decode bool) string {
 	if decode {
-		if d, err := wordDecoder.DecodeHeader(s); err == nil {
+		if d, err := testWordDecoder.DecodeHeader(s); err == nil {
 			s = d
 		}
 	}
@@ -121,7 +121,7 @@ func wireAddrs(l []imap.Address, decode bool) string {
 	var b strings.Builder
 	b.WriteByte('(')
 	for _, a := range l {
-		fmt.Fprintf(&b, "(%s NIL %s %s)", nstring(a.Name, decode), nstring(a.Mailbox, false), nstring(a.Host, false))
+		fmt.Fprintf(&b, "(%s NIL %s %s)", wireNString(a.Name, decode), wireNString(a.Mailbox, false), wireNString(a.Host, false))
 	}
 	b.WriteByte(')')
 	return b.String()
@@ -150,7 +150,7 @@ func wireEnv(e *imap.Envelope, decode bool) string {
 	if e.MessageID != "" {
 		mid = fmt.Sprintf("%q", "<"+e.MessageID+">")
 	}
-	return fmt.Sprintf("(%s %s %s %s %s %s %s %s %s %s)", date, nstring(e.Subject, decode),
+	return fmt.Sprintf("(%s %s %s %s %s %s %s %s %s %s)", date, wireNString(e.Subject, decode),
 		wireAddrs(e.From, decode), wireAddrs(sender, decode), wireAddrs(replyTo, decode),
 		wireAddrs(e.To, decode), wireAddrs(e.Cc, decode), wireAddrs(e.Bcc, decode), irt, mid)
 }
@@ -197,15 +197,15 @@ func wireBody(bs imap.BodyStructure, decode bool) string {
 		if enc == "" {
 			enc = "7bit"
 		}
-		s := fmt.Sprintf("(%q %q %s %s %s %q %d", bs.Type, bs.Subtype, wireParams(bs.Params), nstring(bs.ID, false),
-			nstring(bs.Description, false), enc, bs.Size)
+		s := fmt.Sprintf("(%q %q %s %s %s %q %d", bs.Type, bs.Subtype, wireParams(bs.Params), wireNString(bs.ID, false),
+			wireNString(bs.Description, false), enc, bs.Size)
 		if m := bs.MessageRFC822; m != nil {
 			s += " " + wireEnv(m.Envelope, decode) + " " + wireBody(m.BodyStructure, decode) + fmt.Sprintf(" %d", m.NumLines)
 		} else if bs.Text != nil {
 			s += fmt.Sprintf(" %d", bs.Text.NumLines)
 		}
 		if x := bs.Extended; x != nil {
-			s += fmt.Sprintf(" NIL %s %s %s", wireDisp(x.Disposition), wireLang(x.Language), nstring(x.Location, false))
+			s += fmt.Sprintf(" NIL %s %s %s", wireDisp(x.Disposition), wireLang(x.Language), wireNString(x.Location, false))
 		}
 		return s + ")"
 	case *imap.BodyStructureMultiPart:
@@ -216,14 +216,14 @@ func wireBody(bs imap.BodyStructure, decode bool) string {
 		}
 		fmt.Fprintf(&b, " %q", bs.Subtype)
 		if x := bs.Extended; x != nil {
-			fmt.Fprintf(&b, " %s %s %s %s", wireParams(x.Params), wireDisp(x.Disposition), wireLang(x.Language), nstring(x.Location, false))
+			fmt.Fprintf(&b, " %s %s %s %s", wireParams(x.Params), wireDisp(x.Disposition), wireLang(x.Language), wireNString(x.Location, false))
 		}
 		return b.String() + ")"
 	}
 	return "?"
 }
 
-func lf(raw []byte) []byte { return bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")) }
+func lfOf(raw []byte) []byte { return bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")) }
 
 // TestIMAPViewMatchesGoIMAP: for corpus messages, stored with CRLF and
 // with LF line ends, the view is what go-imap's own extraction (the one
@@ -239,11 +239,11 @@ func TestIMAPViewMatchesGoIMAP(t *testing.T) {
 	for i, m := range msgs {
 		raw := m.Raw
 		if i%2 == 1 {
-			raw = lf(raw) // stored with LF: served (and described) with CRLF
+			raw = lfOf(raw) // stored with LF: served (and described) with CRLF
 		}
 		uid := fs.add("", raw, 0, nil, m.Date)
 		env, bs := fs.view(uid)
-		h, err := readHeader(m.Raw)
+		h, err := goimapHeader(m.Raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,11 +258,11 @@ func TestIMAPViewMatchesGoIMAP(t *testing.T) {
 	}
 }
 
-func readHeader(raw []byte) (textproto.Header, error) {
+func goimapHeader(raw []byte) (textproto.Header, error) {
 	return textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 }
 
-func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
+func crlfOf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
 
 // TestIMAPViewRFC: the cases where RFC 3501 says more than go-imap's own
 // extraction does (groups, encoded words as sent, defaults, lines of
@@ -339,7 +339,7 @@ func TestIMAPViewRFC(t *testing.T) {
 		for _, ends := range []string{"LF", "CRLF"} {
 			raw := []byte(c.raw)
 			if ends == "CRLF" {
-				raw = crlf(c.raw)
+				raw = crlfOf(c.raw)
 			}
 			uid := fs.add("", raw, 0, nil, time.Time{})
 			for _, when := range []string{"computed", "kept"} {
@@ -363,9 +363,9 @@ func TestIMAPViewRFC(t *testing.T) {
 func TestIMAPViewKept(t *testing.T) {
 	fs := newFileStore(t)
 	ctx := context.Background()
-	raw := crlf("From: Ann <ann@example.org>\nSubject: kept\n\nbody\n")
+	raw := crlfOf("From: Ann <ann@example.org>\nSubject: kept\n\nbody\n")
 	uid := fs.add("", raw, 0, nil, time.Time{})
-	other := fs.add("", crlf("Subject: other\n\nx\n"), 0, nil, time.Time{})
+	other := fs.add("", crlfOf("Subject: other\n\nx\n"), 0, nil, time.Time{})
 	rows := rowsOf(t, fs.st, fs.f)
 	var m *index.Message
 	for _, r := range rows {

@@ -182,19 +182,19 @@ func (q *searchQuery) criteria(c *imap.SearchCriteria) (string, error) {
 		and = append(and, s)
 	}
 	if !c.Since.IsZero() {
-		and = append(and, "m.internal_date >= "+q.arg(midnight(c.Since, searchZone)))
+		and = append(and, "m.internal_date >= "+q.arg(searchMidnight(c.Since, searchZone)))
 	}
 	if !c.Before.IsZero() {
-		and = append(and, "m.internal_date < "+q.arg(midnight(c.Before, searchZone)))
+		and = append(and, "m.internal_date < "+q.arg(searchMidnight(c.Before, searchZone)))
 	}
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
 		q.view = true
 		day := `coalesce(v.sent_day, CASE WHEN m.date > 0 THEN m.date / 86400 END)`
 		if !c.SentSince.IsZero() {
-			and = append(and, "coalesce("+day+" >= "+q.arg(dayOf(c.SentSince))+", 0)")
+			and = append(and, "coalesce("+day+" >= "+q.arg(calendarDay(c.SentSince))+", 0)")
 		}
 		if !c.SentBefore.IsZero() {
-			and = append(and, "coalesce("+day+" < "+q.arg(dayOf(c.SentBefore))+", 0)")
+			and = append(and, "coalesce("+day+" < "+q.arg(calendarDay(c.SentBefore))+", 0)")
 		}
 	}
 	for _, h := range c.Header {
@@ -249,9 +249,9 @@ func (q *searchQuery) criteria(c *imap.SearchCriteria) (string, error) {
 	return "(" + strings.Join(and, ") AND (") + ")", nil
 }
 
-// midnight returns the start of date's day (its year, month and day, as
+// searchMidnight returns the start of date's day (its year, month and day, as
 // go-imap gives a search date) in zone, in Unix seconds.
-func midnight(date time.Time, zone *time.Location) int64 {
+func searchMidnight(date time.Time, zone *time.Location) int64 {
 	y, m, d := date.Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, zone).Unix()
 }
@@ -354,7 +354,7 @@ func (q *searchQuery) contains(col, needle string) string {
 	if needle == "" {
 		return "1"
 	}
-	if isASCII(needle) && !strings.HasPrefix(col, "v.") {
+	if asciiOnly(needle) && !strings.HasPrefix(col, "v.") {
 		return "instr(lower(" + col + "), " + q.arg(strings.ToLower(needle)) + ") > 0"
 	}
 	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
@@ -367,7 +367,7 @@ func (q *searchQuery) fullText(s string, body bool) string {
 		return "1"
 	}
 	var or []string
-	if hasWord(s) {
+	if hasWordChar(s) {
 		match := `"` + strings.ReplaceAll(s, `"`, `""`) + `" *`
 		if body {
 			match = "body : " + match
@@ -386,9 +386,9 @@ func (q *searchQuery) fullText(s string, body bool) string {
 	return "(" + strings.Join(or, ") OR (") + ")"
 }
 
-// hasWord reports whether s has a character the full-text tokenizer
+// hasWordChar reports whether s has a character the full-text tokenizer
 // (unicode61) keeps: a letter or a digit.
-func hasWord(s string) bool {
+func hasWordChar(s string) bool {
 	for _, r := range s {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) {
 			return true
@@ -422,7 +422,7 @@ func (q *searchQuery) flag(f imap.Flag, set bool) string {
 	return no // a system flag we do not keep
 }
 
-func isASCII(s string) bool {
+func asciiOnly(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false
@@ -431,10 +431,10 @@ func isASCII(s string) bool {
 	return true
 }
 
-// fold returns s in Unicode simple case folding (each rune as the
+// foldCase returns s in Unicode simple case folding (each rune as the
 // smallest of its case orbit), for case-insensitive matching.
-func fold(s string) string {
-	if isASCII(s) {
+func foldCase(s string) string {
+	if asciiOnly(s) {
 		return strings.ToLower(s)
 	}
 	var b strings.Builder
@@ -466,7 +466,7 @@ func fold(s string) string {
 // folded; an empty needle: whether it has such a field. Only the lines
 // of the fields so named are looked at closely.
 func headerContains(header []byte, name, needle string) bool {
-	folded := fold(needle)
+	folded := foldCase(needle)
 	for rest := header; len(rest) > 0; {
 		line := rest
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
@@ -500,10 +500,10 @@ func headerContains(header []byte, name, needle string) bool {
 }
 
 // containsFold reports whether needle is in hay, case folded (folded is
-// fold(needle)). An ASCII needle is looked for without copying hay.
+// foldCase(needle)). An ASCII needle is looked for without copying hay.
 func containsFold(hay, needle, folded string) bool {
-	if !isASCII(needle) {
-		return strings.Contains(fold(hay), folded)
+	if !asciiOnly(needle) {
+		return strings.Contains(foldCase(hay), folded)
 	}
 	n := len(folded)
 	if n == 0 {
@@ -537,7 +537,7 @@ func asciiEqualFold(s, lower string) bool {
 	return true
 }
 
-func textArg(v driver.Value) (string, bool) {
+func udfText(v driver.Value) (string, bool) {
 	switch v := v.(type) {
 	case string:
 		return v, true
@@ -551,19 +551,19 @@ func init() {
 	// postfach_contains(hay, needle): case-folded substring test.
 	sqlite.MustRegisterDeterministicScalarFunction("postfach_contains", 2,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			hay, ok1 := textArg(args[0])
-			needle, ok2 := textArg(args[1])
+			hay, ok1 := udfText(args[0])
+			needle, ok2 := udfText(args[1])
 			if !ok1 || !ok2 {
 				return nil, nil
 			}
-			return containsFold(hay, needle, fold(needle)), nil
+			return containsFold(hay, needle, foldCase(needle)), nil
 		})
 	// postfach_header(header, name, needle): see headerContains.
 	sqlite.MustRegisterDeterministicScalarFunction("postfach_header", 3,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			h, ok1 := textArg(args[0])
-			name, ok2 := textArg(args[1])
-			needle, ok3 := textArg(args[2])
+			h, ok1 := udfText(args[0])
+			name, ok2 := udfText(args[1])
+			needle, ok3 := udfText(args[2])
 			if !ok1 || !ok2 || !ok3 {
 				return nil, nil
 			}
@@ -574,7 +574,7 @@ func init() {
 	sqlite.MustRegisterScalarFunction("postfach_inset", 2,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			uid, ok := args[0].(int64)
-			key, ok2 := textArg(args[1])
+			key, ok2 := udfText(args[1])
 			if !ok || !ok2 {
 				return false, nil
 			}

@@ -51,7 +51,7 @@ var searchMessages = []struct {
 func searchStore(t *testing.T) *fileStore {
 	fs := newFileStore(t)
 	for _, m := range searchMessages {
-		raw := crlf(m.raw)
+		raw := crlfOf(m.raw)
 		if m.lf {
 			raw = []byte(m.raw)
 		}
@@ -64,7 +64,7 @@ func searchStore(t *testing.T) *fileStore {
 	return fs
 }
 
-func day(s string) time.Time {
+func searchDay(s string) time.Time {
 	d, err := time.Parse("2-Jan-2006", s)
 	if err != nil {
 		panic(err)
@@ -72,18 +72,18 @@ func day(s string) time.Time {
 	return d
 }
 
-func hdr(k, v string) imap.SearchCriteria {
+func sHeader(k, v string) imap.SearchCriteria {
 	return imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: k, Value: v}}}
 }
 
-func flag(f imap.Flag) imap.SearchCriteria    { return imap.SearchCriteria{Flag: []imap.Flag{f}} }
-func notFlag(f imap.Flag) imap.SearchCriteria { return imap.SearchCriteria{NotFlag: []imap.Flag{f}} }
-func body(s string) imap.SearchCriteria       { return imap.SearchCriteria{Body: []string{s}} }
-func text(s string) imap.SearchCriteria       { return imap.SearchCriteria{Text: []string{s}} }
-func not(c imap.SearchCriteria) imap.SearchCriteria {
+func sFlag(f imap.Flag) imap.SearchCriteria    { return imap.SearchCriteria{Flag: []imap.Flag{f}} }
+func sNotFlag(f imap.Flag) imap.SearchCriteria { return imap.SearchCriteria{NotFlag: []imap.Flag{f}} }
+func sBody(s string) imap.SearchCriteria       { return imap.SearchCriteria{Body: []string{s}} }
+func sText(s string) imap.SearchCriteria       { return imap.SearchCriteria{Text: []string{s}} }
+func sNot(c imap.SearchCriteria) imap.SearchCriteria {
 	return imap.SearchCriteria{Not: []imap.SearchCriteria{c}}
 }
-func or(a, b imap.SearchCriteria) imap.SearchCriteria {
+func sOr(a, b imap.SearchCriteria) imap.SearchCriteria {
 	return imap.SearchCriteria{Or: [][2]imap.SearchCriteria{{a, b}}}
 }
 
@@ -101,65 +101,65 @@ var searchCases = []searchCase{
 	{"UID 3:1", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 3, Stop: 1}}}}, "alice jurgen invoice"},
 	{"UID 1,3,5,...,39 (a long set)", imap.SearchCriteria{UID: []imap.UIDSet{oddUIDs(20)}}, "alice invoice list"},
 	{"UID 2 UID 2:3 (both)", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 2, Stop: 2}}, {{Start: 2, Stop: 3}}}}, "jurgen"},
-	{"FROM alice", hdr("From", "alice"), "alice"},
-	{"FROM ALICE (case)", hdr("From", "ALICE"), "alice"},
-	{"FROM müller (decoded)", hdr("From", "müller"), "jurgen"},
-	{"FROM MÜLLER (Unicode case)", hdr("From", "MÜLLER"), "jurgen"},
-	{"FROM dana", hdr("From", "Dana"), "nodate"},
-	{"TO alice", hdr("To", "alice"), "jurgen invoice"},
-	{"CC carol", hdr("Cc", "carol@"), "alice"},
-	{"BCC secret", hdr("Bcc", "SECRET"), "alice"},
-	{"SUBJECT grüße", hdr("Subject", "grüße"), "jurgen"},
-	{"SUBJECT report", hdr("Subject", "REPORT"), "alice"},
-	{"SUBJECT 100% (no wildcard)", hdr("Subject", "%"), ""},
-	{"HEADER X-Mailer mutt", hdr("x-mailer", "mutt/2"), "alice"},
-	{"HEADER List-Id go.lists", hdr("List-Id", "go.lists"), "list"},
-	{"HEADER List-Id \"\"", hdr("List-ID", ""), "list"},
-	{"HEADER Message-ID alice-1", hdr("Message-ID", "alice-1@"), "alice"},
-	{"HEADER Subject \"\"", hdr("Subject", ""), "alice jurgen invoice nodate list"},
-	{"HEADER Cc \"\"", hdr("Cc", ""), "alice"},
-	{"SINCE 5-Jan-2023", imap.SearchCriteria{Since: day("5-Jan-2023")}, "invoice nodate list"},
-	{"BEFORE 4-Jan-2023", imap.SearchCriteria{Before: day("4-Jan-2023")}, "alice"},
-	{"ON 4-Jan-2023", imap.SearchCriteria{Since: day("4-Jan-2023"), Before: day("5-Jan-2023")}, "jurgen"},
-	{"SENTON 2-Jan-2023 (the Date's own zone)", imap.SearchCriteria{SentSince: day("2-Jan-2023"), SentBefore: day("3-Jan-2023")}, "alice"},
-	{"SENTON 5-Jan-2023", imap.SearchCriteria{SentSince: day("5-Jan-2023"), SentBefore: day("6-Jan-2023")}, "list"},
-	{"SENTSINCE 4-Jan-2023", imap.SearchCriteria{SentSince: day("4-Jan-2023")}, "invoice list"},
-	{"SENTBEFORE 3-Jan-2023", imap.SearchCriteria{SentBefore: day("3-Jan-2023")}, "alice"},
-	{"NOT SENTBEFORE 3-Jan-2023", not(imap.SearchCriteria{SentBefore: day("3-Jan-2023")}), "jurgen invoice nodate list"},
+	{"FROM alice", sHeader("From", "alice"), "alice"},
+	{"FROM ALICE (case)", sHeader("From", "ALICE"), "alice"},
+	{"FROM müller (decoded)", sHeader("From", "müller"), "jurgen"},
+	{"FROM MÜLLER (Unicode case)", sHeader("From", "MÜLLER"), "jurgen"},
+	{"FROM dana", sHeader("From", "Dana"), "nodate"},
+	{"TO alice", sHeader("To", "alice"), "jurgen invoice"},
+	{"CC carol", sHeader("Cc", "carol@"), "alice"},
+	{"BCC secret", sHeader("Bcc", "SECRET"), "alice"},
+	{"SUBJECT grüße", sHeader("Subject", "grüße"), "jurgen"},
+	{"SUBJECT report", sHeader("Subject", "REPORT"), "alice"},
+	{"SUBJECT 100% (no wildcard)", sHeader("Subject", "%"), ""},
+	{"HEADER X-Mailer mutt", sHeader("x-mailer", "mutt/2"), "alice"},
+	{"HEADER List-Id go.lists", sHeader("List-Id", "go.lists"), "list"},
+	{"HEADER List-Id \"\"", sHeader("List-ID", ""), "list"},
+	{"HEADER Message-ID alice-1", sHeader("Message-ID", "alice-1@"), "alice"},
+	{"HEADER Subject \"\"", sHeader("Subject", ""), "alice jurgen invoice nodate list"},
+	{"HEADER Cc \"\"", sHeader("Cc", ""), "alice"},
+	{"SINCE 5-Jan-2023", imap.SearchCriteria{Since: searchDay("5-Jan-2023")}, "invoice nodate list"},
+	{"BEFORE 4-Jan-2023", imap.SearchCriteria{Before: searchDay("4-Jan-2023")}, "alice"},
+	{"ON 4-Jan-2023", imap.SearchCriteria{Since: searchDay("4-Jan-2023"), Before: searchDay("5-Jan-2023")}, "jurgen"},
+	{"SENTON 2-Jan-2023 (the Date's own zone)", imap.SearchCriteria{SentSince: searchDay("2-Jan-2023"), SentBefore: searchDay("3-Jan-2023")}, "alice"},
+	{"SENTON 5-Jan-2023", imap.SearchCriteria{SentSince: searchDay("5-Jan-2023"), SentBefore: searchDay("6-Jan-2023")}, "list"},
+	{"SENTSINCE 4-Jan-2023", imap.SearchCriteria{SentSince: searchDay("4-Jan-2023")}, "invoice list"},
+	{"SENTBEFORE 3-Jan-2023", imap.SearchCriteria{SentBefore: searchDay("3-Jan-2023")}, "alice"},
+	{"NOT SENTBEFORE 3-Jan-2023", sNot(imap.SearchCriteria{SentBefore: searchDay("3-Jan-2023")}), "jurgen invoice nodate list"},
 	{"LARGER 3000", imap.SearchCriteria{Larger: 3000}, "invoice"},
 	{"SMALLER 3000", imap.SearchCriteria{Smaller: 3000}, "alice jurgen nodate list"},
-	{"SEEN", flag(imap.FlagSeen), "alice"},
-	{"UNSEEN", notFlag(imap.FlagSeen), "jurgen invoice nodate list"},
-	{"ANSWERED", flag(imap.FlagAnswered), "jurgen"},
-	{"DELETED", flag(imap.FlagDeleted), "invoice"},
-	{"UNDELETED", notFlag(imap.FlagDeleted), "alice jurgen nodate list"},
-	{"DRAFT", flag(imap.FlagDraft), "invoice"},
-	{"FLAGGED", flag(imap.FlagFlagged), "alice"},
-	{"KEYWORD $label1 (case)", flag("$label1"), "alice"},
-	{"KEYWORD $Forwarded", flag(imap.FlagForwarded), "nodate"},
-	{"UNKEYWORD Work", notFlag("work"), "alice jurgen nodate list"},
-	{"KEYWORD Wor (whole keywords)", flag("Wor"), ""},
-	{"RECENT", flag(`\Recent`), ""},
+	{"SEEN", sFlag(imap.FlagSeen), "alice"},
+	{"UNSEEN", sNotFlag(imap.FlagSeen), "jurgen invoice nodate list"},
+	{"ANSWERED", sFlag(imap.FlagAnswered), "jurgen"},
+	{"DELETED", sFlag(imap.FlagDeleted), "invoice"},
+	{"UNDELETED", sNotFlag(imap.FlagDeleted), "alice jurgen nodate list"},
+	{"DRAFT", sFlag(imap.FlagDraft), "invoice"},
+	{"FLAGGED", sFlag(imap.FlagFlagged), "alice"},
+	{"KEYWORD $label1 (case)", sFlag("$label1"), "alice"},
+	{"KEYWORD $Forwarded", sFlag(imap.FlagForwarded), "nodate"},
+	{"UNKEYWORD Work", sNotFlag("work"), "alice jurgen nodate list"},
+	{"KEYWORD Wor (whole keywords)", sFlag("Wor"), ""},
+	{"RECENT", sFlag(`\Recent`), ""},
 	{"NEW", imap.SearchCriteria{Flag: []imap.Flag{`\Recent`}, NotFlag: []imap.Flag{imap.FlagSeen}}, ""},
-	{"OLD", notFlag(`\Recent`), "alice jurgen invoice nodate list"},
-	{"BODY quarterly", body("Quarterly"), "alice"},
-	{"BODY \"figures are\" (phrase)", body("figures are"), "alice"},
-	{"BODY \"are figures\"", body("are figures"), ""},
-	{"BODY invo (word start)", body("invo"), "invoice"},
-	{"BODY report (subject only)", body("report"), ""},
-	{"BODY büro", body("BÜRO"), "jurgen"},
-	{"BODY line feeds", body("line feeds"), "nodate"},
-	{"BODY \"\"", body(""), "alice jurgen invoice nodate list"},
-	{"TEXT report (subject)", text("report"), "alice"},
-	{"TEXT bob@example.net (header)", text("bob@example.net"), "alice invoice"},
-	{"TEXT go.lists (a header only the view has)", text("go.lists"), "list"},
-	{"TEXT hello", text("hello"), "alice list"},
-	{"NOT FROM alice", not(hdr("From", "alice")), "jurgen invoice nodate list"},
-	{"OR FROM alice FROM bob", or(hdr("From", "alice"), hdr("From", "bob")), "alice invoice"},
+	{"OLD", sNotFlag(`\Recent`), "alice jurgen invoice nodate list"},
+	{"BODY quarterly", sBody("Quarterly"), "alice"},
+	{"BODY \"figures are\" (phrase)", sBody("figures are"), "alice"},
+	{"BODY \"are figures\"", sBody("are figures"), ""},
+	{"BODY invo (word start)", sBody("invo"), "invoice"},
+	{"BODY report (subject only)", sBody("report"), ""},
+	{"BODY büro", sBody("BÜRO"), "jurgen"},
+	{"BODY line feeds", sBody("line feeds"), "nodate"},
+	{"BODY \"\"", sBody(""), "alice jurgen invoice nodate list"},
+	{"TEXT report (subject)", sText("report"), "alice"},
+	{"TEXT bob@example.net (header)", sText("bob@example.net"), "alice invoice"},
+	{"TEXT go.lists (a header only the view has)", sText("go.lists"), "list"},
+	{"TEXT hello", sText("hello"), "alice list"},
+	{"NOT FROM alice", sNot(sHeader("From", "alice")), "jurgen invoice nodate list"},
+	{"OR FROM alice FROM bob", sOr(sHeader("From", "alice"), sHeader("From", "bob")), "alice invoice"},
 	{"OR (SEEN FLAGGED) NOT (OR DRAFT ANSWERED)",
-		or(imap.SearchCriteria{Flag: []imap.Flag{imap.FlagSeen, imap.FlagFlagged}}, not(or(flag(imap.FlagDraft), flag(imap.FlagAnswered)))),
+		sOr(imap.SearchCriteria{Flag: []imap.Flag{imap.FlagSeen, imap.FlagFlagged}}, sNot(sOr(sFlag(imap.FlagDraft), sFlag(imap.FlagAnswered)))),
 		"alice nodate list"},
-	{"NOT NOT BCC secret", not(not(hdr("Bcc", "secret"))), "alice"},
+	{"NOT NOT BCC secret", sNot(sNot(sHeader("Bcc", "secret"))), "alice"},
 	{"UID 1:4 NOT SEEN SMALLER 3000", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 1, Stop: 4}}},
 		NotFlag: []imap.Flag{imap.FlagSeen}, Smaller: 3000}, "jurgen nodate"},
 }
@@ -235,17 +235,17 @@ func TestSearchLocal(t *testing.T) {
 func TestSearchLocalBeforeViews(t *testing.T) {
 	fs := searchStore(t)
 	for _, c := range []searchCase{
-		{"FROM müller", hdr("From", "müller"), "jurgen"},
-		{"SUBJECT report", hdr("Subject", "report"), "alice"},
-		{"SEEN", flag(imap.FlagSeen), "alice"},
+		{"FROM müller", sHeader("From", "müller"), "jurgen"},
+		{"SUBJECT report", sHeader("Subject", "report"), "alice"},
+		{"SEEN", sFlag(imap.FlagSeen), "alice"},
 		{"LARGER 3000", imap.SearchCriteria{Larger: 3000}, "invoice"},
-		{"SINCE 5-Jan-2023", imap.SearchCriteria{Since: day("5-Jan-2023")}, "invoice nodate list"},
-		{"BCC secret (needs the view)", hdr("Bcc", "secret"), ""},
-		{"HEADER List-Id (needs the view)", hdr("List-Id", ""), ""},
-		{"HEADER Cc \"\" (the row's field)", hdr("Cc", ""), "alice"},
-		{"SENTON 3-Jan-2023 (UTC day without the view)", imap.SearchCriteria{SentSince: day("3-Jan-2023"), SentBefore: day("4-Jan-2023")}, "alice jurgen"},
-		{"BODY quarterly (pending)", body("quarterly"), ""},
-		{"TEXT report (pending: the row's subject)", text("report"), "alice"},
+		{"SINCE 5-Jan-2023", imap.SearchCriteria{Since: searchDay("5-Jan-2023")}, "invoice nodate list"},
+		{"BCC secret (needs the view)", sHeader("Bcc", "secret"), ""},
+		{"HEADER List-Id (needs the view)", sHeader("List-Id", ""), ""},
+		{"HEADER Cc \"\" (the row's field)", sHeader("Cc", ""), "alice"},
+		{"SENTON 3-Jan-2023 (UTC day without the view)", imap.SearchCriteria{SentSince: searchDay("3-Jan-2023"), SentBefore: searchDay("4-Jan-2023")}, "alice jurgen"},
+		{"BODY quarterly (pending)", sBody("quarterly"), ""},
+		{"TEXT report (pending: the row's subject)", sText("report"), "alice"},
 	} {
 		got, err := fs.search(&c.c)
 		if err != nil {
@@ -342,18 +342,18 @@ func BenchmarkSearchLocal20k(b *testing.B) {
 	b.Logf("IMAP views: %v", time.Since(t0))
 	for _, c := range []searchCase{
 		{"ALL", imap.SearchCriteria{}, ""},
-		{"UNSEEN", notFlag(imap.FlagSeen), ""},
-		{"FROM alice", hdr("From", "alice"), ""},
-		{"FROM müller", hdr("From", "müller"), ""},
-		{"SUBJECT re", hdr("Subject", "re:"), ""},
-		{"BCC x", hdr("Bcc", "x"), ""},
-		{"HEADER List-Id go", hdr("List-Id", "go"), ""},
-		{"SINCE+BEFORE", imap.SearchCriteria{Since: day("1-Mar-2022"), Before: day("1-Apr-2022")}, ""},
-		{"SENTSINCE", imap.SearchCriteria{SentSince: day("1-Mar-2022")}, ""},
+		{"UNSEEN", sNotFlag(imap.FlagSeen), ""},
+		{"FROM alice", sHeader("From", "alice"), ""},
+		{"FROM müller", sHeader("From", "müller"), ""},
+		{"SUBJECT re", sHeader("Subject", "re:"), ""},
+		{"BCC x", sHeader("Bcc", "x"), ""},
+		{"HEADER List-Id go", sHeader("List-Id", "go"), ""},
+		{"SINCE+BEFORE", imap.SearchCriteria{Since: searchDay("1-Mar-2022"), Before: searchDay("1-Apr-2022")}, ""},
+		{"SENTSINCE", imap.SearchCriteria{SentSince: searchDay("1-Mar-2022")}, ""},
 		{"LARGER 4000", imap.SearchCriteria{Larger: 4000}, ""},
-		{"BODY quarterly", body("meeting"), ""},
-		{"TEXT invoice", text("invoice"), ""},
-		{"OR FROM alice NOT SEEN", or(hdr("From", "alice"), notFlag(imap.FlagSeen)), ""},
+		{"BODY quarterly", sBody("meeting"), ""},
+		{"TEXT invoice", sText("invoice"), ""},
+		{"OR FROM alice NOT SEEN", sOr(sHeader("From", "alice"), sNotFlag(imap.FlagSeen)), ""},
 		{"UID 1000 ranges", imap.SearchCriteria{UID: []imap.UIDSet{oddUIDs(1000)}}, ""},
 	} {
 		b.Run(strings.ReplaceAll(c.name, " ", "_"), func(b *testing.B) {
@@ -386,13 +386,13 @@ func writeFileTimes(p string, raw []byte, t time.Time) error {
 func TestPrepareSearch(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []searchCase{
-		{"BODY quarterly", body("quarterly"), "alice"},
-		{"TEXT go.lists", text("go.lists"), "list"},
-		{"BCC secret", hdr("Bcc", "secret"), "alice"},
-		{"HEADER List-Id \"\"", hdr("List-Id", ""), "list"},
-		{"SENTON 2-Jan-2023", imap.SearchCriteria{SentSince: day("2-Jan-2023"), SentBefore: day("3-Jan-2023")}, "alice"},
-		{"NOT NOT BCC secret", not(not(hdr("Bcc", "secret"))), "alice"},
-		{"OR SEEN BODY invo", or(flag(imap.FlagSeen), body("invo")), "alice invoice"},
+		{"BODY quarterly", sBody("quarterly"), "alice"},
+		{"TEXT go.lists", sText("go.lists"), "list"},
+		{"BCC secret", sHeader("Bcc", "secret"), "alice"},
+		{"HEADER List-Id \"\"", sHeader("List-Id", ""), "list"},
+		{"SENTON 2-Jan-2023", imap.SearchCriteria{SentSince: searchDay("2-Jan-2023"), SentBefore: searchDay("3-Jan-2023")}, "alice"},
+		{"NOT NOT BCC secret", sNot(sNot(sHeader("Bcc", "secret"))), "alice"},
+		{"OR SEEN BODY invo", sOr(sFlag(imap.FlagSeen), sBody("invo")), "alice invoice"},
 	} {
 		fs := searchStore(t)
 		if err := fs.st.PrepareSearch(ctx, fs.f.ID, &c.c); err != nil {
@@ -433,7 +433,7 @@ func TestIMAPViewOlderIndex(t *testing.T) {
 	if env.Subject != "Quarterly report" || len(env.Bcc) != 1 || env.Bcc[0].Mailbox != "secret" {
 		t.Errorf("envelope %+v", env)
 	}
-	c := hdr("Bcc", "secret")
+	c := sHeader("Bcc", "secret")
 	if err := st.PrepareSearch(context.Background(), fs.f.ID, &c); err != nil {
 		t.Fatal(err)
 	}
