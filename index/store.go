@@ -40,6 +40,14 @@
 // message beyond that is indexed as far as they reach; its file is never
 // touched) and stops when the context is cancelled.
 //
+// The local IMAP endpoint's view of a message (imapview.go): its
+// ENVELOPE and BODYSTRUCTURE, RFC822.SIZE, the Date header's own day and
+// the header block, computed once from the file (IMAPView on first use,
+// IndexIMAP for a folder) and kept in imap_views beside the row (keyed by
+// its id, gone with it, computed again when the row's SHA-256 changes).
+// ReadTx.SearchLocal answers IMAP SEARCH in one query over the row, that
+// view and the FTS table, reading no file (searchlocal.go).
+//
 // # The door
 //
 // A store opened with OpenStore knows its Maildir root, and is the one

@@ -1,0 +1,278 @@
+package index
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// The IMAP view of a message: its ENVELOPE and extended BODYSTRUCTURE, and
+// what SEARCH needs that the messages row lacks (RFC822.SIZE with CRLF
+// line ends, the Date header's own day, the header block), computed once
+// from the message file and kept in imap_views (sql/009_imapview.sql).
+//
+// Everything is computed on the message as IMAP serves it: with CRLF line
+// ends (a stored LF becomes CRLF, as maildir.CRLFWriter writes it), so
+// sizes and line counts are those of the bytes a FETCH sends.
+
+// IMAPView returns the message's ENVELOPE and BODYSTRUCTURE (extended),
+// computed once per message and kept in the index. Only m.ID is used: the
+// file is opened through the door (OpenBody, by the row's key when its
+// name changed since). A view computed from other bytes than the row's
+// (its SHA-256 differs) is computed again. On a dry-run view the result is
+// not kept beyond the dry run.
+func (s *Store) IMAPView(ctx context.Context, m *Message) (*imap.Envelope, imap.BodyStructure, error) {
+	var blob []byte
+	err := s.Read(ctx, func(tx *ReadTx) error {
+		err := tx.queryRow(`SELECT v.view FROM imap_views v JOIN messages m ON m.id = v.message_id
+			WHERE v.message_id=? AND v.sha256 = m.sha256`, m.ID).Scan(&blob)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if blob != nil {
+		env, bs, err := decodeView(blob)
+		if err == nil {
+			return env, bs, nil
+		}
+		// A view this version cannot read: computed again.
+	}
+	v, err := s.computeView(ctx, m.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.putView(m.ID, v) }); err != nil {
+		return nil, nil, err
+	}
+	return v.env, v.body.imap(), nil
+}
+
+// IndexIMAP computes the IMAP views a folder's messages lack (rows made
+// before schema version 9, or whose file changed), reading their files in
+// parallel and storing them in batches; it returns how many it stored. A
+// message whose file cannot be read is left without a view (IMAPView
+// reports the error when asked for it). SearchLocal answers BCC, HEADER
+// and the Date header's day exactly only for messages with a view: the
+// endpoint runs this when it selects a folder (or in the background).
+func (s *Store) IndexIMAP(ctx context.Context, folder FolderID) (int, error) {
+	total := 0
+	var after MessageID
+	for {
+		var ids []MessageID
+		err := s.Read(ctx, func(tx *ReadTx) error {
+			rows, err := tx.tx.Query(`SELECT m.id FROM messages m LEFT JOIN imap_views v ON v.message_id = m.id
+				WHERE m.folder_id=? AND m.id > ? AND (v.message_id IS NULL OR v.sha256 != m.sha256)
+				ORDER BY m.id LIMIT 256`, folder, after)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id MessageID
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			return rows.Err()
+		})
+		if err != nil || len(ids) == 0 {
+			return total, err
+		}
+		after = ids[len(ids)-1]
+		views := make([]*messageView, len(ids))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					views[i], _ = s.computeView(ctx, ids[i]) // unreadable: no view
+				}
+			}()
+		}
+	feed:
+		for i := range ids {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(next)
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		err = s.Write(ctx, func(tx *Tx) error {
+			for i, v := range views {
+				if v != nil {
+					if err := tx.putView(ids[i], v); err != nil {
+						return err
+					}
+					total++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// messageView is a computed view and what is stored beside it.
+type messageView struct {
+	env     *imap.Envelope
+	body    *viewPart
+	sum     [32]byte // SHA-256 of the file as stored
+	size    int64    // RFC822.SIZE
+	sentDay *int64   // see calendarDay
+	header  []byte   // as stored, at most maxViewHeader bytes
+}
+
+// storedView is the JSON form of the view column.
+type storedView struct {
+	Envelope *imap.Envelope `json:"e"`
+	Body     *viewPart      `json:"b"`
+}
+
+func decodeView(blob []byte) (*imap.Envelope, imap.BodyStructure, error) {
+	var sv storedView
+	if err := json.Unmarshal(blob, &sv); err != nil {
+		return nil, nil, err
+	}
+	if sv.Envelope == nil || sv.Body == nil {
+		return nil, nil, errors.New("index: empty IMAP view")
+	}
+	return sv.Envelope, sv.Body.imap(), nil
+}
+
+// putView stores message id's view unless its row is gone meanwhile.
+func (tx *Tx) putView(id MessageID, v *messageView) error {
+	blob, err := json.Marshal(storedView{Envelope: v.env, Body: v.body})
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(`INSERT OR REPLACE INTO imap_views(message_id, sha256, view, size, sent_day, header)
+		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id=?)`,
+		id, v.sum[:], blob, v.size, v.sentDay, v.header, id)
+	return err
+}
+
+// computeView reads message id's file through the door and computes its
+// view.
+func (s *Store) computeView(ctx context.Context, id MessageID) (*messageView, error) {
+	b, err := s.OpenBody(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	v, err := viewOf(b)
+	if err != nil {
+		return nil, fmt.Errorf("index: message %d: %w", id, err)
+	}
+	return v, nil
+}
+
+// viewOf computes the view of a message as stored (LF or CRLF line ends).
+func viewOf(r io.Reader) (*messageView, error) {
+	h := sha256.New()
+	wire := &viewCounter{r: &crlfReader{r: io.TeeReader(r, h)}}
+	p := &viewParser{}
+	br := bufio.NewReaderSize(wire, 16<<10)
+	raw, fields := readHeaderBlock(br)
+	v := &messageView{header: raw}
+	v.body = p.part(fields, br, 0, false)
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, err
+	}
+	if wire.err != nil && wire.err != io.EOF {
+		return nil, wire.err
+	}
+	v.env = envelopeOf(fields)
+	v.size = wire.n
+	if !v.env.Date.IsZero() {
+		d := calendarDay(v.env.Date)
+		v.sentDay = &d
+	}
+	copy(v.sum[:], h.Sum(nil))
+	return v, nil
+}
+
+// viewCounter counts the bytes and LFs read through it and keeps the first
+// error other than EOF.
+type viewCounter struct {
+	r        io.Reader
+	n, lines int64
+	err      error
+}
+
+func (c *viewCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			c.lines++
+		}
+	}
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// crlfReader reads a stored message in wire form: every LF not preceded
+// by CR becomes CRLF (as maildir.CRLFWriter writes it).
+type crlfReader struct {
+	r      io.Reader
+	buf    []byte
+	prevCR bool
+	owed   bool // the LF of a CRLF whose CR filled the last read
+}
+
+func (c *crlfReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	if c.owed {
+		p[0], n, c.owed = '\n', 1, false
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	want := max((len(p)-n)/2, 1) // each byte read may become two
+	if c.buf == nil {
+		c.buf = make([]byte, 32<<10)
+	}
+	m, err := c.r.Read(c.buf[:min(want, len(c.buf))])
+	for _, b := range c.buf[:m] {
+		if b == '\n' && !c.prevCR {
+			p[n] = '\r'
+			n++
+			if n == len(p) {
+				c.owed, c.prevCR = true, false
+				continue
+			}
+		}
+		p[n] = b
+		n++
+		c.prevCR = b == '\r'
+	}
+	return n, err
+}

@@ -1,0 +1,67 @@
+package index
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/internal/corpus"
+)
+
+// FuzzIMAPView: computing a message's view never fails or panics on any
+// bytes, gives a body structure go-imap can write (every multipart has a
+// part), survives its stored form, and is the same whether the message is
+// stored with LF or CRLF line ends.
+func FuzzIMAPView(f *testing.F) {
+	for _, k := range corpus.Malformed() {
+		f.Add(k.Raw)
+	}
+	for _, m := range corpus.Generate(3, 8, corpus.Options{}) {
+		f.Add(m.Raw)
+	}
+	f.Add(corpus.DeepMIME(0, 40))
+	f.Add([]byte("To: g: a@b, (c) \"d\\\"\" <@r:e@[1.2.3.4]>;, <>, x\nContent-Type: message/rfc822\n\nContent-Type: multipart/digest; boundary=q\n\n--q\n\n--q--"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		lfRaw := raw // without any CRLF ("\r\r\n" needs two rounds)
+		for bytes.Contains(lfRaw, []byte("\r\n")) {
+			lfRaw = bytes.ReplaceAll(lfRaw, []byte("\r\n"), []byte("\n"))
+		}
+		a, err := viewOf(bytes.NewReader(lfRaw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := viewOf(bytes.NewReader(bytes.ReplaceAll(lfRaw, []byte("\n"), []byte("\r\n"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a.env, b.env) || !reflect.DeepEqual(a.body, b.body) || a.size != b.size {
+			t.Fatalf("LF and CRLF views differ:\n%+v\n%+v", a.body, b.body)
+		}
+		if a.size != int64(len(lfRaw)+bytes.Count(lfRaw, []byte("\n"))) {
+			t.Fatalf("size %d of %d bytes", a.size, len(lfRaw))
+		}
+		blob, err := json.Marshal(storedView{Envelope: a.env, Body: a.body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, bs, err := decodeView(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env == nil {
+			t.Fatal("no envelope")
+		}
+		bs.Walk(func(path []int, part imap.BodyStructure) bool {
+			if mp, ok := part.(*imap.BodyStructureMultiPart); ok && len(mp.Children) == 0 {
+				t.Fatalf("multipart %v without parts", path)
+			}
+			if sp, ok := part.(*imap.BodyStructureSinglePart); ok && sp.Extended == nil {
+				t.Fatalf("part %v not extended", path)
+			}
+			return true
+		})
+	})
+}

@@ -1,0 +1,593 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
+	"modernc.org/sqlite"
+
+	"github.com/postfach/postfach/maildir"
+)
+
+// SearchLocal returns, ascending, the local UIDs of the messages in
+// folder that match c. c.SeqNum must be empty (the caller has turned
+// sequence numbers into UID sets); c.UID sets are local UIDs.
+//
+// It is answered by one SQL query over the messages row, the message's
+// IMAP view (imap_views) and the full-text table; no file is read. Keys:
+//   - UID sets; "*" is the folder's highest local UID.
+//   - SINCE, BEFORE (ON is both) compare the internal date's day in the
+//     server's time zone (the zone INTERNALDATE is shown in: searchZone);
+//     SENTSINCE, SENTBEFORE (SENTON) the Date header's day in the
+//     header's own zone, as RFC 3501 says (from the view; a message
+//     without one: the day in UTC). A message without a Date header
+//     matches neither.
+//   - LARGER, SMALLER: RFC822.SIZE, the size with CRLF line ends (the
+//     view's; without one the upstream size, else the size on disk).
+//   - Flags and keywords, set (KEYWORD) and unset (UNKEYWORD); keywords
+//     compare case-insensitively. \Recent is never set: NEW matches
+//     nothing, OLD everything. MODSEQ (CONDSTORE) compares the message's
+//     local MODSEQ.
+//   - FROM, TO, CC, SUBJECT (and HEADER with those names) match the
+//     row's decoded fields (encoded words decoded, addresses as
+//     "Name <addr>"); BCC and HEADER with any other name match the
+//     header's fields of that name, encoded words decoded, and so need
+//     the message's view: a message without one (Store.PrepareSearch
+//     computes them) does not match them. HEADER name "" matches a message with a
+//     field of that name.
+//   - BODY and TEXT go through the full-text index: the string's words
+//     must appear in that order, the last may be the start of a word
+//     (FTS5 phrase with a prefix). So they find words and word
+//     beginnings, not any substring ("ell" does not find "hello"). TEXT
+//     also matches a substring of the header (view) or of the row's
+//     decoded fields. A message whose full-text entry is still pending
+//     (fts_pending, see IndexPending) matches BODY never and TEXT only
+//     by its header: the endpoint calls Store.PrepareSearch first.
+//   - NOT, OR, nested, and their AND, as RFC 3501.
+//
+// Substring matching is case-insensitive: ASCII strings through SQLite's
+// lower(), others by Unicode simple case folding.
+func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32, error) {
+	q := &searchQuery{tx: tx, folder: folder}
+	defer q.release()
+	cond, err := q.criteria(c)
+	if err != nil {
+		return nil, err
+	}
+	from := `messages m`
+	if q.view {
+		from += ` LEFT JOIN imap_views v ON v.message_id = m.id`
+	}
+	// One string of UIDs rather than a result row each (the driver's
+	// cost per row is most of the time, see FileRows).
+	var all *string
+	err = tx.tx.QueryRow(`SELECT group_concat(local_uid, ' ') FROM (SELECT m.local_uid FROM `+from+`
+		WHERE m.folder_id=? AND (`+cond+`) ORDER BY m.local_uid)`, append([]any{folder}, q.args...)...).Scan(&all)
+	if err != nil {
+		return nil, fmt.Errorf("index: search: %w", err)
+	}
+	if all == nil {
+		return nil, nil
+	}
+	fields := strings.Fields(*all)
+	out := make([]uint32, len(fields))
+	for i, f := range fields {
+		n, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("index: search: %w", err)
+		}
+		out[i] = uint32(n)
+	}
+	return out, nil
+}
+
+// PrepareSearch makes what SearchLocal reads for c complete in folder:
+// when c has BODY or TEXT keys (at any depth) and full-text entries are
+// pending, it indexes them (IndexPending, all folders'); when c has keys
+// that read the IMAP view (BCC, HEADER other than From/To/Cc/Subject,
+// SENT*, LARGER, SMALLER, TEXT), it computes the views folder lacks
+// (IndexIMAP). The endpoint calls it before the Read that runs
+// SearchLocal; each is quick once done.
+func (s *Store) PrepareSearch(ctx context.Context, folder FolderID, c *imap.SearchCriteria) error {
+	text, view := searchNeeds(c)
+	if text {
+		var pending bool
+		err := s.Read(ctx, func(tx *ReadTx) error {
+			return tx.queryRow(`SELECT EXISTS (SELECT 1 FROM fts_pending)`).Scan(&pending)
+		})
+		if err != nil {
+			return err
+		}
+		if pending {
+			if _, err := s.IndexPending(ctx, s.root, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if view {
+		if _, err := s.IndexIMAP(ctx, folder); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// searchNeeds reports whether c has keys that read the full-text table
+// and keys that read the IMAP view.
+func searchNeeds(c *imap.SearchCriteria) (text, view bool) {
+	text = len(c.Body) > 0 || len(c.Text) > 0
+	view = len(c.Text) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() || c.Larger > 0 || c.Smaller > 0
+	for _, h := range c.Header {
+		if headerCols[strings.ToLower(h.Key)] == "" || h.Value == "" {
+			view = true
+		}
+	}
+	sub := func(c *imap.SearchCriteria) {
+		t, v := searchNeeds(c)
+		text, view = text || t, view || v
+	}
+	for i := range c.Not {
+		sub(&c.Not[i])
+	}
+	for i := range c.Or {
+		sub(&c.Or[i][0])
+		sub(&c.Or[i][1])
+	}
+	return text, view
+}
+
+// searchZone is the zone whose days SINCE, BEFORE and ON compare
+// internal dates in.
+var searchZone = time.Local
+
+type searchQuery struct {
+	tx     *ReadTx
+	folder FolderID
+	args   []any
+	view   bool // the query joins imap_views as v
+	maxUID *uint32
+	sets   []string // keys in uidSets to release
+}
+
+func (q *searchQuery) arg(v any) string {
+	q.args = append(q.args, v)
+	return "?"
+}
+
+func (q *searchQuery) criteria(c *imap.SearchCriteria) (string, error) {
+	if len(c.SeqNum) > 0 {
+		return "", errors.New("index: search: sequence numbers must be turned into UIDs first")
+	}
+	var and []string
+	for _, set := range c.UID {
+		if imap.IsSearchRes(set) {
+			return "", errors.New("index: search: $ must be turned into UIDs first")
+		}
+		s, err := q.uidSet(set)
+		if err != nil {
+			return "", err
+		}
+		and = append(and, s)
+	}
+	if !c.Since.IsZero() {
+		and = append(and, "m.internal_date >= "+q.arg(searchMidnight(c.Since, searchZone)))
+	}
+	if !c.Before.IsZero() {
+		and = append(and, "m.internal_date < "+q.arg(searchMidnight(c.Before, searchZone)))
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		q.view = true
+		day := `coalesce(v.sent_day, CASE WHEN m.date > 0 THEN m.date / 86400 END)`
+		if !c.SentSince.IsZero() {
+			and = append(and, "coalesce("+day+" >= "+q.arg(calendarDay(c.SentSince))+", 0)")
+		}
+		if !c.SentBefore.IsZero() {
+			and = append(and, "coalesce("+day+" < "+q.arg(calendarDay(c.SentBefore))+", 0)")
+		}
+	}
+	for _, h := range c.Header {
+		and = append(and, q.header(h.Key, h.Value))
+	}
+	for _, s := range c.Body {
+		and = append(and, q.fullText(s, true))
+	}
+	for _, s := range c.Text {
+		and = append(and, q.fullText(s, false))
+	}
+	for _, f := range c.Flag {
+		and = append(and, q.flag(f, true))
+	}
+	for _, f := range c.NotFlag {
+		and = append(and, q.flag(f, false))
+	}
+	if c.Larger > 0 || c.Smaller > 0 {
+		q.view = true
+		size := `coalesce(v.size, CASE WHEN m.rfc822_size > 0 THEN m.rfc822_size ELSE m.size END)`
+		if c.Larger > 0 {
+			and = append(and, size+" > "+q.arg(c.Larger))
+		}
+		if c.Smaller > 0 {
+			and = append(and, size+" < "+q.arg(c.Smaller))
+		}
+	}
+	if c.ModSeq != nil {
+		and = append(and, "m.modseq >= "+q.arg(int64(min(c.ModSeq.ModSeq, 1<<63-1))))
+	}
+	for i := range c.Not {
+		s, err := q.criteria(&c.Not[i])
+		if err != nil {
+			return "", err
+		}
+		and = append(and, "NOT ("+s+")")
+	}
+	for i := range c.Or {
+		a, err := q.criteria(&c.Or[i][0])
+		if err != nil {
+			return "", err
+		}
+		b, err := q.criteria(&c.Or[i][1])
+		if err != nil {
+			return "", err
+		}
+		and = append(and, "(("+a+") OR ("+b+"))")
+	}
+	if len(and) == 0 {
+		return "1", nil
+	}
+	return "(" + strings.Join(and, ") AND (") + ")", nil
+}
+
+// searchMidnight returns the start of date's day (its year, month and day, as
+// go-imap gives a search date) in zone, in Unix seconds.
+func searchMidnight(date time.Time, zone *time.Location) int64 {
+	y, m, d := date.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, zone).Unix()
+}
+
+// uidSet is a condition for a UID set: a few ranges in SQL, a longer set
+// through postfach_inset.
+func (q *searchQuery) uidSet(set imap.UIDSet) (string, error) {
+	ranges := make([][2]uint32, 0, len(set))
+	for _, r := range set {
+		a, b := uint32(r.Start), uint32(r.Stop)
+		if a == 0 || b == 0 {
+			top, err := q.max()
+			if err != nil {
+				return "", err
+			}
+			if a == 0 {
+				a = top
+			}
+			if b == 0 {
+				b = top
+			}
+		}
+		if a > b {
+			a, b = b, a
+		}
+		ranges = append(ranges, [2]uint32{a, b})
+	}
+	if len(ranges) == 0 {
+		return "0", nil
+	}
+	if len(ranges) <= 16 {
+		or := make([]string, len(ranges))
+		for i, r := range ranges {
+			or[i] = fmt.Sprintf("m.local_uid BETWEEN %d AND %d", r[0], r[1])
+		}
+		return strings.Join(or, " OR "), nil
+	}
+	slices.SortFunc(ranges, func(x, y [2]uint32) int { return int(int64(x[0]) - int64(y[0])) })
+	merged := ranges[:1]
+	for _, r := range ranges[1:] {
+		last := &merged[len(merged)-1]
+		if uint64(r[0]) <= uint64(last[1])+1 {
+			last[1] = max(last[1], r[1])
+		} else {
+			merged = append(merged, r)
+		}
+	}
+	ranges = merged
+	key := "s" + strconv.FormatUint(setSeq.Add(1), 10)
+	uidSets.Store(key, ranges)
+	q.sets = append(q.sets, key)
+	return "postfach_inset(m.local_uid, " + q.arg(key) + ")", nil
+}
+
+// max returns the folder's highest local UID (0 when it is empty), what
+// "*" stands for.
+func (q *searchQuery) max() (uint32, error) {
+	if q.maxUID == nil {
+		var n uint32
+		if err := q.tx.queryRow(`SELECT coalesce(max(local_uid), 0) FROM messages WHERE folder_id=?`, q.folder).Scan(&n); err != nil {
+			return 0, err
+		}
+		q.maxUID = &n
+	}
+	return *q.maxUID, nil
+}
+
+func (q *searchQuery) release() {
+	for _, k := range q.sets {
+		uidSets.Delete(k)
+	}
+}
+
+// uidSets holds the UID sets of running searches for postfach_inset,
+// sorted by start, overlaps merged.
+var (
+	uidSets sync.Map // string -> [][2]uint32
+	setSeq  atomic.Uint64
+)
+
+// headerCols are the header keys the messages row holds decoded.
+var headerCols = map[string]string{"from": "m.from_addr", "to": "m.to_addr", "cc": "m.cc_addr", "subject": "m.subject"}
+
+func (q *searchQuery) header(key, value string) string {
+	col := headerCols[strings.ToLower(key)]
+	switch {
+	case col != "" && value != "":
+		return q.contains(col, value)
+	case col != "":
+		q.view = true
+		return "CASE WHEN v.message_id IS NULL THEN " + col + " != '' ELSE postfach_header(v.header, " +
+			q.arg(key) + ", '') END"
+	}
+	q.view = true
+	return "coalesce(postfach_header(v.header, " + q.arg(key) + ", " + q.arg(value) + "), 0)"
+}
+
+// contains is a case-insensitive substring test of a text column.
+func (q *searchQuery) contains(col, needle string) string {
+	if needle == "" {
+		return "1"
+	}
+	if asciiOnly(needle) && !strings.HasPrefix(col, "v.") {
+		return "instr(lower(" + col + "), " + q.arg(strings.ToLower(needle)) + ") > 0"
+	}
+	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
+}
+
+// fullText matches s through the FTS table: the body column for BODY,
+// every column and the header for TEXT.
+func (q *searchQuery) fullText(s string, body bool) string {
+	if strings.TrimSpace(s) == "" {
+		return "1"
+	}
+	var or []string
+	if hasWordChar(s) {
+		match := `"` + strings.ReplaceAll(s, `"`, `""`) + `" *`
+		if body {
+			match = "body : " + match
+		}
+		or = append(or, "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH "+q.arg(match)+")")
+	}
+	if !body {
+		q.view = true
+		for _, col := range []string{"m.subject", "m.from_addr", "m.to_addr", "m.cc_addr", "v.header"} {
+			or = append(or, q.contains(col, s))
+		}
+	}
+	if len(or) == 0 {
+		return "0"
+	}
+	return "(" + strings.Join(or, ") OR (") + ")"
+}
+
+// hasWordChar reports whether s has a character the full-text tokenizer
+// (unicode61) keeps: a letter or a digit.
+func hasWordChar(s string) bool {
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *searchQuery) flag(f imap.Flag, set bool) string {
+	yes, no := "1", "0"
+	if !set {
+		yes, no = no, yes
+	}
+	if strings.EqualFold(string(f), `\Recent`) {
+		return no
+	}
+	bits, kws := maildir.FlagsFromIMAP([]imap.Flag{f})
+	switch {
+	case bits != 0:
+		if set {
+			return fmt.Sprintf("(m.flags & %d) != 0", bits)
+		}
+		return fmt.Sprintf("(m.flags & %d) = 0", bits)
+	case len(kws) == 1:
+		s := "instr(' ' || lower(m.keywords) || ' ', " + q.arg(" "+strings.ToLower(kws[0])+" ") + ") > 0"
+		if set {
+			return s
+		}
+		return "NOT " + s
+	}
+	return no // a system flag we do not keep
+}
+
+func asciiOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// foldCase returns s in Unicode simple case folding (each rune as the
+// smallest of its case orbit), for case-insensitive matching.
+func foldCase(s string) string {
+	if asciiOnly(s) {
+		return strings.ToLower(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			b.WriteRune(r)
+			continue
+		}
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		if min < utf8.RuneSelf && 'A' <= min && min <= 'Z' {
+			min += 'a' - 'A'
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
+}
+
+// headerContains reports whether a header block has a field named name
+// whose value (unfolded, encoded words decoded) contains needle, case
+// folded; an empty needle: whether it has such a field. Only the lines
+// of the fields so named are looked at closely.
+func headerContains(header []byte, name, needle string) bool {
+	folded := foldCase(needle)
+	for rest := header; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) <= len(name) || !strings.EqualFold(string(line[:len(name)]), name) {
+			continue
+		}
+		after := bytes.TrimLeft(line[len(name):], " \t")
+		if len(after) == 0 || after[0] != ':' {
+			continue
+		}
+		// The field, with its continuation lines, unfolded.
+		value := string(bytes.TrimRight(after[1:], "\r\n"))
+		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			cont := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				cont, rest = rest[:i+1], rest[i+1:]
+			} else {
+				rest = nil
+			}
+			value += string(bytes.TrimRight(cont, "\r\n"))
+		}
+		if needle == "" || containsFold(decodeText(strings.TrimSpace(value)), needle, folded) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether needle is in hay, case folded (folded is
+// foldCase(needle)). An ASCII needle is looked for without copying hay.
+func containsFold(hay, needle, folded string) bool {
+	if !asciiOnly(needle) {
+		return strings.Contains(foldCase(hay), folded)
+	}
+	n := len(folded)
+	if n == 0 {
+		return true
+	}
+	c0 := folded[0]
+	c1 := c0
+	if 'a' <= c0 && c0 <= 'z' {
+		c1 = c0 - 'a' + 'A'
+	}
+	for i := 0; i+n <= len(hay); i++ {
+		if (hay[i] == c0 || hay[i] == c1) && asciiEqualFold(hay[i:i+n], folded) {
+			return true
+		}
+	}
+	return false
+}
+
+// asciiEqualFold compares s with lower, an ASCII lower-case string,
+// folding s's ASCII letters only.
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func udfText(v driver.Value) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case []byte:
+		return string(v), true
+	}
+	return "", false
+}
+
+func init() {
+	// postfach_contains(hay, needle): case-folded substring test.
+	sqlite.MustRegisterDeterministicScalarFunction("postfach_contains", 2,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			hay, ok1 := udfText(args[0])
+			needle, ok2 := udfText(args[1])
+			if !ok1 || !ok2 {
+				return nil, nil
+			}
+			return containsFold(hay, needle, foldCase(needle)), nil
+		})
+	// postfach_header(header, name, needle): see headerContains.
+	sqlite.MustRegisterDeterministicScalarFunction("postfach_header", 3,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			h, ok1 := udfText(args[0])
+			name, ok2 := udfText(args[1])
+			needle, ok3 := udfText(args[2])
+			if !ok1 || !ok2 || !ok3 {
+				return nil, nil
+			}
+			return headerContains([]byte(h), name, needle), nil
+		})
+	// postfach_inset(uid, key): whether uid is in the UID set registered
+	// under key (see uidSet).
+	sqlite.MustRegisterScalarFunction("postfach_inset", 2,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			uid, ok := args[0].(int64)
+			key, ok2 := udfText(args[1])
+			if !ok || !ok2 {
+				return false, nil
+			}
+			v, ok := uidSets.Load(key)
+			if !ok {
+				return nil, errors.New("index: search: UID set gone")
+			}
+			ranges := v.([][2]uint32) // sorted, not overlapping
+			// The first range starting after uid; the one before it
+			// holds uid if any does.
+			i, _ := slices.BinarySearchFunc(ranges, uid+1, func(r [2]uint32, u int64) int {
+				return int(int64(r[0]) - u)
+			})
+			return i > 0 && int64(ranges[i-1][1]) >= uid, nil
+		})
+}
