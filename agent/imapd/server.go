@@ -58,9 +58,9 @@ import (
 // Options configure a Server.
 type Options struct {
 	Store    *index.Store
-	Accounts []string                                              // account names from the config, in config order
+	Accounts []string                                               // account names from the config, in config order
 	Auth     func(remote net.Addr, username, password string) error // nil error = logged in
-	TLS      *tls.Config                                           // non-nil: STARTTLS offered (implicit TLS is done by the caller wrapping the listener)
+	TLS      *tls.Config                                            // non-nil: STARTTLS offered (implicit TLS is done by the caller wrapping the listener)
 	Logger   *slog.Logger
 }
 
@@ -122,19 +122,19 @@ func New(o Options) (*Server, error) {
 // interface has it (SessionIMAP4rev2: NAMESPACE and MOVE).
 func capabilities() imap.CapSet {
 	return imap.CapSet{
-		imap.CapIMAP4rev1:     {},
-		imap.CapIMAP4rev2:     {},
-		imap.CapNamespace:     {},
-		imap.CapUIDPlus:       {},
-		imap.CapMove:          {},
-		imap.CapESearch:       {},
-		imap.CapSearchRes:     {},
-		imap.CapListExtended:  {},
-		imap.CapListStatus:    {},
-		imap.CapStatusSize:    {},
-		imap.CapChildren:      {},
-		imap.CapSpecialUse:    {},
-		imap.CapLiteralPlus:   {},
+		imap.CapIMAP4rev1:    {},
+		imap.CapIMAP4rev2:    {},
+		imap.CapNamespace:    {},
+		imap.CapUIDPlus:      {},
+		imap.CapMove:         {},
+		imap.CapESearch:      {},
+		imap.CapSearchRes:    {},
+		imap.CapListExtended: {},
+		imap.CapListStatus:   {},
+		imap.CapStatusSize:   {},
+		imap.CapChildren:     {},
+		imap.CapSpecialUse:   {},
+		imap.CapLiteralPlus:  {},
 	}
 }
 
