@@ -22,6 +22,10 @@ import (
 // follow with a later command).
 const ownWait = 10 * time.Second
 
+// feedBuffer is the hub's subscription buffer (0: the feed's default);
+// tests make it small to see the hub catch up after a Resync.
+var feedBuffer = 0
+
 // hub follows the store's change feed and is the one writer of every
 // mailbox's tracker (see the package doc).
 type hub struct {
@@ -38,7 +42,7 @@ type hub struct {
 // newHub subscribes to st's feed at once: a mailbox read from the index
 // after that misses no change.
 func newHub(st *index.Store, log *slog.Logger) *hub {
-	return &hub{st: st, log: log, boxes: map[index.FolderID]*mailbox{}, sub: st.Subscribe(0)}
+	return &hub{st: st, log: log, boxes: map[index.FolderID]*mailbox{}, sub: st.Subscribe(feedBuffer)}
 }
 
 // mailbox is a selected folder: its messages' local UIDs in the order of
@@ -86,7 +90,7 @@ func (h *hub) run(ctx context.Context) {
 			h.mu.Unlock()
 			return
 		}
-		sub = h.st.Subscribe(0)
+		sub = h.st.Subscribe(feedBuffer)
 		h.sub = sub
 		boxes := make([]*mailbox, 0, len(h.boxes))
 		for _, b := range h.boxes {
