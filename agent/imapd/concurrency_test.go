@@ -40,6 +40,14 @@ type tview struct {
 
 func dialT(t *testing.T, addr, name string) *tconn {
 	t.Helper()
+	tc := dialLogin(t, addr, name)
+	tc.must("SELECT INBOX")
+	return tc
+}
+
+// dialLogin connects and logs in.
+func dialLogin(t *testing.T, addr, name string) *tconn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +56,6 @@ func dialT(t *testing.T, addr, name string) *tconn {
 	tc := &tconn{t: t, name: name, c: c, r: bufio.NewReader(c), view: tview{flags: map[uint32]string{}}}
 	tc.line() // greeting
 	tc.must("LOGIN %s %s", testUser, testPass)
-	tc.must("SELECT INBOX")
 	return tc
 }
 

@@ -124,7 +124,8 @@ func TestEndpointBasic(t *testing.T) {
 	same("list after rename", get("list2", "OK").flat(), []string{`(\Noselect \HasChildren) "/" "Projects"`, `(\HasNoChildren) "/" "Projects/Done"`})
 	get("unsubscribe", "OK")
 	same("lsub after unsubscribe", get("lsub2", "OK").flat(), []string{`(\HasNoChildren \Subscribed) "/" INBOX`,
-		`(\Noselect \HasChildren) "/" "Projects"`, `(\HasNoChildren \Subscribed) "/" "Projects/Done"`})
+		`(\HasNoChildren \Subscribed) "/" "Projects/Done"`})
+	same("lsub %", get("lsub3", "OK").flat(), []string{`(\HasNoChildren \Subscribed) "/" INBOX`, `(\Noselect \HasChildren) "/" "Projects"`})
 	get("delete", "OK")
 	same("list after delete", get("list3", "OK").flat(), []string{`(\HasNoChildren) "/" "Archive"`, `(\HasNoChildren) "/" INBOX`})
 	get("examine", "OK")

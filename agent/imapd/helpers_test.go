@@ -68,6 +68,7 @@ func deliver(t *testing.T, st *index.Store, f *index.Folder, uid uint32, raw str
 	}
 	a := &index.Arrival{Folder: f, File: w}
 	a.Row.UID, a.Row.Flags, a.Row.SyncedFlags = uid, flags, flags
+	a.Row.RFC822Size = int64(len(raw)) // as upstream reports it
 	a.Row.Header = index.ParseHeader(w.Header())
 	a.Row.InternalDate = time.Date(2026, 11, 3, 10, 20, 30, 0, time.UTC)
 	if err := st.Deliver(context.Background(), &index.Batch{Arrivals: []*index.Arrival{a}}); err != nil {

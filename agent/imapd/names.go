@@ -141,8 +141,10 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 		children := i+1 < len(all) && strings.HasPrefix(all[i+1].name, m.name+string(delim))
 		data := s.listData(m, o, children)
-		if o.SelectSubscribed && !s.srv.subs.subscribed(m.name) {
-			if !o.SelectRecursiveMatch || !s.subscribedBelow(all[i+1:], m.name) {
+		if o.SelectSubscribed && !s.subscribed(m) {
+			// RECURSIVEMATCH (RFC 5258, 3.5): a mailbox with subscribed
+			// mailboxes below it that the patterns leave out.
+			if !o.SelectRecursiveMatch || !s.subscribedBelow(all[i+1:], m.name, ref, patterns) {
 				continue
 			}
 			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
@@ -176,7 +178,7 @@ func (s *session) listData(m mbox, o *imap.ListOptions, children bool) *imap.Lis
 	if m.folder != nil && validAttr(m.folder.SpecialUse) {
 		data.Attrs = append(data.Attrs, imap.MailboxAttr(m.folder.SpecialUse))
 	}
-	if (o.ReturnSubscribed || o.SelectSubscribed) && s.srv.subs.subscribed(m.name) && m.folder != nil {
+	if (o.ReturnSubscribed || o.SelectSubscribed) && s.subscribed(m) {
 		data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
 	}
 	return data
@@ -205,14 +207,21 @@ func matchAny(name, ref string, patterns []string) bool {
 	return false
 }
 
+// subscribed reports whether m is a subscribed mailbox: a folder no
+// client unsubscribed.
+func (s *session) subscribed(m mbox) bool {
+	return m.folder != nil && s.srv.subs.subscribed(m.name)
+}
+
 // subscribedBelow reports whether a mailbox below name (in rest, which
-// follows name in sorted order) is subscribed.
-func (s *session) subscribedBelow(rest []mbox, name string) bool {
+// follows name in sorted order) is subscribed and not matched by the
+// patterns.
+func (s *session) subscribedBelow(rest []mbox, name, ref string, patterns []string) bool {
 	for _, m := range rest {
 		if !strings.HasPrefix(m.name, name+string(delim)) {
 			return false
 		}
-		if m.folder != nil && s.srv.subs.subscribed(m.name) {
+		if s.subscribed(m) && !matchAny(m.name, ref, patterns) {
 			return true
 		}
 	}
