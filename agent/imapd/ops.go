@@ -142,6 +142,9 @@ func (s *session) waitAdded(id index.FolderID, uid uint32) {
 	}
 }
 
+// opChunk is how many messages COPY and MOVE hand the store at a time.
+const opChunk = 500
+
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	v := s.view
 	to, err := s.srv.target(s.srv.ctx, dest)
@@ -149,21 +152,28 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		return nil, err
 	}
 	items := v.resolve(numSet)
-	rows, err := s.rows(v, items)
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	msgs := ordered(items, rows)
-	copies, err := s.srv.o.Store.CopyTo(s.srv.ctx, msgs, to.ID)
-	if err != nil {
-		return nil, s.storeErr("copying messages", err)
-	}
 	data := &imap.CopyData{UIDValidity: to.LocalUIDValidity}
 	var last uint32
-	for i, m := range msgs {
-		data.SourceUIDs.AddNum(imap.UID(m.LocalUID))
-		data.DestUIDs.AddNum(imap.UID(copies[i].LocalUID))
-		last = max(last, copies[i].LocalUID)
+	for len(items) > 0 {
+		chunk := items[:min(len(items), opChunk)]
+		items = items[len(chunk):]
+		rows, err := s.rows(v, chunk)
+		if err != nil {
+			return nil, err
+		}
+		msgs := ordered(chunk, rows)
+		copies, err := s.srv.o.Store.CopyTo(s.srv.ctx, msgs, to.ID)
+		if err != nil {
+			return nil, s.storeErr("copying messages", err)
+		}
+		for i, m := range msgs {
+			data.SourceUIDs.AddNum(imap.UID(m.LocalUID))
+			data.DestUIDs.AddNum(imap.UID(copies[i].LocalUID))
+			last = max(last, copies[i].LocalUID)
+		}
+	}
+	if last == 0 {
+		return nil, nil // nothing copied: no COPYUID
 	}
 	s.waitAdded(to.ID, last)
 	return data, nil
@@ -179,24 +189,31 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 		return err
 	}
 	items := v.resolve(numSet)
-	rows, err := s.rows(v, items)
-	if err != nil || len(rows) == 0 {
-		return err
-	}
-	msgs := ordered(items, rows)
 	data := &imap.CopyData{UIDValidity: to.LocalUIDValidity}
-	old := make([]uint32, len(msgs))
-	for i, m := range msgs {
-		old[i] = m.LocalUID
-		data.SourceUIDs.AddNum(imap.UID(m.LocalUID))
-	}
-	if _, err := s.srv.o.Store.MoveTo(s.srv.ctx, msgs, to.ID); err != nil {
-		return s.storeErr("moving messages", err)
-	}
+	var old []uint32
 	var last uint32
-	for _, m := range msgs {
-		data.DestUIDs.AddNum(imap.UID(m.LocalUID))
-		last = max(last, m.LocalUID)
+	for len(items) > 0 {
+		chunk := items[:min(len(items), opChunk)]
+		items = items[len(chunk):]
+		rows, err := s.rows(v, chunk)
+		if err != nil {
+			return err
+		}
+		msgs := ordered(chunk, rows)
+		for _, m := range msgs {
+			old = append(old, m.LocalUID)
+			data.SourceUIDs.AddNum(imap.UID(m.LocalUID))
+		}
+		if _, err := s.srv.o.Store.MoveTo(s.srv.ctx, msgs, to.ID); err != nil {
+			return s.storeErr("moving messages", err)
+		}
+		for _, m := range msgs {
+			data.DestUIDs.AddNum(imap.UID(m.LocalUID))
+			last = max(last, m.LocalUID)
+		}
+	}
+	if len(old) == 0 {
+		return nil
 	}
 	if err := w.WriteCopyData(data); err != nil {
 		return err
