@@ -280,7 +280,7 @@ func TestEndpointConcurrent(t *testing.T) {
 		s := sessions[rng.Intn(len(sessions))]
 		n := len(truth.uids)
 		seq := 1 + rng.Intn(max(n, 1))
-		switch a := rng.Intn(8); {
+		switch a := rng.Intn(10); {
 		case a == 0 || n == 0:
 			s.cmd(fmt.Sprintf("Subject: r%d\r\n\r\nround %d\r\n", r, r), "APPEND INBOX (\\Seen)")
 		case a == 1:
@@ -299,6 +299,11 @@ func TestEndpointConcurrent(t *testing.T) {
 				t.Fatal(err)
 			}
 			settle(t, srv, fs["INBOX"].ID)
+		case a == 8: // a MOVE within the mailbox renumbers the message
+			s.cmd("", "MOVE %d INBOX", seq)
+		case a == 9:
+			s.cmd("", "STORE %d +FLAGS.SILENT (\\Deleted)", seq)
+			s.cmd("", "UID EXPUNGE %d", truth.uids[seq-1])
 		case a == 7: // the Maildir watcher records a flag change
 			doorFlags(t, st, fs["INBOX"].ID, truth.uids[seq-1])
 			settle(t, srv, fs["INBOX"].ID)
