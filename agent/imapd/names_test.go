@@ -1,0 +1,88 @@
+package imapd
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/postfach/postfach/index"
+)
+
+// TestEndpointAccounts: with several accounts, mailboxes are named
+// "<account>/<folder>"; LIST-EXTENDED's selection and return options;
+// names beyond ASCII in modified UTF-7.
+func TestEndpointAccounts(t *testing.T) {
+	st, err := index.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	fs := map[string]*index.Folder{}
+	for _, name := range []string{"work/INBOX", "work/Sent", "home/INBOX", "home/Lists/Go", "home/Entwürfe"} {
+		acct, folder, _ := strings.Cut(name, "/")
+		var id index.AccountID
+		st.Write(ctx, func(tx *index.Tx) error {
+			id, err = tx.EnsureAccount(acct)
+			return err
+		})
+		f, err := st.CreateFolder(ctx, id, folder, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs[name] = f
+	}
+	if err := st.Write(ctx, func(tx *index.Tx) error { return tx.SetSpecialUse(fs["work/Sent"].ID, `\Sent`) }); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, st, fs["work/Sent"], 5, "Subject: sent\r\n\r\nx\r\n", 0)
+	_, addr := startServer(t, st, "work", "home")
+	c := dialLogin(t, addr, "c")
+	same := func(what string, got []string, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+		}
+	}
+	same("LIST *", c.must(`LIST "" "*"`),
+		`* LIST (\Noselect \HasChildren) "/" "home"`,
+		`* LIST (\HasNoChildren) "/" "home/Entw&APw-rfe"`,
+		`* LIST (\HasNoChildren) "/" "home/INBOX"`,
+		`* LIST (\Noselect \HasChildren) "/" "home/Lists"`,
+		`* LIST (\HasNoChildren) "/" "home/Lists/Go"`,
+		`* LIST (\Noselect \HasChildren) "/" "work"`,
+		`* LIST (\HasNoChildren) "/" "work/INBOX"`,
+		`* LIST (\HasNoChildren \Sent) "/" "work/Sent"`)
+	same("LIST %", c.must("%s", `LIST "" "%"`), `* LIST (\Noselect \HasChildren) "/" "home"`, `* LIST (\Noselect \HasChildren) "/" "work"`)
+	same("LIST empty", c.must(`LIST "" ""`), `* LIST (\Noselect) "/" ""`)
+	same("LIST (SPECIAL-USE)", c.must(`LIST (SPECIAL-USE) "" "*"`), `* LIST (\HasNoChildren \Sent) "/" "work/Sent"`)
+	same("LIST RETURN (STATUS)", c.must("%s", `LIST "" "work/%" RETURN (SUBSCRIBED STATUS (MESSAGES UNSEEN))`),
+		`* LIST (\HasNoChildren \Subscribed) "/" "work/INBOX"`, `* STATUS "work/INBOX" (MESSAGES 0 UNSEEN 0)`,
+		`* LIST (\HasNoChildren \Sent \Subscribed) "/" "work/Sent"`, `* STATUS "work/Sent" (MESSAGES 1 UNSEEN 1)`)
+	same("LIST with a reference", c.must("%s", `LIST "home/" "%"`),
+		`* LIST (\HasNoChildren) "/" "home/Entw&APw-rfe"`, `* LIST (\HasNoChildren) "/" "home/INBOX"`,
+		`* LIST (\Noselect \HasChildren) "/" "home/Lists"`)
+	if _, st := c.cmd("", "SELECT INBOX"); !strings.HasPrefix(st, "NO") {
+		t.Errorf("SELECT INBOX with two accounts: %s", st)
+	}
+	u := c.must(`SELECT "home/Entw&APw-rfe"`)
+	if !slices.Contains(u, "* 0 EXISTS") {
+		t.Errorf("SELECT of a UTF-7 name: %q", u)
+	}
+	if _, st := c.cmd("", `SELECT "home/Entw&APw"`); !strings.HasPrefix(st, "BAD") && !strings.HasPrefix(st, "NO") {
+		t.Errorf("SELECT of a name that is no modified UTF-7: %s", st)
+	}
+	c.must(`CREATE "home/Neu"`)
+	if _, st := c.cmd("", `CREATE "Neu"`); !strings.HasPrefix(st, "NO") {
+		t.Errorf("CREATE outside the accounts: %s", st)
+	}
+	if _, st := c.cmd("", `RENAME "home/Neu" "work/Neu"`); !strings.HasPrefix(st, "NO") {
+		t.Errorf("RENAME across accounts: %s", st)
+	}
+	if _, st := c.cmd("", `CREATE "home/INBOX"`); !strings.Contains(st, "ALREADYEXISTS") {
+		t.Errorf("CREATE of an existing mailbox: %s", st)
+	}
+	same("STATUS", c.must(`STATUS "work/Sent" (MESSAGES SIZE UIDNEXT)`), `* STATUS "work/Sent" (MESSAGES 1 UIDNEXT 2 SIZE 20)`)
+	same("NAMESPACE", c.must("NAMESPACE"), `* NAMESPACE (("" "/")) NIL NIL`)
+}

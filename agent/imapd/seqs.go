@@ -1,0 +1,107 @@
+package imapd
+
+import (
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// item is a message of the selected mailbox that a command names: its
+// sequence number in the client's view and its local UID.
+type item struct {
+	seq uint32
+	uid uint32
+}
+
+// resolve returns the messages numSet names that the client knows
+// (announced by EXISTS, not yet expunged to it), ascending. "*" is the
+// client's last message (a sequence set) or the greatest UID (a UID set);
+// "$" is the last SEARCH RETURN (SAVE) result.
+func (v *view) resolve(numSet imap.NumSet) []item {
+	if imap.IsSearchRes(numSet) {
+		numSet = v.searchRes
+	}
+	b := v.box
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []item
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		last := v.clientLast()
+		for _, r := range set {
+			start, stop := static(r.Start, r.Stop, last)
+			stop = min(stop, last)
+			for c := start; c <= stop && c != 0; c++ {
+				if s := v.tracker.DecodeSeqNum(c); s != 0 {
+					out = append(out, item{seq: c, uid: b.uids[s-1]})
+				}
+			}
+		}
+		slices.SortFunc(out, func(a, b item) int { return int(a.seq) - int(b.seq) })
+		out = slices.Compact(out)
+	case imap.UIDSet:
+		var last uint32
+		if n := len(b.uids); n > 0 {
+			last = b.uids[n-1]
+		}
+		ranges := make([][2]uint32, len(set))
+		for i, r := range set {
+			ranges[i][0], ranges[i][1] = static(uint32(r.Start), uint32(r.Stop), last)
+		}
+		for i, uid := range b.uids {
+			for _, r := range ranges {
+				if r[0] <= uid && uid <= r[1] {
+					if c := v.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
+						out = append(out, item{seq: c, uid: uid})
+					}
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// static makes a range without "*" (0) in it, smallest first.
+func static(start, stop, last uint32) (uint32, uint32) {
+	if start == 0 {
+		start = last
+	}
+	if stop == 0 {
+		stop = last
+	}
+	if start > stop {
+		start, stop = stop, start
+	}
+	return start, stop
+}
+
+// clientLast is the greatest sequence number of a message the client
+// knows that still exists. The caller holds the mailbox's lock.
+func (v *view) clientLast() uint32 {
+	for s := len(v.box.uids); s > 0; s-- {
+		if c := v.tracker.EncodeSeqNum(uint32(s)); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// seqOf returns the client's sequence number of local UID uid, 0 when the
+// client does not know it. The caller holds the mailbox's lock.
+func (v *view) seqOf(uid uint32) uint32 {
+	i := v.box.index(uid)
+	if i < 0 {
+		return 0
+	}
+	return v.tracker.EncodeSeqNum(uint32(i + 1))
+}
+
+// uids returns the local UIDs of items.
+func uids(items []item) []uint32 {
+	out := make([]uint32, len(items))
+	for i, it := range items {
+		out[i] = it.uid
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package imapd
+
+import (
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postfach/postfach/index"
+)
+
+// session is one client connection.
+type session struct {
+	srv    *Server
+	remote net.Addr
+	user   string // "" until logged in
+	view   *view  // the selected mailbox, nil when none
+}
+
+// view is a session's selected mailbox.
+type view struct {
+	box       *mailbox
+	folder    index.Folder // as it was when selected (ID, account, UIDVALIDITY)
+	tracker   *imapserver.SessionTracker
+	readOnly  bool
+	notify    chan struct{} // a token when the hub queued an update (see Idle)
+	searchRes imap.UIDSet   // SEARCH RETURN (SAVE): "$"
+}
+
+var (
+	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
+	_ imapserver.SessionAppendLimit = (*session)(nil)
+)
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	return &session{srv: s, remote: c.NetConn().RemoteAddr()}, nil, nil
+}
+
+func (s *session) Close() error {
+	if s.view != nil {
+		return s.Unselect()
+	}
+	return nil
+}
+
+func (s *session) Login(username, password string) error {
+	if err := s.srv.o.Auth(s.remote, username, password); err != nil {
+		s.srv.log.Info("imapd: login refused", "remote", s.remote.String(), "user", username, "err", err)
+		return imapserver.ErrAuthFailed
+	}
+	s.user = username
+	return nil
+}
+
+// AppendLimit is the largest message APPEND takes.
+func (s *session) AppendLimit() uint32 { return appendLimit }
+
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
+}
+
+// systemFlags are the flags every mailbox takes (FLAGS); PERMANENTFLAGS
+// adds \* (any keyword).
+var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted,
+	imap.FlagDraft, imap.FlagForwarded}
+
+func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, error) {
+	if s.view != nil {
+		if err := s.Unselect(); err != nil {
+			return nil, err
+		}
+	}
+	f, err := s.srv.folder(s.srv.ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var st index.LocalStatus
+	if err := s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
+		st, err = tx.LocalStatus(f.ID)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	b, err := s.srv.hub.open(s.srv.ctx, f.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &view{box: b, folder: *f, readOnly: o.ReadOnly, notify: make(chan struct{}, 1)}
+	b.mu.Lock()
+	v.tracker = b.tracker.NewSession()
+	b.views[v] = struct{}{}
+	data := &imap.SelectData{
+		Flags:          systemFlags,
+		PermanentFlags: append(append([]imap.Flag(nil), systemFlags...), imap.FlagWildcard),
+		NumMessages:    uint32(len(b.uids)),
+		UIDNext:        imap.UID(max(f.LocalUIDNext, b.maxUID+1)),
+		UIDValidity:    f.LocalUIDValidity,
+	}
+	if i := b.index(st.FirstUnseen); st.FirstUnseen != 0 && i >= 0 {
+		data.FirstUnseenSeqNum = uint32(i + 1)
+	}
+	b.mu.Unlock()
+	s.view = v
+	return data, nil
+}
+
+func (s *session) Unselect() error {
+	v := s.view
+	if v == nil {
+		return nil
+	}
+	s.view = nil
+	v.box.mu.Lock()
+	delete(v.box.views, v)
+	for uid, o := range v.box.own {
+		if o == v {
+			delete(v.box.own, uid)
+		}
+	}
+	v.tracker.Close()
+	v.box.mu.Unlock()
+	s.srv.hub.release(v.box)
+	return nil
+}
+
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.view == nil {
+		return nil
+	}
+	return s.view.tracker.Poll(w, allowExpunge)
+}
+
+// Idle sends the selected mailbox's updates as they come until stop. It
+// polls first: go-imap's SessionTracker.Idle would miss an update queued
+// between the last poll and its start; here every update the hub queues
+// after a poll leaves a token in v.notify, so none waits for the next.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	v := s.view
+	if v == nil {
+		<-stop
+		return nil
+	}
+	for {
+		if err := v.tracker.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-v.notify:
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+// checkWritable refuses a change in a mailbox selected with EXAMINE.
+func (v *view) checkWritable() error {
+	if v.readOnly {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
+			Text: "The mailbox is read-only (EXAMINE)"}
+	}
+	return nil
+}
+
+// errNo is a NO response with text.
+func errNo(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: text}
+}
+
+// storeErr turns an error of the store into a one-line NO response
+// (an IMAP error is returned as it is).
+func (s *session) storeErr(what string, err error) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return err
+	}
+	s.srv.log.Warn("imapd: "+what, "user", s.user, "err", err)
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: oneLine(what + ": " + err.Error())}
+}
+
+// oneLine makes text fit a status response: one line, no control
+// characters.
+func oneLine(text string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, text)
+}
