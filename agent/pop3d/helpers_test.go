@@ -41,14 +41,14 @@ type testStore struct {
 	st   *index.Store
 }
 
-func newTestStore(t *testing.T) *testStore {
+func newTestStore(t testing.TB) *testStore {
 	t.Helper()
 	ts := &testStore{root: t.TempDir()}
 	ts.open(t)
 	return ts
 }
 
-func (ts *testStore) open(t *testing.T) {
+func (ts *testStore) open(t testing.TB) {
 	t.Helper()
 	st, err := index.OpenStore(ts.root)
 	if err != nil {
@@ -59,7 +59,7 @@ func (ts *testStore) open(t *testing.T) {
 }
 
 // folder returns (creating) folder name of account.
-func (ts *testStore) folder(t *testing.T, account, name string) *index.Folder {
+func (ts *testStore) folder(t testing.TB, account, name string) *index.Folder {
 	t.Helper()
 	var f *index.Folder
 	err := ts.st.Write(context.Background(), func(tx *index.Tx) error {
@@ -90,7 +90,7 @@ func (ts *testStore) folder(t *testing.T, account, name string) *index.Folder {
 // deliver stores messages into account's folder through the door. Every
 // other one gets its RFC822Size from the caller (as a sync would), the
 // others none (the endpoint counts it).
-func (ts *testStore) deliver(t *testing.T, account, folder string, msgs ...string) {
+func (ts *testStore) deliver(t testing.TB, account, folder string, msgs ...string) {
 	t.Helper()
 	f := ts.folder(t, account, folder)
 	d, err := ts.st.Dir(*f)
@@ -384,7 +384,7 @@ func (c *conn) closed() {
 
 // testCert makes a self-signed certificate for 127.0.0.1 and returns the
 // server's TLS config and the certificate's PEM (for clients to trust).
-func testCert(t *testing.T) (*tls.Config, []byte) {
+func testCert(t testing.TB) (*tls.Config, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
