@@ -1,10 +1,12 @@
 package pop3d
 
 import (
-	"bytes"
+	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -80,23 +82,55 @@ type poplibOut struct {
 	Msgs       map[string]string
 	Tops       map[string]string
 	Quit       string
+	Error      string
 }
 
-// poplib runs testdata/popclient.py against addr.
-func poplib(t *testing.T, addr, login, mode, cafile, dele, end string) *poplibOut {
+// poplibProc is one testdata/popclient.py process, running sessions on
+// request.
+type poplibProc struct {
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startPoplib(t *testing.T) *poplibProc {
 	t.Helper()
 	py := needTool(t, "python3")
-	host, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(py, filepath.Join("testdata", "popclient.py"), host, port, login, testPass, mode, cafile, dele, end)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	b, err := cmd.Output()
+	cmd := exec.Command(py, filepath.Join("testdata", "popclient.py"))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatalf("popclient.py %s: %v\n%s", mode, err, stderr.String())
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 64<<20)
+	return &poplibProc{in: in, out: sc}
+}
+
+// session runs one poplib session against addr (see popclient.py).
+func (p *poplibProc) session(t *testing.T, addr, login, mode, cafile, dele, end string) *poplibOut {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	req, _ := json.Marshal([]string{host, port, login, testPass, mode, cafile, dele, end})
+	if _, err := p.in.Write(append(req, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	if !p.out.Scan() {
+		t.Fatalf("popclient.py: no answer: %v", p.out.Err())
 	}
 	var out poplibOut
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("popclient.py output %q: %v", b, err)
+	if err := json.Unmarshal(p.out.Bytes(), &out); err != nil {
+		t.Fatalf("popclient.py output %.300q: %v", p.out.Bytes(), err)
+	}
+	if out.Error != "" {
+		t.Fatalf("popclient.py %s: %s", mode, out.Error)
 	}
 	return &out
 }
@@ -152,7 +186,8 @@ func TestPoplib(t *testing.T) {
 	srv := start(t, ts, func(o *Options) { o.TLS = cfg })
 	implicit := srv.serveImplicit(t, cfg)
 
-	o := poplib(t, srv.addr, testUser, "stls", ca, "", "quit")
+	py := startPoplib(t)
+	o := py.session(t, srv.addr, testUser, "stls", ca, "", "quit")
 	if !slices.Contains(o.CapaBefore, "STLS") || slices.Contains(o.CapaAfter, "STLS") || !strings.HasPrefix(o.STLS, "+OK") {
 		t.Errorf("CAPA before STLS %q, after %q; STLS %q", o.CapaBefore, o.CapaAfter, o.STLS)
 	}
@@ -160,11 +195,11 @@ func TestPoplib(t *testing.T) {
 		t.Errorf("login %q, quit %q", o.Login, o.Quit)
 	}
 	o.check(t, want)
-	o = poplib(t, implicit, testUser+"+acct", "ssl", ca, "", "quit")
+	o = py.session(t, implicit, testUser+"+acct", "ssl", ca, "", "quit")
 	o.check(t, want)
 
 	// DELE, then the connection drops: nothing removed.
-	o = poplib(t, srv.addr, testUser, "authplain", "", "1,2", "drop")
+	o = py.session(t, srv.addr, testUser, "authplain", "", "1,2", "drop")
 	o.check(t, want)
 	srv.waitIdle(t)
 	if n := len(ts.rows(t, "acct", "INBOX")); n != len(msgs) || len(srv.ex.Calls()) != 0 {
@@ -174,7 +209,7 @@ func TestPoplib(t *testing.T) {
 	// A new server on the same store: the same UIDLs; DELE 1 and 3 at QUIT.
 	srv.stop(t)
 	srv = start(t, ts, nil)
-	o = poplib(t, srv.addr, testUser, "plain", "", "1,3", "quit")
+	o = py.session(t, srv.addr, testUser, "plain", "", "1,3", "quit")
 	nums := o.check(t, want)
 	var gone []string
 	for uidl, n := range nums {
@@ -197,7 +232,7 @@ func TestPoplib(t *testing.T) {
 	srv.stop(t)
 	ts.rebuild(t, "acct", "INBOX")
 	srv = start(t, ts, nil)
-	o = poplib(t, srv.addr, testUser, "plain", "", "", "quit")
+	o = py.session(t, srv.addr, testUser, "plain", "", "", "quit")
 	o.check(t, want)
 }
 
@@ -263,6 +298,12 @@ poll `+host+` service `+port+` protocol POP3 uidl auth password timeout 30
 func TestFetchmail(t *testing.T) {
 	ts := newTestStore(t)
 	msgs := corpus(5000)
+	// A message removed first: the local UIDs of the others start at 2
+	// before the rebuild and at 1 after it.
+	ts.deliver(t, "acct", "INBOX", "Subject: gone\n\n")
+	if err := ts.st.Remove(context.Background(), ts.rows(t, "acct", "INBOX"), nil); err != nil {
+		t.Fatal(err)
+	}
 	ts.deliver(t, "acct", "INBOX", msgs...)
 	cfg, certPEM := testCert(t)
 	home := t.TempDir()
