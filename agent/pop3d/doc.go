@@ -9,8 +9,8 @@
 //     UIDL. APOP is not offered (the endpoint never holds a password in the
 //     clear to compute it with).
 //   - RFC 2449: CAPA, RESP-CODES, PIPELINING (replies are flushed when the
-//     client has nothing more queued), the [IN-USE] and [LOGIN-DELAY]-free
-//     login; RFC 3206: [AUTH], [SYS/TEMP] and [SYS/PERM], AUTH-RESP-CODE.
+//     client has no whole command line queued), [IN-USE]; RFC 3206:
+//     AUTH-RESP-CODE, [AUTH] and [SYS/TEMP]. No LOGIN-DELAY or EXPIRE.
 //   - RFC 2595: STLS, when Options.TLS is set and the connection is not TLS
 //     yet (implicit TLS is the caller's: it wraps the listener). Input the
 //     client sent after STLS in the clear is discarded, never read as a
@@ -62,8 +62,8 @@
 // # Limits
 //
 // Command lines are at most maxLine bytes (longer ones end the
-// connection); the client must send a command within commandTimeout (10
-// minutes, RFC 1939's autologout) and take each reply within
-// writeTimeout; at most maxSessions connections are served at once (more
-// are told [SYS/TEMP] and closed).
+// connection); the client must send each command within 10 minutes (RFC
+// 1939's autologout) and take each chunk of a reply within 2 minutes; at
+// most 100 connections are served at once (more are told [SYS/TEMP] and
+// closed). See defaultLimits.
 package pop3d

@@ -241,8 +241,8 @@ type testServer struct {
 }
 
 // start runs a server over ts, accepting testUser/testPass, with opts
-// changed by edit.
-func start(t *testing.T, ts *testStore, edit func(*Options)) *testServer {
+// changed by edit and its limits by tune.
+func start(t *testing.T, ts *testStore, edit func(*Options), tune ...func(*limits)) *testServer {
 	t.Helper()
 	o := Options{
 		Store:    ts.st,
@@ -264,6 +264,9 @@ func start(t *testing.T, ts *testStore, edit func(*Options)) *testServer {
 	s, err := newServer(o, ex)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range tune {
+		f(&s.lim)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -235,26 +235,34 @@ func TestInUse(t *testing.T) {
 		t.Errorf("login to other: %q", got)
 	}
 	b.cmd("QUIT", "+OK")
-	// A user name with a '+' of its own that names no account is passed
-	// on whole.
-	var got []string
-	srv.o.Auth = func(_ net.Addr, u, p string) error { got = append(got, u); return fmt.Errorf("no") }
-	c := dial(t, srv.addr)
-	c.cmd("USER me+x+other", "+OK")
-	c.cmd("PASS p", "-ERR [AUTH]")
-	c.cmd("USER me+y", "+OK")
-	c.cmd("PASS p", "-ERR [AUTH]")
-	if fmt.Sprint(got) != "[me+x me+y]" {
-		t.Errorf("Auth saw %q", got)
-	}
 	a.cmd("QUIT", "+OK")
 	a.closed()
+
 	// A maildrop whose folder does not exist yet is empty.
-	srv.o.Auth = func(net.Addr, string, string) error { return nil }
-	srv.o.Folder = func(string) string { return "Nowhere" }
-	d := waitLogin(t, srv.addr, "x")
+	srv = start(t, ts, func(o *Options) { o.Folder = func(string) string { return "Nowhere" } })
+	d := dial(t, srv.addr)
+	d.login(testUser)
 	d.cmd("STAT", "+OK 0 0")
 	d.cmd("QUIT", "+OK")
+}
+
+func TestSplitLogin(t *testing.T) {
+	s := &Server{o: Options{Accounts: []string{"work", "home", "b+work", "x"}}}
+	for _, tc := range []struct{ login, user, account string }{
+		{"me", "me", "work"},
+		{"me+home", "me", "home"},
+		{"me+work", "me", "work"},
+		{"me+b+work", "me", "b+work"}, // the longest account name
+		{"me+x+home", "me+x", "home"},
+		{"me+y", "me+y", "work"}, // no such account: all of it is the user name
+		{"+home", "+home", "work"},
+		{"", "", "work"},
+		{"me+", "me+", "work"},
+	} {
+		if u, a := s.splitLogin(tc.login); u != tc.user || a != tc.account {
+			t.Errorf("splitLogin(%q) = %q, %q; want %q, %q", tc.login, u, a, tc.user, tc.account)
+		}
+	}
 }
 
 func sizeOf(msgs []string) int {
@@ -469,19 +477,13 @@ func TestLimits(t *testing.T) {
 	c.expect("-ERR too many")
 	c.closed()
 
-	old := commandTimeout
-	commandTimeout = 200 * time.Millisecond
-	t.Cleanup(func() { commandTimeout = old })
+	srv = start(t, ts, nil, func(l *limits) { l.commandTimeout = 200 * time.Millisecond })
 	c = dial(t, srv.addr)
 	c.login(testUser)
 	c.closed()
-	commandTimeout = old
 
 	// Sessions beyond maxSessions are turned away at once.
-	srv.waitIdle(t)
-	oldMax := maxSessions
-	maxSessions = 2
-	t.Cleanup(func() { maxSessions = oldMax })
+	srv = start(t, ts, nil, func(l *limits) { l.maxSessions = 2 })
 	dial(t, srv.addr)
 	dial(t, srv.addr)
 	cn, err := net.Dial("tcp", srv.addr)
@@ -539,4 +541,42 @@ func TestPipelining(t *testing.T) {
 	c.multi()
 	c.expect("+OK bye (3 messages removed)")
 	c.closed()
+}
+
+// TestNew: New takes the store's Expunge (index.Store's, from the local
+// operations) and refuses options it cannot serve.
+func TestNew(t *testing.T) {
+	ts := newTestStore(t)
+	auth := func(net.Addr, string, string) error { return nil }
+	s, err := New(Options{Store: ts.st, Accounts: []string{"a"}, Auth: auth})
+	if _, ok := any(ts.st).(expunger); ok {
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	} else if err == nil || !strings.Contains(err.Error(), "Expunge") {
+		t.Fatalf("New with a store that cannot expunge: %v", err)
+	}
+	for _, o := range []Options{
+		{Accounts: []string{"a"}, Auth: auth},
+		{Store: ts.st, Accounts: []string{"a"}},
+		{Store: ts.st, Auth: auth},
+	} {
+		if _, err := newServer(o, nopExpunger{}); err == nil {
+			t.Errorf("newServer(%+v) did not fail", o)
+		}
+	}
+	// Close before Serve: Serve returns at once.
+	s, err = newServer(Options{Store: ts.st, Accounts: []string{"a"}, Auth: auth}, nopExpunger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(ln); err != nil {
+		t.Errorf("Serve after Close: %v", err)
+	}
 }

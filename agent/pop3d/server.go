@@ -25,20 +25,27 @@ type Options struct {
 	Logger *slog.Logger // nil: none
 }
 
-// Expunger removes messages from the store at QUIT: the store's Expunge
+// expunger removes messages from the store at QUIT: the store's Expunge
 // (file, row and an upstream expunge intent for each message).
 // *index.Store satisfies it.
-type Expunger interface {
+type expunger interface {
 	Expunge(ctx context.Context, msgs []*index.Message) error
 }
 
-// Limits (variables so that the tests can shrink them).
-var (
-	commandTimeout = 10 * time.Minute // RFC 1939's autologout: at least 10 minutes
-	writeTimeout   = 2 * time.Minute  // for the client to take each chunk of a reply
-	updateTimeout  = 2 * time.Minute  // for the expunge at QUIT
-	maxSessions    = 100              // connections served at once
-)
+// limits bound what a session may take; the tests shrink them.
+type limits struct {
+	commandTimeout time.Duration // for the client to send a command
+	writeTimeout   time.Duration // for the client to take each chunk of a reply
+	updateTimeout  time.Duration // for the removal at QUIT
+	maxSessions    int           // connections served at once
+}
+
+var defaultLimits = limits{
+	commandTimeout: 10 * time.Minute, // RFC 1939's autologout: at least 10 minutes
+	writeTimeout:   2 * time.Minute,
+	updateTimeout:  2 * time.Minute,
+	maxSessions:    100,
+}
 
 const (
 	maxLine = 4096 // longest command line, CRLF included
@@ -53,7 +60,8 @@ const (
 type Server struct {
 	o       Options
 	log     *slog.Logger
-	expunge Expunger
+	expunge expunger
+	lim     limits
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -73,17 +81,16 @@ type sizeMemo struct {
 	disk, wire int64
 }
 
-// New returns a server for o. The store must offer Expunge (see
-// Expunger).
+// New returns a server for o.
 func New(o Options) (*Server, error) {
-	ex, _ := any(o.Store).(Expunger)
+	ex, _ := any(o.Store).(expunger)
 	if ex == nil {
 		return nil, errors.New("pop3d: the store cannot expunge messages (index.Store.Expunge)")
 	}
 	return newServer(o, ex)
 }
 
-func newServer(o Options, ex Expunger) (*Server, error) {
+func newServer(o Options, ex expunger) (*Server, error) {
 	switch {
 	case o.Store == nil:
 		return nil, errors.New("pop3d: no store")
@@ -98,7 +105,7 @@ func newServer(o Options, ex Expunger) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		o: o, log: log, expunge: ex, ctx: ctx, cancel: cancel,
+		o: o, log: log, expunge: ex, lim: defaultLimits, ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		inUse:     map[string]bool{},
@@ -156,7 +163,7 @@ func (s *Server) start(c net.Conn) {
 		c.Close()
 		return
 	}
-	full := len(s.conns) >= maxSessions
+	full := len(s.conns) >= s.lim.maxSessions
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	go func() {

@@ -38,11 +38,14 @@ var errClose = errors.New("session closed by the server")
 // errLineTooLong is readLine's error for a line over maxLine.
 var errLineTooLong = errors.New("command line too long")
 
-// deadlineConn gives every Write writeTimeout to make progress.
-type deadlineConn struct{ net.Conn }
+// deadlineConn gives every Write timeout to make progress.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
 
 func (c deadlineConn) Write(p []byte) (int, error) {
-	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.SetWriteDeadline(time.Now().Add(c.timeout))
 	return c.Conn.Write(p)
 }
 
@@ -55,7 +58,7 @@ func newSession(s *Server, c net.Conn) *session {
 	}
 	ss.log = s.log.With("remote", c.RemoteAddr().String())
 	ss.br = bufio.NewReaderSize(c, maxLine)
-	ss.bw = bufio.NewWriterSize(deadlineConn{c}, 32<<10)
+	ss.bw = bufio.NewWriterSize(deadlineConn{c, s.lim.writeTimeout}, 32<<10)
 	return ss
 }
 
@@ -106,10 +109,10 @@ func (ss *session) pending() bool {
 	return bytes.IndexByte(b, '\n') >= 0
 }
 
-// readLine reads one command line within commandTimeout, without its line
+// readLine reads one command line within the command timeout, without its line
 // end (CRLF or LF).
 func (ss *session) readLine() (string, error) {
-	ss.conn.SetReadDeadline(time.Now().Add(commandTimeout))
+	ss.conn.SetReadDeadline(time.Now().Add(ss.s.lim.commandTimeout))
 	b, err := ss.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		return "", errLineTooLong
@@ -249,7 +252,7 @@ func (ss *session) stls(c command) error {
 	ss.raw.SetDeadline(time.Time{})
 	ss.conn, ss.isTLS = tc, true
 	ss.br.Reset(tc)
-	ss.bw.Reset(deadlineConn{tc})
+	ss.bw.Reset(deadlineConn{tc, ss.s.lim.writeTimeout})
 	ss.user, ss.hasUser, ss.bad = "", false, 0
 	return nil
 }

@@ -170,9 +170,13 @@ func (ss *session) send(arg string, lines int) error {
 func (ss *session) quit() error {
 	// The removal is finished even if the server closes meanwhile: the
 	// client asked for it and the door's steps are not to be cut short.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ss.s.ctx), updateTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ss.s.ctx), ss.s.lim.updateTimeout)
 	defer cancel()
 	n, err := ss.s.update(ctx, ss.md)
+	// The maildrop is free before the reply goes out: a client that
+	// logs in again right after QUIT finds it free.
+	ss.s.unlock(ss.md.account)
+	ss.md = nil
 	if err != nil {
 		ss.log.Error("pop3d: removing deleted messages failed", "err", err)
 		ss.reply("-ERR [SYS/TEMP] some deleted messages not removed")
