@@ -166,3 +166,79 @@ func TestSyncClient(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestFetchChain: postfach's own POP3 fetcher (sync/pop3.Fetch) pulling
+// from the endpoint into a second store, as a POP3 account pointed at
+// another postfach would: every message stored byte for byte (as LF), none
+// fetched twice across a server restart and an index rebuild of the
+// source, and with Keep off each message proven (LIST size, TOP header)
+// and deleted at QUIT.
+func TestFetchChain(t *testing.T) {
+	src := newTestStore(t)
+	msgs := corpus(20 << 10)
+	src.deliver(t, "acct", "INBOX", msgs...)
+	dst := newTestStore(t)
+	srv := start(t, src, nil)
+	fetch := func(keep bool) *pop3.FetchResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := pop3.Fetch(ctx, pop3.FetchOptions{
+			Account: "pulled", Root: dst.root, Index: dst.st,
+			Addr: srv.addr, TLS: pop3.TLSNone, Username: testUser, Password: testPass,
+			Keep: keep, Timeout: 10 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := fetch(true)
+	if res.New != len(msgs) || res.Deleted != 0 {
+		t.Fatalf("first fetch: %+v", res)
+	}
+	// The stored copies: the wire form with LF line ends.
+	want := map[string]bool{}
+	for _, m := range msgs {
+		want[strings.ReplaceAll(string(wireForm(m)), "\r\n", "\n")] = true
+	}
+	for _, r := range dst.rows(t, "pulled", "INBOX") {
+		b, err := dst.st.OpenBody(context.Background(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(b)
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[string(got)] {
+			t.Errorf("stored %.200q: no such message", got)
+		}
+		delete(want, string(got))
+	}
+	if len(want) != 0 {
+		t.Errorf("%d messages not stored", len(want))
+	}
+
+	srv.stop(t)
+	srv = start(t, src, nil)
+	if res := fetch(true); res.New != 0 || res.OnServer != len(msgs) {
+		t.Errorf("after a server restart: %+v", res)
+	}
+	srv.stop(t)
+	src.rebuild(t, "acct", "INBOX")
+	srv = start(t, src, nil)
+	if res := fetch(true); res.New != 0 || res.Reused != 0 {
+		t.Errorf("after an index rebuild: %+v", res)
+	}
+	if res := fetch(false); res.New != 0 || res.Deleted != len(msgs) || res.Unproven != 0 {
+		t.Errorf("fetch without keep: %+v", res)
+	}
+	if n := len(src.rows(t, "acct", "INBOX")); n != 0 {
+		t.Errorf("%d messages left in the source", n)
+	}
+	if n := len(dst.rows(t, "pulled", "INBOX")); n != len(msgs) {
+		t.Errorf("%d messages in the destination, want %d", n, len(msgs))
+	}
+}
