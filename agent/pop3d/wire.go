@@ -10,7 +10,8 @@ import (
 // a multi-line POP3 reply: each LF not preceded by CR becomes CRLF, a line
 // starting with '.' gets another '.', and Close ends the message with a
 // line end (if the message did not end with one) and the terminating ".".
-// A lone CR is passed on as it is.
+// A lone CR is passed on as it is (one that ends the message gets an LF).
+// For TOP it stops after the header, its empty line and lines more lines.
 type dotWriter struct {
 	w       *bufio.Writer
 	bol     bool // at the beginning of a line
