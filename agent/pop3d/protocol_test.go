@@ -36,19 +36,14 @@ func (c *conn) retr(n int, wantSize int) string {
 	return strings.Join(c.multi(), "\r\n") + "\r\n"
 }
 
-// TestSession walks through the whole protocol on one maildrop: what each
-// command answers, messages byte for byte, TOP, DELE/RSET and the removal
-// at QUIT.
-func TestSession(t *testing.T) {
+// TestUnauthenticated: before login, CAPA says what is offered and only
+// the login commands are answered.
+func TestUnauthenticated(t *testing.T) {
 	ts := newTestStore(t)
-	msgs := corpus(3000)
-	ts.deliver(t, "acct", "INBOX", msgs...)
+	ts.deliver(t, "acct", "INBOX", corpus(10)[:1]...)
 	srv := start(t, ts, nil)
-	rows := byLocalUID(t, ts)
-
 	c := dial(t, srv.addr)
-	capa := c.cmd("CAPA", "+OK")
-	_ = capa
+	c.cmd("CAPA", "+OK")
 	caps := c.multi()
 	for _, want := range []string{"TOP", "UIDL", "USER", "SASL PLAIN", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"} {
 		if !slices.Contains(caps, want) {
@@ -66,6 +61,20 @@ func TestSession(t *testing.T) {
 	c = dial(t, srv.addr)
 	c.cmd("APOP me 0123", "-ERR")
 	c.cmd("XYZZY", "-ERR")
+	c.login(testUser)
+}
+
+// TestSession walks through the whole protocol on one maildrop: what each
+// command answers, messages byte for byte, TOP, DELE/RSET and the removal
+// at QUIT.
+func TestSession(t *testing.T) {
+	ts := newTestStore(t)
+	msgs := corpus(3000)
+	ts.deliver(t, "acct", "INBOX", msgs...)
+	srv := start(t, ts, nil)
+	rows := byLocalUID(t, ts)
+
+	c := dial(t, srv.addr)
 	c.cmd("USER "+testUser, "+OK")
 	c.cmd("PASS wrong", "-ERR [AUTH]")
 	c.cmd("PASS "+testPass, "-ERR") // USER again first
@@ -112,25 +121,7 @@ func TestSession(t *testing.T) {
 		}
 	}
 
-	// TOP: the header, the empty line, then n body lines.
-	tops := []struct {
-		n, lines int
-		want     string
-	}{
-		{2, 0, "Subject: dots\r\nMessage-ID: <2@x>\r\n\r\n"},
-		{2, 2, "Subject: dots\r\nMessage-ID: <2@x>\r\n\r\n.\r\n..\r\n"},
-		{3, 1, "Subject: crlf\r\nMessage-ID: <3@x>\r\n\r\nCRLF body\r\n"},
-		{4, 5, string(wireForm(msgs[3]))},
-		{8, 3, "Subject: only header\r\nMessage-ID: <8@x>\r\n"},
-		{9, 2, "Subject: many lines\r\nMessage-ID: <9@x>\r\n\r\nline\r\nline\r\n"},
-		{1, 999999999, string(wireForm(msgs[0]))},
-	}
-	for _, tc := range tops {
-		c.cmd(fmt.Sprintf("TOP %d %d", tc.n, tc.lines), "+OK")
-		if got := strings.Join(c.multi(), "\r\n") + "\r\n"; got != tc.want {
-			t.Errorf("TOP %d %d:\n got %q\nwant %q", tc.n, tc.lines, got, tc.want)
-		}
-	}
+	c.checkTop(msgs)
 
 	// DELE marks, RSET unmarks, QUIT removes.
 	c.cmd("DELE 1", "+OK")
@@ -164,6 +155,30 @@ func TestSession(t *testing.T) {
 	left := byLocalUID(t, ts)
 	if len(left) != len(rows)-2 || left[1].Key != rows[2].Key || left[2].Key != rows[4].Key {
 		t.Errorf("rows after QUIT: %d, want %d without the 2nd and 4th", len(left), len(rows)-2)
+	}
+}
+
+// checkTop checks TOP on the corpus: the header, the empty line, then n
+// body lines.
+func (c *conn) checkTop(msgs []string) {
+	c.t.Helper()
+	tops := []struct {
+		n, lines int
+		want     string
+	}{
+		{2, 0, "Subject: dots\r\nMessage-ID: <2@x>\r\n\r\n"},
+		{2, 2, "Subject: dots\r\nMessage-ID: <2@x>\r\n\r\n.\r\n..\r\n"},
+		{3, 1, "Subject: crlf\r\nMessage-ID: <3@x>\r\n\r\nCRLF body\r\n"},
+		{4, 5, string(wireForm(msgs[3]))},
+		{8, 3, "Subject: only header\r\nMessage-ID: <8@x>\r\n"},
+		{9, 2, "Subject: many lines\r\nMessage-ID: <9@x>\r\n\r\nline\r\nline\r\n"},
+		{1, 999999999, string(wireForm(msgs[0]))},
+	}
+	for _, tc := range tops {
+		c.cmd(fmt.Sprintf("TOP %d %d", tc.n, tc.lines), "+OK")
+		if got := strings.Join(c.multi(), "\r\n") + "\r\n"; got != tc.want {
+			c.t.Errorf("TOP %d %d:\n got %q\nwant %q", tc.n, tc.lines, got, tc.want)
+		}
 	}
 }
 

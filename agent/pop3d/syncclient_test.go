@@ -117,27 +117,7 @@ func TestSyncClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range uidl {
-		w, ok := want[m.UID]
-		if !ok {
-			// A key that cannot be a UIDL: the SHA-256 form.
-			for _, k := range []string{long, odd} {
-				if uidlOf(k) == m.UID {
-					w, ok = want[k], true
-				}
-			}
-		}
-		if !ok {
-			t.Errorf("UIDL %q is no message's", m.UID)
-			continue
-		}
-		if string(got[m.Num]) != string(wireForm(w)) {
-			t.Errorf("RETR %d (%s): %.200q, want %.200q", m.Num, m.UID, got[m.Num], wireForm(w))
-		}
-		if size := int64(len(wireForm(w))) - trailer(w); list[m.Num-1].Size != size {
-			t.Errorf("LIST %d: %d, want %d", m.Num, list[m.Num-1].Size, size)
-		}
-	}
+	checkRetr(t, uidl, list, got, want, long, odd)
 	if err := c.TopMany(ctx, nums, 0, func(num int, r io.Reader) error {
 		b, err := io.ReadAll(r)
 		if !strings.HasPrefix(string(got[num]), string(b)) {
@@ -156,14 +136,56 @@ func TestSyncClient(t *testing.T) {
 	if calls := srv.ex.Calls(); len(calls) != 1 || len(calls[0]) != 2 {
 		t.Errorf("expunged %q, want 2 messages", calls)
 	}
-	for _, k := range []string{long, odd} {
-		if u := uidlOf(k); len(u) > 70 || strings.ContainsFunc(u, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-			t.Errorf("uidlOf(%q) = %q", k, u)
-		}
-	}
 	var pe *pop3.Error
 	if err := c2.Quit(); err != nil && !errors.As(err, &pe) {
 		t.Error(err)
+	}
+}
+
+func TestUIDLOf(t *testing.T) {
+	for _, k := range []string{"1733.1_2.abc.host", strings.Repeat("k", 70)} {
+		if u := uidlOf(k); u != k {
+			t.Errorf("uidlOf(%q) = %q, want the key", k, u)
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range []string{"", strings.Repeat("k", 71), "schön", "a b", "a\x7f", "a\x00"} {
+		u := uidlOf(k)
+		if len(u) > 70 || u == "" || strings.ContainsFunc(u, func(r rune) bool { return r < 0x21 || r > 0x7e }) || seen[u] {
+			t.Errorf("uidlOf(%q) = %q", k, u)
+		}
+		if u != uidlOf(k) {
+			t.Errorf("uidlOf(%q) is not stable", k)
+		}
+		seen[u] = true
+	}
+}
+
+// checkRetr checks what RETR gave (got, by number) and LIST's sizes
+// against the corpus by key (want); UIDLs of keys that cannot be one are
+// their SHA-256 form.
+func checkRetr(t *testing.T, uidl, list []pop3.MsgInfo, got map[int][]byte, want map[string]string, odd ...string) {
+	t.Helper()
+	for _, m := range uidl {
+		w, ok := want[m.UID]
+		if !ok {
+			// A key that cannot be a UIDL: the SHA-256 form.
+			for _, k := range odd {
+				if uidlOf(k) == m.UID {
+					w, ok = want[k], true
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("UIDL %q is no message's", m.UID)
+			continue
+		}
+		if string(got[m.Num]) != string(wireForm(w)) {
+			t.Errorf("RETR %d (%s): %.200q, want %.200q", m.Num, m.UID, got[m.Num], wireForm(w))
+		}
+		if size := int64(len(wireForm(w))) - trailer(w); list[m.Num-1].Size != size {
+			t.Errorf("LIST %d: %d, want %d", m.Num, list[m.Num-1].Size, size)
+		}
 	}
 }
 
