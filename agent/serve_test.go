@@ -404,7 +404,8 @@ pop3 = %q
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, RunOptions{Endpoints: Endpoints{IMAP: mk, POP3: mk}}) }()
+	reload := make(chan *configs.Config)
+	go func() { done <- a.Run(ctx, RunOptions{Reload: reload, Endpoints: Endpoints{IMAP: mk, POP3: mk}}) }()
 
 	var e *echoEndpoint
 	select {
@@ -462,6 +463,30 @@ pop3 = %q
 	}
 	if len(st.Accounts) != 1 || st.Accounts[0].Name != "work" {
 		t.Errorf("the account's service: %+v", st.Accounts)
+	}
+
+	// Once the port is free, a reload (SIGHUP) starts the failed endpoint;
+	// the login stays the same.
+	busy.Close()
+	reload <- cfg
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st, err = a.AgentStatus(ctx); err == nil && len(st.Endpoints) == 2 && st.Endpoints[1].State == EndpointListening {
+			break
+		}
+	}
+	if len(st.Endpoints) != 2 || st.Endpoints[1].State != EndpointListening {
+		t.Fatalf("after a reload: %+v", st.Endpoints)
+	}
+	conn, err = net.Dial("tcp", busy.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = dialEcho(t, conn)
+	if err := c.starttls(cert); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.do("LOGIN " + creds.Username + " " + creds.Password); got != "OK logged in" {
+		t.Errorf("local login on the restarted endpoint: %q", got)
 	}
 
 	start := time.Now()
