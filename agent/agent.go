@@ -36,7 +36,8 @@
 // allow_remote and TLS are on, wraps the listener for implicit TLS or
 // hands the server the tls.Config for STARTTLS, and runs the Endpoint the
 // CLI plugged in (RunOptions.Endpoints) with a localauth.Checker as its
-// Auth. They start with Run and on a reload that changes [serve] or the
+// Auth, guarded: a client on another machine logs in only over TLS (the
+// service's tls.Config marks each connection that starts TLS). They start with Run and on a reload that changes [serve] or the
 // account names, or finds one failed; one that cannot listen is logged
 // and shown failed while the rest of the agent goes on.
 package agent

@@ -87,11 +87,18 @@ type endpointService struct {
 	mode        string // none, starttls, implicit
 	allowRemote bool
 	tls         *tls.Config // the certificate, for starttls and implicit
-	// make builds the endpoint; tls is what it offers as STARTTLS.
-	make func(tls *tls.Config) (Endpoint, error)
-	log  *slog.Logger
+	// auth checks a login (localauth.Checker.Check); Run hands the
+	// endpoint a guard around it (see guardAuth).
+	auth func(remote net.Addr, username, password string) error
+	// newEndpoint builds the endpoint; starttls is what it offers as
+	// STARTTLS (nil: none), auth its login check.
+	newEndpoint func(starttls *tls.Config, auth func(net.Addr, string, string) error) (Endpoint, error)
+	log         *slog.Logger
 	// listening is called once the endpoint accepts connections.
 	listening func()
+	// loopback tells a client on this machine (nil: isLoopbackAddr); the
+	// tests replace it to play a remote client.
+	loopback func(net.Addr) bool
 }
 
 // Run listens on the service's address and serves the endpoint until ctx
@@ -114,14 +121,16 @@ func (s *endpointService) Run(ctx context.Context) error {
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && !s.allowRemote {
 		return fmt.Errorf("%s endpoint: %s listens on %s, which is not loopback: refused (see [serve] allow_remote)", s.name, s.addr, ta.IP)
 	}
+	tracker := &tlsTracker{conns: map[string]bool{}}
+	ln = trackedListener{Listener: ln, t: tracker}
 	var starttls *tls.Config
 	switch s.mode {
 	case "implicit":
-		ln = tls.NewListener(ln, s.tls)
+		ln = tls.NewListener(ln, tracker.config(s.tls))
 	case "starttls":
-		starttls = s.tls
+		starttls = tracker.config(s.tls)
 	}
-	ep, err := s.make(starttls)
+	ep, err := s.newEndpoint(starttls, s.guardAuth(tracker))
 	if err != nil {
 		return fmt.Errorf("%s endpoint: %w", s.name, err)
 	}
@@ -146,6 +155,110 @@ func (s *endpointService) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("%s endpoint on %s: %w", s.name, s.addr, err)
 	}
+}
+
+// errPlaintextLogin refuses a login sent in clear text from another
+// machine.
+var errPlaintextLogin = errors.New("login refused: from another machine, log in over TLS (STARTTLS first)")
+
+// guardAuth returns the endpoint's login check: a client that is not on
+// this machine must have started TLS first (with implicit TLS every
+// connection has); then s.auth decides.
+func (s *endpointService) guardAuth(t *tlsTracker) func(net.Addr, string, string) error {
+	loopback := s.loopback
+	if loopback == nil {
+		loopback = isLoopbackAddr
+	}
+	return func(remote net.Addr, username, password string) error {
+		if s.mode != "implicit" && !loopback(remote) && !t.secure(remote) {
+			s.log.Warn("local login refused: sent in clear text from another machine", "endpoint", s.name, "remote", fmt.Sprint(remote))
+			return errPlaintextLogin
+		}
+		return s.auth(remote, username, password)
+	}
+}
+
+// isLoopbackAddr reports whether a client's address is on this machine.
+func isLoopbackAddr(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	if a == nil {
+		return false
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+// tlsTracker knows which connections of a listener started TLS: the
+// tls.Config it hands out marks a connection at its ClientHello (from
+// then on the connection speaks TLS or fails), keyed by the client's
+// address, which the endpoint passes to Auth.
+type tlsTracker struct {
+	mu    sync.Mutex
+	conns map[string]bool // client address -> TLS started
+}
+
+// config returns base marking each connection that starts TLS.
+func (t *tlsTracker) config(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if hello.Conn != nil {
+			t.mu.Lock()
+			if _, ok := t.conns[hello.Conn.RemoteAddr().String()]; ok {
+				t.conns[hello.Conn.RemoteAddr().String()] = true
+			}
+			t.mu.Unlock()
+		}
+		return nil, nil // base itself
+	}
+	return c
+}
+
+// secure reports whether the client at remote started TLS.
+func (t *tlsTracker) secure(remote net.Addr) bool {
+	if remote == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.conns[remote.String()]
+}
+
+// trackedListener registers each connection it accepts with its tracker
+// until the connection is closed.
+type trackedListener struct {
+	net.Listener
+	t *tlsTracker
+}
+
+func (l trackedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	key := c.RemoteAddr().String()
+	l.t.mu.Lock()
+	l.t.conns[key] = false
+	l.t.mu.Unlock()
+	return &trackedConn{Conn: c, t: l.t, key: key}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	t    *tlsTracker
+	key  string
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		delete(c.t.conns, c.key)
+		c.t.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // checkListen refuses what [serve] refuses (configs checks the file; this
@@ -280,10 +393,11 @@ func (e *endpoints) run(ctx context.Context, cfg *configs.Config, names []string
 	for i, sp := range list {
 		svc := &endpointService{
 			name: sp.name, addr: sp.addr, mode: cfg.Serve.TLS, allowRemote: cfg.Serve.AllowRemote, tls: tlsCfg, log: log,
-			make: func(starttls *tls.Config) (Endpoint, error) {
+			auth: checker.Check,
+			newEndpoint: func(starttls *tls.Config, auth func(net.Addr, string, string) error) (Endpoint, error) {
 				ep, err := sp.make(EndpointOptions{
 					Store: e.d.a.store, Accounts: names, Folder: pop3Folder(cfg),
-					Auth: checker.Check, TLS: starttls, Logger: log.With("endpoint", sp.name),
+					Auth: auth, TLS: starttls, Logger: log.With("endpoint", sp.name),
 				})
 				if err == nil && isNil(ep) {
 					err = errors.New("no endpoint made")

@@ -182,13 +182,18 @@ func (w testWriter) Write(p []byte) (int, error) {
 // 127.0.0.1 and returns the endpoint's address and the service's end.
 func startService(t *testing.T, mode string, cert *localauth.Certificate, auth func(net.Addr, string, string) error) (string, context.CancelFunc, <-chan error) {
 	t.Helper()
+	return startServiceWith(t, &endpointService{mode: mode, auth: auth}, cert)
+}
+
+func startServiceWith(t *testing.T, svc *endpointService, cert *localauth.Certificate) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
 	made := make(chan *echoEndpoint, 1)
-	svc := &endpointService{name: "imap", addr: "127.0.0.1:0", mode: mode, log: testLogger(t),
-		make: func(starttls *tls.Config) (Endpoint, error) {
-			e := newEcho(EndpointOptions{Auth: auth, TLS: starttls})
-			made <- e
-			return e, nil
-		}}
+	svc.name, svc.addr, svc.log = "imap", "127.0.0.1:0", testLogger(t)
+	svc.newEndpoint = func(starttls *tls.Config, auth func(net.Addr, string, string) error) (Endpoint, error) {
+		e := newEcho(EndpointOptions{Auth: auth, TLS: starttls})
+		made <- e
+		return e, nil
+	}
 	if cert != nil {
 		svc.tls = cert.TLSConfig()
 	}
@@ -287,6 +292,67 @@ func TestEndpointServiceTLSModes(t *testing.T) {
 	})
 }
 
+// A client on another machine cannot log in in clear text: only after
+// STARTTLS (or over implicit TLS); one on this machine can. (The test
+// plays the remote client over loopback sockets.)
+func TestEndpointServicePlaintextLogin(t *testing.T) {
+	cert, err := localauth.LoadCertificate(t.TempDir(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls int
+	var mu sync.Mutex
+	auth := func(net.Addr, string, string) error { mu.Lock(); calls++; mu.Unlock(); return nil }
+	remote := func(net.Addr) bool { return false }
+	for _, mode := range []string{"starttls", "implicit"} {
+		t.Run(mode, func(t *testing.T) {
+			addr, cancel, done := startServiceWith(t, &endpointService{mode: mode, auth: auth, loopback: remote}, cert)
+			defer func() { cancel(); <-done }()
+			var c *client
+			if mode == "implicit" {
+				conn, err := tls.Dial("tcp", addr, pinned(cert))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c = dialEcho(t, conn)
+			} else {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c = dialEcho(t, conn)
+				mu.Lock()
+				calls = 0
+				mu.Unlock()
+				if got := c.do("LOGIN me pw"); got != "NO "+errPlaintextLogin.Error() {
+					t.Errorf("clear-text login from another machine: %q", got)
+				}
+				mu.Lock()
+				if calls != 0 {
+					t.Errorf("the password was checked (%d calls)", calls)
+				}
+				mu.Unlock()
+				if err := c.starttls(cert); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.do("LOGIN me pw"); got != "OK logged in" {
+				t.Errorf("login over TLS from another machine: %q", got)
+			}
+		})
+	}
+	// On this machine, clear text is fine (STARTTLS offered, not forced).
+	addr, cancel, done := startService(t, "starttls", cert, auth)
+	defer func() { cancel(); <-done }()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dialEcho(t, conn).do("LOGIN me pw"); got != "OK logged in" {
+		t.Errorf("clear-text login on this machine: %q", got)
+	}
+}
+
 // An address that is not loopback is refused without allow_remote, and
 // without TLS; nothing listens and no endpoint is made.
 func TestEndpointServiceRefusesRemote(t *testing.T) {
@@ -314,7 +380,10 @@ func TestEndpointServiceRefusesRemote(t *testing.T) {
 	// The service itself: refused before it listens.
 	made := false
 	svc := &endpointService{name: "pop3", addr: "0.0.0.0:0", mode: "none", log: testLogger(t),
-		make: func(*tls.Config) (Endpoint, error) { made = true; return newEcho(EndpointOptions{}), nil }}
+		newEndpoint: func(*tls.Config, func(net.Addr, string, string) error) (Endpoint, error) {
+			made = true
+			return newEcho(EndpointOptions{}), nil
+		}}
 	err := svc.Run(t.Context())
 	if want := "pop3 endpoint: 0.0.0.0:0 is not a loopback address: refused without [serve] allow_remote = true"; err == nil || err.Error() != want || made {
 		t.Errorf("Run = %v (endpoint made: %v), want %q", err, made, want)
@@ -329,7 +398,9 @@ func TestEndpointServicePortInUse(t *testing.T) {
 	}
 	defer busy.Close()
 	svc := &endpointService{name: "imap", addr: busy.Addr().String(), mode: "none", log: testLogger(t),
-		make: func(*tls.Config) (Endpoint, error) { return newEcho(EndpointOptions{}), nil }}
+		newEndpoint: func(*tls.Config, func(net.Addr, string, string) error) (Endpoint, error) {
+			return newEcho(EndpointOptions{}), nil
+		}}
 	err = svc.Run(t.Context())
 	want := "imap endpoint: cannot listen on " + busy.Addr().String() + ": address already in use (another program, or another postfach, uses the port: stop it or pick another port in [serve])"
 	if err == nil || err.Error() != want {
