@@ -8,6 +8,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/postfach/postfach/agent/localauth"
@@ -25,7 +26,7 @@ type endpoints struct {
 
 	mu       sync.Mutex
 	serve    configs.Serve // what the running ones were made from
-	accounts []string
+	accounts []string      // and accountKeys
 	cancel   context.CancelFunc
 	wg       *sync.WaitGroup
 	checker  *localauth.Checker
@@ -33,16 +34,18 @@ type endpoints struct {
 }
 
 // reload starts the endpoints cfg asks for; they are restarted when
-// [serve] or the account names changed, or one of them failed (a SIGHUP
-// tries again), and stopped when none is asked for any more.
+// [serve], the account names or their passwords' sources changed, or one
+// of them failed (a SIGHUP tries again), and stopped when none is asked
+// for any more.
 func (e *endpoints) reload(cfg *configs.Config) {
 	names := make([]string, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
 		names[i] = a.Name
 	}
+	keys := accountKeys(cfg)
 	e.mu.Lock()
 	running := e.cancel != nil
-	same := running && e.serve == cfg.Serve && slices.Equal(e.accounts, names) && !e.anyFailed()
+	same := running && e.serve == cfg.Serve && slices.Equal(e.accounts, keys) && !e.anyFailed()
 	e.mu.Unlock()
 	if same {
 		return
@@ -58,7 +61,7 @@ func (e *endpoints) reload(cfg *configs.Config) {
 	ctx, cancel := context.WithCancel(e.d.ctx)
 	wg := &sync.WaitGroup{}
 	e.mu.Lock()
-	e.serve, e.accounts, e.cancel, e.wg, e.checker = cfg.Serve, names, cancel, wg, nil
+	e.serve, e.accounts, e.cancel, e.wg, e.checker = cfg.Serve, keys, cancel, wg, nil
 	e.states = nil
 	for _, l := range list {
 		e.states = append(e.states, &EndpointStatus{Name: l.name, Addr: l.addr, TLS: cfg.Serve.TLS, State: EndpointStarting})
@@ -69,6 +72,21 @@ func (e *endpoints) reload(cfg *configs.Config) {
 		defer wg.Done()
 		e.run(ctx, cfg, names, list, wg)
 	}()
+}
+
+// accountKeys is what the endpoints use of the accounts: their names, in
+// order (the folders served), and their passwords' sources (the upstream
+// passwords the checker refuses).
+func accountKeys(cfg *configs.Config) []string {
+	var keys []string
+	for _, a := range cfg.Accounts {
+		k := []string{a.Name, a.Password, a.PasswordEnv, a.PasswordCmd}
+		if a.SMTP != nil {
+			k = append(k, a.SMTP.Password, a.SMTP.PasswordEnv, a.SMTP.PasswordCmd)
+		}
+		keys = append(keys, strings.Join(k, "\x00"))
+	}
+	return keys
 }
 
 // endpointSpec is an endpoint the config asks for.
