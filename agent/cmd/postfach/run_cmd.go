@@ -89,21 +89,6 @@ the rest of the agent goes on; SIGHUP tries it again.`,
 	return cmd
 }
 
-// endpoints are the local endpoints `postfach run` serves where [serve]
-// sets their address. PLACEHOLDER until the IMAP and POP3 servers are
-// merged: the lead sets IMAP to imapd and POP3 to pop3d here, as
-//
-//	IMAP: func(o agent.EndpointOptions) (agent.Endpoint, error) {
-//		s, err := imapd.New(imapd.Options{Store: o.Store, Accounts: o.Accounts, Auth: o.Auth, TLS: o.TLS, Logger: o.Logger})
-//		if err != nil {
-//			return nil, err
-//		}
-//		return s, nil
-//	},
-//
-// and POP3 alike with pop3d.Options (plus Folder: o.Folder).
-var endpoints = agent.Endpoints{}
-
 // reloadOnHangup loads the config file again on each SIGHUP and hands it
 // to the agent; a file with errors is logged and not handed over.
 func reloadOnHangup(ctx context.Context, path string, hup <-chan os.Signal, reload chan<- *configs.Config, log *slog.Logger) {
