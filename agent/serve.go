@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
@@ -98,6 +99,10 @@ type endpointService struct {
 	loopback func(net.Addr) bool
 }
 
+// endpointStopWait bounds the wait for an endpoint's Serve to return
+// after Close.
+const endpointStopWait = 2 * time.Second
+
 // Run listens on the service's address and serves the endpoint until ctx
 // ends (then it returns nil once the endpoint has closed) or the endpoint
 // fails. It refuses an address that is not loopback unless remote access
@@ -141,8 +146,17 @@ func (s *endpointService) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		ep.Close()
 		ln.Close()
-		if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
-			s.log.Debug("local endpoint stopped", "endpoint", s.name, "err", err)
+		t := time.NewTimer(endpointStopWait)
+		defer t.Stop()
+		select {
+		case err := <-served:
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("local endpoint stopped", "endpoint", s.name, "err", err)
+			}
+		case <-t.C:
+			// Within the agent's budget (3 s), and a reload is not held
+			// up by it.
+			s.log.Warn("local endpoint did not stop in time: abandoned", "endpoint", s.name, "waited", endpointStopWait)
 		}
 		return nil
 	case err := <-served:

@@ -569,3 +569,39 @@ pop3 = %q
 		t.Errorf("stopping took %v", d)
 	}
 }
+
+// stuckEndpoint's Serve does not return when closed.
+type stuckEndpoint struct{ release chan struct{} }
+
+func (s stuckEndpoint) Serve(net.Listener) error { <-s.release; return nil }
+func (s stuckEndpoint) Close() error             { return nil }
+
+// An endpoint that does not stop when closed is abandoned after
+// endpointStopWait: the agent's stop (and a reload) is not held up.
+func TestEndpointServiceStuckEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	listening := make(chan struct{})
+	svc := &endpointService{name: "imap", addr: "127.0.0.1:0", mode: "none", log: testLogger(t),
+		newEndpoint: func(*tls.Config, func(net.Addr, string, string) error) (Endpoint, error) {
+			return stuckEndpoint{release}, nil
+		},
+		listening: func() { close(listening) }}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-listening
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if d := time.Since(start); d < endpointStopWait {
+			t.Errorf("returned after %v, before the endpoint's time was up", d)
+		}
+	case <-time.After(endpointStopWait + 10*time.Second):
+		t.Fatal("Run waits for a stuck endpoint")
+	}
+}
