@@ -59,8 +59,9 @@ type Checker struct {
 
 // penalty is what a Checker remembers of an address with failed logins.
 type penalty struct {
-	fails int       // failed logins since the last success (or since forgotten)
-	free  time.Time // when its next attempt may be checked
+	fails   int       // failed logins since the last success (or since forgotten)
+	free    time.Time // when its next attempt may be checked
+	refused bool      // an attempt was refused unchecked (logged once)
 }
 
 // NewChecker returns a Checker for the local login. It refuses a local
@@ -125,10 +126,12 @@ func (c *Checker) Close() { c.closeOnce.Do(func() { close(c.closed) }) }
 // upstream account's password is always refused.
 func (c *Checker) Check(remote net.Addr, username, password string) error {
 	key := addrKey(remote)
-	wait, ok := c.reserve(key)
+	wait, ok, first := c.reserve(key)
 	if !ok {
 		c.failures.Add(1)
-		c.log.Warn("local login refused unchecked: too many failed logins from this address; wait and try again", "remote", key)
+		if first { // once per address, not once per attempt of a flood
+			c.log.Warn("local logins refused unchecked: too many failed logins from this address; it must wait", "remote", key)
+		}
 		return ErrAuthFailed
 	}
 	c.sleep(wait, c.closed)
@@ -164,28 +167,31 @@ func (c *Checker) Check(remote net.Addr, username, password string) error {
 }
 
 // reserve returns how long an attempt from key waits before it is
-// checked, and reserves the turn after it; false when the wait would
-// exceed the longest delay (the attempt is refused unchecked).
-func (c *Checker) reserve(key string) (time.Duration, bool) {
+// checked, and reserves the turn after it; ok is false when the wait
+// would exceed the longest delay (the attempt is refused unchecked), and
+// first then tells the first such refusal of the address.
+func (c *Checker) reserve(key string) (wait time.Duration, ok, first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pen, ok := c.addrs[key]
-	if !ok || pen.fails == 0 {
-		return 0, true
+	pen, found := c.addrs[key]
+	if !found || pen.fails == 0 {
+		return 0, true, false
 	}
 	now := c.now()
 	if now.Sub(pen.free) > c.forget {
 		delete(c.addrs, key)
-		return 0, true
+		return 0, true, false
 	}
 	slot := later(now, pen.free)
-	wait := slot.Sub(now)
+	wait = slot.Sub(now)
 	if wait > c.max {
-		return 0, false
+		first, pen.refused = !pen.refused, true
+		return 0, false, first
 	}
+	pen.refused = false
 	// Should this attempt fail too, the next one waits for its delay.
 	pen.free = slot.Add(c.delay(pen.fails + 1))
-	return wait, true
+	return wait, true, false
 }
 
 // penalty returns the entry of key, making one (c.mu held).

@@ -1,9 +1,12 @@
 package localauth
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,7 +137,9 @@ func TestFailureDelays(t *testing.T) {
 // out the delay before it is checked, and one beyond the cap is refused
 // unchecked, even with the right password, until its turn comes.
 func TestParallelAttemptsTakeTurns(t *testing.T) {
-	c, clk := newTestChecker(t, CheckerOptions{Username: "me", Password: "local", BaseDelay: time.Second, MaxDelay: 4 * time.Second})
+	var logged bytes.Buffer
+	c, clk := newTestChecker(t, CheckerOptions{Username: "me", Password: "local", BaseDelay: time.Second, MaxDelay: 4 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	for range 3 {
 		c.Check(alice, "me", "wrong") // the clock stands still: all at once
 	}
@@ -149,6 +154,16 @@ func TestParallelAttemptsTakeTurns(t *testing.T) {
 	}
 	if got := clk.taken(); len(got) != 0 {
 		t.Errorf("the refused attempt waited %v", got)
+	}
+	// A flood of them is refused, counted and logged once.
+	for range 50 {
+		c.Check(alice, "me", "wrong")
+	}
+	if n := strings.Count(logged.String(), "refused unchecked"); n != 1 {
+		t.Errorf("%d log lines about refused attempts, want 1:\n%s", n, logged.String())
+	}
+	if n := c.Failures(); n != 54 {
+		t.Errorf("Failures = %d, want 54", n)
 	}
 	clk.advance(4 * time.Second)
 	if err := c.Check(alice, "me", "local"); err != nil {
