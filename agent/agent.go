@@ -1,6 +1,6 @@
 // Package agent runs postfach's jobs for the accounts of a config: one-shot
-// syncs and migrations, and the daemon, `postfach run` (later also the
-// local endpoints and backups). It is the only package that turns a
+// syncs and migrations, and the daemon, `postfach run`, with the local
+// endpoints (later also backups). It is the only package that turns a
 // configs.Config into the plain option structs of the packages below it.
 //
 // Open (and CheckStore, for `config check`) refuses a store whose place
@@ -30,6 +30,16 @@
 // serves `postfach status` (AgentStatus) and `postfach sync`
 // (SyncThroughAgent); a socket file without a listener is one a killed
 // agent left, removed by the next.
+//
+// The local endpoints (serve.go) are one endpointService each, for every
+// [serve] address set: it refuses an address that is not loopback unless
+// allow_remote and TLS are on, wraps the listener for implicit TLS or
+// hands the server the tls.Config for STARTTLS, and runs the Endpoint the
+// CLI plugged in (RunOptions.Endpoints) with a localauth.Checker as its
+// Auth, guarded: a client on another machine logs in only over TLS (the
+// service's tls.Config marks each connection that starts TLS). They start with Run and on a reload that changes [serve] or the
+// account names, or finds one failed; one that cannot listen is logged
+// and shown failed while the rest of the agent goes on.
 package agent
 
 import (

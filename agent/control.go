@@ -30,6 +30,9 @@ import (
 type AgentStatus struct {
 	PID      int             `json:"pid"`
 	Accounts []ServiceStatus `json:"accounts"`
+	// Endpoints are the local endpoints' states (serve.go); none when
+	// [serve] turns none on.
+	Endpoints []EndpointStatus `json:"endpoints,omitempty"`
 }
 
 // ServiceStatus is one account's live state.

@@ -38,6 +38,10 @@ type RunOptions struct {
 	// logged and it is started again a minute later.
 	Local Watcher
 
+	// Endpoints are the local endpoints (IMAP, POP3) Run serves where
+	// [serve] sets their address (serve.go); the CLI plugs in the servers.
+	Endpoints Endpoints
+
 	// StopTimeout bounds the wait for the services once ctx ends;
 	// default 3 s (SIGTERM must stop the agent within 5).
 	StopTimeout time.Duration
@@ -91,6 +95,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		a: a, opts: opts, log: a.log, ctx: runCtx,
 		indexKick: make(chan struct{}, 1), conns: map[net.Conn]bool{}, reloaded: make(chan struct{}),
 	}
+	d.endpoints = &endpoints{d: d}
 	var bg sync.WaitGroup
 	bg.Add(2)
 	go func() { defer bg.Done(); d.serve(ln) }()
@@ -117,6 +122,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		for _, s := range d.snapshot() {
 			<-s.done
 		}
+		d.endpoints.wait()
 		bg.Wait()
 		close(stopped)
 	}()
@@ -146,6 +152,8 @@ type daemon struct {
 	cfg      *configs.Config
 	services map[string]*service
 	reloaded chan struct{} // closed when a reload is done (then replaced)
+
+	endpoints *endpoints // the local endpoints (serve.go)
 
 	// The full-text indexer runs when no sync does (indexer).
 	busyMu      sync.Mutex
@@ -205,6 +213,7 @@ func (d *daemon) reload(cfg *configs.Config) {
 	close(d.reloaded)
 	d.reloaded = make(chan struct{})
 	d.mu.Unlock()
+	d.endpoints.reload(cfg)
 }
 
 // successor waits until the service for name is no longer s (a reload
@@ -333,7 +342,7 @@ func (d *daemon) indexer(ctx context.Context) {
 
 // status is the agent's live state.
 func (d *daemon) status() *AgentStatus {
-	st := &AgentStatus{PID: os.Getpid(), Accounts: []ServiceStatus{}}
+	st := &AgentStatus{PID: os.Getpid(), Accounts: []ServiceStatus{}, Endpoints: d.endpoints.status()}
 	for _, s := range d.snapshot() {
 		st.Accounts = append(st.Accounts, s.status())
 	}

@@ -79,7 +79,7 @@ func TestSecretFilePermissions(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // A POP3 folder must stay below the account's folder, and the local
-// endpoints listen on loopback only.
+// endpoints listen on loopback only unless allow_remote (see serve_test.go).
 func TestFolderAndServeChecks(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	pop := "[[accounts]]\nname = \"p\"\nkind = \"pop3\"\nhost = \"pop.example.org\"\nusername = \"u\"\npassword = \"p\"\n"
@@ -97,9 +97,9 @@ func TestFolderAndServeChecks(t *testing.T) {
 		{"control", pop + "folder = \"a\\u001b[2Jb\"\n", []string{
 			`FILE:7: accounts[1].folder: "a\x1b[2Jb" holds a control character`}},
 		{"serve any", "[serve]\nimap = \"0.0.0.0:1143\"\npop3 = \":1110\"\nsubmission = \"192.168.1.2:1587\"\n", []string{
-			`FILE:2: serve.imap: "0.0.0.0:1143" is not a loopback address: the local endpoints serve the whole store and listen on 127.0.0.1, ::1 or localhost only (like "127.0.0.1:1143")`,
-			`FILE:3: serve.pop3: ":1110" is not a loopback address: the local endpoints serve the whole store and listen on 127.0.0.1, ::1 or localhost only (like "127.0.0.1:1110")`,
-			`FILE:4: serve.submission: "192.168.1.2:1587" is not a loopback address: the local endpoints serve the whole store and listen on 127.0.0.1, ::1 or localhost only (like "127.0.0.1:1587")`}},
+			`FILE:2: serve.imap: "0.0.0.0:1143" is not a loopback address: the endpoints serve the whole store to whoever logs in, so listening beyond this machine needs allow_remote = true and tls = "starttls" or "implicit" (or listen on "127.0.0.1:1143")`,
+			`FILE:3: serve.pop3: ":1110" is not a loopback address: the endpoints serve the whole store to whoever logs in, so listening beyond this machine needs allow_remote = true and tls = "starttls" or "implicit" (or listen on "127.0.0.1:1110")`,
+			`FILE:4: serve.submission: "192.168.1.2:1587" is not a loopback address: the endpoints serve the whole store to whoever logs in, so listening beyond this machine needs allow_remote = true and tls = "starttls" or "implicit" (or listen on "127.0.0.1:1587")`}},
 		{"serve loopback", "[serve]\nimap = \"localhost:1143\"\npop3 = \"[::1]:1110\"\nsubmission = \"127.0.0.2:1587\"\n", nil},
 		{"nested folder", pop + "folder = \"Lists/pop\"\n", nil},
 	}

@@ -36,14 +36,6 @@ type Store struct {
 	Path string
 }
 
-// Serve is the [serve] table: the addresses ("host:port") of the local
-// endpoints. An empty string turns an endpoint off.
-type Serve struct {
-	IMAP       string // default "127.0.0.1:1143"
-	POP3       string // default "127.0.0.1:1110"
-	Submission string // default "127.0.0.1:1587"
-}
-
 // Backup is the [backup] table.
 type Backup struct {
 	Path string // absolute; default "~/MailBackups"

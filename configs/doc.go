@@ -40,7 +40,16 @@
 // rc file: owned by another user than the effective one it is refused;
 // open to group or others it loads with a warning marked Always, which
 // every command prints. POP3 folders stay below the account's folder (no
-// "." or ".." level), and [serve] endpoints listen on loopback only.
+// "." or ".." level).
+//
+// # Local endpoints
+//
+// The [serve] endpoints are off unless their address is set (`postfach
+// init` writes a config that sets IMAP and POP3 on 127.0.0.1). An address
+// that is not loopback needs allow_remote = true and TLS ("starttls", the
+// default, or "implicit"); tls = "none" is for loopback only. A [serve]
+// password equal to an account's password is refused: local clients never
+// learn an upstream password. See [Serve].
 //
 // # Paths
 //

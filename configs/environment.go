@@ -8,13 +8,16 @@ import (
 )
 
 // envCheck is a value whose use depends on the machine the file is used
-// on rather than on the file: a ca_file to read, a password_env to find in
-// the environment. Load records them; CheckEnvironment tries them.
+// on rather than on the file: a ca_file or [serve] cert_file to read, a
+// password_env to find in the environment. Load records them;
+// CheckEnvironment tries them.
 type envCheck struct {
 	key    string // dotted key path, as errors name it
 	line   int
 	caFile string // ca_file: the absolute path
 	env    string // password_env: the variable
+	// [serve] cert_file: the absolute paths of the certificate and its key
+	certFile, keyFile string
 }
 
 // note records an environment check for key k of t.
@@ -28,7 +31,8 @@ func (t *table) note(k string, c envCheck) {
 
 // CheckEnvironment tries what the file refers to outside itself, as a run
 // would use it: each ca_file must be readable and hold a PEM certificate,
-// each password_env must be set and not empty. Every problem is one Error
+// [serve] cert_file and key_file a certificate and its key, each
+// password_env must be set and not empty. Every problem is one Error
 // naming the key and its line; nil when all is well. `postfach config
 // check` runs it; a run finds the same problems when it uses the value.
 func (c *Config) CheckEnvironment() ErrorList {
@@ -38,6 +42,8 @@ func (c *Config) CheckEnvironment() ErrorList {
 		switch {
 		case x.caFile != "":
 			msg = checkCAFile(x.caFile)
+		case x.certFile != "":
+			msg = checkKeyPair(x.certFile, x.keyFile)
 		case x.env != "":
 			if v, ok := os.LookupEnv(x.env); !ok {
 				msg = fmt.Sprintf("environment variable %s is not set here", x.env)

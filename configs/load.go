@@ -74,14 +74,15 @@ func checkSecretFile(c *Config, name string, fi os.FileInfo) error {
 	return nil
 }
 
-// holdsPassword reports whether an account or SMTP table sets password.
+// holdsPassword reports whether an account, SMTP or [serve] table sets
+// password.
 func holdsPassword(c *Config) bool {
 	for _, a := range c.Accounts {
 		if a.Password != "" || a.SMTP != nil && a.SMTP.Password != "" {
 			return true
 		}
 	}
-	return false
+	return c.Serve.Password != ""
 }
 
 const (
@@ -118,10 +119,10 @@ func parse(name, abs string, data []byte) (*Config, error) {
 		File:     abs,
 		Store:    d.store(root.sub("store")),
 		Accounts: d.accounts(root.tables("accounts")),
-		Serve:    d.serve(root.sub("serve")),
 		Backup:   d.backup(root.sub("backup")),
 		name:     name,
 	}
+	c.Serve = d.serve(root.sub("serve"), c.Accounts)
 	root.done()
 	if c.Store.Path != "" && c.Backup.Path != "" && within(c.Backup.Path, c.Store.Path) {
 		d.errorf("backup.path", "must not be inside store.path (%s)", c.Store.Path)
@@ -141,16 +142,6 @@ func parse(name, abs string, data []byte) (*Config, error) {
 
 func (d *decoder) store(t *table) Store {
 	s := Store{Path: d.path(t, "path", "~/Mail")}
-	t.done()
-	return s
-}
-
-func (d *decoder) serve(t *table) Serve {
-	s := Serve{
-		IMAP:       addr(t, "imap", "127.0.0.1:1143"),
-		POP3:       addr(t, "pop3", "127.0.0.1:1110"),
-		Submission: addr(t, "submission", "127.0.0.1:1587"),
-	}
 	t.done()
 	return s
 }

@@ -235,7 +235,7 @@ host = "smtp.example.org"
 			SMTP: &SMTP{Host: "smtp.example.org", Port: 465, TLS: "implicit", Username: "u", PasswordEnv: "B", Line: 16, account: "b"},
 			Line: 8,
 		}},
-		Serve:  Serve{IMAP: "127.0.0.1:1143", POP3: "127.0.0.1:1110", Submission: "127.0.0.1:1587"},
+		Serve:  Serve{TLS: "starttls"}, // every endpoint off
 		Backup: Backup{Path: filepath.Join(home, "MailBackups"), Keep: 14},
 		name:   c.name,
 		env:    []envCheck{{key: "accounts[2].password_env", line: 14, env: "B"}},

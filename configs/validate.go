@@ -122,26 +122,6 @@ func expandPath(p, dir string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// addr returns the "host:port" address k; "" is allowed (turned off).
-func addr(t *table, k, def string) string {
-	a := t.str(k, def)
-	if a == "" {
-		return ""
-	}
-	host, port, err := net.SplitHostPort(a)
-	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, " \t/") {
-		t.errorf(k, "must be \"host:port\" (like %q) or \"\", not %q", def, a)
-		return def
-	}
-	// The endpoints serve the whole store to whoever connects: they
-	// listen on this machine only.
-	if !isLoopback(host) {
-		t.errorf(k, "%q is not a loopback address: the local endpoints serve the whole store and listen on 127.0.0.1, ::1 or localhost only (like %q)", a, def)
-		return def
-	}
-	return a
-}
-
 // checkHost returns what is wrong with a host name, or "".
 func checkHost(host string) string {
 	switch {

@@ -168,6 +168,7 @@ Configuration lives in one TOML file (see "postfach init").`,
 		newStatusCmd(g),
 		newSearchCmd(g),
 		newDemoCmd(g),
+		newCredentialsCmd(g),
 	)
 	return root
 }

@@ -173,7 +173,7 @@ func TestConfigCheckReports(t *testing.T) {
 		"[[accounts]]\nname = \"p\"\nkind = \"pop3\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\npassword = \"x\"\nfolder = \"../../x\"\n"
 	os.WriteFile(cfg, []byte(body), 0o600)
 	r = run(t, nil, "--config", cfg, "config", "check")
-	want = cfg + `:5: serve.imap: "0.0.0.0:1143" is not a loopback address: the local endpoints serve the whole store and listen on 127.0.0.1, ::1 or localhost only (like "127.0.0.1:1143")` + "\n" +
+	want = cfg + `:5: serve.imap: "0.0.0.0:1143" is not a loopback address: the endpoints serve the whole store to whoever logs in, so listening beyond this machine needs allow_remote = true and tls = "starttls" or "implicit" (or listen on "127.0.0.1:1143")` + "\n" +
 		cfg + `:14: accounts[1].folder: "../../x" has a ".." level: a folder is below the account's folder, like "INBOX" or "Lists/pop"` + "\n"
 	if r.code != 2 || r.stderr != want {
 		t.Errorf("config check: %s\nwant exit 2 and stderr\n%s", r, want)

@@ -36,7 +36,12 @@ are tried again; a config with errors is not loaded (the errors are
 logged). SIGTERM or SIGINT stops it within 5 seconds; it then exits 0.
 It exits 1 when it cannot start (the store held by another postfach, whose
 process it names; the store's place refused), 2 when the config file has
-errors.`,
+errors.
+
+With [serve] imap or pop3 set it also serves the local store to mail
+clients on those addresses (see "postfach credentials" for their login);
+an endpoint that cannot listen (its port in use) is logged in one line and
+the rest of the agent goes on; SIGHUP tries it again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// SIGHUP is ours from here on (by default it would kill).
@@ -69,7 +74,7 @@ errors.`,
 			defer cancel()
 			reload := make(chan *configs.Config)
 			go reloadOnHangup(ctx, g.configPath, hup, reload, log)
-			err = a.Run(ctx, agent.RunOptions{Reload: reload, Upstream: agent.IdleUpstream, Local: agent.MaildirLocal})
+			err = a.Run(ctx, agent.RunOptions{Reload: reload, Upstream: agent.IdleUpstream, Local: agent.MaildirLocal, Endpoints: endpoints})
 			if errors.Is(err, agent.ErrStopTimeout) {
 				// Work still running uses the index: exit without
 				// closing it (every engine survives a stop at any
