@@ -1,5 +1,10 @@
 package index
 
+import (
+	"encoding/json"
+	"time"
+)
+
 // Queued upstream operations: what the local side changed that the sync
 // has yet to carry to the server. The local endpoints queue expunges and
 // moves as journal intents ("expunge", "move": see sync/imapsync,
@@ -35,4 +40,34 @@ func (tx *ReadTx) FolderQueued(folder FolderID) (bool, error) {
 		OR EXISTS (SELECT 1 FROM messages INDEXED BY messages_pending
 			WHERE folder_id=?1 AND (uid = 0 OR flags != synced_flags OR keywords != synced_kw))`, folder).Scan(&queued)
 	return queued, err
+}
+
+// AccountIntents lists an account's open intents of the given ops, oldest
+// first, in one query.
+func (tx *ReadTx) AccountIntents(acct AccountID, ops ...string) ([]Intent, error) {
+	rows, err := tx.tx.Query(`SELECT id, account_id, coalesce(folder_id, 0), coalesce(message_id, 0), op, arg, created
+		FROM journal WHERE account_id=? AND op IN (SELECT value FROM json_each(?)) ORDER BY id`, acct, jsonList(ops))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Intent
+	for rows.Next() {
+		var in Intent
+		var created int64
+		if err := rows.Scan(&in.ID, &in.Account, &in.Folder, &in.Message, &in.Op, &in.Arg, &created); err != nil {
+			return nil, err
+		}
+		in.Created = time.Unix(created, 0)
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+func jsonList(ss []string) string {
+	b, _ := json.Marshal(ss)
+	if ss == nil {
+		return "[]"
+	}
+	return string(b)
 }

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/postfach/postfach/index"
@@ -107,5 +108,18 @@ func TestQueuedUpstream(t *testing.T) {
 	}
 	if n, in, ar := queued(); n != 4 || !in || !ar {
 		t.Errorf("queued %d (INBOX %v, Archive %v), want 4: new, flags, expunge, move; both folders with something queued", n, in, ar)
+	}
+	var ops []string
+	if err := st.Read(ctx, func(tx *index.ReadTx) error {
+		all, err := tx.AccountIntents(inbox.Account, "expunge", "move")
+		for _, in := range all {
+			ops = append(ops, in.Op+" "+in.Arg)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ops, ", "); got != "expunge 101/7, move 102/7" {
+		t.Errorf("AccountIntents: %s, want the expunge and the move, in order", got)
 	}
 }

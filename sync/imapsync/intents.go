@@ -100,38 +100,44 @@ func (s *syncer) consumeIntents(ctx context.Context, c *imapclient.Client, acct 
 	var order []*index.Folder
 	folderOf := map[index.FolderID]*index.Folder{}
 	var rows []*index.Message
+	var gone []*queuedOp // of folders that no longer exist
 	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		all, err := tx.AccountIntents(acct, "expunge", "move")
+		if err != nil || len(all) == 0 {
+			return err
+		}
 		known, err := tx.Folders(acct)
 		if err != nil {
 			return err
 		}
 		for _, f := range known {
 			folderOf[f.ID] = f
-			all, err := tx.Intents(f.ID)
-			if err != nil {
-				return err
+		}
+		for _, in := range all {
+			q := &queuedOp{in: in}
+			q.uid, q.uv, _ = parseUIDArg(in.Arg)
+			f := folderOf[in.Folder]
+			if f == nil {
+				gone = append(gone, q) // its folder was removed: nothing to do there
+				continue
 			}
-			for _, in := range all {
-				if !isQueuedOp(in.Op) {
-					continue
-				}
-				q := &queuedOp{in: in}
-				q.uid, q.uv, _ = parseUIDArg(in.Arg)
-				if in.Op == "move" && in.Message != 0 {
-					q.row = &index.Message{ID: in.Message, Partial: true}
-					rows = append(rows, q.row)
-				}
-				if len(byFolder[f.ID]) == 0 {
-					order = append(order, f)
-				}
-				byFolder[f.ID] = append(byFolder[f.ID], q)
+			if in.Op == "move" && in.Message != 0 {
+				q.row = &index.Message{ID: in.Message, Partial: true}
+				rows = append(rows, q.row)
 			}
+			if len(byFolder[f.ID]) == 0 {
+				order = append(order, f)
+			}
+			byFolder[f.ID] = append(byFolder[f.ID], q)
 		}
 		if len(rows) > 0 {
 			return tx.Fill(rows)
 		}
 		return nil
 	})
+	if err == nil && len(gone) > 0 {
+		err = s.doneIntents(ctx, gone)
+	}
 	if err != nil || len(order) == 0 {
 		return 0, err
 	}
@@ -504,22 +510,13 @@ func openIntentUIDs(ctx context.Context, store *index.Store, folder index.Folder
 func openMoveRows(ctx context.Context, store *index.Store, acct index.AccountID) (map[index.MessageID]bool, error) {
 	out := map[index.MessageID]bool{}
 	err := store.Read(ctx, func(tx *index.ReadTx) error {
-		fs, err := tx.Folders(acct)
-		if err != nil {
-			return err
-		}
-		for _, f := range fs {
-			all, err := tx.Intents(f.ID)
-			if err != nil {
-				return err
-			}
-			for _, in := range all {
-				if in.Op == "move" && in.Message != 0 {
-					out[in.Message] = true
-				}
+		all, err := tx.AccountIntents(acct, "move")
+		for _, in := range all {
+			if in.Message != 0 {
+				out[in.Message] = true
 			}
 		}
-		return nil
+		return err
 	})
 	return out, err
 }
