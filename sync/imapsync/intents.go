@@ -246,17 +246,7 @@ func (s *syncer) consumeFolder(ctx context.Context, c *imapclient.Client, f *ind
 	if err := s.consumeExpunges(ctx, c, f, condstore, expunges, states); err != nil {
 		return 0, err
 	}
-	moved := 0
-	for _, q := range moves {
-		ok, err := s.consumeMove(ctx, c, f, rf, q, states, folderOf, remoteOf)
-		if err != nil {
-			return moved, err
-		}
-		if ok {
-			moved++
-		}
-	}
-	return moved, nil
+	return s.consumeMoves(ctx, c, f, rf, moves, states, folderOf, remoteOf)
 }
 
 // doneIntents closes intents that need nothing (more) done upstream; in
@@ -392,83 +382,6 @@ func uidSetOf(qs []*queuedOp) imap.UIDSet {
 		set[i] = imap.UID(q.uid)
 	}
 	return imap.UIDSetNum(set...)
-}
-
-// consumeMove carries out one move intent whose row exists, in folder f
-// (selected): it reports whether the message was moved upstream.
-func (s *syncer) consumeMove(ctx context.Context, c *imapclient.Client, f *index.Folder, rf remoteFolder, q *queuedOp,
-	states map[uint32]serverState, folderOf map[index.FolderID]*index.Folder, remoteOf map[string]remoteFolder) (bool, error) {
-	o := &s.opts
-	m := q.row
-	if _, ok := states[q.uid]; !ok {
-		// Gone upstream (or moved by a run killed before its commit):
-		// the destination's plan adopts the copy by content, or uploads
-		// the row as new.
-		return false, s.doneIntents(ctx, []*queuedOp{q})
-	}
-	to := folderOf[m.Folder]
-	if o.DryRun { // the intent stays open in the dry run's view: see openMoveRows
-		return m.Folder != f.ID, nil
-	}
-	uid := q.uid
-	if m.Folder != f.ID {
-		dst := remoteOf[to.Name].Remote
-		data, err := c.Move(imap.UIDSetNum(imap.UID(q.uid)), dst).Wait()
-		if err != nil {
-			var imapErr *imap.Error
-			if !errors.As(err, &imapErr) {
-				return false, fmt.Errorf("MOVE %s -> %s: %w", rf.Remote, dst, err)
-			}
-			// Refused: deleted here (as the rules allow) and uploaded
-			// there by the destination's plan.
-			s.log.Warn("the server refused a move; the message is uploaded to its new folder instead",
-				"from", f.Name, "to", to.Name, "err", err)
-			return false, s.consumeExpunges(ctx, c, f, c.Caps().Has(imap.CapCondStore), []*queuedOp{q}, states)
-		}
-		uid = 0
-		if data != nil && data.UIDValidity == to.UIDValidity && to.UIDValidity != 0 {
-			if uid, _ = movedUID(data, q.uid); uid == 0 {
-				s.log.Warn("the server's COPYUID after MOVE does not name the one message moved; matched by content instead",
-					"from", f.Name, "to", to.Name, "uid", q.uid)
-			}
-		}
-		s.log.Debug("moved upstream", "from", f.Name, "to", to.Name, "uid", q.uid, "new_uid", uid)
-	}
-	if err := intentHookAt("moved"); err != nil {
-		return false, err
-	}
-	if uid == 0 {
-		return true, s.doneIntents(ctx, []*queuedOp{q})
-	}
-	// The file's ,U= tag first, then the row and the intent together: a
-	// kill in between leaves a tag the row does not hold, and the intent,
-	// whose UID is gone from the source: the destination adopts the copy.
-	file := m.File
-	if e, ok := entryOf(m); ok {
-		dir, err := o.Index.Dir(*to)
-		if err != nil {
-			return false, err
-		}
-		ne, err := dir.SetUID(e, uid)
-		if err != nil {
-			return false, err
-		}
-		file = ne.Sub + "/" + ne.Name
-	}
-	err := o.Index.Write(ctx, func(tx *index.Tx) error {
-		if err := tx.SetUID(m.ID, uid, m.RFC822Size); err != nil {
-			return err
-		}
-		if err := tx.SetFile(m.ID, file); err != nil {
-			return err
-		}
-		return tx.DoneIntent(q.in.ID)
-	})
-	if err != nil {
-		return false, err
-	}
-	m.UID, m.File = uid, file
-	return m.Folder != f.ID, nil
 }
 
 // intentHook, if set (by tests), runs between a queued change's commands
