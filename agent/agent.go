@@ -19,7 +19,12 @@
 // connection each; the syncs keep the rest of the account's connections)
 // and MaildirLocal (fsnotify on the account's Maildir, localwatch.go; a
 // file whose state the index already records, index.Store.Knows, is the
-// store's own write and nudges nothing). A nudge syncs the named folders
+// store's own write and nudges nothing). A third, the store's change feed
+// (feed.go, index.Store.Subscribe), nudges the folder of a committed
+// change that leaves something queued upstream (a local endpoint's
+// expunge, move, flag change or new message: index.ReadTx.FolderQueued),
+// so the sync's own writes, which leave nothing queued, never nudge
+// another sync. A nudge syncs the named folders
 // alone (imapsync.Options.Only); a request or a poll, the whole account;
 // a temporary failure (nethint.Permanent false) is retried with capped
 // exponential backoff (state "offline"), a permanent one parks the
@@ -27,7 +32,9 @@
 // for. A service only ever syncs its own account, one sync at a time. The
 // full-text indexer runs while no sync does. The control socket
 // <store>/.postfach/agent.sock (control.go; 0600, line-delimited JSON)
-// serves `postfach status` (AgentStatus) and `postfach sync`
+// serves `postfach status` (AgentStatus; the count of changes queued
+// upstream per account is read from the index, index.ReadTx.QueuedUpstream,
+// agent or not) and `postfach sync`
 // (SyncThroughAgent); a socket file without a listener is one a killed
 // agent left, removed by the next.
 //

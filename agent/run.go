@@ -97,10 +97,11 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	}
 	d.endpoints = &endpoints{d: d}
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); d.serve(ln) }()
 	go func() { defer bg.Done(); d.indexer(runCtx) }()
-	kick(d.indexKick) // what earlier runs left unindexed
+	go func() { defer bg.Done(); d.watchFeed(runCtx) }() // local changes nudge their account (feed.go)
+	kick(d.indexKick)                                    // what earlier runs left unindexed
 	d.reload(a.cfg)
 	a.log.Info("postfach run started", "pid", os.Getpid(), "store", root, "accounts", len(a.cfg.Accounts))
 

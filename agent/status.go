@@ -18,12 +18,16 @@ type Status struct {
 
 // AccountStatus is one account's state.
 type AccountStatus struct {
-	Name     string         `json:"name"`
-	Kind     string         `json:"kind"`
-	Messages int            `json:"messages"`
-	LastSync string         `json:"last_sync"` // RFC 3339, "" if never
-	Error    string         `json:"error"`     // the last run's account-level error
-	Folders  []FolderStatus `json:"folders"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Messages int    `json:"messages"`
+	LastSync string `json:"last_sync"` // RFC 3339, "" if never
+	Error    string `json:"error"`     // the last run's account-level error
+	// Queued counts the local changes waiting to go upstream: queued
+	// expunges and moves, messages to upload, flag changes to push
+	// (index.ReadTx.QueuedUpstream).
+	Queued  int            `json:"queued"`
+	Folders []FolderStatus `json:"folders"`
 }
 
 // FolderStatus is one folder's state.
@@ -78,6 +82,9 @@ func (a *Agent) indexStatus(ctx context.Context) (*Status, error) {
 			s, ok := byName[acct.Name]
 			if ok {
 				as.LastSync, as.Error = rfc3339(s.LastSync), s.LastError
+				if as.Queued, err = tx.QueuedUpstream(s.ID); err != nil {
+					return err
+				}
 				folders, err := tx.FolderCounts(s.ID)
 				if err != nil && !errors.Is(err, index.ErrNotFound) {
 					return err

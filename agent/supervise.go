@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/postfach/postfach/configs"
+	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/sync/nethint"
 )
 
@@ -69,12 +70,19 @@ type service struct {
 
 	lastPartial string // the folder errors last logged (service goroutine only)
 
-	mu        sync.Mutex
-	pending   map[string]bool // nudged folders; "" is the whole account
-	reqs      []*syncRequest
-	stopped   bool
-	state     string
-	nextRetry time.Time
+	mu      sync.Mutex
+	pending map[string]bool // nudged folders; "" is the whole account
+	// inSync: a sync runs; the change feed's news waits in dirty (its
+	// folders), dirtyCreated (folders created) and dirtyFolders (folders
+	// renamed or removed) until it ends (feed.go).
+	inSync       bool
+	dirty        map[index.FolderID]bool
+	dirtyCreated map[index.FolderID]bool
+	dirtyFolders bool
+	reqs         []*syncRequest
+	stopped      bool
+	state        string
+	nextRetry    time.Time
 }
 
 // syncRequest is a `postfach sync` through the control socket.
@@ -392,7 +400,9 @@ func (s *service) sync(ctx context.Context, set syncSettings) AccountReport {
 	s.d.busy(true)
 	defer s.d.busy(false)
 	start := time.Now()
+	s.beginSync()
 	rep := s.d.a.syncAccount(ctx, s.acct, set)
+	s.endSync(ctx, rep)
 	if !set.dryRun && rep.Err == nil {
 		if n := changes(rep); n > 0 {
 			s.log.Info("synced", "changes", n, "took", time.Since(start).Round(time.Millisecond))

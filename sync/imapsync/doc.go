@@ -31,8 +31,17 @@
 //     RENAME, DELETE answered NO) fails that folder alone: it is reported,
 //     left out of the run and tried again on the next; so is a folder whose
 //     SELECT is refused. Only a lost connection ends the account's run.
-//  3. Moves (moves.go): a file that left one local folder for another (same
-//     Maildir key) becomes a UID MOVE upstream.
+//  3. Queued changes, then moves. What the local endpoints changed through
+//     the store's door and queued as journal intents (intents.go: "expunge",
+//     "move") is carried out first: STORE \Deleted UNCHANGEDSINCE the
+//     recorded HIGHESTMODSEQ and UID EXPUNGE of exactly the UIDs expunged
+//     here, UID MOVE (one per destination) of the messages moved here, the
+//     moved rows taking their new UIDs from COPYUID. Then (moves.go) a file
+//     that left one local folder for another (same Maildir key) becomes a
+//     UID MOVE upstream. So no plan uploads a moved message again or
+//     fetches an expunged one. Their flag changes through the door
+//     (index.Store.SetFlags without a merge base) are ordinary local flag
+//     changes, pushed by step 4.
 //  4. Per folder (skip.go, plan.go), in parallel over Options.Connections
 //     connections (dialed by sync/imapconn, with a MULTIAPPEND uploader
 //     beside them where the server has it). A folder whose LIST-STATUS equals the recorded state, whose
@@ -95,6 +104,10 @@
 //	deleted there, changed here   kept: uploaded again with the local flags
 //	                              (\Deleted alone is no change: deleted here too)
 //	moved here between folders    UID MOVE upstream
+//	expunged here (queued)        deleted there, unless changed there since the
+//	                              last sync (MODSEQ): kept, fetched again
+//	moved here (queued)           UID MOVE upstream; source gone: uploaded;
+//	                              expunged here since: deleted there
 //
 // Options.Direction limits which side is written ("pull": never upstream;
 // "push": never locally); Options.Expunge limits where deletions are
@@ -142,7 +155,12 @@
 // row: server expunges remove the file first, then the row (a kill in
 // between leaves a row without a file, which the next run drops, since the
 // server has no such message any more); upstream expunges drop the row
-// after the server confirmed.
+// after the server confirmed. A queued expunge or move (intents.go) is
+// committed by the door's caller before any command; its outcome and its
+// removal commit together after the server's answer, and the next run
+// finishes an open one (a UID gone is done, one flagged \Deleted is
+// expunged, a moved copy whose new UID was not recorded is adopted by
+// content).
 //
 // # Hostile servers
 //

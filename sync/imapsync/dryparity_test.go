@@ -161,6 +161,22 @@ func TestDryRunParity(t *testing.T) {
 			}
 			return e
 		}},
+		{"changes queued through the store's door", func(t *testing.T) *env {
+			e := synced(t)
+			es := e.entries("INBOX")
+			e.doorExpunge("INBOX", es[0].UID)
+			e.doorExpunge("INBOX", es[1].UID)
+			e.doorExpunge("INBOX", es[2].UID)
+			e.serverSetFlags("INBOX", es[2].UID, imap.StoreFlagsAdd, imap.FlagFlagged) // kept: fetched again
+			e.doorMove("INBOX", "Archive", es[3].UID)
+			m := e.doorMove("INBOX", "Archive", es[4].UID)
+			e.doorFlags(m, m.Flags^maildir.FlagFlagged)
+			e.doorMove("INBOX", "Archive", es[5].UID)
+			e.serverExpunge("INBOX", es[5].UID) // source gone: uploaded
+			f := e.rowByUID("INBOX", es[6].UID)
+			e.doorFlags(f, f.Flags^maildir.FlagSeen)
+			return e
+		}},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

@@ -34,6 +34,20 @@ func (w *worker) planMovedFlags(j *folderJob, added []*index.Message) {
 	}
 }
 
+// planQueuedMoveFlags plans, in a dry run, the flag change upstream that
+// a move intent it would carry out brings into this folder (intents.go):
+// the real run MOVEs the message with the server's flags, gives the row
+// the new UID and then, in this folder's plan, STOREs the local flags
+// that differ from the merge base. The UID is not known: the Action has
+// UID 0.
+func (w *worker) planQueuedMoveFlags(j *folderJob, m *index.Message) {
+	if m.Flags == m.SyncedFlags && sameKeywords(m.Keywords, m.SyncedKeywords) {
+		return
+	}
+	j.update(func(r *FolderResult) { r.FlagsPushed++ })
+	j.record(Action{Op: OpFlagsServer, Key: m.Key, Flags: flagDiff(m.SyncedFlags, m.SyncedKeywords, m.Flags, m.Keywords)})
+}
+
 // selectForPlan SELECTs the folder. In a dry run, a folder the run would
 // create upstream (syncer.dryCreated) is not there to SELECT: it is
 // planned as the empty folder the real run would find, under a

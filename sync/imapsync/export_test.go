@@ -4,3 +4,7 @@ package imapsync
 // run's local flag changes (nil: none), for the tests that aim at a kill
 // between the door's renames and that commit.
 func SetFlagsCommitHook(h func() error) { flagsCommitHook = h }
+
+// SetIntentHook sets the hook run between the steps of carrying out a
+// queued local change (see intentHook; nil: none).
+func SetIntentHook(h func(stage string) error) { intentHook = h }

@@ -141,6 +141,16 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		rec.rows = slices.DeleteFunc(rec.rows, planned)
 		rec.added = slices.DeleteFunc(rec.added, planned)
 	}
+	// UIDs the local endpoints' queued expunges and moves take away
+	// (intents.go): open only in a dry run, or when consumeIntents could
+	// not carry them out; not fetched again meanwhile.
+	away, err := openIntentUIDs(ctx, o.Index, j.f.ID, sel.UIDValidity)
+	if err != nil {
+		return nil, err
+	}
+	for uid := range away {
+		p.movedAway[uid] = true
+	}
 	j.update(func(r *FolderResult) { r.Rebuilt += len(rec.added) })
 	j.recordRows(OpReindex, rec.added)
 	if !o.DryRun {
@@ -305,10 +315,24 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	if !o.push() {
 		return nil
 	}
+	// Rows a queued move names are moved upstream, never uploaded: open
+	// here only in a dry run (what it would move) or when made during
+	// this run (the next one moves them). See intents.go.
+	var moving map[index.MessageID]bool
+	if slices.ContainsFunc(p.rec.rows, func(m *index.Message) bool { return m.UID == 0 }) {
+		var err error
+		if moving, err = openMoveRows(ctx, o.Index, j.f.Account); err != nil {
+			return err
+		}
+	}
 	var fresh []*index.Message
 	for _, m := range p.rec.rows {
 		switch {
 		case m.UID != 0:
+		case moving[m.ID]:
+			if o.DryRun {
+				w.planQueuedMoveFlags(j, m)
+			}
 		case o.MaxSize > 0 && m.Size > o.MaxSize:
 			j.update(func(r *FolderResult) { r.TooLarge++; r.TooLargeBytes += m.Size })
 		default:

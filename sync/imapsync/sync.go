@@ -337,7 +337,14 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	}
 	moved := 0
 	if err == nil && !pending {
-		moved, err = s.detectMoves(ctx, first, acct, moveFolders)
+		// What the local endpoints queued first: a row they moved is
+		// never taken for a new message, nor its source for a deletion.
+		moved, err = s.consumeIntents(ctx, first, acct, moveFolders)
+	}
+	if err == nil && !pending {
+		var n int
+		n, err = s.detectMoves(ctx, first, acct, moveFolders)
+		moved += n
 	}
 	if err != nil {
 		s.closeSpares(ctx)
@@ -371,7 +378,13 @@ func (s *syncer) jobs(ctx context.Context, acct index.AccountID, folders []remot
 			if err != nil {
 				return err
 			}
-			jobs = append(jobs, &folderJob{rf: rf, f: f, dir: dir, res: FolderResult{Name: rf.Local}})
+			j := &folderJob{rf: rf, f: f, dir: dir, res: FolderResult{Name: rf.Local}}
+			if r := s.intentRes[rf.Local]; r != nil { // intents.go
+				j.res.ExpungedRemote += r.expunged
+				j.res.Actions = append(j.res.Actions, r.acts...)
+				delete(s.intentRes, rf.Local)
+			}
+			jobs = append(jobs, j)
 		}
 		return nil
 	})
@@ -430,6 +443,9 @@ func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Res
 		errs = append(errs, folderError(addr, fr.Name, fr.Err))
 		res.Folders = append(res.Folders, fr)
 	}
+	for name, r := range s.intentRes { // folders this run does not plan
+		res.Folders = append(res.Folders, FolderResult{Name: name, ExpungedRemote: r.expunged, Actions: r.acts})
+	}
 	for _, j := range jobs {
 		if j.res.Err != nil {
 			j.res.Err = readableErr(addr, j.res.Err)
@@ -458,6 +474,10 @@ type syncer struct {
 	names     FolderNames               // server folder names <-> local ones (namespace.go)
 	scans     scanCache                 // listings read at the start (prescan, detectMoves), reused once
 	planned   map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
+	// intentRes: the deletions consumeIntents carried out (or, DryRun,
+	// would), by local folder, until the folder's job takes them (see
+	// intents.go).
+	intentRes map[string]*intentResult
 	// partial: the run syncs Options.Only alone (only.go).
 	partial bool
 	// dryCreated holds the server names of the folders a dry run would

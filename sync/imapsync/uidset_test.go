@@ -170,3 +170,25 @@ func TestCollectBounded(t *testing.T) {
 		t.Fatalf("fetchMeta = %v; want the section refused", err)
 	}
 }
+
+// TestPairUIDs: a COPYUID after a MOVE of several messages maps each
+// source UID to its destination UID in order; sets of another size than
+// the messages moved (or holding "*") are refused without being walked.
+func TestPairUIDs(t *testing.T) {
+	set := func(rs ...imap.UIDRange) imap.UIDSet { return imap.UIDSet(rs) }
+	got, ok := pairUIDs(set(imap.UIDRange{Start: 3, Stop: 4}, imap.UIDRange{Start: 9, Stop: 9}), set(imap.UIDRange{Start: 20, Stop: 22}), 3)
+	if !ok || fmt.Sprint(got) != "map[3:20 4:21 9:22]" {
+		t.Errorf("pairUIDs: %v %v", got, ok)
+	}
+	for _, tc := range []struct{ src, dst imap.UIDSet }{
+		{set(imap.UIDRange{Start: 1, Stop: 4294967295}), set(imap.UIDRange{Start: 1, Stop: 3})},
+		{set(imap.UIDRange{Start: 1, Stop: 3}), set(imap.UIDRange{Start: 7, Stop: 0})},
+		{set(imap.UIDRange{Start: 1, Stop: 2}), set(imap.UIDRange{Start: 7, Stop: 9})},
+	} {
+		boundedRun(t, time.Second, 1<<20, func() {
+			if got, ok := pairUIDs(tc.src, tc.dst, 3); ok {
+				t.Errorf("pairUIDs(%v, %v): %v, want refused", tc.src, tc.dst, got)
+			}
+		})
+	}
+}

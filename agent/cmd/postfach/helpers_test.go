@@ -170,6 +170,7 @@ type status struct {
 		Messages int    `json:"messages"`
 		LastSync string `json:"last_sync"`
 		Error    string `json:"error"`
+		Queued   int    `json:"queued"`
 		Folders  []struct {
 			Name     string `json:"name"`
 			Messages int    `json:"messages"`
@@ -233,6 +234,7 @@ func checkStatusShape(t testing.TB, out string) {
 		where := fmt.Sprintf("accounts[%d]", i)
 		want(where, acct, "name", "string")
 		want(where, acct, "error", "string")
+		want(where, acct, "queued", "number")
 		want(where, acct, "folders", "array")
 		folders, _ := acct["folders"].([]any)
 		for j, f := range folders {

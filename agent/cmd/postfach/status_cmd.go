@@ -22,10 +22,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show each account and folder: messages, last sync, last error, and what a running agent does",
 		Long: `Show each account and folder from the index: messages, last successful
-sync, last error. When an agent (postfach run) runs on the store, also its
-process id and each account's live state: idle, syncing, offline (with the
-time of the next try) or stopped by an error (a wrong password, an
-untrusted certificate) until the config changes. --json adds
+sync, last error, and per IMAP account the local changes queued upstream
+(expunges and moves made through the local endpoints, messages to upload,
+flag changes to push: "queued" in --json). When an agent (postfach run)
+runs on the store, also its process id and each account's live state:
+idle, syncing, offline (with the time of the next try) or stopped by an
+error (a wrong password, an untrusted certificate) until the config
+changes. --json adds
 "agent": {"pid": N, "accounts": [{"name", "state", "next_retry"}]} then.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,7 +68,11 @@ untrusted certificate) until the config changes. --json adds
 				if st.Agent != nil {
 					state = cmp.Or(live[acct.Name], "not run by the agent") + "\t"
 				}
-				fmt.Fprintf(tw, "%s (%s)\t%s%d messages\tlast sync %s\t%s\n", safe(acct.Name), acct.Kind, state, acct.Messages, last, safe(acct.Error))
+				queued := ""
+				if acct.Kind == "imap" {
+					queued = fmt.Sprintf("%d queued upstream", acct.Queued)
+				}
+				fmt.Fprintf(tw, "%s (%s)\t%s%d messages\t%s\tlast sync %s\t%s\n", safe(acct.Name), acct.Kind, state, acct.Messages, queued, last, safe(acct.Error))
 				for _, f := range acct.Folders {
 					last := f.LastSync
 					if last == "" {

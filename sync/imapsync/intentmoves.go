@@ -1,0 +1,170 @@
+package imapsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/index"
+)
+
+// consumeMoves carries out the move intents of source folder f (selected)
+// whose rows exist (see intents.go), one UID MOVE per destination, and
+// returns how many messages it moved upstream. states is the server's
+// state of each source UID.
+func (s *syncer) consumeMoves(ctx context.Context, c *imapclient.Client, f *index.Folder, rf remoteFolder, qs []*queuedOp,
+	states map[uint32]serverState, folderOf map[index.FolderID]*index.Folder, remoteOf map[string]remoteFolder) (int, error) {
+	o := &s.opts
+	var gone []*queuedOp
+	byDest := map[index.FolderID][]*queuedOp{}
+	var dests []index.FolderID
+	newUID := map[*queuedOp]uint32{}
+	for _, q := range qs {
+		switch {
+		case !hasState(states, q.uid):
+			// Gone upstream (or moved by a run killed before its
+			// commit): the destination's plan adopts the copy by
+			// content, or uploads the row as new.
+			gone = append(gone, q)
+		case q.row.Folder == f.ID:
+			newUID[q] = q.uid // moved back: its UID is its own again
+		default:
+			if len(byDest[q.row.Folder]) == 0 {
+				dests = append(dests, q.row.Folder)
+			}
+			byDest[q.row.Folder] = append(byDest[q.row.Folder], q)
+		}
+	}
+	if err := s.doneIntents(ctx, gone); err != nil {
+		return 0, err
+	}
+	moved := 0
+	for _, d := range dests {
+		moved += len(byDest[d])
+	}
+	if o.DryRun {
+		// The intents stay open in the dry run's view: the plans leave
+		// their rows and UIDs alone (openMoveRows, openIntentUIDs).
+		return moved, nil
+	}
+	slices.Sort(dests)
+	moved = 0
+	for _, d := range dests {
+		batch, to := byDest[d], folderOf[d]
+		dst := remoteOf[to.Name].Remote
+		data, err := c.Move(uidSetOf(batch), dst).Wait()
+		if err != nil {
+			var imapErr *imap.Error
+			if !errors.As(err, &imapErr) {
+				return moved, fmt.Errorf("MOVE %s -> %s: %w", rf.Remote, dst, err)
+			}
+			// Refused: deleted here (as the rules allow) and uploaded
+			// there by the destination's plan.
+			s.log.Warn("the server refused a move; the messages are uploaded to their new folder instead",
+				"from", f.Name, "to", to.Name, "count", len(batch), "err", err)
+			if err := s.consumeExpunges(ctx, c, f, c.Caps().Has(imap.CapCondStore), batch, states); err != nil {
+				return moved, err
+			}
+			continue
+		}
+		moved += len(batch)
+		// go-imap v2.0.0-beta.9 turns a COPYUID with "*" into no data
+		// (UIDValidity 0): the destination adopts the copies by content.
+		if data != nil && data.UIDValidity == to.UIDValidity && to.UIDValidity != 0 {
+			pairs, ok := pairUIDs(data.SourceUIDs, data.DestUIDs, len(batch))
+			if !ok {
+				s.log.Warn("the server's COPYUID after MOVE does not name the messages moved; matched by content instead",
+					"from", f.Name, "to", to.Name, "count", len(batch))
+			}
+			for _, q := range batch {
+				if u := pairs[q.uid]; u != 0 {
+					newUID[q] = u
+				}
+			}
+		}
+		s.log.Debug("moved upstream", "from", f.Name, "to", to.Name, "count", len(batch))
+	}
+	if err := intentHookAt("moved"); err != nil {
+		return moved, err
+	}
+	return moved, s.commitMoves(ctx, qs, gone, newUID, folderOf)
+}
+
+// commitMoves records the outcome of carried-out move intents (qs but
+// gone): each row whose new UID is known gets it, its file's ,U= tag
+// first; then the rows and the intents' removal in one transaction. A
+// kill in between leaves tags the rows do not hold, and open intents
+// whose UIDs are gone from the source: the destination adopts the copies
+// by content.
+func (s *syncer) commitMoves(ctx context.Context, qs, gone []*queuedOp, newUID map[*queuedOp]uint32, folderOf map[index.FolderID]*index.Folder) error {
+	o := &s.opts
+	files := map[*queuedOp]string{}
+	for _, q := range qs {
+		m, uid := q.row, newUID[q]
+		if uid == 0 || slices.Contains(gone, q) {
+			continue
+		}
+		files[q] = m.File
+		if e, ok := entryOf(m); ok {
+			dir, err := o.Index.Dir(*folderOf[m.Folder])
+			if err != nil {
+				return err
+			}
+			ne, err := dir.SetUID(e, uid)
+			if err != nil {
+				return err
+			}
+			files[q] = ne.Sub + "/" + ne.Name
+		}
+	}
+	return o.Index.Write(ctx, func(tx *index.Tx) error {
+		for _, q := range qs {
+			if slices.Contains(gone, q) {
+				continue
+			}
+			if file, ok := files[q]; ok {
+				if err := tx.SetUID(q.row.ID, newUID[q], q.row.RFC822Size); err != nil {
+					return err
+				}
+				if err := tx.SetFile(q.row.ID, file); err != nil {
+					return err
+				}
+			}
+			if err := tx.DoneIntent(q.in.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func hasState(states map[uint32]serverState, uid uint32) bool {
+	_, ok := states[uid]
+	return ok
+}
+
+// pairUIDs maps each source UID of a COPYUID to its destination UID (the
+// sets list them in the same order, RFC 4315), after checking, without
+// walking them, that both hold exactly n UIDs.
+func pairUIDs(src, dst imap.NumSet, n int) (map[uint32]uint32, bool) {
+	s, _ := src.(imap.UIDSet)
+	d, _ := dst.(imap.UIDSet)
+	ns, okS := uidCount(s)
+	nd, okD := uidCount(d)
+	if !okS || !okD || ns != uint64(n) || nd != uint64(n) {
+		return nil, false
+	}
+	var to []uint32
+	walkUIDs(d, func(u uint32) { to = append(to, u) })
+	out := make(map[uint32]uint32, n)
+	i := 0
+	walkUIDs(s, func(u uint32) {
+		out[u] = to[i]
+		i++
+	})
+	return out, true
+}
