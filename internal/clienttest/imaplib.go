@@ -24,14 +24,21 @@ var scriptFS embed.FS
 // ClientCorpus is what the real-client runs expect in the account before
 // they start: INBOX with corpus messages 0-7 and sessions/messages/
 // nested.eml (a message/rfc822 part and an attachment), Archive with
-// corpus messages 8-9. Seed it with Seed, or upstream of the target.
+// corpus messages 8-9, "Lists/Go" with 10, "Entwürfe" with 11. Seed it
+// with Seed, or upstream of the target.
 func ClientCorpus() []corpus.Message {
 	var msgs []corpus.Message
-	for i := range 10 {
+	for i := range 12 {
 		m := CorpusMessage(i)
-		m.Folder = "INBOX"
-		if i >= 8 {
+		switch {
+		case i < 8:
+			m.Folder = "INBOX"
+		case i < 10:
 			m.Folder = "Archive"
+		case i == 10:
+			m.Folder = "Lists/Go"
+		default:
+			m.Folder = "Entwürfe"
 		}
 		msgs = append(msgs, m)
 	}
