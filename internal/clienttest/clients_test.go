@@ -16,7 +16,7 @@ import (
 // ClientCorpus.
 func seededPair(t *testing.T) (ref, target Target) {
 	t.Helper()
-	ref, target = DovecotEndpoint(t, 1)(t), DovecotEndpoint(t, 1)(t)
+	ref, target = sharedEndpoint(0)(t), sharedEndpoint(1)(t)
 	for _, tg := range []Target{ref, target} {
 		if err := Seed(tg, ClientCorpus()); err != nil {
 			t.Fatal(err)
@@ -44,6 +44,7 @@ func inboxRaw() map[string][]byte {
 // BODY[HEADER]+BODY[TEXT] and the partial, and is told of a message
 // appended during IDLE.
 func TestIMAPLib(t *testing.T) {
+	t.Parallel()
 	ref, target := seededPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -133,17 +134,24 @@ func checkUIDLs(t *testing.T, uidls []string, n int) {
 // and the same UIDLs on a second login; fetchmail records one UIDL per
 // message, the ones poplib saw, and fetches nothing on its second run.
 func TestPOP3Clients(t *testing.T) {
+	t.Parallel()
 	ref, target := seededPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	want := inboxMessages()
 
-	refRun, err := RunPoplib(ctx, ref)
+	refc := make(chan error, 1)
+	var refRun *POP3Run
+	go func() {
+		var err error
+		refRun, err = RunPoplib(ctx, ref)
+		refc <- err
+	}()
+	got, err := RunPoplib(ctx, target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := RunPoplib(ctx, target)
-	if err != nil {
+	if err := <-refc; err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got.Capa, " ") != strings.Join(refRun.Capa, " ") || got.Stat != refRun.Stat {
@@ -231,7 +239,8 @@ func messageID(raw []byte) string {
 // ends) with its flags; then a flag set in the Maildir reaches the server
 // and a flag set on the server reaches the Maildir in one more sync.
 func TestMbsync(t *testing.T) {
-	target := DovecotEndpoint(t, 1)(t)
+	t.Parallel()
+	target := sharedEndpoint(1)(t)
 	if err := Seed(target, ClientCorpus()); err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,8 @@ func TestDovecotAgainstItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	CheckConformance(t, DovecotEndpoint(t, len(ss)), DovecotEndpoint(t, len(ss)), ss, &Options{UIDAnywhere: true})
+	t.Parallel()
+	CheckConformance(t, sharedEndpoint(0), sharedEndpoint(1), ss, &Options{UIDAnywhere: true})
 }
 
 // breakingProxy forwards IMAP between a client and upstream, passing each
@@ -120,6 +121,7 @@ var (
 // breaks one thing the issue names must make the matching session differ
 // at the command it broke, and only there.
 func TestBrokenTargetCaught(t *testing.T) {
+	t.Parallel()
 	ss, err := Sessions()
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +160,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 		},
 		wantLine: "a2 FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)", wantDiff: "UID-NOT-FIRST",
 	}}
-	ref, target := DovecotEndpoint(t, len(cases)), DovecotEndpoint(t, len(cases))
+	ref, target := sharedEndpoint(0), sharedEndpoint(1)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/postfach/postfach/internal/corpus"
 )
@@ -140,7 +141,11 @@ func runPython(ctx context.Context, script string, t Target, addr string, extra 
 		cfg[k] = v
 	}
 	in, _ := json.Marshal(cfg)
-	cmd := exec.CommandContext(ctx, "python3", path)
+	py, err := python()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, py, path)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -149,6 +154,28 @@ func runPython(ctx context.Context, script string, t Target, addr string, extra 
 		return nil, fmt.Errorf("clienttest: python3 %s: %v: %s", script, err, stderr.String())
 	}
 	return out, nil
+}
+
+var (
+	pythonOnce sync.Once
+	pythonPath string
+	pythonErr  error
+)
+
+// python returns the python3 interpreter itself: a version manager's shim
+// (pyenv) found first in $PATH costs seconds per start on a loaded machine.
+func python() (string, error) {
+	pythonOnce.Do(func() {
+		if pythonPath, pythonErr = exec.LookPath("python3"); pythonErr != nil {
+			pythonErr = fmt.Errorf("clienttest: python3: %w", pythonErr)
+			return
+		}
+		out, err := exec.Command(pythonPath, "-c", "import sys; print(sys.executable)").Output()
+		if p := strings.TrimSpace(string(out)); err == nil && p != "" {
+			pythonPath = p
+		}
+	})
+	return pythonPath, pythonErr
 }
 
 // normalizeClientStep turns what imaplib returned back into response

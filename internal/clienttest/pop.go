@@ -186,4 +186,3 @@ func fetchmailString(s string) string {
 func LF(raw []byte) []byte {
 	return []byte(strings.ReplaceAll(string(raw), "\r\n", "\n"))
 }
-
