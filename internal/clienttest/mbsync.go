@@ -29,7 +29,9 @@ type Mbsync struct {
 	rc      string
 }
 
-// NewMbsync writes the configuration for t into dir.
+// NewMbsync writes the configuration for t into dir. With TLS, mbsync
+// connects to t.ServerName, or to "localhost" for a loopback address
+// (isync 1.4 does not match a certificate's IP addresses).
 func NewMbsync(ctx context.Context, dir string, t Target) (*Mbsync, error) {
 	if t.IMAP == "" {
 		return nil, errors.New("clienttest: target has no IMAP address")
@@ -50,6 +52,9 @@ func NewMbsync(ctx context.Context, dir string, t Target) (*Mbsync, error) {
 	host, port, err := net.SplitHostPort(t.IMAP)
 	if err != nil {
 		return nil, err
+	}
+	if t.TLS != TLSNone {
+		host = certName(t, host)
 	}
 	tlsLines := tlsKey + " None\nAuthMechs LOGIN PLAIN\n"
 	switch t.TLS {
@@ -167,6 +172,19 @@ func stripTUID(b []byte) []byte {
 	}
 	head := tuidRE.ReplaceAll(b[:end], nil)
 	return append(head, b[end:]...)
+}
+
+// certName is the name a client that checks a certificate's DNS names
+// only (isync 1.4, fetchmail 6.4) must expect: t.ServerName, else
+// "localhost" for a loopback address, else host.
+func certName(t Target, host string) string {
+	if t.ServerName != "" {
+		return t.ServerName
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "localhost"
+	}
+	return host
 }
 
 // rcString quotes s for mbsyncrc when it needs quoting.

@@ -104,11 +104,12 @@ func NewFetchmail(dir string, t Target) (*Fetchmail, error) {
 		return nil, err
 	}
 	ssl := "sslproto '' no sslcertck"
+	check := "sslproto tls1.2+ sslcertck sslcertfile " + fetchmailString(t.CAFile) + " sslcommonname " + fetchmailString(certName(t, host))
 	switch t.TLS {
 	case TLSStartTLS:
-		ssl = "sslproto tls1.2+ sslcertck sslcertfile " + fetchmailString(t.CAFile)
+		ssl = check
 	case TLSImplicit:
-		ssl = "ssl sslproto tls1.2+ sslcertck sslcertfile " + fetchmailString(t.CAFile)
+		ssl = "ssl " + check
 	}
 	mail := filepath.Join(dir, "mail")
 	mda := fmt.Sprintf("n=$(ls %s | wc -l); cat > %s/$(printf %%06d $n)", mail, mail)
