@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // What the normaliser treats as legitimately different between two
@@ -20,6 +21,7 @@ import (
 //   - CONDSTORE data (MODSEQ, HIGHESTMODSEQ, NOMODSEQ), which is not asked
 //     of the endpoint, and the [CLOSED] code (Dovecot sends it on every
 //     reselect, RFC 3501 servers need not);
+//   - the zone of an INTERNALDATE (compared as the same instant in UTC);
 //   - quoting: a string whose content is a valid atom equals that atom;
 //   - order inside flag lists, LIST attributes, STATUS items and FETCH
 //     items (except that UID must come first: "UID-NOT-FIRST" is added
@@ -226,6 +228,13 @@ func normalizeFetch(data string) string {
 		case "FLAGS":
 			ps = append(ps, pair{k, renderFlags(items[i+1])})
 			continue
+		case "INTERNALDATE":
+			// The same instant in any zone: Dovecot's Maildir keeps the
+			// time (mtime), not the zone given at APPEND.
+			if d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", items[i+1].s); err == nil {
+				ps = append(ps, pair{k, `"` + d.UTC().Format("02-Jan-2006 15:04:05 -0700") + `"`})
+				continue
+			}
 		}
 		ps = append(ps, pair{k, items[i+1].render()})
 	}
@@ -296,8 +305,9 @@ func validID(t token) bool {
 	return true
 }
 
-// canonicalSet rewrites a sequence set ("3,1:2") in ascending, merged
-// ranges ("1:3"). A set it cannot parse is returned unchanged.
+// canonicalSet rewrites an ascending sequence set ("1,2:3") as merged
+// ranges ("1:3") and any other as its numbers in order ("3,1:2" ->
+// "3,1,2"). A set it cannot parse is returned unchanged.
 func canonicalSet(s string) string {
 	var nums []uint64
 	for part := range strings.SplitSeq(s, ",") {
@@ -322,9 +332,13 @@ func canonicalSet(s string) string {
 		}
 	}
 	// COPYUID pairs source and destination sets by position, so the
-	// order matters there; only a set that is already ascending is merged.
+	// order matters there: a set that is not ascending is spelled out.
 	if !slices.IsSorted(nums) {
-		return s
+		out := make([]string, len(nums))
+		for i, n := range nums {
+			out[i] = strconv.FormatUint(n, 10)
+		}
+		return strings.Join(out, ",")
 	}
 	nums = slices.Compact(nums)
 	var out []string
