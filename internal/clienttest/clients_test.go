@@ -42,33 +42,52 @@ func inboxRaw() map[string][]byte {
 // TestIMAPLib: imaplib sees the same on two Dovecots (after
 // normalisation), gets every message byte for byte through BODY[],
 // BODY[HEADER]+BODY[TEXT] and the partial, and is told of a message
-// appended during IDLE.
+// appended during IDLE; run through a proxy that drops the EXISTS after
+// COPY and MOVE, it sees a difference there.
 func TestIMAPLib(t *testing.T) {
 	t.Parallel()
 	ref, target := seededPair(t)
+	broken := sharedEndpoint(1)(t)
+	if err := Seed(broken, ClientCorpus()); err != nil {
+		t.Fatal(err)
+	}
+	broken.IMAP = startBreakingProxy(t, broken.IMAP, func(line, cmd string) string {
+		if existsRE.MatchString(line) && copyMoveRE.MatchString(cmd) {
+			return ""
+		}
+		return line
+	}).ln.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	type res struct {
 		run *IMAPLibRun
 		err error
 	}
-	ch := make(chan res, 1)
-	go func() { r, err := RunIMAPLib(ctx, ref); ch <- res{r, err} }()
+	refc, brokenc := make(chan res, 1), make(chan res, 1)
+	go func() { r, err := RunIMAPLib(ctx, ref); refc <- res{r, err} }()
+	go func() { r, err := RunIMAPLib(ctx, broken); brokenc <- res{r, err} }()
 	got, err := RunIMAPLib(ctx, target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := <-ch
+	want, bad := <-refc, <-brokenc
 	if want.err != nil {
 		t.Fatal(want.err)
 	}
-	for _, r := range []*IMAPLibRun{want.run, got} {
+	if bad.err != nil {
+		t.Fatal(bad.err)
+	}
+	for _, r := range []*IMAPLibRun{want.run, got, bad.run} {
 		if r.Err != "" {
 			t.Fatalf("imaplib script stopped: %s", r.Err)
 		}
 	}
 	if diffs := CompareClientSteps(want.run.Steps, got.Steps); len(diffs) > 0 {
 		t.Errorf("imaplib saw different things on two Dovecots:\n%s", strings.Join(diffs, "\n"))
+	}
+	diffs := CompareClientSteps(want.run.Steps, bad.run.Steps)
+	if len(diffs) == 0 || !strings.Contains(strings.Join(diffs, "\n"), `"uid copy 3 INBOX EXISTS"`) {
+		t.Errorf("the EXISTS the proxy dropped after UID COPY went unnoticed; differences:\n%s", strings.Join(diffs, "\n"))
 	}
 
 	raw := inboxRaw()
