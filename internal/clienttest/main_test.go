@@ -21,7 +21,7 @@ var shared [2]struct {
 	next atomic.Int32
 }
 
-const sharedUsers = 64
+const sharedUsers = 256
 
 // sharedEndpoint is the Endpoint of shared instance i (0 reference, 1
 // target). With CI=true a missing Dovecot fails the test.

@@ -53,6 +53,7 @@ func RunSession(ctx context.Context, t Target, s *Session) (*Transcript, error) 
 		return nil, fmt.Errorf("clienttest: %s: seeding %s: %w", s.Name, t.IMAP, err)
 	}
 	tr := &Transcript{Session: s.Name, Target: t.IMAP}
+	creds := strings.NewReplacer("$USER", quoteIMAP(t.User), "$PASS", quoteIMAP(t.Pass))
 	conns := map[string]*sessionConn{}
 	defer func() {
 		for _, c := range conns {
@@ -68,12 +69,17 @@ func RunSession(ctx context.Context, t Target, s *Session) (*Transcript, error) 
 		c := conns[st.Conn]
 		if c == nil {
 			var err error
-			if c, err = login(t); err != nil {
+			if s.NoLogin[st.Conn] {
+				c, err = connect(t)
+			} else {
+				c, err = login(t)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("clienttest: %s line %d: %w", s.Name, st.Line, err)
 			}
 			conns[st.Conn] = c
 		}
-		if err := runStep(tr, c, st); err != nil {
+		if err := runStep(tr, c, st, creds); err != nil {
 			tr.Records[len(tr.Records)-1].Err = err.Error()
 			return tr, nil
 		}
@@ -86,13 +92,23 @@ func RunSession(ctx context.Context, t Target, s *Session) (*Transcript, error) 
 	return tr, nil
 }
 
-// login opens a connection and logs in; nothing of it is recorded.
-func login(t Target) (*sessionConn, error) {
+// connect opens a connection (TLS as the target says) and reads the
+// greeting; nothing of it is recorded.
+func connect(t Target) (*sessionConn, error) {
 	c, r, err := t.dialIMAP()
 	if err != nil {
 		return nil, err
 	}
-	sc := &sessionConn{c: c, r: r}
+	return &sessionConn{c: c, r: r}, nil
+}
+
+// login opens a connection and logs in; nothing of it is recorded.
+func login(t Target) (*sessionConn, error) {
+	sc, err := connect(t)
+	if err != nil {
+		return nil, err
+	}
+	c := sc.c
 	fmt.Fprintf(c, "L0 LOGIN %s %s\r\n", quoteIMAP(t.User), quoteIMAP(t.Pass))
 	for {
 		resp, err := sc.read()
@@ -111,7 +127,7 @@ func login(t Target) (*sessionConn, error) {
 }
 
 // runStep runs one step, appending to tr.Records.
-func runStep(tr *Transcript, c *sessionConn, st Step) error {
+func runStep(tr *Transcript, c *sessionConn, st Step, creds *strings.Replacer) error {
 	if st.Kind == '?' {
 		if c.pending == "" {
 			tr.Records = append(tr.Records, Record{Step: st})
@@ -143,7 +159,7 @@ func runStep(tr *Transcript, c *sessionConn, st Step) error {
 		c.rec = len(tr.Records) - 1
 	}
 	rec := &tr.Records[c.rec]
-	segs := strings.Split(st.Text, "\x00")
+	segs := strings.Split(creds.Replace(st.Text), "\x00")
 	for i, seg := range segs {
 		if i == len(segs)-1 {
 			if _, err := fmt.Fprintf(c.c, "%s\r\n", seg); err != nil {

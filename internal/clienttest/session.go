@@ -38,6 +38,10 @@ import (
 //	A~ LINE           as A:, but every response counts in any order
 //	A? TEXT           wait (up to WaitTimeout) for a response on A holding
 //	                  TEXT (case-insensitive), e.g. "A? EXISTS" during IDLE
+//	connect A         before A's first use: open A without logging in (to
+//	                  send commands before authentication); in its lines
+//	                  $USER and $PASS become the account's quoted
+//	                  credentials
 //
 // The responses to a command include any read while it waits (A?) and up
 // to its tagged completion (for IDLE: after DONE). A session must leave no
@@ -61,6 +65,7 @@ type Session struct {
 	Description string
 	Seeds       []corpus.Message // in order, with their folders
 	Steps       []Step
+	NoLogin     map[string]bool // connections opened without logging in
 }
 
 // Step is one line of a session after the seeds.
@@ -124,6 +129,22 @@ func ParseSession(name string, data []byte) (*Session, error) {
 			continue
 		}
 		inDesc = false
+		if rest, ok := strings.CutPrefix(trimmed, "connect "); ok {
+			c := strings.TrimSpace(rest)
+			if len(c) != 1 || c[0] < 'A' || c[0] > 'Z' {
+				return nil, fmt.Errorf("%s:%d: connect takes one connection letter", name, ln)
+			}
+			for _, st := range s.Steps {
+				if st.Conn == c {
+					return nil, fmt.Errorf("%s:%d: connect %s after its first use", name, ln, c)
+				}
+			}
+			if s.NoLogin == nil {
+				s.NoLogin = map[string]bool{}
+			}
+			s.NoLogin[c] = true
+			continue
+		}
 		if rest, ok := strings.CutPrefix(trimmed, "seed "); ok {
 			if len(s.Steps) > 0 {
 				return nil, fmt.Errorf("%s:%d: seed after the first command", name, ln)
