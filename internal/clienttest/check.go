@@ -1,0 +1,101 @@
+package clienttest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Differential runs session s against ref and target (each seeded with
+// s's messages first) and returns the commands whose normalised responses
+// differ.
+func Differential(ctx context.Context, ref, target Target, s *Session, opts *Options) ([]Difference, error) {
+	type result struct {
+		tr  *Transcript
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		tr, err := RunSession(ctx, ref, s)
+		ch <- result{tr, err}
+	}()
+	got, err := RunSession(ctx, target, s)
+	want := <-ch
+	if want.err != nil {
+		return nil, fmt.Errorf("reference: %w", want.err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	if dir := os.Getenv("CLIENTTEST_DUMP"); dir != "" {
+		want.tr.dump(filepath.Join(dir, s.Name+".reference.txt"))
+		got.dump(filepath.Join(dir, s.Name+".target.txt"))
+	}
+	return Compare(want.tr, got, opts), nil
+}
+
+// Options adjust the comparison.
+type Options struct {
+	// UIDAnywhere accepts a target's FETCH response with UID not first.
+	// The issue requires UID first (Thunderbird relies on it), but
+	// Dovecot answers FETCH n (FLAGS UID) with UID second: the Dovecot
+	// self-check sets it, a check of postfach must not.
+	UIDAnywhere bool
+}
+
+// dump writes the transcript, raw and normalised, to path (for reading a
+// difference; CLIENTTEST_DUMP=dir).
+func (tr *Transcript) dump(path string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s against %s\n", tr.Session, tr.Target)
+	for _, r := range tr.Records {
+		fmt.Fprintf(&b, "\n%s%c %s\n", r.Step.Conn, r.Step.Kind, strings.ReplaceAll(r.Step.Text, "\x00", "{literal}"))
+		for _, l := range r.Responses {
+			fmt.Fprintf(&b, "  S: %s\n", strconvQuote(string(l)))
+		}
+		for _, l := range r.Normal() {
+			fmt.Fprintf(&b, "  N: %s\n", l)
+		}
+	}
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// CheckConformance runs every session in sessions (all embedded ones when
+// nil) as a parallel subtest, each against a fresh account of ref and of
+// target, and reports each difference as a test error.
+//
+// The lead points it at postfach with an Endpoint for the local IMAP
+// endpoint: CheckConformance(t, DovecotEndpoint(t, n), postfachEndpoint, nil, nil).
+func CheckConformance(t *testing.T, ref, target Endpoint, sessions []*Session, opts *Options) {
+	t.Helper()
+	if sessions == nil {
+		var err error
+		if sessions, err = Sessions(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range sessions {
+		t.Run(s.Name, func(t *testing.T) {
+			t.Parallel()
+			r, g := ref(t), target(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			diffs, err := Differential(ctx, r, g, s, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(diffs) > 0 {
+				var b strings.Builder
+				for _, d := range diffs {
+					b.WriteString(d.String())
+				}
+				t.Errorf("%s (%s): %d commands answered differently from the reference:\n%s", s.Name, s.Description, len(diffs), b.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,74 @@
+package clienttest
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/internal/testenv"
+)
+
+// TestTLS: the raw sessions, Seed, poplib, imaplib's connection, mbsync
+// and fetchmail reach a target over STARTTLS and over implicit TLS,
+// trusting only the target's CAFile.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	d := testenv.StartDovecot(t, testenv.WithTLS(testenv.TLSOn),
+		testenv.User{Name: "s", Password: "pass-s"}, testenv.User{Name: "i", Password: "pass-i"})
+	starttls := DovecotTarget(d, "s")
+	implicit := DovecotTarget(d, "i")
+	implicit.IMAP, implicit.POP3, implicit.TLS = d.IMAPSAddr(), d.POP3SAddr(), TLSImplicit
+	if starttls.TLS != TLSStartTLS || starttls.CAFile == "" {
+		t.Fatalf("DovecotTarget of a TLS Dovecot: %+v", starttls)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want := inboxMessages()
+	for _, tg := range []Target{starttls, implicit} {
+		t.Run([...]string{"none", "starttls", "implicit"}[tg.TLS], func(t *testing.T) {
+			if err := Seed(tg, ClientCorpus()); err != nil {
+				t.Fatal(err)
+			}
+			tr, err := Exec(ctx, tg, "a1 SELECT INBOX", "a2 FETCH 1 BODY.PEEK[]")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tr.Records[1].Normal(); len(got) != 2 {
+				t.Errorf("FETCH over TLS: %q", got)
+			}
+			pop, err := RunPoplib(ctx, tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pop.Messages) != len(want) || !bytes.Equal(pop.Messages[0].Raw, want[0]) {
+				t.Errorf("poplib over TLS: %d messages", len(pop.Messages))
+			}
+			mb, err := NewMbsync(ctx, t.TempDir(), tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := mb.Run(ctx); err != nil {
+				t.Fatal(err, out)
+			}
+			folders, err := mb.Folders()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(folders["INBOX"]) != len(want) {
+				t.Errorf("mbsync over TLS: %d messages in INBOX, want %d", len(folders["INBOX"]), len(want))
+			}
+			fm, err := NewFetchmail(t.TempDir(), tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := fm.Run(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(run.Messages) != len(want) {
+				t.Errorf("fetchmail over TLS: %d messages, want %d:\n%s", len(run.Messages), len(want), run.Output)
+			}
+		})
+	}
+}
