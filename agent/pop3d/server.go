@@ -81,13 +81,11 @@ type sizeMemo struct {
 	disk, wire int64
 }
 
+var _ expunger = (*index.Store)(nil)
+
 // New returns a server for o.
 func New(o Options) (*Server, error) {
-	ex, _ := any(o.Store).(expunger)
-	if ex == nil {
-		return nil, errors.New("pop3d: the store cannot expunge messages (index.Store.Expunge)")
-	}
-	return newServer(o, ex)
+	return newServer(o, o.Store)
 }
 
 func newServer(o Options, ex expunger) (*Server, error) {
