@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -23,6 +24,7 @@ func FuzzIMAPView(f *testing.F) {
 		f.Add(m.Raw)
 	}
 	f.Add(corpus.DeepMIME(0, 40))
+	f.Add([]byte(strings.Repeat("Content-Type: message/rfc822\n\n", 40) + "x\n"))
 	f.Add([]byte("To: g: a@b, (c) \"d\\\"\" <@r:e@[1.2.3.4]>;, <>, x\nContent-Type: message/rfc822\n\nContent-Type: multipart/digest; boundary=q\n\n--q\n\n--q--"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		lfRaw := raw // without any CRLF ("\r\r\n" needs two rounds)
@@ -58,8 +60,14 @@ func FuzzIMAPView(f *testing.F) {
 			if mp, ok := part.(*imap.BodyStructureMultiPart); ok && len(mp.Children) == 0 {
 				t.Fatalf("multipart %v without parts", path)
 			}
-			if sp, ok := part.(*imap.BodyStructureSinglePart); ok && sp.Extended == nil {
-				t.Fatalf("part %v not extended", path)
+			if sp, ok := part.(*imap.BodyStructureSinglePart); ok {
+				if sp.Extended == nil {
+					t.Fatalf("part %v not extended", path)
+				}
+				mt := sp.MediaType()
+				if (mt == "message/rfc822" || mt == "message/global") != (sp.MessageRFC822 != nil) {
+					t.Fatalf("part %v: %s with encapsulated message %v", path, mt, sp.MessageRFC822 != nil)
+				}
 			}
 			return true
 		})
