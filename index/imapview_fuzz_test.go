@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,20 +57,38 @@ func FuzzIMAPView(f *testing.F) {
 		if env == nil {
 			t.Fatal("no envelope")
 		}
-		bs.Walk(func(path []int, part imap.BodyStructure) bool {
-			if mp, ok := part.(*imap.BodyStructureMultiPart); ok && len(mp.Children) == 0 {
-				t.Fatalf("multipart %v without parts", path)
-			}
-			if sp, ok := part.(*imap.BodyStructureSinglePart); ok {
-				if sp.Extended == nil {
-					t.Fatalf("part %v not extended", path)
-				}
-				mt := sp.MediaType()
-				if (mt == "message/rfc822" || mt == "message/global") != (sp.MessageRFC822 != nil) {
-					t.Fatalf("part %v: %s with encapsulated message %v", path, mt, sp.MessageRFC822 != nil)
-				}
-			}
-			return true
-		})
+		checkWritable(t, bs, "1")
 	})
+}
+
+// checkWritable fails unless go-imap can write bs as an extended
+// BODYSTRUCTURE that parses back: every multipart has parts, every part is
+// extended, and exactly the message/rfc822 and message/global parts carry
+// an encapsulated message (checked inside those too).
+func checkWritable(t *testing.T, bs imap.BodyStructure, path string) {
+	switch p := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		if len(p.Children) == 0 || p.Extended == nil {
+			t.Fatalf("multipart %s: %d parts, extended %v", path, len(p.Children), p.Extended != nil)
+		}
+		for i, c := range p.Children {
+			checkWritable(t, c, fmt.Sprintf("%s.%d", path, i+1))
+		}
+	case *imap.BodyStructureSinglePart:
+		if p.Extended == nil {
+			t.Fatalf("part %s not extended", path)
+		}
+		mt := p.MediaType()
+		if (mt == "message/rfc822" || mt == "message/global") != (p.MessageRFC822 != nil) {
+			t.Fatalf("part %s: %s with encapsulated message %v", path, mt, p.MessageRFC822 != nil)
+		}
+		if m := p.MessageRFC822; m != nil {
+			if m.Envelope == nil {
+				t.Fatalf("part %s: no envelope", path)
+			}
+			checkWritable(t, m.BodyStructure, path+".msg")
+		}
+	default:
+		t.Fatalf("part %s: %T", path, bs)
+	}
 }
