@@ -31,33 +31,69 @@ import (
 // (its SHA-256 differs) is computed again. On a dry-run view the result is
 // not kept beyond the dry run.
 func (s *Store) IMAPView(ctx context.Context, m *Message) (*imap.Envelope, imap.BodyStructure, error) {
-	var blob []byte
+	vs, err := s.IMAPViews(ctx, []*Message{m})
+	if err != nil {
+		return nil, nil, err
+	}
+	return vs[0].Envelope, vs[0].BodyStructure, nil
+}
+
+// IMAPViewOf is one message's view, as IMAPViews returns it.
+type IMAPViewOf struct {
+	Envelope      *imap.Envelope
+	BodyStructure imap.BodyStructure
+}
+
+// IMAPViews is IMAPView of many messages (a FETCH of a range): the kept
+// views are read in one transaction, the missing ones computed and kept
+// in one more. The views come in the order of msgs. It fails on the
+// first message whose view can be neither read nor computed.
+func (s *Store) IMAPViews(ctx context.Context, msgs []*Message) ([]IMAPViewOf, error) {
+	out := make([]IMAPViewOf, len(msgs))
+	var missing []int
 	err := s.Read(ctx, func(tx *ReadTx) error {
-		err := tx.queryRow(`SELECT v.view FROM imap_views v JOIN messages m ON m.id = v.message_id
-			WHERE v.message_id=? AND v.sha256 = m.sha256`, m.ID).Scan(&blob)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		for i, m := range msgs {
+			var blob []byte
+			err := tx.queryRow(`SELECT v.view FROM imap_views v JOIN messages m ON m.id = v.message_id
+				WHERE v.message_id=? AND v.sha256 = m.sha256`, m.ID).Scan(&blob)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if blob != nil {
+				if env, bs, err := decodeView(blob); err == nil {
+					out[i] = IMAPViewOf{env, bs}
+					continue
+				}
+				// A view this version cannot read: computed again.
+			}
+			missing = append(missing, i)
 		}
-		return err
+		return nil
+	})
+	if err != nil || len(missing) == 0 {
+		return out, err
+	}
+	computed := make([]*messageView, len(missing))
+	for k, i := range missing {
+		v, err := s.computeView(ctx, msgs[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		computed[k] = v
+		out[i] = IMAPViewOf{v.env, v.body.imap()}
+	}
+	err = s.Write(ctx, func(tx *Tx) error {
+		for k, i := range missing {
+			if err := tx.putView(msgs[i].ID, computed[k]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if blob != nil {
-		env, bs, err := decodeView(blob)
-		if err == nil {
-			return env, bs, nil
-		}
-		// A view this version cannot read: computed again.
-	}
-	v, err := s.computeView(ctx, m.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := s.Write(ctx, func(tx *Tx) error { return tx.putView(m.ID, v) }); err != nil {
-		return nil, nil, err
-	}
-	return v.env, v.body.imap(), nil
+	return out, nil
 }
 
 // IndexIMAP computes the IMAP views a folder's messages lack (rows made

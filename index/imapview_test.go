@@ -418,3 +418,36 @@ func TestIMAPViewKept(t *testing.T) {
 		t.Errorf("view of a removed row: %v, want ErrNotFound", err)
 	}
 }
+
+// TestIMAPViews: views of many messages, kept ones and new ones mixed,
+// come in the order asked, and are then all kept.
+func TestIMAPViews(t *testing.T) {
+	fs := newFileStore(t)
+	var uids []uint32
+	for i := range 3 {
+		uids = append(uids, fs.add("", crlfOf(fmt.Sprintf("Subject: s%d\n\nb\n", i)), 0, nil, time.Time{}))
+	}
+	fs.view(uids[1]) // kept before
+	var ms []*index.Message
+	for _, i := range []int{2, 0, 1, 0} {
+		ms = append(ms, &index.Message{ID: fs.byUID[uids[i]]})
+	}
+	for round := range 2 {
+		vs, err := fs.st.IMAPViews(context.Background(), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Envelope.Subject+"/"+v.BodyStructure.MediaType())
+		}
+		if want := "s2/text/plain s0/text/plain s1/text/plain s0/text/plain"; strings.Join(got, " ") != want {
+			t.Errorf("round %d: %q, want %q", round, strings.Join(got, " "), want)
+		}
+		if round == 0 { // all kept now: the files are not needed
+			for _, r := range rowsOf(t, fs.st, fs.f) {
+				os.Remove(filepath.Join(fs.d.Path, filepath.FromSlash(r.File)))
+			}
+		}
+	}
+}
