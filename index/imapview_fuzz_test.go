@@ -92,3 +92,26 @@ func checkWritable(t *testing.T, bs imap.BodyStructure, path string) {
 		t.Fatalf("part %s: %T", path, bs)
 	}
 }
+
+// TestIMAPViewLongHeader: a header beyond maxViewHeader is kept up to its
+// last whole line: the piece of a long line after the cap is not taken for
+// a field of its own.
+func TestIMAPViewLongHeader(t *testing.T) {
+	raw := "Subject: first\nA: " + strings.Repeat("a", 60000) + "\nB: " + strings.Repeat("b", 16381) +
+		"Fake: yes\nC: c\n\nbody\n"
+	v, err := viewOf(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.header) > maxViewHeader || !bytes.HasSuffix(v.header, []byte("\n")) {
+		t.Errorf("kept %d bytes of header, ending %q", len(v.header), v.header[max(0, len(v.header)-5):])
+	}
+	for _, f := range headerFields(v.header) {
+		if f.name == "Fake" || f.name == "C" {
+			t.Errorf("field %s kept from beyond the cap", f.name)
+		}
+	}
+	if v.env.Subject != "first" || v.body.Size != 6 {
+		t.Errorf("subject %q, body size %d", v.env.Subject, v.body.Size)
+	}
+}

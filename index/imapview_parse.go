@@ -222,14 +222,22 @@ func unfoldValue(v string) string {
 // that are neither a field nor a continuation left out, see cleanHeader).
 func readHeaderBlock(br *bufio.Reader) ([]byte, []hfield) {
 	var raw []byte
-	lineStart := true
+	lineStart, full := true, false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if lineStart && (bytes.Equal(chunk, []byte("\r\n")) || bytes.Equal(chunk, []byte("\n"))) {
 			break
 		}
-		if len(raw)+len(chunk) <= maxViewHeader {
+		if !full && len(raw)+len(chunk) <= maxViewHeader {
 			raw = append(raw, chunk...)
+		} else if !full {
+			// Kept up to the last whole line: the rest is read, not kept.
+			full = true
+			if i := bytes.LastIndexByte(raw, '\n'); i >= 0 {
+				raw = raw[:i+1]
+			} else {
+				raw = raw[:0]
+			}
 		}
 		lineStart = err == nil
 		if err != nil && err != bufio.ErrBufferFull {
