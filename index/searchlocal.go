@@ -357,6 +357,10 @@ func (q *searchQuery) contains(col, needle string) string {
 	if asciiOnly(needle) && !strings.HasPrefix(col, "v.") {
 		return "instr(lower(" + col + "), " + q.arg(strings.ToLower(needle)) + ") > 0"
 	}
+	if asciiOnly(needle) { // a header blob (NULL without a view): LIKE folds ASCII
+		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(needle)
+		return "coalesce(CAST(" + col + " AS TEXT) LIKE " + q.arg("%"+esc+"%") + ` ESCAPE '\', 0)`
+	}
 	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
 }
 
