@@ -58,7 +58,7 @@ import (
 //   - NOT, OR, nested, and their AND, as RFC 3501.
 //
 // Substring matching is case-insensitive: ASCII strings through SQLite's
-// lower(), others by Unicode simple case folding.
+// lower() and LIKE, others by Unicode simple case folding.
 func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32, error) {
 	q := &searchQuery{tx: tx, folder: folder}
 	defer q.release()
@@ -346,7 +346,15 @@ func (q *searchQuery) header(key, value string) string {
 			q.arg(key) + ", '') END"
 	}
 	q.view = true
-	return "coalesce(postfach_header(v.header, " + q.arg(key) + ", " + q.arg(value) + "), 0)"
+	// The header is looked at closely only where the name is in it at
+	// all (SQLite's LIKE, quick), and never without a view (NULL).
+	return "coalesce(CAST(v.header AS TEXT) LIKE " + q.arg("%"+likeEscape(key)+"%") + ` ESCAPE '\' AND ` +
+		"postfach_header(v.header, " + q.arg(key) + ", " + q.arg(value) + "), 0)"
+}
+
+// likeEscape escapes s for a LIKE pattern with ESCAPE '\'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // contains is a case-insensitive substring test of a text column.
@@ -358,8 +366,7 @@ func (q *searchQuery) contains(col, needle string) string {
 		return "instr(lower(" + col + "), " + q.arg(strings.ToLower(needle)) + ") > 0"
 	}
 	if asciiOnly(needle) { // a header blob (NULL without a view): LIKE folds ASCII
-		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(needle)
-		return "coalesce(CAST(" + col + " AS TEXT) LIKE " + q.arg("%"+esc+"%") + ` ESCAPE '\', 0)`
+		return "coalesce(CAST(" + col + " AS TEXT) LIKE " + q.arg("%"+likeEscape(needle)+"%") + ` ESCAPE '\', 0)`
 	}
 	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
 }
