@@ -3,7 +3,6 @@ package index
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -27,8 +26,8 @@ import (
 // IMAPView returns the message's ENVELOPE and BODYSTRUCTURE (extended),
 // computed once per message and kept in the index. Only m.ID is used: the
 // file is opened through the door (OpenBody, by the row's key when its
-// name changed since). A view computed from other bytes than the row's
-// (its SHA-256 differs) is computed again. On a dry-run view the result is
+// name changed since). A view kept for other bytes than the row's (the
+// row's SHA-256 changed since) is computed again. On a dry-run view the result is
 // not kept beyond the dry run.
 func (s *Store) IMAPView(ctx context.Context, m *Message) (*imap.Envelope, imap.BodyStructure, error) {
 	vs, err := s.IMAPViews(ctx, []*Message{m})
@@ -175,10 +174,9 @@ func (s *Store) IndexIMAP(ctx context.Context, folder FolderID) (int, error) {
 type messageView struct {
 	env     *imap.Envelope
 	body    *viewPart
-	sum     [32]byte // SHA-256 of the file as stored
-	size    int64    // RFC822.SIZE
-	sentDay *int64   // see calendarDay
-	header  []byte   // as stored, at most maxViewHeader bytes
+	size    int64  // RFC822.SIZE
+	sentDay *int64 // see calendarDay
+	header  []byte // as stored, at most maxViewHeader bytes
 }
 
 // storedView is the JSON form of the view column.
@@ -204,9 +202,11 @@ func (tx *Tx) putView(id MessageID, v *messageView) error {
 	if err != nil {
 		return err
 	}
+	// The row's hash: the view stays until the row's file changes (a
+	// file rewritten in place without a new row is not read again).
 	_, err = tx.exec(`INSERT OR REPLACE INTO imap_views(message_id, sha256, view, size, sent_day, header)
-		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id=?)`,
-		id, v.sum[:], blob, v.size, v.sentDay, v.header, id)
+		SELECT id, sha256, ?, ?, ?, ? FROM messages WHERE id=?`,
+		blob, v.size, v.sentDay, v.header, id)
 	return err
 }
 
@@ -227,8 +227,7 @@ func (s *Store) computeView(ctx context.Context, id MessageID) (*messageView, er
 
 // viewOf computes the view of a message as stored (LF or CRLF line ends).
 func viewOf(r io.Reader) (*messageView, error) {
-	h := sha256.New()
-	wire := &viewCounter{r: &crlfReader{r: io.TeeReader(r, h)}}
+	wire := &viewCounter{r: &crlfReader{r: r}}
 	p := &viewParser{}
 	br := bufio.NewReaderSize(wire, 16<<10)
 	raw, fields := readHeaderBlock(br)
@@ -246,7 +245,6 @@ func viewOf(r io.Reader) (*messageView, error) {
 		d := calendarDay(v.env.Date)
 		v.sentDay = &d
 	}
-	copy(v.sum[:], h.Sum(nil))
 	return v, nil
 }
 

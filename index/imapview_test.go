@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"github.com/emersion/go-message/textproto"
@@ -449,5 +450,37 @@ func TestIMAPViews(t *testing.T) {
 				os.Remove(filepath.Join(fs.d.Path, filepath.FromSlash(r.File)))
 			}
 		}
+	}
+}
+
+// TestIMAPViewStale: a kept view is served while the row's hash stays (a
+// file rewritten in place is not read again) and computed again once the
+// row says its file changed (a new SHA-256).
+func TestIMAPViewStale(t *testing.T) {
+	fs := newFileStore(t)
+	uid := fs.add("", crlfOf("Subject: old\n\nx\n"), 0, nil, time.Time{})
+	if env, _ := fs.view(uid); env.Subject != "old" {
+		t.Fatalf("subject %q", env.Subject)
+	}
+	r := rowsOf(t, fs.st, fs.f)[0]
+	if err := os.WriteFile(filepath.Join(fs.d.Path, filepath.FromSlash(r.File)), crlfOf("Subject: new\n\nx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := fs.view(uid); env.Subject != "old" {
+		t.Errorf("kept view: subject %q, want old", env.Subject)
+	}
+	db, err := sql.Open("sqlite", fs.st.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE messages SET sha256 = zeroblob(32) WHERE id=?`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := fs.view(uid); env.Subject != "new" {
+		t.Errorf("after the row's hash changed: subject %q, want new", env.Subject)
+	}
+	if n, err := fs.st.IndexIMAP(context.Background(), fs.f.ID); err != nil || n != 0 {
+		t.Errorf("IndexIMAP after: %d, %v", n, err)
 	}
 }
