@@ -3,7 +3,6 @@ package index
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -27,37 +26,73 @@ import (
 // IMAPView returns the message's ENVELOPE and BODYSTRUCTURE (extended),
 // computed once per message and kept in the index. Only m.ID is used: the
 // file is opened through the door (OpenBody, by the row's key when its
-// name changed since). A view computed from other bytes than the row's
-// (its SHA-256 differs) is computed again. On a dry-run view the result is
+// name changed since). A view kept for other bytes than the row's (the
+// row's SHA-256 changed since) is computed again. On a dry-run view the result is
 // not kept beyond the dry run.
 func (s *Store) IMAPView(ctx context.Context, m *Message) (*imap.Envelope, imap.BodyStructure, error) {
-	var blob []byte
+	vs, err := s.IMAPViews(ctx, []*Message{m})
+	if err != nil {
+		return nil, nil, err
+	}
+	return vs[0].Envelope, vs[0].BodyStructure, nil
+}
+
+// IMAPViewOf is one message's view, as IMAPViews returns it.
+type IMAPViewOf struct {
+	Envelope      *imap.Envelope
+	BodyStructure imap.BodyStructure
+}
+
+// IMAPViews is IMAPView of many messages (a FETCH of a range): the kept
+// views are read in one transaction, the missing ones computed and kept
+// in one more. The views come in the order of msgs. It fails on the
+// first message whose view can be neither read nor computed.
+func (s *Store) IMAPViews(ctx context.Context, msgs []*Message) ([]IMAPViewOf, error) {
+	out := make([]IMAPViewOf, len(msgs))
+	var missing []int
 	err := s.Read(ctx, func(tx *ReadTx) error {
-		err := tx.queryRow(`SELECT v.view FROM imap_views v JOIN messages m ON m.id = v.message_id
-			WHERE v.message_id=? AND v.sha256 = m.sha256`, m.ID).Scan(&blob)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		for i, m := range msgs {
+			var blob []byte
+			err := tx.queryRow(`SELECT v.view FROM imap_views v JOIN messages m ON m.id = v.message_id
+				WHERE v.message_id=? AND v.sha256 = m.sha256`, m.ID).Scan(&blob)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if blob != nil {
+				if env, bs, err := decodeView(blob); err == nil {
+					out[i] = IMAPViewOf{env, bs}
+					continue
+				}
+				// A view this version cannot read: computed again.
+			}
+			missing = append(missing, i)
 		}
-		return err
+		return nil
+	})
+	if err != nil || len(missing) == 0 {
+		return out, err
+	}
+	computed := make([]*messageView, len(missing))
+	for k, i := range missing {
+		v, err := s.computeView(ctx, msgs[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		computed[k] = v
+		out[i] = IMAPViewOf{v.env, v.body.imap()}
+	}
+	err = s.Write(ctx, func(tx *Tx) error {
+		for k, i := range missing {
+			if err := tx.putView(msgs[i].ID, computed[k]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if blob != nil {
-		env, bs, err := decodeView(blob)
-		if err == nil {
-			return env, bs, nil
-		}
-		// A view this version cannot read: computed again.
-	}
-	v, err := s.computeView(ctx, m.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := s.Write(ctx, func(tx *Tx) error { return tx.putView(m.ID, v) }); err != nil {
-		return nil, nil, err
-	}
-	return v.env, v.body.imap(), nil
+	return out, nil
 }
 
 // IndexIMAP computes the IMAP views a folder's messages lack (rows made
@@ -139,10 +174,9 @@ func (s *Store) IndexIMAP(ctx context.Context, folder FolderID) (int, error) {
 type messageView struct {
 	env     *imap.Envelope
 	body    *viewPart
-	sum     [32]byte // SHA-256 of the file as stored
-	size    int64    // RFC822.SIZE
-	sentDay *int64   // see calendarDay
-	header  []byte   // as stored, at most maxViewHeader bytes
+	size    int64  // RFC822.SIZE
+	sentDay *int64 // see calendarDay
+	header  []byte // as stored, at most maxViewHeader bytes
 }
 
 // storedView is the JSON form of the view column.
@@ -168,9 +202,11 @@ func (tx *Tx) putView(id MessageID, v *messageView) error {
 	if err != nil {
 		return err
 	}
+	// The row's hash: the view stays until the row's file changes (a
+	// file rewritten in place without a new row is not read again).
 	_, err = tx.exec(`INSERT OR REPLACE INTO imap_views(message_id, sha256, view, size, sent_day, header)
-		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id=?)`,
-		id, v.sum[:], blob, v.size, v.sentDay, v.header, id)
+		SELECT id, sha256, ?, ?, ?, ? FROM messages WHERE id=?`,
+		blob, v.size, v.sentDay, v.header, id)
 	return err
 }
 
@@ -191,8 +227,7 @@ func (s *Store) computeView(ctx context.Context, id MessageID) (*messageView, er
 
 // viewOf computes the view of a message as stored (LF or CRLF line ends).
 func viewOf(r io.Reader) (*messageView, error) {
-	h := sha256.New()
-	wire := &viewCounter{r: &crlfReader{r: io.TeeReader(r, h)}}
+	wire := &viewCounter{r: &crlfReader{r: r}}
 	p := &viewParser{}
 	br := bufio.NewReaderSize(wire, 16<<10)
 	raw, fields := readHeaderBlock(br)
@@ -210,7 +245,6 @@ func viewOf(r io.Reader) (*messageView, error) {
 		d := calendarDay(v.env.Date)
 		v.sentDay = &d
 	}
-	copy(v.sum[:], h.Sum(nil))
 	return v, nil
 }
 

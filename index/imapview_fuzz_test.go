@@ -3,7 +3,9 @@ package index
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -23,6 +25,7 @@ func FuzzIMAPView(f *testing.F) {
 		f.Add(m.Raw)
 	}
 	f.Add(corpus.DeepMIME(0, 40))
+	f.Add([]byte(strings.Repeat("Content-Type: message/rfc822\n\n", 40) + "x\n"))
 	f.Add([]byte("To: g: a@b, (c) \"d\\\"\" <@r:e@[1.2.3.4]>;, <>, x\nContent-Type: message/rfc822\n\nContent-Type: multipart/digest; boundary=q\n\n--q\n\n--q--"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		lfRaw := raw // without any CRLF ("\r\r\n" needs two rounds)
@@ -54,14 +57,61 @@ func FuzzIMAPView(f *testing.F) {
 		if env == nil {
 			t.Fatal("no envelope")
 		}
-		bs.Walk(func(path []int, part imap.BodyStructure) bool {
-			if mp, ok := part.(*imap.BodyStructureMultiPart); ok && len(mp.Children) == 0 {
-				t.Fatalf("multipart %v without parts", path)
-			}
-			if sp, ok := part.(*imap.BodyStructureSinglePart); ok && sp.Extended == nil {
-				t.Fatalf("part %v not extended", path)
-			}
-			return true
-		})
+		checkWritable(t, bs, "1")
 	})
+}
+
+// checkWritable fails unless go-imap can write bs as an extended
+// BODYSTRUCTURE that parses back: every multipart has parts, every part is
+// extended, and exactly the message/rfc822 and message/global parts carry
+// an encapsulated message (checked inside those too).
+func checkWritable(t *testing.T, bs imap.BodyStructure, path string) {
+	switch p := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		if len(p.Children) == 0 || p.Extended == nil {
+			t.Fatalf("multipart %s: %d parts, extended %v", path, len(p.Children), p.Extended != nil)
+		}
+		for i, c := range p.Children {
+			checkWritable(t, c, fmt.Sprintf("%s.%d", path, i+1))
+		}
+	case *imap.BodyStructureSinglePart:
+		if p.Extended == nil {
+			t.Fatalf("part %s not extended", path)
+		}
+		mt := p.MediaType()
+		if (mt == "message/rfc822" || mt == "message/global") != (p.MessageRFC822 != nil) {
+			t.Fatalf("part %s: %s with encapsulated message %v", path, mt, p.MessageRFC822 != nil)
+		}
+		if m := p.MessageRFC822; m != nil {
+			if m.Envelope == nil {
+				t.Fatalf("part %s: no envelope", path)
+			}
+			checkWritable(t, m.BodyStructure, path+".msg")
+		}
+	default:
+		t.Fatalf("part %s: %T", path, bs)
+	}
+}
+
+// TestIMAPViewLongHeader: a header beyond maxViewHeader is kept up to its
+// last whole line: the piece of a long line after the cap is not taken for
+// a field of its own.
+func TestIMAPViewLongHeader(t *testing.T) {
+	raw := "Subject: first\nA: " + strings.Repeat("a", 60000) + "\nB: " + strings.Repeat("b", 16381) +
+		"Fake: yes\nC: c\n\nbody\n"
+	v, err := viewOf(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.header) > maxViewHeader || !bytes.HasSuffix(v.header, []byte("\n")) {
+		t.Errorf("kept %d bytes of header, ending %q", len(v.header), v.header[max(0, len(v.header)-5):])
+	}
+	for _, f := range headerFields(v.header) {
+		if f.name == "Fake" || f.name == "C" {
+			t.Errorf("field %s kept from beyond the cap", f.name)
+		}
+	}
+	if v.env.Subject != "first" || v.body.Size != 6 {
+		t.Errorf("subject %q, body size %d", v.env.Subject, v.body.Size)
+	}
 }

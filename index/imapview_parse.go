@@ -40,8 +40,8 @@ import (
 // count their lines, MD5 is NIL (go-imap's writer), a multipart without
 // parts (no boundary, or none found) gets one empty text/plain part, as
 // Dovecot gives it, since IMAP's grammar needs one. At most viewMaxDepth
-// levels of nesting and viewMaxParts parts are described; a multipart
-// beyond them is an application/octet-stream part.
+// levels of nesting and viewMaxParts parts are described; a multipart or
+// message/rfc822 part beyond them is an application/octet-stream part.
 
 const (
 	viewMaxDepth  = 32
@@ -123,7 +123,9 @@ func (p *viewParser) part(fields []hfield, body io.Reader, depth int, digest boo
 	vp := contentOf(fields, digest)
 	deep := depth >= viewMaxDepth || p.parts >= viewMaxParts
 	switch {
-	case vp.Type == "multipart" && deep:
+	case deep && (vp.Type == "multipart" || isMessage(vp)):
+		// Described as opaque: a message/rfc822 part must carry its
+		// envelope and structure (IMAP's grammar), a multipart its parts.
 		vp.Type, vp.Subtype, vp.Params = "application", "octet-stream", nil
 	case vp.Type == "multipart":
 		if b := vp.Params["boundary"]; b != "" {
@@ -139,7 +141,7 @@ func (p *viewParser) part(fields []hfield, body io.Reader, depth int, digest boo
 		if len(vp.Children) == 0 {
 			vp.Children = []*viewPart{emptyTextPart()}
 		}
-	case vp.Type == "message" && (vp.Subtype == "rfc822" || vp.Subtype == "global") && !deep:
+	case isMessage(vp):
 		br := bufio.NewReader(c)
 		_, inner := readHeaderBlock(br)
 		vp.Envelope = envelopeOf(inner)
@@ -152,6 +154,12 @@ func (p *viewParser) part(fields []hfield, body io.Reader, depth int, digest boo
 		vp.Lines = c.lines
 	}
 	return vp
+}
+
+// isMessage reports whether a part is an encapsulated message, which
+// BODYSTRUCTURE describes with its envelope, structure and lines.
+func isMessage(vp *viewPart) bool {
+	return vp.Type == "message" && (vp.Subtype == "rfc822" || vp.Subtype == "global")
 }
 
 // contentOf reads a part's Content-* fields (RFC 2045 defaults).
@@ -214,14 +222,22 @@ func unfoldValue(v string) string {
 // that are neither a field nor a continuation left out, see cleanHeader).
 func readHeaderBlock(br *bufio.Reader) ([]byte, []hfield) {
 	var raw []byte
-	lineStart := true
+	lineStart, full := true, false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if lineStart && (bytes.Equal(chunk, []byte("\r\n")) || bytes.Equal(chunk, []byte("\n"))) {
 			break
 		}
-		if len(raw)+len(chunk) <= maxViewHeader {
+		if !full && len(raw)+len(chunk) <= maxViewHeader {
 			raw = append(raw, chunk...)
+		} else if !full {
+			// Kept up to the last whole line: the rest is read, not kept.
+			full = true
+			if i := bytes.LastIndexByte(raw, '\n'); i >= 0 {
+				raw = raw[:i+1]
+			} else {
+				raw = raw[:0]
+			}
 		}
 		lineStart = err == nil
 		if err != nil && err != bufio.ErrBufferFull {

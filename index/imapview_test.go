@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"github.com/emersion/go-message/textproto"
@@ -416,5 +417,70 @@ func TestIMAPViewKept(t *testing.T) {
 	write(t, fs.st, func(tx *index.Tx) error { return tx.DeleteMessage(fs.byUID[uid]) })
 	if _, _, err := fs.st.IMAPView(ctx, &index.Message{ID: fs.byUID[uid]}); !errors.Is(err, index.ErrNotFound) {
 		t.Errorf("view of a removed row: %v, want ErrNotFound", err)
+	}
+}
+
+// TestIMAPViews: views of many messages, kept ones and new ones mixed,
+// come in the order asked, and are then all kept.
+func TestIMAPViews(t *testing.T) {
+	fs := newFileStore(t)
+	var uids []uint32
+	for i := range 3 {
+		uids = append(uids, fs.add("", crlfOf(fmt.Sprintf("Subject: s%d\n\nb\n", i)), 0, nil, time.Time{}))
+	}
+	fs.view(uids[1]) // kept before
+	var ms []*index.Message
+	for _, i := range []int{2, 0, 1, 0} {
+		ms = append(ms, &index.Message{ID: fs.byUID[uids[i]]})
+	}
+	for round := range 2 {
+		vs, err := fs.st.IMAPViews(context.Background(), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Envelope.Subject+"/"+v.BodyStructure.MediaType())
+		}
+		if want := "s2/text/plain s0/text/plain s1/text/plain s0/text/plain"; strings.Join(got, " ") != want {
+			t.Errorf("round %d: %q, want %q", round, strings.Join(got, " "), want)
+		}
+		if round == 0 { // all kept now: the files are not needed
+			for _, r := range rowsOf(t, fs.st, fs.f) {
+				os.Remove(filepath.Join(fs.d.Path, filepath.FromSlash(r.File)))
+			}
+		}
+	}
+}
+
+// TestIMAPViewStale: a kept view is served while the row's hash stays (a
+// file rewritten in place is not read again) and computed again once the
+// row says its file changed (a new SHA-256).
+func TestIMAPViewStale(t *testing.T) {
+	fs := newFileStore(t)
+	uid := fs.add("", crlfOf("Subject: old\n\nx\n"), 0, nil, time.Time{})
+	if env, _ := fs.view(uid); env.Subject != "old" {
+		t.Fatalf("subject %q", env.Subject)
+	}
+	r := rowsOf(t, fs.st, fs.f)[0]
+	if err := os.WriteFile(filepath.Join(fs.d.Path, filepath.FromSlash(r.File)), crlfOf("Subject: new\n\nx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := fs.view(uid); env.Subject != "old" {
+		t.Errorf("kept view: subject %q, want old", env.Subject)
+	}
+	db, err := sql.Open("sqlite", fs.st.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE messages SET sha256 = zeroblob(32) WHERE id=?`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := fs.view(uid); env.Subject != "new" {
+		t.Errorf("after the row's hash changed: subject %q, want new", env.Subject)
+	}
+	if n, err := fs.st.IndexIMAP(context.Background(), fs.f.ID); err != nil || n != 0 {
+		t.Errorf("IndexIMAP after: %d, %v", n, err)
 	}
 }

@@ -58,7 +58,7 @@ import (
 //   - NOT, OR, nested, and their AND, as RFC 3501.
 //
 // Substring matching is case-insensitive: ASCII strings through SQLite's
-// lower(), others by Unicode simple case folding.
+// lower() and LIKE, others by Unicode simple case folding.
 func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32, error) {
 	q := &searchQuery{tx: tx, folder: folder}
 	defer q.release()
@@ -346,7 +346,14 @@ func (q *searchQuery) header(key, value string) string {
 			q.arg(key) + ", '') END"
 	}
 	q.view = true
+	// (A LIKE on the field's name first makes it slower: headerContains
+	// looks only at the start of each line.)
 	return "coalesce(postfach_header(v.header, " + q.arg(key) + ", " + q.arg(value) + "), 0)"
+}
+
+// likeEscape escapes s for a LIKE pattern with ESCAPE '\'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // contains is a case-insensitive substring test of a text column.
@@ -356,6 +363,9 @@ func (q *searchQuery) contains(col, needle string) string {
 	}
 	if asciiOnly(needle) && !strings.HasPrefix(col, "v.") {
 		return "instr(lower(" + col + "), " + q.arg(strings.ToLower(needle)) + ") > 0"
+	}
+	if asciiOnly(needle) { // a header blob (NULL without a view): LIKE folds ASCII
+		return "coalesce(CAST(" + col + " AS TEXT) LIKE " + q.arg("%"+likeEscape(needle)+"%") + ` ESCAPE '\', 0)`
 	}
 	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
 }

@@ -154,6 +154,8 @@ var searchCases = []searchCase{
 	{"TEXT bob@example.net (header)", sText("bob@example.net"), "alice invoice"},
 	{"TEXT go.lists (a header only the view has)", sText("go.lists"), "list"},
 	{"TEXT hello", sText("hello"), "alice list"},
+	{"TEXT x-mailer: mutt (header, case)", sText("x-mailer: MUTT"), "alice"},
+	{"TEXT x_mailer (no wildcard)", sText("x_mailer"), ""},
 	{"NOT FROM alice", sNot(sHeader("From", "alice")), "jurgen invoice nodate list"},
 	{"OR FROM alice FROM bob", sOr(sHeader("From", "alice"), sHeader("From", "bob")), "alice invoice"},
 	{"OR (SEEN FLAGGED) NOT (OR DRAFT ANSWERED)",

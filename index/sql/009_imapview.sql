@@ -7,8 +7,8 @@
 -- header per row would spread them over many more pages. It is keyed by
 -- the row's id: a message moved to another folder keeps its id, and so
 -- its view; a removed row takes its view along (ON DELETE CASCADE).
--- sha256 is the stored file's hash the view was computed from: a view
--- whose row's hash differs is stale and computed again.
+-- sha256 is the row's hash when the view was computed: a view whose
+-- row's hash differs since is stale and computed again.
 --
 -- Rows made before this version have no view: IMAPView computes it on
 -- first use, Store.IndexIMAP for a whole folder. SearchLocal answers the
@@ -16,7 +16,7 @@
 -- Date header's own day) for messages without one as documented there.
 CREATE TABLE IF NOT EXISTS imap_views (
 	message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-	sha256     BLOB NOT NULL,    -- the file content the view was computed from
+	sha256     BLOB NOT NULL,    -- messages.sha256 when the view was computed
 	size       INTEGER NOT NULL, -- RFC822.SIZE: the message with CRLF line ends
 	sent_day   INTEGER,          -- Date: header's day in its own zone (days since 1970-01-01); NULL: none
 	header     BLOB NOT NULL,    -- the header block as stored (at most 64 KiB): HEADER, BCC and TEXT
