@@ -275,14 +275,14 @@ func (b *mailbox) remove(uid uint32) {
 }
 
 func (b *mailbox) flags(uid uint32, f maildir.Flags, kw []string) {
-	i := b.index(uid)
-	if i < 0 {
-		return
-	}
 	var source *imapserver.SessionTracker
 	if v := b.own[uid]; v != nil {
 		delete(b.own, uid)
 		source = v.tracker
+	}
+	i := b.index(uid)
+	if i < 0 {
+		return
 	}
 	b.tracker.QueueMessageFlags(uint32(i+1), imap.UID(uid), imapFlags(f, kw), source)
 	b.notify()

@@ -152,6 +152,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	closed = s.closed
 	s.mu.Unlock()
 	if closed {
+		ln.Close() // Close may have come before the library had it
 		return nil
 	}
 	if err != nil {

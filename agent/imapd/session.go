@@ -81,11 +81,13 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		st, err = tx.LocalStatus(f.ID)
 		return err
 	}); err != nil {
-		return nil, err
+		return nil, s.storeErr("selecting a folder", err)
 	}
 	b, err := s.srv.hub.open(s.srv.ctx, f.ID)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, index.ErrNotFound) {
+		return nil, errNoMailbox(imap.ResponseCodeNonExistent) // removed meanwhile
+	} else if err != nil {
+		return nil, s.storeErr("selecting a folder", err)
 	}
 	v := &view{box: b, folder: *f, readOnly: o.ReadOnly, notify: make(chan struct{}, 1)}
 	b.mu.Lock()
