@@ -144,9 +144,11 @@ func checkQueued(t *testing.T, st *index.Store, fs map[string]*index.Folder) {
 	t.Helper()
 	var intents []index.Intent
 	var pending int
+	var moved []*index.Message
 	st.Read(context.Background(), func(tx *index.ReadTx) error {
 		in, err := tx.Intents(fs["INBOX"].ID)
 		intents = in
+		moved, _ = tx.LocalMessages(fs["Archive"].ID, []uint32{2})
 		for _, f := range fs {
 			_, p, _ := tx.SyncCounts(f.ID)
 			pending += p
@@ -157,11 +159,10 @@ func checkQueued(t *testing.T, st *index.Store, fs map[string]*index.Folder) {
 	for _, in := range intents {
 		got = append(got, fmt.Sprintf("%s %d %s", in.Op, in.Message, in.Arg))
 	}
-	if len(intents) == 0 {
-		t.Fatal("no intents")
+	if len(moved) != 1 || moved[0].UID != 0 {
+		t.Fatalf("the moved message in Archive: %v", moved)
 	}
-	moved := fmt.Sprint(intents[0].Message)
-	if want := []string{"move " + moved + " 102/777", "expunge 0 101/777"}; !slices.Equal(got, want) {
+	if want := []string{fmt.Sprintf("move %d 102/777", moved[0].ID), "expunge 0 101/777"}; !slices.Equal(got, want) {
 		t.Errorf("intents %q, want %q", got, want)
 	}
 	if pending != 4 { // appended, two copies, the moved message (UID 0 in Archive)
