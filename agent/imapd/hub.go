@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,11 +330,25 @@ func (b *mailbox) waitFor(h *hub, done func() bool) {
 	}
 }
 
-// imapFlags returns a message's flags as IMAP has them.
+// imapFlags returns a message's flags as IMAP has them. A keyword that
+// is no IMAP atom (another program's, in the Maildir) is left out: sent,
+// it would break the response.
 func imapFlags(f maildir.Flags, kw []string) []imap.Flag {
 	out := f.IMAP()
 	for _, k := range kw {
-		out = append(out, imap.Flag(k))
+		if atom(k) {
+			out = append(out, imap.Flag(k))
+		}
 	}
 	return out
+}
+
+// atom reports whether s is an IMAP atom (RFC 3501's atom-char only).
+func atom(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }
