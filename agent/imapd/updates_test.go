@@ -117,3 +117,28 @@ func TestEndpointIdleSeesQueued(t *testing.T) {
 	c.stopIdle()
 	c.check(&truth)
 }
+
+// TestEndpointIdlePython: an idling imaplib session hears of another
+// session's APPEND, STORE, MOVE and EXPUNGE within a second each.
+func TestEndpointIdlePython(t *testing.T) {
+	st, fs := testStore(t, "INBOX", "Archive")
+	deliver(t, st, fs["INBOX"], 1, "Subject: a\r\n\r\na\r\n", 0)
+	deliver(t, st, fs["INBOX"], 2, "Subject: b\r\n\r\nb\r\n", 0)
+	_, addr := startServer(t, st)
+	var out map[string]any
+	python(t, "idle.py", addr, &out)
+	want := map[string]string{"append": "* 3 EXISTS", "store": `* 1 FETCH (UID 1 FLAGS (\Flagged))`,
+		"move": "* 1 EXPUNGE", "expunge": "* 1 EXPUNGE"}
+	for k, w := range want {
+		got, _ := out[k].([]any)
+		if len(got) != 2 || got[0] != w {
+			t.Errorf("%s: idler heard %v, want %q", k, out[k], w)
+		}
+	}
+	if d, _ := out["done"].(string); !strings.Contains(d, " OK ") {
+		t.Errorf("IDLE ended with %q", d)
+	}
+	if a, _ := out["after"].([]any); len(a) != 1 || a[0] != "1 (UID 3)" {
+		t.Errorf("after IDLE: %v", out["after"])
+	}
+}
