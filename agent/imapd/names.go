@@ -264,7 +264,9 @@ func (s *session) Create(name string, o *imap.CreateOptions) error {
 		id, err = tx.Account(acct)
 		return err
 	})
-	if err != nil {
+	if errors.Is(err, index.ErrNotFound) {
+		return errNo("The account has not been synced yet")
+	} else if err != nil {
 		return s.storeErr("creating a folder", err)
 	}
 	if _, err := s.srv.o.Store.CreateFolder(s.srv.ctx, id, fname, nil); err != nil {
