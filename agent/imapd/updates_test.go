@@ -63,7 +63,7 @@ func TestEndpointResync(t *testing.T) {
 	if len(truth.uids) != 10 || truth.uids[0] != 1 || truth.uids[1] != 3 || truth.flags[1] != `\Flagged` {
 		t.Fatalf("after the resync: %v %v", truth.uids, truth.flags)
 	}
-	idler.waitIdle(truth)
+	idler.waitIdle(truth, time.Now())
 	idler.stopIdle()
 	idler.check(&truth)
 }
@@ -113,7 +113,7 @@ func TestEndpointIdleSeesQueued(t *testing.T) {
 	c.startIdle()
 	truth.uids = append(truth.uids, 2)
 	truth.flags[2] = ""
-	c.waitIdle(truth)
+	c.waitIdle(truth, time.Now())
 	c.stopIdle()
 	c.check(&truth)
 }
