@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -16,7 +17,12 @@ type session struct {
 	srv    *Server
 	remote net.Addr
 	user   string // "" until logged in
-	view   *view  // the selected mailbox, nil when none
+	// view is the selected mailbox, nil when none. The connection's
+	// goroutine sets it, under mu, and reads it; Idle runs on another
+	// goroutine, which the library does not wait for when the connection
+	// drops during IDLE: it reads view under mu.
+	mu   sync.Mutex
+	view *view
 }
 
 // view is a session's selected mailbox.
@@ -104,16 +110,20 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		data.FirstUnseenSeqNum = uint32(i + 1)
 	}
 	b.mu.Unlock()
+	s.mu.Lock()
 	s.view = v
+	s.mu.Unlock()
 	return data, nil
 }
 
 func (s *session) Unselect() error {
+	s.mu.Lock()
 	v := s.view
+	s.view = nil
+	s.mu.Unlock()
 	if v == nil {
 		return nil
 	}
-	s.view = nil
 	v.box.mu.Lock()
 	delete(v.box.views, v)
 	for uid, o := range v.box.own {
@@ -139,7 +149,9 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 // between the last poll and its start; here every update the hub queues
 // after a poll leaves a token in v.notify, so none waits for the next.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.mu.Lock()
 	v := s.view
+	s.mu.Unlock()
 	if v == nil {
 		<-stop
 		return nil

@@ -142,3 +142,30 @@ func TestEndpointIdlePython(t *testing.T) {
 		t.Errorf("after IDLE: %v", out["after"])
 	}
 }
+
+// TestEndpointCloseIdle: Close ends idling sessions and returns at once;
+// Serve then returns nil.
+func TestEndpointCloseIdle(t *testing.T) {
+	st, _ := testStore(t, "INBOX")
+	srv, addr := startServer(t, st)
+	c := dialT(t, addr, "c")
+	c.startIdle()
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case _, ok := <-c.idle:
+		for ok {
+			_, ok = <-c.idle
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idling session was not ended")
+	}
+}
