@@ -41,14 +41,24 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Shutting down"}
+	}
+	s.sessions++
 	return &session{srv: s, remote: c.NetConn().RemoteAddr()}, nil, nil
 }
 
 func (s *session) Close() error {
-	if s.view != nil {
-		return s.Unselect()
+	err := s.Unselect()
+	s.srv.mu.Lock()
+	s.srv.sessions--
+	if s.srv.sessions == 0 {
+		s.srv.ended.Broadcast()
 	}
-	return nil
+	s.srv.mu.Unlock()
+	return err
 }
 
 func (s *session) Login(username, password string) error {
