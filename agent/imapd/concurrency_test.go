@@ -214,19 +214,21 @@ func (c *tconn) stopIdle() {
 }
 
 // waitIdle applies the idle session's updates until its view has truth's
-// messages and flags, and fails after a second.
-func (c *tconn) waitIdle(truth tview) time.Duration {
-	start := time.Now()
-	timeout := time.After(time.Second)
+// messages and flags, and fails if that is more than a second after
+// since (when the change was made). It returns how long after since the
+// view was right at the latest (the updates may have been waiting in the
+// channel while the other sessions were checked).
+func (c *tconn) waitIdle(truth tview, since time.Time) time.Duration {
+	timeout := time.After(time.Until(since.Add(time.Second)))
 	for {
 		if c.view.matches(truth) {
-			return time.Since(start)
+			return time.Since(since)
 		}
 		select {
 		case l := <-c.idle:
 			c.view.apply(c.t, l)
 		case <-timeout:
-			c.t.Fatalf("idle session: after 1 s it sees %v %v, the others %v %v", c.view.uids, c.view.flags, truth.uids, truth.flags)
+			c.t.Fatalf("%s: a second after the change it sees %v %v, the others %v %v", c.name, c.view.uids, c.view.flags, truth.uids, truth.flags)
 		}
 	}
 }
@@ -246,21 +248,27 @@ func (v tview) matches(truth tview) bool {
 
 // TestEndpointConcurrent runs random changes from several sessions on one
 // folder, and from the store's door (as the sync and the Maildir watcher
-// make them), while one more session idles: every session's view (UIDs
-// by sequence number, flags) must match the server's after each change,
-// the idle one's within a second, and no UID may come back.
+// make them), while more sessions idle (ten clients in all; four with
+// -short): every session's view (UIDs by sequence number, flags) must
+// match the server's after each change, the idle ones' within a second,
+// and no UID may come back.
 func TestEndpointConcurrent(t *testing.T) {
 	st, fs := testStore(t, "INBOX", "Archive")
 	for i := range 5 {
 		deliver(t, st, fs["INBOX"], uint32(200+i), fmt.Sprintf("Subject: m%d\r\n\r\nbody %d\r\n", i, i), 0)
 	}
 	srv, addr := startServer(t, st)
-	sessions := []*tconn{dialT(t, addr, "s1"), dialT(t, addr, "s2"), dialT(t, addr, "s3")}
-	idler := dialT(t, addr, "idle")
-	idler.startIdle()
-	rounds := 80
+	active, idle, rounds := 7, 3, 80 // ten clients
 	if testing.Short() {
-		rounds = 30
+		active, idle, rounds = 3, 1, 30
+	}
+	var sessions, idlers []*tconn
+	for i := range active {
+		sessions = append(sessions, dialT(t, addr, fmt.Sprintf("s%d", i)))
+	}
+	for i := range idle {
+		idlers = append(idlers, dialT(t, addr, fmt.Sprintf("idle%d", i)))
+		idlers[i].startIdle()
 	}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	seed := rng.Int63()
@@ -308,6 +316,7 @@ func TestEndpointConcurrent(t *testing.T) {
 			doorFlags(t, st, fs["INBOX"].ID, truth.uids[seq-1])
 			settle(t, srv, fs["INBOX"].ID)
 		}
+		changed := time.Now()
 		var before tview
 		for _, s := range sessions {
 			s.check(&before)
@@ -321,16 +330,20 @@ func TestEndpointConcurrent(t *testing.T) {
 				seen[u], maxSeen = true, u
 			}
 		}
-		slowest = max(slowest, idler.waitIdle(truth))
-		if r%10 == 9 {
-			idler.stopIdle()
-			idler.check(&truth)
-			idler.startIdle()
+		for i, idler := range idlers {
+			slowest = max(slowest, idler.waitIdle(truth, changed))
+			if r%10 == 9-i {
+				idler.stopIdle()
+				idler.check(&truth)
+				idler.startIdle()
+			}
 		}
 	}
-	idler.stopIdle()
-	idler.check(&truth)
-	t.Logf("%d rounds; the idle session was at most %v behind", rounds, slowest)
+	for _, idler := range idlers {
+		idler.stopIdle()
+		idler.check(&truth)
+	}
+	t.Logf("%d rounds; the idle sessions were up to date at most %v after a change (an upper bound: the others were checked meanwhile)", rounds, slowest)
 }
 
 // doorFlags toggles \Answered of the message with local UID uid through

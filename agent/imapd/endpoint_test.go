@@ -134,14 +134,21 @@ func TestEndpointBasic(t *testing.T) {
 		t.Errorf("FETCH BODY[] after EXAMINE changed flags: %q", f)
 	}
 
-	// What goes upstream: the moved message (upstream UID 102) and the
-	// expunged one (101) as intents; the copies and the appended message
-	// as rows without a UID.
+	checkQueued(t, st, fs)
+}
+
+// checkQueued checks what TestEndpointBasic queued upstream: the moved
+// message (upstream UID 102) and the expunged one (101) as intents; the
+// copies and the appended message as rows without a UID.
+func checkQueued(t *testing.T, st *index.Store, fs map[string]*index.Folder) {
+	t.Helper()
 	var intents []index.Intent
 	var pending int
+	var moved []*index.Message
 	st.Read(context.Background(), func(tx *index.ReadTx) error {
 		in, err := tx.Intents(fs["INBOX"].ID)
 		intents = in
+		moved, _ = tx.LocalMessages(fs["Archive"].ID, []uint32{2})
 		for _, f := range fs {
 			_, p, _ := tx.SyncCounts(f.ID)
 			pending += p
@@ -152,8 +159,12 @@ func TestEndpointBasic(t *testing.T) {
 	for _, in := range intents {
 		got = append(got, fmt.Sprintf("%s %d %s", in.Op, in.Message, in.Arg))
 	}
-	moved := fmt.Sprint(intents[0].Message)
-	same("intents", got, []string{"move " + moved + " 102/777", "expunge 0 101/777"})
+	if len(moved) != 1 || moved[0].UID != 0 {
+		t.Fatalf("the moved message in Archive: %v", moved)
+	}
+	if want := []string{fmt.Sprintf("move %d 102/777", moved[0].ID), "expunge 0 101/777"}; !slices.Equal(got, want) {
+		t.Errorf("intents %q, want %q", got, want)
+	}
 	if pending != 4 { // appended, two copies, the moved message (UID 0 in Archive)
 		t.Errorf("%d messages wait for the sync, want 4", pending)
 	}

@@ -28,13 +28,13 @@ func TestEndpointLargeMessage(t *testing.T) {
 	}
 	hdr := strings.Index(raw, "\r\n\r\n") + 4
 	want := map[string]any{
-		"BODY.PEEK[]":               sum(raw),
-		"BODY.PEEK[TEXT]":           sum(raw[hdr:]),
-		"BODY.PEEK[HEADER]":         sum(raw[:hdr]),
-		"BODY.PEEK[]<1000000.5000>": sum(raw[1000000:1005000]),
-		"BODY.PEEK[TEXT]<10.100000000>":       sum(raw[hdr+10:]),
-		"BODY.PEEK[1]":              sum(raw[hdr:]),
-		"RFC822.SIZE":               fmt.Sprintf("1 (UID 1 RFC822.SIZE %d)", len(raw)),
+		"BODY.PEEK[]":                   sum(raw),
+		"BODY.PEEK[TEXT]":               sum(raw[hdr:]),
+		"BODY.PEEK[HEADER]":             sum(raw[:hdr]),
+		"BODY.PEEK[]<1000000.5000>":     sum(raw[1000000:1005000]),
+		"BODY.PEEK[TEXT]<10.100000000>": sum(raw[hdr+10:]),
+		"BODY.PEEK[1]":                  sum(raw[hdr:]),
+		"RFC822.SIZE":                   fmt.Sprintf("1 (UID 1 RFC822.SIZE %d)", len(raw)),
 	}
 	for k, w := range want {
 		if fmt.Sprint(out[k]) != fmt.Sprint(w) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -275,14 +276,14 @@ func (b *mailbox) remove(uid uint32) {
 }
 
 func (b *mailbox) flags(uid uint32, f maildir.Flags, kw []string) {
-	i := b.index(uid)
-	if i < 0 {
-		return
-	}
 	var source *imapserver.SessionTracker
 	if v := b.own[uid]; v != nil {
 		delete(b.own, uid)
 		source = v.tracker
+	}
+	i := b.index(uid)
+	if i < 0 {
+		return
 	}
 	b.tracker.QueueMessageFlags(uint32(i+1), imap.UID(uid), imapFlags(f, kw), source)
 	b.notify()
@@ -329,11 +330,25 @@ func (b *mailbox) waitFor(h *hub, done func() bool) {
 	}
 }
 
-// imapFlags returns a message's flags as IMAP has them.
+// imapFlags returns a message's flags as IMAP has them. A keyword that
+// is no IMAP atom (another program's, in the Maildir) is left out: sent,
+// it would break the response.
 func imapFlags(f maildir.Flags, kw []string) []imap.Flag {
 	out := f.IMAP()
 	for _, k := range kw {
-		out = append(out, imap.Flag(k))
+		if atom(k) {
+			out = append(out, imap.Flag(k))
+		}
 	}
 	return out
+}
+
+// atom reports whether s is an IMAP atom (RFC 3501's atom-char only).
+func atom(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }

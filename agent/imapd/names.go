@@ -187,15 +187,7 @@ func (s *session) listData(m mbox, o *imap.ListOptions, children bool) *imap.Lis
 // validAttr reports whether a recorded special use can be sent as a
 // mailbox attribute.
 func validAttr(a string) bool {
-	if len(a) < 2 || a[0] != '\\' {
-		return false
-	}
-	for _, c := range a[1:] {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`(){%*"\]`, c) {
-			return false
-		}
-	}
-	return true
+	return len(a) > 1 && a[0] == '\\' && atom(a[1:])
 }
 
 func matchAny(name, ref string, patterns []string) bool {
@@ -272,7 +264,9 @@ func (s *session) Create(name string, o *imap.CreateOptions) error {
 		id, err = tx.Account(acct)
 		return err
 	})
-	if err != nil {
+	if errors.Is(err, index.ErrNotFound) {
+		return errNo("The account has not been synced yet")
+	} else if err != nil {
 		return s.storeErr("creating a folder", err)
 	}
 	if _, err := s.srv.o.Store.CreateFolder(s.srv.ctx, id, fname, nil); err != nil {

@@ -44,19 +44,18 @@ func (v *view) resolve(numSet imap.NumSet) []item {
 		if n := len(b.uids); n > 0 {
 			last = b.uids[n-1]
 		}
-		ranges := make([][2]uint32, len(set))
-		for i, r := range set {
-			ranges[i][0], ranges[i][1] = static(uint32(r.Start), uint32(r.Stop), last)
-		}
-		for i, uid := range b.uids {
-			for _, r := range ranges {
-				if r[0] <= uid && uid <= r[1] {
-					if c := v.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
-						out = append(out, item{seq: c, uid: uid})
-					}
-					break
+		for _, r := range set {
+			start, stop := static(uint32(r.Start), uint32(r.Stop), last)
+			i, _ := slices.BinarySearch(b.uids, start)
+			for ; i < len(b.uids) && b.uids[i] <= stop; i++ {
+				if c := v.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
+					out = append(out, item{seq: c, uid: b.uids[i]})
 				}
 			}
+		}
+		if len(set) > 1 {
+			slices.SortFunc(out, func(a, b item) int { return int(a.seq) - int(b.seq) })
+			out = slices.Compact(out)
 		}
 	}
 	return out

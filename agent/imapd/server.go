@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -77,10 +78,16 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	done   chan struct{} // closed when the hub has stopped
+	mu       sync.Mutex
+	closed   bool
+	sessions int           // not closed yet
+	ended    *sync.Cond    // on mu: sessions fell to 0, or Close stopped waiting
+	done     chan struct{} // closed when the hub has stopped
 }
+
+// closeWait bounds how long Close waits for the sessions' commands in
+// flight (a COPY of many messages) to end.
+const closeWait = 10 * time.Second
 
 // New returns a server over o.Store (opened with index.OpenStore) for
 // o.Accounts, and starts following the store's change feed.
@@ -100,6 +107,7 @@ func New(o Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{o: o, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.ended = sync.NewCond(&s.mu)
 	s.subs = loadSubscriptions(o.Store.Root())
 	s.hub = newHub(o.Store, log)
 	s.srv = imapserver.New(&imapserver.Options{
@@ -152,6 +160,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	closed = s.closed
 	s.mu.Unlock()
 	if closed {
+		ln.Close() // Close may have come before the library had it
 		return nil
 	}
 	if err != nil {
@@ -160,8 +169,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Close stops listening, ends the sessions and stops following the
-// store's feed.
+// Close stops listening, ends the sessions (waiting a while for the
+// commands in flight, which the store's door makes safe to cut anyway)
+// and stops following the store's feed. The store may be closed after
+// it.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -171,6 +182,22 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	err := s.srv.Close()
+	timedOut := false
+	t := time.AfterFunc(closeWait, func() {
+		s.mu.Lock()
+		timedOut = true
+		s.ended.Broadcast()
+		s.mu.Unlock()
+	})
+	s.mu.Lock()
+	for s.sessions > 0 && !timedOut {
+		s.ended.Wait()
+	}
+	if timedOut {
+		s.log.Warn("imapd: closing with commands still running")
+	}
+	s.mu.Unlock()
+	t.Stop()
 	s.cancel()
 	s.hub.close()
 	<-s.done

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -16,7 +17,12 @@ type session struct {
 	srv    *Server
 	remote net.Addr
 	user   string // "" until logged in
-	view   *view  // the selected mailbox, nil when none
+	// view is the selected mailbox, nil when none. The connection's
+	// goroutine sets it, under mu, and reads it; Idle runs on another
+	// goroutine, which the library does not wait for when the connection
+	// drops during IDLE: it reads view under mu.
+	mu   sync.Mutex
+	view *view
 }
 
 // view is a session's selected mailbox.
@@ -35,14 +41,24 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Shutting down"}
+	}
+	s.sessions++
 	return &session{srv: s, remote: c.NetConn().RemoteAddr()}, nil, nil
 }
 
 func (s *session) Close() error {
-	if s.view != nil {
-		return s.Unselect()
+	err := s.Unselect()
+	s.srv.mu.Lock()
+	s.srv.sessions--
+	if s.srv.sessions == 0 {
+		s.srv.ended.Broadcast()
 	}
-	return nil
+	s.srv.mu.Unlock()
+	return err
 }
 
 func (s *session) Login(username, password string) error {
@@ -81,11 +97,13 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		st, err = tx.LocalStatus(f.ID)
 		return err
 	}); err != nil {
-		return nil, err
+		return nil, s.storeErr("selecting a folder", err)
 	}
 	b, err := s.srv.hub.open(s.srv.ctx, f.ID)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, index.ErrNotFound) {
+		return nil, errNoMailbox(imap.ResponseCodeNonExistent) // removed meanwhile
+	} else if err != nil {
+		return nil, s.storeErr("selecting a folder", err)
 	}
 	v := &view{box: b, folder: *f, readOnly: o.ReadOnly, notify: make(chan struct{}, 1)}
 	b.mu.Lock()
@@ -102,16 +120,20 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 		data.FirstUnseenSeqNum = uint32(i + 1)
 	}
 	b.mu.Unlock()
+	s.mu.Lock()
 	s.view = v
+	s.mu.Unlock()
 	return data, nil
 }
 
 func (s *session) Unselect() error {
+	s.mu.Lock()
 	v := s.view
+	s.view = nil
+	s.mu.Unlock()
 	if v == nil {
 		return nil
 	}
-	s.view = nil
 	v.box.mu.Lock()
 	delete(v.box.views, v)
 	for uid, o := range v.box.own {
@@ -137,7 +159,9 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 // between the last poll and its start; here every update the hub queues
 // after a poll leaves a token in v.notify, so none waits for the next.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.mu.Lock()
 	v := s.view
+	s.mu.Unlock()
 	if v == nil {
 		<-stop
 		return nil

@@ -63,7 +63,7 @@ func TestEndpointResync(t *testing.T) {
 	if len(truth.uids) != 10 || truth.uids[0] != 1 || truth.uids[1] != 3 || truth.flags[1] != `\Flagged` {
 		t.Fatalf("after the resync: %v %v", truth.uids, truth.flags)
 	}
-	idler.waitIdle(truth)
+	idler.waitIdle(truth, time.Now())
 	idler.stopIdle()
 	idler.check(&truth)
 }
@@ -113,7 +113,59 @@ func TestEndpointIdleSeesQueued(t *testing.T) {
 	c.startIdle()
 	truth.uids = append(truth.uids, 2)
 	truth.flags[2] = ""
-	c.waitIdle(truth)
+	c.waitIdle(truth, time.Now())
 	c.stopIdle()
 	c.check(&truth)
+}
+
+// TestEndpointIdlePython: an idling imaplib session hears of another
+// session's APPEND, STORE, MOVE and EXPUNGE within a second each.
+func TestEndpointIdlePython(t *testing.T) {
+	st, fs := testStore(t, "INBOX", "Archive")
+	deliver(t, st, fs["INBOX"], 1, "Subject: a\r\n\r\na\r\n", 0)
+	deliver(t, st, fs["INBOX"], 2, "Subject: b\r\n\r\nb\r\n", 0)
+	_, addr := startServer(t, st)
+	var out map[string]any
+	python(t, "idle.py", addr, &out)
+	want := map[string]string{"append": "* 3 EXISTS", "store": `* 1 FETCH (UID 1 FLAGS (\Flagged))`,
+		"move": "* 1 EXPUNGE", "expunge": "* 1 EXPUNGE"}
+	for k, w := range want {
+		got, _ := out[k].([]any)
+		if len(got) != 2 || got[0] != w {
+			t.Errorf("%s: idler heard %v, want %q", k, out[k], w)
+		}
+	}
+	if d, _ := out["done"].(string); !strings.Contains(d, " OK ") {
+		t.Errorf("IDLE ended with %q", d)
+	}
+	if a, _ := out["after"].([]any); len(a) != 1 || a[0] != "1 (UID 3)" {
+		t.Errorf("after IDLE: %v", out["after"])
+	}
+}
+
+// TestEndpointCloseIdle: Close ends idling sessions and returns at once;
+// Serve then returns nil.
+func TestEndpointCloseIdle(t *testing.T) {
+	st, _ := testStore(t, "INBOX")
+	srv, addr := startServer(t, st)
+	c := dialT(t, addr, "c")
+	c.startIdle()
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case _, ok := <-c.idle:
+		for ok {
+			_, ok = <-c.idle
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idling session was not ended")
+	}
 }
