@@ -263,11 +263,12 @@ func TestQueuedMoves(t *testing.T) {
 }
 
 // TestQueuedChangesKilled: a run killed at each step of carrying out a
-// queued expunge or move (after STORE \Deleted, after UID EXPUNGE, after
-// MOVE, each before its outcome is committed) is finished by the next run:
-// both sides equal, nothing lost, nothing doubled.
+// queued expunge or move (before any command, after STORE \Deleted, after
+// UID EXPUNGE, after MOVE; each before its outcome is committed) is
+// finished by the next run: both sides equal, nothing lost, nothing
+// doubled.
 func TestQueuedChangesKilled(t *testing.T) {
-	for _, stage := range []string{"flagged", "expunged", "moved"} {
+	for _, stage := range []string{"checked", "flagged", "expunged", "moved"} {
 		t.Run(stage, func(t *testing.T) {
 			e := bugEnv(t)
 			inbox := e.entries("INBOX")
@@ -311,5 +312,34 @@ func TestQueuedChangesKilled(t *testing.T) {
 				t.Errorf("%d intents left open", n)
 			}
 		})
+	}
+}
+
+// TestQueuedExpungeRacesServerChange: a server copy changed after the
+// run read its state and before its STORE \Deleted (another client, at
+// that instant) is kept: the STORE is UNCHANGEDSINCE the last sync's
+// HIGHESTMODSEQ, and the message comes back here with the server's flags.
+func TestQueuedExpungeRacesServerChange(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	e.doorExpunge("INBOX", x.UID)
+	imapsync.SetIntentHook(func(stage string) error {
+		if stage == "checked" {
+			e.serverSetFlags("INBOX", x.UID, imap.StoreFlagsAdd, "$Label3")
+		}
+		return nil
+	})
+	res, _ := e.sync()
+	imapsync.SetIntentHook(nil)
+	if tot := res.Totals(); tot.ExpungedRemote != 0 || tot.New != 1 {
+		t.Errorf("got %+v, want nothing deleted upstream, the message fetched again", tot)
+	}
+	server := e.compare()
+	if got := findServer(server, id); len(got["INBOX"]) != 1 || len(got["INBOX"][0].Keywords) != 1 {
+		t.Errorf("deleted here, labelled there meanwhile: server has %s, want it kept with $Label3", uidsOf(got))
+	}
+	if n := e.openIntents(); n != 0 {
+		t.Errorf("%d intents left open", n)
 	}
 }
