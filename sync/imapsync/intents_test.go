@@ -343,3 +343,36 @@ func TestQueuedExpungeRacesServerChange(t *testing.T) {
 		t.Errorf("%d intents left open", n)
 	}
 }
+
+// TestQueuedMoveDuringRun: a message moved through the door while a run is
+// under way (after it read the queued changes) is neither uploaded to its
+// new folder nor fetched again into its old one by that run's plans; the
+// next run moves it upstream.
+func TestQueuedMoveDuringRun(t *testing.T) {
+	e := bugEnv(t)
+	inbox := e.entries("INBOX")
+	id := e.fileMessageID("INBOX", inbox[1])
+	e.doorExpunge("INBOX", inbox[0].UID)
+	imapsync.SetIntentHook(func(stage string) error {
+		if stage == "checked" {
+			e.doorMove("INBOX", "Archive", inbox[1].UID)
+		}
+		return nil
+	})
+	res, _ := e.sync()
+	imapsync.SetIntentHook(nil)
+	if tot := res.Totals(); tot.Uploaded != 0 || tot.New != 0 || tot.ExpungedRemote != 1 {
+		t.Errorf("run with a move made during it: %+v, want nothing uploaded or fetched, 1 deleted upstream", tot)
+	}
+	if n := e.openIntents(); n != 1 {
+		t.Errorf("%d intents open after the run, want the move's", n)
+	}
+	res, _ = e.sync()
+	if tot := res.Totals(); res.Moved != 1 || tot.Uploaded != 0 || tot.New != 0 {
+		t.Errorf("next run: moved %d, %+v; want 1 moved, nothing uploaded or fetched", res.Moved, tot)
+	}
+	server := e.compare()
+	if got := findServer(server, id); len(got["Archive"]) != 1 || len(got) != 1 {
+		t.Errorf("moved during a run: server has %s, want it once in Archive", uidsOf(got))
+	}
+}
