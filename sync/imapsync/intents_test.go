@@ -376,3 +376,30 @@ func TestQueuedMoveDuringRun(t *testing.T) {
 		t.Errorf("moved during a run: server has %s, want it once in Archive", uidsOf(got))
 	}
 }
+
+// TestDoorFlagsDuringPush: a flag change made through the door while a run
+// pushes the merged flags of the same message (after its STORE, before its
+// local rename) is not undone: here the message was read (\Seen) before
+// the run and flagged upstream; during the run the user marks it unread
+// again. Both sides end with \Flagged alone.
+func TestDoorFlagsDuringPush(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	m := e.rowByUID("INBOX", x.UID)
+	e.doorFlags(m, m.Flags|maildir.FlagSeen)
+	e.serverSetFlags("INBOX", x.UID, imap.StoreFlagsAdd, imap.FlagFlagged)
+	imapsync.SetFlagsStoredHook(func() {
+		imapsync.SetFlagsStoredHook(nil) // once
+		now := e.rowByUID("INBOX", x.UID)
+		e.doorFlags(now, now.Flags&^maildir.FlagSeen, now.Keywords...)
+	})
+	defer imapsync.SetFlagsStoredHook(nil)
+	e.sync()
+	e.sync()
+	server := e.compare()
+	got := findServer(server, id)
+	if len(got["INBOX"]) != 1 || got["INBOX"][0].Flags&(maildir.FlagSeen|maildir.FlagFlagged) != maildir.FlagFlagged {
+		t.Errorf("read here, flagged there, then unread here during the push: server has %s, want \\Flagged without \\Seen", uidsOf(got))
+	}
+}
