@@ -8,3 +8,7 @@ func SetFlagsCommitHook(h func() error) { flagsCommitHook = h }
 // SetIntentHook sets the hook run between the steps of carrying out a
 // queued local change (see intentHook; nil: none).
 func SetIntentHook(h func(stage string) error) { intentHook = h }
+
+// SetFlagsStoredHook sets the hook run after a run's flag STOREs, before
+// it reads the rows it renames again (nil: none).
+func SetFlagsStoredHook(h func()) { flagsStoredHook = h }

@@ -293,6 +293,9 @@ func (s *syncer) consumeExpunges(ctx context.Context, c *imapclient.Client, f *i
 		s.recordExpunged(f.Name, append(flagged, unchanged...))
 		return s.doneIntents(ctx, append(gone, kept...))
 	}
+	if err := intentHookAt("checked"); err != nil {
+		return err
+	}
 	if len(unchanged) > 0 {
 		set := uidSetOf(unchanged)
 		store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
@@ -385,9 +388,10 @@ func uidSetOf(qs []*queuedOp) imap.UIDSet {
 }
 
 // intentHook, if set (by tests), runs between a queued change's commands
-// and before its outcome is committed, with the step done: "flagged"
-// (expunges: after the STORE \Deleted), "expunged" (after the UID
-// EXPUNGE), "moved" (after a MOVE). An error stops the run there, as a
+// and before its outcome is committed, with the step done: "checked"
+// (expunges: after the server's state was read), "flagged" (after the
+// STORE \Deleted), "expunged" (after the UID EXPUNGE), "moved" (after
+// the MOVEs). An error stops the run there, as a
 // kill would.
 var intentHook func(stage string) error
 

@@ -263,11 +263,12 @@ func TestQueuedMoves(t *testing.T) {
 }
 
 // TestQueuedChangesKilled: a run killed at each step of carrying out a
-// queued expunge or move (after STORE \Deleted, after UID EXPUNGE, after
-// MOVE, each before its outcome is committed) is finished by the next run:
-// both sides equal, nothing lost, nothing doubled.
+// queued expunge or move (before any command, after STORE \Deleted, after
+// UID EXPUNGE, after MOVE; each before its outcome is committed) is
+// finished by the next run: both sides equal, nothing lost, nothing
+// doubled.
 func TestQueuedChangesKilled(t *testing.T) {
-	for _, stage := range []string{"flagged", "expunged", "moved"} {
+	for _, stage := range []string{"checked", "flagged", "expunged", "moved"} {
 		t.Run(stage, func(t *testing.T) {
 			e := bugEnv(t)
 			inbox := e.entries("INBOX")
@@ -311,5 +312,94 @@ func TestQueuedChangesKilled(t *testing.T) {
 				t.Errorf("%d intents left open", n)
 			}
 		})
+	}
+}
+
+// TestQueuedExpungeRacesServerChange: a server copy changed after the
+// run read its state and before its STORE \Deleted (another client, at
+// that instant) is kept: the STORE is UNCHANGEDSINCE the last sync's
+// HIGHESTMODSEQ, and the message comes back here with the server's flags.
+func TestQueuedExpungeRacesServerChange(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	e.doorExpunge("INBOX", x.UID)
+	imapsync.SetIntentHook(func(stage string) error {
+		if stage == "checked" {
+			e.serverSetFlags("INBOX", x.UID, imap.StoreFlagsAdd, "$Label3")
+		}
+		return nil
+	})
+	res, _ := e.sync()
+	imapsync.SetIntentHook(nil)
+	if tot := res.Totals(); tot.ExpungedRemote != 0 || tot.New != 1 {
+		t.Errorf("got %+v, want nothing deleted upstream, the message fetched again", tot)
+	}
+	server := e.compare()
+	if got := findServer(server, id); len(got["INBOX"]) != 1 || len(got["INBOX"][0].Keywords) != 1 {
+		t.Errorf("deleted here, labelled there meanwhile: server has %s, want it kept with $Label3", uidsOf(got))
+	}
+	if n := e.openIntents(); n != 0 {
+		t.Errorf("%d intents left open", n)
+	}
+}
+
+// TestQueuedMoveDuringRun: a message moved through the door while a run is
+// under way (after it read the queued changes) is neither uploaded to its
+// new folder nor fetched again into its old one by that run's plans; the
+// next run moves it upstream.
+func TestQueuedMoveDuringRun(t *testing.T) {
+	e := bugEnv(t)
+	inbox := e.entries("INBOX")
+	id := e.fileMessageID("INBOX", inbox[1])
+	e.doorExpunge("INBOX", inbox[0].UID)
+	imapsync.SetIntentHook(func(stage string) error {
+		if stage == "checked" {
+			e.doorMove("INBOX", "Archive", inbox[1].UID)
+		}
+		return nil
+	})
+	res, _ := e.sync()
+	imapsync.SetIntentHook(nil)
+	if tot := res.Totals(); tot.Uploaded != 0 || tot.New != 0 || tot.ExpungedRemote != 1 {
+		t.Errorf("run with a move made during it: %+v, want nothing uploaded or fetched, 1 deleted upstream", tot)
+	}
+	if n := e.openIntents(); n != 1 {
+		t.Errorf("%d intents open after the run, want the move's", n)
+	}
+	res, _ = e.sync()
+	if tot := res.Totals(); res.Moved != 1 || tot.Uploaded != 0 || tot.New != 0 {
+		t.Errorf("next run: moved %d, %+v; want 1 moved, nothing uploaded or fetched", res.Moved, tot)
+	}
+	server := e.compare()
+	if got := findServer(server, id); len(got["Archive"]) != 1 || len(got) != 1 {
+		t.Errorf("moved during a run: server has %s, want it once in Archive", uidsOf(got))
+	}
+}
+
+// TestDoorFlagsDuringPush: a flag change made through the door while a run
+// pushes the merged flags of the same message (after its STORE, before its
+// local rename) is not undone: here the message was read (\Seen) before
+// the run and flagged upstream; during the run the user marks it unread
+// again. Both sides end with \Flagged alone.
+func TestDoorFlagsDuringPush(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	m := e.rowByUID("INBOX", x.UID)
+	e.doorFlags(m, m.Flags|maildir.FlagSeen)
+	e.serverSetFlags("INBOX", x.UID, imap.StoreFlagsAdd, imap.FlagFlagged)
+	imapsync.SetFlagsStoredHook(func() {
+		imapsync.SetFlagsStoredHook(nil) // once
+		now := e.rowByUID("INBOX", x.UID)
+		e.doorFlags(now, now.Flags&^maildir.FlagSeen, now.Keywords...)
+	})
+	defer imapsync.SetFlagsStoredHook(nil)
+	e.sync()
+	e.sync()
+	server := e.compare()
+	got := findServer(server, id)
+	if len(got["INBOX"]) != 1 || got["INBOX"][0].Flags&(maildir.FlagSeen|maildir.FlagFlagged) != maildir.FlagFlagged {
+		t.Errorf("read here, flagged there, then unread here during the push: server has %s, want \\Flagged without \\Seen", uidsOf(got))
 	}
 }

@@ -71,6 +71,7 @@ type flagChange struct {
 	newBase      maildir.Flags
 	newBaseKw    []string
 	localChanged bool
+	gone         bool // the row was removed while the run pushed (changedSinceRead)
 }
 
 // flagPlan is what syncFlags does: the changes, the STOREs grouped by
@@ -153,13 +154,22 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 			}
 		}
 	}
+	if flagsStoredHook != nil {
+		flagsStoredHook()
+	}
+	if err := w.changedSinceRead(ctx, p); err != nil {
+		return err
+	}
 	var local []index.FlagChange
 	var baseOnly []*flagChange
 	for _, c := range p.changes {
-		if c.localChanged {
+		switch {
+		case c.gone:
+			continue
+		case c.localChanged:
 			local = append(local, index.FlagChange{Message: c.m, Flags: c.newLocal, Keywords: c.newLocalKw,
 				Synced: &index.SyncedState{Flags: c.newBase, Keywords: c.newBaseKw}})
-		} else {
+		default:
 			baseOnly = append(baseOnly, c)
 		}
 	}
