@@ -23,10 +23,11 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("DovecotTarget of a TLS Dovecot: %+v", starttls)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	want := inboxMessages()
 	for _, tg := range []Target{starttls, implicit} {
 		t.Run([...]string{"none", "starttls", "implicit"}[tg.TLS], func(t *testing.T) {
+			t.Parallel()
 			if err := Seed(tg, ClientCorpus()); err != nil {
 				t.Fatal(err)
 			}
