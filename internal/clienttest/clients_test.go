@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/internal/corpus"
 )
 
 // seededPair gives two fresh Dovecot accounts (on two instances) holding
@@ -23,6 +25,20 @@ func seededPair(t *testing.T) (ref, target Target) {
 		}
 	}
 	return ref, target
+}
+
+// inboxByUID is ClientCorpus's INBOX by UID (as seeded in order into an
+// empty INBOX).
+func inboxByUID() map[string]corpus.Message {
+	out := map[string]corpus.Message{}
+	n := 0
+	for _, m := range ClientCorpus() {
+		if m.Folder == "INBOX" {
+			n++
+			out[fmt.Sprint(n)] = m
+		}
+	}
+	return out
 }
 
 // inboxRaw is the raw bytes of ClientCorpus's INBOX by UID (as seeded in
@@ -91,6 +107,16 @@ func TestIMAPLib(t *testing.T) {
 	}
 
 	raw := inboxRaw()
+	meta := got.Step("fetch (UID FLAGS INTERNALDATE RFC822.SIZE)")
+	sizes, dates := meta.Items("RFC822.SIZE"), meta.Items("INTERNALDATE")
+	for uid, m := range inboxByUID() {
+		if string(sizes[uid]) != fmt.Sprint(len(m.Raw)) {
+			t.Errorf("UID %s: RFC822.SIZE %s, want %d", uid, sizes[uid], len(m.Raw))
+		}
+		if d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", string(dates[uid])); err != nil || !d.Equal(m.Date.Truncate(time.Second)) {
+			t.Errorf("UID %s: INTERNALDATE %q, want %v", uid, dates[uid], m.Date)
+		}
+	}
 	bodies := got.Step("fetch (UID BODY.PEEK[])").Items("BODY[]")
 	heads := got.Step("fetch (UID BODY.PEEK[HEADER])").Items("BODY[HEADER]")
 	texts := got.Step("fetch (UID BODY.PEEK[TEXT])").Items("BODY[TEXT]")
