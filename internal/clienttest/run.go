@@ -358,8 +358,22 @@ func Compare(ref, got *Transcript, opts *Options) []Difference {
 				}
 			}
 		}
+		if opts != nil && opts.Normalize != nil {
+			want, have = rewrite(want, opts.Normalize), rewrite(have, opts.Normalize)
+		}
 		if !equalLines(want, have) {
 			out = append(out, Difference{Session: ref.Session, Step: st, Want: want, Got: have})
+		}
+	}
+	return out
+}
+
+// rewrite applies f to every line, dropping those it makes empty.
+func rewrite(lines []string, f func(string) string) []string {
+	var out []string
+	for _, l := range lines {
+		if l = f(l); l != "" {
+			out = append(out, l)
 		}
 	}
 	return out
