@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -65,7 +66,8 @@ func RunSession(ctx context.Context, t Target, s *Session) (*Transcript, error) 
 		return nil, fmt.Errorf("clienttest: %s: seeding %s: %w", s.Name, t.IMAP, err)
 	}
 	tr := &Transcript{Session: s.Name, Target: t.IMAP}
-	creds := strings.NewReplacer("$USER", quoteIMAP(t.User), "$PASS", quoteIMAP(t.Pass))
+	creds := strings.NewReplacer("$USER", quoteIMAP(t.User), "$PASS", quoteIMAP(t.Pass),
+		"$PLAIN", base64.StdEncoding.EncodeToString([]byte("\x00"+t.User+"\x00"+t.Pass)))
 	conns := map[string]*sessionConn{}
 	defer func() {
 		for _, c := range conns {

@@ -44,7 +44,7 @@ import (
 //	connect A         before A's first use: open A without logging in (to
 //	                  send commands before authentication); in its lines
 //	                  $USER and $PASS become the account's quoted
-//	                  credentials
+//	                  credentials, $PLAIN the base64 SASL PLAIN response
 //
 // The responses to a command include any read while it waits (A?) and up
 // to its tagged completion (for IDLE: after DONE). A session must leave no
