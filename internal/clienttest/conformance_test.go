@@ -19,8 +19,8 @@ func TestSessionsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ss) < 10 {
-		t.Fatalf("%d sessions, want the 10 written", len(ss))
+	if len(ss) < 14 {
+		t.Fatalf("%d sessions, want the 14 written", len(ss))
 	}
 	for _, s := range ss {
 		if len(s.Steps) == 0 {
@@ -135,6 +135,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 		mangle        func(line, cmd string) string
 		wantLine      string // the difference must name this command
 		wantDiff      string // and show this reference line missing
+		pop3          bool   // the proxy is in front of POP3, not IMAP
 	}{{
 		name: "no EXISTS after COPY or MOVE", session: "copy-move-selected",
 		mangle: func(line, cmd string) string {
@@ -159,6 +160,12 @@ func TestBrokenTargetCaught(t *testing.T) {
 			return uidFirstRE.ReplaceAllString(line, "${1}${3} UID ${2})\r\n")
 		},
 		wantLine: "a2 FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)", wantDiff: "UID-NOT-FIRST",
+	}, {
+		name: "POP3 login failure without [AUTH]", session: "pop3-auth", pop3: true,
+		mangle: func(line, cmd string) string {
+			return strings.Replace(line, "-ERR [AUTH] ", "-ERR ", 1)
+		},
+		wantLine: "PASS wrong-password", wantDiff: "- -ERR [AUTH]",
 	}}
 	ref, target := sharedEndpoint(0), sharedEndpoint(1)
 	for _, tc := range cases {
@@ -166,7 +173,11 @@ func TestBrokenTargetCaught(t *testing.T) {
 			t.Parallel()
 			s := byName[tc.session]
 			r, g := ref(t), target(t)
-			g.IMAP = startBreakingProxy(t, g.IMAP, tc.mangle).ln.Addr().String()
+			if tc.pop3 {
+				g.POP3 = startBreakingProxy(t, g.POP3, tc.mangle).ln.Addr().String()
+			} else {
+				g.IMAP = startBreakingProxy(t, g.IMAP, tc.mangle).ln.Addr().String()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			diffs, err := Differential(ctx, r, g, s, nil)

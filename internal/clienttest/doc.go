@@ -39,9 +39,9 @@
 //
 // # Differential conformance check
 //
-// Scripted IMAP sessions (sessions/*.imap, format in session.go) are sent
-// line by line over raw sockets, so that every untagged response is seen
-// exactly as sent. Differential runs a session against a reference and a
+// Scripted IMAP sessions (sessions/*.imap, format in session.go) and POP3
+// sessions (sessions/*.pop3, pop3session.go) are sent line by line over
+// raw sockets, so that every untagged response is seen exactly as sent. Differential runs a session against a reference and a
 // target seeded with the same messages, normalises both transcripts (what
 // may legitimately differ is listed in normalize.go: UIDVALIDITY values,
 // capability lists, response text, order of FETCH items other than UID

@@ -1,6 +1,9 @@
 package clienttest
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestNormalize: what may legitimately differ normalises to the same line,
 // what may not stays different.
@@ -47,5 +50,29 @@ func TestNormalize(t *testing.T) {
 		if n, ok := normalize([]byte(dropped)); ok {
 			t.Errorf("%q kept as %q, want it left out", dropped, n.text)
 		}
+	}
+}
+
+// TestOptionsNormalize: a difference declared legitimate by
+// Options.Normalize is not reported; others still are.
+func TestOptionsNormalize(t *testing.T) {
+	step := Step{Line: 1, Conn: "A", Kind: ':', Text: "a1 SELECT INBOX"}
+	ref := &Transcript{Records: []Record{{Step: step, Responses: [][]byte{[]byte("* OK [UNSEEN 2] x"), []byte("* 3 EXISTS"), []byte("a1 OK [READ-WRITE] done")}}}}
+	got := &Transcript{Records: []Record{{Step: step, Responses: [][]byte{[]byte("* 3 EXISTS"), []byte("a1 OK [READ-WRITE] Select completed")}}}}
+	if d := Compare(ref, got, nil); len(d) != 1 {
+		t.Fatalf("without Normalize: %d differences, want 1", len(d))
+	}
+	dropUnseen := &Options{Normalize: func(l string) string {
+		if strings.HasPrefix(l, "* OK [UNSEEN ") {
+			return ""
+		}
+		return l
+	}}
+	if d := Compare(ref, got, dropUnseen); len(d) != 0 {
+		t.Errorf("with Normalize dropping UNSEEN: %v", d)
+	}
+	got.Records[0].Responses[0] = []byte("* 4 EXISTS")
+	if d := Compare(ref, got, dropUnseen); len(d) != 1 {
+		t.Errorf("a wrong EXISTS count went unnoticed with Normalize set")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -25,11 +26,20 @@ type Record struct {
 	Step      Step
 	Responses [][]byte // raw, literals inline, without the final CRLF
 	Err       string   // a timeout or a broken connection
+
+	pop3       bool
+	Normalized []string // POP3: the normalised responses
 }
 
-// Normal is the normalised form of the responses (see normalize.go).
+// Normal is the normalised form of the responses (see normalize.go; for
+// POP3 the responses are normalised as they are read).
 func (r Record) Normal() []string {
-	out := normalizeResponses(r.Responses, r.Step.Unordered)
+	var out []string
+	if r.pop3 {
+		out = append(out, r.Normalized...)
+	} else {
+		out = normalizeResponses(r.Responses, r.Step.Unordered)
+	}
 	if r.Err != "" {
 		out = append(out, "<error: "+r.Err+">")
 	}
@@ -49,11 +59,15 @@ type sessionConn struct {
 // (no connection, no login, seeding failed); a command that times out is
 // recorded in the transcript and ends the session.
 func RunSession(ctx context.Context, t Target, s *Session) (*Transcript, error) {
+	if s.POP3 {
+		return runPOP3Session(ctx, t, s)
+	}
 	if err := Seed(t, s.Seeds); err != nil {
 		return nil, fmt.Errorf("clienttest: %s: seeding %s: %w", s.Name, t.IMAP, err)
 	}
 	tr := &Transcript{Session: s.Name, Target: t.IMAP}
-	creds := strings.NewReplacer("$USER", quoteIMAP(t.User), "$PASS", quoteIMAP(t.Pass))
+	creds := strings.NewReplacer("$USER", quoteIMAP(t.User), "$PASS", quoteIMAP(t.Pass),
+		"$PLAIN", base64.StdEncoding.EncodeToString([]byte("\x00"+t.User+"\x00"+t.Pass)))
 	conns := map[string]*sessionConn{}
 	defer func() {
 		for _, c := range conns {
@@ -67,6 +81,17 @@ func RunSession(ctx context.Context, t Target, s *Session) (*Transcript, error) 
 			return tr, err
 		}
 		c := conns[st.Conn]
+		if st.Kind == '!' {
+			if c != nil {
+				if c.pending != "" {
+					return tr, fmt.Errorf("clienttest: %s line %d: %s closed with command %s unfinished", s.Name, st.Line, st.Conn, c.pending)
+				}
+				c.c.Close()
+				delete(conns, st.Conn)
+			}
+			tr.Records = append(tr.Records, Record{Step: st})
+			continue
+		}
 		if c == nil {
 			var err error
 			if s.NoLogin[st.Conn] {
@@ -335,8 +360,22 @@ func Compare(ref, got *Transcript, opts *Options) []Difference {
 				}
 			}
 		}
+		if opts != nil && opts.Normalize != nil {
+			want, have = rewrite(want, opts.Normalize), rewrite(have, opts.Normalize)
+		}
 		if !equalLines(want, have) {
 			out = append(out, Difference{Session: ref.Session, Step: st, Want: want, Got: have})
+		}
+	}
+	return out
+}
+
+// rewrite applies f to every line, dropping those it makes empty.
+func rewrite(lines []string, f func(string) string) []string {
+	var out []string
+	for _, l := range lines {
+		if l = f(l); l != "" {
+			out = append(out, l)
 		}
 	}
 	return out

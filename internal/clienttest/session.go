@@ -15,9 +15,10 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 )
 
-// The scripted IMAP sessions of the differential check live in
-// sessions/*.imap, one per file, and the hand-made messages they seed in
-// sessions/messages/. The format, line by line:
+// The scripted sessions of the differential check live in sessions/*.imap
+// (IMAP) and sessions/*.pop3 (POP3, see pop3session.go), one per file,
+// and the hand-made messages they seed in sessions/messages/. The format,
+// line by line:
 //
 //	# text            a comment; the comments before the first other line
 //	                  are the session's description
@@ -38,10 +39,12 @@ import (
 //	A~ LINE           as A:, but every response counts in any order
 //	A? TEXT           wait (up to WaitTimeout) for a response on A holding
 //	                  TEXT (case-insensitive), e.g. "A? EXISTS" during IDLE
+//	A! close          close A at once (no LOGOUT or QUIT); a later "A:"
+//	                  opens a new connection
 //	connect A         before A's first use: open A without logging in (to
 //	                  send commands before authentication); in its lines
 //	                  $USER and $PASS become the account's quoted
-//	                  credentials
+//	                  credentials, $PLAIN the base64 SASL PLAIN response
 //
 // The responses to a command include any read while it waits (A?) and up
 // to its tagged completion (for IDLE: after DONE). A session must leave no
@@ -61,7 +64,8 @@ var WaitTimeout = 5 * time.Second
 
 // Session is one scripted IMAP session.
 type Session struct {
-	Name        string // file name without .imap
+	Name        string // file name without .imap or .pop3
+	POP3        bool   // a .pop3 session: its connections speak POP3 (see pop3session.go)
 	Description string
 	Seeds       []corpus.Message // in order, with their folders
 	Steps       []Step
@@ -72,7 +76,7 @@ type Session struct {
 type Step struct {
 	Line      int    // line number in the file
 	Conn      string // "A", "B", ...
-	Kind      byte   // ':' send, '~' send (unordered), '?' wait
+	Kind      byte   // ':' send, '~' send (unordered), '?' wait, '!' close
 	Text      string // the command line or the awaited text
 	Literals  [][]byte
 	Unordered bool
@@ -86,17 +90,19 @@ func Sessions() ([]*Session, error) {
 	}
 	var out []*Session
 	for _, e := range ents {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".imap") {
+		ext := path.Ext(e.Name())
+		if e.IsDir() || ext != ".imap" && ext != ".pop3" {
 			continue
 		}
 		data, err := sessionFS.ReadFile("sessions/" + e.Name())
 		if err != nil {
 			return nil, err
 		}
-		s, err := ParseSession(strings.TrimSuffix(e.Name(), ".imap"), data)
+		s, err := ParseSession(strings.TrimSuffix(e.Name(), ext), data)
 		if err != nil {
 			return nil, err
 		}
+		s.POP3 = ext == ".pop3"
 		out = append(out, s)
 	}
 	return out, nil
@@ -156,11 +162,14 @@ func ParseSession(name string, data []byte) (*Session, error) {
 			s.Seeds = append(s.Seeds, msgs...)
 			continue
 		}
-		if len(line) < 3 || line[0] < 'A' || line[0] > 'Z' || strings.IndexByte(":~?", line[1]) < 0 || line[2] != ' ' {
-			return nil, fmt.Errorf("%s:%d: want \"seed ...\", \"X: LINE\", \"X~ LINE\" or \"X? TEXT\", got %q", name, ln, line)
+		if len(line) < 3 || line[0] < 'A' || line[0] > 'Z' || strings.IndexByte(":~?!", line[1]) < 0 || line[2] != ' ' {
+			return nil, fmt.Errorf("%s:%d: want \"seed ...\", \"connect X\", \"X: LINE\", \"X~ LINE\", \"X? TEXT\" or \"X! close\", got %q", name, ln, line)
 		}
 		st := Step{Line: ln, Conn: line[:1], Kind: line[1], Text: line[3:], Unordered: line[1] == '~'}
-		if st.Kind != '?' {
+		if st.Kind == '!' && st.Text != "close" {
+			return nil, fmt.Errorf("%s:%d: want \"%s! close\"", name, ln, st.Conn)
+		}
+		if st.Kind == ':' || st.Kind == '~' {
 			text, lits, err := expandLiterals(st.Text)
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %v", name, ln, err)

@@ -3,13 +3,15 @@ package clienttest
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/postfach/postfach/internal/testenv"
 )
 
-// TestTLS: the raw sessions, Seed, poplib, imaplib's connection, mbsync
+// TestTLS: the raw IMAP and POP3 sessions, Seed, poplib, imaplib's connection, mbsync
 // and fetchmail reach a target over STARTTLS and over implicit TLS,
 // trusting only the target's CAFile.
 func TestTLS(t *testing.T) {
@@ -23,10 +25,11 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("DovecotTarget of a TLS Dovecot: %+v", starttls)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	want := inboxMessages()
 	for _, tg := range []Target{starttls, implicit} {
 		t.Run([...]string{"none", "starttls", "implicit"}[tg.TLS], func(t *testing.T) {
+			t.Parallel()
 			if err := Seed(tg, ClientCorpus()); err != nil {
 				t.Fatal(err)
 			}
@@ -36,6 +39,22 @@ func TestTLS(t *testing.T) {
 			}
 			if got := tr.Records[1].Normal(); len(got) != 2 {
 				t.Errorf("FETCH over TLS: %q", got)
+			}
+			ss, err := Sessions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range ss {
+				if s.Name != "pop3-auth" {
+					continue
+				}
+				tr, err := RunSession(ctx, tg, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last := tr.Records[len(tr.Records)-2].Normal(); len(last) != 1 || !strings.HasPrefix(last[0], fmt.Sprintf("+OK %d ", len(want))) {
+					t.Errorf("POP3 session over TLS: STAT after SASL PLAIN gave %q", last)
+				}
 			}
 			pop, err := RunPoplib(ctx, tg)
 			if err != nil {

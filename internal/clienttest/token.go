@@ -47,104 +47,123 @@ func (z *tokenizer) next() (token, error) {
 	}
 	switch c := z.b[z.pos]; {
 	case c == '(':
-		z.pos++
-		var items []token
-		for {
-			z.skipSpace()
-			if z.pos >= len(z.b) {
-				return token{}, fmt.Errorf("unclosed list")
-			}
-			if z.b[z.pos] == ')' {
-				z.pos++
-				return token{kind: tokList, list: items}, nil
-			}
-			t, err := z.next()
-			if err != nil {
-				return token{}, err
-			}
-			items = append(items, t)
-		}
+		return z.list()
 	case c == ')':
 		return token{}, fmt.Errorf("unexpected ) at %d", z.pos)
 	case c == '"':
+		return z.quoted()
+	case c == '{' || c == '~' && z.pos+1 < len(z.b) && z.b[z.pos+1] == '{':
+		return z.literal()
+	}
+	return z.atom()
+}
+
+// list reads a parenthesized list.
+func (z *tokenizer) list() (token, error) {
+	z.pos++
+	var items []token
+	for {
+		z.skipSpace()
+		if z.pos >= len(z.b) {
+			return token{}, fmt.Errorf("unclosed list")
+		}
+		if z.b[z.pos] == ')' {
+			z.pos++
+			return token{kind: tokList, list: items}, nil
+		}
+		t, err := z.next()
+		if err != nil {
+			return token{}, err
+		}
+		items = append(items, t)
+	}
+}
+
+// quoted reads a quoted string.
+func (z *tokenizer) quoted() (token, error) {
+	z.pos++
+	var sb strings.Builder
+	for {
+		if z.pos >= len(z.b) {
+			return token{}, fmt.Errorf("unterminated quoted string")
+		}
+		c := z.b[z.pos]
 		z.pos++
-		var sb strings.Builder
-		for {
+		switch c {
+		case '\\':
 			if z.pos >= len(z.b) {
 				return token{}, fmt.Errorf("unterminated quoted string")
 			}
-			c := z.b[z.pos]
+			sb.WriteByte(z.b[z.pos])
 			z.pos++
-			switch c {
-			case '\\':
-				if z.pos >= len(z.b) {
-					return token{}, fmt.Errorf("unterminated quoted string")
-				}
-				sb.WriteByte(z.b[z.pos])
-				z.pos++
-			case '"':
-				return token{kind: tokString, s: sb.String()}, nil
-			case '\r', '\n':
-				return token{}, fmt.Errorf("line break in quoted string")
-			default:
-				sb.WriteByte(c)
-			}
+		case '"':
+			return token{kind: tokString, s: sb.String()}, nil
+		case '\r', '\n':
+			return token{}, fmt.Errorf("line break in quoted string")
+		default:
+			sb.WriteByte(c)
 		}
-	case c == '{' || c == '~' && z.pos+1 < len(z.b) && z.b[z.pos+1] == '{':
-		start := z.pos
-		if c == '~' {
-			z.pos++
-		}
-		end := strings.IndexByte(string(z.b[z.pos:]), '}')
-		if end < 0 {
-			return token{}, fmt.Errorf("bad literal at %d", start)
-		}
-		n, err := strconv.Atoi(strings.TrimSuffix(string(z.b[z.pos+1:z.pos+end]), "+"))
-		if err != nil || n < 0 {
-			return token{}, fmt.Errorf("bad literal size at %d", start)
-		}
-		z.pos += end + 1
-		if !strings.HasPrefix(string(z.b[z.pos:min(z.pos+2, len(z.b))]), "\r\n") {
-			return token{}, fmt.Errorf("literal size not followed by CRLF at %d", z.pos)
-		}
-		z.pos += 2
-		if z.pos+n > len(z.b) {
-			return token{}, fmt.Errorf("literal of %d bytes cut short", n)
-		}
-		s := string(z.b[z.pos : z.pos+n])
-		z.pos += n
-		return token{kind: tokString, s: s}, nil
-	default:
-		start := z.pos
-		for z.pos < len(z.b) {
-			c := z.b[z.pos]
-			if c == '[' {
-				// A section: BODY[HEADER.FIELDS (A B)] holds spaces and parens.
-				depth := 0
-				for z.pos < len(z.b) {
-					switch z.b[z.pos] {
-					case '[':
-						depth++
-					case ']':
-						depth--
-					}
-					z.pos++
-					if depth == 0 {
-						break
-					}
-				}
-				continue
-			}
-			if c == ' ' || c == '(' || c == ')' || c == '"' || c == '{' || c < ' ' || c == 0x7f {
-				break
-			}
-			z.pos++
-		}
-		if z.pos == start {
-			return token{}, fmt.Errorf("unexpected byte %q at %d", z.b[z.pos], z.pos)
-		}
-		return token{kind: tokAtom, s: string(z.b[start:z.pos])}, nil
 	}
+}
+
+// literal reads a literal ({n} or ~{n} for literal8) and its content.
+func (z *tokenizer) literal() (token, error) {
+	start := z.pos
+	if z.b[z.pos] == '~' {
+		z.pos++
+	}
+	end := strings.IndexByte(string(z.b[z.pos:]), '}')
+	if end < 0 {
+		return token{}, fmt.Errorf("bad literal at %d", start)
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(string(z.b[z.pos+1:z.pos+end]), "+"))
+	if err != nil || n < 0 {
+		return token{}, fmt.Errorf("bad literal size at %d", start)
+	}
+	z.pos += end + 1
+	if !strings.HasPrefix(string(z.b[z.pos:min(z.pos+2, len(z.b))]), "\r\n") {
+		return token{}, fmt.Errorf("literal size not followed by CRLF at %d", z.pos)
+	}
+	z.pos += 2
+	if z.pos+n > len(z.b) {
+		return token{}, fmt.Errorf("literal of %d bytes cut short", n)
+	}
+	s := string(z.b[z.pos : z.pos+n])
+	z.pos += n
+	return token{kind: tokString, s: s}, nil
+}
+
+// atom reads an atom; a [section] in it may hold spaces and parens
+// (BODY[HEADER.FIELDS (A B)]).
+func (z *tokenizer) atom() (token, error) {
+	start := z.pos
+	for z.pos < len(z.b) {
+		c := z.b[z.pos]
+		if c == '[' {
+			depth := 0
+			for z.pos < len(z.b) {
+				switch z.b[z.pos] {
+				case '[':
+					depth++
+				case ']':
+					depth--
+				}
+				z.pos++
+				if depth == 0 {
+					break
+				}
+			}
+			continue
+		}
+		if c == ' ' || c == '(' || c == ')' || c == '"' || c == '{' || c < ' ' || c == 0x7f {
+			break
+		}
+		z.pos++
+	}
+	if z.pos == start {
+		return token{}, fmt.Errorf("unexpected byte %q at %d", z.b[z.pos], z.pos)
+	}
+	return token{kind: tokAtom, s: string(z.b[start:z.pos])}, nil
 }
 
 // tokenizeAll reads tokens to the end.
