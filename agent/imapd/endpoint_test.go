@@ -97,7 +97,8 @@ func TestEndpointBasic(t *testing.T) {
 		` BODY[2.MIME] {27}`, "Content-Type: text/html\r\n\r\n",
 		` BODY[]<5> {10}`, " carl@exam",
 		` BODY[HEADER] {107}`, msgMulti[:strings.Index(msgMulti, "\r\n\r\n")+4], ")"})
-	same("envelope", get("envelope", "OK").flat(), []string{`1 (UID 1 ENVELOPE ("Tue, 03 Nov 2026 10:00:00 +0000" "hello there" (("Ann" NIL "ann" "example.org")) (("Ann" NIL "ann" "example.org")) (("Ann" NIL "ann" "example.org")) ((NIL NIL "bob" "example.org")) NIL NIL NIL "<one@example.org>") BODYSTRUCTURE ("text" "plain" NIL NIL NIL "7bit" 22 2 NIL NIL NIL NIL))`})
+	// A part without Content-Type is text/plain; charset=us-ascii (RFC 2045, 5.2), as Dovecot says.
+	same("envelope", get("envelope", "OK").flat(), []string{`1 (UID 1 ENVELOPE ("Tue, 03 Nov 2026 10:00:00 +0000" "hello there" (("Ann" NIL "ann" "example.org")) (("Ann" NIL "ann" "example.org")) (("Ann" NIL "ann" "example.org")) ((NIL NIL "bob" "example.org")) NIL NIL NIL "<one@example.org>") BODYSTRUCTURE ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 22 2 NIL NIL NIL NIL))`})
 	same("read", get("read", "OK").flat(), []string{`1 (UID 1 FLAGS (\Seen) BODY[TEXT] {22}`, "first body\r\nline two\r\n", ")"})
 	same("store", get("store", "OK").flat(), []string{`1 (UID 1 FLAGS (\Seen \Flagged $Work))`})
 	if s := get("storesilent", "OK"); len(s.Untagged) != 0 {

@@ -111,11 +111,14 @@ func New(o Options) (*Server, error) {
 	s.subs = loadSubscriptions(o.Store.Root())
 	s.hub = newHub(o.Store, log)
 	s.srv = imapserver.New(&imapserver.Options{
-		NewSession:   s.newSession,
-		Caps:         capabilities(),
-		Logger:       logAdapter{log},
-		TLSConfig:    o.TLS,
-		InsecureAuth: o.TLS == nil,
+		NewSession: s.newSession,
+		Caps:       capabilities(),
+		Logger:     logAdapter{log},
+		TLSConfig:  o.TLS,
+		// Clear-text LOGIN is the session's to refuse: it takes one from
+		// loopback (the agent's default), never from another machine
+		// outside TLS.
+		InsecureAuth: true,
 	})
 	go func() {
 		defer close(s.done)

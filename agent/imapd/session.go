@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -15,6 +16,7 @@ import (
 // session is one client connection.
 type session struct {
 	srv    *Server
+	conn   *imapserver.Conn
 	remote net.Addr
 	user   string // "" until logged in
 	// view is the selected mailbox, nil when none. The connection's
@@ -47,7 +49,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Shutting down"}
 	}
 	s.sessions++
-	return &session{srv: s, remote: c.NetConn().RemoteAddr()}, nil, nil
+	return &session{srv: s, conn: c, remote: c.NetConn().RemoteAddr()}, nil, nil
 }
 
 func (s *session) Close() error {
@@ -62,12 +64,27 @@ func (s *session) Close() error {
 }
 
 func (s *session) Login(username, password string) error {
+	if !clearTextOK(s.conn.NetConn()) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired,
+			Text: "Log in over TLS (STARTTLS) from another machine"}
+	}
 	if err := s.srv.o.Auth(s.remote, username, password); err != nil {
 		s.srv.log.Info("imapd: login refused", "remote", s.remote.String(), "user", username, "err", err)
 		return imapserver.ErrAuthFailed
 	}
 	s.user = username
 	return nil
+}
+
+// clearTextOK reports whether a login may be taken on c: over TLS, or in
+// the clear from loopback (as Dovecot allows on localhost), never in the
+// clear from another machine.
+func clearTextOK(c net.Conn) bool {
+	if _, ok := c.(*tls.Conn); ok {
+		return true
+	}
+	t, ok := c.RemoteAddr().(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // AppendLimit is the largest message APPEND takes.

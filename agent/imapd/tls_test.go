@@ -50,13 +50,41 @@ func TestEndpointStartTLS(t *testing.T) {
 		Login, Select, Fetch string
 	}
 	python(t, "starttls.py", ln.Addr().String(), &out)
-	if !strings.Contains(strings.Join(out.CapsBefore, " "), "STARTTLS") || !strings.Contains(strings.Join(out.CapsBefore, " "), "LOGINDISABLED") {
+	if !strings.Contains(strings.Join(out.CapsBefore, " "), "STARTTLS") {
 		t.Errorf("capabilities before STARTTLS: %v", out.CapsBefore)
 	}
-	if !strings.Contains(out.PlainLogin, "PRIVACYREQUIRED") {
-		t.Errorf("LOGIN before STARTTLS: %q", out.PlainLogin)
+	if out.PlainLogin != "OK" {
+		t.Errorf("LOGIN in the clear on loopback: %q", out.PlainLogin)
 	}
 	if out.Login != "OK" || out.Select != "OK" || out.Fetch != msgPlain {
 		t.Errorf("after STARTTLS: %+v", out)
+	}
+}
+
+// fakeConn is a connection from addr, for clearTextOK.
+type fakeConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c fakeConn) RemoteAddr() net.Addr { return c.addr }
+
+// TestClearTextLogin: a login in the clear is taken from loopback only; a
+// connection from another machine must be on TLS.
+func TestClearTextLogin(t *testing.T) {
+	far := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}
+	for _, c := range []struct {
+		name string
+		conn net.Conn
+		want bool
+	}{
+		{"loopback", fakeConn{addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}}, true},
+		{"loopback6", fakeConn{addr: &net.TCPAddr{IP: net.IPv6loopback, Port: 40000}}, true},
+		{"remote", fakeConn{addr: far}, false},
+		{"remote over TLS", tls.Server(fakeConn{addr: far}, &tls.Config{}), true},
+	} {
+		if got := clearTextOK(c.conn); got != c.want {
+			t.Errorf("%s: clearTextOK = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
