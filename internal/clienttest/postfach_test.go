@@ -1,5 +1,3 @@
-//go:build ignore
-
 // This file points the harness at postfach's local endpoints. It is left
 // out of every build (and of go mod tidy) until agent/imapd and
 // agent/pop3d (issue 11, parts A and C) are merged: the lead deletes the
