@@ -36,8 +36,11 @@ type Target struct {
 
 	TLS TLSMode
 	// CAFile is a PEM file with the certificate (or its CA) the clients
-	// trust; required with TLS. ServerName is the name they check
-	// (default: the host of the address).
+	// trust; required with TLS. ServerName is the name the Go sessions,
+	// mbsync and fetchmail check (default: the host of the address, and
+	// "localhost" for a loopback address with mbsync and fetchmail, which
+	// match DNS names only); Python's clients always check the address's
+	// host (an IP address against the certificate's IP addresses).
 	CAFile     string
 	ServerName string
 	// TLSConfig is the same trust for Go clients (the raw sessions).
