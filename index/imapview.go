@@ -231,7 +231,7 @@ func viewOf(r io.Reader) (*messageView, error) {
 	p := &viewParser{}
 	br := bufio.NewReaderSize(wire, 16<<10)
 	raw, fields := readHeaderBlock(br)
-	v := &messageView{header: raw}
+	v := &messageView{header: append([]byte{}, raw...)} // never NULL: a message may have no header
 	v.body = p.part(fields, br, 0, false)
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, err

@@ -334,6 +334,16 @@ func TestIMAPViewRFC(t *testing.T) {
 			`((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) (("Foo" NIL "bar" "MISSING_DOMAIN")(NIL NIL "x y" "example.org")` +
 			`(NIL NIL "group" NIL)(NIL NIL NIL NIL)) NIL NIL "<foo@bar>" "<a@b>")`,
 		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 1 NIL NIL NIL NIL)`,
+	}, {
+		name: "an empty message",
+		raw:  "",
+		env:  `(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)`,
+		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`,
+	}, {
+		name: "a header without a body",
+		raw:  "Subject: only",
+		env:  `(NIL "only" NIL NIL NIL NIL NIL NIL NIL NIL)`,
+		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`,
 	}}
 	fs := newFileStore(t)
 	for _, c := range cases {
