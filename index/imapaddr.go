@@ -10,12 +10,21 @@ import (
 // included) into ENVELOPE addresses, with group markers; see
 // imapview_parse.go for the rules. Display names and groups' names are
 // kept as sent (quotes and escapes removed, encoded words kept). It never
-// fails: what cannot be read is skipped.
+// fails: what cannot be read is skipped, and junk after an address ends
+// the list.
 func addressList(v string) []imap.Address {
 	toks := addrTokens(v)
 	var out []imap.Address
 	inGroup := false
 	for i := 0; i < len(toks); {
+		if i > 0 && len(out) > 0 && !toks[i-1].special(',') && !toks[i-1].special(';') &&
+			!toks[i-1].special(':') && !toks[i].special(',') && !toks[i].special(';') {
+			if toks[i].kind == '(' { // a comment after an address
+				i++
+				continue
+			}
+			break // junk after an address: the rest is not read (as Dovecot)
+		}
 		t := toks[i]
 		if t.special(',') {
 			i++
@@ -213,11 +222,8 @@ func addrTokens(s string) []addrToken {
 				i++
 			}
 			out = append(out, addrToken{'(', b.String()})
-		case c == '[':
+		case c == '[' && strings.IndexByte(s[i:], ']') > 0:
 			j := strings.IndexByte(s[i:], ']')
-			if j < 0 {
-				j = len(s) - i - 1
-			}
 			out = append(out, addrToken{'a', s[i : i+j+1]})
 			i += j + 1
 		case strings.IndexByte(addrSpecials, c) >= 0:

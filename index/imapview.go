@@ -79,7 +79,12 @@ func (s *Store) IMAPViews(ctx context.Context, msgs []*Message) ([]IMAPViewOf, e
 			return nil, err
 		}
 		computed[k] = v
-		out[i] = IMAPViewOf{v.env, v.body.imap()}
+		// As kept (JSON makes text valid UTF-8): the same at every use.
+		env, bs, err := decodeView(v.blob)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = IMAPViewOf{env, bs}
 	}
 	err = s.Write(ctx, func(tx *Tx) error {
 		for k, i := range missing {
@@ -177,6 +182,7 @@ type messageView struct {
 	size    int64  // RFC822.SIZE
 	sentDay *int64 // see calendarDay
 	header  []byte // as stored, at most maxViewHeader bytes
+	blob    []byte // env and body as kept (storedView)
 }
 
 // storedView is the JSON form of the view column.
@@ -198,15 +204,11 @@ func decodeView(blob []byte) (*imap.Envelope, imap.BodyStructure, error) {
 
 // putView stores message id's view unless its row is gone meanwhile.
 func (tx *Tx) putView(id MessageID, v *messageView) error {
-	blob, err := json.Marshal(storedView{Envelope: v.env, Body: v.body})
-	if err != nil {
-		return err
-	}
 	// The row's hash: the view stays until the row's file changes (a
 	// file rewritten in place without a new row is not read again).
-	_, err = tx.exec(`INSERT OR REPLACE INTO imap_views(message_id, sha256, view, size, sent_day, header)
+	_, err := tx.exec(`INSERT OR REPLACE INTO imap_views(message_id, sha256, view, size, sent_day, header)
 		SELECT id, sha256, ?, ?, ?, ? FROM messages WHERE id=?`,
-		blob, v.size, v.sentDay, v.header, id)
+		v.blob, v.size, v.sentDay, v.header, id)
 	return err
 }
 
@@ -219,6 +221,9 @@ func (s *Store) computeView(ctx context.Context, id MessageID) (*messageView, er
 	}
 	defer b.Close()
 	v, err := viewOf(b)
+	if err == nil {
+		v.blob, err = json.Marshal(storedView{Envelope: v.env, Body: v.body})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("index: message %d: %w", id, err)
 	}
@@ -231,7 +236,7 @@ func viewOf(r io.Reader) (*messageView, error) {
 	p := &viewParser{}
 	br := bufio.NewReaderSize(wire, 16<<10)
 	raw, fields := readHeaderBlock(br)
-	v := &messageView{header: raw}
+	v := &messageView{header: append([]byte{}, raw...)} // never NULL: a message may have no header
 	v.body = p.part(fields, br, 0, false)
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, err

@@ -105,15 +105,31 @@ func emptyTextPart() *viewPart {
 type viewParser struct{ parts int }
 
 // hfield is one header field, its value unfolded and trimmed.
+//
+// A field that RFC 5322 allows once but a message has more than once:
+// the last one counts (as go-message and Dovecot read it), except for the
+// address fields, whose lists are joined (as Dovecot does).
 type hfield struct{ name, value string }
 
-func firstField(fields []hfield, name string) string {
-	for _, f := range fields {
-		if strings.EqualFold(f.name, name) {
-			return f.value
+func fieldValue(fields []hfield, name string) string {
+	for i := len(fields) - 1; i >= 0; i-- {
+		if strings.EqualFold(fields[i].name, name) {
+			return fields[i].value
 		}
 	}
 	return ""
+}
+
+// addressFields returns the values of all the fields so named, joined
+// into one address list.
+func addressFields(fields []hfield, name string) string {
+	var vs []string
+	for _, f := range fields {
+		if strings.EqualFold(f.name, name) && f.value != "" {
+			vs = append(vs, f.value)
+		}
+	}
+	return strings.Join(vs, ", ")
 }
 
 // part describes a part with header fields and body (read to its end).
@@ -165,7 +181,7 @@ func isMessage(vp *viewPart) bool {
 // contentOf reads a part's Content-* fields (RFC 2045 defaults).
 func contentOf(fields []hfield, digest bool) *viewPart {
 	vp := &viewPart{}
-	t, params, err := mime.ParseMediaType(firstField(fields, "Content-Type"))
+	t, params, err := mime.ParseMediaType(fieldValue(fields, "Content-Type"))
 	typ, sub, ok := strings.Cut(t, "/")
 	if (err != nil && err != mime.ErrInvalidMediaParameter) || !ok || typ == "" || sub == "" {
 		if digest {
@@ -181,19 +197,19 @@ func contentOf(fields []hfield, digest bool) *viewPart {
 		params["charset"] = "us-ascii"
 	}
 	vp.Type, vp.Subtype, vp.Params = typ, sub, params
-	vp.ID = firstField(fields, "Content-Id")
-	vp.Description = firstField(fields, "Content-Description")
-	vp.Encoding = firstField(fields, "Content-Transfer-Encoding")
+	vp.ID = fieldValue(fields, "Content-Id")
+	vp.Description = fieldValue(fields, "Content-Description")
+	vp.Encoding = fieldValue(fields, "Content-Transfer-Encoding")
 	if vp.Encoding == "" {
 		vp.Encoding = "7bit"
 	}
-	vp.Location = firstField(fields, "Content-Location")
-	if d := firstField(fields, "Content-Disposition"); d != "" {
+	vp.Location = fieldValue(fields, "Content-Location")
+	if d := fieldValue(fields, "Content-Disposition"); d != "" {
 		if v, dp, err := mime.ParseMediaType(d); v != "" && (err == nil || err == mime.ErrInvalidMediaParameter) {
 			vp.Disposition = &imap.BodyStructureDisposition{Value: v, Params: dp}
 		}
 	}
-	for _, l := range strings.Split(firstField(fields, "Content-Language"), ",") {
+	for _, l := range strings.Split(fieldValue(fields, "Content-Language"), ",") {
 		if l = strings.TrimSpace(l); l != "" {
 			vp.Language = append(vp.Language, l)
 		}
@@ -272,28 +288,28 @@ func headerFields(raw []byte) []hfield {
 
 // envelopeOf builds a message's ENVELOPE from its header fields.
 func envelopeOf(fields []hfield) *imap.Envelope {
-	env := &imap.Envelope{Subject: firstField(fields, "Subject")}
-	if d := firstField(fields, "Date"); d != "" {
+	env := &imap.Envelope{Subject: fieldValue(fields, "Subject")}
+	if d := fieldValue(fields, "Date"); d != "" {
 		if t, err := mail.ParseDate(d); err == nil {
 			env.Date = t
 		}
 	}
-	env.From = addressList(firstField(fields, "From"))
-	env.Sender = addressList(firstField(fields, "Sender"))
-	env.ReplyTo = addressList(firstField(fields, "Reply-To"))
-	env.To = addressList(firstField(fields, "To"))
-	env.Cc = addressList(firstField(fields, "Cc"))
-	env.Bcc = addressList(firstField(fields, "Bcc"))
+	env.From = addressList(addressFields(fields, "From"))
+	env.Sender = addressList(addressFields(fields, "Sender"))
+	env.ReplyTo = addressList(addressFields(fields, "Reply-To"))
+	env.To = addressList(addressFields(fields, "To"))
+	env.Cc = addressList(addressFields(fields, "Cc"))
+	env.Bcc = addressList(addressFields(fields, "Bcc"))
 	if len(env.Sender) == 0 {
 		env.Sender = env.From
 	}
 	if len(env.ReplyTo) == 0 {
 		env.ReplyTo = env.From
 	}
-	if v := firstField(fields, "In-Reply-To"); v != "" {
+	if v := fieldValue(fields, "In-Reply-To"); v != "" {
 		env.InReplyTo = []string{envelopeMsgID(v)}
 	}
-	if v := firstField(fields, "Message-Id"); v != "" {
+	if v := fieldValue(fields, "Message-Id"); v != "" {
 		env.MessageID = envelopeMsgID(v)
 	}
 	return env

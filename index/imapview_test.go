@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -334,6 +335,23 @@ func TestIMAPViewRFC(t *testing.T) {
 			`((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) (("Foo" NIL "bar" "MISSING_DOMAIN")(NIL NIL "x y" "example.org")` +
 			`(NIL NIL "group" NIL)(NIL NIL NIL NIL)) NIL NIL "<foo@bar>" "<a@b>")`,
 		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 1 NIL NIL NIL NIL)`,
+	}, {
+		name: "junk after an address ends the list; comments after one do not; repeated fields",
+		raw: "From: Tester <t@example.org>\rTo: you@example.org\rSubject: x\nTo: A <a@x> (c), b@y\n" +
+			"Cc: [31mRed <r@x>\nSubject: first\nSubject: second\nTo: c@z\nMessage-ID: <bad\x01 id>\nMessage-ID: <m@x>\n\n",
+		env: `(NIL "second" (("Tester" NIL "t" "example.org")) (("Tester" NIL "t" "example.org")) (("Tester" NIL "t" "example.org")) ` +
+			`(("A" NIL "a" "x")(NIL NIL "b" "y")(NIL NIL "c" "z")) (("[ 31mRed" NIL "r" "x")) NIL NIL "<m@x>")`,
+		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`,
+	}, {
+		name: "an empty message",
+		raw:  "",
+		env:  `(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)`,
+		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`,
+	}, {
+		name: "a header without a body",
+		raw:  "Subject: only",
+		env:  `(NIL "only" NIL NIL NIL NIL NIL NIL NIL NIL)`,
+		body: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`,
 	}}
 	fs := newFileStore(t)
 	for _, c := range cases {
@@ -482,5 +500,18 @@ func TestIMAPViewStale(t *testing.T) {
 	}
 	if n, err := fs.st.IndexIMAP(context.Background(), fs.f.ID); err != nil || n != 0 {
 		t.Errorf("IndexIMAP after: %d, %v", n, err)
+	}
+}
+
+// TestIMAPView8bit: raw 8-bit header text that is not UTF-8 comes out the
+// same, as valid UTF-8, whether the view was just computed or kept.
+func TestIMAPView8bit(t *testing.T) {
+	fs := newFileStore(t)
+	uid := fs.add("", []byte("Subject: Gr\xfc\xdfe\nFrom: J\xfcrgen <j@x>\n\nx\n"), 0, nil, time.Time{})
+	first, _ := fs.view(uid)
+	kept, _ := fs.view(uid)
+	if first.Subject != kept.Subject || first.From[0].Name != kept.From[0].Name ||
+		!utf8.ValidString(first.Subject) || !utf8.ValidString(first.From[0].Name) {
+		t.Errorf("computed %q %q, kept %q %q", first.Subject, first.From[0].Name, kept.Subject, kept.From[0].Name)
 	}
 }

@@ -25,3 +25,9 @@ CREATE TABLE IF NOT EXISTS imap_views (
 -- (The small columns first: a search that reads only them does not
 -- follow a row's overflow pages, and one that reads the header stops
 -- before the view.)
+
+-- SEARCH by flags, keywords and internal date (UNSEEN at every SELECT of
+-- many clients) reads the index alone: the (folder, local UID) index also
+-- holds them. Its name stays; it still serves look-ups by local UID.
+DROP INDEX IF EXISTS messages_folder_local_uid;
+CREATE INDEX messages_folder_local_uid ON messages (folder_id, local_uid, flags, keywords, internal_date);
