@@ -38,7 +38,10 @@ import (
 //     UID from COPYUID (else the destination's plan adopts the copy by
 //     content, rematch). A source UID gone upstream leaves the row to be
 //     uploaded as new; a moved row removed since is an expunge; a row
-//     moved back to its source folder takes its UID again.
+//     moved back to its source folder takes its UID again. A move into a
+//     folder not synced upstream (another account's, one the patterns
+//     leave out) is an expunge of the source; the row is its own folder's
+//     business (a partial run leaves such a move to a full one).
 //
 // A UIDVALIDITY other than the intent's makes its UID meaningless: the
 // intent is dropped (the folder's plan matches by content). Without both
@@ -221,12 +224,11 @@ func (s *syncer) consumeFolder(ctx context.Context, c *imapclient.Client, f *ind
 			done = append(done, q)
 			continue
 		case q.in.Op == "move" && q.row != nil && q.row.Folder != f.ID && q.row.UID == 0 &&
-			o.push() && o.pull():
-			to := folderOf[q.row.Folder]
-			if to == nil || remoteOf[to.Name].Remote == "" {
-				continue // its folder is not synced by this run: left open
-			}
+			o.push() && o.pull() && movable(folderOf[q.row.Folder], remoteOf):
 			moves = append(moves, q)
+		case q.in.Op == "move" && q.row != nil && q.row.Folder != f.ID && q.row.UID == 0 &&
+			s.partial && folderOf[q.row.Folder] != nil && o.push() && o.pull():
+			continue // its folder is not synced by this partial run: left to a full one
 		case q.in.Op == "move" && q.row != nil && q.row.Folder == f.ID && q.row.UID == 0:
 			moves = append(moves, q) // moved back: takes its UID again
 		default:
@@ -247,6 +249,15 @@ func (s *syncer) consumeFolder(ctx context.Context, c *imapclient.Client, f *ind
 		return 0, err
 	}
 	return s.consumeMoves(ctx, c, f, rf, moves, states, folderOf, remoteOf)
+}
+
+// movable reports whether a move intent's destination (nil: a folder of
+// another account) is a folder this run syncs upstream: the message is
+// moved there. Otherwise (another account, a folder the patterns leave
+// out or that is not upstream) the move is an expunge of the source, and
+// the row, if anything, an upload by its own account and folder.
+func movable(to *index.Folder, remoteOf map[string]remoteFolder) bool {
+	return to != nil && remoteOf[to.Name].Remote != ""
 }
 
 // doneIntents closes intents that need nothing (more) done upstream; in

@@ -403,3 +403,57 @@ func TestDoorFlagsDuringPush(t *testing.T) {
 		t.Errorf("read here, flagged there, then unread here during the push: server has %s, want \\Flagged without \\Seen", uidsOf(got))
 	}
 }
+
+// TestQueuedMoveToOtherAccount: a message moved through the door into a
+// folder of another account leaves this account's server (an expunge of
+// its source); its row is the other account's.
+func TestQueuedMoveToOtherAccount(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	var other *index.Folder
+	err := e.store.Write(context.Background(), func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("other")
+		if err != nil {
+			return err
+		}
+		rel, err := index.FolderPath("other", "INBOX")
+		if err != nil {
+			return err
+		}
+		other, err = tx.EnsureFolder(a, "INBOX", rel)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.store.Dir(*other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := maildir.Open(d.Path); err != nil {
+		t.Fatal(err)
+	}
+	src, m := e.folderRow("INBOX"), e.rowByUID("INBOX", x.UID)
+	if err := e.store.Move(context.Background(), m, other.ID, 0, func(tx *index.Tx) error {
+		_, err := tx.AddIntent(index.Intent{Account: src.Account, Folder: src.ID, Message: m.ID, Op: "move",
+			Arg: fmt.Sprintf("%d/%d", x.UID, src.UIDValidity)})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.sync()
+	if tot := res.Totals(); res.Moved != 0 || tot.ExpungedRemote != 1 || tot.Uploaded != 0 || tot.New != 0 {
+		t.Errorf("moved %d, %+v; want 1 deleted upstream, nothing moved, uploaded or fetched", res.Moved, tot)
+	}
+	server := e.compare()
+	if got := findServer(server, id); len(got) != 0 {
+		t.Errorf("moved to another account: this account's server still has %s", uidsOf(got))
+	}
+	if n := e.openIntents(); n != 0 {
+		t.Errorf("%d intents left open", n)
+	}
+	if row := e.rowByID(m.ID); row == nil || row.Folder != other.ID {
+		t.Errorf("the moved row: %+v, want it in the other account's INBOX", row)
+	}
+}
