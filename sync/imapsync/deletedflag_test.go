@@ -271,3 +271,44 @@ func TestOwnDeletedThenBack(t *testing.T) {
 	}
 	e.compare()
 }
+
+// TestChangeAfterDownload: a run that pushed something re-reads the folder
+// (refreshAfterPush) after downloading the new messages. A flag set
+// upstream on one of them after its download (its flags read before the
+// change) has no row in that merge; the MODSEQ the run records must not
+// pass the change, or no later run sees it (TestRunKill9: "flags 2,, want
+// 2,F" for a message downloaded as the flag was set).
+func TestChangeAfterDownload(t *testing.T) {
+	e := bugEnv(t)
+	x := e.entries("INBOX")[0]
+	if _, err := e.dir("INBOX").SetFlags(x, x.Flags|maildir.FlagFlagged); err != nil { // something to push
+		t.Fatal(err)
+	}
+	e.appendServer("INBOX", "late-flag")
+	imapsync.SetRefreshHook(func() {
+		cl := e.d.Client(t, testenv.DefaultUser.Name)
+		defer cl.Logout()
+		if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+			t.Error(err)
+			return
+		}
+		crit := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: "late-flag@example.org"}}}
+		data, err := cl.UIDSearch(crit, nil).Wait()
+		if err != nil || len(data.AllUIDs()) != 1 {
+			t.Errorf("finding the new message: %v %v", data, err)
+			return
+		}
+		if err := cl.Store(imap.UIDSetNum(data.AllUIDs()...), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	e.sync()
+	imapsync.SetRefreshHook(nil)
+	e.sync()
+	for _, fe := range e.entries("INBOX") {
+		if e.fileMessageID("INBOX", fe) == "late-flag@example.org" && fe.Flags&maildir.FlagFlagged == 0 {
+			t.Errorf("flagged upstream right after its download: still %s here after the next run", fe.Name)
+		}
+	}
+	e.compare()
+}

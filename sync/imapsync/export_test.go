@@ -12,3 +12,7 @@ func SetIntentHook(h func(stage string) error) { intentHook = h }
 // SetFlagsStoredHook sets the hook run after a run's flag STOREs, before
 // it reads the rows it renames again (nil: none).
 func SetFlagsStoredHook(h func()) { flagsStoredHook = h }
+
+// SetRefreshHook sets the hook run when a run re-reads a folder it changed
+// upstream (refreshAfterPush), after its downloads (nil: none).
+func SetRefreshHook(h func()) { refreshHook = h }

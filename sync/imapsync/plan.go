@@ -406,6 +406,10 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bo
 	return nil
 }
 
+// refreshHook, if set (by tests), runs when refreshAfterPush starts: a
+// server change made there is one made after this run's downloads.
+var refreshHook func()
+
 // refreshAfterPush: when this run changed the folder upstream, the state
 // read at SELECT is stale (our own APPENDs and STOREs moved UIDNEXT and
 // HIGHESTMODSEQ), and recording it would make the next run look at the
@@ -426,6 +430,9 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 	if !pushed || o.DryRun || !condstore || sel.HighestModSeq == 0 {
 		return present, nil
 	}
+	if refreshHook != nil {
+		refreshHook()
+	}
 	server := map[uint32]*serverMsg{}
 	highest, err := fetchChangedSince(w.c, sel.HighestModSeq, server)
 	if err != nil {
@@ -433,6 +440,15 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 	}
 	if err := w.syncFlags(ctx, j, local, server); err != nil {
 		return nil, err
+	}
+	// A message changed since the SELECT that has no row to merge with
+	// (downloaded by this run, its flags read before the change, or new
+	// meanwhile): the merge above could not carry the change, so the MODSEQ
+	// read here is not proven. The SELECT's is: the next run reads that
+	// change again.
+	unmerged := false
+	for uid := range server {
+		unmerged = unmerged || local[uid] == nil
 	}
 	all, err := searchAll(w.c)
 	if err != nil {
@@ -445,6 +461,9 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 		uidNext = max(uidNext, uid+1)
 	}
 	j.uidNext, j.highestModSeq = uidNext, max(highest, sel.HighestModSeq)
+	if unmerged {
+		j.highestModSeq = sel.HighestModSeq
+	}
 	return present, nil
 }
 
