@@ -43,9 +43,11 @@
 // sessions (sessions/*.pop3, pop3session.go) are sent line by line over
 // raw sockets, so that every untagged response is seen exactly as sent. Differential runs a session against a reference and a
 // target seeded with the same messages, normalises both transcripts (what
-// may legitimately differ is listed in normalize.go: UIDVALIDITY values,
-// capability lists, response text, order of FETCH items other than UID
-// first, quoting, ...) and returns the commands answered differently;
+// may legitimately differ is listed in normalize.go and events.go:
+// UIDVALIDITY values, capability lists, response text, order of FETCH
+// items other than UID first, quoting, the order of EXPUNGEs, ...; what
+// only the target does and the RFCs allow is accepted per option, see
+// Options and accept.go) and returns the commands answered differently;
 // CheckConformance does this for every session as parallel subtests.
 // CLIENTTEST_DUMP=dir writes both transcripts of each session, raw and
 // normalised, into dir.

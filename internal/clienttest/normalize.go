@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,12 +18,20 @@ import (
 //   - CAPABILITY responses and [CAPABILITY] codes; the contents of an ID
 //     response (only that it is NIL or a well-formed list of pairs);
 //   - UIDVALIDITY values (in [UIDVALIDITY], STATUS, COPYUID, APPENDUID);
-//   - \Recent: RECENT responses and the \Recent flag (RFC 9051 removed it);
+//   - \Recent: RECENT responses, STATUS RECENT and the \Recent flag (RFC
+//     9051 removed it);
+//   - [CLIENTBUG] (RFC 5530: advice to the client, which a server may
+//     give or not: Dovecot gives it for STATUS of the selected mailbox);
 //   - CONDSTORE data (MODSEQ, HIGHESTMODSEQ, NOMODSEQ), which is not asked
 //     of the endpoint, and the [CLOSED] code (Dovecot sends it on every
 //     reselect, RFC 3501 servers need not);
 //   - the zone of an INTERNALDATE (compared as the same instant in UTC);
-//   - quoting: a string whose content is a valid atom equals that atom;
+//   - quoting: a string whose content is a valid atom equals that atom,
+//     also among the field names of a FETCH item's HEADER.FIELDS section;
+//   - how a server tells the same changes to the selected mailbox (see
+//     events.go): EXPUNGEs in any order ("* 2 EXPUNGE", "* 1 EXPUNGE" or
+//     "* 1 EXPUNGE" twice for the first two messages) and intermediate
+//     EXISTS counts ("* 6 EXISTS", "* 7 EXISTS" or "* 7 EXISTS" alone);
 //   - order inside flag lists, LIST attributes, STATUS items and FETCH
 //     items (except that UID must come first: "UID-NOT-FIRST" is added
 //     when it does not), order of SEARCH numbers, and the form of sequence
@@ -35,7 +44,7 @@ import (
 // Response lines that cannot be parsed are kept verbatim (so they differ).
 
 // ignoredCodes are response codes dropped with the response text.
-var ignoredCodes = map[string]bool{"CAPABILITY": true, "HIGHESTMODSEQ": true, "NOMODSEQ": true, "CLOSED": true}
+var ignoredCodes = map[string]bool{"CAPABILITY": true, "HIGHESTMODSEQ": true, "NOMODSEQ": true, "CLOSED": true, "CLIENTBUG": true}
 
 // normalized is one normalised response: its text and whether it belongs to
 // the ordered (message) part of a command's responses.
@@ -184,12 +193,13 @@ func renderFlags(t token) string {
 }
 
 // renderPairs renders a list of name-value pairs sorted by name, dropping
-// the names in skip; UIDVALIDITY values are masked, MODSEQs dropped.
+// the names in skip; UIDVALIDITY values are masked, MODSEQs and RECENT
+// dropped.
 func renderPairs(items []token, skip map[string]bool) string {
 	var ps []string
 	for i := 0; i+1 < len(items); i += 2 {
 		k := strings.ToUpper(items[i].render())
-		if skip[k] || k == "HIGHESTMODSEQ" {
+		if skip[k] || k == "HIGHESTMODSEQ" || k == "RECENT" {
 			continue
 		}
 		v := items[i+1].render()
@@ -218,7 +228,7 @@ func normalizeFetch(data string) string {
 	var ps []pair
 	uid, uidFirst := "", false
 	for i := 0; i+1 < len(items); i += 2 {
-		k := strings.ToUpper(items[i].s)
+		k := unquoteSection(strings.ToUpper(items[i].s))
 		switch k {
 		case "MODSEQ":
 			continue
@@ -253,6 +263,19 @@ func normalizeFetch(data string) string {
 		out = append(out, p.k+" "+p.v)
 	}
 	return "(" + strings.Join(out, " ") + ")"
+}
+
+// quotedAtomRE is a quoted string whose content is a valid atom.
+var quotedAtomRE = regexp.MustCompile(`"([^\x00-\x20(){%*"\\\]\x7f-\xff]+)"`)
+
+// unquoteSection writes the quoted field names of a FETCH item's section
+// (BODY[HEADER.FIELDS ("TO" "SUBJECT")]) as atoms.
+func unquoteSection(k string) string {
+	open := strings.IndexByte(k, '[')
+	if open < 0 {
+		return k
+	}
+	return k[:open] + quotedAtomRE.ReplaceAllString(k[open:], "$1")
 }
 
 // renderNumbers renders SEARCH results sorted numerically.

@@ -76,3 +76,123 @@ func TestOptionsNormalize(t *testing.T) {
 		t.Errorf("a wrong EXISTS count went unnoticed with Normalize set")
 	}
 }
+
+// TestNormalizeMore: CLIENTBUG, STATUS RECENT and quoted HEADER.FIELDS
+// names are left out of the comparison; the status itself is not.
+func TestNormalizeMore(t *testing.T) {
+	same := [][2]string{
+		{`a1 BAD [CLIENTBUG] Syntax error`, `a1 BAD Error in IMAP command`},
+		{`a1 OK [CLIENTBUG] Status on selected mailbox`, `a1 OK done`},
+		{`* STATUS Archive (MESSAGES 1 RECENT 1)`, `* STATUS Archive (MESSAGES 1 RECENT 0)`},
+		{`* 5 FETCH (UID 5 BODY[HEADER.FIELDS (TO SUBJECT)] "x")`, `* 5 FETCH (UID 5 BODY[HEADER.FIELDS ("TO" "SUBJECT")] "x")`},
+	}
+	for _, c := range same {
+		a, _ := normalize([]byte(c[0]))
+		b, _ := normalize([]byte(c[1]))
+		if a.text != b.text {
+			t.Errorf("%q -> %q, %q -> %q: want the same", c[0], a.text, c[1], b.text)
+		}
+	}
+	differ := [][2]string{
+		{`a1 NO Invalid mailbox name`, `a1 BAD [CLIENTBUG] Invalid mailbox name`},
+		{`* STATUS Archive (MESSAGES 1 RECENT 1)`, `* STATUS Archive (MESSAGES 2 RECENT 1)`},
+		{`* 5 FETCH (UID 5 BODY[HEADER.FIELDS (TO SUBJECT)] "x")`, `* 5 FETCH (UID 5 BODY[HEADER.FIELDS ("TO" "FROM")] "x")`},
+	}
+	for _, c := range differ {
+		a, _ := normalize([]byte(c[0]))
+		b, _ := normalize([]byte(c[1]))
+		if a.text == b.text {
+			t.Errorf("%q and %q both -> %q: want a difference", c[0], c[1], a.text)
+		}
+	}
+}
+
+// records makes a transcript of IMAP commands on connection A, each with
+// its raw responses.
+func records(cmds ...[]string) *Transcript {
+	tr := &Transcript{}
+	for i, c := range cmds {
+		r := Record{Step: Step{Line: i + 1, Conn: "A", Kind: ':', Text: c[0]}}
+		for _, l := range c[1:] {
+			r.Responses = append(r.Responses, []byte(l))
+		}
+		tr.Records = append(tr.Records, r)
+	}
+	return tr
+}
+
+// TestCanonicalEvents: the same expunges and additions told in another
+// order or with intermediate counts are the same; other expunges, or a
+// count that falls without EXPUNGE, are not.
+func TestCanonicalEvents(t *testing.T) {
+	sel := []string{"a1 SELECT INBOX", "* 8 EXISTS", "a1 OK [READ-WRITE] x"}
+	ref := records(sel,
+		[]string{"a2 UID EXPUNGE 2:6", "* 6 EXPUNGE", "* 3 EXPUNGE", "* 2 EXPUNGE", "a2 OK x"},
+		[]string{"a3 COPY 1:2 INBOX", "* 7 EXISTS", "a3 OK x"},
+		[]string{"a4 NOOP", "* 7 EXPUNGE", "* 2 EXPUNGE", "* 6 EXISTS", "a4 OK x"})
+	same := records(sel,
+		[]string{"a2 UID EXPUNGE 2:6", "* 2 EXPUNGE", "* 2 EXPUNGE", "* 4 EXPUNGE", "a2 OK x"},
+		[]string{"a3 COPY 1:2 INBOX", "* 6 EXISTS", "* 7 EXISTS", "a3 OK x"},
+		[]string{"a4 NOOP", "* 2 EXPUNGE", "* 7 EXISTS", "* 6 EXPUNGE", "a4 OK x"})
+	if d := Compare(ref, same, nil); len(d) != 0 {
+		t.Errorf("the same changes told differently: %v", d)
+	}
+	wrong := records(sel,
+		[]string{"a2 UID EXPUNGE 2:6", "* 2 EXPUNGE", "* 2 EXPUNGE", "* 2 EXPUNGE", "a2 OK x"}, // messages 2, 3, 4
+		[]string{"a3 COPY 1:2 INBOX", "* 7 EXISTS", "* 6 EXISTS", "a3 OK x"},                   // EXISTS falls
+		[]string{"a4 NOOP", "* 2 EXPUNGE", "* 7 EXISTS", "* 2 EXPUNGE", "a4 OK x"})
+	d := Compare(ref, wrong, nil)
+	if len(d) != 3 {
+		t.Errorf("%d differences, want 3 (one per wrong command): %v", len(d), d)
+	}
+	if got := originalExpunges([]string{"1", "1"}); strings.Join(got, " ") != "2 1" {
+		t.Errorf("imaplib expunge 1 1 -> %v, want 2 1", got)
+	}
+	if got := originalExpunges([]string{"1", "2"}); strings.Join(got, " ") == "2 1" {
+		t.Errorf("imaplib expunge 1 2 (messages 1 and 3) taken as 2 1")
+	}
+}
+
+// TestAcceptOptions: each option accepts its own shape only.
+func TestAcceptOptions(t *testing.T) {
+	o := &Options{ExtraUID: true, StoreEcho: true, ExtraCodes: []string{"NONEXISTENT"}}
+	cases := []struct {
+		cmd        string
+		want, have []string
+		ok         bool
+	}{
+		{"a1 NOOP", []string{"* 2 FETCH (FLAGS (\\Seen))"}, []string{"* 2 FETCH (UID 2 FLAGS (\\Seen))"}, true},
+		{"a1 NOOP", []string{"* 2 FETCH (FLAGS (\\Seen))"}, []string{"* 2 FETCH (UID 2 FLAGS ())"}, false},
+		{"a1 NOOP", []string{"* 2 FETCH (FLAGS (\\Seen))"}, []string{"* 2 FETCH (UID 2 UID-NOT-FIRST FLAGS (\\Seen))"}, false},
+		{"a1 STORE 2 -FLAGS (\\Seen)", nil, []string{"* 2 FETCH (UID 2 FLAGS ())"}, true},
+		{"a1 STORE 2 -FLAGS (\\Seen)", nil, []string{"* 2 FETCH (UID 2 FLAGS (\\Seen))"}, false},
+		{"a1 STORE 2 -FLAGS (\\Seen)", nil, []string{"* 3 FETCH (UID 3 FLAGS ())"}, false},
+		{"a1 STORE 2 -FLAGS.SILENT (\\Seen)", nil, []string{"* 2 FETCH (UID 2 FLAGS ())"}, false},
+		{"a1 UID STORE 5 +FLAGS ($X)", nil, []string{"* 1 FETCH (UID 5 FLAGS ($X \\Seen))"}, true},
+		{"a1 UID STORE 5 +FLAGS ($X)", nil, []string{"* 5 FETCH (UID 4 FLAGS ($X))"}, false},
+		{"a1 STORE 1 FLAGS (\\Seen)", nil, []string{"* 1 FETCH (FLAGS (\\Seen \\Draft))"}, false},
+		{"a1 STATUS Nowhere (MESSAGES)", []string{"a1 NO"}, []string{"a1 NO [NONEXISTENT]"}, true},
+		{"a1 STATUS Nowhere (MESSAGES)", []string{"a1 NO"}, []string{"a1 BAD [NONEXISTENT]"}, false},
+		{"a1 STATUS Nowhere (MESSAGES)", []string{"a1 NO"}, []string{"a1 NO [TRYCREATE]"}, false},
+	}
+	for _, c := range cases {
+		got := o.accept(c.cmd, c.want, c.have)
+		if equalLines(c.want, got) != c.ok {
+			t.Errorf("%s: %q against %q: accepted %v, want %v", c.cmd, c.have, c.want, !c.ok, c.ok)
+		}
+	}
+	// FlagKeywords: keywords out of FLAGS, a repeated FLAGS dropped, a
+	// FLAGS without a system flag still differs.
+	fo := &Options{FlagKeywords: true}
+	ref := records([]string{"a1 SELECT INBOX", "* FLAGS (\\Seen \\Deleted $Label1)", "* 0 EXISTS", "a1 OK x"},
+		[]string{"a2 STORE 1 +FLAGS ($New)", "* FLAGS (\\Seen \\Deleted $Label1 $New)", "a2 OK x"})
+	got := records([]string{"a1 SELECT INBOX", "* FLAGS (\\Seen \\Deleted $Forwarded)", "* 0 EXISTS", "a1 OK x"},
+		[]string{"a2 STORE 1 +FLAGS ($New)", "a2 OK x"})
+	if d := Compare(ref, got, fo); len(d) != 0 {
+		t.Errorf("FlagKeywords: %v", d)
+	}
+	got.Records[0].Responses[0] = []byte("* FLAGS (\\Seen $Forwarded)")
+	if d := Compare(ref, got, fo); len(d) != 1 {
+		t.Errorf("FlagKeywords hid a missing \\Deleted: %v", d)
+	}
+}
