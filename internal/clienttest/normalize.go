@@ -18,8 +18,9 @@ import (
 //   - CAPABILITY responses and [CAPABILITY] codes; the contents of an ID
 //     response (only that it is NIL or a well-formed list of pairs);
 //   - UIDVALIDITY values (in [UIDVALIDITY], STATUS, COPYUID, APPENDUID);
-//   - \Recent: RECENT responses, STATUS RECENT and the \Recent flag (RFC
-//     9051 removed it);
+//   - \Recent: RECENT responses, STATUS RECENT, the \Recent flag and the
+//     results of a SEARCH with NEW, OLD or RECENT (RFC 9051 removed
+//     them all; see recentSearch);
 //   - [CLIENTBUG] (RFC 5530: advice to the client, which a server may
 //     give or not: Dovecot gives it for STATUS of the selected mailbox);
 //   - CONDSTORE data (MODSEQ, HIGHESTMODSEQ, NOMODSEQ), which is not asked
@@ -406,4 +407,39 @@ func normalizeResponses(raw [][]byte, all bool) []string {
 	}
 	sort.Strings(unordered)
 	return append(append(unordered, ordered...), tagged...)
+}
+
+// recentSearch reports whether the command line text (tag first) is a
+// SEARCH with a key that depends on \Recent (NEW, OLD, RECENT): its
+// results are left out of the comparison.
+func recentSearch(text string) bool {
+	f := strings.Fields(strings.ToUpper(text))
+	if len(f) > 2 && f[1] == "UID" {
+		f = f[1:]
+	}
+	if len(f) < 2 || f[1] != "SEARCH" {
+		return false
+	}
+	for _, w := range f[2:] {
+		switch strings.Trim(w, "()") {
+		case "NEW", "OLD", "RECENT":
+			return true
+		}
+	}
+	return false
+}
+
+// maskSearch replaces the results of SEARCH and ESEARCH in lines.
+func maskSearch(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "* SEARCH"):
+			l = "* SEARCH <depends on \\Recent>"
+		case strings.HasPrefix(l, "* ESEARCH"):
+			l = "* ESEARCH <depends on \\Recent>"
+		}
+		out[i] = l
+	}
+	return out
 }

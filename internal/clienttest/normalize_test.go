@@ -196,3 +196,14 @@ func TestAcceptOptions(t *testing.T) {
 		t.Errorf("FlagKeywords hid a missing \\Deleted: %v", d)
 	}
 }
+
+// TestRecentSearch: the results of SEARCH NEW (which only \Recent
+// decides) are not compared, those of other searches are.
+func TestRecentSearch(t *testing.T) {
+	ref := records([]string{"a1 SEARCH NEW", "* SEARCH 1 2 3", "a1 OK x"}, []string{"a2 UID SEARCH NOT SEEN", "* SEARCH 1 2 3", "a2 OK x"})
+	got := records([]string{"a1 SEARCH NEW", "* SEARCH", "a1 OK x"}, []string{"a2 UID SEARCH NOT SEEN", "* SEARCH 1 2", "a2 OK x"})
+	d := Compare(ref, got, nil)
+	if len(d) != 1 || d[0].Step.Text != "a2 UID SEARCH NOT SEEN" {
+		t.Errorf("differences %v, want only a2's", d)
+	}
+}

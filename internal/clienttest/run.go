@@ -365,6 +365,9 @@ func Compare(ref, got *Transcript, opts *Options) []Difference {
 				}
 			}
 		}
+		if recentSearch(st.Text) {
+			want, have = maskSearch(want), maskSearch(have)
+		}
 		if opts != nil && opts.Normalize != nil {
 			want, have = rewrite(want, opts.Normalize), rewrite(have, opts.Normalize)
 		}
