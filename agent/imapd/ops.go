@@ -54,6 +54,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.
 	if err := v.checkWritable(); err != nil {
 		return err
 	}
+	if err := v.checkSeqs(numSet); err != nil {
+		return err
+	}
 	flags, kw := maildir.FlagsFromIMAP(sf.Flags)
 	items := v.resolve(numSet)
 	for len(items) > 0 {
@@ -151,6 +154,9 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := v.checkSeqs(numSet); err != nil {
+		return nil, err
+	}
 	items := v.resolve(numSet)
 	data := &imap.CopyData{UIDValidity: to.LocalUIDValidity}
 	var last uint32
@@ -186,6 +192,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	}
 	to, err := s.srv.target(s.srv.ctx, dest)
 	if err != nil {
+		return err
+	}
+	if err := v.checkSeqs(numSet); err != nil {
 		return err
 	}
 	items := v.resolve(numSet)

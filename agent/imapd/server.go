@@ -31,7 +31,9 @@
 //     (ReadTx.ChangesSince) and goes on.
 //   - The mailbox's UID list is the tracker's server view: both change
 //     together under the mailbox's lock, and sessions translate sequence
-//     numbers under it.
+//     numbers under it. A sequence number beyond the client's view (the
+//     mailbox's count plus the expunges not sent to it yet) is answered
+//     BAD, as RFC 3501 and 9051 ask.
 //   - Bodies are streamed from the files (index.Store.OpenMessage), turned
 //     back into CRLF on the way (maildir.CRLFWriter); a literal's size is
 //     counted from the file before it is sent.
