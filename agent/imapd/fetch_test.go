@@ -78,3 +78,26 @@ func TestSeqBeyondMailbox(t *testing.T) {
 		t.Errorf("FETCH * in an empty mailbox: %q, want BAD", status)
 	}
 }
+
+// TestExaminePermanentFlags: EXAMINE names no permanent flag (nothing
+// may be changed, RFC 9051 6.3.3; RFC 3501 7.1), SELECT names the system
+// flags and \* (any keyword).
+func TestExaminePermanentFlags(t *testing.T) {
+	st, _ := testStore(t, "INBOX")
+	_, addr := startServer(t, st)
+	c := dialLogin(t, addr, "c")
+	has := func(lines []string, want string) bool {
+		for _, l := range lines {
+			if strings.HasPrefix(l, want) {
+				return true
+			}
+		}
+		return false
+	}
+	if u := c.must("EXAMINE INBOX"); !has(u, "* OK [PERMANENTFLAGS ()]") {
+		t.Errorf("EXAMINE: %q, want PERMANENTFLAGS ()", u)
+	}
+	if u := c.must("SELECT INBOX"); !has(u, `* OK [PERMANENTFLAGS (\Seen \Answered \Flagged \Deleted \Draft $Forwarded \*)]`) {
+		t.Errorf("SELECT: %q, want the system flags, $Forwarded and \\*", u)
+	}
+}

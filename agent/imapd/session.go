@@ -130,9 +130,15 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 	b.mu.Lock()
 	v.tracker = b.tracker.NewSession()
 	b.views[v] = struct{}{}
+	// EXAMINE: no flag can be changed (RFC 9051 6.3.3), so none is
+	// permanent, as RFC 3501 7.1 defines PERMANENTFLAGS.
+	permanent := []imap.Flag{}
+	if !o.ReadOnly {
+		permanent = append(append(permanent, systemFlags...), imap.FlagWildcard)
+	}
 	data := &imap.SelectData{
 		Flags:          systemFlags,
-		PermanentFlags: append(append([]imap.Flag(nil), systemFlags...), imap.FlagWildcard),
+		PermanentFlags: permanent,
 		NumMessages:    uint32(len(b.uids)),
 		UIDNext:        imap.UID(max(f.LocalUIDNext, b.maxUID+1)),
 		UIDValidity:    f.LocalUIDValidity,
