@@ -8,7 +8,7 @@ import (
 )
 
 // This file applies the Options that accept what only the target does
-// (ExtraUID, StoreEcho, ExtraCodes, FlagKeywords). Each accepts one
+// (ExtraUID, StoreEcho, ExtraCodes, ReadOnlyStoreNO, FlagKeywords). Each accepts one
 // shape exactly: a target line is taken as the reference's only when
 // removing what the option allows leaves that line, and a STORE echo only
 // when its flags agree with the STORE.
@@ -21,7 +21,7 @@ var (
 
 // accept returns have with the target's lines the options accept
 // replaced by the reference's (or dropped), for the command line cmd.
-func (o *Options) accept(cmd string, want, have []string) []string {
+func (o *Options) accept(cmd string, readOnly bool, want, have []string) []string {
 	unused := map[string]int{}
 	for _, l := range want {
 		unused[l]++
@@ -54,6 +54,14 @@ func (o *Options) accept(cmd string, want, have []string) []string {
 		}
 		if o.StoreEcho && storeEcho(cmd, l) {
 			continue
+		}
+		if o.ReadOnlyStoreNO && readOnly && isCommand(cmd, "STORE", "UID") && strings.Contains(strings.ToUpper(cmd), "STORE") {
+			tag, _, _ := strings.Cut(cmd, " ")
+			if l == tag+" NO [CANNOT]" && unused[tag+" OK"] > 0 {
+				unused[tag+" OK"]--
+				out = append(out, tag+" OK")
+				continue
+			}
 		}
 		if m := statusRE.FindStringSubmatch(l); m != nil && slices.Contains(o.ExtraCodes, m[2]) && unused[m[1]] > 0 {
 			unused[m[1]]--
@@ -215,4 +223,26 @@ func withoutKeywords(l string) string {
 		}
 	}
 	return l[:open+1] + strings.Join(keep, " ") + l[end:]
+}
+
+// readOnlyConns reports, per record, whether its connection had a mailbox
+// selected with EXAMINE (per the reference's answers) when it ran.
+func readOnlyConns(recs []Record) []bool {
+	ro := map[string]bool{}
+	out := make([]bool, len(recs))
+	for i, r := range recs {
+		out[i] = ro[r.Step.Conn]
+		switch {
+		case isCommand(r.Step.Text, "SELECT", "CLOSE", "UNSELECT", "LOGOUT"):
+			ro[r.Step.Conn] = false
+		case isCommand(r.Step.Text, "EXAMINE"):
+			ok := false
+			for _, l := range r.Responses {
+				tag, _, _ := strings.Cut(r.Step.Text, " ")
+				ok = ok || strings.HasPrefix(strings.ToUpper(string(l)), strings.ToUpper(tag)+" OK")
+			}
+			ro[r.Step.Conn] = ok
+		}
+	}
+	return out
 }

@@ -81,6 +81,12 @@ type Options struct {
 	// CANNOT, ...) on a tagged NO or BAD of the target where the
 	// reference's has no code.
 	ExtraCodes []string
+
+	// ReadOnlyStoreNO accepts NO [CANNOT] from the target for a STORE
+	// in a mailbox selected with EXAMINE, where the reference answers OK
+	// and changes nothing (RFC 9051 6.3.3 permits no change there; a NO
+	// says so, an OK that changes nothing is allowed too).
+	ReadOnlyStoreNO bool
 }
 
 // dump writes the transcript, raw and normalised, to path (for reading a

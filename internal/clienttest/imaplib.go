@@ -301,7 +301,7 @@ func CompareClientSteps(ref, got []ClientStep, opts *Options) []string {
 			b = got[i]
 		}
 		if opts != nil && i < len(got) {
-			b.Normal = opts.accept("x "+b.Name, a.Normal, b.Normal)
+			b.Normal = opts.accept("x "+b.Name, false, a.Normal, b.Normal)
 		}
 		if a.Name != b.Name || !equalLines(a.Normal, b.Normal) {
 			out = append(out, fmt.Sprintf("step %d %q/%q:\n  reference: %s\n  target:    %s", i, a.Name, b.Name,

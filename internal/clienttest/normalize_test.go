@@ -176,10 +176,18 @@ func TestAcceptOptions(t *testing.T) {
 		{"a1 STATUS Nowhere (MESSAGES)", []string{"a1 NO"}, []string{"a1 NO [TRYCREATE]"}, false},
 	}
 	for _, c := range cases {
-		got := o.accept(c.cmd, c.want, c.have)
+		got := o.accept(c.cmd, false, c.want, c.have)
 		if equalLines(c.want, got) != c.ok {
 			t.Errorf("%s: %q against %q: accepted %v, want %v", c.cmd, c.have, c.want, !c.ok, c.ok)
 		}
+	}
+	// ReadOnlyStoreNO: only for a STORE after EXAMINE, only NO [CANNOT].
+	ro := records([]string{"a1 EXAMINE INBOX", "* 1 EXISTS", "a1 OK [READ-ONLY] x"}, []string{"a2 STORE 1 +FLAGS (\\Seen)", "a2 OK x"},
+		[]string{"a3 SELECT INBOX", "* 1 EXISTS", "a3 OK [READ-WRITE] x"}, []string{"a4 STORE 1 +FLAGS (\\Seen)", "a4 OK x"})
+	roGot := records([]string{"a1 EXAMINE INBOX", "* 1 EXISTS", "a1 OK [READ-ONLY] x"}, []string{"a2 STORE 1 +FLAGS (\\Seen)", "a2 NO [CANNOT] read-only"},
+		[]string{"a3 SELECT INBOX", "* 1 EXISTS", "a3 OK [READ-WRITE] x"}, []string{"a4 STORE 1 +FLAGS (\\Seen)", "a4 NO [CANNOT] read-only"})
+	if d := Compare(ro, roGot, &Options{ReadOnlyStoreNO: true}); len(d) != 1 || d[0].Step.Text != "a4 STORE 1 +FLAGS (\\Seen)" {
+		t.Errorf("ReadOnlyStoreNO: differences %v, want only a4's (after SELECT)", d)
 	}
 	// FlagKeywords: keywords out of FLAGS, a repeated FLAGS dropped, a
 	// FLAGS without a system flag still differs.

@@ -75,9 +75,10 @@ func postfachEndpoint(t testing.TB) Target {
 // RFCs allow (see Options): UID in every FETCH response (the issue asks
 // for it first in each), FLAGS and PERMANENTFLAGS with the system flags
 // and $Forwarded but not the mailbox's keywords, a FETCH after every
-// STORE that is not .SILENT, and RFC 5530's [NONEXISTENT] where Dovecot
-// gives no code.
-var postfachOptions = &Options{ExtraUID: true, FlagKeywords: true, StoreEcho: true, ExtraCodes: []string{"NONEXISTENT"}}
+// STORE that is not .SILENT, RFC 5530's [NONEXISTENT] where Dovecot
+// gives no code, and NO [CANNOT] to a STORE after EXAMINE.
+var postfachOptions = &Options{ExtraUID: true, FlagKeywords: true, StoreEcho: true, ExtraCodes: []string{"NONEXISTENT"},
+	ReadOnlyStoreNO: true}
 
 // TestPostfachConformance: every session answers on postfach as on Dovecot
 // (UID first in every FETCH, unlike Dovecot).

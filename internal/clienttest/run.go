@@ -345,6 +345,7 @@ func Compare(ref, got *Transcript, opts *Options) []Difference {
 		dropFlagKeywords(ref.Records, wantAll)
 		dropFlagKeywords(got.Records, haveAll)
 	}
+	readOnly := readOnlyConns(ref.Records)
 	n := max(len(ref.Records), len(got.Records))
 	for i := range n {
 		var want, have []string
@@ -372,7 +373,7 @@ func Compare(ref, got *Transcript, opts *Options) []Difference {
 			want, have = rewrite(want, opts.Normalize), rewrite(have, opts.Normalize)
 		}
 		if opts != nil {
-			have = opts.accept(st.Text, want, have)
+			have = opts.accept(st.Text, i < len(readOnly) && readOnly[i], want, have)
 		}
 		if !equalLines(want, have) {
 			out = append(out, Difference{Session: ref.Session, Step: st, Want: want, Got: have})
