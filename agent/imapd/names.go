@@ -303,6 +303,9 @@ func (s *session) Rename(name, newName string, o *imap.RenameOptions) error {
 	if f.Name == "INBOX" || fname == "INBOX" {
 		return errNo("INBOX cannot be renamed")
 	}
+	if strings.HasPrefix(fname, f.Name+string(delim)) {
+		return errNo("A mailbox cannot be renamed into itself")
+	}
 	if _, err := s.srv.folder(s.srv.ctx, newName); err == nil {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox exists"}
 	}

@@ -86,3 +86,18 @@ func TestEndpointAccounts(t *testing.T) {
 	same("STATUS", c.must(`STATUS "work/Sent" (MESSAGES SIZE UIDNEXT)`), `* STATUS "work/Sent" (MESSAGES 1 UIDNEXT 2 SIZE 20)`)
 	same("NAMESPACE", c.must("NAMESPACE"), `* NAMESPACE (("" "/")) NIL NIL`)
 }
+
+// TestRenameIntoItself: RENAME of a mailbox to a name below itself is
+// refused with a plain NO (a client's mistake, not the server's: no
+// [SERVERBUG]), and the mailbox stays.
+func TestRenameIntoItself(t *testing.T) {
+	st, _ := testStore(t, "INBOX", "Drafts")
+	_, addr := startServer(t, st)
+	c := dialLogin(t, addr, "c")
+	if _, status := c.cmd("", "RENAME Drafts Drafts/Sub"); !strings.HasPrefix(status, "NO ") || strings.Contains(status, "[") {
+		t.Errorf("RENAME Drafts Drafts/Sub: %q, want NO without a code", status)
+	}
+	if u := c.must(`LIST "" "Drafts*"`); !slices.Equal(u, []string{`* LIST (\HasNoChildren) "/" "Drafts"`}) {
+		t.Errorf("LIST after the refused RENAME: %q", u)
+	}
+}
