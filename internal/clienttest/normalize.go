@@ -33,6 +33,10 @@ import (
 //     events.go): EXPUNGEs in any order ("* 2 EXPUNGE", "* 1 EXPUNGE" or
 //     "* 1 EXPUNGE" twice for the first two messages) and intermediate
 //     EXISTS counts ("* 6 EXISTS", "* 7 EXISTS" or "* 7 EXISTS" alone);
+//   - mailbox attributes a server may give or not (see listAttrs):
+//     \HasChildren and \HasNoChildren in an extended LIST without RETURN
+//     (CHILDREN) (RFC 5258 4: a server may give them unasked), and in
+//     LSUB those and \Subscribed (RFC 3501 7.2.3 gives LSUB no others);
 //   - order inside flag lists, LIST attributes, STATUS items and FETCH
 //     items (except that UID must come first: "UID-NOT-FIRST" is added
 //     when it does not), order of SEARCH numbers, and the form of sequence
@@ -440,6 +444,49 @@ func maskSearch(lines []string) []string {
 			l = "* ESEARCH <depends on \\Recent>"
 		}
 		out[i] = l
+	}
+	return out
+}
+
+// listAttrs leaves out of the LIST and LSUB responses in lines the
+// mailbox attributes a server may give or not for the command line text
+// (tag first): \HasChildren and \HasNoChildren when an extended LIST
+// (selection options, several patterns or RETURN) does not ask for
+// CHILDREN, and those and \Subscribed in LSUB.
+func listAttrs(text string, lines []string) []string {
+	f := strings.Fields(strings.ToUpper(text))
+	if len(f) < 3 {
+		return lines
+	}
+	var drop []string
+	switch f[1] {
+	case "LSUB":
+		drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`, `\SUBSCRIBED`}
+	case "LIST":
+		rest := strings.Join(f[2:], " ")
+		extended := strings.HasPrefix(rest, "(") || strings.Contains(rest, " RETURN ") || strings.Contains(rest, " (")
+		if extended && !strings.Contains(rest, "CHILDREN") {
+			drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`}
+		}
+	}
+	if drop == nil {
+		return lines
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		word := "* " + f[1] + " ("
+		if !strings.HasPrefix(l, word) {
+			out[i] = l
+			continue
+		}
+		end := strings.IndexByte(l, ')')
+		var keep []string
+		for _, a := range strings.Fields(l[len(word):end]) {
+			if !slices.Contains(drop, strings.ToUpper(a)) {
+				keep = append(keep, a)
+			}
+		}
+		out[i] = word + strings.Join(keep, " ") + l[end:]
 	}
 	return out
 }

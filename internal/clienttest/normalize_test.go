@@ -215,3 +215,25 @@ func TestRecentSearch(t *testing.T) {
 		t.Errorf("differences %v, want only a2's", d)
 	}
 }
+
+// TestListAttrs: \HasChildren/\HasNoChildren count only where asked for
+// or in a basic LIST; LSUB's extra attributes do not count; \Noselect and
+// \NonExistent always do.
+func TestListAttrs(t *testing.T) {
+	ref := records([]string{`a1 LIST "" ("INBOX" "Work/*")`, `* LIST () "/" INBOX`, `* LIST (\NonExistent) "/" Work/Projects`, "a1 OK x"},
+		[]string{`a2 LSUB "" "*"`, `* LSUB () "/" INBOX`, "a2 OK x"},
+		[]string{`a3 LIST "" "%" RETURN (CHILDREN)`, `* LIST (\HasNoChildren) "/" INBOX`, "a3 OK x"},
+		[]string{`a4 LIST "" "%"`, `* LIST (\HasNoChildren) "/" INBOX`, "a4 OK x"})
+	got := records([]string{`a1 LIST "" ("INBOX" "Work/*")`, `* LIST (\HasNoChildren) "/" INBOX`, `* LIST (\HasChildren \Noselect) "/" Work/Projects`, "a1 OK x"},
+		[]string{`a2 LSUB "" "*"`, `* LSUB (\HasNoChildren \Subscribed) "/" INBOX`, "a2 OK x"},
+		[]string{`a3 LIST "" "%" RETURN (CHILDREN)`, `* LIST () "/" INBOX`, "a3 OK x"},
+		[]string{`a4 LIST "" "%"`, `* LIST () "/" INBOX`, "a4 OK x"})
+	d := Compare(ref, got, nil)
+	var at []string
+	for _, x := range d {
+		at = append(at, strings.Fields(x.Step.Text)[0])
+	}
+	if strings.Join(at, " ") != "a1 a3 a4" {
+		t.Errorf("differences at %v, want a1 (\\Noselect for \\NonExistent), a3 and a4 (children asked for)", at)
+	}
+}

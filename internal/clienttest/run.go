@@ -369,6 +369,7 @@ func Compare(ref, got *Transcript, opts *Options) []Difference {
 		if recentSearch(st.Text) {
 			want, have = maskSearch(want), maskSearch(have)
 		}
+		want, have = listAttrs(st.Text, want), listAttrs(st.Text, have)
 		if opts != nil && opts.Normalize != nil {
 			want, have = rewrite(want, opts.Normalize), rewrite(have, opts.Normalize)
 		}
