@@ -101,3 +101,26 @@ func TestRenameIntoItself(t *testing.T) {
 		t.Errorf("LIST after the refused RENAME: %q", u)
 	}
 }
+
+// TestListNonExistent: a hierarchy level that is no folder is \Noselect
+// in a basic LIST and \NonExistent in an extended one (RFC 5258 3);
+// SUBSCRIBE takes only an existing mailbox, since every folder is
+// subscribed unless unsubscribed and a missing one could not be listed.
+func TestListNonExistent(t *testing.T) {
+	st, _ := testStore(t, "INBOX", "Work/Clients")
+	_, addr := startServer(t, st)
+	c := dialLogin(t, addr, "c")
+	if u := c.must(`LIST "" "Work"`); !slices.Equal(u, []string{`* LIST (\Noselect \HasChildren) "/" "Work"`}) {
+		t.Errorf("basic LIST: %q", u)
+	}
+	for _, cmd := range []string{`LIST (REMOTE) "" "Work"`, `LIST "" "Work" RETURN (CHILDREN)`, `LIST "" ("Work" "INBOX")`} {
+		u := c.must("%s", cmd)
+		if !slices.Contains(u, `* LIST (\NonExistent \Noselect \HasChildren) "/" "Work"`) {
+			t.Errorf("%s: %q, want Work \\NonExistent", cmd, u)
+		}
+	}
+	if _, status := c.cmd("", "SUBSCRIBE Gone"); !strings.HasPrefix(status, "NO [NONEXISTENT]") {
+		t.Errorf("SUBSCRIBE Gone: %q, want NO [NONEXISTENT]", status)
+	}
+	c.must("SUBSCRIBE Work/Clients")
+}
