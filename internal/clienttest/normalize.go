@@ -35,8 +35,10 @@ import (
 //     EXISTS counts ("* 6 EXISTS", "* 7 EXISTS" or "* 7 EXISTS" alone);
 //   - mailbox attributes a server may give or not (see listAttrs):
 //     \HasChildren and \HasNoChildren in an extended LIST without RETURN
-//     (CHILDREN) (RFC 5258 4: a server may give them unasked), and in
-//     LSUB those and \Subscribed (RFC 3501 7.2.3 gives LSUB no others);
+//     (CHILDREN) (RFC 5258 4: a server may give them unasked), \Noselect
+//     beside \NonExistent (which implies it, RFC 5258 3), and in LSUB
+//     those, \Subscribed and \NonExistent (RFC 3501 7.2.3 gives LSUB
+//     no others);
 //   - order inside flag lists, LIST attributes, STATUS items and FETCH
 //     items (except that UID must come first: "UID-NOT-FIRST" is added
 //     when it does not), order of SEARCH numbers, and the form of sequence
@@ -452,7 +454,8 @@ func maskSearch(lines []string) []string {
 // mailbox attributes a server may give or not for the command line text
 // (tag first): \HasChildren and \HasNoChildren when an extended LIST
 // (selection options, several patterns or RETURN) does not ask for
-// CHILDREN, and those and \Subscribed in LSUB.
+// CHILDREN, \Noselect beside \NonExistent in LIST, and in LSUB those,
+// \Subscribed and \NonExistent.
 func listAttrs(text string, lines []string) []string {
 	f := strings.Fields(strings.ToUpper(text))
 	if len(f) < 3 {
@@ -461,7 +464,7 @@ func listAttrs(text string, lines []string) []string {
 	var drop []string
 	switch f[1] {
 	case "LSUB":
-		drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`, `\SUBSCRIBED`}
+		drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`, `\SUBSCRIBED`, `\NONEXISTENT`}
 	case "LIST":
 		rest := strings.Join(f[2:], " ")
 		extended := strings.HasPrefix(rest, "(") || strings.Contains(rest, " RETURN ") || strings.Contains(rest, " (")
@@ -469,10 +472,11 @@ func listAttrs(text string, lines []string) []string {
 			drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`}
 		}
 	}
-	if drop == nil {
+	if f[1] != "LIST" && f[1] != "LSUB" {
 		return lines
 	}
 	out := make([]string, len(lines))
+	var at []int // the LIST or LSUB lines
 	for i, l := range lines {
 		word := "* " + f[1] + " ("
 		if !strings.HasPrefix(l, word) {
@@ -480,13 +484,27 @@ func listAttrs(text string, lines []string) []string {
 			continue
 		}
 		end := strings.IndexByte(l, ')')
+		attrs := strings.Fields(strings.ToUpper(l[len(word):end]))
 		var keep []string
 		for _, a := range strings.Fields(l[len(word):end]) {
-			if !slices.Contains(drop, strings.ToUpper(a)) {
+			u := strings.ToUpper(a)
+			implied := f[1] == "LIST" && u == `\NOSELECT` && slices.Contains(attrs, `\NONEXISTENT`)
+			if !slices.Contains(drop, u) && !implied {
 				keep = append(keep, a)
 			}
 		}
 		out[i] = word + strings.Join(keep, " ") + l[end:]
+		at = append(at, i)
+	}
+	// Sorted again among themselves (they sit together, sorted, among the
+	// unordered responses).
+	var vals []string
+	for _, i := range at {
+		vals = append(vals, out[i])
+	}
+	sort.Strings(vals)
+	for k, i := range at {
+		out[i] = vals[k]
 	}
 	return out
 }

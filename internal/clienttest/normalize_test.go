@@ -228,6 +228,8 @@ func TestListAttrs(t *testing.T) {
 		[]string{`a2 LSUB "" "*"`, `* LSUB (\HasNoChildren \Subscribed) "/" INBOX`, "a2 OK x"},
 		[]string{`a3 LIST "" "%" RETURN (CHILDREN)`, `* LIST () "/" INBOX`, "a3 OK x"},
 		[]string{`a4 LIST "" "%"`, `* LIST () "/" INBOX`, "a4 OK x"})
+	ref.Records = append(ref.Records, records([]string{`a5 LIST (REMOTE) "" "%"`, `* LIST (\NonExistent) "/" Work`, "a5 OK x"}).Records...)
+	got.Records = append(got.Records, records([]string{`a5 LIST (REMOTE) "" "%"`, `* LIST (\Noselect \NonExistent) "/" Work`, "a5 OK x"}).Records...)
 	d := Compare(ref, got, nil)
 	var at []string
 	for _, x := range d {
