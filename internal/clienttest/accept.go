@@ -8,7 +8,8 @@ import (
 )
 
 // This file applies the Options that accept what only the target does
-// (ExtraUID, StoreEcho, ExtraCodes, ReadOnlyStoreNO, FlagKeywords). Each accepts one
+// (ExtraUID, StoreEcho, ExtraCodes, ReadOnlyStoreNO, InvalidNameBAD,
+// FlagKeywords). Each accepts one
 // shape exactly: a target line is taken as the reference's only when
 // removing what the option allows leaves that line, and a STORE echo only
 // when its flags agree with the STORE.
@@ -60,6 +61,14 @@ func (o *Options) accept(cmd string, readOnly bool, want, have []string) []strin
 			if l == tag+" NO [CANNOT]" && unused[tag+" OK"] > 0 {
 				unused[tag+" OK"]--
 				out = append(out, tag+" OK")
+				continue
+			}
+		}
+		if o.InvalidNameBAD && hasInvalidName(cmd) {
+			tag, _, _ := strings.Cut(cmd, " ")
+			if strings.HasPrefix(l, tag+" BAD") && unused[tag+" NO"] > 0 {
+				unused[tag+" NO"]--
+				out = append(out, tag+" NO")
 				continue
 			}
 		}
@@ -245,4 +254,82 @@ func readOnlyConns(recs []Record) []bool {
 		}
 	}
 	return out
+}
+
+var quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+
+// hasInvalidName reports whether a quoted string of the command line is
+// not valid modified UTF-7 (the session quotes its mailbox names).
+func hasInvalidName(cmd string) bool {
+	for _, m := range quotedRE.FindAllStringSubmatch(cmd, -1) {
+		if !validMUTF7(m[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// validMUTF7 reports whether s is valid modified UTF-7 (RFC 3501 5.1.3):
+// "&-" or "&" base64 (with "," for "/") of UTF-16BE "-", encoding no
+// printable ASCII, no unpaired surrogate, no bits left over, and no two
+// encoded runs next to each other.
+func validMUTF7(s string) bool {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
+	afterRun := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+		if c != '&' {
+			afterRun = false
+			continue
+		}
+		end := strings.IndexByte(s[i+1:], '-')
+		if end < 0 {
+			return false
+		}
+		b64 := s[i+1 : i+1+end]
+		i += end + 1
+		if b64 == "" {
+			afterRun = false
+			continue
+		}
+		if afterRun {
+			return false
+		}
+		afterRun = true
+		var bits, n uint32
+		var units []uint16
+		for _, r := range b64 {
+			k := strings.IndexRune(alphabet, r)
+			if k < 0 {
+				return false
+			}
+			bits, n = bits<<6|uint32(k), n+6
+			if n >= 16 {
+				n -= 16
+				units = append(units, uint16(bits>>n))
+				bits &= 1<<n - 1
+			}
+		}
+		if n >= 6 || bits != 0 || len(units) == 0 {
+			return false
+		}
+		for k := 0; k < len(units); k++ {
+			u := units[k]
+			switch {
+			case u >= 0x20 && u <= 0x7e:
+				return false
+			case u >= 0xd800 && u <= 0xdbff:
+				if k+1 >= len(units) || units[k+1] < 0xdc00 || units[k+1] > 0xdfff {
+					return false
+				}
+				k++
+			case u >= 0xdc00 && u <= 0xdfff:
+				return false
+			}
+		}
+	}
+	return true
 }

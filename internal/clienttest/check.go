@@ -87,6 +87,12 @@ type Options struct {
 	// and changes nothing (RFC 9051 6.3.3 permits no change there; a NO
 	// says so, an OK that changes nothing is allowed too).
 	ReadOnlyStoreNO bool
+
+	// InvalidNameBAD accepts BAD from the target where the reference
+	// answers NO, for a command one of whose quoted mailbox names is not
+	// valid modified UTF-7 (RFC 3501 5.1.3): both refuse it; no RFC says
+	// with which (go-imap's parser answers BAD: "arguments invalid").
+	InvalidNameBAD bool
 }
 
 // dump writes the transcript, raw and normalised, to path (for reading a

@@ -239,3 +239,21 @@ func TestListAttrs(t *testing.T) {
 		t.Errorf("differences at %v, want a1 (\\Noselect for \\NonExistent), a3 and a4 (children asked for)", at)
 	}
 }
+
+// TestInvalidNameBAD: BAD for NO is accepted only where a mailbox name is
+// not valid modified UTF-7.
+func TestInvalidNameBAD(t *testing.T) {
+	for name, valid := range map[string]bool{"a&b": false, "&Jjo": false, "&AGE-": false, "&U,BTF2XlZyyKng-x&-y": true,
+		"&-amp": true, "Entw&APw-rfe": true, "b&c": false, "&APw-&APw-": false, "&2D3cAA-": true, "&2D0-": false, "INBOX": true} {
+		if validMUTF7(name) != valid {
+			t.Errorf("validMUTF7(%q) = %v", name, !valid)
+		}
+	}
+	o := &Options{InvalidNameBAD: true}
+	if got := o.accept(`a1 CREATE "a&b"`, false, []string{"a1 NO"}, []string{"a1 BAD"}); !equalLines(got, []string{"a1 NO"}) {
+		t.Errorf("invalid name: %q not accepted", got)
+	}
+	if got := o.accept(`a1 CREATE "Entw&APw-rfe"`, false, []string{"a1 NO"}, []string{"a1 BAD"}); equalLines(got, []string{"a1 NO"}) {
+		t.Errorf("valid name: BAD for NO accepted")
+	}
+}

@@ -76,9 +76,10 @@ func postfachEndpoint(t testing.TB) Target {
 // for it first in each), FLAGS and PERMANENTFLAGS with the system flags
 // and $Forwarded but not the mailbox's keywords, a FETCH after every
 // STORE that is not .SILENT, RFC 5530's [NONEXISTENT] where Dovecot
-// gives no code, and NO [CANNOT] to a STORE after EXAMINE.
+// gives no code, NO [CANNOT] to a STORE after EXAMINE, and BAD (from
+// go-imap's parser) for a mailbox name that is not modified UTF-7.
 var postfachOptions = &Options{ExtraUID: true, FlagKeywords: true, StoreEcho: true, ExtraCodes: []string{"NONEXISTENT"},
-	ReadOnlyStoreNO: true}
+	ReadOnlyStoreNO: true, InvalidNameBAD: true}
 
 // TestPostfachConformance: every session answers on postfach as on Dovecot
 // (UID first in every FETCH, unlike Dovecot).
