@@ -20,6 +20,44 @@ import (
 // count, an EXISTS that lowers it, an unordered record) is kept as sent,
 // and so differs from a conforming server's.
 
+// Between two EXISTS or EXPUNGE responses, the FETCH responses of
+// different messages may come in any order (Dovecot sends the flag
+// updates of a STORE 1:3 by another session as 1, 2, 3; postfach as its
+// store's change feed has them): sortFetchRuns puts each run of FETCH
+// responses in message order, keeping the order of those of one message.
+
+// sortFetchRuns sorts, in place, each run of FETCH responses by sequence
+// number (stable).
+func sortFetchRuns(lines []string) {
+	seq := func(l string) (int, bool) {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[0] != "*" || f[2] != "FETCH" {
+			return 0, false
+		}
+		n, err := strconv.Atoi(f[1])
+		return n, err == nil
+	}
+	for i := 0; i < len(lines); {
+		if _, ok := seq(lines[i]); !ok {
+			i++
+			continue
+		}
+		j := i
+		for j < len(lines) {
+			if _, ok := seq(lines[j]); !ok {
+				break
+			}
+			j++
+		}
+		slices.SortStableFunc(lines[i:j], func(a, b string) int {
+			x, _ := seq(a)
+			y, _ := seq(b)
+			return x - y
+		})
+		i = j
+	}
+}
+
 // canonicalEvents returns the normalised responses of each record, with
 // EXISTS and EXPUNGE runs in canonical form.
 func canonicalEvents(recs []Record) [][]string {
@@ -31,6 +69,7 @@ func canonicalEvents(recs []Record) [][]string {
 		if r.pop3 {
 			continue
 		}
+		sortFetchRuns(lines)
 		conn := r.Step.Conn
 		if isCommand(r.Step.Text, "SELECT", "EXAMINE") {
 			count[conn] = 0

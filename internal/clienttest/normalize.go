@@ -32,7 +32,9 @@ import (
 //   - how a server tells the same changes to the selected mailbox (see
 //     events.go): EXPUNGEs in any order ("* 2 EXPUNGE", "* 1 EXPUNGE" or
 //     "* 1 EXPUNGE" twice for the first two messages) and intermediate
-//     EXISTS counts ("* 6 EXISTS", "* 7 EXISTS" or "* 7 EXISTS" alone);
+//     EXISTS counts ("* 6 EXISTS", "* 7 EXISTS" or "* 7 EXISTS" alone),
+//     and the order of the FETCH responses of different messages between
+//     them;
 //   - mailbox attributes a server may give or not (see listAttrs):
 //     \HasChildren and \HasNoChildren in an extended LIST without RETURN
 //     (CHILDREN) (RFC 5258 4: a server may give them unasked), \Noselect

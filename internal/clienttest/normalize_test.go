@@ -257,3 +257,24 @@ func TestInvalidNameBAD(t *testing.T) {
 		t.Errorf("valid name: BAD for NO accepted")
 	}
 }
+
+// TestFetchOrder: FETCH responses of different messages in another order
+// are the same; those of one message in another order, or a FETCH moved
+// across an EXPUNGE, are not.
+func TestFetchOrder(t *testing.T) {
+	sel := []string{"a1 SELECT INBOX", "* 3 EXISTS", "a1 OK x"}
+	ref := records(sel, []string{"a2 NOOP", "* 1 FETCH (FLAGS (\\Seen))", "* 3 FETCH (FLAGS ())", "a2 OK x"},
+		[]string{"a3 NOOP", "* 2 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS ())", "a3 OK x"},
+		[]string{"a4 NOOP", "* 1 FETCH (FLAGS ())", "* 1 EXPUNGE", "a4 OK x"})
+	got := records(sel, []string{"a2 NOOP", "* 3 FETCH (FLAGS ())", "* 1 FETCH (FLAGS (\\Seen))", "a2 OK x"},
+		[]string{"a3 NOOP", "* 2 FETCH (FLAGS ())", "* 2 FETCH (FLAGS (\\Seen))", "a3 OK x"},
+		[]string{"a4 NOOP", "* 1 EXPUNGE", "* 1 FETCH (FLAGS ())", "a4 OK x"})
+	d := Compare(ref, got, nil)
+	var at []string
+	for _, x := range d {
+		at = append(at, strings.Fields(x.Step.Text)[0])
+	}
+	if strings.Join(at, " ") != "a3 a4" {
+		t.Errorf("differences at %v, want a3 and a4", at)
+	}
+}
