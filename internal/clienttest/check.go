@@ -93,6 +93,13 @@ type Options struct {
 	// valid modified UTF-7 (RFC 3501 5.1.3): both refuse it; no RFC says
 	// with which (go-imap's parser answers BAD: "arguments invalid").
 	InvalidNameBAD bool
+
+	// NoID accepts, for an ID command (RFC 2971), BAD from a target that
+	// does not implement ID (and so does not advertise it: clients send
+	// ID only to a server that does) where the reference answers an
+	// untagged ID and OK; before login BAD and BYE (go-imap ends the
+	// connection at an unknown command there).
+	NoID bool
 }
 
 // dump writes the transcript, raw and normalised, to path (for reading a

@@ -278,3 +278,24 @@ func TestFetchOrder(t *testing.T) {
 		t.Errorf("differences at %v, want a3 and a4", at)
 	}
 }
+
+// TestNoID: BAD (and BYE) for ID is accepted only from a target declared
+// without ID, and only for an ID command the reference answered.
+func TestNoID(t *testing.T) {
+	want := []string{"* ID <valid>", "a1 OK"}
+	o := &Options{NoID: true}
+	for _, have := range [][]string{{"a1 BAD"}, {"* BYE", "a1 BAD"}} {
+		if got := o.accept(`a1 ID NIL`, false, want, have); !equalLines(got, want) {
+			t.Errorf("%q not accepted", have)
+		}
+		if got := (&Options{}).accept(`a1 ID NIL`, false, want, have); equalLines(got, want) {
+			t.Errorf("%q accepted without NoID", have)
+		}
+	}
+	if got := o.accept(`a1 ID NIL`, false, want, []string{"* ID (\"name\")", "a1 OK"}); equalLines(got, want) {
+		t.Errorf("a malformed ID response accepted")
+	}
+	if got := o.accept(`a1 NOOP`, false, []string{"a1 OK"}, []string{"a1 BAD"}); equalLines(got, []string{"a1 OK"}) {
+		t.Errorf("BAD for another command accepted")
+	}
+}
