@@ -38,7 +38,9 @@
 //     back into CRLF on the way (maildir.CRLFWriter); a literal's size is
 //     counted from the file before it is sent.
 //   - No capability is advertised whose session interface is missing (the
-//     library would panic the connection).
+//     library would panic the connection). ID (RFC 2971) is neither served
+//     nor advertised: imapserver answers a command it does not know
+//     itself (BAD; BYE before login) and has no hook for another.
 package imapd
 
 import (
