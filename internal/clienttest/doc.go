@@ -54,15 +54,17 @@
 //
 // # Pointing the harness at postfach
 //
-// Write an Endpoint that starts the endpoint under test over a fresh
-// store and returns its Target (address, local credentials), then:
+// postfach_test.go does it: postfachEndpoint starts agent/imapd and
+// agent/pop3d over a fresh store; TestPostfachConformance runs
 //
-//	clienttest.CheckConformance(t, clienttest.DovecotEndpoint(t, 16), postfachEndpoint, nil, nil)
+//	CheckConformance(t, sharedEndpoint(0), postfachEndpoint, nil, postfachOptions)
 //
-// and for the clients, tg := postfachEndpoint(t); clienttest.Seed(tg,
-// clienttest.ClientCorpus()) (or seed the upstream Dovecot and wait for
-// the sync), then RunIMAPLib, RunPoplib, NewFetchmail, NewMbsync on tg,
-// checking the results as this package's tests do for Dovecot.
+// where postfachOptions declare what postfach does differently from
+// Dovecot and the RFCs allow (extra UID in FETCH, FLAGS without the
+// mailbox's keywords, STORE echoes, no ID, ...: see its comment);
+// TestPostfachClients runs imaplib, poplib, fetchmail and mbsync against
+// it, seeded with ClientCorpus, checking the results as this package's
+// tests do for Dovecot.
 //
 // Invariants: nothing here is skipped: a missing Dovecot fails with
 // CI=true (testenv.NeedDovecot), a missing python3, mbsync or fetchmail
