@@ -1,7 +1,5 @@
-// This file points the harness at postfach's local endpoints. It is left
-// out of every build (and of go mod tidy) until agent/imapd and
-// agent/pop3d (issue 11, parts A and C) are merged: the lead deletes the
-// build line above at merge, so that it runs with every `go test ./...`.
+// This file points the harness at postfach's local endpoints (agent/imapd
+// and agent/pop3d, issue 11).
 
 package clienttest
 
