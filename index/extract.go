@@ -34,7 +34,8 @@ const (
 )
 
 // ExtractText returns up to limit bytes of decoded, valid UTF-8 text from the text/plain
-// and text/html parts of a message, for the full-text index. Other parts are
+// and text/html parts of a message, for the full-text index, including
+// those of messages inside it (message/rfc822 parts). Other parts are
 // skipped without being decoded.
 //
 // It reads the message once, line by line, in time linear in its size
@@ -248,6 +249,17 @@ func (e *extractor) beginBody() {
 			e.bounds[b] = len(e.stack)
 		}
 		e.stack = append(e.stack, b)
+	case t == "message/rfc822" || t == "message/global":
+		// A message in the message (one forwarded inline or attached):
+		// its own header follows, then its body, whose text parts are
+		// this message's text too (SEARCH BODY and TEXT find them, as
+		// RFC 3501 asks of "the body of the message"). RFC 2046 5.2.1
+		// allows no transfer encoding here that would hide the lines.
+		switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+		case "base64", "quoted-printable":
+			return
+		}
+		e.beginPart()
 	case t != "text/plain" && t != "text/html" && t != "":
 	case e.out.Len() >= e.limit:
 	default:

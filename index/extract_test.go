@@ -254,3 +254,19 @@ func TestExtractLongHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractNestedMessage: the text of a message forwarded inside the
+// message (a message/rfc822 part) is extracted too; an attachment after
+// it is not.
+func TestExtractNestedMessage(t *testing.T) {
+	raw := "Subject: Fwd\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n" +
+		"--outer\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n" +
+		"--outer\r\nContent-Type: message/rfc822\r\n\r\n" +
+		"Subject: original\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n" +
+		"--inner\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nOriginal text from K=C3=B6ln.\r\n--inner--\r\n" +
+		"--outer\r\nContent-Type: application/octet-stream\r\n\r\nbinaryjunk\r\n--outer--\r\n"
+	got := words(index.ExtractText(context.Background(), strings.NewReader(raw), 1<<10))
+	if want := "See below. Original text from Köln."; got != want {
+		t.Errorf("extracted %q, want %q", got, want)
+	}
+}

@@ -106,7 +106,7 @@ func (s *Store) IMAPViews(ctx context.Context, msgs []*Message) ([]IMAPViewOf, e
 // message whose file cannot be read is left without a view (IMAPView
 // reports the error when asked for it). SearchLocal answers BCC, HEADER
 // and the Date header's day exactly only for messages with a view: the
-// endpoint runs this when it selects a folder (or in the background).
+// endpoint runs this through PrepareSearch before a SEARCH that needs it.
 func (s *Store) IndexIMAP(ctx context.Context, folder FolderID) (int, error) {
 	total := 0
 	var after MessageID

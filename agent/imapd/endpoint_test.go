@@ -126,7 +126,7 @@ func TestEndpointBasic(t *testing.T) {
 	get("unsubscribe", "OK")
 	same("lsub after unsubscribe", get("lsub2", "OK").flat(), []string{`(\HasNoChildren \Subscribed) "/" INBOX`,
 		`(\HasNoChildren \Subscribed) "/" "Projects/Done"`})
-	same("lsub %", get("lsub3", "OK").flat(), []string{`(\HasNoChildren \Subscribed) "/" INBOX`, `(\Noselect \HasChildren) "/" "Projects"`})
+	same("lsub %", get("lsub3", "OK").flat(), []string{`(\HasNoChildren \Subscribed) "/" INBOX`, `(\NonExistent \Noselect \HasChildren) "/" "Projects"`})
 	get("delete", "OK")
 	same("list after delete", get("list3", "OK").flat(), []string{`(\HasNoChildren) "/" "Archive"`, `(\HasNoChildren) "/" INBOX`})
 	get("examine", "OK")

@@ -25,6 +25,9 @@ const inMemory = 1 << 20
 
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.FetchOptions) error {
 	v := s.view
+	if err := v.checkSeqs(numSet); err != nil {
+		return err
+	}
 	items := v.resolve(numSet)
 	markSeen := !v.readOnly && wantsSeen(o)
 	for len(items) > 0 {

@@ -42,3 +42,62 @@ func TestEndpointLargeMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestSeqBeyondMailbox: a sequence number beyond the client's view of the
+// mailbox, or "*" in an empty one, is answered BAD (RFC 3501/9051 seq-
+// number); a message another session expunged that this one has not
+// been told of yet may still be named.
+func TestSeqBeyondMailbox(t *testing.T) {
+	st, fs := testStore(t, "INBOX", "Empty")
+	deliver(t, st, fs["INBOX"], 50, "Subject: one\r\n\r\nx\r\n", 0)
+	deliver(t, st, fs["INBOX"], 51, "Subject: two\r\n\r\ny\r\n", 0)
+	_, addr := startServer(t, st)
+	a, b := dialT(t, addr, "a"), dialT(t, addr, "b")
+	for _, cmd := range []string{"FETCH 3 FLAGS", "FETCH 1:3 FLAGS", "STORE 99 +FLAGS (\\Seen)", "COPY 3 Empty", "MOVE 3 Empty"} {
+		if _, status := a.cmd("", "%s", cmd); !strings.HasPrefix(status, "BAD") {
+			t.Errorf("%s: %q, want BAD", cmd, status)
+		}
+	}
+	for _, cmd := range []string{"FETCH 2 FLAGS", "FETCH 1:* FLAGS", "UID FETCH 99 FLAGS"} {
+		if _, status := a.cmd("", "%s", cmd); !strings.HasPrefix(status, "OK") {
+			t.Errorf("%s: %q, want OK", cmd, status)
+		}
+	}
+	b.must("STORE 2 +FLAGS.SILENT (\\Deleted)")
+	b.must("EXPUNGE")
+	if _, status := a.cmd("", "FETCH 2 FLAGS"); !strings.HasPrefix(status, "OK") {
+		t.Errorf("FETCH 2 while its expunge is not sent yet: %q, want OK", status)
+	}
+	a.must("NOOP")
+	if _, status := a.cmd("", "FETCH 2 FLAGS"); !strings.HasPrefix(status, "BAD") {
+		t.Errorf("FETCH 2 after its expunge was sent: %q, want BAD", status)
+	}
+	e := dialLogin(t, addr, "e")
+	e.must("SELECT Empty")
+	if _, status := e.cmd("", "FETCH * FLAGS"); !strings.HasPrefix(status, "BAD") {
+		t.Errorf("FETCH * in an empty mailbox: %q, want BAD", status)
+	}
+}
+
+// TestExaminePermanentFlags: EXAMINE names no permanent flag (nothing
+// may be changed, RFC 9051 6.3.3; RFC 3501 7.1), SELECT names the system
+// flags and \* (any keyword).
+func TestExaminePermanentFlags(t *testing.T) {
+	st, _ := testStore(t, "INBOX")
+	_, addr := startServer(t, st)
+	c := dialLogin(t, addr, "c")
+	has := func(lines []string, want string) bool {
+		for _, l := range lines {
+			if strings.HasPrefix(l, want) {
+				return true
+			}
+		}
+		return false
+	}
+	if u := c.must("EXAMINE INBOX"); !has(u, "* OK [PERMANENTFLAGS ()]") {
+		t.Errorf("EXAMINE: %q, want PERMANENTFLAGS ()", u)
+	}
+	if u := c.must("SELECT INBOX"); !has(u, `* OK [PERMANENTFLAGS (\Seen \Answered \Flagged \Deleted \Draft $Forwarded \*)]`) {
+		t.Errorf("SELECT: %q, want the system flags, $Forwarded and \\*", u)
+	}
+}

@@ -270,6 +270,9 @@ func (b *mailbox) remove(uid uint32) {
 		return
 	}
 	b.tracker.QueueExpunge(uint32(i + 1))
+	for v := range b.views {
+		v.unsentExpunges++
+	}
 	b.uids = slices.Delete(b.uids, i, i+1)
 	delete(b.own, uid)
 	b.notify()
@@ -293,6 +296,9 @@ func (b *mailbox) flags(uid uint32, f maildir.Flags, kw []string) {
 func (b *mailbox) removeAll() {
 	for i := len(b.uids); i > 0; i-- {
 		b.tracker.QueueExpunge(uint32(i))
+	}
+	for v := range b.views {
+		v.unsentExpunges += len(b.uids)
 	}
 	b.uids = nil
 	b.gone = true

@@ -135,12 +135,15 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.storeErr("listing the folders", err)
 	}
+	// An extended LIST (RFC 5258 3: options or several patterns) names a
+	// level that is no folder \NonExistent, a basic one \Noselect.
+	extended := len(patterns) > 1 || *o != imap.ListOptions{}
 	for i, m := range all {
 		if !matchAny(m.name, ref, patterns) {
 			continue
 		}
 		children := i+1 < len(all) && strings.HasPrefix(all[i+1].name, m.name+string(delim))
-		data := s.listData(m, o, children)
+		data := s.listData(m, o, children, extended)
 		if o.SelectSubscribed && !s.subscribed(m) {
 			// RECURSIVEMATCH (RFC 5258, 3.5): a mailbox with subscribed
 			// mailboxes below it that the patterns leave out.
@@ -164,10 +167,18 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	return nil
 }
 
-// listData is the LIST response of mailbox m.
-func (s *session) listData(m mbox, o *imap.ListOptions, children bool) *imap.ListData {
+// listData is the LIST response of mailbox m; extended: the command is
+// an extended LIST.
+func (s *session) listData(m mbox, o *imap.ListOptions, children, extended bool) *imap.ListData {
 	data := &imap.ListData{Mailbox: m.name, Delim: delim}
-	if m.folder == nil {
+	switch {
+	case m.folder == nil && extended:
+		// RFC 5258 3: it "MUST be accurately computed". It implies
+		// \Noselect, which is given too: the library answers LSUB
+		// through List with options a LIST may have as well, and LSUB
+		// wants \Noselect (RFC 3501 6.3.9).
+		data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent, imap.MailboxAttrNoSelect)
+	case m.folder == nil:
 		data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
 	}
 	if children {
@@ -303,6 +314,9 @@ func (s *session) Rename(name, newName string, o *imap.RenameOptions) error {
 	if f.Name == "INBOX" || fname == "INBOX" {
 		return errNo("INBOX cannot be renamed")
 	}
+	if strings.HasPrefix(fname, f.Name+string(delim)) {
+		return errNo("A mailbox cannot be renamed into itself")
+	}
 	if _, err := s.srv.folder(s.srv.ctx, newName); err == nil {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox exists"}
 	}
@@ -313,7 +327,13 @@ func (s *session) Rename(name, newName string, o *imap.RenameOptions) error {
 	return nil
 }
 
+// Subscribe takes only an existing mailbox: every folder is subscribed
+// unless unsubscribed (subs.go), so a name that is none could not be
+// listed as subscribed (RFC 3501 6.3.6 lets SUBSCRIBE fail).
 func (s *session) Subscribe(name string) error {
+	if _, err := s.srv.folder(s.srv.ctx, name); err != nil {
+		return err
+	}
 	return s.srv.subs.set(name, true)
 }
 

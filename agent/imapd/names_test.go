@@ -86,3 +86,41 @@ func TestEndpointAccounts(t *testing.T) {
 	same("STATUS", c.must(`STATUS "work/Sent" (MESSAGES SIZE UIDNEXT)`), `* STATUS "work/Sent" (MESSAGES 1 UIDNEXT 2 SIZE 20)`)
 	same("NAMESPACE", c.must("NAMESPACE"), `* NAMESPACE (("" "/")) NIL NIL`)
 }
+
+// TestRenameIntoItself: RENAME of a mailbox to a name below itself is
+// refused with a plain NO (a client's mistake, not the server's: no
+// [SERVERBUG]), and the mailbox stays.
+func TestRenameIntoItself(t *testing.T) {
+	st, _ := testStore(t, "INBOX", "Drafts")
+	_, addr := startServer(t, st)
+	c := dialLogin(t, addr, "c")
+	if _, status := c.cmd("", "RENAME Drafts Drafts/Sub"); !strings.HasPrefix(status, "NO ") || strings.Contains(status, "[") {
+		t.Errorf("RENAME Drafts Drafts/Sub: %q, want NO without a code", status)
+	}
+	if u := c.must(`LIST "" "Drafts*"`); !slices.Equal(u, []string{`* LIST (\HasNoChildren) "/" "Drafts"`}) {
+		t.Errorf("LIST after the refused RENAME: %q", u)
+	}
+}
+
+// TestListNonExistent: a hierarchy level that is no folder is \Noselect
+// in a basic LIST and \NonExistent in an extended one (RFC 5258 3);
+// SUBSCRIBE takes only an existing mailbox, since every folder is
+// subscribed unless unsubscribed and a missing one could not be listed.
+func TestListNonExistent(t *testing.T) {
+	st, _ := testStore(t, "INBOX", "Work/Clients")
+	_, addr := startServer(t, st)
+	c := dialLogin(t, addr, "c")
+	if u := c.must(`LIST "" "Work"`); !slices.Equal(u, []string{`* LIST (\Noselect \HasChildren) "/" "Work"`}) {
+		t.Errorf("basic LIST: %q", u)
+	}
+	for _, cmd := range []string{`LIST (REMOTE) "" "Work"`, `LIST "" "Work" RETURN (CHILDREN)`, `LIST "" ("Work" "INBOX")`} {
+		u := c.must("%s", cmd)
+		if !slices.Contains(u, `* LIST (\NonExistent \Noselect \HasChildren) "/" "Work"`) {
+			t.Errorf("%s: %q, want Work \\NonExistent", cmd, u)
+		}
+	}
+	if _, status := c.cmd("", "SUBSCRIBE Gone"); !strings.HasPrefix(status, "NO [NONEXISTENT]") {
+		t.Errorf("SUBSCRIBE Gone: %q, want NO [NONEXISTENT]", status)
+	}
+	c.must("SUBSCRIBE Work/Clients")
+}

@@ -54,6 +54,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.
 	if err := v.checkWritable(); err != nil {
 		return err
 	}
+	if err := v.checkSeqs(numSet); err != nil {
+		return err
+	}
 	flags, kw := maildir.FlagsFromIMAP(sf.Flags)
 	items := v.resolve(numSet)
 	for len(items) > 0 {
@@ -151,6 +154,9 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := v.checkSeqs(numSet); err != nil {
+		return nil, err
+	}
 	items := v.resolve(numSet)
 	data := &imap.CopyData{UIDValidity: to.LocalUIDValidity}
 	var last uint32
@@ -186,6 +192,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	}
 	to, err := s.srv.target(s.srv.ctx, dest)
 	if err != nil {
+		return err
+	}
+	if err := v.checkSeqs(numSet); err != nil {
 		return err
 	}
 	items := v.resolve(numSet)
@@ -307,6 +316,11 @@ var none = imap.UIDSet{{Start: math.MaxUint32, Stop: math.MaxUint32}}
 func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
 	v := s.view
 	v.static(c)
+	// What SearchLocal reads must be complete first: full-text entries
+	// still pending, IMAP views not computed yet (BCC, HEADER, SENT*).
+	if err := s.srv.o.Store.PrepareSearch(s.srv.ctx, v.folder.ID, c); err != nil {
+		return nil, s.storeErr("searching", err)
+	}
 	var found []uint32
 	err := s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
 		var err error

@@ -1,9 +1,12 @@
 package imapd
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestEndpointSearch: sequence numbers in SEARCH are turned into local
@@ -35,4 +38,27 @@ func TestEndpointSearch(t *testing.T) {
 	same("FETCH $", c.must("FETCH $ (UID)"), "* 3 FETCH (UID 4)")
 	same("SEARCH *", c.must("SEARCH *"), "* SEARCH 4")
 	same("UID SEARCH UID *", c.must("UID SEARCH UID 9:*"), "* SEARCH 5")
+}
+
+// TestEndpointSearchPrepared: SEARCH finds by keys that need what the
+// index computes after delivery (full-text entries, the IMAP view): body
+// words, BCC, any header, the Date header's day, right after delivery.
+func TestEndpointSearchPrepared(t *testing.T) {
+	st, fs := testStore(t, "INBOX")
+	for _, raw := range []string{
+		"Date: Thu, 7 Mar 2024 12:00:00 +0000\r\nBcc: dave@example.org\r\nX-Ticket: T-42\r\nSubject: a\r\n\r\nthe quarterly figures\r\n",
+		"Date: Fri, 8 Mar 2024 12:00:00 +0000\r\nSubject: b\r\n\r\nnothing here\r\n",
+	} {
+		// As a client's APPEND or a sync stores it: full text deferred.
+		if _, err := st.Append(context.Background(), fs["INBOX"].ID, strings.NewReader(raw), 0, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, addr := startServer(t, st)
+	c := dialT(t, addr, "c")
+	for _, q := range []string{`BODY "quarterly"`, `TEXT "figures"`, `BCC "dave"`, `HEADER X-Ticket "T-42"`, `SENTBEFORE 8-Mar-2024`} {
+		if got := c.must("SEARCH %s", q); !slices.Equal(got, []string{"* SEARCH 1"}) {
+			t.Errorf("SEARCH %s: %q, want message 1", q, got)
+		}
+	}
 }

@@ -61,6 +61,31 @@ func (v *view) resolve(numSet imap.NumSet) []item {
 	return out
 }
 
+// checkSeqs refuses a sequence set that names a message beyond the
+// client's view (RFC 3501 9 / RFC 9051 9, seq-number: "The server should
+// respond with a tagged BAD response to a command that uses a message
+// sequence number greater than the number of messages in the selected
+// mailbox. This includes "*" if the selected mailbox is empty."). The
+// client's count is taken generously: the mailbox's count plus the
+// expunges not yet sent to it, so that a message it may still name is
+// never refused.
+func (v *view) checkSeqs(numSet imap.NumSet) error {
+	set, ok := numSet.(imap.SeqSet)
+	if !ok || imap.IsSearchRes(numSet) {
+		return nil
+	}
+	b := v.box
+	b.mu.Lock()
+	bound := uint32(len(b.uids) + v.unsentExpunges)
+	b.mu.Unlock()
+	for _, r := range set {
+		if r.Start > bound || r.Stop > bound || bound == 0 && (r.Start == 0 || r.Stop == 0) {
+			return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "No such message (sequence number beyond the mailbox)"}
+		}
+	}
+	return nil
+}
+
 // static makes a range without "*" (0) in it, smallest first.
 func static(start, stop, last uint32) (uint32, uint32) {
 	if start == 0 {

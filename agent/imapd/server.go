@@ -31,12 +31,16 @@
 //     (ReadTx.ChangesSince) and goes on.
 //   - The mailbox's UID list is the tracker's server view: both change
 //     together under the mailbox's lock, and sessions translate sequence
-//     numbers under it.
+//     numbers under it. A sequence number beyond the client's view (the
+//     mailbox's count plus the expunges not sent to it yet) is answered
+//     BAD, as RFC 3501 and 9051 ask.
 //   - Bodies are streamed from the files (index.Store.OpenMessage), turned
 //     back into CRLF on the way (maildir.CRLFWriter); a literal's size is
 //     counted from the file before it is sent.
 //   - No capability is advertised whose session interface is missing (the
-//     library would panic the connection).
+//     library would panic the connection). ID (RFC 2971) is neither served
+//     nor advertised: imapserver answers a command it does not know
+//     itself (BAD; BYE before login) and has no hook for another.
 package imapd
 
 import (

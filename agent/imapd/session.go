@@ -35,6 +35,10 @@ type view struct {
 	readOnly  bool
 	notify    chan struct{} // a token when the hub queued an update (see Idle)
 	searchRes imap.UIDSet   // SEARCH RETURN (SAVE): "$"
+	// unsentExpunges counts the expunges queued for this session since
+	// it last polled with expunges allowed (at least those it has not
+	// been sent). Under box.mu.
+	unsentExpunges int
 }
 
 var (
@@ -126,9 +130,15 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 	b.mu.Lock()
 	v.tracker = b.tracker.NewSession()
 	b.views[v] = struct{}{}
+	// EXAMINE: no flag can be changed (RFC 9051 6.3.3), so none is
+	// permanent, as RFC 3501 7.1 defines PERMANENTFLAGS.
+	permanent := []imap.Flag{}
+	if !o.ReadOnly {
+		permanent = append(append(permanent, systemFlags...), imap.FlagWildcard)
+	}
 	data := &imap.SelectData{
 		Flags:          systemFlags,
-		PermanentFlags: append(append([]imap.Flag(nil), systemFlags...), imap.FlagWildcard),
+		PermanentFlags: permanent,
 		NumMessages:    uint32(len(b.uids)),
 		UIDNext:        imap.UID(max(f.LocalUIDNext, b.maxUID+1)),
 		UIDValidity:    f.LocalUIDValidity,
@@ -168,7 +178,18 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.view == nil {
 		return nil
 	}
+	if allowExpunge {
+		s.view.expungesSent()
+	}
 	return s.view.tracker.Poll(w, allowExpunge)
+}
+
+// expungesSent resets unsentExpunges before a poll that sends them all
+// (one queued meanwhile is counted though sent: the count errs high).
+func (v *view) expungesSent() {
+	v.box.mu.Lock()
+	v.unsentExpunges = 0
+	v.box.mu.Unlock()
 }
 
 // Idle sends the selected mailbox's updates as they come until stop. It
@@ -184,6 +205,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		return nil
 	}
 	for {
+		v.expungesSent()
 		if err := v.tracker.Poll(w, true); err != nil {
 			return err
 		}

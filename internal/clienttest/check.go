@@ -52,6 +52,54 @@ type Options struct {
 	// know, say func(l string) string { if strings.HasPrefix(l, "* OK
 	// [UNSEEN ") { return "" }; return l }.
 	Normalize func(line string) string
+
+	// The options below accept, from the target only, what a server may
+	// do by the RFCs and Dovecot does not (see accept.go).
+
+	// ExtraUID accepts a UID item the target adds to a FETCH response
+	// (first, as the issue asks) where the reference sends none: in
+	// unsolicited FETCH responses, after STORE, in FETCH without UID
+	// (RFC 3501 7.4.2 lets a server send data items not asked for).
+	ExtraUID bool
+
+	// FlagKeywords leaves keywords out of FLAGS and PERMANENTFLAGS on
+	// both sides (RFC 3501 7.2.6: "at a minimum, the system-defined
+	// flags"; a server may list its own, as postfach lists $Forwarded,
+	// or the mailbox's keywords, as Dovecot does), and so the FLAGS and
+	// PERMANENTFLAGS repeated after a new keyword appears.
+	FlagKeywords bool
+
+	// StoreEcho accepts a FETCH FLAGS the target sends after a STORE
+	// (not .SILENT) for a message whose flags the STORE did not change
+	// (RFC 3501 6.4.6 answers a STORE with the flags of each message in
+	// the set; Dovecot leaves out the unchanged ones). It is accepted
+	// only for a message in the STORE's set with flags that agree with
+	// it.
+	StoreEcho bool
+
+	// ExtraCodes accepts these response codes (RFC 5530: NONEXISTENT,
+	// CANNOT, ...) on a tagged NO or BAD of the target where the
+	// reference's has no code.
+	ExtraCodes []string
+
+	// ReadOnlyStoreNO accepts NO [CANNOT] from the target for a STORE
+	// in a mailbox selected with EXAMINE, where the reference answers OK
+	// and changes nothing (RFC 9051 6.3.3 permits no change there; a NO
+	// says so, an OK that changes nothing is allowed too).
+	ReadOnlyStoreNO bool
+
+	// InvalidNameBAD accepts BAD from the target where the reference
+	// answers NO, for a command one of whose quoted mailbox names is not
+	// valid modified UTF-7 (RFC 3501 5.1.3): both refuse it; no RFC says
+	// with which (go-imap's parser answers BAD: "arguments invalid").
+	InvalidNameBAD bool
+
+	// NoID accepts, for an ID command (RFC 2971), BAD from a target that
+	// does not implement ID (and so does not advertise it: clients send
+	// ID only to a server that does) where the reference answers an
+	// untagged ID and OK; before login BAD and BYE (go-imap ends the
+	// connection at an unknown command there).
+	NoID bool
 }
 
 // dump writes the transcript, raw and normalised, to path (for reading a

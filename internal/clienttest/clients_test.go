@@ -68,14 +68,14 @@ func TestIMAPLib(t *testing.T) {
 		}
 		return line
 	}).ln.Addr().String()
-	checkIMAPLib(t, seeded(t, sharedEndpoint(0)), seeded(t, sharedEndpoint(1)), &broken)
+	checkIMAPLib(t, seeded(t, sharedEndpoint(0)), seeded(t, sharedEndpoint(1)), &broken, nil)
 }
 
 // checkIMAPLib runs imaplib against ref and target (and broken, if not
 // nil), both holding ClientCorpus, and checks what target gave against
 // ref and against the seeded mail; broken must differ where the proxy
 // dropped an EXISTS.
-func checkIMAPLib(t *testing.T, ref, target Target, broken *Target) {
+func checkIMAPLib(t *testing.T, ref, target Target, broken *Target, opts *Options) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -106,12 +106,12 @@ func checkIMAPLib(t *testing.T, ref, target Target, broken *Target) {
 		if bad.err != nil {
 			t.Fatal(bad.err)
 		}
-		diffs := CompareClientSteps(want.run.Steps, bad.run.Steps)
+		diffs := CompareClientSteps(want.run.Steps, bad.run.Steps, nil)
 		if len(diffs) == 0 || !strings.Contains(strings.Join(diffs, "\n"), `"uid copy 3 INBOX EXISTS"`) {
 			t.Errorf("the EXISTS the proxy dropped after UID COPY went unnoticed; differences:\n%s", strings.Join(diffs, "\n"))
 		}
 	}
-	if diffs := CompareClientSteps(want.run.Steps, got.Steps); len(diffs) > 0 {
+	if diffs := CompareClientSteps(want.run.Steps, got.Steps, opts); len(diffs) > 0 {
 		t.Errorf("imaplib saw different things on the reference and the target:\n%s", strings.Join(diffs, "\n"))
 	}
 

@@ -43,27 +43,28 @@
 // sessions (sessions/*.pop3, pop3session.go) are sent line by line over
 // raw sockets, so that every untagged response is seen exactly as sent. Differential runs a session against a reference and a
 // target seeded with the same messages, normalises both transcripts (what
-// may legitimately differ is listed in normalize.go: UIDVALIDITY values,
-// capability lists, response text, order of FETCH items other than UID
-// first, quoting, ...) and returns the commands answered differently;
+// may legitimately differ is listed in normalize.go and events.go:
+// UIDVALIDITY values, capability lists, response text, order of FETCH
+// items other than UID first, quoting, the order of EXPUNGEs, ...; what
+// only the target does and the RFCs allow is accepted per option, see
+// Options and accept.go) and returns the commands answered differently;
 // CheckConformance does this for every session as parallel subtests.
 // CLIENTTEST_DUMP=dir writes both transcripts of each session, raw and
 // normalised, into dir.
 //
 // # Pointing the harness at postfach
 //
-// postfach_test.go (build-ignored until agent/imapd and agent/pop3d are
-// merged) holds postfachEndpoint, an Endpoint that serves a fresh store
-// through imapd and pop3d on loopback, and the tests that use it:
+// postfach_test.go does it: postfachEndpoint starts agent/imapd and
+// agent/pop3d over a fresh store; TestPostfachConformance runs
 //
-//	CheckConformance(t, sharedEndpoint(0), postfachEndpoint, nil, nil)
-//	checkIMAPLib(t, seeded(t, sharedEndpoint(0)), seeded(t, postfachEndpoint), nil)
-//	checkPOP3Clients(t, seeded(t, sharedEndpoint(0)), seeded(t, postfachEndpoint))
-//	checkMbsync(t, seeded(t, postfachEndpoint))
+//	CheckConformance(t, sharedEndpoint(0), postfachEndpoint, nil, postfachOptions)
 //
-// Any other endpoint (say `postfach run` over an upstream Dovecot) is
-// checked the same way with its own Endpoint. A difference judged
-// legitimate that the normaliser does not know goes in Options.Normalize.
+// where postfachOptions declare what postfach does differently from
+// Dovecot and the RFCs allow (extra UID in FETCH, FLAGS without the
+// mailbox's keywords, STORE echoes, no ID, ...: see its comment);
+// TestPostfachClients runs imaplib, poplib, fetchmail and mbsync against
+// it, seeded with ClientCorpus, checking the results as this package's
+// tests do for Dovecot.
 //
 // Invariants: nothing here is skipped: a missing Dovecot fails with
 // CI=true (testenv.NeedDovecot), a missing python3, mbsync or fetchmail

@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,12 +18,29 @@ import (
 //   - CAPABILITY responses and [CAPABILITY] codes; the contents of an ID
 //     response (only that it is NIL or a well-formed list of pairs);
 //   - UIDVALIDITY values (in [UIDVALIDITY], STATUS, COPYUID, APPENDUID);
-//   - \Recent: RECENT responses and the \Recent flag (RFC 9051 removed it);
+//   - \Recent: RECENT responses, STATUS RECENT, the \Recent flag and the
+//     results of a SEARCH with NEW, OLD or RECENT (RFC 9051 removed
+//     them all; see recentSearch);
+//   - [CLIENTBUG] (RFC 5530: advice to the client, which a server may
+//     give or not: Dovecot gives it for STATUS of the selected mailbox);
 //   - CONDSTORE data (MODSEQ, HIGHESTMODSEQ, NOMODSEQ), which is not asked
 //     of the endpoint, and the [CLOSED] code (Dovecot sends it on every
 //     reselect, RFC 3501 servers need not);
 //   - the zone of an INTERNALDATE (compared as the same instant in UTC);
-//   - quoting: a string whose content is a valid atom equals that atom;
+//   - quoting: a string whose content is a valid atom equals that atom,
+//     also among the field names of a FETCH item's HEADER.FIELDS section;
+//   - how a server tells the same changes to the selected mailbox (see
+//     events.go): EXPUNGEs in any order ("* 2 EXPUNGE", "* 1 EXPUNGE" or
+//     "* 1 EXPUNGE" twice for the first two messages) and intermediate
+//     EXISTS counts ("* 6 EXISTS", "* 7 EXISTS" or "* 7 EXISTS" alone),
+//     and the order of the FETCH responses of different messages between
+//     them;
+//   - mailbox attributes a server may give or not (see listAttrs):
+//     \HasChildren and \HasNoChildren in an extended LIST without RETURN
+//     (CHILDREN) (RFC 5258 4: a server may give them unasked), \Noselect
+//     beside \NonExistent (which implies it, RFC 5258 3), and in LSUB
+//     those, \Subscribed and \NonExistent (RFC 3501 7.2.3 gives LSUB
+//     no others);
 //   - order inside flag lists, LIST attributes, STATUS items and FETCH
 //     items (except that UID must come first: "UID-NOT-FIRST" is added
 //     when it does not), order of SEARCH numbers, and the form of sequence
@@ -35,7 +53,7 @@ import (
 // Response lines that cannot be parsed are kept verbatim (so they differ).
 
 // ignoredCodes are response codes dropped with the response text.
-var ignoredCodes = map[string]bool{"CAPABILITY": true, "HIGHESTMODSEQ": true, "NOMODSEQ": true, "CLOSED": true}
+var ignoredCodes = map[string]bool{"CAPABILITY": true, "HIGHESTMODSEQ": true, "NOMODSEQ": true, "CLOSED": true, "CLIENTBUG": true}
 
 // normalized is one normalised response: its text and whether it belongs to
 // the ordered (message) part of a command's responses.
@@ -184,12 +202,13 @@ func renderFlags(t token) string {
 }
 
 // renderPairs renders a list of name-value pairs sorted by name, dropping
-// the names in skip; UIDVALIDITY values are masked, MODSEQs dropped.
+// the names in skip; UIDVALIDITY values are masked, MODSEQs and RECENT
+// dropped.
 func renderPairs(items []token, skip map[string]bool) string {
 	var ps []string
 	for i := 0; i+1 < len(items); i += 2 {
 		k := strings.ToUpper(items[i].render())
-		if skip[k] || k == "HIGHESTMODSEQ" {
+		if skip[k] || k == "HIGHESTMODSEQ" || k == "RECENT" {
 			continue
 		}
 		v := items[i+1].render()
@@ -218,7 +237,7 @@ func normalizeFetch(data string) string {
 	var ps []pair
 	uid, uidFirst := "", false
 	for i := 0; i+1 < len(items); i += 2 {
-		k := strings.ToUpper(items[i].s)
+		k := unquoteSection(strings.ToUpper(items[i].s))
 		switch k {
 		case "MODSEQ":
 			continue
@@ -253,6 +272,19 @@ func normalizeFetch(data string) string {
 		out = append(out, p.k+" "+p.v)
 	}
 	return "(" + strings.Join(out, " ") + ")"
+}
+
+// quotedAtomRE is a quoted string whose content is a valid atom.
+var quotedAtomRE = regexp.MustCompile(`"([^\x00-\x20(){%*"\\\]\x7f-\xff]+)"`)
+
+// unquoteSection writes the quoted field names of a FETCH item's section
+// (BODY[HEADER.FIELDS ("TO" "SUBJECT")]) as atoms.
+func unquoteSection(k string) string {
+	open := strings.IndexByte(k, '[')
+	if open < 0 {
+		return k
+	}
+	return k[:open] + quotedAtomRE.ReplaceAllString(k[open:], "$1")
 }
 
 // renderNumbers renders SEARCH results sorted numerically.
@@ -383,4 +415,98 @@ func normalizeResponses(raw [][]byte, all bool) []string {
 	}
 	sort.Strings(unordered)
 	return append(append(unordered, ordered...), tagged...)
+}
+
+// recentSearch reports whether the command line text (tag first) is a
+// SEARCH with a key that depends on \Recent (NEW, OLD, RECENT): its
+// results are left out of the comparison.
+func recentSearch(text string) bool {
+	f := strings.Fields(strings.ToUpper(text))
+	if len(f) > 2 && f[1] == "UID" {
+		f = f[1:]
+	}
+	if len(f) < 2 || f[1] != "SEARCH" {
+		return false
+	}
+	for _, w := range f[2:] {
+		switch strings.Trim(w, "()") {
+		case "NEW", "OLD", "RECENT":
+			return true
+		}
+	}
+	return false
+}
+
+// maskSearch replaces the results of SEARCH and ESEARCH in lines.
+func maskSearch(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "* SEARCH"):
+			l = "* SEARCH <depends on \\Recent>"
+		case strings.HasPrefix(l, "* ESEARCH"):
+			l = "* ESEARCH <depends on \\Recent>"
+		}
+		out[i] = l
+	}
+	return out
+}
+
+// listAttrs leaves out of the LIST and LSUB responses in lines the
+// mailbox attributes a server may give or not for the command line text
+// (tag first): \HasChildren and \HasNoChildren when an extended LIST
+// (selection options, several patterns or RETURN) does not ask for
+// CHILDREN, \Noselect beside \NonExistent in LIST, and in LSUB those,
+// \Subscribed and \NonExistent.
+func listAttrs(text string, lines []string) []string {
+	f := strings.Fields(strings.ToUpper(text))
+	if len(f) < 3 {
+		return lines
+	}
+	var drop []string
+	switch f[1] {
+	case "LSUB":
+		drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`, `\SUBSCRIBED`, `\NONEXISTENT`}
+	case "LIST":
+		rest := strings.Join(f[2:], " ")
+		extended := strings.HasPrefix(rest, "(") || strings.Contains(rest, " RETURN ") || strings.Contains(rest, " (")
+		if extended && !strings.Contains(rest, "CHILDREN") {
+			drop = []string{`\HASCHILDREN`, `\HASNOCHILDREN`}
+		}
+	}
+	if f[1] != "LIST" && f[1] != "LSUB" {
+		return lines
+	}
+	out := make([]string, len(lines))
+	var at []int // the LIST or LSUB lines
+	for i, l := range lines {
+		word := "* " + f[1] + " ("
+		if !strings.HasPrefix(l, word) {
+			out[i] = l
+			continue
+		}
+		end := strings.IndexByte(l, ')')
+		attrs := strings.Fields(strings.ToUpper(l[len(word):end]))
+		var keep []string
+		for _, a := range strings.Fields(l[len(word):end]) {
+			u := strings.ToUpper(a)
+			implied := f[1] == "LIST" && u == `\NOSELECT` && slices.Contains(attrs, `\NONEXISTENT`)
+			if !slices.Contains(drop, u) && !implied {
+				keep = append(keep, a)
+			}
+		}
+		out[i] = word + strings.Join(keep, " ") + l[end:]
+		at = append(at, i)
+	}
+	// Sorted again among themselves (they sit together, sorted, among the
+	// unordered responses).
+	var vals []string
+	for _, i := range at {
+		vals = append(vals, out[i])
+	}
+	sort.Strings(vals)
+	for k, i := range at {
+		out[i] = vals[k]
+	}
+	return out
 }

@@ -340,28 +340,41 @@ func contains(ls []string, s string) bool {
 // UID first is tolerated; the target's never is.
 func Compare(ref, got *Transcript, opts *Options) []Difference {
 	var out []Difference
+	wantAll, haveAll := canonicalEvents(ref.Records), canonicalEvents(got.Records)
+	if opts != nil && opts.FlagKeywords {
+		dropFlagKeywords(ref.Records, wantAll)
+		dropFlagKeywords(got.Records, haveAll)
+	}
+	readOnly := readOnlyConns(ref.Records)
 	n := max(len(ref.Records), len(got.Records))
 	for i := range n {
 		var want, have []string
 		var st Step
 		if i < len(ref.Records) {
 			st = ref.Records[i].Step
-			want = ref.Records[i].Normal()
+			want = wantAll[i]
 			for j, l := range want {
 				want[j] = strings.Replace(l, " UID-NOT-FIRST", "", 1)
 			}
 		}
 		if i < len(got.Records) {
 			st = got.Records[i].Step
-			have = got.Records[i].Normal()
+			have = haveAll[i]
 			if opts != nil && opts.UIDAnywhere {
 				for j, l := range have {
 					have[j] = strings.Replace(l, " UID-NOT-FIRST", "", 1)
 				}
 			}
 		}
+		if recentSearch(st.Text) {
+			want, have = maskSearch(want), maskSearch(have)
+		}
+		want, have = listAttrs(st.Text, want), listAttrs(st.Text, have)
 		if opts != nil && opts.Normalize != nil {
 			want, have = rewrite(want, opts.Normalize), rewrite(have, opts.Normalize)
+		}
+		if opts != nil {
+			have = opts.accept(st.Text, i < len(readOnly) && readOnly[i], want, have)
 		}
 		if !equalLines(want, have) {
 			out = append(out, Difference{Session: ref.Session, Step: st, Want: want, Got: have})

@@ -76,10 +76,10 @@ class Session:
                      ("TEXT", '"forwarded"'), ("BODY", '"Original text"')]:
             self.rec("search " + " ".join(crit), "search", m.search(None, *crit))
         self.rec("uid search SEEN", "search", m.uid("SEARCH", "SEEN"))
-        self.rec("store 1 +FLAGS", "fetch", m.store("1", "+FLAGS", "(\\Flagged $Work)"))
-        self.rec("store 2 -FLAGS", "fetch", m.store("2", "-FLAGS", "(\\Seen)"))
-        self.rec("store 3 FLAGS", "fetch", m.store("3", "FLAGS", "(\\Answered)"))
-        self.rec("uid store 4 +FLAGS.SILENT", "fetch", m.uid("STORE", "4", "+FLAGS.SILENT", "(\\Seen)"))
+        self.rec("store 1 +FLAGS (\\Flagged $Work)", "fetch", m.store("1", "+FLAGS", "(\\Flagged $Work)"))
+        self.rec("store 2 -FLAGS (\\Seen)", "fetch", m.store("2", "-FLAGS", "(\\Seen)"))
+        self.rec("store 3 FLAGS (\\Answered)", "fetch", m.store("3", "FLAGS", "(\\Answered)"))
+        self.rec("uid store 4 +FLAGS.SILENT (\\Seen)", "fetch", m.uid("STORE", "4", "+FLAGS.SILENT", "(\\Seen)"))
         self.rec("search KEYWORD $Work", "search", m.search(None, "KEYWORD", "$Work"))
         eml = base64.b64decode(self.cfg["eml"])
         self.rec("append INBOX", "text", m.append(
@@ -94,7 +94,7 @@ class Session:
         self.untagged(m, "move 4 Archive", "EXPUNGE")
         self.rec("uid move 5 INBOX", "text", m.uid("MOVE", "5", "INBOX"))
         self.untagged(m, "uid move 5 INBOX", "EXPUNGE", "EXISTS")
-        self.rec("store 1:2 +FLAGS \\Deleted", "fetch", m.store("1:2", "+FLAGS", "(\\Deleted)"))
+        self.rec("store 1:2 +FLAGS (\\Deleted)", "fetch", m.store("1:2", "+FLAGS", "(\\Deleted)"))
         self.rec("expunge", "numbers", m.expunge())
         self.idle(m, eml)
         self.rec("fetch all after", "fetch", m.fetch("1:*", "(UID FLAGS INTERNALDATE RFC822.SIZE)"))
