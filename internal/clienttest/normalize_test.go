@@ -299,3 +299,18 @@ func TestNoID(t *testing.T) {
 		t.Errorf("BAD for another command accepted")
 	}
 }
+
+// TestKnownDefects: a step listed as a known defect is not reported while
+// it differs, and is reported once it no longer does; others still are.
+func TestKnownDefects(t *testing.T) {
+	ref := []ClientStep{{Name: "a", Normal: []string{"x"}}, {Name: "b", Normal: []string{"y"}}}
+	got := []ClientStep{{Name: "a", Normal: []string{"x2"}}, {Name: "b", Normal: []string{"y2"}}}
+	opts := &Options{KnownDefects: map[string]string{"imaplib/a": "why"}}
+	if d := CompareClientSteps(ref, got, opts); len(d) != 1 || !strings.Contains(d[0], `"b"`) {
+		t.Errorf("a known defect and an unknown difference: %q; want only b reported", d)
+	}
+	got[0].Normal = []string{"x"}
+	if d := CompareClientSteps(ref, got, opts); len(d) != 2 || !strings.Contains(d[0], "answers as the reference now") {
+		t.Errorf("a known defect fixed: %q; want it reported as fixed, and b", d)
+	}
+}

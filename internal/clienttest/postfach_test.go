@@ -83,8 +83,36 @@ func postfachEndpoint(t testing.TB) Target {
 // take rewriting the byte stream under the library, which STARTTLS puts
 // out of reach, or a fork of go-imap. postfach does not advertise ID, and
 // a client uses an extension only where it is advertised.
+//
+// The known defects are postfach's own, not fixed yet (issue 11 stays open
+// for them):
+//   - ENVELOPE (and the envelope inside BODY/BODYSTRUCTURE of a
+//     message/rfc822 part, and in ALL/FULL): go-imap v2.0.0-beta.9 keeps
+//     the envelope's date as a time.Time and writes it in one layout
+//     ("Thu, 07 Mar 2024" for a header "Thu, 7 Mar 2024"; RFC 3501 wants
+//     the header as sent), and writes an empty Subject or In-Reply-To as
+//     NIL (RFC 3501 7.4.2 wants ""). Its FETCH writer sends nothing raw:
+//     fixing it takes a change to go-imap.
+//   - SEARCH CC "Team" misses the display name of an address group: the
+//     index's address columns keep the group's members, not its name.
 var postfachOptions = &Options{ExtraUID: true, FlagKeywords: true, StoreEcho: true, ExtraCodes: []string{"NONEXISTENT"},
-	ReadOnlyStoreNO: true, InvalidNameBAD: true, NoID: true}
+	ReadOnlyStoreNO: true, InvalidNameBAD: true, NoID: true,
+	KnownDefects: map[string]string{
+		"envelope/a2":                       envelopeDefect,
+		"envelope/a3":                       envelopeDefect,
+		"envelope/a4":                       envelopeDefect,
+		"fetch-parts/a3":                    envelopeDefect,
+		"fetch-parts/a4":                    envelopeDefect,
+		"fetch-parts/a5":                    envelopeDefect,
+		"fetch-parts/a20":                   envelopeDefect,
+		"fetch-parts/a21":                   envelopeDefect,
+		"imaplib/fetch (UID ENVELOPE)":      envelopeDefect,
+		"imaplib/fetch (UID BODYSTRUCTURE)": envelopeDefect,
+		"search/a7":                         "the group name of an address group is not searchable (index address columns)",
+	}}
+
+// envelopeDefect is why postfach's ENVELOPEs differ from RFC 3501 for now.
+const envelopeDefect = "go-imap's envelope writer: the Date header re-formatted, an empty Subject or In-Reply-To as NIL"
 
 // TestPostfachConformance: every session answers on postfach as on Dovecot
 // (UID first in every FETCH, unlike Dovecot).
