@@ -307,6 +307,11 @@ var none = imap.UIDSet{{Start: math.MaxUint32, Stop: math.MaxUint32}}
 func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
 	v := s.view
 	v.static(c)
+	// Views and full-text entries of new mail first: keys that read them
+	// match nothing where they are missing.
+	if err := s.srv.o.Store.PrepareSearch(s.srv.ctx, v.folder.ID, c); err != nil {
+		return nil, s.storeErr("searching", err)
+	}
 	var found []uint32
 	err := s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
 		var err error
