@@ -1,0 +1,458 @@
+package main
+
+// End-to-end tests of the local endpoints of `postfach run` ([serve] imap
+// and pop3), as a user runs them: the real binary over a private Dovecot,
+// the local login from `postfach credentials`, real clients (go-imap's
+// imapclient over STARTTLS with the generated certificate, Python's
+// poplib). Issue 11's second done-when item: mail delivered upstream
+// reaches an IDLE client within 3 s; a flag set, a move, an APPEND and an
+// expunge made through the endpoint reach Dovecot within 3 s each; with
+// Dovecot stopped the changes are kept and go up once it is back, without
+// a restart. The harness of agent_e2e_test.go (internal/agenttest) keeps
+// the model of what the account must hold: agenttest.Server drives the
+// local endpoint as it drives Dovecot.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postfach/postfach/internal/agenttest"
+	"github.com/postfach/postfach/internal/clienttest"
+	"github.com/postfach/postfach/maildir"
+)
+
+// serveLimit is how long a change may take to cross between Dovecot and
+// a client of the local endpoints: issue 11's "within 3 seconds" (three
+// times that with a -race binary, as pushLimit).
+func serveLimit() time.Duration {
+	if raceEnabled {
+		return 9 * time.Second
+	}
+	return 3 * time.Second
+}
+
+// serveEnv is a runEnv whose agent serves IMAP and POP3 on loopback.
+type serveEnv struct {
+	*runEnv
+	creds credentialsOut // from `postfach credentials --json`
+	tls   *tls.Config    // trusts the generated certificate
+}
+
+// newServeEnv is newRunEnv plus a [serve] table turning both endpoints on
+// at free loopback ports, TLS left at its default (STARTTLS offered),
+// credentials left to postfach (generated, read back with `postfach
+// credentials --json`, as a user would).
+func newServeEnv(t *testing.T, prefix string, folders ...string) *serveEnv {
+	t.Helper()
+	e := &serveEnv{runEnv: newRunEnv(t, prefix, folders...)}
+	f, err := os.OpenFile(e.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[serve]\nimap = %q\npop3 = %q\n", freeLoopback(t), freeLoopback(t))
+	f.Close()
+	r := mustRun(t, nil, "--config", e.config, "credentials", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &e.creds); err != nil {
+		t.Fatalf("credentials --json: %v\n%s", err, r)
+	}
+	pem, err := os.ReadFile(e.creds.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificate", e.creds.CertFile)
+	}
+	e.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return e
+}
+
+// freeLoopback returns a loopback address with a port free right now.
+func freeLoopback(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start starts the agent, waits until every account is idle and both
+// endpoints answer.
+func (e *serveEnv) start(t *testing.T) *agenttest.Agent {
+	t.Helper()
+	a := e.startAgent(t)
+	for _, addr := range []string{e.creds.IMAP, e.creds.POP3} {
+		if _, err := agenttest.Poll(waitLimit, 20*time.Millisecond, func() (bool, error) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return false, nil
+			}
+			c.Close()
+			return true, nil
+		}); err != nil {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+	}
+	return a
+}
+
+// dialLocal logs in to the local IMAP endpoint over STARTTLS, checking
+// the generated certificate; h (may be nil) gets its unilateral data.
+func (e *serveEnv) dialLocal(t *testing.T, h *imapclient.UnilateralDataHandler) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialStartTLS(e.creds.IMAP, &imapclient.Options{TLSConfig: e.tls, UnilateralDataHandler: h})
+	if err != nil {
+		t.Fatalf("local IMAP endpoint %s: %v", e.creds.IMAP, err)
+	}
+	if err := c.Login(e.creds.Username, e.creds.Password).Wait(); err != nil {
+		c.Close()
+		t.Fatalf("local IMAP endpoint: login: %v", err)
+	}
+	return c
+}
+
+// endpoint is another client of the account, through the local IMAP
+// endpoint: it changes messages (recording them in the model) and reads
+// what the endpoint serves.
+func (e *serveEnv) endpoint(t *testing.T) *agenttest.Server {
+	t.Helper()
+	s, err := agenttest.NewServer(e.dialLocal(t, nil), e.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// waitLocal waits until the local endpoint serves what the model says.
+func waitLocal(t *testing.T, e *serveEnv, local *agenttest.Server) {
+	t.Helper()
+	if _, err := agenttest.Poll(waitLimit, 20*time.Millisecond, func() (bool, error) {
+		got, err := local.Snapshot(false)
+		return err == nil && len(e.model.Diff("endpoint", got)) == 0, err
+	}); err != nil {
+		got, _ := local.Snapshot(false)
+		t.Fatalf("the local endpoint does not serve what the model says: %v\n%s", err, strings.Join(e.model.Diff("endpoint", got), "\n"))
+	}
+}
+
+// TestServeLatency: with `postfach run` serving IMAP, n messages APPENDed
+// to Dovecot's INBOX each reach an IDLE client of the local endpoint (its
+// EXISTS) within 3 s, and the new message is byte for byte the one
+// delivered; then n changes made through the endpoint (in turn: flags
+// set, a move to the other folder, an APPEND, an expunge), one every
+// 250 ms, each reach Dovecot within 3 s, checked by content there by
+// Message-ID. Median and worst are logged. Afterwards the endpoint, the
+// Maildir and Dovecot hold exactly what the model says, byte for byte.
+//
+// Not parallel, as TestRunLatency: it runs before the package's parallel
+// tests, whose agents would share the two cores with the one timed.
+func TestServeLatency(t *testing.T) {
+	n := 20
+	if testing.Short() {
+		n = 8
+	}
+	e := newServeEnv(t, "serve", "INBOX", "Second")
+	a := e.start(t)
+
+	// Down: each delivery waits for the IDLE client's EXISTS.
+	exists := make(chan uint32, 64)
+	idler := e.dialLocal(t, &imapclient.UnilateralDataHandler{Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+		if d.NumMessages != nil {
+			select { // (on the client's reader goroutine: never block)
+			case exists <- *d.NumMessages:
+			default:
+			}
+		}
+	}})
+	defer idler.Close()
+	sel, err := idler.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := sel.NumMessages
+	var down latencies
+	delivered := make([]string, 0, n)
+	for i := range n {
+		idle, err := idler.Idle()
+		if err != nil {
+			t.Fatalf("IDLE: %v", err)
+		}
+		msg, err := e.server.Deliver("INBOX", agenttest.Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		delivered = append(delivered, msg.ID)
+		timeout := time.After(waitLimit)
+		for seen := false; !seen; {
+			select {
+			case num := <-exists:
+				seen = num > count
+			case <-timeout:
+				t.Fatalf("delivery %d (%s): no EXISTS on the IDLE client %v after it reached Dovecot", i, msg.ID, waitLimit)
+			}
+		}
+		lat := time.Since(at)
+		down = append(down, lat)
+		if lat > serveLimit() {
+			t.Errorf("delivery %d (%s) reached the IDLE client after %v, over %v", i, msg.ID, lat.Round(time.Millisecond), serveLimit())
+		}
+		if err := idle.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := idle.Wait(); err != nil {
+			t.Fatalf("IDLE: %v", err)
+		}
+		count++
+		section := &imap.FetchItemBodySection{Peek: true}
+		bufs, err := idler.Fetch(imap.SeqSetNum(count), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil || len(bufs) != 1 {
+			t.Fatalf("FETCH %d after EXISTS: %v (%d messages)", count, err, len(bufs))
+		}
+		if raw := bufs[0].FindBodySection(section); string(raw) != string(msg.CRLF()) {
+			t.Errorf("delivery %d: the IDLE client's message %d (UID %d) is not the one delivered (%s):\n%s", i, count, bufs[0].UID, msg.ID, raw)
+		}
+	}
+	t.Logf("Dovecot -> IDLE client of the local endpoint: %s", down)
+
+	// Up: kinds in turn, each on a message of its own.
+	local := e.endpoint(t)
+	next := 0 // next delivered message to change
+	up, perKind := measureLatency(t, "endpoint -> Dovecot", n, serveLimit(), func(i int) (string, string, error) {
+		if i%4 == 2 {
+			msg, err := local.Deliver(e.model.Folders[(i/4)%2], agenttest.Local)
+			return msg.ID, "APPEND", err
+		}
+		msg, _ := e.model.Get(delivered[next])
+		next++
+		switch i % 4 {
+		case 0:
+			return msg.ID, "flags set", local.SetFlags(msg, maildir.FlagSeen|maildir.FlagFlagged)
+		case 1:
+			return msg.ID, "MOVE", local.Move(msg, e.model.OtherFolder(msg.Folder))
+		default:
+			return msg.ID, "expunge", local.Delete(msg)
+		}
+	}, func() (map[string][]agenttest.Seen, error) { return e.serverSnapshot(true) }, e.model)
+	t.Logf("local endpoint -> Dovecot (all changes): %s", up)
+	for k, l := range perKind {
+		t.Logf("local endpoint -> Dovecot (%s): %s", k, l)
+	}
+
+	got, err := local.Snapshot(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range e.model.Diff("endpoint", got) {
+		t.Error(d)
+	}
+	stopAgent(t, a)
+	e.checkBoth(t)
+}
+
+// TestServeOutage: with Dovecot stopped, changes made through the local
+// endpoint (flags, a move, an APPEND, an expunge; two of each) are taken
+// at once and kept (the endpoint and the Maildir show them); the account
+// goes offline; when Dovecot starts again they all reach it, without a
+// restart of the agent.
+func TestServeOutage(t *testing.T) {
+	t.Parallel()
+	e := newServeEnv(t, "soutage", "INBOX", "Second")
+	e.seedUpstream(t, 8, agenttest.Local)
+	a := e.start(t)
+	local := e.endpoint(t)
+	waitLocal(t, e, local)
+
+	if err := e.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	changes := 0
+	appended := map[string]bool{} // (not changed further: one queued operation per change)
+	var st *agenttest.AgentStatus
+	for round := range 2 {
+		msg, err := local.Deliver(e.model.Folders[round], agenttest.Local)
+		if err != nil {
+			t.Fatalf("APPEND with Dovecot stopped: %v", err)
+		}
+		appended[msg.ID] = true
+		changes++
+		for k, change := range []func(agenttest.Msg) error{
+			func(m agenttest.Msg) error { return local.SetFlags(m, maildir.FlagFlagged|maildir.FlagAnswered) },
+			func(m agenttest.Msg) error { return local.Move(m, e.model.OtherFolder(m.Folder)) },
+			local.Delete,
+		} {
+			m, ok := e.model.Pick(agenttest.Local, func(m agenttest.Msg) bool { return m.Flags == 0 && m.Moved == "" && !appended[m.ID] })
+			if !ok {
+				t.Fatal("no message left to change")
+			}
+			if err := change(m); err != nil {
+				t.Fatalf("change %d of round %d with Dovecot stopped: %v", k, round, err)
+			}
+			changes++
+		}
+		// The first round's changes send the account offline; the
+		// second's are made while it is, and it then fails a retry.
+		prev := ""
+		if st != nil {
+			prev = st.Accounts[0].NextRetry
+		}
+		st, err = a.WaitStatus(waitLimit, "account offline after a retry", func(s *agenttest.AgentStatus) bool {
+			return s.AllIn("offline") && s.Accounts[0].NextRetry != prev
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkNextRetry(t, st)
+	}
+	t.Logf("%d changes made through the endpoint with Dovecot stopped; %s", changes, st.States())
+	// Kept: the endpoint and the Maildir hold them, the queue counts them.
+	waitLocal(t, e, local)
+	got, err := e.local.Snapshot(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diffs := e.model.Diff("local", got); len(diffs) > 0 {
+		t.Fatalf("the Maildir does not hold the changes made through the endpoint:\n%s", strings.Join(diffs, "\n"))
+	}
+	if q := getStatus(t, e.config).Accounts[0].Queued; q != changes {
+		t.Errorf("status --json during the outage: %d queued upstream, want %d (one per change)", q, changes)
+	}
+
+	restarted := time.Now()
+	if err := e.d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.redial(t)
+	limit := waitLimit
+	for _, acct := range st.Accounts {
+		if at, err := time.Parse(time.RFC3339, acct.NextRetry); err == nil && time.Until(at)+waitLimit > limit {
+			limit = time.Until(at) + waitLimit
+		}
+	}
+	recovered, err := agenttest.Poll(limit, 50*time.Millisecond, func() (bool, error) {
+		got, err := e.serverSnapshot(false)
+		return err == nil && len(e.model.Diff("server", got)) == 0, err
+	})
+	if err != nil {
+		got, _ := e.serverSnapshot(false)
+		t.Fatalf("the changes made through the endpoint did not reach Dovecot %v after it came back: %v\n%s",
+			limit, err, strings.Join(e.model.Diff("server", got), "\n"))
+	}
+	t.Logf("%d changes made through the endpoint during a %v outage reached Dovecot %v after it came back",
+		changes, restarted.Sub(stopped).Round(time.Millisecond), recovered.Sub(restarted).Round(time.Millisecond))
+	select {
+	case <-a.Exited():
+		t.Fatalf("the agent exited: %v", a.ExitErr())
+	default:
+	}
+	if _, err := agenttest.Poll(waitLimit, 50*time.Millisecond, func() (bool, error) {
+		return getStatus(t, e.config).Accounts[0].Queued == 0, nil
+	}); err != nil {
+		t.Errorf("status --json after the recovery: %d still queued upstream", getStatus(t, e.config).Accounts[0].Queued)
+	}
+	stopAgent(t, a)
+	e.checkBoth(t)
+}
+
+// TestServePOP3: Python's poplib, over STLS with the generated
+// certificate, retrieves from the local POP3 endpoint exactly the
+// messages of the account's INBOX, byte for byte, with distinct UIDLs; a
+// DELE there takes effect at QUIT and, as the account's expunge policy is
+// "both" (the default), the message is expunged on Dovecot too (within
+// 3 s); the next session no longer lists it, and the others keep their
+// UIDLs.
+func TestServePOP3(t *testing.T) {
+	t.Parallel()
+	e := newServeEnv(t, "spop3", "INBOX")
+	e.seedUpstream(t, 6, agenttest.Local)
+	a := e.start(t)
+	if _, err := agenttest.Poll(waitLimit, 20*time.Millisecond, func() (bool, error) {
+		got, err := e.local.Snapshot(false)
+		return err == nil && len(e.model.Diff("local", got)) == 0, err
+	}); err != nil {
+		t.Fatalf("the seeded messages did not reach the Maildir: %v", err)
+	}
+	target := clienttest.Target{POP3: e.creds.POP3, User: e.creds.Username, Pass: e.creds.Password,
+		TLS: clienttest.TLSStartTLS, CAFile: e.creds.CertFile, ServerName: "127.0.0.1"}
+	ctx := context.Background()
+
+	// retrieve runs poplib (deleting the numbered messages) and checks
+	// what it got against the model: every message of INBOX once, byte
+	// for byte. It returns Message-ID -> UIDL and number.
+	retrieve := func(dele ...int) (map[string]string, map[int]string) {
+		t.Helper()
+		got, err := clienttest.RunPoplib(ctx, target, dele...)
+		if err != nil {
+			t.Fatalf("poplib: %v", err)
+		}
+		uidls, nums := map[string]string{}, map[int]string{}
+		seen := map[string][]agenttest.Seen{}
+		for _, m := range got.Messages {
+			id := agenttest.MessageID(m.Raw)
+			if _, dup := uidls[id]; dup {
+				t.Errorf("poplib: %s retrieved twice", id)
+			}
+			for other, u := range uidls {
+				if u == m.UIDL {
+					t.Errorf("poplib: %s and %s have the same UIDL %q", id, other, u)
+				}
+			}
+			uidls[id], nums[m.Num] = m.UIDL, id
+			seen[id] = append(seen[id], agenttest.Seen{Folder: "INBOX", Body: []byte(strings.ReplaceAll(string(m.Raw), "\r\n", "\n")), Where: fmt.Sprintf("message %d", m.Num)})
+		}
+		// (Flags are not POP3's: the model's are what the Maildir has.)
+		for id := range seen {
+			if want, ok := e.model.Get(id); ok {
+				seen[id][0].Flags = want.Flags
+			}
+		}
+		for _, d := range e.model.Diff("poplib", seen) {
+			t.Error(d)
+		}
+		if !strings.HasPrefix(got.Quit, "+OK") {
+			t.Errorf("poplib: QUIT answered %q", got.Quit)
+		}
+		return uidls, nums
+	}
+	first, nums := retrieve(2)
+	gone := nums[2]
+	quit := time.Now()
+	e.model.MarkGone(gone, "local: POP3 DELE 2 and QUIT")
+	delete(first, gone)
+	at, err := agenttest.Poll(waitLimit, 20*time.Millisecond, func() (bool, error) {
+		got, err := e.serverSnapshot(true)
+		return err == nil && len(e.model.Diff("server", got)) == 0, err
+	})
+	if err != nil {
+		got, _ := e.serverSnapshot(true)
+		t.Fatalf("the message deleted through POP3 is not expunged on Dovecot: %v\n%s", err, strings.Join(e.model.Diff("server", got), "\n"))
+	}
+	lat := at.Sub(quit)
+	t.Logf("POP3 DELE+QUIT -> expunged on Dovecot after %v", lat.Round(time.Millisecond))
+	if lat > serveLimit() {
+		t.Errorf("POP3 DELE+QUIT reached Dovecot after %v, over %v", lat.Round(time.Millisecond), serveLimit())
+	}
+	again, _ := retrieve()
+	for id, u := range first {
+		if again[id] != u {
+			t.Errorf("%s: UIDL %q after another message's DELE, was %q", id, again[id], u)
+		}
+	}
+	stopAgent(t, a)
+	e.checkBoth(t)
+}
