@@ -13,14 +13,20 @@ package main
 // local endpoint as it drives Dovecot.
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +35,7 @@ import (
 
 	"github.com/postfach/postfach/internal/agenttest"
 	"github.com/postfach/postfach/internal/clienttest"
+	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/maildir"
 )
 
@@ -455,4 +462,313 @@ func TestServePOP3(t *testing.T) {
 	}
 	stopAgent(t, a)
 	e.checkBoth(t)
+}
+
+// TestServeSecurity: on both endpoints of a running agent, commands
+// before login are refused (and show nothing), and so are a wrong
+// password, the upstream account's password with the local user name
+// and with the upstream one, and a wrong SASL PLAIN; each refusal comes
+// after the failure delay, the right login then works, status --json
+// counts the failures, and the log names the upstream password. The
+// agent's listening TCP sockets (from /proc) are all on loopback, and
+// the endpoints' ports do not answer on the machine's other addresses.
+//
+// Failed logins are delayed per client address (1 s, doubling): each
+// session dials from a loopback address of its own (127.0.0.N), all at
+// once, so the test takes about one delay.
+func TestServeSecurity(t *testing.T) {
+	t.Parallel()
+	e := newServeEnv(t, "ssecurity", "INBOX")
+	e.seedUpstream(t, 2, agenttest.Upstream)
+	a := e.start(t)
+	upUser := testenv.DefaultUser.Name
+	upPass, _ := e.d.Password(upUser)
+	user, pass := e.creds.Username, e.creds.Password
+	plain := func(u, p string) string { return base64.StdEncoding.EncodeToString([]byte("\x00" + u + "\x00" + p)) }
+
+	refusedIMAP := func(status string) bool { return strings.HasPrefix(status, "NO") || strings.HasPrefix(status, "BAD") }
+	type check struct {
+		name   string
+		fails  int // failed logins it makes
+		run    func(c *rawConn)
+		isIMAP bool
+	}
+	imapLogin := func(u, p string) func(c *rawConn) {
+		return func(c *rawConn) {
+			start := time.Now()
+			if _, st := c.imap("LOGIN %s %s", imapQuote(u), imapQuote(p)); !strings.HasPrefix(st, "NO") {
+				c.t.Errorf("%s: LOGIN answered %q, want NO", c.name, st)
+			}
+			c.delayed(start)
+			if _, st := c.imap("SELECT INBOX"); !refusedIMAP(st) {
+				c.t.Errorf("%s: SELECT after the refused login answered %q, want NO or BAD", c.name, st)
+			}
+		}
+	}
+	popLogin := func(u, p string) func(c *rawConn) {
+		return func(c *rawConn) {
+			c.pop("USER " + u)
+			start := time.Now()
+			if r := c.pop("PASS " + p); !strings.HasPrefix(r, "-ERR") {
+				c.t.Errorf("%s: PASS answered %q, want -ERR", c.name, r)
+			}
+			c.delayed(start)
+			if r := c.pop("STAT"); !strings.HasPrefix(r, "-ERR") {
+				c.t.Errorf("%s: STAT after the refused login answered %q, want -ERR", c.name, r)
+			}
+		}
+	}
+	checks := []check{
+		{name: "IMAP before login", isIMAP: true, run: func(c *rawConn) {
+			for _, cmd := range []string{"SELECT INBOX", "EXAMINE INBOX", `LIST "" "*"`, "STATUS INBOX (MESSAGES)",
+				"FETCH 1 BODY[]", "UID SEARCH ALL", "CREATE Stolen", "DELETE INBOX", "ENABLE IMAP4rev2"} {
+				untagged, st := c.imap("%s", cmd)
+				if !refusedIMAP(st) {
+					c.t.Errorf("%s: %s answered %q, want NO or BAD", c.name, cmd, st)
+				}
+				for _, u := range untagged {
+					if !strings.HasPrefix(u, "* OK") && !strings.HasPrefix(u, "* BAD") && !strings.HasPrefix(u, "* NO") {
+						c.t.Errorf("%s: %s: untagged %q before login", c.name, cmd, u)
+					}
+				}
+			}
+		}},
+		{name: "IMAP wrong password", isIMAP: true, fails: 1, run: imapLogin(user, "wrong-"+pass)},
+		{name: "IMAP upstream password", isIMAP: true, fails: 1, run: imapLogin(user, upPass)},
+		{name: "IMAP upstream login", isIMAP: true, fails: 1, run: imapLogin(upUser, upPass)},
+		{name: "IMAP AUTHENTICATE PLAIN wrong", isIMAP: true, fails: 1, run: func(c *rawConn) {
+			start := time.Now()
+			if _, st := c.imap("AUTHENTICATE PLAIN %s", plain(user, "wrong")); !strings.HasPrefix(st, "NO") {
+				c.t.Errorf("%s: answered %q, want NO", c.name, st)
+			}
+			c.delayed(start)
+		}},
+		{name: "IMAP right login", isIMAP: true, run: func(c *rawConn) {
+			if _, st := c.imap("LOGIN %s %s", imapQuote(user), imapQuote(pass)); !strings.HasPrefix(st, "OK") {
+				c.t.Errorf("%s: LOGIN answered %q, want OK", c.name, st)
+			}
+			if untagged, st := c.imap("SELECT INBOX"); !strings.HasPrefix(st, "OK") || !slices.Contains(untagged, "* 2 EXISTS") {
+				c.t.Errorf("%s: SELECT INBOX answered %q %q, want OK and 2 messages", c.name, untagged, st)
+			}
+		}},
+		{name: "POP3 before login", run: func(c *rawConn) {
+			for _, cmd := range []string{"STAT", "LIST", "UIDL", "RETR 1", "TOP 1 0", "DELE 1", "NOOP", "RSET"} {
+				if r := c.pop(cmd); !strings.HasPrefix(r, "-ERR") {
+					c.t.Errorf("%s: %s answered %q, want -ERR", c.name, cmd, r)
+				}
+			}
+		}},
+		{name: "POP3 wrong password", fails: 1, run: popLogin(user, "wrong-"+pass)},
+		{name: "POP3 upstream password", fails: 1, run: popLogin(user, upPass)},
+		{name: "POP3 upstream login", fails: 1, run: popLogin(upUser, upPass)},
+		{name: "POP3 AUTH PLAIN wrong", fails: 1, run: func(c *rawConn) {
+			start := time.Now()
+			if r := c.pop("AUTH PLAIN " + plain(user, "wrong")); !strings.HasPrefix(r, "-ERR") {
+				c.t.Errorf("%s: answered %q, want -ERR", c.name, r)
+			}
+			c.delayed(start)
+		}},
+		{name: "POP3 right login", run: func(c *rawConn) {
+			c.pop("USER " + user)
+			if r := c.pop("PASS " + pass); !strings.HasPrefix(r, "+OK") {
+				c.t.Errorf("%s: PASS answered %q, want +OK", c.name, r)
+			}
+			if r := c.pop("STAT"); !strings.HasPrefix(r, "+OK 2 ") {
+				c.t.Errorf("%s: STAT answered %q, want +OK and 2 messages", c.name, r)
+			}
+		}},
+	}
+	var wg sync.WaitGroup
+	fails := 0
+	for i, ch := range checks {
+		fails += ch.fails
+		addr := e.creds.POP3
+		if ch.isIMAP {
+			addr = e.creds.IMAP
+		}
+		c := dialFrom(t, ch.name, addr, net.IPv4(127, 0, 0, byte(20+i)))
+		wg.Go(func() { ch.run(c) })
+	}
+	wg.Wait()
+
+	var st struct {
+		Agent struct {
+			Endpoints []struct {
+				Name         string `json:"name"`
+				State        string `json:"state"`
+				FailedLogins int    `json:"failed_logins"`
+			} `json:"endpoints"`
+		} `json:"agent"`
+	}
+	r := mustRun(t, nil, "--config", e.config, "status", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Agent.Endpoints) != 2 {
+		t.Fatalf("status --json: %v: endpoints %+v\n%s", err, st.Agent.Endpoints, r.stdout)
+	}
+	for _, ep := range st.Agent.Endpoints {
+		if ep.State != "listening" || ep.FailedLogins != fails {
+			t.Errorf("status --json: endpoint %s: state %q, %d failed logins; want listening, %d", ep.Name, ep.State, ep.FailedLogins, fails)
+		}
+	}
+	if !strings.Contains(a.Log().String(), "upstream account's password") {
+		t.Errorf("the log does not say a client sent the upstream password:\n%s", a.Log().String())
+	}
+
+	// Listening: loopback only, the endpoints included.
+	listening := listeningTCP(t, a.PID())
+	t.Logf("postfach run listens on %v", listening)
+	for _, want := range []string{e.creds.IMAP, e.creds.POP3} {
+		if !slices.Contains(listening, want) {
+			t.Errorf("the agent does not listen on %s (its sockets: %v)", want, listening)
+		}
+	}
+	for _, l := range listening {
+		host, _, _ := net.SplitHostPort(l)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			t.Errorf("the agent listens on %s, beyond loopback", l)
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tried := 0
+	for _, ia := range addrs {
+		ipn, ok := ia.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		for _, ep := range []string{e.creds.IMAP, e.creds.POP3} {
+			_, port, _ := net.SplitHostPort(ep)
+			target := net.JoinHostPort(ipn.IP.String(), port)
+			tried++
+			if c, err := net.DialTimeout("tcp", target, 2*time.Second); err == nil {
+				c.Close()
+				t.Errorf("the endpoint %s answers on %s, beyond loopback", ep, target)
+			}
+		}
+	}
+	t.Logf("%d connections to the endpoints' ports on the machine's other addresses: all refused", tried)
+}
+
+// rawConn is a text-protocol connection (IMAP or POP3) to a local
+// endpoint, its greeting read.
+type rawConn struct {
+	t    *testing.T
+	name string
+	c    net.Conn
+	r    *bufio.Reader
+	n    int
+}
+
+// dialFrom connects to addr from the local address src.
+func dialFrom(t *testing.T, name, addr string, src net.IP) *rawConn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rc := &rawConn{t: t, name: name, c: c, r: bufio.NewReader(c)}
+	if g := rc.line(); !strings.HasPrefix(g, "* OK") && !strings.HasPrefix(g, "+OK") {
+		t.Errorf("%s: greeting %q", name, g)
+	}
+	return rc
+}
+
+func (c *rawConn) line() string {
+	c.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Errorf("%s: reading: %v", c.name, err)
+		return ""
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+func (c *rawConn) send(s string) {
+	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.c.Write([]byte(s + "\r\n")); err != nil {
+		c.t.Errorf("%s: writing: %v", c.name, err)
+	}
+}
+
+// imap runs a command; it returns the untagged lines and the tagged
+// status without its tag.
+func (c *rawConn) imap(format string, args ...any) (untagged []string, status string) {
+	c.n++
+	tag := fmt.Sprintf("s%d", c.n)
+	c.send(tag + " " + fmt.Sprintf(format, args...))
+	for {
+		l := c.line()
+		if l == "" {
+			return untagged, "(connection lost)"
+		}
+		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
+			return untagged, rest
+		}
+		untagged = append(untagged, l)
+	}
+}
+
+// pop sends a command and returns the status line.
+func (c *rawConn) pop(cmd string) string {
+	c.send(cmd)
+	return c.line()
+}
+
+// delayed checks that a refused login was answered after the failure
+// delay (1 s for an address's first failure).
+func (c *rawConn) delayed(start time.Time) {
+	if took := time.Since(start); took < 900*time.Millisecond {
+		c.t.Errorf("%s: refused after %v, want the failure delay (1 s)", c.name, took.Round(time.Millisecond))
+	}
+}
+
+// imapQuote is s as an IMAP quoted string.
+func imapQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// listeningTCP returns the local addresses of the TCP sockets in LISTEN
+// state that process pid holds (its descriptors' socket inodes looked up
+// in /proc/<pid>/net/tcp and tcp6).
+func listeningTCP(t *testing.T, pid int) []string {
+	t.Helper()
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, e := range ents {
+		l, _ := os.Readlink(fdDir + "/" + e.Name())
+		if ino, ok := strings.CutPrefix(l, "socket:["); ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var out []string
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
+				continue
+			}
+			hexIP, hexPort, _ := strings.Cut(f[1], ":")
+			raw, err1 := hex.DecodeString(hexIP)
+			port, err2 := strconv.ParseUint(hexPort, 16, 16)
+			if err1 != nil || err2 != nil || len(raw)%4 != 0 {
+				t.Fatalf("/proc/%d/net/%s: cannot read %q", pid, table, f[1])
+			}
+			for i := 0; i < len(raw); i += 4 { // each 32-bit word in host (little-endian) order
+				raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+			}
+			out = append(out, net.JoinHostPort(net.IP(raw).String(), strconv.Itoa(int(port))))
+		}
+	}
+	return out
 }
