@@ -379,13 +379,27 @@ func TestServeOutage(t *testing.T) {
 // TestServePOP3: Python's poplib, over STLS with the generated
 // certificate, retrieves from the local POP3 endpoint exactly the
 // messages of the account's INBOX, byte for byte, with distinct UIDLs; a
-// DELE there takes effect at QUIT and, as the account's expunge policy is
-// "both" (the default), the message is expunged on Dovecot too (within
-// 3 s); the next session no longer lists it, and the others keep their
-// UIDLs.
+// DELE there takes effect at QUIT and follows the account's expunge
+// policy upstream: with "both" (the default) the message is expunged on
+// Dovecot too (within 3 s) and the next session no longer lists it; with
+// "local" (local deletions do not go up) Dovecot keeps it, the sync
+// brings it back, and the next session lists it again. The other
+// messages keep their UIDLs.
 func TestServePOP3(t *testing.T) {
 	t.Parallel()
-	e := newServeEnv(t, "spop3", "INBOX")
+	for _, policy := range []string{"both", "local"} {
+		t.Run("expunge="+policy, func(t *testing.T) {
+			t.Parallel()
+			testServePOP3(t, policy)
+		})
+	}
+}
+
+func testServePOP3(t *testing.T, policy string) {
+	e := newServeEnv(t, "spop3"+policy, "INBOX")
+	if policy != "both" {
+		accountKey(t, e.config, fmt.Sprintf("expunge = %q", policy))
+	}
 	e.seedUpstream(t, 6, agenttest.Local)
 	a := e.start(t)
 	if _, err := agenttest.Poll(waitLimit, 20*time.Millisecond, func() (bool, error) {
@@ -437,10 +451,22 @@ func TestServePOP3(t *testing.T) {
 		return uidls, nums
 	}
 	first, nums := retrieve(2)
-	gone := nums[2]
+	deleted := nums[2]
 	quit := time.Now()
-	e.model.MarkGone(gone, "local: POP3 DELE 2 and QUIT")
-	delete(first, gone)
+	if policy == "local" {
+		checkPOP3KeptUpstream(t, e, deleted)
+		again, _ := retrieve()
+		for id, u := range first {
+			if id != deleted && again[id] != u {
+				t.Errorf("%s: UIDL %q after another message's DELE, was %q", id, again[id], u)
+			}
+		}
+		stopAgent(t, a)
+		e.checkBoth(t)
+		return
+	}
+	e.model.MarkGone(deleted, "local: POP3 DELE 2 and QUIT")
+	delete(first, deleted)
 	at, err := agenttest.Poll(waitLimit, 20*time.Millisecond, func() (bool, error) {
 		got, err := e.serverSnapshot(true)
 		return err == nil && len(e.model.Diff("server", got)) == 0, err
@@ -771,4 +797,45 @@ func listeningTCP(t *testing.T, pid int) []string {
 		}
 	}
 	return out
+}
+
+// accountKey adds a line to the (only) account table of a config that
+// newServeEnv wrote.
+func accountKey(t *testing.T, config, line string) {
+	t.Helper()
+	b, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, n := strings.Replace(string(b), "\n[serve]\n", "\n"+line+"\n\n[serve]\n", 1), strings.Count(string(b), "[[accounts]]")
+	if n != 1 || !strings.Contains(s, line) {
+		t.Fatalf("%s: not one account and [serve] after it:\n%s", config, b)
+	}
+	if err := os.WriteFile(config, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkPOP3KeptUpstream: with expunge = "local", a message deleted
+// through POP3 stays on Dovecot, the queue empties, and the message is
+// back in the Maildir: both sides as the model, which never lost it.
+func checkPOP3KeptUpstream(t *testing.T, e *serveEnv, id string) {
+	t.Helper()
+	if _, err := agenttest.Poll(waitLimit, 50*time.Millisecond, func() (bool, error) {
+		if getStatus(t, e.config).Accounts[0].Queued != 0 {
+			return false, nil
+		}
+		got, err := e.local.Snapshot(true)
+		return err == nil && len(e.model.Diff("local", got)) == 0, err
+	}); err != nil {
+		got, _ := e.local.Snapshot(true)
+		t.Fatalf("the message deleted through POP3 (%s) is not back in the Maildir (expunge = \"local\"): %v\n%s", id, err, strings.Join(e.model.Diff("local", got), "\n"))
+	}
+	got, err := e.serverSnapshot(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range e.model.Diff("server", got) {
+		t.Errorf("expunge = \"local\": %s", d)
+	}
 }
