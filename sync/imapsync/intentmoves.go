@@ -73,6 +73,10 @@ func (s *syncer) consumeMoves(ctx context.Context, c *imapclient.Client, f *inde
 			continue
 		}
 		moved += len(batch)
+		if s.movedInto == nil {
+			s.movedInto = map[string]bool{}
+		}
+		s.movedInto[to.Name] = true
 		// go-imap v2.0.0-beta.9 turns a COPYUID with "*" into no data
 		// (UIDValidity 0): the destination adopts the copies by content.
 		if data != nil && data.UIDValidity == to.UIDValidity && to.UIDValidity != 0 {
@@ -126,6 +130,35 @@ func (s *syncer) expungeCopies(c *imapclient.Client, removed map[index.FolderID]
 		s.log.Debug("expunged upstream the copies of messages removed during their move", "folder", f.Name, "uids", set.String())
 	}
 	return nil
+}
+
+// withMovedInto returns the folders to sync with those the run's MOVEs
+// went into (s.movedInto), each without its LIST-STATUS, which predates
+// the MOVE: the run plans them and records their state after it. Else a
+// partial run, or one that skipped them as unchanged, left their recorded
+// HIGHESTMODSEQ older than the copies the MOVE made, and a later
+// deletion of such a copy here was refused as "deleted here, changed
+// there".
+func (s *syncer) withMovedInto(folders, all []remoteFolder) []remoteFolder {
+	if len(s.movedInto) == 0 {
+		return folders
+	}
+	out := slices.Clone(folders)
+	have := map[string]bool{}
+	for i := range out {
+		if s.movedInto[out[i].Local] {
+			out[i].Status = nil
+		}
+		have[out[i].Local] = true
+	}
+	for _, rf := range all {
+		if s.movedInto[rf.Local] && !have[rf.Local] {
+			rf.Status = nil
+			out = append(out, rf)
+			have[rf.Local] = true
+		}
+	}
+	return out
 }
 
 // commitMoves records the outcome of carried-out move intents (qs but

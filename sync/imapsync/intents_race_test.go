@@ -63,3 +63,37 @@ func TestQueuedMoveChangedWhileMoving(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedMoveThenExpungePartial: a message moved through the door is
+// moved upstream by a partial run of its source folder (as the agent's
+// runs are, naming the folders that changed), then expunged through the
+// door in its new folder. The expunge reaches the server: the copy the
+// run's own MOVE made is not taken for a change made there since the
+// last sync ("deleted here, changed there: kept"), because the run
+// that moved it synced the destination too and recorded its state.
+func TestQueuedMoveThenExpungePartial(t *testing.T) {
+	e := bugEnv(t)
+	ctx := context.Background()
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	m := e.doorMove("INBOX", "Archive", x.UID)
+	e.opts = func(o *imapsync.Options) { o.Only = []string{"INBOX"} }
+	e.sync()
+	row := e.rowByID(m.ID)
+	if row == nil || row.UID == 0 {
+		t.Fatalf("after the partial run the moved row is %+v, want it with its new UID", row)
+	}
+	if err := e.store.Expunge(ctx, []*index.Message{row}); err != nil {
+		t.Fatal(err)
+	}
+	e.opts = func(o *imapsync.Options) { o.Only = []string{"Archive"} }
+	e.sync()
+	e.opts = nil
+	server := e.compare()
+	if got := findServer(server, id); len(got) != 0 {
+		t.Errorf("moved, then expunged in its new folder: server has %s, want it gone", uidsOf(got))
+	}
+	if n := e.openIntents(); n != 0 {
+		t.Errorf("%d intents left open", n)
+	}
+}
