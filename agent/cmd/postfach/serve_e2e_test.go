@@ -279,7 +279,7 @@ func TestServeLatency(t *testing.T) {
 func TestServeOutage(t *testing.T) {
 	t.Parallel()
 	e := newServeEnv(t, "soutage", "INBOX", "Second")
-	e.seedUpstream(t, 8, agenttest.Local)
+	e.seedUpstream(t, 14, agenttest.Local)
 	a := e.start(t)
 	local := e.endpoint(t)
 	waitLocal(t, e, local)
@@ -339,6 +339,9 @@ func TestServeOutage(t *testing.T) {
 	if q := getStatus(t, e.config).Accounts[0].Queued; q != changes {
 		t.Errorf("status --json during the outage: %d queued upstream, want %d (one per change)", q, changes)
 	}
+	// Changes on top of changes, as clients make them, still offline.
+	changes += compoundChanges(t, e, local)
+	waitLocal(t, e, local)
 
 	restarted := time.Now()
 	if err := e.d.Start(); err != nil {
@@ -838,4 +841,51 @@ func checkPOP3KeptUpstream(t *testing.T, e *serveEnv, id string) {
 	for _, d := range e.model.Diff("server", got) {
 		t.Errorf("expunge = \"local\": %s", d)
 	}
+}
+
+// compoundChanges makes, through the local endpoint, changes on top of
+// changes not yet gone upstream: an APPEND then flags then a move of the
+// new message; a move then flags in the destination; a move then an
+// expunge there; a move and a move back; flags then an expunge. It
+// returns the number of changes.
+func compoundChanges(t *testing.T, e *serveEnv, local *agenttest.Server) int {
+	t.Helper()
+	n := 0
+	do := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		n++
+	}
+	get := func(id string) agenttest.Msg { m, _ := e.model.Get(id); return m }
+	pick := func() agenttest.Msg {
+		t.Helper()
+		m, ok := e.model.Pick(agenttest.Local, func(m agenttest.Msg) bool { return m.Flags == 0 && m.Moved == "" && m.Folder == "INBOX" })
+		if !ok {
+			t.Fatal("no message left to change")
+		}
+		return m
+	}
+	msg, err := local.Deliver("INBOX", agenttest.Local)
+	do("APPEND", err)
+	do("flags of the appended message", local.SetFlags(get(msg.ID), maildir.FlagSeen))
+	do("MOVE of the appended message", local.Move(get(msg.ID), "Second"))
+
+	msg = pick()
+	do("MOVE", local.Move(msg, "Second"))
+	do("flags after a MOVE", local.SetFlags(get(msg.ID), maildir.FlagFlagged))
+
+	msg = pick()
+	do("MOVE", local.Move(msg, "Second"))
+	do("expunge after a MOVE", local.Delete(get(msg.ID)))
+
+	msg = pick()
+	do("MOVE", local.Move(msg, "Second"))
+	do("MOVE back", local.Move(get(msg.ID), "INBOX"))
+
+	msg = pick()
+	do("flags", local.SetFlags(msg, maildir.FlagSeen|maildir.FlagAnswered))
+	do("expunge after flags", local.Delete(get(msg.ID)))
+	return n
 }
