@@ -50,6 +50,8 @@ type Batch struct {
 // On failure, the files not renamed yet are removed (Abort); the files
 // already renamed stay where they are, without a row: the next scan of the
 // folder indexes them (for POP3, with the UIDL its pending record names).
+// Until the rows are committed, Delivering names the files' keys: a scan
+// of the folder meanwhile leaves them alone.
 // Deliver runs to the end even if ctx is cancelled meanwhile: the files
 // are complete. It must not be called on a dry-run view.
 func (s *Store) Deliver(ctx context.Context, b *Batch) (err error) {
@@ -84,6 +86,12 @@ func (s *Store) Deliver(ctx context.Context, b *Batch) (err error) {
 			return err
 		}
 	}
+	keys := make([]string, len(as))
+	for i, a := range as {
+		keys[i] = a.File.Key()
+	}
+	s.delivering.add(keys) // until the rows are committed (Delivering)
+	defer s.delivering.remove(keys)
 	for i, a := range as {
 		name, err := dirs[i].Commit(a.File, a.Row.UID, a.Row.Flags)
 		if err != nil {

@@ -212,23 +212,26 @@ func (s *Store) MoveTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Me
 			}
 			continue
 		}
-		src := folders[m.Folder]
 		var localUID uint32
 		var modseq uint64
-		also := func(tx *Tx) error {
-			if m.UID != 0 {
-				in := Intent{Account: src.Account, Folder: src.ID, Message: m.ID, Op: IntentMove,
-					Arg: fmt.Sprintf("%d/%d", m.UID, src.UIDValidity)}
-				if src.Account != dst.Account {
-					in.Op, in.Message = IntentExpunge, 0
-				}
-				if _, err := tx.AddIntent(in); err != nil {
-					return err
-				}
+		// The intent names the upstream UID the row has when it moves,
+		// not m's: a sync may have given it one since m was read (a
+		// move of it carried out upstream meanwhile).
+		before := func(tx *Tx) error {
+			in, err := tx.upstreamIntent(m.ID, IntentMove)
+			if err != nil || in == nil {
+				return err
 			}
+			if in.Account != dst.Account {
+				in.Op, in.Message = IntentExpunge, 0
+			}
+			_, err = tx.AddIntent(*in)
+			return err
+		}
+		after := func(tx *Tx) error {
 			return tx.queryRow(`SELECT local_uid, modseq FROM messages WHERE id=?`, m.ID).Scan(&localUID, &modseq)
 		}
-		if err := s.Move(ctx, m, to, 0, also); err != nil {
+		if err := s.move(ctx, m, to, 0, before, after); err != nil {
 			return nil, err
 		}
 		m.LocalUID, m.ModSeq = localUID, modseq
@@ -274,35 +277,46 @@ func (s *Store) Expunge(ctx context.Context, msgs []*Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	folders := map[FolderID]*Folder{}
-	if err := s.Read(ctx, func(tx *ReadTx) error {
-		for _, id := range folderIDs(msgs) {
-			if folders[id] == nil {
-				f, err := tx.Folder(id)
-				if err != nil {
-					return fmt.Errorf("index: folder %d: %w", id, err)
-				}
-				folders[id] = f
-			}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
+	// (Remove runs this before it deletes the rows: the intents name the
+	// upstream UIDs the rows have then, not msgs', which a sync may have
+	// set since they were read.)
 	return s.Remove(ctx, msgs, func(tx *Tx) error {
 		for _, m := range msgs {
-			if m.UID == 0 {
+			in, err := tx.upstreamIntent(m.ID, IntentExpunge)
+			if err != nil {
+				return err
+			}
+			if in == nil {
 				continue
 			}
-			f := folders[m.Folder]
-			_, err := tx.AddIntent(Intent{Account: f.Account, Folder: f.ID, Op: IntentExpunge,
-				Arg: fmt.Sprintf("%d/%d", m.UID, f.UIDValidity)})
-			if err != nil {
+			in.Message = 0
+			if _, err := tx.AddIntent(*in); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// upstreamIntent returns the intent op for message id as its row is now:
+// its folder, its upstream UID and that folder's UIDVALIDITY; nil when it
+// has no upstream UID (nothing to do upstream) or no row.
+func (tx *Tx) upstreamIntent(id MessageID, op string) (*Intent, error) {
+	var uid uint32
+	var folder FolderID
+	err := tx.queryRow(`SELECT uid, folder_id FROM messages WHERE id=?`, id).Scan(&uid, &folder)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && uid == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := tx.Folder(folder)
+	if err != nil {
+		return nil, err
+	}
+	return &Intent{Account: f.Account, Folder: f.ID, Message: id, Op: op,
+		Arg: fmt.Sprintf("%d/%d", uid, f.UIDValidity)}, nil
 }
 
 // LocalUIDs returns the local UIDs of folder's messages, ascending, and

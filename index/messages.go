@@ -515,6 +515,15 @@ func (tx *ReadTx) KeyElsewhere(folder FolderID, key string) (bool, error) {
 	return n > 0, err
 }
 
+// MessageByID returns the row with the id, or ErrNotFound.
+func (tx *ReadTx) MessageByID(id MessageID) (*Message, error) {
+	m, err := scanMessage(tx.queryRow(`SELECT `+messageCols+` FROM messages WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
 // MessageByKey returns the row with the given Maildir key in a folder, or
 // ErrNotFound.
 func (tx *ReadTx) MessageByKey(folder FolderID, key string) (*Message, error) {

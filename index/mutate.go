@@ -166,8 +166,9 @@ func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*T
 
 // Remove removes messages: their files first (a file renamed since is
 // found by its key; one already gone is fine), the directories synced,
-// then their rows in one transaction with also, each leaving a tombstone
-// (a MessageRemoved change).
+// then their rows in one transaction with also (which runs first, so it
+// can read the rows as they are then), each leaving a tombstone (a
+// MessageRemoved change).
 //
 // Files first, because that order never loses mail and never undoes the
 // removal: a crash after the files went and before the commit leaves rows
@@ -208,13 +209,15 @@ func (s *Store) Remove(ctx context.Context, msgs []*Message, also func(*Tx) erro
 		}
 	}
 	return s.Write(ctx, func(tx *Tx) error {
+		if also != nil { // first: it may read the rows
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
 		for _, m := range msgs {
 			if err := tx.DeleteMessage(m.ID); err != nil {
 				return err
 			}
-		}
-		if also != nil {
-			return also(tx)
 		}
 		return nil
 	})
@@ -260,6 +263,12 @@ func findForMove(src, dst *maildir.Dir, e maildir.Entry) (maildir.Entry, bool, e
 // the next sync carries it out as one (see sync/imapsync, moves.go) and
 // nothing is lost or fetched twice.
 func (s *Store) Move(ctx context.Context, m *Message, to FolderID, uid uint32, also func(*Tx) error) error {
+	return s.move(ctx, m, to, uid, nil, also)
+}
+
+// move is Move with before, which runs in the transaction before the row
+// moves (it reads the row as it is then: MoveTo's intent).
+func (s *Store) move(ctx context.Context, m *Message, to FolderID, uid uint32, before, also func(*Tx) error) error {
 	dirs, err := s.folderDirs(ctx, m.Folder, to)
 	if err != nil {
 		return err
@@ -294,6 +303,11 @@ func (s *Store) Move(ctx context.Context, m *Message, to FolderID, uid uint32, a
 	}
 	file := ne.Sub + "/" + ne.Name
 	err = s.Write(ctx, func(tx *Tx) error {
+		if before != nil {
+			if err := before(tx); err != nil {
+				return err
+			}
+		}
 		if err := tx.MoveMessage(m.ID, to, uid, file, ne.Flags); err != nil {
 			return err
 		}

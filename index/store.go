@@ -133,6 +133,8 @@ type Store struct {
 	// maildir.Syncer).
 	files *maildir.Syncer
 	feed  *feed // committed changes to subscribers (see Subscribe)
+	// delivering: the keys of Deliver's files not committed yet.
+	delivering *keySet
 }
 
 // DefaultPath returns the index location for a store root.
@@ -193,7 +195,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{path: path, w: w, r: r, feed: newFeed()}, nil
+	return &Store{path: path, w: w, r: r, feed: newFeed(), delivering: &keySet{}}, nil
 }
 
 // lockDir waits for an exclusive flock on the directory dir and returns

@@ -394,10 +394,20 @@ func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
 // (see newKey) and UIDVALIDITY temp files.
 var ownTmpName = regexp.MustCompile(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.)`)
 
-// CleanOwnTmp removes every file in tmp/ that this package created,
-// whatever its age: leftovers of a killed run. Call it only while holding
-// the store's sync lock, so that no delivery of ours is in flight. Files of
-// other programs are left to CleanTmp.
+// ownTmpPID is the process ID in the name of a delivery's tmp/ file.
+var ownTmpPID = regexp.MustCompile(`^\d+\.(\d+)_`)
+
+// liveTmpAge is how old a UIDVALIDITY temp file (its name has no process
+// ID) must be before CleanOwnTmp takes it for a leftover.
+const liveTmpAge = time.Minute
+
+// CleanOwnTmp removes the files in tmp/ that this package created, of any
+// age: leftovers of a killed run. Call it only while holding the store's
+// sync lock, so that no other process's delivery is in flight. This
+// process's own deliveries are left alone (they may be in flight: the
+// local endpoints store messages while a sync runs), as are UIDVALIDITY
+// temp files younger than a minute. Files of other programs are left to
+// CleanTmp.
 func (d *Dir) CleanOwnTmp() (int, error) {
 	tmp := filepath.Join(d.Path, "tmp")
 	ents, err := os.ReadDir(tmp)
@@ -408,6 +418,13 @@ func (d *Dir) CleanOwnTmp() (int, error) {
 	for _, de := range ents {
 		if de.IsDir() || !ownTmpName.MatchString(de.Name()) {
 			continue
+		}
+		if m := ownTmpPID.FindStringSubmatch(de.Name()); m != nil {
+			if m[1] == strconv.Itoa(os.Getpid()) {
+				continue // ours, perhaps in flight
+			}
+		} else if info, err := de.Info(); err != nil || time.Since(info.ModTime()) < liveTmpAge {
+			continue // a UIDVALIDITY being written, perhaps; or gone
 		}
 		if err := os.Remove(filepath.Join(tmp, de.Name())); err == nil {
 			n++

@@ -71,6 +71,7 @@ func deliver(t *testing.T, st *index.Store, f *index.Folder, uid uint32, raw str
 	a.Row.RFC822Size = int64(len(raw)) // as upstream reports it
 	a.Row.Header = index.ParseHeader(w.Header())
 	a.Row.InternalDate = time.Date(2026, 11, 3, 10, 20, 30, 0, time.UTC)
+	a.Row.DeferText = true // full text left to IndexPending, as the sync does
 	if err := st.Deliver(context.Background(), &index.Batch{Arrivals: []*index.Arrival{a}}); err != nil {
 		t.Fatal(err)
 	}

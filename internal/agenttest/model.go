@@ -108,6 +108,13 @@ func (m *Model) update(id, note string, fn func(*Msg)) {
 	}
 }
 
+// MarkGone records that a client the harness drives without a wrapper
+// here (a POP3 client's DELE, say) deleted the message; note says how,
+// for its history.
+func (m *Model) MarkGone(id, note string) {
+	m.update(id, note, func(msg *Msg) { msg.Gone = true })
+}
+
 // Get returns a copy of the message with the ID, and whether the model
 // knows it.
 func (m *Model) Get(id string) (Msg, bool) {

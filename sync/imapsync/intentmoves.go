@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
@@ -72,6 +73,10 @@ func (s *syncer) consumeMoves(ctx context.Context, c *imapclient.Client, f *inde
 			continue
 		}
 		moved += len(batch)
+		if s.movedInto == nil {
+			s.movedInto = map[string]bool{}
+		}
+		s.movedInto[to.Name] = true
 		// go-imap v2.0.0-beta.9 turns a COPYUID with "*" into no data
 		// (UIDValidity 0): the destination adopts the copies by content.
 		if data != nil && data.UIDValidity == to.UIDValidity && to.UIDValidity != 0 {
@@ -91,7 +96,69 @@ func (s *syncer) consumeMoves(ctx context.Context, c *imapclient.Client, f *inde
 	if err := intentHookAt("moved"); err != nil {
 		return moved, err
 	}
-	return moved, s.commitMoves(ctx, qs, gone, newUID, folderOf)
+	removed, err := s.commitMoves(ctx, qs, gone, newUID, folderOf)
+	if err != nil {
+		return moved, err
+	}
+	return moved, s.expungeCopies(c, removed, folderOf, remoteOf)
+}
+
+// expungeCopies deletes upstream the copies MOVEs just made of rows a
+// local client removed while the MOVE ran (commitMoves), when local
+// deletions go upstream; otherwise they come back, as any local deletion
+// that is not pushed. They are expunged at once, not queued: the queued
+// expunge's check that the server copy is unchanged since the last sync
+// would keep this copy, which is newer than that sync. A kill before it
+// leaves the copy upstream, fetched again by the next run: nothing lost.
+func (s *syncer) expungeCopies(c *imapclient.Client, removed map[index.FolderID]imap.UIDSet,
+	folderOf map[index.FolderID]*index.Folder, remoteOf map[string]remoteFolder) error {
+	if len(removed) == 0 || !s.opts.pushDeletes() {
+		return nil
+	}
+	for id, set := range removed {
+		f := folderOf[id]
+		dst := remoteOf[f.Name].Remote
+		if _, err := c.Select(dst, nil).Wait(); err != nil {
+			return fmt.Errorf("SELECT %s: %w", dst, err)
+		}
+		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return fmt.Errorf("STORE %s: %w", dst, err)
+		}
+		if err := c.UIDExpunge(set).Close(); err != nil {
+			return fmt.Errorf("UID EXPUNGE %s: %w", dst, err)
+		}
+		s.log.Debug("expunged upstream the copies of messages removed during their move", "folder", f.Name, "uids", set.String())
+	}
+	return nil
+}
+
+// withMovedInto returns the folders to sync with those the run's MOVEs
+// went into (s.movedInto), each without its LIST-STATUS, which predates
+// the MOVE: the run plans them and records their state after it. Else a
+// partial run, or one that skipped them as unchanged, left their recorded
+// HIGHESTMODSEQ older than the copies the MOVE made, and a later
+// deletion of such a copy here was refused as "deleted here, changed
+// there".
+func (s *syncer) withMovedInto(folders, all []remoteFolder) []remoteFolder {
+	if len(s.movedInto) == 0 {
+		return folders
+	}
+	out := slices.Clone(folders)
+	have := map[string]bool{}
+	for i := range out {
+		if s.movedInto[out[i].Local] {
+			out[i].Status = nil
+		}
+		have[out[i].Local] = true
+	}
+	for _, rf := range all {
+		if s.movedInto[rf.Local] && !have[rf.Local] {
+			rf.Status = nil
+			out = append(out, rf)
+			have[rf.Local] = true
+		}
+	}
+	return out
 }
 
 // commitMoves records the outcome of carried-out move intents (qs but
@@ -100,7 +167,16 @@ func (s *syncer) consumeMoves(ctx context.Context, c *imapclient.Client, f *inde
 // kill in between leaves tags the rows do not hold, and open intents
 // whose UIDs are gone from the source: the destination adopts the copies
 // by content.
-func (s *syncer) commitMoves(ctx context.Context, qs, gone []*queuedOp, newUID map[*queuedOp]uint32, folderOf map[index.FolderID]*index.Folder) error {
+//
+// A local client may have moved the row on or removed it while the MOVE
+// ran (the endpoints do not wait for the sync): its file is not touched,
+// and the new upstream copy is queued for what was done to the row since,
+// as the door would have queued it had it known the UID (index.MoveTo,
+// Expunge): a move of it when the row is in another folder (with UID 0:
+// the door saw none to move); it returns, by folder, the copies of rows
+// removed meanwhile, which the caller expunges (expungeCopies).
+func (s *syncer) commitMoves(ctx context.Context, qs, gone []*queuedOp, newUID map[*queuedOp]uint32,
+	folderOf map[index.FolderID]*index.Folder) (map[index.FolderID]imap.UIDSet, error) {
 	o := &s.opts
 	files := map[*queuedOp]string{}
 	for _, q := range qs {
@@ -112,19 +188,42 @@ func (s *syncer) commitMoves(ctx context.Context, qs, gone []*queuedOp, newUID m
 		if e, ok := entryOf(m); ok {
 			dir, err := o.Index.Dir(*folderOf[m.Folder])
 			if err != nil {
-				return err
+				return nil, err
 			}
 			ne, err := dir.SetUID(e, uid)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // moved on or removed since: see the transaction
+			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 			files[q] = ne.Sub + "/" + ne.Name
 		}
 	}
-	return o.Index.Write(ctx, func(tx *index.Tx) error {
+	var removed map[index.FolderID]imap.UIDSet
+	err := o.Index.Write(ctx, func(tx *index.Tx) error {
+		removed = map[index.FolderID]imap.UIDSet{}
 		for _, q := range qs {
 			if slices.Contains(gone, q) {
 				continue
+			}
+			if uid := newUID[q]; uid != 0 {
+				now, err := tx.MessageByID(q.row.ID)
+				if err != nil && !errors.Is(err, index.ErrNotFound) {
+					return err
+				}
+				switch {
+				case now == nil:
+					set := removed[q.row.Folder]
+					set.AddNum(imap.UID(uid))
+					removed[q.row.Folder] = set
+					delete(files, q)
+				case now.Folder != q.row.Folder:
+					if err := requeueMoved(tx, q, now, uid, folderOf); err != nil {
+						return err
+					}
+					delete(files, q)
+				}
 			}
 			if file, ok := files[q]; ok {
 				if err := tx.SetUID(q.row.ID, newUID[q], q.row.RFC822Size); err != nil {
@@ -140,6 +239,30 @@ func (s *syncer) commitMoves(ctx context.Context, qs, gone []*queuedOp, newUID m
 		}
 		return nil
 	})
+	return removed, err
+}
+
+// requeueMoved queues what a local client did to a row (now) while its
+// move ran upstream: it moved the row on, so the copy the MOVE made (UID
+// uid in the row's former folder) moves after it (or, into another
+// account, is expunged). A row that has an upstream UID again needs
+// nothing.
+func requeueMoved(tx *index.Tx, q *queuedOp, now *index.Message, uid uint32, folderOf map[index.FolderID]*index.Folder) error {
+	if now.UID != 0 {
+		return nil
+	}
+	from := folderOf[q.row.Folder]
+	to, err := tx.Folder(now.Folder)
+	if err != nil {
+		return err
+	}
+	in := index.Intent{Account: from.Account, Folder: from.ID, Message: now.ID, Op: index.IntentMove,
+		Arg: fmt.Sprintf("%d/%d", uid, from.UIDValidity)}
+	if to.Account != from.Account {
+		in.Op, in.Message = index.IntentExpunge, 0
+	}
+	_, err = tx.AddIntent(in)
+	return err
 }
 
 func hasState(states map[uint32]serverState, uid uint32) bool {

@@ -37,7 +37,9 @@ import (
 // other folders' listings are read only when a named folder has files the
 // index does not know or rows whose file is gone: a message moved from a
 // named folder to another, or from another to a named one, is moved
-// upstream with UID MOVE, never deleted and uploaded again.
+// upstream with UID MOVE, never deleted and uploaded again. A folder a
+// queued move of the local endpoints (intents.go) went into upstream is
+// synced too, named or not (withMovedInto).
 
 // partialFolders returns the folders a partial run syncs, or ok false
 // (with why) when the run must be a full one. selected are the server

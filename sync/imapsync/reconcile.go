@@ -3,6 +3,7 @@ package imapsync
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"sync"
@@ -88,6 +89,9 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		return nil, err
 	}
 	changes, orphans := diff.renamed, diff.unknown
+	// Files the door is storing right now (a local endpoint's APPEND):
+	// their rows are on the way; the next run sees them.
+	orphans = slices.DeleteFunc(slices.Clone(orphans), func(e maildir.Entry) bool { return store.Delivering(e.Key) })
 	added, err := store.FileMessages(f, orphans, trustTags)
 	if err != nil {
 		return nil, err
@@ -117,6 +121,17 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 			}
 			c.m.File = file
 		}
+		// A file whose delivery committed its row after the rows were
+		// read above has it now: not indexed twice.
+		fresh := added[:0:0]
+		for _, nm := range added {
+			if _, err := tx.MessageIDByKey(f.ID, nm.Key); errors.Is(err, index.ErrNotFound) {
+				fresh = append(fresh, nm)
+			} else if err != nil {
+				return err
+			}
+		}
+		added = fresh
 		_, err := tx.AddMessages(added)
 		return err
 	})

@@ -340,6 +340,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		// What the local endpoints queued first: a row they moved is
 		// never taken for a new message, nor its source for a deletion.
 		moved, err = s.consumeIntents(ctx, first, acct, moveFolders)
+		folders = s.withMovedInto(folders, moveFolders)
 	}
 	if err == nil && !pending {
 		var n int
@@ -480,6 +481,9 @@ type syncer struct {
 	intentRes map[string]*intentResult
 	// partial: the run syncs Options.Only alone (only.go).
 	partial bool
+	// movedInto names the local folders consumeIntents moved messages
+	// into upstream: the run syncs them (see withMovedInto).
+	movedInto map[string]bool
 	// dryCreated holds the server names of the folders a dry run would
 	// create upstream: their plan is made against an empty folder.
 	dryCreated map[string]bool

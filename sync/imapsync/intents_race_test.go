@@ -1,0 +1,99 @@
+package imapsync_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+// TestQueuedMoveChangedWhileMoving: a message moved through the door is
+// moved on (back to INBOX, its first folder) or expunged through the door
+// while the run's UID MOVE of it is under way (before the run records the
+// new UID), as a local client does without waiting for the sync. The run
+// queues the same for the copy its MOVE made, and the next run carries it
+// out: the server has the message once in INBOX, or not at all; the run
+// does not fail on the file it can no longer find.
+func TestQueuedMoveChangedWhileMoving(t *testing.T) {
+	for _, then := range []string{"move back", "expunge"} {
+		t.Run(then, func(t *testing.T) {
+			e := bugEnv(t)
+			ctx := context.Background()
+			x := e.entries("INBOX")[0]
+			id := e.fileMessageID("INBOX", x)
+			m := e.doorMove("INBOX", "Archive", x.UID)
+			imapsync.SetIntentHook(func(stage string) error {
+				if stage != "moved" {
+					return nil
+				}
+				row := e.rowByID(m.ID) // in Archive, UID 0
+				var err error
+				if then == "expunge" {
+					err = e.store.Expunge(ctx, []*index.Message{row})
+				} else {
+					_, err = e.store.MoveTo(ctx, []*index.Message{row}, e.folderRow("INBOX").ID)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				return nil
+			})
+			res, _, err := e.trySync(false)
+			imapsync.SetIntentHook(nil)
+			if err != nil {
+				t.Errorf("the run with the message changed during its MOVE: %v", err)
+			}
+			if res != nil {
+				for _, f := range res.Folders {
+					if f.Err != nil {
+						t.Errorf("the run with the message changed during its MOVE: %s: %v", f.Name, f.Err)
+					}
+				}
+			}
+			e.sync()
+			server := e.compare()
+			got := findServer(server, id)
+			if then == "expunge" && len(got) != 0 || then == "move back" && (len(got) != 1 || len(got["INBOX"]) != 1) {
+				t.Errorf("%s during the upstream MOVE: server has %s", then, uidsOf(got))
+			}
+			if n := e.openIntents(); n != 0 {
+				t.Errorf("%d intents left open", n)
+			}
+		})
+	}
+}
+
+// TestQueuedMoveThenExpungePartial: a message moved through the door is
+// moved upstream by a partial run of its source folder (as the agent's
+// runs are, naming the folders that changed), then expunged through the
+// door in its new folder. The expunge reaches the server: the copy the
+// run's own MOVE made is not taken for a change made there since the
+// last sync ("deleted here, changed there: kept"), because the run
+// that moved it synced the destination too and recorded its state.
+func TestQueuedMoveThenExpungePartial(t *testing.T) {
+	e := bugEnv(t)
+	ctx := context.Background()
+	x := e.entries("INBOX")[0]
+	id := e.fileMessageID("INBOX", x)
+	m := e.doorMove("INBOX", "Archive", x.UID)
+	e.opts = func(o *imapsync.Options) { o.Only = []string{"INBOX"} }
+	e.sync()
+	row := e.rowByID(m.ID)
+	if row == nil || row.UID == 0 {
+		t.Fatalf("after the partial run the moved row is %+v, want it with its new UID", row)
+	}
+	if err := e.store.Expunge(ctx, []*index.Message{row}); err != nil {
+		t.Fatal(err)
+	}
+	e.opts = func(o *imapsync.Options) { o.Only = []string{"Archive"} }
+	e.sync()
+	e.opts = nil
+	server := e.compare()
+	if got := findServer(server, id); len(got) != 0 {
+		t.Errorf("moved, then expunged in its new folder: server has %s, want it gone", uidsOf(got))
+	}
+	if n := e.openIntents(); n != 0 {
+		t.Errorf("%d intents left open", n)
+	}
+}
