@@ -51,18 +51,65 @@ func decodeText(s string) string {
 	return validUTF8(s)
 }
 
+// addresses is the text of an address field for its column: each address
+// as "Name <addr>", after the names of the groups the field has ("Team:
+// a@example.org, b@example.org"), so that a search finds a group by its
+// name as well as by its members (the parsed list keeps only members).
 func addresses(h mail.Header, key string) string {
 	if list, err := h.AddressList(key); err == nil && len(list) > 0 {
-		parts := make([]string, len(list))
-		for i, a := range list {
-			parts[i] = validUTF8(a.String())
+		parts := make([]string, 0, len(list)+1)
+		if groups := groupNames(h.Get(key)); len(groups) > 0 {
+			parts = append(parts, decodeText(strings.Join(groups, ": ")+":"))
+		}
+		for _, a := range list {
+			p := validUTF8(a.String())
 			if a.Name != "" {
-				parts[i] = validUTF8(a.Name + " <" + a.Address + ">")
+				p = validUTF8(a.Name + " <" + a.Address + ">")
 			}
+			parts = append(parts, p)
 		}
 		return strings.Join(parts, ", ")
 	}
 	return decodeText(h.Get(key))
+}
+
+// groupNames returns the display names of the groups (RFC 5322 3.4,
+// "name: members;") in an address field's raw value: each ':' outside
+// quotes, comments and angle brackets ends one, which began after the last
+// ',' or ';' at that level.
+func groupNames(v string) []string {
+	var names []string
+	start, depth, quoted, angle := 0, 0, false, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				quoted = false
+			}
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		case c == '<':
+			angle = true
+		case c == '>':
+			angle = false
+		case angle:
+		case c == ',' || c == ';':
+			start = i + 1
+		case c == ':':
+			if name := strings.Trim(strings.TrimSpace(v[start:i]), `"`); name != "" {
+				names = append(names, name)
+			}
+			start = i + 1
+		}
+	}
+	return names
 }
 
 func validUTF8(s string) string {

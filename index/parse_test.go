@@ -1,6 +1,7 @@
 package index_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/postfach/postfach/index"
@@ -33,5 +34,25 @@ func TestParseHeaderSkipsBadLines(t *testing.T) {
 	// matter, and fields there are not read.
 	if h := index.ParseHeader([]byte("Subject: s\r\n\r\nno colon\r\nMessage-ID: <body@x>\r\n")); h.MessageID != "" || h.Subject != "s" {
 		t.Errorf("fields read from the body: %+v", h)
+	}
+}
+
+// TestGroupNames: an address field's groups are searchable by name: the
+// column keeps the groups' names ("Team:") before the members (the parsed
+// list has only the members); a colon in a quoted name, a comment or an
+// address is no group.
+func TestGroupNames(t *testing.T) {
+	for _, c := range []struct {
+		cc, prefix string
+	}{
+		{`Team: a@example.org, "Bo: b" <b@example.org>;`, "Team:"},
+		{`"Big Team": ;, c@example.org, Ops (the: ops): d@example.org;`, "Big Team: Ops (the: ops):"},
+		{`"x:y" <x@example.org>, d@example.org`, "x:y <x@example.org>"},
+		{`a@example.org`, "<a@example.org>"},
+	} {
+		h := index.ParseHeader([]byte("From: z@example.org\r\nCc: " + c.cc + "\r\nSubject: x\r\n\r\nbody\r\n"))
+		if !strings.HasPrefix(h.Cc, c.prefix) {
+			t.Errorf("Cc: %s: column %q, want it to begin with %q", c.cc, h.Cc, c.prefix)
+		}
 	}
 }

@@ -84,8 +84,8 @@ func postfachEndpoint(t testing.TB) Target {
 // out of reach, or a fork of go-imap. postfach does not advertise ID, and
 // a client uses an extension only where it is advertised.
 //
-// The known defects are postfach's own, not fixed yet (issue 11 stays open
-// for them):
+// The known defect is postfach's own, not fixed yet (issue 11 stays open
+// for it):
 //   - ENVELOPE (and the envelope inside BODY/BODYSTRUCTURE of a
 //     message/rfc822 part, and in ALL/FULL): go-imap v2.0.0-beta.9 keeps
 //     the envelope's date as a time.Time and writes it in one layout
@@ -93,8 +93,6 @@ func postfachEndpoint(t testing.TB) Target {
 //     the header as sent), and writes an empty Subject or In-Reply-To as
 //     NIL (RFC 3501 7.4.2 wants ""). Its FETCH writer sends nothing raw:
 //     fixing it takes a change to go-imap.
-//   - SEARCH CC "Team" misses the display name of an address group: the
-//     index's address columns keep the group's members, not its name.
 var postfachOptions = &Options{ExtraUID: true, FlagKeywords: true, StoreEcho: true, ExtraCodes: []string{"NONEXISTENT"},
 	ReadOnlyStoreNO: true, InvalidNameBAD: true, NoID: true,
 	KnownDefects: map[string]string{
@@ -108,7 +106,6 @@ var postfachOptions = &Options{ExtraUID: true, FlagKeywords: true, StoreEcho: tr
 		"fetch-parts/a21":                   envelopeDefect,
 		"imaplib/fetch (UID ENVELOPE)":      envelopeDefect,
 		"imaplib/fetch (UID BODYSTRUCTURE)": envelopeDefect,
-		"search/a7":                         "the group name of an address group is not searchable (index address columns)",
 	}}
 
 // envelopeDefect is why postfach's ENVELOPEs differ from RFC 3501 for now.
