@@ -46,6 +46,11 @@ const (
 // date, date (now when zero). Its full-text entry is deferred
 // (IndexPending).
 func (s *Store) Append(ctx context.Context, folder FolderID, r io.Reader, flags maildir.Flags, keywords []string, date time.Time) (*Message, error) {
+	release, err := s.LocalChange(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dirs, err := s.folderDirs(ctx, folder)
 	if err != nil {
 		return nil, err
@@ -103,6 +108,11 @@ func localArrival(f *Folder, dlv *maildir.Delivery, flags maildir.Flags, keyword
 // in one delivery, and returns the copies in the order of msgs. Each
 // copy keeps its message's flags, keywords and internal date.
 func (s *Store) CopyTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Message, error) {
+	release, err := s.LocalChange(ctx, append([]FolderID{to}, folderIDs(msgs)...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -189,6 +199,11 @@ func (s *Store) copyFile(from *Folder, m *Message, dst *maildir.Dir, to *Folder)
 // `to` gets a new local UID and keeps everything else. It returns msgs,
 // updated in place (see Store.Move), in order.
 func (s *Store) MoveTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Message, error) {
+	release, err := s.LocalChange(ctx, append([]FolderID{to}, folderIDs(msgs)...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	folders := map[FolderID]*Folder{}
 	if err := s.Read(ctx, func(tx *ReadTx) error {
 		for _, id := range append([]FolderID{to}, folderIDs(msgs)...) {
@@ -274,6 +289,11 @@ func folderIDs(msgs []*Message) []FolderID {
 // each that had an upstream UID, an "expunge" intent in the same
 // transaction as the rows.
 func (s *Store) Expunge(ctx context.Context, msgs []*Message) error {
+	release, err := s.LocalChange(ctx, folderIDs(msgs)...)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if len(msgs) == 0 {
 		return nil
 	}

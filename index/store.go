@@ -31,6 +31,12 @@
 // between to the next scan (each documents why). They need the store's
 // Maildir root (OpenStore) and refuse a dry-run view.
 //
+// A sync run and the local endpoints' changes take turns per account
+// (turns.go): a run holds SyncTurn while it reads and acts on the Maildir
+// and the rows; the door methods for the endpoints (local.go) and the
+// endpoints' other door calls (LocalChange) wait for it, so a run never
+// sees a local change half made.
+//
 // Full-text entries can be deferred (NewMessage.DeferText): the sync engines
 // store messages with their headers parsed and queue the body text in
 // fts_pending; IndexPending decodes the files and fills the FTS table later,
@@ -135,6 +141,7 @@ type Store struct {
 	feed  *feed // committed changes to subscribers (see Subscribe)
 	// delivering: the keys of Deliver's files not committed yet.
 	delivering *keySet
+	turns      *turns // sync runs and local changes take turns per account (turns.go)
 }
 
 // DefaultPath returns the index location for a store root.
@@ -195,7 +202,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{path: path, w: w, r: r, feed: newFeed(), delivering: &keySet{}}, nil
+	return &Store{path: path, w: w, r: r, feed: newFeed(), delivering: &keySet{}, turns: &turns{}}, nil
 }
 
 // lockDir waits for an exclusive flock on the directory dir and returns

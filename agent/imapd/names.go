@@ -280,6 +280,8 @@ func (s *session) Create(name string, o *imap.CreateOptions) error {
 	} else if err != nil {
 		return s.storeErr("creating a folder", err)
 	}
+	release := s.srv.o.Store.LocalChangeOf(id) // see index.Store.SyncTurn
+	defer release()
 	if _, err := s.srv.o.Store.CreateFolder(s.srv.ctx, id, fname, nil); err != nil {
 		return s.storeErr("creating a folder", err)
 	}
@@ -294,6 +296,11 @@ func (s *session) Delete(name string) error {
 	if f.Name == "INBOX" {
 		return errNo("INBOX cannot be deleted")
 	}
+	release, err := s.srv.o.Store.LocalChange(s.srv.ctx, f.ID) // see index.Store.SyncTurn
+	if err != nil {
+		return s.storeErr("changing a folder", err)
+	}
+	defer release()
 	if err := s.srv.o.Store.RemoveFolder(s.srv.ctx, f, nil); err != nil {
 		return s.storeErr("deleting a folder", err)
 	}
@@ -320,6 +327,11 @@ func (s *session) Rename(name, newName string, o *imap.RenameOptions) error {
 	if _, err := s.srv.folder(s.srv.ctx, newName); err == nil {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox exists"}
 	}
+	release, err := s.srv.o.Store.LocalChange(s.srv.ctx, f.ID) // see index.Store.SyncTurn
+	if err != nil {
+		return s.storeErr("changing a folder", err)
+	}
+	defer release()
 	if err := s.srv.o.Store.RenameFolder(s.srv.ctx, f, fname, nil); err != nil {
 		return s.storeErr("renaming a folder", err)
 	}

@@ -25,7 +25,13 @@ func (s *session) setFlags(v *view, changes []index.FlagChange) error {
 		b.own[c.Message.LocalUID] = v
 	}
 	b.mu.Unlock()
-	err := s.srv.o.Store.SetFlags(s.srv.ctx, changes, nil)
+	// In the account's turn: not in the middle of a sync run (see
+	// index.Store.SyncTurn).
+	release, err := s.srv.o.Store.LocalChange(s.srv.ctx, v.folder.ID)
+	if err == nil {
+		err = s.srv.o.Store.SetFlags(s.srv.ctx, changes, nil)
+		release()
+	}
 	if err == nil {
 		b.waitFor(s.srv.hub, func() bool {
 			for _, c := range changes {

@@ -3,6 +3,7 @@ package imapsync_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/sync/imapsync"
@@ -11,10 +12,10 @@ import (
 // TestQueuedMoveChangedWhileMoving: a message moved through the door is
 // moved on (back to INBOX, its first folder) or expunged through the door
 // while the run's UID MOVE of it is under way (before the run records the
-// new UID), as a local client does without waiting for the sync. The run
-// queues the same for the copy its MOVE made, and the next run carries it
-// out: the server has the message once in INBOX, or not at all; the run
-// does not fail on the file it can no longer find.
+// new UID), as a local client does without waiting for the sync. The
+// change waits for the run's turn on the account to end (index.Store.
+// SyncTurn), and the next run carries it out: the server has the message
+// once in INBOX, or not at all; the run does not fail.
 func TestQueuedMoveChangedWhileMoving(t *testing.T) {
 	for _, then := range []string{"move back", "expunge"} {
 		t.Run(then, func(t *testing.T) {
@@ -23,24 +24,38 @@ func TestQueuedMoveChangedWhileMoving(t *testing.T) {
 			x := e.entries("INBOX")[0]
 			id := e.fileMessageID("INBOX", x)
 			m := e.doorMove("INBOX", "Archive", x.UID)
+			changed := make(chan error, 1)
 			imapsync.SetIntentHook(func(stage string) error {
 				if stage != "moved" {
 					return nil
 				}
 				row := e.rowByID(m.ID) // in Archive, UID 0
-				var err error
-				if then == "expunge" {
-					err = e.store.Expunge(ctx, []*index.Message{row})
-				} else {
-					_, err = e.store.MoveTo(ctx, []*index.Message{row}, e.folderRow("INBOX").ID)
-				}
-				if err != nil {
-					t.Error(err)
+				go func() {
+					var err error
+					if then == "expunge" {
+						err = e.store.Expunge(ctx, []*index.Message{row})
+					} else {
+						_, err = e.store.MoveTo(ctx, []*index.Message{row}, e.folderRow("INBOX").ID)
+					}
+					changed <- err
+				}()
+				select { // it waits for the run's turn to end
+				case err := <-changed:
+					t.Errorf("the %s went through the door while the run held its turn (%v)", then, err)
+				case <-time.After(100 * time.Millisecond):
 				}
 				return nil
 			})
 			res, _, err := e.trySync(false)
 			imapsync.SetIntentHook(nil)
+			select {
+			case err := <-changed:
+				if err != nil {
+					t.Errorf("the %s after the run: %v", then, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the %s still waits 10 s after the run ended", then)
+			}
 			if err != nil {
 				t.Errorf("the run with the message changed during its MOVE: %v", err)
 			}

@@ -198,6 +198,11 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	o := opts.withDefaults()
 	defer o.Index.Discard() // a dry run's view: everything it wrote is rolled back
 	s := &syncer{opts: o, log: o.Logger, q: newQueue(), dryCreated: map[string]bool{}}
+	defer func() {
+		if s.releaseTurn != nil {
+			s.releaseTurn()
+		}
+	}()
 	if err := o.Index.CheckRoot(o.Root); err != nil {
 		return nil, err
 	}
@@ -283,6 +288,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// The Maildir and the index are read while the server is dialed and
 	// LISTed; the listings hold until a folder is changed (see scanCache).
 	start := time.Now()
+	localChanges := o.Index.LocalChanges()
 	prescanned := make(chan error, 1)
 	go func() {
 		err := s.prescan(ctx, acct)
@@ -299,6 +305,10 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// closes the first connection: a server that stops answering the LIST
 	// or a folder command holds nobody up past the run's end.
 	s.stopFirst = context.AfterFunc(ctx, func() { go first.Close() }) // see abort
+	// From here to the run's end, the local endpoints' changes to the
+	// account wait (index.Store.SyncTurn): what the run reads of the
+	// Maildir and the index stays what it acts on.
+	s.releaseTurn = o.Index.SyncTurn(acct)
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
 	allFolders, delim, err := listFolders(first)
 	var ns *nsChoice
@@ -322,6 +332,9 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	s.predial(ctx, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
 	pending := false
 	if err = <-prescanned; err == nil {
+		if o.Index.LocalChanges() != localChanges {
+			s.scans.clear() // read before a local change that came before the turn
+		}
 		pending, err = s.applyNamespace(ctx, ns)
 	}
 	if pending {
@@ -463,10 +476,13 @@ func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Res
 
 // syncer is the state shared by the workers of one run.
 type syncer struct {
-	opts   Options
-	log    *slog.Logger
-	q      *queue
-	commit *committer
+	// releaseTurn ends the run's turn on the account (index.Store.SyncTurn),
+	// taken once it is connected; nil before.
+	releaseTurn func()
+	opts        Options
+	log         *slog.Logger
+	q           *queue
+	commit      *committer
 	// stopFirst stops the first connection's watch of the run's context
 	// when a worker takes it over (see folderLevel).
 	stopFirst func() bool

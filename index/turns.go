@@ -1,0 +1,99 @@
+package index
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Turns between a sync run and the local changes of one account. A run
+// reads the Maildir and the rows of a folder once and acts on that reading
+// across network round trips; a local endpoint's change (a MOVE, an
+// EXPUNGE, an APPEND, a STORE) made in between would be half seen: the
+// file in one folder, the row in another, a row the run holds already
+// moved or gone. So they take turns, per account: a run holds its
+// account's turn (SyncTurn) from the moment it has a connection to its
+// end, and each local change waits for it and holds a shared turn while
+// it runs (LocalChange and the door methods local.go gives the
+// endpoints). Runs of different accounts, and local changes among
+// themselves, do not wait for each other; reads never wait.
+//
+// A run reads the Maildir while it dials, before its turn: LocalChanges
+// counts the local changes made, and a run whose count moved meanwhile
+// reads again.
+type turns struct {
+	mu    sync.Mutex
+	locks map[AccountID]*sync.RWMutex
+	local atomic.Uint64 // local changes begun
+}
+
+func (t *turns) lock(acct AccountID) *sync.RWMutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.locks == nil {
+		t.locks = map[AccountID]*sync.RWMutex{}
+	}
+	l := t.locks[acct]
+	if l == nil {
+		l = &sync.RWMutex{}
+		t.locks[acct] = l
+	}
+	return l
+}
+
+// SyncTurn waits until no local change of acct is in flight and holds
+// further ones back until release is called (once; later calls do
+// nothing). The sync engines take it for a run.
+func (s *Store) SyncTurn(acct AccountID) (release func()) {
+	l := s.turns.lock(acct)
+	l.Lock()
+	return sync.OnceFunc(l.Unlock)
+}
+
+// LocalChanges counts the local changes begun so far (see SyncTurn).
+func (s *Store) LocalChanges() uint64 { return s.turns.local.Load() }
+
+// LocalChange waits for the turn of a local change to the given folders
+// (their accounts' runs, if any, to end) and returns its release. The
+// door methods for the local endpoints (local.go) take it themselves;
+// an endpoint takes it around the other door calls it makes (SetFlags,
+// the folder methods).
+func (s *Store) LocalChange(ctx context.Context, folders ...FolderID) (release func(), err error) {
+	var accts []AccountID
+	err = s.Read(ctx, func(tx *ReadTx) error {
+		for _, id := range folders {
+			f, err := tx.Folder(id)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(accts, f.Account) {
+				accts = append(accts, f.Account)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.LocalChangeOf(accts...), nil
+}
+
+// LocalChangeOf is LocalChange by account.
+func (s *Store) LocalChangeOf(accts ...AccountID) (release func()) {
+	accts = slices.Clone(accts)
+	slices.Sort(accts)
+	accts = slices.Compact(accts)
+	held := make([]*sync.RWMutex, 0, len(accts))
+	for _, a := range accts {
+		l := s.turns.lock(a)
+		l.RLock()
+		held = append(held, l)
+	}
+	s.turns.local.Add(1)
+	return sync.OnceFunc(func() {
+		for _, l := range held {
+			l.RUnlock()
+		}
+	})
+}
