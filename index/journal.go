@@ -31,8 +31,14 @@ func (tx *Tx) DoneIntent(id int64) error {
 
 // Intents lists a folder's open intents, oldest first.
 func (tx *ReadTx) Intents(folder FolderID) ([]Intent, error) {
-	rows, err := tx.tx.Query(`SELECT id, account_id, folder_id, coalesce(message_id, 0), op, arg, created
+	return tx.intents(`SELECT id, account_id, folder_id, coalesce(message_id, 0), op, arg, created
 		FROM journal WHERE folder_id=? ORDER BY id`, folder)
+}
+
+// intents runs a query of journal rows (id, account, folder, message, op,
+// arg, created) and returns them.
+func (tx *ReadTx) intents(query string, args ...any) ([]Intent, error) {
+	rows, err := tx.tx.Query(query, args...)
 	if err != nil {
 		return nil, err
 	}

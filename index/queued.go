@@ -2,7 +2,6 @@ package index
 
 import (
 	"encoding/json"
-	"time"
 )
 
 // Queued upstream operations: what the local side changed that the sync
@@ -45,23 +44,8 @@ func (tx *ReadTx) FolderQueued(folder FolderID) (bool, error) {
 // AccountIntents lists an account's open intents of the given ops, oldest
 // first, in one query.
 func (tx *ReadTx) AccountIntents(acct AccountID, ops ...string) ([]Intent, error) {
-	rows, err := tx.tx.Query(`SELECT id, account_id, coalesce(folder_id, 0), coalesce(message_id, 0), op, arg, created
+	return tx.intents(`SELECT id, account_id, coalesce(folder_id, 0), coalesce(message_id, 0), op, arg, created
 		FROM journal WHERE account_id=? AND op IN (SELECT value FROM json_each(?)) ORDER BY id`, acct, jsonList(ops))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Intent
-	for rows.Next() {
-		var in Intent
-		var created int64
-		if err := rows.Scan(&in.ID, &in.Account, &in.Folder, &in.Message, &in.Op, &in.Arg, &created); err != nil {
-			return nil, err
-		}
-		in.Created = time.Unix(created, 0)
-		out = append(out, in)
-	}
-	return out, rows.Err()
 }
 
 func jsonList(ss []string) string {

@@ -3,7 +3,6 @@ package clienttest
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,7 +13,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"unicode/utf16"
+
+	"github.com/postfach/postfach/internal/testenv"
 )
 
 // Mbsync is Debian's mbsync (isync) set up to mirror every folder of a
@@ -121,7 +121,7 @@ func (m *Mbsync) Folders() (map[string][]MaildirMessage, error) {
 			return nil
 		}
 		rel, _ := filepath.Rel(m.Maildir, p)
-		name, err := decodeMUTF7(filepath.ToSlash(rel))
+		name, err := testenv.DecodeMUTF7(filepath.ToSlash(rel))
 		if err != nil {
 			return fmt.Errorf("clienttest: folder directory %q: %v", rel, err)
 		}
@@ -193,40 +193,4 @@ func rcString(s string) string {
 		return s
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
-
-// decodeMUTF7 decodes a mailbox name in modified UTF-7 (RFC 3501 5.1.3).
-func decodeMUTF7(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < 0x20 || c > 0x7e {
-			return "", fmt.Errorf("byte %#x in %q", c, s)
-		}
-		if c != '&' {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		j := strings.IndexByte(s[i+1:], '-')
-		if j < 0 {
-			return "", fmt.Errorf("unterminated & in %q", s)
-		}
-		enc := s[i+1 : i+1+j]
-		i += j + 2
-		if enc == "" {
-			b.WriteByte('&')
-			continue
-		}
-		raw, err := base64.RawStdEncoding.DecodeString(strings.ReplaceAll(enc, ",", "/"))
-		if err != nil || len(raw)%2 != 0 {
-			return "", fmt.Errorf("bad &%s- in %q", enc, s)
-		}
-		units := make([]uint16, len(raw)/2)
-		for k := range units {
-			units[k] = uint16(raw[2*k])<<8 | uint16(raw[2*k+1])
-		}
-		b.WriteString(string(utf16.Decode(units)))
-	}
-	return b.String(), nil
 }

@@ -275,3 +275,41 @@ func encodeMUTF7(s string) string {
 	flush()
 	return b.String()
 }
+
+// DecodeMUTF7 decodes an IMAP mailbox name in modified UTF-7 (RFC 3501,
+// section 5.1.3): printable ASCII, "&-" for '&', and "&<modified base64 of
+// UTF-16BE>-" for the rest.
+func DecodeMUTF7(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return "", fmt.Errorf("byte %#x in %q", c, s)
+		}
+		if c != '&' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		j := strings.IndexByte(s[i+1:], '-')
+		if j < 0 {
+			return "", fmt.Errorf("unterminated & in %q", s)
+		}
+		enc := s[i+1 : i+1+j]
+		i += j + 2
+		if enc == "" {
+			b.WriteByte('&')
+			continue
+		}
+		raw, err := base64.RawStdEncoding.DecodeString(strings.ReplaceAll(enc, ",", "/"))
+		if err != nil || len(raw)%2 != 0 {
+			return "", fmt.Errorf("bad &%s- in %q", enc, s)
+		}
+		units := make([]uint16, len(raw)/2)
+		for k := range units {
+			units[k] = uint16(raw[2*k])<<8 | uint16(raw[2*k+1])
+		}
+		b.WriteString(string(utf16.Decode(units)))
+	}
+	return b.String(), nil
+}
