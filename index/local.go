@@ -32,6 +32,12 @@ import (
 // (a new local UID, as IMAP wants of a MOVE): nothing goes upstream.
 // Flag changes need no intent: Store.SetFlags without Synced leaves the
 // merge base, and the sync pushes the difference.
+//
+// The caller holds the accounts' turn (LocalChange, turns.go) from before
+// it reads the rows it passes until the call returns: rows read earlier
+// may be stale (a sync run moved, changed or removed them meanwhile), and
+// a run must not see a change half made. Append takes it itself, around
+// its delivery only, once the client's bytes are written.
 
 // IntentExpunge and IntentMove are the journal ops of the local
 // operations (see Intent.Op).
@@ -46,11 +52,6 @@ const (
 // date, date (now when zero). Its full-text entry is deferred
 // (IndexPending).
 func (s *Store) Append(ctx context.Context, folder FolderID, r io.Reader, flags maildir.Flags, keywords []string, date time.Time) (*Message, error) {
-	release, err := s.LocalChange(ctx, folder)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	dirs, err := s.folderDirs(ctx, folder)
 	if err != nil {
 		return nil, err
@@ -80,6 +81,10 @@ func (s *Store) Append(ctx context.Context, folder FolderID, r io.Reader, flags 
 	if err != nil {
 		return nil, err
 	}
+	// The client's bytes are in tmp/: only the delivery waits for the
+	// account's turn (a client that stalls holds up no sync run).
+	release := s.LocalChangeOf(f.Account)
+	defer release()
 	if err := s.Deliver(ctx, &Batch{Arrivals: []*Arrival{a}}); err != nil {
 		return nil, err
 	}
@@ -108,11 +113,6 @@ func localArrival(f *Folder, dlv *maildir.Delivery, flags maildir.Flags, keyword
 // in one delivery, and returns the copies in the order of msgs. Each
 // copy keeps its message's flags, keywords and internal date.
 func (s *Store) CopyTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Message, error) {
-	release, err := s.LocalChange(ctx, append([]FolderID{to}, folderIDs(msgs)...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -199,11 +199,6 @@ func (s *Store) copyFile(from *Folder, m *Message, dst *maildir.Dir, to *Folder)
 // `to` gets a new local UID and keeps everything else. It returns msgs,
 // updated in place (see Store.Move), in order.
 func (s *Store) MoveTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Message, error) {
-	release, err := s.LocalChange(ctx, append([]FolderID{to}, folderIDs(msgs)...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	folders := map[FolderID]*Folder{}
 	if err := s.Read(ctx, func(tx *ReadTx) error {
 		for _, id := range append([]FolderID{to}, folderIDs(msgs)...) {
@@ -289,11 +284,6 @@ func folderIDs(msgs []*Message) []FolderID {
 // each that had an upstream UID, an "expunge" intent in the same
 // transaction as the rows.
 func (s *Store) Expunge(ctx context.Context, msgs []*Message) error {
-	release, err := s.LocalChange(ctx, folderIDs(msgs)...)
-	if err != nil {
-		return err
-	}
-	defer release()
 	if len(msgs) == 0 {
 		return nil
 	}

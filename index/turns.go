@@ -20,12 +20,12 @@ import (
 // themselves, do not wait for each other; reads never wait.
 //
 // A run reads the Maildir while it dials, before its turn: LocalChanges
-// counts the local changes made, and a run whose count moved meanwhile
-// reads again.
+// counts the local changes begun and ended, and a run whose count moved
+// meanwhile (a change began, or one in flight ended) reads again.
 type turns struct {
 	mu    sync.Mutex
 	locks map[AccountID]*sync.RWMutex
-	local atomic.Uint64 // local changes begun
+	local atomic.Uint64 // local changes begun, plus those ended
 }
 
 func (t *turns) lock(acct AccountID) *sync.RWMutex {
@@ -51,14 +51,17 @@ func (s *Store) SyncTurn(acct AccountID) (release func()) {
 	return sync.OnceFunc(l.Unlock)
 }
 
-// LocalChanges counts the local changes begun so far (see SyncTurn).
+// LocalChanges counts the local changes begun and ended so far (see
+// SyncTurn).
 func (s *Store) LocalChanges() uint64 { return s.turns.local.Load() }
 
 // LocalChange waits for the turn of a local change to the given folders
-// (their accounts' runs, if any, to end) and returns its release. The
-// door methods for the local endpoints (local.go) take it themselves;
-// an endpoint takes it around the other door calls it makes (SetFlags,
-// the folder methods).
+// (their accounts' runs, if any, to end) and returns its release. An
+// endpoint holds it from before it reads the rows it changes until its
+// door calls return (local.go's CopyTo, MoveTo, Expunge, and SetFlags
+// and the folder methods); Append takes it itself. It must not be taken
+// twice by one goroutine (a run waiting in between deadlocks both), nor
+// by a sync run.
 func (s *Store) LocalChange(ctx context.Context, folders ...FolderID) (release func(), err error) {
 	var accts []AccountID
 	err = s.Read(ctx, func(tx *ReadTx) error {
@@ -92,6 +95,7 @@ func (s *Store) LocalChangeOf(accts ...AccountID) (release func()) {
 	}
 	s.turns.local.Add(1)
 	return sync.OnceFunc(func() {
+		s.turns.local.Add(1)
 		for _, l := range held {
 			l.RUnlock()
 		}

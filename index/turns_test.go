@@ -49,7 +49,7 @@ func TestTurns(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the local change still waits after the run's turn ended")
 	}
-	if n := st.LocalChanges() - n0; n != 2 {
-		t.Errorf("LocalChanges grew by %d, want 2", n)
+	if n := st.LocalChanges() - n0; n != 4 {
+		t.Errorf("LocalChanges grew by %d, want 4 (two begun, two ended)", n)
 	}
 }

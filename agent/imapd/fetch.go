@@ -33,15 +33,25 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 	for len(items) > 0 {
 		chunk := items[:min(len(items), fetchChunk)]
 		items = items[len(chunk):]
+		release := func() {}
+		if markSeen {
+			var err error
+			if release, err = s.turn(v.folder.ID); err != nil {
+				return err
+			}
+		}
 		rows, err := s.rows(v, chunk)
 		if err != nil {
+			release()
 			return err
 		}
 		var seen map[uint32]bool
 		if markSeen {
-			if seen, err = s.markSeen(v, rows); err != nil {
-				return err
-			}
+			seen, err = s.markSeen(v, rows)
+		}
+		release()
+		if err != nil {
+			return err
 		}
 		for _, it := range chunk {
 			m := rows[it.uid]

@@ -12,8 +12,21 @@ import (
 	"github.com/postfach/postfach/maildir"
 )
 
+// turn waits for the turn of a local change to the given folders (see
+// index.Store.LocalChange): taken before the rows a change acts on are
+// read, so that no sync run changes them in between, and released once
+// the door calls return.
+func (s *session) turn(folders ...index.FolderID) (release func(), err error) {
+	release, err = s.srv.o.Store.LocalChange(s.srv.ctx, folders...)
+	if err != nil {
+		return nil, s.storeErr("waiting for the sync", err)
+	}
+	return release, nil
+}
+
 // setFlags gives messages of v's mailbox new flags through the door
-// (Synced nil: the sync pushes them). The hub sends the change to every
+// (Synced nil: the sync pushes them); the caller holds the turn (see
+// turn) since it read the rows. The hub sends the change to every
 // other session of the mailbox; this one answers its command itself.
 func (s *session) setFlags(v *view, changes []index.FlagChange) error {
 	if len(changes) == 0 {
@@ -25,13 +38,7 @@ func (s *session) setFlags(v *view, changes []index.FlagChange) error {
 		b.own[c.Message.LocalUID] = v
 	}
 	b.mu.Unlock()
-	// In the account's turn: not in the middle of a sync run (see
-	// index.Store.SyncTurn).
-	release, err := s.srv.o.Store.LocalChange(s.srv.ctx, v.folder.ID)
-	if err == nil {
-		err = s.srv.o.Store.SetFlags(s.srv.ctx, changes, nil)
-		release()
-	}
+	err := s.srv.o.Store.SetFlags(s.srv.ctx, changes, nil)
 	if err == nil {
 		b.waitFor(s.srv.hub, func() bool {
 			for _, c := range changes {
@@ -68,8 +75,13 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.
 	for len(items) > 0 {
 		chunk := items[:min(len(items), fetchChunk)]
 		items = items[len(chunk):]
+		release, err := s.turn(v.folder.ID)
+		if err != nil {
+			return err
+		}
 		rows, err := s.rows(v, chunk)
 		if err != nil {
+			release()
 			return err
 		}
 		var changes []index.FlagChange
@@ -79,7 +91,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.
 				changes = append(changes, index.FlagChange{Message: m, Flags: f, Keywords: k})
 			}
 		}
-		if err := s.setFlags(v, changes); err != nil {
+		err = s.setFlags(v, changes)
+		release()
+		if err != nil {
 			return err
 		}
 		if sf.Silent {
@@ -169,12 +183,18 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	for len(items) > 0 {
 		chunk := items[:min(len(items), opChunk)]
 		items = items[len(chunk):]
+		release, err := s.turn(v.folder.ID, to.ID)
+		if err != nil {
+			return nil, err
+		}
 		rows, err := s.rows(v, chunk)
 		if err != nil {
+			release()
 			return nil, err
 		}
 		msgs := ordered(chunk, rows)
 		copies, err := s.srv.o.Store.CopyTo(s.srv.ctx, msgs, to.ID)
+		release()
 		if err != nil {
 			return nil, s.storeErr("copying messages", err)
 		}
@@ -210,8 +230,13 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	for len(items) > 0 {
 		chunk := items[:min(len(items), opChunk)]
 		items = items[len(chunk):]
+		release, err := s.turn(v.folder.ID, to.ID)
+		if err != nil {
+			return err
+		}
 		rows, err := s.rows(v, chunk)
 		if err != nil {
+			release()
 			return err
 		}
 		msgs := ordered(chunk, rows)
@@ -219,7 +244,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 			old = append(old, m.LocalUID)
 			data.SourceUIDs.AddNum(imap.UID(m.LocalUID))
 		}
-		if _, err := s.srv.o.Store.MoveTo(s.srv.ctx, msgs, to.ID); err != nil {
+		_, err = s.srv.o.Store.MoveTo(s.srv.ctx, msgs, to.ID)
+		release()
+		if err != nil {
 			return s.storeErr("moving messages", err)
 		}
 		for _, m := range msgs {
@@ -251,13 +278,18 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
 	if err := v.checkWritable(); err != nil {
 		return err
 	}
+	release, err := s.turn(v.folder.ID)
+	if err != nil {
+		return err
+	}
 	var rows []*index.Message
-	err := s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
+	err = s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
 		var err error
 		rows, err = tx.LocalFlagged(v.folder.ID, maildir.FlagDeleted)
 		return err
 	})
 	if err != nil {
+		release()
 		return s.storeErr("expunging", err)
 	}
 	if set != nil {
@@ -265,9 +297,12 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
 		rows = slices.DeleteFunc(rows, func(m *index.Message) bool { return !inUIDSet(*set, m.LocalUID, last) })
 	}
 	if len(rows) == 0 {
+		release()
 		return nil
 	}
-	if err := s.srv.o.Store.Expunge(s.srv.ctx, rows); err != nil {
+	err = s.srv.o.Store.Expunge(s.srv.ctx, rows)
+	release()
+	if err != nil {
 		return s.storeErr("expunging", err)
 	}
 	b := v.box

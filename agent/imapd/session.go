@@ -52,6 +52,9 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if s.closed {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Shutting down"}
 	}
+	if s.sessions >= maxSessions {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Too many connections"}
+	}
 	s.sessions++
 	return &session{srv: s, conn: c, remote: c.NetConn().RemoteAddr()}, nil, nil
 }
@@ -226,20 +229,25 @@ func (v *view) checkWritable() error {
 	return nil
 }
 
+// maxSessions bounds the connections served at once (as pop3d's): each
+// holds a goroutine and buffers, and a login needs none before it.
+const maxSessions = 100
+
 // errNo is a NO response with text.
 func errNo(text string) error {
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: text}
 }
 
-// storeErr turns an error of the store into a one-line NO response
-// (an IMAP error is returned as it is).
+// storeErr turns an error of the store into a NO response naming what
+// failed, and logs the error (an IMAP error is returned as it is).
 func (s *session) storeErr(what string, err error) error {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
 		return err
 	}
 	s.srv.log.Warn("imapd: "+what, "user", s.user, "err", err)
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: oneLine(what + ": " + err.Error())}
+	// The details (file names, paths) stay in the agent's log.
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: oneLine(what + " failed; the agent's log says why")}
 }
 
 // oneLine makes text fit a status response: one line, no control

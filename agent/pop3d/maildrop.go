@@ -143,8 +143,15 @@ func (s *Server) update(ctx context.Context, md *maildrop) (int, error) {
 	if md.folder == nil {
 		return 0, nil
 	}
+	// The rows are read, and expunged, in the account's turn: no sync run
+	// moves or removes them in between (index.Store.LocalChange).
+	release, err := s.o.Store.LocalChange(ctx, md.folder.ID)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	var rows []*index.Message
-	err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+	err = s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
 		rows = rows[:0]
 		for i := range md.msgs {
 			e := &md.msgs[i]

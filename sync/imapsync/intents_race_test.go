@@ -29,8 +29,10 @@ func TestQueuedMoveChangedWhileMoving(t *testing.T) {
 				if stage != "moved" {
 					return nil
 				}
-				row := e.rowByID(m.ID) // in Archive, UID 0
-				go func() {
+				go func() { // as an endpoint does: the turn, then the row
+					release := e.store.LocalChangeOf(e.folderRow("INBOX").Account)
+					defer release()
+					row := e.rowByID(m.ID) // in Archive, UID 0 (or moved on by the run)
 					var err error
 					if then == "expunge" {
 						err = e.store.Expunge(ctx, []*index.Message{row})
@@ -110,5 +112,30 @@ func TestQueuedMoveThenExpungePartial(t *testing.T) {
 	}
 	if n := e.openIntents(); n != 0 {
 		t.Errorf("%d intents left open", n)
+	}
+}
+
+// TestDryRunDuringLocalChange: a dry run (postfach sync --dry-run, asked of
+// a running agent) does not wait for the account's turn: its view holds
+// the store's write connection from its first read, and a local change
+// holding its turn may be waiting for that connection (review of issue
+// 11: the two waited for each other, and every write to the store
+// stopped).
+func TestDryRunDuringLocalChange(t *testing.T) {
+	e := bugEnv(t)
+	release := e.store.LocalChangeOf(e.folderRow("INBOX").Account)
+	defer release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.runWith(true, false)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the dry run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the dry run waits for a local change's turn")
 	}
 }

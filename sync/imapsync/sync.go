@@ -307,8 +307,13 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	s.stopFirst = context.AfterFunc(ctx, func() { go first.Close() }) // see abort
 	// From here to the run's end, the local endpoints' changes to the
 	// account wait (index.Store.SyncTurn): what the run reads of the
-	// Maildir and the index stays what it acts on.
-	s.releaseTurn = o.Index.SyncTurn(acct)
+	// Maildir and the index stays what it acts on. Not a dry run's: it
+	// changes nothing, and its view holds the store's write connection
+	// from its first read, which a local change holding its turn may be
+	// waiting for.
+	if !o.DryRun {
+		s.releaseTurn = o.Index.SyncTurn(acct)
+	}
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
 	allFolders, delim, err := listFolders(first)
 	var ns *nsChoice
