@@ -156,9 +156,22 @@ func (d *Dir) Scan() ([]Entry, error) { return d.scan(false) }
 // with what a real run would find but creates nothing.
 func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
 
+// new/ is read before cur/: mail moves from new/ to cur/ (a mail reader
+// taking it in, a flag change; nothing moves it back), so a file moved
+// while the folder is read is seen twice, and its entry in cur/ is kept,
+// never missed (read the other way round, it would be in neither listing,
+// and its row would look deleted here: TestRunKill9 lost mail so). The
+// entries of cur/ come first.
+// scanBetween, if set (by tests), runs between the two directories' reads.
+var scanBetween func()
+
 func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
-	var out []Entry
-	for _, sub := range [...]string{"cur", "new"} {
+	var fromNew, out []Entry
+	inNew := map[string]bool{} // keys of fromNew; true once seen in cur/ too
+	for i, sub := range [...]string{"new", "cur"} {
+		if i == 1 && scanBetween != nil {
+			scanBetween()
+		}
 		ents, err := os.ReadDir(filepath.Join(d.Path, sub))
 		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -175,6 +188,20 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 				continue
 			}
 			e.Sub = sub
+			if sub == "new" {
+				fromNew = append(fromNew, e)
+				inNew[e.Key] = false
+				continue
+			}
+			if _, ok := inNew[e.Key]; ok {
+				inNew[e.Key] = true
+			}
+			out = append(out, e)
+		}
+	}
+	// cur/ first, then new/ but for the files moved into cur/ meanwhile.
+	for _, e := range fromNew {
+		if !inNew[e.Key] {
 			out = append(out, e)
 		}
 	}
@@ -190,8 +217,9 @@ func matchKey(name, key string) bool {
 }
 
 // Find returns the entry with the given key. It tries hint, the last known
-// base name, in cur/ and then new/, and otherwise reads cur/ and then new/ in
-// chunks for a name that is key or starts with key+"," or key+":". If more
+// base name, in new/ and then cur/, and otherwise reads new/ and then cur/
+// in chunks (in that order for the reason scan gives) for a name that is
+// key or starts with key+"," or key+":". If more
 // than one file has the key (it never happens by our hand), the first found
 // wins. The error wraps fs.ErrNotExist if no file has the key.
 func (d *Dir) Find(key, hint string) (Entry, error) {
@@ -199,14 +227,14 @@ func (d *Dir) Find(key, hint string) (Entry, error) {
 		return Entry{}, fmt.Errorf("maildir: find: bad key %q", key)
 	}
 	if e, ok := ParseName(hint); ok && e.Key == key {
-		for _, sub := range [...]string{"cur", "new"} {
+		for _, sub := range [...]string{"new", "cur"} {
 			if _, err := os.Lstat(filepath.Join(d.Path, sub, hint)); err == nil {
 				e.Sub = sub
 				return e, nil
 			}
 		}
 	}
-	for _, sub := range [...]string{"cur", "new"} {
+	for _, sub := range [...]string{"new", "cur"} {
 		e, err := findIn(filepath.Join(d.Path, sub), key)
 		if err == nil {
 			e.Sub = sub

@@ -257,3 +257,28 @@ func TestCleanTmp(t *testing.T) {
 		t.Errorf("tmp/ = %q, want %q", names, want)
 	}
 }
+
+// TestScanDuringMove: a file a mail reader moves from new/ to cur/ (a
+// flag change) while the folder is read is listed once, in cur/; read the
+// other way round it was in neither listing, its row looked deleted, and
+// the sync deleted the message on both sides (TestRunKill9).
+func TestScanDuringMove(t *testing.T) {
+	d := openTemp(t)
+	name := "1700000009.M1P2.host,U=5"
+	if err := os.WriteFile(filepath.Join(d.Path, "new", name), []byte("Subject: x\n\nbody\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	scanBetween = func() {
+		if err := os.Rename(filepath.Join(d.Path, "new", name), filepath.Join(d.Path, "cur", name+":2,S")); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { scanBetween = nil }()
+	es, err := d.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Sub != "cur" || es[0].Flags != FlagSeen {
+		t.Errorf("Scan during a move from new/ to cur/ = %+v; want the file once, in cur/ with S", es)
+	}
+}

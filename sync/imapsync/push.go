@@ -321,6 +321,21 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 		j.recordRows(OpDeleteServer, rows)
 		return nil
 	}
+	// The folder is read once more before anything is deleted upstream: a
+	// file that is there after all (renamed while the folder was read) is
+	// no deletion; the next run sees it as it is.
+	entries, err := j.dir.Scan()
+	if err != nil {
+		return err
+	}
+	onDisk := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		onDisk[e.Key] = true
+	}
+	rows = slices.DeleteFunc(slices.Clone(rows), func(m *index.Message) bool { return onDisk[m.Key] })
+	if len(rows) == 0 {
+		return nil
+	}
 	uids := make([]imap.UID, len(rows))
 	for i, m := range rows {
 		uids[i] = imap.UID(m.UID)
