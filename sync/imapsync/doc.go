@@ -41,7 +41,11 @@
 //     UID MOVE upstream. So no plan uploads a moved message again or
 //     fetches an expunged one. Their flag changes through the door
 //     (index.Store.SetFlags without a merge base) are ordinary local flag
-//     changes, pushed by step 4.
+//     changes, pushed by step 4. From its first connection to its end, a
+//     run (not a dry run) holds the account's turn (index.Store.SyncTurn):
+//     the local endpoints' changes wait, so what the run read of the
+//     Maildir and the index is what it acts on; a listing read before the
+//     turn is read again if a local change came in between.
 //  4. Per folder (skip.go, plan.go), in parallel over Options.Connections
 //     connections (dialed by sync/imapconn, with a MULTIAPPEND uploader
 //     beside them where the server has it). A folder whose LIST-STATUS equals the recorded state, whose
