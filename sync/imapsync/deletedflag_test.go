@@ -3,6 +3,7 @@ package imapsync_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,4 +312,55 @@ func TestChangeAfterDownload(t *testing.T) {
 		}
 	}
 	e.compare()
+}
+
+// TestPushedFlagsThenUndone: a mail client flags a message here; the run
+// that pushes it (STORE +\Flagged) is killed before it commits the new
+// base; the user then unflags it. The server's \Flagged is this side's
+// own push, which the user undid: it must go, not come back down
+// (TestRunKill9: "flags 2,F, want 2,"). And the other way: a push killed
+// before its STORE leaves the server as it was, and the local change still
+// goes up.
+func TestPushedFlagsThenUndone(t *testing.T) {
+	for _, stored := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stored=%v", stored), func(t *testing.T) {
+			e := bugEnv(t)
+			x := e.entries("INBOX")[0]
+			id := e.fileMessageID("INBOX", x)
+			flagged, err := e.dir("INBOX").SetFlags(x, x.Flags|maildir.FlagFlagged)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errKilled := errors.New("killed")
+			imapsync.SetFlagsCommitHook(func() error { return errKilled })
+			_, _, err = e.trySync(false)
+			imapsync.SetFlagsCommitHook(nil)
+			if err == nil || !strings.Contains(err.Error(), "killed") {
+				t.Fatalf("the run killed in its flag commit: %v", err)
+			}
+			if !stored { // as if the kill had come before the STORE
+				e.serverSetFlags("INBOX", x.UID, imap.StoreFlagsDel, imap.FlagFlagged)
+			}
+			want := x.Flags
+			if stored {
+				// The user unflags it again.
+				if _, err := e.dir("INBOX").SetFlags(flagged, x.Flags); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				want = x.Flags | maildir.FlagFlagged
+			}
+			e.sync()
+			got := findServer(e.serverNow(), id)
+			if len(got["INBOX"]) != 1 || got["INBOX"][0].Flags != want {
+				t.Errorf("server has %s; want it with %s", uidsOf(got), want.Info())
+			}
+			for _, fe := range e.entries("INBOX") {
+				if fe.Key == x.Key && fe.Flags != want {
+					t.Errorf("local file %s; want %s", fe.Name, want.Info())
+				}
+			}
+			e.compare()
+		})
+	}
 }

@@ -35,6 +35,9 @@ func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*
 	if err := fill(ctx, o.Index, changed); err != nil {
 		return err
 	}
+	if err := w.recoverPushes(ctx, j, local, server); err != nil {
+		return err
+	}
 	p := planFlags(o, local, server)
 	if len(p.changes) == 0 {
 		return nil
@@ -135,6 +138,10 @@ func planFlags(o *Options, local map[uint32]*index.Message, server map[uint32]*s
 // local changes through the store's door (file renames, the directory
 // sync, the rows) with the new merge bases in the same transaction.
 func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) error {
+	pushes, err := w.journalPushes(ctx, j, p)
+	if err != nil {
+		return err
+	}
 	keys := make([]string, 0, len(p.stores))
 	for k := range p.stores {
 		keys = append(keys, k)
@@ -190,7 +197,7 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 				return err
 			}
 		}
-		for _, id := range intents {
+		for _, id := range append(intents, pushes...) {
 			if err := tx.DoneIntent(id); err != nil {
 				return err
 			}
