@@ -279,7 +279,7 @@ func TestServeLatency(t *testing.T) {
 func TestServeOutage(t *testing.T) {
 	t.Parallel()
 	e := newServeEnv(t, "soutage", "INBOX", "Second")
-	e.seedUpstream(t, 14, agenttest.Local)
+	e.seedUpstream(t, 28, agenttest.Local) // enough unflagged ones in INBOX for compoundChanges, whatever the seed
 	a := e.start(t)
 	local := e.endpoint(t)
 	waitLocal(t, e, local)
