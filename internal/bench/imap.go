@@ -27,17 +27,22 @@ type imapOptions struct {
 	json     bool
 }
 
-func runIMAP(args []string) error {
-	var o imapOptions
-	fs := flag.NewFlagSet("imap", flag.ExitOnError)
+// addFlags registers the flags the imap and serve scenarios share.
+func (o *imapOptions) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus")
 	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
 	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
-	fs.IntVar(&o.changes, "changes", 100, "incremental phase: flag changes and new messages on the server (0: skip the phase)")
 	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
 	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+}
+
+func runIMAP(args []string) error {
+	var o imapOptions
+	fs := flag.NewFlagSet("imap", flag.ExitOnError)
+	o.addFlags(fs)
+	fs.IntVar(&o.changes, "changes", 100, "incremental phase: flag changes and new messages on the server (0: skip the phase)")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

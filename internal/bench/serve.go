@@ -54,13 +54,7 @@ const (
 func runServe(args []string) error {
 	var o imapOptions
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus")
-	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
-	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
-	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
-	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	o.addFlags(fs)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
