@@ -53,8 +53,10 @@ const (
 
 func runServe(args []string) error {
 	var o imapOptions
+	var cpuProfile string
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	o.addFlags(fs)
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the serving agent's CPU profile to `file` (it covers the whole scenario)")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -91,7 +93,14 @@ func runServe(args []string) error {
 	}
 	fmt.Fprintf(log, "bench: seeded %d messages into Dovecot in %s\n", rep.Corpus.Messages, time.Since(t0).Round(time.Millisecond))
 
-	agent, addr, err := startServing(ctx, ws, srv, want, filepath.Join(work, "postfach"))
+	var agentArgs []string
+	if cpuProfile != "" {
+		if cpuProfile, err = filepath.Abs(cpuProfile); err != nil {
+			return err
+		}
+		agentArgs = []string{"--cpuprofile", cpuProfile}
+	}
+	agent, addr, err := startServing(ctx, ws, srv, want, filepath.Join(work, "postfach"), agentArgs...)
 	if err != nil {
 		return err
 	}
@@ -133,6 +142,13 @@ func runServe(args []string) error {
 			return err
 		}
 		rep.Peers[0].Notes += fmt.Sprintf("; the agent's peak RSS over the scenario (sync, serving every run): %s", kib(hwm))
+		if cpuProfile != "" {
+			// The profile is written when the agent exits on SIGTERM.
+			if _, err := agent.Stop(30 * time.Second); err != nil {
+				return fmt.Errorf("stopping postfach run for its CPU profile: %w", err)
+			}
+			fmt.Fprintf(log, "bench: the agent's CPU profile is in %s\n", cpuProfile)
+		}
 		return nil
 	})
 }
@@ -141,7 +157,7 @@ func runServe(args []string) error {
 // verified against want), then starts postfach run on it with the local
 // IMAP endpoint on a free loopback port, and returns the agent and the
 // endpoint's address once it answers.
-func startServing(ctx context.Context, ws *workspace, srv *dovecotServer, want mirror, dir string) (*agenttest.Agent, string, error) {
+func startServing(ctx context.Context, ws *workspace, srv *dovecotServer, want mirror, dir string, agentArgs ...string) (*agenttest.Agent, string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
 	}
@@ -174,7 +190,7 @@ func startServing(ctx context.Context, ws *workspace, srv *dovecotServer, want m
 	if err != nil {
 		return nil, "", err
 	}
-	a, err := agenttest.StartAgent(ws.pf.bin, conf, nil)
+	a, err := agenttest.StartAgent(ws.pf.bin, conf, nil, agentArgs...)
 	if err != nil {
 		return nil, "", err
 	}
