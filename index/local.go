@@ -358,19 +358,41 @@ func (tx *ReadTx) LocalUIDs(folder FolderID) ([]uint32, uint64, error) {
 	return uids, modseq, rows.Err()
 }
 
+// The queries of LocalMessages: a run of consecutive UIDs (one, for a
+// client that fetches message by message), or any set through json_each.
+const (
+	localMessagesRange = `SELECT ` + messageCols + ` FROM messages WHERE folder_id=? AND local_uid BETWEEN ? AND ? ORDER BY local_uid`
+	localMessagesList  = `SELECT ` + messageCols + ` FROM messages WHERE folder_id=?
+		AND local_uid IN (SELECT value FROM json_each(?)) ORDER BY local_uid`
+)
+
 // LocalMessages returns the rows of folder's messages with the given
 // local UIDs, ascending by local UID; UIDs without a row are left out.
 func (tx *ReadTx) LocalMessages(folder FolderID, uids []uint32) ([]*Message, error) {
 	var out []*Message
 	for len(uids) > 0 {
-		n := min(len(uids), 500)
-		list, err := json.Marshal(uids[:n])
+		// A run of consecutive UIDs (one, for a client that fetches
+		// message by message) is a range on the primary key; other sets
+		// go 500 at a time through json_each.
+		n := 1
+		for n < len(uids) && uids[n] == uids[n-1]+1 {
+			n++
+		}
+		q, args := localMessagesRange, []any{folder, uids[0], uids[n-1]}
+		if n == 1 && len(uids) > 1 {
+			n = min(len(uids), 500)
+			list, err := json.Marshal(uids[:n])
+			if err != nil {
+				return nil, err
+			}
+			q, args = localMessagesList, []any{folder, string(list)}
+		}
+		uids = uids[n:]
+		st, err := tx.prep(q)
 		if err != nil {
 			return nil, err
 		}
-		uids = uids[n:]
-		rows, err := tx.tx.Query(`SELECT `+messageCols+` FROM messages WHERE folder_id=?
-			AND local_uid IN (SELECT value FROM json_each(?)) ORDER BY local_uid`, folder, string(list))
+		rows, err := st.Query(args...)
 		if err != nil {
 			return nil, err
 		}

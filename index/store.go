@@ -133,6 +133,9 @@ type Store struct {
 	root string  // the Maildir root (OpenStore); "" when opened with Open
 	w    *sql.DB // one connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
+	// rstmts and wstmts are the statements prepared on r and w (see
+	// stmtCache).
+	rstmts, wstmts *stmtCache
 
 	// files makes delivered files durable (Deliver): opened by OpenStore,
 	// before the store writes anything, and kept until Close (see
@@ -169,7 +172,7 @@ func Open(path string) (*Store, error) {
 	}
 	dsn := func(extra string) string {
 		q := url.Values{}
-		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", "cache_size(-16000)"} {
+		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", "cache_size(-16000)", "temp_store(2)"} {
 			q.Add("_pragma", p)
 		}
 		return "file:" + uriPath(path) + "?" + q.Encode() + extra
@@ -202,7 +205,21 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{path: path, w: w, r: r, feed: newFeed(), delivering: &keySet{}, turns: &turns{}}, nil
+	rstmts, err := newStmtCache(r)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("index: %s: %w", path, err)
+	}
+	wstmts, err := newStmtCache(w)
+	if err != nil {
+		rstmts.close()
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("index: %s: %w", path, err)
+	}
+	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts,
+		feed: newFeed(), delivering: &keySet{}, turns: &turns{}}, nil
 }
 
 // lockDir waits for an exclusive flock on the directory dir and returns
@@ -271,7 +288,7 @@ func uriPath(path string) string {
 // Close closes the index and ends its subscriptions (see Subscribe).
 func (s *Store) Close() error {
 	s.feed.close()
-	return errors.Join(s.r.Close(), s.w.Close(), s.files.Close())
+	return errors.Join(s.rstmts.close(), s.wstmts.close(), s.r.Close(), s.w.Close(), s.files.Close())
 }
 
 // DryRun returns a view of the store for a run that must change nothing:
@@ -454,6 +471,7 @@ func busy(err error) error {
 type ReadTx struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt // prepared once per transaction (see prep)
+	cache *stmtCache           // the pool's prepared statements; nil in a dry run
 }
 
 // prep returns q prepared on this transaction, preparing it on first use:
@@ -463,9 +481,17 @@ func (tx *ReadTx) prep(q string) (*sql.Stmt, error) {
 	if st, ok := tx.stmts[q]; ok {
 		return st, nil
 	}
-	st, err := tx.tx.Prepare(q)
-	if err != nil {
-		return nil, err
+	var st *sql.Stmt
+	if tx.cache != nil {
+		if shared := tx.cache.get(q); shared != nil {
+			st = tx.tx.Stmt(shared)
+		}
+	}
+	if st == nil {
+		var err error
+		if st, err = tx.tx.Prepare(q); err != nil {
+			return nil, err
+		}
 	}
 	if tx.stmts == nil {
 		tx.stmts = map[string]*sql.Stmt{}
@@ -525,7 +551,9 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 		return fmt.Errorf("index: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(&ReadTx{tx: tx})
+	rt := &ReadTx{tx: tx, cache: s.rstmts}
+	defer rt.closeStmts()
+	return fn(rt)
 }
 
 // Write runs fn in a read-write transaction and commits it when fn returns
@@ -539,7 +567,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	wt := &Tx{ReadTx: ReadTx{tx: tx}}
+	wt := &Tx{ReadTx: ReadTx{tx: tx, cache: s.wstmts}}
 	if err := fn(wt); err != nil {
 		tx.Rollback()
 		return diskFull(err)

@@ -22,7 +22,7 @@ const (
 
 // testStore is a store with one account ("acct") and its folders, made
 // through the door.
-func testStore(t *testing.T, folders ...string) (*index.Store, map[string]*index.Folder) {
+func testStore(t testing.TB, folders ...string) (*index.Store, map[string]*index.Folder) {
 	t.Helper()
 	st, err := index.OpenStore(t.TempDir())
 	if err != nil {
@@ -86,7 +86,7 @@ func deliver(t *testing.T, st *index.Store, f *index.Folder, uid uint32, raw str
 
 // startServer serves st for accounts on a listener on 127.0.0.1 and
 // returns its address.
-func startServer(t *testing.T, st *index.Store, accounts ...string) (*Server, string) {
+func startServer(t testing.TB, st *index.Store, accounts ...string) (*Server, string) {
 	t.Helper()
 	if len(accounts) == 0 {
 		accounts = []string{"acct"}
