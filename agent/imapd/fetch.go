@@ -19,6 +19,12 @@ import (
 // fetchChunk is how many messages' rows a FETCH reads at a time.
 const fetchChunk = 200
 
+// readAhead is how many rows past the messages it names a FETCH reads
+// when it asks only for what never changes of a message (its body, size,
+// dates, envelope): a client that fetches message by message, as mbsync
+// does, then costs one index read per readAhead messages.
+const readAhead = 100
+
 // inMemory is the largest message whose wire form a FETCH holds in
 // memory; a larger one is read twice (counted, then streamed).
 const inMemory = 1 << 20
@@ -30,6 +36,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 	}
 	items := v.resolve(numSet)
 	markSeen := !v.readOnly && wantsSeen(o)
+	fixed := !markSeen && fixedOnly(o)
 	for len(items) > 0 {
 		chunk := items[:min(len(items), fetchChunk)]
 		items = items[len(chunk):]
@@ -40,7 +47,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 				return err
 			}
 		}
-		rows, err := s.rows(v, chunk)
+		rows, err := s.rows(v, chunk, fixed)
 		if err != nil {
 			release()
 			return err
@@ -66,12 +73,31 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 	return nil
 }
 
-// rows reads the rows of items, by local UID.
-func (s *session) rows(v *view, items []item) (map[uint32]*index.Message, error) {
+// rows reads the rows of items, by local UID. With fixed (the FETCH uses
+// only what never changes of a message, see fixedOnly), rows read ahead
+// by an earlier FETCH serve, and a short read reads ahead: a row's flags
+// may be stale then, its body, size and dates cannot be. A message
+// expunged meanwhile has no file left, and fetchOne leaves it out.
+func (s *session) rows(v *view, items []item, fixed bool) (map[uint32]*index.Message, error) {
+	if fixed && v.ahead != nil {
+		hit := make(map[uint32]*index.Message, len(items))
+		for _, it := range items {
+			if m := v.ahead[it.uid]; m != nil {
+				hit[it.uid] = m
+			}
+		}
+		if len(hit) == len(items) {
+			return hit, nil
+		}
+	}
+	want := uids(items)
+	if fixed && len(items) < readAhead {
+		want = append(want, v.uidsAfter(want[len(want)-1], readAhead)...)
+	}
 	var list []*index.Message
 	err := s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
 		var err error
-		list, err = tx.LocalMessages(v.folder.ID, uids(items))
+		list, err = tx.LocalMessages(v.folder.ID, want)
 		return err
 	})
 	if err != nil {
@@ -81,7 +107,17 @@ func (s *session) rows(v *view, items []item) (map[uint32]*index.Message, error)
 	for _, m := range list {
 		out[m.LocalUID] = m
 	}
+	if fixed {
+		v.ahead = out
+	}
 	return out, nil
+}
+
+// fixedOnly reports whether a FETCH asks only for what never changes of
+// a message: no FLAGS (nor MODSEQ), and no body item that sets \Seen
+// (the caller checks that).
+func fixedOnly(o *imap.FetchOptions) bool {
+	return !o.Flags && !o.ModSeq
 }
 
 // wantsSeen reports whether a FETCH sets \Seen (a BODY[...] or

@@ -101,3 +101,41 @@ func TestExaminePermanentFlags(t *testing.T) {
 		t.Errorf("SELECT: %q, want the system flags, $Forwarded and \\*", u)
 	}
 }
+
+// TestFetchReadAhead: rows a body-only FETCH read ahead never answer for
+// what can change. Session A fetches message 1's body (reading ahead the
+// rows of 2 and 3); B then flags message 2 and expunges message 3. A's
+// FETCH of 2's FLAGS shows B's flag, and its FETCH of 3's body leaves the
+// expunged message out rather than serving it from the stale row.
+func TestFetchReadAhead(t *testing.T) {
+	st, folders := testStore(t, "INBOX")
+	for i := 1; i <= 3; i++ {
+		deliver(t, st, folders["INBOX"], uint32(i), fmt.Sprintf("Subject: m%d\r\n\r\nbody %d\r\n", i, i), 0)
+	}
+	_, addr := startServer(t, st)
+	a := dialT(t, addr, "A")
+	a.raw = true
+	if u := a.must("UID FETCH 1 (BODY.PEEK[])"); !strings.Contains(strings.Join(u, "\n"), "body 1") {
+		t.Fatalf("FETCH 1: %q", u)
+	}
+	b := dialT(t, addr, "B")
+	b.must(`UID STORE 2 +FLAGS (\Flagged)`)
+	b.must(`UID STORE 3 +FLAGS (\Deleted)`)
+	b.must("EXPUNGE")
+
+	u := a.must("UID FETCH 2 (FLAGS BODY.PEEK[])")
+	var resp string // the response to the FETCH (B's flag may also come before it, unsolicited)
+	for _, l := range u {
+		if strings.Contains(l, "BODY[]") {
+			resp = l
+		}
+	}
+	if !strings.Contains(resp, `\Flagged`) || !strings.Contains(strings.Join(u, "\n"), "body 2") {
+		t.Errorf("FETCH 2 after B flagged it: %q, want \\Flagged in %q and its body", u, resp)
+	}
+	for _, l := range a.must("UID FETCH 3 (BODY.PEEK[])") {
+		if strings.Contains(l, "body 3") {
+			t.Errorf("FETCH 3 after B expunged it served its body: %q", l)
+		}
+	}
+}

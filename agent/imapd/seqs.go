@@ -129,3 +129,15 @@ func uids(items []item) []uint32 {
 	}
 	return out
 }
+
+// uidsAfter returns up to n UIDs of the mailbox that follow uid.
+func (v *view) uidsAfter(uid uint32, n int) []uint32 {
+	b := v.box
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i, ok := slices.BinarySearch(b.uids, uid)
+	if ok {
+		i++
+	}
+	return slices.Clone(b.uids[i:min(len(b.uids), i+n)])
+}

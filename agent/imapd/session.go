@@ -35,6 +35,10 @@ type view struct {
 	readOnly  bool
 	notify    chan struct{} // a token when the hub queued an update (see Idle)
 	searchRes imap.UIDSet   // SEARCH RETURN (SAVE): "$"
+	// ahead holds rows a FETCH read past the messages it named, for a
+	// client that fetches message by message (see readAhead). Only the
+	// connection's goroutine uses it.
+	ahead map[uint32]*index.Message
 	// unsentExpunges counts the expunges queued for this session since
 	// it last polled with expunges allowed (at least those it has not
 	// been sent). Under box.mu.
