@@ -342,7 +342,7 @@ func (s *Store) dryRead(ctx context.Context, fn func(*ReadTx) error) error {
 	if err != nil {
 		return err
 	}
-	rt := &ReadTx{tx: tx}
+	rt := &ReadTx{tx: tx, root: s.root}
 	defer rt.closeStmts()
 	return fn(rt)
 }
@@ -361,7 +361,7 @@ func (s *Store) dryWrite(ctx context.Context, fn func(*Tx) error) error {
 	if _, err := tx.Exec("SAVEPOINT " + sp); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	wt := &Tx{ReadTx: ReadTx{tx: tx}}
+	wt := &Tx{ReadTx: ReadTx{tx: tx, root: s.root}}
 	err = fn(wt)
 	wt.closeStmts()
 	if err != nil {
@@ -453,6 +453,7 @@ func busy(err error) error {
 // ReadTx is a read-only snapshot of the index.
 type ReadTx struct {
 	tx    *sql.Tx
+	root  string               // the store's Maildir root ("" when opened with Open)
 	stmts map[string]*sql.Stmt // prepared once per transaction (see prep)
 }
 
@@ -525,7 +526,7 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 		return fmt.Errorf("index: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(&ReadTx{tx: tx})
+	return fn(&ReadTx{tx: tx, root: s.root})
 }
 
 // Write runs fn in a read-write transaction and commits it when fn returns
@@ -539,7 +540,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	wt := &Tx{ReadTx: ReadTx{tx: tx}}
+	wt := &Tx{ReadTx: ReadTx{tx: tx, root: s.root}}
 	if err := fn(wt); err != nil {
 		tx.Rollback()
 		return diskFull(err)

@@ -1,0 +1,247 @@
+package index_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/index"
+)
+
+func outboxStore(t *testing.T) *index.Store {
+	t.Helper()
+	st, err := index.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// outboxFiles lists the outbox's message files (cur/ and new/).
+func outboxFiles(t *testing.T, st *index.Store) []string {
+	t.Helper()
+	var names []string
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		es, err := os.ReadDir(filepath.Join(st.Root(), ".postfach", "outbox", sub))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			names = append(names, sub+"/"+e.Name())
+		}
+	}
+	return names
+}
+
+func outboxList(t *testing.T, st *index.Store, account string) []*index.OutboxMessage {
+	t.Helper()
+	var ms []*index.OutboxMessage
+	if err := st.Read(context.Background(), func(tx *index.ReadTx) error {
+		var err error
+		ms, err = tx.OutboxList(account)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+const outboxMsg = "From: a@example.org\r\nTo: b@example.org\r\nSubject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <m1@example.org>\r\n\r\nhello\r\n"
+
+// TestEnqueue: a queued message is its row and its file (0600, the bytes
+// as given, LF on disk), listed with its envelope; the feed announces it;
+// OutboxDelete removes both.
+func TestEnqueue(t *testing.T) {
+	st := outboxStore(t)
+	ctx := context.Background()
+	sub := st.Subscribe(0)
+	defer sub.Close()
+	env := index.Envelope{From: "a@example.org", To: []string{"b@example.org", "hidden@example.org"}}
+	m, err := st.Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := <-sub.C()
+	if c.Kind != index.OutboxQueued || c.Name != "acct" || c.Account == 0 {
+		t.Errorf("feed: %+v, want outbox-queued of acct", c)
+	}
+	data, err := os.ReadFile(m.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.ReplaceAll(outboxMsg, "\r\n", "\n"); string(data) != want {
+		t.Errorf("file holds %q, want %q", data, want)
+	}
+	if fi, _ := os.Stat(m.Path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+	ls := outboxList(t, st, "acct")
+	if len(ls) != 1 {
+		t.Fatalf("listed %d messages, want 1", len(ls))
+	}
+	got := ls[0]
+	if got.ID != m.ID || got.From != env.From || got.Subject != "grüße" || got.MessageID != "m1@example.org" ||
+		got.Size != int64(len(outboxMsg)) || got.State != "queued" || got.Path != m.Path || got.Account != "acct" {
+		t.Errorf("listed %+v", got)
+	}
+	want := []index.OutboxRecipient{{Addr: "b@example.org", State: "pending"}, {Addr: "hidden@example.org", State: "pending"}}
+	if !slices.Equal(got.Recipients, want) {
+		t.Errorf("recipients %+v, want %+v", got.Recipients, want)
+	}
+	if len(outboxList(t, st, "other")) != 0 || len(outboxList(t, st, "")) != 1 {
+		t.Error("listing by account is wrong")
+	}
+	if err := st.OutboxDelete(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.OutboxDelete(ctx, m.ID); !errors.Is(err, index.ErrNotFound) {
+		t.Errorf("second delete: %v, want ErrNotFound", err)
+	}
+	if fs := outboxFiles(t, st); len(fs) != 0 || len(outboxList(t, st, "")) != 0 {
+		t.Errorf("after delete: files %v", fs)
+	}
+}
+
+// TestEnqueueBothOrNeither: an Enqueue cut off at any stage of the
+// delivery sequence leaves neither row nor file; malformed envelopes are
+// refused before anything is written.
+func TestEnqueueBothOrNeither(t *testing.T) {
+	st := outboxStore(t)
+	ctx := context.Background()
+	env := index.Envelope{From: "a@example.org", To: []string{"b@example.org"}}
+	for _, stage := range []string{"renamed", "synced"} {
+		index.SetTestHookEnqueue(func(s string) error {
+			if s == stage {
+				return errors.New("crash at " + s)
+			}
+			return nil
+		})
+		_, err := st.Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg))
+		index.SetTestHookEnqueue(nil)
+		if err == nil {
+			t.Fatalf("%s: Enqueue succeeded", stage)
+		}
+		if fs := outboxFiles(t, st); len(fs) != 0 || len(outboxList(t, st, "")) != 0 {
+			t.Errorf("%s: left files %v", stage, fs)
+		}
+	}
+	for _, bad := range []index.Envelope{
+		{From: "a@example.org"},
+		{From: "a@example.org", To: []string{"b@example.org\r\nRCPT TO:<x@y>"}},
+		{From: "<a@example.org>", To: []string{"b@example.org"}},
+	} {
+		if _, err := st.Enqueue(ctx, "acct", bad, strings.NewReader(outboxMsg)); err == nil {
+			t.Errorf("envelope %+v accepted", bad)
+		}
+	}
+	if fs := outboxFiles(t, st); len(fs) != 0 {
+		t.Errorf("refused envelopes left files %v", fs)
+	}
+	// A commit that fails (the account row cannot be made in a
+	// read-only view) leaves nothing either.
+	if _, err := st.DryRun().Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg)); err == nil {
+		t.Error("a dry run enqueued")
+	}
+}
+
+// TestOutboxLifecycle: claim, crash recovery (counted), outcomes,
+// follow-ups and the row's end.
+func TestOutboxLifecycle(t *testing.T) {
+	st := outboxStore(t)
+	ctx := context.Background()
+	env := index.Envelope{From: "a@example.org", To: []string{"b@example.org", "c@example.org"}}
+	m, err := st.Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := func(now time.Time) []*index.OutboxMessage {
+		var ms []*index.OutboxMessage
+		if err := st.Read(ctx, func(tx *index.ReadTx) error {
+			ms, err = tx.OutboxDue("acct", now, false)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	if len(due(time.Now())) != 1 {
+		t.Fatal("a new message is not due")
+	}
+	w := func(fn func(tx *index.Tx) error) {
+		t.Helper()
+		if err := st.Write(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w(func(tx *index.Tx) error { return tx.OutboxSending(m.ID) })
+	if len(due(time.Now())) != 0 {
+		t.Fatal("a message being sent is due")
+	}
+	if err := st.OutboxDelete(ctx, m.ID); err == nil {
+		t.Error("deleted a message being sent")
+	}
+	// A crash: the next sender finds it "sending".
+	w(func(tx *index.Tx) error {
+		n, err := tx.OutboxRecover("acct")
+		if n != 1 {
+			t.Errorf("recovered %d, want 1", n)
+		}
+		return err
+	})
+	// b took it, c deferred.
+	next := time.Now().Add(time.Hour).Truncate(time.Second)
+	w(func(tx *index.Tx) error { return tx.OutboxSending(m.ID) })
+	w(func(tx *index.Tx) error {
+		return tx.OutboxRecord(index.OutboxOutcome{ID: m.ID, State: "queued", NextAttempt: next, LastReply: "451 later\r\nplease",
+			Recipients: []index.OutboxRecipient{{Addr: "b@example.org", State: "sent", Reply: "250 ok"}, {Addr: "c@example.org", State: "pending", Reply: "451 later"}},
+			Followups:  index.FollowWarning, Warned: true})
+	})
+	ls := outboxList(t, st, "acct")
+	got := ls[0]
+	if got.Attempts != 2 || got.Interrupted != 1 || !got.NextAttempt.Equal(next) || got.LastReply != "451 later please" ||
+		!got.Warned || got.Followups != index.FollowWarning || got.Recipients[0].State != "sent" || got.Recipients[1].State != "pending" {
+		t.Errorf("after a deferral: %+v", got)
+	}
+	if len(due(time.Now())) != 0 || len(due(next)) != 1 {
+		t.Error("the deferred message is due at the wrong time")
+	}
+	if err := st.OutboxFollowupDone(ctx, m.ID, index.FollowWarning); err != nil {
+		t.Fatal(err)
+	}
+	w(func(tx *index.Tx) error { return tx.OutboxSending(m.ID) })
+	w(func(tx *index.Tx) error {
+		return tx.OutboxRecord(index.OutboxOutcome{ID: m.ID, State: "sent", LastReply: "250 ok",
+			Recipients: []index.OutboxRecipient{{Addr: "c@example.org", State: "sent", Reply: "250 ok"}}, Followups: index.FollowSentCopy})
+	})
+	if len(outboxList(t, st, "acct")) != 0 {
+		t.Error("a sent message is listed")
+	}
+	var fu []*index.OutboxMessage
+	if err := st.Read(ctx, func(tx *index.ReadTx) error {
+		fu, err = tx.OutboxFollowups("acct")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fu) != 1 || fu[0].Followups != index.FollowSentCopy {
+		t.Fatalf("follow-ups %+v", fu)
+	}
+	if err := st.OutboxFollowupDone(ctx, m.ID, index.FollowSentCopy); err != nil {
+		t.Fatal(err)
+	}
+	if fs := outboxFiles(t, st); len(fs) != 0 {
+		t.Errorf("a sent message left %v", fs)
+	}
+	if err := st.Read(ctx, func(tx *index.ReadTx) error {
+		_, err := tx.OutboxMessage(m.ID)
+		return err
+	}); !errors.Is(err, index.ErrNotFound) {
+		t.Errorf("row after its follow-ups: %v", err)
+	}
+}
