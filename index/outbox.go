@@ -35,8 +35,8 @@ import (
 //
 // What must be filed locally after a send (the copy to Sent, a failure
 // or warning notice) is recorded in the same commit as the result
-// (followups) and cleared once filed (OutboxFollowupDone): a crash in
-// between files it once more, never loses it. A sent message's row and
+// (followups) and cleared in the commit that files it (OutboxFile): it
+// is filed exactly once. A sent message's row and
 // file go when its follow-ups are done; a failed one stays, listed, until
 // OutboxDelete.
 
@@ -437,6 +437,50 @@ func (tx *Tx) OutboxRecord(o OutboxOutcome) error {
 	return nil
 }
 
+// OutboxCommit records outcomes and then, if claim is not 0, claims
+// that message for sending (OutboxSending), all in one commit: a sender
+// records a message's result with the claim of the next it sends over
+// the same connection. A sent message with nothing left to file goes
+// (row, then file). A claim of a message no longer queued is an error
+// wrapping ErrNotFound, and nothing is committed then.
+func (s *Store) OutboxCommit(ctx context.Context, outcomes []OutboxOutcome, claim OutboxID) error {
+	var gone []string
+	err := s.Write(ctx, func(tx *Tx) error {
+		for _, o := range outcomes {
+			if err := tx.OutboxRecord(o); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					continue // deleted while it was sent
+				}
+				return err
+			}
+			if o.State != OutboxSentState || o.Followups != 0 {
+				continue
+			}
+			var file string
+			err := tx.queryRow(`DELETE FROM outbox WHERE id=? AND followups=0 RETURNING file`, o.ID).Scan(&file)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("index: outbox: %w", err)
+			}
+			if file != "" {
+				gone = append(gone, file)
+			}
+		}
+		if claim != 0 {
+			return tx.OutboxSending(claim)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range gone {
+		if err := s.removeOutboxFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // oneLine keeps a reply to one line of printable text.
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
@@ -452,34 +496,12 @@ func oneLine(s string) string {
 	return s
 }
 
-// OutboxFollowupDone clears follow-up bits of a message once filed; a
-// sent message whose follow-ups are all done goes (row, then file: a
-// crash in between leaves a file without a row in outbox/, never sent).
+// OutboxFollowupDone clears follow-up bits of a message (OutboxFile
+// with nothing to file); a sent message whose follow-ups are all done
+// goes (row, then file: a crash in between leaves a file without a row
+// in outbox/, never sent; CleanOutbox removes it).
 func (s *Store) OutboxFollowupDone(ctx context.Context, id OutboxID, bits int) error {
-	var gone string
-	err := s.Write(ctx, func(tx *Tx) error {
-		var state, file string
-		var left int
-		err := tx.queryRow(`UPDATE outbox SET followups=followups & ~? WHERE id=? RETURNING state, followups, file`, bits, id).
-			Scan(&state, &left, &file)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil // deleted meanwhile
-		}
-		if err != nil {
-			return fmt.Errorf("index: outbox: %w", err)
-		}
-		if state == OutboxSentState && left == 0 {
-			if _, err := tx.exec(`DELETE FROM outbox WHERE id=?`, id); err != nil {
-				return fmt.Errorf("index: outbox: %w", err)
-			}
-			gone = file
-		}
-		return nil
-	})
-	if err != nil || gone == "" {
-		return err
-	}
-	return s.removeOutboxFile(gone)
+	return s.OutboxFile(ctx, nil, map[OutboxID]int{id: bits})
 }
 
 func (s *Store) removeOutboxFile(file string) error {
@@ -542,4 +564,118 @@ func (s *Store) LockOutbox(ctx context.Context, account string) (func(), error) 
 	}
 	f.Close()
 	return lockDir(p)
+}
+
+// OutboxFiling is a message filed in a local folder for an outbox
+// message: its copy in Sent, a notice in INBOX.
+type OutboxFiling struct {
+	Folder FolderID
+	R      io.Reader // the message (CRLF or LF line ends)
+	Flags  maildir.Flags
+	Date   time.Time // internal date; zero = now
+}
+
+// OutboxFile files fs (as Append does: UID 0, the sync uploads them;
+// full text deferred), all in one delivery, and in its transaction
+// clears the follow-up bits done[id] of outbox messages: so a follow-up
+// is filed exactly once. A sent message whose follow-ups are all done
+// goes (row, then file). It takes the accounts' local-change turn
+// around the delivery.
+func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
+	if s.dry != nil {
+		return errors.New("index: outbox: a dry run stores nothing")
+	}
+	ids := make([]FolderID, len(fs))
+	for i, f := range fs {
+		ids[i] = f.Folder
+	}
+	dirs, err := s.folderDirs(ctx, ids...)
+	if err != nil {
+		return err
+	}
+	folders := map[FolderID]*Folder{}
+	var accts []AccountID
+	if err := s.Read(ctx, func(tx *ReadTx) error {
+		for _, id := range ids {
+			if folders[id] == nil {
+				f, err := tx.Folder(id)
+				if err != nil {
+					return fmt.Errorf("index: folder %d: %w", id, err)
+				}
+				folders[id] = f
+				accts = append(accts, f.Account)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	as := make([]*Arrival, 0, len(fs))
+	defer func() {
+		for _, a := range as {
+			a.File.Abort() // nothing once delivered
+		}
+	}()
+	for _, f := range fs {
+		dlv, err := dirs[f.Folder].NewDelivery()
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(dlv, f.R); err != nil {
+			dlv.Abort()
+			return fmt.Errorf("index: outbox: filing into %q: %w", folders[f.Folder].Name, err)
+		}
+		if err := dlv.Close(); err != nil {
+			dlv.Abort()
+			return err
+		}
+		date := f.Date
+		if date.IsZero() {
+			date = time.Now()
+		}
+		a, err := localArrival(folders[f.Folder], dlv, f.Flags, nil, date)
+		if err != nil {
+			dlv.Abort()
+			return err
+		}
+		as = append(as, a)
+	}
+	var gone []string
+	rows := func(tx *Tx) error {
+		for id, bits := range done {
+			var state, file string
+			var left int
+			err := tx.queryRow(`UPDATE outbox SET followups=followups & ~? WHERE id=? RETURNING state, followups, file`, bits, id).
+				Scan(&state, &left, &file)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("index: outbox: %w", err)
+			}
+			if state == OutboxSentState && left == 0 {
+				if _, err := tx.exec(`DELETE FROM outbox WHERE id=?`, id); err != nil {
+					return fmt.Errorf("index: outbox: %w", err)
+				}
+				gone = append(gone, file)
+			}
+		}
+		return nil
+	}
+	if len(as) == 0 {
+		err = s.Write(ctx, rows)
+	} else {
+		release := s.LocalChangeOf(accts...)
+		err = s.Deliver(ctx, &Batch{Arrivals: as, WithRows: func(tx *Tx, _ []MessageID) error { return rows(tx) }})
+		release()
+	}
+	if err != nil {
+		return err
+	}
+	for _, f := range gone {
+		if err := s.removeOutboxFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }

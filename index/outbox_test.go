@@ -245,3 +245,70 @@ func TestOutboxLifecycle(t *testing.T) {
 		t.Errorf("row after its follow-ups: %v", err)
 	}
 }
+
+// TestOutboxCommitAndFile: a result is committed with the next claim; a
+// sent message with nothing to file goes at once; follow-ups are filed
+// (rows with UID 0, for the sync to upload) in the commit that clears
+// them, and then the sent message goes.
+func TestOutboxCommitAndFile(t *testing.T) {
+	st := outboxStore(t)
+	ctx := context.Background()
+	env := index.Envelope{From: "a@example.org", To: []string{"b@example.org"}}
+	m1, err := st.Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := st.Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.OutboxCommit(ctx, nil, m1.ID); err != nil {
+		t.Fatal(err)
+	}
+	sent := func(id index.OutboxID, fu int) index.OutboxOutcome {
+		return index.OutboxOutcome{ID: id, State: "sent", LastReply: "250 ok", Followups: fu,
+			Recipients: []index.OutboxRecipient{{Addr: "b@example.org", State: "sent", Reply: "250 ok"}}}
+	}
+	if err := st.OutboxCommit(ctx, []index.OutboxOutcome{sent(m1.ID, 0)}, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m1.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the file of a sent message stays: %v", err)
+	}
+	if ls := outboxList(t, st, "acct"); len(ls) != 1 || ls[0].ID != m2.ID || ls[0].State != "sending" {
+		t.Fatalf("listed %+v", ls)
+	}
+	// A claim of a message not queued commits nothing.
+	if err := st.OutboxCommit(ctx, []index.OutboxOutcome{sent(m2.ID, index.FollowSentCopy)}, m1.ID); !errors.Is(err, index.ErrNotFound) {
+		t.Errorf("claim of a sent message: %v", err)
+	}
+	if err := st.OutboxCommit(ctx, []index.OutboxOutcome{sent(m2.ID, index.FollowSentCopy)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var acct index.AccountID
+	if err := st.Read(ctx, func(tx *index.ReadTx) error {
+		acct, err = tx.Account("acct")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.CreateFolder(ctx, acct, "Sent", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(m2.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if err := st.OutboxFile(ctx, []index.OutboxFiling{{Folder: f.ID, R: file, Flags: 0}}, map[index.OutboxID]int{m2.ID: index.FollowSentCopy}); err != nil {
+		t.Fatal(err)
+	}
+	rows := rowsOf(t, st, f)
+	if len(rows) != 1 || rows[0].UID != 0 || rows[0].Header.Subject != "grüße" {
+		t.Errorf("Sent rows %+v", rows)
+	}
+	if fs := outboxFiles(t, st); len(fs) != 0 || len(outboxList(t, st, "")) != 0 {
+		t.Errorf("outbox keeps %v", fs)
+	}
+}

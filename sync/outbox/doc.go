@@ -13,13 +13,18 @@
 //  3. opens one connection to the relay for all the messages due
 //     (implicit TLS or STARTTLS per RFC 8314, the certificate verified; a
 //     relay configured for STARTTLS that does not offer it is an error,
-//     never a plaintext session; AUTH with the account's credentials,
-//     never in plaintext except to a loopback address), and sends each:
-//     claims it ("sending", written ahead of MAIL FROM), MAIL FROM
+//     never a plaintext session; AUTH with the account's credentials:
+//     tls = "none" to a host not loopback needs allow_insecure in the
+//     config, which checks it), and sends each: claims it ("sending",
+//     written ahead of MAIL FROM, in the commit that records the
+//     previous message's result), MAIL FROM
 //     (SMTPUTF8 when the message needs it; one that needs it to a relay
 //     without it fails at once with that reason), RCPT TO per pending
-//     recipient, DATA, and records the final replies per recipient in one
-//     commit with what is to be filed after it.
+//     recipient, DATA; the final replies per recipient are recorded in one
+//     commit with what is to be filed after them (the next claim's, or
+//     the pass's last);
+//  4. files the copies to Sent and the notices in one delivery whose
+//     commit also records them filed (index.Store.OutboxFile).
 //
 // A recipient answered 2xx is sent; 5xx fails it at once; 4xx and network
 // errors leave it pending, retried after a capped exponential backoff
@@ -28,10 +33,12 @@
 // than Warn a warning notice is filed, once. A failure or warning notice
 // is a short RFC 3464 report (multipart/report; report-type=
 // delivery-status, with the original's header) delivered into the
-// account's local INBOX through index.Store.Append; after the first
-// recipient takes a message its copy goes into the account's Sent folder
-// (SentFolder, else the folder with special use \Sent, else "Sent") the
-// same way, unless SaveSent is off. The stored message has no Bcc field
+// account's local INBOX through the door (index.Store.OutboxFile: as
+// Store.Append does, a new row with UID 0 that the account's sync
+// uploads); after the first recipient takes a message its copy goes into
+// the account's Sent folder (SentFolder, else the folder with special
+// use \Sent, else "Sent", created if missing) the same way, unless
+// SaveSent is off. The stored message has no Bcc field
 // (the submission removed it), so neither has the copy.
 //
 // # Exactly once, as far as SMTP allows
@@ -42,8 +49,9 @@
 // and the commit that records it; and a connection lost after the final
 // "." and before that reply (RFC 1047's case: the relay may have taken
 // the message). Both resend to the pending recipients; the first shows as
-// the message's Interrupted count (see index.OutboxMessage). Follow-ups
-// are filed at least once: a crash between filing one and recording it
-// filed files it again (a second copy in Sent or INBOX, never a second
-// send).
+// the message's Interrupted count (see index.OutboxMessage). That
+// commit comes right after the reply (with the next message's claim,
+// before its MAIL FROM, or at the end of the pass), so the window is a
+// few milliseconds per message. Follow-ups are filed exactly once: the
+// commit that adds them to their folders clears them.
 package outbox

@@ -18,9 +18,13 @@ import (
 	"github.com/postfach/postfach/maildir"
 )
 
+// followupBatch is how many messages' follow-ups are filed in one
+// delivery (each copy to Sent holds its file open until then).
+const followupBatch = 100
+
 // followups files what sends left to file (index.Follow*): the copy to
-// Sent, failure and warning notices into INBOX. One message's trouble
-// does not stop the others; the first error is returned.
+// Sent, failure and warning notices into INBOX, many in one delivery
+// that also clears their bits (index.Store.OutboxFile).
 func (s *Sender) followups(ctx context.Context) error {
 	var ms []*index.OutboxMessage
 	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
@@ -30,37 +34,61 @@ func (s *Sender) followups(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	var first error
-	for _, m := range ms {
-		if err := s.followup(ctx, m); err != nil {
-			s.log.Error("outbox: filing after a send", "id", m.ID, "error", err.Error())
-			if first == nil {
-				first = err
-			}
+	for len(ms) > 0 {
+		n := min(len(ms), followupBatch)
+		if err := s.fileFollowups(ctx, ms[:n]); err != nil {
+			return err
 		}
+		ms = ms[n:]
 	}
-	return first
+	return nil
 }
 
-func (s *Sender) followup(ctx context.Context, m *index.OutboxMessage) error {
-	bits := m.Followups
-	if bits&index.FollowSentCopy != 0 && s.o.SaveSent {
-		if err := s.fileSentCopy(ctx, m); err != nil {
-			return err
+func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) error {
+	var fs []index.OutboxFiling
+	done := map[index.OutboxID]int{}
+	var inbox, sent index.FolderID
+	for _, m := range ms {
+		bits := m.Followups
+		if bits&index.FollowSentCopy != 0 && s.o.SaveSent {
+			f, err := os.Open(m.Path)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if sent == 0 {
+				if sent, err = s.sentFolder(ctx); err != nil {
+					return err
+				}
+			}
+			fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now()})
 		}
-	}
-	if bits&index.FollowFailure != 0 {
-		if err := s.fileNotice(ctx, m, true); err != nil {
-			return err
+		failure := bits&index.FollowFailure != 0
+		// A warning made moot by the failure notice is not filed.
+		warning := bits&index.FollowWarning != 0 && !failure && m.State == index.OutboxQueuedState
+		if failure || warning {
+			if inbox == 0 {
+				var err error
+				if inbox, err = s.folder(ctx, "INBOX", ""); err != nil {
+					return err
+				}
+			}
+			fs = append(fs, index.OutboxFiling{Folder: inbox, R: bytes.NewReader(s.notice(m, failure)), Date: s.o.Now()})
 		}
+		done[m.ID] = bits
 	}
-	// A warning made moot by the failure notice is not filed.
-	if bits&index.FollowWarning != 0 && bits&index.FollowFailure == 0 && m.State == index.OutboxQueuedState {
-		if err := s.fileNotice(ctx, m, false); err != nil {
-			return err
-		}
+	return s.o.Store.OutboxFile(ctx, fs, done)
+}
+
+// sentFolder is the folder the copies of sent messages go into.
+func (s *Sender) sentFolder(ctx context.Context) (index.FolderID, error) {
+	if s.o.SentFolder != "" {
+		return s.folder(ctx, s.o.SentFolder, "")
 	}
-	return s.o.Store.OutboxFollowupDone(ctx, m.ID, bits)
+	return s.folder(ctx, "Sent", `\Sent`)
 }
 
 // folder returns the account's folder: the one with special use (if
@@ -102,39 +130,6 @@ func (s *Sender) folder(ctx context.Context, name, special string) (index.Folder
 		return 0, err
 	}
 	return f.ID, nil
-}
-
-// fileSentCopy delivers the message as stored (no Bcc) into Sent, seen.
-func (s *Sender) fileSentCopy(ctx context.Context, m *index.OutboxMessage) error {
-	name, special := s.o.SentFolder, ""
-	if name == "" {
-		name, special = "Sent", `\Sent`
-	}
-	id, err := s.folder(ctx, name, special)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(m.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // deleted meanwhile
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = s.o.Store.Append(ctx, id, f, maildir.FlagSeen, nil, s.o.Now())
-	return err
-}
-
-// fileNotice delivers a failure (or warning) notice about m into INBOX.
-func (s *Sender) fileNotice(ctx context.Context, m *index.OutboxMessage, failed bool) error {
-	id, err := s.folder(ctx, "INBOX", "")
-	if err != nil {
-		return err
-	}
-	msg := s.notice(m, failed)
-	_, err = s.o.Store.Append(ctx, id, bytes.NewReader(msg), 0, nil, s.o.Now())
-	return err
 }
 
 var enhanced = regexp.MustCompile(`^[245][0-9][0-9] ([245]\.[0-9]{1,3}\.[0-9]{1,3})\b`)

@@ -168,8 +168,7 @@ func (s *Sender) backoff(attempts int) time.Duration {
 }
 
 // pass is one turn at the queue (see the package doc).
-func (s *Sender) pass(ctx context.Context, all bool) (FlushReport, error) {
-	var rep FlushReport
+func (s *Sender) pass(ctx context.Context, all bool) (rep FlushReport, err error) {
 	st := s.o.Store
 	release, err := st.LockOutbox(ctx, s.o.Account)
 	if err != nil {
@@ -196,9 +195,15 @@ func (s *Sender) pass(ctx context.Context, all bool) (FlushReport, error) {
 	}); err != nil || len(due) == 0 {
 		return rep, err
 	}
-	err = s.sendAll(ctx, due, &rep)
-	if ferr := s.followups(ctx); err == nil {
-		err = ferr
+	b := &batch{}
+	if err := s.sendAll(ctx, due, b); err != nil {
+		if errors.Is(err, errCrash) {
+			return b.rep, err // as a crash would: nothing more is committed
+		}
+		return b.rep, errors.Join(err, s.commit(ctx, b, 0))
 	}
-	return rep, err
+	if err := s.commit(ctx, b, 0); err != nil {
+		return b.rep, err
+	}
+	return b.rep, s.followups(ctx)
 }

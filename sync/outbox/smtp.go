@@ -105,9 +105,6 @@ func (s *Sender) signIn(ctx context.Context, c *smtp.Client) error {
 	if cr.Username == "" {
 		return nil
 	}
-	if _, isTLS := c.TLSConnectionState(); !isTLS && !loopback(r.Host) {
-		return fmt.Errorf("relay %s: refusing to send the credentials of %q without TLS (tls = %q)", s.addr(), cr.Username, r.TLS)
-	}
 	ok, params := c.Extension("AUTH")
 	if !ok {
 		return fmt.Errorf("relay %s offers no AUTH, and a username is configured", s.addr())
@@ -134,14 +131,6 @@ func (s *Sender) signIn(ctx context.Context, c *smtp.Client) error {
 		}
 		return fmt.Errorf("relay %s: AUTH %s as %q: %s", s.addr(), mech, cr.Username, describe(err))
 	}
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // describe is an SMTP error's reply as one line ("550 5.1.1 No such
@@ -171,17 +160,33 @@ func connLost(err error) bool {
 	return !errors.As(err, &se) || se.Code == 421
 }
 
-// sendAll sends the due messages over one connection (a new one if a
-// relay drops it between messages is not tried: they wait for the next
-// attempt).
-func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, rep *FlushReport) error {
+// batch is one pass's results: its report, and the outcomes not
+// committed yet (each is committed with the next claim, or at the end).
+type batch struct {
+	rep     FlushReport
+	pending []index.OutboxOutcome
+}
+
+// commit commits the pending outcomes, and claims claim (0: none).
+func (s *Sender) commit(ctx context.Context, b *batch, claim index.OutboxID) error {
+	err := s.o.Store.OutboxCommit(context.WithoutCancel(ctx), b.pending, claim)
+	if err == nil {
+		b.pending = nil
+	}
+	return err
+}
+
+// sendAll sends the due messages over one connection (one the relay
+// drops is not opened again: the rest wait for their next attempt).
+func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
 	c, err := s.dial(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		s.log.Warn("outbox: relay unreachable, messages deferred", "error", err.Error(), "messages", len(due))
-		return s.deferAll(ctx, due, err.Error(), rep)
+		s.deferAll(due, err.Error(), b)
+		return nil
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -191,17 +196,18 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, rep *F
 		if ctx.Err() != nil {
 			return nil // the rest stay due
 		}
-		if i > 0 {
-			if err := c.Reset(); err != nil {
-				return s.deferAll(ctx, due[i:], describe(err), rep)
-			}
-		}
-		lost, err := s.sendOne(ctx, c, m, utf8, rep)
+		lost, dirty, err := s.sendOne(ctx, c, m, utf8, b)
 		if err != nil {
 			return err
 		}
+		if lost == "" && dirty {
+			if err := c.Reset(); err != nil {
+				lost = describe(err)
+			}
+		}
 		if lost != "" {
-			return s.deferAll(ctx, due[i+1:], lost, rep)
+			s.deferAll(due[i+1:], lost, b)
+			return nil
 		}
 	}
 	_ = c.Quit()
@@ -209,7 +215,7 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, rep *F
 }
 
 // deferAll records a failed attempt (reply) of messages not claimed.
-func (s *Sender) deferAll(ctx context.Context, ms []*index.OutboxMessage, reply string, rep *FlushReport) error {
+func (s *Sender) deferAll(ms []*index.OutboxMessage, reply string, b *batch) {
 	for _, m := range ms {
 		res := map[string]index.OutboxRecipient{}
 		for _, r := range m.Recipients {
@@ -217,35 +223,36 @@ func (s *Sender) deferAll(ctx context.Context, ms []*index.OutboxMessage, reply 
 				res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: reply}
 			}
 		}
-		if err := s.finish(ctx, m, res, reply, false, rep); err != nil {
-			return err
-		}
+		s.finish(m, res, reply, false, b)
 	}
-	return nil
 }
 
 // sendOne sends m over c. It returns the error text when the connection
-// is lost (the caller defers the rest), and an error only for the store.
-func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMessage, utf8 bool, rep *FlushReport) (lost string, err error) {
+// is lost (the caller defers the rest), whether a mail transaction was
+// left open (the caller resets it), and an error only for the store.
+func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMessage, utf8 bool, b *batch) (lost string, dirty bool, err error) {
 	f, needs, err := openMessage(m)
 	if err != nil {
 		// The file is gone or unreadable: nothing can be sent.
-		return "", s.failAll(ctx, m, fmt.Sprintf("the queued message cannot be read: %v", err), false, rep)
+		s.failAll(m, fmt.Sprintf("the queued message cannot be read: %v", err), false, b)
+		return "", false, nil
 	}
 	defer f.Close()
 	if needs && !utf8 {
-		return "", s.failAll(ctx, m, fmt.Sprintf("the message needs SMTPUTF8 (non-ASCII addresses or header fields), and relay %s does not offer it", s.addr()), false, rep)
+		s.failAll(m, fmt.Sprintf("the message needs SMTPUTF8 (non-ASCII addresses or header fields), and relay %s does not offer it", s.addr()), false, b)
+		return "", false, nil
 	}
-	if err := s.o.Store.Write(ctx, func(tx *index.Tx) error { return tx.OutboxSending(m.ID) }); err != nil {
+	// Written ahead of MAIL FROM, with the outcome of the message before.
+	if err := s.commit(ctx, b, m.ID); err != nil {
 		if errors.Is(err, index.ErrNotFound) {
-			return "", nil // deleted meanwhile
+			return "", false, s.commit(ctx, b, 0) // deleted meanwhile
 		}
-		return "", err
+		return "", false, err
 	}
 	res := map[string]index.OutboxRecipient{}
 	pendingAll := func(reply string) {
 		for _, r := range m.Recipients {
-			if r.State == index.RcptPending {
+			if _, done := res[r.Addr]; !done && r.State == index.RcptPending {
 				res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: reply}
 			}
 		}
@@ -253,13 +260,15 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 	if err := c.Mail(m.From, &smtp.MailOptions{Size: m.Size, UTF8: needs}); err != nil {
 		reply := describe(err)
 		if permanent(err) {
-			return "", s.failAll(ctx, m, reply, true, rep)
+			s.failAll(m, reply, true, b)
+			return "", false, nil
 		}
 		pendingAll(reply)
 		if connLost(err) {
 			lost = reply
 		}
-		return lost, s.finish(ctx, m, res, reply, true, rep)
+		s.finish(m, res, reply, true, b)
+		return lost, false, nil
 	}
 	var accepted []string
 	last := ""
@@ -279,16 +288,18 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: last}
 			if connLost(err) {
 				pendingAll(last)
-				return last, s.finish(ctx, m, res, last, true, rep)
+				s.finish(m, res, last, true, b)
+				return last, false, nil
 			}
 		}
 	}
 	if len(accepted) == 0 {
-		return "", s.finish(ctx, m, res, last, true, rep)
+		s.finish(m, res, last, true, b)
+		return "", true, nil
 	}
-	reply, err := s.data(c, f)
+	reply, dataStarted, err := s.data(c, f)
 	if testHookReplied != nil && testHookReplied(m.ID) {
-		return "", errCrash
+		return "", false, errCrash
 	}
 	state := index.RcptSent
 	switch {
@@ -304,25 +315,27 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 	for _, a := range accepted {
 		res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
 	}
-	return lost, s.finish(ctx, m, res, reply, true, rep)
+	s.finish(m, res, reply, true, b)
+	return lost, !dataStarted, nil
 }
 
 // data sends the message's content (CRLF line ends) and returns the
-// relay's final reply.
-func (s *Sender) data(c *smtp.Client, f *os.File) (string, error) {
+// relay's final reply; started: the relay took the DATA command (the
+// transaction ends with its final reply).
+func (s *Sender) data(c *smtp.Client, f *os.File) (reply string, started bool, err error) {
 	w, err := c.Data()
 	if err != nil {
-		return describe(err), err
+		return describe(err), false, err
 	}
 	if _, err := io.Copy(maildir.NewCRLFWriter(w), f); err != nil {
 		w.Close()
-		return describe(err), err
+		return describe(err), true, err
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return describe(err), err
+		return describe(err), true, err
 	}
-	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), nil
+	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), true, nil
 }
 
 // openMessage opens m's file and says whether sending it needs SMTPUTF8:
@@ -368,7 +381,7 @@ func ascii(s string) bool {
 }
 
 // failAll fails every pending recipient of m with reason.
-func (s *Sender) failAll(ctx context.Context, m *index.OutboxMessage, reason string, claimed bool, rep *FlushReport) error {
+func (s *Sender) failAll(m *index.OutboxMessage, reason string, claimed bool, b *batch) {
 	res := map[string]index.OutboxRecipient{}
 	for _, r := range m.Recipients {
 		if r.State == index.RcptPending {
@@ -376,13 +389,15 @@ func (s *Sender) failAll(ctx context.Context, m *index.OutboxMessage, reason str
 		}
 	}
 	s.log.Warn("outbox: message failed", "id", m.ID, "reason", reason)
-	return s.finish(ctx, m, res, reason, claimed, rep)
+	s.finish(m, res, reason, claimed, b)
 }
 
 // finish records an attempt's results res (by address) and what follows
 // from them: rescheduling with backoff, expiry, notices, the copy to
-// Sent. claimed: the attempt was counted by OutboxSending.
-func (s *Sender) finish(ctx context.Context, m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed bool, rep *FlushReport) error {
+// Sent, to commit with the next claim (batch.pending). claimed: the
+// attempt was counted by OutboxSending.
+func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed bool, b *batch) {
+	rep := &b.rep
 	now := s.o.Now()
 	attempts := m.Attempts + 1
 	o := index.OutboxOutcome{ID: m.ID, LastReply: reply, Attempt: !claimed}
@@ -452,12 +467,5 @@ func (s *Sender) finish(ctx context.Context, m *index.OutboxMessage, res map[str
 		o.Followups |= index.FollowSentCopy
 	}
 	s.log.Info("outbox: attempt", "id", m.ID, "state", o.State, "reply", o.LastReply)
-	ctx = context.WithoutCancel(ctx)
-	if err := s.o.Store.Write(ctx, func(tx *index.Tx) error { return tx.OutboxRecord(o) }); err != nil {
-		return err
-	}
-	if o.State == index.OutboxSentState && o.Followups == 0 {
-		return s.o.Store.OutboxFollowupDone(ctx, m.ID, 0) // nothing to file: the row and file go
-	}
-	return nil
+	b.pending = append(b.pending, o)
 }
