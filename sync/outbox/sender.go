@@ -105,8 +105,15 @@ func (s *Sender) Nudge() {
 
 // Run sends what is due, then waits for the next due time or a Nudge,
 // until ctx ends. Errors of one message never stop the others; an error
-// of the store is logged and the pass tried again after RetryMin.
+// of the store is logged and the pass tried again after RetryMin. It
+// first removes what crashes left in the outbox directory
+// (index.Store.CleanOutbox).
 func (s *Sender) Run(ctx context.Context) error {
+	if n, err := s.o.Store.CleanOutbox(ctx); err != nil {
+		s.log.Warn("outbox: cleaning up: " + err.Error())
+	} else if n > 0 {
+		s.log.Info("outbox: removed files a crash left", "files", n)
+	}
 	for {
 		wait := s.o.RetryMin
 		if _, err := s.pass(ctx, false); err != nil {

@@ -543,3 +543,58 @@ func TestReadSubmission(t *testing.T) {
 		t.Errorf("error %v does not name line 2", err)
 	}
 }
+
+// TestFlushBesideRun: Flush and a nudged Run at once send each message
+// once (their passes take turns on the account's outbox lock).
+func TestFlushBesideRun(t *testing.T) {
+	st := newStore(t)
+	r := startRelay(t, relayOpts{startTLS: true, auth: true})
+	n := 20
+	if testing.Short() {
+		n = 8
+	}
+	for i := range n {
+		submit(t, st, strings.Replace(msgBcc, "hello", "hello "+strings.Repeat("x", i), 1))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := sender(t, st, r, "starttls")
+	done := make(chan error)
+	go func() { done <- run.Run(ctx) }()
+	run.Nudge()
+	var total FlushReport
+	for range 3 {
+		rep, err := sender(t, st, r, "starttls").Flush(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total.Sent += rep.Sent
+		total.Deferred += rep.Deferred
+		total.Failed += rep.Failed
+	}
+	// Run may still be in its pass: wait for the outbox to empty.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(listed(t, st)) > 0 && time.Now().Before(deadline) {
+		run.Nudge()
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := r.Delivered()
+	seen := map[string]int{}
+	for _, d := range got {
+		seen[string(d.Data)]++
+	}
+	if len(got) != n || len(seen) != n {
+		t.Errorf("%d messages delivered, %d different; want %d once each", len(got), len(seen), n)
+	}
+	if total.Deferred != 0 || total.Failed != 0 {
+		t.Errorf("flushes: %+v", total)
+	}
+	if sent := folderMessages(t, st, "Sent"); len(sent) != n {
+		t.Errorf("Sent holds %d copies, want %d", len(sent), n)
+	}
+	outboxEmpty(t, st)
+}
