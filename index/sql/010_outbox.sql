@@ -14,7 +14,7 @@
 -- its follow-ups are done).
 -- followups: local messages still to file: 1 the copy to Sent, 2 the
 -- failure notice, 4 the warning notice (see outbox.go).
-CREATE TABLE outbox (
+CREATE TABLE IF NOT EXISTS outbox (
 	id           INTEGER PRIMARY KEY,
 	account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
 	mail_from    TEXT NOT NULL,
@@ -32,11 +32,11 @@ CREATE TABLE outbox (
 	warned       INTEGER NOT NULL DEFAULT 0, -- the warning notice was due (1)
 	followups    INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX outbox_due ON outbox (account_id, state, next_attempt);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (account_id, state, next_attempt);
 
 -- The envelope's recipients, in RCPT TO order. state: 'pending', 'sent',
 -- 'failed'; reply: the relay's last reply for this recipient (one line).
-CREATE TABLE outbox_rcpts (
+CREATE TABLE IF NOT EXISTS outbox_rcpts (
 	outbox_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
 	seq       INTEGER NOT NULL,
 	addr      TEXT NOT NULL,
