@@ -328,8 +328,10 @@ func (s *Sender) data(c *smtp.Client, f *os.File) (reply string, started bool, e
 		return describe(err), false, err
 	}
 	if _, err := io.Copy(maildir.NewCRLFWriter(w), f); err != nil {
-		w.Close()
-		return describe(err), true, err
+		// Never the final "." after a part of the message: the
+		// connection goes, and the relay drops what it got.
+		c.Close()
+		return describe(err), true, fmt.Errorf("sending the message: %w", err)
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
