@@ -36,6 +36,7 @@ type testRelay struct {
 	authed    []string            // usernames signed in
 	tlsMails  int                 // MAIL commands over TLS
 	onData    func()              // runs at each DATA (tests)
+	dataCode  int                 // non-zero: the reply to the end of DATA
 	srv       *smtp.Server
 }
 
@@ -124,6 +125,12 @@ func (r *testRelay) Delivered() []delivered {
 	return append([]delivered(nil), r.delivered...)
 }
 
+func (r *testRelay) SetDataCode(code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dataCode = code
+}
+
 func (r *testRelay) Reject(addr string, code int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -193,6 +200,10 @@ func (s *session) Data(rd io.Reader) error {
 		return errors.New("no recipients")
 	}
 	s.r.mu.Lock()
+	if code := s.r.dataCode; code != 0 {
+		s.r.mu.Unlock()
+		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 6, 0}, Message: "content refused"}
+	}
 	s.r.delivered = append(s.r.delivered, delivered{From: s.from, To: s.to, Data: b})
 	hook := s.r.onData
 	s.r.mu.Unlock()

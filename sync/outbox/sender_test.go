@@ -598,3 +598,32 @@ func TestFlushBesideRun(t *testing.T) {
 	}
 	outboxEmpty(t, st)
 }
+
+// TestDataRefused: a 5xx to the end of DATA fails every recipient that
+// RCPT took, with a notice; a 4xx there defers them; the next message
+// over the same connection still goes.
+func TestDataRefused(t *testing.T) {
+	st := newStore(t)
+	r := startRelay(t, relayOpts{startTLS: true, auth: true})
+	r.SetDataCode(554)
+	submit(t, st, msgBcc)
+	flush(t, sender(t, st, r, "starttls"), FlushReport{Failed: 1})
+	ls := listed(t, st)
+	if len(ls) != 1 || ls[0].State != "failed" || ls[0].LastReply != "554 5.6.0 content refused" {
+		t.Fatalf("listed %+v", ls)
+	}
+	if inbox := folderMessages(t, st, "INBOX"); len(inbox) != 1 || strings.Count(inbox[0], "Action: failed") != 4 {
+		t.Errorf("INBOX %q", inbox)
+	}
+	if sent := folderMessages(t, st, "Sent"); len(sent) != 0 {
+		t.Errorf("Sent holds a message nobody got")
+	}
+	r.SetDataCode(452)
+	submit(t, st, msgBcc)
+	flush(t, sender(t, st, r, "starttls"), FlushReport{Deferred: 1})
+	r.SetDataCode(0)
+	flush(t, sender(t, st, r, "starttls"), FlushReport{Sent: 1})
+	if got := r.Delivered(); len(got) != 1 || string(got[0].Data) != wire {
+		t.Errorf("delivered %+v", got)
+	}
+}
