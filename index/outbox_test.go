@@ -163,7 +163,7 @@ func TestOutboxLifecycle(t *testing.T) {
 	due := func(now time.Time) []*index.OutboxMessage {
 		var ms []*index.OutboxMessage
 		if err := st.Read(ctx, func(tx *index.ReadTx) error {
-			ms, err = tx.OutboxDue("acct", now, false)
+			ms, err = tx.OutboxDue("acct", now, false, false)
 			return err
 		}); err != nil {
 			t.Fatal(err)

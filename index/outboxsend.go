@@ -18,14 +18,15 @@ import (
 // The sender's side of the outbox (see outbox.go): due messages, claims,
 // outcomes, and the follow-ups filed after a send.
 
-// OutboxDue returns account's queued messages due at now (all of them
-// when all is set), the oldest first.
-func (tx *ReadTx) OutboxDue(account string, now time.Time, all bool) ([]*OutboxMessage, error) {
+// OutboxDue returns account's queued messages due at now, the oldest
+// first. With all, every queued message is due; with connFailed, those
+// whose last attempt found no relay are too (the network may be back).
+func (tx *ReadTx) OutboxDue(account string, now time.Time, all, connFailed bool) ([]*OutboxMessage, error) {
 	if all {
 		return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' ORDER BY o.queued, o.id`, account)
 	}
-	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND o.next_attempt<=? ORDER BY o.queued, o.id`,
-		account, now.Unix())
+	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND (o.next_attempt<=? OR (? AND o.conn_failed))
+		ORDER BY o.queued, o.id`, account, now.Unix(), connFailed)
 }
 
 // OutboxNext returns when account's next queued message is due (zero:
@@ -83,6 +84,7 @@ type OutboxOutcome struct {
 	State       string    // "queued" (NextAttempt set), "failed" or "sent"
 	NextAttempt time.Time // when State is "queued"
 	Attempt     bool      // count an attempt (a message deferred without OutboxSending)
+	ConnFailed  bool      // the attempt failed for want of a relay (see OutboxDue)
 	Warned      bool      // set the warned mark
 	Followups   int       // Follow* bits to add
 }
@@ -101,8 +103,8 @@ func (tx *Tx) OutboxRecord(o OutboxOutcome) error {
 		attempt = 1
 	}
 	res, err := tx.exec(`UPDATE outbox SET state=?, last_reply=?, next_attempt=CASE WHEN ?<>0 THEN ? ELSE next_attempt END,
-		attempts=attempts+?, warned=max(warned,?), followups=followups|? WHERE id=?`,
-		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ID)
+		attempts=attempts+?, warned=max(warned,?), followups=followups|?, conn_failed=? WHERE id=?`,
+		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ConnFailed, o.ID)
 	if err != nil {
 		return fmt.Errorf("index: outbox: %w", err)
 	}

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 	state        TEXT NOT NULL DEFAULT 'queued',
 	interrupted  INTEGER NOT NULL DEFAULT 0, -- sends found cut off by a crash (possible duplicates)
 	warned       INTEGER NOT NULL DEFAULT 0, -- the warning notice was due (1)
+	conn_failed  INTEGER NOT NULL DEFAULT 0, -- the last attempt failed for want of a relay (1): tried again on a nudge
 	followups    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (account_id, state, next_attempt);

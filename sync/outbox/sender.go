@@ -95,7 +95,9 @@ func NewSender(o Options) (*Sender, error) {
 	return &Sender{o: o, log: log.With("account", o.Account), nudge: make(chan struct{}, 1)}, nil
 }
 
-// Nudge asks Run to look at the queue now (non-blocking).
+// Nudge asks Run to look at the queue now (non-blocking): the messages
+// due, and those whose last attempt found no relay (a new message, the
+// network back: the relay may answer now).
 func (s *Sender) Nudge() {
 	select {
 	case s.nudge <- struct{}{}:
@@ -114,9 +116,10 @@ func (s *Sender) Run(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Info("outbox: removed files a crash left", "files", n)
 	}
+	nudged := true // at the start, as after a nudge: the network may be back
 	for {
 		wait := s.o.RetryMin
-		if _, err := s.pass(ctx, false); err != nil {
+		if _, err := s.pass(ctx, false, nudged); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -134,9 +137,11 @@ func (s *Sender) Run(ctx context.Context) error {
 			t = time.NewTimer(wait)
 			timer = t.C
 		}
+		nudged = false
 		select {
 		case <-ctx.Done():
 		case <-s.nudge:
+			nudged = true
 		case <-timer:
 		}
 		if t != nil {
@@ -162,7 +167,7 @@ func (s *Sender) nextDue(ctx context.Context) (time.Time, error) {
 // returns when each is sent, deferred or failed. Safe beside Run (the
 // passes take turns).
 func (s *Sender) Flush(ctx context.Context) (FlushReport, error) {
-	return s.pass(ctx, true)
+	return s.pass(ctx, true, true)
 }
 
 // backoff is the wait after the attempts-th attempt (1 = the first).
@@ -174,8 +179,10 @@ func (s *Sender) backoff(attempts int) time.Duration {
 	return min(d, s.o.RetryMax)
 }
 
-// pass is one turn at the queue (see the package doc).
-func (s *Sender) pass(ctx context.Context, all bool) (rep FlushReport, err error) {
+// pass is one turn at the queue (see the package doc): the messages due
+// (all: every queued one; nudged: also those whose last attempt found no
+// relay, as once it connects).
+func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, err error) {
 	st := s.o.Store
 	release, err := st.LockOutbox(ctx, s.o.Account)
 	if err != nil {
@@ -197,7 +204,7 @@ func (s *Sender) pass(ctx context.Context, all bool) (rep FlushReport, err error
 	}
 	var due []*index.OutboxMessage
 	if err := st.Read(ctx, func(tx *index.ReadTx) error {
-		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all)
+		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
 		return err
 	}); err != nil || len(due) == 0 {
 		return rep, err

@@ -269,12 +269,12 @@ func TestTemporaryThenSuccess(t *testing.T) {
 		}
 	}
 	// Not due yet: a pass of Run would not send it.
-	if rep, err := s.pass(context.Background(), false); err != nil || rep != (FlushReport{}) {
+	if rep, err := s.pass(context.Background(), false, false); err != nil || rep != (FlushReport{}) {
 		t.Errorf("a pass before the next attempt: %+v, %v", rep, err)
 	}
 	r.Reject("carl@example.org", 0)
 	now = now.Add(DefaultRetryMin)
-	if rep, err := s.pass(context.Background(), false); err != nil || rep != (FlushReport{Sent: 1}) {
+	if rep, err := s.pass(context.Background(), false, false); err != nil || rep != (FlushReport{Sent: 1}) {
 		t.Errorf("a pass when due: %+v, %v", rep, err)
 	}
 	got := r.Delivered()
@@ -626,4 +626,51 @@ func TestDataRefused(t *testing.T) {
 	if got := r.Delivered(); len(got) != 1 || string(got[0].Data) != wire {
 		t.Errorf("delivered %+v", got)
 	}
+}
+
+// TestRelayBack: nudges while the relay is down do not stretch the
+// wait; once a nudge (or any pass that connects) finds the relay, the
+// messages that found none go at once, due or not.
+func TestRelayBack(t *testing.T) {
+	st := newStore(t)
+	dead := deadRelay(t)
+	now := time.Now()
+	clock := func(o *Options) { o.Now = func() time.Time { return now } }
+	submit(t, st, msgBcc)
+	down := sender(t, st, dead, "none", clock)
+	if rep, err := down.pass(context.Background(), false, false); err != nil || rep.Deferred != 1 {
+		t.Fatalf("first pass: %+v %v", rep, err)
+	}
+	first := listed(t, st)[0]
+	for range 5 {
+		if rep, err := down.pass(context.Background(), false, true); err != nil || rep.Deferred != 1 {
+			t.Fatalf("nudged pass: %+v %v", rep, err)
+		}
+	}
+	if m := listed(t, st)[0]; m.Attempts != 1 || !m.NextAttempt.Equal(first.NextAttempt) || !strings.Contains(m.LastReply, "refused") {
+		t.Errorf("after nudges while down: attempts %d, next %v (was %v), reply %q", m.Attempts, m.NextAttempt, first.NextAttempt, m.LastReply)
+	}
+	// Back: a timer pass sends nothing not due (nothing due, no dial);
+	// a nudged one sends it.
+	r := startRelay(t, relayOpts{startTLS: true, auth: true})
+	up := sender(t, st, r, "starttls", clock)
+	if rep, err := up.pass(context.Background(), false, false); err != nil || rep != (FlushReport{}) {
+		t.Errorf("timer pass: %+v %v", rep, err)
+	}
+	if rep, err := up.pass(context.Background(), false, true); err != nil || rep != (FlushReport{Sent: 1}) {
+		t.Errorf("nudged pass: %+v %v", rep, err)
+	}
+	// A pass that connects for a due message takes them along.
+	submit(t, st, msgBcc)
+	if rep, err := down.pass(context.Background(), false, false); err != nil || rep.Deferred != 1 {
+		t.Fatalf("pass while down: %+v %v", rep, err)
+	}
+	submit(t, st, strings.Replace(msgBcc, "hello", "hello again", 1))
+	if rep, err := up.pass(context.Background(), false, false); err != nil || rep != (FlushReport{Sent: 2}) {
+		t.Errorf("timer pass with a new message: %+v %v", rep, err)
+	}
+	if got := r.Delivered(); len(got) != 3 {
+		t.Errorf("delivered %d, want 3", len(got))
+	}
+	outboxEmpty(t, st)
 }

@@ -191,6 +191,11 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	// A relay that answers: the messages that found none before go too.
+	due, err = s.withConnFailed(ctx, due)
+	if err != nil {
+		return err
+	}
 	utf8, _ := c.Extension("SMTPUTF8")
 	for i, m := range due {
 		if ctx.Err() != nil {
@@ -214,6 +219,29 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 	return nil
 }
 
+// withConnFailed adds to due the queued messages whose last attempt
+// found no relay.
+func (s *Sender) withConnFailed(ctx context.Context, due []*index.OutboxMessage) ([]*index.OutboxMessage, error) {
+	var more []*index.OutboxMessage
+	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		more, err = tx.OutboxDue(s.o.Account, s.o.Now(), false, true)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	in := map[index.OutboxID]bool{}
+	for _, m := range due {
+		in[m.ID] = true
+	}
+	for _, m := range more {
+		if !in[m.ID] {
+			due = append(due, m)
+		}
+	}
+	return due, nil
+}
+
 // deferAll records a failed attempt (reply) of messages not claimed.
 func (s *Sender) deferAll(ms []*index.OutboxMessage, reply string, b *batch) {
 	for _, m := range ms {
@@ -223,7 +251,7 @@ func (s *Sender) deferAll(ms []*index.OutboxMessage, reply string, b *batch) {
 				res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: reply}
 			}
 		}
-		s.finish(m, res, reply, false, b)
+		s.finish(m, res, reply, false, true, b)
 	}
 }
 
@@ -267,7 +295,7 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 		if connLost(err) {
 			lost = reply
 		}
-		s.finish(m, res, reply, true, b)
+		s.finish(m, res, reply, true, lost != "", b)
 		return lost, false, nil
 	}
 	var accepted []string
@@ -288,13 +316,13 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: last}
 			if connLost(err) {
 				pendingAll(last)
-				s.finish(m, res, last, true, b)
+				s.finish(m, res, last, true, true, b)
 				return last, false, nil
 			}
 		}
 	}
 	if len(accepted) == 0 {
-		s.finish(m, res, last, true, b)
+		s.finish(m, res, last, true, false, b)
 		return "", true, nil
 	}
 	reply, dataStarted, err := s.data(c, f)
@@ -315,7 +343,7 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 	for _, a := range accepted {
 		res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
 	}
-	s.finish(m, res, reply, true, b)
+	s.finish(m, res, reply, true, lost != "", b)
 	return lost, !dataStarted, nil
 }
 
@@ -391,18 +419,25 @@ func (s *Sender) failAll(m *index.OutboxMessage, reason string, claimed bool, b 
 		}
 	}
 	s.log.Warn("outbox: message failed", "id", m.ID, "reason", reason)
-	s.finish(m, res, reason, claimed, b)
+	s.finish(m, res, reason, claimed, false, b)
 }
 
 // finish records an attempt's results res (by address) and what follows
 // from them: rescheduling with backoff, expiry, notices, the copy to
 // Sent, to commit with the next claim (batch.pending). claimed: the
 // attempt was counted by OutboxSending.
-func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed bool, b *batch) {
+func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed, conn bool, b *batch) {
 	rep := &b.rep
 	now := s.o.Now()
 	attempts := m.Attempts + 1
-	o := index.OutboxOutcome{ID: m.ID, LastReply: reply, Attempt: !claimed}
+	o := index.OutboxOutcome{ID: m.ID, LastReply: reply, Attempt: !claimed, ConnFailed: conn}
+	// A message tried before its time (a nudge, a flush) that finds no
+	// relay keeps its schedule: how often the relay is nudged while down
+	// does not stretch the wait once it is back.
+	early := !claimed && conn && m.NextAttempt.After(now)
+	if early {
+		o.Attempt = false
+	}
 	sentBefore, sentNow, failedNow, pending := false, false, false, 0
 	for _, r := range m.Recipients {
 		if r.State == index.RcptSent {
@@ -451,6 +486,9 @@ func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecip
 	case pending > 0:
 		o.State = index.OutboxQueuedState
 		o.NextAttempt = now.Add(s.backoff(attempts))
+		if early {
+			o.NextAttempt = m.NextAttempt
+		}
 		if !m.Warned && age >= s.o.Warn {
 			o.Warned, o.Followups = true, o.Followups|index.FollowWarning
 		}
