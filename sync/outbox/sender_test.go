@@ -634,9 +634,9 @@ func TestDataRefused(t *testing.T) {
 func TestRelayBack(t *testing.T) {
 	st := newStore(t)
 	dead := deadRelay(t)
-	now := time.Now()
-	clock := func(o *Options) { o.Now = func() time.Time { return now } }
 	submit(t, st, msgBcc)
+	now := time.Now() // after the submission: it is due
+	clock := func(o *Options) { o.Now = func() time.Time { return now } }
 	down := sender(t, st, dead, "none", clock)
 	if rep, err := down.pass(context.Background(), false, false); err != nil || rep.Deferred != 1 {
 		t.Fatalf("first pass: %+v %v", rep, err)
@@ -662,10 +662,12 @@ func TestRelayBack(t *testing.T) {
 	}
 	// A pass that connects for a due message takes them along.
 	submit(t, st, msgBcc)
+	now = time.Now() // the message is due
 	if rep, err := down.pass(context.Background(), false, false); err != nil || rep.Deferred != 1 {
 		t.Fatalf("pass while down: %+v %v", rep, err)
 	}
 	submit(t, st, strings.Replace(msgBcc, "hello", "hello again", 1))
+	now = time.Now()
 	if rep, err := up.pass(context.Background(), false, false); err != nil || rep != (FlushReport{Sent: 2}) {
 		t.Errorf("timer pass with a new message: %+v %v", rep, err)
 	}
