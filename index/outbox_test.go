@@ -312,3 +312,42 @@ func TestOutboxCommitAndFile(t *testing.T) {
 		t.Errorf("outbox keeps %v", fs)
 	}
 }
+
+// TestCleanOutbox: files without a row older than an hour go (a crash
+// between an Enqueue's rename and its commit); young ones and queued
+// messages' files stay.
+func TestCleanOutbox(t *testing.T) {
+	st := outboxStore(t)
+	ctx := context.Background()
+	m, err := st.Enqueue(ctx, "acct", index.Envelope{From: "a@example.org", To: []string{"b@example.org"}}, strings.NewReader(outboxMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(st.Root(), ".postfach", "outbox")
+	old := time.Now().Add(-2 * time.Hour)
+	for _, name := range []string{"cur/1700000000.M1P1.host:2,S", "tmp/1700000000.M2P1.host", "cur/1700000000.M3P1.young:2,S"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(name, "young") {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Chtimes(m.Path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.CleanOutbox(ctx)
+	if err != nil || n != 2 {
+		t.Errorf("CleanOutbox removed %d (%v), want 2", n, err)
+	}
+	got := outboxFiles(t, st)
+	want := []string{"cur/" + filepath.Base(m.Path), "cur/1700000000.M3P1.young:2,S"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("left %v, want %v", got, want)
+	}
+}
