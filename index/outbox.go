@@ -38,7 +38,9 @@ import (
 // What must be filed locally after a send (the copy to Sent, a failure
 // or warning notice) is recorded in the same commit as the result
 // (followups) and cleared in the commit that files it (OutboxFile): it
-// is filed exactly once. A sent message's row and file go when its
+// is filed once (twice only after a crash between the delivery's renames
+// and its commit: the folder's next scan indexes the renamed file, and
+// the follow-up, still due, is filed again). A sent message's row and file go when its
 // follow-ups are done; a failed one stays, listed, until OutboxDelete.
 // The sender's side is in outboxsend.go.
 

@@ -218,7 +218,7 @@ type OutboxFiling struct {
 // OutboxFile files fs (as Append does: UID 0, the sync uploads them;
 // full text deferred), all in one delivery, and in its transaction
 // clears the follow-up bits done[id] of outbox messages: so a follow-up
-// is filed exactly once. A sent message whose follow-ups are all done
+// is filed once (see outbox.go for the one crash that files it twice). A sent message whose follow-ups are all done
 // goes (row, then file). It takes the accounts' local-change turn
 // around the delivery.
 func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {

@@ -52,6 +52,8 @@
 // the message's Interrupted count (see index.OutboxMessage). That
 // commit comes right after the reply (with the next message's claim,
 // before its MAIL FROM, or at the end of the pass), so the window is a
-// few milliseconds per message. Follow-ups are filed exactly once: the
-// commit that adds them to their folders clears them.
+// few milliseconds per message. Follow-ups are filed once: the commit
+// that adds them to their folders clears them (a crash between that
+// delivery's renames and its commit files them twice: a local copy,
+// never a send).
 package outbox
