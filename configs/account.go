@@ -68,6 +68,10 @@ type Account struct {
 	DeleteAfterDays int    // with Keep: delete from the server after this many days; 0: never
 
 	SMTP *SMTP // [accounts.smtp], nil when absent
+	// Addresses are the account's sender addresses (addresses): a
+	// message submitted from one of them leaves through this account.
+	// Default: the username when it holds an "@", else none.
+	Addresses []string
 
 	Line int // line of the account's [[accounts]] header in the file
 }
@@ -82,6 +86,15 @@ type SMTP struct {
 	// Username defaults to the account's. When the table sets no secret
 	// source, the account's is used.
 	Username, Password, PasswordCmd, PasswordEnv string
+
+	// The outbox (sync/outbox): SaveSent (save_sent, default true) files
+	// a copy of each sent message in SentFolder (sent_folder; "" = the
+	// folder with special use \Sent, else "Sent"); a message still not
+	// sent after QueueWarn (queue_warn, default 4h) gets a warning notice,
+	// after QueueExpiry (queue_expiry, default 120h) it fails.
+	SaveSent               bool
+	SentFolder             string
+	QueueExpiry, QueueWarn time.Duration
 
 	Line    int    // line of the [accounts.smtp] header (or of the smtp key)
 	account string // for error messages

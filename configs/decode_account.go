@@ -73,11 +73,32 @@ func (d *decoder) account(t *table) Account {
 		d.imap(t, &x)
 		d.pop3(t, &x)
 	}
+	a.Addresses = addresses(t, a.Username)
 	if st := t.sub("smtp"); st != nil {
 		a.SMTP = d.smtp(st, &a)
 	}
 	t.done()
 	return a
+}
+
+// addresses decodes addresses: the account's sender addresses, default
+// the username when it is one.
+func addresses(t *table, username string) []string {
+	var def []string
+	if strings.Contains(username, "@") {
+		def = []string{username}
+	}
+	as := t.strings("addresses", def)
+	for _, a := range as {
+		local, domain, ok := strings.Cut(a, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(a, " \t<>\"(),;:[]\\") || strings.IndexFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			t.errorf("addresses", "%q is not a mail address (write it as name@example.org)", a)
+		}
+	}
+	if len(as) == 0 {
+		return nil
+	}
+	return as
 }
 
 // endpoint decodes host, tls, port and allow_insecure; kind picks the
@@ -277,6 +298,16 @@ func (d *decoder) smtp(t *table, a *Account) *SMTP {
 	s.Password, s.PasswordEnv, s.PasswordCmd, own = secretSource(t, false)
 	if !own {
 		s.Password, s.PasswordEnv, s.PasswordCmd = a.Password, a.PasswordEnv, a.PasswordCmd
+	}
+	s.SaveSent = t.boolean("save_sent", true)
+	s.SentFolder = t.str("sent_folder", "")
+	if msg := checkFolderName(s.SentFolder); s.SentFolder != "" && msg != "" {
+		t.errorf("sent_folder", "%q: %s", s.SentFolder, msg)
+	}
+	s.QueueExpiry = duration(t, "queue_expiry", 5*24*time.Hour, time.Minute)
+	s.QueueWarn = duration(t, "queue_warn", 4*time.Hour, time.Minute)
+	if s.QueueWarn >= s.QueueExpiry {
+		t.errorf("queue_warn", "%s is not shorter than queue_expiry (%s): the warning would never come", s.QueueWarn, s.QueueExpiry)
 	}
 	t.done()
 	return s

@@ -232,7 +232,8 @@ host = "smtp.example.org"
 			Name: "b", Kind: "pop3", Host: "pop.example.org", Port: 110, TLS: "starttls",
 			Username: "u", PasswordEnv: "B",
 			Folder: "INBOX", Keep: true, PollInterval: 5 * time.Minute,
-			SMTP: &SMTP{Host: "smtp.example.org", Port: 465, TLS: "implicit", Username: "u", PasswordEnv: "B", Line: 16, account: "b"},
+			SMTP: &SMTP{Host: "smtp.example.org", Port: 465, TLS: "implicit", Username: "u", PasswordEnv: "B", Line: 16, account: "b",
+				SaveSent: true, QueueExpiry: 5 * 24 * time.Hour, QueueWarn: 4 * time.Hour},
 			Line: 8,
 		}},
 		Serve:  Serve{TLS: "starttls"}, // every endpoint off

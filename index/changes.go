@@ -10,8 +10,8 @@ import (
 )
 
 // ChangeKind is what a Change is. The set is closed: the six kinds of
-// change below, and Resync, which is no change but the feed telling a
-// subscriber it fell behind (see Subscribe).
+// change below, Resync, which is no change but the feed telling a
+// subscriber it fell behind (see Subscribe), and OutboxQueued (outbox.go).
 type ChangeKind uint8
 
 const (
@@ -36,10 +36,14 @@ const (
 	// Resync is not a change: the subscriber fell behind and lost
 	// changes; it is the last item of its subscription (see Subscribe).
 	Resync
+	// OutboxQueued: a message was queued in the outbox (Store.Enqueue):
+	// Account is its account, Name the account's name. Nothing in a
+	// folder changed.
+	OutboxQueued
 )
 
 var kindNames = [...]string{"", "message-added", "flags-changed", "message-removed",
-	"folder-created", "folder-renamed", "folder-removed", "resync"}
+	"folder-created", "folder-renamed", "folder-removed", "resync", "outbox-queued"}
 
 func (k ChangeKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {

@@ -69,64 +69,97 @@ func (s *Store) Deliver(ctx context.Context, b *Batch) (err error) {
 	if len(as) == 0 {
 		return nil
 	}
-	ctx = context.WithoutCancel(ctx)
 	dirs, err := s.arrivalDirs(as)
 	if err != nil {
 		return err
 	}
-	files := make([]*maildir.Delivery, len(as))
+	fs := make([]filing, len(as))
 	for i, a := range as {
-		files[i] = a.File
+		fs[i] = filing{dir: dirs[i], file: a.File, uid: a.Row.UID, flags: a.Row.Flags,
+			named: func(name string) {
+				m := &a.Row
+				m.Folder, m.Key, m.File = a.Folder.ID, a.File.Key(), name
+				m.Size, m.SHA256 = a.File.Size(), a.File.Sum()
+			}}
 	}
-	if err := s.files.Sync(files); err != nil {
-		return err
-	}
-	if b.BeforeRename != nil {
-		if err := b.BeforeRename(ctx); err != nil {
-			return err
+	return s.file(ctx, fs, b.BeforeRename, b.Hook, func(tx *Tx) error {
+		rows := make([]*NewMessage, len(as))
+		for i, a := range as {
+			rows[i] = &a.Row
 		}
-	}
-	keys := make([]string, len(as))
-	for i, a := range as {
-		keys[i] = a.File.Key()
-	}
-	s.delivering.add(keys) // until the rows are committed (Delivering)
-	defer s.delivering.remove(keys)
-	for i, a := range as {
-		name, err := dirs[i].Commit(a.File, a.Row.UID, a.Row.Flags)
-		if err != nil {
-			return err
-		}
-		m := &a.Row
-		m.Folder, m.Key, m.File = a.Folder.ID, a.File.Key(), name
-		m.Size, m.SHA256 = a.File.Size(), a.File.Sum()
-	}
-	if err := hook(b.Hook, "renamed"); err != nil {
-		return err
-	}
-	synced := map[string]bool{}
-	for _, d := range dirs {
-		if !synced[d.Path] {
-			synced[d.Path] = true
-			if err := d.SyncDir(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := hook(b.Hook, "synced"); err != nil {
-		return err
-	}
-	rows := make([]*NewMessage, len(as))
-	for i, a := range as {
-		rows[i] = &a.Row
-	}
-	return s.Write(ctx, func(tx *Tx) error {
 		ids, err := tx.AddMessages(rows)
 		if err == nil && b.WithRows != nil {
 			err = b.WithRows(tx, ids)
 		}
 		return err
 	})
+}
+
+// filing is one file of the delivery sequence (Store.file): a closed
+// Delivery in dir's tmp/, to be renamed into dir with uid and flags;
+// named, if set, learns its name (as maildir.Dir.Commit returns it)
+// before the rows are written.
+type filing struct {
+	dir   *maildir.Dir
+	file  *maildir.Delivery
+	uid   uint32
+	flags maildir.Flags
+	named func(name string)
+}
+
+// file is the door's delivery sequence, the one place it is written
+// (Deliver and Enqueue run it): the files made durable (one
+// maildir.Syncer.Sync), before (if set), the renames (each key listed by
+// Delivering until the rows commit), one sync per directory renamed
+// into, then rows in one Write. hook sees the stages "renamed" and
+// "synced" (see Batch.Hook). It runs to the end even if ctx is cancelled
+// meanwhile: the files are complete. The caller removes the files not
+// renamed when it fails (Abort).
+func (s *Store) file(ctx context.Context, fs []filing, before func(context.Context) error, hk func(string) error, rows func(*Tx) error) error {
+	ctx = context.WithoutCancel(ctx)
+	files := make([]*maildir.Delivery, len(fs))
+	for i, f := range fs {
+		files[i] = f.file
+	}
+	if err := s.files.Sync(files); err != nil {
+		return err
+	}
+	if before != nil {
+		if err := before(ctx); err != nil {
+			return err
+		}
+	}
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.file.Key()
+	}
+	s.delivering.add(keys) // until the rows are committed (Delivering)
+	defer s.delivering.remove(keys)
+	for _, f := range fs {
+		name, err := f.dir.Commit(f.file, f.uid, f.flags)
+		if err != nil {
+			return err
+		}
+		if f.named != nil {
+			f.named(name)
+		}
+	}
+	if err := hook(hk, "renamed"); err != nil {
+		return err
+	}
+	synced := map[string]bool{}
+	for _, f := range fs {
+		if !synced[f.dir.Path] {
+			synced[f.dir.Path] = true
+			if err := f.dir.SyncDir(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := hook(hk, "synced"); err != nil {
+		return err
+	}
+	return s.Write(ctx, rows)
 }
 
 // arrivalDirs returns each arrival's folder directory, checking that its

@@ -5,7 +5,8 @@
 // HIGHESTMODSEQ), one row per message file (Maildir key, upstream UID, flags,
 // keywords, sizes, parsed headers, SHA-256 of the stored bytes), a contentless
 // FTS5 table over decoded headers and text bodies, the journal of local
-// changes waiting to go upstream, and POP3 UIDLs.
+// changes waiting to go upstream, POP3 UIDLs, and the outbox (mail queued
+// to leave through an account's SMTP relay: outbox.go, sync/outbox).
 //
 // Every change to a message (added, flags or keywords changed, moved out
 // or in, removed) gives it the folder's next local MODSEQ
@@ -68,6 +69,9 @@
 //     new/, one directory sync per folder, then one transaction with the
 //     rows and the caller's extra rows (POP3 UIDLs). Files not renamed
 //     when it fails are removed; files renamed stay for the next scan.
+//     Enqueue runs the same sequence (Store.file, written once) for a
+//     message queued in the outbox: its file in
+//     <root>/.postfach/outbox/cur/, then its rows.
 //   - FileMessages and IndexFile build the row of a file found on disk
 //     (crash leftovers, a lost index, other programs' files): one reader.
 //   - OpenBody and OpenMessage open a message's file by its row: the last
@@ -87,8 +91,8 @@
 //   - Nothing that lives only in memory decides what has been synced: a
 //     message counts as stored when its row is committed, and its file was
 //     made durable before that commit (Deliver).
-//   - Everything except the journal and POP3 UIDLs (with the pending POP3
-//     downloads, see sync/pop3) can be rebuilt from the Maildir plus the
+//   - Everything except the journal, POP3 UIDLs (with the pending POP3
+//     downloads, see sync/pop3) and the outbox can be rebuilt from the Maildir plus the
 //     server: a lost index costs a scan, not a download. (Local UIDs,
 //     MODSEQs and tombstones start afresh then, under new local
 //     UIDVALIDITYs: the local endpoints' clients resynchronise.)
@@ -359,7 +363,7 @@ func (s *Store) dryRead(ctx context.Context, fn func(*ReadTx) error) error {
 	if err != nil {
 		return err
 	}
-	rt := &ReadTx{tx: tx}
+	rt := &ReadTx{tx: tx, root: s.root}
 	defer rt.closeStmts()
 	return fn(rt)
 }
@@ -378,7 +382,7 @@ func (s *Store) dryWrite(ctx context.Context, fn func(*Tx) error) error {
 	if _, err := tx.Exec("SAVEPOINT " + sp); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	wt := &Tx{ReadTx: ReadTx{tx: tx}}
+	wt := &Tx{ReadTx: ReadTx{tx: tx, root: s.root}}
 	err = fn(wt)
 	wt.closeStmts()
 	if err != nil {
@@ -470,6 +474,7 @@ func busy(err error) error {
 // ReadTx is a read-only snapshot of the index.
 type ReadTx struct {
 	tx    *sql.Tx
+	root  string               // the store's Maildir root ("" when opened with Open)
 	stmts map[string]*sql.Stmt // prepared once per transaction (see prep)
 	cache *stmtCache           // the pool's prepared statements; nil in a dry run
 }
@@ -551,7 +556,7 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 		return fmt.Errorf("index: %w", err)
 	}
 	defer tx.Rollback()
-	rt := &ReadTx{tx: tx, cache: s.rstmts}
+	rt := &ReadTx{tx: tx, root: s.root, cache: s.rstmts}
 	defer rt.closeStmts()
 	return fn(rt)
 }
@@ -567,7 +572,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	wt := &Tx{ReadTx: ReadTx{tx: tx, cache: s.wstmts}}
+	wt := &Tx{ReadTx: ReadTx{tx: tx, root: s.root, cache: s.wstmts}}
 	if err := fn(wt); err != nil {
 		tx.Rollback()
 		return diskFull(err)

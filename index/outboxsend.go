@@ -1,0 +1,341 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/postfach/postfach/maildir"
+)
+
+// The sender's side of the outbox (see outbox.go): due messages, claims,
+// outcomes, and the follow-ups filed after a send.
+
+// OutboxDue returns account's queued messages due at now, the oldest
+// first. With all, every queued message is due; with connFailed, those
+// whose last attempt found no relay are too (the network may be back).
+func (tx *ReadTx) OutboxDue(account string, now time.Time, all, connFailed bool) ([]*OutboxMessage, error) {
+	if all {
+		return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' ORDER BY o.queued, o.id`, account)
+	}
+	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND (o.next_attempt<=? OR (? AND o.conn_failed))
+		ORDER BY o.queued, o.id`, account, now.Unix(), connFailed)
+}
+
+// OutboxNext returns when account's next queued message is due (zero:
+// none is queued).
+func (tx *ReadTx) OutboxNext(account string) (time.Time, error) {
+	var next sql.NullInt64
+	err := tx.queryRow(`SELECT min(o.next_attempt) FROM outbox o JOIN accounts a ON a.id=o.account_id
+		WHERE a.name=? AND o.state='queued'`, account).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, err
+	}
+	return time.Unix(next.Int64, 0), nil
+}
+
+// OutboxFollowups returns account's messages with follow-ups to file.
+func (tx *ReadTx) OutboxFollowups(account string) ([]*OutboxMessage, error) {
+	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.followups<>0 AND o.state<>'sending' ORDER BY o.id`, account)
+}
+
+// OutboxRecover puts account's messages a crash left "sending" back in
+// the queue, due now, each counted as interrupted (their pending
+// recipients may have the message already), and returns how many. Call
+// it holding the account's outbox lock (LockOutbox), before sending.
+func (tx *Tx) OutboxRecover(account string) (int, error) {
+	res, err := tx.exec(`UPDATE outbox SET state='queued', interrupted=interrupted+1
+		WHERE state='sending' AND account_id=(SELECT id FROM accounts WHERE name=?)`, account)
+	if err != nil {
+		return 0, fmt.Errorf("index: outbox: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// OutboxSending claims a queued message for sending (written ahead of
+// MAIL FROM): state "sending", one attempt more. A message no longer
+// queued (deleted meanwhile) is an error wrapping ErrNotFound.
+func (tx *Tx) OutboxSending(id OutboxID) error {
+	res, err := tx.exec(`UPDATE outbox SET state='sending', attempts=attempts+1 WHERE id=? AND state='queued'`, id)
+	if err != nil {
+		return fmt.Errorf("index: outbox: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("index: outbox message %d is not queued: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// OutboxOutcome is what a send attempt (or giving up) did to a message.
+type OutboxOutcome struct {
+	ID OutboxID
+	// Recipients: the new state and reply of the recipients listed (by
+	// Addr); the others keep theirs.
+	Recipients  []OutboxRecipient
+	LastReply   string
+	State       string    // "queued" (NextAttempt set), "failed" or "sent"
+	NextAttempt time.Time // when State is "queued"
+	Attempt     bool      // count an attempt (a message deferred without OutboxSending)
+	ConnFailed  bool      // the attempt failed for want of a relay (see OutboxDue)
+	Warned      bool      // set the warned mark
+	Followups   int       // Follow* bits to add
+}
+
+// OutboxRecord records an outcome in one statement group (call it in
+// the transaction that must hold it).
+func (tx *Tx) OutboxRecord(o OutboxOutcome) error {
+	for _, r := range o.Recipients {
+		if _, err := tx.exec(`UPDATE outbox_rcpts SET state=?, reply=? WHERE outbox_id=? AND addr=?`,
+			r.State, oneLine(r.Reply), o.ID, r.Addr); err != nil {
+			return fmt.Errorf("index: outbox: %w", err)
+		}
+	}
+	attempt := 0
+	if o.Attempt {
+		attempt = 1
+	}
+	res, err := tx.exec(`UPDATE outbox SET state=?, last_reply=?, next_attempt=CASE WHEN ?<>0 THEN ? ELSE next_attempt END,
+		attempts=attempts+?, warned=max(warned,?), followups=followups|?, conn_failed=? WHERE id=?`,
+		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ConnFailed, o.ID)
+	if err != nil {
+		return fmt.Errorf("index: outbox: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("index: outbox message %d: %w", o.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// OutboxCommit records outcomes and then, if claim is not 0, claims
+// that message for sending (OutboxSending), all in one commit: a sender
+// records a message's result with the claim of the next it sends over
+// the same connection. A sent message with nothing left to file goes
+// (row, then file). A claim of a message no longer queued is an error
+// wrapping ErrNotFound, and nothing is committed then.
+func (s *Store) OutboxCommit(ctx context.Context, outcomes []OutboxOutcome, claim OutboxID) error {
+	var gone []string
+	err := s.Write(ctx, func(tx *Tx) error {
+		for _, o := range outcomes {
+			if err := tx.OutboxRecord(o); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					continue // deleted while it was sent
+				}
+				return err
+			}
+			if o.State != OutboxSentState || o.Followups != 0 {
+				continue
+			}
+			var file string
+			err := tx.queryRow(`DELETE FROM outbox WHERE id=? AND followups=0 RETURNING file`, o.ID).Scan(&file)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("index: outbox: %w", err)
+			}
+			if file != "" {
+				gone = append(gone, file)
+			}
+		}
+		if claim != 0 {
+			return tx.OutboxSending(claim)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range gone {
+		if err := s.removeOutboxFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oneLine keeps a reply to one line of printable text.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return s
+}
+
+// OutboxFollowupDone clears follow-up bits of a message (OutboxFile
+// with nothing to file); a sent message whose follow-ups are all done
+// goes (row, then file: a crash in between leaves a file without a row
+// in outbox/, never sent; CleanOutbox removes it).
+func (s *Store) OutboxFollowupDone(ctx context.Context, id OutboxID, bits int) error {
+	return s.OutboxFile(ctx, nil, map[OutboxID]int{id: bits})
+}
+
+// LockOutbox waits for the account's outbox lock (an flock on
+// <root>/.postfach/outbox/lock.<account id>, so senders of two processes
+// take turns too) and returns its release. Whoever holds it is the only
+// sender of the account: a row it finds "sending" was left by a crash.
+func (s *Store) LockOutbox(ctx context.Context, account string) (func(), error) {
+	d, err := s.OutboxDir()
+	if err != nil {
+		return nil, err
+	}
+	var acct AccountID
+	if err := s.Write(ctx, func(tx *Tx) error {
+		acct, err = tx.EnsureAccount(account)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(d.Path, "lock."+strconv.FormatInt(int64(acct), 10))
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("index: outbox lock: %w", err)
+	}
+	f.Close()
+	return lockDir(p)
+}
+
+// OutboxFiling is a message filed in a local folder for an outbox
+// message: its copy in Sent, a notice in INBOX.
+type OutboxFiling struct {
+	Folder FolderID
+	R      io.Reader // the message (CRLF or LF line ends)
+	Flags  maildir.Flags
+	Date   time.Time // internal date; zero = now
+}
+
+// OutboxFile files fs (as Append does: UID 0, the sync uploads them;
+// full text deferred), all in one delivery, and in its transaction
+// clears the follow-up bits done[id] of outbox messages: so a follow-up
+// is filed once (see outbox.go for the one crash that files it twice). A sent message whose follow-ups are all done
+// goes (row, then file). It takes the accounts' local-change turn
+// around the delivery.
+func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
+	if s.dry != nil {
+		return errors.New("index: outbox: a dry run stores nothing")
+	}
+	as, accts, err := s.outboxArrivals(ctx, fs)
+	defer func() {
+		for _, a := range as {
+			a.File.Abort() // nothing once delivered
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	var gone []string
+	rows := func(tx *Tx) (err error) {
+		gone, err = tx.clearFollowups(done)
+		return err
+	}
+	if len(as) == 0 {
+		err = s.Write(ctx, rows)
+	} else {
+		release := s.LocalChangeOf(accts...)
+		err = s.Deliver(ctx, &Batch{Arrivals: as, WithRows: func(tx *Tx, _ []MessageID) error { return rows(tx) }})
+		release()
+	}
+	if err != nil {
+		return err
+	}
+	for _, f := range gone {
+		if err := s.removeOutboxFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outboxArrivals writes fs into their folders' tmp/ and returns their
+// arrivals (those written so far, also on error: the caller aborts
+// them) and their folders' accounts.
+func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arrival, []AccountID, error) {
+	ids := make([]FolderID, len(fs))
+	for i, f := range fs {
+		ids[i] = f.Folder
+	}
+	dirs, err := s.folderDirs(ctx, ids...)
+	if err != nil {
+		return nil, nil, err
+	}
+	folders := map[FolderID]*Folder{}
+	var accts []AccountID
+	if err := s.Read(ctx, func(tx *ReadTx) error {
+		for _, id := range ids {
+			if folders[id] == nil {
+				f, err := tx.Folder(id)
+				if err != nil {
+					return fmt.Errorf("index: folder %d: %w", id, err)
+				}
+				folders[id] = f
+				accts = append(accts, f.Account)
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	as := make([]*Arrival, 0, len(fs))
+	for _, f := range fs {
+		dlv, err := dirs[f.Folder].NewDelivery()
+		if err != nil {
+			return as, nil, err
+		}
+		if _, err := io.Copy(dlv, f.R); err != nil {
+			dlv.Abort()
+			return as, nil, fmt.Errorf("index: outbox: filing into %q: %w", folders[f.Folder].Name, err)
+		}
+		if err := dlv.Close(); err != nil {
+			dlv.Abort()
+			return as, nil, err
+		}
+		date := f.Date
+		if date.IsZero() {
+			date = time.Now()
+		}
+		a, err := localArrival(folders[f.Folder], dlv, f.Flags, nil, date)
+		if err != nil {
+			dlv.Abort()
+			return as, nil, err
+		}
+		as = append(as, a)
+	}
+	return as, accts, nil
+}
+
+// clearFollowups clears the follow-up bits done[id] and removes the rows
+// of sent messages left with none; it returns their files (for removal
+// after the commit).
+func (tx *Tx) clearFollowups(done map[OutboxID]int) ([]string, error) {
+	var gone []string
+	for id, bits := range done {
+		var state, file string
+		var left int
+		err := tx.queryRow(`UPDATE outbox SET followups=followups & ~? WHERE id=? RETURNING state, followups, file`, bits, id).
+			Scan(&state, &left, &file)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("index: outbox: %w", err)
+		}
+		if state == OutboxSentState && left == 0 {
+			if _, err := tx.exec(`DELETE FROM outbox WHERE id=?`, id); err != nil {
+				return nil, fmt.Errorf("index: outbox: %w", err)
+			}
+			gone = append(gone, file)
+		}
+	}
+	return gone, nil
+}

@@ -1,0 +1,59 @@
+// Package outbox sends an account's queued mail (index's outbox, filled
+// by index.Store.Enqueue) through its SMTP relay, and reads submitted
+// messages for queueing (ReadSubmission).
+//
+// One Sender per account. Run sends what is due, then waits for the next
+// due time or a Nudge; Flush sends everything queued now. Each pass holds
+// the account's outbox lock (index.Store.LockOutbox: an flock, so passes
+// of Run, Flush and of another postfach process take turns), and
+//
+//  1. puts back in the queue the messages a crash left "sending"
+//     (counted per message as Interrupted: possible duplicates);
+//  2. files what earlier sends left to file (the copy to Sent, notices);
+//  3. opens one connection to the relay for all the messages due
+//     (implicit TLS or STARTTLS per RFC 8314, the certificate verified; a
+//     relay configured for STARTTLS that does not offer it is an error,
+//     never a plaintext session; AUTH with the account's credentials:
+//     tls = "none" to a host not loopback needs allow_insecure in the
+//     config, which checks it), and sends each: claims it ("sending",
+//     written ahead of MAIL FROM, in the commit that records the
+//     previous message's result), MAIL FROM
+//     (SMTPUTF8 when the message needs it; one that needs it to a relay
+//     without it fails at once with that reason), RCPT TO per pending
+//     recipient, DATA; the final replies per recipient are recorded in one
+//     commit with what is to be filed after them (the next claim's, or
+//     the pass's last);
+//  4. files the copies to Sent and the notices in one delivery whose
+//     commit also records them filed (index.Store.OutboxFile).
+//
+// A recipient answered 2xx is sent; 5xx fails it at once; 4xx and network
+// errors leave it pending, retried after a capped exponential backoff
+// (RetryMin doubling per attempt up to RetryMax) until the message is
+// older than Expiry (then it fails with the last reply); once it is older
+// than Warn a warning notice is filed, once. A failure or warning notice
+// is a short RFC 3464 report (multipart/report; report-type=
+// delivery-status, with the original's header) delivered into the
+// account's local INBOX through the door (index.Store.OutboxFile: as
+// Store.Append does, a new row with UID 0 that the account's sync
+// uploads); after the first recipient takes a message its copy goes into
+// the account's Sent folder (SentFolder, else the folder with special
+// use \Sent, else "Sent", created if missing) the same way, unless
+// SaveSent is off. The stored message has no Bcc field
+// (the submission removed it), so neither has the copy.
+//
+// # Exactly once, as far as SMTP allows
+//
+// A recipient is sent again only while its row says "pending". The only
+// windows in which a relay can have the message while the row still says
+// so are: a crash (or kill) between the relay's reply to the end of DATA
+// and the commit that records it; and a connection lost after the final
+// "." and before that reply (RFC 1047's case: the relay may have taken
+// the message). Both resend to the pending recipients; the first shows as
+// the message's Interrupted count (see index.OutboxMessage). That
+// commit comes right after the reply (with the next message's claim,
+// before its MAIL FROM, or at the end of the pass), so the window is a
+// few milliseconds per message. Follow-ups are filed once: the commit
+// that adds them to their folders clears them (a crash between that
+// delivery's renames and its commit files them twice: a local copy,
+// never a send).
+package outbox

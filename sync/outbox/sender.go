@@ -1,0 +1,223 @@
+package outbox
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/auth"
+)
+
+// Relay is where and how an account's mail leaves.
+type Relay struct {
+	Host      string
+	Port      int
+	TLS       string           // "implicit" | "starttls" | "none"
+	TLSConfig *tls.Config      // verified; ServerName = Host
+	Auth      auth.Credentials // from sync/auth; Username "" = no AUTH
+}
+
+// Options configure a Sender.
+type Options struct {
+	Store      *index.Store
+	Account    string
+	Relay      Relay
+	SaveSent   bool          // copy to Sent after sending (default true in the config)
+	SentFolder string        // local folder name; "" = the account's folder with special use \Sent, else "Sent"
+	Expiry     time.Duration // give up after; 0 = 5 days
+	Warn       time.Duration // warning notice after; 0 = 4 hours
+	Logger     *slog.Logger
+	Now        func() time.Time // nil = time.Now (tests)
+
+	// RetryMin and RetryMax bound the backoff between attempts: the
+	// first retry after RetryMin, each next one after twice the last,
+	// never more than RetryMax (0 = 1 minute and 1 hour).
+	RetryMin, RetryMax time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultExpiry   = 5 * 24 * time.Hour
+	DefaultWarn     = 4 * time.Hour
+	DefaultRetryMin = time.Minute
+	DefaultRetryMax = time.Hour
+)
+
+// Sender sends one account's queue.
+type Sender struct {
+	o     Options
+	log   *slog.Logger
+	nudge chan struct{}
+}
+
+// FlushReport counts what Flush did with the messages it tried.
+type FlushReport struct{ Sent, Deferred, Failed int }
+
+// NewSender checks o and returns the account's sender.
+func NewSender(o Options) (*Sender, error) {
+	if o.Store == nil || o.Account == "" {
+		return nil, errors.New("outbox: a sender needs a store and an account")
+	}
+	if o.Relay.Host == "" || o.Relay.Port <= 0 || o.Relay.Port > 65535 {
+		return nil, fmt.Errorf("outbox: account %q: relay %q port %d is not usable", o.Account, o.Relay.Host, o.Relay.Port)
+	}
+	switch o.Relay.TLS {
+	case "implicit", "starttls", "none":
+	default:
+		return nil, fmt.Errorf("outbox: account %q: tls = %q (want implicit, starttls or none)", o.Account, o.Relay.TLS)
+	}
+	if o.Expiry <= 0 {
+		o.Expiry = DefaultExpiry
+	}
+	if o.Warn <= 0 {
+		o.Warn = DefaultWarn
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = DefaultRetryMin
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = DefaultRetryMax
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sender{o: o, log: log.With("account", o.Account), nudge: make(chan struct{}, 1)}, nil
+}
+
+// Nudge asks Run to look at the queue now (non-blocking): the messages
+// due, and those whose last attempt found no relay (a new message, the
+// network back: the relay may answer now).
+func (s *Sender) Nudge() {
+	select {
+	case s.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends what is due, then waits for the next due time or a Nudge,
+// until ctx ends. Errors of one message never stop the others; an error
+// of the store is logged and the pass tried again after RetryMin. It
+// first removes what crashes left in the outbox directory
+// (index.Store.CleanOutbox).
+func (s *Sender) Run(ctx context.Context) error {
+	if n, err := s.o.Store.CleanOutbox(ctx); err != nil {
+		s.log.Warn("outbox: cleaning up: " + err.Error())
+	} else if n > 0 {
+		s.log.Info("outbox: removed files a crash left", "files", n)
+	}
+	nudged := true // at the start, as after a nudge: the network may be back
+	for {
+		wait := s.o.RetryMin
+		if _, err := s.pass(ctx, false, nudged); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("outbox: " + err.Error())
+		} else if next, err := s.nextDue(ctx); err != nil {
+			s.log.Error("outbox: " + err.Error())
+		} else if next.IsZero() {
+			wait = -1
+		} else {
+			wait = max(next.Sub(s.o.Now()), time.Second)
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if wait >= 0 {
+			t = time.NewTimer(wait)
+			timer = t.C
+		}
+		nudged = false
+		select {
+		case <-ctx.Done():
+		case <-s.nudge:
+			nudged = true
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (s *Sender) nextDue(ctx context.Context) (time.Time, error) {
+	var next time.Time
+	err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		next, err = tx.OutboxNext(s.o.Account)
+		return err
+	})
+	return next, err
+}
+
+// Flush sends every queued message of the account now, due or not, and
+// returns when each is sent, deferred or failed. Safe beside Run (the
+// passes take turns).
+func (s *Sender) Flush(ctx context.Context) (FlushReport, error) {
+	return s.pass(ctx, true, true)
+}
+
+// backoff is the wait after the attempts-th attempt (1 = the first).
+func (s *Sender) backoff(attempts int) time.Duration {
+	d := s.o.RetryMin
+	for i := 1; i < attempts && d < s.o.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, s.o.RetryMax)
+}
+
+// pass is one turn at the queue (see the package doc): the messages due
+// (all: every queued one; nudged: also those whose last attempt found no
+// relay, as once it connects).
+func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, err error) {
+	st := s.o.Store
+	release, err := st.LockOutbox(ctx, s.o.Account)
+	if err != nil {
+		return rep, err
+	}
+	defer release()
+	var n int
+	if err := st.Write(ctx, func(tx *index.Tx) error {
+		n, err = tx.OutboxRecover(s.o.Account)
+		return err
+	}); err != nil {
+		return rep, err
+	}
+	if n > 0 {
+		s.log.Warn("outbox: sends cut off by a crash are resent: their recipients may get them twice", "messages", n)
+	}
+	if err := s.followups(ctx); err != nil {
+		return rep, err
+	}
+	var due []*index.OutboxMessage
+	if err := st.Read(ctx, func(tx *index.ReadTx) error {
+		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
+		return err
+	}); err != nil || len(due) == 0 {
+		return rep, err
+	}
+	b := &batch{}
+	if err := s.sendAll(ctx, due, b); err != nil {
+		if errors.Is(err, errCrash) {
+			return b.rep, err // as a crash would: nothing more is committed
+		}
+		return b.rep, errors.Join(err, s.commit(ctx, b, 0))
+	}
+	if err := s.commit(ctx, b, 0); err != nil {
+		return b.rep, err
+	}
+	return b.rep, s.followups(ctx)
+}

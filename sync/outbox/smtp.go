@@ -1,0 +1,511 @@
+package outbox
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// testHookReplied, when set (by tests), runs after the relay's reply to
+// the end of DATA, before it is recorded; true stops the pass there, as a
+// crash would (the message stays "sending").
+var testHookReplied func(id index.OutboxID) bool
+
+// errCrash is how a pass stopped by testHookReplied ends.
+var errCrash = errors.New("outbox: stopped by a test hook (a simulated crash)")
+
+// addr is the relay's address for messages.
+func (s *Sender) addr() string {
+	return net.JoinHostPort(s.o.Relay.Host, strconv.Itoa(s.o.Relay.Port))
+}
+
+// helloName is the name the client gives in EHLO.
+func helloName() string {
+	if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") && !strings.ContainsAny(h, " \t\r\n") {
+		return h
+	}
+	return "localhost"
+}
+
+// dial connects to the relay, with TLS as configured, and signs in.
+func (s *Sender) dial(ctx context.Context) (*smtp.Client, error) {
+	r := s.o.Relay
+	cfg := &tls.Config{}
+	if r.TLSConfig != nil {
+		cfg = r.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = r.Host
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	d := net.Dialer{Timeout: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", s.addr())
+	if err != nil {
+		return nil, fmt.Errorf("relay %s: %w", s.addr(), err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	var c *smtp.Client
+	switch r.TLS {
+	case "implicit":
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("relay %s: TLS: %w", s.addr(), err)
+		}
+		c = smtp.NewClient(tc)
+	case "starttls":
+		c, err = smtp.NewClientStartTLS(conn, cfg)
+		if err != nil {
+			conn.Close()
+			if strings.Contains(err.Error(), "support STARTTLS") {
+				return nil, fmt.Errorf("relay %s does not offer STARTTLS (tls = \"starttls\"): not sending in plaintext", s.addr())
+			}
+			return nil, fmt.Errorf("relay %s: STARTTLS: %w", s.addr(), err)
+		}
+	default:
+		c = smtp.NewClient(conn)
+	}
+	// EHLO (after STARTTLS: the first command over TLS, so a
+	// certificate that does not verify fails here).
+	if err := c.Hello(helloName()); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("relay %s: %w", s.addr(), err)
+	}
+	if err := s.signIn(ctx, c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		c.Close()
+		return nil, ctx.Err()
+	}
+	return c, nil
+}
+
+// signIn authenticates with the account's credentials, if it has any.
+func (s *Sender) signIn(ctx context.Context, c *smtp.Client) error {
+	r := s.o.Relay
+	cr := r.Auth
+	if cr.Username == "" {
+		return nil
+	}
+	ok, params := c.Extension("AUTH")
+	if !ok {
+		return fmt.Errorf("relay %s offers no AUTH, and a username is configured", s.addr())
+	}
+	offered := strings.Fields(params)
+	mech := cr.Choose(offered)
+	if mech == "" {
+		return fmt.Errorf("relay %s offers AUTH %s, none of which postfach can use with these credentials (%s)",
+			s.addr(), strings.Join(offered, " "), strings.Join(cr.Mechanisms(), " "))
+	}
+	for try := 0; ; try++ {
+		sc, err := cr.Client(ctx, mech, r.Host, r.Port)
+		if err != nil {
+			return fmt.Errorf("relay %s: credentials of %q: %w", s.addr(), cr.Username, err)
+		}
+		err = c.Auth(sc)
+		if err == nil {
+			return nil
+		}
+		var se *smtp.SMTPError
+		// A token refused once is fetched again before giving up.
+		if try == 0 && cr.Token != nil && errors.As(err, &se) && se.Code == 535 {
+			continue
+		}
+		return fmt.Errorf("relay %s: AUTH %s as %q: %s", s.addr(), mech, cr.Username, describe(err))
+	}
+}
+
+// describe is an SMTP error's reply as one line ("550 5.1.1 No such
+// user"), or a network error's text.
+func describe(err error) string {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		msg := strings.Join(strings.Fields(se.Message), " ")
+		if ec := se.EnhancedCode; ec != smtp.EnhancedCodeNotSet && ec != smtp.NoEnhancedCode {
+			return fmt.Sprintf("%d %d.%d.%d %s", se.Code, ec[0], ec[1], ec[2], msg)
+		}
+		return fmt.Sprintf("%d %s", se.Code, msg)
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// permanent says whether err is a 5xx reply.
+func permanent(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code >= 500
+}
+
+// connLost says whether err leaves the connection unusable: anything
+// but an SMTP reply, or 421 (the relay closes it).
+func connLost(err error) bool {
+	var se *smtp.SMTPError
+	return !errors.As(err, &se) || se.Code == 421
+}
+
+// batch is one pass's results: its report, and the outcomes not
+// committed yet (each is committed with the next claim, or at the end).
+type batch struct {
+	rep     FlushReport
+	pending []index.OutboxOutcome
+}
+
+// commit commits the pending outcomes, and claims claim (0: none).
+func (s *Sender) commit(ctx context.Context, b *batch, claim index.OutboxID) error {
+	err := s.o.Store.OutboxCommit(context.WithoutCancel(ctx), b.pending, claim)
+	if err == nil {
+		b.pending = nil
+	}
+	return err
+}
+
+// sendAll sends the due messages over one connection (one the relay
+// drops is not opened again: the rest wait for their next attempt).
+func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
+	c, err := s.dial(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("outbox: relay unreachable, messages deferred", "error", err.Error(), "messages", len(due))
+		s.deferAll(due, err.Error(), b)
+		return nil
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	// A relay that answers: the messages that found none before go too.
+	due, err = s.withConnFailed(ctx, due)
+	if err != nil {
+		return err
+	}
+	utf8, _ := c.Extension("SMTPUTF8")
+	for i, m := range due {
+		if ctx.Err() != nil {
+			return nil // the rest stay due
+		}
+		lost, dirty, err := s.sendOne(ctx, c, m, utf8, b)
+		if err != nil {
+			return err
+		}
+		if lost == "" && dirty {
+			if err := c.Reset(); err != nil {
+				lost = describe(err)
+			}
+		}
+		if lost != "" {
+			s.deferAll(due[i+1:], lost, b)
+			return nil
+		}
+	}
+	_ = c.Quit()
+	return nil
+}
+
+// withConnFailed adds to due the queued messages whose last attempt
+// found no relay.
+func (s *Sender) withConnFailed(ctx context.Context, due []*index.OutboxMessage) ([]*index.OutboxMessage, error) {
+	var more []*index.OutboxMessage
+	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		more, err = tx.OutboxDue(s.o.Account, s.o.Now(), false, true)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	in := map[index.OutboxID]bool{}
+	for _, m := range due {
+		in[m.ID] = true
+	}
+	for _, m := range more {
+		if !in[m.ID] {
+			due = append(due, m)
+		}
+	}
+	return due, nil
+}
+
+// deferAll records a failed attempt (reply) of messages not claimed.
+func (s *Sender) deferAll(ms []*index.OutboxMessage, reply string, b *batch) {
+	for _, m := range ms {
+		res := map[string]index.OutboxRecipient{}
+		for _, r := range m.Recipients {
+			if r.State == index.RcptPending {
+				res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: reply}
+			}
+		}
+		s.finish(m, res, reply, false, true, b)
+	}
+}
+
+// sendOne sends m over c. It returns the error text when the connection
+// is lost (the caller defers the rest), whether a mail transaction was
+// left open (the caller resets it), and an error only for the store.
+func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMessage, utf8 bool, b *batch) (lost string, dirty bool, err error) {
+	f, needs, err := openMessage(m)
+	if err != nil {
+		// The file is gone or unreadable: nothing can be sent.
+		s.failAll(m, fmt.Sprintf("the queued message cannot be read: %v", err), false, b)
+		return "", false, nil
+	}
+	defer f.Close()
+	if needs && !utf8 {
+		s.failAll(m, fmt.Sprintf("the message needs SMTPUTF8 (non-ASCII addresses or header fields), and relay %s does not offer it", s.addr()), false, b)
+		return "", false, nil
+	}
+	// Written ahead of MAIL FROM, with the outcome of the message before.
+	if err := s.commit(ctx, b, m.ID); err != nil {
+		if errors.Is(err, index.ErrNotFound) {
+			return "", false, s.commit(ctx, b, 0) // deleted meanwhile
+		}
+		return "", false, err
+	}
+	res := map[string]index.OutboxRecipient{}
+	pendingAll := func(reply string) {
+		for _, r := range m.Recipients {
+			if _, done := res[r.Addr]; !done && r.State == index.RcptPending {
+				res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: reply}
+			}
+		}
+	}
+	if err := c.Mail(m.From, &smtp.MailOptions{Size: m.Size, UTF8: needs}); err != nil {
+		reply := describe(err)
+		if permanent(err) {
+			s.failAll(m, reply, true, b)
+			return "", false, nil
+		}
+		pendingAll(reply)
+		if connLost(err) {
+			lost = reply
+		}
+		s.finish(m, res, reply, true, lost != "", b)
+		return lost, false, nil
+	}
+	var accepted []string
+	last := ""
+	for _, r := range m.Recipients {
+		if r.State != index.RcptPending {
+			continue
+		}
+		err := c.Rcpt(r.Addr, nil)
+		switch {
+		case err == nil:
+			accepted = append(accepted, r.Addr)
+		case permanent(err):
+			last = describe(err)
+			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptFailed, Reply: last}
+		default:
+			last = describe(err)
+			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: last}
+			if connLost(err) {
+				pendingAll(last)
+				s.finish(m, res, last, true, true, b)
+				return last, false, nil
+			}
+		}
+	}
+	if len(accepted) == 0 {
+		s.finish(m, res, last, true, false, b)
+		return "", true, nil
+	}
+	reply, dataStarted, err := s.data(c, f)
+	if testHookReplied != nil && testHookReplied(m.ID) {
+		return "", false, errCrash
+	}
+	state := index.RcptSent
+	switch {
+	case err == nil:
+	case permanent(err):
+		state = index.RcptFailed
+	default:
+		state = index.RcptPending
+		if connLost(err) {
+			lost = reply
+		}
+	}
+	for _, a := range accepted {
+		res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
+	}
+	s.finish(m, res, reply, true, lost != "", b)
+	return lost, !dataStarted, nil
+}
+
+// data sends the message's content (CRLF line ends) and returns the
+// relay's final reply; started: the relay took the DATA command (the
+// transaction ends with its final reply).
+func (s *Sender) data(c *smtp.Client, f *os.File) (reply string, started bool, err error) {
+	w, err := c.Data()
+	if err != nil {
+		return describe(err), false, err
+	}
+	if _, err := io.Copy(maildir.NewCRLFWriter(w), f); err != nil {
+		// Never the final "." after a part of the message: the
+		// connection goes, and the relay drops what it got.
+		c.Close()
+		return describe(err), true, fmt.Errorf("sending the message: %w", err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return describe(err), true, err
+	}
+	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), true, nil
+}
+
+// openMessage opens m's file and says whether sending it needs SMTPUTF8:
+// a non-ASCII envelope address or header byte (RFC 6531).
+func openMessage(m *index.OutboxMessage) (*os.File, bool, error) {
+	needs := !ascii(m.From)
+	for _, r := range m.Recipients {
+		if !ascii(r.Addr) {
+			needs = true
+		}
+	}
+	f, err := os.Open(m.Path)
+	if err != nil {
+		return nil, false, err
+	}
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadSlice('\n')
+		if !ascii(string(line)) {
+			needs = true
+		}
+		if err == nil && (len(line) == 1 || string(line) == "\r\n") {
+			break
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	return f, needs, nil
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// failAll fails every pending recipient of m with reason.
+func (s *Sender) failAll(m *index.OutboxMessage, reason string, claimed bool, b *batch) {
+	res := map[string]index.OutboxRecipient{}
+	for _, r := range m.Recipients {
+		if r.State == index.RcptPending {
+			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptFailed, Reply: reason}
+		}
+	}
+	s.log.Warn("outbox: message failed", "id", m.ID, "reason", reason)
+	s.finish(m, res, reason, claimed, false, b)
+}
+
+// finish records an attempt's results res (by address) and what follows
+// from them: rescheduling with backoff, expiry, notices, the copy to
+// Sent, to commit with the next claim (batch.pending). claimed: the
+// attempt was counted by OutboxSending.
+func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed, conn bool, b *batch) {
+	rep := &b.rep
+	now := s.o.Now()
+	attempts := m.Attempts + 1
+	o := index.OutboxOutcome{ID: m.ID, LastReply: reply, Attempt: !claimed, ConnFailed: conn}
+	// A message tried before its time (a nudge, a flush) that finds no
+	// relay keeps its schedule: how often the relay is nudged while down
+	// does not stretch the wait once it is back.
+	early := !claimed && conn && m.NextAttempt.After(now)
+	if early {
+		o.Attempt = false
+	}
+	sentBefore, sentNow, failedNow, pending := false, false, false, 0
+	for _, r := range m.Recipients {
+		if r.State == index.RcptSent {
+			sentBefore = true
+		}
+	}
+	age := now.Sub(m.Queued)
+	expired := age >= s.o.Expiry
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		nr, ok := res[r.Addr]
+		if !ok {
+			continue
+		}
+		if nr.State == index.RcptPending && expired {
+			nr.State = index.RcptFailed
+			nr.Reply = fmt.Sprintf("expired after %s in the queue; last reply: %s", age.Round(time.Minute), nr.Reply)
+		}
+		switch nr.State {
+		case index.RcptSent:
+			sentNow = true
+		case index.RcptFailed:
+			failedNow = true
+		}
+		*r = nr
+		o.Recipients = append(o.Recipients, nr)
+	}
+	failedAny := false
+	for _, r := range m.Recipients {
+		switch r.State {
+		case index.RcptPending:
+			pending++
+		case index.RcptFailed:
+			failedAny = true
+		}
+	}
+	if pending > 0 || failedNow {
+		// The reply that explains why it is not sent (yet).
+		for _, r := range o.Recipients {
+			if r.State != index.RcptSent {
+				o.LastReply = r.Reply
+			}
+		}
+	}
+	switch {
+	case pending > 0:
+		o.State = index.OutboxQueuedState
+		o.NextAttempt = now.Add(s.backoff(attempts))
+		if early {
+			o.NextAttempt = m.NextAttempt
+		}
+		if !m.Warned && age >= s.o.Warn {
+			o.Warned, o.Followups = true, o.Followups|index.FollowWarning
+		}
+		rep.Deferred++
+	case failedAny:
+		o.State = index.OutboxFailedState
+		rep.Failed++
+	default:
+		o.State = index.OutboxSentState
+		rep.Sent++
+	}
+	if failedNow {
+		o.Followups |= index.FollowFailure
+	}
+	if sentNow && !sentBefore && s.o.SaveSent {
+		o.Followups |= index.FollowSentCopy
+	}
+	s.log.Info("outbox: attempt", "id", m.ID, "state", o.State, "reply", o.LastReply)
+	b.pending = append(b.pending, o)
+}
