@@ -116,7 +116,9 @@ func TestXOAuth2Client(t *testing.T) {
 
 func TestClientErrors(t *testing.T) {
 	ctx := context.Background()
-	fail := func(context.Context) (string, error) { return "", errors.New(`account "a": token_cmd failed (exit status 1)`) }
+	fail := func(context.Context) (string, error) {
+		return "", errors.New(`account "a": token_cmd failed (exit status 1)`)
+	}
 	empty := func(context.Context) (string, error) { return "", nil }
 	pw := func(context.Context) (string, error) { return "p", nil }
 	for _, tc := range []struct {
