@@ -26,8 +26,11 @@ type Account struct {
 
 	// Username and exactly one secret source: Password (the password
 	// itself), PasswordEnv (an environment variable holding it) or
-	// PasswordCmd (a shell command printing it). See Secret.
+	// PasswordCmd (a shell command printing it), see Secret; or TokenCmd
+	// (a shell command printing an OAuth2 access token, for XOAUTH2 and
+	// OAUTHBEARER sign-in), see Token.
 	Username, Password, PasswordCmd, PasswordEnv string
+	TokenCmd                                     string
 
 	// IMAP only.
 
@@ -80,8 +83,10 @@ type SMTP struct {
 	AllowInsecure bool
 	CAFile        string
 	// Username defaults to the account's. When the table sets no secret
-	// source, the account's is used.
+	// source (password, password_env, password_cmd, token_cmd), the
+	// account's is used.
 	Username, Password, PasswordCmd, PasswordEnv string
+	TokenCmd                                     string
 
 	Line    int    // line of the [accounts.smtp] header (or of the smtp key)
 	account string // for error messages
