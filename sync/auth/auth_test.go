@@ -194,7 +194,7 @@ func TestSignInRetriesARefusedToken(t *testing.T) {
 	if !errors.As(err, &re) || !errors.Is(err, errRefused) || *n != 2 {
 		t.Fatalf("two bad tokens: %v (%T), fetched %d times, want a RefusedError after 2", err, err, *n)
 	}
-	want := `OAUTHBEARER sign-in as u refused the OAuth2 token from token_cmd, also when fetched again (status "invalid_token"): NO [AUTHENTICATIONFAILED] Authentication failed.`
+	want := `OAUTHBEARER: the OAuth2 token from token_cmd was refused, also when fetched again (status "invalid_token"): NO [AUTHENTICATIONFAILED] Authentication failed.`
 	if err.Error() != want {
 		t.Fatalf("error\n%s\nwant\n%s", err, want)
 	}

@@ -53,7 +53,7 @@ type RefusedError struct {
 
 // Summary is the error's text without Err's.
 func (e *RefusedError) Summary() string {
-	s := fmt.Sprintf("%s sign-in as %s refused the OAuth2 token from token_cmd, also when fetched again", e.Mech, e.Username)
+	s := fmt.Sprintf("%s: the OAuth2 token from token_cmd was refused, also when fetched again", e.Mech)
 	if e.Status != nil && e.Status.Status != "" {
 		s += fmt.Sprintf(" (status %q)", printable(e.Status.Status))
 	}
