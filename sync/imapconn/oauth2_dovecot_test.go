@@ -143,7 +143,7 @@ func TestOAuth2NoMechanism(t *testing.T) {
 	src := &tokenSource{list: []string{"tok"}}
 	e := Endpoint{Addr: d.IMAPAddr(), TLS: TLSNone, Username: "test", Token: src.token}
 	_, err := e.Dial(context.Background())
-	want := d.IMAPAddr() + ": sign-in as test failed: the server offers no SASL mechanism for an OAuth2 token (token_cmd): it needs OAUTHBEARER or XOAUTH2, it offers PLAIN, LOGIN"
+	want := d.IMAPAddr() + ": sign-in as test failed: the server offers no SASL mechanism for an OAuth2 token (token_cmd): it needs OAUTHBEARER or XOAUTH2, it offers LOGIN, PLAIN"
 	if err == nil || err.Error() != want || !nethint.Permanent(err) || src.calls != 0 {
 		t.Fatalf("err %v (permanent %v), token fetched %d times; want %q", err, nethint.Permanent(err), src.calls, want)
 	}

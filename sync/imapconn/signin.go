@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,9 @@ func (e *Endpoint) signIn(ctx context.Context, c *imapclient.Client) error {
 		return nil
 	}
 	host, port := hostPort(e.Addr)
-	err := e.credentials().SignIn(ctx, c.Caps().AuthMechanisms(), host, port,
+	mechs := c.Caps().AuthMechanisms()
+	slices.Sort(mechs) // a set: in order for the messages
+	err := e.credentials().SignIn(ctx, mechs, host, port,
 		func(cl sasl.Client) error { return c.Authenticate(nonEmptyResponses{cl}) }, refusedSignIn)
 	if err != nil {
 		return &ConnError{Addr: e.Addr, Op: "sign-in as " + e.Username, Err: err, refusal: true}
@@ -87,6 +90,7 @@ func (u *Uploader) signIn(ctx context.Context, e *Endpoint, caps map[string]bool
 			mechs = append(mechs, m)
 		}
 	}
+	slices.Sort(mechs)
 	host, port := hostPort(e.Addr)
 	return e.credentials().SignIn(ctx, mechs, host, port,
 		func(cl sasl.Client) error { return u.authenticate(cl, caps[string(imap.CapSASLIR)]) }, refusedSignIn)
