@@ -256,8 +256,18 @@ func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 	}
 }
 
+// secrets is how the account signs in: its password, resolved now, or
+// with token_cmd a token source run at each sign-in.
+func secrets(ctx context.Context, acct *configs.Account) (pass string, token func(context.Context) (string, error), err error) {
+	if acct.TokenCmd != "" {
+		return "", acct.Token, nil
+	}
+	pass, err = acct.Secret(ctx)
+	return pass, nil, err
+}
+
 func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsync.Options, error) {
-	pass, err := acct.Secret(ctx)
+	pass, token, err := secrets(ctx, acct)
 	if err != nil {
 		return imapsync.Options{}, err
 	}
@@ -275,6 +285,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 			TLSConfig: tlsConf,
 			Username:  acct.Username,
 			Password:  pass,
+			Token:     token,
 		},
 		Folders:          acct.Folders,
 		Connections:      acct.Connections,
@@ -291,7 +302,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 }
 
 func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.FetchOptions, error) {
-	pass, err := acct.Secret(ctx)
+	pass, token, err := secrets(ctx, acct)
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
@@ -308,6 +319,7 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 		TLSConfig:       tlsConf,
 		Username:        acct.Username,
 		Password:        pass,
+		Token:           token,
 		Folder:          acct.Folder,
 		Keep:            acct.Keep,
 		DeleteAfterDays: acct.DeleteAfterDays,
