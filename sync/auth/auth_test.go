@@ -138,7 +138,7 @@ func TestClientErrors(t *testing.T) {
 	}
 }
 
-var errRefused = errors.New("NO [AUTHENTICATIONFAILED] Authentication failed.")
+var errRefused = errors.New("NO [AUTHENTICATIONFAILED] Authentication failed")
 
 // server is a SASL exchange that accepts the tokens in good, answering
 // others with an error challenge as Dovecot does.
@@ -194,7 +194,7 @@ func TestSignInRetriesARefusedToken(t *testing.T) {
 	if !errors.As(err, &re) || !errors.Is(err, errRefused) || *n != 2 {
 		t.Fatalf("two bad tokens: %v (%T), fetched %d times, want a RefusedError after 2", err, err, *n)
 	}
-	want := `OAUTHBEARER: the OAuth2 token from token_cmd was refused, also when fetched again (status "invalid_token"): NO [AUTHENTICATIONFAILED] Authentication failed.`
+	want := `OAUTHBEARER: the OAuth2 token from token_cmd was refused, also when fetched again (status "invalid_token"): NO [AUTHENTICATIONFAILED] Authentication failed`
 	if err.Error() != want {
 		t.Fatalf("error\n%s\nwant\n%s", err, want)
 	}
