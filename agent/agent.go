@@ -256,16 +256,6 @@ func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 	}
 }
 
-// secrets is how the account signs in: its password, resolved now, or
-// with token_cmd a token source run at each sign-in.
-func secrets(ctx context.Context, acct *configs.Account) (pass string, token func(context.Context) (string, error), err error) {
-	if acct.TokenCmd != "" {
-		return "", acct.Token, nil
-	}
-	pass, err = acct.Secret(ctx)
-	return pass, nil, err
-}
-
 func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsync.Options, error) {
 	pass, token, err := secrets(ctx, acct)
 	if err != nil {
