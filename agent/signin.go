@@ -15,10 +15,26 @@ import (
 // command at each sign-in (and once more after a refusal).
 func secrets(ctx context.Context, acct *configs.Account) (pass string, token func(context.Context) (string, error), err error) {
 	if acct.TokenCmd != "" {
-		return "", acct.Token, nil
+		return "", serialized(acct.Token), nil
 	}
 	pass, err = acct.Secret(ctx)
 	return pass, nil, err
+}
+
+// serialized runs token one call at a time: a sync dials its connections
+// at once, and an oauth2 helper refreshing its token in several processes
+// at once may trip over its own cache file (or a rotating refresh token).
+func serialized(token func(context.Context) (string, error)) func(context.Context) (string, error) {
+	turn := make(chan struct{}, 1)
+	return func(ctx context.Context) (string, error) {
+		select {
+		case turn <- struct{}{}:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		defer func() { <-turn }()
+		return token(ctx)
+	}
 }
 
 // smtpCredentials is how the account's SMTP relay is signed in to
@@ -28,7 +44,7 @@ func secrets(ctx context.Context, acct *configs.Account) (pass string, token fun
 func smtpCredentials(s *configs.SMTP) auth.Credentials {
 	c := auth.Credentials{Username: s.Username}
 	if s.TokenCmd != "" {
-		c.Token = s.Token
+		c.Token = serialized(s.Token)
 	} else {
 		c.Password = s.Secret
 	}
