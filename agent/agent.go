@@ -257,7 +257,7 @@ func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 }
 
 func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsync.Options, error) {
-	pass, err := acct.Secret(ctx)
+	pass, token, err := secrets(ctx, acct)
 	if err != nil {
 		return imapsync.Options{}, err
 	}
@@ -275,6 +275,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 			TLSConfig: tlsConf,
 			Username:  acct.Username,
 			Password:  pass,
+			Token:     token,
 		},
 		Folders:          acct.Folders,
 		Connections:      acct.Connections,
@@ -291,7 +292,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 }
 
 func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.FetchOptions, error) {
-	pass, err := acct.Secret(ctx)
+	pass, token, err := secrets(ctx, acct)
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
@@ -308,6 +309,7 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 		TLSConfig:       tlsConf,
 		Username:        acct.Username,
 		Password:        pass,
+		Token:           token,
 		Folder:          acct.Folder,
 		Keep:            acct.Keep,
 		DeleteAfterDays: acct.DeleteAfterDays,

@@ -80,9 +80,9 @@ func (e *endpoints) reload(cfg *configs.Config) {
 func accountKeys(cfg *configs.Config) []string {
 	var keys []string
 	for _, a := range cfg.Accounts {
-		k := []string{a.Name, a.Password, a.PasswordEnv, a.PasswordCmd}
+		k := []string{a.Name, a.Password, a.PasswordEnv, a.PasswordCmd, a.TokenCmd}
 		if a.SMTP != nil {
-			k = append(k, a.SMTP.Password, a.SMTP.PasswordEnv, a.SMTP.PasswordCmd)
+			k = append(k, a.SMTP.Password, a.SMTP.PasswordEnv, a.SMTP.PasswordCmd, a.SMTP.TokenCmd)
 		}
 		keys = append(keys, strings.Join(k, "\x00"))
 	}
@@ -207,12 +207,14 @@ func upstreamPasswords(ctx context.Context, cfg *configs.Config, log *slog.Logge
 	var out []string
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
-		if pw, err := a.Secret(ctx); err == nil {
-			out = append(out, pw)
-		} else {
-			log.Debug("local endpoints: upstream password not resolved, so not refused by name", "account", a.Name, "err", err)
+		if a.TokenCmd == "" { // with token_cmd, no password to refuse
+			if pw, err := a.Secret(ctx); err == nil {
+				out = append(out, pw)
+			} else {
+				log.Debug("local endpoints: upstream password not resolved, so not refused by name", "account", a.Name, "err", err)
+			}
 		}
-		if a.SMTP != nil {
+		if a.SMTP != nil && a.SMTP.TokenCmd == "" {
 			if pw, err := a.SMTP.Secret(ctx); err == nil {
 				out = append(out, pw)
 			}

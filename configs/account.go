@@ -26,8 +26,11 @@ type Account struct {
 
 	// Username and exactly one secret source: Password (the password
 	// itself), PasswordEnv (an environment variable holding it) or
-	// PasswordCmd (a shell command printing it). See Secret.
+	// PasswordCmd (a shell command printing it), see Secret; or TokenCmd
+	// (a shell command printing an OAuth2 access token, for XOAUTH2 and
+	// OAUTHBEARER sign-in), see Token.
 	Username, Password, PasswordCmd, PasswordEnv string
+	TokenCmd                                     string
 
 	// IMAP only.
 
@@ -84,8 +87,10 @@ type SMTP struct {
 	AllowInsecure bool
 	CAFile        string
 	// Username defaults to the account's. When the table sets no secret
-	// source, the account's is used.
+	// source (password, password_env, password_cmd, token_cmd), the
+	// account's is used.
 	Username, Password, PasswordCmd, PasswordEnv string
+	TokenCmd                                     string
 
 	// The outbox (sync/outbox): SaveSent (save_sent, default true) files
 	// a copy of each sent message in SentFolder (sent_folder; "" = the

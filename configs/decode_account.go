@@ -11,7 +11,7 @@ var (
 		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections", "namespace_prefix",
 		"idle_folders"}
 	pop3Keys    = []string{"folder", "keep", "delete_after_days"}
-	secretKeys  = []string{"password", "password_env", "password_cmd"}
+	secretKeys  = []string{"password", "password_env", "password_cmd", "token_cmd"}
 	tlsModes    = []string{"implicit", "starttls", "none"}
 	defaultPort = map[string]map[string]int{
 		"imap": {"implicit": 993, "starttls": 143, "none": 143},
@@ -59,7 +59,7 @@ func (d *decoder) account(t *table) Account {
 	}
 	a.Username = required(t, "username")
 	a.PollInterval = duration(t, "poll_interval", 5*time.Minute, 10*time.Second)
-	a.Password, a.PasswordEnv, a.PasswordCmd, _ = secretSource(t, true)
+	a.Password, a.PasswordEnv, a.PasswordCmd, a.TokenCmd, _ = secretSource(t, true)
 
 	switch a.Kind {
 	case "imap":
@@ -118,9 +118,10 @@ func (d *decoder) endpoint(t *table, kind string) (host, mode string, port int, 
 	return host, mode, port, insecure
 }
 
-// secretSource decodes the one secret source of t. With need, having none
-// is an error; ok reports whether t has one.
-func secretSource(t *table, need bool) (password, env, cmd string, ok bool) {
+// secretSource decodes the one secret source of t (token_cmd is one: an
+// OAuth2 token instead of a password). With need, having none is an
+// error; ok reports whether t has one.
+func secretSource(t *table, need bool) (password, env, cmd, tokenCmd string, ok bool) {
 	var set []string
 	for _, k := range secretKeys {
 		if t.has(k) {
@@ -129,16 +130,20 @@ func secretSource(t *table, need bool) (password, env, cmd string, ok bool) {
 	}
 	slices.SortStableFunc(set, func(a, b string) int { return t.line(a) - t.line(b) })
 	for _, k := range set[min(1, len(set)):] {
+		if k == "token_cmd" || set[0] == "token_cmd" {
+			t.errorf(k, "conflicts with %s (line %d): token_cmd signs in with an OAuth2 token instead of a password; set either token_cmd or one of password, password_env or password_cmd", set[0], t.line(set[0]))
+			continue
+		}
 		t.errorf(k, "conflicts with %s (line %d): set only one of password, password_env or password_cmd", set[0], t.line(set[0]))
 	}
 	if len(set) == 0 && need {
-		t.d.errorf(t.path, "no password: set one of password, password_env or password_cmd")
+		t.d.errorf(t.path, "no password: set one of password, password_env or password_cmd (or token_cmd for an OAuth2 token)")
 	}
 	env = nonEmpty(t, "password_env", "")
 	if env != "" && len(set) == 1 {
 		t.note("password_env", envCheck{env: env})
 	}
-	return nonEmpty(t, "password", ""), env, nonEmpty(t, "password_cmd", ""), len(set) > 0
+	return nonEmpty(t, "password", ""), env, nonEmpty(t, "password_cmd", ""), nonEmpty(t, "token_cmd", ""), len(set) > 0
 }
 
 func wrongKind(t *table, keys []string, kind string) {
@@ -295,9 +300,9 @@ func (d *decoder) smtp(t *table, a *Account) *SMTP {
 	}
 	s.Username = nonEmpty(t, "username", a.Username)
 	var own bool
-	s.Password, s.PasswordEnv, s.PasswordCmd, own = secretSource(t, false)
+	s.Password, s.PasswordEnv, s.PasswordCmd, s.TokenCmd, own = secretSource(t, false)
 	if !own {
-		s.Password, s.PasswordEnv, s.PasswordCmd = a.Password, a.PasswordEnv, a.PasswordCmd
+		s.Password, s.PasswordEnv, s.PasswordCmd, s.TokenCmd = a.Password, a.PasswordEnv, a.PasswordCmd, a.TokenCmd
 	}
 	s.SaveSent = t.boolean("save_sent", true)
 	s.SentFolder = t.str("sent_folder", "")

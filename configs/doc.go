@@ -33,8 +33,8 @@
 // Load checks what the file says. Whether a ca_file can be read or an
 // environment variable is set depends on the machine: [Config.CheckEnvironment]
 // tries them (`postfach config check` does), and a run finds out when it
-// uses the value ([Account.TLSConfig], [Account.Secret]), as it does whether
-// a password_cmd succeeds.
+// uses the value ([Account.TLSConfig], [Account.Secret], [Account.Token]),
+// as it does whether a password_cmd or token_cmd succeeds.
 //
 // A file that holds a password itself is checked as fetchmail checks its
 // rc file: owned by another user than the effective one it is refused;

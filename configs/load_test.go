@@ -74,7 +74,7 @@ func TestLoadErrors(t *testing.T) {
 		{"account not a table", "accounts = [1]\n", []string{
 			"FILE:1: accounts[1]: must be a table, not an integer"}},
 		{"missing keys", "[store]\n\n[[accounts]]\nport = 993\n", []string{
-			"FILE:3: accounts[1]: no password: set one of password, password_env or password_cmd",
+			"FILE:3: accounts[1]: no password: set one of password, password_env or password_cmd (or token_cmd for an OAuth2 token)",
 			"FILE:3: accounts[1].host: required",
 			`FILE:3: accounts[1].kind: required ("imap" or "pop3")`,
 			"FILE:3: accounts[1].name: required",
@@ -164,7 +164,7 @@ func TestLoadErrors(t *testing.T) {
 		{"everything at once", "[store]\npath = 1\n" + account + "port = 0\n[[accounts]]\nname = \"b\"\nkind = \"pop3\"\nhost = \"h\"\nusername = \"u\"\nfolders = [\"*\"]\n", []string{
 			"FILE:2: store.path: must be a string, not an integer",
 			"FILE:9: accounts[1].port: must be between 1 and 65535, not 0",
-			"FILE:10: accounts[2]: no password: set one of password, password_env or password_cmd",
+			"FILE:10: accounts[2]: no password: set one of password, password_env or password_cmd (or token_cmd for an OAuth2 token)",
 			`FILE:15: accounts[2].folders: only valid for kind = "imap"`}},
 	}
 	for _, tt := range tests {

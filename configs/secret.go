@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// secretTimeout bounds a password_cmd run; a variable for the tests.
+// secretTimeout bounds a password_cmd or token_cmd run; a variable for the tests.
 var secretTimeout = 30 * time.Second
 
 // Secret returns the account's password: Password itself, the value of the
@@ -44,12 +44,39 @@ func secret(ctx context.Context, who, password, env, cmd string) (string, error)
 		}
 		return v, nil
 	case cmd != "":
-		return runPasswordCmd(ctx, who, cmd)
+		return runCmd(ctx, who, "password_cmd", cmd)
 	}
 	return "", fmt.Errorf("%s: no password, password_env or password_cmd", who)
 }
 
-func runPasswordCmd(parent context.Context, who, command string) (string, error) {
+// Token returns an OAuth2 access token for the account's server: the
+// first line of what `sh -c TokenCmd` prints on stdout, without its line
+// ending. It is called at each sign-in, and once more when the server
+// refuses the token (sync/auth), so the command should print a token
+// valid now: OAuth2 helpers (mutt_oauth2.py, oama, ...) cache the token
+// and refresh it when it expires. Errors are one line naming the account
+// and token_cmd, as Secret's: the command failed (a *CmdError), printed
+// nothing, ran longer than 30 s, or the account has no token_cmd.
+func (a *Account) Token(ctx context.Context) (string, error) {
+	return token(ctx, fmt.Sprintf("account %q", a.Name), a.TokenCmd)
+}
+
+// Token is Account.Token for the SMTP server; the table's token_cmd is
+// the account's when it sets no secret source itself.
+func (s *SMTP) Token(ctx context.Context) (string, error) {
+	return token(ctx, fmt.Sprintf("account %q smtp", s.account), s.TokenCmd)
+}
+
+func token(ctx context.Context, who, cmd string) (string, error) {
+	if cmd == "" {
+		return "", fmt.Errorf("%s: no token_cmd", who)
+	}
+	return runCmd(ctx, who, "token_cmd", cmd)
+}
+
+// runCmd runs the command of setting key (password_cmd, token_cmd) and
+// returns the first line it printed.
+func runCmd(parent context.Context, who, key, command string) (string, error) {
 	ctx, cancel := context.WithTimeout(parent, secretTimeout)
 	defer cancel()
 	var stdout, stderr capped
@@ -63,15 +90,19 @@ func runPasswordCmd(parent context.Context, who, command string) (string, error)
 	err := c.Run()
 	switch {
 	case parent.Err() != nil:
-		return "", fmt.Errorf("%s: password_cmd: %w", who, parent.Err())
+		return "", fmt.Errorf("%s: %s: %w", who, key, parent.Err())
 	case ctx.Err() != nil:
-		return "", fmt.Errorf("%s: password_cmd timed out after %v", who, secretTimeout)
+		return "", fmt.Errorf("%s: %s timed out after %v", who, key, secretTimeout)
 	case err != nil:
-		return "", &CmdError{Who: who, Err: err, Stderr: strings.TrimSpace(firstLine(stderr.Bytes()))}
+		return "", &CmdError{Who: who, Key: key, Err: err, Stderr: strings.TrimSpace(firstLine(stderr.Bytes()))}
 	}
 	pw := firstLine(stdout.Bytes())
 	if pw == "" {
-		return "", fmt.Errorf("%s: password_cmd printed no password", who)
+		what := "password"
+		if key == "token_cmd" {
+			what = "token"
+		}
+		return "", fmt.Errorf("%s: %s printed no %s", who, key, what)
 	}
 	return pw, nil
 }
@@ -84,18 +115,28 @@ func firstLine(b []byte) string {
 	return string(bytes.TrimSuffix(b, []byte("\r")))
 }
 
-// CmdError is a password_cmd that failed. Its text says which account's
-// command failed and how (exit status), nothing it printed: that may hold
-// anything, and the text is stored and shown later. Stderr is the first
-// line the command printed there, raw, for the terminal of this run only.
+// CmdError is a password_cmd or token_cmd that failed. Its text says which
+// account's command failed and how (exit status), nothing it printed: that
+// may hold anything, and the text is stored and shown later. Stderr is the
+// first line the command printed there, raw, for the terminal of this run
+// only.
 type CmdError struct {
 	Who    string // account "name" (smtp)
+	Key    string // "password_cmd" or "token_cmd"; "" reads as password_cmd
 	Err    error  // from exec: "exit status 3", "signal: killed"
 	Stderr string
 }
 
+// Setting is the command's setting: "password_cmd" or "token_cmd".
+func (e *CmdError) Setting() string {
+	if e.Key == "" {
+		return "password_cmd"
+	}
+	return e.Key
+}
+
 func (e *CmdError) Error() string {
-	return fmt.Sprintf("%s: password_cmd failed (%v)", e.Who, e.Err)
+	return fmt.Sprintf("%s: %s failed (%v)", e.Who, e.Setting(), e.Err)
 }
 
 func (e *CmdError) Unwrap() error { return e.Err }

@@ -24,6 +24,9 @@ type confData struct {
 	// Capability, when set, is imap_capability: the capabilities IMAP
 	// announces after login.
 	Capability string
+	// OAuth2Conf, when set, is the oauth2 passdb's settings file: XOAUTH2
+	// and OAUTHBEARER are offered and checked by it (oauth2.go).
+	OAuth2Conf string
 }
 
 // conf23 is the configuration for Dovecot 2.3 (Debian 12: 2.3.19).
@@ -45,12 +48,23 @@ first_valid_uid = 1
 first_valid_gid = 1
 
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{{if .OAuth2Conf}} oauthbearer xoauth2{{end}}
 auth_failure_delay = 0
 auth_verbose = yes
 {{- if .Debug}}
 auth_debug = yes
 mail_debug = yes
+{{- end}}
+{{- if .OAuth2Conf}}
+# Tokens are checked by the harness's introspection endpoint only, never
+# as passwords by the passwd-file below.
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {{.OAuth2Conf}}
+  result_failure = return-fail
+  result_internalfail = return-fail
+}
 {{- end}}
 passdb {
   driver = passwd-file

@@ -18,6 +18,7 @@
 //	mail/<user>/      the user's Maildir++ root (INBOX); other folders are .Name.Sub dirs
 //	home/<user>/      the user's home
 //	ca.pem, cert.pem, key.pem   with TLS only: the CA that signed cert.pem, and the server pair
+//	oauth2.conf.ext   with OAuth2 only: the oauth2 passdb's settings (introspection endpoint; see oauth2.go)
 //
 // Invariants and choices:
 //   - Dovecot listens on 127.0.0.1 only, on free ports chosen at start
@@ -32,6 +33,9 @@
 //     penalize); mail_fsync = never: the instance is fast and disposable, not
 //     durable.
 //   - Many connections per user and IP are allowed (100, not 10).
+//   - With OAuth2 (WithOAuth2), XOAUTH2 and OAUTHBEARER are offered too and
+//     accept only tokens from Dovecot.IssueToken, checked by an HTTP
+//     introspection endpoint the harness runs on 127.0.0.1.
 //   - pop3_uidl_format = %08Xu%08Xv: UID and UIDVALIDITY in hex, which
 //     Dovecot writes in lower case ("00000001" + "6b082624").
 //

@@ -96,6 +96,11 @@ type Config struct {
 	// Capability, when set, replaces the capabilities IMAP announces after
 	// login (imap_capability); see WithoutExtensions.
 	Capability string
+
+	// OAuth2 adds XOAUTH2 and OAUTHBEARER sign-in with tokens from
+	// Dovecot.IssueToken, checked by an introspection endpoint the
+	// harness runs (see WithOAuth2). Dovecot 2.3 only.
+	OAuth2 bool
 }
 
 // Dovecot is a running private Dovecot instance.
@@ -123,7 +128,8 @@ type Dovecot struct {
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when cmd has been waited for
 	waitErr  error
-	output   *Buffer // dovecot's stdout and stderr
+	output   *Buffer      // dovecot's stdout and stderr
+	issuer   *tokenIssuer // with Config.OAuth2
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -185,9 +191,23 @@ func NewDovecot(cfg Config) (*Dovecot, error) {
 		return nil, err
 	}
 
+	started := false
 	tmpl := conf23
 	if versionAtLeast(version, 2, 4) {
 		tmpl = conf24
+	}
+	if cfg.OAuth2 {
+		if tmpl != conf23 {
+			return nil, fmt.Errorf("testenv: OAuth2 needs Dovecot 2.3 (this is %s, which checks tokens without a passdb)", version)
+		}
+		if d.issuer, data.OAuth2Conf, err = startIssuer(dir); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if !started {
+				d.issuer.close()
+			}
+		}()
 	}
 	for attempt := 1; ; attempt++ {
 		ports, err := freePorts(4)
@@ -209,6 +229,7 @@ func NewDovecot(cfg Config) (*Dovecot, error) {
 		d.IMAPSPort, d.POP3SPort = data.IMAPSPort, data.POP3SPort
 		err = d.start(bin, data.Greeting)
 		if err == nil {
+			started = true
 			return d, nil
 		}
 		if attempt < startAttempts && d.portClash() {

@@ -107,6 +107,7 @@ func StartDovecot(t testing.TB, opts ...Option) *Dovecot {
 		if err := d.Stop(); err != nil {
 			t.Error(err)
 		}
+		d.issuer.close()
 		if t.Failed() {
 			t.Logf("Dovecot %s log (%s):\n%s", d.Version, d.LogFile, d.Log())
 		}

@@ -21,6 +21,11 @@ type Endpoint struct {
 	TLSConfig *tls.Config // base of nethint.TLSConfig(Addr, ...); nil: the system roots
 	Username  string
 	Password  string
+	// Token, when set, signs in with an OAuth2 access token instead of
+	// Password: AUTHENTICATE OAUTHBEARER or XOAUTH2, whichever the server
+	// offers (OAUTHBEARER first). It is called at each sign-in, and once
+	// more when the server refuses the token (see signin.go).
+	Token func(ctx context.Context) (string, error)
 	// Debug, if set, receives the raw protocol traffic. It contains the
 	// password: never enable it in production logs.
 	Debug io.Writer
@@ -82,9 +87,9 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 		c.Close()
 		return nil, greetErr(err)
 	}
-	if err := c.Login(e.Username, e.Password).Wait(); err != nil {
+	if err := e.signIn(ctx, c); err != nil {
 		c.Close()
-		return nil, &ConnError{Addr: e.Addr, Op: "login as " + e.Username, Err: err, refusal: true}
+		return nil, err
 	}
 	return c, nil
 }

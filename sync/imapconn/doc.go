@@ -7,8 +7,9 @@
 //
 // It holds no state between connections, writes nothing to disk, and
 // imports no postfach package but sync/nethint (the wording and the
-// temporary-or-permanent classification it shares with POP3): it must
-// never import imapsync or migrate.
+// temporary-or-permanent classification it shares with POP3) and
+// sync/auth (SASL sign-in with an OAuth2 token): it must never import
+// imapsync or migrate.
 //
 // # Dialing
 //
@@ -19,8 +20,12 @@
 // file) or the system roots, at least TLS 1.2, ServerName the host of the
 // address.
 // Endpoint.Dial dials, does implicit TLS or STARTTLS, waits for the
-// greeting and logs in; a plain-text dial to a port that speaks TLS fails
-// within seconds with a hint (nethint.WatchTLSPort). DialRetry retries
+// greeting and logs in: LOGIN with the password, or, with Endpoint.Token
+// (token_cmd), AUTHENTICATE OAUTHBEARER or XOAUTH2, a refused token
+// fetched again and tried once more before the refusal counts (signin.go;
+// the MULTIAPPEND connection signs in the same way). A plain-text dial to
+// a port that speaks TLS fails within seconds with a hint
+// (nethint.WatchTLSPort). DialRetry retries
 // temporary failures with backoff; Logout never waits long for a server
 // that does not answer.
 //
@@ -48,10 +53,11 @@
 // Failures to connect or log in are *ConnError: one line naming the
 // server and what failed, worded by nethint. ConnError.Permanent answers
 // nethint.Permanent, the one classification the agent's backoff uses:
-// a refused login (AUTHENTICATIONFAILED, or any NO or BAD to LOGIN but
-// UNAVAILABLE, INUSE, LIMIT, SERVERBUG), a refused STARTTLS, a certificate
-// that does not verify, a TLS port spoken to in plain text and an unknown
-// tls mode (*ModeError) are permanent; a refused or dropped connection, a
+// a refused login (AUTHENTICATIONFAILED, or any NO or BAD to LOGIN or
+// AUTHENTICATE but UNAVAILABLE, INUSE, LIMIT, SERVERBUG; for a token, its
+// second refusal), a server without a mechanism for the token, a refused
+// STARTTLS, a certificate that does not verify, a TLS port spoken to in
+// plain text and an unknown tls mode (*ModeError) are permanent; a refused or dropped connection, a
 // timeout, a BYE and "not now" codes are temporary. An error after which
 // a connection cannot be used again wraps ErrConnLost.
 package imapconn

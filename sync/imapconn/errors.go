@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postfach/postfach/sync/auth"
 	"github.com/postfach/postfach/sync/nethint"
 )
 
@@ -19,7 +20,7 @@ var ErrConnLost = errors.New("connection lost")
 // Permanent whether trying again later may help (nethint.Permanent).
 type ConnError struct {
 	Addr string
-	Op   string // "connect", "STARTTLS", "login as USER"
+	Op   string // "connect", "STARTTLS", "login as USER", "sign-in as USER" (OAuth2)
 	Err  error
 
 	// refusal: Err answers a command (LOGIN, STARTTLS) whose NO or BAD
@@ -64,6 +65,19 @@ func permanentRefusal(e *imap.Error) bool {
 // Describe turns library errors into the one clear line a user needs
 // (network, DNS and TLS failures are worded by nethint, as for POP3).
 func Describe(err error) string {
+	var refused *auth.RefusedError
+	if errors.As(err, &refused) {
+		var ie *imap.Error
+		if errors.As(refused.Err, &ie) {
+			// Not Describe's "wrong user name or password?".
+			code := ""
+			if ie.Code != "" {
+				code = "[" + string(ie.Code) + "] "
+			}
+			return fmt.Sprintf("%s: server said %s %s%s", refused.Summary(), ie.Type, code, ie.Text)
+		}
+		return refused.Summary() + ": " + Describe(refused.Err)
+	}
 	var imapErr *imap.Error
 	if errors.As(err, &imapErr) {
 		if imapErr.Code == imap.ResponseCodeAuthenticationFailed {

@@ -106,18 +106,24 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 		return fail("connect", err)
 	}
 	literalPlus := caps[string(imap.CapLiteralPlus)]
-	if !literalPlus && (!quotable(e.Username) || !quotable(e.Password)) {
+	switch {
+	case e.Token != nil:
+		if err := u.signIn(ctx, e, caps); err != nil {
+			return fail("sign-in as "+e.Username, err)
+		}
+	case !literalPlus && (!quotable(e.Username) || !quotable(e.Password)):
 		u.conn.Close()
 		return nil, ErrNoMultiAppend
-	}
-	if _, err := u.command(func(w *bufio.Writer) error {
-		w.WriteString("LOGIN ")
-		writeAString(w, e.Username, literalPlus)
-		w.WriteByte(' ')
-		writeAString(w, e.Password, literalPlus)
-		return nil
-	}); err != nil {
-		return fail("login as "+e.Username, err)
+	default:
+		if _, err := u.command(func(w *bufio.Writer) error {
+			w.WriteString("LOGIN ")
+			writeAString(w, e.Username, literalPlus)
+			w.WriteByte(' ')
+			writeAString(w, e.Password, literalPlus)
+			return nil
+		}); err != nil {
+			return fail("login as "+e.Username, err)
+		}
 	}
 	// Servers tell most of their capabilities only after login.
 	if caps, err = u.capabilities(); err != nil {

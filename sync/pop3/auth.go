@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	"github.com/emersion/go-sasl"
+
+	"github.com/postfach/postfach/sync/auth"
 )
 
 // startTLS upgrades the connection with STLS (RFC 2595). It fails with
@@ -103,6 +105,32 @@ func (c *Client) Login(ctx context.Context, name, password string) error {
 	})
 }
 
+// SignIn logs in with an OAuth2 access token (creds.Token): AUTH
+// OAUTHBEARER, or XOAUTH2 when the server lists only that in its CAPA
+// SASL line. A token the server refuses (IsAuthError) is fetched again
+// and tried once more in the same session before the refusal is final
+// (an *auth.RefusedError wrapping the *Error). host and port go into
+// OAUTHBEARER's message. With a password instead, it is Login.
+func (c *Client) SignIn(ctx context.Context, creds auth.Credentials, host string, port int) error {
+	if creds.Token == nil {
+		pw := ""
+		if creds.Password != nil {
+			var err error
+			if pw, err = creds.Password(ctx); err != nil {
+				return err
+			}
+		}
+		return c.Login(ctx, creds.Username, pw)
+	}
+	return c.withContext(ctx, func() error {
+		caps, err := c.Capa()
+		if err != nil {
+			return err
+		}
+		return creds.SignIn(ctx, caps["SASL"], host, port, c.auth, IsAuthError)
+	})
+}
+
 // Auth logs in with a SASL mechanism (RFC 5034). The initial response goes
 // on the AUTH line when it fits in 255 octets, else after the server's first
 // challenge.
@@ -152,19 +180,26 @@ func (c *Client) auth(mech sasl.Client) error {
 			return &Error{Command: cmd, Reply: text, Code: responseCode(text)}
 		}
 		// A challenge.
-		var resp []byte
 		if ir != nil && text == "" {
-			resp, ir = ir, nil // the server asks for the initial response
-		} else {
-			chal, derr := base64.StdEncoding.DecodeString(text)
-			if derr != nil {
-				return c.cancelAuth(cmd, protoErr(cmd, "challenge is not base64", line))
+			// The server asks for the initial response (too long for
+			// the AUTH line).
+			if err := c.send(cmd, encodeSASL(ir)); err != nil {
+				return err
 			}
-			if resp, err = mech.Next(chal); err != nil {
-				return c.cancelAuth(cmd, fmt.Errorf("pop3: %s: %w", cmd, err))
-			}
+			ir = nil
+			continue
 		}
-		if err := c.send(cmd, encodeSASL(resp)); err != nil {
+		chal, derr := base64.StdEncoding.DecodeString(text)
+		if derr != nil {
+			return c.cancelAuth(cmd, protoErr(cmd, "challenge is not base64", line))
+		}
+		resp, err := mech.Next(chal)
+		if err != nil {
+			return c.cancelAuth(cmd, fmt.Errorf("pop3: %s: %w", cmd, err))
+		}
+		// An empty response is an empty line ("=" is only for an
+		// empty initial response: Dovecot refuses it here).
+		if err := c.send(cmd, base64.StdEncoding.EncodeToString(resp)); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/postfach/postfach/sync/auth"
 	"github.com/postfach/postfach/sync/nethint"
 )
 
@@ -100,7 +101,7 @@ func (a *abortState) watch(ctx context.Context) (stop func()) {
 // the one line a user needs (as imapconn.ConnError words IMAP's).
 type ConnError struct {
 	Addr string
-	Op   string // "connect", "login as USER"
+	Op   string // "connect", "login as USER", "sign-in as USER" (OAuth2)
 	Err  error
 }
 
@@ -114,7 +115,11 @@ func (e *ConnError) Error() string {
 // here, network, DNS and TLS failures by nethint.
 func describe(err error) string {
 	var perr *Error
+	var refused *auth.RefusedError
 	switch {
+	case errors.As(err, &refused) && errors.As(err, &perr):
+		// Not "wrong user name or password?".
+		return refused.Summary() + ": server said -ERR " + printable(perr.Reply)
 	case errors.As(err, &perr) && IsAuthError(err):
 		return "authentication failed (wrong user name or password?): " + printable(perr.Reply)
 	case errors.Is(err, ErrNoSTLS):

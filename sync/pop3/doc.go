@@ -13,7 +13,9 @@
 //   - RFC 2595, STLS (Options.TLS = "starttls"); RFC 8314 implicit TLS is the
 //     default for [Dial].
 //   - RFC 3206, the [SYS/TEMP], [SYS/PERM] and [AUTH] response codes.
-//   - RFC 5034, SASL AUTH, with PLAIN (RFC 4616) from github.com/emersion/go-sasl.
+//   - RFC 5034, SASL AUTH, with PLAIN (RFC 4616) from github.com/emersion/go-sasl,
+//     and OAUTHBEARER (RFC 7628) or XOAUTH2 with an OAuth2 token (SignIn,
+//     through sync/auth: a refused token is fetched again and tried once more).
 //
 // Fetch words its connection and login failures as [ConnError], one line
 // with a hint (package nethint, shared with imapsync); a plain-text dial

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/auth"
 )
 
 // Progress receives progress reports from Fetch: Expect once with the
@@ -35,6 +38,10 @@ type FetchOptions struct {
 	TLSConfig *tls.Config // see Options.TLSConfig
 	Username  string
 	Password  string
+	// Token, when set, signs in with an OAuth2 access token instead of
+	// Password (Client.SignIn: AUTH OAUTHBEARER or XOAUTH2). It is called
+	// at the sign-in, and once more when the server refuses the token.
+	Token func(ctx context.Context) (string, error)
 
 	// Folder is the local folder the messages go into; default "INBOX".
 	Folder string
@@ -214,8 +221,8 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 		return nil, &ConnError{Addr: o.Addr, Op: "connect", Err: err}
 	}
 	defer c.Close()
-	if err := c.Login(ctx, o.Username, o.Password); err != nil {
-		return nil, &ConnError{Addr: o.Addr, Op: "login as " + o.Username, Err: err}
+	if err := f.signIn(ctx, c); err != nil {
+		return nil, err
 	}
 	entries, err := f.list(ctx, c)
 	if err != nil {
@@ -237,6 +244,23 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	}
 	f.recordResult(err)
 	return f.res, err
+}
+
+// signIn logs in with the password, or with FetchOptions.Token.
+func (f *fetcher) signIn(ctx context.Context, c *Client) error {
+	o := f.o
+	if o.Token == nil {
+		if err := c.Login(ctx, o.Username, o.Password); err != nil {
+			return &ConnError{Addr: o.Addr, Op: "login as " + o.Username, Err: err}
+		}
+		return nil
+	}
+	host, p, _ := net.SplitHostPort(o.Addr)
+	port, _ := strconv.Atoi(p)
+	if err := c.SignIn(ctx, auth.Credentials{Username: o.Username, Token: o.Token}, host, port); err != nil {
+		return &ConnError{Addr: o.Addr, Op: "sign-in as " + o.Username, Err: err}
+	}
+	return nil
 }
 
 // planOnly finishes a dry run: it reports what fetchNew and deleteOld

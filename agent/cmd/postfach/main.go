@@ -86,7 +86,7 @@ func signalContext() (context.Context, func() syscall.Signal, func()) {
 }
 
 // printError prints a failed command's error, one "postfach: " line per
-// line of it, control characters escaped. A password_cmd that failed gets
+// line of it, control characters escaped. A password_cmd or token_cmd that failed gets
 // one more line with the first line it printed on stderr (kept out of the
 // error itself, which is stored in the index).
 func printError(w io.Writer, err error) {
@@ -95,7 +95,7 @@ func printError(w io.Writer, err error) {
 	}
 	for _, ce := range cmdErrors(err) {
 		if ce.Stderr != "" {
-			fmt.Fprintf(w, "postfach: %s: password_cmd printed: %s\n", safe(ce.Who), safe(ce.Stderr))
+			fmt.Fprintf(w, "postfach: %s: %s printed: %s\n", safe(ce.Who), ce.Setting(), safe(ce.Stderr))
 		}
 	}
 }
