@@ -18,7 +18,10 @@
 //     Options.TLS) or to a loopback client; a client elsewhere on a plain
 //     connection is offered no AUTH and refused one (538 5.7.11) until it
 //     has done STARTTLS.
-//   - The account is chosen by the envelope sender (MAIL FROM): the first
+//   - The account is chosen by the login name when it names one
+//     ("<username>+<account>", as the POP3 endpoint reads logins: every
+//     message of the session goes out through that account, whatever
+//     its sender), else by the envelope sender (MAIL FROM): the first
 //     account in Options.Accounts whose Addresses hold it (ignoring case);
 //     with a single account, that one whatever the sender. A sender no
 //     account holds, with several accounts, is refused with 553 5.7.1.

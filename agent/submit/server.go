@@ -124,6 +124,21 @@ func (s *Server) account(from string) (string, bool) {
 	return "", false
 }
 
+// splitLogin splits a login name into the username Auth judges and the
+// account it names: "<username>+<account>" names one of Options.Accounts
+// (the longest that matches, as the POP3 endpoint reads logins); anything
+// else is the username, naming no account ("").
+func (s *Server) splitLogin(login string) (user, account string) {
+	user, best := login, -1
+	for _, a := range s.o.Accounts {
+		n := a.Name
+		if len(n) > best && len(login) > len(n)+1 && login[len(login)-len(n)-1:] == "+"+n {
+			user, account, best = login[:len(login)-len(n)-1], n, len(n)
+		}
+	}
+	return user, account
+}
+
 // logAdapter sends go-smtp's own messages (connection errors) to the
 // logger at debug level.
 type logAdapter struct{ l *slog.Logger }

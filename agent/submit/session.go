@@ -30,6 +30,7 @@ type session struct {
 
 	user     string // after AUTH
 	authed   bool
+	pinned   string // the account the login named ("<username>+<account>"), or ""
 	failures int
 
 	account string // chosen by MAIL FROM
@@ -69,10 +70,11 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		if identity != "" && identity != username {
 			return ss.authFailed(username, errors.New("authorization identity differs from the login"))
 		}
-		if err := ss.s.o.Auth(ss.remote, username, password); err != nil {
+		user, account := ss.s.splitLogin(username)
+		if err := ss.s.o.Auth(ss.remote, user, password); err != nil {
 			return ss.authFailed(username, err)
 		}
-		ss.user, ss.authed = username, true
+		ss.user, ss.pinned, ss.authed = username, account, true
 		return nil
 	}
 	switch mech {
@@ -95,7 +97,10 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !ss.authed {
 		return errAuthRequired
 	}
-	acct, ok := ss.s.account(from)
+	acct, ok := ss.pinned, true
+	if acct == "" {
+		acct, ok = ss.s.account(from)
+	}
 	if !ok {
 		return errNoAccount
 	}

@@ -194,7 +194,8 @@ func TestSubmitPlaintextAuthRemote(t *testing.T) {
 }
 
 // TestSubmitAccountBySender: with several accounts the envelope sender
-// chooses (ignoring case); an unknown sender is refused with 553.
+// chooses (ignoring case); an unknown sender is refused with 553; a login
+// "<user>+<account>" chooses that account for any sender.
 func TestSubmitAccountBySender(t *testing.T) {
 	accounts := []Account{
 		{Name: "work", Addresses: []string{"me@work.example"}},
@@ -222,6 +223,22 @@ func TestSubmitAccountBySender(t *testing.T) {
 	}
 	if n := e.nudges(); !slices.Equal(n, []string{"home", "work"}) {
 		t.Errorf("nudged %v", n)
+	}
+
+	// A login that names an account sends through it, whatever the sender.
+	c = e.dial(t)
+	if err := c.Auth(sasl.NewPlainClient("", testUser+"+home", testPass)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendMail("me@work.example", []string{"you@example.net"}, strings.NewReader("Subject: pinned\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	ms = e.queued(t)
+	if len(ms) != 3 || ms[2].Account != "home" || ms[2].From != "me@work.example" {
+		t.Fatalf("message sent after login %s+home queued as %+v", testUser, ms[len(ms)-1])
+	}
+	if err := e.dial(t).Auth(sasl.NewPlainClient("", testUser+"+nosuch", testPass)); code(err) != 535 {
+		t.Errorf("login naming no account: %v, want 535", err)
 	}
 }
 
