@@ -13,7 +13,8 @@
 // small servers in the test process, each on its own 127.0.0.1 port, stand
 // where a production Postfix would have other daemons:
 //   - auth: Dovecot's authentication protocol (smtpd_sasl_type = dovecot),
-//     PLAIN and LOGIN against the one user of the relay;
+//     PLAIN and LOGIN against the one user of the relay (and XOAUTH2 and
+//     OAUTHBEARER with RelayOptions.Token);
 //   - policy: a Postfix policy service (check_policy_service) that answers
 //     RCPT TO with the codes set by Reject;
 //   - sink: a go-smtp server, the relay's only destination

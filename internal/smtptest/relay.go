@@ -31,6 +31,11 @@ type RelayOptions struct {
 	// Username and Password of the one user that may relay; default
 	// "relay@smtptest.invalid" and a random password.
 	Username, Password string
+	// Token, when set, is an OAuth2 access token the relay also accepts
+	// for Username with XOAUTH2 and OAUTHBEARER (RFC 7628), which it then
+	// offers beside PLAIN and LOGIN. A wrong token gets the error
+	// challenge ({"status":"invalid_token",...}) and then 535.
+	Token string
 }
 
 // Relay is a running private Postfix. Host, Port, CAFile, Username and
@@ -133,7 +138,7 @@ func NewRelay(dir string, o RelayOptions) (*Relay, error) {
 // certificates, and has Postfix create its queue.
 func (r *Relay) setup() error {
 	var err error
-	if r.auth, err = startAuthServer(r.Username, r.Password); err != nil {
+	if r.auth, err = startAuthServer(r.Username, r.Password, r.opts.Token); err != nil {
 		return err
 	}
 	if r.policy, err = startPolicyServer(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	netsmtp "net/smtp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -300,5 +301,66 @@ func TestRelayStopStart(t *testing.T) {
 	checkDelivered(t, ds[1], "sender@example.org", []string{"rcpt@example.net"}, second)
 	if len(ds) != 2 {
 		t.Fatalf("delivered %d messages, want 2", len(ds))
+	}
+}
+
+// xoauth2 is a client of the XOAUTH2 mechanism (Google's): on a refused
+// token it answers the error challenge with an empty response.
+type xoauth2 struct{ user, token string }
+
+func (x xoauth2) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+func (x xoauth2) Next([]byte) ([]byte, error) { return []byte{}, nil }
+
+// TestRelayOAuth: with a Token the relay offers XOAUTH2 and OAUTHBEARER,
+// accepts the token for its user and refuses another token (535, after the
+// error challenge) and another user.
+func TestRelayOAuth(t *testing.T) {
+	t.Parallel()
+	r := StartRelay(t, RelayOptions{Token: "tok-123"})
+	oauthbearer := func(user, token string) sasl.Client {
+		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: user, Token: token, Host: r.Host, Port: r.Port})
+	}
+	for _, tc := range []struct {
+		name string
+		auth sasl.Client
+		ok   bool
+	}{
+		{"xoauth2", xoauth2{r.Username, "tok-123"}, true},
+		{"oauthbearer", oauthbearer(r.Username, "tok-123"), true},
+		{"xoauth2 wrong token", xoauth2{r.Username, "tok-999"}, false},
+		{"oauthbearer wrong token", oauthbearer(r.Username, "tok-999"), false},
+		{"xoauth2 other user", xoauth2{"other@smtptest.invalid", "tok-123"}, false},
+	} {
+		c := dial(t, r)
+		for _, m := range []string{"XOAUTH2", "OAUTHBEARER", "PLAIN"} {
+			if !c.SupportsAuth(m) {
+				t.Fatalf("%s not offered", m)
+			}
+		}
+		err := c.Auth(tc.auth)
+		// A refused token: 535, or go-sasl's OAUTHBEARER client gives up
+		// on the error challenge.
+		var oe *sasl.OAuthBearerError
+		refused := smtpCode(err) == 535 || (errors.As(err, &oe) && oe.Status == "invalid_token")
+		if tc.ok != (err == nil) || (!tc.ok && !refused) {
+			t.Errorf("%s: AUTH: %v", tc.name, err)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		msg := message(strings.ReplaceAll(tc.name, " ", "-"))
+		if err := c.SendMail(r.Username, []string{"rcpt@example.net"}, bytes.NewReader(msg)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+	}
+	ds := waitDelivered(t, r, 2)
+	if len(ds) != 2 {
+		t.Fatalf("delivered %d messages, want 2", len(ds))
+	}
+	if c := dial(t, StartRelay(t, RelayOptions{})); c.SupportsAuth("XOAUTH2") || c.SupportsAuth("OAUTHBEARER") {
+		t.Error("relay without a Token offers OAuth mechanisms")
 	}
 }

@@ -14,23 +14,24 @@ import (
 
 // authServer speaks the server side of Dovecot's authentication protocol
 // (version 1.2), enough for Postfix's smtpd_sasl_type = dovecot: PLAIN and
-// LOGIN, one user.
+// LOGIN, one user; with a token, XOAUTH2 and OAUTHBEARER (RFC 7628) too.
 type authServer struct {
 	ln       net.Listener
 	user     string
 	password string
+	token    string // "" = no OAuth mechanisms
 	wg       sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 }
 
-func startAuthServer(user, password string) (*authServer, error) {
+func startAuthServer(user, password, token string) (*authServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	a := &authServer{ln: ln, user: user, password: password, conns: map[net.Conn]bool{}}
+	a := &authServer{ln: ln, user: user, password: password, token: token, conns: map[net.Conn]bool{}}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -68,16 +69,21 @@ func (a *authServer) close() {
 	a.wg.Wait()
 }
 
-// authRequest is one AUTH in progress: LOGIN collects the username first.
+// authRequest is one AUTH in progress: LOGIN collects the username first;
+// a refused OAuth token gets an error challenge before the FAIL.
 type authRequest struct {
 	mech     string
 	username string
 	step     int
+	failing  bool
 }
 
 func (a *authServer) serve(c net.Conn) {
 	w := bufio.NewWriter(c)
 	fmt.Fprintf(w, "VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\n")
+	if a.token != "" {
+		fmt.Fprintf(w, "MECH\tXOAUTH2\tplaintext\nMECH\tOAUTHBEARER\tplaintext\n")
+	}
 	fmt.Fprintf(w, "SPID\t%d\nCUID\t1\nCOOKIE\t%032x\nDONE\n", os.Getpid(), 0)
 	if w.Flush() != nil {
 		return
@@ -99,7 +105,8 @@ func (a *authServer) serve(c net.Conn) {
 					resp = &v
 				}
 			}
-			if mech != "PLAIN" && mech != "LOGIN" {
+			oauth := mech == "XOAUTH2" || mech == "OAUTHBEARER"
+			if mech != "PLAIN" && mech != "LOGIN" && (!oauth || a.token == "") {
 				fmt.Fprintf(w, "FAIL\t%s\treason=unsupported mechanism\n", id)
 				break
 			}
@@ -151,8 +158,29 @@ func (a *authServer) step(w *bufio.Writer, id string, r *authRequest, b64 string
 		fmt.Fprintf(w, "FAIL\t%s\treason=invalid base64\n", id)
 		return
 	}
+	if r.failing { // the client's answer to the error challenge
+		delete(reqs, id)
+		fmt.Fprintf(w, "FAIL\t%s\tuser=%s\n", id, sanitize(r.username))
+		return
+	}
 	var user, pass string
 	switch r.mech {
+	case "XOAUTH2", "OAUTHBEARER":
+		user, token, ok := parseOAuth(r.mech, data)
+		if !ok {
+			delete(reqs, id)
+			fmt.Fprintf(w, "FAIL\t%s\treason=malformed %s response\n", id, r.mech)
+			return
+		}
+		if user == a.user && subtle.ConstantTimeCompare([]byte(token), []byte(a.token)) == 1 {
+			delete(reqs, id)
+			fmt.Fprintf(w, "OK\t%s\tuser=%s\n", id, sanitize(user))
+			return
+		}
+		r.failing, r.username = true, user
+		challenge := `{"status":"invalid_token","schemes":"bearer","scope":"mail"}`
+		fmt.Fprintf(w, "CONT\t%s\t%s\n", id, base64.StdEncoding.EncodeToString([]byte(challenge)))
+		return
 	case "PLAIN":
 		parts := bytes.Split(data, []byte{0})
 		if len(parts) != 3 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
@@ -176,6 +204,38 @@ func (a *authServer) step(w *bufio.Writer, id string, r *authRequest, b64 string
 		return
 	}
 	fmt.Fprintf(w, "FAIL\t%s\tuser=%s\n", id, sanitize(user))
+}
+
+// parseOAuth reads the user and bearer token of an XOAUTH2 response
+// ("user=U^Aauth=Bearer T^A^A") or an OAUTHBEARER one (RFC 7628:
+// "n,a=U,^A...auth=Bearer T^A^A").
+func parseOAuth(mech string, data []byte) (user, token string, ok bool) {
+	s := string(data)
+	if mech == "OAUTHBEARER" {
+		gs2, rest, found := strings.Cut(s, "\x01")
+		if !found {
+			return "", "", false
+		}
+		for _, f := range strings.Split(gs2, ",") {
+			if v, found := strings.CutPrefix(f, "a="); found {
+				user = strings.NewReplacer("=2C", ",", "=3D", "=").Replace(v)
+			}
+		}
+		s = rest
+	}
+	for _, kv := range strings.Split(s, "\x01") {
+		if v, found := strings.CutPrefix(kv, "user="); found && mech == "XOAUTH2" {
+			user = v
+		}
+		if v, found := strings.CutPrefix(kv, "auth="); found {
+			scheme, t, found := strings.Cut(v, " ")
+			if !found || !strings.EqualFold(scheme, "Bearer") {
+				return "", "", false
+			}
+			token, ok = t, true
+		}
+	}
+	return user, token, ok && user != ""
 }
 
 // sanitize keeps tabs and line breaks out of a protocol field.
