@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	netsmtp "net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -363,4 +366,69 @@ func TestRelayOAuth(t *testing.T) {
 	if c := dial(t, StartRelay(t, RelayOptions{})); c.SupportsAuth("XOAUTH2") || c.SupportsAuth("OAUTHBEARER") {
 		t.Error("relay without a Token offers OAuth mechanisms")
 	}
+}
+
+// TestRelaySMTPUTF8: the relay offers SMTPUTF8 and passes an internationalized
+// envelope on; with NoSMTPUTF8 it does not offer it.
+func TestRelaySMTPUTF8(t *testing.T) {
+	t.Parallel()
+	r := StartRelay(t, RelayOptions{})
+	c := dial(t, r)
+	if ok, _ := c.Extension("SMTPUTF8"); !ok {
+		t.Fatal("SMTPUTF8 not offered")
+	}
+	if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("From: j\xc3\xb6rg@b\xc3\xbccher.example\r\nTo: \xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.example\r\nSubject: \xc3\xbc\r\n\r\nx\r\n")
+	from, to := "j\xc3\xb6rg@b\xc3\xbccher.example", "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.example"
+	if err := c.Mail(from, &smtp.MailOptions{UTF8: true, Body: smtp.Body8BitMIME}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt(to, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ds := waitDelivered(t, r, 1)
+	checkDelivered(t, ds[0], from, []string{to}, msg)
+
+	plain := StartRelay(t, RelayOptions{NoSMTPUTF8: true})
+	if ok, _ := dial(t, plain).Extension("SMTPUTF8"); ok {
+		t.Error("SMTPUTF8 offered with NoSMTPUTF8")
+	}
+}
+
+// TestRelayMsmtp sends with Debian's msmtp (as the bench does): STARTTLS
+// trusting CAFile, AUTH, the message on stdin.
+func TestRelayMsmtp(t *testing.T) {
+	t.Parallel()
+	msmtp, err := exec.LookPath("msmtp")
+	if err != nil {
+		if os.Getenv("CI") != "true" {
+			t.Skip("skipping: needs msmtp (apt-get install msmtp)")
+		}
+		t.Fatal(err)
+	}
+	r := StartRelay(t, RelayOptions{})
+	conf := filepath.Join(t.TempDir(), "msmtprc")
+	rc := fmt.Sprintf("account default\nhost %s\nport %d\ntls on\ntls_starttls on\ntls_trust_file %s\nauth plain\nuser %s\npassword %s\nfrom sender@example.org\n",
+		r.Host, r.Port, r.CAFile, r.Username, r.Password)
+	if err := os.WriteFile(conf, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := message("msmtp")
+	cmd := exec.Command(msmtp, "-C", conf, "-f", "sender@example.org", "rcpt@example.net")
+	cmd.Stdin = bytes.NewReader(msg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("msmtp: %v\n%s", err, out)
+	}
+	ds := waitDelivered(t, r, 1)
+	checkDelivered(t, ds[0], "sender@example.org", []string{"rcpt@example.net"}, msg)
 }
