@@ -6,12 +6,12 @@
 //
 // # Pieces
 //
-// Postfix does the SMTP side for real (OpenSMTPD was not chosen: its
-// control socket and spool paths are compiled in, so two instances cannot
-// run at once): its smtpd speaks to the client under
-// test, queues what it accepts and relays it with its smtp client. Three
-// small servers in the test process, each on its own 127.0.0.1 port, stand
-// where a production Postfix would have other daemons:
+// Postfix does the SMTP side for real: its smtpd speaks to the client
+// under test, queues what it accepts and relays it with its smtp client.
+// (OpenSMTPD was not chosen: its control socket and spool paths are
+// compiled in, so two instances cannot run at once.) Three small servers
+// in the test process, each on its own 127.0.0.1 port, stand where a
+// production Postfix would have other daemons:
 //   - auth: Dovecot's authentication protocol (smtpd_sasl_type = dovecot),
 //     PLAIN and LOGIN against the one user of the relay (and XOAUTH2 and
 //     OAUTHBEARER with RelayOptions.Token);
@@ -25,7 +25,8 @@
 //	etc/main.cf, etc/master.cf   generated configuration (config_directory)
 //	etc/ca.pem                   the test CA (Relay.CAFile)
 //	etc/cert.pem, etc/key.pem    the relay's certificate (127.0.0.1, localhost) and key
-//	queue/                       queue_directory (root's; Postfix creates its subdirectories)
+//	queue/                       queue_directory (root's), with its subdirectories made as
+//	                             Postfix's postfix-files lists them ("postfix check" takes seconds)
 //	data/                        data_directory (owned by the postfix user)
 //	maillog                      everything Postfix logs (maillog_file)
 //	master.out                   the master daemon's stdout and stderr
@@ -51,4 +52,12 @@
 //   - Reject answers per recipient at RCPT TO time, right away (no reload).
 //   - Errors are not slowed down (smtpd_error_sleep_time = 0) and failed
 //     deliveries to the sink are retried within seconds.
+//   - Delivered holds one entry per delivery transaction: Postfix sends a
+//     message's recipients together (in its own order, not the client's).
+//     Delivery follows acceptance in the background: WaitDelivered waits.
+//   - The configuration files are dated a minute back: Postfix rereads a
+//     file younger than 2 s until it is older (seconds of start-up).
+//   - NewRelay and Close work outside tests (the bench); StartRelay is
+//     the testing wrapper (directory, cleanup, log on failure, skip or
+//     fail when Postfix or root is missing).
 package smtptest
