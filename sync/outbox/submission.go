@@ -50,6 +50,7 @@ func ReadSubmission(r io.Reader) (*Submission, error) {
 		fields = append(fields, line)
 	}
 	s := &Submission{}
+	var sender string
 	var head bytes.Buffer
 	for _, f := range fields {
 		name, value, _ := strings.Cut(f, ":")
@@ -65,9 +66,13 @@ func ReadSubmission(r io.Reader) (*Submission, error) {
 		case "bcc", "resent-bcc":
 			s.Bcc = append(s.Bcc, addrs()...)
 			continue
-		case "from", "sender":
-			if a := addrs(); len(a) > 0 && (s.From == "" || strings.EqualFold(name, "sender")) {
+		case "from":
+			if a := addrs(); len(a) > 0 && s.From == "" {
 				s.From = a[0]
+			}
+		case "sender":
+			if a := addrs(); len(a) > 0 {
+				sender = a[0]
 			}
 		case "to", "resent-to":
 			s.To = append(s.To, addrs()...)
@@ -75,6 +80,9 @@ func ReadSubmission(r io.Reader) (*Submission, error) {
 			s.Cc = append(s.Cc, addrs()...)
 		}
 		head.WriteString(f + "\r\n")
+	}
+	if s.From == "" {
+		s.From = sender
 	}
 	head.WriteString("\r\n")
 	s.Body = io.MultiReader(&head, br)
