@@ -78,11 +78,16 @@ func (r *Relay) mainCF() string {
 	return b.String()
 }
 
-// masterCF is the relay's master.cf: the SMTP service on its own port
-// (behind Port), and the daemons it needs, none chrooted.
+// smtpdSocket is where Postfix's smtpd listens (behind Port), relative to
+// the queue directory: a UNIX socket, so that no TCP port can be taken
+// by someone else between choosing it and Postfix binding it.
+const smtpdSocket = "public/smtpd"
+
+// masterCF is the relay's master.cf: the SMTP service on smtpdSocket, and
+// the daemons it needs, none chrooted.
 func (r *Relay) masterCF() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "127.0.0.1:%d inet n - n - - smtpd\n", r.smtpdPort)
+	b.WriteString("smtpd unix n - n - - smtpd\n")
 	if r.opts.ImplicitTLS {
 		b.WriteString("  -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_security_level=encrypt\n")
 	}

@@ -42,14 +42,20 @@
 //     else is changed: no header field is dropped (message_drop_headers is
 //     empty, so a Bcc field the client sent arrives) or added (no header
 //     rewriting for local clients).
-//   - Postfix's smtpd listens on a port of its own; Port is a front door in
-//     the test process that passes bytes through. Stop closes the front
-//     door and drops its connections (the relay is down for clients), but
-//     Postfix keeps running behind it: what it accepted is still delivered
-//     to the sink, and no delivery is cut in the middle, so a message the
-//     relay accepted once arrives once. (postfix reload to drop the
-//     service left the queue manager idle for many seconds.)
+//   - Postfix's smtpd listens on a UNIX socket (queue/public/smtpd); Port
+//     is a front door in the test process that passes bytes through. So
+//     no TCP port is chosen, freed and bound again by Postfix (another
+//     test could take it in between). Stop closes the front door, drops
+//     its connections and keeps the port bound without listening
+//     (connections are refused and the kernel hands the port to no one
+//     else), but Postfix keeps running behind it: what it accepted is
+//     still delivered to the sink, and no delivery is cut in the middle,
+//     so a message the relay accepted once arrives once. (postfix reload
+//     to drop the service left the queue manager idle for many seconds.)
 //   - Reject answers per recipient at RCPT TO time, right away (no reload).
+//   - StartRelay puts Dir in /dev/shm when there is one (TempDir): the
+//     queue lives in memory, as fast as a test peer should be; durability
+//     across a crash of the machine is no concern of a test.
 //   - Errors are not slowed down (smtpd_error_sleep_time = 0) and failed
 //     deliveries to the sink are retried within seconds.
 //   - Delivered holds one entry per delivery transaction: Postfix sends a

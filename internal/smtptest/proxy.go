@@ -3,16 +3,16 @@ package smtptest
 import (
 	"io"
 	"net"
+	"strconv"
 	"sync"
 )
 
 // proxy is the relay's front door: it listens on Relay.Port and passes
-// every connection through, byte for byte, to Postfix's own port, so that
-// Stop can close the port (and drop the open connections) without
-// disturbing Postfix's queue and deliveries.
+// every connection through, byte for byte, to Postfix's smtpd (a UNIX
+// socket), so that Stop can close the port (and drop the open
+// connections) without disturbing Postfix's queue and deliveries.
 type proxy struct {
-	addr   string // where it listens
-	target string // Postfix's smtpd
+	target string // Postfix's smtpd socket
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -20,14 +20,14 @@ type proxy struct {
 	wg    sync.WaitGroup
 }
 
-// listen opens the front door.
-func (p *proxy) listen() error {
+// listen opens the front door on 127.0.0.1:port (0: a free port).
+func (p *proxy) listen(port int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", p.addr)
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return err
 	}
@@ -38,6 +38,16 @@ func (p *proxy) listen() error {
 	p.wg.Add(1)
 	go p.accept(ln)
 	return nil
+}
+
+// port is the port it listens on (or last listened on).
+func (p *proxy) port() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return 0
+	}
+	return p.ln.Addr().(*net.TCPAddr).Port
 }
 
 func (p *proxy) accept(ln net.Listener) {
@@ -79,7 +89,7 @@ func (p *proxy) pass(c net.Conn) {
 		return
 	}
 	defer p.untrack(c)
-	up, err := net.Dial("tcp", p.target)
+	up, err := net.Dial("unix", p.target)
 	if err != nil {
 		return
 	}
@@ -90,8 +100,8 @@ func (p *proxy) pass(c net.Conn) {
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
 		done <- struct{}{}
 	}

@@ -54,8 +54,8 @@ type Relay struct {
 	sink   *sink
 	master string // the master daemon
 
-	smtpdPort int    // Postfix's own port, behind front
-	front     *proxy // Port
+	front   *proxy // Port
+	release func() // frees Port while stopped (reservePort)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -116,13 +116,7 @@ func NewRelay(dir string, o RelayOptions) (*Relay, error) {
 		Dir: dir, CAFile: filepath.Join(dir, "etc", "ca.pem"),
 		opts: o, master: master,
 	}
-	if r.Port, err = freePort(); err != nil {
-		return nil, err
-	}
-	if r.smtpdPort, err = freePort(); err != nil {
-		return nil, err
-	}
-	r.front = &proxy{addr: r.addr(), target: net.JoinHostPort(r.Host, strconv.Itoa(r.smtpdPort))}
+	r.front = &proxy{target: filepath.Join(dir, "queue", smtpdSocket)}
 	if err := r.setup(); err != nil {
 		r.Close()
 		return nil, err
@@ -256,9 +250,14 @@ func (r *Relay) Start() error {
 			return err
 		}
 	}
-	if err := r.front.listen(); err != nil {
-		return fmt.Errorf("smtptest: listen on %s again: %v", r.addr(), err)
+	if r.release != nil {
+		r.release()
+		r.release = nil
 	}
+	if err := r.front.listen(r.Port); err != nil {
+		return fmt.Errorf("smtptest: listen on %s: %v", r.addr(), err)
+	}
+	r.Port = r.front.port()
 	return r.waitFor(r.probe)
 }
 
@@ -268,7 +267,15 @@ func (r *Relay) Start() error {
 func (r *Relay) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed || r.release != nil {
+		return nil
+	}
 	r.front.close()
+	release, err := reservePort(r.Port)
+	if err != nil {
+		return fmt.Errorf("smtptest: keep port %d while stopped: %v", r.Port, err)
+	}
+	r.release = release
 	return nil
 }
 
@@ -414,6 +421,9 @@ func (r *Relay) Close() error {
 	if r.front != nil {
 		r.front.close()
 	}
+	if r.release != nil {
+		r.release()
+	}
 	if r.cmd != nil {
 		r.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -435,14 +445,4 @@ func (r *Relay) Close() error {
 		r.sink.close()
 	}
 	return err
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
