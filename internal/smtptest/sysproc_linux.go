@@ -1,0 +1,13 @@
+package smtptest
+
+import "syscall"
+
+// sysProcAttr puts Postfix's master in its own process group (it ends the
+// group when it stops) and has the kernel send it SIGTERM if the test
+// process dies.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}
+
+// signalGroup sends sig to the process group led by pid.
+func signalGroup(pid int, sig syscall.Signal) { syscall.Kill(-pid, sig) }
