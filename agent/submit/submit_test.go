@@ -72,14 +72,16 @@ func TestSubmitSmtplib(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(first, []byte("Subject: from smtplib\r\n")) || !bytes.Contains(first, []byte("Hello from send_message.\r\n")) {
+	// The store keeps messages with LF line ends, as every Maildir file
+	// of the store (the sender writes CRLF on the wire).
+	if !bytes.Contains(first, []byte("Subject: from smtplib\n")) || !bytes.Contains(first, []byte("Hello from send_message.\n")) {
 		t.Errorf("first message stored as %q", first)
 	}
 	second, err := os.ReadFile(ms[1].Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "From: me@work.example\r\nTo: you@example.net\r\nSubject: raw with Bcc\r\nMessage-ID: <smtplib-2@work.example>\r\n\r\nThe Bcc line must go.\r\n"
+	want := "From: me@work.example\nTo: you@example.net\nSubject: raw with Bcc\nMessage-ID: <smtplib-2@work.example>\n\nThe Bcc line must go.\n"
 	if string(second) != want {
 		t.Errorf("second message stored as\n%q\nwant\n%q", second, want)
 	}
@@ -269,7 +271,7 @@ func TestSubmitLimits(t *testing.T) {
 	if len(ms) != 1 {
 		t.Fatalf("queued %d messages, want 1", len(ms))
 	}
-	if b, _ := os.ReadFile(ms[0].Path); string(b) != good {
-		t.Errorf("stored %q, want %q", b, good)
+	if b, _ := os.ReadFile(ms[0].Path); string(b) != strings.ReplaceAll(good, "\r\n", "\n") {
+		t.Errorf("stored %q, want %q with LF line ends", b, good)
 	}
 }
