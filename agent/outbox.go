@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -367,18 +370,69 @@ func (o *outboxes) accountName(ctx context.Context, id index.AccountID) string {
 	return names[id]
 }
 
-// NudgeOutbox asks the agent running on the store to send the named
+// NudgeOutbox asks the agent running on cfg's store to send the named
 // accounts' queued mail now (all when none), as `postfach send` does once
 // its message is queued; ErrNoAgent when none runs.
-func (a *Agent) NudgeOutbox(ctx context.Context, names []string) error {
-	resp, err := callAgent(ctx, a.cfg.Store.Path, controlRequest{Op: "outbox", Accounts: names})
+func NudgeOutbox(ctx context.Context, cfg *configs.Config, names []string) error {
+	resp, err := callAgent(ctx, cfg.Store.Path, controlRequest{Op: "outbox", Accounts: names})
 	if err != nil {
 		return err
 	}
 	if resp.Error != "" {
-		return fmt.Errorf("the agent (postfach run) on %s: %s", a.cfg.Store.Path, resp.Error)
+		return fmt.Errorf("the agent (postfach run) on %s: %s", cfg.Store.Path, resp.Error)
 	}
 	return nil
+}
+
+// ErrNoStore means that the store cannot be opened for queueing (it does
+// not exist yet, or its index cannot be opened).
+var ErrNoStore = errors.New("the store cannot be opened")
+
+// noStoreError is an ErrNoStore saying why.
+type noStoreError struct{ err error }
+
+func (e noStoreError) Error() string        { return e.err.Error() }
+func (e noStoreError) Unwrap() error        { return e.err }
+func (e noStoreError) Is(target error) bool { return target == ErrNoStore }
+
+// QueueMessage stores a message in the outbox of cfg's store for account
+// (index.Store.Enqueue; body as it is to be sent, Bcc removed) and
+// returns once it is durable. It neither creates the store (an error
+// wrapping ErrNoStore when there is none: a sendmail must not make a
+// store where the config's path is wrong) nor checks its place as Open
+// does: it is what `postfach send` runs for each message, and it writes
+// only below <store>/.postfach.
+func QueueMessage(ctx context.Context, cfg *configs.Config, account string, env index.Envelope, body io.Reader) (*index.OutboxMessage, error) {
+	root := cfg.Store.Path
+	if _, err := os.Stat(index.DefaultPath(root)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, noStoreError{fmt.Errorf("no store at %s yet (postfach sync or postfach run makes it)", root)}
+		}
+		return nil, noStoreError{fmt.Errorf("store %s: %w", root, err)}
+	}
+	st, err := index.OpenStore(root)
+	if err != nil {
+		return nil, noStoreError{err}
+	}
+	defer st.Close()
+	m, err := st.Enqueue(ctx, account, env, body)
+	if err != nil {
+		return nil, storeFull(root, err)
+	}
+	return m, nil
+}
+
+// SenderAddress is the envelope sender of account's mail when nothing
+// names one: its first address, else its SMTP user name when that is an
+// address; "" when neither.
+func SenderAddress(acct *configs.Account) string {
+	if a := accountAddresses(acct); len(a) > 0 {
+		return a[0]
+	}
+	if acct.SMTP != nil && strings.Contains(acct.SMTP.Username, "@") {
+		return acct.SMTP.Username
+	}
+	return ""
 }
 
 // FlushThroughAgent asks the agent running on the store to send the named

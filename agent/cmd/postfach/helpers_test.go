@@ -235,6 +235,8 @@ func checkStatusShape(t testing.TB, out string) {
 		want(where, acct, "name", "string")
 		want(where, acct, "error", "string")
 		want(where, acct, "queued", "number")
+		want(where, acct, "outbox", "number")
+		want(where, acct, "outbox_failed", "number")
 		want(where, acct, "folders", "array")
 		folders, _ := acct["folders"].([]any)
 		for j, f := range folders {

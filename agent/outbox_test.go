@@ -1,0 +1,229 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/configs"
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/outbox"
+)
+
+// fakeSenders stands in for outbox.Sender in the agent's tests: it records
+// which senders were made, ran and stopped, and their nudges.
+type fakeSenders struct {
+	mu     sync.Mutex
+	events []string // "make work 2525", "stop work 2525"
+	nudges map[string]int
+	opts   map[string]outbox.Options
+}
+
+type fakeSender struct {
+	f    *fakeSenders
+	name string
+}
+
+func (f *fakeSenders) make(o outbox.Options) (mailSender, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, fmt.Sprintf("make %s %d", o.Account, o.Relay.Port))
+	f.opts[o.Account] = o
+	return &fakeSender{f: f, name: fmt.Sprintf("%s %d", o.Account, o.Relay.Port)}, nil
+}
+
+func (s *fakeSender) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.f.mu.Lock()
+	s.f.events = append(s.f.events, "stop "+s.name)
+	s.f.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *fakeSender) Nudge() {
+	s.f.mu.Lock()
+	s.f.nudges[s.name]++
+	s.f.mu.Unlock()
+}
+
+func (s *fakeSender) Flush(context.Context) (outbox.FlushReport, error) {
+	return outbox.FlushReport{Sent: 2, Deferred: 1}, nil
+}
+
+// waitFor waits until cond holds (f.mu held while it looks).
+func (f *fakeSenders) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f.mu.Lock()
+		ok := cond()
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t.Fatalf("%s: never; events %q, nudges %v", what, f.events, f.nudges)
+}
+
+// outboxConfig writes a config whose accounts (name, poll interval, SMTP
+// port or 0 for none) point at a closed port, and loads it.
+func outboxConfig(t *testing.T, dir string, accts ...[3]string) *configs.Config {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[store]\npath = \"store\"\n")
+	for _, a := range accts {
+		fmt.Fprintf(&b, "\n[[accounts]]\nname = %q\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\nusername = \"%s@example.org\"\npassword = \"secret\"\npoll_interval = %q\n",
+			a[0], closedPort, a[0], a[1])
+		if a[2] != "0" {
+			fmt.Fprintf(&b, "\n  [accounts.smtp]\n  host = \"127.0.0.1\"\n  port = %s\n  tls = \"none\"\n", a[2])
+		}
+	}
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// closedPort is a port nothing listens on (the accounts stay offline).
+const closedPort = 9
+
+// TestOutboxSendersFollowReload: `postfach run` runs one sender per
+// account with [accounts.smtp]; a reload starts the added ones, stops the
+// removed ones, restarts (stop first) the one whose [accounts.smtp]
+// changed and leaves the one whose other settings changed alone. Nudges
+// reach the right sender from the control socket (postfach send) and the
+// store's change feed (a message queued in the agent's process), and a
+// flush through the control socket reports per account.
+func TestOutboxSendersFollowReload(t *testing.T) {
+	fake := &fakeSenders{nudges: map[string]int{}, opts: map[string]outbox.Options{}}
+	old := newMailSender
+	newMailSender = fake.make
+	defer func() { newMailSender = old }()
+
+	dir := t.TempDir()
+	cfg := outboxConfig(t, dir, [3]string{"work", "5m", "2525"}, [3]string{"home", "5m", "2526"}, [3]string{"old", "5m", "0"})
+	a, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	reload := make(chan *configs.Config)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, RunOptions{Reload: reload, StopTimeout: 10 * time.Second}) }()
+
+	fake.waitFor(t, "senders made", func() bool { return len(fake.events) == 2 })
+	if want := []string{"make work 2525", "make home 2526"}; !slices.Equal(fake.events, want) {
+		t.Fatalf("at start: %q, want %q", fake.events, want)
+	}
+	if o := fake.opts["work"]; o.Store != a.Index() || o.Relay.Host != "127.0.0.1" || o.Relay.TLS != "none" ||
+		o.Relay.Auth.Username != "work@example.org" || o.Relay.Auth.Password == nil || !o.SaveSent {
+		t.Errorf("work's sender options: %+v", o)
+	}
+
+	// The control socket: postfach send's nudge, a flush.
+	waitAgent(t, ctx, a)
+	if err := NudgeOutbox(ctx, cfg, []string{"work"}); err != nil {
+		t.Fatal(err)
+	}
+	fake.waitFor(t, "work nudged by the control socket", func() bool { return fake.nudges["work 2525"] == 1 })
+	if err := NudgeOutbox(ctx, cfg, []string{"old"}); err == nil || !strings.Contains(err.Error(), `account "old" sends no mail`) {
+		t.Errorf("nudging an account without [accounts.smtp]: %v", err)
+	}
+	reports, err := a.FlushThroughAgent(ctx, nil)
+	want := []OutboxReport{{Account: "work", Sent: 2, Deferred: 1}, {Account: "home", Sent: 2, Deferred: 1}}
+	if err != nil || !slices.Equal(reports, want) {
+		t.Errorf("flush: %+v, %v; want %+v", reports, err, want)
+	}
+
+	// The change feed: a message queued in this process nudges its
+	// account's sender.
+	if _, err := a.Index().Enqueue(ctx, "home", index.Envelope{From: "home@example.org", To: []string{"x@example.net"}},
+		strings.NewReader("Subject: s\r\n\r\nb\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	fake.waitFor(t, "home nudged by the feed", func() bool { return fake.nudges["home 2526"] >= 1 })
+
+	// work's relay moves, home's poll interval changes, old gets one.
+	fake.mu.Lock()
+	fake.events = nil
+	fake.mu.Unlock()
+	reload <- outboxConfig(t, dir, [3]string{"work", "5m", "2527"}, [3]string{"home", "1m", "2526"}, [3]string{"old", "5m", "2528"})
+	fake.waitFor(t, "first reload", func() bool { return len(fake.events) == 3 })
+	if want := []string{"stop work 2525", "make work 2527", "make old 2528"}; !slices.Equal(fake.events, want) {
+		t.Errorf("first reload: %q, want %q", fake.events, want)
+	}
+	fake.mu.Lock()
+	fake.events = nil
+	fake.mu.Unlock()
+	reload <- outboxConfig(t, dir, [3]string{"work", "5m", "2527"}, [3]string{"old", "5m", "0"})
+	fake.waitFor(t, "second reload", func() bool { return len(fake.events) == 2 })
+	if got, want := slices.Sorted(slices.Values(fake.events)), []string{"stop home 2526", "stop old 2528"}; !slices.Equal(got, want) {
+		t.Errorf("second reload: %q, want %q", got, want)
+	}
+	fake.mu.Lock()
+	fake.events = nil
+	fake.mu.Unlock()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if want := []string{"stop work 2527"}; !slices.Equal(fake.events, want) {
+		t.Errorf("at the end: %q, want %q", fake.events, want)
+	}
+}
+
+// waitAgent waits until the agent answers on its control socket.
+func waitAgent(t *testing.T, ctx context.Context, a *Agent) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := a.AgentStatus(ctx); err == nil {
+			return
+		}
+	}
+	t.Fatal("the agent never answered")
+}
+
+// TestAccountForSender: the account is chosen by its addresses, case
+// aside; the only account with [accounts.smtp] takes every sender; with
+// several, an unknown sender is refused.
+func TestAccountForSender(t *testing.T) {
+	smtp := &configs.SMTP{Host: "s"}
+	cfg := &configs.Config{File: "c.toml", Accounts: []configs.Account{
+		{Name: "plain", Username: "plain@example.org"},
+		{Name: "work", Username: "me@work.example", SMTP: smtp},
+		{Name: "home", Username: "me@home.example", SMTP: smtp},
+	}}
+	for _, tc := range []struct{ from, want string }{
+		{"me@work.example", "work"}, {"ME@Home.Example", "home"},
+		{"plain@example.org", ""}, {"other@example.org", ""}, {"", ""},
+	} {
+		acct, err := AccountForSender(cfg, tc.from)
+		got := ""
+		if acct != nil {
+			got = acct.Name
+		}
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("%q: %q, %v; want %q", tc.from, got, err, tc.want)
+		}
+	}
+	cfg.Accounts = cfg.Accounts[:2]
+	if acct, err := AccountForSender(cfg, "anyone@example.net"); err != nil || acct.Name != "work" {
+		t.Errorf("the only sending account: %v, %v", acct, err)
+	}
+}
