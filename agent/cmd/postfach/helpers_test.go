@@ -171,7 +171,11 @@ type status struct {
 		LastSync string `json:"last_sync"`
 		Error    string `json:"error"`
 		Queued   int    `json:"queued"`
-		Folders  []struct {
+		// Outbox and OutboxFailed count the outgoing messages waiting
+		// and failed (postfach queue lists them).
+		Outbox       int `json:"outbox"`
+		OutboxFailed int `json:"outbox_failed"`
+		Folders      []struct {
 			Name     string `json:"name"`
 			Messages int    `json:"messages"`
 			LastSync string `json:"last_sync"`
