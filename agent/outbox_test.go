@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/internal/testenv"
 	"github.com/postfach/postfach/sync/outbox"
 )
 
@@ -225,5 +227,95 @@ func TestAccountForSender(t *testing.T) {
 	cfg.Accounts = cfg.Accounts[:2]
 	if acct, err := AccountForSender(cfg, "anyone@example.net"); err != nil || acct.Name != "work" {
 		t.Errorf("the only sending account: %v, %v", acct, err)
+	}
+}
+
+// TestOutboxNudgedBackOnline: when an account's server comes back after
+// an outage, its sender is nudged (mail queued meanwhile may leave now).
+func TestOutboxNudgedBackOnline(t *testing.T) {
+	fake := &fakeSenders{nudges: map[string]int{}, opts: map[string]outbox.Options{}}
+	old := newMailSender
+	newMailSender = fake.make
+	defer func() { newMailSender = old }()
+
+	d := testenv.StartDovecot(t)
+	proxy := newCutProxy(t, d.IMAPAddr())
+	pass, _ := d.Password(testenv.DefaultUser.Name)
+	dir := t.TempDir()
+	host, port, _ := net.SplitHostPort(proxy.addr)
+	doc := fmt.Sprintf("[store]\npath = %q\n\n[[accounts]]\nname = \"work\"\nkind = \"imap\"\nhost = %q\nport = %s\ntls = \"none\"\nusername = %q\npassword = %q\n"+
+		"\n  [accounts.smtp]\n  host = \"127.0.0.1\"\n  port = 2525\n  tls = \"none\"\n",
+		filepath.Join(dir, "store"), host, port, testenv.DefaultUser.Name, pass)
+	file := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.down() // offline from the start
+	a, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, RunOptions{}) }()
+	waitAgent(t, ctx, a)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, err := a.AgentStatus(ctx); err == nil && len(st.Accounts) == 1 && st.Accounts[0].State == StateOffline {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the account never went offline")
+		}
+	}
+	fake.mu.Lock()
+	before := fake.nudges["work 2525"]
+	fake.mu.Unlock()
+	proxy.up(t)
+	if _, err := a.SyncThroughAgent(ctx, nil); err != nil { // retries now rather than after the backoff
+		t.Fatal(err)
+	}
+	fake.waitFor(t, "the sender nudged when the account came back", func() bool { return fake.nudges["work 2525"] > before })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestFlushOutboxHoldsTheLock: without an agent, a flush sends under the
+// store's sync lock: while another postfach holds it, nothing is sent.
+func TestFlushOutboxHoldsTheLock(t *testing.T) {
+	fake := &fakeSenders{nudges: map[string]int{}, opts: map[string]outbox.Options{}}
+	old := newMailSender
+	newMailSender = fake.make
+	defer func() { newMailSender = old }()
+	cfg := outboxConfig(t, t.TempDir(), [3]string{"work", "5m", "2525"}, [3]string{"news", "5m", "0"})
+	a, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	unlock, err := lockStore(cfg.Store.Path, "postfach sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.FlushOutbox(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "postfach sync, process") {
+		t.Errorf("flush while postfach sync holds the store: %v", err)
+	}
+	if len(fake.events) != 0 {
+		t.Errorf("senders made while the lock was held: %q", fake.events)
+	}
+	unlock()
+	reports, err := a.FlushOutbox(t.Context(), nil)
+	if want := []OutboxReport{{Account: "work", Sent: 2, Deferred: 1}}; err != nil || !slices.Equal(reports, want) {
+		t.Errorf("flush: %+v, %v; want %+v", reports, err, want)
+	}
+	if _, err := a.FlushOutbox(t.Context(), []string{"news"}); err == nil || !strings.Contains(err.Error(), `account "news" has no [accounts.smtp]`) {
+		t.Errorf("flushing an account that sends no mail: %v", err)
 	}
 }
