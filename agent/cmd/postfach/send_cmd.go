@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -76,6 +78,17 @@ file is missing or has errors.`,
 			if opts.config != "" {
 				g.configPath = opts.config
 			}
+			if opts.cpuProfile != "" { // the global flag, parsed here
+				f, err := os.Create(opts.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			g.verbose = g.verbose || opts.verbose
 			return runSend(cmd, g, opts, cmd.InOrStdin())
 		},
@@ -96,6 +109,7 @@ type sendOptions struct {
 	fullName    string   // -F
 	rcpts       []string // the arguments
 	config      string   // --config, -c (the global flag, parsed here)
+	cpuProfile  string   // --cpuprofile (the global flag, parsed here)
 	verbose     bool     // -v, --verbose
 	help        bool
 }
@@ -133,6 +147,13 @@ func parseSendArgs(args []string) (*sendOptions, error) {
 			continue
 		case strings.HasPrefix(a, "--config="):
 			o.config = strings.TrimPrefix(a, "--config=")
+			continue
+		case a == "--cpuprofile" && i+1 < len(args):
+			i++
+			o.cpuProfile = args[i]
+			continue
+		case strings.HasPrefix(a, "--cpuprofile="):
+			o.cpuProfile = strings.TrimPrefix(a, "--cpuprofile=")
 			continue
 		case strings.HasPrefix(a, "--"):
 			return nil, fmt.Errorf("unknown option %s", a)

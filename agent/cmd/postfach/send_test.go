@@ -44,6 +44,7 @@ func TestSendArgs(t *testing.T) {
 		{[]string{"-c", "c.toml", "--config=d.toml", "--verbose"}, sendOptions{config: "d.toml", verbose: true}},
 		{[]string{"a@example.org", "-i", "b@example.org"}, sendOptions{ignoreDots: true, rcpts: []string{"a@example.org", "b@example.org"}}},
 		{[]string{"--help"}, sendOptions{help: true}},
+		{[]string{"--cpuprofile", "p.out", "--cpuprofile=q.out", "a@example.org"}, sendOptions{cpuProfile: "q.out", rcpts: []string{"a@example.org"}}},
 	} {
 		got, err := parseSendArgs(tc.args)
 		if err != nil {
