@@ -335,6 +335,9 @@ func TestOutboxSubmission(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &creds); err != nil {
 		t.Fatal(err)
 	}
+	if creds.Submission != addr || creds.TLS != "starttls" {
+		t.Errorf("credentials: submission %q with TLS %q, want %q with starttls", creds.Submission, creds.TLS, addr)
+	}
 	pem, err := os.ReadFile(creds.CertFile)
 	if err != nil {
 		t.Fatal(err)
