@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"strings"
@@ -84,7 +85,7 @@ type senderService struct {
 // goroutine only.
 func (o *outboxes) reload(cfg *configs.Config) {
 	o.mu.Lock()
-	old := o.senders
+	old := maps.Clone(o.senders) // o.senders is read under o.mu meanwhile
 	o.mu.Unlock()
 	next := map[string]*senderService{}
 	for i := range cfg.Accounts {
@@ -227,11 +228,12 @@ func (o *outboxes) nudgeOne(account string) {
 // pick returns the running senders of the named accounts (all when
 // none).
 func (o *outboxes) pick(names []string) ([]*senderService, error) {
+	order := o.d.cfgAccounts()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var out []*senderService
 	if len(names) == 0 {
-		for _, acct := range o.d.cfgAccounts() {
+		for _, acct := range order {
 			if s := o.senders[acct]; s != nil {
 				out = append(out, s)
 			}
