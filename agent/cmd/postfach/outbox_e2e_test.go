@@ -161,10 +161,12 @@ func (e *outboxEnv) waitDelivered(t *testing.T, msgs []outgoing, limit time.Dura
 		if fmt.Sprint(counts[o.id]) != fmt.Sprint(want) {
 			t.Errorf("%s: delivered %v, want each recipient once: %v", o.id, counts[o.id], want)
 		}
-		if !bytes.HasSuffix(data[o.id], []byte(o.stored)) {
+		// The relay may keep the message with LF line ends.
+		got := bytes.ReplaceAll(data[o.id], []byte("\r\n"), []byte("\n"))
+		if want := strings.ReplaceAll(o.stored, "\r\n", "\n"); !bytes.HasSuffix(got, []byte(want)) {
 			t.Errorf("%s: the relay got\n%q\nwant it to end with\n%q", o.id, data[o.id], o.stored)
 		}
-		if head, _, _ := bytes.Cut(data[o.id], []byte("\r\n\r\n")); bytes.Contains(bytes.ToLower(head), []byte("\nbcc:")) {
+		if head, _, _ := bytes.Cut(got, []byte("\n\n")); bytes.Contains(bytes.ToLower(head), []byte("\nbcc:")) {
 			t.Errorf("%s: a Bcc field reached the relay:\n%s", o.id, head)
 		}
 	}
@@ -262,8 +264,8 @@ func TestOutboxQueueFlushWithoutAgent(t *testing.T) {
 		t.Fatalf("queue after a deferred flush: %+v", q.Messages)
 	}
 	for i, m := range q.Messages {
-		if m.Attempts != 1 || m.LastReply == "" || m.State != "queued" || m.Subject != fmt.Sprintf("outbox test %d", i) ||
-			len(m.Recipients) != len(msgs[i].rcpts) || m.MessageID != "<"+msgs[i].id+">" {
+		if m.Attempts < 1 || m.LastReply == "" || m.State != "queued" || m.Subject != fmt.Sprintf("outbox test %d", i) ||
+			len(m.Recipients) != len(msgs[i].rcpts) || strings.Trim(m.MessageID, "<>") != msgs[i].id {
 			t.Errorf("deferred message %d: %+v", i, m)
 		}
 	}
