@@ -19,8 +19,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -419,4 +421,148 @@ func TestOutboxRecipientRefused(t *testing.T) {
 	if notice == nil || !bytes.Contains(notice, []byte("550")) {
 		t.Errorf("no failure notice naming cc0@example.org and the 550 in the local INBOX:\n%s", notice)
 	}
+}
+
+// outboxLoad is how many messages TestOutboxLoad queues with `postfach
+// send` and submits with Python's smtplib: issue 12's 1,000 and 100 with
+// POSTFACH_OUTBOX_FULL=1, fewer by default (the suite's time budget).
+func outboxLoad() (sends, submits int) {
+	switch {
+	case os.Getenv("POSTFACH_OUTBOX_FULL") == "1":
+		return 1000, 100
+	case testing.Short():
+		return 10, 5
+	}
+	return 50, 10
+}
+
+// smtplibScript submits messages to the submission endpoint: argv host,
+// port, user, password, cafile, then one file per message whose first
+// line is the envelope "FROM RCPT RCPT...".
+const smtplibScript = `
+import smtplib, ssl, sys
+host, port, user, pw, cafile = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=cafile)
+s = smtplib.SMTP(host, int(port))
+s.starttls(context=ctx)
+s.login(user, pw)
+for path in sys.argv[6:]:
+    with open(path, "rb") as f:
+        env, msg = f.read().split(b"\n", 1)
+    words = env.decode().split()
+    s.sendmail(words[0], words[1:], msg)
+s.quit()
+`
+
+// TestOutboxLoad (issue 12's first done-when item, at outboxLoad's
+// scale): messages queued by `postfach send`, one process each, and
+// submitted with Python's smtplib to the submission endpoint while the
+// agent runs are all delivered exactly once per recipient, Bcc stripped;
+// with the real outbox each has one copy in Sent on Dovecot after the
+// next sync, Bcc stripped there too.
+func TestOutboxLoad(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed (Python's smtplib): %v", err)
+	}
+	addr := freeLoopback(t)
+	e := newOutboxEnv(t, fmt.Sprintf("\n[serve]\nsubmission = %q\n", addr))
+	var creds credentialsOut
+	r := mustRun(t, nil, "--config", e.config, "credentials", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &creds); err != nil {
+		t.Fatal(err)
+	}
+	e.startAgent(t)
+	sends, submits := outboxLoad()
+	var msgs []outgoing
+	start := time.Now()
+	for i := range sends {
+		o := newOutgoing(i)
+		msgs = append(msgs, o)
+		e.send(t, o)
+	}
+	sendTook := time.Since(start)
+	dir := t.TempDir()
+	args := []string{"-c", smtplibScript, "127.0.0.1", strings.Split(addr, ":")[1], creds.Username, creds.Password, creds.CertFile}
+	for i := sends; i < sends+submits; i++ {
+		o := newOutgoing(i)
+		msgs = append(msgs, o)
+		path := filepath.Join(dir, fmt.Sprintf("%d.eml", i))
+		env := "me@outbox.test " + strings.Join(o.rcpts, " ")
+		if err := os.WriteFile(path, []byte(env+"\n"+strings.ReplaceAll(o.raw, "\n", "\r\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, path)
+	}
+	if out, err := exec.Command(python, args...).CombinedOutput(); err != nil {
+		t.Fatalf("smtplib: %v\n%s", err, out)
+	}
+	e.waitDelivered(t, msgs, time.Minute+time.Duration(sends+submits)*50*time.Millisecond)
+	t.Logf("%d messages queued by postfach send in %v (%v each), %d submitted with smtplib; all delivered %v after the first send",
+		sends, sendTook.Round(time.Millisecond), (sendTook / time.Duration(max(sends, 1))).Round(time.Microsecond), submits, time.Since(start).Round(time.Millisecond))
+	if realOutbox {
+		e.checkSent(t, msgs)
+	}
+}
+
+// outboxKills is how often TestOutboxKill9 kills the agent.
+func outboxKills() int {
+	if testing.Short() {
+		return 5
+	}
+	return 30
+}
+
+// TestOutboxKill9 (issue 12's second done-when item): `kill -9` of the
+// agent at random moments while it sends loses nothing: once an agent
+// runs to the end, every message has reached every recipient. Duplicates
+// (a kill between the relay's reply and the queue's commit) are counted
+// and logged, not failed.
+func TestOutboxKill9(t *testing.T) {
+	e := newOutboxEnv(t, "")
+	mustRun(t, nil, "--config", e.config, "sync")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
+	var msgs []outgoing
+	perRound := 4
+	for range outboxKills() {
+		for range perRound {
+			o := newOutgoing(len(msgs))
+			msgs = append(msgs, o)
+			e.send(t, o)
+		}
+		a := e.spawnAgent(t)
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		a.Kill()
+	}
+	e.startAgent(t)
+	if _, err := agenttest.Poll(2*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		counts, _ := e.delivered(t)
+		for _, o := range msgs {
+			for _, r := range o.rcpts {
+				if counts[o.id][r] == 0 {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	}); err != nil {
+		counts, _ := e.delivered(t)
+		lost := 0
+		for _, o := range msgs {
+			for _, r := range o.rcpts {
+				if counts[o.id][r] == 0 {
+					lost++
+				}
+			}
+		}
+		t.Fatalf("%d deliveries lost after %d kills (of %d messages)", lost, outboxKills(), len(msgs))
+	}
+	counts, _ := e.delivered(t)
+	dups := 0
+	for _, o := range msgs {
+		for _, r := range o.rcpts {
+			dups += counts[o.id][r] - 1
+		}
+	}
+	t.Logf("%d messages, %d kills -9 while sending: nothing lost, %d duplicate deliveries", len(msgs), outboxKills(), dups)
 }
