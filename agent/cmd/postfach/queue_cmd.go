@@ -47,78 +47,84 @@ or failed).`,
 				}
 				ids[i] = index.OutboxID(n)
 			}
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			a, err := agent.Open(cfg, g.logger())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx := cmd.Context()
-			out := cmd.OutOrStdout()
-			for _, id := range ids {
-				if err := a.Index().OutboxDelete(ctx, id); err != nil {
-					if errors.Is(err, index.ErrNotFound) {
-						return fmt.Errorf("no message %d in the queue", id)
-					}
-					return err
-				}
-				if !jsonOut {
-					fmt.Fprintf(out, "deleted %d\n", id)
-				}
-			}
-			var q queueJSON
-			var flushErr error
-			if flush {
-				reports, err := a.FlushThroughAgent(ctx, nil)
-				if errors.Is(err, agent.ErrNoAgent) {
-					reports, err = a.FlushOutbox(ctx, nil)
-				}
-				q.Flushed, flushErr = reports, err
-				if q.Flushed == nil {
-					q.Flushed = []agent.OutboxReport{}
-				}
-			}
-			var msgs []*index.OutboxMessage
-			err = a.Index().Read(ctx, func(tx *index.ReadTx) error {
-				msgs, err = tx.OutboxList("")
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			q.Messages = []queueMessage{}
-			for _, m := range msgs {
-				q.Messages = append(q.Messages, toQueueJSON(m))
-			}
-			if jsonOut {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false) // Message-IDs are <...>
-				if err := enc.Encode(q); err != nil {
-					return err
-				}
-				if flushErr != nil {
-					printError(cmd.ErrOrStderr(), flushErr)
-					return exitError{1}
-				}
-				return nil
-			}
-			for _, r := range q.Flushed {
-				if r.Error == "" {
-					fmt.Fprintf(out, "%s: %d sent, %d deferred, %d failed\n", safe(r.Account), r.Sent, r.Deferred, r.Failed)
-				}
-			}
-			printQueue(out, msgs, time.Now())
-			return flushErr
+			return runQueue(cmd, g, ids, flush, jsonOut)
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&flush, "flush", false, "send every queued message now and wait for the outcome")
 	cmd.Flags().StringArrayVar(&del, "delete", nil, "remove the message with this `ID` from the queue")
 	return cmd
+}
+
+// runQueue deletes the messages ids, flushes the queue with flush, and
+// prints what is left.
+func runQueue(cmd *cobra.Command, g *globals, ids []index.OutboxID, flush, jsonOut bool) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	a, err := agent.Open(cfg, g.logger())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	for _, id := range ids {
+		if err := a.Index().OutboxDelete(ctx, id); err != nil {
+			if errors.Is(err, index.ErrNotFound) {
+				return fmt.Errorf("no message %d in the queue", id)
+			}
+			return err
+		}
+		if !jsonOut {
+			fmt.Fprintf(out, "deleted %d\n", id)
+		}
+	}
+	var q queueJSON
+	var flushErr error
+	if flush {
+		reports, err := a.FlushThroughAgent(ctx, nil)
+		if errors.Is(err, agent.ErrNoAgent) {
+			reports, err = a.FlushOutbox(ctx, nil)
+		}
+		q.Flushed, flushErr = reports, err
+		if q.Flushed == nil {
+			q.Flushed = []agent.OutboxReport{}
+		}
+	}
+	var msgs []*index.OutboxMessage
+	err = a.Index().Read(ctx, func(tx *index.ReadTx) error {
+		msgs, err = tx.OutboxList("")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	q.Messages = []queueMessage{}
+	for _, m := range msgs {
+		q.Messages = append(q.Messages, toQueueJSON(m))
+	}
+	if jsonOut {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // Message-IDs are <...>
+		if err := enc.Encode(q); err != nil {
+			return err
+		}
+		if flushErr != nil {
+			printError(cmd.ErrOrStderr(), flushErr)
+			return exitError{1}
+		}
+		return nil
+	}
+	for _, r := range q.Flushed {
+		if r.Error == "" {
+			fmt.Fprintf(out, "%s: %d sent, %d deferred, %d failed\n", safe(r.Account), r.Sent, r.Deferred, r.Failed)
+		}
+	}
+	printQueue(out, msgs, time.Now())
+	return flushErr
 }
 
 // queueJSON is what `postfach queue --json` prints.

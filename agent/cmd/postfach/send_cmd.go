@@ -128,102 +128,107 @@ func parseSendArgs(args []string) (*sendOptions, error) {
 	o := &sendOptions{}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		n := 0
+		var err error
 		switch {
 		case a == "--":
 			o.rcpts = append(o.rcpts, args[i+1:]...)
 			return o, nil
-		case a == "--help":
-			o.help = true
-			continue
-		case a == "--verbose":
-			o.verbose = true
-			continue
-		case a == "--config" || a == "-c":
-			if i+1 >= len(args) {
-				return nil, fmt.Errorf("%s needs a file", a)
-			}
-			i++
-			o.config = args[i]
-			continue
-		case strings.HasPrefix(a, "--config="):
-			o.config = strings.TrimPrefix(a, "--config=")
-			continue
-		case a == "--cpuprofile" && i+1 < len(args):
-			i++
-			o.cpuProfile = args[i]
-			continue
-		case strings.HasPrefix(a, "--cpuprofile="):
-			o.cpuProfile = strings.TrimPrefix(a, "--cpuprofile=")
-			continue
-		case strings.HasPrefix(a, "--"):
-			return nil, fmt.Errorf("unknown option %s", a)
+		case strings.HasPrefix(a, "--") || a == "-c":
+			n, err = o.longOption(args[i:])
 		case len(a) < 2 || a[0] != '-':
 			o.rcpts = append(o.rcpts, a)
-			continue
+		default:
+			n, err = o.cluster(args[i:])
 		}
-		// A cluster of letters: -ti, -oi, -fme@example.org, -f me@...
-		for j := 1; j < len(a); j++ {
-			c := a[j]
-			value := func() (string, error) {
-				if rest := a[j+1:]; rest != "" {
-					j = len(a)
-					return rest, nil
-				}
-				if i+1 >= len(args) {
-					return "", fmt.Errorf("option -%c needs a value", c)
-				}
-				i++
-				j = len(a)
-				return args[i], nil
-			}
-			switch {
-			case c == 't':
-				o.headerRcpts = true
-			case c == 'i':
-				o.ignoreDots = true
-			case c == 'v':
-				o.verbose = true
-			case c == 'h' && j == 1 && len(a) == 2 && (i+1 >= len(args) || !isDigits(args[i+1])):
-				o.help = true // -h alone; -h N is sendmail's hop count
-			case strings.IndexByte("nmUG", c) >= 0:
-				// -n no aliasing, -m me too, -U initial submission,
-				// -G gateway submission: nothing to do here.
-			case c == 'f' || c == 'r' || c == 'F':
-				v, err := value()
-				if err != nil {
-					return nil, err
-				}
-				if c == 'F' {
-					o.fullName = v
-				} else {
-					o.from = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(v), "<"), ">")
-				}
-			case c == 'o':
-				v, err := value()
-				if err != nil {
-					return nil, err
-				}
-				if v == "i" {
-					o.ignoreDots = true
-				}
-			case c == 'b':
-				v, err := value()
-				if err != nil {
-					return nil, err
-				}
-				if v != "m" {
-					return nil, fmt.Errorf("-b%s is not supported: postfach send only queues mail (-bm)", v)
-				}
-			case strings.IndexByte(ignoredValueOpts, c) >= 0:
-				if _, err := value(); err != nil {
-					return nil, err
-				}
-			default:
-				return nil, fmt.Errorf("unknown option -%c", c)
-			}
+		if err != nil {
+			return nil, err
 		}
+		i += n
 	}
 	return o, nil
+}
+
+// longOption parses the global flags send takes (args[0] is one) and
+// returns how many arguments after it it used.
+func (o *sendOptions) longOption(args []string) (int, error) {
+	name, value, inline := strings.Cut(args[0], "=")
+	var dst *string
+	switch name {
+	case "--help":
+		o.help = true
+	case "--verbose":
+		o.verbose = true
+	case "--config", "-c":
+		dst = &o.config
+	case "--cpuprofile":
+		dst = &o.cpuProfile
+	default:
+		return 0, fmt.Errorf("unknown option %s", name)
+	}
+	switch {
+	case dst == nil:
+		return 0, nil
+	case inline:
+		*dst = value
+		return 0, nil
+	case len(args) < 2:
+		return 0, fmt.Errorf("%s needs a file", name)
+	}
+	*dst = args[1]
+	return 1, nil
+}
+
+// cluster parses a cluster of sendmail's option letters (args[0]: -ti,
+// -oi, -fme@example.org, -f me@...) and returns how many arguments after
+// it it used (a value in the next one).
+func (o *sendOptions) cluster(args []string) (int, error) {
+	a, used := args[0], 0
+	for j := 1; j < len(a); j++ {
+		c := a[j]
+		value := func() (string, error) {
+			rest := a[j+1:]
+			j = len(a)
+			switch {
+			case rest != "":
+				return rest, nil
+			case len(args) < 2:
+				return "", fmt.Errorf("option -%c needs a value", c)
+			}
+			used = 1
+			return args[1], nil
+		}
+		var v string
+		var err error
+		if strings.IndexByte("frFob"+ignoredValueOpts, c) >= 0 && !(c == 'h' && len(a) == 2 && (len(args) < 2 || !isDigits(args[1]))) {
+			if v, err = value(); err != nil {
+				return 0, err
+			}
+		}
+		switch {
+		case c == 't':
+			o.headerRcpts = true
+		case c == 'i' || c == 'o' && v == "i":
+			o.ignoreDots = true
+		case c == 'v':
+			o.verbose = true
+		case c == 'h' && v == "":
+			o.help = true // -h alone; -h N is sendmail's hop count
+		case c == 'f' || c == 'r':
+			o.from = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(v), "<"), ">")
+		case c == 'F':
+			o.fullName = v
+		case c == 'b' && v != "m":
+			return 0, fmt.Errorf("-b%s is not supported: postfach send only queues mail (-bm)", v)
+		case strings.IndexByte("nmUGob"+ignoredValueOpts, c) >= 0:
+			// -n no aliasing, -m me too, -U initial submission, -G
+			// gateway submission, -bm, and the ignored options with a
+			// value: nothing to do here.
+		default:
+			return 0, fmt.Errorf("unknown option -%c", c)
+		}
+	}
+	return used, nil
 }
 
 func isDigits(s string) bool {
