@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -317,5 +318,79 @@ func TestFlushOutboxHoldsTheLock(t *testing.T) {
 	}
 	if _, err := a.FlushOutbox(t.Context(), []string{"news"}); err == nil || !strings.Contains(err.Error(), `account "news" has no [accounts.smtp]`) {
 		t.Errorf("flushing an account that sends no mail: %v", err)
+	}
+}
+
+// TestSubmissionEndpointWiring: [serve] submission starts the submission
+// endpoint as the other endpoints start, with the accounts that send mail
+// (and their addresses) and a nudge that reaches the account's sender; a
+// reload that takes the last [accounts.smtp] away stops it.
+func TestSubmissionEndpointWiring(t *testing.T) {
+	fake := &fakeSenders{nudges: map[string]int{}, opts: map[string]outbox.Options{}}
+	old := newMailSender
+	newMailSender = fake.make
+	defer func() { newMailSender = old }()
+
+	dir := t.TempDir()
+	addr := freePort(t)
+	write := func(accts ...[3]string) *configs.Config {
+		cfg := outboxConfig(t, dir, accts...)
+		f, err := os.OpenFile(cfg.File, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "\n[serve]\nsubmission = %q\n", addr)
+		f.Close()
+		if cfg, err = configs.Load(cfg.File); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := write([3]string{"news", "5m", "0"}, [3]string{"work", "5m", "2525"})
+	a, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	made := make(chan *echoEndpoint, 4)
+	mk := func(o EndpointOptions) (Endpoint, error) {
+		e := newEcho(o)
+		made <- e
+		return e, nil
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	reload := make(chan *configs.Config)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, RunOptions{Reload: reload, Endpoints: Endpoints{Submission: mk}}) }()
+	var e *echoEndpoint
+	select {
+	case e = <-made:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no submission endpoint made")
+	}
+	<-e.addrs
+	if want := []SenderAccount{{Name: "work", Addresses: []string{"work@example.org"}}}; !reflect.DeepEqual(e.opts.Senders, want) {
+		t.Errorf("senders %+v, want %+v", e.opts.Senders, want)
+	}
+	e.opts.Nudge("work")
+	fake.waitFor(t, "work's sender nudged by the endpoint", func() bool { return fake.nudges["work 2525"] >= 1 })
+	st, err := a.AgentStatus(ctx)
+	if err != nil || len(st.Endpoints) != 1 || st.Endpoints[0].Name != "submission" || st.Endpoints[0].Addr != addr {
+		t.Errorf("status: %+v, %v", st, err)
+	}
+
+	reload <- write([3]string{"news", "5m", "0"}, [3]string{"work", "5m", "0"})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, err := a.AgentStatus(ctx); err == nil && len(st.Endpoints) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the submission endpoint still runs without an account that sends mail")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
