@@ -16,7 +16,6 @@ import (
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
-	"github.com/postfach/postfach/sync/auth"
 	"github.com/postfach/postfach/sync/outbox"
 )
 
@@ -194,15 +193,6 @@ func senderOptions(store *index.Store, acct *configs.Account, log *slog.Logger) 
 		SaveSent: saveSent, SentFolder: sentFolder, Expiry: expiry, Warn: warn,
 		Logger: log,
 	}, nil
-}
-
-// smtpCredentials is how the account signs in to its relay: no AUTH
-// when [accounts.smtp] (or the account) sets no secret.
-func smtpCredentials(s *configs.SMTP) auth.Credentials {
-	if s.Password == "" && s.PasswordEnv == "" && s.PasswordCmd == "" {
-		return auth.Credentials{}
-	}
-	return auth.Credentials{Username: s.Username, Password: s.Secret}
 }
 
 // nudge asks the senders of the named accounts (every one when none) to

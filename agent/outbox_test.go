@@ -206,12 +206,27 @@ func waitAgent(t *testing.T, ctx context.Context, a *Agent) {
 // aside; the only account with [accounts.smtp] takes every sender; with
 // several, an unknown sender is refused.
 func TestAccountForSender(t *testing.T) {
-	smtp := &configs.SMTP{Host: "s"}
-	cfg := &configs.Config{File: "c.toml", Accounts: []configs.Account{
-		{Name: "plain", Username: "plain@example.org"},
-		{Name: "work", Username: "me@work.example", SMTP: smtp},
-		{Name: "home", Username: "me@home.example", SMTP: smtp},
-	}}
+	dir := t.TempDir()
+	load := func(accts ...[2]string) *configs.Config {
+		var b strings.Builder
+		b.WriteString("[store]\npath = \"store\"\n")
+		for _, a := range accts {
+			fmt.Fprintf(&b, "\n[[accounts]]\nname = %q\nkind = \"imap\"\nhost = \"imap.example.org\"\nusername = %q\npassword = \"secret\"\n", a[0], a[1])
+			if a[0] != "plain" {
+				b.WriteString("\n  [accounts.smtp]\n  host = \"smtp.example.org\"\n")
+			}
+		}
+		path := filepath.Join(dir, "config.toml")
+		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := configs.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := load([2]string{"plain", "plain@example.org"}, [2]string{"work", "me@work.example"}, [2]string{"home", "me@home.example"})
 	for _, tc := range []struct{ from, want string }{
 		{"me@work.example", "work"}, {"ME@Home.Example", "home"},
 		{"plain@example.org", ""}, {"other@example.org", ""}, {"", ""},
@@ -225,7 +240,7 @@ func TestAccountForSender(t *testing.T) {
 			t.Errorf("%q: %q, %v; want %q", tc.from, got, err, tc.want)
 		}
 	}
-	cfg.Accounts = cfg.Accounts[:2]
+	cfg = load([2]string{"plain", "plain@example.org"}, [2]string{"work", "me@work.example"})
 	if acct, err := AccountForSender(cfg, "anyone@example.net"); err != nil || acct.Name != "work" {
 		t.Errorf("the only sending account: %v, %v", acct, err)
 	}

@@ -84,8 +84,8 @@ func accountKeys(cfg *configs.Config) []string {
 		k := []string{a.Name, a.Password, a.PasswordEnv, a.PasswordCmd}
 		if a.SMTP != nil {
 			k = append(k, a.SMTP.Password, a.SMTP.PasswordEnv, a.SMTP.PasswordCmd)
-			k = append(k, senderKey(&a)...) // what the submission endpoint uses
 		}
+		k = append(k, senderKey(&a)...) // what the submission endpoint uses
 		keys = append(keys, strings.Join(k, "\x00"))
 	}
 	return keys

@@ -32,8 +32,11 @@ func senderAccounts(cfg *configs.Config) []SenderAccount {
 	return out
 }
 
-// senderKey is what the submission endpoint uses of an account with
-// [accounts.smtp], for accountKeys.
+// senderKey is what the submission endpoint uses of an account, for
+// accountKeys: nothing when it has no [accounts.smtp].
 func senderKey(a *configs.Account) []string {
+	if a.SMTP == nil {
+		return nil
+	}
 	return append([]string{"smtp"}, accountAddresses(a)...)
 }

@@ -64,15 +64,27 @@ func TestSendArgs(t *testing.T) {
 	}
 }
 
-// sendConfig is a config with two accounts that send mail and one that
-// does not.
-func sendConfig() *configs.Config {
-	smtp := &configs.SMTP{Host: "smtp.example.org", Port: 465, TLS: "implicit"}
-	return &configs.Config{File: "config.toml", Accounts: []configs.Account{
-		{Name: "work", Username: "me@work.example", SMTP: smtp},
-		{Name: "home", Username: "me@home.example", SMTP: smtp},
-		{Name: "news", Username: "reader@news.example"},
-	}}
+// sendConfig loads a config with two accounts that send mail and one that
+// does not (their addresses: the user names, by default).
+func sendConfig(t *testing.T) *configs.Config {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[store]\npath = \"store\"\n")
+	for _, a := range [][2]string{{"work", "me@work.example"}, {"home", "me@home.example"}, {"news", "reader@news.example"}} {
+		fmt.Fprintf(&b, "\n[[accounts]]\nname = %q\nkind = \"imap\"\nhost = \"imap.example.org\"\nusername = %q\npassword = \"secret\"\n", a[0], a[1])
+		if a[0] != "news" {
+			b.WriteString("\n  [accounts.smtp]\n  host = \"smtp.example.org\"\n")
+		}
+	}
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // TestSendPrepare: the envelope and the stored message. -t takes To, Cc
@@ -81,7 +93,7 @@ func sendConfig() *configs.Config {
 // From field, chooses the account; From (with -F's name), Date and
 // Message-ID are added only when missing; line ends become CRLF.
 func TestSendPrepare(t *testing.T) {
-	cfg := sendConfig()
+	cfg := sendConfig(t)
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	msg := "From: Me <me@home.example>\nTo: A <a@example.org>, b@example.org\nCc: c@example.org\nBcc: secret@example.org,\n hidden@example.org\n" +
 		"Subject: hello\nDate: Fri, 4 Dec 2026 10:00:00 +0000\nMessage-ID: <1@home.example>\n\nbody\nBcc: stays in the body\n"
