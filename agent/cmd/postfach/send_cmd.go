@@ -331,9 +331,10 @@ type preparedMessage struct {
 // prepareMessage works out the account, the envelope and the stored form
 // of raw: the sender from -f or the From field, the recipients from the
 // arguments (and with -t the header's), a From, Date and Message-ID field
-// added where missing, Bcc removed.
+// added where missing, Bcc removed, every line ending in CRLF.
 func prepareMessage(cfg *configs.Config, o *sendOptions, raw []byte, now time.Time) (*preparedMessage, error) {
 	p := &preparedMessage{code: exDataErr}
+	raw = crlf(raw) // ReadSubmission makes the header's lines CRLF, not the body's
 	sub, err := outbox.ReadSubmission(bytes.NewReader(raw))
 	if err != nil {
 		return p, err
@@ -407,6 +408,23 @@ func prepareMessage(cfg *configs.Config, o *sendOptions, raw []byte, now time.Ti
 	}
 	p.account, p.env, p.data, p.code = acct.Name, index.Envelope{From: from, To: rcpts}, data, 0
 	return p, nil
+}
+
+// crlf returns b with every bare LF made CRLF: the stored message's line
+// ends.
+func crlf(b []byte) []byte {
+	n := bytes.Count(b, []byte("\n")) - bytes.Count(b, []byte("\r\n"))
+	if n == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+n)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // argAddresses returns the addresses of a recipient argument: an address,

@@ -180,6 +180,11 @@ func TestReadMessageDots(t *testing.T) {
 	if err != nil || string(got) != "a\n..\n.x\n" {
 		t.Errorf("dotted lines: %q, %v", got, err)
 	}
+	for in, want := range map[string]string{"": "", "a\nb\r\nc\n": "a\r\nb\r\nc\r\n", "\n\n": "\r\n\r\n", "a\r\n": "a\r\n", "a\rb\n": "a\rb\r\n"} {
+		if got := string(crlf([]byte(in))); got != want {
+			t.Errorf("crlf(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // sendEnv is a config (one IMAP account at a closed port, with
