@@ -1,6 +1,6 @@
 // Package agent runs postfach's jobs for the accounts of a config: one-shot
-// syncs and migrations, and the daemon, `postfach run`, with the local
-// endpoints (later also backups). It is the only package that turns a
+// syncs and migrations, the daemon, `postfach run`, with the local
+// endpoints and the senders of outgoing mail (later also backups). It is the only package that turns a
 // configs.Config into the plain option structs of the packages below it.
 //
 // Open (and CheckStore, for `config check`) refuses a store whose place
@@ -46,7 +46,23 @@
 // Auth, guarded: a client on another machine logs in only over TLS (the
 // service's tls.Config marks each connection that starts TLS). They start with Run and on a reload that changes [serve] or the
 // account names, or finds one failed; one that cannot listen is logged
-// and shown failed while the rest of the agent goes on.
+// and shown failed while the rest of the agent goes on. The submission
+// endpoint ([serve] submission, agent/submit) is one of them, started only
+// when an account has [accounts.smtp] (serve_submit.go).
+//
+// Outgoing mail (outbox.go): Run runs one outbox.Sender per account with
+// [accounts.smtp], beside its sync service, for the agent's whole life;
+// a reload restarts only a sender whose [accounts.smtp] changed (stopping
+// the old one first: never two senders for one account). A sender is
+// nudged by a new outbox row on the store's change feed (Store.Enqueue in
+// this process: the submission endpoint's), by the control socket's op
+// "outbox" (`postfach send`, another process, QueueMessage then
+// NudgeOutbox) and by its account's service coming back online. The
+// control socket's op "flush" (`postfach queue --flush`,
+// FlushThroughAgent) flushes the senders; without an agent FlushOutbox
+// sends under the store's sync lock, so two processes never send one
+// queue. QueueMessage opens an existing store only (it never makes one)
+// and writes below <store>/.postfach alone.
 package agent
 
 import (

@@ -48,16 +48,17 @@ type ServiceStatus struct {
 var ErrNoAgent = errors.New("no postfach run answers for this store")
 
 type controlRequest struct {
-	Op       string   `json:"op"` // "status" or "sync"
+	Op       string   `json:"op"` // "status", "sync", "outbox" (nudge the senders) or "flush"
 	Accounts []string `json:"accounts,omitempty"`
 	Force    bool     `json:"force,omitempty"`
 	DryRun   bool     `json:"dry_run,omitempty"`
 }
 
 type controlResponse struct {
-	Error   string       `json:"error,omitempty"` // the request failed, or (sync) the joined errors of the accounts
-	Status  *AgentStatus `json:"status,omitempty"`
-	Reports []wireReport `json:"reports,omitempty"`
+	Error   string         `json:"error,omitempty"` // the request failed, or (sync) the joined errors of the accounts
+	Status  *AgentStatus   `json:"status,omitempty"`
+	Reports []wireReport   `json:"reports,omitempty"`
+	Outbox  []OutboxReport `json:"outbox,omitempty"` // flush
 }
 
 // wireReport is an AccountReport on the socket: the error as its text,
@@ -193,6 +194,16 @@ func (d *daemon) answer(conn net.Conn) {
 			for _, r := range reports {
 				resp.Reports = append(resp.Reports, toWire(r))
 			}
+			if err != nil {
+				resp.Error = err.Error()
+			}
+		case "outbox":
+			if err := d.outbox.nudge(req.Accounts); err != nil {
+				resp.Error = err.Error()
+			}
+		case "flush":
+			reports, err := d.outbox.flush(d.ctx, req.Accounts)
+			resp.Outbox = reports
 			if err != nil {
 				resp.Error = err.Error()
 			}

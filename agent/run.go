@@ -96,12 +96,14 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 		indexKick: make(chan struct{}, 1), conns: map[net.Conn]bool{}, reloaded: make(chan struct{}),
 	}
 	d.endpoints = &endpoints{d: d}
+	d.outbox = &outboxes{d: d}
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); d.serve(ln) }()
 	go func() { defer bg.Done(); d.indexer(runCtx) }()
-	go func() { defer bg.Done(); d.watchFeed(runCtx) }() // local changes nudge their account (feed.go)
-	kick(d.indexKick)                                    // what earlier runs left unindexed
+	go func() { defer bg.Done(); d.watchFeed(runCtx) }()        // local changes nudge their account (feed.go)
+	go func() { defer bg.Done(); d.outbox.watchFeed(runCtx) }() // new outbox rows nudge their sender (outbox.go)
+	kick(d.indexKick)                                           // what earlier runs left unindexed
 	d.reload(a.cfg)
 	a.log.Info("postfach run started", "pid", os.Getpid(), "store", root, "accounts", len(a.cfg.Accounts))
 
@@ -124,6 +126,7 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 			<-s.done
 		}
 		d.endpoints.wait()
+		d.outbox.wait()
 		bg.Wait()
 		close(stopped)
 	}()
@@ -155,6 +158,7 @@ type daemon struct {
 	reloaded chan struct{} // closed when a reload is done (then replaced)
 
 	endpoints *endpoints // the local endpoints (serve.go)
+	outbox    *outboxes  // the senders of outgoing mail (outbox.go)
 
 	// The full-text indexer runs when no sync does (indexer).
 	busyMu      sync.Mutex
@@ -214,6 +218,7 @@ func (d *daemon) reload(cfg *configs.Config) {
 	close(d.reloaded)
 	d.reloaded = make(chan struct{})
 	d.mu.Unlock()
+	d.outbox.reload(cfg)
 	d.endpoints.reload(cfg)
 }
 

@@ -48,6 +48,12 @@ type EndpointOptions struct {
 	// implicit TLS the listener is already wrapped and TLS is nil.
 	TLS    *tls.Config
 	Logger *slog.Logger
+
+	// The submission endpoint's (serve_submit.go): the accounts that
+	// send mail, and the nudge of an account's sender once a message is
+	// queued.
+	Senders []SenderAccount
+	Nudge   func(account string)
 }
 
 // EndpointFunc makes an endpoint.
@@ -56,7 +62,7 @@ type EndpointFunc func(EndpointOptions) (Endpoint, error)
 // Endpoints are the local endpoints `postfach run` can serve; a nil one
 // is not built in (an address set for it is logged and ignored).
 type Endpoints struct {
-	IMAP, POP3 EndpointFunc
+	IMAP, POP3, Submission EndpointFunc
 }
 
 // Endpoint states, as EndpointStatus.State says them.
@@ -68,7 +74,7 @@ const (
 
 // EndpointStatus is a local endpoint's live state, in AgentStatus.
 type EndpointStatus struct {
-	Name  string `json:"name"` // "imap" or "pop3"
+	Name  string `json:"name"` // "imap", "pop3" or "submission"
 	Addr  string `json:"addr"` // as configured
 	TLS   string `json:"tls"`  // none, starttls or implicit
 	State string `json:"state"`

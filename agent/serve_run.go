@@ -75,8 +75,9 @@ func (e *endpoints) reload(cfg *configs.Config) {
 }
 
 // accountKeys is what the endpoints use of the accounts: their names, in
-// order (the folders served), and their passwords' sources (the upstream
-// passwords the checker refuses).
+// order (the folders served), their passwords' sources (the upstream
+// passwords the checker refuses), and which send mail from which
+// addresses (the submission endpoint).
 func accountKeys(cfg *configs.Config) []string {
 	var keys []string
 	for _, a := range cfg.Accounts {
@@ -84,6 +85,7 @@ func accountKeys(cfg *configs.Config) []string {
 		if a.SMTP != nil {
 			k = append(k, a.SMTP.Password, a.SMTP.PasswordEnv, a.SMTP.PasswordCmd, a.SMTP.TokenCmd)
 		}
+		k = append(k, senderKey(&a)...) // what the submission endpoint uses
 		keys = append(keys, strings.Join(k, "\x00"))
 	}
 	return keys
@@ -102,9 +104,12 @@ func (e *endpoints) list(cfg *configs.Config) []endpointSpec {
 	for _, sp := range []endpointSpec{
 		{"imap", cfg.Serve.IMAP, e.d.opts.Endpoints.IMAP},
 		{"pop3", cfg.Serve.POP3, e.d.opts.Endpoints.POP3},
+		{"submission", cfg.Serve.Submission, e.d.opts.Endpoints.Submission},
 	} {
 		switch {
 		case sp.addr == "":
+		case sp.name == "submission" && len(senderAccounts(cfg)) == 0:
+			e.d.log.Error("local endpoint not started: no account has [accounts.smtp] to send its mail", "endpoint", sp.name, "addr", sp.addr)
 		case sp.make == nil:
 			e.d.log.Error("local endpoint not started: this postfach has none built in", "endpoint", sp.name, "addr", sp.addr)
 		default:
@@ -139,6 +144,7 @@ func (e *endpoints) run(ctx context.Context, cfg *configs.Config, names []string
 				ep, err := sp.make(EndpointOptions{
 					Store: e.d.a.store, Accounts: names, Folder: pop3Folder(cfg),
 					Auth: auth, TLS: starttls, Logger: log.With("endpoint", sp.name),
+					Senders: senderAccounts(cfg), Nudge: e.d.outbox.nudgeOne,
 				})
 				if err == nil && isNil(ep) {
 					err = errors.New("no endpoint made")

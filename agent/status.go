@@ -26,8 +26,13 @@ type AccountStatus struct {
 	// Queued counts the local changes waiting to go upstream: queued
 	// expunges and moves, messages to upload, flag changes to push
 	// (index.ReadTx.QueuedUpstream).
-	Queued  int            `json:"queued"`
-	Folders []FolderStatus `json:"folders"`
+	Queued int `json:"queued"`
+	// Outbox counts the account's outgoing messages waiting to be sent
+	// (queued, or being sent), OutboxFailed those the relay refused for
+	// good (postfach queue lists both).
+	Outbox       int            `json:"outbox"`
+	OutboxFailed int            `json:"outbox_failed"`
+	Folders      []FolderStatus `json:"folders"`
 }
 
 // FolderStatus is one folder's state.
@@ -77,8 +82,21 @@ func (a *Agent) indexStatus(ctx context.Context) (*Status, error) {
 		for _, s := range states {
 			byName[s.Name] = s
 		}
+		queue, err := tx.OutboxList("")
+		if err != nil {
+			return err
+		}
 		for _, acct := range a.cfg.Accounts {
 			as := AccountStatus{Name: acct.Name, Kind: acct.Kind, Folders: []FolderStatus{}}
+			for _, m := range queue {
+				switch {
+				case m.Account != acct.Name:
+				case m.State == "failed":
+					as.OutboxFailed++
+				default:
+					as.Outbox++
+				}
+			}
 			s, ok := byName[acct.Name]
 			if ok {
 				as.LastSync, as.Error = rfc3339(s.LastSync), s.LastError

@@ -195,6 +195,7 @@ func (s *service) supervise(ctx context.Context) {
 		if offline {
 			s.log.Info("back online")
 			offline = false
+			s.d.outbox.nudgeOne(s.acct.Name) // mail queued meanwhile may leave now
 		}
 	}
 	for {

@@ -18,7 +18,9 @@ type credentialsOut struct {
 	Password string `json:"password"`
 	IMAP     string `json:"imap"` // listen address; "" = off
 	POP3     string `json:"pop3"` // listen address; "" = off
-	TLS      string `json:"tls"`  // none, starttls or implicit
+	// Submission is the SMTP submission endpoint's listen address; "" = off.
+	Submission string `json:"submission"`
+	TLS        string `json:"tls"` // none, starttls or implicit
 	// CertFile is the endpoints' certificate (PEM); "" with tls = "none".
 	CertFile string `json:"cert_file"`
 	// Fingerprint is the certificate's SHA-256, hex pairs joined by ":".
@@ -32,8 +34,8 @@ func newCredentialsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credentials",
 		Short: "Show the login and certificate mail clients use for the local endpoints",
-		Long: `Show what a mail client needs to use postfach's local IMAP and POP3
-endpoints ([serve] in the config): the user name and password, the
+		Long: `Show what a mail client needs to use postfach's local IMAP, POP3 and
+SMTP submission endpoints ([serve] in the config): the user name and password, the
 addresses, the TLS mode, and the certificate's file and SHA-256
 fingerprint (for clients that pin it).
 
@@ -78,7 +80,7 @@ func localCredentials(cmd *cobra.Command, cfg *configs.Config) (*credentialsOut,
 	if err != nil {
 		return nil, err
 	}
-	out := &credentialsOut{Username: creds.Username, Password: creds.Password, IMAP: s.IMAP, POP3: s.POP3, TLS: s.TLS}
+	out := &credentialsOut{Username: creds.Username, Password: creds.Password, IMAP: s.IMAP, POP3: s.POP3, Submission: s.Submission, TLS: s.TLS}
 	if s.TLS == "none" {
 		return out, nil
 	}
@@ -108,6 +110,9 @@ func printCredentials(cmd *cobra.Command, cfg *configs.Config, c *credentialsOut
 	fmt.Fprintf(w, "password\t%s\n", c.Password)
 	fmt.Fprintf(w, "imap\t%s\n", endpoint(c.IMAP))
 	fmt.Fprintf(w, "pop3\t%s\n", endpoint(c.POP3))
+	if c.Submission != "" {
+		fmt.Fprintf(w, "submission\t%s\n", endpoint(c.Submission))
+	}
 	if c.CertFile != "" {
 		kind := "configured"
 		if c.SelfSigned {
@@ -117,7 +122,7 @@ func printCredentials(cmd *cobra.Command, cfg *configs.Config, c *credentialsOut
 		fmt.Fprintf(w, "sha256\t%s\n", c.Fingerprint)
 	}
 	w.Flush()
-	if c.IMAP == "" && c.POP3 == "" {
-		fmt.Fprintf(cmd.ErrOrStderr(), "postfach: no local endpoint is on: set [serve] imap or pop3 in %s (postfach run serves them)\n", cfg.File)
+	if c.IMAP == "" && c.POP3 == "" && c.Submission == "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "postfach: no local endpoint is on: set [serve] imap, pop3 or submission in %s (postfach run serves them)\n", cfg.File)
 	}
 }

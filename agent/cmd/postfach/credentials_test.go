@@ -80,7 +80,7 @@ func TestCredentialsConfigured(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf("[store]\npath = %q\n[serve]\nusername = \"me\"\npassword_cmd = \"echo local-pw\"\ntls = \"none\"\n", store)), 0o600)
 	r := run(t, nil, "--config", cfg, "credentials")
 	want := "username  me\npassword  local-pw\nimap      off\npop3      off\n"
-	wantErr := "postfach: no local endpoint is on: set [serve] imap or pop3 in " + cfg + " (postfach run serves them)\n"
+	wantErr := "postfach: no local endpoint is on: set [serve] imap, pop3 or submission in " + cfg + " (postfach run serves them)\n"
 	if r.code != 0 || r.stdout != want || r.stderr != wantErr {
 		t.Errorf("%s\nwant stdout\n%s\nstderr\n%s", r, want, wantErr)
 	}

@@ -171,7 +171,11 @@ type status struct {
 		LastSync string `json:"last_sync"`
 		Error    string `json:"error"`
 		Queued   int    `json:"queued"`
-		Folders  []struct {
+		// Outbox and OutboxFailed count the outgoing messages waiting
+		// and failed (postfach queue lists them).
+		Outbox       int `json:"outbox"`
+		OutboxFailed int `json:"outbox_failed"`
+		Folders      []struct {
 			Name     string `json:"name"`
 			Messages int    `json:"messages"`
 			LastSync string `json:"last_sync"`
@@ -235,6 +239,8 @@ func checkStatusShape(t testing.TB, out string) {
 		want(where, acct, "name", "string")
 		want(where, acct, "error", "string")
 		want(where, acct, "queued", "number")
+		want(where, acct, "outbox", "number")
+		want(where, acct, "outbox_failed", "number")
 		want(where, acct, "folders", "array")
 		folders, _ := acct["folders"].([]any)
 		for j, f := range folders {

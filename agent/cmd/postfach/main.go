@@ -169,6 +169,8 @@ Configuration lives in one TOML file (see "postfach init").`,
 		newSearchCmd(g),
 		newDemoCmd(g),
 		newCredentialsCmd(g),
+		newSendCmd(g),
+		newQueueCmd(g),
 	)
 	return root
 }

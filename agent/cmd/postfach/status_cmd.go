@@ -24,7 +24,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `Show each account and folder from the index: messages, last successful
 sync, last error, and per IMAP account the local changes queued upstream
 (expunges and moves made through the local endpoints, messages to upload,
-flag changes to push: "queued" in --json). When an agent (postfach run)
+flag changes to push: "queued" in --json), and the outgoing messages
+waiting to be sent and those that failed ("outbox" and "outbox_failed";
+postfach queue lists them). When an agent (postfach run)
 runs on the store, also its process id and each account's live state:
 idle, syncing, offline (with the time of the next try) or stopped by an
 error (a wrong password, an untrusted certificate) until the config
@@ -71,6 +73,15 @@ changes. --json adds
 				queued := ""
 				if acct.Kind == "imap" {
 					queued = fmt.Sprintf("%d queued upstream", acct.Queued)
+				}
+				if acct.Outbox+acct.OutboxFailed > 0 { // postfach queue lists them
+					if queued != "" {
+						queued += ", "
+					}
+					queued += fmt.Sprintf("%d to send", acct.Outbox)
+					if acct.OutboxFailed > 0 {
+						queued += fmt.Sprintf(", %d failed to send", acct.OutboxFailed)
+					}
 				}
 				fmt.Fprintf(tw, "%s (%s)\t%s%d messages\t%s\tlast sync %s\t%s\n", safe(acct.Name), acct.Kind, state, acct.Messages, queued, last, safe(acct.Error))
 				for _, f := range acct.Folders {
