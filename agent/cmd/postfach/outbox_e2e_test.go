@@ -6,11 +6,6 @@ package main
 // ca_file, AUTH required), `postfach send` as a mail client calls
 // sendmail, `postfach queue`, and `postfach run` with its submission
 // endpoint.
-//
-// realOutbox says whether the real queue (parts Q, R and O of issue 12)
-// is merged: the tests that check what only the real sender does (the
-// copy in Sent, failure notices, retries) need it. Before the merge they
-// skip outside CI; in CI they fail, so that the flag cannot be forgotten.
 
 import (
 	"bytes"
@@ -34,23 +29,6 @@ import (
 	"github.com/postfach/postfach/internal/agenttest"
 	"github.com/postfach/postfach/internal/smtptest"
 )
-
-// realOutbox: MERGE (issue 12): set to true once parts Q, R and O replace
-// their placeholders.
-const realOutbox = true
-
-// requireRealOutbox ends a test that needs the real queue before it is
-// merged (failing in CI).
-func requireRealOutbox(t *testing.T) {
-	t.Helper()
-	if realOutbox {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("realOutbox is false: set it once the real outbox (issue 12 parts Q, R, O) is merged")
-	}
-	t.Skip("needs the real outbox (issue 12 parts Q, R, O), not its placeholders")
-}
 
 // outboxEnv is a runEnv whose account "work" sends through a test relay.
 type outboxEnv struct {
@@ -206,9 +184,7 @@ func TestOutboxSendThroughAgent(t *testing.T) {
 	if st := getStatus(t, e.config); st.Accounts[0].Outbox != 0 || st.Accounts[0].OutboxFailed != 0 {
 		t.Errorf("status after delivery: %+v", st.Accounts[0])
 	}
-	if realOutbox {
-		e.checkSent(t, msgs)
-	}
+	e.checkSent(t, msgs)
 }
 
 // checkSent syncs and checks that Dovecot's Sent folder holds each of msgs
@@ -378,7 +354,6 @@ func TestOutboxSubmission(t *testing.T) {
 // delivered; a 4xx recipient is retried and then delivered; the copy in
 // Sent is made once.
 func TestOutboxRecipientRefused(t *testing.T) {
-	requireRealOutbox(t)
 	e := newOutboxEnv(t, "")
 	mustRun(t, nil, "--config", e.config, "sync")
 	o := newOutgoing(0) // to0, cc0, bcc0
@@ -500,9 +475,7 @@ func TestOutboxLoad(t *testing.T) {
 	e.waitDelivered(t, msgs, time.Minute+time.Duration(sends+submits)*50*time.Millisecond)
 	t.Logf("%d messages queued by postfach send in %v (%v each), %d submitted with smtplib; all delivered %v after the first send",
 		sends, sendTook.Round(time.Millisecond), (sendTook / time.Duration(max(sends, 1))).Round(time.Microsecond), submits, time.Since(start).Round(time.Millisecond))
-	if realOutbox {
-		e.checkSent(t, msgs)
-	}
+	e.checkSent(t, msgs)
 }
 
 // outboxKills is how often TestOutboxKill9 kills the agent.
