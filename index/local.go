@@ -358,34 +358,58 @@ func (tx *ReadTx) LocalUIDs(folder FolderID) ([]uint32, uint64, error) {
 	return uids, modseq, rows.Err()
 }
 
-// The queries of LocalMessages: a run of consecutive UIDs (one, for a
-// client that fetches message by message), or any set through json_each.
+// The queries of LocalMessages and LocalFlags: a run of consecutive UIDs
+// (one, for a client that fetches message by message), or any set
+// through json_each.
 const (
 	localMessagesRange = `SELECT ` + messageCols + ` FROM messages WHERE folder_id=? AND local_uid BETWEEN ? AND ? ORDER BY local_uid`
 	localMessagesList  = `SELECT ` + messageCols + ` FROM messages WHERE folder_id=?
+		AND local_uid IN (SELECT value FROM json_each(?)) ORDER BY local_uid`
+	localFlagCols   = `local_uid, flags, keywords`
+	localFlagsRange = `SELECT ` + localFlagCols + ` FROM messages WHERE folder_id=? AND local_uid BETWEEN ? AND ? ORDER BY local_uid`
+	localFlagsList  = `SELECT ` + localFlagCols + ` FROM messages WHERE folder_id=?
 		AND local_uid IN (SELECT value FROM json_each(?)) ORDER BY local_uid`
 )
 
 // LocalMessages returns the rows of folder's messages with the given
 // local UIDs, ascending by local UID; UIDs without a row are left out.
 func (tx *ReadTx) LocalMessages(folder FolderID, uids []uint32) ([]*Message, error) {
+	return tx.localRows(folder, uids, localMessagesRange, localMessagesList, scanMessage)
+}
+
+// LocalFlags is LocalMessages for a FETCH of flags (the resync of a
+// client): the rows carry only Folder, LocalUID, Flags and Keywords, read
+// from the covering index messages_folder_local_uid without touching the
+// table.
+func (tx *ReadTx) LocalFlags(folder FolderID, uids []uint32) ([]*Message, error) {
+	return tx.localRows(folder, uids, localFlagsRange, localFlagsList, func(r interface{ Scan(...any) error }) (*Message, error) {
+		m := &Message{Folder: folder}
+		var kw string
+		if err := r.Scan(&m.LocalUID, &m.Flags, &kw); err != nil {
+			return nil, err
+		}
+		m.Keywords = splitKeywords(kw)
+		return m, nil
+	})
+}
+
+// localRows runs rangeQ for each run of consecutive UIDs of uids and
+// listQ (500 at a time) for the others, and scans every row with scan.
+func (tx *ReadTx) localRows(folder FolderID, uids []uint32, rangeQ, listQ string, scan func(interface{ Scan(...any) error }) (*Message, error)) ([]*Message, error) {
 	var out []*Message
 	for len(uids) > 0 {
-		// A run of consecutive UIDs (one, for a client that fetches
-		// message by message) is a range on the primary key; other sets
-		// go 500 at a time through json_each.
 		n := 1
 		for n < len(uids) && uids[n] == uids[n-1]+1 {
 			n++
 		}
-		q, args := localMessagesRange, []any{folder, uids[0], uids[n-1]}
+		q, args := rangeQ, []any{folder, uids[0], uids[n-1]}
 		if n == 1 && len(uids) > 1 {
 			n = min(len(uids), 500)
 			list, err := json.Marshal(uids[:n])
 			if err != nil {
 				return nil, err
 			}
-			q, args = localMessagesList, []any{folder, string(list)}
+			q, args = listQ, []any{folder, string(list)}
 		}
 		uids = uids[n:]
 		st, err := tx.prep(q)
@@ -397,7 +421,7 @@ func (tx *ReadTx) LocalMessages(folder FolderID, uids []uint32) ([]*Message, err
 			return nil, err
 		}
 		for rows.Next() {
-			m, err := scanMessage(rows)
+			m, err := scan(rows)
 			if err != nil {
 				rows.Close()
 				return nil, err

@@ -19,7 +19,7 @@ type stmtCache struct {
 }
 
 // hotQueries are the queries run once or more per local client command.
-var hotQueries = []string{localMessagesRange, localMessagesList}
+var hotQueries = []string{localMessagesRange, localMessagesList, localFlagsRange, localFlagsList}
 
 // newStmtCache prepares hotQueries on db, which no transaction holds yet.
 func newStmtCache(db *sql.DB) (*stmtCache, error) {

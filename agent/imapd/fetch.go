@@ -36,7 +36,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 	}
 	items := v.resolve(numSet)
 	markSeen := !v.readOnly && wantsSeen(o)
-	fixed := !markSeen && fixedOnly(o)
+	need := rowsFull
+	switch {
+	case flagsOnly(o):
+		need = rowsFlags
+	case !markSeen && fixedOnly(o):
+		need = rowsFixed
+	}
 	for len(items) > 0 {
 		chunk := items[:min(len(items), fetchChunk)]
 		items = items[len(chunk):]
@@ -47,7 +53,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 				return err
 			}
 		}
-		rows, err := s.rows(v, chunk, fixed)
+		rows, err := s.rows(v, chunk, need)
 		if err != nil {
 			release()
 			return err
@@ -73,13 +79,26 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.F
 	return nil
 }
 
-// rows reads the rows of items, by local UID. With fixed (the FETCH uses
-// only what never changes of a message, see fixedOnly), rows read ahead
-// by an earlier FETCH serve, and a short read reads ahead: a row's flags
-// may be stale then, its body, size and dates cannot be. A message
-// expunged meanwhile has no file left, and fetchOne leaves it out.
-func (s *session) rows(v *view, items []item, fixed bool) (map[uint32]*index.Message, error) {
-	if fixed && v.ahead != nil {
+// rowsNeed is what a command needs of its messages' rows.
+type rowsNeed int
+
+const (
+	// rowsFull: the whole rows, read now.
+	rowsFull rowsNeed = iota
+	// rowsFixed: only what never changes of a message (see fixedOnly):
+	// rows read ahead by an earlier FETCH serve, and a short read reads
+	// ahead. A row's flags may be stale then, its body, size and dates
+	// cannot be; a message expunged meanwhile has no file left, and
+	// fetchOne leaves it out.
+	rowsFixed
+	// rowsFlags: UID and flags (see flagsOnly), read now from the
+	// index's covering index.
+	rowsFlags
+)
+
+// rows reads the rows of items, by local UID.
+func (s *session) rows(v *view, items []item, need rowsNeed) (map[uint32]*index.Message, error) {
+	if need == rowsFixed && v.ahead != nil {
 		hit := make(map[uint32]*index.Message, len(items))
 		for _, it := range items {
 			if m := v.ahead[it.uid]; m != nil {
@@ -91,13 +110,17 @@ func (s *session) rows(v *view, items []item, fixed bool) (map[uint32]*index.Mes
 		}
 	}
 	want := uids(items)
-	if fixed && len(items) < readAhead {
+	if need == rowsFixed && len(items) < readAhead {
 		want = append(want, v.uidsAfter(want[len(want)-1], readAhead)...)
 	}
 	var list []*index.Message
 	err := s.srv.o.Store.Read(s.srv.ctx, func(tx *index.ReadTx) error {
 		var err error
-		list, err = tx.LocalMessages(v.folder.ID, want)
+		if need == rowsFlags {
+			list, err = tx.LocalFlags(v.folder.ID, want)
+		} else {
+			list, err = tx.LocalMessages(v.folder.ID, want)
+		}
 		return err
 	})
 	if err != nil {
@@ -107,7 +130,7 @@ func (s *session) rows(v *view, items []item, fixed bool) (map[uint32]*index.Mes
 	for _, m := range list {
 		out[m.LocalUID] = m
 	}
-	if fixed {
+	if need == rowsFixed {
 		v.ahead = out
 	}
 	return out, nil
@@ -118,6 +141,13 @@ func (s *session) rows(v *view, items []item, fixed bool) (map[uint32]*index.Mes
 // (the caller checks that).
 func fixedOnly(o *imap.FetchOptions) bool {
 	return !o.Flags && !o.ModSeq
+}
+
+// flagsOnly reports whether a FETCH asks for nothing but UID and FLAGS
+// (what a client's resync asks).
+func flagsOnly(o *imap.FetchOptions) bool {
+	return !o.Envelope && o.BodyStructure == nil && !o.RFC822Size && !o.ModSeq && !o.InternalDate &&
+		len(o.BodySection) == 0 && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0
 }
 
 // wantsSeen reports whether a FETCH sets \Seen (a BODY[...] or

@@ -79,7 +79,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, sf *imap.
 		if err != nil {
 			return err
 		}
-		rows, err := s.rows(v, chunk, false)
+		rows, err := s.rows(v, chunk, rowsFull)
 		if err != nil {
 			release()
 			return err
@@ -187,7 +187,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		if err != nil {
 			return nil, err
 		}
-		rows, err := s.rows(v, chunk, false)
+		rows, err := s.rows(v, chunk, rowsFull)
 		if err != nil {
 			release()
 			return nil, err
@@ -234,7 +234,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 		if err != nil {
 			return err
 		}
-		rows, err := s.rows(v, chunk, false)
+		rows, err := s.rows(v, chunk, rowsFull)
 		if err != nil {
 			release()
 			return err
