@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
@@ -137,20 +136,7 @@ func (o *outboxes) start(acct *configs.Account) *senderService {
 // minute later.
 func (ss *senderService) run(ctx context.Context, log *slog.Logger) {
 	defer close(ss.done)
-	for {
-		err := ss.s.Run(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("sending queued mail failed; trying again in a minute", "err", err)
-		t := time.NewTimer(time.Minute)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	keepRunning(ctx, log, "sending queued mail failed; trying again in a minute", ss.s.Run)
 }
 
 func (ss *senderService) stop() {

@@ -238,12 +238,20 @@ func (s *service) supervise(ctx context.Context) {
 // watchLocal runs the Local watcher until ctx ends, again a minute after
 // it fails.
 func (s *service) watchLocal(ctx context.Context, w Watcher) {
+	keepRunning(ctx, s.log, "watching the local folders failed; trying again in a minute", func(ctx context.Context) error {
+		return w(ctx, WatchTarget{Account: s.acct, Root: s.d.a.cfg.Store.Path, Index: s.d.a.store, Nudge: s.Nudge, Log: s.log})
+	})
+}
+
+// keepRunning runs fn until ctx ends: each time fn returns before that,
+// it logs failed (with fn's error) and runs fn again a minute later.
+func keepRunning(ctx context.Context, log *slog.Logger, failed string, fn func(context.Context) error) {
 	for {
-		err := w(ctx, WatchTarget{Account: s.acct, Root: s.d.a.cfg.Store.Path, Index: s.d.a.store, Nudge: s.Nudge, Log: s.log})
+		err := fn(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("watching the local folders failed; trying again in a minute", "err", err)
+		log.Warn(failed, "err", err)
 		t := time.NewTimer(time.Minute)
 		select {
 		case <-ctx.Done():
