@@ -358,6 +358,28 @@ func (tx *ReadTx) LocalUIDs(folder FolderID) ([]uint32, uint64, error) {
 	return uids, modseq, rows.Err()
 }
 
+// LocalFiles returns what a POP3 session lists of each message of folder,
+// in local UID order: partial rows with ID, Folder, Key, File, LocalUID,
+// Size and RFC822Size (whole rows of a large folder would be held for the
+// whole listing for nothing).
+func (tx *ReadTx) LocalFiles(folder FolderID) ([]*Message, error) {
+	rows, err := tx.tx.Query(`SELECT id, key, file, local_uid, size, rfc822_size FROM messages
+		WHERE folder_id=? ORDER BY local_uid`, folder)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m := &Message{Folder: folder, Partial: true}
+		if err := rows.Scan(&m.ID, &m.Key, &m.File, &m.LocalUID, &m.Size, &m.RFC822Size); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // The queries of LocalMessages and LocalFlags: a run of consecutive UIDs
 // (one, for a client that fetches message by message), or any set
 // through json_each.

@@ -47,8 +47,9 @@ type Message struct {
 	ModSeq         uint64
 	Header         Header
 	SHA256         [32]byte
-	// Partial: only ID, Folder, Key, File and UID are set (see FileRows);
-	// ReadTx.Fill loads the rest.
+	// Partial: only ID, Folder, Key, File and UID are set (see FileRows;
+	// LocalFiles sets LocalUID and the sizes too); ReadTx.Fill loads the
+	// rest.
 	Partial bool
 }
 

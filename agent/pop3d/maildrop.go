@@ -1,14 +1,12 @@
 package pop3d
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -81,13 +79,12 @@ func (s *Server) snapshot(ctx context.Context, account string) (*maildrop, error
 			return err
 		}
 		md.folder = f
-		rows, err = tx.Messages(f.ID)
+		rows, err = tx.LocalFiles(f.ID)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pop3d: reading the maildrop of %s: %w", account, err)
 	}
-	slices.SortFunc(rows, func(a, b *index.Message) int { return cmp.Compare(a.LocalUID, b.LocalUID) })
 	md.msgs = make([]entry, 0, len(rows))
 	for _, m := range rows {
 		size, err := s.wireSize(ctx, md.folder, m)
