@@ -404,7 +404,6 @@ func (b *run) fetchAll(ctx context.Context, files []index.StoredFile) error {
 			}
 		}()
 	}
-	var err error
 feed:
 	for _, f := range files {
 		select {
@@ -416,9 +415,9 @@ feed:
 	close(work)
 	wg.Wait()
 	close(errc)
-	for e := range errc {
-		err = errors.Join(err, e)
-	}
+	// The first failure: the others (a full disk fails every worker)
+	// would only repeat it.
+	err := <-errc
 	if err == nil {
 		err = ctx.Err()
 	}

@@ -201,4 +201,14 @@ func TestBackupWhileRunning(t *testing.T) {
 	if r.code != 1 {
 		t.Errorf("backup --format tar.zst: %s", r)
 	}
+	// A backup directory that cannot be made: one line naming it.
+	notDir := filepath.Join(e.dir, "plain-file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, e.env, "--config", e.config, "backup", "--to", filepath.Join(notDir, "backups"))
+	checkOneLineError(t, r, "backup", notDir, "not a directory")
+	if r.code != 1 {
+		t.Errorf("backup --to below a file: %s", r)
+	}
 }
