@@ -167,8 +167,8 @@ func TestBackupWhileRunning(t *testing.T) {
 			names = append(names, l.Name())
 		}
 	}
-	if len(names) != 3 || names[2] != filepath.Base(snap) {
-		t.Errorf("backup directory holds %q, want the 3 newest snapshots (keep = 3)", names)
+	if want := []string{filepath.Base(snaps[1]), filepath.Base(snaps[2]), filepath.Base(snap)}; strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("backup directory holds %q, want the 3 newest snapshots %q (keep = 3)", names, want)
 	}
 
 	// A changed byte in a message of the last snapshot: verify names it,
