@@ -27,6 +27,9 @@ type testStore struct {
 
 var testFolders = []string{"INBOX", "Archive", "Lists/Go"}
 
+// testCorpus is the kind of mail newTestStore delivers.
+var testCorpus = corpus.Options{Folders: testFolders}
+
 func newTestStore(t testing.TB, n int) *testStore {
 	t.Helper()
 	root := t.TempDir()
@@ -80,7 +83,7 @@ func (s *testStore) deliver(t testing.TB, n int) []index.MessageID {
 		n -= k
 		var as []*index.Arrival
 		for range k {
-			m := corpus.At(7, s.next, corpus.Options{Folders: testFolders})
+			m := corpus.At(7, s.next, testCorpus)
 			s.next++
 			f := s.folders[m.Folder]
 			d, err := s.st.Dir(*f)
