@@ -265,12 +265,15 @@ func liveRows(ctx context.Context, st *index.Store) (map[string]index.StoredFile
 			return nil
 		})
 	})
+	if err != nil {
+		return nil, nil, err
+	}
 	for d := range dirs {
 		if !validPath(d) {
 			return nil, nil, fmt.Errorf("the index names a folder outside the store: %q", d)
 		}
 	}
-	return rows, dirs, err
+	return rows, dirs, nil
 }
 
 // recheck names the orphans and missing files that are still so in a
