@@ -77,6 +77,11 @@
 //   - OpenBody and OpenMessage open a message's file by its row: the last
 //     known name, else its key (a mail reader renamed it).
 //
+// A backup (agent/backup) copies the database while writers go on
+// (Store.SnapshotInto: SQLite's online backup, one read transaction) and
+// reads the files the copy's rows name (ReadTx.StoredFiles, ReadSnapshot;
+// snapshot.go).
+//
 // On disk it is one SQLite database in WAL mode at
 // <store root>/.postfach/index.db, written with synchronous=FULL; it and its
 // -wal and -shm files are mode 0600 whatever the umask (they hold every

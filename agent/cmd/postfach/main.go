@@ -171,6 +171,8 @@ Configuration lives in one TOML file (see "postfach init").`,
 		newCredentialsCmd(g),
 		newSendCmd(g),
 		newQueueCmd(g),
+		newBackupCmd(g),
+		newVerifyCmd(g),
 	)
 	return root
 }
