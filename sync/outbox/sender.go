@@ -239,7 +239,11 @@ func (s *Sender) nextDue(ctx context.Context) (time.Time, error) {
 // returns when each is sent, deferred or failed. Safe beside Run (the
 // passes take turns).
 func (s *Sender) Flush(ctx context.Context) (FlushReport, error) {
-	return s.pass(ctx, true, true)
+	rep, err := s.pass(ctx, true, true)
+	if s.relayDown() {
+		s.Nudge() // Run, maybe waiting for no message, looks again every ConnRetry
+	}
+	return rep, err
 }
 
 // backoff is the wait after the attempts-th attempt (1 = the first).
