@@ -38,10 +38,12 @@ import (
 // What must be filed locally after a send (the copy to Sent, a failure
 // or warning notice) is recorded in the same commit as the result
 // (followups) and cleared in the commit that files it (OutboxFile): it
-// is filed once (twice only after a crash between the delivery's renames
-// and its commit: the folder's next scan indexes the renamed file, and
-// the follow-up, still due, is filed again). A sent message's row and file go when its
-// follow-ups are done; a failed one stays, listed, until OutboxDelete.
+// is filed once. Its file's Maildir key is derived from the queue
+// file's (FollowupKey), so after a crash between the delivery's renames
+// and its commit (the folder's next scan indexes the renamed file while
+// the follow-up is still due) the next filing finds it by key and files
+// no second copy. A sent message's row and file go when its follow-ups
+// are done; a failed one stays, listed, until OutboxDelete.
 // The sender's side is in outboxsend.go.
 
 // OutboxID identifies a queued message.

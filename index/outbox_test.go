@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
 )
 
 func outboxStore(t *testing.T) *index.Store {
@@ -349,5 +350,103 @@ func TestCleanOutbox(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("left %v, want %v", got, want)
+	}
+}
+
+// TestOutboxFileAfterCrash: a crash between a filing's renames and its
+// commit leaves the copies in Sent while their follow-ups are still due;
+// the next process's filing (a new Store) finds them by key, as Commit
+// named them or as the sync renamed them since, files no second copy and
+// clears the follow-ups all the same. A follow-up without a leftover is
+// filed.
+func TestOutboxFileAfterCrash(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := index.Envelope{From: "a@example.org", To: []string{"b@example.org"}}
+	var ms []*index.OutboxMessage
+	for range 3 {
+		m, err := st.Enqueue(ctx, "acct", env, strings.NewReader(outboxMsg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	for _, m := range ms {
+		id := m.ID
+		if err := st.OutboxCommit(ctx, nil, id); err != nil {
+			t.Fatal(err)
+		}
+		o := index.OutboxOutcome{ID: id, State: "sent", LastReply: "250 ok", Followups: index.FollowSentCopy,
+			Recipients: []index.OutboxRecipient{{Addr: "b@example.org", State: "sent", Reply: "250 ok"}}}
+		if err := st.OutboxCommit(ctx, []index.OutboxOutcome{o}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acct index.AccountID
+	if err := st.Read(ctx, func(tx *index.ReadTx) error {
+		acct, err = tx.Account("acct")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.CreateFolder(ctx, acct, "Sent", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.Dir(*f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the crashed filing left: the first copy as Commit named it,
+	// the second as the sync renamed it after uploading it.
+	left := []string{index.FollowupKey(ms[0], index.FollowSentCopy) + ":2,S", index.FollowupKey(ms[1], index.FollowSentCopy) + ",U=7:2,S"}
+	for _, name := range left {
+		if err := os.WriteFile(filepath.Join(d.Path, "cur", name), []byte(strings.ReplaceAll(outboxMsg, "\r\n", "\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	st, err = index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var fs []index.OutboxFiling
+	done := map[index.OutboxID]int{}
+	for _, m := range ms {
+		file, err := os.Open(m.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.Close()
+		fs = append(fs, index.OutboxFiling{Folder: f.ID, R: file, Flags: maildir.FlagSeen, Key: index.FollowupKey(m, index.FollowSentCopy)})
+		done[m.ID] = index.FollowSentCopy
+	}
+	if err := st.OutboxFile(ctx, fs, done); err != nil {
+		t.Fatal(err)
+	}
+	es, err := d.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]int{}
+	for _, e := range es {
+		keys[e.Key]++
+	}
+	if len(es) != 3 || len(keys) != 3 {
+		t.Errorf("Sent holds %+v, want one copy of each of the 3", es)
+	}
+	for _, m := range ms {
+		if keys[index.FollowupKey(m, index.FollowSentCopy)] != 1 {
+			t.Errorf("message %d: %d copies in Sent", m.ID, keys[index.FollowupKey(m, index.FollowSentCopy)])
+		}
+	}
+	if fs := outboxFiles(t, st); len(fs) != 0 || len(outboxList(t, st, "")) != 0 {
+		t.Errorf("outbox keeps %v", fs)
 	}
 }

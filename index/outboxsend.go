@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postfach/postfach/maildir"
@@ -213,14 +214,106 @@ type OutboxFiling struct {
 	R      io.Reader // the message (CRLF or LF line ends)
 	Flags  maildir.Flags
 	Date   time.Time // internal date; zero = now
+	// Key, if set, is the file's Maildir key, the same at each try
+	// (FollowupKey): a filing whose key the folder has already is not
+	// made again.
+	Key string
+}
+
+// FollowupKey is the Maildir key of follow-up bit (one Follow*) of m:
+// its queue file's key and the follow-up, so the same at each try.
+func FollowupKey(m *OutboxMessage, bit int) string {
+	return followupKey(filepath.Base(m.Path), bit)
+}
+
+func followupKey(file string, bit int) string {
+	e, ok := maildir.ParseName(filepath.Base(file))
+	if !ok {
+		return "" // a fresh key, then
+	}
+	return e.Key + ".f" + strconv.Itoa(bit)
+}
+
+// leftovers is what a crash left filed of the outbox's follow-ups: per
+// folder, the keys (FollowupKey) of the follow-ups still due whose file
+// is in the folder already. A crash between a filing's renames and its
+// commit leaves them; the folder's next scan indexes them, so they are
+// not filed again. Each folder is read once per Store (a crash means a
+// new process): at its first filing, and again after a filing into it
+// failed.
+type leftovers struct {
+	mu      sync.Mutex
+	folders map[FolderID]map[string]bool
+}
+
+// followupsFiled returns the keys of follow-ups still due that folder d
+// has already.
+func (s *Store) followupsFiled(ctx context.Context, folder FolderID, d *maildir.Dir) (map[string]bool, error) {
+	l := s.followupsLeft
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if have, ok := l.folders[folder]; ok {
+		return have, nil
+	}
+	due := map[string]bool{}
+	if err := s.Read(ctx, func(tx *ReadTx) error {
+		rows, err := tx.tx.Query(`SELECT file, followups FROM outbox WHERE followups<>0`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var file string
+			var bits int
+			if err := rows.Scan(&file, &bits); err != nil {
+				return err
+			}
+			for bit := 1; bit <= bits; bit <<= 1 {
+				if bits&bit != 0 {
+					due[followupKey(file, bit)] = true
+				}
+			}
+		}
+		return rows.Err()
+	}); err != nil {
+		return nil, fmt.Errorf("index: outbox: %w", err)
+	}
+	have := map[string]bool{}
+	if len(due) > 0 {
+		es, err := d.Scan()
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if due[e.Key] {
+				have[e.Key] = true
+			}
+		}
+	}
+	l.folders[folder] = have
+	return have, nil
+}
+
+// forgetFiled makes the next filing into folders read them again.
+func (s *Store) forgetFiled(folders []FolderID) {
+	l := s.followupsLeft
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range folders {
+		delete(l.folders, f)
+	}
 }
 
 // OutboxFile files fs (as Append does: UID 0, the sync uploads them;
 // full text deferred), all in one delivery, and in its transaction
 // clears the follow-up bits done[id] of outbox messages: so a follow-up
-// is filed once (see outbox.go for the one crash that files it twice). A sent message whose follow-ups are all done
-// goes (row, then file). It takes the accounts' local-change turn
-// around the delivery.
+// is filed once. A crash between the delivery's renames and its commit
+// leaves files in the folders while their follow-ups are still due: a
+// filing with a Key that its folder has already (read once per folder
+// and Store, see leftovers) is not made again, its bits are cleared all
+// the same. A sent message whose follow-ups are all done goes (row,
+// then file). It takes the accounts' local-change turn around the
+// delivery.
 func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
 	if s.dry != nil {
 		return errors.New("index: outbox: a dry run stores nothing")
@@ -247,6 +340,12 @@ func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[Outb
 		release()
 	}
 	if err != nil {
+		// Some may be renamed into their folders: the next try reads them.
+		ids := make([]FolderID, len(fs))
+		for i, f := range fs {
+			ids[i] = f.Folder
+		}
+		s.forgetFiled(ids)
 		return err
 	}
 	for _, f := range gone {
@@ -288,7 +387,19 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 	}
 	as := make([]*Arrival, 0, len(fs))
 	for _, f := range fs {
-		dlv, err := dirs[f.Folder].NewDelivery()
+		var dlv *maildir.Delivery
+		if f.Key == "" {
+			dlv, err = dirs[f.Folder].NewDelivery()
+		} else {
+			have, ferr := s.followupsFiled(ctx, f.Folder, dirs[f.Folder])
+			if ferr != nil {
+				return as, nil, ferr
+			}
+			if have[f.Key] {
+				continue // filed before a crash took the commit
+			}
+			dlv, err = dirs[f.Folder].NewDeliveryKey(f.Key)
+		}
 		if err != nil {
 			return as, nil, err
 		}

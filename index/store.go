@@ -154,6 +154,9 @@ type Store struct {
 	// delivering: the keys of Deliver's files not committed yet.
 	delivering *keySet
 	turns      *turns // sync runs and local changes take turns per account (turns.go)
+	// followupsLeft: per folder, the outbox follow-ups found filed
+	// already at the first filing into it (see OutboxFile).
+	followupsLeft *leftovers
 }
 
 // DefaultPath returns the index location for a store root.
@@ -228,7 +231,8 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: %s: %w", path, err)
 	}
 	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts,
-		feed: newFeed(), delivering: &keySet{}, turns: &turns{}}, nil
+		feed: newFeed(), delivering: &keySet{}, turns: &turns{},
+		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil
 }
 
 // lockDir waits for an exclusive flock on the directory dir and returns

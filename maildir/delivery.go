@@ -100,6 +100,28 @@ func (d *Dir) NewDelivery() (*Delivery, error) {
 	}, nil
 }
 
+// NewDeliveryKey is NewDelivery with the caller's key (see Entry.Key:
+// not empty, no '/', ',' or ':', not starting with '.'), for a message
+// that must have the same name at each try, so that a retry finds what
+// an earlier try renamed into the folder. A tmp/<key> an earlier try
+// left is replaced.
+func (d *Dir) NewDeliveryKey(key string) (*Delivery, error) {
+	if !validKey(key) {
+		return nil, fmt.Errorf("maildir: new delivery: bad key %q", key)
+	}
+	path := filepath.Join(d.Path, "tmp", key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: new delivery: %w", err)
+	}
+	return &Delivery{
+		dir: d, key: key, path: path, f: f,
+		bw:  getWriter(f),
+		h:   sha256.New(),
+		bol: true,
+	}, nil
+}
+
 var (
 	crByte = []byte{'\r'}
 	lfByte = []byte{'\n'}

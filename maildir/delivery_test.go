@@ -461,3 +461,38 @@ func TestCommitUnread(t *testing.T) {
 		t.Errorf("Scan: %d entries, %v", len(es), err)
 	}
 }
+
+// TestNewDeliveryKey: a delivery with the caller's key is named by it
+// (a tmp/ file of an earlier try replaced); a key that could not be one
+// is refused.
+func TestNewDeliveryKey(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "box"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", ".x", "a/b", "a,b", "a:b"} {
+		if _, err := d.NewDeliveryKey(bad); err == nil {
+			t.Errorf("key %q accepted", bad)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "tmp", "k1.f1"), []byte("an earlier try, longer than this one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.NewDeliveryKey("k1.f1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("hi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	file, err := d.Commit(w, 0, FlagSeen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != "cur/k1.f1:2,S" || w.Key() != "k1.f1" {
+		t.Errorf("committed as %q (key %q)", file, w.Key())
+	}
+	if b, err := os.ReadFile(filepath.Join(d.Path, file)); err != nil || string(b) != "hi\n" {
+		t.Errorf("file holds %q, %v", b, err)
+	}
+}

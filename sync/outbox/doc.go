@@ -30,7 +30,11 @@
 // errors leave it pending, retried after a capped exponential backoff
 // (RetryMin doubling per attempt up to RetryMax) until the message is
 // older than Expiry (then it fails with the last reply); once it is older
-// than Warn a warning notice is filed, once. A failure or warning notice
+// than Warn a warning notice is filed, once. While no TCP connection to
+// the relay can be made (refused, timed out), Run looks again every
+// ConnRetry (10 s for a relay on a loopback or private address, 5 minutes
+// otherwise), whatever the backoff: a relay back while the network never
+// dropped gets the mail within that; these probes change no schedule. A failure or warning notice
 // is a short RFC 3464 report (multipart/report; report-type=
 // delivery-status, with the original's header) delivered into the
 // account's local INBOX through the door (index.Store.OutboxFile: as
@@ -51,9 +55,9 @@
 // the message). Both resend to the pending recipients; the first shows as
 // the message's Interrupted count (see index.OutboxMessage). That
 // commit comes right after the reply (with the next message's claim,
-// before its MAIL FROM, or at the end of the pass), so the window is a
-// few milliseconds per message. Follow-ups are filed once: the commit
-// that adds them to their folders clears them (a crash between that
-// delivery's renames and its commit files them twice: a local copy,
-// never a send).
+// before its MAIL FROM, or at the end of the pass before QUIT), so the
+// window is the commit's time, a few milliseconds per message. Follow-ups are
+// filed once: the commit that adds them to their folders clears them, and
+// a crash between that delivery's renames and its commit leaves files the
+// next filing finds by their key (index.FollowupKey) and does not repeat.
 package outbox

@@ -64,7 +64,8 @@ func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) e
 					return err
 				}
 			}
-			fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now()})
+			fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now(),
+				Key: index.FollowupKey(m, index.FollowSentCopy)})
 		}
 		failure := bits&index.FollowFailure != 0
 		// A warning made moot by the failure notice is not filed.
@@ -76,7 +77,12 @@ func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) e
 					return err
 				}
 			}
-			fs = append(fs, index.OutboxFiling{Folder: inbox, R: bytes.NewReader(s.notice(m, failure)), Date: s.o.Now()})
+			bit := index.FollowWarning
+			if failure {
+				bit = index.FollowFailure
+			}
+			fs = append(fs, index.OutboxFiling{Folder: inbox, R: bytes.NewReader(s.notice(m, failure)), Date: s.o.Now(),
+				Key: index.FollowupKey(m, bit)})
 		}
 		done[m.ID] = bits
 	}

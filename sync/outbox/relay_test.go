@@ -12,6 +12,7 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ type delivered struct {
 type relayOpts struct {
 	startTLS, implicit, utf8 bool
 	auth                     bool // require AUTH (user/secret)
+	port                     int  // 0: a free port
 }
 
 func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
@@ -90,7 +92,7 @@ func startRelay(t *testing.T, o relayOpts) *testRelay {
 	srv.EnableSMTPUTF8 = o.utf8
 	cert, pool := testCert(t)
 	r.Pool = pool
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)))
 	if err != nil {
 		t.Fatal(err)
 	}

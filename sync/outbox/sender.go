@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/postfach/postfach/index"
@@ -37,6 +41,16 @@ type Options struct {
 	// first retry after RetryMin, each next one after twice the last,
 	// never more than RetryMax (0 = 1 minute and 1 hour).
 	RetryMin, RetryMax time.Duration
+
+	// ConnRetry is how often Run tries again while the relay cannot be
+	// reached at all (no TCP connection: refused, timed out, no route),
+	// whatever the backoff of the messages waiting: a relay that comes
+	// back while the network stayed up sends no signal, and its mail
+	// should not wait out an hour's backoff. 0 = DefaultConnRetryLocal
+	// for a relay on a loopback or private address (a refused connection
+	// there costs nothing: a local MTA, a bridge or tunnel restarting),
+	// DefaultConnRetry otherwise (Postfix's queue_run_delay).
+	ConnRetry time.Duration
 }
 
 // Defaults of Options.
@@ -45,6 +59,9 @@ const (
 	DefaultWarn     = 4 * time.Hour
 	DefaultRetryMin = time.Minute
 	DefaultRetryMax = time.Hour
+
+	DefaultConnRetry      = 5 * time.Minute
+	DefaultConnRetryLocal = 10 * time.Second
 )
 
 // Sender sends one account's queue.
@@ -52,6 +69,9 @@ type Sender struct {
 	o     Options
 	log   *slog.Logger
 	nudge chan struct{}
+
+	mu       sync.Mutex
+	relayErr string // why the last dial found no relay; "" = it answered (or not tried)
 }
 
 // FlushReport counts what Flush did with the messages it tried.
@@ -84,6 +104,12 @@ func NewSender(o Options) (*Sender, error) {
 	}
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = o.RetryMin
+	}
+	if o.ConnRetry <= 0 {
+		o.ConnRetry = DefaultConnRetry
+		if localHost(o.Relay.Host) {
+			o.ConnRetry = DefaultConnRetryLocal
+		}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -131,6 +157,12 @@ func (s *Sender) Run(ctx context.Context) error {
 		} else {
 			wait = max(next.Sub(s.o.Now()), time.Second)
 		}
+		// No relay answered: look again soon (a pass that finds none
+		// changes no message's schedule, see finish).
+		down := s.relayDown()
+		if down && (wait < 0 || wait > s.o.ConnRetry) {
+			wait = s.o.ConnRetry
+		}
 		var timer <-chan time.Time
 		var t *time.Timer
 		if wait >= 0 {
@@ -143,6 +175,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-s.nudge:
 			nudged = true
 		case <-timer:
+			nudged = down // the messages that found no relay go if it answers now
 		}
 		if t != nil {
 			t.Stop()
@@ -151,6 +184,45 @@ func (s *Sender) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// relayDown says whether the last dial found no relay.
+func (s *Sender) relayDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relayErr != ""
+}
+
+// dialed records how the last dial went (err nil: connected), and logs
+// the relay going down (once while it stays so) and coming back.
+func (s *Sender) dialed(err error, messages int) {
+	var oe *net.OpError
+	down := ""
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		down = err.Error()
+	}
+	s.mu.Lock()
+	was := s.relayErr
+	s.relayErr = down
+	s.mu.Unlock()
+	switch {
+	case err != nil && (down == "" || was == ""):
+		s.log.Warn("outbox: relay unreachable, messages deferred", "error", err.Error(), "messages", messages)
+	case err != nil:
+		s.log.Debug("outbox: relay still unreachable", "error", err.Error(), "messages", messages)
+	case was != "":
+		s.log.Info("outbox: relay reachable again", "relay", s.addr())
+	}
+}
+
+// localHost says whether host is a loopback or private address (or
+// "localhost"): a relay next to this machine or on its LAN.
+func localHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast())
 }
 
 func (s *Sender) nextDue(ctx context.Context) (time.Time, error) {
@@ -167,7 +239,11 @@ func (s *Sender) nextDue(ctx context.Context) (time.Time, error) {
 // returns when each is sent, deferred or failed. Safe beside Run (the
 // passes take turns).
 func (s *Sender) Flush(ctx context.Context) (FlushReport, error) {
-	return s.pass(ctx, true, true)
+	rep, err := s.pass(ctx, true, true)
+	if s.relayDown() {
+		s.Nudge() // Run, maybe waiting for no message, looks again every ConnRetry
+	}
+	return rep, err
 }
 
 // backoff is the wait after the attempts-th attempt (1 = the first).
@@ -207,6 +283,11 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
 		return err
 	}); err != nil || len(due) == 0 {
+		if err == nil && nudged {
+			s.mu.Lock()
+			s.relayErr = "" // no message waits for the relay
+			s.mu.Unlock()
+		}
 		return rep, err
 	}
 	b := &batch{}

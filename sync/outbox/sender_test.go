@@ -512,6 +512,70 @@ func TestRunNudge(t *testing.T) {
 	}
 }
 
+// TestRunRelayBackSoon: a relay that was down (connections refused)
+// and comes back while Run waits out a long backoff gets its mail within
+// ConnRetry, with no nudge; the probes meanwhile count no attempts.
+func TestRunRelayBackSoon(t *testing.T) {
+	st := newStore(t)
+	dead := deadRelay(t)
+	s := sender(t, st, dead, "none", func(o *Options) {
+		o.RetryMin, o.RetryMax, o.ConnRetry = time.Hour, time.Hour, 50*time.Millisecond
+	})
+	submit(t, st, msgBcc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ms := listed(t, st); len(ms) == 1 && ms[0].Attempts == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first attempt was not recorded: %+v", listed(t, st))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Several probes while it stays down: none counts as an attempt.
+	time.Sleep(300 * time.Millisecond)
+	if ms := listed(t, st); len(ms) != 1 || ms[0].Attempts != 1 || !strings.Contains(ms[0].LastReply, "refused") {
+		t.Fatalf("after probes while down: %+v", ms[0])
+	}
+	r := startRelay(t, relayOpts{auth: true, port: dead.Port})
+	back := time.Now()
+	for len(r.Delivered()) == 0 {
+		if time.Since(back) > 20*time.Second {
+			t.Fatal("the relay came back and got nothing within 20s (the backoff is an hour)")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := r.Delivered(); len(got) != 1 || string(got[0].Data) != wire {
+		t.Errorf("delivered %+v, want the message once:\n%q", got, wire)
+	}
+	t.Logf("delivered %v after the relay came back", time.Since(back).Round(time.Millisecond))
+}
+
+// TestConnRetryDefault: a relay next door is looked for again sooner
+// than one across the Internet.
+func TestConnRetryDefault(t *testing.T) {
+	st := newStore(t)
+	for host, want := range map[string]time.Duration{
+		"127.0.0.1": DefaultConnRetryLocal, "::1": DefaultConnRetryLocal, "localhost": DefaultConnRetryLocal,
+		"192.168.1.2": DefaultConnRetryLocal, "10.0.0.1": DefaultConnRetryLocal, "fd00::1": DefaultConnRetryLocal,
+		"smtp.example.org": DefaultConnRetry, "203.0.113.5": DefaultConnRetry, "2001:db8::1": DefaultConnRetry,
+	} {
+		s := sender(t, st, &testRelay{Host: host, Port: 587}, "starttls")
+		if s.o.ConnRetry != want {
+			t.Errorf("%s: ConnRetry %v, want %v", host, s.o.ConnRetry, want)
+		}
+	}
+}
+
 func TestReadSubmission(t *testing.T) {
 	s, err := ReadSubmission(strings.NewReader(msgBcc))
 	if err != nil {

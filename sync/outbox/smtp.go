@@ -180,11 +180,13 @@ func (s *Sender) commit(ctx context.Context, b *batch, claim index.OutboxID) err
 // drops is not opened again: the rest wait for their next attempt).
 func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
 	c, err := s.dial(ctx)
+	if ctx.Err() == nil {
+		s.dialed(err, len(due))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.log.Warn("outbox: relay unreachable, messages deferred", "error", err.Error(), "messages", len(due))
 		s.deferAll(due, err.Error(), b)
 		return nil
 	}
@@ -214,6 +216,11 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 			s.deferAll(due[i+1:], lost, b)
 			return nil
 		}
+	}
+	// The last outcome is committed before QUIT: its round trip is no
+	// part of the window in which a crash resends a message.
+	if err := s.commit(ctx, b, 0); err != nil {
+		return err
 	}
 	_ = c.Quit()
 	return nil
@@ -506,6 +513,10 @@ func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecip
 	if sentNow && !sentBefore && s.o.SaveSent {
 		o.Followups |= index.FollowSentCopy
 	}
-	s.log.Info("outbox: attempt", "id", m.ID, "state", o.State, "reply", o.LastReply)
+	if early {
+		s.log.Debug("outbox: still no relay", "id", m.ID, "reply", o.LastReply)
+	} else {
+		s.log.Info("outbox: attempt", "id", m.ID, "state", o.State, "reply", o.LastReply)
+	}
 	b.pending = append(b.pending, o)
 }
