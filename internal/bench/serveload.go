@@ -78,7 +78,8 @@ type loadResult struct {
 	LifeHWMKiB  int64               `json:"agent_life_hwm_kib"`
 	RSSStartKiB int64               `json:"agent_rss_start_kib"`
 	RSSEndKiB   int64               `json:"agent_rss_end_kib"`
-	RSSMaxKiB   int64               `json:"agent_rss_max_kib"` // of the samples
+	RSSMaxKiB   int64               `json:"agent_rss_max_kib"`   // of the samples
+	RSSMaxAt    time.Duration       `json:"agent_rss_max_at_ns"` // into the phase
 	CPU         time.Duration       `json:"agent_cpu_ns"`
 	Ops         map[string]*opStats `json:"ops"`
 }
@@ -143,6 +144,7 @@ func runClients(ctx context.Context, addr string, pid int, o loadOptions, log io
 	if res.LifeHWMKiB, err = procHWM(pid); err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "bench: the agent's peak RSS before the clients (its start, sync and indexing): %s\n", kib(res.LifeHWMKiB))
 	if err := resetHWM(pid); err != nil {
 		return nil, err
 	}
@@ -158,6 +160,7 @@ func runClients(ctx context.Context, addr string, pid int, o loadOptions, log io
 	ctx, cancel := context.WithTimeout(ctx, o.time)
 	defer cancel()
 	sampled := make(chan struct{})
+	t0 := time.Now()
 	go func() {
 		defer close(sampled)
 		tick := time.NewTicker(250 * time.Millisecond)
@@ -167,8 +170,8 @@ func runClients(ctx context.Context, addr string, pid int, o loadOptions, log io
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if n, err := procRSS(pid); err == nil {
-					res.RSSMaxKiB = max(res.RSSMaxKiB, n)
+				if n, err := procRSS(pid); err == nil && n > res.RSSMaxKiB {
+					res.RSSMaxKiB, res.RSSMaxAt = n, time.Since(t0)
 				}
 			}
 		}
@@ -497,8 +500,8 @@ func resetHWM(pid int) error {
 func (res *loadResult) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nclients phase: %d IMAP clients (%d in IDLE on INBOX) for %s; %d finished their first sync of every folder\n",
 		res.Clients, res.Idlers, res.Time, res.Synced)
-	fmt.Fprintf(w, "the agent: peak RSS (VmHWM) %s over the phase (%s over its life, sync and indexing included); RSS at the start %s, at the end %s, highest sample %s; CPU %.1f s\n",
-		kib(res.HWMKiB), kib(res.LifeHWMKiB), kib(res.RSSStartKiB), kib(res.RSSEndKiB), kib(res.RSSMaxKiB), res.CPU.Seconds())
+	fmt.Fprintf(w, "the agent: peak RSS (VmHWM) %s over the phase (%s over its life, sync and indexing included); RSS at the start %s, at the end %s, highest sample %s (%s into the phase); CPU %.1f s\n",
+		kib(res.HWMKiB), kib(res.LifeHWMKiB), kib(res.RSSStartKiB), kib(res.RSSEndKiB), kib(res.RSSMaxKiB), res.RSSMaxAt.Round(time.Second), res.CPU.Seconds())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\tmedian\tp95\tmax\t")
 	names := make([]string, 0, len(res.Ops))
