@@ -29,6 +29,15 @@ import (
 // CPU" column is the CPU time of the server that peer pulled from: the
 // agent's process for postfach, Dovecot's process tree for Dovecot. The
 // report adds the agent's peak RSS (VmHWM) over the whole scenario.
+//
+// With -clients N the same agent then serves N concurrent IMAP clients
+// (serveload.go), after the mbsync runs; -runs 0 leaves those out. With
+// -reuse DIR the scenario starts from a work directory an earlier run
+// kept (-keep): Dovecot's Maildir is not seeded again (a file "seeded"
+// says with what it was; it must match -messages and -seed), but it is
+// warmed and verified against the corpus again, and postfach's store is
+// brought up to date by a sync (a no-change resync) and verified. A
+// 100,000-message corpus takes minutes to seed and sync the first time.
 
 // servedPeer is mbsync pulling from one server.
 type servedPeer struct {
