@@ -14,7 +14,8 @@ import (
 // For the developers: profiles of one command (go tool pprof), behind
 // hidden global flags. --cpuprofile FILE profiles the CPU from the
 // command's start to its end. --memprofile FILE writes the heap profile
-// (after a garbage collection) to FILE when the command ends and, while
+// (after a garbage collection) to FILE when the command ends normally (a
+// run that abandons its work after SIGTERM exits without one) and, while
 // it runs, to FILE.1, FILE.2, ... each time the process gets SIGUSR1: a
 // long-running `postfach run` can be asked for its heap at its peak.
 // Each also goes to FILE[.N].txt as text, with the runtime's MemStats.
