@@ -230,11 +230,30 @@ func (s *Store) computeView(ctx context.Context, id MessageID) (*messageView, er
 	return v, nil
 }
 
+// viewBufs are viewOf's read buffers, reused: a fresh 48 KiB per message
+// was most of the agent's garbage while sessions computed the views of a
+// large folder (IndexIMAP before a SEARCH, ENVELOPE of new messages).
+// Nothing viewOf returns points into them.
+var viewBufs = sync.Pool{New: func() any {
+	return &viewBuffers{crlf: make([]byte, 32<<10), br: bufio.NewReaderSize(nil, 16<<10)}
+}}
+
+type viewBuffers struct {
+	crlf []byte
+	br   *bufio.Reader
+}
+
 // viewOf computes the view of a message as stored (LF or CRLF line ends).
 func viewOf(r io.Reader) (*messageView, error) {
-	wire := &viewCounter{r: &crlfReader{r: r}}
+	vb := viewBufs.Get().(*viewBuffers)
+	defer func() {
+		vb.br.Reset(nil)
+		viewBufs.Put(vb)
+	}()
+	wire := &viewCounter{r: &crlfReader{r: r, buf: vb.crlf}}
 	p := &viewParser{}
-	br := bufio.NewReaderSize(wire, 16<<10)
+	br := vb.br
+	br.Reset(wire)
 	raw, fields := readHeaderBlock(br)
 	v := &messageView{header: append([]byte{}, raw...)} // never NULL: a message may have no header
 	v.body = p.part(fields, br, 0, false)

@@ -164,6 +164,22 @@ func DefaultPath(storeRoot string) string {
 	return filepath.Join(storeRoot, ".postfach", "index.db")
 }
 
+// The SQLite page cache of each connection (cache_size), in KiB: one
+// writer, readers readers. The writer's is large, for the sync's batches
+// of inserts into the messages table and its indexes. Each reader's is
+// small: a reader's cache starts over whenever another connection has
+// committed (every flag change, every computed IMAP view: SQLite
+// resets a connection's cache when the database changed), and the
+// database file's pages stay in the OS's cache anyway. Four readers of
+// 16 MB each could hold 64 MB of the agent's memory (modernc's
+// allocator, outside Go's heap) while it serves mail clients from a
+// large store; of 4 MB, 16 MB.
+const (
+	writerCacheKiB = 16000
+	readerCacheKiB = 4000
+	readers        = 4
+)
+
 // Open opens (creating if needed) the index at path and brings its schema up
 // to date.
 func Open(path string) (*Store, error) {
@@ -182,14 +198,14 @@ func Open(path string) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	dsn := func(extra string) string {
+	dsn := func(cacheKiB int, extra string) string {
 		q := url.Values{}
-		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", "cache_size(-16000)", "temp_store(2)"} {
+		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB), "temp_store(2)"} {
 			q.Add("_pragma", p)
 		}
 		return "file:" + uriPath(path) + "?" + q.Encode() + extra
 	}
-	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	w, err := sql.Open("sqlite", dsn(writerCacheKiB, "&_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
@@ -211,12 +227,12 @@ func Open(path string) (*Store, error) {
 			return nil, fmt.Errorf("index: %w", err)
 		}
 	}
-	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
+	r, err := sql.Open("sqlite", dsn(readerCacheKiB, "&_pragma=query_only(1)"))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(4)
+	r.SetMaxOpenConns(readers)
 	rstmts, err := newStmtCache(r)
 	if err != nil {
 		r.Close()

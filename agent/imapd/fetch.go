@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,6 +29,30 @@ const readAhead = 100
 // inMemory is the largest message whose wire form a FETCH holds in
 // memory; a larger one is read twice (counted, then streamed).
 const inMemory = 1 << 20
+
+// A FETCH reads each message file through buffers it reuses: the copy
+// buffer (io.Copy would allocate 32 KiB per file) and the wire form of
+// a small message. Ten clients syncing a 100,000-message store fetch
+// thousands of headers a second; a fresh 35 KiB per message was 100 MB/s
+// of garbage, and the agent's heap overshot by 150 MB between
+// collections. A wire buffer that grew beyond keepWire (a large
+// message's) is dropped, not kept.
+var (
+	copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+const keepWire = 64 << 10
+
+// copyCRLF copies the message file r to w with CRLF line ends, through
+// a pooled buffer.
+func copyCRLF(w io.Writer, r io.Reader) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	// (The struct hides any WriterTo of r, which would not use the buffer.)
+	_, err := io.CopyBuffer(maildir.NewCRLFWriter(w), struct{ io.Reader }{r}, *bp)
+	return err
+}
 
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.FetchOptions) error {
 	v := s.view
@@ -214,6 +239,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, v *view, seq uint32, m *in
 		if wm, err = s.openWire(v, m); err != nil {
 			return s.fileErr(m, err)
 		}
+		defer wm.release()
 		if size == 0 {
 			size = wm.size
 		}
@@ -284,8 +310,9 @@ type wireMsg struct {
 	s      *session
 	v      *view
 	m      *index.Message
-	data   []byte // the whole wire form, or nil
-	header []byte // the header block (through its blank line)
+	data   []byte        // the whole wire form, or nil
+	buf    *bytes.Buffer // holds data when it came from wireBufs
+	header []byte        // the header block (through its blank line)
 	size   int64
 	hdrEnd int64 // where the body starts
 }
@@ -299,21 +326,36 @@ func (s *session) openWire(v *view, m *index.Message) (*wireMsg, error) {
 	defer b.Close()
 	wm := &wireMsg{s: s, v: v, m: m}
 	if b.Size <= inMemory {
-		var buf bytes.Buffer
+		buf := wireBufs.Get().(*bytes.Buffer)
+		buf.Reset()
 		buf.Grow(int(b.Size + b.Size/32 + 64))
-		if _, err := io.Copy(maildir.NewCRLFWriter(&buf), b); err != nil {
+		wm.buf = buf
+		if err := copyCRLF(buf, b); err != nil {
+			wm.release()
 			return nil, err
 		}
 		wm.setData(buf.Bytes())
 		return wm, nil
 	}
 	hc := &headerCounter{}
-	if _, err := io.Copy(maildir.NewCRLFWriter(hc), b); err != nil {
+	if err := copyCRLF(hc, b); err != nil {
 		return nil, err
 	}
 	wm.size, wm.header = hc.n, hc.header
 	wm.hdrEnd = int64(len(hc.header))
 	return wm, nil
+}
+
+// release returns wm's buffer to the pool; wm's data must not be used
+// after. A nil wm is fine.
+func (wm *wireMsg) release() {
+	if wm == nil || wm.buf == nil {
+		return
+	}
+	if wm.buf.Cap() <= keepWire {
+		wireBufs.Put(wm.buf)
+	}
+	wm.buf, wm.data, wm.header = nil, nil, nil
 }
 
 func (wm *wireMsg) setData(d []byte) {
@@ -345,7 +387,7 @@ func (wm *wireMsg) full() error {
 	}
 	defer b.Close()
 	var buf bytes.Buffer
-	if _, err := io.Copy(maildir.NewCRLFWriter(&buf), b); err != nil {
+	if err := copyCRLF(&buf, b); err != nil {
 		return err
 	}
 	wm.setData(buf.Bytes())
@@ -440,7 +482,7 @@ func (wm *wireMsg) stream(w io.Writer, start, n int64) error {
 	}
 	defer b.Close()
 	ww := &window{w: w, skip: start, left: n}
-	if _, err := io.Copy(maildir.NewCRLFWriter(ww), b); err != nil && !errors.Is(err, errWindowDone) {
+	if err := copyCRLF(ww, b); err != nil && !errors.Is(err, errWindowDone) {
 		return err
 	}
 	if ww.left != 0 {

@@ -160,6 +160,9 @@ func (b *bench) run(ctx context.Context, r int, work string, o imapOptions) erro
 func (b *bench) replicas(r, runs int, work string) ([]peer, map[string]replica, error) {
 	order := append(append([]peer(nil), b.peers[r%len(b.peers):]...), b.peers[:r%len(b.peers)]...)
 	runDir := filepath.Join(work, fmt.Sprintf("run%d", r+1))
+	if err := os.RemoveAll(runDir); err != nil { // a reused work directory's (serve -reuse)
+		return nil, nil, err
+	}
 	reps := map[string]replica{}
 	for _, p := range order {
 		dir := filepath.Join(runDir, p.Name())

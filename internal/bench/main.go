@@ -18,7 +18,12 @@
 //	       incremental sync and one no-change resync per run
 //	serve  postfach as a server: mbsync pulls the whole account from
 //	       postfach run's local IMAP endpoint and from Dovecot holding the
-//	       same mail (see serve.go); flags -messages, -seed, -runs
+//	       same mail (see serve.go); flags -messages, -seed, -runs; with
+//	       -clients N, then N concurrent IMAP clients for -client-time
+//	       (-runs 0: the clients alone), the agent's peak RSS, CPU and
+//	       latencies per operation (see serveload.go); -reuse DIR starts
+//	       from a work directory kept with -keep (no new seeding);
+//	       -cpuprofile and -memprofile profile the serving agent
 //	soak   postfach run alone, an hour of mixed traffic on both sides in
 //	       busy and quiet halves: is it flat (memory, threads,
 //	       descriptors, goroutines) and idle when nothing changes? See

@@ -32,6 +32,7 @@ type report struct {
 	Peers       []peerInfo     `json:"peers"` // the first is the subject of the ratios
 	Phases      []*phaseResult `json:"phases"`
 	WorkDir     string         `json:"work_dir,omitempty"`
+	Clients     *loadResult    `json:"clients,omitempty"` // the serve scenario's clients phase
 }
 
 type peerInfo struct {
@@ -196,6 +197,10 @@ func (r *report) writeText(w io.Writer) {
 		}
 	}
 	tw.Flush()
+
+	if r.Clients != nil {
+		r.Clients.writeText(w)
+	}
 
 	fmt.Fprintln(w, "\ncommands (first run):")
 	for _, p := range r.Peers {

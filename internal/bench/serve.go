@@ -29,6 +29,15 @@ import (
 // CPU" column is the CPU time of the server that peer pulled from: the
 // agent's process for postfach, Dovecot's process tree for Dovecot. The
 // report adds the agent's peak RSS (VmHWM) over the whole scenario.
+//
+// With -clients N the same agent then serves N concurrent IMAP clients
+// (serveload.go), after the mbsync runs; -runs 0 leaves those out. With
+// -reuse DIR the scenario starts from a work directory an earlier run
+// kept (-keep): Dovecot's Maildir is not seeded again (a file "seeded"
+// says with what it was; it must match -messages and -seed), but it is
+// warmed and verified against the corpus again, and postfach's store is
+// brought up to date by a sync (a no-change resync) and verified. A
+// 100,000-message corpus takes minutes to seed and sync the first time.
 
 // servedPeer is mbsync pulling from one server.
 type servedPeer struct {
@@ -53,21 +62,32 @@ const (
 
 func runServe(args []string) error {
 	var o imapOptions
-	var cpuProfile string
+	var cpuProfile, memProfile, reuse string
+	var lo loadOptions
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	o.addFlags(fs)
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the serving agent's CPU profile to `file` (it covers the whole scenario)")
+	fs.StringVar(&memProfile, "memprofile", "", "write the serving agent's heap profile to `file` when it stops, and to file.1 at 3/4 of the clients phase")
+	fs.IntVar(&lo.clients, "clients", 0, "after the mbsync runs, serve N concurrent IMAP clients (see serveload.go); 0: no clients phase")
+	fs.DurationVar(&lo.time, "client-time", 3*time.Minute, "how long the clients phase lasts")
+	fs.StringVar(&reuse, "reuse", "", "reuse the work `directory` an earlier serve run kept (-keep) with the same -messages and -seed: Dovecot's Maildir stays as seeded, postfach's store is resynced; it is kept again")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.messages <= 0 || o.runs <= 0 {
-		return fmt.Errorf("-messages and -runs must be positive")
+	if o.messages <= 0 || o.runs < 0 || (o.runs == 0 && lo.clients == 0) || lo.clients < 0 || lo.time <= 0 {
+		return fmt.Errorf("-messages must be positive, -runs too unless -clients is (-runs 0: the clients phase alone), -client-time positive")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	ws, err := newWorkspace(ctx, "serve", "imap", o.dir, o.keep, o.postfach, args)
+	var ws *workspace
+	var err error
+	if reuse != "" {
+		ws, err = reuseWorkspace(ctx, "serve", "imap", reuse, o.postfach, args)
+	} else {
+		ws, err = newWorkspace(ctx, "serve", "imap", o.dir, o.keep, o.postfach, args)
+	}
 	if err != nil {
 		return err
 	}
@@ -81,8 +101,8 @@ func runServe(args []string) error {
 	}
 	defer srv.Stop()
 	t0 := time.Now()
-	if rep.Corpus, err = srv.seed(o.seed, o.messages, corpus.Options{}); err != nil {
-		return fmt.Errorf("seeding: %w", err)
+	if rep.Corpus, err = seedOnce(srv, work, reuse != "", o); err != nil {
+		return err
 	}
 	if err := srv.warm(); err != nil {
 		return fmt.Errorf("warming Dovecot: %w", err)
@@ -91,7 +111,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
-	fmt.Fprintf(log, "bench: seeded %d messages into Dovecot in %s\n", rep.Corpus.Messages, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(log, "bench: Dovecot holds the %d messages (seeded or reused, warm, verified) after %s\n", rep.Corpus.Messages, time.Since(t0).Round(time.Millisecond))
 
 	var agentArgs []string
 	if cpuProfile != "" {
@@ -99,6 +119,12 @@ func runServe(args []string) error {
 			return err
 		}
 		agentArgs = []string{"--cpuprofile", cpuProfile}
+	}
+	if memProfile != "" {
+		if memProfile, err = filepath.Abs(memProfile); err != nil {
+			return err
+		}
+		agentArgs = append(agentArgs, "--memprofile", memProfile)
 	}
 	agent, addr, err := startServing(ctx, ws, srv, want, filepath.Join(work, "postfach"), agentArgs...)
 	if err != nil {
@@ -141,16 +167,60 @@ func runServe(args []string) error {
 		if err != nil {
 			return err
 		}
-		rep.Peers[0].Notes += fmt.Sprintf("; the agent's peak RSS over the scenario (sync, serving every run): %s", kib(hwm))
-		if cpuProfile != "" {
-			// The profile is written when the agent exits on SIGTERM.
-			if _, err := agent.Stop(30 * time.Second); err != nil {
-				return fmt.Errorf("stopping postfach run for its CPU profile: %w", err)
+		if o.runs > 0 {
+			rep.Peers[0].Notes += fmt.Sprintf("; the agent's peak RSS over the mbsync runs (sync, serving every run): %s", kib(hwm))
+		}
+		if lo.clients > 0 {
+			fmt.Fprintf(log, "bench: %d clients for %s\n", lo.clients, lo.time)
+			var midway *time.Timer
+			if memProfile != "" {
+				midway = time.AfterFunc(lo.time*3/4, func() { syscall.Kill(agent.PID(), syscall.SIGUSR1) })
 			}
-			fmt.Fprintf(log, "bench: the agent's CPU profile is in %s\n", cpuProfile)
+			if rep.Clients, err = runClients(ctx, addr, agent.PID(), lo, log); err != nil {
+				return err
+			}
+			if midway != nil {
+				midway.Stop()
+			}
+		}
+		if cpuProfile != "" || memProfile != "" {
+			// The profiles are written when the agent exits on SIGTERM.
+			if _, err := agent.Stop(30 * time.Second); err != nil {
+				return fmt.Errorf("stopping postfach run for its profiles: %w", err)
+			}
+			fmt.Fprintf(log, "bench: the agent's profiles: %s %s\n", cpuProfile, memProfile)
 		}
 		return nil
 	})
+}
+
+// seeded names the file in a work directory that says what its Dovecot
+// was seeded with.
+const seeded = "seeded"
+
+// seedOnce seeds Dovecot with the corpus, or with reuse checks that the
+// work directory's Dovecot was seeded with the same corpus, and returns
+// what the corpus is.
+func seedOnce(srv *dovecotServer, work string, reuse bool, o imapOptions) (corpusInfo, error) {
+	stamp := fmt.Sprintf("messages %d seed %d\n", o.messages, o.seed)
+	if !reuse {
+		info, err := srv.seed(o.seed, o.messages, corpus.Options{})
+		if err != nil {
+			return info, fmt.Errorf("seeding: %w", err)
+		}
+		return info, os.WriteFile(filepath.Join(work, seeded), []byte(stamp), 0o644)
+	}
+	if b, err := os.ReadFile(filepath.Join(work, seeded)); err != nil || string(b) != stamp {
+		return corpusInfo{}, fmt.Errorf("-reuse %s: not a work directory seeded with -messages %d -seed %d", work, o.messages, o.seed)
+	}
+	info := corpusInfo{Folders: map[string]int{}}
+	err := corpus.Each(o.seed, o.messages, corpus.Options{}, func(m corpus.Message) error {
+		info.Messages++
+		info.Bytes += int64(len(m.Raw))
+		info.Folders[folderName(m.Folder)]++
+		return nil
+	})
+	return info, err
 }
 
 // startServing makes postfach's store from Dovecot (postfach sync,
@@ -307,18 +377,22 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 // procHWM is a process's peak RSS (VmHWM) in KiB.
-func procHWM(pid int) (int64, error) {
+func procHWM(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procStatus is the value of a KiB field of a process's
+// /proc/PID/status (key with its colon).
+func procStatus(pid int, key string) (int64, error) {
 	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, key); ok {
 			f := strings.Fields(v)
 			if len(f) > 0 {
 				return strconv.ParseInt(f[0], 10, 64)
 			}
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, strings.TrimSuffix(key, ":"))
 }

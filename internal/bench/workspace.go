@@ -25,6 +25,22 @@ func newWorkspace(ctx context.Context, scenario, kind, parent string, keep bool,
 	if err != nil {
 		return nil, err
 	}
+	return setUpWorkspace(ctx, scenario, kind, dir, keep, prebuilt, args)
+}
+
+// reuseWorkspace is newWorkspace in an existing work directory (one an
+// earlier run kept), which is kept again.
+func reuseWorkspace(ctx context.Context, scenario, kind, dir string, prebuilt string, args []string) (*workspace, error) {
+	if st, err := os.Stat(dir); err != nil {
+		return nil, err
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("%s is no directory", dir)
+	}
+	return setUpWorkspace(ctx, scenario, kind, dir, true, prebuilt, args)
+}
+
+func setUpWorkspace(ctx context.Context, scenario, kind, dir string, keep bool, prebuilt string, args []string) (*workspace, error) {
+	var err error
 	w := &workspace{dir: dir, keep: keep}
 	fail := func(err error) (*workspace, error) {
 		w.close()
@@ -37,7 +53,7 @@ func newWorkspace(ctx context.Context, scenario, kind, parent string, keep bool,
 		return fail(err)
 	}
 	w.binDir = filepath.Join(w.dir, "bin")
-	if err := os.Mkdir(w.binDir, 0o755); err != nil {
+	if err := os.MkdirAll(w.binDir, 0o755); err != nil {
 		return fail(err)
 	}
 	w.rep = &report{

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +32,7 @@ type globals struct {
 	configPath  string
 	verbose     bool
 	cpuProfile  string
+	memProfile  string
 	allWarnings bool // the command prints every warning itself (config check)
 }
 
@@ -138,27 +138,7 @@ Configuration lives in one TOML file (see "postfach init").`,
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", configs.DefaultPath(), "config file")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what happens (to stderr)")
-	// For the developers: a CPU profile of one command (go tool pprof).
-	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to `file`")
-	root.PersistentFlags().MarkHidden("cpuprofile")
-	var profile *os.File
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if g.cpuProfile == "" {
-			return nil
-		}
-		f, err := os.Create(g.cpuProfile)
-		if err != nil {
-			return err
-		}
-		profile = f
-		return pprof.StartCPUProfile(f)
-	}
-	root.PersistentPostRun = func(*cobra.Command, []string) {
-		if profile != nil {
-			pprof.StopCPUProfile()
-			profile.Close()
-		}
-	}
+	addProfileFlags(root, g)
 	root.AddCommand(
 		newInitCmd(g),
 		newConfigCmd(g),
