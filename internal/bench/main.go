@@ -19,6 +19,10 @@
 //	serve  postfach as a server: mbsync pulls the whole account from
 //	       postfach run's local IMAP endpoint and from Dovecot holding the
 //	       same mail (see serve.go); flags -messages, -seed, -runs
+//	send   outgoing mail: postfach send once per message plus postfach
+//	       queue --flush vs msmtp once per message, to one private
+//	       Postfix (STARTTLS, AUTH), until the relay delivered them all
+//	       (see send.go); flags -messages, -seed, -runs
 //	soak   postfach run alone, an hour of mixed traffic on both sides in
 //	       busy and quiet halves: is it flat (memory, threads,
 //	       descriptors, goroutines) and idle when nothing changes? See
@@ -177,6 +181,7 @@ var scenarios = []scenario{
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
 	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
+	{"send", "postfach send ×N + queue --flush vs msmtp ×N to one Postfix relay (STARTTLS, AUTH): time until all delivered", runSend},
 	{"soak", "postfach run under mixed traffic for an hour: memory, threads, descriptors, goroutines flat; CPU near zero when idle", runSoak},
 }
 
