@@ -514,7 +514,9 @@ func (p *postfachSender) ver() string  { return p.version }
 func (p *postfachSender) notes() string {
 	return "postfach send per message (durable in the outbox, file and index row, before it exits), then postfach queue --flush: one connection, STARTTLS, AUTH; copies filed in the local Sent folder (save_sent default)"
 }
-func (p *postfachSender) argv() []string { return []string{p.bin, "--config", p.conf, "send", "-oi", "-t"} }
+func (p *postfachSender) argv() []string {
+	return []string{p.bin, "--config", p.conf, "send", "-oi", "-t"}
+}
 func (p *postfachSender) finish() []string {
 	return []string{p.bin, "--config", p.conf, "queue", "--flush"}
 }
