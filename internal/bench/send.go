@@ -400,13 +400,18 @@ func verifySent(relay *smtptest.Relay, tag string, msgs []outMessage, skip int) 
 	if err != nil {
 		return err
 	}
+	return checkSent(ds[skip:], tag, msgs)
+}
+
+// checkSent checks deliveries ds against msgs (see verifySent).
+func checkSent(ds []smtptest.Delivered, tag string, msgs []outMessage) error {
 	ids := map[string]int{}
 	for i, m := range msgs {
 		ids[m.id] = i
 	}
 	got := make([]map[string]int, len(msgs))
 	var diffs []string
-	for _, d := range ds[skip:] {
+	for _, d := range ds {
 		i := sentIndex(d.Data, tag, ids)
 		if i < 0 {
 			diffs = append(diffs, fmt.Sprintf("a delivery that is not one of this phase's messages (to %v)", d.To))
