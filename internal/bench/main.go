@@ -22,7 +22,8 @@
 //	send   outgoing mail: postfach send once per message plus postfach
 //	       queue --flush vs msmtp once per message, to one private
 //	       Postfix (STARTTLS, AUTH), until the relay delivered them all
-//	       (see send.go); flags -messages, -seed, -runs
+//	       (see send.go); flags -messages, -seed, -runs, -agent (also
+//	       postfach send with postfach run sending as messages come)
 //	soak   postfach run alone, an hour of mixed traffic on both sides in
 //	       busy and quiet halves: is it flat (memory, threads,
 //	       descriptors, goroutines) and idle when nothing changes? See

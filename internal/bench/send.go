@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postfach/postfach/internal/agenttest"
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/smtptest"
 )
@@ -29,7 +30,13 @@ import (
 //     process connects, does STARTTLS and AUTH, and hands the message over;
 //   - postfach: `postfach send -oi -t` per message (the message is durable,
 //     file and index row, before it exits 0), then `postfach queue --flush`
-//     sends the queue over one connection (no agent runs).
+//     sends the queue over one connection (no agent runs);
+//   - with -agent, postfach-agent: the same sends with `postfach run`
+//     running on the store (its IMAP side unreachable, its sender
+//     working): each send nudges the agent, which sends what is queued
+//     while the sends go on (messages queued during a pass go over its
+//     connection). Its time ends when the relay has delivered all; the
+//     agent's CPU time and peak RSS are logged.
 //
 // A peer's time is the user-visible total: from the start of its first
 // process until the relay has delivered every recipient of every message
@@ -55,6 +62,7 @@ type sendOptions struct {
 	dir      string
 	keep     bool
 	json     bool
+	agent    bool
 }
 
 // sendFrom is the sender of every message, and the account's address.
@@ -70,6 +78,7 @@ func runSend(args []string) error {
 	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.agent, "agent", false, "also measure postfach send with postfach run running (it sends as messages come), as peer postfach-agent")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -120,6 +129,9 @@ func runSend(args []string) error {
 	ms := &msmtpSender{bin: msmtp, version: msmtpVersion(ctx, msmtp)}
 	pf := &postfachSender{bin: ws.pf.bin, version: ws.pf.version}
 	peers := []sendPeer{pf, ms}
+	if o.agent {
+		peers = append(peers, &agentSender{postfachSender: postfachSender{bin: ws.pf.bin, version: ws.pf.version}})
+	}
 	for _, p := range peers {
 		rep.Peers = append(rep.Peers, peerInfo{Name: p.name(), Version: p.ver(), Notes: p.notes()})
 	}
@@ -142,6 +154,13 @@ func runSend(args []string) error {
 				s, err := sendPhase(ctx, p, relay, tag, msgs, len(before))
 				if err != nil {
 					return fmt.Errorf("run %d, %s: %w", r+1, p.name(), err)
+				}
+				note, err := p.done()
+				if err != nil {
+					return fmt.Errorf("run %d, %s: %w", r+1, p.name(), err)
+				}
+				if note != "" {
+					s.detail += "; " + note
 				}
 				rep.add("send+deliver", len(msgs), p.name(), s.sample)
 				if r == 0 {
@@ -234,6 +253,9 @@ type sendPeer interface {
 	// finish is what runs after the last message is handed over (nil:
 	// nothing).
 	finish() []string
+	// done ends the phase (untimed), after the deliveries are verified;
+	// it returns a note for the log ("" for none).
+	done() (string, error)
 }
 
 // sendSample is a peer's phase: the sample and a line of details.
@@ -471,9 +493,10 @@ func (m *msmtpSender) ver() string  { return m.version }
 func (m *msmtpSender) notes() string {
 	return "one process per message: connect, STARTTLS (the relay's CA as tls_trust_file), AUTH, MAIL/RCPT/DATA, QUIT; Bcc removed (-t)"
 }
-func (m *msmtpSender) argv() []string   { return []string{m.bin, "-C", m.rc, "-oi", "-t"} }
-func (m *msmtpSender) finish() []string { return nil }
-func (m *msmtpSender) command() string  { return shellQuote(m.argv()) + " < message" }
+func (m *msmtpSender) argv() []string        { return []string{m.bin, "-C", m.rc, "-oi", "-t"} }
+func (m *msmtpSender) finish() []string      { return nil }
+func (m *msmtpSender) done() (string, error) { return "", nil }
+func (m *msmtpSender) command() string       { return shellQuote(m.argv()) + " < message" }
 
 func (m *msmtpSender) setup(_ context.Context, dir string, relay *smtptest.Relay) error {
 	m.rc = filepath.Join(dir, "msmtprc")
@@ -525,6 +548,7 @@ func (p *postfachSender) argv() []string {
 func (p *postfachSender) finish() []string {
 	return []string{p.bin, "--config", p.conf, "queue", "--flush"}
 }
+func (p *postfachSender) done() (string, error) { return "", nil }
 func (p *postfachSender) command() string {
 	return shellQuote(p.argv()) + " < message (each), then " + shellQuote(p.finish())
 }
@@ -564,4 +588,63 @@ addresses = [%s]
 		return fmt.Errorf("making the store (postfach queue): %w\n%s", err, out)
 	}
 	return nil
+}
+
+// agentSender is postfach send per message with postfach run running on
+// the store: each send nudges the agent, whose sender sends what is
+// queued (over one connection while messages keep coming).
+type agentSender struct {
+	postfachSender
+	agent *agenttest.Agent
+	cpu0  time.Duration
+}
+
+func (a *agentSender) name() string { return "postfach-agent" }
+func (a *agentSender) notes() string {
+	return "postfach send per message (durable before it exits) with postfach run running: the agent, nudged by each send, sends what is queued; the agent's CPU is in its detail line"
+}
+func (a *agentSender) finish() []string { return nil }
+func (a *agentSender) command() string {
+	return shellQuote(a.argv()) + " < message (each), with " + shellQuote([]string{a.bin, "--config", a.conf, "run"}) + " running"
+}
+
+func (a *agentSender) setup(ctx context.Context, dir string, relay *smtptest.Relay) error {
+	if err := a.postfachSender.setup(ctx, dir, relay); err != nil {
+		return err
+	}
+	ag, err := agenttest.StartAgent(a.bin, a.conf, nil)
+	if err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		st, err := ag.Status(ctx)
+		if err == nil && st.Agent != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			ag.Kill()
+			return fmt.Errorf("postfach run does not answer: %v\n%s", err, tail(ag.Log().String()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.agent = ag
+	a.cpu0, err = procCPU(ag.PID())
+	return err
+}
+
+func (a *agentSender) done() (string, error) {
+	cpu, err := procCPU(a.agent.PID())
+	if err != nil {
+		a.agent.Kill()
+		return "", err
+	}
+	hwm, err := procHWM(a.agent.PID())
+	if err != nil {
+		a.agent.Kill()
+		return "", err
+	}
+	if _, err := a.agent.Stop(30 * time.Second); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("the agent: CPU %.2f s, peak RSS %s", (cpu - a.cpu0).Seconds(), kib(hwm)), nil
 }
