@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/postfach/postfach/maildir"
 )
@@ -109,9 +110,11 @@ type filing struct {
 
 // file is the door's delivery sequence, the one place it is written
 // (Deliver and Enqueue run it): the files made durable (one
-// maildir.Syncer.Sync), before (if set), the renames (each key listed by
+// maildir.Syncer.Sync, which skips a file DeliverSync made durable),
+// before (if set), the renames (each key listed by
 // Delivering until the rows commit), one sync per directory renamed
-// into, then rows in one Write. hook sees the stages "renamed" and
+// into (cur/ or new/ of a folder: maildir.Dir.SyncSub), then rows in one
+// Write. hook sees the stages "renamed" and
 // "synced" (see Batch.Hook). It runs to the end even if ctx is cancelled
 // meanwhile: the files are complete. The caller removes the files not
 // renamed when it fails (Abort).
@@ -135,6 +138,15 @@ func (s *Store) file(ctx context.Context, fs []filing, before func(context.Conte
 	}
 	s.delivering.add(keys) // until the rows are committed (Delivering)
 	defer s.delivering.remove(keys)
+	// The subdirectories (cur/ or new/) the files were renamed into,
+	// each fsynced once: only they changed (a file left in tmp/ by a
+	// crash is never indexed).
+	type sub struct {
+		dir  *maildir.Dir
+		name string
+	}
+	var subs []sub
+	seen := map[string]bool{}
 	for _, f := range fs {
 		name, err := f.dir.Commit(f.file, f.uid, f.flags)
 		if err != nil {
@@ -143,17 +155,18 @@ func (s *Store) file(ctx context.Context, fs []filing, before func(context.Conte
 		if f.named != nil {
 			f.named(name)
 		}
+		s, _, _ := strings.Cut(name, "/")
+		if k := f.dir.Path + "\x00" + s; !seen[k] {
+			seen[k] = true
+			subs = append(subs, sub{f.dir, s})
+		}
 	}
 	if err := hook(hk, "renamed"); err != nil {
 		return err
 	}
-	synced := map[string]bool{}
-	for _, f := range fs {
-		if !synced[f.dir.Path] {
-			synced[f.dir.Path] = true
-			if err := f.dir.SyncDir(); err != nil {
-				return err
-			}
+	for _, s := range subs {
+		if err := s.dir.SyncSub(s.name); err != nil {
+			return err
 		}
 	}
 	if err := hook(hk, "synced"); err != nil {

@@ -19,7 +19,8 @@ import (
 // (sync/outbox sends it). A message is a file in the outbox Maildir,
 // <root>/.postfach/outbox/cur/ (mode 0600), and an outbox row with its
 // envelope, one outbox_rcpts row per recipient (sql/010_outbox.sql).
-// Enqueue stores both through the door's delivery sequence (Store.file):
+// Enqueue stores both through the door's delivery sequence (Store.file;
+// the file made durable by one fsync of its own, maildir.DeliverSync):
 // the file is durable and named before the rows commit, so a message is
 // queued exactly when its row is; a crash before the commit leaves a file
 // without a row in outbox/ (never sent, never listed; CleanOutbox
@@ -160,6 +161,12 @@ func (s *Store) Enqueue(ctx context.Context, account string, env Envelope, r io.
 	defer dlv.Abort() // nothing once renamed
 	if _, err := io.Copy(dlv, r); err != nil {
 		return nil, fmt.Errorf("index: enqueue: %w", err)
+	}
+	// One message: an fsync of its file (on the descriptor it was
+	// written through), not the syncfs of a batch, which would write
+	// back every dirty page of the file system (s.file then skips it).
+	if err := d.DeliverSync(dlv); err != nil {
+		return nil, err
 	}
 	if err := dlv.Close(); err != nil {
 		return nil, err

@@ -66,10 +66,11 @@
 //     maildir.Syncer.Sync (the store's, opened by OpenStore before
 //     anything is written), an optional write of the caller's before the
 //     renames (POP3's pending downloads), the renames into cur/ or, unread,
-//     new/, one directory sync per folder, then one transaction with the
+//     new/, one sync per directory renamed into, then one transaction with the
 //     rows and the caller's extra rows (POP3 UIDLs). Files not renamed
 //     when it fails are removed; files renamed stay for the next scan.
-//     Enqueue runs the same sequence (Store.file, written once) for a
+//     Enqueue runs the same sequence (Store.file, written once; its one
+//     file fsynced alone, maildir.Dir.DeliverSync, not by syncfs) for a
 //     message queued in the outbox: its file in
 //     <root>/.postfach/outbox/cur/, then its rows.
 //   - FileMessages and IndexFile build the row of a file found on disk
@@ -233,19 +234,9 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(readers)
-	rstmts, err := newStmtCache(r)
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("index: %s: %w", path, err)
-	}
-	wstmts, err := newStmtCache(w)
-	if err != nil {
-		rstmts.close()
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("index: %s: %w", path, err)
-	}
+	// Nothing is prepared yet (see stmtCache): r opens its first
+	// connection with the first Read.
+	rstmts, wstmts := newStmtCache(r), newStmtCache(w)
 	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts,
 		feed: newFeed(), delivering: &keySet{}, turns: &turns{},
 		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil
@@ -444,12 +435,25 @@ func migrate(db *sql.DB) error {
 		return err
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		n, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
-		if err != nil {
+	nums := make([]int, len(names))
+	for i, name := range names {
+		if nums[i], err = strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0]); err != nil {
 			return fmt.Errorf("bad migration name %s", name)
 		}
-		if err := migrateTo(db, name, n); err != nil {
+	}
+	// A current schema (the usual case) is seen with one read, without
+	// a write transaction per migration. Opens take turns (Open's
+	// flock), so no other open migrates meanwhile; an older postfach
+	// never lowers the version.
+	var version int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return busy(err)
+	}
+	for i, name := range names {
+		if nums[i] <= version {
+			continue
+		}
+		if err := migrateTo(db, name, nums[i]); err != nil {
 			return err
 		}
 	}
@@ -576,6 +580,7 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 	if s.dry != nil {
 		return s.dryRead(ctx, fn)
 	}
+	s.rstmts.ensure()
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
@@ -593,6 +598,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.dry != nil {
 		return s.dryWrite(ctx, fn)
 	}
+	s.wstmts.ensure()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)

@@ -80,6 +80,9 @@ type Delivery struct {
 
 	closed bool // Close has run
 	done   bool // committed or aborted: the tmp file is no longer ours
+	// synced: DeliverSync made the contents durable and nothing was
+	// written since (Syncer.Sync skips it).
+	synced bool
 	err    error
 }
 
@@ -137,6 +140,7 @@ func (w *Delivery) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, fmt.Errorf("maildir: write to closed delivery: %w", os.ErrClosed)
 	}
+	w.synced = false
 	n := len(p)
 	if w.cr && len(p) > 0 {
 		w.cr = false
@@ -252,6 +256,7 @@ func (w *Delivery) Close() error {
 	w.closed = true
 	if w.cr {
 		w.cr = false
+		w.synced = false
 		w.emit(crByte)
 	}
 	if w.err == nil {
@@ -290,7 +295,11 @@ func (w *Delivery) syncFile() error {
 		if err := w.bw.Flush(); err != nil {
 			return err
 		}
-		return w.f.Sync()
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+		w.synced = true
+		return nil
 	}
 	f, err := os.OpenFile(w.path, os.O_RDWR, 0)
 	if err != nil {
@@ -304,8 +313,12 @@ func (w *Delivery) syncFile() error {
 }
 
 // DeliverSync makes the contents of w durable with one fsync of its file: for
-// a single delivery, where a Syncer's syncfs would be too broad. Call it
-// after Close (or before: it flushes) and before Commit.
+// a single delivery, where a Syncer's syncfs would be too broad (it writes
+// back every dirty page of the file system, other programs' too). Call it
+// after Close (or before: it flushes) and before Commit. Called before
+// Close, it fsyncs the descriptor the delivery was written through, which
+// hears of every writeback error of the file, and a Syncer's Sync then
+// skips the delivery (unless something was written after it).
 func (d *Dir) DeliverSync(w *Delivery) error {
 	if w.done {
 		return errors.New("maildir: sync: delivery already committed or aborted")
@@ -379,7 +392,8 @@ func (s *Syncer) Close() error {
 }
 
 // Sync makes the contents of the deliveries ds durable, before they are
-// committed (Commit for each, then SyncDir for each folder).
+// committed (Commit for each, then SyncDir for each folder). Those made
+// durable by DeliverSync already are skipped.
 func (s *Syncer) Sync(ds []*Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -389,6 +403,9 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 	for _, w := range ds {
 		if w.done {
 			return errors.New("maildir: sync: delivery already committed or aborted")
+		}
+		if w.synced {
+			continue // DeliverSync did it
 		}
 		if !w.closed {
 			if err := w.bw.Flush(); err != nil {

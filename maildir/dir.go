@@ -79,6 +79,18 @@ func syncDir(dir string) error {
 	return err
 }
 
+// SyncSub fsyncs one subdirectory, "cur" or "new": enough after Commits
+// that all went there (the name Commit returns begins with it).
+func (d *Dir) SyncSub(sub string) error {
+	if sub != "cur" && sub != "new" {
+		return fmt.Errorf("maildir: sync: %q is not cur or new", sub)
+	}
+	if err := syncDir(filepath.Join(d.Path, sub)); err != nil {
+		return fmt.Errorf("maildir: sync: %w", err)
+	}
+	return nil
+}
+
 // SyncDir fsyncs cur/ and new/, making renames and removals in them durable.
 func (d *Dir) SyncDir() error {
 	for _, sub := range [...]string{"cur", "new"} {

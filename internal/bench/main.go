@@ -24,6 +24,11 @@
 //	       latencies per operation (see serveload.go); -reuse DIR starts
 //	       from a work directory kept with -keep (no new seeding);
 //	       -cpuprofile and -memprofile profile the serving agent
+//	send   outgoing mail: postfach send once per message plus postfach
+//	       queue --flush vs msmtp once per message, to one private
+//	       Postfix (STARTTLS, AUTH), until the relay delivered them all
+//	       (see send.go); flags -messages, -seed, -runs, -agent (also
+//	       postfach send with postfach run sending as messages come)
 //	soak   postfach run alone, an hour of mixed traffic on both sides in
 //	       busy and quiet halves: is it flat (memory, threads,
 //	       descriptors, goroutines) and idle when nothing changes? See
@@ -182,6 +187,7 @@ var scenarios = []scenario{
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
 	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
+	{"send", "postfach send ×N + queue --flush vs msmtp ×N to one Postfix relay (STARTTLS, AUTH): time until all delivered", runSend},
 	{"soak", "postfach run under mixed traffic for an hour: memory, threads, descriptors, goroutines flat; CPU near zero when idle", runSoak},
 }
 

@@ -10,8 +10,8 @@
 //  1. puts back in the queue the messages a crash left "sending"
 //     (counted per message as Interrupted: possible duplicates);
 //  2. files what earlier sends left to file (the copy to Sent, notices);
-//  3. opens one connection to the relay for all the messages due
-//     (implicit TLS or STARTTLS per RFC 8314, the certificate verified; a
+//  3. opens one connection to the relay for all the messages due, and
+//     those queued while it sends them (implicit TLS or STARTTLS per RFC 8314, the certificate verified; a
 //     relay configured for STARTTLS that does not offer it is an error,
 //     never a plaintext session; AUTH with the account's credentials:
 //     tls = "none" to a host not loopback needs allow_insecure in the

@@ -740,3 +740,33 @@ func TestRelayBack(t *testing.T) {
 	}
 	outboxEmpty(t, st)
 }
+
+// TestQueuedMeanwhile: messages queued while a pass sends (a mail
+// client's burst of `postfach send`) go over the pass's connection, not
+// over one of their own each.
+func TestQueuedMeanwhile(t *testing.T) {
+	st := newStore(t)
+	r := startRelay(t, relayOpts{startTLS: true, auth: true})
+	submit(t, st, msgBcc)
+	var queued []error
+	r.onData = func() {
+		if len(queued) > 0 {
+			return
+		}
+		for i := range 2 {
+			_, err := st.Enqueue(context.Background(), acct, index.Envelope{From: "me@example.org", To: []string{"later@example.org"}},
+				strings.NewReader(strings.Replace(msgBcc, "hello", "later "+string(rune('a'+i)), 1)))
+			queued = append(queued, err)
+		}
+	}
+	flush(t, sender(t, st, r, "starttls"), FlushReport{Sent: 3})
+	for _, err := range queued {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.Delivered(); len(got) != 3 || len(r.conns) != 1 {
+		t.Errorf("delivered %d over %d connections, want 3 over 1", len(got), len(r.conns))
+	}
+	outboxEmpty(t, st)
+}

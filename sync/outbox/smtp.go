@@ -199,22 +199,32 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 		return err
 	}
 	utf8, _ := c.Extension("SMTPUTF8")
-	for i, m := range due {
-		if ctx.Err() != nil {
-			return nil // the rest stay due
-		}
-		lost, dirty, err := s.sendOne(ctx, c, m, utf8, b)
-		if err != nil {
-			return err
-		}
-		if lost == "" && dirty {
-			if err := c.Reset(); err != nil {
-				lost = describe(err)
+	tried := map[index.OutboxID]bool{}
+	for len(due) > 0 {
+		for i, m := range due {
+			if ctx.Err() != nil {
+				return nil // the rest stay due
+			}
+			tried[m.ID] = true
+			lost, dirty, err := s.sendOne(ctx, c, m, utf8, b)
+			if err != nil {
+				return err
+			}
+			if lost == "" && dirty {
+				if err := c.Reset(); err != nil {
+					lost = describe(err)
+				}
+			}
+			if lost != "" {
+				s.deferAll(due[i+1:], lost, b)
+				return nil
 			}
 		}
-		if lost != "" {
-			s.deferAll(due[i+1:], lost, b)
-			return nil
+		// Messages queued while these were sent (a mail client's burst
+		// of `postfach send`, each nudging the agent) go over this
+		// connection too, not over one of their own each.
+		if due, err = s.queuedMeanwhile(ctx, tried); err != nil {
+			return err
 		}
 	}
 	// The last outcome is committed before QUIT: its round trip is no
@@ -224,6 +234,24 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 	}
 	_ = c.Quit()
 	return nil
+}
+
+// queuedMeanwhile returns the messages due now that this pass has not
+// tried yet.
+func (s *Sender) queuedMeanwhile(ctx context.Context, tried map[index.OutboxID]bool) ([]*index.OutboxMessage, error) {
+	var due []*index.OutboxMessage
+	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+		ms, err := tx.OutboxDue(s.o.Account, s.o.Now(), false, false)
+		for _, m := range ms {
+			if !tried[m.ID] {
+				due = append(due, m)
+			}
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return due, nil
 }
 
 // withConnFailed adds to due the queued messages whose last attempt
