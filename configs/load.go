@@ -142,6 +142,9 @@ func parse(name, abs string, data []byte) (*Config, error) {
 
 func (d *decoder) store(t *table) Store {
 	s := Store{Path: d.path(t, "path", "~/Mail")}
+	if s.Path == "" && t == nil {
+		d.errorf("store.path", "not set, and its default, ~/Mail, needs a home directory ($HOME is not set)")
+	}
 	t.done()
 	return s
 }

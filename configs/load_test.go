@@ -383,3 +383,21 @@ func TestErrorFormat(t *testing.T) {
 		t.Error("errors.As does not find the first Error")
 	}
 }
+
+// TestNoHome: without a home directory (cron, env -i) the defaults under
+// "~" cannot apply: a config without [store] gets one clear error, one
+// with it loads, with no backup path, never a crash.
+func TestNoHome(t *testing.T) {
+	t.Setenv("HOME", "")
+	account := "[[accounts]]\nname = \"a\"\nkind = \"imap\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n"
+	if _, errs := load(t, account); len(errs) != 1 || !strings.Contains(errs[0], "store.path: not set, and its default, ~/Mail, needs a home directory") {
+		t.Errorf("no [store], no home: errors %q", errs)
+	}
+	c, errs := load(t, "[store]\npath = \"/srv/mail\"\n\n"+account)
+	if len(errs) != 0 {
+		t.Fatalf("[store] set, no home: errors %q", errs)
+	}
+	if c.Store.Path != "/srv/mail" || c.Backup.Path != "" {
+		t.Errorf("store %q, backup %q; want /srv/mail and none", c.Store.Path, c.Backup.Path)
+	}
+}

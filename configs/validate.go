@@ -98,6 +98,12 @@ func (d *decoder) path(t *table, k, def string) string {
 	}
 	abs, err := expandPath(p, d.dir)
 	if err != nil {
+		if t == nil {
+			// An absent table's default ("~/...") without a home
+			// directory (cron, env -i): no path; whoever needs one
+			// says so.
+			return ""
+		}
 		t.errorf(k, "%v", err)
 		return ""
 	}

@@ -43,6 +43,9 @@ keep newest snapshots are kept (0: all). Check one with postfach verify.`,
 				return err
 			}
 			dir := cfg.Backup.Path
+			if dir == "" && to == "" {
+				return errors.New("backup: no place for snapshots: [backup] path is not set and its default, ~/MailBackups, needs a home directory ($HOME is not set); set it or give --to DIR")
+			}
 			if to != "" {
 				if dir, err = filepath.Abs(to); err != nil {
 					return fmt.Errorf("backup: --to: %w", err)
