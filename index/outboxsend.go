@@ -87,6 +87,10 @@ type OutboxOutcome struct {
 	ConnFailed  bool      // the attempt failed for want of a relay (see OutboxDue)
 	Warned      bool      // set the warned mark
 	Followups   int       // Follow* bits to add
+	// Interrupted counts the attempt in the message's Interrupted: the
+	// final "." went out and no reply came (RFC 1047), so the pending
+	// recipients may have it already.
+	Interrupted bool
 }
 
 // OutboxRecord records an outcome in one statement group (call it in
@@ -103,8 +107,8 @@ func (tx *Tx) OutboxRecord(o OutboxOutcome) error {
 		attempt = 1
 	}
 	res, err := tx.exec(`UPDATE outbox SET state=?, last_reply=?, next_attempt=CASE WHEN ?<>0 THEN ? ELSE next_attempt END,
-		attempts=attempts+?, warned=max(warned,?), followups=followups|?, conn_failed=? WHERE id=?`,
-		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ConnFailed, o.ID)
+		attempts=attempts+?, warned=max(warned,?), followups=followups|?, conn_failed=?, interrupted=interrupted+? WHERE id=?`,
+		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ConnFailed, o.Interrupted, o.ID)
 	if err != nil {
 		return fmt.Errorf("index: outbox: %w", err)
 	}

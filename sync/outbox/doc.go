@@ -48,8 +48,11 @@
 // so are: a crash (or kill) between the relay's reply to the end of DATA
 // and the commit that records it; and a connection lost after the final
 // "." and before that reply (RFC 1047's case: the relay may have taken
-// the message). Both resend to the pending recipients; the first shows as
-// the message's Interrupted count (see index.OutboxMessage). That
+// the message). Both resend to the pending recipients and show in the
+// message's Interrupted count (see index.OutboxMessage). A stop (ctx
+// done) closes the connection at once except from the final "." to its
+// reply: that reply is awaited (at most finalReplyGrace) and recorded,
+// and the sender stops after it. That
 // commit comes right after the reply (with the next message's claim,
 // before its MAIL FROM, or at the end of the pass), so the window is a
 // few milliseconds per message. Follow-ups are filed once: the commit
