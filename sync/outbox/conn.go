@@ -16,6 +16,11 @@ import (
 // (RFC 1047: counted in the message's Interrupted).
 const finalReplyGrace = 30 * time.Second
 
+// handshakeTimeout bounds the TLS handshake of implicit TLS: a peer
+// that takes the connection on port 465 and never answers would hold the
+// pass (and the account's outbox lock) for ever. A variable for tests.
+var handshakeTimeout = 30 * time.Second
+
 // capConn is the relay's TCP connection; once capped, no deadline set on
 // it (go-smtp sets one per command) is later than the cap.
 type capConn struct {

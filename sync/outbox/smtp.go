@@ -65,7 +65,10 @@ func (s *Sender) dial(ctx context.Context) (*relayConn, error) {
 	switch r.TLS {
 	case "implicit":
 		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("relay %s: TLS: %w", s.addr(), err)
 		}

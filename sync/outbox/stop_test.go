@@ -131,3 +131,48 @@ func TestFinalReplyLostInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestImplicitTLSHandshakeTimeout: a peer that takes the connection on
+// the implicit-TLS port and never answers the handshake defers the
+// message after handshakeTimeout instead of holding the pass for ever.
+func TestImplicitTLSHandshakeTimeout(t *testing.T) {
+	defer func(d time.Duration) { handshakeTimeout = d }(handshakeTimeout)
+	handshakeTimeout = time.Second
+	st := newStore(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	quit := make(chan struct{})
+	defer close(quit)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-quit; c.Close() }() // silent until the end
+		}
+	}()
+	r := &testRelay{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+	s := sender(t, st, r, "implicit")
+	submit(t, st, msgBcc)
+	type result struct {
+		rep FlushReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { rep, err := s.Flush(context.Background()); done <- result{rep, err} }()
+	select {
+	case res := <-done:
+		if res.err != nil || res.rep != (FlushReport{Deferred: 1}) {
+			t.Errorf("Flush: %+v %v, want the message deferred", res.rep, res.err)
+		}
+		if ls := listed(t, st); len(ls) != 1 || !strings.Contains(ls[0].LastReply, "TLS") {
+			t.Errorf("outbox lists %+v, want the message with the TLS error as its last reply", ls)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Flush still waits for the TLS handshake after 20 s (timeout 1 s)")
+	}
+}
