@@ -55,7 +55,13 @@
 // and the sender stops after it. That
 // commit comes right after the reply (with the next message's claim,
 // before its MAIL FROM, or at the end of the pass), so the window is a
-// few milliseconds per message. Follow-ups are filed once: the commit
+// few milliseconds per message. A commit that fails (the index busy
+// past its timeout, a full disk) stops the pass: its outcomes stay in
+// the Sender and the next pass commits them (with retries) before it
+// recovers or claims anything, so the message is not sent again; they
+// are counted in the report once committed (a crash, or another
+// process's pass, in between still sees the row "sending": Interrupted).
+// Follow-ups are filed once: the commit
 // that adds them to their folders clears them (a crash between that
 // delivery's renames and its commit files them twice: a local copy,
 // never a send).

@@ -52,6 +52,9 @@ type Sender struct {
 	o     Options
 	log   *slog.Logger
 	nudge chan struct{}
+
+	turn    chan struct{}         // held by the pass under way (one at a time)
+	unsaved []index.OutboxOutcome // outcomes whose commit failed (see batch); under turn
 }
 
 // FlushReport counts what Flush did with the messages it tried.
@@ -92,7 +95,8 @@ func NewSender(o Options) (*Sender, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{o: o, log: log.With("account", o.Account), nudge: make(chan struct{}, 1)}, nil
+	return &Sender{o: o, log: log.With("account", o.Account), nudge: make(chan struct{}, 1),
+		turn: make(chan struct{}, 1)}, nil
 }
 
 // Nudge asks Run to look at the queue now (non-blocking): the messages
@@ -183,40 +187,54 @@ func (s *Sender) backoff(attempts int) time.Duration {
 // (all: every queued one; nudged: also those whose last attempt found no
 // relay, as once it connects).
 func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, err error) {
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return rep, ctx.Err()
+	}
+	defer func() { <-s.turn }()
 	st := s.o.Store
 	release, err := st.LockOutbox(ctx, s.o.Account)
 	if err != nil {
 		return rep, err
 	}
 	defer release()
+	b := &batch{pending: s.unsaved}
+	defer func() { s.unsaved = b.pending }()
+	// The replies an earlier pass could not record go first: before
+	// OutboxRecover would take their messages for cut off, before any
+	// claim.
+	if err := s.commitRetry(ctx, b); err != nil {
+		return b.rep, fmt.Errorf("outbox: recording the relay's replies: %w", err)
+	}
 	var n int
 	if err := st.Write(ctx, func(tx *index.Tx) error {
 		n, err = tx.OutboxRecover(s.o.Account)
 		return err
 	}); err != nil {
-		return rep, err
+		return b.rep, err
 	}
 	if n > 0 {
 		s.log.Warn("outbox: sends cut off by a crash are resent: their recipients may get them twice", "messages", n)
 	}
 	if err := s.followups(ctx); err != nil {
-		return rep, err
+		return b.rep, err
 	}
 	var due []*index.OutboxMessage
 	if err := st.Read(ctx, func(tx *index.ReadTx) error {
 		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
 		return err
 	}); err != nil || len(due) == 0 {
-		return rep, err
+		return b.rep, err
 	}
-	b := &batch{}
 	if err := s.sendAll(ctx, due, b); err != nil {
 		if errors.Is(err, errCrash) {
-			return b.rep, err // as a crash would: nothing more is committed
+			b.pending = nil // as a crash would: nothing more is committed
+			return b.rep, err
 		}
-		return b.rep, errors.Join(err, s.commit(ctx, b, 0))
+		return b.rep, errors.Join(err, s.commitRetry(ctx, b))
 	}
-	if err := s.commit(ctx, b, 0); err != nil {
+	if err := s.commitRetry(ctx, b); err != nil {
 		return b.rep, err
 	}
 	return b.rep, s.followups(ctx)

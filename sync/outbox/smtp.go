@@ -164,22 +164,6 @@ func connLost(err error) bool {
 	return !errors.As(err, &se) || se.Code == 421
 }
 
-// batch is one pass's results: its report, and the outcomes not
-// committed yet (each is committed with the next claim, or at the end).
-type batch struct {
-	rep     FlushReport
-	pending []index.OutboxOutcome
-}
-
-// commit commits the pending outcomes, and claims claim (0: none).
-func (s *Sender) commit(ctx context.Context, b *batch, claim index.OutboxID) error {
-	err := s.o.Store.OutboxCommit(context.WithoutCancel(ctx), b.pending, claim)
-	if err == nil {
-		b.pending = nil
-	}
-	return err
-}
-
 // sendAll sends the due messages over one connection (one the relay
 // drops is not opened again: the rest wait for their next attempt).
 func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
@@ -445,10 +429,10 @@ func (s *Sender) failAll(m *index.OutboxMessage, reason string, claimed bool, b 
 
 // finish records an attempt's results res (by address) and what follows
 // from them: rescheduling with backoff, expiry, notices, the copy to
-// Sent, to commit with the next claim (batch.pending). claimed: the
+// Sent, to commit with the next claim (batch.pending; counted in the
+// report once committed). claimed: the
 // attempt was counted by OutboxSending.
 func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed, conn bool, b *batch) {
-	rep := &b.rep
 	now := s.o.Now()
 	attempts := m.Attempts + 1
 	o := index.OutboxOutcome{ID: m.ID, LastReply: reply, Attempt: !claimed, ConnFailed: conn}
@@ -513,13 +497,10 @@ func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecip
 		if !m.Warned && age >= s.o.Warn {
 			o.Warned, o.Followups = true, o.Followups|index.FollowWarning
 		}
-		rep.Deferred++
 	case failedAny:
 		o.State = index.OutboxFailedState
-		rep.Failed++
 	default:
 		o.State = index.OutboxSentState
-		rep.Sent++
 	}
 	if failedNow {
 		o.Followups |= index.FollowFailure
