@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -54,4 +55,23 @@ func TestCommitFailureNoResend(t *testing.T) {
 		t.Errorf("relay got %v, want each message once", got)
 	}
 	outboxEmpty(t, st)
+}
+
+// TestPassErrorOneLine: a pass that meets two errors (a commit before a
+// claim, then the commit at its end) reports them on one line, as logs
+// and `postfach queue --flush`'s report show errors.
+func TestPassErrorOneLine(t *testing.T) {
+	st := newStore(t)
+	r := startRelay(t, relayOpts{})
+	failCommits(t).Store(true)
+	s := sender(t, st, r, "none", func(o *Options) { o.SaveSent = false })
+	submit(t, st, "From: ann@example.org\nTo: one@example.org\nSubject: one\n\n1\n")
+	submit(t, st, "From: ann@example.org\nTo: two@example.org\nSubject: two\n\n2\n")
+	_, err := s.Flush(context.Background())
+	if err == nil {
+		t.Fatal("Flush: no error, want the failed commits'")
+	}
+	if msg := err.Error(); strings.ContainsAny(msg, "\r\n") || strings.Count(msg, "SQLITE_BUSY") != 2 {
+		t.Errorf("Flush: error %q, want both failed commits on one line", msg)
+	}
 }

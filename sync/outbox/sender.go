@@ -232,7 +232,11 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 			b.pending = nil // as a crash would: nothing more is committed
 			return b.rep, err
 		}
-		return b.rep, errors.Join(err, s.commitRetry(ctx, b))
+		if cerr := s.commitRetry(ctx, b); cerr != nil {
+			// One line (logs, OutboxReport.Error), both kept for errors.Is.
+			return b.rep, fmt.Errorf("%w; %w", err, cerr)
+		}
+		return b.rep, err
 	}
 	if err := s.commitRetry(ctx, b); err != nil {
 		return b.rep, err
