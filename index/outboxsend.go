@@ -224,12 +224,25 @@ type OutboxFiling struct {
 // clears the follow-up bits done[id] of outbox messages: so a follow-up
 // is filed once (see outbox.go for the one crash that files it twice). A sent message whose follow-ups are all done
 // goes (row, then file). It takes the accounts' local-change turn
-// around the delivery.
+// around the delivery without waiting for it (the sender holds its
+// outbox lock, and a sync run holds the turn for minutes): while a run
+// holds it, nothing is filed and the error wraps ErrTurnTaken.
 func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
 	if s.dry != nil {
 		return errors.New("index: outbox: a dry run stores nothing")
 	}
-	as, accts, err := s.outboxArrivals(ctx, fs)
+	if len(fs) > 0 {
+		accts, err := s.folderAccounts(ctx, fs)
+		if err != nil {
+			return err
+		}
+		release, ok := s.TryLocalChangeOf(accts...)
+		if !ok {
+			return fmt.Errorf("index: outbox: filing %d messages: %w", len(fs), ErrTurnTaken)
+		}
+		defer release()
+	}
+	as, err := s.outboxArrivals(ctx, fs)
 	defer func() {
 		for _, a := range as {
 			a.File.Abort() // nothing once delivered
@@ -246,9 +259,7 @@ func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[Outb
 	if len(as) == 0 {
 		err = s.Write(ctx, rows)
 	} else {
-		release := s.LocalChangeOf(accts...)
 		err = s.Deliver(ctx, &Batch{Arrivals: as, WithRows: func(tx *Tx, _ []MessageID) error { return rows(tx) }})
-		release()
 	}
 	if err != nil {
 		return err
@@ -261,20 +272,35 @@ func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[Outb
 	return nil
 }
 
+// folderAccounts returns the accounts of fs's folders.
+func (s *Store) folderAccounts(ctx context.Context, fs []OutboxFiling) ([]AccountID, error) {
+	var accts []AccountID
+	err := s.Read(ctx, func(tx *ReadTx) error {
+		for _, f := range fs {
+			fo, err := tx.Folder(f.Folder)
+			if err != nil {
+				return fmt.Errorf("index: folder %d: %w", f.Folder, err)
+			}
+			accts = append(accts, fo.Account)
+		}
+		return nil
+	})
+	return accts, err
+}
+
 // outboxArrivals writes fs into their folders' tmp/ and returns their
 // arrivals (those written so far, also on error: the caller aborts
-// them) and their folders' accounts.
-func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arrival, []AccountID, error) {
+// them).
+func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arrival, error) {
 	ids := make([]FolderID, len(fs))
 	for i, f := range fs {
 		ids[i] = f.Folder
 	}
 	dirs, err := s.folderDirs(ctx, ids...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	folders := map[FolderID]*Folder{}
-	var accts []AccountID
 	if err := s.Read(ctx, func(tx *ReadTx) error {
 		for _, id := range ids {
 			if folders[id] == nil {
@@ -283,26 +309,25 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 					return fmt.Errorf("index: folder %d: %w", id, err)
 				}
 				folders[id] = f
-				accts = append(accts, f.Account)
 			}
 		}
 		return nil
 	}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	as := make([]*Arrival, 0, len(fs))
 	for _, f := range fs {
 		dlv, err := dirs[f.Folder].NewDelivery()
 		if err != nil {
-			return as, nil, err
+			return as, err
 		}
 		if _, err := io.Copy(dlv, f.R); err != nil {
 			dlv.Abort()
-			return as, nil, fmt.Errorf("index: outbox: filing into %q: %w", folders[f.Folder].Name, err)
+			return as, fmt.Errorf("index: outbox: filing into %q: %w", folders[f.Folder].Name, err)
 		}
 		if err := dlv.Close(); err != nil {
 			dlv.Abort()
-			return as, nil, err
+			return as, err
 		}
 		date := f.Date
 		if date.IsZero() {
@@ -311,11 +336,11 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 		a, err := localArrival(folders[f.Folder], dlv, f.Flags, nil, date)
 		if err != nil {
 			dlv.Abort()
-			return as, nil, err
+			return as, err
 		}
 		as = append(as, a)
 	}
-	return as, accts, nil
+	return as, nil
 }
 
 // clearFollowups clears the follow-up bits done[id] and removes the rows

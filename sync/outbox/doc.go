@@ -24,7 +24,11 @@
 //     commit with what is to be filed after them (the next claim's, or
 //     the pass's last);
 //  4. files the copies to Sent and the notices in one delivery whose
-//     commit also records them filed (index.Store.OutboxFile).
+//     commit also records them filed (index.Store.OutboxFile). Filing
+//     never waits for a sync run of the account (it holds the account's
+//     turn for minutes, and no mail would leave meanwhile): the
+//     follow-ups stay recorded and a later pass files them (Run tries
+//     again after followupRetry).
 //
 // A recipient answered 2xx is sent; 5xx fails it at once; 4xx and network
 // errors leave it pending, retried after a capped exponential backoff

@@ -22,10 +22,18 @@ import (
 // delivery (each copy to Sent holds its file open until then).
 const followupBatch = 100
 
+// followupRetry is how soon Run tries again to file follow-ups it left
+// because a sync run of the account held its turn. A variable for tests.
+var followupRetry = 10 * time.Second
+
 // followups files what sends left to file (index.Follow*): the copy to
 // Sent, failure and warning notices into INBOX, many in one delivery
-// that also clears their bits (index.Store.OutboxFile).
+// that also clears their bits (index.Store.OutboxFile). It never waits
+// for a sync run of the account (the sender holds the outbox lock: no
+// mail would leave meanwhile): while one holds the turn, the follow-ups
+// stay recorded (filingLeft), and a later pass files them.
 func (s *Sender) followups(ctx context.Context) error {
+	s.filingLeft.Store(false)
 	var ms []*index.OutboxMessage
 	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
@@ -36,7 +44,11 @@ func (s *Sender) followups(ctx context.Context) error {
 	}
 	for len(ms) > 0 {
 		n := min(len(ms), followupBatch)
-		if err := s.fileFollowups(ctx, ms[:n]); err != nil {
+		if err := s.fileFollowups(ctx, ms[:n]); errors.Is(err, index.ErrTurnTaken) {
+			s.log.Debug("outbox: a sync run holds the account's turn: copies and notices filed later", "messages", len(ms))
+			s.filingLeft.Store(true)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		ms = ms[n:]

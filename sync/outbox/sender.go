@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/postfach/postfach/index"
@@ -55,6 +56,8 @@ type Sender struct {
 
 	turn    chan struct{}         // held by the pass under way (one at a time)
 	unsaved []index.OutboxOutcome // outcomes whose commit failed (see batch); under turn
+
+	filingLeft atomic.Bool // the last pass left follow-ups to file (a sync run held the turn)
 }
 
 // FlushReport counts what Flush did with the messages it tried.
@@ -134,6 +137,9 @@ func (s *Sender) Run(ctx context.Context) error {
 			wait = -1
 		} else {
 			wait = max(next.Sub(s.o.Now()), time.Second)
+		}
+		if s.filingLeft.Load() && (wait < 0 || wait > followupRetry) {
+			wait = followupRetry
 		}
 		var timer <-chan time.Time
 		var t *time.Timer

@@ -1,0 +1,75 @@
+package outbox
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/index"
+)
+
+// waitFor polls cond until it holds, failing after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("after %s: %s", limit, what)
+		}
+	}
+}
+
+// TestSyncRunDoesNotStallSending: while a sync run of the account holds
+// its turn (minutes, for a first sync), passes still send: the copies
+// to Sent wait, recorded, and are filed (once each, byte for byte) by
+// Run once the run is over, without a nudge.
+func TestSyncRunDoesNotStallSending(t *testing.T) {
+	defer func(d time.Duration) { followupRetry = d }(followupRetry)
+	followupRetry = 100 * time.Millisecond
+	st := newStore(t)
+	r := startRelay(t, relayOpts{})
+	var id index.AccountID
+	if err := st.Write(context.Background(), func(tx *index.Tx) error {
+		var err error
+		id, err = tx.EnsureAccount(acct)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	release := st.SyncTurn(id) // a sync run of the account is under way
+	defer release()
+	s := sender(t, st, r, "none")
+	submit(t, st, msgBcc)
+	done := make(chan FlushReport, 1)
+	go func() { rep, _ := s.Flush(context.Background()); done <- rep }()
+	select {
+	case rep := <-done:
+		if rep != (FlushReport{Sent: 1}) {
+			t.Errorf("Flush during a sync run: %+v, want the message sent", rep)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Flush waits for the sync run's turn (10 s)")
+	}
+	if got := folderMessages(t, st, "Sent"); len(got) != 0 {
+		t.Errorf("a copy was filed in Sent during the sync run: %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { s.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+	submit(t, st, "From: ann@example.org\nTo: zed@example.org\nSubject: second\nMessage-ID: <2@example.org>\n\nx\n")
+	s.Nudge()
+	waitFor(t, 10*time.Second, "the second message is not sent during the sync run", func() bool { return len(r.Delivered()) == 2 })
+	release() // the sync run ends
+	waitFor(t, 10*time.Second, "the copies are not filed after the sync run", func() bool { return len(folderMessages(t, st, "Sent")) == 2 })
+	got := folderMessages(t, st, "Sent")
+	if got[0] != wire || got[1] != "From: ann@example.org\r\nTo: zed@example.org\r\nSubject: second\r\nMessage-ID: <2@example.org>\r\n\r\nx\r\n" {
+		t.Errorf("Sent holds %q", got)
+	}
+	waitFor(t, 10*time.Second, "the outbox keeps the sent files", func() bool {
+		es, err := os.ReadDir(filepath.Join(st.Root(), ".postfach", "outbox", "cur"))
+		return err == nil && len(es) == 0
+	})
+}
