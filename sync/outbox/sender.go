@@ -223,15 +223,20 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 	if n > 0 {
 		s.log.Warn("outbox: sends cut off by a crash are resent: their recipients may get them twice", "messages", n)
 	}
+	// A copy or notice that cannot be filed does not hold the mail back:
+	// it stays recorded, tried again after the sending and next pass.
 	if err := s.followups(ctx); err != nil {
-		return b.rep, err
+		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
 	}
 	var due []*index.OutboxMessage
 	if err := st.Read(ctx, func(tx *index.ReadTx) error {
 		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
 		return err
-	}); err != nil || len(due) == 0 {
+	}); err != nil {
 		return b.rep, err
+	}
+	if len(due) == 0 {
+		return b.rep, s.followups(ctx)
 	}
 	if err := s.sendAll(ctx, due, b); err != nil {
 		if errors.Is(err, errCrash) {

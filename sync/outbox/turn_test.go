@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
 )
 
 // waitFor polls cond until it holds, failing after limit.
@@ -72,4 +74,45 @@ func TestSyncRunDoesNotStallSending(t *testing.T) {
 		es, err := os.ReadDir(filepath.Join(st.Root(), ".postfach", "outbox", "cur"))
 		return err == nil && len(es) == 0
 	})
+}
+
+// TestFilingErrorKeepsSending: a copy to Sent that cannot be filed (here
+// a file where the Sent folder's Maildir goes) does not stop the
+// account's sending; the copies stay recorded and are filed, once each,
+// when filing works again.
+func TestFilingErrorKeepsSending(t *testing.T) {
+	st := newStore(t)
+	r := startRelay(t, relayOpts{})
+	s := sender(t, st, r, "none")
+	dir, err := maildir.FolderDir(st.Root(), acct, "Sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, st, msgBcc)
+	if rep, err := s.Flush(context.Background()); rep != (FlushReport{Sent: 1}) || err == nil {
+		t.Errorf("Flush: %+v %v, want the message sent and the filing error", rep, err)
+	}
+	const second = "From: ann@example.org\nTo: zed@example.org\nSubject: second\n\nx\n"
+	submit(t, st, second)
+	if rep, _ := s.Flush(context.Background()); rep != (FlushReport{Sent: 1}) {
+		t.Errorf("Flush after a filing error: %+v, want the second message sent", rep)
+	}
+	if n := len(r.Delivered()); n != 2 {
+		t.Fatalf("relay got %d messages, want 2", n)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s, FlushReport{})
+	got := folderMessages(t, st, "Sent")
+	if len(got) != 2 || got[0] != wire || got[1] != strings.ReplaceAll(second, "\n", "\r\n") {
+		t.Errorf("Sent holds %q, want the two copies", got)
+	}
+	outboxEmpty(t, st)
 }
