@@ -64,19 +64,22 @@ func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) e
 		bits := m.Followups
 		if bits&index.FollowSentCopy != 0 && s.o.SaveSent {
 			f, err := os.Open(m.Path)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				// Gone (deleted meanwhile, or lost): no copy, but
+				// the notices are still filed and the bits cleared.
+				s.log.Warn("outbox: the sent message's file is gone: no copy in Sent", "id", m.ID)
+			case err != nil:
 				return err
-			}
-			defer f.Close()
-			if sent == 0 {
-				if sent, err = s.sentFolder(ctx); err != nil {
-					return err
+			default:
+				defer f.Close()
+				if sent == 0 {
+					if sent, err = s.sentFolder(ctx); err != nil {
+						return err
+					}
 				}
+				fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now()})
 			}
-			fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now()})
 		}
 		failure := bits&index.FollowFailure != 0
 		// A warning made moot by the failure notice is not filed.

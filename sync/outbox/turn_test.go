@@ -116,3 +116,40 @@ func TestFilingErrorKeepsSending(t *testing.T) {
 	}
 	outboxEmpty(t, st)
 }
+
+// TestMissingFileStillFilesNotice: a message whose file is gone when its
+// follow-ups are filed gets no copy in Sent, but its failure notice is
+// filed and its follow-ups are cleared (not left pending for ever).
+func TestMissingFileStillFilesNotice(t *testing.T) {
+	st := newStore(t)
+	r := startRelay(t, relayOpts{})
+	r.Reject("carl@example.org", 550)
+	var id index.AccountID
+	if err := st.Write(context.Background(), func(tx *index.Tx) error {
+		var err error
+		id, err = tx.EnsureAccount(acct)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	release := st.SyncTurn(id) // keeps the follow-ups recorded
+	s := sender(t, st, r, "none")
+	m := submit(t, st, msgBcc)
+	flush(t, s, FlushReport{Failed: 1})
+	release()
+	if err := os.Remove(m.Path); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s, FlushReport{})
+	if got := folderMessages(t, st, "Sent"); len(got) != 0 {
+		t.Errorf("Sent holds %q, want nothing (the file was gone)", got)
+	}
+	inbox := folderMessages(t, st, "INBOX")
+	if len(inbox) != 1 || !strings.Contains(inbox[0], "Subject: Undelivered mail: hello\r\n") ||
+		!strings.Contains(inbox[0], "<carl@example.org>: 550 5.1.1 rejected carl@example.org") {
+		t.Errorf("INBOX holds %q, want the failure notice for carl", inbox)
+	}
+	if ls := listed(t, st); len(ls) != 1 || ls[0].Followups != 0 || ls[0].State != index.OutboxFailedState {
+		t.Errorf("outbox lists %+v, want the failed message with no follow-ups left", ls)
+	}
+}
