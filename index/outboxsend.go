@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postfach/postfach/maildir"
@@ -187,8 +188,10 @@ func (s *Store) OutboxFollowupDone(ctx context.Context, id OutboxID, bits int) e
 
 // LockOutbox waits for the account's outbox lock (an flock on
 // <root>/.postfach/outbox/lock.<account id>, so senders of two processes
-// take turns too) and returns its release. Whoever holds it is the only
-// sender of the account: a row it finds "sending" was left by a crash.
+// take turns too, and an in-process lock, so the senders of one process
+// do even on a file system without flock) and returns its release.
+// Whoever holds it is the only sender of the account: a row it finds
+// "sending" was left by a crash.
 func (s *Store) LockOutbox(ctx context.Context, account string) (func(), error) {
 	d, err := s.OutboxDir()
 	if err != nil {
@@ -207,7 +210,42 @@ func (s *Store) LockOutbox(ctx context.Context, account string) (func(), error) 
 		return nil, fmt.Errorf("index: outbox lock: %w", err)
 	}
 	f.Close()
-	return lockDir(p)
+	unhold, err := s.outboxHeld.acquire(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	release, err := lockDir(p)
+	if err != nil {
+		unhold()
+		return nil, err
+	}
+	return func() { release(); unhold() }, nil
+}
+
+// accountSem is a lock per account, waited for with a context.
+type accountSem struct {
+	mu sync.Mutex
+	m  map[AccountID]chan struct{}
+}
+
+// acquire waits for acct's lock (or ctx) and returns its release.
+func (a *accountSem) acquire(ctx context.Context, acct AccountID) (func(), error) {
+	a.mu.Lock()
+	if a.m == nil {
+		a.m = map[AccountID]chan struct{}{}
+	}
+	ch := a.m[acct]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		a.m[acct] = ch
+	}
+	a.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return sync.OnceFunc(func() { <-ch }), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // OutboxFiling is a message filed in a local folder for an outbox

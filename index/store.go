@@ -149,6 +149,9 @@ type Store struct {
 	// delivering: the keys of Deliver's files not committed yet.
 	delivering *keySet
 	turns      *turns // sync runs and local changes take turns per account (turns.go)
+	// outboxHeld: the accounts whose outbox lock this process holds
+	// (LockOutbox; beside the flock, which some file systems lack).
+	outboxHeld *accountSem
 }
 
 // DefaultPath returns the index location for a store root.
@@ -223,8 +226,12 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("index: %s: %w", path, err)
 	}
 	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts,
-		feed: newFeed(), delivering: &keySet{}, turns: &turns{}}, nil
+		feed: newFeed(), delivering: &keySet{}, turns: &turns{}, outboxHeld: &accountSem{}}, nil
 }
+
+// flock is syscall.Flock (a variable for tests: a file system without
+// flock).
+var flock = syscall.Flock
 
 // lockDir waits for an exclusive flock on the directory dir and returns
 // its release. On a file system without flock (some network and FUSE
@@ -236,7 +243,7 @@ func lockDir(dir string) (func(), error) {
 		return nil, err
 	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		err = flock(int(f.Fd()), syscall.LOCK_EX)
 		if err != syscall.EINTR {
 			break
 		}
