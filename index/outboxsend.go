@@ -266,10 +266,21 @@ type OutboxFiling struct {
 // outbox lock, and a sync run holds the turn for minutes): while a run
 // holds it, nothing is filed and the error wraps ErrTurnTaken.
 func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
+	return s.outboxFile(ctx, fs, done, false)
+}
+
+// OutboxFileInTurn is OutboxFile for a caller that holds the local-change
+// turn of the folders' accounts already (LocalChangeOf: it waited for a
+// sync run to end, not holding the outbox lock).
+func (s *Store) OutboxFileInTurn(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
+	return s.outboxFile(ctx, fs, done, true)
+}
+
+func (s *Store) outboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int, held bool) error {
 	if s.dry != nil {
 		return errors.New("index: outbox: a dry run stores nothing")
 	}
-	if len(fs) > 0 {
+	if len(fs) > 0 && !held {
 		accts, err := s.folderAccounts(ctx, fs)
 		if err != nil {
 			return err

@@ -27,8 +27,9 @@
 //     commit also records them filed (index.Store.OutboxFile). Filing
 //     never waits for a sync run of the account (it holds the account's
 //     turn for minutes, and no mail would leave meanwhile): the
-//     follow-ups stay recorded and a later pass files them (Run tries
-//     again after followupRetry).
+//     follow-ups stay recorded, and Run files them as soon as the run
+//     ends (fileAfterRun waits for its end without the outbox lock,
+//     then files them ahead of a next run), or at a later pass.
 //
 // A recipient answered 2xx is sent; 5xx fails it at once; 4xx and network
 // errors leave it pending, retried after a capped exponential backoff

@@ -33,6 +33,12 @@ var followupRetry = 10 * time.Second
 // mail would leave meanwhile): while one holds the turn, the follow-ups
 // stay recorded (filingLeft), and a later pass files them.
 func (s *Sender) followups(ctx context.Context) error {
+	return s.fileLeft(ctx, false)
+}
+
+// fileLeft is followups; held: the caller holds the account's
+// local-change turn (fileAfterRun).
+func (s *Sender) fileLeft(ctx context.Context, held bool) error {
 	s.filingLeft.Store(false)
 	var ms []*index.OutboxMessage
 	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
@@ -44,7 +50,7 @@ func (s *Sender) followups(ctx context.Context) error {
 	}
 	for len(ms) > 0 {
 		n := min(len(ms), followupBatch)
-		if err := s.fileFollowups(ctx, ms[:n]); errors.Is(err, index.ErrTurnTaken) {
+		if err := s.fileFollowups(ctx, ms[:n], held); errors.Is(err, index.ErrTurnTaken) {
 			s.log.Debug("outbox: a sync run holds the account's turn: copies and notices filed later", "messages", len(ms))
 			s.filingLeft.Store(true)
 			return nil
@@ -56,7 +62,7 @@ func (s *Sender) followups(ctx context.Context) error {
 	return nil
 }
 
-func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) error {
+func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage, held bool) error {
 	var fs []index.OutboxFiling
 	done := map[index.OutboxID]int{}
 	var inbox, sent index.FolderID
@@ -95,7 +101,44 @@ func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) e
 		}
 		done[m.ID] = bits
 	}
+	if held {
+		return s.o.Store.OutboxFileInTurn(ctx, fs, done)
+	}
 	return s.o.Store.OutboxFile(ctx, fs, done)
+}
+
+// fileAfterRun waits, not holding the outbox lock, for the sync run that
+// holds the account's turn to end, and then, holding the turn (ahead of
+// a next run, so the copies go up with it), takes the outbox lock and
+// files what was left. Run starts it when a pass left follow-ups.
+func (s *Sender) fileAfterRun(ctx context.Context) {
+	var id index.AccountID
+	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		id, err = tx.Account(s.o.Account)
+		return err
+	}); err != nil {
+		return
+	}
+	release := s.o.Store.LocalChangeOf(id)
+	defer release()
+	if ctx.Err() != nil {
+		return
+	}
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.turn }()
+	unlock, err := s.o.Store.LockOutbox(ctx, s.o.Account)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if err := s.fileLeft(ctx, true); err != nil {
+		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
+	}
 }
 
 // sentFolder is the folder the copies of sent messages go into.

@@ -124,6 +124,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		s.log.Info("outbox: removed files a crash left", "files", n)
 	}
 	nudged := true // at the start, as after a nudge: the network may be back
+	// filer: a fileAfterRun under way (closed when it ends); not waited
+	// for at the end (it may wait for a sync run; it stops at ctx).
+	var filer chan struct{}
 	for {
 		wait := s.o.RetryMin
 		if _, err := s.pass(ctx, false, nudged); err != nil {
@@ -138,8 +141,14 @@ func (s *Sender) Run(ctx context.Context) error {
 		} else {
 			wait = max(next.Sub(s.o.Now()), time.Second)
 		}
-		if s.filingLeft.Load() && (wait < 0 || wait > followupRetry) {
-			wait = followupRetry
+		if s.filingLeft.Load() {
+			if filer == nil {
+				filer = make(chan struct{})
+				go func() { defer close(filer); s.fileAfterRun(ctx) }()
+			}
+			if wait < 0 || wait > followupRetry {
+				wait = followupRetry
+			}
 		}
 		var timer <-chan time.Time
 		var t *time.Timer
@@ -153,6 +162,8 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-s.nudge:
 			nudged = true
 		case <-timer:
+		case <-filer:
+			filer = nil
 		}
 		if t != nil {
 			t.Stop()
