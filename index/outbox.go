@@ -94,8 +94,9 @@ type OutboxMessage struct {
 	Path        string // the message file, absolute
 
 	// Interrupted counts the sends of this message a crash cut off after
-	// it was claimed: each was followed by a resend to the recipients
-	// still pending, who may have got it twice.
+	// it was claimed, and those whose reply to the final "." was lost
+	// (RFC 1047): each was followed by a resend to the recipients still
+	// pending, who may have got it twice.
 	Interrupted int
 	Warned      bool // the warning notice was due
 	Followups   int  // Follow* bits still to file

@@ -88,6 +88,10 @@ type OutboxOutcome struct {
 	ConnFailed  bool      // the attempt failed for want of a relay (see OutboxDue)
 	Warned      bool      // set the warned mark
 	Followups   int       // Follow* bits to add
+	// Interrupted counts the attempt in the message's Interrupted: the
+	// final "." went out and no reply came (RFC 1047), so the pending
+	// recipients may have it already.
+	Interrupted bool
 }
 
 // OutboxRecord records an outcome in one statement group (call it in
@@ -104,8 +108,8 @@ func (tx *Tx) OutboxRecord(o OutboxOutcome) error {
 		attempt = 1
 	}
 	res, err := tx.exec(`UPDATE outbox SET state=?, last_reply=?, next_attempt=CASE WHEN ?<>0 THEN ? ELSE next_attempt END,
-		attempts=attempts+?, warned=max(warned,?), followups=followups|?, conn_failed=? WHERE id=?`,
-		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ConnFailed, o.ID)
+		attempts=attempts+?, warned=max(warned,?), followups=followups|?, conn_failed=?, interrupted=interrupted+? WHERE id=?`,
+		o.State, oneLine(o.LastReply), unix(o.NextAttempt), unix(o.NextAttempt), attempt, o.Warned, o.Followups, o.ConnFailed, o.Interrupted, o.ID)
 	if err != nil {
 		return fmt.Errorf("index: outbox: %w", err)
 	}
@@ -184,8 +188,10 @@ func (s *Store) OutboxFollowupDone(ctx context.Context, id OutboxID, bits int) e
 
 // LockOutbox waits for the account's outbox lock (an flock on
 // <root>/.postfach/outbox/lock.<account id>, so senders of two processes
-// take turns too) and returns its release. Whoever holds it is the only
-// sender of the account: a row it finds "sending" was left by a crash.
+// take turns too, and an in-process lock, so the senders of one process
+// do even on a file system without flock) and returns its release.
+// Whoever holds it is the only sender of the account: a row it finds
+// "sending" was left by a crash.
 func (s *Store) LockOutbox(ctx context.Context, account string) (func(), error) {
 	d, err := s.OutboxDir()
 	if err != nil {
@@ -204,7 +210,42 @@ func (s *Store) LockOutbox(ctx context.Context, account string) (func(), error) 
 		return nil, fmt.Errorf("index: outbox lock: %w", err)
 	}
 	f.Close()
-	return lockDir(p)
+	unhold, err := s.outboxHeld.acquire(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	release, err := lockDir(p)
+	if err != nil {
+		unhold()
+		return nil, err
+	}
+	return func() { release(); unhold() }, nil
+}
+
+// accountSem is a lock per account, waited for with a context.
+type accountSem struct {
+	mu sync.Mutex
+	m  map[AccountID]chan struct{}
+}
+
+// acquire waits for acct's lock (or ctx) and returns its release.
+func (a *accountSem) acquire(ctx context.Context, acct AccountID) (func(), error) {
+	a.mu.Lock()
+	if a.m == nil {
+		a.m = map[AccountID]chan struct{}{}
+	}
+	ch := a.m[acct]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		a.m[acct] = ch
+	}
+	a.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return sync.OnceFunc(func() { <-ch }), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // OutboxFiling is a message filed in a local folder for an outbox
@@ -313,12 +354,36 @@ func (s *Store) forgetFiled(folders []FolderID) {
 // and Store, see leftovers) is not made again, its bits are cleared all
 // the same. A sent message whose follow-ups are all done goes (row,
 // then file). It takes the accounts' local-change turn around the
-// delivery.
+// delivery without waiting for it (the sender holds its outbox lock,
+// and a sync run holds the turn for minutes): while a run holds it,
+// nothing is filed and the error wraps ErrTurnTaken.
 func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
+	return s.outboxFile(ctx, fs, done, false)
+}
+
+// OutboxFileInTurn is OutboxFile for a caller that holds the local-change
+// turn of the folders' accounts already (LocalChangeOf: it waited for a
+// sync run to end, not holding the outbox lock).
+func (s *Store) OutboxFileInTurn(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int) error {
+	return s.outboxFile(ctx, fs, done, true)
+}
+
+func (s *Store) outboxFile(ctx context.Context, fs []OutboxFiling, done map[OutboxID]int, held bool) error {
 	if s.dry != nil {
 		return errors.New("index: outbox: a dry run stores nothing")
 	}
-	as, accts, err := s.outboxArrivals(ctx, fs)
+	if len(fs) > 0 && !held {
+		accts, err := s.folderAccounts(ctx, fs)
+		if err != nil {
+			return err
+		}
+		release, ok := s.TryLocalChangeOf(accts...)
+		if !ok {
+			return fmt.Errorf("index: outbox: filing %d messages: %w", len(fs), ErrTurnTaken)
+		}
+		defer release()
+	}
+	as, err := s.outboxArrivals(ctx, fs)
 	defer func() {
 		for _, a := range as {
 			a.File.Abort() // nothing once delivered
@@ -335,9 +400,7 @@ func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[Outb
 	if len(as) == 0 {
 		err = s.Write(ctx, rows)
 	} else {
-		release := s.LocalChangeOf(accts...)
 		err = s.Deliver(ctx, &Batch{Arrivals: as, WithRows: func(tx *Tx, _ []MessageID) error { return rows(tx) }})
-		release()
 	}
 	if err != nil {
 		// Some may be renamed into their folders: the next try reads them.
@@ -356,20 +419,35 @@ func (s *Store) OutboxFile(ctx context.Context, fs []OutboxFiling, done map[Outb
 	return nil
 }
 
+// folderAccounts returns the accounts of fs's folders.
+func (s *Store) folderAccounts(ctx context.Context, fs []OutboxFiling) ([]AccountID, error) {
+	var accts []AccountID
+	err := s.Read(ctx, func(tx *ReadTx) error {
+		for _, f := range fs {
+			fo, err := tx.Folder(f.Folder)
+			if err != nil {
+				return fmt.Errorf("index: folder %d: %w", f.Folder, err)
+			}
+			accts = append(accts, fo.Account)
+		}
+		return nil
+	})
+	return accts, err
+}
+
 // outboxArrivals writes fs into their folders' tmp/ and returns their
 // arrivals (those written so far, also on error: the caller aborts
-// them) and their folders' accounts.
-func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arrival, []AccountID, error) {
+// them).
+func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arrival, error) {
 	ids := make([]FolderID, len(fs))
 	for i, f := range fs {
 		ids[i] = f.Folder
 	}
 	dirs, err := s.folderDirs(ctx, ids...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	folders := map[FolderID]*Folder{}
-	var accts []AccountID
 	if err := s.Read(ctx, func(tx *ReadTx) error {
 		for _, id := range ids {
 			if folders[id] == nil {
@@ -378,12 +456,11 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 					return fmt.Errorf("index: folder %d: %w", id, err)
 				}
 				folders[id] = f
-				accts = append(accts, f.Account)
 			}
 		}
 		return nil
 	}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	as := make([]*Arrival, 0, len(fs))
 	for _, f := range fs {
@@ -393,7 +470,7 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 		} else {
 			have, ferr := s.followupsFiled(ctx, f.Folder, dirs[f.Folder])
 			if ferr != nil {
-				return as, nil, ferr
+				return as, ferr
 			}
 			if have[f.Key] {
 				continue // filed before a crash took the commit
@@ -401,15 +478,15 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 			dlv, err = dirs[f.Folder].NewDeliveryKey(f.Key)
 		}
 		if err != nil {
-			return as, nil, err
+			return as, err
 		}
 		if _, err := io.Copy(dlv, f.R); err != nil {
 			dlv.Abort()
-			return as, nil, fmt.Errorf("index: outbox: filing into %q: %w", folders[f.Folder].Name, err)
+			return as, fmt.Errorf("index: outbox: filing into %q: %w", folders[f.Folder].Name, err)
 		}
 		if err := dlv.Close(); err != nil {
 			dlv.Abort()
-			return as, nil, err
+			return as, err
 		}
 		date := f.Date
 		if date.IsZero() {
@@ -418,11 +495,11 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 		a, err := localArrival(folders[f.Folder], dlv, f.Flags, nil, date)
 		if err != nil {
 			dlv.Abort()
-			return as, nil, err
+			return as, err
 		}
 		as = append(as, a)
 	}
-	return as, accts, nil
+	return as, nil
 }
 
 // clearFollowups clears the follow-up bits done[id] and removes the rows

@@ -158,6 +158,9 @@ type Store struct {
 	// followupsLeft: per folder, the outbox follow-ups found filed
 	// already at the first filing into it (see OutboxFile).
 	followupsLeft *leftovers
+	// outboxHeld: the accounts whose outbox lock this process holds
+	// (LockOutbox; beside the flock, which some file systems lack).
+	outboxHeld *accountSem
 }
 
 // DefaultPath returns the index location for a store root.
@@ -238,9 +241,13 @@ func Open(path string) (*Store, error) {
 	// connection with the first Read.
 	rstmts, wstmts := newStmtCache(r), newStmtCache(w)
 	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts,
-		feed: newFeed(), delivering: &keySet{}, turns: &turns{},
+		feed: newFeed(), delivering: &keySet{}, turns: &turns{}, outboxHeld: &accountSem{},
 		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil
 }
+
+// flock is syscall.Flock (a variable for tests: a file system without
+// flock).
+var flock = syscall.Flock
 
 // lockDir waits for an exclusive flock on the directory dir and returns
 // its release. On a file system without flock (some network and FUSE
@@ -252,7 +259,7 @@ func lockDir(dir string) (func(), error) {
 		return nil, err
 	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		err = flock(int(f.Fd()), syscall.LOCK_EX)
 		if err != syscall.EINTR {
 			break
 		}

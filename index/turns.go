@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,4 +101,35 @@ func (s *Store) LocalChangeOf(accts ...AccountID) (release func()) {
 			l.RUnlock()
 		}
 	})
+}
+
+// ErrTurnTaken is the error of a local change that would have to wait
+// for a sync run of its account (TryLocalChangeOf's callers).
+var ErrTurnTaken = errors.New("index: a sync run of the account holds its turn")
+
+// TryLocalChangeOf is LocalChangeOf without waiting: ok is false (and
+// nothing is held) when a sync run of one of accts holds its turn or
+// waits for it.
+func (s *Store) TryLocalChangeOf(accts ...AccountID) (release func(), ok bool) {
+	accts = slices.Clone(accts)
+	slices.Sort(accts)
+	accts = slices.Compact(accts)
+	held := make([]*sync.RWMutex, 0, len(accts))
+	for _, a := range accts {
+		l := s.turns.lock(a)
+		if !l.TryRLock() {
+			for _, h := range held {
+				h.RUnlock()
+			}
+			return nil, false
+		}
+		held = append(held, l)
+	}
+	s.turns.local.Add(1)
+	return sync.OnceFunc(func() {
+		s.turns.local.Add(1)
+		for _, l := range held {
+			l.RUnlock()
+		}
+	}), true
 }

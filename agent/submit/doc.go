@@ -34,5 +34,9 @@
 //   - After a message is queued, Options.Nudge(account) tells the
 //     account's sender.
 //
+// Close lets the mail transactions under way finish (closeGrace: a
+// message being read is queued and acknowledged, not sent again by its
+// client), closing the connections between transactions at once.
+//
 // Implicit TLS is the caller's: it wraps the listener.
 package submit

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -45,13 +46,22 @@ const (
 	ioTimeout = 10 * time.Minute
 )
 
+// closeGrace is how long Close lets mail transactions under way finish
+// (a message being read is queued and acknowledged) before it closes
+// their connections. A variable for tests.
+var closeGrace = 10 * time.Second
+
 // Server is the submission endpoint.
 type Server struct {
 	o      Options
 	log    *slog.Logger
 	srv    *smtp.Server
-	ctx    context.Context // ended by Close: queueing in progress stops
+	ctx    context.Context // ended by Close after its grace: queueing in progress stops
 	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closing  bool              // Close has begun: no new transaction
+	sessions map[*session]bool // open connections
 }
 
 // New checks o and returns a Server; Serve starts it.
@@ -71,7 +81,7 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, log: o.Logger}
+	s := &Server{o: o, log: o.Logger, sessions: map[*session]bool{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "localhost"
@@ -98,11 +108,31 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Close stops listening and closes every connection; a message being
-// queued is not acknowledged.
+// Close stops listening, closes the connections between transactions,
+// and lets those in a transaction finish (a message being read is queued
+// and acknowledged; a further MAIL is answered 421) for up to
+// closeGrace; then it closes what is left (a message being queued then
+// is not acknowledged).
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	var idle []*session
+	for ss := range s.sessions {
+		if !ss.inTx {
+			idle = append(idle, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range idle {
+		ss.conn.Close() // its Logout takes s.mu
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	err := s.srv.Shutdown(ctx)
+	cancel()
 	s.cancel()
-	err := s.srv.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.srv.Close()
+	}
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}

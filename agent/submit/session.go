@@ -19,6 +19,7 @@ var (
 	errNoAccount       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "No account sends from this address"}
 	errTooManyFailures = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins; closing"}
 	errNotQueued       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not queue the message; try again later"}
+	errShuttingDown    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down; try again later"}
 )
 
 // session is one client connection.
@@ -36,12 +37,32 @@ type session struct {
 	account string // chosen by MAIL FROM
 	from    string
 	rcpts   []string
+	inTx    bool // from MAIL to the end of DATA or a reset; under Server.mu
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	remote := c.Conn().RemoteAddr()
 	ta, ok := remote.(*net.TCPAddr)
-	return &session{s: s, conn: c, remote: remote, loopback: ok && ta.IP.IsLoopback()}, nil
+	ss := &session{s: s, conn: c, remote: remote, loopback: ok && ta.IP.IsLoopback()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errShuttingDown
+	}
+	s.sessions[ss] = true
+	return ss, nil
+}
+
+// transaction marks the session in a mail transaction or out of one; it
+// refuses to start one once Close has begun.
+func (ss *session) transaction(on bool) error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if on && ss.s.closing {
+		return errShuttingDown
+	}
+	ss.inTx = on
+	return nil
 }
 
 // allowAuth tells whether AUTH may happen now: over TLS, or from
@@ -104,6 +125,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !ok {
 		return errNoAccount
 	}
+	if err := ss.transaction(true); err != nil {
+		return err
+	}
 	ss.account, ss.from, ss.rcpts = acct, from, nil
 	return nil
 }
@@ -120,6 +144,7 @@ func (ss *session) Data(r io.Reader) error {
 	if !ss.authed || ss.account == "" {
 		return errAuthRequired
 	}
+	defer ss.transaction(false)
 	er := &errReader{r: r}
 	sub, err := outbox.ReadSubmission(er)
 	if err != nil {
@@ -145,9 +170,17 @@ func (ss *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (ss *session) Reset() { ss.account, ss.from, ss.rcpts = "", "", nil }
+func (ss *session) Reset() {
+	ss.account, ss.from, ss.rcpts = "", "", nil
+	ss.transaction(false)
+}
 
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error {
+	ss.s.mu.Lock()
+	delete(ss.s.sessions, ss)
+	ss.s.mu.Unlock()
+	return nil
+}
 
 // errReader remembers the error of the client's data stream (too large,
 // connection lost), so that it is answered as such and not as a store

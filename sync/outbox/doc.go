@@ -24,7 +24,12 @@
 //     commit with what is to be filed after them (the next claim's, or
 //     the pass's last);
 //  4. files the copies to Sent and the notices in one delivery whose
-//     commit also records them filed (index.Store.OutboxFile).
+//     commit also records them filed (index.Store.OutboxFile). Filing
+//     never waits for a sync run of the account (it holds the account's
+//     turn for minutes, and no mail would leave meanwhile): the
+//     follow-ups stay recorded, and Run files them as soon as the run
+//     ends (fileAfterRun waits for its end without the outbox lock,
+//     then files them ahead of a next run), or at a later pass.
 //
 // A recipient answered 2xx is sent; 5xx fails it at once; 4xx and network
 // errors leave it pending, retried after a capped exponential backoff
@@ -52,12 +57,21 @@
 // so are: a crash (or kill) between the relay's reply to the end of DATA
 // and the commit that records it; and a connection lost after the final
 // "." and before that reply (RFC 1047's case: the relay may have taken
-// the message). Both resend to the pending recipients; the first shows as
-// the message's Interrupted count (see index.OutboxMessage). That
+// the message). Both resend to the pending recipients and show in the
+// message's Interrupted count (see index.OutboxMessage). A stop (ctx
+// done) closes the connection at once except from the final "." to its
+// reply: that reply is awaited (at most finalReplyGrace) and recorded,
+// and the sender stops after it. That
 // commit comes right after the reply (with the next message's claim,
 // before its MAIL FROM, or at the end of the pass before QUIT), so the
-// window is the commit's time, a few milliseconds per message. Follow-ups are
-// filed once: the commit that adds them to their folders clears them, and
-// a crash between that delivery's renames and its commit leaves files the
-// next filing finds by their key (index.FollowupKey) and does not repeat.
+// window is the commit's time, a few milliseconds per message. A commit
+// that fails (the index busy past its timeout, a full disk) stops the
+// pass: its outcomes stay in the Sender and the next pass commits them
+// (with retries) before it recovers or claims anything, so the message
+// is not sent again; they are counted in the report once committed (a
+// crash, or another process's pass, in between still sees the row
+// "sending": Interrupted). Follow-ups are filed once: the commit that
+// adds them to their folders clears them, and a crash between that
+// delivery's renames and its commit leaves files the next filing finds
+// by their key (index.FollowupKey) and does not repeat.
 package outbox

@@ -22,10 +22,24 @@ import (
 // delivery (each copy to Sent holds its file open until then).
 const followupBatch = 100
 
+// followupRetry is how soon Run tries again to file follow-ups it left
+// because a sync run of the account held its turn. A variable for tests.
+var followupRetry = 10 * time.Second
+
 // followups files what sends left to file (index.Follow*): the copy to
 // Sent, failure and warning notices into INBOX, many in one delivery
-// that also clears their bits (index.Store.OutboxFile).
+// that also clears their bits (index.Store.OutboxFile). It never waits
+// for a sync run of the account (the sender holds the outbox lock: no
+// mail would leave meanwhile): while one holds the turn, the follow-ups
+// stay recorded (filingLeft), and a later pass files them.
 func (s *Sender) followups(ctx context.Context) error {
+	return s.fileLeft(ctx, false)
+}
+
+// fileLeft is followups; held: the caller holds the account's
+// local-change turn (fileAfterRun).
+func (s *Sender) fileLeft(ctx context.Context, held bool) error {
+	s.filingLeft.Store(false)
 	var ms []*index.OutboxMessage
 	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
@@ -36,7 +50,11 @@ func (s *Sender) followups(ctx context.Context) error {
 	}
 	for len(ms) > 0 {
 		n := min(len(ms), followupBatch)
-		if err := s.fileFollowups(ctx, ms[:n]); err != nil {
+		if err := s.fileFollowups(ctx, ms[:n], held); errors.Is(err, index.ErrTurnTaken) {
+			s.log.Debug("outbox: a sync run holds the account's turn: copies and notices filed later", "messages", len(ms))
+			s.filingLeft.Store(true)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		ms = ms[n:]
@@ -44,7 +62,7 @@ func (s *Sender) followups(ctx context.Context) error {
 	return nil
 }
 
-func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) error {
+func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage, held bool) error {
 	var fs []index.OutboxFiling
 	done := map[index.OutboxID]int{}
 	var inbox, sent index.FolderID
@@ -52,20 +70,23 @@ func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) e
 		bits := m.Followups
 		if bits&index.FollowSentCopy != 0 && s.o.SaveSent {
 			f, err := os.Open(m.Path)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				// Gone (deleted meanwhile, or lost): no copy, but
+				// the notices are still filed and the bits cleared.
+				s.log.Warn("outbox: the sent message's file is gone: no copy in Sent", "id", m.ID)
+			case err != nil:
 				return err
-			}
-			defer f.Close()
-			if sent == 0 {
-				if sent, err = s.sentFolder(ctx); err != nil {
-					return err
+			default:
+				defer f.Close()
+				if sent == 0 {
+					if sent, err = s.sentFolder(ctx); err != nil {
+						return err
+					}
 				}
+				fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now(),
+					Key: index.FollowupKey(m, index.FollowSentCopy)})
 			}
-			fs = append(fs, index.OutboxFiling{Folder: sent, R: f, Flags: maildir.FlagSeen, Date: s.o.Now(),
-				Key: index.FollowupKey(m, index.FollowSentCopy)})
 		}
 		failure := bits&index.FollowFailure != 0
 		// A warning made moot by the failure notice is not filed.
@@ -86,7 +107,44 @@ func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage) e
 		}
 		done[m.ID] = bits
 	}
+	if held {
+		return s.o.Store.OutboxFileInTurn(ctx, fs, done)
+	}
 	return s.o.Store.OutboxFile(ctx, fs, done)
+}
+
+// fileAfterRun waits, not holding the outbox lock, for the sync run that
+// holds the account's turn to end, and then, holding the turn (ahead of
+// a next run, so the copies go up with it), takes the outbox lock and
+// files what was left. Run starts it when a pass left follow-ups.
+func (s *Sender) fileAfterRun(ctx context.Context) {
+	var id index.AccountID
+	if err := s.o.Store.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		id, err = tx.Account(s.o.Account)
+		return err
+	}); err != nil {
+		return
+	}
+	release := s.o.Store.LocalChangeOf(id)
+	defer release()
+	if ctx.Err() != nil {
+		return
+	}
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.turn }()
+	unlock, err := s.o.Store.LockOutbox(ctx, s.o.Account)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if err := s.fileLeft(ctx, true); err != nil {
+		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
+	}
 }
 
 // sentFolder is the folder the copies of sent messages go into.

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postfach/postfach/index"
@@ -72,6 +73,11 @@ type Sender struct {
 
 	mu       sync.Mutex
 	relayErr string // why the last dial found no relay; "" = it answered (or not tried)
+
+	turn    chan struct{}         // held by the pass under way (one at a time)
+	unsaved []index.OutboxOutcome // outcomes whose commit failed (see batch); under turn
+
+	filingLeft atomic.Bool // the last pass left follow-ups to file (a sync run held the turn)
 }
 
 // FlushReport counts what Flush did with the messages it tried.
@@ -118,7 +124,8 @@ func NewSender(o Options) (*Sender, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{o: o, log: log.With("account", o.Account), nudge: make(chan struct{}, 1)}, nil
+	return &Sender{o: o, log: log.With("account", o.Account), nudge: make(chan struct{}, 1),
+		turn: make(chan struct{}, 1)}, nil
 }
 
 // Nudge asks Run to look at the queue now (non-blocking): the messages
@@ -143,6 +150,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		s.log.Info("outbox: removed files a crash left", "files", n)
 	}
 	nudged := true // at the start, as after a nudge: the network may be back
+	// filer: a fileAfterRun under way (closed when it ends); not waited
+	// for at the end (it may wait for a sync run; it stops at ctx).
+	var filer chan struct{}
 	for {
 		wait := s.o.RetryMin
 		if _, err := s.pass(ctx, false, nudged); err != nil {
@@ -163,6 +173,15 @@ func (s *Sender) Run(ctx context.Context) error {
 		if down && (wait < 0 || wait > s.o.ConnRetry) {
 			wait = s.o.ConnRetry
 		}
+		if s.filingLeft.Load() {
+			if filer == nil {
+				filer = make(chan struct{})
+				go func() { defer close(filer); s.fileAfterRun(ctx) }()
+			}
+			if wait < 0 || wait > followupRetry {
+				wait = followupRetry
+			}
+		}
 		var timer <-chan time.Time
 		var t *time.Timer
 		if wait >= 0 {
@@ -176,6 +195,8 @@ func (s *Sender) Run(ctx context.Context) error {
 			nudged = true
 		case <-timer:
 			nudged = down // the messages that found no relay go if it answers now
+		case <-filer:
+			filer = nil
 		}
 		if t != nil {
 			t.Stop()
@@ -259,45 +280,68 @@ func (s *Sender) backoff(attempts int) time.Duration {
 // (all: every queued one; nudged: also those whose last attempt found no
 // relay, as once it connects).
 func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, err error) {
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return rep, ctx.Err()
+	}
+	defer func() { <-s.turn }()
 	st := s.o.Store
 	release, err := st.LockOutbox(ctx, s.o.Account)
 	if err != nil {
 		return rep, err
 	}
 	defer release()
+	b := &batch{pending: s.unsaved}
+	defer func() { s.unsaved = b.pending }()
+	// The replies an earlier pass could not record go first: before
+	// OutboxRecover would take their messages for cut off, before any
+	// claim.
+	if err := s.commitRetry(ctx, b); err != nil {
+		return b.rep, fmt.Errorf("outbox: recording the relay's replies: %w", err)
+	}
 	var n int
 	if err := st.Write(ctx, func(tx *index.Tx) error {
 		n, err = tx.OutboxRecover(s.o.Account)
 		return err
 	}); err != nil {
-		return rep, err
+		return b.rep, err
 	}
 	if n > 0 {
 		s.log.Warn("outbox: sends cut off by a crash are resent: their recipients may get them twice", "messages", n)
 	}
+	// A copy or notice that cannot be filed does not hold the mail back:
+	// it stays recorded, tried again after the sending and next pass.
 	if err := s.followups(ctx); err != nil {
-		return rep, err
+		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
 	}
 	var due []*index.OutboxMessage
 	if err := st.Read(ctx, func(tx *index.ReadTx) error {
 		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
 		return err
-	}); err != nil || len(due) == 0 {
-		if err == nil && nudged {
+	}); err != nil {
+		return b.rep, err
+	}
+	if len(due) == 0 {
+		if nudged {
 			s.mu.Lock()
 			s.relayErr = "" // no message waits for the relay
 			s.mu.Unlock()
 		}
-		return rep, err
+		return b.rep, s.followups(ctx)
 	}
-	b := &batch{}
 	if err := s.sendAll(ctx, due, b); err != nil {
 		if errors.Is(err, errCrash) {
-			return b.rep, err // as a crash would: nothing more is committed
+			b.pending = nil // as a crash would: nothing more is committed
+			return b.rep, err
 		}
-		return b.rep, errors.Join(err, s.commit(ctx, b, 0))
+		if cerr := s.commitRetry(ctx, b); cerr != nil {
+			// One line (logs, OutboxReport.Error), both kept for errors.Is.
+			return b.rep, fmt.Errorf("%w; %w", err, cerr)
+		}
+		return b.rep, err
 	}
-	if err := s.commit(ctx, b, 0); err != nil {
+	if err := s.commitRetry(ctx, b); err != nil {
 		return b.rep, err
 	}
 	return b.rep, s.followups(ctx)

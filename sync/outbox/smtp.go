@@ -41,7 +41,7 @@ func helloName() string {
 }
 
 // dial connects to the relay, with TLS as configured, and signs in.
-func (s *Sender) dial(ctx context.Context) (*smtp.Client, error) {
+func (s *Sender) dial(ctx context.Context) (*relayConn, error) {
 	r := s.o.Relay
 	cfg := &tls.Config{}
 	if r.TLSConfig != nil {
@@ -54,17 +54,21 @@ func (s *Sender) dial(ctx context.Context) (*smtp.Client, error) {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	d := net.Dialer{Timeout: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", s.addr())
+	tcp, err := d.DialContext(ctx, "tcp", s.addr())
 	if err != nil {
 		return nil, fmt.Errorf("relay %s: %w", s.addr(), err)
 	}
+	conn := &capConn{Conn: tcp}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	var c *smtp.Client
 	switch r.TLS {
 	case "implicit":
 		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("relay %s: TLS: %w", s.addr(), err)
 		}
@@ -95,7 +99,7 @@ func (s *Sender) dial(ctx context.Context) (*smtp.Client, error) {
 		c.Close()
 		return nil, ctx.Err()
 	}
-	return c, nil
+	return &relayConn{Client: c, raw: conn}, nil
 }
 
 // signIn authenticates with the account's credentials, if it has any.
@@ -160,22 +164,6 @@ func connLost(err error) bool {
 	return !errors.As(err, &se) || se.Code == 421
 }
 
-// batch is one pass's results: its report, and the outcomes not
-// committed yet (each is committed with the next claim, or at the end).
-type batch struct {
-	rep     FlushReport
-	pending []index.OutboxOutcome
-}
-
-// commit commits the pending outcomes, and claims claim (0: none).
-func (s *Sender) commit(ctx context.Context, b *batch, claim index.OutboxID) error {
-	err := s.o.Store.OutboxCommit(context.WithoutCancel(ctx), b.pending, claim)
-	if err == nil {
-		b.pending = nil
-	}
-	return err
-}
-
 // sendAll sends the due messages over one connection (one the relay
 // drops is not opened again: the rest wait for their next attempt).
 func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
@@ -191,8 +179,9 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 		return nil
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
+	// A stop closes the connection, but never between the final "." and
+	// its reply (relayConn): the relay may be taking the message.
+	defer c.watch(ctx)()
 	// A relay that answers: the messages that found none before go too.
 	due, err = s.withConnFailed(ctx, due)
 	if err != nil {
@@ -209,6 +198,9 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 			lost, dirty, err := s.sendOne(ctx, c, m, utf8, b)
 			if err != nil {
 				return err
+			}
+			if ctx.Err() != nil {
+				return nil // stopped: the rest stay due
 			}
 			if lost == "" && dirty {
 				if err := c.Reset(); err != nil {
@@ -293,7 +285,7 @@ func (s *Sender) deferAll(ms []*index.OutboxMessage, reply string, b *batch) {
 // sendOne sends m over c. It returns the error text when the connection
 // is lost (the caller defers the rest), whether a mail transaction was
 // left open (the caller resets it), and an error only for the store.
-func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMessage, utf8 bool, b *batch) (lost string, dirty bool, err error) {
+func (s *Sender) sendOne(ctx context.Context, c *relayConn, m *index.OutboxMessage, utf8 bool, b *batch) (lost string, dirty bool, err error) {
 	f, needs, err := openMessage(m)
 	if err != nil {
 		// The file is gone or unreadable: nothing can be sent.
@@ -360,7 +352,7 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 		s.finish(m, res, last, true, false, b)
 		return "", true, nil
 	}
-	reply, dataStarted, err := s.data(c, f)
+	reply, dataStarted, finalLost, err := s.data(c, f)
 	if testHookReplied != nil && testHookReplied(m.ID) {
 		return "", false, errCrash
 	}
@@ -378,29 +370,42 @@ func (s *Sender) sendOne(ctx context.Context, c *smtp.Client, m *index.OutboxMes
 	for _, a := range accepted {
 		res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
 	}
+	if finalLost {
+		// RFC 1047: the relay had the whole message and may have
+		// taken it; the resend to the pending recipients is counted.
+		s.log.Warn("outbox: the relay's reply to the end of the message was lost: its recipients may get it twice", "id", m.ID, "error", reply)
+	}
 	s.finish(m, res, reply, true, lost != "", b)
+	if finalLost {
+		b.pending[len(b.pending)-1].Interrupted = true
+	}
 	return lost, !dataStarted, nil
 }
 
 // data sends the message's content (CRLF line ends) and returns the
 // relay's final reply; started: the relay took the DATA command (the
-// transaction ends with its final reply).
-func (s *Sender) data(c *smtp.Client, f *os.File) (reply string, started bool, err error) {
+// transaction ends with its final reply); finalLost: the final "." may
+// have gone out and no reply came (the relay may have the message).
+func (s *Sender) data(c *relayConn, f *os.File) (reply string, started, finalLost bool, err error) {
 	w, err := c.Data()
 	if err != nil {
-		return describe(err), false, err
+		return describe(err), false, false, err
 	}
 	if _, err := io.Copy(maildir.NewCRLFWriter(w), f); err != nil {
 		// Never the final "." after a part of the message: the
 		// connection goes, and the relay drops what it got.
 		c.Close()
-		return describe(err), true, fmt.Errorf("sending the message: %w", err)
+		return describe(err), true, false, fmt.Errorf("sending the message: %w", err)
 	}
+	// From here on a stop waits for the reply (relayConn).
+	c.awaitingFinal(true)
 	resp, err := w.CloseWithResponse()
+	c.awaitingFinal(false)
 	if err != nil {
-		return describe(err), true, err
+		var se *smtp.SMTPError
+		return describe(err), true, !errors.As(err, &se), err
 	}
-	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), true, nil
+	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), true, false, nil
 }
 
 // openMessage opens m's file and says whether sending it needs SMTPUTF8:
@@ -459,10 +464,10 @@ func (s *Sender) failAll(m *index.OutboxMessage, reason string, claimed bool, b 
 
 // finish records an attempt's results res (by address) and what follows
 // from them: rescheduling with backoff, expiry, notices, the copy to
-// Sent, to commit with the next claim (batch.pending). claimed: the
+// Sent, to commit with the next claim (batch.pending; counted in the
+// report once committed). claimed: the
 // attempt was counted by OutboxSending.
 func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecipient, reply string, claimed, conn bool, b *batch) {
-	rep := &b.rep
 	now := s.o.Now()
 	attempts := m.Attempts + 1
 	o := index.OutboxOutcome{ID: m.ID, LastReply: reply, Attempt: !claimed, ConnFailed: conn}
@@ -527,13 +532,10 @@ func (s *Sender) finish(m *index.OutboxMessage, res map[string]index.OutboxRecip
 		if !m.Warned && age >= s.o.Warn {
 			o.Warned, o.Followups = true, o.Followups|index.FollowWarning
 		}
-		rep.Deferred++
 	case failedAny:
 		o.State = index.OutboxFailedState
-		rep.Failed++
 	default:
 		o.State = index.OutboxSentState
-		rep.Sent++
 	}
 	if failedNow {
 		o.Followups |= index.FollowFailure

@@ -335,6 +335,11 @@ type preparedMessage struct {
 func prepareMessage(cfg *configs.Config, o *sendOptions, raw []byte, now time.Time) (*preparedMessage, error) {
 	p := &preparedMessage{code: exDataErr}
 	raw = crlf(raw) // ReadSubmission makes the header's lines CRLF, not the body's
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		// An mbox separator (ReadSubmission drops it too): off before
+		// fields are added above the header.
+		_, raw, _ = bytes.Cut(raw, []byte("\n"))
+	}
 	sub, err := outbox.ReadSubmission(bytes.NewReader(raw))
 	if err != nil {
 		return p, err
