@@ -36,7 +36,7 @@ func TestViewOfGarbage(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / n
 	t.Logf("%d bytes allocated per view", per)
-	if per > 16<<10 {
-		t.Errorf("viewOf allocates %d bytes per message, want at most 16 KiB", per)
+	if per > garbageLimit {
+		t.Errorf("viewOf allocates %d bytes per message, want at most %d KiB", per, garbageLimit>>10)
 	}
 }
