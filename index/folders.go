@@ -299,3 +299,19 @@ func (tx *ReadTx) FolderByPath(path string) (*Folder, error) {
 	}
 	return f, err
 }
+
+// foldersByID returns the rows of the folders ids, each read once.
+func (tx *ReadTx) foldersByID(ids ...FolderID) (map[FolderID]*Folder, error) {
+	out := make(map[FolderID]*Folder, len(ids))
+	for _, id := range ids {
+		if out[id] != nil {
+			continue
+		}
+		f, err := tx.Folder(id)
+		if err != nil {
+			return nil, fmt.Errorf("index: folder %d: %w", id, err)
+		}
+		out[id] = f
+	}
+	return out, nil
+}

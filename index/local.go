@@ -199,18 +199,10 @@ func (s *Store) copyFile(from *Folder, m *Message, dst *maildir.Dir, to *Folder)
 // `to` gets a new local UID and keeps everything else. It returns msgs,
 // updated in place (see Store.Move), in order.
 func (s *Store) MoveTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Message, error) {
-	folders := map[FolderID]*Folder{}
-	if err := s.Read(ctx, func(tx *ReadTx) error {
-		for _, id := range append([]FolderID{to}, folderIDs(msgs)...) {
-			if folders[id] == nil {
-				f, err := tx.Folder(id)
-				if err != nil {
-					return fmt.Errorf("index: folder %d: %w", id, err)
-				}
-				folders[id] = f
-			}
-		}
-		return nil
+	var folders map[FolderID]*Folder
+	if err := s.Read(ctx, func(tx *ReadTx) (err error) {
+		folders, err = tx.foldersByID(append([]FolderID{to}, folderIDs(msgs)...)...)
+		return err
 	}); err != nil {
 		return nil, err
 	}

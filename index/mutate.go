@@ -49,23 +49,34 @@ func (s *Store) folderDirs(ctx context.Context, ids ...FolderID) (map[FolderID]*
 	if s.dry != nil {
 		return nil, errDryDoor
 	}
-	dirs := map[FolderID]*maildir.Dir{}
-	err := s.Read(ctx, func(tx *ReadTx) error {
-		for _, id := range ids {
-			if dirs[id] != nil {
-				continue
-			}
-			f, err := tx.Folder(id)
-			if err != nil {
-				return fmt.Errorf("index: folder %d: %w", id, err)
-			}
-			if dirs[id], err = s.Dir(*f); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	_, dirs, err := s.foldersAndDirs(ctx, ids...)
 	return dirs, err
+}
+
+// foldersAndDirs is folderDirs with the folders' rows.
+func (s *Store) foldersAndDirs(ctx context.Context, ids ...FolderID) (map[FolderID]*Folder, map[FolderID]*maildir.Dir, error) {
+	if s.root == "" {
+		return nil, nil, errNoRoot
+	}
+	if s.dry != nil {
+		return nil, nil, errDryDoor
+	}
+	var folders map[FolderID]*Folder
+	if err := s.Read(ctx, func(tx *ReadTx) (err error) {
+		folders, err = tx.foldersByID(ids...)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	dirs := make(map[FolderID]*maildir.Dir, len(folders))
+	for id, f := range folders {
+		d, err := s.Dir(*f)
+		if err != nil {
+			return nil, nil, err
+		}
+		dirs[id] = d
+	}
+	return folders, dirs, nil
 }
 
 // FlagChange is one message's new flags for SetFlags.

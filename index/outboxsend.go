@@ -421,18 +421,22 @@ func (s *Store) outboxFile(ctx context.Context, fs []OutboxFiling, done map[Outb
 
 // folderAccounts returns the accounts of fs's folders.
 func (s *Store) folderAccounts(ctx context.Context, fs []OutboxFiling) ([]AccountID, error) {
-	var accts []AccountID
-	err := s.Read(ctx, func(tx *ReadTx) error {
-		for _, f := range fs {
-			fo, err := tx.Folder(f.Folder)
-			if err != nil {
-				return fmt.Errorf("index: folder %d: %w", f.Folder, err)
-			}
-			accts = append(accts, fo.Account)
-		}
-		return nil
-	})
-	return accts, err
+	ids := make([]FolderID, len(fs))
+	for i, f := range fs {
+		ids[i] = f.Folder
+	}
+	var folders map[FolderID]*Folder
+	if err := s.Read(ctx, func(tx *ReadTx) (err error) {
+		folders, err = tx.foldersByID(ids...)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	accts := make([]AccountID, 0, len(folders))
+	for _, f := range folders {
+		accts = append(accts, f.Account)
+	}
+	return accts, nil
 }
 
 // outboxArrivals writes fs into their folders' tmp/ and returns their
@@ -443,23 +447,8 @@ func (s *Store) outboxArrivals(ctx context.Context, fs []OutboxFiling) ([]*Arriv
 	for i, f := range fs {
 		ids[i] = f.Folder
 	}
-	dirs, err := s.folderDirs(ctx, ids...)
+	folders, dirs, err := s.foldersAndDirs(ctx, ids...)
 	if err != nil {
-		return nil, err
-	}
-	folders := map[FolderID]*Folder{}
-	if err := s.Read(ctx, func(tx *ReadTx) error {
-		for _, id := range ids {
-			if folders[id] == nil {
-				f, err := tx.Folder(id)
-				if err != nil {
-					return fmt.Errorf("index: folder %d: %w", id, err)
-				}
-				folders[id] = f
-			}
-		}
-		return nil
-	}); err != nil {
 		return nil, err
 	}
 	as := make([]*Arrival, 0, len(fs))
