@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/postfach/postfach/internal/testenv"
 )
 
 // RelayOptions shapes a relay.
@@ -144,7 +146,7 @@ func (r *Relay) setup() error {
 	if err := r.makeDirs(); err != nil {
 		return err
 	}
-	caPEM, certPEM, keyPEM, err := newCertificates()
+	caPEM, certPEM, keyPEM, err := testenv.NewCertificates(testenv.TLSOn)
 	if err != nil {
 		return err
 	}

@@ -308,7 +308,7 @@ func (d *Dovecot) prepare(cfg Config, data *confData) error {
 	}
 
 	if cfg.TLS != TLSOff {
-		ca, cert, key, err := newCertificates(cfg.TLS)
+		ca, cert, key, err := NewCertificates(cfg.TLS)
 		if err != nil {
 			return fmt.Errorf("testenv: certificates: %w", err)
 		}

@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// newCertificates makes a fresh CA and a server certificate signed by it,
+// NewCertificates makes a fresh CA and a server certificate signed by it,
 // shaped by mode. It returns PEM: the CA certificate, the server
 // certificate and the server's PKCS #8 private key.
-func newCertificates(mode TLSMode) (caPEM, certPEM, keyPEM []byte, err error) {
+func NewCertificates(mode TLSMode) (caPEM, certPEM, keyPEM []byte, err error) {
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
