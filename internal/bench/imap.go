@@ -15,23 +15,29 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 )
 
-// imapOptions are the flags of the imap scenario.
-type imapOptions struct {
+// benchOptions are the flags every comparing scenario has.
+type benchOptions struct {
 	messages int
 	seed     int64
 	runs     int
-	changes  int
 	postfach string
 	dir      string
 	keep     bool
 	json     bool
 }
 
-// addFlags registers the flags the imap and serve scenarios share.
-func (o *imapOptions) addFlags(fs *flag.FlagSet) {
-	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus")
+// imapOptions are the flags of the imap and serve scenarios.
+type imapOptions struct {
+	benchOptions
+	changes int
+}
+
+// addFlags registers the shared flags, with the scenario's defaults for
+// -messages and -runs and what -messages counts.
+func (o *benchOptions) addFlags(fs *flag.FlagSet, messages, runs int, what string) {
+	fs.IntVar(&o.messages, "messages", messages, what)
 	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
-	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
+	fs.IntVar(&o.runs, "runs", runs, "repetitions; the report shows the median")
 	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
 	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
@@ -41,7 +47,7 @@ func (o *imapOptions) addFlags(fs *flag.FlagSet) {
 func runIMAP(args []string) error {
 	var o imapOptions
 	fs := flag.NewFlagSet("imap", flag.ExitOnError)
-	o.addFlags(fs)
+	o.addFlags(fs, 10000, 3, "number of messages in the corpus")
 	fs.IntVar(&o.changes, "changes", 100, "incremental phase: flag changes and new messages on the server (0: skip the phase)")
 	fs.Parse(args)
 	if fs.NArg() > 0 {

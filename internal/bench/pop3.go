@@ -19,15 +19,7 @@ import (
 )
 
 // pop3Options are the flags of the pop3 scenario.
-type pop3Options struct {
-	messages int
-	seed     int64
-	runs     int
-	postfach string
-	dir      string
-	keep     bool
-	json     bool
-}
+type pop3Options struct{ benchOptions }
 
 // pop3DovecotConf keeps the server's mailbox the same for every peer and
 // run: by default Dovecot sets \Seen on the messages a POP3 session
@@ -38,13 +30,7 @@ const pop3DovecotConf = "pop3_no_flag_updates = yes\n"
 func runPOP3(args []string) error {
 	var o pop3Options
 	fs := flag.NewFlagSet("pop3", flag.ExitOnError)
-	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus (all in INBOX)")
-	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
-	fs.IntVar(&o.runs, "runs", 3, "repetitions; the report shows the median")
-	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
-	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
-	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	o.addFlags(fs, 10000, 3, "number of messages in the corpus (all in INBOX)")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -55,14 +55,8 @@ import (
 
 // sendOptions are the flags of the send scenario.
 type sendOptions struct {
-	messages int
-	seed     int64
-	runs     int
-	postfach string
-	dir      string
-	keep     bool
-	json     bool
-	agent    bool
+	benchOptions
+	agent bool
 }
 
 // sendFrom is the sender of every message, and the account's address.
@@ -71,13 +65,7 @@ const sendFrom = "me@example.org"
 func runSend(args []string) error {
 	var o sendOptions
 	fs := flag.NewFlagSet("send", flag.ExitOnError)
-	fs.IntVar(&o.messages, "messages", 1000, "number of messages each peer sends")
-	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
-	fs.IntVar(&o.runs, "runs", 1, "repetitions; the report shows the median")
-	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
-	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	o.addFlags(fs, 1000, 1, "number of messages each peer sends")
 	fs.BoolVar(&o.agent, "agent", false, "also measure postfach send with postfach run running (it sends as messages come), as peer postfach-agent")
 	fs.Parse(args)
 	if fs.NArg() > 0 {

@@ -65,7 +65,7 @@ func runServe(args []string) error {
 	var cpuProfile, memProfile, reuse string
 	var lo loadOptions
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	o.addFlags(fs)
+	o.addFlags(fs, 10000, 3, "number of messages in the corpus")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the serving agent's CPU profile to `file` (it covers the whole scenario)")
 	fs.StringVar(&memProfile, "memprofile", "", "write the serving agent's heap profile to `file` when it stops, and to file.1 at 3/4 of the clients phase")
 	fs.IntVar(&lo.clients, "clients", 0, "after the mbsync runs, serve N concurrent IMAP clients (see serveload.go); 0: no clients phase")
