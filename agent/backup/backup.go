@@ -310,20 +310,12 @@ func (b *run) layout(ctx context.Context, cp *index.Store) ([]index.StoredFile, 
 	dirs := map[string]bool{index.OutboxPath: true}
 	accounts := map[string]bool{}
 	err := cp.Read(ctx, func(tx *index.ReadTx) error {
-		accts, err := tx.Accounts()
-		if err != nil {
+		if err := folderPaths(tx, dirs); err != nil {
 			return err
 		}
-		for _, a := range accts {
-			fs, err := tx.Folders(a.ID)
-			if err != nil {
-				return err
-			}
-			for _, f := range fs {
-				dirs[f.Path] = true
-				if a, _, ok := strings.Cut(f.Path, "/"); ok {
-					accounts[a] = true
-				}
+		for d := range dirs { // the folders' accounts
+			if a, _, ok := strings.Cut(d, "/"); ok && d != index.OutboxPath {
+				accounts[a] = true
 			}
 		}
 		return tx.StoredFiles(func(f index.StoredFile) error {

@@ -246,18 +246,8 @@ func liveRows(ctx context.Context, st *index.Store) (map[string]index.StoredFile
 	rows := map[string]index.StoredFile{}
 	dirs := map[string]bool{index.OutboxPath: true}
 	err := st.Read(ctx, func(tx *index.ReadTx) error {
-		accts, err := tx.Accounts()
-		if err != nil {
+		if err := folderPaths(tx, dirs); err != nil {
 			return err
-		}
-		for _, a := range accts {
-			fs, err := tx.Folders(a.ID)
-			if err != nil {
-				return err
-			}
-			for _, f := range fs {
-				dirs[f.Path] = true
-			}
 		}
 		return tx.StoredFiles(func(f index.StoredFile) error {
 			rows[baseKey(f.Dir, f.Key)] = f
@@ -373,4 +363,22 @@ func short(sum []byte) string {
 		s = s[:12]
 	}
 	return s
+}
+
+// folderPaths adds the path of every folder row of every account to dirs.
+func folderPaths(tx *index.ReadTx, dirs map[string]bool) error {
+	accts, err := tx.Accounts()
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		fs, err := tx.Folders(a.ID)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			dirs[f.Path] = true
+		}
+	}
+	return nil
 }
