@@ -89,18 +89,7 @@ type Delivery struct {
 // NewDelivery creates tmp/<key> with a fresh key and returns it open for
 // writing.
 func (d *Dir) NewDelivery() (*Delivery, error) {
-	key := newKey()
-	path := filepath.Join(d.Path, "tmp", key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("maildir: new delivery: %w", err)
-	}
-	return &Delivery{
-		dir: d, key: key, path: path, f: f,
-		bw:  getWriter(f),
-		h:   sha256.New(),
-		bol: true,
-	}, nil
+	return d.newDelivery(newKey(), os.O_EXCL)
 }
 
 // NewDeliveryKey is NewDelivery with the caller's key (see Entry.Key:
@@ -112,8 +101,14 @@ func (d *Dir) NewDeliveryKey(key string) (*Delivery, error) {
 	if !validKey(key) {
 		return nil, fmt.Errorf("maildir: new delivery: bad key %q", key)
 	}
+	return d.newDelivery(key, os.O_TRUNC)
+}
+
+// newDelivery creates tmp/<key>, opened with mode (O_EXCL or O_TRUNC)
+// besides O_WRONLY|O_CREATE.
+func (d *Dir) newDelivery(key string, mode int) (*Delivery, error) {
 	path := filepath.Join(d.Path, "tmp", key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|mode, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: new delivery: %w", err)
 	}
