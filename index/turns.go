@@ -85,22 +85,8 @@ func (s *Store) LocalChange(ctx context.Context, folders ...FolderID) (release f
 
 // LocalChangeOf is LocalChange by account.
 func (s *Store) LocalChangeOf(accts ...AccountID) (release func()) {
-	accts = slices.Clone(accts)
-	slices.Sort(accts)
-	accts = slices.Compact(accts)
-	held := make([]*sync.RWMutex, 0, len(accts))
-	for _, a := range accts {
-		l := s.turns.lock(a)
-		l.RLock()
-		held = append(held, l)
-	}
-	s.turns.local.Add(1)
-	return sync.OnceFunc(func() {
-		s.turns.local.Add(1)
-		for _, l := range held {
-			l.RUnlock()
-		}
-	})
+	release, _ = s.localChangeOf(accts, false)
+	return release
 }
 
 // ErrTurnTaken is the error of a local change that would have to wait
@@ -111,13 +97,22 @@ var ErrTurnTaken = errors.New("index: a sync run of the account holds its turn")
 // nothing is held) when a sync run of one of accts holds its turn or
 // waits for it.
 func (s *Store) TryLocalChangeOf(accts ...AccountID) (release func(), ok bool) {
+	return s.localChangeOf(accts, true)
+}
+
+// localChangeOf takes the turns of accts in ascending order (so that two
+// takers never deadlock), waiting for each unless try.
+func (s *Store) localChangeOf(accts []AccountID, try bool) (release func(), ok bool) {
 	accts = slices.Clone(accts)
 	slices.Sort(accts)
 	accts = slices.Compact(accts)
 	held := make([]*sync.RWMutex, 0, len(accts))
 	for _, a := range accts {
 		l := s.turns.lock(a)
-		if !l.TryRLock() {
+		switch {
+		case !try:
+			l.RLock()
+		case !l.TryRLock():
 			for _, h := range held {
 				h.RUnlock()
 			}
