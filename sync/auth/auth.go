@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-sasl"
@@ -98,9 +99,12 @@ func (c Credentials) Client(ctx context.Context, mech, host string, port int) (s
 		if strings.ContainsAny(tok, "\x00\x01\r\n") {
 			return nil, errors.New("auth: the OAuth2 token holds control characters")
 		}
+		if strings.ContainsAny(c.Username, "\x00\x01\r\n") {
+			return nil, errors.New("auth: the username holds control characters")
+		}
 		if mech == OAuthBearer {
-			inner := sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: c.Username, Token: tok, Host: host, Port: port})
-			return &tokenClient{start: inner.Start, dummy: []byte{0x01}}, nil
+			ir := oauthBearerResponse(c.Username, tok, host, port)
+			return &tokenClient{start: func() (string, []byte, error) { return OAuthBearer, ir, nil }, dummy: []byte{0x01}}, nil
 		}
 		ir := []byte("user=" + c.Username + "\x01auth=Bearer " + tok + "\x01\x01")
 		return &tokenClient{start: func() (string, []byte, error) { return XOAuth2, ir, nil }, dummy: []byte{}}, nil
@@ -118,6 +122,29 @@ func (c Credentials) Client(ctx context.Context, mech, host string, port int) (s
 		return sasl.NewLoginClient(c.Username, pw), nil
 	}
 	return nil, fmt.Errorf("auth: unknown SASL mechanism %q", mech)
+}
+
+// oauthBearerResponse is OAUTHBEARER's initial client response (RFC 7628
+// section 3.1): a GS2 header naming the user as authzid, a saslname in
+// which "=" and "," are escaped as "=3D" and "=2C" (RFC 5801; go-sasl's
+// client leaves them, which breaks the header of such a name), then the
+// host, port and token.
+func oauthBearerResponse(user, token, host string, port int) []byte {
+	var b strings.Builder
+	b.WriteString("n,")
+	if user != "" {
+		b.WriteString("a=")
+		b.WriteString(strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user))
+	}
+	b.WriteString(",")
+	if host != "" {
+		b.WriteString("\x01host=" + host)
+	}
+	if port != 0 {
+		b.WriteString("\x01port=" + strconv.Itoa(port))
+	}
+	b.WriteString("\x01auth=Bearer " + token + "\x01\x01")
+	return []byte(b.String())
 }
 
 // tokenClient is an OAUTHBEARER or XOAUTH2 client. Its initial response

@@ -227,3 +227,21 @@ func TestSignInNoMechanism(t *testing.T) {
 		t.Fatalf("error %q, want %q", err, want)
 	}
 }
+
+// TestOAuthBearerEscapesName: "=" and "," in the user name are escaped
+// in OAUTHBEARER's GS2 header (RFC 5801 saslname), which would otherwise
+// end the authzid early or be read as another field.
+func TestOAuthBearerEscapesName(t *testing.T) {
+	tok, _ := tokens("tok")
+	cl, err := Credentials{Username: "a=b,c@example.org", Token: tok}.Client(context.Background(), "OAUTHBEARER", "h", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ir, _ := cl.Start()
+	if want := "n,a=a=3Db=2Cc@example.org,\x01host=h\x01auth=Bearer tok\x01\x01"; string(ir) != want {
+		t.Errorf("initial response %q, want %q", ir, want)
+	}
+	if _, err := (Credentials{Username: "a\x01b", Token: tok}).Client(context.Background(), "XOAUTH2", "h", 0); err == nil {
+		t.Error("a user name with a control character was taken into XOAUTH2's response")
+	}
+}
