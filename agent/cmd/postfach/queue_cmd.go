@@ -146,6 +146,10 @@ type queueMessage struct {
 	NextAttempt string           `json:"next_attempt"` // "" when failed
 	LastReply   string           `json:"last_reply"`
 	State       string           `json:"state"`
+	// Interrupted counts the sends a crash or a lost connection cut off
+	// after the relay may have taken the message: each may have made a
+	// duplicate delivery to the recipients then pending.
+	Interrupted int `json:"interrupted"`
 }
 
 type queueRecipient struct {
@@ -158,7 +162,7 @@ func toQueueJSON(m *index.OutboxMessage) queueMessage {
 	q := queueMessage{
 		ID: int64(m.ID), Account: m.Account, From: m.From, Recipients: []queueRecipient{},
 		Subject: m.Subject, MessageID: m.MessageID, Size: m.Size, Queued: rfc3339(m.Queued),
-		Attempts: m.Attempts, LastReply: m.LastReply, State: m.State,
+		Attempts: m.Attempts, LastReply: m.LastReply, State: m.State, Interrupted: m.Interrupted,
 	}
 	if m.State != "failed" {
 		q.NextAttempt = rfc3339(m.NextAttempt)
