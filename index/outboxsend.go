@@ -126,8 +126,24 @@ func (tx *Tx) OutboxRecord(o OutboxOutcome) error {
 // (row, then file). A claim of a message no longer queued is an error
 // wrapping ErrNotFound, and nothing is committed then.
 func (s *Store) OutboxCommit(ctx context.Context, outcomes []OutboxOutcome, claim OutboxID) error {
+	return s.OutboxCommitAfter(ctx, func() ([]OutboxOutcome, error) { return outcomes, nil }, claim)
+}
+
+// OutboxCommitAfter is OutboxCommit of the outcomes that before returns,
+// with before run inside the transaction, once the store's write lock is
+// taken: a sender ends a message's DATA in before, so that the relay's
+// reply is committed one fsync after it comes, with no wait for the lock
+// in between (that wait is what would widen the window in which a crash
+// sends the message again). before holds up every writer of the store
+// while it runs: it must be quick or give up (its error rolls the
+// transaction back and is returned; nothing is committed).
+func (s *Store) OutboxCommitAfter(ctx context.Context, before func() ([]OutboxOutcome, error), claim OutboxID) error {
 	var gone []string
 	err := s.Write(ctx, func(tx *Tx) error {
+		outcomes, err := before()
+		if err != nil {
+			return err
+		}
 		for _, o := range outcomes {
 			if err := tx.OutboxRecord(o); err != nil {
 				if errors.Is(err, ErrNotFound) {

@@ -28,13 +28,27 @@ type batch struct {
 // commit commits the pending outcomes and claims claim (0: none), in one
 // commit; the outcomes committed are counted in the report.
 func (s *Sender) commit(ctx context.Context, b *batch, claim index.OutboxID) error {
-	var err error
-	if testHookCommit != nil {
-		err = testHookCommit(b.pending, claim)
-	}
-	if err == nil {
-		err = s.o.Store.OutboxCommit(context.WithoutCancel(ctx), b.pending, claim)
-	}
+	return s.commitAfter(ctx, b, claim, nil)
+}
+
+// commitAfter is commit with before (if not nil) run first inside the
+// transaction, with the store's write lock held (see endData): what it
+// adds to the pending outcomes is committed with them. Its error rolls
+// the transaction back and is returned.
+func (s *Sender) commitAfter(ctx context.Context, b *batch, claim index.OutboxID, before func() error) error {
+	err := s.o.Store.OutboxCommitAfter(context.WithoutCancel(ctx), func() ([]index.OutboxOutcome, error) {
+		if before != nil {
+			if err := before(); err != nil {
+				return nil, err
+			}
+		}
+		if testHookCommit != nil {
+			if err := testHookCommit(b.pending, claim); err != nil {
+				return nil, err
+			}
+		}
+		return b.pending, nil
+	}, claim)
 	if err != nil {
 		return err
 	}

@@ -286,7 +286,7 @@ func (s *Sender) deferAll(ms []*index.OutboxMessage, reply string, b *batch) {
 // is lost (the caller defers the rest), whether a mail transaction was
 // left open (the caller resets it), and an error only for the store.
 func (s *Sender) sendOne(ctx context.Context, c *relayConn, m *index.OutboxMessage, utf8 bool, b *batch) (lost string, dirty bool, err error) {
-	f, needs, err := openMessage(m)
+	f, needs, eightBit, err := openMessage(m)
 	if err != nil {
 		// The file is gone or unreadable: nothing can be sent.
 		s.failAll(m, fmt.Sprintf("the queued message cannot be read: %v", err), false, b)
@@ -295,6 +295,10 @@ func (s *Sender) sendOne(ctx context.Context, c *relayConn, m *index.OutboxMessa
 	defer f.Close()
 	if needs && !utf8 {
 		s.failAll(m, fmt.Sprintf("the message needs SMTPUTF8 (non-ASCII addresses or header fields), and relay %s does not offer it", s.addr()), false, b)
+		return "", false, nil
+	}
+	if ok, _ := c.Extension("8BITMIME"); eightBit && !ok {
+		s.failAll(m, fmt.Sprintf("the message has 8-bit content, and relay %s does not offer 8BITMIME (a mail client sends it encoded, as quoted-printable or base64)", s.addr()), false, b)
 		return "", false, nil
 	}
 	// Written ahead of MAIL FROM, with the outcome of the message before.
@@ -352,93 +356,171 @@ func (s *Sender) sendOne(ctx context.Context, c *relayConn, m *index.OutboxMessa
 		s.finish(m, res, last, true, false, b)
 		return "", true, nil
 	}
-	reply, dataStarted, finalLost, err := s.data(c, f)
-	if testHookReplied != nil && testHookReplied(m.ID) {
-		return "", false, errCrash
-	}
-	state := index.RcptSent
-	switch {
-	case err == nil:
-	case permanent(err):
-		state = index.RcptFailed
-	default:
-		state = index.RcptPending
-		if connLost(err) {
-			lost = reply
+	// What the relay's answer to DATA or to the end of the message does
+	// to the accepted recipients.
+	outcome := func(reply string, started, finalLost bool, err error) {
+		state := index.RcptSent
+		switch {
+		case err == nil:
+		case permanent(err):
+			state = index.RcptFailed
+		default:
+			state = index.RcptPending
+			if connLost(err) {
+				lost = reply
+			}
 		}
+		for _, a := range accepted {
+			res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
+		}
+		if finalLost {
+			// RFC 1047: the relay had the whole message and may have
+			// taken it; the resend to the pending recipients is counted.
+			s.log.Warn("outbox: the relay's reply to the end of the message was lost: its recipients may get it twice", "id", m.ID, "error", reply)
+		}
+		s.finish(m, res, reply, true, lost != "", b)
+		if finalLost {
+			b.pending[len(b.pending)-1].Interrupted = true
+		}
+		dirty = !started
 	}
-	for _, a := range accepted {
-		res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
+	w, reply, err := s.data(c, f)
+	if err != nil {
+		outcome(reply, w != nil, false, err)
+		return lost, dirty, nil
 	}
-	if finalLost {
-		// RFC 1047: the relay had the whole message and may have
-		// taken it; the resend to the pending recipients is counted.
-		s.log.Warn("outbox: the relay's reply to the end of the message was lost: its recipients may get it twice", "id", m.ID, "error", reply)
-	}
-	s.finish(m, res, reply, true, lost != "", b)
-	if finalLost {
-		b.pending[len(b.pending)-1].Interrupted = true
-	}
-	return lost, !dataStarted, nil
+	err = s.endData(ctx, c, m, w, b, outcome)
+	return lost, dirty, err
 }
 
-// data sends the message's content (CRLF line ends) and returns the
-// relay's final reply; started: the relay took the DATA command (the
-// transaction ends with its final reply); finalLost: the final "." may
-// have gone out and no reply came (the relay may have the message).
-func (s *Sender) data(c *relayConn, f *os.File) (reply string, started, finalLost bool, err error) {
-	w, err := c.Data()
+// data sends the DATA command and the message's content (CRLF line
+// ends), all but the final "."; w is nil when the relay refused DATA,
+// else the transaction is open (ended by endData, or cut off by the
+// closed connection when the content could not be sent: err is set then).
+func (s *Sender) data(c *relayConn, f *os.File) (w *smtp.DataCommand, reply string, err error) {
+	w, err = c.Data()
 	if err != nil {
-		return describe(err), false, false, err
+		return nil, describe(err), err
 	}
 	if _, err := io.Copy(maildir.NewCRLFWriter(w), f); err != nil {
 		// Never the final "." after a part of the message: the
 		// connection goes, and the relay drops what it got.
 		c.Close()
-		return describe(err), true, false, fmt.Errorf("sending the message: %w", err)
+		return w, describe(err), fmt.Errorf("sending the message: %w", err)
 	}
-	// From here on a stop waits for the reply (relayConn).
-	c.awaitingFinal(true)
-	resp, err := w.CloseWithResponse()
-	c.awaitingFinal(false)
-	if err != nil {
-		var se *smtp.SMTPError
-		return describe(err), true, !errors.As(err, &se), err
-	}
-	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), true, false, nil
+	return w, "", nil
 }
 
-// openMessage opens m's file and says whether sending it needs SMTPUTF8:
-// a non-ASCII envelope address or header byte (RFC 6531).
-func openMessage(m *index.OutboxMessage) (*os.File, bool, error) {
-	needs := !ascii(m.From)
+// heldReplyLimit bounds how long endData holds the store's write lock
+// waiting for the relay's reply to the end of a message (a relay answers
+// in milliseconds; one that takes longer gets its reply recorded after
+// it comes, with the next commit). A variable for tests.
+var heldReplyLimit = 500 * time.Millisecond
+
+// errLateReply rolls back endData's transaction when the reply takes
+// longer than heldReplyLimit.
+var errLateReply = errors.New("outbox: the relay's reply to the end of the message is late")
+
+// endData sends the final "." of m (w: its open DATA) and has outcome
+// record the relay's reply, committed at once: the store's write lock is
+// taken before the "." goes out (index.Store.OutboxCommitAfter), so the
+// window in which a crash would send m again, from the "." to the
+// commit of the reply, holds the relay's own work and one fsync, never a
+// wait for another writer. A reply later than heldReplyLimit, or a store
+// that cannot begin the transaction, is recorded with the next commit.
+func (s *Sender) endData(ctx context.Context, c *relayConn, m *index.OutboxMessage, w *smtp.DataCommand,
+	b *batch, outcome func(reply string, started, finalLost bool, err error)) error {
+	type answer struct {
+		reply     string
+		finalLost bool
+		err       error
+	}
+	var got chan answer
+	finalDot := func() {
+		got = make(chan answer, 1)
+		// From here on a stop waits for the reply (relayConn).
+		c.awaitingFinal(true)
+		go func() {
+			resp, err := w.CloseWithResponse()
+			c.awaitingFinal(false)
+			var se *smtp.SMTPError
+			switch {
+			case err != nil:
+				got <- answer{describe(err), !errors.As(err, &se), err}
+			default:
+				got <- answer{"250 " + strings.Join(strings.Fields(resp.StatusText), " "), false, nil}
+			}
+		}()
+	}
+	record := func(a answer) error {
+		if testHookReplied != nil && testHookReplied(m.ID) {
+			return errCrash
+		}
+		outcome(a.reply, true, a.finalLost, a.err)
+		return nil
+	}
+	err := s.commitAfter(ctx, b, 0, func() error {
+		finalDot()
+		t := time.NewTimer(heldReplyLimit)
+		defer t.Stop()
+		select {
+		case a := <-got:
+			return record(a)
+		case <-t.C:
+			return errLateReply
+		}
+	})
+	switch {
+	case err == nil || errors.Is(err, errCrash):
+		return err
+	case got == nil:
+		// The transaction did not begin: the "." goes out without it.
+		finalDot()
+	case !errors.Is(err, errLateReply):
+		// The commit failed after the reply was recorded: its outcome
+		// stays pending (see batch), and the store's error stops the pass.
+		return err
+	}
+	return record(<-got)
+}
+
+// openMessage opens m's file and says whether sending it needs SMTPUTF8
+// (a non-ASCII envelope address or header byte, RFC 6531) and whether it
+// has 8-bit content anywhere (which only a relay offering 8BITMIME may
+// be sent, RFC 6152; go-smtp then says BODY=8BITMIME).
+func openMessage(m *index.OutboxMessage) (f *os.File, needs, eightBit bool, err error) {
+	needs = !ascii(m.From)
 	for _, r := range m.Recipients {
 		if !ascii(r.Addr) {
 			needs = true
 		}
 	}
-	f, err := os.Open(m.Path)
+	f, err = os.Open(m.Path)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	br := bufio.NewReader(f)
+	header := true
 	for {
 		line, err := br.ReadSlice('\n')
 		if !ascii(string(line)) {
-			needs = true
+			eightBit = true
+			if header {
+				needs = true
+			}
 		}
-		if err == nil && (len(line) == 1 || string(line) == "\r\n") {
-			break
+		if err == nil && header && (len(line) == 1 || string(line) == "\r\n") {
+			header = false
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		if (err != nil && !errors.Is(err, bufio.ErrBufferFull)) || (eightBit && !header) {
 			break
 		}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, false, false, err
 	}
-	return f, needs, nil
+	return f, needs, eightBit, nil
 }
 
 func ascii(s string) bool {
