@@ -69,6 +69,15 @@
 // one, never both and never neither, and Find locates it by key either way.
 // Remove and SetUIDValidity fsync the directory themselves.
 //
+// # Stamps
+//
+// Dir.Stamp reads the identity and modification times of cur/ and new/.
+// Every file created, renamed or removed in them moves those times, so a
+// Stamp equal to one taken when the listing was known vouches for that
+// listing without reading it, unless it is Racy (younger than two seconds:
+// a filesystem's clock is coarse). A program that changes the files and
+// then sets the directories' times back defeats it; mail programs do not.
+//
 // A Dir holds nothing but its path and is safe for concurrent use; a Delivery
 // is not. One process (the agent) writes a store, but other mail programs may
 // rename files at any time, so operations on an Entry look the file up again

@@ -14,7 +14,14 @@
 //     <account>/.postfach-namespace (namespace.go). Meanwhile every known
 //     folder's directory listing and index rows are read (prescan): only
 //     key, file name and UID of each row, from a covering index; whole rows
-//     are loaded later only for the messages a run touches.
+//     are loaded later only for the messages a run touches. A folder whose
+//     stamp vouches for its listing is not read at all: the identity and
+//     times of its cur/ and new/, with its row count and largest row id,
+//     equal to those recorded when a run last found listing and rows equal
+//     between two equal stamps (maildir.Stamp, index.FolderStamp; a stamp
+//     younger than two seconds vouches for nothing, as a filesystem's
+//     clock is coarse). So a no-change run of a large mailbox reads no
+//     listing and loads no rows.
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
 //     either side are carried over; the actions are planned first and then
 //     carried out, so a dry run lists exactly what a real run does. Server
@@ -50,8 +57,8 @@
 //     connections (dialed by sync/imapconn, with a MULTIAPPEND uploader
 //     beside them where the server has it). A folder whose LIST-STATUS equals the recorded state, whose
 //     Maildir still matches the index and that has nothing to push is done
-//     without a SELECT: a no-change resync is one LIST plus a directory read
-//     per folder. Otherwise: SELECT; reconcile the Maildir with the index
+//     without a SELECT: a no-change resync is one LIST plus a few stat(2)
+//     calls and row counts per folder. Otherwise: SELECT; reconcile the Maildir with the index
 //     (files the index does not know are indexed from disk, renames by other
 //     programs are flag changes, missing files are local deletions); learn
 //     what changed upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH

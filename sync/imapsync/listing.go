@@ -70,6 +70,9 @@ type folderScan struct {
 	entries []maildir.Entry
 	rows    []*index.Message
 	diff    *listingDiff
+	// stamped: the folder's stamp vouched for its listing (see
+	// syncer.scanFolder): diff is clean, entries and rows were not read.
+	stamped bool
 }
 
 func newFolderScan(entries []maildir.Entry, rows []*index.Message) *folderScan {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -157,7 +158,6 @@ func (s *syncer) moveCandidates(ctx context.Context, acct index.AccountID, remot
 // of a no-change run), and caches them. A folder that cannot be read is
 // left out: its own plan reports the error.
 func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error {
-	o := &s.opts
 	errs := make([]error, len(folders))
 	var wg sync.WaitGroup
 	for i, f := range folders {
@@ -167,27 +167,73 @@ func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := o.Index.Dir(*f)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			entries, err := d.Scan()
-			if err != nil {
-				return
-			}
-			var rows []*index.Message
-			errs[i] = o.Index.Read(ctx, func(tx *index.ReadTx) error {
-				rows, err = tx.FileRows(f.ID)
-				return err
-			})
-			if errs[i] == nil {
-				s.scans.put(f.ID, newFolderScan(entries, rows))
-			}
+			errs[i] = s.scanFolder(ctx, f)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// scanFolder reads the folder's listing and rows into the scan cache,
+// unless the folder's recorded stamp vouches that they are still as a
+// run found them equal (index.FolderStamp, maildir.Stamp): then the
+// cache gets a clean scan without them, and the folder's plan, if it
+// needs them, reads them itself. A listing found equal to its rows
+// between two equal stamps, not racy, records that stamp (not in a dry
+// run). A listing that cannot be read is left out (its plan reports it).
+func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
+	o := &s.opts
+	d, err := o.Index.Dir(*f)
+	if err != nil {
+		return err
+	}
+	before, serr := d.Stamp()
+	stamp := func(tx *index.ReadTx) (recorded string, now index.FolderStamp, err error) {
+		recorded, now, err = tx.FolderStamp(f.ID)
+		now.Dir = before.String()
+		return recorded, now, err
+	}
+	if serr == nil && !before.Racy(time.Now()) {
+		vouched := false
+		if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+			recorded, now, err := stamp(tx)
+			vouched = err == nil && recorded == now.String()
+			return err
+		}); err != nil {
+			return err
+		}
+		if vouched {
+			s.scans.put(f.ID, &folderScan{stamped: true, diff: &listingDiff{}})
+			return nil
+		}
+	}
+	entries, err := d.Scan()
+	if err != nil {
+		return nil
+	}
+	var rows []*index.Message
+	var now index.FolderStamp
+	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		if rows, err = tx.FileRows(f.ID); err != nil {
+			return err
+		}
+		_, now, err = stamp(tx)
+		return err
+	}); err != nil {
+		return err
+	}
+	sc := newFolderScan(entries, rows)
+	s.scans.put(f.ID, sc)
+	if serr != nil || o.DryRun || !sc.diff.clean() || before.Racy(time.Now()) {
+		return nil
+	}
+	if after, err := d.Stamp(); err != nil || after != before {
+		return nil // changed while it was read
+	}
+	if err := o.Index.SetFolderStamp(ctx, f.ID, now); err != nil {
+		s.log.Debug("recording a folder's stamp", "folder", f.Name, "err", err)
+	}
+	return nil
 }
 
 // prescan reads, while the connection is being set up, the folders the

@@ -118,7 +118,11 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	// UIDs; those without are new local messages (recoverAppends already
 	// adopted interrupted uploads).
 	p.full = j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
-	rec, err := reconcile(ctx, o.Index, j.f, j.dir, trustTags, w.s.scans.take(j.f.ID), p.full)
+	sc := w.s.scans.take(j.f.ID)
+	if sc != nil && sc.stamped {
+		sc = nil // unchanged locally, but not read: reconcile reads it
+	}
+	rec, err := reconcile(ctx, o.Index, j.f, j.dir, trustTags, sc, p.full)
 	if err != nil {
 		return nil, err
 	}

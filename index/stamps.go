@@ -1,0 +1,55 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// FolderStamp is what vouches for a folder's listing without reading it
+// (see maildir.Stamp): the directories' stamp, with the folder's row
+// count and largest row id, as recorded when the listing and the rows
+// were last found equal.
+type FolderStamp struct {
+	Dir   string // maildir.Stamp's String
+	Rows  int
+	MaxID MessageID
+}
+
+func (s FolderStamp) String() string { return fmt.Sprintf("%s;%d;%d", s.Dir, s.Rows, s.MaxID) }
+
+// RowsStamp returns the folder's row count and largest row id (a
+// FolderStamp's Rows and MaxID).
+func (tx *ReadTx) RowsStamp(folder FolderID) (rows int, maxID MessageID, err error) {
+	var max sql.NullInt64
+	if err := tx.queryRow(`SELECT count(*), max(id) FROM messages WHERE folder_id=?`, folder).Scan(&rows, &max); err != nil {
+		return 0, 0, fmt.Errorf("index: %w", err)
+	}
+	return rows, MessageID(max.Int64), nil
+}
+
+// FolderStamp returns the stamp recorded for the folder ("" when none)
+// and the folder's current one for the rows (Dir empty): the listing
+// is vouched for when the recorded one equals Dir of a fresh
+// maildir.Stamp with these Rows and MaxID.
+func (tx *ReadTx) FolderStamp(folder FolderID) (recorded string, now FolderStamp, err error) {
+	err = tx.queryRow(`SELECT stamp FROM folder_stamps WHERE folder_id=?`, folder).Scan(&recorded)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", now, fmt.Errorf("index: %w", err)
+	}
+	now.Rows, now.MaxID, err = tx.RowsStamp(folder)
+	return recorded, now, err
+}
+
+// SetFolderStamp records the folder's stamp (see FolderStamp).
+func (s *Store) SetFolderStamp(ctx context.Context, folder FolderID, st FolderStamp) error {
+	return s.Write(ctx, func(tx *Tx) error {
+		_, err := tx.exec(`INSERT INTO folder_stamps(folder_id, stamp) VALUES(?, ?)
+			ON CONFLICT(folder_id) DO UPDATE SET stamp=excluded.stamp`, folder, st.String())
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,69 @@
+package maildir
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestStamp: a stamp round-trips through its text; a new file, a rename
+// and a removal each change it; a recent one is racy, an old one not.
+func TestStamp(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	backdate := func() {
+		for _, sub := range []string{"cur", "new"} {
+			if err := os.Chtimes(filepath.Join(d.Path, sub), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stamp := func() Stamp {
+		s, err := d.Stamp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	backdate()
+	s0 := stamp()
+	if s0.Racy(time.Now()) {
+		t.Errorf("an hour-old stamp is racy: %v", s0)
+	}
+	if p, ok := ParseStamp(s0.String()); !ok || p != s0 {
+		t.Errorf("ParseStamp(%q) = %v, %v", s0.String(), p, ok)
+	}
+	if _, ok := ParseStamp("1:2:3"); ok {
+		t.Error("ParseStamp took a short text")
+	}
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"a new file in new/", func() error {
+			return os.WriteFile(filepath.Join(d.Path, "new", "1.M1.h"), []byte("x\n"), 0o600)
+		}},
+		{"a rename into cur/", func() error {
+			return os.Rename(filepath.Join(d.Path, "new", "1.M1.h"), filepath.Join(d.Path, "cur", "1.M1.h:2,S"))
+		}},
+		{"a removal", func() error { return os.Remove(filepath.Join(d.Path, "cur", "1.M1.h:2,S")) }},
+	}
+	for _, st := range steps {
+		backdate()
+		before := stamp()
+		if err := st.do(); err != nil {
+			t.Fatal(err)
+		}
+		after := stamp()
+		if after == before {
+			t.Errorf("%s left the stamp as it was", st.what)
+		}
+		if !after.Racy(time.Now()) {
+			t.Errorf("the stamp right after %s is not racy", st.what)
+		}
+	}
+}
