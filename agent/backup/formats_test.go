@@ -472,3 +472,40 @@ func TestFormatsWhileWriting(t *testing.T) {
 		})
 	}
 }
+
+// TestMaterializeForeignMbox: another tool's mboxrd file becomes a
+// folder of the account "mbox", each message whole (quoting undone),
+// dated by its From_ line; an mbox export cut short (no manifest) is
+// refused.
+func TestMaterializeForeignMbox(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "Old Mail.mbox")
+	mbox := "From a@example.org Mon Jan  2 15:04:05 2006\nSubject: one\n\n>From here\n\nFrom b@example.org Tue Jan  3 15:04:05 2006\nSubject: two\n\nend\n\n"
+	if err := os.WriteFile(p, []byte(mbox), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Materialize(context.Background(), p, filepath.Join(dir, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, folders := storeContent(t, out, filepath.Join(out, ".postfach", "index.db"))
+	if !slices.Equal(folders, []string{"mbox/Old Mail"}) || len(got) != 2 {
+		t.Fatalf("folders %q, messages %q", folders, got)
+	}
+	for _, m := range []struct {
+		raw  string
+		date int64
+	}{{"Subject: one\n\nFrom here\n", 1136214245}, {"Subject: two\n\nend\n", 1136300645}} {
+		c := content{account: "mbox", folder: "Old Mail", date: m.date, sha: sha256.Sum256([]byte(m.raw))}
+		if !slices.Contains(got, c.String()) {
+			t.Errorf("%q not restored: %q", m.raw, got)
+		}
+	}
+
+	cut := filepath.Join(dir, "2026-12-05T000000Z.mbox")
+	os.MkdirAll(filepath.Join(cut, "acct"), 0o700)
+	os.WriteFile(filepath.Join(cut, "acct", "INBOX.mbox"), []byte(mbox), 0o600)
+	if _, err := Materialize(context.Background(), cut, filepath.Join(dir, "tmp")); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("Materialize of an export without its manifest: %v", err)
+	}
+}

@@ -179,6 +179,11 @@ func mboxFiles(p string) ([]mboxFile, error) {
 			}
 		}
 	case errors.Is(err, errNoManifest):
+		// Ours without its manifest: a backup that did not finish.
+		_, werr := os.Lstat(filepath.Join(p, mboxWork))
+		if s, ok := parseSnapshotName(filepath.Base(p), true); werr == nil || ok && s.Format == FormatMbox {
+			return nil, errors.New("an incomplete mbox export (no " + ManifestName + ")")
+		}
 		err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !d.Type().IsRegular() || !strings.HasSuffix(q, mboxSuffix) {
 				return err

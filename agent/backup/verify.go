@@ -48,7 +48,9 @@ type Progress func(done, total int)
 // VerifySnapshot checks the snapshot in dir: every file its manifest
 // lists is there with its size and SHA-256, no other file is, and the
 // snapshot's index and its message files agree (every row has its file
-// with the row's SHA-256, every message file has its row). An error
+// with the row's SHA-256, every message file has its row); for an mbox
+// export (a manifest of mbox files only), that each message reads back
+// as its X-Postfach-Export header says. An error
 // means it could not be checked at all (no manifest: an incomplete
 // snapshot, or not one).
 func VerifySnapshot(ctx context.Context, dir string, progress Progress) (*Report, error) {
