@@ -42,7 +42,8 @@ func (r *Report) sort() {
 }
 
 // Progress, if not nil, is told files done of total as verify hashes
-// them; it may be called from several goroutines at once.
+// them (total 0: not known, a tar.zst); it may be called from several
+// goroutines at once.
 type Progress func(done, total int)
 
 // VerifySnapshot checks the snapshot in dir: every file its manifest

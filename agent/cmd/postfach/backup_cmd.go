@@ -128,6 +128,10 @@ says). Prints one line per difference and exits 1 if there is any.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			line := newStatusLine(cmd.ErrOrStderr(), isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose)
 			progress := func(done, total int) {
+				if total == 0 { // a tar.zst: read through once, its size unknown
+					line.show(fmt.Sprintf("verify: %d files", done))
+					return
+				}
 				line.show(fmt.Sprintf("verify: %d of %d files", done, total))
 			}
 			var rep *backup.Report
