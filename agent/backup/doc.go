@@ -64,8 +64,8 @@
 // flags from flags=, the keywords from X-Keywords (a keyword's '%',
 // spaces, controls and non-ASCII bytes as %XX), the internal date from
 // the From_ line, and checks the bytes against sha256=. A message
-// without that line (another tool's mbox) is imported whole, without
-// flags. The outbox is not exported. An empty folder has an empty mbox.
+// without that line (another tool's mbox) is imported whole, with the
+// flags its first Status, X-Status and X-Keywords lines give. The outbox is not exported. An empty folder has an empty mbox.
 // The export's MANIFEST is written last, as a directory snapshot's: a
 // <name>.mbox/ without one is incomplete and is removed by the next
 // backup. Restored through the store's door, a message file is

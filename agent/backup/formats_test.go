@@ -475,12 +475,14 @@ func TestFormatsWhileWriting(t *testing.T) {
 
 // TestMaterializeForeignMbox: another tool's mboxrd file becomes a
 // folder of the account "mbox", each message whole (quoting undone),
-// dated by its From_ line; an mbox export cut short (no manifest) is
+// dated by its From_ line, flagged as its Status, X-Status and
+// X-Keywords lines say; an mbox export cut short (no manifest) is
 // refused.
 func TestMaterializeForeignMbox(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "Old Mail.mbox")
-	mbox := "From a@example.org Mon Jan  2 15:04:05 2006\nSubject: one\n\n>From here\n\nFrom b@example.org Tue Jan  3 15:04:05 2006\nSubject: two\n\nend\n\n"
+	mbox := "From a@example.org Mon Jan  2 15:04:05 2006\nSubject: one\n\n>From here\n\n" +
+		"From b@example.org Tue Jan  3 15:04:05 2006\nSubject: two\nStatus: RO\nX-Status: AF\nX-Keywords: $Forwarded, work\n\nend\n\n"
 	if err := os.WriteFile(p, []byte(mbox), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -493,10 +495,16 @@ func TestMaterializeForeignMbox(t *testing.T) {
 		t.Fatalf("folders %q, messages %q", folders, got)
 	}
 	for _, m := range []struct {
-		raw  string
-		date int64
-	}{{"Subject: one\n\nFrom here\n", 1136214245}, {"Subject: two\n\nend\n", 1136300645}} {
-		c := content{account: "mbox", folder: "Old Mail", date: m.date, sha: sha256.Sum256([]byte(m.raw))}
+		raw   string
+		date  int64
+		flags maildir.Flags
+		kw    string
+	}{
+		{"Subject: one\n\nFrom here\n", 1136214245, 0, ""},
+		{"Subject: two\nStatus: RO\nX-Status: AF\nX-Keywords: $Forwarded, work\n\nend\n", 1136300645,
+			maildir.FlagSeen | maildir.FlagAnswered | maildir.FlagFlagged | maildir.FlagPassed, "work"},
+	} {
+		c := content{account: "mbox", folder: "Old Mail", date: m.date, flags: m.flags, keywords: m.kw, sha: sha256.Sum256([]byte(m.raw))}
 		if !slices.Contains(got, c.String()) {
 			t.Errorf("%q not restored: %q", m.raw, got)
 		}

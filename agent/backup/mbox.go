@@ -283,7 +283,59 @@ func (r *mboxReader) next() (*mboxMessage, error) {
 		body = body[:len(body)-1]
 	}
 	m.Raw = body
+	if !m.Ours {
+		m.foreignFlags()
+	}
 	return m, nil
+}
+
+// foreignFlags sets the flags and keywords of a message another tool
+// wrote from the first Status, X-Status and X-Keywords lines of its
+// header (which stay in it: only the export's own lines are removed).
+func (m *mboxMessage) foreignFlags() {
+	seen := map[string]bool{}
+	raw := m.Raw
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line = raw[:i+1]
+		}
+		raw = raw[len(line):]
+		l := strings.TrimRight(string(line), "\r\n")
+		if l == "" {
+			return // the header's end
+		}
+		name, v, ok := strings.Cut(l, ":")
+		name = strings.ToLower(name)
+		if !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		v = strings.TrimSpace(v)
+		switch name {
+		case "status":
+			if strings.Contains(v, "R") {
+				m.Flags |= maildir.FlagSeen
+			}
+		case "x-status":
+			for _, l := range []struct {
+				c string
+				f maildir.Flags
+			}{{"A", maildir.FlagAnswered}, {"F", maildir.FlagFlagged}, {"T", maildir.FlagDraft}, {"D", maildir.FlagDeleted}} {
+				if strings.Contains(v, l.c) {
+					m.Flags |= l.f
+				}
+			}
+		case "x-keywords":
+			for _, k := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+				if strings.EqualFold(k, "$Forwarded") {
+					m.Flags |= maildir.FlagPassed
+				} else if k, err := unescapeKeyword(k); err == nil {
+					m.Keywords = append(m.Keywords, k)
+				}
+			}
+		}
+	}
 }
 
 // parseFromLine reads a From_ line: "From <sender> <asctime>".
