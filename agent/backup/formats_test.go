@@ -517,3 +517,28 @@ func TestMaterializeForeignMbox(t *testing.T) {
 		t.Errorf("Materialize of an export without its manifest: %v", err)
 	}
 }
+
+// TestMboxExportDamaged: a byte changed in an mbox of an export is named
+// by verify (the mbox, against the manifest), and Materialize refuses
+// the export.
+func TestMboxExportDamaged(t *testing.T) {
+	s := newTestStore(t, 30)
+	res, err := Backup(context.Background(), Options{Store: s.st, To: t.TempDir(), Format: FormatMbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(res.Snapshot, "acct", "INBOX.mbox")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	os.WriteFile(p, b, 0o600)
+	rep := mustVerifySnapshot(t, res.Snapshot)
+	if len(rep.Differences) != 1 || rep.Differences[0].Path != "acct/INBOX.mbox" || !strings.Contains(rep.Differences[0].What, "content differs from the manifest") {
+		t.Errorf("verify: %v", rep.Differences)
+	}
+	if _, err := Materialize(context.Background(), res.Snapshot, t.TempDir()); err == nil || !strings.Contains(err.Error(), "acct/INBOX.mbox") {
+		t.Errorf("Materialize of a damaged export: %v", err)
+	}
+}

@@ -154,7 +154,6 @@ func (b *run) mbox(ctx context.Context, cp *index.Store, f mboxFolder, total int
 		}
 		raw, err := b.readLive(ctx, sf)
 		if errors.Is(err, fs.ErrNotExist) {
-			b.dropped = append(b.dropped, sf)
 			b.res.Dropped = append(b.res.Dropped, msgRel)
 			continue
 		}
