@@ -1,64 +1,3 @@
-// Package backup takes snapshots of a postfach store and verifies them
-// and the live store.
-//
-// # On-disk layout
-//
-//	<backup dir>/.lock                          flock: one backup at a time writes here
-//	<backup dir>/<YYYY-MM-DDTHHMMSSZ>[-N]/      one snapshot, named by its start (UTC)
-//	    .postfach/index.db                      the index as of one instant (SQLite online backup)
-//	    .postfach/outbox/cur/<name>             the outbox's files
-//	    <account>/.postfach-account
-//	    <account>/<Folder>/.postfach-uidvalidity
-//	    <account>/<Folder>/{cur,new,tmp}/<name> the message files, as the store lays them out
-//	    MANIFEST                                path, size, SHA-256 of every other file; written last
-//
-// Everything is owner-only: directories 0700, files 0600. A snapshot
-// restores by copying its tree (without MANIFEST) to a store root.
-//
-// # Consistency
-//
-// A backup runs while postfach run may be writing. It first copies the
-// index (index.Store.SnapshotInto: one read transaction, holding up no
-// writer), then fetches the file of each row of that copy, never a file
-// the copy has no row for: so every row has its file and every file its
-// row, as of the instant of the copy. A file renamed since (a flag
-// change: the content of a Maildir file never changes, only its name) is
-// found by its Maildir key and stored under the name the copy's row
-// records, so a snapshot's file names agree with its index; a message
-// moved to another folder since is found through its row in the live
-// index (a moved message keeps its row id). A row whose file is gone
-// meanwhile (expunged between the copy and the fetch) is dropped from
-// the copy's index (Result.Dropped names it): the snapshot is then the
-// instant of the copy less that message, never a row without its file.
-// Files in the store that no row names yet (a mail reader's delivery the
-// watcher has not indexed) go into the next snapshot after they are
-// indexed; verify of the live store names them.
-//
-// # Incremental
-//
-// A message file is shared (hard-linked) with the newest complete
-// snapshot when that snapshot holds a file for the same folder and
-// Maildir key whose manifest size and SHA-256 equal the row's: the index
-// records each file's SHA-256 when it is stored, and a Maildir file's
-// content never changes under its key, so the bytes are known to be
-// equal without reading the live file (reading and hashing every file
-// every night would make a backup of an unchanged store as slow as the
-// first) and without trusting inode numbers and times of the live store
-// (the snapshot holds copies, never links to live files: a live file
-// damaged in place must not damage the backups, and a store copied to a
-// new disk has new inodes but the same content). Every other file is
-// copied from the live store and hashed as it is copied; one whose bytes
-// differ from its row's SHA-256 is stored as found and named in
-// Result.Mismatched. Outbox files are always copied (few, short-lived).
-//
-// # Completeness
-//
-// The manifest is written last, fsynced and renamed into place after
-// every other file of the snapshot is durable (one syncfs(2) on Linux): a
-// snapshot without it is incomplete, is never a base for the next one nor
-// counted by Keep, and is removed by the next backup. After a complete
-// snapshot, all but the Keep newest complete ones are removed (their
-// manifest first).
 package backup
 
 import (
@@ -71,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +24,10 @@ import (
 type Options struct {
 	Store *index.Store // opened with index.OpenStore
 	To    string       // the backup directory (created, mode 0700)
-	Keep  int          // complete snapshots to keep; 0 keeps all
+	Keep  int          // complete snapshots to keep, of every format together; 0 keeps all
+	// Format is FormatDir (the default when empty), FormatTarZst or
+	// FormatMbox.
+	Format string
 	// Progress, if set, is called as files are stored: files done of
 	// total, bytes copied so far. It may be called from several
 	// goroutines at once, never after Backup returns.
@@ -132,6 +75,13 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	defer unlock()
+	format := opts.Format
+	if format == "" {
+		format = FormatDir
+	}
+	if format != FormatDir && format != FormatTarZst && format != FormatMbox {
+		return nil, fmt.Errorf("backup: unknown format %q (dir, tar.zst or mbox)", format)
+	}
 	snaps, err := List(opts.To)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -148,20 +98,37 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			continue
 		}
 		complete = append(complete, s)
-		base = s.Path
+		if s.Format == FormatDir {
+			base = s.Path
+		}
 	}
-	snap := filepath.Join(opts.To, newName(opts.To, now()))
+	name := newName(opts.To, now())
+	snap := filepath.Join(opts.To, name)
+	switch format {
+	case FormatTarZst:
+		snap += tarSuffix
+	case FormatMbox:
+		snap += mboxSuffix
+	}
 	b := &run{Options: opts, root: root, snap: snap, base: map[string]baseFile{}, res: &Result{Snapshot: snap}}
-	if base != "" {
+	if base != "" && format == FormatDir {
 		if err := b.loadBase(base); err != nil {
 			return nil, fmt.Errorf("backup: the previous snapshot %s: %w", base, err)
 		}
 	}
-	if err := b.take(ctx); err != nil {
+	switch format {
+	case FormatTarZst:
+		err = b.takeTar(ctx)
+	case FormatMbox:
+		err = b.takeMbox(ctx)
+	default:
+		err = b.take(ctx)
+	}
+	if err != nil {
 		os.RemoveAll(snap)
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	complete = append(complete, Snapshot{Name: filepath.Base(snap), Path: snap, Complete: true})
+	complete = append(complete, Snapshot{Name: filepath.Base(snap), Path: snap, Format: format, Complete: true})
 	if opts.Keep > 0 {
 		for len(complete) > opts.Keep {
 			old := complete[0]
@@ -306,7 +273,37 @@ var testHookCopied func()
 // new/ and tmp/, and the outbox), copies their small marker files, and
 // returns the files the rows of the index copy cp name.
 func (b *run) layout(ctx context.Context, cp *index.Store) ([]index.StoredFile, error) {
-	var files []index.StoredFile
+	p, err := planOf(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range p.dirs {
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(b.snap, filepath.FromSlash(d), sub), 0o700); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, m := range p.markers {
+		if err := b.copyMarker(m); err != nil {
+			return nil, err
+		}
+	}
+	return p.files, nil
+}
+
+// plan is what a snapshot holds besides the index: its Maildirs (each
+// with cur/, new/ and tmp/), the marker files that may be in them, and
+// the files the rows of the index copy name.
+type plan struct {
+	dirs    []string // sorted
+	markers []string // '/'-separated paths relative to the store root
+	files   []index.StoredFile
+}
+
+// planOf reads the plan of a snapshot from its index copy cp.
+func planOf(ctx context.Context, cp *index.Store) (*plan, error) {
+	p := &plan{}
 	dirs := map[string]bool{index.OutboxPath: true}
 	accounts := map[string]bool{}
 	err := cp.Read(ctx, func(tx *index.ReadTx) error {
@@ -319,7 +316,7 @@ func (b *run) layout(ctx context.Context, cp *index.Store) ([]index.StoredFile, 
 			}
 		}
 		return tx.StoredFiles(func(f index.StoredFile) error {
-			files = append(files, f)
+			p.files = append(p.files, f)
 			dirs[f.Dir] = true
 			return nil
 		})
@@ -331,21 +328,15 @@ func (b *run) layout(ctx context.Context, cp *index.Store) ([]index.StoredFile, 
 		if !validRel(d) {
 			return nil, fmt.Errorf("the index names a folder outside the store: %q", d)
 		}
-		for _, sub := range []string{"cur", "new", "tmp"} {
-			if err := os.MkdirAll(filepath.Join(b.snap, filepath.FromSlash(d), sub), 0o700); err != nil {
-				return nil, err
-			}
-		}
-		if err := b.copyMarker(path.Join(d, ".postfach-uidvalidity")); err != nil {
-			return nil, err
-		}
+		p.dirs = append(p.dirs, d)
+		p.markers = append(p.markers, path.Join(d, ".postfach-uidvalidity"))
 	}
 	for a := range accounts {
-		if err := b.copyMarker(path.Join(a, maildir.AccountMarker)); err != nil {
-			return nil, err
-		}
+		p.markers = append(p.markers, path.Join(a, maildir.AccountMarker))
 	}
-	return files, nil
+	sort.Strings(p.dirs)
+	sort.Strings(p.markers)
+	return p, nil
 }
 
 // validRel reports whether a folder path from the index stays inside the
@@ -420,9 +411,9 @@ feed:
 // records: linked from the previous snapshot when it has the same
 // content there, else copied from the store.
 func (b *run) fetch(ctx context.Context, f index.StoredFile) error {
-	rel := f.Path()
-	if !validPath(rel) || !strings.HasPrefix(f.File, "cur/") && !strings.HasPrefix(f.File, "new/") || strings.Count(f.File, "/") != 1 {
-		return fmt.Errorf("the index names a file outside its folder: %q", rel)
+	rel, err := filePath(f)
+	if err != nil {
+		return err
 	}
 	dst := filepath.Join(b.snap, filepath.FromSlash(rel))
 	if bf, ok := b.base[baseKey(f.Dir, f.Key)]; ok && f.SHA256 != nil && bf.Size == f.Size && string(bf.SHA256[:]) == string(f.SHA256) {
@@ -456,6 +447,16 @@ func (b *run) fetch(ctx context.Context, f index.StoredFile) error {
 	b.copied.Add(e.Size)
 	b.add(e, rel, false)
 	return nil
+}
+
+// filePath returns the path of row f's file in a snapshot, failing when
+// it would not be in its folder's cur/ or new/.
+func filePath(f index.StoredFile) (string, error) {
+	rel := f.Path()
+	if !validPath(rel) || !strings.HasPrefix(f.File, "cur/") && !strings.HasPrefix(f.File, "new/") || strings.Count(f.File, "/") != 1 {
+		return "", fmt.Errorf("the index names a file outside its folder: %q", rel)
+	}
+	return rel, nil
 }
 
 func (b *run) add(e Entry, rel string, linked bool) {

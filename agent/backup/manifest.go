@@ -36,20 +36,12 @@ type Entry struct {
 //	...
 //	end <number of files> <sha256 hex of every byte before this line>
 func writeManifest(dir string, es []Entry) error {
-	sort.Slice(es, func(i, j int) bool { return es[i].Path < es[j].Path })
-	var b bytes.Buffer
-	b.WriteString(manifestHeader)
-	for _, e := range es {
-		fmt.Fprintf(&b, "%x %d %s\n", e.SHA256, e.Size, strconv.Quote(e.Path))
-	}
-	sum := sha256.Sum256(b.Bytes())
-	fmt.Fprintf(&b, "end %d %x\n", len(es), sum)
 	tmp := filepath.Join(dir, ManifestName+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(b.Bytes())
+	_, err = f.Write(manifestBytes(es))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -64,6 +56,19 @@ func writeManifest(dir string, es []Entry) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// manifestBytes returns the manifest of es (sorting es by path).
+func manifestBytes(es []Entry) []byte {
+	sort.Slice(es, func(i, j int) bool { return es[i].Path < es[j].Path })
+	var b bytes.Buffer
+	b.WriteString(manifestHeader)
+	for _, e := range es {
+		fmt.Fprintf(&b, "%x %d %s\n", e.SHA256, e.Size, strconv.Quote(e.Path))
+	}
+	sum := sha256.Sum256(b.Bytes())
+	fmt.Fprintf(&b, "end %d %x\n", len(es), sum)
+	return b.Bytes()
 }
 
 // errNoManifest: the snapshot is incomplete (or not a snapshot).

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,15 +24,32 @@ func isSnapshotName(n string) bool {
 	return n == t || (k >= 2 && n == fmt.Sprintf("%s-%d", t, k))
 }
 
-// Snapshot is a snapshot directory in a backup directory.
+// The formats of a snapshot (Options.Format, Snapshot.Format).
+const (
+	FormatDir    = "dir"     // a directory: <name>/
+	FormatTarZst = "tar.zst" // one file: <name>.tar.zst
+	FormatMbox   = "mbox"    // a directory of mbox files: <name>.mbox/
+)
+
+// Suffixes of the names of the snapshots of each format, and of the
+// names a tar.zst has while it is written (removed by the next backup).
+const (
+	tarSuffix     = ".tar.zst"
+	tarPartSuffix = ".tar.zst.part" // the archive being written
+	tarWorkSuffix = ".tar.zst.work" // a directory: its index copy
+	mboxSuffix    = ".mbox"
+)
+
+// Snapshot is a snapshot in a backup directory.
 type Snapshot struct {
-	Name     string
+	Name     string // its file or directory name
 	Path     string
-	Complete bool // it has its manifest
+	Format   string // FormatDir, FormatTarZst or FormatMbox
+	Complete bool   // it has its manifest (a tar.zst: it has its final name)
 }
 
-// List returns the snapshots in the backup directory dir, oldest first.
-// A missing dir has none.
+// List returns the snapshots in the backup directory dir, of every
+// format, oldest first. A missing dir has none.
 func List(dir string) ([]Snapshot, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -42,17 +60,49 @@ func List(dir string) ([]Snapshot, error) {
 	}
 	var out []Snapshot
 	for _, e := range ents {
-		if !e.IsDir() || !isSnapshotName(e.Name()) {
+		s, ok := parseSnapshotName(e.Name(), e.IsDir())
+		if !ok {
 			continue
 		}
-		s := Snapshot{Name: e.Name(), Path: filepath.Join(dir, e.Name())}
-		if st, err := os.Lstat(filepath.Join(s.Path, ManifestName)); err == nil && st.Mode().IsRegular() {
-			s.Complete = true
+		s.Path = filepath.Join(dir, e.Name())
+		if s.Format != FormatTarZst {
+			if st, err := os.Lstat(filepath.Join(s.Path, ManifestName)); err == nil && st.Mode().IsRegular() {
+				s.Complete = true
+			}
 		}
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return lessName(out[i].Name, out[j].Name) })
+	sort.Slice(out, func(i, j int) bool { return lessName(stem(out[i].Name), stem(out[j].Name)) })
 	return out, nil
+}
+
+// parseSnapshotName tells what a name in a backup directory is: a
+// snapshot of some format (a complete tar.zst by its name alone), a
+// tar.zst cut short (incomplete), or nothing of ours.
+func parseSnapshotName(n string, isDir bool) (Snapshot, bool) {
+	s := Snapshot{Name: n}
+	switch {
+	case isDir && isSnapshotName(n):
+		s.Format = FormatDir
+	case isDir && strings.HasSuffix(n, mboxSuffix) && isSnapshotName(strings.TrimSuffix(n, mboxSuffix)):
+		s.Format = FormatMbox
+	case !isDir && strings.HasSuffix(n, tarSuffix) && isSnapshotName(strings.TrimSuffix(n, tarSuffix)):
+		s.Format, s.Complete = FormatTarZst, true
+	case !isDir && strings.HasSuffix(n, tarPartSuffix) && isSnapshotName(strings.TrimSuffix(n, tarPartSuffix)),
+		isDir && strings.HasSuffix(n, tarWorkSuffix) && isSnapshotName(strings.TrimSuffix(n, tarWorkSuffix)):
+		s.Format = FormatTarZst
+	default:
+		return s, false
+	}
+	return s, true
+}
+
+// stem is a snapshot's name without its format's suffix: its time.
+func stem(n string) string {
+	if i := strings.IndexByte(n, '.'); i >= 0 {
+		return n[:i]
+	}
+	return n
 }
 
 // lessName orders snapshot names by time, then by their "-N" suffix.
@@ -74,12 +124,19 @@ func splitName(n string) (string, int) {
 	return n, 1
 }
 
-// newName returns a name for a snapshot started at t not taken in dir.
+// newName returns a name (without a format's suffix) for a snapshot
+// started at t that no snapshot in dir, of any format, has taken.
 func newName(dir string, t time.Time) string {
 	base := t.UTC().Format(nameLayout)
 	n := base
 	for i := 2; ; i++ {
-		if _, err := os.Lstat(filepath.Join(dir, n)); errors.Is(err, os.ErrNotExist) {
+		free := true
+		for _, suffix := range []string{"", mboxSuffix, tarSuffix, tarPartSuffix, tarWorkSuffix} {
+			if _, err := os.Lstat(filepath.Join(dir, n+suffix)); !errors.Is(err, os.ErrNotExist) {
+				free = false
+			}
+		}
+		if free {
 			return n
 		}
 		n = fmt.Sprintf("%s-%d", base, i)
@@ -112,8 +169,12 @@ func lockDir(dir string) (func(), error) {
 }
 
 // removeSnapshot removes a snapshot: its manifest first (so that one cut
-// short is incomplete, and removed by the next backup), then the rest.
+// short is incomplete, and removed by the next backup), then the rest. A
+// tar.zst is one file: one unlink.
 func removeSnapshot(path string) error {
+	if strings.HasSuffix(path, tarSuffix) {
+		return os.Remove(path)
+	}
 	if err := os.Remove(filepath.Join(path, ManifestName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

@@ -42,13 +42,16 @@ func (r *Report) sort() {
 }
 
 // Progress, if not nil, is told files done of total as verify hashes
-// them; it may be called from several goroutines at once.
+// them (total 0: not known, a tar.zst); it may be called from several
+// goroutines at once.
 type Progress func(done, total int)
 
 // VerifySnapshot checks the snapshot in dir: every file its manifest
 // lists is there with its size and SHA-256, no other file is, and the
 // snapshot's index and its message files agree (every row has its file
-// with the row's SHA-256, every message file has its row). An error
+// with the row's SHA-256, every message file has its row); for an mbox
+// export (a manifest of mbox files only), that each message reads back
+// as its X-Postfach-Export header says. An error
 // means it could not be checked at all (no manifest: an incomplete
 // snapshot, or not one).
 func VerifySnapshot(ctx context.Context, dir string, progress Progress) (*Report, error) {
@@ -57,9 +60,9 @@ func VerifySnapshot(ctx context.Context, dir string, progress Progress) (*Report
 		return nil, fmt.Errorf("verify %s: %w", dir, err)
 	}
 	r := &Report{}
-	listed := make(map[string]*Entry, len(es))
-	for i := range es {
-		listed[es[i].Path] = &es[i]
+	listed := make(map[string]bool, len(es))
+	for _, e := range es {
+		listed[e.Path] = true
 	}
 	present := map[string]bool{}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -75,7 +78,7 @@ func VerifySnapshot(ctx context.Context, dir string, progress Progress) (*Report
 			r.add(rel, "not a regular file")
 			return nil
 		}
-		if listed[rel] == nil {
+		if !listed[rel] {
 			r.add(rel, "not in the manifest")
 			return nil
 		}
@@ -87,33 +90,70 @@ func VerifySnapshot(ctx context.Context, dir string, progress Progress) (*Report
 	}
 	var jobs []hashJob
 	for _, e := range es {
-		if !present[e.Path] {
-			r.add(e.Path, "missing (the manifest lists it)")
-			continue
+		if present[e.Path] {
+			jobs = append(jobs, hashJob{rel: e.Path, abs: filepath.Join(dir, filepath.FromSlash(e.Path))})
 		}
-		jobs = append(jobs, hashJob{rel: e.Path, abs: filepath.Join(dir, filepath.FromSlash(e.Path)), size: e.Size, sum: e.SHA256[:]})
 	}
-	bad := map[string]bool{}
-	err = hashAll(ctx, jobs, progress, r, func(j hashJob, e Entry) {
-		if e.Size != j.size {
-			r.add(j.rel, "size %d, the manifest says %d", e.Size, j.size)
-			bad[j.rel] = true
-		} else if string(e.SHA256[:]) != string(j.sum) {
-			r.add(j.rel, "content differs from the manifest (SHA-256 %s, the manifest says %s)", short(e.SHA256[:]), short(j.sum))
-			bad[j.rel] = true
-		}
-	})
+	hashed := make(map[string]Entry, len(jobs))
+	err = hashAll(ctx, jobs, progress, r, func(j hashJob, e Entry) { hashed[j.rel] = e })
 	if err != nil {
 		return nil, err
 	}
-	db := ".postfach/index.db"
-	if !present[db] || bad[db] {
-		r.add(db, "the snapshot's index is missing or damaged: its rows were not compared with the files")
+	if isMboxExport(es) {
+		bad := checkFiles(r, es, present, hashed)
+		if err := checkMboxes(ctx, dir, es, bad, r); err != nil {
+			return nil, fmt.Errorf("verify %s: %w", dir, err)
+		}
 		r.sort()
 		return r, nil
 	}
+	if err := checkSnapshot(r, es, present, hashed, filepath.Join(dir, ".postfach", "index.db")); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", dir, err)
+	}
+	r.sort()
+	return r, nil
+}
+
+// checkFiles compares the files found in a snapshot (present: found as
+// regular files; hashed: their entries, for those read whole) with its
+// manifest es, and returns the paths that are not as it says.
+func checkFiles(r *Report, es []Entry, present map[string]bool, hashed map[string]Entry) map[string]bool {
+	bad := map[string]bool{}
+	for _, l := range es {
+		e, ok := hashed[l.Path]
+		switch {
+		case !present[l.Path]:
+			r.add(l.Path, "missing (the manifest lists it)")
+			bad[l.Path] = true
+		case !ok: // unreadable: named as it was read
+			bad[l.Path] = true
+		case e.Size != l.Size:
+			r.add(l.Path, "size %d, the manifest says %d", e.Size, l.Size)
+			bad[l.Path] = true
+		case e.SHA256 != l.SHA256:
+			r.add(l.Path, "content differs from the manifest (SHA-256 %s, the manifest says %s)", short(e.SHA256[:]), short(l.SHA256[:]))
+			bad[l.Path] = true
+		}
+	}
+	return bad
+}
+
+// checkSnapshot compares the files found in a snapshot with its manifest
+// es (checkFiles), then the snapshot's index, at dbPath, with its files
+// (when the index is as the manifest says).
+func checkSnapshot(r *Report, es []Entry, present map[string]bool, hashed map[string]Entry, dbPath string) error {
+	bad := checkFiles(r, es, present, hashed)
+	listed := make(map[string]*Entry, len(es))
+	for i := range es {
+		listed[es[i].Path] = &es[i]
+	}
+	db := ".postfach/index.db"
+	if !present[db] || bad[db] || listed[db] == nil {
+		r.add(db, "the snapshot's index is missing or damaged: its rows were not compared with the files")
+		return nil
+	}
 	named := map[string]bool{}
-	err = index.ReadSnapshot(filepath.Join(dir, filepath.FromSlash(db)), func(f index.StoredFile) error {
+	err := index.ReadSnapshot(dbPath, func(f index.StoredFile) error {
 		p := f.Path()
 		named[p] = true
 		e := listed[p]
@@ -126,15 +166,14 @@ func VerifySnapshot(ctx context.Context, dir string, progress Progress) (*Report
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", dir, err)
+		return err
 	}
 	for _, e := range es {
 		if folder, _, _ := splitMessagePath(e.Path); folder != "" && !named[e.Path] {
 			r.add(e.Path, "no row in the snapshot's index")
 		}
 	}
-	r.sort()
-	return r, nil
+	return nil
 }
 
 // VerifyStore checks the live store of st (opened with index.OpenStore):

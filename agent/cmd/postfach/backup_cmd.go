@@ -23,7 +23,7 @@ import (
 func newBackupCmd(g *globals) *cobra.Command {
 	var to, format string
 	cmd := &cobra.Command{
-		Use:   "backup [--to DIR] [--format dir]",
+		Use:   "backup [--to DIR] [--format dir|tar.zst|mbox]",
 		Short: "Take a snapshot of the store (index and message files), sharing unchanged files with the previous one",
 		Long: `Takes a consistent snapshot of the whole store, also while postfach run
 is writing: the index as of one instant and every message file its rows
@@ -32,11 +32,20 @@ name, in a new directory below the backup directory ([backup] path, or
 are hard-linked from it, the others copied. The snapshot's MANIFEST
 (path, size, SHA-256 of every file) is written last: a directory without
 one is incomplete and is removed by the next backup. Only the [backup]
-keep newest snapshots are kept (0: all). Check one with postfach verify.`,
+keep newest snapshots are kept (0: all), of every format together. Check
+one with postfach verify.
+
+--format tar.zst writes the same content into one compressed file,
+<time>.tar.zst (written under a temporary name and renamed when whole).
+--format mbox writes an export for other mail tools, <time>.mbox/, with
+one mbox per folder (<account>/<Folder>.mbox, mboxrd, flags in
+Status/X-Status/X-Keywords) and a MANIFEST. postfach restore takes either.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "dir" {
-				return fmt.Errorf("backup: --format %q: only \"dir\" is supported so far", format)
+			switch format {
+			case backup.FormatDir, backup.FormatTarZst, backup.FormatMbox:
+			default:
+				return fmt.Errorf("backup: --format %q: not dir, tar.zst or mbox", format)
 			}
 			cfg, err := g.load()
 			if err != nil {
@@ -61,7 +70,7 @@ keep newest snapshots are kept (0: all). Check one with postfach verify.`,
 			defer a.Close()
 			line := newStatusLine(cmd.ErrOrStderr(), isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose)
 			res, err := backup.Backup(cmd.Context(), backup.Options{
-				Store: a.Index(), To: dir, Keep: cfg.Backup.Keep,
+				Store: a.Index(), To: dir, Keep: cfg.Backup.Keep, Format: format,
 				Progress: func(done, total int, copied int64) {
 					line.show(fmt.Sprintf("backup: %d of %d files (%s copied)", done, total, humanBytes(copied)))
 				},
@@ -71,8 +80,18 @@ keep newest snapshots are kept (0: all). Check one with postfach verify.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "snapshot %s: %d files, %d shared with the previous snapshot, %d copied (%s), %.1f s\n",
-				safe(res.Snapshot), res.Files, res.Linked, res.Copied, humanBytes(res.CopiedBytes), res.Duration.Seconds())
+			switch format {
+			case backup.FormatDir:
+				fmt.Fprintf(out, "snapshot %s: %d files, %d shared with the previous snapshot, %d copied (%s), %.1f s\n",
+					safe(res.Snapshot), res.Files, res.Linked, res.Copied, humanBytes(res.CopiedBytes), res.Duration.Seconds())
+			default:
+				what := "files" // a tar.zst holds the outbox's too
+				if format == backup.FormatMbox {
+					what = "messages"
+				}
+				fmt.Fprintf(out, "snapshot %s: %d %s (%s), %s written, %.1f s\n",
+					safe(res.Snapshot), res.Files, what, humanBytes(res.CopiedBytes), humanBytes(diskSize(res.Snapshot)), res.Duration.Seconds())
+			}
 			if n := len(res.Dropped); n > 0 {
 				fmt.Fprintf(out, "%d messages removed from the store while the backup ran are not in it\n", n)
 			}
@@ -89,7 +108,7 @@ keep newest snapshots are kept (0: all). Check one with postfach verify.`,
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "backup `directory` (default: [backup] path)")
-	cmd.Flags().StringVar(&format, "format", "dir", "snapshot format: dir")
+	cmd.Flags().StringVar(&format, "format", "dir", "snapshot format: dir, tar.zst or mbox")
 	return cmd
 }
 
@@ -99,26 +118,35 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Short: "Check the store, or a snapshot, and name every difference",
 		Long: `Without an argument, checks the live store: every index row has its
 message file, every message file its row, and each file's size and
-SHA-256 are its row's. With SNAPSHOT (a snapshot's directory, or its name
-in the backup directory), checks the snapshot: every file its MANIFEST
-lists is there with its size and SHA-256, no other file is, and the
-snapshot's index and message files agree. Prints one line per difference
-and exits 1 if there is any.`,
+SHA-256 are its row's. With SNAPSHOT (a snapshot's directory or .tar.zst
+file, an mbox export's directory, or its name in the backup directory),
+checks the snapshot: every file its MANIFEST lists is there with its size
+and SHA-256, no other file is, and the snapshot's index and message files
+agree (an mbox export: each message is what its X-Postfach-Export header
+says). Prints one line per difference and exits 1 if there is any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			line := newStatusLine(cmd.ErrOrStderr(), isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose)
 			progress := func(done, total int) {
+				if total == 0 { // a tar.zst: read through once, its size unknown
+					line.show(fmt.Sprintf("verify: %d files", done))
+					return
+				}
 				line.show(fmt.Sprintf("verify: %d of %d files", done, total))
 			}
 			var rep *backup.Report
 			var what string
 			if len(args) == 1 {
-				dir, err := snapshotDir(g, args[0])
+				p, isDir, err := snapshotPath(g, args[0])
 				if err != nil {
 					return err
 				}
-				what = "snapshot " + dir
-				rep, err = backup.VerifySnapshot(cmd.Context(), dir, progress)
+				what = "snapshot " + p
+				if isDir {
+					rep, err = backup.VerifySnapshot(cmd.Context(), p, progress)
+				} else {
+					rep, err = backup.VerifyArchive(cmd.Context(), p, progress)
+				}
 				line.clear()
 				if err != nil {
 					return err
@@ -155,21 +183,43 @@ and exits 1 if there is any.`,
 	return cmd
 }
 
-// snapshotDir finds the snapshot arg names: a directory, or a snapshot's
-// name in the configured backup directory.
-func snapshotDir(g *globals, arg string) (string, error) {
-	if st, err := os.Stat(arg); err == nil && st.IsDir() {
-		return filepath.Abs(arg)
+// snapshotPath finds the snapshot arg names: a directory or a .tar.zst
+// file, or a snapshot's name in the configured backup directory.
+func snapshotPath(g *globals, arg string) (p string, isDir bool, err error) {
+	ok := func(p string) (bool, bool) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return false, false
+		}
+		return st.IsDir() || st.Mode().IsRegular() && strings.HasSuffix(p, ".tar.zst"), st.IsDir()
+	}
+	if found, dir := ok(arg); found {
+		p, err := filepath.Abs(arg)
+		return p, dir, err
 	}
 	if !strings.ContainsRune(arg, filepath.Separator) {
 		if cfg, err := configs.Load(g.configPath); err == nil {
 			p := filepath.Join(cfg.Backup.Path, arg)
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				return p, nil
+			if found, dir := ok(p); found {
+				return p, dir, nil
 			}
 		}
 	}
-	return "", fmt.Errorf("verify: %s: no such snapshot directory", arg)
+	return "", false, fmt.Errorf("verify: %s: no such snapshot (a directory or a .tar.zst file)", arg)
+}
+
+// diskSize is the bytes of the file at p, or of the files below it.
+func diskSize(p string) int64 {
+	var n int64
+	filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // openExisting opens the store of cfg, which must exist: backup and

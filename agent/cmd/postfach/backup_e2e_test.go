@@ -19,6 +19,10 @@ import (
 // snapshotLine is the first line `postfach backup` prints.
 var snapshotLine = regexp.MustCompile(`^snapshot (\S+): (\d+) files, (\d+) shared with the previous snapshot, (\d+) copied`)
 
+// otherSnapshotLine is what `postfach backup --format tar.zst|mbox`
+// prints first.
+var otherSnapshotLine = regexp.MustCompile(`^snapshot (\S+): (\d+) (?:files|messages) \(`)
+
 // backupCLI runs `postfach backup` and returns the new snapshot's
 // directory and its file count.
 func backupCLI(t *testing.T, e *runEnv, args ...string) (string, int) {
@@ -54,8 +58,9 @@ func snapshotRows(t *testing.T, snap string) map[string]bool {
 // consistent snapshots (verify finds every row its file and every file
 // its row, and the manifest's hashes); once the agent is idle, a last
 // backup holds every message the store has, and the live store
-// verifies clean. verify names a byte changed in a snapshot (exit 1),
-// and an unsupported --format is one error line.
+// verifies clean. verify names a byte changed in a snapshot (exit 1);
+// a tar.zst and an mbox export of the store hold every message and
+// verify clean; an unknown --format is one error line.
 func TestBackupWhileRunning(t *testing.T) {
 	e := newRunEnv(t, "bk", "INBOX", "Archive")
 	backups := filepath.Join(e.dir, "backups")
@@ -196,10 +201,25 @@ func TestBackupWhileRunning(t *testing.T) {
 		t.Errorf("verify after a byte changed in %s: %s", victim, r)
 	}
 
-	r = run(t, e.env, "--config", e.config, "backup", "--format", "tar.zst")
-	checkOneLineError(t, r, "--format", "tar.zst")
+	// The other formats: a tar.zst and an mbox export of the same
+	// store, each verified by name in the backup directory.
+	for _, format := range []string{"tar.zst", "mbox"} {
+		r := mustRun(t, e.env, "--config", e.config, "backup", "--format", format)
+		t.Logf("postfach backup --format %s: %s", format, strings.TrimSpace(r.stdout))
+		m := otherSnapshotLine.FindStringSubmatch(r.stdout)
+		if m == nil || m[2] != fmt.Sprint(want) || !strings.HasSuffix(m[1], "."+format) {
+			t.Errorf("backup --format %s printed %q, want %d messages", format, r.stdout, want)
+			continue
+		}
+		r = run(t, e.env, "--config", e.config, "verify", filepath.Base(m[1]))
+		if r.code != 0 || !strings.Contains(r.stdout, "no differences") {
+			t.Errorf("verify %s: %s", m[1], r)
+		}
+	}
+	r = run(t, e.env, "--config", e.config, "backup", "--format", "zip")
+	checkOneLineError(t, r, "--format", "zip")
 	if r.code != 1 {
-		t.Errorf("backup --format tar.zst: %s", r)
+		t.Errorf("backup --format zip: %s", r)
 	}
 	// A backup directory that cannot be made: one line naming it.
 	notDir := filepath.Join(e.dir, "plain-file")
