@@ -3,8 +3,8 @@ package restore_test
 import (
 	"context"
 	"crypto/sha256"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
