@@ -520,3 +520,31 @@ func TestOpenRefuses(t *testing.T) {
 	}
 	e.checkSnapshot()
 }
+
+// TestToIMAPDotServer: on a server whose folders are below "INBOX." with
+// '.' between levels, a whole snapshot restores with every folder in its
+// place, the archive view as INBOX.Archive-Deleted.INBOX (a name with its
+// leading dot would not be one there).
+func TestToIMAPDotServer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 20)
+	d := testenv.StartDovecot(t, bob, testenv.WithNamespace("INBOX.", '.'))
+	s := e.open()
+	o := restore.IMAPOptions{Dest: imapconn.Endpoint{Addr: d.IMAPAddr(), TLS: "none", Username: bob.Name, Password: bob.Password}, DestAccount: bob.Name}
+	reps, err := s.ToIMAP(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := totals(reps); tot.Missing != 0 || tot.Copied != count(e.want) {
+		t.Errorf("%+v, want %d copied", tot, count(e.want))
+	}
+	rename := map[string]string{}
+	for f := range e.want {
+		if f != "INBOX" {
+			rename[f] = "INBOX." + strings.ReplaceAll(f, "/", ".")
+		}
+	}
+	for _, diff := range mirrortest.DiffMailboxes(e.want, mailboxes(t, d, bob.Name), rename) {
+		t.Error(diff)
+	}
+}
