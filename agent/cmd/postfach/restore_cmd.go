@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -67,7 +69,7 @@ status is 1 if any snapshot message is missing there.`,
 			if err != nil {
 				return err
 			}
-			tmp, err := os.MkdirTemp("", "postfach-restore-")
+			tmp, err := restoreTemp()
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
@@ -152,4 +154,35 @@ func restorePath(cfg *configs.Config, arg string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("restore: %s: no such snapshot (neither a path nor a snapshot in %s)", arg, cfg.Backup.Path)
+}
+
+// restoreTemp makes the run's temporary directory,
+// $TMPDIR/postfach-restore-*, holding a file "pid" with this process's
+// id, after removing those of earlier runs whose process is gone (killed
+// before they could remove theirs: each holds a copy of a snapshot's
+// index, or an unpacked export).
+func restoreTemp() (string, error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "postfach-restore-*"))
+	for _, d := range old {
+		b, err := os.ReadFile(filepath.Join(d, "pid"))
+		if err != nil {
+			continue // not made by restore, or another user's
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "postfach-restore-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/internal/agenttest"
 	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/mirrortest"
 	"github.com/postfach/postfach/internal/testenv"
 )
 
@@ -30,8 +33,24 @@ const restoreKills = 3
 // twice (the server already has them all). While postfach run holds the
 // store, restore into it is refused in one line. --folder picks one
 // folder into a destination folder.
-func TestRestore(t *testing.T) {
-	t.Parallel()
+// restoreEnv is a Dovecot whose alice has mail in several folders
+// (some flagged, with keywords, some large), a config with the accounts
+// "old" (alice) and "new" (bob) whose store holds old, synced, and one
+// snapshot of it in [backup] path.
+type restoreEnv struct {
+	d       *testenv.Dovecot
+	src     map[string][]mirrortest.MessageState // alice's mail
+	n       int
+	folders []string
+	config  string
+	store   string
+	backups string
+	name    string // the snapshot's name
+	tmp     string // TMPDIR of the restores
+}
+
+func newRestoreEnv(t *testing.T) *restoreEnv {
+	t.Helper()
 	d := testenv.StartDovecot(t, alice, bob, noAuthPenalty)
 	n := 600
 	if testing.Short() {
@@ -69,6 +88,41 @@ func TestRestore(t *testing.T) {
 			name = e.Name()
 		}
 	}
+	tmp := t.TempDir()
+	return &restoreEnv{d: d, src: src, n: n, folders: folders, config: config, store: store, backups: backups, name: name, tmp: tmp}
+}
+
+// freshStore writes a config like e's whose store is another, empty one.
+func (e *restoreEnv) freshStore(t *testing.T) (config, store string) {
+	t.Helper()
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	store = filepath.Join(dir, "store")
+	config = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(config, []byte(strings.Replace(string(data), fmt.Sprintf("%q", e.store), fmt.Sprintf("%q", store), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return config, store
+}
+
+// env is what the restores' environment adds: their own TMPDIR.
+func (e *restoreEnv) env() []string { return []string{"TMPDIR=" + e.tmp} }
+
+// checkTemp checks that no restore left its temporary directory.
+func (e *restoreEnv) checkTemp(t *testing.T) {
+	t.Helper()
+	if left, _ := filepath.Glob(filepath.Join(e.tmp, "postfach-restore-*")); len(left) > 0 {
+		t.Errorf("temporary directories left: %v", left)
+	}
+}
+
+func TestRestore(t *testing.T) {
+	t.Parallel()
+	e := newRestoreEnv(t)
+	d, src, n, folders, config, backups, name := e.d, e.src, e.n, e.folders, e.config, e.backups, e.name
 	args := []string{"--config", config, "restore", name, "--to", "new"}
 
 	poll := d.Client(t, bob.Name)
@@ -85,7 +139,7 @@ func TestRestore(t *testing.T) {
 	midCopy := 0
 	for i := 1; i <= restoreKills; i++ {
 		cmd := exec.Command(postfachBin, args...)
-		cmd.Env = environ(t, nil)
+		cmd.Env = environ(t, e.env())
 		start := count()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -119,20 +173,20 @@ func TestRestore(t *testing.T) {
 	if midCopy < restoreKills {
 		t.Errorf("%d of %d kills landed while copying", midCopy, restoreKills)
 	}
-	r := mustRun(t, nil, args...)
+	r := mustRun(t, e.env(), args...)
 	t.Logf("after the kills:\n%s", r.stdout)
 	if !strings.Contains(r.stdout, fmt.Sprintf("verified: all %d source messages are on the destination", n)) {
 		t.Errorf("restore output:\n%s", r.stdout)
 	}
 	sameMailboxes(t, src, mailboxes(t, d, bob.Name), nil)
-	r = mustRun(t, nil, args...)
+	r = mustRun(t, e.env(), args...)
 	if !strings.Contains(r.stdout, "snapshot old -> new: 0 messages copied") {
 		t.Errorf("rerun output:\n%s", r.stdout)
 	}
 	sameMailboxes(t, src, mailboxes(t, d, bob.Name), nil)
 
 	// --folder into one folder.
-	r = mustRun(t, nil, "--config", config, "restore", filepath.Join(backups, name), "--folder", "old:Entwürfe", "--to", "new:Entwürfe 2")
+	r = mustRun(t, e.env(), "--config", config, "restore", filepath.Join(backups, name), "--folder", "old:Entwürfe", "--to", "new:Entwürfe 2")
 	if !strings.Contains(r.stdout, fmt.Sprintf("%d messages copied", len(src["Entwürfe"]))) {
 		t.Errorf("--folder output:\n%s", r.stdout)
 	}
@@ -141,27 +195,19 @@ func TestRestore(t *testing.T) {
 	}
 
 	// Into a fresh local store, then the sync: nothing is uploaded twice.
-	data, err := os.ReadFile(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store2 := filepath.Join(filepath.Dir(config), "store2")
-	config2 := filepath.Join(filepath.Dir(config), "config2.toml")
-	if err := os.WriteFile(config2, []byte(strings.Replace(string(data), fmt.Sprintf("%q", store), fmt.Sprintf("%q", store2), 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config2, _ := e.freshStore(t)
 	two := len(src["INBOX"]) + len(src["Archiv/2024"])
-	r = mustRun(t, nil, "--config", config2, "restore", filepath.Join(backups, name), "--folder", "old:INBOX", "--folder", "Archiv/2024")
+	r = mustRun(t, e.env(), "--config", config2, "restore", filepath.Join(backups, name), "--folder", "old:INBOX", "--folder", "Archiv/2024")
 	if !strings.Contains(r.stdout, fmt.Sprintf("verified: all %d source messages are on the destination", two)) ||
 		!strings.Contains(r.stdout, fmt.Sprintf("snapshot old -> the local store: %d messages copied", two)) {
 		t.Errorf("two folders into the store:\n%s", r.stdout)
 	}
-	r = mustRun(t, nil, "--config", config2, "restore", name)
+	r = mustRun(t, e.env(), "--config", config2, "restore", name)
 	if !strings.Contains(r.stdout, fmt.Sprintf("verified: all %d source messages are on the destination", n)) ||
 		!strings.Contains(r.stdout, fmt.Sprintf("snapshot old -> the local store: %d messages copied", n-two)) {
 		t.Errorf("the rest into the store:\n%s", r.stdout)
 	}
-	r = mustRun(t, nil, "--config", config2, "restore", name)
+	r = mustRun(t, e.env(), "--config", config2, "restore", name)
 	if !strings.Contains(r.stdout, "the local store: 0 messages copied") {
 		t.Errorf("rerun into the store:\n%s", r.stdout)
 	}
@@ -177,8 +223,107 @@ func TestRestore(t *testing.T) {
 	if _, err := a.WaitIdle(idleTimeout()); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, nil, "--config", config2, "restore", name)
+	r = run(t, e.env(), "--config", config2, "restore", name)
 	t.Logf("refused while postfach run holds the store: %s", r.stderr)
 	checkOneLineError(t, r, "postfach run", "stop postfach run first")
 	stopAgent(t, a)
+	e.checkTemp(t)
+}
+
+// TestRestoreStoreKill: `postfach restore` into the local store killed
+// with SIGKILL as soon as its deliveries reach the folders (between a
+// batch's renames and its commit, or just after), several times, then run
+// to its end: every snapshot message is in the store exactly once (the
+// report's extra counts any second copy), a rerun delivers nothing, and
+// postfach verify finds every row its file and every file its row.
+func TestRestoreStoreKill(t *testing.T) {
+	t.Parallel()
+	e := newRestoreEnv(t)
+	config, store := e.freshStore(t)
+	args := []string{"--config", config, "restore", e.name}
+	files := func() int {
+		n, _ := fileCounts(t, store)
+		return n
+	}
+	// rows counts the store's message rows (read-only).
+	rows := func() int {
+		db, err := sql.Open("sqlite", "file:"+index.DefaultPath(store)+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Kill until restoreKills kills landed, one of them with files in
+	// the folders whose rows were not committed (the door's window),
+	// within a bound.
+	landed, inWindow := 0, 0
+	for i := 1; i <= 3*restoreKills && (landed < restoreKills || inWindow == 0); i++ {
+		cmd := exec.Command(postfachBin, args...)
+		cmd.Env = environ(t, e.env())
+		start := files()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.After(runTimeout)
+	wait:
+		for {
+			select {
+			case err := <-done:
+				t.Logf("kill %d: the restore ended first (%v)", i, err)
+				break wait
+			case <-deadline:
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("kill %d: nothing delivered in %v", i, runTimeout)
+			case <-time.After(time.Millisecond):
+				if files() > start {
+					cmd.Process.Kill()
+					<-done
+					break wait
+				}
+			}
+		}
+		f, r := files(), rows()
+		if killed(cmd) {
+			landed++
+			if f > r {
+				inWindow++
+			}
+		}
+		t.Logf("kill %d: store %d -> %d message files of %d, %d rows", i, start, f, e.n, r)
+	}
+	if landed < restoreKills || inWindow == 0 {
+		t.Errorf("%d kills landed, %d of them between a delivery's renames and its commit; want %d, and 1", landed, inWindow, restoreKills)
+	}
+	r := mustRun(t, e.env(), args...)
+	t.Logf("after the kills:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, fmt.Sprintf("verified: all %d source messages are on the destination", e.n)) ||
+		!strings.Contains(r.stdout, fmt.Sprintf("total        %d", e.n)) {
+		t.Errorf("restore output:\n%s", r.stdout)
+	}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 6 && f[0] == "total" && f[len(f)-1] != "0" {
+			t.Errorf("extra messages in the store: %q", l)
+		}
+	}
+	if got := files(); got != e.n {
+		t.Errorf("the store has %d message files, want %d", got, e.n)
+	}
+	r = mustRun(t, e.env(), args...)
+	if !strings.Contains(r.stdout, "the local store: 0 messages copied") {
+		t.Errorf("rerun:\n%s", r.stdout)
+	}
+	r = mustRun(t, nil, "--config", config, "verify")
+	if !strings.Contains(r.stdout, "no differences") {
+		t.Errorf("verify:\n%s", r.stdout)
+	}
+	testenv.CheckIndex(t, store)
+	e.checkTemp(t)
 }
