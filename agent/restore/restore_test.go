@@ -548,3 +548,70 @@ func TestToIMAPDotServer(t *testing.T) {
 		t.Error(diff)
 	}
 }
+
+// TestToStoreCRLF: a snapshot file with CRLF line ends (another program's
+// file, indexed as found) is stored with LF by the door, so its bytes in
+// the store differ from the snapshot's: a rerun still finds it there and
+// delivers nothing.
+func TestToStoreCRLF(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 5)
+	ctx := context.Background()
+	var f *index.Folder
+	err := e.st.Read(ctx, func(tx *index.ReadTx) error {
+		id, err := tx.Account("alice")
+		if err != nil {
+			return err
+		}
+		f, err = tx.FolderByName(id, "INBOX")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.st.Dir(*f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "From: mua@example.org\r\nMessage-ID: <crlf@example.org>\r\nSubject: written by a mail reader\r\n\r\nwith CRLF\r\n"
+	ent := maildir.Entry{Key: "1733400000.M1P1.mua", Name: "1733400000.M1P1.mua:2,S", Sub: "cur", Flags: maildir.FlagSeen}
+	if err := os.WriteFile(d.FilePath(ent), []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.IndexFile(ctx, index.Found{Folder: f, Entry: ent}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := backup.Backup(ctx, backup.Options{Store: e.st, To: filepath.Join(t.TempDir(), "backups")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.snap = res.Snapshot
+	s := e.open()
+	st, err := index.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sel, err := s.Select(ctx, []string{"alice:INBOX"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps, err := s.ToStore(ctx, restore.StoreOptions{Store: st, Folders: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sel[0].Messages
+	if tot := totals(reps); tot.Copied != want || tot.Missing != 0 || tot.Extra != 0 {
+		t.Errorf("first run: %+v, want %d copied", tot, want)
+	}
+	for range 2 {
+		reps, err = s.ToStore(ctx, restore.StoreOptions{Store: st, Folders: sel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tot := totals(reps); tot.Copied != 0 || tot.Missing != 0 || tot.Extra != 0 || tot.DestCount != want {
+			t.Errorf("rerun: %+v, want nothing copied", tot)
+		}
+	}
+	e.checkSnapshot()
+}
