@@ -57,7 +57,9 @@ back into INBOX.
 A rerun copies nothing twice, also after an interrupted run (even one
 killed): it copies what the destination still lacks. At the end the
 destination is compared with the snapshot, folder by folder; the exit
-status is 1 if any snapshot message is missing there.`,
+status is 1 if any snapshot message is missing there. A restore into the
+store checks each file against its SHA-256; --to does not (postfach
+verify SNAPSHOT does).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
