@@ -36,14 +36,15 @@ const (
 
 // localJob is one folder of a restore into the store.
 type localJob struct {
-	acct index.AccountID
-	src  *index.Folder // the snapshot's
-	dst  *index.Folder // the store's
-	msgs []*localMsg
-	todo []*localMsg
-	live map[[32]byte]int // the store folder's files by content, a multiset
-	rest map[[32]byte]int // those the snapshot's messages did not match
-	rep  migrate.FolderReport
+	acctName string
+	acct     index.AccountID
+	src      *index.Folder // the snapshot's
+	dst      *index.Folder // the store's
+	msgs     []*localMsg
+	todo     []*localMsg
+	live     map[[32]byte]int // the store folder's files by content, a multiset
+	rest     map[[32]byte]int // those the snapshot's messages did not match
+	rep      migrate.FolderReport
 }
 
 // localMsg is one message of the snapshot.
@@ -106,22 +107,31 @@ func (s *Snapshot) ToStore(ctx context.Context, o StoreOptions) ([]*migrate.Repo
 		}
 	}
 	progress.Expect(n, bytes)
-	var runErr error
+	// A failure of the store (a full disk) stops the deliveries; a
+	// message that cannot be restored (a damaged file) fails its folder
+	// only.
+	var fatal, failed error
 	for _, j := range jobs {
-		if runErr == nil {
-			if runErr = s.deliverLocal(ctx, &o, j, progress); runErr != nil {
-				j.rep.Err = runErr
-				runErr = fmt.Errorf("%s:%s: %w", j.src.Name, j.dst.Name, runErr)
+		if fatal == nil {
+			if err := s.deliverLocal(ctx, &o, j, progress); err != nil {
+				j.rep.Err = err
+				fatal = fmt.Errorf("%s:%s: %w", j.acctName, j.dst.Name, err)
+			} else if j.rep.Err != nil && failed == nil {
+				failed = fmt.Errorf("%s:%s: %w", j.acctName, j.dst.Name, j.rep.Err)
 			}
 		}
 		if ctx.Err() == nil {
 			if err := verifyLocal(ctx, o.Store, j); err != nil {
 				j.rep.Err = err
-				if runErr == nil {
-					runErr = fmt.Errorf("verifying %s: %w", j.dst.Name, err)
+				if fatal == nil {
+					fatal = fmt.Errorf("verifying %s:%s: %w", j.acctName, j.dst.Name, err)
 				}
 			}
 		}
+	}
+	runErr := fatal
+	if runErr == nil {
+		runErr = failed
 	}
 	i := 0
 	for _, rep := range reps {
@@ -130,8 +140,8 @@ func (s *Snapshot) ToStore(ctx context.Context, o StoreOptions) ([]*migrate.Repo
 			i++
 		}
 	}
-	if runErr == nil {
-		runErr = ctx.Err()
+	if err := ctx.Err(); err != nil {
+		runErr = err
 	}
 	return reps, runErr
 }
@@ -145,7 +155,7 @@ func (noProgress) Done(int, int64)   {}
 // account) if needed, indexes the files a cut-short delivery left in it
 // without their row, and finds the messages it lacks.
 func (s *Snapshot) planLocal(ctx context.Context, o *StoreOptions, acct, name string) (*localJob, error) {
-	j := &localJob{}
+	j := &localJob{acctName: acct}
 	j.rep.Dest, j.rep.Sources = name, []string{name}
 	err := s.Index.Read(ctx, func(tx *index.ReadTx) error {
 		id, err := tx.Account(acct)
@@ -359,7 +369,10 @@ func fileSum(st *index.Store, f *index.Folder, m *index.Message) ([32]byte, erro
 	return sum, nil
 }
 
-// deliverLocal delivers the messages folder j lacks, in batches.
+// deliverLocal delivers the messages folder j lacks, in batches. A
+// message that cannot be restored is counted (Failed) and the others go
+// on; the first such failure is j.rep.Err. The error is the store's
+// failure, which ends the run.
 func (s *Snapshot) deliverLocal(ctx context.Context, o *StoreOptions, j *localJob, progress migrate.Progress) error {
 	st := o.Store
 	d, err := st.Dir(*j.dst)
@@ -423,7 +436,7 @@ func (s *Snapshot) deliverLocal(ctx context.Context, o *StoreOptions, j *localJo
 		return err
 	}
 	if firstErr != nil {
-		return fmt.Errorf("%d messages not restored; the first: %w", j.rep.Failed, firstErr)
+		j.rep.Err = fmt.Errorf("%d messages not restored; the first: %w", j.rep.Failed, firstErr)
 	}
 	return nil
 }

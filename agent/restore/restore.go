@@ -62,7 +62,10 @@
 // would index it (index.Store.FileMessages), with the snapshot message's
 // keywords and internal date, so a rerun finds it. Messages are delivered
 // in batches (one fsync sequence each); a delivered file's modification
-// time is its internal date, as the engines leave theirs. The caller holds the store's sync
+// time is its internal date, as the engines leave theirs. A snapshot file
+// whose bytes differ from its row's SHA-256 is damaged: it is not
+// delivered, its folder's report names it (Failed, Missing) and the rest
+// goes on; a failure of the store itself (a full disk) ends the run. The caller holds the store's sync
 // lock: no sync, and no postfach run, writes the store meanwhile.
 package restore
 
