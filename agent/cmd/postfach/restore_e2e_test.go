@@ -30,7 +30,8 @@ const restoreKills = 3
 // bytes, flags and INTERNALDATE, the report verifies it, a rerun copies
 // nothing. Then into a fresh local store: every message, a rerun
 // delivers nothing, and the account's sync afterwards uploads nothing
-// twice (the server already has them all). While postfach run holds the
+// twice (the server has them) and uploads a folder the server lost
+// meanwhile, with flags and dates. While postfach run holds the
 // store, restore into it is refused in one line. --folder picks one
 // folder into a destination folder.
 // restoreEnv is a Dovecot whose alice has mail in several folders
@@ -212,7 +213,23 @@ func TestRestore(t *testing.T) {
 	if !strings.Contains(r.stdout, "the local store: 0 messages copied") {
 		t.Errorf("rerun into the store:\n%s", r.stdout)
 	}
-	mustRun(t, nil, "--config", config2, "sync", "old")
+	// Sent lost on the server meanwhile: the sync uploads the restored
+	// copies; the rest, which the server still has, it uploads not again.
+	ac := d.Client(t, alice.Name)
+	if _, err := ac.Select("Sent", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.Store(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mailboxes(t, d, alice.Name)["Sent"]; len(got) != 0 || len(src["Sent"]) == 0 {
+		t.Fatalf("Sent on the server: %d messages after the expunge (%d before)", len(got), len(src["Sent"]))
+	}
+	r = mustRun(t, nil, "--config", config2, "sync", "old")
+	t.Logf("sync after the restore: %s", strings.TrimSpace(r.stdout))
 	sameMailboxes(t, src, mailboxes(t, d, alice.Name), nil)
 
 	// postfach run holds the store: restore into it is refused.
