@@ -23,17 +23,6 @@ import (
 // kills with SIGKILL while they copy.
 const restoreKills = 3
 
-// TestRestore: a snapshot of a synced store (`postfach backup`, named by
-// its name in [backup] path) restored with the binary into an empty
-// Dovecot user, killed with SIGKILL several times while it copies and
-// then run to its end: every message is there exactly once with its
-// bytes, flags and INTERNALDATE, the report verifies it, a rerun copies
-// nothing. Then into a fresh local store: every message, a rerun
-// delivers nothing, and the account's sync afterwards uploads nothing
-// twice (the server has them) and uploads a folder the server lost
-// meanwhile, with flags and dates. While postfach run holds the
-// store, restore into it is refused in one line. --folder picks one
-// folder into a destination folder.
 // restoreEnv is a Dovecot whose alice has mail in several folders
 // (some flagged, with keywords, some large), a config with the accounts
 // "old" (alice) and "new" (bob) whose store holds old, synced, and one
@@ -120,6 +109,17 @@ func (e *restoreEnv) checkTemp(t *testing.T) {
 	}
 }
 
+// TestRestore: a snapshot of a synced store (`postfach backup`, named by
+// its name in [backup] path) restored with the binary into an empty
+// Dovecot user, killed with SIGKILL several times while it copies and
+// then run to its end: every message is there exactly once with its
+// bytes, flags and INTERNALDATE, the report verifies it, a rerun copies
+// nothing. Then into a fresh local store: every message, a rerun
+// delivers nothing, and the account's sync afterwards uploads nothing
+// twice (the server has them) and uploads a folder the server lost
+// meanwhile, with flags and dates. While postfach run holds the
+// store, restore into it is refused in one line. --folder picks one
+// folder into a destination folder.
 func TestRestore(t *testing.T) {
 	t.Parallel()
 	e := newRestoreEnv(t)
