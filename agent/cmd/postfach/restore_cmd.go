@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postfach/postfach/agent"
+	"github.com/postfach/postfach/agent/backup"
 	"github.com/postfach/postfach/agent/restore"
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/sync/migrate"
@@ -76,7 +77,7 @@ verify SNAPSHOT does).`,
 				return fmt.Errorf("restore: %w", err)
 			}
 			defer os.RemoveAll(tmp)
-			dir, err := restore.Materialize(ctx, path, tmp)
+			dir, err := backup.Materialize(ctx, path, tmp)
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
