@@ -28,8 +28,9 @@ import (
 // message once with its bytes, flags, keywords and INTERNALDATE, and a
 // rerun copies nothing; each restored into an empty local store gives the
 // synced store's rows (folder, SHA-256, flags, keywords, internal date),
-// which verify finds clean, and a rerun delivers nothing. The exports
-// are not written to, and no temporary directory is left.
+// which verify finds clean, and a rerun delivers nothing. One mbox file
+// of the export restores alone. The exports are not written to, and no
+// temporary directory is left.
 func TestRestoreExports(t *testing.T) {
 	t.Parallel()
 	carol := testenv.User{Name: "carol", Password: "carol-pass"}
@@ -80,6 +81,7 @@ func TestRestoreExports(t *testing.T) {
 	exports := map[string]string{}
 	for _, format := range []string{"tar.zst", "mbox"} {
 		r := mustRun(t, nil, "--config", config, "backup", "--format", format)
+		t.Logf("postfach backup --format %s: %s", format, strings.TrimSpace(r.stdout))
 		m := otherSnapshotLine.FindStringSubmatch(r.stdout)
 		if m == nil || m[2] != fmt.Sprint(n) {
 			t.Fatalf("backup --format %s printed %q, want %d messages", format, r.stdout, n)
@@ -91,6 +93,7 @@ func TestRestoreExports(t *testing.T) {
 	for _, x := range []struct{ format, to, user string }{{"tar.zst", "new", bob.Name}, {"mbox", "new2", carol.Name}} {
 		name := filepath.Base(exports[x.format])
 		r := mustRun(t, env, "--config", config, "restore", name, "--to", x.to)
+		t.Logf("postfach restore %s --to %s:\n%s", name, x.to, r.stdout)
 		if !strings.Contains(r.stdout, fmt.Sprintf("verified: all %d source messages are on the destination", n)) ||
 			!strings.Contains(r.stdout, fmt.Sprintf("snapshot old -> %s: %d messages copied", x.to, n)) {
 			t.Errorf("restore %s --to %s:\n%s", name, x.to, r.stdout)
@@ -123,6 +126,19 @@ func TestRestoreExports(t *testing.T) {
 		r = run(t, nil, "--config", config2, "verify")
 		if r.code != 0 || !strings.Contains(r.stdout, "no differences") {
 			t.Errorf("verify of the store %s restored into: %s", x.format, r)
+		}
+	}
+	// One mbox file of the export, alone: its folder (named by the file)
+	// of the account "mbox".
+	one := filepath.Join(exports["mbox"], "old", "Lists", "Go.mbox")
+	r := mustRun(t, env, "--config", config, "restore", one, "--folder", "Go", "--to", "new:Go alone")
+	if !strings.Contains(r.stdout, fmt.Sprintf("snapshot mbox -> new: %d messages copied", len(src["Lists/Go"]))) {
+		t.Errorf("restore %s --to new:Go alone:\n%s", one, r.stdout)
+	}
+	if got := mailboxes(t, d, bob.Name)["Go alone"]; !slices.Equal(got, src["Lists/Go"]) {
+		for _, diff := range mirrortest.DiffMailboxes(map[string][]mirrortest.MessageState{"Go alone": src["Lists/Go"]},
+			map[string][]mirrortest.MessageState{"Go alone": got}, nil) {
+			t.Errorf("one mbox restored alone: %s", diff)
 		}
 	}
 	after := treeSums(t, backups)
