@@ -212,4 +212,3 @@ func TestArchiveOff(t *testing.T) {
 		t.Error("the message stayed, or an archive view was made")
 	}
 }
-
