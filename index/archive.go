@@ -13,7 +13,7 @@ import (
 // message expunged upstream, or deleted locally, is not removed but moved
 // (Store.Archive, through Move: file first, then row) into the local-only
 // folder ArchiveFolder(<folder>) of its account, its row marked with the
-// time it went (messages.gone_upstream, ArchivedAt). There it is an
+// time it went (table archived, ArchivedAt). There it is an
 // ordinary message row: indexed, searchable, backed up and restored like
 // any other. It has no upstream UID, and the sync never looks at the
 // archive folders (sync/imapsync excludes them: never created upstream,
@@ -36,17 +36,18 @@ func IsArchiveFolder(name string) bool {
 // SetArchive records account acct's archive setting, which Expunge reads
 // (the agent and each sync run record the configured one).
 func (tx *Tx) SetArchive(acct AccountID, on bool) error {
-	_, err := tx.exec(`UPDATE accounts SET archive=? WHERE id=?`, on, acct)
+	q := `DELETE FROM archive_accounts WHERE account_id=?`
+	if on {
+		q = `INSERT OR IGNORE INTO archive_accounts(account_id) VALUES(?)`
+	}
+	_, err := tx.exec(q, acct)
 	return err
 }
 
 // ArchiveOn reports account acct's recorded archive setting.
 func (tx *ReadTx) ArchiveOn(acct AccountID) (bool, error) {
 	var on bool
-	err := tx.queryRow(`SELECT archive FROM accounts WHERE id=?`, acct).Scan(&on)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("index: account %d: %w", acct, ErrNotFound)
-	}
+	err := tx.queryRow(`SELECT EXISTS (SELECT 1 FROM archive_accounts WHERE account_id=?)`, acct).Scan(&on)
 	return on, err
 }
 
@@ -54,11 +55,11 @@ func (tx *ReadTx) ArchiveOn(acct AccountID) (bool, error) {
 // it is an ordinary message).
 func (tx *ReadTx) ArchivedAt(id MessageID) (time.Time, error) {
 	var at int64
-	err := tx.queryRow(`SELECT gone_upstream FROM messages WHERE id=?`, id).Scan(&at)
+	err := tx.queryRow(`SELECT at FROM archived WHERE message_id=?`, id).Scan(&at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, fmt.Errorf("index: message %d: %w", id, ErrNotFound)
+		return time.Time{}, nil
 	}
-	if err != nil || at == 0 {
+	if err != nil {
 		return time.Time{}, err
 	}
 	return time.Unix(at, 0), nil
@@ -240,7 +241,7 @@ func (s *Store) archiveSplit(ctx context.Context, msgs []*Message) (archived, re
 // locally.
 func (tx *Tx) MarkArchived(ids []MessageID, at time.Time) error {
 	for _, id := range ids {
-		if _, err := tx.exec(`UPDATE messages SET gone_upstream=? WHERE id=?`, at.Unix(), id); err != nil {
+		if _, err := tx.exec(`INSERT OR REPLACE INTO archived(message_id, at) VALUES(?, ?)`, id, at.Unix()); err != nil {
 			return err
 		}
 	}

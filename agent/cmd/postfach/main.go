@@ -153,6 +153,7 @@ Configuration lives in one TOML file (see "postfach init").`,
 		newQueueCmd(g),
 		newBackupCmd(g),
 		newVerifyCmd(g),
+		newPurgeCmd(g),
 	)
 	return root
 }
