@@ -47,6 +47,7 @@ func archiveGone(ctx context.Context, o *Options, gone []*index.Message) error {
 	if len(gone) == 0 || o.DryRun {
 		return nil
 	}
+	o.Logger.Debug("archiving", "messages", len(gone), "why", "expunged upstream") // the kill test aims here
 	return o.Index.Archive(ctx, gone, false)
 }
 
@@ -116,9 +117,23 @@ func (w *worker) archiveCopies(ctx context.Context, j *folderJob, rows []*index.
 	}); err != nil {
 		return err
 	}
+	// A file of one of them without its row: an interrupted run's copy,
+	// renamed into the view before its row was committed. The server
+	// still has the message (it is expunged only after the rows are
+	// committed): the copy is fetched again, in its place.
+	for _, m := range byUID {
+		if e, err := dir.Find(m.Key, ""); err == nil {
+			if _, err := dir.Unlink(e); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	if len(uids) == 0 {
 		return nil
 	}
+	w.s.log.Debug("archiving", "messages", len(uids), "why", "deleted here") // the kill test aims here
 	var as []*index.Arrival
 	defer func() {
 		for _, a := range as {
