@@ -122,7 +122,7 @@ func TestArchive(t *testing.T) {
 	// Expunged upstream.
 	id1, raw1 := e.rawByUID("INBOX", 1)
 	e.serverExpunge("INBOX", 1)
-	res, _ := e.sync()
+	res := e.parity("upstream expunge")
 	if tot := res.Totals(); tot.Archived != 1 || tot.Expunged != 0 || tot.Uploaded != 0 {
 		t.Errorf("upstream expunge: %+v, want 1 archived, nothing expunged or uploaded", tot)
 	}
@@ -140,7 +140,7 @@ func TestArchive(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.dir(index.ArchiveFolder("INBOX")).Path, "new", en2.Key), raw2, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, _ = e.sync()
+	res = e.parity("local deletion")
 	if tot := res.Totals(); tot.Archived != 1 || tot.ExpungedRemote != 1 || tot.Uploaded != 0 || tot.New != 0 {
 		t.Errorf("local deletion: %+v, want 1 archived and deleted upstream", tot)
 	}
@@ -210,11 +210,27 @@ func TestArchiveOff(t *testing.T) {
 	e.sync()
 	id, _ := e.rawByUID("INBOX", 1)
 	e.serverExpunge("INBOX", 1)
-	res, _ := e.sync()
+	res := e.parity("upstream expunge")
 	if tot := res.Totals(); tot.Expunged != 1 || tot.Archived != 0 {
 		t.Errorf("%+v, want 1 expunged", tot)
 	}
 	if e.localCopies("INBOX", id) != 0 || !e.folderGone(index.ArchiveFolder("INBOX")) {
 		t.Error("the message stayed, or an archive view was made")
 	}
+}
+
+// parity runs a dry run, then the real run, and fails unless the dry run
+// planned exactly what the real run did (planSummary, and the archived
+// counts); it returns the real run's result.
+func (e *env) parity(what string) *imapsync.Result {
+	e.t.Helper()
+	dry, err := e.runWith(true, false)
+	if err != nil {
+		e.t.Fatalf("%s: dry run: %v", what, err)
+	}
+	res, _ := e.sync()
+	if d, r := planSummary(dry), planSummary(res); d != r || dry.Totals().Archived != res.Totals().Archived {
+		e.t.Errorf("%s: the dry run planned\n%s(%d archived)\nthe real run did\n%s(%d archived)", what, d, dry.Totals().Archived, r, res.Totals().Archived)
+	}
+	return res
 }

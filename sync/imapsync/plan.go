@@ -311,11 +311,16 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	}
 	switch {
 	case o.pullDeletes() && o.Archive:
+		archived := slices.Clone(p.serverGone)
+		for i, m := range archived { // as they were: Archive sets their UIDs to 0
+			c := *m
+			archived[i] = &c
+		}
 		if err := archiveGone(ctx, o, p.serverGone); err != nil {
 			return err
 		}
-		j.update(func(r *FolderResult) { r.Archived += len(p.serverGone) })
-		j.recordRows(OpArchive, p.serverGone)
+		j.update(func(r *FolderResult) { r.Archived += len(archived) })
+		j.recordRows(OpArchive, archived)
 	case o.pullDeletes():
 		if err := expungeLocal(ctx, o.Index, p.serverGone, o.DryRun); err != nil {
 			return err
