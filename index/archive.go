@@ -208,8 +208,13 @@ func (s *Store) Purge(ctx context.Context, msgs []*Message) error {
 	return s.Remove(ctx, msgs, nil)
 }
 
+// ErrArchiveView is Expunge's error for messages in the archive view of
+// an account that keeps an archive: only Purge removes them.
+var ErrArchiveView = errors.New("messages in " + ArchivePrefix + " are removed by postfach purge only")
+
 // archiveSplit returns the messages of msgs whose account keeps an
-// archive (ArchiveOn), and the others.
+// archive (ArchiveOn), and the others. A message in such an account's
+// archive view is ErrArchiveView.
 func (s *Store) archiveSplit(ctx context.Context, msgs []*Message) (archived, rest []*Message, err error) {
 	err = s.Read(ctx, func(tx *ReadTx) error {
 		folders, err := tx.foldersByID(folderIDs(msgs)...)
@@ -225,9 +230,13 @@ func (s *Store) archiveSplit(ctx context.Context, msgs []*Message) (archived, re
 			}
 		}
 		for _, m := range msgs {
-			if f := folders[m.Folder]; f != nil && on[f.Account] {
+			f := folders[m.Folder]
+			switch {
+			case f != nil && on[f.Account] && IsArchiveFolder(f.Name):
+				return ErrArchiveView
+			case f != nil && on[f.Account]:
 				archived = append(archived, m)
-			} else {
+			default:
 				rest = append(rest, m)
 			}
 		}

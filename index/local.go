@@ -276,8 +276,8 @@ func folderIDs(msgs []*Message) []FolderID {
 // each that had an upstream UID, an "expunge" intent in the same
 // transaction as the rows. In an account that keeps an archive
 // (ArchiveOn), the messages move to its archive view instead, with the
-// same intents (Store.Archive); those already there stay (only Purge
-// removes them).
+// same intents (Store.Archive); for one already there it fails with
+// ErrArchiveView, and removes nothing (only Purge removes them).
 func (s *Store) Expunge(ctx context.Context, msgs []*Message) error {
 	if len(msgs) == 0 {
 		return nil
