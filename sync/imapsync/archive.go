@@ -27,6 +27,8 @@ import (
 //	                                   archive view under the file's Maildir key,
 //	                                   then expunged upstream as usual
 //
+// A folder deleted upstream is kept here, as it is, not synced (folderops.go).
+//
 // The archive folders are excluded from every run (withDefaults adds them
 // to the patterns' exclusions), so they are never created or uploaded
 // upstream, and their absence there is no deletion.

@@ -234,3 +234,26 @@ func (e *env) parity(what string) *imapsync.Result {
 	}
 	return res
 }
+
+// TestArchiveFolderDeleted: with Archive, a folder deleted upstream is
+// kept here with every message, even with remove_folders, and not
+// created upstream again.
+func TestArchiveFolderDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(o *imapsync.Options) { o.Archive, o.CreateFolders, o.RemoveFolders, o.Force = true, true, true, true }
+	e.seedSpread(3, 6, "INBOX", "Work")
+	e.sync()
+	before := e.localMsgs("Work")
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	if err := c.Delete("Work").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout()
+	e.sync()
+	if err := sameMsgs("Work", before, e.localMsgs("Work")); err != nil {
+		t.Error(err)
+	}
+	if e.serverMsgs("Work") != nil {
+		t.Error("Work was created upstream again")
+	}
+}
