@@ -240,7 +240,9 @@ func (e *env) parity(what string) *imapsync.Result {
 // created upstream again.
 func TestArchiveFolderDeleted(t *testing.T) {
 	e := newEnv(t)
-	e.opts = func(o *imapsync.Options) { o.Archive, o.CreateFolders, o.RemoveFolders, o.Force = true, true, true, true }
+	e.opts = func(o *imapsync.Options) {
+		o.Archive, o.CreateFolders, o.RemoveFolders, o.Force = true, true, true, true
+	}
 	e.seedSpread(3, 6, "INBOX", "Work")
 	e.sync()
 	before := e.localMsgs("Work")
