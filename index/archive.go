@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/postfach/postfach/maildir"
 )
 
 // The archive view of an account with `archive = true` (configs): a
@@ -255,4 +258,112 @@ func (tx *Tx) MarkArchived(ids []MessageID, at time.Time) error {
 		}
 	}
 	return nil
+}
+
+// ScanArchive brings the index in line with the archive view folders on
+// disk of account acct (its sync runs it, holding the account's turn):
+// a folder without a row gets one, a file without a row is indexed
+// (marked archived now: a lost index, or a file an interrupted Archive or
+// delivery left without its row), a row whose file is gone is dropped
+// (removed by hand). So the view is rebuilt from the Maildir like the
+// rest of the index. It returns how many rows it added and dropped.
+func (s *Store) ScanArchive(ctx context.Context, acct AccountID) (added, dropped int, err error) {
+	if s.root == "" {
+		return 0, 0, errNoRoot
+	}
+	var name string
+	if err := s.Read(ctx, func(tx *ReadTx) error {
+		return tx.queryRow(`SELECT name FROM accounts WHERE id=?`, acct).Scan(&name)
+	}); err != nil {
+		return 0, 0, err
+	}
+	var views []string
+	err = maildir.WalkFolders(filepath.Join(s.root, maildir.EncodeName(name)), func(folder string, _ *maildir.Dir) error {
+		if IsArchiveFolder(folder) && folder != ArchivePrefix {
+			views = append(views, folder)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, v := range views {
+		a, d, err := s.scanView(ctx, acct, v)
+		added, dropped = added+a, dropped+d
+		if err != nil {
+			return added, dropped, err
+		}
+	}
+	return added, dropped, nil
+}
+
+// scanView is ScanArchive of one view folder.
+func (s *Store) scanView(ctx context.Context, acct AccountID, name string) (added, dropped int, err error) {
+	f, err := s.CreateFolder(ctx, acct, name, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := s.Dir(*f)
+	if err != nil {
+		return 0, 0, err
+	}
+	entries, err := d.Scan()
+	if err != nil {
+		return 0, 0, err
+	}
+	var rows []*Message
+	if err := s.Read(ctx, func(tx *ReadTx) (err error) {
+		rows, err = tx.FileRows(f.ID)
+		return err
+	}); err != nil {
+		return 0, 0, err
+	}
+	onDisk := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		onDisk[e.Key] = true
+	}
+	known := make(map[string]bool, len(rows))
+	var gone []MessageID
+	for _, m := range rows {
+		known[m.Key] = true
+		if !onDisk[m.Key] {
+			gone = append(gone, m.ID)
+		}
+	}
+	var found []maildir.Entry
+	for _, e := range entries {
+		if !known[e.Key] && !s.Delivering(e.Key) {
+			found = append(found, e)
+			known[e.Key] = true // one row per key
+		}
+	}
+	if len(found)+len(gone) == 0 {
+		return 0, 0, nil
+	}
+	ms, err := s.FileMessages(f, found, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = s.Write(ctx, func(tx *Tx) error {
+		for _, id := range gone {
+			if err := tx.DeleteMessage(id); err != nil {
+				return err
+			}
+		}
+		if len(ms) == 0 {
+			return nil
+		}
+		for _, m := range ms {
+			m.UID = 0 // never upstream
+		}
+		ids, err := tx.AddMessages(ms)
+		if err != nil {
+			return err
+		}
+		return tx.MarkArchived(ids, time.Now())
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return len(ms), len(gone), nil
 }

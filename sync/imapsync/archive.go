@@ -33,6 +33,11 @@ import (
 // to the patterns' exclusions), so they are never created or uploaded
 // upstream, and their absence there is no deletion.
 //
+// Each run (not a dry run) first brings the index in line with the
+// archive folders on disk (index.Store.ScanArchive): a file there without
+// a row (a lost index; a file an interrupted run left) is indexed, so the
+// view is rebuilt from the Maildir like the rest of the index.
+//
 // Crash safety. A kill inside the move (file renamed into the view, row
 // not yet moved) leaves a row whose file is gone while the server has no
 // copy: such a row is moved after its file when the view holds it

@@ -172,6 +172,22 @@ func TestArchive(t *testing.T) {
 		}
 	}
 
+	// A lost index: the view is indexed again from its files (ScanArchive),
+	// the folders are matched again by content, nothing moves.
+	e.store.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(index.DefaultPath(e.root) + suffix)
+	}
+	e.openIndex()
+	res, _ = e.sync()
+	if tot := res.Totals(); tot.Uploaded+tot.New+tot.Archived+tot.ExpungedRemote+tot.Expunged != 0 {
+		t.Errorf("after a lost index: %+v, want nothing moved", tot)
+	}
+	e.archived("INBOX", id1, raw1)
+	e.archived("INBOX", id2, raw2)
+	e.archived("Work", id3, raw3)
+	e.quiet("lost index")
+
 	// Purge removes for good, and nothing comes back.
 	var all []index.Archived
 	if err := e.store.Read(ctx, func(tx *index.ReadTx) (err error) {

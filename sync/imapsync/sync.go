@@ -236,6 +236,17 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Archive && !o.DryRun { // the turn is held: see archive.go
+		added, dropped, err := o.Index.ScanArchive(ctx, acct)
+		if err != nil {
+			first.Close()
+			s.closeSpares(ctx)
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		if added+dropped > 0 {
+			s.log.Info("archive view indexed again", "added", added, "dropped", dropped)
+		}
+	}
 	defer s.closeSpares(ctx)
 	jobs, err := s.jobs(ctx, acct, folders)
 	if err != nil {
