@@ -14,6 +14,27 @@ import (
 // messages to its archive view (index.Store.Expunge). A sync run records
 // it too. Accounts the index does not know yet have nothing to expunge.
 func recordArchive(st *index.Store, cfg *configs.Config) error {
+	// Read first: most opens change nothing, and need no write.
+	same := true
+	if err := st.Read(context.Background(), func(tx *index.ReadTx) error {
+		for _, acct := range cfg.Accounts {
+			id, err := tx.Account(acct.Name)
+			if errors.Is(err, index.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			on, err := tx.ArchiveOn(id)
+			if err != nil {
+				return err
+			}
+			same = same && on == acct.Archive
+		}
+		return nil
+	}); err != nil || same {
+		return err
+	}
 	return st.Write(context.Background(), func(tx *index.Tx) error {
 		for _, acct := range cfg.Accounts {
 			id, err := tx.Account(acct.Name)
