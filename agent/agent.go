@@ -102,6 +102,10 @@ func Open(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, storeFull(cfg.Store.Path, err)
 	}
+	if err := recordArchive(st, cfg); err != nil {
+		st.Close()
+		return nil, storeFull(cfg.Store.Path, err)
+	}
 	return &Agent{cfg: cfg, store: st, log: log}, nil
 }
 
@@ -300,6 +304,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		MaxDeletePercent: acct.MaxDeletePercent,
 		CreateFolders:    acct.CreateFolders,
 		RemoveFolders:    acct.RemoveFolders,
+		Archive:          acct.Archive,
 		FolderMap:        acct.FolderMap,
 		NamespacePrefix:  acct.NamespacePrefix,
 		MaxAgeDays:       acct.MaxAgeDays,

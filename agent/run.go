@@ -98,7 +98,8 @@ func (a *Agent) Run(ctx context.Context, opts RunOptions) error {
 	d.endpoints = &endpoints{d: d}
 	d.outbox = &outboxes{d: d}
 	var bg sync.WaitGroup
-	bg.Add(4)
+	bg.Add(5)
+	go func() { defer bg.Done(); newBackupScheduler(a.store, root, d.backupConfig, a.log).Run(runCtx) }() // schedule.go
 	go func() { defer bg.Done(); d.serve(ln) }()
 	go func() { defer bg.Done(); d.indexer(runCtx) }()
 	go func() { defer bg.Done(); d.watchFeed(runCtx) }()        // local changes nudge their account (feed.go)
@@ -403,4 +404,14 @@ func containsService(list []*service, s *service) bool {
 		}
 	}
 	return false
+}
+
+// backupConfig is the current config's [backup] (the backup scheduler's).
+func (d *daemon) backupConfig() configs.Backup {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cfg == nil {
+		return d.a.cfg.Backup
+	}
+	return d.cfg.Backup
 }

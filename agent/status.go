@@ -14,6 +14,13 @@ type Status struct {
 	// Agent is the live state of the agent (postfach run) on the store;
 	// nil (left out) when none runs.
 	Agent *AgentStatus `json:"agent,omitempty"`
+	// Backup is the last backup the agent took on [backup] schedule
+	// (schedule.go); nil (left out) when none yet.
+	Backup *BackupState `json:"backup,omitempty"`
+	// BackupSchedule is [backup] schedule ("" none), NextBackup the next
+	// time it names (RFC 3339, "" none).
+	BackupSchedule string `json:"backup_schedule,omitempty"`
+	NextBackup     string `json:"next_backup,omitempty"`
 }
 
 // AccountStatus is one account's state.
@@ -58,6 +65,11 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.Backup, err = ReadBackupState(a.cfg.Store.Path); err != nil {
+		a.log.Warn("reading the last backup's state", "err", err)
+	}
+	st.BackupSchedule = a.cfg.Backup.Schedule
+	st.NextBackup = rfc3339(a.cfg.Backup.Next(time.Now()))
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ag, err := a.AgentStatus(actx)

@@ -38,11 +38,16 @@ type Account struct {
 	// wildcards); a pattern starting with "!" excludes what it matches.
 	// Default ["*"]; Load puts "*" first when the list has exclusions only,
 	// so there is always an including pattern.
-	Folders          []string
-	Direction        string            // "both" (default) | "pull" | "push"
-	Expunge          string            // "both" (default) | "local" | "remote" | "none"
-	CreateFolders    bool              // default true
-	RemoveFolders    bool              // default false
+	Folders       []string
+	Direction     string // "both" (default) | "pull" | "push"
+	Expunge       string // "both" (default) | "local" | "remote" | "none"
+	CreateFolders bool   // default true
+	RemoveFolders bool   // default false
+	// Archive keeps every message that ever arrived: one expunged upstream
+	// or deleted locally moves to the local-only folder
+	// ".Archive-Deleted/<folder>" instead of being deleted (only `postfach
+	// purge` removes it for good). Default false.
+	Archive          bool
 	MaxAgeDays       int               // 0: no limit
 	MaxSize          int64             // bytes, 0: no limit; the file may say 10485760, "10MB" or "512k" (1k = 1024)
 	FolderMap        map[string]string // remote name -> local name

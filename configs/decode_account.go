@@ -8,7 +8,7 @@ import (
 
 var (
 	imapKeys = []string{"folders", "direction", "expunge", "create_folders", "remove_folders",
-		"max_age_days", "max_size", "folder_map", "max_delete_percent", "connections", "namespace_prefix",
+		"archive", "max_age_days", "max_size", "folder_map", "max_delete_percent", "connections", "namespace_prefix",
 		"idle_folders"}
 	pop3Keys    = []string{"folder", "keep", "delete_after_days"}
 	secretKeys  = []string{"password", "password_env", "password_cmd", "token_cmd"}
@@ -161,6 +161,7 @@ func (d *decoder) imap(t *table, a *Account) {
 	a.Expunge = oneOf(t, "expunge", "both", "both", "local", "remote", "none")
 	a.CreateFolders = t.boolean("create_folders", true)
 	a.RemoveFolders = t.boolean("remove_folders", false)
+	a.Archive = t.boolean("archive", false)
 	a.MaxAgeDays = nonNegative(t, "max_age_days", 0)
 	a.MaxSize = maxSize(t)
 	a.FolderMap = folderMap(t, a.Folders)

@@ -51,6 +51,23 @@
 // password equal to an account's password is refused: local clients never
 // learn an upstream password. See [Serve].
 //
+// # Archive
+//
+// archive = true on an IMAP account (default false) keeps every message
+// that ever arrived: a message expunged upstream, or deleted locally (its
+// file removed by a mail client, or expunged through the local IMAP
+// endpoint), moves to the local-only folder ".Archive-Deleted/<folder>"
+// of the account instead of being deleted, still indexed and searchable.
+// That folder is never synced upstream. `postfach purge` removes messages
+// from it for good.
+//
+// # Backup schedule
+//
+// [backup] schedule ("hourly", "daily HH:MM", "weekly DAY HH:MM", local
+// time; "" for none) is when `postfach run` takes a backup (see
+// [Backup.Next]); one missed while the machine slept is taken once when it
+// wakes.
+//
 // # Paths
 //
 // store.path, backup.path and ca_file accept "~" and "~/..." for the home

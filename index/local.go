@@ -274,8 +274,21 @@ func folderIDs(msgs []*Message) []FolderID {
 
 // Expunge removes messages (files, rows, tombstones: Store.Remove); for
 // each that had an upstream UID, an "expunge" intent in the same
-// transaction as the rows.
+// transaction as the rows. In an account that keeps an archive
+// (ArchiveOn), the messages move to its archive view instead, with the
+// same intents (Store.Archive); for one already there it fails with
+// ErrArchiveView, and removes nothing (only Purge removes them).
 func (s *Store) Expunge(ctx context.Context, msgs []*Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	archived, msgs, err := s.archiveSplit(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	if err := s.Archive(ctx, archived, true); err != nil {
+		return err
+	}
 	if len(msgs) == 0 {
 		return nil
 	}

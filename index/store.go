@@ -78,6 +78,12 @@
 //   - OpenBody and OpenMessage open a message's file by its row: the last
 //     known name, else its key (a mail reader renamed it).
 //
+// The archive view of an account with archive = true (archive.go): a
+// message deleted upstream or locally moves (Store.Archive, through Move)
+// to the local-only folder ArchiveFolder(<folder>), marked in the table
+// archived; Purge alone removes it; ScanArchive indexes that folder again
+// from its files (a lost index loses only the times of archiving).
+//
 // A backup (agent/backup) copies the database while writers go on
 // (Store.SnapshotInto: SQLite's online backup, one read transaction) and
 // reads the files the copy's rows name (ReadTx.StoredFiles, ReadSnapshot;

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -302,6 +303,9 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
 	}
 	err = s.srv.o.Store.Expunge(s.srv.ctx, rows)
 	release()
+	if errors.Is(err, index.ErrArchiveView) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: oneLine(err.Error())}
+	}
 	if err != nil {
 		return s.storeErr("expunging", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/migrate"
 )
@@ -13,7 +14,7 @@ import (
 // true` account keeps the messages deleted upstream
 // (".Archive-Deleted/<Folder>"); on an IMAP destination they restore
 // without the dot (see the package documentation).
-const ArchiveView = ".Archive-Deleted"
+const ArchiveView = index.ArchivePrefix
 
 // IMAPOptions say where ToIMAP restores to.
 type IMAPOptions struct {

@@ -34,6 +34,7 @@ const (
 	OpDeleteLocal  = "delete-local"  // a file and its row removed: the server message is gone
 	OpDeleteServer = "delete-server" // a server message expunged: the file is gone
 	OpReindex      = "reindex"       // a file found on disk indexed again
+	OpArchive      = "archive"       // a message moved to the archive view (Options.Archive)
 )
 
 // record adds actions to the folder's result.

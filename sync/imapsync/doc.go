@@ -120,6 +120,12 @@
 //	moved here (queued)           UID MOVE upstream; source gone: uploaded;
 //	                              expunged here since: deleted there
 //
+// With Options.Archive (archive.go) nothing is deleted here: a message
+// deleted there moves to the local-only archive view
+// (index.ArchiveFolder), one deleted here is first fetched into it, then
+// deleted there; a folder deleted there stays here. The archive folders
+// are never synced.
+//
 // Options.Direction limits which side is written ("pull": never upstream;
 // "push": never locally); Options.Expunge limits where deletions are
 // carried out. A run that would delete more than MaxDeletePercent of a

@@ -50,7 +50,8 @@ import (
 //	same    same     nothing
 //	renamed same     the local folder is renamed (Maildir directory and index)
 //	same    renamed  RENAME upstream (push), else the local folder is renamed back
-//	gone    there    remove_folders and pulled deletions (expunge both/local): removed
+//	gone    there    archive: kept locally and left alone; else with
+//	                 remove_folders and pulled deletions (expunge both/local): removed
 //	                 locally, below; else with push and create_folders: CREATEd
 //	                 again upstream and its messages uploaded; else kept locally
 //	                 and left alone
@@ -440,6 +441,9 @@ func (p *folderPlanner) goneUpstream(ctx context.Context, f *index.Folder, l *lo
 		p.claimedR[f.Name] = true
 	case !g.gone:
 		p.add(folderAction{kind: actNote, line: fmt.Sprintf("keep local folder %q without syncing it: %s", f.Name, g.why)}, f.Name)
+	case o.Archive:
+		// An archive keeps every message: the folder stays here, as it is.
+		p.add(folderAction{kind: actNote, line: fmt.Sprintf("keep local folder %q, deleted upstream, without syncing it (archive)", f.Name)}, f.Name)
 	case o.RemoveFolders && o.pullDeletes():
 		return p.removeLocal(ctx, f, l)
 	case o.push() && o.CreateFolders:

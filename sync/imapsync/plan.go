@@ -306,10 +306,26 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	if err := w.expungeRemote(ctx, j, p.localGone); err != nil {
 		return err
 	}
-	if err := dropRows(ctx, o.Index, p.refetch); err != nil {
+	forget, err := finishArchived(ctx, o, j, p.present, p.refetch)
+	if err != nil {
 		return err
 	}
-	if o.pullDeletes() {
+	if err := dropRows(ctx, o.Index, forget); err != nil {
+		return err
+	}
+	switch {
+	case o.pullDeletes() && o.Archive:
+		archived := slices.Clone(p.serverGone)
+		for i, m := range archived { // as they were: Archive sets their UIDs to 0
+			c := *m
+			archived[i] = &c
+		}
+		if err := archiveGone(ctx, o, p.serverGone); err != nil {
+			return err
+		}
+		j.update(func(r *FolderResult) { r.Archived += len(archived) })
+		j.recordRows(OpArchive, archived)
+	case o.pullDeletes():
 		if err := expungeLocal(ctx, o.Index, p.serverGone, o.DryRun); err != nil {
 			return err
 		}

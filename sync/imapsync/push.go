@@ -326,6 +326,7 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 	if w.s.opts.DryRun {
 		j.update(func(r *FolderResult) { r.ExpungedRemote += len(rows) })
 		j.recordRows(OpDeleteServer, rows)
+		w.recordArchived(j, rows)
 		return nil
 	}
 	// The folder is read once more before anything is deleted upstream: a
@@ -342,6 +343,12 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 	rows = slices.DeleteFunc(slices.Clone(rows), func(m *index.Message) bool { return onDisk[m.Key] })
 	if len(rows) == 0 {
 		return nil
+	}
+	if w.s.opts.Archive { // kept here: the server's copy, before it goes
+		if err := w.archiveCopies(ctx, j, rows); err != nil {
+			return err
+		}
+		w.recordArchived(j, rows)
 	}
 	uids := make([]imap.UID, len(rows))
 	for i, m := range rows {

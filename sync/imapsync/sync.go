@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,6 +42,12 @@ type Options struct {
 	// Force overrides it.
 	MaxDeletePercent int
 	Force            bool
+	// Archive keeps every message (configs' archive = true): a message
+	// expunged upstream, or deleted locally, moves to the account's
+	// local-only archive view (index.ArchiveFolder) instead of being
+	// deleted here; see archive.go. Whatever it says, the archive folders
+	// (index.ArchivePrefix) are never synced.
+	Archive bool
 	// CreateFolders creates upstream the folders made locally (and again
 	// those deleted upstream that still exist locally); RemoveFolders
 	// carries folder deletions over to the other side. See folderops.go.
@@ -134,6 +141,7 @@ type FolderResult struct {
 	Uploaded       int    // local messages APPENDed upstream
 	ExpungedRemote int    // messages deleted upstream because they were deleted locally
 	Expunged       int    // messages removed locally because they left the server
+	Archived       int    // messages moved to the archive view (Options.Archive) instead
 	Rebuilt        int    // index rows rebuilt from files already on disk
 	Refused        int    // local messages the server would not store (tried again next run)
 	RefusedWhy     string // the server's answer to the first of them
@@ -183,6 +191,7 @@ func (r *Result) Totals() (fr FolderResult) {
 		fr.Uploaded += f.Uploaded
 		fr.ExpungedRemote += f.ExpungedRemote
 		fr.Expunged += f.Expunged
+		fr.Archived += f.Archived
 		fr.Rebuilt += f.Rebuilt
 		fr.Refused += f.Refused
 		fr.TooLarge += f.TooLarge
@@ -215,8 +224,10 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	var acct index.AccountID
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		var err error
-		acct, err = tx.EnsureAccount(o.Account)
-		return err
+		if acct, err = tx.EnsureAccount(o.Account); err != nil {
+			return err
+		}
+		return tx.SetArchive(acct, o.Archive)
 	})
 	if err != nil {
 		return nil, err
@@ -224,6 +235,17 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	first, folders, moved, err := s.folderLevel(ctx, acct)
 	if err != nil {
 		return nil, err
+	}
+	if o.Archive && !o.DryRun { // the turn is held: see archive.go
+		added, dropped, err := o.Index.ScanArchive(ctx, acct)
+		if err != nil {
+			first.Close()
+			s.closeSpares(ctx)
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		if added+dropped > 0 {
+			s.log.Info("archive view indexed again", "added", added, "dropped", dropped)
+		}
 	}
 	defer s.closeSpares(ctx)
 	jobs, err := s.jobs(ctx, acct, folders)
@@ -258,6 +280,10 @@ func (o Options) withDefaults() Options {
 	if o.MaxDeletePercent <= 0 {
 		o.MaxDeletePercent = 25
 	}
+	// The archive view is local only, whatever the patterns say: never
+	// created or uploaded upstream, never taken for a folder deleted
+	// there (see Match's callers).
+	o.Folders = append(slices.Clip(o.Folders), "!"+index.ArchivePrefix, "!"+index.ArchivePrefix+"/*")
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

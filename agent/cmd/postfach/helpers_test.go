@@ -191,6 +191,10 @@ type status struct {
 	// Agent is there when a postfach run answers on the store (see
 	// runStatus for its keys).
 	Agent json.RawMessage `json:"agent"`
+	// The backup schedule and the last scheduled backup (archive_e2e_test.go).
+	Backup         json.RawMessage `json:"backup"`
+	BackupSchedule string          `json:"backup_schedule"`
+	NextBackup     string          `json:"next_backup"`
 }
 
 // getStatus runs `status --json`, checks the shape of the JSON (every

@@ -154,6 +154,7 @@ Configuration lives in one TOML file (see "postfach init").`,
 		newBackupCmd(g),
 		newVerifyCmd(g),
 		newRestoreCmd(g),
+		newPurgeCmd(g),
 	)
 	return root
 }

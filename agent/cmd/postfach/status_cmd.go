@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +32,11 @@ runs on the store, also its process id and each account's live state:
 idle, syncing, offline (with the time of the next try) or stopped by an
 error (a wrong password, an untrusted certificate) until the config
 changes. --json adds
-"agent": {"pid": N, "accounts": [{"name", "state", "next_retry"}]} then.`,
+"agent": {"pid": N, "accounts": [{"name", "state", "next_retry"}]} then.
+Last, the backup schedule ([backup] schedule) and the last scheduled
+backup the agent took: when, how long, files, what it added, its error
+(--json: "backup_schedule", "next_backup", "backup": {"at", "seconds",
+"snapshot", "files", "copied", "bytes_added", "error", "last_success"}).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -92,7 +97,10 @@ changes. --json adds
 					fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", safe(f.Name), f.Messages, last, safe(f.Error))
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printBackupStatus(out, st)
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -176,4 +184,33 @@ func agentRuns(ctx context.Context, a *agent.Agent) bool {
 	defer cancel()
 	_, err := a.AgentStatus(ctx)
 	return !errors.Is(err, agent.ErrNoAgent)
+}
+
+// printBackupStatus prints the backup schedule and the last scheduled
+// backup's outcome (agent.BackupState), one line each.
+func printBackupStatus(w io.Writer, st *agent.Status) error {
+	if st.BackupSchedule == "" && st.Backup == nil {
+		return nil
+	}
+	if st.BackupSchedule != "" {
+		fmt.Fprintf(w, "backup: %s, next %s\n", safe(st.BackupSchedule), st.NextBackup)
+	}
+	b := st.Backup
+	if b == nil {
+		_, err := fmt.Fprintln(w, "last backup: never")
+		return err
+	}
+	took := time.Duration(b.Seconds * float64(time.Second)).Round(time.Millisecond)
+	if b.Error != "" {
+		last := "never"
+		if !b.LastSuccess.IsZero() {
+			last = b.LastSuccess.Format(time.RFC3339)
+		}
+		_, err := fmt.Fprintf(w, "last backup: %s FAILED after %s: %s (last success %s)\n",
+			b.At.Format(time.RFC3339), took, safe(b.Error), last)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "last backup: %s, took %s, %d files, %d new, %d bytes added, no errors (%s)\n",
+		b.At.Format(time.RFC3339), took, b.Files, b.Copied, b.BytesAdded, safe(b.Snapshot))
+	return err
 }

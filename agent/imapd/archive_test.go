@@ -1,0 +1,83 @@
+package imapd
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// TestExpungeArchive: in an account that keeps an archive
+// (index.Tx.SetArchive, as the agent records archive = true), an EXPUNGE
+// through the endpoint moves the message to .Archive-Deleted/INBOX: the
+// client sees it expunged, the file and its row are in the archive view
+// (which the endpoint lists and serves like any folder), and the sync
+// gets an "expunge" intent for its server copy. An EXPUNGE inside the
+// archive view is refused (NO [CANNOT]) and leaves the message there:
+// only purge removes it.
+func TestExpungeArchive(t *testing.T) {
+	st, fs := testStore(t, "INBOX")
+	ctx := context.Background()
+	if err := st.Write(ctx, func(tx *index.Tx) error { return tx.SetArchive(fs["INBOX"].Account, true) }); err != nil {
+		t.Fatal(err)
+	}
+	raw := "From: a@example.org\nSubject: keep me\nMessage-ID: <keep@example.org>\n\nbody\n"
+	m := deliver(t, st, fs["INBOX"], 5, raw, maildir.FlagSeen)
+	deliver(t, st, fs["INBOX"], 6, "Subject: other\n\nx\n", 0)
+	_, addr := startServer(t, st)
+	c := dialT(t, addr, "client")
+	c.must("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	u := c.must("EXPUNGE")
+	if len(u) != 1 || u[0] != "* 1 EXPUNGE" {
+		t.Errorf("EXPUNGE answered %q", u)
+	}
+
+	var view *index.Folder
+	var rows []*index.Message
+	var intents []index.Intent
+	if err := st.Read(ctx, func(tx *index.ReadTx) (err error) {
+		if view, err = tx.FolderByName(fs["INBOX"].Account, index.ArchiveFolder("INBOX")); err != nil {
+			return err
+		}
+		if rows, err = tx.Messages(view.ID); err != nil {
+			return err
+		}
+		intents, err = tx.Intents(fs["INBOX"].ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ID != m.ID || rows[0].UID != 0 || rows[0].Flags&maildir.FlagDeleted == 0 {
+		t.Fatalf("archive view rows = %+v, want message %d without UID", rows, m.ID)
+	}
+	d, err := st.Dir(*view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := d.Find(rows[0].Key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(d.FilePath(e)); err != nil || string(got) != raw {
+		t.Errorf("archived file = %q, %v", got, err)
+	}
+	if len(intents) != 1 || intents[0].Op != index.IntentExpunge || intents[0].Arg != "5/777" {
+		t.Errorf("intents = %+v, want one expunge of 5/777", intents)
+	}
+
+	// The view is a folder of the endpoint; an EXPUNGE there keeps it.
+	if u := strings.Join(c.must(`LIST "" "*"`), "\n"); !strings.Contains(u, index.ArchivePrefix) {
+		t.Errorf("LIST does not show the archive view:\n%s", u)
+	}
+	c.must(`SELECT "%s"`, index.ArchiveFolder("INBOX"))
+	c.must("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	if u, status := c.cmd("", "EXPUNGE"); len(u) != 0 || !strings.HasPrefix(status, "NO [CANNOT]") || !strings.Contains(status, "postfach purge") {
+		t.Errorf("EXPUNGE in the archive view answered %q, %q", u, status)
+	}
+	if _, err := d.Find(rows[0].Key, ""); err != nil {
+		t.Errorf("the archived file went: %v", err)
+	}
+}
