@@ -428,7 +428,7 @@ var attachmentKinds = []struct{ name, mimeType string }{
 	{"slides-%s.pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
 	{"photos-%s.zip", "application/zip"},
 	{"notes-%s.txt", "text/plain"},
-	{"meeting-%s.ics", "text/calendar"},
+	{"invite-%s.ics", "text/calendar"},
 }
 
 // namedAttachment is an attachment of a kind from attachmentKinds: most a
