@@ -116,9 +116,14 @@ func (r *searchReport) writeText(w io.Writer) {
 	row("notmuch", "notmuch new (empty database)", ix.NotmuchMedian, ix.Notmuch, ix.NotmuchBytes)
 	row("(postfach)", "sync from Dovecot, not indexing", r.Sync, []sample{r.Sync}, 0)
 	tw.Flush()
-	fmt.Fprintf(w, "indexing ratio postfach/notmuch: %.2f. postfach's headers (subject, from, to, cc, date, flags) go into its index during the sync,\n"+
+	cpu := func(s sample) float64 { return (s.User + s.Sys).Seconds() }
+	cpuRatio := 0.0
+	if c := cpu(ix.NotmuchMedian); c > 0 {
+		cpuRatio = cpu(ix.PostfachMedian) / c
+	}
+	fmt.Fprintf(w, "indexing ratio postfach/notmuch: wall %.2f, CPU (user+sys) %.2f. postfach's headers (subject, from, to, cc, date, flags) go into its index during the sync,\n"+
 		"not separable from downloading and storing; the sync's time is shown, not counted. notmuch new parses headers and bodies.\n"+
-		"Index size: postfach's whole index (.postfach: headers, sync state, full text), notmuch's database.\n\n", ix.Ratio)
+		"Index size: postfach's whole index (.postfach: headers, sync state, full text), notmuch's database.\n\n", ix.Ratio, cpuRatio)
 
 	fmt.Fprintln(w, "queries (wall of the whole process, median; hits: results printed with a limit of 50, postfach messages, notmuch threads;")
 	fmt.Fprintln(w, "all: every matching message, counted untimed; agree: every hit compared by Message-ID):")
