@@ -193,6 +193,8 @@ func measureSearch(ctx context.Context, ws *workspace, rep *searchReport, pf *pf
 	rep.Index.PostfachBytes = dirSize(filepath.Join(pf.store, ".postfach"))
 	rep.Index.NotmuchBytes = dirSize(nm.db)
 
+	pf.probeLanguage(ctx)
+	rep.Language, rep.Tools[0].Notes = pf.language, pf.notes()
 	for _, q := range queries {
 		res := runQuery(ctx, pf, nm, q, o.repeat)
 		rep.Queries = append(rep.Queries, res)
@@ -218,8 +220,8 @@ func (p *pfSearcher) argv(args ...string) []string {
 	return append([]string{p.bin, "--config", p.conf}, args...)
 }
 
-// probe asks the build what its search command takes: --json and the
-// query language came with issue 13; before, plain words and a table.
+// probe asks the build whether its search command has --json (issue 13;
+// before, it printed a table). --help does not index anything.
 func (p *pfSearcher) probe(ctx context.Context) error {
 	argv := p.argv("search", "--help")
 	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
@@ -227,8 +229,16 @@ func (p *pfSearcher) probe(ctx context.Context) error {
 		return fmt.Errorf("%s: %w\n%s", shellQuote(argv), err, out)
 	}
 	p.json = strings.Contains(string(out), "--json")
-	p.language = strings.Contains(string(out), "from:")
 	return nil
+}
+
+// probeLanguage finds out whether the build has the query language
+// (issue 13; before, every query was plain words): with it an unknown
+// flag is an error, without it two words that match nothing. It runs a
+// search, so it must come after the indexing runs (a search indexes).
+func (p *pfSearcher) probeLanguage(ctx context.Context) {
+	argv := p.searchArgv("flag:no-such-flag", 1)
+	p.language = exec.CommandContext(ctx, argv[0], argv[1:]...).Run() != nil
 }
 
 func (p *pfSearcher) notes() string {

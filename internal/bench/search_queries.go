@@ -20,8 +20,10 @@ type searchQuery struct {
 	Notmuch  string `json:"notmuch"`  // the same in notmuch's; "" if it has none
 	// Plain: the query is plain words, which postfach's search took
 	// before the query language.
-	Plain bool   `json:"plain"`
-	Note  string `json:"note,omitempty"` // where the semantics differ
+	Plain bool `json:"plain"`
+	// Note says where the semantics differ; without one both tools must
+	// find the same messages (the smoke test checks it).
+	Note string `json:"note,omitempty"`
 }
 
 // searchQueries are the 20 queries, their words taken from the corpus's
@@ -87,16 +89,16 @@ func searchQueries(v *corpus.Vocabulary, n int, dirs map[string]string, store st
 		{Name: "from: + word", Postfach: "from:" + who2.Email + " " + common, Notmuch: "from:" + who2.Email + " and " + quote(common)},
 		{Name: "cc:", Postfach: "cc:" + who3.Email, Notmuch: "to:" + who3.Email, Note: "notmuch has no cc:; its to: matches To and Cc, so also mail sent to them"},
 		{Name: "subject:", Postfach: "subject:" + subj, Notmuch: "subject:" + quote(subj)},
-		{Name: "date range", Postfach: pfDates, Notmuch: nmDates, Note: "postfach's date: is the Date header's, notmuch's too"},
+		{Name: "date range", Postfach: pfDates, Notmuch: nmDates},
 		{Name: "word + dates", Postfach: medium2 + " " + pfDates, Notmuch: quote(medium2) + " and " + nmDates},
 		{Name: "folder", Postfach: "folder:Archive", Notmuch: "folder:" + quote(folder("Archive"))},
 		{Name: "flag", Postfach: "flag:flagged", Notmuch: "tag:flagged"},
 		{Name: "unread in folder", Postfach: "folder:INBOX -flag:seen", Notmuch: "folder:" + quote(folder("INBOX")) + " and tag:unread"},
 		{Name: "OR", Postfach: medium + " OR " + medium2, Notmuch: quote(medium) + " or " + quote(medium2)},
 		{Name: "NOT", Postfach: common + " NOT " + common2, Notmuch: quote(common) + " and not " + quote(common2)},
-		{Name: "prefix", Postfach: pre + "*", Notmuch: pre + "*", Note: "a word beginning with " + pre},
+		{Name: "prefix", Postfach: pre + "*", Notmuch: pre + "*"},
 		{Name: "has:attachment", Postfach: "has:attachment", Notmuch: "tag:attachment"},
-		{Name: "attachment name", Postfach: "attachment:rechnung", Notmuch: "attachment:rechnung", Note: "file names Rechnung-<date>.pdf"},
+		{Name: "attachment name", Postfach: "attachment:rechnung", Notmuch: "attachment:rechnung"},
 		{Name: "accented word", Postfach: umlaut, Notmuch: quote(strings.ToLower(umlaut)), Plain: true,
 			Note: "postfach folds accents (finds the word without them too), notmuch does not"},
 		{Name: "size", Postfach: "size:>200k", Notmuch: "", Note: "notmuch cannot search by size"},
