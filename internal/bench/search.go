@@ -149,7 +149,7 @@ func benchSearch(ctx context.Context, o searchOptions, args []string, log io.Wri
 	}
 	rep.Tools = []peerInfo{
 		{Name: "postfach", Version: ws.pf.version, Notes: pf.notes(), Command: shellQuote(pf.searchArgv("Q", 50))},
-		{Name: "notmuch", Version: nmS.version, Notes: nmS.notes(), Command: shellQuote(nmS.searchArgv("Q'", 50))},
+		{Name: "notmuch", Version: nmS.version, Notes: nmS.notes(), Command: shellQuote(nmS.searchArgv("Q", 50))},
 	}
 
 	queries := searchQueries(vocab, o.messages, scan.dirs, pr.store)

@@ -109,10 +109,14 @@ func searchQueries(v *corpus.Vocabulary, n int, dirs map[string]string, store st
 type toolResult struct {
 	Runs   []time.Duration `json:"-"`
 	Median time.Duration   `json:"-"`
-	Hits   int             `json:"hits"`     // results printed with --limit 50 (notmuch: threads)
-	All    int             `json:"all_hits"` // messages matching, untimed run without limit; -1 unknown
-	Error  string          `json:"error,omitempty"`
-	ids    []string
+	CPU    []time.Duration `json:"-"` // user+sys of each run
+	// MedianCPU is the median CPU time (user+sys): on a loaded machine
+	// the wall time is mostly waiting for a CPU.
+	MedianCPU time.Duration `json:"-"`
+	Hits      int           `json:"hits"`     // results printed with --limit 50 (notmuch: threads)
+	All       int           `json:"all_hits"` // messages matching, untimed run without limit; -1 unknown
+	Error     string        `json:"error,omitempty"`
+	ids       []string
 }
 
 func (t toolResult) MarshalJSON() ([]byte, error) {
@@ -123,9 +127,10 @@ func (t toolResult) MarshalJSON() ([]byte, error) {
 	type plain toolResult
 	return json.Marshal(struct {
 		plain
-		RunsMS   []float64 `json:"runs_ms"`
-		MedianMS float64   `json:"median_ms"`
-	}{plain(t), runs, t.Median.Seconds() * 1000})
+		RunsMS      []float64 `json:"runs_ms"`
+		MedianMS    float64   `json:"median_ms"`
+		MedianCPUMS float64   `json:"median_cpu_ms"`
+	}{plain(t), runs, t.Median.Seconds() * 1000, t.MedianCPU.Seconds() * 1000})
 }
 
 func (t toolResult) brief() string {
@@ -143,7 +148,8 @@ type queryResult struct {
 	Query    searchQuery `json:"query"`
 	Postfach toolResult  `json:"postfach"`
 	Notmuch  toolResult  `json:"notmuch"`
-	Ratio    float64     `json:"ratio,omitempty"` // postfach / notmuch, median wall
+	Ratio    float64     `json:"ratio,omitempty"`     // postfach / notmuch, median wall
+	CPURatio float64     `json:"cpu_ratio,omitempty"` // postfach / notmuch, median CPU
 	// Agree compares every hit by Message-ID: "same", or how many only
 	// one tool found; "" when not compared.
 	Agree string `json:"agree,omitempty"`
@@ -175,6 +181,7 @@ func runQuery(ctx context.Context, pf *pfSearcher, nm *notmuchSearcher, q search
 				continue
 			}
 			t.res.Runs = append(t.res.Runs, s.Wall)
+			t.res.CPU = append(t.res.CPU, s.User+s.Sys)
 			if r == 0 {
 				if t.res == &res.Postfach {
 					t.res.Hits, _, err = pf.hits(out)
@@ -189,11 +196,14 @@ func runQuery(ctx context.Context, pf *pfSearcher, nm *notmuchSearcher, q search
 	}
 	for _, t := range tools {
 		if len(t.res.Runs) > 0 {
-			t.res.Median = medianDuration(t.res.Runs)
+			t.res.Median, t.res.MedianCPU = medianDuration(t.res.Runs), medianDuration(t.res.CPU)
 		}
 	}
 	if res.Postfach.Median > 0 && res.Notmuch.Median > 0 {
 		res.Ratio = res.Postfach.Median.Seconds() / res.Notmuch.Median.Seconds()
+	}
+	if res.Postfach.MedianCPU > 0 && res.Notmuch.MedianCPU > 0 {
+		res.CPURatio = res.Postfach.MedianCPU.Seconds() / res.Notmuch.MedianCPU.Seconds()
 	}
 	// Every hit, untimed.
 	if res.Postfach.Error == "" {

@@ -55,22 +55,24 @@ type searchSummary struct {
 	PostfachFaster int     `json:"postfach_faster"` // of those, postfach's median <= notmuch's
 	MedianPostfach float64 `json:"median_postfach_ms"`
 	MedianNotmuch  float64 `json:"median_notmuch_ms"`
+	CPUPostfach    float64 `json:"median_cpu_postfach_ms"`
+	CPUNotmuch     float64 `json:"median_cpu_notmuch_ms"`
 	WorstRatio     float64 `json:"worst_ratio"`
 	Errors         int     `json:"errors"`
 }
 
 func (r *searchReport) summarize() {
-	var pf, nm []time.Duration
+	var pf, nm, pfCPU, nmCPU []time.Duration
 	s := &r.Summary
 	for _, q := range r.Queries {
 		if q.Postfach.Error != "" || q.Notmuch.Error != "" {
 			s.Errors++
 		}
 		if q.Postfach.Median > 0 {
-			pf = append(pf, q.Postfach.Median)
+			pf, pfCPU = append(pf, q.Postfach.Median), append(pfCPU, q.Postfach.MedianCPU)
 		}
 		if q.Notmuch.Median > 0 {
-			nm = append(nm, q.Notmuch.Median)
+			nm, nmCPU = append(nm, q.Notmuch.Median), append(nmCPU, q.Notmuch.MedianCPU)
 		}
 		if q.Ratio > 0 {
 			s.Compared++
@@ -81,10 +83,10 @@ func (r *searchReport) summarize() {
 		}
 	}
 	if len(pf) > 0 {
-		s.MedianPostfach = medianDuration(pf).Seconds() * 1000
+		s.MedianPostfach, s.CPUPostfach = medianDuration(pf).Seconds()*1000, medianDuration(pfCPU).Seconds()*1000
 	}
 	if len(nm) > 0 {
-		s.MedianNotmuch = medianDuration(nm).Seconds() * 1000
+		s.MedianNotmuch, s.CPUNotmuch = medianDuration(nm).Seconds()*1000, medianDuration(nmCPU).Seconds()*1000
 	}
 }
 
@@ -128,10 +130,10 @@ func (r *searchReport) writeText(w io.Writer) {
 		"not separable from downloading and storing; the sync's time is shown, not counted. notmuch new parses headers and bodies.\n"+
 		"Index size: postfach's whole index (.postfach: headers, sync state, full text), notmuch's database.\n\n", ix.Ratio, cpuRatio)
 
-	fmt.Fprintln(w, "queries (wall of the whole process, median; hits: results printed with a limit of 50, postfach messages, notmuch threads;")
+	fmt.Fprintln(w, "queries (wall of the whole process and its CPU time, user+sys, in ms, medians; hits: results printed with a limit of 50, postfach messages, notmuch threads;")
 	fmt.Fprintln(w, "all: every matching message, counted untimed; agree: every hit compared by Message-ID):")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tquery\tpostfach\tnotmuch\tpf ms\tnm ms\tratio\thits pf/nm\tall pf/nm\tagree\t")
+	fmt.Fprintln(tw, "#\tquery\tpostfach\tnotmuch\tpf ms\tnm ms\tratio\tpf CPU\tnm CPU\tCPU ratio\thits pf/nm\tall pf/nm\tagree\t")
 	ms := func(t toolResult) string {
 		switch {
 		case t.Error != "" && len(t.Runs) == 0:
@@ -140,6 +142,12 @@ func (r *searchReport) writeText(w io.Writer) {
 			return "n/a"
 		}
 		return fmt.Sprintf("%.1f", t.Median.Seconds()*1000)
+	}
+	cpuMS := func(t toolResult) string {
+		if len(t.Runs) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", t.MedianCPU.Seconds()*1000)
 	}
 	all := func(n int) string {
 		if n < 0 {
@@ -152,21 +160,24 @@ func (r *searchReport) writeText(w io.Writer) {
 		if !q.Query.Plain {
 			mark = " †"
 		}
-		ratio := "-"
+		ratio, cpuRatio := "-", "-"
 		if q.Ratio > 0 {
 			ratio = fmt.Sprintf("%.2f", q.Ratio)
+		}
+		if q.CPURatio > 0 {
+			cpuRatio = fmt.Sprintf("%.2f", q.CPURatio)
 		}
 		nmq := q.Query.Notmuch
 		if nmq == "" {
 			nmq = "(none)"
 		}
-		fmt.Fprintf(tw, "%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s\t\n", i+1, q.Query.Name, mark, q.Query.Postfach, nmq,
-			ms(q.Postfach), ms(q.Notmuch), ratio, q.Postfach.Hits, q.Notmuch.Hits, all(q.Postfach.All), all(q.Notmuch.All), q.Agree)
+		fmt.Fprintf(tw, "%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s\t\n", i+1, q.Query.Name, mark, q.Query.Postfach, nmq,
+			ms(q.Postfach), ms(q.Notmuch), ratio, cpuMS(q.Postfach), cpuMS(q.Notmuch), cpuRatio, q.Postfach.Hits, q.Notmuch.Hits, all(q.Postfach.All), all(q.Notmuch.All), q.Agree)
 	}
 	tw.Flush()
 	s := r.Summary
-	fmt.Fprintf(w, "median of the queries' medians: postfach %.1f ms, notmuch %.1f ms; postfach as fast or faster in %d of %d compared, worst ratio %.2f\n",
-		s.MedianPostfach, s.MedianNotmuch, s.PostfachFaster, s.Compared, s.WorstRatio)
+	fmt.Fprintf(w, "median of the queries' medians: wall postfach %.1f ms, notmuch %.1f ms; CPU postfach %.0f ms, notmuch %.0f ms; postfach's wall as short or shorter in %d of %d compared, worst ratio %.2f\n",
+		s.MedianPostfach, s.MedianNotmuch, s.CPUPostfach, s.CPUNotmuch, s.PostfachFaster, s.Compared, s.WorstRatio)
 	if r.Language {
 		fmt.Fprintln(w, "† needs postfach's query language (issue 13); the others are plain words.")
 	} else {
