@@ -29,6 +29,12 @@
 //	       Postfix (STARTTLS, AUTH), until the relay delivered them all
 //	       (see send.go); flags -messages, -seed, -runs, -agent (also
 //	       postfach send with postfach run sending as messages come)
+//	search postfach search vs notmuch (Debian's, Xapian) on the same
+//	       Maildir of natural-language mail (wamerican/wngerman words,
+//	       Zipf): indexing (the first postfach search vs notmuch new) and
+//	       20 typical queries, median wall per query, hit counts compared
+//	       by Message-ID; flags -messages (default 50000), -seed, -runs
+//	       (indexing), -repeat (per query); see search.go
 //	soak   postfach run alone, an hour of mixed traffic on both sides in
 //	       busy and quiet halves: is it flat (memory, threads,
 //	       descriptors, goroutines) and idle when nothing changes? See
@@ -188,6 +194,7 @@ var scenarios = []scenario{
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
 	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
 	{"send", "postfach send ×N + queue --flush vs msmtp ×N to one Postfix relay (STARTTLS, AUTH): time until all delivered", runSend},
+	{"search", "postfach search vs notmuch on the same Maildir of natural-language mail: indexing, 20 typical queries", runSearch},
 	{"soak", "postfach run under mixed traffic for an hour: memory, threads, descriptors, goroutines flat; CPU near zero when idle", runSoak},
 }
 

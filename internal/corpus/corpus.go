@@ -23,6 +23,13 @@
 // Message IDs are unique per (seed, i); dates ascend with i (about 30 minutes
 // apart, starting 2022-01-01), so UIDs and dates agree after an in-order
 // APPEND.
+//
+// With Options.Natural set, the corpus is natural-language mail instead, for
+// search benchmarks (natural.go): Zipf-distributed dictionary words from
+// Debian's wamerican and wngerman in sentences and paragraphs, 300
+// correspondents, threads, dates over several years, named attachments.
+// The same properties hold (deterministic, prefixes, unique IDs, ascending
+// dates).
 package corpus
 
 import (
@@ -58,6 +65,12 @@ type Options struct {
 	// BigAttachmentSize is the attachment's size in bytes before base64
 	// encoding (the message grows by about 4/3 of it). Default 5 MiB.
 	BigAttachmentSize int
+
+	// Natural, when set, makes the corpus natural-language mail built from
+	// this vocabulary (see natural.go; LoadVocabulary reads it). Folders
+	// then defaults to NaturalFolders; the BigAttachment options still
+	// apply.
+	Natural *Vocabulary
 }
 
 // DefaultBigAttachmentSize is used when Options.BigAttachmentSize is 0.
@@ -94,6 +107,9 @@ func At(seed int64, i int, opts Options) Message {
 		i:    i,
 		opts: opts,
 		r:    newRand(seed, i),
+	}
+	if opts.Natural != nil {
+		return g.natural()
 	}
 	return g.message()
 }

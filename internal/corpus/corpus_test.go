@@ -201,7 +201,7 @@ func walk(t *testing.T, i int, ctype, cte string, body io.Reader) {
 		r = quotedprintable.NewReader(body)
 	case "base64":
 		r = base64.NewDecoder(base64.StdEncoding, body)
-	case "7bit", "":
+	case "7bit", "8bit", "":
 		r = body
 	default:
 		t.Fatalf("message %d: unexpected encoding %q", i, cte)
