@@ -74,8 +74,9 @@
 // Dir.Stamp reads the identity and modification times of cur/ and new/.
 // Every file created, renamed or removed in them moves those times, so a
 // Stamp equal to one taken when the listing was known vouches for that
-// listing without reading it, unless it is Racy (younger than two seconds:
-// a filesystem's clock is coarse). A program that changes the files and
+// listing without reading it, unless it is Racy (younger than 100 ms, or
+// three seconds on a filesystem that keeps whole seconds: a filesystem's
+// clock is coarse). A program that changes the files and
 // then sets the directories' times back defeats it; mail programs do not.
 //
 // A Dir holds nothing but its path and is safe for concurrent use; a Delivery

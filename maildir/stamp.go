@@ -13,8 +13,8 @@ import (
 // directories. Every delivery, rename and removal of a file in them
 // changes their modification time, so an equal stamp means an equal
 // listing, provided the stamp is not Racy: a filesystem's clock is
-// coarse (a tick of milliseconds), and a change within the tick of the
-// time read can leave that time as it was. Taken twice around a read of
+// coarse (a tick of milliseconds, or of seconds), and a change within the
+// tick of the time read can leave that time as it was. Taken twice around a read of
 // the listing, equal and not racy, a stamp vouches for what was read
 // until it differs; this is how a sync of a large unchanged mailbox
 // reads no listing at all.
@@ -28,8 +28,14 @@ type stampDir struct {
 }
 
 // racyWindow is how recent a directory time is too recent to vouch for a
-// listing (see Stamp): far more than any filesystem's clock tick.
-const racyWindow = 2 * time.Second
+// listing (see Stamp): far more than the clock tick of a filesystem that
+// keeps sub-second times (Linux's are the kernel's coarse clock, a few
+// milliseconds); coarseWindow is it for one that keeps whole seconds (its
+// times have no fraction; FAT's tick is two seconds).
+const (
+	racyWindow   = 100 * time.Millisecond
+	coarseWindow = 3 * time.Second
+)
 
 // Stamp returns the folder's Stamp; an error if cur/ or new/ cannot be
 // read.
@@ -52,10 +58,15 @@ func (d *Dir) Stamp() (Stamp, error) {
 }
 
 // Racy reports whether s is too recent, as of now, to vouch for a
-// listing: either directory changed within racyWindow of now, or after
-// it (a clock set back).
+// listing: either directory changed within the window of its
+// filesystem's clock (racyWindow, coarseWindow) of now, or after now (a
+// clock set back); or the filesystem gives no inode numbers.
 func (s Stamp) Racy(now time.Time) bool {
-	limit := now.Add(-racyWindow).UnixNano()
+	window := racyWindow
+	if s.Cur.Mtime%int64(time.Second) == 0 || s.New.Mtime%int64(time.Second) == 0 {
+		window = coarseWindow
+	}
+	limit := now.Add(-window).UnixNano()
 	return s.Cur.Mtime > limit || s.New.Mtime > limit || s.Cur.Ino == 0 || s.New.Ino == 0
 }
 

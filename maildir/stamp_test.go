@@ -67,3 +67,22 @@ func TestStamp(t *testing.T) {
 		}
 	}
 }
+
+// TestStampRacyWindow: a stamp 200 ms old vouches on a filesystem with
+// sub-second times, not on one that keeps whole seconds.
+func TestStampRacyWindow(t *testing.T) {
+	now := time.Unix(1_000_000, 500_000_000)
+	fine := now.Add(-200 * time.Millisecond).UnixNano()
+	s := Stamp{Cur: stampDir{1, 2, fine}, New: stampDir{1, 3, fine}}
+	if s.Racy(now) {
+		t.Errorf("a 200 ms old stamp with sub-second times is racy")
+	}
+	whole := time.Unix(1_000_000, 0).UnixNano() // 500 ms old, whole seconds
+	s.New.Mtime = whole
+	if !s.Racy(now) {
+		t.Errorf("a 500 ms old stamp of whole seconds vouches")
+	}
+	if !(Stamp{Cur: stampDir{1, 2, fine}, New: stampDir{1, 3, now.Add(time.Hour).UnixNano()}}).Racy(now) {
+		t.Errorf("a stamp from the future vouches")
+	}
+}

@@ -19,9 +19,10 @@
 //     times of its cur/ and new/, with its row count and largest row id,
 //     equal to those recorded when a run last found listing and rows equal
 //     between two equal stamps (maildir.Stamp, index.FolderStamp; a stamp
-//     younger than two seconds vouches for nothing, as a filesystem's
-//     clock is coarse). So a no-change run of a large mailbox reads no
-//     listing and loads no rows.
+//     younger than the filesystem's clock tick, with a wide margin,
+//     vouches for nothing: maildir.Stamp.Racy). So a no-change run of a
+//     large mailbox reads no listing and loads no rows: only the first run
+//     after a folder changed reads it, and records its stamp.
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
 //     either side are carried over; the actions are planned first and then
 //     carried out, so a dry run lists exactly what a real run does. Server
