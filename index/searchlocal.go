@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -374,9 +373,9 @@ func (q *searchQuery) fullText(s string, body bool) string {
 	}
 	var or []string
 	if hasWordChar(s) {
-		match := `"` + strings.ReplaceAll(s, `"`, `""`) + `" *`
+		match := ftsPhrase(s, true)
 		if body {
-			match = "body : " + match
+			match = "{body} : " + match
 		}
 		or = append(or, "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH "+q.arg(match)+")")
 	}
@@ -390,17 +389,6 @@ func (q *searchQuery) fullText(s string, body bool) string {
 		return "0"
 	}
 	return "(" + strings.Join(or, ") OR (") + ")"
-}
-
-// hasWordChar reports whether s has a character the full-text tokenizer
-// (unicode61) keeps: a letter or a digit.
-func hasWordChar(s string) bool {
-	for _, r := range s {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) {
-			return true
-		}
-	}
-	return false
 }
 
 func (q *searchQuery) flag(f imap.Flag, set bool) string {

@@ -1,0 +1,186 @@
+package index
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The compiler of a Query into one SQL condition over "messages m".
+//
+// Text nodes become FTS5 MATCH expressions over messages_fts (rowid =
+// messages.id), each word quoted (ftsPhrase) so that no input is FTS5
+// syntax; the largest subtrees made only of text (AND, OR, and "x AND NOT
+// y") go into one MATCH, so `a b OR c` is one full-text look-up. The
+// other nodes compare indexed columns: the folder (messages_folder_uid),
+// the date (messages_sort_date, messages_folder_sort_date), the parts
+// table (has:attachment, mimetype:); flags, keywords and size are tests
+// of the row. Every value is a bound parameter.
+
+// sortDate is a message's date for search: its Date header, else (none
+// or unparsable) its internal date. The expression is the one the
+// indexes of 011_search.sql are built on: keep them equal.
+const sortDate = `(CASE WHEN m.date != 0 THEN m.date ELSE m.internal_date END)`
+
+// ftsColumns are the FTS columns a field's words are looked for in.
+var ftsColumns = map[string]string{
+	FieldAny:        "{subject from_addr to_addr cc_addr body}",
+	FieldFrom:       "{from_addr}",
+	FieldTo:         "{to_addr}",
+	FieldCc:         "{cc_addr}",
+	FieldSubject:    "{subject}",
+	FieldBody:       "{body}",
+	FieldAttachment: "{attachments}",
+}
+
+type queryCompiler struct {
+	args []any
+}
+
+func (c *queryCompiler) arg(v any) string {
+	c.args = append(c.args, v)
+	return "?"
+}
+
+// compileQuery returns q as an SQL condition over messages m and its
+// arguments.
+func compileQuery(q *Query) (string, []any) {
+	c := &queryCompiler{}
+	return c.cond(q), c.args
+}
+
+func (c *queryCompiler) match(expr string) string {
+	return "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH " + c.arg(expr) + ")"
+}
+
+// fts returns q as one FTS5 expression, if it is made only of text.
+func fts(q *Query) (string, bool) {
+	switch q.Kind {
+	case QText:
+		if !hasWordChar(q.Text) {
+			return "", false
+		}
+		return ftsColumns[q.Field] + " : " + ftsPhrase(q.Text, q.Prefix), true
+	case QOr:
+		parts := make([]string, len(q.Sub))
+		for i, s := range q.Sub {
+			e, ok := fts(s)
+			if !ok {
+				return "", false
+			}
+			parts[i] = "(" + e + ")"
+		}
+		return strings.Join(parts, " OR "), true
+	case QAnd:
+		pos, neg, rest := splitAnd(q.Sub)
+		if len(rest) > 0 || len(pos) == 0 {
+			return "", false
+		}
+		return ftsAnd(pos, neg), true
+	}
+	return "", false
+}
+
+// splitAnd sorts the operands of an AND into text expressions (pos),
+// negated text expressions (neg) and the others.
+func splitAnd(subs []*Query) (pos, neg []string, rest []*Query) {
+	for _, s := range subs {
+		if e, ok := fts(s); ok {
+			pos = append(pos, e)
+			continue
+		}
+		if s.Kind == QNot {
+			if e, ok := fts(s.Sub[0]); ok {
+				neg = append(neg, e)
+				continue
+			}
+		}
+		rest = append(rest, s)
+	}
+	return pos, neg, rest
+}
+
+// ftsAnd is (p1) AND (p2) ... NOT (n1) NOT (n2) ... (len(pos) > 0).
+func ftsAnd(pos, neg []string) string {
+	e := "(" + strings.Join(pos, ") AND (") + ")"
+	for _, n := range neg {
+		e = "(" + e + ") NOT (" + n + ")"
+	}
+	return e
+}
+
+func (c *queryCompiler) cond(q *Query) string {
+	if e, ok := fts(q); ok {
+		return c.match(e)
+	}
+	switch q.Kind {
+	case QAnd:
+		pos, neg, rest := splitAnd(q.Sub)
+		var and []string
+		switch {
+		case len(pos) > 0:
+			and = append(and, c.match(ftsAnd(pos, neg)))
+		case len(neg) > 0:
+			// Only negated text: one look-up for all of them.
+			and = append(and, "NOT "+c.match("("+strings.Join(neg, ") OR (")+")"))
+		}
+		for _, s := range rest {
+			and = append(and, c.cond(s))
+		}
+		return "(" + strings.Join(and, " AND ") + ")"
+	case QOr:
+		var text []string
+		var or []string
+		for _, s := range q.Sub {
+			if e, ok := fts(s); ok {
+				text = append(text, "("+e+")")
+			} else {
+				or = append(or, c.cond(s))
+			}
+		}
+		if len(text) > 0 {
+			or = append([]string{c.match(strings.Join(text, " OR "))}, or...)
+		}
+		return "(" + strings.Join(or, " OR ") + ")"
+	case QNot:
+		return "NOT " + c.cond(q.Sub[0])
+	case QText, QNone:
+		return "0" // text without a word: nothing has it
+	case QFolder:
+		if strings.EqualFold(q.Text, "INBOX") && !q.Prefix {
+			return "m.folder_id IN (SELECT id FROM folders WHERE name = 'INBOX' COLLATE NOCASE)"
+		}
+		if q.Prefix {
+			return "m.folder_id IN (SELECT id FROM folders WHERE substr(name, 1, " + c.arg(len(q.Text)) + ") = " + c.arg(q.Text) + ")"
+		}
+		return "m.folder_id IN (SELECT id FROM folders WHERE name = " + c.arg(q.Text) + ")"
+	case QAccount:
+		return "m.folder_id IN (SELECT f.id FROM folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = " + c.arg(q.Text) + ")"
+	case QFlag:
+		return fmt.Sprintf("(m.flags & %d) != 0", q.Flag)
+	case QTag:
+		return "instr(' ' || lower(m.keywords) || ' ', " + c.arg(" "+strings.ToLower(q.Text)+" ") + ") > 0"
+	case QAttachment:
+		return "m.id IN (SELECT message_id FROM parts WHERE attachment = 1)"
+	case QMimeType:
+		t := strings.TrimSuffix(q.Text, "/*")
+		if !strings.Contains(t, "/") {
+			return "m.id IN (SELECT message_id FROM parts WHERE mime_type >= " + c.arg(t+"/") + " AND mime_type < " + c.arg(t+"0") + ")"
+		}
+		return "m.id IN (SELECT message_id FROM parts WHERE mime_type = " + c.arg(t) + ")"
+	case QDate:
+		var and []string
+		if q.From != minDate {
+			and = append(and, sortDate+" >= "+c.arg(q.From))
+		}
+		if q.To != maxDate {
+			and = append(and, sortDate+" < "+c.arg(q.To))
+		}
+		if len(and) == 0 {
+			return "1"
+		}
+		return "(" + strings.Join(and, " AND ") + ")"
+	case QSize:
+		return "m.size " + q.Op + " " + c.arg(q.Size)
+	}
+	panic(fmt.Sprintf("index: query kind %d", q.Kind))
+}

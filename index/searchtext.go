@@ -1,0 +1,78 @@
+package index
+
+import (
+	"strings"
+	"unicode"
+)
+
+// Accent folding for the full-text index. The FTS5 tokenizer (unicode61
+// remove_diacritics 2) folds case and strips the diacritics of letters
+// that decompose into a base letter and marks (ü, é, ó, ñ); letters that
+// do not decompose (ß, æ, ø, ł, đ, þ, ligatures) it keeps. foldIndexText
+// spells those out in plain Latin letters, and is applied alike to every
+// text written into messages_fts and to every query word: "Grüße" and
+// "grusse" both become the token "grusse".
+
+var indexFolds = map[rune]string{
+	'ß': "ss", 'ẞ': "ss", 'æ': "ae", 'Æ': "ae", 'œ': "oe", 'Œ': "oe",
+	'ø': "o", 'Ø': "o", 'ł': "l", 'Ł': "l", 'đ': "d", 'Đ': "d", 'ð': "d", 'Ð': "d",
+	'þ': "th", 'Þ': "th", 'ı': "i", 'ħ': "h", 'Ħ': "h", 'ŧ': "t", 'Ŧ': "t",
+	'ŀ': "l", 'Ŀ': "l", 'ĸ': "k", 'ŋ': "n", 'Ŋ': "n", 'ﬀ': "ff", 'ﬁ': "fi",
+	'ﬂ': "fl", 'ﬃ': "ffi", 'ﬄ': "ffl", 'ﬅ': "st", 'ﬆ': "st", 'Ĳ': "ij", 'ĳ': "ij",
+}
+
+// foldIndexText returns s with the letters unicode61 does not fold
+// spelled out (see indexFolds); s itself when it has none.
+func foldIndexText(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { _, ok := indexFolds[r]; return ok })
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if f, ok := indexFolds[r]; ok {
+			b.WriteString(f)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// insertText writes message id's full-text entry (replacing any when
+// replace): its decoded header fields, body text and attachment names,
+// folded.
+func (tx *Tx) insertText(id MessageID, h *Header, body string, attachments []string, replace bool) error {
+	if replace {
+		if _, err := tx.exec(`DELETE FROM messages_fts WHERE rowid=?`, id); err != nil {
+			return err
+		}
+	}
+	_, err := tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, cc_addr, body, attachments) VALUES(?,?,?,?,?,?,?)`,
+		id, foldIndexText(h.Subject), foldIndexText(h.From), foldIndexText(h.To), foldIndexText(h.Cc),
+		foldIndexText(body), foldIndexText(strings.Join(attachments, "\n")))
+	return err
+}
+
+// hasWordChar reports whether s has a character the full-text tokenizer
+// (unicode61) keeps: a letter or a digit.
+func hasWordChar(s string) bool {
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.Is(unicode.Co, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// ftsPhrase is s as an FTS5 phrase (a string, so that nothing in it is
+// FTS5 syntax), folded, with the prefix mark when prefix.
+func ftsPhrase(s string, prefix bool) string {
+	p := `"` + strings.ReplaceAll(foldIndexText(s), `"`, `""`) + `"`
+	if prefix {
+		p += " *"
+	}
+	return p
+}
