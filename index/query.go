@@ -24,6 +24,7 @@ import (
 //
 // AND, OR and NOT are operators only in capitals. A word runs to the next
 // blank, parenthesis or quote; a phrase's `"` and `\` are escaped with `\`.
+// A name before ':' that is no field makes the whole a word ("Re:").
 
 // The open ends of a QDate range.
 const (
@@ -371,8 +372,11 @@ func (p *queryParser) term(t qtok) (*Query, error) {
 	if t.prefix && !t.quoted {
 		val += "*"
 	}
-	if val == "" {
-		return nil, bad("%s: needs a value", t.field)
+	switch t.field {
+	case "folder", "account", "tag", "keyword", "flag", "is", "has", "mimetype", "size", "before", "after", "date":
+		if val == "" {
+			return nil, bad("%s: needs a value", t.field)
+		}
 	}
 	switch t.field {
 	case "folder":
@@ -399,7 +403,8 @@ func (p *queryParser) term(t qtok) (*Query, error) {
 	case "before", "after", "date":
 		return p.parseDate(t.field, val, bad)
 	}
-	return nil, &QueryError{t.col, fmt.Sprintf("unknown field %q (from, to, cc, subject, body, folder, account, flag, tag, has, attachment, mimetype, before, after, date, size; quote the word to search for it)", t.field)}
+	// Not a field: "Re:" or "http://x" are words.
+	return &Query{Kind: QText, Text: t.field + ":" + t.text, Prefix: t.prefix}, nil
 }
 
 var queryFlags = map[string]maildir.Flags{

@@ -34,7 +34,16 @@ var ftsColumns = map[string]string{
 
 type queryCompiler struct {
 	args []any
+	// drive is the MATCH expression of the query's top-level text
+	// conjunct (the query itself, or a text operand of its AND), and
+	// driveMark stands before it in the condition: the caller replaces it
+	// by "" (SQLite looks the matches up first) or "+" (it scans the date
+	// index instead, testing each row against the matches), see
+	// SearchQuery.
+	drive string
 }
+
+const driveMark = "{drive}"
 
 func (c *queryCompiler) arg(v any) string {
 	c.args = append(c.args, v)
@@ -42,10 +51,32 @@ func (c *queryCompiler) arg(v any) string {
 }
 
 // compileQuery returns q as an SQL condition over messages m and its
-// arguments.
-func compileQuery(q *Query) (string, []any) {
+// arguments, and the MATCH expression whose driveMark the condition holds
+// ("" and no mark when none).
+func compileQuery(q *Query) (cond string, args []any, drive string) {
 	c := &queryCompiler{}
-	return c.cond(q), c.args
+	if e, ok := fts(q); ok {
+		return c.driving(e), c.args, c.drive
+	}
+	if q.Kind == QAnd {
+		if pos, neg, rest := splitAnd(q.Sub); len(pos) > 0 {
+			and := []string{c.driving(ftsAnd(pos, neg))}
+			for _, s := range rest {
+				cond := c.cond(s)
+				if s.Kind == QAttachment || s.Kind == QMimeType {
+					cond = driveMark + cond // not looked up first either
+				}
+				and = append(and, cond)
+			}
+			return "(" + strings.Join(and, " AND ") + ")", c.args, c.drive
+		}
+	}
+	return c.cond(q), c.args, ""
+}
+
+func (c *queryCompiler) driving(expr string) string {
+	c.drive = expr
+	return driveMark + c.match(expr)
 }
 
 func (c *queryCompiler) match(expr string) string {

@@ -22,13 +22,37 @@ func (tx *ReadTx) Search(query string, limit int) ([]SearchResult, error) {
 	return tx.SearchQuery(q, limit, 0)
 }
 
+// searchManyMatches is the number of full-text matches from which
+// SearchQuery has SQLite scan by date rather than look the matches up.
+const searchManyMatches = 4000
+
 // SearchQuery returns the messages matching q, newest first (by their
 // Date header, else their internal date; then by id, newest row first),
 // skipping offset and returning at most limit. It is one SQL query
 // (compileQuery); a message whose full-text entry is still pending
 // (fts_pending, IndexPending) matches no text term yet.
 func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, error) {
-	cond, args := compileQuery(q)
+	cond, args, drive := compileQuery(q)
+	if drive != "" {
+		// A text that few messages have: their rows are looked up, then
+		// sorted. One that many have: the date index is read newest
+		// first and each row tested against the matches (an in-memory
+		// set), until limit rows are found: both take a few
+		// milliseconds where the other way takes a hundred or more on a
+		// store of 50,000 messages. How many match (up to
+		// searchManyMatches) is asked first: FTS5 counts them quickly.
+		var n int
+		err := tx.tx.QueryRow(`SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
+			drive, searchManyMatches).Scan(&n)
+		if err != nil {
+			return nil, err
+		}
+		mark := ""
+		if n >= searchManyMatches {
+			mark = "+"
+		}
+		cond = strings.ReplaceAll(cond, driveMark, mark)
+	}
 	rows, err := tx.tx.Query(`SELECT `+prefixed("m.", messageCols)+`, f.name, a.name
 		FROM messages m JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id
 		WHERE `+cond+` ORDER BY `+sortDate+` DESC, m.id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
