@@ -168,8 +168,8 @@ func (c *queryCompiler) cond(q *Query) string {
 				or = append(or, c.cond(s))
 			}
 		}
-		if len(text) > 0 {
-			or = append([]string{c.match(strings.Join(text, " OR "))}, or...)
+		if len(text) > 0 { // (last: the arguments are in the order of the text)
+			or = append(or, c.match(strings.Join(text, " OR ")))
 		}
 		return "(" + strings.Join(or, " OR ") + ")"
 	case QNot:
