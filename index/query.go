@@ -534,3 +534,57 @@ func (p *queryParser) dateSpan(s string) (lo, hi int64, err error) {
 	}
 	return start.Unix(), end.Unix(), nil
 }
+
+// String shows q in a compact prefix form, for tests and logs:
+// (and a (or b c) (not d)), from:"x"*, folder:"INBOX", date:[lo,hi).
+func (q *Query) String() string {
+	sub := func(op string) string {
+		parts := []string{op}
+		for _, s := range q.Sub {
+			parts = append(parts, s.String())
+		}
+		return "(" + strings.Join(parts, " ") + ")"
+	}
+	star := ""
+	if q.Prefix {
+		star = "*"
+	}
+	switch q.Kind {
+	case QAnd:
+		return sub("and")
+	case QOr:
+		return sub("or")
+	case QNot:
+		return sub("not")
+	case QText:
+		f := q.Field
+		if f == "" {
+			f = "text"
+		}
+		return f + ":" + strconv.Quote(q.Text) + star
+	case QFolder:
+		return "folder:" + strconv.Quote(q.Text) + star
+	case QAccount:
+		return "account:" + strconv.Quote(q.Text)
+	case QFlag:
+		return fmt.Sprintf("flag:%d", q.Flag)
+	case QTag:
+		return "tag:" + strconv.Quote(q.Text)
+	case QAttachment:
+		return "has:attachment"
+	case QMimeType:
+		return "mimetype:" + strconv.Quote(q.Text)
+	case QDate:
+		lo, hi := "", ""
+		if q.From != minDate {
+			lo = time.Unix(q.From, 0).UTC().Format(time.RFC3339)
+		}
+		if q.To != maxDate {
+			hi = time.Unix(q.To, 0).UTC().Format(time.RFC3339)
+		}
+		return "date:[" + lo + "," + hi + ")"
+	case QSize:
+		return "size:" + q.Op + strconv.FormatInt(q.Size, 10)
+	}
+	return "none"
+}

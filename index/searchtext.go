@@ -68,8 +68,11 @@ func hasWordChar(s string) bool {
 }
 
 // ftsPhrase is s as an FTS5 phrase (a string, so that nothing in it is
-// FTS5 syntax), folded, with the prefix mark when prefix.
+// FTS5 syntax; a NUL, which would end it, becomes a blank: it separates
+// words as any control character does), folded, with the prefix mark when
+// prefix.
 func ftsPhrase(s string, prefix bool) string {
+	s = strings.ReplaceAll(s, "\x00", " ")
 	p := `"` + strings.ReplaceAll(foldIndexText(s), `"`, `""`) + `"`
 	if prefix {
 		p += " *"
