@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/postfach/postfach/maildir"
 )
 
@@ -50,6 +52,17 @@ const (
 	QDate                        // the date is in [From, To) (Unix seconds)
 	QSize                        // the size on disk compares (Op: < <= > >=) with Size
 	QNone                        // matches nothing (a text without words)
+
+	// IMAP SEARCH keys (searchlocal.go imapQuery) without a word in the
+	// search language.
+	qAll          // matches every message
+	qUID          // the local UID is in UIDs
+	qInternalDate // the internal date is in [From, To)
+	qSentDay      // the Date header's day (days since the epoch in its own zone) is in [From, To)
+	qHeader       // a header field named Field contains Text (case-insensitive substring)
+	qContains     // the column Field (an SQL expression) contains Text
+	qRFC822Size   // RFC822.SIZE compares (Op) with Size
+	qModSeq       // the MODSEQ is at least Size
 )
 
 // Text fields (Query.Field for QText).
@@ -61,6 +74,7 @@ const (
 	FieldSubject    = "subject"
 	FieldAttachment = "attachment"
 	FieldBody       = "body"
+	fieldAll        = "all" // every column, attachment names too (IMAP TEXT)
 )
 
 // Query is a node of a parsed search query.
@@ -75,6 +89,7 @@ type Query struct {
 	To     int64
 	Op     string
 	Size   int64
+	UIDs   imap.UIDSet
 }
 
 // QueryError is a syntax error in a search query; Column counts
@@ -585,6 +600,10 @@ func (q *Query) String() string {
 		return "date:[" + lo + "," + hi + ")"
 	case QSize:
 		return "size:" + q.Op + strconv.FormatInt(q.Size, 10)
+	case QNone:
+		return "none"
+	case qAll:
+		return "all"
 	}
-	return "none"
+	return fmt.Sprintf("imap%d:%q:%q:%s:%d:%d:%d", q.Kind, q.Field, q.Text, q.Op, q.Size, q.From, q.To)
 }

@@ -34,6 +34,16 @@ var ftsColumns = map[string]string{
 
 type queryCompiler struct {
 	args []any
+	// For IMAP SEARCH (SearchLocal): the folder searched, whether the
+	// condition reads the IMAP view (imap_views v), the folder's highest
+	// UID once looked up, the UID sets registered (release them), the
+	// first error.
+	tx     *ReadTx
+	folder FolderID
+	view   bool
+	maxUID *uint32
+	sets   []string
+	err    error
 	// drive is the MATCH expression of the query's top-level text
 	// conjunct (the query itself, or a text operand of its AND), and
 	// driveMark stands before it in the condition: the caller replaces it
@@ -89,6 +99,9 @@ func fts(q *Query) (string, bool) {
 	case QText:
 		if !hasWordChar(q.Text) {
 			return "", false
+		}
+		if q.Field == fieldAll {
+			return ftsPhrase(q.Text, q.Prefix), true
 		}
 		return ftsColumns[q.Field] + " : " + ftsPhrase(q.Text, q.Prefix), true
 	case QOr:
@@ -173,7 +186,7 @@ func (c *queryCompiler) cond(q *Query) string {
 		}
 		return "(" + strings.Join(or, " OR ") + ")"
 	case QNot:
-		return "NOT " + c.cond(q.Sub[0])
+		return "NOT (" + c.cond(q.Sub[0]) + ")"
 	case QText, QNone:
 		return "0" // text without a word: nothing has it
 	case QFolder:
@@ -212,6 +225,48 @@ func (c *queryCompiler) cond(q *Query) string {
 		return "(" + strings.Join(and, " AND ") + ")"
 	case QSize:
 		return "m.size " + q.Op + " " + c.arg(q.Size)
+	case qAll:
+		return "1"
+	case qUID:
+		s, err := c.uidSet(q.UIDs)
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		return "(" + s + ")"
+	case qInternalDate:
+		var and []string
+		if q.From != minDate {
+			and = append(and, "m.internal_date >= "+c.arg(q.From))
+		}
+		if q.To != maxDate {
+			and = append(and, "m.internal_date < "+c.arg(q.To))
+		}
+		return "(" + strings.Join(and, " AND ") + ")"
+	case qSentDay:
+		// The view's day; without a view the day in UTC; without a
+		// Date header none (matches neither).
+		c.view = true
+		day := `coalesce(v.sent_day, CASE WHEN m.date > 0 THEN m.date / 86400 END)`
+		var and []string
+		if q.From != minDate {
+			and = append(and, "coalesce("+day+" >= "+c.arg(q.From)+", 0)")
+		}
+		if q.To != maxDate {
+			and = append(and, "coalesce("+day+" < "+c.arg(q.To)+", 0)")
+		}
+		return "(" + strings.Join(and, " AND ") + ")"
+	case qHeader:
+		return c.header(q.Field, q.Text)
+	case qContains:
+		if strings.HasPrefix(q.Field, "v.") {
+			c.view = true
+		}
+		return c.contains(q.Field, q.Text)
+	case qRFC822Size:
+		c.view = true
+		return `coalesce(v.size, CASE WHEN m.rfc822_size > 0 THEN m.rfc822_size ELSE m.size END) ` + q.Op + " " + c.arg(q.Size)
+	case qModSeq:
+		return "m.modseq >= " + c.arg(q.Size)
 	}
 	panic(fmt.Sprintf("index: query kind %d", q.Kind))
 }
