@@ -43,7 +43,7 @@ func ShowText(raw []byte) (Header, string) {
 		if t == "text/plain" {
 			plain = append(plain, s)
 		} else {
-			html = append(html, collapseBlankLines(stdhtml.UnescapeString(stripTags(s))))
+			html = append(html, collapseBlankLines(stdhtml.UnescapeString(stripTags(blockBreaks(s)))))
 		}
 		return nil
 	})
@@ -85,4 +85,38 @@ func rawBody(raw []byte) []byte {
 		return nil
 	}
 	return raw[end:]
+}
+
+// blockBreaks puts a line end before each tag of HTML that starts or ends
+// a block (a paragraph, a heading, a line break ...), so that the text
+// stripTags leaves keeps the lines apart.
+func blockBreaks(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/32)
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 || i+1 >= len(s) {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		name := strings.TrimPrefix(s[i+1:min(len(s), i+13)], "/")
+		if n := strings.IndexAny(name, " \t\r\n/>"); n >= 0 {
+			name = name[:n]
+		}
+		if blockTags[strings.ToLower(name)] {
+			if strings.HasPrefix(s[i+1:], "/") || strings.EqualFold(name, "br") {
+				b.WriteString("\n")
+			} else {
+				b.WriteString("\n\n")
+			}
+		}
+		b.WriteByte('<')
+		s = s[i+1:]
+	}
+}
+
+var blockTags = map[string]bool{
+	"p": true, "br": true, "div": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true,
+	"li": true, "tr": true, "table": true, "ul": true, "ol": true, "blockquote": true, "pre": true, "hr": true,
 }
