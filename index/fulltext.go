@@ -101,7 +101,10 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 						names = append(names, part.Name)
 					}
 				}
-				if err := tx.insertText(p.id, &p.h, p.txt, names, true); err != nil {
+				// (A queued message has no entry: rows are queued when
+				// added, and 011 made the table anew. A delete would
+				// leave an FTS5 tombstone, slowing every query.)
+				if err := tx.insertText(p.id, &p.h, p.txt, names); err != nil {
 					return err
 				}
 				if _, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id); err != nil {

@@ -227,7 +227,7 @@ func (g *benchGen) fill(b *testing.B, st *Store, n int) {
 						names = append(names, p.Name)
 					}
 				}
-				if err := tx.insertText(ids[i], &m.Header, m.Body, names, false); err != nil {
+				if err := tx.insertText(ids[i], &m.Header, m.Body, names); err != nil {
 					return err
 				}
 			}

@@ -41,15 +41,9 @@ func foldIndexText(s string) string {
 	return b.String()
 }
 
-// insertText writes message id's full-text entry (replacing any when
-// replace): its decoded header fields, body text and attachment names,
-// folded.
-func (tx *Tx) insertText(id MessageID, h *Header, body string, attachments []string, replace bool) error {
-	if replace {
-		if _, err := tx.exec(`DELETE FROM messages_fts WHERE rowid=?`, id); err != nil {
-			return err
-		}
-	}
+// insertText writes message id's full-text entry, which it has not got:
+// its decoded header fields, body text and attachment names, folded.
+func (tx *Tx) insertText(id MessageID, h *Header, body string, attachments []string) error {
 	_, err := tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, cc_addr, body, attachments) VALUES(?,?,?,?,?,?,?)`,
 		id, foldIndexText(h.Subject), foldIndexText(h.From), foldIndexText(h.To), foldIndexText(h.Cc),
 		foldIndexText(body), foldIndexText(strings.Join(attachments, "\n")))
