@@ -3,6 +3,7 @@ package index
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Accent folding for the full-text index. The FTS5 tokenizer (unicode61
@@ -21,11 +22,29 @@ var indexFolds = map[rune]string{
 	'ﬂ': "fl", 'ﬃ': "ffi", 'ﬄ': "ffl", 'ﬅ': "st", 'ﬆ': "st", 'Ĳ': "ij", 'ĳ': "ij",
 }
 
+// foldLead marks the first bytes of the UTF-8 encodings of indexFolds'
+// letters: text without them (ASCII, most of any text) is passed over a
+// byte at a time.
+var foldLead = func() (lead [256]bool) {
+	for r := range indexFolds {
+		lead[string(r)[0]] = true
+	}
+	return lead
+}()
+
 // foldIndexText returns s with the letters unicode61 does not fold
 // spelled out (see indexFolds); s itself when it has none.
 func foldIndexText(s string) string {
-	i := strings.IndexFunc(s, func(r rune) bool { _, ok := indexFolds[r]; return ok })
-	if i < 0 {
+	i := 0
+	for ; i < len(s); i++ {
+		if foldLead[s[i]] {
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			if _, ok := indexFolds[r]; ok {
+				break
+			}
+		}
+	}
+	if i == len(s) {
 		return s
 	}
 	var b strings.Builder
