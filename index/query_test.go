@@ -90,8 +90,10 @@ func TestParseQueryErrors(t *testing.T) {
 	}
 }
 
-// FuzzParseQuery: no input makes the parser panic, and every query it
-// accepts runs: nothing of the input reaches FTS5 or SQL as syntax.
+// FuzzParseQuery: no input makes the parser panic; an error is one line
+// naming a column; a query it accepts means the same in parentheses and
+// its negation after NOT, and runs: nothing of the input reaches FTS5 or
+// SQL as syntax.
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{`a b`, `from:x OR (subject:"y z"* -w)`, `NOT a AND b`, `"a""b"`, `size:>1M date:2024-01..2024-03`,
 		`folder:INBOX* mimetype:image tag:x has:attachment`, `a NEAR(b c) "x" * ^y {col}:z`, `-(-a)`, `"\`, `"a\"" b*`, `x:"`} {
@@ -109,6 +111,13 @@ func FuzzParseQuery(f *testing.F) {
 				t.Fatalf("%q: error %q", s, err)
 			}
 			return
+		}
+		// Parenthesized, it is the same query; negated, its negation.
+		if p, err := index.ParseQuery("("+s+")", time.UTC); err != nil || p.String() != q.String() {
+			t.Fatalf("(%s): %v, %v; want %s", s, p, err, q)
+		}
+		if p, err := index.ParseQuery("NOT ("+s+")", time.UTC); err != nil || p.String() != "(not "+q.String()+")" {
+			t.Fatalf("NOT (%s): %v, %v; want (not %s)", s, p, err, q)
 		}
 		err = st.Read(context.Background(), func(tx *index.ReadTx) error {
 			_, err := tx.SearchQuery(q, 10, 0)
