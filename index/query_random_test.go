@@ -156,23 +156,17 @@ func randomText(rng *rand.Rand, n int) string {
 	return strings.Join(w, " ")
 }
 
-// randomSearchStore writes n random messages into folders of two
-// accounts, indexes them and returns what the brute-force scan needs.
-func randomSearchStore(t *testing.T, rng *rand.Rand, n int) (*index.Store, []*randomMsg) {
+type randomFolder struct {
+	acct string
+	f    *index.Folder
+	d    *maildir.Dir
+}
+
+// randomFolders makes the folders of two accounts.
+func randomFolders(t *testing.T, st *index.Store) []randomFolder {
 	ctx := context.Background()
-	root := t.TempDir()
-	st, err := index.OpenStore(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	type fl struct {
-		acct string
-		f    *index.Folder
-		d    *maildir.Dir
-	}
-	var folders []fl
-	err = st.Write(ctx, func(tx *index.Tx) error {
+	var folders []randomFolder
+	err := st.Write(ctx, func(tx *index.Tx) error {
 		for _, af := range [][2]string{{"home", "INBOX"}, {"home", "Work"}, {"home", "Lists/go"}, {"work", "INBOX"}, {"work", "Lists"}} {
 			a, err := tx.EnsureAccount(af[0])
 			if err != nil {
@@ -186,7 +180,7 @@ func randomSearchStore(t *testing.T, rng *rand.Rand, n int) (*index.Store, []*ra
 			if err != nil {
 				return err
 			}
-			folders = append(folders, fl{acct: af[0], f: f})
+			folders = append(folders, randomFolder{acct: af[0], f: f})
 		}
 		return nil
 	})
@@ -205,78 +199,25 @@ func randomSearchStore(t *testing.T, rng *rand.Rand, n int) (*index.Store, []*ra
 		}
 		folders[i].d = d
 	}
+	return folders
+}
+
+// randomSearchStore writes n random messages into folders of two
+// accounts, indexes them and returns what the brute-force scan needs.
+func randomSearchStore(t *testing.T, rng *rand.Rand, n int) (*index.Store, []*randomMsg) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	folders := randomFolders(t, st)
 	var msgs []*randomMsg
 	for k := range n {
 		fo := folders[rng.IntN(len(folders))]
 		m := &randomMsg{account: fo.acct, folder: fo.f.Name}
-		var h strings.Builder
-		fromName := randomText(rng, 1+rng.IntN(2))
-		fmt.Fprintf(&h, "From: %s <%s@example.org>\n", mime.QEncoding.Encode("utf-8", fromName), tokens(randomText(rng, 1))[0])
-		fmt.Fprintf(&h, "To: %s <to%d@example.net>\n", mime.QEncoding.Encode("utf-8", randomText(rng, 1)), rng.IntN(4))
-		if rng.IntN(2) == 0 {
-			fmt.Fprintf(&h, "Cc: cc%d@example.com\n", rng.IntN(3))
-		}
-		subject := randomText(rng, 1+rng.IntN(4))
-		fmt.Fprintf(&h, "Subject: %s\n", mime.QEncoding.Encode("utf-8", subject))
-		idate := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(4*365*24)) * time.Hour)
-		if rng.IntN(6) != 0 {
-			zone := time.FixedZone("", (rng.IntN(25)-12)*3600)
-			d := time.Date(2022, 1, 1, 0, 0, 0, 0, zone).Add(time.Duration(rng.Int64N(4*365*24*60)) * time.Minute)
-			if rng.IntN(10) == 0 { // the same day as another, across a day boundary
-				d = time.Date(2024, 2, 29, 23, 30, 0, 0, zone)
-			}
-			fmt.Fprintf(&h, "Date: %s\n", d.Format(time.RFC1123Z))
-		}
-		fmt.Fprintf(&h, "Message-ID: <m%d@example.org>\nMIME-Version: 1.0\n", k)
-		text := randomText(rng, rng.IntN(25))
-		enc, encoded := randomEncoding(rng, text)
-		var body string
-		var bodyText string
-		switch rng.IntN(4) {
-		case 0:
-			body = "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: " + enc + "\n\n" + encoded
-			bodyText = text
-			m.types = []string{"text/plain"}
-		case 1:
-			henc, hencoded := randomEncoding(rng, "<p>"+strings.ReplaceAll(text, " ", " <b>x</b> ")+"</p>")
-			body = "Content-Type: multipart/alternative; boundary=\"alt\"\n\n--alt\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: " + enc + "\n\n" + encoded +
-				"\n--alt\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: " + henc + "\n\n" + hencoded + "\n--alt--\n"
-			bodyText = text + " " + strings.ReplaceAll(text, " ", " x ")
-			m.types = []string{"text/plain", "text/html"}
-		default:
-			var b strings.Builder
-			fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"mix\"\n\n--mix\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: %s\n\n%s\n", enc, encoded)
-			m.types = []string{"text/plain"}
-			for range 1 + rng.IntN(2) {
-				typ := [...]string{"application/pdf", "image/png", "image/jpeg", "text/csv", "application/zip"}[rng.IntN(5)]
-				name := strings.Join(tokens(randomText(rng, 1+rng.IntN(2))), "_") + "." + typ[strings.IndexByte(typ, '/')+1:]
-				if rng.IntN(3) == 0 {
-					name = randomText(rng, 1) + " " + name // (non-ASCII: RFC 2047 below)
-				}
-				disp := "attachment"
-				if rng.IntN(4) == 0 {
-					disp = "inline"
-				}
-				fmt.Fprintf(&b, "--mix\nContent-Type: %s; name=\"%s\"\nContent-Disposition: %s; filename=\"%s\"\nContent-Transfer-Encoding: base64\n\n%s\n",
-					typ, mime.QEncoding.Encode("utf-8", name), disp, mime.QEncoding.Encode("utf-8", name),
-					base64.StdEncoding.EncodeToString([]byte("secretattachmentword "+randomText(rng, 3))))
-				m.attachment = true
-				m.types = append(m.types, typ)
-				m.attNames = append(m.attNames, tokens(name)...)
-			}
-			b.WriteString("--mix--\n")
-			body = b.String()
-			bodyText = text
-		}
-		m.body = tokens(bodyText)
-		raw := []byte(h.String() + body)
-		m.flags = maildir.Flags(rng.IntN(64))
-		var kws []string
-		for _, kw := range []string{"work", "Urgent", "$label1"} {
-			if rng.IntN(3) == 0 {
-				kws = append(kws, kw)
-			}
-		}
+		raw, kws, idate := randomMessage(rng, k, m)
 		key := fmt.Sprintf("1700000000.M%dP1.test", k)
 		file := key + ":" + m.flags.Info()
 		p := filepath.Join(fo.d.Path, "cur", file)
@@ -340,6 +281,79 @@ func randomSearchStore(t *testing.T, rng *rand.Rand, n int) (*index.Store, []*ra
 	return st, msgs
 }
 
+// randomMessage fills in m (its text, attachments, types, flags) and
+// returns the message, its keywords and internal date.
+func randomMessage(rng *rand.Rand, k int, m *randomMsg) (raw []byte, kws []string, idate time.Time) {
+	var h strings.Builder
+	fromName := randomText(rng, 1+rng.IntN(2))
+	fmt.Fprintf(&h, "From: %s <%s@example.org>\n", mime.QEncoding.Encode("utf-8", fromName), tokens(randomText(rng, 1))[0])
+	fmt.Fprintf(&h, "To: %s <to%d@example.net>\n", mime.QEncoding.Encode("utf-8", randomText(rng, 1)), rng.IntN(4))
+	if rng.IntN(2) == 0 {
+		fmt.Fprintf(&h, "Cc: cc%d@example.com\n", rng.IntN(3))
+	}
+	subject := randomText(rng, 1+rng.IntN(4))
+	fmt.Fprintf(&h, "Subject: %s\n", mime.QEncoding.Encode("utf-8", subject))
+	idate = time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(4*365*24)) * time.Hour)
+	if rng.IntN(6) != 0 {
+		zone := time.FixedZone("", (rng.IntN(25)-12)*3600)
+		d := time.Date(2022, 1, 1, 0, 0, 0, 0, zone).Add(time.Duration(rng.Int64N(4*365*24*60)) * time.Minute)
+		if rng.IntN(10) == 0 { // the same day as another, across a day boundary
+			d = time.Date(2024, 2, 29, 23, 30, 0, 0, zone)
+		}
+		fmt.Fprintf(&h, "Date: %s\n", d.Format(time.RFC1123Z))
+	}
+	fmt.Fprintf(&h, "Message-ID: <m%d@example.org>\nMIME-Version: 1.0\n", k)
+	text := randomText(rng, rng.IntN(25))
+	enc, encoded := randomEncoding(rng, text)
+	var body string
+	var bodyText string
+	switch rng.IntN(4) {
+	case 0:
+		body = "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: " + enc + "\n\n" + encoded
+		bodyText = text
+		m.types = []string{"text/plain"}
+	case 1:
+		henc, hencoded := randomEncoding(rng, "<p>"+strings.ReplaceAll(text, " ", " <b>x</b> ")+"</p>")
+		body = "Content-Type: multipart/alternative; boundary=\"alt\"\n\n--alt\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: " + enc + "\n\n" + encoded +
+			"\n--alt\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: " + henc + "\n\n" + hencoded + "\n--alt--\n"
+		bodyText = text + " " + strings.ReplaceAll(text, " ", " x ")
+		m.types = []string{"text/plain", "text/html"}
+	default:
+		var b strings.Builder
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"mix\"\n\n--mix\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: %s\n\n%s\n", enc, encoded)
+		m.types = []string{"text/plain"}
+		for range 1 + rng.IntN(2) {
+			typ := [...]string{"application/pdf", "image/png", "image/jpeg", "text/csv", "application/zip"}[rng.IntN(5)]
+			name := strings.Join(tokens(randomText(rng, 1+rng.IntN(2))), "_") + "." + typ[strings.IndexByte(typ, '/')+1:]
+			if rng.IntN(3) == 0 {
+				name = randomText(rng, 1) + " " + name // (non-ASCII: RFC 2047 below)
+			}
+			disp := "attachment"
+			if rng.IntN(4) == 0 {
+				disp = "inline"
+			}
+			fmt.Fprintf(&b, "--mix\nContent-Type: %s; name=\"%s\"\nContent-Disposition: %s; filename=\"%s\"\nContent-Transfer-Encoding: base64\n\n%s\n",
+				typ, mime.QEncoding.Encode("utf-8", name), disp, mime.QEncoding.Encode("utf-8", name),
+				base64.StdEncoding.EncodeToString([]byte("secretattachmentword "+randomText(rng, 3))))
+			m.attachment = true
+			m.types = append(m.types, typ)
+			m.attNames = append(m.attNames, tokens(name)...)
+		}
+		b.WriteString("--mix--\n")
+		body = b.String()
+		bodyText = text
+	}
+	m.body = tokens(bodyText)
+	raw = []byte(h.String() + body)
+	m.flags = maildir.Flags(rng.IntN(64))
+	for _, kw := range []string{"work", "Urgent", "$label1"} {
+		if rng.IntN(3) == 0 {
+			kws = append(kws, kw)
+		}
+	}
+	return raw, kws, idate
+}
+
 func randomEncoding(rng *rand.Rand, text string) (string, string) {
 	switch rng.IntN(3) {
 	case 0:
@@ -401,58 +415,7 @@ func randomWordForm(rng *rand.Rand) string {
 func randomTerm(rng *rand.Rand) (string, evalFn) {
 	switch k := rng.IntN(16); k {
 	case 0, 1, 2, 3, 4, 5:
-		fields := []string{"", "", "", "from", "to", "cc", "subject", "body", "attachment"}
-		field := fields[rng.IntN(len(fields))]
-		var text string
-		prefix := false
-		switch rng.IntN(5) {
-		case 0: // a phrase
-			text = randomWordForm(rng) + " " + randomWordForm(rng)
-		case 1: // a prefix
-			w := []rune(randomWordForm(rng))
-			text = string(w[:1+rng.IntN(len(w))])
-			prefix = true
-		case 2: // an address part
-			text = [...]string{"example.org", "to1", "cc2@example.com", "x!"}[rng.IntN(4)]
-		default:
-			text = randomWordForm(rng)
-		}
-		qtext := text
-		if strings.Contains(text, " ") || rng.IntN(4) == 0 {
-			qtext = `"` + text + `"`
-		}
-		if prefix {
-			qtext += "*"
-		}
-		if field != "" {
-			qtext = field + ":" + qtext
-		}
-		want := tokens(text)
-		return qtext, func(m *randomMsg, _ *time.Location) bool {
-			var cols [][]string
-			switch field {
-			case "":
-				cols = [][]string{m.subject, m.from, m.to, m.cc, m.body}
-			case "from":
-				cols = [][]string{m.from}
-			case "to":
-				cols = [][]string{m.to}
-			case "cc":
-				cols = [][]string{m.cc}
-			case "subject":
-				cols = [][]string{m.subject}
-			case "body":
-				cols = [][]string{m.body}
-			case "attachment":
-				cols = [][]string{m.attNames}
-			}
-			for _, c := range cols {
-				if hasPhrase(c, want, prefix) {
-					return true
-				}
-			}
-			return false
-		}
+		return randomTextTerm(rng)
 	case 6:
 		f := [...]string{"INBOX", "inbox", "Work", "Lists/go", "Lists", "Lists*", "Nope"}[rng.IntN(7)]
 		return "folder:" + f, func(m *randomMsg, _ *time.Location) bool {
@@ -515,6 +478,63 @@ func randomTerm(rng *rand.Rand) (string, evalFn) {
 			}
 			return m.size >= bytes
 		}
+	}
+}
+
+// randomTextTerm is a text term: a word, phrase, prefix or address part,
+// in any field.
+func randomTextTerm(rng *rand.Rand) (string, evalFn) {
+	fields := []string{"", "", "", "from", "to", "cc", "subject", "body", "attachment"}
+	field := fields[rng.IntN(len(fields))]
+	var text string
+	prefix := false
+	switch rng.IntN(5) {
+	case 0: // a phrase
+		text = randomWordForm(rng) + " " + randomWordForm(rng)
+	case 1: // a prefix
+		w := []rune(randomWordForm(rng))
+		text = string(w[:1+rng.IntN(len(w))])
+		prefix = true
+	case 2: // an address part
+		text = [...]string{"example.org", "to1", "cc2@example.com", "x!"}[rng.IntN(4)]
+	default:
+		text = randomWordForm(rng)
+	}
+	qtext := text
+	if strings.Contains(text, " ") || rng.IntN(4) == 0 {
+		qtext = `"` + text + `"`
+	}
+	if prefix {
+		qtext += "*"
+	}
+	if field != "" {
+		qtext = field + ":" + qtext
+	}
+	want := tokens(text)
+	return qtext, func(m *randomMsg, _ *time.Location) bool {
+		var cols [][]string
+		switch field {
+		case "":
+			cols = [][]string{m.subject, m.from, m.to, m.cc, m.body}
+		case "from":
+			cols = [][]string{m.from}
+		case "to":
+			cols = [][]string{m.to}
+		case "cc":
+			cols = [][]string{m.cc}
+		case "subject":
+			cols = [][]string{m.subject}
+		case "body":
+			cols = [][]string{m.body}
+		case "attachment":
+			cols = [][]string{m.attNames}
+		}
+		for _, c := range cols {
+			if hasPhrase(c, want, prefix) {
+				return true
+			}
+		}
+		return false
 	}
 }
 

@@ -187,6 +187,16 @@ func (c *queryCompiler) cond(q *Query) string {
 		return "(" + strings.Join(or, " OR ") + ")"
 	case QNot:
 		return "NOT (" + c.cond(q.Sub[0]) + ")"
+	}
+	if q.Kind >= qAll {
+		return c.imapCond(q)
+	}
+	return c.leaf(q)
+}
+
+// leaf is a condition of the search language other than text.
+func (c *queryCompiler) leaf(q *Query) string {
+	switch q.Kind {
 	case QText, QNone:
 		return "0" // text without a word: nothing has it
 	case QFolder:
@@ -225,6 +235,13 @@ func (c *queryCompiler) cond(q *Query) string {
 		return "(" + strings.Join(and, " AND ") + ")"
 	case QSize:
 		return "m.size " + q.Op + " " + c.arg(q.Size)
+	}
+	panic(fmt.Sprintf("index: query kind %d", q.Kind))
+}
+
+// imapCond is the condition of an IMAP SEARCH key (imapQuery).
+func (c *queryCompiler) imapCond(q *Query) string {
+	switch q.Kind {
 	case qAll:
 		return "1"
 	case qUID:

@@ -123,15 +123,25 @@ func TestSearchJSONAndShow(t *testing.T) {
 		t.Errorf("table:\n%s", r.stdout)
 	}
 
-	id := strconv.FormatInt(p.ID, 10)
-	r = mustRun(t, nil, "--config", cfg, "show", id)
+	checkShow(t, cfg, dir, p.ID, all[0].ID)
+	r = run(t, nil, "--config", cfg, "show", "999999")
+	checkOneLineError(t, r, "no message with id 999999")
+}
+
+// checkShow checks show of the multipart message plainID (its plain
+// text, a control character escaped; --raw: the stored file) and of the
+// HTML-only message htmlID (reduced to lines of text).
+func checkShow(t *testing.T, cfg, dir string, plainID, htmlID int64) {
+	t.Helper()
+	id := strconv.FormatInt(plainID, 10)
+	r := mustRun(t, nil, "--config", cfg, "show", id)
 	noRawControl(t, "show", r.stdout)
 	want := "From: Jürgen Müller <jm@example.de>\nTo: Anna <anna@example.org>\nCc: Bert <bert@example.org>\n" +
 		"Date: Mon, 02 Mar 2026 10:00:00 +0100\nSubject: Grüße aus Zürich\n\nHallo Anna,\nder Bericht liegt bei. \\x1b[2J\n"
 	if r.stdout != want {
 		t.Errorf("show %s:\n%q\nwant\n%q", id, r.stdout, want)
 	}
-	r = mustRun(t, nil, "--config", cfg, "show", strconv.FormatInt(all[0].ID, 10))
+	r = mustRun(t, nil, "--config", cfg, "show", strconv.FormatInt(htmlID, 10))
 	if !strings.HasSuffix(r.stdout, "Subject: Neuigkeiten im Maerz\n\nNeu & frisch\n\nLieferung am Montag\n") {
 		t.Errorf("show of the HTML message:\n%q", r.stdout)
 	}
@@ -151,6 +161,4 @@ func TestSearchJSONAndShow(t *testing.T) {
 	if !found || !strings.Contains(r.stdout, "\x1b[2J") {
 		t.Errorf("show --raw is not the stored file byte for byte:\n%q", r.stdout)
 	}
-	r = run(t, nil, "--config", cfg, "show", "999999")
-	checkOneLineError(t, r, "no message with id 999999")
 }
