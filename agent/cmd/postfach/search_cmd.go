@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,7 +149,8 @@ type searchHit struct {
 	Keywords  []string `json:"keywords"`
 }
 
-func writeSearchJSON(w io.Writer, hits []index.SearchResult) error {
+func writeSearchJSON(out io.Writer, hits []index.SearchResult) error {
+	w := bufio.NewWriter(out)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for _, h := range hits {
@@ -169,7 +171,7 @@ func writeSearchJSON(w io.Writer, hits []index.SearchResult) error {
 			return err
 		}
 	}
-	return nil
+	return w.Flush()
 }
 
 func newShowCmd(g *globals) *cobra.Command {
