@@ -28,7 +28,8 @@ const searchManyMatches = 4000
 
 // SearchQuery returns the messages matching q, newest first (by their
 // Date header, else their internal date; then by id, newest row first),
-// skipping offset and returning at most limit. It is one SQL query
+// skipping offset and returning at most limit (all when limit < 0). It
+// is one SQL query
 // (compileQuery); a message whose full-text entry is still pending
 // (fts_pending, IndexPending) matches no text term yet.
 func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, error) {

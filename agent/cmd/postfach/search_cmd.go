@@ -70,9 +70,13 @@ func newSearchCmd(g *globals) *cobra.Command {
 			if err := indexPendingText(cmd, a, cfg.Store.Path); err != nil {
 				return err
 			}
+			n := limit
+			if n == 0 {
+				n = -1 // all
+			}
 			var hits []index.SearchResult
 			err = a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
-				hits, err = tx.SearchQuery(q, limit, offset)
+				hits, err = tx.SearchQuery(q, n, offset)
 				return err
 			})
 			if err != nil {
@@ -90,7 +94,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print one JSON object per message and line")
-	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "at most this many messages")
+	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "at most this many messages (0: all)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "skip this many messages first (for the next page)")
 	return cmd
 }
