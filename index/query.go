@@ -101,10 +101,28 @@ func (e *QueryError) Error() string {
 	return fmt.Sprintf("search: at column %d: %s", e.Column, e.Msg)
 }
 
+// Bounds of a query, which keep its SQL within SQLite's (an expression
+// at most 1,000 deep; AND chains count one level per operand).
+const (
+	maxQueryTerms = 200 // terms (words, phrases, field:value)
+	maxQueryDepth = 50  // parentheses and NOTs inside each other
+)
+
 type queryParser struct {
-	toks []qtok
-	pos  int
-	zone *time.Location
+	toks  []qtok
+	pos   int
+	zone  *time.Location
+	terms int
+	depth int
+}
+
+// deeper enters a parenthesis or NOT at column col.
+func (p *queryParser) deeper(col int) error {
+	p.depth++
+	if p.depth > maxQueryDepth {
+		return &QueryError{col, fmt.Sprintf("parentheses and NOTs nested more than %d deep", maxQueryDepth)}
+	}
+	return nil
 }
 
 // ParseQuery parses a search query (see the grammar above); dates are
@@ -223,6 +241,10 @@ func (p *queryParser) unary() (*Query, error) {
 	switch t := p.peek(); t.kind {
 	case tokNot, tokMinus:
 		p.next()
+		if err := p.deeper(t.col); err != nil {
+			return nil, err
+		}
+		defer func() { p.depth-- }()
 		if !p.startsTerm() {
 			return nil, &QueryError{p.peek().col, "expected a term after " + describeTok(t) + " at column " + strconv.Itoa(t.col) + ", found " + describeTok(p.peek())}
 		}
@@ -233,6 +255,10 @@ func (p *queryParser) unary() (*Query, error) {
 		return &Query{Kind: QNot, Sub: []*Query{q}}, nil
 	case tokLParen:
 		p.next()
+		if err := p.deeper(t.col); err != nil {
+			return nil, err
+		}
+		defer func() { p.depth-- }()
 		if p.peek().kind == tokRParen {
 			return nil, &QueryError{p.peek().col, "empty parentheses"}
 		}
@@ -246,7 +272,11 @@ func (p *queryParser) unary() (*Query, error) {
 		p.next()
 		return q, nil
 	}
-	return p.term(p.next())
+	t := p.next()
+	if p.terms++; p.terms > maxQueryTerms {
+		return nil, &QueryError{t.col, fmt.Sprintf("more than %d terms", maxQueryTerms)}
+	}
+	return p.term(t)
 }
 
 // String shows q in a compact prefix form, for tests and logs:

@@ -82,10 +82,43 @@ func TestParseQueryErrors(t *testing.T) {
 		{`date:..`, `search: at column 6: date: a range needs a start or an end`},
 		{`Grüße folder:`, `search: at column 14: folder: needs a value`},
 		{`from:`, `search: at column 6: from: needs a value`},
+		{strings.Repeat("a ", 200) + "b", `search: at column 401: more than 200 terms`},
+		{strings.Repeat("(", 51) + "a", `search: at column 51: parentheses and NOTs nested more than 50 deep`},
+		{strings.Repeat("NOT -", 25) + "NOT a", `search: at column 126: parentheses and NOTs nested more than 50 deep`},
 	} {
 		_, err := index.ParseQuery(c.in, time.UTC)
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%q: error %v\n                 want %s", c.in, err, c.want)
+		}
+	}
+}
+
+// TestQueryBounds: the largest queries the parser accepts run (their
+// SQL and FTS5 expressions stay within SQLite's limits).
+func TestQueryBounds(t *testing.T) {
+	st, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, qs := range []string{
+		strings.Repeat("tag:x ", 200),
+		strings.Repeat("(a OR flag:seen) ", 100),
+		"a " + strings.Repeat("-b ", 199),
+		strings.Repeat("x OR ", 199) + "x",
+		strings.Repeat("NOT (flag:seen OR ", 25) + "a" + strings.Repeat(")", 25),
+		strings.Repeat("(a OR (flag:seen ", 25) + "b" + strings.Repeat("))", 25),
+	} {
+		q, err := index.ParseQuery(qs, time.UTC)
+		if err != nil {
+			t.Fatalf("%.40s...: %v", qs, err)
+		}
+		err = st.Read(context.Background(), func(tx *index.ReadTx) error {
+			_, err := tx.SearchQuery(q, 10, 0)
+			return err
+		})
+		if err != nil {
+			t.Errorf("%.40s...: %v", qs, err)
 		}
 	}
 }

@@ -143,11 +143,13 @@ func splitAnd(subs []*Query) (pos, neg []string, rest []*Query) {
 	return pos, neg, rest
 }
 
-// ftsAnd is (p1) AND (p2) ... NOT (n1) NOT (n2) ... (len(pos) > 0).
+// ftsAnd is ((p1) AND (p2) ...) NOT ((n1) OR (n2) ...) (len(pos) > 0):
+// flat, where one NOT after another would nest as deep as there are
+// negations (FTS5's parser stack is small).
 func ftsAnd(pos, neg []string) string {
 	e := "(" + strings.Join(pos, ") AND (") + ")"
-	for _, n := range neg {
-		e = "(" + e + ") NOT (" + n + ")"
+	if len(neg) > 0 {
+		e = "(" + e + ") NOT ((" + strings.Join(neg, ") OR (") + "))"
 	}
 	return e
 }
