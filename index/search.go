@@ -2,6 +2,7 @@ package index
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +25,9 @@ func (tx *ReadTx) Search(query string, limit int) ([]SearchResult, error) {
 
 // searchManyMatches is the number of full-text matches from which
 // SearchQuery has SQLite scan by date rather than look the matches up.
-const searchManyMatches = 4000
+var searchManyMatches atomic.Int64
+
+func init() { searchManyMatches.Store(4000) }
 
 // SearchQuery returns the messages matching q, newest first (by their
 // Date header, else their internal date; then by id, newest row first),
@@ -44,12 +47,12 @@ func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, erro
 		// searchManyMatches) is asked first: FTS5 counts them quickly.
 		var n int
 		err := tx.tx.QueryRow(`SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
-			drive, searchManyMatches).Scan(&n)
+			drive, searchManyMatches.Load()).Scan(&n)
 		if err != nil {
 			return nil, err
 		}
 		mark := ""
-		if n >= searchManyMatches {
+		if int64(n) >= searchManyMatches.Load() {
 			mark = "+"
 		}
 		cond = strings.ReplaceAll(cond, driveMark, mark)
