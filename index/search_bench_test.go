@@ -16,7 +16,7 @@ import (
 	"github.com/postfach/postfach/maildir"
 )
 
-// BenchmarkSearchQueries measures 20 typical queries on a store of
+// BenchmarkSearchQueries measures 23 typical queries on a store of
 // $POSTFACH_SEARCH_N messages (default 50,000) with natural-language-like
 // text: words of /usr/share/dict/words (Debian's wamerican) in a Zipf
 // distribution, 500 senders, 6 folders over 2 accounts, 2019-2025, a
