@@ -114,7 +114,7 @@ func indexPendingText(cmd *cobra.Command, a *agent.Agent, root string) error {
 		return err
 	}
 	if pending > 500 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "indexing the text of %d new messages for search...\n", pending)
+		fmt.Fprintf(cmd.ErrOrStderr(), "indexing the text of %d messages for search...\n", pending)
 	}
 	_, err = a.Index().IndexPending(cmd.Context(), root, nil)
 	return err
