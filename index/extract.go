@@ -47,9 +47,24 @@ const (
 // text found so far, when ctx is done (looked at between parts and every
 // extractCheckEvery bytes).
 func ExtractText(ctx context.Context, r io.Reader, limit int) string {
+	text, _ := ExtractContent(ctx, r, limit)
+	return text
+}
+
+// Part is a MIME part of a message (a leaf: not a multipart, nor a
+// message/rfc822 whose parts are looked at instead).
+type Part struct {
+	Type       string // lower case, without parameters ("text/plain" when none is given)
+	Name       string // file name (Content-Disposition filename, else Content-Type name), decoded
+	Attachment bool   // Content-Disposition attachment, or a file name
+}
+
+// ExtractContent is ExtractText that also returns the message's MIME
+// parts (within the same bounds: at most extractMaxParts).
+func ExtractContent(ctx context.Context, r io.Reader, limit int) (string, []Part) {
 	e := &extractor{ctx: ctx, limit: limit, bounds: map[string]int{}}
 	e.run(bufio.NewReaderSize(r, extractLine))
-	return e.out.String()
+	return e.out.String(), e.parts
 }
 
 type extractState int
@@ -67,7 +82,8 @@ type extractor struct {
 
 	stack  []string       // open multipart boundaries, outermost first
 	bounds map[string]int // boundary -> its (outermost) index in stack
-	parts  int            // parts begun
+	nparts int            // parts begun
+	parts  []Part         // the leaf parts seen
 
 	state   extractState
 	header  bytes.Buffer     // the current part's header lines (valid ones)
@@ -129,8 +145,8 @@ func (e *extractor) line(chunk []byte, start, whole bool) bool {
 				e.state = inSkip
 				return true
 			}
-			e.parts++
-			if e.parts >= extractMaxParts || e.ctx.Err() != nil {
+			e.nparts++
+			if e.nparts >= extractMaxParts || e.ctx.Err() != nil {
 				return false
 			}
 			e.beginPart()
@@ -249,23 +265,37 @@ func (e *extractor) beginBody() {
 			e.bounds[b] = len(e.stack)
 		}
 		e.stack = append(e.stack, b)
+		return
 	case t == "message/rfc822" || t == "message/global":
 		// A message in the message (one forwarded inline or attached):
 		// its own header follows, then its body, whose text parts are
 		// this message's text too (SEARCH BODY and TEXT find them, as
 		// RFC 3501 asks of "the body of the message"). RFC 2046 5.2.1
 		// allows no transfer encoding here that would hide the lines.
+		// (One so encoded is a leaf part.)
 		switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
 		case "base64", "quoted-printable":
+		default:
+			e.beginPart()
 			return
 		}
-		e.beginPart()
+	}
+	disp, dparams, _ := h.ContentDisposition()
+	p := Part{Type: t, Name: dparams["filename"]}
+	if p.Type == "" {
+		p.Type = "text/plain"
+	}
+	if p.Name == "" {
+		p.Name = params["name"]
+	}
+	p.Name = strings.TrimSpace(p.Name)
+	p.Attachment = disp == "attachment" || p.Name != ""
+	e.parts = append(e.parts, p)
+	switch {
 	case t != "text/plain" && t != "text/html" && t != "":
 	case e.out.Len() >= e.limit:
+	case disp == "attachment":
 	default:
-		if disp, _, _ := h.ContentDisposition(); disp == "attachment" {
-			return
-		}
 		e.state = inText
 		e.html = t == "text/html"
 		e.body.Reset()

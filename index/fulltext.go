@@ -20,13 +20,16 @@ func (tx *ReadTx) PendingText() (int, error) {
 }
 
 type pendingText struct {
-	id                         MessageID
-	dir, key, file             string
-	subject, from, to, cc, txt string
+	id             MessageID
+	dir, key, file string
+	h              Header
+	txt            string
+	parts          []Part
 }
 
-// IndexPending fills in the full-text entries of messages stored with
-// NewMessage.DeferText, reading their files below the store root, in
+// IndexPending fills in the full-text entries (and the parts table) of
+// messages stored with NewMessage.DeferText, or queued again by a
+// migration (011), reading their files below the store root, in
 // batches; done (may be nil) is told after each batch how many are done.
 // A file that cannot be read is indexed by its headers only. It returns the
 // number of messages indexed. A cancelled ctx stops it between messages
@@ -47,7 +50,7 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 			for rows.Next() {
 				p := &pendingText{}
 				var dir string
-				if err := rows.Scan(&p.id, &dir, &p.key, &p.file, &p.subject, &p.from, &p.to, &p.cc); err != nil {
+				if err := rows.Scan(&p.id, &dir, &p.key, &p.file, &p.h.Subject, &p.h.From, &p.h.To, &p.h.Cc); err != nil {
 					return err
 				}
 				p.dir = filepath.Join(root, filepath.FromSlash(dir))
@@ -68,7 +71,7 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 				for p := range next {
 					f, err := openFile(&maildir.Dir{Path: p.dir}, p.key, p.file)
 					if err == nil {
-						p.txt = ExtractText(ctx, f, ftsTextLimit)
+						p.txt, p.parts = ExtractContent(ctx, f, ftsTextLimit)
 						f.Close()
 					}
 				}
@@ -89,8 +92,19 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 		}
 		err = s.Write(ctx, func(tx *Tx) error {
 			for _, p := range batch {
-				if _, err := tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,
-					p.id, p.subject, p.from, p.to+" "+p.cc, p.txt); err != nil {
+				if err := tx.setParts(p.id, p.parts); err != nil {
+					return err
+				}
+				var names []string
+				for _, part := range p.parts {
+					if part.Name != "" {
+						names = append(names, part.Name)
+					}
+				}
+				// (A queued message has no entry: rows are queued when
+				// added, and 011 made the table anew. A delete would
+				// leave an FTS5 tombstone, slowing every query.)
+				if err := tx.insertText(p.id, &p.h, p.txt, names); err != nil {
 					return err
 				}
 				if _, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id); err != nil {
@@ -110,4 +124,18 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 			return total, nil // nothing is ever removed from the queue
 		}
 	}
+}
+
+// setParts replaces the rows of message id's MIME parts.
+func (tx *Tx) setParts(id MessageID, parts []Part) error {
+	if _, err := tx.exec(`DELETE FROM parts WHERE message_id=?`, id); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := tx.exec(`INSERT INTO parts(message_id, mime_type, name, attachment) VALUES(?,?,?,?)`,
+			id, p.Type, p.Name, p.Attachment); err != nil {
+			return err
+		}
+	}
+	return nil
 }

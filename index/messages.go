@@ -135,8 +135,7 @@ func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
 		if m.DeferText {
 			_, err = tx.exec(`INSERT INTO fts_pending(message_id) VALUES(?)`, ids[i])
 		} else {
-			_, err = tx.exec(`INSERT INTO messages_fts(rowid, subject, from_addr, to_addr, body) VALUES(?,?,?,?,?)`,
-				ids[i], m.Header.Subject, m.Header.From, m.Header.To+" "+m.Header.Cc, m.Body)
+			err = tx.insertText(ids[i], &m.Header, m.Body, nil)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("index: add message %s to full-text index: %w", m.Key, err)

@@ -2,23 +2,64 @@ package index
 
 import (
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
-// SearchResult is one full-text hit.
+// SearchResult is one search hit.
 type SearchResult struct {
 	Message
 	FolderName string
 	Account    string
 }
 
-// Search runs a full-text query (FTS5 syntax; plain words are ANDed) and
-// returns up to limit hits, best first.
+// Search parses query (ParseQuery, dates in the local zone) and returns
+// up to limit hits, newest first (SearchQuery).
 func (tx *ReadTx) Search(query string, limit int) ([]SearchResult, error) {
-	q := ftsQuery(query)
+	q, err := ParseQuery(query, time.Local)
+	if err != nil {
+		return nil, err
+	}
+	return tx.SearchQuery(q, limit, 0)
+}
+
+// searchManyMatches is the number of full-text matches from which
+// SearchQuery has SQLite scan by date rather than look the matches up.
+var searchManyMatches atomic.Int64
+
+func init() { searchManyMatches.Store(4000) }
+
+// SearchQuery returns the messages matching q, newest first (by their
+// Date header, else their internal date; then by id, newest row first),
+// skipping offset and returning at most limit (all when limit < 0). It
+// is one SQL query
+// (compileQuery); a message whose full-text entry is still pending
+// (fts_pending, IndexPending) matches no text term yet.
+func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, error) {
+	cond, args, drive := compileQuery(q)
+	if drive != "" {
+		// A text that few messages have: their rows are looked up, then
+		// sorted. One that many have: the date index is read newest
+		// first and each row tested against the matches (an in-memory
+		// set), until limit rows are found: both take a few
+		// milliseconds where the other way takes a hundred or more on a
+		// store of 50,000 messages. How many match (up to
+		// searchManyMatches) is asked first: FTS5 counts them quickly.
+		var n int
+		err := tx.tx.QueryRow(`SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
+			drive, searchManyMatches.Load()).Scan(&n)
+		if err != nil {
+			return nil, err
+		}
+		mark := ""
+		if int64(n) >= searchManyMatches.Load() {
+			mark = "+"
+		}
+		cond = strings.ReplaceAll(cond, driveMark, mark)
+	}
 	rows, err := tx.tx.Query(`SELECT `+prefixed("m.", messageCols)+`, f.name, a.name
-		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-		JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id
-		WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?`, q, limit)
+		FROM messages m JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id
+		WHERE `+cond+` ORDER BY `+sortDate+` DESC, m.id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
 		return nil, err
 	}
@@ -35,16 +76,6 @@ func (tx *ReadTx) Search(query string, limit int) ([]SearchResult, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
-}
-
-// ftsQuery quotes each bare word so that user input cannot be an FTS5
-// syntax error; words joined by spaces are ANDed.
-func ftsQuery(s string) string {
-	fields := strings.Fields(s)
-	for i, f := range fields {
-		fields[i] = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
-	}
-	return strings.Join(fields, " ")
 }
 
 func prefixed(p, cols string) string {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -22,7 +21,9 @@ import (
 // sequence numbers into UID sets); c.UID sets are local UIDs.
 //
 // It is answered by one SQL query over the messages row, the message's
-// IMAP view (imap_views) and the full-text table; no file is read. Keys:
+// IMAP view (imap_views) and the full-text table; no file is read: the
+// criteria become a search Query (imapQuery), compiled by the search
+// language's compiler (querycompile.go). Keys:
 //   - UID sets; "*" is the folder's highest local UID.
 //   - SINCE, BEFORE (ON is both) compare the internal date's day in the
 //     server's time zone (the zone INTERNALDATE is shown in: searchZone);
@@ -46,7 +47,8 @@ import (
 //   - BODY and TEXT go through the full-text index: the string's words
 //     must appear in that order, the last may be the start of a word
 //     (FTS5 phrase with a prefix). So they find words and word
-//     beginnings, not any substring ("ell" does not find "hello"). TEXT
+//     beginnings, not any substring ("ell" does not find "hello"),
+//     accents folded as by postfach search ("grusse" finds "Grüße"). TEXT
 //     also matches a substring of the header (view) or of the row's
 //     decoded fields. A message whose full-text entry is still pending
 //     (fts_pending, see IndexPending) matches BODY never and TEXT only
@@ -56,21 +58,25 @@ import (
 // Substring matching is case-insensitive: ASCII strings through SQLite's
 // lower() and LIKE, others by Unicode simple case folding.
 func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32, error) {
-	q := &searchQuery{tx: tx, folder: folder}
-	defer q.release()
-	cond, err := q.criteria(c)
+	q, err := imapQuery(c)
 	if err != nil {
 		return nil, err
 	}
+	qc := &queryCompiler{tx: tx, folder: folder}
+	defer qc.release()
+	cond := qc.cond(q)
+	if qc.err != nil {
+		return nil, qc.err
+	}
 	from := `messages m`
-	if q.view {
+	if qc.view {
 		from += ` LEFT JOIN imap_views v ON v.message_id = m.id`
 	}
 	// One string of UIDs rather than a result row each (the driver's
 	// cost per row is most of the time, see FileRows).
 	var all *string
 	err = tx.tx.QueryRow(`SELECT group_concat(local_uid, ' ') FROM (SELECT m.local_uid FROM `+from+`
-		WHERE m.folder_id=? AND (`+cond+`) ORDER BY m.local_uid)`, append([]any{folder}, q.args...)...).Scan(&all)
+		WHERE m.folder_id=? AND (`+cond+`) ORDER BY m.local_uid)`, append([]any{folder}, qc.args...)...).Scan(&all)
 	if err != nil {
 		return nil, fmt.Errorf("index: search: %w", err)
 	}
@@ -148,101 +154,122 @@ func searchNeeds(c *imap.SearchCriteria) (text, view bool) {
 // internal dates in.
 var searchZone = time.Local
 
-type searchQuery struct {
-	tx     *ReadTx
-	folder FolderID
-	args   []any
-	view   bool // the query joins imap_views as v
-	maxUID *uint32
-	sets   []string // keys in uidSets to release
-}
-
-func (q *searchQuery) arg(v any) string {
-	q.args = append(q.args, v)
-	return "?"
-}
-
-func (q *searchQuery) criteria(c *imap.SearchCriteria) (string, error) {
+// imapQuery translates IMAP SEARCH criteria into a search Query (the
+// IMAP kinds of query nodes: UID sets, internal and sent dates,
+// substrings of header fields, RFC822.SIZE, MODSEQ), compiled like the
+// search language's (querycompile.go).
+func imapQuery(c *imap.SearchCriteria) (*Query, error) {
 	if len(c.SeqNum) > 0 {
-		return "", errors.New("index: search: sequence numbers must be turned into UIDs first")
+		return nil, errors.New("index: search: sequence numbers must be turned into UIDs first")
 	}
-	var and []string
+	var and []*Query
 	for _, set := range c.UID {
 		if imap.IsSearchRes(set) {
-			return "", errors.New("index: search: $ must be turned into UIDs first")
+			return nil, errors.New("index: search: $ must be turned into UIDs first")
 		}
-		s, err := q.uidSet(set)
-		if err != nil {
-			return "", err
+		and = append(and, &Query{Kind: qUID, UIDs: set})
+	}
+	if !c.Since.IsZero() || !c.Before.IsZero() {
+		q := &Query{Kind: qInternalDate, From: minDate, To: maxDate}
+		if !c.Since.IsZero() {
+			q.From = searchMidnight(c.Since, searchZone)
 		}
-		and = append(and, s)
-	}
-	if !c.Since.IsZero() {
-		and = append(and, "m.internal_date >= "+q.arg(searchMidnight(c.Since, searchZone)))
-	}
-	if !c.Before.IsZero() {
-		and = append(and, "m.internal_date < "+q.arg(searchMidnight(c.Before, searchZone)))
+		if !c.Before.IsZero() {
+			q.To = searchMidnight(c.Before, searchZone)
+		}
+		and = append(and, q)
 	}
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		q.view = true
-		day := `coalesce(v.sent_day, CASE WHEN m.date > 0 THEN m.date / 86400 END)`
+		q := &Query{Kind: qSentDay, From: minDate, To: maxDate}
 		if !c.SentSince.IsZero() {
-			and = append(and, "coalesce("+day+" >= "+q.arg(calendarDay(c.SentSince))+", 0)")
+			q.From = calendarDay(c.SentSince)
 		}
 		if !c.SentBefore.IsZero() {
-			and = append(and, "coalesce("+day+" < "+q.arg(calendarDay(c.SentBefore))+", 0)")
+			q.To = calendarDay(c.SentBefore)
 		}
+		and = append(and, q)
 	}
 	for _, h := range c.Header {
-		and = append(and, q.header(h.Key, h.Value))
+		and = append(and, &Query{Kind: qHeader, Field: h.Key, Text: h.Value})
 	}
 	for _, s := range c.Body {
-		and = append(and, q.fullText(s, true))
+		if strings.TrimSpace(s) == "" {
+			continue // every message has it
+		}
+		and = append(and, &Query{Kind: QText, Field: FieldBody, Text: s, Prefix: true})
 	}
 	for _, s := range c.Text {
-		and = append(and, q.fullText(s, false))
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		// The words through the full-text index (all of it), or a
+		// substring of the header.
+		or := []*Query{{Kind: QText, Field: fieldAll, Text: s, Prefix: true}}
+		for _, col := range []string{"m.subject", "m.from_addr", "m.to_addr", "m.cc_addr", "v.header"} {
+			or = append(or, &Query{Kind: qContains, Field: col, Text: s})
+		}
+		and = append(and, &Query{Kind: QOr, Sub: or})
 	}
 	for _, f := range c.Flag {
-		and = append(and, q.flag(f, true))
+		and = append(and, imapFlag(f, true))
 	}
 	for _, f := range c.NotFlag {
-		and = append(and, q.flag(f, false))
+		and = append(and, imapFlag(f, false))
 	}
-	if c.Larger > 0 || c.Smaller > 0 {
-		q.view = true
-		size := `coalesce(v.size, CASE WHEN m.rfc822_size > 0 THEN m.rfc822_size ELSE m.size END)`
-		if c.Larger > 0 {
-			and = append(and, size+" > "+q.arg(c.Larger))
-		}
-		if c.Smaller > 0 {
-			and = append(and, size+" < "+q.arg(c.Smaller))
-		}
+	if c.Larger > 0 {
+		and = append(and, &Query{Kind: qRFC822Size, Op: ">", Size: c.Larger})
+	}
+	if c.Smaller > 0 {
+		and = append(and, &Query{Kind: qRFC822Size, Op: "<", Size: c.Smaller})
 	}
 	if c.ModSeq != nil {
-		and = append(and, "m.modseq >= "+q.arg(int64(min(c.ModSeq.ModSeq, 1<<63-1))))
+		and = append(and, &Query{Kind: qModSeq, Size: int64(min(c.ModSeq.ModSeq, 1<<63-1))})
 	}
 	for i := range c.Not {
-		s, err := q.criteria(&c.Not[i])
+		q, err := imapQuery(&c.Not[i])
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		and = append(and, "NOT ("+s+")")
+		and = append(and, &Query{Kind: QNot, Sub: []*Query{q}})
 	}
 	for i := range c.Or {
-		a, err := q.criteria(&c.Or[i][0])
+		a, err := imapQuery(&c.Or[i][0])
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		b, err := q.criteria(&c.Or[i][1])
+		b, err := imapQuery(&c.Or[i][1])
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		and = append(and, "(("+a+") OR ("+b+"))")
+		and = append(and, &Query{Kind: QOr, Sub: []*Query{a, b}})
 	}
-	if len(and) == 0 {
-		return "1", nil
+	switch len(and) {
+	case 0:
+		return &Query{Kind: qAll}, nil
+	case 1:
+		return and[0], nil
 	}
-	return "(" + strings.Join(and, ") AND (") + ")", nil
+	return &Query{Kind: QAnd, Sub: and}, nil
+}
+
+// imapFlag is a flag or keyword set (or unset). \Recent is never set.
+func imapFlag(f imap.Flag, set bool) *Query {
+	q := &Query{Kind: QNone}
+	bits, kws := maildir.FlagsFromIMAP([]imap.Flag{f})
+	switch {
+	case strings.EqualFold(string(f), `\Recent`):
+	case bits != 0:
+		q = &Query{Kind: QFlag, Flag: bits}
+	case len(kws) == 1:
+		q = &Query{Kind: QTag, Text: kws[0]}
+	}
+	if set {
+		return q
+	}
+	if q.Kind == QNone {
+		return &Query{Kind: qAll}
+	}
+	return &Query{Kind: QNot, Sub: []*Query{q}}
 }
 
 // searchMidnight returns the start of date's day (its year, month and day, as
@@ -254,7 +281,7 @@ func searchMidnight(date time.Time, zone *time.Location) int64 {
 
 // uidSet is a condition for a UID set: a few ranges in SQL, a longer set
 // through postfach_inset.
-func (q *searchQuery) uidSet(set imap.UIDSet) (string, error) {
+func (q *queryCompiler) uidSet(set imap.UIDSet) (string, error) {
 	ranges := make([][2]uint32, 0, len(set))
 	for _, r := range set {
 		a, b := uint32(r.Start), uint32(r.Stop)
@@ -304,7 +331,7 @@ func (q *searchQuery) uidSet(set imap.UIDSet) (string, error) {
 
 // max returns the folder's highest local UID (0 when it is empty), what
 // "*" stands for.
-func (q *searchQuery) max() (uint32, error) {
+func (q *queryCompiler) max() (uint32, error) {
 	if q.maxUID == nil {
 		var n uint32
 		if err := q.tx.queryRow(`SELECT coalesce(max(local_uid), 0) FROM messages WHERE folder_id=?`, q.folder).Scan(&n); err != nil {
@@ -315,7 +342,7 @@ func (q *searchQuery) max() (uint32, error) {
 	return *q.maxUID, nil
 }
 
-func (q *searchQuery) release() {
+func (q *queryCompiler) release() {
 	for _, k := range q.sets {
 		uidSets.Delete(k)
 	}
@@ -331,7 +358,7 @@ var (
 // headerCols are the header keys the messages row holds decoded.
 var headerCols = map[string]string{"from": "m.from_addr", "to": "m.to_addr", "cc": "m.cc_addr", "subject": "m.subject"}
 
-func (q *searchQuery) header(key, value string) string {
+func (q *queryCompiler) header(key, value string) string {
 	col := headerCols[strings.ToLower(key)]
 	switch {
 	case col != "" && value != "":
@@ -353,7 +380,7 @@ func likeEscape(s string) string {
 }
 
 // contains is a case-insensitive substring test of a text column.
-func (q *searchQuery) contains(col, needle string) string {
+func (q *queryCompiler) contains(col, needle string) string {
 	if needle == "" {
 		return "1"
 	}
@@ -364,66 +391,4 @@ func (q *searchQuery) contains(col, needle string) string {
 		return "coalesce(CAST(" + col + " AS TEXT) LIKE " + q.arg("%"+likeEscape(needle)+"%") + ` ESCAPE '\', 0)`
 	}
 	return "coalesce(postfach_contains(" + col + ", " + q.arg(needle) + "), 0)"
-}
-
-// fullText matches s through the FTS table: the body column for BODY,
-// every column and the header for TEXT.
-func (q *searchQuery) fullText(s string, body bool) string {
-	if strings.TrimSpace(s) == "" {
-		return "1"
-	}
-	var or []string
-	if hasWordChar(s) {
-		match := `"` + strings.ReplaceAll(s, `"`, `""`) + `" *`
-		if body {
-			match = "body : " + match
-		}
-		or = append(or, "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH "+q.arg(match)+")")
-	}
-	if !body {
-		q.view = true
-		for _, col := range []string{"m.subject", "m.from_addr", "m.to_addr", "m.cc_addr", "v.header"} {
-			or = append(or, q.contains(col, s))
-		}
-	}
-	if len(or) == 0 {
-		return "0"
-	}
-	return "(" + strings.Join(or, ") OR (") + ")"
-}
-
-// hasWordChar reports whether s has a character the full-text tokenizer
-// (unicode61) keeps: a letter or a digit.
-func hasWordChar(s string) bool {
-	for _, r := range s {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) {
-			return true
-		}
-	}
-	return false
-}
-
-func (q *searchQuery) flag(f imap.Flag, set bool) string {
-	yes, no := "1", "0"
-	if !set {
-		yes, no = no, yes
-	}
-	if strings.EqualFold(string(f), `\Recent`) {
-		return no
-	}
-	bits, kws := maildir.FlagsFromIMAP([]imap.Flag{f})
-	switch {
-	case bits != 0:
-		if set {
-			return fmt.Sprintf("(m.flags & %d) != 0", bits)
-		}
-		return fmt.Sprintf("(m.flags & %d) = 0", bits)
-	case len(kws) == 1:
-		s := "instr(' ' || lower(m.keywords) || ' ', " + q.arg(" "+strings.ToLower(kws[0])+" ") + ") > 0"
-		if set {
-			return s
-		}
-		return "NOT " + s
-	}
-	return no // a system flag we do not keep
 }

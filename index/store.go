@@ -46,6 +46,21 @@
 // message, follows at most 64 levels of multipart and 1,000 parts (a
 // message beyond that is indexed as far as they reach; its file is never
 // touched) and stops when the context is cancelled.
+// The same pass records the message's MIME parts (type, file name,
+// attachment or not) in the parts table. The full-text table has the
+// columns subject, from_addr, to_addr, cc_addr, body and attachments
+// (file names), its text folded (searchtext.go: ß, æ, ø, ł ... spelled
+// out; the tokenizer folds case and the other accents).
+//
+// Search (query.go, querylex.go, queryterm.go, querycompile.go,
+// search.go): ParseQuery parses the search language of postfach search
+// into a Query tree; it is compiled into one SQL condition over the
+// messages row (folder, dates, flags, keywords, size: indexed columns or
+// row tests), the parts table and messages_fts (each word a quoted FTS5
+// string; text subtrees in one MATCH), every value bound. SearchQuery
+// returns hits newest first (the Date header, else the internal date:
+// the indexes messages_sort_date and messages_folder_sort_date). IMAP
+// SEARCH (searchlocal.go) is translated into the same tree.
 //
 // The local IMAP endpoint's view of a message (imapview.go): its
 // ENVELOPE and BODYSTRUCTURE, RFC822.SIZE, the Date header's own day and

@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/postfach/postfach/agent"
-	"github.com/postfach/postfach/index"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -119,62 +117,6 @@ func liveState(s agent.ServiceStatus) string {
 		return "stopped by an error until the config changes"
 	}
 	return s.State
-}
-
-func newSearchCmd(g *globals) *cobra.Command {
-	var limit int
-	cmd := &cobra.Command{
-		Use:   "search WORDS...",
-		Short: "Full-text search over headers and text bodies of the local store",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			a, err := agent.Open(cfg, g.logger())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			// Messages stored by sync wait for their full-text entry; index
-			// them first (sync leaves it out of its critical path), unless
-			// an agent runs: it indexes them whenever it is idle, and two
-			// indexers would race for the same messages.
-			var pending int
-			a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
-				pending, _ = tx.PendingText()
-				return nil
-			})
-			if pending > 0 && !agentRuns(cmd.Context(), a) {
-				if pending > 500 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "indexing the text of %d new messages for search...\n", pending)
-				}
-				if _, err := a.Index().IndexPending(cmd.Context(), cfg.Store.Path, nil); err != nil {
-					return err
-				}
-			}
-			var hits []index.SearchResult
-			err = a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
-				hits, err = tx.Search(strings.Join(args, " "), limit)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			for _, h := range hits {
-				date := ""
-				if !h.Header.Date.IsZero() {
-					date = h.Header.Date.Format("2006-01-02")
-				}
-				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", safe(h.Account), safe(h.FolderName), date, safe(h.Header.From), safe(h.Header.Subject))
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "maximum number of results")
-	return cmd
 }
 
 // agentRuns reports whether an agent (postfach run) listens on a's store
