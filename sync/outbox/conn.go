@@ -61,6 +61,11 @@ type relayConn struct {
 	mu    sync.Mutex
 	final bool // between the end of DATA and its reply
 	stop  bool // ctx is done
+
+	// slow: a reply to the end of a message came later than
+	// heldReplyLimit; the rest of this connection's messages are sent
+	// without holding the store's write lock (see endData).
+	slow bool
 }
 
 // watch closes c when ctx ends (see relayConn); the returned func stops

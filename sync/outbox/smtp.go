@@ -427,7 +427,9 @@ var errLateReply = errors.New("outbox: the relay's reply to the end of the messa
 // window in which a crash would send m again, from the "." to the
 // commit of the reply, holds the relay's own work and one fsync, never a
 // wait for another writer. A reply later than heldReplyLimit, or a store
-// that cannot begin the transaction, is recorded with the next commit.
+// that cannot begin the transaction, is recorded with the next commit;
+// after one late reply, the connection's later messages are sent without
+// the lock held.
 func (s *Sender) endData(ctx context.Context, c *relayConn, m *index.OutboxMessage, w *smtp.DataCommand,
 	b *batch, outcome func(reply string, started, finalLost bool, err error)) error {
 	type answer struct {
@@ -459,6 +461,14 @@ func (s *Sender) endData(ctx context.Context, c *relayConn, m *index.OutboxMessa
 		outcome(a.reply, true, a.finalLost, a.err)
 		return nil
 	}
+	if c.slow {
+		// A relay that took longer than heldReplyLimit once (a content
+		// filter before its queue, say) would hold every writer of the
+		// store that long per message: its replies are recorded with the
+		// next commit, as they were before the lock was held.
+		finalDot()
+		return record(<-got)
+	}
 	err := s.commitAfter(ctx, b, 0, func() error {
 		finalDot()
 		t := time.NewTimer(heldReplyLimit)
@@ -480,6 +490,8 @@ func (s *Sender) endData(ctx context.Context, c *relayConn, m *index.OutboxMessa
 		// The commit failed after the reply was recorded: its outcome
 		// stays pending (see batch), and the store's error stops the pass.
 		return err
+	default:
+		c.slow = true
 	}
 	return record(<-got)
 }

@@ -48,35 +48,46 @@ func TestReplyCommittedFirst(t *testing.T) {
 }
 
 // TestLateReply: a relay slower to answer the end of a message than
-// heldReplyLimit does not hold the store's write lock meanwhile; its
-// reply is recorded once it comes, and the message goes once.
+// heldReplyLimit does not hold the store's write lock past that limit;
+// its reply is recorded once it comes, the message goes once, and the
+// connection's later messages are sent without the lock held at all.
 func TestLateReply(t *testing.T) {
 	defer func(d time.Duration) { heldReplyLimit = d }(heldReplyLimit)
-	heldReplyLimit = time.Millisecond
+	heldReplyLimit = 300 * time.Millisecond
 	st := newStore(t)
 	r := startRelay(t, relayOpts{startTLS: true, auth: true})
-	submit(t, st, msgBcc)
-	submit(t, st, msgBcc)
-	wrote := make(chan error, 2)
+	for range 3 {
+		submit(t, st, msgBcc)
+	}
+	var waits []time.Duration
+	var mu sync.Mutex
 	r.onData = func() {
-		// While the relay dawdles, another writer gets through.
+		// While the relay dawdles, another writer of the store.
+		start := time.Now()
 		done := make(chan error, 1)
 		go func() { done <- st.Write(context.Background(), func(*index.Tx) error { return nil }) }()
 		select {
 		case err := <-done:
-			wrote <- err
+			if err != nil {
+				t.Errorf("a writer while the relay held the reply: %v", err)
+			}
 		case <-time.After(10 * time.Second):
-			wrote <- context.DeadlineExceeded
+			t.Errorf("a writer waited 10 s while the relay held the reply")
 		}
+		mu.Lock()
+		waits = append(waits, time.Since(start))
+		mu.Unlock()
+		time.Sleep(400 * time.Millisecond) // the relay's slow answer
 	}
-	flush(t, sender(t, st, r, "starttls"), FlushReport{Sent: 2})
-	for range 2 {
-		if err := <-wrote; err != nil {
-			t.Errorf("a writer while the relay held the reply: %v", err)
-		}
+	flush(t, sender(t, st, r, "starttls"), FlushReport{Sent: 3})
+	if got := len(r.Delivered()); got != 3 {
+		t.Errorf("%d deliveries, want 3", got)
 	}
-	if got := len(r.Delivered()); got != 2 {
-		t.Errorf("%d deliveries, want 2", got)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("writers waited %v", waits)
+	if len(waits) == 3 && (waits[1] > 150*time.Millisecond || waits[2] > 150*time.Millisecond) {
+		t.Errorf("after a late reply, writers still waited for the sender's lock: %v", waits)
 	}
 	outboxEmpty(t, st)
 }
