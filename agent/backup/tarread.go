@@ -14,9 +14,14 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// maxManifest bounds the manifest read from an archive (about 150 bytes
-// a file: millions of files).
-const maxManifest = 1 << 30
+// maxManifest bounds the manifest read from an archive into memory
+// (about 100 bytes a file: a 100,000-message store's is about 10 MB).
+const maxManifest = 256 << 20
+
+// maxWindow bounds the zstd window an archive may declare: the decoder
+// holds a window of history, so an archive declaring a huge one would
+// exhaust memory. The writer's is 8 MiB (zstd's default level).
+const maxWindow = 64 << 20
 
 // tarSink receives what scanTar unpacks; nil for verify, which only
 // hashes (and keeps the index, see indexTo).
@@ -45,7 +50,10 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 		return nil, err
 	}
 	defer f.Close()
-	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	// One decoder goroutine: it also checks the window of a
+	// single-segment frame (its declared content size) against maxWindow.
+	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +71,7 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the archive is damaged after %s: %v", last, err)
+			return nil, tarError("after "+last, err)
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
 		last = fmt.Sprintf("%q", name)
@@ -91,10 +99,10 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 		}
 		if name == ManifestName {
 			if hdr.Size > maxManifest {
-				return nil, fmt.Errorf("its %s is too large (%d bytes)", ManifestName, hdr.Size)
+				return nil, fmt.Errorf("its %s is too large (%d bytes; at most %d MiB are read)", ManifestName, hdr.Size, maxManifest>>20)
 			}
-			if s.manifest, err = io.ReadAll(tr); err != nil {
-				return nil, fmt.Errorf("the archive is damaged in %s: %v", last, err)
+			if s.manifest, err = io.ReadAll(io.LimitReader(tr, maxManifest)); err != nil {
+				return nil, tarError("in "+last, err)
 			}
 			continue
 		}
@@ -118,7 +126,7 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the archive is damaged in %s: %v", last, err)
+			return nil, tarError("in "+last, err)
 		}
 		e := Entry{Path: name, Size: n}
 		h.Sum(e.SHA256[:0])
@@ -130,6 +138,15 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 		}
 	}
 	return s, nil
+}
+
+// tarError is the error of an archive that could not be read through
+// at where: damaged, or compressed with a window larger than maxWindow.
+func tarError(where string, err error) error {
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return fmt.Errorf("the archive cannot be read %s: its zstd window is larger than the %d MiB postfach allows", where, maxWindow>>20)
+	}
+	return fmt.Errorf("the archive is damaged %s: %v", where, err)
 }
 
 // check compares what scanTar found with the archive's manifest and the
