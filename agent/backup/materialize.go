@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -279,17 +278,12 @@ func importMbox(ctx context.Context, st *index.Store, root string, mf mboxFile) 
 		return err
 	}
 	for {
-		m, err := mr.next()
-		if err == io.EOF {
+		if ok, err := mr.more(); err != nil {
+			return err
+		} else if !ok {
 			break
 		}
-		if err != nil {
-			return err
-		}
-		if s := sha256.Sum256(m.Raw); m.Ours && s != m.SHA256 {
-			return fmt.Errorf("the message at line %d differs from its %s header", m.Line, exportHeader)
-		}
-		a, err := arrival(d, f, m)
+		a, err := arrival(d, f, mr)
 		if err != nil {
 			return err
 		}
@@ -313,17 +307,22 @@ func importMbox(ctx context.Context, st *index.Store, root string, mf mboxFile) 
 	return nil
 }
 
-// arrival writes message m into a new delivery of folder f (Maildir d).
-func arrival(d *maildir.Dir, f *index.Folder, m *mboxMessage) (*index.Arrival, error) {
+// arrival streams the next message of mr into a new delivery of folder
+// f (Maildir d), checking it against its X-Postfach-Export header.
+func arrival(d *maildir.Dir, f *index.Folder, mr *mboxReader) (*index.Arrival, error) {
 	dlv, err := d.NewDelivery()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dlv.Write(m.Raw); err != nil {
-		dlv.Abort()
-		return nil, err
+	wire := maildir.NewCRLFWriter(io.Discard)
+	m, err := mr.next(io.MultiWriter(dlv, wire))
+	if err == nil && m.Ours && m.Sum != m.SHA256 {
+		err = fmt.Errorf("the message at line %d differs from its %s header", m.Line, exportHeader)
 	}
-	if err := dlv.Close(); err != nil {
+	if err == nil {
+		err = dlv.Close()
+	}
+	if err != nil {
 		dlv.Abort()
 		return nil, err
 	}
@@ -331,9 +330,7 @@ func arrival(d *maildir.Dir, f *index.Folder, m *mboxMessage) (*index.Arrival, e
 	a.Row.DeferText = true
 	a.Row.Flags, a.Row.Keywords = m.Flags, m.Keywords
 	a.Row.InternalDate = m.Date
-	if crlf, err := maildir.CRLFSize(bytes.NewReader(m.Raw)); err == nil {
-		a.Row.RFC822Size = crlf
-	}
+	a.Row.RFC822Size = wire.N()
 	a.Row.Header = index.ParseHeader(dlv.Header())
 	return a, nil
 }
