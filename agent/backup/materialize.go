@@ -23,6 +23,10 @@ import (
 // an mbox export (a file or a directory of them), an unpacked copy
 // made below tmp (the caller removes tmp). It never writes inside path.
 //
+// The free space below tmp is checked first: a snapshot is unpacked
+// there whole (a tar.zst needs the sizes its tar headers give, read in a
+// first pass; an mbox export about its mboxes' size).
+//
 // A tar.zst is unpacked file by file, refusing any entry that is not a
 // directory or a regular file or whose path would leave the copy, and
 // the copy is checked against the archive's manifest and its index (any
@@ -65,6 +69,13 @@ func unpackTar(ctx context.Context, p, tmp string) (string, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", err
 	}
+	need, err := tarSize(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	if err := checkRoom(tmp, need); err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp(tmp, "snapshot-")
 	if err != nil {
 		return "", err
@@ -86,6 +97,32 @@ func unpackTar(ctx context.Context, p, tmp string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// freeSpace returns the bytes free on the filesystem of a directory
+// (fsFree; tests replace it).
+var freeSpace = fsFree
+
+// checkRoom fails when the filesystem of dir (often a tmpfs: $TMPDIR)
+// has less than need bytes free: a snapshot is unpacked there whole.
+// When the free space cannot be learnt, it does not fail.
+func checkRoom(dir string, need int64) error {
+	free, err := freeSpace(dir)
+	if err != nil || need < 0 || uint64(need) <= free {
+		return nil
+	}
+	return fmt.Errorf("not enough room in %s to unpack it: it needs %s, %s free there (point TMPDIR at a filesystem with room)", dir, mib(uint64(need)), mib(free))
+}
+
+// mib is n bytes in KiB, MiB or GiB.
+func mib(n uint64) string {
+	switch {
+	case n < 1<<20:
+		return fmt.Sprintf("%d KiB", (n+1<<10-1)>>10)
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }
 
 func mustParse(m []byte) []Entry {
@@ -126,6 +163,15 @@ func importMboxes(ctx context.Context, p, tmp string) (string, error) {
 		return "", err
 	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", err
+	}
+	var need int64
+	for _, f := range files {
+		if st, err := os.Stat(f.path); err == nil {
+			need += st.Size()
+		}
+	}
+	if err := checkRoom(tmp, need); err != nil {
 		return "", err
 	}
 	dir, err := os.MkdirTemp(tmp, "snapshot-")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,26 +40,63 @@ type tarScan struct {
 	hashed   map[string]Entry // their sizes and SHA-256
 }
 
+// openTar opens the tar.zst at p for reading; done closes it.
+func openTar(p string) (tr *tar.Reader, done func(), err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	// One decoder goroutine: it also checks the window of a
+	// single-segment frame (its declared content size) against maxWindow.
+	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxWindow))
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return tar.NewReader(zr), func() { zr.Close(); f.Close() }, nil
+}
+
+// tarSize returns how many bytes the regular files of the tar.zst at p
+// hold, from their tar headers (the manifest comes last, so the archive
+// is read through once for it; only the headers are kept).
+func tarSize(ctx context.Context, p string) (int64, error) {
+	tr, done, err := openTar(p)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var n int64
+	last := "its start"
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, tarError("after "+last, err)
+		}
+		last = fmt.Sprintf("%q", strings.TrimSuffix(hdr.Name, "/"))
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+			n += min(hdr.Size, math.MaxInt64-n) // no overflow
+		}
+	}
+}
+
 // scanTar reads the tar.zst at p, one entry at a time: each regular
 // file's content is hashed and given to sink; an entry that is not a
 // directory or a regular file, or whose path would leave the snapshot,
 // or that comes twice, is a difference in r and never given to sink. An
 // error: the archive could not be read through (damaged, cut short).
 func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Progress) (*tarScan, error) {
-	f, err := os.Open(p)
+	tr, done, err := openTar(p)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	// One decoder goroutine: it also checks the window of a
-	// single-segment frame (its declared content size) against maxWindow.
-	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(maxWindow))
-	if err != nil {
-		return nil, err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
+	defer done()
 	s := &tarScan{present: map[string]bool{}, hashed: map[string]Entry{}}
 	seen := map[string]bool{}
 	last := "its start"

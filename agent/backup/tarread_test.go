@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -90,5 +91,51 @@ func TestTarZstManifestBound(t *testing.T) {
 	_, err := VerifyArchive(context.Background(), p, nil)
 	if err == nil || !strings.Contains(err.Error(), "MANIFEST is too large (314572800 bytes; at most 256 MiB") {
 		t.Errorf("verify of an archive with a 300 MiB manifest: %v", err)
+	}
+}
+
+// TestMaterializeChecksRoom: a tar.zst or an mbox export larger than
+// the free space where it would be unpacked is refused before anything
+// is written there, in one line naming the directory and both sizes.
+func TestMaterializeChecksRoom(t *testing.T) {
+	s := newTestStore(t, 20)
+	tz, err := Backup(context.Background(), Options{Store: s.st, To: t.TempDir(), Format: FormatTarZst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := Backup(context.Background(), Options{Store: s.st, To: t.TempDir(), Format: FormatMbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := fsFree(t.TempDir()); runtime.GOOS == "linux" && (err != nil || f == 0) {
+		t.Errorf("fsFree: %d, %v", f, err)
+	}
+	defer func(f func(string) (uint64, error)) { freeSpace = f }(freeSpace)
+	var free uint64
+	var asked []string
+	freeSpace = func(dir string) (uint64, error) {
+		asked = append(asked, dir)
+		return free, nil
+	}
+	for _, p := range []string{tz.Snapshot, mb.Snapshot} {
+		tmp := filepath.Join(t.TempDir(), "tmp")
+		free, asked = 10<<10, nil
+		_, err := Materialize(context.Background(), p, tmp)
+		t.Logf("%s: %v", filepath.Base(p), err)
+		if err == nil || !strings.Contains(err.Error(), "not enough room in "+tmp+" to unpack it: it needs ") ||
+			!strings.Contains(err.Error(), " KiB, 10 KiB free there (point TMPDIR at a filesystem with room)") ||
+			strings.Contains(err.Error(), "\n") {
+			t.Errorf("Materialize of %s with 10 KiB free: %v", filepath.Base(p), err)
+		}
+		if len(asked) != 1 || asked[0] != tmp {
+			t.Errorf("free space asked of %q, want %q", asked, tmp)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("Materialize left %v in tmp", ents)
+		}
+		free = 1 << 40
+		if _, err := Materialize(context.Background(), p, tmp); err != nil {
+			t.Errorf("Materialize of %s with room: %v", filepath.Base(p), err)
+		}
 	}
 }
