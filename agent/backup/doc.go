@@ -65,7 +65,11 @@
 // spaces, controls and non-ASCII bytes as %XX), the internal date from
 // the From_ line, and checks the bytes against sha256=. A message
 // without that line (another tool's mbox) is imported whole, with the
-// flags its first Status, X-Status and X-Keywords lines give. The outbox is not exported. An empty folder has an empty mbox.
+// flags its first Status, X-Status and X-Keywords lines give (in its
+// first 64 KiB). An import streams each message into its delivery,
+// hashing it on the way: its memory does not grow with a message or a
+// line, and a line it must hold whole (a From_ line, a line the export
+// added) is refused past 1 MiB. The outbox is not exported. An empty folder has an empty mbox.
 // The export's MANIFEST is written last, as a directory snapshot's: a
 // <name>.mbox/ without one is incomplete and is removed by the next
 // backup. Restored through the store's door, a message file is

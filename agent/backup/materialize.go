@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -23,6 +22,10 @@ import (
 // path itself when it is a snapshot directory; for a .tar.zst file or
 // an mbox export (a file or a directory of them), an unpacked copy
 // made below tmp (the caller removes tmp). It never writes inside path.
+//
+// The free space below tmp is checked first: a snapshot is unpacked
+// there whole (a tar.zst needs the sizes its tar headers give, read in a
+// first pass; an mbox export about its mboxes' size).
 //
 // A tar.zst is unpacked file by file, refusing any entry that is not a
 // directory or a regular file or whose path would leave the copy, and
@@ -66,6 +69,13 @@ func unpackTar(ctx context.Context, p, tmp string) (string, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", err
 	}
+	need, err := tarSize(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	if err := checkRoom(tmp, need); err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp(tmp, "snapshot-")
 	if err != nil {
 		return "", err
@@ -87,6 +97,32 @@ func unpackTar(ctx context.Context, p, tmp string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// freeSpace returns the bytes free on the filesystem of a directory
+// (fsFree; tests replace it).
+var freeSpace = fsFree
+
+// checkRoom fails when the filesystem of dir (often a tmpfs: $TMPDIR)
+// has less than need bytes free: a snapshot is unpacked there whole.
+// When the free space cannot be learnt, it does not fail.
+func checkRoom(dir string, need int64) error {
+	free, err := freeSpace(dir)
+	if err != nil || need < 0 || uint64(need) <= free {
+		return nil
+	}
+	return fmt.Errorf("not enough room in %s to unpack it: it needs %s, %s free there (point TMPDIR at a filesystem with room)", dir, mib(uint64(need)), mib(free))
+}
+
+// mib is n bytes in KiB, MiB or GiB.
+func mib(n uint64) string {
+	switch {
+	case n < 1<<20:
+		return fmt.Sprintf("%d KiB", (n+1<<10-1)>>10)
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }
 
 func mustParse(m []byte) []Entry {
@@ -127,6 +163,15 @@ func importMboxes(ctx context.Context, p, tmp string) (string, error) {
 		return "", err
 	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", err
+	}
+	var need int64
+	for _, f := range files {
+		if st, err := os.Stat(f.path); err == nil {
+			need += st.Size()
+		}
+	}
+	if err := checkRoom(tmp, need); err != nil {
 		return "", err
 	}
 	dir, err := os.MkdirTemp(tmp, "snapshot-")
@@ -279,17 +324,12 @@ func importMbox(ctx context.Context, st *index.Store, root string, mf mboxFile) 
 		return err
 	}
 	for {
-		m, err := mr.next()
-		if err == io.EOF {
+		if ok, err := mr.more(); err != nil {
+			return err
+		} else if !ok {
 			break
 		}
-		if err != nil {
-			return err
-		}
-		if s := sha256.Sum256(m.Raw); m.Ours && s != m.SHA256 {
-			return fmt.Errorf("the message at line %d differs from its %s header", m.Line, exportHeader)
-		}
-		a, err := arrival(d, f, m)
+		a, err := arrival(d, f, mr)
 		if err != nil {
 			return err
 		}
@@ -313,17 +353,22 @@ func importMbox(ctx context.Context, st *index.Store, root string, mf mboxFile) 
 	return nil
 }
 
-// arrival writes message m into a new delivery of folder f (Maildir d).
-func arrival(d *maildir.Dir, f *index.Folder, m *mboxMessage) (*index.Arrival, error) {
+// arrival streams the next message of mr into a new delivery of folder
+// f (Maildir d), checking it against its X-Postfach-Export header.
+func arrival(d *maildir.Dir, f *index.Folder, mr *mboxReader) (*index.Arrival, error) {
 	dlv, err := d.NewDelivery()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dlv.Write(m.Raw); err != nil {
-		dlv.Abort()
-		return nil, err
+	wire := maildir.NewCRLFWriter(io.Discard)
+	m, err := mr.next(io.MultiWriter(dlv, wire))
+	if err == nil && m.Ours && m.Sum != m.SHA256 {
+		err = fmt.Errorf("the message at line %d differs from its %s header", m.Line, exportHeader)
 	}
-	if err := dlv.Close(); err != nil {
+	if err == nil {
+		err = dlv.Close()
+	}
+	if err != nil {
 		dlv.Abort()
 		return nil, err
 	}
@@ -331,9 +376,7 @@ func arrival(d *maildir.Dir, f *index.Folder, m *mboxMessage) (*index.Arrival, e
 	a.Row.DeferText = true
 	a.Row.Flags, a.Row.Keywords = m.Flags, m.Keywords
 	a.Row.InternalDate = m.Date
-	if crlf, err := maildir.CRLFSize(bytes.NewReader(m.Raw)); err == nil {
-		a.Row.RFC822Size = crlf
-	}
+	a.Row.RFC822Size = wire.N()
 	a.Row.Header = index.ParseHeader(dlv.Header())
 	return a, nil
 }

@@ -42,3 +42,13 @@ func (h *fsHandle) sync() error {
 }
 
 func (h *fsHandle) close() error { return unix.Close(h.fd) }
+
+// fsFree returns the bytes an unprivileged user may still write on the
+// filesystem of dir.
+func fsFree(dir string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +15,14 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// maxManifest bounds the manifest read from an archive (about 150 bytes
-// a file: millions of files).
-const maxManifest = 1 << 30
+// maxManifest bounds the manifest read from an archive into memory
+// (about 100 bytes a file: a 100,000-message store's is about 10 MB).
+const maxManifest = 256 << 20
+
+// maxWindow bounds the zstd window an archive may declare: the decoder
+// holds a window of history, so an archive declaring a huge one would
+// exhaust memory. The writer's is 8 MiB (zstd's default level).
+const maxWindow = 64 << 20
 
 // tarSink receives what scanTar unpacks; nil for verify, which only
 // hashes (and keeps the index, see indexTo).
@@ -34,23 +40,63 @@ type tarScan struct {
 	hashed   map[string]Entry // their sizes and SHA-256
 }
 
+// openTar opens the tar.zst at p for reading; done closes it.
+func openTar(p string) (tr *tar.Reader, done func(), err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	// One decoder goroutine: it also checks the window of a
+	// single-segment frame (its declared content size) against maxWindow.
+	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxWindow))
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return tar.NewReader(zr), func() { zr.Close(); f.Close() }, nil
+}
+
+// tarSize returns how many bytes the regular files of the tar.zst at p
+// hold, from their tar headers (the manifest comes last, so the archive
+// is read through once for it; only the headers are kept).
+func tarSize(ctx context.Context, p string) (int64, error) {
+	tr, done, err := openTar(p)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var n int64
+	last := "its start"
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, tarError("after "+last, err)
+		}
+		last = fmt.Sprintf("%q", strings.TrimSuffix(hdr.Name, "/"))
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+			n += min(hdr.Size, math.MaxInt64-n) // no overflow
+		}
+	}
+}
+
 // scanTar reads the tar.zst at p, one entry at a time: each regular
 // file's content is hashed and given to sink; an entry that is not a
 // directory or a regular file, or whose path would leave the snapshot,
 // or that comes twice, is a difference in r and never given to sink. An
 // error: the archive could not be read through (damaged, cut short).
 func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Progress) (*tarScan, error) {
-	f, err := os.Open(p)
+	tr, done, err := openTar(p)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-	if err != nil {
-		return nil, err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
+	defer done()
 	s := &tarScan{present: map[string]bool{}, hashed: map[string]Entry{}}
 	seen := map[string]bool{}
 	last := "its start"
@@ -63,7 +109,7 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the archive is damaged after %s: %v", last, err)
+			return nil, tarError("after "+last, err)
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
 		last = fmt.Sprintf("%q", name)
@@ -91,10 +137,10 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 		}
 		if name == ManifestName {
 			if hdr.Size > maxManifest {
-				return nil, fmt.Errorf("its %s is too large (%d bytes)", ManifestName, hdr.Size)
+				return nil, fmt.Errorf("its %s is too large (%d bytes; at most %d MiB are read)", ManifestName, hdr.Size, maxManifest>>20)
 			}
-			if s.manifest, err = io.ReadAll(tr); err != nil {
-				return nil, fmt.Errorf("the archive is damaged in %s: %v", last, err)
+			if s.manifest, err = io.ReadAll(io.LimitReader(tr, maxManifest)); err != nil {
+				return nil, tarError("in "+last, err)
 			}
 			continue
 		}
@@ -118,7 +164,7 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the archive is damaged in %s: %v", last, err)
+			return nil, tarError("in "+last, err)
 		}
 		e := Entry{Path: name, Size: n}
 		h.Sum(e.SHA256[:0])
@@ -130,6 +176,15 @@ func scanTar(ctx context.Context, p string, sink tarSink, r *Report, progress Pr
 		}
 	}
 	return s, nil
+}
+
+// tarError is the error of an archive that could not be read through
+// at where: damaged, or compressed with a window larger than maxWindow.
+func tarError(where string, err error) error {
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return fmt.Errorf("the archive cannot be read %s: its zstd window is larger than the %d MiB postfach allows", where, maxWindow>>20)
+	}
+	return fmt.Errorf("the archive is damaged %s: %v", where, err)
 }
 
 // check compares what scanTar found with the archive's manifest and the

@@ -31,6 +31,11 @@ snapshot's directory, or its name in the backup directory ([backup] path),
 such as 2026-12-05T020000Z. The snapshot is only read: its index is
 copied to a temporary directory ($TMPDIR) and opened there.
 
+A tar.zst or an mbox export is first unpacked whole into that temporary
+directory; its free space is checked before. When $TMPDIR (or /tmp) is
+a small tmpfs, point TMPDIR at a filesystem with room, e.g.
+TMPDIR=/var/tmp postfach restore ...
+
 Without --to, every folder goes back into the same account and folder of
 the local store (made if missing), as new local messages with their flags
 and internal dates, which the account's next sync uploads. A message the
