@@ -3,6 +3,7 @@ package corpus
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"html"
 	"math/rand/v2"
@@ -132,22 +133,10 @@ func (g *gen) message() Message {
 	h = append(h, "MIME-Version: 1.0")
 
 	var body part
-	switch k {
-	case kindPlainASCII:
-		body = g.plainASCII()
-	case kindPlainQP:
-		body = g.plainQP(g.paragraphs(germanWords))
-	case kindAlternative:
-		paras := g.paragraphs(englishWords)
-		body = g.multipart("alternative", g.plainQP(paras), g.html(paras))
-	case kindIntl:
-		if strings.Contains(subject, "?B?") || strings.Contains(subject, "?b?") {
-			body = g.plainBase64(japaneseParagraphs(r))
-		} else {
-			body = g.plainQP(g.paragraphs(germanWords))
-		}
-	case kindMixed:
-		body = g.multipart("mixed", g.plainQP(g.paragraphs(englishWords)), g.attachment(1024+r.IntN(6*1024)))
+	if g.opts.RealSizes {
+		body = g.realBody(k)
+	} else {
+		body = g.smallBody(k, subject)
 	}
 	if every := g.opts.BigAttachmentEvery; every > 0 && (g.i+1)%every == 0 {
 		size := g.opts.BigAttachmentSize
@@ -166,6 +155,30 @@ func (g *gen) message() Message {
 	return Message{Folder: folder, Flags: flags, Date: internal, MessageID: id, Raw: raw.Bytes()}
 }
 
+// smallBody is the body of the default corpus: of kind k, a few KB.
+func (g *gen) smallBody(k kind, subject string) part {
+	r := g.r
+	var body part
+	switch k {
+	case kindPlainASCII:
+		body = g.plainASCII()
+	case kindPlainQP:
+		body = g.plainQP(g.paragraphs(germanWords))
+	case kindAlternative:
+		paras := g.paragraphs(englishWords)
+		body = g.multipart("alternative", g.plainQP(paras), g.html(paras))
+	case kindIntl:
+		if strings.Contains(subject, "?B?") || strings.Contains(subject, "?b?") {
+			body = g.plainBase64(japaneseParagraphs(r))
+		} else {
+			body = g.plainQP(g.paragraphs(germanWords))
+		}
+	case kindMixed:
+		body = g.multipart("mixed", g.plainQP(g.paragraphs(englishWords)), g.attachment(1024+r.IntN(6*1024)))
+	}
+	return body
+}
+
 func messageID(seed int64, i int) string {
 	return fmt.Sprintf("%016x.%d@corpus.postfach.test", uint64(seed), i)
 }
@@ -182,29 +195,34 @@ func (g *gen) subject() string {
 
 // paragraphs returns 1-8 paragraphs of 2-6 sentences from words.
 func (g *gen) paragraphs(words []string) []string {
-	r := g.r
-	paras := make([]string, 1+r.IntN(8))
+	paras := make([]string, 1+g.r.IntN(8))
 	for p := range paras {
-		var b strings.Builder
-		for s := range 2 + r.IntN(5) {
-			if s > 0 {
-				b.WriteByte(' ')
-			}
-			n := 5 + r.IntN(11)
-			for j := range n {
-				w := pick(r, words)
-				if j == 0 {
-					w = capitalize(w)
-				} else {
-					b.WriteByte(' ')
-				}
-				b.WriteString(w)
-			}
-			b.WriteByte(pick(r, terminators))
-		}
-		paras[p] = b.String()
+		paras[p] = g.paragraph(words)
 	}
 	return paras
+}
+
+// paragraph returns one paragraph of 2-6 sentences from words.
+func (g *gen) paragraph(words []string) string {
+	r := g.r
+	var b strings.Builder
+	for s := range 2 + r.IntN(5) {
+		if s > 0 {
+			b.WriteByte(' ')
+		}
+		n := 5 + r.IntN(11)
+		for j := range n {
+			w := pick(r, words)
+			if j == 0 {
+				w = capitalize(w)
+			} else {
+				b.WriteByte(' ')
+			}
+			b.WriteString(w)
+		}
+		b.WriteByte(pick(r, terminators))
+	}
+	return b.String()
 }
 
 // plainASCII is a 7bit text/plain body wrapped at 72 columns. Some bodies
@@ -265,9 +283,13 @@ func (g *gen) html(paras []string) part {
 func (g *gen) attachment(size int) part {
 	r := g.r
 	data := make([]byte, size)
-	for j := 0; j < size; j += 8 {
+	j := 0
+	for ; j+8 <= size; j += 8 {
+		binary.LittleEndian.PutUint64(data[j:], r.Uint64())
+	}
+	if j < size {
 		v := r.Uint64()
-		for k := 0; k < 8 && j+k < size; k++ {
+		for k := 0; j+k < size; k++ {
 			data[j+k] = byte(v >> (8 * k))
 		}
 	}
