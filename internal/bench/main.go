@@ -16,6 +16,8 @@
 //	twoway postfach (direction both) vs mbsync (Sync All): after one initial
 //	       sync, changes on the server and in the Maildir, then one
 //	       incremental sync and two no-change resyncs per run
+//	scale  twoway at several sizes (-sizes, default 10000,100000): how each
+//	       job's time and peak RSS grow with the mailbox (see scale.go)
 //	serve  postfach as a server: mbsync pulls the whole account from
 //	       postfach run's local IMAP endpoint and from Dovecot holding the
 //	       same mail (see serve.go); flags -messages, -seed, -runs; with
@@ -217,6 +219,7 @@ var scenarios = []scenario{
 	{"imap", "postfach vs mbsync: initial IMAP pull, no-change resync, incremental resync", runIMAP},
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
+	{"scale", "twoway at several mailbox sizes (default 10,000 and 100,000): how each job's time and peak RSS grow", runScale},
 	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
 	{"send", "postfach send ×N + queue --flush vs msmtp ×N to one Postfix relay (STARTTLS, AUTH): time until all delivered", runSend},
 	{"search", "postfach search vs notmuch on the same Maildir of natural-language mail: indexing, 20 typical queries", runSearch},
