@@ -69,38 +69,13 @@ func runScale(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	if o.postfach == "" {
-		// One build for every size.
-		tmp, err := os.MkdirTemp(o.dir, "postfach-bench-build-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		fmt.Fprintln(os.Stderr, "bench: building postfach")
-		pf, _, err := buildPostfach(ctx, tmp)
-		if err != nil {
-			return err
-		}
-		o.postfach = pf.bin
+	var out io.Writer = os.Stdout
+	if o.json {
+		out = nil
 	}
-	var reps []*report
-	for _, n := range o.sizes {
-		o.messages = n
-		if err := o.check(); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "bench: scale: twoway at %d messages\n", n)
-		rep, err := twoway(ctx, o.twowayOptions, "scale", args)
-		if err != nil {
-			return fmt.Errorf("at %d messages: %w", n, err)
-		}
-		rep.Invocation += fmt.Sprintf(" (this size: -messages %d)", n)
-		reps = append(reps, rep)
-		if !o.json {
-			rep.writeText(os.Stdout)
-			fmt.Println()
-		}
+	reps, err := scaleReports(ctx, o, args, out)
+	if err != nil {
+		return err
 	}
 	g := growthOf(reps)
 	if o.json {
@@ -114,6 +89,44 @@ func runScale(args []string) error {
 	}
 	writeGrowth(os.Stdout, reps, g)
 	return nil
+}
+
+// scaleReports runs twoway at each size (o checked) and returns the
+// reports, printing each to out (unless nil) as it finishes.
+func scaleReports(ctx context.Context, o scaleOptions, args []string, out io.Writer) ([]*report, error) {
+	if o.postfach == "" {
+		// One build for every size.
+		tmp, err := os.MkdirTemp(o.dir, "postfach-bench-build-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		fmt.Fprintln(os.Stderr, "bench: building postfach")
+		pf, _, err := buildPostfach(ctx, tmp)
+		if err != nil {
+			return nil, err
+		}
+		o.postfach = pf.bin
+	}
+	var reps []*report
+	for _, n := range o.sizes {
+		o.messages = n
+		if err := o.check(); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "bench: scale: twoway at %d messages\n", n)
+		rep, err := twoway(ctx, o.twowayOptions, "scale", args)
+		if err != nil {
+			return nil, fmt.Errorf("at %d messages: %w", n, err)
+		}
+		rep.Invocation += fmt.Sprintf(" (this size: -messages %d)", n)
+		reps = append(reps, rep)
+		if out != nil {
+			rep.writeText(out)
+			fmt.Fprintln(out)
+		}
+	}
+	return reps, nil
 }
 
 // parseSizes reads -sizes: positive, ascending.
