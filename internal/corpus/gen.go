@@ -50,6 +50,7 @@ type part struct {
 
 func (p part) bytes() []byte {
 	var b bytes.Buffer
+	b.Grow(p.size())
 	for _, h := range p.header {
 		b.WriteString(h)
 		b.WriteString("\r\n")
@@ -57,6 +58,15 @@ func (p part) bytes() []byte {
 	b.WriteString("\r\n")
 	b.Write(p.body)
 	return b.Bytes()
+}
+
+// size is the length of bytes().
+func (p part) size() int {
+	n := 2 + len(p.body)
+	for _, h := range p.header {
+		n += len(h) + 2
+	}
+	return n
 }
 
 type gen struct {
@@ -147,6 +157,11 @@ func (g *gen) message() Message {
 	}
 
 	var raw bytes.Buffer
+	n := body.size()
+	for _, l := range h {
+		n += len(l) + 2
+	}
+	raw.Grow(n)
 	for _, l := range h {
 		raw.WriteString(l)
 		raw.WriteString("\r\n")
@@ -310,6 +325,11 @@ func (g *gen) attachment(size int) part {
 func (g *gen) multipart(sub string, parts ...part) part {
 	boundary := fmt.Sprintf("=_%016x", g.r.Uint64())
 	var b bytes.Buffer
+	n := 64 + len(boundary)
+	for _, p := range parts {
+		n += p.size() + len(boundary) + 6
+	}
+	b.Grow(n)
 	b.WriteString("This is a multi-part message in MIME format.\r\n")
 	for _, p := range parts {
 		b.WriteString("\r\n--" + boundary + "\r\n")
@@ -336,17 +356,15 @@ func qp(text string) []byte {
 
 // b64 encodes data as base64 in 76-column lines with CRLF.
 func b64(data []byte) []byte {
-	enc := base64.StdEncoding.EncodeToString(data)
-	var b bytes.Buffer
-	b.Grow(len(enc) + len(enc)/76*2 + 2)
-	for len(enc) > 76 {
-		b.WriteString(enc[:76])
-		b.WriteString("\r\n")
-		enc = enc[76:]
+	const line = 57 // bytes per 76 columns
+	out := make([]byte, 0, (len(data)/line+1)*78)
+	for len(data) > line {
+		out = base64.StdEncoding.AppendEncode(out, data[:line])
+		out = append(out, '\r', '\n')
+		data = data[line:]
 	}
-	b.WriteString(enc)
-	b.WriteString("\r\n")
-	return b.Bytes()
+	out = base64.StdEncoding.AppendEncode(out, data)
+	return append(out, '\r', '\n')
 }
 
 // wrap writes text word-wrapped at width columns with CRLF line ends.
