@@ -150,6 +150,9 @@ func (r *report) writeText(w io.Writer) {
 		head = append(head, subject+"/"+p.Name)
 	}
 	for _, p := range r.Peers {
+		head = append(head, p.Name+" peak RSS")
+	}
+	for _, p := range r.Peers {
 		head = append(head, p.Name+" msg/s")
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
@@ -160,6 +163,9 @@ func (r *report) writeText(w io.Writer) {
 		}
 		for _, p := range r.Peers[1:] {
 			row = append(row, fmt.Sprintf("%.2f", ph.Ratios[subject+"/"+p.Name]))
+		}
+		for _, pr := range ph.Peers {
+			row = append(row, kib(pr.Median.MaxRSSKiB))
 		}
 		for _, pr := range ph.Peers {
 			row = append(row, fmt.Sprintf("%.0f", pr.PerSecond))

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -90,6 +91,12 @@ func TestGrowth(t *testing.T) {
 	}
 	if r := g[5]; r.Phase != phaseResyncAgain || r.Peer != "mbsync" || r.WallRatio != 10 || r.RSSRatio != 1 {
 		t.Errorf("row %+v", r)
+	}
+	// Each report shows every phase's peak RSS beside its time.
+	var one strings.Builder
+	reps[1].writeText(&one)
+	if !strings.Contains(one.String(), "postfach peak RSS") || !regexp.MustCompile(`resync again +10\.000 s +20\.000 s +0\.50 +2\.0 MiB +0\.5 MiB`).MatchString(one.String()) {
+		t.Errorf("report lacks the peak RSS beside the time:\n%s", one.String())
 	}
 	var out strings.Builder
 	writeGrowth(&out, reps, g)
