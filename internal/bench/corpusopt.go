@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -137,7 +138,7 @@ func gib(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }
 // get the same files as hard links: the same UIDs in the same order, no
 // second generation, no second copy on disk (Dovecot never rewrites a
 // message file; a flag change renames one name, an expunge unlinks one).
-func seedAll(srvs []*dovecotServer, seed int64, n int, opts corpus.Options) (corpusInfo, mirror, error) {
+func seedAll(ctx context.Context, srvs []*dovecotServer, seed int64, n int, opts corpus.Options) (corpusInfo, mirror, error) {
 	info := corpusInfo{Folders: map[string]int{}}
 	want := mirror{}
 	for _, f := range opts.Folders {
@@ -145,6 +146,9 @@ func seedAll(srvs []*dovecotServer, seed int64, n int, opts corpus.Options) (cor
 	}
 	w := srvs[0].d.MaildirWriter(srvs[0].user)
 	err := corpus.Each(seed, n, opts, func(m corpus.Message) error {
+		if err := ctx.Err(); err != nil { // interrupted: a large corpus takes minutes
+			return err
+		}
 		f := folderName(m.Folder)
 		info.Messages++
 		info.Bytes += int64(len(m.Raw))

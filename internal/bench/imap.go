@@ -96,7 +96,7 @@ func runIMAP(args []string) error {
 
 	t0 := time.Now()
 	var base mirror
-	rep.Corpus, base, err = seedAll([]*dovecotServer{srv}, o.seed, o.messages, o.opts)
+	rep.Corpus, base, err = seedAll(ctx, []*dovecotServer{srv}, o.seed, o.messages, o.opts)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}

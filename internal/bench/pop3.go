@@ -75,7 +75,7 @@ func runPOP3(args []string) error {
 
 	t0 := time.Now()
 	var base mirror
-	rep.Corpus, base, err = seedAll([]*dovecotServer{srv}, o.seed, o.messages, copts)
+	rep.Corpus, base, err = seedAll(ctx, []*dovecotServer{srv}, o.seed, o.messages, copts)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}

@@ -141,7 +141,7 @@ func twoway(ctx context.Context, o twowayOptions, scenario string, args []string
 
 	t0 := time.Now()
 	var base mirror
-	if rep.Corpus, base, err = seedAll(srvs, o.seed, o.messages, o.opts); err != nil {
+	if rep.Corpus, base, err = seedAll(ctx, srvs, o.seed, o.messages, o.opts); err != nil {
 		return nil, fmt.Errorf("seeding: %w", err)
 	}
 	fmt.Fprintf(log, "bench: seeded %d messages (%s) for each of %d users in %s\n",
