@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -357,5 +358,25 @@ func TestCheckDisk(t *testing.T) {
 	err := checkDisk(dir, 1, 1<<40, corpus.Options{RealSizes: true}, 3, "Dovecot's and one per tool")
 	if err == nil || !strings.Contains(err.Error(), "not enough disk space in "+dir) {
 		t.Errorf("2^40 messages: %v", err)
+	}
+}
+
+func TestEachParallel(t *testing.T) {
+	opts := corpus.Options{RealSizes: true}
+	i := 0
+	err := eachParallel(5, 60, opts, func(m corpus.Message) error {
+		if want := corpus.At(5, i, opts); m.MessageID != want.MessageID || !bytes.Equal(m.Raw, want.Raw) {
+			t.Fatalf("message %d: got %s", i, m.MessageID)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != 60 {
+		t.Fatalf("%d messages, %v", i, err)
+	}
+	stop := fmt.Errorf("stop")
+	i = 0
+	if err := eachParallel(5, 1000, opts, func(corpus.Message) error { i++; return stop }); err != stop || i != 1 {
+		t.Errorf("after an error: %d calls, %v", i, err)
 	}
 }
