@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -173,13 +174,13 @@ func TestMakePlan(t *testing.T) {
 			base[name][fmt.Sprintf("%s-%d", name, i)] = mirrorMsg{UID: imap.UID(i + 1), Flags: flags}
 		}
 	}
-	for r := range 3 {
-		p, err := makePlan(base, seeded, 10, r, 1, 1000)
+	for r, c := range []planSize{{10, 10, 10, 10}, {30, 30, 5, 4}, {2, 2, 50, 50}} {
+		p, err := makePlan(base, seeded, c, r, 1, 1000, corpus.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.count(p.serverSeen) != 10 || p.count(p.localSeen) != 10 || len(p.serverNew) != 10 || len(p.localNew) != 10 {
-			t.Fatalf("plan sizes: %d %d %d %d", p.count(p.serverSeen), p.count(p.localSeen), len(p.serverNew), len(p.localNew))
+		if got := (planSize{p.count(p.serverSeen), len(p.serverNew), p.count(p.localSeen), len(p.localNew)}); got != c {
+			t.Fatalf("plan sizes: %+v, want %+v", got, c)
 		}
 		seen := map[string]bool{}
 		for _, m := range []map[string][]string{p.serverSeen, p.localSeen} {
@@ -196,7 +197,7 @@ func TestMakePlan(t *testing.T) {
 			}
 		}
 		want := p.expect(base, true, true)
-		if got, w := want.inventory().total().Messages, base.inventory().total().Messages+20; got != w {
+		if got, w := want.inventory().total().Messages, base.inventory().total().Messages+c.serverNew+c.localNew; got != w {
 			t.Errorf("expect: %d messages, want %d", got, w)
 		}
 		for f, ids := range p.localSeen {
@@ -212,7 +213,7 @@ func TestMakePlan(t *testing.T) {
 			}
 		}
 	}
-	if _, err := makePlan(base, seeded, 100, 0, 1, 1000); err == nil {
+	if _, err := makePlan(base, seeded, planSize{50, 1, 51, 1}, 0, 1, 1000, corpus.Options{}); err == nil {
 		t.Errorf("100 changes in 100 messages: no error")
 	}
 }
@@ -288,5 +289,94 @@ func TestApplyLocal(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(root, "Lists/Go/new")); len(ents) != 1 || strings.ContainsAny(ents[0].Name(), ",:") {
 		t.Errorf("new/ holds %v, want one file without U= or info", ents)
+	}
+}
+
+func TestShare(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		total int
+		want  int
+	}{
+		{"1%", 10000, 100}, {"1%", 100000, 1000}, {"1%", 20, 1}, {"0%", 1000, 0}, {"250", 100000, 250}, {"0", 10, 0}, {"0.5%", 2000, 10},
+	} {
+		var s share
+		if err := s.Set(tc.in); err != nil {
+			t.Fatalf("Set(%q): %v", tc.in, err)
+		}
+		if got := s.count(tc.total); got != tc.want {
+			t.Errorf("%s of %d = %d, want %d", tc.in, tc.total, got, tc.want)
+		}
+		if s.String() != tc.in {
+			t.Errorf("String() = %q, want %q", s.String(), tc.in)
+		}
+	}
+	for _, bad := range []string{"-1", "x%", "101%", ""} {
+		var s share
+		if s.Set(bad) == nil {
+			t.Errorf("Set(%q): no error", bad)
+		}
+	}
+}
+
+func TestLinkTree(t *testing.T) {
+	src, dst := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	for _, d := range []string{"cur", ".Archive/cur"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{"cur/1:2,S": "one", ".Archive/cur/2:2,": "two", ".Archive/maildirfolder": ""}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := linkTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		got, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil || string(got) != body {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, body)
+		}
+	}
+	// A rename in one tree leaves the other's name.
+	if err := os.Rename(filepath.Join(dst, "cur/1:2,S"), filepath.Join(dst, "cur/1:2,")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "cur/1:2,S")); err != nil {
+		t.Errorf("source lost its name: %v", err)
+	}
+}
+
+func TestCheckDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkDisk(dir, 1, 10, corpus.Options{}, 3, "test"); err != nil {
+		t.Errorf("10 small messages: %v", err)
+	}
+	err := checkDisk(dir, 1, 1<<40, corpus.Options{RealSizes: true}, 3, "Dovecot's and one per tool")
+	if err == nil || !strings.Contains(err.Error(), "not enough disk space in "+dir) {
+		t.Errorf("2^40 messages: %v", err)
+	}
+}
+
+func TestEachParallel(t *testing.T) {
+	opts := corpus.Options{RealSizes: true}
+	i := 0
+	err := eachParallel(5, 60, opts, func(m corpus.Message) error {
+		if want := corpus.At(5, i, opts); m.MessageID != want.MessageID || !bytes.Equal(m.Raw, want.Raw) {
+			t.Fatalf("message %d: got %s", i, m.MessageID)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != 60 {
+		t.Fatalf("%d messages, %v", i, err)
+	}
+	stop := fmt.Errorf("stop")
+	i = 0
+	if err := eachParallel(5, 1000, opts, func(corpus.Message) error { i++; return stop }); err != stop || i != 1 {
+		t.Errorf("after an error: %d calls, %v", i, err)
 	}
 }

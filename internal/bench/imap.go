@@ -29,7 +29,10 @@ type benchOptions struct {
 // imapOptions are the flags of the imap and serve scenarios.
 type imapOptions struct {
 	benchOptions
-	changes int
+	changes     int   // resolved from changeShare
+	changeShare share // -changes
+	corpus      string
+	opts        corpus.Options // of the corpus
 }
 
 // addFlags registers the shared flags, with the scenario's defaults for
@@ -48,13 +51,20 @@ func runIMAP(args []string) error {
 	var o imapOptions
 	fs := flag.NewFlagSet("imap", flag.ExitOnError)
 	o.addFlags(fs, 10000, 3, "number of messages in the corpus")
-	fs.IntVar(&o.changes, "changes", 100, "incremental phase: flag changes and new messages on the server (0: skip the phase)")
+	o.changeShare = share{pct: 1, of: true}
+	fs.Var(&o.changeShare, "changes", "incremental phase: K flag changes and K new messages on the server, K as a number or a share of -messages (0: skip the phase)")
+	addCorpusFlag(fs, &o.corpus)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.messages <= 0 || o.runs <= 0 || o.changes < 0 {
-		return fmt.Errorf("-messages and -runs must be positive, -changes not negative")
+	if o.messages <= 0 || o.runs <= 0 {
+		return fmt.Errorf("-messages and -runs must be positive")
+	}
+	o.changes = o.changeShare.count(o.messages)
+	var err error
+	if o.opts, err = corpusOptions(o.corpus, nil); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -66,12 +76,16 @@ func runIMAP(args []string) error {
 	defer ws.close()
 	work, rep, pf := ws.dir, ws.rep, ws.pf
 	log := os.Stderr
-	rep.Seed, rep.Runs, rep.Changes = o.seed, o.runs, o.changes
+	rep.Seed, rep.Runs, rep.Changes, rep.CorpusKind = o.seed, o.runs, o.changes, corpusDescription(o.opts)
 	mb, err := newMbsync(ctx)
 	if err != nil {
 		return err
 	}
 	peers := []peer{pf, mb}
+	// Dovecot's copy, and one per peer and run (a run's stores stay).
+	if err := checkDisk(work, o.seed, o.messages, o.opts, 1+len(peers)*o.runs, "Dovecot's and one per tool and run"); err != nil {
+		return err
+	}
 
 	srv, err := startDovecot(filepath.Join(work, "dovecot"), "")
 	if err != nil {
@@ -81,7 +95,8 @@ func runIMAP(args []string) error {
 	rep.Server = fmt.Sprintf("Dovecot %s on %s:%d (plaintext, mail_fsync=never)", srv.d.Version, srv.d.Host, srv.d.IMAPPort)
 
 	t0 := time.Now()
-	rep.Corpus, err = srv.seed(o.seed, o.messages, corpus.Options{})
+	var base mirror
+	rep.Corpus, base, err = seedAll(ctx, []*dovecotServer{srv}, o.seed, o.messages, o.opts)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
@@ -91,7 +106,7 @@ func runIMAP(args []string) error {
 		return fmt.Errorf("warming Dovecot: %w", err)
 	}
 	// The server must hold the corpus, message by message.
-	want, err := verifyServer(srv, corpusMirror(o.seed, o.messages, corpus.Options{}), false)
+	want, err := verifyServer(srv, base, false)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
@@ -133,7 +148,7 @@ func (b *bench) run(ctx context.Context, r int, work string, o imapOptions) erro
 		return err
 	}
 	if o.changes > 0 {
-		ch, err := b.srv.change(o.seed, o.messages, o.changes)
+		ch, err := b.srv.change(o.seed, o.messages, o.changes, o.opts)
 		if err != nil {
 			return fmt.Errorf("changing the server: %w", err)
 		}

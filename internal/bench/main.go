@@ -15,7 +15,9 @@
 //	       nothing new
 //	twoway postfach (direction both) vs mbsync (Sync All): after one initial
 //	       sync, changes on the server and in the Maildir, then one
-//	       incremental sync and one no-change resync per run
+//	       incremental sync and two no-change resyncs per run
+//	scale  twoway at several sizes (-sizes, default 10000,100000): how each
+//	       job's time and peak RSS grow with the mailbox (see scale.go)
 //	serve  postfach as a server: mbsync pulls the whole account from
 //	       postfach run's local IMAP endpoint and from Dovecot holding the
 //	       same mail (see serve.go); flags -messages, -seed, -runs; with
@@ -42,12 +44,21 @@
 //
 // Flags of the imap scenario:
 //
-//	-messages N   corpus size (default 10000)
+//	-messages N   corpus size (default 10000); 100000 works (about 7.3 GB
+//	              per copy of the real corpus: the bench refuses to start
+//	              when the work directory's file system lacks room)
+//	-corpus C     "real" (default): the size mix of real mail, text bodies
+//	              log-normal around 6 KB (most 2-20 KB), 8%
+//	              multipart/alternative, 3% with one or two attachments of
+//	              100 KB-5 MB, about 79 KB per message; "small": package
+//	              corpus's default mix, about 2.5 KB per message (the
+//	              bench's corpus before issue 14). The report names it.
 //	-seed S       corpus seed (default 1)
 //	-runs R       repetitions; the report shows the median (default 3)
 //	-changes K    incremental phase: K flag changes and K new messages on
-//	              the server, then one resync of each peer; 0 skips it
-//	              (default 100)
+//	              the server, then one resync of each peer; K is a number
+//	              or a share of -messages ("1%", the default: 100 at
+//	              10,000, 1,000 at 100,000); 0 skips it
 //	-postfach B   use the postfach binary B instead of building
 //	              ./agent/cmd/postfach
 //	-dir D        create the work directory below D (default $TMPDIR)
@@ -55,13 +66,23 @@
 //	-json         print the report as JSON instead of tables
 //
 // The pop3 scenario takes the same flags except -changes; the twoway
-// scenario takes the same flags, -changes meaning K changes of each of the
-// four kinds below (at least 1).
+// scenario takes the same flags, -changes meaning K \Seen toggles and K new
+// messages on each tool's server account (default 1% of -messages, as
+// above), and has -local-changes L (default 100): L changes in each tool's
+// Maildir, half (rounded up) S toggles, the rest new files. So by default
+// the incremental phase is "1% of the messages changed upstream and 100
+// changes locally", the job of issue 14, at any -messages.
+//
+// Every timed process's peak RSS is reported beside its time, in every
+// phase (the per-process table; GNU time -f %M when installed).
 //
 // # What is measured, and how
 //
 // One private Dovecot (package internal/testenv) holds the corpus (package
-// internal/corpus), written straight into its Maildir; every folder is then
+// internal/corpus), written straight into its Maildir in one pass that
+// also notes what the server must hold (a second Dovecot user of the twoway
+// scenario gets the same files as hard links: no second generation, no
+// second copy on disk); every folder is then
 // selected and fully fetched once over IMAP, so that Dovecot's own indexing
 // and the page cache are warm before any peer runs. Each run gives every
 // peer a fresh, empty local store and times, per peer, the wall clock of the
@@ -141,19 +162,25 @@
 //   - on its server account: \Seen toggled (UID STORE) on K messages spread
 //     over the folders by size, and K corpus messages APPENDed with their
 //     flags;
-//   - in its Maildir, as a mail client and a delivery agent would: on K
-//     other messages the S letter toggled by renaming the file into cur/
-//     (the rest of the name as the tool made it: "<key>,U=<uid>:2,<flags>"
-//     for both), and K further corpus messages written as new files into
+//   - in its Maildir, as a mail client and a delivery agent would: on
+//     ceil(L/2) other messages the S letter toggled by renaming the file
+//     into cur/ (the rest of the name as the tool made it:
+//     "<key>,U=<uid>:2,<flags>" for both), and floor(L/2) further corpus
+//     messages written as new files into
 //     the folders' new/ (through tmp/, unique names, no U= field, no info).
 //
 // The messages are chosen by Message-ID from the seeded ones (evenly spaced
 // by UID, alternating server and local, shifted from run to run), so both
 // tools get the same ones. After the changes the bench checks that they
 // took (both sides read back), then times one incremental sync of each
-// tool ("incremental", counted as 4K changes) and then one sync of each
-// with nothing changed ("resync"), the tool going first alternating from
-// run to run.
+// tool ("incremental", counted as 2K+L changes), then one sync of each
+// with nothing changed ("resync"), then another ("resync again"), the tool
+// going first alternating from run to run. The two no-change phases differ
+// for postfach: a no-change run records per-folder listing stamps
+// (maildir/stamp.go), and the next run skips reading the folders they
+// vouch for, so "resync" still reads every listing after the incremental
+// changes and "resync again" does not (mbsync has no such state: its two
+// should match).
 //
 // After every timed sync the bench verifies (see above) the tool's server
 // account and its Maildir against the expected state after the run's
@@ -192,6 +219,7 @@ var scenarios = []scenario{
 	{"imap", "postfach vs mbsync: initial IMAP pull, no-change resync, incremental resync", runIMAP},
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
+	{"scale", "twoway at several mailbox sizes (default 10,000 and 100,000): how each job's time and peak RSS grow", runScale},
 	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
 	{"send", "postfach send ×N + queue --flush vs msmtp ×N to one Postfix relay (STARTTLS, AUTH): time until all delivered", runSend},
 	{"search", "postfach search vs notmuch on the same Maildir of natural-language mail: indexing, 20 typical queries", runSearch},

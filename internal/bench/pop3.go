@@ -14,12 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/postfach/postfach/internal/corpus"
 )
 
 // pop3Options are the flags of the pop3 scenario.
-type pop3Options struct{ benchOptions }
+type pop3Options struct {
+	benchOptions
+	corpus string
+}
 
 // pop3DovecotConf keeps the server's mailbox the same for every peer and
 // run: by default Dovecot sets \Seen on the messages a POP3 session
@@ -31,12 +32,17 @@ func runPOP3(args []string) error {
 	var o pop3Options
 	fs := flag.NewFlagSet("pop3", flag.ExitOnError)
 	o.addFlags(fs, 10000, 3, "number of messages in the corpus (all in INBOX)")
+	addCorpusFlag(fs, &o.corpus)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.messages <= 0 || o.runs <= 0 {
 		return fmt.Errorf("-messages and -runs must be positive")
+	}
+	copts, err := corpusOptions(o.corpus, []string{"INBOX"})
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -48,13 +54,16 @@ func runPOP3(args []string) error {
 	defer ws.close()
 	work, rep, pf := ws.dir, ws.rep, ws.pf
 	log := os.Stderr
-	rep.Seed, rep.Runs = o.seed, o.runs
+	rep.Seed, rep.Runs, rep.CorpusKind = o.seed, o.runs, corpusDescription(copts)
 	fmt.Fprintln(log, "bench: building maildeliver (fetchmail's MDA)")
 	fm, err := newFetchmail(ctx, ws.binDir)
 	if err != nil {
 		return err
 	}
 	peers := []peer{pf, fm}
+	if err := checkDisk(work, o.seed, o.messages, copts, 1+len(peers)*o.runs, "Dovecot's and one per tool and run"); err != nil {
+		return err
+	}
 
 	srv, err := startDovecot(filepath.Join(work, "dovecot"), pop3DovecotConf)
 	if err != nil {
@@ -65,13 +74,14 @@ func runPOP3(args []string) error {
 		srv.d.Version, srv.d.Host, srv.d.POP3Port)
 
 	t0 := time.Now()
-	rep.Corpus, err = srv.seed(o.seed, o.messages, corpus.Options{Folders: []string{"INBOX"}})
+	var base mirror
+	rep.Corpus, base, err = seedAll(ctx, []*dovecotServer{srv}, o.seed, o.messages, copts)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
 	fmt.Fprintf(log, "bench: seeded %d messages (%s) in %s\n", rep.Corpus.Messages, mib(rep.Corpus.Bytes), time.Since(t0).Round(time.Millisecond))
 	// The server must hold the corpus, message by message.
-	want, err := verifyServer(srv, corpusMirror(o.seed, o.messages, corpus.Options{Folders: []string{"INBOX"}}), false)
+	want, err := verifyServer(srv, base, false)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}

@@ -19,13 +19,16 @@ type report struct {
 	Scenario   string     `json:"scenario"`
 	Invocation string     `json:"invocation"`
 	Corpus     corpusInfo `json:"corpus"`
+	CorpusKind string     `json:"corpus_kind,omitempty"` // which -corpus, described
 	Seed       int64      `json:"seed"`
 	Runs       int        `json:"runs"`
 	Changes    int        `json:"changes"`
-	Server     string     `json:"server"`
-	Build      string     `json:"build"`
-	Machine    machine    `json:"machine"`
-	RSSMethod  string     `json:"rss_method"`
+	// LocalChanges is the twoway scenario's changes in each Maildir.
+	LocalChanges int     `json:"local_changes,omitempty"`
+	Server       string  `json:"server"`
+	Build        string  `json:"build"`
+	Machine      machine `json:"machine"`
+	RSSMethod    string  `json:"rss_method"`
 	// FsyncBefore and FsyncAfter probe the disk before and after the runs.
 	FsyncBefore fsyncProbe     `json:"fsync_before"`
 	FsyncAfter  fsyncProbe     `json:"fsync_after"`
@@ -132,6 +135,9 @@ func (r *report) writeJSON(w io.Writer) error {
 func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "%s: %d messages (%s, %d folders, corpus seed %d), %d runs, medians\n",
 		r.Scenario, r.Corpus.Messages, mib(r.Corpus.Bytes), len(r.Corpus.Folders), r.Seed, r.Runs)
+	if r.CorpusKind != "" {
+		fmt.Fprintf(w, "corpus: %s\n", r.CorpusKind)
+	}
 	fmt.Fprintf(w, "server: %s\n\n", r.Server)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -142,6 +148,9 @@ func (r *report) writeText(w io.Writer) {
 	subject := r.Peers[0].Name
 	for _, p := range r.Peers[1:] {
 		head = append(head, subject+"/"+p.Name)
+	}
+	for _, p := range r.Peers {
+		head = append(head, p.Name+" peak RSS")
 	}
 	for _, p := range r.Peers {
 		head = append(head, p.Name+" msg/s")
@@ -156,6 +165,9 @@ func (r *report) writeText(w io.Writer) {
 			row = append(row, fmt.Sprintf("%.2f", ph.Ratios[subject+"/"+p.Name]))
 		}
 		for _, pr := range ph.Peers {
+			row = append(row, kib(pr.Median.MaxRSSKiB))
+		}
+		for _, pr := range ph.Peers {
 			row = append(row, fmt.Sprintf("%.0f", pr.PerSecond))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
@@ -164,8 +176,9 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "ratio < 1: %s is faster. msg/s: messages mirrored (initial) or checked (resync, rerun) per second", subject)
 	switch {
 	case r.Scenario == "twoway":
-		fmt.Fprintf(w, ";\nincremental: per run and tool, on its server account %d \\Seen toggled + %d APPENDed, in its Maildir %d S toggled (renames) + %d new files,\ncounted as %d changes; the initial sync ran once per tool, the other phases once per run",
-			r.Changes, r.Changes, r.Changes, r.Changes, 4*r.Changes)
+		ls, ln := (r.LocalChanges+1)/2, r.LocalChanges/2
+		fmt.Fprintf(w, ";\nincremental: per run and tool, on its server account %d \\Seen toggled + %d APPENDed, in its Maildir %d S toggled (renames) + %d new files,\ncounted as %d changes; the initial sync ran once per tool, the other phases once per run;\nresync again: a second no-change resync right after the first",
+			r.Changes, r.Changes, ls, ln, 2*r.Changes+r.LocalChanges)
 	case r.Changes > 0:
 		fmt.Fprintf(w, "; incremental: %d flag changes + %d new messages, counted as %d", r.Changes, r.Changes, 2*r.Changes)
 	}

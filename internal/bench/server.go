@@ -208,7 +208,7 @@ type folderChange struct {
 // change toggles \Seen on k messages spread over the folders in proportion
 // to their size, then APPENDs messages next..next+k-1 of the corpus. undo
 // puts the server back (flags toggled back, new messages expunged).
-func (s *dovecotServer) change(seed int64, next, k int) (*serverChange, error) {
+func (s *dovecotServer) change(seed int64, next, k int, opts corpus.Options) (*serverChange, error) {
 	c, err := s.dial()
 	if err != nil {
 		return nil, err
@@ -260,7 +260,7 @@ func (s *dovecotServer) change(seed int64, next, k int) (*serverChange, error) {
 		return nil, err
 	}
 	for i := range k {
-		m := corpus.At(seed, next+i, corpus.Options{})
+		m := corpus.At(seed, next+i, opts)
 		fc, ok := ch.folders[folderName(m.Folder)]
 		if !ok {
 			a.Close()

@@ -20,7 +20,10 @@ import (
 // mailboxes, one per tool, so that the changes made for one tool never
 // reach the other. After one initial sync of each, every run makes the
 // same changes for each tool, on its server account and in its Maildir,
-// and times one incremental sync and one no-change resync of each. After
+// and times one incremental sync and two no-change resyncs of each (the
+// second shows what a tool saves by what it learnt in the first: postfach
+// vouches for unchanged folders by their listing stamps only after a
+// no-change run). After
 // every sync both the server account and the Maildir must hold exactly the
 // expected messages (by Message-ID, per folder), byte for byte, with
 // exactly the expected flags, and keywords where the tool keeps them (see
@@ -29,54 +32,98 @@ import (
 
 // twowayOptions are the flags of the twoway scenario.
 type twowayOptions struct {
-	messages int
-	seed     int64
-	runs     int
-	changes  int
-	postfach string
-	dir      string
-	keep     bool
-	json     bool
-	conns    int
+	messages    int
+	seed        int64
+	runs        int
+	changeShare share
+	changes     int // resolved from changeShare: server flag changes, and as many new messages
+	local       int // local changes: half (rounded up) flag changes, the rest new files
+	corpus      string
+	opts        corpus.Options
+	postfach    string
+	dir         string
+	keep        bool
+	json        bool
+	conns       int
 }
 
 func runTwoway(args []string) error {
 	var o twowayOptions
 	fs := flag.NewFlagSet("twoway", flag.ExitOnError)
 	fs.IntVar(&o.messages, "messages", 10000, "number of messages in the corpus (per tool's account)")
+	o.addFlags(fs)
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := twoway(ctx, o, "twoway", args)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return rep.writeJSON(os.Stdout)
+	}
+	rep.writeText(os.Stdout)
+	return nil
+}
+
+// addFlags registers the twoway flags other than -messages.
+func (o *twowayOptions) addFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.seed, "seed", 1, "corpus seed")
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of the incremental and resync phases; the report shows the median")
-	fs.IntVar(&o.changes, "changes", 100, "per run and side: K flag changes and K new messages on the server, and the same locally")
+	o.changeShare = share{pct: 1, of: true}
+	fs.Var(&o.changeShare, "changes", "per run, on each tool's server account: K flag changes and K new messages, K as a number or a share of -messages")
+	fs.IntVar(&o.local, "local-changes", 100, "per run, in each tool's Maildir: L changes, half (rounded up) flag changes, the rest new files")
+	addCorpusFlag(fs, &o.corpus)
 	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
 	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
 	fs.IntVar(&o.conns, "connections", 0, "postfach's connections setting (default: postfach's default)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fs.Parse(args)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if o.messages <= 0 || o.runs <= 0 || o.changes <= 0 {
-		return fmt.Errorf("-messages, -runs and -changes must be positive")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+}
 
-	ws, err := newWorkspace(ctx, "twoway", "imap", o.dir, o.keep, o.postfach, args)
+// check validates the flags and resolves -changes and -corpus.
+func (o *twowayOptions) check() error {
+	if o.messages <= 0 || o.runs <= 0 || o.local < 0 {
+		return fmt.Errorf("-messages and -runs must be positive, -local-changes not negative")
+	}
+	o.changes = o.changeShare.count(o.messages)
+	if o.changes+o.local == 0 {
+		return fmt.Errorf("-changes and -local-changes are both 0: no incremental phase")
+	}
+	var err error
+	o.opts, err = corpusOptions(o.corpus, nil)
+	return err
+}
+
+// twoway runs the twoway scenario with checked options and returns its
+// finished report; scenario and args are the invocation, for the report.
+func twoway(ctx context.Context, o twowayOptions, scenario string, args []string) (*report, error) {
+	ws, err := newWorkspace(ctx, scenario, "imap", o.dir, o.keep, o.postfach, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer ws.close()
 	work, rep, pf := ws.dir, ws.rep, ws.pf
 	pf.conns = o.conns
 	log := os.Stderr
-	rep.Seed, rep.Runs, rep.Changes = o.seed, o.runs, o.changes
+	rep.Seed, rep.Runs, rep.Changes, rep.LocalChanges = o.seed, o.runs, o.changes, o.local
+	rep.CorpusKind = corpusDescription(o.opts)
 	mb, err := newMbsync(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mb.twoway = true
 	peers := []peer{pf, mb}
+	// Dovecot's copy (its users share the files) and each tool's.
+	if err := checkDisk(work, o.seed, o.messages, o.opts, 1+len(peers), "Dovecot's, shared by its users, and one per tool"); err != nil {
+		return nil, err
+	}
 
 	// One Dovecot user per peer, named after it.
 	names := make([]string, len(peers))
@@ -85,7 +132,7 @@ func runTwoway(args []string) error {
 	}
 	srvs, err := startDovecotUsers(filepath.Join(work, "dovecot"), "", names...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer srvs[0].Stop()
 	d := srvs[0].d
@@ -93,26 +140,20 @@ func runTwoway(args []string) error {
 		d.Version, d.Host, d.IMAPPort, strings.Join(names, ", "))
 
 	t0 := time.Now()
-	for i, srv := range srvs {
-		info, err := srv.seed(o.seed, o.messages, corpus.Options{})
-		if err != nil {
-			return fmt.Errorf("seeding %s: %w", srv.user, err)
-		}
-		if i == 0 {
-			rep.Corpus = info
-		}
+	var base mirror
+	if rep.Corpus, base, err = seedAll(ctx, srvs, o.seed, o.messages, o.opts); err != nil {
+		return nil, fmt.Errorf("seeding: %w", err)
 	}
 	fmt.Fprintf(log, "bench: seeded %d messages (%s) for each of %d users in %s\n",
 		rep.Corpus.Messages, mib(rep.Corpus.Bytes), len(srvs), time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
 	// Every account must hold the corpus, message by message.
-	base := corpusMirror(o.seed, o.messages, corpus.Options{})
 	for _, srv := range srvs {
 		if err := srv.warm(); err != nil {
-			return fmt.Errorf("warming Dovecot for %s: %w", srv.user, err)
+			return nil, fmt.Errorf("warming Dovecot for %s: %w", srv.user, err)
 		}
 		if _, err := verifyServer(srv, base, false); err != nil {
-			return fmt.Errorf("seeding: %w", err)
+			return nil, fmt.Errorf("seeding: %w", err)
 		}
 	}
 	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s, every account holds the corpus: %s\n", time.Since(t0).Round(time.Millisecond), base.inventory())
@@ -122,16 +163,16 @@ func runTwoway(args []string) error {
 	for i, p := range peers {
 		dir := filepath.Join(work, "twoway", p.Name())
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+			return nil, err
 		}
 		rp, err := p.NewReplica(dir, srvs[i].upstream())
 		if err != nil {
-			return fmt.Errorf("%s: %w", p.Name(), err)
+			return nil, fmt.Errorf("%s: %w", p.Name(), err)
 		}
 		rep.Peers[i].Command = rp.Command()
 		tw.sides = append(tw.sides, &side{peer: p, srv: srvs[i], rep: rp})
 	}
-	return ws.measure(o.json, func() error {
+	err = ws.measureOnly(func() error {
 		if err := tw.initial(ctx, o.messages); err != nil {
 			return err
 		}
@@ -140,10 +181,14 @@ func runTwoway(args []string) error {
 			if err := tw.run(ctx, r, o, next); err != nil {
 				return err
 			}
-			next += 2 * o.changes
+			next += o.size().serverNew + o.size().localNew
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
 }
 
 // twowayBench runs the twoway scenario.
@@ -173,7 +218,13 @@ const (
 	phaseInitialOnce = "initial (once)"
 	phaseIncremental = "incremental"
 	phaseResync      = "resync"
+	phaseResyncAgain = "resync again"
 )
+
+// size is what a run changes.
+func (o twowayOptions) size() planSize {
+	return planSize{serverSeen: o.changes, serverNew: o.changes, localSeen: (o.local + 1) / 2, localNew: o.local / 2}
+}
 
 // initial runs the first sync of every peer once, into its empty Maildir.
 func (t *twowayBench) initial(ctx context.Context, messages int) error {
@@ -188,7 +239,7 @@ func (t *twowayBench) initial(ctx context.Context, messages int) error {
 
 // run is one repetition: the same changes for every peer (on its account
 // and in its Maildir), then every peer's incremental sync, then every
-// peer's no-change resync. The peer that goes first rotates with r.
+// peer's no-change resync, then every peer's second no-change resync. The peer that goes first rotates with r.
 func (t *twowayBench) run(ctx context.Context, r int, o twowayOptions, next int) error {
 	order := append(append([]*side(nil), t.sides[r%len(t.sides):]...), t.sides[:r%len(t.sides)]...)
 	var names []string
@@ -199,7 +250,7 @@ func (t *twowayBench) run(ctx context.Context, r int, o twowayOptions, next int)
 
 	// The plan picks messages by their UIDs on the first peer's account
 	// (verified to hold exactly t.want, like every other account).
-	plan, err := makePlan(t.sides[0].server, t.seeded, o.changes, r, o.seed, next)
+	plan, err := makePlan(t.sides[0].server, t.seeded, o.size(), r, o.seed, next, o.opts)
 	if err != nil {
 		return err
 	}
@@ -225,13 +276,15 @@ func (t *twowayBench) run(ctx context.Context, r int, o twowayOptions, next int)
 	fmt.Fprintf(t.log, "bench:   changed each account (%d \\Seen toggled, %d appended) and each Maildir (%d S toggled by renames, %d new files in new/)\n",
 		plan.count(plan.serverSeen), len(plan.serverNew), plan.count(plan.localSeen), len(plan.localNew))
 	for _, sd := range order {
-		if err := t.timed(ctx, r, phaseIncremental, 4*o.changes, sd, replica.Resync, want); err != nil {
+		if err := t.timed(ctx, r, phaseIncremental, o.size().total(), sd, replica.Resync, want); err != nil {
 			return err
 		}
 	}
-	for _, sd := range order {
-		if err := t.timed(ctx, r, phaseResync, want.inventory().total().Messages, sd, replica.Resync, want); err != nil {
-			return err
+	for _, phase := range []string{phaseResync, phaseResyncAgain} {
+		for _, sd := range order {
+			if err := t.timed(ctx, r, phase, want.inventory().total().Messages, sd, replica.Resync, want); err != nil {
+				return err
+			}
 		}
 	}
 	t.want = want

@@ -29,6 +29,13 @@ type changePlan struct {
 	localNew   []corpus.Message    // written into the Maildir's new/
 }
 
+// planSize is how many changes of each kind a plan makes.
+type planSize struct {
+	serverSeen, serverNew, localSeen, localNew int
+}
+
+func (c planSize) total() int { return c.serverSeen + c.serverNew + c.localSeen + c.localNew }
+
 func (p changePlan) count(m map[string][]string) int {
 	n := 0
 	for _, ids := range m {
@@ -37,26 +44,28 @@ func (p changePlan) count(m map[string][]string) int {
 	return n
 }
 
-// makePlan chooses run r's changes: k messages of the seeded ones spread
-// over the folders in proportion to their size get \Seen toggled on the
-// server, k others get S toggled locally (in each folder the 2k' chosen
-// messages are evenly spaced by UID, alternating server and local, shifted
-// by r from run to run), and corpus messages next..next+k-1 are new on the
-// server, next+k..next+2k-1 new locally.
-func makePlan(base mirror, seeded map[string]int, k, r int, seed int64, next int) (changePlan, error) {
+// makePlan chooses run r's changes: c.serverSeen messages of the seeded
+// ones spread over the folders in proportion to their size get \Seen
+// toggled on the server, c.localSeen others get S toggled locally (in each
+// folder the chosen messages are evenly spaced by UID, alternating server
+// and local while both have some left, shifted by r from run to run), and
+// the next corpus messages (opts) from next on are new, the first
+// c.serverNew on the server, the following c.localNew locally.
+func makePlan(base mirror, seeded map[string]int, c planSize, r int, seed int64, next int, opts corpus.Options) (changePlan, error) {
 	p := changePlan{serverSeen: map[string][]string{}, localSeen: map[string][]string{}}
 	names := slices.Sorted(maps.Keys(seeded))
 	sizes := make([]int, len(names))
 	for i, name := range names {
 		sizes[i] = seeded[name]
 	}
-	for i, kf := range spread(k, sizes) {
-		if kf == 0 {
+	server, local := spread(c.serverSeen, sizes), spread(c.localSeen, sizes)
+	for i, name := range names {
+		ks, kl, n0 := server[i], local[i], sizes[i]
+		if ks+kl == 0 {
 			continue
 		}
-		name, n0 := names[i], sizes[i]
-		if 2*kf > n0 {
-			return p, fmt.Errorf("folder %s: %d messages are too few for %d server and %d local flag changes", name, n0, kf, kf)
+		if ks+kl > n0 {
+			return p, fmt.Errorf("folder %s: %d messages are too few for %d server and %d local flag changes", name, n0, ks, kl)
 		}
 		// The seeded messages have the lowest UIDs.
 		type byUID struct {
@@ -74,21 +83,24 @@ func makePlan(base mirror, seeded map[string]int, k, r int, seed int64, next int
 			return p, fmt.Errorf("folder %s holds %d messages, fewer than the %d seeded", name, len(msgs), n0)
 		}
 		slices.SortFunc(msgs, func(a, b byUID) int { return cmp.Compare(a.uid, b.uid) })
-		for j := range 2 * kf {
-			id := msgs[(j*n0/(2*kf)+r)%n0].id
-			if j%2 == 0 {
+		tot, si, li := ks+kl, 0, 0
+		for j := range tot {
+			id := msgs[(j*n0/tot+r)%n0].id
+			if (j%2 == 0 && si < ks) || li >= kl {
 				p.serverSeen[name] = append(p.serverSeen[name], id)
+				si++
 			} else {
 				p.localSeen[name] = append(p.localSeen[name], id)
+				li++
 			}
 		}
 	}
-	for i := range 2 * k {
-		m := corpus.At(seed, next+i, corpus.Options{})
+	for i := range c.serverNew + c.localNew {
+		m := corpus.At(seed, next+i, opts)
 		if _, ok := base[folderName(m.Folder)]; !ok {
 			return p, fmt.Errorf("corpus message %d is for folder %q, not on the server", next+i, m.Folder)
 		}
-		if i < k {
+		if i < c.serverNew {
 			p.serverNew = append(p.serverNew, m)
 		} else {
 			p.localNew = append(p.localNew, m)

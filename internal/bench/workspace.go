@@ -102,6 +102,19 @@ func (w *workspace) addPeers(peers []peer) {
 // fsync latency (the report shows both: a slow disk explains a slow run),
 // then prints the report, as JSON with asJSON.
 func (w *workspace) measure(asJSON bool, runs func() error) error {
+	if err := w.measureOnly(runs); err != nil {
+		return err
+	}
+	if asJSON {
+		return w.rep.writeJSON(os.Stdout)
+	}
+	w.rep.writeText(os.Stdout)
+	return nil
+}
+
+// measureOnly is measure without printing: the report is finished in
+// w.rep.
+func (w *workspace) measureOnly(runs func() error) error {
 	var err error
 	if w.rep.FsyncBefore, err = probeFsync(w.dir, 200); err != nil {
 		return fmt.Errorf("fsync probe: %w", err)
@@ -117,9 +130,5 @@ func (w *workspace) measure(asJSON bool, runs func() error) error {
 		return fmt.Errorf("fsync probe: %w", err)
 	}
 	w.rep.finish()
-	if asJSON {
-		return w.rep.writeJSON(os.Stdout)
-	}
-	w.rep.writeText(os.Stdout)
 	return nil
 }

@@ -24,6 +24,10 @@
 // apart, starting 2022-01-01), so UIDs and dates agree after an in-order
 // APPEND.
 //
+// With Options.RealSizes set, the bodies get the size mix of real mail
+// instead (sizes.go): text log-normal around 6 KB, 8% multipart/alternative,
+// 3% with one or two attachments of 100 KB to 5 MB, about 79 KB per message.
+//
 // With Options.Natural set, the corpus is natural-language mail instead, for
 // search benchmarks (natural.go): Zipf-distributed dictionary words from
 // Debian's wamerican and wngerman in sentences and paragraphs, 300
@@ -65,6 +69,13 @@ type Options struct {
 	// BigAttachmentSize is the attachment's size in bytes before base64
 	// encoding (the message grows by about 4/3 of it). Default 5 MiB.
 	BigAttachmentSize int
+
+	// RealSizes gives the corpus the size mix of real mail (sizes.go): text
+	// bodies log-normal around 6 KB, 8% multipart/alternative, 3% with one
+	// or two attachments of 100 KB to 5 MB, about 79 KB per message on
+	// average. Headers, folders and flags are as without it. Ignored with
+	// Natural.
+	RealSizes bool
 
 	// Natural, when set, makes the corpus natural-language mail built from
 	// this vocabulary (see natural.go; LoadVocabulary reads it). Folders

@@ -3,6 +3,7 @@ package corpus
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"html"
 	"math/rand/v2"
@@ -49,6 +50,7 @@ type part struct {
 
 func (p part) bytes() []byte {
 	var b bytes.Buffer
+	b.Grow(p.size())
 	for _, h := range p.header {
 		b.WriteString(h)
 		b.WriteString("\r\n")
@@ -56,6 +58,15 @@ func (p part) bytes() []byte {
 	b.WriteString("\r\n")
 	b.Write(p.body)
 	return b.Bytes()
+}
+
+// size is the length of bytes().
+func (p part) size() int {
+	n := 2 + len(p.body)
+	for _, h := range p.header {
+		n += len(h) + 2
+	}
+	return n
 }
 
 type gen struct {
@@ -132,6 +143,37 @@ func (g *gen) message() Message {
 	h = append(h, "MIME-Version: 1.0")
 
 	var body part
+	if g.opts.RealSizes {
+		body = g.realBody(k)
+	} else {
+		body = g.smallBody(k, subject)
+	}
+	if every := g.opts.BigAttachmentEvery; every > 0 && (g.i+1)%every == 0 {
+		size := g.opts.BigAttachmentSize
+		if size <= 0 {
+			size = DefaultBigAttachmentSize
+		}
+		body = g.multipart("mixed", body, g.attachment(size))
+	}
+
+	var raw bytes.Buffer
+	n := body.size()
+	for _, l := range h {
+		n += len(l) + 2
+	}
+	raw.Grow(n)
+	for _, l := range h {
+		raw.WriteString(l)
+		raw.WriteString("\r\n")
+	}
+	raw.Write(body.bytes())
+	return Message{Folder: folder, Flags: flags, Date: internal, MessageID: id, Raw: raw.Bytes()}
+}
+
+// smallBody is the body of the default corpus: of kind k, a few KB.
+func (g *gen) smallBody(k kind, subject string) part {
+	r := g.r
+	var body part
 	switch k {
 	case kindPlainASCII:
 		body = g.plainASCII()
@@ -149,21 +191,7 @@ func (g *gen) message() Message {
 	case kindMixed:
 		body = g.multipart("mixed", g.plainQP(g.paragraphs(englishWords)), g.attachment(1024+r.IntN(6*1024)))
 	}
-	if every := g.opts.BigAttachmentEvery; every > 0 && (g.i+1)%every == 0 {
-		size := g.opts.BigAttachmentSize
-		if size <= 0 {
-			size = DefaultBigAttachmentSize
-		}
-		body = g.multipart("mixed", body, g.attachment(size))
-	}
-
-	var raw bytes.Buffer
-	for _, l := range h {
-		raw.WriteString(l)
-		raw.WriteString("\r\n")
-	}
-	raw.Write(body.bytes())
-	return Message{Folder: folder, Flags: flags, Date: internal, MessageID: id, Raw: raw.Bytes()}
+	return body
 }
 
 func messageID(seed int64, i int) string {
@@ -182,29 +210,34 @@ func (g *gen) subject() string {
 
 // paragraphs returns 1-8 paragraphs of 2-6 sentences from words.
 func (g *gen) paragraphs(words []string) []string {
-	r := g.r
-	paras := make([]string, 1+r.IntN(8))
+	paras := make([]string, 1+g.r.IntN(8))
 	for p := range paras {
-		var b strings.Builder
-		for s := range 2 + r.IntN(5) {
-			if s > 0 {
-				b.WriteByte(' ')
-			}
-			n := 5 + r.IntN(11)
-			for j := range n {
-				w := pick(r, words)
-				if j == 0 {
-					w = capitalize(w)
-				} else {
-					b.WriteByte(' ')
-				}
-				b.WriteString(w)
-			}
-			b.WriteByte(pick(r, terminators))
-		}
-		paras[p] = b.String()
+		paras[p] = g.paragraph(words)
 	}
 	return paras
+}
+
+// paragraph returns one paragraph of 2-6 sentences from words.
+func (g *gen) paragraph(words []string) string {
+	r := g.r
+	var b strings.Builder
+	for s := range 2 + r.IntN(5) {
+		if s > 0 {
+			b.WriteByte(' ')
+		}
+		n := 5 + r.IntN(11)
+		for j := range n {
+			w := pick(r, words)
+			if j == 0 {
+				w = capitalize(w)
+			} else {
+				b.WriteByte(' ')
+			}
+			b.WriteString(w)
+		}
+		b.WriteByte(pick(r, terminators))
+	}
+	return b.String()
 }
 
 // plainASCII is a 7bit text/plain body wrapped at 72 columns. Some bodies
@@ -265,9 +298,13 @@ func (g *gen) html(paras []string) part {
 func (g *gen) attachment(size int) part {
 	r := g.r
 	data := make([]byte, size)
-	for j := 0; j < size; j += 8 {
+	j := 0
+	for ; j+8 <= size; j += 8 {
+		binary.LittleEndian.PutUint64(data[j:], r.Uint64())
+	}
+	if j < size {
 		v := r.Uint64()
-		for k := 0; k < 8 && j+k < size; k++ {
+		for k := 0; j+k < size; k++ {
 			data[j+k] = byte(v >> (8 * k))
 		}
 	}
@@ -288,6 +325,11 @@ func (g *gen) attachment(size int) part {
 func (g *gen) multipart(sub string, parts ...part) part {
 	boundary := fmt.Sprintf("=_%016x", g.r.Uint64())
 	var b bytes.Buffer
+	n := 64 + len(boundary)
+	for _, p := range parts {
+		n += p.size() + len(boundary) + 6
+	}
+	b.Grow(n)
 	b.WriteString("This is a multi-part message in MIME format.\r\n")
 	for _, p := range parts {
 		b.WriteString("\r\n--" + boundary + "\r\n")
@@ -314,17 +356,15 @@ func qp(text string) []byte {
 
 // b64 encodes data as base64 in 76-column lines with CRLF.
 func b64(data []byte) []byte {
-	enc := base64.StdEncoding.EncodeToString(data)
-	var b bytes.Buffer
-	b.Grow(len(enc) + len(enc)/76*2 + 2)
-	for len(enc) > 76 {
-		b.WriteString(enc[:76])
-		b.WriteString("\r\n")
-		enc = enc[76:]
+	const line = 57 // bytes per 76 columns
+	out := make([]byte, 0, (len(data)/line+1)*78)
+	for len(data) > line {
+		out = base64.StdEncoding.AppendEncode(out, data[:line])
+		out = append(out, '\r', '\n')
+		data = data[line:]
 	}
-	b.WriteString(enc)
-	b.WriteString("\r\n")
-	return b.Bytes()
+	out = base64.StdEncoding.AppendEncode(out, data)
+	return append(out, '\r', '\n')
 }
 
 // wrap writes text word-wrapped at width columns with CRLF line ends.
