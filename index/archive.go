@@ -106,7 +106,9 @@ func (tx *ReadTx) ArchivedMessages(acct AccountID, before time.Time) ([]Archived
 
 // Archive moves messages into the archive view of their account
 // (ArchiveFolder of their folder, created if need be), each through Move:
-// its file renamed there (",U=" tag dropped), both directories synced,
+// its file renamed there (",U=" tag and \Deleted dropped: an archived
+// message is kept, not marked for removal, so a restore or an export
+// does not carry the mark), both directories synced,
 // then its row moved (UID 0, a tombstone in the old folder) and marked
 // with the time (ArchivedAt) in one transaction. With expunge, a message
 // that had an upstream UID gets an "expunge" intent in that transaction
@@ -186,7 +188,7 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 			continue
 		}
 		mark := func(tx *Tx) error { return tx.MarkArchived([]MessageID{m.ID}, time.Now()) }
-		if err := s.move(ctx, m, view.ID, 0, before, mark); err != nil {
+		if err := s.move(ctx, m, view.ID, 0, maildir.FlagDeleted, before, mark); err != nil {
 			return err
 		}
 	}

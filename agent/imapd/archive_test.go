@@ -50,8 +50,10 @@ func TestExpungeArchive(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 1 || rows[0].ID != m.ID || rows[0].UID != 0 || rows[0].Flags&maildir.FlagDeleted == 0 {
-		t.Fatalf("archive view rows = %+v, want message %d without UID", rows, m.ID)
+	// The \Deleted mark stays behind: an archived message is kept, and
+	// a restore or an export of it must not carry the mark.
+	if len(rows) != 1 || rows[0].ID != m.ID || rows[0].UID != 0 || rows[0].Flags != maildir.FlagSeen {
+		t.Fatalf("archive view rows = %+v, want message %d without UID, flags \\Seen only", rows, m.ID)
 	}
 	d, err := st.Dir(*view)
 	if err != nil {
@@ -63,6 +65,13 @@ func TestExpungeArchive(t *testing.T) {
 	}
 	if got, err := os.ReadFile(d.FilePath(e)); err != nil || string(got) != raw {
 		t.Errorf("archived file = %q, %v", got, err)
+	}
+	if e.Flags != maildir.FlagSeen {
+		t.Errorf("archived file %s: flags %v, want \\Seen only", e.Name, e.Flags)
+	}
+	c.must(`EXAMINE "%s"`, index.ArchiveFolder("INBOX"))
+	if u := strings.Join(c.must("FETCH 1 (FLAGS)"), "\n"); strings.Contains(u, `\Deleted`) || !strings.Contains(u, `\Seen`) {
+		t.Errorf("the archived message's flags through the endpoint: %s", u)
 	}
 	if len(intents) != 1 || intents[0].Op != index.IntentExpunge || intents[0].Arg != "5/777" {
 		t.Errorf("intents = %+v, want one expunge of 5/777", intents)
