@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -162,7 +163,9 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 		}
 		// The view holds the key already: the sync delivered a copy
 		// there (a local deletion, archived from the server's copy) and
-		// a crash kept this row. It is that message: this row goes.
+		// a crash kept this row. It is that message: this row goes, and
+		// its file if it has one (a crash, or a file back in place),
+		// first (or the next sync would index and upload it again).
 		var held bool
 		if err := s.Read(ctx, func(tx *ReadTx) error {
 			_, err := tx.MessageIDByKey(view.ID, m.Key)
@@ -175,6 +178,9 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 			return err
 		}
 		if held {
+			if err := s.removeHeld(ctx, m); err != nil {
+				return err
+			}
 			if err := s.Write(ctx, func(tx *Tx) error {
 				if before != nil {
 					if err := before(tx); err != nil {
@@ -191,6 +197,24 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 		if err := s.move(ctx, m, view.ID, 0, maildir.FlagDeleted, before, mark); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// removeHeld removes the file of m in its folder, if it has one there
+// (found by key if renamed), for Archive: the archive view holds a copy
+// under the same key.
+func (s *Store) removeHeld(ctx context.Context, m *Message) error {
+	dirs, err := s.folderDirs(ctx, m.Folder)
+	if err != nil {
+		return err
+	}
+	e, err := entryOf(m)
+	if err != nil {
+		return err
+	}
+	if err := dirs[m.Folder].Remove(e); err != nil && !errors.Is(err, fs.ErrNotExist) { // no folder: no file
+		return fmt.Errorf("index: archive message %s: %w", m.Key, err)
 	}
 	return nil
 }
