@@ -77,8 +77,11 @@ type Archived struct {
 }
 
 // ArchivedMessages returns the messages of account acct's archive view
-// that moved there before `before` (zero: all), by folder then UID.
+// that moved there before `before` (zero: all), by folder then UID. A
+// message without an ArchivedAt counts as moved there now (see
+// MarkUnarchived): never older than an age limit.
 func (tx *ReadTx) ArchivedMessages(acct AccountID, before time.Time) ([]Archived, error) {
+	now := time.Now()
 	fs, err := tx.Folders(acct)
 	if err != nil {
 		return nil, err
@@ -96,6 +99,9 @@ func (tx *ReadTx) ArchivedMessages(acct AccountID, before time.Time) ([]Archived
 			at, err := tx.ArchivedAt(m.ID)
 			if err != nil {
 				return nil, err
+			}
+			if at.IsZero() {
+				at = now
 			}
 			if before.IsZero() || at.Before(before) {
 				out = append(out, Archived{Message: m, Folder: f, At: at})
@@ -284,6 +290,35 @@ func (tx *Tx) MarkArchived(ids []MessageID, at time.Time) error {
 		}
 	}
 	return nil
+}
+
+// MarkUnarchived marks the messages of account acct's archive view that
+// have no ArchivedAt (a mail program copied them there through the local
+// endpoint, a restore delivered them, or an older index) as moved there
+// at `at`: first seen now, so that an age limit (purge --older-than)
+// counts from then instead of taking them for the oldest of all. It
+// returns how many it marked.
+func (tx *Tx) MarkUnarchived(acct AccountID, at time.Time) (int64, error) {
+	fs, err := tx.Folders(acct)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, f := range fs {
+		if !IsArchiveFolder(f.Name) {
+			continue
+		}
+		res, err := tx.exec(`INSERT OR IGNORE INTO archived(message_id, at) SELECT id, ? FROM messages WHERE folder_id=?`, at.Unix(), f.ID)
+		if err != nil {
+			return n, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // ScanArchive brings the index in line with the archive view folders on
