@@ -90,3 +90,100 @@ func TestExpungeArchive(t *testing.T) {
 		t.Errorf("the archived file went: %v", err)
 	}
 }
+
+// TestArchiveFolderDeleteRename: DELETE and RENAME through the endpoint
+// never take messages out of an archive account. The archive view's
+// folders are neither deleted nor renamed, nor renamed into (NO [CANNOT]
+// naming postfach purge): they hold the only copies. An ordinary folder
+// with messages is not deleted either (NO [CANNOT]): its messages are
+// expunged first, which archives them, then the empty folder goes.
+func TestArchiveFolderDeleteRename(t *testing.T) {
+	st, fs := testStore(t, "INBOX", "Work")
+	ctx := context.Background()
+	if err := st.Write(ctx, func(tx *index.Tx) error { return tx.SetArchive(fs["INBOX"].Account, true) }); err != nil {
+		t.Fatal(err)
+	}
+	const keep, work = "Subject: keep me\n\nbody\n", "Subject: work\n\nbody\n"
+	deliver(t, st, fs["INBOX"], 5, keep, maildir.FlagSeen)
+	deliver(t, st, fs["Work"], 7, work, maildir.FlagSeen)
+	_, addr := startServer(t, st)
+	c := dialT(t, addr, "client")
+	c.must("SELECT INBOX")
+	c.must("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	c.must("EXPUNGE")
+	c.must("UNSELECT")
+	view := index.ArchiveFolder("INBOX")
+	cannot := func(what string, wantPurge bool, format string, args ...any) {
+		t.Helper()
+		u, status := c.cmd("", format, args...)
+		if len(u) != 0 || !strings.HasPrefix(status, "NO [CANNOT]") || wantPurge && !strings.Contains(status, "postfach purge") {
+			t.Errorf("%s answered %q %q, want NO [CANNOT]", what, u, status)
+		}
+	}
+	cannot("DELETE of the view", true, `DELETE "%s"`, view)
+	cannot("RENAME of the view", true, `RENAME "%s" "Saved"`, view)
+	cannot("RENAME into the view", true, `RENAME "Work" "%s"`, index.ArchiveFolder("Work2"))
+	cannot("DELETE of a folder with messages", false, `DELETE "Work"`)
+
+	// Every message is where it was, file and row.
+	body := func(folder string) []string {
+		t.Helper()
+		var out []string
+		if err := st.Read(ctx, func(tx *index.ReadTx) error {
+			f, err := tx.FolderByName(fs["INBOX"].Account, folder)
+			if err != nil {
+				return err
+			}
+			ms, err := tx.Messages(f.ID)
+			for _, m := range ms {
+				out = append(out, m.Key)
+			}
+			return err
+		}); err != nil {
+			t.Fatalf("folder %s: %v", folder, err)
+		}
+		for _, k := range out {
+			f, err := func() (*index.Folder, error) {
+				var f *index.Folder
+				err := st.Read(ctx, func(tx *index.ReadTx) (err error) {
+					f, err = tx.FolderByName(fs["INBOX"].Account, folder)
+					return err
+				})
+				return f, err
+			}()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := st.Dir(*f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := d.Find(k, "")
+			if err != nil {
+				t.Fatalf("folder %s: file of %s: %v", folder, k, err)
+			}
+			raw, err := os.ReadFile(d.FilePath(e))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(raw))
+		}
+		return out
+	}
+	if got := body(view); len(got) != 2 || got[1] != keep {
+		t.Errorf("archive view holds %q, want the message %q", got, keep)
+	}
+	if got := body("Work"); len(got) != 2 || got[1] != work {
+		t.Errorf("Work holds %q, want the message %q", got, work)
+	}
+
+	// Expunged, Work's message is archived; then the empty folder goes.
+	c.must("SELECT Work")
+	c.must("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	c.must("EXPUNGE")
+	c.must("UNSELECT")
+	c.must(`DELETE "Work"`)
+	if got := body(index.ArchiveFolder("Work")); len(got) != 2 || got[1] != work {
+		t.Errorf("Work's archive view holds %q, want the message %q", got, work)
+	}
+}
