@@ -28,6 +28,11 @@ import (
 //	                                   then expunged upstream as usual
 //
 // A folder deleted upstream is kept here, as it is, not synced (folderops.go).
+// A folder deleted here (its Maildir removed) is not deleted upstream, nor
+// its messages one by one: the server's copies are the only ones left, so
+// it is fetched again (the safe choice: nothing is lost, and the user
+// deletes messages, which archives them, then the empty folder). An empty
+// server folder, as the last sync left it, is deleted upstream.
 //
 // The archive folders are excluded from every run (withDefaults adds them
 // to the patterns' exclusions), so they are never created or uploaded

@@ -275,3 +275,55 @@ func TestArchiveFolderDeleted(t *testing.T) {
 		t.Error("Work was created upstream again")
 	}
 }
+
+// TestArchiveFolderGoneLocally: with Archive, remove_folders and pushed
+// deletions, a folder whose Maildir a mail client removed is not deleted
+// upstream (its messages would be gone for good): the dry run plans, and
+// the real run does, fetching it again (the same folder actions); every message is on both sides
+// byte for byte. An empty folder, as the last sync left it, is deleted
+// upstream: nothing is lost.
+func TestArchiveFolderGoneLocally(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(o *imapsync.Options) {
+		o.Archive, o.CreateFolders, o.RemoveFolders, o.Force = true, true, true, true
+	}
+	e.seedSpread(5, 6, "INBOX", "Work")
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	if err := c.Create("Empty", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout()
+	e.sync()
+	server, local := e.serverMsgs("Work"), e.localMsgs("Work")
+	if len(server) != 3 {
+		t.Fatalf("server Work holds %d messages, want 3", len(server))
+	}
+	for _, f := range []string{"Work", "Empty"} {
+		if err := os.RemoveAll(e.dir(f).Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dry, err := e.runWith(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.sync()
+	planned := slices.Clone(dry.FolderActions)
+	for i, a := range planned {
+		planned[i] = strings.TrimPrefix(a, "would ")
+	}
+	if !slices.Equal(planned, res.FolderActions) {
+		t.Errorf("the dry run planned %q, the real run did %q", dry.FolderActions, res.FolderActions)
+	}
+	if got := e.serverMsgs("Work"); got == nil {
+		t.Fatalf("server folder Work was deleted (actions %q)", res.FolderActions)
+	} else if err := sameMsgs("server Work", server, got); err != nil {
+		t.Error(err)
+	}
+	if err := sameMsgs("local Work", local, e.localMsgs("Work")); err != nil {
+		t.Error(err)
+	}
+	if e.serverMsgs("Empty") != nil {
+		t.Errorf("the empty server folder stayed (actions %q)", res.FolderActions)
+	}
+}
