@@ -2,6 +2,8 @@ package imapsync_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -326,4 +328,30 @@ func TestArchiveFolderGoneLocally(t *testing.T) {
 	if e.serverMsgs("Empty") != nil {
 		t.Errorf("the empty server folder stayed (actions %q)", res.FolderActions)
 	}
+}
+
+// TestArchiveLostIndexExpunged: with Archive, the index is lost and
+// meanwhile a message is expunged upstream. The run that rebuilds the
+// index from the Maildir finds the file's ,U= UID gone upstream: the
+// message moves to the archive view (byte for byte, one copy, counted as
+// archived), it is not removed.
+func TestArchiveLostIndexExpunged(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(o *imapsync.Options) { o.Archive = true }
+	e.seedSpread(7, 4, "INBOX")
+	e.sync()
+	id, raw := e.rawByUID("INBOX", 1)
+	e.store.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(index.DefaultPath(e.root) + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	e.serverExpunge("INBOX", 1)
+	e.openIndex()
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.Archived != 1 || tot.Expunged != 0 {
+		t.Errorf("totals %+v, want 1 archived, none expunged", tot)
+	}
+	e.archived("INBOX", id, raw)
 }
