@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,4 +355,43 @@ func TestArchiveLostIndexExpunged(t *testing.T) {
 		t.Errorf("totals %+v, want 1 archived, none expunged", tot)
 	}
 	e.archived("INBOX", id, raw)
+}
+
+// TestArchiveCopyMissing: with Archive, two messages are deleted here and
+// the server's FETCH of their copies returns one of them under a UID
+// nobody asked for (as good as no body): that one is not archived, so it
+// is not expunged upstream either; the other is archived and expunged.
+// Once the server answers right, the next run archives it too.
+func TestArchiveCopyMissing(t *testing.T) {
+	e := newEnv(t)
+	e.seedSpread(9, 3, "INBOX")
+	var lie atomic.Bool
+	p := startRewriteProxy(t, e.d.IMAPAddr(), func(line string) string {
+		if lie.Load() && strings.Contains(line, "BODY[]") {
+			return strings.Replace(line, "UID 2 ", "UID 77 ", 1)
+		}
+		return line
+	})
+	e.opts = func(o *imapsync.Options) { o.Archive, o.Endpoint.Addr, o.Connections = true, p.Addr(), 1 }
+	e.sync()
+	id1, raw1 := e.rawByUID("INBOX", 1)
+	id2, raw2 := e.rawByUID("INBOX", 2)
+	for _, uid := range []uint32{1, 2} {
+		if err := os.Remove(e.dir("INBOX").FilePath(e.entryByUID("INBOX", uid))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lie.Store(true)
+	e.sync()
+	e.archived("INBOX", id1, raw1)
+	if got := e.serverMsgs("INBOX")[id2]; string(got) != string(raw2) {
+		t.Errorf("the message the server sent no copy of is gone upstream (%q)", got)
+	}
+	if _, ok := e.localMsgs(index.ArchiveFolder("INBOX"))[id2]; ok {
+		t.Error("the message the server sent no copy of is in the archive view")
+	}
+	lie.Store(false)
+	e.sync()
+	e.archived("INBOX", id1, raw1)
+	e.archived("INBOX", id2, raw2)
 }
