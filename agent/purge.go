@@ -15,7 +15,9 @@ type PurgeOptions struct {
 	// (.Archive-Deleted/<Folder>, and the folders below it).
 	Folder string
 	// Before, when set, limits it to messages moved into the view
-	// before that time (--older-than).
+	// before that time (--older-than). A message there without that
+	// time (copied there by a mail program, restored) is taken as moved
+	// there when Purge first sees it, and marked so.
 	Before time.Time
 	DryRun bool // list them, remove nothing
 }
@@ -39,6 +41,24 @@ func (a *Agent) Purge(ctx context.Context, o PurgeOptions) ([]Purged, error) {
 	}
 	var out []Purged
 	for _, acct := range accts {
+		// A message in the view without the time it went there is
+		// first seen now: marked so (not in a dry run, which counts it
+		// as now all the same), its age counted from today.
+		if !o.DryRun {
+			if err := a.store.Write(ctx, func(tx *index.Tx) error {
+				id, err := tx.Account(acct.Name)
+				if errors.Is(err, index.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				_, err = tx.MarkUnarchived(id, time.Now())
+				return err
+			}); err != nil {
+				return nil, err
+			}
+		}
 		var msgs []*index.Message
 		done := len(out)
 		err := a.store.Read(ctx, func(tx *index.ReadTx) error {

@@ -24,7 +24,10 @@ import (
 // attempt is older than the latest scheduled time that has passed, takes
 // the backup once, at once: on start, after a wake-up, after the clock
 // jumped. A failed attempt counts as the slot's attempt (it is not tried
-// again every minute; the next slot tries again).
+// again every minute; the next slot tries again). A last attempt dated
+// after now (the clock ran ahead then, and was set right) is stale: the
+// backup is taken at once, with a warning, and the schedule goes on from
+// there (otherwise none would run until the clock reached that date).
 //
 // The outcome of the last attempt is kept in
 // <store>/.postfach/backup-state.json (BackupState), written atomically;
@@ -137,7 +140,8 @@ func (s *backupScheduler) Run(ctx context.Context) error {
 }
 
 // check takes a backup when the latest scheduled time that has passed is
-// after the last attempt.
+// after the last attempt, or the last attempt is dated after now (the
+// clock was ahead then: a stale date, with a warning).
 func (s *backupScheduler) check(ctx context.Context) error {
 	b := s.config()
 	now := s.now()
@@ -149,7 +153,12 @@ func (s *backupScheduler) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if last != nil && !last.At.Before(due) {
+	if last != nil && last.At.After(now) {
+		// A clock that once ran ahead dated the last attempt in the
+		// future: taken as stale, or no backup would run until then.
+		s.log.Warn("backup state is dated in the future: ignoring it", "at", last.At.Format(time.RFC3339),
+			"now", now.Format(time.RFC3339))
+	} else if last != nil && !last.At.Before(due) {
 		return nil
 	}
 	st := &BackupState{At: now}

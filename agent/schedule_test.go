@@ -92,16 +92,19 @@ func TestBackupSchedule(t *testing.T) {
 	if st.Error != "disk full" || !st.LastSuccess.Equal(day(4, 9, 0)) || st.Snapshot != "" {
 		t.Errorf("state after failure = %+v", st)
 	}
-	// The clock set back (a wrong clock corrected) takes no backup.
+	// The clock set back (a wrong clock corrected): the last attempt is
+	// dated in the future, which is stale, so one backup is taken, and
+	// only one.
 	fail = nil
 	look(day(5, 1, 0))
-	if len(runs) != 4 {
-		t.Errorf("runs = %v after the clock went back", runs)
+	look(day(5, 1, 1))
+	if len(runs) != 5 || !runs[4].Equal(day(5, 1, 0)) {
+		t.Errorf("runs = %v after the clock went back, want one at once", runs)
 	}
 	// No schedule: nothing.
 	s.config = func() configs.Backup { return configs.Backup{Path: t.TempDir()} }
 	look(day(9, 3, 0))
-	if len(runs) != 4 {
+	if len(runs) != 5 {
 		t.Errorf("runs = %v without a schedule", runs)
 	}
 }
@@ -134,5 +137,55 @@ func TestBackupScheduleRun(t *testing.T) {
 	// Looks at 03:00 (due at start) ... 04:40, 20 minutes apart: 03:00 and 04:00.
 	if n != 2 {
 		t.Errorf("%d backups, want 2 (03:00, 04:00)", n)
+	}
+}
+
+// TestBackupScheduleClockAhead: a clock that once ran a month ahead left
+// a backup state dated in the future. Once the clock is right again, the
+// nightly backups go on (the future date is stale, with a warning), not
+// only after the clock passes that date.
+func TestBackupScheduleClockAhead(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, ".postfach"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var now time.Time
+	var runs []time.Time
+	s := &backupScheduler{
+		root:   root,
+		config: func() configs.Backup { return configs.Backup{Path: t.TempDir(), Schedule: "daily 02:30", Keep: 3} },
+		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:    func() time.Time { return now },
+		backup: func(ctx context.Context, b configs.Backup) (*backup.Result, error) {
+			runs = append(runs, now)
+			return &backup.Result{Snapshot: "snap"}, nil
+		},
+	}
+	ctx := context.Background()
+	now = time.Date(2027, 1, 5, 3, 0, 0, 0, time.UTC) // the clock a month ahead
+	if err := s.check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for d := 6; d <= 30; d++ { // the clock right again: every night of December
+		now = time.Date(2026, 12, d, 3, 0, 0, 0, time.UTC)
+		if err := s.check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.check(ctx); err != nil { // a second look the same night: nothing
+			t.Fatal(err)
+		}
+		if got := runs[len(runs)-1]; !got.Equal(now) {
+			t.Fatalf("night of December %d: last backup at %v, want one at %v", d, got, now)
+		}
+	}
+	if len(runs) != 26 {
+		t.Fatalf("%d backups, want 26 (one while the clock was ahead, then one a night for 25 nights)", len(runs))
+	}
+	st, err := ReadBackupState(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 12, 30, 3, 0, 0, 0, time.UTC); !st.At.Equal(want) {
+		t.Fatalf("state dated %v, want %v", st.At, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -76,8 +77,11 @@ type Archived struct {
 }
 
 // ArchivedMessages returns the messages of account acct's archive view
-// that moved there before `before` (zero: all), by folder then UID.
+// that moved there before `before` (zero: all), by folder then UID. A
+// message without an ArchivedAt counts as moved there now (see
+// MarkUnarchived): never older than an age limit.
 func (tx *ReadTx) ArchivedMessages(acct AccountID, before time.Time) ([]Archived, error) {
+	now := time.Now()
 	fs, err := tx.Folders(acct)
 	if err != nil {
 		return nil, err
@@ -96,6 +100,9 @@ func (tx *ReadTx) ArchivedMessages(acct AccountID, before time.Time) ([]Archived
 			if err != nil {
 				return nil, err
 			}
+			if at.IsZero() {
+				at = now
+			}
 			if before.IsZero() || at.Before(before) {
 				out = append(out, Archived{Message: m, Folder: f, At: at})
 			}
@@ -106,7 +113,9 @@ func (tx *ReadTx) ArchivedMessages(acct AccountID, before time.Time) ([]Archived
 
 // Archive moves messages into the archive view of their account
 // (ArchiveFolder of their folder, created if need be), each through Move:
-// its file renamed there (",U=" tag dropped), both directories synced,
+// its file renamed there (",U=" tag and \Deleted dropped: an archived
+// message is kept, not marked for removal, so a restore or an export
+// does not carry the mark), both directories synced,
 // then its row moved (UID 0, a tombstone in the old folder) and marked
 // with the time (ArchivedAt) in one transaction. With expunge, a message
 // that had an upstream UID gets an "expunge" intent in that transaction
@@ -160,7 +169,9 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 		}
 		// The view holds the key already: the sync delivered a copy
 		// there (a local deletion, archived from the server's copy) and
-		// a crash kept this row. It is that message: this row goes.
+		// a crash kept this row. It is that message: this row goes, and
+		// its file if it has one (a crash, or a file back in place),
+		// first (or the next sync would index and upload it again).
 		var held bool
 		if err := s.Read(ctx, func(tx *ReadTx) error {
 			_, err := tx.MessageIDByKey(view.ID, m.Key)
@@ -173,6 +184,9 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 			return err
 		}
 		if held {
+			if err := s.removeHeld(ctx, m); err != nil {
+				return err
+			}
 			if err := s.Write(ctx, func(tx *Tx) error {
 				if before != nil {
 					if err := before(tx); err != nil {
@@ -186,9 +200,27 @@ func (s *Store) Archive(ctx context.Context, msgs []*Message, expunge bool) erro
 			continue
 		}
 		mark := func(tx *Tx) error { return tx.MarkArchived([]MessageID{m.ID}, time.Now()) }
-		if err := s.move(ctx, m, view.ID, 0, before, mark); err != nil {
+		if err := s.move(ctx, m, view.ID, 0, maildir.FlagDeleted, before, mark); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// removeHeld removes the file of m in its folder, if it has one there
+// (found by key if renamed), for Archive: the archive view holds a copy
+// under the same key.
+func (s *Store) removeHeld(ctx context.Context, m *Message) error {
+	dirs, err := s.folderDirs(ctx, m.Folder)
+	if err != nil {
+		return err
+	}
+	e, err := entryOf(m)
+	if err != nil {
+		return err
+	}
+	if err := dirs[m.Folder].Remove(e); err != nil && !errors.Is(err, fs.ErrNotExist) { // no folder: no file
+		return fmt.Errorf("index: archive message %s: %w", m.Key, err)
 	}
 	return nil
 }
@@ -258,6 +290,35 @@ func (tx *Tx) MarkArchived(ids []MessageID, at time.Time) error {
 		}
 	}
 	return nil
+}
+
+// MarkUnarchived marks the messages of account acct's archive view that
+// have no ArchivedAt (a mail program copied them there through the local
+// endpoint, a restore delivered them, or an older index) as moved there
+// at `at`: first seen now, so that an age limit (purge --older-than)
+// counts from then instead of taking them for the oldest of all. It
+// returns how many it marked.
+func (tx *Tx) MarkUnarchived(acct AccountID, at time.Time) (int64, error) {
+	fs, err := tx.Folders(acct)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, f := range fs {
+		if !IsArchiveFolder(f.Name) {
+			continue
+		}
+		res, err := tx.exec(`INSERT OR IGNORE INTO archived(message_id, at) SELECT id, ? FROM messages WHERE folder_id=?`, at.Unix(), f.ID)
+		if err != nil {
+			return n, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // ScanArchive brings the index in line with the archive view folders on

@@ -74,13 +74,31 @@ func (s *Store) CreateFolder(ctx context.Context, acct AccountID, name string, a
 	return f, err
 }
 
+// ErrArchiveFolder is RemoveFolder's and RenameFolder's error for a
+// folder of the archive view (index.ArchivePrefix and below), or a rename
+// into it: it holds the only copies of what was deleted, and only Purge
+// (`postfach purge`) takes messages out of it.
+var ErrArchiveFolder = errors.New("folders in " + ArchivePrefix + " are neither deleted nor renamed, nor renamed into; " +
+	"postfach purge removes messages from them")
+
+// ErrArchiveNotEmpty is RemoveFolder's error for a folder with messages
+// in an account that keeps an archive (ArchiveOn): removing it would
+// remove them for good. Expunged first, they are kept in the archive
+// view (Expunge archives them); the empty folder can then be removed.
+var ErrArchiveNotEmpty = errors.New("this account keeps an archive: a folder is deleted once empty; " +
+	"expunge its messages first (they are kept in " + ArchivePrefix + ")")
+
 // RenameFolder renames folder f, and the folders below it, to name to:
 // the Maildir directory moves (and those below with it), the parent
 // directories are synced, then the rows are renamed (a FolderRenamed
 // change each) in one transaction with also. A Maildir that another
 // program already moved to the new name is taken where it is; an
-// existing Maildir under the new name is an error.
+// existing Maildir under the new name is an error. A folder of the
+// archive view, or a name in it, is ErrArchiveFolder.
 func (s *Store) RenameFolder(ctx context.Context, f *Folder, to string, also func(*Tx) error) error {
+	if IsArchiveFolder(f.Name) || IsArchiveFolder(to) {
+		return ErrArchiveFolder
+	}
 	toDir, _, err := s.folderPath(ctx, f.Account, to)
 	if err != nil {
 		return err
@@ -164,7 +182,15 @@ func (s *Store) renameRows(ctx context.Context, acct AccountID, from, to string,
 // before the commit leaves the row of a folder whose files are gone
 // (partly or all): the next sync reads that as messages, or the folder,
 // deleted locally, which is what was asked.
+//
+// The archive policy: a folder of the archive view is ErrArchiveFolder
+// (only Purge takes messages out of it); in an account that keeps an
+// archive, a folder with messages is ErrArchiveNotEmpty (its messages
+// are expunged first, which archives them). Neither removes anything.
 func (s *Store) RemoveFolder(ctx context.Context, f *Folder, also func(*Tx) error) error {
+	if IsArchiveFolder(f.Name) {
+		return ErrArchiveFolder
+	}
 	dirs, err := s.folderDirs(ctx, f.ID)
 	if err != nil {
 		return err
@@ -173,11 +199,20 @@ func (s *Store) RemoveFolder(ctx context.Context, f *Folder, also func(*Tx) erro
 	var known map[string]bool
 	err = s.Read(ctx, func(tx *ReadTx) error {
 		rows, err := tx.FileRows(f.ID)
+		if err != nil {
+			return err
+		}
 		known = make(map[string]bool, len(rows))
 		for _, m := range rows {
 			known[m.Key] = true
 		}
-		return err
+		if on, err := tx.ArchiveOn(f.Account); err != nil || !on {
+			return err
+		}
+		if len(rows) > 0 {
+			return ErrArchiveNotEmpty
+		}
+		return nil
 	})
 	if err != nil {
 		return err

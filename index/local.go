@@ -233,7 +233,7 @@ func (s *Store) MoveTo(ctx context.Context, msgs []*Message, to FolderID) ([]*Me
 		after := func(tx *Tx) error {
 			return tx.queryRow(`SELECT local_uid, modseq FROM messages WHERE id=?`, m.ID).Scan(&localUID, &modseq)
 		}
-		if err := s.move(ctx, m, to, 0, before, after); err != nil {
+		if err := s.move(ctx, m, to, 0, 0, before, after); err != nil {
 			return nil, err
 		}
 		m.LocalUID, m.ModSeq = localUID, modseq

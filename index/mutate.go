@@ -274,12 +274,13 @@ func findForMove(src, dst *maildir.Dir, e maildir.Entry) (maildir.Entry, bool, e
 // the next sync carries it out as one (see sync/imapsync, moves.go) and
 // nothing is lost or fetched twice.
 func (s *Store) Move(ctx context.Context, m *Message, to FolderID, uid uint32, also func(*Tx) error) error {
-	return s.move(ctx, m, to, uid, nil, also)
+	return s.move(ctx, m, to, uid, 0, nil, also)
 }
 
 // move is Move with before, which runs in the transaction before the row
-// moves (it reads the row as it is then: MoveTo's intent).
-func (s *Store) move(ctx context.Context, m *Message, to FolderID, uid uint32, before, also func(*Tx) error) error {
+// moves (it reads the row as it is then: MoveTo's intent), and drop: the
+// flags the moved file and row lose (Archive's \Deleted).
+func (s *Store) move(ctx context.Context, m *Message, to FolderID, uid uint32, drop maildir.Flags, before, also func(*Tx) error) error {
 	dirs, err := s.folderDirs(ctx, m.Folder, to)
 	if err != nil {
 		return err
@@ -305,6 +306,11 @@ func (s *Store) move(ctx context.Context, m *Message, to FolderID, uid uint32, b
 	ne, err := dst.SetUID(e, uid)
 	if err != nil {
 		return fmt.Errorf("index: moving message %s: %w", m.Key, err)
+	}
+	if ne.Flags&drop != 0 {
+		if ne, err = dst.SetFlags(ne, ne.Flags&^drop); err != nil {
+			return fmt.Errorf("index: moving message %s: %w", m.Key, err)
+		}
 	}
 	if err := dst.SyncDir(); err != nil {
 		return err

@@ -302,6 +302,9 @@ func (s *session) Delete(name string) error {
 	}
 	defer release()
 	if err := s.srv.o.Store.RemoveFolder(s.srv.ctx, f, nil); err != nil {
+		if errors.Is(err, index.ErrArchiveFolder) || errors.Is(err, index.ErrArchiveNotEmpty) {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: oneLine(err.Error())}
+		}
 		return s.storeErr("deleting a folder", err)
 	}
 	s.srv.subs.forget(name)
@@ -333,6 +336,9 @@ func (s *session) Rename(name, newName string, o *imap.RenameOptions) error {
 	}
 	defer release()
 	if err := s.srv.o.Store.RenameFolder(s.srv.ctx, f, fname, nil); err != nil {
+		if errors.Is(err, index.ErrArchiveFolder) {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: oneLine(err.Error())}
+		}
 		return s.storeErr("renaming a folder", err)
 	}
 	s.srv.subs.rename(name, s.srv.imapName(acct, fname))

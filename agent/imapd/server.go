@@ -13,7 +13,9 @@
 // flags through Store.SetFlags (the merge base is left: the sync pushes
 // the difference), APPEND, COPY, MOVE and EXPUNGE through the local
 // operations (index/local.go: files first, rows and upstream intents in
-// one transaction), CREATE, RENAME and DELETE through the folder door.
+// one transaction), CREATE, RENAME and DELETE through the folder door
+// (which refuses, NO [CANNOT], to delete or rename the archive view's
+// folders, or a folder with messages of an archive account).
 //
 // Invariants:
 //   - UIDVALIDITY and UIDs are the store's local ones

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -25,9 +26,17 @@ import (
 //	expunged upstream, unchanged here  moved to the archive view (file, then row)
 //	deleted here (file removed)        the server's copy is fetched into the
 //	                                   archive view under the file's Maildir key,
-//	                                   then expunged upstream as usual
+//	                                   then expunged upstream as usual (only
+//	                                   those whose copy the view holds: one the
+//	                                   server sent no copy of stays there, and
+//	                                   the next run tries again)
 //
 // A folder deleted upstream is kept here, as it is, not synced (folderops.go).
+// A folder deleted here (its Maildir removed) is not deleted upstream, nor
+// its messages one by one: the server's copies are the only ones left, so
+// it is fetched again (the safe choice: nothing is lost, and the user
+// deletes messages, which archives them, then the empty folder). An empty
+// server folder, as the last sync left it, is deleted upstream.
 //
 // The archive folders are excluded from every run (withDefaults adds them
 // to the patterns' exclusions), so they are never created or uploaded
@@ -95,16 +104,19 @@ func finishArchived(ctx context.Context, o *Options, j *folderJob, present map[u
 // folder, each under its Maildir key, through the store's door
 // (index.Store.Deliver), marked as archived. A row whose key the view
 // holds already was archived by an interrupted run. The folder is
-// selected on w.c.
-func (w *worker) archiveCopies(ctx context.Context, j *folderJob, rows []*index.Message) error {
+// selected on w.c. It returns the rows whose copy the view holds
+// (durably): only those may be expunged upstream. A message the FETCH
+// did not return with a body stays upstream, its row kept: the next run
+// tries again.
+func (w *worker) archiveCopies(ctx context.Context, j *folderJob, rows []*index.Message) ([]*index.Message, error) {
 	o := &w.s.opts
 	view, err := o.Index.CreateFolder(ctx, j.f.Account, index.ArchiveFolder(j.f.Name), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir, err := o.Index.Dir(*view)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	byUID := map[uint32]*index.Message{}
 	var uids []imap.UID
@@ -122,7 +134,7 @@ func (w *worker) archiveCopies(ctx context.Context, j *folderJob, rows []*index.
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	// A file of one of them without its row: an interrupted run's copy,
 	// renamed into the view before its row was committed. The server
@@ -131,14 +143,14 @@ func (w *worker) archiveCopies(ctx context.Context, j *folderJob, rows []*index.
 	for _, m := range byUID {
 		if e, err := dir.Find(m.Key, ""); err == nil {
 			if _, err := dir.Unlink(e); err != nil {
-				return err
+				return nil, err
 			}
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return nil, err
 		}
 	}
 	if len(uids) == 0 {
-		return nil
+		return rows, nil
 	}
 	w.s.log.Debug("archiving", "messages", len(uids), "why", "deleted here") // the kill test aims here
 	var as []*index.Arrival
@@ -158,18 +170,28 @@ func (w *worker) archiveCopies(ctx context.Context, j *folderJob, rows []*index.
 		}
 		a, err := archiveArrival(view, dir, msg, byUID)
 		if err != nil {
-			return abortFetch(w.c, cmd, err)
+			return nil, abortFetch(w.c, cmd, err)
 		}
 		if a != nil {
 			as = append(as, a)
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("FETCH: %w", err)
+		return nil, fmt.Errorf("FETCH: %w", err)
 	}
-	return o.Index.Deliver(ctx, &index.Batch{Arrivals: as, WithRows: func(tx *index.Tx, ids []index.MessageID) error {
+	if err := o.Index.Deliver(ctx, &index.Batch{Arrivals: as, WithRows: func(tx *index.Tx, ids []index.MessageID) error {
 		return tx.MarkArchived(ids, time.Now())
-	}})
+	}}); err != nil {
+		return nil, err
+	}
+	// byUID holds what did not come (archiveArrival takes out each
+	// message it delivers): not archived, so not expunged upstream.
+	if len(byUID) == 0 {
+		return rows, nil
+	}
+	w.s.log.Warn("archive: the server sent no copy of messages deleted here; they stay upstream until it does",
+		"folder", j.rf.Local, "count", len(byUID))
+	return slices.DeleteFunc(slices.Clone(rows), func(m *index.Message) bool { return byUID[m.UID] == m }), nil
 }
 
 // archiveArrival reads one FETCH answer of archiveCopies into a delivery

@@ -2,10 +2,13 @@ package imapsync_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,4 +277,121 @@ func TestArchiveFolderDeleted(t *testing.T) {
 	if e.serverMsgs("Work") != nil {
 		t.Error("Work was created upstream again")
 	}
+}
+
+// TestArchiveFolderGoneLocally: with Archive, remove_folders and pushed
+// deletions, a folder whose Maildir a mail client removed is not deleted
+// upstream (its messages would be gone for good): the dry run plans, and
+// the real run does, fetching it again (the same folder actions); every message is on both sides
+// byte for byte. An empty folder, as the last sync left it, is deleted
+// upstream: nothing is lost.
+func TestArchiveFolderGoneLocally(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(o *imapsync.Options) {
+		o.Archive, o.CreateFolders, o.RemoveFolders, o.Force = true, true, true, true
+	}
+	e.seedSpread(5, 6, "INBOX", "Work")
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	if err := c.Create("Empty", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout()
+	e.sync()
+	server, local := e.serverMsgs("Work"), e.localMsgs("Work")
+	if len(server) != 3 {
+		t.Fatalf("server Work holds %d messages, want 3", len(server))
+	}
+	for _, f := range []string{"Work", "Empty"} {
+		if err := os.RemoveAll(e.dir(f).Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dry, err := e.runWith(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.sync()
+	planned := slices.Clone(dry.FolderActions)
+	for i, a := range planned {
+		planned[i] = strings.TrimPrefix(a, "would ")
+	}
+	if !slices.Equal(planned, res.FolderActions) {
+		t.Errorf("the dry run planned %q, the real run did %q", dry.FolderActions, res.FolderActions)
+	}
+	if got := e.serverMsgs("Work"); got == nil {
+		t.Fatalf("server folder Work was deleted (actions %q)", res.FolderActions)
+	} else if err := sameMsgs("server Work", server, got); err != nil {
+		t.Error(err)
+	}
+	if err := sameMsgs("local Work", local, e.localMsgs("Work")); err != nil {
+		t.Error(err)
+	}
+	if e.serverMsgs("Empty") != nil {
+		t.Errorf("the empty server folder stayed (actions %q)", res.FolderActions)
+	}
+}
+
+// TestArchiveLostIndexExpunged: with Archive, the index is lost and
+// meanwhile a message is expunged upstream. The run that rebuilds the
+// index from the Maildir finds the file's ,U= UID gone upstream: the
+// message moves to the archive view (byte for byte, one copy, counted as
+// archived), it is not removed.
+func TestArchiveLostIndexExpunged(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(o *imapsync.Options) { o.Archive = true }
+	e.seedSpread(7, 4, "INBOX")
+	e.sync()
+	id, raw := e.rawByUID("INBOX", 1)
+	e.store.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(index.DefaultPath(e.root) + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	e.serverExpunge("INBOX", 1)
+	e.openIndex()
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.Archived != 1 || tot.Expunged != 0 {
+		t.Errorf("totals %+v, want 1 archived, none expunged", tot)
+	}
+	e.archived("INBOX", id, raw)
+}
+
+// TestArchiveCopyMissing: with Archive, two messages are deleted here and
+// the server's FETCH of their copies returns one of them under a UID
+// nobody asked for (as good as no body): that one is not archived, so it
+// is not expunged upstream either; the other is archived and expunged.
+// Once the server answers right, the next run archives it too.
+func TestArchiveCopyMissing(t *testing.T) {
+	e := newEnv(t)
+	e.seedSpread(9, 3, "INBOX")
+	var lie atomic.Bool
+	p := startRewriteProxy(t, e.d.IMAPAddr(), func(line string) string {
+		if lie.Load() && strings.Contains(line, "BODY[]") {
+			return strings.Replace(line, "UID 2 ", "UID 77 ", 1)
+		}
+		return line
+	})
+	e.opts = func(o *imapsync.Options) { o.Archive, o.Endpoint.Addr, o.Connections = true, p.Addr(), 1 }
+	e.sync()
+	id1, raw1 := e.rawByUID("INBOX", 1)
+	id2, raw2 := e.rawByUID("INBOX", 2)
+	for _, uid := range []uint32{1, 2} {
+		if err := os.Remove(e.dir("INBOX").FilePath(e.entryByUID("INBOX", uid))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lie.Store(true)
+	e.sync()
+	e.archived("INBOX", id1, raw1)
+	if got := e.serverMsgs("INBOX")[id2]; string(got) != string(raw2) {
+		t.Errorf("the message the server sent no copy of is gone upstream (%q)", got)
+	}
+	if _, ok := e.localMsgs(index.ArchiveFolder("INBOX"))[id2]; ok {
+		t.Error("the message the server sent no copy of is in the archive view")
+	}
+	lie.Store(false)
+	e.sync()
+	e.archived("INBOX", id1, raw1)
+	e.archived("INBOX", id2, raw2)
 }

@@ -59,7 +59,8 @@ import (
 //	                 DELETEd upstream if the server folder is as the last sync
 //	                 left it, else synced message by message (what changed
 //	                 upstream since comes down, the rest is deleted upstream);
-//	                 otherwise fetched again
+//	                 archive: fetched again, unless it is empty and as the last
+//	                 sync left it (then DELETEd upstream); otherwise fetched again
 //	gone    gone     forgotten
 //	unsure  there    (not listed, and not confirmed gone: under a name that is
 //	                 not synced, or STATUS answered otherwise) kept locally, not
@@ -499,6 +500,16 @@ func (p *folderPlanner) goneLocally(ctx context.Context, f *index.Folder, r *rem
 	unchanged, n, err := p.unchangedUpstream(ctx, f, r)
 	if err != nil {
 		return err
+	}
+	if o.Archive && !(unchanged && n == 0) {
+		// An archive keeps every message: the server's copies are all
+		// there is of them now, so the deletion is not carried upstream
+		// (neither the folder nor, one by one, its messages); the folder
+		// is fetched again. An empty one goes: nothing is lost.
+		p.add(folderAction{kind: actForget, folder: f,
+			line: fmt.Sprintf("fetch folder %q again (deleted locally; the archive keeps its messages, "+
+				"so a folder with messages is not deleted upstream)", f.Name)}, r.Local)
+		return nil
 	}
 	if !unchanged {
 		// It holds messages that never came here, or changes made since:

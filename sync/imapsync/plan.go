@@ -567,7 +567,8 @@ func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
 
 // checkTags checks the ,U= tags of the files found on disk against what
 // the server has (verifyTags) and takes the messages the server no longer
-// has out of the plan: they were deleted locally already.
+// has out of the plan: they are removed here, or with Options.Archive
+// moved to the archive view (archiveGone), like the plan's own expunges.
 func checkTags(ctx context.Context, o *Options, j *folderJob, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) error {
 	expunged, err := verifyTags(ctx, o, j.dir, rec.rows, rec.added, server, uidNext)
 	if err != nil || len(expunged) == 0 {
@@ -578,6 +579,22 @@ func checkTags(ctx context.Context, o *Options, j *folderJob, rec *reconciled, s
 		gone[m.ID] = true
 	}
 	rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
+	if o.Archive {
+		archived := make([]*index.Message, len(expunged))
+		for i, m := range expunged { // as they were: Archive sets their UIDs to 0
+			c := *m
+			archived[i] = &c
+		}
+		if err := archiveGone(ctx, o, expunged); err != nil {
+			return err
+		}
+		j.update(func(r *FolderResult) { r.Archived += len(archived) })
+		j.recordRows(OpArchive, archived)
+		return nil
+	}
+	if err := expungeLocal(ctx, o.Index, expunged, o.DryRun); err != nil {
+		return err
+	}
 	j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
 	j.recordRows(OpDeleteLocal, expunged)
 	return nil

@@ -345,10 +345,13 @@ func (w *worker) expungeRemote(ctx context.Context, j *folderJob, rows []*index.
 		return nil
 	}
 	if w.s.opts.Archive { // kept here: the server's copy, before it goes
-		if err := w.archiveCopies(ctx, j, rows); err != nil {
+		if rows, err = w.archiveCopies(ctx, j, rows); err != nil {
 			return err
 		}
 		w.recordArchived(j, rows)
+		if len(rows) == 0 {
+			return nil
+		}
 	}
 	uids := make([]imap.UID, len(rows))
 	for i, m := range rows {

@@ -185,10 +185,12 @@ func recoverFlags(ctx context.Context, store *index.Store, f *index.Folder, rec 
 // instead (a mail client may have moved the file from another folder). A
 // tag whose UID the server issued but no longer has is a message expunged
 // upstream whose local removal did not happen (a crash, or a lost index):
-// the file is removed, unless another folder has a file of the same key (a
-// copy made by the user), which is then uploaded. A file whose key another
-// folder also has is a copy in any case, and so is a file whose UID a known
-// row of this folder already holds. It returns the rows it removed.
+// the file is removed (with Options.Archive, moved to the archive view,
+// as the plan's own expunges are: checkTags does either), unless another
+// folder has a file of the same key (a copy made by the user), which is
+// then uploaded. A file whose key another folder also has is a copy in
+// any case, and so is a file whose UID a known row of this folder already
+// holds. It returns the rows expunged upstream, for checkTags to remove.
 func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added []*index.Message, server map[uint32]*serverMsg, uidNext uint32) ([]*index.Message, error) {
 	isAdded := make(map[index.MessageID]bool, len(added))
 	for _, m := range added {
@@ -242,5 +244,5 @@ func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added [
 			return nil, err
 		}
 	}
-	return expunged, expungeLocal(ctx, o.Index, expunged, o.DryRun)
+	return expunged, nil
 }
