@@ -233,14 +233,52 @@ func (s *Store) CloseSnapshot() error {
 // dbPath name (see StoredFiles), opening it read-only and immutable: it
 // changes nothing on disk, not even a -wal or -shm file.
 func ReadSnapshot(dbPath string, fn func(StoredFile) error) error {
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+uriPath(dbPath)+"?mode=ro&immutable=1")
+	db, err := openSnapshot(dbPath)
 	if err != nil {
-		return fmt.Errorf("index: open %s: %w", dbPath, err)
+		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	return storedFiles(db, fn)
+}
+
+// ReadSnapshotFolders returns the Maildir path (Folder.Path) of every
+// folder row of the index copy at dbPath, opened as ReadSnapshot opens
+// it.
+func ReadSnapshotFolders(dbPath string) ([]string, error) {
+	db, err := openSnapshot(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT path FROM folders ORDER BY path`)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return out, nil
+}
+
+// openSnapshot opens the index copy at dbPath read-only and immutable,
+// through a memory map (see SnapshotInto).
+func openSnapshot(dbPath string) (*sql.DB, error) {
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+uriPath(dbPath)+"?mode=ro&immutable=1&_pragma=mmap_size(1073741824)&_pragma=cache_size(-"+snapshotCacheKiB+")")
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", dbPath, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
 }
