@@ -219,29 +219,19 @@ func (b *run) take(ctx context.Context) error {
 	if err := b.Store.SnapshotInto(ctx, dbPath); err != nil {
 		return err
 	}
-	cp, err := index.Open(dbPath)
+	p, err := planOfCopy(dbPath)
 	if err != nil {
 		return err
 	}
-	files, err := b.layout(ctx, cp)
+	err = b.layout(p)
 	if err == nil && testHookCopied != nil {
 		testHookCopied()
 	}
 	if err == nil {
-		err = b.fetchAll(ctx, files)
+		err = b.fetchAll(ctx, p.files)
 	}
 	if err == nil && len(b.dropped) > 0 {
-		err = cp.Write(ctx, func(tx *index.Tx) error {
-			for _, f := range b.dropped {
-				if err := tx.DropStored(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if cerr := cp.CloseSnapshot(); err == nil {
-		err = cerr
+		err = b.dropRows(ctx, dbPath)
 	}
 	if err != nil {
 		return err
@@ -249,7 +239,7 @@ func (b *run) take(ctx context.Context) error {
 	for _, f := range b.dropped {
 		b.res.Dropped = append(b.res.Dropped, f.Path())
 	}
-	// The index copy as it stays; Open may have left -wal and -shm
+	// The index copy as it stays; dropRows may have left -wal and -shm
 	// files behind on a system that keeps them: they are no part of it.
 	for _, p := range []string{dbPath + "-wal", dbPath + "-shm", dbPath + "-journal"} {
 		os.Remove(p)
@@ -270,26 +260,39 @@ func (b *run) take(ctx context.Context) error {
 var testHookCopied func()
 
 // layout makes the snapshot's folders (every folder row's, with cur/,
-// new/ and tmp/, and the outbox), copies their small marker files, and
-// returns the files the rows of the index copy cp name.
-func (b *run) layout(ctx context.Context, cp *index.Store) ([]index.StoredFile, error) {
-	p, err := planOf(ctx, cp)
-	if err != nil {
-		return nil, err
-	}
+// new/ and tmp/, and the outbox) and copies their small marker files.
+func (b *run) layout(p *plan) error {
 	for _, d := range p.dirs {
 		for _, sub := range []string{"cur", "new", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(b.snap, filepath.FromSlash(d), sub), 0o700); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	for _, m := range p.markers {
 		if err := b.copyMarker(m); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return p.files, nil
+	return nil
+}
+
+// dropRows removes from the index copy at dbPath the rows whose file was
+// gone (b.dropped), leaving it one self-contained file again.
+func (b *run) dropRows(ctx context.Context, dbPath string) error {
+	cp, err := index.Open(dbPath)
+	if err != nil {
+		return err
+	}
+	err = cp.Write(ctx, func(tx *index.Tx) error {
+		for _, f := range b.dropped {
+			if err := tx.DropStored(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return errors.Join(err, cp.CloseSnapshot())
 }
 
 // plan is what a snapshot holds besides the index: its Maildirs (each
@@ -303,26 +306,60 @@ type plan struct {
 
 // planOf reads the plan of a snapshot from its index copy cp.
 func planOf(ctx context.Context, cp *index.Store) (*plan, error) {
-	p := &plan{}
-	dirs := map[string]bool{index.OutboxPath: true}
-	accounts := map[string]bool{}
+	folders := map[string]bool{}
+	var files []index.StoredFile
 	err := cp.Read(ctx, func(tx *index.ReadTx) error {
-		if err := folderPaths(tx, dirs); err != nil {
+		if err := folderPaths(tx, folders); err != nil {
 			return err
 		}
-		for d := range dirs { // the folders' accounts
-			if a, _, ok := strings.Cut(d, "/"); ok && d != index.OutboxPath {
-				accounts[a] = true
-			}
-		}
 		return tx.StoredFiles(func(f index.StoredFile) error {
-			p.files = append(p.files, f)
-			dirs[f.Dir] = true
+			files = append(files, f)
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	return makePlan(folders, files)
+}
+
+// planOfCopy reads the plan of a snapshot from its index copy at dbPath,
+// opened read-only (see index.ReadSnapshot): cheaper than opening it as
+// a store, which a directory snapshot does only when it must drop rows.
+func planOfCopy(dbPath string) (*plan, error) {
+	paths, err := index.ReadSnapshotFolders(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	folders := map[string]bool{}
+	for _, p := range paths {
+		folders[p] = true
+	}
+	var files []index.StoredFile
+	err = index.ReadSnapshot(dbPath, func(f index.StoredFile) error {
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return makePlan(folders, files)
+}
+
+// makePlan makes the plan of a snapshot whose index has the folder rows
+// of the Maildirs in folders and whose rows name files.
+func makePlan(folders map[string]bool, files []index.StoredFile) (*plan, error) {
+	p := &plan{files: files}
+	dirs := map[string]bool{index.OutboxPath: true}
+	accounts := map[string]bool{}
+	for d := range folders {
+		dirs[d] = true
+		if a, _, ok := strings.Cut(d, "/"); ok && d != index.OutboxPath {
+			accounts[a] = true
+		}
+	}
+	for _, f := range files {
+		dirs[f.Dir] = true
 	}
 	for d := range dirs {
 		if !validRel(d) {
