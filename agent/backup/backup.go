@@ -249,10 +249,16 @@ func (b *run) take(ctx context.Context) error {
 		return err
 	}
 	b.entries = append(b.entries, e)
+	// The manifest goes to its temporary file first: the one syncfs
+	// makes it durable with the rest (without syncfs, it is fsynced on
+	// its own), before it is renamed into place.
+	if err := stageManifest(b.snap, b.entries, b.fs.perFile()); err != nil {
+		return err
+	}
 	if err := h.sync(); err != nil {
 		return err
 	}
-	return writeManifest(b.snap, b.entries)
+	return placeManifest(b.snap)
 }
 
 // testHookCopied, when set (by tests), runs between the index's copy and
