@@ -156,9 +156,10 @@ type run struct {
 	snap string
 	// base: the previous snapshot's message files by folder and key
 	// (baseKey).
-	base map[string]baseFile
-	res  *Result
-	fs   *fsHandle
+	base  map[string]baseFile
+	res   *Result
+	fs    *fsHandle
+	links *linker
 
 	mu      sync.Mutex
 	entries []Entry
@@ -212,6 +213,8 @@ func (b *run) take(ctx context.Context) error {
 	}
 	defer h.close()
 	b.fs = h
+	b.links = newLinker()
+	defer b.links.close()
 	if err := os.Mkdir(filepath.Join(b.snap, ".postfach"), 0o700); err != nil {
 		return err
 	}
@@ -460,7 +463,7 @@ func (b *run) fetch(ctx context.Context, f index.StoredFile) error {
 	}
 	dst := filepath.Join(b.snap, filepath.FromSlash(rel))
 	if bf, ok := b.base[baseKey(f.Dir, f.Key)]; ok && f.SHA256 != nil && bf.Size == f.Size && string(bf.SHA256[:]) == string(f.SHA256) {
-		if err := os.Link(bf.path, dst); err == nil {
+		if err := b.links.link(bf.path, dst); err == nil {
 			b.add(bf.Entry, rel, true)
 			return nil
 		}
