@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -24,9 +25,11 @@ const OutboxPath = ".postfach/outbox"
 // once: one read transaction of the database, as a Read is, so it holds
 // up no writer and sees no half-committed write). VACUUM INTO would do
 // too, but it rebuilds every table and index (the FTS index too), which
-// grows with the store, where the backup copies pages. The copy is made
-// durable by the caller (dst is written without fsync); it is mode 0600
-// and dst must not exist.
+// grows with the store, where the backup copies pages. The copy is one
+// self-contained file in rollback-journal mode (no -wal or -shm file is
+// part of it; a store opened on it later switches to WAL again). It is
+// made durable by the caller (dst is written without fsync); it is mode
+// 0600 and dst must not exist.
 func (s *Store) SnapshotInto(ctx context.Context, dst string) error {
 	if s.dry != nil {
 		return errors.New("index: snapshot of a dry-run view")
@@ -44,8 +47,12 @@ func (s *Store) SnapshotInto(ctx context.Context, dst string) error {
 	f.Close()
 	// A connection of its own, outside the pools: the copy is a
 	// connection-level operation the pools' statement caches know
-	// nothing of.
-	db, err := sql.Open("sqlite", "file:"+uriPath(s.path)+"?_pragma=busy_timeout(30000)")
+	// nothing of. It reads the database file through a memory map and
+	// keeps a small page cache: the copy reads each page once, and with
+	// modernc's allocator every page cached is a page allocated and
+	// freed again (the page cache, not the copying, was most of the
+	// time of a copy).
+	db, err := sql.Open("sqlite", "file:"+uriPath(s.path)+"?_pragma=busy_timeout(30000)&_pragma=mmap_size(1073741824)&_pragma=cache_size(-"+snapshotCacheKiB+")")
 	if err != nil {
 		os.Remove(dst)
 		return fmt.Errorf("index: snapshot: %w", err)
@@ -58,9 +65,15 @@ func (s *Store) SnapshotInto(ctx context.Context, dst string) error {
 	return nil
 }
 
+// snapshotCacheKiB is the page cache of each side of a copy (see
+// SnapshotInto).
+const snapshotCacheKiB = "256"
+
 // pageCopy copies the database of db into the file dst with SQLite's
 // online backup (sqlite3_backup_step(-1): every page in one step, inside
-// one read transaction of the source).
+// one read transaction of the source), and leaves the copy in
+// rollback-journal mode (the backup copies the source's header, which
+// says WAL).
 func pageCopy(ctx context.Context, db *sql.DB, dst string) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -76,16 +89,30 @@ func pageCopy(ctx context.Context, db *sql.DB, dst string) error {
 		}
 		// synchronous off: the caller makes the copy durable (with
 		// the rest of the snapshot).
-		bk, err := src.NewBackup("file:" + uriPath(dst) + "?_pragma=synchronous(OFF)")
+		bk, err := src.NewBackup("file:" + uriPath(dst) + "?_pragma=synchronous(OFF)&_pragma=cache_size(-" + snapshotCacheKiB + ")")
 		if err != nil {
 			return err
 		}
 		for {
 			more, err := bk.Step(-1)
-			if err != nil || !more {
+			if err != nil {
 				return errors.Join(err, bk.Finish())
 			}
+			if !more {
+				break
+			}
 		}
+		cp, err := bk.Commit()
+		if err != nil {
+			return err
+		}
+		defer cp.Close()
+		ex, ok := cp.(driver.ExecerContext)
+		if !ok {
+			return errors.New("the SQLite driver cannot execute on a backup's connection")
+		}
+		_, err = ex.ExecContext(ctx, "PRAGMA journal_mode=DELETE", nil)
+		return err
 	})
 }
 
@@ -206,14 +233,52 @@ func (s *Store) CloseSnapshot() error {
 // dbPath name (see StoredFiles), opening it read-only and immutable: it
 // changes nothing on disk, not even a -wal or -shm file.
 func ReadSnapshot(dbPath string, fn func(StoredFile) error) error {
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+uriPath(dbPath)+"?mode=ro&immutable=1")
+	db, err := openSnapshot(dbPath)
 	if err != nil {
-		return fmt.Errorf("index: open %s: %w", dbPath, err)
+		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	return storedFiles(db, fn)
+}
+
+// ReadSnapshotFolders returns the Maildir path (Folder.Path) of every
+// folder row of the index copy at dbPath, opened as ReadSnapshot opens
+// it.
+func ReadSnapshotFolders(dbPath string) ([]string, error) {
+	db, err := openSnapshot(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT path FROM folders ORDER BY path`)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return out, nil
+}
+
+// openSnapshot opens the index copy at dbPath read-only and immutable,
+// through a memory map (see SnapshotInto).
+func openSnapshot(dbPath string) (*sql.DB, error) {
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+uriPath(dbPath)+"?mode=ro&immutable=1&_pragma=mmap_size(1073741824)&_pragma=cache_size(-"+snapshotCacheKiB+")")
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", dbPath, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
 }

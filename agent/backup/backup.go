@@ -156,9 +156,10 @@ type run struct {
 	snap string
 	// base: the previous snapshot's message files by folder and key
 	// (baseKey).
-	base map[string]baseFile
-	res  *Result
-	fs   *fsHandle
+	base  map[string]baseFile
+	res   *Result
+	fs    *fsHandle
+	links *linker
 
 	mu      sync.Mutex
 	entries []Entry
@@ -212,6 +213,8 @@ func (b *run) take(ctx context.Context) error {
 	}
 	defer h.close()
 	b.fs = h
+	b.links = newLinker()
+	defer b.links.close()
 	if err := os.Mkdir(filepath.Join(b.snap, ".postfach"), 0o700); err != nil {
 		return err
 	}
@@ -219,29 +222,19 @@ func (b *run) take(ctx context.Context) error {
 	if err := b.Store.SnapshotInto(ctx, dbPath); err != nil {
 		return err
 	}
-	cp, err := index.Open(dbPath)
+	p, err := planOfCopy(dbPath)
 	if err != nil {
 		return err
 	}
-	files, err := b.layout(ctx, cp)
+	err = b.layout(p)
 	if err == nil && testHookCopied != nil {
 		testHookCopied()
 	}
 	if err == nil {
-		err = b.fetchAll(ctx, files)
+		err = b.fetchAll(ctx, p.files)
 	}
 	if err == nil && len(b.dropped) > 0 {
-		err = cp.Write(ctx, func(tx *index.Tx) error {
-			for _, f := range b.dropped {
-				if err := tx.DropStored(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if cerr := cp.CloseSnapshot(); err == nil {
-		err = cerr
+		err = b.dropRows(ctx, dbPath)
 	}
 	if err != nil {
 		return err
@@ -249,7 +242,7 @@ func (b *run) take(ctx context.Context) error {
 	for _, f := range b.dropped {
 		b.res.Dropped = append(b.res.Dropped, f.Path())
 	}
-	// The index copy as it stays; Open may have left -wal and -shm
+	// The index copy as it stays; dropRows may have left -wal and -shm
 	// files behind on a system that keeps them: they are no part of it.
 	for _, p := range []string{dbPath + "-wal", dbPath + "-shm", dbPath + "-journal"} {
 		os.Remove(p)
@@ -259,10 +252,16 @@ func (b *run) take(ctx context.Context) error {
 		return err
 	}
 	b.entries = append(b.entries, e)
+	// The manifest goes to its temporary file first: the one syncfs
+	// makes it durable with the rest (without syncfs, it is fsynced on
+	// its own), before it is renamed into place.
+	if err := stageManifest(b.snap, b.entries, b.fs.perFile()); err != nil {
+		return err
+	}
 	if err := h.sync(); err != nil {
 		return err
 	}
-	return writeManifest(b.snap, b.entries)
+	return placeManifest(b.snap)
 }
 
 // testHookCopied, when set (by tests), runs between the index's copy and
@@ -270,26 +269,39 @@ func (b *run) take(ctx context.Context) error {
 var testHookCopied func()
 
 // layout makes the snapshot's folders (every folder row's, with cur/,
-// new/ and tmp/, and the outbox), copies their small marker files, and
-// returns the files the rows of the index copy cp name.
-func (b *run) layout(ctx context.Context, cp *index.Store) ([]index.StoredFile, error) {
-	p, err := planOf(ctx, cp)
-	if err != nil {
-		return nil, err
-	}
+// new/ and tmp/, and the outbox) and copies their small marker files.
+func (b *run) layout(p *plan) error {
 	for _, d := range p.dirs {
 		for _, sub := range []string{"cur", "new", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(b.snap, filepath.FromSlash(d), sub), 0o700); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	for _, m := range p.markers {
 		if err := b.copyMarker(m); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return p.files, nil
+	return nil
+}
+
+// dropRows removes from the index copy at dbPath the rows whose file was
+// gone (b.dropped), leaving it one self-contained file again.
+func (b *run) dropRows(ctx context.Context, dbPath string) error {
+	cp, err := index.Open(dbPath)
+	if err != nil {
+		return err
+	}
+	err = cp.Write(ctx, func(tx *index.Tx) error {
+		for _, f := range b.dropped {
+			if err := tx.DropStored(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return errors.Join(err, cp.CloseSnapshot())
 }
 
 // plan is what a snapshot holds besides the index: its Maildirs (each
@@ -303,26 +315,60 @@ type plan struct {
 
 // planOf reads the plan of a snapshot from its index copy cp.
 func planOf(ctx context.Context, cp *index.Store) (*plan, error) {
-	p := &plan{}
-	dirs := map[string]bool{index.OutboxPath: true}
-	accounts := map[string]bool{}
+	folders := map[string]bool{}
+	var files []index.StoredFile
 	err := cp.Read(ctx, func(tx *index.ReadTx) error {
-		if err := folderPaths(tx, dirs); err != nil {
+		if err := folderPaths(tx, folders); err != nil {
 			return err
 		}
-		for d := range dirs { // the folders' accounts
-			if a, _, ok := strings.Cut(d, "/"); ok && d != index.OutboxPath {
-				accounts[a] = true
-			}
-		}
 		return tx.StoredFiles(func(f index.StoredFile) error {
-			p.files = append(p.files, f)
-			dirs[f.Dir] = true
+			files = append(files, f)
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	return makePlan(folders, files)
+}
+
+// planOfCopy reads the plan of a snapshot from its index copy at dbPath,
+// opened read-only (see index.ReadSnapshot): cheaper than opening it as
+// a store, which a directory snapshot does only when it must drop rows.
+func planOfCopy(dbPath string) (*plan, error) {
+	paths, err := index.ReadSnapshotFolders(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	folders := map[string]bool{}
+	for _, p := range paths {
+		folders[p] = true
+	}
+	var files []index.StoredFile
+	err = index.ReadSnapshot(dbPath, func(f index.StoredFile) error {
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return makePlan(folders, files)
+}
+
+// makePlan makes the plan of a snapshot whose index has the folder rows
+// of the Maildirs in folders and whose rows name files.
+func makePlan(folders map[string]bool, files []index.StoredFile) (*plan, error) {
+	p := &plan{files: files}
+	dirs := map[string]bool{index.OutboxPath: true}
+	accounts := map[string]bool{}
+	for d := range folders {
+		dirs[d] = true
+		if a, _, ok := strings.Cut(d, "/"); ok && d != index.OutboxPath {
+			accounts[a] = true
+		}
+	}
+	for _, f := range files {
+		dirs[f.Dir] = true
 	}
 	for d := range dirs {
 		if !validRel(d) {
@@ -417,7 +463,7 @@ func (b *run) fetch(ctx context.Context, f index.StoredFile) error {
 	}
 	dst := filepath.Join(b.snap, filepath.FromSlash(rel))
 	if bf, ok := b.base[baseKey(f.Dir, f.Key)]; ok && f.SHA256 != nil && bf.Size == f.Size && string(bf.SHA256[:]) == string(f.SHA256) {
-		if err := os.Link(bf.path, dst); err == nil {
+		if err := b.links.link(bf.path, dst); err == nil {
 			b.add(bf.Entry, rel, true)
 			return nil
 		}

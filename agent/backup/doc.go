@@ -123,10 +123,11 @@
 //
 // # Completeness
 //
-// The manifest is written last, fsynced and renamed into place after
-// every other file of the snapshot is durable (one syncfs(2) on Linux): a
-// snapshot without it is incomplete, is never a base for the next one nor
-// counted by Keep, and is removed by the next backup. After a complete
+// The manifest is written last, to MANIFEST.tmp, made durable with
+// every other file of the snapshot (one syncfs(2) on Linux), then
+// renamed into place and the directory fsynced: a snapshot without it is
+// incomplete, is never a base for the next one nor counted by Keep, and
+// is removed by the next backup. After a complete
 // snapshot, all but the Keep newest complete ones are removed (their
 // manifest first).
 package backup

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -36,22 +36,40 @@ type Entry struct {
 //	...
 //	end <number of files> <sha256 hex of every byte before this line>
 func writeManifest(dir string, es []Entry) error {
+	if err := stageManifest(dir, es, true); err != nil {
+		return err
+	}
+	return placeManifest(dir)
+}
+
+// stageManifest writes the manifest of the snapshot in dir to its
+// temporary file (fsynced when sync is set: the caller that leaves it
+// unset makes it durable itself, with the rest of the snapshot, before
+// placeManifest).
+func stageManifest(dir string, es []Entry, sync bool) error {
 	tmp := filepath.Join(dir, ManifestName+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(manifestBytes(es))
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, ManifestName))
-	}
 	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// placeManifest renames the durable temporary manifest of the snapshot
+// in dir into place and fsyncs the directory: the snapshot is complete.
+func placeManifest(dir string) error {
+	tmp := filepath.Join(dir, ManifestName+".tmp")
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -60,15 +78,19 @@ func writeManifest(dir string, es []Entry) error {
 
 // manifestBytes returns the manifest of es (sorting es by path).
 func manifestBytes(es []Entry) []byte {
-	sort.Slice(es, func(i, j int) bool { return es[i].Path < es[j].Path })
-	var b bytes.Buffer
-	b.WriteString(manifestHeader)
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	b := make([]byte, 0, len(manifestHeader)+len(es)*(64+12+len(`""`)+80)+100)
+	b = append(b, manifestHeader...)
 	for _, e := range es {
-		fmt.Fprintf(&b, "%x %d %s\n", e.SHA256, e.Size, strconv.Quote(e.Path))
+		b = hex.AppendEncode(b, e.SHA256[:])
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.Size, 10)
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, e.Path)
+		b = append(b, '\n')
 	}
-	sum := sha256.Sum256(b.Bytes())
-	fmt.Fprintf(&b, "end %d %x\n", len(es), sum)
-	return b.Bytes()
+	sum := sha256.Sum256(b)
+	return fmt.Appendf(b, "end %d %x\n", len(es), sum)
 }
 
 // errNoManifest: the snapshot is incomplete (or not a snapshot).

@@ -3,6 +3,8 @@ package backup
 import (
 	"errors"
 	"os"
+	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,4 +53,63 @@ func fsFree(dir string) (uint64, error) {
 		return 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
 	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// linker makes hard links through descriptors of their directories,
+// opened once each: a backup links thousands of files between a few
+// directories, and linkat(2) from a directory's descriptor spares the
+// kernel the walk of both long paths for each.
+type linker struct {
+	mu  sync.Mutex
+	fds map[string]int
+}
+
+func newLinker() *linker { return &linker{fds: map[string]int{}} }
+
+// dir returns a descriptor of the directory dir.
+func (l *linker) dir(dir string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if fd, ok := l.fds[dir]; ok {
+		return fd, nil
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	l.fds[dir] = fd
+	return fd, nil
+}
+
+// link makes newname a hard link to oldname, as os.Link does.
+func (l *linker) link(oldname, newname string) error {
+	od, of := filepath.Split(oldname)
+	nd, nf := filepath.Split(newname)
+	ofd, err := l.dir(od)
+	if err != nil {
+		return err
+	}
+	nfd, err := l.dir(nd)
+	if err != nil {
+		return err
+	}
+	for {
+		err = unix.Linkat(ofd, of, nfd, nf, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
+func (l *linker) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, fd := range l.fds {
+		unix.Close(fd)
+	}
+	l.fds = nil
 }
