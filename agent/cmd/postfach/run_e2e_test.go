@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,8 +267,18 @@ func TestRun(t *testing.T) {
 			t.Errorf("status: account bad: error %q, want the failed login", a.Error)
 		}
 	}
-	r := mustRun(t, nil, "--config", cfg, "status")
-	for _, want := range []string{"agent: postfach run, process " + strconv.Itoa(p.cmd.Process.Pid), "idle", "stopped by an error"} {
+	// The state is live: the agent may be in a short sync its own
+	// deliveries set off (the file watcher), so status is asked until it
+	// says idle, for a while.
+	wants := []string{"agent: postfach run, process " + strconv.Itoa(p.cmd.Process.Pid), "idle", "stopped by an error"}
+	var r result
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r = mustRun(t, nil, "--config", cfg, "status")
+		if !slices.ContainsFunc(wants, func(w string) bool { return !strings.Contains(r.stdout, w) }) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status does not say %q:\n%s", want, r.stdout)
 		}
