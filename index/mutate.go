@@ -106,8 +106,11 @@ type SyncedState struct {
 // the renames and the commit leaves files whose names carry the new flags
 // under rows with the old ones: the next scan reads that as a flag change
 // made in the Maildir and records it, as it would a mail client's. A file
-// that is gone (another program removed it) fails the call before any row
-// changes.
+// whose flags another program changed since the row was read keeps that
+// change on top of the new flags, and its row records the result (a
+// Synced base is recorded as given, so the next sync carries the other
+// program's change upstream). A file that is gone (another program removed
+// it) fails the call before any row changes.
 func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*Tx) error) error {
 	if len(changes) == 0 && also == nil {
 		return nil
@@ -121,10 +124,11 @@ func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*T
 		return err
 	}
 	files := make([]string, len(changes))
+	flags := make([]maildir.Flags, len(changes))
 	renamed := map[FolderID]bool{}
 	for i, c := range changes {
 		m := c.Message
-		files[i] = m.File
+		files[i], flags[i] = m.File, c.Flags
 		e, err := entryOf(m)
 		if err != nil {
 			return err
@@ -136,7 +140,9 @@ func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*T
 		if err != nil {
 			return fmt.Errorf("index: flags of message %s: %w", m.Key, err)
 		}
-		files[i] = ne.Sub + "/" + ne.Name
+		// A mail client's change made since the row was read is kept (see
+		// maildir.Dir.SetFlags): the row gets the flags the file got.
+		files[i], flags[i] = ne.Sub+"/"+ne.Name, ne.Flags
 		renamed[m.Folder] = true
 	}
 	for f := range renamed {
@@ -149,9 +155,9 @@ func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*T
 			m := c.Message
 			var err error
 			if c.Synced != nil {
-				err = tx.SetMerged(m.ID, m.Folder, true, files[i], c.Flags, c.Keywords, c.Synced.Flags, c.Synced.Keywords)
+				err = tx.SetMerged(m.ID, m.Folder, true, files[i], flags[i], c.Keywords, c.Synced.Flags, c.Synced.Keywords)
 			} else {
-				err = tx.SetFileFlags(m.ID, m.Folder, files[i], c.Flags, c.Keywords)
+				err = tx.SetFileFlags(m.ID, m.Folder, files[i], flags[i], c.Keywords)
 			}
 			if err != nil {
 				return err
@@ -167,7 +173,7 @@ func (s *Store) SetFlags(ctx context.Context, changes []FlagChange, also func(*T
 	}
 	for i, c := range changes {
 		m := c.Message
-		m.File, m.Flags, m.Keywords = files[i], c.Flags, slices.Clone(c.Keywords)
+		m.File, m.Flags, m.Keywords = files[i], flags[i], slices.Clone(c.Keywords)
 		if c.Synced != nil {
 			m.SyncedFlags, m.SyncedKeywords = c.Synced.Flags, slices.Clone(c.Synced.Keywords)
 		}

@@ -317,3 +317,38 @@ func write1(t *testing.T, st *index.Store, m *index.NewMessage) index.MessageID 
 	})
 	return id
 }
+
+// TestSetFlagsKeepsForeignChange: a mail client marks a message answered
+// (renames its file) after the sync read the row and before the door
+// renames the file to the server's flags. The client's change stays, on
+// top of the server's, and the row records the file's flags with the
+// given merge base, so the next sync carries "answered" upstream. The door
+// used to write the server's flags over it: the client's change was lost
+// on both sides (seen once in TestRunKill9).
+func TestSetFlagsKeepsForeignChange(t *testing.T) {
+	st, root := openStore(t)
+	ctx := context.Background()
+	acct, _ := setup(t, st)
+	inbox, err := st.CreateFolder(ctx, acct, "INBOX", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := placeMessage(t, st, root, inbox, "k1,U=5:2,F", "Subject: one\n\nbody\n")
+	dir := filepath.Join(root, filepath.FromSlash(inbox.Path), "cur")
+	if err := os.Rename(filepath.Join(dir, "k1,U=5:2,F"), filepath.Join(dir, "k1,U=5:2,FR")); err != nil {
+		t.Fatal(err)
+	}
+	server := maildir.FlagFlagged | maildir.FlagSeen
+	err = st.SetFlags(ctx, []index.FlagChange{{Message: m, Flags: server, Synced: &index.SyncedState{Flags: server}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server | maildir.FlagAnswered
+	if got := files(t, root, inbox); !slices.Equal(got, []string{"cur/k1,U=5:2,FRS"}) {
+		t.Errorf("files: %v, want the client's R kept", got)
+	}
+	r := row(t, st, inbox.ID, "k1")
+	if r.Flags != want || r.File != "cur/k1,U=5:2,FRS" || r.SyncedFlags != server || m.Flags != want || m.File != r.File {
+		t.Errorf("row %+v (in place %+v): want flags FRS with base FS", r, m)
+	}
+}

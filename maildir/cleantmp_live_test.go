@@ -3,6 +3,7 @@ package maildir
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -27,8 +28,15 @@ func TestCleanOwnTmpLeavesLiveDeliveries(t *testing.T) {
 	tmp := filepath.Join(d.Path, "tmp")
 	dead := filepath.Join(tmp, "1700000000.999999999_1.0123456789abcdef.host") // a killed process's
 	writeFile(t, dead, "left over")
-	writing := filepath.Join(tmp, UIDValidityFile+".123")
+	writing := filepath.Join(tmp, UIDValidityFile+".123") // an older version's name
 	writeFile(t, writing, "7")
+	mine := filepath.Join(tmp, UIDValidityFile+"."+strconv.Itoa(os.Getpid())+".77")
+	writeFile(t, mine, "9")
+	// A killed process's, just written: the kill that left it may have
+	// been a second ago. It used to stay a minute, and a sync after the
+	// kill left it in tmp/.
+	killed := filepath.Join(tmp, UIDValidityFile+".1.88")
+	writeFile(t, killed, "10")
 	stale := filepath.Join(tmp, UIDValidityFile+".456")
 	writeFile(t, stale, "8")
 	old := time.Now().Add(-time.Hour)
@@ -36,10 +44,10 @@ func TestCleanOwnTmpLeavesLiveDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if n, err := d.CleanOwnTmp(); err != nil || n != 2 {
-		t.Errorf("CleanOwnTmp: %d removed, %v; want the two leftovers", n, err)
+	if n, err := d.CleanOwnTmp(); err != nil || n != 3 {
+		t.Errorf("CleanOwnTmp: %d removed, %v; want the three leftovers", n, err)
 	}
-	for path, want := range map[string]bool{dead: false, stale: false, writing: true} {
+	for path, want := range map[string]bool{dead: false, stale: false, killed: false, writing: true, mine: true} {
 		if _, err := os.Stat(path); (err == nil) != want {
 			t.Errorf("%s: there %v after CleanOwnTmp, want %v", filepath.Base(path), err == nil, want)
 		}

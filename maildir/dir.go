@@ -124,7 +124,9 @@ func (d *Dir) SetUIDValidity(v uint32) error {
 	if v == 0 {
 		return errors.New("maildir: UIDVALIDITY must not be 0")
 	}
-	f, err := os.CreateTemp(filepath.Join(d.Path, "tmp"), UIDValidityFile+".*")
+	// The process ID in the name lets CleanOwnTmp tell a killed process's
+	// leftover from a file being written.
+	f, err := os.CreateTemp(filepath.Join(d.Path, "tmp"), UIDValidityFile+"."+strconv.Itoa(os.Getpid())+".*")
 	if err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
@@ -318,11 +320,25 @@ func (d *Dir) renameEntry(e Entry, toSub string, newName func(old string) string
 // SetFlags sets e's flags to f, renaming the file into cur/ (a file in new/
 // moves to cur/). Foreign fields and info letters are kept. It does not fsync:
 // call SyncDir after a batch. It returns the entry under its new name.
+//
+// If another program changed the file's flags since e was read (a mail
+// client marking it answered while a sync applies the server's flags), its
+// change is kept on top of f: the flags it added stay added, those it
+// removed stay removed. The returned entry has the flags the file got,
+// which may then differ from f.
 func (d *Dir) SetFlags(e Entry, f Flags) (Entry, error) {
+	read := e.Flags
 	return d.renameEntry(e, "cur", func(old string) string {
 		u, _ := ParseName(old)
-		return rename(old, u.UID, f, true)
+		return rename(old, u.UID, MergeFlags(f, read, u.Flags), true)
 	})
+}
+
+// MergeFlags applies the change from read to found (another program's) on
+// top of want: the flags found has and read had not are added, those read
+// had and found has not are removed.
+func MergeFlags(want, read, found Flags) Flags {
+	return want&^(read&^found) | found&^read
 }
 
 // SetUID sets the ",U=" field of e's file name to uid (removing it for 0),
@@ -434,11 +450,13 @@ func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
 // (see newKey) and UIDVALIDITY temp files.
 var ownTmpName = regexp.MustCompile(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.)`)
 
-// ownTmpPID is the process ID in the name of a delivery's tmp/ file.
-var ownTmpPID = regexp.MustCompile(`^\d+\.(\d+)_`)
+// ownTmpPID is the process ID in the name of a delivery's tmp/ file or a
+// UIDVALIDITY temp file.
+var ownTmpPID = regexp.MustCompile(`^(?:\d+\.(\d+)_|` + regexp.QuoteMeta(UIDValidityFile) + `\.(\d+)\.)`)
 
-// liveTmpAge is how old a UIDVALIDITY temp file (its name has no process
-// ID) must be before CleanOwnTmp takes it for a leftover.
+// liveTmpAge is how old a UIDVALIDITY temp file written by an older
+// version (its name has no process ID) must be before CleanOwnTmp takes it
+// for a leftover.
 const liveTmpAge = time.Minute
 
 // CleanOwnTmp removes the files in tmp/ that this package created, of any
@@ -446,7 +464,7 @@ const liveTmpAge = time.Minute
 // sync lock, so that no other process's delivery is in flight. This
 // process's own deliveries are left alone (they may be in flight: the
 // local endpoints store messages while a sync runs), as are UIDVALIDITY
-// temp files younger than a minute. Files of other programs are left to
+// temp files without a process ID younger than a minute. Files of other programs are left to
 // CleanTmp.
 func (d *Dir) CleanOwnTmp() (int, error) {
 	tmp := filepath.Join(d.Path, "tmp")
@@ -460,7 +478,7 @@ func (d *Dir) CleanOwnTmp() (int, error) {
 			continue
 		}
 		if m := ownTmpPID.FindStringSubmatch(de.Name()); m != nil {
-			if m[1] == strconv.Itoa(os.Getpid()) {
+			if m[1]+m[2] == strconv.Itoa(os.Getpid()) {
 				continue // ours, perhaps in flight
 			}
 		} else if info, err := de.Info(); err != nil || time.Since(info.ModTime()) < liveTmpAge {

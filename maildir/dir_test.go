@@ -162,13 +162,16 @@ func TestEntryOps(t *testing.T) {
 		t.Fatalf("SetUID(0) = %+v, %v", e4, err)
 	}
 
-	// Another program renames the file behind our back; a stale entry still works.
-	moved := filepath.Join(d.Path, "cur", e.Key+":2,FPRS")
+	// Another program renames the file behind our back (adds R, drops P);
+	// a stale entry still works, and that program's change is kept on top
+	// of ours: it used to be undone, and a mail client's "answered" was
+	// lost to a sync applying the server's flags.
+	moved := filepath.Join(d.Path, "cur", e.Key+":2,FRS")
 	if err := os.Rename(d.FilePath(e4), moved); err != nil {
 		t.Fatal(err)
 	}
-	e5, err := d.SetFlags(e4, FlagSeen)
-	if err != nil || e5.Name != e.Key+":2,S" {
+	e5, err := d.SetFlags(e4, FlagSeen|FlagPassed|FlagDeleted) // drop F, add T
+	if err != nil || e5.Name != e.Key+":2,RST" || e5.Flags != FlagSeen|FlagAnswered|FlagDeleted {
 		t.Fatalf("SetFlags(stale) = %+v, %v", e5, err)
 	}
 	if err := os.Rename(d.FilePath(e5), filepath.Join(d.Path, "cur", e.Key+":2,")); err != nil {

@@ -26,7 +26,15 @@ func (c *comparison) folder(name string, msgs []ServerMessage, rows []*index.Mes
 		return
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(path, "tmp")); len(tmp) > 0 {
-		c.add("folder %q: %d files left in tmp/", name, len(tmp))
+		var names []string
+		for i, de := range tmp {
+			if i == 3 {
+				names = append(names, "...")
+				break
+			}
+			names = append(names, de.Name())
+		}
+		c.add("folder %q: %d files left in tmp/ (%s)", name, len(tmp), strings.Join(names, ", "))
 	}
 	entries, err := d.Scan()
 	if err != nil {
