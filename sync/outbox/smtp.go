@@ -308,89 +308,17 @@ func (s *Sender) sendOne(ctx context.Context, c *relayConn, m *index.OutboxMessa
 		}
 		return "", false, err
 	}
-	res := map[string]index.OutboxRecipient{}
-	pendingAll := func(reply string) {
-		for _, r := range m.Recipients {
-			if _, done := res[r.Addr]; !done && r.State == index.RcptPending {
-				res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: reply}
-			}
-		}
-	}
-	if err := c.Mail(m.From, &smtp.MailOptions{Size: m.Size, UTF8: needs}); err != nil {
-		reply := describe(err)
-		if permanent(err) {
-			s.failAll(m, reply, true, b)
-			return "", false, nil
-		}
-		pendingAll(reply)
-		if connLost(err) {
-			lost = reply
-		}
-		s.finish(m, res, reply, true, lost != "", b)
-		return lost, false, nil
-	}
-	var accepted []string
-	last := ""
-	for _, r := range m.Recipients {
-		if r.State != index.RcptPending {
-			continue
-		}
-		err := c.Rcpt(r.Addr, nil)
-		switch {
-		case err == nil:
-			accepted = append(accepted, r.Addr)
-		case permanent(err):
-			last = describe(err)
-			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptFailed, Reply: last}
-		default:
-			last = describe(err)
-			res[r.Addr] = index.OutboxRecipient{Addr: r.Addr, State: index.RcptPending, Reply: last}
-			if connLost(err) {
-				pendingAll(last)
-				s.finish(m, res, last, true, true, b)
-				return last, false, nil
-			}
-		}
-	}
-	if len(accepted) == 0 {
-		s.finish(m, res, last, true, false, b)
-		return "", true, nil
-	}
-	// What the relay's answer to DATA or to the end of the message does
-	// to the accepted recipients.
-	outcome := func(reply string, started, finalLost bool, err error) {
-		state := index.RcptSent
-		switch {
-		case err == nil:
-		case permanent(err):
-			state = index.RcptFailed
-		default:
-			state = index.RcptPending
-			if connLost(err) {
-				lost = reply
-			}
-		}
-		for _, a := range accepted {
-			res[a] = index.OutboxRecipient{Addr: a, State: state, Reply: reply}
-		}
-		if finalLost {
-			// RFC 1047: the relay had the whole message and may have
-			// taken it; the resend to the pending recipients is counted.
-			s.log.Warn("outbox: the relay's reply to the end of the message was lost: its recipients may get it twice", "id", m.ID, "error", reply)
-		}
-		s.finish(m, res, reply, true, lost != "", b)
-		if finalLost {
-			b.pending[len(b.pending)-1].Interrupted = true
-		}
-		dirty = !started
+	t := &transaction{s: s, m: m, b: b, res: map[string]index.OutboxRecipient{}}
+	if !t.envelope(c, needs) {
+		return t.lost, t.dirty, nil
 	}
 	w, reply, err := s.data(c, f)
 	if err != nil {
-		outcome(reply, w != nil, false, err)
-		return lost, dirty, nil
+		t.outcome(reply, w != nil, false, err)
+		return t.lost, t.dirty, nil
 	}
-	err = s.endData(ctx, c, m, w, b, outcome)
-	return lost, dirty, err
+	err = s.endData(ctx, c, m, w, b, t.outcome)
+	return t.lost, t.dirty, err
 }
 
 // data sends the DATA command and the message's content (CRLF line
