@@ -23,6 +23,7 @@ type testStore struct {
 	root    string
 	folders map[string]*index.Folder
 	next    int // the corpus message to deliver next
+	corpus  corpus.Options
 }
 
 var testFolders = []string{"INBOX", "Archive", "Lists/Go"}
@@ -32,13 +33,21 @@ var testCorpus = corpus.Options{Folders: testFolders}
 
 func newTestStore(t testing.TB, n int) *testStore {
 	t.Helper()
+	return newTestStoreOf(t, n, testCorpus)
+}
+
+// newTestStoreOf is newTestStore with the mail of opts (its Folders are
+// testFolders').
+func newTestStoreOf(t testing.TB, n int, opts corpus.Options) *testStore {
+	t.Helper()
+	opts.Folders = testFolders
 	root := t.TempDir()
 	st, err := index.OpenStore(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &testStore{st: st, root: root, folders: map[string]*index.Folder{}}
+	s := &testStore{st: st, root: root, folders: map[string]*index.Folder{}, corpus: opts}
 	err = st.Write(context.Background(), func(tx *index.Tx) error {
 		a, err := tx.EnsureAccount("acct")
 		if err != nil {
@@ -83,7 +92,7 @@ func (s *testStore) deliver(t testing.TB, n int) []index.MessageID {
 		n -= k
 		var as []*index.Arrival
 		for range k {
-			m := corpus.At(7, s.next, testCorpus)
+			m := corpus.At(7, s.next, s.corpus)
 			s.next++
 			f := s.folders[m.Folder]
 			d, err := s.st.Dir(*f)
