@@ -264,7 +264,8 @@ func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 	if failedWhole {
 		msg = runErr.Error()
 	}
-	err := a.store.Write(context.Background(), func(tx *index.Tx) error {
+	// Status bookkeeping: its commit need not wait for the disk.
+	err := a.store.WriteRelaxed(context.Background(), func(tx *index.Tx) error {
 		id, err := tx.EnsureAccount(name)
 		if err != nil {
 			return err

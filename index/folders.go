@@ -40,9 +40,13 @@ var ErrNotFound = errors.New("index: not found")
 
 // EnsureAccount returns the id of the named account, creating its row.
 func (tx *Tx) EnsureAccount(name string) (AccountID, error) {
-	var id AccountID
-	err := tx.queryRow(`INSERT INTO accounts(name) VALUES(?)
-		ON CONFLICT(name) DO UPDATE SET name=excluded.name RETURNING id`, name).Scan(&id)
+	// Looked up first: an account that exists changes nothing, and a
+	// transaction that changes nothing commits without a write.
+	id, err := tx.Account(name)
+	if err == nil || !errors.Is(err, ErrNotFound) {
+		return id, err
+	}
+	err = tx.queryRow(`INSERT INTO accounts(name) VALUES(?) RETURNING id`, name).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("index: account %q: %w", name, err)
 	}
@@ -184,8 +188,11 @@ func (tx *ReadTx) Folders(acct AccountID) ([]*Folder, error) {
 
 // SetRemoteState records the upstream state a completed sync step reached.
 func (tx *Tx) SetRemoteState(id FolderID, uidValidity, uidNext uint32, highestModSeq uint64) error {
-	_, err := tx.exec(`UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=? WHERE id=?`,
-		uidValidity, uidNext, highestModSeq, id)
+	// Only when it changes: SQLite writes a row it updates to the same
+	// values.
+	_, err := tx.exec(`UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=?
+		WHERE id=? AND (uidvalidity, uidnext, highestmodseq) IS NOT (?, ?, ?)`,
+		uidValidity, uidNext, highestModSeq, id, uidValidity, uidNext, highestModSeq)
 	return err
 }
 

@@ -105,7 +105,8 @@
 // snapshot.go).
 //
 // On disk it is one SQLite database in WAL mode at
-// <store root>/.postfach/index.db, written with synchronous=FULL; it and its
+// <store root>/.postfach/index.db, written with synchronous=FULL (but for
+// WriteRelaxed's bookkeeping commits, durable with the next commit); it and its
 // -wal and -shm files are mode 0600 whatever the umask (they hold every
 // subject and address of the mail).
 //
@@ -525,7 +526,13 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 		return s.dryWrite(ctx, fn)
 	}
 	s.wstmts.ensure()
-	tx, err := s.w.BeginTx(ctx, nil)
+	return s.write(ctx, s.w.BeginTx, fn)
+}
+
+// write runs fn in a transaction that begin starts on the write
+// connection, commits it and publishes its changes.
+func (s *Store) write(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(*Tx) error) error {
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}

@@ -91,10 +91,17 @@ func (j *folderJob) finish() {
 			j.res.Err = fmt.Errorf("%w (and %d more messages not stored)", j.refused[0], n-1)
 		}
 	}
-	err, note := j.res.Err, j.res.Note()
+	err, note, skipped := j.res.Err, j.res.Note(), j.res.Skipped
 	j.mu.Unlock()
 	now := time.Now()
-	werr := j.s.opts.Index.Write(context.Background(), func(tx *index.Tx) error {
+	// A folder that had nothing to do records only its sync time: that
+	// commit need not wait for the disk (see index.Store.WriteRelaxed),
+	// and a run that changes nothing then syncs no file.
+	write := j.s.opts.Index.Write
+	if skipped && err == nil {
+		write = j.s.opts.Index.WriteRelaxed
+	}
+	werr := write(context.Background(), func(tx *index.Tx) error {
 		if err != nil {
 			return tx.SetSyncResult(j.f.ID, now, err.Error())
 		}
