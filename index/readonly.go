@@ -26,11 +26,12 @@ const readOnlyMmapBytes = 1 << 30
 // status) does: it writes nothing to the index (read-only connections:
 // closing the last one checkpoints nothing), creates nothing but SQLite's
 // -wal and -shm files when they are missing, and takes none of an open's
-// turns (OpenStore's flock), so it never waits for a migration or an
-// agent. Its Reads run on one connection, opened at once; Write returns
-// an error. It answers ErrNeedsWrite (wrapped) when the index needs an
-// OpenStore first (see ErrNeedsWrite), and refuses an index a newer
-// postfach migrated beyond this one's schema.
+// turns (OpenStore's flock), so it never waits for another open. Its
+// Reads run on one connection, opened at once (more only for Reads at the
+// same time); Write returns an error. It answers ErrNeedsWrite (wrapped)
+// when the index needs an OpenStore first (see ErrNeedsWrite), and
+// refuses in one line an index that a newer postfach migrated beyond this
+// one's schema.
 func OpenStoreReadOnly(root string) (*Store, error) {
 	path := DefaultPath(root)
 	fi, err := os.Stat(path)
