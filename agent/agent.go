@@ -6,7 +6,10 @@
 // Open (and CheckStore, for `config check`) refuses a store whose place
 // would mix its mail with another's: inside another postfach store,
 // holding one below an account's folder, or with an account folder full of
-// another program's Maildir (storecheck.go). Sync, Migrate and Run run
+// another program's Maildir (storecheck.go); so does OpenReadOnly
+// (readonly.go), the open of the commands that only read the store
+// (search, show, status, queue): it writes nothing to the index and
+// records no setting in it. Sync, Migrate and Run run
 // under the store's sync lock, an flock on <store>/.postfach/sync.lock
 // holding the holder's process id and command (lock.go): one writer per
 // store at a time, whatever path the config spells the store with, and

@@ -58,6 +58,9 @@ func (s *Store) dryBegin(ctx context.Context) (*sql.Tx, error) {
 		return nil, errors.New("index: dry-run view used after Discard")
 	}
 	if d.tx == nil {
+		if s.w == nil {
+			return nil, errReadOnly
+		}
 		// Not the caller's context: the transaction outlives the call.
 		tx, err := s.w.BeginTx(context.Background(), nil)
 		if err != nil {

@@ -108,7 +108,9 @@
 // <store root>/.postfach/index.db, written with synchronous=FULL (but for
 // WriteRelaxed's bookkeeping commits, durable with the next commit); it and its
 // -wal and -shm files are mode 0600 whatever the umask (they hold every
-// subject and address of the mail).
+// subject and address of the mail). A command that only reads opens it
+// with OpenStoreReadOnly (readonly.go): read-only connections alone, which
+// never write the index, not even a checkpoint.
 //
 // Invariants:
 //   - One writer at a time: Write transactions use BEGIN IMMEDIATE on a
@@ -336,7 +338,11 @@ func uriPath(path string) string {
 // Close closes the index and ends its subscriptions (see Subscribe).
 func (s *Store) Close() error {
 	s.feed.close()
-	return errors.Join(s.rstmts.close(), s.wstmts.close(), s.r.Close(), s.w.Close(), s.files.Close())
+	err := errors.Join(s.rstmts.close(), s.r.Close())
+	if s.w != nil { // nil: opened read-only (OpenStoreReadOnly)
+		err = errors.Join(err, s.wstmts.close(), s.w.Close())
+	}
+	return errors.Join(err, s.files.Close())
 }
 
 // closeStmts closes the statements prepared in tx (a dry-run view's
@@ -357,16 +363,9 @@ func (s *Store) Path() string { return s.path }
 // index at once waits for the first one's migration (busy_timeout), then
 // finds it applied.
 func migrate(db *sql.DB) error {
-	names, err := fs.Glob(migrations, "sql/*.sql")
+	names, nums, err := migrationFiles()
 	if err != nil {
 		return err
-	}
-	sort.Strings(names)
-	nums := make([]int, len(names))
-	for i, name := range names {
-		if nums[i], err = strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0]); err != nil {
-			return fmt.Errorf("bad migration name %s", name)
-		}
 	}
 	// A current schema (the usual case) is seen with one read, without
 	// a write transaction per migration. Opens take turns (Open's
@@ -385,6 +384,23 @@ func migrate(db *sql.DB) error {
 		}
 	}
 	return nil
+}
+
+// migrationFiles returns the embedded migrations' file names and numbers,
+// in order.
+func migrationFiles() ([]string, []int, error) {
+	names, err := fs.Glob(migrations, "sql/*.sql")
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(names)
+	nums := make([]int, len(names))
+	for i, name := range names {
+		if nums[i], err = strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0]); err != nil {
+			return nil, nil, fmt.Errorf("bad migration name %s", name)
+		}
+	}
+	return names, nums, nil
 }
 
 // migrateTo applies migration n (file name) unless the database has it.
@@ -524,6 +540,9 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.dry != nil {
 		return s.dryWrite(ctx, fn)
+	}
+	if s.w == nil {
+		return errReadOnly
 	}
 	s.wstmts.ensure()
 	return s.write(ctx, s.w.BeginTx, fn)

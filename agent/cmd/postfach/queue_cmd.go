@@ -63,7 +63,11 @@ func runQueue(cmd *cobra.Command, g *globals, ids []index.OutboxID, flush, jsonO
 	if err != nil {
 		return err
 	}
-	a, err := agent.Open(cfg, g.logger())
+	open := agent.OpenReadOnly // listing the queue only reads it
+	if len(ids) > 0 || flush {
+		open = agent.Open
+	}
+	a, err := open(cfg, g.logger())
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postfach/postfach/agent"
+	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
 )
 
@@ -62,12 +63,15 @@ func newSearchCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := agent.Open(cfg, g.logger())
+			a, err := agent.OpenReadOnly(cfg, g.logger())
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if err := indexPendingText(cmd, a, cfg.Store.Path); err != nil {
+			a, err = indexPendingText(cmd, a, cfg, g)
+			if a != nil {
+				defer a.Close()
+			}
+			if err != nil {
 				return err
 			}
 			n := limit
@@ -102,8 +106,11 @@ func newSearchCmd(g *globals) *cobra.Command {
 // indexPendingText indexes the text of messages stored by sync since
 // (sync leaves it out of its critical path), unless an agent runs: it
 // indexes them whenever it is idle, and two indexers would race for the
-// same messages.
-func indexPendingText(cmd *cobra.Command, a *agent.Agent, root string) error {
+// same messages. a is the store opened read-only (agent.OpenReadOnly);
+// the store is opened for writing only when there is text to index. It
+// returns the Agent to search with, open (nil when it failed to open
+// one): a, or the store opened for writing, a closed.
+func indexPendingText(cmd *cobra.Command, a *agent.Agent, cfg *configs.Config, g *globals) (*agent.Agent, error) {
 	var pending int
 	err := a.Index().Read(cmd.Context(), func(tx *index.ReadTx) error {
 		var err error
@@ -111,13 +118,17 @@ func indexPendingText(cmd *cobra.Command, a *agent.Agent, root string) error {
 		return err
 	})
 	if err != nil || pending == 0 || agentRuns(cmd.Context(), a) {
-		return err
+		return a, err
+	}
+	a.Close()
+	if a, err = agent.Open(cfg, g.logger()); err != nil {
+		return nil, err
 	}
 	if pending > 500 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "indexing the text of %d messages for search...\n", pending)
 	}
-	_, err = a.Index().IndexPending(cmd.Context(), root, nil)
-	return err
+	_, err = a.Index().IndexPending(cmd.Context(), cfg.Store.Path, nil)
+	return a, err
 }
 
 // searchDate is the date search sorts and filters by: the Date header,
@@ -197,7 +208,7 @@ characters are shown escaped. --raw writes the message file's bytes unchanged.`,
 			if err != nil {
 				return err
 			}
-			a, err := agent.Open(cfg, g.logger())
+			a, err := agent.OpenReadOnly(cfg, g.logger())
 			if err != nil {
 				return err
 			}

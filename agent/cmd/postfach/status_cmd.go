@@ -41,7 +41,7 @@ backup the agent took: when, how long, files, what it added, its error
 			if err != nil {
 				return err
 			}
-			a, err := agent.Open(cfg, g.logger())
+			a, err := agent.OpenReadOnly(cfg, g.logger())
 			if err != nil {
 				return err
 			}
