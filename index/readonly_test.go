@@ -55,6 +55,9 @@ func TestOpenStoreReadOnly(t *testing.T) {
 	}); err == nil {
 		t.Error("a read-only store's Write succeeded")
 	}
+	if err := ro.WriteRelaxed(ctx, func(tx *index.Tx) error { return nil }); err == nil {
+		t.Error("a read-only store's WriteRelaxed succeeded")
+	}
 	dry := ro.DryRun()
 	if err := dry.Read(ctx, func(tx *index.ReadTx) error { return nil }); err == nil {
 		t.Error("a read-only store's dry-run view began a transaction on a write connection it has not")

@@ -20,6 +20,9 @@ func (s *Store) WriteRelaxed(ctx context.Context, fn func(*Tx) error) error {
 	if s.dry != nil {
 		return s.dryWrite(ctx, fn)
 	}
+	if s.w == nil {
+		return errReadOnly
+	}
 	s.wstmts.ensure()
 	// The write connection (there is one) for the whole transaction: the
 	// setting is the connection's.
