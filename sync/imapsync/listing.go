@@ -11,72 +11,119 @@ import (
 
 // listingDiff is how a folder's Maildir listing differs from its index
 // rows: what moves detection, the skip test and reconcile all start from.
-type listingDiff struct {
-	present []*index.Message // rows whose file exists, under its recorded name or another
-	renamed []renamedFile    // present rows whose file has another name now
-	gone    []*index.Message // rows whose file is gone
-	unknown []maildir.Entry  // files without a row
+// The scan of a folder holds its rows as compact index.FileRows
+// (scanDiff); reconcile makes them index.Messages (Partial where it can),
+// of the folders in flight only.
+type listingDiff[R any] struct {
+	present []R             // rows whose file exists, under its recorded name or another
+	renamed []renamedFile   // present rows whose file has another name now
+	gone    []R             // rows whose file is gone
+	unknown []maildir.Entry // files without a row
 }
 
-// renamedFile is a row whose file another program renamed (a flag change).
+type scanDiff = listingDiff[index.FileRow]
+
+// renamedFile is a row whose file another program renamed (a flag
+// change): present[i] of its listingDiff, now named e.
 type renamedFile struct {
-	m *index.Message
+	i int
 	e maildir.Entry
 }
 
 // clean reports whether the listing is exactly what the index says.
-func (d *listingDiff) clean() bool { return len(d.renamed)+len(d.gone)+len(d.unknown) == 0 }
+func (d *listingDiff[R]) clean() bool { return len(d.renamed)+len(d.gone)+len(d.unknown) == 0 }
 
-// diffListing compares a listing with a folder's rows by key. Both are
-// sorted by key (in place) and merged, which for a large folder is much
-// cheaper than a map of either. Of two files with one key (a copy another
-// program made by hand), the first in listing order is the message; the
-// other is left alone.
-func diffListing(entries []maildir.Entry, rows []*index.Message) *listingDiff {
+// diffListing compares a listing with a folder's rows by key (key and file
+// give a row's key and file name). Both are sorted by key (in place) and
+// merged, which for a large folder is much cheaper than a map of either;
+// the present rows are gathered in place, in rows' array (rows is not
+// valid afterwards). Of two files with one key (a copy another program
+// made by hand), the first in listing order is the message; the other is
+// left alone.
+func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(*R) string) *listingDiff[R] {
 	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
-	byKey := func(a, b *index.Message) int { return strings.Compare(a.Key, b.Key) }
+	byKey := func(a, b R) int { return strings.Compare(key(&a), key(&b)) }
 	if !slices.IsSortedFunc(rows, byKey) {
 		slices.SortFunc(rows, byKey)
 	}
-	d := &listingDiff{present: make([]*index.Message, 0, len(rows))}
+	d := &listingDiff[R]{present: rows[:0]}
 	i, j := 0, 0
 	for i < len(entries) || j < len(rows) {
 		switch {
-		case j == len(rows) || (i < len(entries) && entries[i].Key < rows[j].Key):
+		case j == len(rows) || (i < len(entries) && entries[i].Key < key(&rows[j])):
 			d.unknown = append(d.unknown, entries[i])
 			i++
-		case i == len(entries) || entries[i].Key > rows[j].Key:
+		case i == len(entries) || entries[i].Key > key(&rows[j]):
 			d.gone = append(d.gone, rows[j])
 			j++
 		default:
+			// present never overtakes j: rows[j] is read before its
+			// place may be written.
 			e, m := entries[i], rows[j]
 			d.present = append(d.present, m)
-			if e.Sub+"/"+e.Name != m.File {
-				d.renamed = append(d.renamed, renamedFile{m: m, e: e})
+			if e.Sub+"/"+e.Name != file(&m) {
+				d.renamed = append(d.renamed, renamedFile{i: len(d.present) - 1, e: e})
 			}
-			for i++; i < len(entries) && entries[i].Key == m.Key; i++ {
+			k := key(&m)
+			for i++; i < len(entries) && entries[i].Key == k; i++ {
 				// a second file with this key: left alone
 			}
 			j++
 		}
 	}
+	clear(rows[len(d.present):]) // the gone rows' old places
+	d.present = slices.Clip(d.present)
 	return d
 }
 
-// folderScan is a folder's directory listing and its index rows (Partial,
-// see index.ReadTx.FileRows) as read at the start of the run, and how they
-// differ.
+// diffFileRows is diffListing of a scan's rows.
+func diffFileRows(entries []maildir.Entry, rows []index.FileRow) *scanDiff {
+	return diffListing(entries, rows, func(r *index.FileRow) string { return r.Key }, func(r *index.FileRow) string { return r.File })
+}
+
+// diffMessages is diffListing of whole rows.
+func diffMessages(entries []maildir.Entry, rows []*index.Message) *listingDiff[*index.Message] {
+	return diffListing(entries, rows, func(m **index.Message) string { return (*m).Key }, func(m **index.Message) string { return (*m).File })
+}
+
+// messages turns a scan's diff into one of Partial messages (see
+// index.ReadTx.FileRows) of folder, but for the rows in whole: these
+// take the place of the scanned rows with their ids.
+func messages(d *scanDiff, folder index.FolderID, whole []*index.Message) *listingDiff[*index.Message] {
+	byID := make(map[index.MessageID]*index.Message, len(whole))
+	for _, m := range whole {
+		byID[m.ID] = m
+	}
+	arr := make([]index.Message, 0, len(d.present)+len(d.gone)) // one array: appends never move it
+	conv := func(rows []index.FileRow) []*index.Message {
+		out := make([]*index.Message, len(rows))
+		for i, r := range rows {
+			if m := byID[r.ID]; m != nil {
+				out[i] = m
+				continue
+			}
+			arr = append(arr, index.Message{ID: r.ID, Folder: folder, UID: r.UID, Key: r.Key, File: r.File, Partial: true})
+			out[i] = &arr[len(arr)-1]
+		}
+		return out
+	}
+	return &listingDiff[*index.Message]{present: conv(d.present), gone: conv(d.gone), renamed: d.renamed, unknown: d.unknown}
+}
+
+// folderScan is a folder's directory listing compared with its index rows
+// as read at the start of the run (diff; the listing itself is kept only
+// where a dry run makes it up, see syncer.scanAsOpened).
 type folderScan struct {
 	entries []maildir.Entry
-	rows    []*index.Message
-	diff    *listingDiff
+	listed  bool // entries is the listing
+	diff    *scanDiff
 	// stamped: the folder's stamp vouched for its listing (see
 	// syncer.scanFolder): diff is clean, entries and rows were not read.
 	stamped bool
 }
 
-func newFolderScan(entries []maildir.Entry, rows []*index.Message) *folderScan {
-	return &folderScan{entries: entries, rows: rows, diff: diffListing(entries, rows)}
+func newFolderScan(entries []maildir.Entry, rows []index.FileRow) *folderScan {
+	return &folderScan{diff: diffFileRows(entries, rows)}
 }
 
 // scanCache hands each folder's listing, read at the start of the run, to

@@ -15,9 +15,9 @@ func TestDiffListing(t *testing.T) {
 		e.Sub = sub
 		return e
 	}
-	row := func(id int, file string) *index.Message {
+	row := func(id int, file string) index.FileRow {
 		e, _ := maildir.ParseName(file[4:])
-		return &index.Message{ID: index.MessageID(id), Key: e.Key, File: file, Partial: true}
+		return index.FileRow{ID: index.MessageID(id), UID: uint32(id), Key: e.Key, File: file}
 	}
 	entries := []maildir.Entry{
 		entry("cur", "k5,U=5:2,S"),  // unchanged
@@ -27,14 +27,14 @@ func TestDiffListing(t *testing.T) {
 		entry("cur", "k3:2,S"),      // a second file with key k3: left alone
 		entry("cur", "k0:2,"),       // unknown
 	}
-	rows := []*index.Message{
+	rows := []index.FileRow{
 		row(5, "cur/k5,U=5:2,S"),
 		row(1, "cur/k1,U=1:2,"),
 		row(3, "cur/k3,U=3:2,S"),
 		row(7, "cur/k7,U=7:2,"), // gone
 	}
-	d := diffListing(entries, rows)
-	keys := func(ms []*index.Message) string {
+	d := diffFileRows(entries, rows)
+	keys := func(ms []index.FileRow) string {
 		var s []string
 		for _, m := range ms {
 			s = append(s, m.Key)
@@ -43,6 +43,9 @@ func TestDiffListing(t *testing.T) {
 	}
 	if got := keys(d.present); got != "[k1 k3 k5]" {
 		t.Errorf("present %s", got)
+	}
+	if len(d.gone) != 1 || d.gone[0] != row(7, "cur/k7,U=7:2,") {
+		t.Errorf("gone %+v", d.gone)
 	}
 	if got := keys(d.gone); got != "[k7]" {
 		t.Errorf("gone %s", got)
@@ -54,16 +57,16 @@ func TestDiffListing(t *testing.T) {
 	if !slices.Equal(unknown, []string{"k0:2,", "k9"}) {
 		t.Errorf("unknown %q", unknown)
 	}
-	if len(d.renamed) != 1 || d.renamed[0].m.Key != "k3" || d.renamed[0].e.Name != "k3,U=3:2,FS" {
+	if len(d.renamed) != 1 || d.present[d.renamed[0].i] != row(3, "cur/k3,U=3:2,S") || d.renamed[0].e.Name != "k3,U=3:2,FS" {
 		t.Errorf("renamed %+v", d.renamed)
 	}
 	if d.clean() {
 		t.Error("clean")
 	}
-	if !diffListing([]maildir.Entry{entry("cur", "k1,U=1:2,")}, []*index.Message{row(1, "cur/k1,U=1:2,")}).clean() {
+	if !diffFileRows([]maildir.Entry{entry("cur", "k1,U=1:2,")}, []index.FileRow{row(1, "cur/k1,U=1:2,")}).clean() {
 		t.Error("an unchanged folder is not clean")
 	}
-	if !diffListing(nil, nil).clean() {
+	if !diffFileRows(nil, nil).clean() {
 		t.Error("an empty folder is not clean")
 	}
 }

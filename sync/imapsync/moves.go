@@ -203,7 +203,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 			return err
 		}
 		if vouched {
-			s.scans.put(f.ID, &folderScan{stamped: true, diff: &listingDiff{}})
+			s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
 			return nil
 		}
 	}
@@ -211,10 +211,10 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	if err != nil {
 		return nil
 	}
-	var rows []*index.Message
+	var rows []index.FileRow
 	var now index.FolderStamp
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if rows, err = tx.FileRows(f.ID); err != nil {
+		if rows, err = tx.FileRowList(f.ID); err != nil {
 			return err
 		}
 		_, now, err = stamp(tx)

@@ -37,53 +37,42 @@ type reconciled struct {
 // only the rows the run is known to touch are.
 func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, sc *folderScan, full bool) (*reconciled, error) {
 	var entries []maildir.Entry
-	var rows []*index.Message
-	var diff *listingDiff
-	if sc != nil && !full {
-		rows, diff = sc.rows, sc.diff
-	} else if sc != nil {
+	var scanned *scanDiff
+	switch {
+	case sc != nil && !full:
+		scanned = sc.diff
+	case sc != nil && sc.listed:
 		entries = sc.entries
-	} else {
+	default:
 		var err error
 		if entries, err = dir.Scan(); err != nil {
 			return nil, err
 		}
 	}
+	var diff *listingDiff[*index.Message]
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
 		if full {
-			rows, err = tx.SyncRows(f.ID)
+			rows, err := tx.SyncRows(f.ID)
+			diff = diffMessages(entries, rows)
 			return err
 		}
-		if rows == nil {
-			if rows, err = tx.FileRows(f.ID); err != nil {
+		if scanned == nil {
+			rows, err := tx.FileRowList(f.ID)
+			if err != nil {
 				return err
 			}
+			scanned = diffFileRows(entries, rows)
 		}
 		pending, err := tx.PendingRows(f.ID)
-		if err != nil {
-			return err
-		}
-		byID := make(map[index.MessageID]*index.Message, len(pending))
-		for _, m := range pending {
-			byID[m.ID] = m
-		}
-		for _, m := range rows {
-			if p := byID[m.ID]; p != nil {
-				*m = *p
-			}
-		}
-		return nil
+		diff = messages(scanned, f.ID, pending)
+		return err
 	}); err != nil {
 		return nil, err
-	}
-	if diff == nil {
-		diff = diffListing(entries, rows)
 	}
 	rec := &reconciled{rows: diff.present, gone: diff.gone}
 	touched := slices.Clone(diff.gone)
 	for _, c := range diff.renamed {
-		touched = append(touched, c.m)
+		touched = append(touched, diff.present[c.i])
 	}
 	if err := fill(ctx, store, touched); err != nil {
 		return nil, err
@@ -107,19 +96,19 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 			}
 		}
 		for _, c := range changes {
-			file := c.e.Sub + "/" + c.e.Name
+			file, m := c.e.Sub+"/"+c.e.Name, diff.present[c.i]
 			var err error
-			if c.e.Flags != c.m.Flags {
-				err = tx.SetFileFlags(c.m.ID, f.ID, file, c.e.Flags, c.m.Keywords)
-				c.m.Flags = c.e.Flags
+			if c.e.Flags != m.Flags {
+				err = tx.SetFileFlags(m.ID, f.ID, file, c.e.Flags, m.Keywords)
+				m.Flags = c.e.Flags
 				rec.flagChanged++
 			} else {
-				err = tx.SetFile(c.m.ID, file)
+				err = tx.SetFile(m.ID, file)
 			}
 			if err != nil {
 				return err
 			}
-			c.m.File = file
+			m.File = file
 		}
 		// A file whose delivery committed its row after the rows were
 		// read above has it now: not indexed twice.
