@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -186,32 +187,35 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 		if i == 1 && scanBetween != nil {
 			scanBetween()
 		}
-		ents, err := os.ReadDir(filepath.Join(d.Path, sub))
+		start := len(out)
+		err := readDir(filepath.Join(d.Path, sub), func(de fs.DirEntry) {
+			if de.IsDir() {
+				return
+			}
+			e, ok := ParseName(de.Name())
+			if !ok {
+				return
+			}
+			e.Sub = sub
+			if sub == "new" {
+				fromNew = append(fromNew, e)
+				inNew[e.Key] = false
+				return
+			}
+			if _, ok := inNew[e.Key]; ok {
+				inNew[e.Key] = true
+			}
+			out = append(out, e)
+		})
 		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("maildir: scan: %w", err)
 		}
-		for _, de := range ents {
-			if de.IsDir() {
-				continue
-			}
-			e, ok := ParseName(de.Name())
-			if !ok {
-				continue
-			}
-			e.Sub = sub
-			if sub == "new" {
-				fromNew = append(fromNew, e)
-				inNew[e.Key] = false
-				continue
-			}
-			if _, ok := inNew[e.Key]; ok {
-				inNew[e.Key] = true
-			}
-			out = append(out, e)
-		}
+		byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }
+		slices.SortFunc(fromNew, byName)
+		slices.SortFunc(out[start:], byName)
 	}
 	// cur/ first, then new/ but for the files moved into cur/ meanwhile.
 	for _, e := range fromNew {
@@ -220,6 +224,29 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// readDir calls fn with each entry of the directory dir, in directory
+// order, reading a chunk at a time: a large folder's listing is held once,
+// as Entries, not also as a slice of all its fs.DirEntries.
+func readDir(dir string, fn func(fs.DirEntry)) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(1024)
+		for _, de := range ents {
+			fn(de)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // matchKey reports whether the base name name has the given key.
