@@ -43,6 +43,7 @@ func matchByContent(rec *reconciled, server map[uint32]*serverMsg) []contentMatc
 			taken[m.UID] = true
 		}
 	}
+	rec.quiet.each(func(uid uint32) { taken[uid] = true })
 	goneBy := map[uint32]*index.Message{}
 	for _, m := range rec.gone {
 		if m.UID != 0 {

@@ -86,28 +86,73 @@ func diffMessages(entries []maildir.Entry, rows []*index.Message) *listingDiff[*
 	return diffListing(entries, rows, func(m **index.Message) string { return (*m).Key }, func(m **index.Message) string { return (*m).File })
 }
 
-// messages turns a scan's diff into one of Partial messages (see
-// index.ReadTx.FileRows) of folder, but for the rows in whole: these
-// take the place of the scanned rows with their ids.
-func messages(d *scanDiff, folder index.FolderID, whole []*index.Message) *listingDiff[*index.Message] {
+// messages turns a scan's diff into one of messages of folder. The rows
+// in whole take the place of the scanned rows with their ids; the other
+// upstream rows whose file kept its name are quiet (see quietRows), the
+// rest Partial (see index.ReadTx.FileRows).
+func messages(d *scanDiff, folder index.FolderID, whole []*index.Message) (*listingDiff[*index.Message], *quietRows) {
 	byID := make(map[index.MessageID]*index.Message, len(whole))
 	for _, m := range whole {
 		byID[m.ID] = m
 	}
-	arr := make([]index.Message, 0, len(d.present)+len(d.gone)) // one array: appends never move it
-	conv := func(rows []index.FileRow) []*index.Message {
-		out := make([]*index.Message, len(rows))
-		for i, r := range rows {
-			if m := byID[r.ID]; m != nil {
-				out[i] = m
-				continue
-			}
-			arr = append(arr, index.Message{ID: r.ID, Folder: folder, UID: r.UID, Key: r.Key, File: r.File, Partial: true})
-			out[i] = &arr[len(arr)-1]
+	// kind of each present row, by the renamed list (in present's order)
+	const (
+		isWhole = iota
+		isQuiet
+		isPartial
+	)
+	kindOf := func(r *index.FileRow, renamed bool) int {
+		switch {
+		case byID[r.ID] != nil:
+			return isWhole
+		case r.UID != 0 && !renamed:
+			return isQuiet
 		}
-		return out
+		return isPartial
 	}
-	return &listingDiff[*index.Message]{present: conv(d.present), gone: conv(d.gone), renamed: d.renamed, unknown: d.unknown}
+	var nQuiet, nPartial int
+	k := 0
+	for i := range d.present {
+		renamed := k < len(d.renamed) && d.renamed[k].i == i
+		if renamed {
+			k++
+		}
+		switch kindOf(&d.present[i], renamed) {
+		case isQuiet:
+			nQuiet++
+		case isPartial:
+			nPartial++
+		}
+	}
+	arr := make([]index.Message, 0, nPartial+len(d.gone)) // one array: appends never move it
+	msg := func(r *index.FileRow) *index.Message {
+		if m := byID[r.ID]; m != nil {
+			return m
+		}
+		arr = append(arr, index.Message{ID: r.ID, Folder: folder, UID: r.UID, Key: r.Key, File: r.File, Partial: true})
+		return &arr[len(arr)-1]
+	}
+	q := &quietRows{uids: make([]uint32, 0, nQuiet), ids: make([]index.MessageID, 0, nQuiet)}
+	out := &listingDiff[*index.Message]{present: make([]*index.Message, 0, len(d.present)-nQuiet), unknown: d.unknown}
+	k = 0
+	for i := range d.present {
+		r := &d.present[i]
+		renamed := k < len(d.renamed) && d.renamed[k].i == i
+		if kindOf(r, renamed) == isQuiet {
+			q.add(r.UID, r.ID)
+			continue
+		}
+		out.present = append(out.present, msg(r))
+		if renamed {
+			out.renamed = append(out.renamed, renamedFile{i: len(out.present) - 1, e: d.renamed[k].e})
+			k++
+		}
+	}
+	for i := range d.gone {
+		out.gone = append(out.gone, msg(&d.gone[i]))
+	}
+	q.sort()
+	return out, q
 }
 
 // folderScan is a folder's directory listing compared with its index rows

@@ -15,11 +15,14 @@ import (
 // reconciled is the index's view of a folder after comparing it with the
 // Maildir on disk. In an incremental run its rows are Partial (see
 // index.ReadTx.FileRows) except those the run is known to touch: rows not
-// upstream yet, rows with unsynced flags, renamed files and gone rows. The
-// plan fills in others (with fill) before it reads more than their key,
-// file and UID.
+// upstream yet, rows with unsynced flags, renamed files and gone rows; the
+// other upstream rows whose file exists are quiet, their UID and id alone
+// (quietRows). The plan fills in Partial rows (with fill) before it reads
+// more than their key, file and UID, and loads quiet ones (quietRows.take)
+// when it touches them.
 type reconciled struct {
-	rows        []*index.Message // rows whose file exists
+	rows        []*index.Message // rows whose file exists, but the quiet ones
+	quiet       *quietRows       // rows whose file exists that the run has not loaded (see quietRows)
 	gone        []*index.Message // rows whose file is gone (deleted by the user or another program)
 	added       []*index.Message // rows created from files on disk (crash leftovers, lost index, other programs)
 	flagChanged int              // files renamed by another program
@@ -50,6 +53,7 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		}
 	}
 	var diff *listingDiff[*index.Message]
+	var quiet *quietRows
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {
 		if full {
 			rows, err := tx.SyncRows(f.ID)
@@ -64,12 +68,12 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 			scanned = diffFileRows(entries, rows)
 		}
 		pending, err := tx.PendingRows(f.ID)
-		diff = messages(scanned, f.ID, pending)
+		diff, quiet = messages(scanned, f.ID, pending)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	rec := &reconciled{rows: diff.present, gone: diff.gone}
+	rec := &reconciled{rows: diff.present, gone: diff.gone, quiet: quiet}
 	touched := slices.Clone(diff.gone)
 	for _, c := range diff.renamed {
 		touched = append(touched, diff.present[c.i])
@@ -165,7 +169,7 @@ func claimTags(rec *reconciled, added []*index.NewMessage) (takeovers []*index.M
 		if uid == 0 {
 			continue
 		}
-		if held[uid] {
+		if held[uid] || rec.quiet.has(uid) {
 			nm.UID = 0
 			continue
 		}
@@ -205,6 +209,18 @@ func (r *reconciled) forgetGone(rows []*index.Message) {
 		ids[m.ID] = true
 	}
 	r.gone = slices.DeleteFunc(r.gone, func(m *index.Message) bool { return ids[m.ID] })
+}
+
+// wake loads the quiet rows that intents name into r.rows: a previous
+// run's interrupted work on them is resolved on whole rows.
+func (r *reconciled) wake(ctx context.Context, store *index.Store, folder index.FolderID, intents []index.Intent) error {
+	ids := make([]index.MessageID, len(intents))
+	for i, in := range intents {
+		ids[i] = in.Message
+	}
+	ms, err := r.quiet.takeIDs(ctx, store, folder, ids)
+	r.rows = append(r.rows, ms...)
+	return err
 }
 
 // fill loads the Partial rows among msgs whole (see reconciled).
