@@ -11,17 +11,15 @@ import (
 
 // listingDiff is how a folder's Maildir listing differs from its index
 // rows: what moves detection, the skip test and reconcile all start from.
-// The scan of a folder holds its rows as compact index.FileRows
-// (scanDiff); reconcile makes them index.Messages (Partial where it can),
-// of the folders in flight only.
+// The scan of a folder holds it compact (scanDiff); reconcile makes its
+// rows index.Messages, or quiet rows (see quietRows), of the folders in
+// flight only.
 type listingDiff[R any] struct {
 	present []R             // rows whose file exists, under its recorded name or another
 	renamed []renamedFile   // present rows whose file has another name now
 	gone    []R             // rows whose file is gone
 	unknown []maildir.Entry // files without a row
 }
-
-type scanDiff = listingDiff[index.FileRow]
 
 // renamedFile is a row whose file another program renamed (a flag
 // change): present[i] of its listingDiff, now named e.
@@ -40,9 +38,9 @@ func (d *listingDiff[R]) clean() bool { return len(d.renamed)+len(d.gone)+len(d.
 // valid afterwards). Of two files with one key (a copy another program
 // made by hand), the first in listing order is the message; the other is
 // left alone.
-func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(*R) string) *listingDiff[R] {
+func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(R) string) *listingDiff[R] {
 	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
-	byKey := func(a, b R) int { return strings.Compare(key(&a), key(&b)) }
+	byKey := func(a, b R) int { return strings.Compare(key(a), key(b)) }
 	if !slices.IsSortedFunc(rows, byKey) {
 		slices.SortFunc(rows, byKey)
 	}
@@ -50,10 +48,10 @@ func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(*R) st
 	i, j := 0, 0
 	for i < len(entries) || j < len(rows) {
 		switch {
-		case j == len(rows) || (i < len(entries) && entries[i].Key < key(&rows[j])):
+		case j == len(rows) || (i < len(entries) && entries[i].Key < key(rows[j])):
 			d.unknown = append(d.unknown, entries[i])
 			i++
-		case i == len(entries) || entries[i].Key > key(&rows[j]):
+		case i == len(entries) || entries[i].Key > key(rows[j]):
 			d.gone = append(d.gone, rows[j])
 			j++
 		default:
@@ -61,10 +59,10 @@ func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(*R) st
 			// place may be written.
 			e, m := entries[i], rows[j]
 			d.present = append(d.present, m)
-			if e.Sub+"/"+e.Name != file(&m) {
+			if f := file(m); len(f) != len(e.Sub)+1+len(e.Name) || f[:len(e.Sub)] != e.Sub || f[len(e.Sub)] != '/' || f[len(e.Sub)+1:] != e.Name {
 				d.renamed = append(d.renamed, renamedFile{i: len(d.present) - 1, e: e})
 			}
-			k := key(&m)
+			k := key(m)
 			for i++; i < len(entries) && entries[i].Key == k; i++ {
 				// a second file with this key: left alone
 			}
@@ -76,14 +74,62 @@ func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(*R) st
 	return d
 }
 
-// diffFileRows is diffListing of a scan's rows.
-func diffFileRows(entries []maildir.Entry, rows []index.FileRow) *scanDiff {
-	return diffListing(entries, rows, func(r *index.FileRow) string { return r.Key }, func(r *index.FileRow) string { return r.File })
-}
-
 // diffMessages is diffListing of whole rows.
 func diffMessages(entries []maildir.Entry, rows []*index.Message) *listingDiff[*index.Message] {
-	return diffListing(entries, rows, func(m **index.Message) string { return (*m).Key }, func(m **index.Message) string { return (*m).File })
+	return diffListing(entries, rows, func(m *index.Message) string { return m.Key }, func(m *index.Message) string { return m.File })
+}
+
+// scanDiff is a listingDiff of a folder's index.FileRows as a scan holds
+// it until the folder's plan takes it: the present rows upstream whose
+// file kept its name (most of a folder) as their id and UID alone
+// (upstream), the others in present with their own copies of key and file
+// name, so that the string the rows were read into is not kept.
+type scanDiff struct {
+	listingDiff[index.FileRow]
+	upstream []idUID
+}
+
+type idUID struct {
+	id  index.MessageID
+	uid uint32
+}
+
+// diffFileRows compares a listing with a folder's rows (see diffListing)
+// into a scanDiff.
+func diffFileRows(entries []maildir.Entry, rows []index.FileRow) *scanDiff {
+	d := diffListing(entries, rows, func(r index.FileRow) string { return r.Key }, func(r index.FileRow) string { return r.File })
+	own := func(r index.FileRow) index.FileRow {
+		r.Key, r.File = strings.Clone(r.Key), strings.Clone(r.File)
+		return r
+	}
+	out := &scanDiff{listingDiff: listingDiff[index.FileRow]{unknown: d.unknown}}
+	for _, r := range d.gone {
+		out.gone = append(out.gone, own(r))
+	}
+	k, nUp := 0, 0
+	for i, r := range d.present {
+		renamed := k < len(d.renamed) && d.renamed[k].i == i
+		if renamed {
+			k++
+		} else if r.UID != 0 {
+			nUp++
+		}
+	}
+	out.upstream = make([]idUID, 0, nUp)
+	k = 0
+	for i, r := range d.present {
+		renamed := k < len(d.renamed) && d.renamed[k].i == i
+		if r.UID != 0 && !renamed {
+			out.upstream = append(out.upstream, idUID{r.ID, r.UID})
+			continue
+		}
+		out.present = append(out.present, own(r))
+		if renamed {
+			out.renamed = append(out.renamed, renamedFile{i: len(out.present) - 1, e: d.renamed[k].e})
+			k++
+		}
+	}
+	return out
 }
 
 // messages turns a scan's diff into one of messages of folder. The rows
@@ -95,36 +141,7 @@ func messages(d *scanDiff, folder index.FolderID, whole []*index.Message) (*list
 	for _, m := range whole {
 		byID[m.ID] = m
 	}
-	// kind of each present row, by the renamed list (in present's order)
-	const (
-		isWhole = iota
-		isQuiet
-		isPartial
-	)
-	kindOf := func(r *index.FileRow, renamed bool) int {
-		switch {
-		case byID[r.ID] != nil:
-			return isWhole
-		case r.UID != 0 && !renamed:
-			return isQuiet
-		}
-		return isPartial
-	}
-	var nQuiet, nPartial int
-	k := 0
-	for i := range d.present {
-		renamed := k < len(d.renamed) && d.renamed[k].i == i
-		if renamed {
-			k++
-		}
-		switch kindOf(&d.present[i], renamed) {
-		case isQuiet:
-			nQuiet++
-		case isPartial:
-			nPartial++
-		}
-	}
-	arr := make([]index.Message, 0, nPartial+len(d.gone)) // one array: appends never move it
+	arr := make([]index.Message, 0, len(d.present)+len(d.gone)) // one array: appends never move it
 	msg := func(r *index.FileRow) *index.Message {
 		if m := byID[r.ID]; m != nil {
 			return m
@@ -132,24 +149,26 @@ func messages(d *scanDiff, folder index.FolderID, whole []*index.Message) (*list
 		arr = append(arr, index.Message{ID: r.ID, Folder: folder, UID: r.UID, Key: r.Key, File: r.File, Partial: true})
 		return &arr[len(arr)-1]
 	}
-	q := &quietRows{uids: make([]uint32, 0, nQuiet), ids: make([]index.MessageID, 0, nQuiet)}
-	out := &listingDiff[*index.Message]{present: make([]*index.Message, 0, len(d.present)-nQuiet), unknown: d.unknown}
-	k = 0
+	out := &listingDiff[*index.Message]{present: make([]*index.Message, 0, len(d.present)), renamed: d.renamed, unknown: d.unknown}
 	for i := range d.present {
-		r := &d.present[i]
-		renamed := k < len(d.renamed) && d.renamed[k].i == i
-		if kindOf(r, renamed) == isQuiet {
-			q.add(r.UID, r.ID)
-			continue
-		}
-		out.present = append(out.present, msg(r))
-		if renamed {
-			out.renamed = append(out.renamed, renamedFile{i: len(out.present) - 1, e: d.renamed[k].e})
-			k++
-		}
+		out.present = append(out.present, msg(&d.present[i]))
 	}
 	for i := range d.gone {
 		out.gone = append(out.gone, msg(&d.gone[i]))
+	}
+	n := 0
+	for _, r := range d.upstream {
+		if byID[r.id] == nil {
+			n++
+		}
+	}
+	q := &quietRows{uids: make([]uint32, 0, n), ids: make([]index.MessageID, 0, n)}
+	for _, r := range d.upstream {
+		if m := byID[r.id]; m != nil {
+			out.present = append(out.present, m)
+		} else {
+			q.add(r.uid, r.id)
+		}
 	}
 	q.sort()
 	return out, q

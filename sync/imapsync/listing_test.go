@@ -26,12 +26,14 @@ func TestDiffListing(t *testing.T) {
 		entry("cur", "k1,U=1:2,"),   // unchanged
 		entry("cur", "k3:2,S"),      // a second file with key k3: left alone
 		entry("cur", "k0:2,"),       // unknown
+		entry("cur", "k8:2,"),       // not upstream yet
 	}
 	rows := []index.FileRow{
 		row(5, "cur/k5,U=5:2,S"),
 		row(1, "cur/k1,U=1:2,"),
 		row(3, "cur/k3,U=3:2,S"),
 		row(7, "cur/k7,U=7:2,"), // gone
+		{ID: 8, Key: "k8", File: "cur/k8:2,"},
 	}
 	d := diffFileRows(entries, rows)
 	keys := func(ms []index.FileRow) string {
@@ -41,8 +43,13 @@ func TestDiffListing(t *testing.T) {
 		}
 		return fmt.Sprint(s)
 	}
-	if got := keys(d.present); got != "[k1 k3 k5]" {
+	// Present: upstream under their recorded names by id and UID alone,
+	// the others (renamed, not upstream) whole.
+	if got := keys(d.present); got != "[k3 k8]" {
 		t.Errorf("present %s", got)
+	}
+	if !slices.Equal(d.upstream, []idUID{{1, 1}, {5, 5}}) {
+		t.Errorf("upstream %v", d.upstream)
 	}
 	if len(d.gone) != 1 || d.gone[0] != row(7, "cur/k7,U=7:2,") {
 		t.Errorf("gone %+v", d.gone)
