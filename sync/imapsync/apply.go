@@ -43,7 +43,6 @@ func matchByContent(rec *reconciled, server map[uint32]*serverMsg) []contentMatc
 			taken[m.UID] = true
 		}
 	}
-	rec.quiet.each(func(uid uint32) { taken[uid] = true })
 	goneBy := map[uint32]*index.Message{}
 	for _, m := range rec.gone {
 		if m.UID != 0 {
@@ -58,7 +57,7 @@ func matchByContent(rec *reconciled, server map[uint32]*serverMsg) []contentMatc
 	}
 	candidates := map[ident][]uint32{}
 	for uid, sm := range server {
-		if !taken[uid] {
+		if !taken[uid] && !rec.quiet.has(uid) {
 			k := identOf(sm.messageID, sm.date, sm.size)
 			candidates[k] = append(candidates[k], uid)
 		}

@@ -154,12 +154,14 @@ func (s *syncer) moveCandidates(ctx context.Context, acct index.AccountID, remot
 }
 
 // scanFolders reads the listings and index rows of the folders that have
-// none in the scan cache yet, in parallel (on a large account this is most
-// of a no-change run), and caches them. A folder that cannot be read is
-// left out: its own plan reports the error.
+// none in the scan cache yet, scanParallel at a time (on a large account
+// this is most of a no-change run), and caches them compared (see
+// scanDiff). A folder that cannot be read is left out: its own plan
+// reports the error.
 func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error {
 	errs := make([]error, len(folders))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, scanParallel)
 	for i, f := range folders {
 		if s.scans.peek(f.ID) != nil {
 			continue
@@ -167,12 +169,21 @@ func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			errs[i] = s.scanFolder(ctx, f)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// scanParallel is how many folders scanFolders reads at once. While a
+// folder is read, its whole listing and rows are in memory (until they are
+// compared): on a large account, all folders at once were most of a run's
+// peak memory, and the scans are mostly CPU, of which a small machine has
+// two cores.
+const scanParallel = 2
 
 // scanFolder reads the folder's listing and rows into the scan cache,
 // unless the folder's recorded stamp vouches that they are still as a

@@ -30,7 +30,7 @@ type msgPlan struct {
 	rec       *reconciled
 
 	server    map[uint32]*serverMsg // full: every message; else: those whose flags changed
-	present   map[uint32]bool       // every UID on the server, when known
+	present   *uidList              // every UID on the server, when known
 	movedAway map[uint32]bool       // DryRun: UIDs a planned move takes out of this folder
 
 	local      *localRows       // rows by UID, of messages still on the server
@@ -181,10 +181,11 @@ func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
 			return err
 		}
 	}
-	p.present = make(map[uint32]bool, len(p.server))
+	uids := make([]uint32, 0, len(p.server))
 	for uid := range p.server {
-		p.present[uid] = true
+		uids = append(uids, uid)
 	}
+	p.present = newUIDList(uids)
 	if err := checkTags(ctx, o, j, rec, p.server, uint32(p.sel.UIDNext)); err != nil {
 		return err
 	}
@@ -212,10 +213,7 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 		if err != nil {
 			return err
 		}
-		p.present = make(map[uint32]bool, len(all))
-		for _, uid := range all {
-			p.present[uid] = true
-		}
+		p.present = newUIDList(all)
 	}
 	if fresh {
 		// New local files may be messages the server got meanwhile by
@@ -242,14 +240,14 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 	// Expunged upstream: local messages whose UID the server no longer has.
 	if p.present != nil {
 		for uid, m := range p.local.m {
-			if !p.present[uid] {
+			if !p.present.has(uid) {
 				p.serverGone = append(p.serverGone, m)
 				delete(p.local.m, uid)
 			}
 		}
 		var went []uint32
 		rec.quiet.each(func(uid uint32) {
-			if !p.present[uid] {
+			if !p.present.has(uid) {
 				went = append(went, uid)
 			}
 		})
@@ -292,7 +290,7 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 			!sameKeywords(sm.keywords, m.SyncedKeywords)) &&
 			(sm.flags&^maildir.FlagDeleted != m.Flags&^maildir.FlagDeleted || !sameKeywords(sm.keywords, m.Keywords))
 		switch {
-		case m.UID == 0 || (p.present != nil && !p.present[m.UID]):
+		case m.UID == 0 || (p.present != nil && !p.present.has(m.UID)):
 			p.refetch = append(p.refetch, m) // nothing upstream to delete: just forget the row
 		case o.pushDeletes() && !changedUpstream:
 			p.localGone = append(p.localGone, m)
@@ -385,7 +383,7 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 // queueNew downloads (or in a dry run counts) the server messages among
 // present without a local row that the limits allow: a few at once on
 // this connection, more in chunks any worker can take.
-func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bool) error {
+func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) error {
 	o, j := &w.s.opts, p.j
 	if !o.pull() {
 		return nil
@@ -395,7 +393,7 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bo
 		deleted[m.UID] = true
 	}
 	var newUIDs []uint32
-	for uid := range present {
+	for _, uid := range present.all() {
 		if !p.local.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
@@ -455,7 +453,7 @@ var refreshHook func()
 // just looks at the folder again. A second SELECT would give the exact
 // state, but at the price of the server opening the folder again.
 func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
-	local *localRows, present map[uint32]bool) (map[uint32]bool, error) {
+	local *localRows, present *uidList) (*uidList, error) {
 	o := &w.s.opts
 	pushed := false
 	j.update(func(r *FolderResult) { pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0 })
@@ -486,12 +484,11 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 	if err != nil {
 		return nil, err
 	}
-	present = make(map[uint32]bool, len(all))
 	uidNext := uint32(sel.UIDNext)
 	for _, uid := range all {
-		present[uid] = true
 		uidNext = max(uidNext, uid+1)
 	}
+	present = newUIDList(all)
 	j.uidNext, j.highestModSeq = uidNext, max(highest, sel.HighestModSeq)
 	if unmerged {
 		j.highestModSeq = sel.HighestModSeq
@@ -501,7 +498,7 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 
 // matchFresh matches local rows without UID against the server messages
 // that have no local row yet (by content identity, see rematch).
-func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present map[uint32]bool, server map[uint32]*serverMsg) error {
+func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present *uidList, server map[uint32]*serverMsg) error {
 	known := map[uint32]bool{}
 	for _, m := range rec.rows {
 		if m.UID != 0 {
@@ -509,7 +506,7 @@ func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, 
 		}
 	}
 	var cand []imap.UID
-	for uid := range present {
+	for _, uid := range present.all() {
 		if !known[uid] && !rec.quiet.has(uid) {
 			cand = append(cand, imap.UID(uid))
 		}

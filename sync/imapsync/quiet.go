@@ -121,3 +121,30 @@ func (l *localRows) load(ctx context.Context, store *index.Store, uids []uint32)
 	}
 	return err
 }
+
+// uidList is the set of UIDs a folder has on the server, sorted: 4 bytes
+// each (a map of them took about 20). A nil *uidList is a set not known
+// (not read in this run).
+type uidList struct{ uids []uint32 }
+
+// newUIDList makes a set of uids (sorted in place).
+func newUIDList(uids []uint32) *uidList {
+	slices.Sort(uids)
+	return &uidList{uids: slices.Compact(uids)}
+}
+
+func (l *uidList) has(uid uint32) bool {
+	if l == nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(l.uids, uid)
+	return ok
+}
+
+// all returns the UIDs in order (none for a set not known).
+func (l *uidList) all() []uint32 {
+	if l == nil {
+		return nil
+	}
+	return l.uids
+}
