@@ -181,13 +181,11 @@ func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
 var scanBetween func()
 
 func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
-	var fromNew, out []Entry
-	inNew := map[string]bool{} // keys of fromNew; true once seen in cur/ too
+	var fromNew, cur []Entry
 	for i, sub := range [...]string{"new", "cur"} {
 		if i == 1 && scanBetween != nil {
 			scanBetween()
 		}
-		start := len(out)
 		err := readDir(filepath.Join(d.Path, sub), func(de fs.DirEntry) {
 			if de.IsDir() {
 				return
@@ -199,13 +197,9 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 			e.Sub = sub
 			if sub == "new" {
 				fromNew = append(fromNew, e)
-				inNew[e.Key] = false
-				return
+			} else {
+				cur = append(cur, e)
 			}
-			if _, ok := inNew[e.Key]; ok {
-				inNew[e.Key] = true
-			}
-			out = append(out, e)
 		})
 		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -213,13 +207,25 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: scan: %w", err)
 		}
-		byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }
-		slices.SortFunc(fromNew, byName)
-		slices.SortFunc(out[start:], byName)
 	}
-	// cur/ first, then new/ but for the files moved into cur/ meanwhile.
+	byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(fromNew, byName)
+	slices.SortFunc(cur, byName)
+	// cur/ first, then new/ but for the files moved into cur/ meanwhile
+	// (found by key in cur/, through an index of cur/ sorted by key: 4
+	// bytes an entry, where a map of the keys took ten times that).
+	byKey := make([]int32, len(cur))
+	for i := range byKey {
+		byKey[i] = int32(i)
+	}
+	slices.SortFunc(byKey, func(a, b int32) int { return strings.Compare(cur[a].Key, cur[b].Key) })
+	inCur := func(key string) bool {
+		_, ok := slices.BinarySearchFunc(byKey, key, func(i int32, k string) int { return strings.Compare(cur[i].Key, k) })
+		return ok
+	}
+	out := slices.Grow(cur, len(fromNew))
 	for _, e := range fromNew {
-		if !inNew[e.Key] {
+		if !inCur(e.Key) {
 			out = append(out, e)
 		}
 	}
