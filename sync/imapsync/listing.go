@@ -79,7 +79,7 @@ func diffMessages(entries []maildir.Entry, rows []*index.Message) *listingDiff[*
 	return diffListing(entries, rows, func(m *index.Message) string { return m.Key }, func(m *index.Message) string { return m.File })
 }
 
-// scanDiff is a listingDiff of a folder's index.FileRows as a scan holds
+// scanDiff is a listingDiff of a folder's index.FileRow values as a scan holds
 // it until the folder's plan takes it: the present rows upstream whose
 // file kept its name (most of a folder) as their id and UID alone
 // (upstream), the others in present with their own copies of key and file
