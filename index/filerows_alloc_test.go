@@ -172,6 +172,28 @@ func TestFileRowListKeys(t *testing.T) {
 			t.Errorf("row %+v", r)
 		}
 	}
+	// In chunks, in key order (byte order), each key once.
+	for _, n := range []int{1, 3, len(cases), 100} {
+		var chunked []index.FileRow
+		calls := 0
+		if err := st.Read(ctx, func(tx *index.ReadTx) error {
+			return tx.FileRowChunks(f.ID, n, func(rs []index.FileRow) error {
+				if len(rs) > n {
+					t.Errorf("chunk of %d rows, want at most %d", len(rs), n)
+				}
+				calls++
+				chunked = append(chunked, rs...)
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(rows)
+		slices.SortFunc(want, func(a, b index.FileRow) int { return strings.Compare(a.Key, b.Key) })
+		if !slices.Equal(chunked, want) || calls != (len(cases)+n-1)/n {
+			t.Errorf("chunks of %d: %d calls, rows %+v, want %+v", n, calls, chunked, want)
+		}
+	}
 	sortKF := func(a, b kf) int { return strings.Compare(a.key, b.key) }
 	slices.SortFunc(got, sortKF)
 	want := slices.Clone(cases)

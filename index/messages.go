@@ -206,6 +206,55 @@ func (tx *ReadTx) FileRowList(folder FolderID) ([]FileRow, error) {
 	return rows, nil
 }
 
+// FileRowChunks calls fn with the FileRows of a folder (see FileRowList)
+// in key order (SQLite's BINARY collation: byte order, as Go compares
+// strings), at most n at a time, so that a caller comparing them with a
+// sorted listing never holds them all. The slice is fn's only until it
+// returns; the strings are its to keep (a kept one keeps its chunk's
+// string in memory: strings.Clone what is kept long).
+func (tx *ReadTx) FileRowChunks(folder FolderID, n int, fn func([]FileRow) error) error {
+	const row = `id || ' ' || uid || ' ' ||
+		CASE WHEN substr(CAST(file AS BLOB), 5, length(CAST(key AS BLOB))) = CAST(key AS BLOB)
+			THEN '=' || length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file
+			ELSE length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file || key END`
+	var buf []FileRow
+	var after *string
+	for {
+		var all sql.NullString
+		var err error
+		if after == nil {
+			err = tx.queryRow(`SELECT group_concat(r, '') FROM (SELECT `+row+` AS r FROM messages
+				INDEXED BY messages_folder_files WHERE folder_id=? ORDER BY key LIMIT ?)`, folder, n).Scan(&all)
+		} else {
+			err = tx.queryRow(`SELECT group_concat(r, '') FROM (SELECT `+row+` AS r FROM messages
+				INDEXED BY messages_folder_files WHERE folder_id=? AND key > ? ORDER BY key LIMIT ?)`, folder, *after, n).Scan(&all)
+		}
+		if err != nil {
+			return err
+		}
+		buf = buf[:0]
+		if _, err := eachFileRow(all.String, func(r FileRow) { buf = append(buf, r) }); err != nil {
+			return err
+		}
+		if len(buf) == 0 {
+			return nil
+		}
+		// (group_concat's order is the subquery's in practice, not by
+		// promise: sorted again, which costs nothing when it is.)
+		if !slices.IsSortedFunc(buf, func(a, b FileRow) int { return strings.Compare(a.Key, b.Key) }) {
+			slices.SortFunc(buf, func(a, b FileRow) int { return strings.Compare(a.Key, b.Key) })
+		}
+		last := buf[len(buf)-1].Key
+		after = &last
+		if err := fn(buf); err != nil {
+			return err
+		}
+		if len(buf) < n {
+			return nil
+		}
+	}
+}
+
 // eachFileRow calls fn with each row of FileRowList's string and returns
 // how many there were.
 func eachFileRow(s string, fn func(FileRow)) (int, error) {

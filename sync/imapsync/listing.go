@@ -95,41 +95,69 @@ type idUID struct {
 }
 
 // diffFileRows compares a listing with a folder's rows (see diffListing)
-// into a scanDiff.
+// into a scanDiff; rows is sorted by key in place.
 func diffFileRows(entries []maildir.Entry, rows []index.FileRow) *scanDiff {
-	d := diffListing(entries, rows, func(r index.FileRow) string { return r.Key }, func(r index.FileRow) string { return r.File })
+	byKey := func(a, b index.FileRow) int { return strings.Compare(a.Key, b.Key) }
+	if !slices.IsSortedFunc(rows, byKey) {
+		slices.SortFunc(rows, byKey)
+	}
+	c := newRowDiffer(entries)
+	c.rows(rows)
+	return c.done()
+}
+
+// rowDiffer compares a listing, sorted by key, with a folder's rows as
+// they come in key order, a chunk at a time (index.ReadTx.FileRowChunks),
+// into a scanDiff (as diffListing does): a folder's rows are never all in
+// memory at once.
+type rowDiffer struct {
+	entries []maildir.Entry
+	i       int
+	d       scanDiff
+}
+
+// newRowDiffer sorts entries by key (in place) for the rows to come.
+func newRowDiffer(entries []maildir.Entry) *rowDiffer {
+	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
+	return &rowDiffer{entries: entries}
+}
+
+// rows takes the next rows, in key order, each key after the last one's.
+func (c *rowDiffer) rows(rows []index.FileRow) {
 	own := func(r index.FileRow) index.FileRow {
 		r.Key, r.File = strings.Clone(r.Key), strings.Clone(r.File)
 		return r
 	}
-	out := &scanDiff{listingDiff: listingDiff[index.FileRow]{unknown: d.unknown}}
-	for _, r := range d.gone {
-		out.gone = append(out.gone, own(r))
-	}
-	k, nUp := 0, 0
-	for i, r := range d.present {
-		renamed := k < len(d.renamed) && d.renamed[k].i == i
-		if renamed {
-			k++
-		} else if r.UID != 0 {
-			nUp++
+	for _, r := range rows {
+		for c.i < len(c.entries) && c.entries[c.i].Key < r.Key {
+			c.d.unknown = append(c.d.unknown, c.entries[c.i])
+			c.i++
 		}
-	}
-	out.upstream = make([]idUID, 0, nUp)
-	k = 0
-	for i, r := range d.present {
-		renamed := k < len(d.renamed) && d.renamed[k].i == i
-		if r.UID != 0 && !renamed {
-			out.upstream = append(out.upstream, idUID{r.ID, r.UID})
+		if c.i == len(c.entries) || c.entries[c.i].Key > r.Key {
+			c.d.gone = append(c.d.gone, own(r))
 			continue
 		}
-		out.present = append(out.present, own(r))
-		if renamed {
-			out.renamed = append(out.renamed, renamedFile{i: len(out.present) - 1, e: d.renamed[k].e})
-			k++
+		e := c.entries[c.i]
+		switch f := r.File; {
+		case len(f) != len(e.Sub)+1+len(e.Name) || f[:len(e.Sub)] != e.Sub || f[len(e.Sub)] != '/' || f[len(e.Sub)+1:] != e.Name:
+			c.d.present = append(c.d.present, own(r))
+			c.d.renamed = append(c.d.renamed, renamedFile{i: len(c.d.present) - 1, e: e})
+		case r.UID != 0:
+			c.d.upstream = append(c.d.upstream, idUID{r.ID, r.UID})
+		default:
+			c.d.present = append(c.d.present, own(r))
+		}
+		for c.i++; c.i < len(c.entries) && c.entries[c.i].Key == r.Key; c.i++ {
+			// a second file with this key: left alone
 		}
 	}
-	return out
+}
+
+// done returns the diff once every row came.
+func (c *rowDiffer) done() *scanDiff {
+	c.d.unknown = append(c.d.unknown, c.entries[c.i:]...)
+	c.entries = nil
+	return &c.d
 }
 
 // messages turns a scan's diff into one of messages of folder. The rows

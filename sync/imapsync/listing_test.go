@@ -3,6 +3,7 @@ package imapsync
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/postfach/postfach/index"
@@ -34,6 +35,21 @@ func TestDiffListing(t *testing.T) {
 		row(3, "cur/k3,U=3:2,S"),
 		row(7, "cur/k7,U=7:2,"), // gone
 		{ID: 8, Key: "k8", File: "cur/k8:2,"},
+	}
+	// A chunk at a time (as scanFolder reads them) is the same.
+	for n := 1; n <= len(rows); n++ {
+		sorted := slices.Clone(rows)
+		slices.SortFunc(sorted, func(a, b index.FileRow) int { return strings.Compare(a.Key, b.Key) })
+		c := newRowDiffer(slices.Clone(entries))
+		for len(sorted) > 0 {
+			k := min(n, len(sorted))
+			c.rows(sorted[:k])
+			sorted = sorted[k:]
+		}
+		got, want := c.done(), diffFileRows(slices.Clone(entries), slices.Clone(rows))
+		if fmt.Sprint(*got) != fmt.Sprint(*want) {
+			t.Errorf("chunks of %d: %+v, want %+v", n, *got, *want)
+		}
 	}
 	d := diffFileRows(entries, rows)
 	keys := func(ms []index.FileRow) string {

@@ -185,6 +185,9 @@ func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error
 // two cores.
 const scanParallel = 2
 
+// rowChunk is how many rows at a time scanFolder compares with a listing.
+const rowChunk = 2000
+
 // scanFolder reads the folder's listing and rows into the scan cache,
 // unless the folder's recorded stamp vouches that they are still as a
 // run found them equal (index.FolderStamp, maildir.Stamp): then the
@@ -222,10 +225,10 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	if err != nil {
 		return nil
 	}
-	var rows []index.FileRow
+	c := newRowDiffer(entries)
 	var now index.FolderStamp
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if rows, err = tx.FileRowList(f.ID); err != nil {
+		if err := tx.FileRowChunks(f.ID, rowChunk, func(rows []index.FileRow) error { c.rows(rows); return nil }); err != nil {
 			return err
 		}
 		_, now, err = stamp(tx)
@@ -233,7 +236,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	}); err != nil {
 		return err
 	}
-	sc := newFolderScan(entries, rows)
+	sc := &folderScan{diff: c.done()}
 	s.scans.put(f.ID, sc)
 	if serr != nil || o.DryRun || !sc.diff.clean() || before.Racy(time.Now()) {
 		return nil
