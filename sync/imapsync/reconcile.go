@@ -61,11 +61,11 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 			return err
 		}
 		if scanned == nil {
-			rows, err := tx.FileRowList(f.ID)
-			if err != nil {
+			c := newRowDiffer(entries)
+			if err := tx.FileRowChunks(f.ID, rowChunk, func(rows []index.FileRow) error { c.rows(rows); return nil }); err != nil {
 				return err
 			}
-			scanned = diffFileRows(entries, rows)
+			scanned = c.done()
 		}
 		pending, err := tx.PendingRows(f.ID)
 		diff, quiet = messages(scanned, f.ID, pending)
