@@ -73,7 +73,7 @@ func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32
 		from += ` LEFT JOIN imap_views v ON v.message_id = m.id`
 	}
 	// One string of UIDs rather than a result row each (the driver's
-	// cost per row is most of the time, see FileRows).
+	// cost per row is most of the time, see FileRowList).
 	var all *string
 	err = tx.tx.QueryRow(`SELECT group_concat(local_uid, ' ') FROM (SELECT m.local_uid FROM `+from+`
 		WHERE m.folder_id=? AND (`+cond+`) ORDER BY m.local_uid)`, append([]any{folder}, qc.args...)...).Scan(&all)

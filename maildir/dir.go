@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,46 +181,78 @@ func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
 var scanBetween func()
 
 func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
-	var fromNew, out []Entry
-	inNew := map[string]bool{} // keys of fromNew; true once seen in cur/ too
+	var fromNew, cur []Entry
 	for i, sub := range [...]string{"new", "cur"} {
 		if i == 1 && scanBetween != nil {
 			scanBetween()
 		}
-		ents, err := os.ReadDir(filepath.Join(d.Path, sub))
+		err := readDir(filepath.Join(d.Path, sub), func(de fs.DirEntry) {
+			if de.IsDir() {
+				return
+			}
+			e, ok := ParseName(de.Name())
+			if !ok {
+				return
+			}
+			e.Sub = sub
+			if sub == "new" {
+				fromNew = append(fromNew, e)
+			} else {
+				cur = append(cur, e)
+			}
+		})
 		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("maildir: scan: %w", err)
 		}
-		for _, de := range ents {
-			if de.IsDir() {
-				continue
-			}
-			e, ok := ParseName(de.Name())
-			if !ok {
-				continue
-			}
-			e.Sub = sub
-			if sub == "new" {
-				fromNew = append(fromNew, e)
-				inNew[e.Key] = false
-				continue
-			}
-			if _, ok := inNew[e.Key]; ok {
-				inNew[e.Key] = true
-			}
-			out = append(out, e)
-		}
 	}
-	// cur/ first, then new/ but for the files moved into cur/ meanwhile.
+	byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(fromNew, byName)
+	slices.SortFunc(cur, byName)
+	// cur/ first, then new/ but for the files moved into cur/ meanwhile
+	// (found by key in cur/, through an index of cur/ sorted by key: 4
+	// bytes an entry, where a map of the keys took ten times that).
+	byKey := make([]int32, len(cur))
+	for i := range byKey {
+		byKey[i] = int32(i)
+	}
+	slices.SortFunc(byKey, func(a, b int32) int { return strings.Compare(cur[a].Key, cur[b].Key) })
+	inCur := func(key string) bool {
+		_, ok := slices.BinarySearchFunc(byKey, key, func(i int32, k string) int { return strings.Compare(cur[i].Key, k) })
+		return ok
+	}
+	out := slices.Grow(cur, len(fromNew))
 	for _, e := range fromNew {
-		if !inNew[e.Key] {
+		if !inCur(e.Key) {
 			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+// readDir calls fn with each entry of the directory dir, in directory
+// order, reading a chunk at a time: a large folder's listing is held once,
+// as Entries, not also as a slice of all its fs.DirEntries.
+func readDir(dir string, fn func(fs.DirEntry)) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(1024)
+		for _, de := range ents {
+			fn(de)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // matchKey reports whether the base name name has the given key.

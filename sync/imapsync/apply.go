@@ -57,7 +57,7 @@ func matchByContent(rec *reconciled, server map[uint32]*serverMsg) []contentMatc
 	}
 	candidates := map[ident][]uint32{}
 	for uid, sm := range server {
-		if !taken[uid] {
+		if !taken[uid] && !rec.quiet.has(uid) {
 			k := identOf(sm.messageID, sm.date, sm.size)
 			candidates[k] = append(candidates[k], uid)
 		}

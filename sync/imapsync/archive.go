@@ -71,7 +71,7 @@ func archiveGone(ctx context.Context, o *Options, gone []*index.Message) error {
 // forgotten) those whose server copy is gone too and whose file an
 // interrupted archive move put into the archive view: their move is
 // finished. It returns the others.
-func finishArchived(ctx context.Context, o *Options, j *folderJob, present map[uint32]bool, rows []*index.Message) ([]*index.Message, error) {
+func finishArchived(ctx context.Context, o *Options, j *folderJob, present *uidList, rows []*index.Message) ([]*index.Message, error) {
 	if !o.Archive || o.DryRun || present == nil || len(rows) == 0 {
 		return rows, nil
 	}
@@ -84,7 +84,7 @@ func finishArchived(ctx context.Context, o *Options, j *folderJob, present map[u
 	}
 	var rest []*index.Message
 	for _, m := range rows {
-		if m.UID == 0 || present[m.UID] {
+		if m.UID == 0 || present.has(m.UID) {
 			rest = append(rest, m)
 			continue
 		}

@@ -13,8 +13,11 @@
 //     folder_map; the prefix in use is the account's, recorded in
 //     <account>/.postfach-namespace (namespace.go). Meanwhile every known
 //     folder's directory listing and index rows are read (prescan): only
-//     key, file name and UID of each row, from a covering index; whole rows
-//     are loaded later only for the messages a run touches. A folder whose
+//     key, file name and UID of each row, from a covering index, held
+//     compact (index.FileRow), and of the listing only how it differs from
+//     the rows. Whole rows are loaded later only for the messages a run
+//     touches: a folder's plan holds the others by UID and id alone
+//     (quietRows), so memory follows the change, not the mailbox. A folder whose
 //     stamp vouches for its listing is not read at all: the identity and
 //     times of its cur/ and new/, with its row count and largest row id,
 //     equal to those recorded when a run last found listing and rows equal

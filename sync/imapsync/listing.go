@@ -11,72 +11,211 @@ import (
 
 // listingDiff is how a folder's Maildir listing differs from its index
 // rows: what moves detection, the skip test and reconcile all start from.
-type listingDiff struct {
-	present []*index.Message // rows whose file exists, under its recorded name or another
-	renamed []renamedFile    // present rows whose file has another name now
-	gone    []*index.Message // rows whose file is gone
-	unknown []maildir.Entry  // files without a row
+// The scan of a folder holds it compact (scanDiff); reconcile makes its
+// rows index.Messages, or quiet rows (see quietRows), of the folders in
+// flight only.
+type listingDiff[R any] struct {
+	present []R             // rows whose file exists, under its recorded name or another
+	renamed []renamedFile   // present rows whose file has another name now
+	gone    []R             // rows whose file is gone
+	unknown []maildir.Entry // files without a row
 }
 
-// renamedFile is a row whose file another program renamed (a flag change).
+// renamedFile is a row whose file another program renamed (a flag
+// change): present[i] of its listingDiff, now named e.
 type renamedFile struct {
-	m *index.Message
+	i int
 	e maildir.Entry
 }
 
 // clean reports whether the listing is exactly what the index says.
-func (d *listingDiff) clean() bool { return len(d.renamed)+len(d.gone)+len(d.unknown) == 0 }
+func (d *listingDiff[R]) clean() bool { return len(d.renamed)+len(d.gone)+len(d.unknown) == 0 }
 
-// diffListing compares a listing with a folder's rows by key. Both are
-// sorted by key (in place) and merged, which for a large folder is much
-// cheaper than a map of either. Of two files with one key (a copy another
-// program made by hand), the first in listing order is the message; the
-// other is left alone.
-func diffListing(entries []maildir.Entry, rows []*index.Message) *listingDiff {
+// diffListing compares a listing with a folder's rows by key (key and file
+// give a row's key and file name). Both are sorted by key (in place) and
+// merged, which for a large folder is much cheaper than a map of either;
+// the present rows are gathered in place, in rows' array (rows is not
+// valid afterwards). Of two files with one key (a copy another program
+// made by hand), the first in listing order is the message; the other is
+// left alone.
+func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(R) string) *listingDiff[R] {
 	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
-	byKey := func(a, b *index.Message) int { return strings.Compare(a.Key, b.Key) }
+	byKey := func(a, b R) int { return strings.Compare(key(a), key(b)) }
 	if !slices.IsSortedFunc(rows, byKey) {
 		slices.SortFunc(rows, byKey)
 	}
-	d := &listingDiff{present: make([]*index.Message, 0, len(rows))}
+	d := &listingDiff[R]{present: rows[:0]}
 	i, j := 0, 0
 	for i < len(entries) || j < len(rows) {
 		switch {
-		case j == len(rows) || (i < len(entries) && entries[i].Key < rows[j].Key):
+		case j == len(rows) || (i < len(entries) && entries[i].Key < key(rows[j])):
 			d.unknown = append(d.unknown, entries[i])
 			i++
-		case i == len(entries) || entries[i].Key > rows[j].Key:
+		case i == len(entries) || entries[i].Key > key(rows[j]):
 			d.gone = append(d.gone, rows[j])
 			j++
 		default:
+			// present never overtakes j: rows[j] is read before its
+			// place may be written.
 			e, m := entries[i], rows[j]
 			d.present = append(d.present, m)
-			if e.Sub+"/"+e.Name != m.File {
-				d.renamed = append(d.renamed, renamedFile{m: m, e: e})
+			if f := file(m); len(f) != len(e.Sub)+1+len(e.Name) || f[:len(e.Sub)] != e.Sub || f[len(e.Sub)] != '/' || f[len(e.Sub)+1:] != e.Name {
+				d.renamed = append(d.renamed, renamedFile{i: len(d.present) - 1, e: e})
 			}
-			for i++; i < len(entries) && entries[i].Key == m.Key; i++ {
+			k := key(m)
+			for i++; i < len(entries) && entries[i].Key == k; i++ {
 				// a second file with this key: left alone
 			}
 			j++
 		}
 	}
+	clear(rows[len(d.present):]) // the gone rows' old places
+	d.present = slices.Clip(d.present)
 	return d
 }
 
-// folderScan is a folder's directory listing and its index rows (Partial,
-// see index.ReadTx.FileRows) as read at the start of the run, and how they
-// differ.
+// diffMessages is diffListing of whole rows.
+func diffMessages(entries []maildir.Entry, rows []*index.Message) *listingDiff[*index.Message] {
+	return diffListing(entries, rows, func(m *index.Message) string { return m.Key }, func(m *index.Message) string { return m.File })
+}
+
+// scanDiff is a listingDiff of a folder's index.FileRow values as a scan holds
+// it until the folder's plan takes it: the present rows upstream whose
+// file kept its name (most of a folder) as their id and UID alone
+// (upstream), the others in present with their own copies of key and file
+// name, so that the string the rows were read into is not kept.
+type scanDiff struct {
+	listingDiff[index.FileRow]
+	upstream []idUID
+}
+
+type idUID struct {
+	id  index.MessageID
+	uid uint32
+}
+
+// diffFileRows compares a listing with a folder's rows (see diffListing)
+// into a scanDiff; rows is sorted by key in place.
+func diffFileRows(entries []maildir.Entry, rows []index.FileRow) *scanDiff {
+	byKey := func(a, b index.FileRow) int { return strings.Compare(a.Key, b.Key) }
+	if !slices.IsSortedFunc(rows, byKey) {
+		slices.SortFunc(rows, byKey)
+	}
+	c := newRowDiffer(entries)
+	c.rows(rows)
+	return c.done()
+}
+
+// rowDiffer compares a listing, sorted by key, with a folder's rows as
+// they come in key order, a chunk at a time (index.ReadTx.FileRowChunks),
+// into a scanDiff (as diffListing does): a folder's rows are never all in
+// memory at once.
+type rowDiffer struct {
+	entries []maildir.Entry
+	i       int
+	d       scanDiff
+}
+
+// newRowDiffer sorts entries by key (in place) for the rows to come.
+func newRowDiffer(entries []maildir.Entry) *rowDiffer {
+	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
+	return &rowDiffer{entries: entries}
+}
+
+// rows takes the next rows, in key order, each key after the last one's.
+func (c *rowDiffer) rows(rows []index.FileRow) {
+	own := func(r index.FileRow) index.FileRow {
+		r.Key, r.File = strings.Clone(r.Key), strings.Clone(r.File)
+		return r
+	}
+	for _, r := range rows {
+		for c.i < len(c.entries) && c.entries[c.i].Key < r.Key {
+			c.d.unknown = append(c.d.unknown, c.entries[c.i])
+			c.i++
+		}
+		if c.i == len(c.entries) || c.entries[c.i].Key > r.Key {
+			c.d.gone = append(c.d.gone, own(r))
+			continue
+		}
+		e := c.entries[c.i]
+		switch f := r.File; {
+		case len(f) != len(e.Sub)+1+len(e.Name) || f[:len(e.Sub)] != e.Sub || f[len(e.Sub)] != '/' || f[len(e.Sub)+1:] != e.Name:
+			c.d.present = append(c.d.present, own(r))
+			c.d.renamed = append(c.d.renamed, renamedFile{i: len(c.d.present) - 1, e: e})
+		case r.UID != 0:
+			c.d.upstream = append(c.d.upstream, idUID{r.ID, r.UID})
+		default:
+			c.d.present = append(c.d.present, own(r))
+		}
+		for c.i++; c.i < len(c.entries) && c.entries[c.i].Key == r.Key; c.i++ {
+			// a second file with this key: left alone
+		}
+	}
+}
+
+// done returns the diff once every row came.
+func (c *rowDiffer) done() *scanDiff {
+	c.d.unknown = append(c.d.unknown, c.entries[c.i:]...)
+	c.entries = nil
+	return &c.d
+}
+
+// messages turns a scan's diff into one of messages of folder. The rows
+// in whole take the place of the scanned rows with their ids; the other
+// upstream rows whose file kept its name are quiet (see quietRows), the
+// rest Partial (see index.ReadTx.FileRows).
+func messages(d *scanDiff, folder index.FolderID, whole []*index.Message) (*listingDiff[*index.Message], *quietRows) {
+	byID := make(map[index.MessageID]*index.Message, len(whole))
+	for _, m := range whole {
+		byID[m.ID] = m
+	}
+	arr := make([]index.Message, 0, len(d.present)+len(d.gone)) // one array: appends never move it
+	msg := func(r *index.FileRow) *index.Message {
+		if m := byID[r.ID]; m != nil {
+			return m
+		}
+		arr = append(arr, index.Message{ID: r.ID, Folder: folder, UID: r.UID, Key: r.Key, File: r.File, Partial: true})
+		return &arr[len(arr)-1]
+	}
+	out := &listingDiff[*index.Message]{present: make([]*index.Message, 0, len(d.present)), renamed: d.renamed, unknown: d.unknown}
+	for i := range d.present {
+		out.present = append(out.present, msg(&d.present[i]))
+	}
+	for i := range d.gone {
+		out.gone = append(out.gone, msg(&d.gone[i]))
+	}
+	n := 0
+	for _, r := range d.upstream {
+		if byID[r.id] == nil {
+			n++
+		}
+	}
+	q := &quietRows{uids: make([]uint32, 0, n), ids: make([]index.MessageID, 0, n)}
+	for _, r := range d.upstream {
+		if m := byID[r.id]; m != nil {
+			out.present = append(out.present, m)
+		} else {
+			q.add(r.uid, r.id)
+		}
+	}
+	q.sort()
+	return out, q
+}
+
+// folderScan is a folder's directory listing compared with its index rows
+// as read at the start of the run (diff; the listing itself is kept only
+// where a dry run makes it up, see syncer.scanAsOpened).
 type folderScan struct {
 	entries []maildir.Entry
-	rows    []*index.Message
-	diff    *listingDiff
+	listed  bool // entries is the listing
+	diff    *scanDiff
 	// stamped: the folder's stamp vouched for its listing (see
 	// syncer.scanFolder): diff is clean, entries and rows were not read.
 	stamped bool
 }
 
-func newFolderScan(entries []maildir.Entry, rows []*index.Message) *folderScan {
-	return &folderScan{entries: entries, rows: rows, diff: diffListing(entries, rows)}
+func newFolderScan(entries []maildir.Entry, rows []index.FileRow) *folderScan {
+	return &folderScan{diff: diffFileRows(entries, rows)}
 }
 
 // scanCache hands each folder's listing, read at the start of the run, to

@@ -3,6 +3,7 @@ package imapsync
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/postfach/postfach/index"
@@ -15,9 +16,9 @@ func TestDiffListing(t *testing.T) {
 		e.Sub = sub
 		return e
 	}
-	row := func(id int, file string) *index.Message {
+	row := func(id int, file string) index.FileRow {
 		e, _ := maildir.ParseName(file[4:])
-		return &index.Message{ID: index.MessageID(id), Key: e.Key, File: file, Partial: true}
+		return index.FileRow{ID: index.MessageID(id), UID: uint32(id), Key: e.Key, File: file}
 	}
 	entries := []maildir.Entry{
 		entry("cur", "k5,U=5:2,S"),  // unchanged
@@ -26,23 +27,48 @@ func TestDiffListing(t *testing.T) {
 		entry("cur", "k1,U=1:2,"),   // unchanged
 		entry("cur", "k3:2,S"),      // a second file with key k3: left alone
 		entry("cur", "k0:2,"),       // unknown
+		entry("cur", "k8:2,"),       // not upstream yet
 	}
-	rows := []*index.Message{
+	rows := []index.FileRow{
 		row(5, "cur/k5,U=5:2,S"),
 		row(1, "cur/k1,U=1:2,"),
 		row(3, "cur/k3,U=3:2,S"),
 		row(7, "cur/k7,U=7:2,"), // gone
+		{ID: 8, Key: "k8", File: "cur/k8:2,"},
 	}
-	d := diffListing(entries, rows)
-	keys := func(ms []*index.Message) string {
+	// A chunk at a time (as scanFolder reads them) is the same.
+	for n := 1; n <= len(rows); n++ {
+		sorted := slices.Clone(rows)
+		slices.SortFunc(sorted, func(a, b index.FileRow) int { return strings.Compare(a.Key, b.Key) })
+		c := newRowDiffer(slices.Clone(entries))
+		for len(sorted) > 0 {
+			k := min(n, len(sorted))
+			c.rows(sorted[:k])
+			sorted = sorted[k:]
+		}
+		got, want := c.done(), diffFileRows(slices.Clone(entries), slices.Clone(rows))
+		if fmt.Sprint(*got) != fmt.Sprint(*want) {
+			t.Errorf("chunks of %d: %+v, want %+v", n, *got, *want)
+		}
+	}
+	d := diffFileRows(entries, rows)
+	keys := func(ms []index.FileRow) string {
 		var s []string
 		for _, m := range ms {
 			s = append(s, m.Key)
 		}
 		return fmt.Sprint(s)
 	}
-	if got := keys(d.present); got != "[k1 k3 k5]" {
+	// Present: upstream under their recorded names by id and UID alone,
+	// the others (renamed, not upstream) whole.
+	if got := keys(d.present); got != "[k3 k8]" {
 		t.Errorf("present %s", got)
+	}
+	if !slices.Equal(d.upstream, []idUID{{1, 1}, {5, 5}}) {
+		t.Errorf("upstream %v", d.upstream)
+	}
+	if len(d.gone) != 1 || d.gone[0] != row(7, "cur/k7,U=7:2,") {
+		t.Errorf("gone %+v", d.gone)
 	}
 	if got := keys(d.gone); got != "[k7]" {
 		t.Errorf("gone %s", got)
@@ -54,16 +80,16 @@ func TestDiffListing(t *testing.T) {
 	if !slices.Equal(unknown, []string{"k0:2,", "k9"}) {
 		t.Errorf("unknown %q", unknown)
 	}
-	if len(d.renamed) != 1 || d.renamed[0].m.Key != "k3" || d.renamed[0].e.Name != "k3,U=3:2,FS" {
+	if len(d.renamed) != 1 || d.present[d.renamed[0].i] != row(3, "cur/k3,U=3:2,S") || d.renamed[0].e.Name != "k3,U=3:2,FS" {
 		t.Errorf("renamed %+v", d.renamed)
 	}
 	if d.clean() {
 		t.Error("clean")
 	}
-	if !diffListing([]maildir.Entry{entry("cur", "k1,U=1:2,")}, []*index.Message{row(1, "cur/k1,U=1:2,")}).clean() {
+	if !diffFileRows([]maildir.Entry{entry("cur", "k1,U=1:2,")}, []index.FileRow{row(1, "cur/k1,U=1:2,")}).clean() {
 		t.Error("an unchanged folder is not clean")
 	}
-	if !diffListing(nil, nil).clean() {
+	if !diffFileRows(nil, nil).clean() {
 		t.Error("an empty folder is not clean")
 	}
 }

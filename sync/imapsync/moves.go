@@ -154,12 +154,14 @@ func (s *syncer) moveCandidates(ctx context.Context, acct index.AccountID, remot
 }
 
 // scanFolders reads the listings and index rows of the folders that have
-// none in the scan cache yet, in parallel (on a large account this is most
-// of a no-change run), and caches them. A folder that cannot be read is
-// left out: its own plan reports the error.
+// none in the scan cache yet, scanParallel at a time (on a large account
+// this is most of a no-change run), and caches them compared (see
+// scanDiff). A folder that cannot be read is left out: its own plan
+// reports the error.
 func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error {
 	errs := make([]error, len(folders))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, scanParallel)
 	for i, f := range folders {
 		if s.scans.peek(f.ID) != nil {
 			continue
@@ -167,12 +169,24 @@ func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			errs[i] = s.scanFolder(ctx, f)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// scanParallel is how many folders scanFolders reads at once. While a
+// folder is read, its whole listing and rows are in memory (until they are
+// compared): on a large account, all folders at once were most of a run's
+// peak memory, and the scans are mostly CPU, of which a small machine has
+// two cores.
+const scanParallel = 2
+
+// rowChunk is how many rows at a time scanFolder compares with a listing.
+const rowChunk = 2000
 
 // scanFolder reads the folder's listing and rows into the scan cache,
 // unless the folder's recorded stamp vouches that they are still as a
@@ -203,7 +217,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 			return err
 		}
 		if vouched {
-			s.scans.put(f.ID, &folderScan{stamped: true, diff: &listingDiff{}})
+			s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
 			return nil
 		}
 	}
@@ -211,10 +225,10 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	if err != nil {
 		return nil
 	}
-	var rows []*index.Message
+	c := newRowDiffer(entries)
 	var now index.FolderStamp
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if rows, err = tx.FileRows(f.ID); err != nil {
+		if err := tx.FileRowChunks(f.ID, rowChunk, func(rows []index.FileRow) error { c.rows(rows); return nil }); err != nil {
 			return err
 		}
 		_, now, err = stamp(tx)
@@ -222,7 +236,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	}); err != nil {
 		return err
 	}
-	sc := newFolderScan(entries, rows)
+	sc := &folderScan{diff: c.done()}
 	s.scans.put(f.ID, sc)
 	if serr != nil || o.DryRun || !sc.diff.clean() || before.Racy(time.Now()) {
 		return nil

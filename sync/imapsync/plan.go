@@ -30,15 +30,15 @@ type msgPlan struct {
 	rec       *reconciled
 
 	server    map[uint32]*serverMsg // full: every message; else: those whose flags changed
-	present   map[uint32]bool       // every UID on the server, when known
+	present   *uidList              // every UID on the server, when known
 	movedAway map[uint32]bool       // DryRun: UIDs a planned move takes out of this folder
 
-	local      map[uint32]*index.Message // rows by UID, of messages still on the server
-	serverGone []*index.Message          // expunged upstream, unchanged here: delete locally
-	localGone  []*index.Message          // deleted here, unchanged upstream: expunge upstream
-	refetch    []*index.Message          // gone here, nothing to delete upstream: forget the row
-	queued     map[uint32]bool           // UIDs queued for download
-	limited    map[uint32]bool           // UIDs left on the server by MaxAgeDays or MaxSize
+	local      *localRows       // rows by UID, of messages still on the server
+	serverGone []*index.Message // expunged upstream, unchanged here: delete locally
+	localGone  []*index.Message // deleted here, unchanged upstream: expunge upstream
+	refetch    []*index.Message // gone here, nothing to delete upstream: forget the row
+	queued     map[uint32]bool  // UIDs queued for download
+	limited    map[uint32]bool  // UIDs left on the server by MaxAgeDays or MaxSize
 }
 
 // plan brings one folder in line on both sides: it reconciles the Maildir
@@ -161,7 +161,7 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		if err := recoverFlags(ctx, o.Index, j.f, rec); err != nil {
 			return nil, err
 		}
-		if err := w.recoverAppends(ctx, j, rec.rows, rec.gone, uvChanged); err != nil {
+		if err := w.recoverAppends(ctx, j, rec, uvChanged); err != nil {
 			return nil, err
 		}
 	}
@@ -181,10 +181,11 @@ func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
 			return err
 		}
 	}
-	p.present = make(map[uint32]bool, len(p.server))
+	uids := make([]uint32, 0, len(p.server))
 	for uid := range p.server {
-		p.present[uid] = true
+		uids = append(uids, uid)
 	}
+	p.present = newUIDList(uids)
 	if err := checkTags(ctx, o, j, rec, p.server, uint32(p.sel.UIDNext)); err != nil {
 		return err
 	}
@@ -207,15 +208,12 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 		return err
 	}
 	fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
-	if fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows) || len(rec.gone) > 0 {
+	if fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows)+rec.quiet.len() || len(rec.gone) > 0 {
 		all, err := searchAll(w.c)
 		if err != nil {
 			return err
 		}
-		p.present = make(map[uint32]bool, len(all))
-		for _, uid := range all {
-			p.present[uid] = true
-		}
+		p.present = newUIDList(all)
 	}
 	if fresh {
 		// New local files may be messages the server got meanwhile by
@@ -232,20 +230,32 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 // stops the folder if either side would lose more than the valve allows.
 func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 	rec := p.rec
-	p.local = make(map[uint32]*index.Message, len(rec.rows))
+	localN := len(rec.rows) + rec.quiet.len()
+	p.local = &localRows{folder: p.j.f.ID, m: map[uint32]*index.Message{}, quiet: rec.quiet}
 	for _, m := range rec.rows {
 		if m.UID != 0 {
-			p.local[m.UID] = m
+			p.local.m[m.UID] = m
 		}
 	}
 	// Expunged upstream: local messages whose UID the server no longer has.
 	if p.present != nil {
-		for uid, m := range p.local {
-			if !p.present[uid] {
+		for uid, m := range p.local.m {
+			if !p.present.has(uid) {
 				p.serverGone = append(p.serverGone, m)
-				delete(p.local, uid)
+				delete(p.local.m, uid)
 			}
 		}
+		var went []uint32
+		rec.quiet.each(func(uid uint32) {
+			if !p.present.has(uid) {
+				went = append(went, uid)
+			}
+		})
+		ms, err := rec.quiet.take(ctx, o.Index, p.j.f.ID, went)
+		if err != nil {
+			return err
+		}
+		p.serverGone = append(p.serverGone, ms...)
 	}
 	if err := fill(ctx, o.Index, p.serverGone); err != nil {
 		return err
@@ -280,7 +290,7 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 			!sameKeywords(sm.keywords, m.SyncedKeywords)) &&
 			(sm.flags&^maildir.FlagDeleted != m.Flags&^maildir.FlagDeleted || !sameKeywords(sm.keywords, m.Keywords))
 		switch {
-		case m.UID == 0 || (p.present != nil && !p.present[m.UID]):
+		case m.UID == 0 || (p.present != nil && !p.present.has(m.UID)):
 			p.refetch = append(p.refetch, m) // nothing upstream to delete: just forget the row
 		case o.pushDeletes() && !changedUpstream:
 			p.localGone = append(p.localGone, m)
@@ -292,7 +302,7 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 		return err
 	}
 	if o.pullDeletes() {
-		return o.checkDeletes(p.j.rf.Local, len(p.serverGone), len(rec.rows), "locally")
+		return o.checkDeletes(p.j.rf.Local, len(p.serverGone), localN, "locally")
 	}
 	return nil
 }
@@ -364,7 +374,7 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	}
 	for _, m := range fresh {
 		if m.UID != 0 {
-			p.local[m.UID] = m
+			p.local.m[m.UID] = m
 		}
 	}
 	return nil
@@ -373,7 +383,7 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 // queueNew downloads (or in a dry run counts) the server messages among
 // present without a local row that the limits allow: a few at once on
 // this connection, more in chunks any worker can take.
-func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bool) error {
+func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) error {
 	o, j := &w.s.opts, p.j
 	if !o.pull() {
 		return nil
@@ -383,8 +393,8 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present map[uint32]bo
 		deleted[m.UID] = true
 	}
 	var newUIDs []uint32
-	for uid := range present {
-		if p.local[uid] == nil && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
+	for _, uid := range present.all() {
+		if !p.local.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
 	}
@@ -443,7 +453,7 @@ var refreshHook func()
 // just looks at the folder again. A second SELECT would give the exact
 // state, but at the price of the server opening the folder again.
 func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
-	local map[uint32]*index.Message, present map[uint32]bool) (map[uint32]bool, error) {
+	local *localRows, present *uidList) (*uidList, error) {
 	o := &w.s.opts
 	pushed := false
 	j.update(func(r *FolderResult) { pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0 })
@@ -468,18 +478,17 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 	// change again.
 	unmerged := false
 	for uid := range server {
-		unmerged = unmerged || local[uid] == nil
+		unmerged = unmerged || !local.has(uid)
 	}
 	all, err := searchAll(w.c)
 	if err != nil {
 		return nil, err
 	}
-	present = make(map[uint32]bool, len(all))
 	uidNext := uint32(sel.UIDNext)
 	for _, uid := range all {
-		present[uid] = true
 		uidNext = max(uidNext, uid+1)
 	}
+	present = newUIDList(all)
 	j.uidNext, j.highestModSeq = uidNext, max(highest, sel.HighestModSeq)
 	if unmerged {
 		j.highestModSeq = sel.HighestModSeq
@@ -489,7 +498,7 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 
 // matchFresh matches local rows without UID against the server messages
 // that have no local row yet (by content identity, see rematch).
-func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present map[uint32]bool, server map[uint32]*serverMsg) error {
+func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present *uidList, server map[uint32]*serverMsg) error {
 	known := map[uint32]bool{}
 	for _, m := range rec.rows {
 		if m.UID != 0 {
@@ -497,8 +506,8 @@ func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, 
 		}
 	}
 	var cand []imap.UID
-	for uid := range present {
-		if !known[uid] {
+	for _, uid := range present.all() {
+		if !known[uid] && !rec.quiet.has(uid) {
 			cand = append(cand, imap.UID(uid))
 		}
 	}
@@ -570,7 +579,7 @@ func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
 // has out of the plan: they are removed here, or with Options.Archive
 // moved to the archive view (archiveGone), like the plan's own expunges.
 func checkTags(ctx context.Context, o *Options, j *folderJob, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) error {
-	expunged, err := verifyTags(ctx, o, j.dir, rec.rows, rec.added, server, uidNext)
+	expunged, err := verifyTags(ctx, o, j.dir, rec, server, uidNext)
 	if err != nil || len(expunged) == 0 {
 		return err
 	}

@@ -24,8 +24,18 @@ import (
 // locally by renaming the file, upstream by STORE. Upstream goes first, the
 // new base is recorded last, so a crash in between only repeats idempotent
 // work. A dry run plans the same changes (planFlags) and applies none.
-func (w *worker) syncFlags(ctx context.Context, j *folderJob, local map[uint32]*index.Message, server map[uint32]*serverMsg) error {
+func (w *worker) syncFlags(ctx context.Context, j *folderJob, rows *localRows, server map[uint32]*serverMsg) error {
 	o := &w.s.opts
+	var quiet []uint32
+	for uid := range server {
+		if rows.quiet.has(uid) {
+			quiet = append(quiet, uid)
+		}
+	}
+	if err := rows.load(ctx, o.Index, quiet); err != nil {
+		return err
+	}
+	local := rows.m
 	var changed []*index.Message
 	for uid := range server {
 		if m := local[uid]; m != nil {

@@ -15,11 +15,14 @@ import (
 // reconciled is the index's view of a folder after comparing it with the
 // Maildir on disk. In an incremental run its rows are Partial (see
 // index.ReadTx.FileRows) except those the run is known to touch: rows not
-// upstream yet, rows with unsynced flags, renamed files and gone rows. The
-// plan fills in others (with fill) before it reads more than their key,
-// file and UID.
+// upstream yet, rows with unsynced flags, renamed files and gone rows; the
+// other upstream rows whose file exists are quiet, their UID and id alone
+// (quietRows). The plan fills in Partial rows (with fill) before it reads
+// more than their key, file and UID, and loads quiet ones (quietRows.take)
+// when it touches them.
 type reconciled struct {
-	rows        []*index.Message // rows whose file exists
+	rows        []*index.Message // rows whose file exists, but the quiet ones
+	quiet       *quietRows       // rows whose file exists that the run has not loaded (see quietRows)
 	gone        []*index.Message // rows whose file is gone (deleted by the user or another program)
 	added       []*index.Message // rows created from files on disk (crash leftovers, lost index, other programs)
 	flagChanged int              // files renamed by another program
@@ -37,53 +40,43 @@ type reconciled struct {
 // only the rows the run is known to touch are.
 func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, sc *folderScan, full bool) (*reconciled, error) {
 	var entries []maildir.Entry
-	var rows []*index.Message
-	var diff *listingDiff
-	if sc != nil && !full {
-		rows, diff = sc.rows, sc.diff
-	} else if sc != nil {
+	var scanned *scanDiff
+	switch {
+	case sc != nil && !full:
+		scanned = sc.diff
+	case sc != nil && sc.listed:
 		entries = sc.entries
-	} else {
+	default:
 		var err error
 		if entries, err = dir.Scan(); err != nil {
 			return nil, err
 		}
 	}
+	var diff *listingDiff[*index.Message]
+	var quiet *quietRows
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
 		if full {
-			rows, err = tx.SyncRows(f.ID)
+			rows, err := tx.SyncRows(f.ID)
+			diff = diffMessages(entries, rows)
 			return err
 		}
-		if rows == nil {
-			if rows, err = tx.FileRows(f.ID); err != nil {
+		if scanned == nil {
+			c := newRowDiffer(entries)
+			if err := tx.FileRowChunks(f.ID, rowChunk, func(rows []index.FileRow) error { c.rows(rows); return nil }); err != nil {
 				return err
 			}
+			scanned = c.done()
 		}
 		pending, err := tx.PendingRows(f.ID)
-		if err != nil {
-			return err
-		}
-		byID := make(map[index.MessageID]*index.Message, len(pending))
-		for _, m := range pending {
-			byID[m.ID] = m
-		}
-		for _, m := range rows {
-			if p := byID[m.ID]; p != nil {
-				*m = *p
-			}
-		}
-		return nil
+		diff, quiet = messages(scanned, f.ID, pending)
+		return err
 	}); err != nil {
 		return nil, err
 	}
-	if diff == nil {
-		diff = diffListing(entries, rows)
-	}
-	rec := &reconciled{rows: diff.present, gone: diff.gone}
+	rec := &reconciled{rows: diff.present, gone: diff.gone, quiet: quiet}
 	touched := slices.Clone(diff.gone)
 	for _, c := range diff.renamed {
-		touched = append(touched, c.m)
+		touched = append(touched, diff.present[c.i])
 	}
 	if err := fill(ctx, store, touched); err != nil {
 		return nil, err
@@ -107,19 +100,19 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 			}
 		}
 		for _, c := range changes {
-			file := c.e.Sub + "/" + c.e.Name
+			file, m := c.e.Sub+"/"+c.e.Name, diff.present[c.i]
 			var err error
-			if c.e.Flags != c.m.Flags {
-				err = tx.SetFileFlags(c.m.ID, f.ID, file, c.e.Flags, c.m.Keywords)
-				c.m.Flags = c.e.Flags
+			if c.e.Flags != m.Flags {
+				err = tx.SetFileFlags(m.ID, f.ID, file, c.e.Flags, m.Keywords)
+				m.Flags = c.e.Flags
 				rec.flagChanged++
 			} else {
-				err = tx.SetFile(c.m.ID, file)
+				err = tx.SetFile(m.ID, file)
 			}
 			if err != nil {
 				return err
 			}
-			c.m.File = file
+			m.File = file
 		}
 		// A file whose delivery committed its row after the rows were
 		// read above has it now: not indexed twice.
@@ -176,7 +169,7 @@ func claimTags(rec *reconciled, added []*index.NewMessage) (takeovers []*index.M
 		if uid == 0 {
 			continue
 		}
-		if held[uid] {
+		if held[uid] || rec.quiet.has(uid) {
 			nm.UID = 0
 			continue
 		}
@@ -216,6 +209,18 @@ func (r *reconciled) forgetGone(rows []*index.Message) {
 		ids[m.ID] = true
 	}
 	r.gone = slices.DeleteFunc(r.gone, func(m *index.Message) bool { return ids[m.ID] })
+}
+
+// wake loads the quiet rows that intents name into r.rows: a previous
+// run's interrupted work on them is resolved on whole rows.
+func (r *reconciled) wake(ctx context.Context, store *index.Store, folder index.FolderID, intents []index.Intent) error {
+	ids := make([]index.MessageID, len(intents))
+	for i, in := range intents {
+		ids[i] = in.Message
+	}
+	ms, err := r.quiet.takeIDs(ctx, store, folder, ids)
+	r.rows = append(r.rows, ms...)
+	return err
 }
 
 // fill loads the Partial rows among msgs whole (see reconciled).

@@ -15,17 +15,20 @@ import (
 // recoverAppends resolves APPENDs that a previous run recorded but did not
 // confirm: if the server has the message (same Message-ID and size, at or
 // above the UIDNEXT recorded before the APPEND) its UID is adopted;
-// otherwise the row stays without UID and is uploaded again. rows are the
-// folder's rows whose file exists, gone those whose file is gone (deleted
-// here after the interrupted upload): a gone row adopts its UID too, so
-// that the plan carries the deletion upstream instead of fetching the
-// copy the APPEND left as a new message.
-func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rows, gone []*index.Message, uvChanged bool) error {
+// otherwise the row stays without UID and is uploaded again. A row whose
+// file is gone (deleted here after the interrupted upload) adopts its UID
+// too, so that the plan carries the deletion upstream instead of fetching
+// the copy the APPEND left as a new message.
+func (w *worker) recoverAppends(ctx context.Context, j *folderJob, rec *reconciled, uvChanged bool) error {
 	o := &w.s.opts
 	intents, err := folderIntents(ctx, o.Index, j.f.ID, "append")
 	if err != nil || len(intents) == 0 {
 		return err
 	}
+	if err := rec.wake(ctx, o.Index, j.f.ID, intents); err != nil {
+		return err
+	}
+	rows, gone := rec.rows, rec.gone
 	byID := map[index.MessageID]*index.Message{}
 	hasFile := map[index.MessageID]bool{}
 	for _, m := range rows {
@@ -138,6 +141,9 @@ func recoverFlags(ctx context.Context, store *index.Store, f *index.Folder, rec 
 	if err != nil || len(intents) == 0 {
 		return err
 	}
+	if err := rec.wake(ctx, store, f.ID, intents); err != nil {
+		return err
+	}
 	byID := map[index.MessageID]*index.Message{}
 	present := map[index.MessageID]bool{}
 	var mine []*index.Message
@@ -191,7 +197,8 @@ func recoverFlags(ctx context.Context, store *index.Store, f *index.Folder, rec 
 // then uploaded. A file whose key another folder also has is a copy in
 // any case, and so is a file whose UID a known row of this folder already
 // holds. It returns the rows expunged upstream, for checkTags to remove.
-func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added []*index.Message, server map[uint32]*serverMsg, uidNext uint32) ([]*index.Message, error) {
+func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) ([]*index.Message, error) {
+	rows, added := rec.rows, rec.added
 	isAdded := make(map[index.MessageID]bool, len(added))
 	for _, m := range added {
 		isAdded[m.ID] = true
@@ -207,7 +214,7 @@ func verifyTags(ctx context.Context, o *Options, dir *maildir.Dir, rows, added [
 		if m.UID == 0 {
 			continue
 		}
-		copied := held[m.UID]
+		copied := held[m.UID] || rec.quiet.has(m.UID)
 		if !copied {
 			if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
 				var err error

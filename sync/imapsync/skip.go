@@ -89,13 +89,15 @@ func (s *syncer) scanAsOpened(ctx context.Context, j *folderJob) error {
 	if err != nil {
 		return err
 	}
-	var rows []*index.Message
+	var rows []index.FileRow
 	if err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
-		rows, err = tx.FileRows(j.f.ID)
+		rows, err = tx.FileRowList(j.f.ID)
 		return err
 	}); err != nil {
 		return err
 	}
-	s.scans.put(j.f.ID, newFolderScan(entries, rows))
+	sc := newFolderScan(entries, rows)
+	sc.entries, sc.listed = entries, true
+	s.scans.put(j.f.ID, sc)
 	return nil
 }
