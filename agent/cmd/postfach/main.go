@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/postfach/postfach/agent"
 	"github.com/postfach/postfach/configs"
 )
 
@@ -192,4 +193,23 @@ func (g *globals) load() (*configs.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// openStore loads the config and opens its store: read-only
+// (agent.OpenReadOnly) for a command that only reads it, else for
+// writing (agent.Open).
+func (g *globals) openStore(readOnly bool) (*configs.Config, *agent.Agent, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	open := agent.Open
+	if readOnly {
+		open = agent.OpenReadOnly
+	}
+	a, err := open(cfg, g.logger())
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, a, nil
 }

@@ -59,15 +59,8 @@ or failed).`,
 // runQueue deletes the messages ids, flushes the queue with flush, and
 // prints what is left.
 func runQueue(cmd *cobra.Command, g *globals, ids []index.OutboxID, flush, jsonOut bool) error {
-	cfg, err := g.load()
-	if err != nil {
-		return err
-	}
-	open := agent.OpenReadOnly // listing the queue only reads it
-	if len(ids) > 0 || flush {
-		open = agent.Open
-	}
-	a, err := open(cfg, g.logger())
+	// Listing the queue only reads the store.
+	_, a, err := g.openStore(len(ids) == 0 && !flush)
 	if err != nil {
 		return err
 	}

@@ -59,11 +59,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			a, err := agent.OpenReadOnly(cfg, g.logger())
+			cfg, a, err := g.openStore(true)
 			if err != nil {
 				return err
 			}
@@ -204,11 +200,7 @@ characters are shown escaped. --raw writes the message file's bytes unchanged.`,
 			if err != nil || id <= 0 {
 				return fmt.Errorf("show: %q is not a message id (a number from postfach search)", args[0])
 			}
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			a, err := agent.OpenReadOnly(cfg, g.logger())
+			_, a, err := g.openStore(true)
 			if err != nil {
 				return err
 			}

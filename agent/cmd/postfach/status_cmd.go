@@ -37,11 +37,7 @@ backup the agent took: when, how long, files, what it added, its error
 "snapshot", "files", "copied", "bytes_added", "error", "last_success"}).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			a, err := agent.OpenReadOnly(cfg, g.logger())
+			_, a, err := g.openStore(true)
 			if err != nil {
 				return err
 			}

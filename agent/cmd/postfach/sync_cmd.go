@@ -37,11 +37,7 @@ tried again by every run, and status shows them per folder).
 When an agent (postfach run) runs on the store, it does the sync, now,
 and this prints the result (no progress bar).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			a, err := agent.Open(cfg, g.logger())
+			_, a, err := g.openStore(false)
 			if err != nil {
 				return err
 			}
