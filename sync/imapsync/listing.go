@@ -59,7 +59,7 @@ func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(R) str
 			// place may be written.
 			e, m := entries[i], rows[j]
 			d.present = append(d.present, m)
-			if f := file(m); len(f) != len(e.Sub)+1+len(e.Name) || f[:len(e.Sub)] != e.Sub || f[len(e.Sub)] != '/' || f[len(e.Sub)+1:] != e.Name {
+			if !namedAs(file(m), e) {
 				d.renamed = append(d.renamed, renamedFile{i: len(d.present) - 1, e: e})
 			}
 			k := key(m)
@@ -72,6 +72,14 @@ func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(R) str
 	clear(rows[len(d.present):]) // the gone rows' old places
 	d.present = slices.Clip(d.present)
 	return d
+}
+
+// namedAs reports whether file, a row's recorded file name
+// ("cur/<name>"), is e's sub directory and name, without building the
+// string.
+func namedAs(file string, e maildir.Entry) bool {
+	n := len(e.Sub)
+	return len(file) == n+1+len(e.Name) && file[:n] == e.Sub && file[n] == '/' && file[n+1:] == e.Name
 }
 
 // diffMessages is diffListing of whole rows.
@@ -138,8 +146,8 @@ func (c *rowDiffer) rows(rows []index.FileRow) {
 			continue
 		}
 		e := c.entries[c.i]
-		switch f := r.File; {
-		case len(f) != len(e.Sub)+1+len(e.Name) || f[:len(e.Sub)] != e.Sub || f[len(e.Sub)] != '/' || f[len(e.Sub)+1:] != e.Name:
+		switch {
+		case !namedAs(r.File, e):
 			c.d.present = append(c.d.present, own(r))
 			c.d.renamed = append(c.d.renamed, renamedFile{i: len(c.d.present) - 1, e: e})
 		case r.UID != 0:
