@@ -35,6 +35,13 @@ type FileRow struct {
 	File string // "cur/<name>" or "new/<name>"
 }
 
+// fileRowSQL is one row's part of the string that FileRowList and
+// FileRowChunks read (see FileRowList; eachFileRow parses it).
+const fileRowSQL = `id || ' ' || uid || ' ' ||
+	CASE WHEN substr(CAST(file AS BLOB), 5, length(CAST(key AS BLOB))) = CAST(key AS BLOB)
+		THEN '=' || length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file
+		ELSE length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file || key END`
+
 // FileRowList returns the FileRow of every message of a folder, from a
 // covering index, in no particular order. A sync holds every folder's
 // rows for a while, so they are compact: 48 bytes each, and their part of
@@ -48,11 +55,7 @@ type FileRow struct {
 // driver's cost per result row.
 func (tx *ReadTx) FileRowList(folder FolderID) ([]FileRow, error) {
 	var all sql.NullString
-	err := tx.queryRow(`SELECT group_concat(id || ' ' || uid || ' ' ||
-		CASE WHEN substr(CAST(file AS BLOB), 5, length(CAST(key AS BLOB))) = CAST(key AS BLOB)
-			THEN '=' || length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file
-			ELSE length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file || key END, '')
-		FROM messages WHERE folder_id=?`, folder).Scan(&all)
+	err := tx.queryRow(`SELECT group_concat(`+fileRowSQL+`, '') FROM messages WHERE folder_id=?`, folder).Scan(&all)
 	if err != nil {
 		return nil, err
 	}
@@ -77,20 +80,16 @@ func (tx *ReadTx) FileRowList(folder FolderID) ([]FileRow, error) {
 // returns; the strings are its to keep (a kept one keeps its chunk's
 // string in memory: strings.Clone what is kept long).
 func (tx *ReadTx) FileRowChunks(folder FolderID, n int, fn func([]FileRow) error) error {
-	const row = `id || ' ' || uid || ' ' ||
-		CASE WHEN substr(CAST(file AS BLOB), 5, length(CAST(key AS BLOB))) = CAST(key AS BLOB)
-			THEN '=' || length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file
-			ELSE length(CAST(key AS BLOB)) || ' ' || length(CAST(file AS BLOB)) || ' ' || file || key END`
 	var buf []FileRow
 	var after *string
 	for {
 		var all sql.NullString
 		var err error
 		if after == nil {
-			err = tx.queryRow(`SELECT group_concat(r, '') FROM (SELECT `+row+` AS r FROM messages
+			err = tx.queryRow(`SELECT group_concat(r, '') FROM (SELECT `+fileRowSQL+` AS r FROM messages
 				INDEXED BY messages_folder_files WHERE folder_id=? ORDER BY key LIMIT ?)`, folder, n).Scan(&all)
 		} else {
-			err = tx.queryRow(`SELECT group_concat(r, '') FROM (SELECT `+row+` AS r FROM messages
+			err = tx.queryRow(`SELECT group_concat(r, '') FROM (SELECT `+fileRowSQL+` AS r FROM messages
 				INDEXED BY messages_folder_files WHERE folder_id=? AND key > ? ORDER BY key LIMIT ?)`, folder, *after, n).Scan(&all)
 		}
 		if err != nil {
