@@ -33,45 +33,77 @@ func (d *listingDiff[R]) clean() bool { return len(d.renamed)+len(d.gone)+len(d.
 
 // diffListing compares a listing with a folder's rows by key (key and file
 // give a row's key and file name). Both are sorted by key (in place) and
-// merged, which for a large folder is much cheaper than a map of either;
-// the present rows are gathered in place, in rows' array (rows is not
-// valid afterwards). Of two files with one key (a copy another program
-// made by hand), the first in listing order is the message; the other is
-// left alone.
+// merged (keyMerge), which for a large folder is much cheaper than a map
+// of either; the present rows are gathered in place, in rows' array (rows
+// is not valid afterwards).
 func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(R) string) *listingDiff[R] {
-	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
 	byKey := func(a, b R) int { return strings.Compare(key(a), key(b)) }
 	if !slices.IsSortedFunc(rows, byKey) {
 		slices.SortFunc(rows, byKey)
 	}
+	mg := newKeyMerge(entries)
 	d := &listingDiff[R]{present: rows[:0]}
-	i, j := 0, 0
-	for i < len(entries) || j < len(rows) {
-		switch {
-		case j == len(rows) || (i < len(entries) && entries[i].Key < key(rows[j])):
-			d.unknown = append(d.unknown, entries[i])
-			i++
-		case i == len(entries) || entries[i].Key > key(rows[j]):
-			d.gone = append(d.gone, rows[j])
-			j++
-		default:
-			// present never overtakes j: rows[j] is read before its
-			// place may be written.
-			e, m := entries[i], rows[j]
-			d.present = append(d.present, m)
-			if !namedAs(file(m), e) {
-				d.renamed = append(d.renamed, renamedFile{i: len(d.present) - 1, e: e})
-			}
-			k := key(m)
-			for i++; i < len(entries) && entries[i].Key == k; i++ {
-				// a second file with this key: left alone
-			}
-			j++
+	for _, m := range rows {
+		// present never overtakes the range: m is copied before its
+		// place may be written.
+		before, e, ok := mg.seek(key(m))
+		d.unknown = append(d.unknown, before...)
+		if !ok {
+			d.gone = append(d.gone, m)
+			continue
+		}
+		d.present = append(d.present, m)
+		if !namedAs(file(m), e) {
+			d.renamed = append(d.renamed, renamedFile{i: len(d.present) - 1, e: e})
 		}
 	}
+	d.unknown = append(d.unknown, mg.rest()...)
 	clear(rows[len(d.present):]) // the gone rows' old places
 	d.present = slices.Clip(d.present)
 	return d
+}
+
+// keyMerge walks a listing, sorted by key, beside rows that come in key
+// order: the one merge of diffListing and rowDiffer. Of two files with one
+// key (a copy another program made by hand), the first in listing order
+// is the message; the other is left alone.
+type keyMerge struct {
+	entries []maildir.Entry
+	i       int
+}
+
+// newKeyMerge sorts entries by key (in place, stable: listing order
+// within a key) for the rows to come.
+func newKeyMerge(entries []maildir.Entry) keyMerge {
+	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
+	return keyMerge{entries: entries}
+}
+
+// seek moves to the row key k, each key after the last one's: before is
+// the entries passed over (files without a row), e the file of key k if ok
+// (its second files passed over too).
+func (mg *keyMerge) seek(k string) (before []maildir.Entry, e maildir.Entry, ok bool) {
+	from := mg.i
+	for mg.i < len(mg.entries) && mg.entries[mg.i].Key < k {
+		mg.i++
+	}
+	before = mg.entries[from:mg.i]
+	if mg.i == len(mg.entries) || mg.entries[mg.i].Key > k {
+		return before, maildir.Entry{}, false
+	}
+	e = mg.entries[mg.i]
+	for mg.i++; mg.i < len(mg.entries) && mg.entries[mg.i].Key == k; mg.i++ {
+		// a second file with this key: left alone
+	}
+	return before, e, true
+}
+
+// rest returns the entries after the last row's key (files without a
+// row), once every row came.
+func (mg *keyMerge) rest() []maildir.Entry {
+	rest := mg.entries[mg.i:]
+	mg.entries, mg.i = nil, 0
+	return rest
 }
 
 // namedAs reports whether file, a row's recorded file name
@@ -119,15 +151,13 @@ func diffFileRows(entries []maildir.Entry, rows []index.FileRow) *scanDiff {
 // into a scanDiff (as diffListing does): a folder's rows are never all in
 // memory at once.
 type rowDiffer struct {
-	entries []maildir.Entry
-	i       int
-	d       scanDiff
+	mg keyMerge
+	d  scanDiff
 }
 
 // newRowDiffer sorts entries by key (in place) for the rows to come.
 func newRowDiffer(entries []maildir.Entry) *rowDiffer {
-	slices.SortStableFunc(entries, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
-	return &rowDiffer{entries: entries}
+	return &rowDiffer{mg: newKeyMerge(entries)}
 }
 
 // rows takes the next rows, in key order, each key after the last one's.
@@ -137,16 +167,11 @@ func (c *rowDiffer) rows(rows []index.FileRow) {
 		return r
 	}
 	for _, r := range rows {
-		for c.i < len(c.entries) && c.entries[c.i].Key < r.Key {
-			c.d.unknown = append(c.d.unknown, c.entries[c.i])
-			c.i++
-		}
-		if c.i == len(c.entries) || c.entries[c.i].Key > r.Key {
-			c.d.gone = append(c.d.gone, own(r))
-			continue
-		}
-		e := c.entries[c.i]
+		before, e, ok := c.mg.seek(r.Key)
+		c.d.unknown = append(c.d.unknown, before...)
 		switch {
+		case !ok:
+			c.d.gone = append(c.d.gone, own(r))
 		case !namedAs(r.File, e):
 			c.d.present = append(c.d.present, own(r))
 			c.d.renamed = append(c.d.renamed, renamedFile{i: len(c.d.present) - 1, e: e})
@@ -155,16 +180,12 @@ func (c *rowDiffer) rows(rows []index.FileRow) {
 		default:
 			c.d.present = append(c.d.present, own(r))
 		}
-		for c.i++; c.i < len(c.entries) && c.entries[c.i].Key == r.Key; c.i++ {
-			// a second file with this key: left alone
-		}
 	}
 }
 
 // done returns the diff once every row came.
 func (c *rowDiffer) done() *scanDiff {
-	c.d.unknown = append(c.d.unknown, c.entries[c.i:]...)
-	c.entries = nil
+	c.d.unknown = append(c.d.unknown, c.mg.rest()...)
 	return &c.d
 }
 

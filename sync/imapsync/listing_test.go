@@ -86,6 +86,26 @@ func TestDiffListing(t *testing.T) {
 	if d.clean() {
 		t.Error("clean")
 	}
+	// Whole rows (diffMessages, reconcile's path without a scan) the same.
+	var ms []*index.Message
+	for _, r := range rows {
+		ms = append(ms, &index.Message{ID: r.ID, UID: r.UID, Key: r.Key, File: r.File})
+	}
+	dm := diffMessages(slices.Clone(entries), ms)
+	var present, gone, unknownM []string
+	for _, m := range dm.present {
+		present = append(present, m.Key)
+	}
+	for _, m := range dm.gone {
+		gone = append(gone, m.Key)
+	}
+	for _, e := range dm.unknown {
+		unknownM = append(unknownM, e.Name)
+	}
+	if fmt.Sprint(present, gone, unknownM) != "[k1 k3 k5 k8] [k7] [k0:2, k9]" ||
+		len(dm.renamed) != 1 || dm.present[dm.renamed[0].i].Key != "k3" || dm.renamed[0].e.Name != "k3,U=3:2,FS" {
+		t.Errorf("diffMessages: present %v, gone %v, unknown %q, renamed %+v", present, gone, unknownM, dm.renamed)
+	}
 	if !diffFileRows([]maildir.Entry{entry("cur", "k1,U=1:2,")}, []index.FileRow{row(1, "cur/k1,U=1:2,")}).clean() {
 		t.Error("an unchanged folder is not clean")
 	}
