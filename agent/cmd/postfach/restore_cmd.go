@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,83 +70,87 @@ store checks each file against its SHA-256; --to does not (postfach
 verify SNAPSHOT does).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			path, err := restorePath(cfg, args[0])
-			if err != nil {
-				return err
-			}
-			tmp, err := restoreTemp()
-			if err != nil {
-				return fmt.Errorf("restore: %w", err)
-			}
-			defer os.RemoveAll(tmp)
-			dir, err := backup.Materialize(ctx, path, tmp)
-			if err != nil {
-				return fmt.Errorf("restore: %w", err)
-			}
-			snap, err := restore.Open(ctx, dir, tmp, dir == path)
-			if err != nil {
-				return fmt.Errorf("restore: %w", err)
-			}
-			defer snap.Close()
-			var sel []restore.Folder
-			if len(folders) > 0 {
-				if sel, err = snap.Select(ctx, folders); err != nil {
-					return fmt.Errorf("restore: %w", err)
-				}
-			}
-
-			bar := isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose
-			var cur *migrateProgress
-			finish := func() {
-				if cur != nil {
-					cur.Finish()
-				}
-			}
-			progress := func(acct string) migrate.Progress {
-				finish()
-				cur = newMigrateProgress("restoring "+acct, nil, bar, true)
-				return cur
-			}
-			start := time.Now()
-			var reps []*migrate.Report
-			if to != "" {
-				_, reps, err = agent.RestoreToIMAP(ctx, cfg, g.logger(), snap, to, sel, progress)
-			} else {
-				reps, err = agent.RestoreToStore(ctx, cfg, g.logger(), snap, sel, progress("into the store"))
-			}
-			finish()
-			out := cmd.OutOrStdout()
-			missing := 0
-			for i, rep := range reps {
-				if i > 0 {
-					fmt.Fprintln(out)
-				}
-				rep.Source = "snapshot " + rep.Source
-				printMigration(out, nil, &agent.MigrateResult{Report: rep}, err, time.Since(start), ctx.Err() != nil)
-				missing += rep.Totals().Missing
-			}
-			switch {
-			case err != nil:
-				return err
-			case missing > 0:
-				return fmt.Errorf("restore: %d snapshot messages are missing on the destination; run the restore again", missing)
-			}
-			for _, rep := range reps {
-				if !rep.Complete() {
-					return exitError{1}
-				}
-			}
-			return nil
+			return runRestore(cmd.Context(), g, cmd.OutOrStdout(), args[0], to, folders)
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "restore straight into this IMAP account, or ACCOUNT:FOLDER (below or into FOLDER: see above)")
 	cmd.Flags().StringArrayVar(&folders, "folder", nil, "restore only this folder: ACCOUNT:FOLDER, or FOLDER of every account (repeatable)")
 	return cmd
+}
+
+// runRestore is postfach restore of the snapshot arg names (restorePath),
+// into the store or, with to, into an IMAP account; folders picks some.
+func runRestore(ctx context.Context, g *globals, out io.Writer, arg, to string, folders []string) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	path, err := restorePath(cfg, arg)
+	if err != nil {
+		return err
+	}
+	tmp, err := restoreTemp()
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	dir, err := backup.Materialize(ctx, path, tmp)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	snap, err := restore.Open(ctx, dir, tmp, dir == path)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer snap.Close()
+	var sel []restore.Folder
+	if len(folders) > 0 {
+		if sel, err = snap.Select(ctx, folders); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+
+	bar := isatty.IsTerminal(os.Stderr.Fd()) && !g.verbose
+	var cur *migrateProgress
+	finish := func() {
+		if cur != nil {
+			cur.Finish()
+		}
+	}
+	progress := func(acct string) migrate.Progress {
+		finish()
+		cur = newMigrateProgress("restoring "+acct, nil, bar, true)
+		return cur
+	}
+	start := time.Now()
+	var reps []*migrate.Report
+	if to != "" {
+		_, reps, err = agent.RestoreToIMAP(ctx, cfg, g.logger(), snap, to, sel, progress)
+	} else {
+		reps, err = agent.RestoreToStore(ctx, cfg, g.logger(), snap, sel, progress("into the store"))
+	}
+	finish()
+	missing := 0
+	for i, rep := range reps {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		rep.Source = "snapshot " + rep.Source
+		printMigration(out, nil, &agent.MigrateResult{Report: rep}, err, time.Since(start), ctx.Err() != nil)
+		missing += rep.Totals().Missing
+	}
+	switch {
+	case err != nil:
+		return err
+	case missing > 0:
+		return fmt.Errorf("restore: %d snapshot messages are missing on the destination; run the restore again", missing)
+	}
+	for _, rep := range reps {
+		if !rep.Complete() {
+			return exitError{1}
+		}
+	}
+	return nil
 }
 
 // restorePath finds the snapshot arg names: a path (a snapshot directory

@@ -1,0 +1,183 @@
+package imapsync
+
+import (
+	"context"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// refreshHook, if set (by tests), runs when refreshAfterPush starts: a
+// server change made there is one made after this run's downloads.
+var refreshHook func()
+
+// refreshAfterPush: when this run changed the folder upstream, the state
+// read at SELECT is stale (our own APPENDs and STOREs moved UIDNEXT and
+// HIGHESTMODSEQ), and recording it would make the next run look at the
+// folder again. So read, in the folder still selected, what changed since
+// the SELECT (our own changes are no-ops by the merge rules; anyone else's
+// are merged as usual) and every UID, and record the state these reads
+// prove: the highest MODSEQ the FETCH returned, and the UID after the
+// highest one. Neither is above the server's own, so anything that changes
+// after the reads is seen next time; where they fall short of it (an
+// expunge bumps HIGHESTMODSEQ without a message to show it), the next run
+// just looks at the folder again. A second SELECT would give the exact
+// state, but at the price of the server opening the folder again.
+func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
+	local *localRows, present *uidList) (*uidList, error) {
+	o := &w.s.opts
+	pushed := false
+	j.update(func(r *FolderResult) { pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0 })
+	if !pushed || o.DryRun || !condstore || sel.HighestModSeq == 0 {
+		return present, nil
+	}
+	if refreshHook != nil {
+		refreshHook()
+	}
+	server := map[uint32]*serverMsg{}
+	highest, err := fetchChangedSince(w.c, sel.HighestModSeq, server)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.syncFlags(ctx, j, local, server); err != nil {
+		return nil, err
+	}
+	// A message changed since the SELECT that has no row to merge with
+	// (downloaded by this run, its flags read before the change, or new
+	// meanwhile): the merge above could not carry the change, so the MODSEQ
+	// read here is not proven. The SELECT's is: the next run reads that
+	// change again.
+	unmerged := false
+	for uid := range server {
+		unmerged = unmerged || !local.has(uid)
+	}
+	all, err := searchAll(w.c)
+	if err != nil {
+		return nil, err
+	}
+	uidNext := uint32(sel.UIDNext)
+	for _, uid := range all {
+		uidNext = max(uidNext, uid+1)
+	}
+	present = newUIDList(all)
+	j.uidNext, j.highestModSeq = uidNext, max(highest, sel.HighestModSeq)
+	if unmerged {
+		j.highestModSeq = sel.HighestModSeq
+	}
+	return present, nil
+}
+
+// matchFresh matches local rows without UID against the server messages
+// that have no local row yet (by content identity, see rematch).
+func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present *uidList, server map[uint32]*serverMsg) error {
+	known := map[uint32]bool{}
+	for _, m := range rec.rows {
+		if m.UID != 0 {
+			known[m.UID] = true
+		}
+	}
+	var cand []imap.UID
+	for _, uid := range present.all() {
+		if !known[uid] && !rec.quiet.has(uid) {
+			cand = append(cand, imap.UID(uid))
+		}
+	}
+	if len(cand) == 0 {
+		return nil
+	}
+	meta, err := fetchMetaSet(w.c, imap.UIDSetNum(cand...), 1, true)
+	if err != nil {
+		return err
+	}
+	for uid, sm := range meta {
+		if server[uid] == nil {
+			server[uid] = sm
+		}
+	}
+	return rematch(ctx, w.s.opts.Index, j.dir, rec, meta, w.s.opts.DryRun)
+}
+
+// checkTagged verifies, in an incremental run, the ,U= tags of files found
+// on disk (see verifyTags) with a FETCH of just those UIDs.
+func (w *worker) checkTagged(ctx context.Context, j *folderJob, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) error {
+	var uids []imap.UID
+	for _, m := range rec.added {
+		if m.UID != 0 {
+			uids = append(uids, imap.UID(m.UID))
+		}
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	bufs, err := w.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return abort(w.c, err)
+	}
+	meta := map[uint32]*serverMsg{}
+	for _, b := range bufs {
+		sm := &serverMsg{uid: uint32(b.UID), size: b.RFC822Size}
+		sm.flags, sm.keywords = maildir.FlagsFromIMAP(b.Flags)
+		meta[sm.uid] = sm
+		if server[sm.uid] == nil {
+			server[sm.uid] = sm
+		}
+	}
+	return checkTags(ctx, &w.s.opts, j, rec, meta, uidNext)
+}
+
+func countUpstream(rows []*index.Message) int {
+	n := 0
+	for _, m := range rows {
+		if m.UID != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func sizeOf(server map[uint32]*serverMsg, uids []uint32) int64 {
+	var n int64
+	for _, u := range uids {
+		if m := server[u]; m != nil {
+			n += m.size
+		}
+	}
+	return n
+}
+
+// checkTags checks the ,U= tags of the files found on disk against what
+// the server has (verifyTags) and takes the messages the server no longer
+// has out of the plan: they are removed here, or with Options.Archive
+// moved to the archive view (archiveGone), like the plan's own expunges.
+func checkTags(ctx context.Context, o *Options, j *folderJob, rec *reconciled, server map[uint32]*serverMsg, uidNext uint32) error {
+	expunged, err := verifyTags(ctx, o, j.dir, rec, server, uidNext)
+	if err != nil || len(expunged) == 0 {
+		return err
+	}
+	gone := map[index.MessageID]bool{}
+	for _, m := range expunged {
+		gone[m.ID] = true
+	}
+	rec.rows = slices.DeleteFunc(rec.rows, func(m *index.Message) bool { return gone[m.ID] })
+	if o.Archive {
+		archived := make([]*index.Message, len(expunged))
+		for i, m := range expunged { // as they were: Archive sets their UIDs to 0
+			c := *m
+			archived[i] = &c
+		}
+		if err := archiveGone(ctx, o, expunged); err != nil {
+			return err
+		}
+		j.update(func(r *FolderResult) { r.Archived += len(archived) })
+		j.recordRows(OpArchive, archived)
+		return nil
+	}
+	if err := expungeLocal(ctx, o.Index, expunged, o.DryRun); err != nil {
+		return err
+	}
+	j.update(func(r *FolderResult) { r.Expunged += len(expunged) })
+	j.recordRows(OpDeleteLocal, expunged)
+	return nil
+}
