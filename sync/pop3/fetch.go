@@ -359,12 +359,13 @@ func (f *fetcher) prepare(ctx context.Context) error {
 // A message in f.verify whose download equals its stored copy is not
 // stored again: it is proven instead.
 func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) error {
-	var todo []int
-	byNum := make(map[int]entry)
+	// todo and rest go on in step: rest[i] is the entry of todo[i] (no
+	// map by number: on a mailbox of 100,000 that was 7 MB).
+	todo := make([]int, 0, len(entries))
+	rest := entries
 	var total int64
 	for _, e := range entries {
 		todo = append(todo, e.num)
-		byNum[e.num] = e
 		total += e.size
 	}
 	f.o.Progress.Expect(len(todo), total)
@@ -382,7 +383,10 @@ func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) erro
 		got := 0 // messages of todo handed to the callback
 		err := c.RetrMany(ctx, todo, func(num int, r io.Reader) error {
 			got++
-			e := byNum[num]
+			e := rest[got-1]
+			if e.num != num {
+				return &storeError{fmt.Errorf("pop3: RETR answered for message %d, expected %d", num, e.num)}
+			}
 			d, err := f.store(e, r)
 			if err != nil {
 				return err
@@ -410,7 +414,7 @@ func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) erro
 			f.res.Failed++
 			f.log.Warn("pop3 server refused to send a message; it stays on the server", "num", todo[got], "err", err)
 			failed = append(failed, err)
-			todo = todo[got+1:]
+			todo, rest = todo[got+1:], rest[got+1:]
 			continue
 		}
 		var tooLarge *TooLargeError
@@ -420,7 +424,7 @@ func (f *fetcher) fetchNew(ctx context.Context, c *Client, entries []entry) erro
 			f.res.Failed++
 			f.log.Warn("pop3 message longer than its listed size: not stored; it stays on the server", "num", todo[got-1], "err", err)
 			failed = append(failed, err)
-			todo = todo[got:]
+			todo, rest = todo[got:], rest[got:]
 			continue
 		}
 		if err != nil {
@@ -495,7 +499,6 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) error {
 		as[i] = a
 		pend[i] = index.POP3Pending{UIDL: d.e.id, Folder: f.folder.ID, Key: d.dlv.Key(), RFC822Size: d.e.size}
 	}
-	us := make([]index.POP3UIDL, len(batch))
 	err := f.o.Index.Deliver(ctx, &index.Batch{
 		Arrivals: as,
 		// Files that reach new/ stay pending if the batch stops: the next
@@ -511,11 +514,8 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) error {
 			for i, d := range batch {
 				// A known identity (the server reused it) now names this
 				// message; the copy it named before stays.
-				// A copy of the hash, not d.hdrHash[:]: f.known would keep d,
-				// and with it the delivery's header buffer, to the end of the run.
-				us[i] = index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size,
-					HeaderSHA256: append([]byte(nil), d.hdrHash[:]...)}
-				if err := tx.AddPOP3UIDL(f.acct, d.e.id, us[i]); err != nil {
+				u := index.POP3UIDL{MessageID: ids[i], StoredAt: now, RFC822Size: d.e.size, HeaderSHA256: d.hdrHash[:]}
+				if err := tx.AddPOP3UIDL(f.acct, d.e.id, u); err != nil {
 					return err
 				}
 				if err := tx.DonePOP3Pending(f.acct, d.e.id); err != nil {
@@ -529,9 +529,11 @@ func (f *fetcher) commit(ctx context.Context, batch []*download) error {
 	if err != nil {
 		return err
 	}
+	// Not added to f.known (on a first fetch of 100,000 messages that
+	// was 11 MB): what this session stored is in f.ours, and deleteOld
+	// takes its time as stored now, as planOnly does.
 	var bytes int64
-	for i, d := range batch {
-		f.known[d.e.id] = us[i]
+	for _, d := range batch {
 		f.ours[d.e.num] = true
 		bytes += d.e.size
 	}
