@@ -22,13 +22,7 @@ func (f *fetcher) deleteOld(ctx context.Context, c *Client, entries []entry) err
 		if e.id == "" || !(f.ours[e.num] || f.proven[e.num]) {
 			continue // never delete what is not stored
 		}
-		storedAt, ok := now, true // stored by this session (ours, not in f.known)
-		if !f.ours[e.num] {
-			var u index.POP3UIDL
-			u, ok = f.known[e.id]
-			storedAt = u.StoredAt
-		}
-		if ok && f.due(storedAt, now) {
+		if f.dueStored(e, f.ours[e.num], now) {
 			nums = append(nums, e.num)
 			ids = append(ids, e.id)
 		}

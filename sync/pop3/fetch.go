@@ -279,11 +279,7 @@ func (f *fetcher) planOnly(c *Client, entries, todo []entry) error {
 		if e.id == "" || !(down[e.num] || f.proven[e.num]) {
 			continue // never delete what is not stored
 		}
-		storedAt := now // downloaded by this run
-		if u, ok := f.known[e.id]; ok && !down[e.num] {
-			storedAt = u.StoredAt
-		}
-		if f.due(storedAt, now) {
+		if f.dueStored(e, down[e.num], now) {
 			f.res.Plan = append(f.res.Plan, Planned{Op: "delete", Num: e.num, UIDL: e.id, Size: e.size})
 			f.res.Deleted++
 		}

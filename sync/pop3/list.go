@@ -259,6 +259,19 @@ func (f *fetcher) due(storedAt, now time.Time) bool {
 	return !f.o.Keep || (f.o.DeleteAfterDays > 0 && !now.Before(storedAt.AddDate(0, 0, f.o.DeleteAfterDays)))
 }
 
+// dueStored reports whether e, whose content is stored, is to be deleted
+// on the server now: stored by this session (thisSession: downloaded and
+// committed, or to be in a dry run) it counts as stored now (such a
+// message is not in f.known); else as its known identity says (none: not
+// due).
+func (f *fetcher) dueStored(e entry, thisSession bool, now time.Time) bool {
+	if thisSession {
+		return f.due(now, now)
+	}
+	u, ok := f.known[e.id]
+	return ok && f.due(u.StoredAt, now)
+}
+
 func (f *fetcher) reused(e entry, why string) {
 	f.res.Reused++
 	f.log.Info("pop3 server gave a stored message's identity to a new message ("+why+"): downloading it",
