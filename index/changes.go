@@ -172,7 +172,7 @@ type FolderChanges struct {
 // ErrNotFound for a folder that does not exist (it was removed: the
 // caller's state of it is void).
 func (tx *ReadTx) ChangesSince(folder FolderID, modseq uint64) (*FolderChanges, error) {
-	rows, err := tx.tx.Query(`SELECT 0, local_modseq, 0, 0, '', 0, '' FROM folders WHERE id=?1
+	rows, err := tx.query(`SELECT 0, local_modseq, 0, 0, '', 0, '' FROM folders WHERE id=?1
 		UNION ALL
 		SELECT 1, modseq, id, local_uid, key, flags, keywords FROM messages WHERE folder_id=?1 AND modseq>?2
 		UNION ALL

@@ -73,7 +73,7 @@ type AccountState struct {
 
 // Accounts lists all accounts with their last run outcome.
 func (tx *ReadTx) Accounts() ([]AccountState, error) {
-	rows, err := tx.tx.Query(`SELECT id, name, last_sync, last_error FROM accounts ORDER BY name`)
+	rows, err := tx.query(`SELECT id, name, last_sync, last_error FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (tx *ReadTx) Folder(id FolderID) (*Folder, error) {
 
 // Folders lists an account's folders by name.
 func (tx *ReadTx) Folders(acct AccountID) ([]*Folder, error) {
-	rows, err := tx.tx.Query(`SELECT `+folderCols+` FROM folders WHERE account_id=? ORDER BY name`, acct)
+	rows, err := tx.query(`SELECT `+folderCols+` FROM folders WHERE account_id=? ORDER BY name`, acct)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func (tx *ReadTx) FolderCounts(acct AccountID) ([]FolderCount, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.tx.Query(`SELECT folder_id, count(*) FROM messages
+	rows, err := tx.query(`SELECT folder_id, count(*) FROM messages
 		WHERE folder_id IN (SELECT id FROM folders WHERE account_id=?) GROUP BY folder_id`, acct)
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func (s *Store) IndexPending(ctx context.Context, root string, done func(n int))
 	for {
 		var batch []*pendingText
 		err := s.Read(ctx, func(tx *ReadTx) error {
-			rows, err := tx.tx.Query(`SELECT m.id, f.path, m.key, m.file, m.subject, m.from_addr, m.to_addr, m.cc_addr
+			rows, err := tx.query(`SELECT m.id, f.path, m.key, m.file, m.subject, m.from_addr, m.to_addr, m.cc_addr
 				FROM fts_pending p JOIN messages m ON m.id = p.message_id JOIN folders f ON f.id = m.folder_id
 				LIMIT 512`)
 			if err != nil {

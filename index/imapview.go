@@ -113,7 +113,7 @@ func (s *Store) IndexIMAP(ctx context.Context, folder FolderID) (int, error) {
 	for {
 		var ids []MessageID
 		err := s.Read(ctx, func(tx *ReadTx) error {
-			rows, err := tx.tx.Query(`SELECT m.id FROM messages m LEFT JOIN imap_views v ON v.message_id = m.id
+			rows, err := tx.query(`SELECT m.id FROM messages m LEFT JOIN imap_views v ON v.message_id = m.id
 				WHERE m.folder_id=? AND m.id > ? AND (v.message_id IS NULL OR v.sha256 != m.sha256)
 				ORDER BY m.id LIMIT 256`, folder, after)
 			if err != nil {

@@ -38,7 +38,7 @@ func (tx *ReadTx) Intents(folder FolderID) ([]Intent, error) {
 // intents runs a query of journal rows (id, account, folder, message, op,
 // arg, created) and returns them.
 func (tx *ReadTx) intents(query string, args ...any) ([]Intent, error) {
-	rows, err := tx.tx.Query(query, args...)
+	rows, err := tx.query(query, args...)
 	if err != nil {
 		return nil, err
 	}

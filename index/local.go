@@ -347,7 +347,7 @@ func (tx *ReadTx) LocalUIDs(folder FolderID) ([]uint32, uint64, error) {
 		}
 		return nil, 0, err
 	}
-	rows, err := tx.tx.Query(`SELECT local_uid FROM messages WHERE folder_id=? ORDER BY local_uid`, folder)
+	rows, err := tx.query(`SELECT local_uid FROM messages WHERE folder_id=? ORDER BY local_uid`, folder)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -368,7 +368,7 @@ func (tx *ReadTx) LocalUIDs(folder FolderID) ([]uint32, uint64, error) {
 // Size and RFC822Size (whole rows of a large folder would be held for the
 // whole listing for nothing).
 func (tx *ReadTx) LocalFiles(folder FolderID) ([]*Message, error) {
-	rows, err := tx.tx.Query(`SELECT id, key, file, local_uid, size, rfc822_size FROM messages
+	rows, err := tx.query(`SELECT id, key, file, local_uid, size, rfc822_size FROM messages
 		WHERE folder_id=? ORDER BY local_uid`, folder)
 	if err != nil {
 		return nil, err
@@ -467,7 +467,7 @@ func (tx *ReadTx) localRows(folder FolderID, uids []uint32, rangeQ, listQ string
 // LocalFlagged returns the rows of folder's messages that carry flag,
 // ascending by local UID (the messages \Deleted marks for EXPUNGE).
 func (tx *ReadTx) LocalFlagged(folder FolderID, flag maildir.Flags) ([]*Message, error) {
-	rows, err := tx.tx.Query(`SELECT `+messageCols+` FROM messages WHERE folder_id=? AND flags & ? != 0
+	rows, err := tx.query(`SELECT `+messageCols+` FROM messages WHERE folder_id=? AND flags & ? != 0
 		ORDER BY local_uid`, folder, flag)
 	if err != nil {
 		return nil, err

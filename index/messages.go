@@ -105,14 +105,13 @@ func (tx *Tx) AddMessages(ms []*NewMessage) ([]MessageID, error) {
 		}
 		next[f] = &span{uid: last - uint32(n), modseq: modseq}
 	}
-	ins, err := tx.tx.Prepare(`INSERT INTO messages(folder_id, key, file, uid, local_uid, flags, keywords,
+	ins, err := tx.prep(`INSERT INTO messages(folder_id, key, file, uid, local_uid, flags, keywords,
 		synced_flags, synced_kw, size, rfc822_size, internal_date, modseq, message_id, date,
 		from_addr, to_addr, cc_addr, subject, sha256)
 		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`)
 	if err != nil {
 		return nil, err
 	}
-	defer ins.Close()
 	for i, m := range ms {
 		sp := next[m.Folder]
 		localUID := sp.uid
@@ -168,7 +167,7 @@ func scanMessage(row interface{ Scan(...any) error }) (*Message, error) {
 // Messages returns all message rows of a folder, ordered by upstream UID
 // (messages not upstream, UID 0, first).
 func (tx *ReadTx) Messages(folder FolderID) ([]*Message, error) {
-	rows, err := tx.tx.Query(`SELECT `+messageCols+` FROM messages WHERE folder_id=? ORDER BY uid, id`, folder)
+	rows, err := tx.query(`SELECT `+messageCols+` FROM messages WHERE folder_id=? ORDER BY uid, id`, folder)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +202,7 @@ func scanSyncRow(rows *sql.Rows, m *Message) error {
 }
 
 func (tx *ReadTx) syncRows(query string, args ...any) ([]*Message, error) {
-	rows, err := tx.tx.Query(query, args...)
+	rows, err := tx.query(query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +251,7 @@ func (tx *ReadTx) Fill(msgs []*Message) error {
 			return err
 		}
 		ids = ids[n:]
-		rows, err := tx.tx.Query(`SELECT `+syncCols+` FROM messages WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+		rows, err := tx.query(`SELECT `+syncCols+` FROM messages WHERE id IN (SELECT value FROM json_each(?))`, string(list))
 		if err != nil {
 			return err
 		}

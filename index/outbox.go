@@ -232,7 +232,7 @@ func (s *Store) CleanOutbox(ctx context.Context) (int, error) {
 	}
 	keys := map[string]bool{}
 	if err := s.Read(ctx, func(tx *ReadTx) error {
-		rows, err := tx.tx.Query(`SELECT key FROM outbox`)
+		rows, err := tx.query(`SELECT key FROM outbox`)
 		if err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ const outboxColumns = `o.id, a.name, o.mail_from, o.file, o.size, o.message_id, 
 // outboxQuery runs a query selecting outboxColumns (from outbox o join
 // accounts a) and fills in the recipients.
 func (tx *ReadTx) outboxQuery(dir, where string, args ...any) ([]*OutboxMessage, error) {
-	rows, err := tx.tx.Query(`SELECT `+outboxColumns+` FROM outbox o JOIN accounts a ON a.id=o.account_id WHERE `+where, args...)
+	rows, err := tx.query(`SELECT `+outboxColumns+` FROM outbox o JOIN accounts a ON a.id=o.account_id WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: outbox: %w", err)
 	}
@@ -304,7 +304,7 @@ func (tx *ReadTx) outboxQuery(dir, where string, args ...any) ([]*OutboxMessage,
 	for i, m := range ms {
 		ids[i] = strconv.FormatInt(int64(m.ID), 10)
 	}
-	rr, err := tx.tx.Query(`SELECT outbox_id, addr, state, reply FROM outbox_rcpts WHERE outbox_id IN (` +
+	rr, err := tx.query(`SELECT outbox_id, addr, state, reply FROM outbox_rcpts WHERE outbox_id IN (` +
 		strings.Join(ids, ",") + `) ORDER BY outbox_id, seq`)
 	if err != nil {
 		return nil, fmt.Errorf("index: outbox: %w", err)

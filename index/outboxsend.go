@@ -314,7 +314,7 @@ func (s *Store) followupsFiled(ctx context.Context, folder FolderID, d *maildir.
 	}
 	due := map[string]bool{}
 	if err := s.Read(ctx, func(tx *ReadTx) error {
-		rows, err := tx.tx.Query(`SELECT file, followups FROM outbox WHERE followups<>0`)
+		rows, err := tx.query(`SELECT file, followups FROM outbox WHERE followups<>0`)
 		if err != nil {
 			return err
 		}

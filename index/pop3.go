@@ -27,7 +27,7 @@ type POP3UIDL struct {
 
 // POP3UIDLs returns the account's stored identities.
 func (tx *ReadTx) POP3UIDLs(acct AccountID) (map[string]POP3UIDL, error) {
-	rows, err := tx.tx.Query(`SELECT uidl, message_id, stored_at, rfc822_size, header_sha256
+	rows, err := tx.query(`SELECT uidl, message_id, stored_at, rfc822_size, header_sha256
 		FROM pop3_uidls WHERE account_id=?`, acct)
 	if err != nil {
 		return nil, fmt.Errorf("index: pop3 uidls: %w", err)
@@ -75,11 +75,10 @@ func (tx *Tx) AddPOP3UIDL(acct AccountID, uidl string, u POP3UIDL) error {
 // left the server. The stored copies (message rows and files) stay.
 // Unknown identities are ignored.
 func (tx *Tx) ForgetPOP3UIDLs(acct AccountID, uidls []string) error {
-	st, err := tx.tx.Prepare(`DELETE FROM pop3_uidls WHERE account_id=? AND uidl=?`)
+	st, err := tx.prep(`DELETE FROM pop3_uidls WHERE account_id=? AND uidl=?`)
 	if err != nil {
 		return fmt.Errorf("index: forget pop3 uidls: %w", err)
 	}
-	defer st.Close()
 	for _, u := range uidls {
 		if _, err := st.Exec(acct, u); err != nil {
 			return fmt.Errorf("index: forget pop3 uidls: %w", err)
@@ -120,12 +119,11 @@ type POP3Pending struct {
 // AddPOP3Pending records downloads about to be renamed into their folder.
 // Commit it before the rename.
 func (tx *Tx) AddPOP3Pending(acct AccountID, ps []POP3Pending) error {
-	st, err := tx.tx.Prepare(`INSERT OR REPLACE INTO pop3_pending(account_id, uidl, folder_id, key, rfc822_size, created)
+	st, err := tx.prep(`INSERT OR REPLACE INTO pop3_pending(account_id, uidl, folder_id, key, rfc822_size, created)
 		VALUES(?,?,?,?,?,?)`)
 	if err != nil {
 		return fmt.Errorf("index: add pop3 pending: %w", err)
 	}
-	defer st.Close()
 	now := time.Now().Unix()
 	for _, p := range ps {
 		if _, err := st.Exec(acct, p.UIDL, p.Folder, p.Key, p.RFC822Size, now); err != nil {
@@ -137,7 +135,7 @@ func (tx *Tx) AddPOP3Pending(acct AccountID, ps []POP3Pending) error {
 
 // POP3PendingList returns the account's pending downloads, oldest first.
 func (tx *ReadTx) POP3PendingList(acct AccountID) ([]POP3Pending, error) {
-	rows, err := tx.tx.Query(`SELECT uidl, folder_id, key, rfc822_size, created FROM pop3_pending
+	rows, err := tx.query(`SELECT uidl, folder_id, key, rfc822_size, created FROM pop3_pending
 		WHERE account_id=? ORDER BY created, rowid`, acct)
 	if err != nil {
 		return nil, fmt.Errorf("index: pop3 pending: %w", err)

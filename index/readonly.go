@@ -59,10 +59,7 @@ func OpenStoreReadOnly(root string) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	// The local endpoints' hot queries (stmtCache) are not for a
-	// short-lived reader: none is prepared.
 	rstmts := newStmtCache(r)
-	rstmts.once.Do(func() {})
 	return &Store{path: path, root: root, r: r, rstmts: rstmts,
 		feed: newFeed(), delivering: &keySet{}, turns: &turns{}, outboxHeld: &accountSem{},
 		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil

@@ -46,7 +46,7 @@ func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, erro
 		// store of 50,000 messages. How many match (up to
 		// searchManyMatches) is asked first: FTS5 counts them quickly.
 		var n int
-		err := tx.tx.QueryRow(`SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
+		err := tx.queryRow(`SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
 			drive, searchManyMatches.Load()).Scan(&n)
 		if err != nil {
 			return nil, err
@@ -57,7 +57,7 @@ func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, erro
 		}
 		cond = strings.ReplaceAll(cond, driveMark, mark)
 	}
-	rows, err := tx.tx.Query(`SELECT `+prefixed("m.", messageCols)+`, f.name, a.name
+	rows, err := tx.query(`SELECT `+prefixed("m.", messageCols)+`, f.name, a.name
 		FROM messages m JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id
 		WHERE `+cond+` ORDER BY `+sortDate+` DESC, m.id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {

@@ -75,7 +75,7 @@ func (tx *ReadTx) SearchLocal(folder FolderID, c *imap.SearchCriteria) ([]uint32
 	// One string of UIDs rather than a result row each (the driver's
 	// cost per row is most of the time, see FileRowList).
 	var all *string
-	err = tx.tx.QueryRow(`SELECT group_concat(local_uid, ' ') FROM (SELECT m.local_uid FROM `+from+`
+	err = tx.queryRow(`SELECT group_concat(local_uid, ' ') FROM (SELECT m.local_uid FROM `+from+`
 		WHERE m.folder_id=? AND (`+cond+`) ORDER BY m.local_uid)`, append([]any{folder}, qc.args...)...).Scan(&all)
 	if err != nil {
 		return nil, fmt.Errorf("index: search: %w", err)

@@ -6,59 +6,116 @@ import (
 	"sync"
 )
 
-// stmtCache holds the hot queries (hotQueries) prepared on one pool (the
-// read pool or the write connection) for the life of the store: a query
-// that every command of a local client runs (a FETCH's rows, say) is
-// parsed once per connection, not once per transaction. database/sql
-// remembers on which connections each statement is prepared; a
-// transaction uses one through Tx.Stmt, which prepares it on the
-// transaction's own connection if needed (never waiting for another
+// stmtCache holds the statements one pool (the read pool or the write
+// connection) runs again and again, prepared on the pool for the life of
+// the store: such a query is parsed once per connection, not once per
+// transaction (SQLite's parser was a fifth of the agent's CPU while it
+// sent queued mail, each pass preparing the same dozen statements).
+// database/sql remembers on which connections each statement is
+// prepared; a transaction uses one through Tx.Stmt, which prepares it on
+// the transaction's own connection if needed (never waiting for another
 // connection, so a transaction on the one write connection cannot
 // deadlock on it).
 //
-// The statements are prepared on the first transaction of the pool
-// (ensure, called by Read and Write before they begin one), not when the
-// store opens: a short-lived process (postfach send) that never reads
-// does not open a read connection nor parse queries it never runs.
+// What to keep is learnt, not listed: a query that a transaction had to
+// prepare itself is a miss, and a query that missed promoteAfter times is
+// prepared on the pool by the next ensure. Read and Write call ensure
+// before they begin a transaction, outside any: preparing on the pool
+// needs one of its connections, and the write pool's only one is the
+// transaction's. So a short-lived process (postfach send, postfach
+// search) prepares each of its few queries once, in its transactions,
+// and the agent soon runs its steady work on prepared statements.
+//
+// Bounded: at most maxCached statements per pool, and misses counted for
+// at most maxCounted queries at a time (queries built per call, such as a
+// search's or one with a list of ids, can be many: when the count is
+// full it starts over, and the queries that recur are soon counted
+// again).
 type stmtCache struct {
-	db   *sql.DB
-	once sync.Once
-	m    map[string]*sql.Stmt // read-only once ensure has run
+	db *sql.DB
+
+	mu     sync.Mutex
+	m      map[string]*sql.Stmt
+	misses map[string]int
+	ready  []string // promoted: for the next ensure to prepare
+	closed bool
 }
 
-// hotQueries are the queries run once or more per local client command.
-var hotQueries = []string{localMessagesRange, localMessagesList, localFlagsRange, localFlagsList}
+const (
+	promoteAfter = 2
+	maxCached    = 200
+	maxCounted   = 1000
+)
 
-// newStmtCache returns the cache of db's hot queries, none prepared yet.
+// newStmtCache returns db's statement cache, empty.
 func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db}
+	return &stmtCache{db: db, m: map[string]*sql.Stmt{}, misses: map[string]int{}}
 }
 
-// ensure prepares hotQueries on the pool, once. Call it outside any
-// transaction of the pool (it may need a connection). A query that fails
-// to prepare is left out: transactions prepare it themselves.
+// ensure prepares on the pool the queries promoted since the last call.
+// Call it outside any transaction of the pool (it may need a
+// connection). A query that fails to prepare is left out: transactions
+// prepare it themselves (and it may be promoted again).
 func (c *stmtCache) ensure() {
-	c.once.Do(func() {
-		m := make(map[string]*sql.Stmt, len(hotQueries))
-		for _, q := range hotQueries {
-			if st, err := c.db.Prepare(q); err == nil {
-				m[q] = st
-			}
+	c.mu.Lock()
+	want := c.ready
+	c.ready = nil
+	c.mu.Unlock()
+	for _, q := range want {
+		st, err := c.db.Prepare(q)
+		if err != nil {
+			continue
 		}
-		c.m = m
-	})
+		c.mu.Lock()
+		keep := !c.closed && c.m[q] == nil && len(c.m) < maxCached
+		if keep {
+			c.m[q] = st
+		}
+		c.mu.Unlock()
+		if !keep {
+			st.Close()
+		}
+	}
 }
 
-// get returns q prepared on the pool, or nil when q is not a hot query
-// (or ensure has not run).
-func (c *stmtCache) get(q string) *sql.Stmt { return c.m[q] }
+// get returns q prepared on the pool, or nil.
+func (c *stmtCache) get(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[q]
+}
 
-// close closes the statements; called before the pool is closed.
+// miss counts q prepared by a transaction of its own; at promoteAfter it
+// is promoted (see stmtCache).
+func (c *stmtCache) miss(q string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.m) >= maxCached {
+		return
+	}
+	n, counted := c.misses[q]
+	if !counted && len(c.misses) >= maxCounted {
+		clear(c.misses) // mostly one-off queries: the recurring ones come back
+	}
+	if n+1 < promoteAfter {
+		c.misses[q] = n + 1
+		return
+	}
+	delete(c.misses, q)
+	c.ready = append(c.ready, q)
+}
+
+// close closes the statements and prepares none from here on; called
+// before the pool is closed.
 func (c *stmtCache) close() error {
-	c.once.Do(func() {}) // none prepared from here on
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.ready = nil
 	var errs []error
 	for _, st := range c.m {
 		errs = append(errs, st.Close())
 	}
+	c.m = nil
 	return errors.Join(errs...)
 }

@@ -469,6 +469,9 @@ func (tx *ReadTx) prep(q string) (*sql.Stmt, error) {
 		if st, err = tx.tx.Prepare(q); err != nil {
 			return nil, err
 		}
+		if tx.cache != nil {
+			tx.cache.miss(q)
+		}
 	}
 	if tx.stmts == nil {
 		tx.stmts = map[string]*sql.Stmt{}
@@ -496,6 +499,16 @@ func (r row) Scan(dst ...any) error {
 		return r.err
 	}
 	return r.r.Scan(dst...)
+}
+
+// query runs q, prepared through prep (and so learnt by the pool's
+// stmtCache when it runs again and again).
+func (tx *ReadTx) query(q string, args ...any) (*sql.Rows, error) {
+	st, err := tx.prep(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.Query(args...)
 }
 
 func (tx *ReadTx) queryRow(q string, args ...any) row {
