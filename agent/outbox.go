@@ -117,7 +117,7 @@ func (o *outboxes) reload(cfg *configs.Config) {
 // start starts acct's sender; nil (logged) when it cannot be made.
 func (o *outboxes) start(acct *configs.Account) *senderService {
 	log := o.d.log.With("account", acct.Name)
-	opts, err := senderOptions(o.d.a.store, acct, log)
+	opts, err := senderOptions(o.d.a.store, acct, o.d.log) // the sender adds the account
 	var s mailSender
 	if err == nil {
 		s, err = newMailSender(opts)
@@ -459,7 +459,7 @@ func (a *Agent) FlushOutbox(ctx context.Context, names []string) ([]OutboxReport
 	senders := make([]mailSender, len(picked))
 	names = make([]string, len(picked))
 	for i, acct := range picked {
-		opts, err := senderOptions(a.store, acct, a.log.With("account", acct.Name))
+		opts, err := senderOptions(a.store, acct, a.log) // the sender adds the account
 		if err == nil {
 			senders[i], err = newMailSender(opts)
 		}

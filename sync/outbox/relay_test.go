@@ -39,6 +39,61 @@ type testRelay struct {
 	onData    func()              // runs at each DATA (tests)
 	dataCode  int                 // non-zero: the reply to the end of DATA
 	srv       *smtp.Server
+	tcp       []*countedConn // every connection, in order
+}
+
+// Sessions returns how many connections the relay took, and how many
+// ended.
+func (r *testRelay) Sessions() (opened, ended int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.tcp {
+		if c.closed {
+			ended++
+		}
+	}
+	return len(r.tcp), ended
+}
+
+// Hangup closes every connection, as a relay's idle timeout does.
+func (r *testRelay) Hangup() {
+	r.mu.Lock()
+	cs := append([]*countedConn(nil), r.tcp...)
+	r.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+// countingListener records the relay's connections (testRelay.tcp).
+type countingListener struct {
+	net.Listener
+	r *testRelay
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countedConn{Conn: c, r: l.r}
+	l.r.mu.Lock()
+	l.r.tcp = append(l.r.tcp, cc)
+	l.r.mu.Unlock()
+	return cc, nil
+}
+
+type countedConn struct {
+	net.Conn
+	r      *testRelay
+	closed bool // under r.mu
+}
+
+func (c *countedConn) Close() error {
+	c.r.mu.Lock()
+	c.closed = true
+	c.r.mu.Unlock()
+	return c.Conn.Close()
 }
 
 type delivered struct {
@@ -99,6 +154,7 @@ func startRelay(t *testing.T, o relayOpts) *testRelay {
 	if o.startTLS || o.implicit {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
+	ln = countingListener{Listener: ln, r: r}
 	if o.implicit {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}

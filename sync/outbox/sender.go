@@ -31,17 +31,22 @@ type Options struct {
 	Store      *index.Store
 	Account    string
 	Relay      Relay
-	SaveSent   bool          // copy to Sent after sending (default true in the config)
-	SentFolder string        // local folder name; "" = the account's folder with special use \Sent, else "Sent"
-	Expiry     time.Duration // give up after; 0 = 5 days
-	Warn       time.Duration // warning notice after; 0 = 4 hours
-	Logger     *slog.Logger
+	SaveSent   bool             // copy to Sent after sending (default true in the config)
+	SentFolder string           // local folder name; "" = the account's folder with special use \Sent, else "Sent"
+	Expiry     time.Duration    // give up after; 0 = 5 days
+	Warn       time.Duration    // warning notice after; 0 = 4 hours
+	Logger     *slog.Logger     // nil = none; the sender adds the account to its records
 	Now        func() time.Time // nil = time.Now (tests)
 
 	// RetryMin and RetryMax bound the backoff between attempts: the
 	// first retry after RetryMin, each next one after twice the last,
 	// never more than RetryMax (0 = 1 minute and 1 hour).
 	RetryMin, RetryMax time.Duration
+
+	// IdleConn is how long Run keeps the relay connection open after a
+	// pass, for the next one (0 = DefaultIdleConn; negative: closed at
+	// once). A pass reusing it first checks it with NOOP.
+	IdleConn time.Duration
 
 	// ConnRetry is how often Run tries again while the relay cannot be
 	// reached at all (no TCP connection: refused, timed out, no route),
@@ -61,6 +66,8 @@ const (
 	DefaultRetryMin = time.Minute
 	DefaultRetryMax = time.Hour
 
+	DefaultIdleConn = 5 * time.Second
+
 	DefaultConnRetry      = 5 * time.Minute
 	DefaultConnRetryLocal = 10 * time.Second
 )
@@ -78,6 +85,16 @@ type Sender struct {
 	unsaved []index.OutboxOutcome // outcomes whose commit failed (see batch); under turn
 
 	filingLeft atomic.Bool // the last pass left follow-ups to file (a sync run held the turn)
+
+	// running: Run is running. Only then does a pass leave its
+	// connection open (idle) for the next pass, for at most IdleConn:
+	// a burst of messages queued a few milliseconds apart (a mail
+	// client's `postfach send` per message, each nudging the agent)
+	// then goes over one connection, not one TLS handshake and AUTH
+	// each. Run closes it when it expires and when Run ends.
+	running atomic.Bool
+	idle    *relayConn // under turn
+	idleAt  time.Time  // when idle was left; under turn
 }
 
 // FlushReport counts what Flush did with the messages it tried.
@@ -120,6 +137,9 @@ func NewSender(o Options) (*Sender, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.IdleConn == 0 {
+		o.IdleConn = DefaultIdleConn
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -149,6 +169,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Info("outbox: removed files a crash left", "files", n)
 	}
+	s.running.Store(true)
+	defer func() {
+		s.running.Store(false)
+		s.closeIdle(true)
+	}()
 	nudged := true // at the start, as after a nudge: the network may be back
 	// filer: a fileAfterRun under way (closed when it ends); not waited
 	// for at the end (it may wait for a sync run; it stops at ctx).
@@ -175,36 +200,98 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		if s.filingLeft.Load() {
 			if filer == nil {
-				filer = make(chan struct{})
-				go func() { defer close(filer); s.fileAfterRun(ctx) }()
+				f := make(chan struct{})
+				filer = f
+				go func() { defer close(f); s.fileAfterRun(ctx) }()
 			}
 			if wait < 0 || wait > followupRetry {
 				wait = followupRetry
 			}
 		}
-		var timer <-chan time.Time
-		var t *time.Timer
-		if wait >= 0 {
-			t = time.NewTimer(wait)
-			timer = t.C
-		}
-		nudged = false
-		select {
-		case <-ctx.Done():
-		case <-s.nudge:
-			nudged = true
-		case <-timer:
-			nudged = down // the messages that found no relay go if it answers now
-		case <-filer:
-			filer = nil
-		}
-		if t != nil {
-			t.Stop()
-		}
+		nudged, filer = s.wait(ctx, wait, down, filer)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// wait waits for the next pass of Run: for ctx to end, a nudge, wait (if
+// not negative) to pass, or filer (if not nil) to close. It closes the
+// idle connection when it expires meanwhile. It returns whether the next
+// pass is nudged (down: the timer counts as a nudge), and filer (nil once
+// closed).
+func (s *Sender) wait(ctx context.Context, wait time.Duration, down bool, filer chan struct{}) (bool, chan struct{}) {
+	var timer <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
+	for {
+		d, idle := s.idleLeft()
+		if !idle {
+			d = time.Hour // not used
+		}
+		expire := time.NewTimer(d)
+		if !idle {
+			expire.Stop()
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.nudge:
+			expire.Stop()
+			return true, filer
+		case <-timer:
+			expire.Stop()
+			return down, filer // the messages that found no relay go if it answers now
+		case <-filer:
+			filer = nil
+		case <-expire.C:
+			s.closeIdle(false)
+			continue
+		}
+		expire.Stop()
+		return false, filer
+	}
+}
+
+// idleLeft says how long the idle connection has left, if there is one
+// (and no pass has it).
+func (s *Sender) idleLeft() (time.Duration, bool) {
+	select {
+	case s.turn <- struct{}{}:
+	default:
+		return 0, false
+	}
+	defer func() { <-s.turn }()
+	if s.idle == nil {
+		return 0, false
+	}
+	return max(s.o.IdleConn-time.Since(s.idleAt), 0), true
+}
+
+// closeIdle closes the idle connection (QUIT) once it has expired, or
+// now when all is set. A pass under way keeps it: it is that pass's.
+func (s *Sender) closeIdle(all bool) {
+	if all {
+		s.turn <- struct{}{}
+	} else {
+		select {
+		case s.turn <- struct{}{}:
+		default:
+			return
+		}
+	}
+	c := s.idle
+	if c == nil || (!all && time.Since(s.idleAt) < s.o.IdleConn) {
+		<-s.turn
+		return
+	}
+	s.idle = nil
+	<-s.turn
+	c.raw.capAt(time.Now().Add(time.Second))
+	_ = c.Quit()
+	c.Close()
 }
 
 // relayDown says whether the last dial found no relay.
@@ -261,6 +348,7 @@ func (s *Sender) nextDue(ctx context.Context) (time.Time, error) {
 // passes take turns).
 func (s *Sender) Flush(ctx context.Context) (FlushReport, error) {
 	rep, err := s.pass(ctx, true, true)
+	s.closeIdle(true) // Run's wait would not see it expire
 	if s.relayDown() {
 		s.Nudge() // Run, maybe waiting for no message, looks again every ConnRetry
 	}

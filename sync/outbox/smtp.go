@@ -167,21 +167,31 @@ func connLost(err error) bool {
 // sendAll sends the due messages over one connection (one the relay
 // drops is not opened again: the rest wait for their next attempt).
 func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
-	c, err := s.dial(ctx)
-	if ctx.Err() == nil {
-		s.dialed(err, len(due))
-	}
-	if err != nil {
-		if ctx.Err() != nil {
+	var err error
+	c, reused := s.reuseIdle()
+	if !reused {
+		c, err = s.dial(ctx)
+		if ctx.Err() == nil {
+			s.dialed(err, len(due))
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.deferAll(due, err.Error(), b)
 			return nil
 		}
-		s.deferAll(due, err.Error(), b)
-		return nil
 	}
-	defer c.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			c.Close()
+		}
+	}()
 	// A stop closes the connection, but never between the final "." and
 	// its reply (relayConn): the relay may be taking the message.
-	defer c.watch(ctx)()
+	unwatch := c.watch(ctx)
+	defer unwatch()
 	// A relay that answers: the messages that found none before go too.
 	due, err = s.withConnFailed(ctx, due)
 	if err != nil {
@@ -224,8 +234,29 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 	if err := s.commit(ctx, b, 0); err != nil {
 		return err
 	}
+	if s.running.Load() && s.o.IdleConn > 0 && unwatch() && !c.closed() {
+		keep = true
+		s.idle, s.idleAt = c, time.Now()
+		return nil
+	}
 	_ = c.Quit()
 	return nil
+}
+
+// reuseIdle takes the connection an earlier pass left open (see
+// Sender.idle), if it has not expired and still answers NOOP; one that
+// does not is closed (nothing of a message was sent over it yet).
+func (s *Sender) reuseIdle() (*relayConn, bool) {
+	c := s.idle
+	if c == nil {
+		return nil, false
+	}
+	s.idle = nil
+	if time.Since(s.idleAt) >= s.o.IdleConn || c.Noop() != nil {
+		c.Close()
+		return nil, false
+	}
+	return c, true
 }
 
 // queuedMeanwhile returns the messages due now that this pass has not
