@@ -16,6 +16,12 @@
 //	twoway postfach (direction both) vs mbsync (Sync All): after one initial
 //	       sync, changes on the server and in the Maildir, then one
 //	       incremental sync and two no-change resyncs per run
+//	migrate
+//	       postfach migrate vs mbsync (two IMAP stores, Sync Pull): copy
+//	       an IMAP account into an empty IMAP account on the same
+//	       Dovecot, then rerun with nothing to copy; also postfach
+//	       migrate from a POP3 account (-pop3, default true; postfach
+//	       alone); the imap scenario's flags except -changes
 //	scale  twoway at several sizes (-sizes, default 10000,100000): how each
 //	       job's time and peak RSS grow with the mailbox (see scale.go)
 //	serve  postfach as a server: mbsync pulls the whole account from
@@ -193,6 +199,43 @@
 // and postfach's status --json with the expected counts. Any difference
 // stops the bench.
 //
+// # The migrate scenario
+//
+// One Dovecot holds the corpus in the user "source" (seeded and warmed as
+// above) and, per tool and run, one empty destination user
+// ("postfach-dest1", "mbsync-dest1", ...): no run finds another's copies.
+// postfach gets a config with two IMAP accounts, "source" and "dest", and
+// a store of its own, and runs postfach migrate --from source --to dest:
+// it pulls the source into its store (read-only), APPENDs what the
+// destination lacks and reads the destination again to verify. mbsync
+// gets two IMAP stores and one Channel, Far the source and Near the
+// destination, Patterns *, Create Near, Sync Pull, CopyArrivalDate yes
+// (postfach keeps the internal dates too) and its SyncState in a
+// directory of its own. The phases, each tool once per phase and run:
+//
+//   - initial: the copy of every message into the empty destination;
+//   - rerun: the same command again, with nothing to copy.
+//
+// With -pop3 (the default) a third phase, "initial from POP3", for
+// postfach alone: postfach migrate from a pop3 account (keep, folder
+// INBOX) into another empty user's INBOX. Its source is the user
+// "source-pop3", whose INBOX holds every message of the corpus: the
+// source's files hard linked, without their flags (no second copy on
+// disk), warmed with one POP3 session that retrieves everything.
+//
+// After every timed process the source account must still hold the corpus
+// (neither tool may change it), and the tool's destination account exactly
+// the source's messages, per folder, by Message-ID, each exactly once,
+// byte for byte, with their flags D F P R S T; keywords as well for
+// postfach, none for mbsync (which does not sync keywords; its X-TUID
+// header line is left out, as above), and neither flags nor keywords after
+// the copy from POP3, which carries none. postfach must also say that it
+// copied every message (initial) or none (rerun) and that it verified all
+// of them on the destination. A disk holds one copy of the corpus for the
+// source and per run three (postfach's store, postfach's and mbsync's
+// destinations), five with -pop3: at 100,000 messages of the real corpus,
+// about 7.3 GB each.
+//
 // # Adding a peer
 //
 // A comparison is a list of peers (the first one, postfach, is the subject;
@@ -220,6 +263,7 @@ var scenarios = []scenario{
 	{"pop3", "postfach vs fetchmail: initial POP3 fetch (keep), no-change rerun", runPOP3},
 	{"twoway", "postfach vs mbsync, both ways: changes on the server and in the Maildir, incremental sync, no-change resync", runTwoway},
 	{"scale", "twoway at several mailbox sizes (default 10,000 and 100,000): how each job's time and peak RSS grow", runScale},
+	{"migrate", "postfach migrate vs mbsync (IMAP to IMAP): copy an account into an empty one, rerun with nothing to copy", runMigrate},
 	{"serve", "mbsync pulling from postfach's local IMAP endpoint vs from Dovecot: initial pull, no-change resync", runServe},
 	{"send", "postfach send ×N + queue --flush vs msmtp ×N to one Postfix relay (STARTTLS, AUTH): time until all delivered", runSend},
 	{"search", "postfach search vs notmuch on the same Maildir of natural-language mail: indexing, 20 typical queries", runSearch},

@@ -22,6 +22,8 @@ type mbsyncPeer struct {
 	// twoway syncs both ways (Sync All, Create Both, Expunge None) instead
 	// of pulling (Sync Pull, Create Near).
 	twoway bool
+	// migrate copies one IMAP account into another (migrate.go).
+	migrate bool
 }
 
 func newMbsync(ctx context.Context) (*mbsyncPeer, error) {
@@ -44,6 +46,10 @@ func newMbsync(ctx context.Context) (*mbsyncPeer, error) {
 func (p *mbsyncPeer) Name() string    { return "mbsync" }
 func (p *mbsyncPeer) Version() string { return p.version }
 func (p *mbsyncPeer) Notes() string {
+	if p.migrate {
+		return "two IMAP stores (Far the source, Near the destination), Sync Pull, Create Near, CopyArrivalDate yes, one connection to each, " +
+			"state in a SyncState directory; does not sync keywords"
+	}
 	if p.twoway {
 		return "Sync All, Create Both, Expunge None, FSync yes (its default), one connection, state in .mbsyncstate per folder; does not sync keywords"
 	}
@@ -94,6 +100,71 @@ Patterns *
 	}
 	return &mbsyncReplica{argv: []string{p.bin, "-c", rc, "-a", "-q"}, dir: dir, root: root}, nil
 }
+
+// NewMigration configures mbsync to copy the IMAP account src into the
+// IMAP account dst: one Channel from an IMAP store to an IMAP store, Sync
+// Pull and Create Near (new messages and folders go from Far to Near
+// only), CopyArrivalDate yes (the internal dates are kept, as postfach
+// migrate keeps them), its state in dir/state/.
+func (p *mbsyncPeer) NewMigration(dir string, src, dst upstream) (migration, error) {
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		return nil, err
+	}
+	rc := filepath.Join(dir, "mbsyncrc")
+	var text strings.Builder
+	for _, a := range []struct {
+		name string
+		up   upstream
+	}{{"source", src}, {"dest", dst}} {
+		fmt.Fprintf(&text, `IMAPAccount %s
+Host %s
+Port %d
+User %s
+Pass %s
+%s None
+AuthMechs LOGIN PLAIN
+
+IMAPStore %s
+Account %s
+
+`, a.name, a.up.Host, a.up.Port, rcString(a.up.User), rcString(a.up.Password), p.tlsKeyword, a.name, a.name)
+	}
+	fmt.Fprintf(&text, `Channel migrate
+Far :source:
+Near :dest:
+Patterns *
+Create Near
+Sync Pull
+CopyArrivalDate yes
+SyncState %s/
+`, rcString(state))
+	if err := os.WriteFile(rc, []byte(text.String()), 0o600); err != nil {
+		return nil, err
+	}
+	return &mbsyncMigration{argv: []string{p.bin, "-c", rc, "-a", "-q"}, dir: dir}, nil
+}
+
+// mbsyncMigration runs mbsync on its two IMAP stores.
+type mbsyncMigration struct {
+	argv []string
+	dir  string
+}
+
+func (m *mbsyncMigration) Initial(ctx context.Context) (sample, error) { return m.sync(ctx) }
+func (m *mbsyncMigration) Rerun(ctx context.Context) (sample, error)   { return m.sync(ctx) }
+
+func (m *mbsyncMigration) sync(ctx context.Context) (sample, error) {
+	s, _, err := runProcess(ctx, m.dir, m.argv...)
+	return s, err
+}
+
+func (m *mbsyncMigration) Command() string { return shellQuote(m.argv) }
+func (m *mbsyncMigration) Keywords() bool  { return false }
+
+// AddsTUID: mbsync adds its X-TUID header line to the messages it APPENDs
+// to an IMAP store as well (see mbsyncReplica.AddsTUID).
+func (m *mbsyncMigration) AddsTUID() bool { return true }
 
 // rcString quotes s for mbsyncrc when it needs quoting.
 func rcString(s string) string {

@@ -66,11 +66,12 @@ type keywordKeeper interface {
 // characters>" to every message it copies, in either direction, and keeps
 // it (mbsync: it finds the copy by it); the verification leaves that one
 // line out of the tool's files and of the messages on its server account.
+// A migration (migrate.go) may be one too.
 type tuidAdder interface {
 	AddsTUID() bool
 }
 
-func addsTUID(rp replica) bool {
+func addsTUID(rp any) bool {
 	t, ok := rp.(tuidAdder)
 	return ok && t.AddsTUID()
 }

@@ -24,6 +24,7 @@ type postfachPeer struct {
 	version string
 	kind    string // account kind: "imap" or "pop3"
 	conns   int    // the account's connections setting; 0: postfach's default
+	migrate bool   // the migrate scenario: postfach migrate, two accounts
 }
 
 // moduleRoot is the root directory of the module the bench runs in.
@@ -77,6 +78,10 @@ func buildPostfach(ctx context.Context, dir string) (*postfachPeer, string, erro
 func (p *postfachPeer) Name() string    { return "postfach" }
 func (p *postfachPeer) Version() string { return p.version }
 func (p *postfachPeer) Notes() string {
+	if p.migrate {
+		return "postfach migrate, default options: the source pulled into the store (4 connections, SQLite index), " +
+			"then APPENDed to the destination (MULTIAPPEND where offered) and the destination read again to verify"
+	}
 	if p.kind == "pop3" {
 		return "default options: one connection, pipelined RETR, fsync of every batch of 128 and of the directory, SQLite index with full text"
 	}
@@ -111,6 +116,80 @@ password = %s
 		return nil, err
 	}
 	return &postfachReplica{bin: p.bin, dir: dir, conf: conf, store: store}, nil
+}
+
+// NewMigration configures postfach migrate from the IMAP account src into
+// the IMAP account dst (see migrate.go).
+func (p *postfachPeer) NewMigration(dir string, src, dst upstream) (migration, error) {
+	return p.newMigration(dir, "imap", src, dst)
+}
+
+// newMigration configures postfach migrate from src, an account of kind
+// ("imap", or "pop3": keep, folder INBOX), into the IMAP account dst: a
+// store in dir and two accounts, "source" and "dest".
+func (p *postfachPeer) newMigration(dir, kind string, src, dst upstream) (migration, error) {
+	store := filepath.Join(dir, "store")
+	conf := filepath.Join(dir, "postfach.toml")
+	text := fmt.Sprintf("[store]\npath = %s\n", tomlString(store))
+	account := func(name, kind string, up upstream) {
+		text += fmt.Sprintf(`
+[[accounts]]
+name = %s
+kind = %s
+host = %s
+port = %d
+tls = "none"
+username = %s
+password = %s
+`, tomlString(name), tomlString(kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
+	}
+	account("source", kind, src)
+	if kind == "pop3" {
+		text += "folder = \"INBOX\"\nkeep = true\n"
+	}
+	account("dest", "imap", dst)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	return &postfachMigration{postfachReplica{bin: p.bin, dir: dir, conf: conf, store: store}}, nil
+}
+
+// postfachMigration runs postfach migrate --from source --to dest.
+type postfachMigration struct {
+	postfachReplica
+}
+
+func (m *postfachMigration) args() []string {
+	return m.argv("migrate", "--from", "source", "--to", "dest")
+}
+
+func (m *postfachMigration) Initial(ctx context.Context) (sample, error) { return m.migrate(ctx) }
+func (m *postfachMigration) Rerun(ctx context.Context) (sample, error)   { return m.migrate(ctx) }
+
+func (m *postfachMigration) migrate(ctx context.Context) (sample, error) {
+	s, out, err := runProcess(ctx, m.dir, m.args()...)
+	m.out = out
+	return s, err
+}
+
+func (m *postfachMigration) Command() string { return shellQuote(m.args()) }
+func (m *postfachMigration) Keywords() bool  { return true }
+
+// Copied is the number of messages the last run says it copied ("source
+// -> dest: 10000 messages copied (...) in ..."), when it also says it
+// verified all of them on the destination ("verified: all 10000 source
+// messages are on the destination").
+func (m *postfachMigration) Copied() (int, bool) {
+	n, copied, verified := 0, false, false
+	for _, line := range strings.Split(string(m.out), "\n") {
+		if _, err := fmt.Sscanf(line, "source -> dest: %d messages copied", &n); err == nil {
+			copied = true
+		}
+		if strings.HasPrefix(line, "verified: all ") {
+			verified = true
+		}
+	}
+	return n, copied && verified
 }
 
 type postfachReplica struct {

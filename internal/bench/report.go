@@ -156,19 +156,32 @@ func (r *report) writeText(w io.Writer) {
 		head = append(head, p.Name+" msg/s")
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	// A peer without runs in a phase (the migrate scenario's POP3 source
+	// is postfach's alone) gets "-".
 	for _, ph := range r.Phases {
 		row := []string{ph.Name}
+		cell := func(pr *peerResult, s string) string {
+			if len(pr.Runs) == 0 {
+				return "-"
+			}
+			return s
+		}
 		for _, pr := range ph.Peers {
-			row = append(row, fmt.Sprintf("%.3f s", pr.Median.Wall.Seconds()))
+			row = append(row, cell(pr, fmt.Sprintf("%.3f s", pr.Median.Wall.Seconds())))
 		}
 		for _, p := range r.Peers[1:] {
-			row = append(row, fmt.Sprintf("%.2f", ph.Ratios[subject+"/"+p.Name]))
+			ratio, ok := ph.Ratios[subject+"/"+p.Name]
+			if !ok {
+				row = append(row, "-")
+				continue
+			}
+			row = append(row, fmt.Sprintf("%.2f", ratio))
 		}
 		for _, pr := range ph.Peers {
-			row = append(row, kib(pr.Median.MaxRSSKiB))
+			row = append(row, cell(pr, kib(pr.Median.MaxRSSKiB)))
 		}
 		for _, pr := range ph.Peers {
-			row = append(row, fmt.Sprintf("%.0f", pr.PerSecond))
+			row = append(row, cell(pr, fmt.Sprintf("%.0f", pr.PerSecond)))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
@@ -179,6 +192,11 @@ func (r *report) writeText(w io.Writer) {
 		ls, ln := (r.LocalChanges+1)/2, r.LocalChanges/2
 		fmt.Fprintf(w, ";\nincremental: per run and tool, on its server account %d \\Seen toggled + %d APPENDed, in its Maildir %d S toggled (renames) + %d new files,\ncounted as %d changes; the initial sync ran once per tool, the other phases once per run;\nresync again: a second no-change resync right after the first",
 			r.Changes, r.Changes, ls, ln, 2*r.Changes+r.LocalChanges)
+	case r.Scenario == "migrate":
+		fmt.Fprint(w, ";\nrerun: the same command again, with nothing to copy")
+		if slices.ContainsFunc(r.Phases, func(ph *phaseResult) bool { return ph.Name == phaseMigratePOP3 }) {
+			fmt.Fprintf(w, "; %s: postfach migrate from a POP3 account whose INBOX holds every message (postfach alone)", phaseMigratePOP3)
+		}
 	case r.Changes > 0:
 		fmt.Fprintf(w, "; incremental: %d flag changes + %d new messages, counted as %d", r.Changes, r.Changes, 2*r.Changes)
 	}
@@ -200,6 +218,9 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintln(tw, "phase\tpeer\twall\tuser\tsys\tDovecot CPU\tmax RSS\truns (wall s)\t")
 	for _, ph := range r.Phases {
 		for _, pr := range ph.Peers {
+			if len(pr.Runs) == 0 {
+				continue
+			}
 			var runs []string
 			for _, s := range pr.Runs {
 				runs = append(runs, fmt.Sprintf("%.3f", s.Wall.Seconds()))

@@ -104,6 +104,19 @@ func (m mirror) withoutFlags() mirror {
 	return out
 }
 
+// withoutKeywords is m with every message's keywords removed: what a
+// tool that does not sync keywords copies (mbsync).
+func (m mirror) withoutKeywords() mirror {
+	out := m.clone()
+	for _, msgs := range out {
+		for id, msg := range msgs {
+			msg.Keywords = ""
+			msgs[id] = msg
+		}
+	}
+	return out
+}
+
 // inventory counts the messages and the seen ones per folder.
 func (m mirror) inventory() inventory {
 	inv := inventory{}
