@@ -20,10 +20,12 @@ import (
 )
 
 // The control socket, <store>/.postfach/agent.sock (mode 0600, in the
-// owner-only .postfach directory), lets `postfach status` and `postfach
-// sync` talk to a running agent. The protocol: the client sends one JSON
-// line, a controlRequest; the agent answers one JSON line, a
-// controlResponse, and closes the connection.
+// owner-only .postfach directory), lets `postfach status`, `postfach
+// sync`, `postfach queue` and `postfach send` talk to a running agent.
+// The protocol: the client sends one JSON line, a controlRequest (for
+// "enqueue", followed by the message, Size bytes: see handoff.go); the
+// agent answers one JSON line, a controlResponse, and closes the
+// connection.
 
 // AgentStatus is a running agent's live state, the "agent" object of
 // `postfach status --json`.
@@ -48,10 +50,17 @@ type ServiceStatus struct {
 var ErrNoAgent = errors.New("no postfach run answers for this store")
 
 type controlRequest struct {
-	Op       string   `json:"op"` // "status", "sync", "outbox" (nudge the senders) or "flush"
+	Op       string   `json:"op"` // "status", "sync", "outbox" (nudge the senders), "flush" or "enqueue"
 	Accounts []string `json:"accounts,omitempty"`
 	Force    bool     `json:"force,omitempty"`
 	DryRun   bool     `json:"dry_run,omitempty"`
+
+	// enqueue (postfach send): the message, Size bytes, follows the
+	// request's line; it is queued for Account with this envelope.
+	Account string   `json:"account,omitempty"`
+	From    string   `json:"from,omitempty"`
+	To      []string `json:"to,omitempty"`
+	Size    int64    `json:"size,omitempty"`
 }
 
 type controlResponse struct {
@@ -59,6 +68,7 @@ type controlResponse struct {
 	Status  *AgentStatus   `json:"status,omitempty"`
 	Reports []wireReport   `json:"reports,omitempty"`
 	Outbox  []OutboxReport `json:"outbox,omitempty"` // flush
+	Queued  int64          `json:"queued,omitempty"` // enqueue: the message's outbox id
 }
 
 // wireReport is an AccountReport on the socket: the error as its text,
@@ -176,7 +186,9 @@ func (d *daemon) closeConns() {
 // answer reads one request from conn and writes the answer.
 func (d *daemon) answer(conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(io.LimitReader(conn, 1<<16)).ReadBytes('\n')
+	lr := &io.LimitedReader{R: conn, N: 1 << 16} // the request's line
+	br := bufio.NewReader(lr)
+	line, err := br.ReadBytes('\n')
 	if err != nil {
 		return
 	}
@@ -207,6 +219,12 @@ func (d *daemon) answer(conn net.Conn) {
 			if err != nil {
 				resp.Error = err.Error()
 			}
+		case "enqueue":
+			id, err := d.enqueue(conn, req, lr, br)
+			if err != nil {
+				resp.Error = err.Error()
+			}
+			resp.Queued = id
 		default:
 			resp.Error = fmt.Sprintf("unknown request %q", req.Op)
 		}
@@ -219,6 +237,11 @@ func (d *daemon) answer(conn net.Conn) {
 // callAgent sends req to the agent of the store at root and returns its
 // answer; ErrNoAgent when no agent listens there.
 func callAgent(ctx context.Context, root string, req controlRequest) (*controlResponse, error) {
+	return callAgentWith(ctx, root, req, nil)
+}
+
+// callAgentWith is callAgent with body sent after the request's line.
+func callAgentWith(ctx context.Context, root string, req controlRequest, body []byte) (*controlResponse, error) {
 	if len(socketPath(root)) >= maxSocketPath {
 		return nil, ErrNoAgent // no agent can listen there (see listenControl)
 	}
@@ -234,7 +257,7 @@ func callAgent(ctx context.Context, root string, req controlRequest) (*controlRe
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(b, '\n')); err != nil {
+	if _, err := conn.Write(append(append(b, '\n'), body...)); err != nil {
 		return nil, agentFailed(ctx, root, err)
 	}
 	line, err := bufio.NewReader(conn).ReadBytes('\n')

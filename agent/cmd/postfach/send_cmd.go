@@ -44,9 +44,10 @@ func newSendCmd(g *globals) *cobra.Command {
 		Use:   "send [-t] [-i|-oi] [-f FROM] [-F NAME] [RCPT...] < message",
 		Short: "Queue a message for sending (a sendmail for mail clients, git send-email, cron)",
 		Long: `Read a message on standard input and queue it in the store's outbox; it
-returns as soon as the message is stored, and the agent (postfach run)
-sends it at once (without an agent: postfach queue --flush, or the next
-postfach run). It takes sendmail's arguments, so it can be the sendmail
+returns as soon as the message is stored. With an agent (postfach run)
+running, the agent stores it and sends it at once; without one, postfach
+send stores it, and postfach queue --flush or the next postfach run sends
+it. It takes sendmail's arguments, so it can be the sendmail
 of mutt, neomutt, aerc, git send-email or cron:
 
   -t         recipients from the To, Cc and Bcc fields (and the arguments)
@@ -257,6 +258,27 @@ func runSend(cmd *cobra.Command, g *globals, o *sendOptions, in io.Reader) error
 	msg, err := prepareMessage(cfg, o, raw, time.Now())
 	if err != nil {
 		return sendFail(cmd, msg.code, err)
+	}
+	// With an agent running, it queues the message (and sends it at
+	// once); without one, or when it refused, this process does.
+	hctx, hcancel := context.WithTimeout(ctx, 2*time.Minute)
+	id, err := agent.QueueThroughAgent(hctx, cfg, msg.account, msg.env, msg.data)
+	hcancel()
+	switch {
+	case err == nil:
+		if g.verbose {
+			fmt.Fprintf(cmd.ErrOrStderr(), "postfach: send: queued as %d for %s by the agent, which sends it now\n", id, safe(msg.account))
+		}
+		return nil
+	case errors.Is(err, agent.ErrAgentRefused):
+		if g.verbose {
+			fmt.Fprintf(cmd.ErrOrStderr(), "postfach: send: %s; queueing it here\n", safe(err.Error()))
+		}
+	case !errors.Is(err, agent.ErrNoAgent):
+		// The agent had the message and stopped answering: it may have
+		// queued it. A failure (EX_TEMPFAIL) lets the mail client keep
+		// it; queueing it here could send it twice.
+		return sendFail(cmd, exTempFail, fmt.Errorf("%w (the message may be queued: postfach queue shows it)", err))
 	}
 	m, err := agent.QueueMessage(ctx, cfg, msg.account, msg.env, bytes.NewReader(msg.data))
 	if err != nil {
