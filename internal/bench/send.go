@@ -33,10 +33,12 @@ import (
 //     sends the queue over one connection (no agent runs);
 //   - with -agent, postfach-agent: the same sends with `postfach run`
 //     running on the store (its IMAP side unreachable, its sender
-//     working): each send nudges the agent, which sends what is queued
-//     while the sends go on (messages queued during a pass go over its
-//     connection). Its time ends when the relay has delivered all; the
-//     agent's CPU time and peak RSS are logged.
+//     working): each send hands its message to the agent, which stores
+//     it and sends what is queued while the sends go on (over one
+//     connection it keeps open between messages). Its time ends when
+//     the relay has delivered all and the agent has filed every copy in
+//     Sent (the outbox directory is empty); the agent's CPU time and
+//     peak RSS are logged.
 //
 // A peer's time is the user-visible total: from the start of its first
 // process until the relay has delivered every recipient of every message
@@ -295,6 +297,11 @@ func sendPhase(ctx context.Context, p sendPeer, relay *smtptest.Relay, tag strin
 	t0 := time.Now()
 	if err := waitSent(ctx, relay, tag, msgs, skip); err != nil {
 		return s, err
+	}
+	if w, ok := p.(interface{ waitFiled(context.Context) error }); ok {
+		if err := w.waitFiled(ctx); err != nil {
+			return s, err
+		}
 	}
 	s.Wall = time.Since(start)
 	s.detail = fmt.Sprintf("%d processes %.3f s", len(msgs), handed.Seconds())
@@ -589,7 +596,7 @@ type agentSender struct {
 
 func (a *agentSender) name() string { return "postfach-agent" }
 func (a *agentSender) notes() string {
-	return "postfach send per message (durable before it exits) with postfach run running: the agent, nudged by each send, sends what is queued; the agent's CPU is in its detail line"
+	return "postfach send per message with postfach run running: each send hands its message to the agent (durable before the send exits), which sends what is queued; the time ends when the relay has delivered all and the agent has filed every copy in Sent; the agent's CPU is in its detail line"
 }
 func (a *agentSender) finish() []string { return nil }
 func (a *agentSender) command() string {
@@ -618,6 +625,26 @@ func (a *agentSender) setup(ctx context.Context, dir string, relay *smtptest.Rel
 	a.agent = ag
 	a.cpu0, err = procCPU(ag.PID())
 	return err
+}
+
+// waitFiled waits until the agent has filed every sent message's copy
+// in Sent (the outbox's files go once their follow-ups are done), so that
+// the agent's time, like queue --flush's, includes them.
+func (a *agentSender) waitFiled(ctx context.Context) error {
+	cur := filepath.Join(filepath.Dir(a.conf), "store", ".postfach", "outbox", "cur")
+	for deadline := time.Now().Add(time.Minute); ; {
+		ents, err := os.ReadDir(cur)
+		if err != nil {
+			return err
+		}
+		if len(ents) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the agent left %d messages in the outbox a minute after the relay delivered them", len(ents))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (a *agentSender) done() (string, error) {
