@@ -237,38 +237,43 @@ func (d *daemon) answer(conn net.Conn) {
 // callAgent sends req to the agent of the store at root and returns its
 // answer; ErrNoAgent when no agent listens there.
 func callAgent(ctx context.Context, root string, req controlRequest) (*controlResponse, error) {
-	return callAgentWith(ctx, root, req, nil)
+	var resp controlResponse
+	if err := callAgentInto(ctx, root, req, nil, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }
 
-// callAgentWith is callAgent with body sent after the request's line.
-func callAgentWith(ctx context.Context, root string, req controlRequest, body []byte) (*controlResponse, error) {
+// callAgentInto is callAgent with body sent after the request's line,
+// decoding the answer into resp (a controlResponse, or a struct with some
+// of its fields).
+func callAgentInto(ctx context.Context, root string, req controlRequest, body []byte, resp any) error {
 	if len(socketPath(root)) >= maxSocketPath {
-		return nil, ErrNoAgent // no agent can listen there (see listenControl)
+		return ErrNoAgent // no agent can listen there (see listenControl)
 	}
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "unix", socketPath(root))
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOTDIR) {
-			return nil, ErrNoAgent
+			return ErrNoAgent
 		}
-		return nil, fmt.Errorf("the agent's control socket %s: %w", socketPath(root), err)
+		return fmt.Errorf("the agent's control socket %s: %w", socketPath(root), err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	b, _ := json.Marshal(req)
 	if _, err := conn.Write(append(append(b, '\n'), body...)); err != nil {
-		return nil, agentFailed(ctx, root, err)
+		return agentFailed(ctx, root, err)
 	}
 	line, err := bufio.NewReader(conn).ReadBytes('\n')
 	if err != nil {
-		return nil, agentFailed(ctx, root, err)
+		return agentFailed(ctx, root, err)
 	}
-	var resp controlResponse
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return nil, fmt.Errorf("the agent's control socket %s: bad answer: %w", socketPath(root), err)
+	if err := json.Unmarshal(line, resp); err != nil {
+		return fmt.Errorf("the agent's control socket %s: bad answer: %w", socketPath(root), err)
 	}
-	return &resp, nil
+	return nil
 }
 
 func agentFailed(ctx context.Context, root string, err error) error {

@@ -49,8 +49,12 @@ func (e refusedError) Is(target error) bool { return target == ErrAgentRefused }
 // message was queued.
 func QueueThroughAgent(ctx context.Context, cfg *configs.Config, account string, env index.Envelope, body []byte) (index.OutboxID, error) {
 	req := controlRequest{Op: "enqueue", Account: account, From: env.From, To: env.To, Size: int64(len(body))}
-	resp, err := callAgentWith(ctx, cfg.Store.Path, req, body)
-	if err != nil {
+	// Only the two fields: a process per message decodes no more.
+	var resp struct {
+		Error  string `json:"error"`
+		Queued int64  `json:"queued"`
+	}
+	if err := callAgentInto(ctx, cfg.Store.Path, req, body, &resp); err != nil {
 		return 0, err
 	}
 	if resp.Error != "" {

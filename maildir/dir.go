@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -480,12 +481,19 @@ func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
 }
 
 // ownTmpName matches the tmp/ files this package creates: delivery keys
-// (see newKey) and UIDVALIDITY temp files.
-var ownTmpName = regexp.MustCompile(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.)`)
+// (see newKey) and UIDVALIDITY temp files. Compiled on first use, as
+// ownTmpPID and the others: not at every process's start (postfach send
+// is a process per message).
+var ownTmpName = lazyRegexp(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.)`)
 
 // ownTmpPID is the process ID in the name of a delivery's tmp/ file or a
 // UIDVALIDITY temp file.
-var ownTmpPID = regexp.MustCompile(`^(?:\d+\.(\d+)_|` + regexp.QuoteMeta(UIDValidityFile) + `\.(\d+)\.)`)
+var ownTmpPID = lazyRegexp(`^(?:\d+\.(\d+)_|` + regexp.QuoteMeta(UIDValidityFile) + `\.(\d+)\.)`)
+
+// lazyRegexp returns expr compiled on the first call.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // liveTmpAge is how old a UIDVALIDITY temp file written by an older
 // version (its name has no process ID) must be before CleanOwnTmp takes it
@@ -507,10 +515,10 @@ func (d *Dir) CleanOwnTmp() (int, error) {
 	}
 	n := 0
 	for _, de := range ents {
-		if de.IsDir() || !ownTmpName.MatchString(de.Name()) {
+		if de.IsDir() || !ownTmpName().MatchString(de.Name()) {
 			continue
 		}
-		if m := ownTmpPID.FindStringSubmatch(de.Name()); m != nil {
+		if m := ownTmpPID().FindStringSubmatch(de.Name()); m != nil {
 			if m[1]+m[2] == strconv.Itoa(os.Getpid()) {
 				continue // ours, perhaps in flight
 			}

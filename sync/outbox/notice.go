@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postfach/postfach/index"
@@ -196,14 +197,16 @@ func (s *Sender) folder(ctx context.Context, name, special string) (index.Folder
 	return f.ID, nil
 }
 
-var enhanced = regexp.MustCompile(`^[245][0-9][0-9] ([245]\.[0-9]{1,3}\.[0-9]{1,3})\b`)
+var enhanced = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[245][0-9][0-9] ([245]\.[0-9]{1,3}\.[0-9]{1,3})\b`)
+})
 
 // status is a recipient's RFC 3464 Status for its reply.
 func status(reply string, failed bool) string {
 	if strings.HasPrefix(reply, "expired ") {
 		return "4.4.7"
 	}
-	if m := enhanced.FindStringSubmatch(reply); m != nil {
+	if m := enhanced().FindStringSubmatch(reply); m != nil {
 		return m[1]
 	}
 	if len(reply) >= 3 && (reply[0] == '4' || reply[0] == '5') && reply[1] >= '0' && reply[1] <= '9' {
