@@ -85,6 +85,9 @@ func (d *daemon) enqueue(conn net.Conn, req controlRequest, lr *io.LimitedReader
 	body := &exactReader{r: io.LimitReader(br, req.Size), left: req.Size}
 	m, err := d.a.store.Enqueue(d.ctx, req.Account, index.Envelope{From: req.From, To: req.To}, body)
 	if err != nil {
+		// Read the rest first: a sender still writing it would take a
+		// closed connection for an agent that died with the message.
+		io.Copy(io.Discard, body)
 		return 0, err
 	}
 	d.log.Debug("outbox: queued a message handed over by postfach send", "account", req.Account, "id", int64(m.ID), "size", req.Size)

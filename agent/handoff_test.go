@@ -69,9 +69,14 @@ func TestQueueThroughAgent(t *testing.T) {
 		t.Errorf("queued %+v to %q with %q; want %+v and %q", m, to, got, env, body)
 	}
 
-	// Refused by the agent (no recipient): not queued, ErrAgentRefused.
-	if _, err := QueueThroughAgent(ctx, cfg, "work", index.Envelope{From: env.From}, body); !errors.Is(err, ErrAgentRefused) {
-		t.Errorf("no recipients: %v, want ErrAgentRefused", err)
+	// Refused by the agent (no recipient): not queued, ErrAgentRefused,
+	// also for a message larger than the socket's buffers (the agent
+	// reads it all before it answers).
+	big := append(append([]byte(nil), body...), strings.Repeat("x\r\n", 1<<20)...)
+	for _, b := range [][]byte{body, big} {
+		if _, err := QueueThroughAgent(ctx, cfg, "work", index.Envelope{From: env.From}, b); !errors.Is(err, ErrAgentRefused) {
+			t.Errorf("no recipients, %d bytes: %v, want ErrAgentRefused", len(b), err)
+		}
 	}
 	// Cut short: the line promises more than comes before the close.
 	conn, err := net.Dial("unix", socketPath(cfg.Store.Path))
