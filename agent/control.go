@@ -22,10 +22,11 @@ import (
 // The control socket, <store>/.postfach/agent.sock (mode 0600, in the
 // owner-only .postfach directory), lets `postfach status`, `postfach
 // sync`, `postfach queue` and `postfach send` talk to a running agent.
-// The protocol: the client sends one JSON line, a controlRequest (for
-// "enqueue", followed by the message, Size bytes: see handoff.go); the
+// The protocol: the client sends one JSON line, a controlRequest; the
 // agent answers one JSON line, a controlResponse, and closes the
-// connection.
+// connection. For "enqueue" (see handoff.go) the agent first answers
+// {"ready":true} (or its error, which ends the exchange), the client
+// then sends the message, Size bytes, and the agent answers again.
 
 // AgentStatus is a running agent's live state, the "agent" object of
 // `postfach status --json`.
@@ -69,6 +70,9 @@ type controlResponse struct {
 	Reports []wireReport   `json:"reports,omitempty"`
 	Outbox  []OutboxReport `json:"outbox,omitempty"` // flush
 	Queued  int64          `json:"queued,omitempty"` // enqueue: the message's outbox id
+	// Ready (enqueue): the first of the two answers, before the message
+	// is sent: the agent takes it. An error instead ends the exchange.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // wireReport is an AccountReport on the socket: the error as its text,
@@ -263,10 +267,32 @@ func callAgentInto(ctx context.Context, root string, req controlRequest, body []
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(append(b, '\n'), body...)); err != nil {
+	if _, err := conn.Write(append(b, '\n')); err != nil {
 		return agentFailed(ctx, root, err)
 	}
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	br := bufio.NewReader(conn)
+	if body != nil {
+		// The agent says it takes the message before it is sent: one
+		// that cannot (an agent from before "enqueue", a bad request)
+		// answers with its error at once.
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return agentFailed(ctx, root, err)
+		}
+		var first struct {
+			Ready bool `json:"ready"`
+		}
+		if err := json.Unmarshal(line, &first); err != nil || !first.Ready {
+			if err := json.Unmarshal(line, resp); err != nil {
+				return fmt.Errorf("the agent's control socket %s: bad answer: %w", socketPath(root), err)
+			}
+			return nil
+		}
+		if _, err := conn.Write(body); err != nil {
+			return agentFailed(ctx, root, err)
+		}
+	}
+	line, err := br.ReadBytes('\n')
 	if err != nil {
 		return agentFailed(ctx, root, err)
 	}

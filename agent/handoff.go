@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,8 @@ import (
 
 // Handing a message to the agent: `postfach send` with an agent running
 // on the store does not open the index itself. It sends the message over
-// the control socket (op "enqueue": the request's line, then the
-// message); the agent queues it (index.Store.Enqueue, durable before the
+// the control socket (op "enqueue": the request's line; the agent's
+// {"ready":true}; the message); the agent queues it (index.Store.Enqueue, durable before the
 // answer) on the index it holds open, and its change feed nudges the
 // account's sender. The send process so skips SQLite's start (reading
 // the schema, a connection's first commit) and the agent sends at once.
@@ -76,6 +77,11 @@ func (d *daemon) enqueue(conn net.Conn, req controlRequest, lr *io.LimitedReader
 	}
 	if req.Account == "" {
 		return 0, errors.New("enqueue: no account")
+	}
+	ready, _ := json.Marshal(controlResponse{Ready: true})
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(append(ready, '\n')); err != nil {
+		return 0, err
 	}
 	conn.SetReadDeadline(time.Now().Add(handoffTimeout))
 	defer conn.SetReadDeadline(time.Time{})

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/sync/outbox"
 )
@@ -84,10 +86,15 @@ func TestQueueThroughAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, _ := json.Marshal(controlRequest{Op: "enqueue", Account: "work", From: env.From, To: env.To, Size: int64(len(body)) + 100})
-	conn.Write(append(append(line, '\n'), body...))
+	conn.Write(append(line, '\n'))
+	dec := json.NewDecoder(conn)
+	var ready, resp controlResponse
+	if err := dec.Decode(&ready); err != nil || !ready.Ready {
+		t.Fatalf("the agent's first answer: %+v, %v; want ready", ready, err)
+	}
+	conn.Write(body)
 	conn.(*net.UnixConn).CloseWrite()
-	var resp controlResponse
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil || resp.Error == "" || resp.Queued != 0 {
+	if err := dec.Decode(&resp); err != nil || resp.Error == "" || resp.Queued != 0 {
 		t.Errorf("a message cut short: %+v, %v; want an error and nothing queued", resp, err)
 	}
 	conn.Close()
@@ -115,5 +122,39 @@ func TestQueueThroughAgent(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueueThroughOldAgent: an agent that does not know "enqueue" (one
+// started before an upgrade) answers the request's line with an error
+// and reads no message: postfach send takes that for a refusal (and
+// queues the message itself), even for a message larger than the
+// socket's buffers.
+func TestQueueThroughOldAgent(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, ".postfach"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", socketPath(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			bufio.NewReader(c).ReadBytes('\n')
+			c.Write([]byte(`{"error":"unknown request \"enqueue\""}` + "\n"))
+			c.Close()
+		}
+	}()
+	cfg := &configs.Config{Store: configs.Store{Path: root}}
+	big := []byte(strings.Repeat("x\r\n", 1<<20))
+	_, err = QueueThroughAgent(t.Context(), cfg, "work", index.Envelope{From: "a@example.org", To: []string{"b@example.org"}}, big)
+	if !errors.Is(err, ErrAgentRefused) {
+		t.Errorf("an old agent: %v, want ErrAgentRefused", err)
 	}
 }
