@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -220,6 +221,78 @@ func TestPushedFlagsThenLocalDelete(t *testing.T) {
 		}
 	}
 	e.compare()
+}
+
+// TestPushedFlagsKeepServerChange: a mail client marks a message \Draft
+// here while another client adds the keyword $L1 (and a message that had
+// $L1 loses it) upstream; the run that pushes \Draft is killed after its
+// STORE and before its local commit (the keyword and the new base). The
+// "pushed" intent must make the base only what the STORE carried (the
+// \Draft): the server's own change never reached this side, so taking it
+// into the base would read its absence here as a removal made here and
+// undo it upstream (TestKillTwoWay: "has flags DRS, want DRS+$L1" on both
+// sides, some 20 messages after kills between the STOREs and the commit).
+func TestPushedFlagsKeepServerChange(t *testing.T) {
+	e := bugEnv(t)
+	xs := e.entries("INBOX")
+	x, y := xs[0], xs[1]
+	xid, yid := e.fileMessageID("INBOX", x), e.fileMessageID("INBOX", y)
+	cl := e.d.Client(t, testenv.DefaultUser.Name)
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// y has $L1 on both sides first.
+	yset := imap.UIDSetNum(imap.UID(y.UID))
+	if err := cl.Store(yset, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{"$L1"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	for _, en := range e.entries("INBOX") {
+		if en.Key == y.Key {
+			y = en
+		}
+	}
+	// Here: \Draft on both; there: $L1 added to x, removed from y.
+	for _, en := range []maildir.Entry{x, y} {
+		if _, err := e.dir("INBOX").SetFlags(en, en.Flags|maildir.FlagDraft); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xset := imap.UIDSetNum(imap.UID(x.UID))
+	if err := cl.Store(xset, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{"$L1"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Store(yset, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{"$L1"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Logout()
+
+	errKilled := errors.New("killed")
+	imapsync.SetFlagsCommitHook(func() error { return errKilled })
+	_, _, err := e.trySync(false)
+	imapsync.SetFlagsCommitHook(nil)
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the run killed in its flag commit: %v", err)
+	}
+	server := e.serverNow()
+	for _, id := range []string{xid, yid} {
+		if got := findServer(server, id); len(got["INBOX"]) != 1 || got["INBOX"][0].Flags&maildir.FlagDraft == 0 {
+			t.Fatalf("the killed run did not push \\Draft: server has %s", uidsOf(got))
+		}
+	}
+
+	e.sync()
+	server = e.compare()
+	for _, c := range []struct {
+		id   string
+		want []string
+	}{{xid, []string{"$L1"}}, {yid, nil}} {
+		got := findServer(server, c.id)
+		if len(got["INBOX"]) != 1 || got["INBOX"][0].Flags&maildir.FlagDraft == 0 || !slices.Equal(got["INBOX"][0].Keywords, c.want) {
+			t.Errorf("\\Draft here, keywords %v there, the push killed before its commit: server has %s, want \\Draft and %v",
+				c.want, uidsOf(got), c.want)
+		}
+	}
 }
 
 // TestOwnDeletedThenBack: a mail client moves a message out of INBOX (its

@@ -26,10 +26,10 @@ const opPushed = "pushed"
 // journalPushes writes ahead the pushes of p: one intent per message that
 // a STORE of p changes upstream.
 func (w *worker) journalPushes(ctx context.Context, j *folderJob, p *flagPlan) ([]int64, error) {
-	pushed := map[uint32]bool{}
-	for _, uids := range p.stores {
+	pushed := map[uint32]string{} // UID -> its flagDiff key
+	for k, uids := range p.stores {
 		for _, u := range uids {
-			pushed[uint32(u)] = true
+			pushed[uint32(u)] = k
 		}
 	}
 	if len(pushed) == 0 {
@@ -38,11 +38,13 @@ func (w *worker) journalPushes(ctx context.Context, j *folderJob, p *flagPlan) (
 	var ids []int64
 	err := w.s.opts.Index.Write(ctx, func(tx *index.Tx) error {
 		for _, c := range p.changes {
-			if !pushed[c.m.UID] {
+			k, ok := pushed[c.m.UID]
+			if !ok {
 				continue
 			}
+			f, kw := storedOver(c.m.SyncedFlags, c.m.SyncedKeywords, k)
 			id, err := tx.AddIntent(index.Intent{Account: j.f.Account, Folder: j.f.ID, Message: c.m.ID, Op: opPushed,
-				Arg: flagsArg(c.newBase, c.newBaseKw, c.m.SyncedFlags, c.m.SyncedKeywords)})
+				Arg: flagsArg(f, kw, c.m.SyncedFlags, c.m.SyncedKeywords)})
 			if err != nil {
 				return err
 			}
@@ -51,6 +53,29 @@ func (w *worker) journalPushes(ctx context.Context, j *folderJob, p *flagPlan) (
 		return nil
 	})
 	return ids, err
+}
+
+// storedOver is the base (base, baseKw) with the STORE of the flagDiff key
+// applied: what a push changes upstream, and no more. The merged flags
+// also hold the server's own changes since the base, which the STORE does
+// not carry and which reach this side only with the local commit that a
+// kill may prevent: taken into the base by recoverPushes, a keyword added
+// there and not yet here would read as removed here, and be removed
+// upstream (TestPushedFlagsKeepServerChange).
+func storedOver(base maildir.Flags, baseKw []string, key string) (maildir.Flags, []string) {
+	add, del := parseDiff(key)
+	addF, addKw := maildir.FlagsFromIMAP(add)
+	delF, delKw := maildir.FlagsFromIMAP(del)
+	f := (base | addF) &^ delF
+	kw := slices.Clone(baseKw)
+	for _, k := range addKw {
+		if !slices.Contains(kw, k) {
+			kw = append(kw, k)
+		}
+	}
+	kw = slices.DeleteFunc(kw, func(k string) bool { return slices.Contains(delKw, k) })
+	slices.Sort(kw)
+	return f, kw
 }
 
 // recoverPushes resolves the folder's open "pushed" intents before a merge
