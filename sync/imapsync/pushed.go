@@ -14,8 +14,9 @@ import (
 // the old base, and the next run takes the change for one made there. If
 // the message was changed here again meanwhile (unflagged, say), the merge
 // would bring the flag back on both sides (TestRunKill9: "flags 2,F, want
-// 2,"). So the STOREs are written ahead as "pushed" intents (the flags and
-// keywords pushed, and the base before), and the next run, before it
+// 2,"). So the STOREs are written ahead as "pushed" intents (the base
+// with what the STOREs change applied, no more: see storedOver; and the
+// base before), and the next run, before it
 // merges, takes as the base, flag by flag, what was pushed where the
 // server shows it, and the old base where it does not (the STORE never
 // ran).
