@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // CRLFWriter turns a stored message (LF line ends) back into its wire form:
@@ -56,11 +57,18 @@ func (c *CRLFWriter) emit(b []byte) error {
 // what IMAP calls RFC822.SIZE.
 func CRLFSize(r io.Reader) (int64, error) {
 	cw := NewCRLFWriter(io.Discard)
-	if _, err := io.Copy(cw, r); err != nil {
+	buf := sizeBufs.Get().(*[]byte)
+	defer sizeBufs.Put(buf)
+	// (r wrapped: an *os.File's WriteTo would make io.Copy's own buffer.)
+	if _, err := io.CopyBuffer(cw, struct{ io.Reader }{r}, *buf); err != nil {
 		return 0, err
 	}
 	return cw.n, nil
 }
+
+// sizeBufs are CRLFSize's read buffers, reused rather than made for each
+// message (sync/migrate sizes every message it copies).
+var sizeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // FileCRLFSize is CRLFSize of a file.
 func FileCRLFSize(path string) (int64, error) {

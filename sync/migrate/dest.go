@@ -112,7 +112,7 @@ func create(c *imapclient.Client, name string) error {
 // fetchDest EXAMINEs a destination folder and fetches the identity of
 // every message in it: UID, FLAGS, RFC822.SIZE, INTERNALDATE and the
 // Message-ID header.
-func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
+func fetchDest(c *imapclient.Client, name string) ([]destRec, error) {
 	sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, fmt.Errorf("EXAMINE %s: %w", name, err)
@@ -127,7 +127,7 @@ func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
 	// CollectMessage (and the command fails too): nothing read here is
 	// used unless cmd.Close succeeds.
 	cmd := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, opts)
-	out := make([]*destMsg, 0, sel.NumMessages)
+	out := make([]destRec, 0, sel.NumMessages)
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -142,14 +142,16 @@ func fetchDest(c *imapclient.Client, name string) ([]*destMsg, error) {
 		if buf.UID == 0 {
 			continue
 		}
-		m := &destMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
-		m.flags, m.kw = maildir.FlagsFromIMAP(buf.Flags)
+		m := destRec{size: buf.RFC822Size}
+		var kw []string
+		m.flags, kw = maildir.FlagsFromIMAP(buf.Flags)
+		m.kw = kwHash(kw)
 		var date time.Time
 		if !buf.InternalDate.IsZero() {
 			date = buf.InternalDate
 			m.date = date.Unix()
 		}
-		m.id = idKey(index.ParseHeader(buf.FindBodySection(idSection)).MessageID, date)
+		m.id = hashID(index.ParseHeader(buf.FindBodySection(idSection)).MessageID, date)
 		out = append(out, m)
 	}
 	if err := cmd.Close(); err != nil {
@@ -173,7 +175,7 @@ type appended struct {
 // (say, a message too large for the server) is reported through done and
 // the others go on; any other failure ends the run of the folder and is
 // returned.
-func appendAll(ctx context.Context, c *imapclient.Client, mailbox string, msgs []*srcMsg, window int, done func(appended)) error {
+func appendAll(ctx context.Context, c *imapclient.Client, mailbox string, msgs []srcMsg, window int, done func(appended)) error {
 	type inflight struct {
 		cmd  *imapclient.AppendCommand
 		s    *srcMsg
@@ -218,7 +220,8 @@ func appendAll(ctx context.Context, c *imapclient.Client, mailbox string, msgs [
 			done(appended{s: f.s, size: f.size, err: err})
 		}
 	}()
-	for _, s := range msgs {
+	for i := range msgs {
+		s := &msgs[i]
 		if ctx.Err() != nil || failed() {
 			break
 		}
@@ -253,8 +256,8 @@ func appendOne(c *imapclient.Client, mailbox string, s *srcMsg) (*imapclient.App
 	}
 	defer f.Close()
 	opts := &imap.AppendOptions{Flags: s.imapFlags()}
-	if !s.date.IsZero() {
-		opts.Time = s.date
+	if s.dated {
+		opts.Time = s.time()
 	}
 	cmd := c.Append(mailbox, size, opts)
 	// An error writing the literal (a NO before the continuation, or the
@@ -274,7 +277,13 @@ func appendOne(c *imapclient.Client, mailbox string, s *srcMsg) (*imapclient.App
 // (its CRLF size, taken before). A file that cannot be read or whose size
 // changed is the message's own trouble, local; a failure of w is werr.
 func (s *srcMsg) send(w io.Writer, f io.Reader, size int64) (local, werr error) {
-	r := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(f)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
+	r := &errReader{r: br}
 	err := maildir.CopyCRLF(w, r, size)
 	switch {
 	case r.err != nil:
@@ -284,6 +293,10 @@ func (s *srcMsg) send(w io.Writer, f io.Reader, size int64) (local, werr error) 
 	}
 	return nil, err
 }
+
+// readers are the 64 KiB read buffers of send, reused rather than made
+// for each message.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // errReader remembers its reader's error, to tell it from the writer's.
 type errReader struct {
@@ -304,10 +317,11 @@ func (e *errReader) Read(p []byte) (int, error) {
 // the server stores in one transaction (Dovecot spends about a quarter of
 // the CPU time of one APPEND each). A NO is reported for its own message,
 // as appendAll does, and the others go on.
-func appendMulti(ctx context.Context, up *imapconn.Uploader, mailbox string, msgs []*srcMsg, done func(appended)) error {
-	var sent []appended
-	var um []imapconn.UploadMsg
-	for _, s := range msgs {
+func appendMulti(ctx context.Context, up *imapconn.Uploader, mailbox string, msgs []srcMsg, done func(appended)) error {
+	sent := make([]appended, 0, len(msgs))
+	um := make([]imapconn.UploadMsg, 0, len(msgs))
+	for i := range msgs {
+		s := &msgs[i]
 		size, err := s.crlfSize()
 		if err == nil {
 			err = s.damage() // plan leaves these out; never send one
@@ -317,7 +331,7 @@ func appendMulti(ctx context.Context, up *imapconn.Uploader, mailbox string, msg
 			continue
 		}
 		sent = append(sent, appended{s: s, size: size})
-		um = append(um, imapconn.UploadMsg{Flags: s.imapFlags(), Date: s.date, Size: size, Write: func(w io.Writer) error {
+		um = append(um, imapconn.UploadMsg{Flags: s.imapFlags(), Date: s.time(), Size: size, Write: func(w io.Writer) error {
 			f, err := s.open()
 			if err != nil {
 				return fmt.Errorf("reading message file %s: %w", s.key, err)

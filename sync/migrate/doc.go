@@ -15,6 +15,12 @@
 //     keywords, internal date and RFC822.SIZE. Folders are grouped by
 //     destination folder: the same name, or Options.Map's; several source
 //     folders may share one destination folder (their union is its source).
+//     The rows are read one at a time and kept as a fixed-size record of
+//     about 64 bytes: the row's id, the identity (its key as a 128-bit
+//     hash, see ident.go, and the size), the internal date, the flags and a
+//     hash of the keywords; no strings. What checking and copying a
+//     message need besides (its file, its keywords) is read from the index
+//     500 rows at a time when they are needed, and dropped after.
 //  2. LIST the destination once: its delimiter and its folders; ask
 //     NAMESPACE unless Options.DestNamespacePrefix is set. Destination
 //     names are postfach names ('/'-separated, without namespace prefix),
@@ -32,10 +38,13 @@
 //     (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS
 //     (MESSAGE-ID)]) once; match the source messages against that set (see
 //     Identity) to find the ones it lacks. A missing message whose stored
-//     copy is damaged (see Identity) is left out of the copy.
+//     copy is damaged (see Identity) is left out of the copy. The
+//     destination's messages are kept as fixed-size records too, sorted by
+//     identity, for the folder's plan (and its verification) only.
 //  4. Copy: APPEND each missing message, in source order, with its flags
 //     and keywords and its internal date, the stored LF file turned back
-//     into CRLF on the fly (nothing is held in memory). APPENDs are
+//     into CRLF on the fly through a reused buffer (no message is held in
+//     memory), 500 messages read from the index at a time. APPENDs are
 //     pipelined: up to Options.Window commands are out before the first
 //     answer is awaited, which hides the round trip each literal above 4
 //     KiB costs (go-imap sends LITERAL- literals only up to that size).

@@ -119,28 +119,29 @@ func FuzzMatch(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 1, 2, 2}, []byte{0, 0, 1, 3})
 	f.Add([]byte{5, 9, 5, 9}, []byte{5, 13, 5})
 	f.Fuzz(func(t *testing.T, srcB, destB []byte) {
-		ids := []string{"m:a", "m:b", "d:7", "d:0"}
-		var src []*srcMsg
-		crlf := map[*srcMsg]int64{}
+		ids := []idHash{hashID("a", time.Time{}), hashID("b", time.Time{}), hashID("", time.Unix(7, 0)), hashID("", time.Time{})}
+		var src []srcRec
+		var crlf []int64
 		for i, b := range srcB {
-			s := &srcMsg{id: ids[b&3], size: int64(100 + b>>2&3), flags: maildir.Flags(b >> 4 & 1), date: time.Unix(int64(b>>5&1), 0)}
-			crlf[s] = s.size + int64(b>>6) - 1 // one less, the same, or one or two more
+			s := srcRec{id: ids[b&3], size: int64(100 + b>>2&3), flags: maildir.Flags(b >> 4 & 1), date: int64(b >> 5 & 1), dated: true}
+			c := s.size + int64(b>>6) - 1 // one less, the same, or one or two more
 			if i%5 == 4 {
-				crlf[s] = -1 // cannot be read
+				c = -1 // cannot be read
 			}
 			src = append(src, s)
+			crlf = append(crlf, c)
 		}
-		var dest []*destMsg
+		var dest []destRec
 		for _, b := range destB {
-			dest = append(dest, &destMsg{id: ids[b&3], size: int64(100 + b>>2&3), flags: maildir.Flags(b >> 4 & 1), date: int64(b >> 5 & 1)})
+			dest = append(dest, destRec{id: ids[b&3], size: int64(100 + b>>2&3), flags: maildir.Flags(b >> 4 & 1), date: int64(b >> 5 & 1)})
 		}
 		calls := 0
-		r := match(src, dest, func(s *srcMsg) (int64, error) {
+		r := match(src, dest, func(i int) (int64, error) {
 			calls++
-			if crlf[s] < 0 {
+			if crlf[i] < 0 {
 				return 0, errors.New("unreadable")
 			}
-			return crlf[s], nil
+			return crlf[i], nil
 		})
 		matched := len(src) - len(r.missing)
 		used, bytes := 0, int64(0)
@@ -153,13 +154,14 @@ func FuzzMatch(f *testing.F) {
 		if used != matched || r.extra != len(dest)-matched || r.dest != len(dest) || r.bytes != bytes || r.differ > matched || r.differ < 0 {
 			t.Fatalf("match: %d of %d matched, %d used, extra %d, dest %d, bytes %d, differ %d", matched, len(src), used, r.extra, r.dest, r.bytes, r.differ)
 		}
-		for _, s := range r.missing {
+		for _, i := range r.missing {
+			s := src[i]
 			for _, d := range dest {
 				if d.used || d.id != s.id {
 					continue
 				}
-				if d.size == s.size || crlf[s] > s.size && d.size == crlf[s] {
-					t.Fatalf("source %+v is missing, but destination %+v is left over", *s, *d)
+				if d.size == s.size || crlf[i] > s.size && d.size == crlf[i] {
+					t.Fatalf("source %+v is missing, but destination %+v is left over", s, d)
 				}
 			}
 		}
@@ -170,8 +172,8 @@ func FuzzMatch(f *testing.F) {
 				continue
 			}
 			n, m := 0, 0
-			for _, s := range src {
-				if s.id == d.id && (s.size == d.size || crlf[s] > s.size && crlf[s] == d.size) {
+			for i, s := range src {
+				if s.id == d.id && (s.size == d.size || crlf[i] > s.size && crlf[i] == d.size) {
 					n++
 				}
 			}
@@ -181,7 +183,7 @@ func FuzzMatch(f *testing.F) {
 				}
 			}
 			if m > n {
-				t.Fatalf("%d destination copies of %s/%d used for %d source messages", m, d.id, d.size, n)
+				t.Fatalf("%d destination copies of %x/%d used for %d source messages", m, d.id, d.size, n)
 			}
 		}
 	})

@@ -149,9 +149,10 @@ type folderJob struct {
 	remote  string // server name
 	exists  bool
 	sources []string
-	msgs    []*srcMsg
-	todo    []*srcMsg // missing at the start, to copy
-	damaged []error   // missing, but their stored copy is damaged: not copied
+	folders []*index.Folder // the source folders, as srcRec.fi numbers them
+	recs    []srcRec        // the source messages, in source order
+	todo    []int32         // missing at the start, to copy (indexes into recs)
+	damaged []error         // missing, but their stored copy is damaged: not copied
 	rep     FolderReport
 	err     error
 
@@ -201,7 +202,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer p.close(ctx)
 
 	// 1. Plan: what each destination folder lacks.
-	p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return plan(c, j, &o, log) })
+	p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return plan(ctx, c, j, &o, log) })
 	for _, j := range jobs {
 		j.planFailed = j.err != nil
 	}
@@ -210,9 +211,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, j := range jobs {
 		if j.err == nil {
 			msgs += len(j.todo)
-			for _, s := range j.todo {
-				bytes += s.size
-			}
+			bytes += j.todoBytes()
 		}
 	}
 	if !o.DryRun {
@@ -232,7 +231,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				j.copyErr, j.err = j.err, nil
 			}
 		}
-		p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return verify(c, j, log) })
+		p.run(ctx, jobs, func(c *imapclient.Client, j *folderJob) error { return verify(ctx, c, j, &o, log) })
 		for _, j := range jobs {
 			if j.copyErr != nil {
 				j.err = errors.Join(j.copyErr, j.err)
@@ -288,10 +287,10 @@ func openDest(ctx context.Context, o *Options, log *slog.Logger, jobs []*folderJ
 	for _, j := range jobs {
 		j.remote = names.Remote(j.dest)
 		j.exists = existing[j.remote]
-		j.rep = FolderReport{Dest: j.dest, Remote: j.remote, Sources: j.sources, SourceCount: len(j.msgs)}
+		j.rep = FolderReport{Dest: j.dest, Remote: j.remote, Sources: j.sources, SourceCount: len(j.recs)}
 		j.err = roundTrip(names, j.dest)
-		for _, s := range j.msgs {
-			j.rep.SourceBytes += s.size
+		for i := range j.recs {
+			j.rep.SourceBytes += j.recs[i].size
 		}
 	}
 	return first, nil
@@ -299,8 +298,8 @@ func openDest(ctx context.Context, o *Options, log *slog.Logger, jobs []*folderJ
 
 // plan creates the destination folder if needed (not in a dry run),
 // fetches its identities and finds the source messages it lacks.
-func plan(c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) error {
-	var dest []*destMsg
+func plan(ctx context.Context, c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) error {
+	var dest []destRec
 	switch {
 	case j.exists:
 		var err error
@@ -316,27 +315,76 @@ func plan(c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) erro
 		j.rep.Created = true
 		log.Info("created destination folder", "folder", j.remote)
 	}
-	m := match(j.msgs, dest, (*srcMsg).crlfSize)
+	crlf, lookupErr := j.crlfOf(ctx, o)
+	m := match(j.recs, dest, crlf)
+	if err := lookupErr(); err != nil {
+		return err
+	}
 	j.todo = j.todo[:0]
-	for _, s := range m.missing {
-		if err := s.damage(); err != nil {
-			j.damaged = append(j.damaged, err)
-			j.rep.Damaged = append(j.rep.Damaged, err.Error())
-			log.Warn("message not copied", "folder", j.dest, "err", err)
-			continue
+	for start := 0; start < len(m.missing); start += detailBatch {
+		batch := m.missing[start:min(start+detailBatch, len(m.missing))]
+		msgs, err := j.srcMsgs(ctx, o, batch)
+		if err != nil {
+			return err
 		}
-		j.todo = append(j.todo, s)
+		for k := range msgs {
+			if err := msgs[k].damage(); err != nil {
+				j.damaged = append(j.damaged, err)
+				j.rep.Damaged = append(j.rep.Damaged, err.Error())
+				log.Warn("message not copied", "folder", j.dest, "err", err)
+				continue
+			}
+			j.todo = append(j.todo, batch[k])
+		}
 	}
 	j.rep.DestCount, j.rep.DestBytes = m.dest, m.bytes
 	j.rep.Missing, j.rep.Extra, j.rep.Differ = len(m.missing), m.extra, m.differ
 	if o.DryRun {
 		j.rep.Copied = len(j.todo)
-		for _, s := range j.todo {
-			j.rep.CopiedBytes += s.size
-		}
+		j.rep.CopiedBytes = j.todoBytes()
 	}
-	log.Info("planned folder", "folder", j.dest, "source", len(j.msgs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
+	log.Info("planned folder", "folder", j.dest, "source", len(j.recs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
 	return nil
+}
+
+// todoBytes is the size of the messages to copy.
+func (j *folderJob) todoBytes() int64 {
+	var n int64
+	for _, i := range j.todo {
+		n += j.recs[i].size
+	}
+	return n
+}
+
+// crlfOf returns match's crlf: the CRLF size of the file of recs[i], read
+// from the index a window of rows at a time (match asks in source order,
+// and seldom), and a function that returns the first failure to read the
+// index: a match that met one is not to be trusted.
+func (j *folderJob) crlfOf(ctx context.Context, o *Options) (func(i int) (int64, error), func() error) {
+	var win []srcMsg
+	var lo int
+	var failed error
+	crlf := func(i int) (int64, error) {
+		if n := j.recs[i].crlf; n > 0 {
+			return n, nil
+		}
+		if i < lo || i >= lo+len(win) {
+			idx := make([]int32, 0, detailBatch)
+			for k := i; k < len(j.recs) && len(idx) < detailBatch; k++ {
+				idx = append(idx, int32(k))
+			}
+			w, err := j.srcMsgs(ctx, o, idx)
+			if err != nil {
+				if failed == nil {
+					failed = err
+				}
+				return 0, err
+			}
+			win, lo = w, i
+		}
+		return win[i-lo].crlfSize()
+	}
+	return crlf, func() error { return failed }
 }
 
 // damagedErr is the folder's error for its damaged messages: one line,
@@ -347,6 +395,11 @@ func damagedErr(damaged []error) error {
 	}
 	return fmt.Errorf("%d stored messages are damaged and were not copied; the first: %w", len(damaged), damaged[0])
 }
+
+// copyBatch is how many messages copyFolder reads from the index and
+// hands on at a time: a multiple of imapconn's MULTIAPPEND command size
+// (100 messages).
+const copyBatch = 500
 
 // copyFolder APPENDs the messages the destination lacks: with MULTIAPPEND
 // on up when there is one, else one APPEND each on c.
@@ -371,11 +424,19 @@ func copyFolder(ctx context.Context, c *imapclient.Client, up *imapconn.Uploader
 		j.rep.CopiedBytes += a.size
 		o.Progress.Done(1, a.size)
 	}
+	// A batch at a time: what the copy needs of a message besides its
+	// srcRec is read from the index just before it is sent.
 	var err error
-	if up != nil {
-		err = appendMulti(ctx, up, j.remote, j.todo, record)
-	} else {
-		err = appendAll(ctx, c, j.remote, j.todo, o.Window, record)
+	for start := 0; start < len(j.todo) && err == nil; start += copyBatch {
+		var msgs []srcMsg
+		if msgs, err = j.srcMsgs(ctx, o, j.todo[start:min(start+copyBatch, len(j.todo))]); err != nil {
+			break
+		}
+		if up != nil {
+			err = appendMulti(ctx, up, j.remote, msgs, record)
+		} else {
+			err = appendAll(ctx, c, j.remote, msgs, o.Window, record)
+		}
 	}
 	log.Info("copied", "folder", j.dest, "messages", j.rep.Copied, "bytes", j.rep.CopiedBytes, "failed", j.rep.Failed)
 	if err != nil {
@@ -389,15 +450,19 @@ func copyFolder(ctx context.Context, c *imapclient.Client, up *imapconn.Uploader
 
 // verify fetches the destination's identities again and compares them
 // with the source.
-func verify(c *imapclient.Client, j *folderJob, log *slog.Logger) error {
+func verify(ctx context.Context, c *imapclient.Client, j *folderJob, o *Options, log *slog.Logger) error {
 	dest, err := fetchDest(c, j.remote)
 	if err != nil {
 		return err
 	}
-	m := match(j.msgs, dest, (*srcMsg).crlfSize)
+	crlf, lookupErr := j.crlfOf(ctx, o)
+	m := match(j.recs, dest, crlf)
+	if err := lookupErr(); err != nil {
+		return err
+	}
 	j.rep.DestCount, j.rep.DestBytes = m.dest, m.bytes
 	j.rep.Missing, j.rep.Extra, j.rep.Differ = len(m.missing), m.extra, m.differ
-	log.Info("verified folder", "folder", j.dest, "source", len(j.msgs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
+	log.Info("verified folder", "folder", j.dest, "source", len(j.recs), "dest", m.dest, "missing", len(m.missing), "extra", m.extra)
 	return nil
 }
 

@@ -15,28 +15,80 @@ import (
 	"github.com/postfach/postfach/maildir"
 )
 
-// srcMsg is one source message: an index row of the source account with
-// what the migration needs of it.
+// srcRec is one source message as planning and verifying need it: the
+// index row, the identity, what Differ compares, and sizes; no strings,
+// about 64 bytes. What copying needs besides (the file, the keywords) is
+// read from the index a batch at a time, as srcMsg, when it is needed.
+type srcRec struct {
+	row   index.MessageID
+	id    idHash
+	size  int64  // RFC822.SIZE as recorded, or the CRLF size of the file when unknown
+	crlf  int64  // CRLF size of the file; 0 until computed
+	date  int64  // internal date, unix seconds (when dated)
+	kw    uint64 // kwHash of the keywords
+	fi    int32  // the source folder: folderJob.folders[fi]
+	flags maildir.Flags
+	known bool // size is the recorded RFC822.SIZE (not taken from the file)
+	dated bool // the internal date is known
+}
+
+// time returns the internal date; zero when unknown.
+func (s *srcRec) time() time.Time {
+	if !s.dated {
+		return time.Time{}
+	}
+	return time.Unix(s.date, 0)
+}
+
+// unix is the internal date as same compares it.
+func (s *srcRec) unix() int64 { return s.time().Unix() }
+
+// srcMsg is a source message about to be checked or copied: its srcRec
+// and what the index row says besides. A row gone from the index since
+// loadSource (gone) cannot be opened.
 type srcMsg struct {
-	store  *index.Store
-	f      *index.Folder
-	folder string // source folder (postfach name)
-	key    string
-	file   string // "cur/<name>" or "new/<name>" as recorded
-	msgID  string // Message-ID header, without angle brackets
-	id     string // idKey
-	size   int64  // RFC822.SIZE as recorded, or the CRLF size of the file when unknown
-	known  bool   // size is the recorded RFC822.SIZE (not taken from the file)
-	crlf   int64  // CRLF size of the file; 0 until computed
-	date   time.Time
-	flags  maildir.Flags
-	kw     []string
+	*srcRec
+	store *index.Store
+	f     *index.Folder
+	key   string
+	file  string // "cur/<name>" or "new/<name>" as recorded
+	msgID string // Message-ID header, without angle brackets
+	kws   []string
+	gone  bool
+}
+
+// detailBatch is how many rows srcMsgs reads per query.
+const detailBatch = 500
+
+// srcMsgs reads from the index what checking and copying the source
+// messages recs[i] for i in idx need besides their srcRec, in idx's order.
+func (j *folderJob) srcMsgs(ctx context.Context, o *Options, idx []int32) ([]srcMsg, error) {
+	out := make([]srcMsg, len(idx))
+	rows := make([]index.Message, len(idx))
+	ptrs := make([]*index.Message, len(idx))
+	for k, i := range idx {
+		rows[k] = index.Message{ID: j.recs[i].row, Partial: true}
+		ptrs[k] = &rows[k]
+	}
+	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error { return tx.Fill(ptrs) }); err != nil {
+		return nil, err
+	}
+	for k, i := range idx {
+		r := &j.recs[i]
+		m := &rows[k]
+		out[k] = srcMsg{srcRec: r, store: o.Index, f: j.folders[r.fi], key: m.Key, file: m.File,
+			msgID: m.Header.MessageID, kws: m.Keywords, gone: m.Partial}
+	}
+	return out, nil
 }
 
 // open opens the message file (index.Store.OpenMessage: by its recorded
 // name, else by its key, for a mail client may have renamed it for a flag
 // change).
 func (s *srcMsg) open() (*index.Body, error) {
+	if s.gone {
+		return nil, fmt.Errorf("message %d: its index row is gone", s.row)
+	}
 	return s.store.OpenMessage(s.f, &index.Message{Key: s.key, File: s.file})
 }
 
@@ -75,11 +127,11 @@ func (s *srcMsg) damage() error {
 	}
 	id := s.msgID
 	if id == "" {
-		id = "without Message-ID, dated " + s.date.UTC().Format(time.RFC3339)
+		id = "without Message-ID, dated " + s.time().UTC().Format(time.RFC3339)
 	} else {
 		id = "<" + id + ">"
 	}
-	return &damagedError{Folder: s.folder, File: s.file, MessageID: id, Stored: n, Source: s.size}
+	return &damagedError{Folder: s.f.Name, File: s.file, MessageID: id, Stored: n, Source: s.size}
 }
 
 // damagedError is a source message whose stored copy is shorter than the
@@ -98,7 +150,7 @@ func (e *damagedError) Error() string {
 // imapFlags returns the flags and keywords to APPEND with.
 func (s *srcMsg) imapFlags() []imap.Flag {
 	flags := s.flags.IMAP()
-	for _, k := range s.kw {
+	for _, k := range s.kws {
 		flags = append(flags, imap.Flag(k))
 	}
 	return flags
@@ -117,13 +169,13 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 		if err != nil {
 			return err
 		}
-		folders, err := tx.Folders(acct)
+		folders, err := tx.FolderCounts(acct)
 		if err != nil {
 			return err
 		}
-		byName := map[string]*index.Folder{}
-		for _, f := range folders {
-			byName[f.Name] = f
+		byName := map[string]*index.FolderCount{}
+		for i := range folders {
+			byName[folders[i].Name] = &folders[i]
 		}
 		names := o.Folders
 		if names == nil {
@@ -157,13 +209,8 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 				byDest[dest] = j
 				jobs = append(jobs, j)
 			}
-			j.sources = append(j.sources, name)
-			rows, err := tx.Messages(f.ID)
-			if err != nil {
+			if err := j.addFolder(ctx, tx, o.Index, &f.Folder, f.Messages); err != nil {
 				return err
-			}
-			for _, m := range rows {
-				j.msgs = append(j.msgs, newSrcMsg(o.Index, f, m))
 			}
 		}
 		return nil
@@ -171,42 +218,49 @@ func loadSource(ctx context.Context, o *Options) ([]*folderJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Sizes and dates the index does not know come from the files.
-	for _, j := range jobs {
-		for _, s := range j.msgs {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if s.date.IsZero() {
-				if b, err := s.open(); err == nil {
-					s.date = b.ModTime
-					b.Close()
-				}
-			}
-			s.id = idKey(s.msgID, s.date)
-			if s.size == 0 {
-				n, err := s.crlfSize()
-				if err != nil {
-					return nil, fmt.Errorf("source folder %s: %w", j.sources[0], err)
-				}
-				s.size = n
-			}
-		}
-	}
 	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].dest < jobs[b].dest })
 	return jobs, nil
 }
 
-// newSrcMsg makes a source message of an index row. The internal date is
-// the row's (the source's INTERNALDATE; for POP3 the Received or Date
-// header, see sync/pop3), else the Date header; when both are unknown
-// loadSource takes the file's modification time (and sets the identity).
-func newSrcMsg(st *index.Store, f *index.Folder, m *index.Message) *srcMsg {
-	s := &srcMsg{store: st, f: f, folder: f.Name, key: m.Key, file: m.File, msgID: m.Header.MessageID,
-		size: m.RFC822Size, known: m.RFC822Size > 0, flags: m.Flags, kw: m.Keywords}
-	s.date = m.InternalDate
-	if s.date.IsZero() {
-		s.date = m.Header.Date
-	}
-	return s
+// addFolder adds a source folder's messages to the job, one row at a time.
+// The internal date is the row's (the source's INTERNALDATE; for POP3 the
+// Received or Date header, see sync/pop3), else the Date header, else the
+// file's modification time; a size the index does not know is the file's
+// CRLF size.
+func (j *folderJob) addFolder(ctx context.Context, tx *index.ReadTx, st *index.Store, f *index.Folder, count int) error {
+	j.sources = append(j.sources, f.Name)
+	j.folders = append(j.folders, f)
+	j.recs = slices.Grow(j.recs, count)
+	fi := int32(len(j.folders) - 1)
+	return tx.EachRow(f.ID, func(m *index.Message) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r := srcRec{row: m.ID, size: m.RFC822Size, known: m.RFC822Size > 0, flags: m.Flags,
+			kw: kwHash(m.Keywords), fi: fi}
+		date := m.InternalDate
+		if date.IsZero() {
+			date = m.Header.Date
+		}
+		s := srcMsg{srcRec: &r, store: st, f: f, key: m.Key, file: m.File}
+		if date.IsZero() {
+			if b, err := s.open(); err == nil {
+				date = b.ModTime
+				b.Close()
+			}
+		}
+		if !date.IsZero() {
+			r.date, r.dated = date.Unix(), true
+		}
+		r.id = hashID(m.Header.MessageID, date)
+		if r.size == 0 {
+			n, err := s.crlfSize()
+			if err != nil {
+				return fmt.Errorf("source folder %s: %w", j.sources[0], err)
+			}
+			r.size = n
+		}
+		j.recs = append(j.recs, r)
+		return nil
+	})
 }
