@@ -502,7 +502,11 @@ func (r row) Scan(dst ...any) error {
 }
 
 // query runs q, prepared through prep (and so learnt by the pool's
-// stmtCache when it runs again and again).
+// stmtCache when it runs again and again). The transaction has one
+// statement per query text, and SQLite one cursor per statement: the
+// rows must be read to their end or closed before the same text runs
+// again in the transaction (no query here runs itself while its rows
+// are open; EachRow's callback must not call EachRow).
 func (tx *ReadTx) query(q string, args ...any) (*sql.Rows, error) {
 	st, err := tx.prep(q)
 	if err != nil {
