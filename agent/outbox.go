@@ -41,7 +41,6 @@ type mailSender interface {
 	Run(ctx context.Context) error
 	Nudge()
 	Flush(ctx context.Context) (outbox.FlushReport, error)
-	FileNow(ctx context.Context)
 }
 
 // newMailSender makes an account's sender.
@@ -199,18 +198,6 @@ func (o *outboxes) nudgeOne(account string) {
 	o.mu.Unlock()
 	if s != nil {
 		s.s.Nudge()
-	}
-}
-
-// fileNow files the copies to Sent and notices that account's sender
-// left for later (a burst of mail files them together): called before a
-// sync run of the account, which then takes them upstream.
-func (o *outboxes) fileNow(ctx context.Context, account string) {
-	o.mu.Lock()
-	s := o.senders[account]
-	o.mu.Unlock()
-	if s != nil {
-		s.s.FileNow(ctx)
 	}
 }
 

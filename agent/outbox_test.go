@@ -55,8 +55,6 @@ func (s *fakeSender) Nudge() {
 	s.f.mu.Unlock()
 }
 
-func (s *fakeSender) FileNow(context.Context) {}
-
 func (s *fakeSender) Flush(context.Context) (outbox.FlushReport, error) {
 	return outbox.FlushReport{Sent: 2, Deferred: 1}, nil
 }

@@ -409,9 +409,6 @@ func (s *service) sync(ctx context.Context, set syncSettings) AccountReport {
 	s.d.busy(true)
 	defer s.d.busy(false)
 	start := time.Now()
-	if !set.dryRun && s.d.outbox != nil {
-		s.d.outbox.fileNow(ctx, s.acct.Name) // the copies in Sent go up with this run
-	}
 	s.beginSync()
 	rep := s.d.a.syncAccount(ctx, s.acct, set)
 	s.endSync(ctx, rep)

@@ -32,9 +32,7 @@
 //     then files them ahead of a next run), or at a later pass. While
 //     Run runs, a burst's follow-ups are filed together: a pass files
 //     them only a second or more after the last filing, and Run files
-//     the rest once no pass has come for 50 ms (Flush always files; the
-//     agent calls FileNow before each sync run of the account, so the
-//     run takes the copies upstream).
+//     the rest once no pass has come for 50 ms (Flush always files).
 //
 // While Run runs, the connection of a pass is kept open for IdleConn (5
 // s) and checked with NOOP before the next pass uses it: messages queued

@@ -79,21 +79,6 @@ func (s *Sender) fileDue(ctx context.Context) {
 	}
 }
 
-// FileNow files the follow-ups that a burst of mail left for later (see
-// batchFollowups), after the pass under way if there is one. The agent
-// calls it before each sync run of the account, so that the run takes
-// the copies in Sent upstream; it waits at most fileNowWait (a pass
-// sending much mail is not waited for: its copies go up with a later
-// run).
-func (s *Sender) FileNow(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, fileNowWait)
-	defer cancel()
-	s.fileDue(ctx)
-}
-
-// fileNowWait bounds FileNow's wait.
-const fileNowWait = 5 * time.Second
-
 // followups files what sends left to file (index.Follow*): the copy to
 // Sent, failure and warning notices into INBOX, many in one delivery
 // that also clears their bits (index.Store.OutboxFile). It never waits
