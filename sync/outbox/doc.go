@@ -29,14 +29,7 @@
 //     turn for minutes, and no mail would leave meanwhile): the
 //     follow-ups stay recorded, and Run files them as soon as the run
 //     ends (fileAfterRun waits for its end without the outbox lock,
-//     then files them ahead of a next run), or at a later pass. While
-//     Run runs, a burst's follow-ups are filed together: a pass files
-//     them only a second or more after the last filing, and Run files
-//     the rest once no pass has come for 50 ms (Flush always files).
-//
-// While Run runs, the connection of a pass is kept open for IdleConn (5
-// s) and checked with NOOP before the next pass uses it: messages queued
-// a few milliseconds apart share one TLS handshake and AUTH.
+//     then files them ahead of a next run), or at a later pass.
 //
 // A recipient answered 2xx is sent; 5xx fails it at once; 4xx and network
 // errors leave it pending, retried after a capped exponential backoff

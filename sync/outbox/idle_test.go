@@ -2,9 +2,7 @@ package outbox
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,8 +72,8 @@ func TestRunKeepsConnection(t *testing.T) {
 	}
 }
 
-// waitEmpty waits until the outbox lists nothing (every message sent;
-// their copies may still wait to be filed).
+// waitEmpty waits until the outbox is empty (every message sent and
+// filed).
 func waitEmpty(t *testing.T, st *index.Store) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -84,59 +82,5 @@ func waitEmpty(t *testing.T, st *index.Store) {
 			t.Fatalf("outbox not empty: %+v", listed(t, st))
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestRunBatchesFollowups: while Run sends a burst of mail, the copies
-// to Sent are filed together, not one delivery per message, and every
-// copy is filed once the burst ends.
-func TestRunBatchesFollowups(t *testing.T) {
-	var mu sync.Mutex
-	var filings []int
-	testHookFiled = func(n int) {
-		mu.Lock()
-		filings = append(filings, n)
-		mu.Unlock()
-	}
-	defer func() { testHookFiled = nil }()
-	st := newStore(t)
-	r := startRelay(t, relayOpts{startTLS: true, auth: true})
-	got := make(chan struct{}, 100)
-	r.onData = func() { got <- struct{}{} }
-	s := sender(t, st, r, "starttls")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	const n = 20
-	for i := range n {
-		submit(t, st, strings.Replace(msgBcc, "hello", fmt.Sprintf("burst %d", i), 1))
-		s.Nudge()
-		select {
-		case <-got:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("message %d not sent", i)
-		}
-	}
-	waitEmpty(t, st)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(folderMessages(t, st, "Sent")) < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if sent := folderMessages(t, st, "Sent"); len(sent) != n {
-		t.Errorf("Sent holds %d copies, want %d", len(sent), n)
-	}
-	mu.Lock()
-	total := 0
-	for _, k := range filings {
-		total += k
-	}
-	if total != n || len(filings) > n/4 {
-		t.Errorf("the copies of %d messages filed in %d deliveries %v, want all in at most %d", n, len(filings), filings, n/4)
-	}
-	mu.Unlock()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -27,58 +27,6 @@ const followupBatch = 100
 // because a sync run of the account held its turn. A variable for tests.
 var followupRetry = 10 * time.Second
 
-// While Run runs, the follow-ups of a burst of mail are filed together
-// (batchFollowups): a pass files them only when followupEvery has passed
-// since the last filing, and Run files the rest once no pass has come
-// for followupIdle. Each filing is one delivery with its fsyncs and
-// commit; filed per message, they were the agent's largest cost while
-// mail flowed. Variables for tests.
-var (
-	followupEvery = time.Second
-	followupIdle  = 50 * time.Millisecond
-)
-
-// testHookFiled, when set (by tests), is told how many messages'
-// follow-ups each filing takes.
-var testHookFiled func(n int)
-
-// batchFollowups files the follow-ups now (see followups) unless Run
-// batches them: then it leaves them for a later pass or for fileDue,
-// unless followupEvery has passed since the last filing. now: file them
-// whatever Run does (Flush). The caller holds the turn and the outbox
-// lock.
-func (s *Sender) batchFollowups(ctx context.Context, now bool) error {
-	if !now && s.running.Load() && time.Since(s.filedAt) < followupEvery {
-		s.filingDue = true
-		return nil
-	}
-	s.filingDue = false
-	s.filedAt = time.Now()
-	return s.followups(ctx)
-}
-
-// fileDue files the follow-ups that batchFollowups left, taking the
-// turn and the outbox lock as a pass does.
-func (s *Sender) fileDue(ctx context.Context) {
-	select {
-	case s.turn <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	defer func() { <-s.turn }()
-	if !s.filingDue {
-		return
-	}
-	unlock, err := s.o.Store.LockOutbox(ctx, s.o.Account)
-	if err != nil {
-		return
-	}
-	defer unlock()
-	if err := s.batchFollowups(ctx, true); err != nil {
-		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
-	}
-}
-
 // followups files what sends left to file (index.Follow*): the copy to
 // Sent, failure and warning notices into INBOX, many in one delivery
 // that also clears their bits (index.Store.OutboxFile). It never waits
@@ -116,9 +64,6 @@ func (s *Sender) fileLeft(ctx context.Context, held bool) error {
 }
 
 func (s *Sender) fileFollowups(ctx context.Context, ms []*index.OutboxMessage, held bool) error {
-	if testHookFiled != nil {
-		testHookFiled(len(ms))
-	}
 	var fs []index.OutboxFiling
 	done := map[index.OutboxID]int{}
 	var inbox, sent index.FolderID

@@ -95,11 +95,6 @@ type Sender struct {
 	running atomic.Bool
 	idle    *relayConn // under turn
 	idleAt  time.Time  // when idle was left; under turn
-
-	// filedAt: the last filing of follow-ups; filingDue: a pass left
-	// some to file (see batchFollowups). Under turn.
-	filedAt   time.Time
-	filingDue bool
 }
 
 // FlushReport counts what Flush did with the messages it tried.
@@ -233,59 +228,46 @@ func (s *Sender) wait(ctx context.Context, wait time.Duration, down bool, filer 
 		timer = t.C
 	}
 	for {
-		d, idle, filing := s.waiting()
-		expire, file := stoppedTimer(), stoppedTimer()
-		if idle {
-			expire.Reset(d)
+		d, idle := s.idleLeft()
+		if !idle {
+			d = time.Hour // not used
 		}
-		if filing {
-			file.Reset(followupIdle)
+		expire := time.NewTimer(d)
+		if !idle {
+			expire.Stop()
 		}
-		stop := func() { expire.Stop(); file.Stop() }
 		select {
 		case <-ctx.Done():
 		case <-s.nudge:
-			stop()
+			expire.Stop()
 			return true, filer
 		case <-timer:
-			stop()
+			expire.Stop()
 			return down, filer // the messages that found no relay go if it answers now
 		case <-filer:
 			filer = nil
 		case <-expire.C:
-			stop()
 			s.closeIdle(false)
 			continue
-		case <-file.C:
-			stop()
-			s.fileDue(ctx)
-			continue
 		}
-		stop()
+		expire.Stop()
 		return false, filer
 	}
 }
 
-// stoppedTimer returns a timer that is not running (Reset starts it).
-func stoppedTimer() *time.Timer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}
-
-// waiting says, when no pass is under way, how long the idle connection
-// has left (idle: there is one) and whether follow-ups wait to be filed.
-func (s *Sender) waiting() (left time.Duration, idle, filing bool) {
+// idleLeft says how long the idle connection has left, if there is one
+// (and no pass has it).
+func (s *Sender) idleLeft() (time.Duration, bool) {
 	select {
 	case s.turn <- struct{}{}:
 	default:
-		return 0, false, false
+		return 0, false
 	}
 	defer func() { <-s.turn }()
-	if s.idle != nil {
-		left, idle = max(s.o.IdleConn-time.Since(s.idleAt), 0), true
+	if s.idle == nil {
+		return 0, false
 	}
-	return left, idle, s.filingDue
+	return max(s.o.IdleConn-time.Since(s.idleAt), 0), true
 }
 
 // closeIdle closes the idle connection (QUIT) once it has expired, or
@@ -418,7 +400,7 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 	}
 	// A copy or notice that cannot be filed does not hold the mail back:
 	// it stays recorded, tried again after the sending and next pass.
-	if err := s.batchFollowups(ctx, all); err != nil {
+	if err := s.followups(ctx); err != nil {
 		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
 	}
 	var due []*index.OutboxMessage
@@ -434,7 +416,7 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 			s.relayErr = "" // no message waits for the relay
 			s.mu.Unlock()
 		}
-		return b.rep, s.batchFollowups(ctx, all)
+		return b.rep, s.followups(ctx)
 	}
 	if err := s.sendAll(ctx, due, b); err != nil {
 		if errors.Is(err, errCrash) {
@@ -450,5 +432,5 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 	if err := s.commitRetry(ctx, b); err != nil {
 		return b.rep, err
 	}
-	return b.rep, s.batchFollowups(ctx, all)
+	return b.rep, s.followups(ctx)
 }
