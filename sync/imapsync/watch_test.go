@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -50,6 +51,25 @@ func (n *nudges) wait(t *testing.T, folder string, limit time.Duration) time.Dur
 			}
 		case <-timeout:
 			t.Fatalf("folder %q not named within %v", folder, limit)
+		}
+	}
+}
+
+// waitAll waits until each of folders was named, in any order (the
+// IDLEs of several folders start in no set order), failing after limit.
+func (n *nudges) waitAll(t *testing.T, limit time.Duration, folders ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, f := range folders {
+		left[f] = true
+	}
+	timeout := time.After(limit)
+	for len(left) > 0 {
+		select {
+		case f := <-n.ch:
+			delete(left, f)
+		case <-timeout:
+			t.Fatalf("folders %v not named within %v", slices.Sorted(maps.Keys(left)), limit)
 		}
 	}
 }
@@ -147,8 +167,7 @@ func TestIdleWatcher(t *testing.T) {
 	w, log := newWatcher(e, e.d.IMAPAddr(), n, "INBOX", "Lists/Go", "Not there")
 	stop, _, _ := runWatcher(t, w)
 	// Each folder is named once when its IDLE starts.
-	n.wait(t, "INBOX", 10*time.Second)
-	n.wait(t, "Lists/Go", 10*time.Second)
+	n.waitAll(t, 10*time.Second, "INBOX", "Lists/Go")
 	n.drain() // (a change made before IDLE starts is reported when it does)
 
 	var took []time.Duration
