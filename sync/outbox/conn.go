@@ -83,13 +83,6 @@ func (c *relayConn) watch(ctx context.Context) func() bool {
 	})
 }
 
-// closed says whether a stop closed c.
-func (c *relayConn) closed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stop
-}
-
 // awaitingFinal marks the time from the final "." to its reply (on: true
 // before, false after); a stop that came meanwhile closes c after it.
 func (c *relayConn) awaitingFinal(on bool) {

@@ -221,46 +221,44 @@ func (s *Sender) Run(ctx context.Context) error {
 // pass is nudged (down: the timer counts as a nudge), and filer (nil once
 // closed).
 func (s *Sender) wait(ctx context.Context, wait time.Duration, down bool, filer chan struct{}) (bool, chan struct{}) {
-	var timer <-chan time.Time
+	var timer <-chan time.Time // (timers need no Stop to be collected)
 	if wait >= 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timer = t.C
+		timer = time.After(wait)
 	}
 	for {
-		d, idle := s.idleLeft()
-		if !idle {
-			d = time.Hour // not used
-		}
-		expire := time.NewTimer(d)
-		if !idle {
-			expire.Stop()
+		var expire <-chan time.Time
+		if d, ok := s.idleLeft(); ok {
+			expire = time.After(d)
 		}
 		select {
 		case <-ctx.Done():
+			return false, filer
 		case <-s.nudge:
-			expire.Stop()
 			return true, filer
 		case <-timer:
-			expire.Stop()
 			return down, filer // the messages that found no relay go if it answers now
 		case <-filer:
-			filer = nil
-		case <-expire.C:
+			return false, nil
+		case <-expire:
 			s.closeIdle(false)
-			continue
 		}
-		expire.Stop()
-		return false, filer
+	}
+}
+
+// tryTurn takes the turn if no pass holds it.
+func (s *Sender) tryTurn() bool {
+	select {
+	case s.turn <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
 // idleLeft says how long the idle connection has left, if there is one
 // (and no pass has it).
 func (s *Sender) idleLeft() (time.Duration, bool) {
-	select {
-	case s.turn <- struct{}{}:
-	default:
+	if !s.tryTurn() {
 		return 0, false
 	}
 	defer func() { <-s.turn }()
@@ -275,23 +273,21 @@ func (s *Sender) idleLeft() (time.Duration, bool) {
 func (s *Sender) closeIdle(all bool) {
 	if all {
 		s.turn <- struct{}{}
-	} else {
-		select {
-		case s.turn <- struct{}{}:
-		default:
-			return
-		}
-	}
-	c := s.idle
-	if c == nil || (!all && time.Since(s.idleAt) < s.o.IdleConn) {
-		<-s.turn
+	} else if !s.tryTurn() {
 		return
 	}
-	s.idle = nil
+	c := s.idle
+	if c != nil && (all || time.Since(s.idleAt) >= s.o.IdleConn) {
+		s.idle = nil
+	} else {
+		c = nil
+	}
 	<-s.turn
-	c.raw.capAt(time.Now().Add(time.Second))
-	_ = c.Quit()
-	c.Close()
+	if c != nil {
+		c.raw.capAt(time.Now().Add(time.Second))
+		_ = c.Quit()
+		c.Close()
+	}
 }
 
 // relayDown says whether the last dial found no relay.

@@ -234,7 +234,8 @@ func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *bat
 	if err := s.commit(ctx, b, 0); err != nil {
 		return err
 	}
-	if s.running.Load() && s.o.IdleConn > 0 && unwatch() && !c.closed() {
+	// Kept unless a stop came (unwatch false: it closed c).
+	if s.running.Load() && s.o.IdleConn > 0 && unwatch() {
 		keep = true
 		s.idle, s.idleAt = c, time.Now()
 		return nil
