@@ -262,9 +262,9 @@ func runSend(cmd *cobra.Command, g *globals, o *sendOptions, in io.Reader) error
 	// With an agent running, it queues the message (and sends it at
 	// once); without one, or when it refused, this process does.
 	hctx, hcancel := context.WithTimeout(ctx, 2*time.Minute)
-	id, err := agent.QueueThroughAgent(hctx, cfg, msg.account, msg.env, msg.data)
+	id, handoff := agent.QueueThroughAgent(hctx, cfg, msg.account, msg.env, msg.data)
 	hcancel()
-	switch {
+	switch err := handoff; {
 	case err == nil:
 		if g.verbose {
 			fmt.Fprintf(cmd.ErrOrStderr(), "postfach: send: queued as %d for %s by the agent, which sends it now\n", id, safe(msg.account))
@@ -288,9 +288,14 @@ func runSend(cmd *cobra.Command, g *globals, o *sendOptions, in io.Reader) error
 		return sendFail(cmd, exTempFail, err)
 	}
 	// The message is stored: from here on, nothing fails the command.
-	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	err = agent.NudgeOutbox(nctx, cfg, []string{msg.account})
+	// An agent that refused the hand-off is told; none ran a moment ago
+	// (an agent starting now sends what is queued when it starts).
+	err = handoff // ErrNoAgent or ErrAgentRefused
+	if errors.Is(err, agent.ErrAgentRefused) {
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err = agent.NudgeOutbox(nctx, cfg, []string{msg.account})
+	}
 	if g.verbose {
 		switch {
 		case err == nil:
