@@ -15,15 +15,12 @@ func (tx *ReadTx) EachRow(folder FolderID, fn func(*Message) error) error {
 	defer rows.Close()
 	var m Message
 	for rows.Next() {
-		var kw, skw string
-		var idate, date int64
+		var date int64
 		m = Message{}
-		if err := rows.Scan(&m.ID, &m.Folder, &m.Key, &m.File, &m.UID, &m.Flags, &kw, &m.SyncedFlags, &skw,
-			&m.Size, &m.RFC822Size, &idate, &m.Header.MessageID, &date); err != nil {
+		if err := scanSyncRow(rows, &m, &date); err != nil {
 			return err
 		}
-		m.Keywords, m.SyncedKeywords = splitKeywords(kw), splitKeywords(skw)
-		m.InternalDate, m.Header.Date = fromUnix(idate), fromUnix(date)
+		m.Header.Date = fromUnix(date)
 		if err := fn(&m); err != nil {
 			return err
 		}

@@ -188,11 +188,13 @@ func (tx *ReadTx) Messages(folder FolderID) ([]*Message, error) {
 const syncCols = `id, folder_id, key, file, uid, flags, keywords, synced_flags, synced_kw,
 	size, rfc822_size, internal_date, message_id`
 
-func scanSyncRow(rows *sql.Rows, m *Message) error {
+// scanSyncRow scans a row of syncCols into m, and the columns selected
+// after them into extra.
+func scanSyncRow(rows *sql.Rows, m *Message, extra ...any) error {
 	var kw, skw string
 	var idate int64
-	if err := rows.Scan(&m.ID, &m.Folder, &m.Key, &m.File, &m.UID, &m.Flags, &kw, &m.SyncedFlags, &skw,
-		&m.Size, &m.RFC822Size, &idate, &m.Header.MessageID); err != nil {
+	if err := rows.Scan(append([]any{&m.ID, &m.Folder, &m.Key, &m.File, &m.UID, &m.Flags, &kw, &m.SyncedFlags, &skw,
+		&m.Size, &m.RFC822Size, &idate, &m.Header.MessageID}, extra...)...); err != nil {
 		return err
 	}
 	m.Keywords, m.SyncedKeywords = splitKeywords(kw), splitKeywords(skw)
