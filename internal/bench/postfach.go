@@ -94,18 +94,7 @@ func (p *postfachPeer) Notes() string {
 func (p *postfachPeer) NewReplica(dir string, up upstream) (replica, error) {
 	store := filepath.Join(dir, "store")
 	conf := filepath.Join(dir, "postfach.toml")
-	text := fmt.Sprintf(`[store]
-path = %s
-
-[[accounts]]
-name = %s
-kind = %s
-host = %s
-port = %d
-tls = "none"
-username = %s
-password = %s
-`, tomlString(store), tomlString(postfachAccount), tomlString(p.kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
+	text := fmt.Sprintf("[store]\npath = %s\n", tomlString(store)) + accountTOML(postfachAccount, p.kind, up)
 	if p.kind == "pop3" {
 		text += "folder = \"INBOX\"\nkeep = true\n"
 	}
@@ -116,6 +105,21 @@ password = %s
 		return nil, err
 	}
 	return &postfachReplica{bin: p.bin, dir: dir, conf: conf, store: store}, nil
+}
+
+// accountTOML is an [[accounts]] table for the account name of kind on
+// up, in plaintext (the bench's Dovecot).
+func accountTOML(name, kind string, up upstream) string {
+	return fmt.Sprintf(`
+[[accounts]]
+name = %s
+kind = %s
+host = %s
+port = %d
+tls = "none"
+username = %s
+password = %s
+`, tomlString(name), tomlString(kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
 }
 
 // NewMigration configures postfach migrate from the IMAP account src into
@@ -130,24 +134,11 @@ func (p *postfachPeer) NewMigration(dir string, src, dst upstream) (migration, e
 func (p *postfachPeer) newMigration(dir, kind string, src, dst upstream) (migration, error) {
 	store := filepath.Join(dir, "store")
 	conf := filepath.Join(dir, "postfach.toml")
-	text := fmt.Sprintf("[store]\npath = %s\n", tomlString(store))
-	account := func(name, kind string, up upstream) {
-		text += fmt.Sprintf(`
-[[accounts]]
-name = %s
-kind = %s
-host = %s
-port = %d
-tls = "none"
-username = %s
-password = %s
-`, tomlString(name), tomlString(kind), tomlString(up.Host), up.Port, tomlString(up.User), tomlString(up.Password))
-	}
-	account("source", kind, src)
+	text := fmt.Sprintf("[store]\npath = %s\n", tomlString(store)) + accountTOML("source", kind, src)
 	if kind == "pop3" {
 		text += "folder = \"INBOX\"\nkeep = true\n"
 	}
-	account("dest", "imap", dst)
+	text += accountTOML("dest", "imap", dst)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
