@@ -57,7 +57,8 @@ type controlRequest struct {
 	DryRun   bool     `json:"dry_run,omitempty"`
 
 	// enqueue (postfach send): the message, Size bytes, follows the
-	// request's line; it is queued for Account with this envelope.
+	// agent's {"ready":true}; it is queued for Account with this
+	// envelope.
 	Account string   `json:"account,omitempty"`
 	From    string   `json:"from,omitempty"`
 	To      []string `json:"to,omitempty"`
