@@ -30,6 +30,20 @@ func (tx *ReadTx) OutboxDue(account string, now time.Time, all, connFailed bool)
 		ORDER BY o.queued, o.id`, account, now.Unix(), connFailed)
 }
 
+// OutboxWaitingForRelay counts account's queued messages not due at now
+// whose last attempt found no relay: those a nudge tries again once a
+// relay answers (see OutboxDue). Counted, not read: while the relay
+// stays down, a nudge leaves their rows as they are.
+func (tx *ReadTx) OutboxWaitingForRelay(account string, now time.Time) (int, error) {
+	var n int
+	err := tx.queryRow(`SELECT count(*) FROM outbox o JOIN accounts a ON a.id=o.account_id
+		WHERE a.name=? AND o.state='queued' AND o.conn_failed AND o.next_attempt>?`, account, now.Unix()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("index: outbox: %w", err)
+	}
+	return n, nil
+}
+
 // OutboxNext returns when account's next queued message is due (zero:
 // none is queued).
 func (tx *ReadTx) OutboxNext(account string) (time.Time, error) {

@@ -399,14 +399,23 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 	if err := s.followups(ctx); err != nil {
 		s.log.Warn("outbox: filing copies and notices (tried again later): " + err.Error())
 	}
+	// A nudge (the network may be back) tries the messages whose last
+	// attempt found no relay too, but reads them only once a relay
+	// answers (sendAll): while it stays down, a nudge costs a dial, not
+	// a rewrite of every waiting message.
 	var due []*index.OutboxMessage
+	waiting := 0
 	if err := st.Read(ctx, func(tx *index.ReadTx) error {
-		due, err = tx.OutboxDue(s.o.Account, s.o.Now(), all, nudged)
+		now := s.o.Now()
+		if due, err = tx.OutboxDue(s.o.Account, now, all, false); err != nil || !nudged || all {
+			return err
+		}
+		waiting, err = tx.OutboxWaitingForRelay(s.o.Account, now)
 		return err
 	}); err != nil {
 		return b.rep, err
 	}
-	if len(due) == 0 {
+	if len(due) == 0 && waiting == 0 {
 		if nudged {
 			s.mu.Lock()
 			s.relayErr = "" // no message waits for the relay
@@ -414,7 +423,7 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 		}
 		return b.rep, s.followups(ctx)
 	}
-	if err := s.sendAll(ctx, due, b); err != nil {
+	if err := s.sendAll(ctx, due, waiting, b); err != nil {
 		if errors.Is(err, errCrash) {
 			b.pending = nil // as a crash would: nothing more is committed
 			return b.rep, err

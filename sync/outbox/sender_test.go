@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -737,6 +738,56 @@ func TestRelayBack(t *testing.T) {
 	}
 	if got := r.Delivered(); len(got) != 3 {
 		t.Errorf("delivered %d, want 3", len(got))
+	}
+	outboxEmpty(t, st)
+}
+
+// TestNudgeWhileDownKeepsRows: while no relay answers, a nudge (each
+// `postfach send` gives one) dials once and leaves the rows of the
+// messages waiting for a relay as they are, so that a queue written
+// offline costs each new message one dial, not a rewrite of the whole
+// queue. Once a relay answers, a nudge sends them all.
+func TestNudgeWhileDownKeepsRows(t *testing.T) {
+	st := newStore(t)
+	first, second := deadRelay(t), deadRelay(t)
+	const n = 20
+	for range n {
+		submit(t, st, msgBcc)
+	}
+	now := time.Now()
+	clock := func(o *Options) { o.Now = func() time.Time { return now } }
+	if rep, err := sender(t, st, first, "none", clock).pass(context.Background(), false, false); err != nil || rep.Deferred != n {
+		t.Fatalf("first pass: %+v %v", rep, err)
+	}
+	before := listed(t, st)
+	// Another dead address: a rewritten row would name its port.
+	down := sender(t, st, second, "none", clock)
+	for k := range 3 {
+		submit(t, st, msgBcc)
+		now = time.Now() // the new message is due: tried and deferred
+		if rep, err := down.pass(context.Background(), false, true); err != nil || rep.Deferred != n+k+1 {
+			t.Fatalf("nudged pass %d while down: %+v %v", k+1, rep, err)
+		}
+	}
+	after := listed(t, st)
+	if len(after) != n+3 {
+		t.Fatalf("%d queued, want %d", len(after), n+3)
+	}
+	for i, m := range before {
+		a := after[i]
+		if a.ID != m.ID || a.LastReply != m.LastReply || a.Attempts != m.Attempts || !a.NextAttempt.Equal(m.NextAttempt) {
+			t.Errorf("message %d rewritten by a nudge while down: %q, %d attempts, next %v; was %q, %d, %v",
+				m.ID, a.LastReply, a.Attempts, a.NextAttempt, m.LastReply, m.Attempts, m.NextAttempt)
+		}
+	}
+	for _, a := range after[n:] {
+		if !strings.Contains(a.LastReply, strconv.Itoa(second.Port)) {
+			t.Errorf("message %d queued while down: reply %q, want the dial to port %d", a.ID, a.LastReply, second.Port)
+		}
+	}
+	r := startRelay(t, relayOpts{startTLS: true, auth: true})
+	if rep, err := sender(t, st, r, "starttls", clock).pass(context.Background(), false, true); err != nil || rep != (FlushReport{Sent: n + 3}) {
+		t.Errorf("nudged pass with the relay back: %+v %v", rep, err)
 	}
 	outboxEmpty(t, st)
 }
