@@ -39,7 +39,11 @@
 // the relay can be made (refused, timed out), Run looks again every
 // ConnRetry (10 s for a relay on a loopback or private address, 5 minutes
 // otherwise), whatever the backoff: a relay back while the network never
-// dropped gets the mail within that; these probes change no schedule. A failure or warning notice
+// dropped gets the mail within that; these probes change no schedule.
+// A Nudge (a new message, the network back) tries them too, but reads
+// them only once a relay answers: while none does, a nudge costs one
+// dial and leaves their rows as they are, however long the queue
+// written offline. A failure or warning notice
 // is a short RFC 3464 report (multipart/report; report-type=
 // delivery-status, with the original's header) delivered into the
 // account's local INBOX through the door (index.Store.OutboxFile: as
