@@ -23,25 +23,32 @@ import (
 // first. With all, every queued message is due; with connFailed, those
 // whose last attempt found no relay are too (the network may be back).
 func (tx *ReadTx) OutboxDue(account string, now time.Time, all, connFailed bool) ([]*OutboxMessage, error) {
-	if all {
+	switch {
+	case all:
 		return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' ORDER BY o.queued, o.id`, account)
+	case connFailed:
+		return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND (o.next_attempt<=? OR o.conn_failed)
+			ORDER BY o.queued, o.id`, account, now.Unix())
 	}
-	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND (o.next_attempt<=? OR (? AND o.conn_failed))
-		ORDER BY o.queued, o.id`, account, now.Unix(), connFailed)
+	// Without the OR, a range of the outbox_due index: the due rows
+	// only, however many wait.
+	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND o.next_attempt<=? ORDER BY o.queued, o.id`,
+		account, now.Unix())
 }
 
-// OutboxWaitingForRelay counts account's queued messages not due at now
-// whose last attempt found no relay: those a nudge tries again once a
-// relay answers (see OutboxDue). Counted, not read: while the relay
-// stays down, a nudge leaves their rows as they are.
-func (tx *ReadTx) OutboxWaitingForRelay(account string, now time.Time) (int, error) {
-	var n int
-	err := tx.queryRow(`SELECT count(*) FROM outbox o JOIN accounts a ON a.id=o.account_id
-		WHERE a.name=? AND o.state='queued' AND o.conn_failed AND o.next_attempt>?`, account, now.Unix()).Scan(&n)
+// OutboxWaitingForRelay says whether account has a queued message not
+// due at now whose last attempt found no relay: those a nudge tries
+// again once a relay answers (see OutboxDue). Asked, not read: while the
+// relay stays down, a nudge leaves their rows as they are (one probe of
+// the outbox_waiting index, however long the queue).
+func (tx *ReadTx) OutboxWaitingForRelay(account string, now time.Time) (bool, error) {
+	var found bool
+	err := tx.queryRow(`SELECT EXISTS (SELECT 1 FROM outbox o INDEXED BY outbox_waiting JOIN accounts a ON a.id=o.account_id
+		WHERE a.name=? AND o.state='queued' AND o.conn_failed AND o.next_attempt>?)`, account, now.Unix()).Scan(&found)
 	if err != nil {
-		return 0, fmt.Errorf("index: outbox: %w", err)
+		return false, fmt.Errorf("index: outbox: %w", err)
 	}
-	return n, nil
+	return found, nil
 }
 
 // OutboxNext returns when account's next queued message is due (zero:

@@ -404,7 +404,7 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 	// answers (sendAll): while it stays down, a nudge costs a dial, not
 	// a rewrite of every waiting message.
 	var due []*index.OutboxMessage
-	waiting := 0
+	waiting := false
 	if err := st.Read(ctx, func(tx *index.ReadTx) error {
 		now := s.o.Now()
 		if due, err = tx.OutboxDue(s.o.Account, now, all, false); err != nil || !nudged || all {
@@ -415,7 +415,7 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 	}); err != nil {
 		return b.rep, err
 	}
-	if len(due) == 0 && waiting == 0 {
+	if len(due) == 0 && !waiting {
 		if nudged {
 			s.mu.Lock()
 			s.relayErr = "" // no message waits for the relay

@@ -707,8 +707,9 @@ func TestRelayBack(t *testing.T) {
 		t.Fatalf("first pass: %+v %v", rep, err)
 	}
 	first := listed(t, st)[0]
+	// A nudge probes the relay; the message, not due, is not tried.
 	for range 5 {
-		if rep, err := down.pass(context.Background(), false, true); err != nil || rep.Deferred != 1 {
+		if rep, err := down.pass(context.Background(), false, true); err != nil || rep != (FlushReport{}) {
 			t.Fatalf("nudged pass: %+v %v", rep, err)
 		}
 	}
@@ -765,7 +766,7 @@ func TestNudgeWhileDownKeepsRows(t *testing.T) {
 	for k := range 3 {
 		submit(t, st, msgBcc)
 		now = time.Now() // the new message is due: tried and deferred
-		if rep, err := down.pass(context.Background(), false, true); err != nil || rep.Deferred != n+k+1 {
+		if rep, err := down.pass(context.Background(), false, true); err != nil || rep.Deferred != 1 {
 			t.Fatalf("nudged pass %d while down: %+v %v", k+1, rep, err)
 		}
 	}

@@ -167,22 +167,21 @@ func connLost(err error) bool {
 // sendAll sends the due messages over one connection (one the relay
 // drops is not opened again: the rest wait for their next attempt), and
 // once the relay answers, the messages whose last attempt found none
-// (waiting of them are not due yet: they keep their rows and schedule
-// when no relay answers, and count as deferred).
-func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, waiting int, b *batch) error {
+// (with waiting, some of them are not due yet: when no relay answers,
+// they keep their rows and schedule, and are not counted as tried).
+func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, waiting bool, b *batch) error {
 	var err error
 	c, reused := s.reuseIdle()
 	if !reused {
 		c, err = s.dial(ctx)
 		if ctx.Err() == nil {
-			s.dialed(err, len(due)+waiting)
+			s.dialed(err, len(due))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			s.deferAll(due, err.Error(), b)
-			b.rep.Deferred += waiting
 			return nil
 		}
 	}
