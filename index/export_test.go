@@ -6,3 +6,11 @@ func SetTestHookCommitted(fn func()) { testHookCommitted = fn }
 
 // SetTestHookEnqueue sets Enqueue's delivery hook (nil: none).
 func SetTestHookEnqueue(fn func(stage string) error) { testHookEnqueue = fn }
+
+// OutboxPassQueries are the queries every sender pass makes (see
+// whereOutboxDue), with their arguments, for their plans.
+var OutboxPassQueries = map[string]string{
+	"due":       outboxSelect(whereOutboxDue),
+	"followups": outboxSelect(whereOutboxFollowups),
+	"waiting":   sqlOutboxWaiting,
+}

@@ -268,10 +268,14 @@ func (s *Store) CleanOutbox(ctx context.Context) (int, error) {
 const outboxColumns = `o.id, a.name, o.mail_from, o.file, o.size, o.message_id, o.subject, o.queued,
 	o.attempts, o.next_attempt, o.last_reply, o.state, o.interrupted, o.warned, o.followups`
 
-// outboxQuery runs a query selecting outboxColumns (from outbox o join
-// accounts a) and fills in the recipients.
+// outboxSelect is the query of outbox rows meeting where.
+func outboxSelect(where string) string {
+	return `SELECT ` + outboxColumns + ` FROM outbox o JOIN accounts a ON a.id=o.account_id WHERE ` + where
+}
+
+// outboxQuery runs outboxSelect(where) and fills in the recipients.
 func (tx *ReadTx) outboxQuery(dir, where string, args ...any) ([]*OutboxMessage, error) {
-	rows, err := tx.query(`SELECT `+outboxColumns+` FROM outbox o JOIN accounts a ON a.id=o.account_id WHERE `+where, args...)
+	rows, err := tx.query(outboxSelect(where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: outbox: %w", err)
 	}

@@ -30,11 +30,22 @@ func (tx *ReadTx) OutboxDue(account string, now time.Time, all, connFailed bool)
 		return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND (o.next_attempt<=? OR o.conn_failed)
 			ORDER BY o.queued, o.id`, account, now.Unix())
 	}
-	// Without the OR, a range of the outbox_due index: the due rows
-	// only, however many wait.
-	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.state='queued' AND o.next_attempt<=? ORDER BY o.queued, o.id`,
-		account, now.Unix())
+	return tx.outboxQuery(tx.outboxPath(), whereOutboxDue, account, now.Unix())
 }
+
+// The conditions of the queries every pass of a sender makes: each
+// reads through an index what the pass needs, however long the queue
+// (TestOutboxPassQueriesIndexed checks their plans).
+const (
+	// Without OutboxDue's OR, a range of outbox_due: the due rows only.
+	whereOutboxDue = `a.name=? AND o.state='queued' AND o.next_attempt<=? ORDER BY o.queued, o.id`
+	// outbox_followups holds only the rows with follow-ups.
+	whereOutboxFollowups = `a.name=? AND o.followups<>0 AND o.state<>'sending' ORDER BY o.id`
+	// One probe of outbox_waiting (the planner, without statistics,
+	// would take outbox_due and read every queued row).
+	sqlOutboxWaiting = `SELECT EXISTS (SELECT 1 FROM outbox o INDEXED BY outbox_waiting JOIN accounts a ON a.id=o.account_id
+		WHERE a.name=? AND o.state='queued' AND o.conn_failed AND o.next_attempt>?)`
+)
 
 // OutboxWaitingForRelay says whether account has a queued message not
 // due at now whose last attempt found no relay: those a nudge tries
@@ -43,8 +54,7 @@ func (tx *ReadTx) OutboxDue(account string, now time.Time, all, connFailed bool)
 // the outbox_waiting index, however long the queue).
 func (tx *ReadTx) OutboxWaitingForRelay(account string, now time.Time) (bool, error) {
 	var found bool
-	err := tx.queryRow(`SELECT EXISTS (SELECT 1 FROM outbox o INDEXED BY outbox_waiting JOIN accounts a ON a.id=o.account_id
-		WHERE a.name=? AND o.state='queued' AND o.conn_failed AND o.next_attempt>?)`, account, now.Unix()).Scan(&found)
+	err := tx.queryRow(sqlOutboxWaiting, account, now.Unix()).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("index: outbox: %w", err)
 	}
@@ -65,7 +75,7 @@ func (tx *ReadTx) OutboxNext(account string) (time.Time, error) {
 
 // OutboxFollowups returns account's messages with follow-ups to file.
 func (tx *ReadTx) OutboxFollowups(account string) ([]*OutboxMessage, error) {
-	return tx.outboxQuery(tx.outboxPath(), `a.name=? AND o.followups<>0 AND o.state<>'sending' ORDER BY o.id`, account)
+	return tx.outboxQuery(tx.outboxPath(), whereOutboxFollowups, account)
 }
 
 // OutboxRecover puts account's messages a crash left "sending" back in
