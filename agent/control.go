@@ -24,9 +24,10 @@ import (
 // sync`, `postfach queue` and `postfach send` talk to a running agent.
 // The protocol: the client sends one JSON line, a controlRequest; the
 // agent answers one JSON line, a controlResponse, and closes the
-// connection. For "enqueue" (see handoff.go) the agent first answers
-// {"ready":true} (or its error, which ends the exchange), the client
-// then sends the message, Size bytes, and the agent answers again.
+// connection. For "enqueue" (see handoff.go) the message, Size bytes,
+// follows the request's line; the agent answers {"ready":true} once it
+// has read the line (or its error, which ends the exchange), and again
+// once the message is queued.
 
 // AgentStatus is a running agent's live state, the "agent" object of
 // `postfach status --json`.
@@ -57,8 +58,7 @@ type controlRequest struct {
 	DryRun   bool     `json:"dry_run,omitempty"`
 
 	// enqueue (postfach send): the message, Size bytes, follows the
-	// agent's {"ready":true}; it is queued for Account with this
-	// envelope.
+	// request's line; it is queued for Account with this envelope.
 	Account string   `json:"account,omitempty"`
 	From    string   `json:"from,omitempty"`
 	To      []string `json:"to,omitempty"`
@@ -268,17 +268,18 @@ func callAgentInto(ctx context.Context, root string, req controlRequest, body []
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return agentFailed(ctx, root, err)
-	}
+	// The message follows the request's line at once (one write, no
+	// round trip): an agent that cannot take it (one from before
+	// "enqueue", a bad request) answers with its error instead of
+	// {"ready":true} and closes the connection, which may cut this
+	// write short; its answer is read all the same.
+	bufs := net.Buffers{append(b, '\n'), body}
+	_, werr := bufs.WriteTo(conn)
 	br := bufio.NewReader(conn)
 	if body != nil {
-		// The agent says it takes the message before it is sent: one
-		// that cannot (an agent from before "enqueue", a bad request)
-		// answers with its error at once.
 		line, err := br.ReadBytes('\n')
 		if err != nil {
-			return agentFailed(ctx, root, err)
+			return agentFailed(ctx, root, errors.Join(werr, err))
 		}
 		var first struct {
 			Ready bool `json:"ready"`
@@ -289,9 +290,9 @@ func callAgentInto(ctx context.Context, root string, req controlRequest, body []
 			}
 			return nil
 		}
-		if _, err := conn.Write(body); err != nil {
-			return agentFailed(ctx, root, err)
-		}
+	}
+	if werr != nil {
+		return agentFailed(ctx, root, werr)
 	}
 	line, err := br.ReadBytes('\n')
 	if err != nil {

@@ -16,10 +16,11 @@ import (
 
 // Handing a message to the agent: `postfach send` with an agent running
 // on the store does not open the index itself. It sends the message over
-// the control socket (op "enqueue": the request's line; the agent's
-// {"ready":true}; the message); the agent queues it (index.Store.Enqueue, durable before the
-// answer) on the index it holds open, and its change feed nudges the
-// account's sender. The send process so skips SQLite's start (reading
+// the control socket (op "enqueue": the request's line and the message
+// at once; the agent answers {"ready":true} once it has read the line,
+// or its error instead, and then the outbox id); the agent queues it
+// (index.Store.Enqueue, durable before the answer) on the index it
+// holds open, and its change feed nudges the account's sender. The send process so skips SQLite's start (reading
 // the schema, a connection's first commit) and the agent sends at once.
 // Without an agent, the sender queues it itself (QueueMessage).
 

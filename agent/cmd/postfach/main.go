@@ -38,8 +38,18 @@ type globals struct {
 }
 
 func main() {
-	ctx, sig, stop := signalContext()
-	root := newRoot()
+	var root *cobra.Command
+	ctx, sig, stop := context.Background(), func() syscall.Signal { return 0 }, func() {}
+	if sendOnly(os.Args[1:]) {
+		// postfach send runs once per message (a mail client's
+		// sendmail): it builds its command alone, and a signal ends it
+		// as it would end sendmail (the message is then queued or not,
+		// as after a kill: see send's exit statuses).
+		root = newRootCommand(&globals{}, newSendCmd)
+	} else {
+		ctx, sig, stop = signalContext()
+		root = newRoot()
+	}
 	// Everything printed goes through safeWriter: see safe.go.
 	root.SetOut(safeWriter{os.Stdout})
 	root.SetErr(safeWriter{os.Stderr})
@@ -124,8 +134,48 @@ func cmdErrors(err error) []*configs.CmdError {
 	return out
 }
 
+// sendOnly says whether args (without the program's name) run send: the
+// first argument that is not a global flag or its value is "send".
+func sendOnly(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; a {
+		case "--config", "-c", "--cpuprofile", "--memprofile":
+			i++ // the flag's value
+		case "--verbose", "-v":
+		default:
+			if strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "--cpuprofile=") || strings.HasPrefix(a, "--memprofile=") {
+				continue
+			}
+			return a == "send"
+		}
+	}
+	return false
+}
+
 func newRoot() *cobra.Command {
-	g := &globals{}
+	return newRootCommand(&globals{},
+		newInitCmd,
+		newConfigCmd,
+		newSyncCmd,
+		newRunCmd,
+		newMigrateCmd,
+		newStatusCmd,
+		newSearchCmd,
+		newShowCmd,
+		newDemoCmd,
+		newCredentialsCmd,
+		newSendCmd,
+		newQueueCmd,
+		newBackupCmd,
+		newVerifyCmd,
+		newRestoreCmd,
+		newPurgeCmd,
+	)
+}
+
+// newRootCommand returns the root command with the global flags and the
+// commands cmds make.
+func newRootCommand(g *globals, cmds ...func(*globals) *cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "postfach",
 		Short: "Personal mail sync and archiving agent",
@@ -140,24 +190,9 @@ Configuration lives in one TOML file (see "postfach init").`,
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", configs.DefaultPath(), "config file")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what happens (to stderr)")
 	addProfileFlags(root, g)
-	root.AddCommand(
-		newInitCmd(g),
-		newConfigCmd(g),
-		newSyncCmd(g),
-		newRunCmd(g),
-		newMigrateCmd(g),
-		newStatusCmd(g),
-		newSearchCmd(g),
-		newShowCmd(g),
-		newDemoCmd(g),
-		newCredentialsCmd(g),
-		newSendCmd(g),
-		newQueueCmd(g),
-		newBackupCmd(g),
-		newVerifyCmd(g),
-		newRestoreCmd(g),
-		newPurgeCmd(g),
-	)
+	for _, c := range cmds {
+		root.AddCommand(c(g))
+	}
 	return root
 }
 

@@ -92,6 +92,30 @@ func sendConfig(t *testing.T) *configs.Config {
 // the arguments count. Bcc never reaches the stored message. -f, else the
 // From field, chooses the account; From (with -F's name), Date and
 // Message-ID are added only when missing; line ends become CRLF.
+// TestSendOnly: the command lines that run send (which builds its
+// command alone) and those that do not.
+func TestSendOnly(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"send", "-t"}, true},
+		{[]string{"--config", "send", "send"}, true},
+		{[]string{"-c", "x.toml", "-v", "send", "a@example.org"}, true},
+		{[]string{"--config=x.toml", "--cpuprofile", "p", "send"}, true},
+		{[]string{"--verbose", "send"}, true},
+		{[]string{"sync", "send"}, false},
+		{[]string{"help", "send"}, false},
+		{[]string{"--config", "send"}, false},
+		{[]string{"--help"}, false},
+		{nil, false},
+	} {
+		if got := sendOnly(c.args); got != c.want {
+			t.Errorf("sendOnly(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
 func TestSendPrepare(t *testing.T) {
 	cfg := sendConfig(t)
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
