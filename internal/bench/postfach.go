@@ -40,8 +40,9 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// goBuild builds package pkg of the module into the binary bin and returns
-// the command line it ran.
+// goBuild builds package pkg of the module into the binary bin as the
+// README installs it (CGO_ENABLED=0: a static binary) and returns the
+// command line it ran.
 func goBuild(ctx context.Context, bin, pkg string) (string, error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -50,10 +51,11 @@ func goBuild(ctx context.Context, bin, pkg string) (string, error) {
 	argv := []string{"go", "build", "-o", bin, pkg}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%s (in %s): %w\n%s", shellQuote(argv), root, err, out)
+		return "", fmt.Errorf("CGO_ENABLED=0 %s (in %s): %w\n%s", shellQuote(argv), root, err, out)
 	}
-	return "cd " + root + " && " + shellQuote(argv), nil
+	return "cd " + root + " && CGO_ENABLED=0 " + shellQuote(argv), nil
 }
 
 // buildPostfach builds ./agent/cmd/postfach of the module the bench runs in

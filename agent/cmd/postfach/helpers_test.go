@@ -45,10 +45,13 @@ func buildAndRun(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	postfachBin = filepath.Join(dir, "postfach")
 	args := []string{"build", "-o", postfachBin}
+	build := exec.Command("go")
 	if raceEnabled {
-		args = append(args, "-race")
+		args = append(args, "-race") // needs cgo
+	} else {
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README installs it
 	}
-	build := exec.Command("go", append(args, ".")...)
+	build.Args = append(build.Args, append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building postfach: %v\n%s", err, out)
 		return 1
