@@ -423,7 +423,7 @@ func (s *Sender) pass(ctx context.Context, all, nudged bool) (rep FlushReport, e
 		}
 		return b.rep, s.followups(ctx)
 	}
-	if err := s.sendAll(ctx, due, waiting, b); err != nil {
+	if err := s.sendAll(ctx, due, b); err != nil {
 		if errors.Is(err, errCrash) {
 			b.pending = nil // as a crash would: nothing more is committed
 			return b.rep, err

@@ -167,9 +167,10 @@ func connLost(err error) bool {
 // sendAll sends the due messages over one connection (one the relay
 // drops is not opened again: the rest wait for their next attempt), and
 // once the relay answers, the messages whose last attempt found none
-// (with waiting, some of them are not due yet: when no relay answers,
-// they keep their rows and schedule, and are not counted as tried).
-func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, waiting bool, b *batch) error {
+// (some of them perhaps not due yet: when no relay answers, those keep
+// their rows and schedule, and are not counted as tried). due may be
+// empty: a nudged pass then only looks for a relay.
+func (s *Sender) sendAll(ctx context.Context, due []*index.OutboxMessage, b *batch) error {
 	var err error
 	c, reused := s.reuseIdle()
 	if !reused {
