@@ -15,10 +15,10 @@ import (
 	"github.com/postfach/postfach/internal/testenv"
 )
 
-// TestMigrateKeepsNoActions: the result of a migration does not keep the
-// source sync's list of every message downloaded (issue 14: 8 MB at
-// 100,000 messages, held through the copy and the verification, which
-// doubled as Go's heap target), only its counts.
+// TestMigrateKeepsNoActions: a migration's pull of the source keeps no
+// list of every message downloaded (imapsync.Options.NoActions; issue 14:
+// 8 MB at 100,000 messages, grown through the pull and held through the
+// copy and the verification, twice that in Go's heap), only its counts.
 func TestMigrateKeepsNoActions(t *testing.T) {
 	src := testenv.User{Name: "src", Password: "src-pass"}
 	dst := testenv.User{Name: "dst", Password: "dst-pass"}
