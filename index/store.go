@@ -197,13 +197,20 @@ func DefaultPath(storeRoot string) string {
 // small: a reader's cache starts over whenever another connection has
 // committed (every flag change, every computed IMAP view: SQLite
 // resets a connection's cache when the database changed), and the
-// database file's pages stay in the OS's cache anyway. Four readers of
-// 16 MB each could hold 64 MB of the agent's memory (modernc's
-// allocator, outside Go's heap) while it serves mail clients from a
-// large store; of 4 MB, 16 MB.
+// database file's pages stay in the OS's cache anyway.
+//
+// A full cache holds about twice its cache_size in memory: modernc's
+// allocator (modernc.org/memory, outside Go's heap) hands out
+// power-of-two slots, and a cached page is its 4 KiB plus SQLite's
+// header of about 200 bytes, so each takes an 8 KiB slot (measured,
+// TestCacheMemory: the writer's cache, full, holds 30 MiB of RssAnon; a
+// reader's 4 MiB). So a reader's 2,000 KiB is about 4 MiB, and four of
+// them 16 MiB, the most the agent's readers may hold while it serves
+// mail clients from a large store; the writer's 16,000 KiB is about 30
+// MiB once a large sync has filled it, which ReleaseMemory gives back.
 const (
 	writerCacheKiB = 16000
-	readerCacheKiB = 4000
+	readerCacheKiB = 2000
 	readers        = 4
 )
 
@@ -352,6 +359,23 @@ func (tx *ReadTx) closeStmts() {
 		st.Close()
 	}
 	tx.stmts = nil
+}
+
+// ReleaseMemory gives back the memory of the write connection's page
+// cache (PRAGMA shrink_memory; about 30 MiB once a large sync has filled
+// it, see writerCacheKiB), for a caller that will not write for a long
+// while: postfach migrate, whose copy to the destination after the pull
+// of the source only reads the index. The cache fills again as writes
+// need it. It does nothing for a store opened read-only or a dry-run
+// view (whose transaction holds the write connection).
+func (s *Store) ReleaseMemory(ctx context.Context) error {
+	if s.w == nil || s.dry != nil {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, "PRAGMA shrink_memory"); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
 }
 
 // Path returns the database file's path.

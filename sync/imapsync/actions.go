@@ -39,7 +39,7 @@ const (
 
 // record adds actions to the folder's result.
 func (j *folderJob) record(acts ...Action) {
-	if len(acts) == 0 {
+	if len(acts) == 0 || j.s.opts.NoActions {
 		return
 	}
 	j.update(func(r *FolderResult) {
@@ -52,6 +52,9 @@ func (j *folderJob) record(acts ...Action) {
 
 // recordRows records op for each row, by its UID and key.
 func (j *folderJob) recordRows(op string, rows []*index.Message) {
+	if j.s.opts.NoActions {
+		return
+	}
 	acts := make([]Action, len(rows))
 	for i, m := range rows {
 		acts[i] = Action{Op: op, UID: m.UID, Key: m.Key}
@@ -61,6 +64,9 @@ func (j *folderJob) recordRows(op string, rows []*index.Message) {
 
 // recordUIDs records op for each server UID.
 func (j *folderJob) recordUIDs(op string, uids []uint32) {
+	if j.s.opts.NoActions {
+		return
+	}
 	acts := make([]Action, len(uids))
 	for i, u := range uids {
 		acts[i] = Action{Op: op, UID: u}
