@@ -49,11 +49,22 @@ type queryCompiler struct {
 	// driveMark stands before it in the condition: the caller replaces it
 	// by "" (SQLite looks the matches up first) or "+" (it scans the date
 	// index instead, testing each row against the matches), see
-	// SearchQuery.
+	// SearchQuery. Its set of matches is driveSetMark in the condition,
+	// with a driveArg among the arguments: the caller puts in the look-up
+	// (driveLookup, the expression its argument) or, when it has them
+	// already, the matches' ids (driveIDs, a JSON array).
 	drive string
 }
 
-const driveMark = "{drive}"
+const (
+	driveMark    = "{drive}"
+	driveSetMark = "{driveset}"
+	driveLookup  = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
+	driveIDs     = "SELECT value FROM json_each(?)"
+)
+
+// driveArg stands for the argument of the drive's set (see drive).
+type driveArg struct{}
 
 func (c *queryCompiler) arg(v any) string {
 	c.args = append(c.args, v)
@@ -86,7 +97,8 @@ func compileQuery(q *Query) (cond string, args []any, drive string) {
 
 func (c *queryCompiler) driving(expr string) string {
 	c.drive = expr
-	return driveMark + c.match(expr)
+	c.args = append(c.args, driveArg{})
+	return driveMark + "m.id IN (" + driveSetMark + ")"
 }
 
 func (c *queryCompiler) match(expr string) string {

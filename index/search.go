@@ -43,19 +43,29 @@ func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, erro
 		// first and each row tested against the matches (an in-memory
 		// set), until limit rows are found: both take a few
 		// milliseconds where the other way takes a hundred or more on a
-		// store of 50,000 messages. How many match (up to
-		// searchManyMatches) is asked first: FTS5 counts them quickly.
+		// store of 50,000 messages. The matches (up to
+		// searchManyMatches) are asked first: FTS5 finds them quickly,
+		// and when they are few their ids go into the query as they
+		// are, so that FTS5 does not match them twice (a phrase, such
+		// as an address's, walks the whole lists of its words).
 		var n int
-		err := tx.queryRow(`SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
-			drive, searchManyMatches.Load()).Scan(&n)
+		var ids string
+		err := tx.queryRow(`SELECT count(*), json_group_array(rowid) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
+			drive, searchManyMatches.Load()).Scan(&n, &ids)
 		if err != nil {
 			return nil, err
 		}
-		mark := ""
+		mark, set, arg := "", driveIDs, any(ids)
 		if int64(n) >= searchManyMatches.Load() {
-			mark = "+"
+			mark, set, arg = "+", driveLookup, drive
 		}
 		cond = strings.ReplaceAll(cond, driveMark, mark)
+		cond = strings.Replace(cond, driveSetMark, set, 1)
+		for i := range args {
+			if _, ok := args[i].(driveArg); ok {
+				args[i] = arg
+			}
+		}
 	}
 	rows, err := tx.query(`SELECT `+prefixed("m.", messageCols)+`, f.name, a.name
 		FROM messages m JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id
