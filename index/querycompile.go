@@ -73,11 +73,16 @@ func (c *queryCompiler) arg(v any) string {
 
 // compileQuery returns q as an SQL condition over messages m and its
 // arguments, and the MATCH expression whose driveMark the condition holds
-// ("" and no mark when none).
-func compileQuery(q *Query) (cond string, args []any, drive string) {
+// ("" and no mark when none). attach says that q is has:attachment
+// alone, with driveMark before its condition: the caller chooses the
+// plan as for text, by how many messages have attachments.
+func compileQuery(q *Query) (cond string, args []any, drive string, attach bool) {
 	c := &queryCompiler{}
 	if e, ok := fts(q); ok {
-		return c.driving(e), c.args, c.drive
+		return c.driving(e), c.args, c.drive, false
+	}
+	if q.Kind == QAttachment {
+		return driveMark + c.cond(q), c.args, "", true
 	}
 	if q.Kind == QAnd {
 		if pos, neg, rest := splitAnd(q.Sub); len(pos) > 0 {
@@ -89,10 +94,10 @@ func compileQuery(q *Query) (cond string, args []any, drive string) {
 				}
 				and = append(and, cond)
 			}
-			return "(" + strings.Join(and, " AND ") + ")", c.args, c.drive
+			return "(" + strings.Join(and, " AND ") + ")", c.args, c.drive, false
 		}
 	}
-	return c.cond(q), c.args, ""
+	return c.cond(q), c.args, "", false
 }
 
 func (c *queryCompiler) driving(expr string) string {

@@ -36,7 +36,26 @@ func init() { searchManyMatches.Store(4000) }
 // (compileQuery); a message whose full-text entry is still pending
 // (fts_pending, IndexPending) matches no text term yet.
 func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, error) {
-	cond, args, drive := compileQuery(q)
+	cond, args, drive, attach := compileQuery(q)
+	if attach {
+		// has:attachment alone: the same choice, by how many messages
+		// have one (the parts_attachment index counts them). Reading by
+		// date finds a page among n of total messages after about
+		// page*total/n rows, looking them up reads n: the date index
+		// wins once n*n > page*total (at 50,000 messages and a page of
+		// 50, from about 1,600 with attachments; of 5,000, the page took
+		// 8.2 ms looked up and sorted, 1.7 ms read by date).
+		var n, total int64
+		if err := tx.queryRow(`SELECT (SELECT count(*) FROM (SELECT 1 FROM parts WHERE attachment = 1 LIMIT ?)),
+			(SELECT ifnull(max(id), 0) FROM messages)`, searchManyMatches.Load()).Scan(&n, &total); err != nil {
+			return nil, err
+		}
+		mark := ""
+		if page := int64(limit + offset); limit >= 0 && (n >= searchManyMatches.Load() || n*n > page*total) {
+			mark = "+"
+		}
+		cond = strings.ReplaceAll(cond, driveMark, mark)
+	}
 	if drive != "" {
 		// A text that few messages have: their rows are looked up, then
 		// sorted. One that many have: the date index is read newest
