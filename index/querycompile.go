@@ -71,18 +71,25 @@ func (c *queryCompiler) arg(v any) string {
 	return "?"
 }
 
+// searchDrive says what a compiled condition's driveMark stands before (see
+// SearchQuery, which chooses the plan by it).
+type searchDrive struct {
+	match  string // the MATCH expression of the drive's set ("": none)
+	attach bool   // the condition is has:attachment alone
+	alone  bool   // the condition is the drive's set alone (no other conjunct)
+}
+
 // compileQuery returns q as an SQL condition over messages m and its
-// arguments, and the MATCH expression whose driveMark the condition holds
-// ("" and no mark when none). attach says that q is has:attachment
-// alone, with driveMark before its condition: the caller chooses the
-// plan as for text, by how many messages have attachments.
-func compileQuery(q *Query) (cond string, args []any, drive string, attach bool) {
+// arguments, and its searchDrive: the MATCH expression whose driveMark the
+// condition holds, or has:attachment alone, with driveMark before its
+// condition (the zero searchDrive and no mark when neither).
+func compileQuery(q *Query) (cond string, args []any, d searchDrive) {
 	c := &queryCompiler{}
 	if e, ok := fts(q); ok {
-		return c.driving(e), c.args, c.drive, false
+		return c.driving(e), c.args, searchDrive{match: c.drive, alone: true}
 	}
 	if q.Kind == QAttachment {
-		return driveMark + c.cond(q), c.args, "", true
+		return driveMark + c.cond(q), c.args, searchDrive{attach: true, alone: true}
 	}
 	if q.Kind == QAnd {
 		if pos, neg, rest := splitAnd(q.Sub); len(pos) > 0 {
@@ -94,10 +101,10 @@ func compileQuery(q *Query) (cond string, args []any, drive string, attach bool)
 				}
 				and = append(and, cond)
 			}
-			return "(" + strings.Join(and, " AND ") + ")", c.args, c.drive, false
+			return "(" + strings.Join(and, " AND ") + ")", c.args, searchDrive{match: c.drive}
 		}
 	}
-	return c.cond(q), c.args, "", false
+	return c.cond(q), c.args, searchDrive{}
 }
 
 func (c *queryCompiler) driving(expr string) string {

@@ -36,49 +36,36 @@ func init() { searchManyMatches.Store(4000) }
 // (compileQuery); a message whose full-text entry is still pending
 // (fts_pending, IndexPending) matches no text term yet.
 func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, error) {
-	cond, args, drive, attach := compileQuery(q)
-	if attach {
-		// has:attachment alone: the same choice, by how many messages
-		// have one (the parts_attachment index counts them). Reading by
-		// date finds a page among n of total messages after about
-		// page*total/n rows, looking them up reads n: the date index
-		// wins once n*n > page*total (at 50,000 messages and a page of
-		// 50, from about 1,600 with attachments; of 5,000, the page took
-		// 8.2 ms looked up and sorted, 1.7 ms read by date).
+	cond, args, d := compileQuery(q)
+	switch {
+	case d.attach:
+		// has:attachment alone: the parts_attachment index counts the
+		// messages with one.
 		var n, total int64
 		if err := tx.queryRow(`SELECT (SELECT count(*) FROM (SELECT 1 FROM parts WHERE attachment = 1 LIMIT ?)),
 			(SELECT ifnull(max(id), 0) FROM messages)`, searchManyMatches.Load()).Scan(&n, &total); err != nil {
 			return nil, err
 		}
-		mark := ""
-		if page := int64(limit + offset); limit >= 0 && (n >= searchManyMatches.Load() || n*n > page*total) {
-			mark = "+"
-		}
-		cond = strings.ReplaceAll(cond, driveMark, mark)
-	}
-	if drive != "" {
-		// A text that few messages have: their rows are looked up, then
-		// sorted. One that many have: the date index is read newest
-		// first and each row tested against the matches (an in-memory
-		// set), until limit rows are found: both take a few
-		// milliseconds where the other way takes a hundred or more on a
-		// store of 50,000 messages. The matches (up to
-		// searchManyMatches) are asked first: FTS5 finds them quickly,
-		// and when they are few their ids go into the query as they
-		// are, so that FTS5 does not match them twice (a phrase, such
-		// as an address's, walks the whole lists of its words).
-		var n int
+		cond = strings.ReplaceAll(cond, driveMark, byDateMark(n, total, limit, offset, d.alone))
+	case d.match != "":
+		// The matches (up to searchManyMatches) are asked first: FTS5
+		// finds them quickly, and when that is all of them their ids go
+		// into the query as they are, so that FTS5 does not match them
+		// twice (a phrase, such as an address's, walks the whole lists
+		// of its words).
+		var n, total int64
 		var ids string
-		err := tx.queryRow(`SELECT count(*), json_group_array(rowid) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
-			drive, searchManyMatches.Load()).Scan(&n, &ids)
+		err := tx.queryRow(`SELECT count(*), json_group_array(rowid), (SELECT ifnull(max(id), 0) FROM messages)
+			FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
+			d.match, searchManyMatches.Load()).Scan(&n, &ids, &total)
 		if err != nil {
 			return nil, err
 		}
-		mark, set, arg := "", driveIDs, any(ids)
-		if int64(n) >= searchManyMatches.Load() {
-			mark, set, arg = "+", driveLookup, drive
+		set, arg := driveIDs, any(ids)
+		if n >= searchManyMatches.Load() {
+			set, arg = driveLookup, d.match
 		}
-		cond = strings.ReplaceAll(cond, driveMark, mark)
+		cond = strings.ReplaceAll(cond, driveMark, byDateMark(n, total, limit, offset, d.alone))
 		cond = strings.Replace(cond, driveSetMark, set, 1)
 		for i := range args {
 			if _, ok := args[i].(driveArg); ok {
@@ -105,6 +92,26 @@ func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, erro
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// byDateMark chooses how SQLite finds a page of the n messages (of
+// about total) a condition's set holds: "" looks them up and sorts them,
+// "+" (which keeps SQLite from looking the set up first) reads the date
+// index newest first and tests each row against the set, until the page
+// is full. From searchManyMatches on, it reads by date. For a set alone
+// (no other condition to meet), reading by date finds the page after
+// about page*total/n rows, looking up reads n: reading by date wins once
+// n*n > page*total (at 50,000 messages and a page of 50, from about
+// 1,600; of 5,000 messages with attachments, the page took 8.2 ms looked
+// up and sorted, 1.7 ms by date). With other conditions, which the rows
+// read by date must meet too, only from searchManyMatches. A query for
+// every match (limit < 0) looks them up below searchManyMatches.
+func byDateMark(n, total int64, limit, offset int, alone bool) string {
+	page := int64(limit + offset)
+	if n >= searchManyMatches.Load() || (alone && limit >= 0 && n*n > page*total) {
+		return "+"
+	}
+	return ""
 }
 
 func prefixed(p, cols string) string {
