@@ -290,10 +290,13 @@ func TestBackupIncremental(t *testing.T) {
 		t.Fatalf("second backup: %d files, %d copied, %d linked; want %d, 3, %d", r2.Files, r2.Copied, r2.Linked, n, n-3)
 	}
 	t.Logf("%d messages: first backup %v, second %v (%.1f%%)", n, r1.Duration, r2.Duration, 100*r2.Duration.Seconds()/r1.Duration.Seconds())
-	// The time is the bench's to measure (internal/bench, a quiet
-	// machine); here, on a shared one, only that linking beat copying.
-	if r2.Duration >= r1.Duration {
-		t.Errorf("second backup took %v, the first %v", r2.Duration, r1.Duration)
+	// The time is BenchmarkBackupIncremental's to measure, on a quiet
+	// machine: on a shared one (CI runs this under -race beside other
+	// suites) 500 small files copy about as fast as they link. What
+	// makes the second backup cheap is checked here: it wrote only the
+	// new files' bytes.
+	if r2.CopiedBytes*int64(n) > 10*3*r1.CopiedBytes {
+		t.Errorf("second backup copied %d bytes, the first %d: more than the 3 new files' share", r2.CopiedBytes, r1.CopiedBytes)
 	}
 	checkSame(t, s, r2.Snapshot)
 	checkModes(t, to)
