@@ -19,6 +19,18 @@ import (
 // command that turns out to need one (search with text to index) opens
 // the store again with Open.
 func OpenReadOnly(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
+	return openReadOnly(cfg, log, true)
+}
+
+// OpenToSearch is OpenReadOnly for postfach search and show, without its
+// walk of each account's folders (checkAccounts), which guards what a
+// sync would take for mail to upload: searching the index reads neither.
+// A search answers in milliseconds, and the walk was a twentieth of them.
+func OpenToSearch(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
+	return openReadOnly(cfg, log, false)
+}
+
+func openReadOnly(cfg *configs.Config, log *slog.Logger, accounts bool) (*Agent, error) {
 	if err := checkPlace(cfg.Store.Path); err != nil {
 		return nil, err
 	}
@@ -28,6 +40,9 @@ func OpenReadOnly(cfg *configs.Config, log *slog.Logger) (*Agent, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !accounts {
+		return &Agent{cfg: cfg, store: st, log: log}, nil
 	}
 	if err := checkAccounts(cfg, st); err != nil {
 		st.Close()

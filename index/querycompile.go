@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -77,6 +78,10 @@ type searchDrive struct {
 	match  string // the MATCH expression of the drive's set ("": none)
 	attach bool   // the condition is has:attachment alone
 	alone  bool   // the condition is the drive's set alone (no other conjunct)
+	// phrase: the query has a phrase of several words (an address is
+	// one too), which FTS5 matches by walking its words' position lists:
+	// much dearer per match than a word's.
+	phrase bool
 }
 
 // compileQuery returns q as an SQL condition over messages m and its
@@ -86,7 +91,7 @@ type searchDrive struct {
 func compileQuery(q *Query) (cond string, args []any, d searchDrive) {
 	c := &queryCompiler{}
 	if e, ok := fts(q); ok {
-		return c.driving(e), c.args, searchDrive{match: c.drive, alone: true}
+		return c.driving(e), c.args, searchDrive{match: c.drive, alone: true, phrase: hasPhrase(q)}
 	}
 	if q.Kind == QAttachment {
 		return driveMark + c.cond(q), c.args, searchDrive{attach: true, alone: true}
@@ -101,10 +106,18 @@ func compileQuery(q *Query) (cond string, args []any, d searchDrive) {
 				}
 				and = append(and, cond)
 			}
-			return "(" + strings.Join(and, " AND ") + ")", c.args, searchDrive{match: c.drive}
+			return "(" + strings.Join(and, " AND ") + ")", c.args, searchDrive{match: c.drive, phrase: hasPhrase(q)}
 		}
 	}
 	return c.cond(q), c.args, searchDrive{}
+}
+
+// hasPhrase reports whether q has a text term of more than one word.
+func hasPhrase(q *Query) bool {
+	if q.Kind == QText {
+		return wordCount(q.Text) > 1
+	}
+	return slices.ContainsFunc(q.Sub, hasPhrase)
 }
 
 func (c *queryCompiler) driving(expr string) string {

@@ -53,16 +53,25 @@ func (tx *ReadTx) SearchQuery(q *Query, limit, offset int) ([]SearchResult, erro
 		// into the query as they are, so that FTS5 does not match them
 		// twice (a phrase, such as an address's, walks the whole lists
 		// of its words).
+		// A phrase's matches are all asked for: matching it again would
+		// cost more than carrying its ids, however many (a phrase of
+		// 4,600 matches on 50,000 messages: 8.3 ms counted to 4,000 and
+		// matched again, 6.4 ms with its ids; a word of 45,000: 13.9 and
+		// 21.7 ms).
+		countTo := searchManyMatches.Load()
+		if d.phrase {
+			countTo = -1 // no LIMIT
+		}
 		var n, total int64
 		var ids string
 		err := tx.queryRow(`SELECT count(*), json_group_array(rowid), (SELECT ifnull(max(id), 0) FROM messages)
 			FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)`,
-			d.match, searchManyMatches.Load()).Scan(&n, &ids, &total)
+			d.match, countTo).Scan(&n, &ids, &total)
 		if err != nil {
 			return nil, err
 		}
 		set, arg := driveIDs, any(ids)
-		if n >= searchManyMatches.Load() {
+		if countTo >= 0 && n >= countTo {
 			set, arg = driveLookup, d.match
 		}
 		cond = strings.ReplaceAll(cond, driveMark, byDateMark(n, total, limit, offset, d.alone))

@@ -73,11 +73,29 @@ func (tx *Tx) insertText(id MessageID, h *Header, body string, attachments []str
 // (unicode61) keeps: a letter or a digit.
 func hasWordChar(s string) bool {
 	for _, r := range s {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.Is(unicode.Co, r) {
+		if isWordChar(r) {
 			return true
 		}
 	}
 	return false
+}
+
+func isWordChar(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.Is(unicode.Co, r)
+}
+
+// wordCount is the number of words in s, as the index's tokenizer
+// separates them (runs of word characters; see hasWordChar).
+func wordCount(s string) int {
+	n, in := 0, false
+	for _, r := range s {
+		w := isWordChar(r)
+		if w && !in {
+			n++
+		}
+		in = w
+	}
+	return n
 }
 
 // ftsPhrase is s as an FTS5 phrase (a string, so that nothing in it is

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postfach/postfach/maildir"
@@ -44,14 +45,17 @@ func idKey(messageID string, date time.Time) string {
 // million messages chance alone gives 1 in 10⁷.
 type idHash [16]byte
 
-var idSalt = func() (s [16]byte) {
+// idSalt is drawn when first needed: not in every postfach command's
+// start (crypto/rand's first read costs a system call).
+var idSalt = sync.OnceValue(func() (s [16]byte) {
 	rand.Read(s[:]) // never fails (crypto/rand panics rather)
 	return s
-}()
+})
 
 func hashID(messageID string, date time.Time) idHash {
 	h := sha256.New()
-	h.Write(idSalt[:])
+	salt := idSalt()
+	h.Write(salt[:])
 	h.Write([]byte(idKey(messageID, date)))
 	var sum [sha256.Size]byte
 	var out idHash

@@ -234,13 +234,22 @@ func (g *globals) load() (*configs.Config, error) {
 // (agent.OpenReadOnly) for a command that only reads it, else for
 // writing (agent.Open).
 func (g *globals) openStore(readOnly bool) (*configs.Config, *agent.Agent, error) {
-	cfg, err := g.load()
-	if err != nil {
-		return nil, nil, err
-	}
 	open := agent.Open
 	if readOnly {
 		open = agent.OpenReadOnly
+	}
+	return g.openWith(open)
+}
+
+// openToSearch opens the store for search and show (agent.OpenToSearch).
+func (g *globals) openToSearch() (*configs.Config, *agent.Agent, error) {
+	return g.openWith(agent.OpenToSearch)
+}
+
+func (g *globals) openWith(open func(*configs.Config, *slog.Logger) (*agent.Agent, error)) (*configs.Config, *agent.Agent, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, nil, err
 	}
 	a, err := open(cfg, g.logger())
 	if err != nil {

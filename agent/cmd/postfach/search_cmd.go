@@ -59,7 +59,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, a, err := g.openStore(true)
+			cfg, a, err := g.openToSearch()
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ characters are shown escaped. --raw writes the message file's bytes unchanged.`,
 			if err != nil || id <= 0 {
 				return fmt.Errorf("show: %q is not a message id (a number from postfach search)", args[0])
 			}
-			_, a, err := g.openStore(true)
+			_, a, err := g.openToSearch()
 			if err != nil {
 				return err
 			}
