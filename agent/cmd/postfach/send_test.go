@@ -92,9 +92,9 @@ func sendConfig(t *testing.T) *configs.Config {
 // the arguments count. Bcc never reaches the stored message. -f, else the
 // From field, chooses the account; From (with -F's name), Date and
 // Message-ID are added only when missing; line ends become CRLF.
-// TestSendOnly: the command lines that run send (which builds its
+// TestCommandName: the command lines that run send (which builds its
 // command alone) and those that do not.
-func TestSendOnly(t *testing.T) {
+func TestCommandName(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want bool
@@ -110,8 +110,8 @@ func TestSendOnly(t *testing.T) {
 		{[]string{"--help"}, false},
 		{nil, false},
 	} {
-		if got := sendOnly(c.args); got != c.want {
-			t.Errorf("sendOnly(%q) = %v, want %v", c.args, got, c.want)
+		if got := commandName(c.args) == "send"; got != c.want {
+			t.Errorf("commandName(%q) = %q, want send: %v", c.args, commandName(c.args), c.want)
 		}
 	}
 }
