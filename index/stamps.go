@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -17,7 +18,11 @@ type FolderStamp struct {
 	MaxID MessageID
 }
 
-func (s FolderStamp) String() string { return fmt.Sprintf("%s;%d;%d", s.Dir, s.Rows, s.MaxID) }
+// String is the form recorded. Its "2;" says what vouched for it: since
+// version 2, a listing in which every file is the message of its key
+// (none hidden nor second, see maildir.Dir.ScanHidden); a stamp recorded
+// before never equals one of now, so its folder is read once more.
+func (s FolderStamp) String() string { return fmt.Sprintf("2;%s;%d;%d", s.Dir, s.Rows, s.MaxID) }
 
 // RowsStamp returns the folder's row count and largest row id (a
 // FolderStamp's Rows and MaxID).
@@ -52,4 +57,30 @@ func (s *Store) SetFolderStamp(ctx context.Context, folder FolderID, st FolderSt
 		}
 		return nil
 	})
+}
+
+// FilesByKey returns the file name ("cur/<name>") of each of the folder's
+// rows whose key is in keys (keys without a row are not in the map).
+func (tx *ReadTx) FilesByKey(folder FolderID, keys []string) (map[string]string, error) {
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	rows, err := tx.query(`SELECT key, file FROM messages WHERE folder_id=? AND key IN (SELECT value FROM json_each(?))`, folder, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(keys))
+	for rows.Next() {
+		var k, f string
+		if err := rows.Scan(&k, &f); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out[k] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return out, nil
 }

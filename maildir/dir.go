@@ -165,12 +165,24 @@ func (d *Dir) FilePath(e Entry) string {
 // Scan lists the messages in cur/ and new/, cur/ first, each sorted by name.
 // It skips names starting with '.', directories and names ParseName rejects.
 // A name without info (usual in new/) has Flags 0.
-func (d *Dir) Scan() ([]Entry, error) { return d.scan(false) }
+func (d *Dir) Scan() ([]Entry, error) {
+	entries, _, err := d.scan(false)
+	return entries, err
+}
+
+// ScanHidden is Scan, and also counts the files of new/ it leaves out
+// because a file in cur/ has their key (see scan): a folder whose
+// listing hides none and lists each key once is one whose every file is
+// the message of its key.
+func (d *Dir) ScanHidden() (entries []Entry, hidden int, err error) { return d.scan(false) }
 
 // ScanAsOpened is Scan of the folder as Open would leave it: a missing
 // folder, cur/ or new/ lists nothing. It is for a dry run, which plans
 // with what a real run would find but creates nothing.
-func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
+func (d *Dir) ScanAsOpened() ([]Entry, error) {
+	entries, _, err := d.scan(true)
+	return entries, err
+}
 
 // new/ is read before cur/: mail moves from new/ to cur/ (a mail reader
 // taking it in, a flag change; nothing moves it back), so a file moved
@@ -181,7 +193,7 @@ func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
 // scanBetween, if set (by tests), runs between the two directories' reads.
 var scanBetween func()
 
-func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
+func (d *Dir) scan(missingEmpty bool) (out []Entry, hidden int, err error) {
 	var fromNew, cur []Entry
 	for i, sub := range [...]string{"new", "cur"} {
 		if i == 1 && scanBetween != nil {
@@ -206,7 +218,7 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("maildir: scan: %w", err)
+			return nil, 0, fmt.Errorf("maildir: scan: %w", err)
 		}
 	}
 	byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }
@@ -224,13 +236,15 @@ func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 		_, ok := slices.BinarySearchFunc(byKey, key, func(i int32, k string) int { return strings.Compare(cur[i].Key, k) })
 		return ok
 	}
-	out := slices.Grow(cur, len(fromNew))
+	out = slices.Grow(cur, len(fromNew))
 	for _, e := range fromNew {
 		if !inCur(e.Key) {
 			out = append(out, e)
+		} else {
+			hidden++
 		}
 	}
-	return out, nil
+	return out, hidden, nil
 }
 
 // readDir calls fn with each entry of the directory dir, in directory

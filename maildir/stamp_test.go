@@ -86,3 +86,28 @@ func TestStampRacyWindow(t *testing.T) {
 		t.Errorf("a stamp from the future vouches")
 	}
 }
+
+// TestRacyWithin: a caller's window in place of the default one, except
+// on a filesystem of whole seconds, which keeps its wide one.
+func TestRacyWithin(t *testing.T) {
+	now := time.Unix(1_800_000_000, 500_000_000)
+	at := func(ago time.Duration) Stamp {
+		m := now.Add(-ago).UnixNano()
+		return Stamp{Cur: stampDir{Dev: 1, Ino: 2, Mtime: m}, New: stampDir{Dev: 1, Ino: 3, Mtime: m}}
+	}
+	for _, c := range []struct {
+		s      Stamp
+		window time.Duration
+		want   bool
+	}{
+		{at(30 * time.Millisecond), 20 * time.Millisecond, false},
+		{at(10 * time.Millisecond), 20 * time.Millisecond, true},
+		{at(30 * time.Millisecond), 100 * time.Millisecond, true},
+		{at(-time.Millisecond), 20 * time.Millisecond, true},      // after now: a clock set back
+		{at(500 * time.Millisecond), 20 * time.Millisecond, true}, // whole seconds: the coarse window
+	} {
+		if got := c.s.RacyWithin(now, c.window); got != c.want {
+			t.Errorf("stamp %v before now, window %v: racy %v, want %v", now.Sub(time.Unix(0, c.s.Cur.Mtime)), c.window, got, c.want)
+		}
+	}
+}

@@ -16,3 +16,7 @@ func SetFlagsStoredHook(h func()) { flagsStoredHook = h }
 // SetRefreshHook sets the hook run when a run re-reads a folder it changed
 // upstream (refreshAfterPush), after its downloads (nil: none).
 func SetRefreshHook(h func()) { refreshHook = h }
+
+// SetEndStampHook sets the hook run before a run takes its end stamps
+// ("stamp") and before it reads its watch ("drain"); nil: none.
+func SetEndStampHook(h func(stage string)) { endStampHook = h }

@@ -171,7 +171,7 @@ func (s *syncer) consumeIntents(ctx context.Context, c *imapclient.Client, acct 
 		}
 	}
 	if moved > 0 || len(s.intentRes) > 0 {
-		s.scans.clear() // rows and file names changed
+		s.listingsChanged() // rows and file names changed
 	}
 	return moved, nil
 }

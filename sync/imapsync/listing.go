@@ -70,6 +70,7 @@ func diffListing[R any](entries []maildir.Entry, rows []R, key, file func(R) str
 type keyMerge struct {
 	entries []maildir.Entry
 	i       int
+	dups    int // second files of a row's key passed over
 }
 
 // newKeyMerge sorts entries by key (in place, stable: listing order
@@ -93,7 +94,7 @@ func (mg *keyMerge) seek(k string) (before []maildir.Entry, e maildir.Entry, ok 
 	}
 	e = mg.entries[mg.i]
 	for mg.i++; mg.i < len(mg.entries) && mg.entries[mg.i].Key == k; mg.i++ {
-		// a second file with this key: left alone
+		mg.dups++ // a second file with this key: left alone
 	}
 	return before, e, true
 }

@@ -68,7 +68,7 @@ func (s *syncer) detectMoves(ctx context.Context, c *imapclient.Client, acct ind
 			n++
 			continue
 		}
-		s.scans.clear() // the listings no longer hold
+		s.listingsChanged() // the listings no longer hold
 		if err := s.moveOne(ctx, c, cand, a.e, a.to, remoteOf); err != nil {
 			var imapErr *imap.Error
 			if !errors.As(err, &imapErr) {
@@ -201,6 +201,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	if err != nil {
 		return err
 	}
+	watched := s.ends.watch(f.ID, d) // before the stamp and the listing: see endStamps
 	before, serr := d.Stamp()
 	stamp := func(tx *index.ReadTx) (recorded string, now index.FolderStamp, err error) {
 		recorded, now, err = tx.FolderStamp(f.ID)
@@ -218,10 +219,13 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 		}
 		if vouched {
 			s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
+			if watched {
+				s.ends.candidate(f.ID, d, nil)
+			}
 			return nil
 		}
 	}
-	entries, err := d.Scan()
+	entries, hidden, err := d.ScanHidden()
 	if err != nil {
 		return nil
 	}
@@ -238,7 +242,13 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	}
 	sc := &folderScan{diff: c.done()}
 	s.scans.put(f.ID, sc)
-	if serr != nil || o.DryRun || !sc.diff.clean() || before.Racy(time.Now()) {
+	// Every file the message of its key: what a stamp vouches for too
+	// (index.FolderStamp's version 2).
+	unique := hidden == 0 && c.mg.dups == 0
+	if watched && unique && serr == nil {
+		s.ends.candidate(f.ID, d, sc.diff)
+	}
+	if serr != nil || o.DryRun || !sc.diff.clean() || !unique || before.Racy(time.Now()) {
 		return nil
 	}
 	if after, err := d.Stamp(); err != nil || after != before {

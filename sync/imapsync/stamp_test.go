@@ -27,6 +27,12 @@ func (e *env) backdate(folder string, old time.Time) {
 
 func (e *env) stamped(folder string) bool {
 	e.t.Helper()
+	return e.recordedStamp(folder) != ""
+}
+
+// recordedStamp returns the folder's recorded stamp ("" when none).
+func (e *env) recordedStamp(folder string) string {
+	e.t.Helper()
 	var rec string
 	if err := e.store.Read(context.Background(), func(tx *index.ReadTx) error {
 		acct, err := tx.Account("acct")
@@ -42,7 +48,7 @@ func (e *env) stamped(folder string) bool {
 	}); err != nil {
 		e.t.Fatal(err)
 	}
-	return rec != ""
+	return rec
 }
 
 // TestStampedListing: once a folder's listing was found equal to its rows

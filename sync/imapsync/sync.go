@@ -105,7 +105,8 @@ type Options struct {
 func Sync(ctx context.Context, opts Options) (*Result, error) {
 	o := opts.withDefaults()
 	defer o.Index.Discard() // a dry run's view: everything it wrote is rolled back
-	s := &syncer{opts: o, log: o.Logger, q: newQueue(), dryCreated: map[string]bool{}}
+	s := &syncer{opts: o, log: o.Logger, q: newQueue(), dryCreated: map[string]bool{}, ends: newEndStamps(o.DryRun)}
+	defer s.ends.close()
 	defer func() {
 		if s.releaseTurn != nil {
 			s.releaseTurn()
@@ -153,6 +154,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	s.runJobs(ctx, first, jobs)
+	s.recordEndStamps(ctx, jobs)
 	return s.result(ctx, jobs, moved)
 }
 
@@ -263,7 +265,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	pending := false
 	if err = <-prescanned; err == nil {
 		if o.Index.LocalChanges() != localChanges {
-			s.scans.clear() // read before a local change that came before the turn
+			s.listingsChanged() // read before a local change that came before the turn
 		}
 		pending, err = s.applyNamespace(ctx, ns)
 	}
@@ -276,7 +278,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		folders, moveFolders, err = s.partialOrFull(ctx, first, acct, folders, allFolders, ns.old.Prefix != ns.names.Prefix)
 	}
 	if len(s.actions) > 0 {
-		s.scans.clear() // folders were created, renamed or deleted
+		s.listingsChanged() // folders were created, renamed or deleted
 	}
 	moved := 0
 	if err == nil && !pending {
@@ -422,6 +424,7 @@ type syncer struct {
 	actions   []string                  // folder-level actions, for the Result
 	names     FolderNames               // server folder names <-> local ones (namespace.go)
 	scans     scanCache                 // listings read at the start (prescan, detectMoves), reused once
+	ends      *endStamps                // the folders that may get an end stamp (endstamp.go)
 	planned   map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
 	// intentRes: the deletions consumeIntents carried out (or, DryRun,
 	// would), by local folder, until the folder's job takes them (see
@@ -450,6 +453,14 @@ type syncer struct {
 	// every literal above 4 KiB and waits), and a refused message does not
 	// cost the connection.
 	up imapconn.LazyUploader
+}
+
+// listingsChanged forgets the listings read (the scan cache): something
+// changed the folders since, in a way their scans do not cover; nor do
+// they vouch for an end stamp then.
+func (s *syncer) listingsChanged() {
+	s.scans.clear()
+	s.ends.drop()
 }
 
 // changedUpstream counts the folders whose LIST-STATUS differs from the

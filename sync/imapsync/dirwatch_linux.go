@@ -1,0 +1,116 @@
+//go:build linux
+
+package imapsync
+
+import (
+	"errors"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/postfach/postfach/index"
+)
+
+// inotifyWatch is dirWatch on Linux: one inotify instance, never read
+// until drain, which reads what the kernel queued (an event is queued
+// within the system call that made it, so a drain that starts after a
+// time has every event from before it).
+type inotifyWatch struct {
+	mu  sync.Mutex
+	fd  int
+	wds map[int32]watchedDir
+}
+
+type watchedDir struct {
+	folder index.FolderID
+	sub    string // "cur" or "new"
+}
+
+// watchMask: the changes to a directory's names, and its own end (removed,
+// renamed: its folder's events no longer say all). IN_Q_OVERFLOW and
+// IN_IGNORED come unasked.
+const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
+
+func newDirWatch() (dirWatch, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return &inotifyWatch{fd: fd, wds: map[int32]watchedDir{}}, nil
+}
+
+func (w *inotifyWatch) add(folder index.FolderID, sub, path string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fd < 0 {
+		return errors.New("closed")
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, path, watchMask)
+	if err != nil {
+		return err
+	}
+	if d, ok := w.wds[int32(wd)]; ok && d != (watchedDir{folder, sub}) {
+		return errors.New("a directory watched twice") // one directory for two folders: not for us to vouch
+	}
+	w.wds[int32(wd)] = watchedDir{folder, sub}
+	return nil
+}
+
+func (w *inotifyWatch) drain() (dirEvents, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ev := dirEvents{names: map[index.FolderID][]string{}, lost: map[index.FolderID]bool{}}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(w.fd, buf)
+		if errors.Is(err, unix.EAGAIN) {
+			return ev, nil
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ev, err
+		}
+		if n <= 0 {
+			return ev, errors.New("inotify: short read")
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			raw := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			end := off + unix.SizeofInotifyEvent + int(raw.Len)
+			if end > n {
+				return ev, errors.New("inotify: event cut short")
+			}
+			name := buf[off+unix.SizeofInotifyEvent : end]
+			for len(name) > 0 && name[len(name)-1] == 0 {
+				name = name[:len(name)-1]
+			}
+			off = end
+			if raw.Mask&unix.IN_Q_OVERFLOW != 0 {
+				return ev, errors.New("inotify: queue overflow")
+			}
+			d, ok := w.wds[raw.Wd]
+			if !ok {
+				continue
+			}
+			if raw.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED|unix.IN_UNMOUNT) != 0 {
+				ev.lost[d.folder] = true
+				continue
+			}
+			if len(name) > 0 {
+				ev.names[d.folder] = append(ev.names[d.folder], d.sub+"/"+string(name))
+			}
+		}
+	}
+}
+
+func (w *inotifyWatch) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
+}
