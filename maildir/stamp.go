@@ -74,6 +74,9 @@ func (s Stamp) RacyWithin(now time.Time, window time.Duration) bool {
 	return s.Cur.Mtime > limit || s.New.Mtime > limit || s.Cur.Ino == 0 || s.New.Ino == 0
 }
 
+// Newest is the later of its directories' modification times.
+func (s Stamp) Newest() time.Time { return time.Unix(0, max(s.Cur.Mtime, s.New.Mtime)) }
+
 // String is the stamp in the form ParseStamp reads.
 func (s Stamp) String() string {
 	return fmt.Sprintf("%d:%d:%d/%d:%d:%d", s.Cur.Dev, s.Cur.Ino, s.Cur.Mtime, s.New.Dev, s.New.Ino, s.New.Mtime)

@@ -61,6 +61,9 @@ type endStamps struct {
 type endCand struct {
 	dir   *maildir.Dir
 	names map[string][]string // key -> "cur/<name>", "new/<name>"
+	// vouched: the folder's recorded stamp vouched for its listing (no
+	// differences): without an event since, it still does.
+	vouched bool
 }
 
 // dirWatch watches directories for changes to their names (see
@@ -84,10 +87,12 @@ var endStampHook func(stage string)
 const (
 	// endRacyWindow is how much older than the watch's reading an end
 	// stamp's directory times must be. Linux's file times come from the
-	// kernel's coarse clock, which ticks at HZ of 100 or more: 10 ms at
-	// most; twice that. (maildir.Stamp.Racy's 100 ms is for any system;
-	// end stamps are Linux's only.)
-	endRacyWindow = 20 * time.Millisecond
+	// kernel's coarse clock (or a finer one), which ticks at HZ of 100
+	// or more: 10 ms at most. A change after the reading, at t, gets a
+	// time after t minus a tick, so later than the stamp's once the
+	// window is a tick or more; 12 ms. (maildir.Stamp.Racy's 100 ms is
+	// for any system; end stamps are Linux's only.)
+	endRacyWindow = 12 * time.Millisecond
 	// endMaxKeys bounds the keys checked for one folder: beyond, reading
 	// the folder whole next time costs about as much.
 	endMaxKeys = 5000
@@ -126,7 +131,7 @@ func (e *endStamps) watch(f index.FolderID, d *maildir.Dir) bool {
 // its stamp vouched for). A scan with more than endMaxKeys differences
 // makes none.
 func (e *endStamps) candidate(f index.FolderID, d *maildir.Dir, diff *scanDiff) {
-	c := &endCand{dir: d, names: map[string][]string{}}
+	c := &endCand{dir: d, names: map[string][]string{}, vouched: diff == nil}
 	if diff != nil {
 		if len(diff.renamed)+len(diff.gone)+len(diff.unknown) > endMaxKeys {
 			return
@@ -197,6 +202,22 @@ func (s *syncer) recordEndStamps(ctx context.Context, jobs []*folderJob) {
 	if len(todo) == 0 {
 		return
 	}
+	// The run's last changes (its last folder's) are often younger than
+	// endRacyWindow, and a stamp that young vouches for nothing: wait out
+	// the rest of the window, at most endRacyWindow, once for all.
+	var newest time.Time
+	for _, t := range todo {
+		if n := t.stamp.Newest(); n.After(newest) {
+			newest = n
+		}
+	}
+	if wait := time.Until(newest.Add(endRacyWindow)); wait > 0 && wait <= endRacyWindow {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
 	if endStampHook != nil {
 		endStampHook("drain")
 	}
@@ -209,6 +230,9 @@ func (s *syncer) recordEndStamps(ctx context.Context, jobs []*folderJob) {
 	for _, t := range todo {
 		if ev.lost[t.f] || t.stamp.RacyWithin(read, endRacyWindow) {
 			continue
+		}
+		if t.c.vouched && len(ev.names[t.f]) == 0 {
+			continue // untouched: its recorded stamp holds (a run with nothing to do reads no more)
 		}
 		keys, names, ok := endKeys(t.c, ev.names[t.f])
 		if !ok {
@@ -256,8 +280,10 @@ func (s *syncer) recordEndStamp(ctx context.Context, f index.FolderID, d *maildi
 	var files map[string]string
 	err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
-		if files, err = tx.FilesByKey(f, keys); err != nil {
-			return err
+		if len(keys) > 0 {
+			if files, err = tx.FilesByKey(f, keys); err != nil {
+				return err
+			}
 		}
 		recorded, now, err = tx.FolderStamp(f)
 		return err
