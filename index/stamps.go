@@ -3,7 +3,6 @@ package index
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -60,27 +59,21 @@ func (s *Store) SetFolderStamp(ctx context.Context, folder FolderID, st FolderSt
 }
 
 // FilesByKey returns the file name ("cur/<name>") of each of the folder's
-// rows whose key is in keys (keys without a row are not in the map).
+// rows whose key is in keys (keys without a row are not in the map). Each
+// key is looked up as it is, byte for byte: a key need not be valid UTF-8
+// (another program's file name), which a JSON list would not keep.
 func (tx *ReadTx) FilesByKey(folder FolderID, keys []string) (map[string]string, error) {
-	list, err := json.Marshal(keys)
-	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
-	}
-	rows, err := tx.query(`SELECT key, file FROM messages WHERE folder_id=? AND key IN (SELECT value FROM json_each(?))`, folder, string(list))
-	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
-	}
-	defer rows.Close()
 	out := make(map[string]string, len(keys))
-	for rows.Next() {
-		var k, f string
-		if err := rows.Scan(&k, &f); err != nil {
+	for _, k := range keys {
+		var f string
+		err := tx.queryRow(`SELECT file FROM messages WHERE folder_id=? AND key=?`, folder, k).Scan(&f)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
 			return nil, fmt.Errorf("index: %w", err)
 		}
 		out[k] = f
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("index: %w", err)
 	}
 	return out, nil
 }

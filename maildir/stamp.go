@@ -77,6 +77,12 @@ func (s Stamp) RacyWithin(now time.Time, window time.Duration) bool {
 // Newest is the later of its directories' modification times.
 func (s Stamp) Newest() time.Time { return time.Unix(0, max(s.Cur.Mtime, s.New.Mtime)) }
 
+// SameDirs reports whether s and o are of the same cur/ and new/
+// (device and inode), whatever their times.
+func (s Stamp) SameDirs(o Stamp) bool {
+	return s.Cur.Dev == o.Cur.Dev && s.Cur.Ino == o.Cur.Ino && s.New.Dev == o.New.Dev && s.New.Ino == o.New.Ino
+}
+
 // String is the stamp in the form ParseStamp reads.
 func (s Stamp) String() string {
 	return fmt.Sprintf("%d:%d:%d/%d:%d:%d", s.Cur.Dev, s.Cur.Ino, s.Cur.Mtime, s.New.Dev, s.New.Ino, s.New.Mtime)

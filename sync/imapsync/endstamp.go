@@ -60,6 +60,7 @@ type endStamps struct {
 // names its scan found differing from its rows, by key.
 type endCand struct {
 	dir   *maildir.Dir
+	at    maildir.Stamp       // taken after the watch, before the listing: the directories watched
 	names map[string][]string // key -> "cur/<name>", "new/<name>"
 	// vouched: the folder's recorded stamp vouched for its listing (no
 	// differences): without an event since, it still does.
@@ -130,8 +131,8 @@ func (e *endStamps) watch(f index.FolderID, d *maildir.Dir) bool {
 // message of its key, with the scan's differences (nil: none, a folder
 // its stamp vouched for). A scan with more than endMaxKeys differences
 // makes none.
-func (e *endStamps) candidate(f index.FolderID, d *maildir.Dir, diff *scanDiff) {
-	c := &endCand{dir: d, names: map[string][]string{}, vouched: diff == nil}
+func (e *endStamps) candidate(f index.FolderID, d *maildir.Dir, at maildir.Stamp, diff *scanDiff) {
+	c := &endCand{dir: d, at: at, names: map[string][]string{}, vouched: diff == nil}
 	if diff != nil {
 		if len(diff.renamed)+len(diff.gone)+len(diff.unknown) > endMaxKeys {
 			return
@@ -194,8 +195,8 @@ func (s *syncer) recordEndStamps(ctx context.Context, jobs []*folderJob) {
 			continue
 		}
 		st, err := c.dir.Stamp()
-		if err != nil {
-			continue
+		if err != nil || !st.SameDirs(c.at) {
+			continue // another cur/ or new/ than the ones watched (a folder moved away, another in its place)
 		}
 		todo = append(todo, taken{j.f.ID, c, st})
 	}

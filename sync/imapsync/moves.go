@@ -220,7 +220,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 		if vouched {
 			s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
 			if watched {
-				s.ends.candidate(f.ID, d, nil)
+				s.ends.candidate(f.ID, d, before, nil)
 			}
 			return nil
 		}
@@ -246,7 +246,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	// (index.FolderStamp's version 2).
 	unique := hidden == 0 && c.mg.dups == 0
 	if watched && unique && serr == nil {
-		s.ends.candidate(f.ID, d, sc.diff)
+		s.ends.candidate(f.ID, d, before, sc.diff)
 	}
 	if serr != nil || o.DryRun || !sc.diff.clean() || !unique || before.Racy(time.Now()) {
 		return nil
