@@ -119,6 +119,28 @@ func (d *Dir) UIDValidity() (uint32, error) {
 	return uint32(v), nil
 }
 
+// clockProbe names the file FileTime creates in tmp/.
+const clockProbe = ".postfach-clock"
+
+// FileTime returns the time the folder's filesystem gives a file changed
+// now: the modification time of a file it creates in tmp/ and removes at
+// once. The filesystem's clock may be coarser than, or lag, the system's
+// (a tick of the kernel's coarse clock): a change to the folder after
+// FileTime returned gets this time or a later one.
+func (d *Dir) FileTime() (time.Time, error) {
+	f, err := os.CreateTemp(filepath.Join(d.Path, "tmp"), clockProbe+"."+strconv.Itoa(os.Getpid())+".*")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("maildir: %w", err)
+	}
+	fi, err := f.Stat()
+	f.Close()
+	os.Remove(f.Name())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("maildir: %w", err)
+	}
+	return fi.ModTime(), nil
+}
+
 // SetUIDValidity stores v, which must not be 0, atomically and durably: it
 // writes and fsyncs a file in tmp/, renames it over the old one and fsyncs
 // the folder directory.
@@ -498,11 +520,11 @@ func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
 // (see newKey) and UIDVALIDITY temp files. Compiled on first use, as
 // ownTmpPID and the others: not at every process's start (postfach send
 // is a process per message).
-var ownTmpName = lazyRegexp(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.)`)
+var ownTmpName = lazyRegexp(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.|` + regexp.QuoteMeta(clockProbe) + `\.)`)
 
 // ownTmpPID is the process ID in the name of a delivery's tmp/ file or a
 // UIDVALIDITY temp file.
-var ownTmpPID = lazyRegexp(`^(?:\d+\.(\d+)_|` + regexp.QuoteMeta(UIDValidityFile) + `\.(\d+)\.)`)
+var ownTmpPID = lazyRegexp(`^(?:\d+\.(\d+)_|(?:` + regexp.QuoteMeta(UIDValidityFile) + `|` + regexp.QuoteMeta(clockProbe) + `)\.(\d+)\.)`)
 
 // lazyRegexp returns expr compiled on the first call.
 func lazyRegexp(expr string) func() *regexp.Regexp {

@@ -61,12 +61,8 @@ func (d *Dir) Stamp() (Stamp, error) {
 // listing: either directory changed within the window of its
 // filesystem's clock (racyWindow, coarseWindow) of now, or after now (a
 // clock set back); or the filesystem gives no inode numbers.
-func (s Stamp) Racy(now time.Time) bool { return s.RacyWithin(now, racyWindow) }
-
-// RacyWithin is Racy with window in place of racyWindow, for a caller that
-// knows the clock's tick to be shorter (see imapsync's end stamps): a
-// filesystem that keeps whole seconds still gets coarseWindow.
-func (s Stamp) RacyWithin(now time.Time, window time.Duration) bool {
+func (s Stamp) Racy(now time.Time) bool {
+	window := racyWindow
 	if s.Cur.Mtime%int64(time.Second) == 0 || s.New.Mtime%int64(time.Second) == 0 {
 		window = coarseWindow
 	}

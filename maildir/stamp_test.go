@@ -87,27 +87,36 @@ func TestStampRacyWindow(t *testing.T) {
 	}
 }
 
-// TestRacyWithin: a caller's window in place of the default one, except
-// on a filesystem of whole seconds, which keeps its wide one.
-func TestRacyWithin(t *testing.T) {
-	now := time.Unix(1_800_000_000, 500_000_000)
-	at := func(ago time.Duration) Stamp {
-		m := now.Add(-ago).UnixNano()
-		return Stamp{Cur: stampDir{Dev: 1, Ino: 2, Mtime: m}, New: stampDir{Dev: 1, Ino: 3, Mtime: m}}
+// TestFileTime: a change to the folder after FileTime gets its time or a
+// later one; the probe leaves nothing in tmp/, and a killed process's
+// leftover probe is its own tmp/ file to clean.
+func TestFileTime(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		s      Stamp
-		window time.Duration
-		want   bool
-	}{
-		{at(30 * time.Millisecond), 20 * time.Millisecond, false},
-		{at(10 * time.Millisecond), 20 * time.Millisecond, true},
-		{at(30 * time.Millisecond), 100 * time.Millisecond, true},
-		{at(-time.Millisecond), 20 * time.Millisecond, true},      // after now: a clock set back
-		{at(500 * time.Millisecond), 20 * time.Millisecond, true}, // whole seconds: the coarse window
-	} {
-		if got := c.s.RacyWithin(now, c.window); got != c.want {
-			t.Errorf("stamp %v before now, window %v: racy %v, want %v", now.Sub(time.Unix(0, c.s.Cur.Mtime)), c.window, got, c.want)
-		}
+	ft, err := d.FileTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "new", "1.2.x"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Stamp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Newest().Before(ft) {
+		t.Errorf("a change after FileTime %v got the earlier time %v", ft, st.Newest())
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d.Path, "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ holds %d files after FileTime", len(ents))
+	}
+	left := filepath.Join(d.Path, "tmp", clockProbe+".999999999.123")
+	if err := os.WriteFile(left, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.CleanOwnTmp(); err != nil || n != 1 {
+		t.Errorf("CleanOwnTmp of a dead process's probe: %d removed, %v", n, err)
 	}
 }

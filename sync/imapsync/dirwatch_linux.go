@@ -13,9 +13,11 @@ import (
 )
 
 // inotifyWatch is dirWatch on Linux: one inotify instance, never read
-// until drain, which reads what the kernel queued (an event is queued
-// within the system call that made it, so a drain that starts after a
-// time has every event from before it).
+// until drain, which reads what the kernel queued. An event is queued
+// within the system call that made it, before the call lets go of the
+// directory's lock: a drain after a read of the directory (settle) has
+// the events of every change whose directory time the read could see.
+// Only local filesystems are watched (localFS).
 type inotifyWatch struct {
 	mu  sync.Mutex
 	fd  int
@@ -41,7 +43,28 @@ func newDirWatch() (dirWatch, error) {
 	return &inotifyWatch{fd: fd, wds: map[int32]watchedDir{}}, nil
 }
 
+// localFS are the filesystems whose every change goes through this
+// kernel, so through its inotify: a network or shared one (NFS, CIFS,
+// FUSE such as sshfs, 9p, virtiofs) is changed by other machines unseen.
+var localFS = map[int64]bool{
+	0xEF53:     true, // ext2, ext3, ext4
+	0x58465342: true, // xfs
+	0x9123683E: true, // btrfs
+	0x01021994: true, // tmpfs
+	0xF2F52010: true, // f2fs
+	0x2FC12FC1: true, // zfs
+	0xCA451A4E: true, // bcachefs
+	0x794C7630: true, // overlayfs (a container's: changed through this kernel)
+}
+
 func (w *inotifyWatch) add(folder index.FolderID, sub, path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return err
+	}
+	if !localFS[int64(st.Type)] {
+		return errors.New("not a local filesystem: changes from elsewhere would go unseen")
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.fd < 0 {

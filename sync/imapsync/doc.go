@@ -24,8 +24,11 @@
 //     between two equal stamps (maildir.Stamp, index.FolderStamp; a stamp
 //     younger than the filesystem's clock tick, with a wide margin,
 //     vouches for nothing: maildir.Stamp.Racy). So a no-change run of a
-//     large mailbox reads no listing and loads no rows: only the first run
-//     after a folder changed reads it, and records its stamp.
+//     large mailbox reads no listing and loads no rows. A run that changes
+//     a folder records its stamp at its end too (end stamps, endstamp.go:
+//     on Linux, the folder watched with inotify from before its scan, and
+//     every key touched meanwhile checked on disk and in the index), so
+//     the next run reads it only if another program changed it since.
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
 //     either side are carried over; the actions are planned first and then
 //     carried out, so a dry run lists exactly what a real run does. Server

@@ -24,29 +24,36 @@ import (
 // The run cannot take its own word for the listing: another program may
 // change the Maildir while it runs. So it watches: before a folder's
 // stamp and listing are read (scanFolder), its cur/ and new/ are watched
-// (inotify, Linux; elsewhere no end stamps). At the end the run takes the
-// folder's stamp, then reads every change the watch saw until that
-// moment, and records the stamp only when all of these hold:
+// (inotify, Linux, local filesystems only; elsewhere no end stamps). At
+// the end the run takes the folder's stamp, then reads every change the
+// watch saw until then, and records the stamp only when all of these
+// hold:
 //
 //   - the scan found every file the message of its key (no second file
 //     of a key, none of new/ hidden by one in cur/: maildir.Dir.ScanHidden;
 //     a stamp of version 2 vouches for that too, see index.FolderStamp);
+//   - the directories stamped at the end are the ones watched and
+//     listed (device and inode: not a folder moved away and another put
+//     in its place);
 //   - each key the run or anyone else touched (a name in a watch event,
 //     or a difference the scan found between listing and rows) now has
 //     exactly the files its row says: one, under the row's name, or none
 //     and no row. Checked on disk (lstat of each name seen) and in the
-//     index (the rows of those keys);
+//     index (each key's row, looked up as it is, byte for byte);
 //   - every other key was untouched on both sides: no event names it, and
 //     the index changes a row's file only with the file (the store's
 //     door), so its row and its file are as the scan found them, equal;
-//   - the stamp is older than the time the watch was read by more than a
-//     clock tick (endRacyWindow): a change after that time leaves another
-//     directory time, however soon it comes;
+//   - nothing was in flight: a change whose directory time the stamp
+//     shows has its event read too (settle: Linux queues the event before
+//     it lets go of the directory, which a read of it waits for), and
+//     the filesystem's clock is past the stamp's time before the watch
+//     is read for the last time (clockPast, at most endClockWait), so a
+//     change after that gets another directory time;
 //   - the folder's job succeeded, nothing made the run read listings
 //     again (a move, a folder action, a local change before the turn:
 //     then none is recorded), the watch lost nothing (no queue overflow,
-//     the directory still the one watched), and the keys to check are
-//     not more than endMaxKeys.
+//     its directories still there), and the keys to check are not more
+//     than endMaxKeys.
 //
 // Otherwise the folder is read whole by the next run, as before.
 type endStamps struct {
@@ -86,14 +93,11 @@ type dirEvents struct {
 var endStampHook func(stage string)
 
 const (
-	// endRacyWindow is how much older than the watch's reading an end
-	// stamp's directory times must be. Linux's file times come from the
-	// kernel's coarse clock (or a finer one), which ticks at HZ of 100
-	// or more: 10 ms at most. A change after the reading, at t, gets a
-	// time after t minus a tick, so later than the stamp's once the
-	// window is a tick or more; 12 ms. (maildir.Stamp.Racy's 100 ms is
-	// for any system; end stamps are Linux's only.)
-	endRacyWindow = 12 * time.Millisecond
+	// endClockWait bounds the wait for the filesystem's clock to pass the
+	// end stamps' times (see clockPast): Linux's ticks at HZ of 100 or
+	// more, 10 ms at most; a filesystem of whole seconds is not waited
+	// for (its folders are read by the next run).
+	endClockWait = 25 * time.Millisecond
 	// endMaxKeys bounds the keys checked for one folder: beyond, reading
 	// the folder whole next time costs about as much.
 	endMaxKeys = 5000
@@ -112,25 +116,30 @@ func newEndStamps(dryRun bool) *endStamps {
 	return e
 }
 
-// watch starts watching the folder's cur/ and new/; it reports whether
-// the folder can get an end stamp. Call it before the folder's stamp and
-// listing are read.
-func (e *endStamps) watch(f index.FolderID, d *maildir.Dir) bool {
+// watch starts watching the folder's cur/ and new/, and returns their
+// stamp as taken before: the folder can get an end stamp (ok) only if its
+// scan's stamp has the same directories (maildir.Stamp.SameDirs), the
+// ones watched. Call it before the folder's stamp and listing are read.
+func (e *endStamps) watch(f index.FolderID, d *maildir.Dir) (dirs maildir.Stamp, ok bool) {
 	if e == nil || e.w == nil {
-		return false
+		return dirs, false
+	}
+	dirs, err := d.Stamp()
+	if err != nil {
+		return dirs, false
 	}
 	for _, sub := range [...]string{"cur", "new"} {
 		if err := e.w.add(f, sub, filepath.Join(d.Path, sub)); err != nil {
-			return false
+			return dirs, false
 		}
 	}
-	return true
+	return dirs, true
 }
 
 // candidate records a watched folder whose scan found every file the
-// message of its key, with the scan's differences (nil: none, a folder
-// its stamp vouched for). A scan with more than endMaxKeys differences
-// makes none.
+// message of its key: at is the scan's stamp, diff its differences (nil:
+// none, a folder its stamp vouched for). A scan with more than
+// endMaxKeys differences makes none.
 func (e *endStamps) candidate(f index.FolderID, d *maildir.Dir, at maildir.Stamp, diff *scanDiff) {
 	c := &endCand{dir: d, at: at, names: map[string][]string{}, vouched: diff == nil}
 	if diff != nil {
@@ -203,37 +212,39 @@ func (s *syncer) recordEndStamps(ctx context.Context, jobs []*folderJob) {
 	if len(todo) == 0 {
 		return
 	}
-	// The run's last changes (its last folder's) are often younger than
-	// endRacyWindow, and a stamp that young vouches for nothing: wait out
-	// the rest of the window, at most endRacyWindow, once for all.
-	var newest time.Time
-	for _, t := range todo {
-		if n := t.stamp.Newest(); n.After(newest) {
-			newest = n
-		}
-	}
-	if wait := time.Until(newest.Add(endRacyWindow)); wait > 0 && wait <= endRacyWindow {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return
-		}
-	}
-	if endStampHook != nil {
-		endStampHook("drain")
-	}
-	read := time.Now()
 	ev, err := e.w.drain()
 	if err != nil {
 		s.log.Debug("no end stamps: the watch of the folders lost track", "err", err)
 		return
 	}
+	// A folder its stamp vouched for that nobody touched keeps that stamp
+	// (a run with nothing to do goes no further).
+	todo = slices.DeleteFunc(todo, func(t taken) bool { return t.c.vouched && len(ev.names[t.f]) == 0 && !ev.lost[t.f] })
+	// A change in flight when a stamp was taken (its directory's time
+	// set, its event not queued yet) is over once the directory can be
+	// read: Linux queues the event before it lets go of the directory's
+	// lock, which a read of the directory takes.
 	for _, t := range todo {
-		if ev.lost[t.f] || t.stamp.RacyWithin(read, endRacyWindow) {
+		settle(t.c.dir)
+	}
+	// The filesystem's clock past each stamp's time: a change after the
+	// watch is read then gets a later time than the stamp (its clock may
+	// tick coarsely, by milliseconds, or by seconds; a run's last change
+	// is often that recent).
+	deadline := time.Now().Add(endClockWait)
+	todo = slices.DeleteFunc(todo, func(t taken) bool { return !clockPast(ctx, t.c.dir, t.stamp.Newest(), deadline) })
+	if endStampHook != nil {
+		endStampHook("drain")
+	}
+	more, err := e.w.drain()
+	if err != nil {
+		s.log.Debug("no end stamps: the watch of the folders lost track", "err", err)
+		return
+	}
+	ev.add(more)
+	for _, t := range todo {
+		if ev.lost[t.f] {
 			continue
-		}
-		if t.c.vouched && len(ev.names[t.f]) == 0 {
-			continue // untouched: its recorded stamp holds (a run with nothing to do reads no more)
 		}
 		keys, names, ok := endKeys(t.c, ev.names[t.f])
 		if !ok {
@@ -247,8 +258,8 @@ func (s *syncer) recordEndStamps(ctx context.Context, jobs []*folderJob) {
 
 // endKeys merges a candidate's differences with the names its folder's
 // events named, by key: the keys to check and the names each may have
-// on disk. ok is false past endMaxKeys, or for a name no Maildir key can be
-// read from (a scan leaves such a file out; so is its event).
+// on disk; a name no Maildir key can be read from is left out, as a scan
+// leaves its file out. ok is false past endMaxKeys.
 func endKeys(c *endCand, evNames []string) (keys []string, names map[string][]string, ok bool) {
 	names = make(map[string][]string, len(c.names)+len(evNames))
 	for k, ns := range c.names {
@@ -319,4 +330,48 @@ func (s *syncer) recordEndStamp(ctx context.Context, f index.FolderID, d *maildi
 		return nil
 	}
 	return s.opts.Index.SetFolderStamp(ctx, f, now)
+}
+
+// add merges more (a later drain) into ev.
+func (ev *dirEvents) add(more dirEvents) {
+	for f, ns := range more.names {
+		ev.names[f] = append(ev.names[f], ns...)
+	}
+	for f := range more.lost {
+		ev.lost[f] = true
+	}
+}
+
+// settle reads one entry of the folder's cur/ and new/ (see
+// recordEndStamps); errors are the caller's to meet later.
+func settle(d *maildir.Dir) {
+	for _, sub := range [...]string{"cur", "new"} {
+		if f, err := os.Open(filepath.Join(d.Path, sub)); err == nil {
+			f.ReadDir(1)
+			f.Close()
+		}
+	}
+}
+
+// clockPast waits until a file the folder's filesystem changes gets a time
+// after t (maildir.Dir.FileTime), at most until deadline; it reports
+// whether it did.
+func clockPast(ctx context.Context, d *maildir.Dir, t, deadline time.Time) bool {
+	for {
+		now, err := d.FileTime()
+		if err != nil {
+			return false
+		}
+		if now.After(t) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return false
+		}
+	}
 }

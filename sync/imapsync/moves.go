@@ -201,8 +201,9 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	if err != nil {
 		return err
 	}
-	watched := s.ends.watch(f.ID, d) // before the stamp and the listing: see endStamps
+	watchedDirs, watched := s.ends.watch(f.ID, d) // before the stamp and the listing: see endStamps
 	before, serr := d.Stamp()
+	watched = watched && serr == nil && watchedDirs.SameDirs(before)
 	stamp := func(tx *index.ReadTx) (recorded string, now index.FolderStamp, err error) {
 		recorded, now, err = tx.FolderStamp(f.ID)
 		now.Dir = before.String()
