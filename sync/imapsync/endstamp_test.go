@@ -17,9 +17,7 @@ import (
 
 // endStampEnv: two folders synced and stamped (their listings found
 // equal to their rows by a no-change run), and a hook that calls during
-// (if set) with the stage. A test's run ends within a millisecond of its
-// last change: its end stamps are recorded only because the run waits
-// out their clock margin.
+// (if set) with the stage.
 func endStampEnv(t *testing.T) (*env, *func(stage string)) {
 	if runtime.GOOS != "linux" {
 		t.Skip("end stamps watch with inotify (Linux)")
@@ -82,7 +80,8 @@ func TestEndStamps(t *testing.T) {
 		if stage == "stamp" {
 			// INBOX's directory time made as young as can be (a change
 			// of its time alone, its names as they are): its end stamp
-			// is recorded only if the run waits out the clock margin.
+			// is recorded once the filesystem's clock is past it
+			// (clockPast), on a coarse clock after a tick.
 			now := time.Now()
 			if err := os.Chtimes(filepath.Join(e.dir("INBOX").Path, "cur"), now, now); err != nil {
 				t.Fatal(err)
