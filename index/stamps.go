@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // FolderStamp is what vouches for a folder's listing without reading it
@@ -61,19 +62,44 @@ func (s *Store) SetFolderStamp(ctx context.Context, folder FolderID, st FolderSt
 // FilesByKey returns the file name ("cur/<name>") of each of the folder's
 // rows whose key is in keys (keys without a row are not in the map). Each
 // key is looked up as it is, byte for byte: a key need not be valid UTF-8
-// (another program's file name), which a JSON list would not keep.
+// (another program's file name), which a JSON list would not keep; so
+// they go in as parameters, filesByKeyChunk at a time.
 func (tx *ReadTx) FilesByKey(folder FolderID, keys []string) (map[string]string, error) {
 	out := make(map[string]string, len(keys))
-	for _, k := range keys {
-		var f string
-		err := tx.queryRow(`SELECT file FROM messages WHERE folder_id=? AND key=?`, folder, k).Scan(&f)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), filesByKeyChunk)]
+		keys = keys[len(chunk):]
+		// As many parameters as the next power of two (the last key
+		// again): few statements to prepare and cache.
+		n := 1
+		for n < len(chunk) {
+			n *= 2
 		}
+		args := make([]any, 0, n+1)
+		args = append(args, folder)
+		for i := range n {
+			args = append(args, chunk[min(i, len(chunk)-1)])
+		}
+		rows, err := tx.query(`SELECT key, file FROM messages WHERE folder_id=? AND key IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("index: %w", err)
 		}
-		out[k] = f
+		for rows.Next() {
+			var k, f string
+			if err := rows.Scan(&k, &f); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("index: %w", err)
+			}
+			out[k] = f
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
 	}
 	return out, nil
 }
+
+// filesByKeyChunk is how many keys one query of FilesByKey looks up.
+const filesByKeyChunk = 256
