@@ -345,12 +345,19 @@ func (s *syncer) jobs(ctx context.Context, acct index.AccountID, folders []remot
 
 // runJobs plans every job and fetches its new messages over up to
 // Options.Connections workers, the first of which takes over first, with
-// one committer for all; it returns when all is done.
+// one committer for all; it returns when all is done. The folders that
+// can be skipped are told first (prepare, no connection needed), so that
+// only the others are queued, as many workers start as they need, and the
+// first connection goes to the first of them: a run that changed one
+// folder logs in once.
 func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*folderJob) {
 	s.commit = newCommitter(s)
 	for _, j := range jobs {
 		j.s = s
 		j.acquire(1) // the plan's unit
+	}
+	pending := s.prepareAll(ctx, jobs)
+	for _, j := range pending {
 		s.q.push(task{job: j})
 	}
 	var wg sync.WaitGroup
@@ -359,7 +366,7 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 		s.commit.run(ctx)
 		close(commitDone)
 	}()
-	n := min(s.opts.Connections, max(1, len(jobs)))
+	n := min(s.opts.Connections, max(1, len(pending)))
 	for i := 0; i < n; i++ {
 		w := &worker{s: s}
 		if i == 0 {
@@ -380,6 +387,46 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 	close(s.commit.in)
 	<-commitDone
 }
+
+// prepareAll prepares each job (prepare), prepareParallel at a time, and
+// returns those that need a connection, in their order. A job skipped or
+// failed here is done (its plan's unit released).
+func (s *syncer) prepareAll(ctx context.Context, jobs []*folderJob) []*folderJob {
+	need := make([]bool, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, prepareParallel)
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			skip, err := false, ctx.Err()
+			if err == nil {
+				skip, err = s.prepare(ctx, j)
+			}
+			if err != nil {
+				j.fail(err)
+			}
+			if skip || err != nil {
+				j.release()
+				return
+			}
+			need[i] = true
+		}()
+	}
+	wg.Wait()
+	var pending []*folderJob
+	for i, j := range jobs {
+		if need[i] {
+			pending = append(pending, j)
+		}
+	}
+	return pending
+}
+
+// prepareParallel is how many folders prepareAll prepares at once (each
+// reads its tmp/, its UIDVALIDITY and counts in the index).
+const prepareParallel = 4
 
 // result gathers the folders' outcomes.
 func (s *syncer) result(ctx context.Context, jobs []*folderJob, moved int) (*Result, error) {

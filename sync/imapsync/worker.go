@@ -106,11 +106,6 @@ func (w *worker) do(ctx context.Context, t task) error {
 	if t.job.failed() {
 		return nil
 	}
-	if t.uids == nil {
-		if skip, err := w.s.prepare(ctx, t.job); skip || err != nil {
-			return err
-		}
-	}
 	if w.c == nil && w.s.claims.Add(-1) >= 0 {
 		if c := <-w.s.spares; c != nil {
 			w.c, w.selected = c, ""
