@@ -517,13 +517,13 @@ func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
 }
 
 // ownTmpName matches the tmp/ files this package creates: delivery keys
-// (see newKey) and UIDVALIDITY temp files. Compiled on first use, as
+// (see newKey), UIDVALIDITY temp files and FileTime's probes. Compiled on first use, as
 // ownTmpPID and the others: not at every process's start (postfach send
 // is a process per message).
 var ownTmpName = lazyRegexp(`^(\d+\.\d+_\d+\.[0-9a-f]{16}\.|` + regexp.QuoteMeta(UIDValidityFile) + `\.|` + regexp.QuoteMeta(clockProbe) + `\.)`)
 
-// ownTmpPID is the process ID in the name of a delivery's tmp/ file or a
-// UIDVALIDITY temp file.
+// ownTmpPID is the process ID in the name of a delivery's tmp/ file, a
+// UIDVALIDITY temp file or a FileTime probe.
 var ownTmpPID = lazyRegexp(`^(?:\d+\.(\d+)_|(?:` + regexp.QuoteMeta(UIDValidityFile) + `|` + regexp.QuoteMeta(clockProbe) + `)\.(\d+)\.)`)
 
 // lazyRegexp returns expr compiled on the first call.

@@ -1,6 +1,7 @@
 package imapsync_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -196,4 +197,28 @@ func TestEndStampsForeignChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunAfterUploadsSkips: after a run that uploaded new local messages
+// (over the uploader's own connection) and changed nothing else, the next
+// run skips every folder: the state recorded includes the uploads' MODSEQ
+// (the folder's session takes them in before it reads what changed), and
+// the end stamps vouch for the listings.
+func TestRunAfterUploadsSkips(t *testing.T) {
+	e, _ := endStampEnv(t)
+	for i := range 3 {
+		e.writeLocal("INBOX", fmt.Sprintf("up-%d", i))
+	}
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.Uploaded != 3 {
+		t.Fatalf("%d uploaded, want 3", tot.Uploaded)
+	}
+	time.Sleep(110 * time.Millisecond) // a stamp younger than maildir.Stamp.Racy's margin vouches for nothing
+	res, _ = e.sync()
+	for _, f := range res.Folders {
+		if !f.Skipped {
+			t.Errorf("%s: looked at again in the run after one that only uploaded", f.Name)
+		}
+	}
+	e.compare()
 }

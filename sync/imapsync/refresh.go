@@ -28,13 +28,25 @@ var refreshHook func()
 func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
 	local *localRows, present *uidList) (*uidList, error) {
 	o := &w.s.opts
-	pushed := false
-	j.update(func(r *FolderResult) { pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0 })
+	pushed, uploaded := false, false
+	j.update(func(r *FolderResult) {
+		pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0
+		uploaded = r.Uploaded > 0
+	})
 	if !pushed || o.DryRun || !condstore || sel.HighestModSeq == 0 {
 		return present, nil
 	}
 	if refreshHook != nil {
 		refreshHook()
+	}
+	if uploaded {
+		// The uploads went over the uploader's own connection: until this
+		// session's view takes them in (a NOOP), Dovecot's FETCH below
+		// does not show them, and their MODSEQ would be missing from
+		// what is recorded (the next run would look at the folder again).
+		if err := w.c.Noop().Wait(); err != nil {
+			return nil, err
+		}
 	}
 	server := map[uint32]*serverMsg{}
 	highest, err := fetchChangedSince(w.c, sel.HighestModSeq, server)
