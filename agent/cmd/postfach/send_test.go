@@ -87,11 +87,6 @@ func sendConfig(t *testing.T) *configs.Config {
 	return cfg
 }
 
-// TestSendPrepare: the envelope and the stored message. -t takes To, Cc
-// and Bcc and merges the arguments (each address once); without -t only
-// the arguments count. Bcc never reaches the stored message. -f, else the
-// From field, chooses the account; From (with -F's name), Date and
-// Message-ID are added only when missing; line ends become CRLF.
 // TestCommandName: the command lines that run send (which builds its
 // command alone) and those that do not.
 func TestCommandName(t *testing.T) {
@@ -116,6 +111,11 @@ func TestCommandName(t *testing.T) {
 	}
 }
 
+// TestSendPrepare: the envelope and the stored message. -t takes To, Cc
+// and Bcc and merges the arguments (each address once); without -t only
+// the arguments count. Bcc never reaches the stored message. -f, else the
+// From field, chooses the account; From (with -F's name), Date and
+// Message-ID are added only when missing; line ends become CRLF.
 func TestSendPrepare(t *testing.T) {
 	cfg := sendConfig(t)
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)

@@ -1,7 +1,6 @@
 package imapsync_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,13 +10,12 @@ import (
 	"github.com/postfach/postfach/maildir"
 )
 
-// TestEndStampNonUTF8KeyRemoved (review): a file whose key is not valid
-// UTF-8 (another program's name, Latin-1) is removed during a run, after
-// its scan. The end stamp's check looks its row up through JSON
-// (index.ReadTx.FilesByKey), which turns the key's bytes into U+FFFD: no
-// row is found, "no file and no row" passes, and the stamp of the listing
-// without the file is recorded. The next run trusts it: the deletion is
-// never carried upstream.
+// TestEndStampNonUTF8KeyRemoved: a file whose key is not valid UTF-8
+// (another program's name, Latin-1) removed during a run, after its
+// scan, keeps the folder from an end stamp: its row is looked up by the
+// key's bytes as they are (a JSON list would turn them into U+FFFD, find
+// no row, and take "no file and no row" for equal), and the next run
+// carries the deletion upstream.
 func TestEndStampNonUTF8KeyRemoved(t *testing.T) {
 	e, during := endStampEnv(t)
 	name := "1772445600.caf\xe9.laptop"
@@ -59,13 +57,13 @@ func TestEndStampNonUTF8KeyRemoved(t *testing.T) {
 	e.compare() // the deletion carried upstream
 }
 
-// TestEndStampDirectorySwapped (review): during a run, after its scan,
-// another program replaces the folder's directory by a new one (a copy
-// with one more message, swapped in by rename; the old one moved out of
-// the account). The watched cur/ and new/ moved with their parent: no
-// event, no IN_MOVE_SELF. The end stamp is taken of directories that were
-// never watched nor listed, and vouches for them: the next run never sees
-// the new message.
+// TestEndStampDirectorySwapped: another program replaces the folder's
+// directory during a run, after its scan (a copy with one more message
+// renamed into its place, the old one moved out of the account). The
+// watched cur/ and new/ moved with their parent, without an event; the
+// end stamp would be of directories never watched nor listed. None is
+// recorded (their device and inode differ), and the next run uploads the
+// new message.
 func TestEndStampDirectorySwapped(t *testing.T) {
 	e, during := endStampEnv(t)
 	stampBefore := ""
@@ -118,5 +116,4 @@ func TestEndStampDirectorySwapped(t *testing.T) {
 	if tot := res.Totals(); tot.Uploaded != 1 {
 		t.Errorf("after the swap: %d uploaded, want the swapped-in message", tot.Uploaded)
 	}
-	_ = fmt.Sprint()
 }
