@@ -78,6 +78,11 @@
 // three seconds on a filesystem that keeps whole seconds: a filesystem's
 // clock is coarse). A program that changes the files and
 // then sets the directories' times back defeats it; mail programs do not.
+// Dir.FileTime tells the time the folder's filesystem gives a change now
+// (a probe file, tmp/.postfach-clock.<pid>.*, created and removed at once;
+// a killed process's is cleaned as our own): a stamp older than it
+// differs from any stamp taken after a later change. ScanHidden counts
+// the new/ files a scan leaves out because cur/ has their key.
 //
 // A Dir holds nothing but its path and is safe for concurrent use; a Delivery
 // is not. One process (the agent) writes a store, but other mail programs may
