@@ -160,22 +160,28 @@ func (s *syncer) moveCandidates(ctx context.Context, acct index.AccountID, remot
 // reports the error.
 func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error {
 	errs := make([]error, len(folders))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, scanParallel)
-	for i, f := range folders {
-		if s.scans.peek(f.ID) != nil {
-			continue
+	parallel(len(folders), scanParallel, func(i int) {
+		if s.scans.peek(folders[i].ID) == nil {
+			errs[i] = s.scanFolder(ctx, folders[i])
 		}
+	})
+	return errors.Join(errs...)
+}
+
+// parallel calls fn(i) for each i below n, at most k at a time, and
+// returns when all have returned.
+func parallel(n, k int, fn func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, k)
+	for i := range n {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = s.scanFolder(ctx, f)
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // scanParallel is how many folders scanFolders reads at once. While a

@@ -393,28 +393,21 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 // failed here is done (its plan's unit released).
 func (s *syncer) prepareAll(ctx context.Context, jobs []*folderJob) []*folderJob {
 	need := make([]bool, len(jobs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, prepareParallel)
-	for i, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			skip, err := false, ctx.Err()
-			if err == nil {
-				skip, err = s.prepare(ctx, j)
-			}
-			if err != nil {
-				j.fail(err)
-			}
-			if skip || err != nil {
-				j.release()
-				return
-			}
-			need[i] = true
-		}()
-	}
-	wg.Wait()
+	parallel(len(jobs), prepareParallel, func(i int) {
+		j := jobs[i]
+		skip, err := false, ctx.Err()
+		if err == nil {
+			skip, err = s.prepare(ctx, j)
+		}
+		if err != nil {
+			j.fail(err)
+		}
+		if skip || err != nil {
+			j.release()
+			return
+		}
+		need[i] = true
+	})
 	var pending []*folderJob
 	for i, j := range jobs {
 		if need[i] {
