@@ -3,13 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
 )
 
@@ -22,18 +18,7 @@ func TestOpenRecordsArchive(t *testing.T) {
 		t.Helper()
 		doc := fmt.Sprintf("[store]\npath = %q\n\n[[accounts]]\nname = \"work\"\nkind = \"imap\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\narchive = %v\n",
 			store, archive)
-		file := filepath.Join(dir, "config.toml")
-		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := configs.Load(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		a := openConfig(t, dir, doc)
 		var id index.AccountID
 		if err := a.Index().Write(context.Background(), func(tx *index.Tx) (err error) {
 			id, err = tx.EnsureAccount("work")

@@ -32,18 +32,7 @@ func TestMigrateKeepsNoActions(t *testing.T) {
 		fmt.Fprintf(&b, "\n[[accounts]]\nname = %q\nkind = \"imap\"\nhost = %q\nport = %d\ntls = \"none\"\nusername = %q\npassword = %q\n",
 			u.Name, d.Host, d.IMAPPort, u.Name, u.Password)
 	}
-	file := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openConfig(t, dir, b.String())
 	defer a.Close()
 	res, err := a.Migrate(context.Background(), MigrateOptions{From: src.Name, To: dst.Name})
 	if err != nil {
@@ -58,4 +47,23 @@ func TestMigrateKeepsNoActions(t *testing.T) {
 			t.Errorf("folder %s: the result keeps %d actions", f.Name, len(f.Actions))
 		}
 	}
+}
+
+// openConfig writes doc as dir/config.toml and opens its store (Open),
+// logging nowhere.
+func openConfig(t *testing.T, dir, doc string) *Agent {
+	t.Helper()
+	file := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

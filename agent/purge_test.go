@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
 )
 
@@ -23,18 +20,7 @@ func TestPurgeOlderThanUnmarked(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	doc := fmt.Sprintf("[store]\npath = %q\n\n[[accounts]]\nname = \"work\"\nkind = \"imap\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\narchive = true\n", store)
-	file := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openConfig(t, dir, doc)
 	defer a.Close()
 	ctx := context.Background()
 	st := a.Index()
