@@ -59,17 +59,33 @@ func (s *Store) SetFolderStamp(ctx context.Context, folder FolderID, st FolderSt
 	})
 }
 
-// FilesByKey returns the file name ("cur/<name>") of each of the folder's
-// rows whose key is in keys (keys without a row are not in the map). Each
-// key is looked up as it is, byte for byte: a key need not be valid UTF-8
-// (another program's file name), which a JSON list would not keep; so
-// they go in as parameters, filesByKeyChunk at a time.
-func (tx *ReadTx) FilesByKey(folder FolderID, keys []string) (map[string]string, error) {
-	out := make(map[string]string, len(keys))
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), filesByKeyChunk)]
-		keys = keys[len(chunk):]
-		// As many parameters as the next power of two (the last key
+// FileRowsByKey returns the FileRow of each of the folder's rows whose key
+// is in keys (keys without a row are not in the map). Each key is looked
+// up as it is, byte for byte: a key need not be valid UTF-8 (another
+// program's file name), which a JSON list would not keep; so they go in
+// as parameters, byKeyChunk at a time.
+func (tx *ReadTx) FileRowsByKey(folder FolderID, keys []string) (map[string]FileRow, error) {
+	out := make(map[string]FileRow, len(keys))
+	err := fileRowsIn(tx, folder, "key", keys, func(r FileRow) { out[r.Key] = r })
+	return out, err
+}
+
+// FileRowsByID returns the FileRow of each row of the folder whose id is
+// in ids (ids of rows removed, or now in another folder, are not in the
+// map).
+func (tx *ReadTx) FileRowsByID(folder FolderID, ids []MessageID) (map[MessageID]FileRow, error) {
+	out := make(map[MessageID]FileRow, len(ids))
+	err := fileRowsIn(tx, folder, "id", ids, func(r FileRow) { out[r.ID] = r })
+	return out, err
+}
+
+// fileRowsIn calls fn with the folder's rows whose column col is one of
+// vals, asking byKeyChunk at a time.
+func fileRowsIn[V any](tx *ReadTx, folder FolderID, col string, vals []V, fn func(FileRow)) error {
+	for len(vals) > 0 {
+		chunk := vals[:min(len(vals), byKeyChunk)]
+		vals = vals[len(chunk):]
+		// As many parameters as the next power of two (the last value
 		// again): few statements to prepare and cache.
 		n := 1
 		for n < len(chunk) {
@@ -80,26 +96,26 @@ func (tx *ReadTx) FilesByKey(folder FolderID, keys []string) (map[string]string,
 		for i := range n {
 			args = append(args, chunk[min(i, len(chunk)-1)])
 		}
-		rows, err := tx.query(`SELECT key, file FROM messages WHERE folder_id=? AND key IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		rows, err := tx.query(`SELECT id, uid, key, file FROM messages WHERE folder_id=? AND `+col+` IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("index: %w", err)
+			return fmt.Errorf("index: %w", err)
 		}
 		for rows.Next() {
-			var k, f string
-			if err := rows.Scan(&k, &f); err != nil {
+			var r FileRow
+			if err := rows.Scan(&r.ID, &r.UID, &r.Key, &r.File); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("index: %w", err)
+				return fmt.Errorf("index: %w", err)
 			}
-			out[k] = f
+			fn(r)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("index: %w", err)
+			return fmt.Errorf("index: %w", err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// filesByKeyChunk is how many keys one query of FilesByKey looks up.
-const filesByKeyChunk = 256
+// byKeyChunk is how many values one query of fileRowsIn looks up.
+const byKeyChunk = 256

@@ -216,7 +216,28 @@ func (d *Dir) ScanAsOpened() ([]Entry, error) {
 var scanBetween func()
 
 func (d *Dir) scan(missingEmpty bool) (out []Entry, hidden int, err error) {
-	var fromNew, cur []Entry
+	l, err := d.list(missingEmpty)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, hidden = l.Sorted()
+	return out, hidden, nil
+}
+
+// Listing is a folder's files as read, new/ and then cur/ (see List):
+// what Scan lists, before it is sorted.
+type Listing struct {
+	New, Cur []Entry // in directory order
+}
+
+// List reads the folder's new/ and then cur/ (in that order for the
+// reason scan gives), skipping what Scan skips, without sorting: a caller
+// that looks each file up needs no order, and Sorted makes it Scan's
+// listing.
+func (d *Dir) List() (Listing, error) { return d.list(false) }
+
+func (d *Dir) list(missingEmpty bool) (Listing, error) {
+	var l Listing
 	for i, sub := range [...]string{"new", "cur"} {
 		if i == 1 && scanBetween != nil {
 			scanBetween()
@@ -231,18 +252,25 @@ func (d *Dir) scan(missingEmpty bool) (out []Entry, hidden int, err error) {
 			}
 			e.Sub = sub
 			if sub == "new" {
-				fromNew = append(fromNew, e)
+				l.New = append(l.New, e)
 			} else {
-				cur = append(cur, e)
+				l.Cur = append(l.Cur, e)
 			}
 		})
 		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("maildir: scan: %w", err)
+			return Listing{}, fmt.Errorf("maildir: scan: %w", err)
 		}
 	}
+	return l, nil
+}
+
+// Sorted returns the listing as Scan does, and how many files of new/ it
+// leaves out (see ScanHidden). It takes the listing's arrays.
+func (l Listing) Sorted() (out []Entry, hidden int) {
+	fromNew, cur := l.New, l.Cur
 	byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }
 	slices.SortFunc(fromNew, byName)
 	slices.SortFunc(cur, byName)
@@ -266,7 +294,7 @@ func (d *Dir) scan(missingEmpty bool) (out []Entry, hidden int, err error) {
 			hidden++
 		}
 	}
-	return out, hidden, nil
+	return out, hidden
 }
 
 // readDir calls fn with each entry of the directory dir, in directory

@@ -132,8 +132,10 @@ func TestKillArchive(t *testing.T) {
 			}
 			finished = true
 		case <-w.Hit:
-			// Later and later: each run gets further before its kill.
-			time.Sleep(time.Duration(rng.IntN((run+1)*40000)) * time.Microsecond)
+			// Later and later: each run gets further before its kill
+			// (the first one none: a run that finished before its
+			// kill would leave none killed while archiving).
+			time.Sleep(time.Duration(rng.IntN(run*40000+1)) * time.Microsecond)
 			cmd.Process.Signal(syscall.SIGKILL)
 			if err := <-done; err == nil {
 				finished = true

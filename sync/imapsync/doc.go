@@ -29,6 +29,13 @@
 //     on Linux, the folder watched with inotify from before its scan, and
 //     every key touched meanwhile checked on disk and in the index), so
 //     the next run reads it only if another program changed it since.
+//     A folder that was changed is compared, where it can be, with the
+//     image of its rows (index.RowImage: per row its id, UID and a hash of
+//     its key and file name, recorded as of a local MODSEQ and brought up
+//     to date with the rows changed since) instead of with the rows
+//     themselves (imagediff.go): only the files the image lacks and the
+//     rows no file matched are looked up; where the image cannot tell (a
+//     key with two files, counts that do not add up), the rows are read.
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
 //     either side are carried over; the actions are planned first and then
 //     carried out, so a dry run lists exactly what a real run does. Server

@@ -289,14 +289,18 @@ func endKeys(c *endCand, evNames []string) (keys []string, names map[string][]st
 func (s *syncer) recordEndStamp(ctx context.Context, f index.FolderID, d *maildir.Dir, stamp maildir.Stamp, keys []string, names map[string][]string) error {
 	var recorded string
 	var now index.FolderStamp
-	var files map[string]string
+	files := map[string]string{}
 	err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
 		if len(keys) > 0 {
-			if files, err = tx.FilesByKey(f, keys); err != nil {
+			rows, err := tx.FileRowsByKey(f, keys)
+			if err != nil {
 				return err
 			}
+			for k, r := range rows {
+				files[k] = r.File
+			}
 		}
+		var err error
 		recorded, now, err = tx.FolderStamp(f)
 		return err
 	})

@@ -194,11 +194,11 @@ const scanParallel = 2
 // rowChunk is how many rows at a time scanFolder compares with a listing.
 const rowChunk = 2000
 
-// scanFolder reads the folder's listing and rows into the scan cache,
-// unless the folder's recorded stamp vouches that they are still as a
-// run found them equal (index.FolderStamp, maildir.Stamp): then the
-// cache gets a clean scan without them, and the folder's plan, if it
-// needs them, reads them itself. A listing found equal to its rows
+// scanFolder reads the folder's listing and compares it with its rows into
+// the scan cache (diffRows), unless the folder's recorded stamp vouches
+// that they are still as a run found them equal (index.FolderStamp,
+// maildir.Stamp): then the cache gets a clean scan without them, and the
+// folder's plan, if it needs them, reads them itself. A listing found equal to its rows
 // between two equal stamps, not racy, records that stamp (not in a dry
 // run). A listing that cannot be read is left out (its plan reports it).
 func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
@@ -232,26 +232,32 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 			return nil
 		}
 	}
-	entries, hidden, err := d.ScanHidden()
+	l, err := d.List()
 	if err != nil {
 		return nil
 	}
-	c := newRowDiffer(entries)
+	var diff *scanDiff
+	var image *index.RowImage // to record
+	unique := true            // every file the message of its key
 	var now index.FolderStamp
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		if err := tx.FileRowChunks(f.ID, rowChunk, func(rows []index.FileRow) error { c.rows(rows); return nil }); err != nil {
+		var err error
+		if _, now, err = stamp(tx); err != nil {
 			return err
 		}
-		_, now, err = stamp(tx)
+		diff, image, unique, err = diffRows(tx, f.ID, now.Rows, l)
 		return err
 	}); err != nil {
 		return err
 	}
-	sc := &folderScan{diff: c.done()}
+	if image != nil && !o.DryRun {
+		if err := o.Index.SetRowImage(ctx, f.ID, image); err != nil {
+			s.log.Debug("recording a folder's row image", "folder", f.Name, "err", err)
+		}
+	}
+	sc := &folderScan{diff: diff}
 	s.scans.put(f.ID, sc)
-	// Every file the message of its key: what a stamp vouches for too
-	// (index.FolderStamp's version 2).
-	unique := hidden == 0 && c.mg.dups == 0
+	// unique: what a stamp vouches for too (index.FolderStamp's version 2).
 	if watched && unique && serr == nil {
 		s.ends.candidate(f.ID, d, before, sc.diff)
 	}
@@ -265,6 +271,47 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 		s.log.Debug("recording a folder's stamp", "folder", f.Name, "err", err)
 	}
 	return nil
+}
+
+// diffRows compares a folder's listing with its rows (rows of them, read in
+// tx): with the image of the rows where one is recorded and it can tell
+// (diffImage), otherwise with the rows themselves. image is the one to
+// record (nil: none); unique, whether every file is the message of its
+// key (no second file of a key, none of new/ hidden by cur/).
+func diffRows(tx *index.ReadTx, folder index.FolderID, rows int, l maildir.Listing) (diff *scanDiff, image *index.RowImage, unique bool, err error) {
+	im, err := tx.RowImage(folder)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if im != nil {
+		d, gone, ok, err := diffImage(tx, folder, im, rows, l)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if ok {
+			// Recorded anew once catching up costs a sixteenth of
+			// reading it.
+			if im.CaughtUp >= 256 && im.CaughtUp*16 >= im.Len() {
+				image = im.Without(gone)
+			}
+			return d, image, true, nil
+		}
+	}
+	entries, hidden := l.Sorted()
+	c := newRowDiffer(entries)
+	var b index.RowImageBuilder
+	if err := tx.FileRowChunks(folder, rowChunk, func(rows []index.FileRow) error {
+		c.rows(rows)
+		b.Add(rows)
+		return nil
+	}); err != nil {
+		return nil, nil, false, err
+	}
+	modseq, err := tx.LocalModSeq(folder)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return c.done(), b.Image(modseq), hidden == 0 && c.mg.dups == 0, nil
 }
 
 // prescan reads, while the connection is being set up, the folders the

@@ -1,0 +1,147 @@
+package index_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// TestRowImageCatchUp: an image recorded before any of the index's
+// changes to a row's key, file name or UID (those local clients see and
+// those they do not: a UID recorded, an upload, a tag renamed in, UIDs
+// cleared), or rows added and moved in, comes back up to date: every row
+// is found by its key and file name, with its id and UID; the entries of
+// rows removed or moved away stay, as many as Len exceeds the row count.
+func TestRowImageCatchUp(t *testing.T) {
+	ctx := context.Background()
+	fs := newFileStore(t)
+	for i := 1; i <= 12; i++ {
+		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
+	}
+	var other *index.Folder
+	write := func(fn func(tx *index.Tx) error) {
+		t.Helper()
+		if err := fs.st.Write(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(func(tx *index.Tx) error {
+		rel, err := index.FolderPath("acct", "Archive")
+		if err == nil {
+			other, err = tx.EnsureFolder(fs.f.Account, "Archive", rel)
+		}
+		return err
+	})
+	rows := func(f index.FolderID) []index.FileRow {
+		var rs []index.FileRow
+		if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+			var err error
+			rs, err = tx.FileRowList(f)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	image := func() *index.RowImage {
+		var im *index.RowImage
+		if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+			var err error
+			im, err = tx.RowImage(fs.f.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return im
+	}
+	var b index.RowImageBuilder
+	var modseq uint64
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		rs, err := tx.FileRowList(fs.f.ID)
+		b.Add(rs)
+		if err == nil {
+			modseq, err = tx.LocalModSeq(fs.f.ID)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if image() != nil {
+		t.Fatal("an image before any was recorded")
+	}
+	if err := fs.st.SetRowImage(ctx, fs.f.ID, b.Image(modseq)); err != nil {
+		t.Fatal(err)
+	}
+	if im := image(); im == nil || im.Len() != 12 || im.CaughtUp != 0 {
+		t.Fatalf("image as recorded: %+v", im)
+	}
+	rs := rows(fs.f.ID)
+	file := func(r index.FileRow, info string) string {
+		return "cur/" + r.Key + info
+	}
+	write(func(tx *index.Tx) error {
+		steps := []error{
+			tx.SetUID(rs[0].ID, 500, 10),
+			tx.SetUploaded(rs[1].ID, 501, 10, file(rs[1], ",U=501:2,S"), maildir.FlagSeen, nil),
+			tx.SetFile(rs[2].ID, file(rs[2], ",U=7:2,S")),
+			tx.SetFileFlags(rs[3].ID, fs.f.ID, file(rs[3], ":2,FS"), maildir.FlagFlagged|maildir.FlagSeen, nil),
+			tx.DeleteMessage(rs[4].ID),
+			tx.MoveMessage(rs[5].ID, other.ID, 0, rs[5].File, maildir.FlagSeen),
+		}
+		for _, err := range steps {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// In another transaction: the same rows changed again, UIDs cleared.
+	write(func(tx *index.Tx) error {
+		if err := tx.SetUID(rs[0].ID, 502, 10); err != nil {
+			return err
+		}
+		return tx.ClearUIDs(fs.f.ID)
+	})
+	fs.add("new", []byte("Subject: new\n\nx\n"), 0, nil, time.Time{})
+	check := func(when string) {
+		t.Helper()
+		im := image()
+		now := rows(fs.f.ID)
+		if im == nil {
+			t.Fatalf("%s: no image", when)
+		}
+		if im.Len() != len(now)+2 {
+			t.Errorf("%s: %d entries for %d rows, 2 of them gone", when, im.Len(), len(now))
+		}
+		for _, r := range now {
+			sub, name, _ := strings.Cut(r.File, "/")
+			i, ok := im.Find(index.FileHash(r.Key, sub, name))
+			if !ok {
+				t.Errorf("%s: row %+v not in the image", when, r)
+				continue
+			}
+			if id, uid := im.Row(i); id != r.ID || uid != r.UID {
+				t.Errorf("%s: row %+v in the image as id %d, UID %d", when, r, id, uid)
+			}
+		}
+	}
+	check("caught up")
+	if im := image(); im.CaughtUp == 0 {
+		t.Error("nothing caught up")
+	}
+	// Recorded as caught up (without the gone rows): the same, and nothing
+	// to catch up.
+	im := image()
+	gone := map[index.MessageID]bool{rs[4].ID: true, rs[5].ID: true}
+	if err := fs.st.SetRowImage(ctx, fs.f.ID, im.Without(gone)); err != nil {
+		t.Fatal(err)
+	}
+	if im := image(); im.CaughtUp != 0 || im.Len() != len(rows(fs.f.ID)) {
+		t.Errorf("recorded again: %d entries, %d caught up", im.Len(), im.CaughtUp)
+	}
+}

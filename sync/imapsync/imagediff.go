@@ -1,0 +1,127 @@
+package imapsync
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// imageMaxLookups bounds the files and the image entries diffImage looks
+// up one by one: beyond, reading the rows costs about as much.
+const imageMaxLookups = 5000
+
+// diffImage compares a folder's listing with the image of its rows
+// (index.RowImage, brought up to date in tx) instead of with the rows
+// themselves, into the scanDiff diffFileRows would make of the same
+// listing and rows. A file whose key and name the image has is that row's,
+// unchanged; only the other files (by key) and the image's entries no
+// file matched (by id) are looked up. rows is the folder's row count,
+// read in tx.
+//
+// ok is false when the image cannot tell, and the caller compares the
+// listing with the rows after all: a key with two files (a copy made by
+// hand, a file of new/ beside its successor in cur/: what diffFileRows
+// settles by listing order and the end stamps by ScanHidden), too much to
+// look up, or counts that do not add up: every row the image has matched
+// must still be a row of the folder, which the count of those found by id
+// tells. gone is the image's entries of rows removed or moved away since
+// it was recorded (see index.RowImage.Without).
+func diffImage(tx *index.ReadTx, folder index.FolderID, im *index.RowImage, rows int, l maildir.Listing) (d *scanDiff, gone map[index.MessageID]bool, ok bool, err error) {
+	matched := make([]bool, im.Len())
+	nMatched := 0
+	d = &scanDiff{}
+	var unmatched []maildir.Entry
+	for _, list := range [...][]maildir.Entry{l.New, l.Cur} {
+		for _, e := range list {
+			i, found := im.Find(index.FileHash(e.Key, e.Sub, e.Name))
+			if !found {
+				if unmatched = append(unmatched, e); len(unmatched) > imageMaxLookups {
+					return nil, nil, false, nil
+				}
+				continue
+			}
+			if matched[i] {
+				return nil, nil, false, nil // two files, one hash
+			}
+			matched[i] = true
+			nMatched++
+			if id, uid := im.Row(i); uid != 0 {
+				d.upstream = append(d.upstream, idUID{id, uid})
+			} else {
+				d.present = append(d.present, index.FileRow{ID: id, Key: e.Key, File: e.Sub + "/" + e.Name})
+			}
+		}
+	}
+	if im.Len()-nMatched > imageMaxLookups {
+		return nil, nil, false, nil
+	}
+	var ids []index.MessageID
+	for i, m := range matched {
+		if !m {
+			id, _ := im.Row(i)
+			ids = append(ids, id)
+		}
+	}
+	fileOf := make(map[string]maildir.Entry, len(unmatched))
+	keys := make([]string, 0, len(unmatched))
+	for _, e := range unmatched {
+		if _, dup := fileOf[e.Key]; dup {
+			return nil, nil, false, nil
+		}
+		fileOf[e.Key] = e
+		keys = append(keys, e.Key)
+	}
+	byKey, err := tx.FileRowsByKey(folder, keys)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	byID, err := tx.FileRowsByID(folder, ids)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if nMatched+len(byID) != rows {
+		return nil, nil, false, nil
+	}
+	for _, e := range unmatched {
+		r, has := byKey[e.Key]
+		if !has {
+			d.unknown = append(d.unknown, e)
+			continue
+		}
+		if _, unmatchedRow := byID[r.ID]; !unmatchedRow || namedAs(r.File, e) {
+			// Its row's file is another file of the key (or the image
+			// was not as the rows were).
+			return nil, nil, false, nil
+		}
+	}
+	gone = map[index.MessageID]bool{}
+	for _, id := range ids {
+		if _, ok := byID[id]; !ok {
+			gone[id] = true
+		}
+	}
+	// In key order, as diffFileRows leaves them.
+	renamedTo := map[string]maildir.Entry{}
+	for _, r := range byID {
+		if e, ok := fileOf[r.Key]; ok {
+			d.present = append(d.present, r)
+			renamedTo[r.Key] = e
+		} else {
+			d.gone = append(d.gone, r)
+		}
+	}
+	byKeyOrder := func(a, b index.FileRow) int { return strings.Compare(a.Key, b.Key) }
+	slices.SortFunc(d.present, byKeyOrder)
+	slices.SortFunc(d.gone, byKeyOrder)
+	slices.SortFunc(d.unknown, func(a, b maildir.Entry) int { return strings.Compare(a.Key, b.Key) })
+	for i, r := range d.present {
+		if e, ok := renamedTo[r.Key]; ok {
+			d.renamed = append(d.renamed, renamedFile{i: i, e: e})
+		}
+	}
+	slices.SortFunc(d.upstream, func(a, b idUID) int { return cmp.Compare(a.uid, b.uid) })
+	return d, gone, true, nil
+}
