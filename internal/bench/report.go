@@ -36,6 +36,9 @@ type report struct {
 	Phases      []*phaseResult `json:"phases"`
 	WorkDir     string         `json:"work_dir,omitempty"`
 	Clients     *loadResult    `json:"clients,omitempty"` // the serve scenario's clients phase
+	// Floor is the twoway scenario's server floor of a no-change run
+	// (floor.go).
+	Floor *serverFloor `json:"server_floor,omitempty"`
 }
 
 type peerInfo struct {
@@ -97,6 +100,9 @@ func (r *report) finish() {
 				ph.Ratios[subject.Peer+"/"+other.Peer] = subject.Median.Wall.Seconds() / other.Median.Wall.Seconds()
 			}
 		}
+	}
+	if r.Floor != nil {
+		r.Floor.finish(r.Phases)
 	}
 }
 
@@ -201,6 +207,9 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "; incremental: %d flag changes + %d new messages, counted as %d", r.Changes, r.Changes, 2*r.Changes)
 	}
 	fmt.Fprintln(w)
+	if r.Floor != nil {
+		r.Floor.writeText(w, r.Peers)
+	}
 
 	for _, ph := range r.Phases {
 		if ph.Name != "initial" && ph.Name != phaseInitialOnce {

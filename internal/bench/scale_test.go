@@ -64,6 +64,15 @@ func TestTwowaySmoke(t *testing.T) {
 	if ph := rep.Phases[1]; ph.Work != 2+2+6 {
 		t.Errorf("incremental counted as %d changes, want 10", ph.Work)
 	}
+	if f := rep.Floor; f == nil || len(f.Runs) != 1 || f.Median <= 0 || f.Folders <= 0 || len(f.Ratios) != 4 {
+		t.Errorf("server floor %+v", f)
+	} else if !strings.Contains(out.String(), "server floor of a no-change run: ") {
+		t.Errorf("the text report lacks the server floor")
+	}
+	var js strings.Builder
+	if err := rep.writeJSON(&js); err != nil || !strings.Contains(js.String(), `"server_floor": {`) {
+		t.Errorf("the JSON report lacks the server floor (%v)", err)
+	}
 }
 
 // TestGrowth checks the scale table: each job and tool at each size, the

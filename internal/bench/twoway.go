@@ -23,11 +23,11 @@ import (
 // and times one incremental sync and two no-change resyncs of each (the
 // second shows what a tool saves by what it learnt in the first: postfach
 // vouches for unchanged folders by their listing stamps only after a
-// no-change run). After
-// every sync both the server account and the Maildir must hold exactly the
-// expected messages (by Message-ID, per folder), byte for byte, with
-// exactly the expected flags, and keywords where the tool keeps them (see
-// verify.go). The changes (which messages, how they are made) are in
+// no-change run), then the server floor of a no-change run (floor.go).
+// After every sync both the server account and the Maildir must hold
+// exactly the expected messages (by Message-ID, per folder), byte for
+// byte, with exactly the expected flags, and keywords where the tool keeps
+// them (see verify.go). The changes (which messages, how they are made) are in
 // twoway_plan.go.
 
 // twowayOptions are the flags of the twoway scenario.
@@ -159,6 +159,7 @@ func twoway(ctx context.Context, o twowayOptions, scenario string, args []string
 	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s, every account holds the corpus: %s\n", time.Since(t0).Round(time.Millisecond), base.inventory())
 
 	ws.addPeers(peers)
+	rep.Floor = &serverFloor{}
 	tw := &twowayBench{rep: rep, log: log, srv: srvs[0], want: base, seeded: rep.Corpus.Folders}
 	for i, p := range peers {
 		dir := filepath.Join(work, "twoway", p.Name())
@@ -287,6 +288,14 @@ func (t *twowayBench) run(ctx context.Context, r int, o twowayOptions, next int)
 			}
 		}
 	}
+	// The server floor of those no-change runs, on postfach's account.
+	pf := t.sides[0]
+	if err := t.rep.Floor.measure(pf.srv); err != nil {
+		return fmt.Errorf("run %d: %w", r+1, err)
+	}
+	fl := t.rep.Floor
+	fmt.Fprintf(t.log, "bench:   %-14s %-9s %8.1f ms (median of %d sessions: LOGIN, LIST-STATUS of %d folders, LOGOUT)\n",
+		"server floor", pf.peer.Name(), float64(fl.Runs[len(fl.Runs)-1].Microseconds())/1000, floorSessions, fl.Folders)
 	t.want = want
 	return nil
 }
