@@ -131,6 +131,15 @@ func (tx *ReadTx) LocalModSeq(folder FolderID) (uint64, error) {
 	return modseq, nil
 }
 
+// HasRowImage reports whether an image of the folder's rows is recorded.
+func (tx *ReadTx) HasRowImage(folder FolderID) (bool, error) {
+	var n int
+	if err := tx.queryRow(`SELECT count(*) FROM row_images WHERE folder_id=?`, folder).Scan(&n); err != nil {
+		return false, fmt.Errorf("index: row image: %w", err)
+	}
+	return n > 0, nil
+}
+
 // RowImage returns the folder's recorded image brought up to the rows as
 // they are (to the folder's local MODSEQ): the rows changed since replace
 // or join their entries. It returns nil when none is recorded, or the

@@ -20,3 +20,7 @@ func SetRefreshHook(h func()) { refreshHook = h }
 // SetEndStampHook sets the hook run before a run takes its end stamps
 // ("stamp") and before it reads its watch ("drain"); nil: none.
 func SetEndStampHook(h func(stage string)) { endStampHook = h }
+
+// SetRowsReadHook sets the hook run when a scan compares a folder's
+// listing with every row rather than with their image (nil: none).
+func SetRowsReadHook(h func()) { rowsReadHook = h }

@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strings"
 
@@ -124,4 +125,37 @@ func diffImage(tx *index.ReadTx, folder index.FolderID, im *index.RowImage, rows
 	}
 	slices.SortFunc(d.upstream, func(a, b idUID) int { return cmp.Compare(a.uid, b.uid) })
 	return d, gone, true, nil
+}
+
+// recordRowImages records an image of the rows of each folder of jobs that
+// has none (its first run, or one whose scan did not read it), so that
+// the next run that finds the folder changed compares it with the image
+// (a run that reads every row anyway, such as a first one, costs little
+// more for it). Only logged if it fails: the next run reads the rows.
+func (s *syncer) recordRowImages(ctx context.Context, jobs []*folderJob) {
+	o := &s.opts
+	if o.DryRun || ctx.Err() != nil {
+		return
+	}
+	for _, j := range jobs {
+		var im *index.RowImage
+		err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+			if has, err := tx.HasRowImage(j.f.ID); err != nil || has {
+				return err
+			}
+			var b index.RowImageBuilder
+			if err := tx.FileRowChunks(j.f.ID, rowChunk, func(rows []index.FileRow) error { b.Add(rows); return nil }); err != nil {
+				return err
+			}
+			modseq, err := tx.LocalModSeq(j.f.ID)
+			im = b.Image(modseq)
+			return err
+		})
+		if err == nil && im != nil {
+			err = o.Index.SetRowImage(ctx, j.f.ID, im)
+		}
+		if err != nil {
+			s.log.Debug("recording a folder's row image", "folder", j.f.Name, "err", err)
+		}
+	}
 }

@@ -297,6 +297,9 @@ func diffRows(tx *index.ReadTx, folder index.FolderID, rows int, l maildir.Listi
 			return d, image, true, nil
 		}
 	}
+	if rowsReadHook != nil {
+		rowsReadHook()
+	}
 	entries, hidden := l.Sorted()
 	c := newRowDiffer(entries)
 	var b index.RowImageBuilder
@@ -313,6 +316,10 @@ func diffRows(tx *index.ReadTx, folder index.FolderID, rows int, l maildir.Listi
 	}
 	return c.done(), b.Image(modseq), hidden == 0 && c.mg.dups == 0, nil
 }
+
+// rowsReadHook, if set (by tests), runs when diffRows reads a folder's
+// rows.
+var rowsReadHook func()
 
 // prescan reads, while the connection is being set up, the folders the
 // index knows (see scanFolders).

@@ -155,6 +155,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	}
 	s.runJobs(ctx, first, jobs)
 	s.recordEndStamps(ctx, jobs)
+	s.recordRowImages(ctx, jobs)
 	return s.result(ctx, jobs, moved)
 }
 
