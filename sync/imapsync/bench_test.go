@@ -28,8 +28,10 @@ import (
 // mirrored once; then per iteration 100 \Seen toggles and 100 new messages
 // on the server, 100 S toggles (renames in cur/) and 100 new files in the
 // Maildir, and one timed sync. It reports the CPU time of this process and
-// of Dovecot per sync too. POSTFACH_BENCH_CONNECTIONS sets the connections
-// and POSTFACH_BENCH_TRACE=FILE writes the protocol of the syncs to FILE.
+// of Dovecot per sync too. POSTFACH_BENCH_CONNECTIONS sets the connections,
+// POSTFACH_BENCH_TRACE=FILE writes the protocol of the syncs to FILE, and
+// POSTFACH_BENCH_REAL=1 gives the corpus the size mix of real mail
+// (corpus.Options.RealSizes, as go run ./internal/bench has by default).
 //
 //	go test -run '^$' -bench Incremental -benchtime 10x -cpuprofile cpu.out ./sync/imapsync
 //	go tool pprof -tagfocus phase=incremental cpu.out
@@ -49,7 +51,8 @@ func BenchmarkIncremental(b *testing.B) {
 	e.opts = func(o *imapsync.Options) {
 		o.Connections = envInt("POSTFACH_BENCH_CONNECTIONS", 0)
 	}
-	e.d.Seed(b, testenv.DefaultUser.Name, corpus.Generate(1, n, corpus.Options{}))
+	opts := corpus.Options{RealSizes: os.Getenv("POSTFACH_BENCH_REAL") == "1"}
+	e.d.Seed(b, testenv.DefaultUser.Name, corpus.Generate(1, n, opts))
 	e.sync()
 	if trace != nil {
 		e.opts = func(o *imapsync.Options) {
@@ -67,13 +70,13 @@ func BenchmarkIncremental(b *testing.B) {
 		toggleServerSeen(b, c, rng, changes)
 		var fresh []corpus.Message
 		for range changes {
-			fresh = append(fresh, corpus.At(1, next, corpus.Options{}))
+			fresh = append(fresh, corpus.At(1, next, opts))
 			next++
 		}
 		e.d.Seed(b, testenv.DefaultUser.Name, fresh)
 		e.toggleLocalSeen(rng, changes)
 		for range changes {
-			m := corpus.At(2, next, corpus.Options{})
+			m := corpus.At(2, next, opts)
 			raw := bytes.ReplaceAll(m.Raw, []byte("\r\n"), []byte("\n"))
 			e.writeForeign(m.Folder, fmt.Sprintf("1772445600.M%dP1.laptop", next), raw)
 			next++

@@ -45,6 +45,9 @@ func TestEndStampNonUTF8KeyRemoved(t *testing.T) {
 		}
 		t.Fatal("the Latin-1 named file is gone")
 	}
+	// A message upstream: INBOX's job runs, and its folder is watched
+	// (a run that skips it records no stamp and watches nothing).
+	e.appendServer("INBOX", "latin1-run")
 	e.sync()
 	if stampBefore == "" {
 		t.Fatal("the hook did not run")
@@ -104,6 +107,7 @@ func TestEndStampDirectorySwapped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.appendServer("INBOX", "swap-run") // INBOX's job runs (see above)
 	e.sync()
 	if stampBefore == "" {
 		t.Fatal("the hook did not run")

@@ -225,3 +225,47 @@ func TestRunAfterUploadsSkips(t *testing.T) {
 	}
 	e.compare()
 }
+
+// TestEndStampsArm: a run that skips every folder watches none (an
+// inotify instance costs 10 to 15 ms to tear down); a folder its stamp
+// vouched for is watched once its job is going to run, and a change
+// another program made to it between its scan and that watch keeps it
+// from an end stamp: the next run reads it and uploads the file.
+func TestEndStampsArm(t *testing.T) {
+	e, during := endStampEnv(t)
+	started := imapsync.WatchesStarted()
+	if res, _ := e.sync(); len(res.Folders) == 0 || res.Totals().New+res.Totals().Uploaded != 0 {
+		t.Fatalf("a no-change run did %+v", res.Totals())
+	}
+	if n := imapsync.WatchesStarted() - started; n != 0 {
+		t.Errorf("a run that skipped every folder started %d watches", n)
+	}
+	before := e.recordedStamp("INBOX")
+	e.appendServer("INBOX", "arm-upstream") // INBOX's job runs
+	armed := false
+	*during = func(stage string) {
+		if stage == "arm" {
+			armed = true
+			e.writeLocal("INBOX", "arm-foreign") // before the watch: no event
+		}
+	}
+	res, _ := e.sync()
+	*during = nil
+	if !armed {
+		t.Fatal("INBOX was not armed")
+	}
+	tot := res.Totals()
+	if tot.New != 1 {
+		t.Fatalf("the run did %+v, want the upstream message", tot)
+	}
+	uploaded := tot.Uploaded
+	if got := e.recordedStamp("INBOX"); got != before {
+		t.Errorf("INBOX got an end stamp over a change made before it was watched: %s", got)
+	}
+	time.Sleep(110 * time.Millisecond)
+	res, _ = e.sync()
+	if uploaded += res.Totals().Uploaded; uploaded != 1 {
+		t.Errorf("%d uploaded over two runs, want the file written before the watch", uploaded)
+	}
+	e.compare()
+}

@@ -18,9 +18,13 @@ func SetFlagsStoredHook(h func()) { flagsStoredHook = h }
 func SetRefreshHook(h func()) { refreshHook = h }
 
 // SetEndStampHook sets the hook run before a run takes its end stamps
-// ("stamp") and before it reads its watch ("drain"); nil: none.
+// ("stamp"), before it reads its watch ("drain") and before it watches a
+// folder its stamp vouched for ("arm"); nil: none.
 func SetEndStampHook(h func(stage string)) { endStampHook = h }
 
 // SetRowsReadHook sets the hook run when a scan compares a folder's
 // listing with every row rather than with their image (nil: none).
 func SetRowsReadHook(h func()) { rowsReadHook = h }
+
+// WatchesStarted returns how many runs started a watch of their folders.
+func WatchesStarted() int64 { return watchesStarted.Load() }

@@ -207,9 +207,7 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	if err != nil {
 		return err
 	}
-	watchedDirs, watched := s.ends.watch(f.ID, d) // before the stamp and the listing: see endStamps
 	before, serr := d.Stamp()
-	watched = watched && serr == nil && watchedDirs.SameDirs(before)
 	stamp := func(tx *index.ReadTx) (recorded string, now index.FolderStamp, err error) {
 		recorded, now, err = tx.FolderStamp(f.ID)
 		now.Dir = before.String()
@@ -226,12 +224,14 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 		}
 		if vouched {
 			s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
-			if watched {
-				s.ends.candidate(f.ID, d, before, nil)
-			}
+			s.ends.vouched(f.ID, d, before) // watched if its job runs
 			return nil
 		}
 	}
+	// Watched before the listing and the stamp it goes with: see endStamps.
+	watchedDirs, watched := s.ends.watch(f.ID, d)
+	before, serr = d.Stamp()
+	watched = watched && serr == nil && watchedDirs.SameDirs(before)
 	l, err := d.List()
 	if err != nil {
 		return nil

@@ -40,27 +40,44 @@ type reconciled struct {
 // only the rows the run is known to touch are.
 func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *maildir.Dir, trustTags bool, sc *folderScan, full bool) (*reconciled, error) {
 	var entries []maildir.Entry
+	var listing *maildir.Listing // read here, compared by diffRows
 	var scanned *scanDiff
 	switch {
 	case sc != nil && !full:
 		scanned = sc.diff
 	case sc != nil && sc.listed:
 		entries = sc.entries
-	default:
+	case full:
 		var err error
 		if entries, err = dir.Scan(); err != nil {
 			return nil, err
 		}
+	default:
+		l, err := dir.List()
+		if err != nil {
+			return nil, err
+		}
+		listing = &l
 	}
 	var diff *listingDiff[*index.Message]
 	var quiet *quietRows
+	var image *index.RowImage // to record
 	if err := store.Read(ctx, func(tx *index.ReadTx) error {
 		if full {
 			rows, err := tx.SyncRows(f.ID)
 			diff = diffMessages(entries, rows)
 			return err
 		}
-		if scanned == nil {
+		switch {
+		case listing != nil:
+			rows, _, err := tx.RowsStamp(f.ID)
+			if err != nil {
+				return err
+			}
+			if scanned, image, _, err = diffRows(tx, f.ID, rows, *listing); err != nil {
+				return err
+			}
+		case scanned == nil:
 			c := newRowDiffer(entries)
 			if err := tx.FileRowChunks(f.ID, rowChunk, func(rows []index.FileRow) error { c.rows(rows); return nil }); err != nil {
 				return err
@@ -72,6 +89,11 @@ func reconcile(ctx context.Context, store *index.Store, f *index.Folder, dir *ma
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if image != nil {
+		// Only a help to the next run (which reads the rows without
+		// it); in a dry run's view, rolled back with the rest.
+		_ = store.SetRowImage(ctx, f.ID, image)
 	}
 	rec := &reconciled{rows: diff.present, gone: diff.gone, quiet: quiet}
 	touched := slices.Clone(diff.gone)

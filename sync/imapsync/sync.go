@@ -407,6 +407,7 @@ func (s *syncer) prepareAll(ctx context.Context, jobs []*folderJob) []*folderJob
 			j.release()
 			return
 		}
+		s.ends.arm(j.f.ID) // before the job changes the folder
 		need[i] = true
 	})
 	var pending []*folderJob
