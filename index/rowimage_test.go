@@ -236,3 +236,57 @@ func TestRowImageFlagsOfMovedRow(t *testing.T) {
 		t.Error("no change reported")
 	}
 }
+
+// TestRowImageOfRecreatedFolder: an image read before its folder was
+// removed, recorded after a folder was created again in its place (the
+// same id: the last folder's, reused), is not taken for the new folder's:
+// its entries are rows of the old one, whose ids new rows may have.
+func TestRowImageOfRecreatedFolder(t *testing.T) {
+	ctx := context.Background()
+	fs := newFileStore(t)
+	for i := 1; i <= 5; i++ {
+		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
+	}
+	var b index.RowImageBuilder
+	var modseq uint64
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		rs, err := tx.FileRowList(fs.f.ID)
+		b.Add(rs)
+		if err == nil {
+			modseq, err = tx.LocalModSeq(fs.f.ID)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stale := b.Image(modseq)
+	// Meanwhile another writer removes the folder and creates it again.
+	if err := fs.st.Write(ctx, func(tx *index.Tx) error {
+		if err := tx.DeleteFolder(fs.f.ID); err != nil {
+			return err
+		}
+		g, err := tx.EnsureFolder(fs.f.Account, fs.f.Name, fs.f.Path)
+		if err == nil && g.ID != fs.f.ID {
+			t.Skipf("the new folder got id %d, not %d", g.ID, fs.f.ID)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.st.SetRowImage(ctx, fs.f.ID, stale); err != nil {
+		t.Fatal(err)
+	}
+	// The new folder's MODSEQ past the image's.
+	for i := 0; i < int(modseq)+2; i++ {
+		fs.add(fmt.Sprint("n", i), fmt.Appendf(nil, "Subject: n%d\n\nx\n", i), 0, nil, time.Time{})
+	}
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		im, err := tx.RowImage(fs.f.ID)
+		if im != nil {
+			t.Errorf("the removed folder's image (as of MODSEQ %d) is the new one's: %d entries, %d caught up", modseq, im.Len(), im.CaughtUp)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
