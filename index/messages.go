@@ -278,13 +278,17 @@ func (tx *ReadTx) Fill(msgs []*Message) error {
 
 // SetFlags records new flags and keywords for a message and bumps its MODSEQ.
 func (tx *Tx) SetFlags(id MessageID, folder FolderID, flags maildir.Flags, keywords []string) error {
-	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?
+	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=? AND folder_id=?
 		RETURNING local_uid, key`, flags, joinKeywords(keywords))
 }
 
-// flagsChanged runs update (which ends in "modseq=? WHERE id=? RETURNING
-// local_uid, key", args before those) with the folder's next MODSEQ and
-// records the change.
+// flagsChanged runs update (which ends in "modseq=? WHERE id=? AND
+// folder_id=? RETURNING local_uid, key", args before those) with the
+// folder's next MODSEQ and records the change. A row no longer in folder
+// (another writer moved it since the caller read it) is changed in the
+// folder it is in, with that folder's next MODSEQ: a MODSEQ of another
+// folder's could be below the ones readers of its own have seen, which
+// the row images (rowimage.go) and CHANGEDSINCE rely on.
 func (tx *Tx) flagsChanged(id MessageID, folder FolderID, flags maildir.Flags, keywords []string, update string, args ...any) error {
 	fm, err := tx.folderMod(folder)
 	if err != nil {
@@ -292,9 +296,17 @@ func (tx *Tx) flagsChanged(id MessageID, folder FolderID, flags maildir.Flags, k
 	}
 	var uid uint32
 	var key string
-	err = tx.queryRow(update, append(args, fm.modseq, id)...).Scan(&uid, &key)
+	err = tx.queryRow(update, append(slices.Clip(args), fm.modseq, id, folder)...).Scan(&uid, &key)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // no such row: nothing changed
+		var in FolderID
+		err := tx.queryRow(`SELECT folder_id FROM messages WHERE id=?`, id).Scan(&in)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && in == folder) {
+			return nil // no such row: nothing changed
+		}
+		if err != nil {
+			return err
+		}
+		return tx.flagsChanged(id, in, flags, keywords, update, args...)
 	}
 	if err != nil {
 		return err
@@ -307,7 +319,7 @@ func (tx *Tx) flagsChanged(id MessageID, folder FolderID, flags maildir.Flags, k
 // SetFileFlags records a message's new file name and flags (a rename by a
 // mail program) and bumps its MODSEQ.
 func (tx *Tx) SetFileFlags(id MessageID, folder FolderID, file string, flags maildir.Flags, keywords []string) error {
-	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET file=?, flags=?, keywords=?, modseq=? WHERE id=?
+	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET file=?, flags=?, keywords=?, modseq=? WHERE id=? AND folder_id=?
 		RETURNING local_uid, key`, file, flags, joinKeywords(keywords))
 }
 
@@ -320,7 +332,7 @@ func (tx *Tx) SetMerged(id MessageID, folder FolderID, changed bool, file string
 		return tx.SetSyncedFlags(id, base, baseKeywords)
 	}
 	return tx.flagsChanged(id, folder, flags, keywords, `UPDATE messages SET file=?, flags=?, keywords=?, synced_flags=?, synced_kw=?,
-		modseq=? WHERE id=? RETURNING local_uid, key`, file, flags, joinKeywords(keywords), base, joinKeywords(baseKeywords))
+		modseq=? WHERE id=? AND folder_id=? RETURNING local_uid, key`, file, flags, joinKeywords(keywords), base, joinKeywords(baseKeywords))
 }
 
 // SetUploaded records a message's upload in one statement: its UID and

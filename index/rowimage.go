@@ -221,7 +221,12 @@ func mergeChanged(ents, changed []imageEnt) []imageEnt {
 	return append(out, changed[j:]...)
 }
 
-// SetRowImage records the folder's row image.
+// SetRowImage records the folder's row image. It records nothing when
+// the folder's local MODSEQ is below the image's: the folder was removed
+// since the image was read, and the one there now (a folder created again,
+// which may have the removed one's id) starts its MODSEQs anew, below the
+// image's; read as its image once its MODSEQ passed that, the removed
+// folder's entries would be taken for its rows (their ids reused).
 func (s *Store) SetRowImage(ctx context.Context, folder FolderID, im *RowImage) error {
 	blob := make([]byte, 1, 1+len(im.ents)*imageEntSize)
 	blob[0] = imageVersion
@@ -231,8 +236,9 @@ func (s *Store) SetRowImage(ctx context.Context, folder FolderID, im *RowImage) 
 		blob = binary.LittleEndian.AppendUint32(blob, e.uid)
 	}
 	return s.Write(ctx, func(tx *Tx) error {
-		_, err := tx.exec(`INSERT INTO row_images(folder_id, modseq, image) VALUES(?, ?, ?)
-			ON CONFLICT(folder_id) DO UPDATE SET modseq=excluded.modseq, image=excluded.image`, folder, im.ModSeq, blob)
+		_, err := tx.exec(`INSERT INTO row_images(folder_id, modseq, image) SELECT ?1, ?2, ?3
+			WHERE (SELECT local_modseq FROM folders WHERE id=?1) >= ?2
+			ON CONFLICT(folder_id) DO UPDATE SET modseq=excluded.modseq, image=excluded.image`, folder, int64(im.ModSeq), blob)
 		if err != nil {
 			return fmt.Errorf("index: row image: %w", err)
 		}

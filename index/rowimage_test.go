@@ -145,3 +145,148 @@ func TestRowImageCatchUp(t *testing.T) {
 		t.Errorf("recorded again: %d entries, %d caught up", im.Len(), im.CaughtUp)
 	}
 }
+
+// TestRowImageFlagsOfMovedRow: a flag change given the folder a message
+// was in (read before another writer moved it: reconcile and Store.SetFlags
+// pass the folder their rows were read from) must still give the row a
+// MODSEQ of the folder it is in, greater than that folder's image: else
+// the image of the folder it moved to keeps its old file name, and a sync
+// takes a renamed file for an unchanged one. The change is reported for
+// that folder too.
+func TestRowImageFlagsOfMovedRow(t *testing.T) {
+	ctx := context.Background()
+	fs := newFileStore(t)
+	for i := 1; i <= 3; i++ {
+		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
+	}
+	write := func(fn func(tx *index.Tx) error) {
+		t.Helper()
+		if err := fs.st.Write(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var other *index.Folder
+	write(func(tx *index.Tx) error {
+		rel, err := index.FolderPath("acct", "Archive")
+		if err == nil {
+			other, err = tx.EnsureFolder(fs.f.Account, "Archive", rel)
+		}
+		return err
+	})
+	var rs []index.FileRow
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		rs, err = tx.FileRowList(fs.f.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := rs[0]
+	write(func(tx *index.Tx) error { return tx.MoveMessage(r.ID, other.ID, 0, r.File, maildir.FlagSeen) })
+	// The other folder's MODSEQ well past the first's.
+	for range 20 {
+		write(func(tx *index.Tx) error { return tx.SetFlags(r.ID, other.ID, maildir.FlagSeen, []string{"x"}) })
+	}
+	record := func() {
+		t.Helper()
+		var b index.RowImageBuilder
+		var modseq uint64
+		if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+			rs, err := tx.FileRowList(other.ID)
+			b.Add(rs)
+			if err == nil {
+				modseq, err = tx.LocalModSeq(other.ID)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.st.SetRowImage(ctx, other.ID, b.Image(modseq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record()
+	sub := fs.st.Subscribe(16)
+	defer sub.Close()
+	renamed := "cur/" + r.Key + ":2,FS"
+	// A writer that read the row in the first folder.
+	write(func(tx *index.Tx) error {
+		return tx.SetFileFlags(r.ID, fs.f.ID, renamed, maildir.FlagFlagged|maildir.FlagSeen, nil)
+	})
+	var im *index.RowImage
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		var err error
+		im, err = tx.RowImage(other.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if im == nil {
+		t.Fatal("no image")
+	}
+	if _, ok := im.Find(index.FileHash(r.Key, "cur", r.Key+":2,FS")); !ok {
+		t.Errorf("the row's new file name is not in its folder's image (%d caught up)", im.CaughtUp)
+	}
+	select {
+	case c := <-sub.C():
+		if c.Kind != index.FlagsChanged || c.Folder != other.ID {
+			t.Errorf("change %+v, want flags-changed in folder %d", c, other.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no change reported")
+	}
+}
+
+// TestRowImageOfRecreatedFolder: an image read before its folder was
+// removed, recorded after a folder was created again in its place (the
+// same id: the last folder's, reused), is not taken for the new folder's:
+// its entries are rows of the old one, whose ids new rows may have.
+func TestRowImageOfRecreatedFolder(t *testing.T) {
+	ctx := context.Background()
+	fs := newFileStore(t)
+	for i := 1; i <= 5; i++ {
+		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
+	}
+	var b index.RowImageBuilder
+	var modseq uint64
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		rs, err := tx.FileRowList(fs.f.ID)
+		b.Add(rs)
+		if err == nil {
+			modseq, err = tx.LocalModSeq(fs.f.ID)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stale := b.Image(modseq)
+	// Meanwhile another writer removes the folder and creates it again.
+	if err := fs.st.Write(ctx, func(tx *index.Tx) error {
+		if err := tx.DeleteFolder(fs.f.ID); err != nil {
+			return err
+		}
+		g, err := tx.EnsureFolder(fs.f.Account, fs.f.Name, fs.f.Path)
+		if err == nil && g.ID != fs.f.ID {
+			t.Skipf("the new folder got id %d, not %d", g.ID, fs.f.ID)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.st.SetRowImage(ctx, fs.f.ID, stale); err != nil {
+		t.Fatal(err)
+	}
+	// The new folder's MODSEQ past the image's.
+	for i := 0; i < int(modseq)+2; i++ {
+		fs.add(fmt.Sprint("n", i), fmt.Appendf(nil, "Subject: n%d\n\nx\n", i), 0, nil, time.Time{})
+	}
+	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
+		im, err := tx.RowImage(fs.f.ID)
+		if im != nil {
+			t.Errorf("the removed folder's image (as of MODSEQ %d) is the new one's: %d entries, %d caught up", modseq, im.Len(), im.CaughtUp)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

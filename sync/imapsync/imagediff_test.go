@@ -344,3 +344,261 @@ func describeDiff(d *scanDiff) string {
 	}
 	return s
 }
+
+// TestDiffImageFlagsOfMovedRow: a writer that read a message in one folder
+// records its new file name after another moved it to a second folder
+// (reconcile's SetFileFlags after a local client's MOVE). The second
+// folder's scan must still find what its rows say: the file on disk is
+// not the one the row names now.
+func TestDiffImageFlagsOfMovedRow(t *testing.T) {
+	ctx := context.Background()
+	st, err := index.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var f, g *index.Folder
+	if err := st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			name string
+			to   **index.Folder
+		}{{"INBOX", &f}, {"Archive", &g}} {
+			rel, err := index.FolderPath("acct", p.name)
+			if err != nil {
+				return err
+			}
+			if *p.to, err = tx.EnsureFolder(a, p.name, rel); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	open := func(x *index.Folder) *maildir.Dir {
+		d, err := st.Dir(*x)
+		if err == nil {
+			d, err = maildir.Open(d.Path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	fd, gd := open(f), open(g)
+	key := "1700000000.M1P1.test"
+	name := key + ":2,S"
+	if err := os.WriteFile(filepath.Join(fd.Path, "cur", name), []byte("Subject: x\n\nx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := maildir.ParseName(name)
+	e.Sub = "cur"
+	id, err := st.IndexFile(ctx, index.Found{Folder: f, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Moved to g (file and row), where it gets more MODSEQs than f has.
+	if err := os.Rename(filepath.Join(fd.Path, "cur", name), filepath.Join(gd.Path, "cur", name)); err != nil {
+		t.Fatal(err)
+	}
+	write := func(fn func(tx *index.Tx) error) {
+		t.Helper()
+		if err := st.Write(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(func(tx *index.Tx) error { return tx.MoveMessage(id, g.ID, 0, "cur/"+name, maildir.FlagSeen) })
+	for range 20 {
+		write(func(tx *index.Tx) error { return tx.SetFlags(id, g.ID, maildir.FlagSeen, []string{"x"}) })
+	}
+	scan := func() (fast *scanDiff, image *index.RowImage, ok bool, full *scanDiff) {
+		t.Helper()
+		l, err := gd.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Read(ctx, func(tx *index.ReadTx) error {
+			_, now, err := tx.FolderStamp(g.ID)
+			if err != nil {
+				return err
+			}
+			lc := maildir.Listing{New: slices.Clone(l.New), Cur: slices.Clone(l.Cur)}
+			if im, err := tx.RowImage(g.ID); err != nil {
+				return err
+			} else if im != nil {
+				if fast, _, ok, err = diffImage(tx, g.ID, im, now.Rows, lc); err != nil {
+					return err
+				}
+			}
+			_, image, _, err = diffRows(tx, g.ID, now.Rows, maildir.Listing{New: slices.Clone(l.New), Cur: slices.Clone(l.Cur)})
+			if err != nil {
+				return err
+			}
+			entries, _ := l.Sorted()
+			c := newRowDiffer(entries)
+			if err := tx.FileRowChunks(g.ID, 7, func(rs []index.FileRow) error { c.rows(rs); return nil }); err != nil {
+				return err
+			}
+			full = c.done()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return fast, image, ok, full
+	}
+	_, image, _, _ := scan()
+	if image == nil {
+		t.Fatal("no image to record")
+	}
+	if err := st.SetRowImage(ctx, g.ID, image); err != nil {
+		t.Fatal(err)
+	}
+	// The writer that read the row in f records another name for it.
+	write(func(tx *index.Tx) error {
+		return tx.SetFileFlags(id, f.ID, "cur/"+key+",U=9:2,FS", maildir.FlagFlagged|maildir.FlagSeen, nil)
+	})
+	fast, _, ok, full := scan()
+	if ok {
+		if got, want := describeDiff(fast), describeDiff(full); got != want {
+			t.Fatalf("the image's diff\n%s\nthe rows'\n%s", got, want)
+		}
+	}
+}
+
+// TestDiffImageOddNames: keys that are not valid UTF-8, and a row whose
+// key is not its file name's (a name ParseName reads another key from),
+// hash alike in the image recorded from the rows, in its catch-up and in
+// the listing: the image tells, and as the rows do.
+func TestDiffImageOddNames(t *testing.T) {
+	ctx := context.Background()
+	st, err := index.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var f *index.Folder
+	if err := st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		rel, err := index.FolderPath("acct", "INBOX")
+		if err == nil {
+			f, err = tx.EnsureFolder(a, "INBOX", rel)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.Dir(*f)
+	if err == nil {
+		d, err = maildir.Open(d.Path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []index.MessageID
+	for i, name := range []string{"\xff\xfe1.k:2,S", "17.M\x80P2.k,U=5:2,", "3.k\xc3", "4.k:2,S"} {
+		sub := "cur"
+		if i == 2 {
+			sub = "new"
+		}
+		if err := os.WriteFile(filepath.Join(d.Path, sub, name), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e, ok := maildir.ParseName(name)
+		if !ok {
+			t.Fatalf("name %q", name)
+		}
+		e.Sub = sub
+		id, err := st.IndexFile(ctx, index.Found{Folder: f, Entry: e, TrustUID: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// A row whose key is not its file's: its file is a file without a
+	// row, the row's file is gone.
+	if err := os.WriteFile(filepath.Join(d.Path, "cur", "5.k:2,S"), []byte("Subject: 5\n\nx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Write(ctx, func(tx *index.Tx) error {
+		_, err := tx.AddMessage(&index.NewMessage{Message: index.Message{Folder: f.ID, Key: "other\xfe.k", File: "cur/5.k:2,S", UID: 8, Size: 1}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	compare := func(when string, wantTold bool) {
+		t.Helper()
+		l, err := d.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Read(ctx, func(tx *index.ReadTx) error {
+			_, now, err := tx.FolderStamp(f.ID)
+			if err != nil {
+				return err
+			}
+			im, err := tx.RowImage(f.ID)
+			if err != nil {
+				return err
+			}
+			if im == nil {
+				if wantTold {
+					t.Errorf("%s: no image", when)
+				}
+				_, im, _, err := diffRows(tx, f.ID, now.Rows, l)
+				if err == nil && im == nil {
+					t.Errorf("%s: no image to record", when)
+				}
+				if err == nil {
+					err = st.SetRowImage(ctx, f.ID, im)
+				}
+				return err
+			}
+			fast, _, ok, err := diffImage(tx, f.ID, im, now.Rows, maildir.Listing{New: slices.Clone(l.New), Cur: slices.Clone(l.Cur)})
+			if err != nil {
+				return err
+			}
+			entries, _ := l.Sorted()
+			c := newRowDiffer(entries)
+			if err := tx.FileRowChunks(f.ID, 7, func(rs []index.FileRow) error { c.rows(rs); return nil }); err != nil {
+				return err
+			}
+			if !ok {
+				if wantTold {
+					t.Errorf("%s: the image could not tell", when)
+				}
+				return nil
+			}
+			if got, want := describeDiff(fast), describeDiff(c.done()); got != want {
+				t.Errorf("%s: the image's diff\n%s\nthe rows'\n%s", when, got, want)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compare("first", false)
+	compare("recorded", true)
+	// Caught up: a UID, a renamed file (through the index, and not).
+	if err := st.Write(ctx, func(tx *index.Tx) error {
+		if err := tx.SetUID(ids[0], 77, 10); err != nil {
+			return err
+		}
+		return tx.SetFile(ids[3], "cur/4.k,U=9:2,S")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(d.Path, "cur", "4.k:2,S"), filepath.Join(d.Path, "cur", "4.k,U=9:2,S")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(d.Path, "cur", "\xff\xfe1.k:2,S"), filepath.Join(d.Path, "cur", "\xff\xfe1.k:2,FS")); err != nil {
+		t.Fatal(err)
+	}
+	compare("caught up", true)
+}
