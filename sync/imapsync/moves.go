@@ -314,7 +314,15 @@ func diffRows(tx *index.ReadTx, folder index.FolderID, rows int, l maildir.Listi
 	if err != nil {
 		return nil, nil, false, err
 	}
-	return c.done(), b.Image(modseq), hidden == 0 && c.mg.dups == 0, nil
+	unique = hidden == 0 && c.mg.dups == 0
+	// An image that declined a listing with a key's second file (what it
+	// cannot tell) is not recorded again: it catches up as well as a new
+	// one, and the listing may stay so for many runs. Otherwise a new one
+	// (none yet, or the image's counts did not add up).
+	if im == nil || unique {
+		image = b.Image(modseq)
+	}
+	return c.done(), image, unique, nil
 }
 
 // rowsReadHook, if set (by tests), runs when diffRows reads a folder's
