@@ -92,9 +92,10 @@ type Agent struct {
 	// DryRun makes Sync report what it would do and change nothing.
 	DryRun bool
 
-	cfg   *configs.Config
-	store *index.Store
-	log   *slog.Logger
+	cfg    *configs.Config
+	store  *index.Store
+	log    *slog.Logger
+	dialed *DialedAhead // first connections dialed ahead (UseDialed)
 }
 
 // Open opens the store (Maildir root and index) the config names, creating
@@ -178,11 +179,15 @@ func accountErrors(account string, err error) []error {
 	return []error{fmt.Errorf("%s: %w", account, err)}
 }
 
-func (a *Agent) pick(names []string) ([]*configs.Account, error) {
+func (a *Agent) pick(names []string) ([]*configs.Account, error) { return pickAccounts(a.cfg, names) }
+
+// pickAccounts returns the accounts names selects (every one when none),
+// each once.
+func pickAccounts(cfg *configs.Config, names []string) ([]*configs.Account, error) {
 	if len(names) == 0 {
-		out := make([]*configs.Account, len(a.cfg.Accounts))
-		for i := range a.cfg.Accounts {
-			out[i] = &a.cfg.Accounts[i]
+		out := make([]*configs.Account, len(cfg.Accounts))
+		for i := range cfg.Accounts {
+			out[i] = &cfg.Accounts[i]
 		}
 		return out, nil
 	}
@@ -190,9 +195,9 @@ func (a *Agent) pick(names []string) ([]*configs.Account, error) {
 	// account at once would each download what the other is downloading.
 	var out []*configs.Account
 	for _, n := range names {
-		acct, ok := a.cfg.Account(n)
+		acct, ok := cfg.Account(n)
 		if !ok {
-			return nil, fmt.Errorf("no account %q in %s", n, a.cfg.File)
+			return nil, fmt.Errorf("no account %q in %s", n, cfg.File)
 		}
 		if !slices.Contains(out, acct) {
 			out = append(out, acct)
@@ -232,6 +237,9 @@ func (a *Agent) syncAccount(ctx context.Context, acct *configs.Account, set sync
 				opts.Connections = set.connections
 			}
 			rep.Result, err = imapsync.Sync(ctx, opts)
+			if opts.FirstDial != nil {
+				opts.FirstDial.Close() // (a run that ended before it took it)
+			}
 		}
 	case "pop3":
 		var opts pop3.FetchOptions
@@ -281,26 +289,22 @@ func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 }
 
 func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsync.Options, error) {
-	pass, token, err := secrets(ctx, acct)
-	if err != nil {
-		return imapsync.Options{}, err
-	}
-	mode, tlsConf, err := tlsSettings(acct)
-	if err != nil {
-		return imapsync.Options{}, err
+	var ep imapconn.Endpoint
+	var first *imapconn.Pending
+	if d, ok := a.dialed.take(acct.Name); ok {
+		ep, first = d.ep, d.first
+	} else {
+		var err error
+		if ep, err = imapEndpoint(ctx, acct); err != nil {
+			return imapsync.Options{}, err
+		}
 	}
 	return imapsync.Options{
-		Account: acct.Name,
-		Root:    a.cfg.Store.Path,
-		Index:   a.store,
-		Endpoint: imapconn.Endpoint{
-			Addr:      acct.Addr(),
-			TLS:       mode,
-			TLSConfig: tlsConf,
-			Username:  acct.Username,
-			Password:  pass,
-			Token:     token,
-		},
+		Account:          acct.Name,
+		Root:             a.cfg.Store.Path,
+		Index:            a.store,
+		Endpoint:         ep,
+		FirstDial:        first,
 		Folders:          acct.Folders,
 		Connections:      acct.Connections,
 		Direction:        acct.Direction,
@@ -313,6 +317,27 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		NamespacePrefix:  acct.NamespacePrefix,
 		MaxAgeDays:       acct.MaxAgeDays,
 		MaxSize:          acct.MaxSize,
+	}, nil
+}
+
+// imapEndpoint is how the account's IMAP server is reached and signed in
+// to (its password resolved now: see secrets).
+func imapEndpoint(ctx context.Context, acct *configs.Account) (imapconn.Endpoint, error) {
+	pass, token, err := secrets(ctx, acct)
+	if err != nil {
+		return imapconn.Endpoint{}, err
+	}
+	mode, tlsConf, err := tlsSettings(acct)
+	if err != nil {
+		return imapconn.Endpoint{}, err
+	}
+	return imapconn.Endpoint{
+		Addr:      acct.Addr(),
+		TLS:       mode,
+		TLSConfig: tlsConf,
+		Username:  acct.Username,
+		Password:  pass,
+		Token:     token,
 	}, nil
 }
 

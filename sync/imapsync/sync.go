@@ -95,6 +95,11 @@ type Options struct {
 	// run a full one instead; see only.go. Result.Partial says which it was.
 	Only []string
 
+	// FirstDial, when set, is the run's first connection, dialed ahead
+	// (imapconn.Endpoint.DialAhead, of Endpoint) while the caller opened
+	// the index; the run takes it instead of dialing.
+	FirstDial *imapconn.Pending
+
 	Logger   *slog.Logger // default: discard
 	Progress Progress     // default: none
 }
@@ -224,7 +229,13 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		prescanned <- err
 	}()
 
-	first, err := o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
+	var first *imapclient.Client
+	var err error
+	if o.FirstDial != nil {
+		first, err = o.FirstDial.Wait(ctx)
+	} else {
+		first, err = o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
+	}
 	if err != nil {
 		<-prescanned
 		return nil, nil, 0, err

@@ -37,11 +37,19 @@ tried again by every run, and status shows them per folder).
 When an agent (postfach run) runs on the store, it does the sync, now,
 and this prints the result (no progress bar).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, a, err := g.openStore(false)
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			// The servers are dialed while the store opens.
+			ahead := agent.DialAhead(cmd.Context(), cfg, args, g.logger())
+			defer ahead.Close()
+			a, err := agent.Open(cfg, g.logger())
 			if err != nil {
 				return err
 			}
 			defer a.Close()
+			a.UseDialed(ahead)
 			a.Force, a.DryRun = force, dryRun
 			var prog progressReporter = nopProgress{}
 			out := cmd.OutOrStdout()
