@@ -523,7 +523,8 @@ func (tx *Tx) MoveMessage(id MessageID, to FolderID, uid uint32, file string, fl
 // and how many carry local changes not yet pushed (no UID, or flags that
 // differ from the merge base).
 func (tx *ReadTx) SyncCounts(folder FolderID) (upstream, pending int, err error) {
-	err = tx.queryRow(`SELECT count(*) FROM messages WHERE folder_id=? AND uid != 0`, folder).Scan(&upstream)
+	// (Kept by triggers: see sql/016_folder_counts.sql.)
+	err = tx.queryRow(`SELECT coalesce((SELECT upstream FROM folder_counts WHERE folder_id=?), 0)`, folder).Scan(&upstream)
 	if err == nil {
 		err = tx.queryRow(`SELECT count(*) FROM messages INDEXED BY messages_pending
 			WHERE folder_id=? AND (uid = 0 OR flags != synced_flags OR keywords != synced_kw)`, folder).Scan(&pending)

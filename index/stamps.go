@@ -10,40 +10,48 @@ import (
 
 // FolderStamp is what vouches for a folder's listing without reading it
 // (see maildir.Stamp): the directories' stamp, with the folder's row
-// count and largest row id, as recorded when the listing and the rows
-// were last found equal.
+// count and local MODSEQ, as recorded when the listing and the rows were
+// last found equal. Every change to a row (added, removed, moved, its
+// flags, key, file or UID changed) moves the MODSEQ (see rowimage.go), so
+// equal MODSEQs are rows unchanged.
 type FolderStamp struct {
-	Dir   string // maildir.Stamp's String
-	Rows  int
-	MaxID MessageID
+	Dir    string // maildir.Stamp's String
+	Rows   int
+	ModSeq uint64
 }
 
-// String is the form recorded. Its "2;" says what vouched for it: since
+// String is the form recorded. Its "3;" says what vouched for it: since
 // version 2, a listing in which every file is the message of its key
-// (none hidden nor second, see maildir.Dir.ScanHidden); a stamp recorded
-// before never equals one of now, so its folder is read once more.
-func (s FolderStamp) String() string { return fmt.Sprintf("2;%s;%d;%d", s.Dir, s.Rows, s.MaxID) }
+// (none hidden nor second, see maildir.Dir.ScanHidden); since 3, the rows
+// by their MODSEQ. A stamp recorded before never equals one of now, so
+// its folder is read once more.
+func (s FolderStamp) String() string { return fmt.Sprintf("3;%s;%d;%d", s.Dir, s.Rows, s.ModSeq) }
 
-// RowsStamp returns the folder's row count and largest row id (a
-// FolderStamp's Rows and MaxID).
-func (tx *ReadTx) RowsStamp(folder FolderID) (rows int, maxID MessageID, err error) {
-	var max sql.NullInt64
-	if err := tx.queryRow(`SELECT count(*), max(id) FROM messages WHERE folder_id=?`, folder).Scan(&rows, &max); err != nil {
-		return 0, 0, fmt.Errorf("index: %w", err)
+// RowsStamp returns the folder's row count and local MODSEQ (a
+// FolderStamp's Rows and ModSeq), without a scan of its rows (the count
+// is kept by triggers: see sql/016_folder_counts.sql).
+func (tx *ReadTx) RowsStamp(folder FolderID) (rows int, modseq uint64, err error) {
+	err = tx.queryRow(`SELECT f.local_modseq, coalesce(c.rows, 0) FROM folders f
+		LEFT JOIN folder_counts c ON c.folder_id=f.id WHERE f.id=?`, folder).Scan(&modseq, &rows)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
 	}
-	return rows, MessageID(max.Int64), nil
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: folder %d: %w", folder, err)
+	}
+	return rows, modseq, nil
 }
 
 // FolderStamp returns the stamp recorded for the folder ("" when none)
 // and the folder's current one for the rows (Dir empty): the listing
 // is vouched for when the recorded one equals Dir of a fresh
-// maildir.Stamp with these Rows and MaxID.
+// maildir.Stamp with these Rows and ModSeq.
 func (tx *ReadTx) FolderStamp(folder FolderID) (recorded string, now FolderStamp, err error) {
 	err = tx.queryRow(`SELECT stamp FROM folder_stamps WHERE folder_id=?`, folder).Scan(&recorded)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", now, fmt.Errorf("index: %w", err)
 	}
-	now.Rows, now.MaxID, err = tx.RowsStamp(folder)
+	now.Rows, now.ModSeq, err = tx.RowsStamp(folder)
 	return recorded, now, err
 }
 
