@@ -389,7 +389,13 @@ func (tx *Tx) SetUID(id MessageID, uid uint32, rfc822Size int64) error {
 // ClearUIDs forgets the upstream UIDs of a folder's messages (after a
 // UIDVALIDITY change); they are matched again by content.
 func (tx *Tx) ClearUIDs(folder FolderID) error {
-	_, err := tx.exec(`UPDATE messages SET uid=0 WHERE folder_id=?`, folder)
+	// One new MODSEQ for all (a row image's catch-up; else the trigger
+	// of sql/015_row_images.sql gives each row its own).
+	fm, err := tx.folderMod(folder)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(`UPDATE messages SET uid=0, modseq=? WHERE folder_id=?`, fm.modseq, folder)
 	return err
 }
 
