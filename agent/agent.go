@@ -295,7 +295,7 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 		ep, first = d.ep, d.first
 	} else {
 		var err error
-		if ep, err = imapEndpoint(ctx, acct); err != nil {
+		if ep, err = serverEndpoint(ctx, acct); err != nil {
 			return imapsync.Options{}, err
 		}
 	}
@@ -320,9 +320,9 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 	}, nil
 }
 
-// imapEndpoint is how the account's IMAP server is reached and signed in
-// to (its password resolved now: see secrets).
-func imapEndpoint(ctx context.Context, acct *configs.Account) (imapconn.Endpoint, error) {
+// serverEndpoint is how the account's server (IMAP or POP3) is reached
+// and signed in to (its password resolved now: see secrets).
+func serverEndpoint(ctx context.Context, acct *configs.Account) (imapconn.Endpoint, error) {
 	pass, token, err := secrets(ctx, acct)
 	if err != nil {
 		return imapconn.Endpoint{}, err
@@ -342,11 +342,7 @@ func imapEndpoint(ctx context.Context, acct *configs.Account) (imapconn.Endpoint
 }
 
 func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.FetchOptions, error) {
-	pass, token, err := secrets(ctx, acct)
-	if err != nil {
-		return pop3.FetchOptions{}, err
-	}
-	mode, tlsConf, err := tlsSettings(acct)
+	ep, err := serverEndpoint(ctx, acct)
 	if err != nil {
 		return pop3.FetchOptions{}, err
 	}
@@ -354,12 +350,12 @@ func (a *Agent) pop3Options(ctx context.Context, acct *configs.Account) (pop3.Fe
 		Account:         acct.Name,
 		Root:            a.cfg.Store.Path,
 		Index:           a.store,
-		Addr:            acct.Addr(),
-		TLS:             pop3.TLSMode(mode),
-		TLSConfig:       tlsConf,
-		Username:        acct.Username,
-		Password:        pass,
-		Token:           token,
+		Addr:            ep.Addr,
+		TLS:             pop3.TLSMode(ep.TLS),
+		TLSConfig:       ep.TLSConfig,
+		Username:        ep.Username,
+		Password:        ep.Password,
+		Token:           ep.Token,
 		Folder:          acct.Folder,
 		Keep:            acct.Keep,
 		DeleteAfterDays: acct.DeleteAfterDays,

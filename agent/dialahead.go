@@ -48,7 +48,7 @@ func DialAhead(ctx context.Context, cfg *configs.Config, names []string, log *sl
 		if acct.Kind != "imap" {
 			continue
 		}
-		ep, err := imapEndpoint(ctx, acct)
+		ep, err := serverEndpoint(ctx, acct)
 		if err != nil {
 			continue
 		}

@@ -21,48 +21,8 @@ import (
 // (diffFileRows), in the same order.
 func TestDiffImageRandom(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	st, err := index.OpenStore(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var f, other *index.Folder
-	if err := st.Write(ctx, func(tx *index.Tx) error {
-		a, err := tx.EnsureAccount("acct")
-		if err != nil {
-			return err
-		}
-		for _, name := range []string{"INBOX", "Archive"} {
-			rel, err := index.FolderPath("acct", name)
-			if err != nil {
-				return err
-			}
-			g, err := tx.EnsureFolder(a, name, rel)
-			if err != nil {
-				return err
-			}
-			if f == nil {
-				f = g
-			} else {
-				other = g
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	open := func(g *index.Folder) *maildir.Dir {
-		d, err := st.Dir(*g)
-		if err == nil {
-			d, err = maildir.Open(d.Path)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	d, od := open(f), open(other)
+	st, fs, ds := imageStore(t, "INBOX", "Archive")
+	f, other, d, od := fs[0], fs[1], ds[0], ds[1]
 	rng := rand.New(rand.NewPCG(7, 8))
 	next := 0
 	// newFile writes a message file under a fresh key; with row, it is
@@ -352,44 +312,8 @@ func describeDiff(d *scanDiff) string {
 // not the one the row names now.
 func TestDiffImageFlagsOfMovedRow(t *testing.T) {
 	ctx := context.Background()
-	st, err := index.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var f, g *index.Folder
-	if err := st.Write(ctx, func(tx *index.Tx) error {
-		a, err := tx.EnsureAccount("acct")
-		if err != nil {
-			return err
-		}
-		for _, p := range []struct {
-			name string
-			to   **index.Folder
-		}{{"INBOX", &f}, {"Archive", &g}} {
-			rel, err := index.FolderPath("acct", p.name)
-			if err != nil {
-				return err
-			}
-			if *p.to, err = tx.EnsureFolder(a, p.name, rel); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	open := func(x *index.Folder) *maildir.Dir {
-		d, err := st.Dir(*x)
-		if err == nil {
-			d, err = maildir.Open(d.Path)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	fd, gd := open(f), open(g)
+	st, fs, ds := imageStore(t, "INBOX", "Archive")
+	f, g, fd, gd := fs[0], fs[1], ds[0], ds[1]
 	key := "1700000000.M1P1.test"
 	name := key + ":2,S"
 	if err := os.WriteFile(filepath.Join(fd.Path, "cur", name), []byte("Subject: x\n\nx\n"), 0o600); err != nil {
@@ -475,32 +399,8 @@ func TestDiffImageFlagsOfMovedRow(t *testing.T) {
 // the listing: the image tells, and as the rows do.
 func TestDiffImageOddNames(t *testing.T) {
 	ctx := context.Background()
-	st, err := index.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var f *index.Folder
-	if err := st.Write(ctx, func(tx *index.Tx) error {
-		a, err := tx.EnsureAccount("acct")
-		if err != nil {
-			return err
-		}
-		rel, err := index.FolderPath("acct", "INBOX")
-		if err == nil {
-			f, err = tx.EnsureFolder(a, "INBOX", rel)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := st.Dir(*f)
-	if err == nil {
-		d, err = maildir.Open(d.Path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fs, ds := imageStore(t, "INBOX")
+	f, d := fs[0], ds[0]
 	var ids []index.MessageID
 	for i, name := range []string{"\xff\xfe1.k:2,S", "17.M\x80P2.k,U=5:2,", "3.k\xc3", "4.k:2,S"} {
 		sub := "cur"
@@ -601,4 +501,48 @@ func TestDiffImageOddNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	compare("caught up", true)
+}
+
+// imageStore opens an index in a temporary directory with the named
+// folders of account "acct", their Maildirs created.
+func imageStore(t *testing.T, names ...string) (*index.Store, []*index.Folder, []*maildir.Dir) {
+	t.Helper()
+	st, err := index.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var fs []*index.Folder
+	if err := st.Write(context.Background(), func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("acct")
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			rel, err := index.FolderPath("acct", name)
+			if err != nil {
+				return err
+			}
+			f, err := tx.EnsureFolder(a, name, rel)
+			if err != nil {
+				return err
+			}
+			fs = append(fs, f)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var ds []*maildir.Dir
+	for _, f := range fs {
+		d, err := st.Dir(*f)
+		if err == nil {
+			d, err = maildir.Open(d.Path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	return st, fs, ds
 }
