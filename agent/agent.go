@@ -292,6 +292,9 @@ func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsyn
 	var ep imapconn.Endpoint
 	var first *imapconn.Pending
 	if d, ok := a.dialed.take(acct.Name); ok {
+		if d.err != nil {
+			return imapsync.Options{}, d.err
+		}
 		ep, first = d.ep, d.first
 	} else {
 		var err error

@@ -24,6 +24,7 @@ type DialedAhead struct {
 type dialedAccount struct {
 	ep    imapconn.Endpoint // with the password the dial used (a password command runs once)
 	first *imapconn.Pending
+	err   error // the secret could not be had: the sync reports this, it does not ask again
 }
 
 // dialAheadAttempts is how often a connection dialed ahead is tried, as
@@ -32,9 +33,9 @@ const dialAheadAttempts = 3
 
 // DialAhead starts the first connection of each IMAP account names selects
 // (every one when none). It dials nothing when an agent's control socket
-// is there (the agent runs the sync: see SyncThroughAgent), and leaves out
-// an account whose name is unknown or whose secret cannot be had now: the
-// sync itself says why.
+// is there (the agent runs the sync: see SyncThroughAgent). An account
+// whose secret cannot be had keeps that error, which its sync reports
+// (its password command is not run a second time: it may prompt).
 func DialAhead(ctx context.Context, cfg *configs.Config, names []string, log *slog.Logger) *DialedAhead {
 	d := &DialedAhead{conns: map[string]dialedAccount{}}
 	if _, err := os.Stat(socketPath(cfg.Store.Path)); err == nil {
@@ -50,6 +51,7 @@ func DialAhead(ctx context.Context, cfg *configs.Config, names []string, log *sl
 		}
 		ep, err := serverEndpoint(ctx, acct)
 		if err != nil {
+			d.conns[acct.Name] = dialedAccount{err: err}
 			continue
 		}
 		d.conns[acct.Name] = dialedAccount{ep: ep, first: ep.DialAhead(ctx, dialAheadAttempts, log.With("account", acct.Name).Warn)}
@@ -76,7 +78,9 @@ func (d *DialedAhead) Close() {
 	d.conns = nil
 	d.mu.Unlock()
 	for _, c := range conns {
-		c.first.Close()
+		if c.first != nil {
+			c.first.Close()
+		}
 	}
 }
 
