@@ -291,7 +291,7 @@ func (a *Agent) recordAccount(name string, failedWhole bool, runErr error) {
 func (a *Agent) imapOptions(ctx context.Context, acct *configs.Account) (imapsync.Options, error) {
 	var ep imapconn.Endpoint
 	var first *imapconn.Pending
-	if d, ok := a.dialed.take(acct.Name); ok {
+	if d := a.dialed.take(acct.Name); d != nil {
 		if d.err != nil {
 			return imapsync.Options{}, d.err
 		}

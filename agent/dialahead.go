@@ -18,10 +18,11 @@ import (
 // of those no sync took.
 type DialedAhead struct {
 	mu    sync.Mutex
-	conns map[string]dialedAccount
+	conns map[string]*dialedAccount
 }
 
 type dialedAccount struct {
+	ready chan struct{}     // closed once ep, first and err are set
 	ep    imapconn.Endpoint // with the password the dial used (a password command runs once)
 	first *imapconn.Pending
 	err   error // the secret could not be had: the sync reports this, it does not ask again
@@ -32,12 +33,14 @@ type dialedAccount struct {
 const dialAheadAttempts = 3
 
 // DialAhead starts the first connection of each IMAP account names selects
-// (every one when none). It dials nothing when an agent's control socket
-// is there (the agent runs the sync: see SyncThroughAgent). An account
-// whose secret cannot be had keeps that error, which its sync reports
-// (its password command is not run a second time: it may prompt).
+// (every one when none), each account's secret resolved and dialed in the
+// background and at once, as the accounts' syncs do. It dials nothing when
+// an agent's control socket is there (the agent runs the sync: see
+// SyncThroughAgent). An account whose secret cannot be had keeps that
+// error, which its sync reports (its password command is not run a second
+// time: it may prompt).
 func DialAhead(ctx context.Context, cfg *configs.Config, names []string, log *slog.Logger) *DialedAhead {
-	d := &DialedAhead{conns: map[string]dialedAccount{}}
+	d := &DialedAhead{conns: map[string]*dialedAccount{}}
 	if _, err := os.Stat(socketPath(cfg.Store.Path)); err == nil {
 		return d
 	}
@@ -49,26 +52,32 @@ func DialAhead(ctx context.Context, cfg *configs.Config, names []string, log *sl
 		if acct.Kind != "imap" {
 			continue
 		}
-		ep, err := serverEndpoint(ctx, acct)
-		if err != nil {
-			d.conns[acct.Name] = dialedAccount{err: err}
-			continue
-		}
-		d.conns[acct.Name] = dialedAccount{ep: ep, first: ep.DialAhead(ctx, dialAheadAttempts, log.With("account", acct.Name).Warn)}
+		c := &dialedAccount{ready: make(chan struct{})}
+		d.conns[acct.Name] = c
+		go func() {
+			defer close(c.ready)
+			if c.ep, c.err = serverEndpoint(ctx, acct); c.err == nil {
+				c.first = c.ep.DialAhead(ctx, dialAheadAttempts, log.With("account", acct.Name).Warn)
+			}
+		}()
 	}
 	return d
 }
 
-// take hands over the account's connection dialed ahead (ok false: none).
-func (d *DialedAhead) take(account string) (dialedAccount, bool) {
+// take hands over the account's connection dialed ahead, once its secret
+// is resolved (nil: none).
+func (d *DialedAhead) take(account string) *dialedAccount {
 	if d == nil {
-		return dialedAccount{}, false
+		return nil
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	c, ok := d.conns[account]
+	c := d.conns[account]
 	delete(d.conns, account)
-	return c, ok
+	d.mu.Unlock()
+	if c != nil {
+		<-c.ready
+	}
+	return c
 }
 
 // Close logs out of the connections no sync took.
@@ -78,6 +87,7 @@ func (d *DialedAhead) Close() {
 	d.conns = nil
 	d.mu.Unlock()
 	for _, c := range conns {
+		<-c.ready
 		if c.first != nil {
 			c.first.Close()
 		}
