@@ -198,9 +198,10 @@ const rowChunk = 2000
 // the scan cache (diffRows), unless the folder's recorded stamp vouches
 // that they are still as a run found them equal (index.FolderStamp,
 // maildir.Stamp): then the cache gets a clean scan without them, and the
-// folder's plan, if it needs them, reads them itself. A listing found equal to its rows
-// between two equal stamps, not racy, records that stamp (not in a dry
-// run). A listing that cannot be read is left out (its plan reports it).
+// folder's plan, if it needs them, reads them itself. A listing found
+// equal to its rows between two equal stamps, not racy, records that
+// stamp (not in a dry run). A listing that cannot be read is left out
+// (its plan reports it).
 func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	o := &s.opts
 	d, err := o.Index.Dir(*f)
@@ -257,7 +258,8 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	}
 	sc := &folderScan{diff: diff}
 	s.scans.put(f.ID, sc)
-	// unique: what a stamp vouches for too (index.FolderStamp's version 2).
+	// unique: what a stamp vouches for too (index.FolderStamp, since
+	// version 2).
 	if watched && unique && serr == nil {
 		s.ends.candidate(f.ID, d, before, sc.diff)
 	}
