@@ -22,7 +22,7 @@ type FolderStamp struct {
 
 // String is the form recorded. Its "3;" says what vouched for it: since
 // version 2, a listing in which every file is the message of its key
-// (none hidden nor second, see maildir.Dir.ScanHidden); since 3, the rows
+// (none hidden nor second, see maildir.Listing.Sorted); since 3, the rows
 // by their MODSEQ. A stamp recorded before never equals one of now, so
 // its folder is read once more.
 func (s FolderStamp) String() string { return fmt.Sprintf("3;%s;%d;%d", s.Dir, s.Rows, s.ModSeq) }

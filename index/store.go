@@ -17,7 +17,8 @@
 // IDLE and CONDSTORE. A row's key, file name and UID changing move its
 // MODSEQ too, even where local clients see no change (a trigger, for the
 // statements that change no flags): the row images of a sync
-// (rowimage.go) are brought up to date from what changed since theirs. Local UIDs only grow (never reused); a recreated
+// (rowimage.go) are brought up to date from what changed since theirs.
+// Local UIDs only grow (never reused); a recreated
 // folder gets a new local UIDVALIDITY.
 //
 // The change feed (Store.Subscribe) delivers committed changes in commit

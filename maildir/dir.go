@@ -187,24 +187,12 @@ func (d *Dir) FilePath(e Entry) string {
 // Scan lists the messages in cur/ and new/, cur/ first, each sorted by name.
 // It skips names starting with '.', directories and names ParseName rejects.
 // A name without info (usual in new/) has Flags 0.
-func (d *Dir) Scan() ([]Entry, error) {
-	entries, _, err := d.scan(false)
-	return entries, err
-}
-
-// ScanHidden is Scan, and also counts the files of new/ it leaves out
-// because a file in cur/ has their key (see scan): a folder whose
-// listing hides none and lists each key once is one whose every file is
-// the message of its key.
-func (d *Dir) ScanHidden() (entries []Entry, hidden int, err error) { return d.scan(false) }
+func (d *Dir) Scan() ([]Entry, error) { return d.scan(false) }
 
 // ScanAsOpened is Scan of the folder as Open would leave it: a missing
 // folder, cur/ or new/ lists nothing. It is for a dry run, which plans
 // with what a real run would find but creates nothing.
-func (d *Dir) ScanAsOpened() ([]Entry, error) {
-	entries, _, err := d.scan(true)
-	return entries, err
-}
+func (d *Dir) ScanAsOpened() ([]Entry, error) { return d.scan(true) }
 
 // new/ is read before cur/: mail moves from new/ to cur/ (a mail reader
 // taking it in, a flag change; nothing moves it back), so a file moved
@@ -215,13 +203,13 @@ func (d *Dir) ScanAsOpened() ([]Entry, error) {
 // scanBetween, if set (by tests), runs between the two directories' reads.
 var scanBetween func()
 
-func (d *Dir) scan(missingEmpty bool) (out []Entry, hidden int, err error) {
+func (d *Dir) scan(missingEmpty bool) ([]Entry, error) {
 	l, err := d.list(missingEmpty)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	out, hidden = l.Sorted()
-	return out, hidden, nil
+	out, _ := l.Sorted()
+	return out, nil
 }
 
 // Listing is a folder's files as read, new/ and then cur/ (see List):
@@ -268,7 +256,9 @@ func (d *Dir) list(missingEmpty bool) (Listing, error) {
 }
 
 // Sorted returns the listing as Scan does, and how many files of new/ it
-// leaves out (see ScanHidden). It takes the listing's arrays.
+// leaves out because a file in cur/ has their key (see scan): a listing
+// that hides none and lists each key once is one whose every file is the
+// message of its key. It takes the listing's arrays.
 func (l Listing) Sorted() (out []Entry, hidden int) {
 	fromNew, cur := l.New, l.Cur
 	byName := func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }

@@ -81,8 +81,8 @@
 // Dir.FileTime tells the time the folder's filesystem gives a change now
 // (a probe file, tmp/.postfach-clock.<pid>.*, created and removed at once;
 // a killed process's is cleaned as our own): a stamp older than it
-// differs from any stamp taken after a later change. ScanHidden counts
-// the new/ files a scan leaves out because cur/ has their key.
+// differs from any stamp taken after a later change. Listing.Sorted
+// counts the new/ files a scan leaves out because cur/ has their key.
 //
 // A Dir holds nothing but its path and is safe for concurrent use; a Delivery
 // is not. One process (the agent) writes a store, but other mail programs may

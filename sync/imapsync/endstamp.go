@@ -36,7 +36,7 @@ import (
 // hold:
 //
 //   - the scan found every file the message of its key (no second file
-//     of a key, none of new/ hidden by one in cur/: maildir.Dir.ScanHidden;
+//     of a key, none of new/ hidden by one in cur/: maildir.Listing.Sorted;
 //     a stamp of version 2 vouches for that too, see index.FolderStamp);
 //   - the directories stamped at the end are the ones watched and
 //     listed (device and inode: not a folder moved away and another put
