@@ -25,10 +25,10 @@ const imageMaxLookups = 5000
 // ok is false when the image cannot tell, and the caller compares the
 // listing with the rows after all: a key with two files (a copy made by
 // hand, a file of new/ beside its successor in cur/: what diffFileRows
-// settles by listing order and the end stamps by ScanHidden), too much to
-// look up, or counts that do not add up: every row the image has matched
-// must still be a row of the folder, which the count of those found by id
-// tells. gone is the image's entries of rows removed or moved away since
+// settles by listing order and the end stamps by maildir.Listing.Sorted),
+// too much to look up, or counts that do not add up: every row the image
+// has matched must still be a row of the folder, which the count of those
+// found by id tells. gone is the image's entries of rows removed or moved away since
 // it was recorded (see index.RowImage.Without).
 func diffImage(tx *index.ReadTx, folder index.FolderID, im *index.RowImage, rows int, l maildir.Listing) (d *scanDiff, gone map[index.MessageID]bool, ok bool, err error) {
 	matched := make([]bool, im.Len())
@@ -128,16 +128,22 @@ func diffImage(tx *index.ReadTx, folder index.FolderID, im *index.RowImage, rows
 }
 
 // recordRowImages records an image of the rows of each folder of jobs that
-// has none (its first run, or one whose scan did not read it), so that
-// the next run that finds the folder changed compares it with the image
-// (a run that reads every row anyway, such as a first one, costs little
-// more for it). Only logged if it fails: the next run reads the rows.
+// ran and has none (its first run, which reads every row anyway), so that
+// the next run that finds the folder changed compares it with the image.
+// A skipped folder is left as it is: a run that reads its listing later
+// records one then (diffRows). Only logged if it fails: the next run
+// reads the rows.
 func (s *syncer) recordRowImages(ctx context.Context, jobs []*folderJob) {
 	o := &s.opts
 	if o.DryRun || ctx.Err() != nil {
 		return
 	}
 	for _, j := range jobs {
+		skipped := false
+		j.update(func(r *FolderResult) { skipped = r.Skipped })
+		if skipped {
+			continue
+		}
 		var im *index.RowImage
 		err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
 			if has, err := tx.HasRowImage(j.f.ID); err != nil || has {
