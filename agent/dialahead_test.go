@@ -3,15 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/postfach/postfach/configs"
 )
 
 // TestDialAheadSecretOnce: a sync whose connection is dialed ahead
@@ -29,19 +25,11 @@ func TestDialAheadSecretOnce(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	doc := fmt.Sprintf("[store]\npath = %q\n\n[[accounts]]\nname = \"work\"\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\nusername = \"me\"\npassword_cmd = %q\n",
 		filepath.Join(dir, "store"), port, "echo run >> "+count+"; echo no key >&2; exit 1")
-	file := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := writeConfig(t, dir, doc)
 	ctx := context.Background()
-	ahead := DialAhead(ctx, cfg, nil, log)
+	ahead := DialAhead(ctx, cfg, nil, discardLog)
 	defer ahead.Close()
-	a, err := Open(cfg, log)
+	a, err := Open(cfg, discardLog)
 	if err != nil {
 		t.Fatal(err)
 	}

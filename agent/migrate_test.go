@@ -53,6 +53,16 @@ func TestMigrateKeepsNoActions(t *testing.T) {
 // logging nowhere.
 func openConfig(t *testing.T, dir, doc string) *Agent {
 	t.Helper()
+	a, err := Open(writeConfig(t, dir, doc), discardLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// writeConfig writes doc as dir/config.toml and loads it.
+func writeConfig(t *testing.T, dir, doc string) *configs.Config {
+	t.Helper()
 	file := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -61,9 +71,8 @@ func openConfig(t *testing.T, dir, doc string) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return cfg
 }
+
+// discardLog logs nowhere.
+var discardLog = slog.New(slog.NewTextHandler(io.Discard, nil))
