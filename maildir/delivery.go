@@ -259,6 +259,11 @@ func (w *Delivery) Close() error {
 			w.err = fileError("write", w.path, err)
 		}
 	}
+	if w.err == nil && !w.synced {
+		// The disk starts on the bytes now, so that the fsync of the
+		// batch (Syncer.Sync) finds them written or on their way.
+		startWriteback(w.f)
+	}
 	if err := w.f.Close(); err != nil && w.err == nil {
 		w.err = fileError("close", w.path, err)
 	}
@@ -307,13 +312,11 @@ func (w *Delivery) syncFile() error {
 	return err
 }
 
-// DeliverSync makes the contents of w durable with one fsync of its file: for
-// a single delivery, where a Syncer's syncfs would be too broad (it writes
-// back every dirty page of the file system, other programs' too). Call it
-// after Close (or before: it flushes) and before Commit. Called before
-// Close, it fsyncs the descriptor the delivery was written through, which
-// hears of every writeback error of the file, and a Syncer's Sync then
-// skips the delivery (unless something was written after it).
+// DeliverSync makes the contents of w durable with one fsync of its file,
+// for a single delivery. Call it after Close (or before: it flushes) and
+// before Commit. Called before Close, it fsyncs the descriptor the
+// delivery was written through, and a Syncer's Sync then skips the
+// delivery (unless something was written after it).
 func (d *Dir) DeliverSync(w *Delivery) error {
 	if w.done {
 		return errors.New("maildir: sync: delivery already committed or aborted")
@@ -332,150 +335,6 @@ func fileError(op, path string, err error) error {
 		return fmt.Errorf("maildir: %w", err)
 	}
 	return fmt.Errorf("maildir: %s %s: %w", op, path, err)
-}
-
-// Syncer makes batches of deliveries durable for one run over one store:
-// one syncfs(2) per batch on Linux, through a descriptor of the store's
-// root opened when the run starts and kept until it ends.
-//
-// Why one descriptor for the whole run: Linux reports a file system's
-// writeback error to each open descriptor once, and a descriptor opened
-// after the error may not see it, when another caller (another account's
-// run on the same file system) has seen it already. A descriptor opened
-// before the run's first write sees every error that happens after it, so
-// an I/O error always fails the batch it belongs to (and, on a shared file
-// system, perhaps another run's batch as well: failing too often is safe).
-//
-// Deliveries on another file system than the root's (a folder that is a
-// mount point or a symbolic link elsewhere) are fsynced one by one; so are
-// all of them where syncfs is unavailable (not Linux, old kernels). A
-// Syncer is safe for concurrent use.
-type Syncer struct {
-	root string
-
-	mu   sync.Mutex
-	fs   syncHandle      // the root's file system, opened by OpenSyncer; nil without syncfs
-	devs map[string]bool // folder path -> on the root's file system
-}
-
-// OpenSyncer opens the store root (creating it if needed) for syncing;
-// call it before the run writes anything, and Close when the run is over.
-func OpenSyncer(root string) (*Syncer, error) {
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, fmt.Errorf("maildir: %w", err)
-	}
-	h, err := openSyncHandle(root)
-	if err != nil {
-		return nil, fmt.Errorf("maildir: open %s for syncing: %w", root, err)
-	}
-	return &Syncer{root: root, fs: h, devs: map[string]bool{}}, nil
-}
-
-// Close releases the root's descriptor. A nil Syncer is closed already.
-func (s *Syncer) Close() error {
-	if s == nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fs == nil {
-		return nil
-	}
-	err := s.fs.close()
-	s.fs = nil
-	return err
-}
-
-// Sync makes the contents of the deliveries ds durable, before they are
-// committed (Commit for each, then SyncDir for each folder). Those made
-// durable by DeliverSync already are skipped.
-func (s *Syncer) Sync(ds []*Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	var own bool // some delivery is on the root's file system
-	var others []*Delivery
-	for _, w := range ds {
-		if w.done {
-			return errors.New("maildir: sync: delivery already committed or aborted")
-		}
-		if w.synced {
-			continue // DeliverSync did it
-		}
-		if !w.closed {
-			if err := w.bw.Flush(); err != nil {
-				return fmt.Errorf("maildir: sync %s: %w", w.path, err)
-			}
-		}
-		same, err := s.sameFS(w.dir.Path)
-		if err != nil {
-			return err
-		}
-		if same {
-			own = true
-		} else {
-			others = append(others, w)
-		}
-	}
-	if own {
-		if err := s.syncfs(); errors.Is(err, errNoSyncfs) {
-			others = ds
-		} else if err != nil {
-			return fmt.Errorf("maildir: sync %s: %w", s.root, err)
-		}
-	}
-	for _, w := range others {
-		if err := w.syncFile(); err != nil {
-			return fmt.Errorf("maildir: sync %s: %w", w.path, err)
-		}
-	}
-	return nil
-}
-
-// syncHandle is a descriptor of a directory kept open for syncfs(2)
-// (openSyncHandle, per system).
-type syncHandle interface {
-	syncfs() error                      // errNoSyncfs where the kernel lacks it
-	contains(path string) (bool, error) // path is on the same file system
-	close() error
-}
-
-// errNoSyncfs: the kernel lacks syncfs(2).
-var errNoSyncfs = errors.New("syncfs not available")
-
-// syncfs syncs the root's file system; where the kernel lacks syncfs, it
-// returns errNoSyncfs and makes every later Sync fsync each file.
-func (s *Syncer) syncfs() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fs == nil {
-		return errNoSyncfs
-	}
-	err := s.fs.syncfs()
-	if errors.Is(err, errNoSyncfs) {
-		s.fs.close()
-		s.fs = nil
-	}
-	return err
-}
-
-// sameFS reports whether folder path is on the root's file system (and
-// syncfs is there to sync it).
-func (s *Syncer) sameFS(path string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fs == nil {
-		return false, nil
-	}
-	if same, ok := s.devs[path]; ok {
-		return same, nil
-	}
-	same, err := s.fs.contains(path)
-	if err != nil {
-		return false, fmt.Errorf("maildir: sync: %w", err)
-	}
-	s.devs[path] = same
-	return same, nil
 }
 
 // Commit moves the delivery from tmp/ into d and returns the file's path

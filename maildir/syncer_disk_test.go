@@ -11,13 +11,13 @@ import (
 
 // TestSyncerWritebackError: two accounts' runs store into one file system
 // at once, and the disk fails while writing back the first run's message.
-// The other run's sync happens to make the kernel write it back, and hears
-// of the error first. The first run's batch must fail all the same (it
-// would commit a message whose bytes never reached the disk). Linux reports
-// a writeback error once per open file: a descriptor opened just before
-// the first run's sync (as each batch did before) sees nothing, because
-// the other run saw the error already; the Syncer's descriptor, open since
-// the run began, sees it.
+// The other run's sync may make the kernel write it back, or fail on its
+// own message. The first run's batch must fail all the same (it would
+// commit a message whose bytes never reached the disk): Linux reports a
+// writeback error to the next descriptor of the file opened when no one
+// has reported it yet, and only the first run fsyncs its file. (With one
+// syncfs per batch, as before, the other run could hear of the error first;
+// a descriptor of the store root kept open for the run was then needed.)
 func TestSyncerWritebackError(t *testing.T) {
 	disk := testenv.MountFailingDisk(t, 8<<20)
 	open := func(name string) (*maildir.Syncer, *maildir.Dir) {
