@@ -19,31 +19,32 @@ func newCommitter(s *syncer) *committer {
 	return &committer{s: s, in: make(chan *delivered, 2*s.opts.BatchSize)}
 }
 
-// batchDelay bounds how long a delivered message waits for its batch.
-const batchDelay = 250 * time.Millisecond
-
+// run commits as a group commit does: it takes what is waiting (up to
+// BatchSize) as soon as it is idle, so a batch holds whatever arrived
+// during the commit before it. A few messages wait one commit, not a
+// timer; a stream of them fills batches while each commits.
 func (c *committer) run(ctx context.Context) {
 	batch := make([]*delivered, 0, c.s.opts.BatchSize)
-	var timer <-chan time.Time
 	for {
-		select {
-		case d, ok := <-c.in:
-			if !ok {
-				c.flush(batch)
-				return
-			}
-			batch = append(batch, d)
-			if len(batch) == 1 {
-				timer = time.After(batchDelay)
-			}
-			if len(batch) >= c.s.opts.BatchSize {
-				c.flush(batch)
-				batch, timer = batch[:0], nil
-			}
-		case <-timer:
-			c.flush(batch)
-			batch, timer = batch[:0], nil
+		d, ok := <-c.in
+		if !ok {
+			return
 		}
+		batch = append(batch, d)
+	more:
+		for len(batch) < c.s.opts.BatchSize {
+			select {
+			case d, ok := <-c.in:
+				if !ok {
+					break more
+				}
+				batch = append(batch, d)
+			default:
+				break more
+			}
+		}
+		c.flush(batch)
+		batch = batch[:0]
 	}
 }
 
