@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	dovecotd [-dir DIR] [-user NAME:PASS]... [-seed N] [-files] [-tls MODE] [-json]
+//	dovecotd [-dir DIR] [-user NAME:PASS]... [-seed N] [-real] [-files] [-tls MODE] [-json]
 //
 // Without -dir it uses a fresh temporary directory and removes it on exit;
 // with -dir the mail stays there for the next run.
@@ -42,6 +42,7 @@ func run() error {
 		files      = flag.Bool("files", false, "seed by writing Maildir files instead of IMAP APPEND (faster)")
 		bigEvery   = flag.Int("big-every", 0, "add a big attachment to every `K`-th message")
 		bigSize    = flag.Int("big-size", corpus.DefaultBigAttachmentSize, "size of the big attachment in `bytes`")
+		realSizes  = flag.Bool("real", false, "give the corpus the size mix of real mail, as go run ./internal/bench has by default")
 		tlsMode    = flag.String("tls", "off", "TLS `mode`: off, on, wrong-host, expired")
 		asJSON     = flag.Bool("json", false, "print the instance as one JSON object instead of text")
 	)
@@ -97,7 +98,7 @@ func run() error {
 	var seedTime time.Duration
 	if *seedN > 0 {
 		start := time.Now()
-		opts := corpus.Options{BigAttachmentEvery: *bigEvery, BigAttachmentSize: *bigSize}
+		opts := corpus.Options{BigAttachmentEvery: *bigEvery, BigAttachmentSize: *bigSize, RealSizes: *realSizes}
 		done := make(chan error, 1)
 		go func() { done <- seed(d, cfg.Users[0].Name, *corpusSeed, *seedN, opts, *files) }()
 		select {
