@@ -259,11 +259,6 @@ func (w *Delivery) Close() error {
 			w.err = fileError("write", w.path, err)
 		}
 	}
-	if w.err == nil && !w.synced {
-		// The disk starts on the bytes now, so that the fsync of the
-		// batch (Syncer.Sync) finds them written or on their way.
-		startWriteback(w.f)
-	}
 	if err := w.f.Close(); err != nil && w.err == nil {
 		w.err = fileError("close", w.path, err)
 	}

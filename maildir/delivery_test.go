@@ -262,10 +262,23 @@ func TestSyncer(t *testing.T) {
 	if err := s.Sync(nil); err != nil {
 		t.Error(err)
 	}
+	// A full batch (syncfs; the ones above were synced file by file).
+	var full []*Delivery
+	for i := range syncfsMin {
+		full = append(full, deliver(t, dirs[i%3], fmt.Sprintf("message %d of a full batch\r\n", i)))
+	}
+	if err := s.Sync(full); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range full {
+		if _, err := dirs[i%3].Commit(w, uint32(100+i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.Sync(ds); err == nil {
 		t.Error("Sync of committed deliveries: no error")
 	}
-	// A delivery closed long ago (its file opened again for the fsync).
+	// The per-file fallback used where syncfs is missing.
 	w2 := deliver(t, dirs[0], "x")
 	if err := w2.syncFile(); err != nil {
 		t.Error(err)
@@ -273,8 +286,9 @@ func TestSyncer(t *testing.T) {
 	w2.Abort()
 }
 
-// TestSyncerOtherFileSystem: a folder on another file system than the
-// store root (here tmpfs) syncs in the same batch.
+// TestSyncerOtherFileSystem: in a full batch, a folder on another file
+// system than the store root (here tmpfs) is fsynced file by file; the
+// root's by syncfs.
 func TestSyncerOtherFileSystem(t *testing.T) {
 	other, err := os.MkdirTemp("/dev/shm", "syncer")
 	if err != nil {
@@ -295,7 +309,19 @@ func TestSyncerOtherFileSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, c := range []struct {
+		d    *Dir
+		same bool
+	}{{here, true}, {there, false}} {
+		same, err := s.sameFS(c.d.Path)
+		if err != nil || same != c.same {
+			t.Errorf("%s on the root's file system: %v, %v; want %v", c.d.Path, same, err, c.same)
+		}
+	}
 	ds := []*Delivery{deliver(t, here, "a\r\n"), deliver(t, there, "b\r\n")}
+	for range syncfsMin {
+		ds = append(ds, deliver(t, here, "more\r\n"))
+	}
 	if err := s.Sync(ds); err != nil {
 		t.Fatal(err)
 	}

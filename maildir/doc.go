@@ -47,14 +47,12 @@
 //  1. NewDelivery creates tmp/<key> (O_EXCL, mode 0600); Write streams into it
 //     through a bufio.Writer, converting CRLF to LF, hashing and counting, and
 //     keeping at most 64 KiB of header in memory, whatever the message size.
-//  2. Close flushes and closes the file; it does not fsync, but on Linux it
-//     starts the writeback (sync_file_range), so the disk works on the
-//     bytes while the run goes on.
-//  3. Syncer.Sync (many deliveries: one fsync per file, up to 8 at once,
-//     on a descriptor opened again for a closed delivery) or DeliverSync
-//     (one delivery, one fsync on its own descriptor) makes the contents
-//     durable. Never syncfs(2): it would write back other programs' dirty
-//     pages too (see Syncer).
+//  2. Close flushes and closes the file; it does not fsync.
+//  3. Syncer.Sync (many deliveries: a full batch by one syncfs(2) on Linux
+//     through a descriptor of the store root kept open for the whole run,
+//     so that a writeback error is never reported to another run instead;
+//     a smaller one, or elsewhere, by one fsync per file, several at once)
+//     or DeliverSync (one delivery, one fsync) makes the contents durable.
 //  4. Commit moves tmp/<key> to cur/<name> (new/<name> for an unread
 //     message) and never replaces an existing file
 //     (renameat2 RENAME_NOREPLACE on Linux, else link and unlink).

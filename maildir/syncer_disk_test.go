@@ -11,14 +11,35 @@ import (
 
 // TestSyncerWritebackError: two accounts' runs store into one file system
 // at once, and the disk fails while writing back the first run's message.
-// The other run's sync may make the kernel write it back, or fail on its
-// own message. The first run's batch must fail all the same (it would
-// commit a message whose bytes never reached the disk): Linux reports a
-// writeback error to the next descriptor of the file opened when no one
-// has reported it yet, and only the first run fsyncs its file. (With one
-// syncfs per batch, as before, the other run could hear of the error first;
-// a descriptor of the store root kept open for the run was then needed.)
+// The other run's sync happens to make the kernel write it back, and hears
+// of the error first. The first run's batch must fail all the same (it
+// would commit a message whose bytes never reached the disk), whichever
+// way each batch is synced (maildir.Syncer):
+//
+//   - full batches, synced by syncfs: Linux reports a writeback error once
+//     per open file, so a descriptor of the root opened just before the
+//     first run's sync (as each batch did once) sees nothing, because the
+//     other run saw the error already; the Syncer's descriptor, open since
+//     the run began, sees it;
+//   - small batches, synced file by file: the first run's file, opened
+//     again for its fsync, hears of its own error, which no one else has
+//     taken (the other run's syncfs reports the file system's error, not
+//     the file's).
 func TestSyncerWritebackError(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		extra int // small deliveries beside each run's message: syncfs from SyncfsMin
+	}{
+		{"syncfs", maildir.SyncfsMin},
+		{"fsync each", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			writebackError(t, c.extra)
+		})
+	}
+}
+
+func writebackError(t *testing.T, extra int) {
 	disk := testenv.MountFailingDisk(t, 8<<20)
 	open := func(name string) (*maildir.Syncer, *maildir.Dir) {
 		t.Helper()
@@ -50,18 +71,26 @@ func TestSyncerWritebackError(t *testing.T) {
 		}
 		return w
 	}
-	big := deliver(firstDir, 24<<20) // more than the disk can write back
-	small := deliver(secondDir, 1<<10)
-	if err := second.Sync([]*maildir.Delivery{small}); err == nil {
+	batch := func(d *maildir.Dir, size int) []*maildir.Delivery {
+		ws := []*maildir.Delivery{deliver(d, size)}
+		for range extra {
+			ws = append(ws, deliver(d, 100))
+		}
+		return ws
+	}
+	big := batch(firstDir, 24<<20) // more than the disk can write back
+	small := batch(secondDir, 1<<10)
+	if err := second.Sync(small); err == nil {
 		t.Log("the second run's sync did not see the writeback error (the kernel wrote back later)")
 	} else {
 		t.Logf("the second run's sync: %v", err)
 	}
-	err := first.Sync([]*maildir.Delivery{big})
+	err := first.Sync(big)
 	if err == nil {
 		t.Fatal("the first run's batch synced without an error, although its message was never written back")
 	}
 	t.Logf("the first run's sync: %v", err)
-	big.Abort()
-	small.Abort()
+	for _, w := range append(big, small...) {
+		w.Abort()
+	}
 }

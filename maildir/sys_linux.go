@@ -7,13 +7,46 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startWriteback asks the kernel to start writing f's dirty pages to the
-// disk now, without waiting (sync_file_range(2) SYNC_FILE_RANGE_WRITE).
-// It is a hint: it makes nothing durable (fsync does), and its errors are
-// left to the fsync to report.
-func startWriteback(f *os.File) {
-	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+type linuxSync struct {
+	fd   int
+	path string
+	dev  uint64
 }
+
+// openSyncHandle opens dir for syncfs.
+func openSyncHandle(dir string) (syncHandle, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return &linuxSync{fd: fd, path: dir, dev: st.Dev}, nil
+}
+
+func (h *linuxSync) syncfs() error {
+	err := unix.Syncfs(h.fd)
+	if errors.Is(err, unix.ENOSYS) {
+		return errNoSyncfs
+	}
+	if err != nil {
+		return &os.PathError{Op: "syncfs", Path: h.path, Err: err}
+	}
+	return nil
+}
+
+func (h *linuxSync) contains(path string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Dev == h.dev, nil
+}
+
+func (h *linuxSync) close() error { return unix.Close(h.fd) }
 
 // renameNoReplace renames src to dst, failing if dst exists, with renameat2
 // RENAME_NOREPLACE, or with link and unlink where the file system or kernel

@@ -2,11 +2,9 @@
 
 package maildir
 
-import "os"
-
-// startWriteback: only Linux has sync_file_range(2); elsewhere the fsync
-// of the batch writes the file.
-func startWriteback(*os.File) {}
+// openSyncHandle: syncfs(2) is Linux only; elsewhere there is no handle,
+// and a Syncer fsyncs each file.
+func openSyncHandle(string) (syncHandle, error) { return nil, nil }
 
 // renameNoReplace renames src to dst, failing if dst exists.
 func renameNoReplace(src, dst string) error { return linkRename(src, dst) }

@@ -1,0 +1,4 @@
+package maildir
+
+// SyncfsMin is syncfsMin, for the external tests.
+const SyncfsMin = syncfsMin
