@@ -2,6 +2,7 @@ package imapsync
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/postfach/postfach/index"
@@ -12,39 +13,80 @@ import (
 type committer struct {
 	s  *syncer
 	in chan *delivered
+
+	fetching atomic.Int32  // FETCH commands streaming bodies (fetchSome)
+	idle     chan struct{} // nudged when fetching drops to zero
 }
 
 func newCommitter(s *syncer) *committer {
 	// Room for two batches: the fetchers keep streaming while one commits.
-	return &committer{s: s, in: make(chan *delivered, 2*s.opts.BatchSize)}
+	return &committer{s: s, in: make(chan *delivered, 2*s.opts.BatchSize), idle: make(chan struct{}, 1)}
 }
 
-// run commits as a group commit does: it takes what is waiting (up to
-// BatchSize) as soon as it is idle, so a batch holds whatever arrived
-// during the commit before it. A few messages wait one commit, not a
-// timer; a stream of them fills batches while each commits.
+// batchDelay bounds how long a delivered message waits for its batch.
+const batchDelay = 250 * time.Millisecond
+
+// fetchStarted and fetchDone bracket a FETCH of bodies. When no FETCH is
+// left, nothing more is on its way for a while: the committer commits what
+// it holds at once instead of waiting for batchDelay (an incremental run's
+// few downloads are then durable while its folders go on with their
+// uploads, not at its end). A stream of FETCHes keeps batches full.
+func (c *committer) fetchStarted() { c.fetching.Add(1) }
+
+func (c *committer) fetchDone() {
+	if c.fetching.Add(-1) == 0 {
+		select {
+		case c.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (c *committer) run(ctx context.Context) {
 	batch := make([]*delivered, 0, c.s.opts.BatchSize)
-	for {
-		d, ok := <-c.in
-		if !ok {
-			return
-		}
+	var timer <-chan time.Time
+	add := func(d *delivered) {
 		batch = append(batch, d)
-	more:
-		for len(batch) < c.s.opts.BatchSize {
-			select {
-			case d, ok := <-c.in:
-				if !ok {
-					break more
-				}
-				batch = append(batch, d)
-			default:
-				break more
-			}
+		if len(batch) == 1 {
+			timer = time.After(batchDelay)
 		}
-		c.flush(batch)
-		batch = batch[:0]
+		if len(batch) >= c.s.opts.BatchSize {
+			c.flush(batch)
+			batch, timer = batch[:0], nil
+		}
+	}
+	for {
+		select {
+		case d, ok := <-c.in:
+			if !ok {
+				c.flush(batch)
+				return
+			}
+			add(d)
+		case <-c.idle:
+			// What the last FETCH handed over before it ended is in
+			// c.in already.
+		drain:
+			for {
+				select {
+				case d, ok := <-c.in:
+					if !ok {
+						c.flush(batch)
+						return
+					}
+					add(d)
+				default:
+					break drain
+				}
+			}
+			if c.fetching.Load() == 0 && len(batch) > 0 {
+				c.flush(batch)
+				batch, timer = batch[:0], nil
+			}
+		case <-timer:
+			c.flush(batch)
+			batch, timer = batch[:0], nil
+		}
 	}
 }
 

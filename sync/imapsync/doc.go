@@ -87,11 +87,11 @@
 //     middle of it) is an error and is never committed: the next run fetches
 //     the message again (fetch.go, readMessage). So is a body larger than
 //     the server's RFC822.SIZE allows (see Hostile servers). One committer
-//     hands each batch to the store's door (index.Store.Deliver), taking
-//     whatever arrived while the one before committed (a group commit: no
-//     timer holds a message back; up to BatchSize). The door makes the
-//     batch durable (an fsync per file, their writeback started as each was
-//     closed), renames the files
+//     hands each batch to the store's door (index.Store.Deliver): BatchSize
+//     messages, or fewer when 250 ms passed since the first, or when no
+//     FETCH of bodies is left running. The door makes the batch durable
+//     (maildir.Syncer: syncfs for a full batch, else an fsync per file),
+//     renames the files
 //     into cur/ (`<key>,U=<uid>:2,<flags>`), or, unread (no \Seen), into
 //     new/ (`<key>,U=<uid>`, see maildir.Dir.Commit; a mail reader's move
 //     to cur/ is then a flag change like any rename), syncs the directories, and only

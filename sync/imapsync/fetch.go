@@ -58,6 +58,8 @@ func (w *worker) fetchSome(ctx context.Context, j *folderJob, uids []uint32) (re
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	}
+	w.s.commit.fetchStarted()
+	defer w.s.commit.fetchDone()
 	cmd := w.c.Fetch(imap.UIDSetNum(set...), opts)
 	got := map[uint32]bool{}
 	for {
