@@ -1,0 +1,50 @@
+package imapsync_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/maildir"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+// TestCommitWhenFetchesEnd: a few new messages are committed as soon as
+// their FETCH is over, while their folder's job goes on (having pushed a
+// flag change, it asks the server what changed meanwhile), not when a
+// batch timer runs out or the run ends: the "committing" line comes
+// before the folder's "planned".
+func TestCommitWhenFetchesEnd(t *testing.T) {
+	e := newEnv(t)
+	msgs := corpus.Generate(21, 35, corpus.Options{Folders: []string{"INBOX"}})
+	e.d.Seed(t, testenv.DefaultUser.Name, msgs[:30])
+	e.sync()
+	e.d.Seed(t, testenv.DefaultUser.Name, msgs[30:])
+	x := e.entries("INBOX")[0]
+	if _, err := e.dir("INBOX").SetFlags(x, x.Flags^maildir.FlagFlagged); err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	e.opts = func(o *imapsync.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	res, _ := e.sync()
+	if tot := res.Totals(); tot.New != 5 || tot.FlagsPushed != 1 {
+		t.Fatalf("the run did %+v; want 5 new and 1 flag change pushed", tot)
+	}
+	var order []string
+	for _, l := range strings.Split(log.String(), "\n") {
+		switch {
+		case strings.Contains(l, "msg=committing"):
+			order = append(order, "committing")
+		case strings.Contains(l, "msg=planned") && strings.Contains(l, "folder=INBOX"):
+			order = append(order, "planned")
+		}
+	}
+	if len(order) != 2 || order[0] != "committing" {
+		t.Errorf("log order %v; want the commit before the folder's plan ends", order)
+	}
+	e.compare()
+}
