@@ -25,9 +25,9 @@ import (
 // BenchmarkIncremental is the incremental phase of the peer comparison
 // (go run ./internal/bench twoway) in-process, for profiling: an account of
 // POSTFACH_BENCH_MESSAGES (default 10,000) messages over four folders,
-// mirrored once; then per iteration 100 \Seen toggles and 100 new messages
-// on the server, 100 S toggles (renames in cur/) and 100 new files in the
-// Maildir, and one timed sync. It reports the CPU time of this process and
+// mirrored once; then per iteration POSTFACH_BENCH_CHANGES (default 100)
+// \Seen toggles and as many new messages on the server, as many S toggles
+// (renames in cur/) and new files in the Maildir, and one timed sync. It reports the CPU time of this process and
 // of Dovecot per sync too. POSTFACH_BENCH_CONNECTIONS sets the connections,
 // POSTFACH_BENCH_TRACE=FILE writes the protocol of the syncs to FILE, and
 // POSTFACH_BENCH_REAL=1 gives the corpus the size mix of real mail
@@ -37,7 +37,7 @@ import (
 //	go tool pprof -tagfocus phase=incremental cpu.out
 func BenchmarkIncremental(b *testing.B) {
 	n := envInt("POSTFACH_BENCH_MESSAGES", 10000)
-	const changes = 100
+	changes := envInt("POSTFACH_BENCH_CHANGES", 100)
 	e := newEnv(b)
 	var trace *os.File
 	if p := os.Getenv("POSTFACH_BENCH_TRACE"); p != "" {
