@@ -163,8 +163,9 @@ func (s *Store) Enqueue(ctx context.Context, account string, env Envelope, r io.
 	if _, err := io.Copy(dlv, r); err != nil {
 		return nil, fmt.Errorf("index: enqueue: %w", err)
 	}
-	// One message: an fsync of its file on the descriptor it was
-	// written through, before Close (s.file then skips it).
+	// One message: an fsync of its file (on the descriptor it was
+	// written through), not the syncfs of a batch, which would write
+	// back every dirty page of the file system (s.file then skips it).
 	if err := d.DeliverSync(dlv); err != nil {
 		return nil, err
 	}

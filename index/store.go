@@ -89,8 +89,7 @@
 //     rows and the caller's extra rows (POP3 UIDLs). Files not renamed
 //     when it fails are removed; files renamed stay for the next scan.
 //     Enqueue runs the same sequence (Store.file, written once; its one
-//     file fsynced on the descriptor it was written through,
-//     maildir.Dir.DeliverSync) for a
+//     file fsynced alone, maildir.Dir.DeliverSync, not by syncfs) for a
 //     message queued in the outbox: its file in
 //     <root>/.postfach/outbox/cur/, then its rows.
 //   - FileMessages and IndexFile build the row of a file found on disk

@@ -8,9 +8,9 @@ import (
 
 // TestDeliverSyncBeforeClose: a delivery fsynced on its own descriptor
 // before Close (DeliverSync, as Enqueue does for its one file) is durable
-// as it is, and a Syncer's Sync leaves it alone (no second fsync); anything
-// written after it, or the CR Close still owes, makes it a delivery to sync
-// again.
+// as it is, and a Syncer's Sync leaves it alone (no syncfs of the whole
+// file system for it); anything written after it, or the CR Close still
+// owes, makes it a delivery to sync again.
 func TestDeliverSyncBeforeClose(t *testing.T) {
 	root := t.TempDir()
 	d, err := Open(filepath.Join(root, "INBOX"))

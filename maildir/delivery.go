@@ -307,11 +307,13 @@ func (w *Delivery) syncFile() error {
 	return err
 }
 
-// DeliverSync makes the contents of w durable with one fsync of its file,
-// for a single delivery. Call it after Close (or before: it flushes) and
-// before Commit. Called before Close, it fsyncs the descriptor the
-// delivery was written through, and a Syncer's Sync then skips the
-// delivery (unless something was written after it).
+// DeliverSync makes the contents of w durable with one fsync of its file: for
+// a single delivery, where a Syncer's syncfs would be too broad (it writes
+// back every dirty page of the file system, other programs' too). Call it
+// after Close (or before: it flushes) and before Commit. Called before
+// Close, it fsyncs the descriptor the delivery was written through, which
+// hears of every writeback error of the file, and a Syncer's Sync then
+// skips the delivery (unless something was written after it).
 func (d *Dir) DeliverSync(w *Delivery) error {
 	if w.done {
 		return errors.New("maildir: sync: delivery already committed or aborted")
