@@ -29,8 +29,8 @@ const batchDelay = 250 * time.Millisecond
 // fetchStarted and fetchDone bracket a FETCH of bodies. When no FETCH is
 // left, nothing more is on its way for a while: the committer commits what
 // it holds at once instead of waiting for batchDelay (an incremental run's
-// few downloads are then durable while its folders go on with their
-// uploads, not at its end). A stream of FETCHes keeps batches full.
+// few downloads are then durable while the rest of its work goes on, not
+// at its end). A stream of FETCHes keeps batches full.
 func (c *committer) fetchStarted() { c.fetching.Add(1) }
 
 func (c *committer) fetchDone() {

@@ -90,12 +90,12 @@
 //     hands each batch to the store's door (index.Store.Deliver): BatchSize
 //     messages, or fewer when 250 ms passed since the first, or when no
 //     FETCH of bodies is left running. The door makes the batch durable
-//     (maildir.Syncer: syncfs for a full batch, else an fsync per file),
-//     renames the files
-//     into cur/ (`<key>,U=<uid>:2,<flags>`), or, unread (no \Seen), into
-//     new/ (`<key>,U=<uid>`, see maildir.Dir.Commit; a mail reader's move
-//     to cur/ is then a flag change like any rename), syncs the directories, and only
-//     then commits the batch's rows in one transaction.
+//     (maildir.Syncer: one syncfs for 128 files or more, else an fsync
+//     per file), renames the files into cur/ (`<key>,U=<uid>:2,<flags>`)
+//     or, unread (no \Seen), into new/ (`<key>,U=<uid>`, see
+//     maildir.Dir.Commit; a mail reader's move to cur/ is then a flag
+//     change like any rename), syncs the directories, and only then
+//     commits the batch's rows in one transaction.
 //  6. When every chunk of a folder is committed, its UIDNEXT and
 //     HIGHESTMODSEQ are recorded.
 //
