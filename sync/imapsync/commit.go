@@ -45,7 +45,13 @@ func (c *committer) fetchDone() {
 func (c *committer) run(ctx context.Context) {
 	batch := make([]*delivered, 0, c.s.opts.BatchSize)
 	var timer <-chan time.Time
-	add := func(d *delivered) {
+	// take adds a message from c.in to the batch (committing a full one);
+	// at the end of c.in it commits the rest and says to stop.
+	take := func(d *delivered, ok bool) bool {
+		if !ok {
+			c.flush(batch)
+			return false
+		}
 		batch = append(batch, d)
 		if len(batch) == 1 {
 			timer = time.After(batchDelay)
@@ -54,29 +60,25 @@ func (c *committer) run(ctx context.Context) {
 			c.flush(batch)
 			batch, timer = batch[:0], nil
 		}
+		return true
 	}
 	for {
 		select {
 		case d, ok := <-c.in:
-			if !ok {
-				c.flush(batch)
+			if !take(d, ok) {
 				return
 			}
-			add(d)
 		case <-c.idle:
 			// What the last FETCH handed over before it ended is in
 			// c.in already.
-		drain:
-			for {
+			for queued := true; queued; {
 				select {
 				case d, ok := <-c.in:
-					if !ok {
-						c.flush(batch)
+					if !take(d, ok) {
 						return
 					}
-					add(d)
 				default:
-					break drain
+					queued = false
 				}
 			}
 			if c.fetching.Load() == 0 && len(batch) > 0 {
