@@ -23,31 +23,8 @@ func TestRowImageCatchUp(t *testing.T) {
 	for i := 1; i <= 12; i++ {
 		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
 	}
-	var other *index.Folder
-	write := func(fn func(tx *index.Tx) error) {
-		t.Helper()
-		if err := fs.st.Write(ctx, fn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(func(tx *index.Tx) error {
-		rel, err := index.FolderPath("acct", "Archive")
-		if err == nil {
-			other, err = tx.EnsureFolder(fs.f.Account, "Archive", rel)
-		}
-		return err
-	})
-	rows := func(f index.FolderID) []index.FileRow {
-		var rs []index.FileRow
-		if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
-			var err error
-			rs, err = tx.FileRowList(f)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return rs
-	}
+	other := fs.folder("Archive")
+	write, rows := fs.write, fs.rows
 	image := func() *index.RowImage {
 		var im *index.RowImage
 		if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
@@ -59,22 +36,11 @@ func TestRowImageCatchUp(t *testing.T) {
 		}
 		return im
 	}
-	var b index.RowImageBuilder
-	var modseq uint64
-	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
-		rs, err := tx.FileRowList(fs.f.ID)
-		b.Add(rs)
-		if err == nil {
-			modseq, err = tx.LocalModSeq(fs.f.ID)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	first := fs.image(fs.f.ID)
 	if image() != nil {
 		t.Fatal("an image before any was recorded")
 	}
-	if err := fs.st.SetRowImage(ctx, fs.f.ID, b.Image(modseq)); err != nil {
+	if err := fs.st.SetRowImage(ctx, fs.f.ID, first); err != nil {
 		t.Fatal(err)
 	}
 	if im := image(); im == nil || im.Len() != 12 || im.CaughtUp != 0 {
@@ -159,29 +125,9 @@ func TestRowImageFlagsOfMovedRow(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
 	}
-	write := func(fn func(tx *index.Tx) error) {
-		t.Helper()
-		if err := fs.st.Write(ctx, fn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var other *index.Folder
-	write(func(tx *index.Tx) error {
-		rel, err := index.FolderPath("acct", "Archive")
-		if err == nil {
-			other, err = tx.EnsureFolder(fs.f.Account, "Archive", rel)
-		}
-		return err
-	})
-	var rs []index.FileRow
-	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		rs, err = tx.FileRowList(fs.f.ID)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	r := rs[0]
+	write := fs.write
+	other := fs.folder("Archive")
+	r := fs.rows(fs.f.ID)[0]
 	write(func(tx *index.Tx) error { return tx.MoveMessage(r.ID, other.ID, 0, r.File, maildir.FlagSeen) })
 	// The other folder's MODSEQ well past the first's.
 	for range 20 {
@@ -189,19 +135,7 @@ func TestRowImageFlagsOfMovedRow(t *testing.T) {
 	}
 	record := func() {
 		t.Helper()
-		var b index.RowImageBuilder
-		var modseq uint64
-		if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
-			rs, err := tx.FileRowList(other.ID)
-			b.Add(rs)
-			if err == nil {
-				modseq, err = tx.LocalModSeq(other.ID)
-			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := fs.st.SetRowImage(ctx, other.ID, b.Image(modseq)); err != nil {
+		if err := fs.st.SetRowImage(ctx, other.ID, fs.image(other.ID)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -247,19 +181,8 @@ func TestRowImageOfRecreatedFolder(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), maildir.FlagSeen, nil, time.Time{})
 	}
-	var b index.RowImageBuilder
-	var modseq uint64
-	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
-		rs, err := tx.FileRowList(fs.f.ID)
-		b.Add(rs)
-		if err == nil {
-			modseq, err = tx.LocalModSeq(fs.f.ID)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	stale := b.Image(modseq)
+	stale := fs.image(fs.f.ID)
+	modseq := stale.ModSeq
 	// Meanwhile another writer removes the folder and creates it again.
 	var again index.FolderID
 	if err := fs.st.Write(ctx, func(tx *index.Tx) error {

@@ -66,20 +66,8 @@ func TestFolderCounts(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		fs.add(fmt.Sprint(i), fmt.Appendf(nil, "Subject: %d\n\nx\n", i), 0, nil, time.Time{})
 	}
-	var other *index.Folder
-	write := func(fn func(tx *index.Tx) error) {
-		t.Helper()
-		if err := fs.st.Write(ctx, fn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(func(tx *index.Tx) error {
-		rel, err := index.FolderPath("acct", "Archive")
-		if err == nil {
-			other, err = tx.EnsureFolder(fs.f.Account, "Archive", rel)
-		}
-		return err
-	})
+	other := fs.folder("Archive")
+	write := fs.write
 	check := func(when string) {
 		t.Helper()
 		for _, f := range []*index.Folder{fs.f, other} {
@@ -112,14 +100,7 @@ func TestFolderCounts(t *testing.T) {
 		}
 	}
 	check("added")
-	var rs []index.FileRow
-	if err := fs.st.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		rs, err = tx.FileRowList(fs.f.ID)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	rs := fs.rows(fs.f.ID)
 	write(func(tx *index.Tx) error {
 		for i, r := range rs[:8] {
 			if err := tx.SetUID(r.ID, uint32(100+i), 10); err != nil {
