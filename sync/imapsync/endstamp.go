@@ -154,12 +154,17 @@ func (e *endStamps) watch(f index.FolderID, d *maildir.Dir) (dirs maildir.Stamp,
 	if err != nil {
 		return dirs, false
 	}
+	return dirs, watchDirs(w, f, d) == nil
+}
+
+// watchDirs adds the folder's cur/ and new/ to w.
+func watchDirs(w dirWatch, f index.FolderID, d *maildir.Dir) error {
 	for _, sub := range [...]string{"cur", "new"} {
 		if err := w.add(f, sub, filepath.Join(d.Path, sub)); err != nil {
-			return dirs, false
+			return err
 		}
 	}
-	return dirs, true
+	return nil
 }
 
 // vouched records a folder whose recorded stamp vouched for its listing,
@@ -188,16 +193,9 @@ func (e *endStamps) arm(f index.FolderID) {
 		endStampHook("arm")
 	}
 	keep := false
-	if w := e.watcher(); w != nil {
-		keep = true
-		for _, sub := range [...]string{"cur", "new"} {
-			if err := w.add(f, sub, filepath.Join(c.dir.Path, sub)); err != nil {
-				keep = false
-			}
-		}
-		if st, err := c.dir.Stamp(); err != nil || st != c.at {
-			keep = false
-		}
+	if w := e.watcher(); w != nil && watchDirs(w, f, c.dir) == nil {
+		st, err := c.dir.Stamp()
+		keep = err == nil && st == c.at
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
