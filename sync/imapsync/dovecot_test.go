@@ -2,6 +2,7 @@ package imapsync_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -75,6 +76,9 @@ func (e *env) trySync(force bool) (*imapsync.Result, int64, error) {
 	}
 	if e.opts != nil {
 		e.opts(&o)
+	}
+	if os.Getenv("POSTFACH_TEST_LOG") == "1" { // the runs' debug log on stderr
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	res, err := imapsync.Sync(context.Background(), o)
 	return res, traffic.n.Load(), err

@@ -67,13 +67,27 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	if err := p.deletions(ctx, o); err != nil {
 		return err
 	}
-	if err := w.apply(ctx, p); err != nil {
+	// Expunges first: the uploads after them, the last change this run
+	// makes upstream is one a FETCH shows, so the state the refresh below
+	// proves is the server's own (an expunge's MODSEQ has no message to
+	// show it), and the next run can skip the folder.
+	if err := w.expungeRemote(ctx, j, p.localGone); err != nil {
 		return err
 	}
+	// The uploads go on the run's uploader connection while this one
+	// carries out the rest: flag changes, local deletions, downloads.
+	up := w.startUploads(ctx, p)
+	err = w.apply(ctx, p)
 	// New messages: every server UID without a local row, in chunks any
 	// worker can take. They are queued before the refresh below, so the
 	// downloads start while this worker re-reads the folder.
-	if err := w.queueNew(ctx, p, p.present); err != nil {
+	if err == nil {
+		err = w.queueNew(ctx, p, p.present)
+	}
+	if uerr := up.wait(p); err == nil {
+		err = uerr
+	}
+	if err != nil {
 		return err
 	}
 	refreshed, err := w.refreshAfterPush(ctx, j, p.sel, p.condstore, p.local, p.present)
@@ -307,13 +321,10 @@ func (p *msgPlan) deletions(ctx context.Context, o *Options) error {
 	return nil
 }
 
-// apply carries out the plan's flag changes, deletions and uploads.
+// apply carries out the plan's flag changes and local deletions.
 func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 	o, j := &w.s.opts, p.j
 	if err := w.syncFlags(ctx, j, p.local, p.server); err != nil {
-		return err
-	}
-	if err := w.expungeRemote(ctx, j, p.localGone); err != nil {
 		return err
 	}
 	forget, err := finishArchived(ctx, o, j, p.present, p.refetch)
@@ -342,18 +353,22 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 		j.update(func(r *FolderResult) { r.Expunged += len(p.serverGone) })
 		j.recordRows(OpDeleteLocal, p.serverGone)
 	}
-	if !o.push() {
-		return nil
+	return nil
+}
+
+// fresh returns the local messages to upload: the rows without a UID,
+// but those a queued move names (moved upstream, never uploaded: open
+// here only in a dry run, for what it would move, or when made during
+// this run, and the next one moves them; see intents.go) and those over
+// Options.MaxSize.
+func (w *worker) fresh(ctx context.Context, p *msgPlan) ([]*index.Message, error) {
+	o, j := &w.s.opts, p.j
+	if !o.push() || !slices.ContainsFunc(p.rec.rows, func(m *index.Message) bool { return m.UID == 0 }) {
+		return nil, nil
 	}
-	// Rows a queued move names are moved upstream, never uploaded: open
-	// here only in a dry run (what it would move) or when made during
-	// this run (the next one moves them). See intents.go.
-	var moving map[index.MessageID]bool
-	if slices.ContainsFunc(p.rec.rows, func(m *index.Message) bool { return m.UID == 0 }) {
-		var err error
-		if moving, err = openMoveRows(ctx, o.Index, j.f.Account); err != nil {
-			return err
-		}
+	moving, err := openMoveRows(ctx, o.Index, j.f.Account)
+	if err != nil {
+		return nil, err
 	}
 	var fresh []*index.Message
 	for _, m := range p.rec.rows {
@@ -369,15 +384,7 @@ func (w *worker) apply(ctx context.Context, p *msgPlan) error {
 			fresh = append(fresh, m)
 		}
 	}
-	if err := w.appendNew(ctx, j, fresh); err != nil {
-		return err
-	}
-	for _, m := range fresh {
-		if m.UID != 0 {
-			p.local.m[m.UID] = m
-		}
-	}
-	return nil
+	return fresh, nil
 }
 
 // queueNew downloads (or in a dry run counts) the server messages among

@@ -15,11 +15,72 @@ import (
 	"github.com/postfach/postfach/sync/imapconn"
 )
 
-// appendNew uploads local messages the server does not have. Each APPEND is
-// written ahead into the journal (with the folder's UIDNEXT before it), so
-// that after a crash recoverAppends can find the copy on the server instead
-// of uploading it twice.
-func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Message) error {
+// pendingUploads is a folder's uploads under way (startUploads).
+type pendingUploads struct {
+	rows []*index.Message
+	done <-chan error // the uploads' outcome; errNoUploader: not tried
+	// own uploads on the worker's connection, one APPEND each: the
+	// uploads if there is no uploader (the connection is the worker's
+	// until wait).
+	own func() error
+}
+
+// wait waits for the uploads to be over and enters those the server
+// took into the plan's rows by UID.
+func (u pendingUploads) wait(p *msgPlan) error {
+	err := <-u.done
+	if err == errNoUploader {
+		err = u.own()
+	}
+	for _, m := range u.rows {
+		if m.UID != 0 {
+			p.local.m[m.UID] = m
+		}
+	}
+	return err
+}
+
+// startUploads starts uploading the plan's new local messages (fresh)
+// on the run's uploader, beside what the worker does meanwhile on its
+// own connection (flags, deletions, downloads: they touch other
+// messages). Without an uploader they wait for wait, which sends them
+// on the worker's connection. A dry run records them at once.
+func (w *worker) startUploads(ctx context.Context, p *msgPlan) pendingUploads {
+	j := p.j
+	done := make(chan error, 1)
+	rows, err := w.fresh(ctx, p)
+	counted := make(map[*index.Message]bool, len(p.rec.added)) // see uploadSize
+	for _, m := range p.rec.added {
+		counted[m] = true
+	}
+	u := pendingUploads{rows: rows, done: done, own: func() error { return w.appendNew(ctx, j, rows, counted, nil) }}
+	switch {
+	case err != nil:
+		done <- err
+	case len(rows) == 0 || w.s.opts.DryRun:
+		done <- u.own()
+	default:
+		go func() {
+			up := w.s.up.Get(ctx, w.c)
+			if up == nil {
+				done <- errNoUploader
+				return
+			}
+			done <- w.appendNew(ctx, j, rows, counted, up)
+		}()
+	}
+	return u
+}
+
+// errNoUploader: startUploads found no uploader (LazyUploader.Get).
+var errNoUploader = errors.New("no uploader")
+
+// appendNew uploads local messages the server does not have, on up (the
+// run's uploader), or, if nil, one APPEND each on the worker's
+// connection. Each APPEND is written ahead into the journal (with the
+// folder's UIDNEXT before it), so that after a crash recoverAppends can
+// find the copy on the server instead of uploading it twice.
+func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Message, counted map[*index.Message]bool, up *imapconn.Uploader) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -53,7 +114,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 		if !ok {
 			continue
 		}
-		size, err := crlfSize(o.Index, j.f, m)
+		size, err := uploadSize(j, m, e, counted[m])
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // deleted meanwhile; the next run sees it gone
@@ -69,7 +130,7 @@ func (w *worker) appendNew(ctx context.Context, j *folderJob, rows []*index.Mess
 	// Results are recorded in one transaction at the end; a crash before it
 	// leaves intents that the next run resolves by content (recoverAppends).
 	var done, refused []*upload
-	if up := w.s.up.Get(ctx, w.c); up != nil {
+	if up != nil {
 		done, refused, err = w.multiAppend(ctx, j, up, ups)
 	} else {
 		done, refused, err = w.appendEach(j, ups)
@@ -150,6 +211,25 @@ func (u *upload) send(w io.Writer) error {
 		return fmt.Errorf("%s/%s: %w", u.f.Name, u.m.File, err)
 	}
 	return nil
+}
+
+// uploadSize returns the size of m's APPEND literal: its file with CRLF
+// line ends (e: its file). counted: m's row was made from its file by this run
+// (reconcile), which counted that size then (index.FileMessages, as
+// RFC822Size), and the file is not read again if it has the size it had
+// (a Maildir file is not rewritten in place; one that is fails its
+// upload, maildir.ErrSizeChanged, and is counted anew by the next run).
+func uploadSize(j *folderJob, m *index.Message, e maildir.Entry, counted bool) (int64, error) {
+	if counted && m.RFC822Size > 0 {
+		fi, err := os.Stat(j.dir.FilePath(e))
+		if err != nil {
+			return 0, err
+		}
+		if fi.Size() == m.Size {
+			return m.RFC822Size, nil
+		}
+	}
+	return crlfSize(j.s.opts.Index, j.f, m)
 }
 
 // crlfSize returns the size of message m of folder f with CRLF line ends:
