@@ -14,3 +14,7 @@ var OutboxPassQueries = map[string]string{
 	"followups": outboxSelect(whereOutboxFollowups),
 	"waiting":   sqlOutboxWaiting,
 }
+
+// FileRowsQuery is the query FileRowsByKey ("key") and FileRowsByID ("id")
+// make for n values.
+var FileRowsQuery = fileRowsQuery

@@ -104,7 +104,7 @@ func fileRowsIn[V any](tx *ReadTx, folder FolderID, col string, vals []V, fn fun
 		for i := range n {
 			args = append(args, chunk[min(i, len(chunk)-1)])
 		}
-		rows, err := tx.query(`SELECT id, uid, key, file FROM messages WHERE folder_id=? AND `+col+` IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		rows, err := tx.query(fileRowsQuery(col, n), args...)
 		if err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
@@ -123,6 +123,20 @@ func fileRowsIn[V any](tx *ReadTx, folder FolderID, col string, vals []V, fn fun
 		}
 	}
 	return nil
+}
+
+// fileRowsQuery is fileRowsIn's query for n values of col. By key the
+// (folder_id, key) index finds each row; by id the rowid does, and the
+// folder is only checked ("+folder_id": not a condition the planner may
+// take an index for, else it takes messages_folder_files and reads the
+// whole folder's entries: at 40,000 rows 2 ms, where the rowid lookups
+// take a few µs each).
+func fileRowsQuery(col string, n int) string {
+	folder := "folder_id=?"
+	if col == "id" {
+		folder = "+folder_id=?"
+	}
+	return `SELECT id, uid, key, file FROM messages WHERE ` + folder + ` AND ` + col + ` IN (?` + strings.Repeat(",?", n-1) + `)`
 }
 
 // byKeyChunk is how many values one query of fileRowsIn looks up.
