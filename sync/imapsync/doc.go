@@ -78,7 +78,12 @@
 //     what changed upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH
 //     for expunges, or one FETCH of UID/FLAGS/RFC822.SIZE of the whole
 //     folder on a first run, after a lost index or a UIDVALIDITY change);
-//     then merge and apply, below.
+//     then merge and apply, below: local deletions are expunged upstream
+//     first, then the new local messages go up on the uploader while the
+//     folder's own connection applies the flag changes, the server's
+//     deletions and the downloads (expunges first: the state the refresh
+//     after a push proves is the server's own only when its last change
+//     is one a FETCH shows).
 //  5. New server messages are fetched: a few by the folder's own worker, in
 //     the folder it has selected; more in chunks that any worker may take.
 //     Bodies stream from the socket into tmp/ (CRLF turned into LF, hashed on

@@ -49,9 +49,14 @@ func (w *worker) startUploads(ctx context.Context, p *msgPlan) pendingUploads {
 	j := p.j
 	done := make(chan error, 1)
 	rows, err := w.fresh(ctx, p)
-	counted := make(map[*index.Message]bool, len(p.rec.added)) // see uploadSize
-	for _, m := range p.rec.added {
-		counted[m] = true
+	var counted map[*index.Message]bool // see uploadSize
+	if len(rows) > 0 {
+		counted = map[*index.Message]bool{}
+		for _, m := range p.rec.added { // (rows of rec.rows: the same pointers)
+			if m.UID == 0 {
+				counted[m] = true
+			}
+		}
 	}
 	u := pendingUploads{rows: rows, done: done, own: func() error { return w.appendNew(ctx, j, rows, counted, nil) }}
 	switch {
