@@ -150,17 +150,13 @@ func runPOP3Session(ctx context.Context, t Target, s *Session) (*Transcript, err
 		}
 		if c == nil {
 			var err error
-			if c, err = t.dialPOP3(); err != nil {
-				return nil, fmt.Errorf("clienttest: %s line %d: %w", s.Name, st.Line, err)
+			if s.NoLogin[st.Conn] {
+				c, err = t.dialPOP3()
+			} else {
+				c, err = loginPOP3(ctx, t)
 			}
-			if !s.NoLogin[st.Conn] {
-				for _, cmd := range []string{"USER " + t.User, "PASS " + t.Pass} {
-					fmt.Fprintf(c.c, "%s\r\n", cmd)
-					if l, err := c.line(); err != nil || !strings.HasPrefix(l, "+OK") {
-						c.c.Close()
-						return nil, fmt.Errorf("clienttest: %s line %d: POP3 login at %s: %q %v", s.Name, st.Line, t.POP3, l, err)
-					}
-				}
+			if err != nil {
+				return nil, fmt.Errorf("clienttest: %s line %d: %w", s.Name, st.Line, err)
 			}
 			conns[st.Conn] = c
 		}
@@ -176,6 +172,53 @@ func runPOP3Session(ctx context.Context, t Target, s *Session) (*Transcript, err
 		}
 	}
 	return tr, nil
+}
+
+// loginPOP3 dials the target's POP3 endpoint and logs in with USER and
+// PASS. A login refused with [IN-USE] is tried again for up to
+// inUseWait: a server frees the maildrop of a connection the client
+// dropped without QUIT only when it notices the drop (RFC 2449 calls
+// the code temporary), and a script's next connection may come first.
+func loginPOP3(ctx context.Context, t Target) (*pop3Conn, error) {
+	deadline := time.Now().Add(inUseWait)
+	for {
+		c, err := t.dialPOP3()
+		if err != nil {
+			return nil, err
+		}
+		l, err := c.login(t.User, t.Pass)
+		if err == nil && strings.HasPrefix(l, "+OK") {
+			return c, nil
+		}
+		c.c.Close()
+		if err != nil || !strings.HasPrefix(l, "-ERR [IN-USE]") || time.Now().After(deadline) {
+			return nil, fmt.Errorf("POP3 login at %s: %q %v", t.POP3, l, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// inUseWait bounds how long loginPOP3 waits for a maildrop in use.
+const inUseWait = 10 * time.Second
+
+// login sends USER and PASS and returns the first reply that is not
+// +OK, or PASS's.
+func (c *pop3Conn) login(user, pass string) (string, error) {
+	var l string
+	for _, cmd := range []string{"USER " + user, "PASS " + pass} {
+		if _, err := fmt.Fprintf(c.c, "%s\r\n", cmd); err != nil {
+			return "", err
+		}
+		var err error
+		if l, err = c.line(); err != nil || !strings.HasPrefix(l, "+OK") {
+			return l, err
+		}
+	}
+	return l, nil
 }
 
 // runPOP3Step sends one command and records its normalised reply.
