@@ -34,6 +34,7 @@ type globals struct {
 	verbose     bool
 	cpuProfile  string
 	memProfile  string
+	traceFile   string
 	allWarnings bool // the command prints every warning itself (config check)
 }
 
@@ -152,11 +153,11 @@ var alone = map[string]func(*globals) *cobra.Command{
 func commandName(args []string) string {
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; a {
-		case "--config", "-c", "--cpuprofile", "--memprofile":
+		case "--config", "-c", "--cpuprofile", "--memprofile", "--trace":
 			i++ // the flag's value
 		case "--verbose", "-v":
 		default:
-			if strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "--cpuprofile=") || strings.HasPrefix(a, "--memprofile=") {
+			if strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "--cpuprofile=") || strings.HasPrefix(a, "--memprofile=") || strings.HasPrefix(a, "--trace=") {
 				continue
 			}
 			return a

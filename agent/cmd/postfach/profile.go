@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,12 +20,16 @@ import (
 // it runs, to FILE.1, FILE.2, ... each time the process gets SIGUSR1: a
 // long-running `postfach run` can be asked for its heap at its peak.
 // Each also goes to FILE[.N].txt as text, with the runtime's MemStats.
+// --trace FILE writes an execution trace (go tool trace) of the command
+// from its start to its end: where the goroutines waited, and for what.
 func addProfileFlags(root *cobra.Command, g *globals) {
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to `file`")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentFlags().StringVar(&g.memProfile, "memprofile", "", "write a heap profile to `file` at the end (and to file.N on SIGUSR1)")
 	root.PersistentFlags().MarkHidden("memprofile")
-	var cpu *os.File
+	root.PersistentFlags().StringVar(&g.traceFile, "trace", "", "write an execution trace to `file`")
+	root.PersistentFlags().MarkHidden("trace")
+	var cpu, tr *os.File
 	var usr1 chan os.Signal
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if g.memProfile != "" {
@@ -38,6 +43,16 @@ func addProfileFlags(root *cobra.Command, g *globals) {
 				}
 			}()
 		}
+		if g.traceFile != "" {
+			f, err := os.Create(g.traceFile)
+			if err != nil {
+				return err
+			}
+			tr = f
+			if err := trace.Start(f); err != nil {
+				return err
+			}
+		}
 		if g.cpuProfile == "" {
 			return nil
 		}
@@ -49,6 +64,10 @@ func addProfileFlags(root *cobra.Command, g *globals) {
 		return pprof.StartCPUProfile(f)
 	}
 	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if tr != nil {
+			trace.Stop()
+			tr.Close()
+		}
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			cpu.Close()

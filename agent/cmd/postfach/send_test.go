@@ -99,6 +99,7 @@ func TestCommandName(t *testing.T) {
 		{[]string{"-c", "x.toml", "-v", "send", "a@example.org"}, true},
 		{[]string{"--config=x.toml", "--cpuprofile", "p", "send"}, true},
 		{[]string{"--verbose", "send"}, true},
+		{[]string{"--trace", "t.out", "--memprofile=m", "send"}, true},
 		{[]string{"sync", "send"}, false},
 		{[]string{"help", "send"}, false},
 		{[]string{"--config", "send"}, false},
