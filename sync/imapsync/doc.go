@@ -7,7 +7,12 @@
 //  1. LIST the account's folders (with SPECIAL-USE and, where the server has
 //     LIST-STATUS, each folder's MESSAGES/UIDNEXT/UIDVALIDITY/HIGHESTMODSEQ
 //     in the same round trip) and keep those the include/exclude patterns
-//     select (Match). Server names become local names by one mapping, both
+//     select (Match). The STATUS serves to skip folders unchanged on both
+//     sides (step 4): it is not asked when no known folder can be, every
+//     one having changed here since its stamp (vouch); it would cost the
+//     server a look into each folder, one after the other, that the
+//     folders' SELECTs then make again side by side (at 100,000 messages,
+//     a quarter of a second of Dovecot's time before any folder starts). Server names become local names by one mapping, both
 //     ways (FolderNames): the personal namespace prefix ("INBOX." on many
 //     hosting providers' servers) dropped, the delimiter made '/', then
 //     folder_map; the prefix in use is the account's, recorded in

@@ -18,20 +18,20 @@ type remoteFolder struct {
 	Local      string // local name: '/'-separated, INBOX normalized, folder_map applied
 	Delim      rune   // the server's hierarchy delimiter (0: flat)
 	SpecialUse string
-	Status     *imap.StatusData // nil when the server has no LIST-STATUS
+	Status     *imap.StatusData // nil when the server has no LIST-STATUS, or it was not asked
 }
 
 // listFolders LISTs the account: every selectable server folder, with its
-// status when the server can return it in the same command, and the
+// status when withStatus and the server can return it in the same command, and the
 // server's hierarchy delimiter (0: flat, or no folder told it). Local names
 // are given by selectFolders.
-func listFolders(c *imapclient.Client) (all []remoteFolder, delim rune, err error) {
+func listFolders(c *imapclient.Client, withStatus bool) (all []remoteFolder, delim rune, err error) {
 	opts := &imap.ListOptions{}
 	caps := c.Caps()
 	if caps.Has(imap.CapSpecialUse) {
 		opts.ReturnSpecialUse = true
 	}
-	if caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2) {
+	if withStatus && (caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2)) {
 		opts.ReturnStatus = statusOptions(c)
 	}
 	list, err := c.List("", "*", opts).Collect()

@@ -24,6 +24,7 @@ type folderJob struct {
 	f     *index.Folder // state before this run
 	dir   *maildir.Dir  // index.Store.Dir of f; prepare creates it
 	dirUV uint32        // the Maildir's recorded UIDVALIDITY at the start
+	rows  int           // the index's rows of f, when the LIST has no STATUS (size)
 
 	// Server state seen at SELECT (or LIST-STATUS); recorded when done.
 	uidValidity   uint32
@@ -36,11 +37,13 @@ type folderJob struct {
 	refused     []error // messages not stored (refuse)
 }
 
+// size is the folder's message count, for the order the jobs start in:
+// the server's, from the LIST, else the rows the index holds.
 func (j *folderJob) size() int {
 	if j.rf.Status != nil && j.rf.Status.NumMessages != nil {
 		return int(*j.rf.Status.NumMessages)
 	}
-	return 0
+	return j.rows
 }
 
 func (j *folderJob) fail(err error) {

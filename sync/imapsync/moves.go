@@ -195,43 +195,65 @@ const scanParallel = 2
 const rowChunk = 2000
 
 // scanFolder reads the folder's listing and compares it with its rows into
-// the scan cache (diffRows), unless the folder's recorded stamp vouches
-// that they are still as a run found them equal (index.FolderStamp,
-// maildir.Stamp): then the cache gets a clean scan without them, and the
-// folder's plan, if it needs them, reads them itself. A listing found
-// equal to its rows between two equal stamps, not racy, records that
-// stamp (not in a dry run). A listing that cannot be read is left out
-// (its plan reports it).
+// the scan cache (scanListing), unless the folder's recorded stamp vouches
+// that they are still as a run found them equal (vouch).
 func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
+	if vouched, _, err := s.vouch(ctx, f); err != nil || vouched {
+		return err
+	}
+	return s.scanListing(ctx, f)
+}
+
+// vouch reports whether the folder's recorded stamp vouches that its
+// listing and rows are still as a run found them equal
+// (index.FolderStamp, maildir.Stamp): then the scan cache gets a clean
+// scan without them, and the folder's plan, if it needs them, reads them
+// itself. If not, changed says whether the folder changed since a stamp
+// was recorded (it differs, or is too recent to vouch for anything: Racy)
+// rather than having none (a folder never found equal to its rows, or
+// one whose stamps cannot be read).
+func (s *syncer) vouch(ctx context.Context, f *index.Folder) (vouched, changed bool, err error) {
+	o := &s.opts
+	d, err := o.Index.Dir(*f)
+	if err != nil {
+		return false, false, err
+	}
+	before, err := d.Stamp()
+	if err != nil {
+		return false, false, nil
+	}
+	if before.Racy(time.Now()) {
+		return false, true, nil
+	}
+	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		recorded, now, err := tx.FolderStamp(f.ID)
+		now.Dir = before.String()
+		vouched = err == nil && recorded == now.String()
+		changed = err == nil && recorded != "" && !vouched
+		return err
+	}); err != nil {
+		return false, false, err
+	}
+	if vouched {
+		s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
+		s.ends.vouched(f.ID, d, before) // watched if its job runs
+	}
+	return vouched, changed, nil
+}
+
+// scanListing reads the folder's listing and compares it with its rows
+// into the scan cache (diffRows). A listing found equal to its rows
+// between two equal stamps, not racy, records that stamp (not in a dry
+// run). A listing that cannot be read is left out (its plan reports it).
+func (s *syncer) scanListing(ctx context.Context, f *index.Folder) error {
 	o := &s.opts
 	d, err := o.Index.Dir(*f)
 	if err != nil {
 		return err
 	}
-	before, serr := d.Stamp()
-	stamp := func(tx *index.ReadTx) (recorded string, now index.FolderStamp, err error) {
-		recorded, now, err = tx.FolderStamp(f.ID)
-		now.Dir = before.String()
-		return recorded, now, err
-	}
-	if serr == nil && !before.Racy(time.Now()) {
-		vouched := false
-		if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-			recorded, now, err := stamp(tx)
-			vouched = err == nil && recorded == now.String()
-			return err
-		}); err != nil {
-			return err
-		}
-		if vouched {
-			s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
-			s.ends.vouched(f.ID, d, before) // watched if its job runs
-			return nil
-		}
-	}
 	// Watched before the listing and the stamp it goes with: see endStamps.
 	watchedDirs, watched := s.ends.watch(f.ID, d)
-	before, serr = d.Stamp()
+	before, serr := d.Stamp()
 	watched = watched && serr == nil && watchedDirs.SameDirs(before)
 	l, err := d.List()
 	if err != nil {
@@ -243,9 +265,10 @@ func (s *syncer) scanFolder(ctx context.Context, f *index.Folder) error {
 	var now index.FolderStamp
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
-		if _, now, err = stamp(tx); err != nil {
+		if _, now, err = tx.FolderStamp(f.ID); err != nil {
 			return err
 		}
+		now.Dir = before.String()
 		diff, image, unique, err = diffRows(tx, f.ID, now.Rows, l)
 		return err
 	}); err != nil {
@@ -332,19 +355,51 @@ func diffRows(tx *index.ReadTx, folder index.FolderID, rows int, l maildir.Listi
 var rowsReadHook func()
 
 // prescan reads, while the connection is being set up, the folders the
-// index knows (see scanFolders).
-func (s *syncer) prescan(ctx context.Context, acct index.AccountID) error {
+// index knows (see scanFolders): first whether their stamps vouch for
+// them (vouch), which it tells looked before it reads the listings of
+// the others.
+func (s *syncer) prescan(ctx context.Context, acct index.AccountID, looked chan<- localLook) error {
 	var known []*index.Folder
 	if err := s.opts.Index.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
 		known, err = tx.Folders(acct)
 		return err
 	}); err != nil {
+		looked <- localLook{}
 		return err
 	}
 	known = slices.DeleteFunc(known, func(f *index.Folder) bool { return f.UIDValidity == 0 })
-	return s.scanFolders(ctx, s.onlyFolders(known))
+	known = s.onlyFolders(known)
+	changed := make([]bool, len(known))
+	errs := make([]error, len(known))
+	parallel(len(known), scanParallel, func(i int) {
+		if s.scans.peek(known[i].ID) == nil {
+			_, changed[i], errs[i] = s.vouch(ctx, known[i])
+		}
+	})
+	look := localLook{known: len(known)}
+	for _, c := range changed {
+		if c {
+			look.changed++
+		}
+	}
+	looked <- look
+	parallel(len(known), scanParallel, func(i int) {
+		if errs[i] == nil && s.scans.peek(known[i].ID) == nil {
+			errs[i] = s.scanListing(ctx, known[i])
+		}
+	})
+	return errors.Join(errs...)
 }
+
+// localLook is what prescan learnt of the known folders before reading
+// any listing: how many there are, and of those how many changed here
+// since their stamps were recorded (see vouch).
+type localLook struct{ known, changed int }
+
+// allChanged: every known folder will be planned whatever the server
+// says, so none needs its STATUS (see folderLevel).
+func (l localLook) allChanged() bool { return l.known > 0 && l.changed == l.known }
 
 func (s *syncer) moveOne(ctx context.Context, c *imapclient.Client, cand moveCand, e maildir.Entry, to *index.Folder, remoteOf map[string]string) error {
 	o := &s.opts

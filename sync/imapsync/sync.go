@@ -223,8 +223,9 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	start := time.Now()
 	localChanges := o.Index.LocalChanges()
 	prescanned := make(chan error, 1)
+	looked := make(chan localLook, 1)
 	go func() {
-		err := s.prescan(ctx, acct)
+		err := s.prescan(ctx, acct, looked)
 		log.Debug("read the Maildir and the index", "took", time.Since(start).Round(time.Millisecond))
 		prescanned <- err
 	}()
@@ -254,7 +255,14 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		s.releaseTurn = o.Index.SyncTurn(acct)
 	}
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
-	allFolders, delim, err := listFolders(first)
+	// Each folder's STATUS in the LIST serves to skip the folders
+	// unchanged on both sides. When the stamps vouch for no known folder,
+	// none can be skipped, and the STATUS would only cost the server a
+	// look into every folder (a rescan of each changed Maildir, for
+	// Dovecot), one after the other, before the folders' own SELECTs do
+	// it again, side by side.
+	look := <-looked
+	allFolders, delim, err := listFolders(first, !look.allChanged())
 	var ns *nsChoice
 	if err != nil {
 		err = fmt.Errorf("LIST: %w", err)
@@ -268,12 +276,16 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	}
 	s.names = ns.names
 	folders := selectFolders(allFolders, o.Folders, ns.old)
-	log.Debug("listed", "folders", len(folders), "took", time.Since(start).Round(time.Millisecond))
+	log.Debug("listed", "folders", len(folders), "status", !look.allChanged(), "took", time.Since(start).Round(time.Millisecond))
 	// Folders the LIST shows changed upstream will each need a connection:
 	// dial the others now, while the Maildir is read, not when the first
 	// plans start. (Under the names the local folders have: a change of
 	// the namespace prefix costs a dial too many at most.)
-	s.predial(ctx, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
+	if look.allChanged() {
+		s.predial(ctx, len(s.onlyRemote(folders)))
+	} else {
+		s.predial(ctx, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
+	}
 	pending := false
 	if err = <-prescanned; err == nil {
 		if o.Index.LocalChanges() != localChanges {
@@ -337,6 +349,11 @@ func (s *syncer) jobs(ctx context.Context, acct index.AccountID, folders []remot
 				return err
 			}
 			j := &folderJob{rf: rf, f: f, dir: dir, res: FolderResult{Name: rf.Local}}
+			if rf.Status == nil {
+				if j.rows, _, err = tx.RowsStamp(f.ID); err != nil {
+					return err
+				}
+			}
 			if r := s.intentRes[rf.Local]; r != nil { // intents.go
 				j.res.ExpungedRemote += r.expunged
 				if !s.opts.NoActions {
