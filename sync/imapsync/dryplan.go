@@ -48,10 +48,11 @@ func (w *worker) planQueuedMoveFlags(j *folderJob, m *index.Message) {
 	j.record(Action{Op: OpFlagsServer, Key: m.Key, Flags: flagDiff(m.SyncedFlags, m.SyncedKeywords, m.Flags, m.Keywords)})
 }
 
-// selectForPlan SELECTs the folder. In a dry run, a folder the run would
-// create upstream (syncer.dryCreated) is not there to SELECT: it is
-// planned as the empty folder the real run would find, under a
-// UIDVALIDITY that neither its Maildir nor its index row carries.
+// selectForPlan SELECTs the folder, or takes the answer of a SELECT of it
+// made ahead on the worker's connection (ahead.go). In a dry run, a
+// folder the run would create upstream (syncer.dryCreated) is not there
+// to SELECT: it is planned as the empty folder the real run would find,
+// under a UIDVALIDITY that neither its Maildir nor its index row carries.
 func (w *worker) selectForPlan(j *folderJob, readOnly, condstore bool) (*imap.SelectData, error) {
 	if w.s.opts.DryRun && w.s.dryCreated[j.rf.Remote] {
 		uv := uint32(1)
@@ -59,6 +60,10 @@ func (w *worker) selectForPlan(j *folderJob, readOnly, condstore bool) (*imap.Se
 			uv++
 		}
 		return &imap.SelectData{UIDValidity: uv, UIDNext: 1}, nil
+	}
+	if sel := w.s.takeAhead(w.c, j.rf.Remote, readOnly, condstore); sel != nil {
+		w.selected = j.rf.Remote
+		return sel, nil
 	}
 	sel, err := w.c.Select(j.rf.Remote, &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore}).Wait()
 	if err != nil {

@@ -26,5 +26,9 @@ func SetEndStampHook(h func(stage string)) { endStampHook = h }
 // listing with every row rather than with their image (nil: none).
 func SetRowsReadHook(h func()) { rowsReadHook = h }
 
+// AheadTaken returns how many plans took the answer of a SELECT made
+// ahead (ahead.go).
+func AheadTaken() int64 { return aheadTaken.Load() }
+
 // WatchesStarted returns how many runs started a watch of their folders.
 func WatchesStarted() int64 { return watchesStarted.Load() }

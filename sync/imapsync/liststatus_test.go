@@ -1,6 +1,8 @@
 package imapsync_test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -16,13 +18,21 @@ import (
 // listCommand matches the LIST command a run sends (not its answers).
 var listCommand = regexp.MustCompile(`(?m)^\S+ LIST "" "\*".*$`)
 
+// selects counts the SELECTs of folder in a protocol trace.
+func selects(trace, folder string) int {
+	return len(regexp.MustCompile(`(?m)^\S+ SELECT "?`+regexp.QuoteMeta(folder)+`"?(\s|$)`).FindAllString(trace, -1))
+}
+
 // TestListStatusOnlyToSkip: a run asks each folder's STATUS in its LIST
 // only when some known folder may be skipped, its stamp vouching for its
 // listing. When every folder changed here since its stamp, a plain LIST
-// goes out and each folder's own SELECT tells its state; the run mirrors
-// all the same, on both sides. When one folder is unchanged here, the
-// LIST asks the STATUS, and that folder, unchanged upstream too, is
-// skipped.
+// goes out and each folder's own SELECT tells its state, the largest
+// folder's made ahead on the first connection while the Maildir is read
+// (ahead.go), once; the run mirrors all the same, on both sides. When one
+// folder is unchanged here, the LIST asks the STATUS, and that folder,
+// unchanged upstream too, is skipped. A move between the folders, which
+// the first connection carries out after its SELECT ahead, makes the
+// plan SELECT again.
 func TestListStatusOnlyToSkip(t *testing.T) {
 	folders := []string{"INBOX", "Archive"}
 	e := newEnv(t)
@@ -50,7 +60,7 @@ func TestListStatusOnlyToSkip(t *testing.T) {
 		}
 		t.Fatalf("%s: no synced message", f)
 	}
-	syncTraced := func() (*imapsync.Result, string) {
+	syncTraced := func() (*imapsync.Result, string, string) {
 		t.Helper()
 		var trace testenv.Buffer
 		e.opts = func(o *imapsync.Options) { o.Endpoint.Debug = &trace }
@@ -60,7 +70,7 @@ func TestListStatusOnlyToSkip(t *testing.T) {
 		if len(lists) != 1 {
 			t.Fatalf("LIST commands: %q, want one", lists)
 		}
-		return res, lists[0]
+		return res, lists[0], trace.String()
 	}
 
 	// Both folders changed here, and one upstream as well.
@@ -69,9 +79,18 @@ func TestListStatusOnlyToSkip(t *testing.T) {
 		flagOne(f)
 	}
 	e.appendServer("Archive", "new-upstream", imap.FlagSeen)
-	res, list := syncTraced()
+	taken := imapsync.AheadTaken()
+	res, list, trace := syncTraced()
 	if regexp.MustCompile(`STATUS \(`).MatchString(list) {
 		t.Errorf("every folder changed here, and the LIST asks the STATUS: %s", list)
+	}
+	if n := imapsync.AheadTaken() - taken; n != 1 {
+		t.Errorf("%d plans took a SELECT made ahead, want 1", n)
+	}
+	for _, f := range []string{"INBOX", "Archive"} {
+		if n := selects(trace, f); n != 1 {
+			t.Errorf("%s SELECTed %d times, want once", f, n)
+		}
 	}
 	if tot := res.Totals(); tot.FlagsPushed != 2 || tot.New != 1 {
 		t.Errorf("run did %+v, want 2 flag changes pushed and 1 new message", tot)
@@ -87,7 +106,11 @@ func TestListStatusOnlyToSkip(t *testing.T) {
 	// asked, and Archive, unchanged upstream too, is.
 	stamp()
 	flagOne("INBOX")
-	res, list = syncTraced()
+	taken = imapsync.AheadTaken()
+	res, list, _ = syncTraced()
+	if imapsync.AheadTaken() != taken {
+		t.Error("a plan took a SELECT made ahead in a run that asked the STATUS")
+	}
 	if !regexp.MustCompile(`STATUS \(`).MatchString(list) {
 		t.Errorf("Archive is unchanged here, and the LIST asks no STATUS: %s", list)
 	}
@@ -98,6 +121,34 @@ func TestListStatusOnlyToSkip(t *testing.T) {
 	}
 	if tot := res.Totals(); tot.FlagsPushed != 1 {
 		t.Errorf("run did %+v, want 1 flag change pushed", tot)
+	}
+	e.compare()
+
+	// A message moved from the larger folder into the other: both changed
+	// here, the larger is selected ahead, and the move upstream SELECTs
+	// it again on that connection, so its plan does too.
+	stamp()
+	larger, other := "INBOX", "Archive"
+	if len(e.entries(other)) > len(e.entries(larger)) {
+		larger, other = other, larger
+	}
+	x := e.entries(larger)[0]
+	if err := os.Rename(e.dir(larger).FilePath(x), filepath.Join(e.dir(other).Path, "cur", x.Name)); err != nil {
+		t.Fatal(err)
+	}
+	taken = imapsync.AheadTaken()
+	res, list, trace = syncTraced()
+	if regexp.MustCompile(`STATUS \(`).MatchString(list) {
+		t.Errorf("every folder changed here, and the LIST asks the STATUS: %s", list)
+	}
+	if res.Moved != 1 {
+		t.Errorf("moved %d, want 1", res.Moved)
+	}
+	if imapsync.AheadTaken() != taken {
+		t.Error("a plan took a SELECT made ahead of a move on its connection")
+	}
+	if n := selects(trace, larger); n != 3 {
+		t.Errorf("%s SELECTed %d times, want 3 (ahead, for the move, for the plan)", larger, n)
 	}
 	e.compare()
 }

@@ -283,6 +283,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// the namespace prefix costs a dial too many at most.)
 	if look.allChanged() {
 		s.predial(ctx, len(s.onlyRemote(folders)))
+		s.selectAhead(ctx, first, acct, s.onlyRemote(folders))
 	} else {
 		s.predial(ctx, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
 	}
@@ -386,7 +387,15 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 		j.acquire(1) // the plan's unit
 	}
 	pending := s.prepareAll(ctx, jobs)
+	// The folder selected ahead goes to the first worker, which owns the
+	// connection it is selected on (ahead.go).
+	var start *task
 	for _, j := range pending {
+		if a := s.ahead.Load(); a != nil && start == nil && j.rf.Remote == a.remote {
+			start = &task{job: j}
+			s.q.claim()
+			continue
+		}
 		s.q.push(task{job: j})
 	}
 	var wg sync.WaitGroup
@@ -400,7 +409,7 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 		w := &worker{s: s}
 		if i == 0 {
 			s.stopFirst()
-			w.c = first
+			w.c, w.start = first, start
 		}
 		wg.Add(1)
 		go func() {
@@ -516,6 +525,9 @@ type syncer struct {
 
 	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
 	claims atomic.Int32            // spares not yet taken by a worker
+	// ahead is the folder the first connection selected while the Maildir
+	// was read, until the first worker's plan takes it (ahead.go).
+	ahead atomic.Pointer[selectedAhead]
 
 	// up is the run's MULTIAPPEND connection, used for every upload where
 	// the server allows: it stores a folder's messages in one transaction,

@@ -43,6 +43,14 @@ func (q *queue) push(t task) {
 	q.cond.Signal()
 }
 
+// claim counts as running a task handed to a worker past the queue, as
+// pop does; the worker calls finish after it.
+func (q *queue) claim() {
+	q.mu.Lock()
+	q.running++
+	q.mu.Unlock()
+}
+
 // pop returns the next task, or false when all work is done. The caller
 // must call finish after the task.
 func (q *queue) pop() (task, bool) {
@@ -73,6 +81,7 @@ type worker struct {
 	s        *syncer
 	c        *imapclient.Client
 	selected string
+	start    *task // its first task, claimed past the queue (runJobs)
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -82,8 +91,10 @@ func (w *worker) run(ctx context.Context) {
 		}
 	}()
 	for {
-		t, ok := w.s.q.pop()
-		if !ok {
+		t, ok := task{}, true
+		if w.start != nil {
+			t, w.start = *w.start, nil
+		} else if t, ok = w.s.q.pop(); !ok {
 			return
 		}
 		err := w.do(ctx, t)
