@@ -22,9 +22,9 @@ type remoteFolder struct {
 }
 
 // listFolders LISTs the account: every selectable server folder, with its
-// status when withStatus and the server can return it in the same command, and the
-// server's hierarchy delimiter (0: flat, or no folder told it). Local names
-// are given by selectFolders.
+// status when withStatus and the server can return it in the same
+// command, and the server's hierarchy delimiter (0: flat, or no folder
+// told it). Local names are given by selectFolders.
 func listFolders(c *imapclient.Client, withStatus bool) (all []remoteFolder, delim rune, err error) {
 	opts := &imap.ListOptions{}
 	caps := c.Caps()

@@ -256,11 +256,11 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	}
 	log.Debug("connected", "server", o.Endpoint.Addr, "took", time.Since(start).Round(time.Millisecond))
 	// Each folder's STATUS in the LIST serves to skip the folders
-	// unchanged on both sides. When the stamps vouch for no known folder,
-	// none can be skipped, and the STATUS would only cost the server a
-	// look into every folder (a rescan of each changed Maildir, for
-	// Dovecot), one after the other, before the folders' own SELECTs do
-	// it again, side by side.
+	// unchanged on both sides. When every known folder changed here since
+	// its stamp, none can be skipped, and the STATUS would only cost the
+	// server a look into every folder (a rescan of each changed Maildir,
+	// for Dovecot), one after the other, before the folders' own SELECTs
+	// look again, side by side.
 	look := <-looked
 	allFolders, delim, err := listFolders(first, !look.allChanged())
 	var ns *nsChoice
