@@ -160,6 +160,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	}
 	s.runJobs(ctx, first, jobs)
 	s.recordEndStamps(ctx, jobs)
+	s.ends.close() // as early as can be: see inotifyWatch.close
 	s.recordRowImages(ctx, jobs)
 	return s.result(ctx, jobs, moved)
 }

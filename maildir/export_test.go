@@ -1,4 +1,0 @@
-package maildir
-
-// SyncfsMin is syncfsMin, for the external tests.
-const SyncfsMin = syncfsMin
