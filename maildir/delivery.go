@@ -84,7 +84,18 @@ type Delivery struct {
 	// written since (Syncer.Sync skips it).
 	synced bool
 	err    error
+	ahead  *aheadSync // SyncAhead's fsync, until a sync or Abort waits for it
 }
+
+// aheadSync is an fsync SyncAhead started: err is set before done closes.
+type aheadSync struct {
+	done chan struct{}
+	err  error
+}
+
+// aheadSlots bounds the fsyncs SyncAhead keeps in flight, all deliveries
+// together (as syncEach does for one batch).
+var aheadSlots = make(chan struct{}, syncParallel)
 
 // NewDelivery creates tmp/<key> with a fresh key and returns it open for
 // writing.
@@ -268,12 +279,57 @@ func (w *Delivery) Close() error {
 	return w.err
 }
 
+// SyncAhead starts making the closed delivery's contents durable (an
+// fsync of its file) in the background, and returns at once: the sync of
+// its batch (Syncer.Sync, DeliverSync), which waits for that fsync
+// instead of making its own, then finds the file's data on the disk
+// already instead of waiting for all of the batch's at its end. For a
+// batch too small for syncfs, whose files are being written one after
+// the other as they arrive (an incremental run's downloads): the fsyncs
+// go on while the next messages stream in. An error of that fsync fails
+// the batch's sync. It does nothing before Close or after an error, and
+// is not for a delivery that is used by another goroutine meanwhile
+// (like every method of Delivery).
+func (w *Delivery) SyncAhead() {
+	if !w.closed || w.done || w.err != nil || w.synced || w.ahead != nil {
+		return
+	}
+	a := &aheadSync{done: make(chan struct{})}
+	w.ahead = a
+	path := w.path
+	go func() {
+		aheadSlots <- struct{}{}
+		a.err = syncPath(path)
+		<-aheadSlots
+		close(a.done)
+	}()
+}
+
+// awaitAhead waits for SyncAhead's fsync, if one was started, and takes
+// its outcome: the delivery is synced, or err is why not. (A writeback
+// error is reported to the descriptor that fsync opened, and perhaps to
+// no later one: the error is the batch's, not to be tried again.)
+func (w *Delivery) awaitAhead() error {
+	a := w.ahead
+	if a == nil {
+		return nil
+	}
+	<-a.done
+	w.ahead = nil
+	if a.err != nil {
+		return a.err
+	}
+	w.synced = true
+	return nil
+}
+
 // Abort closes the delivery and removes its tmp file. After Commit it does
 // nothing, so `defer w.Abort()` is the usual cleanup.
 func (w *Delivery) Abort() {
 	if w.done {
 		return
 	}
+	_ = w.awaitAhead() // its fsync has the file open
 	w.done = true
 	if !w.closed {
 		w.closed = true
@@ -284,8 +340,12 @@ func (w *Delivery) Abort() {
 	_ = os.Remove(w.path)
 }
 
-// syncFile fsyncs w's file, flushing first if it is still open.
+// syncFile fsyncs w's file, flushing first if it is still open; a file
+// SyncAhead is syncing is waited for instead.
 func (w *Delivery) syncFile() error {
+	if w.ahead != nil {
+		return w.awaitAhead()
+	}
 	if !w.closed {
 		if err := w.bw.Flush(); err != nil {
 			return err
@@ -296,7 +356,14 @@ func (w *Delivery) syncFile() error {
 		w.synced = true
 		return nil
 	}
-	f, err := os.OpenFile(w.path, os.O_RDWR, 0)
+	return syncPath(w.path)
+}
+
+// syncPath fsyncs the closed file at path: opened again for it; only this
+// package opens files in tmp/, so no one has heard of a writeback error
+// of it meanwhile, and the fsync reports it.
+func syncPath(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}

@@ -513,3 +513,82 @@ func TestNewDeliveryKey(t *testing.T) {
 		t.Errorf("file holds %q, %v", b, err)
 	}
 }
+
+// TestSyncAhead: the fsync SyncAhead starts is the one the batch's sync
+// takes (the delivery counts as synced, its file is committed whole); an
+// error of it fails that sync, naming the file; Abort waits for it; before
+// Close it does nothing.
+func TestSyncAhead(t *testing.T) {
+	root := t.TempDir()
+	s, err := OpenSyncer(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := Open(filepath.Join(root, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	open, err := d.NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open.Write([]byte("still being written\r\n"))
+	open.SyncAhead()
+	if open.ahead != nil {
+		t.Error("SyncAhead before Close started an fsync")
+	}
+	open.Abort()
+
+	w := deliver(t, d, "synced ahead\r\n")
+	w.SyncAhead()
+	if w.ahead == nil {
+		t.Fatal("SyncAhead after Close started no fsync")
+	}
+	w.SyncAhead() // once is enough
+	if err := s.Sync([]*Delivery{w}); err != nil {
+		t.Fatal(err)
+	}
+	if !w.synced || w.ahead != nil {
+		t.Errorf("after Sync: synced %v, ahead %v; want the fsync taken", w.synced, w.ahead)
+	}
+	name, err := d.Commit(w, 7, FlagSeen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(d.Path, name)); string(got) != "synced ahead\n" {
+		t.Errorf("committed %q", got)
+	}
+
+	// The fsync fails (its file is gone before it runs: every slot taken
+	// meanwhile): the batch's sync fails, naming the file, and does not
+	// take the delivery for synced.
+	for range cap(aheadSlots) {
+		aheadSlots <- struct{}{}
+	}
+	bad := deliver(t, d, "lost\r\n")
+	bad.SyncAhead()
+	if err := os.Remove(bad.Path()); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(aheadSlots) {
+		<-aheadSlots
+	}
+	err = s.Sync([]*Delivery{bad})
+	if err == nil || !strings.Contains(err.Error(), bad.Path()) {
+		t.Errorf("Sync after a failed fsync ahead: %v, want an error naming %s", err, bad.Path())
+	}
+	if bad.synced {
+		t.Error("a delivery whose fsync failed counts as synced")
+	}
+	bad.Abort()
+
+	// Abort waits for the fsync, then removes the file.
+	w3 := deliver(t, d, "aborted\r\n")
+	w3.SyncAhead()
+	w3.Abort()
+	if ents, _ := os.ReadDir(filepath.Join(d.Path, "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ holds %v after Abort", ents)
+	}
+}

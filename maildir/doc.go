@@ -53,6 +53,9 @@
 //     so that a writeback error is never reported to another run instead;
 //     a smaller one, or elsewhere, by one fsync per file, several at once)
 //     or DeliverSync (one delivery, one fsync) makes the contents durable.
+//     SyncAhead, right after Close, starts that fsync in the background
+//     (bounded, all deliveries together); the sync of step 3 then waits for
+//     it and takes its outcome instead of making its own.
 //  4. Commit moves tmp/<key> to cur/<name> (new/<name> for an unread
 //     message) and never replaces an existing file
 //     (renameat2 RENAME_NOREPLACE on Linux, else link and unlink).

@@ -84,6 +84,9 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 		if w.done {
 			return errors.New("maildir: sync: delivery already committed or aborted")
 		}
+		if err := w.awaitAhead(); err != nil {
+			return fileError("sync", w.path, err)
+		}
 		if !w.synced {
 			todo = append(todo, w)
 		}
@@ -121,6 +124,11 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 
 // syncfsMin is the smallest batch synced by syncfs (see Syncer).
 const syncfsMin = 128
+
+// SyncfsMin is the smallest batch Syncer.Sync makes durable with one
+// syncfs: a smaller one is synced file by file, so its files are worth
+// SyncAhead as they are closed.
+const SyncfsMin = syncfsMin
 
 // syncParallel is how many fsyncs syncEach keeps in flight: a few let
 // the disk merge their cache flushes.

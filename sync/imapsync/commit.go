@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
 )
 
 // committer makes delivered messages durable and indexes them, in batches
@@ -16,6 +17,7 @@ type committer struct {
 
 	fetching atomic.Int32  // FETCH commands streaming bodies (fetchSome)
 	idle     chan struct{} // nudged when fetching drops to zero
+	queued   atomic.Int64  // messages handed over (give) and not yet committed
 }
 
 func newCommitter(s *syncer) *committer {
@@ -39,6 +41,26 @@ func (c *committer) fetchDone() {
 		case c.idle <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// give hands d over to be committed, unless ctx ends first (false: d is
+// the caller's still). While fewer messages wait than a batch that
+// maildir.Syncer makes durable with one syncfs, each file's fsync starts
+// now (maildir.Delivery.SyncAhead), in the background: an incremental
+// run's few downloads are on the disk by the time their batch commits,
+// not synced one by one after its last message came. A stream of many
+// (a first sync) leaves them to the batch's syncfs.
+func (c *committer) give(ctx context.Context, d *delivered) bool {
+	if c.queued.Add(1) <= maildir.SyncfsMin {
+		d.dlv.SyncAhead()
+	}
+	select {
+	case c.in <- d:
+		return true
+	case <-ctx.Done():
+		c.queued.Add(-1)
+		return false
 	}
 }
 
@@ -102,6 +124,7 @@ func (c *committer) flush(batch []*delivered) {
 	begin := time.Now()
 	err := c.commit(batch)
 	c.s.log.Debug("committed", "messages", len(batch), "took", time.Since(begin).Round(time.Millisecond), "err", err)
+	c.queued.Add(-int64(len(batch)))
 	var bytes int64
 	for _, d := range batch {
 		if err != nil {

@@ -103,7 +103,8 @@
 //     messages, or fewer when 250 ms passed since the first, or when no
 //     FETCH of bodies is left running. The door makes the batch durable
 //     (maildir.Syncer: one syncfs for 128 files or more, else an fsync
-//     per file), renames the files into cur/ (`<key>,U=<uid>:2,<flags>`)
+//     per file, each started as its body arrives while fewer than 128
+//     wait: maildir.Delivery.SyncAhead), renames the files into cur/ (`<key>,U=<uid>:2,<flags>`)
 //     or, unread (no \Seen), into new/ (`<key>,U=<uid>`, see
 //     maildir.Dir.Commit; a mail reader's move to cur/ is then a flag
 //     change like any rename), syncs the directories, and only then

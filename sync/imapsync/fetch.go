@@ -87,9 +87,7 @@ func (w *worker) fetchSome(ctx context.Context, j *folderJob, uids []uint32) (re
 		}
 		got[d.uid] = true
 		j.acquire(1)
-		select {
-		case w.s.commit.in <- d:
-		case <-ctx.Done():
+		if !w.s.commit.give(ctx, d) {
 			d.dlv.Abort()
 			j.release()
 			return nil, abortFetch(w.c, cmd, ctx.Err())
