@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
+	rtrace "runtime/trace"
 	"slices"
 	"strconv"
 	"syscall"
@@ -31,7 +32,10 @@ import (
 // of Dovecot per sync too. POSTFACH_BENCH_CONNECTIONS sets the connections,
 // POSTFACH_BENCH_TRACE=FILE writes the protocol of the syncs to FILE, and
 // POSTFACH_BENCH_REAL=1 gives the corpus the size mix of real mail
-// (corpus.Options.RealSizes, as go run ./internal/bench has by default).
+// (corpus.Options.RealSizes, as go run ./internal/bench has by default),
+// and POSTFACH_BENCH_GOTRACE=FILE writes an execution trace of each timed
+// sync alone to FILE.0, FILE.1, ... (go tool trace -pprof=net FILE.0, and
+// sync, syscall, sched).
 //
 //	go test -run '^$' -bench Incremental -benchtime 10x -cpuprofile cpu.out ./sync/imapsync
 //	go tool pprof -tagfocus phase=incremental cpu.out
@@ -60,12 +64,13 @@ func BenchmarkIncremental(b *testing.B) {
 			o.Endpoint.Debug = trace
 		}
 	}
+	gotrace := os.Getenv("POSTFACH_BENCH_GOTRACE")
 	rng := rand.New(rand.NewPCG(1, 2))
 	next := n
 	c := e.d.Client(b, testenv.DefaultUser.Name)
 	var serverCPU, clientCPU time.Duration
 	b.ResetTimer()
-	for range b.N {
+	for i := range b.N {
 		b.StopTimer()
 		toggleServerSeen(b, c, rng, changes)
 		var fresh []corpus.Message
@@ -89,10 +94,23 @@ func BenchmarkIncremental(b *testing.B) {
 		own0 := processCPU()
 		b.StartTimer()
 		var res *imapsync.Result
+		var tf *os.File
+		if gotrace != "" {
+			if tf, err = os.Create(fmt.Sprintf("%s.%d", gotrace, i)); err != nil {
+				b.Fatal(err)
+			}
+			if err := rtrace.Start(tf); err != nil {
+				b.Fatal(err)
+			}
+		}
 		// The label lets a profile show the timed syncs alone.
 		pprof.Do(context.Background(), pprof.Labels("phase", "incremental"), func(context.Context) {
 			res, _ = e.sync()
 		})
+		if tf != nil {
+			rtrace.Stop()
+			tf.Close()
+		}
 		b.StopTimer()
 		clientCPU += processCPU() - own0
 		dovecot1, err := e.d.CPUTime()
