@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/testenv"
@@ -15,7 +16,12 @@ import (
 // their FETCH is over, while their folder's job goes on (having pushed a
 // flag change, it asks the server what changed meanwhile), not when a
 // batch timer runs out or the run ends: the "committing" line comes
-// before the folder's "planned".
+// before the folder's "planned". The folder's worker waits, once its
+// downloads' FETCH is over (refreshHook), up to 150 ms for that line: a
+// busy machine (CI runs two race-detector suites side by side) may not
+// run the committer within the worker's next round trips, and without
+// the idle flush the batch timer (250 ms) or the run's end would commit
+// them after the folder's plan ends.
 func TestCommitWhenFetchesEnd(t *testing.T) {
 	e := newEnv(t)
 	msgs := corpus.Generate(21, 35, corpus.Options{Folders: []string{"INBOX"}})
@@ -30,6 +36,14 @@ func TestCommitWhenFetchesEnd(t *testing.T) {
 	e.opts = func(o *imapsync.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	imapsync.SetRefreshHook(func() {
+		for deadline := time.Now().Add(150 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if strings.Contains(log.String(), "msg=committing") {
+				return
+			}
+		}
+	})
+	defer imapsync.SetRefreshHook(nil)
 	res, _ := e.sync()
 	if tot := res.Totals(); tot.New != 5 || tot.FlagsPushed != 1 {
 		t.Fatalf("the run did %+v; want 5 new and 1 flag change pushed", tot)
