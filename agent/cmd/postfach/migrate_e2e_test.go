@@ -427,7 +427,16 @@ func TestMigrateKill(t *testing.T) {
 		cmd.Env = environ(t, nil)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		// The APPENDs of a migration killed above may still be landing
+		// (the server finishes a command whose client is gone): the
+		// count must be still before this run's copying is told by it,
+		// or the SIGTERM could come before the new process handles it.
 		start := count()
+		for deadline, last := time.Now().Add(10*time.Second), time.Now(); time.Since(last) < 300*time.Millisecond && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if n := count(); n != start {
+				start, last = n, time.Now()
+			}
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
