@@ -27,8 +27,9 @@ import (
 // (go run ./internal/bench twoway) in-process, for profiling: an account of
 // POSTFACH_BENCH_MESSAGES (default 10,000) messages over four folders,
 // mirrored once; then per iteration POSTFACH_BENCH_CHANGES (default 100)
-// \Seen toggles and as many new messages on the server, as many S toggles
-// (renames in cur/) and new files in the Maildir, and one timed sync. It reports the CPU time of this process and
+// \Seen toggles and as many new messages on the server,
+// POSTFACH_BENCH_LOCAL_CHANGES (default: as many) S toggles (renames in
+// cur/) and as many new files in the Maildir, and one timed sync. It reports the CPU time of this process and
 // of Dovecot per sync too. POSTFACH_BENCH_CONNECTIONS sets the connections,
 // POSTFACH_BENCH_TRACE=FILE writes the protocol of the syncs to FILE, and
 // POSTFACH_BENCH_REAL=1 gives the corpus the size mix of real mail
@@ -42,6 +43,7 @@ import (
 func BenchmarkIncremental(b *testing.B) {
 	n := envInt("POSTFACH_BENCH_MESSAGES", 10000)
 	changes := envInt("POSTFACH_BENCH_CHANGES", 100)
+	local := envInt("POSTFACH_BENCH_LOCAL_CHANGES", changes)
 	e := newEnv(b)
 	var trace *os.File
 	if p := os.Getenv("POSTFACH_BENCH_TRACE"); p != "" {
@@ -79,8 +81,8 @@ func BenchmarkIncremental(b *testing.B) {
 			next++
 		}
 		e.d.Seed(b, testenv.DefaultUser.Name, fresh)
-		e.toggleLocalSeen(rng, changes)
-		for range changes {
+		e.toggleLocalSeen(rng, local)
+		for range local {
 			m := corpus.At(2, next, opts)
 			raw := bytes.ReplaceAll(m.Raw, []byte("\r\n"), []byte("\n"))
 			e.writeForeign(m.Folder, fmt.Sprintf("1772445600.M%dP1.laptop", next), raw)
@@ -120,8 +122,8 @@ func BenchmarkIncremental(b *testing.B) {
 		serverCPU += dovecot1 - dovecot0
 		tot := res.Totals()
 		// (A message toggled on both sides needs no flag change at all.)
-		if tot.Uploaded != changes || tot.New != changes || tot.FlagsPushed < changes*9/10 || tot.FlagsChanged < changes*9/10 {
-			b.Fatalf("sync did %+v, want about %d of each", tot, changes)
+		if tot.Uploaded != local || tot.New != changes || tot.FlagsPushed < local*9/10 || tot.FlagsChanged < changes*9/10 {
+			b.Fatalf("sync did %+v, want about %d of each upstream change and %d of each local one", tot, changes, local)
 		}
 		b.StartTimer()
 	}
