@@ -112,7 +112,10 @@
 // <store root>/.postfach/index.db, written with synchronous=FULL (but for
 // WriteRelaxed's bookkeeping commits, durable with the next commit); it and its
 // -wal and -shm files are mode 0600 whatever the umask (they hold every
-// subject and address of the mail). A command that only reads opens it
+// subject and address of the mail). Open asks the kernel to read the
+// file into its cache in the background (readAhead; up to 256 MiB): a
+// sync's reads of rows and indexes all over it then wait less for the
+// disk when the file has left the cache. A command that only reads opens it
 // with OpenStoreReadOnly (readonly.go): read-only connections alone, which
 // never write the index, not even a checkpoint.
 //
@@ -212,6 +215,11 @@ func DefaultPath(storeRoot string) string {
 // them 16 MiB, the most the agent's readers may hold while it serves
 // mail clients from a large store; the writer's 16,000 KiB is about 30
 // MiB once a large sync has filled it, which ReleaseMemory gives back.
+// readAheadMax bounds the index file Open reads ahead (readAhead): one of
+// 100,000 messages without their full text is about 75 MB; a larger one
+// holds mostly full-text pages, which a sync does not read.
+const readAheadMax = 256 << 20
+
 const (
 	writerCacheKiB = 16000
 	readerCacheKiB = 2000
@@ -236,6 +244,7 @@ func Open(path string) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
+	readAhead(path, readAheadMax)
 	dsn := func(cacheKiB int, extra string) string {
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB), "temp_store(2)"} {
