@@ -159,13 +159,20 @@ func (s *syncer) moveCandidates(ctx context.Context, acct index.AccountID, remot
 // scanDiff). A folder that cannot be read is left out: its own plan
 // reports the error.
 func (s *syncer) scanFolders(ctx context.Context, folders []*index.Folder) error {
+	return errors.Join(s.unscanned(folders, func(_ int, f *index.Folder) error { return s.scanFolder(ctx, f) })...)
+}
+
+// unscanned calls fn for each of folders (at index i) that the scan cache
+// holds nothing of yet, scanParallel at a time, and returns their errors
+// by index.
+func (s *syncer) unscanned(folders []*index.Folder, fn func(i int, f *index.Folder) error) []error {
 	errs := make([]error, len(folders))
 	parallel(len(folders), scanParallel, func(i int) {
 		if s.scans.peek(folders[i].ID) == nil {
-			errs[i] = s.scanFolder(ctx, folders[i])
+			errs[i] = fn(i, folders[i])
 		}
 	})
-	return errors.Join(errs...)
+	return errs
 }
 
 // parallel calls fn(i) for each i below n, at most k at a time, and
@@ -371,11 +378,9 @@ func (s *syncer) prescan(ctx context.Context, acct index.AccountID, looked chan<
 	known = slices.DeleteFunc(known, func(f *index.Folder) bool { return f.UIDValidity == 0 })
 	known = s.onlyFolders(known)
 	changed := make([]bool, len(known))
-	errs := make([]error, len(known))
-	parallel(len(known), scanParallel, func(i int) {
-		if s.scans.peek(known[i].ID) == nil {
-			_, changed[i], errs[i] = s.vouch(ctx, known[i])
-		}
+	errs := s.unscanned(known, func(i int, f *index.Folder) (err error) {
+		_, changed[i], err = s.vouch(ctx, f)
+		return err
 	})
 	look := localLook{known: len(known)}
 	for _, c := range changed {
@@ -384,12 +389,14 @@ func (s *syncer) prescan(ctx context.Context, acct index.AccountID, looked chan<
 		}
 	}
 	looked <- look
-	parallel(len(known), scanParallel, func(i int) {
-		if errs[i] == nil && s.scans.peek(known[i].ID) == nil {
-			errs[i] = s.scanListing(ctx, known[i])
+	// (A vouched folder is in the scan cache now.)
+	listed := s.unscanned(known, func(i int, f *index.Folder) error {
+		if errs[i] != nil {
+			return nil
 		}
+		return s.scanListing(ctx, f)
 	})
-	return errors.Join(errs...)
+	return errors.Join(append(errs, listed...)...)
 }
 
 // localLook is what prescan learnt of the known folders before reading
