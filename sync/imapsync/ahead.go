@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -75,12 +76,22 @@ func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct ind
 		}
 	}
 	a := &selectedAhead{c: c, remote: folders[largest].Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore)}
+	before := c.Mailbox()
 	data, err := c.Select(a.remote, &imap.SelectOptions{ReadOnly: a.readOnly, CondStore: a.condstore}).Wait()
 	if err != nil {
 		s.log.Debug("selecting ahead", "folder", folders[largest].Local, "err", err)
 		return
 	}
+	// go-imap wakes Wait before it records the mailbox the SELECT
+	// opened (completeCommand): until then Mailbox is the one before,
+	// and the plan would take a later record for news of the folder.
 	a.data, a.mbox = data, c.Mailbox()
+	for deadline := time.Now().Add(time.Second); a.mbox == before && time.Now().Before(deadline); a.mbox = c.Mailbox() {
+		time.Sleep(20 * time.Microsecond)
+	}
+	if a.mbox == before {
+		return // never recorded (the connection went): the plan SELECTs
+	}
 	s.ahead.Store(a)
 }
 
