@@ -112,10 +112,7 @@
 // <store root>/.postfach/index.db, written with synchronous=FULL (but for
 // WriteRelaxed's bookkeeping commits, durable with the next commit); it and its
 // -wal and -shm files are mode 0600 whatever the umask (they hold every
-// subject and address of the mail). Open asks the kernel to read the
-// file into its cache in the background (readAhead; up to 256 MiB): a
-// sync's reads of rows and indexes all over it then wait less for the
-// disk when the file has left the cache. A command that only reads opens it
+// subject and address of the mail). A command that only reads opens it
 // with OpenStoreReadOnly (readonly.go): read-only connections alone, which
 // never write the index, not even a checkpoint.
 //
@@ -125,6 +122,13 @@
 //     see a consistent snapshot. A dry-run view (Store.DryRun) runs all its
 //     Reads and Writes in one transaction on the write connection, never
 //     committed (Discard rolls it back).
+//   - No descriptor of the database file is opened outside SQLite while
+//     a connection of this process may hold it: its close would drop the
+//     process's POSIX locks on the file, SQLite's too (its WAL-mode
+//     SHARED lock, held as long as a connection is open, tells other
+//     processes the WAL is in use; without it the last of them to close
+//     checkpoints and deletes the WAL under this one). SQLite shares
+//     one descriptor per file among its own connections for this reason.
 //   - Nothing that lives only in memory decides what has been synced: a
 //     message counts as stored when its row is committed, and its file was
 //     made durable before that commit (Deliver).
@@ -215,11 +219,6 @@ func DefaultPath(storeRoot string) string {
 // them 16 MiB, the most the agent's readers may hold while it serves
 // mail clients from a large store; the writer's 16,000 KiB is about 30
 // MiB once a large sync has filled it, which ReleaseMemory gives back.
-// readAheadMax bounds the index file Open reads ahead (readAhead): one of
-// 100,000 messages without their full text is about 75 MB; a larger one
-// holds mostly full-text pages, which a sync does not read.
-const readAheadMax = 256 << 20
-
 const (
 	writerCacheKiB = 16000
 	readerCacheKiB = 2000
@@ -244,7 +243,6 @@ func Open(path string) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	readAhead(path, readAheadMax)
 	dsn := func(cacheKiB int, extra string) string {
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)", fmt.Sprintf("cache_size(-%d)", cacheKiB), "temp_store(2)"} {
@@ -319,16 +317,28 @@ func lockDir(dir string) (func(), error) {
 // umask); an existing one is made 0600.
 // One that is not ours to change (a read-only file system, another
 // user's store) is left to SQLite as it is.
+//
+// It never opens an existing file: closing a descriptor drops every
+// POSIX lock this process holds on the file, SQLite's among them, and
+// another Store of this process may have it open (see the package
+// comment). Only a file it has just made itself, which no one has
+// locked, is opened and closed.
 func createPrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		cerr := f.Chmod(0o600)
+		if err := f.Close(); cerr == nil {
+			cerr = err
+		}
+		return cerr
+	}
+	if !errors.Is(err, fs.ErrExist) {
 		if _, serr := os.Stat(path); serr == nil && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return nil
 		}
 		return err
 	}
-	defer f.Close()
-	if err := f.Chmod(0o600); err != nil && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+	if err := os.Chmod(path, 0o600); err != nil && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
 		return err
 	}
 	return nil
