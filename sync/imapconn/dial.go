@@ -61,10 +61,13 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 	defer stopWatch()
 	greetErr := func(err error) error {
 		var tlsPort *nethint.SpeaksTLSError
+		var noGreeting *nethint.NoGreetingError
 		var refused *imap.Error
 		switch {
 		case errors.As(context.Cause(gctx), &tlsPort) && ctx.Err() == nil:
 			err = tlsPort
+		case errors.As(context.Cause(gctx), &noGreeting) && ctx.Err() == nil:
+			err = noGreeting
 		case mode == TLSStartTLS && errors.As(err, &refused) && refused.Type != imap.StatusResponseTypeBye:
 			// A NO or BAD to STARTTLS (a BYE is the greeting's).
 			return &ConnError{Addr: e.Addr, Op: "STARTTLS", Err: err, refusal: true}
@@ -75,13 +78,19 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 		}
 		return &ConnError{Addr: e.Addr, Op: "connect", Err: err}
 	}
-	c, err := e.connect(gctx, mode)
+	// The greeting's wait starts once the connection is open (with
+	// implicit TLS, its handshake done): go-imap reads the greeting of a
+	// STARTTLS connection inside connect.
+	stopWait := func() {}
+	defer func() { stopWait() }()
+	c, err := e.connect(gctx, mode, func() { stopWait = nethint.WatchGreeting(e.Addr, cancel) })
 	if err != nil {
 		return nil, greetErr(err)
 	}
 	stop := context.AfterFunc(gctx, func() { c.Close() })
 	defer stop()
 	err = c.WaitGreeting()
+	stopWait()
 	stopWatch()
 	if err != nil {
 		c.Close()
@@ -94,14 +103,21 @@ func (e *Endpoint) Dial(ctx context.Context) (*imapclient.Client, error) {
 	return c, nil
 }
 
-// connect dials the server and hands go-imap the connection (see open).
-func (e *Endpoint) connect(ctx context.Context, mode TLSMode) (*imapclient.Client, error) {
+// connect dials the server and hands go-imap the connection (see open);
+// opened is called once the connection is open, before the greeting is
+// read.
+func (e *Endpoint) connect(ctx context.Context, mode TLSMode, opened func()) (*imapclient.Client, error) {
 	opts := &imapclient.Options{TLSConfig: nethint.TLSConfig(e.Addr, e.TLSConfig), DebugWriter: e.Debug, UnilateralDataHandler: e.Unilateral}
 	conn, err := e.open(ctx, mode, opts.TLSConfig)
 	if err != nil {
 		return nil, err
 	}
+	opened()
 	if mode == TLSStartTLS {
+		// It reads the greeting and upgrades before it returns: ctx's
+		// end (no greeting, a TLS port) must end that wait.
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		defer stop()
 		return imapclient.NewStartTLS(conn, opts)
 	}
 	return imapclient.New(conn, opts), nil
@@ -141,8 +157,9 @@ func lost(err error) bool {
 }
 
 // DialRetry dials, retrying temporary failures (see ConnError.Permanent)
-// with exponential backoff (1 s, 2 s, 4 s, ...) up to attempts times; log
-// is told of each retry.
+// but for a missing greeting (nethint.NoGreetingError) with exponential
+// backoff (1 s, 2 s, 4 s, ...) up to attempts times; log is told of each
+// retry.
 func (e *Endpoint) DialRetry(ctx context.Context, attempts int, log func(msg string, args ...any)) (*imapclient.Client, error) {
 	delay := time.Second
 	for i := 1; ; i++ {
@@ -150,7 +167,11 @@ func (e *Endpoint) DialRetry(ctx context.Context, attempts int, log func(msg str
 		if err == nil {
 			return c, nil
 		}
-		if i >= attempts || ctx.Err() != nil || nethint.Permanent(err) {
+		// A server that held the connection silent for GreetingWait is
+		// not tried again in this run: its next greeting would cost as
+		// long (the agent's backoff tries it later).
+		var silent *nethint.NoGreetingError
+		if i >= attempts || ctx.Err() != nil || nethint.Permanent(err) || errors.As(err, &silent) {
 			return nil, err
 		}
 		log("connect failed, retrying", "attempt", i, "in", delay, "err", err)

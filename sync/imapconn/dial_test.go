@@ -39,6 +39,13 @@ func TestDialModes(t *testing.T) {
 	}
 	defer cut.Close()
 	cut.Add(faultproxy.Fault{Dir: faultproxy.Up, Pattern: "LOGIN", Action: faultproxy.Drop})
+	// A server that accepts the connection and says nothing (a web
+	// server's port): the dial gives up after GreetingWait and says so.
+	silent := silentServer(t)
+	// The TLS-port probe comes well before the greeting's wait ends.
+	defer func(w, p time.Duration) { nethint.GreetingWait, nethint.ProbeAfter = w, p }(nethint.GreetingWait, nethint.ProbeAfter)
+	nethint.GreetingWait, nethint.ProbeAfter = 3*time.Second, 200*time.Millisecond
+	_, silentPort, _ := net.SplitHostPort(silent)
 
 	for _, tc := range []struct {
 		mode      TLSMode
@@ -61,6 +68,8 @@ func TestDialModes(t *testing.T) {
 		{mode: "none", addr: d.IMAPSAddr(), trust: true, wantErr: "speaks TLS directly", permanent: true},
 		{mode: "plain", addr: d.IMAPAddr(), wantErr: `connect failed: unknown tls mode "plain"`, permanent: true},
 		{mode: "none", addr: refused, wantErr: "connection refused"},
+		{mode: "none", addr: silent, wantErr: "connect failed: no greeting: the server accepted the connection but sent nothing for 3s (is port " + silentPort + " its IMAP or POP3 port?)"},
+		{mode: "starttls", addr: silent, trust: true, wantErr: "no greeting: the server accepted the connection but sent nothing"},
 		{mode: "none", addr: cut.Addr(), wantErr: "login as " + user + " failed: server closed the connection"},
 		// Last: Dovecot delays the logins that follow a failed one.
 		{mode: "none", addr: d.IMAPAddr(), password: "wrong", wantErr: "login as " + user + " failed: authentication failed", permanent: true},
@@ -97,4 +106,25 @@ func TestDialModes(t *testing.T) {
 			t.Errorf("%s: %v: Permanent = %v, want %v", name, err, got, tc.permanent)
 		}
 	}
+}
+
+// silentServer listens on loopback and accepts connections without ever
+// writing to them; it returns the address.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -31,9 +31,12 @@ func Describe(err error) (string, bool) {
 	var invalid x509.CertificateInvalidError
 	var dnsErr *net.DNSError
 	var tlsPort *SpeaksTLSError
+	var noGreeting *NoGreetingError
 	switch {
 	case errors.As(err, &tlsPort):
 		return tlsPort.Error(), true
+	case errors.As(err, &noGreeting):
+		return noGreeting.Error(), true
 	case errors.As(err, &hostErr):
 		return "TLS certificate is not valid for this host: " + hostErr.Error(), true
 	case errors.As(err, &invalid):
@@ -69,6 +72,36 @@ type SpeaksTLSError struct {
 func (e *SpeaksTLSError) Error() string {
 	_, port, _ := net.SplitHostPort(e.Addr)
 	return fmt.Sprintf("no greeting: port %s speaks TLS directly (use tls = \"implicit\", or the server's plain port)", port)
+}
+
+// NoGreetingError says that a server accepted the connection (and, with
+// implicit TLS, the handshake) but sent no greeting within GreetingWait:
+// most often a port of another protocol whose server waits for the
+// client to speak first (a web server's), or a firewall that accepts
+// connections for nobody. It is temporary: a server that overloaded
+// may greet on the next try.
+type NoGreetingError struct {
+	Addr  string
+	After time.Duration
+}
+
+func (e *NoGreetingError) Error() string {
+	_, port, _ := net.SplitHostPort(e.Addr)
+	return fmt.Sprintf("no greeting: the server accepted the connection but sent nothing for %v (is port %s its IMAP or POP3 port?)", e.After, port)
+}
+
+// GreetingWait bounds the wait for a server's greeting once the
+// connection is open. Mail servers greet at once; some look the client's
+// address up in DNS first, which takes seconds at worst.
+var GreetingWait = 20 * time.Second
+
+// WatchGreeting calls cancel with a *NoGreetingError if the returned stop
+// is not called within GreetingWait: started when the connection is open,
+// stopped when the greeting came.
+func WatchGreeting(addr string, cancel context.CancelCauseFunc) (stop func()) {
+	wait := GreetingWait
+	t := time.AfterFunc(wait, func() { cancel(&NoGreetingError{Addr: addr, After: wait}) })
+	return func() { t.Stop() }
 }
 
 // ProbeAfter is how long a plain-text dial (tls "starttls" or "none")

@@ -194,11 +194,19 @@ func newClient(ctx context.Context, raw, conn net.Conn, o Options) (*Client, err
 	c.setConn(conn)
 	_, c.isTLS = conn.(*tls.Conn)
 
-	stop := c.state.watch(ctx)
+	gctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := c.state.watch(gctx)
 	defer stop()
+	stopWait := nethint.WatchGreeting(raw.RemoteAddr().String(), cancel)
 	text, err := c.status("greeting")
+	stopWait()
 	if err != nil {
 		c.closeConn()
+		var noGreeting *nethint.NoGreetingError
+		if errors.As(context.Cause(gctx), &noGreeting) && ctx.Err() == nil {
+			return nil, noGreeting
+		}
 		return nil, err
 	}
 	c.greeting = text

@@ -1,11 +1,13 @@
 package pop3_test
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/nethint"
 	"github.com/postfach/postfach/sync/pop3"
 )
 
@@ -18,6 +20,13 @@ func TestFetchConnectHints(t *testing.T) {
 	u := testenv.User{Name: "hint", Password: "hint-pass"}
 	d := testenv.StartDovecot(t, u, testenv.WithTLS(testenv.TLSOn))
 	_, pop3sPort, _ := strings.Cut(d.POP3SAddr(), ":")
+	// A server that accepts the connection and says nothing (a web
+	// server's port): the dial gives up after GreetingWait and says so.
+	silent := silentServer(t)
+	_, silentPort, _ := strings.Cut(silent, ":")
+	// The TLS-port probe comes well before the greeting's wait ends.
+	defer func(w, p time.Duration) { nethint.GreetingWait, nethint.ProbeAfter = w, p }(nethint.GreetingWait, nethint.ProbeAfter)
+	nethint.GreetingWait, nethint.ProbeAfter = time.Second, 200*time.Millisecond
 	for _, tc := range []struct {
 		name string
 		set  func(o *pop3.FetchOptions)
@@ -35,6 +44,10 @@ func TestFetchConnectHints(t *testing.T) {
 			[]string{"TLS certificate not trusted", "set ca_file"}},
 		{"wrong password", func(o *pop3.FetchOptions) { o.Password = "wrong" },
 			[]string{d.POP3Addr() + ": login as hint failed: authentication failed (wrong user name or password?): "}},
+		{"a server that says nothing", func(o *pop3.FetchOptions) { o.Addr, o.TLS = silent, pop3.TLSNone },
+			[]string{silent + ": connect failed: no greeting: the server accepted the connection but sent nothing for 1s (is port " + silentPort + " its IMAP or POP3 port?)"}},
+		{"a server that says nothing, starttls", func(o *pop3.FetchOptions) { o.Addr, o.TLS = silent, pop3.TLSStartTLS },
+			[]string{"no greeting: the server accepted the connection but sent nothing"}},
 		{"unknown host", func(o *pop3.FetchOptions) { o.Addr = "no-such-host.invalid:110" },
 			[]string{`no-such-host.invalid:110: connect failed: host name "no-such-host.invalid" not found`}},
 	} {
@@ -63,4 +76,25 @@ func TestFetchConnectHints(t *testing.T) {
 			t.Logf("%s: %s", took.Round(time.Millisecond), msg)
 		})
 	}
+}
+
+// silentServer listens on loopback and accepts connections without ever
+// writing to them; it returns the address.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return ln.Addr().String()
 }
