@@ -9,12 +9,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/postfach/postfach/configs"
 	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/sync/imapconn"
 	"github.com/postfach/postfach/sync/nethint"
+	"github.com/postfach/postfach/sync/pop3"
 )
 
 // The states of an account's service, as `postfach status --json` shows
@@ -205,7 +208,7 @@ func (s *service) supervise(ctx context.Context) {
 		}
 		if nethint.Permanent(err) {
 			s.setState(StateError, time.Time{})
-			s.log.Error("account stopped until its config changes (postfach run reloads it on SIGHUP)", "err", err)
+			s.log.Error(parkedMessage(s.acct, err), "err", err)
 			offline = true // its recovery is worth a line too
 			select {
 			case <-ctx.Done():
@@ -462,4 +465,29 @@ func changes(rep AccountReport) int {
 		n += p.New + p.Deleted
 	}
 	return n
+}
+
+// parkedMessage is the line that says an account stopped for a failure
+// only a change can mend. A refused password from password_env gets its
+// own: the agent reads the variable from its own environment, which a
+// reload (SIGHUP) does not change.
+func parkedMessage(acct *configs.Account, err error) string {
+	if acct.PasswordEnv != "" && loginRefused(err) {
+		return "account stopped: the server refused the password from $" + acct.PasswordEnv +
+			", which postfach run reads from its own environment: restart it with the right one (or set password_cmd and reload with SIGHUP)"
+	}
+	return "account stopped until its config changes (postfach run reloads it on SIGHUP)"
+}
+
+// loginRefused reports whether err is a server's refusal of a login.
+func loginRefused(err error) bool {
+	var ic *imapconn.ConnError
+	var pc *pop3.ConnError
+	switch {
+	case errors.As(err, &ic):
+		return strings.HasPrefix(ic.Op, "login as ")
+	case errors.As(err, &pc):
+		return strings.HasPrefix(pc.Op, "login as ")
+	}
+	return false
 }

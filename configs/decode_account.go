@@ -196,6 +196,10 @@ func duration(t *table, k string, def, lo time.Duration) time.Duration {
 	if !t.has(k) {
 		return def
 	}
+	if v, _ := t.get(k); isNumber(v) {
+		t.errorf(k, "must be a duration in quotes with its unit, such as \"%vs\" or \"5m\", not a bare number", v)
+		return def
+	}
 	s := t.str(k, "")
 	if !isA[string](t, k) {
 		return def
@@ -210,6 +214,15 @@ func duration(t *table, k string, def, lo time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// isNumber reports whether a TOML value is an integer or a float.
+func isNumber(v any) bool {
+	switch v.(type) {
+	case int64, float64:
+		return true
+	}
+	return false
 }
 
 // namespacePrefix decodes namespace_prefix: nil when absent (the server's

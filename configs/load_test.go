@@ -113,6 +113,8 @@ func TestLoadErrors(t *testing.T) {
 		{"poll_interval", account + "poll_interval = \"5\"\n" + strings.Replace(account, `"a"`, `"b"`, 1) + "poll_interval = \"1s\"\n", []string{
 			`FILE:7: accounts[1].poll_interval: "5" is not a duration (write it as 90s, 5m or 1h30m)`,
 			"FILE:14: accounts[2].poll_interval: must be at least 10s, not 1s"}},
+		{"poll_interval number", account + "poll_interval = 300\n", []string{
+			`FILE:7: accounts[1].poll_interval: must be a duration in quotes with its unit, such as "300s" or "5m", not a bare number`}},
 		{"idle_folders", account + "connections = 1\nidle_folders = [\"INBOX\", \"Lists\"]\n", []string{
 			"FILE:8: accounts[1].idle_folders: 2 folders, but connections = 1: each IDLE holds a connection open, and the sync needs one"}},
 		{"connections range", account + "connections = 0\n" + strings.Replace(account, `"a"`, `"b"`, 1) + "connections = 17\n", []string{

@@ -76,9 +76,9 @@ refused here as by every run.`,
 			}
 			warnings := ""
 			if n := len(cfg.Warnings); n > 0 {
-				warnings = fmt.Sprintf(", %d warnings", n)
+				warnings = fmt.Sprintf(", %d %s", n, plural(n, "warning", "warnings"))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d accounts, store %s%s)\n", cfg.File, len(cfg.Accounts), cfg.Store.Path, warnings)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, store %s%s)\n", cfg.File, fmt.Sprintf("%d %s", len(cfg.Accounts), plural(len(cfg.Accounts), "account", "accounts")), cfg.Store.Path, warnings)
 			return nil
 		},
 	})

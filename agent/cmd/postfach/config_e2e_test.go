@@ -30,7 +30,7 @@ func TestConfigWarnings(t *testing.T) {
 	write("[accounts.folder_map]\nPosteingang = \"INBOX\"\n\"Sent Items\" = \"Sent\"\n")
 	r := run(t, nil, "--config", cfg, "config", "check")
 	want := cfg + ":" + strconv.Itoa(n+2) + `: accounts[1].folder_map.Posteingang: warning: maps to "INBOX", where the server's own INBOX lands too`
-	if r.code != 0 || !strings.Contains(r.stdout, "ok (1 accounts") || !strings.Contains(r.stdout, "1 warnings") ||
+	if r.code != 0 || !strings.Contains(r.stdout, "ok (1 account,") || !strings.Contains(r.stdout, "1 warning)") ||
 		strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
 		t.Errorf("config check with a warning: %s\nwant exit 0 and one line starting %q", r, want)
 	}
@@ -41,5 +41,28 @@ func TestConfigWarnings(t *testing.T) {
 		"): two server folders in one local folder\n"
 	if r.code == 0 || r.stderr != want {
 		t.Errorf("config check with two server folders in one: %s\nwant a failure and stderr %q", r, want)
+	}
+}
+
+// TestUsageErrors: a command given the wrong arguments says which
+// command and how it is used, in one line; --version answers.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"search"}, "postfach: search: a query is needed, such as from:alice invoice (usage: postfach search "},
+		{[]string{"restore"}, "postfach: restore: accepts 1 arg(s), received 0 (usage: postfach restore SNAPSHOT"},
+		{[]string{"config", "check", "extra"}, "postfach: config check: "},
+	} {
+		r := run(t, nil, tc.args...)
+		if r.code == 0 || !strings.HasPrefix(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("postfach %s: %s\nwant a failure and one line starting %q", strings.Join(tc.args, " "), r, tc.want)
+		}
+	}
+	r := run(t, nil, "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "postfach ") || !strings.Contains(r.stdout, "go1.") {
+		t.Errorf("postfach --version: %s", r)
 	}
 }

@@ -639,7 +639,7 @@ func TestInit(t *testing.T) {
 		t.Errorf("config file mode %v (%v), want private", fi.Mode(), err)
 	}
 	r = mustRun(t, env, "--config", cfg, "config", "check")
-	if !strings.Contains(r.stdout, "ok (1 accounts") {
+	if !strings.Contains(r.stdout, "ok (1 account,") {
 		t.Errorf("config check of the example: %s", r)
 	}
 

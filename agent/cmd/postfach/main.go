@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,10 +205,61 @@ Configuration lives in one TOML file (see "postfach init").`,
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", configs.DefaultPath(), "config file")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what happens (to stderr)")
 	addProfileFlags(root, g)
+	root.Version = version()
+	root.SetVersionTemplate("postfach {{.Version}}\n")
 	for _, c := range cmds {
-		root.AddCommand(c(g))
+		sub := c(g)
+		namedArgs(sub)
+		root.AddCommand(sub)
 	}
 	return root
+}
+
+// namedArgs makes the argument errors of cmd and its subcommands name
+// the command and show its usage: cobra's own say only "requires at
+// least 1 arg(s), only received 0".
+func namedArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return fmt.Errorf("%s: %v (usage: %s)", strings.TrimPrefix(c.CommandPath(), "postfach "), err, c.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		namedArgs(sub)
+	}
+}
+
+// version is the module's version and the commit the binary was built
+// from, as Go recorded them ("(devel)" and no commit for go run).
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += " (commit " + rev
+		if modified == "true" {
+			v += ", modified"
+		}
+		v += ")"
+	}
+	return v + ", " + bi.GoVersion
 }
 
 func (g *globals) logger() *slog.Logger {

@@ -50,7 +50,12 @@ func newSearchCmd(g *globals) *cobra.Command {
 		Use:   "search [--json] [--limit N] [--offset N] QUERY...",
 		Short: "Search the local store (words, from:, subject:, folder:, flag:, date:, size:, AND/OR/NOT ...)",
 		Long:  searchHelp,
-		Args:  cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("a query is needed, such as from:alice invoice")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 || offset < 0 {
 				return errors.New("search: --limit and --offset take a number of messages, 0 or more")
@@ -84,6 +89,18 @@ func newSearchCmd(g *globals) *cobra.Command {
 			}
 			if jsonOut {
 				return writeSearchJSON(cmd.OutOrStdout(), hits)
+			}
+			if len(hits) == 0 {
+				// On stderr: what reads stdout gets no lines, as from grep.
+				what := "no messages match"
+				if offset > 0 {
+					what = fmt.Sprintf("no messages match past the first %d", offset)
+				}
+				if strings.Contains(strings.ToLower(strings.Join(args, " ")), "folder:") {
+					what += " (folder names are matched as the server spells them: postfach status lists them)"
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), what)
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			for _, h := range hits {
