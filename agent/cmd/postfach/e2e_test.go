@@ -799,12 +799,12 @@ func TestSearch(t *testing.T) {
 	if !strings.Contains(r.stdout, subject) {
 		t.Errorf("search %q:\n%s", subject, r)
 	}
-	r = mustRun(t, nil, "--config", cfg, "search", "nosuchwordanywhere")
-	if strings.TrimSpace(r.stdout) != "" {
-		t.Errorf("search for a missing word found:\n%s", r.stdout)
+	r = mustSearch(t, nil, "--config", cfg, "search", "nosuchwordanywhere")
+	if strings.TrimSpace(r.stdout) != "" || r.stderr != "no messages match\n" {
+		t.Errorf("search for a missing word: %s\nwant nothing on stdout, and on stderr that nothing matched", r)
 	}
 	for word, subject := range words {
-		r := mustRun(t, nil, "--config", cfg, "search", word)
+		r := mustSearch(t, nil, "--config", cfg, "search", word)
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		switch {
 		case subject == "" && strings.TrimSpace(r.stdout) != "":

@@ -117,6 +117,17 @@ func run(t testing.TB, env []string, args ...string) result {
 	return r
 }
 
+// mustSearch runs postfach search: as mustRun, but for the line saying
+// that nothing matched, which it writes on stderr.
+func mustSearch(t testing.TB, env []string, args ...string) result {
+	t.Helper()
+	r := run(t, env, args...)
+	if r.code != 0 || (r.stderr != "" && r.stderr != "no messages match\n") || (r.stderr != "") != (r.stdout == "") {
+		t.Fatalf("postfach %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
 // mustRun runs the binary and fails the test unless it exits 0 with nothing
 // on stderr.
 func mustRun(t testing.TB, env []string, args ...string) result {

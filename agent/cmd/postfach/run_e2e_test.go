@@ -254,7 +254,7 @@ func TestRun(t *testing.T) {
 	// The agent indexes new mail for search when idle (search leaves it
 	// to a running agent): a word only the decoded body holds is found.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		r := mustRun(t, nil, "--config", cfg, "search", "Quokkaparade")
+		r := mustSearch(t, nil, "--config", cfg, "search", "Quokkaparade")
 		if strings.Contains(r.stdout, "Heute im Park") {
 			break
 		}
