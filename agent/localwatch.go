@@ -332,7 +332,18 @@ func (r *localRun) unwatch(p string) {
 // resync adds watches for the directories of the tree that have none yet
 // and forgets those that are gone. notify: name the folders whose cur/ or
 // new/ watch is new (files made in them before the watch cause no event).
+//
+// A directory's entries are read before its watch is added, so one made
+// in between causes no event and was not read (a folder's cur/ made just
+// after the folder): the tree is walked again after each pass that added
+// a watch, until one adds none.
 func (r *localRun) resync(notify bool) {
+	for pass := 0; pass < 16 && r.resyncPass(notify); pass++ {
+	}
+}
+
+// resyncPass is one pass of resync; it reports whether it added a watch.
+func (r *localRun) resyncPass(notify bool) (added bool) {
 	want := map[string]string{}
 	walkWatchDirs(r.accountDir, "", true, want)
 	for p := range r.watched {
@@ -351,10 +362,12 @@ func (r *localRun) resync(notify bool) {
 			continue // else gone meanwhile: its parent's event says so
 		}
 		r.watched[p] = folder
+		added = true
 		if notify && folder != "" {
 			r.mark(folder, "", true)
 		}
 	}
+	return added
 }
 
 // walkWatchDirs adds to want the directories to watch below dir (the
