@@ -29,7 +29,11 @@ $XDG_CONFIG_HOME/postfach/config.toml). Edit it, then run "postfach config check
 			if err := os.WriteFile(g.configPath, configs.Example, 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\nedit it, then run: postfach --config %s config check\n", g.configPath, g.configPath)
+			check := "postfach config check"
+			if g.configPath != configs.DefaultPath() {
+				check = "postfach --config " + g.configPath + " config check"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\nedit it, then run: %s\n", g.configPath, check)
 			return nil
 		},
 	}

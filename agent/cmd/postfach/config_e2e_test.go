@@ -61,6 +61,18 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("postfach %s: %s\nwant a failure and one line starting %q", strings.Join(tc.args, " "), r, tc.want)
 		}
 	}
+	// A config without accounts: sync says so and fails, status says so.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("[store]\npath = \""+filepath.Join(dir, "store")+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, nil, "--config", cfg, "sync"); r.code == 0 || !strings.Contains(r.stderr, cfg+" has no accounts to sync") {
+		t.Errorf("sync without accounts: %s", r)
+	}
+	if r := run(t, nil, "--config", cfg, "status"); r.code != 0 || !strings.HasPrefix(r.stdout, "no accounts in "+cfg) {
+		t.Errorf("status without accounts: %s", r)
+	}
 	r := run(t, nil, "--version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "postfach ") || !strings.Contains(r.stdout, "go1.") {
 		t.Errorf("postfach --version: %s", r)

@@ -37,7 +37,7 @@ backup the agent took: when, how long, files, what it added, its error
 "snapshot", "files", "copied", "bytes_added", "error", "last_success"}).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, a, err := g.openStore(true)
+			cfg, a, err := g.openStore(true)
 			if err != nil {
 				return err
 			}
@@ -51,6 +51,9 @@ backup the agent took: when, how long, files, what it added, its error
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
+			}
+			if len(st.Accounts) == 0 && st.Agent == nil {
+				fmt.Fprintf(out, "no accounts in %s (add an [[accounts]] table: postfach init writes a commented example)\n", cfg.File)
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 			live := map[string]string{}

@@ -41,6 +41,9 @@ and this prints the result (no progress bar).`,
 			if err != nil {
 				return err
 			}
+			if len(cfg.Accounts) == 0 {
+				return fmt.Errorf("%s has no accounts to sync (add an [[accounts]] table: postfach init writes a commented example)", cfg.File)
+			}
 			// The servers are dialed while the store opens.
 			ahead := agent.DialAhead(cmd.Context(), cfg, args, g.logger())
 			defer ahead.Close()
