@@ -9,7 +9,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -102,12 +101,12 @@ func newSearchCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), what)
 				return nil
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			var table columns
 			for _, h := range hits {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", searchDate(&h.Message).Local().Format("2006-01-02 15:04"),
-					safe(clip(h.Header.From, 40)), safe(h.Header.Subject), safe(h.Account+"/"+h.FolderName), h.ID)
+				table.add(searchDate(&h.Message).Local().Format("2006-01-02 15:04"),
+					safe(clip(h.Header.From, 40)), safe(h.Header.Subject), safe(h.Account+"/"+h.FolderName), strconv.FormatInt(int64(h.ID), 10))
 			}
-			return tw.Flush()
+			return table.writeTo(cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print one JSON object per message and line")
