@@ -41,7 +41,7 @@ func TestDialModes(t *testing.T) {
 	cut.Add(faultproxy.Fault{Dir: faultproxy.Up, Pattern: "LOGIN", Action: faultproxy.Drop})
 	// A server that accepts the connection and says nothing (a web
 	// server's port): the dial gives up after GreetingWait and says so.
-	silent := silentServer(t)
+	silent := testenv.SilentServer(t)
 	// The TLS-port probe comes well before the greeting's wait ends.
 	defer func(w, p time.Duration) { nethint.GreetingWait, nethint.ProbeAfter = w, p }(nethint.GreetingWait, nethint.ProbeAfter)
 	nethint.GreetingWait, nethint.ProbeAfter = 3*time.Second, 200*time.Millisecond
@@ -106,25 +106,4 @@ func TestDialModes(t *testing.T) {
 			t.Errorf("%s: %v: Permanent = %v, want %v", name, err, got, tc.permanent)
 		}
 	}
-}
-
-// silentServer listens on loopback and accepts connections without ever
-// writing to them; it returns the address.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return ln.Addr().String()
 }

@@ -1,7 +1,6 @@
 package pop3_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ func TestFetchConnectHints(t *testing.T) {
 	_, pop3sPort, _ := strings.Cut(d.POP3SAddr(), ":")
 	// A server that accepts the connection and says nothing (a web
 	// server's port): the dial gives up after GreetingWait and says so.
-	silent := silentServer(t)
+	silent := testenv.SilentServer(t)
 	_, silentPort, _ := strings.Cut(silent, ":")
 	// The TLS-port probe comes well before the greeting's wait ends.
 	defer func(w, p time.Duration) { nethint.GreetingWait, nethint.ProbeAfter = w, p }(nethint.GreetingWait, nethint.ProbeAfter)
@@ -76,25 +75,4 @@ func TestFetchConnectHints(t *testing.T) {
 			t.Logf("%s: %s", took.Round(time.Millisecond), msg)
 		})
 	}
-}
-
-// silentServer listens on loopback and accepts connections without ever
-// writing to them; it returns the address.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return ln.Addr().String()
 }
