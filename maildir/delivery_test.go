@@ -264,7 +264,7 @@ func TestSyncer(t *testing.T) {
 	}
 	// A full batch (syncfs; the ones above were synced file by file).
 	var full []*Delivery
-	for i := range syncfsMin {
+	for i := range SyncfsMin {
 		full = append(full, deliver(t, dirs[i%3], fmt.Sprintf("message %d of a full batch\r\n", i)))
 	}
 	if err := s.Sync(full); err != nil {
@@ -319,7 +319,7 @@ func TestSyncerOtherFileSystem(t *testing.T) {
 		}
 	}
 	ds := []*Delivery{deliver(t, here, "a\r\n"), deliver(t, there, "b\r\n")}
-	for range syncfsMin {
+	for range SyncfsMin {
 		ds = append(ds, deliver(t, here, "more\r\n"))
 	}
 	if err := s.Sync(ds); err != nil {

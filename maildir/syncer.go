@@ -10,7 +10,7 @@ import (
 // Syncer makes batches of deliveries durable for one run over one store,
 // in one of two ways by the size of the batch:
 //
-//   - A batch of fewer than syncfsMin files: one fsync per file, up to
+//   - A batch of fewer than SyncfsMin files: one fsync per file, up to
 //     syncParallel at once. A closed delivery's file is opened again for
 //     its fsync; only this package opens files in tmp/, so no one has
 //     heard of a writeback error of it meanwhile, and the fsync reports
@@ -91,7 +91,7 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 			todo = append(todo, w)
 		}
 	}
-	if len(todo) < syncfsMin {
+	if len(todo) < SyncfsMin {
 		return syncEach(todo)
 	}
 	var own bool // some delivery is on the root's file system
@@ -122,13 +122,10 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 	return syncEach(others)
 }
 
-// syncfsMin is the smallest batch synced by syncfs (see Syncer).
-const syncfsMin = 128
-
 // SyncfsMin is the smallest batch Syncer.Sync makes durable with one
 // syncfs: a smaller one is synced file by file, so its files are worth
 // SyncAhead as they are closed.
-const SyncfsMin = syncfsMin
+const SyncfsMin = 128
 
 // syncParallel is how many fsyncs syncEach keeps in flight: a few let
 // the disk merge their cache flushes.
