@@ -171,32 +171,38 @@ func restorePath(cfg *configs.Config, arg string) (string, error) {
 }
 
 // restoreTemp makes the run's temporary directory,
-// $TMPDIR/postfach-restore-*, holding a file "pid" with this process's
-// id, after removing those of earlier runs whose process is gone (killed
-// before they could remove theirs: each holds a copy of a snapshot's
-// index, or an unpacked export).
+// $TMPDIR/postfach-restore-PID-*, named with this process's id from the
+// moment it exists, after removing those of earlier runs whose process is
+// gone (killed before they could remove theirs: each holds a copy of a
+// snapshot's index, or an unpacked export). A run killed at any point,
+// even right after making the directory, leaves one the next run removes.
 func restoreTemp() (string, error) {
-	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "postfach-restore-*"))
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), restoreTempPrefix+"*"))
 	for _, d := range old {
-		b, err := os.ReadFile(filepath.Join(d, "pid"))
-		if err != nil {
-			continue // not made by restore, or another user's
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 {
-			continue
+		pid, ok := restoreTempPID(filepath.Base(d))
+		if !ok {
+			continue // not made by restore
 		}
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			os.RemoveAll(d)
 		}
 	}
-	tmp, err := os.MkdirTemp("", "postfach-restore-")
-	if err != nil {
-		return "", err
+	return os.MkdirTemp("", fmt.Sprintf("%s%d-", restoreTempPrefix, os.Getpid()))
+}
+
+const restoreTempPrefix = "postfach-restore-"
+
+// restoreTempPID is the process id in a temporary directory's name,
+// postfach-restore-PID-RANDOM.
+func restoreTempPID(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, restoreTempPrefix)
+	if !ok {
+		return 0, false
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-		os.RemoveAll(tmp)
-		return "", err
+	p, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
 	}
-	return tmp, nil
+	pid, err := strconv.Atoi(p)
+	return pid, err == nil && pid > 0
 }
