@@ -77,7 +77,9 @@
 //     beside them where the server has it). A folder whose LIST-STATUS equals the recorded state, whose
 //     Maildir still matches the index and that has nothing to push is done
 //     without a SELECT: a no-change resync is one LIST plus a few stat(2)
-//     calls and row counts per folder. Otherwise: SELECT (the largest
+//     calls and row counts per folder, the counts read with the stamps
+//     while the server is dialed, and one commit of the folders' sync
+//     times (job.go: releaseAll). Otherwise: SELECT (the largest
 //     folder's made ahead, on the first connection while the Maildir is
 //     read, when the LIST asked no STATUS: ahead.go); reconcile the Maildir with the index
 //     (files the index does not know are indexed from disk, renames by other

@@ -80,47 +80,88 @@ func (j *folderJob) update(fn func(r *FolderResult)) {
 func (j *folderJob) acquire(n int) { j.outstanding.Add(int64(n)) }
 
 // release drops one unit; the last one records the folder's outcome.
-func (j *folderJob) release() {
-	if j.outstanding.Add(-1) == 0 {
-		j.finish()
+func (j *folderJob) release() { releaseAll([]*folderJob{j}) }
+
+// releaseAll drops one unit of each job and records the outcomes of those
+// it finishes: those with nothing to do (skipped) in one commit that need
+// not wait for the disk (see index.Store.WriteRelaxed), so a run that
+// changes nothing syncs no file and commits once however many folders it
+// looked at; the others in one commit.
+func releaseAll(jobs []*folderJob) {
+	var relaxed, durable []*folderJob
+	for _, j := range jobs {
+		if j.outstanding.Add(-1) != 0 {
+			continue
+		}
+		if j.settle() {
+			relaxed = append(relaxed, j)
+		} else {
+			durable = append(durable, j)
+		}
 	}
+	recordOutcomes(relaxed, true)
+	recordOutcomes(durable, false)
 }
 
-func (j *folderJob) finish() {
+// settle makes the messages the server would not store the job's error,
+// and reports whether the job had nothing to do (skipped, no error).
+func (j *folderJob) settle() (idle bool) {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.res.Err == nil && len(j.refused) > 0 {
 		j.res.Err = j.refused[0]
 		if n := len(j.refused); n > 1 {
 			j.res.Err = fmt.Errorf("%w (and %d more messages not stored)", j.refused[0], n-1)
 		}
 	}
-	err, note, skipped := j.res.Err, j.res.Note(), j.res.Skipped
-	j.mu.Unlock()
-	now := time.Now()
-	// A folder that had nothing to do records only its sync time: that
-	// commit need not wait for the disk (see index.Store.WriteRelaxed),
-	// and a run that changes nothing then syncs no file.
-	write := j.s.opts.Index.Write
-	if skipped && err == nil {
-		write = j.s.opts.Index.WriteRelaxed
+	return j.res.Skipped && j.res.Err == nil
+}
+
+// recordOutcomes records the finished jobs' outcomes in one commit: each
+// folder's sync time and error or note, and the server state its run
+// reached unless it failed.
+func recordOutcomes(jobs []*folderJob, relaxed bool) {
+	if len(jobs) == 0 {
+		return
 	}
+	store := jobs[0].s.opts.Index
+	write := store.Write
+	if relaxed {
+		write = store.WriteRelaxed
+	}
+	now := time.Now()
 	werr := write(context.Background(), func(tx *index.Tx) error {
-		if err != nil {
-			return tx.SetSyncResult(j.f.ID, now, err.Error())
-		}
-		if j.uidValidity != 0 {
-			if err := tx.SetRemoteState(j.f.ID, j.uidValidity, j.uidNext, j.highestModSeq); err != nil {
+		for _, j := range jobs {
+			if err := j.recordOutcome(tx, now); err != nil {
 				return err
 			}
 		}
-		return tx.SetSyncResult(j.f.ID, now, note) // "" unless something was left undone
+		return nil
 	})
-	if werr != nil && err == nil {
-		j.fail(werr)
+	for _, j := range jobs {
+		if werr != nil {
+			j.fail(werr)
+		}
+		j.mu.Lock()
+		res := j.res
+		j.mu.Unlock()
+		j.s.log.Debug("folder done", "folder", j.rf.Local, "new", res.New, "flags", res.FlagsChanged,
+			"expunged", res.Expunged, "rebuilt", res.Rebuilt, "skipped", res.Skipped, "err", res.Err)
 	}
+}
+
+// recordOutcome writes the job's outcome (see recordOutcomes).
+func (j *folderJob) recordOutcome(tx *index.Tx, now time.Time) error {
 	j.mu.Lock()
-	res := j.res
+	err, note := j.res.Err, j.res.Note()
 	j.mu.Unlock()
-	j.s.log.Debug("folder done", "folder", j.rf.Local, "new", res.New, "flags", res.FlagsChanged,
-		"expunged", res.Expunged, "rebuilt", res.Rebuilt, "skipped", res.Skipped, "err", res.Err)
+	if err != nil {
+		return tx.SetSyncResult(j.f.ID, now, err.Error())
+	}
+	if j.uidValidity != 0 {
+		if err := tx.SetRemoteState(j.f.ID, j.uidValidity, j.uidNext, j.highestModSeq); err != nil {
+			return err
+		}
+	}
+	return tx.SetSyncResult(j.f.ID, now, note) // "" unless something was left undone
 }

@@ -242,6 +242,25 @@ type folderScan struct {
 	// stamped: the folder's stamp vouched for its listing (see
 	// syncer.scanFolder): diff is clean, entries and rows were not read.
 	stamped bool
+	// counts: the folder's index.ReadTx.SyncCounts, read in the same
+	// transaction as the stamp or the rows (nil: not read), so that
+	// deciding whether the folder can be skipped once the server's STATUS
+	// is in (unchangedLocally) reads nothing more. Valid as long as the
+	// scan: what changes rows clears the cache.
+	counts *syncCounts
+}
+
+// syncCounts is a folder's rows that have a copy upstream, and those with
+// something to push (index.ReadTx.SyncCounts).
+type syncCounts struct{ upstream, pending int }
+
+// readSyncCounts reads the folder's syncCounts.
+func readSyncCounts(tx *index.ReadTx, f index.FolderID) (*syncCounts, error) {
+	up, pending, err := tx.SyncCounts(f)
+	if err != nil {
+		return nil, err
+	}
+	return &syncCounts{upstream: up, pending: pending}, nil
 }
 
 func newFolderScan(entries []maildir.Entry, rows []index.FileRow) *folderScan {

@@ -232,17 +232,21 @@ func (s *syncer) vouch(ctx context.Context, f *index.Folder) (vouched, changed b
 	if before.Racy(time.Now()) {
 		return false, true, nil
 	}
+	var counts *syncCounts
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
 		recorded, now, err := tx.FolderStamp(f.ID)
 		now.Dir = before.String()
 		vouched = err == nil && recorded == now.String()
 		changed = err == nil && recorded != "" && !vouched
+		if vouched {
+			counts, err = readSyncCounts(tx, f.ID)
+		}
 		return err
 	}); err != nil {
 		return false, false, err
 	}
 	if vouched {
-		s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}})
+		s.scans.put(f.ID, &folderScan{stamped: true, diff: &scanDiff{}, counts: counts})
 		s.ends.vouched(f.ID, d, before) // watched if its job runs
 	}
 	return vouched, changed, nil
@@ -270,13 +274,17 @@ func (s *syncer) scanListing(ctx context.Context, f *index.Folder) error {
 	var image *index.RowImage // to record
 	unique := true            // every file the message of its key
 	var now index.FolderStamp
+	var counts *syncCounts
 	if err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
 		var err error
 		if _, now, err = tx.FolderStamp(f.ID); err != nil {
 			return err
 		}
 		now.Dir = before.String()
-		diff, image, unique, err = diffRows(tx, f.ID, now.Rows, l)
+		if diff, image, unique, err = diffRows(tx, f.ID, now.Rows, l); err != nil || !diff.clean() {
+			return err
+		}
+		counts, err = readSyncCounts(tx, f.ID)
 		return err
 	}); err != nil {
 		return err
@@ -286,7 +294,7 @@ func (s *syncer) scanListing(ctx context.Context, f *index.Folder) error {
 			s.log.Debug("recording a folder's row image", "folder", f.Name, "err", err)
 		}
 	}
-	sc := &folderScan{diff: diff}
+	sc := &folderScan{diff: diff, counts: counts}
 	s.scans.put(f.ID, sc)
 	// unique: what a stamp vouches for too (index.FolderStamp, since
 	// version 2).

@@ -69,16 +69,21 @@ func unchangedLocally(ctx context.Context, o *Options, f *index.Folder, serverCo
 	if sc == nil {
 		return false, nil // the folder could not be read: its plan says why
 	}
-	var upstream, pending int
-	err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		var err error
-		upstream, pending, err = tx.SyncCounts(f.ID)
-		return err
-	})
-	if err != nil {
-		return false, err
+	if !sc.diff.clean() {
+		return false, nil
 	}
-	return sc.diff.clean() && upstream == serverCount && !(o.push() && pending > 0), nil
+	c := sc.counts // read with the scan, at the start of the run
+	if c == nil {
+		err := o.Index.Read(ctx, func(tx *index.ReadTx) error {
+			var err error
+			c, err = readSyncCounts(tx, f.ID)
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	return c.upstream == serverCount && !(o.push() && c.pending > 0), nil
 }
 
 // scanAsOpened caches, for a dry run, the folder's listing as a real run

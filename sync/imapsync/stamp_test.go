@@ -67,11 +67,30 @@ func TestStampedListing(t *testing.T) {
 		}
 		e.backdate(f, old)
 	}
+	before := time.Now().Truncate(time.Second) // (recorded in seconds)
 	res, _ := e.sync()
 	for _, f := range res.Folders {
 		if !f.Skipped {
 			t.Errorf("%s: not skipped in a no-change run", f.Name)
 		}
+	}
+	// The skipped folders' sync times are recorded (together: releaseAll).
+	var times []time.Time
+	if err := e.store.Read(context.Background(), func(tx *index.ReadTx) error {
+		acct, err := tx.Account("acct")
+		if err != nil {
+			return err
+		}
+		fs, err := tx.Folders(acct)
+		for _, f := range fs {
+			times = append(times, f.LastSync)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != 2 || times[0].Before(before) || times[1].Before(before) {
+		t.Errorf("the no-change run recorded the sync times %v: want two, from %v on", times, before)
 	}
 	for _, f := range []string{"INBOX", "Archive"} {
 		if !e.stamped(f) {

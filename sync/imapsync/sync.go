@@ -429,7 +429,8 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 
 // prepareAll prepares each job (prepare), prepareParallel at a time, and
 // returns those that need a connection, in their order. A job skipped or
-// failed here is done (its plan's unit released).
+// failed here is done: their plans' units are released together, so
+// their outcomes are recorded in one commit.
 func (s *syncer) prepareAll(ctx context.Context, jobs []*folderJob) []*folderJob {
 	need := make([]bool, len(jobs))
 	parallel(len(jobs), prepareParallel, func(i int) {
@@ -442,18 +443,20 @@ func (s *syncer) prepareAll(ctx context.Context, jobs []*folderJob) []*folderJob
 			j.fail(err)
 		}
 		if skip || err != nil {
-			j.release()
 			return
 		}
 		s.ends.arm(j.f.ID) // before the job changes the folder
 		need[i] = true
 	})
-	var pending []*folderJob
+	var pending, done []*folderJob
 	for i, j := range jobs {
 		if need[i] {
 			pending = append(pending, j)
+		} else {
+			done = append(done, j)
 		}
 	}
+	releaseAll(done)
 	return pending
 }
 
