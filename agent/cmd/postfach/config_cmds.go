@@ -82,7 +82,8 @@ refused here as by every run.`,
 			if n := len(cfg.Warnings); n > 0 {
 				warnings = fmt.Sprintf(", %d %s", n, plural(n, "warning", "warnings"))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, store %s%s)\n", cfg.File, fmt.Sprintf("%d %s", len(cfg.Accounts), plural(len(cfg.Accounts), "account", "accounts")), cfg.Store.Path, warnings)
+			n := len(cfg.Accounts)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d %s, store %s%s)\n", cfg.File, n, plural(n, "account", "accounts"), cfg.Store.Path, warnings)
 			return nil
 		},
 	})

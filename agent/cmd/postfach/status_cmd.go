@@ -53,7 +53,7 @@ backup the agent took: when, how long, files, what it added, its error
 				return enc.Encode(st)
 			}
 			if len(st.Accounts) == 0 && st.Agent == nil {
-				fmt.Fprintf(out, "no accounts in %s (add an [[accounts]] table: postfach init writes a commented example)\n", cfg.File)
+				fmt.Fprintf(out, "no accounts in %s (%s)\n", cfg.File, addAccountHint)
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 			live := map[string]string{}

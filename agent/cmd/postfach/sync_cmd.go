@@ -42,7 +42,7 @@ and this prints the result (no progress bar).`,
 				return err
 			}
 			if len(cfg.Accounts) == 0 {
-				return fmt.Errorf("%s has no accounts to sync (add an [[accounts]] table: postfach init writes a commented example)", cfg.File)
+				return fmt.Errorf("%s has no accounts to sync (%s)", cfg.File, addAccountHint)
 			}
 			// The servers are dialed while the store opens.
 			ahead := agent.DialAhead(cmd.Context(), cfg, args, g.logger())
@@ -107,6 +107,9 @@ func refusedCount(reports []agent.AccountReport) int {
 	}
 	return n
 }
+
+// addAccountHint is what sync and status say of a config without accounts.
+const addAccountHint = "add an [[accounts]] table: postfach init writes a commented example"
 
 func plural(n int, one, many string) string {
 	if n == 1 {
