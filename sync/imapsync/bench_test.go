@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/metrics"
 	"runtime/pprof"
 	rtrace "runtime/trace"
 	"slices"
@@ -36,7 +37,15 @@ import (
 // (corpus.Options.RealSizes, as go run ./internal/bench has by default),
 // and POSTFACH_BENCH_GOTRACE=FILE writes an execution trace of each timed
 // sync alone to FILE.0, FILE.1, ... (go tool trace -pprof=net FILE.0, and
-// sync, syscall, sched).
+// sync, syscall, sched). POSTFACH_BENCH_PERFCTL=FIFO writes "enable" and
+// "disable" to perf's control FIFO around each timed sync, so that perf
+// (which sees the kernel's share too, and Dovecot's) records the timed
+// syncs alone:
+//
+//	mkfifo ctl; POSTFACH_BENCH_PERFCTL=ctl perf record -g -a -D -1 --control=fifo:ctl -- ./imapsync.test -test.run '^$' -test.bench Incremental
+//
+// Besides the time, it reports this process's CPU time per sync, the
+// garbage collector's share of it, and Dovecot's.
 //
 //	go test -run '^$' -bench Incremental -benchtime 10x -cpuprofile cpu.out ./sync/imapsync
 //	go tool pprof -tagfocus phase=incremental cpu.out
@@ -70,7 +79,7 @@ func BenchmarkIncremental(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	next := n
 	c := e.d.Client(b, testenv.DefaultUser.Name)
-	var serverCPU, clientCPU time.Duration
+	var serverCPU, clientCPU, gcCPU time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -93,7 +102,7 @@ func BenchmarkIncremental(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		own0 := processCPU()
+		own0, gc0 := processCPU(), gcCPUTime()
 		b.StartTimer()
 		var res *imapsync.Result
 		var tf *os.File
@@ -105,16 +114,19 @@ func BenchmarkIncremental(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		perfControl(b, "enable")
 		// The label lets a profile show the timed syncs alone.
 		pprof.Do(context.Background(), pprof.Labels("phase", "incremental"), func(context.Context) {
 			res, _ = e.sync()
 		})
+		perfControl(b, "disable")
 		if tf != nil {
 			rtrace.Stop()
 			tf.Close()
 		}
 		b.StopTimer()
 		clientCPU += processCPU() - own0
+		gcCPU += gcCPUTime() - gc0
 		dovecot1, err := e.d.CPUTime()
 		if err != nil {
 			b.Fatal(err)
@@ -129,6 +141,25 @@ func BenchmarkIncremental(b *testing.B) {
 	}
 	b.ReportMetric(float64(clientCPU.Milliseconds())/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(serverCPU.Milliseconds())/float64(b.N), "dovecot-cpu-ms/op")
+	b.ReportMetric(float64(gcCPU.Milliseconds())/float64(b.N), "gc-cpu-ms/op")
+}
+
+// perfControl writes cmd to perf's control FIFO, if
+// POSTFACH_BENCH_PERFCTL names one.
+func perfControl(b *testing.B, cmd string) {
+	if p := os.Getenv("POSTFACH_BENCH_PERFCTL"); p != "" {
+		if err := os.WriteFile(p, []byte(cmd+"\n"), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// gcCPUTime is the CPU time the garbage collector has used in this
+// process, as the runtime estimates it.
+func gcCPUTime() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
 
 func envInt(name string, def int) int {
