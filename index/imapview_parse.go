@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"mime"
-	"net/mail"
 	"strings"
 	"time"
 
@@ -290,7 +289,7 @@ func headerFields(raw []byte) []hfield {
 func envelopeOf(fields []hfield) *imap.Envelope {
 	env := &imap.Envelope{Subject: fieldValue(fields, "Subject")}
 	if d := fieldValue(fields, "Date"); d != "" {
-		if t, err := mail.ParseDate(d); err == nil {
+		if t, err := parseDate(d); err == nil {
 			env.Date = t
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"mime"
+	netmail "net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
@@ -32,7 +34,7 @@ func ParseHeader(raw []byte) Header {
 	h := mail.Header{Header: message.Header{Header: th}}
 	var out Header
 	out.MessageID = strings.Trim(strings.TrimSpace(h.Get("Message-Id")), "<>")
-	if d, err := h.Date(); err == nil {
+	if d, err := parseDate(h.Get("Date")); err == nil {
 		out.Date = d
 	}
 	out.Subject = decodeText(h.Get("Subject"))
@@ -40,6 +42,24 @@ func ParseHeader(raw []byte) Header {
 	out.To = addresses(h, "To")
 	out.Cc = addresses(h, "Cc")
 	return out
+}
+
+// rfc5322Date is the form of nearly every Date field (RFC 5322 3.3, with
+// the day of the week, seconds and a numeric zone), and the first of
+// net/mail's layouts with a day of the week.
+const rfc5322Date = "Mon, 2 Jan 2006 15:04:05 -0700"
+
+// parseDate is net/mail.ParseDate, with the common form tried first:
+// ParseDate tries its 24 layouts without a day of the week before it,
+// each failure an error built of four strings (5 µs and 72 allocations
+// a field, against 0.3 µs and none). The result is the same: for a value
+// of exactly this form, ParseDate's cleaning leaves it as it is, the
+// layouts before fail on its leading letter, and this one is next.
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(rfc5322Date, s); err == nil {
+		return t, nil
+	}
+	return netmail.ParseDate(s)
 }
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: message.CharsetReader}
