@@ -18,6 +18,7 @@ import (
 type dovecotServer struct {
 	d          *testenv.Dovecot
 	user, pass string
+	via        *latencyProxy // if set, clients connect through it (twoway -rtt)
 }
 
 // startDovecot starts the private Dovecot in dir with one user, "test";
@@ -51,8 +52,13 @@ func startDovecotUsers(dir, extra string, names ...string) ([]*dovecotServer, er
 
 func (s *dovecotServer) Stop() error { return s.d.Stop() }
 
+// upstream is where and as whom a client logs in to the user's account.
 func (s *dovecotServer) upstream() upstream {
-	return upstream{Host: s.d.Host, Port: s.d.IMAPPort, User: s.user, Password: s.pass}
+	up := upstream{Host: s.d.Host, Port: s.d.IMAPPort, User: s.user, Password: s.pass}
+	if s.via != nil {
+		up = s.via.via(up)
+	}
+	return up
 }
 
 // corpusInfo describes what was seeded.

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +47,7 @@ type twowayOptions struct {
 	keep        bool
 	json        bool
 	conns       int
+	rtt         time.Duration
 }
 
 func runTwoway(args []string) error {
@@ -83,6 +86,7 @@ func (o *twowayOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.postfach, "postfach", "", "postfach `binary` to test (default: build ./agent/cmd/postfach)")
 	fs.StringVar(&o.dir, "dir", "", "create the work directory in `parent` (default $TMPDIR or /tmp); it must be searchable by Dovecot's users")
 	fs.IntVar(&o.conns, "connections", 0, "postfach's connections setting (default: postfach's default)")
+	fs.DurationVar(&o.rtt, "rtt", 0, "after seeding, every client reaches Dovecot through a proxy in the bench that adds this round-trip `time` (e.g. 10ms), as a network to a provider would; 0: none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 }
@@ -91,6 +95,9 @@ func (o *twowayOptions) addFlags(fs *flag.FlagSet) {
 func (o *twowayOptions) check() error {
 	if o.messages <= 0 || o.runs <= 0 || o.local < 0 {
 		return fmt.Errorf("-messages and -runs must be positive, -local-changes not negative")
+	}
+	if o.rtt < 0 || o.rtt > 2*time.Second {
+		return fmt.Errorf("-rtt must be between 0 and 2s")
 	}
 	o.changes = o.changeShare.count(o.messages)
 	if o.changes+o.local == 0 {
@@ -158,6 +165,18 @@ func twoway(ctx context.Context, o twowayOptions, scenario string, args []string
 	}
 	fmt.Fprintf(log, "bench: Dovecot indexed and warm in %s, every account holds the corpus: %s\n", time.Since(t0).Round(time.Millisecond), base.inventory())
 
+	if o.rtt > 0 {
+		lp, err := startLatencyProxy(net.JoinHostPort(d.Host, strconv.Itoa(d.IMAPPort)), o.rtt)
+		if err != nil {
+			return nil, err
+		}
+		defer lp.close()
+		for _, srv := range srvs {
+			srv.via = lp
+		}
+		host, port := lp.addr()
+		rep.Server += fmt.Sprintf("; every client through a proxy at %s:%d that adds a round-trip time of %s", host, port, o.rtt)
+	}
 	ws.addPeers(peers)
 	rep.Floor = &serverFloor{}
 	tw := &twowayBench{rep: rep, log: log, srv: srvs[0], want: base, seeded: rep.Corpus.Folders}
