@@ -224,11 +224,22 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	start := time.Now()
 	localChanges := o.Index.LocalChanges()
 	prescanned := make(chan error, 1)
-	looked := make(chan localLook, 1)
+	seen, looked := make(chan localLook, 1), make(chan localLook, 1)
 	go func() {
-		err := s.prescan(ctx, acct, looked)
+		err := s.prescan(ctx, acct, seen)
 		log.Debug("read the Maildir and the index", "took", time.Since(start).Round(time.Millisecond))
 		prescanned <- err
+	}()
+	// Each folder changed here since its stamp will be planned whatever
+	// the server says, each with a connection: those are dialed as soon
+	// as the look tells, beside the first (over a network, the first's
+	// login and LIST would otherwise come before their logins). One
+	// attempt each, quietly: the first dial tells whether the server is
+	// there, and a worker whose spare failed dials again itself.
+	go func() {
+		look := <-seen
+		s.predial(ctx, look.changed, 1)
+		looked <- look // after predial: folderLevel's own calls follow it
 	}()
 
 	var first *imapclient.Client
@@ -239,7 +250,9 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		first, err = o.Endpoint.DialRetry(ctx, o.DialAttempts, log.Warn)
 	}
 	if err != nil {
+		<-looked
 		<-prescanned
+		s.closeSpares(ctx)
 		return nil, nil, 0, err
 	}
 	// Until a worker takes it (and watches ctx per task), a cancelled run
@@ -272,6 +285,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	}
 	if err != nil {
 		<-prescanned
+		s.closeSpares(ctx)
 		first.Close()
 		return nil, nil, 0, fmt.Errorf("%s: %w", o.Endpoint.Addr, err)
 	}
@@ -283,10 +297,10 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// plans start. (Under the names the local folders have: a change of
 	// the namespace prefix costs a dial too many at most.)
 	if look.allChanged() {
-		s.predial(ctx, len(s.onlyRemote(folders)))
+		s.predial(ctx, len(s.onlyRemote(folders)), o.DialAttempts)
 		s.selectAhead(ctx, first, acct, s.onlyRemote(folders))
 	} else {
-		s.predial(ctx, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
+		s.predial(ctx, max(look.changed, s.changedUpstream(ctx, acct, s.onlyRemote(folders))), o.DialAttempts)
 	}
 	pending := false
 	if err = <-prescanned; err == nil {
@@ -529,6 +543,7 @@ type syncer struct {
 
 	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
 	claims atomic.Int32            // spares not yet taken by a worker
+	dialed int                     // spares dialed (predial; in folderLevel's order)
 	// ahead is the folder the first connection selected while the Maildir
 	// was read, until the first worker's plan takes it (ahead.go).
 	ahead atomic.Pointer[selectedAhead]
@@ -580,19 +595,29 @@ func (s *syncer) changedUpstream(ctx context.Context, acct index.AccountID, fold
 }
 
 // predial dials, in the background, the connections beyond the first that
-// n folders to plan will use; a worker that needs a connection takes one
-// of them first (waiting for it if its dial is under way).
-func (s *syncer) predial(ctx context.Context, n int) {
-	k := min(s.opts.Connections, n) - 1
+// n folders to plan will use, less those dialed already (it may be called
+// again once more is known, from the same goroutine or one that happens
+// before); a worker that needs a connection takes one of them first
+// (waiting for it if its dial is under way). attempts is DialRetry's:
+// with one, a failure is only logged at debug level.
+func (s *syncer) predial(ctx context.Context, n, attempts int) {
+	k := min(s.opts.Connections, n) - 1 - s.dialed
 	if k <= 0 {
 		return
 	}
-	s.spares = make(chan *imapclient.Client, k)
-	s.claims.Store(int32(k))
+	if s.spares == nil {
+		s.spares = make(chan *imapclient.Client, s.opts.Connections-1)
+	}
+	s.dialed += k
+	s.claims.Add(int32(k))
+	warn := s.log.Warn
+	if attempts <= 1 {
+		warn = s.log.Debug
+	}
 	for range k {
 		go func() {
 			begin := time.Now()
-			c, err := s.opts.Endpoint.DialRetry(ctx, s.opts.DialAttempts, s.log.Warn)
+			c, err := s.opts.Endpoint.DialRetry(ctx, attempts, warn)
 			if err != nil {
 				s.log.Debug("dialing ahead failed", "err", err)
 				s.spares <- nil // the worker dials itself, and reports
