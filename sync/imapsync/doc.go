@@ -87,7 +87,8 @@
 //     (files the index does not know are indexed from disk, renames by other
 //     programs are flag changes, missing files are local deletions); learn
 //     what changed upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH
-//     for expunges, or one FETCH of UID/FLAGS/RFC822.SIZE of the whole
+//     for expunges, the SEARCH sent behind the FETCH without waiting for
+//     its answer; or one FETCH of UID/FLAGS/RFC822.SIZE of the whole
 //     folder on a first run, after a lost index or a UIDVALIDITY change);
 //     then merge and apply, below: local deletions are expunged upstream
 //     first, then the new local messages go up on the uploader while the

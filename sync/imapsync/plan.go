@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -215,19 +216,35 @@ func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
 func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	j, rec, sel := p.j, p.rec, p.sel
 	p.server = map[uint32]*serverMsg{}
-	if err := fetchChangedFlags(w.c, j.f.HighestModSeq, p.condstore, sel.HighestModSeq, p.server); err != nil {
-		return err
-	}
-	if err := w.checkTagged(ctx, j, rec, p.server, uint32(sel.UIDNext)); err != nil {
-		return err
-	}
+	// Every UID is needed when messages may have come or gone upstream, or
+	// rows without a UID may be among the new ones. The UID SEARCH goes out
+	// right behind the FETCH, not a round trip later; the server answers
+	// them in that order, as if the client had waited.
 	fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
-	if fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows)+rec.quiet.len() || len(rec.gone) > 0 {
-		all, err := searchAll(w.c)
+	needAll := fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows)+rec.quiet.len() || len(rec.gone) > 0
+	flags := startChangedFlags(w.c, j.f.HighestModSeq, p.condstore, sel.HighestModSeq)
+	var search *imapclient.SearchCommand
+	if needAll {
+		search = startSearchAll(w.c)
+	}
+	if flags != nil {
+		if _, err := readFlags(w.c, flags, p.server); err != nil {
+			return err
+		}
+	}
+	// Both answered before checkTagged's FETCH goes out: an unsolicited
+	// FETCH the server sends with the SEARCH's answer cannot be taken for
+	// an answer of that one (go-imap gives such a response to a pending
+	// FETCH whose UIDs include it).
+	if search != nil {
+		all, err := readSearchAll(w.c, search)
 		if err != nil {
 			return err
 		}
 		p.present = newUIDList(all)
+	}
+	if err := w.checkTagged(ctx, j, rec, p.server, uint32(sel.UIDNext)); err != nil {
+		return err
 	}
 	if fresh {
 		// New local files may be messages the server got meanwhile by

@@ -48,8 +48,16 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 			return nil, err
 		}
 	}
+	// The UID SEARCH goes out right behind the FETCH, not a round trip
+	// later (the server answers them in that order); the merge of what
+	// the FETCH shows comes after both (its STOREs do not change the UIDs).
 	server := map[uint32]*serverMsg{}
-	highest, err := fetchChangedSince(w.c, sel.HighestModSeq, server)
+	changed, search := startChangedSince(w.c, sel.HighestModSeq), startSearchAll(w.c)
+	highest, err := readFlags(w.c, changed, server)
+	if err != nil {
+		return nil, err
+	}
+	all, err := readSearchAll(w.c, search)
 	if err != nil {
 		return nil, err
 	}
@@ -64,10 +72,6 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 	unmerged := false
 	for uid := range server {
 		unmerged = unmerged || !local.has(uid)
-	}
-	all, err := searchAll(w.c)
-	if err != nil {
-		return nil, err
 	}
 	uidNext := uint32(sel.UIDNext)
 	for _, uid := range all {

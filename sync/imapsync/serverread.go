@@ -17,8 +17,19 @@ import (
 // whose MODSEQ is above since into server, and returns the highest MODSEQ
 // among them.
 func fetchChangedSince(c *imapclient.Client, since uint64, server map[uint32]*serverMsg) (uint64, error) {
+	return readFlags(c, startChangedSince(c, since), server)
+}
+
+// startChangedSince sends fetchChangedSince's FETCH; readFlags reads its
+// answer. Commands sent in between go out without waiting for it.
+func startChangedSince(c *imapclient.Client, since uint64) *imapclient.FetchCommand {
 	opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: since}
-	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
+	return c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
+}
+
+// readFlags reads the answer to a FETCH of UID and FLAGS (and MODSEQ) into
+// server and returns the highest MODSEQ in it.
+func readFlags(c *imapclient.Client, cmd *imapclient.FetchCommand, server map[uint32]*serverMsg) (uint64, error) {
 	var highest uint64
 	for {
 		msg := cmd.Next()
@@ -87,13 +98,14 @@ func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bo
 	return out, nil
 }
 
-// fetchChangedFlags fills server with the flags of messages that may have
-// changed: those with a MODSEQ above the recorded one when the server has
-// CONDSTORE, else all of them. The range is 1:*, not just below the
-// recorded UIDNEXT: a row for a newer message may exist already (indexed
-// from disk after an interrupted run) and must get the server's keywords,
-// which file names do not carry.
-func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highest uint64, server map[uint32]*serverMsg) error {
+// startChangedFlags sends the FETCH that fills server (readFlags) with
+// the flags of messages that may have changed: those with a MODSEQ above
+// the recorded one when the server has CONDSTORE, else all of them; nil
+// when the server's HIGHESTMODSEQ is the recorded one (nothing to ask).
+// The range is 1:*, not just below the recorded UIDNEXT: a row for a
+// newer message may exist already (indexed from disk after an interrupted
+// run) and must get the server's keywords, which file names do not carry.
+func startChangedFlags(c *imapclient.Client, since uint64, condstore bool, highest uint64) *imapclient.FetchCommand {
 	opts := &imap.FetchOptions{UID: true, Flags: true}
 	if condstore && since != 0 {
 		if highest == since {
@@ -101,28 +113,7 @@ func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 		}
 		opts.ChangedSince = since
 	}
-	set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
-	cmd := c.Fetch(set, opts)
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
-		buf, err := msg.Collect()
-		if err != nil {
-			return abortFetch(c, cmd, err)
-		}
-		if buf.UID == 0 {
-			continue
-		}
-		sm := &serverMsg{uid: uint32(buf.UID)}
-		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
-		server[sm.uid] = sm
-	}
-	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("FETCH FLAGS: %w", err)
-	}
-	return nil
+	return c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
 }
 
 // searchAll returns every UID in the selected folder (ESEARCH keeps the
@@ -130,11 +121,23 @@ func fetchChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 // is walked (see uidset.go): one with far more UIDs than the folder has
 // messages (see searchLimit) is refused with a folder-level error.
 func searchAll(c *imapclient.Client) ([]uint32, error) {
+	return readSearchAll(c, startSearchAll(c))
+}
+
+// startSearchAll sends searchAll's UID SEARCH; readSearchAll reads its
+// answer. Commands sent in between go out without waiting for it.
+func startSearchAll(c *imapclient.Client) *imapclient.SearchCommand {
 	var opts *imap.SearchOptions
 	if c.Caps().Has(imap.CapESearch) {
 		opts = &imap.SearchOptions{ReturnAll: true}
 	}
-	data, err := c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+	return c.UIDSearch(&imap.SearchCriteria{}, opts)
+}
+
+// readSearchAll reads the answer to startSearchAll's command (see
+// searchAll).
+func readSearchAll(c *imapclient.Client, cmd *imapclient.SearchCommand) ([]uint32, error) {
+	data, err := cmd.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("UID SEARCH: %w", err)
 	}

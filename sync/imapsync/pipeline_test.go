@@ -1,0 +1,61 @@
+package imapsync_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postfach/postfach/internal/corpus"
+	"github.com/postfach/postfach/internal/faultproxy"
+	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/sync/imapsync"
+)
+
+// TestSearchBehindFetch: when a folder changed upstream (flags, and a new
+// message), the plan's UID SEARCH goes out right behind its FETCH
+// CHANGEDSINCE, without waiting a round trip for the FETCH's answer: the
+// proxy holds back the first FETCH answer and the SEARCH reaches the
+// server meanwhile. The run's outcome is the same.
+func TestSearchBehindFetch(t *testing.T) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 30, opts))
+	e.sync()
+	e.serverSetFlags("INBOX", 3, imap.StoreFlagsAdd, imap.FlagFlagged)
+	e.d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{corpus.At(7, 30, opts)})
+
+	p, err := faultproxy.Start(e.d.IMAPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var searched, during atomic.Bool
+	p.Add(
+		faultproxy.Fault{Name: "search sent", Dir: faultproxy.Up, Pattern: "UID SEARCH", Max: 1, Action: faultproxy.Call,
+			Fn: func() { searched.Store(true) }},
+		faultproxy.Fault{Name: "hold the FETCH answer", Dir: faultproxy.Down, Pattern: " FETCH (", Max: 1, Action: faultproxy.Call,
+			Fn: func() {
+				for deadline := time.Now().Add(3 * time.Second); !searched.Load() && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				during.Store(searched.Load())
+			}},
+	)
+	e.opts = func(o *imapsync.Options) {
+		o.Endpoint.Addr = p.Addr()
+		o.Connections = 1
+	}
+	res, _ := e.sync()
+	if p.Count("hold the FETCH answer") != 1 {
+		t.Fatalf("no FETCH answer was held (%+v)", p.Fired())
+	}
+	if !during.Load() {
+		t.Errorf("the UID SEARCH waited for the FETCH's answer")
+	}
+	if tot := res.Totals(); tot.New != 1 || tot.FlagsChanged != 1 {
+		t.Errorf("sync did %+v, want 1 new message and 1 flag change", tot)
+	}
+	e.compare()
+}
