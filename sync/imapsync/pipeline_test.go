@@ -10,6 +10,7 @@ import (
 	"github.com/postfach/postfach/internal/corpus"
 	"github.com/postfach/postfach/internal/faultproxy"
 	"github.com/postfach/postfach/internal/testenv"
+	"github.com/postfach/postfach/maildir"
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
@@ -56,6 +57,69 @@ func TestSearchBehindFetch(t *testing.T) {
 	}
 	if tot := res.Totals(); tot.New != 1 || tot.FlagsChanged != 1 {
 		t.Errorf("sync did %+v, want 1 new message and 1 flag change", tot)
+	}
+	e.compare()
+}
+
+// TestStoresInARow: the STOREs of a folder's flag pushes (here one that
+// adds \Seen and one that takes it away) go out one behind the other: the
+// proxy holds back the first one's answer and the second reaches the
+// server meanwhile. Both are carried out.
+func TestStoresInARow(t *testing.T) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(8, 20, opts))
+	e.sync()
+	var seen, unseen *maildir.Entry
+	for _, en := range e.entries("INBOX") {
+		switch {
+		case en.Flags&maildir.FlagSeen != 0 && seen == nil:
+			seen = &en
+		case en.Flags&maildir.FlagSeen == 0 && unseen == nil:
+			unseen = &en
+		}
+	}
+	if seen == nil || unseen == nil {
+		t.Fatalf("the corpus has no read and unread message to toggle")
+	}
+	d := e.dir("INBOX")
+	if _, err := d.SetFlags(*seen, seen.Flags&^maildir.FlagSeen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetFlags(*unseen, unseen.Flags|maildir.FlagSeen); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := faultproxy.Start(e.d.IMAPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var second, during atomic.Bool
+	p.Add(
+		faultproxy.Fault{Name: "second STORE sent", Dir: faultproxy.Up, Pattern: "UID STORE", Count: 2, Max: 1, Action: faultproxy.Call,
+			Fn: func() { second.Store(true) }},
+		faultproxy.Fault{Name: "hold the first STORE's answer", Dir: faultproxy.Down, Pattern: "MODSEQ (", Max: 1, Action: faultproxy.Call,
+			Fn: func() {
+				for deadline := time.Now().Add(3 * time.Second); !second.Load() && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				during.Store(second.Load())
+			}},
+	)
+	e.opts = func(o *imapsync.Options) {
+		o.Endpoint.Addr = p.Addr()
+		o.Connections = 1
+	}
+	res, _ := e.sync()
+	if p.Count("hold the first STORE's answer") != 1 || p.Count("second STORE sent") != 1 {
+		t.Fatalf("faults fired: %+v", p.Fired())
+	}
+	if !during.Load() {
+		t.Errorf("the second STORE waited for the first one's answer")
+	}
+	if tot := res.Totals(); tot.FlagsPushed != 2 {
+		t.Errorf("sync did %+v, want 2 flag changes pushed", tot)
 	}
 	e.compare()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -152,19 +153,30 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Every STORE goes out before the first answer is read, not a round
+	// trip each: the server carries them out in the order sent, and the
+	// journal (journalPushes) covers any of them, done or not. Each is
+	// read to its end, also after one failed: a command left unread would
+	// hold the connection's reader.
+	var stores []*imapclient.FetchCommand
 	for _, k := range keys {
 		add, del := parseDiff(k)
 		set := imap.UIDSetNum(p.stores[k]...)
 		if len(add) > 0 {
-			if err := w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: add}, nil).Close(); err != nil {
-				return fmt.Errorf("STORE: %w", err)
-			}
+			stores = append(stores, w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: add}, nil))
 		}
 		if len(del) > 0 {
-			if err := w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: del}, nil).Close(); err != nil {
-				return fmt.Errorf("STORE: %w", err)
-			}
+			stores = append(stores, w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: del}, nil))
 		}
+	}
+	var storeErr error
+	for _, cmd := range stores {
+		if err := cmd.Close(); err != nil && storeErr == nil {
+			storeErr = fmt.Errorf("STORE: %w", err)
+		}
+	}
+	if storeErr != nil {
+		return storeErr
 	}
 	if flagsStoredHook != nil {
 		flagsStoredHook()
