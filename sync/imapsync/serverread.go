@@ -116,16 +116,10 @@ func startChangedFlags(c *imapclient.Client, since uint64, condstore bool, highe
 	return c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
 }
 
-// searchAll returns every UID in the selected folder (ESEARCH keeps the
-// answer compact when the server has it). The answer is counted before it
-// is walked (see uidset.go): one with far more UIDs than the folder has
-// messages (see searchLimit) is refused with a folder-level error.
-func searchAll(c *imapclient.Client) ([]uint32, error) {
-	return readSearchAll(c, startSearchAll(c))
-}
-
-// startSearchAll sends searchAll's UID SEARCH; readSearchAll reads its
-// answer. Commands sent in between go out without waiting for it.
+// startSearchAll sends a UID SEARCH for every UID in the selected folder
+// (ESEARCH keeps the answer compact when the server has it);
+// readSearchAll reads its answer. Commands sent in between go out without
+// waiting for it.
 func startSearchAll(c *imapclient.Client) *imapclient.SearchCommand {
 	var opts *imap.SearchOptions
 	if c.Caps().Has(imap.CapESearch) {
@@ -134,8 +128,10 @@ func startSearchAll(c *imapclient.Client) *imapclient.SearchCommand {
 	return c.UIDSearch(&imap.SearchCriteria{}, opts)
 }
 
-// readSearchAll reads the answer to startSearchAll's command (see
-// searchAll).
+// readSearchAll returns the UIDs startSearchAll's command answered. The
+// answer is counted before it is walked (see uidset.go): one with far
+// more UIDs than the folder has messages (see searchLimit) is refused
+// with a folder-level error.
 func readSearchAll(c *imapclient.Client, cmd *imapclient.SearchCommand) ([]uint32, error) {
 	data, err := cmd.Wait()
 	if err != nil {

@@ -35,7 +35,7 @@ func boundedRun(t *testing.T, limit time.Duration, maxAlloc uint64, fn func()) {
 	}
 }
 
-// TestSearchAllHostile: searchAll against a scripted server whose SEARCH
+// TestSearchAllHostile: readSearchAll against a scripted server whose SEARCH
 // and ESEARCH answers hold UID 4294967295, huge ranges, "*" and more UIDs
 // than the folder's EXISTS. Nothing is expanded beyond the folder's size:
 // each call ends at once in bounded memory, with the UIDs or a clear error.
@@ -82,15 +82,15 @@ func TestSearchAllHostile(t *testing.T) {
 			}
 			var got []uint32
 			var err error
-			boundedRun(t, 5*time.Second, 1<<20, func() { got, err = searchAll(c) })
+			boundedRun(t, 5*time.Second, 1<<20, func() { got, err = readSearchAll(c, startSearchAll(c)) })
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("searchAll = %v, %v; want an error with %q", got, err, tc.wantErr)
+					t.Fatalf("readSearchAll = %v, %v; want an error with %q", got, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil || !slices.Equal(got, tc.want) {
-				t.Fatalf("searchAll = %v, %v; want %v", got, err, tc.want)
+				t.Fatalf("readSearchAll = %v, %v; want %v", got, err, tc.want)
 			}
 		})
 	}
