@@ -45,10 +45,11 @@
 //   - Postfix's smtpd listens on a UNIX socket (queue/public/smtpd); Port
 //     is a front door in the test process that passes bytes through. So
 //     no TCP port is chosen, freed and bound again by Postfix (another
-//     test could take it in between). Stop closes the front door, drops
-//     its connections and keeps the port bound without listening
-//     (connections are refused and the kernel hands the port to no one
-//     else), but Postfix keeps running behind it: what it accepted is
+//     test could take it in between). Stop binds the port without
+//     listening (SO_REUSEPORT, beside the front door, so the port is
+//     never free for an instant), then closes the front door and drops
+//     its connections: connections are refused and the kernel hands the
+//     port to no one else. Postfix keeps running behind: what it accepted is
 //     still delivered to the sink, and no delivery is cut in the middle,
 //     so a message the relay accepted once arrives once. (postfix reload
 //     to drop the service left the queue manager idle for many seconds.)

@@ -3,7 +3,6 @@ package smtptest
 import (
 	"io"
 	"net"
-	"strconv"
 	"sync"
 )
 
@@ -27,7 +26,7 @@ func (p *proxy) listen(port int) error {
 	if p.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	ln, err := listenShared(port)
 	if err != nil {
 		return err
 	}

@@ -252,12 +252,13 @@ func (r *Relay) Start() error {
 			return err
 		}
 	}
+	// Listen beside the reservation, then free it (reserve.go).
+	if err := r.front.listen(r.Port); err != nil {
+		return fmt.Errorf("smtptest: listen on %s: %v", r.addr(), err)
+	}
 	if r.release != nil {
 		r.release()
 		r.release = nil
-	}
-	if err := r.front.listen(r.Port); err != nil {
-		return fmt.Errorf("smtptest: listen on %s: %v", r.addr(), err)
 	}
 	r.Port = r.front.port()
 	return r.waitFor(r.probe)
@@ -272,12 +273,13 @@ func (r *Relay) Stop() error {
 	if r.closed || r.release != nil {
 		return nil
 	}
-	r.front.close()
+	// Reserve beside the listener, then close it (reserve.go).
 	release, err := reservePort(r.Port)
 	if err != nil {
 		return fmt.Errorf("smtptest: keep port %d while stopped: %v", r.Port, err)
 	}
 	r.release = release
+	r.front.close()
 	return nil
 }
 
