@@ -91,6 +91,10 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 	if !strings.HasPrefix(greeting, "* OK") {
 		return fail("connect", fmt.Errorf("unexpected greeting %q", greeting))
 	}
+	// The capabilities come with the greeting and the LOGIN's answer
+	// where the server puts them there (Dovecot does): each CAPABILITY
+	// asked is a round trip before the first upload.
+	caps := capabilityCode(strings.TrimSpace(greeting[len("* OK"):]))
 	if mode == TLSStartTLS {
 		if _, err := u.command(func(w *bufio.Writer) error { _, err := w.WriteString("STARTTLS"); return err }); err != nil {
 			return fail("STARTTLS", err)
@@ -100,34 +104,42 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 			return fail("STARTTLS", err)
 		}
 		u.setConn(tc)
+		caps = nil // those told before TLS are not to be trusted (RFC 3501, 6.2.1)
 	}
-	caps, err := u.capabilities()
-	if err != nil {
-		return fail("connect", err)
+	if caps == nil {
+		if caps, err = u.capabilities(); err != nil {
+			return fail("connect", err)
+		}
 	}
-	literalPlus := caps[string(imap.CapLiteralPlus)]
+	pre := caps
+	literalPlus := pre[string(imap.CapLiteralPlus)]
+	// Servers tell most of their capabilities only after login.
+	caps = nil
 	switch {
 	case e.Token != nil:
-		if err := u.signIn(ctx, e, caps); err != nil {
+		if err := u.signIn(ctx, e, pre); err != nil {
 			return fail("sign-in as "+e.Username, err)
 		}
 	case !literalPlus && (!quotable(e.Username) || !quotable(e.Password)):
 		u.conn.Close()
 		return nil, ErrNoMultiAppend
 	default:
-		if _, err := u.command(func(w *bufio.Writer) error {
+		text, err := u.command(func(w *bufio.Writer) error {
 			w.WriteString("LOGIN ")
 			writeAString(w, e.Username, literalPlus)
 			w.WriteByte(' ')
 			writeAString(w, e.Password, literalPlus)
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			return fail("login as "+e.Username, err)
 		}
+		caps = capabilityCode(text)
 	}
-	// Servers tell most of their capabilities only after login.
-	if caps, err = u.capabilities(); err != nil {
-		return fail("connect", err)
+	if caps == nil {
+		if caps, err = u.capabilities(); err != nil {
+			return fail("connect", err)
+		}
 	}
 	if !caps[string(imap.CapLiteralPlus)] || !caps[string(imap.CapMultiAppend)] {
 		u.Close()
@@ -152,14 +164,46 @@ func (u *Uploader) setConn(c net.Conn) {
 	u.bw = bufio.NewWriterSize(w, 64<<10)
 }
 
+// capabilityCode returns the capabilities of a status text that begins
+// with a CAPABILITY response code ("[CAPABILITY IMAP4rev1 ...] text"),
+// upper-cased, or nil.
+func capabilityCode(text string) map[string]bool {
+	rest, ok := strings.CutPrefix(text, "[")
+	if !ok {
+		return nil
+	}
+	code, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return nil
+	}
+	list, ok := cutPrefixFold(code, "CAPABILITY ")
+	if !ok {
+		return nil
+	}
+	return capabilitySet(list)
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// capabilitySet is the set of a CAPABILITY list's names, upper-cased.
+func capabilitySet(list string) map[string]bool {
+	caps := map[string]bool{}
+	for _, c := range strings.Fields(list) {
+		caps[strings.ToUpper(c)] = true
+	}
+	return caps
+}
+
 func (u *Uploader) capabilities() (map[string]bool, error) {
 	var caps map[string]bool
 	_, err := u.commandUntagged(func(w *bufio.Writer) error { _, err := w.WriteString("CAPABILITY"); return err }, func(line string) {
 		if rest, ok := strings.CutPrefix(line, "* CAPABILITY "); ok {
-			caps = map[string]bool{}
-			for _, c := range strings.Fields(rest) {
-				caps[strings.ToUpper(c)] = true
-			}
+			caps = capabilitySet(rest)
 		}
 	})
 	if err == nil && caps == nil {

@@ -31,13 +31,18 @@ func TestUploaderDovecot(t *testing.T) {
 	for _, tc := range []struct {
 		mode TLSMode
 		addr string
+		caps int // CAPABILITY commands: Dovecot tells them in its greeting and LOGIN answer, but not over STARTTLS's
 	}{
-		{"implicit", d.IMAPSAddr()}, {"starttls", d.IMAPAddr()}, {"none", d.IMAPAddr()},
+		{"implicit", d.IMAPSAddr(), 0}, {"starttls", d.IMAPAddr(), 1}, {"none", d.IMAPAddr(), 0},
 	} {
-		e := Endpoint{Addr: tc.addr, TLS: tc.mode, TLSConfig: d.TLSConfig(), Username: user, Password: pass}
+		var wire strings.Builder
+		e := Endpoint{Addr: tc.addr, TLS: tc.mode, TLSConfig: d.TLSConfig(), Username: user, Password: pass, Debug: &wire}
 		up, err := e.DialUploader(ctx)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		if n := strings.Count(wire.String(), " CAPABILITY\r\n"); n != tc.caps {
+			t.Errorf("%s: %d CAPABILITY commands before the first upload, want %d:\n%s", tc.mode, n, tc.caps, wire.String())
 		}
 		var msgs []UploadMsg
 		for i := range 3 {

@@ -148,3 +148,30 @@ func TestUploaderShortMessage(t *testing.T) {
 		t.Fatal("the connection was used again after a command cut short")
 	}
 }
+
+func TestCapabilityCode(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want []string // nil: no code
+	}{
+		{"[CAPABILITY IMAP4rev1 literal+ MULTIAPPEND] Logged in", []string{"IMAP4REV1", "LITERAL+", "MULTIAPPEND"}},
+		{"[capability IMAP4rev1] ready", []string{"IMAP4REV1"}},
+		{"Logged in", nil},
+		{"[ALERT] CAPABILITY LITERAL+", nil},
+		{"[CAPABILITY LITERAL+", nil},
+		{"[CAPABILITYX] x", nil},
+		{"", nil},
+	} {
+		got := capabilityCode(tc.text)
+		var names []string
+		for c := range got {
+			names = append(names, c)
+		}
+		slices.Sort(names)
+		want := slices.Clone(tc.want)
+		slices.Sort(want)
+		if (got == nil) != (tc.want == nil) || !slices.Equal(names, want) {
+			t.Errorf("capabilityCode(%q) = %v, want %v", tc.text, names, tc.want)
+		}
+	}
+}
