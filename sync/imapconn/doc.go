@@ -44,7 +44,11 @@
 // has no MULTIAPPEND): many messages per APPEND command, which a server
 // stores in one transaction. It is used only where the server has
 // MULTIAPPEND and LITERAL+; a refused command is sent again one message
-// per command so that a refusal is its own message's (AppendAll). A
+// per command so that a refusal is its own message's (AppendAll). The
+// folders' commands are pipelined on it: each goes out whole as soon as
+// the one before it is written, not answered, and whoever waits reads
+// the answers for all. It takes the server's capabilities from the
+// greeting and the LOGIN's answer where they are there. A
 // broken uploader is never handed out again (LazyUploader); the caller
 // then APPENDs one message at a time on its go-imap connection.
 //

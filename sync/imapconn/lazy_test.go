@@ -14,7 +14,9 @@ func TestLazyUploaderBroken(t *testing.T) {
 	defer b.Close()
 	u := &Uploader{}
 	u.setConn(a)
-	l := &LazyUploader{tried: true, up: u}
+	ready := make(chan struct{})
+	close(ready)
+	l := &LazyUploader{ready: ready, up: u}
 	if l.Get(t.Context(), nil) != u {
 		t.Fatal("a working uploader is not handed out")
 	}

@@ -37,18 +37,36 @@ import (
 // go-imap connection (LazyUploader.Get returns nil).
 
 // Uploader is one MULTIAPPEND connection; its methods are safe for
-// concurrent use (commands are sent one at a time).
+// concurrent use. Commands are pipelined: each is written whole, one
+// at a time, and its caller then waits for its answer while others
+// write theirs, so the folders' uploads follow each other on the wire
+// without a round trip between them. Whoever waits reads the answers
+// for everyone (an answer to another's command is kept for it).
 type Uploader struct {
-	mu      sync.Mutex
-	conn    net.Conn
-	br      *bufio.Reader
-	bw      *bufio.Writer
+	wmu  sync.Mutex // held while a command is written: tag, bw
+	rmu  sync.Mutex // held while answers are read: br, early
+	smu  sync.Mutex // broken, sent
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	tag  int
+
 	debug   io.Writer
-	tag     int
 	uidPlus bool
-	broken  error         // set when the connection can no longer be used
-	dead    atomic.Bool   // broken, readable without waiting for mu
-	timeout time.Duration // bounds each read and write; 0: uploadTimeout
+	broken  error               // set when the connection can no longer be used
+	dead    atomic.Bool         // broken, readable without waiting for a lock
+	sent    map[string]bool     // tags written and not yet answered
+	early   map[string]answered // answers read before their command's caller came for them
+	timeout atomic.Int64        // time.Duration: bounds each wait; 0: uploadTimeout
+
+	closeOnce sync.Once
+}
+
+// answered is a command's tagged answer: the text after OK, or the
+// server's refusal.
+type answered struct {
+	text string
+	err  error
 }
 
 // UploadMsg is one message of a MULTIAPPEND.
@@ -84,8 +102,13 @@ func (e *Endpoint) DialUploader(ctx context.Context) (*Uploader, error) {
 		u.conn.Close()
 		return nil, &ConnError{Addr: e.Addr, Op: op, Err: err, refusal: op != "connect"} // refusal: see ConnError.Permanent
 	}
+	conn.SetReadDeadline(time.Now().Add(nethint.GreetingWait))
 	greeting, err := u.readLine()
 	if err != nil {
+		var te net.Error
+		if errors.As(err, &te) && te.Timeout() {
+			err = &nethint.NoGreetingError{Addr: e.Addr, After: nethint.GreetingWait}
+		}
 		return fail("connect", err)
 	}
 	if !strings.HasPrefix(greeting, "* OK") {
@@ -216,13 +239,8 @@ func (u *Uploader) capabilities() (map[string]bool, error) {
 // returns the UIDs the server gave them, in order, or nil without UIDPLUS.
 // An *imap.Error is the server's refusal (nothing was appended); any other
 // error leaves the connection unusable and whether the messages arrived
-// unknown.
+// unknown. Calls from several goroutines are pipelined.
 func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []UploadMsg) ([]uint32, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.broken != nil {
-		return nil, u.broken
-	}
 	stop := context.AfterFunc(ctx, func() { u.conn.Close() })
 	defer stop()
 	text, err := u.command(func(w *bufio.Writer) error {
@@ -249,9 +267,6 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 		}
 		return nil
 	})
-	if u.broken != nil {
-		u.dead.Store(true)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -265,79 +280,149 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	return uids, nil
 }
 
-// Close logs out (briefly) and closes the connection.
+// Close logs out (briefly) and closes the connection. Commands still
+// waiting for their answers get an error. A second call waits for the
+// first.
 func (u *Uploader) Close() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.closeOnce.Do(func() {
+		if u.err() == nil {
+			// A server that does not answer LOGOUT holds nobody up for long.
+			u.timeout.Store(int64(2 * time.Second))
+			u.command(func(w *bufio.Writer) error { _, err := w.WriteString("LOGOUT"); return err })
+		}
+		u.fail(net.ErrClosed)
+		u.conn.Close()
+	})
+}
+
+// err is the error that broke the connection, or nil.
+func (u *Uploader) err() error {
+	u.smu.Lock()
+	defer u.smu.Unlock()
+	return u.broken
+}
+
+// fail marks the connection broken by err (the first such error stays)
+// and returns the error that broke it.
+func (u *Uploader) fail(err error) error {
+	u.smu.Lock()
+	defer u.smu.Unlock()
 	if u.broken == nil {
-		// A server that does not answer LOGOUT holds nobody up for long.
-		u.timeout = 2 * time.Second
-		u.command(func(w *bufio.Writer) error { _, err := w.WriteString("LOGOUT"); return err })
+		u.broken = err
+		u.dead.Store(true)
 	}
-	u.broken = net.ErrClosed
-	u.conn.Close()
+	return u.broken
+}
+
+// wait is the bound of each wait without a byte moving.
+func (u *Uploader) wait() time.Duration {
+	if d := time.Duration(u.timeout.Load()); d > 0 {
+		return d
+	}
+	return uploadTimeout
 }
 
 // command sends one command (build writes it without tag and CRLF) and
-// reads up to its tagged answer, which it returns (the text after "OK").
+// waits for its tagged answer, whose text after "OK" it returns.
 func (u *Uploader) command(build func(w *bufio.Writer) error) (string, error) {
 	return u.commandUntagged(build, nil)
 }
 
+// commandUntagged is command, with untagged answer lines read meanwhile
+// handed to untagged (those of any command: it serves the login, when
+// only one command is under way).
 func (u *Uploader) commandUntagged(build func(w *bufio.Writer) error, untagged func(line string)) (string, error) {
-	if u.broken != nil {
-		return "", u.broken
+	tag, err := u.send(build)
+	if err != nil {
+		return "", err
+	}
+	return u.await(tag, untagged)
+}
+
+// send writes one command under a new tag, which it returns.
+func (u *Uploader) send(build func(w *bufio.Writer) error) (string, error) {
+	u.wmu.Lock()
+	defer u.wmu.Unlock()
+	if err := u.err(); err != nil {
+		return "", err
 	}
 	u.tag++
 	tag := "U" + strconv.Itoa(u.tag)
-	timeout := u.timeout
-	if timeout == 0 {
-		timeout = uploadTimeout
+	u.smu.Lock()
+	if u.sent == nil {
+		u.sent = map[string]bool{}
 	}
-	u.conn.SetDeadline(time.Now().Add(timeout))
+	u.sent[tag] = true
+	u.smu.Unlock()
+	u.conn.SetWriteDeadline(time.Now().Add(u.wait()))
 	u.bw.WriteString(tag)
 	u.bw.WriteByte(' ')
 	if err := build(u.bw); err != nil {
 		// A command cut short (a message file that could not be read
 		// to its end) would leave the server waiting for the rest of a
 		// literal: the connection is given up at once.
-		u.broken = err
-		u.dead.Store(true)
+		err = u.fail(err)
 		u.conn.Close()
 		return "", err
 	}
 	u.bw.WriteString("\r\n")
 	if err := u.bw.Flush(); err != nil {
-		u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)
-		return "", u.broken
+		return "", u.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 	}
+	return tag, nil
+}
+
+// await reads answers until tag's, which it returns, keeping those of
+// other commands sent on this connection for their callers.
+func (u *Uploader) await(tag string, untagged func(line string)) (string, error) {
+	u.rmu.Lock()
+	defer u.rmu.Unlock()
 	for {
-		u.conn.SetDeadline(time.Now().Add(timeout))
+		if a, ok := u.early[tag]; ok {
+			delete(u.early, tag)
+			return a.text, a.err
+		}
+		if err := u.err(); err != nil {
+			return "", err
+		}
+		u.conn.SetReadDeadline(time.Now().Add(u.wait()))
 		line, err := u.readLine()
 		if err != nil {
-			u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)
-			return "", u.broken
+			return "", u.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 		}
-		rest, ok := strings.CutPrefix(line, tag+" ")
-		if !ok {
+		t, rest, _ := strings.Cut(line, " ")
+		if t == "*" || t == "+" {
 			if strings.HasPrefix(line, "* BYE") {
-				u.broken = fmt.Errorf("%w: server said %s", ErrConnLost, line[2:])
-				return "", u.broken
+				return "", u.fail(fmt.Errorf("%w: server said %s", ErrConnLost, line[2:]))
 			}
 			if untagged != nil {
 				untagged(line)
 			}
 			continue // untagged data, or a continuation we do not need
 		}
+		u.smu.Lock()
+		ours := u.sent[t]
+		delete(u.sent, t)
+		u.smu.Unlock()
+		if !ours {
+			continue // not an answer to any command under way
+		}
 		status, text, _ := strings.Cut(rest, " ")
+		a := answered{text: text}
 		switch strings.ToUpper(status) {
 		case "OK":
-			return text, nil
 		case "NO":
-			return "", statusError(imap.StatusResponseTypeNo, text)
+			a = answered{err: statusError(imap.StatusResponseTypeNo, text)}
 		default:
-			return "", statusError(imap.StatusResponseTypeBad, text)
+			a = answered{err: statusError(imap.StatusResponseTypeBad, text)}
 		}
+		if t == tag {
+			return a.text, a.err
+		}
+		if u.early == nil {
+			u.early = map[string]answered{}
+		}
+		u.early[t] = a
 	}
 }
 

@@ -104,22 +104,19 @@ func (u *Uploader) authenticate(cl sasl.Client, saslIR bool) error {
 	if err != nil {
 		return err
 	}
-	if u.broken != nil {
-		return u.broken
+	// (At login, nothing else is under way on the connection.)
+	if err := u.err(); err != nil {
+		return err
 	}
 	u.tag++
 	tag := "U" + strconv.Itoa(u.tag)
-	timeout := u.timeout
-	if timeout == 0 {
-		timeout = uploadTimeout
-	}
+	timeout := u.wait()
 	send := func(line string) error {
 		u.conn.SetDeadline(time.Now().Add(timeout))
 		u.bw.WriteString(line)
 		u.bw.WriteString("\r\n")
 		if err := u.bw.Flush(); err != nil {
-			u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)
-			return u.broken
+			return u.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 		}
 		return nil
 	}
@@ -135,8 +132,7 @@ func (u *Uploader) authenticate(cl sasl.Client, saslIR bool) error {
 		u.conn.SetDeadline(time.Now().Add(timeout))
 		line, err := u.readLine()
 		if err != nil {
-			u.broken = fmt.Errorf("%w: %w", ErrConnLost, err)
-			return u.broken
+			return u.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 		}
 		if chal, ok := strings.CutPrefix(line, "+"); ok {
 			resp, err := u.respond(cl, strings.TrimSpace(chal), &ir)
@@ -151,8 +147,7 @@ func (u *Uploader) authenticate(cl sasl.Client, saslIR bool) error {
 		rest, ok := strings.CutPrefix(line, tag+" ")
 		if !ok {
 			if strings.HasPrefix(line, "* BYE") {
-				u.broken = fmt.Errorf("%w: server said %s", ErrConnLost, line[2:])
-				return u.broken
+				return u.fail(fmt.Errorf("%w: server said %s", ErrConnLost, line[2:]))
 			}
 			continue // untagged data (CAPABILITY)
 		}

@@ -41,7 +41,8 @@ func uploadSlowly(t *testing.T, size int, timeout time.Duration) (time.Duration,
 	go slowServer(server, res)
 	defer client.Close()
 
-	up := &Uploader{timeout: timeout}
+	up := &Uploader{}
+	up.timeout.Store(int64(timeout))
 	up.setConn(&progressConn{Conn: client}) // as Endpoint.open gives it
 	if _, err := up.readLine(); err != nil {
 		t.Fatal(err)
