@@ -331,7 +331,12 @@ func TestFileRows(t *testing.T) {
 		if up != 4 || n != 2 {
 			t.Errorf("SyncCounts = %d upstream, %d pending; want 4, 2", up, n)
 		}
-		return errors.Join(err, err2)
+		some, err3 := tx.Unuploaded(f.ID)
+		none, err4 := tx.Unuploaded(f.ID + 1)
+		if !some || none {
+			t.Errorf("Unuploaded = %v, and %v for an empty folder; want true, false", some, none)
+		}
+		return errors.Join(err, err2, err3, err4)
 	})
 	if err != nil {
 		t.Fatal(err)

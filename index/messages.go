@@ -235,6 +235,15 @@ func (tx *ReadTx) PendingRows(folder FolderID) ([]*Message, error) {
 		WHERE folder_id=? AND (uid = 0 OR flags != synced_flags OR keywords != synced_kw) ORDER BY uid, id`, folder)
 }
 
+// Unuploaded reports whether the folder has a message not upstream yet
+// (UID 0), from the partial index of pending messages alone.
+func (tx *ReadTx) Unuploaded(folder FolderID) (bool, error) {
+	var any bool
+	err := tx.queryRow(`SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_pending
+		WHERE folder_id=? AND uid = 0)`, folder).Scan(&any)
+	return any, err
+}
+
 // Fill loads the fields SyncRows reads into the Partial messages among
 // msgs, in place. A message whose row is gone stays Partial.
 func (tx *ReadTx) Fill(msgs []*Message) error {

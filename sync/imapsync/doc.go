@@ -74,7 +74,9 @@
 //     turn is read again if a local change came in between.
 //  4. Per folder (skip.go, plan.go), in parallel over Options.Connections
 //     connections (dialed by sync/imapconn, with a MULTIAPPEND uploader
-//     beside them where the server has it; those of the folders changed
+//     beside them where the server has it, dialed as soon as the prescan
+//     finds files or rows to upload, its folders' APPENDs pipelined, and
+//     logged out of beside the others; those of the folders changed
 //     here are dialed as soon as the stamps tell, beside the first, the
 //     others once the LIST shows what changed upstream). A folder whose LIST-STATUS equals the recorded state, whose
 //     Maildir still matches the index and that has nothing to push is done

@@ -404,7 +404,36 @@ func (s *syncer) prescan(ctx context.Context, acct index.AccountID, looked chan<
 		}
 		return s.scanListing(ctx, f)
 	})
+	s.toUpload = s.uploadsLikely(ctx, known)
 	return errors.Join(append(errs, listed...)...)
+}
+
+// uploadsLikely reports whether the run will most likely upload: a known
+// folder has files the index does not know (new mail a program wrote, or
+// a message moved from another folder) or messages not upstream yet. The
+// uploader is then dialed while the folders are planned (folderLevel),
+// not when the first upload is ready.
+func (s *syncer) uploadsLikely(ctx context.Context, known []*index.Folder) bool {
+	o := &s.opts
+	if !o.push() || o.DryRun || o.NoMultiAppend {
+		return false
+	}
+	for _, f := range known {
+		if sc := s.scans.peek(f.ID); sc != nil && len(sc.diff.unknown) > 0 {
+			return true
+		}
+	}
+	var some bool
+	o.Index.Read(ctx, func(tx *index.ReadTx) error {
+		for _, f := range known {
+			var err error
+			if some, err = tx.Unuploaded(f.ID); some || err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return some
 }
 
 // localLook is what prescan learnt of the known folders before reading

@@ -123,3 +123,48 @@ func TestStoresInARow(t *testing.T) {
 	}
 	e.compare()
 }
+
+// TestUploaderDialedAhead: when the Maildir has a new message to upload,
+// the uploader's connection is dialed while the folder is selected, not
+// once the plan is ready to upload: the proxy holds back the SELECT's
+// answer and the uploader logs in meanwhile.
+func TestUploaderDialedAhead(t *testing.T) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(9, 20, opts))
+	e.sync()
+	e.writeLocal("INBOX", "dialed-ahead")
+
+	p, err := faultproxy.Start(e.d.IMAPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var login, during atomic.Bool
+	p.Add(
+		faultproxy.Fault{Name: "uploader login", Dir: faultproxy.Up, Pattern: "U1 LOGIN", Max: 1, Action: faultproxy.Call,
+			Fn: func() { login.Store(true) }},
+		faultproxy.Fault{Name: "hold the SELECT's answer", Dir: faultproxy.Down, Pattern: "Select completed", Max: 1, Action: faultproxy.Call,
+			Fn: func() {
+				for deadline := time.Now().Add(3 * time.Second); !login.Load() && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				during.Store(login.Load())
+			}},
+	)
+	e.opts = func(o *imapsync.Options) {
+		o.Endpoint.Addr = p.Addr()
+		o.Connections = 1
+	}
+	res, _ := e.sync()
+	if p.Count("hold the SELECT's answer") != 1 {
+		t.Fatalf("no SELECT answer was held (%+v)", p.Fired())
+	}
+	if !during.Load() {
+		t.Errorf("the uploader was dialed only after the SELECT")
+	}
+	if tot := res.Totals(); tot.Uploaded != 1 {
+		t.Errorf("sync did %+v, want 1 upload", tot)
+	}
+	e.compare()
+}

@@ -50,6 +50,7 @@ func TestDialsBesideTheFirst(t *testing.T) {
 	e.opts = func(o *imapsync.Options) {
 		o.Endpoint.Addr = p.Addr()
 		o.Connections = 4
+		o.NoMultiAppend = true // the uploader is dialed ahead too (TestUploaderDialedAhead): not counted here
 	}
 	res, _ := e.sync()
 	if p.Count("hold the LIST") != 1 {

@@ -44,6 +44,9 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 		// session's view takes them in (a NOOP), Dovecot's FETCH below
 		// does not show them, and their MODSEQ would be missing from
 		// what is recorded (the next run would look at the folder again).
+		// Its answer is waited for: Dovecot, given NOOP, FETCH and SEARCH
+		// in a row, answers the FETCH and the SEARCH from the view before
+		// the NOOP's and takes the new messages in only after them.
 		if err := w.c.Noop().Wait(); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
@@ -126,6 +127,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	s.up = imapconn.LazyUploader{Endpoint: &s.opts.Endpoint, Off: o.NoMultiAppend, Log: s.log}
+	defer s.up.Close() // (runJobs closes it first; this is for the runs that end before)
 	var acct index.AccountID
 	err := o.Index.Write(ctx, func(tx *index.Tx) error {
 		var err error
@@ -224,11 +226,13 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	start := time.Now()
 	localChanges := o.Index.LocalChanges()
 	prescanned := make(chan error, 1)
+	scanned := make(chan struct{}) // closed with prescanned's send
 	seen, looked := make(chan localLook, 1), make(chan localLook, 1)
 	go func() {
 		err := s.prescan(ctx, acct, seen)
 		log.Debug("read the Maildir and the index", "took", time.Since(start).Round(time.Millisecond))
 		prescanned <- err
+		close(scanned)
 	}()
 	// Each folder changed here since its stamp will be planned whatever
 	// the server says, each with a connection: those are dialed as soon
@@ -255,6 +259,13 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		s.closeSpares(ctx)
 		return nil, nil, 0, err
 	}
+	// The uploader is dialed as soon as the Maildir shows something to
+	// upload (uploadsLikely), beside the LIST and the SELECT made ahead.
+	go func(caps imap.CapSet) {
+		if <-scanned; s.toUpload {
+			s.up.Start(ctx, caps)
+		}
+	}(first.Caps())
 	// Until a worker takes it (and watches ctx per task), a cancelled run
 	// closes the first connection: a server that stops answering the LIST
 	// or a folder command holds nobody up past the run's end.
@@ -554,6 +565,9 @@ type syncer struct {
 	// every literal above 4 KiB and waits), and a refused message does not
 	// cost the connection.
 	up imapconn.LazyUploader
+	// toUpload: the prescan found what the run will most likely upload
+	// (uploadsLikely); set before prescan's end is told.
+	toUpload bool
 }
 
 // listingsChanged forgets the listings read (the scan cache): something

@@ -95,6 +95,10 @@ func (w *worker) run(ctx context.Context) {
 		if w.start != nil {
 			t, w.start = *w.start, nil
 		} else if t, ok = w.s.q.pop(); !ok {
+			// No work is left for anyone, and every upload was waited
+			// for: the uploader is logged out of beside this
+			// connection (runJobs waits for it).
+			go w.s.up.Close()
 			return
 		}
 		err := w.do(ctx, t)
