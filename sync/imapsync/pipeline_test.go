@@ -168,3 +168,52 @@ func TestUploaderDialedAhead(t *testing.T) {
 	}
 	e.compare()
 }
+
+// TestManyStoresInARow: Dovecot carries out STOREs sent in a row and
+// answers the first only after the last one's FETCH responses, so a
+// STORE whose answers (here hundreds) nobody read yet must not hold up
+// the connection's reader before the first one's answer: every message
+// read here is marked unread upstream and every unread one read, the
+// run ends, and both sides agree.
+func TestManyStoresInARow(t *testing.T) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(9, 600, opts))
+	c := e.d.Client(t, testenv.DefaultUser.Name)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	half := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 300}}
+	if err := c.Store(half, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	e.sync()
+	d := e.dir("INBOX")
+	seen := 0
+	for _, en := range e.entries("INBOX") {
+		if en.Flags&maildir.FlagSeen != 0 {
+			seen++
+		}
+		if _, err := d.SetFlags(en, en.Flags^maildir.FlagSeen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen < 200 || 600-seen < 200 {
+		t.Fatalf("%d of 600 read: want more than 200 of each, so that both STOREs have more answers than go-imap buffers", seen)
+	}
+	done := make(chan *imapsync.Result, 1)
+	go func() {
+		res, _ := e.sync()
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if tot := res.Totals(); tot.FlagsPushed != 600 {
+			t.Errorf("sync did %+v, want 600 flag changes pushed", tot)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run is stuck after sending its STOREs")
+	}
+	e.compare()
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -157,7 +158,12 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 	// trip each: the server carries them out in the order sent, and the
 	// journal (journalPushes) covers any of them, done or not. Each is
 	// read to its end, also after one failed: a command left unread would
-	// hold the connection's reader.
+	// hold the connection's reader. They are read side by side: Dovecot
+	// sends the first one's tagged answer only after the FETCH responses
+	// of all, and go-imap holds a command's responses (one per message)
+	// in a buffer of 128 until they are read; with the commands read one
+	// after the other, a later STORE of more messages stopped the reader
+	// before the first one's answer (TestManyStoresInARow).
 	var stores []*imapclient.FetchCommand
 	for _, k := range keys {
 		add, del := parseDiff(k)
@@ -169,14 +175,8 @@ func (w *worker) applyFlags(ctx context.Context, j *folderJob, p *flagPlan) erro
 			stores = append(stores, w.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: del}, nil))
 		}
 	}
-	var storeErr error
-	for _, cmd := range stores {
-		if err := cmd.Close(); err != nil && storeErr == nil {
-			storeErr = fmt.Errorf("STORE: %w", err)
-		}
-	}
-	if storeErr != nil {
-		return storeErr
+	if err := closeAll(stores); err != nil {
+		return fmt.Errorf("STORE: %w", err)
 	}
 	if flagsStoredHook != nil {
 		flagsStoredHook()
@@ -407,4 +407,25 @@ func dropRows(ctx context.Context, store *index.Store, rows []*index.Message) er
 		}
 		return nil
 	})
+}
+
+// closeAll reads the commands to their ends side by side (see
+// applyFlags) and returns the first one's error, in their order.
+func closeAll(cmds []*imapclient.FetchCommand) error {
+	errs := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = cmd.Close()
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
