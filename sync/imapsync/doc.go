@@ -90,9 +90,15 @@
 //     programs are flag changes, missing files are local deletions); learn
 //     what changed upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH
 //     for expunges, the SEARCH sent behind the FETCH without waiting for
-//     its answer; or one FETCH of UID/FLAGS/RFC822.SIZE of the whole
-//     folder on a first run, after a lost index or a UIDVALIDITY change);
-//     then merge and apply, below: local deletions are expunged upstream
+//     its answer, and, when new local files may be copies of a few new
+//     server messages, the FETCH of those messages' identities behind
+//     them, read beside the first; or one FETCH of UID/FLAGS/RFC822.SIZE
+//     of the whole folder on a first run, after a lost index or a
+//     UIDVALIDITY change). Commands sent in a row are read side by side
+//     where more than one can carry FETCH responses: Dovecot answers the
+//     first only after the responses of the last, and go-imap's reader
+//     stops at 128 unread responses of a command, or at a literal.
+//     Then merge and apply, below: local deletions are expunged upstream
 //     first, then the new local messages go up on the uploader while the
 //     folder's own connection applies the flag changes, the server's
 //     deletions and the downloads (expunges first: the state the refresh

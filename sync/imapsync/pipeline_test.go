@@ -217,3 +217,60 @@ func TestManyStoresInARow(t *testing.T) {
 	}
 	e.compare()
 }
+
+// TestIdentitiesBehindFetch: with new local files to match against a few
+// new server messages (matchFresh), the identities of those are asked
+// right behind the plan's FETCH CHANGEDSINCE, not a round trip after its
+// answer: the proxy holds back that answer and the identities' FETCH
+// reaches the server meanwhile.
+func TestIdentitiesBehindFetch(t *testing.T) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 20, opts))
+	e.sync()
+	e.appendServer("INBOX", "upstream-new")
+	e.writeLocal("INBOX", "written-here")
+
+	p, err := faultproxy.Start(e.d.IMAPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var asked, during atomic.Bool
+	p.Add(
+		faultproxy.Fault{Name: "identities asked", Dir: faultproxy.Up, Pattern: "HEADER.FIELDS", Max: 1, Action: faultproxy.Call,
+			Fn: func() { asked.Store(true) }},
+		faultproxy.Fault{Name: "hold the FETCH answer", Dir: faultproxy.Down, Pattern: " FETCH (", Max: 1, Action: faultproxy.Call,
+			Fn: func() {
+				for deadline := time.Now().Add(3 * time.Second); !asked.Load() && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				during.Store(asked.Load())
+			}},
+	)
+	e.opts = func(o *imapsync.Options) {
+		o.Endpoint.Addr = p.Addr()
+		o.Connections = 1
+	}
+	done := make(chan *imapsync.Result, 1)
+	go func() {
+		res, _ := e.sync()
+		done <- res
+	}()
+	var res *imapsync.Result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run is stuck")
+	}
+	if p.Count("hold the FETCH answer") != 1 || p.Count("identities asked") != 1 {
+		t.Fatalf("faults fired: %+v", p.Fired())
+	}
+	if !during.Load() {
+		t.Errorf("the identities' FETCH waited for the FETCH CHANGEDSINCE's answer")
+	}
+	if tot := res.Totals(); tot.New != 1 || tot.Uploaded != 1 {
+		t.Errorf("sync did %+v, want 1 download and 1 upload", tot)
+	}
+	e.compare()
+}

@@ -227,6 +227,18 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	if needAll {
 		search = startSearchAll(w.c)
 	}
+	// New local files are matched against the server's new messages
+	// (matchFresh, below), by identities it would ask for a round trip
+	// later: a few new ones are asked for now, behind the others, and
+	// read beside them. (Dovecot answers the first command of a row only
+	// after the responses of the last, and go-imap's reader waits for
+	// each literal it hands on to be read.)
+	var ids chan metaRead // the identities read ahead; nil: none asked
+	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && lo > 0 && hi > lo && hi-lo <= matchFew {
+		ids = make(chan metaRead, 1)
+		go startMeta(w.c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true).readTo(ids, w.c, lo)
+		defer func() { <-ids }()
+	}
 	if flags != nil {
 		if _, err := readFlags(w.c, flags, p.server); err != nil {
 			return err
@@ -243,6 +255,17 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 		}
 		p.present = newUIDList(all)
 	}
+	var known map[uint32]*serverMsg // identities read ahead; nil: none
+	if ids != nil {
+		r := <-ids
+		ids <- r // for the deferred receive
+		if r.err != nil {
+			return r.err
+		}
+		if r.complete {
+			known = r.msgs
+		}
+	}
 	if err := w.checkTagged(ctx, j, rec, p.server, uint32(sel.UIDNext)); err != nil {
 		return err
 	}
@@ -251,7 +274,7 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 		// another way (or a copy made while the index was lost): match
 		// them against the server messages we do not have yet, the only
 		// ones they can be, before uploading anything.
-		return w.matchFresh(ctx, j, rec, p.present, p.server)
+		return w.matchFresh(ctx, j, rec, p.present, p.server, known)
 	}
 	return nil
 }

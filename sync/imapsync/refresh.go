@@ -89,8 +89,10 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 }
 
 // matchFresh matches local rows without UID against the server messages
-// that have no local row yet (by content identity, see rematch).
-func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present *uidList, server map[uint32]*serverMsg) error {
+// that have no local row yet (by content identity, see rematch). read
+// holds identities read already (readChanged): when they cover every
+// candidate, nothing more is asked.
+func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, present *uidList, server, read map[uint32]*serverMsg) error {
 	known := map[uint32]bool{}
 	for _, m := range rec.rows {
 		if m.UID != 0 {
@@ -105,6 +107,10 @@ func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, 
 	}
 	if len(cand) == 0 {
 		return nil
+	}
+	if meta := knownOf(read, cand); meta != nil {
+		mergeNew(server, meta)
+		return rematch(ctx, w.s.opts.Index, j.dir, rec, meta, w.s.opts.DryRun)
 	}
 	// Of many, only those of the size of a row without UID can match one
 	// (the identity has the size in it: matchByContent). The sizes come
@@ -143,6 +149,23 @@ func (w *worker) matchFresh(ctx context.Context, j *folderJob, rec *reconciled, 
 		return nil
 	}
 	return rematch(ctx, w.s.opts.Index, j.dir, rec, meta, w.s.opts.DryRun)
+}
+
+// knownOf returns the identities of cand out of known, or nil unless
+// known has them all.
+func knownOf(known map[uint32]*serverMsg, cand []imap.UID) map[uint32]*serverMsg {
+	if known == nil {
+		return nil
+	}
+	meta := make(map[uint32]*serverMsg, len(cand))
+	for _, uid := range cand {
+		sm := known[uint32(uid)]
+		if sm == nil {
+			return nil
+		}
+		meta[sm.uid] = sm
+	}
+	return meta
 }
 
 // matchFew is the most candidates matchFresh asks the identities of at

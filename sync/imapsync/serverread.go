@@ -62,40 +62,78 @@ func fetchMeta(c *imapclient.Client, from uint32, withIDs bool) (map[uint32]*ser
 
 // fetchMetaSet is fetchMeta for a UID set; UIDs below from are ignored.
 func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bool) (map[uint32]*serverMsg, error) {
+	out, _, err := startMeta(c, set, withIDs).read(c, from)
+	return out, err
+}
+
+// metaFetch is a FETCH of fetchMetaSet's, sent (startMeta) and not yet
+// read (read): other commands can go out behind it.
+type metaFetch struct {
+	cmd       *imapclient.FetchCommand
+	withIDs   bool
+	idSection *imap.FetchItemBodySection
+}
+
+func startMeta(c *imapclient.Client, set imap.UIDSet, withIDs bool) *metaFetch {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}
-	idSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	m := &metaFetch{withIDs: withIDs}
 	if withIDs {
-		opts.BodySection = []*imap.FetchItemBodySection{idSection}
+		m.idSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+		opts.BodySection = []*imap.FetchItemBodySection{m.idSection}
 		opts.InternalDate = true
 	}
-	out := map[uint32]*serverMsg{}
-	cmd := c.Fetch(set, opts)
+	m.cmd = c.Fetch(set, opts)
+	return m
+}
+
+// read reads the FETCH's answer. complete says whether every message
+// came with all the items asked: go-imap gives the FETCH an unsolicited
+// FETCH response (a flag change another session made) of a UID in its
+// set, and the command's own answer for that UID then goes elsewhere.
+func (m *metaFetch) read(c *imapclient.Client, from uint32) (out map[uint32]*serverMsg, complete bool, err error) {
+	out, complete = map[uint32]*serverMsg{}, true
 	for {
-		msg := cmd.Next()
+		msg := m.cmd.Next()
 		if msg == nil {
 			break
 		}
 		buf, err := CollectMessage(msg)
 		if err != nil {
-			return nil, abortFetch(c, cmd, err)
+			return nil, false, abortFetch(c, m.cmd, err)
 		}
 		if buf.UID == 0 || uint32(buf.UID) < from {
 			continue // "from:*" includes the last message even below from
 		}
 		sm := &serverMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
 		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
-		if withIDs {
-			sm.messageID = index.ParseHeader(buf.FindBodySection(idSection)).MessageID
+		complete = complete && buf.RFC822Size > 0
+		if m.withIDs {
+			section := buf.FindBodySection(m.idSection)
+			complete = complete && section != nil && !buf.InternalDate.IsZero()
+			sm.messageID = index.ParseHeader(section).MessageID
 			if !buf.InternalDate.IsZero() {
 				sm.date = buf.InternalDate.Unix()
 			}
 		}
 		out[sm.uid] = sm
 	}
-	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("FETCH: %w", err)
+	if err := m.cmd.Close(); err != nil {
+		return nil, false, fmt.Errorf("FETCH: %w", err)
 	}
-	return out, nil
+	return out, complete, nil
+}
+
+// metaRead is a metaFetch's outcome, read in a goroutine of its own.
+type metaRead struct {
+	msgs     map[uint32]*serverMsg
+	complete bool
+	err      error
+}
+
+// readTo reads the FETCH's answer (read) and sends the outcome on r.
+func (m *metaFetch) readTo(r chan<- metaRead, c *imapclient.Client, from uint32) {
+	msgs, complete, err := m.read(c, from)
+	r <- metaRead{msgs, complete, err}
 }
 
 // startChangedFlags sends the FETCH that fills server (readFlags) with

@@ -192,3 +192,46 @@ func TestPairUIDs(t *testing.T) {
 		})
 	}
 }
+
+// TestMetaIncomplete: a message of an identity FETCH that comes without
+// its header section or its size (an unsolicited FETCH of a flag change
+// that go-imap hands to the command, whose own answer for that UID then
+// goes elsewhere) makes the answer incomplete, so that matchFresh asks
+// again instead of matching against a blank identity.
+func TestMetaIncomplete(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  bool
+	}{
+		{"whole", []string{
+			`* 1 FETCH (UID 5 FLAGS () RFC822.SIZE 100 INTERNALDATE "01-Jan-2026 00:00:00 +0000" BODY[HEADER.FIELDS (MESSAGE-ID)] {19}`,
+			"Message-ID: <a@b>", ")"}, true},
+		{"flags only", []string{`* 1 FETCH (UID 5 FLAGS (\Seen))`}, false},
+		{"no section", []string{`* 1 FETCH (UID 5 FLAGS () RFC822.SIZE 100 INTERNALDATE "01-Jan-2026 00:00:00 +0000")`}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := imapscript.Server(t, "* OK [CAPABILITY IMAP4rev1] ready", func(cmd string) []string {
+				switch {
+				case strings.HasPrefix(cmd, "SELECT") || strings.HasPrefix(cmd, "EXAMINE"):
+					return []string{"* 1 EXISTS", "* OK [UIDVALIDITY 1] x", "TAG OK [READ-ONLY] done"}
+				case strings.HasPrefix(cmd, "UID FETCH"):
+					return append(slices.Clone(tc.lines), "TAG OK done")
+				}
+				return []string{"TAG BAD what?"}
+			})
+			c := imapclient.New(conn, nil)
+			defer c.Close()
+			if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			msgs, complete, err := startMeta(c, imap.UIDSetNum(5), true).read(c, 1)
+			if err != nil || complete != tc.want || msgs[5] == nil {
+				t.Fatalf("read = %v, complete %v, %v; want message 5, complete %v", msgs, complete, err, tc.want)
+			}
+			if tc.want && msgs[5].messageID != "a@b" {
+				t.Errorf("Message-ID %q, want a@b", msgs[5].messageID)
+			}
+		})
+	}
+}
