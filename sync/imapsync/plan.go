@@ -233,11 +233,15 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	// read beside them. (Dovecot answers the first command of a row only
 	// after the responses of the last, and go-imap's reader waits for
 	// each literal it hands on to be read.)
-	var ids chan metaRead // the identities read ahead; nil: none asked
+	var ids chan metaRead // the identities read ahead; nil: none asked, or taken
 	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && lo > 0 && hi > lo && hi-lo <= matchFew {
 		ids = make(chan metaRead, 1)
 		go startMeta(w.c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true).readTo(ids, w.c, lo)
-		defer func() { <-ids }()
+		defer func() {
+			if ids != nil { // an error came first: the reading ends with the command
+				<-ids
+			}
+		}()
 	}
 	if flags != nil {
 		if _, err := readFlags(w.c, flags, p.server); err != nil {
@@ -258,7 +262,7 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	var known map[uint32]*serverMsg // identities read ahead; nil: none
 	if ids != nil {
 		r := <-ids
-		ids <- r // for the deferred receive
+		ids = nil
 		if r.err != nil {
 			return r.err
 		}
