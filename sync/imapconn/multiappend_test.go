@@ -1,12 +1,9 @@
 package imapconn
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -180,78 +177,54 @@ func TestCapabilityCode(t *testing.T) {
 }
 
 // TestUploaderPipelined: a second folder's APPEND goes out while the
-// first's answer is still awaited, and each caller gets its own answer
-// when the server answers them the other way round (the first refused,
-// the second stored).
+// first's answer is still awaited (the server answers the first only
+// once the second came), and each caller gets its own answer when the
+// server answers them the other way round (the first refused, the
+// second stored).
 func TestUploaderPipelined(t *testing.T) {
-	client, server := net.Pipe()
-	defer client.Close()
-	got := make(chan string, 2)
-	served := make(chan error, 1)
-	go func() {
-		defer server.Close()
-		br := bufio.NewReader(server)
-		var tags []string
-		for range 2 {
-			var cmd strings.Builder
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					served <- err
-					return
-				}
-				line = strings.TrimRight(line, "\r\n")
-				cmd.WriteString(line)
-				n, ok := literalSize(line)
-				if !ok {
-					break
-				}
-				io.CopyN(io.Discard, br, n)
-			}
-			tag, rest, _ := strings.Cut(cmd.String(), " ")
-			tags = append(tags, tag)
-			got <- rest
-		}
-		_, err := fmt.Fprintf(server, "%s OK [APPENDUID 9 20] stored\r\n%s NO [OVERQUOTA] refused\r\n", tags[1], tags[0])
-		served <- err
-		io.Copy(io.Discard, br)
-	}()
 	up := &Uploader{uidPlus: true}
-	up.setConn(client)
+	up.setConn(imapscript.Server(t, "* OK ready", func(cmd string) []string {
+		switch {
+		case strings.HasPrefix(cmd, `APPEND "First"`):
+			return nil // answered with the second
+		case strings.HasPrefix(cmd, `APPEND "Second"`):
+			return []string{"TAG OK [APPENDUID 9 20] stored", "U1 NO [OVERQUOTA] refused"}
+		}
+		return []string{"TAG BAD what?"}
+	}))
+	if _, err := up.readLine(); err != nil {
+		t.Fatal(err)
+	}
 	msg := UploadMsg{Size: 3, Write: func(w io.Writer) error { _, err := io.WriteString(w, "a\r\n"); return err }}
 	type result struct {
 		uids []uint32
 		err  error
 	}
 	first, second := make(chan result, 1), make(chan result, 1)
+	sentFirst := make(chan struct{})
 	go func() {
-		uids, err := up.AppendMany(context.Background(), "First", []UploadMsg{msg})
+		uids, err := up.AppendMany(context.Background(), "First", []UploadMsg{{Size: 3, Write: func(w io.Writer) error {
+			defer close(sentFirst)
+			return msg.Write(w)
+		}}})
 		first <- result{uids, err}
 	}()
-	select {
-	case cmd := <-got:
-		if !strings.HasPrefix(cmd, `APPEND "First"`) {
-			t.Fatalf("first command %q", cmd)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no first APPEND")
-	}
+	<-sentFirst
 	go func() {
 		uids, err := up.AppendMany(context.Background(), "Second", []UploadMsg{msg})
 		second <- result{uids, err}
 	}()
-	select {
-	case cmd := <-got:
-		if !strings.HasPrefix(cmd, `APPEND "Second"`) {
-			t.Fatalf("second command %q", cmd)
+	var r1, r2 result
+	for _, c := range []struct {
+		ch <-chan result
+		r  *result
+	}{{first, &r1}, {second, &r2}} {
+		select {
+		case *c.r = <-c.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answers: the second APPEND waited for the answer to the first")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the second APPEND waited for the answer to the first")
 	}
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
-	r1, r2 := <-first, <-second
 	var no *imap.Error
 	if !errors.As(r1.err, &no) || no.Type != imap.StatusResponseTypeNo {
 		t.Errorf("first: %v, %v; want the server's NO", r1.uids, r1.err)
