@@ -14,6 +14,24 @@ import (
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
+// holdUntilSent adds to p two faults: sent, a line the client sends
+// (Dir Up), and held, a server answer (Dir Down) held back until sent
+// has gone up or 3 seconds passed. The result tells, once the run is
+// over, whether sent went up while held waited: the client sent it
+// without waiting for that answer.
+func holdUntilSent(p *faultproxy.Proxy, sent, held faultproxy.Fault) *atomic.Bool {
+	var went, during atomic.Bool
+	sent.Dir, sent.Max, sent.Action, sent.Fn = faultproxy.Up, 1, faultproxy.Call, func() { went.Store(true) }
+	held.Dir, held.Max, held.Action, held.Fn = faultproxy.Down, 1, faultproxy.Call, func() {
+		for deadline := time.Now().Add(3 * time.Second); !went.Load() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		during.Store(went.Load())
+	}
+	p.Add(sent, held)
+	return &during
+}
+
 // TestSearchBehindFetch: when a folder changed upstream (flags, and a new
 // message), the plan's UID SEARCH goes out right behind its FETCH
 // CHANGEDSINCE, without waiting a round trip for the FETCH's answer: the
@@ -32,18 +50,8 @@ func TestSearchBehindFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	var searched, during atomic.Bool
-	p.Add(
-		faultproxy.Fault{Name: "search sent", Dir: faultproxy.Up, Pattern: "UID SEARCH", Max: 1, Action: faultproxy.Call,
-			Fn: func() { searched.Store(true) }},
-		faultproxy.Fault{Name: "hold the FETCH answer", Dir: faultproxy.Down, Pattern: " FETCH (", Max: 1, Action: faultproxy.Call,
-			Fn: func() {
-				for deadline := time.Now().Add(3 * time.Second); !searched.Load() && time.Now().Before(deadline); {
-					time.Sleep(5 * time.Millisecond)
-				}
-				during.Store(searched.Load())
-			}},
-	)
+	during := holdUntilSent(p, faultproxy.Fault{Name: "search sent", Pattern: "UID SEARCH"},
+		faultproxy.Fault{Name: "hold the FETCH answer", Pattern: " FETCH ("})
 	e.opts = func(o *imapsync.Options) {
 		o.Endpoint.Addr = p.Addr()
 		o.Connections = 1
@@ -95,18 +103,8 @@ func TestStoresInARow(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	var second, during atomic.Bool
-	p.Add(
-		faultproxy.Fault{Name: "second STORE sent", Dir: faultproxy.Up, Pattern: "UID STORE", Count: 2, Max: 1, Action: faultproxy.Call,
-			Fn: func() { second.Store(true) }},
-		faultproxy.Fault{Name: "hold the first STORE's answer", Dir: faultproxy.Down, Pattern: "MODSEQ (", Max: 1, Action: faultproxy.Call,
-			Fn: func() {
-				for deadline := time.Now().Add(3 * time.Second); !second.Load() && time.Now().Before(deadline); {
-					time.Sleep(5 * time.Millisecond)
-				}
-				during.Store(second.Load())
-			}},
-	)
+	during := holdUntilSent(p, faultproxy.Fault{Name: "second STORE sent", Pattern: "UID STORE", Count: 2},
+		faultproxy.Fault{Name: "hold the first STORE's answer", Pattern: "MODSEQ ("})
 	e.opts = func(o *imapsync.Options) {
 		o.Endpoint.Addr = p.Addr()
 		o.Connections = 1
@@ -140,18 +138,8 @@ func TestUploaderDialedAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	var login, during atomic.Bool
-	p.Add(
-		faultproxy.Fault{Name: "uploader login", Dir: faultproxy.Up, Pattern: "U1 LOGIN", Max: 1, Action: faultproxy.Call,
-			Fn: func() { login.Store(true) }},
-		faultproxy.Fault{Name: "hold the SELECT's answer", Dir: faultproxy.Down, Pattern: "Select completed", Max: 1, Action: faultproxy.Call,
-			Fn: func() {
-				for deadline := time.Now().Add(3 * time.Second); !login.Load() && time.Now().Before(deadline); {
-					time.Sleep(5 * time.Millisecond)
-				}
-				during.Store(login.Load())
-			}},
-	)
+	during := holdUntilSent(p, faultproxy.Fault{Name: "uploader login", Pattern: "U1 LOGIN"},
+		faultproxy.Fault{Name: "hold the SELECT's answer", Pattern: "Select completed"})
 	e.opts = func(o *imapsync.Options) {
 		o.Endpoint.Addr = p.Addr()
 		o.Connections = 1
@@ -236,18 +224,8 @@ func TestIdentitiesBehindFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	var asked, during atomic.Bool
-	p.Add(
-		faultproxy.Fault{Name: "identities asked", Dir: faultproxy.Up, Pattern: "HEADER.FIELDS", Max: 1, Action: faultproxy.Call,
-			Fn: func() { asked.Store(true) }},
-		faultproxy.Fault{Name: "hold the FETCH answer", Dir: faultproxy.Down, Pattern: " FETCH (", Max: 1, Action: faultproxy.Call,
-			Fn: func() {
-				for deadline := time.Now().Add(3 * time.Second); !asked.Load() && time.Now().Before(deadline); {
-					time.Sleep(5 * time.Millisecond)
-				}
-				during.Store(asked.Load())
-			}},
-	)
+	during := holdUntilSent(p, faultproxy.Fault{Name: "identities asked", Pattern: "HEADER.FIELDS"},
+		faultproxy.Fault{Name: "hold the FETCH answer", Pattern: " FETCH ("})
 	e.opts = func(o *imapsync.Options) {
 		o.Endpoint.Addr = p.Addr()
 		o.Connections = 1
