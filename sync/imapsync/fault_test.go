@@ -112,6 +112,9 @@ func imapFaults() []imapFault {
 		{name: "append/literal-reset", kind: "push", short: true, fault: lit(up, bigLiteral, 0, reset)},
 		{name: "append/literal-stall", kind: "push", fault: lit(up, bigLiteral, 0, stall)},
 		{name: "append/answer-lost", kind: "push", short: true, fault: f(down, "Append completed", 0, drop)},
+		// the second folder's APPEND, pipelined behind the first's (its answer may not have come)
+		{name: "append/second-command-cut", kind: "push", fault: faultproxy.Fault{Dir: up, Pattern: "APPEND", Count: 2, After: 4, Action: drop, Max: 1}},
+		{name: "append/second-answer-lost", kind: "push", short: true, fault: faultproxy.Fault{Dir: down, Pattern: "Append completed", Count: 2, Action: drop, Max: 1}},
 		{name: "append/single-literal-reset", kind: "push", noMulti: true, fault: lit(up, bigLiteral, 0, reset)},
 		{name: "append/single-answer-lost", kind: "push", short: true, noMulti: true, fault: f(down, "Append completed", 0, drop)},
 		// STORE
