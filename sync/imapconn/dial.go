@@ -27,7 +27,10 @@ type Endpoint struct {
 	// more when the server refuses the token (see signin.go).
 	Token func(ctx context.Context) (string, error)
 	// Debug, if set, receives the raw protocol traffic. It contains the
-	// password: never enable it in production logs.
+	// password: never enable it in production logs. It is written to by
+	// a connection's reader and writer at once (go-imap's, and the
+	// uploader's when several uploads are under way): it must be safe
+	// for concurrent use.
 	Debug io.Writer
 	// LiteralTimeout is how long the reading of a message body (or the
 	// writing of an upload) may go without a byte moving; 0: 5 minutes.

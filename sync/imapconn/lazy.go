@@ -21,15 +21,15 @@ type LazyUploader struct {
 
 	mu     sync.Mutex
 	up     *Uploader
-	ready  chan struct{} // closed when the dial is over; nil: not started
+	ready  chan struct{}      // closed when the dial is over; nil: not started
+	cancel context.CancelFunc // ends a dial under way
 	closed bool
 }
 
 // Start dials the connection in the background, unless it is dialed or
 // being dialed already, so that it is ready when the first upload comes;
-// caps are the server's, as a logged-in connection has them. A dial
-// still under way when the run closes the uploader is logged out of when
-// it ends; ctx bounds it.
+// caps are the server's, as a logged-in connection has them. ctx bounds
+// the dial; Close ends one still under way.
 func (l *LazyUploader) Start(ctx context.Context, caps imap.CapSet) {
 	l.start(ctx, caps)
 }
@@ -50,11 +50,12 @@ func (l *LazyUploader) start(ctx context.Context, caps imap.CapSet) <-chan struc
 		close(ready)
 		return ready
 	}
+	ctx, l.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(ready)
 		up, err := l.Endpoint.DialUploader(ctx)
 		if err != nil {
-			if l.Log != nil {
+			if l.Log != nil && ctx.Err() == nil {
 				l.Log.Info("no MULTIAPPEND connection; one APPEND each", "err", err)
 			}
 			return
@@ -74,9 +75,9 @@ func (l *LazyUploader) start(ctx context.Context, caps imap.CapSet) <-chan struc
 
 // Get returns the connection, dialing it the first time (or waiting for
 // the dial Start began); c is a logged-in connection to the same server,
-// for its capabilities. It returns nil once the
-// connection broke: it broke in another folder's upload, and this folder
-// uploads on its own connection rather than fail with that error.
+// for its capabilities. It returns nil once the connection broke: it
+// broke in another folder's upload, and this folder uploads on its own
+// connection rather than fail with that error.
 func (l *LazyUploader) Get(ctx context.Context, c *imapclient.Client) *Uploader {
 	l.mu.Lock()
 	var ready <-chan struct{} = l.ready
@@ -97,11 +98,27 @@ func (l *LazyUploader) Get(ctx context.Context, c *imapclient.Client) *Uploader 
 	return l.up
 }
 
-// Close logs out of the connection, if it was dialed; one being dialed
-// is logged out of when its dial ends.
+// Close logs out of the connection, if it was dialed; a dial still under
+// way is ended and waited for, so that nothing of the run's outlives it.
 func (l *LazyUploader) Close() {
 	l.mu.Lock()
 	l.closed = true
+	ready, cancel := l.ready, l.cancel
+	l.mu.Unlock()
+	if ready != nil {
+		select {
+		case <-ready:
+		default:
+			if cancel != nil {
+				cancel()
+			}
+			<-ready
+		}
+	}
+	if cancel != nil {
+		cancel() // (the dial's context, released)
+	}
+	l.mu.Lock()
 	up := l.up
 	l.mu.Unlock()
 	if up != nil {

@@ -280,9 +280,10 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	return uids, nil
 }
 
-// Close logs out (briefly) and closes the connection. Commands still
-// waiting for their answers get an error. A second call waits for the
-// first.
+// Close logs out (briefly) and closes the connection; a second call
+// waits for the first. The run calls it once every upload is over: a
+// command still under way would get its answer only within Close's
+// short wait.
 func (u *Uploader) Close() {
 	u.closeOnce.Do(func() {
 		if u.err() == nil {
@@ -360,8 +361,11 @@ func (u *Uploader) send(build func(w *bufio.Writer) error) (string, error) {
 	if err := build(u.bw); err != nil {
 		// A command cut short (a message file that could not be read
 		// to its end) would leave the server waiting for the rest of a
-		// literal: the connection is given up at once.
-		err = u.fail(err)
+		// literal: the connection is given up at once. The error is this
+		// caller's; the commands under way on the connection (other
+		// folders' uploads) end as if it had been lost: whether the
+		// server stored them is unknown.
+		u.fail(fmt.Errorf("%w: given up after an upload's message could not be read", ErrConnLost))
 		u.conn.Close()
 		return "", err
 	}

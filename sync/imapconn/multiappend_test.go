@@ -233,3 +233,45 @@ func TestUploaderPipelined(t *testing.T) {
 		t.Errorf("second: %v, %v; want [20]", r2.uids, r2.err)
 	}
 }
+
+// TestUploaderOthersLoseTheConnection: when a message file fails while
+// its APPEND is written, that caller gets the file's error, and another
+// folder's APPEND already under way on the connection ends as lost
+// (ErrConnLost: whether the server stored it is unknown), not with the
+// other folder's error.
+func TestUploaderOthersLoseTheConnection(t *testing.T) {
+	up := &Uploader{uidPlus: true}
+	up.setConn(imapscript.Server(t, "* OK ready", func(cmd string) []string {
+		return nil // no answers: the first APPEND stays under way
+	}))
+	if _, err := up.readLine(); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan struct{})
+	other := make(chan error, 1)
+	go func() {
+		_, err := up.AppendMany(context.Background(), "Archive", []UploadMsg{{Size: 3, Write: func(w io.Writer) error {
+			defer close(sent)
+			_, err := io.WriteString(w, "a\r\n")
+			return err
+		}}})
+		other <- err
+	}()
+	<-sent
+	gone := errors.New("message file vanished")
+	_, err := up.AppendMany(context.Background(), "INBOX", []UploadMsg{{Size: 100, Write: func(w io.Writer) error {
+		io.WriteString(w, "only part")
+		return gone
+	}}})
+	if !errors.Is(err, gone) {
+		t.Fatalf("the failing upload: err = %v, want the file's error", err)
+	}
+	select {
+	case err := <-other:
+		if !errors.Is(err, ErrConnLost) || errors.Is(err, gone) {
+			t.Fatalf("the other folder's upload: err = %v, want the connection lost, not the other file's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other folder's upload still waits")
+	}
+}

@@ -236,7 +236,8 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	var ids chan metaRead // the identities read ahead; nil: none asked, or taken
 	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && lo > 0 && hi > lo && hi-lo <= matchFew {
 		ids = make(chan metaRead, 1)
-		go startMeta(w.c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true).readTo(ids, w.c, lo)
+		m := startMeta(w.c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true) // sent here, in order
+		go m.readTo(ids, w.c, lo)
 		defer func() {
 			if ids != nil { // an error came first: the reading ends with the command
 				<-ids
