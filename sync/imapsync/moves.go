@@ -412,22 +412,32 @@ func (s *syncer) prescan(ctx context.Context, acct index.AccountID, looked chan<
 // folder has files the index does not know (new mail a program wrote, or
 // a message moved from another folder) or messages not upstream yet. The
 // uploader is then dialed while the folders are planned (folderLevel),
-// not when the first upload is ready.
+// not when the first upload is ready. The index is asked only about the
+// folders whose counts, read with their scan, leave it open: a no-change
+// run reads nothing more.
 func (s *syncer) uploadsLikely(ctx context.Context, known []*index.Folder) bool {
 	o := &s.opts
 	if !o.push() || o.DryRun || o.NoMultiAppend {
 		return false
 	}
+	var ask []index.FolderID // folders that may hold rows without UID
 	for _, f := range known {
-		if sc := s.scans.peek(f.ID); sc != nil && len(sc.diff.unknown) > 0 {
+		sc := s.scans.peek(f.ID)
+		switch {
+		case sc != nil && len(sc.diff.unknown) > 0:
 			return true
+		case sc == nil || sc.counts == nil || sc.counts.pending > 0:
+			ask = append(ask, f.ID)
 		}
+	}
+	if len(ask) == 0 {
+		return false
 	}
 	var some bool
 	o.Index.Read(ctx, func(tx *index.ReadTx) error {
-		for _, f := range known {
+		for _, id := range ask {
 			var err error
-			if some, err = tx.Unuploaded(f.ID); some || err != nil {
+			if some, err = tx.Unuploaded(id); some || err != nil {
 				return err
 			}
 		}
