@@ -70,13 +70,12 @@ func fetchMetaSet(c *imapclient.Client, set imap.UIDSet, from uint32, withIDs bo
 // read (read): other commands can go out behind it.
 type metaFetch struct {
 	cmd       *imapclient.FetchCommand
-	withIDs   bool
-	idSection *imap.FetchItemBodySection
+	idSection *imap.FetchItemBodySection // the Message-ID's; nil: not asked
 }
 
 func startMeta(c *imapclient.Client, set imap.UIDSet, withIDs bool) *metaFetch {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true}
-	m := &metaFetch{withIDs: withIDs}
+	m := &metaFetch{}
 	if withIDs {
 		m.idSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 		opts.BodySection = []*imap.FetchItemBodySection{m.idSection}
@@ -107,7 +106,7 @@ func (m *metaFetch) read(c *imapclient.Client, from uint32) (out map[uint32]*ser
 		sm := &serverMsg{uid: uint32(buf.UID), size: buf.RFC822Size}
 		sm.flags, sm.keywords = maildir.FlagsFromIMAP(buf.Flags)
 		complete = complete && buf.RFC822Size > 0
-		if m.withIDs {
+		if m.idSection != nil {
 			section := buf.FindBodySection(m.idSection)
 			complete = complete && section != nil && !buf.InternalDate.IsZero()
 			sm.messageID = index.ParseHeader(section).MessageID
