@@ -14,6 +14,26 @@ import (
 	"github.com/postfach/postfach/sync/imapsync"
 )
 
+// throughProxy starts a fault proxy in front of the env's Dovecot and
+// makes the next syncs go through it, with the given number of
+// connections and any other options set by more.
+func (e *env) throughProxy(connections int, more ...func(*imapsync.Options)) *faultproxy.Proxy {
+	e.t.Helper()
+	p, err := faultproxy.Start(e.d.IMAPAddr())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { p.Close() })
+	e.opts = func(o *imapsync.Options) {
+		o.Endpoint.Addr = p.Addr()
+		o.Connections = connections
+		for _, f := range more {
+			f(o)
+		}
+	}
+	return p
+}
+
 // holdUntilSent adds to p two faults: sent, a line the client sends
 // (Dir Up), and held, a server answer (Dir Down) held back until sent
 // has gone up or 3 seconds passed. The result tells, once the run is
@@ -45,17 +65,9 @@ func TestSearchBehindFetch(t *testing.T) {
 	e.serverSetFlags("INBOX", 3, imap.StoreFlagsAdd, imap.FlagFlagged)
 	e.d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{corpus.At(7, 30, opts)})
 
-	p, err := faultproxy.Start(e.d.IMAPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := e.throughProxy(1)
 	during := holdUntilSent(p, faultproxy.Fault{Name: "search sent", Pattern: "UID SEARCH"},
 		faultproxy.Fault{Name: "hold the FETCH answer", Pattern: " FETCH ("})
-	e.opts = func(o *imapsync.Options) {
-		o.Endpoint.Addr = p.Addr()
-		o.Connections = 1
-	}
 	res, _ := e.sync()
 	if p.Count("hold the FETCH answer") != 1 {
 		t.Fatalf("no FETCH answer was held (%+v)", p.Fired())
@@ -98,17 +110,9 @@ func TestStoresInARow(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := faultproxy.Start(e.d.IMAPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := e.throughProxy(1)
 	during := holdUntilSent(p, faultproxy.Fault{Name: "second STORE sent", Pattern: "UID STORE", Count: 2},
 		faultproxy.Fault{Name: "hold the first STORE's answer", Pattern: "MODSEQ ("})
-	e.opts = func(o *imapsync.Options) {
-		o.Endpoint.Addr = p.Addr()
-		o.Connections = 1
-	}
 	res, _ := e.sync()
 	if p.Count("hold the first STORE's answer") != 1 || p.Count("second STORE sent") != 1 {
 		t.Fatalf("faults fired: %+v", p.Fired())
@@ -133,17 +137,9 @@ func TestUploaderDialedAhead(t *testing.T) {
 	e.sync()
 	e.writeLocal("INBOX", "dialed-ahead")
 
-	p, err := faultproxy.Start(e.d.IMAPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := e.throughProxy(1)
 	during := holdUntilSent(p, faultproxy.Fault{Name: "uploader login", Pattern: "U1 LOGIN"},
 		faultproxy.Fault{Name: "hold the SELECT's answer", Pattern: "Select completed"})
-	e.opts = func(o *imapsync.Options) {
-		o.Endpoint.Addr = p.Addr()
-		o.Connections = 1
-	}
 	res, _ := e.sync()
 	if p.Count("hold the SELECT's answer") != 1 {
 		t.Fatalf("no SELECT answer was held (%+v)", p.Fired())
@@ -219,17 +215,9 @@ func TestIdentitiesBehindFetch(t *testing.T) {
 	e.appendServer("INBOX", "upstream-new")
 	e.writeLocal("INBOX", "written-here")
 
-	p, err := faultproxy.Start(e.d.IMAPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := e.throughProxy(1)
 	during := holdUntilSent(p, faultproxy.Fault{Name: "identities asked", Pattern: "HEADER.FIELDS"},
 		faultproxy.Fault{Name: "hold the FETCH answer", Pattern: " FETCH ("})
-	e.opts = func(o *imapsync.Options) {
-		o.Endpoint.Addr = p.Addr()
-		o.Connections = 1
-	}
 	done := make(chan *imapsync.Result, 1)
 	go func() {
 		res, _ := e.sync()

@@ -34,11 +34,9 @@ func TestDialsBesideTheFirst(t *testing.T) {
 		e.writeForeign(f, fmt.Sprintf("1772445600.M%dP1.laptop", i), raw)
 	}
 
-	p, err := faultproxy.Start(e.d.IMAPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	// The uploader is dialed ahead too (TestUploaderDialedAhead): not
+	// counted here.
+	p := e.throughProxy(4, func(o *imapsync.Options) { o.NoMultiAppend = true })
 	var held atomic.Int32 // connections accepted while the LIST's answer was held
 	p.Add(faultproxy.Fault{Name: "hold the LIST", Dir: faultproxy.Down, Pattern: "* LIST ", Max: 1, Action: faultproxy.Call,
 		Fn: func() {
@@ -47,11 +45,6 @@ func TestDialsBesideTheFirst(t *testing.T) {
 			}
 			held.Store(int32(p.Conns()))
 		}})
-	e.opts = func(o *imapsync.Options) {
-		o.Endpoint.Addr = p.Addr()
-		o.Connections = 4
-		o.NoMultiAppend = true // the uploader is dialed ahead too (TestUploaderDialedAhead): not counted here
-	}
 	res, _ := e.sync()
 	if p.Count("hold the LIST") != 1 {
 		t.Fatalf("the LIST was held %d times, want 1 (%+v)", p.Count("hold the LIST"), p.Fired())
