@@ -46,8 +46,9 @@ func reservePort(port int) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	// As net.Listen does: the port may still have connections in
-	// TIME_WAIT.
+	// SO_REUSEADDR as net.Listen sets it (the port may still have
+	// connections in TIME_WAIT); SO_REUSEPORT to be bound beside the
+	// listener (listenShared).
 	for _, opt := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
 		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, opt, 1); err != nil {
 			syscall.Close(fd)
