@@ -230,19 +230,19 @@ func (d *Dir) list(missingEmpty bool) (Listing, error) {
 		if i == 1 && scanBetween != nil {
 			scanBetween()
 		}
-		err := readDir(filepath.Join(d.Path, sub), func(de fs.DirEntry) {
-			if de.IsDir() {
+		err := readDir(filepath.Join(d.Path, sub), func(name string, isDir bool) {
+			if isDir {
 				return
 			}
-			e, ok := ParseName(de.Name())
+			e, ok := ParseName(name)
 			if !ok {
 				return
 			}
 			e.Sub = sub
 			if sub == "new" {
-				l.New = append(l.New, e)
+				l.New = appendDoubling(l.New, e)
 			} else {
-				l.Cur = append(l.Cur, e)
+				l.Cur = appendDoubling(l.Cur, e)
 			}
 		})
 		if missingEmpty && errors.Is(err, fs.ErrNotExist) {
@@ -253,6 +253,18 @@ func (d *Dir) list(missingEmpty bool) (Listing, error) {
 		}
 	}
 	return l, nil
+}
+
+// appendDoubling appends e to s, doubling its capacity when full: append
+// grows a large slice by a quarter, which for a folder of 25,000 files
+// allocated and copied five times the listing's size, and made a listing
+// spend more time on that and the garbage collector than on reading the
+// directory.
+func appendDoubling(s []Entry, e Entry) []Entry {
+	if len(s) == cap(s) {
+		s = slices.Grow(s, max(len(s), 64))
+	}
+	return append(s, e)
 }
 
 // Sorted returns the listing as Scan does, and how many files of new/ it
@@ -285,29 +297,6 @@ func (l Listing) Sorted() (out []Entry, hidden int) {
 		}
 	}
 	return out, hidden
-}
-
-// readDir calls fn with each entry of the directory dir, in directory
-// order, reading a chunk at a time: a large folder's listing is held once,
-// as Entries, not also as a slice of all its fs.DirEntries.
-func readDir(dir string, fn func(fs.DirEntry)) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for {
-		ents, err := f.ReadDir(1024)
-		for _, de := range ents {
-			fn(de)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // matchKey reports whether the base name name has the given key.

@@ -91,7 +91,7 @@ func splitName(name string) nameParts {
 // or with an empty key. The UID is taken from the first field "U=<n>" with n
 // a valid non-zero uint32.
 func ParseName(basename string) (Entry, bool) {
-	if basename == "" || basename[0] == '.' || strings.ContainsAny(basename, "/\x00") {
+	if basename == "" || basename[0] == '.' || strings.IndexByte(basename, '/') >= 0 || strings.IndexByte(basename, 0) >= 0 {
 		return Entry{}, false
 	}
 	p := splitName(basename)
