@@ -85,16 +85,17 @@
 //     while the server is dialed, and one commit of the folders' sync
 //     times (job.go: releaseAll). Otherwise: SELECT (the largest
 //     folder's made ahead, on the first connection while the Maildir is
-//     read, when the LIST asked no STATUS: ahead.go); reconcile the Maildir with the index
-//     (files the index does not know are indexed from disk, renames by other
-//     programs are flag changes, missing files are local deletions); learn
-//     what changed upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH
-//     for expunges, the SEARCH sent behind the FETCH without waiting for
-//     its answer, and, when new local files may be copies of a few new
-//     server messages, the FETCH of those messages' identities behind
-//     them, read beside the first; or one FETCH of UID/FLAGS/RFC822.SIZE
-//     of the whole folder on a first run, after a lost index or a
-//     UIDVALIDITY change). Commands sent in a row are read side by side
+//     read, when the LIST asked no STATUS: ahead.go); ask what changed
+//     upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH for
+//     expunges, the SEARCH sent behind the FETCH without waiting for its
+//     answer, and, when new local files may be copies of a few new server
+//     messages, the FETCH of those messages' identities behind them);
+//     reconcile the Maildir with the index while the answers come in
+//     (files the index does not know are indexed from disk, renames by
+//     other programs are flag changes, missing files are local deletions:
+//     plan.go open, serverread.go earlyRead); or, on a first run, after a
+//     lost index or a UIDVALIDITY change, reconcile first, then one FETCH
+//     of UID/FLAGS/RFC822.SIZE of the whole folder. Commands sent in a row are read side by side
 //     where more than one can carry FETCH responses: Dovecot answers the
 //     first only after the responses of the last, and go-imap's reader
 //     stops at 128 unread responses of a command, or at a literal.

@@ -26,6 +26,10 @@ func SetEndStampHook(h func(stage string)) { endStampHook = h }
 // listing with every row rather than with their image (nil: none).
 func SetRowsReadHook(h func()) { rowsReadHook = h }
 
+// SetReconciledHook sets the hook run when a plan has reconciled its
+// folder, before it reads what changed upstream (nil: none).
+func SetReconciledHook(h func()) { reconciledHook = h }
+
 // AheadTaken returns how many plans took the answer of a SELECT made
 // ahead (ahead.go).
 func AheadTaken() int64 { return aheadTaken.Load() }

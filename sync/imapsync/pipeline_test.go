@@ -240,3 +240,46 @@ func TestIdentitiesBehindFetch(t *testing.T) {
 	}
 	e.compare()
 }
+
+// TestAskedBesideReconcile: a folder compared incrementally asks what
+// changed upstream (FETCH CHANGEDSINCE, and the identities of the new
+// server messages when the prescan found new local files) as soon as it
+// is selected, not once the Maildir is reconciled with the index: the
+// reconcile is held until both have gone up. The run's outcome is the
+// same.
+func TestAskedBesideReconcile(t *testing.T) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 30, opts))
+	e.sync()
+	e.serverSetFlags("INBOX", 3, imap.StoreFlagsAdd, imap.FlagFlagged)
+	e.appendServer("INBOX", "upstream-new")
+	e.writeLocal("INBOX", "written-here")
+
+	p := e.throughProxy(1)
+	var flagsSent, idsSent, during atomic.Bool
+	p.Add(faultproxy.Fault{Name: "changes asked", Pattern: "CHANGEDSINCE", Dir: faultproxy.Up, Max: 1,
+		Action: faultproxy.Call, Fn: func() { flagsSent.Store(true) }},
+		faultproxy.Fault{Name: "identities asked", Pattern: "HEADER.FIELDS", Dir: faultproxy.Up, Max: 1,
+			Action: faultproxy.Call, Fn: func() { idsSent.Store(true) }})
+	var held atomic.Int32
+	imapsync.SetReconciledHook(func() {
+		held.Add(1)
+		for deadline := time.Now().Add(3 * time.Second); !(flagsSent.Load() && idsSent.Load()) && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		during.Store(flagsSent.Load() && idsSent.Load())
+	})
+	defer imapsync.SetReconciledHook(nil)
+	res, _ := e.sync()
+	if held.Load() != 1 {
+		t.Fatalf("%d plans reconciled, want 1", held.Load())
+	}
+	if !during.Load() {
+		t.Errorf("asked only after the reconcile: FETCH CHANGEDSINCE %v, identities %v (faults %+v)", flagsSent.Load(), idsSent.Load(), p.Fired())
+	}
+	if tot := res.Totals(); tot.New != 1 || tot.FlagsChanged != 1 || tot.Uploaded != 1 {
+		t.Errorf("sync did %+v, want 1 download, 1 flag change and 1 upload", tot)
+	}
+	e.compare()
+}

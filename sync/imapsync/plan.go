@@ -27,7 +27,8 @@ type msgPlan struct {
 	j         *folderJob
 	sel       *imap.SelectData
 	condstore bool
-	full      bool // every server message is compared (first run, lost state)
+	full      bool       // every server message is compared (first run, lost state)
+	early     *earlyRead // what changed upstream, asked before reconcile (nil: full, or not yet)
 	rec       *reconciled
 
 	server    map[uint32]*serverMsg // full: every message; else: those whose flags changed
@@ -100,15 +101,22 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 }
 
 // open SELECTs the folder, decides which UIDs can be trusted and how much
-// of the server must be compared, reconciles the Maildir with the index
-// and adopts the uploads an interrupted run left.
-func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
+// of the server must be compared, asks what changed upstream (startEarly)
+// when that is not everything, reconciles the Maildir with the index
+// meanwhile and adopts the uploads an interrupted run left.
+func (w *worker) open(ctx context.Context, j *folderJob) (_ *msgPlan, err error) {
 	o := &w.s.opts
 	p := &msgPlan{j: j, condstore: w.c.Caps().Has(imap.CapCondStore), movedAway: map[uint32]bool{}, queued: map[uint32]bool{}, limited: map[uint32]bool{}}
 	sel, err := w.selectForPlan(j, !o.push(), p.condstore)
 	if err != nil {
 		return nil, err
 	}
+	// The early read owns the connection's answers until it is done.
+	defer func() {
+		if err != nil {
+			p.early.wait()
+		}
+	}()
 	p.sel = sel
 	j.uidValidity, j.uidNext = sel.UIDValidity, uint32(sel.UIDNext)
 	if p.condstore {
@@ -134,12 +142,21 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 	// adopted interrupted uploads).
 	p.full = j.f.UIDValidity != sel.UIDValidity || j.f.UIDNext == 0
 	sc := w.s.scans.take(j.f.ID)
+	if !p.full {
+		// New files the prescan found may be among the server's new
+		// messages: their identities are asked now too (readChanged).
+		fresh := sc != nil && sc.diff != nil && len(sc.diff.unknown) > 0
+		p.early = startEarly(w.c, j, sel, p.condstore, fresh)
+	}
 	if sc != nil && sc.stamped {
 		sc = nil // unchanged locally, but not read: reconcile reads it
 	}
 	rec, err := reconcile(ctx, o.Index, j.f, j.dir, trustTags, sc, p.full)
 	if err != nil {
 		return nil, err
+	}
+	if reconciledHook != nil {
+		reconciledHook()
 	}
 	p.rec = rec
 	if uvChanged && o.DryRun { // ClearUIDs was rolled back
@@ -176,12 +193,21 @@ func (w *worker) open(ctx context.Context, j *folderJob) (*msgPlan, error) {
 		if err := recoverFlags(ctx, o.Index, j.f, rec); err != nil {
 			return nil, err
 		}
+		// recoverAppends may FETCH: an answer of its own must not be
+		// taken for one of the FETCH CHANGEDSINCE (1:*).
+		if err := p.early.wait(); err != nil {
+			return nil, err
+		}
 		if err := w.recoverAppends(ctx, j, rec, uvChanged); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
 }
+
+// reconciledHook, if set (by tests), runs when a plan has reconciled
+// its folder.
+var reconciledHook func()
 
 // readAll reads every server message of a folder compared in full, checks
 // the ,U= tags of files found on disk against it and matches by content
@@ -212,7 +238,8 @@ func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
 
 // readChanged reads what changed upstream since the recorded state: flags
 // (CONDSTORE), the UIDs present when the counts say some went, the tags of
-// files found on disk, and the identities new local files may match.
+// files found on disk, and the identities new local files may match. What
+// open asked already (p.early) is taken from there.
 func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	j, rec, sel := p.j, p.rec, p.sel
 	p.server = map[uint32]*serverMsg{}
@@ -222,10 +249,25 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	// them in that order, as if the client had waited.
 	fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
 	needAll := fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows)+rec.quiet.len() || len(rec.gone) > 0
-	flags := startChangedFlags(w.c, j.f.HighestModSeq, p.condstore, sel.HighestModSeq)
+	var flags *imapclient.FetchCommand
 	var search *imapclient.SearchCommand
-	if needAll {
+	if p.early != nil {
+		search = p.early.search // (sent when UIDNEXT moved: needAll)
+	} else {
+		flags = startChangedFlags(w.c, j.f.HighestModSeq, p.condstore, sel.HighestModSeq)
+	}
+	if needAll && search == nil {
 		search = startSearchAll(w.c)
+	}
+	var known map[uint32]*serverMsg // identities read ahead; nil: none
+	if p.early != nil {
+		if err := p.early.wait(); err != nil {
+			return err
+		}
+		p.server = p.early.server
+		if r := p.early.ids; p.early.idsAsked && r.complete {
+			known = r.msgs
+		}
 	}
 	// New local files are matched against the server's new messages
 	// (matchFresh, below), by identities it would ask for a round trip
@@ -234,7 +276,7 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 	// after the responses of the last, and go-imap's reader waits for
 	// each literal it hands on to be read.)
 	var ids chan metaRead // the identities read ahead; nil: none asked, or taken
-	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && lo > 0 && hi > lo && hi-lo <= matchFew {
+	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && (p.early == nil || !p.early.idsAsked) && lo > 0 && hi > lo && hi-lo <= matchFew {
 		ids = make(chan metaRead, 1)
 		m := startMeta(w.c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true) // sent here, in order
 		go m.readTo(ids, w.c, lo)
@@ -260,7 +302,6 @@ func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
 		}
 		p.present = newUIDList(all)
 	}
-	var known map[uint32]*serverMsg // identities read ahead; nil: none
 	if ids != nil {
 		r := <-ids
 		ids = nil

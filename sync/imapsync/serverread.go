@@ -198,3 +198,62 @@ func readSearchAll(c *imapclient.Client, cmd *imapclient.SearchCommand) ([]uint3
 func searchLimit(exists uint32) uint64 {
 	return uint64(exists) + 1000 + uint64(exists)/10
 }
+
+// earlyRead is what changed upstream in a folder compared incrementally,
+// asked as soon as the folder is selected (startEarly), where readChanged
+// would ask it only once the Maildir is reconciled with the index: the
+// FETCH CHANGEDSINCE; when messages came (UIDNEXT moved), the UID SEARCH
+// behind it; and when the prescan found new local files, the identities
+// of up to matchFew new server messages, which matchFresh compares them
+// with. The two FETCHes are read side by side by goroutines of their own
+// (see readChanged for why side by side) while the worker reconciles,
+// which needs no connection; the SEARCH is readChanged's to read. Over a
+// network the answers are in by the time the reconcile is done, instead
+// of a round trip after it.
+type earlyRead struct {
+	search   *imapclient.SearchCommand // nil: not sent
+	idsAsked bool
+	ids      metaRead // when idsAsked, once done
+	done     chan struct{}
+	server   map[uint32]*serverMsg
+	err      error
+}
+
+// startEarly sends what earlyRead holds and starts reading it; fresh
+// asks for the new messages' identities too.
+func startEarly(c *imapclient.Client, j *folderJob, sel *imap.SelectData, condstore, fresh bool) *earlyRead {
+	e := &earlyRead{done: make(chan struct{}), server: map[uint32]*serverMsg{}}
+	flags := startChangedFlags(c, j.f.HighestModSeq, condstore, sel.HighestModSeq)
+	if uint32(sel.UIDNext) != j.f.UIDNext {
+		e.search = startSearchAll(c)
+	}
+	var ids chan metaRead
+	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && lo > 0 && hi > lo && hi-lo <= matchFew {
+		e.idsAsked, ids = true, make(chan metaRead, 1)
+		m := startMeta(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true)
+		go m.readTo(ids, c, lo)
+	}
+	go func() {
+		defer close(e.done)
+		if flags != nil {
+			_, e.err = readFlags(c, flags, e.server)
+		}
+		if ids != nil {
+			e.ids = <-ids
+			if e.err == nil {
+				e.err = e.ids.err
+			}
+		}
+	}()
+	return e
+}
+
+// wait returns once every FETCH sent early is read, with the first
+// error; nil e waits for nothing.
+func (e *earlyRead) wait() error {
+	if e == nil {
+		return nil
+	}
+	<-e.done
+	return e.err
+}
