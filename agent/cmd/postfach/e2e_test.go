@@ -412,22 +412,26 @@ func TestKill(t *testing.T) {
 	}
 
 	// kill runs one sync (with -v, so that its stderr shows where its
-	// commits begin and end) and kills it after a random 20-400 ms or,
+	// commits begin and end) and kills it after a random 20 ms plus up to
+	// as long as the last run that finished took (at first 380 ms) or,
 	// with atCommit > 0, the moment its atCommit-th commit begins, unless
-	// it ends before.
+	// it ends before. (Runs get shorter as the mailbox is mirrored: a kill
+	// timed for the first runs would come after most later ones ended.)
 	var stats struct{ killed, midCommit, midDownload, idle, finished, changes int }
+	runLen := 380 * time.Millisecond
 	kill := func(i, atCommit int) {
 		filesBefore, tmpBefore := scanFiles(t, acctDir)
 		cmd := exec.Command(postfachBin, "--config", cfg, "-v", "sync")
 		cmd.Env = environ(t, nil)
 		stderr := testenv.NewCommitWatch(atCommit)
 		cmd.Stderr = stderr
+		began := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		delay := time.Duration(20+rnd.IntN(381)) * time.Millisecond
+		delay := 20*time.Millisecond + time.Duration(rnd.Int64N(int64(runLen)+1))
 		if atCommit > 0 {
 			delay = runTimeout
 		}
@@ -469,6 +473,7 @@ func TestKill(t *testing.T) {
 			t.Fatalf("loop %d: sync failed on its own: %v\n%s", i, err, stderr.String())
 		default:
 			stats.finished++
+			runLen = time.Since(began)
 		}
 		when := fmt.Sprintf("%3d ms", delay.Milliseconds())
 		if atCommit > 0 {
