@@ -52,17 +52,24 @@ func holdUntilSent(p *faultproxy.Proxy, sent, held faultproxy.Fault) *atomic.Boo
 	return &during
 }
 
+// flaggedUpstream returns an env whose INBOX of 30 messages (corpus seed
+// 7, options opts) is mirrored, and then UID 3 is flagged upstream.
+func flaggedUpstream(t *testing.T) (*env, corpus.Options) {
+	e := newEnv(t)
+	opts := corpus.Options{Folders: []string{"INBOX"}}
+	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 30, opts))
+	e.sync()
+	e.serverSetFlags("INBOX", 3, imap.StoreFlagsAdd, imap.FlagFlagged)
+	return e, opts
+}
+
 // TestSearchBehindFetch: when a folder changed upstream (flags, and a new
 // message), the plan's UID SEARCH goes out right behind its FETCH
 // CHANGEDSINCE, without waiting a round trip for the FETCH's answer: the
 // proxy holds back the first FETCH answer and the SEARCH reaches the
 // server meanwhile. The run's outcome is the same.
 func TestSearchBehindFetch(t *testing.T) {
-	e := newEnv(t)
-	opts := corpus.Options{Folders: []string{"INBOX"}}
-	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 30, opts))
-	e.sync()
-	e.serverSetFlags("INBOX", 3, imap.StoreFlagsAdd, imap.FlagFlagged)
+	e, opts := flaggedUpstream(t)
 	e.d.Seed(t, testenv.DefaultUser.Name, []corpus.Message{corpus.At(7, 30, opts)})
 
 	p := e.throughProxy(1)
@@ -248,11 +255,7 @@ func TestIdentitiesBehindFetch(t *testing.T) {
 // reconcile is held until both have gone up. The run's outcome is the
 // same.
 func TestAskedBesideReconcile(t *testing.T) {
-	e := newEnv(t)
-	opts := corpus.Options{Folders: []string{"INBOX"}}
-	e.d.Seed(t, testenv.DefaultUser.Name, corpus.Generate(7, 30, opts))
-	e.sync()
-	e.serverSetFlags("INBOX", 3, imap.StoreFlagsAdd, imap.FlagFlagged)
+	e, _ := flaggedUpstream(t)
 	e.appendServer("INBOX", "upstream-new")
 	e.writeLocal("INBOX", "written-here")
 
