@@ -118,10 +118,8 @@
 //
 // Invariants:
 //   - One writer at a time: Write transactions use BEGIN IMMEDIATE on a
-//     single connection; Writes that come while another commits share the
-//     next transaction, each in a savepoint of its own that fails alone
-//     (group commit, groupcommit.go). Read transactions use a separate
-//     read-only pool and see a consistent snapshot. A dry-run view (Store.DryRun) runs all its
+//     single connection; Read transactions use a separate read-only pool and
+//     see a consistent snapshot. A dry-run view (Store.DryRun) runs all its
 //     Reads and Writes in one transaction on the write connection, never
 //     committed (Discard rolls it back).
 //   - No descriptor of the database file is opened outside SQLite while
@@ -142,8 +140,6 @@
 //   - The feed publishes a commit's changes before the next commit's:
 //     Write holds the feed's commit lock from its commit until it has
 //     published, and every commit goes through the one write connection.
-//     Each Write of a group commit is published as a commit of its own,
-//     in the order they ran.
 //   - The schema is versioned (PRAGMA user_version); migrations are embedded
 //     numbered .sql files applied in one write transaction each, which
 //     also reads the version; opens take turns (an flock on the index's
@@ -605,10 +601,8 @@ func (s *Store) Read(ctx context.Context, fn func(*ReadTx) error) error {
 }
 
 // Write runs fn in a read-write transaction and commits it when fn returns
-// nil; an error from fn undoes all fn did. Only one Write runs at a time;
-// those that come while one commits are committed together, each in a
-// savepoint (see groupcommit.go). It returns once its changes are
-// committed, and publishes them to the subscribers (see Subscribe).
+// nil. Only one Write runs at a time. The changes it made are published to
+// the subscribers (see Subscribe) once it has committed.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.dry != nil {
 		return s.dryWrite(ctx, fn)
