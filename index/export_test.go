@@ -18,11 +18,3 @@ var OutboxPassQueries = map[string]string{
 // FileRowsQuery is the query FileRowsByKey ("key") and FileRowsByID ("id")
 // make for n values.
 var FileRowsQuery = fileRowsQuery
-
-// WritesWaiting returns how many Writes wait for the one committing
-// (groupcommit.go).
-func WritesWaiting(s *Store) int {
-	s.wq.mu.Lock()
-	defer s.wq.mu.Unlock()
-	return len(s.wq.waiting)
-}

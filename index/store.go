@@ -195,8 +195,6 @@ type Store struct {
 	// outboxHeld: the accounts whose outbox lock this process holds
 	// (LockOutbox; beside the flock, which some file systems lack).
 	outboxHeld *accountSem
-	// wq is the Writes waiting for the one committing (groupcommit.go).
-	wq *writeQueue
 }
 
 // DefaultPath returns the index location for a store root.
@@ -283,7 +281,7 @@ func Open(path string) (*Store, error) {
 	// Nothing is prepared yet (see stmtCache): r opens its first
 	// connection with the first Read.
 	rstmts, wstmts := newStmtCache(r), newStmtCache(w)
-	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts, wq: &writeQueue{},
+	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts,
 		feed: newFeed(), delivering: &keySet{}, turns: &turns{}, outboxHeld: &accountSem{},
 		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil
 }
@@ -610,7 +608,8 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.w == nil {
 		return errReadOnly
 	}
-	return s.groupWrite(ctx, fn)
+	s.wstmts.ensure()
+	return s.write(ctx, s.w.BeginTx, fn)
 }
 
 // write runs fn in a transaction that begin starts on the write
