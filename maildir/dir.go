@@ -252,18 +252,7 @@ func (d *Dir) list(missingEmpty bool) (Listing, error) {
 			return Listing{}, fmt.Errorf("maildir: scan: %w", err)
 		}
 	}
-	return Listing{New: fitted(l.New), Cur: fitted(l.Cur)}, nil
-}
-
-// fitted returns s, or a copy of it without the spare capacity doubling
-// may have left when that is more than a quarter of it: a listing is
-// kept until its folder is planned, and a sync at 100,000 messages holds
-// four at once.
-func fitted(s []Entry) []Entry {
-	if cap(s)-len(s) > len(s)/4 {
-		return slices.Clone(s)
-	}
-	return s
+	return l, nil
 }
 
 // appendDoubling appends e to s, doubling its capacity when full: append
