@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postfach/postfach/index"
 	"github.com/postfach/postfach/maildir"
@@ -238,57 +237,39 @@ func (w *worker) readAll(ctx context.Context, p *msgPlan) error {
 
 // readChanged reads what changed upstream since the recorded state: flags
 // (CONDSTORE), the UIDs present when the counts say some went, the tags of
-// files found on disk, and the identities new local files may match. What
-// open asked already (p.early) is taken from there.
+// files found on disk, and the identities new local files may match. open
+// asked for what it could tell before the reconcile (p.early, always set
+// when the folder is not compared in full); the rest is asked here.
 func (w *worker) readChanged(ctx context.Context, p *msgPlan) error {
-	j, rec, sel := p.j, p.rec, p.sel
-	p.server = map[uint32]*serverMsg{}
+	j, rec, sel, e := p.j, p.rec, p.sel, p.early
 	// Every UID is needed when messages may have come or gone upstream, or
-	// rows without a UID may be among the new ones. The UID SEARCH goes out
-	// right behind the FETCH, not a round trip later; the server answers
-	// them in that order, as if the client had waited.
+	// rows without a UID may be among the new ones. startEarly sent the
+	// UID SEARCH when UIDNEXT moved; otherwise it goes out now.
 	fresh := slices.ContainsFunc(rec.rows, func(m *index.Message) bool { return m.UID == 0 })
 	needAll := fresh || uint32(sel.UIDNext) != j.f.UIDNext || int(sel.NumMessages) != countUpstream(rec.rows)+rec.quiet.len() || len(rec.gone) > 0
-	var flags *imapclient.FetchCommand
-	var search *imapclient.SearchCommand
-	if p.early != nil {
-		search = p.early.search // (sent when UIDNEXT moved: needAll)
-	} else {
-		flags = startChangedFlags(w.c, j.f.HighestModSeq, p.condstore, sel.HighestModSeq)
-	}
+	search := e.search
 	if needAll && search == nil {
 		search = startSearchAll(w.c)
 	}
+	if err := e.wait(); err != nil {
+		return err
+	}
+	p.server = e.server
 	var known map[uint32]*serverMsg // identities read ahead; nil: none
-	if p.early != nil {
-		if err := p.early.wait(); err != nil {
-			return err
-		}
-		p.server = p.early.server
-		if r := p.early.ids; p.early.idsAsked && r.complete {
-			known = r.msgs
-		}
+	if e.idsAsked && e.ids.complete {
+		known = e.ids.msgs
 	}
-	// New local files are matched against the server's new messages
-	// (matchFresh, below), by identities it would ask for a round trip
-	// later: a few new ones are asked for now, behind the others, and
-	// read beside them. (Dovecot answers the first command of a row only
-	// after the responses of the last, and go-imap's reader waits for
-	// each literal it hands on to be read.)
-	var ids chan metaRead // the identities read ahead; nil: none asked, or taken
-	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && (p.early == nil || !p.early.idsAsked) && lo > 0 && hi > lo && hi-lo <= matchFew {
-		ids = make(chan metaRead, 1)
-		m := startMeta(w.c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true) // sent here, in order
-		go m.readTo(ids, w.c, lo)
-		defer func() {
-			if ids != nil { // an error came first: the reading ends with the command
-				<-ids
-			}
-		}()
-	}
-	if flags != nil {
-		if _, err := readFlags(w.c, flags, p.server); err != nil {
-			return err
+	// New local files the prescan did not see (rows without UID from
+	// before): the new messages' identities are asked now, behind the
+	// SEARCH, and read beside it.
+	var ids chan metaRead // nil: none asked, or taken
+	if fresh && !e.idsAsked {
+		if ids = askNewIDs(w.c, j.f.UIDNext, uint32(sel.UIDNext)); ids != nil {
+			defer func() {
+				if ids != nil { // an error came first: the reading ends with the command
+					<-ids
+				}
+			}()
 		}
 	}
 	// Both answered before checkTagged's FETCH goes out: an unsolicited

@@ -228,10 +228,9 @@ func startEarly(c *imapclient.Client, j *folderJob, sel *imap.SelectData, condst
 		e.search = startSearchAll(c)
 	}
 	var ids chan metaRead
-	if lo, hi := j.f.UIDNext, uint32(sel.UIDNext); fresh && lo > 0 && hi > lo && hi-lo <= matchFew {
-		e.idsAsked, ids = true, make(chan metaRead, 1)
-		m := startMeta(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true)
-		go m.readTo(ids, c, lo)
+	if fresh {
+		ids = askNewIDs(c, j.f.UIDNext, uint32(sel.UIDNext))
+		e.idsAsked = ids != nil
 	}
 	go func() {
 		defer close(e.done)
@@ -256,4 +255,21 @@ func (e *earlyRead) wait() error {
 	}
 	<-e.done
 	return e.err
+}
+
+// askNewIDs sends the FETCH of the identities of the messages from UID lo
+// to hi-1 (the recorded UIDNEXT to the server's), when there are some and
+// at most matchFew, and reads its answer in a goroutine of its own, which
+// sends it on the channel returned (nil: nothing asked). Read beside the
+// commands sent before it: Dovecot answers the first command of a row only
+// after the responses of the last, and go-imap's reader waits for each
+// literal it hands on to be read.
+func askNewIDs(c *imapclient.Client, lo, hi uint32) chan metaRead {
+	if lo == 0 || hi <= lo || hi-lo > matchFew {
+		return nil
+	}
+	ids := make(chan metaRead, 1)
+	m := startMeta(c, imap.UIDSet{imap.UIDRange{Start: imap.UID(lo), Stop: imap.UID(hi - 1)}}, true)
+	go m.readTo(ids, c, lo)
+	return ids
 }
