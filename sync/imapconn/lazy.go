@@ -105,18 +105,11 @@ func (l *LazyUploader) Close() {
 	l.closed = true
 	ready, cancel := l.ready, l.cancel
 	l.mu.Unlock()
-	if ready != nil {
-		select {
-		case <-ready:
-		default:
-			if cancel != nil {
-				cancel()
-			}
-			<-ready
-		}
-	}
 	if cancel != nil {
-		cancel() // (the dial's context, released)
+		cancel() // ends a dial under way; releases a finished one's context
+	}
+	if ready != nil {
+		<-ready
 	}
 	l.mu.Lock()
 	up := l.up
