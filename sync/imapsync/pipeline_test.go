@@ -43,13 +43,19 @@ func holdUntilSent(p *faultproxy.Proxy, sent, held faultproxy.Fault) *atomic.Boo
 	var went, during atomic.Bool
 	sent.Dir, sent.Max, sent.Action, sent.Fn = faultproxy.Up, 1, faultproxy.Call, func() { went.Store(true) }
 	held.Dir, held.Max, held.Action, held.Fn = faultproxy.Down, 1, faultproxy.Call, func() {
-		for deadline := time.Now().Add(3 * time.Second); !went.Load() && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
-		during.Store(went.Load())
+		during.Store(waitUntil(went.Load))
 	}
 	p.Add(sent, held)
 	return &during
+}
+
+// waitUntil waits for ok to hold, 3 seconds at most, and tells whether it
+// came to.
+func waitUntil(ok func() bool) bool {
+	for deadline := time.Now().Add(3 * time.Second); !ok() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return ok()
 }
 
 // flaggedUpstream returns an env whose INBOX of 30 messages (corpus seed
@@ -268,10 +274,7 @@ func TestAskedBesideReconcile(t *testing.T) {
 	var held atomic.Int32
 	imapsync.SetReconciledHook(func() {
 		held.Add(1)
-		for deadline := time.Now().Add(3 * time.Second); !(flagsSent.Load() && idsSent.Load()) && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
-		during.Store(flagsSent.Load() && idsSent.Load())
+		during.Store(waitUntil(func() bool { return flagsSent.Load() && idsSent.Load() }))
 	})
 	defer imapsync.SetReconciledHook(nil)
 	res, _ := e.sync()
