@@ -53,6 +53,7 @@ package faultproxy
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards connections from Addr to an upstream address. It is safe
@@ -126,6 +127,20 @@ func (p *Proxy) Count(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.countName(name)
+}
+
+// CountWithin is Count once the fault named name fired, or once within passed:
+// a fault on an answer nobody waits for (LOGOUT's, see imapconn.Logout)
+// may fire after the run returned.
+func (p *Proxy) CountWithin(name string, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	for {
+		n := p.Count(name)
+		if n > 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (p *Proxy) countName(name string) int {

@@ -191,17 +191,21 @@ func (e *Endpoint) DialRetry(ctx context.Context, attempts int, log func(msg str
 const logoutWait = 2 * time.Second
 
 // Logout ends a session and closes the connection. It says LOGOUT only
-// while ctx is live and waits for the answer at most logoutWait (or until
-// ctx ends): a server that never answers holds no run up. The connection
-// is closed without waiting for go-imap's reader: Client.Close waits for
-// it, and it waits forever for a FETCH literal nobody reads.
+// while ctx is live, and returns once the command is sent: the answer is
+// waited for in the background, at most logoutWait, so that a run ends a
+// round trip sooner and a server that never answers holds nobody up. The
+// connection is closed without waiting for go-imap's reader: Client.Close
+// waits for it, and it waits forever for a FETCH literal nobody reads.
 func Logout(ctx context.Context, c *imapclient.Client) {
-	if ctx.Err() == nil {
-		stop := context.AfterFunc(ctx, func() { go c.Close() })
-		t := time.AfterFunc(logoutWait, func() { go c.Close() })
-		c.Logout().Wait()
-		t.Stop()
-		stop()
+	if ctx.Err() != nil {
+		go c.Close()
+		return
 	}
-	go c.Close()
+	cmd := c.Logout()
+	go func() {
+		t := time.AfterFunc(logoutWait, func() { go c.Close() })
+		cmd.Wait()
+		t.Stop()
+		go c.Close()
+	}()
 }

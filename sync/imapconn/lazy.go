@@ -99,7 +99,8 @@ func (l *LazyUploader) Get(ctx context.Context, c *imapclient.Client) *Uploader 
 }
 
 // Close logs out of the connection, if it was dialed; a dial still under
-// way is ended and waited for, so that nothing of the run's outlives it.
+// way is ended and waited for, so that nothing of the run's outlives it
+// but the wait for LOGOUT's answer (Uploader.Close).
 func (l *LazyUploader) Close() {
 	l.mu.Lock()
 	l.closed = true

@@ -58,6 +58,7 @@ type Uploader struct {
 	sent    map[string]bool     // tags written and not yet answered
 	early   map[string]answered // answers read before their command's caller came for them
 	timeout atomic.Int64        // time.Duration: bounds each wait; 0: uploadTimeout
+	ended   bool                // under wmu: LOGOUT is sent (Close), no command goes after it
 
 	closeOnce sync.Once
 }
@@ -280,19 +281,33 @@ func (u *Uploader) AppendMany(ctx context.Context, mailbox string, msgs []Upload
 	return uids, nil
 }
 
-// Close logs out (briefly) and closes the connection; a second call
-// waits for the first. The run calls it once every upload is over: a
-// command still under way would get its answer only within Close's
-// short wait.
+// Close logs out and closes the connection; a second call waits for the
+// first. It returns once LOGOUT is sent: the answer is waited for in the
+// background (at most logoutWait), and the connection closed then, so
+// that a run ends a round trip sooner. No command goes out after it. The
+// run calls it once every upload is over: a command still under way
+// would get its answer only within that short wait.
 func (u *Uploader) Close() {
 	u.closeOnce.Do(func() {
-		if u.err() == nil {
+		tag, err := "", u.err()
+		if err == nil {
 			// A server that does not answer LOGOUT holds nobody up for long.
-			u.timeout.Store(int64(2 * time.Second))
-			u.command(func(w *bufio.Writer) error { _, err := w.WriteString("LOGOUT"); return err })
+			u.timeout.Store(int64(logoutWait))
+			tag, err = u.send(func(w *bufio.Writer) error { _, err := w.WriteString("LOGOUT"); return err })
 		}
-		u.fail(net.ErrClosed)
-		u.conn.Close()
+		u.wmu.Lock()
+		u.ended = true
+		u.wmu.Unlock()
+		if err != nil {
+			u.fail(net.ErrClosed)
+			u.conn.Close()
+			return
+		}
+		go func() {
+			u.await(tag, nil)
+			u.fail(net.ErrClosed)
+			u.conn.Close()
+		}()
 	})
 }
 
@@ -346,6 +361,9 @@ func (u *Uploader) send(build func(w *bufio.Writer) error) (string, error) {
 	defer u.wmu.Unlock()
 	if err := u.err(); err != nil {
 		return "", err
+	}
+	if u.ended {
+		return "", net.ErrClosed
 	}
 	u.tag++
 	tag := "U" + strconv.Itoa(u.tag)

@@ -237,7 +237,7 @@ func runIMAPFault(t *testing.T, d *testenv.Dovecot, user testenv.User, c imapFau
 	_, err = faultproxy.Faulted(t, p, fault, runFor, hangRunFor, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, m.sync(ctx, p.Addr(), c)
 	})
-	if n := p.Count(c.name); n == 0 {
+	if n := p.CountWithin(c.name, time.Second); n == 0 {
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
 	t.Logf("faulted run: %v; fired %d, cut %+v", err, p.Count(c.name), p.Truncations())

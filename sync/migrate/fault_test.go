@@ -184,7 +184,7 @@ func runMigrateFault(t *testing.T, d *testenv.Dovecot, src, dst testenv.User, c 
 	rep, err := faultproxy.Faulted(t, p, fault, migrateRunFor, migrateHangRunFor, func(ctx context.Context) (*migrate.Report, error) {
 		return migrate.Run(ctx, options(p.Addr()))
 	})
-	if p.Count(c.name) == 0 {
+	if p.CountWithin(c.name, time.Second) == 0 {
 		t.Errorf("the fault never fired (faulted run: %v)", err)
 	}
 	t.Logf("faulted run: %v; fired %d", err, p.Count(c.name))
