@@ -26,8 +26,9 @@
 // the MULTIAPPEND connection signs in the same way). A plain-text dial to
 // a port that speaks TLS fails within seconds with a hint
 // (nethint.WatchTLSPort). DialRetry retries
-// temporary failures with backoff; Logout never waits long for a server
-// that does not answer.
+// temporary failures with backoff; Logout (and Uploader.Close) sends
+// LOGOUT and returns, its answer read in the background for at most
+// logoutWait, so that a server that does not answer holds nobody up.
 //
 // # Deadlines
 //
