@@ -169,8 +169,9 @@ type appended struct {
 
 // appendAll APPENDs msgs to a destination folder with their flags and
 // internal dates, in order, keeping up to window commands in flight: the
-// next APPEND goes out before the previous one is answered, which hides
-// the round trip that every literal above 4 KiB costs without LITERAL-.
+// next APPEND goes out before the previous one is answered (a literal
+// above 4 KiB still waits for the server's continuation, a round trip
+// each: go-imap sends only smaller ones without it, LITERAL+ or not).
 // done is called for each answered APPEND, in order. A NO to one APPEND
 // (say, a message too large for the server) is reported through done and
 // the others go on; any other failure ends the run of the folder and is

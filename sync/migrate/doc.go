@@ -46,8 +46,9 @@
 //     into CRLF on the fly through a reused buffer (no message is held in
 //     memory), 500 messages read from the index at a time. APPENDs are
 //     pipelined: up to Options.Window commands are out before the first
-//     answer is awaited, which hides the round trip each literal above 4
-//     KiB costs (go-imap sends LITERAL- literals only up to that size).
+//     answer is awaited. A literal above 4 KiB still waits for the
+//     server's continuation, a round trip each: go-imap (v2.0.0-beta.9)
+//     sends only smaller ones without it, LITERAL+ or not.
 //     Where the destination has MULTIAPPEND with LITERAL+, one connection
 //     shared by the folders sends many messages per command instead
 //     (imapconn.Uploader). A NO to one APPEND is counted and the others go
