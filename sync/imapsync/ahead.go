@@ -37,16 +37,24 @@ type selectedAhead struct {
 	c                   *imapclient.Client
 	remote              string
 	readOnly, condstore bool
-	data                *imap.SelectData
+	// done is closed once the SELECT is answered; data and mbox are set
+	// before, if the answer holds (nil otherwise).
+	done chan struct{}
+	data *imap.SelectData
 	// mbox is the connection's selected mailbox as the SELECT left it
 	// (see above).
 	mbox *imapclient.SelectedMailbox
 }
 
-// selectAhead SELECTs on c, as the folder's plan would, the largest of
-// folders (by the index's rows; the first listed of equals, as jobs orders
-// them), and keeps the answer for the plan. A SELECT the server refuses is
-// forgotten: the plan SELECTs itself and reports.
+// selectAhead sends on c, as the folder's plan would, the SELECT of the
+// largest of folders (by the index's rows; the first listed of equals, as
+// jobs orders them), and keeps its answer for the plan. It does not wait
+// for the answer: the rest of the folder level and the other folders'
+// SELECTs go on meanwhile (the SELECT of a folder changed since the
+// server last looked is its longest command, and the connections of the
+// other folders are idle until the run's plans start); takeAhead waits.
+// A SELECT the server refuses is forgotten: the plan SELECTs itself and
+// reports.
 func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct index.AccountID, folders []remoteFolder) {
 	o := &s.opts
 	if o.DryRun || len(folders) == 0 {
@@ -75,34 +83,47 @@ func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct ind
 			largest = i
 		}
 	}
-	a := &selectedAhead{c: c, remote: folders[largest].Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore)}
+	a := &selectedAhead{c: c, remote: folders[largest].Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore),
+		done: make(chan struct{})}
 	before := c.Mailbox()
-	data, err := c.Select(a.remote, &imap.SelectOptions{ReadOnly: a.readOnly, CondStore: a.condstore}).Wait()
-	if err != nil {
-		s.log.Debug("selecting ahead", "folder", folders[largest].Local, "err", err)
-		return
-	}
-	// go-imap wakes Wait before it records the mailbox the SELECT
-	// opened (completeCommand): until then Mailbox is the one before,
-	// and the plan would take a later record for news of the folder.
-	a.data, a.mbox = data, c.Mailbox()
-	for deadline := time.Now().Add(time.Second); a.mbox == before && time.Now().Before(deadline); a.mbox = c.Mailbox() {
-		time.Sleep(20 * time.Microsecond)
-	}
-	if a.mbox == before {
-		return // never recorded (the connection went): the plan SELECTs
-	}
+	cmd := c.Select(a.remote, &imap.SelectOptions{ReadOnly: a.readOnly, CondStore: a.condstore})
 	s.ahead.Store(a)
+	go func() {
+		defer close(a.done)
+		data, err := cmd.Wait()
+		if err != nil {
+			s.log.Debug("selecting ahead", "folder", folders[largest].Local, "err", err)
+			return
+		}
+		// go-imap wakes Wait before it records the mailbox the SELECT
+		// opened (completeCommand): until then Mailbox is the one before,
+		// and the plan would take a later record for news of the folder.
+		mbox := c.Mailbox()
+		for deadline := time.Now().Add(time.Second); mbox == before && time.Now().Before(deadline); mbox = c.Mailbox() {
+			time.Sleep(20 * time.Microsecond)
+		}
+		// Never recorded (the connection went), or another SELECT on c,
+		// sent behind this one by the folder level (moves), came first:
+		// the plan SELECTs.
+		if mbox == before || mbox == nil || mbox.Name != a.remote {
+			return
+		}
+		a.data, a.mbox = data, mbox
+	}()
 }
 
 // takeAhead returns, once, the answer of the SELECT made ahead of remote on
-// c with these options, if it still holds (see above).
+// c with these options, if it still holds (see above), waiting for it.
 func (s *syncer) takeAhead(c *imapclient.Client, remote string, readOnly, condstore bool) *imap.SelectData {
 	a := s.ahead.Load()
 	if a == nil || a.c != c || a.remote != remote || a.readOnly != readOnly || a.condstore != condstore {
 		return nil
 	}
-	if !s.ahead.CompareAndSwap(a, nil) || c.Mailbox() != a.mbox {
+	if !s.ahead.CompareAndSwap(a, nil) {
+		return nil
+	}
+	<-a.done
+	if a.data == nil || c.Mailbox() != a.mbox {
 		return nil
 	}
 	aheadTaken.Add(1)

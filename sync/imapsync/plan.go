@@ -91,7 +91,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	if err != nil {
 		return err
 	}
-	refreshed, err := w.refreshAfterPush(ctx, j, p.sel, p.condstore, p.local, p.present)
+	refreshed, err := w.refreshAfterPush(ctx, j, p.sel, p.condstore, p.local, p.present, up.noop)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ var refreshHook func()
 // just looks at the folder again. A second SELECT would give the exact
 // state, but at the price of the server opening the folder again.
 func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.SelectData, condstore bool,
-	local *localRows, present *uidList) (*uidList, error) {
+	local *localRows, present *uidList, noop *earlyNoop) (*uidList, error) {
 	o := &w.s.opts
 	pushed, uploaded := false, false
 	j.update(func(r *FolderResult) {
@@ -46,8 +46,9 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 		// what is recorded (the next run would look at the folder again).
 		// Its answer is waited for: Dovecot, given NOOP, FETCH and SEARCH
 		// in a row, answers the FETCH and the SEARCH from the view before
-		// the NOOP's and takes the new messages in only after them.
-		if err := w.c.Noop().Wait(); err != nil {
+		// the NOOP's and takes the new messages in only after them. It
+		// was sent as soon as the uploads were in (earlyNoop).
+		if err := noop.wait(w.c); err != nil {
 			return nil, err
 		}
 	}

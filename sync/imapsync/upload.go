@@ -23,6 +23,31 @@ type pendingUploads struct {
 	// uploads if there is no uploader (the connection is the worker's
 	// until wait).
 	own func() error
+	// noop is the NOOP sent for the refresh once the uploader has the
+	// uploads (see earlyNoop); set before done is sent.
+	noop *earlyNoop
+}
+
+// earlyNoop is the NOOP the refresh after a push needs once a folder's
+// uploads are in (refreshAfterPush), sent on the worker's connection c as
+// soon as the uploader has them, behind whatever c has in flight then
+// (the folder's flag changes, its downloads): its answer comes with
+// theirs instead of a round trip after them. Its responses may come
+// among a FETCH's (readMessage skips a message without a body); the
+// refresh reads the flags changed since the SELECT anyway.
+type earlyNoop struct {
+	c   *imapclient.Client
+	cmd *imapclient.Command
+}
+
+// wait waits for the answer of the NOOP if it went on c, and otherwise
+// sends one on c and waits for that (the worker's connection was
+// replaced, or the uploads went another way).
+func (n *earlyNoop) wait(c *imapclient.Client) error {
+	if n != nil && n.cmd != nil && n.c == c {
+		return n.cmd.Wait()
+	}
+	return c.Noop().Wait()
 }
 
 // wait waits for the uploads to be over and enters those the server
@@ -58,20 +83,28 @@ func (w *worker) startUploads(ctx context.Context, p *msgPlan) pendingUploads {
 			}
 		}
 	}
-	u := pendingUploads{rows: rows, done: done, own: func() error { return w.appendNew(ctx, j, rows, counted, nil) }}
+	u := pendingUploads{rows: rows, done: done, own: func() error { return w.appendNew(ctx, j, rows, counted, nil) },
+		noop: &earlyNoop{}}
 	switch {
 	case err != nil:
 		done <- err
 	case len(rows) == 0 || w.s.opts.DryRun:
 		done <- u.own()
 	default:
+		c, refresh := w.c, p.condstore && p.sel.HighestModSeq != 0 // as refreshAfterPush asks
 		go func() {
-			up := w.s.up.Get(ctx, w.c)
+			up := w.s.up.Get(ctx, c)
 			if up == nil {
 				done <- errNoUploader
 				return
 			}
-			done <- w.appendNew(ctx, j, rows, counted, up)
+			err := w.appendNew(ctx, j, rows, counted, up)
+			uploaded := false
+			j.update(func(r *FolderResult) { uploaded = r.Uploaded > 0 })
+			if err == nil && refresh && uploaded {
+				u.noop.c, u.noop.cmd = c, c.Noop()
+			}
+			done <- err
 		}()
 	}
 	return u
