@@ -467,8 +467,9 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) err
 		deleted[m.UID] = true
 	}
 	var newUIDs []uint32
+	quiet := p.local.quiet.ascending() // present is sorted: one walk, not a search per UID
 	for _, uid := range present.all() {
-		if !p.local.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
+		if p.local.m[uid] == nil && !quiet.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
 	}

@@ -53,6 +53,30 @@ func (q *quietRows) find(uid uint32) int {
 // has reports whether a quiet row holds uid.
 func (q *quietRows) has(uid uint32) bool { return q.find(uid) >= 0 }
 
+// ascending returns a quietWalk over q (nil: no rows).
+func (q *quietRows) ascending() *quietWalk { return &quietWalk{q: q} }
+
+// quietWalk answers has for UIDs asked in ascending order by walking the
+// rows once: over a folder's every UID, a binary search each took a
+// fifteenth of a small sync's CPU at 14,000 messages.
+type quietWalk struct {
+	q *quietRows
+	i int // the first row whose UID is not below the last asked
+}
+
+// has reports whether a quiet row holds uid, which is not below the UIDs
+// asked before.
+func (w *quietWalk) has(uid uint32) bool {
+	if w.q == nil {
+		return false
+	}
+	u := w.q.uids
+	for w.i < len(u) && u[w.i] < uid {
+		w.i++
+	}
+	return w.i < len(u) && u[w.i] == uid && w.q.ids[w.i] != 0
+}
+
 // len returns the number of quiet rows.
 func (q *quietRows) len() int {
 	if q == nil {

@@ -135,3 +135,39 @@ func TestReconcileQuiet(t *testing.T) {
 	}
 	runtime.KeepAlive(rec)
 }
+
+// TestQuietWalk: the walk queueNew uses over a folder's UIDs, in ascending
+// order, answers as a search per UID does, taken rows and a nil set
+// included.
+func TestQuietWalk(t *testing.T) {
+	q := &quietRows{}
+	for uid := uint32(3); uid < 400; uid += 3 {
+		q.add(uid, index.MessageID(uid))
+	}
+	q.sort()
+	for i := range q.ids {
+		if i%7 == 0 {
+			q.ids[i], q.n = 0, q.n-1 // taken (loaded whole)
+		}
+	}
+	for _, set := range [][]uint32{nil, {1, 2, 3}, {3, 6, 7, 399, 400, 500}} {
+		var asked []uint32
+		if set == nil {
+			for uid := uint32(0); uid < 420; uid++ {
+				asked = append(asked, uid)
+			}
+		} else {
+			asked = set
+		}
+		w := q.ascending()
+		for _, uid := range asked {
+			if got, want := w.has(uid), q.has(uid); got != want {
+				t.Fatalf("walk over %v: has(%d) = %v, want %v", set, uid, got, want)
+			}
+		}
+	}
+	var none *quietRows
+	if none.ascending().has(3) {
+		t.Error("a nil set has a row")
+	}
+}
