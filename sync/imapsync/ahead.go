@@ -3,6 +3,7 @@ package imapsync
 import (
 	"context"
 	"slices"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +27,11 @@ import (
 // heard of it since: another SELECT on the connection (the folder-level
 // pass's moves select other folders), or news of the folder (EXISTS,
 // EXPUNGE), replaces go-imap's record of the selected mailbox, and the
-// plan SELECTs again. Mail that arrives unheard meanwhile is what arrives
+// plan SELECTs again. A connection dialed ahead hears nothing of what the
+// folder level does on the first one after its SELECT (a UID MOVE into
+// its folder, whose rows then carry UIDs above the UIDNEXT it read): when
+// the folder level changed anything upstream, those answers are not
+// used (spareAheadStale). Mail that arrives unheard meanwhile is what arrives
 // after any SELECT: the plan's FETCH CHANGEDSINCE finds it, and the state
 // the run records is at worst older than the server's, so the next run
 // looks again.
@@ -37,6 +42,7 @@ type selectedAhead struct {
 	c                   *imapclient.Client
 	remote              string
 	readOnly, condstore bool
+	spare               bool // c is a connection dialed ahead (bindSpares)
 	// done is closed once the SELECT is answered; data and mbox are set
 	// before, if the answer holds (nil otherwise).
 	done chan struct{}
@@ -48,13 +54,11 @@ type selectedAhead struct {
 
 // selectAhead sends on c, as the folder's plan would, the SELECT of the
 // largest of folders (by the index's rows; the first listed of equals, as
-// jobs orders them), and keeps its answer for the plan. It does not wait
-// for the answer: the rest of the folder level and the other folders'
-// SELECTs go on meanwhile (the SELECT of a folder changed since the
-// server last looked is its longest command, and the connections of the
-// other folders are idle until the run's plans start); takeAhead waits.
-// A SELECT the server refuses is forgotten: the plan SELECTs itself and
-// reports.
+// jobs orders them), and keeps its answer for the plan; the others, the
+// largest first, are selected ahead on the connections dialed ahead
+// (bindSpares). It does not wait for the answers: the rest of the folder
+// level goes on meanwhile; takeAhead waits. A SELECT the server refuses is
+// forgotten: the plan SELECTs itself and reports.
 func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct index.AccountID, folders []remoteFolder) {
 	o := &s.opts
 	if o.DryRun || len(folders) == 0 {
@@ -77,22 +81,38 @@ func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct ind
 	}); err != nil {
 		return
 	}
-	largest := 0
-	for i := range folders {
-		if rows[i] > rows[largest] {
-			largest = i
-		}
+	order := make([]int, len(folders))
+	for i := range order {
+		order[i] = i
 	}
-	a := &selectedAhead{c: c, remote: folders[largest].Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore),
-		done: make(chan struct{})}
+	sort.SliceStable(order, func(a, b int) bool { return rows[order[a]] > rows[order[b]] })
+	s.sendAhead(c, folders[order[0]], false)
+	rest := make([]remoteFolder, 0, len(order)-1)
+	for _, i := range order[1:] {
+		rest = append(rest, folders[i])
+	}
+	s.bindSpares(rest)
+}
+
+// sendAhead sends the SELECT of rf on c (a connection dialed ahead if
+// spare), records it for takeAhead, and keeps its answer once it comes.
+func (s *syncer) sendAhead(c *imapclient.Client, rf remoteFolder, spare bool) {
+	o := &s.opts
+	a := &selectedAhead{c: c, remote: rf.Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore),
+		spare: spare, done: make(chan struct{})}
 	before := c.Mailbox()
 	cmd := c.Select(a.remote, &imap.SelectOptions{ReadOnly: a.readOnly, CondStore: a.condstore})
-	s.ahead.Store(a)
+	s.aheadMu.Lock()
+	if s.aheads == nil {
+		s.aheads = map[*imapclient.Client]*selectedAhead{}
+	}
+	s.aheads[c] = a
+	s.aheadMu.Unlock()
 	go func() {
 		defer close(a.done)
 		data, err := cmd.Wait()
 		if err != nil {
-			s.log.Debug("selecting ahead", "folder", folders[largest].Local, "err", err)
+			s.log.Debug("selecting ahead", "folder", rf.Local, "err", err)
 			return
 		}
 		// go-imap wakes Wait before it records the mailbox the SELECT
@@ -112,14 +132,70 @@ func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct ind
 	}()
 }
 
+// boundSpare is a connection dialed ahead with the folder selected on it
+// ahead (c nil: that dial failed).
+type boundSpare struct {
+	c      *imapclient.Client
+	remote string
+}
+
+// bindSpares selects ahead each of folders (the largest first) on a
+// connection dialed ahead (predial), as they come, for as many as are
+// being dialed and not taken: those connections are idle until the
+// plans start, after the Maildir is read, and a changed folder's SELECT
+// is the server's longest command (Dovecot reads the folder's directory
+// again). Each goes, with its folder, to a worker of runJobs, which plans
+// that folder first (worker.takeBound), or closeSpares logs out of it.
+func (s *syncer) bindSpares(folders []remoteFolder) {
+	m := min(len(folders), int(s.claims.Load()))
+	if m <= 0 {
+		return
+	}
+	s.claims.Add(int32(-m))
+	s.bound = make(chan boundSpare, m)
+	s.boundLeft.Store(int32(m))
+	for _, rf := range folders[:m] {
+		s.boundRemotes = append(s.boundRemotes, rf.Remote)
+	}
+	go func() {
+		for _, rf := range folders[:m] {
+			c := <-s.spares
+			if c != nil {
+				s.sendAhead(c, rf, true)
+			}
+			s.bound <- boundSpare{c: c, remote: rf.Remote}
+		}
+	}()
+}
+
+// takeBound returns a connection bindSpares selected a folder on, if one
+// is left, waiting for it.
+func (s *syncer) takeBound() (boundSpare, bool) {
+	if s.boundLeft.Add(-1) < 0 {
+		return boundSpare{}, false
+	}
+	return <-s.bound, true
+}
+
+// aheadOn returns the folder selected ahead on c not taken yet, or nil.
+func (s *syncer) aheadOn(c *imapclient.Client) *selectedAhead {
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	return s.aheads[c]
+}
+
 // takeAhead returns, once, the answer of the SELECT made ahead of remote on
 // c with these options, if it still holds (see above), waiting for it.
 func (s *syncer) takeAhead(c *imapclient.Client, remote string, readOnly, condstore bool) *imap.SelectData {
-	a := s.ahead.Load()
-	if a == nil || a.c != c || a.remote != remote || a.readOnly != readOnly || a.condstore != condstore {
+	s.aheadMu.Lock()
+	a := s.aheads[c]
+	if a == nil || a.remote != remote || a.readOnly != readOnly || a.condstore != condstore {
+		s.aheadMu.Unlock()
 		return nil
 	}
-	if !s.ahead.CompareAndSwap(a, nil) {
+	delete(s.aheads, c)
+	s.aheadMu.Unlock()
+	if a.spare && s.spareAheadStale.Load() {
 		return nil
 	}
 	<-a.done

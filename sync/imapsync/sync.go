@@ -343,6 +343,9 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 		n, err = s.detectMoves(ctx, first, acct, moveFolders)
 		moved += n
 	}
+	if moved > 0 || s.intentRes != nil || len(s.actions) > 0 {
+		s.spareAheadStale.Store(true)
+	}
 	if err != nil {
 		s.closeSpares(ctx)
 		first.Close()
@@ -413,12 +416,22 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 		j.acquire(1) // the plan's unit
 	}
 	pending := s.prepareAll(ctx, jobs)
-	// The folder selected ahead goes to the first worker, which owns the
-	// connection it is selected on (ahead.go).
+	n := min(s.opts.Connections, max(1, len(pending)))
+	// The folder selected ahead on the first connection goes to the first
+	// worker, which owns that connection; those selected ahead on the
+	// connections dialed ahead go to the workers that take them, as many
+	// as there are workers for (ahead.go).
 	var start *task
+	bound := s.boundRemotes[:min(len(s.boundRemotes), n-1)]
+	held := map[string]*folderJob{}
 	for _, j := range pending {
-		if a := s.ahead.Load(); a != nil && start == nil && j.rf.Remote == a.remote {
+		if a := s.aheadOn(first); a != nil && start == nil && j.rf.Remote == a.remote {
 			start = &task{job: j}
+			s.q.claim()
+			continue
+		}
+		if slices.Contains(bound, j.rf.Remote) {
+			held[j.rf.Remote] = j
 			s.q.claim()
 			continue
 		}
@@ -430,7 +443,6 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 		s.commit.run(ctx)
 		close(commitDone)
 	}()
-	n := min(s.opts.Connections, max(1, len(pending)))
 	for i := 0; i < n; i++ {
 		w := &worker{s: s}
 		if i == 0 {
@@ -440,6 +452,9 @@ func (s *syncer) runJobs(ctx context.Context, first *imapclient.Client, jobs []*
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if i > 0 {
+				w.takeBound(held)
+			}
 			w.run(ctx)
 		}()
 	}
@@ -555,9 +570,19 @@ type syncer struct {
 	spares chan *imapclient.Client // connections dialed ahead (nil: that dial failed)
 	claims atomic.Int32            // spares not yet taken by a worker
 	dialed int                     // spares dialed (predial; in folderLevel's order)
-	// ahead is the folder the first connection selected while the Maildir
-	// was read, until the first worker's plan takes it (ahead.go).
-	ahead atomic.Pointer[selectedAhead]
+	// aheads are the folders selected ahead while the Maildir was read,
+	// by connection, until a plan takes them (ahead.go); bound, the
+	// connections dialed ahead they were selected on, boundLeft of them
+	// not yet taken by a worker (bindSpares).
+	aheadMu      sync.Mutex
+	aheads       map[*imapclient.Client]*selectedAhead
+	bound        chan boundSpare
+	boundLeft    atomic.Int32
+	boundRemotes []string // the folders of bound, in order
+	// spareAheadStale: the folder level changed something upstream (a
+	// folder action, a queued change, a move), of which the SELECTs made
+	// ahead on the connections dialed ahead heard nothing (ahead.go).
+	spareAheadStale atomic.Bool
 
 	// up is the run's MULTIAPPEND connection, used for every upload where
 	// the server allows: it stores a folder's messages in one transaction,
@@ -645,6 +670,11 @@ func (s *syncer) predial(ctx context.Context, n, attempts int) {
 
 // closeSpares logs out of the connections dialed ahead that no worker took.
 func (s *syncer) closeSpares(ctx context.Context) {
+	for b, ok := s.takeBound(); ok; b, ok = s.takeBound() {
+		if b.c != nil {
+			imapconn.Logout(ctx, b.c)
+		}
+	}
 	for s.claims.Add(-1) >= 0 {
 		if c := <-s.spares; c != nil {
 			imapconn.Logout(ctx, c)

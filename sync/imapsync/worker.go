@@ -114,6 +114,29 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
+// takeBound gives the worker, if one is left, a connection dialed ahead on
+// which a folder was selected ahead (bindSpares), and as its first task
+// that folder's plan, held out of the queue for it (held, by server name;
+// runJobs): no other worker SELECTs that folder again. It waits for the
+// connection's dial. If that dial failed, the plan goes to the queue.
+func (w *worker) takeBound(held map[string]*folderJob) {
+	b, ok := w.s.takeBound()
+	if !ok {
+		return
+	}
+	j := held[b.remote]
+	switch {
+	case b.c != nil:
+		w.c, w.selected = b.c, ""
+		if j != nil {
+			w.start = &task{job: j}
+		}
+	case j != nil:
+		w.s.q.push(task{job: j})
+		w.s.q.finish() // runJobs claimed it
+	}
+}
+
 func (w *worker) do(ctx context.Context, t task) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
