@@ -13,15 +13,17 @@ import (
 	"github.com/postfach/postfach/index"
 )
 
-// A folder selected ahead. When every known folder changed here (the LIST
+// Folders selected ahead. When every known folder changed here (the LIST
 // asked no STATUS: see folderLevel), each will be planned, and the first
 // plan starts only once the Maildir has been read (prescan). Meanwhile the
-// first connection is idle: it SELECTs the folder the first worker will
-// plan, the largest, whose SELECT is the server's longest (Dovecot reads a
-// changed folder's directory again: a quarter of a second for 40,000
-// messages). The first worker, which owns that connection, takes that
-// folder first (runJobs) and its plan uses the answer instead of
-// SELECTing again (selectForPlan).
+// connections are idle: the first SELECTs the folder the first worker will
+// plan, the largest, and each connection dialed ahead (predial), as it
+// comes up, the next largest (bindSpares). A changed folder's SELECT is
+// the server's longest command (Dovecot reads the folder's directory
+// again: a quarter of a second for 40,000 messages), and the server's
+// reading now overlaps the prescan's. The worker that owns a connection
+// takes the folder selected on it first (runJobs, worker.takeBound) and
+// its plan uses the answer instead of SELECTing again (selectForPlan).
 //
 // The answer holds while the connection stays on the folder with nothing
 // heard of it since: another SELECT on the connection (the folder-level
@@ -31,13 +33,13 @@ import (
 // folder level does on the first one after its SELECT (a UID MOVE into
 // its folder, whose rows then carry UIDs above the UIDNEXT it read): when
 // the folder level changed anything upstream, those answers are not
-// used (spareAheadStale). Mail that arrives unheard meanwhile is what arrives
-// after any SELECT: the plan's FETCH CHANGEDSINCE finds it, and the state
-// the run records is at worst older than the server's, so the next run
-// looks again.
+// used (spareAheadStale). Mail that arrives unheard meanwhile is what
+// arrives after any SELECT: the plan's FETCH CHANGEDSINCE finds it, and
+// the state the run records is at worst older than the server's, so the
+// next run looks again.
 
-// selectedAhead is a folder selected on the first connection while the
-// Maildir was read.
+// selectedAhead is a folder selected on a connection while the Maildir
+// was read.
 type selectedAhead struct {
 	c                   *imapclient.Client
 	remote              string

@@ -83,9 +83,10 @@
 //     without a SELECT: a no-change resync is one LIST plus a few stat(2)
 //     calls and row counts per folder, the counts read with the stamps
 //     while the server is dialed, and one commit of the folders' sync
-//     times (job.go: releaseAll). Otherwise: SELECT (the largest
-//     folder's made ahead, on the first connection while the Maildir is
-//     read, when the LIST asked no STATUS: ahead.go); ask what changed
+//     times (job.go: releaseAll). Otherwise: SELECT (made ahead while
+//     the Maildir is read when the LIST asked no STATUS, the largest
+//     folder's on the first connection, the others' on the connections
+//     dialed ahead: ahead.go); ask what changed
 //     upstream (CONDSTORE CHANGEDSINCE for flags and UID SEARCH for
 //     expunges, the SEARCH sent behind the FETCH without waiting for its
 //     answer, and, when new local files may be copies of a few new server
