@@ -1,9 +1,9 @@
 package imapsync
 
 import (
+	"cmp"
 	"context"
 	"slices"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -41,10 +41,9 @@ import (
 // selectedAhead is a folder selected on a connection while the Maildir
 // was read.
 type selectedAhead struct {
-	c                   *imapclient.Client
 	remote              string
 	readOnly, condstore bool
-	spare               bool // c is a connection dialed ahead (bindSpares)
+	spare               bool // selected on a connection dialed ahead (bindSpares)
 	// done is closed once the SELECT is answered; data and mbox are set
 	// before, if the answer holds (nil otherwise).
 	done chan struct{}
@@ -87,7 +86,7 @@ func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct ind
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return rows[order[a]] > rows[order[b]] })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rows[b], rows[a]) })
 	s.sendAhead(c, folders[order[0]], false)
 	rest := make([]remoteFolder, 0, len(order)-1)
 	for _, i := range order[1:] {
@@ -100,7 +99,7 @@ func (s *syncer) selectAhead(ctx context.Context, c *imapclient.Client, acct ind
 // spare), records it for takeAhead, and keeps its answer once it comes.
 func (s *syncer) sendAhead(c *imapclient.Client, rf remoteFolder, spare bool) {
 	o := &s.opts
-	a := &selectedAhead{c: c, remote: rf.Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore),
+	a := &selectedAhead{remote: rf.Remote, readOnly: !o.push(), condstore: c.Caps().Has(imap.CapCondStore),
 		spare: spare, done: make(chan struct{})}
 	before := c.Mailbox()
 	cmd := c.Select(a.remote, &imap.SelectOptions{ReadOnly: a.readOnly, CondStore: a.condstore})

@@ -33,7 +33,7 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 		pushed = r.FlagsPushed+r.Uploaded+r.ExpungedRemote > 0
 		uploaded = r.Uploaded > 0
 	})
-	if !pushed || o.DryRun || !condstore || sel.HighestModSeq == 0 {
+	if !pushed || o.DryRun || !refreshable(sel, condstore) {
 		return present, nil
 	}
 	if refreshHook != nil {
@@ -87,6 +87,12 @@ func (w *worker) refreshAfterPush(ctx context.Context, j *folderJob, sel *imap.S
 		j.highestModSeq = sel.HighestModSeq
 	}
 	return present, nil
+}
+
+// refreshable: the server tells what changed since the SELECT (sel, with
+// CONDSTORE), so refreshAfterPush can read it.
+func refreshable(sel *imap.SelectData, condstore bool) bool {
+	return condstore && sel.HighestModSeq != 0
 }
 
 // matchFresh matches local rows without UID against the server messages

@@ -91,7 +91,7 @@ func (w *worker) startUploads(ctx context.Context, p *msgPlan) pendingUploads {
 	case len(rows) == 0 || w.s.opts.DryRun:
 		done <- u.own()
 	default:
-		c, refresh := w.c, p.condstore && p.sel.HighestModSeq != 0 // as refreshAfterPush asks
+		c, refresh := w.c, refreshable(p.sel, p.condstore)
 		go func() {
 			up := w.s.up.Get(ctx, c)
 			if up == nil {
