@@ -37,7 +37,8 @@ func putWriter(bw *bufio.Writer) {
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // ReadFrom writes all that r yields, as Write does; io.Copy uses it, and
-// so reads into a recycled buffer instead of a new one per message.
+// so reads into a recycled buffer instead of a new one per message, which
+// it then converts in place (writeOwned).
 func (w *Delivery) ReadFrom(r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -45,7 +46,7 @@ func (w *Delivery) ReadFrom(r io.Reader) (int64, error) {
 	for {
 		k, err := r.Read(*bp)
 		if k > 0 {
-			if _, werr := w.Write((*bp)[:k]); werr != nil {
+			if werr := w.writeOwned((*bp)[:k]); werr != nil {
 				return n, werr
 			}
 			n += int64(k)
@@ -131,55 +132,79 @@ func (d *Dir) newDelivery(key string, mode int) (*Delivery, error) {
 	}, nil
 }
 
-var (
-	crByte = []byte{'\r'}
-	lfByte = []byte{'\n'}
-)
+var crByte = []byte{'\r'}
 
 // Write writes p, turning each CRLF into LF, also when the CR ends one Write
 // and the LF starts the next; a CR not followed by LF is kept. It returns
-// len(p) on success.
+// len(p) on success. p is copied, a buffer at a time, and converted there
+// (writeOwned): p itself is not changed.
 func (w *Delivery) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
-	if w.closed {
-		return 0, fmt.Errorf("maildir: write to closed delivery: %w", os.ErrClosed)
-	}
-	w.synced = false
 	n := len(p)
-	if w.cr && len(p) > 0 {
-		w.cr = false
-		if p[0] == '\n' {
-			p = p[1:]
-			w.emit(lfByte)
-		} else {
-			w.emit(crByte)
-		}
+	if len(p) == 0 {
+		return 0, w.writable()
 	}
-	for len(p) > 0 && w.err == nil {
-		i := bytes.IndexByte(p, '\r')
-		if i < 0 {
-			w.emit(p)
-			break
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	for len(p) > 0 {
+		k := copy(*bp, p)
+		if err := w.writeOwned((*bp)[:k]); err != nil {
+			return 0, err
 		}
-		w.emit(p[:i])
-		switch {
-		case i+1 == len(p):
-			w.cr = true
-			p = nil
-		case p[i+1] == '\n':
-			w.emit(lfByte)
-			p = p[i+2:]
-		default:
-			w.emit(crByte)
-			p = p[i+1:]
-		}
-	}
-	if w.err != nil {
-		return 0, w.err
+		p = p[k:]
 	}
 	return n, nil
+}
+
+// writable returns why nothing more can be written, if so.
+func (w *Delivery) writable() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return fmt.Errorf("maildir: write to closed delivery: %w", os.ErrClosed)
+	}
+	return nil
+}
+
+// writeOwned writes b as Write does, converting it in place: b is the
+// caller's own buffer, which this leaves changed. What reaches the file
+// goes to emit in one piece, not a piece per line (for a message with
+// CRLF line ends, the hash and the writer were called twice a line, which
+// cost more than the hashing itself).
+func (w *Delivery) writeOwned(b []byte) error {
+	if err := w.writable(); err != nil {
+		return err
+	}
+	w.synced = false
+	if w.cr && len(b) > 0 {
+		w.cr = false
+		if b[0] != '\n' {
+			w.emit(crByte) // a lone CR: kept (a CRLF keeps b's LF alone)
+		}
+	}
+	j := 0 // b[:j] is converted; j <= i, so the copies only move bytes down
+	for i := 0; i < len(b); {
+		k := bytes.IndexByte(b[i:], '\r')
+		if k < 0 {
+			j += copy(b[j:], b[i:])
+			break
+		}
+		j += copy(b[j:], b[i:i+k])
+		i += k
+		switch {
+		case i+1 == len(b): // held until the next byte tells
+			w.cr = true
+			i++
+		case b[i+1] == '\n':
+			b[j] = '\n'
+			j, i = j+1, i+2
+		default:
+			b[j] = '\r'
+			j, i = j+1, i+1
+		}
+	}
+	w.emit(b[:j])
+	return w.err
 }
 
 // emit writes b, already converted, to the file, the hash and the header.

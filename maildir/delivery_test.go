@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // deliver writes the chunks as separate Writes and closes the delivery.
@@ -124,6 +125,94 @@ func TestDeliveryEverySplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, d, w, want)
+}
+
+// TestDeliveryReadFrom: io.Copy into a Delivery (ReadFrom, which converts
+// its own buffer in place) stores what Write does, however the reader cuts
+// the stream, also across ReadFrom's buffer; and Write leaves the
+// caller's bytes as they were.
+func TestDeliveryReadFrom(t *testing.T) {
+	d := openTemp(t)
+	var msg bytes.Buffer
+	msg.WriteString("From: a\r\nSubject: b\r\n\r\n")
+	for i := 0; msg.Len() < 3*bufSize; i++ {
+		fmt.Fprintf(&msg, "line %d\r\nlone\rcr\r\r\n", i)
+	}
+	msg.WriteString("end\r")
+	wire := msg.Bytes()
+	want := bytes.ReplaceAll(wire, []byte("\r\n"), []byte("\n"))
+	readers := map[string]func() io.Reader{
+		"whole":    func() io.Reader { return bytes.NewReader(wire) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(wire)) },
+		"half":     func() io.Reader { return iotest.HalfReader(bytes.NewReader(wire)) },
+		"odd":      func() io.Reader { return io.LimitReader(oddReader{bytes.NewReader(wire)}, int64(len(wire))) },
+	}
+	for name, r := range readers {
+		w, err := d.NewDelivery()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.ReadFrom(r()); n != int64(len(wire)) || err != nil {
+			t.Fatalf("%s: ReadFrom = %d, %v", name, n, err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if w.Size() != int64(len(want)) || w.Sum() != sha256.Sum256(want) || string(w.Header()) != "From: a\nSubject: b\n\n" {
+			t.Fatalf("%s: size %d, header %q", name, w.Size(), w.Header())
+		}
+		w.Abort()
+	}
+	orig := bytes.Clone(wire)
+	w, err := d.NewDelivery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Write(wire); n != len(wire) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if !bytes.Equal(wire, orig) {
+		t.Fatal("Write changed the bytes it was given")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sum() != sha256.Sum256(want) {
+		t.Fatal("Write of the whole message: sum differs")
+	}
+	w.Abort()
+}
+
+// oddReader reads at most 7,919 bytes at a time: its cuts fall anywhere
+// in a line.
+type oddReader struct{ r io.Reader }
+
+func (o oddReader) Read(p []byte) (int, error) { return o.r.Read(p[:min(len(p), 7919)]) }
+
+// BenchmarkDeliveryReadFrom: a message with CRLF line ends, as a FETCH
+// brings it, into tmp/.
+func BenchmarkDeliveryReadFrom(b *testing.B) {
+	d, err := Open(filepath.Join(b.TempDir(), "acct", "INBOX"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var msg bytes.Buffer
+	msg.WriteString("From: a\r\nSubject: b\r\n\r\n")
+	for msg.Len() < 80<<10 {
+		msg.WriteString("Tomorrow budget agenda when deploy. Budget message latency draft schedule a\r\n")
+	}
+	wire := msg.Bytes()
+	b.SetBytes(int64(len(wire)))
+	for b.Loop() {
+		w, err := d.NewDelivery()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := w.ReadFrom(bytes.NewReader(wire)); err != nil {
+			b.Fatal(err)
+		}
+		w.Abort()
+	}
 }
 
 func TestDeliveryHeader(t *testing.T) {
