@@ -33,7 +33,7 @@ const imageMaxLookups = 5000
 func diffImage(tx *index.ReadTx, folder index.FolderID, im *index.RowImage, rows int, l maildir.Listing) (d *scanDiff, gone map[index.MessageID]bool, ok bool, err error) {
 	matched := make([]bool, im.Len())
 	nMatched := 0
-	d = &scanDiff{}
+	d = &scanDiff{upstream: make([]idUID, 0, min(im.Len(), len(l.New)+len(l.Cur)))}
 	var unmatched []maildir.Entry
 	for _, list := range [...][]maildir.Entry{l.New, l.Cur} {
 		for _, e := range list {
@@ -123,8 +123,35 @@ func diffImage(tx *index.ReadTx, folder index.FolderID, im *index.RowImage, rows
 			d.renamed = append(d.renamed, renamedFile{i: i, e: e})
 		}
 	}
-	slices.SortFunc(d.upstream, func(a, b idUID) int { return cmp.Compare(a.uid, b.uid) })
+	sortByUID(d.upstream)
 	return d, gone, true, nil
+}
+
+// sortByUID sorts rows by UID, a radix sort (a byte a pass; stable): the
+// rows of a folder of 25,000 messages come in hash order, and a
+// comparison sort of them took 6 ms of a run at 100,000 messages.
+func sortByUID(rows []idUID) {
+	if len(rows) < 256 {
+		slices.SortStableFunc(rows, func(a, b idUID) int { return cmp.Compare(a.uid, b.uid) })
+		return
+	}
+	src, dst := rows, make([]idUID, len(rows))
+	for shift := 0; shift < 32; shift += 8 {
+		var start [257]int
+		for _, r := range src {
+			start[(r.uid>>shift)&0xff+1]++
+		}
+		for i := 1; i < len(start); i++ {
+			start[i] += start[i-1]
+		}
+		for _, r := range src {
+			k := (r.uid >> shift) & 0xff
+			dst[start[k]] = r
+			start[k]++
+		}
+		src, dst = dst, src
+	}
+	// Four passes: the sorted rows are back in rows.
 }
 
 // recordRowImages records an image of the rows of each folder of jobs that

@@ -1,6 +1,7 @@
 package imapsync
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -545,4 +546,26 @@ func imageStore(t *testing.T, names ...string) (*index.Store, []*index.Folder, [
 		ds = append(ds, d)
 	}
 	return st, fs, ds
+}
+
+// TestSortByUID: the radix sort orders by UID as a comparison sort does,
+// small and large, UIDs of every width.
+func TestSortByUID(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 255, 256, 5000, 70000} {
+		rows := make([]idUID, n)
+		for i := range rows {
+			u := rng.Uint32()
+			if i%3 == 0 {
+				u %= 1 << 16
+			}
+			rows[i] = idUID{index.MessageID(i), u}
+		}
+		want := slices.Clone(rows)
+		slices.SortStableFunc(want, func(a, b idUID) int { return cmp.Compare(a.uid, b.uid) })
+		sortByUID(rows)
+		if !slices.Equal(rows, want) {
+			t.Fatalf("%d rows: not in UID order (or not stable)", n)
+		}
+	}
 }
