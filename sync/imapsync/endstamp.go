@@ -314,18 +314,22 @@ func (s *syncer) recordEndStamps(ctx context.Context, jobs []*folderJob) {
 		return
 	}
 	ev.add(more)
-	for _, t := range todo {
+	// Two folders at a time: each checks its keys on disk (an lstat of
+	// every name seen) and in the index, at 100,000 messages about 8 ms a
+	// folder after an incremental run, at the run's end.
+	parallel(len(todo), 2, func(i int) {
+		t := todo[i]
 		if ev.lost[t.f] {
-			continue
+			return
 		}
 		keys, names, ok := endKeys(t.c, ev.names[t.f])
 		if !ok {
-			continue
+			return
 		}
 		if err := s.recordEndStamp(ctx, t.f, t.c.dir, t.stamp, keys, names); err != nil {
 			s.log.Debug("recording a folder's end stamp", "folder", t.f, "err", err)
 		}
-	}
+	})
 }
 
 // endKeys merges a candidate's differences with the names its folder's
