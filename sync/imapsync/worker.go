@@ -28,6 +28,7 @@ type queue struct {
 	cond    *sync.Cond
 	items   []task
 	running int
+	chunks  int // items that fetch a chunk (task.uids)
 }
 
 func newQueue() *queue {
@@ -39,6 +40,9 @@ func newQueue() *queue {
 func (q *queue) push(t task) {
 	q.mu.Lock()
 	q.items = append(q.items, t)
+	if t.uids != nil {
+		q.chunks++
+	}
 	q.mu.Unlock()
 	q.cond.Signal()
 }
@@ -65,8 +69,26 @@ func (q *queue) pop() (task, bool) {
 	}
 	t := q.items[0]
 	q.items = q.items[1:]
+	if t.uids != nil {
+		q.chunks--
+	}
 	q.running++
 	return t, true
+}
+
+// last reports whether the one task running is the last: none waits.
+func (q *queue) last() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) == 0 && q.running <= 1
+}
+
+// streaming reports whether chunks of new messages wait to be fetched:
+// a stream of downloads (a first sync), not a folder's few.
+func (q *queue) streaming() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.chunks > 0
 }
 
 func (q *queue) finish() {
