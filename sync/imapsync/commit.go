@@ -28,13 +28,6 @@ func newCommitter(s *syncer) *committer {
 // batchDelay bounds how long a delivered message waits for its batch.
 const batchDelay = 250 * time.Millisecond
 
-// tailBatch is the batch committed once the task streaming the messages
-// is the run's last one (queue.last): nothing else is left to overlap
-// with the commits, and the messages committed while it streams are not
-// left for its end (an incremental run at 100,000 messages ended with a
-// commit of the last folder's 250 new messages, 50 to 60 ms).
-const tailBatch = 64
-
 // aheadMax is the most messages waiting to be committed whose files give
 // syncs ahead when no chunk of downloads waits: two batches. At 100,000
 // messages an incremental run (1,000 downloads, 250 a folder: no chunks)
@@ -95,7 +88,13 @@ func (c *committer) run(ctx context.Context) {
 		if len(batch) == 1 {
 			timer = time.After(batchDelay)
 		}
-		if len(batch) >= c.s.opts.BatchSize || (len(batch) >= tailBatch && c.s.q.last()) {
+		// Once the task streaming is the run's last, nothing is left to
+		// overlap with the commits: what is batched is committed as soon
+		// as nothing more waits, not at that task's end (an incremental
+		// run at 100,000 messages ended with a commit of its last
+		// folder's 250 new messages, 50 to 60 ms). The batches size
+		// themselves by what comes in meanwhile.
+		if len(batch) >= c.s.opts.BatchSize || (len(c.in) == 0 && c.s.q.last()) {
 			c.flush(batch)
 			batch, timer = batch[:0], nil
 		}
