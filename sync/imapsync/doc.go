@@ -115,11 +115,15 @@
 //     the message again (fetch.go, readMessage). So is a body larger than
 //     the server's RFC822.SIZE allows (see Hostile servers). One committer
 //     hands each batch to the store's door (index.Store.Deliver): BatchSize
-//     messages, or fewer when 250 ms passed since the first, or when no
-//     FETCH of bodies is left running. The door makes the batch durable
-//     (maildir.Syncer: one syncfs for 128 files or more, else an fsync
-//     per file, each started as its body arrives while fewer than 128
-//     wait: maildir.Delivery.SyncAhead), renames the files into cur/ (`<key>,U=<uid>:2,<flags>`)
+//     messages, or fewer when 250 ms passed since the first, when no
+//     FETCH of bodies is left running, or, once the task streaming is the
+//     run's last, whenever nothing more waits. The door makes the batch
+//     durable (maildir.Syncer: one syncfs for the files of 128 or more not
+//     synced yet, else an fsync per file; each file's fsync is started as
+//     its body arrives, maildir.Delivery.SyncAhead, while fewer than 128
+//     wait, or 512 when no chunk of downloads is queued: an incremental
+//     run's downloads then need no syncfs, which writes back every dirty
+//     page of the file system), renames the files into cur/ (`<key>,U=<uid>:2,<flags>`)
 //     or, unread (no \Seen), into new/ (`<key>,U=<uid>`, see
 //     maildir.Dir.Commit; a mail reader's move to cur/ is then a flag
 //     change like any rename), syncs the directories, and only then
