@@ -71,6 +71,9 @@ type Delivery struct {
 	f    *os.File
 	bw   *bufio.Writer
 	h    hash.Hash
+	// scratch is Write's buffer (from copyBufs, until Close), where it
+	// converts a copy of what it is given.
+	scratch *[]byte
 
 	size    int64
 	cr      bool   // the last byte given to Write was a '\r', not written yet
@@ -140,14 +143,15 @@ var crByte = []byte{'\r'}
 // (writeOwned): p itself is not changed.
 func (w *Delivery) Write(p []byte) (int, error) {
 	n := len(p)
-	if len(p) == 0 {
-		return 0, w.writable()
+	if err := w.writable(); err != nil || n == 0 {
+		return 0, err
 	}
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+	if w.scratch == nil { // kept until Close: a caller may write a line at a time
+		w.scratch = copyBufs.Get().(*[]byte)
+	}
 	for len(p) > 0 {
-		k := copy(*bp, p)
-		if err := w.writeOwned((*bp)[:k]); err != nil {
+		k := copy(*w.scratch, p)
+		if err := w.writeOwned((*w.scratch)[:k]); err != nil {
 			return 0, err
 		}
 		p = p[k:]
@@ -179,7 +183,7 @@ func (w *Delivery) writeOwned(b []byte) error {
 	if w.cr && len(b) > 0 {
 		w.cr = false
 		if b[0] != '\n' {
-			w.emit(crByte) // a lone CR: kept (a CRLF keeps b's LF alone)
+			w.emit(crByte) // a lone CR, kept; before an LF it is dropped (CRLF → LF)
 		}
 	}
 	j := 0 // b[:j] is converted; j <= i, so the copies only move bytes down
@@ -301,7 +305,16 @@ func (w *Delivery) Close() error {
 	w.h.Sum(w.sum[:0])
 	putWriter(w.bw)
 	w.bw = nil
+	w.putScratch()
 	return w.err
+}
+
+// putScratch gives Write's buffer back, if it took one.
+func (w *Delivery) putScratch() {
+	if w.scratch != nil {
+		copyBufs.Put(w.scratch)
+		w.scratch = nil
+	}
 }
 
 // SyncAhead starts making the closed delivery's contents durable (an
@@ -361,6 +374,7 @@ func (w *Delivery) Abort() {
 		_ = w.f.Close()
 		putWriter(w.bw)
 		w.bw = nil
+		w.putScratch()
 	}
 	_ = os.Remove(w.path)
 }
