@@ -242,6 +242,7 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// there, and a worker whose spare failed dials again itself.
 	go func() {
 		look := <-seen
+		s.prefetchIndex(look.changed)
 		s.predial(ctx, look.changed, 1)
 		looked <- look // after predial: folderLevel's own calls follow it
 	}()
@@ -308,10 +309,13 @@ func (s *syncer) folderLevel(ctx context.Context, acct index.AccountID) (*imapcl
 	// plans start. (Under the names the local folders have: a change of
 	// the namespace prefix costs a dial too many at most.)
 	if look.allChanged() {
+		s.prefetchIndex(len(folders))
 		s.predial(ctx, len(s.onlyRemote(folders)), o.DialAttempts)
 		s.selectAhead(ctx, first, acct, s.onlyRemote(folders))
 	} else {
-		s.predial(ctx, max(look.changed, s.changedUpstream(ctx, acct, s.onlyRemote(folders))), o.DialAttempts)
+		changed := max(look.changed, s.changedUpstream(ctx, acct, s.onlyRemote(folders)))
+		s.prefetchIndex(changed)
+		s.predial(ctx, changed, o.DialAttempts)
 	}
 	pending := false
 	if err = <-prescanned; err == nil {
@@ -631,6 +635,17 @@ func (s *syncer) changedUpstream(ctx context.Context, acct index.AccountID, fold
 		}
 	}
 	return n
+}
+
+// prefetchIndex asks the index file into the page cache once n folders
+// are known to be planned (index.Store.Prefetch): their plans read and
+// write rows all over it, under the store's one writer, and a file out
+// of the cache makes each of those a disk read of its own. A run that
+// skips every folder reads a few pages and asks nothing.
+func (s *syncer) prefetchIndex(n int) {
+	if n > 0 {
+		s.opts.Index.Prefetch()
+	}
 }
 
 // predial dials, in the background, the connections beyond the first that

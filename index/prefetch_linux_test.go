@@ -1,0 +1,94 @@
+package index
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+	"unsafe"
+
+	sysunix "golang.org/x/sys/unix"
+)
+
+// resident counts the pages of the file at path in the page cache.
+func resident(t *testing.T, path string) (in, all int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sysunix.Mmap(int(f.Fd()), 0, int(fi.Size()), sysunix.PROT_READ, sysunix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sysunix.Munmap(m)
+	page := os.Getpagesize()
+	vec := make([]byte, (len(m)+page-1)/page)
+	if _, _, errno := sysunix.Syscall(sysunix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	for _, v := range vec {
+		if v&1 != 0 {
+			in++
+		}
+	}
+	return in, len(vec)
+}
+
+// TestPrefetchFile: the whole file, beyond the first chunk, comes into
+// the page cache after prefetchFile (where the file system lets the test
+// drop its pages first; on tmpfs they never leave).
+func TestPrefetchFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	data := make([]byte, 3*prefetchChunk+12345)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil { // clean pages can be dropped
+		t.Fatal(err)
+	}
+	if err := sysunix.Fadvise(int(f.Fd()), 0, 0, sysunix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	in, all := resident(t, path)
+	t.Logf("before: %d of %d pages cached", in, all)
+	prefetchFile(path)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, all = resident(t, path)
+		if in == all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after prefetchFile: %d of %d pages cached", in, all)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPrefetchStore: Prefetch returns at once, once or twice, on a
+// store, its dry-run view and a missing file.
+func TestPrefetchStore(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Prefetch()
+	st.Prefetch()
+	(&Store{path: filepath.Join(t.TempDir(), "missing")}).Prefetch() // no Once: nothing
+	prefetchFile(filepath.Join(t.TempDir(), "missing"))
+}
