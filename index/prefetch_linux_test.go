@@ -5,39 +5,20 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-	"unsafe"
 
 	sysunix "golang.org/x/sys/unix"
+
+	"github.com/postfach/postfach/internal/pagecache"
 )
 
 // resident counts the pages of the file at path in the page cache.
 func resident(t *testing.T, path string) (in, all int) {
 	t.Helper()
-	f, err := os.Open(path)
+	in, all, err := pagecache.Resident(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := sysunix.Mmap(int(f.Fd()), 0, int(fi.Size()), sysunix.PROT_READ, sysunix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sysunix.Munmap(m)
-	page := os.Getpagesize()
-	vec := make([]byte, (len(m)+page-1)/page)
-	if _, _, errno := sysunix.Syscall(sysunix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
-	}
-	for _, v := range vec {
-		if v&1 != 0 {
-			in++
-		}
-	}
-	return in, len(vec)
+	return in, all
 }
 
 // TestPrefetchFile: the whole file, beyond the first chunk, comes into

@@ -27,6 +27,19 @@ import (
 // sync_file_range, made the fsyncs quicker but the first sync slower
 // still: 15%, on the fetching goroutines.)
 //
+// Why a large batch leaves the page cache once it is on disk: a batch of
+// SyncfsMin or more is a stream (a first sync, a long catch-up), gigabytes
+// that no one reads soon (a mail client opens one message at a time), and
+// kept cached they push out what the machine does read again (the index,
+// the Maildir's directories, a local mail server's files), and every new
+// page the stream writes is one more the kernel must find. Dropped
+// (posix_fadvise DONTNEED: clean pages, dropped at once), the stream's
+// pages are reused by its next files. A first sync of 100,000 messages
+// (8.7 GB) from a Dovecot on the same machine, four alternating runs
+// each: 28 to 35 s, 16 to 25 s of it system time, instead of 36 to 46 s
+// with 28 to 46 s. Smaller batches (an incremental run's few messages,
+// which a mail client may open at once) stay cached.
+//
 // Why one descriptor for the whole run: Linux reports a file system's
 // writeback error to each open descriptor once, and a descriptor opened
 // after the error may not see it, when another caller (another account's
@@ -119,7 +132,13 @@ func (s *Syncer) Sync(ds []*Delivery) error {
 			return fmt.Errorf("maildir: sync %s: %w", s.root, err)
 		}
 	}
-	return syncEach(others)
+	if err := syncEach(others); err != nil {
+		return err
+	}
+	for _, w := range todo { // on disk now: see "Why a large batch leaves the page cache"
+		dropCached(w.path)
+	}
+	return nil
 }
 
 // SyncfsMin is the smallest batch Syncer.Sync makes durable with one

@@ -61,3 +61,15 @@ func renameNoReplace(src, dst string) error {
 	}
 	return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
 }
+
+// dropCached asks the kernel to drop the file's pages from the page cache
+// (posix_fadvise DONTNEED): those of a file synced to disk go at once. It
+// is a hint; errors are ignored.
+func dropCached(path string) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
+	unix.Close(fd)
+}

@@ -8,3 +8,7 @@ func openSyncHandle(string) (syncHandle, error) { return nil, nil }
 
 // renameNoReplace renames src to dst, failing if dst exists.
 func renameNoReplace(src, dst string) error { return linkRename(src, dst) }
+
+// dropCached: where a file's cached pages cannot be dropped on request,
+// the kernel keeps them as it likes.
+func dropCached(string) {}
