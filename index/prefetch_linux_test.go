@@ -60,8 +60,8 @@ func TestPrefetchFile(t *testing.T) {
 	}
 }
 
-// TestPrefetchStore: Prefetch returns at once, once or twice, on a
-// store, its dry-run view and a missing file.
+// TestPrefetchStore: Prefetch returns at once, called twice on a store,
+// on a Store made without its Once, and on a missing file.
 func TestPrefetchStore(t *testing.T) {
 	st, err := Open(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
