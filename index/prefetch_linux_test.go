@@ -60,16 +60,29 @@ func TestPrefetchFile(t *testing.T) {
 	}
 }
 
-// TestPrefetchStore: Prefetch returns at once, called twice on a store,
-// on a Store made without its Once, and on a missing file.
+// TestPrefetchStore: Prefetch returns at once, also when called again
+// while its reading is under way, and reads the index file in; a Store
+// made without its flag, and a missing file, are nothing to it.
 func TestPrefetchStore(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	path := filepath.Join(t.TempDir(), "index.db")
+	st, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	st.Prefetch()
 	st.Prefetch()
-	(&Store{path: filepath.Join(t.TempDir(), "missing")}).Prefetch() // no Once: nothing
+	deadline := time.Now().Add(10 * time.Second)
+	for st.prefetching.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("Prefetch's reading never ended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st.Prefetch() // again, once the last one is over
+	if in, all := resident(t, path); in != all {
+		t.Errorf("%d of %d pages of the index cached", in, all)
+	}
+	(&Store{path: filepath.Join(t.TempDir(), "missing")}).Prefetch()
 	prefetchFile(filepath.Join(t.TempDir(), "missing"))
 }

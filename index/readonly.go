@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"sync"
+	"sync/atomic"
 )
 
 // ErrNeedsWrite is returned by OpenStoreReadOnly when the index cannot be
@@ -61,7 +61,7 @@ func OpenStoreReadOnly(root string) (*Store, error) {
 		return nil, err
 	}
 	rstmts := newStmtCache(r)
-	return &Store{path: path, root: root, r: r, rstmts: rstmts, prefetch: new(sync.Once),
+	return &Store{path: path, root: root, r: r, rstmts: rstmts, prefetching: new(atomic.Bool),
 		feed: newFeed(), delivering: &keySet{}, turns: &turns{}, outboxHeld: &accountSem{},
 		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil
 }

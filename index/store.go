@@ -160,7 +160,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -196,8 +196,8 @@ type Store struct {
 	// outboxHeld: the accounts whose outbox lock this process holds
 	// (LockOutbox; beside the flock, which some file systems lack).
 	outboxHeld *accountSem
-	// prefetch: the file is asked into the page cache once (Prefetch).
-	prefetch *sync.Once
+	// prefetching: Prefetch's reading is under way.
+	prefetching *atomic.Bool
 }
 
 // DefaultPath returns the index location for a store root.
@@ -284,7 +284,7 @@ func Open(path string) (*Store, error) {
 	// Nothing is prepared yet (see stmtCache): r opens its first
 	// connection with the first Read.
 	rstmts, wstmts := newStmtCache(r), newStmtCache(w)
-	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts, prefetch: new(sync.Once),
+	return &Store{path: path, w: w, r: r, rstmts: rstmts, wstmts: wstmts, prefetching: new(atomic.Bool),
 		feed: newFeed(), delivering: &keySet{}, turns: &turns{}, outboxHeld: &accountSem{},
 		followupsLeft: &leftovers{folders: map[FolderID]map[string]bool{}}}, nil
 }

@@ -547,12 +547,14 @@ type syncer struct {
 	// stopFirst stops the first connection's watch of the run's context
 	// when a worker takes it over (see folderLevel).
 	stopFirst func() bool
-	dialErr   atomic.Pointer[error]     // set once dialing has failed for good
-	actions   []string                  // folder-level actions, for the Result
-	names     FolderNames               // server folder names <-> local ones (namespace.go)
-	scans     scanCache                 // listings read at the start (prescan, detectMoves), reused once
-	ends      *endStamps                // the folders that may get an end stamp (endstamp.go)
-	planned   map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
+	// prefetched: the index was asked into the page cache (prefetchIndex).
+	prefetched sync.Once
+	dialErr    atomic.Pointer[error]     // set once dialing has failed for good
+	actions    []string                  // folder-level actions, for the Result
+	names      FolderNames               // server folder names <-> local ones (namespace.go)
+	scans      scanCache                 // listings read at the start (prescan, detectMoves), reused once
+	ends       *endStamps                // the folders that may get an end stamp (endstamp.go)
+	planned    map[string]*index.Message // DryRun: the rows of planned moves, by Maildir key
 	// intentRes: the deletions consumeIntents carried out (or, DryRun,
 	// would), by local folder, until the folder's job takes them (see
 	// intents.go).
@@ -641,10 +643,12 @@ func (s *syncer) changedUpstream(ctx context.Context, acct index.AccountID, fold
 // are known to be planned (index.Store.Prefetch): their plans read and
 // write rows all over it, under the store's one writer, and a file out
 // of the cache makes each of those a disk read of its own. A run that
-// skips every folder reads a few pages and asks nothing.
+// skips every folder reads a few pages and asks nothing. Once a run: a
+// long-running agent's runs each ask again (the file may have left the
+// cache since; one still in it costs a few system calls).
 func (s *syncer) prefetchIndex(n int) {
 	if n > 0 {
-		s.opts.Index.Prefetch()
+		s.prefetched.Do(s.opts.Index.Prefetch)
 	}
 }
 
