@@ -45,7 +45,7 @@
 //     file is asked into the page cache (index.Store.Prefetch): the plans
 //     read and write rows all over it under the store's one writer, and
 //     out of the cache each row was a disk read of its own (at 100,000
-//     messages, a third of an incremental run's time after a while idle).
+//     messages, a quarter of an incremental run's time after a while idle).
 //  2. Folder level (folderops.go): folders created, renamed or deleted on
 //     either side are carried over; the actions are planned first and then
 //     carried out, so a dry run lists exactly what a real run does. Server
