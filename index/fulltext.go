@@ -33,97 +33,180 @@ type pendingText struct {
 // batches; done (may be nil) is told after each batch how many are done.
 // A file that cannot be read is indexed by its headers only. It returns the
 // number of messages indexed. A cancelled ctx stops it between messages
-// and inside one (ExtractText looks at it): the batch under way is not
+// and inside one (ExtractContent looks at it): the batch under way is not
 // written.
+//
+// The work goes in passes over the queue, in the order of the message
+// IDs, each a pipeline (indexPass): while one batch is written (one
+// transaction: SQLite's FTS5 tokenizes each text, about 60% of the CPU,
+// and only one connection writes), the next one's files are asked into
+// the page cache and their texts extracted, GOMAXPROCS at a time. Two
+// batches are held at most. A pass ends at the end of the queue; another
+// one from its start picks up what was queued meanwhile behind it, until
+// one finds nothing.
 func (s *Store) IndexPending(ctx context.Context, root string, done func(n int)) (int, error) {
 	total := 0
 	for {
-		var batch []*pendingText
-		err := s.Read(ctx, func(tx *ReadTx) error {
-			rows, err := tx.query(`SELECT m.id, f.path, m.key, m.file, m.subject, m.from_addr, m.to_addr, m.cc_addr
-				FROM fts_pending p JOIN messages m ON m.id = p.message_id JOIN folders f ON f.id = m.folder_id
-				LIMIT 512`)
-			if err != nil {
-				return err
+		n, err := s.indexPass(ctx, root, func(n int) {
+			if done != nil {
+				done(total + n)
 			}
-			defer rows.Close()
-			for rows.Next() {
-				p := &pendingText{}
-				var dir string
-				if err := rows.Scan(&p.id, &dir, &p.key, &p.file, &p.h.Subject, &p.h.From, &p.h.To, &p.h.Cc); err != nil {
-					return err
-				}
-				p.dir = filepath.Join(root, filepath.FromSlash(dir))
-				batch = append(batch, p)
-			}
-			return rows.Err()
 		})
-		if err != nil || len(batch) == 0 {
-			return total, err
-		}
-		// Decode in parallel; write in one transaction.
-		var wg sync.WaitGroup
-		next := make(chan *pendingText)
-		for range runtime.GOMAXPROCS(0) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for p := range next {
-					f, err := openFile(&maildir.Dir{Path: p.dir}, p.key, p.file)
-					if err == nil {
-						p.txt, p.parts = ExtractContent(ctx, f, ftsTextLimit)
-						f.Close()
-					}
-				}
-			}()
-		}
-	feed:
-		for _, p := range batch {
-			select {
-			case next <- p:
-			case <-ctx.Done():
-				break feed
-			}
-		}
-		close(next)
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
-			return total, err // texts cut short by the cancel are not stored
-		}
-		err = s.Write(ctx, func(tx *Tx) error {
-			for _, p := range batch {
-				if err := tx.setParts(p.id, p.parts); err != nil {
-					return err
-				}
-				var names []string
-				for _, part := range p.parts {
-					if part.Name != "" {
-						names = append(names, part.Name)
-					}
-				}
-				// (A queued message has no entry: rows are queued when
-				// added, and 011 made the table anew. A delete would
-				// leave an FTS5 tombstone, slowing every query.)
-				if err := tx.insertText(p.id, &p.h, p.txt, names); err != nil {
-					return err
-				}
-				if _, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
-		total += len(batch)
-		if done != nil {
-			done(total)
-		}
-		if s.dry != nil {
-			return total, nil // nothing is ever removed from the queue
+		total += n
+		if err != nil || n == 0 || s.dry != nil {
+			return total, err // (a dry store never empties the queue: one batch)
 		}
 	}
+}
+
+// ftsBatch is how many messages IndexPending reads and writes at once.
+const ftsBatch = 256
+
+// indexPass indexes the queued messages once, in ID order (see
+// IndexPending): batches are extracted here and written by a second
+// goroutine, one batch behind. done is told the running count.
+func (s *Store) indexPass(ctx context.Context, root string, done func(n int)) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	extracted := make(chan []*pendingText) // unbuffered: one batch waits while one is written
+	written := make(chan error, 1)
+	total := 0
+	go func() {
+		var err error
+		for batch := range extracted {
+			if err == nil {
+				if err = s.writeText(ctx, batch); err == nil {
+					total += len(batch)
+					done(total)
+				} else {
+					cancel() // stops the extraction; its batches are drained here
+				}
+			}
+		}
+		written <- err
+	}()
+	err := s.extractPending(ctx, root, extracted)
+	close(extracted)
+	if werr := <-written; werr != nil {
+		err = werr
+	}
+	return total, err
+}
+
+// extractPending reads the queue in ID order, a batch at a time, and sends
+// each batch with its texts extracted to out. It stops at the end of the
+// queue (after one batch in a dry store) or when ctx ends; a batch whose
+// extraction the cancel cut short is not sent.
+func (s *Store) extractPending(ctx context.Context, root string, out chan<- []*pendingText) error {
+	var after MessageID
+	for {
+		batch, err := s.pendingBatch(ctx, root, after)
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		after = batch[len(batch)-1].id
+		prefetched := make(chan struct{})
+		go func() { // the files come in while the first ones are read
+			defer close(prefetched)
+			prefetchTexts(batch)
+		}()
+		extractTexts(ctx, batch)
+		<-prefetched // no goroutine outlives the call
+		if err := ctx.Err(); err != nil {
+			return err // texts cut short by the cancel are not stored
+		}
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if s.dry != nil {
+			return nil
+		}
+	}
+}
+
+// pendingBatch reads the next batch of the queue: its messages after ID
+// after, in ID order.
+func (s *Store) pendingBatch(ctx context.Context, root string, after MessageID) ([]*pendingText, error) {
+	var batch []*pendingText
+	err := s.Read(ctx, func(tx *ReadTx) error {
+		rows, err := tx.query(`SELECT m.id, f.path, m.key, m.file, m.subject, m.from_addr, m.to_addr, m.cc_addr
+			FROM fts_pending p JOIN messages m ON m.id = p.message_id JOIN folders f ON f.id = m.folder_id
+			WHERE p.message_id > ? ORDER BY p.message_id LIMIT ?`, after, ftsBatch)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p := &pendingText{}
+			var dir string
+			if err := rows.Scan(&p.id, &dir, &p.key, &p.file, &p.h.Subject, &p.h.From, &p.h.To, &p.h.Cc); err != nil {
+				return err
+			}
+			p.dir = filepath.Join(root, filepath.FromSlash(dir))
+			batch = append(batch, p)
+		}
+		return rows.Err()
+	})
+	return batch, err
+}
+
+// extractTexts decodes the batch's files, GOMAXPROCS at a time.
+func extractTexts(ctx context.Context, batch []*pendingText) {
+	var wg sync.WaitGroup
+	next := make(chan *pendingText)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				f, err := openFile(&maildir.Dir{Path: p.dir}, p.key, p.file)
+				if err == nil {
+					p.txt, p.parts = ExtractContent(ctx, f, ftsTextLimit)
+					f.Close()
+				}
+			}
+		}()
+	}
+feed:
+	for _, p := range batch {
+		select {
+		case next <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// writeText stores a batch's texts and parts and takes its messages off
+// the queue, in one transaction.
+func (s *Store) writeText(ctx context.Context, batch []*pendingText) error {
+	return s.Write(ctx, func(tx *Tx) error {
+		for _, p := range batch {
+			if err := tx.setParts(p.id, p.parts); err != nil {
+				return err
+			}
+			var names []string
+			for _, part := range p.parts {
+				if part.Name != "" {
+					names = append(names, part.Name)
+				}
+			}
+			// (A queued message has no entry: rows are queued when
+			// added, and 011 made the table anew. A delete would
+			// leave an FTS5 tombstone, slowing every query.)
+			if err := tx.insertText(p.id, &p.h, p.txt, names); err != nil {
+				return err
+			}
+			if _, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // setParts replaces the rows of message id's MIME parts.

@@ -1,0 +1,113 @@
+package index_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/postfach/postfach/index"
+	"github.com/postfach/postfach/maildir"
+)
+
+// TestIndexPendingBatches: the full-text queue is indexed in batches, one
+// written while the next is read (IndexPending): every message gets its
+// entry exactly once, done counts up to the total, and a message queued
+// behind the pass while it runs (queued again, as a migration does, with
+// an ID the pass is past) and one queued ahead of it are both indexed
+// before IndexPending returns.
+func TestIndexPendingBatches(t *testing.T) {
+	root := t.TempDir()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	dir, err := maildir.Open(filepath.Join(root, "a", "INBOX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600 // three batches
+	var f *index.Folder
+	add := func(i int) index.MessageID {
+		key := fmt.Sprintf("k%d", i)
+		if err := os.WriteFile(filepath.Join(dir.Path, "cur", key+":2,"), fmt.Appendf(nil, "Subject: m%d\n\nword%d common\n", i, i), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m := newMsg(f.ID, key, fmt.Sprintf("m%d", i), "")
+		m.DeferText = true
+		var ids []index.MessageID
+		err := st.Write(ctx, func(tx *index.Tx) error {
+			ids, err = tx.AddMessages([]*index.NewMessage{m})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	err = st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("a")
+		if err == nil {
+			f, err = tx.EnsureFolder(a, "INBOX", "a/INBOX")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := add(0)
+	for i := 1; i < n; i++ {
+		add(i)
+	}
+	// The first message leaves the queue, to be queued again behind the
+	// pass (raw SQL: only a migration does that).
+	db, err := sql.Open("sqlite", "file:"+index.DefaultPath(root)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM fts_pending WHERE message_id=?`, first); err != nil {
+		t.Fatal(err)
+	}
+	var counts []int
+	got, err := st.IndexPending(ctx, root, func(k int) {
+		if len(counts) == 0 {
+			if _, err := db.Exec(`INSERT INTO fts_pending(message_id) VALUES(?)`, first); err != nil {
+				t.Error(err)
+			}
+			add(n) // queued ahead of the pass
+		}
+		counts = append(counts, k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := n + 1; got != want {
+		t.Errorf("IndexPending indexed %d messages, want %d", got, want)
+	}
+	for i := 1; i < len(counts); i++ {
+		if counts[i] <= counts[i-1] {
+			t.Errorf("done was told %v: not increasing", counts)
+			break
+		}
+	}
+	if len(counts) < 3 || counts[len(counts)-1] != got {
+		t.Errorf("done was told %v, want at least three batches ending at %d", counts, got)
+	}
+	st.Read(ctx, func(tx *index.ReadTx) error {
+		if k, err := tx.PendingText(); err != nil || k != 0 {
+			t.Errorf("%d messages still pending (%v)", k, err)
+		}
+		for q, want := range map[string]int{"common": n + 1, "word0": 1, fmt.Sprint("word", n): 1, "word599": 1} {
+			hits, err := tx.Search(q, 2*n)
+			if err != nil || len(hits) != want {
+				t.Errorf("search %q: %d hits (%v), want %d", q, len(hits), err, want)
+			}
+		}
+		return nil
+	})
+}
