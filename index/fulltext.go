@@ -47,13 +47,13 @@ type pendingText struct {
 func (s *Store) IndexPending(ctx context.Context, root string, done func(n int)) (int, error) {
 	total := 0
 	for {
-		n, err := s.indexPass(ctx, root, func(n int) {
+		n, read, err := s.indexPass(ctx, root, func(n int) {
 			if done != nil {
 				done(total + n)
 			}
 		})
 		total += n
-		if err != nil || n == 0 || s.dry != nil {
+		if err != nil || read == 0 || s.dry != nil {
 			return total, err // (a dry store never empties the queue: one batch)
 		}
 	}
@@ -64,8 +64,10 @@ const ftsBatch = 256
 
 // indexPass indexes the queued messages once, in ID order (see
 // IndexPending): batches are extracted here and written by a second
-// goroutine, one batch behind. done is told the running count.
-func (s *Store) indexPass(ctx context.Context, root string, done func(n int)) (int, error) {
+// goroutine, one batch behind. done is told the running count. It
+// returns how many messages it stored and how many it read from the
+// queue.
+func (s *Store) indexPass(ctx context.Context, root string, done func(n int)) (stored, read int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	extracted := make(chan []*pendingText) // unbuffered: one batch waits while one is written
@@ -75,8 +77,9 @@ func (s *Store) indexPass(ctx context.Context, root string, done func(n int)) (i
 		var err error
 		for batch := range extracted {
 			if err == nil {
-				if err = s.writeText(ctx, batch); err == nil {
-					total += len(batch)
+				var n int
+				if n, err = s.writeText(ctx, batch); err == nil {
+					total += n
 					done(total)
 				} else {
 					cancel() // stops the extraction; its batches are drained here
@@ -85,25 +88,27 @@ func (s *Store) indexPass(ctx context.Context, root string, done func(n int)) (i
 		}
 		written <- err
 	}()
-	err := s.extractPending(ctx, root, extracted)
+	read, err = s.extractPending(ctx, root, extracted)
 	close(extracted)
 	if werr := <-written; werr != nil {
 		err = werr
 	}
-	return total, err
+	return total, read, err
 }
 
 // extractPending reads the queue in ID order, a batch at a time, and sends
-// each batch with its texts extracted to out. It stops at the end of the
-// queue (after one batch in a dry store) or when ctx ends; a batch whose
-// extraction the cancel cut short is not sent.
-func (s *Store) extractPending(ctx context.Context, root string, out chan<- []*pendingText) error {
+// each batch with its texts extracted to out; it returns how many messages
+// it read. It stops at the end of the queue (after one batch in a dry
+// store) or when ctx ends; a batch whose extraction the cancel cut short
+// is not sent.
+func (s *Store) extractPending(ctx context.Context, root string, out chan<- []*pendingText) (read int, err error) {
 	var after MessageID
 	for {
 		batch, err := s.pendingBatch(ctx, root, after)
 		if err != nil || len(batch) == 0 {
-			return err
+			return read, err
 		}
+		read += len(batch)
 		after = batch[len(batch)-1].id
 		prefetched := make(chan struct{})
 		go func() { // the files come in while the first ones are read
@@ -113,15 +118,15 @@ func (s *Store) extractPending(ctx context.Context, root string, out chan<- []*p
 		extractTexts(ctx, batch)
 		<-prefetched // no goroutine outlives the call
 		if err := ctx.Err(); err != nil {
-			return err // texts cut short by the cancel are not stored
+			return read, err // texts cut short by the cancel are not stored
 		}
 		select {
 		case out <- batch:
 		case <-ctx.Done():
-			return ctx.Err()
+			return read, ctx.Err()
 		}
 		if s.dry != nil {
-			return nil
+			return read, nil
 		}
 	}
 }
@@ -182,10 +187,22 @@ feed:
 }
 
 // writeText stores a batch's texts and parts and takes its messages off
-// the queue, in one transaction.
-func (s *Store) writeText(ctx context.Context, batch []*pendingText) error {
-	return s.Write(ctx, func(tx *Tx) error {
+// the queue, in one transaction, and returns how many it stored. A message
+// no longer queued is skipped: deleted since the batch was read (its
+// parts would break their reference, its entry would be an orphan a new
+// message could inherit with its ID), or indexed by another caller.
+func (s *Store) writeText(ctx context.Context, batch []*pendingText) (int, error) {
+	n := 0
+	err := s.Write(ctx, func(tx *Tx) error {
+		n = 0
 		for _, p := range batch {
+			res, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id)
+			if err != nil {
+				return err
+			}
+			if k, err := res.RowsAffected(); err != nil || k == 0 {
+				continue
+			}
 			if err := tx.setParts(p.id, p.parts); err != nil {
 				return err
 			}
@@ -201,12 +218,11 @@ func (s *Store) writeText(ctx context.Context, batch []*pendingText) error {
 			if err := tx.insertText(p.id, &p.h, p.txt, names); err != nil {
 				return err
 			}
-			if _, err := tx.exec(`DELETE FROM fts_pending WHERE message_id=?`, p.id); err != nil {
-				return err
-			}
+			n++
 		}
 		return nil
 	})
+	return n, err
 }
 
 // setParts replaces the rows of message id's MIME parts.

@@ -111,3 +111,94 @@ func TestIndexPendingBatches(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIndexPendingDeletedMeanwhile: messages deleted while their batch is
+// read and extracted (a mail client expunging while the agent indexes)
+// are skipped, not written: no error (their parts would break the
+// reference to their row), no entry left behind for a later message to
+// inherit with the ID.
+func TestIndexPendingDeletedMeanwhile(t *testing.T) {
+	root := t.TempDir()
+	st, err := index.OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	dir, err := maildir.Open(filepath.Join(root, "a", "INBOX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	var ids []index.MessageID
+	err = st.Write(ctx, func(tx *index.Tx) error {
+		a, err := tx.EnsureAccount("a")
+		if err != nil {
+			return err
+		}
+		f, err := tx.EnsureFolder(a, "INBOX", "a/INBOX")
+		if err != nil {
+			return err
+		}
+		var ms []*index.NewMessage
+		for i := range n {
+			key := fmt.Sprintf("k%d", i)
+			body := fmt.Appendf(nil, "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nword%d common\n--b\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=f%d.pdf\n\nx\n--b--\n", i, i)
+			if err := os.WriteFile(filepath.Join(dir.Path, "cur", key+":2,"), body, 0o600); err != nil {
+				return err
+			}
+			m := newMsg(f.ID, key, fmt.Sprintf("m%d", i), "")
+			m.DeferText = true
+			ms = append(ms, m)
+		}
+		ids, err = tx.AddMessages(ms)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleted once the first batch is written: one of the second batch
+	// (read by then, or about to be) and the last one.
+	gone := []index.MessageID{ids[300], ids[n-1]}
+	deleted := false
+	got, err := st.IndexPending(ctx, root, func(int) {
+		if deleted {
+			return
+		}
+		deleted = true
+		err := st.Write(ctx, func(tx *index.Tx) error {
+			for _, id := range gone {
+				if err := tx.DeleteMessage(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("IndexPending: %v", err)
+	}
+	if want := n - len(gone); got != want {
+		t.Errorf("IndexPending stored %d messages, want %d", got, want)
+	}
+	db, err := sql.Open("sqlite", "file:"+index.DefaultPath(root)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM fts_pending`:                                                 0,
+		`SELECT count(*) FROM parts WHERE message_id NOT IN (SELECT id FROM messages)`:     0,
+		`SELECT count(*) FROM messages_fts WHERE rowid NOT IN (SELECT id FROM messages)`:   0,
+		`SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'common'`:              n - len(gone),
+		`SELECT count(DISTINCT message_id) FROM parts WHERE mime_type = 'application/pdf'`: n - len(gone),
+	} {
+		var k int
+		if err := db.QueryRow(q).Scan(&k); err != nil || k != want {
+			t.Errorf("%s: %d (%v), want %d", q, k, err, want)
+		}
+	}
+}
