@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/postfach/postfach/index"
-	"github.com/postfach/postfach/maildir"
 )
 
 // TestIndexPendingBatches: the full-text queue is indexed in batches, one
@@ -19,19 +18,10 @@ import (
 // an ID the pass is past) and one queued ahead of it are both indexed
 // before IndexPending returns.
 func TestIndexPendingBatches(t *testing.T) {
-	root := t.TempDir()
-	st, err := index.OpenStore(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, f, dir := doorStore(t)
+	root := st.Root()
 	ctx := context.Background()
-	dir, err := maildir.Open(filepath.Join(root, "a", "INBOX"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 600 // three batches
-	var f *index.Folder
 	add := func(i int) index.MessageID {
 		key := fmt.Sprintf("k%d", i)
 		if err := os.WriteFile(filepath.Join(dir.Path, "cur", key+":2,"), fmt.Appendf(nil, "Subject: m%d\n\nword%d common\n", i, i), 0o600); err != nil {
@@ -41,6 +31,7 @@ func TestIndexPendingBatches(t *testing.T) {
 		m.DeferText = true
 		var ids []index.MessageID
 		err := st.Write(ctx, func(tx *index.Tx) error {
+			var err error
 			ids, err = tx.AddMessages([]*index.NewMessage{m})
 			return err
 		})
@@ -48,16 +39,6 @@ func TestIndexPendingBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		return ids[0]
-	}
-	err = st.Write(ctx, func(tx *index.Tx) error {
-		a, err := tx.EnsureAccount("a")
-		if err == nil {
-			f, err = tx.EnsureFolder(a, "INBOX", "a/INBOX")
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	first := add(0)
 	for i := 1; i < n; i++ {
@@ -118,28 +99,12 @@ func TestIndexPendingBatches(t *testing.T) {
 // reference to their row), no entry left behind for a later message to
 // inherit with the ID.
 func TestIndexPendingDeletedMeanwhile(t *testing.T) {
-	root := t.TempDir()
-	st, err := index.OpenStore(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, f, dir := doorStore(t)
+	root := st.Root()
 	ctx := context.Background()
-	dir, err := maildir.Open(filepath.Join(root, "a", "INBOX"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 600
 	var ids []index.MessageID
-	err = st.Write(ctx, func(tx *index.Tx) error {
-		a, err := tx.EnsureAccount("a")
-		if err != nil {
-			return err
-		}
-		f, err := tx.EnsureFolder(a, "INBOX", "a/INBOX")
-		if err != nil {
-			return err
-		}
+	err := st.Write(ctx, func(tx *index.Tx) error {
 		var ms []*index.NewMessage
 		for i := range n {
 			key := fmt.Sprintf("k%d", i)
@@ -151,6 +116,7 @@ func TestIndexPendingDeletedMeanwhile(t *testing.T) {
 			m.DeferText = true
 			ms = append(ms, m)
 		}
+		var err error
 		ids, err = tx.AddMessages(ms)
 		return err
 	})
