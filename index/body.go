@@ -60,14 +60,14 @@ func (s *Store) OpenMessage(f *Folder, m *Message) (*Body, error) {
 // openFile opens the file with the given key in d, trying its last known
 // name file ("cur/<name>" or "new/<name>") first.
 func openFile(d *maildir.Dir, key, file string) (*Body, error) {
-	sub, name := path.Split(file)
 	var fh *os.File
 	err := fs.ErrNotExist
-	if sub == "cur/" || sub == "new/" {
-		fh, err = os.Open(d.FilePath(maildir.Entry{Sub: sub[:3], Name: name}))
+	if p, ok := filePath(d, file); ok {
+		fh, err = os.Open(p)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// Renamed since (flags changed): look it up by key.
+		_, name := path.Split(file)
 		var e maildir.Entry
 		if e, err = d.Find(key, name); err == nil {
 			fh, err = os.Open(d.FilePath(e))
@@ -82,4 +82,14 @@ func openFile(d *maildir.Dir, key, file string) (*Body, error) {
 		return nil, err
 	}
 	return &Body{f: fh, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// filePath is the path in d of a row's last known file name file
+// ("cur/<name>" or "new/<name>"); false for any other.
+func filePath(d *maildir.Dir, file string) (string, bool) {
+	sub, name := path.Split(file)
+	if sub != "cur/" && sub != "new/" {
+		return "", false
+	}
+	return d.FilePath(maildir.Entry{Sub: sub[:3], Name: name}), true
 }

@@ -2,8 +2,6 @@ package index
 
 import (
 	"os"
-	"path"
-	"path/filepath"
 
 	sysunix "golang.org/x/sys/unix"
 )
@@ -51,31 +49,5 @@ func prefetchFile(path string) {
 		if sysunix.Fadvise(int(f.Fd()), off, prefetchChunk, sysunix.FADV_WILLNEED) != nil {
 			return
 		}
-	}
-}
-
-// prefetchTexts asks the kernel to read the files of a batch of the
-// full-text queue into the page cache, in the background of their
-// extraction (IndexPending): with the store out of the cache (a first
-// `postfach search` some time after a first sync), each worker would
-// otherwise wait for its file's reads, one file after the other. Only
-// regular files are asked for (a FIFO is never opened: an open would
-// wait for its writer); a file renamed since is skipped.
-func prefetchTexts(batch []*pendingText) {
-	for _, p := range batch {
-		sub, name := path.Split(p.file)
-		if sub != "cur/" && sub != "new/" {
-			continue
-		}
-		fp := filepath.Join(p.dir, sub, name)
-		if fi, err := os.Lstat(fp); err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		fd, err := sysunix.Open(fp, sysunix.O_RDONLY|sysunix.O_NONBLOCK|sysunix.O_NOFOLLOW|sysunix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		sysunix.Fadvise(fd, 0, 0, sysunix.FADV_WILLNEED)
-		sysunix.Close(fd)
 	}
 }

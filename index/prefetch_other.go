@@ -5,7 +5,3 @@ package index
 // Prefetch does nothing where the kernel cannot be asked to read the
 // file ahead (see prefetch_linux.go).
 func (s *Store) Prefetch() {}
-
-// prefetchTexts does nothing where the kernel cannot be asked to read
-// files ahead (see prefetch_linux.go).
-func prefetchTexts([]*pendingText) {}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postfach/postfach/internal/pagecache"
 )
@@ -86,4 +88,46 @@ func TestSyncDropsLargeBatch(t *testing.T) {
 			t.Errorf("%s: content changed", file)
 		}
 	}
+}
+
+// TestWillNeed: a message file out of the page cache comes back into it
+// (where the file system drops pages at all), and a FIFO is never opened
+// (an open would wait for a writer that never comes).
+func TestWillNeed(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "m")
+	if err := os.WriteFile(file, bytes.Repeat([]byte("0123456789abcdef"), 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sync()
+	f.Close()
+	dropCached(file)
+	in, _, err := pagecache.Resident(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the file system drops synced pages: %v", in == 0)
+	WillNeed(file)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		in, all, err := pagecache.Resident(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in == all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d pages cached 5 s after WillNeed", in, all)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	WillNeed(fifo) // returns: the test would hang otherwise
+	WillNeed(filepath.Join(dir, "missing"))
 }

@@ -65,11 +65,25 @@ func renameNoReplace(src, dst string) error {
 // dropCached asks the kernel to drop the file's pages from the page cache
 // (posix_fadvise DONTNEED): those of a file synced to disk go at once. It
 // is a hint; errors are ignored.
-func dropCached(path string) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func dropCached(path string) { advise(path, unix.FADV_DONTNEED) }
+
+// WillNeed asks the kernel to read the message file at path into the page
+// cache in the background (posix_fadvise WILLNEED), for a reader that will
+// soon open it. Only a regular file is asked for: anything else is never
+// opened (the open of a FIFO would wait for its writer). It is a hint;
+// errors are ignored.
+func WillNeed(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		advise(path, unix.FADV_WILLNEED)
+	}
+}
+
+// advise gives the kernel advice about the whole file at path.
+func advise(path string, advice int) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
+	unix.Fadvise(fd, 0, 0, advice)
 	unix.Close(fd)
 }

@@ -12,3 +12,7 @@ func renameNoReplace(src, dst string) error { return linkRename(src, dst) }
 // dropCached: where a file's cached pages cannot be dropped on request,
 // the kernel keeps them as it likes.
 func dropCached(string) {}
+
+// WillNeed: where the kernel cannot be asked to read a file ahead, the
+// reader reads it when it opens it.
+func WillNeed(string) {}
