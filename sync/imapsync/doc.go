@@ -112,7 +112,11 @@
 //     after a push proves is the server's own only when its last change
 //     is one a FETCH shows).
 //  5. New server messages are fetched: a few by the folder's own worker, in
-//     the folder it has selected; more in chunks that any worker may take.
+//     the folder it has selected, after its flag changes; more in chunks
+//     that any worker may take, queued as soon as the folder's plan knows
+//     them, before its flag changes are carried out (plan.go queueAhead:
+//     those new since the last run; a worker done with its own folder
+//     takes them meanwhile).
 //     Bodies stream from the socket into tmp/ (CRLF turned into LF, hashed on
 //     the way); nothing holds a whole message in memory. A body that ends
 //     before the size its literal announced (the connection died in the

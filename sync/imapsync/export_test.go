@@ -30,6 +30,10 @@ func SetRowsReadHook(h func()) { rowsReadHook = h }
 // folder, before it reads what changed upstream (nil: none).
 func SetReconciledHook(h func()) { reconciledHook = h }
 
+// QueuedAhead returns how many new messages plans queued before applying
+// their folders' flag changes (queueAhead).
+func QueuedAhead() int64 { return queuedAhead.Load() }
+
 // AheadTaken returns how many plans took the answer of a SELECT made
 // ahead (ahead.go).
 func AheadTaken() int64 { return aheadTaken.Load() }

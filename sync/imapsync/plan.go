@@ -3,6 +3,7 @@ package imapsync
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -73,6 +74,11 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	// proves is the server's own (an expunge's MODSEQ has no message to
 	// show it), and the next run can skip the folder.
 	if err := w.expungeRemote(ctx, j, p.localGone); err != nil {
+		return err
+	}
+	// Many new messages: queued now, for the workers done with their
+	// own folders, not after the flag changes.
+	if err := w.queueAhead(ctx, p); err != nil {
 		return err
 	}
 	// The uploads go on the run's uploader connection while this one
@@ -458,6 +464,30 @@ func (w *worker) fresh(ctx context.Context, p *msgPlan) ([]*index.Message, error
 // present without a local row that the limits allow: a few at once on
 // this connection, more in chunks any worker can take.
 func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) error {
+	return w.queueFrom(ctx, p, present, 0, false)
+}
+
+// queueAhead queues, before the folder's flag changes and deletions are
+// applied, its new server messages when they are more than a chunk:
+// workers done with their own folders take them meanwhile (at 100,000
+// messages, the largest folder's 400 flag changes took 0.2 to 0.5 s, its
+// downloads beginning only after them). Only messages new since the last
+// run, from the recorded UIDNEXT on, in a folder compared incrementally,
+// and none whose row apply is about to forget (refetch: its file is gone
+// here, and the row still holds the UID). The others, and a few new ones
+// (fetched on this connection, in the folder it has selected), are
+// queueNew's after apply.
+func (w *worker) queueAhead(ctx context.Context, p *msgPlan) error {
+	if w.s.opts.DryRun || p.full || p.j.f.UIDNext == 0 {
+		return nil
+	}
+	return w.queueFrom(ctx, p, p.present, p.j.f.UIDNext, true)
+}
+
+// queueFrom is queueNew for the UIDs from from on; with chunksOnly it
+// leaves out the rows apply forgets, queues nothing unless more than a
+// chunk is left, and then queues them all as chunks.
+func (w *worker) queueFrom(ctx context.Context, p *msgPlan, present *uidList, from uint32, chunksOnly bool) error {
 	o, j := &w.s.opts, p.j
 	if !o.pull() {
 		return nil
@@ -466,12 +496,20 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) err
 	for _, m := range p.localGone {
 		deleted[m.UID] = true
 	}
+	if chunksOnly {
+		for _, m := range p.refetch {
+			deleted[m.UID] = true // not yet: its row still holds the UID
+		}
+	}
 	var newUIDs []uint32
 	quiet := p.local.quiet.ascending() // present is sorted: one walk, not a search per UID
 	for _, uid := range present.all() {
-		if p.local.m[uid] == nil && !quiet.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
+		if uid >= from && p.local.m[uid] == nil && !quiet.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
 			newUIDs = append(newUIDs, uid)
 		}
+	}
+	if chunksOnly && len(newUIDs) <= o.ChunkSize {
+		return nil
 	}
 	slices.Sort(newUIDs)
 	var err error
@@ -497,10 +535,13 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) err
 	if len(newUIDs) > 0 {
 		o.Progress.Expect(len(newUIDs), sizeOf(p.server, newUIDs))
 	}
-	if len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
+	if !chunksOnly && len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
 		// A few: fetched here, in the folder this connection has
 		// selected already (another one would have to open it too).
 		return w.fetch(ctx, j, newUIDs)
+	}
+	if chunksOnly {
+		queuedAhead.Add(int64(len(newUIDs)))
 	}
 	for len(newUIDs) > 0 {
 		n := min(len(newUIDs), o.ChunkSize)
@@ -510,3 +551,6 @@ func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) err
 	}
 	return nil
 }
+
+// queuedAhead counts the messages queueAhead queued (for tests).
+var queuedAhead atomic.Int64
