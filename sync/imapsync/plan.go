@@ -78,7 +78,7 @@ func (w *worker) plan(ctx context.Context, j *folderJob) error {
 	}
 	// Many new messages: queued now, for the workers done with their
 	// own folders, not after the flag changes.
-	if err := w.queueAhead(ctx, p); err != nil {
+	if err := w.queueAhead(p); err != nil {
 		return err
 	}
 	// The uploads go on the run's uploader connection while this one
@@ -464,60 +464,13 @@ func (w *worker) fresh(ctx context.Context, p *msgPlan) ([]*index.Message, error
 // present without a local row that the limits allow: a few at once on
 // this connection, more in chunks any worker can take.
 func (w *worker) queueNew(ctx context.Context, p *msgPlan, present *uidList) error {
-	return w.queueFrom(ctx, p, present, 0, false)
-}
-
-// queueAhead queues, before the folder's flag changes and deletions are
-// applied, its new server messages when they are more than a chunk:
-// workers done with their own folders take them meanwhile (at 100,000
-// messages, the largest folder's 400 flag changes took 0.2 to 0.5 s, its
-// downloads beginning only after them). Only messages new since the last
-// run, from the recorded UIDNEXT on, in a folder compared incrementally,
-// and none whose row apply is about to forget (refetch: its file is gone
-// here, and the row still holds the UID). The others, and a few new ones
-// (fetched on this connection, in the folder it has selected), are
-// queueNew's after apply.
-func (w *worker) queueAhead(ctx context.Context, p *msgPlan) error {
-	if w.s.opts.DryRun || p.full || p.j.f.UIDNext == 0 {
-		return nil
-	}
-	return w.queueFrom(ctx, p, p.present, p.j.f.UIDNext, true)
-}
-
-// queueFrom is queueNew for the UIDs from from on; with chunksOnly it
-// leaves out the rows apply forgets, queues nothing unless more than a
-// chunk is left, and then queues them all as chunks.
-func (w *worker) queueFrom(ctx context.Context, p *msgPlan, present *uidList, from uint32, chunksOnly bool) error {
 	o, j := &w.s.opts, p.j
 	if !o.pull() {
 		return nil
 	}
-	deleted := make(map[uint32]bool, len(p.localGone))
-	for _, m := range p.localGone {
-		deleted[m.UID] = true
-	}
-	if chunksOnly {
-		for _, m := range p.refetch {
-			deleted[m.UID] = true // not yet: its row still holds the UID
-		}
-	}
-	var newUIDs []uint32
-	quiet := p.local.quiet.ascending() // present is sorted: one walk, not a search per UID
-	for _, uid := range present.all() {
-		if uid >= from && p.local.m[uid] == nil && !quiet.has(uid) && !deleted[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
-			newUIDs = append(newUIDs, uid)
-		}
-	}
-	if chunksOnly && len(newUIDs) <= o.ChunkSize {
-		return nil
-	}
-	slices.Sort(newUIDs)
-	var err error
-	if newUIDs, err = w.withinLimits(p, newUIDs); err != nil {
+	newUIDs, err := w.admit(p, p.unqueued(present.all(), nil))
+	if err != nil {
 		return err
-	}
-	for _, u := range newUIDs {
-		p.queued[u] = true
 	}
 	if o.DryRun {
 		// The real run counts the RFC822.SIZE of what it stores: so does
@@ -532,25 +485,87 @@ func (w *worker) queueFrom(ctx context.Context, p *msgPlan, present *uidList, fr
 		j.recordUIDs(OpDownload, newUIDs)
 		return nil
 	}
-	if len(newUIDs) > 0 {
-		o.Progress.Expect(len(newUIDs), sizeOf(p.server, newUIDs))
-	}
-	if !chunksOnly && len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
+	if len(newUIDs) > 0 && len(newUIDs) <= o.ChunkSize {
 		// A few: fetched here, in the folder this connection has
 		// selected already (another one would have to open it too).
 		return w.fetch(ctx, j, newUIDs)
 	}
-	if chunksOnly {
-		queuedAhead.Add(int64(len(newUIDs)))
+	w.pushChunks(j, newUIDs)
+	return nil
+}
+
+// queueAhead queues, before the folder's flag changes and deletions are
+// applied, its new server messages when they are more than a chunk:
+// workers done with their own folders take them meanwhile (at 100,000
+// messages, the largest folder's 400 flag changes took 0.2 to 0.5 s, its
+// downloads beginning only after them). Only messages new since the last
+// run, from the recorded UIDNEXT on, in a folder compared incrementally,
+// and none whose row apply is about to forget (refetch: its file is gone
+// here, and the row still holds the UID). The others, and a few new ones
+// (fetched on this connection, in the folder it has selected), are
+// queueNew's after apply.
+func (w *worker) queueAhead(p *msgPlan) error {
+	o, j := &w.s.opts, p.j
+	if !o.pull() || o.DryRun || p.full || j.f.UIDNext == 0 ||
+		uint32(p.sel.UIDNext) <= j.f.UIDNext+uint32(o.ChunkSize) { // not more than a chunk came
+		return nil
 	}
-	for len(newUIDs) > 0 {
-		n := min(len(newUIDs), o.ChunkSize)
-		j.acquire(1)
-		w.s.q.push(task{job: j, uids: newUIDs[:n]})
-		newUIDs = newUIDs[n:]
+	newUIDs := p.unqueued(p.present.from(j.f.UIDNext), p.refetch)
+	if len(newUIDs) <= o.ChunkSize {
+		return nil
 	}
+	newUIDs, err := w.admit(p, newUIDs)
+	if err != nil {
+		return err
+	}
+	queuedAhead.Add(int64(len(newUIDs)))
+	w.pushChunks(j, newUIDs)
 	return nil
 }
 
 // queuedAhead counts the messages queueAhead queued (for tests).
 var queuedAhead atomic.Int64
+
+// unqueued returns, in order, the UIDs among uids (ascending) that have no
+// local row and are not queued, deleted here, moved away or left out by
+// the limits, nor held by a row of later.
+func (p *msgPlan) unqueued(uids []uint32, later []*index.Message) []uint32 {
+	skip := make(map[uint32]bool, len(p.localGone)+len(later))
+	for _, m := range slices.Concat(p.localGone, later) {
+		skip[m.UID] = true
+	}
+	var out []uint32
+	quiet := p.local.quiet.ascending() // uids are sorted: one walk, not a search per UID
+	for _, uid := range uids {
+		if p.local.m[uid] == nil && !quiet.has(uid) && !skip[uid] && !p.movedAway[uid] && !p.queued[uid] && !p.limited[uid] {
+			out = append(out, uid)
+		}
+	}
+	return out
+}
+
+// admit returns the UIDs among uids that the limits allow, marked queued
+// and expected by the progress (a real run).
+func (w *worker) admit(p *msgPlan, uids []uint32) ([]uint32, error) {
+	uids, err := w.withinLimits(p, uids)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range uids {
+		p.queued[u] = true
+	}
+	if o := &w.s.opts; !o.DryRun && len(uids) > 0 {
+		o.Progress.Expect(len(uids), sizeOf(p.server, uids))
+	}
+	return uids, nil
+}
+
+// pushChunks queues uids in chunks any worker can take.
+func (w *worker) pushChunks(j *folderJob, uids []uint32) {
+	for len(uids) > 0 {
+		n := min(len(uids), w.s.opts.ChunkSize)
+		j.acquire(1)
+		w.s.q.push(task{job: j, uids: uids[:n]})
+		uids = uids[n:]
+	}
+}

@@ -165,6 +165,15 @@ func (l *uidList) has(uid uint32) bool {
 	return ok
 }
 
+// from returns the UIDs from uid on, in order (none for a set not known).
+func (l *uidList) from(uid uint32) []uint32 {
+	if l == nil {
+		return nil
+	}
+	i, _ := slices.BinarySearch(l.uids, uid)
+	return l.uids[i:]
+}
+
 // all returns the UIDs in order (none for a set not known).
 func (l *uidList) all() []uint32 {
 	if l == nil {
