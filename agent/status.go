@@ -60,26 +60,29 @@ func rfc3339(t time.Time) string {
 
 // Status reports every configured account with its folders, from the
 // index, and the live state of the agent when one runs on the store.
+//
+// The agent is asked first: it records a run's outcome in the index before
+// it shows the account's new state, so an index read after its answer
+// holds the error of an account it says is parked (read the other way
+// round, a run ending in between showed state "error" with no error).
 func (a *Agent) Status(ctx context.Context) (*Status, error) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ag, err := a.AgentStatus(actx)
+	if err != nil && !errors.Is(err, ErrNoAgent) {
+		// A busy or stuck agent does not keep status from the index.
+		a.log.Warn("asking the agent for its state", "err", err)
+	}
 	st, err := a.indexStatus(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st.Agent = ag
 	if st.Backup, err = ReadBackupState(a.cfg.Store.Path); err != nil {
 		a.log.Warn("reading the last backup's state", "err", err)
 	}
 	st.BackupSchedule = a.cfg.Backup.Schedule
 	st.NextBackup = rfc3339(a.cfg.Backup.Next(time.Now()))
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	ag, err := a.AgentStatus(actx)
-	switch {
-	case err == nil:
-		st.Agent = ag
-	case !errors.Is(err, ErrNoAgent):
-		// A busy or stuck agent does not keep status from the index.
-		a.log.Warn("asking the agent for its state", "err", err)
-	}
 	return st, nil
 }
 
