@@ -56,3 +56,38 @@ func TestCleanOwnTmpLeavesLiveDeliveries(t *testing.T) {
 		t.Errorf("the delivery in flight cannot commit after CleanOwnTmp: %v", err)
 	}
 }
+
+// TestCleanLeftovers: one reading of tmp/ removes what CleanOwnTmp and
+// CleanTmp would: a killed process's delivery, another program's file
+// older than the age given; it keeps this process's delivery in flight,
+// another program's young file and a directory.
+func TestCleanLeftovers(t *testing.T) {
+	d := openTemp(t)
+	w, err := d.NewDelivery() // in flight
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	tmp := filepath.Join(d.Path, "tmp")
+	dead := filepath.Join(tmp, "1700000000.999999999_1.0123456789abcdef.host")
+	writeFile(t, dead, "left over")
+	foreignOld := filepath.Join(tmp, "other-program.1")
+	writeFile(t, foreignOld, "x")
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(foreignOld, old, old); err != nil {
+		t.Fatal(err)
+	}
+	foreignYoung := filepath.Join(tmp, "other-program.2")
+	writeFile(t, foreignYoung, "y")
+	if err := os.Mkdir(filepath.Join(tmp, "dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.CleanLeftovers(36 * time.Hour); err != nil || n != 2 {
+		t.Errorf("CleanLeftovers: %d removed, %v; want 2", n, err)
+	}
+	for path, want := range map[string]bool{dead: false, foreignOld: false, foreignYoung: true, filepath.Join(tmp, "dir"): true, filepath.Join(tmp, w.Key()): true} {
+		if _, err := os.Stat(path); (err == nil) != want {
+			t.Errorf("%s: there %v after CleanLeftovers, want %v", filepath.Base(path), err == nil, want)
+		}
+	}
+}

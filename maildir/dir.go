@@ -496,31 +496,7 @@ func SyncPath(path string) error { return syncDir(path) }
 // (the Maildir convention is 36 hours) and returns how many it removed.
 // Deliveries in progress are younger, unless olderThan is tiny.
 func (d *Dir) CleanTmp(olderThan time.Duration) (int, error) {
-	tmp := filepath.Join(d.Path, "tmp")
-	ents, err := os.ReadDir(tmp)
-	if err != nil {
-		return 0, fmt.Errorf("maildir: clean tmp: %w", err)
-	}
-	cutoff := time.Now().Add(-olderThan)
-	n := 0
-	for _, de := range ents {
-		if de.IsDir() {
-			continue
-		}
-		info, err := de.Info()
-		if err != nil {
-			continue // removed meanwhile
-		}
-		if !info.ModTime().Before(cutoff) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(tmp, de.Name())); err == nil {
-			n++
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return n, fmt.Errorf("maildir: clean tmp: %w", err)
-		}
-	}
-	return n, nil
+	return d.cleanTmp(false, true, olderThan)
 }
 
 // ownTmpName matches the tmp/ files this package creates: delivery keys
@@ -550,23 +526,28 @@ const liveTmpAge = time.Minute
 // local endpoints store messages while a sync runs), as are UIDVALIDITY
 // temp files without a process ID younger than a minute. Files of other programs are left to
 // CleanTmp.
-func (d *Dir) CleanOwnTmp() (int, error) {
+func (d *Dir) CleanOwnTmp() (int, error) { return d.cleanTmp(true, false, 0) }
+
+// CleanLeftovers is CleanOwnTmp and CleanTmp(olderThan) in one reading of
+// tmp/: it removes what either would (a sync's start, for each folder).
+func (d *Dir) CleanLeftovers(olderThan time.Duration) (int, error) {
+	return d.cleanTmp(true, true, olderThan)
+}
+
+// cleanTmp removes the files of tmp/ that are own leftovers (own: see
+// CleanOwnTmp) or older than olderThan (aged: see CleanTmp).
+func (d *Dir) cleanTmp(own, aged bool, olderThan time.Duration) (int, error) {
 	tmp := filepath.Join(d.Path, "tmp")
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		return 0, fmt.Errorf("maildir: clean tmp: %w", err)
 	}
+	now := time.Now()
+	pid := strconv.Itoa(os.Getpid())
 	n := 0
 	for _, de := range ents {
-		if de.IsDir() || !ownTmpName().MatchString(de.Name()) {
+		if de.IsDir() || !(own && ownLeftover(de, pid, now) || aged && olderThanAge(de, now.Add(-olderThan))) {
 			continue
-		}
-		if m := ownTmpPID().FindStringSubmatch(de.Name()); m != nil {
-			if m[1]+m[2] == strconv.Itoa(os.Getpid()) {
-				continue // ours, perhaps in flight
-			}
-		} else if info, err := de.Info(); err != nil || time.Since(info.ModTime()) < liveTmpAge {
-			continue // a UIDVALIDITY being written, perhaps; or gone
 		}
 		if err := os.Remove(filepath.Join(tmp, de.Name())); err == nil {
 			n++
@@ -575,4 +556,25 @@ func (d *Dir) CleanOwnTmp() (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ownLeftover reports whether de, a file of tmp/, is one this package
+// created and no longer in flight: of another process (pid is this
+// one's), or a UIDVALIDITY temp file without a process ID older than
+// liveTmpAge.
+func ownLeftover(de fs.DirEntry, pid string, now time.Time) bool {
+	if !ownTmpName().MatchString(de.Name()) {
+		return false
+	}
+	if m := ownTmpPID().FindStringSubmatch(de.Name()); m != nil {
+		return m[1]+m[2] != pid // ours is perhaps in flight
+	}
+	info, err := de.Info() // a UIDVALIDITY being written, perhaps; or gone
+	return err == nil && now.Sub(info.ModTime()) >= liveTmpAge
+}
+
+// olderThanAge reports whether de was last modified before cutoff.
+func olderThanAge(de fs.DirEntry, cutoff time.Time) bool {
+	info, err := de.Info()
+	return err == nil && info.ModTime().Before(cutoff) // (err: removed meanwhile)
 }

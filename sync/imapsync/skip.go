@@ -24,14 +24,11 @@ func (s *syncer) prepare(ctx context.Context, j *folderJob) (skip bool, err erro
 	} else if _, err = maildir.Open(dir.Path); err != nil {
 		return false, err
 	}
-	// Leftovers of a killed run: the caller holds the store's sync lock.
+	// Leftovers of a killed run (the caller holds the store's sync lock),
+	// and other programs' after the 36 hours the Maildir convention gives
+	// them.
 	if !o.DryRun {
-		if _, err := dir.CleanOwnTmp(); err != nil {
-			return false, err
-		}
-		// Other programs' leftovers, after the 36 hours the Maildir
-		// convention gives them.
-		if _, err := dir.CleanTmp(36 * time.Hour); err != nil {
+		if _, err := dir.CleanLeftovers(36 * time.Hour); err != nil {
 			return false, err
 		}
 	}
