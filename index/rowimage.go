@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 )
 
@@ -67,8 +68,29 @@ func fnvAdd(h uint64, s string) uint64 {
 func (im *RowImage) Len() int { return len(im.ents) }
 
 // Find returns the entry whose key and file name hash to h (FileHash).
+//
+// The hashes are spread evenly over 64 bits, so the entry is near where h
+// would sit if they were evenly spaced: the search starts there and
+// widens, doubling, until it has h between two entries, then halves that
+// span. A plain binary search of a folder of 40,000 took 16 probes, each
+// likely a cache miss (a sync looks up every file of a changed folder);
+// this takes about 4.
 func (im *RowImage) Find(h uint64) (int, bool) {
-	return slices.BinarySearchFunc(im.ents, h, func(e imageEnt, h uint64) int { return cmp.Compare(e.hash, h) })
+	ents := im.ents
+	n := len(ents)
+	if n == 0 {
+		return 0, false
+	}
+	guess, _ := bits.Mul64(h, uint64(n)) // h/2^64 of the way in
+	lo, hi := int(guess), int(guess)+1   // the span searched: ents[lo:hi]
+	for step := 1; lo > 0 && ents[lo].hash > h; step *= 2 {
+		hi, lo = lo, max(0, lo-step)
+	}
+	for step := 1; hi < n && ents[hi-1].hash < h; step *= 2 {
+		lo, hi = hi, min(n, hi+step)
+	}
+	i, found := slices.BinarySearchFunc(ents[lo:hi], h, func(e imageEnt, h uint64) int { return cmp.Compare(e.hash, h) })
+	return lo + i, found
 }
 
 // Row returns entry i's row id and UID.
