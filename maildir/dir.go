@@ -543,10 +543,10 @@ func (d *Dir) cleanTmp(own, aged bool, olderThan time.Duration) (int, error) {
 		return 0, fmt.Errorf("maildir: clean tmp: %w", err)
 	}
 	now := time.Now()
-	pid := strconv.Itoa(os.Getpid())
+	cutoff, pid := now.Add(-olderThan), strconv.Itoa(os.Getpid())
 	n := 0
 	for _, de := range ents {
-		if de.IsDir() || !(own && ownLeftover(de, pid, now) || aged && olderThanAge(de, now.Add(-olderThan))) {
+		if de.IsDir() || !(own && ownLeftover(de, pid, now) || aged && olderThanAge(de, cutoff)) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(tmp, de.Name())); err == nil {
